@@ -1,0 +1,1 @@
+"""Placeholder package: implemented by its own issue."""

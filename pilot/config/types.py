@@ -1,0 +1,389 @@
+"""Validated Istio networking config as frozen dataclasses.
+
+Every kind Pilot understands is parsed and validated (see ``validate_*.py``) into these types; raw YAML never
+reaches the model or the generators. Field names are Istio's, in snake_case. Durations are seconds as ``float``.
+Optional fields are ``None`` when the YAML did not set them, so that builders can apply Istio's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Literal
+
+__all__ = [
+    "EMPTY_LABELS",
+    "Abort",
+    "ConfigKey",
+    "ConfigMeta",
+    "ConnectionPool",
+    "Delay",
+    "Destination",
+    "DestinationRule",
+    "Fault",
+    "HTTPRedirect",
+    "HTTPRewrite",
+    "HTTPRetry",
+    "HTTPRoute",
+    "HTTPRouteDestination",
+    "HTTPDirectResponse",
+    "HTTPMatchRequest",
+    "HeaderOperations",
+    "Headers",
+    "Kind",
+    "LoadBalancer",
+    "Mirror",
+    "OutlierDetection",
+    "PortTrafficPolicy",
+    "Protocol",
+    "RegexRewrite",
+    "Resolution",
+    "Resource",
+    "ServiceEntry",
+    "ServiceEntryEndpoint",
+    "ServicePort",
+    "StringMatch",
+    "Subset",
+    "TrafficPolicy",
+    "VirtualService",
+    "WorkloadEntry",
+]
+
+Labels = Mapping[str, str]
+EMPTY_LABELS: Labels = MappingProxyType({})
+
+
+def frozen_labels(labels: Mapping[str, str] | None) -> Labels:
+    """A read-only copy of a label map (dataclasses stay hashable by identity of their contents' tuples)."""
+    return MappingProxyType(dict(sorted((labels or {}).items())))
+
+
+class Kind(StrEnum):
+    SERVICE_ENTRY = "ServiceEntry"
+    WORKLOAD_ENTRY = "WorkloadEntry"
+    DESTINATION_RULE = "DestinationRule"
+    VIRTUAL_SERVICE = "VirtualService"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, order=True)
+class ConfigKey:
+    """Identity of a config resource: unique per kind, namespace and name."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigMeta:
+    """Where a resource came from: used in every error and in /debug/configz."""
+
+    key: ConfigKey
+    file: str
+    line: int  # 1-based line of the document's start in ``file``
+    labels: Labels = EMPTY_LABELS
+    content_hash: str = ""  # sha256 of the normalized spec: equal hash == same config
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ServiceEntry / WorkloadEntry: the registry
+# --------------------------------------------------------------------------------------------------------------
+
+
+class Protocol(StrEnum):
+    HTTP = "HTTP"
+    HTTP2 = "HTTP2"
+    GRPC = "GRPC"
+    TCP = "TCP"
+    TLS = "TLS"
+    HTTPS = "HTTPS"
+    MONGO = "MONGO"
+    REDIS = "REDIS"
+    MYSQL = "MYSQL"
+    UNKNOWN = "UNKNOWN"  # protocol not given and not derivable from the port name
+
+    @property
+    def is_http(self) -> bool:
+        return self in (Protocol.HTTP, Protocol.HTTP2, Protocol.GRPC)
+
+    @property
+    def is_http2(self) -> bool:
+        return self in (Protocol.HTTP2, Protocol.GRPC)
+
+
+class Resolution(StrEnum):
+    NONE = "NONE"
+    STATIC = "STATIC"
+    DNS = "DNS"
+    DNS_ROUND_ROBIN = "DNS_ROUND_ROBIN"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServicePort:
+    number: int
+    name: str
+    protocol: Protocol
+    target_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceEntryEndpoint:
+    """An inline endpoint of a ServiceEntry (WorkloadEntry-shaped, without a sidecar of ours)."""
+
+    address: str
+    ports: Mapping[str, int] = EMPTY_LABELS  # type: ignore[assignment]  # port name -> port on the endpoint
+    labels: Labels = EMPTY_LABELS
+    weight: int | None = None
+    locality: str = ""
+    network: str = ""
+    service_account: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceEntry:
+    meta: ConfigMeta
+    hosts: tuple[str, ...]
+    addresses: tuple[str, ...] = ()
+    ports: tuple[ServicePort, ...] = ()
+    location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] = "MESH_EXTERNAL"
+    resolution: Resolution = Resolution.NONE
+    endpoints: tuple[ServiceEntryEndpoint, ...] = ()
+    workload_selector: Labels | None = None  # None: no selector; {} is not allowed by validation
+    export_to: tuple[str, ...] = ()
+    subject_alt_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadEntry:
+    """A workload with a meshplane sidecar. Its sidecar binds ``address`` on every service port it serves."""
+
+    meta: ConfigMeta
+    address: str
+    ports: Mapping[str, int] = EMPTY_LABELS  # type: ignore[assignment]  # service port name -> app (target) port
+    labels: Labels = EMPTY_LABELS
+    weight: int | None = None
+    locality: str = ""
+    network: str = ""
+    service_account: str = ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# DestinationRule
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadBalancer:
+    simple: Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"] = (
+        "UNSPECIFIED"
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionPool:
+    # tcp
+    max_connections: int | None = None
+    connect_timeout: float | None = None
+    tcp_keepalive_time: float | None = None
+    tcp_keepalive_interval: float | None = None
+    tcp_keepalive_probes: int | None = None
+    # http
+    http1_max_pending_requests: int | None = None
+    http2_max_requests: int | None = None
+    max_requests_per_connection: int | None = None
+    max_retries: int | None = None
+    idle_timeout: float | None = None
+    max_concurrent_streams: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutlierDetection:
+    consecutive_5xx_errors: int | None = None
+    consecutive_gateway_errors: int | None = None
+    split_external_local_origin_errors: bool = False
+    consecutive_local_origin_failures: int | None = None
+    interval: float | None = None
+    base_ejection_time: float | None = None
+    max_ejection_percent: int | None = None
+    min_health_percent: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortTrafficPolicy:
+    port: int
+    load_balancer: LoadBalancer | None = None
+    connection_pool: ConnectionPool | None = None
+    outlier_detection: OutlierDetection | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrafficPolicy:
+    load_balancer: LoadBalancer | None = None
+    connection_pool: ConnectionPool | None = None
+    outlier_detection: OutlierDetection | None = None
+    port_level_settings: tuple[PortTrafficPolicy, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subset:
+    name: str
+    labels: Labels = EMPTY_LABELS
+    traffic_policy: TrafficPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DestinationRule:
+    meta: ConfigMeta
+    host: str  # as written (may be a short name); see model for resolution to an FQDN
+    traffic_policy: TrafficPolicy | None = None
+    subsets: tuple[Subset, ...] = ()
+    export_to: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# VirtualService
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StringMatch:
+    """Exactly one of exact / prefix / regex is set (Istio's StringMatch oneof)."""
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPMatchRequest:
+    name: str = ""
+    uri: StringMatch | None = None
+    scheme: StringMatch | None = None
+    method: StringMatch | None = None
+    authority: StringMatch | None = None
+    headers: Mapping[str, StringMatch] = field(default_factory=lambda: MappingProxyType({}))
+    without_headers: Mapping[str, StringMatch] = field(default_factory=lambda: MappingProxyType({}))
+    query_params: Mapping[str, StringMatch] = field(default_factory=lambda: MappingProxyType({}))
+    port: int | None = None
+    ignore_uri_case: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Destination:
+    host: str  # as written (may be a short name)
+    subset: str = ""
+    port: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeaderOperations:
+    set: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    add: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Headers:
+    request: HeaderOperations | None = None
+    response: HeaderOperations | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPRouteDestination:
+    destination: Destination
+    weight: int | None = None  # None: not given (single destination means 100)
+    headers: Headers | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPRedirect:
+    uri: str = ""
+    authority: str = ""
+    port: int | None = None
+    derive_port: Literal["", "FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"] = ""
+    scheme: str = ""
+    redirect_code: int = 301
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPDirectResponse:
+    status: int
+    body: str | None = None  # body.string; body.bytes is decoded to text by validation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegexRewrite:
+    match: str
+    rewrite: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPRewrite:
+    uri: str | None = None
+    authority: str | None = None
+    uri_regex_rewrite: RegexRewrite | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPRetry:
+    attempts: int
+    per_try_timeout: float | None = None
+    retry_on: str | None = None  # as written: comma-separated Envoy retry policies and/or HTTP status codes
+    retry_remote_localities: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delay:
+    fixed_delay: float
+    percentage: float | None = None  # 0..100; None means 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Abort:
+    http_status: int | None = None
+    grpc_status: str | None = None
+    percentage: float | None = None  # 0..100; None means 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    delay: Delay | None = None
+    abort: Abort | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mirror:
+    destination: Destination
+    percentage: float | None = None  # 0..100; None means 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HTTPRoute:
+    name: str = ""
+    match: tuple[HTTPMatchRequest, ...] = ()  # empty: matches every request
+    route: tuple[HTTPRouteDestination, ...] = ()
+    redirect: HTTPRedirect | None = None
+    direct_response: HTTPDirectResponse | None = None
+    rewrite: HTTPRewrite | None = None
+    timeout: float | None = None
+    retries: HTTPRetry | None = None
+    fault: Fault | None = None
+    mirrors: tuple[Mirror, ...] = ()  # `mirror` + `mirrorPercentage` and `mirrors` both land here
+    headers: Headers | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VirtualService:
+    meta: ConfigMeta
+    hosts: tuple[str, ...]  # as written (short names allowed)
+    gateways: tuple[str, ...] = ()
+    http: tuple[HTTPRoute, ...] = ()
+    export_to: tuple[str, ...] = ()
+
+
+Resource = ServiceEntry | WorkloadEntry | DestinationRule | VirtualService

@@ -1,0 +1,60 @@
+"""Names shared by the generators (Istio's conventions), so that references between resources always agree."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ADMIN_PORT",
+    "FAULT_FILTER",
+    "HTTP_PROXY_PORT",
+    "ROUTER_FILTER",
+    "XDS_CLUSTER",
+    "http_proxy_route_name",
+    "inbound_cluster_name",
+    "inbound_listener_name",
+    "inbound_route_name",
+    "outbound_cluster_name",
+    "outbound_listener_name",
+    "parse_outbound_cluster_name",
+]
+
+HTTP_PROXY_PORT = 15001  # the sidecar's outbound HTTP-proxy listener (apps use it as HTTP_PROXY)
+ADMIN_PORT = 15000  # Envoy's admin, bound on the workload address
+XDS_CLUSTER = "xds-grpc"  # the bootstrap cluster that points at Pilot
+
+FAULT_FILTER = "envoy.filters.http.fault"
+ROUTER_FILTER = "envoy.filters.http.router"
+
+
+def outbound_cluster_name(port: int, subset: str, host: str) -> str:
+    """``outbound|9080|v1|reviews.default.svc.cluster.local`` (subset may be empty)."""
+    return f"outbound|{port}|{subset}|{host}"
+
+
+def parse_outbound_cluster_name(name: str) -> tuple[int, str, str]:
+    direction, port, subset, host = name.split("|", 3)
+    if direction != "outbound":
+        raise ValueError(f"not an outbound cluster name: {name!r}")
+    return int(port), subset, host
+
+
+def inbound_cluster_name(port: int) -> str:
+    """``inbound|9080||``: the app behind this sidecar's inbound listener on service port 9080."""
+    return f"inbound|{port}||"
+
+
+def inbound_route_name(port: int) -> str:
+    return f"inbound|{port}||"
+
+
+def inbound_listener_name(address: str, port: int) -> str:
+    return f"{address}_{port}"
+
+
+def outbound_listener_name(address: str) -> str:
+    return f"{address}_{HTTP_PROXY_PORT}"
+
+
+def http_proxy_route_name(namespace: str) -> str:
+    """The outbound route table of the HTTP-proxy listener. Short host names depend on the proxy's namespace,
+    so there is one table per namespace, shared (same bytes) by every proxy in it."""
+    return f"{HTTP_PROXY_PORT}.{namespace}"

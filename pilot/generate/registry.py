@@ -1,0 +1,92 @@
+"""Type URL -> generator: the thin layer the xDS server calls (Istio's cds/eds/lds/rds generators).
+
+A generator produces a proxy's resources of one type in two parts, so that the xDS layer can serialize each
+shared resource once per snapshot and hand the same bytes to every proxy that needs it:
+
+- ``scopes(proxy)``: the keys of the shared resource groups this proxy needs (e.g. ``("outbound",)`` for the
+  outbound clusters every sidecar gets, or ``("http_proxy", "default")`` for a namespace's route table);
+- ``build_scope(scope, snapshot)``: the resources of one group; pure, called at most once per scope and snapshot;
+- ``build_proxy(proxy, snapshot)``: the resources that are the proxy's own (its inbound side); pure.
+
+``affected_by`` lists the config kinds whose change can alter the output; when none of them changed between two
+snapshots, the previous snapshot's resources of this type are reused as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import Message
+
+from pilot.generate import clusters, endpoints, listeners, routes
+from pilot.model.types import MeshSnapshot, Proxy
+
+__all__ = [
+    "CLUSTER_TYPE",
+    "ENDPOINT_TYPE",
+    "GENERATORS",
+    "LISTENER_TYPE",
+    "PUSH_ORDER",
+    "ROUTE_TYPE",
+    "TypeGenerator",
+    "Scope",
+]
+
+CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+
+# Envoy's documented order for making changes without dropping traffic: CDS, EDS, LDS, RDS.
+PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
+
+Scope = tuple[Hashable, ...]
+
+REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TypeGenerator:
+    type_url: str
+    affected_by: frozenset[str]
+    wildcard: bool  # True for CDS/LDS (the proxy gets everything), False for EDS/RDS (the proxy names what it wants)
+    scopes: Callable[[Proxy], Sequence[Scope]]
+    build_scope: Callable[[Scope, MeshSnapshot], Sequence[Message]]
+    build_proxy: Callable[[Proxy, MeshSnapshot], Sequence[Message]]
+
+
+GENERATORS: dict[str, TypeGenerator] = {
+    CLUSTER_TYPE: TypeGenerator(
+        type_url=CLUSTER_TYPE,
+        affected_by=REGISTRY_KINDS | {"DestinationRule"},
+        wildcard=True,
+        scopes=clusters.cluster_scopes,
+        build_scope=clusters.build_scope_clusters,
+        build_proxy=clusters.build_inbound_clusters,
+    ),
+    ENDPOINT_TYPE: TypeGenerator(
+        type_url=ENDPOINT_TYPE,
+        affected_by=REGISTRY_KINDS | {"DestinationRule"},
+        wildcard=False,
+        scopes=endpoints.endpoint_scopes,
+        build_scope=endpoints.build_scope_load_assignments,
+        build_proxy=endpoints.build_proxy_load_assignments,
+    ),
+    LISTENER_TYPE: TypeGenerator(
+        type_url=LISTENER_TYPE,
+        affected_by=REGISTRY_KINDS,
+        wildcard=True,
+        scopes=listeners.listener_scopes,
+        build_scope=listeners.build_scope_listeners,
+        build_proxy=listeners.build_listeners,
+    ),
+    ROUTE_TYPE: TypeGenerator(
+        type_url=ROUTE_TYPE,
+        affected_by=REGISTRY_KINDS | {"VirtualService", "DestinationRule"},
+        wildcard=False,
+        scopes=routes.route_scopes,
+        build_scope=routes.build_scope_routes,
+        build_proxy=routes.build_inbound_routes,
+    ),
+}

@@ -1,0 +1,233 @@
+"""Build a MeshSnapshot from accepted config, and resolve hosts and proxies against it."""
+
+from __future__ import annotations
+
+import fnmatch
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from pilot.config.types import (
+    ConfigKey,
+    DestinationRule,
+    Labels,
+    Resource,
+    ServiceEntry,
+    VirtualService,
+    WorkloadEntry,
+)
+from pilot.model.types import (
+    DEFAULT_DOMAIN_SUFFIX,
+    Endpoint,
+    MeshSnapshot,
+    Proxy,
+    ProxyNode,
+    Service,
+    ServiceInstance,
+)
+
+__all__ = [
+    "NodeIdError",
+    "build_snapshot",
+    "destination_rule_for",
+    "host_matches",
+    "labels_match",
+    "parse_node_id",
+    "resolve_host",
+    "resolve_proxy",
+    "virtual_services_for",
+]
+
+
+class NodeIdError(ValueError):
+    """An Envoy node id that is not in Istio's ``type~ip~workload.namespace~domain`` form."""
+
+
+def resolve_host(host: str, namespace: str, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> str:
+    """Istio's short-name rule: a host without a dot (and not a wildcard) is ``host.<namespace>.svc.<suffix>``."""
+    if host == "*" or "." in host:
+        return host
+    return f"{host}.{namespace}.svc.{domain_suffix}"
+
+
+def labels_match(selector: Labels, labels: Labels) -> bool:
+    """True when every selector label is present with the same value (an empty selector matches all)."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """Istio host matching: exact, or a ``*.suffix`` / ``*`` wildcard pattern covering ``host``."""
+    if pattern == host or pattern == "*":
+        return True
+    return pattern.startswith("*") and fnmatch.fnmatchcase(host, pattern)
+
+
+def parse_node_id(node_id: str, cluster: str = "") -> ProxyNode:
+    parts = node_id.split("~")
+    if len(parts) != 4 or not all(parts):
+        raise NodeIdError(
+            f"node id {node_id!r} is not Istio's form sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.<domain>"
+        )
+    kind, ip, workload_ns, domain = parts
+    workload, sep, namespace = workload_ns.rpartition(".")
+    if not sep or not workload or not namespace:
+        raise NodeIdError(f"node id {node_id!r}: third part must be <workload>.<namespace>, got {workload_ns!r}")
+    if kind not in ("sidecar", "router"):
+        raise NodeIdError(f"node id {node_id!r}: proxy type must be 'sidecar' or 'router', got {kind!r}")
+    return ProxyNode(
+        id=node_id, type=kind, ip=ip, workload_name=workload, namespace=namespace, dns_domain=domain, cluster=cluster
+    )
+
+
+def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
+    """Find the proxy's WorkloadEntry: by name in its namespace, else by address in its namespace."""
+    workload = snapshot.workloads.get(ConfigKey(kind="WorkloadEntry", namespace=node.namespace, name=node.workload_name))
+    if workload is None:
+        for candidate in snapshot.workloads.values():
+            if candidate.meta.key.namespace == node.namespace and candidate.address == node.ip:
+                workload = candidate
+                break
+    if workload is None:
+        return Proxy(node=node, workload=None)
+    return Proxy(node=node, workload=workload, instances=snapshot.instances.get(workload.meta.key, ()))
+
+
+def destination_rule_for(snapshot: MeshSnapshot, host: str) -> DestinationRule | None:
+    """The DestinationRule for a service host: an exact host match, else the most specific wildcard."""
+    exact = snapshot.destination_rules.get(host)
+    if exact is not None:
+        return exact
+    best: tuple[int, DestinationRule] | None = None
+    for pattern, rule in snapshot.destination_rules.items():
+        if pattern.startswith("*") and host_matches(pattern, host) and (best is None or len(pattern) > best[0]):
+            best = (len(pattern), rule)
+    return best[1] if best else None
+
+
+def virtual_services_for(snapshot: MeshSnapshot, host: str) -> tuple[VirtualService, ...]:
+    """The sidecar VirtualServices for a host: exact host match first, else the most specific wildcard."""
+    exact = snapshot.virtual_services.get(host)
+    if exact:
+        return exact
+    best: tuple[int, tuple[VirtualService, ...]] | None = None
+    for pattern, rules in snapshot.virtual_services.items():
+        if pattern.startswith("*") and host_matches(pattern, host) and (best is None or len(pattern) > best[0]):
+            best = (len(pattern), rules)
+    return best[1] if best else ()
+
+
+def _changed_kinds(previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Resource]) -> frozenset[str]:
+    if previous is None:
+        return frozenset(key.kind for key in configs) | {"ServiceEntry", "WorkloadEntry"}
+    changed: set[str] = set()
+    for key in previous.configs.keys() | configs.keys():
+        old, new = previous.configs.get(key), configs.get(key)
+        if old is None or new is None or old.meta.content_hash != new.meta.content_hash:
+            changed.add(key.kind)
+    return frozenset(changed)
+
+
+def _service_from_entry(
+    entry: ServiceEntry, host: str, workloads: Iterable[WorkloadEntry], instances: dict[ConfigKey, list[ServiceInstance]]
+) -> Service:
+    namespace = entry.meta.key.namespace
+    endpoints: dict[int, list[Endpoint]] = {p.number: [] for p in entry.ports}
+    service = Service(
+        host=host,
+        namespace=namespace,
+        ports=entry.ports,
+        resolution=entry.resolution,
+        mesh_internal=entry.location == "MESH_INTERNAL",
+        endpoints=MappingProxyType({}),
+        source=entry.meta.key,
+    )
+    for ep in entry.endpoints:
+        for port in entry.ports:
+            endpoints[port.number].append(
+                Endpoint(
+                    address=ep.address,
+                    port=ep.ports.get(port.name) or port.target_port or port.number,
+                    labels=ep.labels,
+                    weight=ep.weight or 1,
+                    service_account=ep.service_account,
+                    locality=ep.locality,
+                )
+            )
+    selected: list[WorkloadEntry] = []
+    if entry.workload_selector is not None:
+        selector = entry.workload_selector
+        selected = [
+            w for w in workloads if w.meta.key.namespace == namespace and labels_match(selector, w.labels)
+        ]
+    for workload in selected:
+        for port in entry.ports:
+            # The workload's sidecar listens on the service port at the workload's address and forwards to the app.
+            endpoints[port.number].append(
+                Endpoint(
+                    address=workload.address,
+                    port=port.number,
+                    labels=workload.labels,
+                    weight=workload.weight or 1,
+                    workload=workload.meta.key,
+                    service_account=workload.service_account,
+                    locality=workload.locality,
+                )
+            )
+            target = workload.ports.get(port.name) or port.target_port or port.number
+            instances[workload.meta.key].append(
+                ServiceInstance(service=service, port=port, target_port=target, workload=workload)
+            )
+    frozen = {
+        number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())
+    }
+    # Service is frozen: rebuild it with its endpoints (instances keep the endpoint-less copy, which is all they need).
+    return Service(
+        host=service.host,
+        namespace=service.namespace,
+        ports=service.ports,
+        resolution=service.resolution,
+        mesh_internal=service.mesh_internal,
+        endpoints=MappingProxyType(frozen),
+        source=service.source,
+    )
+
+
+def build_snapshot(
+    configs: Mapping[ConfigKey, Resource],
+    version: int,
+    previous: MeshSnapshot | None = None,
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+) -> MeshSnapshot:
+    """Index the accepted config into a snapshot. Deterministic: iteration is in ConfigKey order."""
+    ordered = dict(sorted(configs.items()))
+    workloads = {k: r for k, r in ordered.items() if isinstance(r, WorkloadEntry)}
+    services: dict[str, Service] = {}
+    instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
+    for resource in ordered.values():
+        if isinstance(resource, ServiceEntry):
+            for host in resource.hosts:
+                if host in services:  # the same host in two ServiceEntries: the first (namespace/name order) wins
+                    continue
+                services[host] = _service_from_entry(resource, host, workloads.values(), instances)
+    rules: dict[str, DestinationRule] = {}
+    virtual: dict[str, list[VirtualService]] = defaultdict(list)
+    for resource in ordered.values():
+        if isinstance(resource, DestinationRule):
+            rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
+        elif isinstance(resource, VirtualService) and not resource.gateways or (
+            isinstance(resource, VirtualService) and "mesh" in resource.gateways
+        ):
+            assert isinstance(resource, VirtualService)
+            for host in resource.hosts:
+                virtual[resolve_host(host, resource.meta.key.namespace, domain_suffix)].append(resource)
+    return MeshSnapshot(
+        version=version,
+        domain_suffix=domain_suffix,
+        configs=MappingProxyType(ordered),
+        services=MappingProxyType(dict(sorted(services.items()))),
+        destination_rules=MappingProxyType(rules),
+        virtual_services=MappingProxyType({h: tuple(v) for h, v in sorted(virtual.items())}),
+        workloads=MappingProxyType(workloads),
+        instances=MappingProxyType({k: tuple(v) for k, v in instances.items()}),
+        changed_kinds=_changed_kinds(previous, ordered),
+    )

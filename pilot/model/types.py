@@ -1,0 +1,130 @@
+"""The mesh as Pilot sees it: services, their endpoints, workloads and the rules that apply, all immutable."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from pilot.config.types import (
+    EMPTY_LABELS,
+    ConfigKey,
+    DestinationRule,
+    Labels,
+    Resolution,
+    Resource,
+    ServicePort,
+    VirtualService,
+    WorkloadEntry,
+)
+
+__all__ = [
+    "DEFAULT_DOMAIN_SUFFIX",
+    "Endpoint",
+    "MeshSnapshot",
+    "Proxy",
+    "ProxyNode",
+    "Service",
+    "ServiceInstance",
+]
+
+DEFAULT_DOMAIN_SUFFIX = "cluster.local"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """One address a service port is reachable at."""
+
+    address: str
+    port: int  # where to connect: a sidecar's inbound port (== service port) or the endpoint's own port
+    labels: Labels = EMPTY_LABELS
+    weight: int = 1
+    workload: ConfigKey | None = None  # the WorkloadEntry behind it; None for inline ServiceEntry endpoints
+    service_account: str = ""
+    locality: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    """A host in the registry (from one ServiceEntry), with its endpoints per service port number."""
+
+    host: str  # FQDN as written in the ServiceEntry
+    namespace: str
+    ports: tuple[ServicePort, ...]
+    resolution: Resolution
+    mesh_internal: bool
+    endpoints: Mapping[int, tuple[Endpoint, ...]]  # service port number -> endpoints, sorted by (address, port)
+    source: ConfigKey
+
+    def port(self, number: int) -> ServicePort | None:
+        for p in self.ports:
+            if p.number == number:
+                return p
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServiceInstance:
+    """A workload serving one port of a service: what a sidecar's inbound listener is built from."""
+
+    service: Service
+    port: ServicePort
+    target_port: int  # the app's port on the workload address
+    workload: WorkloadEntry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyNode:
+    """What an Envoy says about itself, from its node id ``sidecar~<ip>~<workload>.<namespace>~<ns>.svc.<suffix>``."""
+
+    id: str
+    type: str  # "sidecar" (later: "router" for gateways)
+    ip: str
+    workload_name: str
+    namespace: str
+    dns_domain: str
+    cluster: str = ""  # Envoy's node.cluster, informational
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proxy:
+    """A connected proxy resolved against one snapshot: its WorkloadEntry (if any) and the ports it serves."""
+
+    node: ProxyNode
+    workload: WorkloadEntry | None
+    instances: tuple[ServiceInstance, ...] = ()
+
+    @property
+    def namespace(self) -> str:
+        return self.node.namespace
+
+    @property
+    def address(self) -> str:
+        return self.workload.address if self.workload is not None else self.node.ip
+
+    @property
+    def labels(self) -> Labels:
+        return self.workload.labels if self.workload is not None else EMPTY_LABELS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeshSnapshot:
+    """One consistent, immutable view of the mesh. Built whole from the accepted config; swapped, never edited.
+
+    ``changed_kinds`` says which config kinds differ from the previous snapshot, so that each xDS type can
+    decide whether it has to be regenerated at all (Istio's PushRequest.ConfigsUpdated).
+    """
+
+    version: int
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    configs: Mapping[ConfigKey, Resource] = field(default_factory=lambda: MappingProxyType({}))
+    services: Mapping[str, Service] = field(default_factory=lambda: MappingProxyType({}))  # FQDN -> Service
+    destination_rules: Mapping[str, DestinationRule] = field(default_factory=lambda: MappingProxyType({}))
+    virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # FQDN host (or wildcard host) -> VirtualServices naming it, oldest rule first (namespace/name order)
+    workloads: Mapping[ConfigKey, WorkloadEntry] = field(default_factory=lambda: MappingProxyType({}))
+    instances: Mapping[ConfigKey, tuple[ServiceInstance, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # WorkloadEntry key -> the service ports it serves
+    changed_kinds: frozenset[str] = frozenset()
