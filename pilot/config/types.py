@@ -86,7 +86,7 @@ class ConfigMeta:
     key: ConfigKey
     file: str
     line: int  # 1-based line of the document's start in ``file``
-    labels: Labels = EMPTY_LABELS
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     content_hash: str = ""  # sha256 of the normalized spec: equal hash == same config
 
 
@@ -136,8 +136,8 @@ class ServiceEntryEndpoint:
     """An inline endpoint of a ServiceEntry (WorkloadEntry-shaped, without a sidecar of ours)."""
 
     address: str
-    ports: Mapping[str, int] = EMPTY_LABELS  # type: ignore[assignment]  # port name -> port on the endpoint
-    labels: Labels = EMPTY_LABELS
+    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # port name -> port on the endpoint
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int | None = None
     locality: str = ""
     network: str = ""
@@ -164,8 +164,8 @@ class WorkloadEntry:
 
     meta: ConfigMeta
     address: str
-    ports: Mapping[str, int] = EMPTY_LABELS  # type: ignore[assignment]  # service port name -> app (target) port
-    labels: Labels = EMPTY_LABELS
+    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # service port name -> app port
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int | None = None
     locality: str = ""
     network: str = ""
@@ -232,7 +232,7 @@ class TrafficPolicy:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Subset:
     name: str
-    labels: Labels = EMPTY_LABELS
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     traffic_policy: TrafficPolicy | None = None
 
 

@@ -37,7 +37,7 @@ class Endpoint:
 
     address: str
     port: int  # where to connect: a sidecar's inbound port (== service port) or the endpoint's own port
-    labels: Labels = EMPTY_LABELS
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int = 1
     workload: ConfigKey | None = None  # the WorkloadEntry behind it; None for inline ServiceEntry endpoints
     service_account: str = ""

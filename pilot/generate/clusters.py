@@ -1,0 +1,268 @@
+"""CDS: the outbound clusters every sidecar shares and the inbound clusters that are a proxy's own (Istio
+``cluster.go`` / ``cluster_builder.go``).
+
+Outbound: for every service port, ``outbound|<port>||<host>`` plus one ``outbound|<port>|<subset>|<host>`` per
+subset of the service's DestinationRule. The cluster type follows the ServiceEntry's resolution:
+
+- STATIC: EDS over ADS (the endpoints come from ``endpoints.py``, one ClusterLoadAssignment per EDS cluster);
+- DNS: STRICT_DNS over the endpoints' addresses, or the host itself when the entry lists none;
+- DNS_ROUND_ROBIN: LOGICAL_DNS (one address, connections spread by DNS);
+- NONE: LOGICAL_DNS to the host at the service port. Istio makes this an ORIGINAL_DST "passthrough" cluster
+  that connects wherever iptables captured the app's connection to. meshplane has no traffic capture: apps send
+  requests to the sidecar as their HTTP proxy, so passing through means connecting to the requested name.
+
+Inbound: ``inbound|<port>||`` per service port the proxy's workload serves, one STATIC endpoint at the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
+
+import structlog
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.protocol_pb2 import Http1ProtocolOptions, Http2ProtocolOptions
+from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
+
+from pilot.config.types import DestinationRule, Protocol, Resolution, ServicePort, Subset
+from pilot.generate import names
+from pilot.generate._protos import (
+    HTTP_PROTOCOL_OPTIONS_KEY,
+    ads_config_source,
+    duration,
+    load_assignment,
+)
+from pilot.generate.cluster_traffic_policy import (
+    DEFAULT_CONNECT_TIMEOUT,
+    ClusterTrafficPolicy,
+    apply_traffic_policy,
+    merge_subset_traffic_policy,
+    port_traffic_policy,
+)
+from pilot.model import destination_rule_for, labels_match
+from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceInstance
+
+__all__ = [
+    "BLACK_HOLE_CLUSTER",
+    "OUTBOUND_SCOPE",
+    "OutboundClusterKey",
+    "build_black_hole_cluster",
+    "build_inbound_clusters",
+    "build_outbound_cluster",
+    "build_scope_clusters",
+    "cluster_scopes",
+    "dns_endpoints",
+    "inbound_instances",
+    "outbound_cluster_keys",
+    "subset_endpoints",
+    "upstream_http_options",
+]
+
+log = structlog.get_logger(__name__)
+
+OUTBOUND_SCOPE: tuple[Hashable, ...] = ("outbound",)
+BLACK_HOLE_CLUSTER = "BlackHoleCluster"  # Istio's cluster with no endpoints: traffic sent to it fails fast
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundClusterKey:
+    """One outbound cluster to build: a service port, optionally narrowed to a DestinationRule subset."""
+
+    name: str
+    service: Service
+    port: ServicePort
+    rule: DestinationRule | None = None  # the service's DestinationRule, if any
+    subset: Subset | None = None  # one of ``rule``'s subsets
+
+    @property
+    def eds(self) -> bool:
+        """Whether the cluster's endpoints come over EDS (the ServiceEntry's addresses are IPs)."""
+        return self.service.resolution is Resolution.STATIC
+
+
+def outbound_cluster_keys(snapshot: MeshSnapshot) -> Iterator[OutboundClusterKey]:
+    """Every outbound cluster of the snapshot, in a stable order: host, port number, then DestinationRule order.
+
+    CDS builds one cluster per key and EDS one load assignment per EDS key, so the two always agree.
+    """
+    for service in snapshot.services.values():
+        rule = destination_rule_for(snapshot, service.host)
+        subsets = rule.subsets if rule is not None else ()
+        for port in sorted(service.ports, key=lambda p: p.number):
+            yield OutboundClusterKey(
+                name=names.outbound_cluster_name(port.number, "", service.host), service=service, port=port, rule=rule
+            )
+            for subset in subsets:
+                yield OutboundClusterKey(
+                    name=names.outbound_cluster_name(port.number, subset.name, service.host),
+                    service=service,
+                    port=port,
+                    rule=rule,
+                    subset=subset,
+                )
+
+
+def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
+    """The service port's endpoints, narrowed to the subset's labels when the key names a subset."""
+    endpoints = key.service.endpoints.get(key.port.number, ())
+    if key.subset is None:
+        return endpoints
+    selector = key.subset.labels
+    return tuple(e for e in endpoints if labels_match(selector, e.labels))
+
+
+def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
+    """Every sidecar gets the same outbound clusters (no Sidecar resource to narrow them yet)."""
+    return [OUTBOUND_SCOPE]
+
+
+def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
+    if tuple(scope) != OUTBOUND_SCOPE:
+        raise ValueError(f"unknown cluster scope {scope!r}: expected {OUTBOUND_SCOPE!r}")
+    clusters = [build_outbound_cluster(key) for key in outbound_cluster_keys(snapshot)]
+    clusters.append(build_black_hole_cluster())
+    return clusters
+
+
+def build_black_hole_cluster() -> Cluster:
+    """Istio ``buildBlackHoleCluster``: STATIC with no endpoints."""
+    return Cluster(
+        name=BLACK_HOLE_CLUSTER,
+        type=Cluster.DiscoveryType.STATIC,
+        connect_timeout=duration(DEFAULT_CONNECT_TIMEOUT),
+        lb_policy=Cluster.LbPolicy.ROUND_ROBIN,
+    )
+
+
+def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
+    """Istio ``setUpstreamProtocol``: HTTP/2 to HTTP2/GRPC ports; the client's protocol to ports of unknown
+    protocol; nothing (HTTP/1.1, Envoy's default) otherwise."""
+    if protocol.is_http2:
+        return HttpProtocolOptions(
+            explicit_http_config=HttpProtocolOptions.ExplicitHttpConfig(http2_protocol_options=Http2ProtocolOptions())
+        )
+    if protocol is Protocol.UNKNOWN:
+        return HttpProtocolOptions(
+            use_downstream_protocol_config=HttpProtocolOptions.UseDownstreamHttpConfig(
+                http_protocol_options=Http1ProtocolOptions(),
+                http2_protocol_options=Http2ProtocolOptions(),
+            )
+        )
+    return None
+
+
+def build_outbound_cluster(key: OutboundClusterKey) -> Cluster:
+    """One outbound cluster: discovery by resolution, then the DestinationRule's policy for its port and subset."""
+    policy = key.rule.traffic_policy if key.rule is not None else None
+    if key.subset is None:
+        resolved = port_traffic_policy(policy, key.port.number)
+    else:
+        resolved = merge_subset_traffic_policy(policy, key.subset.traffic_policy, key.port.number)
+    cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
+    _set_discovery(cluster, key)
+    return _finish(cluster, key.port.protocol, resolved, outbound=True)
+
+
+def dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
+    """The addresses a DNS or NONE cluster connects to (EDS clusters get theirs from ``endpoints.py``)."""
+    service, port = key.service, key.port
+    if service.resolution is not Resolution.NONE and service.endpoints.get(port.number):
+        return subset_endpoints(key)
+    if service.host.startswith("*"):
+        # ``*.example.com`` names no address to resolve. Without capture, reaching whatever name a request
+        # carries would take Envoy's dynamic forward proxy, which meshplane does not configure.
+        log.warning("wildcard_host_not_routable", cluster=key.name, host=service.host)
+        return ()
+    if service.resolution is Resolution.NONE:
+        # No capture, so no original destination: "passthrough" connects to the requested name (see module doc).
+        # Subsets cannot narrow anything here: the name is all there is.
+        return (Endpoint(address=service.host, port=port.number),)
+    # A DNS entry without endpoints resolves its own host (Istio's ServiceEntry conversion does the same).
+    # The host has no labels, so a subset that selects labels matches nothing.
+    host = Endpoint(address=service.host, port=port.target_port or port.number)
+    return (host,) if key.subset is None or labels_match(key.subset.labels, host.labels) else ()
+
+
+def _set_discovery(cluster: Cluster, key: OutboundClusterKey) -> None:
+    if key.eds:
+        cluster.type = Cluster.DiscoveryType.EDS
+        cluster.eds_cluster_config.service_name = key.name
+        cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
+        return
+    endpoints = dns_endpoints(key)
+    if not endpoints:
+        # Istio omits such a cluster; routes may still name it, so it exists, empty: requests fail with 503.
+        log.info("cluster_without_endpoints", cluster=key.name, resolution=str(key.service.resolution))
+        cluster.type = Cluster.DiscoveryType.STATIC
+        cluster.load_assignment.CopyFrom(load_assignment(key.name, ()))
+        return
+    if key.service.resolution is Resolution.DNS:
+        cluster.type = Cluster.DiscoveryType.STRICT_DNS
+    else:
+        cluster.type = Cluster.DiscoveryType.LOGICAL_DNS
+        if len(endpoints) > 1:  # Envoy accepts exactly one address for LOGICAL_DNS
+            log.warning(
+                "logical_dns_extra_endpoints_ignored",
+                cluster=key.name,
+                used=f"{endpoints[0].address}:{endpoints[0].port}",
+                ignored=len(endpoints) - 1,
+            )
+            endpoints = endpoints[:1]
+    # Every sidecar binds an IPv4 loopback address; a shared cluster cannot follow each proxy's IP family.
+    cluster.dns_lookup_family = Cluster.DnsLookupFamily.V4_ONLY
+    cluster.load_assignment.CopyFrom(load_assignment(key.name, endpoints))
+
+
+def _finish(cluster: Cluster, protocol: Protocol, policy: ClusterTrafficPolicy | None, *, outbound: bool) -> Cluster:
+    """Apply the traffic policy, then pack the upstream HTTP options (Istio ``clusterWrapper.build``)."""
+    http_options = apply_traffic_policy(cluster, policy, upstream_http_options(protocol), outbound=outbound)
+    if http_options is not None:
+        if not http_options.HasField("explicit_http_config") and not http_options.HasField(
+            "use_downstream_protocol_config"
+        ):
+            # Envoy requires an upstream protocol choice once the options exist: HTTP/1.1, as without them.
+            http_options.explicit_http_config.http_protocol_options.SetInParent()
+        cluster.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS_KEY].Pack(http_options)
+    return cluster
+
+
+def inbound_instances(proxy: Proxy) -> tuple[ServiceInstance, ...]:
+    """One service instance per distinct service port the proxy's workload serves (the first, in model order,
+    wins when several services share a port number: as in Istio, one port has one protocol and one app port)."""
+    chosen: dict[int, ServiceInstance] = {}
+    for instance in proxy.instances:
+        first = chosen.setdefault(instance.port.number, instance)
+        if first is not instance and (
+            first.port.protocol is not instance.port.protocol or first.target_port != instance.target_port
+        ):
+            log.warning(
+                "inbound_port_conflict",
+                proxy=proxy.node.id,
+                port=instance.port.number,
+                used=f"{first.service.host} {first.port.protocol} -> {first.target_port}",
+                ignored=f"{instance.service.host} {instance.port.protocol} -> {instance.target_port}",
+            )
+    return tuple(chosen[number] for number in sorted(chosen))
+
+
+def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster]:
+    """Istio ``buildInboundCluster``: the app behind each inbound port, at ``proxy.address : target_port``.
+
+    Only the DestinationRule's connection pool applies (so that the server side has the capacity the rule
+    gives clients), from its top-level or matching port-level policy; subsets do not apply to inbound traffic.
+    """
+    clusters: list[Cluster] = []
+    for instance in inbound_instances(proxy):
+        name = names.inbound_cluster_name(instance.port.number)
+        app = Endpoint(address=proxy.address, port=instance.target_port)
+        cluster = Cluster(
+            name=name,
+            type=Cluster.DiscoveryType.STATIC,
+            common_lb_config=Cluster.CommonLbConfig(),
+            load_assignment=load_assignment(name, (app,)),
+        )
+        rule = destination_rule_for(snapshot, instance.service.host)
+        policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
+        inbound_policy = ClusterTrafficPolicy(connection_pool=policy.connection_pool) if policy else None
+        clusters.append(_finish(cluster, instance.port.protocol, inbound_policy, outbound=False))
+    return clusters
