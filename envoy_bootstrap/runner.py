@@ -1,0 +1,281 @@
+"""Run one Envoy as a managed subprocess: start it on a bootstrap, wait for its admin, stop it, never orphan it.
+
+Many Envoys share one machine (one per workload), so each runs with ``--disable-hot-restart`` (no shared-memory
+base id to collide on) and ``--concurrency 1`` unless told otherwise. Envoy's stdout and stderr go to
+``<workdir>/<name>.log``, appended across restarts.
+
+Orphans are prevented three ways: ``stop()`` (SIGTERM, then SIGKILL after a bound), an ``atexit`` hook that kills
+every Envoy still running when the interpreter exits, and on Linux ``PR_SET_PDEATHSIG`` so the kernel kills Envoy
+when the process that started it dies without running any of that (``kill -9`` of a test run; strictly, when the
+*thread* that started it exits, which for asyncio is the thread running the loop). Each Envoy gets
+its own session, so a Ctrl-C in the terminal reaches only the Python process, which then stops Envoy in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import structlog
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+
+from envoy_bootstrap.binary import find_envoy_binary
+from envoy_bootstrap.bootstrap import bootstrap_to_json
+
+__all__ = [
+    "AdminResponse",
+    "EnvoyError",
+    "EnvoyExitedError",
+    "EnvoyProcess",
+    "EnvoyTimeoutError",
+    "die_with_parent_preexec",
+]
+
+log = structlog.get_logger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_POLL_INTERVAL_SECONDS = 0.1
+_LIVE: set[EnvoyProcess] = set()
+
+
+class EnvoyError(RuntimeError):
+    """An Envoy subprocess misbehaved; the message ends with the tail of its log."""
+
+
+class EnvoyExitedError(EnvoyError):
+    """Envoy exited while we waited for it."""
+
+
+class EnvoyTimeoutError(EnvoyError):
+    """Envoy did not reach the awaited state in time."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdminResponse:
+    status: int
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def die_with_parent_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that asks Linux to SIGKILL the child when its parent dies; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
+
+
+def _kill_all_live() -> None:
+    for envoy in list(_LIVE):
+        envoy.kill()
+
+
+atexit.register(_kill_all_live)
+
+
+class EnvoyProcess:
+    """One Envoy subprocess on a given bootstrap. Use as ``async with EnvoyProcess(...) as envoy:``."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        bootstrap: bootstrap_pb2.Bootstrap,
+        workdir: Path,
+        log_level: str = "info",
+        concurrency: int = 1,
+        extra_args: Sequence[str] = (),
+        envoy_binary: Path | None = None,
+    ) -> None:
+        if not bootstrap.admin.address.socket_address.address:
+            raise ValueError("bootstrap: admin.address.socket_address is required (readiness is read from admin)")
+        if concurrency < 1:
+            raise ValueError(f"concurrency: must be >= 1, got {concurrency}")
+        self.name = name
+        self.bootstrap = bootstrap
+        self.workdir = workdir
+        self.log_level = log_level
+        self.concurrency = concurrency
+        self.extra_args = tuple(extra_args)
+        self.envoy_binary = envoy_binary
+        self.bootstrap_path = workdir / f"{name}.bootstrap.json"
+        self.log_path = workdir / f"{name}.log"
+        self._process: asyncio.subprocess.Process | None = None
+
+    # ---------------------------------------------------------------------------------------------- properties
+
+    @property
+    def admin_url(self) -> str:
+        socket_address = self.bootstrap.admin.address.socket_address
+        host = socket_address.address
+        return f"http://[{host}]:{socket_address.port_value}" if ":" in host else f"http://{host}:{socket_address.port_value}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    def command(self) -> list[str]:
+        binary = self.envoy_binary or find_envoy_binary()
+        return [
+            str(binary),
+            "-c",
+            str(self.bootstrap_path),
+            "--disable-hot-restart",
+            "--concurrency",
+            str(self.concurrency),
+            "--log-level",
+            self.log_level,
+            *self.extra_args,
+        ]
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return f"(no log at {self.log_path})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ---------------------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        if self.running:
+            raise EnvoyError(f"envoy {self.name}: already running (pid {self.pid})")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.bootstrap_path.write_text(bootstrap_to_json(self.bootstrap))
+        command = self.command()
+        with self.log_path.open("ab") as log_file:
+            log_file.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
+            log_file.flush()
+            self._process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent_preexec(),
+            )
+        _LIVE.add(self)
+        log.info("envoy_started", envoy=self.name, pid=self._process.pid, admin=self.admin_url, log=str(self.log_path))
+
+    async def stop(self, timeout: float = 5.0) -> int | None:
+        """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns the exit code (None if never started)."""
+        process = self._process
+        if process is None:
+            return None
+        try:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGTERM)
+                try:
+                    await asyncio.wait_for(process.wait(), timeout)
+                except TimeoutError:
+                    log.warning("envoy_kill_after_timeout", envoy=self.name, pid=process.pid, timeout=timeout)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    await process.wait()
+        finally:
+            if process.returncode is None:  # cancelled while waiting: do not leave it behind
+                self.kill()
+            _LIVE.discard(self)
+        log.info("envoy_stopped", envoy=self.name, pid=process.pid, returncode=process.returncode)
+        return process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL without waiting: for teardown paths that cannot await (atexit, cancelled tasks)."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+        _LIVE.discard(self)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # ---------------------------------------------------------------------------------------------- admin
+
+    async def admin_request(self, method: str, path: str, *, timeout: float = 2.0) -> AdminResponse:
+        if not path.startswith("/"):
+            raise ValueError(f"path: must start with '/', got {path!r}")
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        async with (
+            aiohttp.ClientSession(timeout=client_timeout) as session,
+            session.request(method, self.admin_url + path) as response,
+        ):
+            return AdminResponse(status=response.status, body=await response.text())
+
+    async def admin_get(self, path: str, *, timeout: float = 2.0) -> AdminResponse:
+        return await self.admin_request("GET", path, timeout=timeout)
+
+    async def admin_post(self, path: str, *, timeout: float = 2.0) -> AdminResponse:
+        return await self.admin_request("POST", path, timeout=timeout)
+
+    async def _poll_admin(self, path: str, done: Callable[[AdminResponse], bool], what: str, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        last = "no answer from admin"
+        while True:
+            if not self.running:
+                raise EnvoyExitedError(
+                    f"envoy {self.name} exited with code {self.returncode} while waiting to be {what};"
+                    f" log {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                response = await self.admin_get(path, timeout=1.0)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            else:
+                if done(response):
+                    return
+                last = f"{path} answered {response.status} {response.body.strip()[:200]!r}"
+            if asyncio.get_running_loop().time() >= deadline:
+                raise EnvoyTimeoutError(
+                    f"envoy {self.name} not {what} after {timeout:g}s ({last}); log {self.log_path}:\n{self.log_tail()}"
+                )
+            await asyncio.sleep(_POLL_INTERVAL_SECONDS)
+
+    async def wait_admin(self, timeout: float = 15.0) -> None:
+        """Until the admin endpoint answers at all (needs no control plane)."""
+        await self._poll_admin("/server_info", lambda r: r.status == 200, "serving admin", timeout)
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until ``/ready`` says LIVE: the initial CDS and LDS fetches are done, so this needs Pilot."""
+        await self._poll_admin("/ready", lambda r: r.status == 200, "ready (LIVE)", timeout)

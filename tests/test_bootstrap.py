@@ -1,0 +1,254 @@
+"""The sidecar bootstrap: fields Pilot and Envoy depend on, real ``envoy --mode validate``, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import config_source_pb2
+from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from google.protobuf import json_format
+
+from envoy_bootstrap import cli
+from envoy_bootstrap.binary import find_envoy_binary
+from envoy_bootstrap.bootstrap import BootstrapError, XdsMode, bootstrap_to_json, build_sidecar_bootstrap
+from pilot.model.build import parse_node_id
+
+
+def _sidecar(**overrides: Any) -> bootstrap_pb2.Bootstrap:
+    arguments: dict[str, Any] = {"workload": "reviews-v1", "address": "127.0.0.21"}
+    arguments.update(overrides)
+    return build_sidecar_bootstrap(**arguments)
+
+
+@pytest.mark.parametrize(
+    ("workload", "namespace", "address", "suffix", "node_id"),
+    [
+        (
+            "reviews-v1", "default", "127.0.0.21", "cluster.local",
+            "sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local",
+        ),
+        (
+            "productpage", "bookinfo", "127.0.2.11", "cluster.local",
+            "sidecar~127.0.2.11~productpage.bookinfo~bookinfo.svc.cluster.local",
+        ),
+        ("ratings", "prod", "10.1.2.3", "mesh.example", "sidecar~10.1.2.3~ratings.prod~prod.svc.mesh.example"),
+    ],
+    ids=["demo-workload", "other-namespace", "other-domain"],
+)  # fmt: skip
+def test_node_is_istio_shaped_and_parses_back(
+    workload: str, namespace: str, address: str, suffix: str, node_id: str
+) -> None:
+    node = _sidecar(workload=workload, namespace=namespace, address=address, domain_suffix=suffix).node
+
+    assert node.id == node_id
+    assert node.cluster == f"{workload}.{namespace}"
+    assert node.metadata["NAMESPACE"] == namespace
+    assert node.metadata["WORKLOAD_NAME"] == workload
+    assert node.metadata["INSTANCE_IPS"] == address
+    assert node.metadata["ISTIO_VERSION"]
+    parsed = parse_node_id(node.id, node.cluster)  # the contract with Pilot
+    assert (parsed.type, parsed.ip, parsed.workload_name, parsed.namespace) == ("sidecar", address, workload, namespace)
+    assert parsed.dns_domain == f"{namespace}.svc.{suffix}"
+
+
+def test_admin_binds_the_workload_address() -> None:
+    admin = _sidecar(address="127.0.0.22", admin_port=15099).admin
+
+    assert admin.address.socket_address.address == "127.0.0.22"
+    assert admin.address.socket_address.port_value == 15099
+
+
+def _xds_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
+    (cluster,) = bootstrap.static_resources.clusters
+    assert cluster.name == "xds-grpc"
+    return cluster
+
+
+@pytest.mark.parametrize(
+    ("pilot", "cluster_type", "host", "port"),
+    [
+        ("127.0.0.1:15010", cluster_pb2.Cluster.STATIC, "127.0.0.1", 15010),
+        ("[::1]:15012", cluster_pb2.Cluster.STATIC, "::1", 15012),
+        ("istiod.istio-system.svc:15010", cluster_pb2.Cluster.STRICT_DNS, "istiod.istio-system.svc", 15010),
+    ],
+    ids=["ipv4", "ipv6", "dns-name"],
+)
+def test_xds_cluster_points_at_pilot(pilot: str, cluster_type: int, host: str, port: int) -> None:
+    cluster = _xds_cluster(_sidecar(pilot=pilot))
+
+    assert cluster.type == cluster_type
+    (locality,) = cluster.load_assignment.endpoints
+    (endpoint,) = locality.lb_endpoints
+    assert endpoint.endpoint.address.socket_address.address == host
+    assert endpoint.endpoint.address.socket_address.port_value == port
+
+
+def test_xds_cluster_is_http2_with_tight_timeout_and_keepalive() -> None:
+    cluster = _xds_cluster(_sidecar())
+
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    assert cluster.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].Unpack(
+        options
+    )
+    assert options.explicit_http_config.HasField("http2_protocol_options")
+    assert 0 < cluster.connect_timeout.ToMilliseconds() <= 1000
+    assert cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value > 0
+
+
+@pytest.mark.parametrize(
+    ("mode", "api_type"),
+    [("sotw", config_source_pb2.ApiConfigSource.GRPC), ("delta", config_source_pb2.ApiConfigSource.DELTA_GRPC)],
+    ids=["sotw", "delta"],
+)
+def test_ads_config(mode: XdsMode, api_type: int) -> None:
+    dynamic = _sidecar(xds_mode=mode).dynamic_resources
+
+    ads = dynamic.ads_config
+    assert ads.api_type == api_type
+    assert ads.transport_api_version == config_source_pb2.V3
+    assert ads.set_node_on_first_message_only
+    (grpc,) = ads.grpc_services
+    assert grpc.envoy_grpc.cluster_name == "xds-grpc"
+    for source in (dynamic.cds_config, dynamic.lds_config):
+        assert source.HasField("ads")
+        assert source.resource_api_version == config_source_pb2.V3
+
+
+def test_reconnects_to_pilot_fast() -> None:
+    back_off = _sidecar().dynamic_resources.ads_config.grpc_services[0].envoy_grpc.retry_policy.retry_back_off
+
+    assert 100 <= back_off.base_interval.ToMilliseconds() <= 250
+    assert 1000 <= back_off.max_interval.ToMilliseconds() <= 2000
+
+
+def test_global_connection_limit_is_set_through_the_overload_manager() -> None:
+    (monitor,) = _sidecar().overload_manager.resource_monitors
+
+    assert monitor.name == "envoy.resource_monitors.global_downstream_max_connections"
+    config = downstream_connections_pb2.DownstreamConnectionsConfig()
+    assert monitor.typed_config.Unpack(config)
+    assert config.max_active_downstream_connections > 0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "argument"),
+    [
+        ({"workload": ""}, "workload"),
+        ({"workload": "reviews.v1"}, "workload"),
+        ({"namespace": "a~b"}, "namespace"),
+        ({"address": "reviews"}, "address"),
+        ({"pilot": "127.0.0.1"}, "pilot"),
+        ({"pilot": "127.0.0.1:99999"}, "pilot"),
+        ({"pilot": "::1:15010"}, "pilot"),
+        ({"xds_mode": "incremental"}, "xds_mode"),
+        ({"admin_port": 0}, "admin_port"),
+    ],
+    ids=[
+        "empty-workload",
+        "dotted-workload",
+        "tilde-namespace",
+        "address-not-ip",
+        "pilot-without-port",
+        "pilot-port-range",
+        "pilot-ipv6-unbracketed",
+        "unknown-xds-mode",
+        "admin-port-zero",
+    ],
+)
+def test_invalid_arguments_name_the_argument(overrides: dict[str, Any], argument: str) -> None:
+    with pytest.raises(BootstrapError, match=f"^{argument}:"):
+        _sidecar(**overrides)
+
+
+def test_json_uses_envoy_field_names_and_round_trips() -> None:
+    bootstrap = _sidecar(xds_mode="delta")
+
+    text = bootstrap_to_json(bootstrap)
+
+    assert '"set_node_on_first_message_only": true' in text
+    assert json_format.Parse(text, bootstrap_pb2.Bootstrap()) == bootstrap
+
+
+@pytest.mark.parametrize("mode", ["sotw", "delta"], ids=["sotw", "delta"])
+def test_real_envoy_validates_the_bootstrap(tmp_path: Path, mode: XdsMode) -> None:
+    path = tmp_path / "bootstrap.json"
+    path.write_text(bootstrap_to_json(_sidecar(xds_mode=mode, pilot="localhost:15010")))
+
+    result = subprocess.run(
+        [find_envoy_binary(), "--mode", "validate", "-c", path, "--disable-hot-restart", "--log-level", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"configuration '{path}' OK" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_sidecar_writes_the_bootstrap(tmp_path: Path) -> None:
+    output = tmp_path / "out" / "bootstrap.json"
+    output.parent.mkdir()
+
+    code = cli.main(
+        ["sidecar", "--workload", "productpage", "--address", "127.0.0.11", "--xds-mode", "delta", "-o", str(output)]
+    )
+
+    assert code == 0
+    written = json_format.Parse(output.read_text(), bootstrap_pb2.Bootstrap())
+    assert written == build_sidecar_bootstrap(workload="productpage", address="127.0.0.11", xds_mode="delta")
+
+
+def test_cli_sidecar_defaults_to_stdout_and_localhost(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sidecar", "--workload", "productpage"]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    assert document["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    assert document["node"]["id"] == "sidecar~127.0.0.1~productpage.default~default.svc.cluster.local"
+
+
+def test_cli_reports_invalid_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sidecar", "--workload", "productpage", "--pilot", "nowhere"]) == 2
+
+    assert "pilot: expected HOST:PORT" in capsys.readouterr().err
+
+
+def test_cli_run_execs_envoy_with_the_bootstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(os, "execv", lambda path, args: calls.append((str(path), list(args))))
+    bootstrap_file = tmp_path / "sidecar.json"
+
+    cli.main(
+        [
+            "run", "sidecar", "--workload", "reviews-v2", "--address", "127.0.0.22",
+            "--bootstrap-file", str(bootstrap_file), "--log-level", "debug",
+            "--", "--component-log-level", "upstream:debug",
+        ]
+    )  # fmt: skip
+
+    ((path, argv),) = calls
+    assert path == str(find_envoy_binary())
+    assert argv[1:] == [
+        "-c", str(bootstrap_file), "--disable-hot-restart", "--concurrency", "1", "--log-level", "debug",
+        "--component-log-level", "upstream:debug",
+    ]  # fmt: skip
+    written = json_format.Parse(bootstrap_file.read_text(), bootstrap_pb2.Bootstrap())
+    assert written.node.id == "sidecar~127.0.0.22~reviews-v2.default~default.svc.cluster.local"
+
+
+def test_cli_envoy_arguments_only_with_run(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["sidecar", "--workload", "productpage", "--", "--log-level", "debug"])
+
+    assert exit_info.value.code == 2
+    assert "only valid with 'run'" in capsys.readouterr().err
