@@ -1,0 +1,78 @@
+"""Errors of the config layer.
+
+Two families, kept apart on purpose:
+
+- ``ConfigError`` is a *value*: one problem found in a config file, with its file, line, resource key and field
+  path. Validation collects them (every problem of a resource at once, Istio's style) and the store keeps them for
+  ``/debug/configz``; they are never raised.
+- ``ConfigSourceError`` (an ``Exception``) is raised when a config source itself cannot work, e.g. its directory
+  does not exist. Problems inside a file are never raised: they become ``ConfigError`` values.
+
+Field paths are tuples of segments (``("spec", "http", 0, "route", 1, "weight")``); ``format_path`` renders them
+the way Istio users read them: ``spec.http[0].route[1].weight``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from pilot.config.types import ConfigKey
+
+__all__ = [
+    "ConfigError",
+    "ConfigSourceError",
+    "FieldPath",
+    "format_path",
+]
+
+FieldPath = tuple[str | int, ...]  # str: a mapping key; int: a list index
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-]+$")
+
+
+def format_path(path: FieldPath) -> str:
+    """``("spec", "http", 0, "match", 0, "headers", "end-user")`` -> ``spec.http[0].match[0].headers.end-user``.
+
+    A map key that is not a plain word (e.g. the label ``app.kubernetes.io/name``) is quoted, so that the path
+    stays unambiguous: ``metadata.labels["app.kubernetes.io/name"]``.
+    """
+    out: list[str] = []
+    for segment in path:
+        if isinstance(segment, int):
+            out.append(f"[{segment}]")
+        elif _PLAIN_KEY.match(segment):
+            out.append(f".{segment}" if out else segment)
+        else:
+            out.append(f"[{json.dumps(segment)}]")
+    return "".join(out)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigError:
+    """One problem in a config file.
+
+    ``key`` is None when the problem has no resource (a YAML syntax error) or the resource has no usable identity
+    (no kind or no metadata.name). ``path`` is empty when the problem is about a whole document or file.
+    ``line`` is 1-based: the line of the field named by ``path`` (or of its nearest parent present in the file).
+    """
+
+    file: str
+    line: int
+    key: ConfigKey | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        parts = [f"{self.file}:{self.line}"]
+        if self.key is not None:
+            parts.append(f"{self.key.kind} {self.key.namespace}/{self.key.name}")
+        if self.path:
+            parts.append(self.path)
+        parts.append(self.message)
+        return ": ".join(parts)
+
+
+class ConfigSourceError(Exception):
+    """A config source cannot run at all (its directory is missing or is not a directory)."""

@@ -1,0 +1,238 @@
+"""Parse one config file's text into validated resources, rejections and warnings.
+
+Every document is validated on its own (one bad resource never affects another) and every problem of a document
+is reported at once, each with the line of the field it is about. Kinds meshplane does not read (Gateway, Sidecar,
+PeerAuthentication, ConfigMaps, ...) are skipped with a warning. A ``kind: List`` document (``kubectl get -o yaml``)
+is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from enum import Enum
+from types import MappingProxyType
+from typing import Any
+
+from pilot.config.errors import ConfigError, FieldPath, format_path
+from pilot.config.types import ConfigKey, ConfigMeta, Kind, Resource, frozen_labels
+from pilot.config.validate_common import Fields, Problems, describe
+from pilot.config.validate_destination_rule import (
+    DESTINATION_RULE_FIELDS,
+    DESTINATION_RULE_UNSUPPORTED,
+    validate_destination_rule,
+)
+from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error
+from pilot.config.validate_service_entry import SERVICE_ENTRY_FIELDS, validate_service_entry
+from pilot.config.validate_virtual_service import (
+    VIRTUAL_SERVICE_FIELDS,
+    VIRTUAL_SERVICE_UNSUPPORTED,
+    validate_virtual_service,
+)
+from pilot.config.validate_workload_entry import WORKLOAD_FIELDS, validate_workload_entry
+from pilot.config.yaml_source import YamlDocument, YamlSyntaxError, line_of, load_documents
+
+__all__ = [
+    "API_VERSIONS",
+    "DEFAULT_NAMESPACE",
+    "ParsedFile",
+    "Rejected",
+    "content_hash",
+    "parse_config_text",
+]
+
+API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
+DEFAULT_NAMESPACE = "default"
+
+_Validator = Callable[[Fields, ConfigMeta], Resource]
+_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator]] = {
+    Kind.SERVICE_ENTRY: (SERVICE_ENTRY_FIELDS, (), validate_service_entry),
+    Kind.WORKLOAD_ENTRY: (WORKLOAD_FIELDS, (), validate_workload_entry),
+    Kind.DESTINATION_RULE: (DESTINATION_RULE_FIELDS, DESTINATION_RULE_UNSUPPORTED, validate_destination_rule),
+    Kind.VIRTUAL_SERVICE: (VIRTUAL_SERVICE_FIELDS, VIRTUAL_SERVICE_UNSUPPORTED, validate_virtual_service),
+}
+_TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
+_METADATA_FIELDS = ("name", "namespace", "labels")
+_METADATA_IGNORED = (  # standard Kubernetes ObjectMeta, present in `kubectl get -o yaml` output
+    "annotations",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "ownerReferences",
+    "finalizers",
+    "generateName",
+    "selfLink",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejected:
+    """A document that did not validate: every problem found in it."""
+
+    key: ConfigKey | None  # None when the document has no usable kind / metadata.name
+    file: str
+    line: int  # 1-based line of the document's start
+    errors: tuple[ConfigError, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedFile:
+    """What one file holds. With ``file_error`` set the file is unusable and the other fields are empty."""
+
+    file: str
+    resources: tuple[Resource, ...] = ()
+    rejected: tuple[Rejected, ...] = ()
+    warnings: tuple[str, ...] = ()
+    file_error: ConfigError | None = None
+    # document start line -> field path -> line: lets the store point its own errors (duplicates, cross-resource
+    # checks) at a field
+    field_lines: Mapping[int, Mapping[FieldPath, int]] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def parse_config_text(text: str, file: str) -> ParsedFile:
+    """Parse and validate every document of ``text`` (the content of ``file``, used in messages)."""
+    try:
+        documents = load_documents(text)
+    except YamlSyntaxError as exc:
+        error = ConfigError(file=file, line=exc.line, key=None, path="", message=exc.message)
+        return ParsedFile(file=file, file_error=error)
+    resources: list[Resource] = []
+    rejected: list[Rejected] = []
+    warnings: list[str] = []
+    field_lines: dict[int, Mapping[FieldPath, int]] = {}
+    for document in _expand_lists(documents):
+        outcome = _parse_document(document, file)
+        if isinstance(outcome, str):
+            warnings.append(outcome)
+            continue
+        if isinstance(outcome, Rejected):
+            rejected.append(outcome)
+        else:
+            resources.append(outcome)
+        field_lines[document.line] = document.field_lines
+    return ParsedFile(
+        file=file,
+        resources=tuple(resources),
+        rejected=tuple(rejected),
+        warnings=tuple(warnings),
+        field_lines=MappingProxyType(field_lines),
+    )
+
+
+def content_hash(resource: Resource) -> str:
+    """sha256 of the canonical JSON of (kind, namespace, name, labels, validated spec): same config, same hash."""
+    key = resource.meta.key
+    canonical = {
+        "kind": key.kind,
+        "namespace": key.namespace,
+        "name": key.name,
+        "labels": dict(resource.meta.labels),
+        "spec": _canonical(resource),
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if f.name != "meta"}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _expand_lists(documents: list[YamlDocument]) -> list[YamlDocument]:
+    """Replace each ``kind: List`` document by its items, each with its own field lines."""
+    out: list[YamlDocument] = []
+    for document in documents:
+        root = document.root
+        items = root.get("items") if isinstance(root, Mapping) and root.get("kind") == "List" else None
+        if not isinstance(items, list):
+            out.append(document)
+            continue
+        for index, item in enumerate(items):
+            prefix = ("items", index)
+            lines = {p[2:]: line for p, line in document.field_lines.items() if p[:2] == prefix and len(p) > 2}
+            start = document.field_lines.get(prefix, document.line)
+            out.append(YamlDocument(root=item, line=start, field_lines=MappingProxyType(lines)))
+    return out
+
+
+def _parse_document(document: YamlDocument, file: str) -> Resource | Rejected | str:
+    """A valid resource, a rejection, or (for a kind meshplane does not read) a warning."""
+    root = document.root
+    problems = Problems()
+    kind = root.get("kind") if isinstance(root, Mapping) else None
+    if isinstance(kind, str) and kind and kind not in _KINDS:
+        api_version = root.get("apiVersion")
+        return f"{file}:{document.line}: skipped {kind} ({api_version}): meshplane reads only " + ", ".join(_KINDS)
+    if not isinstance(root, Mapping):
+        problems.add((), f"a document must be a mapping (apiVersion, kind, metadata, spec), not {describe(root)}")
+        return _rejected(document, file, None, problems)
+    top = Fields(root, (), problems)
+    Fields.open(root, (), problems, known=_TOP_FIELDS, ignored=("status",))
+    if not isinstance(kind, str) or not kind:
+        top.report("kind", f"required: one of {', '.join(_KINDS)}" if kind is None else "expected a string")
+        return _rejected(document, file, None, problems)
+    api_version = top.enum("apiVersion", API_VERSIONS)
+    if api_version is None and not top.has("apiVersion"):
+        top.report("apiVersion", f"required field is missing (one of {', '.join(API_VERSIONS)})")
+    meta = _metadata(top, kind, file, document.line)
+    known, unsupported, validate = _KINDS[kind]
+    spec = top.mapping("spec", known=known, unsupported=unsupported, required=True)
+    if spec is not None:
+        # without a usable name the spec is still checked, so that every problem is reported at once
+        nameless = ConfigMeta(key=ConfigKey(kind=kind, namespace="", name=""), file=file, line=document.line)
+        resource = validate(spec, meta or nameless)
+        if meta is not None and not problems:
+            return replace(resource, meta=replace(meta, content_hash=content_hash(resource)))
+    return _rejected(document, file, meta.key if meta is not None else None, problems)
+
+
+def _metadata(top: Fields, kind: str, file: str, line: int) -> ConfigMeta | None:
+    """The resource's identity and labels; None when it has no usable name (its problems are reported)."""
+    metadata = top.mapping("metadata", known=_METADATA_FIELDS, ignored=_METADATA_IGNORED, required=True)
+    if metadata is None:
+        return None
+    name = metadata.string("name", required=True)
+    namespace = metadata.string("namespace") or DEFAULT_NAMESPACE
+    if name is not None:
+        metadata.problems.add_if(metadata.at("name"), dns1123_subdomain_error(name))
+    if metadata.has("namespace"):
+        metadata.problems.add_if(metadata.at("namespace"), dns1123_label_error(namespace, "namespace"))
+    labels = metadata.labels("labels") or {}
+    if name is None:
+        return None
+    return ConfigMeta(
+        key=ConfigKey(kind=kind, namespace=namespace, name=name),
+        file=file,
+        line=line,
+        labels=frozen_labels(labels),
+    )
+
+
+def _rejected(document: YamlDocument, file: str, key: ConfigKey | None, problems: Problems) -> Rejected:
+    errors = sorted(
+        (
+            ConfigError(
+                file=file,
+                line=line_of(document.field_lines, path, document.line),
+                key=key,
+                path=format_path(path),
+                message=message,
+            )
+            for path, message in problems.items
+        ),
+        key=lambda error: error.line,  # stable: problems of one line stay in the order found
+    )
+    return Rejected(key=key, file=file, line=document.line, errors=tuple(errors))

@@ -1,0 +1,208 @@
+"""Validate a DestinationRule spec into ``types.DestinationRule`` (Istio's ``ValidateDestinationRule`` rules).
+
+Istio fields that meshplane does not implement yet (TLS origination, consistent hashing, locality load balancing,
+warmup, tunnels, ...) are reported as "not supported by meshplane yet" rather than silently ignored: a rule that
+seems to apply but does not is worse than a clear rejection.
+
+Integer settings that are plain ``int32`` in Istio's protos (connection pool limits, maxEjectionPercent) treat 0 as
+"not set", as proto3 does; they come out as ``None`` so that builders apply Istio's defaults.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+from pilot.config.types import (
+    ConfigMeta,
+    ConnectionPool,
+    DestinationRule,
+    LoadBalancer,
+    OutlierDetection,
+    PortTrafficPolicy,
+    Subset,
+    TrafficPolicy,
+    frozen_labels,
+)
+from pilot.config.validate_common import INT32_MAX, UINT32_MAX, Fields
+from pilot.config.validate_names import dns1123_label_error, export_to, host_error
+
+__all__ = [
+    "DESTINATION_RULE_FIELDS",
+    "DESTINATION_RULE_UNSUPPORTED",
+    "LOAD_BALANCER_POLICIES",
+    "read_traffic_policy",
+    "validate_destination_rule",
+]
+
+DESTINATION_RULE_FIELDS = ("host", "trafficPolicy", "subsets", "exportTo")
+DESTINATION_RULE_UNSUPPORTED = ("workloadSelector",)
+LOAD_BALANCER_POLICIES = ("UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH")
+
+_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "portLevelSettings")
+_POLICY_UNSUPPORTED = ("tls", "tunnel", "proxyProtocol", "retryBudget")
+_PORT_POLICY_FIELDS = ("port", "loadBalancer", "connectionPool", "outlierDetection")
+_PORT_POLICY_UNSUPPORTED = ("tls",)
+_LB_UNSUPPORTED = ("consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup")
+_TCP_FIELDS = ("maxConnections", "connectTimeout", "tcpKeepalive")
+_TCP_UNSUPPORTED = ("maxConnectionDuration", "idleTimeout")
+_HTTP_FIELDS = (
+    "http1MaxPendingRequests",
+    "http2MaxRequests",
+    "maxRequestsPerConnection",
+    "maxRetries",
+    "idleTimeout",
+    "maxConcurrentStreams",
+)
+_HTTP_UNSUPPORTED = ("h2UpgradePolicy", "useClientProtocol")
+_OUTLIER_FIELDS = (
+    "consecutive5xxErrors",
+    "consecutiveGatewayErrors",
+    "splitExternalLocalOriginErrors",
+    "consecutiveLocalOriginFailures",
+    "interval",
+    "baseEjectionTime",
+    "maxEjectionPercent",
+    "minHealthPercent",
+)
+_OUTLIER_UNSUPPORTED = ("consecutiveErrors",)  # deprecated in Istio: consecutive5xxErrors / consecutiveGatewayErrors
+
+_SimpleLB = Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"]
+
+
+def validate_destination_rule(spec: Fields, meta: ConfigMeta) -> DestinationRule:
+    """Check a DestinationRule spec (opened with ``DESTINATION_RULE_FIELDS``); problems go to ``spec.problems``."""
+    host = spec.string("host", required=True) or ""
+    if host:
+        spec.problems.add_if(spec.at("host"), host_error(host))
+    subsets: list[Subset] = []
+    names: set[str] = set()
+    for subset in spec.mappings("subsets", known=("name", "labels", "trafficPolicy")):
+        name = subset.string("name", required=True) or ""
+        if name:
+            subset.problems.add_if(subset.at("name"), dns1123_label_error(name, "subset name"))
+            if name in names:
+                subset.report("name", f"duplicate subset name {name!r}")
+            names.add(name)
+        subsets.append(
+            Subset(
+                name=name,
+                labels=frozen_labels(subset.labels("labels")),
+                traffic_policy=read_traffic_policy(subset, "trafficPolicy"),
+            )
+        )
+    return DestinationRule(
+        meta=meta,
+        host=host,
+        traffic_policy=read_traffic_policy(spec, "trafficPolicy"),
+        subsets=tuple(subsets),
+        export_to=export_to(spec, meta.key.namespace, allow_none=False),
+    )
+
+
+def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
+    policy = parent.mapping(name, known=_POLICY_FIELDS, unsupported=_POLICY_UNSUPPORTED)
+    if policy is None:
+        return None
+    if not policy.node:
+        policy.report(None, "a traffic policy must set at least one field")
+    return TrafficPolicy(
+        load_balancer=_load_balancer(policy),
+        connection_pool=_connection_pool(policy),
+        outlier_detection=_outlier_detection(policy),
+        port_level_settings=_port_level_settings(policy),
+    )
+
+
+def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
+    settings: list[PortTrafficPolicy] = []
+    seen: set[int] = set()
+    for entry in policy.mappings("portLevelSettings", known=_PORT_POLICY_FIELDS, unsupported=_PORT_POLICY_UNSUPPORTED):
+        port = entry.mapping("port", known=("number",), required=True)
+        number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
+        if number is not None:
+            if number in seen:
+                entry.report("port", f"port {number} already has port-level settings")
+            seen.add(number)
+        if not any(entry.has(key) for key in (*_PORT_POLICY_FIELDS[1:], *_PORT_POLICY_UNSUPPORTED)):
+            entry.report(None, "port-level settings must set at least one of loadBalancer, connectionPool, "
+                               "outlierDetection")
+        settings.append(
+            PortTrafficPolicy(
+                port=number or 0,
+                load_balancer=_load_balancer(entry),
+                connection_pool=_connection_pool(entry),
+                outlier_detection=_outlier_detection(entry),
+            )
+        )
+    return tuple(settings)
+
+
+def _load_balancer(policy: Fields) -> LoadBalancer | None:
+    balancer = policy.mapping("loadBalancer", known=("simple",), unsupported=_LB_UNSUPPORTED)
+    if balancer is None:
+        return None
+    simple = balancer.enum("simple", LOAD_BALANCER_POLICIES) or "UNSPECIFIED"
+    return LoadBalancer(simple=cast(_SimpleLB, simple))
+
+
+def _connection_pool(policy: Fields) -> ConnectionPool | None:
+    pool = policy.mapping("connectionPool", known=("tcp", "http"))
+    if pool is None:
+        return None
+    if not pool.has("tcp") and not pool.has("http"):
+        pool.report(None, "a connection pool must set tcp or http")
+    tcp = pool.mapping("tcp", known=_TCP_FIELDS, unsupported=_TCP_UNSUPPORTED)
+    http = pool.mapping("http", known=_HTTP_FIELDS, unsupported=_HTTP_UNSUPPORTED)
+    keepalive = tcp.mapping("tcpKeepalive", known=("probes", "time", "interval")) if tcp is not None else None
+    return ConnectionPool(
+        max_connections=_limit(tcp, "maxConnections"),
+        connect_timeout=tcp.timeout("connectTimeout") if tcp is not None else None,
+        tcp_keepalive_time=_keepalive_seconds(keepalive, "time"),
+        tcp_keepalive_interval=_keepalive_seconds(keepalive, "interval"),
+        tcp_keepalive_probes=_limit(keepalive, "probes", maximum=UINT32_MAX),
+        http1_max_pending_requests=_limit(http, "http1MaxPendingRequests"),
+        http2_max_requests=_limit(http, "http2MaxRequests"),
+        max_requests_per_connection=_limit(http, "maxRequestsPerConnection"),
+        max_retries=_limit(http, "maxRetries"),
+        idle_timeout=http.timeout("idleTimeout") if http is not None else None,
+        max_concurrent_streams=_limit(http, "maxConcurrentStreams"),
+    )
+
+
+def _limit(fields: Fields | None, name: str, *, maximum: int = INT32_MAX) -> int | None:
+    """A non-negative integer limit; 0 means "not set" (proto3), so Istio's default applies."""
+    if fields is None:
+        return None
+    return fields.integer(name, minimum=0, maximum=maximum) or None
+
+
+def _keepalive_seconds(keepalive: Fields | None, name: str) -> float | None:
+    if keepalive is None:
+        return None
+    seconds = keepalive.timeout(name)
+    if seconds is not None and seconds < 1:
+        keepalive.report(name, "must be at least 1s: Envoy counts TCP keepalive time in whole seconds")
+        return None
+    return seconds
+
+
+def _outlier_detection(policy: Fields) -> OutlierDetection | None:
+    outlier = policy.mapping("outlierDetection", known=_OUTLIER_FIELDS, unsupported=_OUTLIER_UNSUPPORTED)
+    if outlier is None:
+        return None
+    split = outlier.boolean("splitExternalLocalOriginErrors") or False
+    local_failures = outlier.integer("consecutiveLocalOriginFailures", minimum=0, maximum=UINT32_MAX)
+    if local_failures is not None and not split:
+        outlier.report(
+            "consecutiveLocalOriginFailures", "only takes effect with splitExternalLocalOriginErrors: true; set it"
+        )
+    return OutlierDetection(
+        consecutive_5xx_errors=outlier.integer("consecutive5xxErrors", minimum=0, maximum=UINT32_MAX),
+        consecutive_gateway_errors=outlier.integer("consecutiveGatewayErrors", minimum=0, maximum=UINT32_MAX),
+        split_external_local_origin_errors=split,
+        consecutive_local_origin_failures=local_failures,
+        interval=outlier.timeout("interval"),
+        base_ejection_time=outlier.timeout("baseEjectionTime"),
+        max_ejection_percent=outlier.integer("maxEjectionPercent", minimum=0, maximum=100) or None,
+        min_health_percent=outlier.integer("minHealthPercent", minimum=0, maximum=100),
+    )

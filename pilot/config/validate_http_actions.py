@@ -1,0 +1,263 @@
+"""Validate what a VirtualService HTTP route does besides forwarding: redirect, rewrite, direct response,
+retries, fault injection and header manipulation (Istio's HTTPRedirect, HTTPRewrite, HTTPDirectResponse,
+HTTPRetry, HTTPFaultInjection and Headers).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from types import MappingProxyType
+from typing import Literal, cast
+
+from pilot.config.types import (
+    Abort,
+    Delay,
+    Fault,
+    HeaderOperations,
+    Headers,
+    HTTPDirectResponse,
+    HTTPRedirect,
+    HTTPRetry,
+    HTTPRewrite,
+    RegexRewrite,
+)
+from pilot.config.validate_common import INT32_MAX, Fields
+from pilot.config.validate_http_match import regex_error
+
+__all__ = [
+    "GRPC_STATUS_CODES",
+    "RETRY_ON_POLICIES",
+    "read_direct_response",
+    "read_fault",
+    "read_headers",
+    "read_percentage",
+    "read_redirect",
+    "read_retries",
+    "read_rewrite",
+]
+
+RETRY_ON_POLICIES = frozenset(
+    {
+        "5xx",
+        "gateway-error",
+        "reset",
+        "reset-before-request",
+        "connect-failure",
+        "envoy-ratelimited",
+        "retriable-4xx",
+        "refused-stream",
+        "retriable-status-codes",
+        "retriable-headers",
+        "http3-post-connect-failure",
+        # x-envoy-retry-grpc-on
+        "cancelled",
+        "deadline-exceeded",
+        "internal",
+        "resource-exhausted",
+        "unavailable",
+    }
+)
+GRPC_STATUS_CODES = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+_REDIRECT_CODES = (301, 302, 303, 307, 308)  # what Envoy's RedirectAction.response_code can express
+_HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_ENVOY_COMMAND = re.compile(r"%%|%[A-Z][A-Z0-9_]*(?:\([^)%]*\))?(?::[0-9]+)?%")
+
+
+def read_percentage(parent: Fields, name: str) -> float | None:
+    """An Istio ``Percent`` (``{value: 12.5}``), 0..100."""
+    percent = parent.mapping(name, known=("value",))
+    if percent is None:
+        return None
+    return percent.number("value", minimum=0, maximum=100, required=True)
+
+
+def read_redirect(route: Fields) -> HTTPRedirect | None:
+    fields = ("uri", "authority", "port", "derivePort", "scheme", "redirectCode")
+    redirect = route.mapping("redirect", known=fields)
+    if redirect is None:
+        return None
+    if not any(redirect.has(name) for name in fields[:5]):
+        redirect.report(None, "a redirect must set at least one of uri, authority, port, derivePort, scheme")
+    redirect.exclusive(("port", "derivePort"))
+    derive = redirect.enum("derivePort", ("FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT")) or ""
+    code = redirect.integer("redirectCode", minimum=0, maximum=999)
+    if code is not None and code not in _REDIRECT_CODES:
+        redirect.report("redirectCode", f"must be one of {', '.join(map(str, _REDIRECT_CODES))}, got {code}")
+    return HTTPRedirect(
+        uri=redirect.string("uri") or "",
+        authority=redirect.string("authority") or "",
+        port=redirect.integer("port", minimum=1, maximum=65535),
+        derive_port=cast(Literal["", "FROM_PROTOCOL_DEFAULT", "FROM_REQUEST_PORT"], derive),
+        scheme=redirect.string("scheme") or "",
+        redirect_code=code or 301,
+    )
+
+
+def read_rewrite(route: Fields) -> HTTPRewrite | None:
+    rewrite = route.mapping("rewrite", known=("uri", "authority", "uriRegexRewrite"))
+    if rewrite is None:
+        return None
+    if not any(rewrite.has(name) for name in ("uri", "authority", "uriRegexRewrite")):
+        rewrite.report(None, "a rewrite must set at least one of uri, authority, uriRegexRewrite")
+    rewrite.exclusive(("uri", "uriRegexRewrite"))
+    regex_rewrite: RegexRewrite | None = None
+    regex = rewrite.mapping("uriRegexRewrite", known=("match", "rewrite"))
+    if regex is not None:
+        pattern = regex.string("match", required=True) or ""
+        if pattern:
+            regex.problems.add_if(regex.at("match"), regex_error(pattern))
+        substitution = regex.string("rewrite")
+        if substitution is None and not regex.has("rewrite"):
+            regex.report("rewrite", "required field is missing")
+        regex_rewrite = RegexRewrite(match=pattern, rewrite=substitution or "")
+    return HTTPRewrite(
+        uri=rewrite.string("uri"), authority=rewrite.string("authority"), uri_regex_rewrite=regex_rewrite
+    )
+
+
+def read_direct_response(route: Fields) -> HTTPDirectResponse | None:
+    response = route.mapping("directResponse", known=("status", "body"))
+    if response is None:
+        return None
+    status = response.integer("status", minimum=200, maximum=599, required=True)
+    text: str | None = None
+    body = response.mapping("body", known=("string", "bytes"))
+    if body is not None:
+        kind = body.exclusive(("string", "bytes"), required=True)
+        if kind == "string":
+            text = body.string("string")
+        elif kind == "bytes":
+            encoded = body.string("bytes")
+            if encoded is not None:
+                try:
+                    text = base64.b64decode(encoded, validate=True).decode("utf-8")
+                except (binascii.Error, ValueError):
+                    body.report("bytes", "must be base64 of UTF-8 text")
+    return HTTPDirectResponse(status=status or 200, body=text)
+
+
+def read_retries(route: Fields) -> HTTPRetry | None:
+    retries = route.mapping(
+        "retries",
+        known=("attempts", "perTryTimeout", "retryOn", "retryRemoteLocalities"),
+        unsupported=("retryIgnorePreviousHosts", "backoff"),
+    )
+    if retries is None:
+        return None
+    attempts = retries.integer("attempts", minimum=0, maximum=INT32_MAX, required=True)
+    retry_on = retries.string("retryOn")
+    if retry_on is not None:
+        policies = [part.strip() for part in retry_on.split(",")]
+        for policy in policies:
+            if policy not in RETRY_ON_POLICIES and not (policy.isdigit() and 100 <= int(policy) <= 599):
+                retries.report("retryOn", f"{policy!r} is not a retry policy Envoy knows, nor an HTTP status code")
+        retry_on = ",".join(policies)  # normalized: no spaces around the commas
+    if attempts == 0 and any(retries.has(n) for n in ("perTryTimeout", "retryOn", "retryRemoteLocalities")):
+        retries.report("attempts", "is 0 (retries disabled) but other retry settings are given")
+    return HTTPRetry(
+        attempts=attempts or 0,
+        per_try_timeout=retries.timeout("perTryTimeout"),
+        retry_on=retry_on,
+        retry_remote_localities=retries.boolean("retryRemoteLocalities"),
+    )
+
+
+def read_fault(route: Fields) -> Fault | None:
+    fault = route.mapping("fault", known=("delay", "abort"))
+    if fault is None:
+        return None
+    if not fault.has("delay") and not fault.has("abort"):
+        fault.report(None, "a fault must set delay, abort or both")
+    delay: Delay | None = None
+    delay_fields = fault.mapping(
+        "delay", known=("fixedDelay", "percentage", "percent"), unsupported=("exponentialDelay",)
+    )
+    if delay_fields is not None:
+        fixed = delay_fields.timeout("fixedDelay", required=not delay_fields.has("exponentialDelay"))
+        delay_fields.exclusive(("percentage", "percent"))
+        percentage = read_percentage(delay_fields, "percentage")
+        legacy = delay_fields.integer("percent", minimum=0, maximum=100)
+        delay = Delay(fixed_delay=fixed or 0.0, percentage=percentage if legacy is None else float(legacy))
+    abort: Abort | None = None
+    abort_fields = fault.mapping("abort", known=("httpStatus", "grpcStatus", "percentage"), unsupported=("http2Error",))
+    if abort_fields is not None:
+        abort_fields.exclusive(("httpStatus", "grpcStatus", "http2Error"), required=True)
+        abort = Abort(
+            http_status=abort_fields.integer("httpStatus", minimum=200, maximum=599),
+            grpc_status=abort_fields.enum("grpcStatus", GRPC_STATUS_CODES),
+            percentage=read_percentage(abort_fields, "percentage"),
+        )
+    return Fault(delay=delay, abort=abort)
+
+
+def read_headers(parent: Fields, name: str = "headers") -> Headers | None:
+    """Istio ``Headers``: request / response operations. Pseudo-headers and ``host`` cannot be touched, except that
+    a request may set ``host`` / ``:authority`` (Istio's authority rewrite through headers)."""
+    headers = parent.mapping(name, known=("request", "response"))
+    if headers is None:
+        return None
+    return Headers(request=_header_operations(headers, "request"), response=_header_operations(headers, "response"))
+
+
+def _header_operations(headers: Fields, direction: str) -> HeaderOperations | None:
+    operations = headers.mapping(direction, known=("set", "add", "remove"))
+    if operations is None:
+        return None
+    out: dict[str, dict[str, str]] = {"set": {}, "add": {}}
+    for verb, values in out.items():
+        for header, value, path in operations.entries(verb):
+            authority_ok = direction == "request"
+            operations.problems.add_if(path, _header_name_error(header, authority_ok=authority_ok))
+            if not isinstance(value, str):
+                operations.problems.add(path, "expected a string header value")
+                continue
+            operations.problems.add_if(path, _header_value_error(value))
+            values[header] = value
+    remove = operations.strings("remove") or ()
+    for index, header in enumerate(remove):
+        operations.problems.add_if(operations.at("remove", index), _header_name_error(header, authority_ok=False))
+    return HeaderOperations(
+        set=MappingProxyType(dict(sorted(out["set"].items()))),
+        add=MappingProxyType(dict(sorted(out["add"].items()))),
+        remove=remove,
+    )
+
+
+def _header_name_error(name: str, *, authority_ok: bool) -> str | None:
+    if not name:
+        return "header name must not be empty"
+    lowered = name.lower()
+    if lowered in (":authority", "host"):
+        return None if authority_ok else f"header {name!r} cannot be changed here (only a request may set the host)"
+    if name.startswith(":"):
+        return f"pseudo-header {name!r} cannot be changed"
+    if not _HEADER_TOKEN.match(name):
+        return f"{name!r} is not a valid HTTP header name"
+    return None
+
+
+def _header_value_error(value: str) -> str | None:
+    """Envoy reads ``%...%`` in header values as a command: a lone ``%`` makes it reject the whole route config."""
+    if "%" in _ENVOY_COMMAND.sub("", value):
+        return f"header value {value!r}: a literal '%' must be written '%%' (Envoy reads %NAME% as a command)"
+    return None

@@ -1,0 +1,191 @@
+"""Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
+
+Only HTTP routes are supported for now: ``tcp``, ``tls``, delegation and CORS are reported as "not supported by
+meshplane yet". Checks that need other resources (does the subset exist? is the port one of the service's?) are
+not here: they run in the store over the whole set of resources about to be accepted.
+"""
+
+from __future__ import annotations
+
+from pilot.config.types import (
+    ConfigMeta,
+    Destination,
+    HTTPRoute,
+    HTTPRouteDestination,
+    Mirror,
+    VirtualService,
+)
+from pilot.config.validate_common import Fields
+from pilot.config.validate_http_actions import (
+    read_direct_response,
+    read_fault,
+    read_headers,
+    read_percentage,
+    read_redirect,
+    read_retries,
+    read_rewrite,
+)
+from pilot.config.validate_http_match import read_matches
+from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error, export_to, host_error, ip_error
+
+__all__ = [
+    "HTTP_ROUTE_FIELDS",
+    "HTTP_ROUTE_UNSUPPORTED",
+    "VIRTUAL_SERVICE_FIELDS",
+    "VIRTUAL_SERVICE_UNSUPPORTED",
+    "read_destination",
+    "validate_virtual_service",
+]
+
+VIRTUAL_SERVICE_FIELDS = ("hosts", "gateways", "http", "exportTo")
+VIRTUAL_SERVICE_UNSUPPORTED = ("tcp", "tls")
+HTTP_ROUTE_FIELDS = (
+    "name",
+    "match",
+    "route",
+    "redirect",
+    "directResponse",
+    "rewrite",
+    "timeout",
+    "retries",
+    "fault",
+    "mirror",
+    "mirrorPercentage",
+    "mirrors",
+    "headers",
+)
+HTTP_ROUTE_UNSUPPORTED = ("delegate", "corsPolicy", "mirrorPercent")
+_MESH_GATEWAY = "mesh"
+
+
+def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
+    """Check a VirtualService spec (opened with ``VIRTUAL_SERVICE_FIELDS``); problems go to ``spec.problems``."""
+    gateways = _gateways(spec)
+    applies_to_mesh = not gateways or _MESH_GATEWAY in gateways
+    hosts = _hosts(spec, applies_to_mesh=applies_to_mesh)
+    other_routes = any(spec.has(name) for name in VIRTUAL_SERVICE_UNSUPPORTED)  # tcp / tls, reported already
+    if not spec.has("http") and not other_routes:
+        spec.report("http", "required field is missing: a VirtualService needs at least one http route")
+    routes = tuple(
+        _http_route(route)
+        for route in spec.mappings(
+            "http", known=HTTP_ROUTE_FIELDS, unsupported=HTTP_ROUTE_UNSUPPORTED, required=spec.has("http")
+        )
+    )
+    return VirtualService(
+        meta=meta,
+        hosts=hosts,
+        gateways=gateways,
+        http=routes,
+        export_to=export_to(spec, meta.key.namespace, allow_none=False),
+    )
+
+
+def _gateways(spec: Fields) -> tuple[str, ...]:
+    gateways = spec.strings("gateways") or ()
+    for index, gateway in enumerate(gateways):
+        path = spec.at("gateways", index)
+        if gateway == _MESH_GATEWAY:
+            continue
+        namespace, slash, name = gateway.rpartition("/")
+        if slash:
+            spec.problems.add_if(path, dns1123_label_error(namespace, "gateway namespace"))
+            spec.problems.add_if(path, dns1123_label_error(name, "gateway name"))
+        else:
+            spec.problems.add_if(path, dns1123_subdomain_error(gateway, "gateway name"))
+    return gateways
+
+
+def _hosts(spec: Fields, *, applies_to_mesh: bool) -> tuple[str, ...]:
+    hosts = spec.strings("hosts", required=True) or ()
+    seen: set[str] = set()
+    for index, host in enumerate(hosts):
+        path = spec.at("hosts", index)
+        if host == "*" and applies_to_mesh:
+            spec.problems.add(
+                path, "host '*' is not allowed for the mesh: list gateways without 'mesh', or name the hosts"
+            )
+        elif ip_error(host) is not None:
+            spec.problems.add_if(path, host_error(host))
+        if host in seen:
+            spec.problems.add(path, f"duplicate host {host!r}")
+        seen.add(host)
+    return hosts
+
+
+def read_destination(parent: Fields, name: str = "destination") -> Destination | None:
+    """An Istio ``Destination``: host (short name, FQDN; no wildcard), subset, port.number."""
+    destination = parent.mapping(name, known=("host", "subset", "port"), required=True)
+    if destination is None:
+        return None
+    host = destination.string("host", required=True) or ""
+    if host:
+        destination.problems.add_if(destination.at("host"), host_error(host, wildcard=False))
+    subset = destination.string("subset") or ""
+    if subset:
+        destination.problems.add_if(destination.at("subset"), dns1123_label_error(subset, "subset name"))
+    port = destination.mapping("port", known=("number",))
+    number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
+    return Destination(host=host, subset=subset, port=number)
+
+
+def _http_route(route: Fields) -> HTTPRoute:
+    _check_conflicts(route)
+    destinations: list[HTTPRouteDestination] = []
+    for entry in route.mappings("route", known=("destination", "weight", "headers")):
+        destination = read_destination(entry)
+        destinations.append(
+            HTTPRouteDestination(
+                destination=destination or Destination(host=""),
+                weight=entry.integer("weight", minimum=0, maximum=100),
+                headers=read_headers(entry),
+            )
+        )
+    if len(destinations) > 1:
+        total = sum(d.weight or 0 for d in destinations)
+        if total != 100:
+            route.report("route", f"the weights of {len(destinations)} destinations must add up to 100, got {total}")
+    rewrite = read_rewrite(route)
+    headers = read_headers(route)
+    if rewrite is not None and rewrite.authority:
+        request = headers.request if headers is not None else None
+        if request is not None and any(h.lower() in ("host", ":authority") for h in (*request.set, *request.add)):
+            route.report("headers", "the authority is also rewritten by rewrite.authority: set it in one place only")
+    return HTTPRoute(
+        name=route.string("name") or "",
+        match=read_matches(route),
+        route=tuple(destinations),
+        redirect=read_redirect(route),
+        direct_response=read_direct_response(route),
+        rewrite=rewrite,
+        timeout=route.timeout("timeout"),
+        retries=read_retries(route),
+        fault=read_fault(route),
+        mirrors=_mirrors(route),
+        headers=headers,
+    )
+
+
+def _check_conflicts(route: Fields) -> None:
+    """Exactly one of route / redirect / directResponse, and what cannot go with a redirect or a direct response."""
+    action = route.exclusive(("route", "redirect", "directResponse"), required=not route.has("delegate"))
+    for other in ("fault", "rewrite"):
+        if action in ("redirect", "directResponse") and route.has(other):
+            route.report(other, f"cannot be combined with {action}")
+
+
+def _mirrors(route: Fields) -> tuple[Mirror, ...]:
+    route.exclusive(("mirror", "mirrors"))
+    if route.has("mirrorPercentage") and not route.has("mirror"):
+        route.report("mirrorPercentage", "only applies together with mirror")
+    if route.has("mirror"):
+        destination = read_destination(route, "mirror")
+        percentage = read_percentage(route, "mirrorPercentage")
+        return (Mirror(destination=destination or Destination(host=""), percentage=percentage),)
+    mirrors: list[Mirror] = []
+    for entry in route.mappings("mirrors", known=("destination", "percentage")):
+        destination = read_destination(entry)
+        mirrors.append(
+            Mirror(destination=destination or Destination(host=""), percentage=read_percentage(entry, "percentage"))
+        )
+    return tuple(mirrors)

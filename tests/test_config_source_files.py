@@ -1,0 +1,197 @@
+"""DirectorySource: initial load, watching edits/additions/deletions, partial writes, logging."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import structlog
+
+from pilot.config.errors import ConfigSourceError
+from pilot.config.source_files import DirectorySource, is_config_file
+from pilot.config.store import ConfigStore, StoreChange
+from pilot.config.types import ConfigKey, WorkloadEntry
+
+WAIT_SECONDS = 5.0
+
+
+def workload(name: str, address: str) -> str:
+    return (
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+        f"metadata: {{name: {name}, namespace: ns}}\nspec:\n  address: {address}\n"
+    )
+
+
+def key(name: str) -> ConfigKey:
+    return ConfigKey(kind="WorkloadEntry", namespace="ns", name=name)
+
+
+class Recorder:
+    """Collects StoreChanges and what was in force at each one."""
+
+    def __init__(self, store: ConfigStore) -> None:
+        self.store = store
+        self.changes: list[StoreChange] = []
+        self.in_force: list[set[ConfigKey]] = []
+
+    def __call__(self, change: StoreChange) -> None:
+        self.changes.append(change)
+        self.in_force.append(set(self.store.accepted))
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Write like editors do: a hidden temporary file renamed over the old one (never seen half-written)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def make_source(config_dir: Path) -> tuple[ConfigStore, Recorder, DirectorySource]:
+    store = ConfigStore()
+    recorder = Recorder(store)
+    return store, recorder, DirectorySource(config_dir, store, recorder, step_ms=50, debounce_ms=400)
+
+
+async def wait_for(condition: Callable[[], bool], poke_dir: Path) -> None:
+    """Wait until ``condition`` holds, touching a non-config file now and then: the watcher may start after the
+    edit under test, and any later event makes it rescan (changed files are found by their signatures)."""
+    deadline = asyncio.get_running_loop().time() + WAIT_SECONDS
+    poke = poke_dir / "poke.txt"
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {WAIT_SECONDS}s")
+        poke.write_text(str(asyncio.get_running_loop().time()))
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        ("a.yaml", True),
+        ("sub/dir/b.yml", True),
+        (".hidden.yaml", False),
+        (".git/c.yaml", False),
+        ("..data/d.yaml", False),
+        ("#e.yaml#", False),
+        ("#e.yaml", False),
+        (".#f.yaml", False),
+        ("g.yaml~", False),
+        ("h.yaml.swp", False),
+        ("notes.txt", False),
+    ],
+)
+def test_is_config_file(relative: str, expected: bool) -> None:
+    assert is_config_file(Path(relative)) is expected
+
+
+async def test_load_initial_reads_config_files_recursively(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.yml").write_text(workload("b", "127.0.0.3"))
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "c.yaml").write_text(workload("c", "127.0.0.4"))
+    (tmp_path / ".d.yaml").write_text(workload("d", "127.0.0.5"))
+    (tmp_path / "e.yaml~").write_text(workload("e", "127.0.0.6"))
+    (tmp_path / "notes.txt").write_text("not config")
+    store, recorder, source = make_source(tmp_path)
+    await source.load_initial()
+    assert set(store.accepted) == {key("a"), key("b")}
+    assert store.accepted[key("b")].meta.file == str(tmp_path / "sub" / "b.yml")
+    assert [c.version for c in recorder.changes] == [1]
+
+
+async def test_load_initial_needs_the_directory(tmp_path: Path) -> None:
+    _, _, source = make_source(tmp_path / "missing")
+    with pytest.raises(ConfigSourceError, match="does not exist"):
+        await source.load_initial()
+
+
+async def test_unreadable_text_is_a_file_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_bytes(b"kind: \xff\xfe\n")
+    store, _, source = make_source(tmp_path)
+    await source.load_initial()
+    (error,) = store.file_errors
+    assert error.file == str(tmp_path / "bad.yaml") and "not UTF-8" in error.message
+
+
+async def test_watch_picks_up_edits_additions_and_deletions(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    store, recorder, source = make_source(tmp_path)
+    await source.load_initial()
+    task = asyncio.create_task(source.watch())
+    try:
+        replace_file(tmp_path / "a.yaml", workload("a", "127.0.0.9"))
+        await wait_for(lambda: _address(store, "a") == "127.0.0.9", tmp_path)
+        (tmp_path / "b.yaml").write_text(workload("b", "127.0.0.3"))
+        await wait_for(lambda: key("b") in store.accepted, tmp_path)
+        (tmp_path / "a.yaml").unlink()
+        await wait_for(lambda: key("a") not in store.accepted, tmp_path)
+    finally:
+        source.stop()
+        await asyncio.wait_for(task, WAIT_SECONDS)
+    assert [c.changed for c in recorder.changes[1:]] == [{key("a")}, {key("b")}, {key("a")}]
+
+
+async def test_watch_survives_a_file_written_in_several_steps(tmp_path: Path) -> None:
+    path = tmp_path / "a.yaml"
+    path.write_text(workload("a", "127.0.0.2"))
+    store, recorder, source = make_source(tmp_path)
+    await source.load_initial()
+    task = asyncio.create_task(source.watch())
+    await asyncio.sleep(0.2)  # give the watcher time to start, so that it is likely to see the half-written file
+    try:
+        new = workload("a", "127.0.0.7") + "---\n" + workload("b", "127.0.0.8")
+        cut = new.index("namespace: ns}") + 5  # inside a flow mapping: not YAML until the rest arrives
+        with path.open("w") as handle:
+            handle.write(new[:cut])
+            handle.flush()
+            await asyncio.sleep(0.3)  # longer than the watcher's quiet period: the half file may be read
+            handle.write(new[cut:])
+        await wait_for(lambda: key("b") in store.accepted, tmp_path)
+    finally:
+        source.stop()
+        await asyncio.wait_for(task, WAIT_SECONDS)
+    assert _address(store, "a") == "127.0.0.7"
+    assert all(key("a") in in_force for in_force in recorder.in_force)  # never dropped while half written
+    assert not store.file_errors
+
+
+async def test_watch_keeps_config_in_force_when_the_directory_goes_away(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    store, recorder, source = make_source(config_dir)
+    await source.load_initial()
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(source.watch())
+        try:
+            # an edit seen proves the watcher runs: the removal below is the only event it will get
+            replace_file(config_dir / "a.yaml", workload("a", "127.0.0.3"))
+            await wait_for(lambda: _address(store, "a") == "127.0.0.3", config_dir)
+            shutil.rmtree(config_dir)
+            await wait_for(lambda: any(e["event"] == "config_dir_unreadable" for e in logs), tmp_path)
+        finally:
+            source.stop()
+            await asyncio.wait_for(task, WAIT_SECONDS)
+    assert _address(store, "a") == "127.0.0.3"
+    assert len(recorder.changes) == 2  # the initial load and the edit: nothing removed
+
+
+async def test_rejections_are_logged_with_file_line_key_path(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(workload("a", "not-an-ip"))
+    _, _, source = make_source(tmp_path)
+    with structlog.testing.capture_logs() as logs:
+        await source.load_initial()
+    (event,) = [e for e in logs if e["event"] == "config_rejected"]
+    assert event["file"] == str(tmp_path / "a.yaml")
+    assert (event["line"], event["key"], event["path"]) == (5, "WorkloadEntry/ns/a", "spec.address")
+    assert "is not an IP address" in event["message"]
+    assert event["log_level"] == "warning"
+
+
+def _address(store: ConfigStore, name: str) -> str | None:
+    resource = store.accepted.get(key(name))
+    return resource.address if isinstance(resource, WorkloadEntry) else None
