@@ -81,7 +81,8 @@ def parse_node_id(node_id: str, cluster: str = "") -> ProxyNode:
 
 def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
     """Find the proxy's WorkloadEntry: by name in its namespace, else by address in its namespace."""
-    workload = snapshot.workloads.get(ConfigKey(kind="WorkloadEntry", namespace=node.namespace, name=node.workload_name))
+    key = ConfigKey(kind="WorkloadEntry", namespace=node.namespace, name=node.workload_name)
+    workload = snapshot.workloads.get(key)
     if workload is None:
         for candidate in snapshot.workloads.values():
             if candidate.meta.key.namespace == node.namespace and candidate.address == node.ip:
@@ -127,21 +128,23 @@ def _changed_kinds(previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Re
     return frozenset(changed)
 
 
+def _selected_workloads(entry: ServiceEntry, workloads: Iterable[WorkloadEntry]) -> list[WorkloadEntry]:
+    """The WorkloadEntries a ServiceEntry's workloadSelector picks: same namespace, labels match."""
+    if entry.workload_selector is None:
+        return []
+    namespace, selector = entry.meta.key.namespace, entry.workload_selector
+    return [w for w in workloads if w.meta.key.namespace == namespace and labels_match(selector, w.labels)]
+
+
 def _service_from_entry(
-    entry: ServiceEntry, host: str, workloads: Iterable[WorkloadEntry], instances: dict[ConfigKey, list[ServiceInstance]]
+    entry: ServiceEntry,
+    host: str,
+    workloads: Iterable[WorkloadEntry],
+    instances: dict[ConfigKey, list[ServiceInstance]],
 ) -> Service:
-    namespace = entry.meta.key.namespace
+    """One host of a ServiceEntry as a Service; records the ports each selected workload serves in ``instances``."""
     endpoints: dict[int, list[Endpoint]] = {p.number: [] for p in entry.ports}
-    service = Service(
-        host=host,
-        namespace=namespace,
-        ports=entry.ports,
-        resolution=entry.resolution,
-        mesh_internal=entry.location == "MESH_INTERNAL",
-        endpoints=MappingProxyType({}),
-        source=entry.meta.key,
-    )
-    for ep in entry.endpoints:
+    for ep in entry.endpoints:  # inline endpoints: no sidecar of ours, connect to the endpoint's own port
         for port in entry.ports:
             endpoints[port.number].append(
                 Endpoint(
@@ -153,12 +156,7 @@ def _service_from_entry(
                     locality=ep.locality,
                 )
             )
-    selected: list[WorkloadEntry] = []
-    if entry.workload_selector is not None:
-        selector = entry.workload_selector
-        selected = [
-            w for w in workloads if w.meta.key.namespace == namespace and labels_match(selector, w.labels)
-        ]
+    selected = _selected_workloads(entry, workloads)
     for workload in selected:
         for port in entry.ports:
             # The workload's sidecar listens on the service port at the workload's address and forwards to the app.
@@ -173,23 +171,24 @@ def _service_from_entry(
                     locality=workload.locality,
                 )
             )
+    service = Service(
+        host=host,
+        namespace=entry.meta.key.namespace,
+        ports=entry.ports,
+        resolution=entry.resolution,
+        mesh_internal=entry.location == "MESH_INTERNAL",
+        endpoints=MappingProxyType(
+            {number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())}
+        ),
+        source=entry.meta.key,
+    )
+    for workload in selected:
+        for port in entry.ports:
             target = workload.ports.get(port.name) or port.target_port or port.number
             instances[workload.meta.key].append(
                 ServiceInstance(service=service, port=port, target_port=target, workload=workload)
             )
-    frozen = {
-        number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())
-    }
-    # Service is frozen: rebuild it with its endpoints (instances keep the endpoint-less copy, which is all they need).
-    return Service(
-        host=service.host,
-        namespace=service.namespace,
-        ports=service.ports,
-        resolution=service.resolution,
-        mesh_internal=service.mesh_internal,
-        endpoints=MappingProxyType(frozen),
-        source=service.source,
-    )
+    return service
 
 
 def build_snapshot(
@@ -214,10 +213,8 @@ def build_snapshot(
     for resource in ordered.values():
         if isinstance(resource, DestinationRule):
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
-        elif isinstance(resource, VirtualService) and not resource.gateways or (
-            isinstance(resource, VirtualService) and "mesh" in resource.gateways
-        ):
-            assert isinstance(resource, VirtualService)
+        elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
+            # Sidecars get the rules bound to the reserved "mesh" gateway (the default when none are listed).
             for host in resource.hosts:
                 virtual[resolve_host(host, resource.meta.key.namespace, domain_suffix)].append(resource)
     return MeshSnapshot(
