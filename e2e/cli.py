@@ -1,0 +1,173 @@
+"""``meshplane``: the user-facing command. Each subcommand is a ``Command``: its arguments and an async runner.
+
+    meshplane demo [--keep-running] [--requests 200] [--workdir DIR]
+    meshplane analyze DIR
+    meshplane proxy-status [--pilot-monitor 127.0.0.1:15014]
+    meshplane proxy-config cluster|listener|route|endpoint WORKLOAD[.NAMESPACE] [-o json]
+
+A new subcommand is one more ``Command`` in ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import structlog
+
+from e2e.demo import run_demo
+from e2e.harness import MeshNotSyncedError
+from e2e.pilot_process import PilotError
+from envoy_bootstrap.binary import EnvoyNotFoundError
+from envoy_bootstrap.runner import EnvoyError
+from pilot.analyze import analyze_directory, format_finding
+from pilot.proxy_status import (
+    PROXY_CONFIG_TYPES,
+    fetch_json,
+    find_proxy,
+    render_proxy_config,
+    render_proxy_status,
+)
+
+__all__ = ["COMMANDS", "Command", "build_parser", "main"]
+
+Runner = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Runner
+
+
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--keep-running", action="store_true", help="after the walkthrough, serve until Ctrl-C")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="requests sent to measure each split (default: %(default)s)"
+    )
+    parser.add_argument("--workdir", type=Path, help="where config and logs go (default: a temporary directory)")
+
+
+async def _run_demo(args: argparse.Namespace) -> int:
+    if args.requests < 1:
+        print("meshplane demo: --requests must be at least 1", file=sys.stderr)
+        return 2
+    return await run_demo(requests=args.requests, keep_running=args.keep_running, workdir=args.workdir)
+
+
+def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config_dir", type=Path, help="directory of Istio YAML, read as Pilot reads --config-dir")
+
+
+async def _run_analyze(args: argparse.Namespace) -> int:
+    if not args.config_dir.is_dir():
+        print(f"meshplane analyze: {args.config_dir} is not a directory", file=sys.stderr)
+        return 2
+    findings = await analyze_directory(args.config_dir)
+    for finding in findings:
+        print(format_finding(finding))
+    errors = sum(1 for f in findings if f.level == "Error")
+    if not findings:
+        print(f"\u2714 No validation issues found when analyzing {args.config_dir}.")
+    return 1 if errors else 0
+
+
+def _monitor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pilot-monitor", default="127.0.0.1:15014", help="Pilot's monitor address (default: %(default)s)"
+    )
+
+
+async def _run_proxy_status(args: argparse.Namespace) -> int:
+    print(render_proxy_status(await fetch_json(args.pilot_monitor, "/debug/syncz")))
+    return 0
+
+
+def _proxy_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("type", choices=sorted(PROXY_CONFIG_TYPES), help="which xDS resources to show")
+    parser.add_argument("proxy", help="WORKLOAD, WORKLOAD.NAMESPACE or a full node id")
+    parser.add_argument("-o", "--output", choices=["short", "json"], default="short")
+    _monitor_argument(parser)
+
+
+async def _run_proxy_config(args: argparse.Namespace) -> int:
+    try:
+        node_id = find_proxy(await fetch_json(args.pilot_monitor, "/debug/syncz"), args.proxy)
+    except LookupError as exc:
+        print(f"meshplane proxy-config: {exc}", file=sys.stderr)
+        return 1
+    dump = await fetch_json(args.pilot_monitor, f"/debug/config_dump?proxy={node_id}")
+    if args.output == "json":
+        resources = dump.get("types", {}).get(PROXY_CONFIG_TYPES[args.type], {}).get("resources", [])
+        print(json.dumps(resources, indent=2))
+    else:
+        print(render_proxy_config(dump, args.type))
+    return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="demo",
+        help="Istio's reviews traffic shifting on loopback: Pilot, 3 versions, real Envoy sidecars",
+        add_arguments=_demo_arguments,
+        run=_run_demo,
+    ),
+    Command(
+        name="analyze",
+        help="check a config directory as Pilot would read it, plus mesh-level problems (istioctl analyze)",
+        add_arguments=_analyze_arguments,
+        run=_run_analyze,
+    ),
+    Command(
+        name="proxy-status",
+        help="per sidecar and xDS type: SYNCED, STALE, NACKED or NOT SENT (istioctl proxy-status)",
+        add_arguments=_monitor_argument,
+        run=_run_proxy_status,
+    ),
+    Command(
+        name="proxy-config",
+        help="the clusters, listeners, routes or endpoints Pilot sent a sidecar (istioctl proxy-config)",
+        add_arguments=_proxy_config_arguments,
+        run=_run_proxy_config,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="meshplane", description="meshplane: an Istio-style mesh driving stock Envoy")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show meshplane's own logs")
+    subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS:
+        sub = subcommands.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = logging.INFO if args.verbose else logging.WARNING
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
+    runner: Runner = args.run
+    try:
+        return asyncio.run(runner(args))
+    except KeyboardInterrupt:
+        print(f"meshplane {args.command}: interrupted; everything was stopped", file=sys.stderr)
+        return 130
+    except (EnvoyNotFoundError, EnvoyError, PilotError, MeshNotSyncedError, OSError, aiohttp.ClientError) as exc:
+        print(f"meshplane {args.command}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""``meshplane analyze DIR``: check a config directory offline, the way Pilot would read it (istioctl analyze).
+
+Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
+that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, a sidecar
+and its app wanting the same address and port.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pilot.config import ConfigStore, DirectorySource
+from pilot.config.types import ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
+from pilot.model import build_snapshot, host_matches, resolve_host
+from pilot.model.types import MeshSnapshot
+
+__all__ = ["Finding", "analyze_directory", "analyze_snapshot", "format_finding"]
+
+Level = Literal["Error", "Warning", "Info"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Finding:
+    level: Level
+    code: str  # MP01xx: config rejected or skipped; MP02xx: mesh-level problems
+    resource: str  # "VirtualService default/reviews" or a file name
+    location: str  # file:line
+    message: str
+
+
+def format_finding(finding: Finding) -> str:
+    """``Error [MP0101] (VirtualService default/reviews rules.yaml:3) message``, as istioctl analyze prints."""
+    where = " ".join(part for part in (finding.resource, finding.location) if part)
+    return f"{finding.level} [{finding.code}] ({where}) {finding.message}"
+
+
+def _describe(meta: ConfigMeta) -> tuple[str, str]:
+    key = meta.key
+    return f"{key.kind} {key.namespace}/{key.name}", f"{meta.file}:{meta.line}"
+
+
+async def analyze_directory(config_dir: Path) -> list[Finding]:
+    """Load ``config_dir`` exactly as Pilot's directory source does, then analyze what would be in force."""
+    store = ConfigStore()
+    await DirectorySource(config_dir, store, lambda _change: None).load_initial()
+    findings: list[Finding] = []
+    for error in store.file_errors:
+        findings.append(Finding(level="Error", code="MP0100", resource="", location="", message=str(error)))
+    for rejection in store.rejections:
+        for error in rejection.errors:
+            resource = f"{error.key.kind} {error.key.namespace}/{error.key.name}" if error.key else ""
+            location = f"{error.file}:{error.line}"
+            detail = f"{error.path}: {error.message}" if error.path else error.message
+            findings.append(Finding(level="Error", code="MP0101", resource=resource, location=location, message=detail))
+    for warning in store.warnings:
+        findings.append(Finding(level="Warning", code="MP0102", resource="", location="", message=warning))
+    findings.extend(analyze_snapshot(build_snapshot(store.accepted, version=store.version)))
+    return findings
+
+
+def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
+    """Mesh-level checks over what would be in force."""
+    findings: list[Finding] = []
+    hosts = tuple(snapshot.services)
+
+    def served(host: str) -> bool:
+        return any(host_matches(host, service) for service in hosts)
+
+    for resource in snapshot.configs.values():
+        resource_name, location = _describe(resource.meta)
+        if isinstance(resource, VirtualService):
+            for host in resource.hosts:
+                fqdn = resolve_host(host, resource.meta.key.namespace, snapshot.domain_suffix)
+                if not served(fqdn):
+                    findings.append(
+                        Finding(
+                            level="Warning",
+                            code="MP0201",
+                            resource=resource_name,
+                            location=location,
+                            message=f"host {host!r} ({fqdn}) matches no ServiceEntry host: the rule routes nothing",
+                        )
+                    )
+        elif isinstance(resource, DestinationRule):
+            fqdn = resolve_host(resource.host, resource.meta.key.namespace, snapshot.domain_suffix)
+            if not served(fqdn):
+                findings.append(
+                    Finding(
+                        level="Warning",
+                        code="MP0202",
+                        resource=resource_name,
+                        location=location,
+                        message=f"host {resource.host!r} ({fqdn}) matches no ServiceEntry host",
+                    )
+                )
+    findings.extend(_workload_findings(snapshot))
+    return findings
+
+
+def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    findings: list[Finding] = []
+    by_address: dict[str, list[WorkloadEntry]] = defaultdict(list)
+    for workload in snapshot.workloads.values():
+        by_address[workload.address].append(workload)
+        resource_name, location = _describe(workload.meta)
+        instances = snapshot.instances.get(workload.meta.key, ())
+        if not instances:
+            findings.append(
+                Finding(
+                    level="Info",
+                    code="MP0203",
+                    resource=resource_name,
+                    location=location,
+                    message="no ServiceEntry selects this workload: its sidecar gets no inbound listener "
+                    "(fine for a client-only workload)",
+                )
+            )
+        for instance in instances:
+            if instance.target_port == instance.port.number:
+                findings.append(
+                    Finding(
+                        level="Error",
+                        code="MP0204",
+                        resource=resource_name,
+                        location=location,
+                        message=f"service {instance.service.host} port {instance.port.number}: the app's target "
+                        f"port is the service port; the sidecar binds {workload.address}:{instance.port.number} "
+                        f"itself, so set `ports: {{{instance.port.name}: <app port>}}` to another port",
+                    )
+                )
+    for address, workloads in sorted(by_address.items()):
+        if len(workloads) > 1:
+            names = ", ".join(str(w.meta.key) for w in workloads)
+            findings.append(
+                Finding(
+                    level="Error",
+                    code="MP0205",
+                    resource="",
+                    location="",
+                    message=f"address {address} is used by several workloads ({names}): each sidecar binds its "
+                    "workload's address, so they would collide",
+                )
+            )
+    return findings

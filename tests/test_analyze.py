@@ -1,0 +1,92 @@
+"""``meshplane analyze``: what Pilot would reject, skip, or serve to no effect, found offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from e2e.cli import main as meshplane
+from e2e.mesh_config import DEMO_MESH_FILE, DEMO_ROUTE_FILES
+from pilot.analyze import Finding, analyze_directory, format_finding
+
+BAD_RULES = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 80
+    - destination: {host: reviews, subset: v2}
+      weigth: 20
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings]
+  http: [{route: [{destination: {host: ratings}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: edge}
+spec: {}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: squatter, namespace: default}
+spec: {address: 127.0.0.21}
+"""
+
+
+def codes(findings: list[Finding]) -> list[tuple[str, str, str]]:
+    return [(f.level, f.code, f.resource) for f in findings]
+
+
+async def test_the_demo_config_is_clean_but_for_the_client_only_workload(tmp_path: Path) -> None:
+    for source in (DEMO_MESH_FILE, *DEMO_ROUTE_FILES[:1]):
+        (tmp_path / source.name).write_text(source.read_text())
+
+    findings = await analyze_directory(tmp_path)
+
+    assert codes(findings) == [("Info", "MP0203", "WorkloadEntry default/productpage")]
+
+
+async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(tmp_path: Path) -> None:
+    (tmp_path / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text())
+    (tmp_path / "rules.yaml").write_text(BAD_RULES)
+
+    findings = await analyze_directory(tmp_path)
+    by_code = {f.code: f for f in findings}
+
+    errors = [f for f in findings if f.code == "MP0101"]
+    assert {(f.location, f.message.split(":")[0]) for f in errors} == {
+        (f"{tmp_path / 'rules.yaml'}:7", "spec.http[0].route"),
+        (f"{tmp_path / 'rules.yaml'}:11", "spec.http[0].route[1].weigth"),
+    }
+    assert "did you mean 'weight'" in format_finding(next(f for f in errors if "weigth" in f.message))
+    assert "Gateway" in by_code["MP0102"].message
+    assert by_code["MP0201"].resource == "VirtualService default/ratings"
+    assert "127.0.0.21" in by_code["MP0205"].message and "squatter" in by_code["MP0205"].message
+
+
+async def test_app_port_equal_to_service_port_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text().replace("http: 19080", "http: 9080", 1))
+
+    findings = await analyze_directory(tmp_path)
+
+    [clash] = [f for f in findings if f.code == "MP0204"]
+    assert clash.level == "Error" and clash.resource == "WorkloadEntry default/reviews-v1"
+
+
+def test_cli_exit_code_says_whether_there_are_errors(tmp_path: Path, capsys: object) -> None:
+    clean, broken = tmp_path / "clean", tmp_path / "broken"
+    clean.mkdir()
+    broken.mkdir()
+    (clean / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text())
+    (broken / "rules.yaml").write_text(BAD_RULES)
+
+    assert meshplane(["analyze", str(clean)]) == 0
+    assert meshplane(["analyze", str(broken)]) == 1
+    assert meshplane(["analyze", str(tmp_path / "missing")]) == 2

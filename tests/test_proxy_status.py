@@ -1,0 +1,105 @@
+"""Rendering Pilot's sync state and config dumps the way istioctl proxy-status / proxy-config do."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pilot.proxy_status import find_proxy, render_proxy_config, render_proxy_status, type_status
+
+SYNCZ: dict[str, Any] = {
+    "snapshot_version": 7,
+    "proxies": [
+        {
+            "id": "sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local",
+            "workload": "reviews-v1",
+            "namespace": "default",
+            "address": "127.0.0.21",
+            "mode": "delta",
+            "snapshot_version": 7,
+            "types": {
+                "cds": {"sent": "a", "acked": "a", "last_nack": None},
+                "eds": {"sent": "b", "acked": "old", "last_nack": None},
+                "lds": {"sent": "c", "acked": "old", "last_nack": {"version": "c", "error": "bad listener"}},
+            },
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        (None, "NOT SENT"),
+        ({"sent": "", "acked": ""}, "NOT SENT"),
+        ({"sent": "a", "acked": "a"}, "SYNCED"),
+        ({"sent": "b", "acked": "a"}, "STALE"),
+        ({"sent": "b", "acked": "a", "last_nack": {"version": "b"}}, "NACKED"),
+        ({"sent": "b", "acked": "b", "last_nack": {"version": "a"}}, "SYNCED"),
+    ],
+    ids=["missing", "empty", "synced", "stale", "nacked", "old-nack"],
+)
+def test_type_status(entry: dict[str, Any] | None, expected: str) -> None:
+    assert type_status(entry) == expected
+
+
+def test_proxy_status_table_and_nacks() -> None:
+    text = render_proxy_status(SYNCZ)
+    header, row, *_ = text.splitlines()
+
+    assert header.split() == ["NAME", "ADDRESS", "MODE", "CDS", "LDS", "EDS", "RDS", "SNAPSHOT"]
+    assert row.split() == [
+        "reviews-v1.default",
+        "127.0.0.21",
+        "delta",
+        "SYNCED",
+        "NACKED",
+        "STALE",
+        "NOT",
+        "SENT",
+        "7/7",
+    ]
+    assert "reviews-v1.default LDS rejected version c: bad listener" in text
+    assert render_proxy_status({"proxies": []}) == "no proxies connected"
+
+
+@pytest.mark.parametrize("name", ["reviews-v1", "reviews-v1.default", SYNCZ["proxies"][0]["id"]])
+def test_find_proxy_by_workload_or_node_id(name: str) -> None:
+    assert find_proxy(SYNCZ, name) == SYNCZ["proxies"][0]["id"]
+
+
+def test_find_proxy_lists_what_is_connected() -> None:
+    with pytest.raises(LookupError, match=r"connected: reviews-v1\.default"):
+        find_proxy(SYNCZ, "ratings")
+
+
+def test_proxy_config_summaries() -> None:
+    dump = {
+        "id": "x",
+        "types": {
+            "cds": {"resources": [{"name": "outbound|9080||reviews", "type": "EDS"}]},
+            "lds": {
+                "resources": [{"name": "l", "address": {"socket_address": {"address": "1.2.3.4", "port_value": 1}}}]
+            },
+            "eds": {
+                "resources": [
+                    {
+                        "cluster_name": "outbound|9080||reviews",
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {"endpoint": {"address": {"socket_address": {"address": "a", "port_value": 2}}}}
+                                ]
+                            }
+                        ],
+                    }
+                ]
+            },
+        },
+    }
+
+    assert render_proxy_config(dump, "cluster").splitlines()[1].split() == ["outbound|9080||reviews", "EDS"]
+    assert render_proxy_config(dump, "listener").splitlines()[1].split() == ["l", "1.2.3.4:1"]
+    assert render_proxy_config(dump, "endpoint").splitlines()[1].split() == ["outbound|9080||reviews", "a:2"]
+    assert render_proxy_config(dump, "route") == "no route resources sent to x"
