@@ -29,8 +29,8 @@ __all__ = [
     "LISTENER_TYPE",
     "PUSH_ORDER",
     "ROUTE_TYPE",
-    "TypeGenerator",
     "Scope",
+    "TypeGenerator",
 ]
 
 CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"

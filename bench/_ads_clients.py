@@ -1,0 +1,203 @@
+"""Simulated Envoy sidecars: many ADS streams (SotW or delta) multiplexed over a few gRPC channels.
+
+Each stream behaves like Envoy's ADS client: CDS and LDS as wildcards, EDS for the EDS clusters CDS names, RDS for
+the route tables the listeners name, every response ACKed. Parsing is memoized by the resource bytes (or, for
+delta, by the resource version): the streams receive the same shared resources, so the client side stays cheap and
+the benchmark measures Pilot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import grpc
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
+    HttpConnectionManager,
+)
+from envoy.service.discovery.v3 import ads_pb2_grpc
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
+
+from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+
+__all__ = ["ClientStream", "open_channels"]
+
+_HCM_TYPE = "type.googleapis.com/" + HttpConnectionManager.DESCRIPTOR.full_name
+_TYPES = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
+
+
+class _Names:
+    """What a stream subscribes to because of a resource: memoized per serialized resource."""
+
+    def __init__(self) -> None:
+        self._eds: dict[bytes, str] = {}
+        self._rds: dict[bytes, tuple[str, ...]] = {}
+
+    def eds_name(self, value: bytes) -> str:
+        name = self._eds.get(value)
+        if name is None:
+            cluster = Cluster.FromString(value)
+            name = (cluster.eds_cluster_config.service_name or cluster.name) if cluster.type == Cluster.EDS else ""
+            self._eds[value] = name
+        return name
+
+    def rds_names(self, value: bytes) -> tuple[str, ...]:
+        names = self._rds.get(value)
+        if names is None:
+            found = []
+            for chain in Listener.FromString(value).filter_chains:
+                for network in chain.filters:
+                    if network.typed_config.type_url == _HCM_TYPE:
+                        hcm = HttpConnectionManager.FromString(network.typed_config.value)
+                        if hcm.HasField("rds"):
+                            found.append(hcm.rds.route_config_name)
+            names = self._rds[value] = tuple(found)
+        return names
+
+
+NAMES = _Names()
+_BY_VERSION: dict[tuple[str, str], Any] = {}
+
+
+def open_channels(port: int, count: int) -> list[grpc.aio.Channel]:
+    """``count`` channels, each its own HTTP/2 connection (a local subchannel pool keeps them apart)."""
+    options = [("grpc.use_local_subchannel_pool", 1), ("grpc.max_receive_message_length", -1)]
+    return [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(count)]
+
+
+class ClientStream:
+    """One simulated sidecar. ``synced`` is set once every type is ACKed; ``rds_changed_at`` is when it ACKed the
+    first RDS response after ``expect_change()``."""
+
+    def __init__(self, channel: grpc.aio.Channel, node_id: str, *, delta: bool) -> None:
+        self.node_id = node_id
+        self.delta = delta
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        self._call: Any = stub.DeltaAggregatedResources() if delta else stub.StreamAggregatedResources()
+        self.synced = asyncio.Event()
+        self.changed = asyncio.Event()
+        self.synced_at = 0.0
+        self.rds_changed_at = 0.0
+        self.responses = 0
+        self._acked: set[str] = set()
+        self._subscribed: dict[str, tuple[str, ...]] = {ENDPOINT_TYPE: (), ROUTE_TYPE: ()}
+        self._delta_names: dict[str, dict[str, Any]] = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}  # name -> derived
+        self._expect_change = False
+        self._sotw_versions: dict[str, str] = {}
+        self._last_nonce: dict[str, str] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    def expect_change(self) -> None:
+        self._expect_change = True
+
+    async def stop(self) -> None:
+        self._call.cancel()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
+                await self.task
+
+    async def _run(self) -> None:
+        for type_url in (CLUSTER_TYPE, LISTENER_TYPE):
+            await self._request(type_url, node=type_url == CLUSTER_TYPE)
+        while (response := await self._call.read()) is not grpc.aio.EOF:
+            self.responses += 1
+            await self._on_response(response)
+
+    async def _request(self, type_url: str, *, node: bool = False, names: Iterable[str] = ()) -> None:
+        if self.delta:
+            request: Any = DeltaDiscoveryRequest(type_url=type_url, resource_names_subscribe=list(names))
+        else:
+            request = DiscoveryRequest(type_url=type_url, resource_names=list(names))
+        if node:
+            request.node.id = self.node_id
+        await self._call.write(request)
+
+    async def _on_response(self, response: Any) -> None:
+        type_url = response.type_url
+        follow = self._derived(type_url, response)  # EDS names from CDS, RDS names from LDS
+        if self.delta:
+            await self._call.write(DeltaDiscoveryRequest(type_url=type_url, response_nonce=response.nonce))
+        else:
+            names = self._subscribed.get(type_url, ())
+            self._sotw_versions[type_url] = response.version_info
+            self._last_nonce[type_url] = response.nonce
+            await self._call.write(
+                DiscoveryRequest(
+                    type_url=type_url,
+                    version_info=response.version_info,
+                    response_nonce=response.nonce,
+                    resource_names=list(names),
+                )
+            )
+        if follow is not None:
+            await self._resubscribe(*follow)
+        self._acked.add(type_url)
+        if not self.synced.is_set() and self._acked.issuperset(_TYPES):
+            self.synced_at = time.monotonic()
+            self.synced.set()
+        if type_url == ROUTE_TYPE and self._expect_change and not self.changed.is_set():
+            self.rds_changed_at = time.monotonic()
+            self.changed.set()
+
+    def _derived(self, type_url: str, response: Any) -> tuple[str, tuple[str, ...]] | None:
+        if type_url not in (CLUSTER_TYPE, LISTENER_TYPE):
+            return None
+        derive = NAMES.eds_name if type_url == CLUSTER_TYPE else NAMES.rds_names
+        if self.delta:
+            known = self._delta_names[type_url]
+            for name in response.removed_resources:
+                known.pop(name, None)
+            for item in response.resources:
+                known[item.name] = self._by_version(type_url, item, derive)
+            values: Iterable[Any] = known.values()
+        else:
+            values = [derive(packed.value) for packed in response.resources]
+        names: set[str] = set()
+        for value in values:
+            if isinstance(value, str):
+                if value:
+                    names.add(value)
+            else:
+                names.update(value)
+        target = ENDPOINT_TYPE if type_url == CLUSTER_TYPE else ROUTE_TYPE
+        return target, tuple(sorted(names))
+
+    @staticmethod
+    def _by_version(type_url: str, item: Any, derive: Any) -> Any:
+        """Delta resources carry a content version: derive once per (type, version), not per stream."""
+        key = (type_url, item.version)
+        derived = _BY_VERSION.get(key)
+        if derived is None:
+            derived = _BY_VERSION[key] = derive(item.resource.value)
+        return derived
+
+    async def _resubscribe(self, type_url: str, names: tuple[str, ...]) -> None:
+        previous = self._subscribed[type_url]
+        if names == previous:
+            return
+        self._subscribed[type_url] = names
+        if self.delta:
+            added = sorted(set(names) - set(previous))
+            removed = sorted(set(previous) - set(names))
+            await self._call.write(
+                DeltaDiscoveryRequest(
+                    type_url=type_url, resource_names_subscribe=added, resource_names_unsubscribe=removed
+                )
+            )
+        else:  # SotW: the new names, with the version and nonce last seen for the type (as Envoy does)
+            await self._call.write(
+                DiscoveryRequest(
+                    type_url=type_url,
+                    resource_names=list(names),
+                    version_info=self._sotw_versions.get(type_url, ""),
+                    response_nonce=self._last_nonce.get(type_url, ""),
+                )
+            )

@@ -1,0 +1,90 @@
+"""Fixtures for end-to-end scenarios: real Pilot, real Envoy sidecars, sample apps, all on loopback.
+
+- ``mesh``: a factory; ``await mesh()`` starts a ``LocalMesh`` (Pilot running, no workloads) on a fresh
+  ``127.x.y`` subnet under the test's ``tmp_path``; ``await mesh(xds_mode="delta")`` for delta xDS.
+- ``demo_mesh``: the demo topology ready for traffic (``e2e/demo_config/00-reviews-mesh.yaml`` applied, productpage
+  and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet; ``any_mode_demo_mesh``: the same, once
+  with SotW and once with delta xDS.
+
+Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
+it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
+``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from pathlib import Path
+
+import pytest
+
+from e2e.harness import LocalMesh, MeshFactory, find_free_subnet
+from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
+from envoy_bootstrap.binary import find_envoy_binary
+from envoy_bootstrap.bootstrap import XdsMode
+
+_E2E_DIR = Path(__file__).parent
+_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _E2E_DIR in item.path.parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+@pytest.fixture(scope="session")
+def envoy_binary() -> Path:
+    """Fails (never skips) when there is no Envoy: e2e results without Envoy would be meaningless."""
+    return find_envoy_binary()
+
+
+@pytest.fixture
+async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Path) -> AsyncIterator[MeshFactory]:
+    meshes: list[LocalMesh] = []
+
+    async def start(*, xds_mode: XdsMode = "sotw", debounce: str = "50ms", envoy_log_level: str = "info") -> LocalMesh:
+        local_mesh = LocalMesh(
+            workdir=tmp_path / f"mesh-{len(meshes)}",
+            subnet=find_free_subnet(),
+            xds_mode=xds_mode,
+            debounce=debounce,
+            envoy_log_level=envoy_log_level,
+        )
+        await local_mesh.__aenter__()
+        meshes.append(local_mesh)
+        return local_mesh
+
+    yield start
+    failed = request.node.stash.get(_FAILED, False)
+    for local_mesh in reversed(meshes):
+        await local_mesh.close(failed=failed)
+
+
+async def _start_demo_mesh(mesh: MeshFactory, xds_mode: XdsMode) -> LocalMesh:
+    local_mesh = await mesh(xds_mode=xds_mode)
+    await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
+    await local_mesh.start_workloads(DEMO_WORKLOADS)
+    configz = await local_mesh.wait_synced()
+    assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
+    return local_mesh
+
+
+@pytest.fixture
+async def demo_mesh(mesh: MeshFactory) -> LocalMesh:
+    return await _start_demo_mesh(mesh, "sotw")
+
+
+@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
+async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) -> LocalMesh:
+    """``demo_mesh`` once per xDS transport: the test runs against state-of-the-world and delta ADS."""
+    xds_mode: XdsMode = request.param
+    return await _start_demo_mesh(mesh, xds_mode)

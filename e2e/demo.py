@@ -1,0 +1,221 @@
+"""``meshplane demo``: Istio's reviews traffic-shifting walkthrough, on loopback, with real Envoy sidecars.
+
+Pilot on 127.0.0.1:15010 (monitor :15014), three versions of ``reviews`` and a ``productpage`` client, each with
+its own sidecar. Three VirtualServices from ``e2e/demo_config/`` are applied in turn (all to v1; 90/10 v1/v2;
+``end-user: jason`` to v2, others to v3) and after each one the split is MEASURED: real requests from
+productpage through its sidecar, counted by the version that answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import shutil
+import signal
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from e2e.harness import MONITOR_PORT, PILOT_HOST, XDS_PORT, LocalMesh, port_free
+from e2e.mesh_config import (
+    DEMO_CLIENT,
+    DEMO_MESH_FILE,
+    DEMO_ROUTE_FILES,
+    DEMO_SUBNET,
+    DEMO_URL,
+    DEMO_WORKLOADS,
+    REVIEWS_PORT,
+    demo_config_text,
+)
+from e2e.traffic import count_by
+from pilot.generate.names import ADMIN_PORT, HTTP_PROXY_PORT
+
+__all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "run_demo"]
+
+Printer = Callable[[str], None]
+ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Traffic:
+    """One kind of request sent after a step, and the share of each version the rule promises."""
+
+    label: str
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    expected: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoStep:
+    config: Path
+    traffic: tuple[Traffic, ...]
+
+    @property
+    def title(self) -> str:
+        """The file's first comment line without its ``# Step N:`` prefix."""
+        first = self.config.read_text().splitlines()[0].lstrip("# ")
+        return first.split(":", 1)[1].strip() if first.lower().startswith("step") else first
+
+
+DEMO_STEPS: tuple[DemoStep, ...] = (
+    DemoStep(config=DEMO_ROUTE_FILES[0], traffic=(Traffic(label="all requests", expected={"v1": 1.0}),)),
+    DemoStep(config=DEMO_ROUTE_FILES[1], traffic=(Traffic(label="all requests", expected={"v1": 0.9, "v2": 0.1}),)),
+    DemoStep(
+        config=DEMO_ROUTE_FILES[2],
+        traffic=(
+            Traffic(label="end-user: jason", headers={"end-user": "jason"}, expected={"v2": 1.0}),
+            Traffic(label="other users", headers={"end-user": "alice"}, expected={"v3": 1.0}),
+        ),
+    ),
+)
+
+
+def _split_matches(counts: Mapping[str, int], expected: Mapping[str, float], total: int) -> bool:
+    """Every answer came from an expected version, and each share is within sampling noise of the rule
+    (4 standard deviations, at least 10 points) for weighted routes; exact for 0% / 100%."""
+    if total == 0 or any(version not in expected for version in counts):
+        return False
+    for version, share in expected.items():
+        measured = counts.get(version, 0) / total
+        if share in (0.0, 1.0):
+            if measured != share:
+                return False
+        elif abs(measured - share) > max(0.1, 4 * math.sqrt(share * (1 - share) / total)):
+            return False
+    return True
+
+
+def _print_split(out: Printer, counts: Mapping[str, int], total: int) -> None:
+    out(f"      {'version':<12}{'requests':>9}{'share':>9}")
+    for version, n in sorted(counts.items()):
+        out(f"      {version:<12}{n:>9}{n / total:>9.1%}")
+
+
+def _print_rule(out: Printer, path: Path) -> None:
+    """``VirtualService reviews`` and its spec, as written in the file (comments and metadata left out)."""
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    kind = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("kind:")), "resource")
+    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("  name:")), "")
+    out(f"    {kind} {name}:")
+    start = lines.index("spec:") + 1 if "spec:" in lines else 0
+    for line in lines[start:]:
+        out(f"    {line}")
+
+
+def _ports_in_use(subnet: str) -> list[str]:
+    wanted = [(f"{subnet}.{PILOT_HOST}", XDS_PORT), (f"{subnet}.{PILOT_HOST}", MONITOR_PORT)]
+    for spec in DEMO_WORKLOADS:
+        wanted += [(f"{subnet}.{spec.host}", port) for port in (ADMIN_PORT, HTTP_PROXY_PORT, REVIEWS_PORT)]
+        if spec.service is not None:
+            wanted.append((f"{subnet}.{spec.host}", spec.app_port))
+    return [f"{address}:{port}" for address, port in wanted if not port_free(address, port)]
+
+
+async def _run_step(mesh: LocalMesh, number: int, step: DemoStep, requests: int, out: Printer) -> bool:
+    out("")
+    out(f"Step {number}/{len(DEMO_STEPS)}: {step.title}")
+    out(f"  applying {step.config.relative_to(step.config.parents[2])}")
+    _print_rule(out, step.config)
+    await mesh.apply(ROUTE_CONFIG_NAME, demo_config_text(step.config, mesh.subnet))
+    configz = await mesh.wait_synced()
+    if configz.get("rejected"):
+        for rejected in configz["rejected"]:
+            out(f"  REJECTED {rejected.get('kind')}/{rejected.get('name')}: {'; '.join(rejected.get('errors', ()))}")
+        return False
+    out("  Pilot pushed it and every sidecar ACKed.")
+    ok = True
+    for traffic in step.traffic:
+        responses = await mesh.send_many(DEMO_CLIENT.name, DEMO_URL, requests, headers=traffic.headers)
+        counts = count_by(responses)
+        matches = _split_matches(counts, traffic.expected, requests)
+        ok = ok and matches
+        promised = ", ".join(f"{v} {share:.0%}" for v, share in traffic.expected.items())
+        headers = " ".join(f"-H '{k}: {v}'" for k, v in traffic.headers.items())
+        out(f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip())
+        _print_split(out, counts, requests)
+        out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
+    return ok
+
+
+async def _wait_for_interrupt() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _print_how_to_use(out: Printer, mesh: LocalMesh) -> None:
+    client = mesh.workloads[DEMO_CLIENT.name].address
+    pilot = mesh.address(PILOT_HOST)
+    out("")
+    out("The mesh keeps running. Send requests as productpage does, through its sidecar as HTTP proxy:")
+    out(f"  curl -x http://{client}:{HTTP_PROXY_PORT} http://reviews:{REVIEWS_PORT}/")
+    out(f"  curl -x http://{client}:{HTTP_PROXY_PORT} -H 'end-user: jason' {DEMO_URL}")
+    out(f"Change routing: edit or add Istio YAML in {mesh.config_dir} (Pilot watches it).")
+    out(f"Pilot: curl http://{pilot}:{MONITOR_PORT}/debug/syncz   /debug/configz")
+    out(f"Envoy admin: curl http://{client}:{ADMIN_PORT}/config_dump   (each workload's address, port {ADMIN_PORT})")
+    out(f"Logs: {mesh.workdir}")
+    out("Press Ctrl-C to stop.")
+
+
+async def run_demo(
+    *, requests: int = 200, keep_running: bool = False, workdir: Path | None = None, out: Printer = print
+) -> int:
+    """Run the demo; 0 when every measured split matched its rule, 1 otherwise (also on startup failure)."""
+    if requests < 1:
+        raise ValueError(f"requests: must be >= 1, got {requests}")
+    busy = _ports_in_use(DEMO_SUBNET)
+    if busy:
+        out(f"meshplane demo: addresses already in use: {', '.join(busy)}")
+        out("Is another demo (or an Istio/Envoy) running on this machine? Stop it and try again.")
+        return 1
+    own_workdir = workdir is None
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="meshplane-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    ok = False
+    interrupted = True  # until the walkthrough returns or raises an error of its own
+    try:
+        ok = await _walkthrough(workdir, requests, keep_running, out, temporary=own_workdir)
+        interrupted = False
+    except Exception:
+        interrupted = False
+        out(f"meshplane demo failed; logs kept in {workdir}")
+        raise
+    finally:
+        if own_workdir and (ok or interrupted):
+            shutil.rmtree(workdir, ignore_errors=True)
+    out("")
+    out("All measured splits match their rules." if ok else f"Some measured splits did NOT match; logs in {workdir}")
+    out("Stopped Pilot and all sidecars.")
+    return 0 if ok else 1
+
+
+async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Printer, *, temporary: bool) -> bool:
+    mesh = LocalMesh(workdir=workdir, subnet=DEMO_SUBNET, debounce="100ms")
+    out(f"meshplane demo: Pilot on {mesh.pilot.xds_address} (monitor {mesh.pilot.monitor_url})")
+    out(f"  config and logs in {workdir}" + (" (removed when the demo ends cleanly)" if temporary else ""))
+    async with mesh:
+        await mesh.apply("reviews-mesh", demo_config_text(DEMO_MESH_FILE, mesh.subnet))
+        out(f"  applied {DEMO_MESH_FILE.name}: ServiceEntry reviews (port {REVIEWS_PORT}, STATIC, app=reviews),")
+        out("    WorkloadEntries reviews-v1/v2/v3 and productpage, DestinationRule reviews (subsets v1 v2 v3)")
+        await mesh.start_workloads(DEMO_WORKLOADS)
+        await mesh.wait_synced()
+        for spec in DEMO_WORKLOADS:
+            workload = mesh.workloads[spec.name]
+            role = f"app :{spec.app_port}, sidecar inbound :{REVIEWS_PORT}" if spec.service else "client"
+            out(f"  {spec.name:<12} {workload.address:<11} {role}; outbound proxy :{HTTP_PROXY_PORT}")
+        ok = True
+        for number, step in enumerate(DEMO_STEPS, start=1):
+            ok = await _run_step(mesh, number, step, requests, out) and ok
+        if keep_running:
+            _print_how_to_use(out, mesh)
+            await _wait_for_interrupt()
+            out("Stopping the mesh...")
+    return ok

@@ -1,0 +1,388 @@
+"""A whole mesh on loopback: Pilot, workloads (sample app + real Envoy sidecar each), config applied as files.
+
+    async with LocalMesh(workdir=tmp, subnet="127.0.2") as mesh:      # starts Pilot on 127.0.2.1:15010
+        await mesh.apply("mesh", render_demo_mesh("127.0.2"))
+        await mesh.start_workloads(DEMO_WORKLOADS)                      # apps + sidecars, ready
+        await mesh.apply("route", demo_config_text(DEMO_ROUTE_FILES[0], "127.0.2"))
+        await mesh.wait_synced()
+        response = await mesh.request("productpage", DEMO_URL)
+
+Each mesh lives on its own ``/24`` of 127.0.0.0/8 (``subnet``), so tests and the demo (``127.0.0``) never
+collide on ports. Everything is stopped on exit, also when the body failed; then the tail of every process's
+log is printed (the full logs stay in ``workdir``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import aiohttp
+import structlog
+
+from e2e.mesh_config import WorkloadSpec, check_subnet, subnet_address
+from e2e.pilot_process import PilotError, PilotProcess
+from e2e.sample_app import SampleApp
+from e2e.traffic import MeshResponse, SidecarClient
+from envoy_bootstrap.bootstrap import XdsMode, build_sidecar_bootstrap
+from envoy_bootstrap.runner import EnvoyProcess
+
+__all__ = [
+    "MONITOR_PORT",
+    "PILOT_HOST",
+    "XDS_PORT",
+    "LocalMesh",
+    "MeshFactory",
+    "MeshNotSyncedError",
+    "Workload",
+    "find_free_subnet",
+    "port_free",
+]
+
+log = structlog.get_logger(__name__)
+
+PILOT_HOST = 1  # Pilot listens on <subnet>.1
+XDS_PORT = 15010
+MONITOR_PORT = 15014
+_POLL_INTERVAL_SECONDS = 0.1
+
+
+class MeshNotSyncedError(AssertionError):
+    """Pilot's view did not converge in time; the message says what was still missing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Workload:
+    name: str
+    namespace: str
+    address: str
+    node_id: str
+    envoy: EnvoyProcess
+    app: SampleApp | None
+
+
+class MeshFactory(Protocol):
+    """The ``mesh`` fixture (``e2e/conftest.py``): starts a ``LocalMesh`` with Pilot on a free subnet."""
+
+    async def __call__(
+        self, *, xds_mode: XdsMode = "sotw", debounce: str = "50ms", envoy_log_level: str = "info"
+    ) -> LocalMesh: ...
+
+
+def _fingerprint(configz: Mapping[str, Any]) -> str:
+    """What Pilot made of the config directory: an accepted change moves ``version``, a rejected one only changes
+    ``rejected``, so a change is seen by comparing the whole document."""
+    return json.dumps(configz, sort_keys=True)
+
+
+def _is_failure(exc: BaseException) -> bool:
+    """Ctrl-C and cancellation stop a mesh without being failures worth a screen of logs."""
+    return not isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt))
+
+
+def port_free(address: str, port: int) -> bool:
+    """Whether a listener could bind ``address:port`` now (with SO_REUSEADDR, as Envoy and aiohttp do, so that
+    connections in TIME_WAIT from an earlier run do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def find_free_subnet(attempts: int = 50) -> str:
+    """A random ``127.X.Y`` whose Pilot ports are free: a fresh subnet per test, so meshes never share ports."""
+    for _ in range(attempts):
+        subnet = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}"
+        pilot = f"{subnet}.{PILOT_HOST}"
+        if port_free(pilot, XDS_PORT) and port_free(pilot, MONITOR_PORT):
+            return subnet
+    raise RuntimeError(f"no free loopback subnet found in {attempts} attempts")
+
+
+class LocalMesh:
+    """Pilot plus workloads on ``<subnet>.x``. Use as ``async with``; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        workdir: Path,
+        subnet: str,
+        xds_mode: XdsMode = "sotw",
+        debounce: str = "50ms",
+        envoy_log_level: str = "info",
+        pilot_log_level: str = "info",
+    ) -> None:
+        self.subnet = check_subnet(subnet)
+        self.workdir = workdir
+        self.config_dir = workdir / "config"
+        self.xds_mode: XdsMode = xds_mode
+        self.envoy_log_level = envoy_log_level
+        self.pilot = PilotProcess(
+            config_dir=self.config_dir,
+            workdir=workdir,
+            xds_address=f"{self.address(PILOT_HOST)}:{XDS_PORT}",
+            monitor_address=f"{self.address(PILOT_HOST)}:{MONITOR_PORT}",
+            debounce=debounce,
+            log_level=pilot_log_level,
+        )
+        self.workloads: dict[str, Workload] = {}
+        self._clients: dict[str, SidecarClient] = {}
+        # /debug/configz as it was before the first apply/remove not yet waited for (None: nothing pending, or
+        # Pilot was down so there is nothing to compare with).
+        self._configz_before: str | None = None
+        self._change_pending = False
+
+    def address(self, host: int) -> str:
+        return subnet_address(self.subnet, host)
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_dir.mkdir(exist_ok=True)
+        try:
+            await self.pilot.start()
+        except BaseException as exc:
+            await self.close(failed=_is_failure(exc))
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close(failed=exc is not None and _is_failure(exc))
+
+    async def close(self, *, failed: bool = False) -> None:
+        """Stop everything (clients, sidecars, apps, Pilot), each step even when an earlier one failed."""
+        if failed:
+            print(self.log_tails(), file=sys.stderr)
+        workloads = list(self.workloads.values())
+        try:
+            for client in self._clients.values():
+                with contextlib.suppress(Exception):
+                    await client.close()
+            results = await asyncio.gather(*(w.envoy.stop() for w in workloads), return_exceptions=True)
+            for workload, result in zip(workloads, results, strict=True):
+                if isinstance(result, BaseException):
+                    log.warning("envoy_stop_failed", workload=workload.name, error=repr(result))
+                if workload.app is not None:
+                    with contextlib.suppress(Exception):
+                        await workload.app.stop()
+            await self.pilot.stop()
+        finally:  # whatever failed or was cancelled above: no process outlives the mesh
+            for workload in workloads:
+                workload.envoy.kill()
+            self.pilot.kill()
+            self._clients.clear()
+            self.workloads.clear()
+
+    def log_tails(self, lines: int = 30) -> str:
+        parts = [
+            f"==== meshplane LocalMesh {self.subnet}.x, logs in {self.workdir}",
+            f"---- pilot ({self.pilot.log_path})",
+            self.pilot.log_tail(lines),
+        ]
+        for workload in self.workloads.values():
+            parts.append(f"---- envoy {workload.name} ({workload.envoy.log_path})")
+            parts.append(workload.envoy.log_tail(lines))
+        return "\n".join(parts)
+
+    async def restart_pilot(self) -> None:
+        """Stop and start Pilot on the same addresses; sidecars reconnect on their own (bootstrap back-off)."""
+        await self.pilot.stop()
+        self._configz_before, self._change_pending = None, False  # a new Pilot starts its versions over
+        await self.pilot.start()
+
+    # ------------------------------------------------------------------------------------------- workloads
+
+    async def start_workload(
+        self,
+        name: str,
+        *,
+        host: int,
+        namespace: str = "default",
+        service: str | None = None,
+        version: str = "v1",
+        app_port: int = 19080,
+        wait_ready: bool = True,
+        ready_timeout: float = 30.0,
+    ) -> Workload:
+        """A sample app (when ``service`` is given) on ``<subnet>.<host>:<app_port>`` and a sidecar for it.
+        ``wait_ready`` waits for Envoy's ``/ready``, i.e. its first CDS and LDS from Pilot."""
+        if name in self.workloads:
+            raise ValueError(f"workload {name!r} already started")
+        address = self.address(host)
+        app = None
+        if service is not None:
+            app = SampleApp(service=service, version=version, address=address, port=app_port, workload=name)
+            await app.start()
+        bootstrap = build_sidecar_bootstrap(
+            workload=name, namespace=namespace, address=address, pilot=self.pilot.xds_address, xds_mode=self.xds_mode
+        )
+        envoy = EnvoyProcess(name=name, bootstrap=bootstrap, workdir=self.workdir, log_level=self.envoy_log_level)
+        workload = Workload(
+            name=name, namespace=namespace, address=address, node_id=bootstrap.node.id, envoy=envoy, app=app
+        )
+        self.workloads[name] = workload  # registered before start: close() stops it whatever happens next
+        await envoy.start()
+        if wait_ready:
+            await envoy.wait_ready(ready_timeout)
+        return workload
+
+    async def start_workloads(self, specs: Iterable[WorkloadSpec], *, ready_timeout: float = 30.0) -> None:
+        """Start several workloads, then wait for all their sidecars to be ready (in parallel)."""
+        started = [
+            await self.start_workload(
+                spec.name,
+                host=spec.host,
+                namespace=spec.namespace,
+                service=spec.service,
+                version=spec.version,
+                app_port=spec.app_port,
+                wait_ready=False,
+            )
+            for spec in specs
+        ]
+        await asyncio.gather(*(workload.envoy.wait_ready(ready_timeout) for workload in started))
+
+    async def stop_workload(self, name: str) -> None:
+        workload = self.workloads.pop(name)
+        client = self._clients.pop(name, None)
+        if client is not None:
+            await client.close()
+        await workload.envoy.stop()
+        if workload.app is not None:
+            await workload.app.stop()
+
+    def app(self, name: str) -> SampleApp:
+        app = self.workloads[name].app
+        if app is None:
+            raise ValueError(f"workload {name!r} has no sample app")
+        return app
+
+    # ------------------------------------------------------------------------------------------- config
+
+    async def _note_change(self) -> None:
+        if self._change_pending or not self.pilot.running:
+            return
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, PilotError):
+            self._configz_before = _fingerprint(await self.pilot.configz())
+        self._change_pending = True
+
+    async def apply(self, name: str, yaml_text: str) -> Path:
+        """Write ``<config dir>/<name>.yaml`` atomically (Pilot watches the directory). Replaces an earlier apply
+        of the same name. Follow with ``wait_synced()``."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"name: a plain file name without '/' or leading '.', got {name!r}")
+        path = self.config_dir / f"{name}.yaml"
+        if path.exists() and path.read_text() == yaml_text:
+            return path  # Pilot would see no change, and its version would not move for wait_synced
+        await self._note_change()
+        temporary = self.config_dir / f".{name}.yaml.tmp"
+        temporary.write_text(yaml_text)
+        temporary.replace(path)
+        return path
+
+    async def remove(self, name: str) -> None:
+        await self._note_change()
+        (self.config_dir / f"{name}.yaml").unlink()
+
+    async def configz(self) -> dict[str, Any]:
+        return await self.pilot.configz()
+
+    async def syncz(self) -> dict[str, Any]:
+        return await self.pilot.syncz()
+
+    def _unsynced(self, configz: Mapping[str, Any], syncz: Mapping[str, Any]) -> list[str]:
+        problems: list[str] = []
+        version = int(configz.get("version", 0))
+        if self._change_pending and self._configz_before == _fingerprint(configz):
+            problems.append(f"Pilot's /debug/configz has not changed since the last apply/remove (version {version})")
+        snapshot_version = int(syncz.get("snapshot_version", -1))
+        if snapshot_version < version:
+            problems.append(f"snapshot version {snapshot_version} behind config version {version}")
+        proxies = {proxy.get("id"): proxy for proxy in syncz.get("proxies", ())}
+        for workload in self.workloads.values():
+            proxy = proxies.get(workload.node_id)
+            if proxy is None:
+                problems.append(f"{workload.name}: sidecar not connected to Pilot")
+            elif not proxy.get("synced"):
+                problems.append(f"{workload.name}: not synced: {proxy.get('types')}")
+        return problems
+
+    async def wait_synced(self, timeout: float = 15.0) -> dict[str, Any]:
+        """Until Pilot took in every change made through ``apply``/``remove`` (its ``/debug/configz`` changed: a new
+        version, or only new rejections), its snapshot caught up with that version, and every running sidecar
+        ACKed it. Returns ``/debug/configz`` (assert on its ``rejected`` list). A change that Pilot sees as no
+        change at all (say, a file of comments) never completes: that is reported as a timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        problems = ["Pilot's monitor did not answer"]
+        while True:
+            if not self.pilot.running:
+                raise PilotError(f"pilot is not running; log {self.pilot.log_path}:\n{self.pilot.log_tail()}")
+            try:
+                configz = await self.pilot.configz()
+                syncz = await self.pilot.syncz()
+            except (aiohttp.ClientError, TimeoutError, PilotError) as exc:
+                problems = [f"monitor: {type(exc).__name__}: {exc}"]
+            else:
+                problems = self._unsynced(configz, syncz)
+                if not problems:
+                    self._change_pending, self._configz_before = False, None
+                    return configz
+            if asyncio.get_running_loop().time() >= deadline:
+                raise MeshNotSyncedError(f"mesh not synced after {timeout:g}s: " + "; ".join(problems))
+            await asyncio.sleep(_POLL_INTERVAL_SECONDS)
+
+    # ------------------------------------------------------------------------------------------- traffic
+
+    def client(self, workload: str) -> SidecarClient:
+        """The HTTP client of ``workload``'s app: requests leave from its address through its sidecar."""
+        if workload not in self.workloads:
+            raise KeyError(f"no workload {workload!r}; started: {', '.join(self.workloads) or 'none'}")
+        if workload not in self._clients:
+            self._clients[workload] = SidecarClient(address=self.workloads[workload].address)
+        return self._clients[workload]
+
+    async def request(
+        self,
+        client_workload: str,
+        url: str,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> MeshResponse:
+        """One request from ``client_workload``'s address through its sidecar (``http://<address>:15001``)."""
+        return await self.client(client_workload).request(
+            url, method=method, headers=headers, timeout=timeout, allow_redirects=allow_redirects
+        )
+
+    async def send_many(
+        self,
+        client_workload: str,
+        url: str,
+        count: int,
+        *,
+        concurrency: int = 8,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> list[MeshResponse]:
+        """``count`` requests through ``client_workload``'s sidecar, at most ``concurrency`` at a time."""
+        return await self.client(client_workload).send_many(
+            url, count, concurrency=concurrency, method=method, headers=headers, timeout=timeout
+        )

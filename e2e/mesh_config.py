@@ -1,0 +1,98 @@
+"""The demo mesh's config and topology: the YAML files in ``e2e/demo_config/`` and where each workload lives.
+
+The files are written for the demo's subnet (``127.0.0.x``), so that a reader can apply them as they are.
+Tests run the same mesh on another loopback subnet (so they never collide with a running demo or with each
+other); ``demo_config_text`` rewrites the ``127.0.0.x`` addresses for that.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEMO_CLIENT",
+    "DEMO_CONFIG_DIR",
+    "DEMO_HOST",
+    "DEMO_MESH_FILE",
+    "DEMO_ROUTE_FILES",
+    "DEMO_SUBNET",
+    "DEMO_URL",
+    "DEMO_WORKLOADS",
+    "REVIEWS_APP_PORT",
+    "REVIEWS_PORT",
+    "WorkloadSpec",
+    "check_subnet",
+    "demo_config_text",
+    "render_demo_mesh",
+    "subnet_address",
+]
+
+DEMO_CONFIG_DIR = Path(__file__).parent / "demo_config"
+DEMO_MESH_FILE = DEMO_CONFIG_DIR / "00-reviews-mesh.yaml"
+DEMO_ROUTE_FILES = (
+    DEMO_CONFIG_DIR / "01-reviews-all-v1.yaml",
+    DEMO_CONFIG_DIR / "02-reviews-90-10.yaml",
+    DEMO_CONFIG_DIR / "03-reviews-jason.yaml",
+)
+DEMO_SUBNET = "127.0.0"  # the addresses written in the files
+DEMO_HOST = "reviews.default.svc.cluster.local"
+REVIEWS_PORT = 9080  # the service port: each reviews sidecar's inbound listener
+REVIEWS_APP_PORT = 19080  # the app behind it (the WorkloadEntry's `ports: {http: 19080}`)
+DEMO_URL = f"http://{DEMO_HOST}:{REVIEWS_PORT}/"
+
+_DEMO_ADDRESS = re.compile(r"\b127\.0\.0\.(\d{1,3})\b")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadSpec:
+    """A workload of the demo mesh: its WorkloadEntry name, host number in the subnet and sample app (if any)."""
+
+    name: str
+    host: int  # last octet of the workload's address
+    service: str | None = None  # the sample app's service; None for a client without an app
+    version: str = "v1"
+    app_port: int = REVIEWS_APP_PORT
+    namespace: str = "default"
+
+
+DEMO_CLIENT = WorkloadSpec(name="productpage", host=10)
+DEMO_WORKLOADS: tuple[WorkloadSpec, ...] = (
+    DEMO_CLIENT,
+    WorkloadSpec(name="reviews-v1", host=21, service="reviews", version="v1"),
+    WorkloadSpec(name="reviews-v2", host=22, service="reviews", version="v2"),
+    WorkloadSpec(name="reviews-v3", host=23, service="reviews", version="v3"),
+)
+
+
+def check_subnet(subnet: str) -> str:
+    """A loopback /24 written as its first three octets, e.g. ``127.0.2``."""
+    parts = subnet.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"subnet: expected three octets like '127.0.2', got {subnet!r}")
+    address = ipaddress.ip_address(f"{subnet}.1")
+    if not address.is_loopback:
+        raise ValueError(f"subnet: must be inside 127.0.0.0/8 (loopback), got {subnet!r}")
+    return subnet
+
+
+def subnet_address(subnet: str, host: int) -> str:
+    if not 1 <= host <= 254:
+        raise ValueError(f"host: must be 1-254, got {host}")
+    return f"{check_subnet(subnet)}.{host}"
+
+
+def demo_config_text(path: Path, subnet: str = DEMO_SUBNET) -> str:
+    """A demo config file with its ``127.0.0.x`` addresses moved to ``<subnet>.x``."""
+    text = path.read_text()
+    if check_subnet(subnet) == DEMO_SUBNET:
+        return text
+    return _DEMO_ADDRESS.sub(lambda m: f"{subnet}.{m.group(1)}", text)
+
+
+def render_demo_mesh(subnet: str = DEMO_SUBNET) -> str:
+    """The demo's registry and subsets: ServiceEntry reviews, WorkloadEntries reviews-v1..v3 and productpage,
+    DestinationRule reviews with subsets v1, v2, v3."""
+    return demo_config_text(DEMO_MESH_FILE, subnet)

@@ -1,0 +1,28 @@
+"""Istio rules for the end-to-end scenarios, written as YAML the way a user would write them."""
+
+from __future__ import annotations
+
+import textwrap
+
+__all__ = ["reviews_virtual_service", "weighted_reviews"]
+
+
+def reviews_virtual_service(http_routes: str, *, name: str = "reviews") -> str:
+    """A VirtualService for ``reviews`` whose ``spec.http`` is ``http_routes`` (YAML list, any indentation)."""
+    routes = textwrap.indent(textwrap.dedent(http_routes).strip("\n"), "  ")
+    return (
+        "apiVersion: networking.istio.io/v1\n"
+        "kind: VirtualService\n"
+        f"metadata:\n  name: {name}\n  namespace: default\n"
+        "spec:\n  hosts:\n  - reviews\n  http:\n"
+        f"{routes}\n"
+    )
+
+
+def weighted_reviews(**weights: int) -> str:
+    """``weighted_reviews(v1=90, v2=10)``: one route splitting reviews between subsets by weight."""
+    destinations = "".join(
+        f"  - destination:\n      host: reviews\n      subset: {subset}\n    weight: {weight}\n"
+        for subset, weight in weights.items()
+    )
+    return reviews_virtual_service("- route:\n" + destinations)

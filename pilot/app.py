@@ -1,0 +1,80 @@
+"""Pilot as a running process: config directory -> store -> xDS server, plus the monitor endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from pilot.config import ConfigStore, DirectorySource, StoreChange
+from pilot.model import DEFAULT_DOMAIN_SUFFIX
+from pilot.monitor import MonitorServer
+from pilot.xds import DiscoveryServer
+
+__all__ = ["PilotOptions", "run_pilot"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PilotOptions:
+    config_dir: Path
+    xds_address: str = "127.0.0.1:15010"
+    monitor_address: str = "127.0.0.1:15014"
+    debounce: float = 0.1
+    debounce_max: float = 1.0
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+
+
+async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
+    if not options.config_dir.is_dir():
+        raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
+    stop = stop or _stop_on_signals()
+    store = ConfigStore()
+    server = DiscoveryServer(
+        debounce=options.debounce, debounce_max=options.debounce_max, domain_suffix=options.domain_suffix
+    )
+
+    def on_change(change: StoreChange) -> None:
+        log.info("config changed", version=change.version, changed=len(change.changed))
+        server.update_config(store.accepted, change.version)
+
+    source = DirectorySource(options.config_dir, store, on_change)
+    await source.load_initial()
+    server.update_config(store.accepted, store.version)
+    await server.start(options.xds_address)
+    monitor = MonitorServer(options.monitor_address, ready=lambda: server.ready, configz=store.configz, server=server)
+    await monitor.start()
+    log.info(
+        "pilot serving",
+        config_dir=str(options.config_dir),
+        xds=options.xds_address,
+        monitor=options.monitor_address,
+        resources=len(store.accepted),
+    )
+    watcher = asyncio.create_task(source.watch(), name="config-watch")
+    try:
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher in done:
+            watcher.result()  # a watcher that ended on its own is a failure: surface it
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await monitor.stop()
+        await server.stop(grace=1.0)
+        log.info("pilot stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop

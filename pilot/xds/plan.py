@@ -1,0 +1,161 @@
+"""What to send a stream for one type: pure functions from (state, the proxy's current resources) to a response.
+
+SotW: CDS/LDS (wildcard) responses carry the proxy's whole set, and are sent only when its type version changed;
+EDS/RDS (named) responses carry the subscribed names that exist: all of them when the proxy asked, only the changed
+ones on a push (Envoy keeps the others). Delta: only resources whose version differs from what the proxy has, plus
+``removed_resources`` for names that disappeared (or, for named types, that were subscribed but do not exist).
+
+Each planner returns the response to send (``None``: nothing to send) and the state as it will be once sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+
+from pilot.xds.resources import ProxyResources, Resource, entry_digest, format_version
+from pilot.xds.watch import WatchedResource
+
+__all__ = ["DeltaResponse", "SotwResponse", "plan_delta", "plan_sotw"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SotwResponse:
+    version: str
+    nonce: str
+    resources: tuple[Resource, ...] | None  # None: the proxy's whole set (use ProxyResources.sotw_bodies)
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeltaResponse:
+    version: str
+    nonce: str
+    resources: tuple[Resource, ...] | None  # None: the proxy's whole set (use ProxyResources.delta_bodies)
+    removed: tuple[str, ...]
+
+
+def plan_sotw(
+    watch: WatchedResource, current: ProxyResources, *, nonce: str, full: bool
+) -> tuple[SotwResponse | None, WatchedResource]:
+    """``full``: the proxy asked (initial request, new names), so answer with everything it watches."""
+    if watch.wildcard:
+        if not full and watch.nonce_sent and current.version == watch.version_sent:
+            return None, watch
+        response = SotwResponse(version=current.version, nonce=nonce, resources=None, count=len(current.resources))
+        return response, replace(
+            watch,
+            sent=current.versions,
+            sent_digest=int(current.version, 16),
+            version_sent=current.version,
+            nonce_sent=nonce,
+        )
+    available = current.resources
+    if full:
+        names = watch.names
+        if all(names.issuperset(group.resources) for group in current.groups):  # e.g. EDS: all of CDS's clusters
+            response = SotwResponse(version=current.version, nonce=nonce, resources=None, count=len(available))
+            return response, replace(
+                watch,
+                sent=current.versions,
+                sent_digest=int(current.version, 16),
+                version_sent=current.version,
+                nonce_sent=nonce,
+            )
+        if len(names) < len(available):
+            chosen = [r for r in map(available.get, sorted(names)) if r is not None]
+        else:
+            chosen = [r for name, r in available.items() if name in names]
+        sent = {}
+        digest = 0
+        for resource in chosen:
+            sent[resource.name] = resource.version
+            digest ^= resource.digest
+    else:
+        sent = dict(watch.sent)
+        digest = watch.sent_digest
+        for name in [n for n in sent if n not in watch.names or n not in available]:
+            digest ^= entry_digest(sent.pop(name))  # gone or unsubscribed: Envoy drops it with its CDS/LDS parent
+        chosen = []
+        for name in sorted(watch.names):
+            changed = available.get(name)
+            if changed is None or sent.get(name) == changed.version:
+                continue
+            previous = sent.get(name)
+            if previous:
+                digest ^= entry_digest(previous)
+            sent[name] = changed.version
+            digest ^= changed.digest
+            chosen.append(changed)
+        if not chosen:
+            return None, replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
+    version = format_version(digest)
+    response = SotwResponse(version=version, nonce=nonce, resources=tuple(chosen), count=len(chosen))
+    return response, replace(
+        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
+    )
+
+
+def plan_delta(
+    watch: WatchedResource, current: ProxyResources, *, nonce: str, force: bool
+) -> tuple[DeltaResponse | None, WatchedResource]:
+    """``force``: answer even when nothing differs (the first request for a type must complete Envoy's init)."""
+    if not watch.sent and (watch.wildcard or all(watch.names.issuperset(g.resources) for g in current.groups)):
+        return _delta_everything(watch, current, nonce=nonce, force=force)
+    available = current.resources
+    sent = dict(watch.sent)
+    digest = watch.sent_digest
+    removed: list[str] = []
+    if watch.wildcard:
+        chosen = [r for name, r in available.items() if sent.get(name) != r.version]
+        for name in [n for n in sent if n not in available]:
+            gone = sent.pop(name)
+            if gone:
+                digest ^= entry_digest(gone)
+            removed.append(name)
+    else:
+        chosen = []
+        for name in sorted(watch.names):
+            subscribed = available.get(name)
+            if subscribed is not None:
+                if sent.get(name) != subscribed.version:
+                    chosen.append(subscribed)
+                continue
+            had = sent.get(name)
+            if had == "":
+                continue  # already told it does not exist
+            if had:
+                digest ^= entry_digest(had)
+            sent[name] = ""
+            removed.append(name)
+    for resource in chosen:
+        previous = sent.get(resource.name)
+        if previous:
+            digest ^= entry_digest(previous)
+        sent[resource.name] = resource.version
+        digest ^= resource.digest
+    if not chosen and not removed and not force:
+        return None, watch
+    version = format_version(digest)
+    response = DeltaResponse(version=version, nonce=nonce, resources=tuple(chosen), removed=tuple(removed))
+    return response, replace(
+        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
+    )
+
+
+def _delta_everything(
+    watch: WatchedResource, current: ProxyResources, *, nonce: str, force: bool
+) -> tuple[DeltaResponse | None, WatchedResource]:
+    """The proxy has nothing yet and wants all of ``current`` (plus, for named types, to hear which of its names
+    do not exist): send the whole set from the cached bodies, and remember it without copying."""
+    missing = () if watch.wildcard else tuple(sorted(n for n in watch.names if n not in current.resources))
+    if not current.resources and not missing and not force:
+        return None, watch
+    sent: Mapping[str, str] = current.versions
+    if missing:
+        sent = MappingProxyType({**current.versions, **dict.fromkeys(missing, "")})
+    response = DeltaResponse(version=current.version, nonce=nonce, resources=None, removed=missing)
+    return response, replace(
+        watch, sent=sent, sent_digest=int(current.version, 16), version_sent=current.version, nonce_sent=nonce
+    )

@@ -1,0 +1,252 @@
+"""The ADS gRPC server: state-of-the-world and delta streams over one snapshot cache.
+
+The server only moves bytes: responses are pre-encoded ``DiscoveryResponse``/``DeltaDiscoveryResponse`` wire
+bytes (``encode.py``), registered with an identity response serializer, and requests are decoded by the protobuf
+runtime. Config changes go through ``update_config`` -> debounce -> one snapshot built off the event loop ->
+every connection's latest-snapshot slot (``pushes.py``, ``connection.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+import time
+from collections.abc import AsyncIterator, Mapping
+from types import MappingProxyType
+from typing import Any
+
+import grpc
+import structlog
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
+
+from pilot.config.types import ConfigKey
+from pilot.config.types import Resource as ConfigResource
+from pilot.generate.registry import GENERATORS, TypeGenerator
+from pilot.metrics import PilotMetrics
+from pilot.model import DEFAULT_DOMAIN_SUFFIX, MeshSnapshot, NodeIdError, ProxyNode, parse_node_id
+from pilot.xds.cache import ResourceCache
+from pilot.xds.connection import Connection, Mode
+from pilot.xds.pushes import Debouncer, build_cache
+
+__all__ = ["ADS_SERVICE", "DiscoveryServer"]
+
+log = structlog.get_logger(__name__)
+
+ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+CONTROL_PLANE_ID = "meshplane-pilot"
+
+
+def _pass_bytes(payload: bytes) -> bytes:
+    """Response serializer: responses are already wire bytes."""
+    return payload
+
+
+class DiscoveryServer:
+    """Aggregated Discovery Service for Envoy sidecars, SotW (``StreamAggregatedResources``) and delta."""
+
+    def __init__(
+        self,
+        *,
+        generators: Mapping[str, TypeGenerator] = GENERATORS,
+        debounce: float = 0.1,
+        debounce_max: float = 1.0,
+        domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+        max_concurrent_pushes: int = 100,
+        send_timeout: float = 20.0,
+        metrics: PilotMetrics | None = None,
+    ) -> None:
+        """``max_concurrent_pushes``: responses built and written at once (Istio's push throttle).
+        ``send_timeout``: seconds a response may take to be written before the stream is closed (Istio's
+        PILOT_XDS_SEND_TIMEOUT)."""
+        if max_concurrent_pushes < 1:
+            raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
+        self.generators = generators
+        self.domain_suffix = domain_suffix
+        self.metrics = metrics or PilotMetrics()
+        self.port: int | None = None
+        self._max_concurrent_pushes = max_concurrent_pushes
+        self._send_timeout = send_timeout
+        self._debouncer = Debouncer(quiet=debounce, max_delay=debounce_max, flush=self._build_and_push, name="xds-push")
+        self._config: tuple[Mapping[ConfigKey, ConfigResource], int] | None = None
+        self._cache: ResourceCache | None = None
+        self._connections: dict[Connection, None] = {}  # insertion-ordered set
+        self._server: grpc.aio.Server | None = None
+        self._stopped = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._throttle: asyncio.Semaphore | None = None
+        self._nonce_prefix = secrets.token_hex(4)
+        self._nonces = itertools.count(1)
+
+    # ------------------------------------------------------------------------------------------ public API
+
+    @property
+    def ready(self) -> bool:
+        """Serving, and the first snapshot is built."""
+        return self._server is not None and not self._stopped and self._cache is not None
+
+    @property
+    def snapshot(self) -> MeshSnapshot | None:
+        return self._cache.snapshot if self._cache is not None else None
+
+    @property
+    def cache(self) -> ResourceCache | None:
+        return self._cache
+
+    def update_config(self, configs: Mapping[ConfigKey, ConfigResource], version: int) -> None:
+        """Accepted config changed: push it after the debounce. Cheap; callable before ``start``."""
+        self._config = (MappingProxyType(dict(configs)), version)
+        loop = self._loop
+        if loop is None:
+            self._debouncer.trigger()  # not started: the debouncer starts with the server
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._debouncer.trigger()
+        else:
+            loop.call_soon_threadsafe(self._debouncer.trigger)
+
+    async def start(self, address: str) -> None:
+        """Listen on ``address`` (``host:port``; port 0 picks one, see ``self.port``) and start pushing."""
+        if self._server is not None or self._stopped:
+            raise RuntimeError("DiscoveryServer already started (a stopped server cannot be restarted)")
+        self._loop = asyncio.get_running_loop()
+        self._throttle = asyncio.Semaphore(self._max_concurrent_pushes)
+        server = grpc.aio.server()
+        handlers = {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                self._stream_sotw, request_deserializer=DiscoveryRequest.FromString, response_serializer=_pass_bytes
+            ),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
+                self._stream_delta,
+                request_deserializer=DeltaDiscoveryRequest.FromString,
+                response_serializer=_pass_bytes,
+            ),
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(ADS_SERVICE, handlers),))
+        self.port = server.add_insecure_port(address)
+        if self.port == 0:
+            raise OSError(f"xDS server: cannot listen on {address!r}")
+        await server.start()
+        self._server = server
+        self._debouncer.start()
+        log.info(
+            "xDS server listening",
+            address=address,
+            port=self.port,
+            types=[t.rsplit(".", 1)[-1] for t in self.generators],
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Stop pushing; give open streams ``grace`` seconds, then cancel them. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._debouncer.stop()
+        if self._server is not None:
+            await self._server.stop(grace)
+        self.metrics.shutdown()
+
+    def syncz(self) -> dict[str, Any]:
+        """Every connected proxy's protocol state, for ``/debug/syncz``."""
+        latest = self._cache.version if self._cache is not None else None
+        proxies = sorted((c.status(latest) for c in self._connections), key=lambda p: (p["id"], p["connected_at"]))
+        return {"snapshot_version": latest if latest is not None else -1, "proxies": proxies}
+
+    def config_dump(self, node_id: str) -> dict[str, Any] | None:
+        """What the proxy connected as ``node_id`` was sent (newest stream if several), as JSON; None if unknown."""
+        for connection in reversed(self._connections):
+            if connection.node.id == node_id:
+                return connection.config_dump()
+        return None
+
+    # ------------------------------------------------------------------------------------------ pushes
+
+    async def _build_and_push(self, changed_at: float) -> None:
+        if self._config is None:
+            return
+        configs, version = self._config
+        nodes = {connection.node for connection in self._connections}
+        started = time.perf_counter()
+        cache = await asyncio.to_thread(
+            build_cache,
+            configs,
+            version,
+            previous=self._cache,
+            generators=self.generators,
+            domain_suffix=self.domain_suffix,
+            nodes=nodes,
+            changed_at=changed_at,
+        )
+        self.metrics.snapshot_built(time.perf_counter() - started)
+        self._cache = cache
+        for connection in self._connections:
+            connection.notify(cache)
+
+    def _next_nonce(self) -> str:
+        return f"{self._nonce_prefix}-{next(self._nonces)}"
+
+    # ------------------------------------------------------------------------------------------ streams
+
+    async def _stream_sotw(
+        self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext[DiscoveryRequest, bytes]
+    ) -> None:
+        await self._serve(requests, context, "sotw")
+
+    async def _stream_delta(
+        self,
+        requests: AsyncIterator[DeltaDiscoveryRequest],
+        context: grpc.aio.ServicerContext[DeltaDiscoveryRequest, bytes],
+    ) -> None:
+        await self._serve(requests, context, "delta")
+
+    async def _serve(
+        self,
+        requests: AsyncIterator[DiscoveryRequest] | AsyncIterator[DeltaDiscoveryRequest],
+        context: grpc.aio.ServicerContext[Any, bytes],
+        mode: Mode,
+    ) -> None:
+        try:
+            first = await anext(aiter(requests))
+        except StopAsyncIteration:
+            return
+        node = await self._node(first, context)
+        assert self._throttle is not None
+        connection = Connection(
+            node=node,
+            mode=mode,
+            write=context.write,
+            generators=self.generators,
+            cache=self._cache,
+            throttle=self._throttle,
+            metrics=self.metrics,
+            nonce=self._next_nonce,
+            control_plane=CONTROL_PLANE_ID,
+            send_timeout=self._send_timeout,
+        )
+        self._connections[connection] = None
+        self.metrics.connection_opened()
+        log.info("proxy connected", proxy=node.id, mode=mode, peer=context.peer())
+        try:
+            await connection.serve(first, requests)
+        finally:
+            del self._connections[connection]
+            self.metrics.connection_closed()
+            log.info("proxy disconnected", proxy=node.id, mode=mode)
+
+    async def _node(
+        self, first: DiscoveryRequest | DeltaDiscoveryRequest, context: grpc.aio.ServicerContext[Any, bytes]
+    ) -> ProxyNode:
+        if not first.node.id:
+            message = "the first request on an ADS stream must carry node.id (Istio's sidecar~<ip>~<workload>.<ns>~...)"
+        else:
+            try:
+                return parse_node_id(first.node.id, first.node.cluster)
+            except NodeIdError as exc:
+                message = str(exc)
+        log.warning("ADS stream rejected", reason=message, peer=context.peer())
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+        raise AssertionError("unreachable: context.abort raises")
