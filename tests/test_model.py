@@ -210,3 +210,27 @@ def test_changed_kinds_name_only_what_differs(snapshot: MeshSnapshot) -> None:
     assert unchanged.changed_kinds == frozenset()
     assert edited.changed_kinds == {"VirtualService"}
     assert removed.changed_kinds == {"DestinationRule"}
+
+
+def test_a_selector_needs_every_label_to_match() -> None:
+    text = MESH.replace(
+        "workloadSelector: {labels: {app: reviews}}", "workloadSelector: {labels: {app: reviews, version: v1}}"
+    )
+    text += """
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: default}
+spec: {address: 127.0.0.31, labels: {app: ratings, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2b, namespace: default}
+spec: {address: 127.0.0.24, labels: {app: reviews, version: v2}}
+"""
+    snapshot = build_snapshot(configs(text), version=1)
+
+    selected = [
+        e.workload.name for e in snapshot.services["reviews.default.svc.cluster.local"].endpoints[9080] if e.workload
+    ]
+    assert selected == ["reviews-v1"]

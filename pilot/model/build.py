@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from pilot.config.types import (
@@ -128,18 +128,33 @@ def _changed_kinds(previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Re
     return frozenset(changed)
 
 
-def _selected_workloads(entry: ServiceEntry, workloads: Iterable[WorkloadEntry]) -> list[WorkloadEntry]:
-    """The WorkloadEntries a ServiceEntry's workloadSelector picks: same namespace, labels match."""
-    if entry.workload_selector is None:
+WorkloadIndex = Mapping[tuple[str, str, str], Sequence[WorkloadEntry]]  # (namespace, label, value) -> workloads
+
+
+def _index_workloads(workloads: Iterable[WorkloadEntry]) -> WorkloadIndex:
+    """Workloads by (namespace, label, value), each list in ConfigKey order, so that a selector looks at the
+    workloads carrying its rarest label instead of scanning all of them (1000 services x 3000 workloads)."""
+    index: dict[tuple[str, str, str], list[WorkloadEntry]] = defaultdict(list)
+    for workload in workloads:
+        for label, value in workload.labels.items():
+            index[(workload.meta.key.namespace, label, value)].append(workload)
+    return index
+
+
+def _selected_workloads(entry: ServiceEntry, index: WorkloadIndex) -> list[WorkloadEntry]:
+    """The WorkloadEntries a ServiceEntry's workloadSelector picks: same namespace, every selector label matches."""
+    selector = entry.workload_selector
+    if not selector:  # validation requires labels in a selector; no selector selects nothing
         return []
-    namespace, selector = entry.meta.key.namespace, entry.workload_selector
-    return [w for w in workloads if w.meta.key.namespace == namespace and labels_match(selector, w.labels)]
+    namespace = entry.meta.key.namespace
+    candidates = min((index.get((namespace, k, v), ()) for k, v in selector.items()), key=len)
+    return [w for w in candidates if labels_match(selector, w.labels)]
 
 
 def _service_from_entry(
     entry: ServiceEntry,
     host: str,
-    workloads: Iterable[WorkloadEntry],
+    workloads: WorkloadIndex,
     instances: dict[ConfigKey, list[ServiceInstance]],
 ) -> Service:
     """One host of a ServiceEntry as a Service; records the ports each selected workload serves in ``instances``."""
@@ -200,6 +215,7 @@ def build_snapshot(
     """Index the accepted config into a snapshot. Deterministic: iteration is in ConfigKey order."""
     ordered = dict(sorted(configs.items()))
     workloads = {k: r for k, r in ordered.items() if isinstance(r, WorkloadEntry)}
+    workload_index = _index_workloads(workloads.values())
     services: dict[str, Service] = {}
     instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
     for resource in ordered.values():
@@ -207,7 +223,7 @@ def build_snapshot(
             for host in resource.hosts:
                 if host in services:  # the same host in two ServiceEntries: the first (namespace/name order) wins
                     continue
-                services[host] = _service_from_entry(resource, host, workloads.values(), instances)
+                services[host] = _service_from_entry(resource, host, workload_index, instances)
     rules: dict[str, DestinationRule] = {}
     virtual: dict[str, list[VirtualService]] = defaultdict(list)
     for resource in ordered.values():
