@@ -8,17 +8,14 @@ Pilot runs as ``python -m pilot`` (the same interpreter as the tests, so the sam
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import structlog
 
-from envoy_bootstrap.runner import die_with_parent_preexec
+from envoy_bootstrap.processes import kill_process, start_logged_process, stop_process
 
 __all__ = ["PilotError", "PilotProcess"]
 
@@ -87,45 +84,18 @@ class PilotProcess:
         if self.running:
             raise PilotError("pilot already running")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        command = self.command()
-        with self.log_path.open("ab") as log_file:
-            log_file.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
-            log_file.flush()
-            self._process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent_preexec(),
-            )
+        self._process = await start_logged_process(self.command(), self.log_path)
         log.info("pilot_started", pid=self._process.pid, xds=self.xds_address, monitor=self.monitor_url)
         await self.wait_ready(ready_timeout)
 
     async def stop(self, timeout: float = 5.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        try:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), timeout)
-            except TimeoutError:
-                log.warning("pilot_kill_after_timeout", pid=process.pid, timeout=timeout)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-        finally:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-        log.info("pilot_stopped", pid=process.pid, returncode=process.returncode)
+        if process is not None:
+            await stop_process(process, name="pilot", timeout=timeout)
 
     def kill(self) -> None:
-        if self._process is not None and self._process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._process.kill()
+        if self._process is not None:
+            kill_process(self._process)
 
     async def get(self, path: str, *, timeout: float = 2.0) -> tuple[int, str]:
         async with (

@@ -15,13 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
-import ctypes
 import json
-import os
-import signal
-import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +28,11 @@ from envoy.config.bootstrap.v3 import bootstrap_pb2
 
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import bootstrap_to_json
+from envoy_bootstrap.processes import (
+    kill_process,
+    start_logged_process,
+    stop_process,
+)
 
 __all__ = [
     "AdminResponse",
@@ -41,12 +40,10 @@ __all__ = [
     "EnvoyExitedError",
     "EnvoyProcess",
     "EnvoyTimeoutError",
-    "die_with_parent_preexec",
 ]
 
 log = structlog.get_logger(__name__)
 
-_PR_SET_PDEATHSIG = 1
 _POLL_INTERVAL_SECONDS = 0.1
 _LIVE: set[EnvoyProcess] = set()
 
@@ -70,21 +67,6 @@ class AdminResponse:
 
     def json(self) -> Any:
         return json.loads(self.body)
-
-
-def die_with_parent_preexec() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that asks Linux to SIGKILL the child when its parent dies; None elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
 
 
 def _kill_all_live() -> None:
@@ -130,7 +112,11 @@ class EnvoyProcess:
     def admin_url(self) -> str:
         socket_address = self.bootstrap.admin.address.socket_address
         host = socket_address.address
-        return f"http://[{host}]:{socket_address.port_value}" if ":" in host else f"http://{host}:{socket_address.port_value}"
+        return (
+            f"http://[{host}]:{socket_address.port_value}"
+            if ":" in host
+            else f"http://{host}:{socket_address.port_value}"
+        )
 
     @property
     def pid(self) -> int | None:
@@ -172,18 +158,7 @@ class EnvoyProcess:
             raise EnvoyError(f"envoy {self.name}: already running (pid {self.pid})")
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.bootstrap_path.write_text(bootstrap_to_json(self.bootstrap))
-        command = self.command()
-        with self.log_path.open("ab") as log_file:
-            log_file.write(f"---- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())
-            log_file.flush()
-            self._process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=die_with_parent_preexec(),
-            )
+        self._process = await start_logged_process(self.command(), self.log_path)
         _LIVE.add(self)
         log.info("envoy_started", envoy=self.name, pid=self._process.pid, admin=self.admin_url, log=str(self.log_path))
 
@@ -193,29 +168,14 @@ class EnvoyProcess:
         if process is None:
             return None
         try:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), timeout)
-                except TimeoutError:
-                    log.warning("envoy_kill_after_timeout", envoy=self.name, pid=process.pid, timeout=timeout)
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    await process.wait()
+            return await stop_process(process, name=f"envoy {self.name}", timeout=timeout)
         finally:
-            if process.returncode is None:  # cancelled while waiting: do not leave it behind
-                self.kill()
             _LIVE.discard(self)
-        log.info("envoy_stopped", envoy=self.name, pid=process.pid, returncode=process.returncode)
-        return process.returncode
 
     def kill(self) -> None:
         """SIGKILL without waiting: for teardown paths that cannot await (atexit, cancelled tasks)."""
-        process = self._process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGKILL)
+        if self._process is not None:
+            kill_process(self._process)
         _LIVE.discard(self)
 
     async def restart(self) -> None:

@@ -156,9 +156,9 @@ class ConfigStore:
         documents: list[_Document] = []
         for name in sorted(self._files):
             parsed = self._files[name]
-            in_file = [
-                _Document(key=r.meta.key, file=name, line=r.meta.line, resource=r) for r in parsed.resources
-            ] + [_rejected_document(r) for r in parsed.rejected]
+            in_file = [_Document(key=r.meta.key, file=name, line=r.meta.line, resource=r) for r in parsed.resources] + [
+                _rejected_document(r) for r in parsed.rejected
+            ]
             for document in sorted(in_file, key=lambda d: d.line):
                 document.field_lines = parsed.field_lines.get(document.line, {})
                 documents.append(document)
@@ -184,9 +184,7 @@ class ConfigStore:
                     rejected.append(document)
         current = {key: d.resource for key, d in first.items() if d.resource is not None}
         accepted: dict[ConfigKey, Resource] = {
-            key: current[key] if key in current else previous[key]
-            for key in first
-            if key in current or key in previous
+            key: current[key] if key in current else previous[key] for key in first if key in current or key in previous
         }
         self._check_virtual_services(accepted, current, previous, first, rejected)
         rejections = tuple(

@@ -15,6 +15,7 @@ from typing import Literal
 
 __all__ = [
     "EMPTY_LABELS",
+    "GRPC_STATUS_NAMES",
     "Abort",
     "ConfigKey",
     "ConfigMeta",
@@ -341,6 +342,28 @@ class HTTPRetry:
 class Delay:
     fixed_delay: float
     percentage: float | None = None  # 0..100; None means 100
+
+
+# gRPC status names as Istio's abort.grpcStatus takes them; a name's position is its numeric code.
+GRPC_STATUS_NAMES: tuple[str, ...] = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

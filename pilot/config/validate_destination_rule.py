@@ -124,8 +124,9 @@ def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
                 entry.report("port", f"port {number} already has port-level settings")
             seen.add(number)
         if not any(entry.has(key) for key in (*_PORT_POLICY_FIELDS[1:], *_PORT_POLICY_UNSUPPORTED)):
-            entry.report(None, "port-level settings must set at least one of loadBalancer, connectionPool, "
-                               "outlierDetection")
+            entry.report(
+                None, "port-level settings must set at least one of loadBalancer, connectionPool, outlierDetection"
+            )
         settings.append(
             PortTrafficPolicy(
                 port=number or 0,

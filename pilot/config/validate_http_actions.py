@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Literal, cast
 
 from pilot.config.types import (
+    GRPC_STATUS_NAMES,
     Abort,
     Delay,
     Fault,
@@ -59,25 +60,7 @@ RETRY_ON_POLICIES = frozenset(
         "unavailable",
     }
 )
-GRPC_STATUS_CODES = (
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
+GRPC_STATUS_CODES = GRPC_STATUS_NAMES
 _REDIRECT_CODES = (301, 302, 303, 307, 308)  # what Envoy's RedirectAction.response_code can express
 _HEADER_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _ENVOY_COMMAND = re.compile(r"%%|%[A-Z][A-Z0-9_]*(?:\([^)%]*\))?(?::[0-9]+)?%")

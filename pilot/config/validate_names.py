@@ -99,13 +99,23 @@ def label_errors(labels: Mapping[str, str]) -> list[tuple[str, str]]:
     for key, value in labels.items():
         prefix, slash, name = key.rpartition("/")
         if not name or len(name) > 63 or not _LABEL_NAME.match(name):
-            out.append((key, f"invalid label key {key!r}: the name part must be at most 63 letters, digits, '-', '_' "
-                             "or '.', starting and ending with a letter or digit"))
+            out.append(
+                (
+                    key,
+                    f"invalid label key {key!r}: the name part must be at most 63 letters, digits, '-', '_' "
+                    "or '.', starting and ending with a letter or digit",
+                )
+            )
         elif slash and dns1123_subdomain_error(prefix) is not None:
             out.append((key, f"invalid label key {key!r}: the prefix must be a DNS-1123 subdomain"))
         if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
-            out.append((key, f"invalid label value {value!r}: must be at most 63 letters, digits, '-', '_' or '.', "
-                             "starting and ending with a letter or digit"))
+            out.append(
+                (
+                    key,
+                    f"invalid label value {value!r}: must be at most 63 letters, digits, '-', '_' or '.', "
+                    "starting and ending with a letter or digit",
+                )
+            )
     return out
 
 

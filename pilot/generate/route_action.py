@@ -28,6 +28,7 @@ from envoy.type.matcher.v3.regex_pb2 import RegexMatchAndSubstitute, RegexMatche
 from envoy.type.v3.percent_pb2 import FractionalPercent
 
 from pilot.config.types import (
+    GRPC_STATUS_NAMES,
     Abort,
     Destination,
     Fault,
@@ -66,26 +67,7 @@ PREVIOUS_HOSTS_PREDICATE = "envoy.retry_host_predicates.previous_hosts"
 PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities"
 
 # Istio's grpc.SupportedGRPCStatus: abort.grpcStatus is a code name; its position is the code.
-_GRPC_CODE_NAMES = [
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-]
-GRPC_STATUS_CODES: Mapping[str, int] = {name: code for code, name in enumerate(_GRPC_CODE_NAMES)}
+GRPC_STATUS_CODES: Mapping[str, int] = {name: code for code, name in enumerate(GRPC_STATUS_NAMES)}
 
 _REDIRECT_CODES: Mapping[int, int] = {
     301: RedirectAction.MOVED_PERMANENTLY,
