@@ -44,7 +44,7 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
         log.info("config changed", version=change.version, changed=len(change.changed))
         server.update_config(store.accepted, change.version)
 
-    source = DirectorySource(options.config_dir, store, on_change)
+    source = DirectorySource(options.config_dir, store, on_change, on_rejected=server.metrics.rejected_config)
     await source.load_initial()
     server.update_config(store.accepted, store.version)
     await server.start(options.xds_address)

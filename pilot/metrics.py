@@ -11,7 +11,8 @@ Exported (Prometheus names; counters get ``_total`` from the exporter):
 - ``pilot_total_xds_rejects_total{type}``: NACKs received, by type;
 - ``pilot_xds_push_time{type}``: seconds to build and send one response (histogram);
 - ``pilot_proxy_convergence_time``: seconds from a config change to a proxy having been sent all of it;
-- ``pilot_total_rejected_configs_total{kind}``: config resources rejected by validation (the config layer's hook);
+- ``pilot_total_rejected_configs_total{kind}``: config resources rejected by validation, counted each time the
+  directory source reads a rejected version (``kind`` is ``file`` for a file that is not valid YAML);
 - ``pilot_xds_snapshot_build_time``: seconds to build a snapshot and generate its resources.
 """
 

@@ -195,3 +195,16 @@ async def test_rejections_are_logged_with_file_line_key_path(tmp_path: Path) -> 
 def _address(store: ConfigStore, name: str) -> str | None:
     resource = store.accepted.get(key(name))
     return resource.address if isinstance(resource, WorkloadEntry) else None
+
+
+async def test_each_rejected_resource_is_reported_once_per_read(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(workload("a", "127.0.0.2"))
+    (tmp_path / "bad.yaml").write_text(workload("b", "not-an-ip") + "---\n" + workload("c", "127.0.0.300"))
+    (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
+    kinds: list[str] = []
+    store = ConfigStore()
+    source = DirectorySource(tmp_path, store, Recorder(store), on_rejected=kinds.append)
+
+    await source.load_initial()
+
+    assert sorted(kinds) == ["WorkloadEntry", "WorkloadEntry", "file"]

@@ -70,12 +70,14 @@ class DirectorySource:
         store: ConfigStore,
         on_change: Callable[[StoreChange], None],
         *,
+        on_rejected: Callable[[str], None] | None = None,
         step_ms: int = 100,
         debounce_ms: int = 1600,
     ) -> None:
         self._config_dir = Path(config_dir)
         self._store = store
         self._on_change = on_change
+        self._on_rejected = on_rejected  # called with the kind of each resource newly rejected (for metrics)
         self._step_ms = step_ms
         self._debounce_ms = debounce_ms
         self._known: dict[str, _Signature] = {}  # file (as shown in messages) -> signature when last read
@@ -141,8 +143,10 @@ class DirectorySource:
         """Log every problem of the files just read, and new problems elsewhere (e.g. a VirtualService whose
         subset was just removed from a DestinationRule in another file)."""
         read = {p.file for p in parsed}
+        rejected: set[tuple[str, str]] = set()  # (file, resource) of what was logged: one count per resource
         for error in sorted(self._current_errors(), key=lambda e: (e.file, e.line, e.path)):
             if error.file in read or error not in logged_before:
+                rejected.add((error.file, str(error.key) if error.key else ""))
                 log.warning(
                     "config_rejected",
                     file=error.file,
@@ -151,6 +155,9 @@ class DirectorySource:
                     path=error.path,
                     message=error.message,
                 )
+        if self._on_rejected is not None:
+            for _file, key in sorted(rejected):
+                self._on_rejected(key.split("/", 1)[0] if key else "file")
         for result in parsed:
             for warning in result.warnings:
                 log.info("config_skipped", warning=warning)
