@@ -1,1 +1,1 @@
-"""Placeholder package: implemented by its own issue."""
+"""Citadel: the mesh's certificate authority. Workload SPIFFE identities over SDS and a CSR API, rotation."""
