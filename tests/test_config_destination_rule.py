@@ -57,9 +57,9 @@ CASES: list[tuple[str, str, Expected]] = [
         [(5, "spec.trafficPolicy.loadBalancer.warmupDurationSecs", "not supported by meshplane yet")],
     ),
     (
-        "tls",
-        "host: reviews\ntrafficPolicy:\n  tls: {mode: ISTIO_MUTUAL}\n",
-        [(3, "spec.trafficPolicy.tls", "not supported by meshplane yet")],
+        "tls-credential-name",
+        "host: reviews\ntrafficPolicy:\n  tls: {mode: SIMPLE, credentialName: reviews-ca}\n",
+        [(3, "spec.trafficPolicy.tls.credentialName", "not supported by meshplane yet")],
     ),
     (
         "workload-selector",
@@ -164,9 +164,12 @@ CASES: list[tuple[str, str, Expected]] = [
         [(4, "spec.trafficPolicy.portLevelSettings[0]", "must set at least one of loadBalancer")],
     ),
     (
-        "port-level-tls",
-        "host: reviews\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 80}\n    tls: {mode: SIMPLE}\n",
-        [(5, "spec.trafficPolicy.portLevelSettings[0].tls", "not supported by meshplane yet")],
+        "port-level-tls-checked",
+        "host: reviews\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 80}\n    tls: {mode: MUTUAL}\n",
+        [
+            (5, "spec.trafficPolicy.portLevelSettings[0].tls.clientCertificate", "required for mode MUTUAL"),
+            (5, "spec.trafficPolicy.portLevelSettings[0].tls.privateKey", "required for mode MUTUAL"),
+        ],
     ),
     (
         "subset-policy-checked",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -52,7 +53,7 @@ def replace_file(path: Path, text: str) -> None:
 def make_source(config_dir: Path) -> tuple[ConfigStore, Recorder, DirectorySource]:
     store = ConfigStore()
     recorder = Recorder(store)
-    return store, recorder, DirectorySource(config_dir, store, recorder, step_ms=50, debounce_ms=400)
+    return store, recorder, DirectorySource(config_dir, store, recorder, step_ms=50, debounce_ms=400, root_check_ms=200)
 
 
 async def wait_for(condition: Callable[[], bool], poke_dir: Path) -> None:
@@ -180,6 +181,57 @@ async def test_watch_keeps_config_in_force_when_the_directory_goes_away(tmp_path
     assert len(recorder.changes) == 2  # the initial load and the edit: nothing removed
 
 
+async def test_watch_follows_a_directory_renamed_away_and_recreated(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    store, _, source = make_source(config_dir)
+    await source.load_initial()
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(source.watch())
+        try:
+            replace_file(config_dir / "a.yaml", workload("a", "127.0.0.3"))  # seen: the watcher runs
+            await wait_for(lambda: _address(store, "a") == "127.0.0.3", tmp_path)
+            config_dir.rename(tmp_path / "config.old")
+            config_dir.mkdir()
+            (config_dir / "b.yaml").write_text(workload("b", "127.0.0.4"))
+            await wait_for(lambda: set(store.accepted) == {key("b")}, tmp_path)  # poking outside the directory
+            (config_dir / "c.yaml").write_text(workload("c", "127.0.0.5"))  # an edit in the new directory
+            await wait_for(lambda: key("c") in store.accepted, tmp_path)
+            (tmp_path / "config.old" / "a.yaml").unlink()  # the old directory is no longer config
+            (tmp_path / "config.old" / "d.yaml").write_text(workload("d", "127.0.0.6"))
+            (config_dir / "e.yaml").write_text(workload("e", "127.0.0.7"))
+            await wait_for(lambda: key("e") in store.accepted, tmp_path)
+        finally:
+            source.stop()
+            await asyncio.wait_for(task, WAIT_SECONDS)
+    assert set(store.accepted) == {key("b"), key("c"), key("e")}
+    assert any(e["event"] == "config_dir_replaced" for e in logs)
+
+
+async def test_watch_resumes_when_a_removed_directory_comes_back(tmp_path: Path) -> None:
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    (config_dir / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    store, _, source = make_source(config_dir)
+    await source.load_initial()
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.create_task(source.watch())
+        try:
+            await asyncio.sleep(0.3)  # let the watcher start on the first directory
+            shutil.rmtree(config_dir)
+            await wait_for(lambda: any(e["event"] == "config_dir_unreadable" for e in logs), tmp_path)
+            assert set(store.accepted) == {key("a")}  # nothing there: what was in force stays
+            config_dir.mkdir()  # may well get the same inode number back
+            (config_dir / "b.yaml").write_text(workload("b", "127.0.0.4"))
+            await wait_for(lambda: set(store.accepted) == {key("b")}, tmp_path)
+            (config_dir / "c.yaml").write_text(workload("c", "127.0.0.5"))
+            await wait_for(lambda: key("c") in store.accepted, tmp_path)
+        finally:
+            source.stop()
+            await asyncio.wait_for(task, WAIT_SECONDS)
+
+
 async def test_rejections_are_logged_with_file_line_key_path(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(workload("a", "not-an-ip"))
     _, _, source = make_source(tmp_path)
@@ -197,14 +249,53 @@ def _address(store: ConfigStore, name: str) -> str | None:
     return resource.address if isinstance(resource, WorkloadEntry) else None
 
 
-async def test_each_rejected_resource_is_reported_once_per_read(tmp_path: Path) -> None:
+def touch_later(path: Path, seconds: int) -> None:
+    """Move ``path``'s mtime forward, so that the next scan re-reads it although its content is the same."""
+    mtime_ns = path.stat().st_mtime_ns + seconds * 1_000_000_000
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+async def test_each_rejection_is_counted_once(tmp_path: Path) -> None:
     (tmp_path / "good.yaml").write_text(workload("a", "127.0.0.2"))
-    (tmp_path / "bad.yaml").write_text(workload("b", "not-an-ip") + "---\n" + workload("c", "127.0.0.300"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(workload("b", "not-an-ip") + "---\n" + workload("c", "127.0.0.300"))
     (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
     kinds: list[str] = []
     store = ConfigStore()
     source = DirectorySource(tmp_path, store, Recorder(store), on_rejected=kinds.append)
 
     await source.load_initial()
-
     assert sorted(kinds) == ["WorkloadEntry", "WorkloadEntry", "file"]
+
+    touch_later(bad, 1)
+    touch_later(tmp_path / "broken.yaml", 1)
+    with structlog.testing.capture_logs() as logs:
+        await source.load_initial()  # re-reads both files: same rejections, not counted again
+    assert len([e for e in logs if e["event"] == "config_rejected"]) == 3  # but logged again: the files were read
+    assert len(kinds) == 3
+
+    bad.write_text(workload("b", "not-an-ip-either") + "---\n" + workload("c", "127.0.0.300"))  # b: a new reason
+    await source.load_initial()
+    assert kinds[3:] == ["WorkloadEntry"]
+
+    bad.write_text(workload("b", "127.0.0.4") + "---\n" + workload("c", "127.0.0.5"))  # fixed ...
+    await source.load_initial()
+    bad.write_text(workload("b", "not-an-ip") + "---\n" + workload("c", "127.0.0.5"))  # ... and broken again
+    await source.load_initial()
+    assert kinds[4:] == ["WorkloadEntry"]
+
+
+async def test_skipped_kinds_are_warned_about_once_per_read(tmp_path: Path) -> None:
+    skipped = tmp_path / "mixed.yaml"
+    skipped.write_text(workload("a", "127.0.0.2") + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n")
+    (tmp_path / "other.yaml").write_text(workload("b", "127.0.0.3"))
+    _, _, source = make_source(tmp_path)
+    with structlog.testing.capture_logs() as logs:
+        await source.load_initial()
+        (tmp_path / "other.yaml").write_text(workload("b", "127.0.0.4"))
+        await source.load_initial()  # reads other.yaml only
+        touch_later(skipped, 1)
+        await source.load_initial()  # reads mixed.yaml again
+    warnings = [e for e in logs if e["event"] == "config_skipped"]
+    assert [(e["log_level"], e["file"]) for e in warnings] == [("warning", str(skipped))] * 2
+    assert f"{skipped}:7: skipped ConfigMap (v1)" in warnings[0]["warning"]

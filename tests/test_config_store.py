@@ -7,7 +7,7 @@ from typing import Any
 
 from pilot.config.parse import ParsedFile, parse_config_text
 from pilot.config.store import ConfigStore
-from pilot.config.types import ConfigKey, VirtualService
+from pilot.config.types import ConfigKey, DestinationRule, VirtualService
 
 NS = "bookinfo"
 
@@ -217,15 +217,98 @@ def test_cross_check_failure_keeps_the_last_good_virtual_service() -> None:
     assert entry_["in_force"] == "last good version from vs.yaml:1"
 
 
-def test_removing_a_subset_drops_the_virtual_service_that_needs_it() -> None:
+def split_service(weights: tuple[tuple[str, int], ...] = (("v1", 90), ("v2", 10))) -> str:
+    """reviews split by weight over subsets; the n-th destination is on line 10 + 2n."""
+    routes = "".join(f"    - destination: {{host: reviews, subset: {s}}}\n      weight: {w}\n" for s, w in weights)
+    return doc("VirtualService", "reviews", f"  hosts: [reviews]\n  http:\n  - route:\n{routes}")
+
+
+def test_removing_a_subset_is_rejected_while_a_virtual_service_uses_it() -> None:
+    store = ConfigStore()
+    store.apply(files(dr_yaml=rule(("v1", "v2", "v3")), vs_yaml=split_service()))
+    in_force = dict(store.accepted)
+    assert store.apply(files(dr_yaml=rule(("v1", "v3")))) is None  # nothing in force changed
+    assert store.accepted == in_force
+    (entry_,) = rejected(store)
+    assert (entry_["kind"], entry_["file"], entry_["in_force"]) == (
+        "DestinationRule",
+        "dr.yaml",
+        "last good version from dr.yaml:1",
+    )
+    assert entry_["errors"] == [
+        "dr.yaml:8: DestinationRule bookinfo/reviews: spec.subsets: subset 'v2' is still used by VirtualService "
+        "bookinfo/reviews (vs.yaml:12)"
+    ]
+
+
+def test_removing_a_subset_is_accepted_once_no_virtual_service_uses_it() -> None:
+    store = ConfigStore()
+    store.apply(files(dr_yaml=rule(("v1", "v2")), vs_yaml=split_service()))
+    store.apply(files(dr_yaml=rule(("v1",))))  # rejected: v2 is used
+    change = store.apply(files(vs_yaml=split_service((("v1", 100),))))  # the DR edit waiting in dr.yaml now fits
+    assert change is not None and change.changed == {key("DestinationRule"), key("VirtualService")}
+    assert not rejected(store)
+    rule_in_force = store.accepted[key("DestinationRule")]
+    assert isinstance(rule_in_force, DestinationRule) and [s.name for s in rule_in_force.subsets] == ["v1"]
+
+
+def test_both_sides_of_a_subset_removal_in_one_apply_are_accepted() -> None:
+    store = ConfigStore()
+    store.apply(files(dr_yaml=rule(("v1", "v2")), vs_yaml=split_service()))
+    change = store.apply(files(dr_yaml=rule(("v1",)), vs_yaml=service(subset="v1")))
+    assert change is not None and change.changed == {key("DestinationRule"), key("VirtualService")}
+    assert not rejected(store)
+
+
+def test_rejecting_a_change_can_reject_what_relied_on_it() -> None:
     store = ConfigStore()
     store.apply(files(dr_yaml=rule(("v1", "v2")), vs_yaml=service(subset="v2")))
-    change = store.apply(files(dr_yaml=rule(("v1",))))
-    assert change is not None and change.changed == {key("DestinationRule"), key("VirtualService")}
-    assert key("VirtualService") not in store.accepted
+    other = doc(
+        "VirtualService",
+        "other",
+        "  hosts: [other]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v3}\n",
+    )
+    change = store.apply(files(dr_yaml=rule(("v1", "v3")), other_yaml=other))  # v2 out, v3 in, a VS using v3
+    assert change is None
+    assert [(e["kind"], e["name"], e["in_force"]) for e in rejected(store)] == [
+        ("DestinationRule", "reviews", "last good version from dr.yaml:1"),
+        ("VirtualService", "other", None),
+    ]
+    assert "its subsets: v1, v2" in rejected(store)[1]["errors"][0]
+
+
+def test_an_unchanged_last_good_virtual_service_is_kept_working_too() -> None:
+    store = ConfigStore()
+    store.apply(files(dr_yaml=rule(("v1", "v2")), vs_yaml=service(subset="v2")))
+    store.apply(files(vs_yaml=service(subset="V2")))  # invalid: the v2 version stays in force
+    assert store.apply(files(dr_yaml=rule(("v1",)))) is None
+    dr_entry, vs_entry = rejected(store)
+    assert dr_entry["errors"] == [
+        "dr.yaml:8: DestinationRule bookinfo/reviews: spec.subsets: subset 'v2' is still used by VirtualService "
+        "bookinfo/reviews (vs.yaml:1)"
+    ]
+    assert vs_entry["in_force"] == "last good version from vs.yaml:1"
+
+
+def test_new_destination_rule_shadowing_a_wildcard_one_is_rejected_if_it_breaks_a_virtual_service() -> None:
+    store = ConfigStore()
+    wildcard = rule(("v1",), host="'*.example.com'", name="wildcard")
+    store.apply(files(dr_yaml=wildcard, vs_yaml=service(subset="v1", host="a.example.com")))
+    exact = rule(("v2",), host="a.example.com", name="exact")
+    assert store.apply(files(dr_yaml=wildcard, exact_yaml=exact)) is None
     (entry_,) = rejected(store)
-    assert entry_["in_force"] is None
-    # putting the subset back brings the VirtualService back
+    assert (entry_["name"], entry_["in_force"]) == ("exact", None)
+    assert "subset 'v1' is still used by VirtualService bookinfo/reviews (vs.yaml:10)" in entry_["errors"][0]
+
+
+def test_deleting_the_destination_rule_drops_the_virtual_service_that_needs_it() -> None:
+    store = ConfigStore()
+    store.apply(files(dr_yaml=rule(("v1", "v2")), vs_yaml=service(subset="v2")))
+    change = store.apply([], removed_files=["dr.yaml"])  # a deleted resource cannot be kept: nothing holds it
+    assert change is not None and change.changed == {key("DestinationRule"), key("VirtualService")}
+    (entry_,) = rejected(store)
+    assert (entry_["kind"], entry_["in_force"]) == ("VirtualService", None)
+    # putting the rule back brings the VirtualService back
     change = store.apply(files(dr_yaml=rule(("v1", "v2"))))
     assert change is not None and key("VirtualService") in store.accepted
 
@@ -235,7 +318,7 @@ def test_last_good_that_no_longer_passes_is_not_kept() -> None:
     store.apply(files(dr_yaml=rule(("v1", "v2")), vs_yaml=service(subset="v2")))
     store.apply(files(vs_yaml=service(subset="V2")))  # invalid: v2 version stays in force
     assert key("VirtualService") in store.accepted
-    store.apply(files(dr_yaml=rule(("v1",))))
+    store.apply([], removed_files=["dr.yaml"])
     assert key("VirtualService") not in store.accepted
     (entry_,) = rejected(store)
     assert entry_["in_force"] is None
@@ -261,6 +344,40 @@ def test_destination_needs_a_port_when_the_service_has_several() -> None:
     assert "destination: port.number is required" in entry_["errors"][0]
     store.apply(files(se_yaml=entry((9080,))))
     assert key("VirtualService") in store.accepted  # one port: no port needed
+
+
+def test_removing_a_port_is_rejected_while_a_virtual_service_uses_it() -> None:
+    store = ConfigStore()
+    store.apply(files(se_yaml=entry((9080, 9443)), vs_yaml=service(port=9443)))
+    assert store.apply(files(se_yaml=entry((9080,)))) is None
+    (entry_,) = rejected(store)
+    assert (entry_["kind"], entry_["in_force"]) == ("ServiceEntry", "last good version from se.yaml:1")
+    assert entry_["errors"] == [
+        "se.yaml:9: ServiceEntry bookinfo/reviews: spec.ports: port 9443 of reviews.bookinfo.svc.cluster.local is "
+        "still used by VirtualService bookinfo/reviews (vs.yaml:10)"
+    ]
+    change = store.apply(files(vs_yaml=service(port=9080)))  # the VirtualService moves: the port removal fits
+    assert change is not None and change.changed == {key("ServiceEntry"), key("VirtualService")}
+    assert not rejected(store)
+
+
+def test_adding_a_port_is_rejected_while_a_virtual_service_routes_without_one() -> None:
+    store = ConfigStore()
+    store.apply(files(se_yaml=entry((9080,)), vs_yaml=service()))
+    assert store.apply(files(se_yaml=entry((9080, 9443)))) is None
+    (entry_,) = rejected(store)
+    assert entry_["kind"] == "ServiceEntry"
+    assert (
+        "VirtualService bookinfo/reviews (vs.yaml:10) routes to reviews.bookinfo.svc.cluster.local without a "
+        "port: it must keep a single port" in entry_["errors"][0]
+    )
+
+
+def test_port_checks_use_the_domain_suffix() -> None:
+    store = ConfigStore(domain_suffix="corp.example")
+    store.apply(files(se_yaml=entry((9080,), host="reviews.bookinfo.svc.corp.example"), vs_yaml=service(port=9999)))
+    (entry_,) = rejected(store)
+    assert "port 9999 is not a port of reviews.bookinfo.svc.corp.example" in entry_["errors"][0]
 
 
 def test_unknown_destination_hosts_are_not_errors() -> None:

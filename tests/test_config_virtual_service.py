@@ -152,7 +152,17 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "regex-lookahead",
         ROUTE + "  match:\n  - authority:\n      regex: '(?!admin).*'\n",
-        [(7, "spec.http[0].match[0].authority.regex", "RE2 does not support")],
+        [(7, "spec.http[0].match[0].authority.regex", "invalid perl operator: (?!")],
+    ),
+    (
+        "regex-repetition-over-1000",
+        ROUTE + "  match:\n  - uri:\n      regex: 'a{1001}'\n",
+        [(7, "spec.http[0].match[0].uri.regex", "invalid regex 'a{1001}': invalid repetition size: {1001}")],
+    ),
+    (
+        "regex-program-too-large",
+        ROUTE + "  match:\n  - headers:\n      x-id: {regex: '[a-z]{200}'}\n",
+        [(7, "spec.http[0].match[0].headers.x-id.regex", "RE2 program size is 204, over Envoy's limit of 100")],
     ),
     (
         "header-uppercase",
@@ -279,7 +289,7 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "rewrite-regex-invalid",
         ROUTE + "  rewrite:\n    uriRegexRewrite:\n      match: '(a)\\1'\n      rewrite: /x\n",
-        [(7, "spec.http[0].rewrite.uriRegexRewrite.match", "RE2 does not support")],
+        [(7, "spec.http[0].rewrite.uriRegexRewrite.match", "invalid escape sequence: \\1")],
     ),
     (
         "rewrite-regex-incomplete",
@@ -411,6 +421,8 @@ VALID = [
     ("envoy-header-command", ROUTE + "  headers:\n    request:\n      set: {x-client: '%DOWNSTREAM_REMOTE_ADDRESS%'}"),
     ("percent-escaped", ROUTE + "  headers:\n    response:\n      set: {x-ratio: 50%%}\n"),
     ("authority-via-header", ROUTE + "  headers:\n    request:\n      set: {':authority': b.example.com}\n"),
+    ("regex-re2-syntax", ROUTE + "  match:\n  - uri: {regex: '^/api/v[0-9]+\\z'}\n"),  # \z: RE2, not Python re
+    ("regex-program-size-at-limit", ROUTE + "  match:\n  - uri: {regex: '[a-z]{96}'}\n"),  # RE2 program size 100
 ]
 
 

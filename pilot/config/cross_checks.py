@@ -2,23 +2,26 @@
 
 A VirtualService destination (route or mirror) must name:
 
-- a subset that exists in the DestinationRule for the destination's host (resolved like the model does:
-  ``resolve_host(host, namespace)``, then the exact DestinationRule host, else the most specific wildcard);
+- a subset that exists in the DestinationRule for the destination's host (resolved like the model does, with the
+  same helpers: ``resolve_host(host, namespace, domain_suffix)``, then ``lookup_host``: the exact DestinationRule
+  host, else the most specific wildcard);
 - when the host is a ServiceEntry host: a port of that service, and a port at all if the service has several.
 
 A destination that is not a known ServiceEntry host is not an error (Istio allows routing to hosts it learns
 later); only what would surely produce a dangling Envoy reference is rejected.
 
-``pilot.model`` is imported as a module and its functions looked up at call time: ``pilot.model`` itself imports
-``pilot.config.types``, so this keeps either package importable first.
+When a VirtualService that was in force fails these checks only because a DestinationRule or ServiceEntry changed,
+``blame_changes`` names the changed resources to reject instead (the store keeps their last good versions).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from pilot.config.errors import ConfigError, FieldPath, format_path
+from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX, lookup_host, resolve_host
 from pilot.config.types import (
     ConfigKey,
     Destination,
@@ -29,10 +32,11 @@ from pilot.config.types import (
     VirtualService,
 )
 from pilot.config.yaml_source import line_of
-from pilot.model import build as model_build  # a module: pilot.model imports pilot.config.types (see resolve)
 
 __all__ = [
+    "Blame",
     "CrossIndex",
+    "blame_changes",
     "build_cross_index",
     "check_virtual_service",
 ]
@@ -44,20 +48,34 @@ class CrossIndex:
 
     services: Mapping[str, ServiceEntry]
     rules: Mapping[str, DestinationRule]
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
 
     def rule_for(self, host: str) -> DestinationRule | None:
-        exact = self.rules.get(host)
-        if exact is not None:
-            return exact
-        best: tuple[int, DestinationRule] | None = None
-        for pattern, rule in self.rules.items():
-            wildcard = pattern.startswith("*") and model_build.host_matches(pattern, host)
-            if wildcard and (best is None or len(pattern) > best[0]):
-                best = (len(pattern), rule)
-        return best[1] if best else None
+        return lookup_host(self.rules, host)
 
 
-def build_cross_index(resources: Mapping[ConfigKey, Resource]) -> CrossIndex:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Blame:
+    """A changed resource that breaks a VirtualService in force: ``message`` goes on ``path`` of resource ``key``."""
+
+    key: ConfigKey
+    path: FieldPath
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Problem:
+    path: FieldPath  # in the VirtualService
+    message: str
+    host: str  # the destination's resolved host
+    kind: Literal["subset", "port", "port-required"]
+    subset: str = ""
+    port: int | None = None
+
+
+def build_cross_index(
+    resources: Mapping[ConfigKey, Resource], domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+) -> CrossIndex:
     """Index in ConfigKey order, the first one winning, as ``pilot.model.build_snapshot`` does."""
     services: dict[str, ServiceEntry] = {}
     rules: dict[str, DestinationRule] = {}
@@ -66,34 +84,69 @@ def build_cross_index(resources: Mapping[ConfigKey, Resource]) -> CrossIndex:
             for host in resource.hosts:
                 services.setdefault(host, resource)
         elif isinstance(resource, DestinationRule):
-            rules.setdefault(model_build.resolve_host(resource.host, resource.meta.key.namespace), resource)
-    return CrossIndex(services=services, rules=rules)
+            rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
+    return CrossIndex(services=services, rules=rules, domain_suffix=domain_suffix)
 
 
 def check_virtual_service(
     service: VirtualService, index: CrossIndex, field_lines: Mapping[FieldPath, int]
 ) -> tuple[ConfigError, ...]:
     """Every cross-resource problem of ``service``; ``field_lines`` (may be empty) places them on their lines."""
-    errors: list[ConfigError] = []
-
-    def report(path: FieldPath, message: str) -> None:
-        errors.append(
-            ConfigError(
-                file=service.meta.file,
-                line=line_of(field_lines, path, service.meta.line),
-                key=service.meta.key,
-                path=format_path(path),
-                message=message,
-            )
+    return tuple(
+        ConfigError(
+            file=service.meta.file,
+            line=line_of(field_lines, problem.path, service.meta.line),
+            key=service.meta.key,
+            path=format_path(problem.path),
+            message=problem.message,
         )
+        for problem in _problems(service, index, field_lines)
+    )
 
+
+def blame_changes(
+    service: VirtualService,
+    index: CrossIndex,
+    before: CrossIndex,
+    changed: Callable[[ConfigKey], bool],
+    field_lines: Mapping[FieldPath, int],
+) -> Iterator[Blame]:
+    """The changed resources (``changed(key)``) that make ``service`` fail against ``index`` although it is the
+    version in force before (``before`` indexes what was in force then): the DestinationRule or ServiceEntry its
+    destination's host resolves to now, if changed, and the one it resolved to before, if changed and no longer
+    resolved to. A problem with no changed resource behind it (one was deleted) is not blamed on anything."""
+    used_by = f"VirtualService {service.meta.key.namespace}/{service.meta.key.name}"
+    for problem in _problems(service, index, field_lines):
+        at = f"{used_by} ({service.meta.file}:{line_of(field_lines, problem.path, service.meta.line)})"
+        now: DestinationRule | ServiceEntry | None
+        was: DestinationRule | ServiceEntry | None
+        if problem.kind == "subset":
+            now, was = index.rule_for(problem.host), before.rule_for(problem.host)
+            here = (("spec", "subsets"), f"subset {problem.subset!r} is still used by {at}")
+            there = (("spec", "host"), f"{problem.host} and its subset {problem.subset!r} are still used by {at}")
+        else:
+            now, was = index.services.get(problem.host), before.services.get(problem.host)
+            if problem.kind == "port":
+                here = (("spec", "ports"), f"port {problem.port} of {problem.host} is still used by {at}")
+            else:
+                here = (("spec", "ports"), f"{at} routes to {problem.host} without a port: it must keep a single port")
+            there = (("spec", "hosts"), f"host {problem.host} is still used by {at}")
+        if now is not None and changed(now.meta.key):
+            yield Blame(key=now.meta.key, path=here[0], message=here[1])
+        if was is not None and (now is None or now.meta.key != was.meta.key) and changed(was.meta.key):
+            yield Blame(key=was.meta.key, path=there[0], message=there[1])
+
+
+def _problems(service: VirtualService, index: CrossIndex, field_lines: Mapping[FieldPath, int]) -> Iterator[_Problem]:
     namespace = service.meta.key.namespace
     for destination, path in _destinations(service, field_lines):
-        host = model_build.resolve_host(destination.host, namespace)
+        host = resolve_host(destination.host, namespace, index.domain_suffix)
         if destination.subset:
             message = _subset_problem(destination.subset, host, index.rule_for(host))
             if message is not None:
-                report((*path, "subset"), message)
+                yield _Problem(
+                    path=(*path, "subset"), message=message, host=host, kind="subset", subset=destination.subset
+                )
         entry = index.services.get(host)
         if entry is not None:
             numbers = [p.number for p in entry.ports]
@@ -101,10 +154,12 @@ def check_virtual_service(
             source = f"ServiceEntry {entry.meta.key.namespace}/{entry.meta.key.name}"
             if destination.port is not None and destination.port not in numbers:
                 message = f"port {destination.port} is not a port of {host} ({source} has {listed})"
-                report((*path, "port", "number"), message)
+                yield _Problem(
+                    path=(*path, "port", "number"), message=message, host=host, kind="port", port=destination.port
+                )
             elif destination.port is None and len(numbers) > 1:
-                report(path, f"port.number is required: {host} has several ports ({listed}, from {source})")
-    return tuple(errors)
+                message = f"port.number is required: {host} has several ports ({listed}, from {source})"
+                yield _Problem(path=path, message=message, host=host, kind="port-required")
 
 
 def _subset_problem(subset: str, host: str, rule: DestinationRule | None) -> str | None:

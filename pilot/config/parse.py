@@ -2,8 +2,10 @@
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
 is reported at once, each with the line of the field it is about. Kinds meshplane does not read (Gateway, Sidecar,
-PeerAuthentication, ConfigMaps, ...) are skipped with a warning. A ``kind: List`` document (``kubectl get -o yaml``)
-is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
+AuthorizationPolicy, ConfigMaps, ...) are skipped with a warning. Each kind has its API group's versions:
+``networking.istio.io`` for traffic config, ``security.istio.io`` for PeerAuthentication. A ``kind: List``
+document (``kubectl get -o yaml``) is read item by item. A YAML syntax error makes the whole file unusable:
+``ParsedFile.file_error``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pilot.config.validate_destination_rule import (
     validate_destination_rule,
 )
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error
+from pilot.config.validate_peer_authentication import PEER_AUTHENTICATION_FIELDS, validate_peer_authentication
 from pilot.config.validate_service_entry import SERVICE_ENTRY_FIELDS, validate_service_entry
 from pilot.config.validate_virtual_service import (
     VIRTUAL_SERVICE_FIELDS,
@@ -37,6 +40,7 @@ from pilot.config.yaml_source import YamlDocument, YamlSyntaxError, line_of, loa
 __all__ = [
     "API_VERSIONS",
     "DEFAULT_NAMESPACE",
+    "SECURITY_API_VERSIONS",
     "ParsedFile",
     "Rejected",
     "content_hash",
@@ -44,14 +48,27 @@ __all__ = [
 ]
 
 API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
+SECURITY_API_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 DEFAULT_NAMESPACE = "default"
 
 _Validator = Callable[[Fields, ConfigMeta], Resource]
-_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator]] = {
-    Kind.SERVICE_ENTRY: (SERVICE_ENTRY_FIELDS, (), validate_service_entry),
-    Kind.WORKLOAD_ENTRY: (WORKLOAD_FIELDS, (), validate_workload_entry),
-    Kind.DESTINATION_RULE: (DESTINATION_RULE_FIELDS, DESTINATION_RULE_UNSUPPORTED, validate_destination_rule),
-    Kind.VIRTUAL_SERVICE: (VIRTUAL_SERVICE_FIELDS, VIRTUAL_SERVICE_UNSUPPORTED, validate_virtual_service),
+# kind -> (spec fields, unsupported spec fields, validator, API versions)
+_KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str, ...]]] = {
+    Kind.SERVICE_ENTRY: (SERVICE_ENTRY_FIELDS, (), validate_service_entry, API_VERSIONS),
+    Kind.WORKLOAD_ENTRY: (WORKLOAD_FIELDS, (), validate_workload_entry, API_VERSIONS),
+    Kind.DESTINATION_RULE: (
+        DESTINATION_RULE_FIELDS,
+        DESTINATION_RULE_UNSUPPORTED,
+        validate_destination_rule,
+        API_VERSIONS,
+    ),
+    Kind.VIRTUAL_SERVICE: (VIRTUAL_SERVICE_FIELDS, VIRTUAL_SERVICE_UNSUPPORTED, validate_virtual_service, API_VERSIONS),
+    Kind.PEER_AUTHENTICATION: (
+        PEER_AUTHENTICATION_FIELDS,
+        (),
+        validate_peer_authentication,
+        SECURITY_API_VERSIONS,
+    ),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")
@@ -184,11 +201,11 @@ def _parse_document(document: YamlDocument, file: str) -> Resource | Rejected | 
     if not isinstance(kind, str) or not kind:
         top.report("kind", f"required: one of {', '.join(_KINDS)}" if kind is None else "expected a string")
         return _rejected(document, file, None, problems)
-    api_version = top.enum("apiVersion", API_VERSIONS)
+    known, unsupported, validate, api_versions = _KINDS[kind]
+    api_version = top.enum("apiVersion", api_versions)
     if api_version is None and not top.has("apiVersion"):
-        top.report("apiVersion", f"required field is missing (one of {', '.join(API_VERSIONS)})")
+        top.report("apiVersion", f"required field is missing (one of {', '.join(api_versions)})")
     meta = _metadata(top, kind, file, document.line)
-    known, unsupported, validate = _KINDS[kind]
     spec = top.mapping("spec", known=known, unsupported=unsupported, required=True)
     if spec is not None:
         # without a usable name the spec is still checked, so that every problem is reported at once

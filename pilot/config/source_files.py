@@ -10,15 +10,22 @@ directory renamed away or an editor's write-to-temp-then-rename are all seen. wa
 ``step_ms`` pass without any (at most ``debounce_ms``), so a file written in several quick steps is read once
 complete; a file caught half-written either fails YAML parsing (the file keeps what it had in force) or fails
 validation (each key keeps its last good version) until the next write completes it.
+
+The watch follows the config directory by path, not by inode: when an event names the directory itself or the
+directory's (device, inode) changed (renamed away and recreated, a symlink to it swapped; checked after every batch
+and every ``root_check_ms`` without events), the watcher is restarted on whatever directory is now at that path and
+everything is rescanned. While no directory is there, what is in force stays in force.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR
 
 import structlog
 from watchfiles import awatch
@@ -53,9 +60,20 @@ class _Signature:
 
 
 @dataclass(frozen=True, slots=True)
+class _RejectionId:
+    """A rejection as counted for ``on_rejected``: the same resource rejected for the same reasons counts once."""
+
+    file: str
+    key: str  # "kind/namespace/name", or "" for a document without a usable key or a file error
+    line: int  # only to tell keyless documents apart (0 for the others: their lines shift with edits above them)
+    reasons: frozenset[tuple[str, str]]  # (field path, message) of every error
+
+
+@dataclass(frozen=True, slots=True)
 class _Sync:
     """The outcome of one pass over the directory, computed off the event loop."""
 
+    root: tuple[int, int] | None  # (device, inode) of the directory scanned
     signatures: dict[str, _Signature]
     parsed: list[ParsedFile]
     removed: set[str]
@@ -73,6 +91,7 @@ class DirectorySource:
         on_rejected: Callable[[str], None] | None = None,
         step_ms: int = 100,
         debounce_ms: int = 1600,
+        root_check_ms: int = 1000,
     ) -> None:
         self._config_dir = Path(config_dir)
         self._store = store
@@ -80,7 +99,10 @@ class DirectorySource:
         self._on_rejected = on_rejected  # called with the kind of each resource newly rejected (for metrics)
         self._step_ms = step_ms
         self._debounce_ms = debounce_ms
+        self._root_check_ms = root_check_ms
         self._known: dict[str, _Signature] = {}  # file (as shown in messages) -> signature when last read
+        self._counted: set[_RejectionId] = set()  # rejections in force that on_rejected was already called for
+        self._root: tuple[int, int] | None = None  # (device, inode) of the directory last scanned
         self._stop = asyncio.Event()
 
     async def load_initial(self) -> None:
@@ -99,18 +121,58 @@ class DirectorySource:
     async def watch(self) -> None:
         """Re-read changed files until cancelled or ``stop()`` is called."""
         self._check_dir()
-        async for changes in awatch(
+        restarted = missing = False
+        while not self._stop.is_set():
+            root = _root_identity(self._config_dir)
+            if root is None:  # gone (or not a directory): keep what is in force until one is there again
+                if not missing:
+                    log.error("config_dir_unreadable", config_dir=str(self._config_dir), error="no such directory")
+                missing = True
+                await self._sleep(self._root_check_ms)
+                continue
+            missing = False
+            if root != self._root and self._root is not None:
+                log.warning("config_dir_replaced", config_dir=str(self._config_dir))
+            if restarted or root != self._root:
+                await self._rescan(frozenset())
+            await self._watch_root(root)
+            restarted = True
+
+    async def _watch_root(self, root: tuple[int, int]) -> None:
+        """Watch the directory that has identity ``root`` until stopped, or until an event names the directory itself
+        or another directory (or none) is at its path: a watch stays on the inode it started on, so it must restart.
+        (A directory deleted and recreated at once may get the same inode number back: the event tells.)"""
+        absolute = os.path.abspath(self._config_dir)
+        first = True
+        batches = awatch(
             self._config_dir,
             stop_event=self._stop,
             step=self._step_ms,
             debounce=self._debounce_ms,
+            rust_timeout=self._root_check_ms,
+            yield_on_timeout=True,  # an empty batch: time to check that the directory is still the same one
             recursive=True,
-        ):
-            reported = frozenset(os.path.abspath(path) for _, path in changes)
-            try:
-                await self._sync(reported=reported)
-            except OSError as exc:  # the directory itself went away or became unreadable: keep what is in force
-                log.error("config_dir_unreadable", config_dir=str(self._config_dir), error=str(exc))
+        )
+        async with contextlib.aclosing(batches):
+            async for changes in batches:
+                reported = frozenset(os.path.abspath(path) for _, path in changes)
+                if absolute in reported or _root_identity(self._config_dir) != root:
+                    log.info("config_watch_restarted", config_dir=str(self._config_dir))
+                    return
+                if changes or first:  # the first batch also covers edits made before this watcher was running
+                    await self._rescan(reported)
+                first = False
+
+    async def _rescan(self, reported: frozenset[str]) -> None:
+        try:
+            await self._sync(reported=reported)
+        except OSError as exc:  # the directory itself went away or became unreadable: keep what is in force
+            log.error("config_dir_unreadable", config_dir=str(self._config_dir), error=str(exc))
+
+    async def _sleep(self, milliseconds: int) -> None:
+        """Wait ``milliseconds``, or less if ``stop()`` is called."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), milliseconds / 1000)
 
     def stop(self) -> None:
         """Make ``watch()`` return after the batch it is processing, if any."""
@@ -122,6 +184,7 @@ class DirectorySource:
 
     async def _sync(self, *, reported: frozenset[str]) -> None:
         sync = await asyncio.to_thread(_scan_and_parse, self._config_dir, dict(self._known), reported)
+        self._root = sync.root
         logged_before = self._current_errors()
         change = self._store.apply(sync.parsed, sync.removed)
         for name in sync.removed:
@@ -143,10 +206,8 @@ class DirectorySource:
         """Log every problem of the files just read, and new problems elsewhere (e.g. a VirtualService whose
         subset was just removed from a DestinationRule in another file)."""
         read = {p.file for p in parsed}
-        rejected: set[tuple[str, str]] = set()  # (file, resource) of what was logged: one count per resource
         for error in sorted(self._current_errors(), key=lambda e: (e.file, e.line, e.path)):
             if error.file in read or error not in logged_before:
-                rejected.add((error.file, str(error.key) if error.key else ""))
                 log.warning(
                     "config_rejected",
                     file=error.file,
@@ -155,14 +216,31 @@ class DirectorySource:
                     path=error.path,
                     message=error.message,
                 )
-        if self._on_rejected is not None:
-            for _file, key in sorted(rejected):
-                self._on_rejected(key.split("/", 1)[0] if key else "file")
+        self._count_rejections()
         for result in parsed:
             for warning in result.warnings:
-                log.info("config_skipped", warning=warning)
+                log.warning("config_skipped", file=result.file, warning=warning)
         for name in removed:
             log.info("config_file_removed", file=name)
+
+    def _count_rejections(self) -> None:
+        """Call ``on_rejected`` once per newly rejected resource: not again when its file is re-read and it is
+        rejected for the same reasons, again if it was fixed (or its reasons changed) and then rejected anew."""
+        current = {
+            _RejectionId(
+                file=rejection.file,
+                key=str(rejection.key) if rejection.key else "",
+                line=0 if rejection.key else rejection.line,
+                reasons=frozenset((e.path, e.message) for e in rejection.errors),
+            )
+            for rejection in self._store.rejections
+        }
+        for error in self._store.file_errors:
+            current.add(_RejectionId(file=error.file, key="", line=0, reasons=frozenset({(error.path, error.message)})))
+        if self._on_rejected is not None:
+            for new in sorted(current - self._counted, key=lambda r: (r.file, r.key, r.line, sorted(r.reasons))):
+                self._on_rejected(new.key.split("/", 1)[0] if new.key else "file")
+        self._counted = current
 
 
 def _scan_and_parse(config_dir: Path, known: dict[str, _Signature], reported: frozenset[str]) -> _Sync:
@@ -170,7 +248,8 @@ def _scan_and_parse(config_dir: Path, known: dict[str, _Signature], reported: fr
 
     Raises FileNotFoundError when the directory itself is gone: that must not read as "every file was deleted".
     """
-    if not config_dir.is_dir():
+    root = _root_identity(config_dir)
+    if root is None:
         raise FileNotFoundError(f"config directory {str(config_dir)!r} is gone")
     signatures = _scan(config_dir)
     parsed: list[ParsedFile] = []
@@ -183,7 +262,16 @@ def _scan_and_parse(config_dir: Path, known: dict[str, _Signature], reported: fr
             removed.add(name)  # deleted between listing and reading
         else:
             parsed.append(result)
-    return _Sync(signatures=signatures, parsed=parsed, removed=removed & set(known))
+    return _Sync(root=root, signatures=signatures, parsed=parsed, removed=removed & set(known))
+
+
+def _root_identity(config_dir: Path) -> tuple[int, int] | None:
+    """(device, inode) of the directory at ``config_dir`` (following symlinks), None when there is no directory."""
+    try:
+        stat = os.stat(config_dir)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
 
 
 def _scan(config_dir: Path) -> dict[str, _Signature]:

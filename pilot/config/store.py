@@ -7,8 +7,14 @@ Rules, per resource key (kind/namespace/name):
 - A valid definition is in force. An invalid one keeps the key's last good version in force (what was in force
   before), or nothing if it never was valid. A key gone from every file is removed.
 - A file with a YAML syntax error keeps what it held before (its last parse that was YAML) and its error is listed.
-- Cross-resource checks (``cross_checks``) run over the set about to be accepted; a VirtualService failing them is
-  rejected like an invalid one (its last good version stays, if that one passes).
+- Cross-resource checks (``cross_checks``) run over the set about to be accepted. A VirtualService in force must
+  not break because another resource changed: a new or edited DestinationRule or ServiceEntry that would make it
+  fail (a subset or port it still uses removed) is rejected instead, with the VirtualService named, and its last
+  good version stays in force. This is repeated until nothing more is blamed (putting a change back changes what
+  the others are checked against); each change is put back at most once. Then a new or edited VirtualService
+  failing the checks (perhaps one relying on a change put back) is rejected like an invalid one (its last good
+  version stays, if that one passes). A VirtualService still failing (what it needs was deleted: nothing holds a
+  deleted resource) is not kept.
 
 ``apply`` recomputes the set from every file's latest parse (cheap: no parsing happens here) and reports which
 keys' content changed. ``accepted`` is a new read-only mapping after every apply, never edited in place.
@@ -21,8 +27,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from pilot.config.cross_checks import build_cross_index, check_virtual_service
-from pilot.config.errors import ConfigError, FieldPath
+from pilot.config.cross_checks import Blame, CrossIndex, blame_changes, build_cross_index, check_virtual_service
+from pilot.config.errors import ConfigError, FieldPath, format_path
+from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.parse import ParsedFile, Rejected
 from pilot.config.types import ConfigKey, Resource, VirtualService
 from pilot.config.yaml_source import line_of
@@ -64,9 +71,13 @@ class _Document:
 
 
 class ConfigStore:
-    """What is in force, from the latest parse of every file. Not thread-safe: call it from one thread (the loop)."""
+    """What is in force, from the latest parse of every file. Not thread-safe: call it from one thread (the loop).
 
-    def __init__(self) -> None:
+    ``domain_suffix`` completes short host names in the cross-resource checks, as in the model (``--domain-suffix``).
+    """
+
+    def __init__(self, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> None:
+        self._domain_suffix = domain_suffix
         self._files: dict[str, ParsedFile] = {}
         self._file_errors: dict[str, ConfigError] = {}
         self._accepted: Mapping[ConfigKey, Resource] = MappingProxyType({})
@@ -199,16 +210,18 @@ class ConfigStore:
         )
         return accepted, rejections
 
-    @staticmethod
     def _check_virtual_services(
+        self,
         accepted: dict[ConfigKey, Resource],
         current: Mapping[ConfigKey, Resource],
         previous: Mapping[ConfigKey, Resource],
         first: Mapping[ConfigKey, _Document],
         rejected: list[_Document],
     ) -> None:
-        """Reject VirtualServices whose destinations dangle; fall back to their last good version if it passes."""
-        index = build_cross_index({k: r for k, r in accepted.items() if not isinstance(r, VirtualService)})
+        """Reject the changes that break VirtualServices in force, then VirtualServices whose destinations dangle
+        (falling back to their last good version if it passes)."""
+        self._reject_breaking_changes(accepted, current, previous, first, rejected)
+        index = build_cross_index(_without_virtual_services(accepted), self._domain_suffix)
         for key, resource in list(accepted.items()):
             if not isinstance(resource, VirtualService):
                 continue
@@ -236,6 +249,71 @@ class ConfigStore:
                     )
                     for e in errors
                 )
+
+    def _reject_breaking_changes(
+        self,
+        accepted: dict[ConfigKey, Resource],
+        current: Mapping[ConfigKey, Resource],
+        previous: Mapping[ConfigKey, Resource],
+        first: Mapping[ConfigKey, _Document],
+        rejected: list[_Document],
+    ) -> None:
+        """Put back the last good version of (or drop, if new) every changed DestinationRule or ServiceEntry that
+        breaks a VirtualService version in force before, and report it on the change. Repeated until nothing is
+        blamed: a change put back is no longer a change, so this ends; keys are visited in order, so it is
+        deterministic."""
+        before = build_cross_index(_without_virtual_services(previous), self._domain_suffix)
+
+        def changed(key: ConfigKey) -> bool:
+            resource = accepted.get(key)
+            old = previous.get(key)
+            return resource is not None and (old is None or old.meta.content_hash != resource.meta.content_hash)
+
+        while True:
+            index = build_cross_index(_without_virtual_services(accepted), self._domain_suffix)
+            blamed: dict[ConfigKey, list[Blame]] = {}
+            for key in sorted(k for k, r in accepted.items() if isinstance(r, VirtualService)):
+                kept = _version_to_keep(accepted[key], previous.get(key), index)
+                if kept is None:
+                    continue
+                field_lines = first[key].field_lines if kept is current.get(key) else {}
+                for blame in blame_changes(kept, index, before, changed, field_lines):
+                    blamed.setdefault(blame.key, []).append(blame)
+            if not blamed:
+                return
+            for key, blames in sorted(blamed.items()):
+                document = first[key]
+                if key in previous:
+                    accepted[key] = previous[key]
+                else:
+                    del accepted[key]
+                for blame in dict.fromkeys(blames):  # one error per distinct message, in order
+                    document.errors.append(
+                        ConfigError(
+                            file=document.file,
+                            line=line_of(document.field_lines, blame.path, document.line),
+                            key=key,
+                            path=format_path(blame.path),
+                            message=blame.message,
+                        )
+                    )
+                rejected.append(document)
+
+
+def _version_to_keep(resource: Resource, last_good: Resource | None, index: CrossIndex) -> VirtualService | None:
+    """The VirtualService version in force before that must keep working, when ``resource`` (what would be in force
+    for its key) fails the checks: ``resource`` itself if unchanged, else its last good version unless that one
+    passes (it is then simply kept). None when nothing was in force (a new VirtualService is rejected itself)."""
+    assert isinstance(resource, VirtualService)
+    if not isinstance(last_good, VirtualService) or not check_virtual_service(resource, index, {}):
+        return None
+    if last_good.meta.content_hash == resource.meta.content_hash:
+        return resource
+    return last_good if check_virtual_service(last_good, index, {}) else None  # it fails too: it must keep working
+
+
+def _without_virtual_services(resources: Mapping[ConfigKey, Resource]) -> dict[ConfigKey, Resource]:
+    return {k: r for k, r in resources.items() if not isinstance(r, VirtualService)}
 
 
 def _rejected_document(rejected: Rejected) -> _Document:

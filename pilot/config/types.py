@@ -17,6 +17,7 @@ __all__ = [
     "EMPTY_LABELS",
     "GRPC_STATUS_NAMES",
     "Abort",
+    "ClientTLSSettings",
     "ConfigKey",
     "ConfigMeta",
     "ConnectionPool",
@@ -36,7 +37,9 @@ __all__ = [
     "Kind",
     "LoadBalancer",
     "Mirror",
+    "MtlsMode",
     "OutlierDetection",
+    "PeerAuthentication",
     "PortTrafficPolicy",
     "Protocol",
     "RegexRewrite",
@@ -47,6 +50,7 @@ __all__ = [
     "ServicePort",
     "StringMatch",
     "Subset",
+    "TlsMode",
     "TrafficPolicy",
     "VirtualService",
     "WorkloadEntry",
@@ -66,6 +70,7 @@ class Kind(StrEnum):
     WORKLOAD_ENTRY = "WorkloadEntry"
     DESTINATION_RULE = "DestinationRule"
     VIRTUAL_SERVICE = "VirtualService"
+    PEER_AUTHENTICATION = "PeerAuthentication"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -214,12 +219,33 @@ class OutlierDetection:
     min_health_percent: int | None = None
 
 
+TlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientTLSSettings:
+    """Istio's ClientTLSSettings (DestinationRule ``tls``): how a sidecar originates TLS to the destination.
+
+    File paths are read by the client's Envoy. ``credentialName`` is rejected by validation (not supported yet).
+    """
+
+    mode: TlsMode
+    client_certificate: str = ""  # MUTUAL: the client certificate chain file
+    private_key: str = ""  # MUTUAL: its key file
+    ca_certificates: str = ""  # SIMPLE/MUTUAL: trusted CAs file; empty: the system's trust store
+    ca_crl: str = ""  # SIMPLE/MUTUAL: certificate revocation list file
+    subject_alt_names: tuple[str, ...] = ()  # accepted server SANs (ISTIO_MUTUAL: replaces the service accounts)
+    sni: str = ""
+    insecure_skip_verify: bool = False  # SIMPLE/MUTUAL: do not verify the server certificate at all
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortTrafficPolicy:
     port: int
     load_balancer: LoadBalancer | None = None
     connection_pool: ConnectionPool | None = None
     outlier_detection: OutlierDetection | None = None
+    tls: ClientTLSSettings | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -228,6 +254,7 @@ class TrafficPolicy:
     connection_pool: ConnectionPool | None = None
     outlier_detection: OutlierDetection | None = None
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
+    tls: ClientTLSSettings | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -409,4 +436,25 @@ class VirtualService:
     export_to: tuple[str, ...] = ()
 
 
-Resource = ServiceEntry | WorkloadEntry | DestinationRule | VirtualService
+# --------------------------------------------------------------------------------------------------------------
+# PeerAuthentication (security.istio.io)
+# --------------------------------------------------------------------------------------------------------------
+
+MtlsMode = Literal["UNSET", "DISABLE", "PERMISSIVE", "STRICT"]  # UNSET inherits from the enclosing scope
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeerAuthentication:
+    """Which inbound connections a workload's sidecar accepts: mutual TLS required, optional or off.
+
+    Without a selector it applies to its whole namespace (to the whole mesh in the root namespace). Port-level
+    modes need a selector; their keys are workload ports (the app's port, as in Istio), not service ports.
+    """
+
+    meta: ConfigMeta
+    selector: Labels | None = None  # matchLabels; None (or empty in YAML): namespace-wide / mesh-wide
+    mode: MtlsMode = "UNSET"
+    port_level_mtls: Mapping[int, MtlsMode] = field(default_factory=lambda: MappingProxyType({}))
+
+
+Resource = ServiceEntry | WorkloadEntry | DestinationRule | VirtualService | PeerAuthentication

@@ -1,8 +1,9 @@
 """Validate a DestinationRule spec into ``types.DestinationRule`` (Istio's ``ValidateDestinationRule`` rules).
 
-Istio fields that meshplane does not implement yet (TLS origination, consistent hashing, locality load balancing,
-warmup, tunnels, ...) are reported as "not supported by meshplane yet" rather than silently ignored: a rule that
-seems to apply but does not is worse than a clear rejection.
+Istio fields that meshplane does not implement yet (consistent hashing, locality load balancing, warmup, tunnels,
+TLS credentials from secrets, ...) are reported as "not supported by meshplane yet" rather than silently ignored: a
+rule that seems to apply but does not is worse than a clear rejection. ``tls`` (top level, per port and per subset)
+is read by ``validate_client_tls``.
 
 Integer settings that are plain ``int32`` in Istio's protos (connection pool limits, maxEjectionPercent) treat 0 as
 "not set", as proto3 does; they come out as ``None`` so that builders apply Istio's defaults.
@@ -23,6 +24,7 @@ from pilot.config.types import (
     TrafficPolicy,
     frozen_labels,
 )
+from pilot.config.validate_client_tls import read_client_tls
 from pilot.config.validate_common import INT32_MAX, UINT32_MAX, Fields
 from pilot.config.validate_names import dns1123_label_error, export_to, host_error
 
@@ -38,10 +40,9 @@ DESTINATION_RULE_FIELDS = ("host", "trafficPolicy", "subsets", "exportTo")
 DESTINATION_RULE_UNSUPPORTED = ("workloadSelector",)
 LOAD_BALANCER_POLICIES = ("UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH")
 
-_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "portLevelSettings")
-_POLICY_UNSUPPORTED = ("tls", "tunnel", "proxyProtocol", "retryBudget")
-_PORT_POLICY_FIELDS = ("port", "loadBalancer", "connectionPool", "outlierDetection")
-_PORT_POLICY_UNSUPPORTED = ("tls",)
+_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "portLevelSettings", "tls")
+_POLICY_UNSUPPORTED = ("tunnel", "proxyProtocol", "retryBudget")
+_PORT_POLICY_FIELDS = ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls")
 _LB_UNSUPPORTED = ("consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup")
 _TCP_FIELDS = ("maxConnections", "connectTimeout", "tcpKeepalive")
 _TCP_UNSUPPORTED = ("maxConnectionDuration", "idleTimeout")
@@ -110,22 +111,23 @@ def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
         connection_pool=_connection_pool(policy),
         outlier_detection=_outlier_detection(policy),
         port_level_settings=_port_level_settings(policy),
+        tls=read_client_tls(policy),
     )
 
 
 def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
     settings: list[PortTrafficPolicy] = []
     seen: set[int] = set()
-    for entry in policy.mappings("portLevelSettings", known=_PORT_POLICY_FIELDS, unsupported=_PORT_POLICY_UNSUPPORTED):
+    for entry in policy.mappings("portLevelSettings", known=_PORT_POLICY_FIELDS):
         port = entry.mapping("port", known=("number",), required=True)
         number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
         if number is not None:
             if number in seen:
                 entry.report("port", f"port {number} already has port-level settings")
             seen.add(number)
-        if not any(entry.has(key) for key in (*_PORT_POLICY_FIELDS[1:], *_PORT_POLICY_UNSUPPORTED)):
+        if not any(entry.has(key) for key in _PORT_POLICY_FIELDS[1:]):
             entry.report(
-                None, "port-level settings must set at least one of loadBalancer, connectionPool, outlierDetection"
+                None, "port-level settings must set at least one of loadBalancer, connectionPool, outlierDetection, tls"
             )
         settings.append(
             PortTrafficPolicy(
@@ -133,6 +135,7 @@ def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
                 load_balancer=_load_balancer(entry),
                 connection_pool=_connection_pool(entry),
                 outlier_detection=_outlier_detection(entry),
+                tls=read_client_tls(entry),
             )
         )
     return tuple(settings)

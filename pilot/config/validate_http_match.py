@@ -4,8 +4,9 @@ A StringMatch sets exactly one of exact / prefix / regex. In ``headers``, ``with
 empty StringMatch (``{}``) is Istio's presence match ("the header is present" / "absent"), so it is allowed there
 and comes out as a ``StringMatch`` with all three fields ``None``.
 
-Regexes are checked with Python's ``re`` plus a screen for the constructs RE2 (Envoy's engine) rejects, such as
-lookaround and backreferences, so that a regex Envoy would NACK is rejected here with a line number instead.
+Regexes are compiled with RE2 itself (``google-re2``, the library Envoy uses, with the same default options) and
+their RE2 program size is held to Envoy's default limit (``RE2_MAX_PROGRAM_SIZE``), so that a regex Envoy would NACK
+(and with it the whole route table the regex is in) is rejected here with a line number instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import re
 from types import MappingProxyType
 from typing import Any
 
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
 from pilot.config.errors import FieldPath
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
@@ -21,6 +24,7 @@ from pilot.config.validate_common import Fields, Problems
 __all__ = [
     "MATCH_FIELDS",
     "MATCH_UNSUPPORTED",
+    "RE2_MAX_PROGRAM_SIZE",
     "read_matches",
     "read_string_match",
     "regex_error",
@@ -41,17 +45,33 @@ MATCH_FIELDS = (
 MATCH_UNSUPPORTED = ("sourceLabels", "gateways", "sourceNamespace", "statPrefix")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 _HEADER_NAME = re.compile(r"^:?[!#$%&'*+\-.^_`|~0-9a-z]+$")
-_RE2_UNSUPPORTED = re.compile(r"\(\?<?[=!]|\(\?>|\(\?P=|\\[1-9]")
+# Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
+RE2_MAX_PROGRAM_SIZE = 100
+
+
+def _re2_options() -> Any:
+    options = re2.Options()  # RE2's defaults, as Envoy compiles with (it only turns error logging off)
+    options.log_errors = False
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
 
 
 def regex_error(pattern: str) -> str | None:
     """Why Envoy (RE2) would reject ``pattern``, or None."""
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        return f"invalid regex {pattern!r}: {exc}"
-    if _RE2_UNSUPPORTED.search(pattern):
-        return f"regex {pattern!r} uses lookaround, atomic groups or backreferences, which Envoy's RE2 does not support"
+        compiled = re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        return f"invalid regex {pattern!r}: {reason} (Envoy's regex engine is RE2)"
+    size = int(compiled.programsize)
+    if size > RE2_MAX_PROGRAM_SIZE:
+        return (
+            f"regex {pattern!r} is too complex: its RE2 program size is {size}, over Envoy's limit of "
+            f"{RE2_MAX_PROGRAM_SIZE} (runtime re2.max_program_size.error_level)"
+        )
     return None
 
 

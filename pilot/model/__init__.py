@@ -11,12 +11,34 @@ from pilot.model.build import (
     resolve_proxy,
     virtual_services_for,
 )
-from pilot.model.types import DEFAULT_DOMAIN_SUFFIX, Endpoint, MeshSnapshot, Proxy, ProxyNode, Service, ServiceInstance
+from pilot.model.mtls import (
+    EffectiveMtlsMode,
+    MtlsPolicies,
+    effective_mtls_mode,
+    istio_tls_endpoint,
+    mtls_policies,
+    workload_port,
+)
+from pilot.model.types import (
+    DEFAULT_DOMAIN_SUFFIX,
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    Endpoint,
+    MeshSnapshot,
+    Proxy,
+    ProxyNode,
+    Service,
+    ServiceInstance,
+)
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
+    "DEFAULT_ROOT_NAMESPACE",
+    "DEFAULT_TRUST_DOMAIN",
+    "EffectiveMtlsMode",
     "Endpoint",
     "MeshSnapshot",
+    "MtlsPolicies",
     "NodeIdError",
     "Proxy",
     "ProxyNode",
@@ -24,10 +46,14 @@ __all__ = [
     "ServiceInstance",
     "build_snapshot",
     "destination_rule_for",
+    "effective_mtls_mode",
     "host_matches",
+    "istio_tls_endpoint",
     "labels_match",
+    "mtls_policies",
     "parse_node_id",
     "resolve_host",
     "resolve_proxy",
     "virtual_services_for",
+    "workload_port",
 ]

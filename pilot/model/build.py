@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import fnmatch
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+from pilot.config.hosts import host_matches, lookup_host, resolve_host
 from pilot.config.types import (
     ConfigKey,
     DestinationRule,
     Labels,
+    PeerAuthentication,
     Resource,
     ServiceEntry,
     VirtualService,
@@ -18,6 +19,9 @@ from pilot.config.types import (
 )
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    EMPTY_METADATA,
     Endpoint,
     MeshSnapshot,
     Proxy,
@@ -43,26 +47,13 @@ class NodeIdError(ValueError):
     """An Envoy node id that is not in Istio's ``type~ip~workload.namespace~domain`` form."""
 
 
-def resolve_host(host: str, namespace: str, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> str:
-    """Istio's short-name rule: a host without a dot (and not a wildcard) is ``host.<namespace>.svc.<suffix>``."""
-    if host == "*" or "." in host:
-        return host
-    return f"{host}.{namespace}.svc.{domain_suffix}"
-
-
 def labels_match(selector: Labels, labels: Labels) -> bool:
     """True when every selector label is present with the same value (an empty selector matches all)."""
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def host_matches(pattern: str, host: str) -> bool:
-    """Istio host matching: exact, or a ``*.suffix`` / ``*`` wildcard pattern covering ``host``."""
-    if pattern == host or pattern == "*":
-        return True
-    return pattern.startswith("*") and fnmatch.fnmatchcase(host, pattern)
-
-
-def parse_node_id(node_id: str, cluster: str = "") -> ProxyNode:
+def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] | None = None) -> ProxyNode:
+    """The ProxyNode of an Envoy node id; ``metadata``: the string values of the node's metadata."""
     parts = node_id.split("~")
     if len(parts) != 4 or not all(parts):
         raise NodeIdError(
@@ -75,7 +66,14 @@ def parse_node_id(node_id: str, cluster: str = "") -> ProxyNode:
     if kind not in ("sidecar", "router"):
         raise NodeIdError(f"node id {node_id!r}: proxy type must be 'sidecar' or 'router', got {kind!r}")
     return ProxyNode(
-        id=node_id, type=kind, ip=ip, workload_name=workload, namespace=namespace, dns_domain=domain, cluster=cluster
+        id=node_id,
+        type=kind,
+        ip=ip,
+        workload_name=workload,
+        namespace=namespace,
+        dns_domain=domain,
+        cluster=cluster,
+        metadata=MappingProxyType(dict(sorted(metadata.items()))) if metadata else EMPTY_METADATA,
     )
 
 
@@ -95,26 +93,12 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
 
 def destination_rule_for(snapshot: MeshSnapshot, host: str) -> DestinationRule | None:
     """The DestinationRule for a service host: an exact host match, else the most specific wildcard."""
-    exact = snapshot.destination_rules.get(host)
-    if exact is not None:
-        return exact
-    best: tuple[int, DestinationRule] | None = None
-    for pattern, rule in snapshot.destination_rules.items():
-        if pattern.startswith("*") and host_matches(pattern, host) and (best is None or len(pattern) > best[0]):
-            best = (len(pattern), rule)
-    return best[1] if best else None
+    return lookup_host(snapshot.destination_rules, host)
 
 
 def virtual_services_for(snapshot: MeshSnapshot, host: str) -> tuple[VirtualService, ...]:
     """The sidecar VirtualServices for a host: exact host match first, else the most specific wildcard."""
-    exact = snapshot.virtual_services.get(host)
-    if exact:
-        return exact
-    best: tuple[int, tuple[VirtualService, ...]] | None = None
-    for pattern, rules in snapshot.virtual_services.items():
-        if pattern.startswith("*") and host_matches(pattern, host) and (best is None or len(pattern) > best[0]):
-            best = (len(pattern), rules)
-    return best[1] if best else ()
+    return lookup_host(snapshot.virtual_services, host) or ()
 
 
 def _changed_kinds(previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Resource]) -> frozenset[str]:
@@ -211,6 +195,9 @@ def build_snapshot(
     version: int,
     previous: MeshSnapshot | None = None,
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+    *,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
 ) -> MeshSnapshot:
     """Index the accepted config into a snapshot. Deterministic: iteration is in ConfigKey order."""
     ordered = dict(sorted(configs.items()))
@@ -226,8 +213,11 @@ def build_snapshot(
                 services[host] = _service_from_entry(resource, host, workload_index, instances)
     rules: dict[str, DestinationRule] = {}
     virtual: dict[str, list[VirtualService]] = defaultdict(list)
+    peer_authentications: dict[str, list[PeerAuthentication]] = defaultdict(list)
     for resource in ordered.values():
-        if isinstance(resource, DestinationRule):
+        if isinstance(resource, PeerAuthentication):
+            peer_authentications[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, DestinationRule):
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
         elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
             # Sidecars get the rules bound to the reserved "mesh" gateway (the default when none are listed).
@@ -242,5 +232,8 @@ def build_snapshot(
         virtual_services=MappingProxyType({h: tuple(v) for h, v in sorted(virtual.items())}),
         workloads=MappingProxyType(workloads),
         instances=MappingProxyType({k: tuple(v) for k, v in instances.items()}),
+        trust_domain=trust_domain,
+        root_namespace=root_namespace,
+        peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
         changed_kinds=_changed_kinds(previous, ordered),
     )

@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from citadel.identity import DEFAULT_TRUST_DOMAIN
+from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX  # shared with the config layer
 from pilot.config.types import (
     EMPTY_LABELS,
     ConfigKey,
     DestinationRule,
     Labels,
+    PeerAuthentication,
     Resolution,
     Resource,
     ServicePort,
@@ -20,6 +23,9 @@ from pilot.config.types import (
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
+    "DEFAULT_ROOT_NAMESPACE",
+    "DEFAULT_TRUST_DOMAIN",
+    "EMPTY_METADATA",
     "Endpoint",
     "MeshSnapshot",
     "Proxy",
@@ -28,7 +34,8 @@ __all__ = [
     "ServiceInstance",
 ]
 
-DEFAULT_DOMAIN_SUFFIX = "cluster.local"
+DEFAULT_ROOT_NAMESPACE = "istio-system"  # Istio's root namespace: mesh-wide policies live there
+EMPTY_METADATA: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +91,9 @@ class ProxyNode:
     namespace: str
     dns_domain: str
     cluster: str = ""  # Envoy's node.cluster, informational
+    # The string values of Envoy's node.metadata (e.g. ``MESHPLANE_SDS``). Compared but not hashed: nodes that
+    # differ only in metadata are different proxies (their config may differ) that share a hash bucket.
+    metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY_METADATA, hash=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +127,8 @@ class MeshSnapshot:
 
     version: int
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    trust_domain: str = DEFAULT_TRUST_DOMAIN  # the SPIFFE trust domain of the mesh's workload identities
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE  # where a PeerAuthentication without selector is mesh-wide
     configs: Mapping[ConfigKey, Resource] = field(default_factory=lambda: MappingProxyType({}))
     services: Mapping[str, Service] = field(default_factory=lambda: MappingProxyType({}))  # FQDN -> Service
     destination_rules: Mapping[str, DestinationRule] = field(default_factory=lambda: MappingProxyType({}))
@@ -127,4 +139,7 @@ class MeshSnapshot:
     instances: Mapping[ConfigKey, tuple[ServiceInstance, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # WorkloadEntry key -> the service ports it serves
+    peer_authentications: Mapping[str, tuple[PeerAuthentication, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # namespace -> its PeerAuthentications in ConfigKey (namespace/name) order; see pilot.model.mtls
     changed_kinds: frozenset[str] = frozenset()

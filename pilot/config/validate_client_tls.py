@@ -1,0 +1,102 @@
+"""Validate a DestinationRule ``tls`` block into ``types.ClientTLSSettings`` (Istio's ``validateTLS``).
+
+Each mode takes only the fields it uses; a field the mode would ignore is an error, so that a rule never seems to
+configure something it does not (e.g. a ``caCertificates`` on ISTIO_MUTUAL, whose trust comes from Citadel):
+
+- DISABLE: nothing else.
+- ISTIO_MUTUAL: ``sni`` and ``subjectAltNames`` (which replace the destination's service accounts) only.
+- SIMPLE: ``caCertificates`` (default: the system's trust store), ``caCrl``, ``sni``, ``subjectAltNames``,
+  ``insecureSkipVerify`` (which excludes ``caCertificates`` and ``subjectAltNames``, as in Istio).
+- MUTUAL: SIMPLE's, plus the required ``clientCertificate`` and ``privateKey``.
+
+``mode`` defaults to DISABLE when left out (proto3: the enum's zero value). ``credentialName`` (certificates from
+a Kubernetes secret) is not supported yet. The files are read by the client sidecar's Envoy, not by Pilot.
+"""
+
+from __future__ import annotations
+
+from typing import cast, get_args
+
+from pilot.config.types import ClientTLSSettings, TlsMode
+from pilot.config.validate_common import Fields
+
+__all__ = [
+    "CLIENT_TLS_FIELDS",
+    "CLIENT_TLS_MODES",
+    "read_client_tls",
+]
+
+CLIENT_TLS_MODES: tuple[str, ...] = get_args(TlsMode)
+CLIENT_TLS_FIELDS = (
+    "mode",
+    "clientCertificate",
+    "privateKey",
+    "caCertificates",
+    "caCrl",
+    "subjectAltNames",
+    "sni",
+    "insecureSkipVerify",
+)
+_UNSUPPORTED = ("credentialName",)
+
+# The fields each mode may set besides ``mode``.
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "DISABLE": (),
+    "ISTIO_MUTUAL": ("subjectAltNames", "sni"),
+    "SIMPLE": ("caCertificates", "caCrl", "subjectAltNames", "sni", "insecureSkipVerify"),
+    "MUTUAL": CLIENT_TLS_FIELDS[1:],
+}
+_WHY: dict[str, str] = {
+    "DISABLE": "TLS is disabled",
+    "ISTIO_MUTUAL": "ISTIO_MUTUAL uses the workload certificate and trust bundle from Citadel",
+    "SIMPLE": "SIMPLE sends no client certificate (use MUTUAL)",
+}
+
+
+def read_client_tls(parent: Fields, name: str = "tls") -> ClientTLSSettings | None:
+    """The ``tls`` block of a traffic policy or port-level setting; None when absent. Problems go to
+    ``parent.problems``."""
+    tls = parent.mapping(name, known=CLIENT_TLS_FIELDS, unsupported=_UNSUPPORTED)
+    if tls is None:
+        return None
+    mode = cast(TlsMode, tls.enum("mode", CLIENT_TLS_MODES) or "DISABLE")
+    for field in CLIENT_TLS_FIELDS[1:]:
+        if tls.has(field) and field not in _ALLOWED[mode]:
+            tls.report(field, f"not used with mode {mode}: {_WHY[mode]}")
+    settings = ClientTLSSettings(
+        mode=mode,
+        client_certificate=_path(tls, "clientCertificate"),
+        private_key=_path(tls, "privateKey"),
+        ca_certificates=_path(tls, "caCertificates"),
+        ca_crl=_path(tls, "caCrl"),
+        subject_alt_names=_subject_alt_names(tls),
+        sni=tls.string("sni") or "",
+        insecure_skip_verify=tls.boolean("insecureSkipVerify") or False,
+    )
+    if mode == "MUTUAL":
+        for field, value in (("clientCertificate", settings.client_certificate), ("privateKey", settings.private_key)):
+            if not value and not tls.has(field):
+                tls.report(field, "required for mode MUTUAL")
+    if settings.insecure_skip_verify:
+        for field in ("caCertificates", "subjectAltNames"):
+            if tls.has(field):
+                tls.report(field, "cannot be set with insecureSkipVerify: true (nothing is verified)")
+    return settings
+
+
+def _path(tls: Fields, field: str) -> str:
+    value = tls.string(field)
+    if value is None:
+        return ""
+    if not value.strip():
+        tls.report(field, "must be a file path, got an empty string")
+        return ""
+    return value
+
+
+def _subject_alt_names(tls: Fields) -> tuple[str, ...]:
+    names = tls.strings("subjectAltNames") or ()
+    for index, value in enumerate(names):
+        if not value:
+            tls.problems.add(tls.at("subjectAltNames", index), "must not be empty")
+    return names
