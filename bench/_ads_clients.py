@@ -71,8 +71,8 @@ def open_channels(port: int, count: int) -> list[grpc.aio.Channel]:
 
 
 class ClientStream:
-    """One simulated sidecar. ``synced`` is set once every type is ACKed; ``rds_changed_at`` is when it ACKed the
-    first RDS response after ``expect_change()``."""
+    """One simulated sidecar. ``synced`` is set once every type is ACKed; ``changed_at`` is when it ACKed the
+    first response of the type given to ``expect_change(type_url)`` after that call."""
 
     def __init__(self, channel: grpc.aio.Channel, node_id: str, *, delta: bool) -> None:
         self.node_id = node_id
@@ -82,12 +82,12 @@ class ClientStream:
         self.synced = asyncio.Event()
         self.changed = asyncio.Event()
         self.synced_at = 0.0
-        self.rds_changed_at = 0.0
+        self.changed_at = 0.0
         self.responses = 0
         self._acked: set[str] = set()
         self._subscribed: dict[str, tuple[str, ...]] = {ENDPOINT_TYPE: (), ROUTE_TYPE: ()}
         self._delta_names: dict[str, dict[str, Any]] = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}  # name -> derived
-        self._expect_change = False
+        self._expect_change: str | None = None  # the type URL whose next response is the change
         self._sotw_versions: dict[str, str] = {}
         self._last_nonce: dict[str, str] = {}
         self.task: asyncio.Task[None] | None = None
@@ -95,8 +95,8 @@ class ClientStream:
     def start(self) -> None:
         self.task = asyncio.create_task(self._run())
 
-    def expect_change(self) -> None:
-        self._expect_change = True
+    def expect_change(self, type_url: str = ROUTE_TYPE) -> None:
+        self._expect_change = type_url
 
     async def stop(self) -> None:
         self._call.cancel()
@@ -143,8 +143,8 @@ class ClientStream:
         if not self.synced.is_set() and self._acked.issuperset(_TYPES):
             self.synced_at = time.monotonic()
             self.synced.set()
-        if type_url == ROUTE_TYPE and self._expect_change and not self.changed.is_set():
-            self.rds_changed_at = time.monotonic()
+        if type_url == self._expect_change and not self.changed.is_set():
+            self.changed_at = time.monotonic()
             self.changed.set()
 
     def _derived(self, type_url: str, response: Any) -> tuple[str, tuple[str, ...]] | None:

@@ -7,8 +7,8 @@ subsets v1 and v2, and a VirtualService routing to v1. Workload ``i`` belongs to
 
 The Pilot subprocess (``python -m bench.ads_push --serve ...``) runs a DiscoveryServer with the real generators
 and answers one JSON line per command read on stdin: ``usage`` (its CPU seconds and memory), ``change`` (make the
-one VirtualService change the benchmark measures), ``convergence`` (per stream, seconds from the change to the
-push written on that stream, as Pilot measured it), ``quit``.
+one change the benchmark measures: a VirtualService or a WorkloadEntry, see ``CHANGES``), ``convergence`` (per
+stream, seconds from the change to the push written on that stream, as Pilot measured it), ``quit``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -43,7 +44,15 @@ from pilot.logs import configure_logging
 from pilot.metrics import PilotMetrics
 from pilot.xds import DiscoveryServer
 
-__all__ = ["build_mesh", "changed_virtual_service", "node_ids", "serve_pilot", "usage"]
+__all__ = [
+    "CHANGES",
+    "build_mesh",
+    "changed_virtual_service",
+    "changed_workload_entry",
+    "node_ids",
+    "serve_pilot",
+    "usage",
+]
 
 SERVICE_PORT = 9080
 
@@ -122,6 +131,20 @@ def changed_virtual_service(namespaces: int) -> Resource:
     return _hashed(_virtual_service(0, namespaces, weights=(50, 50)))
 
 
+def changed_workload_entry(configs: Mapping[ConfigKey, Resource], *, services: int, streams: int) -> Resource:
+    """The one change measured with ``--change workload``: the last workload (serving svc-<n % services>) gets
+    weight 2: that service's cluster and one subset cluster get a new ClusterLoadAssignment (EDS only)."""
+    last = max(streams, 2 * services) - 1
+    [key] = [k for k in configs if k.kind == "WorkloadEntry" and k.name == f"wl-{last}"]
+    workload = configs[key]
+    assert isinstance(workload, WorkloadEntry)
+    return _hashed(replace(workload, weight=2))
+
+
+# --change -> what the streams wait for: the first response of this type after the change
+CHANGES = {"virtualservice": "RDS", "workload": "EDS"}
+
+
 def node_ids(*, services: int, namespaces: int, streams: int) -> list[str]:
     """The simulated sidecars' Istio node ids, one per workload ``0 .. streams-1``."""
     out = []
@@ -160,7 +183,7 @@ def usage() -> dict[str, float]:
     }
 
 
-async def serve_pilot(*, services: int, namespaces: int, streams: int, debounce: float) -> None:
+async def serve_pilot(*, services: int, namespaces: int, streams: int, debounce: float, change: str) -> None:
     """The Pilot side of the benchmark: serve the mesh, obey stdin commands, answer on stdout."""
     configure_logging(level="warning")
     started = time.perf_counter()
@@ -185,8 +208,11 @@ async def serve_pilot(*, services: int, namespaces: int, streams: int, debounce:
             elif command == "convergence":
                 reply({"seconds": metrics.convergence, "builds": metrics.builds})
             elif command == "change":
-                change = changed_virtual_service(namespaces)
-                server.update_config({**configs, change.meta.key: change}, 2)
+                if change == "workload":
+                    changed = changed_workload_entry(configs, services=services, streams=streams)
+                else:
+                    changed = changed_virtual_service(namespaces)
+                server.update_config({**configs, changed.meta.key: changed}, 2)
                 reply({"ok": True})
             elif command == "quit":
                 break

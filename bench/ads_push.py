@@ -1,13 +1,14 @@
-"""ADS push benchmark: how fast does one VirtualService change reach N sidecars?
+"""ADS push benchmark: how fast does one VirtualService (or WorkloadEntry) change reach N sidecars?
 
-    python -m bench.ads_push [--streams 1000] [--services 1000] [--mode sotw|delta]
+    python -m bench.ads_push [--streams 1000] [--services 1000] [--mode sotw|delta] [--change virtualservice|workload]
     python -m bench.ads_push --streams 100 --services 100          # a quick run
 
 Pilot (a DiscoveryServer with the real generators) runs in a subprocess so that its CPU time and memory are
 measured apart from the simulated sidecars, which run in this process on one event loop, multiplexed over a few
 gRPC channels. Steps: build the mesh and the first snapshot; open N streams and wait until every stream has ACKed
-CDS, EDS, LDS and RDS (initial sync); then change ONE VirtualService and measure, per stream, the time from the
-change until the stream ACKed the new RDS response. That time includes Pilot's debounce (``--debounce``, 100ms by
+CDS, EDS, LDS and RDS (initial sync); then change ONE VirtualService (``--change virtualservice``, the default) or
+ONE WorkloadEntry's weight (``--change workload``) and measure, per stream, the time from the change until the
+stream ACKed the new RDS (or EDS) response. That time includes Pilot's debounce (``--debounce``, 100ms by
 default as in Pilot), so the minimum is about the debounce.
 """
 
@@ -25,7 +26,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench._ads_clients import ClientStream, open_channels
-from bench._ads_mesh import node_ids, serve_pilot
+from bench._ads_mesh import CHANGES, node_ids, serve_pilot
+from pilot.generate.registry import ENDPOINT_TYPE, ROUTE_TYPE
 
 __all__ = ["main"]
 
@@ -47,6 +49,7 @@ class Pilot:
             f"--services={args.services}",
             f"--namespaces={args.namespaces}",
             f"--debounce={args.debounce}",
+            f"--change={args.change}",
             *([f"--profile={args.profile}"] if args.profile else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -113,15 +116,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(1.0)  # let the last ACKs land before the baseline
         before_push = await pilot.command("usage")
         for stream in streams:
-            stream.expect_change()
+            stream.expect_change(ENDPOINT_TYPE if args.change == "workload" else ROUTE_TYPE)
         changed_at = time.monotonic()
         await pilot.command("change")
-        await _wait_all([s.changed for s in streams], args.timeout, "got the new RDS")
+        await _wait_all([s.changed for s in streams], args.timeout, f"got the new {CHANGES[args.change]}")
         await asyncio.sleep(0.5)
         after_push = await pilot.command("usage")
         convergence = await pilot.command("convergence")
         written, builds = convergence["seconds"], convergence["builds"]
-        latencies = [s.rds_changed_at - changed_at for s in streams]
+        latencies = [s.changed_at - changed_at for s in streams]
     finally:
         for stream in streams:
             await stream.stop()
@@ -171,7 +174,11 @@ def report(result: dict[str, Any]) -> str:
         ),
         ("initial sync", f"{result['initial_sync_seconds']:.2f} s (all streams ACKed CDS/EDS/LDS/RDS)"),
         ("Pilot CPU, initial sync", f"{result['pilot_cpu_initial_sync']:.2f} s"),
-        ("push: 1 VirtualService -> RDS ACK", f"debounce {args['debounce'] * 1000:.0f} ms included"),
+        (
+            f"push: 1 {'WorkloadEntry' if args['change'] == 'workload' else 'VirtualService'} -> "
+            f"{CHANGES[args['change']]} ACK",
+            f"debounce {args['debounce'] * 1000:.0f} ms included",
+        ),
         ("  p50", f"{result['push_p50'] * 1000:.0f} ms"),
         ("  p99", f"{result['push_p99'] * 1000:.0f} ms"),
         ("  max", f"{result['push_max'] * 1000:.0f} ms (min {result['push_min'] * 1000:.0f} ms)"),
@@ -203,6 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("sotw", "delta"), default="sotw", help="xDS variant, default sotw")
     parser.add_argument("--channels", type=int, default=8, help="gRPC channels the streams share, default 8")
     parser.add_argument("--debounce", type=float, default=0.1, help="Pilot's debounce in seconds, default 0.1")
+    parser.add_argument(
+        "--change",
+        choices=tuple(CHANGES),
+        default="virtualservice",
+        help="the change measured: a VirtualService (RDS) or a WorkloadEntry's weight (EDS); default virtualservice",
+    )
     parser.add_argument("--timeout", type=float, default=600.0, help="give up on a phase after this many seconds")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of Pilot's event loop thread to PATH")
@@ -217,7 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"ads_push: --{name} must be >= 1")
     if args.serve:
         serve = serve_pilot(
-            services=args.services, namespaces=args.namespaces, streams=args.streams, debounce=args.debounce
+            services=args.services,
+            namespaces=args.namespaces,
+            streams=args.streams,
+            debounce=args.debounce,
+            change=args.change,
         )
         if args.profile:
             with cProfile.Profile() as profile:

@@ -13,7 +13,10 @@ Exported (Prometheus names; counters get ``_total`` from the exporter):
 - ``pilot_proxy_convergence_time``: seconds from a config change to a proxy having been sent all of it;
 - ``pilot_total_rejected_configs_total{kind}``: config resources rejected by validation, counted each time the
   directory source reads a rejected version (``kind`` is ``file`` for a file that is not valid YAML);
-- ``pilot_xds_snapshot_build_time``: seconds to build a snapshot and generate its resources.
+- ``pilot_xds_snapshot_build_time``: seconds to build a snapshot and generate its resources;
+- ``pilot_xds_inconsistent_snapshots_total{scope}``: snapshots not served because resources reference EDS/RDS
+  names that do not exist: ``scope="snapshot"`` when a built snapshot was rejected whole (the previous one stays),
+  ``scope="proxy"`` when one served snapshot was withheld from one proxy (checked when that proxy connected later).
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ class PilotMetrics:
         self._rejected_configs = meter.create_counter(
             "pilot_total_rejected_configs", description="Total number of configs that Pilot had to reject or ignore."
         )
+        self._inconsistent = meter.create_counter(
+            "pilot_xds_inconsistent_snapshots",
+            description="Snapshots not served because resources reference EDS/RDS names that do not exist.",
+        )
 
     def connection_opened(self) -> None:
         self._connections.add(1)
@@ -89,6 +96,10 @@ class PilotMetrics:
 
     def snapshot_built(self, seconds: float) -> None:
         self._build_time.record(seconds)
+
+    def inconsistent_snapshot(self, scope: str) -> None:
+        """A snapshot was not served: ``snapshot`` (rejected whole) or ``proxy`` (withheld from one proxy)."""
+        self._inconsistent.add(1, {"scope": scope})
 
     def rejected_config(self, kind: str, count: int = 1) -> None:
         """Hook for the config layer: ``count`` resources of ``kind`` failed validation and were not accepted."""

@@ -3,7 +3,8 @@
 - ``GET /ready``: 200 ``ready`` once the xDS server serves its first snapshot, else 503;
 - ``GET /metrics``: Prometheus text exposition of Pilot's metrics;
 - ``GET /debug/configz``: the accepted (and rejected) config, as the config layer describes it;
-- ``GET /debug/syncz``: every connected proxy's xDS state (sent/ACKed versions, NACKs);
+- ``GET /debug/syncz``: every connected proxy's xDS state (sent/ACKed versions, NACKs), and ``snapshot_error``:
+  why the newest snapshot built is not served (dangling EDS/RDS references; null when it is);
 - ``GET /debug/config_dump?proxy=<node id>``: what that proxy was sent, as JSON.
 """
 

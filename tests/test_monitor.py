@@ -85,9 +85,10 @@ async def test_debug_configz_and_syncz(monitor: MonitorServer, ads_channel: grpc
     response = await stream.recv()
     await stream.ack(response)
     syncz = await _json(monitor, "/debug/syncz")
-    assert syncz["snapshot_version"] == 1
+    assert syncz["snapshot_version"] == 1 and syncz["snapshot_error"] is None  # the newest snapshot is served
     [proxy] = syncz["proxies"]
     assert proxy["id"] == PRODUCTPAGE and proxy["types"]["cds"]["sent"] == response.version_info
+    assert proxy["snapshot_error"] is None
 
 
 async def test_debug_config_dump(monitor: MonitorServer, ads_channel: grpc.aio.Channel) -> None:

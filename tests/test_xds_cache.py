@@ -8,6 +8,7 @@ from dataclasses import replace
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from pilot.model import build_snapshot, parse_node_id
 from pilot.xds import ResourceCache
+from pilot.xds.cache import RESOLUTION_KINDS
 from tests.xds_fakes import (
     DEFAULT_ROUTES,
     PRODUCTPAGE,
@@ -55,19 +56,36 @@ def test_types_not_affected_by_the_change_are_reused_as_the_same_objects() -> No
         assert after.version != before.version
 
 
-def test_a_reused_type_still_rebuilds_a_proxy_that_resolves_differently() -> None:
+def test_a_reused_type_rebuilds_proxies_own_parts_when_proxy_resolution_may_differ() -> None:
     generators = fake_generators()
-    # Pretend listeners only depend on DestinationRules: a WorkloadEntry change then reuses the type, but a proxy
-    # whose workload moved must not get its old listeners.
-    generators[LISTENER_TYPE] = replace(generators[LISTENER_TYPE], affected_by=frozenset({"DestinationRule"}))
+    # Pretend listeners and routes do not depend on WorkloadEntries: a WorkloadEntry change then reuses both types'
+    # shared groups, but every proxy's own part is rebuilt, so that a proxy whose workload moved does not keep its
+    # old listeners.
+    for type_url, kinds in ((LISTENER_TYPE, {"DestinationRule"}), (ROUTE_TYPE, {"VirtualService"})):
+        generators[type_url] = replace(generators[type_url], affected_by=frozenset(kinds))
     first = ResourceCache(build_snapshot(bookinfo(), 1), generators)
     first.warm(NODES)
     moved = configs_of(*bookinfo().values(), workload_entry("productpage", "v1", "127.0.0.22"))
     second = ResourceCache(build_snapshot(moved, 2, previous=first.snapshot), generators, previous=first)
-    assert LISTENER_TYPE in second.reused_types
+    assert {LISTENER_TYPE, ROUTE_TYPE} <= second.reused_types
     productpage, reviews = NODES[0], NODES[1]
-    assert second.view(LISTENER_TYPE, reviews) is first.view(LISTENER_TYPE, reviews)
     assert sorted(second.view(LISTENER_TYPE, productpage).resources) == ["127.0.0.22_15001", "127.0.0.22_9080"]
+    unmoved, before = second.view(LISTENER_TYPE, reviews), first.view(LISTENER_TYPE, reviews)
+    assert unmoved is not before and unmoved.version == before.version
+    routes, routes_before = second.view(ROUTE_TYPE, reviews), first.view(ROUTE_TYPE, reviews)
+    assert routes is not routes_before and routes.groups[0] is routes_before.groups[0]  # the shared table is kept
+
+
+def test_a_reused_type_carries_proxies_results_over_while_resolution_kinds_are_unchanged() -> None:
+    generators = fake_generators()
+    first = ResourceCache(build_snapshot(bookinfo("v1"), 1), generators)
+    first.warm(NODES)
+    snapshot = build_snapshot(bookinfo("v2"), 2, previous=first.snapshot)
+    assert not snapshot.changed_kinds & RESOLUTION_KINDS
+    second = ResourceCache(snapshot, generators, previous=first)
+    assert LISTENER_TYPE in second.reused_types
+    assert all(second.view(LISTENER_TYPE, node) is first.view(LISTENER_TYPE, node) for node in NODES)
+    assert second.proxy(NODES[0]) == first.proxy(NODES[0])
 
 
 def test_only_kept_nodes_are_carried_over() -> None:

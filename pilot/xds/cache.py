@@ -5,9 +5,15 @@ once per scope and snapshot) and the proxy's own part (``build_proxy``). The cac
 (type, scope) and the second on the proxy node, within one snapshot; a proxy is resolved once per snapshot.
 
 When a new snapshot's ``changed_kinds`` do not intersect a generator's ``affected_by``, that type is not
-regenerated: the previous snapshot's groups and per-proxy results are carried over as the same objects (a proxy's
-result only if it resolves to the same workload and service ports). Comparing versions is then free: same
-objects, same versions, nothing pushed.
+regenerated: the previous snapshot's groups are carried over as the same objects, and so are the per-proxy results
+unless a kind that proxy resolution reads changed (``RESOLUTION_KINDS``: a proxy's workload and service ports are
+then the same, and so is everything its own part is built from). Comparing versions is then free: same objects,
+same versions, nothing pushed. The real generators all list the registry kinds in ``affected_by``, so for them a
+type is either regenerated or wholly carried over.
+
+For the groups that were rebuilt, ``prepare_changes`` (worker thread) computes once which names differ from the
+previous snapshot's group of the same scope (``changes.py``); streams look that up instead of comparing every name.
+``dangling`` checks that what a proxy's clusters and listeners reference exists (``consistency.py``).
 
 Generation is CPU work: ``view`` may run in worker threads (``asyncio.to_thread``) while the event loop reads
 what is already built with ``cached_view``; a lock makes each group and view built once.
@@ -16,41 +22,38 @@ what is already built with ``cached_view``; a lock makes each group and view bui
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 
 import structlog
 from google.protobuf.message import Message
 
 from pilot.generate.registry import Scope, TypeGenerator
 from pilot.model import MeshSnapshot, Proxy, ProxyNode, resolve_proxy
+from pilot.xds.changes import ChangeMemo, ResourceChanges
+from pilot.xds.consistency import REFERENCED_TYPES, Dangling, ReferenceCheck, references
 from pilot.xds.resources import ProxyResources, Resource, ResourceGroup, make_resource
 
-__all__ = ["ResourceCache"]
+__all__ = ["RESOLUTION_KINDS", "ResourceCache"]
 
 log = structlog.get_logger(__name__)
 
-
-def _same_proxy(a: Proxy, b: Proxy) -> bool:
-    """Whether two resolutions of a node (in two snapshots) give a generator the same proxy-level inputs."""
-    if a.node != b.node or a.workload != b.workload or len(a.instances) != len(b.instances):
-        return False
-    return all(
-        x.service.host == y.service.host and x.port == y.port and x.target_port == y.target_port
-        for x, y in zip(a.instances, b.instances, strict=True)
-    )
+# The config kinds ``resolve_proxy`` reads (snapshot.workloads and snapshot.instances): while none of them changes,
+# every node resolves to an equal Proxy.
+RESOLUTION_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
 
 
-def _serialize(type_url: str, messages: Sequence[Message], what: str) -> list[Resource]:
-    resources: list[Resource] = []
-    seen: set[str] = set()
+def _group_of(type_url: str, messages: Sequence[Message], what: str) -> ResourceGroup:
+    """Serialize generated messages into one group, with the names they reference (duplicates dropped)."""
+    resources: dict[str, Resource] = {}
     for message in messages:
         resource = make_resource(message)
-        if resource.name in seen:
+        if resource.name in resources:
             log.error("duplicate resource name dropped", type_url=type_url, name=resource.name, built_by=what)
             continue
-        seen.add(resource.name)
-        resources.append(resource)
-    return resources
+        resources[resource.name] = resource
+    referenced: Iterator[str] = (name for message in messages for name in references(message))
+    return ResourceGroup.of(resources.values(), referenced if type_url in REFERENCED_TYPES else ())
 
 
 class ResourceCache:
@@ -74,19 +77,24 @@ class ResourceCache:
         self._proxies: dict[ProxyNode, Proxy] = {}
         self._groups: dict[str, dict[Scope, ResourceGroup]] = {t: {} for t in generators}
         self._views: dict[str, dict[ProxyNode, ProxyResources]] = {t: {} for t in generators}
-        self._carried: dict[str, dict[ProxyNode, tuple[Proxy, ProxyResources]]] = {}
+        self._carried: dict[str, dict[ProxyNode, ProxyResources]] = {}
+        self._previous_groups = dict(previous._groups) if previous is not None else {}  # until prepare_changes
+        self._changes = ChangeMemo()
+        self._references = ReferenceCheck()
+        self._dangling: dict[ProxyNode, Dangling] = {}
         reused: list[str] = []
         if previous is not None:
+            same_proxies = not snapshot.changed_kinds & RESOLUTION_KINDS
             for type_url, generator in generators.items():
                 if previous.generators.get(type_url) is not generator or snapshot.changed_kinds & generator.affected_by:
                     continue
                 reused.append(type_url)
                 self._groups[type_url] = dict(previous._groups[type_url])
-                carried = dict(previous._carried.get(type_url, {}))
-                for node, view in list(previous._views[type_url].items()):
-                    carried[node] = (previous._proxies[node], view)
+                if not same_proxies:
+                    continue  # the shared groups are still valid; each proxy's own part is rebuilt
+                carried = {**previous._carried.get(type_url, {}), **previous._views[type_url]}
                 if keep is not None:
-                    carried = {node: entry for node, entry in carried.items() if node in keep}
+                    carried = {node: view for node, view in carried.items() if node in keep}
                 self._carried[type_url] = carried
         self.reused_types = frozenset(reused)
 
@@ -128,6 +136,43 @@ class ResourceCache:
         with self._lock:
             return self._group(type_url, scope)
 
+    def prepare_changes(self) -> None:
+        """For every scope group rebuilt since the previous snapshot, compute which names changed (CPU work, in the
+        pusher's worker thread, after ``warm``) so that streams only look them up. Releases the previous groups."""
+        previous, self._previous_groups = self._previous_groups, {}
+        for type_url, groups in previous.items():
+            for scope, group in list(self._groups.get(type_url, {}).items()):
+                old = groups.get(scope)
+                if old is not None:
+                    self._changes.prepare(old, group)
+
+    def changes(self, since: ProxyResources, current: ProxyResources) -> ResourceChanges | None:
+        """How ``current`` (a view of this snapshot) differs from ``since`` (what a stream was last planned against);
+        None when only comparing every name can tell. Cheap when ``prepare_changes`` covered the pair of groups."""
+        return self._changes.between(since, current)
+
+    def dangling(self, node: ProxyNode) -> Dangling:
+        """What the node's clusters and listeners reference that it would not be served (empty: consistent), by
+        referenced type. Builds the node's views if needed (CPU work); checked once per node."""
+        found = self._dangling.get(node)
+        if found is not None:
+            return found
+        missing: dict[str, tuple[str, ...]] = {}
+        for type_url, target_type in REFERENCED_TYPES.items():
+            if type_url not in self.generators or target_type not in self.generators:
+                continue
+            target = self.view(target_type, node)
+            names: set[str] = set()
+            for group in self.view(type_url, node).groups:
+                names.update(self._references.missing(group, target))
+            if names:
+                missing[target_type] = tuple(sorted(names))
+        return self._dangling.setdefault(node, MappingProxyType(missing))
+
+    def cached_dangling(self, node: ProxyNode) -> Dangling | None:
+        """What ``dangling`` returns, if it was already checked: cheap on the event loop."""
+        return self._dangling.get(node)
+
     def _resolve(self, node: ProxyNode) -> Proxy:
         proxy = self._proxies.get(node)
         if proxy is None:  # resolution is pure: a race resolves twice and keeps the first
@@ -139,20 +184,20 @@ class ResourceCache:
         group = groups.get(scope)
         if group is None:
             messages = self.generators[type_url].build_scope(scope, self.snapshot)
-            group = ResourceGroup.of(_serialize(type_url, messages, f"scope {scope!r}"))
+            group = _group_of(type_url, messages, f"scope {scope!r}")
             groups[scope] = group
         return group
 
     def _build_view(self, type_url: str, node: ProxyNode) -> ProxyResources:
-        proxy = self._resolve(node)
         carried = self._carried.get(type_url, {}).get(node)
-        if carried is not None and _same_proxy(carried[0], proxy):
-            return carried[1]
+        if carried is not None:
+            return carried
+        proxy = self._resolve(node)
         generator = self.generators[type_url]
         groups = [self._group(type_url, scope) for scope in generator.scopes(proxy)]
-        own = _serialize(type_url, generator.build_proxy(proxy, self.snapshot), f"proxy {node.id}")
-        if own:
-            groups.append(ResourceGroup.of(own))
+        own = _group_of(type_url, generator.build_proxy(proxy, self.snapshot), f"proxy {node.id}")
+        if own.resources:
+            groups.append(own)
         view = ProxyResources.of(groups)
         if not view.resources.unique:
             log.error("resource names collide between scopes; first kept", type_url=type_url, proxy=node.id)

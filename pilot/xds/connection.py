@@ -4,7 +4,14 @@ A connection runs one task that handles, in order, the proxy's requests (read by
 snapshot exists" notices. Notices coalesce: the server only overwrites the connection's latest-snapshot slot, so a
 slow proxy skips intermediate snapshots and never holds the others up. Each response is planned by the pure
 functions in ``watch.py``/``plan.py`` and encoded from cached bytes (``encode.py``); the server's semaphore bounds
-how many responses are being built and written at once (Istio's push throttle).
+how many responses are being built and written at once (Istio's push throttle). A push hands the planner the
+changes since the last plan (memoized per pair of shared groups, ``changes.py``), so that its cost follows what
+changed, not what the proxy watches.
+
+A snapshot is used for a proxy only once its resources are known to be consistent for it (``consistency.py``):
+the server checks the connected proxies when it builds a snapshot; a stream checks its own proxy the first time
+it meets a snapshot that was not checked for it (a proxy that connected later). An inconsistent one is withheld:
+the stream keeps what it had, and the error shows in ``/debug/syncz``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from pilot.metrics import PilotMetrics
 from pilot.model import ProxyNode
 from pilot.xds import encode
 from pilot.xds.cache import ResourceCache
+from pilot.xds.consistency import Dangling
 from pilot.xds.plan import plan_delta, plan_sotw
 from pilot.xds.resources import ProxyResources
 from pilot.xds.watch import WatchedResource, should_respond, should_respond_delta
@@ -85,6 +93,9 @@ class Connection:
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._push_queued = False
         self._planned: dict[str, ProxyResources] = {}  # the resources each type was last planned against
+        self._planned_names: dict[str, frozenset[str]] = {}  # the watched names then
+        self._consistent: ResourceCache | None = None  # the last snapshot found consistent for this proxy
+        self._withheld: tuple[int, Dangling] | None = None  # (version, dangling) of a snapshot not used, if any
 
     # ------------------------------------------------------------------------------------------ running
 
@@ -151,10 +162,37 @@ class Connection:
                 nonce=nack.nonce,
                 error=nack.error,
             )
-        if respond and self.cache is not None:
+        if respond and self.cache is not None and await self._usable(self.cache):
             await self._respond(type_url, requested=True, force=previous is None)
 
+    async def _usable(self, cache: ResourceCache) -> bool:
+        """Whether ``cache`` is consistent for this proxy (checked once per snapshot; may generate its resources)."""
+        if cache is self._consistent:
+            return True
+        dangling = cache.cached_dangling(self.node)
+        if dangling is None:
+            try:
+                dangling = await asyncio.to_thread(cache.dangling, self.node)
+            except Exception:
+                log.exception("generating resources failed", proxy=self.node.id, snapshot=cache.version)
+                raise
+        if not dangling:
+            self._consistent, self._withheld = cache, None
+            return True
+        if self._withheld is None or self._withheld[0] != cache.version:
+            self._withheld = (cache.version, dangling)
+            self._metrics.inconsistent_snapshot("proxy")
+            log.error(
+                "snapshot inconsistent for this proxy; not served to it",
+                proxy=self.node.id,
+                snapshot=cache.version,
+                dangling={short_type(t): list(names) for t, names in dangling.items()},
+            )
+        return False
+
     async def _push(self, cache: ResourceCache) -> None:
+        if not await self._usable(cache):
+            return  # keep what the proxy has (from self.cache, if anything)
         self.cache = cache
         pushed = False
         for type_url in self._order:
@@ -176,14 +214,20 @@ class Connection:
             except Exception:
                 log.exception("generating resources failed", proxy=self.node.id, type=short_type(type_url))
                 raise
-        if not requested and not first and current is self._planned.get(type_url):
+        planned = self._planned.get(type_url)
+        pushing = not requested and not first
+        if pushing and current is planned:
             return False  # the same objects as last time: nothing of this type changed for this proxy
+        changes = None
+        incremental = self.mode == "delta" or not watch.wildcard  # a SotW wildcard response is the whole set anyway
+        if pushing and incremental and planned is not None and watch.names is self._planned_names.get(type_url):
+            changes = cache.changes(planned, current)
         started = time.perf_counter()
         async with self._throttle:
             nonce = self._nonce()
             payload: bytes | None = None
             if self.mode == "sotw":
-                sotw, watch = plan_sotw(watch, current, nonce=nonce, full=requested or first)
+                sotw, watch = plan_sotw(watch, current, nonce=nonce, full=requested or first, changes=changes)
                 if sotw is not None:
                     if sotw.resources is None:
                         bodies: list[bytes] | tuple[bytes, ...] = current.sotw_bodies
@@ -197,7 +241,7 @@ class Connection:
                         control_plane=self._control_plane,
                     )
             else:
-                delta, watch = plan_delta(watch, current, nonce=nonce, force=force or first)
+                delta, watch = plan_delta(watch, current, nonce=nonce, force=force or first, changes=changes)
                 if delta is not None:
                     if delta.resources is None:
                         bodies = current.delta_bodies
@@ -213,6 +257,7 @@ class Connection:
                     )
             self.watches[type_url] = watch
             self._planned[type_url] = current
+            self._planned_names[type_url] = watch.names
             if payload is None:
                 return False
             try:
@@ -271,6 +316,12 @@ class Connection:
             "connected_at": _iso(self.connected_at),
             "snapshot_version": self.cache.version if self.cache is not None else None,
             "synced": self.synced(latest_version),
+            "snapshot_error": None
+            if self._withheld is None
+            else {
+                "snapshot_version": self._withheld[0],
+                "dangling": {short_type(t): list(names) for t, names in self._withheld[1].items()},
+            },
             "types": types,
         }
 

@@ -6,6 +6,11 @@ ones on a push (Envoy keeps the others). Delta: only resources whose version dif
 ``removed_resources`` for names that disappeared (or, for named types, that were subscribed but do not exist).
 
 Each planner returns the response to send (``None``: nothing to send) and the state as it will be once sent.
+
+A push passes ``changes`` (``changes.py``): how the proxy's resources differ from those the watch was last planned
+against, its names unchanged since. The planner then only looks at the changed names the proxy watches, and sorts
+only what it sends. When the proxy had all of its previous set (``sent`` is that set's ``versions``) and watches
+every name of the new one, its new state is the new set's ``versions``: nothing is copied per proxy.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
+from pilot.xds.changes import ResourceChanges
 from pilot.xds.resources import ProxyResources, Resource, entry_digest, format_version
 from pilot.xds.watch import WatchedResource
 
@@ -37,9 +43,17 @@ class DeltaResponse:
 
 
 def plan_sotw(
-    watch: WatchedResource, current: ProxyResources, *, nonce: str, full: bool
+    watch: WatchedResource,
+    current: ProxyResources,
+    *,
+    nonce: str,
+    full: bool,
+    changes: ResourceChanges | None = None,
 ) -> tuple[SotwResponse | None, WatchedResource]:
-    """``full``: the proxy asked (initial request, new names), so answer with everything it watches."""
+    """``full``: the proxy asked (initial request, new names), so answer with everything it watches.
+    ``changes``: a push's changes since the watch was last planned (see the module doc); ignored when ``full``."""
+    if not watch.wildcard and not full and changes is not None:
+        return _sotw_changes(watch, current, changes, nonce=nonce)
     if watch.wildcard:
         if not full and watch.nonce_sent and current.version == watch.version_sent:
             return None, watch
@@ -98,9 +112,17 @@ def plan_sotw(
 
 
 def plan_delta(
-    watch: WatchedResource, current: ProxyResources, *, nonce: str, force: bool
+    watch: WatchedResource,
+    current: ProxyResources,
+    *,
+    nonce: str,
+    force: bool,
+    changes: ResourceChanges | None = None,
 ) -> tuple[DeltaResponse | None, WatchedResource]:
-    """``force``: answer even when nothing differs (the first request for a type must complete Envoy's init)."""
+    """``force``: answer even when nothing differs (the first request for a type must complete Envoy's init).
+    ``changes``: a push's changes since the watch was last planned (see the module doc)."""
+    if changes is not None:
+        return _delta_changes(watch, current, changes, nonce=nonce, force=force)
     if not watch.sent and (watch.wildcard or all(watch.names.issuperset(g.resources) for g in current.groups)):
         return _delta_everything(watch, current, nonce=nonce, force=force)
     available = current.resources
@@ -158,4 +180,95 @@ def _delta_everything(
     response = DeltaResponse(version=current.version, nonce=nonce, resources=None, removed=missing)
     return response, replace(
         watch, sent=sent, sent_digest=int(current.version, 16), version_sent=current.version, nonce_sent=nonce
+    )
+
+
+def _has_all(watch: WatchedResource, current: ProxyResources, changes: ResourceChanges) -> bool:
+    """The proxy has all of its previous set, and its names cover every name of ``current`` (when not wildcard)."""
+    if watch.sent is not changes.since.versions:
+        return False
+    return watch.wildcard or all(name in watch.names for name in changes.added)
+
+
+def _sotw_changes(
+    watch: WatchedResource, current: ProxyResources, changes: ResourceChanges, *, nonce: str
+) -> tuple[SotwResponse | None, WatchedResource]:
+    """A named type's push: the changed resources the proxy watches. Removed names are dropped from the state
+    (Envoy drops them with their CDS/LDS parent)."""
+    available = current.resources
+    if _has_all(watch, current, changes):
+        chosen = [available[name] for name in sorted(changes.updated)]
+        state = replace(watch, sent=current.versions, sent_digest=int(current.version, 16))
+        if not chosen:
+            return None, state
+        response = SotwResponse(version=current.version, nonce=nonce, resources=tuple(chosen), count=len(chosen))
+        return response, replace(state, version_sent=current.version, nonce_sent=nonce)
+    had = watch.sent
+    gone = [name for name in changes.removed if name in had]
+    watched = sorted(name for name in changes.updated if name in watch.names)
+    chosen = [r for r in map(available.__getitem__, watched) if had.get(r.name) != r.version]
+    if not gone and not chosen:
+        return None, watch
+    sent = dict(had)
+    digest = watch.sent_digest
+    for name in gone:
+        version = sent.pop(name)
+        if version:
+            digest ^= entry_digest(version)
+    for resource in chosen:
+        previous = sent.get(resource.name)
+        if previous:
+            digest ^= entry_digest(previous)
+        sent[resource.name] = resource.version
+        digest ^= resource.digest
+    if not chosen:
+        return None, replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
+    version = format_version(digest)
+    response = SotwResponse(version=version, nonce=nonce, resources=tuple(chosen), count=len(chosen))
+    return response, replace(
+        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
+    )
+
+
+def _delta_changes(
+    watch: WatchedResource, current: ProxyResources, changes: ResourceChanges, *, nonce: str, force: bool
+) -> tuple[DeltaResponse | None, WatchedResource]:
+    """A push: the changed resources the proxy watches, and removals of the ones it has (wildcard) or watches."""
+    available = current.resources
+    if _has_all(watch, current, changes) and (watch.wildcard or not changes.removed):
+        chosen = [available[name] for name in sorted(changes.updated)]
+        removed = tuple(sorted(changes.removed))
+        state = replace(watch, sent=current.versions, sent_digest=int(current.version, 16))
+        if not chosen and not removed and not force:
+            return None, state
+        response = DeltaResponse(version=current.version, nonce=nonce, resources=tuple(chosen), removed=removed)
+        return response, replace(state, version_sent=current.version, nonce_sent=nonce)
+    had = watch.sent
+    if watch.wildcard:
+        gone = sorted(name for name in changes.removed if name in had)
+        updated = sorted(changes.updated)
+    else:  # a watched name that disappears is named in removed_resources (and remembered as "": told once)
+        gone = sorted(name for name in changes.removed if name in watch.names)
+        updated = sorted(name for name in changes.updated if name in watch.names)
+    chosen = [r for r in map(available.__getitem__, updated) if had.get(r.name) != r.version]
+    if not chosen and not gone and not force:
+        return None, watch
+    sent = dict(had)
+    digest = watch.sent_digest
+    for name in gone:
+        version = sent.pop(name, "")
+        if version:
+            digest ^= entry_digest(version)
+        if not watch.wildcard:
+            sent[name] = ""
+    for resource in chosen:
+        previous = sent.get(resource.name)
+        if previous:
+            digest ^= entry_digest(previous)
+        sent[resource.name] = resource.version
+        digest ^= resource.digest
+    version = format_version(digest)
+    response = DeltaResponse(version=version, nonce=nonce, resources=tuple(chosen), removed=tuple(gone))
+    return response, replace(
+        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
     )

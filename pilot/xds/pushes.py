@@ -3,8 +3,10 @@
 Istio's debounce (pilot/pkg/xds/discovery.go): a push waits for ``quiet`` seconds without a new change, but never
 longer than ``max_delay`` after the first change of the burst, so that a steady stream of changes still gets
 pushed. One snapshot is then built from the latest config, off the event loop (``asyncio.to_thread``): the model,
-then every type for every connected proxy, so that streams only look results up. Fan-out to the streams is the
-server's job; each stream has its own sender (see ``connection.py``).
+then every type for every connected proxy, so that streams only look results up, and what changed since the
+previous snapshot; a snapshot whose resources are inconsistent for a connected proxy is refused
+(``InconsistentSnapshotError``). Fan-out to the streams is the server's job; each stream has its own sender (see
+``connection.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ import structlog
 from pilot.config.types import ConfigKey
 from pilot.config.types import Resource as ConfigResource
 from pilot.generate.registry import TypeGenerator
-from pilot.model import MeshSnapshot, ProxyNode, build_snapshot
+from pilot.model import DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN, MeshSnapshot, ProxyNode, build_snapshot
 from pilot.xds.cache import ResourceCache
+from pilot.xds.consistency import InconsistentSnapshotError
 
 __all__ = ["Debouncer", "build_cache"]
 
@@ -92,13 +95,24 @@ def build_cache(
     domain_suffix: str,
     nodes: Collection[ProxyNode],
     changed_at: float | None,
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE,
 ) -> ResourceCache:
-    """Build the snapshot and generate every type for ``nodes`` (CPU work: run it in a worker thread)."""
+    """Build the snapshot and generate every type for ``nodes`` (CPU work: run it in a worker thread).
+
+    Raises ``InconsistentSnapshotError`` when the resources of one of ``nodes`` reference EDS/RDS names that it
+    would not be served: such a snapshot must not be served."""
     started = time.perf_counter()
     previous_snapshot: MeshSnapshot | None = previous.snapshot if previous is not None else None
-    snapshot = build_snapshot(configs, version, previous_snapshot, domain_suffix)
+    snapshot = build_snapshot(
+        configs, version, previous_snapshot, domain_suffix, trust_domain=trust_domain, root_namespace=root_namespace
+    )
     cache = ResourceCache(snapshot, generators, previous=previous, keep=nodes, changed_at=changed_at)
     cache.warm(nodes)
+    dangling = {node.id: found for node in nodes if (found := cache.dangling(node))}
+    if dangling:
+        raise InconsistentSnapshotError(version, dangling)
+    cache.prepare_changes()
     log.info(
         "snapshot built",
         version=version,

@@ -111,9 +111,10 @@ class ResourceGroup:
     digest: int
     sotw_body: bytes  # every resource as DiscoveryResponse.resources entries
     delta_body: bytes  # every resource as DeltaDiscoveryResponse.resources entries
+    references: frozenset[str] = frozenset()  # names of another type these point at (EDS of clusters, RDS of listeners)
 
     @classmethod
-    def of(cls, resources: Iterable[Resource]) -> ResourceGroup:
+    def of(cls, resources: Iterable[Resource], references: Iterable[str] = ()) -> ResourceGroup:
         by_name: dict[str, Resource] = {}
         digest = 0
         sotw: list[bytes] = []
@@ -125,7 +126,7 @@ class ResourceGroup:
             digest ^= resource.digest
             sotw += (resource.sotw_header, resource.any_bytes)
             delta += (resource.delta_prefix, resource.any_bytes, resource.delta_suffix)
-        return cls(MappingProxyType(by_name), digest, b"".join(sotw), b"".join(delta))
+        return cls(MappingProxyType(by_name), digest, b"".join(sotw), b"".join(delta), frozenset(references))
 
 
 EMPTY_GROUP = ResourceGroup(MappingProxyType({}), 0, b"", b"")

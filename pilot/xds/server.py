@@ -19,14 +19,24 @@ from typing import Any
 import grpc
 import structlog
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
+from google.protobuf.struct_pb2 import Struct
 
 from pilot.config.types import ConfigKey
 from pilot.config.types import Resource as ConfigResource
 from pilot.generate.registry import GENERATORS, TypeGenerator
 from pilot.metrics import PilotMetrics
-from pilot.model import DEFAULT_DOMAIN_SUFFIX, MeshSnapshot, NodeIdError, ProxyNode, parse_node_id
+from pilot.model import (
+    DEFAULT_DOMAIN_SUFFIX,
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    MeshSnapshot,
+    NodeIdError,
+    ProxyNode,
+    parse_node_id,
+)
 from pilot.xds.cache import ResourceCache
-from pilot.xds.connection import Connection, Mode
+from pilot.xds.connection import Connection, Mode, short_type
+from pilot.xds.consistency import InconsistentSnapshotError
 from pilot.xds.pushes import Debouncer, build_cache
 
 __all__ = ["ADS_SERVICE", "DiscoveryServer"]
@@ -35,6 +45,12 @@ log = structlog.get_logger(__name__)
 
 ADS_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 CONTROL_PLANE_ID = "meshplane-pilot"
+_LISTED_PROXIES = 20  # proxies named in /debug/syncz's snapshot_error (all are counted)
+
+
+def _string_metadata(metadata: Struct) -> dict[str, str]:
+    """The string values of Envoy's node metadata (e.g. ``MESHPLANE_SDS``); other kinds are not used."""
+    return {key: value.string_value for key, value in metadata.fields.items() if value.HasField("string_value")}
 
 
 def _pass_bytes(payload: bytes) -> bytes:
@@ -52,6 +68,8 @@ class DiscoveryServer:
         debounce: float = 0.1,
         debounce_max: float = 1.0,
         domain_suffix: str = DEFAULT_DOMAIN_SUFFIX,
+        trust_domain: str = DEFAULT_TRUST_DOMAIN,
+        root_namespace: str = DEFAULT_ROOT_NAMESPACE,
         max_concurrent_pushes: int = 100,
         send_timeout: float = 20.0,
         metrics: PilotMetrics | None = None,
@@ -63,6 +81,8 @@ class DiscoveryServer:
             raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
         self.generators = generators
         self.domain_suffix = domain_suffix
+        self.trust_domain = trust_domain
+        self.root_namespace = root_namespace
         self.metrics = metrics or PilotMetrics()
         self.port: int | None = None
         self._max_concurrent_pushes = max_concurrent_pushes
@@ -70,6 +90,7 @@ class DiscoveryServer:
         self._debouncer = Debouncer(quiet=debounce, max_delay=debounce_max, flush=self._build_and_push, name="xds-push")
         self._config: tuple[Mapping[ConfigKey, ConfigResource], int] | None = None
         self._cache: ResourceCache | None = None
+        self._snapshot_error: dict[str, Any] | None = None  # the last built snapshot, when it was not served
         self._connections: dict[Connection, None] = {}  # insertion-ordered set
         self._server: grpc.aio.Server | None = None
         self._stopped = False
@@ -151,10 +172,15 @@ class DiscoveryServer:
         self.metrics.shutdown()
 
     def syncz(self) -> dict[str, Any]:
-        """Every connected proxy's protocol state, for ``/debug/syncz``."""
+        """Every connected proxy's protocol state, for ``/debug/syncz``; ``snapshot_error`` says why the newest
+        snapshot built is not the one served (None when it is)."""
         latest = self._cache.version if self._cache is not None else None
         proxies = sorted((c.status(latest) for c in self._connections), key=lambda p: (p["id"], p["connected_at"]))
-        return {"snapshot_version": latest if latest is not None else -1, "proxies": proxies}
+        return {
+            "snapshot_version": latest if latest is not None else -1,
+            "snapshot_error": self._snapshot_error,
+            "proxies": proxies,
+        }
 
     def config_dump(self, node_id: str) -> dict[str, Any] | None:
         """What the proxy connected as ``node_id`` was sent (newest stream if several), as JSON; None if unknown."""
@@ -171,20 +197,45 @@ class DiscoveryServer:
         configs, version = self._config
         nodes = {connection.node for connection in self._connections}
         started = time.perf_counter()
-        cache = await asyncio.to_thread(
-            build_cache,
-            configs,
-            version,
-            previous=self._cache,
-            generators=self.generators,
-            domain_suffix=self.domain_suffix,
-            nodes=nodes,
-            changed_at=changed_at,
-        )
+        try:
+            cache = await asyncio.to_thread(
+                build_cache,
+                configs,
+                version,
+                previous=self._cache,
+                generators=self.generators,
+                domain_suffix=self.domain_suffix,
+                trust_domain=self.trust_domain,
+                root_namespace=self.root_namespace,
+                nodes=nodes,
+                changed_at=changed_at,
+            )
+        except InconsistentSnapshotError as exc:
+            self._refused(exc)
+            return
         self.metrics.snapshot_built(time.perf_counter() - started)
-        self._cache = cache
+        self._cache, self._snapshot_error = cache, None
         for connection in self._connections:
             connection.notify(cache)
+
+    def _refused(self, error: InconsistentSnapshotError) -> None:
+        """A built snapshot is inconsistent: keep serving the previous one, and say why (log, metric, syncz)."""
+        missing = {short_type(type_url): list(names) for type_url, names in error.missing.items()}
+        self.metrics.inconsistent_snapshot("snapshot")
+        self._snapshot_error = {
+            "snapshot_version": error.version,
+            "error": str(error),
+            "dangling": missing,
+            "proxies": sorted(error.dangling)[:_LISTED_PROXIES],
+            "proxy_count": len(error.dangling),
+        }
+        log.error(
+            "inconsistent snapshot not served; keeping the previous one",
+            version=error.version,
+            serving=self._cache.version if self._cache is not None else None,
+            dangling=missing,
+            proxies=len(error.dangling),
+        )
 
     def _next_nonce(self) -> str:
         return f"{self._nonce_prefix}-{next(self._nonces)}"
@@ -244,7 +295,7 @@ class DiscoveryServer:
             message = "the first request on an ADS stream must carry node.id (Istio's sidecar~<ip>~<workload>.<ns>~...)"
         else:
             try:
-                return parse_node_id(first.node.id, first.node.cluster)
+                return parse_node_id(first.node.id, first.node.cluster, _string_metadata(first.node.metadata))
             except NodeIdError as exc:
                 message = str(exc)
         log.warning("ADS stream rejected", reason=message, peer=context.peer())
