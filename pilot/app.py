@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 
 from pilot.config import ConfigStore, DirectorySource, StoreChange
-from pilot.model import DEFAULT_DOMAIN_SUFFIX
+from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
 from pilot.xds import DiscoveryServer
 
@@ -28,6 +28,8 @@ class PilotOptions:
     debounce: float = 0.1
     debounce_max: float = 1.0
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    trust_domain: str = DEFAULT_TRUST_DOMAIN  # SPIFFE trust domain of workload identities (as Citadel's)
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE  # a PeerAuthentication without selector here is mesh-wide
 
 
 async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) -> None:
@@ -35,9 +37,13 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or _stop_on_signals()
-    store = ConfigStore()
+    store = ConfigStore(domain_suffix=options.domain_suffix)
     server = DiscoveryServer(
-        debounce=options.debounce, debounce_max=options.debounce_max, domain_suffix=options.domain_suffix
+        debounce=options.debounce,
+        debounce_max=options.debounce_max,
+        domain_suffix=options.domain_suffix,
+        trust_domain=options.trust_domain,
+        root_namespace=options.root_namespace,
     )
 
     def on_change(change: StoreChange) -> None:

@@ -12,6 +12,10 @@ subset of the service's DestinationRule. The cluster type follows the ServiceEnt
   requests to the sidecar as their HTTP proxy, so passing through means connecting to the requested name.
 
 Inbound: ``inbound|<port>||`` per service port the proxy's workload serves, one STATIC endpoint at the app.
+
+TLS (``cluster_tls.py``): outbound clusters come in two shared sets, one for proxies without SDS (plaintext and
+DestinationRule SIMPLE/MUTUAL only, as before mTLS existed) and one for proxies whose bootstrap wired Citadel's
+SDS (auto mTLS and ISTIO_MUTUAL besides). Inbound clusters are plaintext to the app on the same address.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from pilot.generate._protos import (
     duration,
     load_assignment,
 )
+from pilot.generate._tls import has_sds
+from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints
 from pilot.generate.cluster_traffic_policy import (
     DEFAULT_CONNECT_TIMEOUT,
     ClusterTrafficPolicy,
@@ -45,6 +51,7 @@ from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceIns
 __all__ = [
     "BLACK_HOLE_CLUSTER",
     "OUTBOUND_SCOPE",
+    "OUTBOUND_SDS_SCOPE",
     "OutboundClusterKey",
     "build_black_hole_cluster",
     "build_inbound_clusters",
@@ -60,7 +67,8 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-OUTBOUND_SCOPE: tuple[Hashable, ...] = ("outbound",)
+OUTBOUND_SCOPE: tuple[Hashable, ...] = ("outbound",)  # proxies without SDS: no Citadel secrets
+OUTBOUND_SDS_SCOPE: tuple[Hashable, ...] = ("outbound", "sds")  # proxies with SDS: auto mTLS, ISTIO_MUTUAL
 BLACK_HOLE_CLUSTER = "BlackHoleCluster"  # Istio's cluster with no endpoints: traffic sent to it fails fast
 
 
@@ -112,14 +120,16 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
 
 
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """Every sidecar gets the same outbound clusters (no Sidecar resource to narrow them yet)."""
-    return [OUTBOUND_SCOPE]
+    """Every sidecar gets the same outbound clusters (no Sidecar resource to narrow them yet), in one of two
+    versions: with Citadel's SDS or without."""
+    return [OUTBOUND_SDS_SCOPE if has_sds(proxy) else OUTBOUND_SCOPE]
 
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
-    if tuple(scope) != OUTBOUND_SCOPE:
-        raise ValueError(f"unknown cluster scope {scope!r}: expected {OUTBOUND_SCOPE!r}")
-    clusters = [build_outbound_cluster(key) for key in outbound_cluster_keys(snapshot)]
+    if tuple(scope) not in (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE):
+        raise ValueError(f"unknown cluster scope {scope!r}: expected {OUTBOUND_SCOPE!r} or {OUTBOUND_SDS_SCOPE!r}")
+    sds = tuple(scope) == OUTBOUND_SDS_SCOPE
+    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot)]
     clusters.append(build_black_hole_cluster())
     return clusters
 
@@ -151,8 +161,9 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
     return None
 
 
-def build_outbound_cluster(key: OutboundClusterKey) -> Cluster:
-    """One outbound cluster: discovery by resolution, then the DestinationRule's policy for its port and subset."""
+def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
+    """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
+    DestinationRule's policy for its port and subset."""
     policy = key.rule.traffic_policy if key.rule is not None else None
     if key.subset is None:
         resolved = port_traffic_policy(policy, key.port.number)
@@ -160,6 +171,19 @@ def build_outbound_cluster(key: OutboundClusterKey) -> Cluster:
         resolved = merge_subset_traffic_policy(policy, key.subset.traffic_policy, key.port.number)
     cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
     _set_discovery(cluster, key)
+    members = subset_endpoints(key)
+    apply_upstream_tls(
+        cluster,
+        service=key.service,
+        port=key.port,
+        rule=key.rule,
+        subset=key.subset,
+        endpoints=members,
+        snapshot=snapshot,
+        sds=sds,
+    )
+    if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
+        mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
     return _finish(cluster, key.port.protocol, resolved, outbound=True)
 
 

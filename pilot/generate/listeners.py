@@ -8,7 +8,9 @@
 
 Each listener is built from one filter chain whose filters come from :func:`build_http_connection_manager` or
 :func:`build_tcp_proxy`; transport sockets (mTLS), extra HTTP filters (RBAC, ext_authz) and access logs plug in
-through :class:`HttpListenerOptions` and :func:`build_filter_chain` arguments.
+through :class:`HttpListenerOptions` and :func:`build_filter_chain` arguments. For proxies with Citadel's SDS, an
+inbound port's chains follow its PeerAuthentication mode (``listener_tls.py``): mTLS only, mTLS and plaintext
+side by side, or plaintext.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 from pilot.generate import names
 from pilot.generate._protos import ads_config_source, duration, socket_address
 from pilot.generate.clusters import inbound_instances
+from pilot.generate.listener_tls import InboundSecurity, build_inbound_filter_chains, inbound_security
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
 
 __all__ = [
@@ -70,6 +73,9 @@ class HttpListenerOptions:
     allow_absolute_url: bool = False  # the outbound HTTP proxy receives absolute-form requests (curl -x)
     http2: bool = False  # the port speaks HTTP/2 (HTTP2/GRPC): the codec gets explicit HTTP/2 options
     forward_client_cert: bool = False  # inbound: pass the peer certificate's identity on to the app (XFCC)
+    # inbound chain terminating mTLS: XFCC is replaced by the verified caller's URI SAN (SANITIZE_SET); wins over
+    # ``forward_client_cert``. With neither, XFCC is removed (SANITIZE, Envoy's default).
+    verified_client_cert: bool = False
     http_filters: tuple[HttpFilter, ...] = ()  # run before fault injection and the router (authn/authz)
     access_logs: tuple[AccessLog, ...] = ()
 
@@ -88,7 +94,7 @@ def build_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     """The proxy's outbound HTTP-proxy listener, then one inbound listener per service port it can serve."""
     listeners = [build_outbound_listener(proxy)]
     for instance in inbound_instances(proxy):
-        listener = build_inbound_listener(proxy, instance)
+        listener = build_inbound_listener(proxy, instance, inbound_security(proxy, instance, snapshot))
         if listener is not None:
             listeners.append(listener)
     return listeners
@@ -112,8 +118,12 @@ def build_outbound_listener(proxy: Proxy) -> Listener:
     )
 
 
-def build_inbound_listener(proxy: Proxy, instance: ServiceInstance) -> Listener | None:
-    """The listener in front of the app for one service port; None when the port cannot be bound."""
+def build_inbound_listener(
+    proxy: Proxy, instance: ServiceInstance, security: InboundSecurity | None = None
+) -> Listener | None:
+    """The listener in front of the app for one service port; None when the port cannot be bound.
+    ``security``: the port's mTLS mode (proxies with SDS); None: plaintext, client certificates appended to XFCC
+    (what a sidecar without SDS always had)."""
     port = instance.port
     if port.number == instance.target_port:
         # The sidecar would bind the very address:port the app listens on: one of them would fail to start.
@@ -138,25 +148,37 @@ def build_inbound_listener(proxy: Proxy, instance: ServiceInstance) -> Listener 
         return None
     stat_prefix = f"inbound_{proxy.address}_{port.number}"
     cluster = names.inbound_cluster_name(port.number)
-    if port.protocol.is_http:
+
+    def network(terminates_mtls: bool) -> Filter:
+        if not port.protocol.is_http:
+            return network_filter(TCP_PROXY, build_tcp_proxy(stat_prefix=cluster, cluster=cluster))
         hcm = build_http_connection_manager(
             HttpListenerOptions(
                 stat_prefix=stat_prefix,
                 route_name=names.inbound_route_name(port.number),
                 use_remote_address=True,
                 http2=port.protocol.is_http2,
-                forward_client_cert=True,
+                forward_client_cert=security is None,
+                verified_client_cert=terminates_mtls,
             )
         )
-        network = network_filter(HTTP_CONNECTION_MANAGER, hcm)
-    else:
-        network = network_filter(TCP_PROXY, build_tcp_proxy(stat_prefix=cluster, cluster=cluster))
-    return Listener(
+        return network_filter(HTTP_CONNECTION_MANAGER, hcm)
+
+    listener = Listener(
         name=names.inbound_listener_name(proxy.address, port.number),
         address=socket_address(proxy.address, port.number),
         traffic_direction=TrafficDirection.INBOUND,
-        filter_chains=[build_filter_chain([network])],
     )
+    if security is None:
+        listener.filter_chains.append(build_filter_chain([network(False)]))
+        return listener
+    listener_filters, chains = build_inbound_filter_chains(security, network)
+    listener.listener_filters.extend(listener_filters)
+    listener.filter_chains.extend(chains)
+    if listener_filters:
+        # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
+        listener.continue_on_listener_filters_timeout = True
+    return listener
 
 
 def network_filter(name: str, config: Any) -> Filter:
@@ -216,7 +238,10 @@ def build_http_connection_manager(options: HttpListenerOptions) -> HttpConnectio
         hcm.http_protocol_options.allow_absolute_url.value = True
     if options.http2:
         hcm.http2_protocol_options.CopyFrom(Http2ProtocolOptions())
-    if options.forward_client_cert:
+    if options.verified_client_cert:
+        hcm.forward_client_cert_details = HttpConnectionManager.ForwardClientCertDetails.SANITIZE_SET
+        hcm.set_current_client_cert_details.CopyFrom(HttpConnectionManager.SetCurrentClientCertDetails(uri=True))
+    elif options.forward_client_cert:
         hcm.forward_client_cert_details = HttpConnectionManager.ForwardClientCertDetails.APPEND_FORWARD
         hcm.set_current_client_cert_details.CopyFrom(
             HttpConnectionManager.SetCurrentClientCertDetails(subject={"value": True}, uri=True, dns=True)

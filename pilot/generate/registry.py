@@ -44,6 +44,9 @@ PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE
 Scope = tuple[Hashable, ...]
 
 REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
+# PeerAuthentication decides inbound listeners' chains (LDS) and which endpoints take auto mTLS (EDS metadata, and
+# the inline endpoints of DNS clusters in CDS).
+MTLS_KINDS = frozenset({"PeerAuthentication"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,7 +62,7 @@ class TypeGenerator:
 GENERATORS: dict[str, TypeGenerator] = {
     CLUSTER_TYPE: TypeGenerator(
         type_url=CLUSTER_TYPE,
-        affected_by=REGISTRY_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | {"DestinationRule"},
         wildcard=True,
         scopes=clusters.cluster_scopes,
         build_scope=clusters.build_scope_clusters,
@@ -67,7 +70,7 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     ENDPOINT_TYPE: TypeGenerator(
         type_url=ENDPOINT_TYPE,
-        affected_by=REGISTRY_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | {"DestinationRule"},
         wildcard=False,
         scopes=endpoints.endpoint_scopes,
         build_scope=endpoints.build_scope_load_assignments,
@@ -75,7 +78,7 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     LISTENER_TYPE: TypeGenerator(
         type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS,
+        affected_by=REGISTRY_KINDS | MTLS_KINDS,
         wildcard=True,
         scopes=listeners.listener_scopes,
         build_scope=listeners.build_scope_listeners,

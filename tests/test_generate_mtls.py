@@ -1,0 +1,294 @@
+"""Mutual TLS in generated config: inbound chains per PeerAuthentication mode, SDS references, proxies without SDS
+unchanged, and real ``envoy --mode validate`` over a whole mTLS config with the bootstrap's ``sds-grpc`` cluster.
+(Outbound TLS: ``test_generate_cluster_tls.py``.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+import structlog
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
+    HttpConnectionManager,
+)
+from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import SdsSecretConfig
+from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import DownstreamTlsContext, UpstreamTlsContext
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.message import Message
+
+from envoy_bootstrap.bootstrap import HostPort, build_sds_cluster, write_citadel_trust
+from pilot.config.types import (
+    ClientTLSSettings,
+    DestinationRule,
+    MtlsMode,
+    PortTrafficPolicy,
+    TrafficPolicy,
+)
+from pilot.generate import clusters, endpoints, listeners, routes
+from pilot.generate.registry import GENERATORS, LISTENER_TYPE
+from pilot.model import MeshSnapshot, Proxy
+from pilot.xds import DiscoveryServer
+from tests.mtls_builders import (
+    API,
+    DB,
+    REVIEWS,
+    URI,
+    MakeMeta,
+    dr_tls,
+    hcm_of,
+    listener_named,
+    mesh,
+    outbound,
+    peer_auth,
+    proxy_of,
+    sans,
+    snapshot_of,
+    unpack,
+    upstream_tls,
+    write_test_pki,
+)
+from tests.xds_fakes import AdsStream, wait_until
+from tests.xdstest import check_resources, envoy_validate
+
+# ------------------------------------------------------------------------------------------------ inbound
+
+
+@pytest.mark.parametrize("mode", ["STRICT", "PERMISSIVE", "DISABLE"])
+def test_inbound_http_chains_per_mode(make_meta: MakeMeta, mode: MtlsMode) -> None:
+    snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, mode)))
+    listener = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, 9080)
+    chains = {chain.name: chain for chain in listener.filter_chains}
+    inspectors = [f.name for f in listener.listener_filters]
+
+    if mode == "DISABLE":
+        assert (list(chains), inspectors) == (["plaintext"], [])
+    elif mode == "STRICT":
+        assert (list(chains), inspectors) == (["mtls"], [])
+        assert not chains["mtls"].HasField("filter_chain_match")
+    else:
+        assert (list(chains), inspectors) == (["mtls", "plaintext"], ["envoy.filters.listener.tls_inspector"])
+        assert chains["mtls"].filter_chain_match.transport_protocol == "tls"
+        assert chains["plaintext"].filter_chain_match.transport_protocol == "raw_buffer"
+        assert listener.continue_on_listener_filters_timeout
+    if "plaintext" in chains:
+        plaintext = chains["plaintext"]
+        assert not plaintext.HasField("transport_socket")
+        assert hcm_of(plaintext).forward_client_cert_details == HttpConnectionManager.SANITIZE  # no spoofed XFCC
+    if "mtls" in chains:
+        tls = unpack(DownstreamTlsContext(), chains["mtls"].transport_socket.typed_config)
+        common = tls.common_tls_context
+        assert tls.require_client_certificate.value
+        assert [s.name for s in common.tls_certificate_sds_secret_configs] == ["default"]
+        assert common.combined_validation_context.validation_context_sds_secret_config.name == "ROOTCA"
+        assert sans(tls) == [(URI, "spiffe://cluster.local/")]
+        assert list(common.alpn_protocols) == ["h2", "http/1.1"]
+        hcm = hcm_of(chains["mtls"])
+        assert hcm.forward_client_cert_details == HttpConnectionManager.SANITIZE_SET
+        details = hcm.set_current_client_cert_details
+        assert (details.uri, details.subject.value, details.dns) == (True, False, False)
+    if len(chains) == 2:  # the same connection manager on both chains, but for XFCC
+        tls_hcm, plain_hcm = hcm_of(chains["mtls"]), hcm_of(chains["plaintext"])
+        for hcm in (tls_hcm, plain_hcm):
+            hcm.ClearField("forward_client_cert_details")
+            hcm.ClearField("set_current_client_cert_details")
+        assert tls_hcm == plain_hcm
+
+
+def test_inbound_tcp_strict_terminates_tls_before_tcp_proxy(make_meta: MakeMeta) -> None:
+    snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, "STRICT")))
+    (chain,) = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, 5432).filter_chains
+    assert [f.name for f in chain.filters] == [listeners.TCP_PROXY]
+    assert unpack(DownstreamTlsContext(), chain.transport_socket.typed_config).require_client_certificate.value
+
+
+def test_port_level_modes_are_keyed_by_workload_port(make_meta: MakeMeta) -> None:
+    """A workload policy STRICT with the GRPC app port (19090) DISABLE and the TCP one (15432) PERMISSIVE."""
+    policy = peer_auth(make_meta, "STRICT", namespace="default", ports={19090: "DISABLE", 15432: "PERMISSIVE"})
+    snapshot = snapshot_of(*mesh(make_meta, policy))
+    proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
+    chains = {
+        port: [c.name for c in listener_named(proxy, snapshot, port).filter_chains] for port in (9080, 9090, 5432)
+    }
+    assert chains == {9080: ["mtls"], 9090: ["plaintext"], 5432: ["mtls", "plaintext"]}
+
+
+def test_trust_domain_shapes_inbound_and_outbound_identities(make_meta: MakeMeta) -> None:
+    snapshot = snapshot_of(*mesh(make_meta), trust_domain="corp.example")
+    proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
+    (chain, _) = listener_named(proxy, snapshot, 9080).filter_chains
+    assert sans(unpack(DownstreamTlsContext(), chain.transport_socket.typed_config)) == [
+        (URI, "spiffe://corp.example/")
+    ]
+    istio_match = outbound(snapshot)[f"outbound|9080|v1|{REVIEWS}"].transport_socket_matches[0]
+    assert sans(upstream_tls(istio_match.transport_socket)) == [
+        (URI, "spiffe://corp.example/ns/default/sa/legacy"),
+        (URI, "spiffe://corp.example/ns/default/sa/reviews-v1"),
+    ]
+
+
+def test_strict_without_sds_stays_plaintext_and_warns_once(make_meta: MakeMeta) -> None:
+    snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, "STRICT")))
+    proxy = proxy_of(snapshot, "reviews-v2", "127.0.0.22", sds=False)
+    with structlog.testing.capture_logs() as logs:
+        first = listeners.build_listeners(proxy, snapshot)
+        assert listeners.build_listeners(proxy, snapshot) == first
+    warned = [e for e in logs if e["event"] == "strict_mtls_not_enforced"]
+    assert sorted(e["port"] for e in warned) == [5432, 9080, 9090]  # once per port, not per build
+    assert all(not chain.HasField("transport_socket") for x in first for chain in x.filter_chains)
+
+
+# ------------------------------------------------------------------------------------------------ SDS and scopes
+
+
+def walk(message: Message) -> Iterator[Message]:
+    """Every message under ``message``, unpacking Any fields of Envoy types."""
+    yield message
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        for item in value if field.is_repeated else [value]:
+            if isinstance(item, AnyProto):
+                for cls in (DownstreamTlsContext, UpstreamTlsContext, HttpConnectionManager):
+                    if item.Is(cls.DESCRIPTOR):
+                        yield from walk(unpack(cls(), item))
+            elif isinstance(item, Message):
+                yield from walk(item)
+
+
+def test_every_sds_reference_is_the_same_token_free_config(make_meta: MakeMeta) -> None:
+    snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, "PERMISSIVE")))
+    proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
+    resources = [*outbound(snapshot).values(), *listeners.build_listeners(proxy, snapshot)]
+    found = [m for r in resources for m in walk(r) if isinstance(m, SdsSecretConfig)]
+    by_name: dict[str, set[bytes]] = {}
+    for config in found:
+        by_name.setdefault(config.name, set()).add(config.SerializeToString(deterministic=True))
+    assert {name: len(variants) for name, variants in by_name.items()} == {"default": 1, "ROOTCA": 1}
+    assert len(found) > 10
+    source = found[0].sds_config.api_config_source
+    assert source.api_type == source.GRPC and source.transport_api_version == 2  # V3
+    (grpc,) = source.grpc_services
+    assert grpc.envoy_grpc.cluster_name == "sds-grpc" and not grpc.initial_metadata
+    assert found[0].sds_config.resource_api_version == 2
+
+
+def test_scopes_split_proxies_with_and_without_sds(make_meta: MakeMeta) -> None:
+    snapshot = snapshot_of(*mesh(make_meta))
+    with_sds, without = proxy_of(snapshot, "reviews-v1", "127.0.0.21"), proxy_of(snapshot, "x", "127.0.0.99", sds=False)
+    assert (clusters.cluster_scopes(with_sds), clusters.cluster_scopes(without)) == (
+        [("outbound", "sds")],
+        [("outbound",)],
+    )
+    assert (endpoints.endpoint_scopes(with_sds), endpoints.endpoint_scopes(without)) == ([("eds", "sds")], [("eds",)])
+    with pytest.raises(ValueError, match="unknown endpoint scope"):
+        endpoints.build_scope_load_assignments(("eds", "mtls"), snapshot)
+    for type_url, generator in GENERATORS.items():
+        assert ("PeerAuthentication" in generator.affected_by) is ("RouteConfiguration" not in type_url), type_url
+
+
+def all_resources(proxy: Proxy, snapshot: MeshSnapshot) -> list[bytes]:
+    return [
+        message.SerializeToString(deterministic=True)
+        for generator in GENERATORS.values()
+        for message in [
+            *(m for scope in generator.scopes(proxy) for m in generator.build_scope(scope, snapshot)),
+            *generator.build_proxy(proxy, snapshot),
+        ]
+    ]
+
+
+@pytest.mark.parametrize("mode", ["STRICT", "PERMISSIVE", "DISABLE"])
+def test_proxies_without_sds_get_the_config_they_had_before_mtls(make_meta: MakeMeta, mode: MtlsMode) -> None:
+    """Byte for byte what the same mesh gives without any PeerAuthentication (the pre-mTLS code path, unchanged:
+    checked once against the previous release's generators on the demo mesh, same hashes)."""
+    plain = snapshot_of(*mesh(make_meta))
+    with_policies = snapshot_of(
+        *mesh(
+            make_meta,
+            peer_auth(make_meta, mode),
+            peer_auth(make_meta, "STRICT", namespace="default", ports={19080: "DISABLE"}),
+        )
+    )
+    for workload, address in (("reviews-v1", "127.0.0.21"), ("db-1", "127.0.0.31"), ("client", "127.0.0.99")):
+        before, after = (
+            proxy_of(plain, workload, address, sds=False),
+            proxy_of(with_policies, workload, address, sds=False),
+        )
+        assert all_resources(after, with_policies) == all_resources(before, plain), workload
+        assert b"sds-grpc" not in b"".join(all_resources(after, with_policies))
+
+
+# ------------------------------------------------------------------------------------------------ real Envoy
+
+
+def test_envoy_accepts_a_whole_mtls_config_with_the_bootstrap_sds_cluster(tmp_path: Path, make_meta: MakeMeta) -> None:
+    pki = write_test_pki(tmp_path)
+    api_rule = DestinationRule(
+        meta=make_meta("DestinationRule", "api"),
+        host=API,
+        traffic_policy=dr_tls(
+            mode="MUTUAL",
+            client_certificate=str(pki["cert"]),
+            private_key=str(pki["key"]),
+            ca_certificates=str(pki["root"]),
+        ),
+    )
+    db_rule = DestinationRule(meta=make_meta("DestinationRule", "db"), host=DB, traffic_policy=dr_tls(mode="SIMPLE"))
+    reviews_policy = TrafficPolicy(
+        port_level_settings=(PortTrafficPolicy(port=9090, tls=ClientTLSSettings(mode="ISTIO_MUTUAL")),)
+    )
+    per_port = peer_auth(make_meta, "STRICT", namespace="default", ports={19090: "PERMISSIVE", 15432: "DISABLE"})
+    snapshot = snapshot_of(*mesh(make_meta, api_rule, db_rule, per_port, rule_policy=reviews_policy))
+    proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
+    built_clusters = [*outbound(snapshot).values(), *clusters.build_inbound_clusters(proxy, snapshot)]
+    assignments = endpoints.build_scope_load_assignments(endpoints.EDS_SDS_SCOPE, snapshot)
+    built_listeners = listeners.build_listeners(proxy, snapshot)
+    tables = [
+        *(t for s in routes.route_scopes(proxy) for t in routes.build_scope_routes(s, snapshot)),
+        *routes.build_inbound_routes(proxy, snapshot),
+    ]
+    check_resources(clusters=built_clusters, load_assignments=assignments, listeners=built_listeners, routes=tables)
+    assert {len(x.filter_chains) for x in built_listeners} == {1, 2}  # STRICT, DISABLE and PERMISSIVE ports
+    sds_cluster = build_sds_cluster(
+        HostPort(host="127.0.0.1", port=15012),
+        token="t0k3n",
+        citadel_trust=write_citadel_trust(tmp_path / "citadel-trust.json", pki["root"]),
+    )
+    envoy_validate(
+        tmp_path,
+        clusters=[*built_clusters, sds_cluster],
+        listeners=built_listeners,
+        routes=tables,
+        load_assignments=assignments,
+    )
+
+
+# ------------------------------------------------------------------------------------------------ through ADS
+
+
+async def test_node_metadata_from_envoy_selects_the_mtls_config(make_meta: MakeMeta) -> None:
+    """Pilot reads MESHPLANE_SDS from the node metadata of the stream's first request: same workload, two streams."""
+    server = DiscoveryServer(debounce=0.01, debounce_max=0.1)
+    server.update_config({r.meta.key: r for r in mesh(make_meta, peer_auth(make_meta, "STRICT"))}, 1)
+    await server.start("127.0.0.1:0")
+    try:
+        await wait_until(lambda: server.ready)
+        chains: dict[bool, list[str]] = {}
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            for sds in (True, False):
+                stream = AdsStream(channel)
+                request = DiscoveryRequest(type_url=LISTENER_TYPE)
+                request.node.id = "sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local"
+                request.node.metadata.update({"NAMESPACE": "default", **({"MESHPLANE_SDS": "true"} if sds else {})})
+                await stream.send(request)
+                response = await stream.recv()
+                by_name = {x.name: x for x in (unpack(Listener(), r) for r in response.resources)}
+                chains[sds] = [c.name for c in by_name["127.0.0.21_9080"].filter_chains]
+                await stream.close()
+    finally:
+        await server.stop(grace=0)
+    assert chains == {True: ["mtls"], False: [""]}
