@@ -3,42 +3,49 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Citadel's gRPC code, generated from citadel/proto at build time and never committed (see citadel/proto/generate.py)
+PROTOS := $(shell find citadel/proto -name '*.proto')
+GENERATED := citadel/v1/ca_pb2.py
 
 .PHONY: demo test unit e2e lint typecheck bench venv clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python citadel/proto/generate.py >/dev/null  # again with the venv's grpcio-tools, matching its grpcio
 	touch $(STAMP)
 
-venv: $(STAMP)
+$(GENERATED): $(PROTOS) citadel/proto/generate.py | $(STAMP)
+	$(BIN)/python citadel/proto/generate.py >/dev/null
+
+venv: $(STAMP) $(GENERATED)
 
 ## The demo mesh on loopback: Pilot, three versions of a service, a client, each with a real Envoy sidecar.
-demo: $(STAMP)
+demo: $(STAMP) $(GENERATED)
 	$(BIN)/meshplane demo
 
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy.
-test: $(STAMP)
+test: $(STAMP) $(GENERATED)
 	$(BIN)/ruff check pilot mixer citadel envoy_bootstrap e2e tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest tests e2e
 
-unit: $(STAMP)
+unit: $(STAMP) $(GENERATED)
 	$(BIN)/pytest tests
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(GENERATED)
 	$(BIN)/pytest e2e
 
-lint: $(STAMP)
+lint: $(STAMP) $(GENERATED)
 	$(BIN)/ruff check pilot mixer citadel envoy_bootstrap e2e tests bench
 
-typecheck: $(STAMP)
+typecheck: $(STAMP) $(GENERATED)
 	$(BIN)/mypy
 
 ## ADS push benchmark: 1000 simulated proxies x 1000 services (override with ARGS="--streams N --services M").
-bench: $(STAMP)
+bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1

@@ -1,0 +1,285 @@
+"""Citadel benchmark: certificates per second through the CSR API and over SDS, and the time to hand N workloads
+their first certificate over SDS (N streams opened at once).
+
+    python -m bench.citadel_certs [--workloads 1000] [--csr 1000] [--concurrency 50] [--key-type ecdsa|rsa]
+    python -m bench.citadel_certs --workloads 100 --csr 100          # a quick run
+
+Citadel runs as ``python -m citadel`` in a subprocess (its CPU time is read from /proc), over TLS on loopback,
+with a fresh CA directory. The clients run in this process on one event loop:
+
+- CSR: ``--csr`` CreateCertificate calls, ``--concurrency`` in flight, with CSRs made beforehand (the workloads'
+  key generation is not counted; Citadel's signing is);
+- SDS: ``--workloads`` SotW streams, each with its own token and identity, all opened at once and each
+  subscribing to ``default`` and ``ROOTCA``; measured until every stream has its first certificate (Citadel makes
+  the key and signs). Throughput is workloads / that time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import CertificateSigningRequestBuilder, Name, SubjectAlternativeName, UniformResourceIdentifier
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
+from envoy.service.secret.v3 import sds_pb2_grpc
+
+from citadel.ca_dir import TRUST_BUNDLE, load_or_create_token_key
+from citadel.identity import CITADEL_SERVER_NAME, spiffe_id
+from citadel.sds_resources import SECRET_TYPE
+from citadel.tokens import issue_token
+from citadel.v1 import ca_pb2, ca_pb2_grpc
+
+__all__ = ["main"]
+
+TRUST_DOMAIN = "cluster.local"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Citadel:
+    """The Citadel subprocess."""
+
+    def __init__(self, ca_dir: Path, key_type: str) -> None:
+        self.ca_dir = ca_dir
+        self.key_type = key_type
+        self.sds_port = _free_port()
+        self.monitor_port = _free_port()
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self, timeout: float = 30.0) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "citadel",
+            *("--ca-dir", str(self.ca_dir), "--sds-address", f"127.0.0.1:{self.sds_port}"),
+            *("--monitor-address", f"127.0.0.1:{self.monitor_port}", "--key-type", self.key_type),
+            "--log-level=warning",
+        )
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self.process.returncode is not None:
+                    raise RuntimeError(f"citadel exited with code {self.process.returncode}")
+                try:
+                    async with session.get(f"http://127.0.0.1:{self.monitor_port}/ready") as ready:
+                        if ready.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"citadel not ready after {timeout:g}s")
+                await asyncio.sleep(0.1)
+
+    @property
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        return _cpu_seconds(self.process.pid)
+
+    def channel(self) -> grpc.aio.Channel:
+        credentials = grpc.ssl_channel_credentials(root_certificates=(self.ca_dir / TRUST_BUNDLE).read_bytes())
+        options = (("grpc.ssl_target_name_override", CITADEL_SERVER_NAME), ("grpc.use_local_subchannel_pool", 1))
+        return grpc.aio.secure_channel(f"127.0.0.1:{self.sds_port}", credentials, options=options)
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+def _tokens(ca_dir: Path, count: int) -> list[tuple[str, str]]:
+    """(SPIFFE ID, token) for ``count`` workloads, one service account each."""
+    key = load_or_create_token_key(ca_dir)
+    return [
+        (
+            spiffe_id(TRUST_DOMAIN, "bench", f"w{i}"),
+            issue_token(
+                key, trust_domain=TRUST_DOMAIN, namespace="bench", service_account=f"w{i}", ttl=timedelta(hours=1)
+            ),
+        )
+        for i in range(count)
+    ]
+
+
+def _csr(identity: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = CertificateSigningRequestBuilder().subject_name(Name([]))
+    builder = builder.add_extension(SubjectAlternativeName([UniformResourceIdentifier(identity)]), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def _summary(latencies: list[float]) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50_ms": statistics.median(ordered) * 1000,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "max_ms": ordered[-1] * 1000,
+    }
+
+
+async def bench_csr(citadel: Citadel, count: int, concurrency: int, channels: int) -> dict[str, Any]:
+    workloads = _tokens(citadel.ca_dir, count)
+    requests = [(token, _csr(identity)) for identity, token in workloads]
+    pool = [citadel.channel() for _ in range(channels)]
+    stubs = [ca_pb2_grpc.CertificateServiceStub(channel) for channel in pool]
+    gate = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def create(index: int, token: str, csr: str) -> None:
+        async with gate:
+            started = time.perf_counter()
+            response = await stubs[index % len(stubs)].CreateCertificate(
+                ca_pb2.CreateCertificateRequest(csr_pem=csr),
+                metadata=(("authorization", f"Bearer {token}"),),
+                timeout=60,
+            )
+            latencies.append(time.perf_counter() - started)
+            assert len(response.cert_chain) == 2
+
+    cpu_before = citadel.cpu_seconds
+    started = time.perf_counter()
+    await asyncio.gather(*(create(i, token, csr) for i, (token, csr) in enumerate(requests)))
+    elapsed = time.perf_counter() - started
+    cpu = citadel.cpu_seconds - cpu_before
+    for channel in pool:
+        await channel.close()
+    return {
+        "certificates": count,
+        "seconds": elapsed,
+        "per_second": count / elapsed,
+        "citadel_cpu_s": cpu,
+        **_summary(latencies),
+    }
+
+
+async def bench_sds(citadel: Citadel, count: int, channels: int) -> dict[str, Any]:
+    workloads = _tokens(citadel.ca_dir, count)
+    pool = [citadel.channel() for _ in range(channels)]
+    for channel in pool:
+        await channel.channel_ready()
+    stubs = [sds_pb2_grpc.SecretDiscoveryServiceStub(channel) for channel in pool]
+    first: list[float] = []
+    release = asyncio.Event()
+    calls: list[Any] = []
+
+    async def workload(index: int, token: str) -> None:
+        request = DiscoveryRequest(type_url=SECRET_TYPE, resource_names=["default", "ROOTCA"])
+
+        async def requests() -> Any:
+            yield request
+            await release.wait()
+
+        call = stubs[index % len(stubs)].StreamSecrets(requests(), metadata=(("authorization", f"Bearer {token}"),))
+        calls.append(call)
+        response = await call.read()
+        assert response is not grpc.aio.EOF and len(response.resources) == 2, response
+        first.append(time.perf_counter() - started)
+
+    cpu_before = citadel.cpu_seconds
+    started = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(workload(i, token) for i, (_, token) in enumerate(workloads))), 600)
+    elapsed = time.perf_counter() - started
+    cpu = citadel.cpu_seconds - cpu_before
+    release.set()
+    for call in calls:
+        call.cancel()
+    for channel in pool:
+        await channel.close()
+    return {
+        "workloads": count,
+        "seconds_to_all_first_certificates": elapsed,
+        "per_second": count / elapsed,
+        "citadel_cpu_s": cpu,
+        **_summary(first),
+    }
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="citadel-bench-"))
+    citadel = Citadel(workdir / "ca", args.key_type)
+    try:
+        await citadel.start()
+        result: dict[str, Any] = {"key_type": args.key_type, "cpus": os.cpu_count()}
+        if args.csr:
+            result["csr"] = await bench_csr(citadel, args.csr, args.concurrency, args.channels)
+        if args.workloads:
+            result["sds"] = await bench_sds(citadel, args.workloads, args.channels)
+        return result
+    finally:
+        await citadel.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [f"Citadel ({result['key_type']} workload keys, {result['cpus']} CPUs), TLS over loopback"]
+    if "csr" in result:
+        csr = result["csr"]
+        lines.append(
+            f"  CSR API   {csr['certificates']:>5} certificates in {csr['seconds']:6.2f}s = {csr['per_second']:7.1f}/s"
+            f"   latency p50 {csr['p50_ms']:.1f}ms p99 {csr['p99_ms']:.1f}ms   Citadel CPU {csr['citadel_cpu_s']:.2f}s"
+        )
+    if "sds" in result:
+        sds = result["sds"]
+        lines.append(
+            f"  SDS       {sds['workloads']:>5} workloads' first certificates in "
+            f"{sds['seconds_to_all_first_certificates']:6.2f}s = {sds['per_second']:7.1f}/s"
+            f"   per stream p50 {sds['p50_ms']:.0f}ms p99 {sds['p99_ms']:.0f}ms"
+            f"   Citadel CPU {sds['citadel_cpu_s']:.2f}s"
+        )
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.citadel_certs", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workloads", type=int, default=1000, help="SDS streams opened at once (0: skip SDS)")
+    parser.add_argument("--csr", type=int, default=1000, help="CreateCertificate calls (0: skip the CSR API)")
+    parser.add_argument("--concurrency", type=int, default=50, help="CSR calls in flight")
+    parser.add_argument("--channels", type=int, default=8, help="gRPC channels (TLS connections) the clients share")
+    parser.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa", help="keys Citadel makes over SDS")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.workloads < 0 or args.csr < 0 or args.concurrency < 1 or args.channels < 1:
+        build_parser().error("--workloads/--csr must be >= 0, --concurrency/--channels >= 1")
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=2) if args.json else report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

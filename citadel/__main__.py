@@ -1,0 +1,5 @@
+import sys
+
+from citadel.cli import main
+
+sys.exit(main())

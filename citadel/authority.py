@@ -1,0 +1,182 @@
+"""What Citadel issues from right now: the signing CA and the trust bundle, which a root rotation moves apart.
+
+Normally both come from the CA directory's one state. During a root rotation (``rotation.py``) the trust bundle
+changes first (both roots), then the signer (the new root), then the bundle again (the new root only): each
+change bumps its generation, so a stream knows whether what it holds is current. Issuing reads the signer once
+and is blocking crypto: callers run it in a worker thread (``asyncio.to_thread``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+
+from citadel.ca import (
+    KeyType,
+    SigningCA,
+    bundle_pem,
+    cert_pem,
+    chain_pem,
+    generate_key,
+    issue_serving_certificate,
+    issue_workload_certificate,
+    key_pem,
+    load_certs_pem,
+    sign_csr,
+)
+
+__all__ = ["Authority", "ServingCertificate", "WorkloadCertificate", "serial_hex"]
+
+
+def serial_hex(cert: x509.Certificate) -> str:
+    """The serial number as lowercase hex, as Envoy's admin ``/certs`` shows it."""
+    return f"{cert.serial_number:x}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadCertificate:
+    """A workload certificate Citadel made, with the key it made for it (SDS ``default``)."""
+
+    spiffe_id: str
+    leaf: x509.Certificate
+    chain_pem: bytes  # leaf + intermediates (Envoy's certificate_chain)
+    key_pem: bytes = field(repr=False)
+    issued_at: datetime
+    signer_generation: int  # the Authority's signer generation it was signed under
+
+    @property
+    def serial(self) -> str:
+        return serial_hex(self.leaf)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.leaf.not_valid_after_utc
+
+    def rotate_at(self, fraction: float) -> datetime:
+        """When ``fraction`` of its lifetime (counted from issuance, not the backdated not-before) has passed."""
+        return self.issued_at + (self.expires_at - self.issued_at) * fraction
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServingCertificate:
+    """Citadel's own TLS certificate for its gRPC endpoint."""
+
+    leaf: x509.Certificate
+    chain_pem: bytes
+    key_pem: bytes = field(repr=False)
+    issued_at: datetime
+    signer_generation: int
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.leaf.not_valid_after_utc
+
+
+class Authority:
+    """The signer and trust bundle in use, and the issuing operations over them (blocking: run in a thread)."""
+
+    def __init__(
+        self,
+        *,
+        signer: SigningCA,
+        trust_bundle: Sequence[x509.Certificate],
+        cert_ttl: timedelta,
+        key_type: KeyType = "ecdsa",
+    ) -> None:
+        if cert_ttl <= timedelta(0):
+            raise ValueError(f"cert_ttl must be positive, got {cert_ttl}")
+        if not trust_bundle:
+            raise ValueError("trust_bundle must hold at least one root")
+        self.cert_ttl = cert_ttl
+        self.key_type: KeyType = key_type
+        # (signer, generation) and (bundle, pem, generation) are replaced whole: a worker thread reading one
+        # tuple sees a consistent pair.
+        self._signer: tuple[SigningCA, int] = (signer, 0)
+        roots = tuple(trust_bundle)
+        self._bundle: tuple[tuple[x509.Certificate, ...], bytes, int] = (roots, bundle_pem(roots), 0)
+
+    # ------------------------------------------------------------------------------------------ state
+
+    @property
+    def signer(self) -> SigningCA:
+        return self._signer[0]
+
+    @property
+    def signer_generation(self) -> int:
+        return self._signer[1]
+
+    @property
+    def trust_bundle(self) -> tuple[x509.Certificate, ...]:
+        return self._bundle[0]
+
+    @property
+    def trust_bundle_pem(self) -> bytes:
+        return self._bundle[1]
+
+    @property
+    def bundle_generation(self) -> int:
+        return self._bundle[2]
+
+    def use_signer(self, signer: SigningCA) -> None:
+        """Sign with ``signer`` from now on; certificates made before are now out of date."""
+        self._signer = (signer, self._signer[1] + 1)
+
+    def use_trust_bundle(self, roots: Sequence[x509.Certificate]) -> None:
+        """Publish ``roots`` as the trust bundle (ROOTCA) from now on."""
+        bundle = tuple(roots)
+        self._bundle = (bundle, bundle_pem(bundle), self._bundle[2] + 1)
+
+    def root_expiry_seconds(self, now: datetime | None = None) -> float:
+        """Seconds until the current root (the first of the trust bundle) expires."""
+        moment = now or datetime.now(UTC)
+        return (self.trust_bundle[0].not_valid_after_utc - moment).total_seconds()
+
+    # ------------------------------------------------------------------------------------------ issuing
+
+    def issue_workload(self, spiffe_id: str, *, now: datetime | None = None) -> WorkloadCertificate:
+        """A new key (``key_type``) and a ``cert_ttl`` certificate for ``spiffe_id``. Blocking."""
+        signer, generation = self._signer
+        moment = now or datetime.now(UTC)
+        key = generate_key(self.key_type)
+        leaf = issue_workload_certificate(
+            signer, spiffe_id=spiffe_id, public_key=key.public_key(), ttl=self.cert_ttl, now=moment
+        )
+        return WorkloadCertificate(
+            spiffe_id=spiffe_id,
+            leaf=leaf,
+            chain_pem=chain_pem(leaf, signer),
+            key_pem=key_pem(key),
+            issued_at=moment,
+            signer_generation=generation,
+        )
+
+    def sign_csr(self, csr_pem: bytes, *, spiffe_id: str, validity: timedelta | None) -> tuple[str, ...]:
+        """Sign a workload's CSR for ``spiffe_id`` for ``validity`` (at most, and by default, ``cert_ttl``).
+
+        Returns the PEM certificates as Istio's CA service does: the leaf, the intermediates, the root last.
+        Raises the ``citadel.errors`` of ``citadel.ca.sign_csr``. Blocking."""
+        signer, _ = self._signer
+        ttl = self.cert_ttl if validity is None else min(validity, self.cert_ttl)
+        leaf = sign_csr(signer, csr_pem, expected_spiffe_id=spiffe_id, ttl=ttl)
+        certificates = [*load_certs_pem(chain_pem(leaf, signer)), signer.root]
+        return tuple(cert_pem(cert).decode() for cert in certificates)
+
+    def issue_serving(
+        self, *, dns_names: Sequence[str], ip_addresses: Sequence[str], ttl: timedelta
+    ) -> ServingCertificate:
+        """Citadel's own serving certificate (serverAuth, new P-256 key). Blocking."""
+        signer, generation = self._signer
+        moment = datetime.now(UTC)
+        leaf, key = issue_serving_certificate(
+            signer, dns_names=dns_names, ip_addresses=ip_addresses, ttl=ttl, now=moment
+        )
+        return ServingCertificate(
+            leaf=leaf,
+            chain_pem=chain_pem(leaf, signer),
+            key_pem=key_pem(key),
+            issued_at=moment,
+            signer_generation=generation,
+        )

@@ -1,0 +1,133 @@
+"""``citadel``: the mesh's CA. Serves workload certificates over SDS and a CSR API; mints tokens; rotates the root.
+
+citadel --ca-dir DIR [--trust-domain cluster.local] [--sds-address 127.0.0.1:15012]
+        [--monitor-address 127.0.0.1:15019] [--cert-ttl 24h] [--rotation-fraction 0.5] [--key-type ecdsa|rsa]
+citadel token --ca-dir DIR --namespace NS --service-account SA [--ttl 24h]
+citadel rotate-root --ca-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from citadel.commands import add_rotate_root_arguments, add_token_arguments, run_rotate_root, run_token
+from citadel.errors import CitadelError
+from citadel.identity import DEFAULT_TRUST_DOMAIN
+from citadel.server import CitadelOptions, run_citadel
+from pilot.config import parse_duration
+from pilot.logs import add_logging_arguments, configure_logging, configure_logging_from_args
+
+__all__ = ["build_parser", "main"]
+
+_AddArguments: TypeAlias = Callable[[argparse.ArgumentParser], None]
+_Run: TypeAlias = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+_COMMANDS: dict[str, tuple[_AddArguments, _Run, str]] = {
+    "token": (add_token_arguments, run_token, "print a workload token for a namespace and service account"),
+    "rotate-root": (add_rotate_root_arguments, run_rotate_root, "start a root rotation (the running Citadel ends it)"),
+}
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} must not be negative")
+    return seconds
+
+
+def _positive_duration(text: str) -> float:
+    seconds = _duration(text)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"duration {text!r} must be positive")
+    return seconds
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from exc
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be between 0 and 1 (exclusive)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="citadel",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="subcommands: " + "; ".join(f"citadel {name} -h: {help_}" for name, (_, _, help_) in _COMMANDS.items()),
+    )
+    parser.add_argument("--ca-dir", type=Path, required=True, help="CA directory (a root is created there if empty)")
+    parser.add_argument("--trust-domain", default=DEFAULT_TRUST_DOMAIN, help=f"({DEFAULT_TRUST_DOMAIN})")
+    parser.add_argument("--sds-address", default="127.0.0.1:15012", help="SDS + CSR gRPC (TLS) listen address")
+    parser.add_argument("--monitor-address", default="127.0.0.1:15019", help="/ready /metrics /debug/sdsz address")
+    parser.add_argument("--cert-ttl", type=_positive_duration, default=24 * 3600.0, help="workload cert TTL (24h)")
+    parser.add_argument(
+        "--rotation-fraction", type=_fraction, default=0.5, help="re-issue after this part of the lifetime (0.5)"
+    )
+    parser.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa", help="workload key: P-256 or RSA 2048")
+    parser.add_argument(
+        "--root-rotation-grace", type=_duration, default=2.0, help="wait after each root-rotation phase is ACKed (2s)"
+    )
+    parser.add_argument(
+        "--root-rotation-timeout", type=_positive_duration, default=30.0, help="longest a phase waits for ACKs (30s)"
+    )
+    parser.add_argument(
+        "--root-poll-interval", type=_positive_duration, default=1.0, help="how often the CA directory is read (1s)"
+    )
+    add_logging_arguments(parser)
+    return parser
+
+
+def _run_command(name: str, argv: Sequence[str]) -> int:
+    add_arguments, run, help_ = _COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"citadel {name}", description=help_)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    configure_logging(level="warning")  # stdout is the command's output (a token): logs go to stderr
+    return asyncio.run(run(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments and arguments[0] in _COMMANDS:
+        return _run_command(arguments[0], arguments[1:])
+    args = build_parser().parse_args(arguments)
+    configure_logging_from_args(args)
+    try:
+        options = CitadelOptions(
+            ca_dir=args.ca_dir,
+            trust_domain=args.trust_domain,
+            sds_address=args.sds_address,
+            monitor_address=args.monitor_address,
+            cert_ttl=timedelta(seconds=args.cert_ttl),
+            rotation_fraction=args.rotation_fraction,
+            key_type=args.key_type,
+            root_rotation_grace=args.root_rotation_grace,
+            root_rotation_ack_timeout=args.root_rotation_timeout,
+            root_poll_interval=args.root_poll_interval,
+        )
+        asyncio.run(run_citadel(options))
+    except CitadelError as exc:
+        print(f"citadel: {exc.reason}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"citadel: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Citadel as a running server: the CA directory, one TLS gRPC server (SDS + CSR), root rotation, the monitor.
+
+``CitadelServer`` loads (or creates) the CA in ``--ca-dir`` and the token key, issues its serving certificate,
+and serves ``envoy.service.secret.v3.SecretDiscoveryService`` and ``meshplane.citadel.v1.CertificateService`` on
+one ``grpc.aio`` server over TLS; ``RootRotation`` polls the directory. ``run_citadel`` adds the monitor
+(``/ready``, ``/metrics``, ``/debug/sdsz``) and runs until stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+
+from citadel.authn import Authenticator
+from citadel.authority import Authority, serial_hex
+from citadel.ca import KeyType, certificate_fingerprint
+from citadel.ca_dir import load_or_create_ca, load_or_create_token_key
+from citadel.csr import CsrService
+from citadel.identity import DEFAULT_TRUST_DOMAIN
+from citadel.metrics import CitadelMetrics
+from citadel.monitor import CitadelMonitor, parse_address
+from citadel.rotation import RootRotation
+from citadel.sds import SdsService
+from citadel.serving import SERVING_CERT_TTL, ServingCredentials
+
+__all__ = ["CitadelOptions", "CitadelServer", "run_citadel"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CitadelOptions:
+    ca_dir: Path
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    sds_address: str = "127.0.0.1:15012"
+    monitor_address: str = "127.0.0.1:15019"
+    cert_ttl: timedelta = timedelta(hours=24)
+    rotation_fraction: float = 0.5
+    key_type: KeyType = "ecdsa"
+    root_rotation_grace: float = 2.0  # seconds after every stream ACKed a phase
+    root_rotation_ack_timeout: float = 30.0  # longest a phase waits for ACKs
+    root_poll_interval: float = 1.0
+    serving_cert_ttl: timedelta = SERVING_CERT_TTL
+
+    def __post_init__(self) -> None:
+        if self.cert_ttl <= timedelta(0):
+            raise ValueError(f"cert_ttl must be positive, got {self.cert_ttl}")
+        if not 0.0 < self.rotation_fraction < 1.0:
+            raise ValueError(f"rotation_fraction must be between 0 and 1 (exclusive), got {self.rotation_fraction}")
+        parse_address(self.sds_address)
+        parse_address(self.monitor_address)
+
+
+class CitadelServer:
+    """The gRPC server (SDS + CSR over TLS) and the root-rotation poller of one Citadel."""
+
+    def __init__(self, options: CitadelOptions, *, metrics: CitadelMetrics | None = None) -> None:
+        self.options = options
+        self.metrics = metrics or CitadelMetrics()
+        self.port: int | None = None
+        self.authority: Authority | None = None
+        self.sds: SdsService | None = None
+        self.rotation: RootRotation | None = None
+        self.serving: ServingCredentials | None = None
+        self._server: grpc.aio.Server | None = None
+        self._rotation_task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    @property
+    def ready(self) -> bool:
+        return self._server is not None and not self._stopped
+
+    @property
+    def host(self) -> str:
+        return parse_address(self.options.sds_address)[0]
+
+    async def start(self) -> None:
+        """Load the CA, issue the serving certificate, listen (port 0 picks one: see ``self.port``)."""
+        if self._server is not None or self._stopped:
+            raise RuntimeError("CitadelServer already started (a stopped server cannot be restarted)")
+        options = self.options
+        state = await asyncio.to_thread(load_or_create_ca, options.ca_dir, options.trust_domain)
+        token_key = await asyncio.to_thread(load_or_create_token_key, options.ca_dir)
+        authority = Authority(
+            signer=state.signer, trust_bundle=state.trust_bundle, cert_ttl=options.cert_ttl, key_type=options.key_type
+        )
+        authenticator = Authenticator(token_key.public_key(), trust_domain=options.trust_domain)
+        sds = SdsService(
+            authority=authority,
+            authenticator=authenticator,
+            metrics=self.metrics,
+            rotation_fraction=options.rotation_fraction,
+        )
+        csr = CsrService(authority=authority, authenticator=authenticator, metrics=self.metrics)
+        serving = ServingCredentials(authority, host=self.host, ttl=options.serving_cert_ttl)
+        credentials = await serving.start()
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers((sds.handler(), csr.handler()))
+        try:
+            self.port = server.add_secure_port(options.sds_address, credentials)
+        except RuntimeError as exc:
+            serving.close()
+            raise OSError(f"citadel: cannot listen on {options.sds_address!r}: {exc}") from exc
+        if self.port == 0:
+            serving.close()
+            raise OSError(f"citadel: cannot listen on {options.sds_address!r}")
+        await server.start()
+        self.authority, self.sds, self.serving, self._server = authority, sds, serving, server
+        self.metrics.observe_expiries(
+            root=authority.root_expiry_seconds, oldest_workload=sds.oldest_workload_expiry_seconds
+        )
+        self.rotation = RootRotation(
+            ca_dir=options.ca_dir,
+            state=state,
+            authority=authority,
+            sds=sds,
+            on_signer_changed=serving.renew,
+            grace=options.root_rotation_grace,
+            ack_timeout=options.root_rotation_ack_timeout,
+            poll_interval=options.root_poll_interval,
+        )
+        self._rotation_task = asyncio.create_task(self.rotation.run(), name="root-rotation")
+        self._rotation_task.add_done_callback(_log_rotation_end)
+        log.info(
+            "citadel serving SDS and CSR over TLS",
+            address=options.sds_address,
+            port=self.port,
+            ca_mode=state.mode,
+            root=certificate_fingerprint(state.root),
+            trust_domain=options.trust_domain,
+            cert_ttl=str(options.cert_ttl),
+            key_type=options.key_type,
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Stop polling; give open streams ``grace`` seconds, then cancel them. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._rotation_task is not None:
+            self._rotation_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rotation_task
+        if self.serving is not None:
+            self.serving.close()
+        if self._server is not None:
+            await self._server.stop(grace)
+        self.metrics.shutdown()
+
+    def sdsz(self) -> dict[str, Any]:
+        """``/debug/sdsz``: the CA in use, the rotation phase, and every SDS stream."""
+        if self.sds is None or self.authority is None:
+            return {"streams": []}
+        authority = self.authority
+        serving = self.serving.current if self.serving is not None else None
+        return {
+            "ca": {
+                "signer_root": certificate_fingerprint(authority.signer.root),
+                "trust_bundle": [certificate_fingerprint(root) for root in authority.trust_bundle],
+                "root_expires_at": authority.trust_bundle[0].not_valid_after_utc.isoformat(),
+                "rotation_phase": self.rotation.phase if self.rotation is not None else "idle",
+                "serving_serial": serial_hex(serving.leaf) if serving is not None else None,
+                "serving_expires_at": serving.expires_at.isoformat() if serving is not None else None,
+            },
+            "now": datetime.now(UTC).isoformat(),
+            **self.sds.sdsz(),
+        }
+
+
+def _log_rotation_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("root rotation poller stopped", error=repr(task.exception()))
+
+
+async def run_citadel(options: CitadelOptions, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
+    stop = stop or _stop_on_signals()
+    server = CitadelServer(options)
+    await server.start()
+    monitor = CitadelMonitor(options.monitor_address, server=server)
+    try:
+        await monitor.start()
+        log.info("citadel ready", sds=options.sds_address, monitor=monitor.url, ca_dir=str(options.ca_dir))
+        await stop.wait()
+    finally:
+        await monitor.stop()
+        await server.stop(grace=1.0)
+        log.info("citadel stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
