@@ -7,27 +7,51 @@ one piece per function (``build_node``, ``build_admin``, ``build_xds_cluster``, 
 
 The node id follows Istio: ``sidecar~<ip>~<workload>.<namespace>~<namespace>.svc.<domain suffix>``; Pilot parses
 it with ``pilot.model.build.parse_node_id``.
+
+With Citadel (``citadel``, ``token``, ``citadel_trust``, all or none), the bootstrap adds ``sds-grpc``: HTTP/2 over
+TLS to Citadel's SDS endpoint, which must present a certificate for ``citadel.istio-system.svc`` from the given
+root, with the workload's token as ``authorization: Bearer ...`` on every request (an upstream header_mutation
+filter: Pilot's SDS references stay token-free and the same for every proxy). The node metadata then says
+``MESHPLANE_SDS: "true"``, which is how Pilot knows it may configure Citadel's secrets for this proxy.
+
+The token and the root certificate are embedded in the bootstrap: Envoy has no file-based way to put a header on a
+gRPC service that its own gRPC client understands, and a static cluster's inline trust is not reloaded anyway
+(``watched_directory`` only applies to SDS-delivered validation contexts). So a bootstrap file is a secret (write
+it 0600), and a sidecar gets a new token or a new root for Citadel's serving certificate by a new bootstrap and a
+restart; workload certificates and the mesh trust bundle (``ROOTCA``) rotate over SDS without one.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Literal, get_args
 
+from cryptography import x509
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import address_pb2, backoff_pb2, base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.overload.v3 import overload_pb2
+from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
+from envoy.extensions.filters.http.upstream_codec.v3 import upstream_codec_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
+from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, json_format, struct_pb2
 
+from citadel.identity import CITADEL_SERVER_NAME, SDS_CLUSTER, SDS_NODE_METADATA
 from pilot.generate.names import ADMIN_PORT, XDS_CLUSTER
 
+CITADEL_TRUST_SECRET = "citadel-trust-bundle"  # the file-based SDS secret a sidecar verifies Citadel with
+
 __all__ = [
+    "CITADEL_TRUST_SECRET",
     "DEFAULT_PILOT_ADDRESS",
     "XDS_MODES",
     "BootstrapError",
@@ -38,10 +62,12 @@ __all__ = [
     "build_dynamic_resources",
     "build_node",
     "build_overload_manager",
+    "build_sds_cluster",
     "build_sidecar_bootstrap",
     "build_xds_cluster",
     "parse_host_port",
     "sidecar_node_id",
+    "write_citadel_trust",
 ]
 
 XdsMode = Literal["sotw", "delta"]
@@ -59,6 +85,9 @@ _API_TYPES: dict[XdsMode, config_source_pb2.ApiConfigSource.ApiType.ValueType] =
     "delta": config_source_pb2.ApiConfigSource.DELTA_GRPC,
 }
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
+_UPSTREAM_CODEC_FILTER = "envoy.filters.http.upstream_codec"
+_TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 _DOWNSTREAM_CONNECTIONS_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
 
 
@@ -124,9 +153,10 @@ def _meshplane_version() -> str:
         return "dev"
 
 
-def build_node(*, workload: str, namespace: str, address: str, domain_suffix: str) -> base_pb2.Node:
+def build_node(*, workload: str, namespace: str, address: str, domain_suffix: str, sds: bool = False) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
-    ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap."""
+    ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
+    ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``)."""
     node = base_pb2.Node(
         id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
         cluster=f"{workload}.{namespace}",
@@ -140,6 +170,8 @@ def build_node(*, workload: str, namespace: str, address: str, domain_suffix: st
             "DNS_DOMAIN": f"{namespace}.svc.{domain_suffix}",
         }
     )
+    if sds:
+        node.metadata.update({SDS_NODE_METADATA: "true"})
     return node
 
 
@@ -178,6 +210,105 @@ def build_xds_cluster(pilot: HostPort) -> cluster_pb2.Cluster:
     packed = any_pb2.Any()
     packed.Pack(options)
     cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
+    return cluster
+
+
+def _check_token(token: str) -> str:
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        # never echo the value: it is a credential
+        raise BootstrapError(
+            f"token: must be non-empty printable text without whitespace ({len(token)} characters given)"
+        )
+    return token
+
+
+def write_citadel_trust(document: Path, root_cert: Path) -> Path:
+    """Write the file-based SDS document through which a sidecar trusts Citadel: one Secret named
+    ``CITADEL_TRUST_SECRET`` whose validation context names the trust bundle ``root_cert`` by file.
+
+    Envoy's answer for rotating the trust of a control-plane connection (its docs: "certificate rotation for xDS
+    gRPC connection"): Envoy watches the bundle's directory and reloads the bundle when Citadel rewrites it during
+    a root rotation, so a sidecar started before the rotation can still reconnect to Citadel afterwards. (Inline
+    bytes, or a file on a static cluster, are read once.) Returns ``document``, written 0644 (no secrets in it)."""
+    try:
+        x509.load_pem_x509_certificates(root_cert.read_bytes())
+    except OSError as exc:
+        raise BootstrapError(f"root_cert: cannot read {root_cert}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise BootstrapError(f"root_cert: {root_cert} is not a PEM certificate bundle ({exc})") from None
+    secret = {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        "name": CITADEL_TRUST_SECRET,
+        "validation_context": {"trusted_ca": {"filename": str(root_cert.resolve())}},
+    }
+    document.write_text(json.dumps({"resources": [secret]}, indent=2) + "\n")
+    return document
+
+
+def build_sds_cluster(citadel: HostPort, *, token: str, citadel_trust: Path) -> cluster_pb2.Cluster:
+    """``sds-grpc``: HTTP/2 over TLS to Citadel (its certificate must be for ``citadel.istio-system.svc`` and chain
+    to a root of the bundle named by the ``citadel_trust`` document, see ``write_citadel_trust``), sending
+    ``authorization: Bearer <token>`` on every request through the upstream header_mutation filter."""
+    _check_token(token)
+    if not citadel_trust.is_file():
+        raise BootstrapError(f"citadel_trust: {citadel_trust} does not exist (write it with write_citadel_trust)")
+    cluster = cluster_pb2.Cluster(
+        name=SDS_CLUSTER,
+        type=cluster_pb2.Cluster.STATIC if citadel.is_ip else cluster_pb2.Cluster.STRICT_DNS,
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=SDS_CLUSTER,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(
+                                address=_socket_address(citadel.host, citadel.port)
+                            )
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    cluster.connect_timeout.FromNanoseconds(int(XDS_CONNECT_TIMEOUT_SECONDS * 1e9))
+    cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value = XDS_KEEPALIVE_TIME_SECONDS
+
+    authorization = mutation_rules_pb2.HeaderMutation(
+        append=base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key="authorization", value=f"Bearer {token}"),
+            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+        )
+    )
+    mutation = header_mutation_pb2.HeaderMutation(
+        mutations=header_mutation_pb2.Mutations(request_mutations=[authorization])
+    )
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.SetInParent()
+    options.http_filters.add(name=_HEADER_MUTATION_FILTER).typed_config.Pack(mutation)
+    options.http_filters.add(name=_UPSTREAM_CODEC_FILTER).typed_config.Pack(upstream_codec_pb2.UpstreamCodec())
+    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
+
+    validation = common_pb2.CertificateValidationContext(
+        match_typed_subject_alt_names=[
+            common_pb2.SubjectAltNameMatcher(
+                san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                matcher=string_pb2.StringMatcher(exact=CITADEL_SERVER_NAME),
+            )
+        ],
+    )
+    trust = secret_pb2.SdsSecretConfig(name=CITADEL_TRUST_SECRET)
+    trust.sds_config.path_config_source.path = str(citadel_trust.resolve())
+    trust.sds_config.resource_api_version = config_source_pb2.ApiVersion.V3
+    combined = tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+        default_validation_context=validation, validation_context_sds_secret_config=trust
+    )
+    tls = tls_pb2.UpstreamTlsContext(
+        sni=CITADEL_SERVER_NAME,
+        common_tls_context=tls_pb2.CommonTlsContext(combined_validation_context=combined, alpn_protocols=["h2"]),
+    )
+    cluster.transport_socket.name = _TLS_TRANSPORT_SOCKET
+    cluster.transport_socket.typed_config.Pack(tls)
     return cluster
 
 
@@ -242,8 +373,16 @@ def build_sidecar_bootstrap(
     xds_mode: XdsMode = "sotw",
     domain_suffix: str = "cluster.local",
     admin_port: int = ADMIN_PORT,
+    citadel: str | None = None,
+    token: str | None = None,
+    citadel_trust: Path | None = None,
 ) -> bootstrap_pb2.Bootstrap:
-    """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``."""
+    """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``.
+
+    ``citadel`` (Citadel's SDS address), ``token`` (the workload's Citadel token) and ``citadel_trust`` (the
+    document ``write_citadel_trust`` wrote for the bundle Citadel's serving certificate chains to, e.g.
+    ``<ca-dir>/trust-bundle.pem``) go together: with them the sidecar gets its identity over SDS and Pilot
+    configures mutual TLS for it."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -253,10 +392,22 @@ def build_sidecar_bootstrap(
         raise BootstrapError(f"xds_mode: expected one of {', '.join(XDS_MODES)}; got {xds_mode!r}")
     if not 0 < admin_port < 65536:
         raise BootstrapError(f"admin_port: must be 1-65535, got {admin_port}")
+    clusters = [build_xds_cluster(pilot_address)]
+    given = {"citadel": citadel is not None, "token": token is not None, "citadel_trust": citadel_trust is not None}
+    if any(given.values()):
+        missing = [name for name, present in given.items() if not present]
+        if missing:
+            raise BootstrapError(
+                f"{missing[0]}: citadel, token and citadel_trust go together (missing: {', '.join(missing)})"
+            )
+        assert citadel is not None and token is not None and citadel_trust is not None
+        citadel_address = parse_host_port(citadel, argument="citadel")
+        clusters.append(build_sds_cluster(citadel_address, token=token, citadel_trust=citadel_trust))
+    sds = len(clusters) > 1
     return bootstrap_pb2.Bootstrap(
-        node=build_node(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
+        node=build_node(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix, sds=sds),
         admin=build_admin(address=address, port=admin_port),
-        static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=[build_xds_cluster(pilot_address)]),
+        static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=clusters),
         dynamic_resources=build_dynamic_resources(xds_mode),
         layered_runtime=_build_layered_runtime(),
         overload_manager=build_overload_manager(),

@@ -4,6 +4,10 @@
     envoy-bootstrap run sidecar --workload reviews-v1 --address 127.0.0.21 [--log-level info] [-- ENVOY ARGS]
 
 ``run`` replaces itself with Envoy (``os.execv``), so a supervisor's signals reach Envoy directly.
+
+With ``--citadel HOST:PORT --token-file FILE --root-cert FILE`` the sidecar gets its identity from Citadel over
+SDS (mutual TLS). The token is read once, now, and embedded in the bootstrap: bootstrap files are written with
+mode 0600, and the token is never printed in messages (it is in the JSON written to stdout, if you ask for that).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from envoy_bootstrap.binary import EnvoyNotFoundError, find_envoy_binary
 from envoy_bootstrap.bootstrap import (
@@ -22,6 +27,7 @@ from envoy_bootstrap.bootstrap import (
     BootstrapError,
     bootstrap_to_json,
     build_sidecar_bootstrap,
+    write_citadel_trust,
 )
 from pilot.generate.names import ADMIN_PORT
 
@@ -38,6 +44,21 @@ def _add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="ADS flavour (default: %(default)s)")
     parser.add_argument("--domain-suffix", default="cluster.local", help="the mesh's DNS suffix (default: %(default)s)")
     parser.add_argument("--admin-port", type=int, default=ADMIN_PORT, help="Envoy admin port (default: %(default)s)")
+    citadel = parser.add_argument_group(
+        "identity from Citadel (mutual TLS)",
+        "All three or none. The token ends up inside the bootstrap JSON (Envoy has to send it): treat the bootstrap "
+        "as a secret; files are written with mode 0600.",
+    )
+    citadel.add_argument("--citadel", metavar="HOST:PORT", help="Citadel's SDS address, e.g. 127.0.0.1:15012")
+    citadel.add_argument(
+        "--token-file", metavar="FILE", help="the workload's token (from `citadel token`), read at bootstrap time"
+    )
+    citadel.add_argument(
+        "--root-cert",
+        metavar="FILE",
+        help="PEM root certificate(s) that Citadel's serving certificate chains to (<ca-dir>/trust-bundle.pem; "
+        "followed when it changes, via <bootstrap>.citadel-trust.json written beside the bootstrap)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +95,38 @@ def _split_envoy_args(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     return args, []
 
 
+def _citadel_arguments(args: argparse.Namespace, bootstrap_path: Path) -> dict[str, Any]:
+    """``citadel``, ``token`` (read from its file) and ``citadel_trust`` for the bootstrap; {} without Citadel.
+
+    The trust document (``write_citadel_trust``) is written beside the bootstrap, as ``<name>.citadel-trust.json``:
+    through it Envoy follows the bundle ``--root-cert`` when Citadel rotates its root."""
+    given = {"--citadel": args.citadel, "--token-file": args.token_file, "--root-cert": args.root_cert}
+    if not any(given.values()):
+        return {}
+    missing = [flag for flag, value in given.items() if not value]
+    if missing:
+        raise BootstrapError(f"{', '.join(missing)}: --citadel, --token-file and --root-cert go together")
+    try:
+        token = Path(args.token_file).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BootstrapError(f"--token-file: cannot read {args.token_file}: {exc}") from None
+    if not token:
+        raise BootstrapError(f"--token-file: {args.token_file} is empty")
+    trust = write_citadel_trust(
+        bootstrap_path.with_name(f"{bootstrap_path.stem}.citadel-trust.json"), Path(args.root_cert)
+    )
+    return {"citadel": args.citadel, "token": token, "citadel_trust": trust}
+
+
+def _bootstrap_path(args: argparse.Namespace) -> Path:
+    """Where the bootstrap goes (for stdout: where its companion files go, the per-user default place)."""
+    if args.command == "sidecar" and args.output != "-":
+        return Path(args.output)
+    if args.command == "run" and args.bootstrap_file:
+        return Path(args.bootstrap_file)
+    return _default_bootstrap_file(args)
+
+
 def _bootstrap_json(args: argparse.Namespace) -> str:
     return bootstrap_to_json(
         build_sidecar_bootstrap(
@@ -84,6 +137,7 @@ def _bootstrap_json(args: argparse.Namespace) -> str:
             xds_mode=args.xds_mode,
             domain_suffix=args.domain_suffix,
             admin_port=args.admin_port,
+            **_citadel_arguments(args, _bootstrap_path(args)),
         )
     )
 
@@ -96,8 +150,12 @@ def _default_bootstrap_file(args: argparse.Namespace) -> Path:
 
 
 def _write(path: Path, text: str) -> None:
+    """Atomically, readable by the owner only: a bootstrap with Citadel holds the workload's token."""
     temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
     temporary.replace(path)
 
 
@@ -105,7 +163,7 @@ def _exec_envoy(args: argparse.Namespace, text: str, envoy_args: Sequence[str]) 
     if args.concurrency < 1:
         raise BootstrapError(f"--concurrency: must be >= 1, got {args.concurrency}")
     binary = find_envoy_binary()
-    path = Path(args.bootstrap_file) if args.bootstrap_file else _default_bootstrap_file(args)
+    path = _bootstrap_path(args)
     _write(path, text)
     command = [
         str(binary),

@@ -11,15 +11,25 @@ from typing import Any
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import config_source_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2
+from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from google.protobuf import json_format
 
 from envoy_bootstrap import cli
 from envoy_bootstrap.binary import find_envoy_binary
-from envoy_bootstrap.bootstrap import BootstrapError, XdsMode, bootstrap_to_json, build_sidecar_bootstrap
+from envoy_bootstrap.bootstrap import (
+    CITADEL_TRUST_SECRET,
+    BootstrapError,
+    XdsMode,
+    bootstrap_to_json,
+    build_sidecar_bootstrap,
+    write_citadel_trust,
+)
 from pilot.model.build import parse_node_id
+from tests.mtls_builders import write_test_pki
 
 
 def _sidecar(**overrides: Any) -> bootstrap_pb2.Bootstrap:
@@ -252,3 +262,192 @@ def test_cli_envoy_arguments_only_with_run(capsys: pytest.CaptureFixture[str]) -
 
     assert exit_info.value.code == 2
     assert "only valid with 'run'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------- Citadel (SDS)
+
+TOKEN = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0.c2ln"  # token-shaped; must never appear in messages
+
+
+@pytest.fixture
+def root_pem(tmp_path: Path) -> Path:
+    return write_test_pki(tmp_path)["root"]
+
+
+@pytest.fixture
+def trust(tmp_path: Path, root_pem: Path) -> Path:
+    return write_citadel_trust(tmp_path / "citadel-trust.json", root_pem)
+
+
+def _sds_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
+    xds, sds = bootstrap.static_resources.clusters
+    assert (xds.name, sds.name) == ("xds-grpc", "sds-grpc")
+    return sds
+
+
+def test_citadel_adds_the_sds_cluster_and_node_metadata(trust: Path) -> None:
+    bootstrap = _sidecar(citadel="127.0.0.1:15012", token=TOKEN, citadel_trust=trust)
+    sds = _sds_cluster(bootstrap)
+
+    assert bootstrap.node.metadata["MESHPLANE_SDS"] == "true"
+    assert sds.type == cluster_pb2.Cluster.STATIC
+    (locality,) = sds.load_assignment.endpoints
+    address = locality.lb_endpoints[0].endpoint.address.socket_address
+    assert (address.address, address.port_value) == ("127.0.0.1", 15012)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    assert sds.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].Unpack(
+        options
+    )
+    assert options.explicit_http_config.HasField("http2_protocol_options")
+    assert [f.name for f in options.http_filters] == [
+        "envoy.filters.http.header_mutation",
+        "envoy.filters.http.upstream_codec",  # the terminal upstream filter, required last
+    ]
+    mutation = header_mutation_pb2.HeaderMutation()
+    assert options.http_filters[0].typed_config.Unpack(mutation)
+    (header,) = mutation.mutations.request_mutations
+    assert (header.append.header.key, header.append.header.value) == ("authorization", f"Bearer {TOKEN}")
+    assert header.append.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def test_sds_cluster_verifies_citadel_by_name_and_root(trust: Path, root_pem: Path) -> None:
+    sds = _sds_cluster(_sidecar(citadel="citadel.istio-system.svc:15012", token=TOKEN, citadel_trust=trust))
+
+    assert sds.type == cluster_pb2.Cluster.STRICT_DNS
+    assert sds.transport_socket.name == "envoy.transport_sockets.tls"
+    tls = tls_pb2.UpstreamTlsContext()
+    assert sds.transport_socket.typed_config.Unpack(tls)
+    assert tls.sni == "citadel.istio-system.svc"
+    combined = tls.common_tls_context.combined_validation_context
+    validation = combined.default_validation_context
+    # The roots come through a file-based SDS secret naming the bundle by file: Envoy reloads the bundle when
+    # Citadel rewrites it during a root rotation (inline bytes or a static cluster's file are read once).
+    assert combined.validation_context_sds_secret_config.name == CITADEL_TRUST_SECRET
+    assert combined.validation_context_sds_secret_config.sds_config.path_config_source.path == str(trust.resolve())
+    (secret,) = json.loads(trust.read_text())["resources"]
+    assert secret["name"] == CITADEL_TRUST_SECRET
+    assert secret["validation_context"] == {"trusted_ca": {"filename": str(root_pem.resolve())}}
+    (san,) = validation.match_typed_subject_alt_names
+    assert (san.san_type, san.matcher.exact) == (common_pb2.SubjectAltNameMatcher.DNS, "citadel.istio-system.svc")
+    assert list(tls.common_tls_context.alpn_protocols) == ["h2"]
+
+
+def test_without_citadel_there_is_no_sds() -> None:
+    bootstrap = _sidecar()
+    assert "MESHPLANE_SDS" not in bootstrap.node.metadata
+    assert [c.name for c in bootstrap.static_resources.clusters] == ["xds-grpc"]
+
+
+@pytest.mark.parametrize(
+    ("given", "first_missing"),
+    [
+        ({"citadel": "127.0.0.1:15012"}, "token"),
+        ({"token": TOKEN}, "citadel"),
+        ({"citadel": "x:1", "token": TOKEN}, "citadel_trust"),
+    ],
+    ids=["citadel-only", "token-only", "no-root"],
+)
+def test_citadel_arguments_go_together(given: dict[str, Any], first_missing: str) -> None:
+    with pytest.raises(BootstrapError, match=f"^{first_missing}: citadel, token and citadel_trust go together"):
+        _sidecar(**given)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "argument"),
+    [
+        ({"token": "two words"}, "token"),
+        ({"token": "line\nbreak"}, "token"),
+        ({"citadel_trust": Path("/nonexistent/citadel-trust.json")}, "citadel_trust"),
+        ({"citadel": "127.0.0.1"}, "citadel"),
+    ],
+    ids=["token-space", "token-newline", "trust-missing", "citadel-without-port"],
+)
+def test_invalid_citadel_arguments_name_the_argument(trust: Path, overrides: dict[str, Any], argument: str) -> None:
+    arguments: dict[str, Any] = {"citadel": "127.0.0.1:15012", "token": TOKEN, "citadel_trust": trust}
+    with pytest.raises(BootstrapError, match=f"^{argument}:") as error:
+        _sidecar(**{**arguments, **overrides})
+    assert "words" not in str(error.value) and "break" not in str(error.value)  # a token is never echoed
+
+
+@pytest.mark.parametrize("mode", ["sotw", "delta"], ids=["sotw", "delta"])
+def test_real_envoy_validates_the_bootstrap_with_citadel(tmp_path: Path, trust: Path, mode: XdsMode) -> None:
+    path = tmp_path / "bootstrap.json"
+    bootstrap = _sidecar(xds_mode=mode, citadel="localhost:15012", token=TOKEN, citadel_trust=trust)
+    path.write_text(bootstrap_to_json(bootstrap))
+
+    result = subprocess.run(
+        [find_envoy_binary(), "--mode", "validate", "-c", path, "--disable-hot-restart", "--log-level", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def _citadel_files(tmp_path: Path, root_pem: Path) -> list[str]:
+    (tmp_path / "token").write_text(TOKEN + "\n")  # as `citadel token > token` writes it
+    token, root = str(tmp_path / "token"), str(root_pem)
+    return ["--citadel", "127.0.0.1:15012", "--token-file", token, "--root-cert", root]
+
+
+def test_cli_citadel_reads_the_files_and_writes_0600(tmp_path: Path, root_pem: Path) -> None:
+    output = tmp_path / "bootstrap.json"
+
+    code = cli.main(["sidecar", "--workload", "reviews-v1", "-o", str(output), *_citadel_files(tmp_path, root_pem)])
+    trust = tmp_path / "bootstrap.citadel-trust.json"  # beside the bootstrap
+
+    assert code == 0
+    assert output.stat().st_mode & 0o777 == 0o600
+    written = json_format.Parse(output.read_text(), bootstrap_pb2.Bootstrap())
+    assert written == build_sidecar_bootstrap(
+        workload="reviews-v1", address="127.0.0.1", citadel="127.0.0.1:15012", token=TOKEN, citadel_trust=trust
+    )
+
+
+@pytest.mark.parametrize("dropped", ["--citadel", "--token-file", "--root-cert"])
+def test_cli_citadel_flags_go_together(
+    tmp_path: Path, root_pem: Path, dropped: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = _citadel_files(tmp_path, root_pem)
+    index = arguments.index(dropped)
+    del arguments[index : index + 2]
+
+    assert cli.main(["sidecar", "--workload", "reviews-v1", *arguments]) == 2
+
+    err = capsys.readouterr().err
+    assert f"{dropped}: --citadel, --token-file and --root-cert go together" in err
+    assert TOKEN not in err
+
+
+def test_cli_run_never_prints_the_token(
+    tmp_path: Path, root_pem: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(os, "execv", lambda path, args: None)
+    bootstrap_file = tmp_path / "sidecar.json"
+
+    citadel = _citadel_files(tmp_path, root_pem)
+    cli.main(["run", "sidecar", "--workload", "reviews-v1", "--bootstrap-file", str(bootstrap_file), *citadel])
+
+    captured = capsys.readouterr()
+    assert TOKEN not in captured.out + captured.err
+    assert bootstrap_file.stat().st_mode & 0o777 == 0o600
+    assert TOKEN in bootstrap_file.read_text()  # Envoy has to send it: the bootstrap is the secret
+
+
+def test_cli_help_says_the_bootstrap_holds_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["sidecar", "--help"])
+    assert "token ends up inside the bootstrap" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    ("root_cert", "message"),
+    [(Path(__file__), "is not a PEM certificate bundle"), (Path("/nonexistent/bundle.pem"), "cannot read")],
+    ids=["not-pem", "missing"],
+)
+def test_the_trust_document_needs_a_readable_pem_bundle(tmp_path: Path, root_cert: Path, message: str) -> None:
+    with pytest.raises(BootstrapError, match=f"^root_cert: .*{message}"):
+        write_citadel_trust(tmp_path / "citadel-trust.json", root_cert)
+    assert not (tmp_path / "citadel-trust.json").exists()
