@@ -12,6 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from e2e.control_plane import PilotError, PilotProcess
     from e2e.harness import LocalMesh, MeshNotSyncedError, Workload, find_free_subnet
     from e2e.mesh_config import (
         DEMO_CLIENT,
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
         demo_config_text,
         render_demo_mesh,
     )
-    from e2e.pilot_process import PilotError, PilotProcess
     from e2e.sample_app import SampleApp
     from e2e.traffic import MeshResponse, SidecarClient, count_by
 
@@ -36,8 +36,8 @@ _EXPORTS = {
     "LocalMesh": "e2e.harness",
     "MeshNotSyncedError": "e2e.harness",
     "MeshResponse": "e2e.traffic",
-    "PilotError": "e2e.pilot_process",
-    "PilotProcess": "e2e.pilot_process",
+    "PilotError": "e2e.control_plane",
+    "PilotProcess": "e2e.control_plane",
     "SampleApp": "e2e.sample_app",
     "SidecarClient": "e2e.traffic",
     "Workload": "e2e.harness",

@@ -23,9 +23,9 @@ from typing import Any
 import aiohttp
 import structlog
 
+from e2e.control_plane import PilotError
 from e2e.demo import run_demo
 from e2e.harness import MeshNotSyncedError
-from e2e.pilot_process import PilotError
 from envoy_bootstrap.binary import EnvoyNotFoundError
 from envoy_bootstrap.runner import EnvoyError
 from pilot.analyze import analyze_directory, format_finding

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.harness import LocalMesh, MeshFactory, find_free_subnet
+from e2e.harness import LocalMesh, MeshFactory, MtlsMeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode
@@ -51,13 +51,24 @@ def envoy_binary() -> Path:
 async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Path) -> AsyncIterator[MeshFactory]:
     meshes: list[LocalMesh] = []
 
-    async def start(*, xds_mode: XdsMode = "sotw", debounce: str = "50ms", envoy_log_level: str = "info") -> LocalMesh:
+    async def start(
+        *,
+        xds_mode: XdsMode = "sotw",
+        debounce: str = "50ms",
+        envoy_log_level: str = "info",
+        citadel: bool = False,
+        cert_ttl: str = "24h",
+        citadel_arguments: tuple[str, ...] = (),
+    ) -> LocalMesh:
         local_mesh = LocalMesh(
             workdir=tmp_path / f"mesh-{len(meshes)}",
             subnet=find_free_subnet(),
             xds_mode=xds_mode,
             debounce=debounce,
             envoy_log_level=envoy_log_level,
+            citadel=citadel,
+            cert_ttl=cert_ttl,
+            citadel_arguments=citadel_arguments,
         )
         await local_mesh.__aenter__()
         meshes.append(local_mesh)
@@ -88,3 +99,18 @@ async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) 
     """``demo_mesh`` once per xDS transport: the test runs against state-of-the-world and delta ADS."""
     xds_mode: XdsMode = request.param
     return await _start_demo_mesh(mesh, xds_mode)
+
+
+@pytest.fixture
+def mtls_mesh(mesh: MeshFactory) -> MtlsMeshFactory:
+    """``await mtls_mesh(cert_ttl="20s")``: the demo topology with Citadel; every sidecar has its identity."""
+
+    async def start(*, cert_ttl: str = "24h", citadel_arguments: tuple[str, ...] = ()) -> LocalMesh:
+        local_mesh = await mesh(citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments)
+        await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
+        await local_mesh.start_workloads(DEMO_WORKLOADS)
+        configz = await local_mesh.wait_synced()
+        assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
+        return local_mesh
+
+    return start

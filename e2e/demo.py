@@ -18,10 +18,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from e2e.harness import MONITOR_PORT, PILOT_HOST, XDS_PORT, LocalMesh, port_free
+from citadel.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
+from e2e.harness import (
+    CITADEL_MONITOR_PORT,
+    CITADEL_SDS_PORT,
+    MONITOR_PORT,
+    PILOT_HOST,
+    XDS_PORT,
+    LocalMesh,
+    port_free,
+)
 from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
+    DEMO_MTLS_FILE,
     DEMO_ROUTE_FILES,
     DEMO_SUBNET,
     DEMO_URL,
@@ -29,6 +39,7 @@ from e2e.mesh_config import (
     REVIEWS_PORT,
     demo_config_text,
 )
+from e2e.mtls import caller_identity, plaintext_get
 from e2e.traffic import count_by
 from pilot.generate.names import ADMIN_PORT, HTTP_PROXY_PORT
 
@@ -36,6 +47,9 @@ __all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "run_demo"]
 
 Printer = Callable[[str], None]
 ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
+MTLS_CONFIG_NAME = "mesh-peer-authentication"
+OUTSIDER_HOST = 99  # an address with no sidecar, for the plaintext caller of the mTLS step
+DEMO_CLIENT_IDENTITY = spiffe_id(DEFAULT_TRUST_DOMAIN, DEMO_CLIENT.namespace, DEMO_CLIENT.service_account)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,7 +119,8 @@ def _print_rule(out: Printer, path: Path) -> None:
 
 
 def _ports_in_use(subnet: str) -> list[str]:
-    wanted = [(f"{subnet}.{PILOT_HOST}", XDS_PORT), (f"{subnet}.{PILOT_HOST}", MONITOR_PORT)]
+    control_plane = f"{subnet}.{PILOT_HOST}"
+    wanted = [(control_plane, port) for port in (XDS_PORT, MONITOR_PORT, CITADEL_SDS_PORT, CITADEL_MONITOR_PORT)]
     for spec in DEMO_WORKLOADS:
         wanted += [(f"{subnet}.{spec.host}", port) for port in (ADMIN_PORT, HTTP_PROXY_PORT, REVIEWS_PORT)]
         if spec.service is not None:
@@ -136,6 +151,30 @@ async def _run_step(mesh: LocalMesh, number: int, step: DemoStep, requests: int,
         out(f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip())
         _print_split(out, counts, requests)
         out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
+    return ok
+
+
+async def _run_mtls_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
+    """STRICT mesh-wide: a caller without a sidecar is refused, a sidecar's call carries its SPIFFE identity."""
+    out("")
+    out(f"Step {number}/{len(DEMO_STEPS) + 1}: {DemoStep(config=DEMO_MTLS_FILE, traffic=()).title}")
+    out(f"  applying {DEMO_MTLS_FILE.relative_to(DEMO_MTLS_FILE.parents[2])}")
+    _print_rule(out, DEMO_MTLS_FILE)
+    await mesh.apply(MTLS_CONFIG_NAME, DEMO_MTLS_FILE.read_text())
+    await mesh.wait_synced()
+    out("  Pilot pushed it and every sidecar ACKed.")
+    inbound = f"http://{mesh.workloads['reviews-v1'].address}:{REVIEWS_PORT}/"
+    outsider = mesh.address(OUTSIDER_HOST)
+    plaintext = await plaintext_get(inbound, source=outsider)
+    refused = plaintext != 200
+    out(f"    plaintext from {outsider} (no sidecar) straight to {inbound}: ")
+    out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext})")
+    response = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
+    identity = caller_identity(response)
+    out(f"    {DEMO_CLIENT.name} through its sidecar: {response.status} from {response.workload}")
+    out(f"      the reviews app saw the caller as {identity} (x-forwarded-client-cert)")
+    ok = refused and response.status == 200 and identity == DEMO_CLIENT_IDENTITY
+    out(f"      {'mutual TLS enforced' if ok else 'MUTUAL TLS NOT AS EXPECTED'}")
     return ok
 
 
@@ -193,13 +232,15 @@ async def run_demo(
             shutil.rmtree(workdir, ignore_errors=True)
     out("")
     out("All measured splits match their rules." if ok else f"Some measured splits did NOT match; logs in {workdir}")
-    out("Stopped Pilot and all sidecars.")
+    out("Stopped Pilot, Citadel and all sidecars.")
     return 0 if ok else 1
 
 
 async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Printer, *, temporary: bool) -> bool:
-    mesh = LocalMesh(workdir=workdir, subnet=DEMO_SUBNET, debounce="100ms")
+    mesh = LocalMesh(workdir=workdir, subnet=DEMO_SUBNET, debounce="100ms", citadel=True)
+    assert mesh.citadel is not None
     out(f"meshplane demo: Pilot on {mesh.pilot.xds_address} (monitor {mesh.pilot.monitor_url})")
+    out(f"  Citadel on {mesh.citadel.sds_address} (monitor {mesh.citadel.monitor_url}), CA in {mesh.citadel.ca_dir}")
     out(f"  config and logs in {workdir}" + (" (removed when the demo ends cleanly)" if temporary else ""))
     async with mesh:
         await mesh.apply("reviews-mesh", demo_config_text(DEMO_MESH_FILE, mesh.subnet))
@@ -214,6 +255,7 @@ async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Pr
         ok = True
         for number, step in enumerate(DEMO_STEPS, start=1):
             ok = await _run_step(mesh, number, step, requests, out) and ok
+        ok = await _run_mtls_step(mesh, len(DEMO_STEPS) + 1, out) and ok
         if keep_running:
             _print_how_to_use(out, mesh)
             await _wait_for_interrupt()

@@ -20,8 +20,9 @@ import json
 import random
 import socket
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -29,20 +30,27 @@ from typing import Any, Protocol, Self
 import aiohttp
 import structlog
 
+from citadel.ca_dir import load_or_create_token_key
+from citadel.identity import DEFAULT_TRUST_DOMAIN
+from citadel.tokens import issue_token
+from e2e.control_plane import CitadelProcess, PilotError, PilotProcess
 from e2e.mesh_config import WorkloadSpec, check_subnet, subnet_address
-from e2e.pilot_process import PilotError, PilotProcess
 from e2e.sample_app import SampleApp
 from e2e.traffic import MeshResponse, SidecarClient
-from envoy_bootstrap.bootstrap import XdsMode, build_sidecar_bootstrap
+from envoy_bootstrap.bootstrap import XdsMode, build_sidecar_bootstrap, write_citadel_trust
 from envoy_bootstrap.runner import EnvoyProcess
 
 __all__ = [
+    "CITADEL_HOST",
+    "CITADEL_MONITOR_PORT",
+    "CITADEL_SDS_PORT",
     "MONITOR_PORT",
     "PILOT_HOST",
     "XDS_PORT",
     "LocalMesh",
     "MeshFactory",
     "MeshNotSyncedError",
+    "MtlsMeshFactory",
     "Workload",
     "find_free_subnet",
     "port_free",
@@ -53,6 +61,9 @@ log = structlog.get_logger(__name__)
 PILOT_HOST = 1  # Pilot listens on <subnet>.1
 XDS_PORT = 15010
 MONITOR_PORT = 15014
+CITADEL_HOST = PILOT_HOST  # Citadel (when the mesh has one) shares Pilot's address, as in Istio's istiod
+CITADEL_SDS_PORT = 15012
+CITADEL_MONITOR_PORT = 15019
 _POLL_INTERVAL_SECONDS = 0.1
 
 
@@ -74,8 +85,18 @@ class MeshFactory(Protocol):
     """The ``mesh`` fixture (``e2e/conftest.py``): starts a ``LocalMesh`` with Pilot on a free subnet."""
 
     async def __call__(
-        self, *, xds_mode: XdsMode = "sotw", debounce: str = "50ms", envoy_log_level: str = "info"
+        self,
+        *,
+        xds_mode: XdsMode = "sotw",
+        debounce: str = "50ms",
+        envoy_log_level: str = "info",
+        citadel: bool = False,
+        cert_ttl: str = "24h",
+        citadel_arguments: tuple[str, ...] = (),
     ) -> LocalMesh: ...
+
+
+MtlsMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # the ``mtls_mesh`` fixture: demo topology with Citadel
 
 
 def _fingerprint(configz: Mapping[str, Any]) -> str:
@@ -123,6 +144,9 @@ class LocalMesh:
         debounce: str = "50ms",
         envoy_log_level: str = "info",
         pilot_log_level: str = "info",
+        citadel: bool = False,
+        cert_ttl: str = "24h",
+        citadel_arguments: tuple[str, ...] = (),
     ) -> None:
         self.subnet = check_subnet(subnet)
         self.workdir = workdir
@@ -137,6 +161,18 @@ class LocalMesh:
             debounce=debounce,
             log_level=pilot_log_level,
         )
+        # With ``citadel``, every sidecar gets a token for its workload's identity and a certificate over SDS.
+        self.citadel: CitadelProcess | None = None
+        if citadel:
+            self.citadel = CitadelProcess(
+                ca_dir=workdir / "ca",
+                workdir=workdir,
+                sds_address=f"{self.address(CITADEL_HOST)}:{CITADEL_SDS_PORT}",
+                monitor_address=f"{self.address(CITADEL_HOST)}:{CITADEL_MONITOR_PORT}",
+                cert_ttl=cert_ttl,
+                extra_arguments=citadel_arguments,
+                log_level=pilot_log_level,
+            )
         self.workloads: dict[str, Workload] = {}
         self._clients: dict[str, SidecarClient] = {}
         # /debug/configz as it was before the first apply/remove not yet waited for (None: nothing pending, or
@@ -154,6 +190,8 @@ class LocalMesh:
         self.config_dir.mkdir(exist_ok=True)
         try:
             await self.pilot.start()
+            if self.citadel is not None:
+                await self.citadel.start()
         except BaseException as exc:
             await self.close(failed=_is_failure(exc))
             raise
@@ -181,10 +219,14 @@ class LocalMesh:
                     with contextlib.suppress(Exception):
                         await workload.app.stop()
             await self.pilot.stop()
+            if self.citadel is not None:
+                await self.citadel.stop()
         finally:  # whatever failed or was cancelled above: no process outlives the mesh
             for workload in workloads:
                 workload.envoy.kill()
             self.pilot.kill()
+            if self.citadel is not None:
+                self.citadel.kill()
             self._clients.clear()
             self.workloads.clear()
 
@@ -194,6 +236,8 @@ class LocalMesh:
             f"---- pilot ({self.pilot.log_path})",
             self.pilot.log_tail(lines),
         ]
+        if self.citadel is not None:
+            parts += [f"---- citadel ({self.citadel.log_path})", self.citadel.log_tail(lines)]
         for workload in self.workloads.values():
             parts.append(f"---- envoy {workload.name} ({workload.envoy.log_path})")
             parts.append(workload.envoy.log_tail(lines))
@@ -216,10 +260,16 @@ class LocalMesh:
         service: str | None = None,
         version: str = "v1",
         app_port: int = 19080,
+        service_account: str = "default",
+        citadel: bool = True,
+        token: str | None = None,
         wait_ready: bool = True,
         ready_timeout: float = 30.0,
     ) -> Workload:
         """A sample app (when ``service`` is given) on ``<subnet>.<host>:<app_port>`` and a sidecar for it.
+        In a mesh with Citadel the sidecar gets a token for ``namespace``/``service_account`` and its certificate
+        over SDS, unless ``citadel=False`` (a sidecar without an identity, e.g. to show STRICT refusing it);
+        ``token`` replaces the token the harness would mint (e.g. a forged one, to show it gets no certificate).
         ``wait_ready`` waits for Envoy's ``/ready``, i.e. its first CDS and LDS from Pilot."""
         if name in self.workloads:
             raise ValueError(f"workload {name!r} already started")
@@ -228,8 +278,22 @@ class LocalMesh:
         if service is not None:
             app = SampleApp(service=service, version=version, address=address, port=app_port, workload=name)
             await app.start()
+        identity: dict[str, Any] = {}
+        if self.citadel is not None and citadel:
+            identity = {
+                "citadel": self.citadel.sds_address,
+                "token": token if token is not None else self.workload_token(namespace, service_account),
+                "citadel_trust": write_citadel_trust(
+                    self.workdir / f"{name}.citadel-trust.json", self.citadel.ca_dir / "trust-bundle.pem"
+                ),
+            }
         bootstrap = build_sidecar_bootstrap(
-            workload=name, namespace=namespace, address=address, pilot=self.pilot.xds_address, xds_mode=self.xds_mode
+            workload=name,
+            namespace=namespace,
+            address=address,
+            pilot=self.pilot.xds_address,
+            xds_mode=self.xds_mode,
+            **identity,
         )
         envoy = EnvoyProcess(name=name, bootstrap=bootstrap, workdir=self.workdir, log_level=self.envoy_log_level)
         workload = Workload(
@@ -241,6 +305,16 @@ class LocalMesh:
             await envoy.wait_ready(ready_timeout)
         return workload
 
+    def workload_token(self, namespace: str, service_account: str, ttl: timedelta = timedelta(hours=1)) -> str:
+        """A token for ``namespace``/``service_account`` signed with this mesh's Citadel token key, as
+        ``citadel token`` prints one."""
+        if self.citadel is None:
+            raise ValueError("this mesh has no Citadel")
+        key = load_or_create_token_key(self.citadel.ca_dir)
+        return issue_token(
+            key, trust_domain=DEFAULT_TRUST_DOMAIN, namespace=namespace, service_account=service_account, ttl=ttl
+        )
+
     async def start_workloads(self, specs: Iterable[WorkloadSpec], *, ready_timeout: float = 30.0) -> None:
         """Start several workloads, then wait for all their sidecars to be ready (in parallel)."""
         started = [
@@ -251,6 +325,7 @@ class LocalMesh:
                 service=spec.service,
                 version=spec.version,
                 app_port=spec.app_port,
+                service_account=spec.service_account,
                 wait_ready=False,
             )
             for spec in specs

@@ -17,6 +17,7 @@ __all__ = [
     "DEMO_CONFIG_DIR",
     "DEMO_HOST",
     "DEMO_MESH_FILE",
+    "DEMO_MTLS_FILE",
     "DEMO_ROUTE_FILES",
     "DEMO_SUBNET",
     "DEMO_URL",
@@ -32,6 +33,7 @@ __all__ = [
 
 DEMO_CONFIG_DIR = Path(__file__).parent / "demo_config"
 DEMO_MESH_FILE = DEMO_CONFIG_DIR / "00-reviews-mesh.yaml"
+DEMO_MTLS_FILE = DEMO_CONFIG_DIR / "04-mesh-mtls-strict.yaml"
 DEMO_ROUTE_FILES = (
     DEMO_CONFIG_DIR / "01-reviews-all-v1.yaml",
     DEMO_CONFIG_DIR / "02-reviews-90-10.yaml",
@@ -56,14 +58,15 @@ class WorkloadSpec:
     version: str = "v1"
     app_port: int = REVIEWS_APP_PORT
     namespace: str = "default"
+    service_account: str = "default"  # the WorkloadEntry's serviceAccount: the workload's SPIFFE identity
 
 
-DEMO_CLIENT = WorkloadSpec(name="productpage", host=10)
+DEMO_CLIENT = WorkloadSpec(name="productpage", host=10, service_account="bookinfo-productpage")
 DEMO_WORKLOADS: tuple[WorkloadSpec, ...] = (
     DEMO_CLIENT,
-    WorkloadSpec(name="reviews-v1", host=21, service="reviews", version="v1"),
-    WorkloadSpec(name="reviews-v2", host=22, service="reviews", version="v2"),
-    WorkloadSpec(name="reviews-v3", host=23, service="reviews", version="v3"),
+    WorkloadSpec(name="reviews-v1", host=21, service="reviews", version="v1", service_account="bookinfo-reviews"),
+    WorkloadSpec(name="reviews-v2", host=22, service="reviews", version="v2", service_account="bookinfo-reviews"),
+    WorkloadSpec(name="reviews-v3", host=23, service="reviews", version="v3", service_account="bookinfo-reviews"),
 )
 
 

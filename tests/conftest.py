@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+import structlog
 
 from pilot.config.parse import ParsedFile, parse_config_text
 from pilot.config.types import ConfigKey, ConfigMeta, Resource
@@ -140,3 +141,131 @@ def sidecar_proxy() -> Callable[..., Proxy]:
         return resolve_proxy(node, snapshot)
 
     return resolve
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Citadel servers (tests/test_citadel_{sds,csr,rotation,server}.py): an in-process Citadel serving TLS on 127.0.0.1
+# (random port), tokens for it, TLS channels to it. The SDS stream client is tests/citadel_sds_client.py.
+# ----------------------------------------------------------------------------------------------------------------
+
+from collections.abc import Awaitable  # noqa: E402
+from dataclasses import dataclass as _dataclass  # noqa: E402
+from datetime import UTC as _UTC  # noqa: E402
+from datetime import datetime as _datetime  # noqa: E402
+from datetime import timedelta as _timedelta  # noqa: E402
+from pathlib import Path as _Path  # noqa: E402
+from typing import Any as _Any  # noqa: E402
+
+from cryptography.hazmat.primitives.asymmetric import ec as _ec  # noqa: E402
+
+from citadel.ca_dir import load_or_create_token_key as _load_or_create_token_key  # noqa: E402
+from citadel.identity import CITADEL_SERVER_NAME as _CITADEL_SERVER_NAME  # noqa: E402
+from citadel.server import CitadelOptions as _CitadelOptions  # noqa: E402
+from citadel.server import CitadelServer as _CitadelServer  # noqa: E402
+from citadel.tokens import issue_token as _issue_token  # noqa: E402
+
+
+@_dataclass(slots=True, kw_only=True)
+class CitadelUnderTest:
+    """A started in-process Citadel, and tokens and TLS channels for it."""
+
+    server: _CitadelServer
+    ca_dir: _Path
+    token_key: _ec.EllipticCurvePrivateKey
+    trust_domain: str = "cluster.local"
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server.port}"
+
+    @property
+    def trust_bundle_pem(self) -> bytes:
+        assert self.server.authority is not None
+        return self.server.authority.trust_bundle_pem
+
+    def token(
+        self,
+        namespace: str = "default",
+        service_account: str = "reviews",
+        *,
+        ttl: _timedelta = _timedelta(hours=1),
+        now: _datetime | None = None,
+        trust_domain: str | None = None,
+        key: _ec.EllipticCurvePrivateKey | None = None,
+    ) -> str:
+        """A token for ``namespace``/``service_account`` (signed by Citadel's token key unless ``key`` is given)."""
+        return _issue_token(
+            key or self.token_key,
+            trust_domain=trust_domain or self.trust_domain,
+            namespace=namespace,
+            service_account=service_account,
+            ttl=ttl,
+            now=now or _datetime.now(_UTC),
+        )
+
+    def channel(
+        self, roots: bytes | None = None, *, server_name: str | None = _CITADEL_SERVER_NAME
+    ) -> grpc.aio.Channel:
+        """A TLS channel trusting ``roots`` (default: the current trust bundle) that verifies ``server_name``
+        (default: Citadel's DNS name, as sidecars do; None: the IP address)."""
+        credentials = grpc.ssl_channel_credentials(root_certificates=roots or self.trust_bundle_pem)
+        options = (("grpc.ssl_target_name_override", server_name),) if server_name else ()
+        return grpc.aio.secure_channel(self.address, credentials, options=options)
+
+
+StartCitadel = Callable[..., Awaitable[CitadelUnderTest]]  # the ``start_citadel`` fixture
+
+
+@pytest.fixture
+async def start_citadel(tmp_path: _Path) -> AsyncIterator[StartCitadel]:
+    """``await start_citadel(cert_ttl=timedelta(seconds=2), ...)`` -> CitadelUnderTest: a started Citadel over
+    ``tmp_path/"ca"`` (any CitadelOptions field can be overridden), polling its CA directory every 0.1 s with a
+    0.1 s root-rotation grace. Every Citadel started is stopped at the end of the test."""
+    started: list[_CitadelServer] = []
+
+    async def start(**overrides: _Any) -> CitadelUnderTest:
+        settings: dict[str, _Any] = {
+            "ca_dir": tmp_path / "ca",
+            "sds_address": "127.0.0.1:0",
+            "monitor_address": "127.0.0.1:0",
+            "root_poll_interval": 0.1,
+            "root_rotation_grace": 0.1,
+            "root_rotation_ack_timeout": 5.0,
+            **overrides,
+        }
+        server = _CitadelServer(_CitadelOptions(**settings))
+        await server.start()
+        started.append(server)
+        token_key = _load_or_create_token_key(settings["ca_dir"])
+        return CitadelUnderTest(server=server, ca_dir=settings["ca_dir"], token_key=token_key)
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            await server.stop(grace=0)
+
+
+@pytest.fixture
+async def citadel(start_citadel: StartCitadel) -> CitadelUnderTest:
+    """A Citadel with the default settings (24h certificates, ECDSA keys)."""
+    return await start_citadel()
+
+
+@pytest.fixture
+async def citadel_channel(citadel: CitadelUnderTest) -> AsyncIterator[grpc.aio.Channel]:
+    """A TLS channel to ``citadel``, verifying its serving certificate by the name sidecars use."""
+    async with citadel.channel() as channel:
+        yield channel
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# isolation: CLIs under test (pilot, citadel, meshplane main()) configure structlog process-wide; undo that
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
