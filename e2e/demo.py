@@ -167,7 +167,7 @@ async def _run_mtls_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
     outsider = mesh.address(OUTSIDER_HOST)
     plaintext = await plaintext_get(inbound, source=outsider)
     refused = plaintext != 200
-    out(f"    plaintext from {outsider} (no sidecar) straight to {inbound}: ")
+    out(f"    plaintext from {outsider} (no sidecar) straight to {inbound}:")
     out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext})")
     response = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
     identity = caller_identity(response)

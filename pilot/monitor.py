@@ -10,39 +10,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from aiohttp import web
 
-from pilot.metrics import CONTENT_TYPE_LATEST
+from pilot.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
 from pilot.xds import DiscoveryServer
 
 __all__ = ["MonitorServer", "parse_address"]
 
-log = structlog.get_logger(__name__)
 
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` for IPv6) -> (host, port)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"monitor address must be host:port, got {address!r}")
-    return host.strip("[]"), int(port)
-
-
-def _json(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n",
-        status=status,
-        content_type="application/json",
-    )
-
-
-class MonitorServer:
-    """The aiohttp app serving Pilot's /ready, /metrics and /debug/* endpoints."""
+class MonitorServer(HttpEndpoints):
+    """Pilot's /ready, /metrics and /debug/* endpoints."""
 
     def __init__(
         self,
@@ -52,68 +32,36 @@ class MonitorServer:
         configz: Callable[[], dict[str, Any]],
         server: DiscoveryServer,
     ) -> None:
-        self.host, self.port = parse_address(address)
         self._ready = ready
         self._configz = configz
         self._server = server
-        self._runner: web.AppRunner | None = None
-        app = web.Application()
-        app.router.add_get("/ready", self._handle_ready)
-        app.router.add_get("/metrics", self._handle_metrics)
-        app.router.add_get("/debug/configz", self._handle_configz)
-        app.router.add_get("/debug/syncz", self._handle_syncz)
-        app.router.add_get("/debug/config_dump", self._handle_config_dump)
-        self._app = app
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        """Listen (port 0 picks a free port; ``self.port`` is the bound one afterwards)."""
-        if self._runner is not None:
-            raise RuntimeError("MonitorServer already started")
-        runner = web.AppRunner(self._app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        for bound in runner.addresses:
-            if isinstance(bound, tuple) and len(bound) >= 2:
-                self.port = int(bound[1])
-                break
-        log.info("monitor listening", url=self.url)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        routes = {
+            "/ready": self._handle_ready,
+            "/metrics": self._handle_metrics,
+            "/debug/configz": self._handle_configz,
+            "/debug/syncz": self._handle_syncz,
+            "/debug/config_dump": self._handle_config_dump,
+        }
+        super().__init__(address, routes, name="pilot")
 
     async def _handle_ready(self, request: web.Request) -> web.Response:
-        if self._ready():
-            return web.Response(text="ready\n")
-        return web.Response(text="not ready: no snapshot served yet\n", status=503)
+        return ready_response(self._ready(), "no snapshot served yet")
 
     async def _handle_metrics(self, request: web.Request) -> web.Response:
-        body = self._server.metrics.exposition()
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return metrics_response(self._server.metrics.exposition())
 
     async def _handle_configz(self, request: web.Request) -> web.Response:
-        return _json(self._configz())
+        return json_response(self._configz())
 
     async def _handle_syncz(self, request: web.Request) -> web.Response:
-        return _json(self._server.syncz())
+        return json_response(self._server.syncz())
 
     async def _handle_config_dump(self, request: web.Request) -> web.Response:
         node_id = request.query.get("proxy", "")
         if not node_id:
-            return _json({"error": "query parameter 'proxy' (an Envoy node id) is required"}, status=400)
+            return json_response({"error": "query parameter 'proxy' (an Envoy node id) is required"}, status=400)
         dump = self._server.config_dump(node_id)
         if dump is None:
             connected = [p["id"] for p in self._server.syncz()["proxies"]]
-            return _json({"error": f"proxy {node_id!r} is not connected", "connected": connected}, status=404)
-        return _json(dump)
+            return json_response({"error": f"proxy {node_id!r} is not connected", "connected": connected}, status=404)
+        return json_response(dump)
