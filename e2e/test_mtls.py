@@ -6,7 +6,7 @@ import asyncio
 import time
 
 from e2e.harness import LocalMesh, MtlsMeshFactory
-from e2e.mesh_config import DEMO_CLIENT, DEMO_URL, REVIEWS_PORT
+from e2e.mesh_config import DEMO_CLIENT, DEMO_URL, REVIEWS_PORT, render_demo_mesh
 from e2e.mtls import caller_identity, peer_authentication, plaintext_get, workload_certificates
 from e2e.rules import weighted_reviews
 from e2e.traffic import MeshResponse
@@ -169,3 +169,36 @@ async def test_sidecars_keep_working_while_citadel_is_down(mtls_mesh: MtlsMeshFa
 
     assert not _failures(responses + more)
     assert all(caller_identity(r) == CLIENT_ID for r in responses + more)
+
+
+def _mesh_with_reviews_tls(mesh: LocalMesh, mode: str) -> str:
+    """The demo registry with ``trafficPolicy.tls.mode`` set on the reviews DestinationRule."""
+    text = render_demo_mesh(mesh.subnet)
+    marker = "  host: reviews\n  subsets:"
+    assert marker in text
+    return text.replace(marker, f"  host: reviews\n  trafficPolicy:\n    tls:\n      mode: {mode}\n  subsets:")
+
+
+async def test_destination_rule_tls_overrides_auto_mtls(mtls_mesh: MtlsMeshFactory) -> None:
+    """Each step changes the DestinationRule, so the client's cluster (and its connection pool) is new: a server's
+    mode change alone would leave already-open connections draining gracefully, as Envoy does."""
+    mesh = await mtls_mesh()
+    await _route_to_v1(mesh)
+    await mesh.apply("default-mtls", peer_authentication("STRICT"))
+    await mesh.apply("reviews-mesh", _mesh_with_reviews_tls(mesh, "DISABLE"))
+    configz = await mesh.wait_synced()
+    assert not configz["rejected"], configz["rejected"]
+
+    refused = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
+    assert refused.status == 503, "tls DISABLE: a plaintext client meets a STRICT server"
+
+    await mesh.apply("reviews-mesh", _mesh_with_reviews_tls(mesh, "ISTIO_MUTUAL"))
+    await mesh.wait_synced()
+    mutual = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
+    assert mutual.status == 200 and caller_identity(mutual) == CLIENT_ID
+
+    await mesh.apply("default-mtls", peer_authentication("PERMISSIVE"))
+    await mesh.apply("reviews-mesh", _mesh_with_reviews_tls(mesh, "DISABLE"))
+    await mesh.wait_synced()
+    plaintext = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
+    assert plaintext.status == 200 and caller_identity(plaintext) is None, "tls DISABLE: the client sends plaintext"

@@ -195,9 +195,21 @@ class Connection:
             return  # keep what the proxy has (from self.cache, if anything)
         self.cache = cache
         pushed = False
+        warming = False
         for type_url in self._order:
-            if type_url in self.watches:
-                pushed = await self._respond(type_url, requested=False, force=False) or pushed
+            if type_url not in self.watches:
+                continue
+            if type_url == ENDPOINT_TYPE and warming:
+                # Envoy keeps an updated EDS cluster warming until it gets its ClusterLoadAssignment again, and
+                # holds the CDS ACK until then: resend the assignments even where they did not change (Istio's
+                # full push does the same), or a changed cluster (e.g. its TLS settings) never becomes active.
+                pushed = await self._respond(type_url, requested=True, force=True) or pushed
+                continue
+            before = self.watches[type_url].sent
+            sent = await self._respond(type_url, requested=False, force=False)
+            pushed = sent or pushed
+            if sent and type_url == CLUSTER_TYPE and ENDPOINT_TYPE in self.watches:
+                warming = _changed_eds_clusters(before, self.watches[type_url].sent, self.watches[ENDPOINT_TYPE])
         if pushed and cache.changed_at is not None:
             self._metrics.converged(time.monotonic() - cache.changed_at)
 
@@ -345,6 +357,13 @@ class Connection:
             "snapshot_version": self.cache.version if self.cache is not None else None,
             "types": types,
         }
+
+
+def _changed_eds_clusters(before: Mapping[str, str], after: Mapping[str, str], endpoints: WatchedResource) -> bool:
+    """Whether a CDS push changed a cluster the proxy already watches in EDS (one it had before, new version)."""
+    return any(
+        name in endpoints.names and before.get(name) not in (None, "", version) for name, version in after.items()
+    )
 
 
 def _iso(timestamp: float) -> str:
