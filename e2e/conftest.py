@@ -105,8 +105,10 @@ async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) 
 def mtls_mesh(mesh: MeshFactory) -> MtlsMeshFactory:
     """``await mtls_mesh(cert_ttl="20s")``: the demo topology with Citadel; every sidecar has its identity."""
 
-    async def start(*, cert_ttl: str = "24h", citadel_arguments: tuple[str, ...] = ()) -> LocalMesh:
-        local_mesh = await mesh(citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments)
+    async def start(
+        *, cert_ttl: str = "24h", citadel_arguments: tuple[str, ...] = (), xds_mode: XdsMode = "sotw"
+    ) -> LocalMesh:
+        local_mesh = await mesh(citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments, xds_mode=xds_mode)
         await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
         await local_mesh.start_workloads(DEMO_WORKLOADS)
         configz = await local_mesh.wait_synced()

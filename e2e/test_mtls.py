@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from e2e.harness import LocalMesh, MtlsMeshFactory
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL, REVIEWS_PORT, render_demo_mesh
 from e2e.mtls import caller_identity, peer_authentication, plaintext_get, workload_certificates
 from e2e.rules import weighted_reviews
 from e2e.traffic import MeshResponse
+from envoy_bootstrap.bootstrap import XdsMode
 
 CLIENT_ID = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
 OUTSIDER_HOST = 99  # an address in the mesh's subnet with no sidecar: a plaintext caller
@@ -179,10 +182,11 @@ def _mesh_with_reviews_tls(mesh: LocalMesh, mode: str) -> str:
     return text.replace(marker, f"  host: reviews\n  trafficPolicy:\n    tls:\n      mode: {mode}\n  subsets:")
 
 
-async def test_destination_rule_tls_overrides_auto_mtls(mtls_mesh: MtlsMeshFactory) -> None:
+@pytest.mark.parametrize("xds_mode", ["sotw", "delta"])
+async def test_destination_rule_tls_overrides_auto_mtls(mtls_mesh: MtlsMeshFactory, xds_mode: XdsMode) -> None:
     """Each step changes the DestinationRule, so the client's cluster (and its connection pool) is new: a server's
     mode change alone would leave already-open connections draining gracefully, as Envoy does."""
-    mesh = await mtls_mesh()
+    mesh = await mtls_mesh(xds_mode=xds_mode)
     await _route_to_v1(mesh)
     await mesh.apply("default-mtls", peer_authentication("STRICT"))
     await mesh.apply("reviews-mesh", _mesh_with_reviews_tls(mesh, "DISABLE"))

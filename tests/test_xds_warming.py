@@ -83,3 +83,27 @@ async def test_a_changed_cluster_gets_its_unchanged_assignment_again(
     endpoints = await stream.recv()
     assert endpoints.type_url == ENDPOINT_TYPE, "the assignment follows its changed cluster"
     assert REVIEWS_V1_CLUSTER in resource_names(endpoints)
+
+
+async def test_delta_resends_a_changed_clusters_unchanged_assignment(
+    channel: tuple[DiscoveryServer, grpc.aio.Channel],
+) -> None:
+    server, grpc_channel = channel
+    stream = AdsStream(grpc_channel, delta=True)
+    await stream.delta_request(CLUSTER_TYPE, node=PRODUCTPAGE, subscribe=["*"])
+    clusters = await stream.recv()
+    await stream.delta_request(CLUSTER_TYPE, nonce=clusters.nonce)
+    await stream.delta_request(ENDPOINT_TYPE, subscribe=[REVIEWS_V1_CLUSTER])
+    endpoints = await stream.recv()
+    assert resource_names(endpoints) == [REVIEWS_V1_CLUSTER]
+    await stream.delta_request(ENDPOINT_TYPE, nonce=endpoints.nonce)
+    await stream.delta_request(LISTENER_TYPE, subscribe=["*"])
+    await stream.delta_request(LISTENER_TYPE, nonce=(await stream.recv()).nonce)
+
+    server.update_config(configs_of(*bookinfo().values(), virtual_service("ratings", "v1")), 2)
+
+    changed = await stream.recv()
+    assert changed.type_url == CLUSTER_TYPE
+    again = await stream.recv()
+    assert again.type_url == ENDPOINT_TYPE, "the assignment follows its changed cluster"
+    assert resource_names(again) == [REVIEWS_V1_CLUSTER], "resent although its version did not change"

@@ -34,7 +34,7 @@ from pilot.model import ProxyNode
 from pilot.xds import encode
 from pilot.xds.cache import ResourceCache
 from pilot.xds.consistency import Dangling
-from pilot.xds.plan import plan_delta, plan_sotw
+from pilot.xds.plan import forget_sent, plan_delta, plan_sotw
 from pilot.xds.resources import ProxyResources
 from pilot.xds.watch import WatchedResource, should_respond, should_respond_delta
 
@@ -195,14 +195,17 @@ class Connection:
             return  # keep what the proxy has (from self.cache, if anything)
         self.cache = cache
         pushed = False
-        warming = False
+        warming: frozenset[str] = frozenset()
         for type_url in self._order:
             if type_url not in self.watches:
                 continue
             if type_url == ENDPOINT_TYPE and warming:
                 # Envoy keeps an updated EDS cluster warming until it gets its ClusterLoadAssignment again, and
-                # holds the CDS ACK until then: resend the assignments even where they did not change (Istio's
+                # holds the CDS ACK until then: resend those assignments even where they did not change (Istio's
                 # full push does the same), or a changed cluster (e.g. its TLS settings) never becomes active.
+                # SotW answers as if asked (everything watched); delta forgets it sent them, then sends them.
+                if self.mode == "delta":
+                    self.watches[type_url] = forget_sent(self.watches[type_url], warming)
                 pushed = await self._respond(type_url, requested=True, force=True) or pushed
                 continue
             before = self.watches[type_url].sent
@@ -359,10 +362,14 @@ class Connection:
         }
 
 
-def _changed_eds_clusters(before: Mapping[str, str], after: Mapping[str, str], endpoints: WatchedResource) -> bool:
-    """Whether a CDS push changed a cluster the proxy already watches in EDS (one it had before, new version)."""
-    return any(
-        name in endpoints.names and before.get(name) not in (None, "", version) for name, version in after.items()
+def _changed_eds_clusters(
+    before: Mapping[str, str], after: Mapping[str, str], endpoints: WatchedResource
+) -> frozenset[str]:
+    """The clusters a CDS push changed that the proxy already watches in EDS (had before, new version)."""
+    return frozenset(
+        name
+        for name, version in after.items()
+        if name in endpoints.names and before.get(name) not in (None, "", version)
     )
 
 

@@ -23,7 +23,7 @@ from pilot.xds.changes import ResourceChanges
 from pilot.xds.resources import ProxyResources, Resource, entry_digest, format_version
 from pilot.xds.watch import WatchedResource
 
-__all__ = ["DeltaResponse", "SotwResponse", "plan_delta", "plan_sotw"]
+__all__ = ["DeltaResponse", "SotwResponse", "forget_sent", "plan_delta", "plan_sotw"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,6 +109,18 @@ def plan_sotw(
     return response, replace(
         watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
     )
+
+
+def forget_sent(watch: WatchedResource, names: frozenset[str]) -> WatchedResource:
+    """The watch as if ``names`` had never been sent, so that the next delta plan sends them again even though
+    their versions did not change (Envoy needs the assignment of a changed EDS cluster before it warms)."""
+    sent = dict(watch.sent)
+    digest = watch.sent_digest
+    for name in names:
+        version = sent.pop(name, None)
+        if version:
+            digest ^= entry_digest(version)
+    return replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
 
 
 def plan_delta(
