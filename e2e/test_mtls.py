@@ -35,7 +35,7 @@ async def test_strict_refuses_plaintext_and_serves_sidecars_with_the_callers_ide
     plaintext = await plaintext_get(inbound, source=mesh.address(OUTSIDER_HOST))
     through_sidecar = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
 
-    assert plaintext != 200, "STRICT must refuse a plaintext caller"
+    assert isinstance(plaintext, str), f"STRICT must refuse a plaintext caller at the transport, got {plaintext}"
     assert (through_sidecar.status, through_sidecar.version) == (200, "v1")
     assert caller_identity(through_sidecar) == CLIENT_ID
 
@@ -82,7 +82,10 @@ async def test_a_forged_token_gets_no_certificate(mtls_mesh: MtlsMeshFactory) ->
     assert await workload_certificates(mesh, DEMO_CLIENT.name), "the genuine sidecars have theirs"
     assert mesh.citadel is not None
     _, metrics = await mesh.citadel.get("/metrics")
-    assert "citadel_certificate_failures_total" in metrics
+    refusals = [line for line in metrics.splitlines() if line.startswith("citadel_certificate_failures_total")]
+    assert any('reason="unauthenticated"' in line and not line.endswith(" 0.0") for line in refusals), refusals
+    assert "signature" in mesh.citadel.log_path.read_text(), "Citadel logs why the token was refused"
+    assert forged not in mesh.citadel.log_path.read_text(), "and never the token itself"
 
 
 async def _traffic_for(mesh: LocalMesh, seconds: float) -> list[MeshResponse]:

@@ -14,17 +14,20 @@ root, with the workload's token as ``authorization: Bearer ...`` on every reques
 filter: Pilot's SDS references stay token-free and the same for every proxy). The node metadata then says
 ``MESHPLANE_SDS: "true"``, which is how Pilot knows it may configure Citadel's secrets for this proxy.
 
-The token and the root certificate are embedded in the bootstrap: Envoy has no file-based way to put a header on a
-gRPC service that its own gRPC client understands, and a static cluster's inline trust is not reloaded anyway
-(``watched_directory`` only applies to SDS-delivered validation contexts). So a bootstrap file is a secret (write
-it 0600), and a sidecar gets a new token or a new root for Citadel's serving certificate by a new bootstrap and a
-restart; workload certificates and the mesh trust bundle (``ROOTCA``) rotate over SDS without one.
+The token is embedded in the bootstrap (Envoy has no file-based way to put a header on a gRPC service that its own
+gRPC client understands), so a bootstrap file is a secret: write it 0600. Envoy's admin ``/config_dump`` shows it
+too, and the local mesh binds admin on the workload's loopback address, reachable by any local user: on a shared
+machine that is a way to borrow an identity (in a pod, admin belongs on 127.0.0.1, as Istio does). A new token
+needs a new bootstrap and a restart. Citadel's trust follows its bundle file through a file-based SDS secret
+(``write_citadel_trust``), so a root rotation needs no restart; workload certificates and the mesh trust bundle
+(``ROOTCA``) rotate over SDS.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -241,7 +244,13 @@ def write_citadel_trust(document: Path, root_cert: Path) -> Path:
         "name": CITADEL_TRUST_SECRET,
         "validation_context": {"trusted_ca": {"filename": str(root_cert.resolve())}},
     }
-    document.write_text(json.dumps({"resources": [secret]}, indent=2) + "\n")
+    # Atomically, never through a link: whoever could swap this file would choose whom the sidecar trusts.
+    temporary = document.with_name(f".{document.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps({"resources": [secret]}, indent=2) + "\n")
+    temporary.replace(document)
     return document
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -146,6 +147,12 @@ def _default_bootstrap_file(args: argparse.Namespace) -> Path:
     """One file per user and sidecar identity: rewritten on each run instead of piling up in /tmp."""
     directory = Path(tempfile.gettempdir()) / f"envoy-bootstrap-{os.getuid()}"
     directory.mkdir(mode=0o700, exist_ok=True)
+    status = directory.lstat()  # a directory someone else made first (or a link) must not receive a token
+    if not stat.S_ISDIR(status.st_mode) or status.st_uid != os.getuid() or status.st_mode & 0o077:
+        raise BootstrapError(
+            f"{directory} is not a private directory of this user (owner uid {status.st_uid}, mode "
+            f"{stat.S_IMODE(status.st_mode):o}); remove it or pass --bootstrap-file / --output"
+        )
     return directory / f"{args.workload}.{args.namespace}-{args.address}-{args.admin_port}.json"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -451,3 +452,20 @@ def test_the_trust_document_needs_a_readable_pem_bundle(tmp_path: Path, root_cer
     with pytest.raises(BootstrapError, match=f"^root_cert: .*{message}"):
         write_citadel_trust(tmp_path / "citadel-trust.json", root_cert)
     assert not (tmp_path / "citadel-trust.json").exists()
+
+
+def test_the_default_bootstrap_directory_must_be_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory another user created first, or left open, would receive the workload's token."""
+    monkeypatch.setattr(os, "execv", lambda path, args: None)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    shared = tmp_path / f"envoy-bootstrap-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+
+    code = cli.main(["run", "sidecar", "--workload", "reviews-v1"])
+
+    assert code == 2
+    assert "is not a private directory" in capsys.readouterr().err
+    assert list(shared.iterdir()) == []

@@ -132,7 +132,8 @@ TLS_MODE_CASES: list[tuple[str, TrafficPolicy, bool, dict[str, Any] | None]] = [
         "simple-system-trust",
         dr_tls(mode="SIMPLE"),
         False,
-        {"sni": REVIEWS, "sans": [], "system_trust": True, "sds": False},
+        # no subjectAltNames: the certificate must still name the host asked for (Istio's auto_san_validation)
+        {"sni": REVIEWS, "sans": [(DNS, REVIEWS)], "ca": "/etc/ssl/certs/ca-certificates.crt", "sds": False},
     ),
     (
         "simple-files",
@@ -150,7 +151,13 @@ TLS_MODE_CASES: list[tuple[str, TrafficPolicy, bool, dict[str, Any] | None]] = [
         "mutual",
         dr_tls(mode="MUTUAL", client_certificate="/c.pem", private_key="/k.pem"),
         True,
-        {"sni": REVIEWS, "cert": ("/c.pem", "/k.pem"), "system_trust": True, "sds": False},
+        {
+            "sni": REVIEWS,
+            "sans": [(DNS, REVIEWS)],
+            "cert": ("/c.pem", "/k.pem"),
+            "ca": "/etc/ssl/certs/ca-certificates.crt",
+            "sds": False,
+        },
     ),
 ]
 
@@ -174,7 +181,7 @@ def test_destination_rule_tls_modes(
         assert sans(tls) == expected["sans"]
     if "alpn" in expected:
         assert list(common.alpn_protocols) == expected["alpn"]
-    assert common.validation_context.HasField("system_root_certs") is expected.get("system_trust", False)
+    assert not common.validation_context.HasField("system_root_certs")  # Envoy refuses SAN checks with it
     assert common.validation_context.trusted_ca.filename == expected.get("ca", "")
     assert common.validation_context.crl.filename == expected.get("crl", "")
     verifies_with_files = not expected["sds"] and not expected.get("no_validation", False)

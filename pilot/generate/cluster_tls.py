@@ -54,6 +54,7 @@ from pilot.model.types import Endpoint, MeshSnapshot, Service
 __all__ = [
     "ALPN_IN_MESH",
     "ALPN_IN_MESH_H2",
+    "SYSTEM_CA_BUNDLE",
     "TRANSPORT_SOCKET_MATCH_KEY",
     "apply_upstream_tls",
     "destination_identities",
@@ -124,6 +125,9 @@ def istio_mutual_tls_context(*, sni: str, sans: Sequence[SubjectAltNameMatcher],
     return UpstreamTlsContext(common_tls_context=common, sni=sni)
 
 
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian/Ubuntu/Alpine, and Envoy's own images
+
+
 def simple_tls_context(
     tls: ClientTLSSettings, *, sni: str, default_sans: Sequence[str], http2: bool
 ) -> UpstreamTlsContext:
@@ -140,13 +144,16 @@ def simple_tls_context(
         )
     if not tls.insecure_skip_verify:
         validation = common.validation_context
-        if tls.ca_certificates:
-            validation.trusted_ca.filename = tls.ca_certificates
-        else:
-            validation.system_root_certs.SetInParent()
+        # Without caCertificates: the sidecar's system bundle, as a file (Istio's sidecar image does the same).
+        # Envoy refuses SAN checks without a trusted CA, and `system_root_certs` does not count as one.
+        validation.trusted_ca.filename = tls.ca_certificates or SYSTEM_CA_BUNDLE
         if tls.ca_crl:
             validation.crl.filename = tls.ca_crl
-        validation.match_typed_subject_alt_names.extend(typed_sans(tls.subject_alt_names or default_sans))
+        # Without subjectAltNames (or the ServiceEntry's), the server must still be the host asked for: Istio's
+        # auto_san_validation checks the certificate against the SNI; otherwise any publicly trusted
+        # certificate would do.
+        sans = tls.subject_alt_names or default_sans or (tls.sni or sni,)
+        validation.match_typed_subject_alt_names.extend(typed_sans(sans))
     return UpstreamTlsContext(common_tls_context=common, sni=tls.sni or sni)
 
 
