@@ -107,6 +107,9 @@ class CAState:
     mode: CAMode
     previous_root: x509.Certificate | None
     fingerprint: str
+    # The previous root with its key while a rotation is in progress: a Citadel restarted mid-rotation signs with it
+    # until every workload trusts both roots again, then runs the rotation's phases (citadel/rotation.py).
+    previous_signer: SigningCA | None = None
 
     @property
     def root(self) -> x509.Certificate:
@@ -208,8 +211,9 @@ def _self_signed_state(ca_dir: Path, files: dict[str, bytes]) -> CAState:
             "the certificate to drop the previous root from the trust bundle"
         )
     previous = None
+    previous_key: PrivateKey | None = None
     if PREVIOUS_ROOT_CERT in files:
-        previous = _pair(ca_dir, files, PREVIOUS_ROOT_CERT, PREVIOUS_ROOT_KEY)[0]
+        previous, previous_key = _pair(ca_dir, files, PREVIOUS_ROOT_CERT, PREVIOUS_ROOT_KEY)
     root = _one_cert(ca_dir, files, ROOT_CERT, "the root; a previous root goes in previous-root-cert.pem")
     key = _key(ca_dir, files, ROOT_KEY)
     if root.public_key() != key.public_key():
@@ -231,8 +235,16 @@ def _self_signed_state(ca_dir: Path, files: dict[str, bytes]) -> CAState:
         previous = None
     bundle = (root,) if previous is None else (root, previous)
     signer = SigningCA(cert=root, key=key, chain=())
+    previous_signer = None
+    if previous is not None and previous_key is not None:
+        previous_signer = SigningCA(cert=previous, key=previous_key, chain=())
     return CAState(
-        signer=signer, trust_bundle=bundle, mode="self-signed", previous_root=previous, fingerprint=_fingerprint(files)
+        signer=signer,
+        trust_bundle=bundle,
+        mode="self-signed",
+        previous_root=previous,
+        fingerprint=_fingerprint(files),
+        previous_signer=previous_signer,
     )
 
 

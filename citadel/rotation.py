@@ -72,13 +72,14 @@ class RootRotation:
         self._load_failure = ""
 
     async def run(self) -> None:
-        """Poll forever (until cancelled). A rotation found in progress at startup is finished first: after one
-        ``ack_timeout`` for the workloads to reconnect and get certificates from the new root."""
+        """Poll forever (until cancelled). A rotation found in progress at startup is finished first, through the
+        same phases as a new one: Citadel started signing with the previous root (``CAState.previous_signer``),
+        so trust both, wait for the reconnected workloads' ACKs, re-issue under the new root, then retire."""
         if self._state.previous_root is not None:
-            log.info("root rotation in progress at startup; retiring the previous root later", wait=self._ack_timeout)
+            log.info("root rotation in progress at startup; resuming it", streams=len(self._sds.streams))
             self.phase = "resume"
-            await asyncio.sleep(self._ack_timeout)
-            await self._retire(self._state)
+            await asyncio.sleep(self._grace)  # let the sidecars reconnect before the first phase counts their ACKs
+            await self.apply(self._state)
         while True:
             await asyncio.sleep(self._poll_interval)
             await self.check()

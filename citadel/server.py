@@ -89,8 +89,13 @@ class CitadelServer:
         options = self.options
         state = await asyncio.to_thread(load_or_create_ca, options.ca_dir, options.trust_domain)
         token_key = await asyncio.to_thread(load_or_create_token_key, options.ca_dir)
+        # Restarted in the middle of a root rotation: sign with the previous root (every workload trusts it) while
+        # both roots are in the bundle; RootRotation.run then moves to the new root in its ACK-gated phases.
         authority = Authority(
-            signer=state.signer, trust_bundle=state.trust_bundle, cert_ttl=options.cert_ttl, key_type=options.key_type
+            signer=state.previous_signer or state.signer,
+            trust_bundle=state.trust_bundle,
+            cert_ttl=options.cert_ttl,
+            key_type=options.key_type,
         )
         authenticator = Authenticator(token_key.public_key(), trust_domain=options.trust_domain)
         sds = SdsService(

@@ -209,3 +209,34 @@ async def test_destination_rule_tls_overrides_auto_mtls(mtls_mesh: MtlsMeshFacto
     await mesh.wait_synced()
     plaintext = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
     assert plaintext.status == 200 and caller_identity(plaintext) is None, "tls DISABLE: the client sends plaintext"
+
+
+async def test_root_rotation_interrupted_by_a_citadel_restart_loses_no_request(mtls_mesh: MtlsMeshFactory) -> None:
+    """Citadel stops right after rotate-root and starts again: it resumes the rotation from the previous root
+    (which every sidecar still trusts) through the same ACK-gated phases."""
+    mesh = await mtls_mesh(citadel_arguments=("--root-rotation-grace", "1s"))
+    await _route_to_v1(mesh)
+    await mesh.apply("mesh-mtls", peer_authentication("STRICT", namespace="istio-system"))
+    await mesh.wait_synced()
+    assert mesh.citadel is not None
+    old_roots = {s for c in await workload_certificates(mesh, "reviews-v1") for s in c["ca_serials"]}
+    traffic = asyncio.create_task(_traffic_for(mesh, 30))
+
+    await mesh.citadel.stop()
+    process = await asyncio.create_subprocess_exec(
+        *mesh.citadel.command()[:3], "rotate-root", "--ca-dir", str(mesh.citadel.ca_dir)
+    )
+    assert await process.wait() == 0
+    await mesh.citadel.start()
+    previous = mesh.citadel.ca_dir / "previous-root-cert.pem"
+    deadline = time.monotonic() + 25
+    while previous.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    responses = await traffic
+
+    assert not previous.exists(), "the resumed rotation did not finish within 25 s"
+    new_roots = {s for c in await workload_certificates(mesh, "reviews-v1") for s in c["ca_serials"]}
+    assert new_roots and new_roots.isdisjoint(old_roots), (old_roots, new_roots)
+    assert not _failures(responses), (
+        f"{len(_failures(responses))} of {len(responses)} failed: {_failures(responses)[:3]}"
+    )
