@@ -23,9 +23,9 @@ from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
-__all__ = ["CONTENT_TYPE_LATEST", "CitadelMetrics", "ExpirySource"]
+__all__ = ["CitadelMetrics", "ExpirySource"]
 
 ExpirySource = Callable[[], float | None]  # seconds until an expiry, None when there is nothing to report
 
@@ -87,7 +87,7 @@ class CitadelMetrics:
         self._connections.add(-1)
 
     def exposition(self) -> bytes:
-        """The Prometheus text exposition of every instrument (serve with ``CONTENT_TYPE_LATEST``)."""
+        """The Prometheus text exposition of every instrument (``pilot.http_endpoints.metrics_response`` serves it)."""
         return generate_latest(self.registry)
 
     def shutdown(self) -> None:

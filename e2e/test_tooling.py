@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 from e2e.harness import LocalMesh
@@ -34,6 +35,7 @@ async def test_proxy_config_shows_what_the_sidecar_was_sent(demo_mesh: LocalMesh
     clusters = (await meshplane("proxy-config", "cluster", "productpage", *monitor))[1]
     endpoints = (await meshplane("proxy-config", "endpoint", "productpage.default", *monitor))[1]
     listeners = (await meshplane("proxy-config", "listener", "reviews-v1", *monitor))[1]
+    routes_json = (await meshplane("proxy-config", "route", "productpage", "-o", "json", *monitor))[1]
     missing = await meshplane("proxy-config", "route", "ratings", *monitor)
 
     assert "outbound|9080|v1|reviews.default.svc.cluster.local" in clusters
@@ -41,3 +43,7 @@ async def test_proxy_config_shows_what_the_sidecar_was_sent(demo_mesh: LocalMesh
     assert f"outbound|9080|v1|reviews.default.svc.cluster.local  {v1}:9080" in endpoints
     assert f"{v1}:9080" in listeners and f"{v1}:15001" in listeners
     assert missing[0] == 1 and "no connected proxy 'ratings'" in missing[1]
+    [table] = json.loads(routes_json)  # -o json: the RouteConfiguration as Pilot sent it
+    assert table["name"] == "15001.default"
+    vhost = next(v for v in table["virtual_hosts"] if v["name"].startswith("reviews.default.svc.cluster.local:"))
+    assert vhost["routes"][0]["route"]["cluster"] == "outbound|9080|v1|reviews.default.svc.cluster.local"

@@ -51,8 +51,9 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
         server.update_config(store.accepted, change.version)
 
     source = DirectorySource(options.config_dir, store, on_change, on_rejected=server.metrics.rejected_config)
-    await source.load_initial()
-    server.update_config(store.accepted, store.version)
+    await source.load_initial()  # hands the server what it loaded, through on_change
+    if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
+        server.update_config(store.accepted, store.version)
     await server.start(options.xds_address)
     monitor = MonitorServer(options.monitor_address, ready=lambda: server.ready, configz=store.configz, server=server)
     await monitor.start()

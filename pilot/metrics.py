@@ -24,9 +24,9 @@ from __future__ import annotations
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
-__all__ = ["CONTENT_TYPE_LATEST", "PilotMetrics"]
+__all__ = ["PilotMetrics"]
 
 # Seconds: from a sub-millisecond response to a push stuck behind a slow stream.
 _SECONDS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -106,7 +106,7 @@ class PilotMetrics:
         self._rejected_configs.add(count, {"kind": kind})
 
     def exposition(self) -> bytes:
-        """The Prometheus text exposition of every instrument (serve with ``CONTENT_TYPE_LATEST``)."""
+        """The Prometheus text exposition of every instrument (``pilot.http_endpoints.metrics_response`` serves it)."""
         return generate_latest(self.registry)
 
     def shutdown(self) -> None:

@@ -15,7 +15,7 @@ every name of the new one, its new state is the new set's ``versions``: nothing 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
@@ -58,57 +58,34 @@ def plan_sotw(
         if not full and watch.nonce_sent and current.version == watch.version_sent:
             return None, watch
         response = SotwResponse(version=current.version, nonce=nonce, resources=None, count=len(current.resources))
-        return response, replace(
-            watch,
-            sent=current.versions,
-            sent_digest=int(current.version, 16),
-            version_sent=current.version,
-            nonce_sent=nonce,
-        )
+        return response, _sent_whole(watch, current, nonce)
     available = current.resources
     if full:
         names = watch.names
         if all(names.issuperset(group.resources) for group in current.groups):  # e.g. EDS: all of CDS's clusters
             response = SotwResponse(version=current.version, nonce=nonce, resources=None, count=len(available))
-            return response, replace(
-                watch,
-                sent=current.versions,
-                sent_digest=int(current.version, 16),
-                version_sent=current.version,
-                nonce_sent=nonce,
-            )
+            return response, _sent_whole(watch, current, nonce)
         if len(names) < len(available):
             chosen = [r for r in map(available.get, sorted(names)) if r is not None]
         else:
             chosen = [r for name, r in available.items() if name in names]
-        sent = {}
-        digest = 0
-        for resource in chosen:
-            sent[resource.name] = resource.version
-            digest ^= resource.digest
+        sent: dict[str, str] = {}
+        digest = _record(sent, 0, chosen)
     else:
         sent = dict(watch.sent)
         digest = watch.sent_digest
         for name in [n for n in sent if n not in watch.names or n not in available]:
             digest ^= entry_digest(sent.pop(name))  # gone or unsubscribed: Envoy drops it with its CDS/LDS parent
-        chosen = []
-        for name in sorted(watch.names):
-            changed = available.get(name)
-            if changed is None or sent.get(name) == changed.version:
-                continue
-            previous = sent.get(name)
-            if previous:
-                digest ^= entry_digest(previous)
-            sent[name] = changed.version
-            digest ^= changed.digest
-            chosen.append(changed)
+        chosen = [
+            changed
+            for changed in map(available.get, sorted(watch.names))
+            if changed is not None and sent.get(changed.name) != changed.version
+        ]
+        digest = _record(sent, digest, chosen)
         if not chosen:
             return None, replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
-    version = format_version(digest)
-    response = SotwResponse(version=version, nonce=nonce, resources=tuple(chosen), count=len(chosen))
-    return response, replace(
-        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
-    )
+    state = _sent_some(watch, sent, digest, nonce)
+    return SotwResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), count=len(chosen)), state
 
 
 def forget_sent(watch: WatchedResource, names: frozenset[str]) -> WatchedResource:
@@ -163,19 +140,13 @@ def plan_delta(
                 digest ^= entry_digest(had)
             sent[name] = ""
             removed.append(name)
-    for resource in chosen:
-        previous = sent.get(resource.name)
-        if previous:
-            digest ^= entry_digest(previous)
-        sent[resource.name] = resource.version
-        digest ^= resource.digest
+    digest = _record(sent, digest, chosen)
     if not chosen and not removed and not force:
         return None, watch
-    version = format_version(digest)
-    response = DeltaResponse(version=version, nonce=nonce, resources=tuple(chosen), removed=tuple(removed))
-    return response, replace(
-        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
-    )
+    state = _sent_some(watch, sent, digest, nonce)
+    return DeltaResponse(
+        version=state.version_sent, nonce=nonce, resources=tuple(chosen), removed=tuple(removed)
+    ), state
 
 
 def _delta_everything(
@@ -190,9 +161,7 @@ def _delta_everything(
     if missing:
         sent = MappingProxyType({**current.versions, **dict.fromkeys(missing, "")})
     response = DeltaResponse(version=current.version, nonce=nonce, resources=None, removed=missing)
-    return response, replace(
-        watch, sent=sent, sent_digest=int(current.version, 16), version_sent=current.version, nonce_sent=nonce
-    )
+    return response, _sent_whole(watch, current, nonce, sent=sent)
 
 
 def _has_all(watch: WatchedResource, current: ProxyResources, changes: ResourceChanges) -> bool:
@@ -227,19 +196,11 @@ def _sotw_changes(
         version = sent.pop(name)
         if version:
             digest ^= entry_digest(version)
-    for resource in chosen:
-        previous = sent.get(resource.name)
-        if previous:
-            digest ^= entry_digest(previous)
-        sent[resource.name] = resource.version
-        digest ^= resource.digest
+    digest = _record(sent, digest, chosen)
     if not chosen:
         return None, replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
-    version = format_version(digest)
-    response = SotwResponse(version=version, nonce=nonce, resources=tuple(chosen), count=len(chosen))
-    return response, replace(
-        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
-    )
+    state = _sent_some(watch, sent, digest, nonce)
+    return SotwResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), count=len(chosen)), state
 
 
 def _delta_changes(
@@ -273,14 +234,36 @@ def _delta_changes(
             digest ^= entry_digest(version)
         if not watch.wildcard:
             sent[name] = ""
-    for resource in chosen:
+    digest = _record(sent, digest, chosen)
+    state = _sent_some(watch, sent, digest, nonce)
+    return DeltaResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), removed=tuple(gone)), state
+
+
+def _record(sent: dict[str, str], digest: int, resources: Sequence[Resource]) -> int:
+    """Note ``resources`` as sent (replacing older versions) and return the set's digest updated to match."""
+    for resource in resources:
         previous = sent.get(resource.name)
         if previous:
             digest ^= entry_digest(previous)
         sent[resource.name] = resource.version
         digest ^= resource.digest
+    return digest
+
+
+def _sent_some(watch: WatchedResource, sent: dict[str, str], digest: int, nonce: str) -> WatchedResource:
+    """The watch once a response built from ``sent`` (digest ``digest``) went out with ``nonce``."""
     version = format_version(digest)
-    response = DeltaResponse(version=version, nonce=nonce, resources=tuple(chosen), removed=tuple(gone))
-    return response, replace(
-        watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce
+    return replace(watch, sent=MappingProxyType(sent), sent_digest=digest, version_sent=version, nonce_sent=nonce)
+
+
+def _sent_whole(
+    watch: WatchedResource, current: ProxyResources, nonce: str, *, sent: Mapping[str, str] | None = None
+) -> WatchedResource:
+    """The watch once the proxy's whole set ``current`` went out with ``nonce`` (its versions shared, not copied)."""
+    return replace(
+        watch,
+        sent=current.versions if sent is None else sent,
+        sent_digest=int(current.version, 16),
+        version_sent=current.version,
+        nonce_sent=nonce,
     )
