@@ -16,7 +16,19 @@ from typing import Literal
 __all__ = [
     "EMPTY_LABELS",
     "GRPC_STATUS_NAMES",
+    "AccessList",
+    "AccessListEntryType",
+    "AccessListMode",
     "Abort",
+    "AuthorizationAction",
+    "AuthorizationCondition",
+    "AuthorizationOperation",
+    "AuthorizationPolicy",
+    "AuthorizationRule",
+    "AuthorizationSource",
+    "MixerPolicy",
+    "RateLimit",
+    "RateLimitOverride",
     "ClientTLSSettings",
     "ConfigKey",
     "ConfigMeta",
@@ -71,6 +83,9 @@ class Kind(StrEnum):
     DESTINATION_RULE = "DestinationRule"
     VIRTUAL_SERVICE = "VirtualService"
     PEER_AUTHENTICATION = "PeerAuthentication"
+    AUTHORIZATION_POLICY = "AuthorizationPolicy"
+    ACCESS_LIST = "AccessList"  # mixer.meshplane.io
+    RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -457,4 +472,134 @@ class PeerAuthentication:
     port_level_mtls: Mapping[int, MtlsMode] = field(default_factory=lambda: MappingProxyType({}))
 
 
-Resource = ServiceEntry | WorkloadEntry | DestinationRule | VirtualService | PeerAuthentication
+# --------------------------------------------------------------------------------------------------------------
+# AuthorizationPolicy (security.istio.io)
+# --------------------------------------------------------------------------------------------------------------
+
+AuthorizationAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationSource:
+    """``rules.from.source``: every field set must match (AND); within a field any value matches (OR); a ``not_*``
+    field matches when none of its values does. Values are Istio's strings, ``*`` prefix/suffix forms kept."""
+
+    principals: tuple[str, ...] = ()
+    not_principals: tuple[str, ...] = ()
+    request_principals: tuple[str, ...] = ()
+    not_request_principals: tuple[str, ...] = ()
+    namespaces: tuple[str, ...] = ()
+    not_namespaces: tuple[str, ...] = ()
+    ip_blocks: tuple[str, ...] = ()  # addresses or CIDRs, matched against the connection's peer address
+    not_ip_blocks: tuple[str, ...] = ()
+    remote_ip_blocks: tuple[str, ...] = ()  # matched against the original client address (X-Forwarded-For)
+    not_remote_ip_blocks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationOperation:
+    """``rules.to.operation``: same AND/OR/NOT structure as :class:`AuthorizationSource`."""
+
+    hosts: tuple[str, ...] = ()
+    not_hosts: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()  # workload (app) ports, as in Istio
+    not_ports: tuple[int, ...] = ()
+    methods: tuple[str, ...] = ()
+    not_methods: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+    not_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationCondition:
+    """``rules.when``: ``key`` (e.g. ``request.headers[x-user]``, ``source.ip``) has one of ``values`` and none of
+    ``not_values``."""
+
+    key: str
+    values: tuple[str, ...] = ()
+    not_values: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationRule:
+    """A rule matches when any ``sources`` entry (or none given), any ``operations`` entry (or none given) and every
+    ``when`` condition match."""
+
+    sources: tuple[AuthorizationSource, ...] = ()  # rules.from[].source
+    operations: tuple[AuthorizationOperation, ...] = ()  # rules.to[].operation
+    when: tuple[AuthorizationCondition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuthorizationPolicy:
+    """Istio's AuthorizationPolicy. Without a selector it applies to its whole namespace (the whole mesh in the root
+    namespace). ``rules`` empty: ALLOW matches nothing (so it denies every request), DENY/AUDIT never match, CUSTOM
+    never calls the provider. CUSTOM names its ``provider`` (meshplane knows ``mixer``)."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None  # matchLabels; None (or empty in YAML): namespace-wide / mesh-wide
+    action: AuthorizationAction = "ALLOW"
+    provider: str | None = None  # CUSTOM only
+    rules: tuple[AuthorizationRule, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Mixer policy kinds (mixer.meshplane.io/v1): checked by Mixer through Envoy's ext_authz
+# --------------------------------------------------------------------------------------------------------------
+
+AccessListEntryType = Literal["STRINGS", "CASE_INSENSITIVE_STRINGS", "IP_ADDRESSES", "REGEX"]
+AccessListMode = Literal["deny", "allow"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessList:
+    """Mixer's list checker: the CEL expression ``value`` is evaluated over a request's attributes and looked up in
+    the entries; ``allow`` lets only listed values in, ``deny`` keeps listed values out. Entries come inline or from
+    ``entries_file`` (an absolute path, one entry per line, ``#`` comments; Mixer re-reads it when it changes).
+    Selection as AuthorizationPolicy's."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None
+    value: str  # CEL source, checked to compile at validation
+    entries: tuple[str, ...] = ()
+    entries_file: str | None = None
+    entry_type: AccessListEntryType = "STRINGS"
+    mode: AccessListMode
+    fail_open: bool = False  # Mixer unreachable: let requests through (True) or deny them (False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimitOverride:
+    """A different limit for requests whose key evaluates to ``key``."""
+
+    key: str
+    requests: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateLimit:
+    """Mixer's in-memory quota: at most ``requests`` per ``per`` seconds for each value of the CEL ``key``, counted
+    over the requests the optional CEL ``match`` accepts. Past the limit Mixer answers 429 with ``retry-after``."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None
+    match: str | None = None  # CEL source; None: every request
+    key: str = "source.principal"  # CEL source
+    requests: int
+    per: float  # seconds
+    overrides: tuple[RateLimitOverride, ...] = ()
+    fail_open: bool = False
+
+
+MixerPolicy = AccessList | RateLimit
+
+Resource = (
+    ServiceEntry
+    | WorkloadEntry
+    | DestinationRule
+    | VirtualService
+    | PeerAuthentication
+    | AuthorizationPolicy
+    | AccessList
+    | RateLimit
+)

@@ -19,6 +19,7 @@ from pilot.model.mtls import (
     mtls_policies,
     workload_port,
 )
+from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, policy_selects, workload_policies
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
     "DEFAULT_ROOT_NAMESPACE",
     "DEFAULT_TRUST_DOMAIN",
+    "MIXER_PROVIDER",
     "EffectiveMtlsMode",
     "Endpoint",
     "MeshSnapshot",
@@ -44,6 +46,7 @@ __all__ = [
     "ProxyNode",
     "Service",
     "ServiceInstance",
+    "WorkloadPolicies",
     "build_snapshot",
     "destination_rule_for",
     "effective_mtls_mode",
@@ -52,8 +55,10 @@ __all__ = [
     "labels_match",
     "mtls_policies",
     "parse_node_id",
+    "policy_selects",
     "resolve_host",
     "resolve_proxy",
     "virtual_services_for",
+    "workload_policies",
     "workload_port",
 ]

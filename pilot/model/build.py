@@ -8,10 +8,14 @@ from types import MappingProxyType
 
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
 from pilot.config.types import (
+    AccessList,
+    AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
     Labels,
+    MixerPolicy,
     PeerAuthentication,
+    RateLimit,
     Resource,
     ServiceEntry,
     VirtualService,
@@ -214,9 +218,15 @@ def build_snapshot(
     rules: dict[str, DestinationRule] = {}
     virtual: dict[str, list[VirtualService]] = defaultdict(list)
     peer_authentications: dict[str, list[PeerAuthentication]] = defaultdict(list)
+    authorization_policies: dict[str, list[AuthorizationPolicy]] = defaultdict(list)
+    mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
     for resource in ordered.values():
         if isinstance(resource, PeerAuthentication):
             peer_authentications[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, AuthorizationPolicy):
+            authorization_policies[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, AccessList | RateLimit):
+            mixer_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, DestinationRule):
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
         elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
@@ -235,5 +245,7 @@ def build_snapshot(
         trust_domain=trust_domain,
         root_namespace=root_namespace,
         peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
+        authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
+        mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
         changed_kinds=_changed_kinds(previous, ordered),
     )

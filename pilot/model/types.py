@@ -10,9 +10,11 @@ from citadel.identity import DEFAULT_TRUST_DOMAIN
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX  # shared with the config layer
 from pilot.config.types import (
     EMPTY_LABELS,
+    AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
     Labels,
+    MixerPolicy,
     PeerAuthentication,
     Resolution,
     Resource,
@@ -142,4 +144,10 @@ class MeshSnapshot:
     peer_authentications: Mapping[str, tuple[PeerAuthentication, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its PeerAuthentications in ConfigKey (namespace/name) order; see pilot.model.mtls
+    authorization_policies: Mapping[str, tuple[AuthorizationPolicy, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # namespace -> its AuthorizationPolicies in ConfigKey order; see pilot.model.policies
+    mixer_policies: Mapping[str, tuple[MixerPolicy, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
     changed_kinds: frozenset[str] = frozenset()

@@ -1,0 +1,96 @@
+"""Who is at an address: the workloads and service ports of one mesh snapshot, indexed for Mixer's lookups.
+
+Every workload has its own address (a 127.x address on loopback, a pod IP in Kubernetes) and its sidecar binds
+each service port on it, so a connection's peer address names the calling workload and a listener's local
+address and port name the called workload and service. This is how Istio's Mixer resolved ``source.ip`` through
+its Kubernetes adapter; here the registry is Pilot's own snapshot, built from the same config directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from citadel.identity import spiffe_id
+from pilot.config.types import EMPTY_LABELS, Labels, WorkloadEntry
+from pilot.model.types import MeshSnapshot, Service, ServiceInstance
+
+__all__ = ["WorkloadInfo", "WorkloadRegistry", "principal_of"]
+
+
+def principal_of(spiffe: str) -> str:
+    """Istio's principal form: the SPIFFE ID without ``spiffe://`` (``cluster.local/ns/default/sa/x``)."""
+    return spiffe.removeprefix("spiffe://")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadInfo:
+    """What telemetry and policy need to know of one workload."""
+
+    name: str
+    namespace: str
+    address: str
+    labels: Labels = field(default_factory=lambda: EMPTY_LABELS)
+    service_account: str = ""
+    principal: str = ""  # Istio form (no spiffe://), from the service account: what its certificate says
+
+    @property
+    def app(self) -> str:
+        return self.labels.get("app", "")
+
+    @property
+    def version(self) -> str:
+        return self.labels.get("version", "")
+
+
+class WorkloadRegistry:
+    """Read-only indexes over one snapshot; build a new one for each snapshot."""
+
+    def __init__(self, snapshot: MeshSnapshot) -> None:
+        self.snapshot = snapshot
+        by_address: dict[str, WorkloadInfo] = {}
+        entries: dict[str, WorkloadEntry] = {}
+        for key, workload in snapshot.workloads.items():
+            if workload.address in by_address:  # two entries on one address: the first (namespace/name) wins
+                continue
+            entries[workload.address] = workload
+            by_address[workload.address] = WorkloadInfo(
+                name=key.name,
+                namespace=key.namespace,
+                address=workload.address,
+                labels=workload.labels,
+                service_account=workload.service_account,
+                principal=principal_of(spiffe_id(snapshot.trust_domain, key.namespace, workload.service_account)),
+            )
+        instances: dict[tuple[str, int], ServiceInstance] = {}
+        for workload_instances in snapshot.instances.values():
+            for instance in workload_instances:
+                instances.setdefault((instance.workload.address, instance.port.number), instance)
+        self._workloads = MappingProxyType(by_address)
+        self._entries = MappingProxyType(entries)
+        self._instances = MappingProxyType(instances)
+
+    @property
+    def version(self) -> int:
+        return self.snapshot.version
+
+    def workload_at(self, address: str) -> WorkloadInfo | None:
+        """The workload whose address this is (a caller's peer address, a listener's local address)."""
+        return self._workloads.get(address)
+
+    def workload_entry_at(self, address: str) -> WorkloadEntry | None:
+        return self._entries.get(address)
+
+    def workload_named(self, namespace: str, name: str) -> WorkloadInfo | None:
+        """The workload of a sidecar's node id (``<name>.<namespace>``)."""
+        for info in self._workloads.values():
+            if info.name == name and info.namespace == namespace:
+                return info
+        return None
+
+    def instance_at(self, address: str, port: int) -> ServiceInstance | None:
+        """The service port a sidecar serves on ``address:port`` (its inbound listener)."""
+        return self._instances.get((address, port))
+
+    def service(self, host: str) -> Service | None:
+        return self.snapshot.services.get(host)
