@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +29,7 @@ from citadel.monitor import CitadelMonitor, parse_address
 from citadel.rotation import RootRotation
 from citadel.sds import SdsService
 from citadel.serving import SERVING_CERT_TTL, ServingCredentials
+from pilot.serving import stop_on_signals
 
 __all__ = ["CitadelOptions", "CitadelServer", "run_citadel"]
 
@@ -187,7 +187,7 @@ def _log_rotation_end(task: asyncio.Task[None]) -> None:
 
 async def run_citadel(options: CitadelOptions, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     server = CitadelServer(options)
     await server.start()
     monitor = CitadelMonitor(options.monitor_address, server=server)
@@ -199,11 +199,3 @@ async def run_citadel(options: CitadelOptions, stop: asyncio.Event | None = None
         await monitor.stop()
         await server.stop(grace=1.0)
         log.info("citadel stopped")
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

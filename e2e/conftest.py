@@ -5,6 +5,7 @@
 - ``demo_mesh``: the demo topology ready for traffic (``e2e/demo_config/00-reviews-mesh.yaml`` applied, productpage
   and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet; ``any_mode_demo_mesh``: the same, once
   with SotW and once with delta xDS.
+- ``mtls_mesh``: the demo topology with Citadel; ``mixer_mesh``: with Mixer (and Citadel on request), routed to v1.
 
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
@@ -20,6 +21,7 @@ import pytest
 
 from e2e.harness import LocalMesh, MeshFactory, MtlsMeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
+from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode
 
@@ -59,6 +61,8 @@ async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Pat
         citadel: bool = False,
         cert_ttl: str = "24h",
         citadel_arguments: tuple[str, ...] = (),
+        mixer: bool = False,
+        mixer_arguments: tuple[str, ...] = (),
     ) -> LocalMesh:
         local_mesh = LocalMesh(
             workdir=tmp_path / f"mesh-{len(meshes)}",
@@ -69,6 +73,8 @@ async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Pat
             citadel=citadel,
             cert_ttl=cert_ttl,
             citadel_arguments=citadel_arguments,
+            mixer=mixer,
+            mixer_arguments=mixer_arguments,
         )
         await local_mesh.__aenter__()
         meshes.append(local_mesh)
@@ -110,6 +116,24 @@ def mtls_mesh(mesh: MeshFactory) -> MtlsMeshFactory:
     ) -> LocalMesh:
         local_mesh = await mesh(citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments, xds_mode=xds_mode)
         await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
+        await local_mesh.start_workloads(DEMO_WORKLOADS)
+        configz = await local_mesh.wait_synced()
+        assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
+        return local_mesh
+
+    return start
+
+
+@pytest.fixture
+def mixer_mesh(mesh: MeshFactory) -> MtlsMeshFactory:
+    """``await mixer_mesh(citadel=True)``: the demo topology with Mixer (and Citadel when asked), every request
+    to reviews-v1 unless ``route_to_v1=False``."""
+
+    async def start(*, citadel: bool = False, route_to_v1: bool = True, xds_mode: XdsMode = "sotw") -> LocalMesh:
+        local_mesh = await mesh(citadel=citadel, mixer=True, xds_mode=xds_mode)
+        await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
+        if route_to_v1:
+            await local_mesh.apply("reviews-vs", weighted_reviews(v1=100))
         await local_mesh.start_workloads(DEMO_WORKLOADS)
         configz = await local_mesh.wait_synced()
         assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"

@@ -1,4 +1,4 @@
-"""Control-plane processes of the harness (Pilot, Citadel): started as ``python -m <package>``, read over HTTP.
+"""Control-plane processes of the harness (Pilot, Citadel, Mixer): started as ``python -m <package>``, read over HTTP.
 
 Each runs with the same interpreter as the tests (so the same checkout), logs to ``<workdir>/<name>.log``
 (appended across restarts), and is guarded against orphaning like Envoy is (own session, parent-death signal,
@@ -18,7 +18,14 @@ import structlog
 
 from envoy_bootstrap.processes import kill_process, start_logged_process, stop_process
 
-__all__ = ["CitadelProcess", "ControlPlaneError", "ControlPlaneProcess", "PilotError", "PilotProcess"]
+__all__ = [
+    "CitadelProcess",
+    "ControlPlaneError",
+    "ControlPlaneProcess",
+    "MixerProcess",
+    "PilotError",
+    "PilotProcess",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -176,3 +183,42 @@ class CitadelProcess(ControlPlaneProcess):
             *("--cert-ttl", cert_ttl, "--log-level", log_level, *extra_arguments),
         ]
         super().__init__(workdir=workdir, monitor_address=monitor_address, arguments=arguments)
+
+
+class MixerProcess(ControlPlaneProcess):
+    """Mixer on ``grpc_address`` (ext_authz and access logs), reading the mesh's config directory as Pilot does."""
+
+    name = "mixer"
+
+    def __init__(
+        self,
+        *,
+        config_dir: Path,
+        workdir: Path,
+        grpc_address: str,
+        monitor_address: str,
+        log_level: str = "info",
+        extra_arguments: tuple[str, ...] = (),
+    ) -> None:
+        self.config_dir = config_dir
+        self.grpc_address = grpc_address
+        arguments = [
+            *("--config-dir", str(config_dir), "--grpc-address", grpc_address, "--monitor-address", monitor_address),
+            *("--log-level", log_level, *extra_arguments),
+        ]
+        super().__init__(workdir=workdir, monitor_address=monitor_address, arguments=arguments)
+
+    async def graph(self) -> dict[str, Any]:
+        """``/graph``: ``{"window_seconds", "nodes": [...], "edges": [...]}``"""
+        result: dict[str, Any] = await self.get_json("/graph")
+        return result
+
+    async def configz(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.get_json("/debug/configz")
+        return result
+
+    async def metrics_text(self) -> str:
+        status, body = await self.get("/metrics")
+        if status != 200:
+            raise self.error(f"/metrics answered {status}: {body[:300]}")
+        return body

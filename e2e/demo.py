@@ -1,9 +1,11 @@
 """``meshplane demo``: Istio's reviews traffic-shifting walkthrough, on loopback, with real Envoy sidecars.
 
-Pilot on 127.0.0.1:15010 (monitor :15014), three versions of ``reviews`` and a ``productpage`` client, each with
-its own sidecar. Three VirtualServices from ``e2e/demo_config/`` are applied in turn (all to v1; 90/10 v1/v2;
-``end-user: jason`` to v2, others to v3) and after each one the split is MEASURED: real requests from
-productpage through its sidecar, counted by the version that answered.
+Pilot on 127.0.0.1:15010 (monitor :15014), Citadel on :15012, Mixer on :9091 (monitor :42422), three versions of
+``reviews`` and a ``productpage`` client, each with its own sidecar. Three VirtualServices from
+``e2e/demo_config/`` are applied in turn (all to v1; 90/10 v1/v2; ``end-user: jason`` to v2, others to v3) and
+after each one the split is MEASURED: real requests from productpage through its sidecar, counted by the version
+that answered. Then STRICT mutual TLS, then policy (a DENY rule answered 403, a rate limit answered 429), and at
+the end the request counts Mixer recorded per edge.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from citadel.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
 from e2e.harness import (
     CITADEL_MONITOR_PORT,
     CITADEL_SDS_PORT,
+    MIXER_GRPC_PORT,
+    MIXER_MONITOR_PORT,
     MONITOR_PORT,
     PILOT_HOST,
     XDS_PORT,
@@ -32,6 +36,7 @@ from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
     DEMO_MTLS_FILE,
+    DEMO_POLICY_FILE,
     DEMO_ROUTE_FILES,
     DEMO_SUBNET,
     DEMO_URL,
@@ -40,6 +45,7 @@ from e2e.mesh_config import (
     demo_config_text,
 )
 from e2e.mtls import caller_identity, plaintext_get
+from e2e.telemetry import istio_request_counts
 from e2e.traffic import count_by
 from pilot.generate.names import ADMIN_PORT, HTTP_PROXY_PORT
 
@@ -48,6 +54,10 @@ __all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "run_demo"]
 Printer = Callable[[str], None]
 ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
 MTLS_CONFIG_NAME = "mesh-peer-authentication"
+POLICY_CONFIG_NAME = "reviews-policy"
+GUEST_REQUESTS = 8  # against a limit of 5 per 30s in 05-reviews-policy.yaml
+GUEST_LIMIT = 5
+STEP_COUNT = 5  # the three routing steps, mutual TLS, policy
 OUTSIDER_HOST = 99  # an address with no sidecar, for the plaintext caller of the mTLS step
 DEMO_CLIENT_IDENTITY = spiffe_id(DEFAULT_TRUST_DOMAIN, DEMO_CLIENT.namespace, DEMO_CLIENT.service_account)
 
@@ -120,7 +130,12 @@ def _print_rule(out: Printer, path: Path) -> None:
 
 def _ports_in_use(subnet: str) -> list[str]:
     control_plane = f"{subnet}.{PILOT_HOST}"
-    wanted = [(control_plane, port) for port in (XDS_PORT, MONITOR_PORT, CITADEL_SDS_PORT, CITADEL_MONITOR_PORT)]
+    control_ports = (
+        *(XDS_PORT, MONITOR_PORT),
+        *(CITADEL_SDS_PORT, CITADEL_MONITOR_PORT),
+        *(MIXER_GRPC_PORT, MIXER_MONITOR_PORT),
+    )
+    wanted = [(control_plane, port) for port in control_ports]
     for spec in DEMO_WORKLOADS:
         wanted += [(f"{subnet}.{spec.host}", port) for port in (ADMIN_PORT, HTTP_PROXY_PORT, REVIEWS_PORT)]
         if spec.service is not None:
@@ -130,7 +145,7 @@ def _ports_in_use(subnet: str) -> list[str]:
 
 async def _run_step(mesh: LocalMesh, number: int, step: DemoStep, requests: int, out: Printer) -> bool:
     out("")
-    out(f"Step {number}/{len(DEMO_STEPS)}: {step.title}")
+    out(f"Step {number}/{STEP_COUNT}: {step.title}")
     out(f"  applying {step.config.relative_to(step.config.parents[2])}")
     _print_rule(out, step.config)
     await mesh.apply(ROUTE_CONFIG_NAME, demo_config_text(step.config, mesh.subnet))
@@ -157,7 +172,7 @@ async def _run_step(mesh: LocalMesh, number: int, step: DemoStep, requests: int,
 async def _run_mtls_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
     """STRICT mesh-wide: a caller without a sidecar is refused, a sidecar's call carries its SPIFFE identity."""
     out("")
-    out(f"Step {number}/{len(DEMO_STEPS) + 1}: {DemoStep(config=DEMO_MTLS_FILE, traffic=()).title}")
+    out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=DEMO_MTLS_FILE, traffic=()).title}")
     out(f"  applying {DEMO_MTLS_FILE.relative_to(DEMO_MTLS_FILE.parents[2])}")
     _print_rule(out, DEMO_MTLS_FILE)
     await mesh.apply(MTLS_CONFIG_NAME, DEMO_MTLS_FILE.read_text())
@@ -176,6 +191,53 @@ async def _run_mtls_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
     ok = refused and response.status == 200 and identity == DEMO_CLIENT_IDENTITY
     out(f"      {'mutual TLS enforced' if ok else 'MUTUAL TLS NOT AS EXPECTED'}")
     return ok
+
+
+async def _run_policy_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
+    """A DENY AuthorizationPolicy (RBAC in the sidecar: 403) and a RateLimit (Mixer through ext_authz: 429)."""
+    out("")
+    out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=DEMO_POLICY_FILE, traffic=()).title}")
+    out(f"  applying {DEMO_POLICY_FILE.relative_to(DEMO_POLICY_FILE.parents[2])}")
+    _print_rule(out, DEMO_POLICY_FILE)
+    await mesh.apply(POLICY_CONFIG_NAME, DEMO_POLICY_FILE.read_text())
+    configz = await mesh.wait_synced()
+    if configz.get("rejected"):
+        for rejected in configz["rejected"]:
+            out(f"  REJECTED {rejected.get('kind')}/{rejected.get('name')}: {'; '.join(rejected.get('errors', ()))}")
+        return False
+    out("  Pilot pushed it, every sidecar ACKed, and Mixer loaded it.")
+    mallory = await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "mallory"})
+    out(f"    end-user: mallory -> {mallory.status} {mallory.text.strip()[:60]!r} (the reviews sidecar's RBAC filter)")
+    guests = [
+        await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "guest"}) for _ in range(GUEST_REQUESTS)
+    ]
+    statuses = [response.status for response in guests]
+    out(f"    end-user: guest x{GUEST_REQUESTS} -> {' '.join(str(code) for code in statuses)}")
+    limited = next((response for response in guests if response.status == 429), None)
+    if limited is not None:
+        out(f"      429 says: retry-after {limited.headers.get('retry-after')}s, x-mixer-reason:")
+        out(f"        {limited.headers.get('x-mixer-reason')}")
+    jason = await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "jason"})
+    out(f"    end-user: jason -> {jason.status} from {jason.workload} (neither rule applies)")
+    expected = [200] * GUEST_LIMIT + [429] * (GUEST_REQUESTS - GUEST_LIMIT)
+    ok = mallory.status == 403 and statuses == expected and jason.status == 200
+    out(f"      {'policy enforced' if ok else 'POLICY NOT AS EXPECTED'}")
+    return ok
+
+
+async def _print_edge_counts(mesh: LocalMesh, out: Printer) -> None:
+    """What Mixer recorded from the sidecars' access logs: ``istio_requests_total`` as reported by the
+    destination sidecars (the ones a request reached), per edge and response code."""
+    assert mesh.mixer is not None
+    await asyncio.sleep(0.6)  # sidecars flush their access logs to Mixer every 250ms
+    counts = istio_request_counts(await mesh.mixer.metrics_text())
+    out("")
+    out(f"Requests Mixer recorded per edge (istio_requests_total, reporter=destination; {mesh.mixer.monitor_url}):")
+    out(f"  {'source':<14}{'destination':<14}{'code':>6}{'requests':>10}")
+    for key, count in sorted(counts.items()):
+        if key.reporter == "destination":
+            out(f"  {key.source_workload:<14}{key.destination_workload:<14}{key.response_code:>6}{count:>10}")
+    out(f"  (the whole graph, with rates and latencies: curl {mesh.mixer.monitor_url}/graph)")
 
 
 async def _wait_for_interrupt() -> None:
@@ -199,6 +261,7 @@ def _print_how_to_use(out: Printer, mesh: LocalMesh) -> None:
     out(f"  curl -x http://{client}:{HTTP_PROXY_PORT} -H 'end-user: jason' {DEMO_URL}")
     out(f"Change routing: edit or add Istio YAML in {mesh.config_dir} (Pilot watches it).")
     out(f"Pilot: curl http://{pilot}:{MONITOR_PORT}/debug/syncz   /debug/configz")
+    out(f"Mixer: curl http://{pilot}:{MIXER_MONITOR_PORT}/metrics   /graph")
     out(f"Envoy admin: curl http://{client}:{ADMIN_PORT}/config_dump   (each workload's address, port {ADMIN_PORT})")
     out(f"Logs: {mesh.workdir}")
     out("Press Ctrl-C to stop.")
@@ -232,15 +295,16 @@ async def run_demo(
             shutil.rmtree(workdir, ignore_errors=True)
     out("")
     out("All measured splits match their rules." if ok else f"Some measured splits did NOT match; logs in {workdir}")
-    out("Stopped Pilot, Citadel and all sidecars.")
+    out("Stopped Pilot, Citadel, Mixer and all sidecars.")
     return 0 if ok else 1
 
 
 async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Printer, *, temporary: bool) -> bool:
-    mesh = LocalMesh(workdir=workdir, subnet=DEMO_SUBNET, debounce="100ms", citadel=True)
-    assert mesh.citadel is not None
+    mesh = LocalMesh(workdir=workdir, subnet=DEMO_SUBNET, debounce="100ms", citadel=True, mixer=True)
+    assert mesh.citadel is not None and mesh.mixer is not None
     out(f"meshplane demo: Pilot on {mesh.pilot.xds_address} (monitor {mesh.pilot.monitor_url})")
     out(f"  Citadel on {mesh.citadel.sds_address} (monitor {mesh.citadel.monitor_url}), CA in {mesh.citadel.ca_dir}")
+    out(f"  Mixer on {mesh.mixer.grpc_address} (monitor {mesh.mixer.monitor_url})")
     out(f"  config and logs in {workdir}" + (" (removed when the demo ends cleanly)" if temporary else ""))
     async with mesh:
         await mesh.apply("reviews-mesh", demo_config_text(DEMO_MESH_FILE, mesh.subnet))
@@ -256,6 +320,8 @@ async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Pr
         for number, step in enumerate(DEMO_STEPS, start=1):
             ok = await _run_step(mesh, number, step, requests, out) and ok
         ok = await _run_mtls_step(mesh, len(DEMO_STEPS) + 1, out) and ok
+        ok = await _run_policy_step(mesh, len(DEMO_STEPS) + 2, out) and ok
+        await _print_edge_counts(mesh, out)
         if keep_running:
             _print_how_to_use(out, mesh)
             await _wait_for_interrupt()

@@ -33,7 +33,7 @@ import structlog
 from citadel.ca_dir import load_or_create_token_key
 from citadel.identity import DEFAULT_TRUST_DOMAIN
 from citadel.tokens import issue_token
-from e2e.control_plane import CitadelProcess, PilotError, PilotProcess
+from e2e.control_plane import CitadelProcess, ControlPlaneError, MixerProcess, PilotError, PilotProcess
 from e2e.mesh_config import WorkloadSpec, check_subnet, subnet_address
 from e2e.sample_app import SampleApp
 from e2e.traffic import MeshResponse, SidecarClient
@@ -44,6 +44,9 @@ __all__ = [
     "CITADEL_HOST",
     "CITADEL_MONITOR_PORT",
     "CITADEL_SDS_PORT",
+    "MIXER_GRPC_PORT",
+    "MIXER_HOST",
+    "MIXER_MONITOR_PORT",
     "MONITOR_PORT",
     "PILOT_HOST",
     "XDS_PORT",
@@ -64,6 +67,9 @@ MONITOR_PORT = 15014
 CITADEL_HOST = PILOT_HOST  # Citadel (when the mesh has one) shares Pilot's address, as in Istio's istiod
 CITADEL_SDS_PORT = 15012
 CITADEL_MONITOR_PORT = 15019
+MIXER_HOST = PILOT_HOST  # Mixer (when the mesh has one) shares Pilot's address too
+MIXER_GRPC_PORT = 9091  # Istio Mixer's gRPC port: ext_authz checks and access logs
+MIXER_MONITOR_PORT = 42422  # Istio Mixer's Prometheus port: /metrics, /graph
 _POLL_INTERVAL_SECONDS = 0.1
 
 
@@ -93,6 +99,8 @@ class MeshFactory(Protocol):
         citadel: bool = False,
         cert_ttl: str = "24h",
         citadel_arguments: tuple[str, ...] = (),
+        mixer: bool = False,
+        mixer_arguments: tuple[str, ...] = (),
     ) -> LocalMesh: ...
 
 
@@ -103,6 +111,11 @@ def _fingerprint(configz: Mapping[str, Any]) -> str:
     """What Pilot made of the config directory: an accepted change moves ``version``, a rejected one only changes
     ``rejected``, so a change is seen by comparing the whole document."""
     return json.dumps(configz, sort_keys=True)
+
+
+def _accepted(configz: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a component accepted, by resource and content: Pilot and Mixer count versions on their own."""
+    return sorted((f"{a['kind']}/{a['namespace']}/{a['name']}", a["hash"]) for a in configz.get("accepted", ()))
 
 
 def _is_failure(exc: BaseException) -> bool:
@@ -147,6 +160,8 @@ class LocalMesh:
         citadel: bool = False,
         cert_ttl: str = "24h",
         citadel_arguments: tuple[str, ...] = (),
+        mixer: bool = False,
+        mixer_arguments: tuple[str, ...] = (),
     ) -> None:
         self.subnet = check_subnet(subnet)
         self.workdir = workdir
@@ -173,6 +188,17 @@ class LocalMesh:
                 extra_arguments=citadel_arguments,
                 log_level=pilot_log_level,
             )
+        # With ``mixer``, Mixer reads the same config directory and every sidecar reports to it and asks it.
+        self.mixer: MixerProcess | None = None
+        if mixer:
+            self.mixer = MixerProcess(
+                config_dir=self.config_dir,
+                workdir=workdir,
+                grpc_address=f"{self.address(MIXER_HOST)}:{MIXER_GRPC_PORT}",
+                monitor_address=f"{self.address(MIXER_HOST)}:{MIXER_MONITOR_PORT}",
+                log_level=pilot_log_level,
+                extra_arguments=mixer_arguments,
+            )
         self.workloads: dict[str, Workload] = {}
         self._clients: dict[str, SidecarClient] = {}
         # /debug/configz as it was before the first apply/remove not yet waited for (None: nothing pending, or
@@ -192,6 +218,8 @@ class LocalMesh:
             await self.pilot.start()
             if self.citadel is not None:
                 await self.citadel.start()
+            if self.mixer is not None:
+                await self.mixer.start()
         except BaseException as exc:
             await self.close(failed=_is_failure(exc))
             raise
@@ -221,12 +249,16 @@ class LocalMesh:
             await self.pilot.stop()
             if self.citadel is not None:
                 await self.citadel.stop()
+            if self.mixer is not None:
+                await self.mixer.stop()
         finally:  # whatever failed or was cancelled above: no process outlives the mesh
             for workload in workloads:
                 workload.envoy.kill()
             self.pilot.kill()
             if self.citadel is not None:
                 self.citadel.kill()
+            if self.mixer is not None:
+                self.mixer.kill()
             self._clients.clear()
             self.workloads.clear()
 
@@ -238,10 +270,23 @@ class LocalMesh:
         ]
         if self.citadel is not None:
             parts += [f"---- citadel ({self.citadel.log_path})", self.citadel.log_tail(lines)]
+        if self.mixer is not None:
+            parts += [f"---- mixer ({self.mixer.log_path})", self.mixer.log_tail(lines)]
         for workload in self.workloads.values():
             parts.append(f"---- envoy {workload.name} ({workload.envoy.log_path})")
             parts.append(workload.envoy.log_tail(lines))
         return "\n".join(parts)
+
+    async def stop_mixer(self) -> None:
+        """Stop Mixer (sidecars keep running: their RBAC keeps working, their ext_authz checks fail)."""
+        if self.mixer is None:
+            raise ValueError("this mesh has no Mixer")
+        await self.mixer.stop()
+
+    async def start_mixer(self) -> None:
+        if self.mixer is None:
+            raise ValueError("this mesh has no Mixer")
+        await self.mixer.start()
 
     async def restart_pilot(self) -> None:
         """Stop and start Pilot on the same addresses; sidecars reconnect on their own (bootstrap back-off)."""
@@ -287,6 +332,8 @@ class LocalMesh:
                     self.workdir / f"{name}.citadel-trust.json", self.citadel.ca_dir / "trust-bundle.pem"
                 ),
             }
+        if self.mixer is not None:
+            identity["mixer"] = self.mixer.grpc_address
         bootstrap = build_sidecar_bootstrap(
             workload=name,
             namespace=namespace,
@@ -410,10 +457,13 @@ class LocalMesh:
             try:
                 configz = await self.pilot.configz()
                 syncz = await self.pilot.syncz()
-            except (aiohttp.ClientError, TimeoutError, PilotError) as exc:
+                mixer_configz = await self.mixer.configz() if self.mixer is not None and self.mixer.running else None
+            except (aiohttp.ClientError, TimeoutError, ControlPlaneError) as exc:
                 problems = [f"monitor: {type(exc).__name__}: {exc}"]
             else:
                 problems = self._unsynced(configz, syncz)
+                if mixer_configz is not None and _accepted(mixer_configz) != _accepted(configz):
+                    problems.append("Mixer has not read the config Pilot accepted")
                 if not problems:
                     self._change_pending, self._configz_before = False, None
                     return configz

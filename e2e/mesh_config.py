@@ -18,6 +18,7 @@ __all__ = [
     "DEMO_HOST",
     "DEMO_MESH_FILE",
     "DEMO_MTLS_FILE",
+    "DEMO_POLICY_FILE",
     "DEMO_ROUTE_FILES",
     "DEMO_SUBNET",
     "DEMO_URL",
@@ -34,6 +35,7 @@ __all__ = [
 DEMO_CONFIG_DIR = Path(__file__).parent / "demo_config"
 DEMO_MESH_FILE = DEMO_CONFIG_DIR / "00-reviews-mesh.yaml"
 DEMO_MTLS_FILE = DEMO_CONFIG_DIR / "04-mesh-mtls-strict.yaml"
+DEMO_POLICY_FILE = DEMO_CONFIG_DIR / "05-reviews-policy.yaml"
 DEMO_ROUTE_FILES = (
     DEMO_CONFIG_DIR / "01-reviews-all-v1.yaml",
     DEMO_CONFIG_DIR / "02-reviews-90-10.yaml",

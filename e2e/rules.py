@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-__all__ = ["reviews_virtual_service", "weighted_reviews"]
+__all__ = ["reviews_policy", "reviews_virtual_service", "weighted_reviews"]
 
 
 def reviews_virtual_service(http_routes: str, *, name: str = "reviews") -> str:
@@ -26,3 +26,18 @@ def weighted_reviews(**weights: int) -> str:
         for subset, weight in weights.items()
     )
     return reviews_virtual_service("- route:\n" + destinations)
+
+
+def reviews_policy(kind: str, spec: str, *, name: str, api_version: str | None = None) -> str:
+    """A policy document selecting the reviews workloads (``app: reviews``) in namespace default: an
+    AuthorizationPolicy (security.istio.io) or a Mixer kind (AccessList, RateLimit: mixer.meshplane.io). ``spec``
+    is the YAML under ``spec`` after the selector, at any indentation."""
+    if api_version is None:
+        api_version = "security.istio.io/v1" if kind == "AuthorizationPolicy" else "mixer.meshplane.io/v1"
+    body = textwrap.indent(textwrap.dedent(spec).strip("\n"), "  ")
+    return (
+        f"apiVersion: {api_version}\nkind: {kind}\n"
+        f"metadata:\n  name: {name}\n  namespace: default\n"
+        "spec:\n  selector:\n    matchLabels:\n      app: reviews\n"
+        f"{body}\n"
+    )

@@ -14,6 +14,15 @@ root, with the workload's token as ``authorization: Bearer ...`` on every reques
 filter: Pilot's SDS references stay token-free and the same for every proxy). The node metadata then says
 ``MESHPLANE_SDS: "true"``, which is how Pilot knows it may configure Citadel's secrets for this proxy.
 
+With Mixer (``mixer``), the bootstrap adds the static cluster ``mixer`` (HTTP/2, gRPC) and says
+``MESHPLANE_MIXER: "true"`` in the node metadata, so that Pilot points ext_authz filters and gRPC access loggers at
+it. It also binds every upstream connection of the sidecar to the workload's own address
+(``cluster_manager.upstream_bind_config``, port 0): in the local mesh each workload has its own loopback address but
+Envoy would otherwise connect from the kernel's default (127.0.0.1), so the address a destination sidecar sees, and
+reports to Mixer, would be the same for every caller. Bound, the peer address IS the calling workload's address, and
+Mixer resolves source workloads by IP (as Istio's Mixer did with pod IPs). Caveat of the loopback topology: a
+workload on a 127.x address cannot reach non-loopback destinations from that source address.
+
 The token is embedded in the bootstrap (Envoy has no file-based way to put a header on a gRPC service that its own
 gRPC client understands), so a bootstrap file is a secret: write it 0600. Envoy's admin ``/config_dump`` shows it
 too, and the local mesh binds admin on the workload's loopback address, reachable by any local user: on a shared
@@ -49,6 +58,7 @@ from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, json_format, struct_pb2
 
 from citadel.identity import CITADEL_SERVER_NAME, SDS_CLUSTER, SDS_NODE_METADATA
+from mixer.names import MIXER_CLUSTER, MIXER_NODE_METADATA
 from pilot.generate.names import ADMIN_PORT, XDS_CLUSTER
 
 CITADEL_TRUST_SECRET = "citadel-trust-bundle"  # the file-based SDS secret a sidecar verifies Citadel with
@@ -63,10 +73,12 @@ __all__ = [
     "bootstrap_to_json",
     "build_admin",
     "build_dynamic_resources",
+    "build_mixer_cluster",
     "build_node",
     "build_overload_manager",
     "build_sds_cluster",
     "build_sidecar_bootstrap",
+    "build_upstream_bind_config",
     "build_xds_cluster",
     "parse_host_port",
     "sidecar_node_id",
@@ -81,6 +93,7 @@ XDS_CONNECT_TIMEOUT_SECONDS = 1.0  # Pilot is local: fail fast and retry
 XDS_RETRY_BASE_SECONDS = 0.2  # Envoy's default is 1 s base, 10 s max: far too slow when Pilot restarts
 XDS_RETRY_MAX_SECONDS = 1.0
 XDS_KEEPALIVE_TIME_SECONDS = 300  # Istio's value for its xds-grpc cluster
+MIXER_CONNECT_TIMEOUT_SECONDS = 1.0  # Mixer is local too; ext_authz's own 0.5 s timeout bounds each check
 MAX_DOWNSTREAM_CONNECTIONS = 1_000_000  # a sidecar has no business limiting its app; the limit only silences a warning
 
 _API_TYPES: dict[XdsMode, config_source_pb2.ApiConfigSource.ApiType.ValueType] = {
@@ -156,10 +169,13 @@ def _meshplane_version() -> str:
         return "dev"
 
 
-def build_node(*, workload: str, namespace: str, address: str, domain_suffix: str, sds: bool = False) -> base_pb2.Node:
+def build_node(
+    *, workload: str, namespace: str, address: str, domain_suffix: str, sds: bool = False, mixer: bool = False
+) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
-    ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``)."""
+    ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
+    (``MESHPLANE_MIXER: "true"``)."""
     node = base_pb2.Node(
         id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
         cluster=f"{workload}.{namespace}",
@@ -175,6 +191,8 @@ def build_node(*, workload: str, namespace: str, address: str, domain_suffix: st
     )
     if sds:
         node.metadata.update({SDS_NODE_METADATA: "true"})
+    if mixer:
+        node.metadata.update({MIXER_NODE_METADATA: "true"})
     return node
 
 
@@ -214,6 +232,39 @@ def build_xds_cluster(pilot: HostPort) -> cluster_pb2.Cluster:
     packed.Pack(options)
     cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
     return cluster
+
+
+def build_mixer_cluster(mixer: HostPort) -> cluster_pb2.Cluster:
+    """``mixer``: HTTP/2 (gRPC: ext_authz checks and access-log streams) to Mixer, STATIC for an IP and STRICT_DNS
+    for a name, plaintext like ``xds-grpc``."""
+    cluster = cluster_pb2.Cluster(
+        name=MIXER_CLUSTER,
+        type=cluster_pb2.Cluster.STATIC if mixer.is_ip else cluster_pb2.Cluster.STRICT_DNS,
+        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
+        load_assignment=endpoint_pb2.ClusterLoadAssignment(
+            cluster_name=MIXER_CLUSTER,
+            endpoints=[
+                endpoint_components_pb2.LocalityLbEndpoints(
+                    lb_endpoints=[
+                        endpoint_components_pb2.LbEndpoint(
+                            endpoint=endpoint_components_pb2.Endpoint(address=_socket_address(mixer.host, mixer.port))
+                        )
+                    ]
+                )
+            ],
+        ),
+    )
+    cluster.connect_timeout.FromNanoseconds(int(MIXER_CONNECT_TIMEOUT_SECONDS * 1e9))
+    cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value = XDS_KEEPALIVE_TIME_SECONDS
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    options.explicit_http_config.http2_protocol_options.SetInParent()
+    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
+    return cluster
+
+
+def build_upstream_bind_config(address: str) -> address_pb2.BindConfig:
+    """Every upstream connection from the workload's own address, any port (see the module doc)."""
+    return address_pb2.BindConfig(source_address=address_pb2.SocketAddress(address=address, port_value=0))
 
 
 def _check_token(token: str) -> str:
@@ -385,13 +436,15 @@ def build_sidecar_bootstrap(
     citadel: str | None = None,
     token: str | None = None,
     citadel_trust: Path | None = None,
+    mixer: HostPort | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``.
 
     ``citadel`` (Citadel's SDS address), ``token`` (the workload's Citadel token) and ``citadel_trust`` (the
     document ``write_citadel_trust`` wrote for the bundle Citadel's serving certificate chains to, e.g.
     ``<ca-dir>/trust-bundle.pem``) go together: with them the sidecar gets its identity over SDS and Pilot
-    configures mutual TLS for it."""
+    configures mutual TLS for it. ``mixer``: Mixer's gRPC address; the sidecar gets the ``mixer`` cluster, says so
+    in its node metadata and binds its upstream connections to ``address`` (see the module doc)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -413,14 +466,26 @@ def build_sidecar_bootstrap(
         citadel_address = parse_host_port(citadel, argument="citadel")
         clusters.append(build_sds_cluster(citadel_address, token=token, citadel_trust=citadel_trust))
     sds = len(clusters) > 1
-    return bootstrap_pb2.Bootstrap(
-        node=build_node(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix, sds=sds),
+    if mixer is not None:
+        clusters.append(build_mixer_cluster(mixer))
+    bootstrap = bootstrap_pb2.Bootstrap(
+        node=build_node(
+            workload=workload,
+            namespace=namespace,
+            address=address,
+            domain_suffix=domain_suffix,
+            sds=sds,
+            mixer=mixer is not None,
+        ),
         admin=build_admin(address=address, port=admin_port),
         static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=clusters),
         dynamic_resources=build_dynamic_resources(xds_mode),
         layered_runtime=_build_layered_runtime(),
         overload_manager=build_overload_manager(),
     )
+    if mixer is not None:
+        bootstrap.cluster_manager.upstream_bind_config.CopyFrom(build_upstream_bind_config(address))
+    return bootstrap
 
 
 def bootstrap_to_json(bootstrap: bootstrap_pb2.Bootstrap) -> str:

@@ -8,6 +8,9 @@
 With ``--citadel HOST:PORT --token-file FILE --root-cert FILE`` the sidecar gets its identity from Citadel over
 SDS (mutual TLS). The token is read once, now, and embedded in the bootstrap: bootstrap files are written with
 mode 0600, and the token is never printed in messages (it is in the JSON written to stdout, if you ask for that).
+
+With ``--mixer HOST:PORT`` the sidecar gets the ``mixer`` cluster (policy checks and telemetry) and binds its
+upstream connections to the workload address, so that Mixer can tell callers apart by address.
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from envoy_bootstrap.bootstrap import (
     DEFAULT_PILOT_ADDRESS,
     XDS_MODES,
     BootstrapError,
+    HostPort,
     bootstrap_to_json,
     build_sidecar_bootstrap,
+    parse_host_port,
     write_citadel_trust,
 )
 from pilot.generate.names import ADMIN_PORT
@@ -45,6 +50,12 @@ def _add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="ADS flavour (default: %(default)s)")
     parser.add_argument("--domain-suffix", default="cluster.local", help="the mesh's DNS suffix (default: %(default)s)")
     parser.add_argument("--admin-port", type=int, default=ADMIN_PORT, help="Envoy admin port (default: %(default)s)")
+    parser.add_argument(
+        "--mixer",
+        metavar="HOST:PORT",
+        help="Mixer's gRPC address, e.g. 127.0.0.1:9091: policy checks (ext_authz) and telemetry (access logs); "
+        "upstream connections are then made from --address",
+    )
     citadel = parser.add_argument_group(
         "identity from Citadel (mutual TLS)",
         "All three or none. The token ends up inside the bootstrap JSON (Envoy has to send it): treat the bootstrap "
@@ -128,6 +139,10 @@ def _bootstrap_path(args: argparse.Namespace) -> Path:
     return _default_bootstrap_file(args)
 
 
+def _mixer_address(args: argparse.Namespace) -> HostPort | None:
+    return None if args.mixer is None else parse_host_port(args.mixer, argument="--mixer")
+
+
 def _bootstrap_json(args: argparse.Namespace) -> str:
     return bootstrap_to_json(
         build_sidecar_bootstrap(
@@ -138,6 +153,7 @@ def _bootstrap_json(args: argparse.Namespace) -> str:
             xds_mode=args.xds_mode,
             domain_suffix=args.domain_suffix,
             admin_port=args.admin_port,
+            mixer=_mixer_address(args),
             **_citadel_arguments(args, _bootstrap_path(args)),
         )
     )

@@ -2,7 +2,7 @@
 
 Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
 that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, a sidecar
-and its app wanting the same address and port.
+and its app wanting the same address and port, an AccessList whose entries file Mixer cannot read.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from pilot.config import ConfigStore, DirectorySource
-from pilot.config.types import ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
+from pilot.config.types import AccessList, ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
 from pilot.model import build_snapshot, host_matches, resolve_host
 from pilot.model.types import MeshSnapshot
 
@@ -96,6 +96,21 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                         message=f"host {resource.host!r} ({fqdn}) matches no ServiceEntry host",
                     )
                 )
+        elif (
+            isinstance(resource, AccessList)
+            and resource.entries_file is not None
+            and not Path(resource.entries_file).is_file()
+        ):
+            findings.append(
+                Finding(
+                    level="Warning",
+                    code="MP0206",
+                    resource=resource_name,
+                    location=location,
+                    message=f"entries file {resource.entries_file} does not exist: until Mixer can read it, "
+                    "the list denies every request it checks",
+                )
+            )
     findings.extend(_workload_findings(snapshot))
     return findings
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import structlog
 from pilot.config import ConfigStore, DirectorySource, StoreChange
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
+from pilot.serving import stop_on_signals, watch_until_stopped
 from pilot.xds import DiscoveryServer
 
 __all__ = ["PilotOptions", "run_pilot"]
@@ -36,7 +35,7 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
     """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     store = ConfigStore(domain_suffix=options.domain_suffix)
     server = DiscoveryServer(
         debounce=options.debounce,
@@ -64,24 +63,9 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
         monitor=options.monitor_address,
         resources=len(store.accepted),
     )
-    watcher = asyncio.create_task(source.watch(), name="config-watch")
     try:
-        stopped = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if watcher in done:
-            watcher.result()  # a watcher that ended on its own is a failure: surface it
+        await watch_until_stopped(source, stop)
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
         await monitor.stop()
         await server.stop(grace=1.0)
         log.info("pilot stopped")
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

@@ -269,3 +269,144 @@ def _restore_structlog() -> Iterator[None]:
     config = structlog.get_config()
     yield
     structlog.configure(**config)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# policy config (tests/test_config_authorization_policy.py, tests/test_config_mixer_policy.py): IstioDocs for the
+# security.istio.io and mixer.meshplane.io API groups
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class ApiGroupDocs(IstioDocs):
+    """IstioDocs whose documents carry ``api_version`` instead of ``networking.istio.io/v1`` (same 6-line header)."""
+
+    def __init__(self, api_version: str) -> None:
+        self.api_version = api_version
+
+    def doc(self, kind: str, body: str, *, name: str = "r", namespace: str = "ns") -> str:
+        text = super().doc(kind, body, name=name, namespace=namespace)
+        return text.replace("apiVersion: networking.istio.io/v1\n", f"apiVersion: {self.api_version}\n", 1)
+
+
+@pytest.fixture
+def security_docs() -> ApiGroupDocs:
+    """Documents of ``security.istio.io/v1`` (AuthorizationPolicy, PeerAuthentication)."""
+    return ApiGroupDocs("security.istio.io/v1")
+
+
+@pytest.fixture
+def mixer_docs() -> ApiGroupDocs:
+    """Documents of ``mixer.meshplane.io/v1`` (AccessList, RateLimit)."""
+    return ApiGroupDocs("mixer.meshplane.io/v1")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Mixer checks (tests/test_mixer_{attributes,checks,authz_service}.py): a small mesh with Mixer policies, and
+# ext_authz CheckRequests as Envoy's inbound sidecar filter sends them
+# ----------------------------------------------------------------------------------------------------------------
+
+from types import MappingProxyType as _MappingProxyType  # noqa: E402
+
+from envoy.config.core.v3.address_pb2 import Address as _Address  # noqa: E402
+from envoy.config.core.v3.address_pb2 import SocketAddress as _SocketAddress  # noqa: E402
+from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext as _AttributeContext  # noqa: E402
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest as _CheckRequest  # noqa: E402
+
+from pilot.config.types import Protocol as _Protocol  # noqa: E402
+from pilot.config.types import Resolution as _Resolution  # noqa: E402
+from pilot.config.types import ServiceEntry as _ServiceEntry  # noqa: E402
+from pilot.config.types import ServicePort as _ServicePort  # noqa: E402
+from pilot.config.types import WorkloadEntry as _WorkloadEntry  # noqa: E402
+
+MIXER_REVIEWS_IP = "127.0.0.21"  # reviews-v1 (default/reviews, sa reviews, labels app=reviews version=v1)
+MIXER_RATINGS_IP = "127.0.0.41"  # ratings-v1 (default/ratings, sa ratings, labels app=ratings)
+MIXER_PRODUCTPAGE_IP = "127.0.0.11"  # productpage-v1 (default, sa bookinfo-productpage, no service)
+MIXER_PRODUCTPAGE_SPIFFE = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage"
+
+
+@pytest.fixture
+def mixer_mesh(make_meta: Callable[..., ConfigMeta]) -> Callable[..., MeshSnapshot]:
+    """``mixer_mesh(*policies, version=1)``: reviews (HTTP 9080) on reviews-v1, ratings (HTTP 9080) on ratings-v1,
+    a productpage workload without a service, all in ``default``, plus ``policies``."""
+
+    def workload(name: str, address: str, account: str, **labels: str) -> _WorkloadEntry:
+        return _WorkloadEntry(
+            meta=make_meta("WorkloadEntry", name),
+            address=address,
+            ports=_MappingProxyType({"http": 19080}),
+            labels=_MappingProxyType(labels),
+            service_account=account,
+        )
+
+    def service(name: str) -> _ServiceEntry:
+        return _ServiceEntry(
+            meta=make_meta("ServiceEntry", name),
+            hosts=(f"{name}.default.svc.cluster.local",),
+            ports=(_ServicePort(number=9080, name="http", protocol=_Protocol.HTTP),),
+            location="MESH_INTERNAL",
+            resolution=_Resolution.STATIC,
+            workload_selector=_MappingProxyType({"app": name}),
+        )
+
+    def build(*policies: Resource, version: int = 1) -> MeshSnapshot:
+        resources: tuple[Resource, ...] = (
+            service("reviews"),
+            service("ratings"),
+            workload("reviews-v1", MIXER_REVIEWS_IP, "reviews", app="reviews", version="v1"),
+            workload("ratings-v1", MIXER_RATINGS_IP, "ratings", app="ratings"),
+            workload("productpage-v1", MIXER_PRODUCTPAGE_IP, "bookinfo-productpage", app="productpage"),
+            *policies,
+        )
+        return build_snapshot({r.meta.key: r for r in resources}, version=version)
+
+    return build
+
+
+@pytest.fixture
+def make_check_request() -> Callable[..., _CheckRequest]:
+    """``make_check_request(path="/x", headers={...}, source_ip=..., principal=..., destination_ip=...)``: the
+    CheckRequest of an inbound HTTP request to ``destination_ip:9080`` (default reviews-v1) from productpage over
+    mutual TLS (``principal=""``: plaintext)."""
+
+    def make(
+        *,
+        method: str = "GET",
+        path: str = "/reviews/1",
+        headers: dict[str, str] | None = None,
+        source_ip: str = MIXER_PRODUCTPAGE_IP,
+        source_port: int = 43210,
+        principal: str = MIXER_PRODUCTPAGE_SPIFFE,
+        destination_ip: str = MIXER_REVIEWS_IP,
+        destination_port: int = 9080,
+        sni: str = "",
+    ) -> _CheckRequest:
+        host = "reviews:9080"
+        sent = {":authority": host, ":method": method, ":path": path, "user-agent": "curl/8.5.0", **(headers or {})}
+        return _CheckRequest(
+            attributes=_AttributeContext(
+                source=_AttributeContext.Peer(
+                    address=_Address(socket_address=_SocketAddress(address=source_ip, port_value=source_port)),
+                    principal=principal,
+                ),
+                destination=_AttributeContext.Peer(
+                    address=_Address(
+                        socket_address=_SocketAddress(address=destination_ip, port_value=destination_port)
+                    ),
+                    principal="spiffe://cluster.local/ns/default/sa/reviews" if principal else "",
+                ),
+                request=_AttributeContext.Request(
+                    http=_AttributeContext.HttpRequest(
+                        id="0b5a4b3c-1",
+                        method=method,
+                        path=path,
+                        host=host,
+                        scheme="http",
+                        protocol="HTTP/1.1",
+                        headers=sent,
+                    )
+                ),
+                tls_session=_AttributeContext.TLSSession(sni=sni),
+            )
+        )
+
+    return make

@@ -24,9 +24,11 @@ from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import (
     CITADEL_TRUST_SECRET,
     BootstrapError,
+    HostPort,
     XdsMode,
     bootstrap_to_json,
     build_sidecar_bootstrap,
+    parse_host_port,
     write_citadel_trust,
 )
 from pilot.model.build import parse_node_id
@@ -469,3 +471,106 @@ def test_the_default_bootstrap_directory_must_be_private(
     assert code == 2
     assert "is not a private directory" in capsys.readouterr().err
     assert list(shared.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------------------------- Mixer
+
+MIXER_ADDRESS = HostPort(host="127.0.0.1", port=9091)
+
+
+def _mixer_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
+    (mixer,) = [c for c in bootstrap.static_resources.clusters if c.name == "mixer"]
+    return mixer
+
+
+@pytest.mark.parametrize(
+    ("address", "cluster_type"),
+    [
+        (HostPort(host="127.0.0.1", port=9091), cluster_pb2.Cluster.STATIC),
+        (HostPort(host="mixer.istio-system", port=9091), cluster_pb2.Cluster.STRICT_DNS),
+    ],
+    ids=["ip", "name"],
+)
+def test_mixer_adds_its_cluster_and_node_metadata(address: HostPort, cluster_type: int) -> None:
+    bootstrap = _sidecar(mixer=address)
+
+    assert bootstrap.node.metadata["MESHPLANE_MIXER"] == "true"
+    assert "MESHPLANE_SDS" not in bootstrap.node.metadata
+    assert [c.name for c in bootstrap.static_resources.clusters] == ["xds-grpc", "mixer"]
+    mixer = _mixer_cluster(bootstrap)
+    assert mixer.type == cluster_type
+    (locality,) = mixer.load_assignment.endpoints
+    endpoint = locality.lb_endpoints[0].endpoint.address.socket_address
+    assert (endpoint.address, endpoint.port_value) == (address.host, 9091)
+    assert mixer.connect_timeout.ToMilliseconds() == 1000
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    assert mixer.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].Unpack(
+        options
+    )
+    assert options.explicit_http_config.HasField("http2_protocol_options")  # gRPC
+    assert not mixer.HasField("transport_socket")
+
+
+def test_mixer_binds_upstream_connections_to_the_workload_address() -> None:
+    bind = _sidecar(mixer=MIXER_ADDRESS).cluster_manager.upstream_bind_config
+
+    assert (bind.source_address.address, bind.source_address.port_value) == ("127.0.0.21", 0)
+
+
+def test_without_mixer_the_bootstrap_is_unchanged() -> None:
+    bootstrap = _sidecar()
+
+    assert "MESHPLANE_MIXER" not in bootstrap.node.metadata
+    assert not bootstrap.HasField("cluster_manager")
+    assert bootstrap == _sidecar(mixer=None)
+    with_mixer = _sidecar(mixer=MIXER_ADDRESS)
+    with_mixer.ClearField("cluster_manager")
+    with_mixer.static_resources.clusters.pop()
+    del with_mixer.node.metadata["MESHPLANE_MIXER"]
+    assert with_mixer == bootstrap  # --mixer adds exactly the cluster, the metadata and the bind config
+
+
+def test_mixer_and_citadel_together(trust: Path) -> None:
+    bootstrap = _sidecar(mixer=MIXER_ADDRESS, citadel="127.0.0.1:15012", token=TOKEN, citadel_trust=trust)
+
+    assert [c.name for c in bootstrap.static_resources.clusters] == ["xds-grpc", "sds-grpc", "mixer"]
+    assert (bootstrap.node.metadata["MESHPLANE_SDS"], bootstrap.node.metadata["MESHPLANE_MIXER"]) == ("true", "true")
+
+
+@pytest.mark.parametrize("mixer", ["127.0.0.1:9091", "localhost:9091"])
+def test_real_envoy_validates_the_bootstrap_with_mixer(tmp_path: Path, trust: Path, mixer: str) -> None:
+    path = tmp_path / "bootstrap.json"
+    bootstrap = _sidecar(
+        mixer=parse_host_port(mixer, argument="mixer"), citadel="localhost:15012", token=TOKEN, citadel_trust=trust
+    )
+    path.write_text(bootstrap_to_json(bootstrap))
+
+    result = subprocess.run(
+        [find_envoy_binary(), "--mode", "validate", "-c", path, "--disable-hot-restart", "--log-level", "warning"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", [["sidecar"], ["run", "sidecar"]], ids=["sidecar", "run"])
+def test_cli_mixer_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
+    monkeypatch.setattr(os, "execv", lambda path, args: None)
+    output = tmp_path / "bootstrap.json"
+    where = ["-o", str(output)] if command == ["sidecar"] else ["--bootstrap-file", str(output)]
+
+    code = cli.main(
+        [*command, "--workload", "reviews-v1", "--address", "127.0.0.21", "--mixer", "127.0.0.1:9091", *where]
+    )
+
+    assert code == 0
+    written = json_format.Parse(output.read_text(), bootstrap_pb2.Bootstrap())
+    assert written == build_sidecar_bootstrap(workload="reviews-v1", address="127.0.0.21", mixer=MIXER_ADDRESS)
+
+
+def test_cli_rejects_a_bad_mixer_address(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["sidecar", "--workload", "reviews-v1", "--mixer", "nowhere"]) == 2
+
+    assert "--mixer: expected HOST:PORT" in capsys.readouterr().err

@@ -1,11 +1,12 @@
 """Parse one config file's text into validated resources, rejections and warnings.
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
-is reported at once, each with the line of the field it is about. Kinds meshplane does not read (Gateway, Sidecar,
-AuthorizationPolicy, ConfigMaps, ...) are skipped with a warning. Each kind has its API group's versions:
-``networking.istio.io`` for traffic config, ``security.istio.io`` for PeerAuthentication. A ``kind: List``
-document (``kubectl get -o yaml``) is read item by item. A YAML syntax error makes the whole file unusable:
-``ParsedFile.file_error``.
+is reported at once, each with the line of the field it is about. The kinds read: ServiceEntry, WorkloadEntry,
+DestinationRule, VirtualService (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy
+(``security.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
+group's versions. Other kinds (Gateway, Sidecar, RequestAuthentication, ConfigMaps, ...) are skipped with a warning.
+A ``kind: List`` document (``kubectl get -o yaml``) is read item by item. A YAML syntax error makes the whole file
+unusable: ``ParsedFile.file_error``.
 """
 
 from __future__ import annotations
@@ -20,11 +21,22 @@ from typing import Any
 
 from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.types import ConfigKey, ConfigMeta, Kind, Resource, frozen_labels
+from pilot.config.validate_authorization_policy import (
+    AUTHORIZATION_POLICY_FIELDS,
+    AUTHORIZATION_POLICY_UNSUPPORTED,
+    validate_authorization_policy,
+)
 from pilot.config.validate_common import Fields, Problems, describe
 from pilot.config.validate_destination_rule import (
     DESTINATION_RULE_FIELDS,
     DESTINATION_RULE_UNSUPPORTED,
     validate_destination_rule,
+)
+from pilot.config.validate_mixer_policy import (
+    ACCESS_LIST_FIELDS,
+    RATE_LIMIT_FIELDS,
+    validate_access_list,
+    validate_rate_limit,
 )
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error
 from pilot.config.validate_peer_authentication import PEER_AUTHENTICATION_FIELDS, validate_peer_authentication
@@ -40,6 +52,7 @@ from pilot.config.yaml_source import YamlDocument, YamlSyntaxError, line_of, loa
 __all__ = [
     "API_VERSIONS",
     "DEFAULT_NAMESPACE",
+    "MIXER_API_VERSIONS",
     "SECURITY_API_VERSIONS",
     "ParsedFile",
     "Rejected",
@@ -49,6 +62,7 @@ __all__ = [
 
 API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
 SECURITY_API_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
+MIXER_API_VERSIONS = ("mixer.meshplane.io/v1",)
 DEFAULT_NAMESPACE = "default"
 
 _Validator = Callable[[Fields, ConfigMeta], Resource]
@@ -69,6 +83,14 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
         validate_peer_authentication,
         SECURITY_API_VERSIONS,
     ),
+    Kind.AUTHORIZATION_POLICY: (
+        AUTHORIZATION_POLICY_FIELDS,
+        AUTHORIZATION_POLICY_UNSUPPORTED,
+        validate_authorization_policy,
+        SECURITY_API_VERSIONS,
+    ),
+    Kind.ACCESS_LIST: (ACCESS_LIST_FIELDS, (), validate_access_list, MIXER_API_VERSIONS),
+    Kind.RATE_LIMIT: (RATE_LIMIT_FIELDS, (), validate_rate_limit, MIXER_API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")

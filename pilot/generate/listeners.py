@@ -11,6 +11,12 @@ Each listener is built from one filter chain whose filters come from :func:`buil
 through :class:`HttpListenerOptions` and :func:`build_filter_chain` arguments. For proxies with Citadel's SDS, an
 inbound port's chains follow its PeerAuthentication mode (``listener_tls.py``): mTLS only, mTLS and plaintext
 side by side, or plaintext.
+
+Policy and telemetry: an inbound HTTP port's HCM runs the workload's authorization filters (CUSTOM/Mixer ext_authz,
+RBAC AUDIT, DENY, ALLOW: ``authz_filters.py``) before fault injection and the router; an inbound TCP port runs the
+network RBAC filters before tcp_proxy. Sidecars bootstrapped with ``--mixer`` log every request of their inbound
+and outbound HCMs to Mixer (``access_logs.py``). A proxy without policies and without Mixer gets exactly the
+listeners it had before these existed.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from pilot.generate import names
 from pilot.generate._protos import ads_config_source, duration, socket_address
+from pilot.generate.access_logs import build_inbound_access_logs, build_outbound_access_logs
+from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters
 from pilot.generate.clusters import inbound_instances
 from pilot.generate.listener_tls import InboundSecurity, build_inbound_filter_chains, inbound_security
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
@@ -94,7 +102,9 @@ def build_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     """The proxy's outbound HTTP-proxy listener, then one inbound listener per service port it can serve."""
     listeners = [build_outbound_listener(proxy)]
     for instance in inbound_instances(proxy):
-        listener = build_inbound_listener(proxy, instance, inbound_security(proxy, instance, snapshot))
+        listener = build_inbound_listener(
+            proxy, instance, inbound_security(proxy, instance, snapshot), snapshot=snapshot
+        )
         if listener is not None:
             listeners.append(listener)
     return listeners
@@ -108,6 +118,7 @@ def build_outbound_listener(proxy: Proxy) -> Listener:
             route_name=names.http_proxy_route_name(proxy.namespace),
             use_remote_address=False,
             allow_absolute_url=True,
+            access_logs=build_outbound_access_logs(proxy),
         )
     )
     return Listener(
@@ -119,11 +130,16 @@ def build_outbound_listener(proxy: Proxy) -> Listener:
 
 
 def build_inbound_listener(
-    proxy: Proxy, instance: ServiceInstance, security: InboundSecurity | None = None
+    proxy: Proxy,
+    instance: ServiceInstance,
+    security: InboundSecurity | None = None,
+    *,
+    snapshot: MeshSnapshot | None = None,
 ) -> Listener | None:
     """The listener in front of the app for one service port; None when the port cannot be bound.
     ``security``: the port's mTLS mode (proxies with SDS); None: plaintext, client certificates appended to XFCC
-    (what a sidecar without SDS always had)."""
+    (what a sidecar without SDS always had). ``snapshot``: where the workload's authorization policies come from
+    (None: no authorization filters)."""
     port = instance.port
     if port.number == instance.target_port:
         # The sidecar would bind the very address:port the app listens on: one of them would fail to start.
@@ -148,6 +164,15 @@ def build_inbound_listener(
         return None
     stat_prefix = f"inbound_{proxy.address}_{port.number}"
     cluster = names.inbound_cluster_name(port.number)
+    http_filters: tuple[HttpFilter, ...] = ()
+    access_logs: tuple[AccessLog, ...] = ()
+    network_policy: tuple[Filter, ...] = ()
+    if port.protocol.is_http:
+        if snapshot is not None:
+            http_filters = tuple(build_http_authz_filters(proxy, instance, snapshot))
+        access_logs = build_inbound_access_logs(proxy, instance)
+    elif snapshot is not None:
+        network_policy = tuple(build_network_authz_filters(proxy, instance, snapshot))
 
     def network(terminates_mtls: bool) -> Filter:
         if not port.protocol.is_http:
@@ -160,6 +185,8 @@ def build_inbound_listener(
                 http2=port.protocol.is_http2,
                 forward_client_cert=security is None,
                 verified_client_cert=terminates_mtls,
+                http_filters=http_filters,
+                access_logs=access_logs,
             )
         )
         return network_filter(HTTP_CONNECTION_MANAGER, hcm)
@@ -170,9 +197,14 @@ def build_inbound_listener(
         traffic_direction=TrafficDirection.INBOUND,
     )
     if security is None:
-        listener.filter_chains.append(build_filter_chain([network(False)]))
+        listener.filter_chains.append(build_filter_chain([*network_policy, network(False)]))
         return listener
     listener_filters, chains = build_inbound_filter_chains(security, network)
+    for chain in chains:  # network RBAC runs before tcp_proxy on every chain, TLS or not
+        if network_policy:
+            proxying = list(chain.filters)
+            del chain.filters[:]
+            chain.filters.extend([*network_policy, *proxying])
     listener.listener_filters.extend(listener_filters)
     listener.filter_chains.extend(chains)
     if listener_filters:

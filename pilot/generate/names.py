@@ -4,8 +4,12 @@ from __future__ import annotations
 
 __all__ = [
     "ADMIN_PORT",
+    "EXT_AUTHZ_FILTER",
     "FAULT_FILTER",
+    "HTTP_GRPC_ACCESS_LOGGER",
     "HTTP_PROXY_PORT",
+    "RBAC_FILTER",
+    "RBAC_NETWORK_FILTER",
     "ROUTER_FILTER",
     "XDS_CLUSTER",
     "http_proxy_route_name",
@@ -23,6 +27,10 @@ XDS_CLUSTER = "xds-grpc"  # the bootstrap cluster that points at Pilot
 
 FAULT_FILTER = "envoy.filters.http.fault"
 ROUTER_FILTER = "envoy.filters.http.router"
+RBAC_FILTER = "envoy.filters.http.rbac"  # Istio's wellknown.HTTPRoleBasedAccessControl
+RBAC_NETWORK_FILTER = "envoy.filters.network.rbac"  # Istio's wellknown.RoleBasedAccessControl
+EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"  # Istio's wellknown.HTTPExternalAuthorization
+HTTP_GRPC_ACCESS_LOGGER = "envoy.access_loggers.http_grpc"
 
 
 def outbound_cluster_name(port: int, subset: str, host: str) -> str:

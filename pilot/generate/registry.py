@@ -47,6 +47,8 @@ REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
 # PeerAuthentication decides inbound listeners' chains (LDS) and which endpoints take auto mTLS (EDS metadata, and
 # the inline endpoints of DNS clusters in CDS).
 MTLS_KINDS = frozenset({"PeerAuthentication"})
+# Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters (LDS only).
+POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,7 +80,7 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     LISTENER_TYPE: TypeGenerator(
         type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS,
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS,
         wildcard=True,
         scopes=listeners.listener_scopes,
         build_scope=listeners.build_scope_listeners,

@@ -1,0 +1,48 @@
+"""Reading what Mixer recorded: Istio's request counts from its Prometheus text, and the edges of its /graph."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from prometheus_client.parser import text_string_to_metric_families
+
+__all__ = ["RequestKey", "graph_edge", "istio_request_counts"]
+
+
+class RequestKey(NamedTuple):
+    """The labels of ``istio_requests_total`` the scenarios and the demo count by."""
+
+    reporter: str
+    source_workload: str
+    destination_workload: str
+    destination_version: str
+    response_code: str
+
+
+def istio_request_counts(metrics_text: str) -> Counter[RequestKey]:
+    """``istio_requests_total`` summed by :class:`RequestKey` (other labels are summed over)."""
+    counts: Counter[RequestKey] = Counter()
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "istio_requests":  # the parser strips the counter's _total suffix
+            continue
+        for sample in family.samples:
+            if not sample.name.endswith("_total"):
+                continue
+            labels = sample.labels
+            key = RequestKey(
+                reporter=labels.get("reporter", ""),
+                source_workload=labels.get("source_workload", ""),
+                destination_workload=labels.get("destination_workload", ""),
+                destination_version=labels.get("destination_version", ""),
+                response_code=labels.get("response_code", ""),
+            )
+            counts[key] += int(sample.value)
+    return counts
+
+
+def graph_edge(graph: Mapping[str, Any], source: str, target: str) -> Mapping[str, Any] | None:
+    """The edge of ``/graph`` from node ``source`` to node ``target`` (node ids as Mixer gives them)."""
+    edges: Iterable[Mapping[str, Any]] = graph.get("edges", ())
+    return next((edge for edge in edges if edge.get("source") == source and edge.get("target") == target), None)

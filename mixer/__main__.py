@@ -1,0 +1,5 @@
+import sys
+
+from mixer.cli import main
+
+sys.exit(main())

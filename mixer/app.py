@@ -1,0 +1,150 @@
+"""Mixer as a running process: config directory -> store -> snapshot -> policy engine and workload registry;
+one gRPC server for ext_authz checks and access logs; the monitor endpoints.
+
+Mixer reads the config directory through Pilot's config layer (``DirectorySource``, ``ConfigStore``: the same
+validation, the same last-good semantics) and builds the same ``MeshSnapshot``; so Pilot and Mixer agree on which
+workloads a policy selects (``pilot.model.policies``) and on who is at which address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import structlog
+
+from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES, TelemetryPipeline, add_access_log_service
+from mixer.authz_service import add_authorization_service
+from mixer.checks import PolicyEngine
+from mixer.graph import ServiceGraph
+from mixer.metrics import MixerMetrics
+from mixer.monitor import MixerMonitor
+from mixer.names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
+from pilot.config import ConfigStore, DirectorySource, StoreChange
+from pilot.model import (
+    DEFAULT_DOMAIN_SUFFIX,
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    MeshSnapshot,
+    build_snapshot,
+)
+from pilot.serving import stop_on_signals, watch_until_stopped
+
+__all__ = ["MixerOptions", "MixerServer", "run_mixer"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MixerOptions:
+    config_dir: Path
+    grpc_address: str = DEFAULT_GRPC_ADDRESS
+    monitor_address: str = DEFAULT_MONITOR_ADDRESS
+    otlp_endpoint: str | None = None
+    graph_window: float = 60.0  # seconds of /graph's sliding window
+    log_queue: int = DEFAULT_QUEUE_ENTRIES  # access-log entries held for processing before dropping
+    domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE
+
+
+class MixerServer:
+    """The policy engine, the telemetry pipeline and the gRPC server serving both; fed snapshots by ``update``."""
+
+    def __init__(self, options: MixerOptions) -> None:
+        self.options = options
+        self.metrics = MixerMetrics(otlp_endpoint=options.otlp_endpoint)
+        self.engine = PolicyEngine()
+        self.pipeline = TelemetryPipeline(
+            metrics=self.metrics,
+            registry=lambda: self.engine.registry,
+            graph=ServiceGraph(window_seconds=max(1, round(options.graph_window))),
+            capacity=options.log_queue,
+        )
+        self._snapshot: MeshSnapshot | None = None
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    @property
+    def ready(self) -> bool:
+        return self._server is not None and self.engine.ready
+
+    def update(self, store: ConfigStore) -> None:
+        """Build a snapshot of the store's accepted config and switch checks and telemetry to it."""
+        options = self.options
+        self._snapshot = build_snapshot(
+            store.accepted,
+            store.version,
+            self._snapshot,
+            options.domain_suffix,
+            trust_domain=options.trust_domain,
+            root_namespace=options.root_namespace,
+        )
+        self.engine.update(self._snapshot)
+
+    async def start(self) -> None:
+        server = grpc.aio.server()
+        add_authorization_service(server, self.engine, self.metrics)
+        add_access_log_service(server, self.pipeline)
+        self.port = server.add_insecure_port(self.options.grpc_address)
+        if self.port == 0:
+            raise OSError(f"mixer: cannot listen on --grpc-address {self.options.grpc_address}")
+        await self.engine.start()
+        self.pipeline.start()
+        await server.start()
+        self._server = server
+
+    async def stop(self, grace: float = 1.0) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop(grace)
+        await self.pipeline.stop()
+        await self.engine.stop()
+        self.metrics.shutdown()
+
+
+async def run_mixer(options: MixerOptions, stop: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
+    if not options.config_dir.is_dir():
+        raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
+    stop = stop or stop_on_signals()
+    store = ConfigStore(domain_suffix=options.domain_suffix)
+    mixer = MixerServer(options)
+
+    def on_change(change: StoreChange) -> None:
+        log.info("config changed", version=change.version, changed=len(change.changed))
+        mixer.update(store)
+
+    source = DirectorySource(options.config_dir, store, on_change)
+    await source.load_initial()
+    if store.version == 0:  # an empty directory: on_change was not called
+        mixer.update(store)
+    await mixer.start()
+    monitor = MixerMonitor(
+        options.monitor_address,
+        ready=lambda: mixer.ready,
+        exposition=mixer.metrics.exposition,
+        graph=mixer.pipeline.graph.snapshot,
+        configz=store.configz,
+    )
+    try:
+        await monitor.start()
+    except OSError:
+        await mixer.stop()
+        raise
+    log.info(
+        "mixer serving",
+        config_dir=str(options.config_dir),
+        grpc=options.grpc_address,
+        monitor=options.monitor_address,
+        otlp=options.otlp_endpoint or "off",
+        resources=len(store.accepted),
+    )
+    try:
+        await watch_until_stopped(source, stop)
+    finally:
+        await monitor.stop()
+        await mixer.stop()
+        log.info("mixer stopped")

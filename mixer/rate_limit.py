@@ -1,0 +1,139 @@
+"""RateLimit checks: Istio Mixer's in-memory quota (``memquota`` adapter, fixed-window algorithm) over one compiled
+RateLimit.
+
+Each request the optional CEL ``match`` accepts is counted against the value of the CEL ``key`` (by default the
+caller's principal). A key's window starts at its first request and lasts ``per`` seconds; within it at most
+``requests`` requests pass (or the ``overrides`` entry for that key value). The next one is answered 429 with
+``retry-after``: the whole seconds until the window ends, at least 1. Requests denied do not count, so a key
+recovers exactly when its window ends. A ``match`` or ``key`` that cannot be evaluated denies the request (403,
+an evaluation error), as an AccessList does.
+
+Counters live in memory, in a ``QuotaStore`` keyed by policy and content hash: a config reload that leaves a
+RateLimit's spec unchanged keeps its counters, a changed spec starts fresh. Expired windows are purged at most
+once per window length, on access, so memory stays bounded by the keys seen in one window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import structlog
+
+from mixer.access_list import CompiledExpression, Denial, evaluation_text, policy_name, quoted_value
+from pilot.config.types import RateLimit
+
+__all__ = ["Clock", "QuotaCounters", "QuotaStore", "RateLimitCheck"]
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], float]  # monotonic seconds
+
+
+class _Window:
+    """One key's current window (mutable: counted in place on every request)."""
+
+    __slots__ = ("count", "ends")
+
+    def __init__(self, ends: float) -> None:
+        self.ends = ends
+        self.count = 0
+
+
+class QuotaCounters:
+    """The fixed windows of one RateLimit: key value -> requests counted in its current window."""
+
+    def __init__(self, per: float, clock: Clock) -> None:
+        self.per = per
+        self._clock = clock
+        self._windows: dict[str, _Window] = {}
+        self._next_purge = clock() + per
+
+    def take(self, key: str, limit: int) -> float | None:
+        """Count one request of ``key``: None when it is within ``limit``, else the seconds until its window ends
+        (the request is then not counted)."""
+        now = self._clock()
+        if now >= self._next_purge:
+            self._purge(now)
+        window = self._windows.get(key)
+        if window is None or now >= window.ends:
+            window = self._windows[key] = _Window(now + self.per)
+        if window.count >= limit:
+            return window.ends - now
+        window.count += 1
+        return None
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+    def _purge(self, now: float) -> None:
+        expired = [key for key, window in self._windows.items() if now >= window.ends]
+        for key in expired:
+            del self._windows[key]
+        self._next_purge = now + self.per
+
+
+class QuotaStore:
+    """Every RateLimit's counters, by (policy key, content hash), kept across snapshots while the policy is."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self.clock = clock
+        self._counters: dict[tuple[str, str], QuotaCounters] = {}
+
+    def counters(self, policy: RateLimit) -> QuotaCounters:
+        identity = (str(policy.meta.key), policy.meta.content_hash)
+        counters = self._counters.get(identity)
+        if counters is None or counters.per != policy.per:
+            counters = self._counters[identity] = QuotaCounters(policy.per, self.clock)
+        return counters
+
+    def retain(self, policies: Iterable[RateLimit]) -> None:
+        """Drop the counters of every RateLimit not in ``policies`` (those of the current snapshot)."""
+        keep = {(str(p.meta.key), p.meta.content_hash) for p in policies}
+        for identity in [identity for identity in self._counters if identity not in keep]:
+            del self._counters[identity]
+
+
+class RateLimitCheck:
+    """One RateLimit compiled for checks: its CEL programs (compiled here, once) and its counters."""
+
+    def __init__(self, policy: RateLimit, counters: QuotaCounters) -> None:
+        self.policy = policy
+        self.name = policy_name(policy)
+        self.counters = counters
+        self.match = CompiledExpression(policy.match) if policy.match else None
+        self.key = CompiledExpression(policy.key)
+        self.overrides: dict[str, int] = {override.key: override.requests for override in policy.overrides}
+
+    def check(self, attributes: Mapping[str, Any]) -> Denial | None:
+        """None when the request passes (and was counted, if it matched); the Denial otherwise."""
+        policy = self.policy
+        if self.match is not None:
+            try:
+                matched = self.match.evaluate(attributes)
+            except Exception as exc:  # CEL raises KeyError, TypeError, RuntimeError, ...
+                return self._error(f"match {policy.match} failed: {type(exc).__name__} {exc}")
+            if not isinstance(matched, bool):
+                return self._error(f"match {policy.match} evaluated to {type(matched).__name__}, expected a bool")
+            if not matched:
+                return None
+        try:
+            key = evaluation_text(self.key.evaluate(attributes))
+        except Exception as exc:
+            return self._error(f"key {policy.key} failed: {type(exc).__name__} {exc}")
+        limit = self.overrides.get(key, policy.requests)
+        wait = self.counters.take(key, limit)
+        if wait is None:
+            return None
+        retry_after = max(1, math.ceil(wait))
+        reason = (
+            f"RateLimit {self.name}: {policy.key} {quoted_value(key)} exceeded {limit} requests per {policy.per:g}s; "
+            f"retry after {retry_after}s"
+        )
+        return Denial(result="rate_limited", status=429, reason=reason, value=key, retry_after=retry_after)
+
+    def _error(self, why: str) -> Denial:
+        log.warning("rate limit cannot decide, denying", policy=self.name, error=why)
+        return Denial(result="error", status=403, reason=f"RateLimit {self.name}: {why}; denied")

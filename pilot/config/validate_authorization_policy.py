@@ -1,0 +1,364 @@
+"""Validate an AuthorizationPolicy spec into ``types.AuthorizationPolicy`` (Istio's ``ValidateAuthorizationPolicy``).
+
+Istio's checks, each problem at the field it is about:
+
+- ``action``: ALLOW (the default), DENY, AUDIT or CUSTOM. ``provider`` is required with CUSTOM and forbidden with
+  any other action (so AUDIT, as in Istio, has no provider); meshplane knows one provider, ``mixer`` (Mixer's
+  ext_authz server). DENY and CUSTOM need ``rules`` (without them the policy would never trigger; ``- {}`` matches
+  every request).
+- ``rules[].from`` / ``rules[].to``: when present, not empty; each entry has a ``source`` / ``operation`` with at
+  least one field set. ``rules[].when``: a ``key`` and at least one of ``values`` / ``notValues``.
+- Values: never the empty string. String values keep Istio's matching forms: ``*`` alone (any value present), or
+  one ``*`` at the start (suffix match, ``*.example.com``) or at the end (prefix match, ``/api/*``); a ``*`` anywhere
+  else is rejected (Istio would silently treat it as a literal). ``ipBlocks`` / ``remoteIpBlocks`` (and their
+  ``not*``) are IP addresses or CIDR ranges; ``ports`` are 1-65535, as integers or strings of digits.
+- ``when`` keys are Istio's documented condition keys (``request.headers[<name>]``, ``source.ip``,
+  ``request.auth.claims[<claim>]``, ...); ``source.ip`` / ``remote.ip`` / ``destination.ip`` values are IPs or CIDRs,
+  ``destination.port`` values port numbers.
+- With CUSTOM, the source identity fields (principals, request principals, namespaces) and the ``when`` keys
+  ``source.namespace`` / ``source.principal`` / ``request.auth.*`` are not supported (as in Istio).
+
+Not supported by meshplane yet (rejected with that message): ``targetRef`` / ``targetRefs``, the source fields
+``serviceAccounts`` / ``notServiceAccounts``, and Istio's path templates (``/{*}/info``, ``/api/{**}``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, cast, get_args
+
+from pilot.config.types import (
+    AuthorizationAction,
+    AuthorizationCondition,
+    AuthorizationOperation,
+    AuthorizationPolicy,
+    AuthorizationRule,
+    AuthorizationSource,
+    ConfigMeta,
+    Labels,
+    frozen_labels,
+)
+from pilot.config.validate_common import Fields, describe
+
+__all__ = [
+    "AUTHORIZATION_ACTIONS",
+    "AUTHORIZATION_POLICY_FIELDS",
+    "AUTHORIZATION_POLICY_UNSUPPORTED",
+    "AUTHORIZATION_PROVIDERS",
+    "CONDITION_KEYS",
+    "ip_block_error",
+    "read_selector",
+    "validate_authorization_policy",
+]
+
+AUTHORIZATION_POLICY_FIELDS = ("selector", "action", "provider", "rules")
+AUTHORIZATION_POLICY_UNSUPPORTED = ("targetRef", "targetRefs")
+AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
+AUTHORIZATION_PROVIDERS = ("mixer",)  # CUSTOM providers meshplane can call: Mixer's ext_authz server
+
+# Istio's documented `when` keys: exact keys, then keys of the form `<prefix>[<name>]`.
+CONDITION_KEYS = (
+    "request.headers[<name>]",
+    "source.ip",
+    "remote.ip",
+    "source.namespace",
+    "source.principal",
+    "request.auth.principal",
+    "request.auth.audiences",
+    "request.auth.presenter",
+    "request.auth.claims[<claim>]",
+    "destination.ip",
+    "destination.port",
+    "connection.sni",
+    "experimental.envoy.filters.*",
+)
+_EXACT_KEYS = frozenset(key for key in CONDITION_KEYS if "[" not in key and not key.endswith("*"))
+_MAP_KEY_PREFIXES = ("request.headers", "request.auth.claims")
+_EXPERIMENTAL_PREFIX = "experimental.envoy.filters."
+_IP_KEYS = frozenset({"source.ip", "remote.ip", "destination.ip"})
+_PORT_KEY = "destination.port"
+# Istio's hints for keys that are not conditions any more
+_RETIRED_KEYS = {
+    "destination.namespace": "is replaced by the policy's metadata.namespace",
+    "destination.name": "is deprecated: only supported in v1alpha1",
+    "destination.user": "is deprecated: only supported in v1alpha1",
+}
+
+_SELECTOR_FIELDS = ("matchLabels",)
+_PROVIDER_FIELDS = ("name",)
+_RULE_FIELDS = ("from", "to", "when")
+_FROM_FIELDS = ("source",)
+_TO_FIELDS = ("operation",)
+_WHEN_FIELDS = ("key", "values", "notValues")
+# YAML name -> dataclass field
+_SOURCE_FIELDS = {
+    "principals": "principals",
+    "notPrincipals": "not_principals",
+    "requestPrincipals": "request_principals",
+    "notRequestPrincipals": "not_request_principals",
+    "namespaces": "namespaces",
+    "notNamespaces": "not_namespaces",
+    "ipBlocks": "ip_blocks",
+    "notIpBlocks": "not_ip_blocks",
+    "remoteIpBlocks": "remote_ip_blocks",
+    "notRemoteIpBlocks": "not_remote_ip_blocks",
+}
+_SOURCE_UNSUPPORTED = ("serviceAccounts", "notServiceAccounts")
+_SOURCE_IP_FIELDS = frozenset({"ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"})
+_SOURCE_NOT_WITH_CUSTOM = (
+    "principals",
+    "notPrincipals",
+    "requestPrincipals",
+    "notRequestPrincipals",
+    "namespaces",
+    "notNamespaces",
+)
+_OPERATION_FIELDS = ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths")
+_PATH_TEMPLATES = ("{*}", "{**}")
+_ANY = {"from": "source", "to": "operation"}
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def validate_authorization_policy(spec: Fields, meta: ConfigMeta) -> AuthorizationPolicy:
+    """Check an AuthorizationPolicy spec (opened with ``AUTHORIZATION_POLICY_FIELDS``); problems go to
+    ``spec.problems``."""
+    selector = read_selector(spec)
+    action = cast(AuthorizationAction, spec.enum("action", AUTHORIZATION_ACTIONS) or "ALLOW")
+    provider = _provider(spec, action)
+    if action in ("DENY", "CUSTOM") and not spec.node.get("rules"):
+        spec.report(
+            "rules",
+            f"action {action} without rules would never trigger: add an empty rule (`rules: [{{}}]`) to apply it "
+            "to every request",
+        )
+    rules = tuple(_rule(rule, action) for rule in spec.mappings("rules", known=_RULE_FIELDS))
+    return AuthorizationPolicy(meta=meta, selector=selector, action=action, provider=provider, rules=rules)
+
+
+def read_selector(spec: Fields) -> Labels | None:
+    """``selector.matchLabels`` (Kubernetes label syntax, so no wildcards); an empty selector is no selector."""
+    selector = spec.mapping("selector", known=_SELECTOR_FIELDS)
+    if selector is None:
+        return None
+    labels = selector.labels("matchLabels")
+    return frozen_labels(labels) if labels else None
+
+
+def ip_block_error(value: str) -> str | None:
+    """Why ``value`` is not an IP address or CIDR range (Istio's ``ValidateIPs``), or None."""
+    try:
+        if "/" in value:
+            ipaddress.ip_network(value, strict=False)  # Go's netip.ParsePrefix allows host bits
+        else:
+            ipaddress.ip_address(value)
+    except ValueError:
+        kind = "CIDR range" if "/" in value else "IP address"
+        return f"bad {kind} {value!r}: expected an IP address (10.1.2.3, fd00::1) or a CIDR range (10.1.0.0/16)"
+    return None
+
+
+def _provider(spec: Fields, action: str) -> str | None:
+    provider = spec.mapping("provider", known=_PROVIDER_FIELDS)
+    if provider is None:
+        if action == "CUSTOM" and not spec.has("provider"):
+            spec.report("provider", "required with action CUSTOM: name the authorizer, e.g. `provider: {name: mixer}`")
+        return None
+    if action != "CUSTOM":
+        spec.report("provider", f"only allowed with action CUSTOM, got action {action}")
+    name = provider.string("name", required=True)
+    if name is not None and name not in AUTHORIZATION_PROVIDERS:
+        provider.report(
+            "name",
+            f"unknown provider {name!r}: meshplane knows only {', '.join(AUTHORIZATION_PROVIDERS)} "
+            "(Mixer's ext_authz server)",
+        )
+    return name
+
+
+def _rule(rule: Fields, action: str) -> AuthorizationRule:
+    custom = action == "CUSTOM"
+    for name in ("from", "to"):
+        if rule.node.get(name) == []:
+            rule.report(name, f"must not be empty: omit `{name}` to match any {_ANY[name]}")
+    sources = tuple(
+        source for entry in rule.mappings("from", known=_FROM_FIELDS) if (source := _source(entry, custom)) is not None
+    )
+    operations = tuple(
+        operation for entry in rule.mappings("to", known=_TO_FIELDS) if (operation := _operation(entry)) is not None
+    )
+    when = tuple(
+        condition
+        for entry in rule.mappings("when", known=_WHEN_FIELDS)
+        if (condition := _condition(entry, custom)) is not None
+    )
+    return AuthorizationRule(sources=sources, operations=operations, when=when)
+
+
+def _source(entry: Fields, custom: bool) -> AuthorizationSource | None:
+    source = entry.mapping("source", known=tuple(_SOURCE_FIELDS), unsupported=_SOURCE_UNSUPPORTED, required=True)
+    if source is None:
+        return None
+    values: dict[str, tuple[str, ...]] = {}
+    for name, attribute in _SOURCE_FIELDS.items():
+        check = ip_block_error if name in _SOURCE_IP_FIELDS else _wildcard_error
+        read = _strings(source, name, check)
+        if read and custom and name in _SOURCE_NOT_WITH_CUSTOM:
+            source.report(name, "not supported with action CUSTOM (as in Istio)")
+        values[attribute] = read
+    if not _any_set(source, (*_SOURCE_FIELDS, *_SOURCE_UNSUPPORTED)):
+        source.report(None, f"must set at least one of {', '.join(_SOURCE_FIELDS)}")
+    return AuthorizationSource(**values)
+
+
+def _operation(entry: Fields) -> AuthorizationOperation | None:
+    operation = entry.mapping("operation", known=_OPERATION_FIELDS, required=True)
+    if operation is None:
+        return None
+    result = AuthorizationOperation(
+        hosts=_strings(operation, "hosts", _wildcard_error),
+        not_hosts=_strings(operation, "notHosts", _wildcard_error),
+        ports=_ports(operation, "ports"),
+        not_ports=_ports(operation, "notPorts"),
+        methods=_strings(operation, "methods", _wildcard_error),
+        not_methods=_strings(operation, "notMethods", _wildcard_error),
+        paths=_strings(operation, "paths", _path_error),
+        not_paths=_strings(operation, "notPaths", _path_error),
+    )
+    if not _any_set(operation, _OPERATION_FIELDS):
+        operation.report(None, f"must set at least one of {', '.join(_OPERATION_FIELDS)}")
+    return result
+
+
+def _condition(entry: Fields, custom: bool) -> AuthorizationCondition | None:
+    key = entry.string("key", required=True)
+    key_error = _condition_key_error(key) if key is not None else None
+    entry.problems.add_if(entry.at("key"), key_error)
+    if key is not None and key_error is None and custom and _not_with_custom(key):
+        entry.report("key", f"{key} is not supported with action CUSTOM (as in Istio)")
+    check = _condition_value_check(key) if key is not None and key_error is None else None
+    values = _strings(entry, "values", check, ports_as_text=key == _PORT_KEY)
+    not_values = _strings(entry, "notValues", check, ports_as_text=key == _PORT_KEY)
+    if not _any_set(entry, ("values", "notValues")):
+        entry.report(None, "at least one of values or notValues must be set")
+    if key is None:
+        return None
+    return AuthorizationCondition(key=key, values=values, not_values=not_values)
+
+
+def _not_with_custom(key: str) -> bool:
+    return key in ("source.namespace", "source.principal") or key.startswith("request.auth.")
+
+
+def _condition_key_error(key: str) -> str | None:
+    """Why ``key`` is not one of Istio's documented condition keys, or None."""
+    if key in _EXACT_KEYS:
+        return None
+    if key.startswith(_MAP_KEY_PREFIXES) or key.startswith(_EXPERIMENTAL_PREFIX):
+        if _is_map_key(key):
+            return None
+        return f"bad key {key!r}: expected the form name[key], e.g. request.headers[x-user]"
+    if key in _RETIRED_KEYS:
+        return f"attribute {key} {_RETIRED_KEYS[key]}"
+    if key.startswith("destination.labels"):
+        return f"attribute {key} is replaced by the workload selector"
+    return f"unknown attribute {key!r}: expected one of {', '.join(CONDITION_KEYS)}"
+
+
+def _is_map_key(key: str) -> bool:
+    """Istio's ``validateMapKey``: ``a[b]`` with a non-empty ``a`` and ``b``."""
+    open_at = key.find("[")
+    return key.endswith("]") and 0 < open_at < len(key) - 2
+
+
+def _condition_value_check(key: str) -> Callable[[str], str | None]:
+    if key in _IP_KEYS:
+        return ip_block_error
+    if key == _PORT_KEY:
+        return _port_value_error
+    return _wildcard_error
+
+
+def _port_value_error(value: str) -> str | None:
+    if _DIGITS.fullmatch(value) and int(value) <= 65535:
+        return None
+    return f"bad port {value!r}: expected a port number between 0 and 65535"
+
+
+def _wildcard_error(value: str) -> str | None:
+    """Istio matches ``*`` alone (presence), ``*suffix`` and ``prefix*``; anything else with a ``*`` is rejected."""
+    if value == "*" or "*" not in value:
+        return None
+    if value.count("*") == 1 and (value.startswith("*") or value.endswith("*")):
+        return None
+    return (
+        f"invalid value {value!r}: '*' is only allowed as the whole value or at the start or the end "
+        "(e.g. '*.example.com', '/api/*', '*/info')"
+    )
+
+
+def _path_error(value: str) -> str | None:
+    if any(template in value for template in _PATH_TEMPLATES):
+        return f"path template {value!r} ({{*}}, {{**}}) is not supported by meshplane yet"
+    return _wildcard_error(value)
+
+
+def _strings(
+    fields: Fields, name: str, check: Callable[[str], str | None] | None, *, ports_as_text: bool = False
+) -> tuple[str, ...]:
+    """A list of non-empty strings, each passing ``check``; ``ports_as_text`` also takes integers (port numbers)."""
+    raw = fields.node.get(name)
+    if ports_as_text and isinstance(raw, list):
+        raw = [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in raw]
+        values = _string_items(fields, name, raw)
+    else:
+        values = fields.strings(name) or ()
+    for index, value in enumerate(values):
+        path = fields.at(name, index)
+        if not value:
+            fields.problems.add(path, "empty value not allowed")
+        elif check is not None:
+            fields.problems.add_if(path, check(value))
+    return values
+
+
+def _string_items(fields: Fields, name: str, items: list[Any]) -> tuple[str, ...]:
+    ok = True
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            fields.problems.add(fields.at(name, index), f"expected a string, got {describe(item)}")
+            ok = False
+    return tuple(str(item) for item in items) if ok else ()
+
+
+def _ports(fields: Fields, name: str) -> tuple[int, ...]:
+    """Ports as integers or strings of digits (Istio's are strings), 1-65535."""
+    raw = fields.node.get(name)
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        fields.report(name, f"expected a list of port numbers, got {describe(raw)}")
+        return ()
+    ports: list[int] = []
+    for index, item in enumerate(raw):
+        number = _port_number(item)
+        if number is None:
+            fields.problems.add(
+                fields.at(name, index), f"port must be a number between 1 and 65535, got {describe(item)}"
+            )
+        else:
+            ports.append(number)
+    return tuple(ports)
+
+
+def _port_number(item: object) -> int | None:
+    if isinstance(item, bool) or not (isinstance(item, int) or (isinstance(item, str) and _DIGITS.fullmatch(item))):
+        return None
+    number = int(item)
+    return number if 1 <= number <= 65535 else None
+
+
+def _any_set(fields: Fields, names: Iterable[str]) -> bool:
+    """Whether any of ``names`` has a value other than null or an empty list (Istio counts values: ``len() > 0``)."""
+    return any(fields.node.get(name) not in (None, []) for name in names)

@@ -1,0 +1,237 @@
+"""The authorization filters of one inbound port of a sidecar (Istio ``authz/builder`` and its place in the chain).
+
+HTTP ports get, before fault injection and the router, in Istio's order:
+
+1. CUSTOM / Mixer: an RBAC filter evaluating the CUSTOM policies' rules as *shadow* rules (stat and metadata prefix
+   ``istio_ext_authz_``), then ``envoy.filters.http.ext_authz`` calling Mixer (cluster ``mixer``) only when a shadow
+   rule matched (``filter_enabled_metadata`` on ``istio_ext_authz_shadow_effective_policy_id`` starting with
+   ``istio-ext-authz``), exactly as Istio does for a CUSTOM provider. When an AccessList or RateLimit selects the
+   workload, Mixer must see every request, so ext_authz has no ``filter_enabled_metadata``;
+2. AUDIT policies: RBAC with action LOG (Istio puts it before DENY, so that denied requests are audited too);
+3. DENY policies: RBAC DENY;
+4. ALLOW policies: RBAC ALLOW, only when some ALLOW policy applies (with policies but no usable rule it denies all).
+
+ext_authz: gRPC to ``mixer`` with a 0.5 s timeout, v3 API, ``failure_mode_allow`` only when every Mixer policy of the
+workload says ``failOpen`` (and no CUSTOM policy), 403 when Mixer cannot answer, no body, no peer certificate (the
+peer's SPIFFE ID is in the CheckRequest anyway).
+
+Ports: an AuthorizationPolicy's ``ports`` (and ``destination.port``) are workload ports, as in Istio, where the
+inbound listener sees the app's own port. Our sidecar binds the *service* port on the workload address and forwards
+to the app's target port, so Envoy's ``destination_port`` is the service port: a policy port equal to the
+instance's target port is translated to the listener's service port (a policy port equal to the service port already
+matches it and is kept).
+
+Missing Mixer: a sidecar whose bootstrap has no ``mixer`` cluster (node metadata ``MESHPLANE_MIXER`` not "true")
+cannot call it; a reference to the cluster would be rejected. As Istio with an unknown CUSTOM provider, the port
+fails closed instead: an RBAC DENY of what the CUSTOM rules would have sent to the provider
+(``...-deny-due-to-bad-CUSTOM-action``), or of everything when Mixer policies select the workload, unless they all
+fail open. Logged once per proxy.
+
+TCP ports: network RBAC filters (AUDIT, DENY, ALLOW; stat prefix ``tcp.``) before tcp_proxy, with Istio's TCP rules
+for HTTP-only fields (``rbac.py``). Istio also runs a network ext_authz for CUSTOM gRPC providers; meshplane does
+not (Mixer only answers HTTP checks), so CUSTOM rules and Mixer policies on a TCP port fail closed as above, with a
+warning once per proxy.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from envoy.config.core.v3.config_source_pb2 import ApiVersion
+from envoy.config.core.v3.grpc_service_pb2 import GrpcService
+from envoy.config.listener.v3.listener_components_pb2 import Filter
+from envoy.config.rbac.v3.rbac_pb2 import RBAC, Permission, Policy, Principal
+from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import ExtAuthz
+from envoy.extensions.filters.http.rbac.v3.rbac_pb2 import RBAC as HttpRBAC
+from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import HttpFilter
+from envoy.extensions.filters.network.rbac.v3.rbac_pb2 import RBAC as NetworkRBAC
+from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
+from envoy.type.matcher.v3.string_pb2 import StringMatcher
+from envoy.type.v3.http_status_pb2 import HttpStatus, StatusCode
+from google.protobuf.message import Message
+
+from mixer.names import MIXER_CLUSTER
+from pilot.generate import names
+from pilot.generate.access_logs import has_mixer
+from pilot.generate.rbac import EXT_AUTHZ_MATCH_PREFIX, build_rbac
+from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, workload_policies
+from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
+
+__all__ = [
+    "BAD_CUSTOM_SUFFIX",
+    "EXT_AUTHZ_SHADOW_PREFIX",
+    "EXT_AUTHZ_TIMEOUT_SECONDS",
+    "MIXER_DENY_ALL_POLICY",
+    "RBAC_TCP_STAT_PREFIX",
+    "build_ext_authz",
+    "build_http_authz_filters",
+    "build_network_authz_filters",
+    "policy_ports",
+]
+
+log = structlog.get_logger(__name__)
+
+EXT_AUTHZ_TIMEOUT_SECONDS = 0.5
+EXT_AUTHZ_SHADOW_PREFIX = "istio_ext_authz_"  # Istio's RBACExtAuthzShadowRulesStatPrefix (stats and metadata key)
+SHADOW_EFFECTIVE_POLICY_ID = "shadow_effective_policy_id"  # Envoy's RBAC dynamic metadata key (after the prefix)
+RBAC_TCP_STAT_PREFIX = "tcp."  # Istio's RBACTCPFilterStatPrefix
+BAD_CUSTOM_SUFFIX = "-deny-due-to-bad-CUSTOM-action"  # Istio's name for CUSTOM rules denied for want of a provider
+MIXER_DENY_ALL_POLICY = "default-deny-all-due-to-missing-mixer"
+
+_warned: set[tuple[str, str]] = set()  # (proxy id, reason) already warned about
+
+
+def policy_ports(instance: ServiceInstance) -> dict[int, int]:
+    """Policy (workload) port -> the port Envoy sees on this instance's listener (see the module doc)."""
+    return {instance.target_port: instance.port.number}
+
+
+def build_ext_authz(*, fail_open: bool, every_request: bool) -> ExtAuthz:
+    """Envoy's ext_authz calling Mixer (see the module doc); ``every_request``: no ``filter_enabled_metadata``."""
+    config = ExtAuthz(
+        grpc_service=GrpcService(
+            envoy_grpc=GrpcService.EnvoyGrpc(cluster_name=MIXER_CLUSTER),
+            timeout=timedelta(seconds=EXT_AUTHZ_TIMEOUT_SECONDS),
+        ),
+        transport_api_version=ApiVersion.V3,
+        failure_mode_allow=fail_open,
+        status_on_error=HttpStatus(code=StatusCode.Forbidden),
+        include_peer_certificate=False,
+    )
+    if not every_request:
+        config.filter_enabled_metadata.CopyFrom(
+            MetadataMatcher(
+                filter=names.RBAC_FILTER,
+                path=[MetadataMatcher.PathSegment(key=EXT_AUTHZ_SHADOW_PREFIX + SHADOW_EFFECTIVE_POLICY_ID)],
+                value={"string_match": StringMatcher(prefix=EXT_AUTHZ_MATCH_PREFIX)},
+            )
+        )
+    return config
+
+
+def _http(name: str, config: Message) -> HttpFilter:
+    packed = HttpFilter(name=name)
+    packed.typed_config.Pack(config)
+    return packed
+
+
+def _network(name: str, config: Message) -> Filter:
+    packed = Filter(name=name)
+    packed.typed_config.Pack(config)
+    return packed
+
+
+def _deny_all() -> RBAC:
+    return RBAC(
+        action=RBAC.DENY,
+        policies={MIXER_DENY_ALL_POLICY: Policy(permissions=[Permission(any=True)], principals=[Principal(any=True)])},
+    )
+
+
+def _bad_custom(policies: WorkloadPolicies, *, for_tcp: bool, ports: dict[int, int]) -> RBAC:
+    """Istio ``getBadCustomDenyRules``: the CUSTOM rules, renamed, as a DENY config; everything for Mixer policies."""
+    if policies.mixer and not policies.mixer_fail_open:
+        return _deny_all()
+    custom = build_rbac(policies.custom, action="DENY", for_tcp=for_tcp, ports=ports, custom=True)
+    denied = RBAC(action=RBAC.DENY)
+    for name in sorted(custom.policies):
+        denied.policies[name + BAD_CUSTOM_SUFFIX].CopyFrom(custom.policies[name])
+    return denied
+
+
+def _warn_once(proxy: Proxy, reason: str, **fields: object) -> None:
+    marker = (proxy.node.id, reason)
+    if marker not in _warned:
+        _warned.add(marker)
+        log.warning("mixer_checks_fail_closed", proxy=proxy.node.id, reason=reason, **fields)
+
+
+def _mixer_usable(proxy: Proxy, policies: WorkloadPolicies) -> bool:
+    """Whether ext_authz can call Mixer for this proxy; warns (once) when it should but cannot."""
+    providers = sorted({p.provider or "" for p in policies.custom} - {MIXER_PROVIDER})
+    if providers:
+        _warn_once(
+            proxy,
+            "unknown CUSTOM provider",
+            providers=providers,
+            detail=f"only {MIXER_PROVIDER!r} is known: the CUSTOM rules deny instead",
+        )
+        return False
+    if not has_mixer(proxy):
+        _warn_once(
+            proxy,
+            "no mixer cluster",
+            detail="policies need Mixer but this sidecar was bootstrapped without --mixer: "
+            + ("requests go through (every Mixer policy fails open)" if policies.mixer_fail_open else "denied"),
+        )
+        return False
+    return True
+
+
+def _rbac_configs(policies: WorkloadPolicies, *, for_tcp: bool, ports: dict[int, int]) -> list[RBAC]:
+    """AUDIT (LOG), DENY, ALLOW, each only when policies of that action apply (Istio ``Builder.BuildHTTP``)."""
+    configs: list[RBAC] = []
+    if policies.audit:
+        configs.append(build_rbac(policies.audit, action="LOG", for_tcp=for_tcp, ports=ports))
+    if policies.deny:
+        configs.append(build_rbac(policies.deny, action="DENY", for_tcp=for_tcp, ports=ports))
+    if policies.allow:
+        configs.append(build_rbac(policies.allow, action="ALLOW", for_tcp=for_tcp, ports=ports))
+    return configs
+
+
+def _policies(proxy: Proxy, snapshot: MeshSnapshot) -> WorkloadPolicies | None:
+    if proxy.workload is None:
+        return None
+    policies = workload_policies(snapshot, proxy.workload)
+    return None if policies.empty else policies
+
+
+def build_http_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: MeshSnapshot) -> list[HttpFilter]:
+    """The HTTP filters for the inbound HTTP port of ``instance`` (see the module doc); [] without policies."""
+    policies = _policies(proxy, snapshot)
+    if policies is None:
+        return []
+    ports = policy_ports(instance)
+    filters: list[HttpFilter] = []
+    if policies.checks_with_mixer:
+        if _mixer_usable(proxy, policies):
+            if policies.custom:
+                shadow = build_rbac(policies.custom, action="DENY", ports=ports, custom=True)
+                filters.append(
+                    _http(
+                        names.RBAC_FILTER,
+                        HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX),
+                    )
+                )
+            ext_authz = build_ext_authz(fail_open=policies.mixer_fail_open, every_request=bool(policies.mixer))
+            filters.append(_http(names.EXT_AUTHZ_FILTER, ext_authz))
+        elif not policies.mixer_fail_open:
+            filters.append(_http(names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(policies, for_tcp=False, ports=ports))))
+    filters.extend(
+        _http(names.RBAC_FILTER, HttpRBAC(rules=rules)) for rules in _rbac_configs(policies, for_tcp=False, ports=ports)
+    )
+    return filters
+
+
+def build_network_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: MeshSnapshot) -> list[Filter]:
+    """The network filters before tcp_proxy for the inbound TCP port of ``instance``; [] without policies."""
+    policies = _policies(proxy, snapshot)
+    if policies is None:
+        return []
+    ports = policy_ports(instance)
+    configs: list[RBAC] = []
+    if policies.checks_with_mixer and not policies.mixer_fail_open:
+        _warn_once(
+            proxy,
+            "Mixer policies on a TCP port",
+            port=instance.port.number,
+            detail="meshplane has no TCP ext_authz: what CUSTOM rules or Mixer policies would check is denied",
+        )
+        configs.append(_bad_custom(policies, for_tcp=True, ports=ports))
+    configs.extend(_rbac_configs(policies, for_tcp=True, ports=ports))
+    return [
+        _network(names.RBAC_NETWORK_FILTER, NetworkRBAC(rules=rules, stat_prefix=RBAC_TCP_STAT_PREFIX))
+        for rules in configs
+    ]

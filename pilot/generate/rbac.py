@@ -1,0 +1,391 @@
+"""AuthorizationPolicy -> Envoy RBAC (``envoy.config.rbac.v3``): Istio's ``authz/model`` and ``authz/builder``.
+
+Pure functions: the policies of one action become one :class:`RBAC` config, one Envoy policy per rule, named as
+Istio names them (``ns[<ns>]-policy[<name>]-rule[<i>]``; CUSTOM rules get the ``istio-ext-authz-`` prefix that the
+ext_authz filter's ``filter_enabled_metadata`` looks for). A policy without rules gets one policy that never matches
+(``rule[0]``), so an ALLOW policy without rules denies everything and a DENY/AUDIT one changes nothing.
+
+One rule is Istio's model: a list of principals (one per ``from`` entry, else one) and a list of permissions (one per
+``to`` entry, else one), each an AND of the fields set, in Istio's order; within a field the values are ORed, and
+the ``not*`` values become ``not_id``/``not_rule`` of their OR. ``when`` conditions are appended to every principal
+(source-side keys) or every permission (destination-side keys). Nothing set: ``any: true``. Per field:
+
+- ``principals``: ``authenticated.principal_name``, ``spiffe://<value>`` exact, or prefix for ``abc*``, regex
+  ``spiffe://.*abc`` for ``*abc``, and ``.+`` for ``*`` (any authenticated peer, Istio's matcher);
+- ``namespaces``: principal name regex ``.*/ns/<ns>/.*`` (``*`` becomes ``.*``);
+- ``ipBlocks`` / ``remoteIpBlocks``: ``direct_remote_ip`` / ``remote_ip`` CIDR ranges (an address is a /32 or /128);
+- ``requestPrincipals``: dynamic metadata of filter ``istio_authn``, key ``request.auth.principal`` (Istio's matcher,
+  as ``sourced_metadata``; meshplane has no JWT authentication, so nothing sets it: such values never match, as in
+  Istio without JWT);
+- ``hosts``: the ``:authority`` header, case-insensitive, prefix/suffix forms, ``*`` = present;
+- ``methods``: the ``:method`` header (``*`` = present); ``paths``: ``url_path`` exact/prefix/suffix, ``*`` = any;
+- ``ports``: ``destination_port``, after the caller's port translation (see ``authz_filters``);
+- ``when``: ``request.headers[x]`` -> header ``x``; ``source.ip`` -> ``direct_remote_ip``; ``remote.ip`` ->
+  ``remote_ip``; ``source.namespace`` / ``source.principal`` as ``namespaces`` / ``principals``;
+  ``request.auth.principal|audiences|presenter`` and ``request.auth.claims[..]`` -> ``istio_authn`` metadata;
+  ``destination.ip`` -> ``destination_ip``; ``destination.port`` -> ``destination_port``; ``connection.sni`` ->
+  ``requested_server_name``. Any other key makes the rule invalid: it is skipped with a warning (Istio's
+  "skipped invalid rule"; validation rejects such policies before they get here).
+
+TCP (network RBAC filter, ``for_tcp``): hosts, methods, paths, requestPrincipals, request headers and
+``request.auth.*`` are HTTP only. As Istio's ``checkError``: in an ALLOW config a rule using any of them is dropped
+entirely (fail closed: smaller allow); in DENY, AUDIT (LOG) and CUSTOM configs only those values are dropped, which
+makes the rule wider (more denying). Values that do not parse (a bad CIDR or port) follow the same rule.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from envoy.config.core.v3.address_pb2 import CidrRange
+from envoy.config.rbac.v3.rbac_pb2 import RBAC, Permission, Policy, Principal, SourcedMetadata
+from envoy.config.route.v3.route_components_pb2 import HeaderMatcher
+from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
+from envoy.type.matcher.v3.path_pb2 import PathMatcher
+from envoy.type.matcher.v3.regex_pb2 import RegexMatcher
+from envoy.type.matcher.v3.string_pb2 import StringMatcher
+from envoy.type.matcher.v3.value_pb2 import ListMatcher, ValueMatcher
+
+from pilot.config.types import AuthorizationOperation, AuthorizationPolicy, AuthorizationRule, AuthorizationSource
+
+__all__ = [
+    "AUTHN_FILTER",
+    "EXT_AUTHZ_MATCH_PREFIX",
+    "RbacAction",
+    "build_policy",
+    "build_rbac",
+    "policy_name",
+    "string_matcher",
+]
+
+log = structlog.get_logger(__name__)
+
+AUTHN_FILTER = "istio_authn"  # the dynamic metadata namespace Istio's authn filter writes request.auth.* to
+EXT_AUTHZ_MATCH_PREFIX = "istio-ext-authz"  # CUSTOM policy names start with it; ext_authz is enabled on it
+SPIFFE_PREFIX = "spiffe://"
+
+RbacAction = Literal["ALLOW", "DENY", "LOG"]
+_ACTIONS: dict[RbacAction, RBAC.Action.ValueType] = {"ALLOW": RBAC.ALLOW, "DENY": RBAC.DENY, "LOG": RBAC.LOG}
+
+_MATCH_NEVER = Policy(
+    permissions=[Permission(not_rule=Permission(any=True))],
+    principals=[Principal(not_id=Principal(any=True))],
+)
+
+
+class _Unusable(ValueError):
+    """A value that cannot be expressed here: HTTP only on a TCP chain, or unparsable."""
+
+
+class _InvalidRule(ValueError):
+    """A rule Istio would skip whatever the action (an unknown ``when`` key)."""
+
+
+def policy_name(namespace: str, name: str, rule: int, *, custom: bool = False) -> str:
+    """Istio ``policyName``: ``ns[foo]-policy[httpbin]-rule[0]``, prefixed ``istio-ext-authz-`` for CUSTOM."""
+    prefix = f"{EXT_AUTHZ_MATCH_PREFIX}-" if custom else ""
+    return f"{prefix}ns[{namespace}]-policy[{name}]-rule[{rule}]"
+
+
+# ------------------------------------------------------------------------------------------------ matchers
+
+
+def string_matcher(value: str, prefix: str = "", *, ignore_case: bool = False) -> StringMatcher:
+    """Istio ``StringMatcherWithPrefix``: ``*`` any (``.+``), ``*abc`` suffix, ``abc*`` prefix, else exact; with a
+    ``prefix`` to prepend, ``*abc`` becomes the regex ``<prefix>.*abc`` (``*`` alone ignores the prefix)."""
+    if value == "*":
+        return StringMatcher(safe_regex=RegexMatcher(regex=".+"))
+    if value.startswith("*"):
+        if prefix:
+            return StringMatcher(safe_regex=RegexMatcher(regex=f"{prefix}.*{value[1:]}"))
+        return StringMatcher(suffix=value[1:], ignore_case=ignore_case)
+    if value.endswith("*"):
+        return StringMatcher(prefix=prefix + value[:-1], ignore_case=ignore_case)
+    return StringMatcher(exact=prefix + value, ignore_case=ignore_case)
+
+
+def _header(name: str, value: str, *, ignore_case: bool = False) -> HeaderMatcher:
+    """Istio ``HeaderMatcher`` / ``HostMatcher``: ``*`` means the header is present."""
+    if value == "*":
+        return HeaderMatcher(name=name, present_match=True)
+    return HeaderMatcher(name=name, string_match=string_matcher(value, ignore_case=ignore_case))
+
+
+def _cidr(value: str) -> CidrRange:
+    """Istio ``AddrStrToCidrRange``: an address is a full-length prefix; the address part is kept as written."""
+    try:
+        interface = ipaddress.ip_interface(value.strip())
+    except ValueError:
+        raise _Unusable(f"invalid IP address or CIDR {value!r}") from None
+    return CidrRange(address_prefix=str(interface.ip), prefix_len={"value": interface.network.prefixlen})
+
+
+def _authn_metadata(path: Sequence[str], value: StringMatcher, *, list_value: bool = False) -> MetadataMatcher:
+    matcher = MetadataMatcher(filter=AUTHN_FILTER, path=[MetadataMatcher.PathSegment(key=key) for key in path])
+    if list_value:
+        matcher.value.list_match.CopyFrom(ListMatcher(one_of=ValueMatcher(string_match=value)))
+    else:
+        matcher.value.string_match.CopyFrom(value)
+    return matcher
+
+
+def _authn_principal(path: Sequence[str], value: StringMatcher, *, list_value: bool = False) -> Principal:
+    """A principal on the request's dynamic metadata: ``sourced_metadata`` (source DYNAMIC), Envoy's replacement
+    for the deprecated ``Principal.metadata`` that Istio's generator still writes; same match."""
+    return Principal(
+        sourced_metadata=SourcedMetadata(metadata_matcher=_authn_metadata(path, value, list_value=list_value))
+    )
+
+
+def _port(value: str | int, ports: Mapping[int, int]) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise _Unusable(f"invalid port {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise _Unusable(f"port {port} out of range")
+    return ports.get(port, port)
+
+
+def _http_only(key: str, for_tcp: bool) -> None:
+    if for_tcp:
+        raise _Unusable(f"{key!r} is HTTP only")
+
+
+# ------------------------------------------------------------------------------------------------ generators
+
+# A generator turns one value into a principal or a permission, or raises _Unusable.
+_Generate = Callable[[str], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One AND member of a principal or permission: a key with its values and not-values."""
+
+    key: str
+    values: tuple[str, ...]
+    not_values: tuple[str, ...]
+    generate: _Generate
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Context:
+    for_tcp: bool
+    ports: Mapping[int, int]
+
+
+def _principal_generators(ctx: _Context) -> dict[str, _Generate]:
+    def principal(value: str) -> Principal:
+        return Principal(authenticated=Principal.Authenticated(principal_name=string_matcher(value, SPIFFE_PREFIX)))
+
+    def namespace(value: str) -> Principal:
+        regex = f".*/ns/{value.replace('*', '.*')}/.*"
+        return Principal(
+            authenticated=Principal.Authenticated(principal_name=StringMatcher(safe_regex={"regex": regex}))
+        )
+
+    def request_auth(key: str) -> _Generate:
+        def generate(value: str) -> Principal:
+            _http_only(key, ctx.for_tcp)
+            return _authn_principal([key], string_matcher(value))
+
+        return generate
+
+    return {
+        "source.principal": principal,
+        "source.namespace": namespace,
+        "source.ip": lambda value: Principal(direct_remote_ip=_cidr(value)),
+        "remote.ip": lambda value: Principal(remote_ip=_cidr(value)),
+        "request.auth.principal": request_auth("request.auth.principal"),
+        "request.auth.audiences": request_auth("request.auth.audiences"),
+        "request.auth.presenter": request_auth("request.auth.presenter"),
+    }
+
+
+def _permission_generators(ctx: _Context) -> dict[str, _Generate]:
+    def host(value: str) -> Permission:
+        _http_only("hosts", ctx.for_tcp)
+        return Permission(header=_header(":authority", value, ignore_case=True))
+
+    def method(value: str) -> Permission:
+        _http_only("methods", ctx.for_tcp)
+        return Permission(header=_header(":method", value))
+
+    def path(value: str) -> Permission:
+        _http_only("paths", ctx.for_tcp)
+        return Permission(url_path=PathMatcher(path=string_matcher(value)))
+
+    return {
+        "hosts": host,
+        "methods": method,
+        "paths": path,
+        "destination.port": lambda value: Permission(destination_port=_port(value, ctx.ports)),
+        "destination.ip": lambda value: Permission(destination_ip=_cidr(value)),
+        "connection.sni": lambda value: Permission(requested_server_name=string_matcher(value)),
+    }
+
+
+_HEADER_KEY = re.compile(r"^request\.headers\[([^\[\]]+)\]$")
+_CLAIMS_KEY = re.compile(r"^request\.auth\.claims((?:\[[^\[\]]+\])+)$")
+
+
+def _condition_generator(key: str, ctx: _Context, principals: dict[str, _Generate]) -> tuple[str, _Generate]:
+    """``when`` key -> ("principal" | "permission", generator); _InvalidRule for keys Istio does not know."""
+    if key in principals:
+        return "principal", principals[key]
+    permissions = _permission_generators(ctx)
+    if key in ("destination.ip", "destination.port", "connection.sni"):
+        return "permission", permissions[key]
+    header = _HEADER_KEY.match(key)
+    if header:
+        name = header.group(1)
+
+        def header_value(value: str) -> Principal:
+            _http_only(key, ctx.for_tcp)
+            return Principal(header=_header(name, value))
+
+        return "principal", header_value
+    claims = _CLAIMS_KEY.match(key)
+    if claims:
+        path = ["request.auth.claims", *re.findall(r"\[([^\[\]]+)\]", claims.group(1))]
+
+        def claim(value: str) -> Principal:
+            _http_only(key, ctx.for_tcp)
+            return _authn_principal(path, string_matcher(value), list_value=True)
+
+        return "principal", claim
+    raise _InvalidRule(f"unknown attribute {key!r} in when")
+
+
+def _source_fields(source: AuthorizationSource, gen: dict[str, _Generate], ctx: _Context) -> list[_Field]:
+    """Istio's order: principals, requestPrincipals, namespaces, remoteIpBlocks, ipBlocks."""
+
+    def request_principal(value: str) -> Principal:
+        _http_only("requestPrincipals", ctx.for_tcp)
+        return _authn_principal(["request.auth.principal"], string_matcher(value))
+
+    return [
+        _Field("principals", source.principals, source.not_principals, gen["source.principal"]),
+        _Field("requestPrincipals", source.request_principals, source.not_request_principals, request_principal),
+        _Field("namespaces", source.namespaces, source.not_namespaces, gen["source.namespace"]),
+        _Field("remoteIpBlocks", source.remote_ip_blocks, source.not_remote_ip_blocks, gen["remote.ip"]),
+        _Field("ipBlocks", source.ip_blocks, source.not_ip_blocks, gen["source.ip"]),
+    ]
+
+
+def _operation_fields(operation: AuthorizationOperation, gen: dict[str, _Generate]) -> list[_Field]:
+    """Istio's order: hosts, methods, paths, ports."""
+    return [
+        _Field("hosts", operation.hosts, operation.not_hosts, gen["hosts"]),
+        _Field("methods", operation.methods, operation.not_methods, gen["methods"]),
+        _Field("paths", operation.paths, operation.not_paths, gen["paths"]),
+        _Field(
+            "ports",
+            tuple(str(p) for p in operation.ports),
+            tuple(str(p) for p in operation.not_ports),
+            gen["destination.port"],
+        ),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ assembly
+
+
+def _values(field: _Field, values: Iterable[str], action: RbacAction) -> list[Any]:
+    """Istio ``checkError``: an unusable value fails the whole rule for ALLOW, and is left out otherwise."""
+    out: list[Any] = []
+    for value in values:
+        try:
+            out.append(field.generate(value))
+        except _Unusable:
+            if action == "ALLOW":
+                raise
+    return out
+
+
+def _permission(fields: Sequence[_Field], action: RbacAction) -> Permission:
+    rules: list[Permission] = []
+    for field in fields:
+        matched = _values(field, field.values, action)
+        if matched:
+            rules.append(Permission(or_rules=Permission.Set(rules=matched)))
+        excluded = _values(field, field.not_values, action)
+        if excluded:
+            rules.append(Permission(not_rule=Permission(or_rules=Permission.Set(rules=excluded))))
+    return Permission(and_rules=Permission.Set(rules=rules or [Permission(any=True)]))
+
+
+def _principal(fields: Sequence[_Field], action: RbacAction) -> Principal:
+    ids: list[Principal] = []
+    for field in fields:
+        matched = _values(field, field.values, action)
+        if matched:
+            ids.append(Principal(or_ids=Principal.Set(ids=matched)))
+        excluded = _values(field, field.not_values, action)
+        if excluded:
+            ids.append(Principal(not_id=Principal(or_ids=Principal.Set(ids=excluded))))
+    return Principal(and_ids=Principal.Set(ids=ids or [Principal(any=True)]))
+
+
+def build_policy(
+    rule: AuthorizationRule, *, action: RbacAction, for_tcp: bool = False, ports: Mapping[int, int] | None = None
+) -> Policy:
+    """One rule as an Envoy policy (Istio ``Model.Generate``). ``ports`` maps a policy port (a workload port) to the
+    port Envoy sees as ``destination_port``. Raises ValueError when the rule is left out: an unknown ``when`` key,
+    or (ALLOW only) a value that cannot be used here, such as an HTTP-only field on TCP."""
+    ctx = _Context(for_tcp=for_tcp, ports=ports or {})
+    principal_gen = _principal_generators(ctx)
+    permission_gen = _permission_generators(ctx)
+    base_principal: list[_Field] = []
+    base_permission: list[_Field] = []
+    for condition in rule.when:
+        side, generate = _condition_generator(condition.key, ctx, principal_gen)
+        field = _Field(condition.key, condition.values, condition.not_values, generate)
+        if field.values or field.not_values:
+            (base_principal if side == "principal" else base_permission).append(field)
+    principal_lists = [
+        [*(f for f in _source_fields(s, principal_gen, ctx) if f.values or f.not_values), *base_principal]
+        for s in rule.sources
+    ] or [base_principal]
+    permission_lists = [
+        [*(f for f in _operation_fields(o, permission_gen) if f.values or f.not_values), *base_permission]
+        for o in rule.operations
+    ] or [base_permission]
+    return Policy(
+        permissions=[_permission(fields, action) for fields in permission_lists],
+        principals=[_principal(fields, action) for fields in principal_lists],
+    )
+
+
+def build_rbac(
+    policies: Iterable[AuthorizationPolicy],
+    *,
+    action: RbacAction,
+    for_tcp: bool = False,
+    ports: Mapping[int, int] | None = None,
+    custom: bool = False,
+) -> RBAC:
+    """The policies as one RBAC config with ``action`` (Istio ``Builder.build``); ``custom``: CUSTOM policies, named
+    with the ext_authz prefix. Rules that cannot be generated are skipped (logged at debug level for the expected
+    TCP case, warning for invalid rules)."""
+    rbac = RBAC(action=_ACTIONS[action])
+    for policy in policies:
+        key = policy.meta.key
+        for index, rule in enumerate(policy.rules):
+            name = policy_name(key.namespace, key.name, index, custom=custom)
+            try:
+                generated = build_policy(rule, action=action, for_tcp=for_tcp, ports=ports)
+            except _InvalidRule as exc:
+                log.warning("authorization_rule_skipped", policy=str(key), rule=index, reason=str(exc))
+            except _Unusable as exc:
+                log.debug("authorization_rule_skipped", policy=str(key), rule=index, tcp=for_tcp, reason=str(exc))
+            else:
+                rbac.policies[name].CopyFrom(generated)
+        if not policy.rules:
+            rbac.policies[policy_name(key.namespace, key.name, 0, custom=custom)].CopyFrom(_MATCH_NEVER)
+    return rbac

@@ -1,0 +1,36 @@
+"""The main loop every control-plane process shares (Pilot, Mixer): watch the config directory until asked to
+stop, by an event or by SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from pilot.config import DirectorySource
+
+__all__ = ["stop_on_signals", "watch_until_stopped"]
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (on the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def watch_until_stopped(source: DirectorySource, stop: asyncio.Event) -> None:
+    """Run ``source.watch()`` until ``stop`` is set; a watcher that ends on its own is a failure and raises."""
+    watcher = asyncio.create_task(source.watch(), name="config-watch")
+    stopped = asyncio.create_task(stop.wait(), name="stop-wait")
+    try:
+        done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher in done:
+            watcher.result()
+    finally:
+        for task in (watcher, stopped):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,115 @@
+"""Istio's request metrics as Mixer's /metrics exposes them: exact names, every label, Istio's buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from mixer.log_entries import LABEL_NAMES
+from mixer.metrics import MixerMetrics
+from mixer.telemetry import BYTES_BUCKETS, DURATION_MS_BUCKETS, IstioTelemetry
+from tests.test_mixer_log_entries import REVIEWS_REPORT
+
+
+@pytest.fixture
+def metrics() -> Iterator[MixerMetrics]:
+    metrics = MixerMetrics()
+    yield metrics
+    metrics.shutdown()
+
+
+def samples(metrics: MixerMetrics, family: str) -> list[Sample]:
+    text = metrics.exposition().decode()
+    for metric in text_string_to_metric_families(text):
+        if metric.name == family:
+            return list(metric.samples)
+    raise AssertionError(f"no metric family {family!r} in:\n{text}")
+
+
+DURATION_LE = [
+    "0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000", "60000",
+    "300000", "600000", "1800000", "3600000", "+Inf",
+]  # fmt: skip
+BYTES_LE = ["1", "10", "100", "1000", "10000", "100000", "1000000", "10000000", "100000000", "+Inf"]
+
+
+def test_requests_are_counted_in_istio_requests_total_with_every_istio_label(metrics: MixerMetrics) -> None:
+    telemetry = IstioTelemetry(metrics.meter)
+    telemetry.record(REVIEWS_REPORT)
+    telemetry.record(REVIEWS_REPORT)
+    telemetry.record(replace(REVIEWS_REPORT, response_code="503", response_flags="UF,URX"))
+
+    counted = samples(metrics, "istio_requests")  # the parser strips _total from the family name
+    assert {sample.name for sample in counted} == {"istio_requests_total"}
+    expected = dict(zip(LABEL_NAMES, REVIEWS_REPORT.label_values, strict=True))
+    assert expected["source_workload"] == "productpage-v1"
+    by_code = {sample.labels["response_code"]: sample for sample in counted}
+    assert by_code["200"].labels == expected
+    assert by_code["200"].value == 2.0
+    assert by_code["503"].labels == {**expected, "response_code": "503", "response_flags": "UF,URX"}
+    assert by_code["503"].value == 1.0
+    assert "# TYPE istio_requests_total counter" in metrics.exposition().decode()
+
+
+def test_duration_histogram_has_istios_millisecond_buckets(metrics: MixerMetrics) -> None:
+    telemetry = IstioTelemetry(metrics.meter)
+    telemetry.record(replace(REVIEWS_REPORT, duration_ms=7.5))
+    telemetry.record(replace(REVIEWS_REPORT, duration_ms=240.0))
+
+    histogram = samples(metrics, "istio_request_duration_milliseconds")
+    buckets = {s.labels["le"]: s.value for s in histogram if s.name == "istio_request_duration_milliseconds_bucket"}
+    assert list(buckets) == DURATION_LE
+    assert len(DURATION_MS_BUCKETS) == len(DURATION_LE) - 1
+    assert buckets["5"] == 0.0
+    assert buckets["10"] == 1.0
+    assert buckets["100"] == 1.0
+    assert buckets["250"] == 2.0
+    assert buckets["+Inf"] == 2.0
+    (total,) = [s.value for s in histogram if s.name == "istio_request_duration_milliseconds_sum"]
+    assert total == 247.5
+    (bucket,) = [s for s in histogram if s.name.endswith("_bucket") and s.labels["le"] == "+Inf"]
+    assert {k: v for k, v in bucket.labels.items() if k != "le"} == dict(
+        zip(LABEL_NAMES, REVIEWS_REPORT.label_values, strict=True)
+    )
+
+
+def test_size_histograms_count_headers_and_body_in_powers_of_ten(metrics: MixerMetrics) -> None:
+    telemetry = IstioTelemetry(metrics.meter)
+    telemetry.record(REVIEWS_REPORT)  # 120 bytes in, 380 out
+
+    for family, size in (("istio_request_bytes", 120.0), ("istio_response_bytes", 380.0)):
+        histogram = samples(metrics, family)
+        buckets = {s.labels["le"]: s.value for s in histogram if s.name == f"{family}_bucket"}
+        assert list(buckets) == BYTES_LE
+        assert len(BYTES_BUCKETS) == len(BYTES_LE) - 1
+        assert buckets["100"] == 0.0
+        assert buckets["1000"] == 1.0
+        (total,) = [s.value for s in histogram if s.name == f"{family}_sum"]
+        assert total == size
+
+
+def test_exported_names_are_exactly_istios(metrics: MixerMetrics) -> None:
+    IstioTelemetry(metrics.meter).record(REVIEWS_REPORT)
+
+    text = metrics.exposition().decode()
+    types = {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE istio_")}
+    assert types == {
+        "istio_requests_total": "counter",
+        "istio_request_duration_milliseconds": "histogram",
+        "istio_request_bytes": "histogram",
+        "istio_response_bytes": "histogram",
+    }
+
+
+def test_the_attribute_cache_is_bounded_and_reused(metrics: MixerMetrics) -> None:
+    telemetry = IstioTelemetry(metrics.meter, max_cached_series=2)
+    for code in ("200", "201", "202", "200"):
+        telemetry.record(replace(REVIEWS_REPORT, response_code=code))
+
+    counted = {s.labels["response_code"]: s.value for s in samples(metrics, "istio_requests")}
+    assert counted == {"200": 2.0, "201": 1.0, "202": 1.0}
+    assert len(telemetry._attributes) <= 2
