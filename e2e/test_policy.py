@@ -11,6 +11,7 @@ from e2e.harness import LocalMesh, MtlsMeshFactory
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL
 from e2e.rules import reviews_policy
 from e2e.traffic import MeshResponse
+from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 
 REVIEWS_PATH_URL = DEMO_URL.rstrip("/")
 RATINGS_HOST = 30  # a second client, with its own identity (service account bookinfo-ratings)
@@ -26,6 +27,18 @@ DENY_MALLORY = reviews_policy(
     """,
     name="deny-mallory",
 )
+
+
+async def _until_status(mesh: LocalMesh, user: str, status: int, seconds: float = DRAIN_TIME_SECONDS + 1) -> int:
+    """Requests as ``user`` until one answers ``status``; how many it took. A listener change reaches connections
+    opened before it only as Envoy drains them (the sidecars drain immediately, within DRAIN_TIME_SECONDS)."""
+    deadline = time.monotonic() + seconds
+    attempts = 1
+    while (response := await _request_as(mesh, user)).status != status:
+        assert time.monotonic() < deadline, f"still {response.status} after {attempts} requests: {response}"
+        attempts += 1
+        await asyncio.sleep(0.05)
+    return attempts
 
 
 def _as(user: str) -> dict[str, str]:
@@ -206,8 +219,9 @@ async def test_mixer_down_denies_unless_the_policies_fail_open(mixer_mesh: MtlsM
 
     await mesh.apply("blocked", access_list(fail_open=True))
     await mesh.wait_synced()  # Pilot alone: the sidecars' ext_authz filter now lets requests through on failure
-    assert (await _request_as(mesh, "alice")).status == 200
+    assert await _until_status(mesh, "alice", 200) <= 2  # the connection opened before the change is drained
     assert (await _request_as(mesh, "mallory")).status == 200  # nobody to say no while Mixer is down
     await mesh.start_mixer()
     await mesh.wait_synced()
-    assert (await _request_as(mesh, "mallory")).status == 403
+    await _until_status(mesh, "mallory", 403)  # Envoy's gRPC client reconnects to Mixer
+    assert (await _request_as(mesh, "alice")).status == 200

@@ -436,7 +436,7 @@ def build_sidecar_bootstrap(
     citadel: str | None = None,
     token: str | None = None,
     citadel_trust: Path | None = None,
-    mixer: HostPort | None = None,
+    mixer: str | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``.
 
@@ -467,7 +467,7 @@ def build_sidecar_bootstrap(
         clusters.append(build_sds_cluster(citadel_address, token=token, citadel_trust=citadel_trust))
     sds = len(clusters) > 1
     if mixer is not None:
-        clusters.append(build_mixer_cluster(mixer))
+        clusters.append(build_mixer_cluster(parse_host_port(mixer, argument="mixer")))
     bootstrap = bootstrap_pb2.Bootstrap(
         node=build_node(
             workload=workload,

@@ -29,12 +29,12 @@ from envoy_bootstrap.bootstrap import (
     DEFAULT_PILOT_ADDRESS,
     XDS_MODES,
     BootstrapError,
-    HostPort,
     bootstrap_to_json,
     build_sidecar_bootstrap,
     parse_host_port,
     write_citadel_trust,
 )
+from envoy_bootstrap.runner import sidecar_command
 from pilot.generate.names import ADMIN_PORT
 
 __all__ = ["build_parser", "main"]
@@ -139,8 +139,10 @@ def _bootstrap_path(args: argparse.Namespace) -> Path:
     return _default_bootstrap_file(args)
 
 
-def _mixer_address(args: argparse.Namespace) -> HostPort | None:
-    return None if args.mixer is None else parse_host_port(args.mixer, argument="--mixer")
+def _mixer_address(args: argparse.Namespace) -> str | None:
+    if args.mixer is not None:
+        parse_host_port(args.mixer, argument="--mixer")  # the flag's name in the error
+    return args.mixer  # type: ignore[no-any-return]
 
 
 def _bootstrap_json(args: argparse.Namespace) -> str:
@@ -188,17 +190,7 @@ def _exec_envoy(args: argparse.Namespace, text: str, envoy_args: Sequence[str]) 
     binary = find_envoy_binary()
     path = _bootstrap_path(args)
     _write(path, text)
-    command = [
-        str(binary),
-        "-c",
-        str(path),
-        "--disable-hot-restart",
-        "--concurrency",
-        str(args.concurrency),
-        "--log-level",
-        args.log_level,
-        *envoy_args,
-    ]
+    command = sidecar_command(binary, path, concurrency=args.concurrency, log_level=args.log_level, extra=envoy_args)
     print(f"envoy-bootstrap: exec {' '.join(command)}", file=sys.stderr, flush=True)
     os.execv(binary, command)
 

@@ -1,7 +1,11 @@
 """Run one Envoy as a managed subprocess: start it on a bootstrap, wait for its admin, stop it, never orphan it.
 
 Many Envoys share one machine (one per workload), so each runs with ``--disable-hot-restart`` (no shared-memory
-base id to collide on) and ``--concurrency 1`` unless told otherwise. Envoy's stdout and stderr go to
+base id to collide on) and ``--concurrency 1`` unless told otherwise. Listener changes (a new AuthorizationPolicy,
+a PeerAuthentication mode) reach new connections at once; connections opened before are drained with
+``--drain-strategy immediate`` over ``--drain-time-s 5`` (every response on them asks the client to reconnect, and
+what is left is closed after 5 s) instead of Envoy's default of a gradual drain over 10 minutes, so that a policy
+change is in force everywhere within seconds (Istio drains over 45 s). Envoy's stdout and stderr go to
 ``<workdir>/<name>.log``, appended across restarts.
 
 Orphans are prevented three ways: ``stop()`` (SIGTERM, then SIGKILL after a bound), an ``atexit`` hook that kills
@@ -35,17 +39,43 @@ from envoy_bootstrap.processes import (
 )
 
 __all__ = [
+    "DRAIN_TIME_SECONDS",
     "AdminResponse",
     "EnvoyError",
     "EnvoyExitedError",
     "EnvoyProcess",
     "EnvoyTimeoutError",
+    "sidecar_command",
 ]
 
 log = structlog.get_logger(__name__)
 
 _POLL_INTERVAL_SECONDS = 0.1
 _LIVE: set[EnvoyProcess] = set()
+
+
+DRAIN_TIME_SECONDS = 5
+
+
+def sidecar_command(
+    binary: Path, bootstrap: Path, *, concurrency: int, log_level: str, extra: Sequence[str] = ()
+) -> list[str]:
+    """The command line of a sidecar Envoy (see the module doc for the flags)."""
+    return [
+        str(binary),
+        "-c",
+        str(bootstrap),
+        "--disable-hot-restart",
+        "--concurrency",
+        str(concurrency),
+        "--log-level",
+        log_level,
+        "--drain-strategy",
+        "immediate",
+        "--drain-time-s",
+        str(DRAIN_TIME_SECONDS),
+        *extra,
+    ]
 
 
 class EnvoyError(RuntimeError):
@@ -132,17 +162,9 @@ class EnvoyProcess:
 
     def command(self) -> list[str]:
         binary = self.envoy_binary or find_envoy_binary()
-        return [
-            str(binary),
-            "-c",
-            str(self.bootstrap_path),
-            "--disable-hot-restart",
-            "--concurrency",
-            str(self.concurrency),
-            "--log-level",
-            self.log_level,
-            *self.extra_args,
-        ]
+        return sidecar_command(
+            binary, self.bootstrap_path, concurrency=self.concurrency, log_level=self.log_level, extra=self.extra_args
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -24,11 +24,9 @@ from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import (
     CITADEL_TRUST_SECRET,
     BootstrapError,
-    HostPort,
     XdsMode,
     bootstrap_to_json,
     build_sidecar_bootstrap,
-    parse_host_port,
     write_citadel_trust,
 )
 from pilot.model.build import parse_node_id
@@ -253,6 +251,7 @@ def test_cli_run_execs_envoy_with_the_bootstrap(tmp_path: Path, monkeypatch: pyt
     assert path == str(find_envoy_binary())
     assert argv[1:] == [
         "-c", str(bootstrap_file), "--disable-hot-restart", "--concurrency", "1", "--log-level", "debug",
+        "--drain-strategy", "immediate", "--drain-time-s", "5",
         "--component-log-level", "upstream:debug",
     ]  # fmt: skip
     written = json_format.Parse(bootstrap_file.read_text(), bootstrap_pb2.Bootstrap())
@@ -475,7 +474,7 @@ def test_the_default_bootstrap_directory_must_be_private(
 
 # ---------------------------------------------------------------------------------------------------------- Mixer
 
-MIXER_ADDRESS = HostPort(host="127.0.0.1", port=9091)
+MIXER_ADDRESS = "127.0.0.1:9091"
 
 
 def _mixer_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
@@ -486,12 +485,12 @@ def _mixer_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
 @pytest.mark.parametrize(
     ("address", "cluster_type"),
     [
-        (HostPort(host="127.0.0.1", port=9091), cluster_pb2.Cluster.STATIC),
-        (HostPort(host="mixer.istio-system", port=9091), cluster_pb2.Cluster.STRICT_DNS),
+        ("127.0.0.1:9091", cluster_pb2.Cluster.STATIC),
+        ("mixer.istio-system:9091", cluster_pb2.Cluster.STRICT_DNS),
     ],
     ids=["ip", "name"],
 )
-def test_mixer_adds_its_cluster_and_node_metadata(address: HostPort, cluster_type: int) -> None:
+def test_mixer_adds_its_cluster_and_node_metadata(address: str, cluster_type: int) -> None:
     bootstrap = _sidecar(mixer=address)
 
     assert bootstrap.node.metadata["MESHPLANE_MIXER"] == "true"
@@ -501,7 +500,7 @@ def test_mixer_adds_its_cluster_and_node_metadata(address: HostPort, cluster_typ
     assert mixer.type == cluster_type
     (locality,) = mixer.load_assignment.endpoints
     endpoint = locality.lb_endpoints[0].endpoint.address.socket_address
-    assert (endpoint.address, endpoint.port_value) == (address.host, 9091)
+    assert (endpoint.address, endpoint.port_value) == (address.split(":")[0], 9091)
     assert mixer.connect_timeout.ToMilliseconds() == 1000
     options = http_protocol_options_pb2.HttpProtocolOptions()
     assert mixer.typed_extension_protocol_options["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].Unpack(
@@ -541,7 +540,7 @@ def test_mixer_and_citadel_together(trust: Path) -> None:
 def test_real_envoy_validates_the_bootstrap_with_mixer(tmp_path: Path, trust: Path, mixer: str) -> None:
     path = tmp_path / "bootstrap.json"
     bootstrap = _sidecar(
-        mixer=parse_host_port(mixer, argument="mixer"), citadel="localhost:15012", token=TOKEN, citadel_trust=trust
+        mixer=mixer, citadel="localhost:15012", token=TOKEN, citadel_trust=trust
     )
     path.write_text(bootstrap_to_json(bootstrap))
 

@@ -26,7 +26,7 @@ from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.v3.http_status_pb2 import StatusCode
 from google.protobuf import json_format
 
-from envoy_bootstrap.bootstrap import HostPort, build_sidecar_bootstrap
+from envoy_bootstrap.bootstrap import build_sidecar_bootstrap
 from pilot.config.types import (
     AccessList,
     AuthorizationAction,
@@ -465,7 +465,7 @@ def test_envoy_accepts_a_sidecar_with_policies_and_telemetry(tmp_path: Path, mak
     assert b"envoy.filters.network.rbac" in text
 
     bootstrap = build_sidecar_bootstrap(
-        workload="app", address=ADDRESS, mixer=HostPort(host="127.0.0.1", port=9091) if mixer else None
+        workload="app", address=ADDRESS, mixer="127.0.0.1:9091" if mixer else None
     )
     assignments = {
         a.cluster_name: a
