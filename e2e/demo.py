@@ -47,6 +47,7 @@ from e2e.mesh_config import (
 from e2e.mtls import caller_identity, plaintext_get
 from e2e.telemetry import istio_request_counts
 from e2e.traffic import count_by
+from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 from pilot.generate.names import ADMIN_PORT, HTTP_PROXY_PORT
 
 __all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "run_demo"]
@@ -118,14 +119,15 @@ def _print_split(out: Printer, counts: Mapping[str, int], total: int) -> None:
 
 
 def _print_rule(out: Printer, path: Path) -> None:
-    """``VirtualService reviews`` and its spec, as written in the file (comments and metadata left out)."""
-    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    kind = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("kind:")), "resource")
-    name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("  name:")), "")
-    out(f"    {kind} {name}:")
-    start = lines.index("spec:") + 1 if "spec:" in lines else 0
-    for line in lines[start:]:
-        out(f"    {line}")
+    """Each resource of the file as ``Kind name:`` and its spec, as written (comments and metadata left out)."""
+    for document in path.read_text().split("\n---\n"):
+        lines = [line for line in document.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        kind = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("kind:")), "resource")
+        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("  name:")), "")
+        out(f"    {kind} {name}:")
+        start = lines.index("spec:") + 1 if "spec:" in lines else 0
+        for line in lines[start:]:
+            out(f"    {line}")
 
 
 def _ports_in_use(subnet: str) -> list[str]:
@@ -206,6 +208,9 @@ async def _run_policy_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
             out(f"  REJECTED {rejected.get('kind')}/{rejected.get('name')}: {'; '.join(rejected.get('errors', ()))}")
         return False
     out("  Pilot pushed it, every sidecar ACKed, and Mixer loaded it.")
+    out(f"  (connections opened before the change drain within {DRAIN_TIME_SECONDS}s: Envoy applies a listener change")
+    out("   to new connections, and the sidecars ask the old ones to reconnect; waiting for that)")
+    await asyncio.sleep(DRAIN_TIME_SECONDS + 0.5)
     mallory = await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "mallory"})
     out(f"    end-user: mallory -> {mallory.status} {mallory.text.strip()[:60]!r} (the reviews sidecar's RBAC filter)")
     guests = [
