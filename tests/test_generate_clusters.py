@@ -561,3 +561,11 @@ def test_envoy_validate_rejects_what_envoy_rejects(tmp_path: Path) -> None:
         address.address, address.port_value = host, 80
     with pytest.raises(AssertionError, match="LOGICAL_DNS clusters must have a single"):
         envoy_validate(tmp_path, clusters=[two_addresses])
+
+
+def test_only_services_outside_the_mesh_bind_to_any_address(outbound: dict[str, Cluster]) -> None:
+    """Sidecars with Mixer bind upstream connections to their loopback workload address (bootstrap); an external
+    service's cluster overrides that with 0.0.0.0:0 so it stays reachable."""
+    external = outbound["outbound|443||api.example.com"].upstream_bind_config.source_address
+    assert (external.address, external.port_value) == ("0.0.0.0", 0)
+    assert not outbound[f"outbound|9080||{REVIEWS}"].HasField("upstream_bind_config")  # MESH_INTERNAL

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import structlog
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.core.v3.address_pb2 import SocketAddress
 from envoy.config.core.v3.protocol_pb2 import Http1ProtocolOptions, Http2ProtocolOptions
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 
@@ -184,6 +185,11 @@ def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, s
     )
     if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
         mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
+    if not key.service.mesh_internal:
+        # Sidecars with Mixer bind upstream connections to their workload's loopback address (bootstrap
+        # cluster_manager.upstream_bind_config), which cannot reach beyond the machine: a service outside the mesh
+        # is reached from whatever address the kernel picks, as without Mixer.
+        cluster.upstream_bind_config.source_address.CopyFrom(SocketAddress(address="0.0.0.0", port_value=0))
     return _finish(cluster, key.port.protocol, resolved, outbound=True)
 
 

@@ -1,0 +1,320 @@
+"""Mixer's gRPC throughput for the Mixer benchmark (``bench.mixer_policy``): ext_authz checks per second and
+access-log entries per second, against a ``StandaloneMixer`` (its own process), from this process.
+
+Checks: ``concurrency`` coroutines over ``channels`` gRPC channels, each calling
+``envoy.service.auth.v3.Authorization/Check`` back to back with a CheckRequest as Envoy's ext_authz filter sends it
+for productpage -> reviews-v1:9080 (peer addresses, HTTP method, path, host, scheme, protocol, request id and the
+headers Envoy forwards, ``end-user`` among them). The requests are serialized once beforehand, so the client spends
+its CPU on gRPC only. Every check evaluates the AccessList and the RateLimit selecting reviews and is allowed.
+
+Access logs: ``streams`` client streams of ``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs``, each as
+one sidecar's ``http_grpc`` logger (reviews-v1, -v2, -v3 in turn): the identifier (node id, log name) on the first
+message only, then batches of ``batch`` inbound entries (``reporter=destination``, ``destination_service``, the
+downstream peer at productpage's address), written as fast as gRPC flow control lets them through. Mixer never
+pushes back on a stream (Envoy's logger never waits either): what its queue cannot hold is dropped and counted, so
+"received" and "processed" differ when the sender is faster than Mixer's pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+from envoy.config.core.v3.address_pb2 import Address, SocketAddress
+from envoy.config.core.v3.base_pb2 import Node, RequestMethod
+from envoy.data.accesslog.v3.accesslog_pb2 import (
+    AccessLogCommon,
+    HTTPAccessLogEntry,
+    HTTPRequestProperties,
+    HTTPResponseProperties,
+)
+from envoy.service.accesslog.v3.als_pb2 import StreamAccessLogsMessage, StreamAccessLogsResponse
+from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
+from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.wrappers_pb2 import UInt32Value
+from google.rpc import code_pb2
+
+from bench._mixer_process import StandaloneMixer
+from bench._mixer_stats import Latencies, sample_sum
+from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_SUBNET, DEMO_WORKLOADS, REVIEWS_PORT, subnet_address
+from mixer.names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
+
+__all__ = ["AccessLogResult", "CheckResult", "run_access_logs", "run_checks"]
+
+_CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
+_ACCESS_LOG_METHOD = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
+_USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
+_REVIEWS = [spec for spec in DEMO_WORKLOADS if spec.service == "reviews"]
+_PRODUCTPAGE_IP = subnet_address(DEMO_SUBNET, DEMO_CLIENT.host)
+_RPC_TIMEOUT_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    channels: int
+    concurrency: int
+    seconds: float
+    checks: int
+    outcomes: Mapping[str, int]  # of every check, unloaded ones too: "OK", "PERMISSION_DENIED", or "rpc <code>"
+    latencies: Latencies
+    mixer_cpu: float
+    client_cpu: float  # this process's CPU seconds while measuring
+    mixer_evaluation_mean: float  # seconds, Mixer's own mixer_check_duration_seconds (sum / count)
+    unloaded: Latencies  # one check in flight at a time, after the loaded run
+
+    @property
+    def per_second(self) -> float:
+        return self.checks / self.seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessLogResult:
+    streams: int
+    batch: int
+    write_seconds: float  # until the senders' last write returned
+    read_seconds: float  # until Mixer had read every stream to its end (answered it)
+    drain_seconds: float  # until every entry received was processed or dropped (all three from the first write)
+    sent: int
+    received: int  # mixer_log_entries_total
+    processed: int  # sum of istio_requests_total
+    processed_while_reading: int  # processed when every stream had been read
+    dropped: Mapping[str, int]  # mixer_log_entries_dropped_total by reason
+    mixer_cpu: float
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+def _address(ip: str, port: int) -> Address:
+    return Address(socket_address=SocketAddress(address=ip, port_value=port))
+
+
+def check_request(*, index: int, destination_ip: str) -> CheckRequest:
+    """A CheckRequest as the inbound ext_authz filter of reviews' sidecar sends it for productpage's request."""
+    user = _USERS[index % len(_USERS)]
+    request_id = f"bench-{index:08d}-0000-4000-8000-000000000000"
+    path = f"/reviews/{index % 100}"
+    headers = {
+        ":authority": f"{DEMO_HOST}:{REVIEWS_PORT}",
+        ":method": "GET",
+        ":path": path,
+        ":scheme": "http",
+        "accept": "*/*",
+        "end-user": user,
+        "user-agent": "Python/3.11 aiohttp/3",
+        "x-forwarded-proto": "http",
+        "x-request-id": request_id,
+        "x-envoy-expected-rq-timeout-ms": "15000",
+    }
+    return CheckRequest(
+        attributes=AttributeContext(
+            source=AttributeContext.Peer(address=_address(_PRODUCTPAGE_IP, 40000 + index % 20000)),
+            destination=AttributeContext.Peer(address=_address(destination_ip, REVIEWS_PORT)),
+            request=AttributeContext.Request(
+                time=Timestamp(seconds=int(time.time())),
+                http=AttributeContext.HttpRequest(
+                    id=request_id,
+                    method="GET",
+                    headers=headers,
+                    path=path,
+                    host=f"{DEMO_HOST}:{REVIEWS_PORT}",
+                    scheme="http",
+                    protocol="HTTP/1.1",
+                ),
+            ),
+        )
+    )
+
+
+async def run_checks(mixer: StandaloneMixer, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
+    destination = subnet_address(DEMO_SUBNET, _REVIEWS[0].host)
+    requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
+    opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(channels)]
+    calls = [
+        channel.unary_unary(_CHECK_METHOD, request_serializer=None, response_deserializer=CheckResponse.FromString)
+        for channel in opened
+    ]
+    outcomes: Counter[str] = Counter()
+    latencies: list[float] = []
+    unloaded: list[float] = []
+
+    async def worker(number: int, until: float, into: list[float], answers: Counter[str]) -> None:
+        """Checks back to back until ``until``: latencies into ``into``, outcomes counted in ``answers``."""
+        call = calls[number % len(calls)]
+        index = number
+        while time.perf_counter() < until:
+            request = requests[index % len(requests)]
+            index += concurrency
+            started = time.perf_counter()
+            try:
+                response = await call(request, timeout=_RPC_TIMEOUT_SECONDS)
+            except grpc.aio.AioRpcError as exc:
+                outcome = f"rpc {exc.code().name}"
+            else:
+                outcome = code_pb2.Code.Name(response.status.code)
+            into.append(time.perf_counter() - started)
+            answers[outcome] += 1
+
+    try:
+        warmup_until = time.perf_counter() + min(1.0, seconds / 5)
+        await asyncio.gather(*(worker(n, warmup_until, [], Counter()) for n in range(concurrency)))
+        before_text = await mixer.metrics_text()
+        cpu_before, started = mixer.cpu_seconds, time.perf_counter()
+        client_before = time.process_time()
+        await asyncio.gather(*(worker(n, started + seconds, latencies, outcomes) for n in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        mixer_cpu = mixer.cpu_seconds - cpu_before
+        client_cpu = time.process_time() - client_before
+        after_text = await mixer.metrics_text()
+        await worker(0, time.perf_counter() + min(1.0, seconds / 5), unloaded, outcomes)
+    finally:
+        for channel in opened:
+            await channel.close()
+    evaluated = sample_sum(after_text, "mixer_check_duration_seconds_count") - sample_sum(
+        before_text, "mixer_check_duration_seconds_count"
+    )
+    evaluation_seconds = sample_sum(after_text, "mixer_check_duration_seconds_sum") - sample_sum(
+        before_text, "mixer_check_duration_seconds_sum"
+    )
+    return CheckResult(
+        channels=channels,
+        concurrency=concurrency,
+        seconds=elapsed,
+        checks=len(latencies),
+        outcomes=dict(outcomes),
+        latencies=Latencies.of(latencies),
+        mixer_cpu=mixer_cpu,
+        client_cpu=client_cpu,
+        mixer_evaluation_mean=evaluation_seconds / evaluated if evaluated else float("nan"),
+        unloaded=Latencies.of(unloaded),
+    )
+
+
+def _log_entry(index: int, local_ip: str) -> HTTPAccessLogEntry:
+    """An inbound entry of a reviews sidecar: productpage's request, 1 in 20 answered 503."""
+    duration_ms = 2 + index % 23
+    code = 503 if index % 20 == 19 else 200
+    return HTTPAccessLogEntry(
+        common_properties=AccessLogCommon(
+            downstream_remote_address=_address(_PRODUCTPAGE_IP, 40000 + index),
+            downstream_local_address=_address(local_ip, REVIEWS_PORT),
+            upstream_remote_address=_address(local_ip, 19080),
+            upstream_cluster=f"inbound|{REVIEWS_PORT}||",
+            custom_tags={TAG_REPORTER: REPORTER_DESTINATION, TAG_DESTINATION_SERVICE: DEMO_HOST},
+            start_time=Timestamp(seconds=int(time.time()), nanos=index * 1000),
+            time_to_last_downstream_tx_byte=Duration(nanos=duration_ms * 1_000_000),
+            duration=Duration(nanos=duration_ms * 1_000_000),
+        ),
+        protocol_version=HTTPAccessLogEntry.HTTP11,
+        request=HTTPRequestProperties(
+            request_method=RequestMethod.GET,
+            scheme="http",
+            authority=f"{DEMO_HOST}:{REVIEWS_PORT}",
+            path=f"/reviews/{index}",
+            user_agent="Python/3.11 aiohttp/3",
+            request_id=f"bench-log-{index:08d}",
+            request_headers_bytes=180,
+            request_body_bytes=0,
+        ),
+        response=HTTPResponseProperties(
+            response_code=UInt32Value(value=code),
+            response_headers_bytes=120,
+            response_body_bytes=310,
+        ),
+    )
+
+
+def _stream_messages(stream: int, batch: int) -> tuple[bytes, bytes]:
+    """The serialized first message (identifier + a batch) and every later one (a batch) of one sidecar's stream."""
+    workload = _REVIEWS[stream % len(_REVIEWS)]
+    ip = subnet_address(DEMO_SUBNET, workload.host)
+    node_id = f"sidecar~{ip}~{workload.name}.{workload.namespace}~{workload.namespace}.svc.cluster.local"
+    later = StreamAccessLogsMessage()
+    later.http_logs.log_entry.extend(_log_entry(i, ip) for i in range(batch))
+    first = StreamAccessLogsMessage()
+    first.CopyFrom(later)
+    first.identifier.node.CopyFrom(Node(id=node_id, cluster=workload.name))
+    first.identifier.log_name = ACCESS_LOG_NAME
+    return first.SerializeToString(), later.SerializeToString()
+
+
+def _dropped_by_reason(text: str, before: str) -> dict[str, int]:
+    reasons = ("queue_full", "unparsable")
+    return {
+        reason: round(
+            sample_sum(text, "mixer_log_entries_dropped_total", reason=reason)
+            - sample_sum(before, "mixer_log_entries_dropped_total", reason=reason)
+        )
+        for reason in reasons
+    }
+
+
+async def run_access_logs(
+    mixer: StandaloneMixer, *, seconds: float, streams: int, batch: int, drain_timeout: float = 60.0
+) -> AccessLogResult:
+    messages = [_stream_messages(stream, batch) for stream in range(streams)]
+    opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(streams)]  # one connection per sidecar
+    batches_sent = [0] * streams
+    writes_done = [0.0] * streams
+
+    async def sender(number: int, until: float) -> None:
+        method = opened[number].stream_unary(
+            _ACCESS_LOG_METHOD,
+            request_serializer=None,
+            response_deserializer=StreamAccessLogsResponse.FromString,
+        )
+        call = method(timeout=seconds + 30.0)
+        first, later = messages[number]
+        await call.write(first)
+        batches_sent[number] += 1
+        while time.perf_counter() < until:
+            await call.write(later)
+            batches_sent[number] += 1
+        writes_done[number] = time.perf_counter()
+        await call.done_writing()
+        await call
+
+    try:
+        before = await mixer.metrics_text()
+        cpu_before, started = mixer.cpu_seconds, time.perf_counter()
+        await asyncio.gather(*(sender(n, started + seconds) for n in range(streams)))
+        read_seconds = time.perf_counter() - started
+        at_read_end = await mixer.metrics_text()
+    finally:
+        for channel in opened:
+            await channel.close()
+
+    def processed(text: str) -> int:
+        return round(sample_sum(text, "istio_requests_total") - sample_sum(before, "istio_requests_total"))
+
+    def received(text: str) -> int:
+        return round(sample_sum(text, "mixer_log_entries_total") - sample_sum(before, "mixer_log_entries_total"))
+
+    text = at_read_end
+    drain_deadline = time.perf_counter() + drain_timeout
+    while processed(text) + sum(_dropped_by_reason(text, before).values()) < received(text):
+        if time.perf_counter() > drain_deadline:
+            break
+        await asyncio.sleep(0.05)
+        text = await mixer.metrics_text()
+    drained = time.perf_counter()
+    return AccessLogResult(
+        streams=streams,
+        batch=batch,
+        write_seconds=max(writes_done) - started,
+        read_seconds=read_seconds,
+        drain_seconds=drained - started,
+        sent=sum(batches_sent) * batch,
+        received=received(text),
+        processed=processed(text),
+        processed_while_reading=processed(at_read_end),
+        dropped=_dropped_by_reason(text, before),
+        mixer_cpu=mixer.cpu_seconds - cpu_before,
+    )
