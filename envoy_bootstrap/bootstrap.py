@@ -205,61 +205,42 @@ def build_admin(*, address: str, port: int = ADMIN_PORT) -> bootstrap_pb2.Admin:
     return bootstrap_pb2.Admin(address=_socket_address(address, port))
 
 
-def build_xds_cluster(pilot: HostPort) -> cluster_pb2.Cluster:
-    """``xds-grpc``: HTTP/2 to Pilot, STATIC for an IP and STRICT_DNS for a name, with TCP keepalive."""
+def _grpc_cluster(name: str, target: HostPort, *, connect_timeout: float) -> cluster_pb2.Cluster:
+    """A plaintext HTTP/2 (gRPC) cluster to one ``host:port``: STATIC for an IP and STRICT_DNS for a name, with
+    TCP keepalive."""
     cluster = cluster_pb2.Cluster(
-        name=XDS_CLUSTER,
-        type=cluster_pb2.Cluster.STATIC if pilot.is_ip else cluster_pb2.Cluster.STRICT_DNS,
+        name=name,
+        type=cluster_pb2.Cluster.STATIC if target.is_ip else cluster_pb2.Cluster.STRICT_DNS,
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
         load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=XDS_CLUSTER,
+            cluster_name=name,
             endpoints=[
                 endpoint_components_pb2.LocalityLbEndpoints(
                     lb_endpoints=[
                         endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(address=_socket_address(pilot.host, pilot.port))
+                            endpoint=endpoint_components_pb2.Endpoint(address=_socket_address(target.host, target.port))
                         )
                     ]
                 )
             ],
         ),
     )
-    cluster.connect_timeout.FromNanoseconds(int(XDS_CONNECT_TIMEOUT_SECONDS * 1e9))
-    cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value = XDS_KEEPALIVE_TIME_SECONDS
-    options = http_protocol_options_pb2.HttpProtocolOptions()
-    options.explicit_http_config.http2_protocol_options.SetInParent()
-    packed = any_pb2.Any()
-    packed.Pack(options)
-    cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].CopyFrom(packed)
-    return cluster
-
-
-def build_mixer_cluster(mixer: HostPort) -> cluster_pb2.Cluster:
-    """``mixer``: HTTP/2 (gRPC: ext_authz checks and access-log streams) to Mixer, STATIC for an IP and STRICT_DNS
-    for a name, plaintext like ``xds-grpc``."""
-    cluster = cluster_pb2.Cluster(
-        name=MIXER_CLUSTER,
-        type=cluster_pb2.Cluster.STATIC if mixer.is_ip else cluster_pb2.Cluster.STRICT_DNS,
-        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
-        load_assignment=endpoint_pb2.ClusterLoadAssignment(
-            cluster_name=MIXER_CLUSTER,
-            endpoints=[
-                endpoint_components_pb2.LocalityLbEndpoints(
-                    lb_endpoints=[
-                        endpoint_components_pb2.LbEndpoint(
-                            endpoint=endpoint_components_pb2.Endpoint(address=_socket_address(mixer.host, mixer.port))
-                        )
-                    ]
-                )
-            ],
-        ),
-    )
-    cluster.connect_timeout.FromNanoseconds(int(MIXER_CONNECT_TIMEOUT_SECONDS * 1e9))
+    cluster.connect_timeout.FromNanoseconds(int(connect_timeout * 1e9))
     cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value = XDS_KEEPALIVE_TIME_SECONDS
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.SetInParent()
     cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
     return cluster
+
+
+def build_xds_cluster(pilot: HostPort) -> cluster_pb2.Cluster:
+    """``xds-grpc``: HTTP/2 to Pilot."""
+    return _grpc_cluster(XDS_CLUSTER, pilot, connect_timeout=XDS_CONNECT_TIMEOUT_SECONDS)
+
+
+def build_mixer_cluster(mixer: HostPort) -> cluster_pb2.Cluster:
+    """``mixer``: HTTP/2 (gRPC: ext_authz checks and access-log streams) to Mixer, plaintext like ``xds-grpc``."""
+    return _grpc_cluster(MIXER_CLUSTER, mixer, connect_timeout=MIXER_CONNECT_TIMEOUT_SECONDS)
 
 
 def build_upstream_bind_config(address: str) -> address_pb2.BindConfig:
