@@ -10,9 +10,12 @@ its CPU on gRPC only. Every check evaluates the AccessList and the RateLimit sel
 Access logs: ``streams`` client streams of ``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs``, each as
 one sidecar's ``http_grpc`` logger (reviews-v1, -v2, -v3 in turn): the identifier (node id, log name) on the first
 message only, then batches of ``batch`` inbound entries (``reporter=destination``, ``destination_service``, the
-downstream peer at productpage's address), written as fast as gRPC flow control lets them through. Mixer never
-pushes back on a stream (Envoy's logger never waits either): what its queue cannot hold is dropped and counted, so
-"received" and "processed" differ when the sender is faster than Mixer's pipeline.
+downstream peer at productpage's address), written back to back for ``seconds``; the rates are counted between
+two scrapes of Mixer's /metrics, then the streams are cancelled. gRPC accepts writes well beyond what Mixer has
+read (it buffers them), so "written" overstates what reached Mixer; "received" (``mixer_log_entries_total``) is
+what Mixer read. Mixer never pushes back on a stream (Envoy's logger never waits either): what its queue cannot
+hold is dropped and counted, so "received" and "processed" differ when the sender is faster than Mixer's
+pipeline.
 """
 
 from __future__ import annotations
@@ -77,15 +80,14 @@ class CheckResult:
 class AccessLogResult:
     streams: int
     batch: int
-    write_seconds: float  # until the senders' last write returned
-    read_seconds: float  # until Mixer had read every stream to its end (answered it)
-    drain_seconds: float  # until every entry received was processed or dropped (all three from the first write)
-    sent: int
-    received: int  # mixer_log_entries_total
-    processed: int  # sum of istio_requests_total
-    processed_while_reading: int  # processed when every stream had been read
-    dropped: Mapping[str, int]  # mixer_log_entries_dropped_total by reason
-    mixer_cpu: float
+    seconds: float  # the measured window, between two scrapes of Mixer's /metrics, the senders busy throughout
+    sent: int  # entries whose write returned within the window (gRPC takes writes beyond what Mixer has read)
+    received: int  # mixer_log_entries_total over the window
+    processed: int  # istio_requests_total (summed over its series) over the window
+    dropped: Mapping[str, int]  # mixer_log_entries_dropped_total by reason over the window
+    mixer_cpu: float  # over the window
+    backlog_seconds: float  # after the window, with the senders stopped: until every received entry was processed
+    backlog_complete: bool  # False: still not worked off after the drain timeout
 
     @property
     def dropped_total(self) -> int:
@@ -137,7 +139,7 @@ async def run_checks(mixer: StandaloneMixer, *, seconds: float, channels: int, c
     destination = subnet_address(DEMO_SUBNET, _REVIEWS[0].host)
     requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
     opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(channels)]
-    calls = [
+    calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, CheckResponse]] = [
         channel.unary_unary(_CHECK_METHOD, request_serializer=None, response_deserializer=CheckResponse.FromString)
         for channel in opened
     ]
@@ -257,64 +259,73 @@ def _dropped_by_reason(text: str, before: str) -> dict[str, int]:
 
 
 async def run_access_logs(
-    mixer: StandaloneMixer, *, seconds: float, streams: int, batch: int, drain_timeout: float = 60.0
+    mixer: StandaloneMixer, *, seconds: float, streams: int, batch: int, drain_timeout: float = 30.0
 ) -> AccessLogResult:
     messages = [_stream_messages(stream, batch) for stream in range(streams)]
     opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(streams)]  # one connection per sidecar
-    batches_sent = [0] * streams
-    writes_done = [0.0] * streams
+    calls: list[grpc.aio.StreamUnaryCall[bytes, StreamAccessLogsResponse]] = []
+    sent_at: list[float] = []  # when each batch's write returned
 
-    async def sender(number: int, until: float) -> None:
-        method = opened[number].stream_unary(
+    async def sender(number: int) -> None:
+        method: grpc.aio.StreamUnaryMultiCallable[bytes, StreamAccessLogsResponse] = opened[number].stream_unary(
             _ACCESS_LOG_METHOD,
             request_serializer=None,
             response_deserializer=StreamAccessLogsResponse.FromString,
         )
-        call = method(timeout=seconds + 30.0)
+        call = method()
+        calls.append(call)
         first, later = messages[number]
         await call.write(first)
-        batches_sent[number] += 1
-        while time.perf_counter() < until:
+        sent_at.append(time.perf_counter())
+        while True:
             await call.write(later)
-            batches_sent[number] += 1
-        writes_done[number] = time.perf_counter()
-        await call.done_writing()
-        await call
+            sent_at.append(time.perf_counter())
 
+    senders: list[asyncio.Task[None]] = []
     try:
         before = await mixer.metrics_text()
-        cpu_before, started = mixer.cpu_seconds, time.perf_counter()
-        await asyncio.gather(*(sender(n, started + seconds) for n in range(streams)))
-        read_seconds = time.perf_counter() - started
-        at_read_end = await mixer.metrics_text()
+        started, cpu_before = time.perf_counter(), mixer.cpu_seconds
+        senders = [asyncio.create_task(sender(n)) for n in range(streams)]
+        await asyncio.sleep(seconds)
+        cpu_after = mixer.cpu_seconds
+        after = await mixer.metrics_text()
+        ended = time.perf_counter()
     finally:
+        for call in calls:
+            call.cancel()  # as a sidecar going away: what Mixer read is counted, the rest is lost
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
         for channel in opened:
             await channel.close()
 
-    def processed(text: str) -> int:
-        return round(sample_sum(text, "istio_requests_total") - sample_sum(before, "istio_requests_total"))
+    def delta(text: str, name: str, **labels: str) -> int:
+        return round(sample_sum(text, name, **labels) - sample_sum(before, name, **labels))
 
-    def received(text: str) -> int:
-        return round(sample_sum(text, "mixer_log_entries_total") - sample_sum(before, "mixer_log_entries_total"))
+    def dropped(text: str) -> dict[str, int]:
+        return {
+            reason: delta(text, "mixer_log_entries_dropped_total", reason=reason)
+            for reason in ("queue_full", "unparsable")
+        }
 
-    text = at_read_end
-    drain_deadline = time.perf_counter() + drain_timeout
-    while processed(text) + sum(_dropped_by_reason(text, before).values()) < received(text):
-        if time.perf_counter() > drain_deadline:
+    text = after
+    deadline = ended + drain_timeout
+    while (backlog := delta(text, "mixer_log_entries_total") - delta(text, "istio_requests_total")) > sum(
+        dropped(text).values()
+    ):
+        if time.perf_counter() > deadline:
             break
         await asyncio.sleep(0.05)
         text = await mixer.metrics_text()
-    drained = time.perf_counter()
     return AccessLogResult(
         streams=streams,
         batch=batch,
-        write_seconds=max(writes_done) - started,
-        read_seconds=read_seconds,
-        drain_seconds=drained - started,
-        sent=sum(batches_sent) * batch,
-        received=received(text),
-        processed=processed(text),
-        processed_while_reading=processed(at_read_end),
-        dropped=_dropped_by_reason(text, before),
-        mixer_cpu=mixer.cpu_seconds - cpu_before,
+        seconds=ended - started,
+        sent=sum(started <= at <= ended for at in sent_at) * batch,
+        received=delta(after, "mixer_log_entries_total"),
+        processed=delta(after, "istio_requests_total"),
+        dropped=dropped(after),
+        mixer_cpu=cpu_after - cpu_before,
+        backlog_seconds=time.perf_counter() - ended,
+        backlog_complete=backlog <= sum(dropped(text).values()),
     )

@@ -1,0 +1,316 @@
+"""Mixer and policy benchmark: the latency a Mixer check adds to a request through real Envoy (compared with no
+policy and with a native RBAC policy, in one run), the checks per second Mixer sustains, and the access-log entries
+per second it ingests.
+
+    python -m bench.mixer_policy                              # all three parts, about a minute
+    python -m bench.mixer_policy --skip-envoy                 # only Mixer's gRPC throughput (no Envoy needed)
+    python -m bench.mixer_policy --rate 300 --duration 20     # a longer, heavier latency run
+
+1. Envoy (``bench._mixer_envoy``): a LocalMesh with Pilot, Mixer and the demo topology; reviews-v1 has no policy,
+   reviews-v2 an RBAC policy, reviews-v3 a Mixer check (ext_authz). Requests from productpage's sidecar at a fixed
+   rate (open loop), the three variants interleaved and routed by header; client-side p50/p90/p99 per variant and
+   what the policy adds over no policy.
+2. Checks (``bench._mixer_grpc_load``): Mixer in its own process over the demo registry with an AccessList and a
+   RateLimit on reviews; ``--concurrency`` Check calls in flight over ``--channels`` channels for
+   ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc.
+3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries as fast as they can
+   for ``--grpc-duration`` seconds; entries/s sent, received and processed into Istio metrics, and dropped.
+
+Everything runs on this machine's loopback: the load generators share its CPUs with what they measure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
+from bench._mixer_grpc_load import AccessLogResult, CheckResult, run_access_logs, run_checks
+from bench._mixer_process import StandaloneMixer
+from bench._mixer_stats import Latencies
+from pilot.logs import configure_logging
+
+__all__ = ["build_parser", "main"]
+
+_POLICY_NAMES = {
+    "none": "no policy",
+    "rbac": "Envoy RBAC (DENY + ALLOW)",
+    "accesslist": "Mixer check (AccessList)",
+    "authorizationpolicy": "Mixer check (CUSTOM policy)",
+}
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _delta_ms(seconds: float) -> str:
+    return f"{seconds * 1000:+.2f} ms"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(header, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return lines
+
+
+def _statuses(statuses: Mapping[str, int]) -> str:
+    ordered = sorted(statuses.items(), key=lambda item: (item[0] != "200", item[0]))
+    return ", ".join(f"{status}: {count}" for status, count in ordered)
+
+
+def _lat(latencies: Latencies) -> str:
+    return f"p50 {_ms(latencies.p50)}, p99 {_ms(latencies.p99)}, max {_ms(latencies.max)}"
+
+
+def report_envoy(run: EnvoyRun) -> list[str]:
+    none = run.variant("none")
+    per_variant = run.rate / 3
+    lines = [
+        f"1. Latency through Envoy: productpage -> reviews, {run.rate:g} req/s open loop ({per_variant:.0f}/s per "
+        f"variant), {run.seconds:g} s, variants interleaved",
+        "",
+    ]
+    rows = []
+    for result in run.variants:
+        policy = _POLICY_NAMES[run.custom_kind if result.variant == "custom" else result.variant]
+        lat = result.latencies
+        added = result.variant != "none"
+        rows.append(
+            [
+                result.variant,
+                f"{result.workload}: {policy}",
+                str(lat.count),
+                str(result.non_200),
+                _ms(lat.p50),
+                _ms(lat.p90),
+                _ms(lat.p99),
+                _ms(lat.max),
+                _delta_ms(lat.p50 - none.latencies.p50) if added else "-",
+                _delta_ms(lat.p99 - none.latencies.p99) if added else "-",
+                f"{result.sidecar_cpu / max(1, lat.count) * 1e6:.0f} us",
+            ]
+        )
+    header = ["variant", "destination: policy", "requests", "non-200", "p50", "p90", "p99", "max"]
+    lines += _table([*header, "+p50 vs none", "+p99 vs none", "dest. sidecar CPU/req"], rows)
+    lines += ["", "statuses: " + "; ".join(f"{r.variant}: {_statuses(r.statuses)}" for r in run.variants)]
+    lines += ["verified before measuring:"] + [f"  {line}" for line in run.verification]
+    checks = ", ".join(f"{result} {count}" for result, count in run.mixer_checks.items()) or "none"
+    lines += [
+        f"Mixer during the window: checks {checks} (custom requests: {run.variant('custom').latencies.count}); "
+        f"access-log entries {run.mixer_log_entries}; CPU {run.mixer_cpu:.2f} s",
+        "Envoy authz counters during the window: "
+        + ", ".join(f"{name} {count}" for name, count in run.envoy_authz_stats.items())
+        + " (each of reviews-v2's two RBAC filters counts a request)",
+        f"client: schedule lag {_lat(run.schedule_lag)}; CPU {run.client_cpu:.2f} s; "
+        f"productpage sidecar CPU {run.client_sidecar_cpu:.2f} s",
+    ]
+    return lines
+
+
+def report_checks(result: CheckResult) -> list[str]:
+    outcomes = ", ".join(f"{name} {count}" for name, count in sorted(result.outcomes.items()))
+    return [
+        f"2. Mixer checks (ext_authz Check, productpage -> reviews-v1:9080, AccessList + RateLimit evaluated): "
+        f"{result.concurrency} in flight over {result.channels} channels, {result.seconds:.1f} s",
+        "",
+        *_table(
+            ["checks/s", "p50", "p90", "p99", "max", "Mixer CPU", "Mixer eval. mean", "client CPU"],
+            [
+                [
+                    f"{result.per_second:.0f}",
+                    _ms(result.latencies.p50),
+                    _ms(result.latencies.p90),
+                    _ms(result.latencies.p99),
+                    _ms(result.latencies.max),
+                    f"{result.mixer_cpu:.2f} s ({result.mixer_cpu / result.seconds:.0%} of a core)",
+                    f"{result.mixer_evaluation_mean * 1e6:.0f} us",
+                    f"{result.client_cpu:.2f} s",
+                ]
+            ],
+        ),
+        "",
+        f"one check in flight: {_lat(result.unloaded)} ({result.unloaded.count} checks)",
+        f"answers: {outcomes}",
+        f"Mixer CPU per check: {result.mixer_cpu / max(1, result.checks) * 1e6:.0f} us",
+    ]
+
+
+def report_logs(result: AccessLogResult) -> list[str]:
+    dropped = ", ".join(f"{reason} {count}" for reason, count in result.dropped.items())
+    backlog = "worked off" if result.backlog_complete else "NOT worked off"
+    return [
+        f"3. Access logs (StreamAccessLogs, inbound reviews entries): {result.streams} streams, batches of "
+        f"{result.batch}, sent as fast as gRPC takes them, {result.seconds:.1f} s",
+        "",
+        *_table(
+            ["entries", "in the window", "per second"],
+            [
+                ["written (client writes accepted by gRPC)", str(result.sent), _rate(result.sent, result.seconds)],
+                ["received (mixer_log_entries_total)", str(result.received), _rate(result.received, result.seconds)],
+                ["processed (istio_requests_total)", str(result.processed), _rate(result.processed, result.seconds)],
+                [
+                    "dropped (mixer_log_entries_dropped_total)",
+                    str(result.dropped_total),
+                    _rate(result.dropped_total, result.seconds),
+                ],
+            ],
+        ),
+        "",
+        f"written but not read by Mixer in the window: {max(0, result.sent - result.received)} entries (gRPC buffers "
+        "what Mixer does not read yet; Envoy's logger would drop those itself)",
+        f"dropped by reason: {dropped} ({result.dropped_total / max(1, result.received):.1%} of received); "
+        f"the queue's backlog {backlog} {result.backlog_seconds:.2f} s after the senders stopped",
+        f"Mixer CPU {result.mixer_cpu:.2f} s ({result.mixer_cpu / result.seconds:.0%} of a core); "
+        f"{result.mixer_cpu / max(1, result.received) * 1e6:.0f} us per received entry",
+    ]
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:.0f}" if seconds > 0 else "-"
+
+
+def report_summary(envoy: EnvoyRun | None, checks: CheckResult | None, logs: AccessLogResult | None) -> list[str]:
+    rows: list[list[str]] = []
+    if envoy is not None:
+        none = envoy.variant("none")
+        for name in ("rbac", "custom"):
+            variant = envoy.variant(name)
+            policy = _POLICY_NAMES[envoy.custom_kind if name == "custom" else name]
+            rows.append(
+                [
+                    f"added latency, {policy}",
+                    f"p50 {_delta_ms(variant.latencies.p50 - none.latencies.p50)}, "
+                    f"p99 {_delta_ms(variant.latencies.p99 - none.latencies.p99)} "
+                    f"(no policy: p50 {_ms(none.latencies.p50)}, p99 {_ms(none.latencies.p99)})",
+                ]
+            )
+        non_200 = sum(variant.non_200 for variant in envoy.variants)
+        total = sum(variant.latencies.count for variant in envoy.variants)
+        rows.append(["non-200 answers through Envoy", f"{non_200} of {total}"])
+    if checks is not None:
+        rows.append(
+            [
+                "Mixer checks/s",
+                f"{checks.per_second:.0f} (p50 {_ms(checks.latencies.p50)}, p99 {_ms(checks.latencies.p99)} at "
+                f"{checks.concurrency} in flight; Mixer CPU {checks.mixer_cpu / checks.seconds:.0%} of a core)",
+            ]
+        )
+    if logs is not None:
+        rows.append(
+            [
+                "access-log entries/s",
+                f"received {_rate(logs.received, logs.seconds)}, processed {_rate(logs.processed, logs.seconds)}, "
+                f"dropped {_rate(logs.dropped_total, logs.seconds)} "
+                f"({logs.dropped_total} of {logs.received} in {logs.seconds:.1f} s)",
+            ]
+        )
+    return ["Summary", "", *_table(["measure", "result"], rows)]
+
+
+async def _run_grpc(args: argparse.Namespace) -> tuple[CheckResult | None, AccessLogResult | None]:
+    with tempfile.TemporaryDirectory(prefix="bench-mixer-grpc-") as temporary:
+        workdir = args.workdir / "grpc" if args.workdir else Path(temporary)
+        mixer = StandaloneMixer(workdir)
+        checks = logs = None
+        try:
+            await mixer.start()
+            if not args.skip_checks:
+                checks = await run_checks(
+                    mixer, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
+                )
+            if not args.skip_logs:
+                logs = await run_access_logs(mixer, seconds=args.grpc_duration, streams=args.streams, batch=args.batch)
+        finally:
+            await mixer.stop()
+        return checks, logs
+
+
+async def run(args: argparse.Namespace) -> tuple[EnvoyRun | None, CheckResult | None, AccessLogResult | None]:
+    envoy = None
+    if not args.skip_envoy:
+        envoy = await run_envoy(
+            rate=args.rate,
+            seconds=args.duration,
+            warmup=args.warmup,
+            custom_kind=args.custom_kind,
+            workdir=args.workdir / "envoy" if args.workdir else None,
+        )
+    checks, logs = (None, None) if args.skip_checks and args.skip_logs else await _run_grpc(args)
+    return envoy, checks, logs
+
+
+def report(envoy: EnvoyRun | None, checks: CheckResult | None, logs: AccessLogResult | None) -> str:
+    lines = ["Mixer / policy benchmark", "=" * 24, ""]
+    for part in (
+        report_envoy(envoy) if envoy is not None else None,
+        report_checks(checks) if checks is not None else None,
+        report_logs(logs) if logs is not None else None,
+    ):
+        if part is not None:
+            lines += [*part, ""]
+    lines += report_summary(envoy, checks, logs)
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.mixer_policy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=150.0, help="Envoy part: requests/s, all variants (150)")
+    parser.add_argument("--duration", type=float, default=10.0, help="Envoy part: measured seconds (10)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="Envoy part: seconds of unmeasured load first (2)")
+    parser.add_argument(
+        "--custom-kind",
+        choices=CUSTOM_KINDS,
+        default="accesslist",
+        help="Envoy part: the Mixer check on reviews-v3: an AccessList (ext_authz on every request, default) or an "
+        "AuthorizationPolicy CUSTOM with provider mixer (shadow RBAC, then ext_authz)",
+    )
+    parser.add_argument("--grpc-duration", type=float, default=5.0, help="checks and access logs: seconds each (5)")
+    parser.add_argument("--channels", type=int, default=4, help="checks: gRPC channels (4)")
+    parser.add_argument("--concurrency", type=int, default=64, help="checks: calls in flight (64)")
+    parser.add_argument("--streams", type=int, default=4, help="access logs: concurrent streams (4)")
+    parser.add_argument("--batch", type=int, default=100, help="access logs: entries per message (100)")
+    parser.add_argument("--skip-envoy", action="store_true", help="skip part 1 (latency through Envoy)")
+    parser.add_argument("--skip-checks", action="store_true", help="skip part 2 (Mixer checks/s)")
+    parser.add_argument("--skip-logs", action="store_true", help="skip part 3 (access-log entries/s)")
+    parser.add_argument("--workdir", type=Path, help="keep logs and config here (default: a temporary directory)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
+    parser.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"], help="this process's logs"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("rate", "duration", "grpc_duration", "channels", "concurrency", "streams", "batch"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be more than 0")
+    if args.warmup < 0:
+        parser.error("--warmup must be 0 or more")
+    configure_logging(level=args.log_level, json=False)
+    envoy, checks, logs = asyncio.run(run(args))
+    if args.json:
+        result: dict[str, Any] = {
+            "envoy": asdict(envoy) if envoy is not None else None,
+            "checks": asdict(checks) if checks is not None else None,
+            "access_logs": asdict(logs) if logs is not None else None,
+        }
+        print(json.dumps(result, indent=2))
+    else:
+        print(report(envoy, checks, logs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
