@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	$(BIN)/python citadel/proto/generate.py >/dev/null  # again with the venv's grpcio-tools, matching its grpcio
+	# xds-protos ships an old copy of opentelemetry/proto that overwrites opentelemetry-proto's files (as it does
+	# envoy/__init__.py); put the real ones back, or the OTLP exporter (mixer --otlp-endpoint) cannot import
+	$(BIN)/pip install --quiet --force-reinstall --no-deps \
+		"opentelemetry-proto==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opentelemetry-proto"))')"
 	touch $(STAMP)
 
 $(GENERATED): $(PROTOS) citadel/proto/generate.py | $(STAMP)

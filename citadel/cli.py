@@ -22,6 +22,7 @@ from citadel.identity import DEFAULT_TRUST_DOMAIN
 from citadel.server import CitadelOptions, run_citadel
 from pilot.config import parse_duration
 from pilot.logs import add_logging_arguments, configure_logging, configure_logging_from_args
+from pilot.serving import run_service
 
 __all__ = ["build_parser", "main"]
 
@@ -104,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_command(arguments[0], arguments[1:])
     args = build_parser().parse_args(arguments)
     configure_logging_from_args(args)
-    try:
+
+    async def serve() -> None:
         options = CitadelOptions(
             ca_dir=args.ca_dir,
             trust_domain=args.trust_domain,
@@ -117,16 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             root_rotation_ack_timeout=args.root_rotation_timeout,
             root_poll_interval=args.root_poll_interval,
         )
-        asyncio.run(run_citadel(options))
-    except CitadelError as exc:
-        print(f"citadel: {exc.reason}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as exc:
-        print(f"citadel: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+        await run_citadel(options)
+
+    return run_service("citadel", serve, errors=(CitadelError, OSError, ValueError))  # CitadelError: its reason
 
 
 if __name__ == "__main__":

@@ -9,15 +9,15 @@ request metrics) and ``/graph`` on ``--monitor-address``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mixer.app import MixerOptions, run_mixer
 from mixer.names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
-from pilot.cli_arguments import add_logging_arguments, add_mesh_arguments, duration_argument
-from pilot.logs import configure_logging
+from pilot.cli_arguments import add_mesh_arguments, duration_argument
+from pilot.logs import add_logging_arguments, configure_logging_from_args
+from pilot.serving import run_service
 
 __all__ = ["build_parser", "main"]
 
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.log_queue < 1:
         build_parser().error("--log-queue must be at least 1")
-    configure_logging(level=args.log_level, json=args.log_json)
+    configure_logging_from_args(args)
     options = MixerOptions(
         config_dir=args.config_dir,
         grpc_address=args.grpc_address,
@@ -67,14 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         trust_domain=args.trust_domain,
         root_namespace=args.root_namespace,
     )
-    try:
-        asyncio.run(run_mixer(options))
-    except FileNotFoundError as exc:
-        print(f"mixer: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+    # RuntimeError: the OTLP exporter cannot be imported (mixer.metrics says how to repair the install)
+    return run_service("mixer", lambda: run_mixer(options), errors=(FileNotFoundError, RuntimeError))
 
 
 if __name__ == "__main__":

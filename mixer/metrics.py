@@ -15,6 +15,9 @@ Mixer's own (Prometheus names; counters get ``_total`` from the exporter):
 
 from __future__ import annotations
 
+from importlib import metadata
+from typing import Any
+
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
@@ -27,6 +30,20 @@ __all__ = ["MixerMetrics"]
 _CHECK_SECONDS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
 
 
+def _otlp_exporter_class() -> Any:
+    """The OTLP/HTTP metric exporter class, imported only when asked for. ``xds-protos`` installs an old copy of
+    ``opentelemetry/proto`` over ``opentelemetry-proto``'s (``make`` puts the real one back): say how to mend it."""
+    try:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the OTLP exporter cannot be imported ({exc}): xds-protos overwrote opentelemetry-proto's files; "
+            "repair with: pip install --force-reinstall --no-deps opentelemetry-proto=="
+            + metadata.version("opentelemetry-proto")
+        ) from exc
+    return OTLPMetricExporter
+
+
 class MixerMetrics:
     """The instruments of one Mixer, the Prometheus registry that exposes them, and the meter for Istio's."""
 
@@ -34,9 +51,8 @@ class MixerMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         readers: list[MetricReader] = [PrometheusMetricReader(registry=self.registry, scope_info_enabled=False)]
         if otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-            exporter = OTLPMetricExporter(endpoint=otlp_endpoint)
+            exporter_class = _otlp_exporter_class()
+            exporter = exporter_class(endpoint=otlp_endpoint)
             readers.append(PeriodicExportingMetricReader(exporter, export_interval_millis=otlp_interval * 1000))
         self._provider = MeterProvider(
             metric_readers=readers,

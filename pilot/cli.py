@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pilot.app import PilotOptions, run_pilot
-from pilot.cli_arguments import add_logging_arguments, add_mesh_arguments, duration_argument
-from pilot.logs import configure_logging
+from pilot.cli_arguments import add_mesh_arguments, duration_argument
+from pilot.logs import add_logging_arguments, configure_logging_from_args
+from pilot.serving import run_service
 
 __all__ = ["main"]
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(level=args.log_level, json=args.log_json)
+    configure_logging_from_args(args)
     options = PilotOptions(
         config_dir=args.config_dir,
         xds_address=args.xds_address,
@@ -46,14 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trust_domain=args.trust_domain,
         root_namespace=args.root_namespace,
     )
-    try:
-        asyncio.run(run_pilot(options))
-    except FileNotFoundError as exc:
-        print(f"pilot: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    return 0
+    return run_service("pilot", lambda: run_pilot(options), errors=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

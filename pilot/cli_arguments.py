@@ -1,5 +1,5 @@
-"""Command-line arguments shared by the control-plane commands (``pilot``, ``mixer``): the mesh's names and
-logging, parsed and checked the same way everywhere."""
+"""Command-line arguments shared by the control-plane commands (``pilot``, ``mixer``): the mesh's names, parsed
+and checked the same way everywhere (logging arguments: ``pilot.logs.add_logging_arguments``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pilot.config import parse_duration
 from pilot.config.validate_names import dns1123_label_error
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 
-__all__ = ["add_logging_arguments", "add_mesh_arguments", "duration_argument"]
+__all__ = ["add_mesh_arguments", "duration_argument"]
 
 _TRUST_DOMAIN = re.compile(r"^[a-z0-9.\-_]+$")  # what citadel.identity accepts in a SPIFFE ID
 
@@ -51,8 +51,3 @@ def add_mesh_arguments(parser: argparse.ArgumentParser) -> None:
         type=_namespace,
         help="namespace whose policies without selector apply to the whole mesh (default: %(default)s)",
     )
-
-
-def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--log-json", action="store_true", help="log JSON lines instead of key=value")

@@ -1,15 +1,18 @@
-"""The main loop every control-plane process shares (Pilot, Mixer): watch the config directory until asked to
-stop, by an event or by SIGINT/SIGTERM."""
+"""What every control-plane process shares (Pilot, Mixer, Citadel): running as a command until Ctrl-C, and
+watching the config directory until asked to stop, by an event or by SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from pilot.config import DirectorySource
 
-__all__ = ["stop_on_signals", "watch_until_stopped"]
+__all__ = ["run_service", "stop_on_signals", "watch_until_stopped"]
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -34,3 +37,18 @@ async def watch_until_stopped(source: DirectorySource, stop: asyncio.Event) -> N
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def run_service(
+    prog: str, service: Callable[[], Coroutine[Any, Any, None]], *, errors: tuple[type[Exception], ...]
+) -> int:
+    """A command's exit code: run ``service()`` until it returns (0) or Ctrl-C (0); one of ``errors`` (a bad
+    directory, a busy address) is printed as ``<prog>: <message>`` with exit code 2, without a traceback."""
+    try:
+        asyncio.run(service())
+    except errors as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
