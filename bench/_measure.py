@@ -1,5 +1,5 @@
-"""Measurement helpers of the Mixer benchmark (``bench.mixer_policy``): latency percentiles, a process's CPU time
-from /proc, and sums over Mixer's Prometheus exposition.
+"""Measurement helpers of the benchmarks: latency percentiles, a process's CPU time from /proc, sums over a
+Prometheus exposition, free loopback ports.
 
 Percentiles are nearest-rank (the value at rank ceil(q * n)), so p99 of 1000 samples is the 990th smallest: a
 real observation, never an interpolation.
@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["Latencies", "cpu_seconds", "metric_samples", "percentile", "sample_sum"]
+__all__ = ["Latencies", "cpu_seconds", "free_port", "metric_samples", "percentile", "sample_sum"]
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -75,3 +76,10 @@ def sample_sum(exposition: str, name: str, **labels: str) -> float:
         for sample, sample_labels, value in metric_samples(exposition)
         if sample == name and all(sample_labels.get(key) == wanted for key, wanted in labels.items())
     )
+
+
+def free_port(address: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on at ``address`` now."""
+    with socket.socket() as probe:
+        probe.bind((address, 0))
+        return int(probe.getsockname()[1])

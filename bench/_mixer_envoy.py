@@ -38,8 +38,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench._mixer_process import child_pid
-from bench._mixer_stats import Latencies, cpu_seconds, sample_sum
+from bench._measure import Latencies, cpu_seconds, sample_sum
 from e2e.harness import LocalMesh, find_free_subnet
 from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_WORKLOADS, REVIEWS_PORT, render_demo_mesh
 from e2e.rules import reviews_virtual_service
@@ -306,7 +305,7 @@ async def _measure(mesh: LocalMesh, *, rate: float, seconds: float, warmup: floa
     verification = await _verify(mesh, custom_kind)
     client = mesh.workloads[DEMO_CLIENT.name]
     proxy = f"http://{client.address}:{HTTP_PROXY_PORT}"
-    mixer_pid = child_pid(["--grpc-address", mesh.mixer.grpc_address])
+    mixer_pid = mesh.mixer.pid
     sessions = _sessions(client.address)
     try:
         if warmup > 0:

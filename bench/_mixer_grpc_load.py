@@ -1,5 +1,5 @@
 """Mixer's gRPC throughput for the Mixer benchmark (``bench.mixer_policy``): ext_authz checks per second and
-access-log entries per second, against a ``StandaloneMixer`` (its own process), from this process.
+access-log entries per second, against a Mixer in its own process (``start_standalone_mixer``), from this process.
 
 Checks: ``concurrency`` coroutines over ``channels`` gRPC channels, each calling
 ``envoy.service.auth.v3.Authorization/Check`` back to back with a CheckRequest as Envoy's ext_authz filter sends it
@@ -43,8 +43,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import UInt32Value
 from google.rpc import code_pb2
 
-from bench._mixer_process import StandaloneMixer
-from bench._mixer_stats import Latencies, sample_sum
+from bench._measure import Latencies, cpu_seconds, sample_sum
+from e2e.control_plane import MixerProcess
 from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_SUBNET, DEMO_WORKLOADS, REVIEWS_PORT, subnet_address
 from mixer.names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
 
@@ -135,7 +135,7 @@ def check_request(*, index: int, destination_ip: str) -> CheckRequest:
     )
 
 
-async def run_checks(mixer: StandaloneMixer, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
+async def run_checks(mixer: MixerProcess, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
     destination = subnet_address(DEMO_SUBNET, _REVIEWS[0].host)
     requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
     opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(channels)]
@@ -168,11 +168,11 @@ async def run_checks(mixer: StandaloneMixer, *, seconds: float, channels: int, c
         warmup_until = time.perf_counter() + min(1.0, seconds / 5)
         await asyncio.gather(*(worker(n, warmup_until, [], Counter()) for n in range(concurrency)))
         before_text = await mixer.metrics_text()
-        cpu_before, started = mixer.cpu_seconds, time.perf_counter()
+        cpu_before, started = cpu_seconds(mixer.pid), time.perf_counter()
         client_before = time.process_time()
         await asyncio.gather(*(worker(n, started + seconds, latencies, outcomes) for n in range(concurrency)))
         elapsed = time.perf_counter() - started
-        mixer_cpu = mixer.cpu_seconds - cpu_before
+        mixer_cpu = cpu_seconds(mixer.pid) - cpu_before
         client_cpu = time.process_time() - client_before
         after_text = await mixer.metrics_text()
         await worker(0, time.perf_counter() + min(1.0, seconds / 5), unloaded, outcomes)
@@ -259,7 +259,7 @@ def _dropped_by_reason(text: str, before: str) -> dict[str, int]:
 
 
 async def run_access_logs(
-    mixer: StandaloneMixer, *, seconds: float, streams: int, batch: int, drain_timeout: float = 30.0
+    mixer: MixerProcess, *, seconds: float, streams: int, batch: int, drain_timeout: float = 30.0
 ) -> AccessLogResult:
     messages = [_stream_messages(stream, batch) for stream in range(streams)]
     opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(streams)]  # one connection per sidecar
@@ -284,10 +284,10 @@ async def run_access_logs(
     senders: list[asyncio.Task[None]] = []
     try:
         before = await mixer.metrics_text()
-        started, cpu_before = time.perf_counter(), mixer.cpu_seconds
+        started, cpu_before = time.perf_counter(), cpu_seconds(mixer.pid)
         senders = [asyncio.create_task(sender(n)) for n in range(streams)]
         await asyncio.sleep(seconds)
-        cpu_after = mixer.cpu_seconds
+        cpu_after = cpu_seconds(mixer.pid)
         after = await mixer.metrics_text()
         ended = time.perf_counter()
     finally:

@@ -21,7 +21,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import grpc
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -39,84 +37,47 @@ from cryptography.x509 import CertificateSigningRequestBuilder, Name, SubjectAlt
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 from envoy.service.secret.v3 import sds_pb2_grpc
 
+from bench._measure import cpu_seconds, free_port
 from citadel.ca_dir import TRUST_BUNDLE, load_or_create_token_key
 from citadel.identity import CITADEL_SERVER_NAME, spiffe_id
 from citadel.sds_resources import SECRET_TYPE
 from citadel.tokens import issue_token
 from citadel.v1 import ca_pb2, ca_pb2_grpc
+from e2e.control_plane import CitadelProcess
 
 __all__ = ["main"]
 
 TRUST_DOMAIN = "cluster.local"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc); NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Citadel:
-    """The Citadel subprocess."""
+    """The Citadel subprocess: the harness's ``CitadelProcess`` on free loopback ports, plus client channels."""
 
     def __init__(self, ca_dir: Path, key_type: str) -> None:
         self.ca_dir = ca_dir
-        self.key_type = key_type
-        self.sds_port = _free_port()
-        self.monitor_port = _free_port()
-        self.process: asyncio.subprocess.Process | None = None
+        self.process = CitadelProcess(
+            ca_dir=ca_dir,
+            workdir=ca_dir.parent,
+            sds_address=f"127.0.0.1:{free_port()}",
+            monitor_address=f"127.0.0.1:{free_port()}",
+            extra_arguments=("--key-type", key_type),
+            log_level="warning",
+        )
 
     async def start(self, timeout: float = 30.0) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "citadel",
-            *("--ca-dir", str(self.ca_dir), "--sds-address", f"127.0.0.1:{self.sds_port}"),
-            *("--monitor-address", f"127.0.0.1:{self.monitor_port}", "--key-type", self.key_type),
-            "--log-level=warning",
-        )
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-            deadline = time.monotonic() + timeout
-            while True:
-                if self.process.returncode is not None:
-                    raise RuntimeError(f"citadel exited with code {self.process.returncode}")
-                try:
-                    async with session.get(f"http://127.0.0.1:{self.monitor_port}/ready") as ready:
-                        if ready.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"citadel not ready after {timeout:g}s")
-                await asyncio.sleep(0.1)
+        await self.process.start(ready_timeout=timeout)
 
     @property
     def cpu_seconds(self) -> float:
-        assert self.process is not None
-        return _cpu_seconds(self.process.pid)
+        return cpu_seconds(self.process.pid)
 
     def channel(self) -> grpc.aio.Channel:
         credentials = grpc.ssl_channel_credentials(root_certificates=(self.ca_dir / TRUST_BUNDLE).read_bytes())
         options = (("grpc.ssl_target_name_override", CITADEL_SERVER_NAME), ("grpc.use_local_subchannel_pool", 1))
-        return grpc.aio.secure_channel(f"127.0.0.1:{self.sds_port}", credentials, options=options)
+        return grpc.aio.secure_channel(self.process.sds_address, credentials, options=options)
 
     async def stop(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.terminate()
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
+        await self.process.stop(timeout=10.0)
 
 
 def _tokens(ca_dir: Path, count: int) -> list[tuple[str, str]]:

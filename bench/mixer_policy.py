@@ -31,10 +31,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench._measure import Latencies
 from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import AccessLogResult, CheckResult, run_access_logs, run_checks
-from bench._mixer_process import StandaloneMixer
-from bench._mixer_stats import Latencies
+from bench._mixer_process import start_standalone_mixer
 from pilot.logs import configure_logging
 
 __all__ = ["build_parser", "main"]
@@ -220,10 +220,9 @@ def report_summary(envoy: EnvoyRun | None, checks: CheckResult | None, logs: Acc
 async def _run_grpc(args: argparse.Namespace) -> tuple[CheckResult | None, AccessLogResult | None]:
     with tempfile.TemporaryDirectory(prefix="bench-mixer-grpc-") as temporary:
         workdir = args.workdir / "grpc" if args.workdir else Path(temporary)
-        mixer = StandaloneMixer(workdir)
+        mixer = await start_standalone_mixer(workdir)
         checks = logs = None
         try:
-            await mixer.start()
             if not args.skip_checks:
                 checks = await run_checks(
                     mixer, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency

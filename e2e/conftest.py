@@ -14,12 +14,13 @@ it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Ev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Generator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from e2e.harness import LocalMesh, MeshFactory, MtlsMeshFactory, find_free_subnet
+from e2e.harness import DemoMeshFactory, LocalMesh, MeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
 from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
@@ -53,29 +54,8 @@ def envoy_binary() -> Path:
 async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Path) -> AsyncIterator[MeshFactory]:
     meshes: list[LocalMesh] = []
 
-    async def start(
-        *,
-        xds_mode: XdsMode = "sotw",
-        debounce: str = "50ms",
-        envoy_log_level: str = "info",
-        citadel: bool = False,
-        cert_ttl: str = "24h",
-        citadel_arguments: tuple[str, ...] = (),
-        mixer: bool = False,
-        mixer_arguments: tuple[str, ...] = (),
-    ) -> LocalMesh:
-        local_mesh = LocalMesh(
-            workdir=tmp_path / f"mesh-{len(meshes)}",
-            subnet=find_free_subnet(),
-            xds_mode=xds_mode,
-            debounce=debounce,
-            envoy_log_level=envoy_log_level,
-            citadel=citadel,
-            cert_ttl=cert_ttl,
-            citadel_arguments=citadel_arguments,
-            mixer=mixer,
-            mixer_arguments=mixer_arguments,
-        )
+    async def start(**options: Any) -> LocalMesh:  # MeshFactory's keywords, passed on to LocalMesh
+        local_mesh = LocalMesh(workdir=tmp_path / f"mesh-{len(meshes)}", subnet=find_free_subnet(), **options)
         await local_mesh.__aenter__()
         meshes.append(local_mesh)
         return local_mesh
@@ -86,9 +66,13 @@ async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Pat
         await local_mesh.close(failed=failed)
 
 
-async def _start_demo_mesh(mesh: MeshFactory, xds_mode: XdsMode) -> LocalMesh:
-    local_mesh = await mesh(xds_mode=xds_mode)
+async def _start_demo_mesh(mesh: MeshFactory, *, configs: Mapping[str, str] = {}, **options: Any) -> LocalMesh:
+    """A mesh (``options`` as ``mesh``'s) with the demo registry and ``configs`` (file name -> YAML) applied, its
+    workloads started and synced, nothing rejected."""
+    local_mesh = await mesh(**options)
     await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
+    for name, text in configs.items():
+        await local_mesh.apply(name, text)
     await local_mesh.start_workloads(DEMO_WORKLOADS)
     configz = await local_mesh.wait_synced()
     assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
@@ -97,46 +81,37 @@ async def _start_demo_mesh(mesh: MeshFactory, xds_mode: XdsMode) -> LocalMesh:
 
 @pytest.fixture
 async def demo_mesh(mesh: MeshFactory) -> LocalMesh:
-    return await _start_demo_mesh(mesh, "sotw")
+    return await _start_demo_mesh(mesh)
 
 
 @pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
 async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) -> LocalMesh:
     """``demo_mesh`` once per xDS transport: the test runs against state-of-the-world and delta ADS."""
     xds_mode: XdsMode = request.param
-    return await _start_demo_mesh(mesh, xds_mode)
+    return await _start_demo_mesh(mesh, xds_mode=xds_mode)
 
 
 @pytest.fixture
-def mtls_mesh(mesh: MeshFactory) -> MtlsMeshFactory:
+def mtls_mesh(mesh: MeshFactory) -> DemoMeshFactory:
     """``await mtls_mesh(cert_ttl="20s")``: the demo topology with Citadel; every sidecar has its identity."""
 
     async def start(
         *, cert_ttl: str = "24h", citadel_arguments: tuple[str, ...] = (), xds_mode: XdsMode = "sotw"
     ) -> LocalMesh:
-        local_mesh = await mesh(citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments, xds_mode=xds_mode)
-        await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
-        await local_mesh.start_workloads(DEMO_WORKLOADS)
-        configz = await local_mesh.wait_synced()
-        assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
-        return local_mesh
+        return await _start_demo_mesh(
+            mesh, citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments, xds_mode=xds_mode
+        )
 
     return start
 
 
 @pytest.fixture
-def mixer_mesh(mesh: MeshFactory) -> MtlsMeshFactory:
+def mixer_mesh(mesh: MeshFactory) -> DemoMeshFactory:
     """``await mixer_mesh(citadel=True)``: the demo topology with Mixer (and Citadel when asked), every request
     to reviews-v1 unless ``route_to_v1=False``."""
 
     async def start(*, citadel: bool = False, route_to_v1: bool = True, xds_mode: XdsMode = "sotw") -> LocalMesh:
-        local_mesh = await mesh(citadel=citadel, mixer=True, xds_mode=xds_mode)
-        await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
-        if route_to_v1:
-            await local_mesh.apply("reviews-vs", weighted_reviews(v1=100))
-        await local_mesh.start_workloads(DEMO_WORKLOADS)
-        configz = await local_mesh.wait_synced()
-        assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
-        return local_mesh
+        configs = {"reviews-vs": weighted_reviews(v1=100)} if route_to_v1 else {}
+        return await _start_demo_mesh(mesh, configs=configs, citadel=citadel, mixer=True, xds_mode=xds_mode)
 
     return start

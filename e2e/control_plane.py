@@ -60,6 +60,11 @@ class ControlPlaneProcess:
         return f"http://{self.monitor_address}"
 
     @property
+    def pid(self) -> int | None:
+        """The running process's pid (benchmarks read its CPU time); None when stopped."""
+        return self._process.pid if self.running and self._process is not None else None
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.returncode is None
 

@@ -50,10 +50,10 @@ __all__ = [
     "MONITOR_PORT",
     "PILOT_HOST",
     "XDS_PORT",
+    "DemoMeshFactory",
     "LocalMesh",
     "MeshFactory",
     "MeshNotSyncedError",
-    "MtlsMeshFactory",
     "Workload",
     "find_free_subnet",
     "port_free",
@@ -104,7 +104,7 @@ class MeshFactory(Protocol):
     ) -> LocalMesh: ...
 
 
-MtlsMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # the ``mtls_mesh`` fixture: demo topology with Citadel
+DemoMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # ``mtls_mesh``, ``mixer_mesh``: the demo topology, ready
 
 
 def _fingerprint(configz: Mapping[str, Any]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from e2e.harness import LocalMesh, MtlsMeshFactory
+from e2e.harness import DemoMeshFactory, LocalMesh
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL, REVIEWS_PORT, render_demo_mesh
 from e2e.mtls import caller_identity, peer_authentication, plaintext_get, workload_certificates
 from e2e.rules import weighted_reviews
@@ -25,7 +25,7 @@ async def _route_to_v1(mesh: LocalMesh) -> None:
     await mesh.wait_synced()
 
 
-async def _mesh_with_policy(mtls_mesh: MtlsMeshFactory, mode: str, **options: Any) -> LocalMesh:
+async def _mesh_with_policy(mtls_mesh: DemoMeshFactory, mode: str, **options: Any) -> LocalMesh:
     """The demo mesh with Citadel, every request to reviews-v1, and a PeerAuthentication ``mode`` in force
     (STRICT mesh-wide from the root namespace, the others for namespace default)."""
     mesh = await mtls_mesh(**options)
@@ -99,7 +99,7 @@ async def _rotate_root_under_traffic(mesh: LocalMesh, *, restart_citadel: bool, 
 
 
 async def test_strict_refuses_plaintext_and_serves_sidecars_with_the_callers_identity(
-    mtls_mesh: MtlsMeshFactory,
+    mtls_mesh: DemoMeshFactory,
 ) -> None:
     mesh = await _mesh_with_policy(mtls_mesh, "STRICT")
 
@@ -110,7 +110,7 @@ async def test_strict_refuses_plaintext_and_serves_sidecars_with_the_callers_ide
     assert caller_identity(through_sidecar) == CLIENT_ID
 
 
-async def test_permissive_serves_plaintext_and_mtls_on_the_same_port(mtls_mesh: MtlsMeshFactory) -> None:
+async def test_permissive_serves_plaintext_and_mtls_on_the_same_port(mtls_mesh: DemoMeshFactory) -> None:
     mesh = await _mesh_with_policy(mtls_mesh, "PERMISSIVE")
 
     plaintext, through_sidecar = await _both_ways(mesh)
@@ -119,7 +119,7 @@ async def test_permissive_serves_plaintext_and_mtls_on_the_same_port(mtls_mesh: 
     assert through_sidecar.status == 200 and caller_identity(through_sidecar) == CLIENT_ID
 
 
-async def test_disable_is_plaintext_between_sidecars(mtls_mesh: MtlsMeshFactory) -> None:
+async def test_disable_is_plaintext_between_sidecars(mtls_mesh: DemoMeshFactory) -> None:
     mesh = await _mesh_with_policy(mtls_mesh, "DISABLE")
 
     plaintext, through_sidecar = await _both_ways(mesh)
@@ -129,7 +129,7 @@ async def test_disable_is_plaintext_between_sidecars(mtls_mesh: MtlsMeshFactory)
     assert caller_identity(through_sidecar) is None, "no TLS, so no client certificate to forward"
 
 
-async def test_a_forged_token_gets_no_certificate(mtls_mesh: MtlsMeshFactory) -> None:
+async def test_a_forged_token_gets_no_certificate(mtls_mesh: DemoMeshFactory) -> None:
     mesh = await mtls_mesh()
     genuine = mesh.workload_token("default", "bookinfo-ratings")
     header, claims, signature = genuine.split(".")
@@ -149,7 +149,7 @@ async def test_a_forged_token_gets_no_certificate(mtls_mesh: MtlsMeshFactory) ->
 
 
 async def test_short_lived_certificates_rotate_under_traffic_without_a_failed_request(
-    mtls_mesh: MtlsMeshFactory,
+    mtls_mesh: DemoMeshFactory,
 ) -> None:
     mesh = await _mesh_with_policy(mtls_mesh, "STRICT", cert_ttl="20s")
     first = {c["serial"] for c in await workload_certificates(mesh, "reviews-v1")}
@@ -162,7 +162,7 @@ async def test_short_lived_certificates_rotate_under_traffic_without_a_failed_re
     assert len(responses) > 100
 
 
-async def test_root_rotation_under_traffic_without_a_failed_request(mtls_mesh: MtlsMeshFactory) -> None:
+async def test_root_rotation_under_traffic_without_a_failed_request(mtls_mesh: DemoMeshFactory) -> None:
     mesh = await _mesh_with_policy(mtls_mesh, "STRICT", citadel_arguments=("--root-rotation-grace", "1s"))
     assert mesh.citadel is not None
 
@@ -181,7 +181,7 @@ async def test_root_rotation_under_traffic_without_a_failed_request(mtls_mesh: M
     assert await _eventually(reconnected, 20), "sidecars did not reconnect to Citadel"
 
 
-async def test_root_rotation_interrupted_by_a_citadel_restart_loses_no_request(mtls_mesh: MtlsMeshFactory) -> None:
+async def test_root_rotation_interrupted_by_a_citadel_restart_loses_no_request(mtls_mesh: DemoMeshFactory) -> None:
     """Citadel stops right after rotate-root and starts again: it resumes the rotation from the previous root
     (which every sidecar still trusts) through the same ACK-gated phases."""
     mesh = await _mesh_with_policy(mtls_mesh, "STRICT", citadel_arguments=("--root-rotation-grace", "1s"))
@@ -189,7 +189,7 @@ async def test_root_rotation_interrupted_by_a_citadel_restart_loses_no_request(m
     await _rotate_root_under_traffic(mesh, restart_citadel=True, seconds=30)
 
 
-async def test_sidecars_keep_working_while_citadel_is_down(mtls_mesh: MtlsMeshFactory) -> None:
+async def test_sidecars_keep_working_while_citadel_is_down(mtls_mesh: DemoMeshFactory) -> None:
     mesh = await _mesh_with_policy(mtls_mesh, "STRICT")
     assert mesh.citadel is not None
 
@@ -211,7 +211,7 @@ def _mesh_with_reviews_tls(mesh: LocalMesh, mode: str) -> str:
 
 
 @pytest.mark.parametrize("xds_mode", ["sotw", "delta"])
-async def test_destination_rule_tls_overrides_auto_mtls(mtls_mesh: MtlsMeshFactory, xds_mode: XdsMode) -> None:
+async def test_destination_rule_tls_overrides_auto_mtls(mtls_mesh: DemoMeshFactory, xds_mode: XdsMode) -> None:
     """Each step changes the DestinationRule, so the client's cluster (and its connection pool) is new: a server's
     mode change alone would leave already-open connections draining gracefully, as Envoy does."""
     mesh = await mtls_mesh(xds_mode=xds_mode)

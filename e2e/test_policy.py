@@ -7,7 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from e2e.harness import LocalMesh, MtlsMeshFactory
+from e2e.harness import DemoMeshFactory, LocalMesh
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL
 from e2e.rules import reviews_policy
 from e2e.traffic import MeshResponse
@@ -49,7 +49,7 @@ async def _request_as(mesh: LocalMesh, user: str, url: str = DEMO_URL, client: s
     return await mesh.request(client, url, headers=_as(user))
 
 
-async def test_deny_policy_answers_403_from_the_sidecar_even_with_mixer_stopped(mixer_mesh: MtlsMeshFactory) -> None:
+async def test_deny_policy_answers_403_from_the_sidecar_even_with_mixer_stopped(mixer_mesh: DemoMeshFactory) -> None:
     mesh = await mixer_mesh()
     await mesh.apply("deny-mallory", DENY_MALLORY)
     await mesh.wait_synced()
@@ -61,7 +61,7 @@ async def test_deny_policy_answers_403_from_the_sidecar_even_with_mixer_stopped(
     assert allowed.status == 200 and allowed.workload == "reviews-v1", allowed
 
 
-async def test_allow_by_principal_lets_only_that_caller_in(mixer_mesh: MtlsMeshFactory) -> None:
+async def test_allow_by_principal_lets_only_that_caller_in(mixer_mesh: DemoMeshFactory) -> None:
     mesh = await mixer_mesh(citadel=True)
     await mesh.start_workload("ratings", host=RATINGS_HOST, service_account="bookinfo-ratings")
     await mesh.apply(
@@ -92,7 +92,7 @@ async def _checks_answered(mesh: LocalMesh) -> float:
     )
 
 
-async def test_custom_policy_sends_only_its_requests_to_mixer(mixer_mesh: MtlsMeshFactory) -> None:
+async def test_custom_policy_sends_only_its_requests_to_mixer(mixer_mesh: DemoMeshFactory) -> None:
     mesh = await mixer_mesh()
     await mesh.apply(
         "custom-private",
@@ -123,7 +123,7 @@ async def test_custom_policy_sends_only_its_requests_to_mixer(mixer_mesh: MtlsMe
 
 
 async def test_access_list_entries_file_edited_at_runtime_takes_effect_within_a_second(
-    mixer_mesh: MtlsMeshFactory,
+    mixer_mesh: DemoMeshFactory,
 ) -> None:
     mesh = await mixer_mesh()
     entries = mesh.config_dir / "blocked-users.txt"
@@ -163,7 +163,7 @@ def _replace(path: Path, text: str) -> None:
 
 
 async def test_rate_limit_answers_429_past_its_limit_and_recovers_after_the_window(
-    mixer_mesh: MtlsMeshFactory,
+    mixer_mesh: DemoMeshFactory,
 ) -> None:
     mesh = await mixer_mesh()
     await mesh.apply(
@@ -196,7 +196,7 @@ async def test_rate_limit_answers_429_past_its_limit_and_recovers_after_the_wind
     assert (await _request_as(mesh, "guest")).status == 200
 
 
-async def test_mixer_down_denies_unless_the_policies_fail_open(mixer_mesh: MtlsMeshFactory) -> None:
+async def test_mixer_down_denies_unless_the_policies_fail_open(mixer_mesh: DemoMeshFactory) -> None:
     mesh = await mixer_mesh()
 
     def access_list(fail_open: bool) -> str:

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections import Counter
 
-from e2e.harness import LocalMesh, MtlsMeshFactory
+from e2e.harness import DemoMeshFactory, LocalMesh
 from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_ROUTE_FILES, DEMO_URL, demo_config_text
 from e2e.telemetry import RequestKey, graph_edge, istio_request_counts
 
@@ -29,7 +29,7 @@ async def _counts_when_settled(mesh: LocalMesh, expected_total: int, timeout: fl
 
 
 async def test_istio_requests_total_counts_every_request_exactly_and_graph_shows_the_edges(
-    mixer_mesh: MtlsMeshFactory,
+    mixer_mesh: DemoMeshFactory,
 ) -> None:
     mesh = await mixer_mesh(citadel=True, route_to_v1=False)
     await mesh.apply("reviews-vs", demo_config_text(DEMO_ROUTE_FILES[2], mesh.subnet))  # jason -> v2, others -> v3
