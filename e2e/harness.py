@@ -462,8 +462,11 @@ class LocalMesh:
                 problems = [f"monitor: {type(exc).__name__}: {exc}"]
             else:
                 problems = self._unsynced(configz, syncz)
-                if mixer_configz is not None and _accepted(mixer_configz) != _accepted(configz):
-                    problems.append("Mixer has not read the config Pilot accepted")
+                if mixer_configz is not None and (
+                    _accepted(mixer_configz) != _accepted(configz)
+                    or mixer_configz.get("in_force_version") != mixer_configz.get("version")
+                ):
+                    problems.append("Mixer has not put in force the config Pilot accepted")
                 if not problems:
                     self._change_pending, self._configz_before = False, None
                     return configz

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["RequestKey", "graph_edge", "istio_request_counts"]
+__all__ = ["RequestKey", "counter_total", "graph_edge", "istio_request_counts"]
 
 
 class RequestKey(NamedTuple):
@@ -40,6 +40,17 @@ def istio_request_counts(metrics_text: str) -> Counter[RequestKey]:
             )
             counts[key] += int(sample.value)
     return counts
+
+
+def counter_total(metrics_text: str, name: str) -> float:
+    """The sum of every series of the counter ``name`` (its Prometheus name without ``_total``)."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(metrics_text)
+        if family.name == name
+        for sample in family.samples
+        if sample.name == f"{name}_total"
+    )
 
 
 def graph_edge(graph: Mapping[str, Any], source: str, target: str) -> Mapping[str, Any] | None:

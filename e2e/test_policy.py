@@ -10,6 +10,7 @@ from pathlib import Path
 from e2e.harness import DemoMeshFactory, LocalMesh
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL
 from e2e.rules import reviews_policy
+from e2e.telemetry import counter_total
 from e2e.traffic import MeshResponse
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 
@@ -86,10 +87,7 @@ async def test_allow_by_principal_lets_only_that_caller_in(mixer_mesh: DemoMeshF
 
 async def _checks_answered(mesh: LocalMesh) -> float:
     assert mesh.mixer is not None
-    text = await mesh.mixer.metrics_text()
-    return sum(
-        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("mixer_checks_total{")
-    )
+    return counter_total(await mesh.mixer.metrics_text(), "mixer_checks")
 
 
 async def test_custom_policy_sends_only_its_requests_to_mixer(mixer_mesh: DemoMeshFactory) -> None:

@@ -9,6 +9,7 @@ workloads a policy selects (``pilot.model.policies``) and on who is at which add
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,11 @@ class MixerOptions:
 
 
 class MixerServer:
-    """The policy engine, the telemetry pipeline and the gRPC server serving both; fed snapshots by ``update``."""
+    """The policy engine, the telemetry pipeline and the gRPC server serving both; fed config by ``update``.
+
+    The snapshot is built in a worker thread (hundreds of milliseconds for a large mesh), so checks and access
+    logs keep being answered meanwhile; the engine then switches to it on the event loop. Changes that arrive
+    while a snapshot is being built are coalesced into the next one."""
 
     def __init__(self, options: MixerOptions) -> None:
         self.options = options
@@ -65,24 +70,49 @@ class MixerServer:
         )
         self._snapshot: MeshSnapshot | None = None
         self._server: grpc.aio.Server | None = None
+        self._pending: ConfigStore | None = None
+        self._updating: asyncio.Task[None] | None = None
         self.port = 0
 
     @property
     def ready(self) -> bool:
         return self._server is not None and self.engine.ready
 
+    @property
+    def in_force_version(self) -> int:
+        """The config version checks and telemetry use now (``/debug/configz``: ``in_force_version``)."""
+        return self.engine.version
+
     def update(self, store: ConfigStore) -> None:
-        """Build a snapshot of the store's accepted config and switch checks and telemetry to it."""
+        """Put the store's accepted config in force soon (see the class doc); returns at once."""
+        self._pending = store
+        if self._updating is None or self._updating.done():
+            self._updating = asyncio.get_running_loop().create_task(self.apply_pending(), name="mixer-update")
+
+    async def load(self, store: ConfigStore) -> None:
+        """Put the store's accepted config in force now (the first load, before serving)."""
+        self._pending = store
+        if self._updating is not None and not self._updating.done():
+            await self._updating  # it takes this store too before it ends
+        else:
+            await self.apply_pending()
+
+    async def apply_pending(self) -> None:
+        """Build and switch to snapshots until no change is pending."""
         options = self.options
-        self._snapshot = build_snapshot(
-            store.accepted,
-            store.version,
-            self._snapshot,
-            options.domain_suffix,
-            trust_domain=options.trust_domain,
-            root_namespace=options.root_namespace,
-        )
-        self.engine.update(self._snapshot)
+        while self._pending is not None:
+            store, self._pending = self._pending, None
+            accepted, version = dict(store.accepted), store.version
+            self._snapshot = await asyncio.to_thread(
+                build_snapshot,
+                accepted,
+                version,
+                self._snapshot,
+                options.domain_suffix,
+                trust_domain=options.trust_domain,
+                root_namespace=options.root_namespace,
+            )
+            self.engine.update(self._snapshot)
 
     async def start(self) -> None:
         server = grpc.aio.server()
@@ -97,6 +127,10 @@ class MixerServer:
         self._server = server
 
     async def stop(self, grace: float = 1.0) -> None:
+        if self._updating is not None:
+            self._updating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._updating
         server, self._server = self._server, None
         if server is not None:
             await server.stop(grace)
@@ -119,15 +153,14 @@ async def run_mixer(options: MixerOptions, stop: asyncio.Event | None = None) ->
 
     source = DirectorySource(options.config_dir, store, on_change)
     await source.load_initial()
-    if store.version == 0:  # an empty directory: on_change was not called
-        mixer.update(store)
+    await mixer.load(store)  # also for an empty directory, where on_change was not called
     await mixer.start()
     monitor = MixerMonitor(
         options.monitor_address,
         ready=lambda: mixer.ready,
         exposition=mixer.metrics.exposition,
         graph=mixer.pipeline.graph.snapshot,
-        configz=store.configz,
+        configz=lambda: {**store.configz(), "in_force_version": mixer.in_force_version},
     )
     try:
         await monitor.start()
