@@ -410,3 +410,16 @@ def make_check_request() -> Callable[..., _CheckRequest]:
         )
 
     return make
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# policy config rejections (tests/test_config_{authorization_policy,mixer_policy}.py)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def assert_rejected_with(docs: IstioDocs, kind: str, body: str, expected: list[tuple[int, str, str]]) -> None:
+    """The document is rejected with exactly the ``expected`` (body line, field path, message part) errors."""
+    errors = docs.errors(kind, body)
+    for line, path, message in expected:
+        docs.assert_error(errors, kind, line, path, message)
+    assert len(errors) == len(expected), errors

@@ -17,7 +17,7 @@ from pilot.config.types import (
     AuthorizationSource,
     frozen_labels,
 )
-from tests.conftest import ApiGroupDocs
+from tests.conftest import ApiGroupDocs, assert_rejected_with
 
 KIND = "AuthorizationPolicy"
 
@@ -506,10 +506,7 @@ REJECTIONS = [
 
 @pytest.mark.parametrize(("body", "expected"), [c[1:] for c in REJECTIONS], ids=[c[0] for c in REJECTIONS])
 def test_rejected(security_docs: ApiGroupDocs, body: str, expected: list[tuple[int, str, str]]) -> None:
-    errors = security_docs.errors(KIND, body)
-    for line, path, message in expected:
-        security_docs.assert_error(errors, KIND, line, path, message)
-    assert len(errors) == len(expected), errors
+    assert_rejected_with(security_docs, KIND, body, expected)
 
 
 def test_an_error_names_file_line_kind_and_resource(security_docs: ApiGroupDocs) -> None:
@@ -535,12 +532,17 @@ def test_every_problem_is_reported_at_once(security_docs: ApiGroupDocs) -> None:
             values: [x]
         """
     )
-    errors = security_docs.errors(KIND, body)
-    security_docs.assert_error(errors, KIND, 2, "spec.provider.name", "unknown provider 'ext'")
-    security_docs.assert_error(errors, KIND, 5, "spec.rules[0].from[0].source.ipBlocks[0]", "bad IP address 'nope'")
-    security_docs.assert_error(errors, KIND, 7, "spec.rules[0].to[0].operation.paths[0]", "invalid value '/a/*/b'")
-    security_docs.assert_error(errors, KIND, 9, "spec.rules[0].when[0].key", "unknown attribute 'nope'")
-    assert len(errors) == 4, errors
+    assert_rejected_with(
+        security_docs,
+        KIND,
+        body,
+        [
+            (2, "spec.provider.name", "unknown provider 'ext'"),
+            (5, "spec.rules[0].from[0].source.ipBlocks[0]", "bad IP address 'nope'"),
+            (7, "spec.rules[0].to[0].operation.paths[0]", "invalid value '/a/*/b'"),
+            (9, "spec.rules[0].when[0].key", "unknown attribute 'nope'"),
+        ],
+    )
 
 
 def test_rejections_of_one_document_do_not_affect_another() -> None:

@@ -12,7 +12,7 @@ import pytest
 from pilot.analyze import analyze_directory, format_finding
 from pilot.config.parse import MIXER_API_VERSIONS, parse_config_text
 from pilot.config.types import AccessList, RateLimit, RateLimitOverride, frozen_labels
-from tests.conftest import ApiGroupDocs
+from tests.conftest import ApiGroupDocs, assert_rejected_with
 
 ACCESS_LIST = "AccessList"
 RATE_LIMIT = "RateLimit"
@@ -28,13 +28,6 @@ def rate_limit(docs: ApiGroupDocs, body: str) -> RateLimit:
     resource = docs.accepted(RATE_LIMIT, body)
     assert isinstance(resource, RateLimit)
     return resource
-
-
-def check_rejected(docs: ApiGroupDocs, kind: str, body: str, expected: list[tuple[int, str, str]]) -> None:
-    errors = docs.errors(kind, body)
-    for line, path, message in expected:
-        docs.assert_error(errors, kind, line, path, message)
-    assert len(errors) == len(expected), errors
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -296,12 +289,12 @@ ACCESS_LIST_REJECTIONS = [
     ("body", "expected"), [c[1:] for c in ACCESS_LIST_REJECTIONS], ids=[c[0] for c in ACCESS_LIST_REJECTIONS]
 )
 def test_access_list_rejected(mixer_docs: ApiGroupDocs, body: str, expected: list[tuple[int, str, str]]) -> None:
-    check_rejected(mixer_docs, ACCESS_LIST, body, expected)
+    assert_rejected_with(mixer_docs, ACCESS_LIST, body, expected)
 
 
 def test_access_list_every_problem_at_once(mixer_docs: ApiGroupDocs) -> None:
     body = "value: nope\nentryType: IP_ADDRESSES\nentries: [x]\nmode: maybe\nfailOpen: 1"
-    check_rejected(
+    assert_rejected_with(
         mixer_docs,
         ACCESS_LIST,
         body,
@@ -470,7 +463,7 @@ RATE_LIMIT_REJECTIONS = [
     ("body", "expected"), [c[1:] for c in RATE_LIMIT_REJECTIONS], ids=[c[0] for c in RATE_LIMIT_REJECTIONS]
 )
 def test_rate_limit_rejected(mixer_docs: ApiGroupDocs, body: str, expected: list[tuple[int, str, str]]) -> None:
-    check_rejected(mixer_docs, RATE_LIMIT, body, expected)
+    assert_rejected_with(mixer_docs, RATE_LIMIT, body, expected)
 
 
 def test_rate_limit_cel_errors_name_file_and_line(mixer_docs: ApiGroupDocs) -> None:

@@ -9,60 +9,28 @@ from types import MappingProxyType
 import pytest
 from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
-from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.access_loggers.grpc.v3.als_pb2 import HttpGrpcAccessLogConfig
-from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
-    HttpConnectionManager,
-)
 from envoy.type.tracing.v3.custom_tag_pb2 import CustomTag
 
-from pilot.config.types import ConfigMeta, Protocol, Resolution, ServiceEntry, ServicePort, WorkloadEntry
+from pilot.config.types import ConfigMeta, Protocol, WorkloadEntry
 from pilot.generate import access_logs, listeners, names
-from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
+from pilot.model import MeshSnapshot, build_snapshot
+from tests.sidecar_builders import MIXER, inbound_service, listeners_by_port, only_hcm, sidecar
 
 MakeMeta = Callable[..., ConfigMeta]
-MIXER = {"MESHPLANE_MIXER": "true"}
 
 
 def mesh(make_meta: MakeMeta) -> MeshSnapshot:
     """Workloads a (127.0.0.21) and b (127.0.0.22) serve web (HTTP 9080 -> 19080) and db (TCP 5432 -> 15432)."""
-
-    def service(name: str, number: int, protocol: Protocol) -> ServiceEntry:
-        return ServiceEntry(
-            meta=make_meta("ServiceEntry", name),
-            hosts=(f"{name}.default.svc.cluster.local",),
-            ports=(ServicePort(number=number, name=name, protocol=protocol, target_port=number + 10000),),
-            location="MESH_INTERNAL",
-            resolution=Resolution.STATIC,
-            workload_selector=MappingProxyType({"app": "web"}),
-        )
-
     resources = (
-        service("web", 9080, Protocol.HTTP),
-        service("db", 5432, Protocol.TCP),
+        inbound_service(make_meta, "web", 9080, Protocol.HTTP, 19080, app="web"),
+        inbound_service(make_meta, "db", 5432, Protocol.TCP, 15432, app="web"),
         *(
             WorkloadEntry(meta=make_meta("WorkloadEntry", n), address=a, labels=MappingProxyType({"app": "web"}))
             for n, a in (("a", "127.0.0.21"), ("b", "127.0.0.22"))
         ),
     )
     return build_snapshot({r.meta.key: r for r in resources}, version=1)
-
-
-def proxy_of(snapshot: MeshSnapshot, workload: str, address: str, metadata: dict[str, str] | None) -> Proxy:
-    node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", metadata)
-    return resolve_proxy(node, snapshot)
-
-
-def by_port(proxy: Proxy, snapshot: MeshSnapshot) -> dict[int, Listener]:
-    return {lis.address.socket_address.port_value: lis for lis in listeners.build_listeners(proxy, snapshot)}
-
-
-def hcm(listener: Listener) -> HttpConnectionManager:
-    [chain] = listener.filter_chains
-    [network] = chain.filters
-    config = HttpConnectionManager()
-    assert network.typed_config.Unpack(config)
-    return config
 
 
 def config_of(log: AccessLog) -> HttpGrpcAccessLogConfig:
@@ -94,10 +62,10 @@ def test_logger_config_streams_to_mixer() -> None:
 
 def test_inbound_and_outbound_hcms_log_to_mixer(make_meta: MakeMeta) -> None:
     snapshot = mesh(make_meta)
-    built = by_port(proxy_of(snapshot, "a", "127.0.0.21", MIXER), snapshot)
-    [outbound] = hcm(built[15001]).access_log
+    built = listeners_by_port(sidecar(snapshot, "a", "127.0.0.21", MIXER), snapshot)
+    [outbound] = only_hcm(built[15001]).access_log
     assert tags(config_of(outbound)) == {"reporter": "source"}
-    [inbound] = hcm(built[9080]).access_log
+    [inbound] = only_hcm(built[9080]).access_log
     assert tags(config_of(inbound)) == {
         "reporter": "destination",
         "destination_service": "web.default.svc.cluster.local",
@@ -110,8 +78,8 @@ def test_inbound_and_outbound_hcms_log_to_mixer(make_meta: MakeMeta) -> None:
 def test_no_logger_without_the_mixer_cluster(make_meta: MakeMeta) -> None:
     snapshot = mesh(make_meta)
     for metadata in (None, {"MESHPLANE_MIXER": "false"}):
-        built = by_port(proxy_of(snapshot, "a", "127.0.0.21", metadata), snapshot)
-        assert [len(hcm(built[port]).access_log) for port in (15001, 9080)] == [0, 0]
+        built = listeners_by_port(sidecar(snapshot, "a", "127.0.0.21", metadata), snapshot)
+        assert [len(only_hcm(built[port]).access_log) for port in (15001, 9080)] == [0, 0]
 
 
 def test_every_proxy_gets_the_same_logger_bytes(make_meta: MakeMeta, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,9 +94,9 @@ def test_every_proxy_gets_the_same_logger_bytes(make_meta: MakeMeta, monkeypatch
     monkeypatch.setattr(access_logs, "build_access_log_config", counting)
     access_logs._serialized_config.cache_clear()
     snapshot = mesh(make_meta)
-    a = by_port(proxy_of(snapshot, "a", "127.0.0.21", MIXER), snapshot)
-    b = by_port(proxy_of(snapshot, "b", "127.0.0.22", MIXER), snapshot)
+    a = listeners_by_port(sidecar(snapshot, "a", "127.0.0.21", MIXER), snapshot)
+    b = listeners_by_port(sidecar(snapshot, "b", "127.0.0.22", MIXER), snapshot)
     for port in (15001, 9080):
-        [first], [second] = hcm(a[port]).access_log, hcm(b[port]).access_log
+        [first], [second] = only_hcm(a[port]).access_log, only_hcm(b[port]).access_log
         assert first.SerializeToString(deterministic=True) == second.SerializeToString(deterministic=True)
     assert sorted(built_configs) == [("destination", "web.default.svc.cluster.local"), ("source", "")]

@@ -13,13 +13,9 @@ from typing import Any
 import pytest
 import structlog
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
-from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.rbac.v3.rbac_pb2 import RBAC, Permission, Policy, Principal
 from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import ExtAuthz
 from envoy.extensions.filters.http.rbac.v3.rbac_pb2 import RBAC as HttpRBAC
-from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
-    HttpConnectionManager,
-)
 from envoy.extensions.filters.network.rbac.v3.rbac_pb2 import RBAC as NetworkRBAC
 from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
@@ -39,42 +35,28 @@ from pilot.config.types import (
     PeerAuthentication,
     Protocol,
     RateLimit,
-    Resolution,
     Resource,
-    ServiceEntry,
-    ServicePort,
     WorkloadEntry,
 )
 from pilot.generate import authz_filters, clusters, endpoints, listeners, names, routes
 from pilot.generate.rbac import build_rbac
 from pilot.generate.registry import GENERATORS, LISTENER_TYPE
-from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
+from pilot.model import MeshSnapshot, Proxy, build_snapshot
+from tests.sidecar_builders import MIXER, inbound_service, listeners_by_port, only_hcm, sidecar, unpack
 from tests.xdstest import _static_cluster, _static_listener, check_resources, envoy_binary
 
 MakeMeta = Callable[..., ConfigMeta]
 ADDRESS = "127.0.0.21"
-MIXER = {"MESHPLANE_MIXER": "true"}
 WEB = "web.default.svc.cluster.local"
 
 
 def mesh(make_meta: MakeMeta, *extra: Resource) -> MeshSnapshot:
     """Workload ``app`` (labels app=app) serves web (HTTP 9080 -> 19080), rpc (GRPC 9090 -> 19090) and db (TCP
     5432 -> 15432); workload ``other`` (app=other) serves nothing."""
-
-    def service(name: str, number: int, protocol: Protocol, target: int) -> ServiceEntry:
-        return ServiceEntry(
-            meta=make_meta("ServiceEntry", name),
-            hosts=(f"{name}.default.svc.cluster.local",),
-            ports=(ServicePort(number=number, name=name, protocol=protocol, target_port=target),),
-            location="MESH_INTERNAL",
-            resolution=Resolution.STATIC,
-            workload_selector=MappingProxyType({"app": "app"}),
-        )
-
     resources: list[Resource] = [
-        service("web", 9080, Protocol.HTTP, 19080),
-        service("rpc", 9090, Protocol.GRPC, 19090),
-        service("db", 5432, Protocol.TCP, 15432),
+        inbound_service(make_meta, "web", 9080, Protocol.HTTP, 19080, app="app"),
+        inbound_service(make_meta, "rpc", 9090, Protocol.GRPC, 19090, app="app"),
+        inbound_service(make_meta, "db", 5432, Protocol.TCP, 15432, app="app"),
         WorkloadEntry(meta=make_meta("WorkloadEntry", "app"), address=ADDRESS, labels=MappingProxyType({"app": "app"})),
         WorkloadEntry(
             meta=make_meta("WorkloadEntry", "other"), address="127.0.0.22", labels=MappingProxyType({"app": "other"})
@@ -84,10 +66,14 @@ def mesh(make_meta: MakeMeta, *extra: Resource) -> MeshSnapshot:
     return build_snapshot({r.meta.key: r for r in resources}, version=1)
 
 
-def proxy_of(snapshot: MeshSnapshot, metadata: dict[str, str] | None = None, workload: str = "app") -> Proxy:
-    address = ADDRESS if workload == "app" else "127.0.0.22"
-    node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", metadata)
-    return resolve_proxy(node, snapshot)
+def proxy_of(snapshot: MeshSnapshot, metadata: dict[str, str] | None = None) -> Proxy:
+    return sidecar(snapshot, "app", ADDRESS, metadata)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees the once-per-proxy warnings as a new process would, whatever ran before it."""
+    monkeypatch.setattr(authz_filters, "_warned", set())
 
 
 def authz(
@@ -127,26 +113,9 @@ PATH_RULE = AuthorizationRule(operations=(AuthorizationOperation(paths=("/admin"
 NS_RULE = AuthorizationRule(sources=(AuthorizationSource(namespaces=("default",)),))
 
 
-def built(proxy: Proxy, snapshot: MeshSnapshot) -> dict[int, Listener]:
-    return {lis.address.socket_address.port_value: lis for lis in listeners.build_listeners(proxy, snapshot)}
-
-
-def hcm(listener: Listener) -> HttpConnectionManager:
-    [chain] = listener.filter_chains
-    [network] = chain.filters
-    config = HttpConnectionManager()
-    assert network.typed_config.Unpack(config)
-    return config
-
-
-def unpack(message: Any, packed: Any) -> Any:
-    assert packed.Unpack(message), packed.type_url
-    return message
-
-
 def http_filters(proxy: Proxy, snapshot: MeshSnapshot, port: int = 9080) -> list[tuple[str, Any]]:
     """(name, unpacked config) of the port's HTTP filters before fault and router."""
-    filters = list(hcm(built(proxy, snapshot)[port]).http_filters)
+    filters = list(only_hcm(listeners_by_port(proxy, snapshot)[port]).http_filters)
     assert [f.name for f in filters[-2:]] == [names.FAULT_FILTER, names.ROUTER_FILTER]
     types = {names.RBAC_FILTER: HttpRBAC, names.EXT_AUTHZ_FILTER: ExtAuthz}
     return [(f.name, unpack(types[f.name](), f.typed_config)) for f in filters[:-2]]
@@ -294,7 +263,10 @@ def test_custom_without_mixer_cluster_denies_what_it_would_check(make_meta: Make
         )
     )
     warnings = [e for e in logs if e["event"] == "mixer_checks_fail_closed"]
-    assert [(e["proxy"], e["reason"]) for e in warnings] == [(proxy.node.id, "no mixer cluster")]  # once
+    assert sorted((e["proxy"], e["reason"]) for e in warnings) == [  # each once, for two builds
+        (proxy.node.id, "Mixer policies on a TCP port"),  # the db port: no TCP ext_authz either
+        (proxy.node.id, "no mixer cluster"),
+    ]
 
 
 def test_unknown_custom_provider_fails_closed(make_meta: MakeMeta) -> None:
@@ -316,7 +288,7 @@ def test_mixer_policies_without_mixer_cluster(make_meta: MakeMeta, fail_open: bo
 
 
 def tcp_filters(proxy: Proxy, snapshot: MeshSnapshot) -> list[NetworkRBAC]:
-    [chain] = built(proxy, snapshot)[5432].filter_chains
+    [chain] = listeners_by_port(proxy, snapshot)[5432].filter_chains
     assert [f.name for f in chain.filters][-1] == listeners.TCP_PROXY
     assert {f.name for f in chain.filters[:-1]} <= {names.RBAC_NETWORK_FILTER}
     return [unpack(NetworkRBAC(), f.typed_config) for f in chain.filters[:-1]]
@@ -359,7 +331,7 @@ def test_tcp_port_fails_closed_for_custom_and_mixer_policies(
 def test_network_rbac_on_every_mtls_chain(make_meta: MakeMeta) -> None:
     peer = PeerAuthentication(meta=make_meta("PeerAuthentication", "default", "istio-system"), mode="PERMISSIVE")
     snapshot = mesh(make_meta, peer, authz(make_meta, "deny", "DENY", NS_RULE))
-    listener = built(proxy_of(snapshot, {"MESHPLANE_SDS": "true"}), snapshot)[5432]
+    listener = listeners_by_port(proxy_of(snapshot, {"MESHPLANE_SDS": "true"}), snapshot)[5432]
     assert [[f.name for f in chain.filters] for chain in listener.filter_chains] == [
         [names.RBAC_NETWORK_FILTER, listeners.TCP_PROXY]
     ] * 2

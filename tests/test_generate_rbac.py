@@ -25,6 +25,7 @@ from pilot.config.types import (
     AuthorizationSource,
     ConfigMeta,
 )
+from pilot.generate import rbac as rbac_module
 from pilot.generate.rbac import build_policy, build_rbac, policy_name
 
 MakeMeta = Callable[..., ConfigMeta]
@@ -373,6 +374,72 @@ def test_policy_without_rules_never_matches(make_meta: MakeMeta, action: Any, va
             permissions=[Permission(not_rule=Permission(any=True))], principals=[Principal(not_id=Principal(any=True))]
         )
     }
+
+
+# ------------------------------------------------------------------------------------------------ compile cache
+
+
+def test_a_rule_is_compiled_once_for_every_proxy_and_push(make_meta: MakeMeta, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listeners are built per proxy on every push: equal rules with equal options reuse one compilation."""
+    compiled: list[AuthorizationRule] = []
+
+    def counting(rule: AuthorizationRule, **options: Any) -> Policy:
+        compiled.append(rule)
+        return build_policy(rule, **options)
+
+    monkeypatch.setattr(rbac_module, "build_policy", counting)
+    rbac_module._compiled_rule.cache_clear()
+    rule = AuthorizationRule(operations=(AuthorizationOperation(paths=("/admin",), ports=(19080,)),))
+    first = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "p"), rules=(rule,))
+    again = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "p"), rules=(rule,))  # the next snapshot's copy
+    other = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "q", "team"), rules=(rule,))
+    expected = build_rbac([first], action="ALLOW", ports={19080: 9080})
+    assert build_rbac([again], action="ALLOW", ports={19080: 9080}) == expected
+    assert dict(build_rbac([other], action="ALLOW", ports={19080: 9080}).policies) == {
+        "ns[team]-policy[q]-rule[0]": expected.policies["ns[default]-policy[p]-rule[0]"]
+    }
+    assert compiled == [rule]
+
+
+def test_compiled_rules_are_keyed_by_the_rule_and_every_option(make_meta: MakeMeta) -> None:
+    """No stale result: a changed rule, other ports, another action or TCP each compile anew."""
+
+    def permission(rule: AuthorizationRule, **options: Any) -> Permission:
+        policy = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "p"), rules=(rule,))
+        [generated] = build_rbac([policy], **options).policies.values()
+        [only] = generated.permissions
+        return only
+
+    ports = AuthorizationRule(operations=(AuthorizationOperation(ports=(19080,), paths=("/a",)),))
+    changed = AuthorizationRule(operations=(AuthorizationOperation(ports=(19080,), paths=("/b",)),))
+    port_and_path = and_rules(
+        any_of_rules(Permission(url_path=PathMatcher(path=exact("/a")))),
+        any_of_rules(Permission(destination_port=9080)),
+    )
+    assert permission(ports, action="ALLOW", ports={19080: 9080}) == port_and_path
+    assert permission(changed, action="ALLOW", ports={19080: 9080}) == and_rules(
+        any_of_rules(Permission(url_path=PathMatcher(path=exact("/b")))),
+        any_of_rules(Permission(destination_port=9080)),
+    )
+    assert permission(ports, action="ALLOW") == and_rules(
+        any_of_rules(Permission(url_path=PathMatcher(path=exact("/a")))),
+        any_of_rules(Permission(destination_port=19080)),
+    )
+    assert permission(ports, action="DENY", ports={19080: 9080}) == port_and_path
+    assert permission(ports, action="DENY", for_tcp=True, ports={19080: 9080}) == and_rules(
+        any_of_rules(Permission(destination_port=9080))
+    )
+
+
+def test_a_skipped_rule_is_logged_on_every_build_even_when_compiled_once(make_meta: MakeMeta) -> None:
+    rule = AuthorizationRule(when=(AuthorizationCondition(key="request.size", values=("1",)),))
+    policy = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "p"), action="DENY", rules=(rule,))
+    with structlog.testing.capture_logs() as logs:
+        assert build_rbac([policy], action="DENY") == RBAC(action=RBAC.DENY)
+        assert build_rbac([policy], action="DENY") == RBAC(action=RBAC.DENY)
+    assert [(e["event"], e["log_level"], e["policy"]) for e in logs] == [
+        ("authorization_rule_skipped", "warning", "AuthorizationPolicy/default/p")
+    ] * 2
 
 
 # ------------------------------------------------------------------------------------------------ TCP

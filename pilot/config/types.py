@@ -16,6 +16,7 @@ from typing import Literal
 __all__ = [
     "EMPTY_LABELS",
     "GRPC_STATUS_NAMES",
+    "MIXER_PROVIDER",
     "Abort",
     "AccessList",
     "AccessListEntryType",
@@ -477,6 +478,7 @@ class PeerAuthentication:
 # --------------------------------------------------------------------------------------------------------------
 
 AuthorizationAction = Literal["ALLOW", "DENY", "AUDIT", "CUSTOM"]
+MIXER_PROVIDER = "mixer"  # the one CUSTOM provider meshplane knows: Mixer's ext_authz server
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -534,7 +536,7 @@ class AuthorizationRule:
 class AuthorizationPolicy:
     """Istio's AuthorizationPolicy. Without a selector it applies to its whole namespace (the whole mesh in the root
     namespace). ``rules`` empty: ALLOW matches nothing (so it denies every request), DENY/AUDIT never match, CUSTOM
-    never calls the provider. CUSTOM names its ``provider`` (meshplane knows ``mixer``)."""
+    never calls the provider. CUSTOM names its ``provider`` (meshplane knows :data:`MIXER_PROVIDER`)."""
 
     meta: ConfigMeta
     selector: Labels | None = None  # matchLabels; None (or empty in YAML): namespace-wide / mesh-wide

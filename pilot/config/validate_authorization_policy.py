@@ -24,12 +24,12 @@ Not supported by meshplane yet (rejected with that message): ``targetRef`` / ``t
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, cast, get_args
+from typing import cast, get_args
 
 from pilot.config.types import (
+    MIXER_PROVIDER,
     AuthorizationAction,
     AuthorizationCondition,
     AuthorizationOperation,
@@ -41,6 +41,7 @@ from pilot.config.types import (
     frozen_labels,
 )
 from pilot.config.validate_common import Fields, describe
+from pilot.config.validate_names import cidr_error
 
 __all__ = [
     "AUTHORIZATION_ACTIONS",
@@ -56,7 +57,7 @@ __all__ = [
 AUTHORIZATION_POLICY_FIELDS = ("selector", "action", "provider", "rules")
 AUTHORIZATION_POLICY_UNSUPPORTED = ("targetRef", "targetRefs")
 AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
-AUTHORIZATION_PROVIDERS = ("mixer",)  # CUSTOM providers meshplane can call: Mixer's ext_authz server
+AUTHORIZATION_PROVIDERS = (MIXER_PROVIDER,)  # CUSTOM providers meshplane can call
 
 # Istio's documented `when` keys: exact keys, then keys of the form `<prefix>[<name>]`.
 CONDITION_KEYS = (
@@ -147,16 +148,12 @@ def read_selector(spec: Fields) -> Labels | None:
 
 
 def ip_block_error(value: str) -> str | None:
-    """Why ``value`` is not an IP address or CIDR range (Istio's ``ValidateIPs``), or None."""
-    try:
-        if "/" in value:
-            ipaddress.ip_network(value, strict=False)  # Go's netip.ParsePrefix allows host bits
-        else:
-            ipaddress.ip_address(value)
-    except ValueError:
-        kind = "CIDR range" if "/" in value else "IP address"
-        return f"bad {kind} {value!r}: expected an IP address (10.1.2.3, fd00::1) or a CIDR range (10.1.0.0/16)"
-    return None
+    """Why ``value`` is not an IP address or CIDR range (Istio's ``ValidateIPs``, checked by ``cidr_error``), or
+    None; the message names both accepted forms."""
+    if cidr_error(value) is None:
+        return None
+    kind = "CIDR range" if "/" in value else "IP address"
+    return f"bad {kind} {value!r}: expected an IP address (10.1.2.3, fd00::1) or a CIDR range (10.1.0.0/16)"
 
 
 def _provider(spec: Fields, action: str) -> str | None:
@@ -309,11 +306,10 @@ def _strings(
 ) -> tuple[str, ...]:
     """A list of non-empty strings, each passing ``check``; ``ports_as_text`` also takes integers (port numbers)."""
     raw = fields.node.get(name)
-    if ports_as_text and isinstance(raw, list):
-        raw = [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in raw]
-        values = _string_items(fields, name, raw)
-    else:
-        values = fields.strings(name) or ()
+    if ports_as_text and isinstance(raw, list):  # read YAML integers as their digits, then as any list of strings
+        texts = [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in raw]
+        fields = Fields({name: texts}, fields.path, fields.problems)
+    values = fields.strings(name) or ()
     for index, value in enumerate(values):
         path = fields.at(name, index)
         if not value:
@@ -321,15 +317,6 @@ def _strings(
         elif check is not None:
             fields.problems.add_if(path, check(value))
     return values
-
-
-def _string_items(fields: Fields, name: str, items: list[Any]) -> tuple[str, ...]:
-    ok = True
-    for index, item in enumerate(items):
-        if not isinstance(item, str):
-            fields.problems.add(fields.at(name, index), f"expected a string, got {describe(item)}")
-            ok = False
-    return tuple(str(item) for item in items) if ok else ()
 
 
 def _ports(fields: Fields, name: str) -> tuple[int, ...]:

@@ -188,27 +188,31 @@ def _policies(proxy: Proxy, snapshot: MeshSnapshot) -> WorkloadPolicies | None:
     return None if policies.empty else policies
 
 
+def _mixer_filters(proxy: Proxy, policies: WorkloadPolicies, ports: dict[int, int]) -> list[HttpFilter]:
+    """CUSTOM / Mixer: the shadow RBAC of the CUSTOM rules (if any) and ext_authz; when Mixer cannot be called, the
+    fail-closed DENY instead (nothing when every Mixer policy fails open)."""
+    if not _mixer_usable(proxy, policies):
+        if policies.mixer_fail_open:
+            return []
+        return [_http(names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(policies, for_tcp=False, ports=ports)))]
+    filters: list[HttpFilter] = []
+    if policies.custom:
+        shadow = build_rbac(policies.custom, action="DENY", ports=ports, custom=True)
+        filters.append(
+            _http(names.RBAC_FILTER, HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX))
+        )
+    ext_authz = build_ext_authz(fail_open=policies.mixer_fail_open, every_request=bool(policies.mixer))
+    filters.append(_http(names.EXT_AUTHZ_FILTER, ext_authz))
+    return filters
+
+
 def build_http_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: MeshSnapshot) -> list[HttpFilter]:
     """The HTTP filters for the inbound HTTP port of ``instance`` (see the module doc); [] without policies."""
     policies = _policies(proxy, snapshot)
     if policies is None:
         return []
     ports = policy_ports(instance)
-    filters: list[HttpFilter] = []
-    if policies.checks_with_mixer:
-        if _mixer_usable(proxy, policies):
-            if policies.custom:
-                shadow = build_rbac(policies.custom, action="DENY", ports=ports, custom=True)
-                filters.append(
-                    _http(
-                        names.RBAC_FILTER,
-                        HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX),
-                    )
-                )
-            ext_authz = build_ext_authz(fail_open=policies.mixer_fail_open, every_request=bool(policies.mixer))
-            filters.append(_http(names.EXT_AUTHZ_FILTER, ext_authz))
-        elif not policies.mixer_fail_open:
-            filters.append(_http(names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(policies, for_tcp=False, ports=ports))))
+    filters = _mixer_filters(proxy, policies, ports) if policies.checks_with_mixer else []
     filters.extend(
         _http(names.RBAC_FILTER, HttpRBAC(rules=rules)) for rules in _rbac_configs(policies, for_tcp=False, ports=ports)
     )

@@ -200,8 +200,8 @@ def build_inbound_listener(
         listener.filter_chains.append(build_filter_chain([*network_policy, network(False)]))
         return listener
     listener_filters, chains = build_inbound_filter_chains(security, network)
-    for chain in chains:  # network RBAC runs before tcp_proxy on every chain, TLS or not
-        if network_policy:
+    if network_policy:  # network RBAC runs before tcp_proxy on every chain, TLS or not
+        for chain in chains:
             proxying = list(chain.filters)
             del chain.filters[:]
             chain.filters.extend([*network_policy, *proxying])

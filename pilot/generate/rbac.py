@@ -5,6 +5,10 @@ Istio names them (``ns[<ns>]-policy[<name>]-rule[<i>]``; CUSTOM rules get the ``
 ext_authz filter's ``filter_enabled_metadata`` looks for). A policy without rules gets one policy that never matches
 (``rule[0]``), so an ALLOW policy without rules denies everything and a DENY/AUDIT one changes nothing.
 
+Listeners are built per proxy on every push, and a mesh-wide policy applies to every proxy: each rule is compiled
+once per (rule, action, TCP or not, port translation), keyed by value (rules are frozen tuples, so a changed rule is
+a new key and nothing stale comes back), in a bounded LRU cache; only the Istio names are put on per call.
+
 One rule is Istio's model: a list of principals (one per ``from`` entry, else one) and a list of permissions (one per
 ``to`` entry, else one), each an AND of the fields set, in Istio's order; within a field the values are ORed, and
 the ``not*`` values become ``not_id``/``not_rule`` of their OR. ``when`` conditions are appended to every principal
@@ -39,6 +43,7 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import structlog
@@ -55,6 +60,7 @@ from pilot.config.types import AuthorizationOperation, AuthorizationPolicy, Auth
 
 __all__ = [
     "AUTHN_FILTER",
+    "COMPILED_RULES_CACHE_SIZE",
     "EXT_AUTHZ_MATCH_PREFIX",
     "RbacAction",
     "build_policy",
@@ -68,6 +74,7 @@ log = structlog.get_logger(__name__)
 AUTHN_FILTER = "istio_authn"  # the dynamic metadata namespace Istio's authn filter writes request.auth.* to
 EXT_AUTHZ_MATCH_PREFIX = "istio-ext-authz"  # CUSTOM policy names start with it; ext_authz is enabled on it
 SPIFFE_PREFIX = "spiffe://"
+COMPILED_RULES_CACHE_SIZE = 4096  # distinct (rule, action, for_tcp, ports) compilations kept (least recently used go)
 
 RbacAction = Literal["ALLOW", "DENY", "LOG"]
 _ACTIONS: dict[RbacAction, RBAC.Action.ValueType] = {"ALLOW": RBAC.ALLOW, "DENY": RBAC.DENY, "LOG": RBAC.LOG}
@@ -234,11 +241,12 @@ _HEADER_KEY = re.compile(r"^request\.headers\[([^\[\]]+)\]$")
 _CLAIMS_KEY = re.compile(r"^request\.auth\.claims((?:\[[^\[\]]+\])+)$")
 
 
-def _condition_generator(key: str, ctx: _Context, principals: dict[str, _Generate]) -> tuple[str, _Generate]:
+def _condition_generator(
+    key: str, ctx: _Context, principals: dict[str, _Generate], permissions: dict[str, _Generate]
+) -> tuple[str, _Generate]:
     """``when`` key -> ("principal" | "permission", generator); _InvalidRule for keys Istio does not know."""
     if key in principals:
         return "principal", principals[key]
-    permissions = _permission_generators(ctx)
     if key in ("destination.ip", "destination.port", "connection.sni"):
         return "permission", permissions[key]
     header = _HEADER_KEY.match(key)
@@ -308,28 +316,18 @@ def _values(field: _Field, values: Iterable[str], action: RbacAction) -> list[An
     return out
 
 
-def _permission(fields: Sequence[_Field], action: RbacAction) -> Permission:
-    rules: list[Permission] = []
+def _all_of(kind: Any, fields: Sequence[_Field], action: RbacAction) -> Any:
+    """A Permission or Principal (``kind``): the AND of each field's OR of values and NOT(OR of not-values);
+    ``any`` when nothing is left. The two messages differ only in their field names (``rules`` / ``ids``)."""
+    many, one = ("rules", "rule") if kind is Permission else ("ids", "id")
+    members: list[Any] = []
     for field in fields:
-        matched = _values(field, field.values, action)
-        if matched:
-            rules.append(Permission(or_rules=Permission.Set(rules=matched)))
-        excluded = _values(field, field.not_values, action)
-        if excluded:
-            rules.append(Permission(not_rule=Permission(or_rules=Permission.Set(rules=excluded))))
-    return Permission(and_rules=Permission.Set(rules=rules or [Permission(any=True)]))
-
-
-def _principal(fields: Sequence[_Field], action: RbacAction) -> Principal:
-    ids: list[Principal] = []
-    for field in fields:
-        matched = _values(field, field.values, action)
-        if matched:
-            ids.append(Principal(or_ids=Principal.Set(ids=matched)))
-        excluded = _values(field, field.not_values, action)
-        if excluded:
-            ids.append(Principal(not_id=Principal(or_ids=Principal.Set(ids=excluded))))
-    return Principal(and_ids=Principal.Set(ids=ids or [Principal(any=True)]))
+        for values, negate in ((field.values, False), (field.not_values, True)):
+            generated = _values(field, values, action)
+            if generated:
+                either = kind(**{f"or_{many}": kind.Set(**{many: generated})})
+                members.append(kind(**{f"not_{one}": either}) if negate else either)
+    return kind(**{f"and_{many}": kind.Set(**{many: members or [kind(any=True)]})})
 
 
 def build_policy(
@@ -344,7 +342,7 @@ def build_policy(
     base_principal: list[_Field] = []
     base_permission: list[_Field] = []
     for condition in rule.when:
-        side, generate = _condition_generator(condition.key, ctx, principal_gen)
+        side, generate = _condition_generator(condition.key, ctx, principal_gen, permission_gen)
         field = _Field(condition.key, condition.values, condition.not_values, generate)
         if field.values or field.not_values:
             (base_principal if side == "principal" else base_permission).append(field)
@@ -357,9 +355,34 @@ def build_policy(
         for o in rule.operations
     ] or [base_permission]
     return Policy(
-        permissions=[_permission(fields, action) for fields in permission_lists],
-        principals=[_principal(fields, action) for fields in principal_lists],
+        permissions=[_all_of(Permission, fields, action) for fields in permission_lists],
+        principals=[_all_of(Principal, fields, action) for fields in principal_lists],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Skipped:
+    """A rule left out of the config: ``invalid`` (Istio skips it whatever the action: warning) or a value that
+    cannot be used here (the expected TCP case: debug)."""
+
+    reason: str
+    invalid: bool
+
+
+@lru_cache(maxsize=COMPILED_RULES_CACHE_SIZE)
+def _compiled_rule(
+    rule: AuthorizationRule, action: RbacAction, for_tcp: bool, ports: tuple[tuple[int, int], ...]
+) -> bytes | _Skipped:
+    """``build_policy``, serialized, for a rule and its compile options: keyed by value (rules are frozen tuples), so
+    an equal rule in any proxy, port or snapshot gets the same bytes and a changed rule is a different key."""
+    try:
+        policy = build_policy(rule, action=action, for_tcp=for_tcp, ports=dict(ports))
+    except _InvalidRule as exc:
+        return _Skipped(str(exc), invalid=True)
+    except _Unusable as exc:
+        return _Skipped(str(exc), invalid=False)
+    serialized: bytes = policy.SerializeToString(deterministic=True)
+    return serialized
 
 
 def build_rbac(
@@ -372,20 +395,22 @@ def build_rbac(
 ) -> RBAC:
     """The policies as one RBAC config with ``action`` (Istio ``Builder.build``); ``custom``: CUSTOM policies, named
     with the ext_authz prefix. Rules that cannot be generated are skipped (logged at debug level for the expected
-    TCP case, warning for invalid rules)."""
+    TCP case, warning for invalid rules). Each rule is compiled once per (rule, action, for_tcp, ports), however
+    many proxies and pushes need it (``_compiled_rule``)."""
     rbac = RBAC(action=_ACTIONS[action])
+    port_pairs = tuple(sorted((ports or {}).items()))
     for policy in policies:
         key = policy.meta.key
-        for index, rule in enumerate(policy.rules):
-            name = policy_name(key.namespace, key.name, index, custom=custom)
-            try:
-                generated = build_policy(rule, action=action, for_tcp=for_tcp, ports=ports)
-            except _InvalidRule as exc:
-                log.warning("authorization_rule_skipped", policy=str(key), rule=index, reason=str(exc))
-            except _Unusable as exc:
-                log.debug("authorization_rule_skipped", policy=str(key), rule=index, tcp=for_tcp, reason=str(exc))
-            else:
-                rbac.policies[name].CopyFrom(generated)
         if not policy.rules:
             rbac.policies[policy_name(key.namespace, key.name, 0, custom=custom)].CopyFrom(_MATCH_NEVER)
+        for index, rule in enumerate(policy.rules):
+            compiled = _compiled_rule(rule, action, for_tcp, port_pairs)
+            if isinstance(compiled, bytes):
+                rbac.policies[policy_name(key.namespace, key.name, index, custom=custom)].MergeFromString(compiled)
+            elif compiled.invalid:
+                log.warning("authorization_rule_skipped", policy=str(key), rule=index, reason=compiled.reason)
+            else:
+                log.debug(
+                    "authorization_rule_skipped", policy=str(key), rule=index, tcp=for_tcp, reason=compiled.reason
+                )
     return rbac

@@ -19,13 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from pilot.config.types import AuthorizationPolicy, Labels, MixerPolicy, WorkloadEntry
+from pilot.config.types import MIXER_PROVIDER, AuthorizationPolicy, Labels, MixerPolicy, WorkloadEntry
 from pilot.model.build import labels_match
 from pilot.model.types import MeshSnapshot
 
 __all__ = ["MIXER_PROVIDER", "WorkloadPolicies", "policy_selects", "workload_policies"]
-
-MIXER_PROVIDER = "mixer"  # the CUSTOM provider name that means Mixer's ext_authz
 
 _P = TypeVar("_P", AuthorizationPolicy, MixerPolicy)
 
