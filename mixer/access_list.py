@@ -26,7 +26,7 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no type informati
 import structlog
 
 from pilot.config.expressions import ATTRIBUTE_ROOTS, compile_expression
-from pilot.config.types import AccessList, AccessListEntryType
+from pilot.config.types import AccessList, AccessListEntryType, MixerPolicy
 
 __all__ = [
     "AccessListCheck",
@@ -62,7 +62,7 @@ class Denial:
     retry_after: int = 0
 
 
-def policy_name(policy: AccessList | Any) -> str:
+def policy_name(policy: MixerPolicy) -> str:
     """``<namespace>/<name>`` of a Mixer policy, as reasons show it."""
     key = policy.meta.key
     return f"{key.namespace}/{key.name}"

@@ -11,8 +11,8 @@ the mesh snapshot (``mixer.registry``): every workload has its own address, so t
 Every attribute is always present: what Envoy did not send or the registry does not know is ``""``, ``0``, ``{}``
 or ``false``. This runs once per request, so it builds plain dicts and converts nothing it does not need.
 
-The helpers ``socket_address``, ``principal_parts``, ``workload_attributes`` and ``service_attributes`` are shared
-with the access-log side (``mixer.log_entries``).
+``socket_address`` is shared with the access-log side (``mixer.log_entries``); a principal is split with Citadel's
+SPIFFE parser (``citadel.identity.parse_spiffe_id``), the one that wrote it.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from envoy.config.core.v3.address_pb2 import Address
 from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
+from citadel.identity import parse_spiffe_id
 from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
 from pilot.model.types import ServiceInstance
 
@@ -51,10 +52,11 @@ def socket_address(address: Address) -> tuple[str, int]:
 def principal_parts(principal: str) -> tuple[str, str]:
     """The namespace and service account of an Istio principal (``cluster.local/ns/<ns>/sa/<sa>``); ``("", "")``
     for anything else."""
-    parts = principal.split("/")
-    if len(parts) == 5 and parts[1] == "ns" and parts[3] == "sa":
-        return parts[2], parts[4]
-    return "", ""
+    try:
+        _, namespace, service_account = parse_spiffe_id(f"spiffe://{principal}")
+    except ValueError:
+        return "", ""
+    return namespace, service_account
 
 
 def workload_attributes(info: WorkloadInfo | None) -> tuple[dict[str, str], Mapping[str, str]]:

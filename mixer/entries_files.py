@@ -9,7 +9,9 @@ out and logged.
 ``stat`` (mtime_ns, size, inode) every ``poll_interval`` seconds, reads and compiles a changed file in a worker
 thread (``asyncio.to_thread``), then swaps the compiled entries in one assignment, so a check sees either the old
 entries or the new ones. A file is read synchronously the first time it is used, so a new AccessList decides from
-its first check.
+its first check: that read runs where ``PolicyEngine.update`` runs, which in ``mixer.app`` is the event loop (beside
+the CEL compilation of the same config change; the snapshot itself is built in a worker thread), once per newly
+used file, a local file of one entry per line; every re-read is off the loop.
 
 Fail-safe on an unreadable file: once a file was read, a later failure (removed, unreadable, not UTF-8) keeps the
 last good entries and logs an error. A file that was never read has no entries to decide with: its AccessLists
@@ -124,7 +126,9 @@ class EntriesFiles:
     def __init__(self, *, poll_interval: float = DEFAULT_POLL_INTERVAL) -> None:
         self.poll_interval = poll_interval
         self._files: dict[str, _WatchedFile] = {}
-        self._lock = threading.Lock()  # ``use``/``retain`` may run in a worker thread (snapshot updates)
+        # ``use``/``retain`` run in the thread of ``PolicyEngine.update`` (the loop in ``mixer.app``; a caller may
+        # update from a worker thread), ``poll_once`` applies its reads on the loop. Uncontended, it costs nothing.
+        self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def use(self, path: str, entry_type: AccessListEntryType) -> FileEntries:
@@ -141,10 +145,8 @@ class EntriesFiles:
                 read = _read_file(path, None, (entry_type,))
                 if read is not None:
                     self._apply(watched, read)
-            else:
+            else:  # already read for another entry type: compile the last good lines (a later error keeps them)
                 entries.install(self._compiled(watched.lines, entry_type, path))
-                if watched.error:
-                    entries.mark_unreadable(watched.error)
             return entries
 
     def retain(self, used: Iterable[tuple[str, AccessListEntryType]]) -> None:

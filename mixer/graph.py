@@ -232,25 +232,28 @@ def _percentile(latency: Counter[int], total: int, quantile: float) -> float:
     return 0.0
 
 
-def _source_node(record: RequestRecord) -> _Node:
-    if record.source_workload == UNKNOWN:
-        return _Node(id="workload:unknown", kind="workload", name=UNKNOWN, namespace=UNKNOWN)
+_UNKNOWN_WORKLOAD = _Node(id="workload:unknown", kind="workload", name=UNKNOWN, namespace=UNKNOWN)
+
+
+def _workload_node(name: str, namespace: str, app: str, version: str) -> _Node:
+    """The node of a workload (``workload:unknown`` for a caller outside the mesh)."""
+    if name == UNKNOWN:
+        return _UNKNOWN_WORKLOAD
     return _Node(
-        id=f"workload:{record.source_workload_namespace}/{record.source_workload}",
-        kind="workload",
-        name=record.source_workload,
-        namespace=record.source_workload_namespace,
-        app=record.source_app,
-        version=record.source_version,
+        id=f"workload:{namespace}/{name}", kind="workload", name=name, namespace=namespace, app=app, version=version
+    )
+
+
+def _source_node(record: RequestRecord) -> _Node:
+    return _workload_node(
+        record.source_workload, record.source_workload_namespace, record.source_app, record.source_version
     )
 
 
 def _destination_node(record: RequestRecord) -> _Node:
-    return _Node(
-        id=f"workload:{record.destination_workload_namespace}/{record.destination_workload}",
-        kind="workload",
-        name=record.destination_workload,
-        namespace=record.destination_workload_namespace,
-        app=record.destination_app,
-        version=record.destination_version,
+    return _workload_node(
+        record.destination_workload,
+        record.destination_workload_namespace,
+        record.destination_app,
+        record.destination_version,
     )

@@ -43,6 +43,7 @@ from dataclasses import dataclass, fields
 from envoy.config.core.v3.address_pb2 import Address
 from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry, ResponseFlags, TLSProperties
 
+from mixer.attributes import socket_address
 from mixer.names import REPORTER_DESTINATION, REPORTER_SOURCE, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
 from pilot.model.types import ProxyNode
@@ -237,7 +238,7 @@ def request_record(
     side = tags.get(TAG_REPORTER, "")
     request = entry.request
     if side == REPORTER_DESTINATION:
-        source = registry.workload_at(_ip(common.downstream_remote_address))
+        source = registry.workload_at(socket_address(common.downstream_remote_address)[0])
         destination = reporter
         service = tags.get(TAG_DESTINATION_SERVICE, "") or _service_at(common.downstream_local_address, registry)
         tls = common.tls_properties
@@ -248,7 +249,7 @@ def request_record(
         destination_principal = destination_principal or UNKNOWN
     elif side == REPORTER_SOURCE:
         source = reporter
-        destination = registry.workload_at(_ip(common.upstream_remote_address))
+        destination = registry.workload_at(socket_address(common.upstream_remote_address)[0])
         service = _cluster_service(common.upstream_cluster) or _authority_host(request.authority)
         source_principal = destination_principal = policy = UNKNOWN
     else:
@@ -302,10 +303,6 @@ def request_record(
     )
 
 
-def _ip(address: Address) -> str:
-    return str(address.socket_address.address)
-
-
 def _uri_san(certificate: TLSProperties.CertificateProperties) -> str:
     """The first URI SAN of a certificate, in Istio's principal form (no ``spiffe://``); empty without one."""
     for san in certificate.subject_alt_name:
@@ -315,7 +312,7 @@ def _uri_san(certificate: TLSProperties.CertificateProperties) -> str:
 
 
 def _service_at(address: Address, registry: WorkloadRegistry) -> str:
-    instance = registry.instance_at(address.socket_address.address, address.socket_address.port_value)
+    instance = registry.instance_at(*socket_address(address))
     return instance.service.host if instance is not None else ""
 
 

@@ -67,6 +67,7 @@ class WorkloadRegistry:
             for instance in workload_instances:
                 instances.setdefault((instance.workload.address, instance.port.number), instance)
         self._workloads = MappingProxyType(by_address)
+        self._by_name = MappingProxyType({(info.namespace, info.name): info for info in by_address.values()})
         self._entries = MappingProxyType(entries)
         self._instances = MappingProxyType(instances)
 
@@ -83,10 +84,7 @@ class WorkloadRegistry:
 
     def workload_named(self, namespace: str, name: str) -> WorkloadInfo | None:
         """The workload of a sidecar's node id (``<name>.<namespace>``)."""
-        for info in self._workloads.values():
-            if info.name == name and info.namespace == namespace:
-                return info
-        return None
+        return self._by_name.get((namespace, name))
 
     def instance_at(self, address: str, port: int) -> ServiceInstance | None:
         """The service port a sidecar serves on ``address:port`` (its inbound listener)."""

@@ -79,11 +79,7 @@ class IstioTelemetry:
 
     def record(self, record: RequestRecord) -> None:
         """Count ``record`` and add its duration and sizes to the distributions of its series."""
-        attributes = self._attributes_of(record.label_values)
-        self._requests.add(1, attributes)
-        self._duration.record(record.duration_ms, attributes)
-        self._request_bytes.record(record.request_bytes, attributes)
-        self._response_bytes.record(record.response_bytes, attributes)
+        self.record_all((record,))
 
     def record_all(self, records: Iterable[RequestRecord]) -> None:
         """``record`` each of ``records``, with one counter addition per distinct series (cheaper in a batch)."""

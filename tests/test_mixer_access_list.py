@@ -71,11 +71,12 @@ def test_deny_mode_denies_listed_values(access_list: Callable[..., AccessListChe
 def test_allow_mode_denies_values_not_listed(access_list: Callable[..., AccessListCheck]) -> None:
     check = access_list(("jason",), mode="allow")
     assert check.check(attributes(user="jason")) is None
-    denial = check.check(attributes(user="mallory"))
-    assert denial is not None
-    assert denial.result == "denied"
-    assert denial.status == 403
-    assert denial.reason == 'AccessList default/users: request.headers["x-user"] "mallory" is not listed (mode allow)'
+    assert check.check(attributes(user="mallory")) == Denial(
+        result="denied",
+        status=403,
+        reason='AccessList default/users: request.headers["x-user"] "mallory" is not listed (mode allow)',
+        value="mallory",
+    )
 
 
 def test_strings_are_case_sensitive(access_list: Callable[..., AccessListCheck]) -> None:
@@ -119,11 +120,12 @@ def test_ip_addresses_and_cidr_ranges(access_list: Callable[..., AccessListCheck
 
 def test_ip_list_with_a_value_that_is_no_address_is_an_error(access_list: Callable[..., AccessListCheck]) -> None:
     check = access_list(("10.0.0.0/8",), mode="deny", entry_type="IP_ADDRESSES", value="source.ip")
-    denial = check.check(attributes(ip="not-an-ip"))
-    assert denial is not None
-    assert denial.result == "error"
-    assert denial.status == 403
-    assert denial.reason == 'AccessList default/users: source.ip: "not-an-ip" is not an IP address; denied'
+    assert check.check(attributes(ip="not-an-ip")) == Denial(
+        result="error",
+        status=403,
+        reason='AccessList default/users: source.ip: "not-an-ip" is not an IP address; denied',
+        value="not-an-ip",
+    )
 
 
 def test_missing_header_denies_with_the_failing_expression(access_list: Callable[..., AccessListCheck]) -> None:

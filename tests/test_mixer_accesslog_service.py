@@ -20,7 +20,7 @@ from mixer.metrics import MixerMetrics
 from mixer.names import ACCESS_LOG_NAME
 from mixer.registry import WorkloadRegistry
 from pilot.model import build_snapshot, parse_node_id
-from tests.test_mixer_log_entries import (
+from tests.mixer_builders import (
     REVIEWS,
     http_entry,
     inbound_reviews_entry,
@@ -142,7 +142,7 @@ async def test_a_stream_of_access_logs_becomes_istio_metrics_and_graph_edges(
     outbound = messages(PRODUCTPAGE_NODE, [[outbound_productpage_entry(), outbound_productpage_entry()]])
 
     responses = await asyncio.gather(send(channel, inbound), send(channel, outbound))
-    assert responses == [StreamAccessLogsResponse(), StreamAccessLogsResponse()]
+    assert list(responses) == [StreamAccessLogsResponse(), StreamAccessLogsResponse()]
     async with asyncio.timeout(WAIT):
         await pipeline.drain()
 

@@ -16,19 +16,12 @@ from mixer.rate_limit import RateLimitCheck
 from pilot.config.types import AccessList, ConfigMeta, RateLimit
 from pilot.model import MeshSnapshot
 from tests.conftest import MIXER_PRODUCTPAGE_IP, MIXER_RATINGS_IP
+from tests.mixer_builders import FakeClock
 
 MakeMeta = Callable[..., ConfigMeta]
 MakeRequest = Callable[..., CheckRequest]
 MakeMesh = Callable[..., MeshSnapshot]
 REVIEWS = MappingProxyType({"app": "reviews"})
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def blocked_users(make_meta: MakeMeta, *users: str, namespace: str = "default", **fields: Any) -> AccessList:

@@ -9,31 +9,11 @@ from dataclasses import replace
 import pytest
 
 from mixer.graph import ServiceGraph
-from mixer.log_entries import RequestRecord
-from tests.test_mixer_log_entries import REVIEWS, REVIEWS_REPORT
+from tests.mixer_builders import REVIEWS, REVIEWS_REPORT, SOURCE_REPORT, FakeClock
 
 SOURCE = "workload:default/productpage-v1"
 SERVICE = f"service:{REVIEWS}"
 DESTINATION = "workload:default/reviews-v1"
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def source_report(record: RequestRecord = REVIEWS_REPORT) -> RequestRecord:
-    return replace(
-        record,
-        reporter="source",
-        source_principal="unknown",
-        destination_principal="unknown",
-        connection_security_policy="unknown",
-        mtls=False,
-    )
 
 
 def edge(snapshot: dict[str, object], source: str, target: str) -> dict[str, object]:
@@ -51,7 +31,7 @@ def test_a_request_reported_by_both_sidecars_is_counted_once() -> None:
     graph = ServiceGraph(window_seconds=60, clock=clock)
     clock.now += 10
 
-    assert graph.observe(source_report()) is False  # reached reviews-v1: its own report counts
+    assert graph.observe(SOURCE_REPORT) is False  # reached reviews-v1: its own report counts
     assert graph.observe(REVIEWS_REPORT) is True
 
     snapshot = graph.snapshot()
@@ -86,7 +66,7 @@ def test_a_source_report_that_reached_no_workload_is_counted_on_the_service_edge
     graph = ServiceGraph(window_seconds=60, clock=clock)
     clock.now += 10
     unreachable = replace(
-        source_report(),
+        SOURCE_REPORT,
         destination_workload="unknown",
         destination_workload_namespace="unknown",
         response_code="503",

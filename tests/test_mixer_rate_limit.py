@@ -10,16 +10,9 @@ import pytest
 from mixer.access_list import Denial
 from mixer.rate_limit import QuotaCounters, QuotaStore, RateLimitCheck
 from pilot.config.types import ConfigKey, ConfigMeta, RateLimit, RateLimitOverride
+from tests.mixer_builders import FakeClock
 
 MakeMeta = Callable[..., ConfigMeta]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def attributes(principal: str = "cluster.local/ns/default/sa/productpage", method: str = "GET") -> dict[str, Any]:

@@ -12,7 +12,7 @@ from prometheus_client.samples import Sample
 from mixer.log_entries import LABEL_NAMES
 from mixer.metrics import MixerMetrics
 from mixer.telemetry import BYTES_BUCKETS, DURATION_MS_BUCKETS, IstioTelemetry
-from tests.test_mixer_log_entries import REVIEWS_REPORT
+from tests.mixer_builders import REVIEWS_REPORT
 
 
 @pytest.fixture
