@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from mixer.access_list import ListEntries, compile_entries
+from pilot.config.source_files import FileSignature
 from pilot.config.types import AccessListEntryType
 
 __all__ = ["DEFAULT_POLL_INTERVAL", "EntriesFiles", "FileEntries", "read_entries"]
@@ -38,17 +39,6 @@ __all__ = ["DEFAULT_POLL_INTERVAL", "EntriesFiles", "FileEntries", "read_entries
 log = structlog.get_logger(__name__)
 
 DEFAULT_POLL_INTERVAL = 0.2
-
-
-@dataclass(frozen=True, slots=True)
-class _Signature:
-    mtime_ns: int
-    size: int
-    inode: int
-
-    @classmethod
-    def of(cls, stat: os.stat_result) -> _Signature:
-        return cls(stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 def read_entries(text: str) -> tuple[str, ...]:
@@ -88,7 +78,7 @@ class _WatchedFile:
     """Mutable watch state of one path: the last good read and the compiled entries per type."""
 
     path: str
-    signature: _Signature | None = None
+    signature: FileSignature | None = None
     lines: tuple[str, ...] | None = None
     error: str = ""
     by_type: dict[AccessListEntryType, FileEntries] = field(default_factory=dict)
@@ -99,19 +89,19 @@ class _Read:
     """What a worker thread found for one path: new lines and their compilations, or an error."""
 
     path: str
-    signature: _Signature | None = None
+    signature: FileSignature | None = None
     lines: tuple[str, ...] | None = None
     compiled: tuple[tuple[AccessListEntryType, ListEntries], ...] = ()
     error: str = ""
 
 
-def _read_file(path: str, known: _Signature | None, types: tuple[AccessListEntryType, ...]) -> _Read | None:
+def _read_file(path: str, known: FileSignature | None, types: tuple[AccessListEntryType, ...]) -> _Read | None:
     """Read ``path`` if its signature changed since ``known`` (None: unchanged)."""
     try:
-        if known is not None and _Signature.of(os.stat(path)) == known:
+        if known is not None and FileSignature.of(os.stat(path)) == known:
             return None
         with open(path, "rb") as file:
-            signature = _Signature.of(os.fstat(file.fileno()))
+            signature = FileSignature.of(os.fstat(file.fileno()))
             text = file.read().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return _Read(path=path, error=f"entries file {path} unreadable: {exc}")

@@ -36,6 +36,7 @@ from pilot.config.store import ConfigStore, StoreChange
 
 __all__ = [
     "DirectorySource",
+    "FileSignature",
     "is_config_file",
 ]
 
@@ -53,10 +54,17 @@ def is_config_file(relative: Path) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class _Signature:
+class FileSignature:
+    """What tells a file changed without reading it: mtime, size and inode (a replaced file, or a swapped
+    ConfigMap ``..data`` link, has a new inode). Mixer's entries files are watched the same way."""
+
     mtime_ns: int
     size: int
     inode: int
+
+    @classmethod
+    def of(cls, stat: os.stat_result) -> FileSignature:
+        return cls(mtime_ns=stat.st_mtime_ns, size=stat.st_size, inode=stat.st_ino)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +82,7 @@ class _Sync:
     """The outcome of one pass over the directory, computed off the event loop."""
 
     root: tuple[int, int] | None  # (device, inode) of the directory scanned
-    signatures: dict[str, _Signature]
+    signatures: dict[str, FileSignature]
     parsed: list[ParsedFile]
     removed: set[str]
 
@@ -100,7 +108,7 @@ class DirectorySource:
         self._step_ms = step_ms
         self._debounce_ms = debounce_ms
         self._root_check_ms = root_check_ms
-        self._known: dict[str, _Signature] = {}  # file (as shown in messages) -> signature when last read
+        self._known: dict[str, FileSignature] = {}  # file (as shown in messages) -> signature when last read
         self._counted: set[_RejectionId] = set()  # rejections in force that on_rejected was already called for
         self._root: tuple[int, int] | None = None  # (device, inode) of the directory last scanned
         self._stop = asyncio.Event()
@@ -243,7 +251,7 @@ class DirectorySource:
         self._counted = current
 
 
-def _scan_and_parse(config_dir: Path, known: dict[str, _Signature], reported: frozenset[str]) -> _Sync:
+def _scan_and_parse(config_dir: Path, known: dict[str, FileSignature], reported: frozenset[str]) -> _Sync:
     """List the config files, then read and parse the new, changed and reported ones (runs in a worker thread).
 
     Raises FileNotFoundError when the directory itself is gone: that must not read as "every file was deleted".
@@ -274,8 +282,8 @@ def _root_identity(config_dir: Path) -> tuple[int, int] | None:
     return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
 
 
-def _scan(config_dir: Path) -> dict[str, _Signature]:
-    signatures: dict[str, _Signature] = {}
+def _scan(config_dir: Path) -> dict[str, FileSignature]:
+    signatures: dict[str, FileSignature] = {}
     for directory, subdirectories, files in os.walk(config_dir):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in files:
@@ -286,7 +294,7 @@ def _scan(config_dir: Path) -> dict[str, _Signature]:
                 stat = os.stat(path)  # follows symlinks: a swapped ConfigMap ..data link changes the inode
             except OSError:
                 continue
-            signatures[path] = _Signature(mtime_ns=stat.st_mtime_ns, size=stat.st_size, inode=stat.st_ino)
+            signatures[path] = FileSignature.of(stat)
     return signatures
 
 

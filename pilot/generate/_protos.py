@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from envoy.config.core.v3.address_pb2 import Address, SocketAddress
 from envoy.config.core.v3.base_pb2 import Locality
@@ -13,6 +14,8 @@ from envoy.config.core.v3.config_source_pb2 import AggregatedConfigSource, ApiVe
 from envoy.config.endpoint.v3.endpoint_components_pb2 import Endpoint as EnvoyEndpoint
 from envoy.config.endpoint.v3.endpoint_components_pb2 import LbEndpoint, LocalityLbEndpoints
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.config.listener.v3.listener_components_pb2 import Filter
+from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import HttpFilter
 
 from pilot.model.types import Endpoint
 
@@ -21,8 +24,10 @@ __all__ = [
     "UINT32_MAX",
     "ads_config_source",
     "duration",
+    "http_filter",
     "load_assignment",
     "locality_lb_endpoints",
+    "network_filter",
     "parse_locality",
     "socket_address",
 ]
@@ -88,3 +93,17 @@ def locality_lb_endpoints(endpoints: Iterable[Endpoint]) -> list[LocalityLbEndpo
 def load_assignment(cluster_name: str, endpoints: Iterable[Endpoint]) -> ClusterLoadAssignment:
     """A ClusterLoadAssignment; with no endpoints it is empty, which still completes the cluster's warming."""
     return ClusterLoadAssignment(cluster_name=cluster_name, endpoints=locality_lb_endpoints(endpoints))
+
+
+def network_filter(name: str, config: Any) -> Filter:
+    """A listener filter carrying ``config`` (any Envoy message: protobufs are untyped to mypy here)."""
+    network = Filter(name=name)
+    network.typed_config.Pack(config)
+    return network
+
+
+def http_filter(name: str, config: Any) -> HttpFilter:
+    """An HTTP filter carrying ``config`` (any Envoy message)."""
+    http = HttpFilter(name=name)
+    http.typed_config.Pack(config)
+    return http

@@ -49,10 +49,10 @@ from envoy.extensions.filters.network.rbac.v3.rbac_pb2 import RBAC as NetworkRBA
 from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.v3.http_status_pb2 import HttpStatus, StatusCode
-from google.protobuf.message import Message
 
 from mixer.names import MIXER_CLUSTER
 from pilot.generate import names
+from pilot.generate._protos import http_filter, network_filter
 from pilot.generate.access_logs import has_mixer
 from pilot.generate.rbac import EXT_AUTHZ_MATCH_PREFIX, build_rbac
 from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, workload_policies
@@ -108,18 +108,6 @@ def build_ext_authz(*, fail_open: bool, every_request: bool) -> ExtAuthz:
             )
         )
     return config
-
-
-def _http(name: str, config: Message) -> HttpFilter:
-    packed = HttpFilter(name=name)
-    packed.typed_config.Pack(config)
-    return packed
-
-
-def _network(name: str, config: Message) -> Filter:
-    packed = Filter(name=name)
-    packed.typed_config.Pack(config)
-    return packed
 
 
 def _deny_all() -> RBAC:
@@ -194,15 +182,17 @@ def _mixer_filters(proxy: Proxy, policies: WorkloadPolicies, ports: dict[int, in
     if not _mixer_usable(proxy, policies):
         if policies.mixer_fail_open:
             return []
-        return [_http(names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(policies, for_tcp=False, ports=ports)))]
+        return [http_filter(names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(policies, for_tcp=False, ports=ports)))]
     filters: list[HttpFilter] = []
     if policies.custom:
         shadow = build_rbac(policies.custom, action="DENY", ports=ports, custom=True)
         filters.append(
-            _http(names.RBAC_FILTER, HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX))
+            http_filter(
+                names.RBAC_FILTER, HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX)
+            )
         )
     ext_authz = build_ext_authz(fail_open=policies.mixer_fail_open, every_request=bool(policies.mixer))
-    filters.append(_http(names.EXT_AUTHZ_FILTER, ext_authz))
+    filters.append(http_filter(names.EXT_AUTHZ_FILTER, ext_authz))
     return filters
 
 
@@ -214,7 +204,8 @@ def build_http_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: 
     ports = policy_ports(instance)
     filters = _mixer_filters(proxy, policies, ports) if policies.checks_with_mixer else []
     filters.extend(
-        _http(names.RBAC_FILTER, HttpRBAC(rules=rules)) for rules in _rbac_configs(policies, for_tcp=False, ports=ports)
+        http_filter(names.RBAC_FILTER, HttpRBAC(rules=rules))
+        for rules in _rbac_configs(policies, for_tcp=False, ports=ports)
     )
     return filters
 
@@ -236,6 +227,6 @@ def build_network_authz_filters(proxy: Proxy, instance: ServiceInstance, snapsho
         configs.append(_bad_custom(policies, for_tcp=True, ports=ports))
     configs.extend(_rbac_configs(policies, for_tcp=True, ports=ports))
     return [
-        _network(names.RBAC_NETWORK_FILTER, NetworkRBAC(rules=rules, stat_prefix=RBAC_TCP_STAT_PREFIX))
+        network_filter(names.RBAC_NETWORK_FILTER, NetworkRBAC(rules=rules, stat_prefix=RBAC_TCP_STAT_PREFIX))
         for rules in configs
     ]

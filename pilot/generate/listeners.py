@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
@@ -41,7 +40,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from pilot.generate import names
-from pilot.generate._protos import ads_config_source, duration, socket_address
+from pilot.generate._protos import ads_config_source, duration, http_filter, network_filter, socket_address
 from pilot.generate.access_logs import build_inbound_access_logs, build_outbound_access_logs
 from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters
 from pilot.generate.clusters import inbound_instances
@@ -211,20 +210,6 @@ def build_inbound_listener(
         # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
         listener.continue_on_listener_filters_timeout = True
     return listener
-
-
-def network_filter(name: str, config: Any) -> Filter:
-    """A listener filter carrying ``config`` (any Envoy message: protobufs are untyped to mypy here)."""
-    network = Filter(name=name)
-    network.typed_config.Pack(config)
-    return network
-
-
-def http_filter(name: str, config: Any) -> HttpFilter:
-    """An HTTP filter carrying ``config`` (any Envoy message)."""
-    http = HttpFilter(name=name)
-    http.typed_config.Pack(config)
-    return http
 
 
 def build_filter_chain(
