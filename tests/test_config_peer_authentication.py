@@ -119,6 +119,11 @@ REJECTIONS = [
         [(3, "spec.portLevelMtls.http", "got string 'http'")],
     ),
     (
+        "port-non-ascii-digits",  # str.isdigit() says yes to a superscript 2, int() does not: once a crash
+        "selector: {matchLabels: {a: b}}\nportLevelMtls:\n  '\u00b2': {mode: DISABLE}",
+        [(3, 'spec.portLevelMtls["\\u00b2"]', "port must be a number between 1 and 65535, got string")],
+    ),
+    (
         "port-mode-unknown",
         "selector: {matchLabels: {a: b}}\nportLevelMtls:\n  8080: {mode: OFF}",
         [(3, "spec.portLevelMtls.8080.mode", "expected one of UNSET, DISABLE, PERMISSIVE, STRICT")],

@@ -37,10 +37,8 @@ from pilot.config.types import (
     AuthorizationRule,
     AuthorizationSource,
     ConfigMeta,
-    Labels,
-    frozen_labels,
 )
-from pilot.config.validate_common import Fields, describe
+from pilot.config.validate_common import Fields, describe, port_number, selector_labels
 from pilot.config.validate_names import cidr_error
 
 __all__ = [
@@ -50,7 +48,6 @@ __all__ = [
     "AUTHORIZATION_PROVIDERS",
     "CONDITION_KEYS",
     "ip_block_error",
-    "read_selector",
     "validate_authorization_policy",
 ]
 
@@ -87,7 +84,6 @@ _RETIRED_KEYS = {
     "destination.user": "is deprecated: only supported in v1alpha1",
 }
 
-_SELECTOR_FIELDS = ("matchLabels",)
 _PROVIDER_FIELDS = ("name",)
 _RULE_FIELDS = ("from", "to", "when")
 _FROM_FIELDS = ("source",)
@@ -125,7 +121,7 @@ _DIGITS = re.compile(r"[0-9]+")
 def validate_authorization_policy(spec: Fields, meta: ConfigMeta) -> AuthorizationPolicy:
     """Check an AuthorizationPolicy spec (opened with ``AUTHORIZATION_POLICY_FIELDS``); problems go to
     ``spec.problems``."""
-    selector = read_selector(spec)
+    selector = selector_labels(spec)
     action = cast(AuthorizationAction, spec.enum("action", AUTHORIZATION_ACTIONS) or "ALLOW")
     provider = _provider(spec, action)
     if action in ("DENY", "CUSTOM") and not spec.node.get("rules"):
@@ -136,15 +132,6 @@ def validate_authorization_policy(spec: Fields, meta: ConfigMeta) -> Authorizati
         )
     rules = tuple(_rule(rule, action) for rule in spec.mappings("rules", known=_RULE_FIELDS))
     return AuthorizationPolicy(meta=meta, selector=selector, action=action, provider=provider, rules=rules)
-
-
-def read_selector(spec: Fields) -> Labels | None:
-    """``selector.matchLabels`` (Kubernetes label syntax, so no wildcards); an empty selector is no selector."""
-    selector = spec.mapping("selector", known=_SELECTOR_FIELDS)
-    if selector is None:
-        return None
-    labels = selector.labels("matchLabels")
-    return frozen_labels(labels) if labels else None
 
 
 def ip_block_error(value: str) -> str | None:
@@ -329,7 +316,7 @@ def _ports(fields: Fields, name: str) -> tuple[int, ...]:
         return ()
     ports: list[int] = []
     for index, item in enumerate(raw):
-        number = _port_number(item)
+        number = port_number(item)
         if number is None:
             fields.problems.add(
                 fields.at(name, index), f"port must be a number between 1 and 65535, got {describe(item)}"
@@ -337,13 +324,6 @@ def _ports(fields: Fields, name: str) -> tuple[int, ...]:
         else:
             ports.append(number)
     return tuple(ports)
-
-
-def _port_number(item: object) -> int | None:
-    if isinstance(item, bool) or not (isinstance(item, int) or (isinstance(item, str) and _DIGITS.fullmatch(item))):
-        return None
-    number = int(item)
-    return number if 1 <= number <= 65535 else None
 
 
 def _any_set(fields: Fields, names: Iterable[str]) -> bool:

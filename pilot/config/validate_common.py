@@ -10,12 +10,14 @@ Explicit YAML ``null`` counts as "not set", as in protobuf JSON.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Iterable, Mapping
 from datetime import date
 from typing import Any
 
 from pilot.config.durations import DurationError, parse_timeout
 from pilot.config.errors import FieldPath
+from pilot.config.types import Labels, frozen_labels
 from pilot.config.validate_names import label_errors
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "Fields",
     "Problems",
     "describe",
+    "port_number",
+    "selector_labels",
 ]
 
 INT32_MAX = 2**31 - 1
@@ -321,3 +325,25 @@ class Fields:
                 self.report(None, f"one of {listed} is required")
             return None
         return present[0]
+
+
+_SELECTOR_FIELDS = ("matchLabels",)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def selector_labels(spec: Fields) -> Labels | None:
+    """``selector.matchLabels`` of a security or Mixer policy (Kubernetes label syntax, so no wildcards); an empty
+    selector is no selector (the policy is namespace-wide or, in the root namespace, mesh-wide), as in Istio."""
+    selector = spec.mapping("selector", known=_SELECTOR_FIELDS)
+    if selector is None:
+        return None
+    labels = selector.labels("matchLabels")
+    return frozen_labels(labels) if labels else None
+
+
+def port_number(value: object) -> int | None:
+    """A port 1-65535 written as an integer or a string of ASCII digits (YAML map keys, JSON keys); else None."""
+    if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and _DIGITS.fullmatch(value))):
+        return None
+    number = int(value)
+    return number if 1 <= number <= 65535 else None

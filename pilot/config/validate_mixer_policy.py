@@ -34,8 +34,8 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no type informati
 from pilot.config.durations import DurationError, parse_duration_ns
 from pilot.config.expressions import ExpressionError, compile_expression
 from pilot.config.types import AccessList, AccessListEntryType, AccessListMode, ConfigMeta, RateLimit, RateLimitOverride
-from pilot.config.validate_authorization_policy import ip_block_error, read_selector
-from pilot.config.validate_common import INT32_MAX, Fields, describe
+from pilot.config.validate_authorization_policy import ip_block_error
+from pilot.config.validate_common import INT32_MAX, Fields, describe, selector_labels
 
 __all__ = [
     "ACCESS_LIST_ENTRY_TYPES",
@@ -71,7 +71,7 @@ _RE2_OPTIONS = _quiet_re2_options()
 
 def validate_access_list(spec: Fields, meta: ConfigMeta) -> AccessList:
     """Check an AccessList spec (opened with ``ACCESS_LIST_FIELDS``); problems go to ``spec.problems``."""
-    selector = read_selector(spec)
+    selector = selector_labels(spec)
     value = _expression(spec, "value", required=True)
     entry_type = cast(AccessListEntryType, spec.enum("entryType", ACCESS_LIST_ENTRY_TYPES) or "STRINGS")
     source = spec.exclusive(("entries", "entriesFile"), required=True)
@@ -98,7 +98,7 @@ def validate_access_list(spec: Fields, meta: ConfigMeta) -> AccessList:
 
 def validate_rate_limit(spec: Fields, meta: ConfigMeta) -> RateLimit:
     """Check a RateLimit spec (opened with ``RATE_LIMIT_FIELDS``); problems go to ``spec.problems``."""
-    selector = read_selector(spec)
+    selector = selector_labels(spec)
     match = _expression(spec, "match")
     key = _expression(spec, "key") if spec.has("key") else DEFAULT_RATE_LIMIT_KEY
     requests, per = 1, 1.0

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import cast, get_args
 
-from pilot.config.types import ConfigMeta, MtlsMode, PeerAuthentication, frozen_labels
-from pilot.config.validate_common import Fields, describe
+from pilot.config.types import ConfigMeta, MtlsMode, PeerAuthentication
+from pilot.config.validate_common import Fields, describe, port_number, selector_labels
 
 __all__ = [
     "MTLS_MODES",
@@ -28,14 +28,13 @@ __all__ = [
 PEER_AUTHENTICATION_FIELDS = ("selector", "mtls", "portLevelMtls")
 MTLS_MODES: tuple[str, ...] = get_args(MtlsMode)
 
-_SELECTOR_FIELDS = ("matchLabels",)
 _MTLS_FIELDS = ("mode",)
 
 
 def validate_peer_authentication(spec: Fields, meta: ConfigMeta) -> PeerAuthentication:
     """Check a PeerAuthentication spec (opened with ``PEER_AUTHENTICATION_FIELDS``); problems go to
     ``spec.problems``."""
-    selector = _selector(spec)
+    selector = selector_labels(spec)
     mtls = spec.mapping("mtls", known=_MTLS_FIELDS)
     mode = _mode(mtls) if mtls is not None else "UNSET"
     port_level = _port_level_mtls(spec)
@@ -46,17 +45,10 @@ def validate_peer_authentication(spec: Fields, meta: ConfigMeta) -> PeerAuthenti
         )
     return PeerAuthentication(
         meta=meta,
-        selector=selector or None,
+        selector=selector,
         mode=mode,
         port_level_mtls=MappingProxyType(dict(sorted(port_level.items()))),
     )
-
-
-def _selector(spec: Fields) -> dict[str, str]:
-    selector = spec.mapping("selector", known=_SELECTOR_FIELDS)
-    if selector is None:
-        return {}
-    return dict(frozen_labels(selector.labels("matchLabels")))  # label syntax: no wildcards either
 
 
 def _mode(fields: Fields) -> MtlsMode:
@@ -74,7 +66,7 @@ def _port_level_mtls(spec: Fields) -> dict[int, MtlsMode]:
         return modes
     for key, item in value.items():
         path = spec.at("portLevelMtls", str(key))
-        port = _port_key(key)
+        port = port_number(key)
         if port is None:
             spec.problems.add(path, f"port must be a number between 1 and 65535, got {describe(key)}")
             continue
@@ -87,10 +79,3 @@ def _port_level_mtls(spec: Fields) -> dict[int, MtlsMode]:
             continue
         modes[port] = _mode(entry)
     return modes
-
-
-def _port_key(key: object) -> int | None:
-    if isinstance(key, bool) or not (isinstance(key, int) or (isinstance(key, str) and key.isdigit())):
-        return None
-    number = int(key)
-    return number if 1 <= number <= 65535 else None
