@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES
 from mixer.app import MixerOptions, run_mixer
 from mixer.names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
 from pilot.cli_arguments import add_mesh_arguments, duration_argument
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--log-queue",
         type=int,
-        default=10_000,
+        default=DEFAULT_QUEUE_ENTRIES,
         metavar="ENTRIES",
         help="access-log entries held for processing; beyond that they are counted as dropped (%(default)s)",
     )
@@ -52,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.log_queue < 1:
-        build_parser().error("--log-queue must be at least 1")
+        parser.error("--log-queue must be at least 1")
     configure_logging_from_args(args)
     options = MixerOptions(
         config_dir=args.config_dir,

@@ -46,6 +46,7 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry, ResponseFl
 from mixer.attributes import socket_address
 from mixer.names import REPORTER_DESTINATION, REPORTER_SOURCE, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
+from pilot.generate.names import parse_outbound_cluster_name  # the names module only: no generators
 from pilot.model.types import ProxyNode
 
 __all__ = [
@@ -62,7 +63,6 @@ UNKNOWN = "unknown"
 _NO_FLAGS = "-"
 _LATEST = "latest"
 _GRPC_CONTENT_TYPE = "application/grpc"
-_OUTBOUND_CLUSTER_PREFIX = "outbound|"
 
 # Envoy's ResponseFlagUtils short strings, in the order Envoy writes them (the order of the proto's fields).
 _FLAG_NAMES: tuple[tuple[str, str], ...] = (
@@ -208,11 +208,14 @@ def _peer(info: WorkloadInfo | None) -> _Peer:
 
 
 def reporting_workload(node: ProxyNode | None, registry: WorkloadRegistry) -> WorkloadInfo | None:
-    """The workload of the sidecar that sent a stream (by its node id: name, else address); a sidecar the
-    registry does not know is still described by its node id's name and namespace."""
+    """The workload of the sidecar that sent a stream, found as Pilot finds a proxy's (``resolve_proxy``): by its
+    node id's name, else by address in its namespace; a sidecar the registry does not know is still described by
+    its node id's name and namespace."""
     if node is None:
         return None
-    info = registry.workload_named(node.namespace, node.workload_name) or registry.workload_at(node.ip)
+    info = registry.workload_named(node.namespace, node.workload_name)
+    if info is None and (by_address := registry.workload_at(node.ip)) is not None:
+        info = by_address if by_address.namespace == node.namespace else None
     if info is None:
         return WorkloadInfo(name=node.workload_name, namespace=node.namespace, address=node.ip)
     return info
@@ -317,11 +320,11 @@ def _service_at(address: Address, registry: WorkloadRegistry) -> str:
 
 
 def _cluster_service(cluster: str) -> str:
-    """The FQDN of an ``outbound|<port>|<subset>|<fqdn>`` cluster; empty for any other cluster."""
-    if not cluster.startswith(_OUTBOUND_CLUSTER_PREFIX):
+    """The FQDN of an ``outbound|<port>|<subset>|<fqdn>`` cluster (Pilot's own naming); empty for any other."""
+    try:
+        return parse_outbound_cluster_name(cluster)[2]
+    except ValueError:
         return ""
-    parts = cluster.split("|")
-    return parts[3] if len(parts) == 4 else ""
 
 
 def _authority_host(authority: str) -> str:

@@ -254,3 +254,15 @@ def test_label_names_are_istios_and_label_values_follow_them() -> None:
         "connection_security_policy",
     )
     assert REVIEWS_REPORT.label_values == tuple(getattr(REVIEWS_REPORT, name) for name in LABEL_NAMES)
+
+
+def test_a_reporting_sidecar_is_found_as_pilot_finds_it() -> None:
+    """By name, else by address in its own namespace (``resolve_proxy``): an address that belongs to another
+    namespace's workload does not make the sidecar that workload."""
+    registry = mesh_registry()
+    by_name = reporting_workload(sidecar("reviews-v1", "default", "127.0.0.99"), registry)
+    assert by_name is not None and (by_name.name, by_name.address) == ("reviews-v1", "127.0.0.21")
+    by_address = reporting_workload(sidecar("renamed", "default", "127.0.0.21"), registry)
+    assert by_address is not None and by_address.name == "reviews-v1"
+    elsewhere = reporting_workload(sidecar("renamed", "other", "127.0.0.21"), registry)
+    assert elsewhere is not None and (elsewhere.name, elsewhere.namespace, elsewhere.labels) == ("renamed", "other", {})
