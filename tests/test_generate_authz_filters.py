@@ -4,7 +4,6 @@ translation, failing closed without the mixer cluster, TCP ports, listeners unch
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -20,7 +19,6 @@ from envoy.extensions.filters.network.rbac.v3.rbac_pb2 import RBAC as NetworkRBA
 from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.v3.http_status_pb2 import StatusCode
-from google.protobuf import json_format
 
 from envoy_bootstrap.bootstrap import build_sidecar_bootstrap
 from pilot.config.types import (
@@ -43,7 +41,7 @@ from pilot.generate.rbac import build_rbac
 from pilot.generate.registry import GENERATORS, LISTENER_TYPE
 from pilot.model import MeshSnapshot, Proxy, build_snapshot
 from tests.sidecar_builders import MIXER, inbound_service, listeners_by_port, only_hcm, sidecar, unpack
-from tests.xdstest import _static_cluster, _static_listener, check_resources, envoy_binary
+from tests.xdstest import check_resources, envoy_validate
 
 MakeMeta = Callable[..., ConfigMeta]
 ADDRESS = "127.0.0.21"
@@ -439,23 +437,8 @@ def test_envoy_accepts_a_sidecar_with_policies_and_telemetry(tmp_path: Path, mak
     bootstrap = build_sidecar_bootstrap(
         workload="app", address=ADDRESS, mixer="127.0.0.1:9091" if mixer else None
     )
-    assignments = {
-        a.cluster_name: a
-        for a in [
-            *(a for s in endpoints.endpoint_scopes(proxy) for a in endpoints.build_scope_load_assignments(s, snapshot)),
-            *endpoints.build_proxy_load_assignments(proxy, snapshot),
-        ]
-    }
-    bootstrap.static_resources.clusters.extend(_static_cluster(c, assignments) for c in built_clusters)
-    routes_by_name = {t.name: t for t in tables}
-    bootstrap.static_resources.listeners.extend(_static_listener(lis, routes_by_name) for lis in built_listeners)
-    config = tmp_path / "sidecar.json"
-    config.write_text(json_format.MessageToJson(bootstrap))
-    result = subprocess.run(
-        [str(envoy_binary()), "--mode", "validate", "-c", str(config), "--log-level", "warn"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
+    assignments = [
+        *(a for s in endpoints.endpoint_scopes(proxy) for a in endpoints.build_scope_load_assignments(s, snapshot)),
+        *endpoints.build_proxy_load_assignments(proxy, snapshot),
+    ]
+    envoy_validate(tmp_path, built_clusters, built_listeners, tables, assignments, bootstrap=bootstrap)

@@ -193,13 +193,17 @@ def envoy_validate(
     listeners: Sequence[Listener] = (),
     routes: Sequence[RouteConfiguration] = (),
     load_assignments: Sequence[ClusterLoadAssignment] = (),
+    *,
+    bootstrap: Bootstrap | None = None,
 ) -> None:
-    """Run the real ``envoy --mode validate`` over a bootstrap holding everything as static resources."""
+    """Run the real ``envoy --mode validate`` over a bootstrap holding everything as static resources; ``bootstrap``
+    (e.g. a real sidecar's, with its own clusters) to add them to, else an empty one."""
     routes_by_name = {r.name: r for r in routes}
     assignments = {a.cluster_name: a for a in load_assignments}
-    bootstrap = Bootstrap()
-    bootstrap.node.id = "sidecar~127.0.0.1~validate.default~default.svc.cluster.local"
-    bootstrap.node.cluster = "validate"
+    if bootstrap is None:
+        bootstrap = Bootstrap()
+        bootstrap.node.id = "sidecar~127.0.0.1~validate.default~default.svc.cluster.local"
+        bootstrap.node.cluster = "validate"
     bootstrap.static_resources.clusters.extend(_static_cluster(c, assignments) for c in clusters)
     bootstrap.static_resources.listeners.extend(_static_listener(lis, routes_by_name) for lis in listeners)
     config = tmp_path / "envoy-validate.json"
