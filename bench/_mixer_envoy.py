@@ -187,17 +187,7 @@ async def _start_mesh(mesh: LocalMesh, custom_kind: str) -> None:
     await mesh.apply("00-reviews-mesh", render_demo_mesh(mesh.subnet))
     await mesh.apply("10-reviews-routes", routes_yaml())
     await mesh.apply("20-bench-policies", policies_yaml(custom_kind))
-    started = [
-        await mesh.start_workload(
-            spec.name,
-            host=spec.host,
-            namespace=spec.namespace,
-            service_account=spec.service_account,
-            wait_ready=False,
-        )
-        for spec in DEMO_WORKLOADS
-    ]
-    await asyncio.gather(*(workload.envoy.wait_ready(30.0) for workload in started))
+    await mesh.start_workloads(DEMO_WORKLOADS, sample_apps=False)
     configz = await mesh.wait_synced(timeout=30.0)
     if configz.get("rejected"):
         raise RuntimeError(f"the benchmark config was rejected: {configz['rejected']}")

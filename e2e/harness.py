@@ -362,14 +362,17 @@ class LocalMesh:
             key, trust_domain=DEFAULT_TRUST_DOMAIN, namespace=namespace, service_account=service_account, ttl=ttl
         )
 
-    async def start_workloads(self, specs: Iterable[WorkloadSpec], *, ready_timeout: float = 30.0) -> None:
-        """Start several workloads, then wait for all their sidecars to be ready (in parallel)."""
+    async def start_workloads(
+        self, specs: Iterable[WorkloadSpec], *, ready_timeout: float = 30.0, sample_apps: bool = True
+    ) -> None:
+        """Start several workloads, then wait for all their sidecars to be ready (in parallel). Without
+        ``sample_apps`` only the sidecars start (a benchmark runs its apps in processes of their own)."""
         started = [
             await self.start_workload(
                 spec.name,
                 host=spec.host,
                 namespace=spec.namespace,
-                service=spec.service,
+                service=spec.service if sample_apps else None,
                 version=spec.version,
                 app_port=spec.app_port,
                 service_account=spec.service_account,
