@@ -23,6 +23,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
+from meshplane.logs import configure_logging
 from pilot.config import content_hash
 from pilot.config.types import (
     ConfigKey,
@@ -40,7 +41,6 @@ from pilot.config.types import (
     VirtualService,
     WorkloadEntry,
 )
-from pilot.logs import configure_logging
 from pilot.metrics import PilotMetrics
 from pilot.xds import DiscoveryServer
 

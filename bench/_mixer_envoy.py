@@ -43,8 +43,8 @@ from e2e.harness import LocalMesh, find_free_subnet
 from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_WORKLOADS, REVIEWS_PORT, render_demo_mesh
 from e2e.rules import reviews_virtual_service
 from envoy_bootstrap.processes import kill_process, start_logged_process, stop_process
-from mixer.names import REASON_HEADER
-from pilot.generate.names import HTTP_PROXY_PORT
+from meshplane.mixer_names import REASON_HEADER
+from meshplane.names import HTTP_PROXY_PORT
 
 __all__ = ["CUSTOM_KINDS", "VARIANTS", "EnvoyRun", "VariantResult", "run_envoy"]
 

@@ -46,7 +46,7 @@ from google.rpc import code_pb2
 from bench._measure import Latencies, cpu_seconds, sample_sum
 from e2e.control_plane import MixerProcess
 from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_SUBNET, DEMO_WORKLOADS, REVIEWS_PORT, subnet_address
-from mixer.names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
+from meshplane.mixer_names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
 
 __all__ = ["AccessLogResult", "CheckResult", "run_access_logs", "run_checks"]
 

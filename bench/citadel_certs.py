@@ -39,11 +39,11 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 
 from bench._measure import cpu_seconds, free_port
 from citadel.ca_dir import TRUST_BUNDLE, load_or_create_token_key
-from citadel.identity import CITADEL_SERVER_NAME, spiffe_id
 from citadel.sds_resources import SECRET_TYPE
 from citadel.tokens import issue_token
 from citadel.v1 import ca_pb2, ca_pb2_grpc
 from e2e.control_plane import CitadelProcess
+from meshplane.identity import CITADEL_SERVER_NAME, spiffe_id
 
 __all__ = ["main"]
 

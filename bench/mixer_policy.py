@@ -35,7 +35,7 @@ from bench._measure import Latencies
 from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import AccessLogResult, CheckResult, run_access_logs, run_checks
 from bench._mixer_process import start_standalone_mixer
-from pilot.logs import configure_logging
+from meshplane.logs import configure_logging
 
 __all__ = ["build_parser", "main"]
 

@@ -32,7 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from citadel.errors import CAError, CertificateVerificationError, CSRError, IdentityMismatchError
-from citadel.identity import parse_spiffe_id
+from meshplane.identity import parse_spiffe_id
 
 __all__ = [
     "CLOCK_SKEW",

@@ -18,11 +18,11 @@ from typing import Any, TypeAlias
 
 from citadel.commands import add_rotate_root_arguments, add_token_arguments, run_rotate_root, run_token
 from citadel.errors import CitadelError
-from citadel.identity import DEFAULT_TRUST_DOMAIN
 from citadel.server import CitadelOptions, run_citadel
-from pilot.config import parse_duration
-from pilot.logs import add_logging_arguments, configure_logging, configure_logging_from_args
-from pilot.serving import run_service
+from meshplane.durations import parse_duration
+from meshplane.identity import DEFAULT_TRUST_DOMAIN
+from meshplane.logs import add_logging_arguments, configure_logging, configure_logging_from_args
+from meshplane.serving import run_service
 
 __all__ = ["build_parser", "main"]
 

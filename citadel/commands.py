@@ -15,9 +15,9 @@ from pathlib import Path
 from citadel.ca import certificate_fingerprint
 from citadel.ca_dir import PREVIOUS_ROOT_CERT, ROOT_CERT, TRUST_BUNDLE, load_or_create_token_key, rotate_root
 from citadel.errors import CitadelError
-from citadel.identity import DEFAULT_TRUST_DOMAIN
 from citadel.tokens import issue_token
-from pilot.config import parse_duration
+from meshplane.durations import parse_duration
+from meshplane.identity import DEFAULT_TRUST_DOMAIN
 
 __all__ = ["add_rotate_root_arguments", "add_token_arguments", "run_rotate_root", "run_token"]
 

@@ -87,7 +87,7 @@ class CitadelMetrics:
         self._connections.add(-1)
 
     def exposition(self) -> bytes:
-        """The Prometheus text exposition of every instrument (``pilot.http_endpoints.metrics_response`` serves it)."""
+        """The Prometheus text exposition of every instrument (served by ``metrics_response``)."""
         return generate_latest(self.registry)
 
     def shutdown(self) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from pilot.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
+from meshplane.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
 
 if TYPE_CHECKING:
     from citadel.server import CitadelServer

@@ -28,7 +28,6 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 from citadel.authn import Authenticator, refuse
 from citadel.authority import Authority
 from citadel.errors import CitadelError
-from citadel.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
 from citadel.metrics import CitadelMetrics
 from citadel.sds_resources import (
     CONTROL_PLANE_ID,
@@ -39,6 +38,7 @@ from citadel.sds_resources import (
     workload_secret,
 )
 from citadel.sds_streams import Mode, SdsStream
+from meshplane.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
 
 __all__ = ["SDS_SERVICE", "SdsService"]
 

@@ -1,6 +1,6 @@
 """SDS resources and what to send a stream: pure functions, no I/O, tested without gRPC.
 
-Two secrets, named as Istio names them (``citadel.identity``): ``default``, the workload's certificate chain and
+Two secrets, named as Istio names them (``meshplane.identity``): ``default``, the workload's certificate chain and
 private key (``tls_certificate``), and ``ROOTCA``, the trust bundle (``validation_context.trusted_ca``), both as
 inline bytes. A resource's version is a hash of its serialized Secret.
 
@@ -26,8 +26,8 @@ from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import Secret
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, DiscoveryResponse, Resource
 from google.protobuf.any_pb2 import Any as AnyProto
 
-from citadel.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
 from citadel.sds_watch import SecretWatch
+from meshplane.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
 
 __all__ = [
     "CONTROL_PLANE_ID",

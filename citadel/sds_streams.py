@@ -28,11 +28,11 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 
 from citadel.authority import Authority, WorkloadCertificate
 from citadel.errors import TokenError
-from citadel.identity import SDS_WORKLOAD_CERT
 from citadel.metrics import CitadelMetrics
 from citadel.sds_resources import SECRET_TYPE, SecretResource, plan_delta, plan_sotw, workload_secret
 from citadel.sds_watch import SecretWatch, should_respond, should_respond_delta
 from citadel.tokens import Identity
+from meshplane.identity import SDS_WORKLOAD_CERT
 
 __all__ = ["Mode", "SdsStream"]
 

@@ -23,13 +23,13 @@ from citadel.authority import Authority, serial_hex
 from citadel.ca import KeyType, certificate_fingerprint
 from citadel.ca_dir import load_or_create_ca, load_or_create_token_key
 from citadel.csr import CsrService
-from citadel.identity import DEFAULT_TRUST_DOMAIN
 from citadel.metrics import CitadelMetrics
 from citadel.monitor import CitadelMonitor, parse_address
 from citadel.rotation import RootRotation
 from citadel.sds import SdsService
 from citadel.serving import SERVING_CERT_TTL, ServingCredentials
-from pilot.serving import stop_on_signals
+from meshplane.identity import DEFAULT_TRUST_DOMAIN
+from meshplane.serving import stop_on_signals
 
 __all__ = ["CitadelOptions", "CitadelServer", "run_citadel"]
 

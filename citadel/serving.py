@@ -1,6 +1,6 @@
 """Citadel's own TLS identity for its gRPC endpoint: a serving certificate from the current signer, kept fresh.
 
-The certificate names ``citadel.identity.CITADEL_SERVER_NAME`` (what sidecars verify) and the listen address
+The certificate names ``meshplane.identity.CITADEL_SERVER_NAME`` (what sidecars verify) and the listen address
 (an IP SAN, or a DNS SAN for a host name). It is re-issued when half of its lifetime has passed and when a root
 rotation changes the signer; gRPC's dynamic server credentials pick the new one up on the next handshake, so the
 server never restarts and open streams are not touched.
@@ -19,7 +19,7 @@ import grpc
 import structlog
 
 from citadel.authority import Authority, ServingCertificate, serial_hex
-from citadel.identity import CITADEL_SERVER_NAME
+from meshplane.identity import CITADEL_SERVER_NAME
 
 __all__ = ["SERVING_CERT_TTL", "ServingCredentials", "serving_names"]
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
 from citadel.errors import TokenError
-from citadel.identity import parse_spiffe_id, spiffe_id
+from meshplane.identity import parse_spiffe_id, spiffe_id
 
 __all__ = ["ISSUER", "Identity", "issue_token", "key_id", "verify_token"]
 

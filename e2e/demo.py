@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from citadel.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
 from e2e.harness import (
     CITADEL_MONITOR_PORT,
     CITADEL_SDS_PORT,
@@ -48,7 +47,8 @@ from e2e.mtls import caller_identity, plaintext_get
 from e2e.telemetry import istio_request_counts
 from e2e.traffic import count_by
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
-from pilot.generate.names import ADMIN_PORT, HTTP_PROXY_PORT
+from meshplane.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
+from meshplane.names import ADMIN_PORT, HTTP_PROXY_PORT
 
 __all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "run_demo"]
 

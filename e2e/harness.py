@@ -31,7 +31,6 @@ import aiohttp
 import structlog
 
 from citadel.ca_dir import load_or_create_token_key
-from citadel.identity import DEFAULT_TRUST_DOMAIN
 from citadel.tokens import issue_token
 from e2e.control_plane import CitadelProcess, ControlPlaneError, MixerProcess, PilotError, PilotProcess
 from e2e.mesh_config import WorkloadSpec, check_subnet, subnet_address
@@ -39,6 +38,7 @@ from e2e.sample_app import SampleApp
 from e2e.traffic import MeshResponse, SidecarClient
 from envoy_bootstrap.bootstrap import XdsMode, build_sidecar_bootstrap, write_citadel_trust
 from envoy_bootstrap.runner import EnvoyProcess
+from meshplane.identity import DEFAULT_TRUST_DOMAIN
 
 __all__ = [
     "CITADEL_HOST",

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from pilot.generate.names import HTTP_PROXY_PORT
+from meshplane.names import HTTP_PROXY_PORT
 
 __all__ = ["MeshResponse", "SidecarClient", "count_by"]
 

@@ -57,9 +57,9 @@ from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import any_pb2, json_format, struct_pb2
 
-from citadel.identity import CITADEL_SERVER_NAME, SDS_CLUSTER, SDS_NODE_METADATA
-from mixer.names import MIXER_CLUSTER, MIXER_NODE_METADATA
-from pilot.generate.names import ADMIN_PORT, XDS_CLUSTER
+from meshplane.identity import CITADEL_SERVER_NAME, SDS_CLUSTER, SDS_NODE_METADATA
+from meshplane.mixer_names import MIXER_CLUSTER, MIXER_NODE_METADATA
+from meshplane.names import ADMIN_PORT, XDS_CLUSTER
 
 CITADEL_TRUST_SECRET = "citadel-trust-bundle"  # the file-based SDS secret a sidecar verifies Citadel with
 

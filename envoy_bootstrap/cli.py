@@ -35,7 +35,7 @@ from envoy_bootstrap.bootstrap import (
     write_citadel_trust,
 )
 from envoy_bootstrap.runner import sidecar_command
-from pilot.generate.names import ADMIN_PORT
+from meshplane.names import ADMIN_PORT
 
 __all__ = ["build_parser", "main"]
 

@@ -16,13 +16,14 @@ from pathlib import Path
 import grpc
 import structlog
 
+from meshplane.mixer_names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
+from meshplane.serving import stop_on_signals, watch_until_stopped
 from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES, TelemetryPipeline, add_access_log_service
 from mixer.authz_service import add_authorization_service
 from mixer.checks import PolicyEngine
 from mixer.graph import ServiceGraph
 from mixer.metrics import MixerMetrics
 from mixer.monitor import MixerMonitor
-from mixer.names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
 from pilot.config import ConfigStore, DirectorySource, StoreChange
 from pilot.model import (
     DEFAULT_DOMAIN_SUFFIX,
@@ -31,7 +32,6 @@ from pilot.model import (
     MeshSnapshot,
     build_snapshot,
 )
-from pilot.serving import stop_on_signals, watch_until_stopped
 
 __all__ = ["MixerOptions", "MixerServer", "run_mixer"]
 

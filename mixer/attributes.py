@@ -12,7 +12,7 @@ Every attribute is always present: what Envoy did not send or the registry does 
 or ``false``. This runs once per request, so it builds plain dicts and converts nothing it does not need.
 
 ``socket_address`` is shared with the access-log side (``mixer.log_entries``); a principal is split with Citadel's
-SPIFFE parser (``citadel.identity.parse_spiffe_id``), the one that wrote it.
+SPIFFE parser (``meshplane.identity.parse_spiffe_id``), the one that wrote it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from envoy.config.core.v3.address_pb2 import Address
 from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
-from citadel.identity import parse_spiffe_id
+from meshplane.identity import parse_spiffe_id
 from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
 from pilot.model.types import ServiceInstance
 

@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 import structlog
 
+from meshplane.mixer_names import REASON_HEADER
 from mixer.access_list import AccessListCheck, Denial, EntriesSource, FixedEntries, compile_entries, policy_name
 from mixer.entries_files import EntriesFiles
-from mixer.names import REASON_HEADER
 from mixer.rate_limit import Clock, QuotaStore, RateLimitCheck
 from mixer.registry import WorkloadRegistry
 from pilot.config.expressions import ExpressionError

@@ -13,12 +13,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from meshplane.logs import add_logging_arguments, configure_logging_from_args
+from meshplane.mixer_names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
+from meshplane.serving import run_service
 from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES
 from mixer.app import MixerOptions, run_mixer
-from mixer.names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
 from pilot.cli_arguments import add_mesh_arguments, duration_argument
-from pilot.logs import add_logging_arguments, configure_logging_from_args
-from pilot.serving import run_service
 
 __all__ = ["build_parser", "main"]
 

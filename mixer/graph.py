@@ -33,8 +33,8 @@ from typing import Any
 
 import structlog
 
+from meshplane.mixer_names import REPORTER_DESTINATION
 from mixer.log_entries import UNKNOWN, RequestRecord
-from mixer.names import REPORTER_DESTINATION
 
 __all__ = ["ServiceGraph"]
 

@@ -43,10 +43,10 @@ from dataclasses import dataclass, fields
 from envoy.config.core.v3.address_pb2 import Address
 from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry, ResponseFlags, TLSProperties
 
+from meshplane.mixer_names import REPORTER_DESTINATION, REPORTER_SOURCE, TAG_DESTINATION_SERVICE, TAG_REPORTER
+from meshplane.names import parse_outbound_cluster_name  # the names module only: no generators
 from mixer.attributes import socket_address
-from mixer.names import REPORTER_DESTINATION, REPORTER_SOURCE, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
-from pilot.generate.names import parse_outbound_cluster_name  # the names module only: no generators
 from pilot.model.types import ProxyNode
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pilot.http_endpoints import HttpEndpoints, json_response, metrics_response, ready_response
+from meshplane.http_endpoints import HttpEndpoints, json_response, metrics_response, ready_response
 
 __all__ = ["MixerMonitor"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from citadel.identity import spiffe_id
+from meshplane.identity import spiffe_id
 from pilot.config.types import EMPTY_LABELS, Labels, WorkloadEntry
 from pilot.model.types import MeshSnapshot, Service, ServiceInstance
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import structlog
 
+from meshplane.serving import stop_on_signals, watch_until_stopped
 from pilot.config import ConfigStore, DirectorySource, StoreChange
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
-from pilot.serving import stop_on_signals, watch_until_stopped
 from pilot.xds import DiscoveryServer
 
 __all__ = ["PilotOptions", "run_pilot"]

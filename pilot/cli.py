@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from meshplane.logs import add_logging_arguments, configure_logging_from_args
+from meshplane.serving import run_service
 from pilot.app import PilotOptions, run_pilot
 from pilot.cli_arguments import add_mesh_arguments, duration_argument
-from pilot.logs import add_logging_arguments, configure_logging_from_args
-from pilot.serving import run_service
 
 __all__ = ["main"]
 

@@ -1,5 +1,5 @@
 """Command-line arguments shared by the control-plane commands (``pilot``, ``mixer``): the mesh's names, parsed
-and checked the same way everywhere (logging arguments: ``pilot.logs.add_logging_arguments``)."""
+and checked the same way everywhere (logging arguments: ``meshplane.logs.add_logging_arguments``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_T
 
 __all__ = ["add_mesh_arguments", "duration_argument"]
 
-_TRUST_DOMAIN = re.compile(r"^[a-z0-9.\-_]+$")  # what citadel.identity accepts in a SPIFFE ID
+_TRUST_DOMAIN = re.compile(r"^[a-z0-9.\-_]+$")  # what meshplane.identity accepts in a SPIFFE ID
 
 
 def duration_argument(text: str) -> float:

@@ -106,7 +106,7 @@ class PilotMetrics:
         self._rejected_configs.add(count, {"kind": kind})
 
     def exposition(self) -> bytes:
-        """The Prometheus text exposition of every instrument (``pilot.http_endpoints.metrics_response`` serves it)."""
+        """The Prometheus text exposition of every instrument (served by ``metrics_response``)."""
         return generate_latest(self.registry)
 
     def shutdown(self) -> None:

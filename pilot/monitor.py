@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pilot.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
+from meshplane.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
 from pilot.xds import DiscoveryServer
 
 __all__ = ["MonitorServer", "parse_address"]

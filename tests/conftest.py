@@ -159,10 +159,10 @@ from typing import Any as _Any  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec as _ec  # noqa: E402
 
 from citadel.ca_dir import load_or_create_token_key as _load_or_create_token_key  # noqa: E402
-from citadel.identity import CITADEL_SERVER_NAME as _CITADEL_SERVER_NAME  # noqa: E402
 from citadel.server import CitadelOptions as _CitadelOptions  # noqa: E402
 from citadel.server import CitadelServer as _CitadelServer  # noqa: E402
 from citadel.tokens import issue_token as _issue_token  # noqa: E402
+from meshplane.identity import CITADEL_SERVER_NAME as _CITADEL_SERVER_NAME  # noqa: E402
 
 
 @_dataclass(slots=True, kw_only=True)

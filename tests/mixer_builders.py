@@ -18,8 +18,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.protobuf.wrappers_pb2 import UInt32Value
 
+from meshplane.mixer_names import TAG_DESTINATION_SERVICE, TAG_REPORTER
 from mixer.log_entries import RequestRecord
-from mixer.names import TAG_DESTINATION_SERVICE, TAG_REPORTER
 from mixer.registry import WorkloadRegistry
 from pilot.config.parse import parse_config_text
 from pilot.model import build_snapshot, parse_node_id

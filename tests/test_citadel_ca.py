@@ -41,7 +41,7 @@ from citadel.errors import (
     IdentityMismatchError,
     TokenError,
 )
-from citadel.identity import CITADEL_SERVER_NAME
+from meshplane.identity import CITADEL_SERVER_NAME
 from tests.citadel_builders import TRUST_DOMAIN, WORKLOAD_ID, CAChain, make_csr, rsa_key
 
 E = TypeVar("E", bound=x509.ExtensionType)

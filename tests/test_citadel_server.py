@@ -21,10 +21,10 @@ from cryptography import x509
 from citadel import cli
 from citadel.ca import cert_pem, create_root, verify_workload_certificate
 from citadel.ca_dir import ROOT_KEY, load_or_create_ca, load_or_create_token_key
-from citadel.identity import CITADEL_SERVER_NAME
 from citadel.monitor import CitadelMonitor
 from citadel.serving import serving_names
 from citadel.tokens import issue_token, verify_token
+from meshplane.identity import CITADEL_SERVER_NAME
 from tests.citadel_sds_client import SdsClient, decode_workload
 from tests.conftest import CitadelUnderTest, StartCitadel
 

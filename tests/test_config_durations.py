@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pilot.config.durations import DurationError, format_duration, parse_duration, parse_duration_ns, parse_timeout
+from meshplane.durations import DurationError, format_duration, parse_duration, parse_duration_ns, parse_timeout
 
 VALID = [
     ("seconds", "10s", 10.0),

@@ -12,8 +12,9 @@ from envoy.config.core.v3.config_source_pb2 import ApiVersion
 from envoy.extensions.access_loggers.grpc.v3.als_pb2 import HttpGrpcAccessLogConfig
 from envoy.type.tracing.v3.custom_tag_pb2 import CustomTag
 
+from meshplane import names
 from pilot.config.types import ConfigMeta, Protocol, WorkloadEntry
-from pilot.generate import access_logs, listeners, names
+from pilot.generate import access_logs, listeners
 from pilot.model import MeshSnapshot, build_snapshot
 from tests.sidecar_builders import MIXER, inbound_service, listeners_by_port, only_hcm, sidecar
 

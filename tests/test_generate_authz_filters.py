@@ -21,6 +21,7 @@ from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.v3.http_status_pb2 import StatusCode
 
 from envoy_bootstrap.bootstrap import build_sidecar_bootstrap
+from meshplane import names
 from pilot.config.types import (
     AccessList,
     AuthorizationAction,
@@ -36,7 +37,7 @@ from pilot.config.types import (
     Resource,
     WorkloadEntry,
 )
-from pilot.generate import authz_filters, clusters, endpoints, listeners, names, routes
+from pilot.generate import authz_filters, clusters, endpoints, listeners, routes
 from pilot.generate.rbac import build_rbac
 from pilot.generate.registry import GENERATORS, LISTENER_TYPE
 from pilot.model import MeshSnapshot, Proxy, build_snapshot

@@ -23,8 +23,9 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 from envoy.extensions.transport_sockets.raw_buffer.v3.raw_buffer_pb2 import RawBuffer
 
+from meshplane import names
 from pilot.config.types import ConfigMeta, Protocol, Resolution, Resource, ServiceEntry, ServicePort, WorkloadEntry
-from pilot.generate import clusters, endpoints, listeners, names
+from pilot.generate import clusters, endpoints, listeners
 from pilot.model import MeshSnapshot, Proxy
 from tests.xdstest import check_resources, envoy_validate, listener_route_names
 

@@ -15,6 +15,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3.previous_priorities_
 )
 from google.protobuf.json_format import MessageToDict
 
+from meshplane import names
 from pilot.config.types import (
     Abort,
     Delay,
@@ -32,7 +33,6 @@ from pilot.config.types import (
     Mirror,
     RegexRewrite,
 )
-from pilot.generate import names
 from pilot.generate.route_action import (
     DEFAULT_RETRY_ON,
     RouteContext,

@@ -9,8 +9,9 @@ import pytest
 import structlog
 from google.protobuf.json_format import MessageToDict
 
+from meshplane import names
 from pilot.config.types import HTTPMatchRequest, HTTPRoute, Protocol
-from pilot.generate import names, routes
+from pilot.generate import routes
 from pilot.generate.route_action import default_retry_policy
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
 from pilot.model.types import Proxy, ProxyNode

@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
+from meshplane import names
 from pilot.config.types import (
     Abort,
     Delay,
@@ -29,7 +30,7 @@ from pilot.config.types import (
     StringMatch,
     Subset,
 )
-from pilot.generate import clusters, endpoints, listeners, names, routes
+from pilot.generate import clusters, endpoints, listeners, routes
 from pilot.model import MeshSnapshot, Proxy, parse_node_id, resolve_proxy
 from tests import xdstest
 from tests.route_builders import (

@@ -14,10 +14,10 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry
 from envoy.service.accesslog.v3.als_pb2 import StreamAccessLogsMessage, StreamAccessLogsResponse
 from prometheus_client.parser import text_string_to_metric_families
 
+from meshplane.mixer_names import ACCESS_LOG_NAME
 from mixer.accesslog_service import ACCESS_LOG_SERVICE, TelemetryPipeline, add_access_log_service
 from mixer.graph import ServiceGraph
 from mixer.metrics import MixerMetrics
-from mixer.names import ACCESS_LOG_NAME
 from mixer.registry import WorkloadRegistry
 from pilot.model import build_snapshot, parse_node_id
 from tests.mixer_builders import (

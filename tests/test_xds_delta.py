@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
 
+from meshplane import names
 from pilot.config.types import ConfigKey
-from pilot.generate import names
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE
 from pilot.xds import DiscoveryServer
 from tests.xds_fakes import (

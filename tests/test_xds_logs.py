@@ -11,8 +11,8 @@ import grpc
 import pytest
 import structlog
 
+from meshplane.logs import configure_logging
 from pilot.generate.registry import CLUSTER_TYPE
-from pilot.logs import configure_logging
 from pilot.xds import DiscoveryServer
 from tests.xds_fakes import PRODUCTPAGE, AdsStream, wait_until
 

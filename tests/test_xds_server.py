@@ -10,7 +10,7 @@ import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
-from pilot.generate import names
+from meshplane import names
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from pilot.model import ProxyNode, parse_node_id
 from pilot.xds import DiscoveryServer

@@ -32,6 +32,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
     DiscoveryResponse,
 )
 
+from meshplane import names
 from pilot.config.types import (
     ConfigKey,
     ConfigMeta,
@@ -48,7 +49,6 @@ from pilot.config.types import (
     VirtualService,
     WorkloadEntry,
 )
-from pilot.generate import names
 from pilot.generate.registry import (
     CLUSTER_TYPE,
     ENDPOINT_TYPE,

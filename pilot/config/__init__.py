@@ -8,7 +8,7 @@ Errors: ``ConfigError`` values describe problems in files (file:line, key, field
 raised when a source cannot run at all.
 """
 
-from pilot.config.durations import DurationError, parse_duration, parse_timeout
+from meshplane.durations import DurationError, parse_duration, parse_timeout
 from pilot.config.errors import ConfigError, ConfigSourceError, FieldPath, format_path
 from pilot.config.parse import API_VERSIONS, ParsedFile, Rejected, content_hash, parse_config_text
 from pilot.config.source_files import DirectorySource

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable, Mapping
 from datetime import date
 from typing import Any
 
-from pilot.config.durations import DurationError, parse_timeout
+from meshplane.durations import DurationError, parse_timeout
 from pilot.config.errors import FieldPath
 from pilot.config.types import Labels, frozen_labels
 from pilot.config.validate_names import label_errors

@@ -31,7 +31,7 @@ from typing import Any, cast, get_args
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
-from pilot.config.durations import DurationError, parse_duration_ns
+from meshplane.durations import DurationError, parse_duration_ns
 from pilot.config.expressions import ExpressionError, compile_expression
 from pilot.config.types import AccessList, AccessListEntryType, AccessListMode, ConfigMeta, RateLimit, RateLimitOverride
 from pilot.config.validate_authorization_policy import ip_block_error

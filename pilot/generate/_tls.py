@@ -21,7 +21,7 @@ from envoy.extensions.transport_sockets.tls.v3.common_pb2 import SubjectAltNameM
 from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import SdsSecretConfig
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 
-from citadel.identity import SDS_CLUSTER, SDS_NODE_METADATA
+from meshplane.identity import SDS_CLUSTER, SDS_NODE_METADATA
 from pilot.generate._protos import duration
 from pilot.model.types import Proxy
 

@@ -28,7 +28,8 @@ from envoy.extensions.access_loggers.grpc.v3.als_pb2 import CommonGrpcAccessLogC
 from envoy.type.tracing.v3.custom_tag_pb2 import CustomTag
 from google.protobuf.any_pb2 import Any as AnyProto
 
-from mixer.names import (
+from meshplane import names
+from meshplane.mixer_names import (
     ACCESS_LOG_NAME,
     MIXER_CLUSTER,
     MIXER_NODE_METADATA,
@@ -37,7 +38,6 @@ from mixer.names import (
     TAG_DESTINATION_SERVICE,
     TAG_REPORTER,
 )
-from pilot.generate import names
 from pilot.model.types import Proxy, ServiceInstance
 
 __all__ = [

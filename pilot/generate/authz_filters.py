@@ -50,8 +50,8 @@ from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.v3.http_status_pb2 import HttpStatus, StatusCode
 
-from mixer.names import MIXER_CLUSTER
-from pilot.generate import names
+from meshplane import names
+from meshplane.mixer_names import MIXER_CLUSTER
 from pilot.generate._protos import http_filter, network_filter
 from pilot.generate.access_logs import has_mixer
 from pilot.generate.rbac import EXT_AUTHZ_MATCH_PREFIX, build_rbac

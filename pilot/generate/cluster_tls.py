@@ -38,7 +38,7 @@ from envoy.extensions.transport_sockets.tls.v3.common_pb2 import (
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import CommonTlsContext, UpstreamTlsContext
 from google.protobuf.struct_pb2 import Struct
 
-from citadel.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT, spiffe_id
+from meshplane.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT, spiffe_id
 from pilot.config.types import ClientTLSSettings, DestinationRule, ServiceEntry, ServicePort, Subset, TrafficPolicy
 from pilot.generate._tls import (
     exact_uri_sans,

@@ -29,8 +29,8 @@ from envoy.config.core.v3.address_pb2 import SocketAddress
 from envoy.config.core.v3.protocol_pb2 import Http1ProtocolOptions, Http2ProtocolOptions
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 
+from meshplane import names
 from pilot.config.types import DestinationRule, Protocol, Resolution, ServicePort, Subset
-from pilot.generate import names
 from pilot.generate._protos import (
     HTTP_PROTOCOL_OPTIONS_KEY,
     ads_config_source,

@@ -32,7 +32,7 @@ from envoy.extensions.filters.listener.tls_inspector.v3.tls_inspector_pb2 import
 from envoy.extensions.transport_sockets.tls.v3.common_pb2 import CertificateValidationContext
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import CommonTlsContext, DownstreamTlsContext
 
-from citadel.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
+from meshplane.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
 from pilot.generate._tls import (
     has_sds,
     sds_secret_config,

@@ -39,7 +39,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 )
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
-from pilot.generate import names
+from meshplane import names
 from pilot.generate._protos import ads_config_source, duration, http_filter, network_filter, socket_address
 from pilot.generate.access_logs import build_inbound_access_logs, build_outbound_access_logs
 from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters

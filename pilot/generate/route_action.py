@@ -27,6 +27,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3.previous_priorities_
 from envoy.type.matcher.v3.regex_pb2 import RegexMatchAndSubstitute, RegexMatcher
 from envoy.type.v3.percent_pb2 import FractionalPercent
 
+from meshplane import names
 from pilot.config.types import (
     GRPC_STATUS_NAMES,
     Abort,
@@ -39,7 +40,6 @@ from pilot.config.types import (
     HTTPRoute,
     Mirror,
 )
-from pilot.generate import names
 from pilot.model import MeshSnapshot, resolve_host
 
 __all__ = [

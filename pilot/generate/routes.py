@@ -21,8 +21,8 @@ from envoy.config.core.v3.base_pb2 import Metadata
 from envoy.config.route.v3.route_components_pb2 import Decorator, Route, RouteAction, VirtualHost
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
+from meshplane import names
 from pilot.config.types import HTTPMatchRequest, HTTPRoute, VirtualService
-from pilot.generate import names
 from pilot.generate.clusters import inbound_instances
 from pilot.generate.route_action import (
     HeaderMutations,

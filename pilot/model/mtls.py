@@ -23,7 +23,7 @@ from typing import Literal
 
 import structlog
 
-from citadel.identity import TLS_MODE_LABEL
+from meshplane.identity import TLS_MODE_LABEL
 from pilot.config.types import MtlsMode, PeerAuthentication, ServicePort, WorkloadEntry
 from pilot.model.build import labels_match
 from pilot.model.types import MeshSnapshot

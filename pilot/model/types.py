@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from citadel.identity import DEFAULT_TRUST_DOMAIN
+from meshplane.identity import DEFAULT_TRUST_DOMAIN
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX  # shared with the config layer
 from pilot.config.types import (
     EMPTY_LABELS,

@@ -1,4 +1,4 @@
-"""Logging setup for Pilot: structlog events rendered as ``key=value`` lines (or JSON) on stderr.
+"""Logging setup for every meshplane command: structlog events rendered as ``key=value`` lines (or JSON) on stderr.
 
 Everything goes through the standard library's logging, so records from grpc, aiohttp and other libraries get
 the same format and the same level filter as ours. Call ``configure_logging`` once, early in ``main``; the CLI adds

@@ -1,5 +1,5 @@
 """What every control-plane process shares (Pilot, Mixer, Citadel): running as a command until Ctrl-C, and
-watching the config directory until asked to stop, by an event or by SIGINT/SIGTERM."""
+watching the config sources until asked to stop, by an event or by SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
-from pilot.config import DirectorySource
+__all__ = ["Watcher", "run_service", "stop_on_signals", "watch_until_stopped"]
 
-__all__ = ["run_service", "stop_on_signals", "watch_until_stopped"]
+
+class Watcher(Protocol):
+    """A config source that runs until cancelled (``pilot.config.DirectorySource``, later a Kubernetes watch)."""
+
+    async def watch(self) -> None: ...
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -24,7 +28,7 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def watch_until_stopped(source: DirectorySource, stop: asyncio.Event) -> None:
+async def watch_until_stopped(source: Watcher, stop: asyncio.Event) -> None:
     """Run ``source.watch()`` until ``stop`` is set; a watcher that ends on its own is a failure and raises."""
     watcher = asyncio.create_task(source.watch(), name="config-watch")
     stopped = asyncio.create_task(stop.wait(), name="stop-wait")

@@ -1,4 +1,4 @@
-"""The small HTTP server behind every component's monitoring address (Pilot, Citadel, later Mixer).
+"""The small HTTP server behind every component's monitoring address (Pilot, Citadel, Mixer).
 
 Each component lists its routes (``/ready``, ``/metrics``, ``/debug/...``); this module listens, answers and stops.
 Kept free of Pilot's xDS imports so Citadel and Mixer can use it without loading Pilot.

@@ -1,4 +1,5 @@
-"""Names shared by the generators (Istio's conventions), so that references between resources always agree."""
+"""Names of clusters, listeners, routes, filters and ports that Pilot's generators, envoy_bootstrap and Mixer agree on
+(Istio's conventions), so that references between resources always agree."""
 
 from __future__ import annotations
 

@@ -1,0 +1,9 @@
+"""Contracts every meshplane component shares, as Istio's ``pkg/``: no component's internals, no import of
+``pilot``, ``mixer`` or ``citadel``, so each of them (and ``envoy_bootstrap``) can import it without loading the others.
+
+- ``names``: Envoy cluster, listener, route and filter names, and the sidecar's ports;
+- ``identity``: SPIFFE IDs, SDS resource names, the trust domain, Citadel's server name;
+- ``mixer_names``: Mixer's cluster, node metadata, addresses and access-log tags;
+- ``durations``: Istio's duration syntax;
+- ``serving``, ``logs``, ``http_endpoints``: running a control-plane command, its logging, its monitor address.
+"""
