@@ -12,7 +12,7 @@ from tests.conftest import ApiGroupDocs
 @pytest.mark.parametrize(
     ("source", "names"),
     [
-        ('request.headers["x-user"]', ["request.headers"]),
+        ('request.headers["x-user"] == request["headers"][k]', ["request.headers.x-user", "request.headers"]),
         ("has(request.headers.x_user)", ["request.headers.x_user"]),
         ('request.path.startsWith("/a") && source . labels . app == "b"', ["request.path", "source.labels.app"]),
         ('"request.pth" == request.path', ["request.path"]),
@@ -23,7 +23,7 @@ from tests.conftest import ApiGroupDocs
         ("response.code == 200", ["response.code"]),
     ],
     ids=[
-        "index-ends-the-name",
+        "string-index-selects-another-index-ends",
         "field-select-into-a-map",
         "method-call-ends-the-name-spaces-allowed",
         "not-inside-a-string",
@@ -101,6 +101,11 @@ def test_expressions_in_the_vocabulary_compile(source: str) -> None:
             "'request.auth.claims[\"groups\"]': not supported by meshplane yet",
         ),
         (
+            'request["pth"] == "/"',
+            "unknown attribute 'request.pth' in CEL expression 'request[\"pth\"] == \"/\"': request has headers, "
+            "host, id, method, path, protocol, scheme, useragent",
+        ),
+        (
             "response.code == 200",
             "attribute 'response.code' in CEL expression 'response.code == 200': not supported by meshplane yet",
         ),
@@ -118,6 +123,7 @@ def test_expressions_in_the_vocabulary_compile(source: str) -> None:
         "unknown-root",
         "istio-request-auth",
         "istio-request-auth-claims",
+        "typo-by-string-index",
         "istio-response",
         "istio-source-uid",
         "istio-connection-bytes",

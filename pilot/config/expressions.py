@@ -89,7 +89,7 @@ _MACROS = ("all", "exists", "exists_one", "map", "filter")
 _STRING = (
     r"""[rRbB]{0,2}(?:\"\"\"(?:\\.|[^\\])*?\"\"\"|'''(?:\\.|[^\\])*?'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*')"""
 )
-_TOKEN = re.compile(rf"(?:{_STRING}|//[^\n]*|\s+)|(?P<name>[A-Za-z_]\w*)|(?P<other>.)", re.DOTALL)
+_TOKEN = re.compile(rf"(?P<string>{_STRING})|(?://[^\n]*|\s+)|(?P<name>[A-Za-z_]\w*)|(?P<other>.)", re.DOTALL)
 
 
 class ExpressionError(ValueError):
@@ -116,21 +116,33 @@ def compile_expression(source: str) -> Any:
 
 
 def attribute_names(source: str) -> Iterator[str]:
-    """The dotted attribute names ``source`` selects (``request.headers.x`` for ``has(request.headers.x)``; up to a
-    method call or an index: ``request.path`` for ``request.path.startsWith("/a")``, ``request.headers`` for
-    ``request.headers["x"]``), outside string literals and comments; Istio's roots meshplane does not produce
-    (``response.code``) included."""
-    tokens = [(match.lastgroup, match.group()) for match in _TOKEN.finditer(source) if match.lastgroup]
+    """The dotted attribute names ``source`` selects, by field (``request.headers.x`` for ``has(request.headers.x)``)
+    or by a string index (``request.headers.x`` for ``request["headers"]["x"]``), up to a method call or another
+    index (``request.path`` for ``request.path.startsWith("/a")``, ``request.headers`` for ``request.headers[k]``);
+    never inside string literals or comments; Istio's roots meshplane does not produce (``response.code``) included.
+    """
+    tokens = [(match.lastgroup or "", match.group()) for match in _TOKEN.finditer(source) if match.lastgroup]
     for start, (_, token) in enumerate(tokens):
         if token not in _ROOTS or (start and tokens[start - 1][1] == "."):
             continue
         parts, end = [token], start + 1
-        while end + 1 < len(tokens) and tokens[end][1] == "." and tokens[end + 1][0] == "name":
-            parts.append(tokens[end + 1][1])
-            end += 2
+        while (selected := _selected(tokens[end : end + 3])) is not None:
+            part, length = selected
+            parts.append(part)
+            end += length
         if end < len(tokens) and tokens[end][1] == "(" and len(parts) > 1:
             parts.pop()  # a method: request.path.startsWith(...)
         yield ".".join(parts)
+
+
+def _selected(tokens: list[tuple[str, str]]) -> tuple[str, int] | None:
+    """The name that ``tokens`` select (``.name`` or ``["name"]``) and how many tokens that takes; None otherwise."""
+    kinds = [kind if kind in ("name", "string") else text for kind, text in tokens]
+    if kinds[:2] == [".", "name"]:
+        return tokens[1][1], 2
+    if kinds == ["[", "string", "]"]:
+        return tokens[1][1].lstrip("rRbB").strip("\"'"), 3
+    return None
 
 
 def _known(name: str) -> bool:
@@ -145,8 +157,9 @@ def _known(name: str) -> bool:
 
 def _outside_vocabulary(name: str, source: str) -> str:
     parts = name.split(".")
-    if parts[0] in _ISTIO_ONLY_ROOTS or any(".".join(parts[:n]) in _ISTIO_ONLY for n in range(2, len(parts) + 1)):
-        return f"attribute {name!r} in CEL expression {source!r}: not supported by meshplane yet"
+    istio = next((".".join(parts[:n]) for n in range(2, len(parts) + 1) if ".".join(parts[:n]) in _ISTIO_ONLY), "")
+    if istio or parts[0] in _ISTIO_ONLY_ROOTS:
+        return f"attribute {(istio or name)!r} in CEL expression {source!r}: not supported by meshplane yet"
     group = next((".".join(parts[:n]) for n in range(len(parts) - 1, 0, -1) if _known(".".join(parts[:n]))), "")
     if ATTRIBUTES.get(group) == "value":
         return f"unknown attribute {name!r} in CEL expression {source!r}: {group} is a value, it has no attributes"
