@@ -3,8 +3,9 @@
 A value the request does not carry is absent, not an error, as in Envoy's RBAC, Istio's AuthorizationPolicy and
 OPA: a condition that needs it does not match. Absent is what CEL reports as "no such key": a header that was not
 sent (``request.headers["x-user"]``, ``request.headers.x``), a label the workload does not have
-(``source.labels["app"]``), a key missing from a map literal. Names outside the attribute vocabulary never get
-here: validation rejects them (``pilot.config.expressions``).
+(``source.labels["app"]``), a key missing from a map literal. A name outside the attribute vocabulary, written
+as a field or a string index (``request.pth``, ``request["pth"]``), never gets here: validation rejects it
+(``pilot.config.expressions``), so that a typo cannot make a policy silently weaker.
 
 An expression is evaluated by CEL's rules, so what is absent propagates as CEL propagates errors:
 

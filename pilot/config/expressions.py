@@ -69,19 +69,39 @@ ATTRIBUTE_ROOTS = ("source", "destination", "request", "connection")
 # Istio's attribute vocabulary (policy-and-telemetry/attribute-vocabulary) where meshplane produces nothing yet.
 _ISTIO_ONLY_ROOTS = ("origin", "response", "context", "api", "check", "quota", "rbac")
 _ISTIO_ONLY = frozenset(
-    {
-        *(f"{side}.{name}" for side in ("source", "destination") for name in ("uid", "name", "owner", "workload.uid")),
+    (
+        "source.uid",
+        "source.name",
+        "source.owner",
+        "source.workload.uid",
+        "destination.uid",
+        "destination.name",
         "destination.namespace",
+        "destination.owner",
+        "destination.workload.uid",
         "destination.container.name",
         "destination.container.image",
         "destination.service.uid",
-        *(f"request.{name}" for name in ("url_path", "query_params", "reason", "referer", "size", "total_size")),
-        *(f"request.{name}" for name in ("time", "api_key", "auth.principal", "auth.audiences", "auth.presenter")),
+        "request.url_path",
+        "request.query_params",
+        "request.reason",
+        "request.referer",
+        "request.size",
+        "request.total_size",
+        "request.time",
+        "request.api_key",
+        "request.auth.principal",
+        "request.auth.audiences",
+        "request.auth.presenter",
         "request.auth.claims",
-        *(f"connection.{name}" for name in ("id", "event", "duration", "received.bytes", "received.bytes_total")),
+        "connection.id",
+        "connection.event",
+        "connection.duration",
+        "connection.received.bytes",
+        "connection.received.bytes_total",
         "connection.sent.bytes",
         "connection.sent.bytes_total",
-    }
+    )
 )
 _ROOTS = frozenset((*ATTRIBUTE_ROOTS, *_ISTIO_ONLY_ROOTS))
 _MACROS = ("all", "exists", "exists_one", "map", "filter")
