@@ -9,10 +9,12 @@ The CEL expression ``value`` is evaluated over a request's attributes and looked
   is listed when a range contains it (a value that is not an address is an evaluation error);
 - ``REGEX``: entries are RE2 regular expressions that must match the whole value.
 
-``mode: deny`` denies listed values (a blacklist), ``mode: allow`` denies values not listed (a whitelist). When the
-expression cannot be evaluated (a header that was not sent: ``request.headers["x-user"]``), or the entries are not
-available (an ``entriesFile`` never read successfully), the request is denied as an evaluation error: a policy
-that cannot decide fails closed, and the reason says why.
+``mode: deny`` denies listed values (a blacklist), ``mode: allow`` denies values not listed (a whitelist). An
+absent value (``request.headers["x-user"]`` without an ``x-user`` header; see ``mixer.evaluation``) is never
+listed: a ``deny`` list lets the request through, an ``allow`` list refuses it and says the value is absent. When
+the expression cannot be evaluated (a type error, a bad function call), or the entries are not available (an
+``entriesFile`` never read successfully), the request is denied as an evaluation error: a policy that cannot
+decide fails closed, and the reason says why.
 """
 
 from __future__ import annotations
@@ -25,12 +27,11 @@ from typing import Any, Literal, Protocol
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 import structlog
 
-from pilot.config.expressions import ATTRIBUTE_ROOTS, compile_expression
+from mixer.evaluation import Absent, CompiledExpression, evaluation_text, quoted_value
 from pilot.config.types import AccessList, AccessListEntryType, MixerPolicy
 
 __all__ = [
     "AccessListCheck",
-    "CompiledExpression",
     "Denial",
     "DenialResult",
     "EntriesSource",
@@ -38,16 +39,13 @@ __all__ = [
     "ListEntries",
     "compile_entries",
     "entry_error",
-    "evaluation_text",
     "policy_name",
-    "quoted_value",
 ]
 
 log = structlog.get_logger(__name__)
 
 DenialResult = Literal["denied", "rate_limited", "error"]
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_VALUE_SHOWN = 128  # characters of an evaluated value quoted in a reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,29 +64,6 @@ def policy_name(policy: MixerPolicy) -> str:
     """``<namespace>/<name>`` of a Mixer policy, as reasons show it."""
     key = policy.meta.key
     return f"{key.namespace}/{key.name}"
-
-
-def evaluation_text(result: object) -> str:
-    """A CEL result as the string a list or quota key compares; TypeError for maps, lists and null."""
-    if isinstance(result, str):
-        return result
-    if isinstance(result, bool):
-        return "true" if result else "false"
-    if isinstance(result, int | float):
-        return str(result)
-    if isinstance(result, bytes):
-        return result.decode("utf-8", "replace")
-    raise TypeError(f"evaluated to {type(result).__name__}, expected a string")
-
-
-def _shown(value: str) -> str:
-    return value if len(value) <= _VALUE_SHOWN else value[:_VALUE_SHOWN] + "..."
-
-
-def quoted_value(value: str) -> str:
-    """``value`` in double quotes (escaped, cut at 128 characters), as reasons quote evaluated values."""
-    escaped = _shown(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
 
 
 def entry_error(entry: str, entry_type: AccessListEntryType) -> str | None:
@@ -154,22 +129,6 @@ def compile_entries(entries: Iterable[str], entry_type: AccessListEntryType) -> 
     return ListEntries(entry_type=entry_type, count=len(valid), pattern=pattern, skipped=tuple(skipped))
 
 
-class CompiledExpression:
-    """A CEL program and the attribute roots it reads. CEL converts every map it is given on each evaluation, so
-    a program is handed only its roots (``request`` for ``request.headers["x-user"]``), not all four."""
-
-    __slots__ = ("program", "roots", "source")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.program: Any = compile_expression(source)
-        self.roots = tuple(sorted({name.split(".", 1)[0] for name in self.program.variables()} & set(ATTRIBUTE_ROOTS)))
-
-    def evaluate(self, attributes: Mapping[str, Any]) -> Any:
-        """The program's result over ``attributes``; CEL's exception when it fails."""
-        return self.program.execute({root: attributes[root] for root in self.roots})
-
-
 class EntriesSource(Protocol):
     """Where an AccessList's entries come from: inline (fixed) or a watched file (``mixer.entries_files``)."""
 
@@ -203,9 +162,12 @@ class AccessListCheck:
         """None when the request passes this list; the Denial otherwise."""
         policy = self.policy
         try:
-            value = evaluation_text(self.expression.evaluate(attributes))
-        except Exception as exc:  # CEL raises KeyError, TypeError, RuntimeError, ZeroDivisionError, ...
+            result = self.expression.evaluate(attributes)
+            value = result if isinstance(result, Absent) else evaluation_text(result)
+        except Exception as exc:  # CEL raises TypeError, RuntimeError, ZeroDivisionError, IndexError, ...
             return self._error(f"expression {policy.value} failed: {type(exc).__name__} {exc}")
+        if isinstance(value, Absent):
+            return None if policy.mode == "deny" else self._absent(value)
         entries = self.source.entries
         if entries is None:
             return self._error(self.source.problem, value)
@@ -218,6 +180,10 @@ class AccessListCheck:
         verdict = "is listed" if listed else "is not listed"
         reason = f"AccessList {self.name}: {policy.value} {quoted_value(value)} {verdict} (mode {policy.mode})"
         return Denial(result="denied", status=403, reason=reason, value=value)
+
+    def _absent(self, absent: Absent) -> Denial:
+        reason = f"AccessList {self.name}: {self.policy.value} has no value ({absent}), not listed (mode allow)"
+        return Denial(result="denied", status=403, reason=reason)
 
     def _error(self, why: str, value: str = "") -> Denial:
         log.warning("access list cannot decide, denying", policy=self.name, error=why)

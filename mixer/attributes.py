@@ -8,8 +8,9 @@ host, scheme, protocol, ``x-request-id`` as ``id``, lower-cased headers) and the
 Mixer did with its Kubernetes adapter, the addresses are resolved to workloads and to the service port through
 the mesh snapshot (``mixer.registry``): every workload has its own address, so the peer address names the caller.
 
-Every attribute is always present: what Envoy did not send or the registry does not know is ``""``, ``0``, ``{}``
-or ``false``. This runs once per request, so it builds plain dicts and converts nothing it does not need.
+Every attribute of the vocabulary (``pilot.config.expressions.ATTRIBUTES``) is always present: what Envoy did not
+send or the registry does not know is ``""``, ``0``, ``{}`` or ``false``; only the entries of the maps (a header, a
+label) can be absent. This runs once per request, so it builds plain dicts and converts nothing it does not need.
 
 ``socket_address`` is shared with the access-log side (``mixer.log_entries``); a principal is split with Citadel's
 SPIFFE parser (``meshplane.identity.parse_spiffe_id``), the one that wrote it.

@@ -8,8 +8,10 @@ the sidecar's inbound listener is bound to) selects the policies with the same r
 
 Order: AccessLists first, then RateLimits, each group in policy order (root namespace first, then namespace/name);
 the first denial decides, so a request an AccessList denies consumes no quota. A request whose destination is not
-a known workload, or whose workload no Mixer policy selects, is allowed. A policy that cannot be evaluated denies
-(403, result ``error``) with a reason.
+a known workload, or whose workload no Mixer policy selects, is allowed. A value the request does not have (a
+header not sent) is absent, not an error (``mixer.evaluation``): it is never listed, and a RateLimit ``match`` on it
+is false. A policy that cannot be evaluated (a type error, a bad function call) denies (403, result ``error``) with
+a reason.
 """
 
 from __future__ import annotations

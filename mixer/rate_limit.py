@@ -5,8 +5,10 @@ Each request the optional CEL ``match`` accepts is counted against the value of 
 caller's principal). A key's window starts at its first request and lasts ``per`` seconds; within it at most
 ``requests`` requests pass (or the ``overrides`` entry for that key value). The next one is answered 429 with
 ``retry-after``: the whole seconds until the window ends, at least 1. Requests denied do not count, so a key
-recovers exactly when its window ends. A ``match`` or ``key`` that cannot be evaluated denies the request (403,
-an evaluation error), as an AccessList does.
+recovers exactly when its window ends. A ``match`` that needs an absent value (``mixer.evaluation``) is false: the
+request is not counted. A ``key`` that is absent counts in one bucket shared by every request without a value
+(not the bucket of the key ``""``), with the policy's ``requests``. A ``match`` or ``key`` that cannot be
+evaluated (a type error, a bad function call) denies the request (403, an evaluation error), as an AccessList does.
 
 Counters live in memory, in a ``QuotaStore`` keyed by policy and content hash: a config reload that leaves a
 RateLimit's spec unchanged keeps its counters, a changed spec starts fresh. Expired windows are purged at most
@@ -22,10 +24,11 @@ from typing import Any
 
 import structlog
 
-from mixer.access_list import CompiledExpression, Denial, evaluation_text, policy_name, quoted_value
+from mixer.access_list import Denial, policy_name
+from mixer.evaluation import Absent, CompiledExpression, evaluation_text, quoted_value
 from pilot.config.types import RateLimit
 
-__all__ = ["Clock", "QuotaCounters", "QuotaStore", "RateLimitCheck"]
+__all__ = ["Clock", "QuotaCounters", "QuotaKey", "QuotaStore", "RateLimitCheck"]
 
 log = structlog.get_logger(__name__)
 
@@ -42,16 +45,19 @@ class _Window:
         self.count = 0
 
 
+QuotaKey = str | None  # a key's value; None: the key is absent (one bucket for every request without a value)
+
+
 class QuotaCounters:
     """The fixed windows of one RateLimit: key value -> requests counted in its current window."""
 
     def __init__(self, per: float, clock: Clock) -> None:
         self.per = per
         self._clock = clock
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[QuotaKey, _Window] = {}
         self._next_purge = clock() + per
 
-    def take(self, key: str, limit: int) -> float | None:
+    def take(self, key: QuotaKey, limit: int) -> float | None:
         """Count one request of ``key``: None when it is within ``limit``, else the seconds until its window ends
         (the request is then not counted)."""
         now = self._clock()
@@ -113,26 +119,35 @@ class RateLimitCheck:
         if self.match is not None:
             try:
                 matched = self.match.evaluate(attributes)
-            except Exception as exc:  # CEL raises KeyError, TypeError, RuntimeError, ...
+            except Exception as exc:  # CEL raises TypeError, RuntimeError, ZeroDivisionError, ...
                 return self._error(f"match {policy.match} failed: {type(exc).__name__} {exc}")
+            if isinstance(matched, Absent):
+                return None
             if not isinstance(matched, bool):
                 return self._error(f"match {policy.match} evaluated to {type(matched).__name__}, expected a bool")
             if not matched:
                 return None
         try:
-            key = evaluation_text(self.key.evaluate(attributes))
+            result = self.key.evaluate(attributes)
+            key = result if isinstance(result, Absent) else evaluation_text(result)
         except Exception as exc:
             return self._error(f"key {policy.key} failed: {type(exc).__name__} {exc}")
-        limit = self.overrides.get(key, policy.requests)
-        wait = self.counters.take(key, limit)
+        limit = policy.requests if isinstance(key, Absent) else self.overrides.get(key, policy.requests)
+        return self._take(key, limit)
+
+    def _take(self, key: str | Absent, limit: int) -> Denial | None:
+        """Count the request in ``key``'s bucket (an absent key: the one bucket without a value)."""
+        wait = self.counters.take(None if isinstance(key, Absent) else key, limit)
         if wait is None:
             return None
         retry_after = max(1, math.ceil(wait))
+        shown = f"with no value ({key})" if isinstance(key, Absent) else quoted_value(key)
         reason = (
-            f"RateLimit {self.name}: {policy.key} {quoted_value(key)} exceeded {limit} requests per {policy.per:g}s; "
+            f"RateLimit {self.name}: {self.policy.key} {shown} exceeded {limit} requests per {self.policy.per:g}s; "
             f"retry after {retry_after}s"
         )
-        return Denial(result="rate_limited", status=429, reason=reason, value=key, retry_after=retry_after)
+        value = "" if isinstance(key, Absent) else key
+        return Denial(result="rate_limited", status=429, reason=reason, value=value, retry_after=retry_after)
 
     def _error(self, why: str) -> Denial:
         log.warning("rate limit cannot decide, denying", policy=self.name, error=why)

@@ -11,16 +11,9 @@ from typing import Any
 
 import pytest
 
-from mixer.access_list import (
-    AccessListCheck,
-    CompiledExpression,
-    Denial,
-    FixedEntries,
-    compile_entries,
-    entry_error,
-    evaluation_text,
-)
+from mixer.access_list import AccessListCheck, Denial, FixedEntries, compile_entries, entry_error
 from mixer.entries_files import EntriesFiles, read_entries
+from mixer.evaluation import CompiledExpression, evaluation_text
 from pilot.config.types import AccessList, AccessListEntryType, AccessListMode, ConfigMeta
 
 MakeMeta = Callable[..., ConfigMeta]
@@ -29,7 +22,7 @@ MakeMeta = Callable[..., ConfigMeta]
 def attributes(*, user: str | None = None, ip: str = "127.0.0.11", path: str = "/") -> dict[str, Any]:
     headers = {} if user is None else {"x-user": user}
     return {
-        "source": {"ip": ip, "principal": "cluster.local/ns/default/sa/productpage"},
+        "source": {"ip": ip, "principal": "cluster.local/ns/default/sa/productpage", "labels": {"app": "productpage"}},
         "destination": {"ip": "127.0.0.21", "port": 9080},
         "request": {"path": path, "headers": headers},
         "connection": {"mtls": True},
@@ -128,14 +121,79 @@ def test_ip_list_with_a_value_that_is_no_address_is_an_error(access_list: Callab
     )
 
 
-def test_missing_header_denies_with_the_failing_expression(access_list: Callable[..., AccessListCheck]) -> None:
-    for mode in ("deny", "allow"):
-        denial = access_list(("jason",), mode=mode).check(attributes(user=None))
-        assert denial is not None
-        assert denial.result == "error"
-        assert denial.status == 403
-        assert denial.reason.startswith('AccessList default/users: expression request.headers["x-user"] failed: ')
-        assert "x-user" in denial.reason and denial.reason.endswith("; denied")
+_HEADER = 'request.headers["x-user"]'
+_ABSENT = 'has no value (no such key "x-user"), not listed (mode allow)'
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "user", "result", "reason"),
+    [
+        ("deny", _HEADER, None, None, ""),
+        ("allow", _HEADER, None, "denied", f"{_HEADER} {_ABSENT}"),
+        ("deny", "request.headers.x_user", None, None, ""),
+        (
+            "allow",
+            "request.headers.x_user",
+            None,
+            "denied",
+            'request.headers.x_user has no value (no such key "x_user")',
+        ),
+        (
+            "allow",
+            'source.labels["team"]',
+            "jason",
+            "denied",
+            'source.labels["team"] has no value (no such key "team")',
+        ),
+        ("deny", f'{_HEADER} + "@" + source.principal', None, None, ""),
+        ("deny", f'!({_HEADER} == "bob")', None, None, ""),
+        ("deny", f'{_HEADER} == "x" || true', None, "denied", f'{_HEADER} == "x" || true "true" is listed (mode deny)'),
+        ("allow", f'"x-user" in request.headers ? {_HEADER} : "jason"', None, None, ""),
+        ("deny", _HEADER, "jason", "denied", f'{_HEADER} "jason" is listed (mode deny)'),
+        ("deny", "request.path + 1", None, "error", "expression request.path + 1 failed: TypeError Unsupported"),
+        ("allow", "request.path + 1", "jason", "error", "expression request.path + 1 failed: TypeError Unsupported"),
+        ("deny", f"int({_HEADER})", "jason", "error", f"expression int({_HEADER}) failed: RuntimeError Function 'int'"),
+        ("deny", "[request.path][1]", None, "error", "expression [request.path][1] failed: IndexError"),
+    ],
+    ids=[
+        "deny-absent-header-passes",
+        "allow-absent-header-denied-saying-it-is-absent",
+        "deny-absent-field-select-passes",
+        "allow-absent-field-select-denied",
+        "allow-absent-label-denied",
+        "deny-absent-inside-a-concatenation-passes",
+        "deny-negated-condition-on-absent-passes",
+        "deny-absent-absorbed-by-or-true",
+        "allow-guarded-default",
+        "deny-present-and-listed",
+        "deny-type-error-denies",
+        "allow-type-error-denies",
+        "bad-function-call-denies",
+        "index-out-of-range-denies",
+    ],
+)
+def test_absent_values_are_never_listed_and_errors_deny(
+    access_list: Callable[..., AccessListCheck],
+    mode: AccessListMode,
+    value: str,
+    user: str | None,
+    result: str | None,
+    reason: str,
+) -> None:
+    denial = access_list(("jason", "true"), mode=mode, value=value).check(attributes(user=user))
+    if result is None:
+        assert denial is None
+        return
+    assert denial is not None
+    assert (denial.result, denial.status) == (result, 403)
+    assert denial.reason.startswith(f"AccessList default/users: {reason}"), denial.reason
+    assert denial.reason.endswith("; denied" if result == "error" else f"(mode {mode})"), denial.reason
+
+
+def test_absent_value_in_allow_mode_is_denied_saying_so(access_list: Callable[..., AccessListCheck]) -> None:
+    assert access_list(("jason",), mode="allow").check(attributes(user=None)) == Denial(
+        result="denied", status=403, reason=f"AccessList default/users: {_HEADER} {_ABSENT}"
+    )
 
 
 def test_guarded_expression_does_not_fail(access_list: Callable[..., AccessListCheck]) -> None:
@@ -261,6 +319,7 @@ async def test_file_never_read_denies_as_an_evaluation_error(
         assert denial is not None
         assert denial.result == "error"
         assert denial.reason.startswith(f"AccessList default/users: entries file {path} unreadable: ")
+    assert file_list(make_meta, path, files).check(attributes(user=None)) is None  # an absent value is never listed
     path.write_text("jason\n")
     check = file_list(make_meta, path, files)
     await eventually(lambda: check.check(attributes(user="bob")) is None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
@@ -11,7 +11,7 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 from mixer.attributes import check_attributes, principal_parts, request_headers
 from mixer.registry import WorkloadRegistry
-from pilot.config.expressions import compile_expression
+from pilot.config.expressions import ATTRIBUTES, compile_expression
 from pilot.model import MeshSnapshot
 from tests.conftest import MIXER_PRODUCTPAGE_IP, MIXER_RATINGS_IP, MIXER_REVIEWS_IP
 
@@ -148,3 +148,25 @@ def test_cel_reads_the_attributes(mixer_mesh: MakeMesh, make_check_request: Make
     }
     for source, expected in expressions.items():
         assert compile_expression(source).execute(attributes) == expected, source
+
+
+def _attribute_kinds(attributes: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Every attribute of ``attributes`` by dotted name: ``map`` for the request's own maps, ``value`` otherwise."""
+    kinds: dict[str, str] = {}
+    for name, value in attributes.items():
+        dotted = f"{prefix}{name}"
+        if isinstance(value, Mapping) and ATTRIBUTES.get(dotted) != "map":
+            kinds.update(_attribute_kinds(value, f"{dotted}."))
+        else:
+            kinds[dotted] = "map" if isinstance(value, Mapping) else "value"
+    return kinds
+
+
+def test_every_check_carries_exactly_the_validated_vocabulary(
+    mixer_mesh: MakeMesh, make_check_request: MakeRequest
+) -> None:
+    registry = WorkloadRegistry(mixer_mesh())
+    known = check_attributes(make_check_request(headers={"x-user": "jason"}), registry)
+    unknown = check_attributes(make_check_request(source_ip="10.9.9.9", principal="", destination_ip=""), registry)
+    assert _attribute_kinds(known) == dict(ATTRIBUTES)
+    assert _attribute_kinds(unknown) == dict(ATTRIBUTES)  # nothing missing: only map entries can be absent

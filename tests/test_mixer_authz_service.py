@@ -66,6 +66,13 @@ def test_rate_limited_response() -> None:
     assert response.denied_response.body == "over\n"
 
 
+def blocked_users(make_meta: MakeMeta, value: str) -> AccessList:
+    """AccessList default/blocked-users on reviews: ``value`` must not be ``jason``."""
+    return AccessList(
+        meta=make_meta("AccessList", "blocked-users"), selector=REVIEWS, value=value, entries=("jason",), mode="deny"
+    )
+
+
 @dataclass(slots=True, kw_only=True)
 class MixerUnderTest:
     stub: AuthorizationStub
@@ -77,13 +84,7 @@ class MixerUnderTest:
 async def mixer(make_meta: MakeMeta, mixer_mesh: MakeMesh) -> AsyncIterator[MixerUnderTest]:
     """A grpc.aio server on 127.0.0.1 (random port) serving Check over reviews' blocked-users list (deny jason)
     and a quota of 2 requests per minute per principal, and a client stub for it."""
-    blocked = AccessList(
-        meta=make_meta("AccessList", "blocked-users"),
-        selector=REVIEWS,
-        value='request.headers["x-user"]',
-        entries=("jason",),
-        mode="deny",
-    )
+    blocked = blocked_users(make_meta, 'request.headers["x-user"]')
     quota = RateLimit(meta=make_meta("RateLimit", "quota"), selector=REVIEWS, requests=2, per=60.0)
     engine = PolicyEngine(mixer_mesh(blocked, quota))
     metrics = MixerMetrics()
@@ -147,12 +148,24 @@ async def test_check_protocol(mixer: MixerUnderTest, make_check_request: MakeReq
     assert "mixer_check_duration_seconds_count 4.0" in exposition
 
 
-async def test_check_with_missing_header_is_an_error(mixer: MixerUnderTest, make_check_request: MakeRequest) -> None:
+async def test_check_without_the_header_passes_the_deny_list(
+    mixer: MixerUnderTest, make_check_request: MakeRequest
+) -> None:
     response = await mixer.stub.Check(make_check_request())
+    assert response.status.code == code_pb2.OK
+    assert response.WhichOneof("http_response") == "ok_response"
+    assert 'mixer_checks_total{result="allowed"} 1.0' in mixer.metrics.exposition().decode()
+
+
+async def test_check_with_an_evaluation_error_is_an_error(
+    make_meta: MakeMeta, mixer_mesh: MakeMesh, mixer: MixerUnderTest, make_check_request: MakeRequest
+) -> None:
+    mixer.engine.update(mixer_mesh(blocked_users(make_meta, 'request.headers["x-user"] + 1'), version=2))
+    response = await mixer.stub.Check(make_check_request(headers={"x-user": "bob"}))
     assert response.status.code == code_pb2.PERMISSION_DENIED
     assert response.denied_response.status.code == 403
     assert response.denied_response.body.startswith(
-        'AccessList default/blocked-users: expression request.headers["x-user"] failed: KeyError'
+        'AccessList default/blocked-users: expression request.headers["x-user"] + 1 failed: TypeError '
     )
     assert 'mixer_checks_total{result="error"} 1.0' in mixer.metrics.exposition().decode()
 

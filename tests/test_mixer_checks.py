@@ -7,13 +7,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 from mixer.access_list import AccessListCheck
 from mixer.attributes import check_attributes
 from mixer.checks import ALLOWED, Decision, PolicyEngine, header_value
 from mixer.rate_limit import RateLimitCheck
-from pilot.config.types import AccessList, ConfigMeta, RateLimit
+from pilot.config.types import AccessList, AccessListMode, ConfigMeta, RateLimit
 from pilot.model import MeshSnapshot
 from tests.conftest import MIXER_PRODUCTPAGE_IP, MIXER_RATINGS_IP
 from tests.mixer_builders import FakeClock
@@ -67,6 +68,68 @@ def test_access_list_denial_decision(
         policy="AccessList/default/blocked-users",
         value="jason",
     )
+
+
+_NO_USER = 'request.headers["x-user"] has no value (no such key "x-user"), not listed (mode allow)'
+_NO_APP = 'source.labels["app"] has no value (no such key "app"), not listed (mode allow)'
+
+
+@pytest.mark.parametrize(
+    ("mode", "value", "request_fields", "reason"),
+    [
+        ("deny", 'request.headers["x-user"]', {}, None),
+        ("allow", 'request.headers["x-user"]', {}, _NO_USER),
+        ("deny", 'request.headers["x-user"]', {"headers": {"x-user": "jason"}}, 'request.headers["x-user"] "jason" is'),
+        ("allow", 'request.headers["x-user"]', {"headers": {"x-user": "jason"}}, None),
+        ("deny", 'source.labels["app"]', {"source_ip": "10.9.9.9"}, None),
+        ("allow", 'source.labels["app"]', {"source_ip": "10.9.9.9"}, _NO_APP),
+        ("allow", "source.principal", {"principal": ""}, 'source.principal "" is not listed (mode allow)'),
+    ],
+    ids=[
+        "deny-header-not-sent",
+        "allow-header-not-sent",
+        "deny-header-listed",
+        "allow-header-listed",
+        "deny-label-of-an-unknown-caller",
+        "allow-label-of-an-unknown-caller",
+        "allow-principal-without-mtls-is-empty-not-absent",
+    ],
+)
+def test_access_list_on_a_value_the_request_may_not_have(
+    make_meta: MakeMeta,
+    mixer_mesh: MakeMesh,
+    make_check_request: MakeRequest,
+    mode: AccessListMode,
+    value: str,
+    request_fields: dict[str, Any],
+    reason: str | None,
+) -> None:
+    policy = AccessList(
+        meta=make_meta("AccessList", "users"), selector=REVIEWS, value=value, entries=("jason", "x"), mode=mode
+    )
+    decision = decide(PolicyEngine(mixer_mesh(policy)), make_check_request(**request_fields))
+    if reason is None:
+        assert decision is ALLOWED
+    else:
+        assert (decision.result, decision.status) == ("denied", 403)
+        assert decision.reason.startswith(f"AccessList default/users: {reason}"), decision.reason
+
+
+def test_rate_limit_on_a_header_the_request_may_not_carry(
+    make_meta: MakeMeta, mixer_mesh: MakeMesh, make_check_request: MakeRequest
+) -> None:
+    limited = quota(make_meta, match='request.headers["x-tier"] == "free"', key='request.headers["x-user"]')
+    engine = PolicyEngine(mixer_mesh(limited), clock=FakeClock())
+    assert all(decide(engine, make_check_request()) is ALLOWED for _ in range(3))  # no match: not counted
+    free = {"x-tier": "free"}
+    assert decide(engine, make_check_request(headers=free)) is ALLOWED
+    decision = decide(engine, make_check_request(headers=free, principal=""))
+    assert decision.result == "rate_limited"
+    assert decision.reason == (
+        'RateLimit default/quota: request.headers["x-user"] with no value (no such key "x-user") exceeded 1 requests '
+        "per 60s; retry after 60s"
+    )
+    assert decide(engine, make_check_request(headers={**free, "x-user": "jason"})) is ALLOWED
 
 
 def test_policies_apply_only_to_selected_workloads(

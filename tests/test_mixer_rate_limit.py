@@ -15,11 +15,13 @@ from tests.mixer_builders import FakeClock
 MakeMeta = Callable[..., ConfigMeta]
 
 
-def attributes(principal: str = "cluster.local/ns/default/sa/productpage", method: str = "GET") -> dict[str, Any]:
+def attributes(
+    principal: str = "cluster.local/ns/default/sa/productpage", method: str = "GET", api_key: str | None = None
+) -> dict[str, Any]:
     return {
         "source": {"principal": principal, "ip": "127.0.0.11"},
         "destination": {"ip": "127.0.0.21"},
-        "request": {"method": method, "headers": {}},
+        "request": {"method": method, "headers": {} if api_key is None else {"x-api-key": api_key}},
         "connection": {"mtls": bool(principal)},
     }
 
@@ -119,14 +121,76 @@ def test_custom_key_expression(rate_limit: Callable[..., RateLimitCheck]) -> Non
     assert denial is not None and denial.value == "127.0.0.11"
 
 
-def test_evaluation_errors_deny(rate_limit: Callable[..., RateLimitCheck]) -> None:
-    denial = rate_limit(key='request.headers["x-api-key"]').check(attributes())
+@pytest.mark.parametrize(
+    ("match", "counted"),
+    [
+        ('request.headers["x-tier"] == "free"', False),
+        ('!(request.headers["x-tier"] == "paid")', False),
+        ('request.headers["x-tier"] == "free" || request.method == "GET"', True),
+        ('request.method == "POST" && request.headers["x-tier"] == "free"', False),
+        ('"x-tier" in request.headers && request.headers["x-tier"] == "free"', False),
+        ("!has(request.headers.x_tier)", True),
+    ],
+    ids=[
+        "absent-is-not-a-match",
+        "negated-absent-is-not-a-match",
+        "or-decided-by-the-other-side",
+        "and-decided-by-the-other-side",
+        "guarded",
+        "presence-test",
+    ],
+)
+def test_match_on_an_absent_attribute(rate_limit: Callable[..., RateLimitCheck], match: str, counted: bool) -> None:
+    check = rate_limit(requests=1, match=match)
+    assert check.check(attributes()) is None
+    assert (check.check(attributes()) is None) is not counted
+    assert len(check.counters) == int(counted)
+
+
+def test_absent_key_counts_in_one_shared_bucket(rate_limit: Callable[..., RateLimitCheck]) -> None:
+    key = 'request.headers["x-api-key"]'
+    check = rate_limit(requests=1, key=key, overrides=(RateLimitOverride(key="", requests=5),))
+    assert check.check(attributes()) is None
+    assert check.check(attributes(principal="cluster.local/ns/other/sa/x")) == Denial(
+        result="rate_limited",
+        status=429,
+        reason=(
+            f'RateLimit default/quota: {key} with no value (no such key "x-api-key") exceeded 1 requests per 10s; '
+            "retry after 10s"
+        ),
+        value="",
+        retry_after=10,
+    )
+    assert all(check.check(attributes(api_key="")) is None for _ in range(5))  # the key "" is another bucket
+    assert check.check(attributes(api_key="k1")) is None
+    assert len(check.counters) == 3
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"key": "request.method + 1"}, "key request.method + 1 failed: TypeError Unsupported operation: string + int"),
+        ({"key": "[source.ip][1]"}, "key [source.ip][1] failed: IndexError index out of bounds: 1"),
+        ({"key": "request.headers"}, "key request.headers failed: TypeError evaluated to dict, expected a string"),
+        ({"match": "request.method + 1 == 2"}, "match request.method + 1 == 2 failed: TypeError Unsupported operation"),
+        ({"match": "int(request.method) == 1"}, "match int(request.method) == 1 failed: RuntimeError Function 'int'"),
+        ({"match": "request.method"}, "match request.method evaluated to str, expected a bool; denied"),
+    ],
+    ids=[
+        "key-type-error",
+        "key-index-out-of-range",
+        "key-not-a-string",
+        "match-type-error",
+        "match-bad-call",
+        "match-not-a-bool",
+    ],
+)
+def test_evaluation_errors_deny(rate_limit: Callable[..., RateLimitCheck], fields: dict[str, str], reason: str) -> None:
+    denial = rate_limit(**fields).check(attributes())
     assert denial is not None
     assert (denial.result, denial.status) == ("error", 403)
-    assert denial.reason.startswith('RateLimit default/quota: key request.headers["x-api-key"] failed: KeyError')
-    denial = rate_limit(match="request.method").check(attributes())
-    assert denial is not None
-    assert denial.reason == "RateLimit default/quota: match request.method evaluated to str, expected a bool; denied"
+    assert denial.reason.startswith(f"RateLimit default/quota: {reason}"), denial.reason
+    assert denial.reason.endswith("; denied")
 
 
 def test_expired_windows_are_purged(clock: FakeClock) -> None:
