@@ -112,6 +112,26 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
     findings.extend(_workload_findings(snapshot))
+    findings.extend(_shadowed_service_findings(snapshot))
+    return findings
+
+
+def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """A host served by two registries: only one service is used (see ``pilot.model.registry``)."""
+    findings: list[Finding] = []
+    for shadowed in snapshot.shadowed_services:
+        service, source = shadowed.service, shadowed.service.source
+        config = snapshot.configs.get(source)
+        findings.append(
+            Finding(
+                level="Warning",
+                code="MP0207",
+                resource=f"{source.kind} {source.namespace}/{source.name}",
+                location=str(config.meta.origin) if config is not None else "",
+                message=f"host {service.host} of registry {shadowed.registry} is also served by registry "
+                f"{shadowed.shadowed_by}, whose service takes precedence: this one is not used",
+            )
+        )
     return findings
 
 
