@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from meshplane.logs import configure_logging
-from pilot.config import content_hash
+from pilot.config import Origin, content_hash
 from pilot.config.types import (
     ConfigKey,
     ConfigMeta,
@@ -70,7 +70,7 @@ def _hashed(resource: Resource) -> Resource:
 
 
 def _meta(kind: str, namespace: str, name: str, file: str) -> ConfigMeta:
-    return ConfigMeta(key=ConfigKey(kind=kind, namespace=namespace, name=name), file=file, line=1)
+    return ConfigMeta(key=ConfigKey(kind=kind, namespace=namespace, name=name), origin=Origin(file=file, line=1))
 
 
 def _virtual_service(service: int, namespaces: int, weights: tuple[int, int] = (100, 0)) -> VirtualService:

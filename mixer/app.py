@@ -1,8 +1,9 @@
 """Mixer as a running process: config directory -> store -> snapshot -> policy engine and workload registry;
 one gRPC server for ext_authz checks and access logs; the monitor endpoints.
 
-Mixer reads the config directory through Pilot's config layer (``DirectorySource``, ``ConfigStore``: the same
-validation, the same last-good semantics) and builds the same ``MeshSnapshot``; so Pilot and Mixer agree on which
+Mixer reads config through Pilot's config layer and its source seam (a ``SourceGroup`` of sources publishing to a
+``ConfigSink`` over a ``ConfigStore``, today one ``DirectorySource``: the same validation, the same last-good
+semantics) and builds the same ``MeshSnapshot``; so Pilot and Mixer agree on which
 workloads a policy selects (``pilot.model.policies``) and on who is at which address.
 """
 
@@ -24,7 +25,7 @@ from mixer.checks import PolicyEngine
 from mixer.graph import ServiceGraph
 from mixer.metrics import MixerMetrics
 from mixer.monitor import MixerMonitor
-from pilot.config import ConfigStore, DirectorySource, StoreChange
+from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.model import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
@@ -144,15 +145,15 @@ async def run_mixer(options: MixerOptions, stop: asyncio.Event | None = None) ->
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
-    store = ConfigStore(domain_suffix=options.domain_suffix)
+    store = ConfigStore(domain_suffix=options.domain_suffix, sources=(FILES,))
     mixer = MixerServer(options)
 
     def on_change(change: StoreChange) -> None:
         log.info("config changed", version=change.version, changed=len(change.changed))
         mixer.update(store)
 
-    source = DirectorySource(options.config_dir, store, on_change)
-    await source.load_initial()
+    sources = SourceGroup([DirectorySource(options.config_dir, ConfigSink(store, on_change), name=FILES)])
+    await sources.load_initial()
     await mixer.load(store)  # also for an empty directory, where on_change was not called
     await mixer.start()
     monitor = MixerMonitor(
@@ -176,7 +177,7 @@ async def run_mixer(options: MixerOptions, stop: asyncio.Event | None = None) ->
         resources=len(store.accepted),
     )
     try:
-        await watch_until_stopped(source, stop)
+        await watch_until_stopped(sources, stop)
     finally:
         await monitor.stop()
         await mixer.stop()

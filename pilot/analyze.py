@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pilot.config import ConfigStore, DirectorySource
+from pilot.config import ConfigSink, ConfigStore, DirectorySource
 from pilot.config.types import AccessList, ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
 from pilot.model import build_snapshot, host_matches, resolve_host
 from pilot.model.types import MeshSnapshot
@@ -27,7 +27,7 @@ class Finding:
     level: Level
     code: str  # MP01xx: config rejected or skipped; MP02xx: mesh-level problems
     resource: str  # "VirtualService default/reviews" or a file name
-    location: str  # file:line
+    location: str  # where: file:line (or an object reference)
     message: str
 
 
@@ -39,20 +39,20 @@ def format_finding(finding: Finding) -> str:
 
 def _describe(meta: ConfigMeta) -> tuple[str, str]:
     key = meta.key
-    return f"{key.kind} {key.namespace}/{key.name}", f"{meta.file}:{meta.line}"
+    return f"{key.kind} {key.namespace}/{key.name}", str(meta.origin)
 
 
 async def analyze_directory(config_dir: Path) -> list[Finding]:
     """Load ``config_dir`` exactly as Pilot's directory source does, then analyze what would be in force."""
     store = ConfigStore()
-    await DirectorySource(config_dir, store, lambda _change: None).load_initial()
+    await DirectorySource(config_dir, ConfigSink(store, lambda _change: None)).load_initial()
     findings: list[Finding] = []
     for error in store.file_errors:
         findings.append(Finding(level="Error", code="MP0100", resource="", location="", message=str(error)))
     for rejection in store.rejections:
         for error in rejection.errors:
             resource = f"{error.key.kind} {error.key.namespace}/{error.key.name}" if error.key else ""
-            location = f"{error.file}:{error.line}"
+            location = str(error.origin)
             detail = f"{error.path}: {error.message}" if error.path else error.message
             findings.append(Finding(level="Error", code="MP0101", resource=resource, location=location, message=detail))
     for warning in store.warnings:
@@ -112,6 +112,26 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
     findings.extend(_workload_findings(snapshot))
+    findings.extend(_shadowed_service_findings(snapshot))
+    return findings
+
+
+def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """A host served by two registries: only one service is used (see ``pilot.model.registry``)."""
+    findings: list[Finding] = []
+    for shadowed in snapshot.shadowed_services:
+        service, source = shadowed.service, shadowed.service.source
+        config = snapshot.configs.get(source)
+        findings.append(
+            Finding(
+                level="Warning",
+                code="MP0207",
+                resource=f"{source.kind} {source.namespace}/{source.name}",
+                location=str(config.meta.origin) if config is not None else "",
+                message=f"host {service.host} of registry {shadowed.registry} is also served by registry "
+                f"{shadowed.shadowed_by}, whose service takes precedence: this one is not used",
+            )
+        )
     return findings
 
 

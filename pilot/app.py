@@ -1,4 +1,7 @@
-"""Pilot as a running process: config directory -> store -> xDS server, plus the monitor endpoints."""
+"""Pilot as a running process: config sources -> store -> xDS server, plus the monitor endpoints.
+
+Config comes through the source seam (``pilot.config.source``): today one ``DirectorySource``; a Kubernetes
+source joins the ``SourceGroup`` and the store's ``sources`` the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 import structlog
 
 from meshplane.serving import stop_on_signals, watch_until_stopped
-from pilot.config import ConfigStore, DirectorySource, StoreChange
+from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
 from pilot.xds import DiscoveryServer
@@ -36,7 +39,7 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
-    store = ConfigStore(domain_suffix=options.domain_suffix)
+    store = ConfigStore(domain_suffix=options.domain_suffix, sources=(FILES,))
     server = DiscoveryServer(
         debounce=options.debounce,
         debounce_max=options.debounce_max,
@@ -49,8 +52,9 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
         log.info("config changed", version=change.version, changed=len(change.changed))
         server.update_config(store.accepted, change.version)
 
-    source = DirectorySource(options.config_dir, store, on_change, on_rejected=server.metrics.rejected_config)
-    await source.load_initial()  # hands the server what it loaded, through on_change
+    sink = ConfigSink(store, on_change, on_rejected=server.metrics.rejected_config)
+    sources = SourceGroup([DirectorySource(options.config_dir, sink, name=FILES)])
+    await sources.load_initial()  # hands the server what it loaded, through on_change
     if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
         server.update_config(store.accepted, store.version)
     await server.start(options.xds_address)
@@ -64,7 +68,7 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
         resources=len(store.accepted),
     )
     try:
-        await watch_until_stopped(source, stop)
+        await watch_until_stopped(sources, stop)
     finally:
         await monitor.stop()
         await server.stop(grace=1.0)

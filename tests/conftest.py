@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import structlog
 
+from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, parse_config_text
 from pilot.config.types import ConfigKey, ConfigMeta, Resource
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
@@ -117,7 +118,7 @@ def make_meta() -> Callable[..., ConfigMeta]:
 
     def make(kind: str, name: str, namespace: str = "default") -> ConfigMeta:
         key = ConfigKey(kind=kind, namespace=namespace, name=name)
-        return ConfigMeta(key=key, file=f"{name}.yaml", line=1, content_hash=str(key))
+        return ConfigMeta(key=key, origin=Origin(file=f"{name}.yaml", line=1), content_hash=str(key))
 
     return make
 

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from envoy.config.route.v3.route_components_pb2 import Route, VirtualHost
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
+from pilot.config.origin import Origin
 from pilot.config.types import (
     ConfigKey,
     ConfigMeta,
@@ -31,7 +32,8 @@ REVIEWS = "reviews.default.svc.cluster.local"
 
 
 def meta(kind: str, name: str, namespace: str = NS) -> ConfigMeta:
-    return ConfigMeta(key=ConfigKey(kind=kind, namespace=namespace, name=name), file=f"{name}.yaml", line=1)
+    key = ConfigKey(kind=kind, namespace=namespace, name=name)
+    return ConfigMeta(key=key, origin=Origin(file=f"{name}.yaml", line=1))
 
 
 def port(number: int, protocol: Protocol = Protocol.HTTP, name: str = "") -> ServicePort:

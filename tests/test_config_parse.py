@@ -46,10 +46,10 @@ spec:
 """
     parsed = parse_config_text(text, "mixed.yaml")
     assert [r.meta.key.name for r in parsed.resources] == ["good-one", "good-two"]
-    assert [r.meta.line for r in parsed.resources] == [1, 17]
+    assert [r.meta.origin.line for r in parsed.resources] == [1, 17]
     (rejected,) = parsed.rejected
     assert rejected.key == ConfigKey(kind="ServiceEntry", namespace="default", name="bad")
-    assert rejected.line == 7
+    assert rejected.origin.line == 7
     assert [str(e) for e in rejected.errors] == [
         "mixed.yaml:13: ServiceEntry default/bad: spec.ports[0].number: must be between 1 and 65535, got 99999"
     ]
@@ -241,7 +241,7 @@ items:
     weight: -1
 """
     parsed = parse_config_text(text, "list.yaml")
-    assert [(r.meta.key.name, r.meta.line) for r in parsed.resources] == [("a", 4)]
+    assert [(r.meta.key.name, r.meta.origin.line) for r in parsed.resources] == [("a", 4)]
     (rejected,) = parsed.rejected
     assert [str(e) for e in rejected.errors] == [
         "list.yaml:13: WorkloadEntry default/b: spec.weight: must be at least 0, got -1"
@@ -293,4 +293,4 @@ def test_field_lines_are_kept_for_the_store(istio: IstioDocs) -> None:
     parsed = istio.parse("VirtualService", "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n")
     (resource,) = parsed.resources
     assert isinstance(resource, VirtualService)
-    assert parsed.field_lines[resource.meta.line][("spec", "http", 0, "route", 0, "destination")] == 10
+    assert parsed.field_lines[resource.meta.origin.line][("spec", "http", 0, "route", 0, "destination")] == 10

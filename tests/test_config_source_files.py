@@ -12,6 +12,8 @@ import pytest
 import structlog
 
 from pilot.config.errors import ConfigSourceError
+from pilot.config.origin import Origin
+from pilot.config.source import ConfigSink
 from pilot.config.source_files import DirectorySource, is_config_file
 from pilot.config.store import ConfigStore, StoreChange
 from pilot.config.types import ConfigKey, WorkloadEntry
@@ -53,7 +55,8 @@ def replace_file(path: Path, text: str) -> None:
 def make_source(config_dir: Path) -> tuple[ConfigStore, Recorder, DirectorySource]:
     store = ConfigStore()
     recorder = Recorder(store)
-    return store, recorder, DirectorySource(config_dir, store, recorder, step_ms=50, debounce_ms=400, root_check_ms=200)
+    sink = ConfigSink(store, recorder)
+    return store, recorder, DirectorySource(config_dir, sink, step_ms=50, debounce_ms=400, root_check_ms=200)
 
 
 async def wait_for(condition: Callable[[], bool], poke_dir: Path) -> None:
@@ -115,7 +118,7 @@ async def test_unreadable_text_is_a_file_error(tmp_path: Path) -> None:
     store, _, source = make_source(tmp_path)
     await source.load_initial()
     (error,) = store.file_errors
-    assert error.file == str(tmp_path / "bad.yaml") and "not UTF-8" in error.message
+    assert error.origin == Origin(file=str(tmp_path / "bad.yaml"), line=1) and "not UTF-8" in error.message
 
 
 async def test_watch_picks_up_edits_additions_and_deletions(tmp_path: Path) -> None:
@@ -238,8 +241,8 @@ async def test_rejections_are_logged_with_file_line_key_path(tmp_path: Path) -> 
     with structlog.testing.capture_logs() as logs:
         await source.load_initial()
     (event,) = [e for e in logs if e["event"] == "config_rejected"]
-    assert event["file"] == str(tmp_path / "a.yaml")
-    assert (event["line"], event["key"], event["path"]) == (5, "WorkloadEntry/ns/a", "spec.address")
+    assert event["origin"] == f"{tmp_path / 'a.yaml'}:5"
+    assert (event["key"], event["path"]) == ("WorkloadEntry/ns/a", "spec.address")
     assert "is not an IP address" in event["message"]
     assert event["log_level"] == "warning"
 
@@ -262,7 +265,7 @@ async def test_each_rejection_is_counted_once(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("kind: [unclosed\n")
     kinds: list[str] = []
     store = ConfigStore()
-    source = DirectorySource(tmp_path, store, Recorder(store), on_rejected=kinds.append)
+    source = DirectorySource(tmp_path, ConfigSink(store, Recorder(store), on_rejected=kinds.append))
 
     await source.load_initial()
     assert sorted(kinds) == ["WorkloadEntry", "WorkloadEntry", "file"]
@@ -297,5 +300,5 @@ async def test_skipped_kinds_are_warned_about_once_per_read(tmp_path: Path) -> N
         touch_later(skipped, 1)
         await source.load_initial()  # reads mixed.yaml again
     warnings = [e for e in logs if e["event"] == "config_skipped"]
-    assert [(e["log_level"], e["file"]) for e in warnings] == [("warning", str(skipped))] * 2
+    assert [(e["log_level"], e["source"], e["unit"]) for e in warnings] == [("warning", "files", str(skipped))] * 2
     assert f"{skipped}:7: skipped ConfigMap (v1)" in warnings[0]["warning"]

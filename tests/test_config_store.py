@@ -71,7 +71,7 @@ def test_same_content_on_other_lines_is_no_change_but_lines_follow() -> None:
     store = ConfigStore()
     store.apply(files(a_yaml=workload("web")))
     assert store.apply(files(a_yaml="# a comment\n\n" + workload("web"))) is None
-    assert store.accepted[key("WorkloadEntry", "web")].meta.line == 3
+    assert store.accepted[key("WorkloadEntry", "web")].meta.origin.line == 3
 
 
 def test_invalid_version_keeps_last_good_across_applies() -> None:
@@ -168,7 +168,7 @@ def test_duplicate_key_in_another_file_is_rejected() -> None:
 def test_duplicate_key_in_the_same_file_rejects_the_later_document() -> None:
     store = ConfigStore()
     store.apply(files(a_yaml=workload("web", "127.0.0.1") + "---\n" + workload("web", "127.0.0.2")))
-    assert store.accepted[key("WorkloadEntry", "web")].meta.line == 1
+    assert store.accepted[key("WorkloadEntry", "web")].meta.origin.line == 1
     (entry_,) = rejected(store)
     assert entry_["line"] == 9 and "already defined at a.yaml:1" in entry_["errors"][0]
 
@@ -423,7 +423,8 @@ def test_configz_shape_is_json_and_sorted() -> None:
     ]
     assert all(len(a["hash"]) == 64 for a in configz["accepted"])
     (entry_,) = configz["rejected"]
-    assert set(entry_) == {"kind", "namespace", "name", "file", "line", "errors", "in_force"}
+    assert set(entry_) == {"kind", "namespace", "name", "source", "origin", "file", "line", "errors", "in_force"}
+    assert (entry_["source"], entry_["origin"]) == ("files", "a.yaml:12")
     assert (entry_["kind"], entry_["namespace"], entry_["name"], entry_["file"]) == (
         "VirtualService", NS, "reviews", "a.yaml",
     )

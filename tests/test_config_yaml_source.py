@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pilot.config.errors import ConfigError, format_path
+from pilot.config.origin import Origin
 from pilot.config.types import ConfigKey
 from pilot.config.yaml_source import YamlSyntaxError, line_of, load_documents
 
@@ -99,9 +100,10 @@ def test_format_path(path: tuple[str | int, ...], text: str) -> None:
 
 def test_config_error_text() -> None:
     key = ConfigKey(kind="VirtualService", namespace="default", name="reviews")
-    error = ConfigError(file="vs.yaml", line=12, key=key, path="spec.http[0].timeout", message="too short")
+    at = Origin(file="vs.yaml", line=12)
+    error = ConfigError(origin=at, key=key, path="spec.http[0].timeout", message="too short")
     assert str(error) == "vs.yaml:12: VirtualService default/reviews: spec.http[0].timeout: too short"
-    file_error = ConfigError(file="vs.yaml", line=3, key=None, path="", message="YAML syntax error: x")
+    file_error = ConfigError(origin=Origin(file="vs.yaml", line=3), key=None, path="", message="YAML syntax error: x")
     assert str(file_error) == "vs.yaml:3: YAML syntax error: x"
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from mixer.access_list import Denial
 from mixer.rate_limit import QuotaCounters, QuotaStore, RateLimitCheck
+from pilot.config.origin import Origin
 from pilot.config.types import ConfigKey, ConfigMeta, RateLimit, RateLimitOverride
 from tests.mixer_builders import FakeClock
 
@@ -212,7 +213,8 @@ def test_counters_survive_reloads_with_the_same_content(make_meta: MakeMeta, clo
     again = RateLimitCheck(policy, store.counters(policy))
     assert again.check(attributes()) is not None
     key = ConfigKey(kind="RateLimit", namespace="default", name="quota")
-    changed = RateLimit(meta=ConfigMeta(key=key, file="quota.yaml", line=1, content_hash="other"), requests=1, per=10.0)
+    meta = ConfigMeta(key=key, origin=Origin(file="quota.yaml", line=1), content_hash="other")
+    changed = RateLimit(meta=meta, requests=1, per=10.0)
     store.retain([changed])
     fresh = RateLimitCheck(changed, store.counters(changed))
     assert fresh.check(attributes()) is None

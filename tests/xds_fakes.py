@@ -33,6 +33,7 @@ from envoy.service.discovery.v3.discovery_pb2 import (
 )
 
 from meshplane import names
+from pilot.config.origin import Origin
 from pilot.config.types import (
     ConfigKey,
     ConfigMeta,
@@ -68,7 +69,9 @@ WAIT = 5.0  # seconds: every wait in these tests is bounded by this
 def _meta(kind: str, namespace: str, name: str, *content: object) -> ConfigMeta:
     digest = hashlib.sha256(repr(content).encode()).hexdigest()
     return ConfigMeta(
-        key=ConfigKey(kind=kind, namespace=namespace, name=name), file="test.yaml", line=1, content_hash=digest
+        key=ConfigKey(kind=kind, namespace=namespace, name=name),
+        origin=Origin(file="test.yaml", line=1),
+        content_hash=digest,
     )
 
 

@@ -22,6 +22,7 @@ from typing import Literal
 
 from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX, lookup_host, resolve_host
+from pilot.config.parse import field_origin
 from pilot.config.types import (
     ConfigKey,
     Destination,
@@ -31,7 +32,6 @@ from pilot.config.types import (
     ServiceEntry,
     VirtualService,
 )
-from pilot.config.yaml_source import line_of
 
 __all__ = [
     "Blame",
@@ -94,8 +94,7 @@ def check_virtual_service(
     """Every cross-resource problem of ``service``; ``field_lines`` (may be empty) places them on their lines."""
     return tuple(
         ConfigError(
-            file=service.meta.file,
-            line=line_of(field_lines, problem.path, service.meta.line),
+            origin=field_origin(service.meta.origin, field_lines, problem.path),
             key=service.meta.key,
             path=format_path(problem.path),
             message=problem.message,
@@ -117,7 +116,7 @@ def blame_changes(
     resolved to. A problem with no changed resource behind it (one was deleted) is not blamed on anything."""
     used_by = f"VirtualService {service.meta.key.namespace}/{service.meta.key.name}"
     for problem in _problems(service, index, field_lines):
-        at = f"{used_by} ({service.meta.file}:{line_of(field_lines, problem.path, service.meta.line)})"
+        at = f"{used_by} ({field_origin(service.meta.origin, field_lines, problem.path)})"
         now: DestinationRule | ServiceEntry | None
         was: DestinationRule | ServiceEntry | None
         if problem.kind == "subset":

@@ -2,9 +2,9 @@
 
 Two families, kept apart on purpose:
 
-- ``ConfigError`` is a *value*: one problem found in a config file, with its file, line, resource key and field
-  path. Validation collects them (every problem of a resource at once, Istio's style) and the store keeps them for
-  ``/debug/configz``; they are never raised.
+- ``ConfigError`` is a *value*: one problem found in config, with its origin (``file:line`` for a file, an object
+  reference for other sources), resource key and field path. Validation collects them (every problem of a
+  resource at once, Istio's style) and the store keeps them for ``/debug/configz``; they are never raised.
 - ``ConfigSourceError`` (an ``Exception``) is raised when a config source itself cannot work, e.g. its directory
   does not exist. Problems inside a file are never raised: they become ``ConfigError`` values.
 
@@ -18,6 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 
+from pilot.config.origin import Origin
 from pilot.config.types import ConfigKey
 
 __all__ = [
@@ -51,21 +52,21 @@ def format_path(path: FieldPath) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigError:
-    """One problem in a config file.
+    """One problem in config.
 
     ``key`` is None when the problem has no resource (a YAML syntax error) or the resource has no usable identity
     (no kind or no metadata.name). ``path`` is empty when the problem is about a whole document or file.
-    ``line`` is 1-based: the line of the field named by ``path`` (or of its nearest parent present in the file).
+    For a file, ``origin``'s line is the line of the field named by ``path`` (or of its nearest parent present in
+    the file).
     """
 
-    file: str
-    line: int
+    origin: Origin
     key: ConfigKey | None
     path: str
     message: str
 
     def __str__(self) -> str:
-        parts = [f"{self.file}:{self.line}"]
+        parts = [str(self.origin)]
         if self.key is not None:
             parts.append(f"{self.key.kind} {self.key.namespace}/{self.key.name}")
         if self.path:

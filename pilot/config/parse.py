@@ -1,12 +1,16 @@
-"""Parse one config file's text into validated resources, rejections and warnings.
+"""Parse config into validated resources, rejections and warnings: one decoded object, or one file's text.
+
+``parse_object(mapping, origin, field_lines)`` validates one already-decoded object (a YAML document, later a
+Kubernetes object from the API server): a resource, a rejection with every problem found (each at the line of its
+field when ``field_lines`` are known, else at the origin alone), or, for a kind meshplane does not read, a skip.
+``parse_config_text(text, file)`` is the YAML reader: it decodes the file and parses each document with it.
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
-is reported at once, each with the line of the field it is about. The kinds read: ServiceEntry, WorkloadEntry,
-DestinationRule, VirtualService (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy
-(``security.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
-group's versions. Other kinds (Gateway, Sidecar, RequestAuthentication, ConfigMaps, ...) are skipped with a warning.
-A ``kind: List`` document (``kubectl get -o yaml``) is read item by item. A YAML syntax error makes the whole file
-unusable: ``ParsedFile.file_error``.
+is reported at once. The kinds read: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService
+(``networking.istio.io``), PeerAuthentication, AuthorizationPolicy (``security.istio.io``), and Mixer's AccessList
+and RateLimit (``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (Gateway, Sidecar,
+RequestAuthentication, ConfigMaps, ...) are skipped with a warning. A ``kind: List`` document (``kubectl get -o
+yaml``) is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pilot.config.errors import ConfigError, FieldPath, format_path
+from pilot.config.origin import Origin
 from pilot.config.types import ConfigKey, ConfigMeta, Kind, Resource, frozen_labels
 from pilot.config.validate_authorization_policy import (
     AUTHORIZATION_POLICY_FIELDS,
@@ -56,8 +61,11 @@ __all__ = [
     "SECURITY_API_VERSIONS",
     "ParsedFile",
     "Rejected",
+    "Skipped",
     "content_hash",
+    "field_origin",
     "parse_config_text",
+    "parse_object",
 ]
 
 API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
@@ -115,14 +123,26 @@ class Rejected:
     """A document that did not validate: every problem found in it."""
 
     key: ConfigKey | None  # None when the document has no usable kind / metadata.name
-    file: str
-    line: int  # 1-based line of the document's start
+    origin: Origin  # for a file: the line of the document's start
     errors: tuple[ConfigError, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Skipped:
+    """A document of a kind meshplane does not read (a Gateway, a ConfigMap, ...): a warning, not an error."""
+
+    origin: Origin
+    kind: str
+    api_version: object
+
+    def __str__(self) -> str:
+        return f"{self.origin}: skipped {self.kind} ({self.api_version}): meshplane reads only " + ", ".join(_KINDS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ParsedFile:
-    """What one file holds. With ``file_error`` set the file is unusable and the other fields are empty."""
+    """What one file holds (or, for a source without files, one unit it reads: ``file`` then names that unit).
+    With ``file_error`` set the file is unusable and the other fields are empty."""
 
     file: str
     resources: tuple[Resource, ...] = ()
@@ -139,16 +159,16 @@ def parse_config_text(text: str, file: str) -> ParsedFile:
     try:
         documents = load_documents(text)
     except YamlSyntaxError as exc:
-        error = ConfigError(file=file, line=exc.line, key=None, path="", message=exc.message)
+        error = ConfigError(origin=Origin(file=file, line=exc.line), key=None, path="", message=exc.message)
         return ParsedFile(file=file, file_error=error)
     resources: list[Resource] = []
     rejected: list[Rejected] = []
     warnings: list[str] = []
     field_lines: dict[int, Mapping[FieldPath, int]] = {}
     for document in _expand_lists(documents):
-        outcome = _parse_document(document, file)
-        if isinstance(outcome, str):
-            warnings.append(outcome)
+        outcome = parse_object(document.root, Origin(file=file, line=document.line), document.field_lines)
+        if isinstance(outcome, Skipped):
+            warnings.append(str(outcome))
             continue
         if isinstance(outcome, Rejected):
             rejected.append(outcome)
@@ -162,6 +182,12 @@ def parse_config_text(text: str, file: str) -> ParsedFile:
         warnings=tuple(warnings),
         field_lines=MappingProxyType(field_lines),
     )
+
+
+def field_origin(origin: Origin, field_lines: Mapping[FieldPath, int], path: FieldPath) -> Origin:
+    """Where field ``path`` of the document at ``origin`` is: in a file, the line of the field (or of its nearest
+    parent present in the file); without a file, the origin itself."""
+    return origin.at_line(line_of(field_lines, path, origin.line))
 
 
 def content_hash(resource: Resource) -> str:
@@ -207,38 +233,42 @@ def _expand_lists(documents: list[YamlDocument]) -> list[YamlDocument]:
     return out
 
 
-def _parse_document(document: YamlDocument, file: str) -> Resource | Rejected | str:
-    """A valid resource, a rejection, or (for a kind meshplane does not read) a warning."""
-    root = document.root
+def parse_object(
+    root: object, origin: Origin, field_lines: Mapping[FieldPath, int] | None = None
+) -> Resource | Rejected | Skipped:
+    """Validate one decoded object (``apiVersion``, ``kind``, ``metadata``, ``spec``) from ``origin``.
+
+    ``field_lines`` (field path -> line) places each problem on its field's line in ``origin``'s file; without
+    them (an object from the API server, an in-memory object) every problem is at the origin itself."""
+    lines: Mapping[FieldPath, int] = field_lines if field_lines is not None else MappingProxyType({})
     problems = Problems()
     kind = root.get("kind") if isinstance(root, Mapping) else None
-    if isinstance(kind, str) and kind and kind not in _KINDS:
-        api_version = root.get("apiVersion")
-        return f"{file}:{document.line}: skipped {kind} ({api_version}): meshplane reads only " + ", ".join(_KINDS)
+    if isinstance(root, Mapping) and isinstance(kind, str) and kind and kind not in _KINDS:
+        return Skipped(origin=origin, kind=kind, api_version=root.get("apiVersion"))
     if not isinstance(root, Mapping):
         problems.add((), f"a document must be a mapping (apiVersion, kind, metadata, spec), not {describe(root)}")
-        return _rejected(document, file, None, problems)
+        return _rejected(origin, lines, None, problems)
     top = Fields(root, (), problems)
     Fields.open(root, (), problems, known=_TOP_FIELDS, ignored=("status",))
     if not isinstance(kind, str) or not kind:
         top.report("kind", f"required: one of {', '.join(_KINDS)}" if kind is None else "expected a string")
-        return _rejected(document, file, None, problems)
+        return _rejected(origin, lines, None, problems)
     known, unsupported, validate, api_versions = _KINDS[kind]
     api_version = top.enum("apiVersion", api_versions)
     if api_version is None and not top.has("apiVersion"):
         top.report("apiVersion", f"required field is missing (one of {', '.join(api_versions)})")
-    meta = _metadata(top, kind, file, document.line)
+    meta = _metadata(top, kind, origin)
     spec = top.mapping("spec", known=known, unsupported=unsupported, required=True)
     if spec is not None:
         # without a usable name the spec is still checked, so that every problem is reported at once
-        nameless = ConfigMeta(key=ConfigKey(kind=kind, namespace="", name=""), file=file, line=document.line)
+        nameless = ConfigMeta(key=ConfigKey(kind=kind, namespace="", name=""), origin=origin)
         resource = validate(spec, meta or nameless)
         if meta is not None and not problems:
             return replace(resource, meta=replace(meta, content_hash=content_hash(resource)))
-    return _rejected(document, file, meta.key if meta is not None else None, problems)
+    return _rejected(origin, lines, meta.key if meta is not None else None, problems)
 
 
-def _metadata(top: Fields, kind: str, file: str, line: int) -> ConfigMeta | None:
+def _metadata(top: Fields, kind: str, origin: Origin) -> ConfigMeta | None:
     """The resource's identity and labels; None when it has no usable name (its problems are reported)."""
     metadata = top.mapping("metadata", known=_METADATA_FIELDS, ignored=_METADATA_IGNORED, required=True)
     if metadata is None:
@@ -254,24 +284,24 @@ def _metadata(top: Fields, kind: str, file: str, line: int) -> ConfigMeta | None
         return None
     return ConfigMeta(
         key=ConfigKey(kind=kind, namespace=namespace, name=name),
-        file=file,
-        line=line,
+        origin=origin,
         labels=frozen_labels(labels),
     )
 
 
-def _rejected(document: YamlDocument, file: str, key: ConfigKey | None, problems: Problems) -> Rejected:
+def _rejected(
+    origin: Origin, field_lines: Mapping[FieldPath, int], key: ConfigKey | None, problems: Problems
+) -> Rejected:
     errors = sorted(
         (
             ConfigError(
-                file=file,
-                line=line_of(document.field_lines, path, document.line),
+                origin=field_origin(origin, field_lines, path),
                 key=key,
                 path=format_path(path),
                 message=message,
             )
             for path, message in problems.items
         ),
-        key=lambda error: error.line,  # stable: problems of one line stay in the order found
+        key=lambda error: error.origin.line,  # stable: problems of one line stay in the order found
     )
-    return Rejected(key=key, file=file, line=document.line, errors=tuple(errors))
+    return Rejected(key=key, origin=origin, errors=tuple(errors))

@@ -15,6 +15,9 @@ The watch follows the config directory by path, not by inode: when an event name
 directory's (device, inode) changed (renamed away and recreated, a symlink to it swapped; checked after every batch
 and every ``root_check_ms`` without events), the watcher is restarted on whatever directory is now at that path and
 everything is rescanned. While no directory is there, what is in force stays in force.
+
+It is a ``ConfigSource`` (``pilot.config.source``): what it reads goes to a ``ConfigSink``, whose store may
+aggregate other sources too; a unit of this source is a file, named by its path.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
@@ -31,8 +33,10 @@ import structlog
 from watchfiles import awatch
 
 from pilot.config.errors import ConfigError, ConfigSourceError
+from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, parse_config_text
-from pilot.config.store import ConfigStore, StoreChange
+from pilot.config.source import ConfigSink
+from pilot.config.store import FILES
 
 __all__ = [
     "DirectorySource",
@@ -68,16 +72,6 @@ class FileSignature:
 
 
 @dataclass(frozen=True, slots=True)
-class _RejectionId:
-    """A rejection as counted for ``on_rejected``: the same resource rejected for the same reasons counts once."""
-
-    file: str
-    key: str  # "kind/namespace/name", or "" for a document without a usable key or a file error
-    line: int  # only to tell keyless documents apart (0 for the others: their lines shift with edits above them)
-    reasons: frozenset[tuple[str, str]]  # (field path, message) of every error
-
-
-@dataclass(frozen=True, slots=True)
 class _Sync:
     """The outcome of one pass over the directory, computed off the event loop."""
 
@@ -88,42 +82,45 @@ class _Sync:
 
 
 class DirectorySource:
-    """Feeds a ``ConfigStore`` from ``config_dir``; calls ``on_change`` (on the loop) whenever the store changed."""
+    """Feeds ``sink`` (as source ``name``) from the YAML files under ``config_dir``."""
 
     def __init__(
         self,
         config_dir: Path,
-        store: ConfigStore,
-        on_change: Callable[[StoreChange], None],
+        sink: ConfigSink,
         *,
-        on_rejected: Callable[[str], None] | None = None,
+        name: str = FILES,
         step_ms: int = 100,
         debounce_ms: int = 1600,
         root_check_ms: int = 1000,
     ) -> None:
         self._config_dir = Path(config_dir)
-        self._store = store
-        self._on_change = on_change
-        self._on_rejected = on_rejected  # called with the kind of each resource newly rejected (for metrics)
+        self._sink = sink
+        self._name = name
         self._step_ms = step_ms
         self._debounce_ms = debounce_ms
         self._root_check_ms = root_check_ms
         self._known: dict[str, FileSignature] = {}  # file (as shown in messages) -> signature when last read
-        self._counted: set[_RejectionId] = set()  # rejections in force that on_rejected was already called for
         self._root: tuple[int, int] | None = None  # (device, inode) of the directory last scanned
         self._stop = asyncio.Event()
 
+    @property
+    def name(self) -> str:
+        return self._name
+
     async def load_initial(self) -> None:
-        """Read every config file once (calls ``on_change`` if that changed the store)."""
+        """Read every config file once (the sink's ``on_change`` is called if that changed the store)."""
         self._check_dir()
         await self._sync(reported=frozenset())
+        store = self._sink.store
         log.info(
             "config_loaded",
+            source=self._name,
             config_dir=str(self._config_dir),
             files=len(self._known),
-            resources=len(self._store.accepted),
-            rejected=len(self._store.rejections),
-            version=self._store.version,
+            resources=len(store.accepted),
+            rejected=len(store.rejections),
+            version=store.version,
         )
 
     async def watch(self) -> None:
@@ -193,62 +190,11 @@ class DirectorySource:
     async def _sync(self, *, reported: frozenset[str]) -> None:
         sync = await asyncio.to_thread(_scan_and_parse, self._config_dir, dict(self._known), reported)
         self._root = sync.root
-        logged_before = self._current_errors()
-        change = self._store.apply(sync.parsed, sync.removed)
+        self._sink.publish(self._name, sync.parsed, sync.removed)
         for name in sync.removed:
             self._known.pop(name, None)
         for parsed in sync.parsed:
             self._known[parsed.file] = sync.signatures[parsed.file]
-        self._log_outcome(sync.parsed, sync.removed, logged_before)
-        if change is not None:
-            try:
-                self._on_change(change)
-            except Exception:  # a failing consumer must not stop config from being watched
-                log.exception("config_on_change_failed", version=change.version)
-
-    def _current_errors(self) -> set[ConfigError]:
-        errors = {error for rejection in self._store.rejections for error in rejection.errors}
-        return errors | set(self._store.file_errors)
-
-    def _log_outcome(self, parsed: list[ParsedFile], removed: Iterable[str], logged_before: set[ConfigError]) -> None:
-        """Log every problem of the files just read, and new problems elsewhere (e.g. a VirtualService whose
-        subset was just removed from a DestinationRule in another file)."""
-        read = {p.file for p in parsed}
-        for error in sorted(self._current_errors(), key=lambda e: (e.file, e.line, e.path)):
-            if error.file in read or error not in logged_before:
-                log.warning(
-                    "config_rejected",
-                    file=error.file,
-                    line=error.line,
-                    key=str(error.key) if error.key else None,
-                    path=error.path,
-                    message=error.message,
-                )
-        self._count_rejections()
-        for result in parsed:
-            for warning in result.warnings:
-                log.warning("config_skipped", file=result.file, warning=warning)
-        for name in removed:
-            log.info("config_file_removed", file=name)
-
-    def _count_rejections(self) -> None:
-        """Call ``on_rejected`` once per newly rejected resource: not again when its file is re-read and it is
-        rejected for the same reasons, again if it was fixed (or its reasons changed) and then rejected anew."""
-        current = {
-            _RejectionId(
-                file=rejection.file,
-                key=str(rejection.key) if rejection.key else "",
-                line=0 if rejection.key else rejection.line,
-                reasons=frozenset((e.path, e.message) for e in rejection.errors),
-            )
-            for rejection in self._store.rejections
-        }
-        for error in self._store.file_errors:
-            current.add(_RejectionId(file=error.file, key="", line=0, reasons=frozenset({(error.path, error.message)})))
-        if self._on_rejected is not None:
-            for new in sorted(current - self._counted, key=lambda r: (r.file, r.key, r.line, sorted(r.reasons))):
-                self._on_rejected(new.key.split("/", 1)[0] if new.key else "file")
-        self._counted = current
 
 
 def _scan_and_parse(config_dir: Path, known: dict[str, FileSignature], reported: frozenset[str]) -> _Sync:
@@ -305,10 +251,13 @@ def _read_and_parse(name: str) -> ParsedFile | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return ParsedFile(file=name, file_error=ConfigError(file=name, line=1, key=None, path="", message=str(exc)))
+        return ParsedFile(file=name, file_error=_file_error(name, str(exc)))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        message = f"not UTF-8 text: {exc}"
-        return ParsedFile(file=name, file_error=ConfigError(file=name, line=1, key=None, path="", message=message))
+        return ParsedFile(file=name, file_error=_file_error(name, f"not UTF-8 text: {exc}"))
     return parse_config_text(text, name)
+
+
+def _file_error(name: str, message: str) -> ConfigError:
+    return ConfigError(origin=Origin(file=name, line=1), key=None, path="", message=message)

@@ -1,11 +1,14 @@
-"""The set of config in force, kept from parsed files with last-good semantics.
+"""The set of config in force, aggregated from every source (Istio's ``config/aggregate``) with last-good semantics.
 
-Rules, per resource key (kind/namespace/name):
+The store holds the latest parse of every unit of every source: a file of a directory source, an object of an
+in-memory (later: Kubernetes) source. Sources are named and ranked when the store is made (``sources``: the first
+one wins a duplicate). Rules, per resource key (kind/namespace/name):
 
-- The first document defining a key (by file path, then line) is its definition; later ones are rejected as
-  duplicates, naming the first's file:line.
+- The first document defining a key (by source rank, then file path or unit name, then line) is its definition;
+  later ones are rejected as duplicates, naming the first's origin (``file:line``, or an object reference), also
+  when they come from another source.
 - A valid definition is in force. An invalid one keeps the key's last good version in force (what was in force
-  before), or nothing if it never was valid. A key gone from every file is removed.
+  before), or nothing if it never was valid. A key gone from every source is removed.
 - A file with a YAML syntax error keeps what it held before (its last parse that was YAML) and its error is listed.
 - Cross-resource checks (``cross_checks``) run over the set about to be accepted. A VirtualService in force must
   not break because another resource changed: a new or edited DestinationRule or ServiceEntry that would make it
@@ -16,13 +19,16 @@ Rules, per resource key (kind/namespace/name):
   version stays, if that one passes). A VirtualService still failing (what it needs was deleted: nothing holds a
   deleted resource) is not kept.
 
-``apply`` recomputes the set from every file's latest parse (cheap: no parsing happens here) and reports which
+The checks see every source's resources together: a VirtualService from one source is checked against the
+DestinationRules and ServiceEntries of all of them.
+
+``apply`` recomputes the set from every unit's latest parse (cheap: no parsing happens here) and reports which
 keys' content changed. ``accepted`` is a new read-only mapping after every apply, never edited in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -30,15 +36,18 @@ from typing import Any
 from pilot.config.cross_checks import Blame, CrossIndex, blame_changes, build_cross_index, check_virtual_service
 from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
-from pilot.config.parse import ParsedFile, Rejected
+from pilot.config.origin import Origin
+from pilot.config.parse import ParsedFile, Rejected, field_origin
 from pilot.config.types import ConfigKey, Resource, VirtualService
-from pilot.config.yaml_source import line_of
 
 __all__ = [
+    "FILES",
     "ConfigStore",
     "Rejection",
     "StoreChange",
 ]
+
+FILES = "files"  # the name of the directory source (the only source of a store made without ``sources``)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,35 +63,46 @@ class Rejection:
     """A document that is not in force as written, and what is in force for its key instead (if anything)."""
 
     key: ConfigKey | None
-    file: str
-    line: int
+    source: str  # the name of the source it came from
+    unit: str  # what that source read it in (a file)
+    origin: Origin
     errors: tuple[ConfigError, ...]
-    in_force: str | None = None  # "last good version from FILE:LINE", "version from FILE:LINE", or None
+    in_force: str | None = None  # "last good version from ORIGIN", "version from ORIGIN", or None
 
 
 @dataclass(slots=True)
 class _Document:
     key: ConfigKey | None
-    file: str
-    line: int
+    source: str
+    unit: str
+    origin: Origin
     resource: Resource | None
     errors: list[ConfigError] = field(default_factory=list)
     field_lines: Mapping[FieldPath, int] = field(default_factory=dict)
 
 
 class ConfigStore:
-    """What is in force, from the latest parse of every file. Not thread-safe: call it from one thread (the loop).
+    """What is in force, from the latest parse of every unit of every source. Not thread-safe: call it from one
+    thread (the loop).
 
     ``domain_suffix`` completes short host names in the cross-resource checks, as in the model (``--domain-suffix``).
+    ``sources`` names the sources that may apply, highest precedence first.
     """
 
-    def __init__(self, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> None:
+    def __init__(self, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX, *, sources: Sequence[str] = (FILES,)) -> None:
+        if not sources or len(set(sources)) != len(sources):
+            raise ValueError(f"a config store needs distinct source names, got {list(sources)}")
         self._domain_suffix = domain_suffix
-        self._files: dict[str, ParsedFile] = {}
-        self._file_errors: dict[str, ConfigError] = {}
+        self._sources = tuple(sources)
+        self._units: dict[tuple[int, str], ParsedFile] = {}  # (source rank, unit) -> its latest usable parse
+        self._file_errors: dict[tuple[int, str], ConfigError] = {}
         self._accepted: Mapping[ConfigKey, Resource] = MappingProxyType({})
         self._rejections: tuple[Rejection, ...] = ()
         self._version = 0
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return self._sources
 
     @property
     def accepted(self) -> Mapping[ConfigKey, Resource]:
@@ -98,23 +118,36 @@ class ConfigStore:
 
     @property
     def file_errors(self) -> tuple[ConfigError, ...]:
-        return tuple(self._file_errors[name] for name in sorted(self._file_errors))
+        return tuple(self._file_errors[unit] for unit in sorted(self._file_errors))
+
+    @property
+    def unit_errors(self) -> dict[tuple[str, str], ConfigError]:
+        """``file_errors`` by (source, unit): the units unusable as a whole (a file that is not YAML)."""
+        errors = self._file_errors
+        return {(self._sources[rank], unit): errors[(rank, unit)] for rank, unit in sorted(errors)}
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(w for name in sorted(self._files) for w in self._files[name].warnings)
+        return tuple(w for unit in sorted(self._units) for w in self._units[unit].warnings)
 
-    def apply(self, parsed: Iterable[ParsedFile], removed_files: Iterable[str] = ()) -> StoreChange | None:
-        """Take new parses of some files and drop removed files; None when nothing in force changed."""
+    def apply(
+        self, parsed: Iterable[ParsedFile], removed_files: Iterable[str] = (), *, source: str = FILES
+    ) -> StoreChange | None:
+        """Take new parses of some units (files) of ``source`` and drop its removed ones; None when nothing in force
+        changed."""
+        if source not in self._sources:
+            raise ValueError(f"unknown config source {source!r}: this store reads {', '.join(self._sources)}")
+        rank = self._sources.index(source)
         for name in removed_files:
-            self._files.pop(name, None)
-            self._file_errors.pop(name, None)
+            self._units.pop((rank, name), None)
+            self._file_errors.pop((rank, name), None)
         for result in parsed:
+            unit = (rank, result.file)
             if result.file_error is not None:
-                self._file_errors[result.file] = result.file_error  # keep its previous parse, if any
+                self._file_errors[unit] = result.file_error  # keep its previous parse, if any
             else:
-                self._files[result.file] = result
-                self._file_errors.pop(result.file, None)
+                self._units[unit] = result
+                self._file_errors.pop(unit, None)
         previous = self._accepted
         accepted, rejections = self._resolve(previous)
         self._accepted = MappingProxyType(dict(sorted(accepted.items())))
@@ -140,8 +173,7 @@ class ConfigStore:
                     "kind": key.kind,
                     "namespace": key.namespace,
                     "name": key.name,
-                    "file": resource.meta.file,
-                    "line": resource.meta.line,
+                    **_origin_fields(resource.meta.origin),
                     "hash": resource.meta.content_hash,
                 }
                 for key, resource in sorted(self._accepted.items())
@@ -151,8 +183,8 @@ class ConfigStore:
                     "kind": r.key.kind if r.key else None,
                     "namespace": r.key.namespace if r.key else None,
                     "name": r.key.name if r.key else None,
-                    "file": r.file,
-                    "line": r.line,
+                    "source": r.source,
+                    **_origin_fields(r.origin),
                     "errors": [str(e) for e in r.errors],
                     "in_force": r.in_force,
                 }
@@ -163,22 +195,23 @@ class ConfigStore:
         }
 
     def _documents(self) -> list[_Document]:
-        """Every document of every file, in definition order: file path, then line."""
+        """Every document of every unit, in definition order: source rank, unit (file path), then line."""
         documents: list[_Document] = []
-        for name in sorted(self._files):
-            parsed = self._files[name]
-            in_file = [_Document(key=r.meta.key, file=name, line=r.meta.line, resource=r) for r in parsed.resources] + [
-                _rejected_document(r) for r in parsed.rejected
-            ]
-            for document in sorted(in_file, key=lambda d: d.line):
-                document.field_lines = parsed.field_lines.get(document.line, {})
+        for unit in sorted(self._units):
+            source, parsed = self._sources[unit[0]], self._units[unit]
+            in_unit = [
+                _Document(key=r.meta.key, source=source, unit=unit[1], origin=r.meta.origin, resource=r)
+                for r in parsed.resources
+            ] + [_rejected_document(r, source, unit[1]) for r in parsed.rejected]
+            for document in sorted(in_unit, key=lambda d: d.origin.line):
+                document.field_lines = parsed.field_lines.get(document.origin.line, {})
                 documents.append(document)
         return documents
 
     def _resolve(
         self, previous: Mapping[ConfigKey, Resource]
     ) -> tuple[dict[ConfigKey, Resource], tuple[Rejection, ...]]:
-        """What is in force for every key defined in some file, and every document not in force as written."""
+        """What is in force for every key defined in some source, and every document not in force as written."""
         first: dict[ConfigKey, _Document] = {}
         rejected: list[_Document] = []
         for document in self._documents():
@@ -201,12 +234,13 @@ class ConfigStore:
         rejections = tuple(
             Rejection(
                 key=d.key,
-                file=d.file,
-                line=d.line,
+                source=d.source,
+                unit=d.unit,
+                origin=d.origin,
                 errors=tuple(d.errors),
                 in_force=_in_force(accepted.get(d.key) if d.key else None, current),
             )
-            for d in sorted(rejected, key=lambda d: (d.file, d.line))
+            for d in sorted(rejected, key=lambda d: (self._sources.index(d.source), d.unit, d.origin.line))
         )
         return accepted, rejections
 
@@ -238,11 +272,10 @@ class ConfigStore:
                 if isinstance(fallback, VirtualService) and not check_virtual_service(fallback, index, {}):
                     accepted[key] = fallback
             else:
-                where = f"{resource.meta.file}:{resource.meta.line}"
+                where = resource.meta.origin
                 document.errors.extend(
                     ConfigError(
-                        file=e.file,
-                        line=e.line,
+                        origin=e.origin,
                         key=e.key,
                         path=e.path,
                         message=f"{e.message} (so the last good version from {where} is not kept either)",
@@ -290,8 +323,7 @@ class ConfigStore:
                 for blame in dict.fromkeys(blames):  # one error per distinct message, in order
                     document.errors.append(
                         ConfigError(
-                            file=document.file,
-                            line=line_of(document.field_lines, blame.path, document.line),
+                            origin=field_origin(document.origin, document.field_lines, blame.path),
                             key=key,
                             path=format_path(blame.path),
                             message=blame.message,
@@ -316,9 +348,14 @@ def _without_virtual_services(resources: Mapping[ConfigKey, Resource]) -> dict[C
     return {k: r for k, r in resources.items() if not isinstance(r, VirtualService)}
 
 
-def _rejected_document(rejected: Rejected) -> _Document:
+def _rejected_document(rejected: Rejected, source: str, unit: str) -> _Document:
     return _Document(
-        key=rejected.key, file=rejected.file, line=rejected.line, resource=None, errors=list(rejected.errors)
+        key=rejected.key,
+        source=source,
+        unit=unit,
+        origin=rejected.origin,
+        resource=None,
+        errors=list(rejected.errors),
     )
 
 
@@ -326,19 +363,23 @@ def _duplicate_error(document: _Document, original: _Document) -> ConfigError:
     assert document.key is not None
     key = document.key
     return ConfigError(
-        file=document.file,
-        line=line_of(document.field_lines, ("metadata", "name"), document.line),
+        origin=field_origin(document.origin, document.field_lines, ("metadata", "name")),
         key=key,
         path="metadata.name",
-        message=f"{key.kind} {key.namespace}/{key.name} is already defined at {original.file}:{original.line}; "
+        message=f"{key.kind} {key.namespace}/{key.name} is already defined at {original.origin}; "
         "this definition is ignored",
     )
+
+
+def _origin_fields(origin: Origin) -> dict[str, Any]:
+    """An origin in /debug/configz: ``origin`` as messages show it, and its file and line ("" and 0 without a file)."""
+    return {"origin": str(origin), "file": origin.file, "line": origin.line}
 
 
 def _in_force(resource: Resource | None, current: Mapping[ConfigKey, Resource]) -> str | None:
     if resource is None:
         return None
-    where = f"{resource.meta.file}:{resource.meta.line}"
+    where = str(resource.meta.origin)
     if resource is current.get(resource.meta.key):
         return f"version from {where}"
     return f"last good version from {where}"

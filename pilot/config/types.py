@@ -13,6 +13,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
 
+from pilot.config.origin import Origin
+
 __all__ = [
     "EMPTY_LABELS",
     "GRPC_STATUS_NAMES",
@@ -103,13 +105,17 @@ class ConfigKey:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConfigMeta:
-    """Where a resource came from: used in every error and in /debug/configz."""
+    """A resource's identity and where it came from (its origin is named in every error and in /debug/configz)."""
 
     key: ConfigKey
-    file: str
-    line: int  # 1-based line of the document's start in ``file``
+    origin: Origin  # for a file: the line of the document's start
     labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     content_hash: str = ""  # sha256 of the normalized spec: equal hash == same config
+
+    @property
+    def file(self) -> str:
+        """The file the resource was read from ("" for another source): relative paths in it start there."""
+        return self.origin.file
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The mesh model: one immutable snapshot built from accepted config, and proxies resolved against it."""
+"""The mesh model: one immutable snapshot built from accepted config and the service registries (``registry``:
+the ServiceEntry registry first, in-memory ones for tests, Kubernetes later), and proxies resolved against it."""
 
 from pilot.model.build import (
     NodeIdError,
@@ -20,6 +21,15 @@ from pilot.model.mtls import (
     workload_port,
 )
 from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, policy_selects, workload_policies
+from pilot.model.registry import (
+    KUBERNETES_PROVIDER,
+    SERVICE_ENTRY_PROVIDER,
+    MemoryRegistry,
+    RegistryState,
+    ServiceRegistry,
+    aggregate_registries,
+)
+from pilot.model.registry_service_entry import SERVICE_ENTRIES, ServiceEntryRegistry
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
@@ -30,23 +40,33 @@ from pilot.model.types import (
     ProxyNode,
     Service,
     ServiceInstance,
+    ShadowedService,
 )
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
     "DEFAULT_ROOT_NAMESPACE",
     "DEFAULT_TRUST_DOMAIN",
+    "KUBERNETES_PROVIDER",
     "MIXER_PROVIDER",
+    "SERVICE_ENTRIES",
+    "SERVICE_ENTRY_PROVIDER",
     "EffectiveMtlsMode",
     "Endpoint",
+    "MemoryRegistry",
     "MeshSnapshot",
     "MtlsPolicies",
     "NodeIdError",
     "Proxy",
     "ProxyNode",
+    "RegistryState",
     "Service",
+    "ServiceEntryRegistry",
     "ServiceInstance",
+    "ServiceRegistry",
+    "ShadowedService",
     "WorkloadPolicies",
+    "aggregate_registries",
     "build_snapshot",
     "destination_rule_for",
     "effective_mtls_mode",

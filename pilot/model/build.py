@@ -1,9 +1,9 @@
-"""Build a MeshSnapshot from accepted config, and resolve hosts and proxies against it."""
+"""Build a MeshSnapshot from accepted config and the service registries, and resolve hosts and proxies against it."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
@@ -12,26 +12,22 @@ from pilot.config.types import (
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
-    Labels,
     MixerPolicy,
     PeerAuthentication,
     RateLimit,
     Resource,
-    ServiceEntry,
     VirtualService,
-    WorkloadEntry,
 )
+from pilot.model.registry import ServiceRegistry, aggregate_registries
+from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
     EMPTY_METADATA,
-    Endpoint,
     MeshSnapshot,
     Proxy,
     ProxyNode,
-    Service,
-    ServiceInstance,
 )
 
 __all__ = [
@@ -49,11 +45,6 @@ __all__ = [
 
 class NodeIdError(ValueError):
     """An Envoy node id that is not in Istio's ``type~ip~workload.namespace~domain`` form."""
-
-
-def labels_match(selector: Labels, labels: Labels) -> bool:
-    """True when every selector label is present with the same value (an empty selector matches all)."""
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] | None = None) -> ProxyNode:
@@ -105,93 +96,23 @@ def virtual_services_for(snapshot: MeshSnapshot, host: str) -> tuple[VirtualServ
     return lookup_host(snapshot.virtual_services, host) or ()
 
 
-def _changed_kinds(previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Resource]) -> frozenset[str]:
+def _changed_kinds(
+    previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Resource], registry_versions: Mapping[str, str]
+) -> frozenset[str]:
+    """The config kinds that differ from ``previous``; a registry whose version changed counts as a ServiceEntry
+    and WorkloadEntry change (as Istio pushes a Kubernetes service change with kind ServiceEntry)."""
+    if previous is None or previous.registry_versions != registry_versions:
+        registries_changed = {"ServiceEntry", "WorkloadEntry"}
+    else:
+        registries_changed = set()
     if previous is None:
-        return frozenset(key.kind for key in configs) | {"ServiceEntry", "WorkloadEntry"}
-    changed: set[str] = set()
+        return frozenset(key.kind for key in configs) | registries_changed
+    changed = registries_changed
     for key in previous.configs.keys() | configs.keys():
         old, new = previous.configs.get(key), configs.get(key)
         if old is None or new is None or old.meta.content_hash != new.meta.content_hash:
             changed.add(key.kind)
     return frozenset(changed)
-
-
-WorkloadIndex = Mapping[tuple[str, str, str], Sequence[WorkloadEntry]]  # (namespace, label, value) -> workloads
-
-
-def _index_workloads(workloads: Iterable[WorkloadEntry]) -> WorkloadIndex:
-    """Workloads by (namespace, label, value), each list in ConfigKey order, so that a selector looks at the
-    workloads carrying its rarest label instead of scanning all of them (1000 services x 3000 workloads)."""
-    index: dict[tuple[str, str, str], list[WorkloadEntry]] = defaultdict(list)
-    for workload in workloads:
-        for label, value in workload.labels.items():
-            index[(workload.meta.key.namespace, label, value)].append(workload)
-    return index
-
-
-def _selected_workloads(entry: ServiceEntry, index: WorkloadIndex) -> list[WorkloadEntry]:
-    """The WorkloadEntries a ServiceEntry's workloadSelector picks: same namespace, every selector label matches."""
-    selector = entry.workload_selector
-    if not selector:  # validation requires labels in a selector; no selector selects nothing
-        return []
-    namespace = entry.meta.key.namespace
-    candidates = min((index.get((namespace, k, v), ()) for k, v in selector.items()), key=len)
-    return [w for w in candidates if labels_match(selector, w.labels)]
-
-
-def _service_from_entry(
-    entry: ServiceEntry,
-    host: str,
-    workloads: WorkloadIndex,
-    instances: dict[ConfigKey, list[ServiceInstance]],
-) -> Service:
-    """One host of a ServiceEntry as a Service; records the ports each selected workload serves in ``instances``."""
-    endpoints: dict[int, list[Endpoint]] = {p.number: [] for p in entry.ports}
-    for ep in entry.endpoints:  # inline endpoints: no sidecar of ours, connect to the endpoint's own port
-        for port in entry.ports:
-            endpoints[port.number].append(
-                Endpoint(
-                    address=ep.address,
-                    port=ep.ports.get(port.name) or port.target_port or port.number,
-                    labels=ep.labels,
-                    weight=ep.weight or 1,
-                    service_account=ep.service_account,
-                    locality=ep.locality,
-                )
-            )
-    selected = _selected_workloads(entry, workloads)
-    for workload in selected:
-        for port in entry.ports:
-            # The workload's sidecar listens on the service port at the workload's address and forwards to the app.
-            endpoints[port.number].append(
-                Endpoint(
-                    address=workload.address,
-                    port=port.number,
-                    labels=workload.labels,
-                    weight=workload.weight or 1,
-                    workload=workload.meta.key,
-                    service_account=workload.service_account,
-                    locality=workload.locality,
-                )
-            )
-    service = Service(
-        host=host,
-        namespace=entry.meta.key.namespace,
-        ports=entry.ports,
-        resolution=entry.resolution,
-        mesh_internal=entry.location == "MESH_INTERNAL",
-        endpoints=MappingProxyType(
-            {number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())}
-        ),
-        source=entry.meta.key,
-    )
-    for workload in selected:
-        for port in entry.ports:
-            target = workload.ports.get(port.name) or port.target_port or port.number
-            instances[workload.meta.key].append(
-                ServiceInstance(service=service, port=port, target_port=target, workload=workload)
-            )
-    return service
 
 
 def build_snapshot(
@@ -202,19 +123,13 @@ def build_snapshot(
     *,
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+    registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
 ) -> MeshSnapshot:
-    """Index the accepted config into a snapshot. Deterministic: iteration is in ConfigKey order."""
+    """Index the accepted config and the service registries' states into a snapshot. Deterministic: iteration is in
+    ConfigKey order. ``registries`` (in order; see ``pilot.model.registry`` for who wins a host) default to the
+    ServiceEntry/WorkloadEntry registry alone."""
     ordered = dict(sorted(configs.items()))
-    workloads = {k: r for k, r in ordered.items() if isinstance(r, WorkloadEntry)}
-    workload_index = _index_workloads(workloads.values())
-    services: dict[str, Service] = {}
-    instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
-    for resource in ordered.values():
-        if isinstance(resource, ServiceEntry):
-            for host in resource.hosts:
-                if host in services:  # the same host in two ServiceEntries: the first (namespace/name order) wins
-                    continue
-                services[host] = _service_from_entry(resource, host, workload_index, instances)
+    registered = aggregate_registries(registries, ordered)
     rules: dict[str, DestinationRule] = {}
     virtual: dict[str, list[VirtualService]] = defaultdict(list)
     peer_authentications: dict[str, list[PeerAuthentication]] = defaultdict(list)
@@ -237,15 +152,17 @@ def build_snapshot(
         version=version,
         domain_suffix=domain_suffix,
         configs=MappingProxyType(ordered),
-        services=MappingProxyType(dict(sorted(services.items()))),
+        services=registered.services,
         destination_rules=MappingProxyType(rules),
         virtual_services=MappingProxyType({h: tuple(v) for h, v in sorted(virtual.items())}),
-        workloads=MappingProxyType(workloads),
-        instances=MappingProxyType({k: tuple(v) for k, v in instances.items()}),
+        workloads=registered.workloads,
+        instances=registered.instances,
         trust_domain=trust_domain,
         root_namespace=root_namespace,
         peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
-        changed_kinds=_changed_kinds(previous, ordered),
+        changed_kinds=_changed_kinds(previous, ordered, registered.versions),
+        shadowed_services=registered.shadowed,
+        registry_versions=registered.versions,
     )

@@ -34,6 +34,7 @@ __all__ = [
     "ProxyNode",
     "Service",
     "ServiceInstance",
+    "ShadowedService",
 ]
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"  # Istio's root namespace: mesh-wide policies live there
@@ -55,7 +56,7 @@ class Endpoint:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
-    """A host in the registry (from one ServiceEntry), with its endpoints per service port number."""
+    """A host in a service registry (e.g. from one ServiceEntry), with its endpoints per service port number."""
 
     host: str  # FQDN as written in the ServiceEntry
     namespace: str
@@ -80,6 +81,15 @@ class ServiceInstance:
     port: ServicePort
     target_port: int  # the app's port on the workload address
     workload: WorkloadEntry
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShadowedService:
+    """A service of one registry not in the snapshot: another registry's service has its host."""
+
+    service: Service
+    registry: str  # the name of its registry
+    shadowed_by: str  # the name of the registry whose service has the host
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,3 +161,5 @@ class MeshSnapshot:
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
     changed_kinds: frozenset[str] = frozenset()
+    shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
+    registry_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # name -> version

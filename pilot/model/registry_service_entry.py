@@ -1,0 +1,129 @@
+"""The first service registry: ServiceEntries and the WorkloadEntries their ``workloadSelector`` picks, read from
+the config in force (Istio's ``serviceregistry/serviceentry``).
+
+Each host of a ServiceEntry is a ``Service``; its endpoints are the entry's inline endpoints (connected to at their
+own port) and the selected workloads' sidecars (at the service port); each selected workload serves each port of
+the entry (a ``ServiceInstance``). The same host in two ServiceEntries: the first (namespace/name order) wins.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+
+from pilot.config.types import ConfigKey, Labels, Resource, ServiceEntry, WorkloadEntry
+from pilot.model.registry import SERVICE_ENTRY_PROVIDER, RegistryState
+from pilot.model.types import Endpoint, Service, ServiceInstance
+
+__all__ = ["SERVICE_ENTRIES", "ServiceEntryRegistry", "labels_match"]
+
+
+def labels_match(selector: Labels, labels: Labels) -> bool:
+    """True when every selector label is present with the same value (an empty selector matches all)."""
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class ServiceEntryRegistry:
+    """The services and workloads of the ServiceEntries and WorkloadEntries in force."""
+
+    name = "serviceentry"
+    provider = SERVICE_ENTRY_PROVIDER
+
+    def state(self, configs: Mapping[ConfigKey, Resource]) -> RegistryState:
+        ordered = [configs[key] for key in sorted(configs)]
+        workloads = [r for r in ordered if isinstance(r, WorkloadEntry)]
+        workload_index = _index_workloads(workloads)
+        services: dict[str, Service] = {}
+        instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
+        for resource in ordered:
+            if isinstance(resource, ServiceEntry):
+                for host in resource.hosts:
+                    if host not in services:  # the same host in two ServiceEntries: the first one wins
+                        services[host] = _service_from_entry(resource, host, workload_index, instances)
+        return RegistryState(
+            services=tuple(services.values()),
+            workloads=tuple(workloads),
+            instances=MappingProxyType({k: tuple(v) for k, v in instances.items()}),
+        )
+
+
+SERVICE_ENTRIES = ServiceEntryRegistry()
+
+
+WorkloadIndex = Mapping[tuple[str, str, str], Sequence[WorkloadEntry]]  # (namespace, label, value) -> workloads
+
+
+def _index_workloads(workloads: Iterable[WorkloadEntry]) -> WorkloadIndex:
+    """Workloads by (namespace, label, value), each list in ConfigKey order, so that a selector looks at the
+    workloads carrying its rarest label instead of scanning all of them (1000 services x 3000 workloads)."""
+    index: dict[tuple[str, str, str], list[WorkloadEntry]] = defaultdict(list)
+    for workload in workloads:
+        for label, value in workload.labels.items():
+            index[(workload.meta.key.namespace, label, value)].append(workload)
+    return index
+
+
+def _selected_workloads(entry: ServiceEntry, index: WorkloadIndex) -> list[WorkloadEntry]:
+    """The WorkloadEntries a ServiceEntry's workloadSelector picks: same namespace, every selector label matches."""
+    selector = entry.workload_selector
+    if not selector:  # validation requires labels in a selector; no selector selects nothing
+        return []
+    namespace = entry.meta.key.namespace
+    candidates = min((index.get((namespace, k, v), ()) for k, v in selector.items()), key=len)
+    return [w for w in candidates if labels_match(selector, w.labels)]
+
+
+def _service_from_entry(
+    entry: ServiceEntry,
+    host: str,
+    workloads: WorkloadIndex,
+    instances: dict[ConfigKey, list[ServiceInstance]],
+) -> Service:
+    """One host of a ServiceEntry as a Service; records the ports each selected workload serves in ``instances``."""
+    endpoints: dict[int, list[Endpoint]] = {p.number: [] for p in entry.ports}
+    for ep in entry.endpoints:  # inline endpoints: no sidecar of ours, connect to the endpoint's own port
+        for port in entry.ports:
+            endpoints[port.number].append(
+                Endpoint(
+                    address=ep.address,
+                    port=ep.ports.get(port.name) or port.target_port or port.number,
+                    labels=ep.labels,
+                    weight=ep.weight or 1,
+                    service_account=ep.service_account,
+                    locality=ep.locality,
+                )
+            )
+    selected = _selected_workloads(entry, workloads)
+    for workload in selected:
+        for port in entry.ports:
+            # The workload's sidecar listens on the service port at the workload's address and forwards to the app.
+            endpoints[port.number].append(
+                Endpoint(
+                    address=workload.address,
+                    port=port.number,
+                    labels=workload.labels,
+                    weight=workload.weight or 1,
+                    workload=workload.meta.key,
+                    service_account=workload.service_account,
+                    locality=workload.locality,
+                )
+            )
+    service = Service(
+        host=host,
+        namespace=entry.meta.key.namespace,
+        ports=entry.ports,
+        resolution=entry.resolution,
+        mesh_internal=entry.location == "MESH_INTERNAL",
+        endpoints=MappingProxyType(
+            {number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())}
+        ),
+        source=entry.meta.key,
+    )
+    for workload in selected:
+        for port in entry.ports:
+            target = workload.ports.get(port.name) or port.target_port or port.number
+            instances[workload.meta.key].append(
+                ServiceInstance(service=service, port=port, target_port=target, workload=workload)
+            )
+    return service

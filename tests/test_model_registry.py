@@ -1,0 +1,210 @@
+"""The service-registry seam: aggregation of registries as Istio does it, and an in-memory source plus an
+in-memory registry driven end to end into the Envoy resources Pilot's generators build."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import pytest
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+
+from meshplane.names import http_proxy_route_name, outbound_cluster_name
+from pilot.analyze import analyze_snapshot
+from pilot.config import Origin, object_reference
+from pilot.config.types import ConfigKey, ConfigMeta, Protocol, Resolution, ServicePort, WorkloadEntry
+from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from pilot.model import (
+    KUBERNETES_PROVIDER,
+    SERVICE_ENTRIES,
+    SERVICE_ENTRY_PROVIDER,
+    Endpoint,
+    MemoryRegistry,
+    RegistryState,
+    Service,
+    ServiceInstance,
+    build_snapshot,
+    parse_node_id,
+    resolve_proxy,
+)
+from tests.source_builders import config_object, generated, memory_and_files
+from tests.xdstest import check_resources
+
+RATINGS = "ratings.default.svc.cluster.local"
+REVIEWS = "reviews.default.svc.cluster.local"
+HTTP = ServicePort(number=9080, name="http", protocol=Protocol.HTTP)
+
+
+def pod(name: str, address: str) -> WorkloadEntry:
+    """A workload as a Kubernetes registry would give it (a Pod), with an object reference for its origin."""
+    key = ConfigKey(kind="WorkloadEntry", namespace="default", name=name)
+    meta = ConfigMeta(key=key, origin=object_reference("Pod", "default", name, "12"))
+    return WorkloadEntry(meta=meta, address=address, labels=MappingProxyType({"app": "ratings"}))
+
+
+def registry(name: str, provider: str, host: str, address: str, version: str = "1") -> MemoryRegistry:
+    """A registry serving ``host`` on port 9080 from one workload at ``address``."""
+    workload = pod(f"{name}-{host.split('.')[0]}", address)
+    service = Service(
+        host=host,
+        namespace="default",
+        ports=(HTTP,),
+        resolution=Resolution.STATIC,
+        mesh_internal=True,
+        endpoints=MappingProxyType({9080: (Endpoint(address=address, port=9080, workload=workload.meta.key),)}),
+        source=ConfigKey(kind="Service", namespace="default", name=host.split(".")[0]),
+    )
+    instance = ServiceInstance(service=service, port=HTTP, target_port=19080, workload=workload)
+    state = RegistryState(
+        services=(service,),
+        workloads=(workload,),
+        instances=MappingProxyType({workload.meta.key: (instance,)}),
+        version=version,
+    )
+    return MemoryRegistry(name=name, provider=provider, contents=state)
+
+
+SERVICE_ENTRY_RATINGS = config_object(
+    "ServiceEntry",
+    "ratings",
+    {
+        "hosts": [RATINGS],
+        "location": "MESH_INTERNAL",
+        "resolution": "STATIC",
+        "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
+        "endpoints": [{"address": "127.0.0.50"}],
+    },
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "winner", "shadowed"),
+    [
+        (SERVICE_ENTRY_PROVIDER, SERVICE_ENTRY_PROVIDER, "a", "b"),
+        (KUBERNETES_PROVIDER, KUBERNETES_PROVIDER, "a", "b"),
+        (KUBERNETES_PROVIDER, SERVICE_ENTRY_PROVIDER, "a", "b"),
+        (SERVICE_ENTRY_PROVIDER, KUBERNETES_PROVIDER, "b", "a"),
+    ],
+    ids=["first-wins", "first-kubernetes-wins", "kubernetes-before-entry", "kubernetes-wins-over-earlier-entry"],
+)
+def test_a_host_in_two_registries_goes_to_one_as_istio_decides(
+    first: str, second: str, winner: str, shadowed: str
+) -> None:
+    addresses = {"a": "127.0.0.61", "b": "127.0.0.62"}
+    registries = (registry("a", first, RATINGS, addresses["a"]), registry("b", second, RATINGS, addresses["b"]))
+    snapshot = build_snapshot({}, 1, registries=registries)
+    (service,) = snapshot.services.values()
+    assert [e.address for e in service.endpoints[9080]] == [addresses[winner]]
+    (lost,) = snapshot.shadowed_services
+    assert (lost.registry, lost.shadowed_by, lost.service.host) == (shadowed, winner, RATINGS)
+    # both workloads stay (a proxy still resolves), but only the winner's serves the host
+    assert sorted(w.address for w in snapshot.workloads.values()) == sorted(addresses.values())
+    assert [(k.name, [i.service.host for i in v]) for k, v in snapshot.instances.items()] == [
+        (f"{winner}-ratings", [RATINGS])
+    ]
+
+
+def test_a_kubernetes_service_takes_a_service_entry_host_and_analyze_says_so() -> None:
+    seam = memory_and_files()
+    seam.memory.put(SERVICE_ENTRY_RATINGS)
+    kube = registry("kubernetes", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61")
+    snapshot = build_snapshot(seam.store.accepted, 1, registries=(SERVICE_ENTRIES, kube))
+    assert snapshot.services[RATINGS].source == ConfigKey(kind="Service", namespace="default", name="ratings")
+    (finding,) = [f for f in analyze_snapshot(snapshot) if f.code == "MP0207"]
+    assert (finding.level, finding.resource, finding.location) == (
+        "Warning",
+        "ServiceEntry default/ratings",
+        "ServiceEntry/default/ratings",
+    )
+    assert finding.message == (
+        f"host {RATINGS} of registry serviceentry is also served by registry kubernetes, whose service takes "
+        "precedence: this one is not used"
+    )
+
+
+def test_a_registry_version_change_is_a_service_change() -> None:
+    first = build_snapshot({}, 1, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61", "1"),))
+    same = build_snapshot({}, 2, first, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61", "1"),))
+    moved = build_snapshot({}, 3, same, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.62", "2"),))
+    assert (first.registry_versions, same.changed_kinds) == ({"k": "1"}, frozenset())
+    assert moved.changed_kinds == {"ServiceEntry", "WorkloadEntry"}
+
+
+def test_registries_need_distinct_names() -> None:
+    twice = (registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61"),) * 2
+    with pytest.raises(ValueError, match="distinct names"):
+        build_snapshot({}, 1, registries=twice)
+
+
+def test_memory_source_and_memory_registry_end_to_end_into_envoy_resources() -> None:
+    """In-memory config -> aggregate store -> snapshot with an in-memory registry -> the generators' resources."""
+    seam = memory_and_files()
+    reviews_entry = {
+        "hosts": [REVIEWS],
+        "location": "MESH_INTERNAL",
+        "resolution": "STATIC",
+        "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
+        "workloadSelector": {"labels": {"app": "reviews"}},
+    }
+    seam.memory.put(config_object("ServiceEntry", "reviews", reviews_entry, resource_version="1"))
+    for name, version in (("reviews-v1", "v1"), ("reviews-v2", "v2")):
+        address = "127.0.0.21" if version == "v1" else "127.0.0.22"
+        labels = {"app": "reviews", "version": version}
+        workload = {"address": address, "labels": labels, "ports": {"http": 19080}}
+        seam.memory.put(config_object("WorkloadEntry", name, workload))
+    subsets = [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}]
+    seam.memory.put(config_object("DestinationRule", "reviews", {"host": "reviews", "subsets": subsets}))
+    split = [
+        {"destination": {"host": "reviews", "subset": "v1"}, "weight": 90},
+        {"destination": {"host": "reviews", "subset": "v2"}, "weight": 10},
+    ]
+    seam.memory.put(config_object("VirtualService", "reviews", {"hosts": ["reviews"], "http": [{"route": split}]}))
+    assert seam.store.rejections == () and len(seam.store.accepted) == 5
+    kube = registry("kubernetes", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61")
+    snapshot = build_snapshot(seam.store.accepted, seam.store.version, registries=(SERVICE_ENTRIES, kube))
+    proxy = resolve_proxy(parse_node_id("sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local"), snapshot)
+    assert proxy.workload is not None and proxy.workload.meta.origin == Origin(
+        reference="WorkloadEntry/default/reviews-v1"
+    )
+    resources = generated(proxy, snapshot)
+    clusters = [c for c in resources[CLUSTER_TYPE] if isinstance(c, Cluster)]
+    assignments = [a for a in resources[ENDPOINT_TYPE] if isinstance(a, ClusterLoadAssignment)]
+    listeners = [x for x in resources[LISTENER_TYPE] if isinstance(x, Listener)]
+    routes = [r for r in resources[ROUTE_TYPE] if isinstance(r, RouteConfiguration)]
+    check_resources(clusters, assignments, listeners, routes)
+
+    names = {c.name for c in clusters}
+    v1, v2 = outbound_cluster_name(9080, "v1", REVIEWS), outbound_cluster_name(9080, "v2", REVIEWS)
+    ratings = outbound_cluster_name(9080, "", RATINGS)
+    assert {v1, v2, ratings, outbound_cluster_name(9080, "", REVIEWS)} <= names
+    (ratings_cluster,) = [c for c in clusters if c.name == ratings]
+    assert ratings_cluster.type == Cluster.DiscoveryType.EDS
+    (ratings_assignment,) = [a for a in assignments if a.cluster_name == ratings]
+    (locality,) = ratings_assignment.endpoints
+    (endpoint,) = locality.lb_endpoints
+    address = endpoint.endpoint.address.socket_address
+    assert (address.address, address.port_value) == ("127.0.0.61", 9080)
+    (v1_assignment,) = [a for a in assignments if a.cluster_name == v1]
+    assert [e.endpoint.address.socket_address.address for e in v1_assignment.endpoints[0].lb_endpoints] == [
+        "127.0.0.21"
+    ]
+    # the inbound side of reviews-v1 serves its ServiceEntry port, from the memory source's WorkloadEntry
+    bound = sorted((x.address.socket_address.address, x.address.socket_address.port_value) for x in listeners)
+    assert bound == [("127.0.0.21", 9080), ("127.0.0.21", 15001)]
+    (table,) = [r for r in routes if r.name == http_proxy_route_name("default")]
+    (host,) = [v for v in table.virtual_hosts if f"{REVIEWS}:9080" in v.domains]
+    (route,) = host.routes
+    weighted = [(w.name, w.weight.value) for w in route.route.weighted_clusters.clusters]
+    assert weighted == [(v1, 90), (v2, 10)]
+    (ratings_host,) = [v for v in table.virtual_hosts if f"{RATINGS}:9080" in v.domains]
+    assert ratings_host.routes[0].route.cluster == ratings
+
+    # a change in the memory source reaches the next snapshot's resources
+    seam.memory.put(config_object("VirtualService", "reviews", {"hosts": ["reviews"], "http": [{"route": split[:1]}]}))
+    after = build_snapshot(seam.store.accepted, seam.store.version, snapshot, registries=(SERVICE_ENTRIES, kube))
+    assert after.changed_kinds == {"VirtualService"}
+    routes = [r for r in generated(proxy, after)[ROUTE_TYPE] if isinstance(r, RouteConfiguration)]
+    (host,) = [v for r in routes for v in r.virtual_hosts if f"{REVIEWS}:9080" in v.domains]
+    assert host.routes[0].route.cluster == v1
