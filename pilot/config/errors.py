@@ -22,15 +22,41 @@ from pilot.config.origin import Origin
 from pilot.config.types import ConfigKey
 
 __all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_QUOTED_CHARS",
     "ConfigError",
     "ConfigSourceError",
     "FieldPath",
+    "cut_text",
     "format_path",
+    "quote",
 ]
 
 FieldPath = tuple[str | int, ...]  # str: a mapping key; int: a list index
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_:-]+$")
+
+# A value is quoted into a message with at most this many characters, and a whole message (or field path) is cut to
+# at most about this many: a 10 MiB value must not become 10 MiB of output, configz and log per mention.
+MAX_QUOTED_CHARS = 80
+MAX_MESSAGE_CHARS = 1000
+
+
+def quote(value: str) -> str:
+    """``value`` as it reads in a message (Python's quoting, as ``!r``), cut after ``MAX_QUOTED_CHARS`` characters:
+    ``'aaaa...'... (10485760 characters)``. Every validator quotes values through this."""
+    if len(value) <= MAX_QUOTED_CHARS:
+        return repr(value)
+    return f"{value[:MAX_QUOTED_CHARS]!r}... ({len(value)} characters)"
+
+
+def cut_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` with its middle cut out when it is longer than ``limit``: the start (what is wrong) and the end (why)
+    stay readable."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} ...({len(text) - 2 * keep} characters cut)... {text[-keep:]}"
 
 
 def format_path(path: FieldPath) -> str:
@@ -65,10 +91,16 @@ class ConfigError:
     path: str
     message: str
 
+    def __post_init__(self) -> None:
+        # the one place every problem passes: a huge value quoted by a message or a huge map key in the path is cut
+        # here, whatever produced it (a validator, the store, the YAML reader)
+        object.__setattr__(self, "path", cut_text(self.path))
+        object.__setattr__(self, "message", cut_text(self.message))
+
     def __str__(self) -> str:
         parts = [str(self.origin)]
         if self.key is not None:
-            parts.append(f"{self.key.kind} {self.key.namespace}/{self.key.name}")
+            parts.append(f"{self.key.kind} {self.key.namespace}/{cut_text(self.key.name, MAX_QUOTED_CHARS)}")
         if self.path:
             parts.append(self.path)
         parts.append(self.message)

@@ -4,7 +4,11 @@ Validation never stops at the first problem (Istio's ``pkg/config/validation`` s
 ``Problems`` and return ``None`` for a bad or missing value, and validators carry on with what they have. A resource
 is accepted only when its ``Problems`` stays empty, so partial values built along the way are never used.
 
-Explicit YAML ``null`` counts as "not set", as in protobuf JSON.
+Explicit YAML ``null`` counts as "not set", as in protobuf JSON. Where a field's *presence* decides something ("at
+least one of"), ``is_set`` follows proto3: an empty string and an empty list are not set either (so
+``redirect: {uri: ""}`` sets nothing). A list that is given must have entries where an empty one would mean nothing
+(``route: []``): readers ask for that with ``mappings(..., required=...)``. Values are quoted into messages with
+``errors.quote`` only, which cuts long ones.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import date
 from typing import Any
 
 from meshplane.durations import DurationError, parse_timeout
-from pilot.config.errors import FieldPath
+from pilot.config.errors import FieldPath, quote
 from pilot.config.types import Labels, frozen_labels
 from pilot.config.validate_names import label_errors
 
@@ -68,7 +72,7 @@ def describe(value: Any) -> str:
     if isinstance(value, float):
         return f"number {float(value)}"
     if isinstance(value, str):
-        return f"string {str(value)!r}"
+        return f"string {quote(str(value))}"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):
@@ -81,6 +85,8 @@ def describe(value: Any) -> str:
 
 
 def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    if len(name) > 100:  # no field is named like that; difflib on a huge string is slow
+        return ""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -116,14 +122,20 @@ class Fields:
             elif key in unsupported:
                 problems.add((*path, key), "not supported by meshplane yet")
             elif key not in known and key not in ignored:
-                problems.add((*path, key), f"unknown field {key!r}{_did_you_mean(key, [*known, *unsupported])}")
+                problems.add((*path, key), f"unknown field {quote(key)}{_did_you_mean(key, [*known, *unsupported])}")
         return Fields(value, path, problems)
 
     def at(self, name: str | int, *more: str | int) -> FieldPath:
         return (*self.path, name, *more)
 
     def has(self, name: str) -> bool:
+        """The field is present (not missing, not null)."""
         return self.node.get(name) is not None
+
+    def is_set(self, name: str) -> bool:
+        """The field is set in proto3's sense: present, and not an empty string or an empty list."""
+        value = self.node.get(name)
+        return value is not None and value != "" and value != []
 
     def report(self, name: str | None, message: str) -> None:
         """Report a problem on field ``name`` (None: on this mapping itself)."""
@@ -213,7 +225,7 @@ class Fields:
             if value == choice or (ignore_case and value.upper() == choice.upper()):
                 return choice
         hint = _did_you_mean(value.upper() if ignore_case else value, choices)
-        self.report(name, f"invalid value {str(value)!r}: expected one of {', '.join(choices)}{hint}")
+        self.report(name, f"invalid value {quote(str(value))}: expected one of {', '.join(choices)}{hint}")
         return None
 
     def strings(self, name: str, *, required: bool = False) -> tuple[str, ...] | None:
@@ -314,7 +326,10 @@ class Fields:
         return out
 
     def exclusive(self, names: Collection[str], *, required: bool = False) -> str | None:
-        """At most one (exactly one when ``required``) of ``names`` is set; returns the one set, if any."""
+        """At most one (exactly one when ``required``) of ``names`` is present; returns the one present, if any.
+
+        Presence, not ``is_set``: a oneof member set to "" is set (its reader checks the value), and a list given
+        empty is reported by its reader (``mappings(..., required=True)``), not taken for a missing one."""
         present = [name for name in names if self.has(name)]
         listed = ", ".join(names)
         if len(present) > 1:

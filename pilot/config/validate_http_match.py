@@ -11,15 +11,15 @@ their RE2 program size is held to Envoy's default limit (``RE2_MAX_PROGRAM_SIZE`
 
 from __future__ import annotations
 
-import re
 from types import MappingProxyType
 from typing import Any
 
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
-from pilot.config.errors import FieldPath
+from pilot.config.errors import FieldPath, quote
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
+from pilot.config.validate_envoy_strings import header_name_error, query_parameter_name_error
 
 __all__ = [
     "MATCH_FIELDS",
@@ -44,7 +44,6 @@ MATCH_FIELDS = (
 )
 MATCH_UNSUPPORTED = ("sourceLabels", "gateways", "sourceNamespace", "statPrefix")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
-_HEADER_NAME = re.compile(r"^:?[!#$%&'*+\-.^_`|~0-9a-z]+$")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
 
@@ -65,11 +64,11 @@ def regex_error(pattern: str) -> str | None:
     except re2.error as exc:
         reason = exc.args[0] if exc.args else ""
         reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
-        return f"invalid regex {pattern!r}: {reason} (Envoy's regex engine is RE2)"
+        return f"invalid regex {quote(pattern)}: {reason} (Envoy's regex engine is RE2)"
     size = int(compiled.programsize)
     if size > RE2_MAX_PROGRAM_SIZE:
         return (
-            f"regex {pattern!r} is too complex: its RE2 program size is {size}, over Envoy's limit of "
+            f"regex {quote(pattern)} is too complex: its RE2 program size is {size}, over Envoy's limit of "
             f"{RE2_MAX_PROGRAM_SIZE} (runtime re2.max_program_size.error_level)"
         )
     return None
@@ -89,7 +88,8 @@ def read_string_match(value: Any, path: FieldPath, problems: Problems, *, presen
     if kind == "prefix" and not text:
         match.report(kind, "a prefix match must not be empty (omit the match to match everything)")
     if kind == "regex":
-        problems.add_if(match.at(kind), regex_error(text))
+        # Istio: "regex string match should not be empty"; Envoy's RegexMatcher.regex has min_len 1
+        problems.add_if(match.at(kind), regex_error(text) if text else "a regex match must not be empty")
     return StringMatch(**{kind: text})
 
 
@@ -121,12 +121,10 @@ def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
 def _header_matches(match: Fields, name: str) -> MappingProxyType[str, StringMatch]:
     out: dict[str, StringMatch] = {}
     for header, value, path in match.entries(name):
-        if not header:
-            match.problems.add(path, "header name must not be empty")
-        elif header != header.lower():
-            match.problems.add(path, f"header name {header!r} must be lowercase (write {header.lower()!r})")
-        elif not _HEADER_NAME.match(header):
-            match.problems.add(path, f"{header!r} is not a valid HTTP header name")
+        if header and header != header.lower():
+            match.problems.add(path, f"header name {quote(header)} must be lowercase (write {quote(header.lower())})")
+        else:
+            match.problems.add_if(path, header_name_error(header))
         string_match = read_string_match(value, path, match.problems, presence=True)
         if string_match is not None:
             out[header] = string_match
@@ -136,8 +134,7 @@ def _header_matches(match: Fields, name: str) -> MappingProxyType[str, StringMat
 def _query_param_matches(match: Fields) -> MappingProxyType[str, StringMatch]:
     out: dict[str, StringMatch] = {}
     for param, value, path in match.entries("queryParams"):
-        if not param:
-            match.problems.add(path, "query parameter name must not be empty")
+        match.problems.add_if(path, query_parameter_name_error(param))
         string_match = read_string_match(value, path, match.problems, presence=True)
         if string_match is not None:
             out[param] = string_match

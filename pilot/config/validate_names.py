@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from pilot.config.errors import quote
+
 if TYPE_CHECKING:
     from pilot.config.validate_common import Fields
 
@@ -33,7 +35,7 @@ def dns1123_label_error(value: str, what: str = "name") -> str | None:
     if len(value) <= 63 and _DNS1123_LABEL.match(value):
         return None
     return (
-        f"invalid {what} {value!r}: must be a DNS-1123 label (at most 63 lowercase letters, digits or '-', "
+        f"invalid {what} {quote(value)}: must be a DNS-1123 label (at most 63 lowercase letters, digits or '-', "
         "starting and ending with a letter or digit)"
     )
 
@@ -42,7 +44,7 @@ def dns1123_subdomain_error(value: str, what: str = "name") -> str | None:
     if len(value) <= 253 and all(_DNS1123_LABEL.match(part) and len(part) <= 63 for part in value.split(".")):
         return None
     return (
-        f"invalid {what} {value!r}: must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
+        f"invalid {what} {quote(value)}: must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', "
         "each part starting and ending with a letter or digit)"
     )
 
@@ -52,25 +54,29 @@ def host_error(host: str, *, wildcard: bool = True, short: bool = True) -> str |
     if not host:
         return "host must not be empty"
     if len(host) > 255:
-        return f"invalid host {host!r}: longer than 255 characters"
+        return f"invalid host {quote(host)}: longer than 255 characters"
     if host == "*":
-        return None if wildcard else f"invalid host {host!r}: a wildcard is not allowed here"
+        return None if wildcard else f"invalid host {quote(host)}: a wildcard is not allowed here"
     labels = host.split(".")
     if labels[0] == "*":
         if not wildcard:
-            return f"invalid host {host!r}: a wildcard is not allowed here"
+            return f"invalid host {quote(host)}: a wildcard is not allowed here"
         labels = labels[1:]
     elif "*" in host:
-        return f"invalid host {host!r}: a wildcard must be the whole first label, as in '*.example.com'"
+        return f"invalid host {quote(host)}: a wildcard must be the whole first label, as in '*.example.com'"
     if labels and labels[-1] == "":
-        return f"invalid host {host!r}: must not end with '.'"
+        return f"invalid host {quote(host)}: must not end with '.'"
     for label in labels:
         if len(label) > 63 or not _DNS1123_LABEL.match(label):
-            return f"invalid host {host!r}: {label!r} is not a valid DNS label (lowercase letters, digits and '-')"
+            return (
+                f"invalid host {quote(host)}: {quote(label)} is not a valid DNS label (lowercase letters, digits "
+                "and '-')"
+            )
     if labels[-1].isdigit():
-        return f"invalid host {host!r}: the top-level domain {labels[-1]!r} cannot be all-numeric"
+        return f"invalid host {quote(host)}: the top-level domain {quote(labels[-1])} cannot be all-numeric"
     if not short and len(host.split(".")) == 1:
-        return f"invalid host {host!r}: must be a fully qualified domain name (like {host}.default.svc.cluster.local)"
+        example = quote(f"{host}.default.svc.cluster.local")
+        return f"invalid host {quote(host)}: must be a fully qualified domain name (like {example})"
     return None
 
 
@@ -78,7 +84,7 @@ def ip_error(value: str) -> str | None:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        return f"{value!r} is not a valid IP address"
+        return f"{quote(value)} is not a valid IP address"
     return None
 
 
@@ -89,7 +95,7 @@ def cidr_error(value: str) -> str | None:
     try:
         ipaddress.ip_network(value, strict=False)
     except ValueError:
-        return f"{value!r} is not a valid CIDR block"
+        return f"{quote(value)} is not a valid CIDR block"
     return None
 
 
@@ -102,17 +108,17 @@ def label_errors(labels: Mapping[str, str]) -> list[tuple[str, str]]:
             out.append(
                 (
                     key,
-                    f"invalid label key {key!r}: the name part must be at most 63 letters, digits, '-', '_' "
+                    f"invalid label key {quote(key)}: the name part must be at most 63 letters, digits, '-', '_' "
                     "or '.', starting and ending with a letter or digit",
                 )
             )
         elif slash and dns1123_subdomain_error(prefix) is not None:
-            out.append((key, f"invalid label key {key!r}: the prefix must be a DNS-1123 subdomain"))
+            out.append((key, f"invalid label key {quote(key)}: the prefix must be a DNS-1123 subdomain"))
         if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
             out.append(
                 (
                     key,
-                    f"invalid label value {value!r}: must be at most 63 letters, digits, '-', '_' or '.', "
+                    f"invalid label value {quote(value)}: must be at most 63 letters, digits, '-', '_' or '.', "
                     "starting and ending with a letter or digit",
                 )
             )
@@ -122,7 +128,7 @@ def label_errors(labels: Mapping[str, str]) -> list[tuple[str, str]]:
 def locality_error(value: str) -> str | None:
     parts = value.split("/")
     if len(parts) > 3 or any(not part for part in parts):
-        return f"invalid locality {value!r}: expected region, region/zone or region/zone/subzone"
+        return f"invalid locality {quote(value)}: expected region, region/zone or region/zone/subzone"
     return None
 
 
@@ -140,7 +146,7 @@ def export_to(fields: Fields, namespace: str, *, allow_none: bool) -> tuple[str,
             fields.problems.add_if(path, dns1123_label_error(value, "namespace"))
         key = namespace if value == "." else value
         if key in seen:
-            fields.problems.add(path, f"duplicate entry {value!r} in exportTo")
+            fields.problems.add(path, f"duplicate entry {quote(value)} in exportTo")
         seen.add(key)
     for special, meaning in (("*", "everyone (*)"), ("~", "nobody (~)")):
         if special in values and len(values) > 1:

@@ -4,7 +4,8 @@
 - ``selector.matchLabels`` follow the Kubernetes label syntax (so no wildcards); an empty selector is no selector
   (the policy is namespace-wide), as in Istio.
 - ``portLevelMtls`` needs a selector (Istio: a namespace- or mesh-wide policy cannot have port-level settings);
-  its keys are workload port numbers 1-65535, given as integers or as strings of digits.
+  its keys are workload port numbers 1-65535, given as integers or as strings of digits; when given it must list at
+  least one port (Istio).
 
 Several namespace-wide (or mesh-wide) policies in one namespace are each valid on their own; which one applies is
 decided by the model (``pilot.model.mtls``), since it takes more than one resource to see the conflict.
@@ -63,6 +64,9 @@ def _port_level_mtls(spec: Fields) -> dict[int, MtlsMode]:
         return modes
     if not isinstance(value, Mapping):
         spec.report("portLevelMtls", f"expected a mapping of port number to mtls settings, got {describe(value)}")
+        return modes
+    if not value:
+        spec.report("portLevelMtls", "must list at least one port when given (an empty portLevelMtls sets nothing)")
         return modes
     for key, item in value.items():
         path = spec.at("portLevelMtls", str(key))

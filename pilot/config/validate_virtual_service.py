@@ -7,6 +7,8 @@ not here: they run in the store over the whole set of resources about to be acce
 
 from __future__ import annotations
 
+from pilot.config.errors import quote
+from pilot.config.hosts import host_matches
 from pilot.config.types import (
     ConfigMeta,
     Destination,
@@ -98,7 +100,7 @@ def _gateways(spec: Fields) -> tuple[str, ...]:
 
 def _hosts(spec: Fields, *, applies_to_mesh: bool) -> tuple[str, ...]:
     hosts = spec.strings("hosts", required=True) or ()
-    seen: set[str] = set()
+    before = len(spec.problems)
     for index, host in enumerate(hosts):
         path = spec.at("hosts", index)
         if host == "*" and applies_to_mesh:
@@ -107,10 +109,27 @@ def _hosts(spec: Fields, *, applies_to_mesh: bool) -> tuple[str, ...]:
             )
         elif ip_error(host) is not None:
             spec.problems.add_if(path, host_error(host))
-        if host in seen:
-            spec.problems.add(path, f"duplicate host {host!r}")
-        seen.add(host)
+    if len(spec.problems) == before:  # as Istio: overlaps are looked for only among valid hosts
+        _overlapping_hosts(spec, hosts)
     return hosts
+
+
+def _overlapping_hosts(spec: Fields, hosts: tuple[str, ...]) -> None:
+    """Istio's duplicate-host rule: two hosts of one VirtualService must not match each other, literally or by
+    wildcard (``*.foo.com`` with ``a.foo.com``, or with ``*.a.foo.com``)."""
+    for later in range(1, len(hosts)):
+        for earlier in range(later):
+            first, second = hosts[earlier], hosts[later]
+            if first == second:
+                spec.problems.add(spec.at("hosts", later), f"duplicate host {quote(second)}")
+            elif host_matches(first, second) or host_matches(second, first):
+                spec.problems.add(
+                    spec.at("hosts", later),
+                    f"overlapping hosts in one VirtualService: {quote(second)} and {quote(first)} (hosts[{earlier}])",
+                )
+            else:
+                continue
+            break
 
 
 def read_destination(parent: Fields, name: str = "destination") -> Destination | None:
@@ -132,7 +151,8 @@ def read_destination(parent: Fields, name: str = "destination") -> Destination |
 def _http_route(route: Fields) -> HTTPRoute:
     _check_conflicts(route)
     destinations: list[HTTPRouteDestination] = []
-    for entry in route.mappings("route", known=("destination", "weight", "headers")):
+    # a route list given empty routes nowhere (Istio: "HTTP route or redirect is required")
+    for entry in route.mappings("route", known=("destination", "weight", "headers"), required=route.has("route")):
         destination = read_destination(entry)
         destinations.append(
             HTTPRouteDestination(

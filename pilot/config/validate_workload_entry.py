@@ -7,10 +7,12 @@ address, so it must be an IP; an endpoint of a DNS ServiceEntry may be a hostnam
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from pilot.config.errors import quote
 from pilot.config.types import ConfigMeta, WorkloadEntry, frozen_labels
 from pilot.config.validate_common import UINT32_MAX, Fields, describe
 from pilot.config.validate_names import dns1123_label_error, host_error, ip_error, locality_error
@@ -24,6 +26,9 @@ __all__ = [
 ]
 
 WORKLOAD_FIELDS = ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount")
+# what can only be meant as an IP address: digits, dots and slashes (no hostname has an all-numeric top level), or a
+# colon (no hostname has one)
+_IP_LIKE = re.compile(r"^(?:[0-9./]+|.*:.*)$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,13 +78,15 @@ def workload_address_error(address: str, *, hostname_allowed: bool) -> str | Non
         return "unix domain socket addresses are not supported by meshplane yet"
     if ip_error(address) is None:
         return None
+    if _IP_LIKE.match(address):
+        return ip_error(address)
     if not hostname_allowed:
         return (
-            f"{address!r} is not an IP address: a hostname address is not supported by meshplane yet "
+            f"{quote(address)} is not an IP address: a hostname address is not supported by meshplane yet "
             "(the workload's sidecar binds this address)"
         )
     if host_error(address, wildcard=False) is not None:
-        return f"{address!r} is neither an IP address nor a valid hostname"
+        return f"{quote(address)} is neither an IP address nor a valid hostname"
     return None
 
 
