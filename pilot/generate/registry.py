@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from pilot.generate import clusters, endpoints, listeners, routes
 from pilot.model.types import MeshSnapshot, Proxy
+from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 __all__ = [
     "CLUSTER_TYPE",
@@ -33,10 +34,6 @@ __all__ = [
     "TypeGenerator",
 ]
 
-CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 # Envoy's documented order for making changes without dropping traffic: CDS, EDS, LDS, RDS.
 PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)

@@ -30,9 +30,9 @@ from google.protobuf.message import Message
 
 from pilot.generate.registry import Scope, TypeGenerator
 from pilot.model import MeshSnapshot, Proxy, ProxyNode, resolve_proxy
-from pilot.xds.changes import ChangeMemo, ResourceChanges
 from pilot.xds.consistency import REFERENCED_TYPES, Dangling, ReferenceCheck, references
-from pilot.xds.resources import ProxyResources, Resource, ResourceGroup, make_resource
+from xdscore.changes import ChangeMemo, ResourceChanges
+from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource
 
 __all__ = ["RESOLUTION_KINDS", "ResourceCache"]
 

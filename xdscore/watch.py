@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
-from pilot.xds.resources import entry_digest
+from xdscore.resources import entry_digest
 
 __all__ = [
     "WILDCARD",
