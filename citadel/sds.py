@@ -25,7 +25,17 @@ from citadel.metrics import CitadelMetrics
 from citadel.sds_resources import CONTROL_PLANE_ID, SECRET_TYPE, root_ca_secret, workload_secret
 from citadel.sds_streams import SdsStream
 from meshplane.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
-from xdscore import Mode, Nonces, Request, Resource, first_request, pass_bytes, stream_methods, unary_payload
+from xdscore import (
+    Mode,
+    Nonces,
+    Request,
+    Resource,
+    StreamSettings,
+    first_request,
+    pass_bytes,
+    stream_methods,
+    unary_payload,
+)
 
 __all__ = ["SDS_SERVICE", "SdsService"]
 
@@ -52,10 +62,15 @@ class SdsService:
         self._authenticator = authenticator
         self._metrics = metrics
         self._rotation_fraction = rotation_fraction
-        self._send_timeout = send_timeout
         self._streams: dict[SdsStream, None] = {}  # insertion-ordered set
         self._root_ca: tuple[int, Resource] | None = None
         self._nonces = Nonces()
+        self._stream_settings = StreamSettings(
+            nonce=self._nonces,
+            control_plane=CONTROL_PLANE_ID,
+            send_timeout=send_timeout,
+            default_type_url=SECRET_TYPE,  # SDS is not aggregated: a request may leave its type implicit
+        )
 
     # ------------------------------------------------------------------------------------------ public API
 
@@ -135,9 +150,8 @@ class SdsService:
             root_ca=self.root_ca,
             write=context.write,
             metrics=self._metrics,
-            nonce=self._nonces,
+            settings=self._stream_settings,
             rotation_fraction=self._rotation_fraction,
-            send_timeout=self._send_timeout,
         )
         self._streams[stream] = None
         self._metrics.connection_opened()

@@ -23,10 +23,10 @@ import structlog
 from citadel.authority import Authority, WorkloadCertificate
 from citadel.errors import TokenError
 from citadel.metrics import CitadelMetrics
-from citadel.sds_resources import CONTROL_PLANE_ID, SECRET_TYPE, SecretProducer, workload_secret
+from citadel.sds_resources import SECRET_TYPE, SecretProducer, workload_secret
 from citadel.tokens import Identity
 from meshplane.identity import SDS_WORKLOAD_CERT
-from xdscore import Mode, Nack, Request, Resource, Sent, WatchedResource, XdsStream
+from xdscore import Mode, Nack, Request, Resource, Sent, StreamSettings, WatchedResource, XdsStream
 
 __all__ = ["Mode", "SdsStream"]
 
@@ -49,10 +49,10 @@ class SdsStream:
         root_ca: Callable[[], Resource],
         write: Callable[[bytes], Awaitable[None]],
         metrics: CitadelMetrics,
-        nonce: Callable[[], str],
+        settings: StreamSettings,
         rotation_fraction: float,
-        send_timeout: float = 20.0,
     ) -> None:
+        """``settings``: the SDS service's, shared by its streams (their nonces, Citadel's control-plane id)."""
         self.identity = identity
         self.peer = peer
         self.mode: Mode = mode
@@ -67,17 +67,10 @@ class SdsStream:
         self._default: Resource | None = None
         self._rotation_due = False
         self._rotation_timer: asyncio.TimerHandle | None = None
+        producers = {SECRET_TYPE: SecretProducer(workload=self._workload_resource, root_ca=root_ca)}
+        context = {"spiffe_id": identity.spiffe_id, "peer": peer}
         self._stream = XdsStream(
-            mode=mode,
-            producers={SECRET_TYPE: SecretProducer(workload=self._workload_resource, root_ca=root_ca)},
-            write=write,
-            nonce=nonce,
-            observer=self,
-            on_notice=self._on_notice,
-            control_plane=CONTROL_PLANE_ID,
-            send_timeout=send_timeout,
-            default_type_url=SECRET_TYPE,  # SDS is not aggregated: a request may leave its type implicit
-            log_context={"spiffe_id": identity.spiffe_id, "peer": peer},
+            mode=mode, producers=producers, write=write, owner=self, settings=settings, log_context=context
         )
 
     @property
@@ -104,7 +97,7 @@ class SdsStream:
             if self._rotation_timer is not None:
                 self._rotation_timer.cancel()
 
-    async def _on_notice(self, notice: Hashable) -> None:
+    async def noticed(self, notice: Hashable) -> None:
         """A rotation or a new bundle or signer: send what changed, if the stream watches it."""
         if notice == _ROTATE:
             self._rotation_due = True
@@ -118,14 +111,7 @@ class SdsStream:
     # ------------------------------------------------------------------------------------------ observed
 
     def rejected(self, type_url: str, nack: Nack) -> None:
-        log.warning(
-            "workload rejected secrets (NACK)",
-            spiffe_id=self.spiffe_id,
-            peer=self.peer,
-            rejected_version=nack.version,
-            nonce=nack.nonce,
-            error=nack.error,
-        )
+        log.warning("workload rejected secrets (NACK)", spiffe_id=self.spiffe_id, peer=self.peer, **nack.log_fields())
 
     def sent(self, type_url: str, sent: Sent) -> None:
         default = sent.resources.resources.get(SDS_WORKLOAD_CERT)

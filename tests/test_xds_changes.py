@@ -26,6 +26,7 @@ from tests.xds_fakes import (
     service_entry,
     workload_entry,
 )
+from xdscore import StreamSettings
 from xdscore import changes as changes_module
 from xdscore import stream as stream_module
 from xdscore.changes import NO_GROUP_CHANGES, ChangeMemo, GroupChanges, ResourceChanges, group_changes
@@ -255,9 +256,8 @@ async def test_a_push_hands_the_planner_the_changes_since_the_last_plan(monkeypa
         write=write,
         generators=generators,
         cache=first,
-        throttle=asyncio.Semaphore(1),
         metrics=metrics,
-        nonce=iter(f"n{i}" for i in range(1, 100)).__next__,
+        settings=StreamSettings(nonce=iter(f"n{i}" for i in range(1, 100)).__next__, throttle=asyncio.Semaphore(1)),
     )
     watched = sorted(first.view(EDS, node).resources)
     serving = asyncio.create_task(connection.serve(DiscoveryRequest(type_url=EDS, resource_names=watched), incoming()))

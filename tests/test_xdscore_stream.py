@@ -15,6 +15,7 @@ from xdscore import (
     ResourceChanges,
     ResourceGroup,
     Sent,
+    StreamSettings,
     WatchedResource,
     XdsStream,
     make_resource,
@@ -61,22 +62,16 @@ class Client:
         self.sends: list[Sent] = []
         self.notices: list[Hashable] = []
         nonces = iter(f"n{i}" for i in range(1, 100))
+        settings = StreamSettings(nonce=nonces.__next__, send_timeout=send_timeout, default_type_url=NAMED)
         self.stream = XdsStream(
-            mode="sotw",
-            producers={NAMED: producer},
-            write=self._write,
-            nonce=nonces.__next__,
-            observer=self,
-            on_notice=self._on_notice,
-            send_timeout=send_timeout,
-            default_type_url=NAMED,
+            mode="sotw", producers={NAMED: producer}, write=self._write, owner=self, settings=settings
         )
 
     async def _write(self, payload: bytes) -> None:
         await self.gate.wait()
         self.written.put_nowait(DiscoveryResponse.FromString(payload))
 
-    async def _on_notice(self, notice: Hashable) -> None:
+    async def noticed(self, notice: Hashable) -> None:
         self.notices.append(notice)
         await self.stream.respond(NAMED, requested=False, force=False)
 

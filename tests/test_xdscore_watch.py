@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar
 
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
@@ -12,6 +13,7 @@ from xdscore.plan import DeltaResponse, plan_delta, plan_sotw
 from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource
 from xdscore.watch import WatchedResource, digest_of, should_respond, should_respond_delta
 
+RequestT = TypeVar("RequestT", DiscoveryRequest, DeltaDiscoveryRequest)
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
@@ -26,20 +28,18 @@ def _view(*resources: Resource) -> ProxyResources:
     return ProxyResources.of([ResourceGroup.of(resources)])
 
 
-def _sotw(**fields: object) -> DiscoveryRequest:
-    error = fields.pop("error", None)
-    request = DiscoveryRequest(**fields)
+def _rejecting(request: RequestT, error: object) -> RequestT:
     if error is not None:
         request.error_detail.message = str(error)
     return request
 
 
-def _delta(**fields: object) -> DeltaDiscoveryRequest:
-    error = fields.pop("error", None)
-    request = DeltaDiscoveryRequest(**fields)
-    if error is not None:
-        request.error_detail.message = str(error)
-    return request
+def _sotw(error: object = None, **fields: object) -> DiscoveryRequest:
+    return _rejecting(DiscoveryRequest(**fields), error)
+
+
+def _delta(error: object = None, **fields: object) -> DeltaDiscoveryRequest:
+    return _rejecting(DeltaDiscoveryRequest(**fields), error)
 
 
 SENT = WatchedResource(type_url=EDS, wildcard=False, names=frozenset({"a"}), version_sent="v1", nonce_sent="n1")

@@ -13,11 +13,20 @@ It knows nothing of what is served (go-control-plane's ``pkg/server`` and ``pkg/
 """
 
 from xdscore.changes import ChangeMemo, ResourceChanges
-from xdscore.payload import delta_payload, sotw_payload, unary_payload
+from xdscore.payload import response_payload, unary_payload
 from xdscore.plan import DeltaResponse, SotwResponse, forget_sent, plan_delta, plan_sotw
 from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource, resource_name
 from xdscore.service import Nonces, first_request, pass_bytes, stream_methods
-from xdscore.stream import Mode, Request, ResourceProducer, SendTimeoutError, Sent, StreamObserver, XdsStream
+from xdscore.stream import (
+    Mode,
+    Request,
+    ResourceProducer,
+    SendTimeoutError,
+    Sent,
+    StreamOwner,
+    StreamSettings,
+    XdsStream,
+)
 from xdscore.types import short_type
 from xdscore.watch import WILDCARD, Nack, WatchedResource, should_respond, should_respond_delta
 
@@ -37,10 +46,10 @@ __all__ = [
     "SendTimeoutError",
     "Sent",
     "SotwResponse",
-    "StreamObserver",
+    "StreamOwner",
+    "StreamSettings",
     "WatchedResource",
     "XdsStream",
-    "delta_payload",
     "first_request",
     "forget_sent",
     "make_resource",
@@ -48,10 +57,10 @@ __all__ = [
     "plan_delta",
     "plan_sotw",
     "resource_name",
+    "response_payload",
     "short_type",
     "should_respond",
     "should_respond_delta",
-    "sotw_payload",
     "stream_methods",
     "unary_payload",
 ]

@@ -17,7 +17,7 @@ every name of the new one, its new state is the new set's ``versions``: nothing 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
@@ -111,11 +111,7 @@ def forget_sent(watch: WatchedResource, names: frozenset[str]) -> WatchedResourc
     """The watch as if ``names`` had never been sent, so that the next delta plan sends them again even though
     their versions did not change (Envoy needs the assignment of a changed EDS cluster before it warms)."""
     sent = dict(watch.sent)
-    digest = watch.sent_digest
-    for name in names:
-        version = sent.pop(name, None)
-        if version:
-            digest ^= entry_digest(version)
+    digest = _forget(sent, watch.sent_digest, names)
     return replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
 
 
@@ -210,12 +206,7 @@ def _sotw_changes(
     if not gone and not chosen:
         return None, watch
     sent = dict(had)
-    digest = watch.sent_digest
-    for name in gone:
-        version = sent.pop(name)
-        if version:
-            digest ^= entry_digest(version)
-    digest = _record(sent, digest, chosen)
+    digest = _record(sent, _forget(sent, watch.sent_digest, gone), chosen)
     if not chosen:
         return None, replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
     state = _sent_some(watch, sent, digest, nonce)
@@ -256,6 +247,15 @@ def _delta_changes(
     digest = _record(sent, digest, chosen)
     state = _sent_some(watch, sent, digest, nonce)
     return DeltaResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), removed=tuple(gone)), state
+
+
+def _forget(sent: dict[str, str], digest: int, names: Iterable[str]) -> int:
+    """Drop ``names`` from ``sent`` and return the set's digest updated to match."""
+    for name in names:
+        version = sent.pop(name, None)
+        if version:
+            digest ^= entry_digest(version)
+    return digest
 
 
 def _record(sent: dict[str, str], digest: int, resources: Sequence[Resource]) -> int:

@@ -10,8 +10,8 @@ being built and written at once (Istio's push throttle); a response not written 
 stream (Istio's PILOT_XDS_SEND_TIMEOUT): a client that stopped reading reconnects instead of holding a slot.
 
 The stream knows nothing of what it serves (go-control-plane's server and cache against what is served): its owner
-supplies a producer per type URL, an observer for what operators should see (NACKs, sends), and a handler for its
-own notices, which calls ``respond`` for the types that may have changed.
+supplies a producer per type URL, and as the stream's ``StreamOwner`` handles its notices (calling ``respond`` for
+the types that may have changed) and logs and counts what operators should see (NACKs, sends).
 
 A push (``respond(requested=False)``) hands the planner the changes since the type was last planned, when the
 producer knows them cheaply (``ResourceProducer.changes``), so that its cost follows what changed, not what the
@@ -31,8 +31,8 @@ import structlog
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
 from xdscore.changes import ResourceChanges
-from xdscore.payload import delta_payload, sotw_payload
-from xdscore.plan import plan_delta, plan_sotw
+from xdscore.payload import response_payload
+from xdscore.plan import DeltaResponse, SotwResponse, plan_delta, plan_sotw
 from xdscore.resources import ProxyResources
 from xdscore.types import short_type
 from xdscore.watch import Nack, WatchedResource, should_respond, should_respond_delta
@@ -43,7 +43,8 @@ __all__ = [
     "ResourceProducer",
     "SendTimeoutError",
     "Sent",
-    "StreamObserver",
+    "StreamOwner",
+    "StreamSettings",
     "XdsStream",
 ]
 
@@ -95,14 +96,29 @@ class Sent:
     resources: ProxyResources  # the set it was planned from
 
 
-class StreamObserver(Protocol):
-    """What the owner logs and counts of a stream."""
+class StreamOwner(Protocol):
+    """What a stream's owner does with its notices, and logs and counts of it."""
+
+    async def noticed(self, notice: Hashable) -> None:
+        """``notice`` (given to ``XdsStream.notify``) reached the stream's task: respond to what it changed."""
+        ...
 
     def rejected(self, type_url: str, nack: Nack) -> None:
         """The client NACKed a response (called once per NACK)."""
         ...
 
     def sent(self, type_url: str, sent: Sent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamSettings:
+    """What every stream of one server shares."""
+
+    nonce: Callable[[], str]  # unique per response (``service.Nonces``)
+    control_plane: str = ""  # ``control_plane.identifier`` in every response
+    send_timeout: float = 20.0  # seconds a response may take to be written before the stream is closed
+    throttle: asyncio.Semaphore | None = None  # bounds the responses built and written at once, across streams
+    default_type_url: str = ""  # the type of a request that names none (a non-aggregated service, e.g. SDS)
 
 
 class XdsStream:
@@ -114,30 +130,20 @@ class XdsStream:
         mode: Mode,
         producers: Mapping[str, ResourceProducer],
         write: Callable[[bytes], Awaitable[None]],
-        nonce: Callable[[], str],
-        observer: StreamObserver,
-        on_notice: Callable[[Hashable], Awaitable[None]],
-        control_plane: str = "",
-        send_timeout: float = 20.0,
-        throttle: asyncio.Semaphore | None = None,
-        default_type_url: str = "",
+        owner: StreamOwner,
+        settings: StreamSettings,
         log_context: Mapping[str, object] | None = None,
     ) -> None:
-        """``default_type_url``: the type of a request that names none (a non-aggregated service, e.g. SDS).
-        ``log_context``: who the client is, in this module's log lines."""
+        """``log_context``: who the client is, in this module's log lines."""
         self.mode: Mode = mode
         self.watches: dict[str, WatchedResource] = {}
         self.planned: dict[str, ProxyResources] = {}  # the resources each type was last planned against
         self._planned_names: dict[str, frozenset[str]] = {}  # the watched names then
         self._producers = producers
         self._write = write
-        self._nonce = nonce
-        self._observer = observer
-        self._on_notice = on_notice
-        self._control_plane = control_plane
-        self._send_timeout = send_timeout
-        self._throttle: contextlib.AbstractAsyncContextManager[object] = throttle or contextlib.nullcontext()
-        self._default_type_url = default_type_url
+        self._owner = owner
+        self._settings = settings
+        self._throttle: contextlib.AbstractAsyncContextManager[object] = settings.throttle or contextlib.nullcontext()
         self._log_context = dict(log_context or {})
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._queued: set[Hashable] = set()
@@ -164,7 +170,7 @@ class XdsStream:
                     await self._handle(item)
                 else:
                     self._queued.discard(item)
-                    await self._on_notice(item)
+                    await self._owner.noticed(item)
         except SendTimeoutError as exc:
             log.warning("client not reading its stream; closing it", reason=str(exc), **self._log_context)
         finally:
@@ -180,7 +186,7 @@ class XdsStream:
             self._inbox.put_nowait(_CLOSED)
 
     async def _handle(self, request: Request) -> None:
-        type_url = request.type_url or self._default_type_url
+        type_url = request.type_url or self._settings.default_type_url
         producer = self._producers.get(type_url)
         if producer is None:
             log.warning("unsupported xDS type requested; not answered", type_url=type_url[:200], **self._log_context)
@@ -193,7 +199,7 @@ class XdsStream:
         self.watches[type_url] = watch
         nack = watch.last_nack
         if nack is not None and (previous is None or previous.last_nack is not nack):
-            self._observer.rejected(type_url, nack)
+            self._owner.rejected(type_url, nack)
         if respond:
             await self.respond(type_url, requested=True, force=previous is None)
 
@@ -218,35 +224,33 @@ class XdsStream:
             changes = producer.changes(planned, current)
         started = time.perf_counter()
         async with self._throttle:
-            nonce = self._nonce()
+            nonce = self._settings.nonce()
+            response: SotwResponse | DeltaResponse | None
             if self.mode == "sotw":
-                sotw, watch = plan_sotw(
-                    watch,
-                    current,
-                    nonce=nonce,
-                    full=requested or first,
-                    changes=changes,
-                    every_watched=producer.every_watched,
+                full = requested or first
+                every_watched = producer.every_watched
+                response, watch = plan_sotw(
+                    watch, current, nonce=nonce, full=full, changes=changes, every_watched=every_watched
                 )
-                payload = sotw_payload(sotw, current, type_url=type_url, control_plane=self._control_plane)
             else:
-                delta, watch = plan_delta(watch, current, nonce=nonce, force=force or first, changes=changes)
-                payload = delta_payload(delta, current, type_url=type_url, control_plane=self._control_plane)
+                response, watch = plan_delta(watch, current, nonce=nonce, force=force or first, changes=changes)
+            payload = response_payload(response, current, type_url=type_url, control_plane=self._settings.control_plane)
             self.watches[type_url] = watch
             self.planned[type_url] = current
             self._planned_names[type_url] = watch.names
             if payload is None:
                 return False
+            timeout = self._settings.send_timeout
             try:
-                async with asyncio.timeout(self._send_timeout):
+                async with asyncio.timeout(timeout):
                     await self._write(payload)
             except TimeoutError:
                 raise SendTimeoutError(
-                    f"{short_type(type_url)} response ({len(payload)} bytes) not sent within {self._send_timeout:g}s"
+                    f"{short_type(type_url)} response ({len(payload)} bytes) not sent within {timeout:g}s"
                 ) from None
         seconds = time.perf_counter() - started
         sent = Sent(version=watch.version_sent, nonce=nonce, size=len(payload), seconds=seconds, resources=current)
-        self._observer.sent(type_url, sent)
+        self._owner.sent(type_url, sent)
         return True
 
     # ------------------------------------------------------------------------------------------ status

@@ -39,6 +39,7 @@ from xdscore import (
     ResourceChanges,
     SendTimeoutError,
     Sent,
+    StreamSettings,
     WatchedResource,
     XdsStream,
     forget_sent,
@@ -93,11 +94,8 @@ class Connection:
         write: Callable[[bytes], Awaitable[None]],
         generators: Mapping[str, TypeGenerator],
         cache: ResourceCache | None,
-        throttle: asyncio.Semaphore,
         metrics: PilotMetrics,
-        nonce: Callable[[], str],
-        control_plane: str = "",
-        send_timeout: float = 20.0,
+        settings: StreamSettings,
     ) -> None:
         self.node = node
         self.mode: Mode = mode
@@ -108,17 +106,9 @@ class Connection:
         self._metrics = metrics
         self._consistent: ResourceCache | None = None  # the last snapshot found consistent for this proxy
         self._withheld: tuple[int, Dangling] | None = None  # (version, dangling) of a snapshot not used, if any
+        producers = {t: _SnapshotProducer(self, t, g.wildcard) for t, g in generators.items()}
         self._stream = XdsStream(
-            mode=mode,
-            producers={t: _SnapshotProducer(self, t, g.wildcard) for t, g in generators.items()},
-            write=write,
-            nonce=nonce,
-            observer=self,
-            on_notice=self._on_notice,
-            control_plane=control_plane,
-            send_timeout=send_timeout,
-            throttle=throttle,
-            log_context={"proxy": node.id},
+            mode=mode, producers=producers, write=write, owner=self, settings=settings, log_context={"proxy": node.id}
         )
 
     @property
@@ -136,7 +126,8 @@ class Connection:
         """Handle ``first`` and every later request, and pushes, until the proxy closes the stream."""
         await self._stream.serve(first, requests)
 
-    async def _on_notice(self, notice: Hashable) -> None:
+    async def noticed(self, notice: Hashable) -> None:
+        """The stream's task got to a "newer snapshot" notice: push the newest snapshot announced."""
         if self._latest is not None:
             await self._push(self._latest)
 
@@ -196,15 +187,7 @@ class Connection:
 
     def rejected(self, type_url: str, nack: Nack) -> None:
         self._metrics.rejected(short_type(type_url))
-        log.warning(
-            "proxy rejected config (NACK)",
-            proxy=self.node.id,
-            type=short_type(type_url),
-            rejected_version=nack.version,
-            running_version=nack.running_version,
-            nonce=nack.nonce,
-            error=nack.error,
-        )
+        log.warning("proxy rejected config (NACK)", proxy=self.node.id, type=short_type(type_url), **nack.log_fields())
 
     def sent(self, type_url: str, sent: Sent) -> None:
         self._metrics.pushed(short_type(type_url), sent.seconds)

@@ -35,7 +35,7 @@ from pilot.xds.cache import ResourceCache
 from pilot.xds.connection import Connection, Mode, short_type
 from pilot.xds.consistency import InconsistentSnapshotError
 from pilot.xds.pushes import Debouncer, build_cache
-from xdscore import Nonces, Request, first_request, stream_methods
+from xdscore import Nonces, Request, StreamSettings, first_request, stream_methods
 
 __all__ = ["ADS_SERVICE", "DiscoveryServer"]
 
@@ -88,8 +88,7 @@ class DiscoveryServer:
         self._server: grpc.aio.Server | None = None
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._throttle: asyncio.Semaphore | None = None
-        self._nonces = Nonces()
+        self._stream_settings = StreamSettings(nonce=Nonces())  # until start: the throttle needs the loop
 
     # ------------------------------------------------------------------------------------------ public API
 
@@ -127,7 +126,12 @@ class DiscoveryServer:
         if self._server is not None or self._stopped:
             raise RuntimeError("DiscoveryServer already started (a stopped server cannot be restarted)")
         self._loop = asyncio.get_running_loop()
-        self._throttle = asyncio.Semaphore(self._max_concurrent_pushes)
+        self._stream_settings = StreamSettings(
+            nonce=Nonces(),
+            control_plane=CONTROL_PLANE_ID,
+            send_timeout=self._send_timeout,
+            throttle=asyncio.Semaphore(self._max_concurrent_pushes),
+        )
         server = grpc.aio.server()
         handlers = stream_methods(sotw="StreamAggregatedResources", delta="DeltaAggregatedResources", serve=self._serve)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(ADS_SERVICE, handlers),))
@@ -229,18 +233,14 @@ class DiscoveryServer:
         if first is None:
             return
         node = await self._node(first, context)
-        assert self._throttle is not None
         connection = Connection(
             node=node,
             mode=mode,
             write=context.write,
             generators=self.generators,
             cache=self._cache,
-            throttle=self._throttle,
             metrics=self.metrics,
-            nonce=self._nonces,
-            control_plane=CONTROL_PLANE_ID,
-            send_timeout=self._send_timeout,
+            settings=self._stream_settings,
         )
         self._connections[connection] = None
         self.metrics.connection_opened()
