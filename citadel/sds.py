@@ -10,35 +10,32 @@ them (``sdsz``).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import structlog
-from envoy.service.discovery.v3.discovery_pb2 import (
-    DeltaDiscoveryRequest,
-    DeltaDiscoveryResponse,
-    DiscoveryRequest,
-    DiscoveryResponse,
-)
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 
 from citadel.authn import Authenticator, refuse
 from citadel.authority import Authority
 from citadel.errors import CitadelError
 from citadel.metrics import CitadelMetrics
-from citadel.sds_resources import (
-    CONTROL_PLANE_ID,
-    SECRET_TYPE,
-    SecretResource,
-    root_ca_secret,
-    type_version,
-    workload_secret,
-)
-from citadel.sds_streams import Mode, SdsStream
+from citadel.sds_resources import CONTROL_PLANE_ID, SECRET_TYPE, root_ca_secret, workload_secret
+from citadel.sds_streams import SdsStream
 from meshplane.identity import SDS_ROOT_CA, SDS_WORKLOAD_CERT
+from xdscore import (
+    Mode,
+    Nonces,
+    Request,
+    Resource,
+    StreamSettings,
+    first_request,
+    pass_bytes,
+    stream_methods,
+    unary_payload,
+)
 
 __all__ = ["SDS_SERVICE", "SdsService"]
 
@@ -65,39 +62,30 @@ class SdsService:
         self._authenticator = authenticator
         self._metrics = metrics
         self._rotation_fraction = rotation_fraction
-        self._send_timeout = send_timeout
         self._streams: dict[SdsStream, None] = {}  # insertion-ordered set
-        self._root_ca: tuple[int, SecretResource] | None = None
-        self._nonce_prefix = secrets.token_hex(4)
-        self._nonces = itertools.count(1)
+        self._root_ca: tuple[int, Resource] | None = None
+        self._nonces = Nonces()
+        self._stream_settings = StreamSettings(
+            nonce=self._nonces,
+            control_plane=CONTROL_PLANE_ID,
+            send_timeout=send_timeout,
+            default_type_url=SECRET_TYPE,  # SDS is not aggregated: a request may leave its type implicit
+        )
 
     # ------------------------------------------------------------------------------------------ public API
 
     def handler(self) -> grpc.GenericRpcHandler:
-        handlers = {
-            "StreamSecrets": grpc.stream_stream_rpc_method_handler(
-                self._stream_sotw,
-                request_deserializer=DiscoveryRequest.FromString,
-                response_serializer=DiscoveryResponse.SerializeToString,
-            ),
-            "DeltaSecrets": grpc.stream_stream_rpc_method_handler(
-                self._stream_delta,
-                request_deserializer=DeltaDiscoveryRequest.FromString,
-                response_serializer=DeltaDiscoveryResponse.SerializeToString,
-            ),
-            "FetchSecrets": grpc.unary_unary_rpc_method_handler(
-                self._fetch,
-                request_deserializer=DiscoveryRequest.FromString,
-                response_serializer=DiscoveryResponse.SerializeToString,
-            ),
-        }
+        handlers = stream_methods(sotw="StreamSecrets", delta="DeltaSecrets", serve=self._serve)
+        handlers["FetchSecrets"] = grpc.unary_unary_rpc_method_handler(
+            self._fetch, request_deserializer=DiscoveryRequest.FromString, response_serializer=pass_bytes
+        )
         return grpc.method_handlers_generic_handler(SDS_SERVICE, handlers)
 
     @property
     def streams(self) -> tuple[SdsStream, ...]:
         return tuple(self._streams)
 
-    def root_ca(self) -> SecretResource:
+    def root_ca(self) -> Resource:
         """ROOTCA for the authority's current trust bundle (built once per bundle)."""
         generation = self.authority.bundle_generation
         if self._root_ca is None or self._root_ca[0] != generation:
@@ -143,33 +131,16 @@ class SdsService:
 
     # ------------------------------------------------------------------------------------------ RPCs
 
-    def _next_nonce(self) -> str:
-        return f"{self._nonce_prefix}-{next(self._nonces)}"
-
-    async def _stream_sotw(
-        self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
-        await self._serve(requests, context, "sotw")
-
-    async def _stream_delta(
-        self, requests: AsyncIterator[DeltaDiscoveryRequest], context: grpc.aio.ServicerContext[Any, Any]
-    ) -> None:
-        await self._serve(requests, context, "delta")
-
     async def _serve(
-        self,
-        requests: AsyncIterator[DiscoveryRequest] | AsyncIterator[DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext[Any, Any],
-        mode: Mode,
+        self, requests: AsyncIterator[Request], context: grpc.aio.ServicerContext[Any, bytes], mode: Mode
     ) -> None:
         rpc = "StreamSecrets" if mode == "sotw" else "DeltaSecrets"
         try:
             identity = self._authenticator.identity(context.invocation_metadata())
         except CitadelError as exc:
             await refuse(context, exc, rpc=rpc, metrics=self._metrics)
-        try:
-            first = await anext(aiter(requests))
-        except StopAsyncIteration:
+        first = await first_request(requests)
+        if first is None:
             return
         stream = SdsStream(
             identity=identity,
@@ -179,9 +150,8 @@ class SdsService:
             root_ca=self.root_ca,
             write=context.write,
             metrics=self._metrics,
-            nonce=self._next_nonce,
+            settings=self._stream_settings,
             rotation_fraction=self._rotation_fraction,
-            send_timeout=self._send_timeout,
         )
         self._streams[stream] = None
         self._metrics.connection_opened()
@@ -198,13 +168,13 @@ class SdsService:
             self._metrics.connection_closed()
             log.info("SDS stream closed", spiffe_id=identity.spiffe_id, mode=mode, peer=stream.peer)
 
-    async def _fetch(self, request: DiscoveryRequest, context: grpc.aio.ServicerContext[Any, Any]) -> DiscoveryResponse:
+    async def _fetch(self, request: DiscoveryRequest, context: grpc.aio.ServicerContext[Any, bytes]) -> bytes:
         """Unary SDS: the requested secrets now (a new ``default`` certificate on every call)."""
         try:
             identity = self._authenticator.identity(context.invocation_metadata())
             if request.type_url not in ("", SECRET_TYPE):
                 raise _unsupported_type(request.type_url)
-            resources: list[SecretResource] = []
+            resources: list[Resource] = []
             for name in sorted(set(request.resource_names)):
                 if name == SDS_WORKLOAD_CERT:
                     workload = await asyncio.to_thread(self.authority.issue_workload, identity.spiffe_id)
@@ -215,12 +185,7 @@ class SdsService:
                     resources.append(self.root_ca())
         except CitadelError as exc:
             await refuse(context, exc, rpc="FetchSecrets", metrics=self._metrics)
-        response = DiscoveryResponse(
-            version_info=type_version(resources), type_url=SECRET_TYPE, nonce=self._next_nonce()
-        )
-        response.resources.extend(r.body for r in resources)
-        response.control_plane.identifier = CONTROL_PLANE_ID
-        return response
+        return unary_payload(resources, type_url=SECRET_TYPE, nonce=self._nonces(), control_plane=CONTROL_PLANE_ID)
 
 
 class _UnsupportedTypeError(CitadelError):

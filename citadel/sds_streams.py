@@ -1,9 +1,10 @@
-"""One SDS stream: its identity, the certificate it holds, its protocol state, and the only task that writes to it.
+"""One SDS stream: its identity, the certificate it holds, and when it is re-issued.
 
-A stream runs one task that handles, in order, the workload's requests (read by a helper task), its rotation timer
-("half of the certificate's lifetime has passed") and "the authority changed" notices from a root rotation
-(``notify``; coalesced). Each response is planned by the pure functions of ``sds_resources.py`` over the
-protocol state machine of ``sds_watch.py``. Keys are made and certificates signed in a worker thread.
+The protocol (requests, ACK/NACK, SotW and delta planning, the send timeout) is the shared xDS core's
+``XdsStream``, serving the stream's ``SecretProducer`` (``sds_resources.py``). An SDS stream is its owner: it
+turns its rotation timer ("``--rotation-fraction`` of the certificate's lifetime has passed") and "the authority
+changed" notices from a root rotation (``notify``; coalesced) into pushes. Keys are made and certificates signed in
+a worker thread.
 
 The token was verified when the stream opened; a certificate is re-issued only while it is still unexpired, else
 the stream ends with UNAUTHENTICATED (Envoy keeps the certificate it has until it expires).
@@ -12,43 +13,31 @@ the stream ends with UNAUTHENTICATED (Envoy keeps the certificate it has until i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import structlog
-from envoy.service.discovery.v3.discovery_pb2 import (
-    DeltaDiscoveryRequest,
-    DeltaDiscoveryResponse,
-    DiscoveryRequest,
-    DiscoveryResponse,
-)
 
 from citadel.authority import Authority, WorkloadCertificate
 from citadel.errors import TokenError
 from citadel.metrics import CitadelMetrics
-from citadel.sds_resources import SECRET_TYPE, SecretResource, plan_delta, plan_sotw, workload_secret
-from citadel.sds_watch import SecretWatch, should_respond, should_respond_delta
+from citadel.sds_resources import SECRET_TYPE, SecretProducer, workload_secret
 from citadel.tokens import Identity
 from meshplane.identity import SDS_WORKLOAD_CERT
+from xdscore import Mode, Nack, Request, Resource, Sent, StreamSettings, WatchedResource, XdsStream
 
 __all__ = ["Mode", "SdsStream"]
 
 log = structlog.get_logger(__name__)
 
-Mode = Literal["sotw", "delta"]
-Request: TypeAlias = DiscoveryRequest | DeltaDiscoveryRequest
-Response: TypeAlias = DiscoveryResponse | DeltaDiscoveryResponse
-
-_ROTATE = "rotate"  # inbox marker: the workload certificate reached its rotation time
-_REFRESH = "refresh"  # inbox marker: the authority's trust bundle or signer changed
-_CLOSED = "closed"  # inbox marker: the workload closed its side of the stream
+_ROTATE = "rotate"  # notice: the workload certificate reached its rotation time
+_REFRESH = "refresh"  # notice: the authority's trust bundle or signer changed
 
 
 class SdsStream:
-    """The state and sender of one SDS stream (state of the world or delta)."""
+    """The identity, certificates and xDS stream of one SDS client (state of the world or delta)."""
 
     def __init__(
         self,
@@ -57,142 +46,81 @@ class SdsStream:
         peer: str,
         mode: Mode,
         authority: Authority,
-        root_ca: Callable[[], SecretResource],
-        write: Callable[[Response], Awaitable[None]],
+        root_ca: Callable[[], Resource],
+        write: Callable[[bytes], Awaitable[None]],
         metrics: CitadelMetrics,
-        nonce: Callable[[], str],
+        settings: StreamSettings,
         rotation_fraction: float,
-        send_timeout: float = 20.0,
     ) -> None:
+        """``settings``: the SDS service's, shared by its streams (their nonces, Citadel's control-plane id)."""
         self.identity = identity
         self.peer = peer
         self.mode: Mode = mode
         self.connected_at = time.time()
-        self.watch: SecretWatch | None = None
         self.workload: WorkloadCertificate | None = None  # the newest certificate made for this stream
         self.sent_workload: WorkloadCertificate | None = None  # the one last sent
         self.handled_bundle_generation = authority.bundle_generation
         self.handled_signer_generation = authority.signer_generation
         self._authority = authority
-        self._root_ca = root_ca
-        self._write = write
         self._metrics = metrics
-        self._nonce = nonce
         self._rotation_fraction = rotation_fraction
-        self._send_timeout = send_timeout
-        self._default: SecretResource | None = None
-        self._inbox: asyncio.Queue[Request | str] = asyncio.Queue()
-        self._refresh_queued = False
+        self._default: Resource | None = None
         self._rotation_due = False
         self._rotation_timer: asyncio.TimerHandle | None = None
+        producers = {SECRET_TYPE: SecretProducer(workload=self._workload_resource, root_ca=root_ca)}
+        context = {"spiffe_id": identity.spiffe_id, "peer": peer}
+        self._stream = XdsStream(
+            mode=mode, producers=producers, write=write, owner=self, settings=settings, log_context=context
+        )
 
     @property
     def spiffe_id(self) -> str:
         return self.identity.spiffe_id
 
+    @property
+    def watch(self) -> WatchedResource | None:
+        return self._stream.watches.get(SECRET_TYPE)
+
     # ------------------------------------------------------------------------------------------ running
 
     def notify(self) -> None:
         """The authority's bundle or signer changed: push what differs. Never blocks; notices coalesce."""
-        if not self._refresh_queued:
-            self._refresh_queued = True
-            self._inbox.put_nowait(_REFRESH)
+        self._stream.notify(_REFRESH)
 
     async def serve(self, first: Request, requests: AsyncIterator[Request]) -> None:
         """Handle ``first``, every later request, rotations and notices until the workload closes the stream.
 
         Raises TokenError when a rotation finds the stream's token expired."""
-        reader = asyncio.create_task(self._read(requests), name=f"sds-read {self.spiffe_id}")
-        self._inbox.put_nowait(first)
         try:
-            while True:
-                item = await self._inbox.get()
-                if item == _CLOSED:
-                    break
-                if item == _REFRESH:
-                    self._refresh_queued = False
-                    await self._push()
-                elif item == _ROTATE:
-                    self._rotation_due = True
-                    await self._push()
-                else:
-                    assert isinstance(item, DiscoveryRequest | DeltaDiscoveryRequest)
-                    await self._handle(item)
-        except TimeoutError:
-            log.warning("workload not reading its SDS stream; closing it", spiffe_id=self.spiffe_id, peer=self.peer)
+            await self._stream.serve(first, requests)
         finally:
             if self._rotation_timer is not None:
                 self._rotation_timer.cancel()
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
 
-    async def _read(self, requests: AsyncIterator[Request]) -> None:
-        try:
-            async for request in requests:
-                self._inbox.put_nowait(request)
-        finally:
-            self._inbox.put_nowait(_CLOSED)
-
-    async def _handle(self, request: Request) -> None:
-        type_url = request.type_url or SECRET_TYPE  # SDS is not aggregated: the type may be left implicit
-        if type_url != SECRET_TYPE:
-            log.warning("SDS request for another type; not answered", spiffe_id=self.spiffe_id, type_url=type_url)
-            return
-        previous = self.watch
-        if isinstance(request, DiscoveryRequest):
-            respond, watch = should_respond(previous, request, now=time.time())
-        else:
-            respond, watch = should_respond_delta(previous, request, now=time.time())
-        self.watch = watch
-        nack = watch.last_nack
-        if nack is not None and (previous is None or previous.last_nack is not nack):
-            log.warning(
-                "workload rejected secrets (NACK)",
-                spiffe_id=self.spiffe_id,
-                peer=self.peer,
-                rejected_version=nack.version,
-                nonce=nack.nonce,
-                error=nack.error,
-            )
-        if respond:
-            await self._send(requested=True, first=previous is None)
-
-    async def _push(self) -> None:
-        """Send what changed (a rotation, a new bundle or signer), if the stream watches it."""
-        if self.watch is None:
-            return
-        await self._send(requested=False, first=False)
-
-    async def _send(self, *, requested: bool, first: bool) -> None:
-        watch = self.watch
-        assert watch is not None
+    async def noticed(self, notice: Hashable) -> None:
+        """A rotation or a new bundle or signer: send what changed, if the stream watches it."""
+        if notice == _ROTATE:
+            self._rotation_due = True
         bundle_generation = self._authority.bundle_generation
         signer_generation = self._authority.signer_generation
-        current: dict[str, SecretResource] = {}
-        for name in watch.names:
-            if name == SDS_WORKLOAD_CERT:
-                current[name] = await self._workload_resource()
-            else:
-                root_ca = self._root_ca()
-                if name == root_ca.name:
-                    current[name] = root_ca
-        nonce = self._nonce()
-        response: Response | None
-        if self.mode == "sotw":
-            response, self.watch = plan_sotw(watch, current, nonce=nonce, full=requested)
-        else:
-            response, self.watch = plan_delta(watch, current, nonce=nonce, force=first)
-        if response is not None:
-            async with asyncio.timeout(self._send_timeout):
-                await self._write(response)
-            if SDS_WORKLOAD_CERT in current and self.watch.sent.get(SDS_WORKLOAD_CERT):
-                self.sent_workload = self.workload
-            log.debug("secrets sent", spiffe_id=self.spiffe_id, version=self.watch.version_sent, nonce=nonce)
+        if SECRET_TYPE in self._stream.watches:
+            await self._stream.respond(SECRET_TYPE, requested=False, force=False)
         self.handled_bundle_generation = max(self.handled_bundle_generation, bundle_generation)
         self.handled_signer_generation = max(self.handled_signer_generation, signer_generation)
 
-    async def _workload_resource(self) -> SecretResource:
+    # ------------------------------------------------------------------------------------------ observed
+
+    def rejected(self, type_url: str, nack: Nack) -> None:
+        log.warning("workload rejected secrets (NACK)", spiffe_id=self.spiffe_id, peer=self.peer, **nack.log_fields())
+
+    def sent(self, type_url: str, sent: Sent) -> None:
+        default = sent.resources.resources.get(SDS_WORKLOAD_CERT)
+        watch = self.watch
+        if default is not None and watch is not None and watch.sent.get(SDS_WORKLOAD_CERT) == default.version:
+            self.sent_workload = self.workload
+        log.debug("secrets sent", spiffe_id=self.spiffe_id, version=sent.version, nonce=sent.nonce)
+
+    async def _workload_resource(self) -> Resource:
         """``default``, issued now when there is none yet, it is due for rotation, or the signer changed."""
         workload = self.workload
         stale = workload is None or workload.signer_generation < self._authority.signer_generation
@@ -221,7 +149,7 @@ class SdsStream:
             self._rotation_timer.cancel()
         delay = (workload.rotate_at(self._rotation_fraction) - datetime.now(UTC)).total_seconds()
         loop = asyncio.get_running_loop()
-        self._rotation_timer = loop.call_later(max(delay, 0.0), self._inbox.put_nowait, _ROTATE)
+        self._rotation_timer = loop.call_later(max(delay, 0.0), self._stream.notify, _ROTATE)
 
     # ------------------------------------------------------------------------------------------ status
 

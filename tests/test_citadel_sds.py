@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -14,10 +15,10 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 
 from citadel.ca import verify_workload_certificate
 from citadel.ca_dir import TRUST_BUNDLE
-from citadel.sds_resources import CONTROL_PLANE_ID, SECRET_TYPE, plan_delta, plan_sotw, root_ca_secret, workload_secret
-from citadel.sds_watch import SecretWatch, should_respond, should_respond_delta
+from citadel.sds_resources import CONTROL_PLANE_ID, SECRET_TYPE, SecretProducer, root_ca_secret, workload_secret
 from tests.citadel_sds_client import SdsClient, Secrets, decode_secrets, decode_workload
 from tests.conftest import CitadelUnderTest, StartCitadel
+from xdscore import Resource, WatchedResource
 
 REVIEWS_ID = "spiffe://cluster.local/ns/default/sa/reviews"
 QUIET = 0.3  # how long "nothing more is sent" is watched for
@@ -262,65 +263,20 @@ async def test_token_expiring_before_a_rotation_ends_the_stream_unauthenticated(
     assert "token expired" in (error.details() or "")
 
 
-# ------------------------------------------------------------------------------------------------ pure protocol state
-
-
-def _sotw(names: tuple[str, ...], nonce: str = "", *, nack: bool = False) -> DiscoveryRequest:
-    request = DiscoveryRequest(type_url=SECRET_TYPE, resource_names=names, response_nonce=nonce)
-    if nack:
-        request.error_detail.message = "rejected"
-    return request
-
-
-_SENT = SecretWatch(names=frozenset({"default"}), version_sent="v1", nonce_sent="n1")
-
-
-@pytest.mark.parametrize(
-    ("watch", "request_", "respond", "acked", "nacked"),
-    [
-        (None, _sotw(("default",)), True, False, False),
-        (_SENT, _sotw(("default",), "n1"), False, True, False),
-        (_SENT, _sotw(("default", "ROOTCA"), "n1"), True, True, False),
-        (_SENT, _sotw(("default",), "n0"), False, False, False),
-        (_SENT, _sotw(("default",), "n1", nack=True), False, False, True),
-        (_SENT, _sotw(("default",)), True, False, False),
-    ],
-    ids=["first-request", "ack", "ack-adding-a-name", "stale-nonce", "nack", "asks-again-without-nonce"],
-)
-def test_should_respond_sotw(
-    watch: SecretWatch | None, request_: DiscoveryRequest, respond: bool, acked: bool, nacked: bool
-) -> None:
-    answer, state = should_respond(watch, request_, now=1.0)
-
-    assert (answer, state.acked, state.last_nack is not None) == (respond, acked, nacked)
-
-
-def test_should_respond_delta_applies_subscriptions_whatever_the_nonce() -> None:
-    first = DeltaDiscoveryRequest(
-        resource_names_subscribe=["default", "ROOTCA"], initial_resource_versions={"ROOTCA": "v0", "other": "x"}
-    )
-    respond, watch = should_respond_delta(None, first, now=1.0)
-    assert respond and watch.names == {"default", "ROOTCA"} and dict(watch.sent) == {"ROOTCA": "v0"}
-
-    watch = SecretWatch(names=watch.names, sent=watch.sent, version_sent="v1", nonce_sent="n1")
-    respond, after = should_respond_delta(watch, DeltaDiscoveryRequest(resource_names_unsubscribe=["ROOTCA"]), now=2)
-    assert not respond and after.names == {"default"} and "ROOTCA" not in after.sent and not after.acked
-
-    respond, acked = should_respond_delta(after, DeltaDiscoveryRequest(response_nonce="n1"), now=3)
-    assert not respond and acked.acked and acked.version_acked == "v1"
-
-
-def test_plans_send_only_what_changed_and_remove_unknown_names_once() -> None:
+async def test_the_secret_producer_returns_the_same_set_while_its_secrets_are_the_same() -> None:
     rootca, default = root_ca_secret(b"roots"), workload_secret(b"chain", b"key")
-    watch = SecretWatch(names=frozenset({"default", "ROOTCA", "missing"}))
-    current = {"default": default, "ROOTCA": rootca}
+    current = {"workload": default}
 
-    sotw, sotw_watch = plan_sotw(watch, current, nonce="n1", full=True)
-    assert sotw is not None and len(sotw.resources) == 2
-    assert plan_sotw(sotw_watch, current, nonce="n2", full=False)[0] is None, "nothing changed: nothing sent"
+    async def workload() -> Resource:
+        return current["workload"]
 
-    delta, delta_watch = plan_delta(watch, current, nonce="n1", force=True)
-    assert delta is not None and list(delta.removed_resources) == ["missing"]
-    rotated = {**current, "default": workload_secret(b"new chain", b"new key")}
-    again, _ = plan_delta(delta_watch, rotated, nonce="n2", force=False)
-    assert again is not None and [r.name for r in again.resources] == ["default"] and not again.removed_resources
+    producer = SecretProducer(workload=workload, root_ca=lambda: rootca)
+    both = WatchedResource(type_url=SECRET_TYPE, wildcard=False, names=frozenset({"default", "ROOTCA", "other"}))
+    first = await producer.resources(both)
+    assert sorted(first.resources) == ["ROOTCA", "default"]
+    assert await producer.resources(both) is first, "nothing new: the same set, so a push costs nothing"
+    current["workload"] = workload_secret(b"new chain", b"key")
+    rotated = await producer.resources(both)
+    assert rotated is not first and rotated.resources["default"] is current["workload"]
+    only_roots = replace(both, names=frozenset({"ROOTCA"}))
+    assert list((await producer.resources(only_roots)).resources) == ["ROOTCA"]

@@ -36,6 +36,7 @@ from pilot.config.types import (
 from pilot.generate.route_action import (
     DEFAULT_RETRY_ON,
     RouteContext,
+    ServicePorts,
     build_redirect,
     convert_retry_policy,
     default_retry_policy,
@@ -76,7 +77,13 @@ def test_destination_cluster(destination: Destination, vs_namespace: str, vhost_
     snap = snapshot(
         service_entry("reviews", REVIEWS, (port(9080), port(9090))), service_entry("ratings", RATINGS, (port(8080),))
     )
-    ctx = RouteContext(vs_namespace=vs_namespace, vs_name="vs", port=vhost_port, snapshot=snap)
+    ctx = RouteContext(
+        vs_namespace=vs_namespace,
+        vs_name="vs",
+        port=vhost_port,
+        domain_suffix=snap.domain_suffix,
+        service_ports=ServicePorts.of(snap),
+    )
     assert destination_cluster(destination, ctx) == cluster
 
 

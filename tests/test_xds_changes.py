@@ -16,12 +16,6 @@ from pilot.generate.registry import ENDPOINT_TYPE
 from pilot.metrics import PilotMetrics
 from pilot.model import build_snapshot, parse_node_id
 from pilot.xds import Connection, ResourceCache, build_cache
-from pilot.xds import changes as changes_module
-from pilot.xds import connection as connection_module
-from pilot.xds.changes import NO_GROUP_CHANGES, ChangeMemo, GroupChanges, ResourceChanges, group_changes
-from pilot.xds.plan import plan_delta, plan_sotw
-from pilot.xds.resources import ProxyResources, Resource, ResourceGroup, make_resource
-from pilot.xds.watch import WatchedResource
 from tests.xds_fakes import (
     PRODUCTPAGE,
     REVIEWS_V1_CLUSTER,
@@ -32,6 +26,13 @@ from tests.xds_fakes import (
     service_entry,
     workload_entry,
 )
+from xdscore import StreamSettings
+from xdscore import changes as changes_module
+from xdscore import stream as stream_module
+from xdscore.changes import NO_GROUP_CHANGES, ChangeMemo, GroupChanges, ResourceChanges, group_changes
+from xdscore.plan import plan_delta, plan_sotw
+from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource
+from xdscore.watch import WatchedResource
 
 EDS = ENDPOINT_TYPE
 
@@ -234,7 +235,7 @@ async def test_a_push_hands_the_planner_the_changes_since_the_last_plan(monkeypa
         seen.append(kwargs["changes"])
         return plan_sotw(*args, **kwargs)
 
-    monkeypatch.setattr(connection_module, "plan_sotw", spy)
+    monkeypatch.setattr(stream_module, "plan_sotw", spy)
     generators = fake_generators()
     node = parse_node_id(PRODUCTPAGE)
     first = ResourceCache(build_snapshot(bookinfo(), 1), generators)
@@ -255,9 +256,8 @@ async def test_a_push_hands_the_planner_the_changes_since_the_last_plan(monkeypa
         write=write,
         generators=generators,
         cache=first,
-        throttle=asyncio.Semaphore(1),
         metrics=metrics,
-        nonce=iter(f"n{i}" for i in range(1, 100)).__next__,
+        settings=StreamSettings(nonce=iter(f"n{i}" for i in range(1, 100)).__next__, throttle=asyncio.Semaphore(1)),
     )
     watched = sorted(first.view(EDS, node).resources)
     serving = asyncio.create_task(connection.serve(DiscoveryRequest(type_url=EDS, resource_names=watched), incoming()))

@@ -13,6 +13,7 @@ from pilot.model import build_snapshot, parse_node_id
 from pilot.xds import Connection, ResourceCache
 from tests.xds_fakes import DEFAULT_ROUTES, PRODUCTPAGE, REVIEWS_V1, REVIEWS_V2_CLUSTER, bookinfo, fake_generators
 from tests.xds_fakes import unpack_route as route_of
+from xdscore import StreamSettings
 
 GENERATORS = fake_generators()
 
@@ -47,10 +48,12 @@ class FakeStream:
             write=self.write,
             generators=GENERATORS,
             cache=cache,
-            throttle=asyncio.Semaphore(10),
             metrics=metrics,
-            nonce=iter(f"n{i}" for i in range(1, 1000)).__next__,
-            send_timeout=send_timeout,
+            settings=StreamSettings(
+                nonce=iter(f"n{i}" for i in range(1, 1000)).__next__,
+                send_timeout=send_timeout,
+                throttle=asyncio.Semaphore(10),
+            ),
         )
 
     async def next(self) -> DiscoveryResponse:

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf.message import Message
 
 from pilot.generate import clusters, endpoints, listeners, routes
 from pilot.model.types import MeshSnapshot, Proxy
+from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 __all__ = [
     "CLUSTER_TYPE",
@@ -30,13 +32,10 @@ __all__ = [
     "PUSH_ORDER",
     "ROUTE_TYPE",
     "Scope",
+    "ScopeParts",
     "TypeGenerator",
 ]
 
-CLUSTER_TYPE = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-ENDPOINT_TYPE = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTE_TYPE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
 # Envoy's documented order for making changes without dropping traffic: CDS, EDS, LDS, RDS.
 PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
@@ -52,6 +51,17 @@ POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScopeParts:
+    """How a scope's resources are assembled from parts, each a pure function of its inputs (hashable, and all that
+    it reads), so that the resource cache builds each part once per distinct inputs, across snapshots (Istio's
+    XdsCache keyed with its dependent configs). ``build_scope`` must equal ``assemble(scope, map(build, inputs))``."""
+
+    inputs: Callable[[Scope, MeshSnapshot], Sequence[Hashable]]
+    build: Callable[[Any], Message]  # takes one of ``inputs``
+    assemble: Callable[[Scope, Sequence[Any]], Sequence[Message]]  # the scope's resources from its built parts
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TypeGenerator:
     type_url: str
     affected_by: frozenset[str]
@@ -59,6 +69,7 @@ class TypeGenerator:
     scopes: Callable[[Proxy], Sequence[Scope]]
     build_scope: Callable[[Scope, MeshSnapshot], Sequence[Message]]
     build_proxy: Callable[[Proxy, MeshSnapshot], Sequence[Message]]
+    parts: ScopeParts | None = None  # when set, the cache builds scopes from memoized parts instead of build_scope
 
 
 GENERATORS: dict[str, TypeGenerator] = {
@@ -93,5 +104,10 @@ GENERATORS: dict[str, TypeGenerator] = {
         scopes=routes.route_scopes,
         build_scope=routes.build_scope_routes,
         build_proxy=routes.build_inbound_routes,
+        parts=ScopeParts(
+            inputs=routes.outbound_virtual_host_inputs,
+            build=routes.build_outbound_virtual_host,
+            assemble=routes.assemble_scope_routes,
+        ),
     ),
 }

@@ -5,6 +5,7 @@ config and header operations. Pure: every function builds new protobufs from con
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -47,6 +48,7 @@ __all__ = [
     "GRPC_STATUS_CODES",
     "HeaderMutations",
     "RouteContext",
+    "ServicePorts",
     "build_direct_response",
     "build_redirect",
     "build_route_action",
@@ -81,12 +83,41 @@ _REDIRECT_CODES: Mapping[int, int] = {
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteContext:
     """Where a VirtualService route is being translated: its VS (namespace resolves short hosts), the virtual host's
-    service port (the default destination port) and the snapshot (destination services' ports)."""
+    service port (the default destination port), the mesh's domain suffix and its services' ports. Nothing else of
+    the snapshot: a route is a function of these (the resource cache keys route tables on them)."""
 
     vs_namespace: str
     vs_name: str
     port: int
-    snapshot: MeshSnapshot
+    domain_suffix: str
+    service_ports: ServicePorts
+
+
+class ServicePorts:
+    """The port numbers of every service host of a snapshot (a destination without a port takes its service's only
+    one), with a digest: equal registries compare equal in one step, so that it can key a cache."""
+
+    __slots__ = ("_digest", "_ports")
+
+    def __init__(self, ports: Mapping[str, tuple[int, ...]]) -> None:
+        self._ports = dict(ports)
+        digest = hashlib.blake2b(digest_size=16)
+        for host, numbers in sorted(self._ports.items()):
+            digest.update(f"{host}|{','.join(map(str, numbers))}\n".encode())
+        self._digest = digest.digest()
+
+    @classmethod
+    def of(cls, snapshot: MeshSnapshot) -> ServicePorts:
+        return cls({host: tuple(p.number for p in service.ports) for host, service in snapshot.services.items()})
+
+    def get(self, host: str) -> tuple[int, ...]:
+        return self._ports.get(host, ())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ServicePorts) and other._digest == self._digest
+
+    def __hash__(self) -> int:
+        return hash(self._digest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,14 +191,14 @@ def translate_headers(headers: Headers | None) -> HeaderMutations:
 def destination_cluster(destination: Destination, ctx: RouteContext) -> str:
     """Istio's ``GetDestinationCluster``: the destination's port, else its service's only port, else the port the
     request came in on (the virtual host's)."""
-    host = resolve_host(destination.host, ctx.vs_namespace, ctx.snapshot.domain_suffix)
+    host = resolve_host(destination.host, ctx.vs_namespace, ctx.domain_suffix)
     port = ctx.port
     if destination.port is not None:
         port = destination.port
     else:
-        service = ctx.snapshot.services.get(host)
-        if service is not None and len(service.ports) == 1:
-            port = service.ports[0].number
+        ports = ctx.service_ports.get(host)
+        if len(ports) == 1:
+            port = ports[0]
     return names.outbound_cluster_name(port, destination.subset, host)
 
 

@@ -13,8 +13,8 @@ from the service port, every host name is matched with its ``:<port>``, and also
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
 
 import structlog
 from envoy.config.core.v3.base_pb2 import Metadata
@@ -27,6 +27,7 @@ from pilot.generate.clusters import inbound_instances
 from pilot.generate.route_action import (
     HeaderMutations,
     RouteContext,
+    ServicePorts,
     build_direct_response,
     build_redirect,
     build_route_action,
@@ -43,11 +44,15 @@ __all__ = [
     "DEFAULT_ROUTE_NAME",
     "HTTP_PROXY_SCOPE",
     "MAX_DIRECT_RESPONSE_BODY_BYTES",
+    "VirtualHostInputs",
     "alt_host_names",
+    "assemble_scope_routes",
     "build_http_routes",
     "build_inbound_routes",
+    "build_outbound_virtual_host",
     "build_scope_routes",
     "default_outbound_route",
+    "outbound_virtual_host_inputs",
     "route_scopes",
     "virtual_host_domains",
     "virtual_service_config_path",
@@ -64,33 +69,87 @@ def route_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
     return [(HTTP_PROXY_SCOPE, proxy.namespace)]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
+class VirtualHostInputs:
+    """Everything one outbound virtual host is built from: ``build_outbound_virtual_host`` reads nothing else, so
+    equal inputs build an equal virtual host, and the resource cache keys its memo on them (``pilot.xds.cache``).
+    A new input of routes (a DestinationRule's consistent hash, Sidecar scoping) goes here, or the builder cannot
+    read it. VirtualServices compare by identity: config objects are frozen, a changed rule is a new object."""
+
+    host: str
+    port: int
+    namespace: str  # the clients' namespace: short host names, and which rules are exported to it
+    domain_suffix: str
+    rules: tuple[VirtualService, ...]  # the VirtualServices for the host visible from ``namespace``, in force first
+    service_ports: ServicePorts  # destinations without a port take their service's only one
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.host, self.port, self.namespace, self.domain_suffix, self.service_ports, *map(id, self.rules))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VirtualHostInputs):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+
 def build_scope_routes(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[RouteConfiguration]:
     """The HTTP-proxy route table of the namespace named by ``scope`` (``("http_proxy", namespace)``)."""
-    if len(scope) != 2 or scope[0] != HTTP_PROXY_SCOPE or not isinstance(scope[1], str) or not scope[1]:
-        raise ValueError(f"scope must be ({HTTP_PROXY_SCOPE!r}, <namespace>), got {scope!r}")
-    namespace = scope[1]
-    table_name = names.http_proxy_route_name(namespace)
-    previous = _VIRTUAL_HOSTS.get(table_name, {})
-    current: dict[Hashable, tuple[tuple[VirtualService, ...], VirtualHost]] = {}
-    registry = (snapshot.domain_suffix, _registry_fingerprint(snapshot))
-    vhosts: list[VirtualHost] = []
+    vhosts = [build_outbound_virtual_host(inputs) for inputs in outbound_virtual_host_inputs(scope, snapshot)]
+    return assemble_scope_routes(scope, vhosts)
+
+
+def outbound_virtual_host_inputs(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[VirtualHostInputs]:
+    """One entry per (visible service host, HTTP port) of the HTTP-proxy table of ``scope``'s namespace."""
+    namespace = _scope_namespace(scope)
+    service_ports = ServicePorts.of(snapshot)
+    out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
         if not _service_visible(service, namespace, snapshot):
             continue
         rules = _visible_rules(service.host, namespace, snapshot)
-        for port in service.ports:
-            if not port.protocol.is_http:
-                continue
-            key = (registry, service.host, port.number, tuple(id(vs) for vs in rules))
-            built = previous.get(key) or (rules, _virtual_host(service, port.number, namespace, rules, snapshot))
-            current[key] = built
-            vhosts.append(built[1])
-    _VIRTUAL_HOSTS[table_name] = current  # this build's entries only: memory stays one table's worth
-    vhosts.sort(key=lambda vh: vh.name)
-    table = RouteConfiguration(name=table_name, virtual_hosts=_without_duplicate_domains(vhosts))
+        out.extend(
+            VirtualHostInputs(
+                host=service.host,
+                port=port.number,
+                namespace=namespace,
+                domain_suffix=snapshot.domain_suffix,
+                rules=rules,
+                service_ports=service_ports,
+            )
+            for port in service.ports
+            if port.protocol.is_http
+        )
+    return out
+
+
+def build_outbound_virtual_host(inputs: VirtualHostInputs) -> VirtualHost:
+    """The virtual host of ``inputs.host:inputs.port``: its VirtualService's routes, else Istio's default route."""
+    return VirtualHost(
+        name=f"{inputs.host}:{inputs.port}",
+        domains=virtual_host_domains(inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix),
+        routes=_service_routes(inputs),
+        include_request_attempt_count=True,
+    )
+
+
+def assemble_scope_routes(scope: tuple[Hashable, ...], vhosts: Sequence[VirtualHost]) -> list[RouteConfiguration]:
+    """The HTTP-proxy table of ``scope``'s namespace from its virtual hosts (which are not modified)."""
+    table = RouteConfiguration(
+        name=names.http_proxy_route_name(_scope_namespace(scope)),
+        virtual_hosts=_without_duplicate_domains(sorted(vhosts, key=lambda vh: vh.name)),
+    )
     table.validate_clusters.value = False
     table.max_direct_response_body_size_bytes.value = MAX_DIRECT_RESPONSE_BODY_BYTES
     return [table]
+
+
+def _scope_namespace(scope: tuple[Hashable, ...]) -> str:
+    if len(scope) != 2 or scope[0] != HTTP_PROXY_SCOPE or not isinstance(scope[1], str) or not scope[1]:
+        raise ValueError(f"scope must be ({HTTP_PROXY_SCOPE!r}, <namespace>), got {scope!r}")
+    return scope[1]
 
 
 def build_inbound_routes(proxy: Proxy, snapshot: MeshSnapshot) -> list[RouteConfiguration]:
@@ -166,10 +225,17 @@ def default_outbound_route(host: str, port: int) -> Route:
     )
 
 
-def build_http_routes(vs: VirtualService, port: int, snapshot: MeshSnapshot) -> list[Route]:
+def build_http_routes(vs: VirtualService, port: int, *, domain_suffix: str, service_ports: ServicePorts) -> list[Route]:
     """Istio's ``BuildHTTPRoutesForVirtualService`` for a sidecar: one Envoy route per (HTTPRoute, match) in order,
     skipping matches for another port, and stopping after a catch-all (nothing after it can match)."""
-    ctx = RouteContext(vs_namespace=vs.meta.key.namespace, vs_name=vs.meta.key.name, port=port, snapshot=snapshot)
+    key = vs.meta.key
+    ctx = RouteContext(
+        vs_namespace=key.namespace,
+        vs_name=key.name,
+        port=port,
+        domain_suffix=domain_suffix,
+        service_ports=service_ports,
+    )
     out: list[Route] = []
     for http in vs.http:
         if not http.match:
@@ -267,21 +333,6 @@ def _service_visible(service: Service, namespace: str, snapshot: MeshSnapshot) -
     return _exported_to(export_to, service.namespace, namespace)
 
 
-# Virtual hosts of the previous build of each route table, keyed on every input a virtual host is built from:
-# the domain suffix and every service's ports (destination ports are resolved against them), the host and port,
-# and the VirtualServices visible for the host (by identity: config objects are frozen, a changed rule is a new
-# object, and the entry keeps the objects alive so an id cannot be reused). One VirtualService change then
-# rebuilds one virtual host instead of all of them (1000 services: ~360 ms -> a few ms per snapshot).
-_VIRTUAL_HOSTS: dict[str, dict[Hashable, tuple[tuple[VirtualService, ...], VirtualHost]]] = {}
-
-
-def _registry_fingerprint(snapshot: MeshSnapshot) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    for host, service in snapshot.services.items():
-        digest.update(f"{host}|{','.join(str(p.number) for p in service.ports)}\n".encode())
-    return digest.hexdigest()
-
-
 def _visible_rules(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
     """The VirtualServices for ``host`` exported to ``namespace``, the one in force first."""
     return tuple(
@@ -291,34 +342,24 @@ def _visible_rules(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[V
     )
 
 
-def _virtual_host(
-    service: Service, port: int, namespace: str, rules: Sequence[VirtualService], snapshot: MeshSnapshot
-) -> VirtualHost:
-    return VirtualHost(
-        name=f"{service.host}:{port}",
-        domains=virtual_host_domains(service.host, port, namespace, snapshot.domain_suffix),
-        routes=_service_routes(service, port, namespace, rules, snapshot),
-        include_request_attempt_count=True,
-    )
-
-
-def _service_routes(
-    service: Service, port: int, namespace: str, rules: Sequence[VirtualService], snapshot: MeshSnapshot
-) -> list[Route]:
+def _service_routes(inputs: VirtualHostInputs) -> list[Route]:
+    rules = inputs.rules
     if rules:
         if len(rules) > 1:
             log.warning(
                 "virtual_service_shadowed",
-                host=service.host,
-                port=port,
-                namespace=namespace,
+                host=inputs.host,
+                port=inputs.port,
+                namespace=inputs.namespace,
                 used=str(rules[0].meta.key),
                 shadowed=[str(vs.meta.key) for vs in rules[1:]],
             )
-        routes = build_http_routes(rules[0], port, snapshot)
+        routes = build_http_routes(
+            rules[0], inputs.port, domain_suffix=inputs.domain_suffix, service_ports=inputs.service_ports
+        )
         if routes:
             return routes
-    return [default_outbound_route(service.host, port)]
+    return [default_outbound_route(inputs.host, inputs.port)]
 
 
 def _without_duplicate_domains(vhosts: Sequence[VirtualHost]) -> list[VirtualHost]:
@@ -342,7 +383,7 @@ def _without_duplicate_domains(vhosts: Sequence[VirtualHost]) -> list[VirtualHos
         if not kept:
             log.warning("virtual_host_dropped", virtual_host=vhost.name, reason="every domain is taken")
             continue
-        if kept != list(vhost.domains):  # a copy: the given virtual hosts may be shared (see _VIRTUAL_HOSTS)
+        if kept != list(vhost.domains):  # a copy: the given virtual hosts may be shared (the cache's)
             trimmed = VirtualHost()
             trimmed.CopyFrom(vhost)
             del trimmed.domains[:]

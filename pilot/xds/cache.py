@@ -22,17 +22,17 @@ what is already built with ``cached_view``; a lock makes each group and view bui
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 import structlog
 from google.protobuf.message import Message
 
-from pilot.generate.registry import Scope, TypeGenerator
+from pilot.generate.registry import Scope, ScopeParts, TypeGenerator
 from pilot.model import MeshSnapshot, Proxy, ProxyNode, resolve_proxy
-from pilot.xds.changes import ChangeMemo, ResourceChanges
 from pilot.xds.consistency import REFERENCED_TYPES, Dangling, ReferenceCheck, references
-from pilot.xds.resources import ProxyResources, Resource, ResourceGroup, make_resource
+from xdscore.changes import ChangeMemo, ResourceChanges
+from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource
 
 __all__ = ["RESOLUTION_KINDS", "ResourceCache"]
 
@@ -79,6 +79,14 @@ class ResourceCache:
         self._views: dict[str, dict[ProxyNode, ProxyResources]] = {t: {} for t in generators}
         self._carried: dict[str, dict[ProxyNode, ProxyResources]] = {}
         self._previous_groups = dict(previous._groups) if previous is not None else {}  # until prepare_changes
+        # Types built from parts (``ScopeParts``): each part by its inputs, and each scope's group by the inputs of
+        # all its parts, as used by this snapshot; the previous snapshot's are looked up until prepare_changes.
+        self._parts: dict[str, dict[Hashable, Message]] = {t: {} for t in generators}
+        self._assembled: dict[str, dict[Scope, tuple[tuple[Hashable, ...], ResourceGroup]]] = {
+            t: {} for t in generators
+        }
+        self._previous_parts = dict(previous._parts) if previous is not None else {}
+        self._previous_assembled = dict(previous._assembled) if previous is not None else {}
         self._changes = ChangeMemo()
         self._references = ReferenceCheck()
         self._dangling: dict[ProxyNode, Dangling] = {}
@@ -90,6 +98,8 @@ class ResourceCache:
                     continue
                 reused.append(type_url)
                 self._groups[type_url] = dict(previous._groups[type_url])
+                self._parts[type_url] = dict(previous._parts.get(type_url, {}))
+                self._assembled[type_url] = dict(previous._assembled.get(type_url, {}))
                 if not same_proxies:
                     continue  # the shared groups are still valid; each proxy's own part is rebuilt
                 carried = {**previous._carried.get(type_url, {}), **previous._views[type_url]}
@@ -140,6 +150,7 @@ class ResourceCache:
         """For every scope group rebuilt since the previous snapshot, compute which names changed (CPU work, in the
         pusher's worker thread, after ``warm``) so that streams only look them up. Releases the previous groups."""
         previous, self._previous_groups = self._previous_groups, {}
+        self._previous_parts, self._previous_assembled = {}, {}
         for type_url, groups in previous.items():
             for scope, group in list(self._groups.get(type_url, {}).items()):
                 old = groups.get(scope)
@@ -183,10 +194,40 @@ class ResourceCache:
         groups = self._groups[type_url]
         group = groups.get(scope)
         if group is None:
-            messages = self.generators[type_url].build_scope(scope, self.snapshot)
-            group = _group_of(type_url, messages, f"scope {scope!r}")
+            parts = self.generators[type_url].parts
+            if parts is not None:
+                group = self._assembled_group(type_url, scope, parts)
+            else:
+                messages = self.generators[type_url].build_scope(scope, self.snapshot)
+                group = _group_of(type_url, messages, f"scope {scope!r}")
             groups[scope] = group
         return group
+
+    def _assembled_group(self, type_url: str, scope: Scope, parts: ScopeParts) -> ResourceGroup:
+        """The scope's group from memoized parts: the previous snapshot's very group when every part's inputs are
+        equal (the same bytes objects: nothing to compare, nothing to push), else reassembled from the parts, each
+        built only when no equal inputs were built before."""
+        inputs = tuple(parts.inputs(scope, self.snapshot))
+        before = self._previous_assembled.get(type_url, {}).get(scope)
+        if before is not None and before[0] == inputs:
+            group = before[1]
+            previous, memo = self._previous_parts.get(type_url, {}), self._parts[type_url]
+            memo.update((part, previous[part]) for part in inputs if part in previous)  # for the next snapshot
+        else:
+            built = [self._part(type_url, parts, part) for part in inputs]
+            group = _group_of(type_url, parts.assemble(scope, built), f"scope {scope!r}")
+        self._assembled[type_url][scope] = (inputs, group)
+        return group
+
+    def _part(self, type_url: str, parts: ScopeParts, inputs: Hashable) -> Message:
+        memo = self._parts[type_url]
+        built = memo.get(inputs)
+        if built is None:
+            built = self._previous_parts.get(type_url, {}).get(inputs)
+            if built is None:
+                built = parts.build(inputs)
+            memo[inputs] = built
+        return built
 
     def _build_view(self, type_url: str, node: ProxyNode) -> ProxyResources:
         carried = self._carried.get(type_url, {}).get(node)

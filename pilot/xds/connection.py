@@ -1,12 +1,12 @@
-"""One ADS stream: its protocol state per type, and the only task that writes to it.
+"""One ADS stream: a proxy, the snapshot it is served from, and the order its types are pushed in.
 
-A connection runs one task that handles, in order, the proxy's requests (read by a helper task) and "a newer
-snapshot exists" notices. Notices coalesce: the server only overwrites the connection's latest-snapshot slot, so a
-slow proxy skips intermediate snapshots and never holds the others up. Each response is planned by the pure
-functions in ``watch.py``/``plan.py`` and encoded from cached bytes (``encode.py``); the server's semaphore bounds
-how many responses are being built and written at once (Istio's push throttle). A push hands the planner the
-changes since the last plan (memoized per pair of shared groups, ``changes.py``), so that its cost follows what
-changed, not what the proxy watches.
+The protocol (requests, ACK/NACK, SotW and delta planning, coalesced notices, throttle, send timeout) is the
+shared core's ``XdsStream``; a connection is its owner. For each generated type it supplies a producer that reads
+the proxy's resources from the snapshot being served (``ResourceCache``, the proxy's views built in a worker thread
+when they are not yet), and it turns "a newer snapshot exists" notices into pushes in Envoy's order. Notices
+coalesce: the server only overwrites the connection's latest-snapshot slot, so a slow proxy skips intermediate
+snapshots and never holds the others up. A push hands the planner the changes since the last plan (memoized per
+pair of shared groups, ``xdscore.changes``), so that its cost follows what changed, not what the proxy watches.
 
 A snapshot is used for a proxy only once its resources are known to be consistent for it (``consistency.py``):
 the server checks the connected proxies when it builds a snapshot; a stream checks its own proxy the first time
@@ -17,50 +17,74 @@ the stream keeps what it had, and the error shows in ``/debug/syncz``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 import structlog
-from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 from google.protobuf import json_format
 from google.protobuf.any_pb2 import Any as AnyProto
 
-from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, PUSH_ORDER, ROUTE_TYPE, TypeGenerator
+from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, TypeGenerator
 from pilot.metrics import PilotMetrics
 from pilot.model import ProxyNode
-from pilot.xds import encode
 from pilot.xds.cache import ResourceCache
 from pilot.xds.consistency import Dangling
-from pilot.xds.plan import forget_sent, plan_delta, plan_sotw
-from pilot.xds.resources import ProxyResources
-from pilot.xds.watch import WatchedResource, should_respond, should_respond_delta
+from xdscore import (
+    Mode,
+    Nack,
+    ProxyResources,
+    Request,
+    ResourceChanges,
+    SendTimeoutError,
+    Sent,
+    StreamSettings,
+    WatchedResource,
+    XdsStream,
+    forget_sent,
+    short_type,
+)
 
 __all__ = ["Connection", "Mode", "SendTimeoutError", "short_type"]
 
 log = structlog.get_logger(__name__)
 
-Mode = Literal["sotw", "delta"]
-Request: TypeAlias = DiscoveryRequest | DeltaDiscoveryRequest
-
-_SHORT_TYPES = {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds", ROUTE_TYPE: "rds"}
-_PUSH = object()  # inbox marker: the latest-snapshot slot changed
-_CLOSED = object()  # inbox marker: the proxy closed its side of the stream
+_PUSH = "push"  # notice: the latest-snapshot slot changed
 
 
-class SendTimeoutError(Exception):
-    """A response could not be written within the send timeout: the proxy stopped reading its stream."""
+class _SnapshotProducer:
+    """One type's resources for the connection's proxy, from the snapshot the connection serves."""
 
+    every_watched = False
 
-def short_type(type_url: str) -> str:
-    """``cds``/``eds``/``lds``/``rds`` for Envoy's four types, else the message name in lower case."""
-    return _SHORT_TYPES.get(type_url) or type_url.rsplit(".", 1)[-1].lower()
+    def __init__(self, connection: Connection, type_url: str, wildcard: bool) -> None:
+        self._connection = connection
+        self._type_url = type_url
+        self.wildcard = wildcard
+
+    async def resources(self, watch: WatchedResource) -> ProxyResources | None:
+        del watch  # a proxy's views hold every name; the planner picks the watched ones
+        connection = self._connection
+        cache = connection.cache
+        if cache is None or not await connection.usable(cache):
+            return None
+        current = cache.cached_view(self._type_url, connection.node)
+        if current is None:
+            try:
+                current = await asyncio.to_thread(cache.view, self._type_url, connection.node)
+            except Exception:
+                log.exception("generating resources failed", proxy=connection.node.id, type=short_type(self._type_url))
+                raise
+        return current
+
+    def changes(self, since: ProxyResources, current: ProxyResources) -> ResourceChanges | None:
+        cache = self._connection.cache
+        return cache.changes(since, current) if cache is not None else None
 
 
 class Connection:
-    """The state and sender of one ADS stream (state of the world or delta)."""
+    """The proxy and snapshots of one ADS stream (state of the world or delta)."""
 
     def __init__(
         self,
@@ -70,102 +94,44 @@ class Connection:
         write: Callable[[bytes], Awaitable[None]],
         generators: Mapping[str, TypeGenerator],
         cache: ResourceCache | None,
-        throttle: asyncio.Semaphore,
         metrics: PilotMetrics,
-        nonce: Callable[[], str],
-        control_plane: str = "",
-        send_timeout: float = 20.0,
+        settings: StreamSettings,
     ) -> None:
         self.node = node
         self.mode: Mode = mode
         self.connected_at = time.time()
-        self.watches: dict[str, WatchedResource] = {}
         self.cache = cache  # the snapshot this stream's responses are built from
         self._latest = cache  # the newest snapshot the server announced
-        self._write = write
-        self._generators = generators
         self._order = [t for t in PUSH_ORDER if t in generators] + [t for t in generators if t not in PUSH_ORDER]
-        self._throttle = throttle
         self._metrics = metrics
-        self._nonce = nonce
-        self._control_plane = control_plane
-        self._send_timeout = send_timeout
-        self._inbox: asyncio.Queue[object] = asyncio.Queue()
-        self._push_queued = False
-        self._planned: dict[str, ProxyResources] = {}  # the resources each type was last planned against
-        self._planned_names: dict[str, frozenset[str]] = {}  # the watched names then
         self._consistent: ResourceCache | None = None  # the last snapshot found consistent for this proxy
         self._withheld: tuple[int, Dangling] | None = None  # (version, dangling) of a snapshot not used, if any
+        producers = {t: _SnapshotProducer(self, t, g.wildcard) for t, g in generators.items()}
+        self._stream = XdsStream(
+            mode=mode, producers=producers, write=write, owner=self, settings=settings, log_context={"proxy": node.id}
+        )
+
+    @property
+    def watches(self) -> dict[str, WatchedResource]:
+        return self._stream.watches
 
     # ------------------------------------------------------------------------------------------ running
 
     def notify(self, cache: ResourceCache) -> None:
         """A new snapshot exists. Never blocks: only the newest one is kept until the sender gets to it."""
         self._latest = cache
-        if not self._push_queued:
-            self._push_queued = True
-            self._inbox.put_nowait(_PUSH)
+        self._stream.notify(_PUSH)
 
     async def serve(self, first: Request, requests: AsyncIterator[Request]) -> None:
         """Handle ``first`` and every later request, and pushes, until the proxy closes the stream."""
-        reader = asyncio.create_task(self._read(requests), name=f"xds-read {self.node.id}")
-        self._inbox.put_nowait(first)
-        try:
-            while True:
-                item = await self._inbox.get()
-                if item is _CLOSED:
-                    break
-                if item is _PUSH:
-                    self._push_queued = False
-                    if self._latest is not None:
-                        await self._push(self._latest)
-                else:
-                    assert isinstance(item, DiscoveryRequest | DeltaDiscoveryRequest)
-                    await self._handle(item)
-        except SendTimeoutError as exc:
-            # Istio's PILOT_XDS_SEND_TIMEOUT: a proxy that stopped reading loses its stream (and reconnects),
-            # instead of holding a push slot forever.
-            log.warning("proxy not reading; closing its stream", proxy=self.node.id, reason=str(exc))
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+        await self._stream.serve(first, requests)
 
-    async def _read(self, requests: AsyncIterator[Request]) -> None:
-        try:
-            async for request in requests:
-                self._inbox.put_nowait(request)
-        finally:
-            self._inbox.put_nowait(_CLOSED)
+    async def noticed(self, notice: Hashable) -> None:
+        """The stream's task got to a "newer snapshot" notice: push the newest snapshot announced."""
+        if self._latest is not None:
+            await self._push(self._latest)
 
-    async def _handle(self, request: Request) -> None:
-        type_url = request.type_url
-        generator = self._generators.get(type_url)
-        if generator is None:
-            log.warning("unsupported xDS type requested; not answered", proxy=self.node.id, type_url=type_url)
-            return
-        previous = self.watches.get(type_url)
-        if isinstance(request, DiscoveryRequest):
-            respond, watch = should_respond(previous, request, wildcard=generator.wildcard, now=time.time())
-        else:
-            respond, watch = should_respond_delta(previous, request, wildcard=generator.wildcard, now=time.time())
-        self.watches[type_url] = watch
-        nack = watch.last_nack
-        if nack is not None and (previous is None or previous.last_nack is not nack):
-            self._metrics.rejected(short_type(type_url))
-            log.warning(
-                "proxy rejected config (NACK)",
-                proxy=self.node.id,
-                type=short_type(type_url),
-                rejected_version=nack.version,
-                running_version=nack.running_version,
-                nonce=nack.nonce,
-                error=nack.error,
-            )
-        if respond and self.cache is not None and await self._usable(self.cache):
-            await self._respond(type_url, requested=True, force=previous is None)
-
-    async def _usable(self, cache: ResourceCache) -> bool:
+    async def usable(self, cache: ResourceCache) -> bool:
         """Whether ``cache`` is consistent for this proxy (checked once per snapshot; may generate its resources)."""
         if cache is self._consistent:
             return True
@@ -191,13 +157,14 @@ class Connection:
         return False
 
     async def _push(self, cache: ResourceCache) -> None:
-        if not await self._usable(cache):
+        if not await self.usable(cache):
             return  # keep what the proxy has (from self.cache, if anything)
         self.cache = cache
+        stream, watches = self._stream, self._stream.watches
         pushed = False
         warming: frozenset[str] = frozenset()
         for type_url in self._order:
-            if type_url not in self.watches:
+            if type_url not in watches:
                 continue
             if type_url == ENDPOINT_TYPE and warming:
                 # Envoy keeps an updated EDS cluster warming until it gets its ClusterLoadAssignment again, and
@@ -205,94 +172,34 @@ class Connection:
                 # full push does the same), or a changed cluster (e.g. its TLS settings) never becomes active.
                 # SotW answers as if asked (everything watched); delta forgets it sent them, then sends them.
                 if self.mode == "delta":
-                    self.watches[type_url] = forget_sent(self.watches[type_url], warming)
-                pushed = await self._respond(type_url, requested=True, force=True) or pushed
+                    watches[type_url] = forget_sent(watches[type_url], warming)
+                pushed = await stream.respond(type_url, requested=True, force=True) or pushed
                 continue
-            before = self.watches[type_url].sent
-            sent = await self._respond(type_url, requested=False, force=False)
+            before = watches[type_url].sent
+            sent = await stream.respond(type_url, requested=False, force=False)
             pushed = sent or pushed
-            if sent and type_url == CLUSTER_TYPE and ENDPOINT_TYPE in self.watches:
-                warming = _changed_eds_clusters(before, self.watches[type_url].sent, self.watches[ENDPOINT_TYPE])
+            if sent and type_url == CLUSTER_TYPE and ENDPOINT_TYPE in watches:
+                warming = _changed_eds_clusters(before, watches[type_url].sent, watches[ENDPOINT_TYPE])
         if pushed and cache.changed_at is not None:
             self._metrics.converged(time.monotonic() - cache.changed_at)
 
-    async def _respond(self, type_url: str, *, requested: bool, force: bool) -> bool:
-        """Send what the proxy needs of ``type_url`` from ``self.cache``, if anything. True when something was sent."""
-        cache = self.cache
-        assert cache is not None
-        watch = self.watches[type_url]
-        first = not watch.nonce_sent
-        current = cache.cached_view(type_url, self.node)
-        if current is None:
-            try:
-                current = await asyncio.to_thread(cache.view, type_url, self.node)
-            except Exception:
-                log.exception("generating resources failed", proxy=self.node.id, type=short_type(type_url))
-                raise
-        planned = self._planned.get(type_url)
-        pushing = not requested and not first
-        if pushing and current is planned:
-            return False  # the same objects as last time: nothing of this type changed for this proxy
-        changes = None
-        incremental = self.mode == "delta" or not watch.wildcard  # a SotW wildcard response is the whole set anyway
-        if pushing and incremental and planned is not None and watch.names is self._planned_names.get(type_url):
-            changes = cache.changes(planned, current)
-        started = time.perf_counter()
-        async with self._throttle:
-            nonce = self._nonce()
-            payload: bytes | None = None
-            if self.mode == "sotw":
-                sotw, watch = plan_sotw(watch, current, nonce=nonce, full=requested or first, changes=changes)
-                if sotw is not None:
-                    if sotw.resources is None:
-                        bodies: list[bytes] | tuple[bytes, ...] = current.sotw_bodies
-                    else:
-                        bodies = [piece for r in sotw.resources for piece in (r.sotw_header, r.any_bytes)]
-                    payload = encode.discovery_response(
-                        version_info=sotw.version,
-                        resources=bodies,
-                        type_url=type_url,
-                        nonce=nonce,
-                        control_plane=self._control_plane,
-                    )
-            else:
-                delta, watch = plan_delta(watch, current, nonce=nonce, force=force or first, changes=changes)
-                if delta is not None:
-                    if delta.resources is None:
-                        bodies = current.delta_bodies
-                    else:
-                        bodies = [p for r in delta.resources for p in (r.delta_prefix, r.any_bytes, r.delta_suffix)]
-                    payload = encode.delta_discovery_response(
-                        system_version_info=delta.version,
-                        resources=bodies,
-                        type_url=type_url,
-                        nonce=nonce,
-                        removed_resources=delta.removed,
-                        control_plane=self._control_plane,
-                    )
-            self.watches[type_url] = watch
-            self._planned[type_url] = current
-            self._planned_names[type_url] = watch.names
-            if payload is None:
-                return False
-            try:
-                async with asyncio.timeout(self._send_timeout):
-                    await self._write(payload)
-            except TimeoutError:
-                raise SendTimeoutError(
-                    f"{short_type(type_url)} response ({len(payload)} bytes) not sent within {self._send_timeout:g}s"
-                ) from None
-        self._metrics.pushed(short_type(type_url), time.perf_counter() - started)
+    # ------------------------------------------------------------------------------------------ observed
+
+    def rejected(self, type_url: str, nack: Nack) -> None:
+        self._metrics.rejected(short_type(type_url))
+        log.warning("proxy rejected config (NACK)", proxy=self.node.id, type=short_type(type_url), **nack.log_fields())
+
+    def sent(self, type_url: str, sent: Sent) -> None:
+        self._metrics.pushed(short_type(type_url), sent.seconds)
         log.debug(
             "pushed",
             proxy=self.node.id,
             type=short_type(type_url),
-            version=watch.version_sent,
-            nonce=nonce,
-            bytes=len(payload),
-            snapshot=cache.version,
+            version=sent.version,
+            nonce=sent.nonce,
+            bytes=sent.size,
+            snapshot=self.cache.version if self.cache is not None else None,
         )
-        return True
 
     # ------------------------------------------------------------------------------------------ status
 
@@ -300,7 +207,7 @@ class Connection:
         """Pushed the latest snapshot, and every watched type ACKed what was last sent."""
         if self.cache is None or self.cache.version != latest_version or self._latest is not self.cache:
             return False
-        return all(watch.acked for watch in self.watches.values())
+        return self._stream.acked
 
     def status(self, latest_version: int | None) -> dict[str, Any]:
         """This stream's entry in ``/debug/syncz``."""
@@ -345,7 +252,7 @@ class Connection:
         types: dict[str, Any] = {}
         for type_url in self._order:
             watch = self.watches.get(type_url)
-            current = self._planned.get(type_url)
+            current = self._stream.planned.get(type_url)
             if watch is None or current is None:
                 continue
             resources = []

@@ -22,7 +22,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 from google.protobuf.message import Message
 
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-from pilot.xds.resources import TYPE_URL_PREFIX, ProxyResources, ResourceGroup
+from xdscore.resources import TYPE_URL_PREFIX, ProxyResources, ResourceGroup
 
 __all__ = ["REFERENCED_TYPES", "Dangling", "InconsistentSnapshotError", "ReferenceCheck", "references"]
 

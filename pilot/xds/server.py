@@ -9,8 +9,6 @@ every connection's latest-snapshot slot (``pushes.py``, ``connection.py``).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
 from types import MappingProxyType
@@ -18,7 +16,6 @@ from typing import Any
 
 import grpc
 import structlog
-from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 from google.protobuf.struct_pb2 import Struct
 
 from pilot.config.types import ConfigKey
@@ -38,6 +35,7 @@ from pilot.xds.cache import ResourceCache
 from pilot.xds.connection import Connection, Mode, short_type
 from pilot.xds.consistency import InconsistentSnapshotError
 from pilot.xds.pushes import Debouncer, build_cache
+from xdscore import Nonces, Request, StreamSettings, first_request, stream_methods
 
 __all__ = ["ADS_SERVICE", "DiscoveryServer"]
 
@@ -51,11 +49,6 @@ _LISTED_PROXIES = 20  # proxies named in /debug/syncz's snapshot_error (all are 
 def _string_metadata(metadata: Struct) -> dict[str, str]:
     """The string values of Envoy's node metadata (e.g. ``MESHPLANE_SDS``); other kinds are not used."""
     return {key: value.string_value for key, value in metadata.fields.items() if value.HasField("string_value")}
-
-
-def _pass_bytes(payload: bytes) -> bytes:
-    """Response serializer: responses are already wire bytes."""
-    return payload
 
 
 class DiscoveryServer:
@@ -95,9 +88,7 @@ class DiscoveryServer:
         self._server: grpc.aio.Server | None = None
         self._stopped = False
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._throttle: asyncio.Semaphore | None = None
-        self._nonce_prefix = secrets.token_hex(4)
-        self._nonces = itertools.count(1)
+        self._stream_settings = StreamSettings(nonce=Nonces())  # until start: the throttle needs the loop
 
     # ------------------------------------------------------------------------------------------ public API
 
@@ -135,18 +126,14 @@ class DiscoveryServer:
         if self._server is not None or self._stopped:
             raise RuntimeError("DiscoveryServer already started (a stopped server cannot be restarted)")
         self._loop = asyncio.get_running_loop()
-        self._throttle = asyncio.Semaphore(self._max_concurrent_pushes)
+        self._stream_settings = StreamSettings(
+            nonce=Nonces(),
+            control_plane=CONTROL_PLANE_ID,
+            send_timeout=self._send_timeout,
+            throttle=asyncio.Semaphore(self._max_concurrent_pushes),
+        )
         server = grpc.aio.server()
-        handlers = {
-            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                self._stream_sotw, request_deserializer=DiscoveryRequest.FromString, response_serializer=_pass_bytes
-            ),
-            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(
-                self._stream_delta,
-                request_deserializer=DeltaDiscoveryRequest.FromString,
-                response_serializer=_pass_bytes,
-            ),
-        }
+        handlers = stream_methods(sotw="StreamAggregatedResources", delta="DeltaAggregatedResources", serve=self._serve)
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(ADS_SERVICE, handlers),))
         self.port = server.add_insecure_port(address)
         if self.port == 0:
@@ -237,46 +224,23 @@ class DiscoveryServer:
             proxies=len(error.dangling),
         )
 
-    def _next_nonce(self) -> str:
-        return f"{self._nonce_prefix}-{next(self._nonces)}"
-
     # ------------------------------------------------------------------------------------------ streams
 
-    async def _stream_sotw(
-        self, requests: AsyncIterator[DiscoveryRequest], context: grpc.aio.ServicerContext[DiscoveryRequest, bytes]
-    ) -> None:
-        await self._serve(requests, context, "sotw")
-
-    async def _stream_delta(
-        self,
-        requests: AsyncIterator[DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext[DeltaDiscoveryRequest, bytes],
-    ) -> None:
-        await self._serve(requests, context, "delta")
-
     async def _serve(
-        self,
-        requests: AsyncIterator[DiscoveryRequest] | AsyncIterator[DeltaDiscoveryRequest],
-        context: grpc.aio.ServicerContext[Any, bytes],
-        mode: Mode,
+        self, requests: AsyncIterator[Request], context: grpc.aio.ServicerContext[Any, bytes], mode: Mode
     ) -> None:
-        try:
-            first = await anext(aiter(requests))
-        except StopAsyncIteration:
+        first = await first_request(requests)
+        if first is None:
             return
         node = await self._node(first, context)
-        assert self._throttle is not None
         connection = Connection(
             node=node,
             mode=mode,
             write=context.write,
             generators=self.generators,
             cache=self._cache,
-            throttle=self._throttle,
             metrics=self.metrics,
-            nonce=self._next_nonce,
-            control_plane=CONTROL_PLANE_ID,
-            send_timeout=self._send_timeout,
+            settings=self._stream_settings,
         )
         self._connections[connection] = None
         self.metrics.connection_opened()
@@ -288,9 +252,7 @@ class DiscoveryServer:
             self.metrics.connection_closed()
             log.info("proxy disconnected", proxy=node.id, mode=mode)
 
-    async def _node(
-        self, first: DiscoveryRequest | DeltaDiscoveryRequest, context: grpc.aio.ServicerContext[Any, bytes]
-    ) -> ProxyNode:
+    async def _node(self, first: Request, context: grpc.aio.ServicerContext[Any, bytes]) -> ProxyNode:
         if not first.node.id:
             message = "the first request on an ADS stream must carry node.id (Istio's sidecar~<ip>~<workload>.<ns>~...)"
         else:

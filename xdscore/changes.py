@@ -19,7 +19,7 @@ import threading
 from collections.abc import Set
 from dataclasses import dataclass
 
-from pilot.xds.resources import EMPTY_GROUP, ProxyResources, ResourceGroup
+from xdscore.resources import EMPTY_GROUP, ProxyResources, ResourceGroup
 
 __all__ = ["NO_GROUP_CHANGES", "ChangeMemo", "GroupChanges", "ResourceChanges", "group_changes"]
 

@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
-from pilot.xds.resources import entry_digest
+from xdscore.resources import entry_digest
 
 __all__ = [
     "WILDCARD",
@@ -48,6 +48,12 @@ class Nack:
     nonce: str
     error: str
     at: float  # unix time
+
+    def log_fields(self) -> dict[str, str]:
+        """The NACK as log fields (every server logs it the same way)."""
+        return dict(
+            rejected_version=self.version, running_version=self.running_version, nonce=self.nonce, error=self.error
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,8 +123,12 @@ def digest_of(versions: Iterable[str]) -> int:
     return digest
 
 
-def _nack(watch: WatchedResource, *, running_version: str, nonce: str, error: str, now: float) -> WatchedResource:
+def _nack(
+    watch: WatchedResource, request: DiscoveryRequest | DeltaDiscoveryRequest, *, running_version: str, now: float
+) -> WatchedResource:
+    nonce = request.response_nonce
     rejected = watch.version_sent if nonce and nonce == watch.nonce_sent else ""
+    error = request.error_detail.message
     nack = Nack(version=rejected, running_version=running_version, nonce=nonce, error=error, at=now)
     return replace(watch, last_nack=nack)
 
@@ -133,22 +143,10 @@ def should_respond(
         # First request for this type on this stream: a new proxy, or one reconnecting with the version it has.
         watch = WatchedResource(type_url=request.type_url, wildcard=wildcard, names=names)
         if nacked:
-            watch = _nack(
-                watch,
-                running_version=request.version_info,
-                nonce=request.response_nonce,
-                error=request.error_detail.message,
-                now=now,
-            )
+            watch = _nack(watch, request, running_version=request.version_info, now=now)
         return True, watch
     if nacked:
-        return False, _nack(
-            watch,
-            running_version=request.version_info,
-            nonce=request.response_nonce,
-            error=request.error_detail.message,
-            now=now,
-        )
+        return False, _nack(watch, request, running_version=request.version_info, now=now)
     if not request.response_nonce:
         # The proxy asks again from scratch on the same stream: give it the full state.
         return True, replace(watch, names=names)
@@ -193,9 +191,7 @@ def should_respond_delta(
             sent_digest=digest_of(known.values()),
         )
         if nacked:
-            watch = _nack(
-                watch, running_version="", nonce=request.response_nonce, error=request.error_detail.message, now=now
-            )
+            watch = _nack(watch, request, running_version="", now=now)
         return True, watch
     names = watch.names
     if not names.issuperset(subscribe):
@@ -215,13 +211,7 @@ def should_respond_delta(
             sent_digest=watch.sent_digest ^ digest_of(watch.sent[n] for n in dropped),
         )
     if nacked:
-        return False, _nack(
-            updated,
-            running_version=watch.version_acked,
-            nonce=request.response_nonce,
-            error=request.error_detail.message,
-            now=now,
-        )
+        return False, _nack(updated, request, running_version=watch.version_acked, now=now)
     if request.response_nonce and request.response_nonce == watch.nonce_sent:
         updated = replace(updated, version_acked=watch.version_sent, nonce_acked=request.response_nonce, last_nack=None)
     return (not wildcard and bool(names - watch.names)), updated

@@ -2,8 +2,10 @@
 
 SotW: CDS/LDS (wildcard) responses carry the proxy's whole set, and are sent only when its type version changed;
 EDS/RDS (named) responses carry the subscribed names that exist: all of them when the proxy asked, only the changed
-ones on a push (Envoy keeps the others). Delta: only resources whose version differs from what the proxy has, plus
-``removed_resources`` for names that disappeared (or, for named types, that were subscribed but do not exist).
+ones on a push (Envoy keeps the others), except for types planned with ``every_watched`` (SDS), whose responses
+always carry every watched resource that exists and are never empty. Delta: only resources whose version differs
+from what the proxy has, plus ``removed_resources`` for names that disappeared (or, for named types, that were
+subscribed but do not exist).
 
 Each planner returns the response to send (``None``: nothing to send) and the state as it will be once sent.
 
@@ -15,13 +17,13 @@ every name of the new one, its new state is the new set's ``versions``: nothing 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 
-from pilot.xds.changes import ResourceChanges
-from pilot.xds.resources import ProxyResources, Resource, entry_digest, format_version
-from pilot.xds.watch import WatchedResource
+from xdscore.changes import ResourceChanges
+from xdscore.resources import ProxyResources, Resource, entry_digest, format_version
+from xdscore.watch import WatchedResource
 
 __all__ = ["DeltaResponse", "SotwResponse", "forget_sent", "plan_delta", "plan_sotw"]
 
@@ -49,9 +51,14 @@ def plan_sotw(
     nonce: str,
     full: bool,
     changes: ResourceChanges | None = None,
+    every_watched: bool = False,
 ) -> tuple[SotwResponse | None, WatchedResource]:
     """``full``: the proxy asked (initial request, new names), so answer with everything it watches.
-    ``changes``: a push's changes since the watch was last planned (see the module doc); ignored when ``full``."""
+    ``changes``: a push's changes since the watch was last planned (see the module doc); ignored when ``full``.
+    ``every_watched`` (named types): every response carries every watched resource that exists, and no response
+    carries none (see ``ResourceProducer.every_watched``)."""
+    if every_watched and not watch.wildcard:
+        return _sotw_every_watched(watch, current, nonce=nonce, full=full)
     if not watch.wildcard and not full and changes is not None:
         return _sotw_changes(watch, current, changes, nonce=nonce)
     if watch.wildcard:
@@ -88,15 +95,23 @@ def plan_sotw(
     return SotwResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), count=len(chosen)), state
 
 
+def _sotw_every_watched(
+    watch: WatchedResource, current: ProxyResources, *, nonce: str, full: bool
+) -> tuple[SotwResponse | None, WatchedResource]:
+    """The watched resources that exist, all of them, when the proxy asked or one differs from what it was sent."""
+    chosen = [r for r in map(current.resources.get, sorted(watch.names)) if r is not None]
+    if not chosen or (not full and all(watch.sent.get(r.name) == r.version for r in chosen)):
+        return None, watch
+    sent: dict[str, str] = {}
+    state = _sent_some(watch, sent, _record(sent, 0, chosen), nonce)
+    return SotwResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), count=len(chosen)), state
+
+
 def forget_sent(watch: WatchedResource, names: frozenset[str]) -> WatchedResource:
     """The watch as if ``names`` had never been sent, so that the next delta plan sends them again even though
     their versions did not change (Envoy needs the assignment of a changed EDS cluster before it warms)."""
     sent = dict(watch.sent)
-    digest = watch.sent_digest
-    for name in names:
-        version = sent.pop(name, None)
-        if version:
-            digest ^= entry_digest(version)
+    digest = _forget(sent, watch.sent_digest, names)
     return replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
 
 
@@ -191,12 +206,7 @@ def _sotw_changes(
     if not gone and not chosen:
         return None, watch
     sent = dict(had)
-    digest = watch.sent_digest
-    for name in gone:
-        version = sent.pop(name)
-        if version:
-            digest ^= entry_digest(version)
-    digest = _record(sent, digest, chosen)
+    digest = _record(sent, _forget(sent, watch.sent_digest, gone), chosen)
     if not chosen:
         return None, replace(watch, sent=MappingProxyType(sent), sent_digest=digest)
     state = _sent_some(watch, sent, digest, nonce)
@@ -237,6 +247,15 @@ def _delta_changes(
     digest = _record(sent, digest, chosen)
     state = _sent_some(watch, sent, digest, nonce)
     return DeltaResponse(version=state.version_sent, nonce=nonce, resources=tuple(chosen), removed=tuple(gone)), state
+
+
+def _forget(sent: dict[str, str], digest: int, names: Iterable[str]) -> int:
+    """Drop ``names`` from ``sent`` and return the set's digest updated to match."""
+    for name in names:
+        version = sent.pop(name, None)
+        if version:
+            digest ^= entry_digest(version)
+    return digest
 
 
 def _record(sent: dict[str, str], digest: int, resources: Sequence[Resource]) -> int:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypeVar
 
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
-from pilot.xds.plan import DeltaResponse, plan_delta, plan_sotw
-from pilot.xds.resources import ProxyResources, Resource, ResourceGroup, make_resource
-from pilot.xds.watch import WatchedResource, digest_of, should_respond, should_respond_delta
+from xdscore.plan import DeltaResponse, plan_delta, plan_sotw
+from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource
+from xdscore.watch import WatchedResource, digest_of, should_respond, should_respond_delta
 
+RequestT = TypeVar("RequestT", DiscoveryRequest, DeltaDiscoveryRequest)
 CDS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
 EDS = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 
@@ -26,20 +28,18 @@ def _view(*resources: Resource) -> ProxyResources:
     return ProxyResources.of([ResourceGroup.of(resources)])
 
 
-def _sotw(**fields: object) -> DiscoveryRequest:
-    error = fields.pop("error", None)
-    request = DiscoveryRequest(**fields)
+def _rejecting(request: RequestT, error: object) -> RequestT:
     if error is not None:
         request.error_detail.message = str(error)
     return request
 
 
-def _delta(**fields: object) -> DeltaDiscoveryRequest:
-    error = fields.pop("error", None)
-    request = DeltaDiscoveryRequest(**fields)
-    if error is not None:
-        request.error_detail.message = str(error)
-    return request
+def _sotw(error: object = None, **fields: object) -> DiscoveryRequest:
+    return _rejecting(DiscoveryRequest(**fields), error)
+
+
+def _delta(error: object = None, **fields: object) -> DeltaDiscoveryRequest:
+    return _rejecting(DeltaDiscoveryRequest(**fields), error)
 
 
 SENT = WatchedResource(type_url=EDS, wildcard=False, names=frozenset({"a"}), version_sent="v1", nonce_sent="n1")
@@ -214,3 +214,26 @@ def test_plan_delta_named_tells_once_that_a_subscribed_name_does_not_exist() -> 
     assert plan_delta(watch, _view(_res("a")), nonce="n2", force=False)[0] is None
     response, _ = plan_delta(watch, _view(_res("a"), _res("nope")), nonce="n3", force=False)
     assert response is not None and _sent(response, _view(_res("a"), _res("nope"))) == ["nope"]
+
+
+# ------------------------------------------------------------------------------------------ every_watched (SDS)
+
+
+def test_plan_sotw_every_watched_sends_every_watched_resource_or_nothing() -> None:
+    """Envoy's SDS refuses a SotW response that lacks a secret it watches: each response carries all of them."""
+    a, b, c = _res("a"), _res("b"), _res("c")
+    watch = WatchedResource(type_url=EDS, wildcard=False, names=frozenset({"a", "b", "missing"}))
+    response, watch = plan_sotw(watch, _view(a, b, c), nonce="n1", full=True, every_watched=True)
+    assert response is not None and [r.name for r in response.resources or ()] == ["a", "b"]
+    assert response.version == _view(a, b).version
+    assert plan_sotw(watch, _view(a, b, c), nonce="n2", full=False, every_watched=True)[0] is None, "nothing changed"
+    b2 = _res("b", 2)
+    response, _ = plan_sotw(watch, _view(a, b2), nonce="n3", full=False, every_watched=True)
+    assert response is not None and [r.name for r in response.resources or ()] == ["a", "b"], "a too, unchanged"
+    assert response.version == _view(a, b2).version
+
+
+@pytest.mark.parametrize("names", [frozenset({"missing"}), frozenset()], ids=["unknown-name", "no-names"])
+def test_plan_sotw_every_watched_never_sends_an_empty_response(names: frozenset[str]) -> None:
+    watch = WatchedResource(type_url=EDS, wildcard=False, names=names)
+    assert plan_sotw(watch, _view(_res("a")), nonce="n1", full=True, every_watched=True) == (None, watch)

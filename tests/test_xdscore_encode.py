@@ -13,8 +13,8 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, Dis
 from envoy.service.discovery.v3.discovery_pb2 import Resource as DeltaResource
 from google.protobuf.any_pb2 import Any
 
-from pilot.xds import encode
-from pilot.xds.resources import ProxyResources, ResourceGroup, make_resource, resource_name
+from xdscore import encode
+from xdscore.resources import ProxyResources, ResourceGroup, make_resource, resource_name
 
 
 def _cluster(name: str, seconds: int = 1) -> Cluster:

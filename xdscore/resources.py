@@ -21,7 +21,8 @@ from types import MappingProxyType
 
 from google.protobuf.message import Message
 
-from pilot.xds import encode
+from xdscore import encode
+from xdscore.types import TYPE_URL_PREFIX
 
 __all__ = [
     "EMPTY_GROUP",
@@ -39,7 +40,6 @@ __all__ = [
     "type_url_of",
 ]
 
-TYPE_URL_PREFIX = "type.googleapis.com/"
 _NAME_FIELDS = ("name", "cluster_name")  # ClusterLoadAssignment is named by cluster_name, the others by name
 
 

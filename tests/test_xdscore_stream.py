@@ -1,0 +1,177 @@
+"""The shared stream loop without gRPC, serving an in-memory producer: what any xDS server built on it gets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Hashable
+
+from envoy.config.cluster.v3.cluster_pb2 import Cluster
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
+
+from xdscore import (
+    Nack,
+    ProxyResources,
+    Resource,
+    ResourceChanges,
+    ResourceGroup,
+    Sent,
+    StreamSettings,
+    WatchedResource,
+    XdsStream,
+    make_resource,
+)
+
+NAMED = "type.googleapis.com/test.Named"
+WAIT = 5.0
+
+
+def _resource(name: str, seconds: int = 1) -> Resource:
+    cluster = Cluster(name=name)
+    cluster.connect_timeout.seconds = seconds
+    return make_resource(cluster)
+
+
+class MemoryProducer:
+    """A named type served from a dict: the smallest ResourceProducer."""
+
+    wildcard = False
+    every_watched = False
+
+    def __init__(self, *resources: Resource) -> None:
+        self.set(*resources)
+
+    def set(self, *resources: Resource) -> None:
+        self.current = ProxyResources.of([ResourceGroup.of(resources)])
+
+    async def resources(self, watch: WatchedResource) -> ProxyResources:
+        return self.current
+
+    def changes(self, since: ProxyResources, current: ProxyResources) -> ResourceChanges | None:
+        return None
+
+
+class Client:
+    """The client side and the stream's owner: requests in, responses out, NACKs and sends observed."""
+
+    def __init__(self, producer: MemoryProducer, *, send_timeout: float = WAIT) -> None:
+        self.requests: asyncio.Queue[DiscoveryRequest | None] = asyncio.Queue()
+        self.written: asyncio.Queue[DiscoveryResponse] = asyncio.Queue()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.nacks: list[Nack] = []
+        self.sends: list[Sent] = []
+        self.notices: list[Hashable] = []
+        nonces = iter(f"n{i}" for i in range(1, 100))
+        settings = StreamSettings(nonce=nonces.__next__, send_timeout=send_timeout, default_type_url=NAMED)
+        self.stream = XdsStream(
+            mode="sotw", producers={NAMED: producer}, write=self._write, owner=self, settings=settings
+        )
+
+    async def _write(self, payload: bytes) -> None:
+        await self.gate.wait()
+        self.written.put_nowait(DiscoveryResponse.FromString(payload))
+
+    async def noticed(self, notice: Hashable) -> None:
+        self.notices.append(notice)
+        await self.stream.respond(NAMED, requested=False, force=False)
+
+    def rejected(self, type_url: str, nack: Nack) -> None:
+        self.nacks.append(nack)
+
+    def sent(self, type_url: str, sent: Sent) -> None:
+        self.sends.append(sent)
+
+    async def incoming(self) -> AsyncIterator[DiscoveryRequest]:
+        while (request := await self.requests.get()) is not None:
+            yield request
+
+    def serve(self, first: DiscoveryRequest) -> asyncio.Task[None]:
+        return asyncio.create_task(self.stream.serve(first, self.incoming()))
+
+    async def recv(self) -> DiscoveryResponse:
+        return await asyncio.wait_for(self.written.get(), WAIT)
+
+    async def silent(self) -> None:
+        await asyncio.sleep(0.05)
+        assert self.written.empty()
+
+    async def close(self, task: asyncio.Task[None]) -> None:
+        await self.requests.put(None)
+        await asyncio.wait_for(task, WAIT)
+
+
+def _names(response: DiscoveryResponse) -> list[str]:
+    return [Cluster.FromString(any_.value).name for any_ in response.resources]
+
+
+def _request(names: list[str], response: DiscoveryResponse | None = None, *, error: str = "") -> DiscoveryRequest:
+    request = DiscoveryRequest(type_url=NAMED, resource_names=names)
+    if response is not None:
+        request.version_info, request.response_nonce = response.version_info, response.nonce
+    if error:
+        request.error_detail.message = error
+    return request
+
+
+async def test_a_request_is_answered_an_ack_is_not_and_a_nack_is_observed_once() -> None:
+    producer = MemoryProducer(_resource("a"), _resource("b"))
+    client = Client(producer)
+    task = client.serve(_request(["a"]))
+    first = await client.recv()
+    assert _names(first) == ["a"] and first.nonce == "n1" and first.type_url == NAMED
+    assert client.sends[0].version == first.version_info and client.sends[0].size == first.ByteSize()
+
+    await client.requests.put(_request(["a"], first))
+    await client.silent()
+    assert client.stream.acked
+
+    producer.set(_resource("a", 2), _resource("b"))
+    client.stream.notify("changed")
+    pushed = await client.recv()
+    await client.requests.put(_request(["a"], pushed, error="bad a"))
+    await client.requests.put(_request(["a"], pushed, error="bad a"))
+    await client.silent()
+    assert [(n.version, n.error) for n in client.nacks] == [(pushed.version_info, "bad a")] * 2
+    assert client.stream.watches[NAMED].last_nack is not None and not client.stream.acked
+    await client.close(task)
+
+
+async def test_a_request_naming_no_type_is_the_default_type_and_another_type_is_not_answered() -> None:
+    client = Client(MemoryProducer(_resource("a")))
+    task = client.serve(DiscoveryRequest(type_url="type.googleapis.com/other.Type", resource_names=["a"]))
+    await client.silent()
+    await client.requests.put(DiscoveryRequest(resource_names=["a"]))
+    assert _names(await client.recv()) == ["a"]
+    await client.close(task)
+
+
+async def test_equal_notices_coalesce_while_queued() -> None:
+    producer = MemoryProducer(_resource("a"))
+    client = Client(producer)
+    task = client.serve(_request(["a"]))
+    await client.recv()
+    client.gate.clear()  # the client stops reading...
+    producer.set(_resource("a", 2))
+    client.stream.notify("changed")
+    await asyncio.sleep(0.05)  # ...while that push is being written, three more changes
+    for seconds in (3, 4, 5):
+        producer.set(_resource("a", seconds))
+        client.stream.notify("changed")
+    client.gate.set()
+    await client.recv()
+    last = await client.recv()
+    await client.silent()
+    assert client.notices == ["changed", "changed"], "the three queued notices were one"
+    assert Cluster.FromString(last.resources[0].value).connect_timeout.seconds == 5
+    await client.close(task)
+
+
+async def test_a_client_that_stops_reading_loses_its_stream() -> None:
+    producer = MemoryProducer(_resource("a"))
+    client = Client(producer, send_timeout=0.2)
+    task = client.serve(_request(["a"]))
+    await client.recv()
+    client.gate.clear()
+    producer.set(_resource("a", 2))
+    client.stream.notify("changed")
+    await asyncio.wait_for(task, WAIT)  # ended by the send timeout, not by the client

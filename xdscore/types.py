@@ -1,0 +1,32 @@
+"""The xDS type URLs of the resources Envoy asks for, and the short names logs and debug pages use for them
+(go-control-plane's ``pkg/resource``)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+__all__ = [
+    "CLUSTER_TYPE",
+    "ENDPOINT_TYPE",
+    "LISTENER_TYPE",
+    "ROUTE_TYPE",
+    "SECRET_TYPE",
+    "TYPE_URL_PREFIX",
+    "short_type",
+]
+
+TYPE_URL_PREFIX = "type.googleapis.com/"
+CLUSTER_TYPE = TYPE_URL_PREFIX + "envoy.config.cluster.v3.Cluster"
+ENDPOINT_TYPE = TYPE_URL_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+LISTENER_TYPE = TYPE_URL_PREFIX + "envoy.config.listener.v3.Listener"
+ROUTE_TYPE = TYPE_URL_PREFIX + "envoy.config.route.v3.RouteConfiguration"
+SECRET_TYPE = TYPE_URL_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+
+_SHORT_TYPES = MappingProxyType(
+    {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds", ROUTE_TYPE: "rds", SECRET_TYPE: "sds"}
+)
+
+
+def short_type(type_url: str) -> str:
+    """``cds``/``eds``/``lds``/``rds``/``sds`` for Envoy's types, else the message name in lower case."""
+    return _SHORT_TYPES.get(type_url) or type_url.rsplit(".", 1)[-1].lower()
