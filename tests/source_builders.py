@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from google.protobuf.message import Message
 
-from pilot.config import FILES, MEMORY, ConfigSink, ConfigStore, MemorySource, StoreChange
+from pilot.config import FILES, MEMORY, ConfigSink, ConfigStore, MemorySource, StoreChange, object_reference
+from pilot.config.types import ConfigKey, ConfigMeta, Protocol, Resolution, ServicePort, WorkloadEntry
 from pilot.generate.registry import GENERATORS
-from pilot.model import MeshSnapshot, Proxy
+from pilot.model import Endpoint, MemoryRegistry, MeshSnapshot, Proxy, RegistryState, Service, ServiceInstance
 
 
 def config_object(
@@ -65,3 +67,35 @@ def generated(proxy: Proxy, snapshot: MeshSnapshot) -> dict[str, list[Message]]:
         ]
         for type_url, generator in GENERATORS.items()
     }
+
+
+HTTP_9080 = ServicePort(number=9080, name="http", protocol=Protocol.HTTP)
+
+
+def pod(name: str, address: str) -> WorkloadEntry:
+    """A workload as a Kubernetes registry would give it (a Pod), with an object reference for its origin."""
+    key = ConfigKey(kind="WorkloadEntry", namespace="default", name=name)
+    meta = ConfigMeta(key=key, origin=object_reference("Pod", "default", name, "12"))
+    return WorkloadEntry(meta=meta, address=address, labels=MappingProxyType({"app": "ratings"}))
+
+
+def registry(name: str, provider: str, host: str, address: str, version: str = "1") -> MemoryRegistry:
+    """A registry serving ``host`` on port 9080 from one workload at ``address``."""
+    workload = pod(f"{name}-{host.split('.')[0]}", address)
+    service = Service(
+        host=host,
+        namespace="default",
+        ports=(HTTP_9080,),
+        resolution=Resolution.STATIC,
+        mesh_internal=True,
+        endpoints=MappingProxyType({9080: (Endpoint(address=address, port=9080, workload=workload.meta.key),)}),
+        source=ConfigKey(kind="Service", namespace="default", name=host.split(".")[0]),
+    )
+    instance = ServiceInstance(service=service, port=HTTP_9080, target_port=19080, workload=workload)
+    state = RegistryState(
+        services=(service,),
+        workloads=(workload,),
+        instances=MappingProxyType({workload.meta.key: (instance,)}),
+        version=version,
+    )
+    return MemoryRegistry(name=name, provider=provider, contents=state)

@@ -3,8 +3,6 @@ in-memory registry driven end to end into the Envoy resources Pilot's generators
 
 from __future__ import annotations
 
-from types import MappingProxyType
-
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
@@ -13,57 +11,23 @@ from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane.names import http_proxy_route_name, outbound_cluster_name
 from pilot.analyze import analyze_snapshot
-from pilot.config import Origin, object_reference
-from pilot.config.types import ConfigKey, ConfigMeta, Protocol, Resolution, ServicePort, WorkloadEntry
+from pilot.config import Origin
+from pilot.config.types import ConfigKey, Protocol, ServicePort
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 from pilot.model import (
     KUBERNETES_PROVIDER,
     SERVICE_ENTRIES,
     SERVICE_ENTRY_PROVIDER,
-    Endpoint,
-    MemoryRegistry,
-    RegistryState,
-    Service,
-    ServiceInstance,
     build_snapshot,
     parse_node_id,
     resolve_proxy,
 )
-from tests.source_builders import config_object, generated, memory_and_files
+from tests.source_builders import config_object, generated, memory_and_files, registry
 from tests.xdstest import check_resources
 
 RATINGS = "ratings.default.svc.cluster.local"
 REVIEWS = "reviews.default.svc.cluster.local"
 HTTP = ServicePort(number=9080, name="http", protocol=Protocol.HTTP)
-
-
-def pod(name: str, address: str) -> WorkloadEntry:
-    """A workload as a Kubernetes registry would give it (a Pod), with an object reference for its origin."""
-    key = ConfigKey(kind="WorkloadEntry", namespace="default", name=name)
-    meta = ConfigMeta(key=key, origin=object_reference("Pod", "default", name, "12"))
-    return WorkloadEntry(meta=meta, address=address, labels=MappingProxyType({"app": "ratings"}))
-
-
-def registry(name: str, provider: str, host: str, address: str, version: str = "1") -> MemoryRegistry:
-    """A registry serving ``host`` on port 9080 from one workload at ``address``."""
-    workload = pod(f"{name}-{host.split('.')[0]}", address)
-    service = Service(
-        host=host,
-        namespace="default",
-        ports=(HTTP,),
-        resolution=Resolution.STATIC,
-        mesh_internal=True,
-        endpoints=MappingProxyType({9080: (Endpoint(address=address, port=9080, workload=workload.meta.key),)}),
-        source=ConfigKey(kind="Service", namespace="default", name=host.split(".")[0]),
-    )
-    instance = ServiceInstance(service=service, port=HTTP, target_port=19080, workload=workload)
-    state = RegistryState(
-        services=(service,),
-        workloads=(workload,),
-        instances=MappingProxyType({workload.meta.key: (instance,)}),
-        version=version,
-    )
-    return MemoryRegistry(name=name, provider=provider, contents=state)
 
 
 SERVICE_ENTRY_RATINGS = config_object(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -11,9 +12,12 @@ from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
 from meshplane import names
+from pilot.config.types import ConfigKey
+from pilot.config.types import Resource as ConfigResource
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
-from pilot.model import ProxyNode, parse_node_id
+from pilot.model import KUBERNETES_PROVIDER, SERVICE_ENTRIES, ProxyNode, RegistryState, parse_node_id
 from pilot.xds import DiscoveryServer
+from tests.source_builders import registry
 from tests.xds_fakes import (
     DEFAULT_ROUTES,
     PRODUCTPAGE,
@@ -287,3 +291,42 @@ async def test_requests_before_the_first_snapshot_are_answered_once_it_exists() 
         await server.stop(grace=0)
     assert not server.ready
     await server.stop(grace=0)  # idempotent
+
+
+DETAILS = "details.default.svc.cluster.local"
+DETAILS_CLUSTER = names.outbound_cluster_name(9080, "", DETAILS)
+
+
+class _ChangingRegistry:
+    """A registry whose contents change on their own, as a Kubernetes watch's do."""
+
+    name = "kubernetes"
+    provider = KUBERNETES_PROVIDER
+
+    def __init__(self) -> None:
+        self.contents = RegistryState()
+
+    def state(self, configs: Mapping[ConfigKey, ConfigResource]) -> RegistryState:
+        return self.contents
+
+
+async def test_a_registry_change_is_pushed_to_connected_proxies() -> None:
+    """A second service registry beside ServiceEntries: its service appears in CDS once it says it changed."""
+    kubernetes = _ChangingRegistry()
+    server = DiscoveryServer(debounce=0.01, registries=(SERVICE_ENTRIES, kubernetes))
+    server.update_config(bookinfo(), 1)
+    await server.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stream = AdsStream(channel)
+            await stream.request(CLUSTER_TYPE, node=PRODUCTPAGE)
+            first = await stream.recv()
+            assert DETAILS_CLUSTER not in [c.name for c in _unpack(first, Cluster)]
+            await stream.ack(first)
+            kubernetes.contents = registry("kubernetes", KUBERNETES_PROVIDER, DETAILS, "127.0.0.60").contents
+            server.registries_changed()
+            pushed = await stream.recv()
+            assert pushed.version_info != first.version_info
+            assert DETAILS_CLUSTER in [c.name for c in _unpack(pushed, Cluster)]
+    finally:
+        await server.stop(grace=0)

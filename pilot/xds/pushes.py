@@ -14,14 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 
 import structlog
 
 from pilot.config.types import ConfigKey
 from pilot.config.types import Resource as ConfigResource
 from pilot.generate.registry import TypeGenerator
-from pilot.model import DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN, MeshSnapshot, ProxyNode, build_snapshot
+from pilot.model import (
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    SERVICE_ENTRIES,
+    MeshSnapshot,
+    ProxyNode,
+    ServiceRegistry,
+    build_snapshot,
+)
 from pilot.xds.cache import ResourceCache
 from pilot.xds.consistency import InconsistentSnapshotError
 
@@ -97,6 +105,7 @@ def build_cache(
     changed_at: float | None,
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
+    registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
 ) -> ResourceCache:
     """Build the snapshot and generate every type for ``nodes`` (CPU work: run it in a worker thread).
 
@@ -105,7 +114,13 @@ def build_cache(
     started = time.perf_counter()
     previous_snapshot: MeshSnapshot | None = previous.snapshot if previous is not None else None
     snapshot = build_snapshot(
-        configs, version, previous_snapshot, domain_suffix, trust_domain=trust_domain, root_namespace=root_namespace
+        configs,
+        version,
+        previous_snapshot,
+        domain_suffix,
+        trust_domain=trust_domain,
+        root_namespace=root_namespace,
+        registries=registries,
     )
     cache = ResourceCache(snapshot, generators, previous=previous, keep=nodes, changed_at=changed_at)
     cache.warm(nodes)

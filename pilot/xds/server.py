@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -26,9 +26,11 @@ from pilot.model import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
+    SERVICE_ENTRIES,
     MeshSnapshot,
     NodeIdError,
     ProxyNode,
+    ServiceRegistry,
     parse_node_id,
 )
 from pilot.xds.cache import ResourceCache
@@ -66,8 +68,10 @@ class DiscoveryServer:
         max_concurrent_pushes: int = 100,
         send_timeout: float = 20.0,
         metrics: PilotMetrics | None = None,
+        registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
     ) -> None:
-        """``max_concurrent_pushes``: responses built and written at once (Istio's push throttle).
+        """``registries``: the service registries every snapshot aggregates, in precedence order (a registry whose
+        contents change on their own calls ``registries_changed``). ``max_concurrent_pushes``: responses built and written at once (Istio's push throttle).
         ``send_timeout``: seconds a response may take to be written before the stream is closed (Istio's
         PILOT_XDS_SEND_TIMEOUT)."""
         if max_concurrent_pushes < 1:
@@ -76,6 +80,7 @@ class DiscoveryServer:
         self.domain_suffix = domain_suffix
         self.trust_domain = trust_domain
         self.root_namespace = root_namespace
+        self.registries = tuple(registries)
         self.metrics = metrics or PilotMetrics()
         self.port: int | None = None
         self._max_concurrent_pushes = max_concurrent_pushes
@@ -108,6 +113,14 @@ class DiscoveryServer:
     def update_config(self, configs: Mapping[ConfigKey, ConfigResource], version: int) -> None:
         """Accepted config changed: push it after the debounce. Cheap; callable before ``start``."""
         self._config = (MappingProxyType(dict(configs)), version)
+        self._trigger()
+
+    def registries_changed(self) -> None:
+        """A service registry's contents changed (a Kubernetes watch event, later): rebuild and push after the
+        debounce, as for a config change. Cheap; callable from any thread."""
+        self._trigger()
+
+    def _trigger(self) -> None:
         loop = self._loop
         if loop is None:
             self._debouncer.trigger()  # not started: the debouncer starts with the server
@@ -194,6 +207,7 @@ class DiscoveryServer:
                 domain_suffix=self.domain_suffix,
                 trust_domain=self.trust_domain,
                 root_namespace=self.root_namespace,
+                registries=self.registries,
                 nodes=nodes,
                 changed_at=changed_at,
             )
