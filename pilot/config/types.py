@@ -162,7 +162,6 @@ class ServiceEntryEndpoint:
     labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int | None = None
     locality: str = ""
-    network: str = ""
     service_account: str = ""
 
 
@@ -190,7 +189,6 @@ class WorkloadEntry:
     labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int | None = None
     locality: str = ""
-    network: str = ""
     service_account: str = ""
 
 

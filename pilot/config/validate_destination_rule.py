@@ -146,6 +146,12 @@ def _load_balancer(policy: Fields) -> LoadBalancer | None:
     if balancer is None:
         return None
     simple = balancer.enum("simple", LOAD_BALANCER_POLICIES) or "UNSPECIFIED"
+    if simple == "PASSTHROUGH":
+        balancer.report(
+            "simple",
+            "PASSTHROUGH is not supported by meshplane yet: it forwards to the original destination of a captured "
+            "connection (Envoy ORIGINAL_DST), and meshplane captures none (apps call the sidecar as an HTTP proxy)",
+        )
     return LoadBalancer(simple=cast(_SimpleLB, simple))
 
 

@@ -44,6 +44,12 @@ def validate_service_entry(spec: Fields, meta: ConfigMeta) -> ServiceEntry:
     addresses = spec.strings("addresses") or ()
     for index, address in enumerate(addresses):
         spec.problems.add_if(spec.at("addresses", index), cidr_error(address))
+    if addresses:
+        spec.report(
+            "addresses",
+            "not supported by meshplane yet: no listener matches a destination address (apps reach services by "
+            "name, through the sidecar's HTTP proxy); leave addresses out",
+        )
     ports = _ports(spec)
     location = spec.enum("location", ("MESH_EXTERNAL", "MESH_INTERNAL")) or "MESH_EXTERNAL"
     resolution = Resolution(spec.enum("resolution", _RESOLUTIONS) or Resolution.NONE.value)
@@ -138,7 +144,6 @@ def _endpoints(
                 labels=fields.labels,
                 weight=fields.weight,
                 locality=fields.locality,
-                network=fields.network,
                 service_account=fields.service_account,
             )
         )
@@ -179,6 +184,21 @@ def _check_resolution(
         spec.report("endpoints", "endpoints are not allowed with resolution NONE (use STATIC or DNS)")
     if resolution is Resolution.DNS_ROUND_ROBIN and len(endpoints) > 1:
         spec.report("endpoints", "resolution DNS_ROUND_ROBIN allows at most one endpoint")
+    if resolution is Resolution.DNS_ROUND_ROBIN and spec.has("workloadSelector"):
+        spec.report(
+            "workloadSelector",
+            "with resolution DNS_ROUND_ROBIN not supported by meshplane yet: its LOGICAL_DNS cluster takes one "
+            "address, and a selector may pick several workloads (use resolution DNS or STATIC)",
+        )
+    if resolution is Resolution.NONE:
+        for index, host in enumerate(hosts):
+            if host.startswith("*."):
+                spec.problems.add(
+                    spec.at("hosts", index),
+                    f"wildcard host {host!r} with resolution NONE is not supported by meshplane yet: passing "
+                    "requests through to whatever name they carry needs Envoy's dynamic forward proxy, which "
+                    "meshplane does not configure (list the hosts, or use resolution DNS with endpoints)",
+                )
     dns = resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN)
     if dns and not endpoints and not spec.has("workloadSelector"):
         for index, host in enumerate(hosts):

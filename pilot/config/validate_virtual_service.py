@@ -1,8 +1,10 @@
 """Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
 
-Only HTTP routes are supported for now: ``tcp``, ``tls``, delegation and CORS are reported as "not supported by
-meshplane yet". Checks that need other resources (does the subset exist? is the port one of the service's?) are
-not here: they run in the store over the whole set of resources about to be accepted.
+Only HTTP routes for sidecars are supported for now: ``tcp``, ``tls``, delegation, CORS and ``gateways`` other
+than ``mesh`` are reported as "not supported by meshplane yet" (a VirtualService bound only to Gateways would
+otherwise vanish without a word: Gateway resources are skipped). Checks that need other resources (does the
+subset exist? is the port one of the service's?) are not here: they run in the store over the whole set of
+resources about to be accepted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from pilot.config.validate_http_match import read_matches
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error, export_to, host_error, ip_error
 
 __all__ = [
+    "GATEWAY_UNSUPPORTED",
     "HTTP_ROUTE_FIELDS",
     "HTTP_ROUTE_UNSUPPORTED",
     "VIRTUAL_SERVICE_FIELDS",
@@ -56,6 +59,10 @@ HTTP_ROUTE_FIELDS = (
 )
 HTTP_ROUTE_UNSUPPORTED = ("delegate", "corsPolicy", "mirrorPercent")
 _MESH_GATEWAY = "mesh"
+GATEWAY_UNSUPPORTED = (
+    "gateway {gateway!r}: Gateways are not supported by meshplane yet (it configures sidecars only): list only "
+    "'mesh', or leave gateways out, so that the rules apply to sidecars"
+)
 
 
 def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
@@ -89,10 +96,10 @@ def _gateways(spec: Fields) -> tuple[str, ...]:
             continue
         namespace, slash, name = gateway.rpartition("/")
         if slash:
-            spec.problems.add_if(path, dns1123_label_error(namespace, "gateway namespace"))
-            spec.problems.add_if(path, dns1123_label_error(name, "gateway name"))
+            error = dns1123_label_error(namespace, "gateway namespace") or dns1123_label_error(name, "gateway name")
         else:
-            spec.problems.add_if(path, dns1123_subdomain_error(gateway, "gateway name"))
+            error = dns1123_subdomain_error(gateway, "gateway name")
+        spec.problems.add(path, error or GATEWAY_UNSUPPORTED.format(gateway=gateway))
     return gateways
 
 

@@ -35,7 +35,6 @@ class WorkloadFields:
     labels: Mapping[str, str]
     weight: int | None
     locality: str
-    network: str
     service_account: str
 
 
@@ -52,6 +51,12 @@ def read_workload_fields(fields: Fields) -> WorkloadFields:
         else:
             ports[name] = int(value)
     labels = fields.labels("labels") or {}
+    if fields.string("network"):
+        fields.report(
+            "network",
+            "not supported by meshplane yet: there is no multi-network support (every endpoint must be reachable "
+            "directly); leave network out",
+        )
     weight = fields.integer("weight", minimum=0, maximum=UINT32_MAX)
     locality = fields.string("locality") or ""
     if locality:
@@ -62,7 +67,6 @@ def read_workload_fields(fields: Fields) -> WorkloadFields:
         labels=frozen_labels(labels),
         weight=weight or None,  # proto3: 0 is unset (Envoy's default weight 1 applies)
         locality=locality,
-        network=fields.string("network") or "",
         service_account=fields.string("serviceAccount") or "",
     )
 
@@ -95,6 +99,5 @@ def validate_workload_entry(spec: Fields, meta: ConfigMeta) -> WorkloadEntry:
         labels=workload.labels,
         weight=workload.weight,
         locality=workload.locality,
-        network=workload.network,
         service_account=workload.service_account,
     )
