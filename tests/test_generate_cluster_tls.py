@@ -95,11 +95,16 @@ def test_eds_metadata_marks_auto_mtls_endpoints(
         "namespace-disable": peer_auth(make_meta, "DISABLE", namespace="default"),
     }
     snapshot = snapshot_of(*mesh(make_meta, *(built[p] for p in policies)))
-    with_sds = {a.cluster_name: a for a in endpoints.build_scope_load_assignments(endpoints.EDS_SDS_SCOPE, snapshot)}
+    with_sds = {
+        a.cluster_name: a
+        for a in endpoints.build_scope_load_assignments(
+            endpoints.endpoint_scope(sds=True, namespace="default"), snapshot
+        )
+    }
     assert tls_modes(with_sds[f"outbound|9080||{REVIEWS}"]) == expected
     grpc_v1 = tls_modes(with_sds[f"outbound|9090|v1|{REVIEWS}"])
     assert grpc_v1["127.0.0.21"] == ("istio" if policies != ("namespace-disable",) else None)  # only 19080 disabled
-    without = endpoints.build_scope_load_assignments(endpoints.EDS_SCOPE, snapshot)
+    without = endpoints.build_scope_load_assignments(endpoints.endpoint_scope(sds=False, namespace="default"), snapshot)
     assert all(mode is None for a in without for mode in tls_modes(a).values())
 
 
