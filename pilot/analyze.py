@@ -2,7 +2,8 @@
 
 Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
 that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, a sidecar
-and its app wanting the same address and port, an AccessList whose entries file Mixer cannot read.
+and its app wanting the same address and port, an AccessList whose entries file Mixer cannot read, ServiceEntry
+ports no client sidecar can reach yet (non-HTTP protocols: the outbound side is an HTTP proxy).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from pilot.config import ConfigStore, DirectorySource
-from pilot.config.types import AccessList, ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
+from pilot.config.types import AccessList, ConfigMeta, DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from pilot.model import build_snapshot, host_matches, resolve_host
 from pilot.model.types import MeshSnapshot
 
@@ -96,6 +97,8 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                         message=f"host {resource.host!r} ({fqdn}) matches no ServiceEntry host",
                     )
                 )
+        elif isinstance(resource, ServiceEntry):
+            findings.extend(_unreachable_port_findings(resource))
         elif (
             isinstance(resource, AccessList)
             and resource.entries_file is not None
@@ -113,6 +116,26 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
             )
     findings.extend(_workload_findings(snapshot))
     return findings
+
+
+def _unreachable_port_findings(entry: ServiceEntry) -> list[Finding]:
+    """Non-HTTP ports: their clusters exist and a workload's sidecar serves them inbound, but the only outbound
+    listener is the HTTP proxy, so no client sidecar reaches them (listeners for TCP ports come with traffic
+    capture)."""
+    resource_name, location = _describe(entry.meta)
+    return [
+        Finding(
+            level="Warning",
+            code="MP0207",
+            resource=resource_name,
+            location=location,
+            message=f"port {port.name} ({port.protocol.value} {port.number}): no outbound listener reaches "
+            f"{port.protocol.value} ports yet (a client sidecar's only outbound listener is its HTTP proxy); "
+            "workloads' sidecars still serve the port inbound",
+        )
+        for port in entry.ports
+        if not port.protocol.is_http
+    ]
 
 
 def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:

@@ -90,3 +90,29 @@ def test_cli_exit_code_says_whether_there_are_errors(tmp_path: Path, capsys: obj
     assert meshplane(["analyze", str(clean)]) == 0
     assert meshplane(["analyze", str(broken)]) == 1
     assert meshplane(["analyze", str(tmp_path / "missing")]) == 2
+
+
+TCP_SERVICE = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.example.com]
+  ports:
+  - {number: 5432, name: tcp-postgres, protocol: TCP}
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 443, name: https, protocol: HTTPS}
+  resolution: DNS
+"""
+
+
+async def test_non_http_ports_are_reported_unreachable_until_there_are_tcp_listeners(tmp_path: Path) -> None:
+    (tmp_path / "db.yaml").write_text(TCP_SERVICE)
+
+    findings = await analyze_directory(tmp_path)
+
+    assert [(f.level, f.code, f.resource, f.location, f.message.split(":")[0]) for f in findings] == [
+        ("Warning", "MP0207", "ServiceEntry default/db", f"{tmp_path / 'db.yaml'}:1", "port tcp-postgres (TCP 5432)"),
+        ("Warning", "MP0207", "ServiceEntry default/db", f"{tmp_path / 'db.yaml'}:1", "port https (HTTPS 443)"),
+    ]
+    assert "no outbound listener reaches TCP ports yet" in findings[0].message
