@@ -169,7 +169,6 @@ class ServiceEntryEndpoint:
 class ServiceEntry:
     meta: ConfigMeta
     hosts: tuple[str, ...]
-    addresses: tuple[str, ...] = ()
     ports: tuple[ServicePort, ...] = ()
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] = "MESH_EXTERNAL"
     resolution: Resolution = Resolution.NONE

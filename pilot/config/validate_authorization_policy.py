@@ -79,7 +79,6 @@ _SOURCE_FIELDS = {
     "remoteIpBlocks": "remote_ip_blocks",
     "notRemoteIpBlocks": "not_remote_ip_blocks",
 }
-_SOURCE_UNSUPPORTED = ("serviceAccounts", "notServiceAccounts")
 _SOURCE_IP_FIELDS = frozenset({"ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"})
 _SOURCE_NOT_WITH_CUSTOM = (
     "principals",
@@ -107,7 +106,7 @@ def validate_authorization_policy(spec: Fields, meta: ConfigMeta) -> Authorizati
             f"action {action} without rules would never trigger: add an empty rule (`rules: [{{}}]`) to apply it "
             "to every request",
         )
-    rules = tuple(_rule(rule, action) for rule in spec.mappings("rules", known=_RULE_FIELDS))
+    rules = tuple(_rule(rule, action) for rule in spec.mappings("rules", known=_RULE_FIELDS, message="Rule"))
     return AuthorizationPolicy(meta=meta, selector=selector, action=action, provider=provider, rules=rules)
 
 
@@ -121,7 +120,7 @@ def ip_block_error(value: str) -> str | None:
 
 
 def _provider(spec: Fields, action: str) -> str | None:
-    provider = spec.mapping("provider", known=_PROVIDER_FIELDS)
+    provider = spec.mapping("provider", known=_PROVIDER_FIELDS, message="AuthorizationPolicy.ExtensionProvider")
     if provider is None:
         if action == "CUSTOM" and not spec.has("provider"):
             spec.report("provider", "required with action CUSTOM: name the authorizer, e.g. `provider: {name: mixer}`")
@@ -144,21 +143,25 @@ def _rule(rule: Fields, action: str) -> AuthorizationRule:
         if rule.node.get(name) == []:
             rule.report(name, f"must not be empty: omit `{name}` to match any {_ANY[name]}")
     sources = tuple(
-        source for entry in rule.mappings("from", known=_FROM_FIELDS) if (source := _source(entry, custom)) is not None
+        source
+        for entry in rule.mappings("from", known=_FROM_FIELDS, message="Rule.From")
+        if (source := _source(entry, custom)) is not None
     )
     operations = tuple(
-        operation for entry in rule.mappings("to", known=_TO_FIELDS) if (operation := _operation(entry)) is not None
+        operation
+        for entry in rule.mappings("to", known=_TO_FIELDS, message="Rule.To")
+        if (operation := _operation(entry)) is not None
     )
     when = tuple(
         condition
-        for entry in rule.mappings("when", known=_WHEN_FIELDS)
+        for entry in rule.mappings("when", known=_WHEN_FIELDS, message="Condition")
         if (condition := _condition(entry, custom)) is not None
     )
     return AuthorizationRule(sources=sources, operations=operations, when=when)
 
 
 def _source(entry: Fields, custom: bool) -> AuthorizationSource | None:
-    source = entry.mapping("source", known=tuple(_SOURCE_FIELDS), unsupported=_SOURCE_UNSUPPORTED, required=True)
+    source = entry.mapping("source", known=tuple(_SOURCE_FIELDS), required=True, message="Source")
     if source is None:
         return None
     values: dict[str, tuple[str, ...]] = {}
@@ -168,13 +171,13 @@ def _source(entry: Fields, custom: bool) -> AuthorizationSource | None:
         if read and custom and name in _SOURCE_NOT_WITH_CUSTOM:
             source.report(name, "not supported with action CUSTOM (as in Istio)")
         values[attribute] = read
-    if not _any_set(source, (*_SOURCE_FIELDS, *_SOURCE_UNSUPPORTED)):
+    if not _any_set(source, (*_SOURCE_FIELDS, "serviceAccounts", "notServiceAccounts")):
         source.report(None, f"must set at least one of {', '.join(_SOURCE_FIELDS)}")
     return AuthorizationSource(**values)
 
 
 def _operation(entry: Fields) -> AuthorizationOperation | None:
-    operation = entry.mapping("operation", known=_OPERATION_FIELDS, required=True)
+    operation = entry.mapping("operation", known=_OPERATION_FIELDS, required=True, message="Operation")
     if operation is None:
         return None
     result = AuthorizationOperation(

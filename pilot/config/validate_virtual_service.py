@@ -33,7 +33,6 @@ from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_e
 __all__ = [
     "GATEWAY_UNSUPPORTED",
     "HTTP_ROUTE_FIELDS",
-    "HTTP_ROUTE_UNSUPPORTED",
     "VIRTUAL_SERVICE_FIELDS",
     "VIRTUAL_SERVICE_UNSUPPORTED",
     "read_destination",
@@ -57,7 +56,6 @@ HTTP_ROUTE_FIELDS = (
     "mirrors",
     "headers",
 )
-HTTP_ROUTE_UNSUPPORTED = ("delegate", "corsPolicy", "mirrorPercent")
 _MESH_GATEWAY = "mesh"
 GATEWAY_UNSUPPORTED = (
     "gateway {gateway!r}: Gateways are not supported by meshplane yet (it configures sidecars only): list only "
@@ -75,9 +73,7 @@ def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
         spec.report("http", "required field is missing: a VirtualService needs at least one http route")
     routes = tuple(
         _http_route(route)
-        for route in spec.mappings(
-            "http", known=HTTP_ROUTE_FIELDS, unsupported=HTTP_ROUTE_UNSUPPORTED, required=spec.has("http")
-        )
+        for route in spec.mappings("http", known=HTTP_ROUTE_FIELDS, required=spec.has("http"), message="HTTPRoute")
     )
     return VirtualService(
         meta=meta,
@@ -122,7 +118,7 @@ def _hosts(spec: Fields, *, applies_to_mesh: bool) -> tuple[str, ...]:
 
 def read_destination(parent: Fields, name: str = "destination") -> Destination | None:
     """An Istio ``Destination``: host (short name, FQDN; no wildcard), subset, port.number."""
-    destination = parent.mapping(name, known=("host", "subset", "port"), required=True)
+    destination = parent.mapping(name, known=("host", "subset", "port"), required=True, message="Destination")
     if destination is None:
         return None
     host = destination.string("host", required=True) or ""
@@ -131,7 +127,7 @@ def read_destination(parent: Fields, name: str = "destination") -> Destination |
     subset = destination.string("subset") or ""
     if subset:
         destination.problems.add_if(destination.at("subset"), dns1123_label_error(subset, "subset name"))
-    port = destination.mapping("port", known=("number",))
+    port = destination.mapping("port", known=("number",), message="PortSelector")
     number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
     return Destination(host=host, subset=subset, port=number)
 
@@ -139,7 +135,7 @@ def read_destination(parent: Fields, name: str = "destination") -> Destination |
 def _http_route(route: Fields) -> HTTPRoute:
     _check_conflicts(route)
     destinations: list[HTTPRouteDestination] = []
-    for entry in route.mappings("route", known=("destination", "weight", "headers")):
+    for entry in route.mappings("route", known=("destination", "weight", "headers"), message="HTTPRouteDestination"):
         destination = read_destination(entry)
         destinations.append(
             HTTPRouteDestination(
@@ -190,7 +186,7 @@ def _mirrors(route: Fields) -> tuple[Mirror, ...]:
         percentage = read_percentage(route, "mirrorPercentage")
         return (Mirror(destination=destination or Destination(host=""), percentage=percentage),)
     mirrors: list[Mirror] = []
-    for entry in route.mappings("mirrors", known=("destination", "percentage")):
+    for entry in route.mappings("mirrors", known=("destination", "percentage"), message="HTTPMirrorPolicy"):
         destination = read_destination(entry)
         mirrors.append(
             Mirror(destination=destination or Destination(host=""), percentage=read_percentage(entry, "percentage"))

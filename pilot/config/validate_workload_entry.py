@@ -23,7 +23,7 @@ __all__ = [
     "workload_address_error",
 ]
 
-WORKLOAD_FIELDS = ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount")
+WORKLOAD_FIELDS = ("address", "ports", "labels", "locality", "weight", "serviceAccount")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,12 +51,6 @@ def read_workload_fields(fields: Fields) -> WorkloadFields:
         else:
             ports[name] = int(value)
     labels = fields.labels("labels") or {}
-    if fields.string("network"):
-        fields.report(
-            "network",
-            "not supported by meshplane yet: there is no multi-network support (every endpoint must be reachable "
-            "directly); leave network out",
-        )
     weight = fields.integer("weight", minimum=0, maximum=UINT32_MAX)
     locality = fields.string("locality") or ""
     if locality:
