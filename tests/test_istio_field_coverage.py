@@ -141,3 +141,35 @@ def test_a_name_istio_does_not_have_is_an_unknown_field(message: str, name: str)
     parsed = _parse(site, _with(site.spec, path, {name: 1}, ()))
     errors = [(e.path, e.message) for r in parsed.rejected for e in r.errors]
     assert next(m for p, m in errors if p == format_path(("spec", *path, name))).startswith(f"unknown field {name!r}")
+
+
+# ------------------------------------------------------------------------------------------------ README
+
+README_BEGIN = "<!-- not-supported fields: generated from tests/istio_field_table.py; begin -->"
+README_END = "<!-- not-supported fields: end -->"
+
+
+def not_supported_table() -> str:
+    """The README's list of the Istio fields rejected as not supported yet, from the table."""
+    rows = ["| Istio message | fields rejected as `not supported by meshplane yet` |", "| --- | --- |"]
+    for message, fields in TABLE.items():
+        rejected = [f"`{name}`" for name, use in fields.items() if isinstance(use, Rejected)]
+        if rejected:
+            rows.append(f"| {message} | {', '.join(rejected)} |")
+    removed = [
+        f"{message} `{name}`"
+        for message, fields in TABLE.items()
+        for name, use in fields.items()
+        if isinstance(use, Removed)
+    ]
+    rows.append(f"| removed from Istio's API (rejected, naming the replacement) | {', '.join(removed)} |")
+    return "\n".join(rows)
+
+
+def test_the_readme_lists_exactly_the_fields_that_are_not_supported() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert README_BEGIN in readme and README_END in readme
+    block = readme.split(README_BEGIN, 1)[1].split(README_END, 1)[0].strip()
+    assert block == not_supported_table(), "README.md is out of date; put this between the markers:\n" + (
+        not_supported_table()
+    )
