@@ -9,14 +9,16 @@ ports no client sidecar can reach yet (non-HTTP protocols: the outbound side is 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from meshplane import names
 from pilot.config import ConfigStore, DirectorySource
 from pilot.config.types import AccessList, ConfigMeta, DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from pilot.model import build_snapshot, host_matches, resolve_host
-from pilot.model.types import MeshSnapshot
+from pilot.model.types import MeshSnapshot, ServiceInstance
 
 __all__ = ["Finding", "analyze_directory", "analyze_snapshot", "format_finding"]
 
@@ -115,6 +117,90 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
     findings.extend(_workload_findings(snapshot))
+    findings.extend(_shadowed_virtual_service_findings(snapshot))
+    findings.extend(_peer_authentication_findings(snapshot))
+    return findings
+
+
+def _inbound_port_findings(resource_name: str, location: str, instances: Sequence[ServiceInstance]) -> list[Finding]:
+    """What Pilot would leave out of a workload's inbound side: a port the sidecar reserves for itself, and a port
+    two services give different protocols or app ports (the first one, in model order, is served)."""
+    findings: list[Finding] = []
+    first: dict[int, ServiceInstance] = {}
+    for instance in instances:
+        port = instance.port
+        if port.number in (names.HTTP_PROXY_PORT, names.ADMIN_PORT):
+            message = f"service {instance.service.host} port {port.number} is reserved by the sidecar (its HTTP "
+            message += "proxy or Envoy's admin): the workload gets no inbound listener on it"
+            findings.append(
+                Finding(level="Error", code="MP0208", resource=resource_name, location=location, message=message)
+            )
+        chosen = first.setdefault(port.number, instance)
+        if chosen.port.protocol is not port.protocol or chosen.target_port != instance.target_port:
+            message = (
+                f"port {port.number} is served for {chosen.service.host} ({chosen.port.protocol.value} -> "
+                f"{chosen.target_port}), not for {instance.service.host} ({port.protocol.value} -> "
+                f"{instance.target_port}): one port has one protocol and one app port"
+            )
+            findings.append(
+                Finding(level="Error", code="MP0209", resource=resource_name, location=location, message=message)
+            )
+    return findings
+
+
+def _visible_in(service: VirtualService, namespace: str) -> bool:
+    export_to = service.export_to
+    return (
+        not export_to
+        or "*" in export_to
+        or namespace in export_to
+        or ("." in export_to and service.meta.key.namespace == namespace)
+    )
+
+
+def _shadowed_virtual_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """Several VirtualServices for one host visible in one namespace: its sidecars apply the first (namespace/name
+    order), as Pilot logs; meshplane does not merge them."""
+    namespaces = sorted({key.namespace for key in snapshot.configs})
+    findings: dict[tuple[str, str], Finding] = {}
+    for host, rules in snapshot.virtual_services.items():
+        for namespace in namespaces:
+            visible = [vs for vs in rules if _visible_in(vs, namespace)]
+            for shadowed in visible[1:]:
+                resource_name, location = _describe(shadowed.meta)
+                used = visible[0].meta.key
+                findings.setdefault(
+                    (host, resource_name),
+                    Finding(
+                        level="Warning",
+                        code="MP0210",
+                        resource=resource_name,
+                        location=location,
+                        message=f"host {host} already has VirtualService {used.namespace}/{used.name}, which sidecars "
+                        f"in {namespace} apply instead of this one (meshplane does not merge VirtualServices)",
+                    ),
+                )
+    return list(findings.values())
+
+
+def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """Several mesh-wide or namespace-wide PeerAuthentications in one namespace: the first in name order applies."""
+    findings: list[Finding] = []
+    for namespace, policies in snapshot.peer_authentications.items():
+        wide = [p for p in policies if p.selector is None]
+        level = "mesh-wide" if namespace == snapshot.root_namespace else "namespace-wide"
+        for ignored in wide[1:]:
+            resource_name, location = _describe(ignored.meta)
+            findings.append(
+                Finding(
+                    level="Warning",
+                    code="MP0211",
+                    resource=resource_name,
+                    location=location,
+                    message=f"another {level} PeerAuthentication, {namespace}/{wide[0].meta.key.name}, comes first "
+                    "in name order and applies: this one is ignored",
+                )
+            )
     return findings
 
 
@@ -156,6 +242,7 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                     "(fine for a client-only workload)",
                 )
             )
+        findings.extend(_inbound_port_findings(resource_name, location, instances))
         for instance in instances:
             if instance.target_port == instance.port.number:
                 findings.append(

@@ -214,8 +214,9 @@ def dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     if service.resolution is not Resolution.NONE and service.endpoints.get(port.number):
         return subset_endpoints(key)
     if service.host.startswith("*"):
-        # ``*.example.com`` names no address to resolve. Without capture, reaching whatever name a request
-        # carries would take Envoy's dynamic forward proxy, which meshplane does not configure.
+        # Only a DNS entry whose workloadSelector selects no workload gets here (validation rejects a wildcard host
+        # with resolution NONE, or DNS with neither endpoints nor selector): ``*.example.com`` names no address, and
+        # reaching whatever name a request carries would take Envoy's dynamic forward proxy.
         log.warning("wildcard_host_not_routable", cluster=key.name, host=service.host)
         return ()
     if service.resolution is Resolution.NONE:
@@ -245,7 +246,9 @@ def _set_discovery(cluster: Cluster, key: OutboundClusterKey) -> None:
         cluster.type = Cluster.DiscoveryType.STRICT_DNS
     else:
         cluster.type = Cluster.DiscoveryType.LOGICAL_DNS
-        if len(endpoints) > 1:  # Envoy accepts exactly one address for LOGICAL_DNS
+        # Envoy accepts exactly one address for LOGICAL_DNS. Unreachable: validation allows DNS_ROUND_ROBIN at
+        # most one endpoint and no workloadSelector, and NONE no endpoints.
+        if len(endpoints) > 1:
             log.warning(
                 "logical_dns_extra_endpoints_ignored",
                 cluster=key.name,
