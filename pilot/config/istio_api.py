@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-__all__ = ["ISTIO_MESSAGES", "REMOVED_FIELDS", "UNSUPPORTED_REASONS", "unsupported_message"]
+__all__ = ["ISTIO_MESSAGES", "REMOVED_FIELDS", "UNSUPPORTED_REASONS", "fields_except", "unsupported_message"]
 
 ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -221,3 +221,12 @@ def unsupported_message(message: str, name: str) -> str | None:
     if replacement is not None:
         return f"{name!r} was removed from Istio's API and is not supported by meshplane: {replacement}"
     return None
+
+
+def fields_except(message: str, *unsupported: str) -> tuple[str, ...]:
+    """The fields of ``message`` a validator reads: all of Istio's but ``unsupported`` (which must be Istio's)."""
+    fields = ISTIO_MESSAGES[message]
+    unknown = set(unsupported) - set(fields)
+    if unknown:
+        raise ValueError(f"{message} has no field {sorted(unknown)}")
+    return tuple(name for name in fields if name not in unsupported)

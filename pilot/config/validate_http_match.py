@@ -18,6 +18,7 @@ from typing import Any
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 from pilot.config.errors import FieldPath
+from pilot.config.istio_api import fields_except
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
 
@@ -29,18 +30,7 @@ __all__ = [
     "regex_error",
 ]
 
-MATCH_FIELDS = (
-    "name",
-    "uri",
-    "scheme",
-    "method",
-    "authority",
-    "headers",
-    "withoutHeaders",
-    "queryParams",
-    "port",
-    "ignoreUriCase",
-)
+MATCH_FIELDS = fields_except("HTTPMatchRequest", "sourceLabels", "gateways", "sourceNamespace", "statPrefix")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 _HEADER_NAME = re.compile(r"^:?[!#$%&'*+\-.^_`|~0-9a-z]+$")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pilot.config.istio_api import fields_except
 from pilot.config.types import (
     ConfigMeta,
     Labels,
@@ -22,16 +23,7 @@ __all__ = [
     "validate_service_entry",
 ]
 
-SERVICE_ENTRY_FIELDS = (
-    "hosts",
-    "ports",
-    "location",
-    "resolution",
-    "endpoints",
-    "workloadSelector",
-    "exportTo",
-    "subjectAltNames",
-)
+SERVICE_ENTRY_FIELDS = fields_except("ServiceEntry", "addresses")  # no listener matches a destination address
 SUPPORTED_PROTOCOLS = tuple(p.value for p in Protocol if p is not Protocol.UNKNOWN)
 _PORT_FIELDS = ("number", "protocol", "name", "targetPort")
 _RESOLUTIONS = tuple(r.value for r in Resolution)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from pilot.config.istio_api import fields_except
 from pilot.config.types import ConfigMeta, WorkloadEntry, frozen_labels
 from pilot.config.validate_common import UINT32_MAX, Fields, describe
 from pilot.config.validate_names import dns1123_label_error, host_error, ip_error, locality_error
@@ -23,7 +24,7 @@ __all__ = [
     "workload_address_error",
 ]
 
-WORKLOAD_FIELDS = ("address", "ports", "labels", "locality", "weight", "serviceAccount")
+WORKLOAD_FIELDS = fields_except("WorkloadEntry", "network")  # no multi-network support
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
