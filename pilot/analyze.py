@@ -2,20 +2,23 @@
 
 Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
 that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, a sidecar
-and its app wanting the same address and port, an AccessList whose entries file Mixer cannot read.
+and its app wanting the same address and port, an AccessList whose entries file Mixer cannot read, ServiceEntry
+ports no client sidecar can reach yet (non-HTTP protocols: the outbound side is an HTTP proxy).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from meshplane import names
 from pilot.config import ConfigSink, ConfigStore, DirectorySource
-from pilot.config.types import AccessList, ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
+from pilot.config.types import AccessList, ConfigMeta, DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
 from pilot.model import build_snapshot, host_matches, resolve_host
-from pilot.model.types import MeshSnapshot
+from pilot.model.types import MeshSnapshot, ServiceInstance
 
 __all__ = ["Finding", "analyze_directory", "analyze_snapshot", "format_finding"]
 
@@ -96,6 +99,8 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                         message=f"host {resource.host!r} ({fqdn}) matches no ServiceEntry host",
                     )
                 )
+        elif isinstance(resource, ServiceEntry):
+            findings.extend(_unreachable_port_findings(resource))
         elif (
             isinstance(resource, AccessList)
             and resource.entries_file is not None
@@ -112,6 +117,8 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
     findings.extend(_workload_findings(snapshot))
+    findings.extend(_shadowed_virtual_service_findings(snapshot))
+    findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
     return findings
 
@@ -125,7 +132,7 @@ def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
         findings.append(
             Finding(
                 level="Warning",
-                code="MP0207",
+                code="MP0212",
                 resource=f"{source.kind} {source.namespace}/{source.name}",
                 location=str(config.meta.origin) if config is not None else "",
                 message=f"host {service.host} of registry {shadowed.registry} is also served by registry "
@@ -133,6 +140,108 @@ def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
             )
         )
     return findings
+
+
+def _inbound_port_findings(resource_name: str, location: str, instances: Sequence[ServiceInstance]) -> list[Finding]:
+    """What Pilot would leave out of a workload's inbound side: a port the sidecar reserves for itself, and a port
+    two services give different protocols or app ports (the first one, in model order, is served)."""
+    findings: list[Finding] = []
+    first: dict[int, ServiceInstance] = {}
+    for instance in instances:
+        port = instance.port
+        if port.number in (names.HTTP_PROXY_PORT, names.ADMIN_PORT):
+            message = f"service {instance.service.host} port {port.number} is reserved by the sidecar (its HTTP "
+            message += "proxy or Envoy's admin): the workload gets no inbound listener on it"
+            findings.append(
+                Finding(level="Error", code="MP0208", resource=resource_name, location=location, message=message)
+            )
+        chosen = first.setdefault(port.number, instance)
+        if chosen.port.protocol is not port.protocol or chosen.target_port != instance.target_port:
+            message = (
+                f"port {port.number} is served for {chosen.service.host} ({chosen.port.protocol.value} -> "
+                f"{chosen.target_port}), not for {instance.service.host} ({port.protocol.value} -> "
+                f"{instance.target_port}): one port has one protocol and one app port"
+            )
+            findings.append(
+                Finding(level="Error", code="MP0209", resource=resource_name, location=location, message=message)
+            )
+    return findings
+
+
+def _visible_in(service: VirtualService, namespace: str) -> bool:
+    export_to = service.export_to
+    return (
+        not export_to
+        or "*" in export_to
+        or namespace in export_to
+        or ("." in export_to and service.meta.key.namespace == namespace)
+    )
+
+
+def _shadowed_virtual_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """Several VirtualServices for one host visible in one namespace: its sidecars apply the first (namespace/name
+    order), as Pilot logs; meshplane does not merge them."""
+    namespaces = sorted({key.namespace for key in snapshot.configs})
+    findings: dict[tuple[str, str], Finding] = {}
+    for host, rules in snapshot.virtual_services.items():
+        for namespace in namespaces:
+            visible = [vs for vs in rules if _visible_in(vs, namespace)]
+            for shadowed in visible[1:]:
+                resource_name, location = _describe(shadowed.meta)
+                used = visible[0].meta.key
+                findings.setdefault(
+                    (host, resource_name),
+                    Finding(
+                        level="Warning",
+                        code="MP0210",
+                        resource=resource_name,
+                        location=location,
+                        message=f"host {host} already has VirtualService {used.namespace}/{used.name}, which sidecars "
+                        f"in {namespace} apply instead of this one (meshplane does not merge VirtualServices)",
+                    ),
+                )
+    return list(findings.values())
+
+
+def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """Several mesh-wide or namespace-wide PeerAuthentications in one namespace: the first in name order applies."""
+    findings: list[Finding] = []
+    for namespace, policies in snapshot.peer_authentications.items():
+        wide = [p for p in policies if p.selector is None]
+        level = "mesh-wide" if namespace == snapshot.root_namespace else "namespace-wide"
+        for ignored in wide[1:]:
+            resource_name, location = _describe(ignored.meta)
+            findings.append(
+                Finding(
+                    level="Warning",
+                    code="MP0211",
+                    resource=resource_name,
+                    location=location,
+                    message=f"another {level} PeerAuthentication, {namespace}/{wide[0].meta.key.name}, comes first "
+                    "in name order and applies: this one is ignored",
+                )
+            )
+    return findings
+
+
+def _unreachable_port_findings(entry: ServiceEntry) -> list[Finding]:
+    """Non-HTTP ports: their clusters exist and a workload's sidecar serves them inbound, but the only outbound
+    listener is the HTTP proxy, so no client sidecar reaches them (listeners for TCP ports come with traffic
+    capture)."""
+    resource_name, location = _describe(entry.meta)
+    return [
+        Finding(
+            level="Warning",
+            code="MP0207",
+            resource=resource_name,
+            location=location,
+            message=f"port {port.name} ({port.protocol.value} {port.number}): no outbound listener reaches "
+            f"{port.protocol.value} ports yet (a client sidecar's only outbound listener is its HTTP proxy); "
+            "workloads' sidecars still serve the port inbound",
+        )
+        for port in entry.ports
+        if not port.protocol.is_http
+    ]
 
 
 def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
@@ -153,6 +262,7 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                     "(fine for a client-only workload)",
                 )
             )
+        findings.extend(_inbound_port_findings(resource_name, location, instances))
         for instance in instances:
             if instance.target_port == instance.port.number:
                 findings.append(

@@ -145,7 +145,7 @@ def hcm_of(chain: Any) -> HttpConnectionManager:
 
 
 def outbound(snapshot: MeshSnapshot, *, sds: bool = True) -> dict[str, Cluster]:
-    scope = clusters.OUTBOUND_SDS_SCOPE if sds else clusters.OUTBOUND_SCOPE
+    scope = clusters.outbound_scope(sds=sds, namespace="default")
     return {c.name: c for c in clusters.build_scope_clusters(scope, snapshot)}
 
 

@@ -90,3 +90,102 @@ def test_cli_exit_code_says_whether_there_are_errors(tmp_path: Path, capsys: obj
     assert meshplane(["analyze", str(clean)]) == 0
     assert meshplane(["analyze", str(broken)]) == 1
     assert meshplane(["analyze", str(tmp_path / "missing")]) == 2
+
+
+TCP_SERVICE = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.example.com]
+  ports:
+  - {number: 5432, name: tcp-postgres, protocol: TCP}
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 443, name: https, protocol: HTTPS}
+  resolution: DNS
+"""
+
+
+async def test_non_http_ports_are_reported_unreachable_until_there_are_tcp_listeners(tmp_path: Path) -> None:
+    (tmp_path / "db.yaml").write_text(TCP_SERVICE)
+
+    findings = await analyze_directory(tmp_path)
+
+    assert [(f.level, f.code, f.resource, f.location, f.message.split(":")[0]) for f in findings] == [
+        ("Warning", "MP0207", "ServiceEntry default/db", f"{tmp_path / 'db.yaml'}:1", "port tcp-postgres (TCP 5432)"),
+        ("Warning", "MP0207", "ServiceEntry default/db", f"{tmp_path / 'db.yaml'}:1", "port https (HTTPS 443)"),
+    ]
+    assert "no outbound listener reaches TCP ports yet" in findings[0].message
+
+
+PUSH_TIME_CONFLICTS = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  ports: [{number: 15001, name: http, protocol: HTTP, targetPort: 8080}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web-grpc, namespace: default}
+spec:
+  hosts: [web-grpc.default.svc.cluster.local]
+  ports: [{number: 15001, name: grpc, protocol: GRPC, targetPort: 8081}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  workloadSelector: {labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web-1, namespace: default}
+spec: {address: 127.0.0.40, labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a, namespace: default}
+spec: {hosts: [web], http: [{route: [{destination: {host: web}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: default}
+spec: {hosts: [web], http: [{route: [{destination: {host: web}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: private, namespace: other}
+spec:
+  hosts: [web.default.svc.cluster.local]
+  exportTo: ["."]
+  http: [{route: [{destination: {host: web.default.svc.cluster.local}}]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: a, namespace: default}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: b, namespace: default}
+spec: {mtls: {mode: DISABLE}}
+"""
+
+
+async def test_what_pilot_would_leave_out_at_push_time_is_reported(tmp_path: Path) -> None:
+    """Each conflict that takes several resources (so validation of one cannot see it) and that generation resolves
+    by leaving something out, with a log line, is an analyze finding."""
+    (tmp_path / "mesh.yaml").write_text(PUSH_TIME_CONFLICTS)
+
+    findings = await analyze_directory(tmp_path)
+
+    assert sorted((f.level, f.code, f.resource) for f in findings if f.code >= "MP0208") == [
+        ("Error", "MP0208", "WorkloadEntry default/web-1"),
+        ("Error", "MP0208", "WorkloadEntry default/web-1"),
+        ("Error", "MP0209", "WorkloadEntry default/web-1"),
+        ("Warning", "MP0210", "VirtualService default/b"),
+        ("Warning", "MP0210", "VirtualService other/private"),  # default/a is exported to other too, and first
+        ("Warning", "MP0211", "PeerAuthentication default/b"),
+    ]

@@ -539,9 +539,7 @@ def test_mixer_and_citadel_together(trust: Path) -> None:
 @pytest.mark.parametrize("mixer", ["127.0.0.1:9091", "localhost:9091"])
 def test_real_envoy_validates_the_bootstrap_with_mixer(tmp_path: Path, trust: Path, mixer: str) -> None:
     path = tmp_path / "bootstrap.json"
-    bootstrap = _sidecar(
-        mixer=mixer, citadel="localhost:15012", token=TOKEN, citadel_trust=trust
-    )
+    bootstrap = _sidecar(mixer=mixer, citadel="localhost:15012", token=TOKEN, citadel_trust=trust)
     path.write_text(bootstrap_to_json(bootstrap))
 
     result = subprocess.run(

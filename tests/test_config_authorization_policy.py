@@ -96,8 +96,6 @@ def test_every_field_lands_in_the_dataclass(security_docs: ApiGroupDocs) -> None
             values: [9080, "8080"]
           - key: request.auth.claims[groups]
             values: [admins]
-          - key: experimental.envoy.filters.network.mysql_proxy[db.table]
-            values: ["[update]"]
         - {}
     """
     policy = accepted(security_docs, body)
@@ -140,9 +138,6 @@ def test_every_field_lands_in_the_dataclass(security_docs: ApiGroupDocs) -> None
                     AuthorizationCondition(key="source.ip", not_values=("10.0.0.1", "10.2.0.0/16")),
                     AuthorizationCondition(key="destination.port", values=("9080", "8080")),
                     AuthorizationCondition(key="request.auth.claims[groups]", values=("admins",)),
-                    AuthorizationCondition(
-                        key="experimental.envoy.filters.network.mysql_proxy[db.table]", values=("[update]",)
-                    ),
                 ),
             ),
             AuthorizationRule(),

@@ -158,8 +158,10 @@ def test_envoy_accepts_the_valid_mesh_and_every_valid_looking_case(tmp_path: Pat
     proxy = resolve_proxy(parse_node_id("sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local"), snap)
     [scope] = routes.route_scopes(proxy)
     route_tables = routes.build_scope_routes(scope, snap) + routes.build_inbound_routes(proxy, snap)
-    all_clusters = clusters.build_scope_clusters(("outbound",), snap) + clusters.build_inbound_clusters(proxy, snap)
-    assignments = endpoints.build_scope_load_assignments(("eds",), snap)
+    [cluster_scope] = clusters.cluster_scopes(proxy)
+    [endpoint_scope] = endpoints.endpoint_scopes(proxy)
+    all_clusters = clusters.build_scope_clusters(cluster_scope, snap) + clusters.build_inbound_clusters(proxy, snap)
+    assignments = endpoints.build_scope_load_assignments(endpoint_scope, snap)
     proxy_listeners = listeners.build_listeners(proxy, snap)
 
     xdstest.check_resources(

@@ -182,6 +182,11 @@ CASES: list[tuple[str, str, Expected]] = [
         [(2, "spec.exportTo[0]", "only allowed in a ServiceEntry")],
     ),
     (
+        "passthrough",
+        "host: reviews\ntrafficPolicy:\n  loadBalancer: {simple: PASSTHROUGH}\n",
+        [(3, "spec.trafficPolicy.loadBalancer.simple", "PASSTHROUGH is not supported by meshplane yet")],
+    ),
+    (
         "typo",
         "host: reviews\ntrafficPolicy:\n  outlierDetection:\n    consecutive5xxError: 5\n",
         [(4, "spec.trafficPolicy.outlierDetection.consecutive5xxError", "did you mean 'consecutive5xxErrors'?")],

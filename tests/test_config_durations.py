@@ -64,9 +64,7 @@ TIMEOUTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("text", "seconds", "error"), [c[1:] for c in TIMEOUTS], ids=[c[0] for c in TIMEOUTS]
-)
+@pytest.mark.parametrize(("text", "seconds", "error"), [c[1:] for c in TIMEOUTS], ids=[c[0] for c in TIMEOUTS])
 def test_parse_timeout_applies_istio_rules(text: str, seconds: float | None, error: str | None) -> None:
     if error is None:
         assert parse_timeout(text) == pytest.approx(seconds)

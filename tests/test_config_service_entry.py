@@ -26,12 +26,12 @@ SERVICE_ENTRY_CASES: list[tuple[str, str, Expected]] = [
     (
         "address-invalid",
         "hosts: [a.example.com]\naddresses: [10.0.0.300]\n",
-        [(2, "spec.addresses[0]", "not a valid IP address")],
+        [(2, "spec.addresses", "not supported by meshplane yet: no listener matches a destination address")],
     ),
     (
         "cidr-with-dns",
         "hosts: [a.example.com]\naddresses: [10.0.0.0/24]\nresolution: DNS\n",
-        [(2, "spec.addresses", "CIDR addresses are only allowed with resolution NONE or STATIC")],
+        [(2, "spec.addresses", "not supported by meshplane yet")],
     ),
     (
         "port-number-range",
@@ -194,6 +194,21 @@ SERVICE_ENTRY_CASES: list[tuple[str, str, Expected]] = [
         "hosts: [a.example.com]\nsubjectAltNames: ['']\n",
         [(2, "spec.subjectAltNames[0]", "must not be empty")],
     ),
+    (
+        "wildcard-none",
+        "hosts: ['*.example.com']\nports: [{number: 80, name: http, protocol: HTTP}]\n",
+        [(1, "spec.hosts[0]", "wildcard host '*.example.com' with resolution NONE is not supported by meshplane yet")],
+    ),
+    (
+        "round-robin-selector",
+        "hosts: [a.example.com]\nresolution: DNS_ROUND_ROBIN\nworkloadSelector: {labels: {app: a}}\n",
+        [(3, "spec.workloadSelector", "with resolution DNS_ROUND_ROBIN not supported by meshplane yet")],
+    ),
+    (
+        "endpoint-network",
+        "hosts: [a.example.com]\nresolution: STATIC\nendpoints: [{address: 10.0.0.1, network: n1}]\n",
+        [(3, "spec.endpoints[0].network", "not supported by meshplane yet: there is no multi-network support")],
+    ),
 ]
 
 
@@ -209,10 +224,11 @@ def test_service_entry_rejections(istio: IstioDocs, body: str, expected: Expecte
 
 VALID_SERVICE_ENTRIES = [
     ("external-dns", "hosts: [api.example.com]\nports: [{number: 443, name: https, protocol: TLS}]\nresolution: DNS\n"),
-    ("wildcard-none", "hosts: ['*.example.com']\nports: [{number: 80, name: http, protocol: HTTP}]\n"),
-    ("cidr-static", "hosts: [db.internal]\naddresses: [10.0.0.0/24]\nresolution: STATIC\n"),
-    ("several-http-hosts", "hosts: [a.example.com, b.example.com]\nports: [{number: 80, name: http, protocol: HTTP}]\n"
-     "resolution: DNS\n"),
+    ("wildcard-dns-endpoints", "hosts: ['*.example.com']\nresolution: DNS\nendpoints: [{address: lb.example.net}]\n"),
+    (
+        "several-http-hosts",
+        "hosts: [a.example.com, b.example.com]\nports: [{number: 80, name: http, protocol: HTTP}]\nresolution: DNS\n",
+    ),
     ("round-robin-one", "hosts: [a.example.com]\nresolution: DNS_ROUND_ROBIN\nendpoints: [{address: lb.example.net}]"),
     ("export-to-nobody", "hosts: [a.example.com]\nexportTo: ['~']\n"),
 ]
@@ -239,7 +255,6 @@ def test_service_entry_fields_are_converted(istio: IstioDocs) -> None:
           labels: {version: v1}
           weight: 3
           locality: us-east/zone-a
-          network: net1
           serviceAccount: reviews
         - address: 127.0.0.22
           weight: 0
@@ -255,9 +270,12 @@ def test_service_entry_fields_are_converted(istio: IstioDocs) -> None:
     ]
     first, second = entry.endpoints
     assert (first.address, dict(first.ports), dict(first.labels), first.weight) == (
-        "127.0.0.21", {"http": 29080}, {"version": "v1"}, 3,
+        "127.0.0.21",
+        {"http": 29080},
+        {"version": "v1"},
+        3,
     )
-    assert (first.locality, first.network, first.service_account) == ("us-east/zone-a", "net1", "reviews")
+    assert (first.locality, first.service_account) == ("us-east/zone-a", "reviews")
     assert second.weight is None  # proto3: 0 is unset
     assert entry.workload_selector is None
     assert entry.subject_alt_names == ("spiffe://cluster.local/ns/bookinfo/sa/reviews",)
@@ -296,6 +314,7 @@ WORKLOAD_ENTRY_CASES: list[tuple[str, str, Expected]] = [
         [(3, "spec.labels.version", "invalid label value 'v1 beta'")],
     ),
     ("locality", "address: 127.0.0.2\nlocality: /zone\n", [(2, "spec.locality", "invalid locality '/zone'")]),
+    ("network", "address: 127.0.0.2\nnetwork: n1\n", [(2, "spec.network", "not supported by meshplane yet")]),
     (
         "unknown",
         "address: 127.0.0.2\nserviceAcount: web\n",
@@ -323,7 +342,6 @@ def test_workload_entry_fields_are_converted(istio: IstioDocs) -> None:
         labels: {app: reviews, version: v1}
         weight: 2
         locality: eu/z1/s1
-        network: n1
         serviceAccount: reviews
         """,
     )
@@ -331,9 +349,7 @@ def test_workload_entry_fields_are_converted(istio: IstioDocs) -> None:
     assert workload.address == "127.0.0.21"
     assert list(workload.ports.items()) == [("grpc", 19443), ("http", 19080)]  # sorted, read-only
     assert dict(workload.labels) == {"app": "reviews", "version": "v1"}
-    assert (workload.weight, workload.locality, workload.network, workload.service_account) == (
-        2, "eu/z1/s1", "n1", "reviews",
-    )
+    assert (workload.weight, workload.locality, workload.service_account) == (2, "eu/z1/s1", "reviews")
 
 
 def test_workload_entry_accepts_ipv6(istio: IstioDocs) -> None:

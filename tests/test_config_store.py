@@ -28,8 +28,8 @@ def rule(subsets: tuple[str, ...], host: str = "reviews", name: str = "reviews")
 
 
 def service(subset: str = "", port: int | None = None, host: str = "reviews", mirror: str = "") -> str:
-    destination = f"host: {host}" + (f", subset: {subset}" if subset else "") + (
-        f", port: {{number: {port}}}" if port else ""
+    destination = (
+        f"host: {host}" + (f", subset: {subset}" if subset else "") + (f", port: {{number: {port}}}" if port else "")
     )
     spec = f"  hosts: [reviews]\n  http:\n  - route:\n    - destination: {{{destination}}}\n"
     if mirror:
@@ -426,10 +426,14 @@ def test_configz_shape_is_json_and_sorted() -> None:
     assert set(entry_) == {"kind", "namespace", "name", "source", "origin", "file", "line", "errors", "in_force"}
     assert (entry_["source"], entry_["origin"]) == ("files", "a.yaml:12")
     assert (entry_["kind"], entry_["namespace"], entry_["name"], entry_["file"]) == (
-        "VirtualService", NS, "reviews", "a.yaml",
+        "VirtualService",
+        NS,
+        "reviews",
+        "a.yaml",
     )
-    assert configz["file_errors"] == ["c.yaml:2: YAML syntax error: expected the node content, but found "
-                                      "'<stream end>' (while parsing a flow node)"]
+    assert configz["file_errors"] == [
+        "c.yaml:2: YAML syntax error: expected the node content, but found '<stream end>' (while parsing a flow node)"
+    ]
     (warning,) = configz["warnings"]
     assert warning.startswith("b.yaml:9: skipped ConfigMap (v1)")
 

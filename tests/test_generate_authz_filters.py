@@ -435,9 +435,7 @@ def test_envoy_accepts_a_sidecar_with_policies_and_telemetry(tmp_path: Path, mak
     assert (b"envoy.filters.http.ext_authz" in text, b"http_grpc" in text) == (mixer, mixer)
     assert b"envoy.filters.network.rbac" in text
 
-    bootstrap = build_sidecar_bootstrap(
-        workload="app", address=ADDRESS, mixer="127.0.0.1:9091" if mixer else None
-    )
+    bootstrap = build_sidecar_bootstrap(workload="app", address=ADDRESS, mixer="127.0.0.1:9091" if mixer else None)
     assignments = [
         *(a for s in endpoints.endpoint_scopes(proxy) for a in endpoints.build_scope_load_assignments(s, snapshot)),
         *endpoints.build_proxy_load_assignments(proxy, snapshot),

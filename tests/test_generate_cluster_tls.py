@@ -3,6 +3,7 @@ and their precedence."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from pilot.config.types import (
     ClientTLSSettings,
     DestinationRule,
     PortTrafficPolicy,
+    ServiceEntry,
     Subset,
     TrafficPolicy,
 )
@@ -93,11 +95,16 @@ def test_eds_metadata_marks_auto_mtls_endpoints(
         "namespace-disable": peer_auth(make_meta, "DISABLE", namespace="default"),
     }
     snapshot = snapshot_of(*mesh(make_meta, *(built[p] for p in policies)))
-    with_sds = {a.cluster_name: a for a in endpoints.build_scope_load_assignments(endpoints.EDS_SDS_SCOPE, snapshot)}
+    with_sds = {
+        a.cluster_name: a
+        for a in endpoints.build_scope_load_assignments(
+            endpoints.endpoint_scope(sds=True, namespace="default"), snapshot
+        )
+    }
     assert tls_modes(with_sds[f"outbound|9080||{REVIEWS}"]) == expected
     grpc_v1 = tls_modes(with_sds[f"outbound|9090|v1|{REVIEWS}"])
     assert grpc_v1["127.0.0.21"] == ("istio" if policies != ("namespace-disable",) else None)  # only 19080 disabled
-    without = endpoints.build_scope_load_assignments(endpoints.EDS_SCOPE, snapshot)
+    without = endpoints.build_scope_load_assignments(endpoints.endpoint_scope(sds=False, namespace="default"), snapshot)
     assert all(mode is None for a in without for mode in tls_modes(a).values())
 
 
@@ -229,3 +236,31 @@ def test_tls_precedence(
     rule = DestinationRule(meta=make_meta("DestinationRule", "r"), host=REVIEWS, traffic_policy=policy)
     subset = Subset(name="v1", traffic_policy=subset_policy) if subset_policy is not None else None
     assert resolve_client_tls(rule, subset, 9080) == expected
+
+
+SERVICE_ENTRY_SANS = ("spiffe://cluster.local/ns/other/sa/reviews-canary", "reviews.internal", V1_ID)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (None, [*ALL_REVIEWS, (URI, SERVICE_ENTRY_SANS[0]), (DNS, SERVICE_ENTRY_SANS[1])]),
+        (dr_tls(mode="ISTIO_MUTUAL"), [*ALL_REVIEWS, (URI, SERVICE_ENTRY_SANS[0]), (DNS, SERVICE_ENTRY_SANS[1])]),
+        (dr_tls(mode="ISTIO_MUTUAL", subject_alt_names=("spiffe://x/ns/a/sa/b",)), [(URI, "spiffe://x/ns/a/sa/b")]),
+    ],
+    ids=["auto-mtls", "istio-mutual", "istio-mutual-rule-sans-replace-them"],
+)
+def test_service_entry_subject_alt_names_are_accepted_from_mesh_servers(
+    make_meta: MakeMeta, policy: TrafficPolicy | None, expected: list[tuple[int, str]]
+) -> None:
+    """Istio adds a ServiceEntry's subjectAltNames to its service accounts: a server may present either (a
+    name already among the endpoints' identities is not repeated)."""
+    resources = [
+        replace(r, subject_alt_names=SERVICE_ENTRY_SANS)
+        if r.meta.key.name == "reviews" and isinstance(r, ServiceEntry)
+        else r
+        for r in mesh(make_meta, rule_policy=policy)
+    ]
+    cluster = outbound(snapshot_of(*resources))[f"outbound|9080||{REVIEWS}"]
+    socket = cluster.transport_socket_matches[0].transport_socket if policy is None else cluster.transport_socket
+    assert sans(upstream_tls(socket)) == expected

@@ -123,7 +123,7 @@ def mesh(
 
 @pytest.fixture
 def outbound(make_meta: MakeMeta, mesh_snapshot: Callable[..., MeshSnapshot]) -> dict[str, Cluster]:
-    built = clusters.build_scope_clusters(("outbound",), mesh_snapshot(*mesh(make_meta)))
+    built = clusters.build_scope_clusters(("outbound", "default"), mesh_snapshot(*mesh(make_meta)))
     return {c.name: c for c in built}
 
 
@@ -398,7 +398,9 @@ def test_destination_rule_traffic_policy(
     cluster_name: str,
     expected: dict[str, Any],
 ) -> None:
-    built = clusters.build_scope_clusters(("outbound",), mesh_snapshot(*mesh(make_meta, reviews_policy=policy)))
+    built = clusters.build_scope_clusters(
+        ("outbound", "default"), mesh_snapshot(*mesh(make_meta, reviews_policy=policy))
+    )
     cluster = {c.name: c for c in built}[cluster_name]
     for path, value in expected.items():
         if path == "http":
@@ -489,7 +491,7 @@ def test_subset_policy_reaches_its_cluster_only(
             v2_policy=TrafficPolicy(outlier_detection=OutlierDetection(consecutive_5xx_errors=2)),
         )
     )
-    built = {c.name: c for c in clusters.build_scope_clusters(("outbound",), snapshot)}
+    built = {c.name: c for c in clusters.build_scope_clusters(("outbound", "default"), snapshot)}
     v2, v1 = built[f"outbound|9080|v2|{REVIEWS}"], built[f"outbound|9080|v1|{REVIEWS}"]
     assert v2.outlier_detection.consecutive_5xx.value == 2
     assert v2.lb_policy == v1.lb_policy == Cluster.LbPolicy.RANDOM
@@ -497,7 +499,7 @@ def test_subset_policy_reaches_its_cluster_only(
 
 
 def test_unknown_scope_is_rejected(mesh_snapshot: Callable[..., MeshSnapshot]) -> None:
-    with pytest.raises(ValueError, match="unknown cluster scope"):
+    with pytest.raises(ValueError, match="unknown scope"):
         clusters.build_scope_clusters(("inbound",), mesh_snapshot())
 
 
@@ -516,7 +518,7 @@ def reviews_v1(
 
 def test_inbound_clusters_point_at_the_app(reviews_v1: tuple[Proxy, MeshSnapshot]) -> None:
     proxy, snapshot = reviews_v1
-    assert clusters.cluster_scopes(proxy) == [("outbound",)]
+    assert clusters.cluster_scopes(proxy) == [("outbound", "default")]
     inbound = {c.name: c for c in clusters.build_inbound_clusters(proxy, snapshot)}
     assert list(inbound) == ["inbound|9080||", "inbound|9090||"]
     for name, app, http2 in (
@@ -546,8 +548,10 @@ def test_proxy_without_workload_has_no_inbound_clusters(
 
 def test_envoy_accepts_outbound_and_inbound_clusters(tmp_path: Path, reviews_v1: tuple[Proxy, MeshSnapshot]) -> None:
     proxy, snapshot = reviews_v1
-    built = clusters.build_scope_clusters(("outbound",), snapshot) + clusters.build_inbound_clusters(proxy, snapshot)
-    assignments = endpoints.build_scope_load_assignments(("eds",), snapshot)
+    built = clusters.build_scope_clusters(("outbound", "default"), snapshot) + clusters.build_inbound_clusters(
+        proxy, snapshot
+    )
+    assignments = endpoints.build_scope_load_assignments(("eds", "default"), snapshot)
     check_resources(clusters=built, load_assignments=assignments)
     envoy_validate(tmp_path, clusters=built, load_assignments=assignments)
 

@@ -88,7 +88,7 @@ def snapshot(make_meta: MakeMeta, mesh_snapshot: Callable[..., MeshSnapshot]) ->
 
 @pytest.fixture
 def assignments(snapshot: MeshSnapshot) -> dict[str, ClusterLoadAssignment]:
-    return {a.cluster_name: a for a in endpoints.build_scope_load_assignments(("eds",), snapshot)}
+    return {a.cluster_name: a for a in endpoints.build_scope_load_assignments(("eds", "default"), snapshot)}
 
 
 def addresses(assignment: ClusterLoadAssignment) -> list[str]:
@@ -102,7 +102,7 @@ def addresses(assignment: ClusterLoadAssignment) -> list[str]:
 def test_every_eds_cluster_has_its_assignment(
     snapshot: MeshSnapshot, assignments: dict[str, ClusterLoadAssignment]
 ) -> None:
-    built = clusters.build_scope_clusters(("outbound",), snapshot)
+    built = clusters.build_scope_clusters(("outbound", "default"), snapshot)
     assert list(assignments) == [
         f"outbound|9080||{RATINGS}",
         f"outbound|9080|v1|{RATINGS}",
@@ -146,23 +146,26 @@ def test_assignments_are_deterministic(make_meta: MakeMeta, mesh_snapshot: Calla
     backward = mesh_snapshot(*reversed(mesh(make_meta)))
 
     def serialize(snap: MeshSnapshot) -> list[bytes]:
-        return [a.SerializeToString(deterministic=True) for a in endpoints.build_scope_load_assignments(("eds",), snap)]
+        return [
+            a.SerializeToString(deterministic=True)
+            for a in endpoints.build_scope_load_assignments(("eds", "default"), snap)
+        ]
 
     assert serialize(forward) == serialize(backward)
 
 
 def test_scopes_and_proxy_assignments(snapshot: MeshSnapshot, sidecar_proxy: Callable[..., Proxy]) -> None:
     proxy = sidecar_proxy(snapshot, "ratings-v1", ip="127.0.0.31")
-    assert endpoints.endpoint_scopes(proxy) == [("eds",)]
+    assert endpoints.endpoint_scopes(proxy) == [("eds", "default")]
     assert endpoints.build_proxy_load_assignments(proxy, snapshot) == []
-    with pytest.raises(ValueError, match="unknown endpoint scope"):
+    with pytest.raises(ValueError, match="unknown scope"):
         endpoints.build_scope_load_assignments(("outbound",), snapshot)
 
 
 def test_check_resources_reports_a_missing_assignment(
     snapshot: MeshSnapshot, assignments: dict[str, ClusterLoadAssignment]
 ) -> None:
-    built = clusters.build_scope_clusters(("outbound",), snapshot)
+    built = clusters.build_scope_clusters(("outbound", "default"), snapshot)
     without_v3 = [a for name, a in assignments.items() if "|v3|" not in name]
     with pytest.raises(
         AssertionError, match=r"EDS cluster 'outbound\|9080\|v3\|ratings\.default\.svc\.cluster\.local' has no"
@@ -175,5 +178,5 @@ def test_check_resources_reports_a_missing_assignment(
 def test_envoy_accepts_the_assignments(
     tmp_path: Path, snapshot: MeshSnapshot, assignments: dict[str, ClusterLoadAssignment]
 ) -> None:
-    built = clusters.build_scope_clusters(("outbound",), snapshot)
+    built = clusters.build_scope_clusters(("outbound", "default"), snapshot)
     envoy_validate(tmp_path, clusters=built, load_assignments=list(assignments.values()))

@@ -228,10 +228,10 @@ def routes_for(listener_list: list[Listener]) -> list[RouteConfiguration]:
 
 def test_envoy_accepts_a_whole_sidecar(tmp_path: Path, proxy: Proxy, snapshot: MeshSnapshot) -> None:
     built_listeners = listeners.build_listeners(proxy, snapshot)
-    built_clusters = clusters.build_scope_clusters(("outbound",), snapshot) + clusters.build_inbound_clusters(
+    built_clusters = clusters.build_scope_clusters(("outbound", "default"), snapshot) + clusters.build_inbound_clusters(
         proxy, snapshot
     )
-    assignments = endpoints.build_scope_load_assignments(("eds",), snapshot)
+    assignments = endpoints.build_scope_load_assignments(("eds", "default"), snapshot)
     tables = routes_for(built_listeners)
     check_resources(clusters=built_clusters, load_assignments=assignments, listeners=built_listeners, routes=tables)
     envoy_validate(

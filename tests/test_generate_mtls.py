@@ -180,12 +180,15 @@ def test_scopes_split_proxies_with_and_without_sds(make_meta: MakeMeta) -> None:
     snapshot = snapshot_of(*mesh(make_meta))
     with_sds, without = proxy_of(snapshot, "reviews-v1", "127.0.0.21"), proxy_of(snapshot, "x", "127.0.0.99", sds=False)
     assert (clusters.cluster_scopes(with_sds), clusters.cluster_scopes(without)) == (
-        [("outbound", "sds")],
-        [("outbound",)],
+        [("outbound", "sds", "default")],
+        [("outbound", "default")],
     )
-    assert (endpoints.endpoint_scopes(with_sds), endpoints.endpoint_scopes(without)) == ([("eds", "sds")], [("eds",)])
-    with pytest.raises(ValueError, match="unknown endpoint scope"):
-        endpoints.build_scope_load_assignments(("eds", "mtls"), snapshot)
+    assert (endpoints.endpoint_scopes(with_sds), endpoints.endpoint_scopes(without)) == (
+        [("eds", "sds", "default")],
+        [("eds", "default")],
+    )
+    with pytest.raises(ValueError, match="unknown scope"):
+        endpoints.build_scope_load_assignments(("eds", "mtls", "default"), snapshot)
     for type_url, generator in GENERATORS.items():
         assert ("PeerAuthentication" in generator.affected_by) is ("RouteConfiguration" not in type_url), type_url
 
@@ -245,7 +248,9 @@ def test_envoy_accepts_a_whole_mtls_config_with_the_bootstrap_sds_cluster(tmp_pa
     snapshot = snapshot_of(*mesh(make_meta, api_rule, db_rule, per_port, rule_policy=reviews_policy))
     proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
     built_clusters = [*outbound(snapshot).values(), *clusters.build_inbound_clusters(proxy, snapshot)]
-    assignments = endpoints.build_scope_load_assignments(endpoints.EDS_SDS_SCOPE, snapshot)
+    assignments = endpoints.build_scope_load_assignments(
+        endpoints.endpoint_scope(sds=True, namespace="default"), snapshot
+    )
     built_listeners = listeners.build_listeners(proxy, snapshot)
     tables = [
         *(t for s in routes.route_scopes(proxy) for t in routes.build_scope_routes(s, snapshot)),

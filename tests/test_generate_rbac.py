@@ -17,6 +17,8 @@ from envoy.type.matcher.v3.regex_pb2 import RegexMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.matcher.v3.value_pb2 import ListMatcher, ValueMatcher
 
+from pilot.config.authz_conditions import ConditionKind
+from pilot.config.parse import parse_config_text
 from pilot.config.types import (
     AuthorizationCondition,
     AuthorizationOperation,
@@ -26,7 +28,7 @@ from pilot.config.types import (
     ConfigMeta,
 )
 from pilot.generate import rbac as rbac_module
-from pilot.generate.rbac import build_policy, build_rbac, policy_name
+from pilot.generate.rbac import RbacAction, build_policy, build_rbac, compiled_condition_kinds, policy_name
 
 MakeMeta = Callable[..., ConfigMeta]
 
@@ -321,19 +323,36 @@ def test_when_destination_keys_become_permissions(key: str, value: str, permissi
     assert list(policy.permissions) == [and_rules(any_of_rules(permission))]
 
 
-def test_unknown_when_key_skips_the_rule_with_a_warning(make_meta: MakeMeta) -> None:
+@pytest.mark.parametrize(
+    ("action", "policies"),
+    [
+        ("DENY", ["ns[default]-policy[p]-rule[0]", "ns[default]-policy[p]-rule[1]"]),  # rule 0 matches more
+        ("ALLOW", ["ns[default]-policy[p]-rule[1]"]),  # rule 0 is left out: allows less
+    ],
+    ids=["deny-wider", "allow-smaller"],
+)
+def test_a_when_key_that_does_not_compile_fails_closed(
+    make_meta: MakeMeta, action: RbacAction, policies: list[str]
+) -> None:
+    """Validation rejects such keys (same table); a rule built without validation never makes a policy weaker."""
     policy = AuthorizationPolicy(
         meta=make_meta("AuthorizationPolicy", "p"),
-        action="DENY",
+        action=action,
         rules=(
             AuthorizationRule(when=(AuthorizationCondition(key="request.size", values=("1",)),)),
             AuthorizationRule(),
         ),
     )
     with structlog.testing.capture_logs() as logs:
-        rbac = build_rbac([policy], action="DENY")
-    assert list(rbac.policies) == ["ns[default]-policy[p]-rule[1]"]
-    assert [(e["event"], e["log_level"], e["rule"]) for e in logs] == [("authorization_rule_skipped", "warning", 0)]
+        rbac = build_rbac([policy], action=action)
+    assert sorted(rbac.policies) == policies
+    if action == "DENY":
+        assert rbac.policies[policies[0]] == Policy(permissions=[ANY_PERMISSION], principals=[ANY_PRINCIPAL])
+    assert ("authorization_condition_not_compiled", "warning") in [(e["event"], e["log_level"]) for e in logs]
+
+
+def test_every_condition_kind_validation_accepts_has_a_generator() -> None:
+    assert compiled_condition_kinds() == frozenset(ConditionKind)
 
 
 # ------------------------------------------------------------------------------------------------ policies
@@ -432,13 +451,13 @@ def test_compiled_rules_are_keyed_by_the_rule_and_every_option(make_meta: MakeMe
 
 
 def test_a_skipped_rule_is_logged_on_every_build_even_when_compiled_once(make_meta: MakeMeta) -> None:
-    rule = AuthorizationRule(when=(AuthorizationCondition(key="request.size", values=("1",)),))
-    policy = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "p"), action="DENY", rules=(rule,))
+    rule = AuthorizationRule(operations=(AuthorizationOperation(paths=("/x",)),))  # HTTP only: left out on TCP
+    policy = AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", "p"), action="ALLOW", rules=(rule,))
     with structlog.testing.capture_logs() as logs:
-        assert build_rbac([policy], action="DENY") == RBAC(action=RBAC.DENY)
-        assert build_rbac([policy], action="DENY") == RBAC(action=RBAC.DENY)
+        assert build_rbac([policy], action="ALLOW", for_tcp=True) == RBAC(action=RBAC.ALLOW)
+        assert build_rbac([policy], action="ALLOW", for_tcp=True) == RBAC(action=RBAC.ALLOW)
     assert [(e["event"], e["log_level"], e["policy"]) for e in logs] == [
-        ("authorization_rule_skipped", "warning", "AuthorizationPolicy/default/p")
+        ("authorization_rule_skipped", "debug", "AuthorizationPolicy/default/p")
     ] * 2
 
 
@@ -481,9 +500,63 @@ def test_tcp_deny_with_only_http_values_matches_everything() -> None:
 
 
 def test_invalid_ip_follows_the_same_rule_as_tcp() -> None:
+    """Validation rejects such values; were one to come, DENY leaves its whole field out (matches more, never a
+    narrower OR of the values left), ALLOW leaves the rule out."""
     rule = AuthorizationRule(sources=(AuthorizationSource(ip_blocks=("not-an-ip", "10.0.0.1")),))
     with pytest.raises(ValueError, match="not-an-ip"):
         build_policy(rule, action="ALLOW")
-    assert list(build_policy(rule, action="DENY").principals) == [
-        and_ids(any_of_ids(Principal(direct_remote_ip=cidr("10.0.0.1", 32))))
-    ]
+    assert list(build_policy(rule, action="DENY").principals) == [ANY_PRINCIPAL]
+
+
+# ------------------------------------------------------------------------------------------------ validation = compiler
+
+SAMPLE_CONDITIONS = {
+    ConditionKind.REQUEST_HEADER: ("request.headers[x-user]", "alice"),
+    ConditionKind.SOURCE_IP: ("source.ip", "10.0.0.1"),
+    ConditionKind.REMOTE_IP: ("remote.ip", "10.0.0.0/8"),
+    ConditionKind.SOURCE_NAMESPACE: ("source.namespace", "default"),
+    ConditionKind.SOURCE_PRINCIPAL: ("source.principal", "cluster.local/ns/default/sa/x"),
+    ConditionKind.AUTH_PRINCIPAL: ("request.auth.principal", "iss/sub"),
+    ConditionKind.AUTH_AUDIENCES: ("request.auth.audiences", "aud"),
+    ConditionKind.AUTH_PRESENTER: ("request.auth.presenter", "client"),
+    ConditionKind.AUTH_CLAIMS: ("request.auth.claims[groups][admin]", "yes"),
+    ConditionKind.DESTINATION_IP: ("destination.ip", "127.0.0.21"),
+    ConditionKind.DESTINATION_PORT: ("destination.port", "9080"),
+    ConditionKind.CONNECTION_SNI: ("connection.sni", "*.example.com"),
+}
+
+
+def _deny_policy(key: str, value: str) -> str:
+    return (
+        "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: p}\n"
+        f"spec:\n  action: DENY\n  rules:\n  - when:\n    - key: {key!r}\n      values: [{value!r}]\n"
+    )
+
+
+@pytest.mark.parametrize("kind", list(ConditionKind), ids=[kind.name for kind in ConditionKind])
+def test_every_when_key_validation_accepts_compiles_into_the_deny_rule(kind: ConditionKind) -> None:
+    key, value = SAMPLE_CONDITIONS[kind]
+    parsed = parse_config_text(_deny_policy(key, value), "p.yaml")
+    assert not parsed.rejected, [str(e) for r in parsed.rejected for e in r.errors]
+    (policy,) = parsed.resources
+    assert isinstance(policy, AuthorizationPolicy)
+    with structlog.testing.capture_logs() as logs:
+        rbac = build_rbac([policy], action="DENY")
+    assert not logs
+    (compiled,) = rbac.policies.values()
+    assert compiled != Policy(permissions=[ANY_PERMISSION], principals=[ANY_PRINCIPAL])  # the condition is in it
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("experimental.envoy.filters.network.mysql_proxy[db.table]", "not supported by meshplane yet"),
+        ("request.size", "unknown attribute 'request.size'"),
+        ("request.headers[x]y]", "expected the form name[key]"),
+    ],
+    ids=["experimental", "unknown", "malformed-map-key"],
+)
+def test_a_when_key_the_compiler_cannot_compile_is_a_validation_error(key: str, message: str) -> None:
+    (rejected,) = parse_config_text(_deny_policy(key, "x"), "p.yaml").rejected
+    found = [(e.origin.line, e.path) for e in rejected.errors if message in e.message]
+    assert found == [(8, "spec.rules[0].when[0].key")]

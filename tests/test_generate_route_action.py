@@ -17,6 +17,7 @@ from google.protobuf.json_format import MessageToDict
 
 from meshplane import names
 from pilot.config.types import (
+    GRPC_STATUS_NAMES,
     Abort,
     Delay,
     Destination,
@@ -35,6 +36,7 @@ from pilot.config.types import (
 )
 from pilot.generate.route_action import (
     DEFAULT_RETRY_ON,
+    GRPC_STATUS_CODES,
     RouteContext,
     ServicePorts,
     build_redirect,
@@ -43,6 +45,7 @@ from pilot.generate.route_action import (
     destination_cluster,
     translate_fault,
 )
+from tests.conftest import IstioDocs
 from tests.route_builders import REVIEWS, exact, port, prefix, regex, reviews_routes, service_entry, snapshot, to
 
 RATINGS = "ratings.default.svc.cluster.local"
@@ -525,3 +528,19 @@ def test_weighted_cluster_headers() -> None:
     assert not v1.host_rewrite_literal
     assert v2.host_rewrite_literal == "v2.reviews"
     assert header_list(route.request_headers_to_add) == [("x-route", "r", OVERWRITE)]  # route level stays on the route
+
+
+# ------------------------------------------------------------------------------------------------ nothing dropped
+
+
+@pytest.mark.parametrize("code", [*range(300, 310), 200, 404], ids=str)
+def test_every_redirect_code_validation_accepts_is_translated(istio: IstioDocs, code: int) -> None:
+    """``redirect_code_unsupported`` cannot happen: validation accepts exactly the codes Envoy can send."""
+    parsed = istio.parse("VirtualService", f"hosts: [a]\nhttp:\n- redirect: {{uri: /x, redirectCode: {code}}}\n")
+    translated = build_redirect(HTTPRedirect(uri="/x", redirect_code=code), 80) is not None
+    assert bool(parsed.resources) is translated
+
+
+def test_every_grpc_status_validation_accepts_is_translated() -> None:
+    """``fault_abort_unsupported`` cannot happen: every grpcStatus name validation accepts has a code."""
+    assert set(GRPC_STATUS_NAMES) <= set(GRPC_STATUS_CODES)

@@ -174,8 +174,10 @@ def test_envoy_accepts_every_route_feature(tmp_path: Path, every_feature_mesh: t
     snap, proxy = every_feature_mesh
     [scope] = routes.route_scopes(proxy)
     route_tables = routes.build_scope_routes(scope, snap) + routes.build_inbound_routes(proxy, snap)
-    all_clusters = clusters.build_scope_clusters(("outbound",), snap) + clusters.build_inbound_clusters(proxy, snap)
-    assignments = endpoints.build_scope_load_assignments(("eds",), snap)
+    all_clusters = clusters.build_scope_clusters(("outbound", "default"), snap) + clusters.build_inbound_clusters(
+        proxy, snap
+    )
+    assignments = endpoints.build_scope_load_assignments(("eds", "default"), snap)
     proxy_listeners = listeners.build_listeners(proxy, snap)
 
     xdstest.check_resources(

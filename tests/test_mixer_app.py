@@ -25,9 +25,7 @@ def _add(store: ConfigStore, n: int) -> None:
     assert store.apply([parse_config_text(ENTRY.format(n=n), f"w{n}.yaml")]) is not None
 
 
-async def test_updates_are_applied_off_the_loop_and_coalesced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_updates_are_applied_off_the_loop_and_coalesced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[int] = []
 
     def counting_build(configs: Any, version: int, *args: Any, **kwargs: Any) -> MeshSnapshot:

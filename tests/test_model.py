@@ -67,14 +67,6 @@ metadata: {name: reviews, namespace: default}
 spec:
   hosts: [reviews]
   http: [{route: [{destination: {host: reviews, subset: v1}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: edge-only, namespace: default}
-spec:
-  hosts: [api.example.com]
-  gateways: [edge-gateway]
-  http: [{route: [{destination: {host: api.example.com}}]}]
 """
 
 

@@ -76,7 +76,7 @@ def test_a_kubernetes_service_takes_a_service_entry_host_and_analyze_says_so() -
     kube = registry("kubernetes", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61")
     snapshot = build_snapshot(seam.store.accepted, 1, registries=(SERVICE_ENTRIES, kube))
     assert snapshot.services[RATINGS].source == ConfigKey(kind="Service", namespace="default", name="ratings")
-    (finding,) = [f for f in analyze_snapshot(snapshot) if f.code == "MP0207"]
+    (finding,) = [f for f in analyze_snapshot(snapshot) if f.code == "MP0212"]
     assert (finding.level, finding.resource, finding.location) == (
         "Warning",
         "ServiceEntry default/ratings",

@@ -168,7 +168,6 @@ class ServiceEntryEndpoint:
     labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int | None = None
     locality: str = ""
-    network: str = ""
     service_account: str = ""
 
 
@@ -176,7 +175,6 @@ class ServiceEntryEndpoint:
 class ServiceEntry:
     meta: ConfigMeta
     hosts: tuple[str, ...]
-    addresses: tuple[str, ...] = ()
     ports: tuple[ServicePort, ...] = ()
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] = "MESH_EXTERNAL"
     resolution: Resolution = Resolution.NONE
@@ -196,7 +194,6 @@ class WorkloadEntry:
     labels: Labels = field(default_factory=lambda: MappingProxyType({}))
     weight: int | None = None
     locality: str = ""
-    network: str = ""
     service_account: str = ""
 
 

@@ -12,9 +12,11 @@ Istio's checks, each problem at the field it is about:
   one ``*`` at the start (suffix match, ``*.example.com``) or at the end (prefix match, ``/api/*``); a ``*`` anywhere
   else is rejected (Istio would silently treat it as a literal). ``ipBlocks`` / ``remoteIpBlocks`` (and their
   ``not*``) are IP addresses or CIDR ranges; ``ports`` are 1-65535, as integers or strings of digits.
-- ``when`` keys are Istio's documented condition keys (``request.headers[<name>]``, ``source.ip``,
-  ``request.auth.claims[<claim>]``, ...); ``source.ip`` / ``remote.ip`` / ``destination.ip`` values are IPs or CIDRs,
-  ``destination.port`` values port numbers.
+- ``when`` keys are the keys the RBAC compiler compiles, read by the table it uses itself
+  (``authz_conditions.parse_condition_key``): Istio's condition keys (``request.headers[<name>]``, ``source.ip``,
+  ``request.auth.claims[<claim>]``, ...) except ``experimental.envoy.filters.*`` (not supported yet);
+  ``source.ip`` / ``remote.ip`` / ``destination.ip`` values are IPs or CIDRs, ``destination.port`` values port
+  numbers.
 - With CUSTOM, the source identity fields (principals, request principals, namespaces) and the ``when`` keys
   ``source.namespace`` / ``source.principal`` / ``request.auth.*`` are not supported (as in Istio).
 
@@ -28,6 +30,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import cast, get_args
 
+from pilot.config.authz_conditions import CONDITION_KEYS, ConditionKind, parse_condition_key
 from pilot.config.types import (
     MIXER_PROVIDER,
     AuthorizationAction,
@@ -56,33 +59,7 @@ AUTHORIZATION_POLICY_UNSUPPORTED = ("targetRef", "targetRefs")
 AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
 AUTHORIZATION_PROVIDERS = (MIXER_PROVIDER,)  # CUSTOM providers meshplane can call
 
-# Istio's documented `when` keys: exact keys, then keys of the form `<prefix>[<name>]`.
-CONDITION_KEYS = (
-    "request.headers[<name>]",
-    "source.ip",
-    "remote.ip",
-    "source.namespace",
-    "source.principal",
-    "request.auth.principal",
-    "request.auth.audiences",
-    "request.auth.presenter",
-    "request.auth.claims[<claim>]",
-    "destination.ip",
-    "destination.port",
-    "connection.sni",
-    "experimental.envoy.filters.*",
-)
-_EXACT_KEYS = frozenset(key for key in CONDITION_KEYS if "[" not in key and not key.endswith("*"))
-_MAP_KEY_PREFIXES = ("request.headers", "request.auth.claims")
-_EXPERIMENTAL_PREFIX = "experimental.envoy.filters."
-_IP_KEYS = frozenset({"source.ip", "remote.ip", "destination.ip"})
-_PORT_KEY = "destination.port"
-# Istio's hints for keys that are not conditions any more
-_RETIRED_KEYS = {
-    "destination.namespace": "is replaced by the policy's metadata.namespace",
-    "destination.name": "is deprecated: only supported in v1alpha1",
-    "destination.user": "is deprecated: only supported in v1alpha1",
-}
+_IP_KINDS = frozenset({ConditionKind.SOURCE_IP, ConditionKind.REMOTE_IP, ConditionKind.DESTINATION_IP})
 
 _PROVIDER_FIELDS = ("name",)
 _RULE_FIELDS = ("from", "to", "when")
@@ -102,7 +79,6 @@ _SOURCE_FIELDS = {
     "remoteIpBlocks": "remote_ip_blocks",
     "notRemoteIpBlocks": "not_remote_ip_blocks",
 }
-_SOURCE_UNSUPPORTED = ("serviceAccounts", "notServiceAccounts")
 _SOURCE_IP_FIELDS = frozenset({"ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"})
 _SOURCE_NOT_WITH_CUSTOM = (
     "principals",
@@ -130,7 +106,7 @@ def validate_authorization_policy(spec: Fields, meta: ConfigMeta) -> Authorizati
             f"action {action} without rules would never trigger: add an empty rule (`rules: [{{}}]`) to apply it "
             "to every request",
         )
-    rules = tuple(_rule(rule, action) for rule in spec.mappings("rules", known=_RULE_FIELDS))
+    rules = tuple(_rule(rule, action) for rule in spec.mappings("rules", known=_RULE_FIELDS, message="Rule"))
     return AuthorizationPolicy(meta=meta, selector=selector, action=action, provider=provider, rules=rules)
 
 
@@ -144,7 +120,7 @@ def ip_block_error(value: str) -> str | None:
 
 
 def _provider(spec: Fields, action: str) -> str | None:
-    provider = spec.mapping("provider", known=_PROVIDER_FIELDS)
+    provider = spec.mapping("provider", known=_PROVIDER_FIELDS, message="AuthorizationPolicy.ExtensionProvider")
     if provider is None:
         if action == "CUSTOM" and not spec.has("provider"):
             spec.report("provider", "required with action CUSTOM: name the authorizer, e.g. `provider: {name: mixer}`")
@@ -167,21 +143,25 @@ def _rule(rule: Fields, action: str) -> AuthorizationRule:
         if rule.node.get(name) == []:
             rule.report(name, f"must not be empty: omit `{name}` to match any {_ANY[name]}")
     sources = tuple(
-        source for entry in rule.mappings("from", known=_FROM_FIELDS) if (source := _source(entry, custom)) is not None
+        source
+        for entry in rule.mappings("from", known=_FROM_FIELDS, message="Rule.From")
+        if (source := _source(entry, custom)) is not None
     )
     operations = tuple(
-        operation for entry in rule.mappings("to", known=_TO_FIELDS) if (operation := _operation(entry)) is not None
+        operation
+        for entry in rule.mappings("to", known=_TO_FIELDS, message="Rule.To")
+        if (operation := _operation(entry)) is not None
     )
     when = tuple(
         condition
-        for entry in rule.mappings("when", known=_WHEN_FIELDS)
+        for entry in rule.mappings("when", known=_WHEN_FIELDS, message="Condition")
         if (condition := _condition(entry, custom)) is not None
     )
     return AuthorizationRule(sources=sources, operations=operations, when=when)
 
 
 def _source(entry: Fields, custom: bool) -> AuthorizationSource | None:
-    source = entry.mapping("source", known=tuple(_SOURCE_FIELDS), unsupported=_SOURCE_UNSUPPORTED, required=True)
+    source = entry.mapping("source", known=tuple(_SOURCE_FIELDS), required=True, message="Source")
     if source is None:
         return None
     values: dict[str, tuple[str, ...]] = {}
@@ -191,13 +171,13 @@ def _source(entry: Fields, custom: bool) -> AuthorizationSource | None:
         if read and custom and name in _SOURCE_NOT_WITH_CUSTOM:
             source.report(name, "not supported with action CUSTOM (as in Istio)")
         values[attribute] = read
-    if not _any_set(source, (*_SOURCE_FIELDS, *_SOURCE_UNSUPPORTED)):
+    if not _any_set(source, (*_SOURCE_FIELDS, "serviceAccounts", "notServiceAccounts")):
         source.report(None, f"must set at least one of {', '.join(_SOURCE_FIELDS)}")
     return AuthorizationSource(**values)
 
 
 def _operation(entry: Fields) -> AuthorizationOperation | None:
-    operation = entry.mapping("operation", known=_OPERATION_FIELDS, required=True)
+    operation = entry.mapping("operation", known=_OPERATION_FIELDS, required=True, message="Operation")
     if operation is None:
         return None
     result = AuthorizationOperation(
@@ -217,13 +197,16 @@ def _operation(entry: Fields) -> AuthorizationOperation | None:
 
 def _condition(entry: Fields, custom: bool) -> AuthorizationCondition | None:
     key = entry.string("key", required=True)
-    key_error = _condition_key_error(key) if key is not None else None
-    entry.problems.add_if(entry.at("key"), key_error)
-    if key is not None and key_error is None and custom and _not_with_custom(key):
+    parsed = parse_condition_key(key) if key is not None else None
+    if isinstance(parsed, str):
+        entry.report("key", parsed)
+        parsed = None
+    if parsed is not None and custom and _not_with_custom(parsed.kind):
         entry.report("key", f"{key} is not supported with action CUSTOM (as in Istio)")
-    check = _condition_value_check(key) if key is not None and key_error is None else None
-    values = _strings(entry, "values", check, ports_as_text=key == _PORT_KEY)
-    not_values = _strings(entry, "notValues", check, ports_as_text=key == _PORT_KEY)
+    check = _condition_value_check(parsed.kind) if parsed is not None else None
+    port_key = parsed is not None and parsed.kind is ConditionKind.DESTINATION_PORT
+    values = _strings(entry, "values", check, ports_as_text=port_key)
+    not_values = _strings(entry, "notValues", check, ports_as_text=port_key)
     if not _any_set(entry, ("values", "notValues")):
         entry.report(None, "at least one of values or notValues must be set")
     if key is None:
@@ -231,35 +214,16 @@ def _condition(entry: Fields, custom: bool) -> AuthorizationCondition | None:
     return AuthorizationCondition(key=key, values=values, not_values=not_values)
 
 
-def _not_with_custom(key: str) -> bool:
-    return key in ("source.namespace", "source.principal") or key.startswith("request.auth.")
+def _not_with_custom(kind: ConditionKind) -> bool:
+    return kind in (ConditionKind.SOURCE_NAMESPACE, ConditionKind.SOURCE_PRINCIPAL) or kind.value.startswith(
+        "request.auth."
+    )
 
 
-def _condition_key_error(key: str) -> str | None:
-    """Why ``key`` is not one of Istio's documented condition keys, or None."""
-    if key in _EXACT_KEYS:
-        return None
-    if key.startswith(_MAP_KEY_PREFIXES) or key.startswith(_EXPERIMENTAL_PREFIX):
-        if _is_map_key(key):
-            return None
-        return f"bad key {key!r}: expected the form name[key], e.g. request.headers[x-user]"
-    if key in _RETIRED_KEYS:
-        return f"attribute {key} {_RETIRED_KEYS[key]}"
-    if key.startswith("destination.labels"):
-        return f"attribute {key} is replaced by the workload selector"
-    return f"unknown attribute {key!r}: expected one of {', '.join(CONDITION_KEYS)}"
-
-
-def _is_map_key(key: str) -> bool:
-    """Istio's ``validateMapKey``: ``a[b]`` with a non-empty ``a`` and ``b``."""
-    open_at = key.find("[")
-    return key.endswith("]") and 0 < open_at < len(key) - 2
-
-
-def _condition_value_check(key: str) -> Callable[[str], str | None]:
-    if key in _IP_KEYS:
+def _condition_value_check(kind: ConditionKind) -> Callable[[str], str | None]:
+    if kind in _IP_KINDS:
         return ip_block_error
-    if key == _PORT_KEY:
+    if kind is ConditionKind.DESTINATION_PORT:
         return _port_value_error
     return _wildcard_error
 

@@ -37,7 +37,6 @@ CLIENT_TLS_FIELDS = (
     "sni",
     "insecureSkipVerify",
 )
-_UNSUPPORTED = ("credentialName",)
 
 # The fields each mode may set besides ``mode``.
 _ALLOWED: dict[str, tuple[str, ...]] = {
@@ -56,7 +55,7 @@ _WHY: dict[str, str] = {
 def read_client_tls(parent: Fields, name: str = "tls") -> ClientTLSSettings | None:
     """The ``tls`` block of a traffic policy or port-level setting; None when absent. Problems go to
     ``parent.problems``."""
-    tls = parent.mapping(name, known=CLIENT_TLS_FIELDS, unsupported=_UNSUPPORTED)
+    tls = parent.mapping(name, known=CLIENT_TLS_FIELDS, message="ClientTLSSettings")
     if tls is None:
         return None
     mode = cast(TlsMode, tls.enum("mode", CLIENT_TLS_MODES) or "DISABLE")

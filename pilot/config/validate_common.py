@@ -21,6 +21,7 @@ from typing import Any
 
 from meshplane.durations import DurationError, parse_timeout
 from pilot.config.errors import FieldPath, quote
+from pilot.config.istio_api import ISTIO_MESSAGES, unsupported_message
 from pilot.config.types import Labels, frozen_labels
 from pilot.config.validate_names import label_errors
 
@@ -110,19 +111,27 @@ class Fields:
         known: Collection[str],
         unsupported: Collection[str] = (),
         ignored: Collection[str] = (),
+        message: str | None = None,
     ) -> Fields | None:
-        """Check that ``value`` is a mapping whose keys are all known: unknown ones get a did-you-mean,
-        ``unsupported`` ones (Istio fields meshplane does not implement) say so, ``ignored`` ones pass silently."""
+        """Check that ``value`` is a mapping whose keys are all known: ``unsupported`` ones, and (given the Istio
+        ``message`` it is, see ``istio_api``) the message's other fields, are "not supported by meshplane yet";
+        a field Istio removed says what replaces it; other names get "unknown field" with a did-you-mean;
+        ``ignored`` ones pass silently."""
         if not isinstance(value, Mapping):
             problems.add(path, f"expected a mapping, got {describe(value)}")
             return None
         for key in value:
             if not isinstance(key, str):
                 problems.add((*path, str(key)), f"field names must be strings, got {describe(key)}")
+            elif key in known or key in ignored:
+                continue
             elif key in unsupported:
                 problems.add((*path, key), "not supported by meshplane yet")
-            elif key not in known and key not in ignored:
-                problems.add((*path, key), f"unknown field {quote(key)}{_did_you_mean(key, [*known, *unsupported])}")
+            elif message is not None and (text := unsupported_message(message, key)) is not None:
+                problems.add((*path, key), text)
+            else:
+                candidates = [*known, *unsupported, *ISTIO_MESSAGES.get(message or "", ())]
+                problems.add((*path, key), f"unknown field {quote(key)}{_did_you_mean(key, candidates)}")
         return Fields(value, path, problems)
 
     def at(self, name: str | int, *more: str | int) -> FieldPath:
@@ -285,14 +294,24 @@ class Fields:
         unsupported: Collection[str] = (),
         ignored: Collection[str] = (),
         required: bool = False,
+        message: str | None = None,
     ) -> Fields | None:
+        """The mapping at ``name`` (Istio ``message``, if given), opened as ``Fields.open`` does."""
         value = self._value(name, required)
         if value is None:
             return None
-        return Fields.open(value, self.at(name), self.problems, known=known, unsupported=unsupported, ignored=ignored)
+        return Fields.open(
+            value, self.at(name), self.problems, known=known, unsupported=unsupported, ignored=ignored, message=message
+        )
 
     def mappings(
-        self, name: str, *, known: Collection[str], unsupported: Collection[str] = (), required: bool = False
+        self,
+        name: str,
+        *,
+        known: Collection[str],
+        unsupported: Collection[str] = (),
+        required: bool = False,
+        message: str | None = None,
     ) -> list[Fields]:
         """A list of mappings; items that are not mappings are reported and left out."""
         value = self._value(name, required)
@@ -304,7 +323,9 @@ class Fields:
         if required and not value:
             self.report(name, "must have at least one entry")
         items = [
-            Fields.open(item, self.at(name, index), self.problems, known=known, unsupported=unsupported)
+            Fields.open(
+                item, self.at(name, index), self.problems, known=known, unsupported=unsupported, message=message
+            )
             for index, item in enumerate(value)
         ]
         return [item for item in items if item is not None]
@@ -349,7 +370,7 @@ _DIGITS = re.compile(r"[0-9]+")
 def selector_labels(spec: Fields) -> Labels | None:
     """``selector.matchLabels`` of a security or Mixer policy (Kubernetes label syntax, so no wildcards); an empty
     selector is no selector (the policy is namespace-wide or, in the root namespace, mesh-wide), as in Istio."""
-    selector = spec.mapping("selector", known=_SELECTOR_FIELDS)
+    selector = spec.mapping("selector", known=_SELECTOR_FIELDS, message="type.WorkloadSelector")
     if selector is None:
         return None
     labels = selector.labels("matchLabels")

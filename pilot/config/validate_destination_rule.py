@@ -41,11 +41,9 @@ DESTINATION_RULE_UNSUPPORTED = ("workloadSelector",)
 LOAD_BALANCER_POLICIES = ("UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH")
 
 _POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "portLevelSettings", "tls")
-_POLICY_UNSUPPORTED = ("tunnel", "proxyProtocol", "retryBudget")
 _PORT_POLICY_FIELDS = ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls")
-_LB_UNSUPPORTED = ("consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup")
 _TCP_FIELDS = ("maxConnections", "connectTimeout", "tcpKeepalive")
-_TCP_UNSUPPORTED = ("maxConnectionDuration", "idleTimeout")
+_KEEPALIVE = "ConnectionPoolSettings.TCPSettings.TcpKeepalive"
 _HTTP_FIELDS = (
     "http1MaxPendingRequests",
     "http2MaxRequests",
@@ -54,7 +52,6 @@ _HTTP_FIELDS = (
     "idleTimeout",
     "maxConcurrentStreams",
 )
-_HTTP_UNSUPPORTED = ("h2UpgradePolicy", "useClientProtocol")
 _OUTLIER_FIELDS = (
     "consecutive5xxErrors",
     "consecutiveGatewayErrors",
@@ -65,7 +62,6 @@ _OUTLIER_FIELDS = (
     "maxEjectionPercent",
     "minHealthPercent",
 )
-_OUTLIER_UNSUPPORTED = ("consecutiveErrors",)  # deprecated in Istio: consecutive5xxErrors / consecutiveGatewayErrors
 
 _SimpleLB = Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"]
 
@@ -77,7 +73,7 @@ def validate_destination_rule(spec: Fields, meta: ConfigMeta) -> DestinationRule
         spec.problems.add_if(spec.at("host"), host_error(host))
     subsets: list[Subset] = []
     names: set[str] = set()
-    for subset in spec.mappings("subsets", known=("name", "labels", "trafficPolicy")):
+    for subset in spec.mappings("subsets", known=("name", "labels", "trafficPolicy"), message="Subset"):
         name = subset.string("name", required=True) or ""
         if name:
             subset.problems.add_if(subset.at("name"), dns1123_label_error(name, "subset name"))
@@ -101,7 +97,7 @@ def validate_destination_rule(spec: Fields, meta: ConfigMeta) -> DestinationRule
 
 
 def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
-    policy = parent.mapping(name, known=_POLICY_FIELDS, unsupported=_POLICY_UNSUPPORTED)
+    policy = parent.mapping(name, known=_POLICY_FIELDS, message="TrafficPolicy")
     if policy is None:
         return None
     if not policy.node:
@@ -118,8 +114,10 @@ def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
 def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
     settings: list[PortTrafficPolicy] = []
     seen: set[int] = set()
-    for entry in policy.mappings("portLevelSettings", known=_PORT_POLICY_FIELDS):
-        port = entry.mapping("port", known=("number",), required=True)
+    for entry in policy.mappings(
+        "portLevelSettings", known=_PORT_POLICY_FIELDS, message="TrafficPolicy.PortTrafficPolicy"
+    ):
+        port = entry.mapping("port", known=("number",), required=True, message="PortSelector")
         number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
         if number is not None:
             if number in seen:
@@ -142,22 +140,32 @@ def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
 
 
 def _load_balancer(policy: Fields) -> LoadBalancer | None:
-    balancer = policy.mapping("loadBalancer", known=("simple",), unsupported=_LB_UNSUPPORTED)
+    balancer = policy.mapping("loadBalancer", known=("simple",), message="LoadBalancerSettings")
     if balancer is None:
         return None
     simple = balancer.enum("simple", LOAD_BALANCER_POLICIES) or "UNSPECIFIED"
+    if simple == "PASSTHROUGH":
+        balancer.report(
+            "simple",
+            "PASSTHROUGH is not supported by meshplane yet: it forwards to the original destination of a captured "
+            "connection (Envoy ORIGINAL_DST), and meshplane captures none (apps call the sidecar as an HTTP proxy)",
+        )
     return LoadBalancer(simple=cast(_SimpleLB, simple))
 
 
 def _connection_pool(policy: Fields) -> ConnectionPool | None:
-    pool = policy.mapping("connectionPool", known=("tcp", "http"))
+    pool = policy.mapping("connectionPool", known=("tcp", "http"), message="ConnectionPoolSettings")
     if pool is None:
         return None
     if not pool.has("tcp") and not pool.has("http"):
         pool.report(None, "a connection pool must set tcp or http")
-    tcp = pool.mapping("tcp", known=_TCP_FIELDS, unsupported=_TCP_UNSUPPORTED)
-    http = pool.mapping("http", known=_HTTP_FIELDS, unsupported=_HTTP_UNSUPPORTED)
-    keepalive = tcp.mapping("tcpKeepalive", known=("probes", "time", "interval")) if tcp is not None else None
+    tcp = pool.mapping("tcp", known=_TCP_FIELDS, message="ConnectionPoolSettings.TCPSettings")
+    http = pool.mapping("http", known=_HTTP_FIELDS, message="ConnectionPoolSettings.HTTPSettings")
+    keepalive = (
+        tcp.mapping("tcpKeepalive", known=("probes", "time", "interval"), message=_KEEPALIVE)
+        if tcp is not None
+        else None
+    )
     return ConnectionPool(
         max_connections=_limit(tcp, "maxConnections"),
         connect_timeout=tcp.timeout("connectTimeout") if tcp is not None else None,
@@ -191,7 +199,7 @@ def _keepalive_seconds(keepalive: Fields | None, name: str) -> float | None:
 
 
 def _outlier_detection(policy: Fields) -> OutlierDetection | None:
-    outlier = policy.mapping("outlierDetection", known=_OUTLIER_FIELDS, unsupported=_OUTLIER_UNSUPPORTED)
+    outlier = policy.mapping("outlierDetection", known=_OUTLIER_FIELDS, message="OutlierDetection")
     if outlier is None:
         return None
     split = outlier.boolean("splitExternalLocalOriginErrors") or False

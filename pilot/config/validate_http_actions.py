@@ -84,7 +84,7 @@ _ENVOY_COMMAND = re.compile(r"%%|%[A-Z][A-Z0-9_]*(?:\([^)%]*\))?(?::[0-9]+)?%")
 def read_percentage(parent: Fields, name: str) -> float | None:
     """An Istio ``Percent`` (``{value: 12.5}``): 0, or 0.0001 to 100 (Istio's ``validatePercentage``; Envoy's
     fractions cannot express less)."""
-    percent = parent.mapping(name, known=("value",))
+    percent = parent.mapping(name, known=("value",), message="Percent")
     if percent is None:
         return None
     value = percent.number("value", minimum=0, maximum=100, required=True)
@@ -96,7 +96,7 @@ def read_percentage(parent: Fields, name: str) -> float | None:
 
 def read_redirect(route: Fields) -> HTTPRedirect | None:
     fields = ("uri", "authority", "port", "derivePort", "scheme", "redirectCode")
-    redirect = route.mapping("redirect", known=fields)
+    redirect = route.mapping("redirect", known=fields, message="HTTPRedirect")
     if redirect is None:
         return None
     if not any(redirect.is_set(name) for name in fields[:5]):
@@ -128,7 +128,7 @@ def _target(fields: Fields, name: str) -> str | None:
 
 
 def read_rewrite(route: Fields) -> HTTPRewrite | None:
-    rewrite = route.mapping("rewrite", known=("uri", "authority", "uriRegexRewrite"))
+    rewrite = route.mapping("rewrite", known=("uri", "authority", "uriRegexRewrite"), message="HTTPRewrite")
     if rewrite is None:
         return None
     if not any(rewrite.is_set(name) for name in ("uri", "authority", "uriRegexRewrite")):
@@ -136,7 +136,7 @@ def read_rewrite(route: Fields) -> HTTPRewrite | None:
     if rewrite.is_set("uri") and rewrite.has("uriRegexRewrite"):
         rewrite.report(None, "only one of uri, uriRegexRewrite may be set")
     regex_rewrite: RegexRewrite | None = None
-    regex = rewrite.mapping("uriRegexRewrite", known=("match", "rewrite"))
+    regex = rewrite.mapping("uriRegexRewrite", known=("match", "rewrite"), message="RegexRewrite")
     if regex is not None:
         # Istio requires both (validateURIRegexRewrite)
         pattern = regex.string("match", required=True) or ""
@@ -154,12 +154,12 @@ def read_rewrite(route: Fields) -> HTTPRewrite | None:
 
 
 def read_direct_response(route: Fields) -> HTTPDirectResponse | None:
-    response = route.mapping("directResponse", known=("status", "body"))
+    response = route.mapping("directResponse", known=("status", "body"), message="HTTPDirectResponse")
     if response is None:
         return None
     status = response.integer("status", minimum=200, maximum=599, required=True)
     text: str | None = None
-    body = response.mapping("body", known=("string", "bytes"))
+    body = response.mapping("body", known=("string", "bytes"), message="HTTPBody")
     if body is not None:
         kind = body.exclusive(("string", "bytes"), required=True)
         if kind == "string":
@@ -181,7 +181,7 @@ def read_retries(route: Fields) -> HTTPRetry | None:
     retries = route.mapping(
         "retries",
         known=("attempts", "perTryTimeout", "retryOn", "retryRemoteLocalities"),
-        unsupported=("retryIgnorePreviousHosts", "backoff"),
+        message="HTTPRetry",
     )
     if retries is None:
         return None
@@ -204,14 +204,14 @@ def read_retries(route: Fields) -> HTTPRetry | None:
 
 
 def read_fault(route: Fields) -> Fault | None:
-    fault = route.mapping("fault", known=("delay", "abort"))
+    fault = route.mapping("fault", known=("delay", "abort"), message="HTTPFaultInjection")
     if fault is None:
         return None
     if not fault.has("delay") and not fault.has("abort"):
         fault.report(None, "a fault must set delay, abort or both")
     delay: Delay | None = None
     delay_fields = fault.mapping(
-        "delay", known=("fixedDelay", "percentage", "percent"), unsupported=("exponentialDelay",)
+        "delay", known=("fixedDelay", "percentage", "percent"), message="HTTPFaultInjection.Delay"
     )
     if delay_fields is not None:
         fixed = delay_fields.timeout("fixedDelay", required=not delay_fields.has("exponentialDelay"))
@@ -220,7 +220,9 @@ def read_fault(route: Fields) -> Fault | None:
         legacy = delay_fields.integer("percent", minimum=0, maximum=100)
         delay = Delay(fixed_delay=fixed or 0.0, percentage=percentage if legacy is None else float(legacy))
     abort: Abort | None = None
-    abort_fields = fault.mapping("abort", known=("httpStatus", "grpcStatus", "percentage"), unsupported=("http2Error",))
+    abort_fields = fault.mapping(
+        "abort", known=("httpStatus", "grpcStatus", "percentage"), message="HTTPFaultInjection.Abort"
+    )
     if abort_fields is not None:
         abort_fields.exclusive(("httpStatus", "grpcStatus", "http2Error"), required=True)
         abort = Abort(
@@ -234,14 +236,14 @@ def read_fault(route: Fields) -> Fault | None:
 def read_headers(parent: Fields, name: str = "headers") -> Headers | None:
     """Istio ``Headers``: request / response operations. Pseudo-headers and ``host`` cannot be touched, except that
     a request may set ``host`` / ``:authority`` (Istio's authority rewrite through headers)."""
-    headers = parent.mapping(name, known=("request", "response"))
+    headers = parent.mapping(name, known=("request", "response"), message="Headers")
     if headers is None:
         return None
     return Headers(request=_header_operations(headers, "request"), response=_header_operations(headers, "response"))
 
 
 def _header_operations(headers: Fields, direction: str) -> HeaderOperations | None:
-    operations = headers.mapping(direction, known=("set", "add", "remove"))
+    operations = headers.mapping(direction, known=("set", "add", "remove"), message="Headers.HeaderOperations")
     if operations is None:
         return None
     out: dict[str, dict[str, str]] = {"set": {}, "add": {}}

@@ -17,32 +17,20 @@ from typing import Any
 import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 from pilot.config.errors import FieldPath, quote
+from pilot.config.istio_api import fields_except
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
 from pilot.config.validate_envoy_strings import header_name_error, query_parameter_name_error
 
 __all__ = [
     "MATCH_FIELDS",
-    "MATCH_UNSUPPORTED",
     "RE2_MAX_PROGRAM_SIZE",
     "read_matches",
     "read_string_match",
     "regex_error",
 ]
 
-MATCH_FIELDS = (
-    "name",
-    "uri",
-    "scheme",
-    "method",
-    "authority",
-    "headers",
-    "withoutHeaders",
-    "queryParams",
-    "port",
-    "ignoreUriCase",
-)
-MATCH_UNSUPPORTED = ("sourceLabels", "gateways", "sourceNamespace", "statPrefix")
+MATCH_FIELDS = fields_except("HTTPMatchRequest", "sourceLabels", "gateways", "sourceNamespace", "statPrefix")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
@@ -76,7 +64,7 @@ def regex_error(pattern: str) -> str | None:
 
 def read_string_match(value: Any, path: FieldPath, problems: Problems, *, presence: bool = False) -> StringMatch | None:
     """An Istio StringMatch; ``presence`` allows the empty match (header / query parameter presence)."""
-    match = Fields.open(value, path, problems, known=_STRING_MATCH_KINDS)
+    match = Fields.open(value, path, problems, known=_STRING_MATCH_KINDS, message="StringMatch")
     if match is None:
         return None
     kind = match.exclusive(_STRING_MATCH_KINDS, required=not presence)
@@ -95,7 +83,7 @@ def read_string_match(value: Any, path: FieldPath, problems: Problems, *, presen
 
 def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
     matches: list[HTTPMatchRequest] = []
-    for match in route.mappings("match", known=MATCH_FIELDS, unsupported=MATCH_UNSUPPORTED):
+    for match in route.mappings("match", known=MATCH_FIELDS, message="HTTPMatchRequest"):
         string_matches = {
             name: read_string_match(match.node[name], match.at(name), match.problems)
             for name in ("uri", "scheme", "method", "authority")

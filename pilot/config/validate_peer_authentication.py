@@ -30,13 +30,14 @@ PEER_AUTHENTICATION_FIELDS = ("selector", "mtls", "portLevelMtls")
 MTLS_MODES: tuple[str, ...] = get_args(MtlsMode)
 
 _MTLS_FIELDS = ("mode",)
+_MUTUAL_TLS = "PeerAuthentication.MutualTLS"
 
 
 def validate_peer_authentication(spec: Fields, meta: ConfigMeta) -> PeerAuthentication:
     """Check a PeerAuthentication spec (opened with ``PEER_AUTHENTICATION_FIELDS``); problems go to
     ``spec.problems``."""
     selector = selector_labels(spec)
-    mtls = spec.mapping("mtls", known=_MTLS_FIELDS)
+    mtls = spec.mapping("mtls", known=_MTLS_FIELDS, message=_MUTUAL_TLS)
     mode = _mode(mtls) if mtls is not None else "UNSET"
     port_level = _port_level_mtls(spec)
     if port_level and not selector:
@@ -76,7 +77,11 @@ def _port_level_mtls(spec: Fields) -> dict[int, MtlsMode]:
             continue
         if port in modes:
             spec.problems.add(path, f"port {port} is listed twice")
-        entry = Fields.open(item, path, spec.problems, known=_MTLS_FIELDS) if item is not None else None
+        entry = (
+            Fields.open(item, path, spec.problems, known=_MTLS_FIELDS, message=_MUTUAL_TLS)
+            if item is not None
+            else None
+        )
         if entry is None:
             if item is None:
                 spec.problems.add(path, "expected mtls settings like {mode: STRICT}, got null")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pilot.config.istio_api import fields_except
 from pilot.config.types import (
     ConfigMeta,
     Labels,
@@ -13,7 +14,7 @@ from pilot.config.types import (
     frozen_labels,
 )
 from pilot.config.validate_common import Fields
-from pilot.config.validate_names import cidr_error, dns1123_label_error, export_to, host_error, ip_error
+from pilot.config.validate_names import dns1123_label_error, export_to, host_error, ip_error
 from pilot.config.validate_workload_entry import WORKLOAD_FIELDS, read_workload_fields, workload_address_error
 
 __all__ = [
@@ -22,17 +23,7 @@ __all__ = [
     "validate_service_entry",
 ]
 
-SERVICE_ENTRY_FIELDS = (
-    "hosts",
-    "addresses",
-    "ports",
-    "location",
-    "resolution",
-    "endpoints",
-    "workloadSelector",
-    "exportTo",
-    "subjectAltNames",
-)
+SERVICE_ENTRY_FIELDS = fields_except("ServiceEntry", "addresses")  # no listener matches a destination address
 SUPPORTED_PROTOCOLS = tuple(p.value for p in Protocol if p is not Protocol.UNKNOWN)
 _PORT_FIELDS = ("number", "protocol", "name", "targetPort")
 _RESOLUTIONS = tuple(r.value for r in Resolution)
@@ -41,9 +32,6 @@ _RESOLUTIONS = tuple(r.value for r in Resolution)
 def validate_service_entry(spec: Fields, meta: ConfigMeta) -> ServiceEntry:
     """Check a ServiceEntry spec (already opened with ``SERVICE_ENTRY_FIELDS``); problems go to ``spec.problems``."""
     hosts = _hosts(spec)
-    addresses = spec.strings("addresses") or ()
-    for index, address in enumerate(addresses):
-        spec.problems.add_if(spec.at("addresses", index), cidr_error(address))
     ports = _ports(spec)
     location = spec.enum("location", ("MESH_EXTERNAL", "MESH_INTERNAL")) or "MESH_EXTERNAL"
     resolution = Resolution(spec.enum("resolution", _RESOLUTIONS) or Resolution.NONE.value)
@@ -55,11 +43,10 @@ def validate_service_entry(spec: Fields, meta: ConfigMeta) -> ServiceEntry:
     for index, name in enumerate(subject_alt_names):
         if not name:
             spec.problems.add(spec.at("subjectAltNames", index), "must not be empty")
-    _check_resolution(spec, hosts, addresses, ports, resolution, endpoints)
+    _check_resolution(spec, hosts, ports, resolution, endpoints)
     return ServiceEntry(
         meta=meta,
         hosts=hosts,
-        addresses=addresses,
         ports=ports,
         location="MESH_INTERNAL" if location == "MESH_INTERNAL" else "MESH_EXTERNAL",
         resolution=resolution,
@@ -89,7 +76,7 @@ def _ports(spec: Fields) -> tuple[ServicePort, ...]:
     ports: list[ServicePort] = []
     numbers: set[int] = set()
     names: set[str] = set()
-    for port in spec.mappings("ports", known=_PORT_FIELDS):
+    for port in spec.mappings("ports", known=_PORT_FIELDS, message="ServicePort"):
         number = port.integer("number", minimum=1, maximum=65535, required=True)
         name = port.string("name", required=True)
         protocol = port.enum("protocol", SUPPORTED_PROTOCOLS, ignore_case=True)
@@ -121,7 +108,7 @@ def _endpoints(
 ) -> tuple[ServiceEntryEndpoint, ...]:
     port_names = [p.name for p in ports if p.name]
     endpoints: list[ServiceEntryEndpoint] = []
-    for endpoint in spec.mappings("endpoints", known=WORKLOAD_FIELDS):
+    for endpoint in spec.mappings("endpoints", known=WORKLOAD_FIELDS, message="WorkloadEntry"):
         fields = read_workload_fields(endpoint)
         if fields.address:
             endpoint.problems.add_if(endpoint.at("address"), _endpoint_address_error(fields.address, resolution))
@@ -138,7 +125,6 @@ def _endpoints(
                 labels=fields.labels,
                 weight=fields.weight,
                 locality=fields.locality,
-                network=fields.network,
                 service_account=fields.service_account,
             )
         )
@@ -157,7 +143,7 @@ def _endpoint_address_error(address: str, resolution: Resolution) -> str | None:
 
 
 def _workload_selector(spec: Fields) -> Labels | None:
-    selector = spec.mapping("workloadSelector", known=("labels",))
+    selector = spec.mapping("workloadSelector", known=("labels",), message="WorkloadSelector")
     if selector is None:
         return None
     labels = selector.labels("labels", required=True)  # label syntax also rules out wildcards
@@ -167,18 +153,30 @@ def _workload_selector(spec: Fields) -> Labels | None:
 def _check_resolution(
     spec: Fields,
     hosts: tuple[str, ...],
-    addresses: tuple[str, ...],
     ports: tuple[ServicePort, ...],
     resolution: Resolution,
     endpoints: tuple[ServiceEntryEndpoint, ...],
 ) -> None:
     """The rules that tie resolution to hosts, addresses and endpoints."""
-    if any("/" in a for a in addresses) and resolution not in (Resolution.NONE, Resolution.STATIC):
-        spec.report("addresses", "CIDR addresses are only allowed with resolution NONE or STATIC")
     if resolution is Resolution.NONE and endpoints:
         spec.report("endpoints", "endpoints are not allowed with resolution NONE (use STATIC or DNS)")
     if resolution is Resolution.DNS_ROUND_ROBIN and len(endpoints) > 1:
         spec.report("endpoints", "resolution DNS_ROUND_ROBIN allows at most one endpoint")
+    if resolution is Resolution.DNS_ROUND_ROBIN and spec.has("workloadSelector"):
+        spec.report(
+            "workloadSelector",
+            "with resolution DNS_ROUND_ROBIN not supported by meshplane yet: its LOGICAL_DNS cluster takes one "
+            "address, and a selector may pick several workloads (use resolution DNS or STATIC)",
+        )
+    if resolution is Resolution.NONE:
+        for index, host in enumerate(hosts):
+            if host.startswith("*."):
+                spec.problems.add(
+                    spec.at("hosts", index),
+                    f"wildcard host {host!r} with resolution NONE is not supported by meshplane yet: passing "
+                    "requests through to whatever name they carry needs Envoy's dynamic forward proxy, which "
+                    "meshplane does not configure (list the hosts, or use resolution DNS with endpoints)",
+                )
     dns = resolution in (Resolution.DNS, Resolution.DNS_ROUND_ROBIN)
     if dns and not endpoints and not spec.has("workloadSelector"):
         for index, host in enumerate(hosts):

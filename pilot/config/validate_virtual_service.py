@@ -1,8 +1,10 @@
 """Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
 
-Only HTTP routes are supported for now: ``tcp``, ``tls``, delegation and CORS are reported as "not supported by
-meshplane yet". Checks that need other resources (does the subset exist? is the port one of the service's?) are
-not here: they run in the store over the whole set of resources about to be accepted.
+Only HTTP routes for sidecars are supported for now: ``tcp``, ``tls``, delegation, CORS and ``gateways`` other
+than ``mesh`` are reported as "not supported by meshplane yet" (a VirtualService bound only to Gateways would
+otherwise vanish without a word: Gateway resources are skipped). Checks that need other resources (does the
+subset exist? is the port one of the service's?) are not here: they run in the store over the whole set of
+resources about to be accepted.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ from pilot.config.validate_http_match import read_matches
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error, export_to, host_error, ip_error
 
 __all__ = [
+    "GATEWAY_UNSUPPORTED",
     "HTTP_ROUTE_FIELDS",
-    "HTTP_ROUTE_UNSUPPORTED",
     "VIRTUAL_SERVICE_FIELDS",
     "VIRTUAL_SERVICE_UNSUPPORTED",
     "read_destination",
@@ -56,8 +58,11 @@ HTTP_ROUTE_FIELDS = (
     "mirrors",
     "headers",
 )
-HTTP_ROUTE_UNSUPPORTED = ("delegate", "corsPolicy", "mirrorPercent")
 _MESH_GATEWAY = "mesh"
+GATEWAY_UNSUPPORTED = (
+    "gateway {gateway!r}: Gateways are not supported by meshplane yet (it configures sidecars only): list only "
+    "'mesh', or leave gateways out, so that the rules apply to sidecars"
+)
 
 
 def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
@@ -70,9 +75,7 @@ def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
         spec.report("http", "required field is missing: a VirtualService needs at least one http route")
     routes = tuple(
         _http_route(route)
-        for route in spec.mappings(
-            "http", known=HTTP_ROUTE_FIELDS, unsupported=HTTP_ROUTE_UNSUPPORTED, required=spec.has("http")
-        )
+        for route in spec.mappings("http", known=HTTP_ROUTE_FIELDS, required=spec.has("http"), message="HTTPRoute")
     )
     return VirtualService(
         meta=meta,
@@ -91,10 +94,10 @@ def _gateways(spec: Fields) -> tuple[str, ...]:
             continue
         namespace, slash, name = gateway.rpartition("/")
         if slash:
-            spec.problems.add_if(path, dns1123_label_error(namespace, "gateway namespace"))
-            spec.problems.add_if(path, dns1123_label_error(name, "gateway name"))
+            error = dns1123_label_error(namespace, "gateway namespace") or dns1123_label_error(name, "gateway name")
         else:
-            spec.problems.add_if(path, dns1123_subdomain_error(gateway, "gateway name"))
+            error = dns1123_subdomain_error(gateway, "gateway name")
+        spec.problems.add(path, error or GATEWAY_UNSUPPORTED.format(gateway=gateway))
     return gateways
 
 
@@ -134,7 +137,7 @@ def _overlapping_hosts(spec: Fields, hosts: tuple[str, ...]) -> None:
 
 def read_destination(parent: Fields, name: str = "destination") -> Destination | None:
     """An Istio ``Destination``: host (short name, FQDN; no wildcard), subset, port.number."""
-    destination = parent.mapping(name, known=("host", "subset", "port"), required=True)
+    destination = parent.mapping(name, known=("host", "subset", "port"), required=True, message="Destination")
     if destination is None:
         return None
     host = destination.string("host", required=True) or ""
@@ -143,7 +146,7 @@ def read_destination(parent: Fields, name: str = "destination") -> Destination |
     subset = destination.string("subset") or ""
     if subset:
         destination.problems.add_if(destination.at("subset"), dns1123_label_error(subset, "subset name"))
-    port = destination.mapping("port", known=("number",))
+    port = destination.mapping("port", known=("number",), message="PortSelector")
     number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
     return Destination(host=host, subset=subset, port=number)
 
@@ -152,7 +155,12 @@ def _http_route(route: Fields) -> HTTPRoute:
     _check_conflicts(route)
     destinations: list[HTTPRouteDestination] = []
     # a route list given empty routes nowhere (Istio: "HTTP route or redirect is required")
-    for entry in route.mappings("route", known=("destination", "weight", "headers"), required=route.has("route")):
+    for entry in route.mappings(
+        "route",
+        known=("destination", "weight", "headers"),
+        required=route.has("route"),
+        message="HTTPRouteDestination",
+    ):
         destination = read_destination(entry)
         destinations.append(
             HTTPRouteDestination(
@@ -203,7 +211,7 @@ def _mirrors(route: Fields) -> tuple[Mirror, ...]:
         percentage = read_percentage(route, "mirrorPercentage")
         return (Mirror(destination=destination or Destination(host=""), percentage=percentage),)
     mirrors: list[Mirror] = []
-    for entry in route.mappings("mirrors", known=("destination", "percentage")):
+    for entry in route.mappings("mirrors", known=("destination", "percentage"), message="HTTPMirrorPolicy"):
         destination = read_destination(entry)
         mirrors.append(
             Mirror(destination=destination or Destination(host=""), percentage=read_percentage(entry, "percentage"))

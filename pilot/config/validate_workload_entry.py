@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from pilot.config.errors import quote
+from pilot.config.istio_api import fields_except
 from pilot.config.types import ConfigMeta, WorkloadEntry, frozen_labels
 from pilot.config.validate_common import UINT32_MAX, Fields, describe
 from pilot.config.validate_names import dns1123_label_error, host_error, ip_error, locality_error
@@ -25,7 +26,7 @@ __all__ = [
     "workload_address_error",
 ]
 
-WORKLOAD_FIELDS = ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount")
+WORKLOAD_FIELDS = fields_except("WorkloadEntry", "network")  # no multi-network support
 # what can only be meant as an IP address: digits, dots and slashes (no hostname has an all-numeric top level), or a
 # colon (no hostname has one)
 _IP_LIKE = re.compile(r"^(?:[0-9./]+|.*:.*)$")
@@ -40,7 +41,6 @@ class WorkloadFields:
     labels: Mapping[str, str]
     weight: int | None
     locality: str
-    network: str
     service_account: str
 
 
@@ -67,7 +67,6 @@ def read_workload_fields(fields: Fields) -> WorkloadFields:
         labels=frozen_labels(labels),
         weight=weight or None,  # proto3: 0 is unset (Envoy's default weight 1 applies)
         locality=locality,
-        network=fields.string("network") or "",
         service_account=fields.string("serviceAccount") or "",
     )
 
@@ -102,6 +101,5 @@ def validate_workload_entry(spec: Fields, meta: ConfigMeta) -> WorkloadEntry:
         labels=workload.labels,
         weight=workload.weight,
         locality=workload.locality,
-        network=workload.network,
         service_account=workload.service_account,
     )

@@ -10,8 +10,9 @@ Then (:func:`apply_upstream_tls`, Istio ``buildUpstreamTLSSettings`` + ``applyUp
   ``transport_socket_matches``: endpoints whose EDS metadata says ``tlsMode: istio`` (see
   :func:`mark_istio_endpoints`) get Istio mutual TLS, every other endpoint plaintext;
 - ISTIO_MUTUAL: always Istio mutual TLS (no matches): the SDS certificate ``default``, the ``ROOTCA`` trust
-  bundle, and the server's SPIFFE ID checked against the service accounts of the cluster's endpoints (or the
-  rule's ``subjectAltNames``), SNI ``outbound_.<port>_.<subset>_.<host>``, ALPN ``istio`` (+ ``h2``);
+  bundle, and the server's SPIFFE ID checked against the service accounts of the cluster's endpoints and the
+  ServiceEntry's ``subjectAltNames`` (or only the rule's ``subjectAltNames``), SNI
+  ``outbound_.<port>_.<subset>_.<host>``, ALPN ``istio`` (+ ``h2``);
 - DISABLE: plaintext;
 - SIMPLE / MUTUAL: TLS origination with files the client's Envoy reads: ``caCertificates`` (else the system's
   trust store, as Istio's default ``VERIFY_CERTIFICATE_AT_CLIENT``), ``subjectAltNames`` (else the ServiceEntry's),
@@ -60,6 +61,7 @@ __all__ = [
     "destination_identities",
     "istio_mutual_tls_context",
     "mark_istio_endpoints",
+    "mesh_server_sans",
     "outbound_sni",
     "resolve_client_tls",
     "simple_tls_context",
@@ -110,6 +112,14 @@ def destination_identities(service: Service, endpoints: Iterable[Endpoint], trus
         elif endpoint.service_account:
             identities.add(spiffe_id(trust_domain, service.namespace, endpoint.service_account))
     return tuple(sorted(identities))
+
+
+def mesh_server_sans(identities: Sequence[str], entry_sans: Sequence[str]) -> list[SubjectAltNameMatcher]:
+    """What a client accepts from a mesh server (auto mTLS, ISTIO_MUTUAL without the rule's own SANs): the
+    endpoints' SPIFFE IDs and the ServiceEntry's ``subjectAltNames``, as Istio adds a ServiceEntry's SANs to the
+    service accounts of its service (``ServiceAccounts`` in ``serviceentry/conversion.go``)."""
+    extra = [name for name in dict.fromkeys(entry_sans) if name not in identities]
+    return [*exact_uri_sans(identities), *typed_sans(extra)]
 
 
 def istio_mutual_tls_context(*, sni: str, sans: Sequence[SubjectAltNameMatcher], http2: bool) -> UpstreamTlsContext:
@@ -185,9 +195,11 @@ def apply_upstream_tls(
     tls = resolve_client_tls(rule, subset, port.number)
     http2 = port.protocol.is_http2
     sni = outbound_sni(port.number, subset.name if subset is not None else "", service.host)
+    entry = snapshot.configs.get(service.source)
+    entry_sans = entry.subject_alt_names if isinstance(entry, ServiceEntry) else ()
     if tls is None:
         if sds and service.mesh_internal:
-            sans = exact_uri_sans(destination_identities(service, endpoints, snapshot.trust_domain))
+            sans = mesh_server_sans(destination_identities(service, endpoints, snapshot.trust_domain), entry_sans)
             cluster.transport_socket_matches.extend(
                 _auto_mtls_matches(istio_mutual_tls_context(sni=sni, sans=sans, http2=http2))
             )
@@ -207,13 +219,11 @@ def apply_upstream_tls(
         if tls.subject_alt_names:
             sans = typed_sans(tls.subject_alt_names)
         else:
-            sans = exact_uri_sans(destination_identities(service, endpoints, snapshot.trust_domain))
+            sans = mesh_server_sans(destination_identities(service, endpoints, snapshot.trust_domain), entry_sans)
         context = istio_mutual_tls_context(sni=tls.sni or sni, sans=sans, http2=http2)
     else:
-        entry = snapshot.configs.get(service.source)
-        default_sans = entry.subject_alt_names if isinstance(entry, ServiceEntry) else ()
         host_sni = service.host if not service.host.startswith("*") else ""
-        context = simple_tls_context(tls, sni=host_sni, default_sans=default_sans, http2=http2)
+        context = simple_tls_context(tls, sni=host_sni, default_sans=entry_sans, http2=http2)
     cluster.transport_socket.CopyFrom(tls_transport_socket(context))
 
 

@@ -213,9 +213,9 @@ _LB_POLICIES = {
 def apply_load_balancer(cluster: Cluster, load_balancer: LoadBalancer | None) -> None:
     """Istio ``applyLoadBalancer`` for ``simple``; unset means Istio's default, LEAST_REQUEST.
 
-    PASSTHROUGH makes Istio an ORIGINAL_DST cluster with CLUSTER_PROVIDED balancing, which connects to the
-    address the app dialled after iptables capture. meshplane captures nothing (apps use the sidecar as an
-    HTTP proxy), so there is no original destination to pass through to: it gets the default policy.
+    PASSTHROUGH (Istio: an ORIGINAL_DST cluster with CLUSTER_PROVIDED balancing, connecting to the address the
+    app dialled before capture) is rejected by validation: meshplane captures nothing, so there is no original
+    destination to pass through to.
     """
     simple = load_balancer.simple if load_balancer is not None else "UNSPECIFIED"
     cluster.lb_policy = _LB_POLICIES.get(simple, Cluster.LbPolicy.LEAST_REQUEST)

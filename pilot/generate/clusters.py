@@ -62,6 +62,8 @@ __all__ = [
     "dns_endpoints",
     "inbound_instances",
     "outbound_cluster_keys",
+    "outbound_scope",
+    "parse_scope",
     "subset_endpoints",
     "upstream_http_options",
 ]
@@ -89,13 +91,14 @@ class OutboundClusterKey:
         return self.service.resolution is Resolution.STATIC
 
 
-def outbound_cluster_keys(snapshot: MeshSnapshot) -> Iterator[OutboundClusterKey]:
-    """Every outbound cluster of the snapshot, in a stable order: host, port number, then DestinationRule order.
+def outbound_cluster_keys(snapshot: MeshSnapshot, namespace: str) -> Iterator[OutboundClusterKey]:
+    """Every outbound cluster a proxy of ``namespace`` gets, in a stable order: host, port number, then
+    DestinationRule order; each service with the DestinationRule that namespace sees (Istio's ``exportTo``).
 
     CDS builds one cluster per key and EDS one load assignment per EDS key, so the two always agree.
     """
     for service in snapshot.services.values():
-        rule = destination_rule_for(snapshot, service.host)
+        rule = destination_rule_for(snapshot, service.host, namespace)
         subsets = rule.subsets if rule is not None else ()
         for port in sorted(service.ports, key=lambda p: p.number):
             yield OutboundClusterKey(
@@ -120,17 +123,29 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     return tuple(e for e in endpoints if labels_match(selector, e.labels))
 
 
+def outbound_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
+    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS."""
+    return (*(OUTBOUND_SDS_SCOPE if sds else OUTBOUND_SCOPE), namespace)
+
+
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """Every sidecar gets the same outbound clusters (no Sidecar resource to narrow them yet), in one of two
-    versions: with Citadel's SDS or without."""
-    return [OUTBOUND_SDS_SCOPE if has_sds(proxy) else OUTBOUND_SCOPE]
+    """The sidecars of one namespace get the same outbound clusters (no Sidecar resource to narrow them yet: the
+    namespace decides which DestinationRules apply), in one of two versions: with Citadel's SDS or without."""
+    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
+
+
+def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str]:
+    """(which of ``prefixes``, namespace) of a scope ``(*prefix, namespace)``; ValueError for anything else."""
+    *prefix, namespace = scope if scope else ("",)
+    if tuple(prefix) in prefixes and isinstance(namespace, str) and namespace:
+        return prefixes.index(tuple(prefix)), namespace
+    raise ValueError(f"unknown scope {tuple(scope)!r}: expected one of {list(prefixes)!r} followed by a namespace")
 
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
-    if tuple(scope) not in (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE):
-        raise ValueError(f"unknown cluster scope {scope!r}: expected {OUTBOUND_SCOPE!r} or {OUTBOUND_SDS_SCOPE!r}")
-    sds = tuple(scope) == OUTBOUND_SDS_SCOPE
-    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot)]
+    which, namespace = parse_scope(scope, (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE))
+    sds = which == 1
+    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot, namespace)]
     clusters.append(build_black_hole_cluster())
     return clusters
 
@@ -199,8 +214,9 @@ def dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     if service.resolution is not Resolution.NONE and service.endpoints.get(port.number):
         return subset_endpoints(key)
     if service.host.startswith("*"):
-        # ``*.example.com`` names no address to resolve. Without capture, reaching whatever name a request
-        # carries would take Envoy's dynamic forward proxy, which meshplane does not configure.
+        # Only a DNS entry whose workloadSelector selects no workload gets here (validation rejects a wildcard host
+        # with resolution NONE, or DNS with neither endpoints nor selector): ``*.example.com`` names no address, and
+        # reaching whatever name a request carries would take Envoy's dynamic forward proxy.
         log.warning("wildcard_host_not_routable", cluster=key.name, host=service.host)
         return ()
     if service.resolution is Resolution.NONE:
@@ -230,7 +246,9 @@ def _set_discovery(cluster: Cluster, key: OutboundClusterKey) -> None:
         cluster.type = Cluster.DiscoveryType.STRICT_DNS
     else:
         cluster.type = Cluster.DiscoveryType.LOGICAL_DNS
-        if len(endpoints) > 1:  # Envoy accepts exactly one address for LOGICAL_DNS
+        # Envoy accepts exactly one address for LOGICAL_DNS. Unreachable: validation allows DNS_ROUND_ROBIN at
+        # most one endpoint and no workloadSelector, and NONE no endpoints.
+        if len(endpoints) > 1:
             log.warning(
                 "logical_dns_extra_endpoints_ignored",
                 cluster=key.name,
@@ -291,7 +309,7 @@ def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster
             common_lb_config=Cluster.CommonLbConfig(),
             load_assignment=load_assignment(name, (app,)),
         )
-        rule = destination_rule_for(snapshot, instance.service.host)
+        rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
         policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
         inbound_policy = ClusterTrafficPolicy(connection_pool=policy.connection_pool) if policy else None
         clusters.append(_finish(cluster, instance.port.protocol, inbound_policy, outbound=False))

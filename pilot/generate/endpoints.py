@@ -17,7 +17,7 @@ from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from pilot.generate._protos import load_assignment
 from pilot.generate._tls import has_sds
 from pilot.generate.cluster_tls import mark_istio_endpoints
-from pilot.generate.clusters import outbound_cluster_keys, subset_endpoints
+from pilot.generate.clusters import outbound_cluster_keys, parse_scope, subset_endpoints
 from pilot.model.types import MeshSnapshot, Proxy
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "EDS_SDS_SCOPE",
     "build_proxy_load_assignments",
     "build_scope_load_assignments",
+    "endpoint_scope",
     "endpoint_scopes",
 ]
 
@@ -32,20 +33,24 @@ EDS_SCOPE: tuple[Hashable, ...] = ("eds",)
 EDS_SDS_SCOPE: tuple[Hashable, ...] = ("eds", "sds")  # with auto mTLS endpoint metadata
 
 
+def endpoint_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
+    """The shared assignments of the proxies of ``namespace`` with (or without) Citadel's SDS."""
+    return (*(EDS_SDS_SCOPE if sds else EDS_SCOPE), namespace)
+
+
 def endpoint_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """Every sidecar may ask for any outbound cluster's endpoints; the assignments are shared by all the proxies
-    with SDS, and by all those without."""
-    return [EDS_SDS_SCOPE if has_sds(proxy) else EDS_SCOPE]
+    """A sidecar may ask for any of its outbound clusters' endpoints; the assignments are shared by the proxies of
+    one namespace (its DestinationRules decide the subsets) with SDS, and by those without."""
+    return [endpoint_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
 
 
 def build_scope_load_assignments(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[ClusterLoadAssignment]:
     """The assignment of every EDS cluster, named like it; subset clusters get the endpoints whose labels match
     the subset's. Ordering is the clusters' order, endpoints grouped by locality then by (address, port)."""
-    if tuple(scope) not in (EDS_SCOPE, EDS_SDS_SCOPE):
-        raise ValueError(f"unknown endpoint scope {scope!r}: expected {EDS_SCOPE!r} or {EDS_SDS_SCOPE!r}")
-    sds = tuple(scope) == EDS_SDS_SCOPE
+    which, namespace = parse_scope(scope, (EDS_SCOPE, EDS_SDS_SCOPE))
+    sds = which == 1
     assignments: list[ClusterLoadAssignment] = []
-    for key in outbound_cluster_keys(snapshot):
+    for key in outbound_cluster_keys(snapshot, namespace):
         if not key.eds:
             continue
         members = subset_endpoints(key)

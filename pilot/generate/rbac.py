@@ -28,19 +28,20 @@ the ``not*`` values become ``not_id``/``not_rule`` of their OR. ``when`` conditi
   ``remote_ip``; ``source.namespace`` / ``source.principal`` as ``namespaces`` / ``principals``;
   ``request.auth.principal|audiences|presenter`` and ``request.auth.claims[..]`` -> ``istio_authn`` metadata;
   ``destination.ip`` -> ``destination_ip``; ``destination.port`` -> ``destination_port``; ``connection.sni`` ->
-  ``requested_server_name``. Any other key makes the rule invalid: it is skipped with a warning (Istio's
-  "skipped invalid rule"; validation rejects such policies before they get here).
+  ``requested_server_name``. The keys come from ``pilot.config.authz_conditions``, the table validation reads
+  them with: every key that passes validation has a generator here (checked at import), so no rule is ever
+  skipped for its key.
 
 TCP (network RBAC filter, ``for_tcp``): hosts, methods, paths, requestPrincipals, request headers and
 ``request.auth.*`` are HTTP only. As Istio's ``checkError``: in an ALLOW config a rule using any of them is dropped
-entirely (fail closed: smaller allow); in DENY, AUDIT (LOG) and CUSTOM configs only those values are dropped, which
-makes the rule wider (more denying). Values that do not parse (a bad CIDR or port) follow the same rule.
+entirely (fail closed: smaller allow); in DENY, AUDIT (LOG) and CUSTOM configs the field using them is left out
+whole, which makes the rule wider (more denying), never narrower. Values that do not parse (a bad CIDR or port)
+cannot pass validation; they would follow the same rule.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,6 +57,7 @@ from envoy.type.matcher.v3.regex_pb2 import RegexMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.matcher.v3.value_pb2 import ListMatcher, ValueMatcher
 
+from pilot.config.authz_conditions import ConditionKey, ConditionKind, parse_condition_key
 from pilot.config.types import AuthorizationOperation, AuthorizationPolicy, AuthorizationRule, AuthorizationSource
 
 __all__ = [
@@ -65,6 +67,7 @@ __all__ = [
     "RbacAction",
     "build_policy",
     "build_rbac",
+    "compiled_condition_kinds",
     "policy_name",
     "string_matcher",
 ]
@@ -87,10 +90,6 @@ _MATCH_NEVER = Policy(
 
 class _Unusable(ValueError):
     """A value that cannot be expressed here: HTTP only on a TCP chain, or unparsable."""
-
-
-class _InvalidRule(ValueError):
-    """A rule Istio would skip whatever the action (an unknown ``when`` key)."""
 
 
 def policy_name(namespace: str, name: str, rule: int, *, custom: bool = False) -> str:
@@ -237,37 +236,73 @@ def _permission_generators(ctx: _Context) -> dict[str, _Generate]:
     }
 
 
-_HEADER_KEY = re.compile(r"^request\.headers\[([^\[\]]+)\]$")
-_CLAIMS_KEY = re.compile(r"^request\.auth\.claims((?:\[[^\[\]]+\])+)$")
+def _condition_generators(
+    ctx: _Context, principals: dict[str, _Generate], permissions: dict[str, _Generate]
+) -> dict[ConditionKind, Callable[[ConditionKey], tuple[str, _Generate]]]:
+    """One generator per condition kind: ("principal" | "permission", value -> message)."""
+
+    def header(parsed: ConditionKey) -> tuple[str, _Generate]:
+        def generate(value: str) -> Principal:
+            _http_only(parsed.kind.value, ctx.for_tcp)
+            return Principal(header=_header(parsed.names[0], value))
+
+        return "principal", generate
+
+    def claims(parsed: ConditionKey) -> tuple[str, _Generate]:
+        def generate(value: str) -> Principal:
+            _http_only(parsed.kind.value, ctx.for_tcp)
+            return _authn_principal(["request.auth.claims", *parsed.names], string_matcher(value), list_value=True)
+
+        return "principal", generate
+
+    def principal(parsed: ConditionKey) -> tuple[str, _Generate]:
+        return "principal", principals[parsed.kind.value]
+
+    def permission(parsed: ConditionKey) -> tuple[str, _Generate]:
+        return "permission", permissions[parsed.kind.value]
+
+    return {
+        ConditionKind.REQUEST_HEADER: header,
+        ConditionKind.AUTH_CLAIMS: claims,
+        ConditionKind.SOURCE_IP: principal,
+        ConditionKind.REMOTE_IP: principal,
+        ConditionKind.SOURCE_NAMESPACE: principal,
+        ConditionKind.SOURCE_PRINCIPAL: principal,
+        ConditionKind.AUTH_PRINCIPAL: principal,
+        ConditionKind.AUTH_AUDIENCES: principal,
+        ConditionKind.AUTH_PRESENTER: principal,
+        ConditionKind.DESTINATION_IP: permission,
+        ConditionKind.DESTINATION_PORT: permission,
+        ConditionKind.CONNECTION_SNI: permission,
+    }
+
+
+def compiled_condition_kinds() -> frozenset[ConditionKind]:
+    """The condition kinds this compiler has a generator for: every kind (checked below, at import)."""
+    ctx = _Context(for_tcp=False, ports={})
+    return frozenset(_condition_generators(ctx, _principal_generators(ctx), _permission_generators(ctx)))
+
+
+if compiled_condition_kinds() != frozenset(ConditionKind):  # validation accepts every kind: each must compile
+    raise ImportError(f"rbac.py compiles no condition of kind {set(ConditionKind) - compiled_condition_kinds()}")
 
 
 def _condition_generator(
     key: str, ctx: _Context, principals: dict[str, _Generate], permissions: dict[str, _Generate]
 ) -> tuple[str, _Generate]:
-    """``when`` key -> ("principal" | "permission", generator); _InvalidRule for keys Istio does not know."""
-    if key in principals:
-        return "principal", principals[key]
-    if key in ("destination.ip", "destination.port", "connection.sni"):
-        return "permission", permissions[key]
-    header = _HEADER_KEY.match(key)
-    if header:
-        name = header.group(1)
+    """``when`` key -> ("principal" | "permission", generator). Validation read the key with the same
+    ``parse_condition_key``, so a key that does not parse here never passed validation; should one come anyway
+    (a rule built without validation), it fails closed as an unusable value does: an ALLOW rule is left out, a
+    DENY/AUDIT/CUSTOM rule loses the condition and matches more."""
+    parsed = parse_condition_key(key)
+    if isinstance(parsed, str):
+        log.warning("authorization_condition_not_compiled", key=key, reason=parsed)
 
-        def header_value(value: str) -> Principal:
-            _http_only(key, ctx.for_tcp)
-            return Principal(header=_header(name, value))
+        def unusable(value: str) -> Any:
+            raise _Unusable(parsed)
 
-        return "principal", header_value
-    claims = _CLAIMS_KEY.match(key)
-    if claims:
-        path = ["request.auth.claims", *re.findall(r"\[([^\[\]]+)\]", claims.group(1))]
-
-        def claim(value: str) -> Principal:
-            _http_only(key, ctx.for_tcp)
-            return _authn_principal(path, string_matcher(value), list_value=True)
-
-        return "principal", claim
-    raise _InvalidRule(f"unknown attribute {key!r} in when")
+        return "principal", unusable
+    return _condition_generators(ctx, principals, permissions)[parsed.kind](parsed)
 
 
 def _source_fields(source: AuthorizationSource, gen: dict[str, _Generate], ctx: _Context) -> list[_Field]:
@@ -304,16 +339,16 @@ def _operation_fields(operation: AuthorizationOperation, gen: dict[str, _Generat
 # ------------------------------------------------------------------------------------------------ assembly
 
 
-def _values(field: _Field, values: Iterable[str], action: RbacAction) -> list[Any]:
-    """Istio ``checkError``: an unusable value fails the whole rule for ALLOW, and is left out otherwise."""
-    out: list[Any] = []
-    for value in values:
-        try:
-            out.append(field.generate(value))
-        except _Unusable:
-            if action == "ALLOW":
-                raise
-    return out
+def _values(field: _Field, values: Iterable[str], action: RbacAction) -> list[Any] | None:
+    """The field's values as messages; None when one cannot be used here (HTTP only on TCP). Istio's
+    ``checkError``: for ALLOW that fails the whole rule (raises: the rule is left out, allowing less); for DENY,
+    AUDIT and CUSTOM the caller leaves the whole field out, so the rule matches more, never less."""
+    try:
+        return [field.generate(value) for value in values]
+    except _Unusable:
+        if action == "ALLOW":
+            raise
+        return None
 
 
 def _all_of(kind: Any, fields: Sequence[_Field], action: RbacAction) -> Any:
@@ -360,27 +395,17 @@ def build_policy(
     )
 
 
-@dataclass(frozen=True, slots=True)
-class _Skipped:
-    """A rule left out of the config: ``invalid`` (Istio skips it whatever the action: warning) or a value that
-    cannot be used here (the expected TCP case: debug)."""
-
-    reason: str
-    invalid: bool
-
-
 @lru_cache(maxsize=COMPILED_RULES_CACHE_SIZE)
 def _compiled_rule(
     rule: AuthorizationRule, action: RbacAction, for_tcp: bool, ports: tuple[tuple[int, int], ...]
-) -> bytes | _Skipped:
+) -> bytes | str:
     """``build_policy``, serialized, for a rule and its compile options: keyed by value (rules are frozen tuples), so
-    an equal rule in any proxy, port or snapshot gets the same bytes and a changed rule is a different key."""
+    an equal rule in any proxy, port or snapshot gets the same bytes and a changed rule is a different key. A str:
+    why an ALLOW rule is left out (an HTTP-only field on TCP)."""
     try:
         policy = build_policy(rule, action=action, for_tcp=for_tcp, ports=dict(ports))
-    except _InvalidRule as exc:
-        return _Skipped(str(exc), invalid=True)
     except _Unusable as exc:
-        return _Skipped(str(exc), invalid=False)
+        return str(exc)
     serialized: bytes = policy.SerializeToString(deterministic=True)
     return serialized
 
@@ -394,9 +419,9 @@ def build_rbac(
     custom: bool = False,
 ) -> RBAC:
     """The policies as one RBAC config with ``action`` (Istio ``Builder.build``); ``custom``: CUSTOM policies, named
-    with the ext_authz prefix. Rules that cannot be generated are skipped (logged at debug level for the expected
-    TCP case, warning for invalid rules). Each rule is compiled once per (rule, action, for_tcp, ports), however
-    many proxies and pushes need it (``_compiled_rule``)."""
+    with the ext_authz prefix. Only an ALLOW rule using an HTTP-only field on TCP is left out (Istio's fail
+    closed: it allows less; logged at debug level). Each rule is compiled once per (rule, action, for_tcp,
+    ports), however many proxies and pushes need it (``_compiled_rule``)."""
     rbac = RBAC(action=_ACTIONS[action])
     port_pairs = tuple(sorted((ports or {}).items()))
     for policy in policies:
@@ -407,10 +432,6 @@ def build_rbac(
             compiled = _compiled_rule(rule, action, for_tcp, port_pairs)
             if isinstance(compiled, bytes):
                 rbac.policies[policy_name(key.namespace, key.name, index, custom=custom)].MergeFromString(compiled)
-            elif compiled.invalid:
-                log.warning("authorization_rule_skipped", policy=str(key), rule=index, reason=compiled.reason)
             else:
-                log.debug(
-                    "authorization_rule_skipped", policy=str(key), rule=index, tcp=for_tcp, reason=compiled.reason
-                )
+                log.debug("authorization_rule_skipped", policy=str(key), rule=index, tcp=for_tcp, reason=compiled)
     return rbac

@@ -3,8 +3,8 @@
 A generator produces a proxy's resources of one type in two parts, so that the xDS layer can serialize each
 shared resource once per snapshot and hand the same bytes to every proxy that needs it:
 
-- ``scopes(proxy)``: the keys of the shared resource groups this proxy needs (e.g. ``("outbound",)`` for the
-  outbound clusters every sidecar gets, or ``("http_proxy", "default")`` for a namespace's route table);
+- ``scopes(proxy)``: the keys of the shared resource groups this proxy needs (e.g. ``("outbound", "default")`` for
+  the outbound clusters of a namespace's sidecars, or ``("http_proxy", "default")`` for a namespace's route table);
 - ``build_scope(scope, snapshot)``: the resources of one group; pure, called at most once per scope and snapshot;
 - ``build_proxy(proxy, snapshot)``: the resources that are the proxy's own (its inbound side); pure.
 

@@ -352,7 +352,7 @@ def build_redirect(redirect: HTTPRedirect, port: int) -> RedirectAction | None:
     """Istio's ``ApplyRedirect`` for sidecars. ``derivePort: FROM_REQUEST_PORT`` is the virtual host's port; an
     explicit :80 for http (or :443 for https) is dropped. ``None`` for a redirect code Envoy cannot send."""
     code = _REDIRECT_CODES.get(redirect.redirect_code)
-    if code is None:
+    if code is None:  # unreachable: validation accepts only these codes (test_every_redirect_code_validation_...)
         log.warning("redirect_code_unsupported", redirect_code=redirect.redirect_code)
         return None
     out = RedirectAction(response_code=code)
@@ -409,5 +409,6 @@ def _fault_abort(abort: Abort) -> FaultAbort | None:
         if code is not None:
             out.grpc_status = code
             return out
+    # unreachable: validation accepts only grpcStatus names with a code (test_every_grpc_status_validation_...)
     log.warning("fault_abort_unsupported", grpc_status=abort.grpc_status, http_status=abort.http_status)
     return None

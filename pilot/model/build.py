@@ -18,6 +18,7 @@ from pilot.config.types import (
     Resource,
     VirtualService,
 )
+from pilot.model.destination_rules import index_destination_rules, visible_destination_rule
 from pilot.model.registry import ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
 from pilot.model.types import (
@@ -86,9 +87,19 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
     return Proxy(node=node, workload=workload, instances=snapshot.instances.get(workload.meta.key, ()))
 
 
-def destination_rule_for(snapshot: MeshSnapshot, host: str) -> DestinationRule | None:
-    """The DestinationRule for a service host: an exact host match, else the most specific wildcard."""
-    return lookup_host(snapshot.destination_rules, host)
+def destination_rule_for(snapshot: MeshSnapshot, host: str, namespace: str | None = None) -> DestinationRule | None:
+    """The DestinationRule a proxy of ``namespace`` applies to a service host, with Istio's ``exportTo``
+    visibility (``pilot.model.destination_rules``); an exact host match, else the most specific wildcard.
+    Without a namespace: the first rule for the host in any namespace."""
+    if namespace is None:
+        return lookup_host(snapshot.destination_rules, host)
+    service = snapshot.services.get(host)
+    return visible_destination_rule(
+        snapshot.destination_rule_index,
+        host,
+        service_namespace=service.namespace if service is not None else namespace,
+        proxy_namespace=namespace,
+    )
 
 
 def virtual_services_for(snapshot: MeshSnapshot, host: str) -> tuple[VirtualService, ...]:
@@ -154,6 +165,11 @@ def build_snapshot(
         configs=MappingProxyType(ordered),
         services=registered.services,
         destination_rules=MappingProxyType(rules),
+        destination_rule_index=index_destination_rules(
+            (r for r in ordered.values() if isinstance(r, DestinationRule)),
+            root_namespace=root_namespace,
+            domain_suffix=domain_suffix,
+        ),
         virtual_services=MappingProxyType({h: tuple(v) for h, v in sorted(virtual.items())}),
         workloads=registered.workloads,
         instances=registered.instances,

@@ -22,6 +22,7 @@ from pilot.config.types import (
     VirtualService,
     WorkloadEntry,
 )
+from pilot.model.destination_rules import DestinationRuleIndex
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
@@ -144,6 +145,8 @@ class MeshSnapshot:
     configs: Mapping[ConfigKey, Resource] = field(default_factory=lambda: MappingProxyType({}))
     services: Mapping[str, Service] = field(default_factory=lambda: MappingProxyType({}))  # FQDN -> Service
     destination_rules: Mapping[str, DestinationRule] = field(default_factory=lambda: MappingProxyType({}))
+    # the rules by the namespaces they are exported to: what each proxy sees (``destination_rule_for``)
+    destination_rule_index: DestinationRuleIndex = field(default_factory=DestinationRuleIndex)
     virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # FQDN host (or wildcard host) -> VirtualServices naming it, oldest rule first (namespace/name order)

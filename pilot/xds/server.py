@@ -71,9 +71,9 @@ class DiscoveryServer:
         registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
     ) -> None:
         """``registries``: the service registries every snapshot aggregates, in precedence order (a registry whose
-        contents change on their own calls ``registries_changed``). ``max_concurrent_pushes``: responses built and written at once (Istio's push throttle).
-        ``send_timeout``: seconds a response may take to be written before the stream is closed (Istio's
-        PILOT_XDS_SEND_TIMEOUT)."""
+        contents change on their own calls ``registries_changed``). ``max_concurrent_pushes``: responses built and
+        written at once (Istio's push throttle). ``send_timeout``: seconds a response may take to be written before
+        the stream is closed (Istio's PILOT_XDS_SEND_TIMEOUT)."""
         if max_concurrent_pushes < 1:
             raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
         self.generators = generators

@@ -1,0 +1,232 @@
+"""The fields of Istio's API messages that meshplane reads, as their JSON (YAML) names.
+
+Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
+and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
+(the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``tcp``, ``tls``,
+``corsPolicy``, ``delegate``, ``consistentHash``, ...) are listed only as the field that holds them.
+
+Validation reads it (``Fields.open(..., message=...)``): a field Istio has that the validator does not read is
+"not supported by meshplane yet", a field Istio removed says so and what replaces it, and only a name that is in
+neither gets "unknown field". ``tests/test_istio_field_coverage.py`` checks that every field here is translated by
+a generator or rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+__all__ = ["ISTIO_MESSAGES", "REMOVED_FIELDS", "UNSUPPORTED_REASONS", "fields_except", "unsupported_message"]
+
+ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        # networking/v1alpha3/virtual_service.proto
+        "VirtualService": ("hosts", "gateways", "http", "tls", "tcp", "exportTo"),
+        "Destination": ("host", "subset", "port"),
+        "PortSelector": ("number",),
+        "HTTPRoute": (
+            "name",
+            "match",
+            "route",
+            "redirect",
+            "directResponse",
+            "delegate",
+            "rewrite",
+            "timeout",
+            "retries",
+            "fault",
+            "mirror",
+            "mirrors",
+            "mirrorPercent",
+            "mirrorPercentage",
+            "corsPolicy",
+            "headers",
+        ),
+        "Headers": ("request", "response"),
+        "Headers.HeaderOperations": ("set", "add", "remove"),
+        "HTTPMatchRequest": (
+            "name",
+            "uri",
+            "scheme",
+            "method",
+            "authority",
+            "headers",
+            "port",
+            "sourceLabels",
+            "gateways",
+            "queryParams",
+            "ignoreUriCase",
+            "withoutHeaders",
+            "sourceNamespace",
+            "statPrefix",
+        ),
+        "HTTPRouteDestination": ("destination", "weight", "headers"),
+        "HTTPRedirect": ("uri", "authority", "port", "derivePort", "scheme", "redirectCode"),
+        "HTTPDirectResponse": ("status", "body"),
+        "HTTPBody": ("string", "bytes"),
+        "HTTPRewrite": ("uri", "authority", "uriRegexRewrite"),
+        "RegexRewrite": ("match", "rewrite"),
+        "StringMatch": ("exact", "prefix", "regex"),
+        "HTTPRetry": (
+            "attempts",
+            "perTryTimeout",
+            "retryOn",
+            "retryRemoteLocalities",
+            "retryIgnorePreviousHosts",
+            "backoff",
+        ),
+        "HTTPFaultInjection": ("delay", "abort"),
+        "HTTPFaultInjection.Delay": ("percent", "fixedDelay", "exponentialDelay", "percentage"),
+        "HTTPFaultInjection.Abort": ("httpStatus", "grpcStatus", "http2Error", "percentage"),
+        "HTTPMirrorPolicy": ("destination", "percentage"),
+        "Percent": ("value",),
+        # networking/v1alpha3/destination_rule.proto
+        "DestinationRule": ("host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"),
+        "TrafficPolicy": (
+            "loadBalancer",
+            "connectionPool",
+            "outlierDetection",
+            "tls",
+            "portLevelSettings",
+            "tunnel",
+            "proxyProtocol",
+            "retryBudget",
+        ),
+        "TrafficPolicy.PortTrafficPolicy": ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls"),
+        "Subset": ("name", "labels", "trafficPolicy"),
+        "LoadBalancerSettings": ("simple", "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"),
+        "ConnectionPoolSettings": ("tcp", "http"),
+        "ConnectionPoolSettings.TCPSettings": (
+            "maxConnections",
+            "connectTimeout",
+            "tcpKeepalive",
+            "maxConnectionDuration",
+            "idleTimeout",
+        ),
+        "ConnectionPoolSettings.TCPSettings.TcpKeepalive": ("probes", "time", "interval"),
+        "ConnectionPoolSettings.HTTPSettings": (
+            "http1MaxPendingRequests",
+            "http2MaxRequests",
+            "maxRequestsPerConnection",
+            "maxRetries",
+            "idleTimeout",
+            "h2UpgradePolicy",
+            "useClientProtocol",
+            "maxConcurrentStreams",
+        ),
+        "OutlierDetection": (
+            "consecutiveErrors",
+            "splitExternalLocalOriginErrors",
+            "consecutiveLocalOriginFailures",
+            "consecutiveGatewayErrors",
+            "consecutive5xxErrors",
+            "interval",
+            "baseEjectionTime",
+            "maxEjectionPercent",
+            "minHealthPercent",
+        ),
+        "ClientTLSSettings": (
+            "mode",
+            "clientCertificate",
+            "privateKey",
+            "caCertificates",
+            "credentialName",
+            "subjectAltNames",
+            "sni",
+            "insecureSkipVerify",
+            "caCrl",
+        ),
+        # networking/v1alpha3/service_entry.proto, workload_entry.proto
+        "ServiceEntry": (
+            "hosts",
+            "addresses",
+            "ports",
+            "location",
+            "resolution",
+            "endpoints",
+            "workloadSelector",
+            "exportTo",
+            "subjectAltNames",
+        ),
+        "ServicePort": ("number", "protocol", "name", "targetPort"),
+        "WorkloadSelector": ("labels",),
+        "WorkloadEntry": ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount"),
+        # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
+        "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
+        "PeerAuthentication.MutualTLS": ("mode",),
+        "type.WorkloadSelector": ("matchLabels",),
+        "AuthorizationPolicy": ("selector", "targetRef", "targetRefs", "rules", "action", "provider"),
+        "AuthorizationPolicy.ExtensionProvider": ("name",),
+        "Rule": ("from", "to", "when"),
+        "Rule.From": ("source",),
+        "Rule.To": ("operation",),
+        "Source": (
+            "principals",
+            "notPrincipals",
+            "requestPrincipals",
+            "notRequestPrincipals",
+            "namespaces",
+            "notNamespaces",
+            "serviceAccounts",
+            "notServiceAccounts",
+            "ipBlocks",
+            "notIpBlocks",
+            "remoteIpBlocks",
+            "notRemoteIpBlocks",
+        ),
+        "Operation": ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"),
+        "Condition": ("key", "values", "notValues"),
+    }
+)
+
+# Fields Istio's protos once had and now reserve: an old YAML with them gets what replaces them.
+REMOVED_FIELDS: Mapping[tuple[str, str], str] = MappingProxyType(
+    {
+        ("HTTPRoute", "websocketUpgrade"): "WebSocket upgrades need no setting any more",
+        ("HTTPRoute", "appendHeaders"): "use headers.request.add",
+        ("HTTPRoute", "removeResponseHeaders"): "use headers.response.remove",
+        ("HTTPRoute", "appendResponseHeaders"): "use headers.response.add",
+        ("HTTPRoute", "removeRequestHeaders"): "use headers.request.remove",
+        ("HTTPRoute", "appendRequestHeaders"): "use headers.request.add",
+        ("HTTPFaultInjection.Abort", "percent"): "use percentage: {value: <0-100>}",
+    }
+)
+
+# Why a field is not supported yet, where there is more to say than "not supported by meshplane yet".
+UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
+    {
+        ("VirtualService", "tcp"): "meshplane routes HTTP only for now",
+        ("VirtualService", "tls"): "meshplane routes HTTP only for now",
+        ("ServiceEntry", "addresses"): "no listener matches a destination address (apps reach services by name, "
+        "through the sidecar's HTTP proxy); leave addresses out",
+        ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
+        "directly); leave network out",
+        ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
+        "caCertificates), not from Kubernetes secrets",
+        ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
+        ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
+        "consecutiveGatewayErrors",
+    }
+)
+
+
+def unsupported_message(message: str, name: str) -> str | None:
+    """The message for field ``name`` of Istio message ``message`` when the validator does not read it: "not
+    supported by meshplane yet" (with the reason, if any), what replaces a removed field, or None for a name
+    Istio does not have (an unknown field)."""
+    if name in ISTIO_MESSAGES.get(message, ()):
+        reason = UNSUPPORTED_REASONS.get((message, name))
+        return "not supported by meshplane yet" + (f": {reason}" if reason else "")
+    replacement = REMOVED_FIELDS.get((message, name))
+    if replacement is not None:
+        return f"{name!r} was removed from Istio's API and is not supported by meshplane: {replacement}"
+    return None
+
+
+def fields_except(message: str, *unsupported: str) -> tuple[str, ...]:
+    """The fields of ``message`` a validator reads: all of Istio's but ``unsupported`` (which must be Istio's)."""
+    fields = ISTIO_MESSAGES[message]
+    unknown = set(unsupported) - set(fields)
+    if unknown:
+        raise ValueError(f"{message} has no field {sorted(unknown)}")
+    return tuple(name for name in fields if name not in unsupported)

@@ -1,0 +1,560 @@
+"""Every field of every Istio message meshplane reads (``pilot.config.istio_api.ISTIO_MESSAGES``), and what meshplane
+does with it: the table ``test_istio_field_coverage.py`` walks.
+
+Each message has a ``Site``: where it sits in a small mesh (the resource, the path under ``spec``) and the minimal
+valid content it has there. Each field of the message is one of:
+
+- ``Translated(value)``: setting it to ``value`` (on top of the site's content and the field's ``context``, which
+  both sides get) changes the Envoy resources generated for the mesh's proxies;
+- ``ProvenBy("tests/<file>.py::<test>")``: translated, and that generator test proves it (when no single value
+  can show it against the site: a value whose only effect is a default, or one that needs a second resource);
+- ``Rejected()``: validation says "not supported by meshplane yet" at the field's path;
+- ``Removed()``: a field Istio removed from its API (in ``istio_api.REMOVED_FIELDS``): rejected, naming its
+  replacement.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["MESH", "NODES", "SITES", "TABLE", "FieldUse", "ProvenBy", "Rejected", "Removed", "Site", "Translated"]
+
+
+@dataclass(frozen=True, slots=True)
+class Translated:
+    value: Any
+    context: Mapping[str, Any] = field(default_factory=dict)  # sibling fields both sides get
+    drop: tuple[str, ...] = ()  # sibling fields it replaces: the baseline has them, the changed side this one
+
+
+@dataclass(frozen=True, slots=True)
+class ProvenBy:
+    test: str  # "tests/<file>.py::<test function>"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    value: Any = None  # what to set (None: an empty mapping); validation rejects the field whatever it holds
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    value: Any = None
+
+
+FieldUse = Translated | ProvenBy | Rejected | Removed
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    kind: str
+    name: str  # the resource (namespace default) that holds the message; added to MESH when not in it
+    path: tuple[str | int, ...]  # under spec
+    spec: Mapping[str, Any]  # the resource's whole spec, with the message's minimal content at ``path``
+
+
+# ------------------------------------------------------------------------------------------------ the mesh
+
+REVIEWS = "reviews.default.svc.cluster.local"
+SE_REVIEWS = {
+    "hosts": [REVIEWS],
+    "ports": [{"number": 9080, "name": "http", "protocol": "HTTP", "targetPort": 19080}],
+    "location": "MESH_INTERNAL",
+    "resolution": "STATIC",
+    "workloadSelector": {"labels": {"app": "reviews"}},
+}
+WE_V1 = {
+    "address": "127.0.0.21",
+    "ports": {"http": 19082},
+    "labels": {"app": "reviews", "version": "v1"},
+    "serviceAccount": "reviews",
+}
+DR_REVIEWS = {
+    "host": "reviews",
+    "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}],
+}
+ROUTE_V1 = {"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}
+VS_REVIEWS = {"hosts": ["reviews"], "http": [ROUTE_V1]}
+
+# (kind, name) -> spec; every resource in namespace default
+MESH: dict[tuple[str, str], Mapping[str, Any]] = {
+    ("ServiceEntry", "reviews"): SE_REVIEWS,
+    ("WorkloadEntry", "reviews-v1"): WE_V1,
+    ("WorkloadEntry", "reviews-v2"): {"address": "127.0.0.22", "labels": {"app": "reviews", "version": "v2"}},
+    ("ServiceEntry", "productpage"): {
+        "hosts": ["productpage.default.svc.cluster.local"],
+        "ports": [{"number": 9080, "name": "http", "protocol": "HTTP"}],
+        "location": "MESH_INTERNAL",
+        "resolution": "STATIC",
+        "workloadSelector": {"labels": {"app": "productpage"}},
+    },
+    ("WorkloadEntry", "productpage"): {
+        "address": "127.0.0.10",
+        "ports": {"http": 19080},
+        "labels": {"app": "productpage"},
+        "serviceAccount": "productpage",
+    },
+    ("DestinationRule", "reviews"): DR_REVIEWS,
+    ("VirtualService", "reviews"): VS_REVIEWS,
+}
+# The proxies whose resources are compared: both reviews sidecars, the client, and a client in another namespace.
+NODES = (
+    "sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local",
+    "sidecar~127.0.0.22~reviews-v2.default~default.svc.cluster.local",
+    "sidecar~127.0.0.10~productpage.default~default.svc.cluster.local",
+    "sidecar~127.0.0.50~client.other~other.svc.cluster.local",
+)
+
+
+def _at(spec: Mapping[str, Any], path: tuple[str | int, ...], content: Any) -> dict[str, Any]:
+    """A deep copy of ``spec`` with ``content`` at ``path`` (mapping keys and list indexes; missing parents are
+    created)."""
+    root: dict[str, Any] = json.loads(json.dumps(spec))
+    if not path:
+        return {**json.loads(json.dumps(content))}
+    node: Any = root
+    for step, following in itertools.pairwise(path):
+        empty: Any = [] if isinstance(following, int) else {}
+        if isinstance(step, int):
+            while len(node) <= step:
+                node.append(empty)
+        elif step not in node:
+            node[step] = empty
+        node = node[step]
+    last = path[-1]
+    if isinstance(last, int):
+        while len(node) <= last:
+            node.append({})
+    node[last] = json.loads(json.dumps(content))
+    return root
+
+
+def vs_site(path: tuple[str | int, ...], content: Any, route: Mapping[str, Any] = ROUTE_V1) -> Site:
+    """A message under the reviews VirtualService's first HTTP route (``route``: that route's base)."""
+    return Site(
+        "VirtualService",
+        "reviews",
+        ("http", 0, *path),
+        _at({**VS_REVIEWS, "http": [route]}, ("http", 0, *path), content),
+    )
+
+
+def dr_site(path: tuple[str | int, ...], content: Any) -> Site:
+    return Site("DestinationRule", "reviews", path, _at(DR_REVIEWS, path, content))
+
+
+def ap_site(path: tuple[str | int, ...], content: Any, spec: Mapping[str, Any]) -> Site:
+    return Site("AuthorizationPolicy", "ap", path, _at(spec, path, content) if path else content)
+
+
+PA = {"mtls": {"mode": "STRICT"}}
+AP = {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]}
+AP_FROM = {"action": "DENY", "rules": [{"from": [{"source": {"namespaces": ["default"]}}]}]}
+AP_WHEN = {"action": "DENY", "rules": [{"when": [{"key": "source.ip", "values": ["10.0.0.1"]}]}]}
+REDIRECT_ROUTE = {"redirect": {"uri": "/r"}}
+DIRECT_ROUTE = {"directResponse": {"status": 503}}
+MUTUAL = {"mode": "MUTUAL", "clientCertificate": "/a.pem", "privateKey": "/a-key.pem"}
+
+SITES: dict[str, Site] = {
+    "VirtualService": Site("VirtualService", "reviews", (), VS_REVIEWS),
+    "HTTPRoute": vs_site((), ROUTE_V1),
+    "HTTPMatchRequest": vs_site(("match", 0), {"uri": {"prefix": "/"}}),
+    "StringMatch": vs_site(("match", 0, "uri"), {"prefix": "/"}, {**ROUTE_V1, "match": [{"uri": {"prefix": "/"}}]}),
+    "HTTPRouteDestination": vs_site(("route", 0), ROUTE_V1["route"][0]),
+    "Destination": vs_site(("route", 0, "destination"), {"host": "reviews", "subset": "v1"}),
+    "PortSelector": vs_site(
+        ("route", 0, "destination", "port"), {"number": 9080}, {"route": [{"destination": {"host": "reviews"}}]}
+    ),
+    "Headers": vs_site(("headers",), {"request": {"set": {"x-a": "1"}}}),
+    "Headers.HeaderOperations": vs_site(
+        ("headers", "request"), {"set": {"x-a": "1"}}, {**ROUTE_V1, "headers": {"request": {}}}
+    ),
+    "HTTPRedirect": vs_site(("redirect",), {"uri": "/r"}, REDIRECT_ROUTE),
+    "HTTPDirectResponse": vs_site(("directResponse",), {"status": 503}, DIRECT_ROUTE),
+    "HTTPBody": vs_site(("directResponse", "body"), {"string": "x"}, {"directResponse": {"status": 503, "body": {}}}),
+    "HTTPRewrite": vs_site(("rewrite",), {"uri": "/r"}),
+    "RegexRewrite": vs_site(
+        ("rewrite", "uriRegexRewrite"), {"match": "^/a", "rewrite": "/b"}, {**ROUTE_V1, "rewrite": {}}
+    ),
+    "HTTPRetry": vs_site(("retries",), {"attempts": 2}),
+    "HTTPFaultInjection": vs_site(("fault",), {"abort": {"httpStatus": 503}}),
+    "HTTPFaultInjection.Delay": vs_site(("fault", "delay"), {"fixedDelay": "1s"}, {**ROUTE_V1, "fault": {}}),
+    "HTTPFaultInjection.Abort": vs_site(("fault", "abort"), {"httpStatus": 503}, {**ROUTE_V1, "fault": {}}),
+    "HTTPMirrorPolicy": vs_site(
+        ("mirrors", 0), {"destination": {"host": "reviews", "subset": "v2"}}, {**ROUTE_V1, "mirrors": [{}]}
+    ),
+    "Percent": vs_site(
+        ("fault", "abort", "percentage"),
+        {"value": 50},
+        {**ROUTE_V1, "fault": {"abort": {"httpStatus": 503}}},
+    ),
+    "DestinationRule": Site("DestinationRule", "reviews", (), DR_REVIEWS),
+    "TrafficPolicy": dr_site(("trafficPolicy",), {"loadBalancer": {"simple": "RANDOM"}}),
+    "TrafficPolicy.PortTrafficPolicy": dr_site(
+        ("trafficPolicy",), {"portLevelSettings": [{"port": {"number": 9080}, "loadBalancer": {"simple": "RANDOM"}}]}
+    ),
+    "Subset": dr_site(("subsets",), DR_REVIEWS["subsets"]),
+    "LoadBalancerSettings": dr_site(("trafficPolicy",), {"loadBalancer": {"simple": "RANDOM"}}),
+    "ConnectionPoolSettings": dr_site(("trafficPolicy",), {"connectionPool": {"tcp": {"maxConnections": 5}}}),
+    "ConnectionPoolSettings.TCPSettings": dr_site(
+        ("trafficPolicy",), {"connectionPool": {"tcp": {"maxConnections": 5}}}
+    ),
+    "ConnectionPoolSettings.TCPSettings.TcpKeepalive": dr_site(
+        ("trafficPolicy",), {"connectionPool": {"tcp": {"tcpKeepalive": {"time": "10s"}}}}
+    ),
+    "ConnectionPoolSettings.HTTPSettings": dr_site(
+        ("trafficPolicy",), {"connectionPool": {"http": {"http2MaxRequests": 10}}}
+    ),
+    "OutlierDetection": dr_site(("trafficPolicy",), {"outlierDetection": {"consecutive5xxErrors": 3}}),
+    "ClientTLSSettings": dr_site(("trafficPolicy",), {"tls": {"mode": "SIMPLE"}}),
+    "ServiceEntry": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
+    "ServicePort": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
+    "WorkloadSelector": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
+    "WorkloadEntry": Site("WorkloadEntry", "reviews-v1", (), WE_V1),
+    "PeerAuthentication": Site("PeerAuthentication", "pa", (), PA),
+    "PeerAuthentication.MutualTLS": Site("PeerAuthentication", "pa", (), PA),
+    "type.WorkloadSelector": Site(
+        "PeerAuthentication", "pa", (), {**PA, "selector": {"matchLabels": {"app": "reviews"}}}
+    ),
+    "AuthorizationPolicy": Site("AuthorizationPolicy", "ap", (), AP),
+    "AuthorizationPolicy.ExtensionProvider": Site(
+        "AuthorizationPolicy", "ap", (), {"action": "CUSTOM", "provider": {"name": "mixer"}, "rules": [{}]}
+    ),
+    "Rule": Site("AuthorizationPolicy", "ap", (), AP),
+    "Rule.From": Site("AuthorizationPolicy", "ap", (), AP_FROM),
+    "Rule.To": Site("AuthorizationPolicy", "ap", (), AP),
+    "Source": Site("AuthorizationPolicy", "ap", (), AP_FROM),
+    "Operation": Site("AuthorizationPolicy", "ap", (), AP),
+    "Condition": Site("AuthorizationPolicy", "ap", (), AP_WHEN),
+}
+
+# Where, under the site's spec, the message itself is (when it is not the site's ``path``).
+MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
+    "TrafficPolicy": ("trafficPolicy",),
+    "TrafficPolicy.PortTrafficPolicy": ("trafficPolicy", "portLevelSettings", 0),
+    "Subset": ("subsets", 0),
+    "LoadBalancerSettings": ("trafficPolicy", "loadBalancer"),
+    "ConnectionPoolSettings": ("trafficPolicy", "connectionPool"),
+    "ConnectionPoolSettings.TCPSettings": ("trafficPolicy", "connectionPool", "tcp"),
+    "ConnectionPoolSettings.TCPSettings.TcpKeepalive": ("trafficPolicy", "connectionPool", "tcp", "tcpKeepalive"),
+    "ConnectionPoolSettings.HTTPSettings": ("trafficPolicy", "connectionPool", "http"),
+    "OutlierDetection": ("trafficPolicy", "outlierDetection"),
+    "ClientTLSSettings": ("trafficPolicy", "tls"),
+    "ServicePort": ("ports", 0),
+    "WorkloadSelector": ("workloadSelector",),
+    "PeerAuthentication.MutualTLS": ("mtls",),
+    "type.WorkloadSelector": ("selector",),
+    "AuthorizationPolicy.ExtensionProvider": ("provider",),
+    "Rule": ("rules", 0),
+    "Rule.From": ("rules", 0, "from", 0),
+    "Rule.To": ("rules", 0, "to", 0),
+    "Source": ("rules", 0, "from", 0, "source"),
+    "Operation": ("rules", 0, "to", 0, "operation"),
+    "Condition": ("rules", 0, "when", 0),
+}
+
+T, P, R, X = Translated, ProvenBy, Rejected, Removed
+CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
+OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
+
+TABLE: dict[str, dict[str, FieldUse]] = {
+    "VirtualService": {
+        "hosts": T(["productpage"]),
+        "gateways": P("tests/test_config_virtual_service.py::test_virtual_service_rejections"),  # only mesh
+        "http": T([{"route": OTHER_ROUTE}]),
+        "tls": R([]),
+        "tcp": R([]),
+        "exportTo": T(["."]),  # the client in namespace other gets the default route
+    },
+    "HTTPRoute": {
+        "name": T("r1"),
+        "match": T([{"uri": {"prefix": "/a"}}]),
+        "route": T(OTHER_ROUTE),
+        "redirect": T({"uri": "/x"}, drop=("route",)),
+        "directResponse": T({"status": 503}, drop=("route",)),
+        "delegate": R(),
+        "rewrite": T({"uri": "/x"}),
+        "timeout": T("3s"),
+        "retries": T({"attempts": 5}),
+        "fault": T({"abort": {"httpStatus": 503}}),
+        "mirror": T({"host": "reviews", "subset": "v2"}),
+        "mirrors": T([{"destination": {"host": "reviews", "subset": "v2"}}]),
+        "mirrorPercent": R(50),
+        "mirrorPercentage": T({"value": 50}, context={"mirror": {"host": "reviews", "subset": "v2"}}),
+        "corsPolicy": R(),
+        "headers": T({"request": {"set": {"x-a": "1"}}}),
+        "websocketUpgrade": X(True),
+        "appendHeaders": X({"x-a": "1"}),
+        "removeResponseHeaders": X(["x-a"]),
+        "appendResponseHeaders": X({"x-a": "1"}),
+        "removeRequestHeaders": X(["x-a"]),
+        "appendRequestHeaders": X({"x-a": "1"}),
+    },
+    "HTTPMatchRequest": {
+        "name": T("m1", context={"uri": {"prefix": "/"}}),
+        "uri": T({"prefix": "/a"}),
+        "scheme": T({"exact": "https"}),
+        "method": T({"exact": "GET"}),
+        "authority": T({"exact": "reviews"}),
+        "headers": T({"x-a": {"exact": "1"}}),
+        "port": T(9081),  # a match for another port: this port's route table no longer has the route
+        "sourceLabels": R({"app": "productpage"}),
+        "gateways": R(["mesh"]),
+        "queryParams": T({"q": {"exact": "1"}}),
+        "ignoreUriCase": T(True),
+        "withoutHeaders": T({"x-a": {"exact": "1"}}),
+        "sourceNamespace": R("default"),
+        "statPrefix": R("x"),
+    },
+    "StringMatch": {
+        "exact": T("/a", drop=("prefix",)),
+        "prefix": T("/a"),
+        "regex": T("/a.*", drop=("prefix",)),
+    },
+    "HTTPRouteDestination": {
+        "destination": T({"host": "reviews", "subset": "v2"}),
+        "weight": P("tests/test_generate_route_action.py::test_weighted_split_keeps_weights_and_skips_zero"),
+        "headers": T({"request": {"set": {"x-a": "1"}}}),
+    },
+    "Destination": {
+        "host": T("productpage", drop=("subset",)),
+        "subset": T("v2"),
+        "port": P("tests/test_generate_route_action.py::test_destination_cluster"),  # one-port service: same
+    },
+    "PortSelector": {
+        "number": P("tests/test_generate_route_action.py::test_destination_cluster"),
+    },
+    "Headers": {
+        "request": T({"add": {"x-b": "2"}}),
+        "response": T({"set": {"x-r": "1"}}),
+    },
+    "Headers.HeaderOperations": {
+        "set": T({"x-a": "2"}),
+        "add": T({"x-b": "2"}),
+        "remove": T(["x-c"]),
+    },
+    "HTTPRedirect": {
+        "uri": T("/s"),
+        "authority": T("a.example.com"),
+        "port": T(8080),
+        "derivePort": T("FROM_REQUEST_PORT"),
+        "scheme": T("https"),
+        "redirectCode": T(302),
+    },
+    "HTTPDirectResponse": {
+        "status": T(404),
+        "body": T({"string": "x"}),
+    },
+    "HTTPBody": {
+        "string": T("y"),
+        "bytes": T("eQ==", drop=("string",)),
+    },
+    "HTTPRewrite": {
+        "uri": T("/s"),
+        "authority": T("a.example.com"),
+        "uriRegexRewrite": T({"match": "^/a", "rewrite": "/b"}, drop=("uri",)),
+    },
+    "RegexRewrite": {
+        "match": T("^/c"),
+        "rewrite": T("/d"),
+    },
+    "HTTPRetry": {
+        "attempts": T(5),
+        "perTryTimeout": T("1s"),
+        "retryOn": T("5xx"),
+        "retryRemoteLocalities": T(True),
+        "retryIgnorePreviousHosts": R(True),
+        "backoff": R("1s"),
+    },
+    "HTTPFaultInjection": {
+        "delay": T({"fixedDelay": "1s"}),
+        "abort": T({"httpStatus": 500}),
+    },
+    "HTTPFaultInjection.Delay": {
+        "percent": T(50),
+        "fixedDelay": T("2s"),
+        "exponentialDelay": R("1s"),
+        "percentage": T({"value": 50}),
+    },
+    "HTTPFaultInjection.Abort": {
+        "httpStatus": T(500),
+        "grpcStatus": T("UNAVAILABLE", drop=("httpStatus",)),
+        "http2Error": R("REFUSED_STREAM"),
+        "percentage": T({"value": 50}),
+        "percent": X(50),
+    },
+    "HTTPMirrorPolicy": {
+        "destination": T({"host": "productpage"}),
+        "percentage": T({"value": 50}),
+    },
+    "Percent": {"value": T(25)},
+    "DestinationRule": {
+        "host": T("productpage"),
+        "trafficPolicy": T({"loadBalancer": {"simple": "RANDOM"}}),
+        "subsets": T([{"name": "v1", "labels": {"version": "v2"}}]),
+        "exportTo": T(["."]),  # the client in namespace other loses the subsets
+        "workloadSelector": R({"matchLabels": {"app": "reviews"}}),
+    },
+    "TrafficPolicy": {
+        "loadBalancer": T({"simple": "ROUND_ROBIN"}),
+        "connectionPool": T({"tcp": {"maxConnections": 5}}),
+        "outlierDetection": T({"consecutive5xxErrors": 3}),
+        "tls": T({"mode": "ISTIO_MUTUAL"}),
+        "portLevelSettings": T([{"port": {"number": 9080}, "loadBalancer": {"simple": "ROUND_ROBIN"}}]),
+        "tunnel": R(),
+        "proxyProtocol": R(),
+        "retryBudget": R(),
+    },
+    "TrafficPolicy.PortTrafficPolicy": {
+        "port": T({"number": 9081}),  # no longer this port's
+        "loadBalancer": T({"simple": "ROUND_ROBIN"}),
+        "connectionPool": T({"tcp": {"maxConnections": 5}}),
+        "outlierDetection": T({"consecutive5xxErrors": 3}),
+        "tls": T({"mode": "ISTIO_MUTUAL"}),
+    },
+    "Subset": {
+        "name": T("v9"),
+        "labels": T({"version": "v2"}),
+        "trafficPolicy": T({"loadBalancer": {"simple": "ROUND_ROBIN"}}),
+    },
+    "LoadBalancerSettings": {
+        "simple": T("ROUND_ROBIN"),
+        "consistentHash": R({"httpHeaderName": "x-user"}),
+        "localityLbSetting": R(),
+        "warmupDurationSecs": R("10s"),
+        "warmup": R(),
+    },
+    "ConnectionPoolSettings": {
+        "tcp": T({"maxConnections": 6}),
+        "http": T({"http2MaxRequests": 10}),
+    },
+    "ConnectionPoolSettings.TCPSettings": {
+        "maxConnections": T(6),
+        "connectTimeout": T("2s"),
+        "tcpKeepalive": T({"time": "10s"}),
+        "maxConnectionDuration": R("1h"),
+        "idleTimeout": R("1h"),
+    },
+    "ConnectionPoolSettings.TCPSettings.TcpKeepalive": {
+        "probes": T(3),
+        "time": T("20s"),
+        "interval": T("5s"),
+    },
+    "ConnectionPoolSettings.HTTPSettings": {
+        "http1MaxPendingRequests": T(5),
+        "http2MaxRequests": T(11),
+        "maxRequestsPerConnection": T(2),
+        "maxRetries": T(4),
+        "idleTimeout": T("30s"),
+        "h2UpgradePolicy": R("UPGRADE"),
+        "useClientProtocol": R(True),
+        "maxConcurrentStreams": P("tests/test_generate_clusters.py::test_destination_rule_traffic_policy"),  # HTTP/2
+    },
+    "OutlierDetection": {
+        "consecutiveErrors": R(5),
+        "splitExternalLocalOriginErrors": T(True),
+        "consecutiveLocalOriginFailures": T(4, context={"splitExternalLocalOriginErrors": True}),
+        "consecutiveGatewayErrors": T(2),
+        "consecutive5xxErrors": T(4),
+        "interval": T("5s"),
+        "baseEjectionTime": T("1m"),
+        "maxEjectionPercent": T(50),
+        "minHealthPercent": T(20),
+    },
+    "ClientTLSSettings": {
+        "mode": T("ISTIO_MUTUAL"),
+        "clientCertificate": T("/c.pem", context=MUTUAL),
+        "privateKey": T("/k.pem", context=MUTUAL),
+        "caCertificates": T("/ca.pem"),
+        "credentialName": R("secret"),
+        "subjectAltNames": T(["a.example.com"]),
+        "sni": T("s.example.com"),
+        "insecureSkipVerify": T(True),
+        "caCrl": T("/crl.pem"),
+    },
+    "ServiceEntry": {
+        "hosts": T([REVIEWS, "reviews2.default.svc.cluster.local"]),
+        "addresses": R(["10.0.0.1"]),
+        "ports": T([{"number": 9081, "name": "http", "protocol": "HTTP", "targetPort": 19080}]),
+        "location": T("MESH_EXTERNAL"),
+        "resolution": T("DNS"),
+        "endpoints": T([{"address": "10.0.0.1"}], drop=("workloadSelector",)),
+        "workloadSelector": T({"labels": {"version": "v1"}}),
+        "exportTo": T(["."]),  # the client in namespace other no longer sees reviews
+        "subjectAltNames": T(["spiffe://cluster.local/ns/default/sa/canary"]),
+    },
+    "ServicePort": {
+        "number": T(9081),
+        "protocol": T("HTTP2"),
+        "name": T("http-web"),  # reviews-v1's ports map names "http"
+        "targetPort": T(19090),  # reviews-v2 has no ports map
+    },
+    "WorkloadSelector": {"labels": T({"app": "reviews", "version": "v1"})},
+    "WorkloadEntry": {
+        "address": T("127.0.0.25"),
+        "ports": T({"http": 19081}),
+        "labels": T({"app": "reviews", "version": "v2"}),
+        "network": R("network-1"),
+        "locality": T("eu/zone-1"),
+        "weight": T(3),
+        "serviceAccount": T("other"),
+    },
+    "PeerAuthentication": {
+        "selector": T({"matchLabels": {"version": "v2"}}),
+        "mtls": T({"mode": "DISABLE"}),
+        "portLevelMtls": T({"19082": {"mode": "DISABLE"}}, context={"selector": {"matchLabels": {"app": "reviews"}}}),
+    },
+    "PeerAuthentication.MutualTLS": {"mode": T("DISABLE")},
+    "type.WorkloadSelector": {"matchLabels": T({"app": "productpage"})},
+    "AuthorizationPolicy": {
+        "selector": T({"matchLabels": {"app": "productpage"}}),
+        "targetRef": R({"kind": "Service", "name": "reviews"}),
+        "targetRefs": R([{"kind": "Service", "name": "reviews"}]),
+        "rules": T([{"to": [{"operation": {"paths": ["/b"]}}]}]),
+        "action": T("AUDIT"),
+        "provider": P(CUSTOM_TEST),
+    },
+    "AuthorizationPolicy.ExtensionProvider": {
+        "name": P(CUSTOM_TEST),
+    },
+    "Rule": {
+        "from": T([{"source": {"namespaces": ["default"]}}]),
+        "to": T([{"operation": {"paths": ["/b"]}}]),
+        "when": T([{"key": "source.ip", "values": ["10.0.0.1"]}]),
+    },
+    "Rule.From": {"source": T({"namespaces": ["other"]})},
+    "Rule.To": {"operation": T({"paths": ["/b"]})},
+    "Source": {
+        "principals": T(["cluster.local/ns/default/sa/x"]),
+        "notPrincipals": T(["cluster.local/ns/default/sa/x"]),
+        "requestPrincipals": T(["iss/sub"]),
+        "notRequestPrincipals": T(["iss/sub"]),
+        "namespaces": T(["other"]),
+        "notNamespaces": T(["other"]),
+        "serviceAccounts": R(["default/x"]),
+        "notServiceAccounts": R(["default/x"]),
+        "ipBlocks": T(["10.0.0.0/8"]),
+        "notIpBlocks": T(["10.0.0.0/8"]),
+        "remoteIpBlocks": T(["10.0.0.0/8"]),
+        "notRemoteIpBlocks": T(["10.0.0.0/8"]),
+    },
+    "Operation": {
+        "hosts": T(["reviews"]),
+        "notHosts": T(["reviews"]),
+        "ports": T(["19082"]),
+        "notPorts": T(["19082"]),
+        "methods": T(["GET"]),
+        "notMethods": T(["GET"]),
+        "paths": T(["/b"]),
+        "notPaths": T(["/b"]),
+    },
+    "Condition": {
+        "key": T("remote.ip"),
+        "values": T(["10.0.0.2"]),
+        "notValues": T(["10.0.0.3"]),
+    },
+}
