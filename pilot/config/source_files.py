@@ -20,6 +20,7 @@ everything is rescanned. While no directory is there, what is in force stays in 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 from collections.abc import Callable, Iterable
@@ -33,6 +34,7 @@ from watchfiles import awatch
 from pilot.config.errors import ConfigError, ConfigSourceError
 from pilot.config.parse import ParsedFile, parse_config_text
 from pilot.config.store import ConfigStore, StoreChange
+from pilot.config.yaml_source import MAX_FILE_BYTES, file_too_large
 
 __all__ = [
     "DirectorySource",
@@ -299,16 +301,25 @@ def _scan(config_dir: Path) -> dict[str, FileSignature]:
 
 
 def _read_and_parse(name: str) -> ParsedFile | None:
-    """The parse of one file; a file error if it cannot be read as UTF-8; None if it no longer exists."""
+    """The parse of one file; a file error if it is too large or not UTF-8; None if it no longer exists."""
     try:
-        raw = Path(name).read_bytes()
+        with open(name, "rb") as file:
+            raw = file.read(MAX_FILE_BYTES + 1)  # no more: a huge file is refused without reading it all
+            size = os.fstat(file.fileno()).st_size
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return ParsedFile(file=name, file_error=ConfigError(file=name, line=1, key=None, path="", message=str(exc)))
+        return _file_error(name, 1, str(exc))
+    if len(raw) > MAX_FILE_BYTES:
+        return _file_error(name, 1, file_too_large(max(size, len(raw))).message)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        message = f"not UTF-8 text: {exc}"
-        return ParsedFile(file=name, file_error=ConfigError(file=name, line=1, key=None, path="", message=message))
+        start = exc.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)  # utf-8-sig counts after the BOM
+        message = f"not UTF-8 text: byte 0x{raw[start]:02x} cannot be decoded ({exc.reason}); save the file as UTF-8"
+        return _file_error(name, raw.count(b"\n", 0, start) + 1, message)
     return parse_config_text(text, name)
+
+
+def _file_error(name: str, line: int, message: str) -> ParsedFile:
+    return ParsedFile(file=name, file_error=ConfigError(file=name, line=line, key=None, path="", message=message))
