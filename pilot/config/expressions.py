@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import cel
-
 __all__ = ["ATTRIBUTE_ROOTS", "ExpressionError", "compile_expression"]
 
 ATTRIBUTE_ROOTS = ("source", "destination", "request", "connection")
@@ -37,6 +35,9 @@ def compile_expression(source: str) -> Any:
     """The compiled ``cel.Program`` of ``source``; ExpressionError with CEL's own message otherwise."""
     if not source.strip():
         raise ExpressionError("expected a CEL expression, got an empty string")
+    import cel  # here, not at module level: the package's __init__ loads its CLI (typer, prompt_toolkit), which
+    # would add ~60 ms to every Pilot and Mixer start, with or without Mixer policies
+
     try:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as exc:
