@@ -304,13 +304,13 @@ def _read_and_parse(name: str) -> ParsedFile | None:
     """The parse of one file; a file error if it is too large or not UTF-8; None if it no longer exists."""
     try:
         with open(name, "rb") as file:
-            raw = file.read(MAX_FILE_BYTES + 1)  # no more: a huge file is refused without reading it all
             size = os.fstat(file.fileno()).st_size
+            raw = file.read() if size <= MAX_FILE_BYTES else b""  # a huge file is refused without reading it
     except FileNotFoundError:
         return None
     except OSError as exc:
         return _file_error(name, 1, str(exc))
-    if len(raw) > MAX_FILE_BYTES:
+    if max(size, len(raw)) > MAX_FILE_BYTES:
         return _file_error(name, 1, file_too_large(max(size, len(raw))).message)
     try:
         text = raw.decode("utf-8-sig")

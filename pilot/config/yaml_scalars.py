@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "UnrepresentableScalar",
+    "is_plain_string",
     "key_string",
     "resolve_plain",
     "resolve_tagged",
@@ -47,6 +48,7 @@ _WORDS: dict[str, Any] = {
     **dict.fromkeys(("-.inf", "-.Inf", "-.INF"), -math.inf),
 }
 _NUMBER_START = frozenset("+-0123456789")
+_NOT_PLAIN_START = _NUMBER_START | {"."}
 _GO_INT = re.compile(r"[-+]?(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
 _GO_UINT = re.compile(r"(?:0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|0[0-7]*|[1-9][0-9]*)")
 _YAML_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
@@ -81,6 +83,11 @@ def resolve_plain(text: str) -> Any:
         number = float(plain)
         return number if math.isfinite(number) else text  # out of range: Go's ParseFloat fails, a string
     return text
+
+
+def is_plain_string(text: str) -> bool:
+    """Whether a plain scalar is certainly a string (``resolve_plain(text) == text``), decided by a cheap test."""
+    return bool(text) and text[0] not in _NOT_PLAIN_START and text not in _WORDS
 
 
 def resolve_tagged(tag: str, text: str) -> Any:

@@ -25,7 +25,14 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from pilot.config.errors import FieldPath
-from pilot.config.yaml_scalars import TAG_PREFIX, UnrepresentableScalar, key_string, resolve_plain, resolve_tagged
+from pilot.config.yaml_scalars import (
+    TAG_PREFIX,
+    UnrepresentableScalar,
+    is_plain_string,
+    key_string,
+    resolve_plain,
+    resolve_tagged,
+)
 
 __all__ = [
     "MAX_DEPTH",
@@ -120,6 +127,12 @@ class _IstioResolver:
         if kind is ScalarNode:
             return _PLAIN if implicit[0] else _STR
         return TAG_PREFIX + ("seq" if kind is SequenceNode else "map")
+
+    def descend_resolver(self, current_node: Node | None, current_index: Any) -> None:
+        """No path resolvers: nothing to track (the composer calls this for every collection)."""
+
+    def ascend_resolver(self) -> None:
+        """See ``descend_resolver``."""
 
 
 class _PythonLoader(_IstioResolver, yaml.SafeLoader):
@@ -219,20 +232,26 @@ class _Builder:
         size = 1
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
-            if key_node.tag == _MERGE or (key_node.tag == _PLAIN and key_node.value == "<<"):
+            tag = key_node.tag
+            if tag == _MERGE or (tag == _PLAIN and key_node.value == "<<"):
                 merges.append((value_node, line))
                 continue
-            name = self.key(key_node, line, depth)
+            if type(key_node) is ScalarNode and (tag == _STR or (tag == _PLAIN and is_plain_string(key_node.value))):
+                name = key_node.value  # the common case, without resolving (start-up reads every key)
+            else:
+                name = self.key(key_node, line, depth)
             if name in first_lines:
                 raise YamlSyntaxError(line, f'duplicate key "{name}" (first at line {first_lines[name]})')
             first_lines[name] = line
-            if path is None:
-                entries[name] = self.value(value_node, None, line, depth + 1)
-            else:
-                child_path = (*path, name)
+            child_path = None if path is None else (*path, name)
+            if child_path is not None:
                 self.lines[child_path] = line
+            if type(value_node) is ScalarNode:
+                entries[name] = _scalar(value_node)
+                size += 2
+            else:
                 entries[name] = self.value(value_node, child_path, line, depth + 1)
-            size += 1 + self.size(value_node)
+                size += 1 + self.sizes[id(value_node)]
         for source, line in merges:
             merged, merged_size = self.merged(source, line, depth)
             size += 1 + merged_size
