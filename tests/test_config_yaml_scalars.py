@@ -125,8 +125,9 @@ def test_infinity_and_nan_are_refused(text: str) -> None:
         ("!!bool 1", "cannot decode !!int `1` as a !!bool"),
         ("!!null x", "cannot decode !!str `x` as a !!null"),
         ("!!binary '%%%'", "!!binary value contains invalid base64 data"),
+        ("!!binary aé==", "!!binary value contains invalid base64 data"),
     ],
-    ids=["int", "bool", "null", "binary"],
+    ids=["int", "bool", "null", "binary", "binary-not-ascii"],
 )
 def test_a_tag_the_value_contradicts_is_refused(text: str, message: str) -> None:
     with pytest.raises(YamlSyntaxError, match=message):

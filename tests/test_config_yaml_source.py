@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from pilot.config.errors import ConfigError, format_path
 from pilot.config.parse import parse_config_text
 from pilot.config.types import ConfigKey
 from pilot.config.yaml_source import MAX_DEPTH, MAX_FILE_BYTES, YamlSyntaxError, line_of, load_documents
+
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "e2e" / "demo_config"
 
 TEXT = """\
 # leading comment
@@ -294,3 +298,52 @@ def test_the_pure_python_fallback_reads_the_same_documents(monkeypatch: pytest.M
     expected = [(d.line, d.root, dict(d.field_lines)) for d in load_documents(TEXT + "x: [on, 0x1F, '1']\n")]
     monkeypatch.setattr(yaml_source, "_Loader", yaml_source._PythonLoader)
     assert [(d.line, d.root, dict(d.field_lines)) for d in load_documents(TEXT + "x: [on, 0x1F, '1']\n")] == expected
+
+
+SEEDS = (
+    TEXT,
+    LAUGHS,
+    "a: &x {b: [1, 2], c: *x}\n",
+    "base: &b {a: 1}\nspec:\n  <<: [*b, {c: 3}]\n  ports: {8080: a, '80': b, on: c, 1.5: d}\n",
+    "- !!int 1\n- !!binary aGk=\n- ? [a]\n  : b\n- 'q' \n- \"d\\x41\"\n- |\n  text\n",
+)
+_ALPHABET = "[]{}:,-?&*!|>'\"#%@`\n\t ~.0123456789abxyon<\\\x00\x85é"
+
+
+def _mutations(seeds: tuple[str, ...], count: int) -> list[str]:
+    """``count`` texts, each a seed with 1 to 6 characters inserted, deleted or replaced (seeded: the same cases
+    every run)."""
+    rng = random.Random(8)
+    cases = []
+    for _ in range(count):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 6)):
+            where = rng.randrange(len(text) + 1)
+            action = rng.random()
+            if action < 0.4:
+                text.insert(where, rng.choice(_ALPHABET))
+            elif action < 0.7 and where < len(text):
+                del text[where]
+            elif where < len(text):
+                text[where] = rng.choice(_ALPHABET)
+        cases.append("".join(text))
+    return cases
+
+
+def test_mutated_documents_load_or_fail_with_a_line() -> None:
+    """Whatever the text, the loader returns documents or raises YamlSyntaxError with a line in the text."""
+    for text in _mutations(SEEDS, 5000):
+        try:
+            load_documents(text)
+        except YamlSyntaxError as exc:
+            assert 1 <= exc.line <= text.count("\n") + 2, (text, exc)
+
+
+def test_mutated_istio_files_are_parsed_or_rejected_never_raise() -> None:
+    """The demo mesh's files, mutated: parse_config_text returns resources, rejections or a file error."""
+    seeds = tuple(path.read_text() for path in sorted(DEMO_CONFIG.glob("*.yaml")))
+    assert len(seeds) >= 5
+    for text in _mutations(seeds, 3000):
+        parsed = parse_config_text(text, "mutated.yaml")
+        if parsed.file_error is not None:
+            assert 1 <= parsed.file_error.line <= text.count("\n") + 2, (text, parsed.file_error)

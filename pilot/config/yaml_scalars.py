@@ -100,7 +100,7 @@ def resolve_tagged(tag: str, text: str) -> Any:
     if short == "binary":
         try:
             return base64.b64decode("".join(text.split()), validate=True).decode("utf-8", "replace")
-        except binascii.Error:
+        except (binascii.Error, ValueError):  # ValueError: not ASCII
             raise UnrepresentableScalar("!!binary value contains invalid base64 data") from None
     if short == "timestamp":
         return text
