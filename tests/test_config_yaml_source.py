@@ -96,6 +96,7 @@ def test_documents_start_where_their_content_does() -> None:
         ("a:\n\t- b\n", 2, "found character that cannot start any token"),
         ("a: 1\nb: x\x00y\n", 2, "character #x0000: control characters are not allowed"),
         ("é: 1\nb: \x07\n", 2, "character #x0007"),
+        ("a: 1\nb: \ud800\n", 2, "character #xd800 is not Unicode text"),
         ("a: 1\nb: *nowhere\n", 2, "found undefined alias"),
         ("a: 1\n~: 2\n", 2, "a mapping key must be a string, a number or a boolean, not !!null"),
         ("? [a, b]\n: 1\n", 1, "not !!seq"),
@@ -116,6 +117,7 @@ def test_documents_start_where_their_content_does() -> None:
         "tab-indent",
         "nul-byte",
         "control-character-after-non-ascii",
+        "lone-surrogate",
         "undefined-alias",
         "null-key",
         "sequence-key",
@@ -220,6 +222,19 @@ def test_alias_bomb_is_refused_without_expanding_it() -> None:
     with pytest.raises(YamlSyntaxError, match="document contains excessive aliasing"):
         load_documents(LAUGHS)
     assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [" + ", ".join(["1"] * 5000) + "]\n",
+        "".join(f"k{i}: v\n" for i in range(5000)),
+        "x: &x [1, 2, 3]\n" + "".join(f"k{i}: *x\n" for i in range(300)),
+    ],
+    ids=["long-flat-list", "many-keys", "some-aliases"],
+)
+def test_large_documents_without_alias_bombs_load(text: str) -> None:
+    assert len(load_documents(text)) == 1
 
 
 def test_aliases_and_merge_keys_keep_lines() -> None:

@@ -103,6 +103,11 @@ def load_documents(text: str) -> list[YamlDocument]:
         raise YamlSyntaxError(1, f"YAML syntax error: {exc}") from exc
     except RecursionError as exc:  # only the pure-Python composer recurses without a bound of its own
         raise _too_deep(1) from exc
+    except UnicodeEncodeError as exc:  # a lone surrogate: text that came from no UTF-8 file
+        line = text.count("\n", 0, exc.start) + 1
+        raise YamlSyntaxError(
+            line, f"YAML syntax error: character #x{ord(text[exc.start]):04x} is not Unicode text"
+        ) from exc
 
 
 def _documents(text: str) -> list[YamlDocument]:
@@ -182,20 +187,23 @@ class _Builder:
         self.built: dict[int, Any] = {}  # id(node) -> value of every mapping and sequence built
         self.sizes: dict[int, int] = {}  # id(node) -> nodes in its value once aliases are expanded
         self.active: set[int] = set()  # collections being built: meeting one again is an anchor containing itself
+        self.distinct = 0  # nodes built (a scalar reached through an alias counts again: it cannot multiply)
 
     def document(self, root: Node) -> YamlDocument:
         line = root.start_mark.line + 1
         value = self.value(root, (), line, 1)
         if not isinstance(root, ScalarNode):
-            _check_aliasing(self.sizes[id(root)], len(self.built), line)
+            _check_aliasing(self.sizes[id(root)], self.distinct, line)
         return YamlDocument(root=value, line=line, field_lines=MappingProxyType(self.lines))
 
     def value(self, node: Node, path: FieldPath | None, line: int, depth: int) -> Any:
         """The value of ``node`` at ``path`` (None: not a field of the document, e.g. a merged mapping)."""
+        self.distinct += 1
         if type(node) is ScalarNode:
             return _scalar(node)
         key = id(node)
         if key in self.built:
+            self.distinct -= 1
             return self.built[key]
         if key in self.active:
             raise YamlSyntaxError(line, "YAML syntax error: an alias refers to an anchor that contains it")
@@ -235,9 +243,11 @@ class _Builder:
             tag = key_node.tag
             if tag == _MERGE or (tag == _PLAIN and key_node.value == "<<"):
                 merges.append((value_node, line))
+                self.distinct += 1
                 continue
             if type(key_node) is ScalarNode and (tag == _STR or (tag == _PLAIN and is_plain_string(key_node.value))):
                 name = key_node.value  # the common case, without resolving (start-up reads every key)
+                self.distinct += 1
             else:
                 name = self.key(key_node, line, depth)
             if name in first_lines:
@@ -248,6 +258,7 @@ class _Builder:
                 self.lines[child_path] = line
             if type(value_node) is ScalarNode:
                 entries[name] = _scalar(value_node)
+                self.distinct += 1
                 size += 2
             else:
                 entries[name] = self.value(value_node, child_path, line, depth + 1)
