@@ -47,8 +47,11 @@ lint: $(STAMP) $(GENERATED)
 typecheck: $(STAMP) $(GENERATED)
 	$(BIN)/mypy
 
-## ADS push benchmark: 1000 simulated proxies x 1000 services (override with ARGS="--streams N --services M").
+## Start-up of Pilot and Mixer against the stand-in on the 1000-service mesh of ../shared/tools (override with
+## TOOLS=DIR), then the ADS push benchmark: 1000 simulated proxies x 1000 services (ARGS="--streams N --services M").
+TOOLS ?= ../shared/tools
 bench: $(STAMP) $(GENERATED)
+	$(BIN)/python -m bench.startup --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 
 clean:

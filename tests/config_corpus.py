@@ -938,14 +938,6 @@ HAND_WRITTEN: tuple[Case, ...] = (
         path="apiVersion",
     ),
     Case(
-        id="date-not-string",
-        text=f"apiVersion: {NET}\nkind: WorkloadEntry\nmetadata: {{name: broken}}\n"
-        "spec: {address: 1.2.3.4, serviceAccount: 2024-01-01}\n",
-        document=None,
-        path="spec.serviceAccount",
-        message="quote it",
-    ),
-    Case(
         id="yaml-anchor-alias-wrong-type",
         text=f"apiVersion: {NET}\nkind: WorkloadEntry\nmetadata: &m {{name: broken}}\nspec: {{address: *m}}\n",
         document=None,

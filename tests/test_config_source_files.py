@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,12 +115,52 @@ async def test_load_initial_needs_the_directory(tmp_path: Path) -> None:
         await source.load_initial()
 
 
-async def test_unreadable_text_is_a_file_error(tmp_path: Path) -> None:
-    (tmp_path / "bad.yaml").write_bytes(b"kind: \xff\xfe\n")
+@pytest.mark.parametrize(
+    ("raw", "line", "message"),
+    [
+        (b"kind: \xff\xfe\n", 1, "not UTF-8 text: byte 0xff cannot be decoded (invalid start byte)"),
+        (b"a: 1\nb: caf\xc3\xa9\nc: caf\xe9\n", 3, "not UTF-8 text: byte 0xe9"),
+        (codecs.BOM_UTF8 + b"a: 1\n\nb: \x80\n", 3, "not UTF-8 text: byte 0x80"),
+        (b"a: 1\n" + b"b: " + b"x" * (10 * 2**20) + b"\n", 1, "the file is 10.0 MiB, over meshplane's limit of 3 MiB"),
+    ],
+    ids=["first-line", "third-line-after-valid-utf8", "after-a-bom", "10-mib"],
+)
+async def test_unreadable_file_is_a_file_error_with_its_line(
+    tmp_path: Path, raw: bytes, line: int, message: str
+) -> None:
+    (tmp_path / "bad.yaml").write_bytes(raw)
+    (tmp_path / "good.yaml").write_text(workload("a", "127.0.0.2"))
+    store, _, source = make_source(tmp_path)
+    started = time.perf_counter()
+    await source.load_initial()
+    assert time.perf_counter() - started < 1.0
+    (error,) = store.file_errors
+    assert error.origin == Origin(file=str(tmp_path / "bad.yaml"), line=line)
+    assert error.message.startswith(message)
+    assert set(store.accepted) == {key("a")}
+
+
+async def test_deeply_nested_file_is_a_file_error_and_the_watch_goes_on(tmp_path: Path) -> None:
+    """A 613-byte VirtualService nested 250 levels deep used to raise RecursionError through the watcher."""
+    deep = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  http: "
+    (tmp_path / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    (tmp_path / "deep.yaml").write_text(deep + "[" * 250 + "]" * 250 + "\n")
     store, _, source = make_source(tmp_path)
     await source.load_initial()
     (error,) = store.file_errors
-    assert error.origin == Origin(file=str(tmp_path / "bad.yaml"), line=1) and "not UTF-8" in error.message
+    assert str(error) == f"{tmp_path / 'deep.yaml'}:5: YAML syntax error: nested deeper than 64 levels"
+    task = asyncio.create_task(source.watch())
+    try:
+        replace_file(tmp_path / "deep.yaml", deep + "{a: " * 300 + "1" + "}" * 300 + "\n")
+        (tmp_path / "b.yaml").write_text(workload("b", "127.0.0.3"))
+        await wait_for(lambda: key("b") in store.accepted, tmp_path)
+        assert not task.done()
+        (error,) = store.file_errors
+        assert error.origin.line == 5 and "nested deeper than 64 levels" in error.message
+    finally:
+        source.stop()
+        await asyncio.wait_for(task, WAIT_SECONDS)
+    assert set(store.accepted) == {key("a"), key("b")}
 
 
 async def test_watch_picks_up_edits_additions_and_deletions(tmp_path: Path) -> None:

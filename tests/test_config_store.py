@@ -129,7 +129,7 @@ def test_file_with_syntax_error_keeps_what_it_had() -> None:
     assert store.apply(files(a_yaml="kind: [unclosed\n")) is None
     assert set(store.accepted) == {key("WorkloadEntry", "web"), key("WorkloadEntry", "db")}
     (file_error,) = store.configz()["file_errors"]
-    assert file_error.startswith("a.yaml:2: YAML syntax error")
+    assert file_error.startswith("a.yaml:1: YAML syntax error")  # where the bracket opens
     # other files still apply while a.yaml is broken
     change = store.apply(files(b_yaml=workload("db", "127.0.0.30")))
     assert change is not None and change.changed == {key("WorkloadEntry", "db")}
@@ -432,7 +432,7 @@ def test_configz_shape_is_json_and_sorted() -> None:
         "a.yaml",
     )
     assert configz["file_errors"] == [
-        "c.yaml:2: YAML syntax error: expected the node content, but found '<stream end>' (while parsing a flow node)"
+        "c.yaml:2: YAML syntax error: did not find expected node content (while parsing a flow node)"
     ]
     (warning,) = configz["warnings"]
     assert warning.startswith("b.yaml:9: skipped ConfigMap (v1)")

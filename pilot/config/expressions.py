@@ -28,8 +28,6 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-import cel
-
 __all__ = ["ATTRIBUTES", "ATTRIBUTE_ROOTS", "AttributeKind", "ExpressionError", "attribute_names", "compile_expression"]
 
 AttributeKind = Literal["value", "map"]
@@ -120,6 +118,9 @@ def compile_expression(source: str) -> Any:
     """The compiled ``cel.Program`` of ``source``; ExpressionError with CEL's own message otherwise."""
     if not source.strip():
         raise ExpressionError("expected a CEL expression, got an empty string")
+    import cel  # here, not at module level: the package's __init__ loads its CLI (typer, prompt_toolkit), which
+    # would add ~60 ms to every Pilot and Mixer start, with or without Mixer policies
+
     try:
         program = cel.compile(source)
     except (ValueError, RuntimeError) as exc:

@@ -205,9 +205,20 @@ def content_hash(resource: Resource) -> str:
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+_DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}  # the fields each validated type is hashed by (Pilot's start
+# hashes every resource: looked up once per type, not per value)
+
+
 def _canonical(value: Any) -> Any:
-    if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _canonical(getattr(value, f.name)) for f in fields(value) if f.name != "meta"}
+    kind = type(value)
+    if kind in _JSON_SCALARS:
+        return value
+    names = _DATACLASS_FIELDS.get(kind)
+    if names is None and is_dataclass(kind):
+        names = _DATACLASS_FIELDS[kind] = tuple(f.name for f in fields(kind) if f.name != "meta")
+    if names is not None:
+        return {name: _canonical(getattr(value, name)) for name in names}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):

@@ -23,6 +23,7 @@ aggregate other sources too; a unit of this source is a file, named by its path.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, parse_config_text
 from pilot.config.source import ConfigSink
 from pilot.config.store import FILES
+from pilot.config.yaml_source import MAX_FILE_BYTES, file_too_large
 
 __all__ = [
     "DirectorySource",
@@ -245,19 +247,26 @@ def _scan(config_dir: Path) -> dict[str, FileSignature]:
 
 
 def _read_and_parse(name: str) -> ParsedFile | None:
-    """The parse of one file; a file error if it cannot be read as UTF-8; None if it no longer exists."""
+    """The parse of one file; a file error if it is too large or not UTF-8; None if it no longer exists."""
     try:
-        raw = Path(name).read_bytes()
+        with open(name, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            raw = file.read() if size <= MAX_FILE_BYTES else b""  # a huge file is refused without reading it
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return ParsedFile(file=name, file_error=_file_error(name, str(exc)))
+        return _file_error(name, 1, str(exc))
+    if max(size, len(raw)) > MAX_FILE_BYTES:
+        return _file_error(name, 1, file_too_large(max(size, len(raw))).message)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return ParsedFile(file=name, file_error=_file_error(name, f"not UTF-8 text: {exc}"))
+        start = exc.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)  # utf-8-sig counts after the BOM
+        message = f"not UTF-8 text: byte 0x{raw[start]:02x} cannot be decoded ({exc.reason}); save the file as UTF-8"
+        return _file_error(name, raw.count(b"\n", 0, start) + 1, message)
     return parse_config_text(text, name)
 
 
-def _file_error(name: str, message: str) -> ConfigError:
-    return ConfigError(origin=Origin(file=name, line=1), key=None, path="", message=message)
+def _file_error(name: str, line: int, message: str) -> ParsedFile:
+    error = ConfigError(origin=Origin(file=name, line=line), key=None, path="", message=message)
+    return ParsedFile(file=name, file_error=error)
