@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    level = logging.INFO if args.verbose else logging.WARNING
+    # analyze reports every rejection as a finding: its own log lines would say each one twice
+    quiet = logging.ERROR if args.command == "analyze" else logging.WARNING
+    level = logging.INFO if args.verbose else quiet
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(level))
     runner: Runner = args.run
     try:
