@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import copy
 import functools
-import io
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml import YAML
+import yaml
 
 from pilot.config.errors import FieldPath, format_path
 
@@ -206,12 +205,8 @@ DEPENDENTS: dict[int, tuple[int, ...]] = {3: (4,)}
 
 def render(documents: list[Any] | tuple[Any, ...]) -> str:
     """The documents as one YAML stream, block style, the way a user writes them."""
-    yaml = YAML(typ="safe", pure=True)
-    yaml.default_flow_style = False
-    yaml.width = 4096
-    out = io.StringIO()
-    yaml.dump_all(list(documents), out)
-    return out.getvalue()
+    options: dict[str, Any] = {"default_flow_style": False, "sort_keys": False, "width": 4096, "allow_unicode": True}
+    return str(yaml.safe_dump_all(list(documents), **options))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
