@@ -5,10 +5,18 @@ from __future__ import annotations
 
 __all__ = [
     "ADMIN_PORT",
+    "BLACKHOLE_CLUSTER",
+    "DNS_CAPTURE_PORT",
     "EXT_AUTHZ_FILTER",
     "FAULT_FILTER",
     "HTTP_GRPC_ACCESS_LOGGER",
     "HTTP_PROXY_PORT",
+    "INBOUND_CAPTURE_PORT",
+    "INBOUND_PASSTHROUGH_CLUSTER",
+    "INTERCEPTION_MODE_METADATA",
+    "OUTBOUND_CAPTURE_PORT",
+    "PASSTHROUGH_CLUSTER",
+    "PROXY_UID",
     "RBAC_FILTER",
     "RBAC_NETWORK_FILTER",
     "ROUTER_FILTER",
@@ -23,6 +31,15 @@ __all__ = [
 ]
 
 HTTP_PROXY_PORT = 15001  # the sidecar's outbound HTTP-proxy listener (apps use it as HTTP_PROXY)
+# Pods (traffic captured by iptables, Istio's ports and names)
+OUTBOUND_CAPTURE_PORT = 15001  # Istio's virtualOutbound: every outbound TCP connection of the app is redirected here
+INBOUND_CAPTURE_PORT = 15006  # Istio's virtualInbound: every inbound TCP connection to the pod is redirected here
+DNS_CAPTURE_PORT = 15053  # the sidecar agent's DNS proxy: the app's UDP/TCP 53 is redirected here
+PROXY_UID = 1337  # the sidecar's uid (and gid): its own traffic is never captured
+INTERCEPTION_MODE_METADATA = "INTERCEPTION_MODE"  # node metadata: "REDIRECT" for a captured sidecar (Istio's key)
+PASSTHROUGH_CLUSTER = "PassthroughCluster"  # outbound to a destination outside the registry, ALLOW_ANY
+BLACKHOLE_CLUSTER = "BlackHoleCluster"  # outbound to a destination outside the registry, REGISTRY_ONLY
+INBOUND_PASSTHROUGH_CLUSTER = "InboundPassthroughCluster"  # inbound to a port no service declares
 ADMIN_PORT = 15000  # Envoy's admin, bound on the workload address
 XDS_CLUSTER = "xds-grpc"  # the bootstrap cluster that points at Pilot
 

@@ -30,6 +30,7 @@ from pilot.model.types import (
     Proxy,
     ProxyNode,
 )
+from pilot.model.vips import allocate_vips
 
 __all__ = [
     "NodeIdError",
@@ -164,6 +165,7 @@ def build_snapshot(
         domain_suffix=domain_suffix,
         configs=MappingProxyType(ordered),
         services=registered.services,
+        vips=allocate_vips(registered.services),
         destination_rules=MappingProxyType(rules),
         destination_rule_index=index_destination_rules(
             (r for r in ordered.values() if isinstance(r, DestinationRule)),

@@ -66,6 +66,7 @@ class Service:
     mesh_internal: bool
     endpoints: Mapping[int, tuple[Endpoint, ...]]  # service port number -> endpoints, sorted by (address, port)
     source: ConfigKey
+    addresses: tuple[str, ...] = ()  # the registry's own VIPs for it (a ClusterIP); else one is allocated (vips.py)
 
     def port(self, number: int) -> ServicePort | None:
         for p in self.ports:
@@ -144,6 +145,7 @@ class MeshSnapshot:
     root_namespace: str = DEFAULT_ROOT_NAMESPACE  # where a PeerAuthentication without selector is mesh-wide
     configs: Mapping[ConfigKey, Resource] = field(default_factory=lambda: MappingProxyType({}))
     services: Mapping[str, Service] = field(default_factory=lambda: MappingProxyType({}))  # FQDN -> Service
+    vips: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))  # FQDN -> VIPs (vips.py)
     destination_rules: Mapping[str, DestinationRule] = field(default_factory=lambda: MappingProxyType({}))
     # the rules by the namespaces they are exported to: what each proxy sees (``destination_rule_for``)
     destination_rule_index: DestinationRuleIndex = field(default_factory=DestinationRuleIndex)

@@ -1,0 +1,49 @@
+"""Virtual IPs of services: what an app in a pod connects to, and what its sidecar's listeners match.
+
+A service's own addresses (a Kubernetes ClusterIP, a ServiceEntry's ``addresses`` once listeners match them) are its
+VIPs. Every other service with a concrete host gets one address auto-allocated from Istio's range for that,
+``240.240.0.0/16`` (Istio's DNS auto-allocation, class E: never routed anywhere). The address is picked by a hash
+of the host, so it does not depend on which other services exist and stays the same across restarts of Pilot; two
+hosts hashing to the same address (rare: 65534 addresses) are told apart by probing the next free address, in
+host order, so even then the result is deterministic for the same set of hosts. Wildcard hosts get no VIP (as in
+Istio: nothing can resolve a wildcard to one address).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from pilot.model.types import Service
+
+__all__ = ["AUTO_VIP_NETWORK", "allocate_vips"]
+
+AUTO_VIP_NETWORK = ipaddress.IPv4Network("240.240.0.0/16")
+_FIRST = int(AUTO_VIP_NETWORK.network_address) + 1  # neither the network address ...
+_COUNT = AUTO_VIP_NETWORK.num_addresses - 2  # ... nor the broadcast address
+
+
+def allocate_vips(services: Mapping[str, Service]) -> Mapping[str, tuple[str, ...]]:
+    """host -> its VIPs, for every service that has or gets one (see the module's docstring)."""
+    vips: dict[str, tuple[str, ...]] = {}
+    taken = {address for service in services.values() for address in service.addresses}
+    for host in sorted(services):
+        service = services[host]
+        if service.addresses:
+            vips[host] = service.addresses
+        elif not host.startswith("*"):
+            address = _free_address(host, taken)
+            taken.add(address)
+            vips[host] = (address,)
+    return MappingProxyType(vips)
+
+
+def _free_address(host: str, taken: set[str]) -> str:
+    start = int.from_bytes(hashlib.sha256(host.encode()).digest()[:4], "big") % _COUNT
+    for step in range(_COUNT):
+        address = str(ipaddress.IPv4Address(_FIRST + (start + step) % _COUNT))
+        if address not in taken:
+            return address
+    raise ValueError(f"no free address left in {AUTO_VIP_NETWORK} for {host}")
