@@ -31,7 +31,7 @@ demo: $(STAMP) $(GENERATED)
 
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy.
 test: $(STAMP) $(GENERATED)
-	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap e2e tests bench
+	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest tests e2e
 
@@ -42,7 +42,7 @@ e2e: $(STAMP) $(GENERATED)
 	$(BIN)/pytest e2e
 
 lint: $(STAMP) $(GENERATED)
-	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap e2e tests bench
+	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
 
 typecheck: $(STAMP) $(GENERATED)
 	$(BIN)/mypy

@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "pilot": {"meshplane", "xdscore"},
     "mixer": {"meshplane", "pilot"},  # Mixer reads config and the mesh model through Pilot's config layer
     "envoy_bootstrap": {"meshplane"},
+    "agent": {"meshplane", "xdscore", "envoy_bootstrap"},  # the sidecar agent: capture, pods, DNS proxy
 }
 COMPONENTS = set(ALLOWED) | {"e2e", "bench"}
 
