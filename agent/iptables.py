@@ -26,7 +26,9 @@ def iptables_missing() -> str | None:
     return f"not on PATH: {', '.join(missing)} (Debian: apt-get install -y iptables)" if missing else None
 
 
-def _run(command: list[str], text: str | None = None) -> str:
+def _run(command: list[str], text: str | None = None, netns: str | None = None) -> str:
+    if netns is not None:
+        command = ["ip", "netns", "exec", netns, *command]
     try:
         done = subprocess.run(command, input=text, capture_output=True, text=True, check=False, timeout=30)
     except FileNotFoundError:
@@ -36,27 +38,27 @@ def _run(command: list[str], text: str | None = None) -> str:
     return done.stdout
 
 
-def save() -> str:
-    """``iptables-save`` of the current network namespace (every table)."""
-    return _run(["iptables-save"])
+def save(netns: str | None = None) -> str:
+    """``iptables-save`` of the current network namespace, or of the named one (every table)."""
+    return _run(["iptables-save"], netns=netns)
 
 
-def restore(text: str) -> None:
+def restore(text: str, netns: str | None = None) -> None:
     """``iptables-restore --noflush``: the tables' other rules stay."""
     if text:
-        _run(["iptables-restore", "--noflush"], text)
+        _run(["iptables-restore", "--noflush"], text, netns)
 
 
-def remove_capture() -> bool:
+def remove_capture(netns: str | None = None) -> bool:
     """Remove meshplane's chains and jumps; True when there was something to remove."""
-    text = removal_rules(save())
-    restore(text)
+    text = removal_rules(save(netns))
+    restore(text, netns)
     return bool(text)
 
 
-def install_capture(options: CaptureOptions) -> str:
-    """Install (re-install) the capture for ``options``; returns the rules applied."""
-    remove_capture()
+def install_capture(options: CaptureOptions, netns: str | None = None) -> str:
+    """Install (re-install) the capture for ``options`` (in ``netns`` when given, else here); returns the rules."""
+    remove_capture(netns)
     text = capture_rules(options)
-    restore(text)
+    restore(text, netns)
     return text

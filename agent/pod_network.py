@@ -1,0 +1,227 @@
+"""The pod network on one machine: a bridge with the pod CIDR (gateway ``.1`` on the host), one veth per pod, each
+pod in its own network namespace with ``eth0`` and ``lo`` and no default route, so pods reach each other (and the
+host's gateway address) by IP and nothing else; no NAT.
+
+With Docker's engine installed ``br_netfilter`` is on and the FORWARD policy is DROP: bridged traffic between pods
+goes through iptables' FORWARD chain, so the network adds ``-i BRIDGE -o BRIDGE -j ACCEPT`` (and drops anything
+from the bridge to another interface), each rule tagged with a comment so that teardown removes exactly those.
+
+State lives under ``/run/meshplane/pods/<namespace>/<name>/pod.json``; names of the namespace (``mp-<hash>``) and
+the veth (``mpv<hash>``, under Linux's 15 characters) derive from the pod's namespace and name, so pods of different
+callers never clash; a pod IP used by another pod is refused. Setup is idempotent; everything is serialized by a
+lock file, and the bridge goes away with the last pod."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import ipaddress
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from agent.netns import NETNS_DIR, NetnsError, ip
+
+__all__ = [
+    "DEFAULT_BRIDGE",
+    "DEFAULT_POD_CIDR",
+    "STATE_DIR",
+    "PodAddress",
+    "PodNetwork",
+    "PodNetworkError",
+    "create_pod",
+    "delete_pod",
+    "network_lock",
+    "pod_dir",
+    "read_pod",
+    "setup_network",
+    "teardown_network",
+]
+
+STATE_DIR = Path("/run/meshplane")
+DEFAULT_POD_CIDR = "10.89.0.0/16"
+DEFAULT_BRIDGE = "mpbr0"
+_COMMENT = "meshplane pod network"
+
+
+class PodNetworkError(RuntimeError):
+    """The pod network or a pod cannot be set up as asked; the message names the argument."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodNetwork:
+    bridge: str = DEFAULT_BRIDGE
+    cidr: str = DEFAULT_POD_CIDR
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+    @property
+    def gateway(self) -> str:
+        return str(self.network.network_address + 1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodAddress:
+    """Where a pod is: its name, namespace and IP, and the names of its network namespace and host-side veth."""
+
+    name: str
+    namespace: str
+    ip: str
+    netns: str
+    veth: str
+    app_uid: int = 0
+    app_gid: int = 0
+    runner_pid: int = 0
+
+
+def _key(namespace: str, name: str) -> str:
+    return hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10]
+
+
+def pod_dir(namespace: str, name: str) -> Path:
+    return STATE_DIR / "pods" / namespace / name
+
+
+def _forward_rules(network: PodNetwork) -> list[list[str]]:
+    tag = ["-m", "comment", "--comment", _COMMENT]
+    return [
+        ["-i", network.bridge, "-o", network.bridge, *tag, "-j", "ACCEPT"],
+        ["-i", network.bridge, "!", "-o", network.bridge, *tag, "-j", "DROP"],
+    ]
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False, timeout=30)
+
+
+@contextlib.contextmanager
+def network_lock() -> Iterator[None]:
+    STATE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with open(STATE_DIR / "network.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def setup_network(network: PodNetwork) -> None:
+    """Create the bridge with the gateway address and the FORWARD rules, if they are not there yet."""
+    if shutil.which("iptables") is None:
+        raise PodNetworkError("iptables: not on PATH (Debian: apt-get install -y iptables)")
+    if ip("link", "show", network.bridge, check=False).returncode != 0:
+        ip("link", "add", network.bridge, "type", "bridge")
+    gateway = f"{network.gateway}/{network.network.prefixlen}"
+    if gateway not in ip("-o", "addr", "show", "dev", network.bridge).stdout:
+        ip("addr", "add", gateway, "dev", network.bridge)
+    ip("link", "set", network.bridge, "up")
+    for position, rule in enumerate(_forward_rules(network), start=1):
+        if _iptables("-C", "FORWARD", *rule).returncode != 0:
+            done = _iptables("-I", "FORWARD", str(position), *rule)
+            if done.returncode != 0:
+                raise PodNetworkError(f"iptables -I FORWARD {' '.join(rule)}: {done.stderr.strip()}")
+
+
+def teardown_network(network: PodNetwork) -> None:
+    """Remove the FORWARD rules and the bridge (nothing else was made)."""
+    for rule in _forward_rules(network):
+        while _iptables("-C", "FORWARD", *rule).returncode == 0:
+            _iptables("-D", "FORWARD", *rule)
+    ip("link", "del", network.bridge, check=False)
+
+
+def read_pod(namespace: str, name: str) -> PodAddress | None:
+    try:
+        return PodAddress(**json.loads((pod_dir(namespace, name) / "pod.json").read_text()))
+    except FileNotFoundError:
+        return None
+
+
+def _pods() -> list[PodAddress]:
+    found = []
+    for path in sorted((STATE_DIR / "pods").glob("*/*/pod.json")):
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            found.append(PodAddress(**json.loads(path.read_text())))
+    return found
+
+
+def _check_ip(network: PodNetwork, pod_ip: str, namespace: str, name: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(pod_ip)
+    except ValueError:
+        raise PodNetworkError(f"--ip: {pod_ip!r} is not an IPv4 address") from None
+    net = network.network
+    if address not in net or address in (net.network_address, net.broadcast_address) or str(address) == network.gateway:
+        raise PodNetworkError(f"--ip: {pod_ip} is not a pod address of {net} (the gateway is {network.gateway})")
+    for other in _pods():
+        if other.ip == str(address) and (other.namespace, other.name) != (namespace, name):
+            raise PodNetworkError(f"--ip: {pod_ip} is already the address of pod {other.name}.{other.namespace}")
+    return str(address)
+
+
+def create_pod(
+    network: PodNetwork, *, name: str, namespace: str, pod_ip: str, app_uid: int, app_gid: int, runner_pid: int
+) -> PodAddress:
+    """The pod's network namespace with ``eth0`` on the bridge at ``pod_ip`` and ``lo`` up, and its state file.
+    Call ``delete_pod`` first for a pod that may be left over."""
+    key = _key(namespace, name)
+    pod = PodAddress(
+        name=name,
+        namespace=namespace,
+        ip=_check_ip(network, pod_ip, namespace, name),
+        netns=f"mp-{key}",
+        veth=f"mpv{key}",
+        app_uid=app_uid,
+        app_gid=app_gid,
+        runner_pid=runner_pid,
+    )
+    directory = pod_dir(namespace, name)
+    directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+    (directory / "pod.json").write_text(json.dumps(asdict(pod), indent=2) + "\n")
+    ip("netns", "add", pod.netns)
+    ip("link", "add", pod.veth, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
+    ip("link", "set", pod.veth, "master", network.bridge, "up")
+    ip("-n", pod.netns, "addr", "add", f"{pod.ip}/{network.network.prefixlen}", "dev", "eth0")
+    ip("-n", pod.netns, "link", "set", "eth0", "up")
+    ip("-n", pod.netns, "link", "set", "lo", "up")
+    return pod
+
+
+def _kill_namespace_processes(netns: str) -> None:
+    pids = ip("netns", "pids", netns, check=False).stdout.split()
+    if pids:
+        subprocess.run(["kill", "-KILL", *pids], capture_output=True, check=False)
+
+
+def delete_pod(namespace: str, name: str) -> bool:
+    """Kill what still runs in the pod's namespace, delete the namespace (its rules and eth0 go with it), the veth
+    and the state directory. True when something was there."""
+    key = _key(namespace, name)
+    netns, veth = f"mp-{key}", f"mpv{key}"
+    found = False
+    if (NETNS_DIR / netns).exists():
+        found = True
+        _kill_namespace_processes(netns)
+        try:
+            ip("netns", "del", netns)
+        except NetnsError:
+            if (NETNS_DIR / netns).exists():
+                raise
+    if ip("link", "show", veth, check=False).returncode == 0:
+        found = True
+        ip("link", "del", veth, check=False)
+    directory = pod_dir(namespace, name)
+    if directory.exists():
+        found = True
+        shutil.rmtree(directory)
+    for parent in (directory.parent, directory.parent.parent):
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # only when empty
+    return found
+
+
+def pods_left() -> bool:
+    return bool(_pods())
