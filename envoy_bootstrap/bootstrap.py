@@ -59,7 +59,7 @@ from google.protobuf import any_pb2, json_format, struct_pb2
 
 from meshplane.identity import CITADEL_SERVER_NAME, SDS_CLUSTER, SDS_NODE_METADATA
 from meshplane.mixer_names import MIXER_CLUSTER, MIXER_NODE_METADATA
-from meshplane.names import ADMIN_PORT, XDS_CLUSTER
+from meshplane.names import ADMIN_PORT, INTERCEPTION_MODE_METADATA, XDS_CLUSTER
 
 CITADEL_TRUST_SECRET = "citadel-trust-bundle"  # the file-based SDS secret a sidecar verifies Citadel with
 
@@ -170,12 +170,20 @@ def _meshplane_version() -> str:
 
 
 def build_node(
-    *, workload: str, namespace: str, address: str, domain_suffix: str, sds: bool = False, mixer: bool = False
+    *,
+    workload: str,
+    namespace: str,
+    address: str,
+    domain_suffix: str,
+    sds: bool = False,
+    mixer: bool = False,
+    interception_mode: str | None = None,
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
     ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
-    (``MESHPLANE_MIXER: "true"``)."""
+    (``MESHPLANE_MIXER: "true"``); ``interception_mode``: ``REDIRECT`` for a sidecar in a pod whose traffic
+    iptables captures (Istio's ``INTERCEPTION_MODE``: Pilot then builds virtualOutbound/virtualInbound for it)."""
     node = base_pb2.Node(
         id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
         cluster=f"{workload}.{namespace}",
@@ -193,6 +201,8 @@ def build_node(
         node.metadata.update({SDS_NODE_METADATA: "true"})
     if mixer:
         node.metadata.update({MIXER_NODE_METADATA: "true"})
+    if interception_mode is not None:
+        node.metadata.update({INTERCEPTION_MODE_METADATA: interception_mode})
     return node
 
 
@@ -418,6 +428,8 @@ def build_sidecar_bootstrap(
     token: str | None = None,
     citadel_trust: Path | None = None,
     mixer: str | None = None,
+    interception_mode: str | None = None,
+    admin_address: str | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``.
 
@@ -425,7 +437,13 @@ def build_sidecar_bootstrap(
     document ``write_citadel_trust`` wrote for the bundle Citadel's serving certificate chains to, e.g.
     ``<ca-dir>/trust-bundle.pem``) go together: with them the sidecar gets its identity over SDS and Pilot
     configures mutual TLS for it. ``mixer``: Mixer's gRPC address; the sidecar gets the ``mixer`` cluster, says so
-    in its node metadata and binds its upstream connections to ``address`` (see the module doc)."""
+    in its node metadata and binds its upstream connections to ``address`` (see the module doc), except in a pod.
+    ``interception_mode="REDIRECT"``: the sidecar of a pod (traffic captured by iptables, real source addresses,
+    so no bind); ``admin_address``: where admin listens when not on ``address`` (a pod's 127.0.0.1)."""
+    if interception_mode not in (None, "REDIRECT"):
+        raise BootstrapError(
+            f"interception_mode: REDIRECT is the one mode meshplane supports; got {interception_mode!r}"
+        )
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -457,14 +475,15 @@ def build_sidecar_bootstrap(
             domain_suffix=domain_suffix,
             sds=sds,
             mixer=mixer is not None,
+            interception_mode=interception_mode,
         ),
-        admin=build_admin(address=address, port=admin_port),
+        admin=build_admin(address=_check_address(admin_address) if admin_address else address, port=admin_port),
         static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=clusters),
         dynamic_resources=build_dynamic_resources(xds_mode),
         layered_runtime=_build_layered_runtime(),
         overload_manager=build_overload_manager(),
     )
-    if mixer is not None:
+    if mixer is not None and interception_mode is None:
         bootstrap.cluster_manager.upstream_bind_config.CopyFrom(build_upstream_bind_config(address))
     return bootstrap
 

@@ -56,6 +56,12 @@ def _add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
         help="Mixer's gRPC address, e.g. 127.0.0.1:9091: policy checks (ext_authz) and telemetry (access logs); "
         "upstream connections are then made from --address",
     )
+    parser.add_argument(
+        "--interception-mode",
+        choices=["REDIRECT"],
+        help="the sidecar of a pod whose traffic iptables captures (node metadata INTERCEPTION_MODE)",
+    )
+    parser.add_argument("--admin-address", help="admin's address when not --address (a pod's 127.0.0.1)")
     citadel = parser.add_argument_group(
         "identity from Citadel (mutual TLS)",
         "All three or none. The token ends up inside the bootstrap JSON (Envoy has to send it): treat the bootstrap "
@@ -156,6 +162,8 @@ def _bootstrap_json(args: argparse.Namespace) -> str:
             domain_suffix=args.domain_suffix,
             admin_port=args.admin_port,
             mixer=_mixer_address(args),
+            interception_mode=args.interception_mode,
+            admin_address=args.admin_address,
             **_citadel_arguments(args, _bootstrap_path(args)),
         )
     )

@@ -77,6 +77,25 @@ def test_admin_binds_the_workload_address() -> None:
     assert admin.address.socket_address.port_value == 15099
 
 
+def test_a_pods_sidecar_says_redirect_and_keeps_admin_on_loopback() -> None:
+    bootstrap = _sidecar(
+        address="10.89.0.5", interception_mode="REDIRECT", admin_address="127.0.0.1", mixer="127.0.0.1:9091"
+    )
+
+    assert bootstrap.node.metadata.fields["INTERCEPTION_MODE"].string_value == "REDIRECT"
+    assert bootstrap.admin.address.socket_address.address == "127.0.0.1"
+    assert not bootstrap.cluster_manager.HasField("upstream_bind_config")  # captured: real source addresses
+
+
+def test_a_sidecar_outside_a_pod_has_no_interception_mode() -> None:
+    assert "INTERCEPTION_MODE" not in _sidecar(address="127.0.0.22").node.metadata.fields
+
+
+def test_only_redirect_interception_is_supported() -> None:
+    with pytest.raises(BootstrapError, match="interception_mode: REDIRECT is the one mode meshplane supports"):
+        _sidecar(address="10.89.0.5", interception_mode="TPROXY")
+
+
 def _xds_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
     (cluster,) = bootstrap.static_resources.clusters
     assert cluster.name == "xds-grpc"
