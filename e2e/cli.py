@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 import structlog
 
+from agent.cli import capture_arguments, pod_arguments, run_capture, run_pod_command
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
 from e2e.harness import MeshNotSyncedError
@@ -116,6 +117,18 @@ async def _run_proxy_config(args: argparse.Namespace) -> int:
 
 
 COMMANDS: tuple[Command, ...] = (
+    Command(
+        name="capture",
+        help="install or remove Istio's iptables capture in this network namespace (istio-iptables)",
+        add_arguments=capture_arguments,
+        run=run_capture,
+    ),
+    Command(
+        name="pod",
+        help="run a pod (netns on the pod network, capture, sidecar, app) or exec in one",
+        add_arguments=pod_arguments,
+        run=run_pod_command,
+    ),
     Command(
         name="demo",
         help="Istio's reviews traffic shifting on loopback: Pilot, 3 versions, real Envoy sidecars",
