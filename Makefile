@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find citadel/proto -name '*.proto')
 GENERATED := citadel/v1/ca_pb2.py
 
-.PHONY: demo test unit e2e lint typecheck bench venv clean
+.PHONY: demo test unit e2e lint typecheck bench venv clean system-packages
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,16 @@ venv: $(STAMP) $(GENERATED)
 demo: $(STAMP) $(GENERATED)
 	$(BIN)/meshplane demo
 
+## What the pod scenarios need from Debian (e2e/test_capture.py, e2e/test_pod_run.py): iptables. Installed when
+## running as root and missing; without root those scenarios are skipped, saying why.
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && ! command -v iptables-restore >/dev/null; then \
+		echo "installing Debian's iptables for the pod scenarios"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
+	fi
+
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy.
-test: $(STAMP) $(GENERATED)
+test: system-packages $(STAMP) $(GENERATED)
 	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest tests e2e
@@ -38,7 +46,7 @@ test: $(STAMP) $(GENERATED)
 unit: $(STAMP) $(GENERATED)
 	$(BIN)/pytest tests
 
-e2e: $(STAMP) $(GENERATED)
+e2e: system-packages $(STAMP) $(GENERATED)
 	$(BIN)/pytest e2e
 
 lint: $(STAMP) $(GENERATED)
