@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "ADMIN_PORT",
     "BLACKHOLE_CLUSTER",
+    "CAPTURED_SIDECAR_PORTS",
     "DNS_CAPTURE_PORT",
     "EXT_AUTHZ_FILTER",
     "FAULT_FILTER",
@@ -84,3 +85,7 @@ def http_proxy_route_name(namespace: str) -> str:
     """The outbound route table of the HTTP-proxy listener. Short host names depend on the proxy's namespace,
     so there is one table per namespace, shared (same bytes) by every proxy in it."""
     return f"{HTTP_PROXY_PORT}.{namespace}"
+
+
+# The ports a captured sidecar uses itself in its pod: no service port among them gets a listener or a route table.
+CAPTURED_SIDECAR_PORTS = frozenset({ADMIN_PORT, OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT, DNS_CAPTURE_PORT})

@@ -13,7 +13,8 @@ import structlog
 
 from meshplane.serving import stop_on_signals, watch_until_stopped
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
-from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
+from pilot.config.mesh_config import load_mesh_config
+from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_MESH_SETTINGS, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
 from pilot.xds import DiscoveryServer
 
@@ -32,6 +33,7 @@ class PilotOptions:
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     trust_domain: str = DEFAULT_TRUST_DOMAIN  # SPIFFE trust domain of workload identities (as Citadel's)
     root_namespace: str = DEFAULT_ROOT_NAMESPACE  # a PeerAuthentication without selector here is mesh-wide
+    mesh_config: Path | None = None  # Istio's MeshConfig (its rootNamespace/trustDomain win over the two above)
 
 
 async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) -> None:
@@ -39,13 +41,17 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
+    mesh = load_mesh_config(options.mesh_config) if options.mesh_config is not None else None
+    trust_domain = (mesh.trust_domain if mesh is not None else None) or options.trust_domain
+    root_namespace = (mesh.root_namespace if mesh is not None else None) or options.root_namespace
     store = ConfigStore(domain_suffix=options.domain_suffix, sources=(FILES,))
     server = DiscoveryServer(
         debounce=options.debounce,
         debounce_max=options.debounce_max,
         domain_suffix=options.domain_suffix,
-        trust_domain=options.trust_domain,
-        root_namespace=options.root_namespace,
+        trust_domain=trust_domain,
+        root_namespace=root_namespace,
+        mesh=mesh.settings if mesh is not None else DEFAULT_MESH_SETTINGS,
     )
 
     def on_change(change: StoreChange) -> None:

@@ -11,6 +11,7 @@ from meshplane.logs import add_logging_arguments, configure_logging_from_args
 from meshplane.serving import run_service
 from pilot.app import PilotOptions, run_pilot
 from pilot.cli_arguments import add_mesh_arguments, duration_argument
+from pilot.config.mesh_config import MeshConfigError
 
 __all__ = ["main"]
 
@@ -27,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--debounce-max", type=duration_argument, default=1.0, help="longest a push waits for quiet (1s)"
+    )
+    parser.add_argument(
+        "--mesh-config",
+        type=Path,
+        default=None,
+        help="Istio MeshConfig YAML (outboundTrafficPolicy, rootNamespace, trustDomain, enableAutoMtls); its "
+        "rootNamespace and trustDomain win over the flags",
     )
     add_mesh_arguments(parser)
     add_logging_arguments(parser)
@@ -45,8 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         domain_suffix=args.domain_suffix,
         trust_domain=args.trust_domain,
         root_namespace=args.root_namespace,
+        mesh_config=args.mesh_config,
     )
-    return run_service("pilot", lambda: run_pilot(options), errors=(FileNotFoundError,))
+    return run_service("pilot", lambda: run_pilot(options), errors=(FileNotFoundError, MeshConfigError))
 
 
 if __name__ == "__main__":

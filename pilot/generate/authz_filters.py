@@ -196,12 +196,16 @@ def _mixer_filters(proxy: Proxy, policies: WorkloadPolicies, ports: dict[int, in
     return filters
 
 
-def build_http_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: MeshSnapshot) -> list[HttpFilter]:
-    """The HTTP filters for the inbound HTTP port of ``instance`` (see the module doc); [] without policies."""
+def build_http_authz_filters(
+    proxy: Proxy, instance: ServiceInstance, snapshot: MeshSnapshot, *, ports: dict[int, int] | None = None
+) -> list[HttpFilter]:
+    """The HTTP filters for the inbound HTTP port of ``instance`` (see the module doc); [] without policies.
+    ``ports``: policy port -> the port Envoy sees (default ``policy_ports(instance)``; ``{}`` where Envoy sees the
+    workload's own port, as on a captured sidecar's chain for the app's port)."""
     policies = _policies(proxy, snapshot)
     if policies is None:
         return []
-    ports = policy_ports(instance)
+    ports = policy_ports(instance) if ports is None else ports
     filters = _mixer_filters(proxy, policies, ports) if policies.checks_with_mixer else []
     filters.extend(
         http_filter(names.RBAC_FILTER, HttpRBAC(rules=rules))
@@ -210,18 +214,22 @@ def build_http_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: 
     return filters
 
 
-def build_network_authz_filters(proxy: Proxy, instance: ServiceInstance, snapshot: MeshSnapshot) -> list[Filter]:
-    """The network filters before tcp_proxy for the inbound TCP port of ``instance``; [] without policies."""
+def build_network_authz_filters(
+    proxy: Proxy, instance: ServiceInstance | None, snapshot: MeshSnapshot, *, ports: dict[int, int] | None = None
+) -> list[Filter]:
+    """The network filters before tcp_proxy for the inbound TCP port of ``instance`` (None: a captured sidecar's
+    passthrough chain, for ports no service declares); [] without policies. ``ports``: as for HTTP."""
     policies = _policies(proxy, snapshot)
     if policies is None:
         return []
-    ports = policy_ports(instance)
+    if ports is None:
+        ports = policy_ports(instance) if instance is not None else {}
     configs: list[RBAC] = []
     if policies.checks_with_mixer and not policies.mixer_fail_open:
         _warn_once(
             proxy,
             "Mixer policies on a TCP port",
-            port=instance.port.number,
+            port=instance.port.number if instance is not None else "passthrough",
             detail="meshplane has no TCP ext_authz: what CUSTOM rules or Mixer policies would check is denied",
         )
         configs.append(_bad_custom(policies, for_tcp=True, ports=ports))

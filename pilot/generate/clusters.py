@@ -7,11 +7,19 @@ subset of the service's DestinationRule. The cluster type follows the ServiceEnt
 - STATIC: EDS over ADS (the endpoints come from ``endpoints.py``, one ClusterLoadAssignment per EDS cluster);
 - DNS: STRICT_DNS over the endpoints' addresses, or the host itself when the entry lists none;
 - DNS_ROUND_ROBIN: LOGICAL_DNS (one address, connections spread by DNS);
-- NONE: LOGICAL_DNS to the host at the service port. Istio makes this an ORIGINAL_DST "passthrough" cluster
-  that connects wherever iptables captured the app's connection to. meshplane has no traffic capture: apps send
-  requests to the sidecar as their HTTP proxy, so passing through means connecting to the requested name.
+- NONE: for a captured sidecar (pod), Istio's ORIGINAL_DST "passthrough" cluster: it connects wherever iptables
+  captured the app's connection to. For a loopback HTTP-proxy sidecar (no capture), LOGICAL_DNS to the host at the
+  service port: apps send requests to the sidecar as their HTTP proxy, so passing through means connecting to the
+  requested name.
 
-Inbound: ``inbound|<port>||`` per service port the proxy's workload serves, one STATIC endpoint at the app.
+Captured sidecars also get Istio's ``PassthroughCluster`` (ORIGINAL_DST: outbound to a destination outside the
+registry under ALLOW_ANY) and ``InboundPassthroughCluster`` (ORIGINAL_DST bound to 127.0.0.6: inbound to a port no
+service declares); every sidecar gets ``BlackHoleCluster``.
+
+Inbound: ``inbound|<port>||`` per service port the proxy's workload serves, one STATIC endpoint at the app
+(``<workload address>:<target port>``). A captured sidecar connects to the app at its pod IP from 127.0.0.6
+(``INBOUND_SOURCE_ADDRESS``): the capture rules let Envoy's own connections over ``lo`` to the pod IP go to
+virtualInbound again, except those from 127.0.0.6 (Istio's ``-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN``).
 
 TLS (``cluster_tls.py``): outbound clusters come in two shared sets, one for proxies without SDS (plaintext and
 DestinationRule SIMPLE/MUTUAL only, as before mTLS existed) and one for proxies whose bootstrap wired Citadel's
@@ -51,12 +59,16 @@ from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceIns
 
 __all__ = [
     "BLACK_HOLE_CLUSTER",
+    "INBOUND_SOURCE_ADDRESS",
+    "OUTBOUND_CAPTURED_SCOPES",
     "OUTBOUND_SCOPE",
     "OUTBOUND_SDS_SCOPE",
     "OutboundClusterKey",
     "build_black_hole_cluster",
     "build_inbound_clusters",
+    "build_inbound_passthrough_cluster",
     "build_outbound_cluster",
+    "build_passthrough_cluster",
     "build_scope_clusters",
     "cluster_scopes",
     "dns_endpoints",
@@ -72,7 +84,13 @@ log = structlog.get_logger(__name__)
 
 OUTBOUND_SCOPE: tuple[Hashable, ...] = ("outbound",)  # proxies without SDS: no Citadel secrets
 OUTBOUND_SDS_SCOPE: tuple[Hashable, ...] = ("outbound", "sds")  # proxies with SDS: auto mTLS, ISTIO_MUTUAL
-BLACK_HOLE_CLUSTER = "BlackHoleCluster"  # Istio's cluster with no endpoints: traffic sent to it fails fast
+OUTBOUND_CAPTURED_SCOPES: tuple[tuple[Hashable, ...], ...] = (  # the same for captured sidecars (pods)
+    ("outbound", "captured"),
+    ("outbound", "sds", "captured"),
+)
+_SCOPE_PREFIXES = (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE, *OUTBOUND_CAPTURED_SCOPES)
+BLACK_HOLE_CLUSTER = names.BLACKHOLE_CLUSTER  # Istio's cluster with no endpoints: traffic sent to it fails fast
+INBOUND_SOURCE_ADDRESS = "127.0.0.6"  # Istio's InboundPassthroughBindIpv4: exempt from the capture rules on lo
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,15 +141,17 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     return tuple(e for e in endpoints if labels_match(selector, e.labels))
 
 
-def outbound_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
-    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS."""
-    return (*(OUTBOUND_SDS_SCOPE if sds else OUTBOUND_SCOPE), namespace)
+def outbound_scope(*, sds: bool, namespace: str, captured: bool = False) -> tuple[Hashable, ...]:
+    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS, captured (pods)
+    or not."""
+    return (*_SCOPE_PREFIXES[sds + 2 * captured], namespace)
 
 
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
     """The sidecars of one namespace get the same outbound clusters (no Sidecar resource to narrow them yet: the
-    namespace decides which DestinationRules apply), in one of two versions: with Citadel's SDS or without."""
-    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
+    namespace decides which DestinationRules apply), in one of four versions: with Citadel's SDS or without,
+    captured or not."""
+    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace, captured=proxy.captured)]
 
 
 def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str]:
@@ -143,11 +163,42 @@ def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ..
 
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
-    which, namespace = parse_scope(scope, (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE))
-    sds = which == 1
-    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot, namespace)]
+    which, namespace = parse_scope(scope, _SCOPE_PREFIXES)
+    sds, captured = bool(which % 2), which >= 2
+    clusters = [
+        build_outbound_cluster(key, snapshot, sds=sds, captured=captured)
+        for key in outbound_cluster_keys(snapshot, namespace)
+    ]
     clusters.append(build_black_hole_cluster())
+    if captured:
+        clusters += [build_passthrough_cluster(), build_inbound_passthrough_cluster()]
     return clusters
+
+
+def build_passthrough_cluster() -> Cluster:
+    """Istio ``buildDefaultPassthroughCluster``: to the connection's original destination (ALLOW_ANY)."""
+    return _original_destination_cluster(names.PASSTHROUGH_CLUSTER)
+
+
+def build_inbound_passthrough_cluster() -> Cluster:
+    """Istio ``buildInboundPassthroughCluster``: to the app at the connection's original destination (a port no
+    service declares), from 127.0.0.6 so that the capture rules do not send it back to virtualInbound."""
+    cluster = _original_destination_cluster(names.INBOUND_PASSTHROUGH_CLUSTER)
+    _bind_inbound_source(cluster)
+    return cluster
+
+
+def _original_destination_cluster(name: str) -> Cluster:
+    return Cluster(
+        name=name,
+        type=Cluster.DiscoveryType.ORIGINAL_DST,
+        connect_timeout=duration(DEFAULT_CONNECT_TIMEOUT),
+        lb_policy=Cluster.LbPolicy.CLUSTER_PROVIDED,
+    )
+
+
+def _bind_inbound_source(cluster: Cluster) -> None:
+    cluster.upstream_bind_config.source_address.CopyFrom(SocketAddress(address=INBOUND_SOURCE_ADDRESS, port_value=0))
 
 
 def build_black_hole_cluster() -> Cluster:
@@ -177,16 +228,22 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
     return None
 
 
-def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
-    """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
-    DestinationRule's policy for its port and subset."""
+def build_outbound_cluster(
+    key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False, captured: bool = False
+) -> Cluster:
+    """One outbound cluster: discovery by resolution (``captured``: for sidecars in pods), TLS (``sds``: for proxies
+    with Citadel's SDS), then the DestinationRule's policy for its port and subset."""
     policy = key.rule.traffic_policy if key.rule is not None else None
     if key.subset is None:
         resolved = port_traffic_policy(policy, key.port.number)
     else:
         resolved = merge_subset_traffic_policy(policy, key.subset.traffic_policy, key.port.number)
     cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
-    _set_discovery(cluster, key)
+    original_destination = captured and key.service.resolution is Resolution.NONE
+    if original_destination:
+        cluster.type = Cluster.DiscoveryType.ORIGINAL_DST  # Istio: wherever the app connected to
+    else:
+        _set_discovery(cluster, key)
     members = subset_endpoints(key)
     apply_upstream_tls(
         cluster,
@@ -200,12 +257,15 @@ def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, s
     )
     if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
         mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
-    if not key.service.mesh_internal:
+    if not key.service.mesh_internal and not captured:
         # Sidecars with Mixer bind upstream connections to their workload's loopback address (bootstrap
         # cluster_manager.upstream_bind_config), which cannot reach beyond the machine: a service outside the mesh
         # is reached from whatever address the kernel picks, as without Mixer.
         cluster.upstream_bind_config.source_address.CopyFrom(SocketAddress(address="0.0.0.0", port_value=0))
-    return _finish(cluster, key.port.protocol, resolved, outbound=True)
+    _finish(cluster, key.port.protocol, resolved, outbound=True)
+    if original_destination:
+        cluster.lb_policy = Cluster.LbPolicy.CLUSTER_PROVIDED  # the only policy Envoy takes for ORIGINAL_DST
+    return cluster
 
 
 def dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
@@ -309,6 +369,8 @@ def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster
             common_lb_config=Cluster.CommonLbConfig(),
             load_assignment=load_assignment(name, (app,)),
         )
+        if proxy.captured:
+            _bind_inbound_source(cluster)
         rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
         policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
         inbound_policy = ClusterTrafficPolicy(connection_pool=policy.connection_pool) if policy else None

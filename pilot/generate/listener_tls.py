@@ -52,6 +52,7 @@ __all__ = [
     "build_inbound_filter_chains",
     "inbound_security",
     "inbound_tls_context",
+    "tls_inspector_filter",
 ]
 
 log = structlog.get_logger(__name__)
@@ -130,6 +131,11 @@ def build_inbound_filter_chains(
         filter_chain_match=FilterChainMatch(transport_protocol="raw_buffer"),
         filters=[network(False)],
     )
+    return [tls_inspector_filter()], [mtls, plaintext]
+
+
+def tls_inspector_filter() -> ListenerFilter:
+    """The listener filter that tells TLS from plaintext (``transport_protocol`` matches)."""
     inspector = ListenerFilter(name=TLS_INSPECTOR)
     inspector.typed_config.Pack(TlsInspector())
-    return [inspector], [mtls, plaintext]
+    return inspector

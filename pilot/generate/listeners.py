@@ -28,7 +28,7 @@ import structlog
 from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
 from envoy.config.core.v3.base_pb2 import TrafficDirection, TransportSocket
 from envoy.config.core.v3.protocol_pb2 import Http2ProtocolOptions
-from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain
+from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain, ListenerFilter
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.filters.http.fault.v3.fault_pb2 import HTTPFault
 from envoy.extensions.filters.http.router.v3.router_pb2 import Router
@@ -54,6 +54,7 @@ __all__ = [
     "build_filter_chain",
     "build_http_connection_manager",
     "build_http_filters",
+    "build_inbound_chains",
     "build_inbound_listener",
     "build_listeners",
     "build_outbound_listener",
@@ -62,6 +63,7 @@ __all__ = [
     "http_filter",
     "listener_scopes",
     "network_filter",
+    "prepend_filters",
 ]
 
 log = structlog.get_logger(__name__)
@@ -98,7 +100,8 @@ def build_scope_listeners(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> 
 
 
 def build_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
-    """The proxy's outbound HTTP-proxy listener, then one inbound listener per service port it can serve."""
+    """The proxy's outbound HTTP-proxy listener, then one inbound listener per service port it can serve (a captured
+    sidecar, in a pod, gets ``listeners_captured.py``'s instead)."""
     listeners = [build_outbound_listener(proxy)]
     for instance in inbound_instances(proxy):
         listener = build_inbound_listener(
@@ -161,17 +164,45 @@ def build_inbound_listener(
             service=instance.service.host,
         )
         return None
-    stat_prefix = f"inbound_{proxy.address}_{port.number}"
+    listener = Listener(
+        name=names.inbound_listener_name(proxy.address, port.number),
+        address=socket_address(proxy.address, port.number),
+        traffic_direction=TrafficDirection.INBOUND,
+    )
+    listener_filters, chains = build_inbound_chains(
+        proxy, instance, security, snapshot, stat_prefix=f"inbound_{proxy.address}_{port.number}"
+    )
+    listener.listener_filters.extend(listener_filters)
+    listener.filter_chains.extend(chains)
+    if listener_filters:
+        # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
+        listener.continue_on_listener_filters_timeout = True
+    return listener
+
+
+def build_inbound_chains(
+    proxy: Proxy,
+    instance: ServiceInstance,
+    security: InboundSecurity | None,
+    snapshot: MeshSnapshot | None,
+    *,
+    stat_prefix: str,
+    policy_ports: dict[int, int] | None = None,
+) -> tuple[list[ListenerFilter], list[FilterChain]]:
+    """The listener filters and filter chains in front of the app for one service port (see
+    :func:`build_inbound_listener`); ``policy_ports``: how authorization policies' ports map to the port Envoy sees
+    (default: the instance's target port is the service port)."""
+    port = instance.port
     cluster = names.inbound_cluster_name(port.number)
     http_filters: tuple[HttpFilter, ...] = ()
     access_logs: tuple[AccessLog, ...] = ()
     network_policy: tuple[Filter, ...] = ()
     if port.protocol.is_http:
         if snapshot is not None:
-            http_filters = tuple(build_http_authz_filters(proxy, instance, snapshot))
+            http_filters = tuple(build_http_authz_filters(proxy, instance, snapshot, ports=policy_ports))
         access_logs = build_inbound_access_logs(proxy, instance)
     elif snapshot is not None:
-        network_policy = tuple(build_network_authz_filters(proxy, instance, snapshot))
+        network_policy = tuple(build_network_authz_filters(proxy, instance, snapshot, ports=policy_ports))
 
     def network(terminates_mtls: bool) -> Filter:
         if not port.protocol.is_http:
@@ -190,26 +221,20 @@ def build_inbound_listener(
         )
         return network_filter(HTTP_CONNECTION_MANAGER, hcm)
 
-    listener = Listener(
-        name=names.inbound_listener_name(proxy.address, port.number),
-        address=socket_address(proxy.address, port.number),
-        traffic_direction=TrafficDirection.INBOUND,
-    )
     if security is None:
-        listener.filter_chains.append(build_filter_chain([*network_policy, network(False)]))
-        return listener
+        return [], [build_filter_chain([*network_policy, network(False)])]
     listener_filters, chains = build_inbound_filter_chains(security, network)
     if network_policy:  # network RBAC runs before tcp_proxy on every chain, TLS or not
-        for chain in chains:
-            proxying = list(chain.filters)
-            del chain.filters[:]
-            chain.filters.extend([*network_policy, *proxying])
-    listener.listener_filters.extend(listener_filters)
-    listener.filter_chains.extend(chains)
-    if listener_filters:
-        # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
-        listener.continue_on_listener_filters_timeout = True
-    return listener
+        prepend_filters(chains, network_policy)
+    return listener_filters, chains
+
+
+def prepend_filters(chains: Sequence[FilterChain], filters: Sequence[Filter]) -> None:
+    """Put ``filters`` before every chain's own filters (network RBAC before tcp_proxy)."""
+    for chain in chains:
+        proxying = list(chain.filters)
+        del chain.filters[:]
+        chain.filters.extend([*filters, *proxying])
 
 
 def build_filter_chain(

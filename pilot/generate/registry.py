@@ -20,7 +20,8 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from pilot.generate import clusters, endpoints, listeners, routes
+from pilot.generate import clusters, endpoints, listeners, listeners_captured, routes, routes_captured
+from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.types import MeshSnapshot, Proxy
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
@@ -48,6 +49,46 @@ REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
 MTLS_KINDS = frozenset({"PeerAuthentication"})
 # Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters (LDS only).
 POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
+# MeshConfig's outboundTrafficPolicy decides captured sidecars' virtualOutbound default chain (LDS) and the
+# catch-all virtual host of their port route tables (RDS).
+MESH_KINDS = frozenset({MESH_CONFIG_KIND})
+
+
+def _route_scopes(proxy: Proxy) -> list[Scope]:
+    """The namespace's HTTP-proxy table, or for a captured sidecar its namespace's per-port tables."""
+    return [routes_captured.captured_route_scope(proxy)] if proxy.captured else routes.route_scopes(proxy)
+
+
+def _captured_namespace(scope: Scope) -> str | None:
+    if len(scope) == 2 and scope[0] == routes_captured.CAPTURED_HTTP_SCOPE and isinstance(scope[1], str):
+        return scope[1]
+    return None
+
+
+def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> Sequence[Hashable]:
+    namespace = _captured_namespace(scope)
+    if namespace is not None:
+        return routes_captured.captured_route_inputs(namespace, snapshot)
+    return routes.outbound_virtual_host_inputs(scope, snapshot)
+
+
+def _route_part(inputs: Any) -> Message:
+    part: Message
+    if isinstance(inputs, routes_captured.PortRoutesInputs):
+        part = routes_captured.build_port_route_table(inputs)
+    else:
+        part = routes.build_outbound_virtual_host(inputs)
+    return part
+
+
+def _assemble_routes(scope: Scope, parts: Sequence[Any]) -> Sequence[Message]:
+    if _captured_namespace(scope) is not None:
+        return list(parts)  # each part is a whole table
+    return routes.assemble_scope_routes(scope, parts)
+
+
+def _scope_routes(scope: Scope, snapshot: MeshSnapshot) -> Sequence[Message]:
+    return _assemble_routes(scope, [_route_part(inputs) for inputs in _route_inputs(scope, snapshot)])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,23 +132,19 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     LISTENER_TYPE: TypeGenerator(
         type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS,
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS | MESH_KINDS,
         wildcard=True,
-        scopes=listeners.listener_scopes,
+        scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
         build_scope=listeners.build_scope_listeners,
-        build_proxy=listeners.build_listeners,
+        build_proxy=listeners_captured.build_sidecar_listeners,
     ),
     ROUTE_TYPE: TypeGenerator(
         type_url=ROUTE_TYPE,
-        affected_by=REGISTRY_KINDS | {"VirtualService", "DestinationRule"},
+        affected_by=REGISTRY_KINDS | MESH_KINDS | {"VirtualService", "DestinationRule"},
         wildcard=False,
-        scopes=routes.route_scopes,
-        build_scope=routes.build_scope_routes,
+        scopes=_route_scopes,
+        build_scope=_scope_routes,
         build_proxy=routes.build_inbound_routes,
-        parts=ScopeParts(
-            inputs=routes.outbound_virtual_host_inputs,
-            build=routes.build_outbound_virtual_host,
-            assemble=routes.assemble_scope_routes,
-        ),
+        parts=ScopeParts(inputs=_route_inputs, build=_route_part, assemble=_assemble_routes),
     ),
 }

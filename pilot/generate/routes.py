@@ -50,12 +50,16 @@ __all__ = [
     "build_http_routes",
     "build_inbound_routes",
     "build_outbound_virtual_host",
+    "build_route_table",
     "build_scope_routes",
+    "captured_virtual_host_domains",
     "default_outbound_route",
     "outbound_virtual_host_inputs",
     "route_scopes",
+    "service_visible",
     "virtual_host_domains",
     "virtual_service_config_path",
+    "visible_virtual_host_inputs",
 ]
 
 log = structlog.get_logger(__name__)
@@ -82,9 +86,22 @@ class VirtualHostInputs:
     domain_suffix: str
     rules: tuple[VirtualService, ...]  # the VirtualServices for the host visible from ``namespace``, in force first
     service_ports: ServicePorts  # destinations without a port take their service's only one
+    # Captured sidecars (pods): the listener port is the service port, so the host's names match bare and with the
+    # port, and so do its VIPs (Istio's domains); otherwise the HTTP-proxy listener's domains.
+    captured: bool = False
+    vips: tuple[str, ...] = ()
 
     def _key(self) -> tuple[object, ...]:
-        return (self.host, self.port, self.namespace, self.domain_suffix, self.service_ports, *map(id, self.rules))
+        return (
+            self.host,
+            self.port,
+            self.namespace,
+            self.domain_suffix,
+            self.service_ports,
+            self.captured,
+            self.vips,
+            *map(id, self.rules),
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, VirtualHostInputs):
@@ -103,11 +120,18 @@ def build_scope_routes(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> l
 
 def outbound_virtual_host_inputs(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[VirtualHostInputs]:
     """One entry per (visible service host, HTTP port) of the HTTP-proxy table of ``scope``'s namespace."""
-    namespace = _scope_namespace(scope)
+    return visible_virtual_host_inputs(_scope_namespace(scope), snapshot)
+
+
+def visible_virtual_host_inputs(
+    namespace: str, snapshot: MeshSnapshot, *, captured: bool = False
+) -> list[VirtualHostInputs]:
+    """One entry per (service host visible from ``namespace``, HTTP port); ``captured``: for captured sidecars
+    (Istio's domains, VIPs; no port the sidecar uses itself)."""
     service_ports = ServicePorts.of(snapshot)
     out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
-        if not _service_visible(service, namespace, snapshot):
+        if not service_visible(service, namespace, snapshot):
             continue
         rules = _visible_rules(service.host, namespace, snapshot)
         out.extend(
@@ -118,18 +142,26 @@ def outbound_virtual_host_inputs(scope: tuple[Hashable, ...], snapshot: MeshSnap
                 domain_suffix=snapshot.domain_suffix,
                 rules=rules,
                 service_ports=service_ports,
+                captured=captured,
+                vips=snapshot.vips.get(service.host, ()) if captured else (),
             )
             for port in service.ports
-            if port.protocol.is_http
+            if port.protocol.is_http and not (captured and port.number in names.CAPTURED_SIDECAR_PORTS)
         )
     return out
 
 
 def build_outbound_virtual_host(inputs: VirtualHostInputs) -> VirtualHost:
     """The virtual host of ``inputs.host:inputs.port``: its VirtualService's routes, else Istio's default route."""
+    if inputs.captured:
+        domains = captured_virtual_host_domains(
+            inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix, inputs.vips
+        )
+    else:
+        domains = virtual_host_domains(inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix)
     return VirtualHost(
         name=f"{inputs.host}:{inputs.port}",
-        domains=virtual_host_domains(inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix),
+        domains=domains,
         routes=_service_routes(inputs),
         include_request_attempt_count=True,
     )
@@ -137,13 +169,18 @@ def build_outbound_virtual_host(inputs: VirtualHostInputs) -> VirtualHost:
 
 def assemble_scope_routes(scope: tuple[Hashable, ...], vhosts: Sequence[VirtualHost]) -> list[RouteConfiguration]:
     """The HTTP-proxy table of ``scope``'s namespace from its virtual hosts (which are not modified)."""
+    return [build_route_table(names.http_proxy_route_name(_scope_namespace(scope)), vhosts)]
+
+
+def build_route_table(name: str, vhosts: Sequence[VirtualHost]) -> RouteConfiguration:
+    """A table of the given virtual hosts (which are not modified), by name, without duplicate domains."""
     table = RouteConfiguration(
-        name=names.http_proxy_route_name(_scope_namespace(scope)),
+        name=name,
         virtual_hosts=_without_duplicate_domains(sorted(vhosts, key=lambda vh: vh.name)),
     )
     table.validate_clusters.value = False
     table.max_direct_response_body_size_bytes.value = MAX_DIRECT_RESPONSE_BODY_BYTES
-    return [table]
+    return table
 
 
 def _scope_namespace(scope: tuple[Hashable, ...]) -> str:
@@ -204,6 +241,18 @@ def virtual_host_domains(host: str, port: int, namespace: str, domain_suffix: st
             out.append(name)
         out.append(f"{name}:{port}")
     return tuple(out)
+
+
+def captured_virtual_host_domains(
+    host: str, port: int, namespace: str, domain_suffix: str, vips: Sequence[str]
+) -> tuple[str, ...]:
+    """Host header values that reach ``host:port`` through a captured sidecar's ``0.0.0.0_<port>`` listener
+    (Istio's ``generateVirtualHostDomains``): the host, its other names and its VIPs, each bare and with ``:<port>``."""
+    return tuple(
+        domain
+        for name in (host, *alt_host_names(host, namespace, domain_suffix), *vips)
+        for domain in (name, f"{name}:{port}")
+    )
 
 
 def virtual_service_config_path(vs: VirtualService) -> str:
@@ -327,7 +376,8 @@ def _exported_to(export_to: Sequence[str], owner_namespace: str, namespace: str)
     return "." in export_to and owner_namespace == namespace
 
 
-def _service_visible(service: Service, namespace: str, snapshot: MeshSnapshot) -> bool:
+def service_visible(service: Service, namespace: str, snapshot: MeshSnapshot) -> bool:
+    """Whether the ServiceEntry behind ``service`` is exported to ``namespace``."""
     entry = snapshot.configs.get(service.source)
     export_to: Sequence[str] = getattr(entry, "export_to", ())
     return _exported_to(export_to, service.namespace, namespace)

@@ -12,6 +12,7 @@ from pilot.model.build import (
     resolve_proxy,
     virtual_services_for,
 )
+from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings, OutboundTrafficPolicy
 from pilot.model.mtls import (
     EffectiveMtlsMode,
     MtlsPolicies,
@@ -45,18 +46,22 @@ from pilot.model.types import (
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
+    "DEFAULT_MESH_SETTINGS",
     "DEFAULT_ROOT_NAMESPACE",
     "DEFAULT_TRUST_DOMAIN",
     "KUBERNETES_PROVIDER",
+    "MESH_CONFIG_KIND",
     "MIXER_PROVIDER",
     "SERVICE_ENTRIES",
     "SERVICE_ENTRY_PROVIDER",
     "EffectiveMtlsMode",
     "Endpoint",
     "MemoryRegistry",
+    "MeshSettings",
     "MeshSnapshot",
     "MtlsPolicies",
     "NodeIdError",
+    "OutboundTrafficPolicy",
     "Proxy",
     "ProxyNode",
     "RegistryState",

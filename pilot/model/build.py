@@ -19,6 +19,7 @@ from pilot.config.types import (
     VirtualService,
 )
 from pilot.model.destination_rules import index_destination_rules, visible_destination_rule
+from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.registry import ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
 from pilot.model.types import (
@@ -109,17 +110,23 @@ def virtual_services_for(snapshot: MeshSnapshot, host: str) -> tuple[VirtualServ
 
 
 def _changed_kinds(
-    previous: MeshSnapshot | None, configs: Mapping[ConfigKey, Resource], registry_versions: Mapping[str, str]
+    previous: MeshSnapshot | None,
+    configs: Mapping[ConfigKey, Resource],
+    registry_versions: Mapping[str, str],
+    mesh: MeshSettings,
 ) -> frozenset[str]:
     """The config kinds that differ from ``previous``; a registry whose version changed counts as a ServiceEntry
-    and WorkloadEntry change (as Istio pushes a Kubernetes service change with kind ServiceEntry)."""
+    and WorkloadEntry change (as Istio pushes a Kubernetes service change with kind ServiceEntry), and changed mesh
+    settings as ``MeshConfig``."""
     if previous is None or previous.registry_versions != registry_versions:
         registries_changed = {"ServiceEntry", "WorkloadEntry"}
     else:
         registries_changed = set()
     if previous is None:
-        return frozenset(key.kind for key in configs) | registries_changed
+        return frozenset(key.kind for key in configs) | registries_changed | {MESH_CONFIG_KIND}
     changed = registries_changed
+    if previous.mesh != mesh:
+        changed.add(MESH_CONFIG_KIND)
     for key in previous.configs.keys() | configs.keys():
         old, new = previous.configs.get(key), configs.get(key)
         if old is None or new is None or old.meta.content_hash != new.meta.content_hash:
@@ -136,6 +143,7 @@ def build_snapshot(
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
     registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
+    mesh: MeshSettings = DEFAULT_MESH_SETTINGS,
 ) -> MeshSnapshot:
     """Index the accepted config and the service registries' states into a snapshot. Deterministic: iteration is in
     ConfigKey order. ``registries`` (in order; see ``pilot.model.registry`` for who wins a host) default to the
@@ -177,10 +185,11 @@ def build_snapshot(
         instances=registered.instances,
         trust_domain=trust_domain,
         root_namespace=root_namespace,
+        mesh=mesh,
         peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
-        changed_kinds=_changed_kinds(previous, ordered, registered.versions),
+        changed_kinds=_changed_kinds(previous, ordered, registered.versions, mesh),
         shadowed_services=registered.shadowed,
         registry_versions=registered.versions,
     )

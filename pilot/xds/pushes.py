@@ -22,9 +22,11 @@ from pilot.config.types import ConfigKey
 from pilot.config.types import Resource as ConfigResource
 from pilot.generate.registry import TypeGenerator
 from pilot.model import (
+    DEFAULT_MESH_SETTINGS,
     DEFAULT_ROOT_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
     SERVICE_ENTRIES,
+    MeshSettings,
     MeshSnapshot,
     ProxyNode,
     ServiceRegistry,
@@ -106,6 +108,7 @@ def build_cache(
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
     root_namespace: str = DEFAULT_ROOT_NAMESPACE,
     registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
+    mesh: MeshSettings = DEFAULT_MESH_SETTINGS,
 ) -> ResourceCache:
     """Build the snapshot and generate every type for ``nodes`` (CPU work: run it in a worker thread).
 
@@ -121,6 +124,7 @@ def build_cache(
         trust_domain=trust_domain,
         root_namespace=root_namespace,
         registries=registries,
+        mesh=mesh,
     )
     cache = ResourceCache(snapshot, generators, previous=previous, keep=nodes, changed_at=changed_at)
     cache.warm(nodes)

@@ -24,9 +24,11 @@ from pilot.generate.registry import GENERATORS, TypeGenerator
 from pilot.metrics import PilotMetrics
 from pilot.model import (
     DEFAULT_DOMAIN_SUFFIX,
+    DEFAULT_MESH_SETTINGS,
     DEFAULT_ROOT_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
     SERVICE_ENTRIES,
+    MeshSettings,
     MeshSnapshot,
     NodeIdError,
     ProxyNode,
@@ -69,6 +71,7 @@ class DiscoveryServer:
         send_timeout: float = 20.0,
         metrics: PilotMetrics | None = None,
         registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
+        mesh: MeshSettings = DEFAULT_MESH_SETTINGS,
     ) -> None:
         """``registries``: the service registries every snapshot aggregates, in precedence order (a registry whose
         contents change on their own calls ``registries_changed``). ``max_concurrent_pushes``: responses built and
@@ -80,6 +83,7 @@ class DiscoveryServer:
         self.domain_suffix = domain_suffix
         self.trust_domain = trust_domain
         self.root_namespace = root_namespace
+        self.mesh = mesh
         self.registries = tuple(registries)
         self.metrics = metrics or PilotMetrics()
         self.port: int | None = None
@@ -113,6 +117,12 @@ class DiscoveryServer:
     def update_config(self, configs: Mapping[ConfigKey, ConfigResource], version: int) -> None:
         """Accepted config changed: push it after the debounce. Cheap; callable before ``start``."""
         self._config = (MappingProxyType(dict(configs)), version)
+        self._trigger()
+
+    def update_mesh(self, mesh: MeshSettings) -> None:
+        """The mesh config file changed: rebuild with these settings and push after the debounce (a ``MeshConfig``
+        change of the snapshot)."""
+        self.mesh = mesh
         self._trigger()
 
     def registries_changed(self) -> None:
@@ -208,6 +218,7 @@ class DiscoveryServer:
                 trust_domain=self.trust_domain,
                 root_namespace=self.root_namespace,
                 registries=self.registries,
+                mesh=self.mesh,
                 nodes=nodes,
                 changed_at=changed_at,
             )

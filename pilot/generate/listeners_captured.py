@@ -1,0 +1,314 @@
+"""LDS for a captured sidecar: a pod whose traffic iptables sends through Envoy (Istio ``listener.go``,
+``listener_builder.go``, ``listenertest``'s names). Node metadata ``INTERCEPTION_MODE: REDIRECT`` selects it.
+
+Outbound (the app's connections, redirected to 15001):
+
+- ``virtualOutbound`` on ``0.0.0.0:15001`` with ``use_original_dst``: Envoy hands each connection to the listener
+  bound (``bind_to_port: false``) to its original destination ``ip:port``, else ``0.0.0.0:port``, else keeps it
+  on the default chain ``PassthroughFilterChain``: tcp_proxy to ``PassthroughCluster`` (ALLOW_ANY) or
+  ``BlackHoleCluster`` (REGISTRY_ONLY, MeshConfig ``outboundTrafficPolicy``). A connection straight to 15001
+  itself goes to ``BlackHoleCluster`` (chain ``virtualOutbound-blackhole``), as in Istio, so it cannot loop.
+- ``0.0.0.0_<port>`` per HTTP port of any visible service: an HTTP connection manager with the route table named
+  ``<port>`` (``routes_captured.py``: virtual hosts by Host, a catch-all for hosts outside the registry).
+- ``<vip>_<port>`` per VIP and non-HTTP port (TCP, TLS, HTTPS, MONGO, MySQL, Redis, unknown) of a service:
+  tcp_proxy to ``outbound|<port>||<host>``. A ``resolution: NONE`` service without addresses of its own gets
+  ``0.0.0.0_<port>`` instead (any destination on that port, to its ORIGINAL_DST cluster), unless an HTTP port
+  holds that listener.
+
+Inbound (connections to the pod, redirected to 15006):
+
+- ``virtualInbound`` on ``0.0.0.0:15006`` with the ``original_dst`` listener filter (chains match the original
+  destination) and the TLS inspector when some chain tells mTLS from plaintext; one group of chains per
+  destination port the workload serves: its service ports (where clients' endpoints point) and, when it differs,
+  the app's own target port (Istio 1.10+ clients dial it; its authorization policies see the port as written).
+  Each group is the inbound listener of ``listeners.py`` (mTLS per PeerAuthentication, RBAC, ext_authz, access
+  logs) matched on ``destination_port``, forwarding to ``inbound|<port>||`` (the app at the pod IP and target
+  port, from 127.0.0.6). Every other port goes to ``InboundPassthroughCluster`` under the workload's mTLS mode
+  and network RBAC (chains ``InboundPassthroughFilterChain``); 15006 itself to ``BlackHoleCluster``.
+  No ``http_inspector``: no chain matches on the application protocol (passthrough is TCP), and the inspector
+  would hold back server-first protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import structlog
+from envoy.config.core.v3.base_pb2 import TrafficDirection
+from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain, ListenerFilter
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.extensions.filters.listener.original_dst.v3.original_dst_pb2 import OriginalDst
+
+from meshplane import names
+from pilot.config.types import Resolution
+from pilot.generate._protos import network_filter, socket_address
+from pilot.generate._tls import has_sds
+from pilot.generate.access_logs import build_outbound_access_logs
+from pilot.generate.authz_filters import build_network_authz_filters
+from pilot.generate.clusters import inbound_instances
+from pilot.generate.listener_tls import (
+    InboundSecurity,
+    build_inbound_filter_chains,
+    inbound_security,
+    tls_inspector_filter,
+)
+from pilot.generate.listeners import (
+    HTTP_CONNECTION_MANAGER,
+    TCP_PROXY,
+    HttpListenerOptions,
+    build_filter_chain,
+    build_http_connection_manager,
+    build_inbound_chains,
+    build_listeners,
+    build_tcp_proxy,
+    prepend_filters,
+)
+from pilot.generate.routes import service_visible
+from pilot.model import effective_mtls_mode
+from pilot.model.mesh_settings import OutboundTrafficPolicy
+from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
+
+__all__ = [
+    "INBOUND_PASSTHROUGH_CHAIN",
+    "ORIGINAL_DST_FILTER",
+    "PASSTHROUGH_CHAIN",
+    "RESERVED_PORTS",
+    "VIRTUAL_INBOUND",
+    "VIRTUAL_OUTBOUND",
+    "WILDCARD_ADDRESS",
+    "build_captured_listeners",
+    "build_outbound_http_listener",
+    "build_outbound_service_listeners",
+    "build_outbound_tcp_listener",
+    "build_sidecar_listeners",
+    "build_virtual_inbound_listener",
+    "build_virtual_outbound_listener",
+    "outbound_default_cluster",
+]
+
+log = structlog.get_logger(__name__)
+
+VIRTUAL_OUTBOUND = "virtualOutbound"
+VIRTUAL_INBOUND = "virtualInbound"
+PASSTHROUGH_CHAIN = "PassthroughFilterChain"
+INBOUND_PASSTHROUGH_CHAIN = "InboundPassthroughFilterChain"
+ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst"
+WILDCARD_ADDRESS = "0.0.0.0"
+RESERVED_PORTS = names.CAPTURED_SIDECAR_PORTS  # no listener for a service port among them (Istio skips them too)
+
+
+def build_sidecar_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
+    """LDS for any sidecar: Istio's listeners when captured, else the loopback HTTP-proxy model (``listeners.py``)."""
+    return build_captured_listeners(proxy, snapshot) if proxy.captured else build_listeners(proxy, snapshot)
+
+
+def build_captured_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
+    """Everything a captured sidecar listens with (see the module doc)."""
+    return [
+        build_virtual_outbound_listener(snapshot.mesh.outbound_traffic_policy),
+        *build_outbound_service_listeners(proxy, snapshot),
+        build_virtual_inbound_listener(proxy, snapshot),
+    ]
+
+
+def outbound_default_cluster(policy: OutboundTrafficPolicy) -> str:
+    """Where outbound traffic to a destination outside the registry goes."""
+    return names.PASSTHROUGH_CLUSTER if policy is OutboundTrafficPolicy.ALLOW_ANY else names.BLACKHOLE_CLUSTER
+
+
+def _tcp_proxy_filter(cluster: str) -> Filter:
+    return network_filter(TCP_PROXY, build_tcp_proxy(stat_prefix=cluster, cluster=cluster))
+
+
+def _blackhole_chain(name: str, port: int) -> FilterChain:
+    chain = build_filter_chain([_tcp_proxy_filter(names.BLACKHOLE_CLUSTER)], name=name)
+    chain.filter_chain_match.destination_port.value = port
+    return chain
+
+
+def build_virtual_outbound_listener(policy: OutboundTrafficPolicy) -> Listener:
+    listener = Listener(
+        name=VIRTUAL_OUTBOUND,
+        address=socket_address(WILDCARD_ADDRESS, names.OUTBOUND_CAPTURE_PORT),
+        traffic_direction=TrafficDirection.OUTBOUND,
+        use_original_dst={"value": True},
+        filter_chains=[_blackhole_chain(f"{VIRTUAL_OUTBOUND}-blackhole", names.OUTBOUND_CAPTURE_PORT)],
+    )
+    listener.default_filter_chain.CopyFrom(
+        build_filter_chain([_tcp_proxy_filter(outbound_default_cluster(policy))], name=PASSTHROUGH_CHAIN)
+    )
+    return listener
+
+
+def _service_listener(name: str, address: str, port: int, network: Filter) -> Listener:
+    """A listener that only receives connections virtualOutbound hands over (never binds its address)."""
+    return Listener(
+        name=name,
+        address=socket_address(address, port),
+        bind_to_port={"value": False},
+        traffic_direction=TrafficDirection.OUTBOUND,
+        filter_chains=[build_filter_chain([network])],
+    )
+
+
+def build_outbound_http_listener(proxy: Proxy, port: int) -> Listener:
+    """``0.0.0.0_<port>``: HTTP to any destination on ``port``, routed by Host with the route table ``<port>``."""
+    hcm = build_http_connection_manager(
+        HttpListenerOptions(
+            stat_prefix=f"outbound_{WILDCARD_ADDRESS}_{port}",
+            route_name=str(port),
+            use_remote_address=False,
+            access_logs=build_outbound_access_logs(proxy),
+        )
+    )
+    name = names.inbound_listener_name(WILDCARD_ADDRESS, port)  # Istio's <address>_<port>
+    return _service_listener(name, WILDCARD_ADDRESS, port, network_filter(HTTP_CONNECTION_MANAGER, hcm))
+
+
+def build_outbound_tcp_listener(address: str, port: int, host: str) -> Listener:
+    """``<address>_<port>``: tcp_proxy to the service's cluster for connections to ``address:port``."""
+    cluster = names.outbound_cluster_name(port, "", host)
+    return _service_listener(f"{address}_{port}", address, port, _tcp_proxy_filter(cluster))
+
+
+def _tcp_addresses(snapshot: MeshSnapshot, host: str) -> tuple[str, ...]:
+    service = snapshot.services[host]
+    if service.resolution is Resolution.NONE and not service.addresses:
+        return (WILDCARD_ADDRESS,)  # Istio: any destination on the port passes through to where it was going
+    return snapshot.vips.get(host, ())
+
+
+def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
+    """One HTTP listener per HTTP port, then one TCP listener per (VIP, other port), of the services visible from
+    the proxy's namespace; the first service (in host order) keeps a contested ``address_port``."""
+    http_ports: dict[int, str] = {}
+    tcp: dict[str, tuple[str, Listener]] = {}
+    for host in sorted(snapshot.services):
+        service = snapshot.services[host]
+        if not service_visible(service, proxy.namespace, snapshot):
+            continue
+        for port in service.ports:
+            if port.number in RESERVED_PORTS:
+                log.warning(
+                    "outbound_listener_skipped",
+                    reason="port is reserved by the sidecar",
+                    port=port.number,
+                    service=host,
+                    proxy=proxy.node.id,
+                )
+                continue
+            if port.protocol.is_http:
+                http_ports.setdefault(port.number, host)
+                continue
+            for address in _tcp_addresses(snapshot, host):
+                listener = build_outbound_tcp_listener(address, port.number, host)
+                first = tcp.setdefault(listener.name, (host, listener))[0]
+                if first != host:
+                    log.warning("outbound_listener_conflict", listener=listener.name, used=first, ignored=host)
+    listeners = [build_outbound_http_listener(proxy, port) for port in sorted(http_ports)]
+    for name, (host, listener) in tcp.items():
+        if name in {lis.name for lis in listeners}:
+            log.warning(
+                "outbound_listener_conflict",
+                listener=name,
+                used=f"HTTP {http_ports[listener.address.socket_address.port_value]}",
+                ignored=host,
+            )
+            continue
+        listeners.append(listener)
+    return listeners
+
+
+def _destination_ports(
+    instance: ServiceInstance, service_ports: set[int]
+) -> Iterator[tuple[int, dict[int, int] | None]]:
+    """(destination port, how policy ports map to it) for the chains of one instance: its service port (policy
+    ports translated as on the loopback listener), and the app's own port when no service port claims it."""
+    yield instance.port.number, None
+    target = instance.target_port
+    if target != instance.port.number and target not in service_ports and target not in RESERVED_PORTS:
+        yield target, {}
+
+
+def _match_port(chains: Sequence[FilterChain], port: int, name: str) -> None:
+    for chain in chains:
+        chain.name = f"{name}_{chain.name}" if chain.name and len(chains) > 1 else name
+        chain.filter_chain_match.destination_port.value = port
+
+
+def _passthrough_chains(proxy: Proxy, snapshot: MeshSnapshot) -> tuple[list[ListenerFilter], list[FilterChain]]:
+    """Ports no service declares: the workload's mTLS mode (without port-level settings), its network RBAC, then
+    the app at the original destination."""
+
+    def network(terminates_mtls: bool) -> Filter:
+        del terminates_mtls
+        return _tcp_proxy_filter(names.INBOUND_PASSTHROUGH_CLUSTER)
+
+    security = _workload_security(proxy, snapshot)
+    if security is None:
+        filters: list[ListenerFilter] = []
+        chains = [build_filter_chain([network(False)])]
+    else:
+        filters, chains = build_inbound_filter_chains(security, network)
+    policy = build_network_authz_filters(proxy, None, snapshot)
+    if policy:
+        prepend_filters(chains, policy)
+    for chain in chains:
+        chain.name = f"{INBOUND_PASSTHROUGH_CHAIN}_{chain.name}" if len(chains) > 1 else INBOUND_PASSTHROUGH_CHAIN
+    return filters, chains
+
+
+def _workload_security(proxy: Proxy, snapshot: MeshSnapshot) -> InboundSecurity | None:
+    if proxy.workload is None:
+        return None
+    mode = effective_mtls_mode(snapshot, proxy.workload, None)
+    if not has_sds(proxy):
+        return None
+    return InboundSecurity(mode=mode, trust_domain=snapshot.trust_domain)
+
+
+def build_virtual_inbound_listener(proxy: Proxy, snapshot: MeshSnapshot) -> Listener:
+    chains = [_blackhole_chain(f"{VIRTUAL_INBOUND}-blackhole", names.INBOUND_CAPTURE_PORT)]
+    inspect = False
+    instances = inbound_instances(proxy)
+    service_ports = {instance.port.number for instance in instances}
+    for instance in instances:
+        if instance.port.number in RESERVED_PORTS:
+            log.warning(
+                "inbound_chain_skipped",
+                reason="port is reserved by the sidecar",
+                port=instance.port.number,
+                service=instance.service.host,
+                proxy=proxy.node.id,
+            )
+            continue
+        security = inbound_security(proxy, instance, snapshot)
+        for port, policy_ports in _destination_ports(instance, service_ports):
+            filters, port_chains = build_inbound_chains(
+                proxy,
+                instance,
+                security,
+                snapshot,
+                stat_prefix=f"inbound_{WILDCARD_ADDRESS}_{port}",
+                policy_ports=policy_ports,
+            )
+            _match_port(port_chains, port, f"inbound_{WILDCARD_ADDRESS}_{port}")
+            inspect = inspect or bool(filters)
+            chains.extend(port_chains)
+    filters, passthrough = _passthrough_chains(proxy, snapshot)
+    inspect = inspect or bool(filters)
+    chains.extend(passthrough)
+    listener = Listener(
+        name=VIRTUAL_INBOUND,
+        address=socket_address(WILDCARD_ADDRESS, names.INBOUND_CAPTURE_PORT),
+        traffic_direction=TrafficDirection.INBOUND,
+        filter_chains=chains,
+    )
+    original_dst = ListenerFilter(name=ORIGINAL_DST_FILTER)
+    original_dst.typed_config.Pack(OriginalDst())
+    listener.listener_filters.append(original_dst)
+    if inspect:
+        listener.listener_filters.append(tls_inspector_filter())
+        # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
+        listener.continue_on_listener_filters_timeout = True
+    return listener

@@ -1,0 +1,90 @@
+"""RDS for captured sidecars (pods): one route table per outbound HTTP port, named by the port (``9080``, Istio's
+name), fetched by the ``0.0.0.0_<port>`` listener (``listeners_captured.py``).
+
+A table holds one virtual host per visible service with an HTTP port of that number, with Istio's domains (short
+name in the proxy's namespace, ``name.ns``, ``name.ns.svc``, the FQDN and the VIPs, each bare and with ``:<port>``)
+and the routes of ``routes.py`` (VirtualServices, else Istio's default route), then Istio's catch-all for any other
+Host, per MeshConfig ``outboundTrafficPolicy``: ``allow_any`` (on to the original destination, PassthroughCluster)
+or ``block_all`` (502).
+
+Tables depend on the proxy's namespace (short names, exportTo), so they are shared per namespace: scope
+``("captured_http", namespace)``. Each table is one cached part (``PortRoutesInputs``); its virtual hosts'
+inputs are ``routes.VirtualHostInputs``, so the cache key covers every input.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from envoy.config.route.v3.route_components_pb2 import DirectResponseAction, Route, RouteAction, VirtualHost
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+
+from meshplane import names
+from pilot.generate.route_action import set_duration
+from pilot.generate.route_match import translate_route_match
+from pilot.generate.routes import (
+    VirtualHostInputs,
+    build_outbound_virtual_host,
+    build_route_table,
+    visible_virtual_host_inputs,
+)
+from pilot.model.mesh_settings import OutboundTrafficPolicy
+from pilot.model.types import MeshSnapshot, Proxy
+
+__all__ = [
+    "ALLOW_ANY_VIRTUAL_HOST",
+    "BLOCK_ALL_VIRTUAL_HOST",
+    "CAPTURED_HTTP_SCOPE",
+    "PortRoutesInputs",
+    "build_catch_all_virtual_host",
+    "build_port_route_table",
+    "captured_route_inputs",
+    "captured_route_scope",
+]
+
+CAPTURED_HTTP_SCOPE = "captured_http"
+ALLOW_ANY_VIRTUAL_HOST = "allow_any"  # Istio's names
+BLOCK_ALL_VIRTUAL_HOST = "block_all"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortRoutesInputs:
+    """Everything the route table of one port is built from (hashable: the resource cache's key)."""
+
+    port: int
+    virtual_hosts: tuple[VirtualHostInputs, ...]
+    policy: OutboundTrafficPolicy
+
+
+def captured_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
+    return (CAPTURED_HTTP_SCOPE, proxy.namespace)
+
+
+def captured_route_inputs(namespace: str, snapshot: MeshSnapshot) -> list[PortRoutesInputs]:
+    """One entry per HTTP port of the services visible from ``namespace``, by port number."""
+    by_port: dict[int, list[VirtualHostInputs]] = defaultdict(list)
+    for inputs in visible_virtual_host_inputs(namespace, snapshot, captured=True):
+        by_port[inputs.port].append(inputs)
+    policy = snapshot.mesh.outbound_traffic_policy
+    return [PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy) for port in sorted(by_port)]
+
+
+def build_port_route_table(inputs: PortRoutesInputs) -> RouteConfiguration:
+    vhosts = [build_outbound_virtual_host(vhost) for vhost in inputs.virtual_hosts]
+    return build_route_table(str(inputs.port), [*vhosts, build_catch_all_virtual_host(inputs.policy)])
+
+
+def build_catch_all_virtual_host(policy: OutboundTrafficPolicy) -> VirtualHost:
+    """Istio's ``allow_any`` / ``block_all`` virtual host: a Host no service has, on a port some service has."""
+    if policy is OutboundTrafficPolicy.ALLOW_ANY:
+        action = RouteAction(cluster=names.PASSTHROUGH_CLUSTER)
+        set_duration(action.timeout, 0)
+        set_duration(action.max_stream_duration.max_stream_duration, 0)
+        route = Route(name=ALLOW_ANY_VIRTUAL_HOST, match=translate_route_match(None), route=action)
+        return VirtualHost(name=ALLOW_ANY_VIRTUAL_HOST, domains=["*"], routes=[route])
+    route = Route(
+        name=BLOCK_ALL_VIRTUAL_HOST, match=translate_route_match(None), direct_response=DirectResponseAction(status=502)
+    )
+    return VirtualHost(name=BLOCK_ALL_VIRTUAL_HOST, domains=["*"], routes=[route])

@@ -1,0 +1,30 @@
+"""Mesh-wide settings from Istio's MeshConfig that the generators read (``pilot.config.mesh_config`` parses the file).
+
+Frozen and hashable: the snapshot carries one, a change of it is a ``MeshConfig`` change (``changed_kinds``), and
+the route cache keys the parts that read it on its values.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_MESH_SETTINGS", "MESH_CONFIG_KIND", "MeshSettings", "OutboundTrafficPolicy"]
+
+MESH_CONFIG_KIND = "MeshConfig"  # the "kind" a change of the mesh settings counts as in ``changed_kinds``
+
+
+class OutboundTrafficPolicy(enum.StrEnum):
+    """Istio ``MeshConfig.outboundTrafficPolicy.mode``: where a captured sidecar sends traffic to a destination that
+    no service of the registry has."""
+
+    ALLOW_ANY = "ALLOW_ANY"  # on to the original destination (PassthroughCluster)
+    REGISTRY_ONLY = "REGISTRY_ONLY"  # nowhere (BlackHoleCluster: a reset for TCP, 502 for HTTP)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MeshSettings:
+    outbound_traffic_policy: OutboundTrafficPolicy = OutboundTrafficPolicy.ALLOW_ANY  # Istio's default
+
+
+DEFAULT_MESH_SETTINGS = MeshSettings()
