@@ -15,12 +15,12 @@ from pilot.model.vips import AUTO_VIP_NETWORK, allocate_vips
 from tests.conftest import bookinfo
 
 
-def service(host: str, addresses: tuple[str, ...] = ()) -> Service:
+def service(host: str, addresses: tuple[str, ...] = (), resolution: Resolution = Resolution.STATIC) -> Service:
     return Service(
         host=host,
         namespace="default",
         ports=(ServicePort(number=9080, name="http", protocol=Protocol.HTTP),),
-        resolution=Resolution.STATIC,
+        resolution=resolution,
         mesh_internal=True,
         endpoints=MappingProxyType({}),
         source=ConfigKey(kind="ServiceEntry", namespace="default", name=host.split(".")[0]),
@@ -72,8 +72,11 @@ def test_a_full_range_is_an_error_not_a_duplicate(monkeypatch: pytest.MonkeyPatc
         allocate_vips(services(*(service(f"s{i}.default.svc.cluster.local") for i in range(3))))
 
 
-def test_wildcard_hosts_get_no_vip() -> None:
-    assert dict(allocate_vips(services(service("*.example.com")))) == {}
+def test_wildcard_hosts_and_passthrough_services_get_no_vip() -> None:
+    passthrough = service("db.example.com", resolution=Resolution.NONE)
+    assert dict(allocate_vips(services(service("*.example.com"), passthrough))) == {}
+    own = service("db.example.com", addresses=("10.0.0.9",), resolution=Resolution.NONE)
+    assert dict(allocate_vips(services(own))) == {"db.example.com": ("10.0.0.9",)}
 
 
 def test_the_snapshot_carries_every_services_vips() -> None:

@@ -6,7 +6,9 @@ VIPs. Every other service with a concrete host gets one address auto-allocated f
 of the host, so it does not depend on which other services exist and stays the same across restarts of Pilot; two
 hosts hashing to the same address (rare: 65534 addresses) are told apart by probing the next free address, in
 host order, so even then the result is deterministic for the same set of hosts. Wildcard hosts get no VIP (as in
-Istio: nothing can resolve a wildcard to one address).
+Istio: nothing can resolve a wildcard to one address), nor do ``resolution: NONE`` services without addresses of
+their own: their connections go to the address the app dialled (an ORIGINAL_DST cluster), so a VIP would lead
+nowhere.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import ipaddress
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from pilot.config.types import Resolution
 from pilot.model.types import Service
 
 __all__ = ["AUTO_VIP_NETWORK", "allocate_vips"]
@@ -33,7 +36,7 @@ def allocate_vips(services: Mapping[str, Service]) -> Mapping[str, tuple[str, ..
         service = services[host]
         if service.addresses:
             vips[host] = service.addresses
-        elif not host.startswith("*"):
+        elif not host.startswith("*") and service.resolution is not Resolution.NONE:
             address = _free_address(host, taken)
             taken.add(address)
             vips[host] = (address,)
