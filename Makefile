@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Citadel's gRPC code, generated from citadel/proto at build time and never committed (see citadel/proto/generate.py)
-PROTOS := $(shell find citadel/proto -name '*.proto')
-GENERATED := citadel/v1/ca_pb2.py
+# Citadel's gRPC code and the NDS name table, generated from citadel/proto and meshplane/proto at build time and never
+# committed (see citadel/proto/generate.py)
+PROTOS := $(shell find citadel/proto meshplane/proto -name '*.proto')
+GENERATED := citadel/v1/ca_pb2.py meshplane/nds/v1/nds_pb2.py
 
 .PHONY: demo test unit e2e lint typecheck bench venv clean
 
@@ -31,7 +32,7 @@ demo: $(STAMP) $(GENERATED)
 
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy.
 test: $(STAMP) $(GENERATED)
-	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap e2e tests bench
+	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest tests e2e
 
@@ -42,7 +43,7 @@ e2e: $(STAMP) $(GENERATED)
 	$(BIN)/pytest e2e
 
 lint: $(STAMP) $(GENERATED)
-	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap e2e tests bench
+	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
 
 typecheck: $(STAMP) $(GENERATED)
 	$(BIN)/mypy
@@ -55,4 +56,4 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds
