@@ -90,6 +90,8 @@ class DnsProxy:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             return _format_error(wire)
+        if query.flags & dns.flags.QR:
+            return None  # a response, not a query: answering it could loop between two servers
         if not query.question or query.opcode() != dns.opcode.QUERY:
             return _reply(query, dns.rcode.SERVFAIL if not query.question else dns.rcode.NOTIMP, tcp=tcp)
         lookup = self._lookup()
