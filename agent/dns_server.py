@@ -55,19 +55,28 @@ class DnsProxy:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> tuple[int, int]:
-        """Listen on UDP and TCP ``host:port``; the (UDP, TCP) ports bound (``port`` 0: two free ones)."""
+        """Listen on UDP and TCP ``host:port``; the ports bound (``port`` 0: one free for both, so the same twice)."""
+        attempts = 20 if port == 0 else 1
+        for attempt in range(attempts):
+            try:
+                return await self._bind(host, port)
+            except OSError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _bind(self, host: str, port: int) -> tuple[int, int]:
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), local_addr=(host, port))
-        self._transport = transport
         udp_port = int(transport.get_extra_info("sockname")[1])
         try:
-            self._tcp = await asyncio.start_server(self._serve_tcp, host, port or udp_port)
-        except OSError:
+            self._tcp = await asyncio.start_server(self._serve_tcp, host, udp_port)
+        except OSError:  # with port 0: the UDP port is taken for TCP; the caller tries another
             transport.close()
             raise
-        tcp_port = int(self._tcp.sockets[0].getsockname()[1])
-        log.info("dns proxy listening", address=host, udp_port=udp_port, tcp_port=tcp_port)
-        return udp_port, tcp_port
+        self._transport = transport
+        log.info("dns proxy listening", address=host, port=udp_port)
+        return udp_port, udp_port
 
     async def stop(self) -> None:
         if self._transport is not None:

@@ -16,7 +16,8 @@ from agent.dns_agent import DnsAgent
 from agent.dns_server import DnsProxy, DnsProxySettings
 from agent.dns_table import ProxyDomain
 from agent.dns_upstream import Upstream
-from tests.dns_builders import WorldDns, name_table, start_proxy, world_dns
+from e2e.dns_world import WorldDns, world_dns
+from tests.dns_builders import name_table, start_proxy
 
 TIMEOUT = 2.0
 MANY = tuple(f"198.51.100.{i}" for i in range(1, 60))  # an answer larger than 512 bytes
