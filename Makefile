@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Citadel's gRPC code, generated from citadel/proto at build time and never committed (see citadel/proto/generate.py)
-PROTOS := $(shell find citadel/proto -name '*.proto')
-GENERATED := citadel/v1/ca_pb2.py
+# Citadel's gRPC code and the NDS name table, generated from citadel/proto and meshplane/proto at build time and never
+# committed (see citadel/proto/generate.py)
+PROTOS := $(shell find citadel/proto meshplane/proto -name '*.proto')
+GENERATED := citadel/v1/ca_pb2.py meshplane/nds/v1/nds_pb2.py
 
 .PHONY: demo test unit e2e lint typecheck bench venv clean system-packages
 
@@ -63,4 +64,4 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds

@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from agent.cli import capture_arguments, pod_arguments, run_capture, run_pod_command
+from agent.pod_cli import capture_arguments, pod_arguments, run_capture, run_pod_command
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
 from e2e.harness import MeshNotSyncedError

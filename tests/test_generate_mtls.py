@@ -29,7 +29,7 @@ from pilot.config.types import (
     TrafficPolicy,
 )
 from pilot.generate import clusters, endpoints, listeners, routes
-from pilot.generate.registry import GENERATORS, LISTENER_TYPE
+from pilot.generate.registry import GENERATORS, LISTENER_TYPE, NAME_TABLE_TYPE, PUSH_ORDER, ROUTE_TYPE
 from pilot.model import MeshSnapshot, Proxy
 from pilot.xds import DiscoveryServer
 from tests.mtls_builders import (
@@ -189,8 +189,9 @@ def test_scopes_split_proxies_with_and_without_sds(make_meta: MakeMeta) -> None:
     )
     with pytest.raises(ValueError, match="unknown scope"):
         endpoints.build_scope_load_assignments(("eds", "mtls", "default"), snapshot)
-    for type_url, generator in GENERATORS.items():
-        assert ("PeerAuthentication" in generator.affected_by) is ("RouteConfiguration" not in type_url), type_url
+    for type_url in PUSH_ORDER:  # Envoy's types; the agent's name table does not depend on mTLS
+        assert ("PeerAuthentication" in GENERATORS[type_url].affected_by) is (type_url != ROUTE_TYPE), type_url
+    assert "PeerAuthentication" not in GENERATORS[NAME_TABLE_TYPE].affected_by
 
 
 def all_resources(proxy: Proxy, snapshot: MeshSnapshot) -> list[bytes]:

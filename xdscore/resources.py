@@ -49,8 +49,11 @@ def type_url_of(message: Message) -> str:
 
 
 def resource_name(message: Message) -> str:
-    """The xDS name of a resource: ``name``, or ``cluster_name`` for a ClusterLoadAssignment."""
+    """The xDS name of a resource: ``name``, or ``cluster_name`` for a ClusterLoadAssignment; ``""`` for a type that
+    has neither, served as one unnamed resource per proxy (Istio's NDS ``NameTable``, as Istio sends it)."""
     fields = message.DESCRIPTOR.fields_by_name
+    if not any(field_name in fields for field_name in _NAME_FIELDS):
+        return ""
     for field_name in _NAME_FIELDS:
         if field_name in fields:
             value = getattr(message, field_name)

@@ -1,5 +1,5 @@
-"""The xDS type URLs of the resources Envoy asks for, and the short names logs and debug pages use for them
-(go-control-plane's ``pkg/resource``)."""
+"""The xDS type URLs of the resources Envoy asks for (and the sidecar agent: Istio's NDS name table), and the short
+names logs and debug pages use for them (go-control-plane's ``pkg/resource``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ __all__ = [
     "CLUSTER_TYPE",
     "ENDPOINT_TYPE",
     "LISTENER_TYPE",
+    "NAME_TABLE_TYPE",
     "ROUTE_TYPE",
     "SECRET_TYPE",
     "TYPE_URL_PREFIX",
@@ -21,12 +22,21 @@ ENDPOINT_TYPE = TYPE_URL_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignmen
 LISTENER_TYPE = TYPE_URL_PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE_TYPE = TYPE_URL_PREFIX + "envoy.config.route.v3.RouteConfiguration"
 SECRET_TYPE = TYPE_URL_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+NAME_TABLE_TYPE = TYPE_URL_PREFIX + "istio.networking.nds.v1.NameTable"  # Istio's v3.NameTableType
 
 _SHORT_TYPES = MappingProxyType(
-    {CLUSTER_TYPE: "cds", ENDPOINT_TYPE: "eds", LISTENER_TYPE: "lds", ROUTE_TYPE: "rds", SECRET_TYPE: "sds"}
+    {
+        CLUSTER_TYPE: "cds",
+        ENDPOINT_TYPE: "eds",
+        LISTENER_TYPE: "lds",
+        ROUTE_TYPE: "rds",
+        SECRET_TYPE: "sds",
+        NAME_TABLE_TYPE: "nds",
+    }
 )
 
 
 def short_type(type_url: str) -> str:
-    """``cds``/``eds``/``lds``/``rds``/``sds`` for Envoy's types, else the message name in lower case."""
+    """``cds``/``eds``/``lds``/``rds``/``sds`` for Envoy's types, ``nds`` for the name table, else the message name
+    in lower case."""
     return _SHORT_TYPES.get(type_url) or type_url.rsplit(".", 1)[-1].lower()

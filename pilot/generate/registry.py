@@ -20,16 +20,17 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from pilot.generate import clusters, endpoints, listeners, listeners_captured, routes, routes_captured
+from pilot.generate import clusters, endpoints, listeners, listeners_captured, name_table, routes, routes_captured
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.types import MeshSnapshot, Proxy
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
 
 __all__ = [
     "CLUSTER_TYPE",
     "ENDPOINT_TYPE",
     "GENERATORS",
     "LISTENER_TYPE",
+    "NAME_TABLE_TYPE",
     "PUSH_ORDER",
     "ROUTE_TYPE",
     "Scope",
@@ -38,7 +39,8 @@ __all__ = [
 ]
 
 
-# Envoy's documented order for making changes without dropping traffic: CDS, EDS, LDS, RDS.
+# Envoy's documented order for making changes without dropping traffic: CDS, EDS, LDS, RDS. Types outside it (the
+# agent's NDS name table) are pushed after them, so a new name's VIP resolves only once its listeners are there.
 PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE)
 
 Scope = tuple[Hashable, ...]
@@ -146,5 +148,14 @@ GENERATORS: dict[str, TypeGenerator] = {
         build_scope=_scope_routes,
         build_proxy=routes.build_inbound_routes,
         parts=ScopeParts(inputs=_route_inputs, build=_route_part, assemble=_assemble_routes),
+    ),
+    # Istio's NDS, for the sidecar agent's DNS proxy: one unnamed NameTable per proxy (its namespace's hosts and VIPs)
+    NAME_TABLE_TYPE: TypeGenerator(
+        type_url=NAME_TABLE_TYPE,
+        affected_by=REGISTRY_KINDS,
+        wildcard=True,
+        scopes=name_table.name_table_scopes,
+        build_scope=name_table.build_scope_name_table,
+        build_proxy=name_table.build_proxy_name_table,
     ),
 }

@@ -1,0 +1,119 @@
+"""The agent's subcommands of ``meshplane``, registered in ``e2e.cli`` (``meshplane-agent``, in ``agent.cli``, runs
+what lives in a pod beside Envoy):
+
+meshplane capture install [-p 15001] [-z 15006] [-u 1337] [-g 1337] [-m REDIRECT] [-i '*'] [-x CIDRS]
+                          [-b '*'] [-d 15090,15021,15020] [-o PORTS] [-q PORTS] [--redirect-dns] [--dry-run]
+meshplane capture remove
+meshplane pod run NAME --namespace NS --ip POD_IP [--pilot HOST:PORT] [--mixer HOST:PORT] [--app-uid UID]
+                  [--pod-cidr 10.89.0.0/16] [--bridge mpbr0] -- APP...
+meshplane pod exec NAME [--namespace NS] -- COMMAND...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from agent.capture import (
+    DEFAULT_EXCLUDE_INBOUND_PORTS,
+    CaptureError,
+    CaptureOptions,
+    capture_rules,
+    parse_cidrs,
+    parse_ports,
+)
+from agent.iptables import IptablesError, install_capture, remove_capture
+from agent.pod import PodSpec, exec_in_pod, run_pod
+from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, PodNetwork, PodNetworkError
+
+__all__ = ["capture_arguments", "pod_arguments", "run_capture", "run_pod_command"]
+
+
+def capture_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = actions.add_parser("install", help="install Istio's capture rules in this network namespace")
+    install.add_argument("-p", dest="proxy_port", type=int, default=15001, help="outbound capture port")
+    install.add_argument("-z", dest="inbound_port", type=int, default=15006, help="inbound capture port")
+    install.add_argument("-u", dest="uids", default="1337", help="proxy uids (comma-separated)")
+    install.add_argument("-g", dest="gids", default="1337", help="proxy gids (comma-separated)")
+    install.add_argument("-m", dest="mode", default="REDIRECT", help="interception mode (REDIRECT)")
+    install.add_argument("-i", dest="include_cidrs", default="*", help="outbound CIDRs to capture, '*' for all")
+    install.add_argument("-x", dest="exclude_cidrs", default="", help="outbound CIDRs never captured")
+    install.add_argument("-b", dest="include_inbound", default="*", help="inbound ports to capture, '*' for all")
+    default_excludes = ",".join(map(str, DEFAULT_EXCLUDE_INBOUND_PORTS))
+    install.add_argument("-d", dest="exclude_inbound", default=default_excludes, help="inbound ports never captured")
+    install.add_argument("-o", dest="exclude_outbound", default="", help="outbound ports never captured")
+    install.add_argument("-q", dest="include_outbound", default="", help="outbound ports always captured")
+    install.add_argument("--redirect-dns", action="store_true", help="UDP/TCP 53 of the app to the agent (15053)")
+    install.add_argument("--dry-run", action="store_true", help="print the iptables-restore input, change nothing")
+    actions.add_parser("remove", help="remove meshplane's capture chains and jumps from this network namespace")
+
+
+def _options(args: argparse.Namespace) -> CaptureOptions:
+    if args.mode != "REDIRECT":
+        raise CaptureError(f"-m: {args.mode} is not supported by meshplane yet (REDIRECT only)")
+    return CaptureOptions(
+        proxy_port=args.proxy_port,
+        inbound_port=args.inbound_port,
+        proxy_uids=parse_ports(args.uids, option="-u"),  # type: ignore[arg-type]
+        proxy_gids=parse_ports(args.gids, option="-g"),  # type: ignore[arg-type]
+        include_outbound_cidrs=parse_cidrs(args.include_cidrs, option="-i", wildcard=True),
+        exclude_outbound_cidrs=parse_cidrs(args.exclude_cidrs, option="-x"),  # type: ignore[arg-type]
+        include_inbound_ports=parse_ports(args.include_inbound, option="-b", wildcard=True),
+        exclude_inbound_ports=parse_ports(args.exclude_inbound, option="-d"),  # type: ignore[arg-type]
+        exclude_outbound_ports=parse_ports(args.exclude_outbound, option="-o"),  # type: ignore[arg-type]
+        include_outbound_ports=parse_ports(args.include_outbound, option="-q"),  # type: ignore[arg-type]
+        redirect_dns=args.redirect_dns,
+    )
+
+
+async def run_capture(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "remove":
+            print("removed" if remove_capture() else "nothing to remove")
+            return 0
+        options = _options(args)
+        sys.stdout.write(capture_rules(options) if args.dry_run else install_capture(options))
+    except (CaptureError, IptablesError) as exc:
+        print(f"meshplane capture: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def pod_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run = actions.add_parser("run", help="run a pod in the foreground: netns, capture, sidecar, app")
+    run.add_argument("name")
+    run.add_argument("--namespace", default="default")
+    run.add_argument("--ip", required=True, help="the pod IP (in --pod-cidr)")
+    run.add_argument("--pilot", default="127.0.0.1:15010", help="Pilot's host-side xDS address")
+    run.add_argument("--mixer", help="Mixer's host-side gRPC address")
+    run.add_argument("--app-uid", type=int, default=int(os.environ.get("SUDO_UID", os.getuid())))
+    run.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
+    run.add_argument("--bridge", default=DEFAULT_BRIDGE)
+    run.add_argument("app", nargs="+", help="the app's command (after --)")
+    exec_ = actions.add_parser("exec", help="run a command inside a running pod as its app")
+    exec_.add_argument("name")
+    exec_.add_argument("--namespace", default="default")
+    exec_.add_argument("command", nargs="+")
+
+
+async def run_pod_command(args: argparse.Namespace) -> int:
+    try:
+        if args.action == "exec":
+            exec_in_pod(args.namespace, args.name, args.command)
+        spec = PodSpec(
+            name=args.name,
+            namespace=args.namespace,
+            ip=args.ip,
+            app=tuple(args.app),
+            app_uid=args.app_uid,
+            pilot=args.pilot,
+            mixer=args.mixer,
+            network=PodNetwork(bridge=args.bridge, cidr=args.pod_cidr),
+        )
+        return await run_pod(spec)
+    except (PodNetworkError, CaptureError, IptablesError) as exc:
+        print(f"meshplane pod: {exc}", file=sys.stderr)
+        return 2
