@@ -19,6 +19,7 @@ from meshplane.serving import run_service
 from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES
 from mixer.app import MixerOptions, run_mixer
 from pilot.cli_arguments import add_mesh_arguments, duration_argument
+from pilot.config.mesh_config import MeshConfigError, MeshNames, load_mesh_config
 
 __all__ = ["build_parser", "main"]
 
@@ -47,9 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ENTRIES",
         help="access-log entries held for processing; beyond that they are counted as dropped (%(default)s)",
     )
+    parser.add_argument(
+        "--mesh-config",
+        type=Path,
+        default=None,
+        help="Pilot's --mesh-config file: its rootNamespace and trustDomain win over the flags (read at start)",
+    )
     add_mesh_arguments(parser)
     add_logging_arguments(parser)
     return parser
+
+
+def _mesh_names(args: argparse.Namespace) -> MeshNames:
+    """The names from the flags, overridden by the mesh config file's, as Pilot does."""
+    flags = MeshNames(trust_domain=args.trust_domain, root_namespace=args.root_namespace)
+    return load_mesh_config(args.mesh_config, defaults=flags).names if args.mesh_config is not None else flags
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,6 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.log_queue < 1:
         parser.error("--log-queue must be at least 1")
     configure_logging_from_args(args)
+    try:
+        names = _mesh_names(args)
+    except MeshConfigError as exc:
+        print(f"mixer: {exc}", file=sys.stderr)
+        return 2
     options = MixerOptions(
         config_dir=args.config_dir,
         grpc_address=args.grpc_address,
@@ -66,8 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         graph_window=args.graph_window,
         log_queue=args.log_queue,
         domain_suffix=args.domain_suffix,
-        trust_domain=args.trust_domain,
-        root_namespace=args.root_namespace,
+        trust_domain=names.trust_domain,
+        root_namespace=names.root_namespace,
     )
     # RuntimeError: the OTLP exporter cannot be imported (mixer.metrics says how to repair the install)
     return run_service("mixer", lambda: run_mixer(options), errors=(FileNotFoundError, RuntimeError))

@@ -1,7 +1,8 @@
 """Pilot as a running process: config sources -> store -> xDS server, plus the monitor endpoints.
 
 Config comes through the source seam (``pilot.config.source``): today one ``DirectorySource``; a Kubernetes
-source joins the ``SourceGroup`` and the store's ``sources`` the same way."""
+source joins the ``SourceGroup`` and the store's ``sources`` the same way. The mesh config file (``--mesh-config``)
+is watched beside it (``pilot.config.mesh_config_file``): an edit is pushed as a ``MeshConfig`` change."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import structlog
 
 from meshplane.serving import stop_on_signals, watch_until_stopped
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
-from pilot.config.mesh_config import load_mesh_config
-from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_MESH_SETTINGS, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
+from pilot.config.mesh_config import MeshConfig, MeshNames
+from pilot.config.mesh_config_file import MeshConfigFile
+from pilot.metrics import PilotMetrics
+from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
 from pilot.xds import DiscoveryServer
 
@@ -33,7 +36,7 @@ class PilotOptions:
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     trust_domain: str = DEFAULT_TRUST_DOMAIN  # SPIFFE trust domain of workload identities (as Citadel's)
     root_namespace: str = DEFAULT_ROOT_NAMESPACE  # a PeerAuthentication without selector here is mesh-wide
-    mesh_config: Path | None = None  # Istio's MeshConfig (its rootNamespace/trustDomain win over the two above)
+    mesh_config: Path | None = None  # Istio's MeshConfig, watched; its rootNamespace/trustDomain win
 
 
 async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) -> None:
@@ -41,30 +44,46 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
-    mesh = load_mesh_config(options.mesh_config) if options.mesh_config is not None else None
-    trust_domain = (mesh.trust_domain if mesh is not None else None) or options.trust_domain
-    root_namespace = (mesh.root_namespace if mesh is not None else None) or options.root_namespace
+    flags = MeshNames(trust_domain=options.trust_domain, root_namespace=options.root_namespace)
     store = ConfigStore(domain_suffix=options.domain_suffix, sources=(FILES,))
+    metrics = PilotMetrics()
+    mesh_file = None
+    mesh = MeshConfig(names=flags)
+    if options.mesh_config is not None:
+        mesh_file = MeshConfigFile(
+            options.mesh_config,
+            on_change=lambda config: server.update_mesh(config.settings),
+            on_rejected=metrics.rejected_config,
+            defaults=flags,
+        )
+        await mesh_file.load_initial()  # MeshConfigError: Pilot does not start on a bad file
+        mesh = mesh_file.current
     server = DiscoveryServer(
         debounce=options.debounce,
         debounce_max=options.debounce_max,
         domain_suffix=options.domain_suffix,
-        trust_domain=trust_domain,
-        root_namespace=root_namespace,
-        mesh=mesh.settings if mesh is not None else DEFAULT_MESH_SETTINGS,
+        trust_domain=mesh.names.trust_domain,
+        root_namespace=mesh.names.root_namespace,
+        mesh=mesh.settings,
+        metrics=metrics,
     )
 
     def on_change(change: StoreChange) -> None:
         log.info("config changed", version=change.version, changed=len(change.changed))
         server.update_config(store.accepted, change.version)
 
-    sink = ConfigSink(store, on_change, on_rejected=server.metrics.rejected_config)
-    sources = SourceGroup([DirectorySource(options.config_dir, sink, name=FILES)])
-    await sources.load_initial()  # hands the server what it loaded, through on_change
+    sink = ConfigSink(store, on_change, on_rejected=metrics.rejected_config)
+    exclude = (options.mesh_config,) if options.mesh_config is not None else ()
+    directory = DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude)
+    await directory.load_initial()  # hands the server what it loaded, through on_change
     if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
         server.update_config(store.accepted, store.version)
+    sources = SourceGroup([directory] if mesh_file is None else [directory, mesh_file])
     await server.start(options.xds_address)
-    monitor = MonitorServer(options.monitor_address, ready=lambda: server.ready, configz=store.configz, server=server)
+    meshz = mesh_file.describe if mesh_file is not None else lambda: {"file": None, "in_force": mesh.describe()}
+    monitor = MonitorServer(
+        options.monitor_address, ready=lambda: server.ready, configz=store.configz, meshz=meshz, server=server
+    )
     await monitor.start()
     log.info(
         "pilot serving",

@@ -4,15 +4,12 @@ and checked the same way everywhere (logging arguments: ``meshplane.logs.add_log
 from __future__ import annotations
 
 import argparse
-import re
 
 from pilot.config import parse_duration
-from pilot.config.validate_names import dns1123_label_error
+from pilot.config.validate_names import dns1123_label_error, trust_domain_error
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 
 __all__ = ["add_mesh_arguments", "duration_argument"]
-
-_TRUST_DOMAIN = re.compile(r"^[a-z0-9.\-_]+$")  # what meshplane.identity accepts in a SPIFFE ID
 
 
 def duration_argument(text: str) -> float:
@@ -24,8 +21,9 @@ def duration_argument(text: str) -> float:
 
 
 def _trust_domain(text: str) -> str:
-    if not _TRUST_DOMAIN.match(text):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a trust domain (lowercase letters, digits, '.', '-', '_')")
+    message = trust_domain_error(text)
+    if message is not None:
+        raise argparse.ArgumentTypeError(message)
     return text
 
 

@@ -3,6 +3,8 @@
 - ``GET /ready``: 200 ``ready`` once the xDS server serves its first snapshot, else 503;
 - ``GET /metrics``: Prometheus text exposition of Pilot's metrics;
 - ``GET /debug/configz``: the accepted (and rejected) config, as the config layer describes it;
+- ``GET /debug/mesh``: the mesh config in force (Istio's field names), its file, and why the newest edit of the
+  file is not in force (``rejected``: file:line, field path, message; empty when it is);
 - ``GET /debug/syncz``: every connected proxy's xDS state (sent/ACKed versions, NACKs), and ``snapshot_error``:
   why the newest snapshot built is not served (dangling EDS/RDS references; null when it is);
 - ``GET /debug/config_dump?proxy=<node id>``: what that proxy was sent, as JSON.
@@ -31,14 +33,17 @@ class MonitorServer(HttpEndpoints):
         ready: Callable[[], bool],
         configz: Callable[[], dict[str, Any]],
         server: DiscoveryServer,
+        meshz: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._ready = ready
         self._configz = configz
+        self._meshz = meshz or (lambda: {"file": None, "in_force": None})
         self._server = server
         routes = {
             "/ready": self._handle_ready,
             "/metrics": self._handle_metrics,
             "/debug/configz": self._handle_configz,
+            "/debug/mesh": self._handle_mesh,
             "/debug/syncz": self._handle_syncz,
             "/debug/config_dump": self._handle_config_dump,
         }
@@ -52,6 +57,9 @@ class MonitorServer(HttpEndpoints):
 
     async def _handle_configz(self, request: web.Request) -> web.Response:
         return json_response(self._configz())
+
+    async def _handle_mesh(self, request: web.Request) -> web.Response:
+        return json_response(self._meshz())
 
     async def _handle_syncz(self, request: web.Request) -> web.Response:
         return json_response(self._server.syncz())

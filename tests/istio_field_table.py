@@ -302,12 +302,12 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "authority": T({"exact": "reviews"}),
         "headers": T({"x-a": {"exact": "1"}}),
         "port": T(9081),  # a match for another port: this port's route table no longer has the route
-        "sourceLabels": R({"app": "productpage"}),
+        "sourceLabels": T({"app": "no-such-client"}),  # no proxy has the label: its tables leave the match out
         "gateways": R(["mesh"]),
         "queryParams": T({"q": {"exact": "1"}}),
         "ignoreUriCase": T(True),
         "withoutHeaders": T({"x-a": {"exact": "1"}}),
-        "sourceNamespace": R("default"),
+        "sourceNamespace": T("elsewhere"),  # no proxy is in that namespace: its tables leave the match out
         "statPrefix": R("x"),
     },
     "StringMatch": {

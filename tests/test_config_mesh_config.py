@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pilot.config.mesh_config import MeshConfig, MeshConfigError, parse_mesh_config
+from pilot.config.mesh_config import MeshConfig, MeshConfigError, MeshNames, parse_mesh_config
 from pilot.model import MeshSettings, OutboundTrafficPolicy
 
 
@@ -18,7 +18,9 @@ from pilot.model import MeshSettings, OutboundTrafficPolicy
         ),
         (
             "rootNamespace: mesh-root\ntrustDomain: example.org\nenableAutoMtls: true\n",
-            MeshConfig(settings=MeshSettings(), trust_domain="example.org", root_namespace="mesh-root"),
+            MeshConfig(
+                settings=MeshSettings(), names=MeshNames(trust_domain="example.org", root_namespace="mesh-root")
+            ),
         ),
     ],
     ids=["empty-is-istio-defaults", "registry-only", "names-and-auto-mtls"],
@@ -41,8 +43,9 @@ def test_accepted(text: str, expected: MeshConfig) -> None:
         ),
         ("outboundTrafic: {}\n", ["mesh.yaml:1: outboundTrafic: unknown field"]),
         ("a: [\n", ["mesh.yaml:"]),
+        ("trustDomain: Example.ORG\n", ["mesh.yaml:1: trustDomain: trustDomain 'Example.ORG' is not a trust domain"]),
     ],
-    ids=["unsupported-field", "auto-mtls-off", "bad-mode", "typo", "yaml-syntax"],
+    ids=["unsupported-field", "auto-mtls-off", "bad-mode", "typo", "yaml-syntax", "bad-trust-domain"],
 )
 def test_rejected(text: str, expected: list[str]) -> None:
     with pytest.raises(MeshConfigError) as raised:
@@ -51,3 +54,45 @@ def test_rejected(text: str, expected: list[str]) -> None:
     assert len(messages) == len(expected), messages
     for message, start in zip(messages, expected, strict=True):
         assert message.startswith(start), messages
+
+
+def test_names_default_to_the_flags() -> None:
+    flags = MeshNames(trust_domain="corp.example", root_namespace="mesh-root")
+    assert parse_mesh_config("trustDomain: other.example\n", "mesh.yaml", defaults=flags).names == MeshNames(
+        trust_domain="other.example", root_namespace="mesh-root"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trustDomain: other.example\n", ["mesh.yaml:1: trustDomain: changed from 'cluster.local' to 'other.example'"]),
+        (
+            "outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\nrootNamespace: mesh-root\n",
+            ["mesh.yaml:3: rootNamespace: changed from 'istio-system' to 'mesh-root' while Pilot runs"],
+        ),
+    ],
+    ids=["trust-domain", "root-namespace-with-a-good-policy-edit"],
+)
+def test_running_names_change_only_with_a_restart(text: str, expected: list[str]) -> None:
+    with pytest.raises(MeshConfigError) as raised:
+        parse_mesh_config(text, "mesh.yaml", running=MeshNames())
+    messages = [str(error) for error in raised.value.errors]
+    assert len(messages) == len(expected), messages
+    for message, start in zip(messages, expected, strict=True):
+        assert message.startswith(start), messages
+
+
+def test_running_names_unchanged_are_accepted() -> None:
+    config = parse_mesh_config("trustDomain: cluster.local\n", "mesh.yaml", running=MeshNames())
+    assert config.names == MeshNames()
+
+
+def test_describe_uses_istio_field_names() -> None:
+    config = parse_mesh_config("outboundTrafficPolicy:\n  mode: REGISTRY_ONLY\n", "mesh.yaml")
+    assert config.describe() == {
+        "outboundTrafficPolicy": {"mode": "REGISTRY_ONLY"},
+        "rootNamespace": "istio-system",
+        "trustDomain": "cluster.local",
+        "enableAutoMtls": True,
+    }

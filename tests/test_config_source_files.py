@@ -109,6 +109,18 @@ async def test_load_initial_reads_config_files_recursively(tmp_path: Path) -> No
     assert [c.version for c in recorder.changes] == [1]
 
 
+async def test_excluded_files_are_not_read_even_through_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(workload("a", "127.0.0.2"))
+    (tmp_path / "..data").mkdir()
+    (tmp_path / "..data" / "mesh.yaml").write_text("outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")
+    (tmp_path / "mesh.yaml").symlink_to(tmp_path / "..data" / "mesh.yaml")  # a ConfigMap mount's layout
+    store = ConfigStore()
+    source = DirectorySource(tmp_path, ConfigSink(store, Recorder(store)), exclude=[tmp_path / "mesh.yaml"])
+    await source.load_initial()
+    assert set(store.accepted) == {key("a")}
+    assert store.rejections == () and not store.unit_errors
+
+
 async def test_load_initial_needs_the_directory(tmp_path: Path) -> None:
     _, _, source = make_source(tmp_path / "missing")
     with pytest.raises(ConfigSourceError, match="does not exist"):

@@ -200,9 +200,24 @@ CASES: list[tuple[str, str, Expected]] = [
         [(6, "spec.http[0].match[0].port", "must be between 1 and 65535")],
     ),
     (
-        "match-source-labels",
-        ROUTE + "  match:\n  - sourceLabels: {app: a}\n",
-        [(6, "spec.http[0].match[0].sourceLabels", "not supported by meshplane yet")],
+        "match-gateways",
+        ROUTE + "  match:\n  - gateways: [mesh]\n",
+        [(6, "spec.http[0].match[0].gateways", "not supported by meshplane yet")],
+    ),
+    (
+        "match-source-labels-syntax",
+        ROUTE + "  match:\n  - sourceLabels: {app: -a-}\n",
+        [(6, "spec.http[0].match[0].sourceLabels.app", "invalid label value '-a-'")],
+    ),
+    (
+        "match-source-labels-type",
+        ROUTE + "  match:\n  - sourceLabels: {version: 2}\n",
+        [(6, "spec.http[0].match[0].sourceLabels.version", "expected a string, got integer 2")],
+    ),
+    (
+        "match-source-namespace",
+        ROUTE + "  match:\n  - sourceNamespace: Shop_1\n",
+        [(6, "spec.http[0].match[0].sourceNamespace", "sourceNamespace match 'Shop_1' is invalid")],
     ),
     (
         "match-ignore-case-type",
@@ -452,6 +467,8 @@ def test_virtual_service_fields_are_converted(istio: IstioDocs) -> None:
             queryParams: {{debug: {{regex: '1|true'}}}}
             port: 9080
             ignoreUriCase: true
+            sourceLabels: {{app: productpage, version: v1}}
+            sourceNamespace: shop
           route:
           - destination: {{host: reviews, subset: v2, port: {{number: 9080}}}}
             weight: 75
@@ -485,6 +502,7 @@ def test_virtual_service_fields_are_converted(istio: IstioDocs) -> None:
     assert dict(match.headers) == {"end-user": StringMatch(exact="jason"), "x-any": StringMatch()}
     assert dict(match.query_params) == {"debug": StringMatch(regex="1|true")}
     assert (match.port, match.ignore_uri_case) == (9080, True)
+    assert dict(match.source_labels) == {"app": "productpage", "version": "v1"} and match.source_namespace == "shop"
     heavy, light = first.route
     assert (heavy.destination.host, heavy.destination.subset, heavy.destination.port, heavy.weight) == (
         "reviews",

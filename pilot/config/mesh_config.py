@@ -4,6 +4,10 @@ Implemented: ``outboundTrafficPolicy.mode`` (ALLOW_ANY, REGISTRY_ONLY), ``rootNa
 win over ``--root-namespace`` / ``--trust-domain`` when the file sets them) and ``enableAutoMtls: true`` (auto mTLS
 is always on). Every other MeshConfig field is rejected with "not supported by meshplane yet" and its file:line;
 a rejected file changes nothing (the last good one stays in force).
+
+Watched live by ``pilot.config.mesh_config_file``: ``outboundTrafficPolicy`` changes are pushed; ``trustDomain`` and
+``rootNamespace`` name the mesh for every component (Citadel's certificates, Mixer's identities), so an edit that
+changes them while Pilot runs is rejected (``running``): they change with a restart of the control plane.
 """
 
 from __future__ import annotations
@@ -11,15 +15,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilot.config.errors import ConfigError, format_path
+from pilot.config.errors import ConfigError, format_path, quote
 from pilot.config.origin import Origin
 from pilot.config.parse import field_origin
 from pilot.config.validate_common import Fields, Problems
-from pilot.config.validate_names import dns1123_label_error
+from pilot.config.validate_names import dns1123_label_error, trust_domain_error
 from pilot.config.yaml_source import YamlSyntaxError, load_documents
-from pilot.model.mesh_settings import MeshSettings, OutboundTrafficPolicy
+from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings, OutboundTrafficPolicy
+from pilot.model.types import DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 
-__all__ = ["MeshConfig", "MeshConfigError", "load_mesh_config", "parse_mesh_config"]
+__all__ = [
+    "DEFAULT_MESH_CONFIG",
+    "DEFAULT_MESH_NAMES",
+    "MeshConfig",
+    "MeshConfigError",
+    "MeshNames",
+    "load_mesh_config",
+    "parse_mesh_config",
+]
 
 _KNOWN = ("outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls")
 _UNSUPPORTED = (  # Istio MeshConfig fields meshplane does not implement yet
@@ -36,10 +49,30 @@ _MODES = tuple(mode.value for mode in OutboundTrafficPolicy)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MeshNames:
+    """What every component of the mesh must agree on: the file's ``trustDomain`` and ``rootNamespace``, or the
+    command-line flags' values where the file does not set them."""
+
+    trust_domain: str = DEFAULT_TRUST_DOMAIN
+    root_namespace: str = DEFAULT_ROOT_NAMESPACE
+
+
+DEFAULT_MESH_NAMES = MeshNames()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MeshConfig:
-    settings: MeshSettings
-    trust_domain: str | None = None  # None: not set in the file (the command-line flag applies)
-    root_namespace: str | None = None
+    settings: MeshSettings = DEFAULT_MESH_SETTINGS
+    names: MeshNames = DEFAULT_MESH_NAMES
+
+    def describe(self) -> dict[str, object]:
+        """The mesh config in force with Istio's field names (``/debug/mesh``)."""
+        return {
+            "outboundTrafficPolicy": {"mode": self.settings.outbound_traffic_policy.value},
+            "rootNamespace": self.names.root_namespace,
+            "trustDomain": self.names.trust_domain,
+            "enableAutoMtls": True,
+        }
 
 
 class MeshConfigError(ValueError):
@@ -50,11 +83,24 @@ class MeshConfigError(ValueError):
         self.errors = errors
 
 
-def load_mesh_config(path: Path) -> MeshConfig:
-    return parse_mesh_config(path.read_text(encoding="utf-8"), str(path))
+DEFAULT_MESH_CONFIG = MeshConfig()
 
 
-def parse_mesh_config(text: str, file: str) -> MeshConfig:
+def load_mesh_config(path: Path, *, defaults: MeshNames = DEFAULT_MESH_NAMES) -> MeshConfig:
+    """The file's MeshConfig (``MeshConfigError`` when it is not usable, or cannot be read)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        error = _error(Origin(file=str(path), line=1), "", f"cannot read the mesh config: {exc}")
+        raise MeshConfigError((error,)) from None
+    return parse_mesh_config(text, str(path), defaults=defaults)
+
+
+def parse_mesh_config(
+    text: str, file: str, *, defaults: MeshNames = DEFAULT_MESH_NAMES, running: MeshNames | None = None
+) -> MeshConfig:
+    """``defaults``: the names where the file does not set them (the flags). ``running``: the names in force when
+    Pilot already runs with them; an edit that changes them is rejected (they change with a restart)."""
     origin = Origin(file=file, line=1)
     try:
         documents = load_documents(text)
@@ -66,7 +112,9 @@ def parse_mesh_config(text: str, file: str) -> MeshConfig:
     lines = documents[0].field_lines if documents else {}
     problems = Problems()
     top = Fields.open(root, (), problems, known=_KNOWN, unsupported=_UNSUPPORTED)
-    config = _read(top, problems) if top is not None else None
+    config = _read(top, problems, defaults) if top is not None else None
+    if config is not None and running is not None and top is not None:
+        _check_running_names(top, config.names, running)
     if problems or config is None:
         errors = tuple(
             _error(field_origin(origin, lines, path), format_path(path), message) for path, message in problems.items
@@ -75,7 +123,7 @@ def parse_mesh_config(text: str, file: str) -> MeshConfig:
     return config
 
 
-def _read(top: Fields, problems: Problems) -> MeshConfig:
+def _read(top: Fields, problems: Problems, defaults: MeshNames) -> MeshConfig:
     policy = OutboundTrafficPolicy.ALLOW_ANY
     outbound = top.mapping("outboundTrafficPolicy", known=("mode",))
     if outbound is not None:
@@ -87,11 +135,26 @@ def _read(top: Fields, problems: Problems) -> MeshConfig:
     root_namespace = top.string("rootNamespace")
     if root_namespace is not None:
         problems.add_if(top.at("rootNamespace"), dns1123_label_error(root_namespace, "rootNamespace"))
-    return MeshConfig(
-        settings=MeshSettings(outbound_traffic_policy=policy),
-        trust_domain=top.string("trustDomain"),
-        root_namespace=root_namespace,
+    trust_domain = top.string("trustDomain")
+    if trust_domain is not None:
+        problems.add_if(top.at("trustDomain"), trust_domain_error(trust_domain, "trustDomain"))
+    names = MeshNames(
+        trust_domain=trust_domain or defaults.trust_domain, root_namespace=root_namespace or defaults.root_namespace
     )
+    return MeshConfig(settings=MeshSettings(outbound_traffic_policy=policy), names=names)
+
+
+def _check_running_names(top: Fields, names: MeshNames, running: MeshNames) -> None:
+    for field, new, old in (
+        ("trustDomain", names.trust_domain, running.trust_domain),
+        ("rootNamespace", names.root_namespace, running.root_namespace),
+    ):
+        if new != old:
+            top.report(
+                field,
+                f"changed from {quote(old)} to {quote(new)} while Pilot runs: {field} names the mesh for every "
+                "component (Citadel's certificates, Mixer); restart the control plane with the new value",
+            )
 
 
 def _error(origin: Origin, path: str, message: str) -> ConfigError:

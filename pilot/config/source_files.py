@@ -16,6 +16,9 @@ directory's (device, inode) changed (renamed away and recreated, a symlink to it
 and every ``root_check_ms`` without events), the watcher is restarted on whatever directory is now at that path and
 everything is rescanned. While no directory is there, what is in force stays in force.
 
+Files named in ``exclude`` are not read (the mesh config file, when it lies inside the directory: it is not an Istio
+resource and has its own watcher, ``pilot.config.mesh_config_file``).
+
 It is a ``ConfigSource`` (``pilot.config.source``): what it reads goes to a ``ConfigSink``, whose store may
 aggregate other sources too; a unit of this source is a file, named by its path.
 """
@@ -26,6 +29,7 @@ import asyncio
 import codecs
 import contextlib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
@@ -95,8 +99,10 @@ class DirectorySource:
         step_ms: int = 100,
         debounce_ms: int = 1600,
         root_check_ms: int = 1000,
+        exclude: Collection[Path] = (),
     ) -> None:
         self._config_dir = Path(config_dir)
+        self._exclude = tuple(Path(path) for path in exclude)
         self._sink = sink
         self._name = name
         self._step_ms = step_ms
@@ -190,7 +196,7 @@ class DirectorySource:
             raise ConfigSourceError(f"config directory {str(self._config_dir)!r} does not exist or is not a directory")
 
     async def _sync(self, *, reported: frozenset[str]) -> None:
-        sync = await asyncio.to_thread(_scan_and_parse, self._config_dir, dict(self._known), reported)
+        sync = await asyncio.to_thread(_scan_and_parse, self._config_dir, dict(self._known), reported, self._exclude)
         self._root = sync.root
         self._sink.publish(self._name, sync.parsed, sync.removed)
         for name in sync.removed:
@@ -199,7 +205,9 @@ class DirectorySource:
             self._known[parsed.file] = sync.signatures[parsed.file]
 
 
-def _scan_and_parse(config_dir: Path, known: dict[str, FileSignature], reported: frozenset[str]) -> _Sync:
+def _scan_and_parse(
+    config_dir: Path, known: dict[str, FileSignature], reported: frozenset[str], exclude: tuple[Path, ...] = ()
+) -> _Sync:
     """List the config files, then read and parse the new, changed and reported ones (runs in a worker thread).
 
     Raises FileNotFoundError when the directory itself is gone: that must not read as "every file was deleted".
@@ -207,7 +215,7 @@ def _scan_and_parse(config_dir: Path, known: dict[str, FileSignature], reported:
     root = _root_identity(config_dir)
     if root is None:
         raise FileNotFoundError(f"config directory {str(config_dir)!r} is gone")
-    signatures = _scan(config_dir)
+    signatures = _scan(config_dir, exclude)
     parsed: list[ParsedFile] = []
     removed = set(known) - set(signatures)
     for name, signature in sorted(signatures.items()):
@@ -230,13 +238,14 @@ def _root_identity(config_dir: Path) -> tuple[int, int] | None:
     return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
 
 
-def _scan(config_dir: Path) -> dict[str, FileSignature]:
+def _scan(config_dir: Path, exclude: tuple[Path, ...]) -> dict[str, FileSignature]:
+    excluded = {os.path.realpath(path) for path in exclude}
     signatures: dict[str, FileSignature] = {}
     for directory, subdirectories, files in os.walk(config_dir):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         for name in files:
             path = os.path.join(directory, name)
-            if not is_config_file(Path(os.path.relpath(path, config_dir))):
+            if not is_config_file(Path(os.path.relpath(path, config_dir))) or os.path.realpath(path) in excluded:
                 continue
             try:
                 stat = os.stat(path)  # follows symlinks: a swapped ConfigMap ..data link changes the inode

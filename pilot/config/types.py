@@ -318,6 +318,9 @@ class HTTPMatchRequest:
     query_params: Mapping[str, StringMatch] = field(default_factory=lambda: MappingProxyType({}))
     port: int | None = None
     ignore_uri_case: bool = False
+    # Istio: the match applies only to proxies whose workload has these labels / is in this namespace
+    source_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    source_namespace: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,6 +21,7 @@ from pilot.config.istio_api import fields_except
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
 from pilot.config.validate_envoy_strings import header_name_error, query_parameter_name_error
+from pilot.config.validate_names import dns1123_label_error
 
 __all__ = [
     "MATCH_FIELDS",
@@ -30,7 +31,7 @@ __all__ = [
     "regex_error",
 ]
 
-MATCH_FIELDS = fields_except("HTTPMatchRequest", "sourceLabels", "gateways", "sourceNamespace", "statPrefix")
+MATCH_FIELDS = fields_except("HTTPMatchRequest", "gateways", "statPrefix")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
@@ -101,9 +102,19 @@ def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
                 query_params=_query_param_matches(match),
                 port=match.integer("port", minimum=1, maximum=65535),
                 ignore_uri_case=match.boolean("ignoreUriCase") or False,
+                source_labels=MappingProxyType(dict(sorted((match.labels("sourceLabels") or {}).items()))),
+                source_namespace=_source_namespace(match),
             )
         )
     return tuple(matches)
+
+
+def _source_namespace(match: Fields) -> str:
+    """Istio: ``sourceNamespace match <ns> is invalid`` unless it is a DNS-1123 label."""
+    namespace = match.string("sourceNamespace") or ""
+    if namespace and dns1123_label_error(namespace) is not None:
+        match.report("sourceNamespace", f"sourceNamespace match {quote(namespace)} is invalid: not a namespace name")
+    return namespace
 
 
 def _header_matches(match: Fields, name: str) -> MappingProxyType[str, StringMatch]:

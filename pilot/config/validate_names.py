@@ -25,8 +25,10 @@ __all__ = [
     "ip_error",
     "label_errors",
     "locality_error",
+    "trust_domain_error",
 ]
 
+_TRUST_DOMAIN = re.compile(r"^[a-z0-9.\-_]+$")  # what meshplane.identity accepts in a SPIFFE ID
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 
@@ -38,6 +40,13 @@ def dns1123_label_error(value: str, what: str = "name") -> str | None:
         f"invalid {what} {quote(value)}: must be a DNS-1123 label (at most 63 lowercase letters, digits or '-', "
         "starting and ending with a letter or digit)"
     )
+
+
+def trust_domain_error(value: str, what: str = "trust domain") -> str | None:
+    """Why ``value`` cannot be the SPIFFE trust domain of workload identities, or None."""
+    if _TRUST_DOMAIN.match(value):
+        return None
+    return f"{what} {quote(value)} is not a trust domain (lowercase letters, digits, '.', '-', '_')"
 
 
 def dns1123_subdomain_error(value: str, what: str = "name") -> str | None:

@@ -61,16 +61,15 @@ def _route_scopes(proxy: Proxy) -> list[Scope]:
     return [routes_captured.captured_route_scope(proxy)] if proxy.captured else routes.route_scopes(proxy)
 
 
-def _captured_namespace(scope: Scope) -> str | None:
-    if len(scope) == 2 and scope[0] == routes_captured.CAPTURED_HTTP_SCOPE and isinstance(scope[1], str):
-        return scope[1]
-    return None
+def _captured_source(scope: Scope) -> tuple[str, routes.SourceLabels] | None:
+    return routes.scope_source(scope, routes_captured.CAPTURED_HTTP_SCOPE)
 
 
 def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> Sequence[Hashable]:
-    namespace = _captured_namespace(scope)
-    if namespace is not None:
-        return routes_captured.captured_route_inputs(namespace, snapshot)
+    source = _captured_source(scope)
+    if source is not None:
+        namespace, source_labels = source
+        return routes_captured.captured_route_inputs(namespace, snapshot, source_labels)
     return routes.outbound_virtual_host_inputs(scope, snapshot)
 
 
@@ -84,7 +83,7 @@ def _route_part(inputs: Any) -> Message:
 
 
 def _assemble_routes(scope: Scope, parts: Sequence[Any]) -> Sequence[Message]:
-    if _captured_namespace(scope) is not None:
+    if _captured_source(scope) is not None:
         return list(parts)  # each part is a whole table
     return routes.assemble_scope_routes(scope, parts)
 

@@ -7,6 +7,11 @@
 - ``build_inbound_routes(proxy, snapshot)``: one table per HTTP service port the proxy's workload serves,
   sending everything to the local app.
 
+HTTP matches with ``sourceLabels`` / ``sourceNamespace`` apply only to proxies whose workload has those labels / is in
+that namespace (Istio's ``sourceMatchHTTP``: other proxies' tables leave the match out). Tables are shared per
+namespace and per ``Proxy.source_labels`` (the proxy's labels that some sourceLabels names; the scope's third element
+when not empty), and a virtual host's inputs hold only the labels its own rule's sourceLabels name.
+
 The HTTP-proxy listener's port (15001) is never a service port, so, as Istio does for a listener port that differs
 from the service port, every host name is matched with its ``:<port>``, and also bare only for port 80.
 """
@@ -44,6 +49,7 @@ __all__ = [
     "DEFAULT_ROUTE_NAME",
     "HTTP_PROXY_SCOPE",
     "MAX_DIRECT_RESPONSE_BODY_BYTES",
+    "SourceLabels",
     "VirtualHostInputs",
     "alt_host_names",
     "assemble_scope_routes",
@@ -56,7 +62,9 @@ __all__ = [
     "default_outbound_route",
     "outbound_virtual_host_inputs",
     "route_scopes",
+    "scope_source",
     "service_visible",
+    "source_matches",
     "virtual_host_domains",
     "virtual_service_config_path",
     "visible_virtual_host_inputs",
@@ -69,8 +77,48 @@ DEFAULT_ROUTE_NAME = "default"  # Istio's name for the route of a host without a
 MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024  # Istio's limit (its validation's), instead of Envoy's 4 KiB
 
 
+SourceLabels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
+
+
 def route_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    return [(HTTP_PROXY_SCOPE, proxy.namespace)]
+    return [(HTTP_PROXY_SCOPE, proxy.namespace, *_source_part(proxy.source_labels))]
+
+
+def _source_part(source_labels: SourceLabels) -> tuple[SourceLabels, ...]:
+    """A scope's optional third element: the proxy's source labels, when it has any (else the scope stays 2 long)."""
+    return (source_labels,) if source_labels else ()
+
+
+def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels] | None:
+    """(namespace, source labels) of a route scope ``(kind, namespace[, source labels])``; None for another scope."""
+    if len(scope) not in (2, 3) or scope[0] != kind or not isinstance(scope[1], str) or not scope[1]:
+        return None
+    if len(scope) == 2:
+        return scope[1], ()
+    labels = scope[2]
+    if not isinstance(labels, tuple) or not labels or not all(_is_label_pair(pair) for pair in labels):
+        return None
+    return scope[1], labels
+
+
+def _is_label_pair(pair: object) -> bool:
+    return isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(part, str) for part in pair)
+
+
+def source_matches(match: HTTPMatchRequest, labels: SourceLabels, namespace: str) -> bool:
+    """Istio's ``sourceMatchHTTP``: whether a match applies to a proxy with these (source) labels in ``namespace``."""
+    if match.source_namespace and match.source_namespace != namespace:
+        return False
+    present = dict(labels)
+    return all(present.get(key) == value for key, value in match.source_labels.items())
+
+
+def _rule_source_labels(rules: tuple[VirtualService, ...], labels: SourceLabels) -> SourceLabels:
+    """The labels among ``labels`` that the rule in force names in a sourceLabels (what its routes depend on)."""
+    if not rules or not labels:
+        return ()
+    keys = {key for http in rules[0].http for match in http.match for key in match.source_labels}
+    return tuple(pair for pair in labels if pair[0] in keys)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, eq=False)
@@ -90,6 +138,8 @@ class VirtualHostInputs:
     # port, and so do its VIPs (Istio's domains); otherwise the HTTP-proxy listener's domains.
     captured: bool = False
     vips: tuple[str, ...] = ()
+    # The clients' labels that the rule's sourceLabels name (``_rule_source_labels``): which source matches apply.
+    source_labels: SourceLabels = ()
 
     def _key(self) -> tuple[object, ...]:
         return (
@@ -100,6 +150,7 @@ class VirtualHostInputs:
             self.service_ports,
             self.captured,
             self.vips,
+            self.source_labels,
             *map(id, self.rules),
         )
 
@@ -120,14 +171,15 @@ def build_scope_routes(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> l
 
 def outbound_virtual_host_inputs(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[VirtualHostInputs]:
     """One entry per (visible service host, HTTP port) of the HTTP-proxy table of ``scope``'s namespace."""
-    return visible_virtual_host_inputs(_scope_namespace(scope), snapshot)
+    namespace, source_labels = _scope_source(scope)
+    return visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels)
 
 
 def visible_virtual_host_inputs(
-    namespace: str, snapshot: MeshSnapshot, *, captured: bool = False
+    namespace: str, snapshot: MeshSnapshot, *, captured: bool = False, source_labels: SourceLabels = ()
 ) -> list[VirtualHostInputs]:
     """One entry per (service host visible from ``namespace``, HTTP port); ``captured``: for captured sidecars
-    (Istio's domains, VIPs; no port the sidecar uses itself)."""
+    (Istio's domains, VIPs; no port the sidecar uses itself); ``source_labels``: the clients' (``Proxy``)."""
     service_ports = ServicePorts.of(snapshot)
     out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
@@ -144,6 +196,7 @@ def visible_virtual_host_inputs(
                 service_ports=service_ports,
                 captured=captured,
                 vips=snapshot.vips.get(service.host, ()) if captured else (),
+                source_labels=_rule_source_labels(rules, source_labels),
             )
             for port in service.ports
             if port.protocol.is_http and not (captured and port.number in names.CAPTURED_SIDECAR_PORTS)
@@ -169,7 +222,7 @@ def build_outbound_virtual_host(inputs: VirtualHostInputs) -> VirtualHost:
 
 def assemble_scope_routes(scope: tuple[Hashable, ...], vhosts: Sequence[VirtualHost]) -> list[RouteConfiguration]:
     """The HTTP-proxy table of ``scope``'s namespace from its virtual hosts (which are not modified)."""
-    return [build_route_table(names.http_proxy_route_name(_scope_namespace(scope)), vhosts)]
+    return [build_route_table(names.http_proxy_route_name(_scope_source(scope)[0]), vhosts)]
 
 
 def build_route_table(name: str, vhosts: Sequence[VirtualHost]) -> RouteConfiguration:
@@ -183,10 +236,11 @@ def build_route_table(name: str, vhosts: Sequence[VirtualHost]) -> RouteConfigur
     return table
 
 
-def _scope_namespace(scope: tuple[Hashable, ...]) -> str:
-    if len(scope) != 2 or scope[0] != HTTP_PROXY_SCOPE or not isinstance(scope[1], str) or not scope[1]:
-        raise ValueError(f"scope must be ({HTTP_PROXY_SCOPE!r}, <namespace>), got {scope!r}")
-    return scope[1]
+def _scope_source(scope: tuple[Hashable, ...]) -> tuple[str, SourceLabels]:
+    found = scope_source(scope, HTTP_PROXY_SCOPE)
+    if found is None:
+        raise ValueError(f"scope must be ({HTTP_PROXY_SCOPE!r}, <namespace>[, <source labels>]), got {scope!r}")
+    return found
 
 
 def build_inbound_routes(proxy: Proxy, snapshot: MeshSnapshot) -> list[RouteConfiguration]:
@@ -274,9 +328,18 @@ def default_outbound_route(host: str, port: int) -> Route:
     )
 
 
-def build_http_routes(vs: VirtualService, port: int, *, domain_suffix: str, service_ports: ServicePorts) -> list[Route]:
+def build_http_routes(
+    vs: VirtualService,
+    port: int,
+    *,
+    domain_suffix: str,
+    service_ports: ServicePorts,
+    source_labels: SourceLabels = (),
+    source_namespace: str = "",
+) -> list[Route]:
     """Istio's ``BuildHTTPRoutesForVirtualService`` for a sidecar: one Envoy route per (HTTPRoute, match) in order,
-    skipping matches for another port, and stopping after a catch-all (nothing after it can match)."""
+    skipping matches for another port or for other clients (``source_matches``: the proxy's source labels and
+    namespace), and stopping after a catch-all (nothing after it can match)."""
     key = vs.meta.key
     ctx = RouteContext(
         vs_namespace=key.namespace,
@@ -295,6 +358,8 @@ def build_http_routes(vs: VirtualService, port: int, *, domain_suffix: str, serv
         catch_all = False
         for match in http.match:
             if match.port is not None and match.port != port:
+                continue
+            if not source_matches(match, source_labels, source_namespace):
                 continue
             route = _translate_route(vs, http, match, ctx)
             if route is not None:
@@ -405,7 +470,12 @@ def _service_routes(inputs: VirtualHostInputs) -> list[Route]:
                 shadowed=[str(vs.meta.key) for vs in rules[1:]],
             )
         routes = build_http_routes(
-            rules[0], inputs.port, domain_suffix=inputs.domain_suffix, service_ports=inputs.service_ports
+            rules[0],
+            inputs.port,
+            domain_suffix=inputs.domain_suffix,
+            service_ports=inputs.service_ports,
+            source_labels=inputs.source_labels,
+            source_namespace=inputs.namespace,
         )
         if routes:
             return routes

@@ -7,9 +7,10 @@ and the routes of ``routes.py`` (VirtualServices, else Istio's default route), t
 Host, per MeshConfig ``outboundTrafficPolicy``: ``allow_any`` (on to the original destination, PassthroughCluster)
 or ``block_all`` (502).
 
-Tables depend on the proxy's namespace (short names, exportTo), so they are shared per namespace: scope
-``("captured_http", namespace)``. Each table is one cached part (``PortRoutesInputs``); its virtual hosts'
-inputs are ``routes.VirtualHostInputs``, so the cache key covers every input.
+Tables depend on the proxy's namespace (short names, exportTo) and source labels (sourceLabels matches, see
+``routes``), so they are shared per scope ``("captured_http", namespace[, source labels])``. Each table is one cached
+part (``PortRoutesInputs``); its virtual hosts' inputs are ``routes.VirtualHostInputs``, so the cache key covers every
+input.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from meshplane import names
 from pilot.generate.route_action import set_duration
 from pilot.generate.route_match import translate_route_match
 from pilot.generate.routes import (
+    SourceLabels,
     VirtualHostInputs,
     build_outbound_virtual_host,
     build_route_table,
@@ -59,13 +61,15 @@ class PortRoutesInputs:
 
 
 def captured_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
-    return (CAPTURED_HTTP_SCOPE, proxy.namespace)
+    return (CAPTURED_HTTP_SCOPE, proxy.namespace, *((proxy.source_labels,) if proxy.source_labels else ()))
 
 
-def captured_route_inputs(namespace: str, snapshot: MeshSnapshot) -> list[PortRoutesInputs]:
+def captured_route_inputs(
+    namespace: str, snapshot: MeshSnapshot, source_labels: SourceLabels = ()
+) -> list[PortRoutesInputs]:
     """One entry per HTTP port of the services visible from ``namespace``, by port number."""
     by_port: dict[int, list[VirtualHostInputs]] = defaultdict(list)
-    for inputs in visible_virtual_host_inputs(namespace, snapshot, captured=True):
+    for inputs in visible_virtual_host_inputs(namespace, snapshot, captured=True, source_labels=source_labels):
         by_port[inputs.port].append(inputs)
     policy = snapshot.mesh.outbound_traffic_policy
     return [PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy) for port in sorted(by_port)]

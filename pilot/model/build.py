@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
@@ -86,7 +86,13 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
                 break
     if workload is None:
         return Proxy(node=node, workload=None)
-    return Proxy(node=node, workload=workload, instances=snapshot.instances.get(workload.meta.key, ()))
+    keys = snapshot.source_label_keys
+    return Proxy(
+        node=node,
+        workload=workload,
+        instances=snapshot.instances.get(workload.meta.key, ()),
+        source_labels=tuple(sorted((k, v) for k, v in workload.labels.items() if k in keys)),
+    )
 
 
 def destination_rule_for(snapshot: MeshSnapshot, host: str, namespace: str | None = None) -> DestinationRule | None:
@@ -132,6 +138,13 @@ def _changed_kinds(
         if old is None or new is None or old.meta.content_hash != new.meta.content_hash:
             changed.add(key.kind)
     return frozenset(changed)
+
+
+def _source_label_keys(rules: Iterable[list[VirtualService]]) -> frozenset[str]:
+    """The label keys the sidecar VirtualServices' HTTP sourceLabels name (``Proxy.source_labels``)."""
+    return frozenset(
+        key for vss in rules for vs in vss for http in vs.http for m in http.match for key in m.source_labels
+    )
 
 
 def build_snapshot(
@@ -190,6 +203,7 @@ def build_snapshot(
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
         changed_kinds=_changed_kinds(previous, ordered, registered.versions, mesh),
+        source_label_keys=_source_label_keys(virtual.values()),
         shadowed_services=registered.shadowed,
         registry_versions=registered.versions,
     )

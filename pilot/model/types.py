@@ -127,6 +127,9 @@ class Proxy:
     node: ProxyNode
     workload: WorkloadEntry | None
     instances: tuple[ServiceInstance, ...] = ()
+    # The workload's labels that some VirtualService's HTTP ``sourceLabels`` names (``MeshSnapshot.source_label_keys``),
+    # sorted: the only labels the proxy's route tables depend on, so proxies that agree on them share the tables.
+    source_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -183,5 +186,6 @@ class MeshSnapshot:
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
     changed_kinds: frozenset[str] = frozenset()
+    source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
     registry_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # name -> version

@@ -39,7 +39,9 @@ __all__ = ["RESOLUTION_KINDS", "ResourceCache"]
 log = structlog.get_logger(__name__)
 
 # The config kinds ``resolve_proxy`` reads (snapshot.workloads and snapshot.instances): while none of them changes,
-# every node resolves to an equal Proxy.
+# every node resolves to an equal Proxy, except for ``Proxy.source_labels``, which also follows VirtualServices'
+# sourceLabels; only routes read it, and RDS lists VirtualService in ``affected_by``, so its views are never carried
+# over a VirtualService change (the route scope includes the source labels: see ``routes.route_scopes``).
 RESOLUTION_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
 
 
