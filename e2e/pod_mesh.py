@@ -1,7 +1,7 @@
 """A mesh of pods for the end-to-end scenarios, on a pod network of the test's own: a real Pilot (and Citadel when
 asked) on the host, ``reviews`` v1 and v2 pods (``meshplane pod run``, a stdlib HTTP server as the app on :9080), a
 ``productpage`` client pod whose app is plain ``urllib``, and network namespaces on the pod network outside the mesh
-(no sidecar, not in the registry): the pods' upstream DNS server (``e2e.dns_world`` on :53), a plain HTTP server
+(no sidecar, not in the registry): the pods' upstream DNS server (``e2e.dns_world`` on :53), a plain HTTP server on :9080
 (``outside``) and a plaintext client (``stranger``).
 
 Addresses are hosts of the network's /24: productpage .10, reviews-v1 .21, reviews-v2 .22, DNS .53, outside .60,
@@ -278,7 +278,7 @@ async def pod_mesh(
             await identity.start()
         dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
         await mesh.run_plain("dns", [*dns_world, "--record", f"{OUTSIDE_NAME}={addresses['outside']}"], uid=None)
-        await mesh.run_plain("outside", app_server_command("outside", "none", 80))
+        await mesh.run_plain("outside", app_server_command("outside", "none", REVIEWS_PORT))
         await mesh.run_plain("stranger")
         for version in ("v1", "v2"):
             app = app_server_command("reviews", version, REVIEWS_PORT)
