@@ -142,7 +142,7 @@ class PodMesh:
         return address
 
     def pod(self, name: str) -> PodAddress:
-        address = self.pods[name].address or self.plain.get(name)
+        address = self.pods[name].address if name in self.pods else self.plain.get(name)
         assert address is not None
         return address
 
