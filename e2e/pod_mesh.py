@@ -1,8 +1,8 @@
 """A mesh of pods for the end-to-end scenarios, on a pod network of the test's own: a real Pilot (and Citadel when
 asked) on the host, ``reviews`` v1 and v2 pods (``meshplane pod run``, a stdlib HTTP server as the app on :9080), a
 ``productpage`` client pod whose app is plain ``urllib``, and network namespaces on the pod network outside the mesh
-(no sidecar, not in the registry): the pods' upstream DNS server (``e2e.dns_world`` on :53), a plain HTTP server on :9080
-(``outside``) and a plaintext client (``stranger``).
+(no sidecar, not in the registry): the pods' upstream DNS server (``e2e.dns_world`` on :53), a plain HTTP server
+on :9080 (``outside``) and a plaintext client (``stranger``).
 
 Addresses are hosts of the network's /24: productpage .10, reviews-v1 .21, reviews-v2 .22, DNS .53, outside .60,
 stranger .70. The registry is ServiceEntry ``reviews`` (STATIC, workloadSelector app=reviews), WorkloadEntries
