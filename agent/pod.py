@@ -1,21 +1,27 @@
 """``meshplane pod run``: one pod in the foreground. Creates the pod's network namespace on the pod network,
-installs the capture, relays the control plane into the pod, starts Envoy (uid 1337) bootstrapped for Pilot with
-``INTERCEPTION_MODE=REDIRECT`` and the app (never uid 1337); on SIGTERM/SIGINT or when either exits, stops both and
-removes the namespace, its rules and, with the last pod, the pod network. A pod left by a crash is cleaned first."""
+installs the capture (with DNS capture unless ``dns`` is off), writes the pod's resolv.conf, relays the control plane
+(Pilot, Citadel, Mixer) into the pod, starts the DNS agent (root, gid 1337, see ``agent.pod_dns``), Envoy (uid 1337)
+bootstrapped for Pilot with ``INTERCEPTION_MODE=REDIRECT`` (and Citadel's SDS with the workload's token and trust
+bundle, copied where uid 1337 reads them) and the app (never uid 1337); on SIGTERM/SIGINT or when one of them exits,
+stops all and removes the namespace, its rules, its resolv.conf and, with the last pod, the pod network. A pod left by
+a crash is cleaned first."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 
 from agent.capture import CaptureOptions
 from agent.iptables import install_capture
 from agent.netns import in_netns_command
+from agent.pod_dns import agent_command, resolv_conf, write_pod_resolv_conf
 from agent.pod_network import (
     PodAddress,
     PodNetwork,
@@ -32,7 +38,14 @@ from agent.pod_network import (
 from agent.relay import Relay
 from agent.shared_files import private_dir, shared_envoy_binary, write_private
 from envoy_bootstrap.binary import find_envoy_binary
-from envoy_bootstrap.bootstrap import bootstrap_to_json, build_sidecar_bootstrap, parse_host_port
+from envoy_bootstrap.bootstrap import (
+    BootstrapError,
+    bootstrap_to_json,
+    build_sidecar_bootstrap,
+    parse_host_port,
+    sidecar_node_id,
+    write_citadel_trust,
+)
 from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import PROXY_UID
 
@@ -50,8 +63,28 @@ class PodSpec:
     app_uid: int
     pilot: str = "127.0.0.1:15010"
     mixer: str | None = None
+    citadel: str | None = None
+    token_file: Path | None = None
+    root_cert: Path | None = None
+    service_account: str = "default"
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    domain_suffix: str = "cluster.local"
+    dns: bool = True
+    dns_upstreams: tuple[str, ...] = ()
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     network: PodNetwork = field(default_factory=PodNetwork)
+
+    def __post_init__(self) -> None:
+        given = {"--citadel": self.citadel, "--token-file": self.token_file, "--root-cert": self.root_cert}
+        missing = [flag for flag, value in given.items() if value is None]
+        if 0 < len(missing) < len(given):
+            raise PodNetworkError(f"{', '.join(missing)}: --citadel, --token-file and --root-cert go together")
+
+    @property
+    def node_id(self) -> str:
+        return sidecar_node_id(
+            workload=self.name, namespace=self.namespace, address=self.ip, domain_suffix=self.domain_suffix
+        )
 
 
 def _in_pod(address: str) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -60,20 +93,65 @@ def _in_pod(address: str) -> tuple[tuple[str, int], tuple[str, int]]:
     return ("127.0.0.1", target.port), (target.host, target.port)
 
 
+def _local(address: str | None, flag: str) -> str | None:
+    """The in-pod address (the relay's) of a host-side control-plane address."""
+    return None if address is None else f"127.0.0.1:{parse_host_port(address, argument=flag).port}"
+
+
+def _read_token(path: Path) -> str:
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise PodNetworkError(f"--token-file: cannot read {path}: {exc.strerror}") from None
+    if not token:
+        raise PodNetworkError(f"--token-file: {path} is empty")
+    return token
+
+
+def _citadel_arguments(spec: PodSpec, directory: Path) -> dict[str, object]:
+    """Citadel's relayed address, the token and the trust document for the bootstrap; {} without Citadel. The
+    root certificate is copied into the sidecar's own directory: the caller's may not be readable by uid 1337."""
+    if spec.citadel is None or spec.token_file is None or spec.root_cert is None:
+        return {}
+    try:
+        bundle = spec.root_cert.read_bytes()
+    except OSError as exc:
+        raise PodNetworkError(f"--root-cert: cannot read {spec.root_cert}: {exc.strerror}") from None
+    root = write_private(directory / "root-cert.pem", bundle, PROXY_UID)
+    trust = write_citadel_trust(directory / "bootstrap.citadel-trust.json", root)
+    os.chown(trust, PROXY_UID, PROXY_UID)
+    return {"citadel": _local(spec.citadel, "--citadel"), "token": _read_token(spec.token_file), "citadel_trust": trust}
+
+
 def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
-    text = bootstrap_to_json(
-        build_sidecar_bootstrap(
+    directory = private_dir(pod_dir(spec.namespace, spec.name) / "sidecar", PROXY_UID)
+    try:
+        bootstrap = build_sidecar_bootstrap(
             workload=spec.name,
             namespace=spec.namespace,
             address=pod.ip,
+            domain_suffix=spec.domain_suffix,
             pilot=f"127.0.0.1:{parse_host_port(spec.pilot, argument='--pilot').port}",
-            mixer=None if spec.mixer is None else f"127.0.0.1:{parse_host_port(spec.mixer, argument='--mixer').port}",
+            mixer=_local(spec.mixer, "--mixer"),
             interception_mode="REDIRECT",
             admin_address="127.0.0.1",
+            service_account=spec.service_account,
+            labels=spec.labels,
+            **_citadel_arguments(spec, directory),  # type: ignore[arg-type]
         )
+    except BootstrapError as exc:
+        raise PodNetworkError(str(exc)) from None
+    return write_private(directory / "bootstrap.json", bootstrap_to_json(bootstrap).encode(), PROXY_UID)
+
+
+def _write_resolv_conf(spec: PodSpec, pod: PodAddress) -> Path:
+    """The pod's resolv.conf, and the agent's copy (real upstreams only); the agent's copy's path."""
+    write_pod_resolv_conf(
+        pod.netns, resolv_conf(spec.namespace, spec.domain_suffix, spec.dns_upstreams, loopback_fallback=True)
     )
-    directory = private_dir(pod_dir(spec.namespace, spec.name) / "sidecar", PROXY_UID)
-    return write_private(directory / "bootstrap.json", text.encode(), PROXY_UID)
+    agent_copy = pod_dir(spec.namespace, spec.name) / "agent-resolv.conf"
+    agent_copy.write_text(resolv_conf(spec.namespace, spec.domain_suffix, spec.dns_upstreams, loopback_fallback=False))
+    return agent_copy
 
 
 def _clean_leftover(spec: PodSpec) -> None:
@@ -119,25 +197,36 @@ async def run_pod(spec: PodSpec) -> int:
             app_gid=spec.app_uid,
             runner_pid=os.getpid(),
         )
-    relay = Relay(pod.netns, [_in_pod(a) for a in (spec.pilot, spec.mixer) if a is not None])
+    relay = Relay(pod.netns, [_in_pod(a) for a in (spec.pilot, spec.citadel, spec.mixer) if a is not None])
     processes: list[asyncio.subprocess.Process] = []
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stopped.set)
     try:
-        install_capture(spec.capture, pod.netns)
+        install_capture(dataclasses.replace(spec.capture, redirect_dns=spec.dns), pod.netns)
         await relay.start()
         bootstrap = _write_bootstrap(spec, pod)
         logs = pod_dir(spec.namespace, spec.name)
+        if spec.dns:
+            agent_resolv = _write_resolv_conf(spec, pod)
+            dns_argv = agent_command(
+                pilot=_local(spec.pilot, "--pilot") or "",
+                node_id=spec.node_id,
+                resolv=agent_resolv,
+                upstreams=spec.dns_upstreams,
+            )
+            # root with the proxy's gid: excluded from capture (--gid-owner), able to read a venv under /root
+            dns_command = in_netns_command(pod.netns, dns_argv, uid=0, gid=PROXY_UID)
+            processes.append(await _start(dns_command, logs / "agent.log"))
         envoy_argv = sidecar_command(envoy, bootstrap, concurrency=1, log_level="info")
         processes.append(await _start(in_netns_command(pod.netns, envoy_argv, uid=PROXY_UID), logs / "envoy.log"))
-        processes.append(await _start(in_netns_command(pod.netns, spec.app, uid=spec.app_uid), logs / "app.log"))
+        app = await _start(in_netns_command(pod.netns, spec.app, uid=spec.app_uid), logs / "app.log")
+        processes.append(app)
         waits = [asyncio.ensure_future(p.wait()) for p in processes] + [asyncio.ensure_future(stopped.wait())]
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for wait in waits:
             wait.cancel()
-        app = processes[1]
         return app.returncode if app.returncode is not None else 128 + signal.SIGTERM
     finally:
         for number in (signal.SIGTERM, signal.SIGINT):

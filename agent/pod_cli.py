@@ -4,8 +4,9 @@ what lives in a pod beside Envoy):
 meshplane capture install [-p 15001] [-z 15006] [-u 1337] [-g 1337] [-m REDIRECT] [-i '*'] [-x CIDRS]
                           [-b '*'] [-d 15090,15021,15020] [-o PORTS] [-q PORTS] [--redirect-dns] [--dry-run]
 meshplane capture remove
-meshplane pod run NAME --namespace NS --ip POD_IP [--pilot HOST:PORT] [--mixer HOST:PORT] [--app-uid UID]
-                  [--pod-cidr 10.89.0.0/16] [--bridge mpbr0] -- APP...
+meshplane pod run NAME --namespace NS --ip POD_IP [--service-account SA] [--labels k=v,...] [--pilot HOST:PORT]
+                  [--citadel HOST:PORT --token-file FILE --root-cert FILE] [--mixer HOST:PORT] [--app-uid UID]
+                  [--dns-upstream IP[:PORT] ...] [--no-dns] [--pod-cidr 10.89.0.0/16] [--bridge mpbr0] -- APP...
 meshplane pod exec NAME [--namespace NS] -- COMMAND...
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from agent.capture import (
     DEFAULT_EXCLUDE_INBOUND_PORTS,
@@ -27,7 +29,7 @@ from agent.iptables import IptablesError, install_capture, remove_capture
 from agent.pod import PodSpec, exec_in_pod, run_pod
 from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, PodNetwork, PodNetworkError
 
-__all__ = ["capture_arguments", "pod_arguments", "run_capture", "run_pod_command"]
+__all__ = ["capture_arguments", "parse_labels", "pod_arguments", "run_capture", "run_pod_command"]
 
 
 def capture_arguments(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +91,21 @@ def pod_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--ip", required=True, help="the pod IP (in --pod-cidr)")
     run.add_argument("--pilot", default="127.0.0.1:15010", help="Pilot's host-side xDS address")
     run.add_argument("--mixer", help="Mixer's host-side gRPC address")
+    run.add_argument("--service-account", default="default", help="the workload's service account (node metadata)")
+    run.add_argument("--labels", default="", help="k=v,... (node metadata LABELS; Pilot uses the WorkloadEntry's)")
+    citadel = run.add_argument_group("identity", "All three or none, as for `envoy-bootstrap run sidecar`.")
+    citadel.add_argument("--citadel", metavar="HOST:PORT", help="Citadel's host-side SDS address")
+    citadel.add_argument("--token-file", type=Path, help="the workload's token (from `citadel token`)")
+    citadel.add_argument("--root-cert", type=Path, help="the PEM bundle Citadel's certificate chains to")
+    run.add_argument(
+        "--dns-upstream",
+        action="append",
+        default=[],
+        metavar="IP[:PORT]",
+        help="resolver for names outside the mesh (repeatable; none by default: the host's resolver is not "
+        "reachable from the pod network, so only mesh names resolve)",
+    )
+    run.add_argument("--no-dns", action="store_true", help="no DNS agent, no DNS capture, no resolv.conf")
     run.add_argument("--app-uid", type=int, default=int(os.environ.get("SUDO_UID", os.getuid())))
     run.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
     run.add_argument("--bridge", default=DEFAULT_BRIDGE)
@@ -97,6 +114,17 @@ def pod_arguments(parser: argparse.ArgumentParser) -> None:
     exec_.add_argument("name")
     exec_.add_argument("--namespace", default="default")
     exec_.add_argument("command", nargs="+")
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``"app=reviews,version=v1"`` -> {"app": "reviews", "version": "v1"}."""
+    labels: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PodNetworkError(f"--labels: expected k=v, got {item!r}")
+        labels[key.strip()] = value.strip()
+    return labels
 
 
 async def run_pod_command(args: argparse.Namespace) -> int:
@@ -111,6 +139,13 @@ async def run_pod_command(args: argparse.Namespace) -> int:
             app_uid=args.app_uid,
             pilot=args.pilot,
             mixer=args.mixer,
+            citadel=args.citadel,
+            token_file=args.token_file,
+            root_cert=args.root_cert,
+            service_account=args.service_account,
+            labels=parse_labels(args.labels),
+            dns=not args.no_dns,
+            dns_upstreams=tuple(args.dns_upstream),
             network=PodNetwork(bridge=args.bridge, cidr=args.pod_cidr),
         )
         return await run_pod(spec)

@@ -1,6 +1,8 @@
 """The pod network on one machine: a bridge with the pod CIDR (gateway ``.1`` on the host), one veth per pod, each
-pod in its own network namespace with ``eth0`` and ``lo`` and no default route, so pods reach each other (and the
-host's gateway address) by IP and nothing else; no NAT.
+pod in its own network namespace with ``eth0``, ``lo`` and a default route via the gateway (as a Kubernetes pod has:
+without one, a connection to a service VIP such as 240.240.0.7 fails with "network unreachable" before the capture
+rules see it); the host forwards nothing from the bridge elsewhere (below) and there is no NAT, so pods reach each
+other (and the host's gateway address) by IP and nothing else.
 
 With Docker's engine installed ``br_netfilter`` is on and the FORWARD policy is DROP: bridged traffic between pods
 goes through iptables' FORWARD chain, so the network adds ``-i BRIDGE -o BRIDGE -j ACCEPT`` (and drops anything
@@ -25,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.netns import NETNS_DIR, NetnsError, ip
+from agent.pod_dns import remove_pod_etc
 
 __all__ = [
     "DEFAULT_BRIDGE",
@@ -187,6 +190,7 @@ def create_pod(
     ip("-n", pod.netns, "addr", "add", f"{pod.ip}/{network.network.prefixlen}", "dev", "eth0")
     ip("-n", pod.netns, "link", "set", "eth0", "up")
     ip("-n", pod.netns, "link", "set", "lo", "up")
+    ip("-n", pod.netns, "route", "add", "default", "via", network.gateway, "dev", "eth0")
     return pod
 
 
@@ -198,7 +202,7 @@ def _kill_namespace_processes(netns: str) -> None:
 
 def delete_pod(namespace: str, name: str) -> bool:
     """Kill what still runs in the pod's namespace, delete the namespace (its rules and eth0 go with it), the veth
-    and the state directory. True when something was there."""
+    its ``/etc/netns/<netns>`` (resolv.conf) and the state directory. True when something was there."""
     key = _key(namespace, name)
     netns, veth = f"mp-{key}", f"mpv{key}"
     found = False
@@ -213,6 +217,7 @@ def delete_pod(namespace: str, name: str) -> bool:
     if ip("link", "show", veth, check=False).returncode == 0:
         found = True
         ip("link", "del", veth, check=False)
+    found = remove_pod_etc(netns) or found
     directory = pod_dir(namespace, name)
     if directory.exists():
         found = True

@@ -1,12 +1,15 @@
 """A small authoritative DNS server on loopback (UDP and TCP on one port), standing in for the world outside the
 mesh in DNS scenarios: no real resolver is reachable from the tests. The unit tests of the agent's DNS proxy and the
-end-to-end scenarios use it as the proxy's upstream."""
+end-to-end scenarios use it as the proxy's upstream; the pod scenarios run it in a network namespace on the pod
+network (``python -m e2e.dns_world --address IP --port 53 --record name=ip``)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import signal
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import cast
 
 import dns.flags
@@ -16,7 +19,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-__all__ = ["WorldDns", "world_dns"]
+__all__ = ["WorldDns", "main", "world_dns"]
 
 
 class WorldDns:
@@ -65,8 +68,10 @@ class _WorldUdp(asyncio.DatagramProtocol):
 
 
 @contextlib.asynccontextmanager
-async def world_dns(records: Mapping[str, tuple[str, ...]]) -> AsyncIterator[WorldDns]:
-    """The stand-in upstream on 127.0.0.1, UDP and TCP on the same (free) port."""
+async def world_dns(
+    records: Mapping[str, tuple[str, ...]], *, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[WorldDns]:
+    """The stand-in upstream on ``host``, UDP and TCP on the same port (``0``: a free one)."""
     world = WorldDns(records)
     loop = asyncio.get_running_loop()
 
@@ -79,15 +84,15 @@ async def world_dns(records: Mapping[str, tuple[str, ...]]) -> AsyncIterator[Wor
                 await writer.drain()
         writer.close()
 
-    for attempt in range(20):  # a free UDP port may be taken for TCP: try another
-        transport, _ = await loop.create_datagram_endpoint(lambda: _WorldUdp(world), local_addr=("127.0.0.1", 0))
+    for attempt in range(20 if port == 0 else 1):  # a free UDP port may be taken for TCP: try another
+        transport, _ = await loop.create_datagram_endpoint(lambda: _WorldUdp(world), local_addr=(host, port))
         world.port = transport.get_extra_info("sockname")[1]
         try:
-            server = await asyncio.start_server(serve_tcp, "127.0.0.1", world.port)
+            server = await asyncio.start_server(serve_tcp, host, world.port)
             break
         except OSError:
             transport.close()
-            if attempt == 19:
+            if attempt == 19 or port != 0:
                 raise
     try:
         yield world
@@ -95,3 +100,30 @@ async def world_dns(records: Mapping[str, tuple[str, ...]]) -> AsyncIterator[Wor
         transport.close()
         server.close()
         await server.wait_closed()
+
+
+async def _serve(records: Mapping[str, tuple[str, ...]], host: str, port: int) -> None:
+    stop = asyncio.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(number, stop.set)
+    async with world_dns(records, host=host, port=port) as world:
+        print(f"world dns on {host}:{world.port}", flush=True)
+        await stop.wait()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m e2e.dns_world", description=WorldDns.__doc__)
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=53)
+    parser.add_argument("--record", action="append", default=[], metavar="NAME=IP", help="an A record (repeatable)")
+    args = parser.parse_args(argv)
+    records: dict[str, tuple[str, ...]] = {}
+    for record in args.record:
+        name, _, address = record.partition("=")
+        records[name.rstrip(".") + "."] = (*records.get(name.rstrip(".") + ".", ()), address)
+    asyncio.run(_serve(records, args.address, args.port))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

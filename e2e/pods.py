@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 from agent.netns import in_netns_command, ip
+from agent.pod_dns import NETNS_ETC
 from agent.pod_network import PodAddress, PodNetwork, pod_dir
 from agent.shared_files import private_dir, write_private
 from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
@@ -19,8 +20,10 @@ from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_U
 __all__ = [
     "APP_UID",
     "PYTHON",
+    "app_server_command",
     "capture_bootstrap",
     "leftovers",
+    "pod_get",
     "pod_python",
     "random_pod_network",
     "why_pods_cannot_run",
@@ -118,6 +121,67 @@ def pod_python(pod: PodAddress, script: str, *, uid: int = APP_UID, timeout: flo
     return done.stdout.strip()
 
 
+_APP_SERVER = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+service, version, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({"service": service, "version": version, "path": self.path, "peer": self.client_address[0],
+                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+"""
+
+_CLIENT = """
+import json, sys, urllib.error, urllib.request
+url, count, headers, timeout = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+out = []
+for _ in range(count):
+    try:
+        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
+            out.append([response.status, response.read().decode(errors="replace")])
+    except urllib.error.HTTPError as error:
+        out.append([error.code, error.read().decode(errors="replace")])
+    except OSError as error:
+        out.append([0, repr(error)])
+print(json.dumps(out))
+"""
+
+
+def app_server_command(service: str, version: str, port: int = 9080) -> list[str]:
+    """A stdlib HTTP server on 0.0.0.0:``port`` answering JSON ``{service, version, path, peer, headers}`` (the
+    shape of ``e2e.sample_app``'s answers, so ``e2e.traffic.count_by`` counts them)."""
+    return [PYTHON, "-c", _APP_SERVER, service, version, str(port)]
+
+
+def pod_get(
+    pod: PodAddress, url: str, count: int = 1, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> list[tuple[int, str]]:
+    """``count`` GETs of ``url`` by a plain ``urllib`` app inside the pod (app uid, the pod's resolv.conf, no proxy
+    settings: no proxy variables in its environment, and proxies disabled): (status, body) each, status 0 with
+    the error for a failed connection."""
+    script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(headers or {}), str(timeout)]
+    done = subprocess.run(
+        in_netns_command(pod.netns, script, uid=pod.app_uid or APP_UID),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30 + count * timeout,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+    assert done.returncode == 0, f"client in {pod.name} failed: {done.stderr}"
+    return [(status, body) for status, body in json.loads(done.stdout)]
+
+
 def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:
     """What of meshplane's is still on the machine for these pods and this network (empty: nothing)."""
     found: list[str] = []
@@ -130,6 +194,8 @@ def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:
             found.append(f"veth {pod.veth}")
         if pod_dir(pod.namespace, pod.name).exists():
             found.append(f"state {pod_dir(pod.namespace, pod.name)}")
+        if (NETNS_ETC / pod.netns).exists():
+            found.append(f"resolv.conf {NETNS_ETC / pod.netns}")
     if f" {network.bridge}:" in links:
         found.append(f"bridge {network.bridge}")
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 from e2e.harness import LocalMesh
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL
 from e2e.rules import weighted_reviews
-from e2e.traffic import count_by
+from e2e.traffic import binomial_bounds, count_by
 
 REQUESTS = 600
-
-
-def binomial_bounds(n: int, p: float, sigmas: float = 4.5) -> tuple[float, float]:
-    """Counts outside mean +- 4.5 standard deviations happen by chance about once in 150,000 runs."""
-    mean, deviation = n * p, math.sqrt(n * p * (1 - p))
-    return mean - sigmas * deviation, mean + sigmas * deviation
 
 
 async def test_all_traffic_goes_to_the_single_weighted_subset(any_mode_demo_mesh: LocalMesh) -> None:

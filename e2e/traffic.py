@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import aiohttp
 
 from meshplane.names import HTTP_PROXY_PORT
 
-__all__ = ["MeshResponse", "SidecarClient", "count_by"]
+__all__ = ["MeshResponse", "SidecarClient", "binomial_bounds", "count_by"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +66,12 @@ def count_by(responses: Iterable[MeshResponse], field: str = "version") -> Count
         value = response.body.get(field) if response.body is not None else None
         counts[str(value) if value is not None else f"HTTP {response.status}"] += 1
     return counts
+
+
+def binomial_bounds(n: int, p: float, sigmas: float = 4.5) -> tuple[float, float]:
+    """Counts outside mean +- 4.5 standard deviations happen by chance about once in 150,000 runs."""
+    mean, deviation = n * p, math.sqrt(n * p * (1 - p))
+    return mean - sigmas * deviation, mean + sigmas * deviation
 
 
 class SidecarClient:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -178,12 +179,16 @@ def build_node(
     sds: bool = False,
     mixer: bool = False,
     interception_mode: str | None = None,
+    service_account: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
     ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
     (``MESHPLANE_MIXER: "true"``); ``interception_mode``: ``REDIRECT`` for a sidecar in a pod whose traffic
-    iptables captures (Istio's ``INTERCEPTION_MODE``: Pilot then builds virtualOutbound/virtualInbound for it)."""
+    iptables captures (Istio's ``INTERCEPTION_MODE``: Pilot then builds virtualOutbound/virtualInbound for it);
+    ``service_account`` and ``labels``: Istio's ``SERVICE_ACCOUNT`` and ``LABELS``, informational (Pilot takes a
+    workload's identity and labels from its WorkloadEntry, as Istio does for a VM)."""
     node = base_pb2.Node(
         id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
         cluster=f"{workload}.{namespace}",
@@ -203,6 +208,10 @@ def build_node(
         node.metadata.update({MIXER_NODE_METADATA: "true"})
     if interception_mode is not None:
         node.metadata.update({INTERCEPTION_MODE_METADATA: interception_mode})
+    if service_account is not None:
+        node.metadata.update({"SERVICE_ACCOUNT": service_account})
+    if labels:
+        node.metadata.update({"LABELS": dict(sorted(labels.items()))})
     return node
 
 
@@ -430,6 +439,8 @@ def build_sidecar_bootstrap(
     mixer: str | None = None,
     interception_mode: str | None = None,
     admin_address: str | None = None,
+    service_account: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``.
 
@@ -439,7 +450,8 @@ def build_sidecar_bootstrap(
     configures mutual TLS for it. ``mixer``: Mixer's gRPC address; the sidecar gets the ``mixer`` cluster, says so
     in its node metadata and binds its upstream connections to ``address`` (see the module doc), except in a pod.
     ``interception_mode="REDIRECT"``: the sidecar of a pod (traffic captured by iptables, real source addresses,
-    so no bind); ``admin_address``: where admin listens when not on ``address`` (a pod's 127.0.0.1)."""
+    so no bind); ``admin_address``: where admin listens when not on ``address`` (a pod's 127.0.0.1);
+    ``service_account``, ``labels``: node metadata (see ``build_node``)."""
     if interception_mode not in (None, "REDIRECT"):
         raise BootstrapError(
             f"interception_mode: REDIRECT is the one mode meshplane supports; got {interception_mode!r}"
@@ -476,6 +488,8 @@ def build_sidecar_bootstrap(
             sds=sds,
             mixer=mixer is not None,
             interception_mode=interception_mode,
+            service_account=service_account,
+            labels=labels,
         ),
         admin=build_admin(address=_check_address(admin_address) if admin_address else address, port=admin_port),
         static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=clusters),

@@ -1,0 +1,294 @@
+"""A mesh of pods for the end-to-end scenarios, on a pod network of the test's own: a real Pilot (and Citadel when
+asked) on the host, ``reviews`` v1 and v2 pods (``meshplane pod run``, a stdlib HTTP server as the app on :9080), a
+``productpage`` client pod whose app is plain ``urllib``, and network namespaces on the pod network outside the mesh
+(no sidecar, not in the registry): the pods' upstream DNS server (``e2e.dns_world`` on :53), a plain HTTP server
+on :9080 (``outside``) and a plaintext client (``stranger``).
+
+Addresses are hosts of the network's /24: productpage .10, reviews-v1 .21, reviews-v2 .22, DNS .53, outside .60,
+stranger .70. The registry is ServiceEntry ``reviews`` (STATIC, workloadSelector app=reviews), WorkloadEntries
+whose addresses are the pod IPs, and a DestinationRule with subsets v1 and v2; the upstream DNS knows
+``outside.example`` (the outside server's IP), so a name outside the mesh is forwarded by the pod's agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from agent.netns import in_netns_command
+from agent.pod_network import (
+    PodAddress,
+    PodNetwork,
+    create_pod,
+    delete_pod,
+    network_lock,
+    pods_left,
+    read_pod,
+    setup_network,
+    teardown_network,
+)
+from citadel.ca_dir import load_or_create_token_key
+from citadel.tokens import issue_token
+from e2e.control_plane import CitadelProcess, PilotProcess
+from e2e.harness import find_free_subnet
+from e2e.pods import APP_UID, app_server_command, leftovers, pod_get, random_pod_network
+from envoy_bootstrap.processes import start_logged_process, stop_process
+from meshplane.identity import DEFAULT_TRUST_DOMAIN
+
+__all__ = ["NAMESPACE", "OUTSIDE_NAME", "REVIEWS_PORT", "REVIEWS_URL", "PodMesh", "pod_mesh"]
+
+NAMESPACE = "default"
+REVIEWS_PORT = 9080
+REVIEWS_URL = f"http://reviews:{REVIEWS_PORT}/"
+OUTSIDE_NAME = "outside.example"
+_HOSTS = {"productpage": 10, "reviews-v1": 21, "reviews-v2": 22, "dns": 53, "outside": 60, "stranger": 70}
+_READY_SECONDS = 40.0
+
+
+def _workload_entry(name: str, address: str, labels: dict[str, str], service_account: str) -> str:
+    label_lines = "".join(f"    {key}: {value}\n" for key, value in labels.items())
+    return (
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+        f"metadata:\n  name: {name}\n  namespace: {NAMESPACE}\n"
+        f"spec:\n  serviceAccount: {service_account}\n  address: {address}\n  labels:\n{label_lines}"
+    )
+
+
+def registry_yaml(addresses: dict[str, str]) -> str:
+    service_entry = f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: reviews
+  namespace: {NAMESPACE}
+spec:
+  hosts: [reviews.{NAMESPACE}.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports: [{{number: {REVIEWS_PORT}, name: http, protocol: HTTP}}]
+  resolution: STATIC
+  workloadSelector:
+    labels: {{app: reviews}}
+"""
+    destination_rule = f"""\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: {NAMESPACE}
+spec:
+  host: reviews
+  subsets:
+  - {{name: v1, labels: {{version: v1}}}}
+  - {{name: v2, labels: {{version: v2}}}}
+"""
+    entries = [
+        _workload_entry(f"reviews-{v}", addresses[f"reviews-{v}"], {"app": "reviews", "version": v}, "bookinfo-reviews")
+        for v in ("v1", "v2")
+    ]
+    entries.append(
+        _workload_entry("productpage", addresses["productpage"], {"app": "productpage"}, "bookinfo-productpage")
+    )
+    return "---\n".join([service_entry, destination_rule, *entries])
+
+
+@dataclass
+class _Pod:
+    """One ``meshplane pod run`` process."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+    address: PodAddress | None = None
+
+    async def start(self) -> None:
+        self.process = await start_logged_process(self.argv, self.log)
+        for _ in range(100):
+            self.address = read_pod(NAMESPACE, self.name)
+            if self.address is not None:
+                return
+            if self.process.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"pod {self.name} did not start:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    async def stop(self) -> int | None:
+        if self.process is None or self.process.returncode is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 30)
+
+
+@dataclass
+class PodMesh:
+    workdir: Path
+    network: PodNetwork
+    pilot: PilotProcess
+    citadel: CitadelProcess | None
+    addresses: dict[str, str]
+    pods: dict[str, _Pod] = field(default_factory=dict)
+    plain: dict[str, PodAddress] = field(default_factory=dict)
+    plain_processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+
+    @property
+    def client(self) -> PodAddress:
+        address = self.pods["productpage"].address
+        assert address is not None
+        return address
+
+    def pod(self, name: str) -> PodAddress:
+        address = self.pods[name].address if name in self.pods else self.plain.get(name)
+        assert address is not None
+        return address
+
+    def get(self, url: str, count: int = 1, *, headers: dict[str, str] | None = None) -> list[tuple[int, str]]:
+        return pod_get(self.client, url, count, headers=headers)
+
+    def _token_args(self, name: str, service_account: str) -> list[str]:
+        if self.citadel is None:
+            return []
+        key = load_or_create_token_key(self.citadel.ca_dir)
+        token = issue_token(
+            key,
+            trust_domain=DEFAULT_TRUST_DOMAIN,
+            namespace=NAMESPACE,
+            service_account=service_account,
+            ttl=timedelta(hours=1),
+        )
+        token_file = self.workdir / f"{name}.token"
+        token_file.write_text(token)
+        root = self.citadel.ca_dir / "trust-bundle.pem"
+        return ["--citadel", self.citadel.sds_address, "--token-file", str(token_file), "--root-cert", str(root)]
+
+    async def run_pod(self, name: str, app: Sequence[str], *, service_account: str, labels: str) -> None:
+        argv = [
+            *(sys.executable, "-m", "e2e.cli", "pod", "run", name, "--namespace", NAMESPACE),
+            *("--ip", self.addresses[name], "--pilot", self.pilot.xds_address, "--app-uid", str(APP_UID)),
+            *("--service-account", service_account, "--labels", labels),
+            *(
+                "--dns-upstream",
+                self.addresses["dns"],
+                "--pod-cidr",
+                self.network.cidr,
+                "--bridge",
+                self.network.bridge,
+            ),
+            *self._token_args(name, service_account),
+            "--",
+            *app,
+        ]
+        pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log")
+        self.pods[name] = pod
+        await pod.start()
+
+    async def run_plain(self, name: str, argv: Sequence[str] | None = None, *, uid: int | None = APP_UID) -> PodAddress:
+        """A network namespace on the pod network with no sidecar and no capture (outside the mesh), running
+        ``argv`` as ``uid`` when given."""
+        with network_lock():
+            setup_network(self.network)
+            delete_pod(NAMESPACE, name)
+            address = create_pod(
+                self.network,
+                name=name,
+                namespace=NAMESPACE,
+                pod_ip=self.addresses[name],
+                app_uid=APP_UID,
+                app_gid=APP_UID,
+                runner_pid=0,
+            )
+        self.plain[name] = address
+        if argv is not None:
+            command = in_netns_command(address.netns, argv, uid=uid)
+            self.plain_processes.append(await start_logged_process(command, self.workdir / f"plain-{name}.log"))
+        return address
+
+    async def wait_reviews(self) -> None:
+        """Until the client reaches reviews through DNS, both sidecars and Pilot's config."""
+        deadline = asyncio.get_running_loop().time() + _READY_SECONDS
+        last: list[tuple[int, str]] = []
+        while asyncio.get_running_loop().time() < deadline:
+            last = await asyncio.to_thread(self.get, REVIEWS_URL, 4)
+            if all(status == 200 for status, _ in last):
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"reviews not reachable from productpage: {last}\n{self.log_tails()}")
+
+    def log_tails(self) -> str:
+        parts = [f"--- pilot\n{self.pilot.log_tail(20)}"]
+        for pod in self.pods.values():
+            parts.append(f"--- {pod.name}\n{pod.log.read_text(errors='replace')[-1500:]}")
+        return "\n".join(parts)
+
+    async def stop(self) -> list[str]:
+        """Stop everything; what is left on the machine (empty: nothing)."""
+        codes = await asyncio.gather(*(pod.stop() for pod in self.pods.values()), return_exceptions=True)
+        for process in self.plain_processes:
+            await stop_process(process, name="plain", timeout=5)
+        with network_lock():
+            for name in self.plain:
+                delete_pod(NAMESPACE, name)
+            if not pods_left():
+                teardown_network(self.network)
+        await self.pilot.stop()
+        if self.citadel is not None:
+            await self.citadel.stop()
+        found = leftovers(self.network, [*self.plain.values(), *(p.address for p in self.pods.values() if p.address)])
+        return found + [f"pod exited with {c!r}" for c in codes if c not in (None, 128 + signal.SIGTERM)]
+
+
+@contextlib.asynccontextmanager
+async def pod_mesh(
+    workdir: Path, config: str = "", *, citadel: bool = False, mesh_config: str | None = None
+) -> AsyncIterator[PodMesh]:
+    """The whole world above, ready (the client reaches reviews); ``config`` is more Istio YAML (routes, policy)
+    and ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``. Teardown asserts nothing is left."""
+    subnet = find_free_subnet()
+    network = random_pod_network()
+    hosts = list(network.network.hosts())
+    addresses = {name: str(hosts[number - 1]) for name, number in _HOSTS.items()}
+    config_dir = workdir / "config"
+    config_dir.mkdir(parents=True)
+    (config_dir / "00-registry.yaml").write_text(registry_yaml(addresses))
+    if config:
+        (config_dir / "10-rules.yaml").write_text(config)
+    pilot = PilotProcess(
+        config_dir=config_dir, workdir=workdir, xds_address=f"{subnet}.2:15010", monitor_address=f"{subnet}.2:15014"
+    )
+    if mesh_config is not None:
+        (workdir / "mesh.yaml").write_text(mesh_config)
+        pilot.arguments += ["--mesh-config", str(workdir / "mesh.yaml")]
+    identity = None
+    if citadel:
+        identity = CitadelProcess(
+            ca_dir=workdir / "ca",
+            workdir=workdir,
+            sds_address=f"{subnet}.2:15012",
+            monitor_address=f"{subnet}.2:15016",
+        )
+    mesh = PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=identity, addresses=addresses)
+    found: list[str] = []
+    try:
+        await pilot.start()
+        if identity is not None:
+            await identity.start()
+        dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
+        await mesh.run_plain("dns", [*dns_world, "--record", f"{OUTSIDE_NAME}={addresses['outside']}"], uid=None)
+        await mesh.run_plain("outside", app_server_command("outside", "none", REVIEWS_PORT))
+        await mesh.run_plain("stranger")
+        for version in ("v1", "v2"):
+            app = app_server_command("reviews", version, REVIEWS_PORT)
+            labels = f"app=reviews,version={version}"
+            await mesh.run_pod(f"reviews-{version}", app, service_account="bookinfo-reviews", labels=labels)
+        await mesh.run_pod(
+            "productpage", ["/bin/sleep", "3600"], service_account="bookinfo-productpage", labels="app=productpage"
+        )
+        await mesh.wait_reviews()
+        yield mesh
+    finally:
+        found = await mesh.stop()
+    assert found == [], f"left on the machine: {found}"
