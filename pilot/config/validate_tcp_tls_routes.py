@@ -100,9 +100,9 @@ def _l4_match(match: Fields) -> L4MatchAttributes:
 
 
 def _tls_match(match: Fields, hosts: tuple[str, ...]) -> TLSMatchAttributes:
-    sni_hosts = match.strings("sniHosts", required=True) or ()
-    if match.has("sniHosts") and not sni_hosts:
+    if not match.is_set("sniHosts"):
         match.report("sniHosts", "TLS match must have at least one SNI host")
+    sni_hosts = match.strings("sniHosts") or ()
     for index, sni in enumerate(sni_hosts):
         match.problems.add_if(match.at("sniHosts", index), sni_host_error(sni, hosts))
     return TLSMatchAttributes(sni_hosts=sni_hosts, **_l4_fields(match))  # type: ignore[arg-type]
