@@ -16,6 +16,7 @@ from meshplane.identity import SDS_NODE_METADATA
 from pilot.config.parse import parse_config_text
 from pilot.generate.listeners_captured import build_captured_listeners
 from pilot.generate.listeners_l4_routes import match_applies
+from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
 from tests import xdstest
 from tests.sidecar_builders import unpack
@@ -274,3 +275,8 @@ def test_a_full_captured_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path
     xdstest.envoy_validate(
         tmp_path, clusters=clusters, listeners=all_listeners, routes=routes, load_assignments=assignments
     )
+
+
+def test_a_virtual_service_change_regenerates_listeners() -> None:
+    # The xDS cache reuses a type's resources when no kind in its affected_by changed: tcp/tls routes live in LDS.
+    assert "VirtualService" in GENERATORS[LISTENER_TYPE].affected_by

@@ -176,11 +176,16 @@ def build_outbound_http_listener(proxy: Proxy, port: int) -> Listener:
 
 
 def build_outbound_tcp_listener(
-    address: str, port: int, targets: Sequence[L4Target], proxy: Proxy, snapshot: MeshSnapshot
+    address: str,
+    port: int,
+    targets: Sequence[L4Target],
+    proxy: Proxy,
+    snapshot: MeshSnapshot,
+    service_ports: ServicePorts | None = None,
 ) -> Listener:
     """``<address>_<port>``: the tcp/tls route chains, then the default tcp_proxy, of the services addressed there
-    (``listeners_l4_routes``)."""
-    chains = build_l4_filter_chains(targets, proxy, snapshot, ServicePorts.of(snapshot))
+    (``listeners_l4_routes``); ``service_ports`` of the snapshot, when the caller has them already."""
+    chains = build_l4_filter_chains(targets, proxy, snapshot, service_ports or ServicePorts.of(snapshot))
     return _service_listener(f"{address}_{port}", address, port, chains)
 
 
@@ -234,6 +239,7 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
                 entry.targets.append(L4Target(service=service, port=port, cidr=cidr))
     listeners = [build_outbound_http_listener(proxy, port) for port in sorted(http_ports)]
     http_names = {listener.name for listener in listeners}
+    service_ports = ServicePorts.of(snapshot)
     for name, entry in tcp.items():
         if name in http_names:
             log.warning(
@@ -243,7 +249,9 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
                 ignored=sorted({target.service.host for target in entry.targets}),
             )
             continue
-        listeners.append(build_outbound_tcp_listener(entry.address, entry.port, entry.targets, proxy, snapshot))
+        listeners.append(
+            build_outbound_tcp_listener(entry.address, entry.port, entry.targets, proxy, snapshot, service_ports)
+        )
     return listeners
 
 
