@@ -75,6 +75,7 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     for resource in snapshot.configs.values():
         resource_name, location = _describe(resource.meta)
         if isinstance(resource, VirtualService):
+            findings.extend(_l4_route_findings(resource))
             for host in resource.hosts:
                 fqdn = resolve_host(host, resource.meta.key.namespace, snapshot.domain_suffix)
                 if not served(fqdn):
@@ -121,6 +122,26 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
     return findings
+
+
+def _l4_route_findings(service: VirtualService) -> list[Finding]:
+    """``tcp`` and ``tls`` routes reach only captured sidecars (Istio's listener model); a loopback HTTP-proxy
+    sidecar has no TCP listener to apply them to. Which sidecars are captured is known only when they connect."""
+    kinds = [kind for kind, routes in (("tcp", service.tcp), ("tls", service.tls)) if routes]
+    if not kinds:
+        return []
+    resource_name, location = _describe(service.meta)
+    return [
+        Finding(
+            level="Warning",
+            code="MP0213",
+            resource=resource_name,
+            location=location,
+            message=f"{' and '.join(kinds)} routes apply only to captured sidecars (node metadata INTERCEPTION_MODE: "
+            "REDIRECT, as `meshplane pod run` starts them): a loopback HTTP-proxy sidecar has no TCP listener and "
+            "does not apply them",
+        )
+    ]
 
 
 def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:

@@ -736,10 +736,21 @@ HAND_WRITTEN: tuple[Case, ...] = (
     Case(id="vs-host-star-for-mesh", document=_vs("broken", [{"route": _ROUTE}], hosts=("*",)), path="spec.hosts[0]"),
     Case(id="vs-hosts-empty", document=_vs("broken", [{"route": _ROUTE}], hosts=()), path="spec.hosts"),
     Case(
-        id="vs-tcp-not-supported",
-        document=_doc(NET, "VirtualService", "broken", {"hosts": ["reviews"], "tcp": [{"route": _ROUTE}]}),
-        path="spec.tcp",
-        message="not supported by meshplane yet",
+        id="vs-tcp-without-route",
+        document=_doc(NET, "VirtualService", "broken", {"hosts": ["reviews"], "tcp": [{"match": [{"port": 80}]}]}),
+        path="spec.tcp[0].route",
+        message="TCP route is required",
+    ),
+    Case(
+        id="vs-tls-sni-outside-hosts",
+        document=_doc(
+            NET,
+            "VirtualService",
+            "broken",
+            {"hosts": ["reviews"], "tls": [{"match": [{"sniHosts": ["other.com"]}], "route": _ROUTE}]},
+        ),
+        path="spec.tls[0].match[0].sniHosts[0]",
+        message="not a compatible subset",
     ),
     Case(
         id="vs-cors-not-supported",

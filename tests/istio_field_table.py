@@ -21,7 +21,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MESH", "NODES", "SITES", "TABLE", "FieldUse", "ProvenBy", "Rejected", "Removed", "Site", "Translated"]
+__all__ = [
+    "CAPTURED_NODES",
+    "MESH",
+    "NODES",
+    "SITES",
+    "TABLE",
+    "FieldUse",
+    "ProvenBy",
+    "Rejected",
+    "Removed",
+    "Site",
+    "Translated",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +91,9 @@ DR_REVIEWS = {
 }
 ROUTE_V1 = {"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}
 VS_REVIEWS = {"hosts": ["reviews"], "http": [ROUTE_V1]}
+TCP_ROUTE = {"match": [{"port": 3306}], "route": [{"destination": {"host": "db", "subset": "v1"}}]}
+TLS_ROUTE = {"match": [{"sniHosts": ["secure"]}], "route": [{"destination": {"host": "secure"}}]}
+VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 
 # (kind, name) -> spec; every resource in namespace default
 MESH: dict[tuple[str, str], Mapping[str, Any]] = {
@@ -100,6 +115,26 @@ MESH: dict[tuple[str, str], Mapping[str, Any]] = {
     },
     ("DestinationRule", "reviews"): DR_REVIEWS,
     ("VirtualService", "reviews"): VS_REVIEWS,
+    # TCP and TLS services, for the tcp/tls routes captured sidecars apply
+    ("ServiceEntry", "db"): {
+        "hosts": ["db.default.svc.cluster.local"],
+        "ports": [{"number": 3306, "name": "tcp", "protocol": "TCP"}],
+        "location": "MESH_INTERNAL",
+        "resolution": "STATIC",
+        "workloadSelector": {"labels": {"app": "db"}},
+    },
+    ("WorkloadEntry", "db-v1"): {"address": "127.0.0.31", "labels": {"app": "db", "version": "v1"}},
+    ("WorkloadEntry", "db-v2"): {"address": "127.0.0.32", "labels": {"app": "db", "version": "v2"}},
+    ("DestinationRule", "db"): {
+        "host": "db",
+        "subsets": [{"name": "v1", "labels": {"version": "v1"}}, {"name": "v2", "labels": {"version": "v2"}}],
+    },
+    ("ServiceEntry", "secure"): {
+        "hosts": ["secure.default.svc.cluster.local"],
+        "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}],
+        "resolution": "DNS",
+    },
+    ("VirtualService", "db"): VS_DB,
 }
 # The proxies whose resources are compared: both reviews sidecars, the client, and a client in another namespace.
 NODES = (
@@ -108,6 +143,8 @@ NODES = (
     "sidecar~127.0.0.10~productpage.default~default.svc.cluster.local",
     "sidecar~127.0.0.50~client.other~other.svc.cluster.local",
 )
+# Proxies compared too with INTERCEPTION_MODE=REDIRECT (Istio's listener model: tcp/tls routes, VIP listeners).
+CAPTURED_NODES = ("sidecar~127.0.0.10~productpage.default~default.svc.cluster.local",)
 
 
 def _at(spec: Mapping[str, Any], path: tuple[str | int, ...], content: Any) -> dict[str, Any]:
@@ -192,6 +229,11 @@ SITES: dict[str, Site] = {
         {"value": 50},
         {**ROUTE_V1, "fault": {"abort": {"httpStatus": 503}}},
     ),
+    "TCPRoute": Site("VirtualService", "db", ("tcp", 0), VS_DB),
+    "TLSRoute": Site("VirtualService", "db", ("tls", 0), VS_DB),
+    "L4MatchAttributes": Site("VirtualService", "db", ("tcp", 0, "match", 0), VS_DB),
+    "TLSMatchAttributes": Site("VirtualService", "db", ("tls", 0, "match", 0), VS_DB),
+    "RouteDestination": Site("VirtualService", "db", ("tcp", 0, "route", 0), VS_DB),
     "DestinationRule": Site("DestinationRule", "reviews", (), DR_REVIEWS),
     "TrafficPolicy": dr_site(("trafficPolicy",), {"loadBalancer": {"simple": "RANDOM"}}),
     "TrafficPolicy.PortTrafficPolicy": dr_site(
@@ -260,14 +302,15 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
+L4_TEST = "tests/test_generate_l4_routes.py"
 
 TABLE: dict[str, dict[str, FieldUse]] = {
     "VirtualService": {
         "hosts": T(["productpage"]),
         "gateways": P("tests/test_config_virtual_service.py::test_virtual_service_rejections"),  # only mesh
         "http": T([{"route": OTHER_ROUTE}]),
-        "tls": R([]),
-        "tcp": R([]),
+        "tls": P(f"{L4_TEST}::test_tls_routes_match_sni_on_the_tls_port"),  # the reviews site has HTTP only
+        "tcp": P(f"{L4_TEST}::test_tcp_weighted_split_to_subsets"),
         "exportTo": T(["."]),  # the client in namespace other gets the default route
     },
     "HTTPRoute": {
@@ -392,6 +435,33 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "percentage": T({"value": 50}),
     },
     "Percent": {"value": T(25)},
+    "TCPRoute": {
+        "match": T([{"port": 3307}]),  # for another port: the default chain instead
+        "route": T([{"destination": {"host": "db", "subset": "v2"}}]),
+    },
+    "TLSRoute": {
+        "match": T([{"sniHosts": ["secure", "db"]}]),
+        "route": T([{"destination": {"host": "db", "port": {"number": 3306}}}]),
+    },
+    "L4MatchAttributes": {
+        "destinationSubnets": T(["10.0.0.0/8"]),
+        "port": T(3307),
+        "sourceLabels": T({"app": "other"}),  # not productpage's: the route no longer applies to it
+        "gateways": P(f"{L4_TEST}::test_match_gateways_mesh_applies_to_sidecars"),  # only mesh: no change
+        "sourceNamespace": T("other"),
+    },
+    "TLSMatchAttributes": {
+        "sniHosts": T(["secure", "db"]),
+        "destinationSubnets": T(["10.0.0.0/8"]),
+        "port": T(444),
+        "sourceLabels": T({"app": "other"}),
+        "gateways": P(f"{L4_TEST}::test_match_gateways_mesh_applies_to_sidecars"),
+        "sourceNamespace": T("other"),
+    },
+    "RouteDestination": {
+        "destination": T({"host": "db", "subset": "v2"}),
+        "weight": P(f"{L4_TEST}::test_tcp_weighted_split_to_subsets"),  # one destination: any weight is all
+    },
     "DestinationRule": {
         "host": T("productpage"),
         "trafficPolicy": T({"loadBalancer": {"simple": "RANDOM"}}),
@@ -478,7 +548,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
     },
     "ServiceEntry": {
         "hosts": T([REVIEWS, "reviews2.default.svc.cluster.local"]),
-        "addresses": R(["10.0.0.1"]),
+        "addresses": T(["10.0.0.1"]),  # the VIP: a captured client's virtual host domains
         "ports": T([{"number": 9081, "name": "http", "protocol": "HTTP", "targetPort": 19080}]),
         "location": T("MESH_EXTERNAL"),
         "resolution": T("DNS"),

@@ -118,6 +118,44 @@ async def test_non_http_ports_are_reported_unreachable_until_there_are_tcp_liste
     assert "no outbound listener reaches TCP ports yet" in findings[0].message
 
 
+TCP_ROUTES = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  ports: [{number: 5432, name: tcp, protocol: TCP}, {number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db, namespace: default}
+spec:
+  hosts: [db]
+  tcp: [{route: [{destination: {host: db, port: {number: 5432}}}]}]
+  tls: [{match: [{sniHosts: [db]}], route: [{destination: {host: db, port: {number: 443}}}]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: db-tls, namespace: other}
+spec:
+  hosts: [db.default.svc.cluster.local]
+  tls: [{match: [{sniHosts: [db.default.svc.cluster.local]}], route: [{destination: {host: db, port: {number: 443}}}]}]
+"""
+
+
+async def test_tcp_and_tls_routes_are_reported_as_reaching_captured_sidecars_only(tmp_path: Path) -> None:
+    (tmp_path / "db.yaml").write_text(TCP_ROUTES)
+
+    findings = [f for f in await analyze_directory(tmp_path) if f.code == "MP0213"]
+
+    assert [(f.level, f.resource, f.location, f.message.split(" apply")[0]) for f in findings] == [
+        ("Warning", "VirtualService default/db", f"{tmp_path / 'db.yaml'}:9", "tcp and tls routes"),
+        ("Warning", "VirtualService other/db-tls", f"{tmp_path / 'db.yaml'}:17", "tls routes"),
+    ]
+    assert "a loopback HTTP-proxy sidecar has no TCP listener and does not apply them" in findings[0].message
+
+
 PUSH_TIME_CONFLICTS = """\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry

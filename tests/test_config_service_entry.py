@@ -23,15 +23,36 @@ SERVICE_ENTRY_CASES: list[tuple[str, str, Expected]] = [
     ("host-uppercase", "hosts: [API.example.com]\n", [(1, "spec.hosts[0]", "not a valid DNS label")]),
     ("host-numeric-tld", "hosts: [a.b.123]\n", [(1, "spec.hosts[0]", "cannot be all-numeric")]),
     ("host-duplicate", "hosts:\n- a.example.com\n- a.example.com\n", [(3, "spec.hosts[1]", "duplicate host")]),
+    # Istio's ValidateServiceEntry: each address passes ValidateIPSubnet; CIDRs only with resolution NONE or STATIC
     (
         "address-invalid",
         "hosts: [a.example.com]\naddresses: [10.0.0.300]\n",
-        [(2, "spec.addresses", "not supported by meshplane yet: no listener matches a destination address")],
+        [(2, "spec.addresses[0]", "'10.0.0.300' is not a valid IP address")],
+    ),
+    (
+        "address-cidr-invalid",
+        "hosts: [a.example.com]\naddresses:\n- 10.0.0.1\n- 10.0.0.0/33\n",
+        [(4, "spec.addresses[1]", "'10.0.0.0/33' is not a valid CIDR block")],
+    ),
+    (
+        "address-hostname",
+        "hosts: [a.example.com]\naddresses: [db.example.com]\n",
+        [(2, "spec.addresses[0]", "is not a valid IP address")],
+    ),
+    (
+        "address-duplicate",
+        "hosts: [a.example.com]\naddresses:\n- 10.0.0.1\n- 10.0.0.1\n",
+        [(4, "spec.addresses[1]", "duplicate address '10.0.0.1'")],
     ),
     (
         "cidr-with-dns",
         "hosts: [a.example.com]\naddresses: [10.0.0.0/24]\nresolution: DNS\n",
-        [(2, "spec.addresses", "not supported by meshplane yet")],
+        [(2, "spec.addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types")],
+    ),
+    (
+        "cidr-with-dns-round-robin",
+        "hosts: [a.example.com]\naddresses: ['2001:db8::/64']\nresolution: DNS_ROUND_ROBIN\n",
+        [(2, "spec.addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types")],
     ),
     (
         "port-number-range",
@@ -231,6 +252,8 @@ VALID_SERVICE_ENTRIES = [
     ),
     ("round-robin-one", "hosts: [a.example.com]\nresolution: DNS_ROUND_ROBIN\nendpoints: [{address: lb.example.net}]"),
     ("export-to-nobody", "hosts: [a.example.com]\nexportTo: ['~']\n"),
+    ("addresses-dns", "hosts: [a.example.com]\naddresses: [10.0.0.1, '2001:db8::1']\nresolution: DNS\n"),
+    ("cidr-static", "hosts: [a.example.com]\naddresses: [10.0.0.0/24]\nresolution: STATIC\n"),
 ]
 
 
@@ -279,6 +302,13 @@ def test_service_entry_fields_are_converted(istio: IstioDocs) -> None:
     assert second.weight is None  # proto3: 0 is unset
     assert entry.workload_selector is None
     assert entry.subject_alt_names == ("spiffe://cluster.local/ns/bookinfo/sa/reviews",)
+    assert entry.addresses == ()
+
+
+def test_addresses_are_kept_as_written(istio: IstioDocs) -> None:
+    entry = istio.accepted("ServiceEntry", "hosts: [db.example.com]\naddresses: [10.1.2.3, 10.9.0.0/16, 10.8.0.7/32]\n")
+    assert isinstance(entry, ServiceEntry)
+    assert entry.addresses == ("10.1.2.3", "10.9.0.0/16", "10.8.0.7/32")
 
 
 def test_workload_selector_is_kept(istio: IstioDocs) -> None:

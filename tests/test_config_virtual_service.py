@@ -49,10 +49,10 @@ CASES: list[tuple[str, str, Expected]] = [
         "hosts: [a.example.com]\ngateways: [Bad/gw]\nhttp:\n- route:\n  - destination: {host: a}\n",
         [(2, "spec.gateways[0]", "invalid gateway namespace 'Bad'")],
     ),
-    ("http-missing", "hosts: [reviews]\n", [(0, "spec.http", "at least one http route")]),
+    ("http-missing", "hosts: [reviews]\n", [(0, "spec", "http, tcp or tls must be provided in virtual service")]),
     ("http-empty", "hosts: [reviews]\nhttp: []\n", [(2, "spec.http", "must have at least one entry")]),
-    ("tcp", "hosts: [reviews]\ntcp:\n- route: []\n", [(2, "spec.tcp", "not supported by meshplane yet")]),
-    ("tls", "hosts: [reviews]\ntls: []\n", [(2, "spec.tls", "not supported by meshplane yet")]),
+    ("tcp-empty-route", "hosts: [reviews]\ntcp:\n- route: []\n", [(3, "spec.tcp[0].route", "TCP route is required")]),
+    ("tls-empty", "hosts: [reviews]\ntls: []\n", [(2, "spec.tls", "must have at least one entry")]),
     # route / redirect / directResponse
     (
         "no-action",

@@ -19,12 +19,14 @@ from typing import Any
 
 import pytest
 
+from meshplane import names
 from pilot.config.errors import format_path
 from pilot.config.istio_api import ISTIO_MESSAGES, REMOVED_FIELDS
 from pilot.config.parse import API_VERSIONS, SECURITY_API_VERSIONS, ParsedFile, parse_config_text
 from pilot.generate.registry import GENERATORS
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
 from tests.istio_field_table import (
+    CAPTURED_NODES,
     MESH,
     MESSAGE_PATHS,
     NODES,
@@ -38,6 +40,7 @@ from tests.istio_field_table import (
 )
 
 NODE_METADATA = {"MESHPLANE_SDS": "true", "MESHPLANE_MIXER": "true"}
+CAPTURED_METADATA = {**NODE_METADATA, names.INTERCEPTION_MODE_METADATA: "REDIRECT"}
 SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -54,19 +57,21 @@ def _parse(site: Site, spec: Mapping[str, Any]) -> ParsedFile:
 
 
 def _generated(parsed: ParsedFile) -> dict[str, bytes]:
-    """Every resource of every type for the NODES proxies, serialized."""
+    """Every resource of every type for the NODES proxies, and the CAPTURED_NODES ones captured, serialized."""
     errors = [str(e) for r in parsed.rejected for e in r.errors]
     assert not errors, errors
     snapshot = build_snapshot({r.meta.key: r for r in parsed.resources}, version=1)
     out: dict[str, bytes] = {}
-    for node in NODES:
-        proxy = resolve_proxy(parse_node_id(node, "", NODE_METADATA), snapshot)
+    nodes = [(node, node, NODE_METADATA) for node in NODES]
+    nodes += [(f"captured {node}", node, CAPTURED_METADATA) for node in CAPTURED_NODES]
+    for label, node, metadata in nodes:
+        proxy = resolve_proxy(parse_node_id(node, "", metadata), snapshot)
         for type_url, generator in GENERATORS.items():
             messages = [m for scope in generator.scopes(proxy) for m in generator.build_scope(scope, snapshot)]
             messages += generator.build_proxy(proxy, snapshot)
             for message in messages:
                 name = getattr(message, "name", "") or getattr(message, "cluster_name", "")
-                out[f"{node} {type_url.rsplit('.', 1)[-1]} {name}"] = message.SerializeToString(deterministic=True)
+                out[f"{label} {type_url.rsplit('.', 1)[-1]} {name}"] = message.SerializeToString(deterministic=True)
     return out
 
 

@@ -12,7 +12,7 @@ from pilot.config.types import ConfigKey, Protocol, Resolution, ServicePort
 from pilot.model import build_snapshot
 from pilot.model.types import Service
 from pilot.model.vips import AUTO_VIP_NETWORK, allocate_vips
-from tests.conftest import bookinfo
+from tests.conftest import IstioDocs, bookinfo
 
 
 def service(host: str, addresses: tuple[str, ...] = (), resolution: Resolution = Resolution.STATIC) -> Service:
@@ -83,3 +83,28 @@ def test_the_snapshot_carries_every_services_vips() -> None:
     snapshot = build_snapshot(bookinfo(), version=1)
     assert set(snapshot.vips) == set(snapshot.services)
     assert snapshot.vips == build_snapshot(bookinfo(), version=2).vips  # same hosts, same VIPs (a restart)
+
+
+@pytest.mark.parametrize(
+    ("addresses", "vips"),
+    [
+        (("10.0.0.1", "10.0.0.2"), ("10.0.0.1", "10.0.0.2")),
+        (("10.0.0.1", "10.9.0.0/16"), ("10.0.0.1",)),  # a CIDR block is matched by listeners, never resolved to
+        (("10.9.0.0/16",), None),  # addresses of its own, none a single IP: nothing allocated either (Istio)
+    ],
+    ids=["ips", "ip-and-cidr", "cidr-only"],
+)
+def test_own_ip_addresses_are_the_vips_and_cidrs_are_not(
+    addresses: tuple[str, ...], vips: tuple[str, ...] | None
+) -> None:
+    host = "db.default.svc.cluster.local"
+    assert allocate_vips(services(service(host, addresses))).get(host) == vips
+
+
+def test_service_entry_addresses_reach_the_service_in_canonical_form() -> None:
+    entry = IstioDocs().accepted(
+        "ServiceEntry", "hosts: [db.example.com]\naddresses: [10.1.2.3, 10.9.1.0/16, 10.8.0.7/32, '2001:db8::1/128']\n"
+    )
+    snap = build_snapshot({entry.meta.key: entry}, version=1)
+    assert snap.services["db.example.com"].addresses == ("10.1.2.3", "10.9.0.0/16", "10.8.0.7", "2001:db8::1")
+    assert snap.vips["db.example.com"] == ("10.1.2.3", "10.8.0.7", "2001:db8::1")

@@ -16,7 +16,7 @@ When a VirtualService that was in force fails these checks only because a Destin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +30,8 @@ from pilot.config.types import (
     Mirror,
     Resource,
     ServiceEntry,
+    TCPRoute,
+    TLSRoute,
     VirtualService,
 )
 
@@ -176,7 +178,8 @@ def _subset_problem(subset: str, host: str, rule: DestinationRule | None) -> str
 def _destinations(
     service: VirtualService, field_lines: Mapping[FieldPath, int]
 ) -> Iterator[tuple[Destination, FieldPath]]:
-    """Every destination with its field path: ``route[].destination``, then ``mirror`` or ``mirrors[].destination``."""
+    """Every destination with its field path: ``http[].route[].destination``, then ``mirror`` or
+    ``mirrors[].destination``; then ``tls[].route[].destination`` and ``tcp[].route[].destination``."""
     for i, route in enumerate(service.http):
         for j, weighted in enumerate(route.route):
             yield weighted.destination, ("spec", "http", i, "route", j, "destination")
@@ -185,6 +188,14 @@ def _destinations(
             yield route.mirrors[0].destination, single_mirror
         else:
             yield from _mirror_destinations(route.mirrors, ("spec", "http", i, "mirrors"))
+    yield from _l4_destinations(service.tls, "tls")
+    yield from _l4_destinations(service.tcp, "tcp")
+
+
+def _l4_destinations(routes: Sequence[TLSRoute | TCPRoute], kind: str) -> Iterator[tuple[Destination, FieldPath]]:
+    for i, l4_route in enumerate(routes):
+        for j, l4_destination in enumerate(l4_route.route):
+            yield l4_destination.destination, ("spec", kind, i, "route", j, "destination")
 
 
 def _mirror_destinations(mirrors: Iterable[Mirror], base: FieldPath) -> Iterator[tuple[Destination, FieldPath]]:

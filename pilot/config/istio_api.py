@@ -2,8 +2,8 @@
 
 Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
 and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
-(the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``tcp``, ``tls``,
-``corsPolicy``, ``delegate``, ``consistentHash``, ...) are listed only as the field that holds them.
+(the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``corsPolicy``,
+``delegate``, ``consistentHash``, ...) are listed only as the field that holds them.
 
 Validation reads it (``Fields.open(..., message=...)``): a field Istio has that the validator does not read is
 "not supported by meshplane yet", a field Istio removed says so and what replaces it, and only a name that is in
@@ -80,6 +80,18 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "HTTPFaultInjection.Abort": ("httpStatus", "grpcStatus", "http2Error", "percentage"),
         "HTTPMirrorPolicy": ("destination", "percentage"),
         "Percent": ("value",),
+        "TCPRoute": ("match", "route"),
+        "TLSRoute": ("match", "route"),
+        "L4MatchAttributes": ("destinationSubnets", "port", "sourceLabels", "gateways", "sourceNamespace"),
+        "TLSMatchAttributes": (
+            "sniHosts",
+            "destinationSubnets",
+            "port",
+            "sourceLabels",
+            "gateways",
+            "sourceNamespace",
+        ),
+        "RouteDestination": ("destination", "weight"),
         # networking/v1alpha3/destination_rule.proto
         "DestinationRule": ("host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"),
         "TrafficPolicy": (
@@ -195,10 +207,6 @@ REMOVED_FIELDS: Mapping[tuple[str, str], str] = MappingProxyType(
 # Why a field is not supported yet, where there is more to say than "not supported by meshplane yet".
 UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
     {
-        ("VirtualService", "tcp"): "meshplane routes HTTP only for now",
-        ("VirtualService", "tls"): "meshplane routes HTTP only for now",
-        ("ServiceEntry", "addresses"): "no listener matches a destination address (apps reach services by name, "
-        "through the sidecar's HTTP proxy); leave addresses out",
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
         ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "

@@ -47,6 +47,7 @@ __all__ = [
     "HeaderOperations",
     "Headers",
     "Kind",
+    "L4MatchAttributes",
     "LoadBalancer",
     "Mirror",
     "MixerPolicy",
@@ -60,11 +61,15 @@ __all__ = [
     "RegexRewrite",
     "Resolution",
     "Resource",
+    "RouteDestination",
     "ServiceEntry",
     "ServiceEntryEndpoint",
     "ServicePort",
     "StringMatch",
     "Subset",
+    "TCPRoute",
+    "TLSMatchAttributes",
+    "TLSRoute",
     "TlsMode",
     "TrafficPolicy",
     "VirtualService",
@@ -175,6 +180,7 @@ class ServiceEntryEndpoint:
 class ServiceEntry:
     meta: ConfigMeta
     hosts: tuple[str, ...]
+    addresses: tuple[str, ...] = ()  # VIPs: IP addresses or CIDR blocks, as written
     ports: tuple[ServicePort, ...] = ()
     location: Literal["MESH_EXTERNAL", "MESH_INTERNAL"] = "MESH_EXTERNAL"
     resolution: Resolution = Resolution.NONE
@@ -450,11 +456,53 @@ class HTTPRoute:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class L4MatchAttributes:
+    """A ``tcp`` route's match (Istio ``L4MatchAttributes``); every field set must match. ``destination_subnets``
+    is matched by Envoy (a filter chain's prefix ranges); the rest picks the proxies a match applies to."""
+
+    destination_subnets: tuple[str, ...] = ()  # IPs or CIDRs, as written
+    port: int | None = None
+    source_labels: Labels = field(default_factory=lambda: MappingProxyType({}))  # the client proxy's labels
+    source_namespace: str = ""  # the client proxy's namespace
+    gateways: tuple[str, ...] = ()  # only "mesh" is accepted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSMatchAttributes(L4MatchAttributes):
+    """A ``tls`` route's match (Istio ``TLSMatchAttributes``): the SNI hosts (required; within the VirtualService's
+    hosts, matched by Envoy as a filter chain's server names) and the L4 fields."""
+
+    sni_hosts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteDestination:
+    """A weighted destination of a TCP or TLS route (Istio ``RouteDestination``)."""
+
+    destination: Destination
+    weight: int | None = None  # None: not given (a single destination gets everything)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TCPRoute:
+    match: tuple[L4MatchAttributes, ...] = ()  # empty: every connection
+    route: tuple[RouteDestination, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TLSRoute:
+    match: tuple[TLSMatchAttributes, ...] = ()  # at least one (validation)
+    route: tuple[RouteDestination, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class VirtualService:
     meta: ConfigMeta
     hosts: tuple[str, ...]  # as written (short names allowed)
     gateways: tuple[str, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
+    tls: tuple[TLSRoute, ...] = ()  # captured sidecars only (TLS/HTTPS ports' listeners)
+    tcp: tuple[TCPRoute, ...] = ()  # captured sidecars only (non-HTTP, non-TLS ports' listeners)
     export_to: tuple[str, ...] = ()
 
 

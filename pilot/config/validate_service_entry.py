@@ -14,7 +14,7 @@ from pilot.config.types import (
     frozen_labels,
 )
 from pilot.config.validate_common import Fields
-from pilot.config.validate_names import dns1123_label_error, export_to, host_error, ip_error
+from pilot.config.validate_names import cidr_error, dns1123_label_error, export_to, host_error, ip_error
 from pilot.config.validate_workload_entry import WORKLOAD_FIELDS, read_workload_fields, workload_address_error
 
 __all__ = [
@@ -23,7 +23,7 @@ __all__ = [
     "validate_service_entry",
 ]
 
-SERVICE_ENTRY_FIELDS = fields_except("ServiceEntry", "addresses")  # no listener matches a destination address
+SERVICE_ENTRY_FIELDS = fields_except("ServiceEntry")
 SUPPORTED_PROTOCOLS = tuple(p.value for p in Protocol if p is not Protocol.UNKNOWN)
 _PORT_FIELDS = ("number", "protocol", "name", "targetPort")
 _RESOLUTIONS = tuple(r.value for r in Resolution)
@@ -35,6 +35,7 @@ def validate_service_entry(spec: Fields, meta: ConfigMeta) -> ServiceEntry:
     ports = _ports(spec)
     location = spec.enum("location", ("MESH_EXTERNAL", "MESH_INTERNAL")) or "MESH_EXTERNAL"
     resolution = Resolution(spec.enum("resolution", _RESOLUTIONS) or Resolution.NONE.value)
+    addresses = _addresses(spec, resolution)
     endpoints = _endpoints(spec, ports, resolution)
     selector = _workload_selector(spec)
     if spec.has("workloadSelector") and spec.has("endpoints"):
@@ -47,6 +48,7 @@ def validate_service_entry(spec: Fields, meta: ConfigMeta) -> ServiceEntry:
     return ServiceEntry(
         meta=meta,
         hosts=hosts,
+        addresses=addresses,
         ports=ports,
         location="MESH_INTERNAL" if location == "MESH_INTERNAL" else "MESH_EXTERNAL",
         resolution=resolution,
@@ -70,6 +72,22 @@ def _hosts(spec: Fields) -> tuple[str, ...]:
             spec.problems.add(path, f"duplicate host {host!r}")
         seen.add(host)
     return hosts
+
+
+def _addresses(spec: Fields, resolution: Resolution) -> tuple[str, ...]:
+    """Istio's rules: each an IP address or a CIDR block; CIDRs only with resolution NONE or STATIC (a DNS-resolved
+    service has no address range)."""
+    addresses = spec.strings("addresses") or ()
+    seen: set[str] = set()
+    for index, address in enumerate(addresses):
+        path = spec.at("addresses", index)
+        spec.problems.add_if(path, cidr_error(address))
+        if address in seen:
+            spec.problems.add(path, f"duplicate address {address!r}")
+        seen.add(address)
+    if any("/" in address for address in addresses) and resolution not in (Resolution.NONE, Resolution.STATIC):
+        spec.report("addresses", "CIDR addresses are allowed only for NONE/STATIC resolution types")
+    return addresses
 
 
 def _ports(spec: Fields) -> tuple[ServicePort, ...]:

@@ -1,10 +1,10 @@
 """Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
 
-Only HTTP routes for sidecars are supported for now: ``tcp``, ``tls``, delegation, CORS and ``gateways`` other
-than ``mesh`` are reported as "not supported by meshplane yet" (a VirtualService bound only to Gateways would
-otherwise vanish without a word: Gateway resources are skipped). Checks that need other resources (does the
-subset exist? is the port one of the service's?) are not here: they run in the store over the whole set of
-resources about to be accepted.
+Routes for sidecars: ``http`` here, ``tcp`` and ``tls`` in ``validate_tcp_tls_routes`` (captured sidecars apply
+them). Delegation, CORS and ``gateways`` other than ``mesh`` are reported as "not supported by meshplane yet"
+(a VirtualService bound only to Gateways would otherwise vanish without a word: Gateway resources are skipped).
+Checks that need other resources (does the subset exist? is the port one of the service's?) are not here: they run
+in the store over the whole set of resources about to be accepted.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pilot.config.validate_http_actions import (
 )
 from pilot.config.validate_http_match import read_matches
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error, export_to, host_error, ip_error
+from pilot.config.validate_tcp_tls_routes import check_weights, read_destination, read_tcp_routes, read_tls_routes
 
 __all__ = [
     "GATEWAY_UNSUPPORTED",
@@ -41,8 +42,8 @@ __all__ = [
     "validate_virtual_service",
 ]
 
-VIRTUAL_SERVICE_FIELDS = ("hosts", "gateways", "http", "exportTo")
-VIRTUAL_SERVICE_UNSUPPORTED = ("tcp", "tls")
+VIRTUAL_SERVICE_FIELDS = ("hosts", "gateways", "http", "tls", "tcp", "exportTo")
+VIRTUAL_SERVICE_UNSUPPORTED: tuple[str, ...] = ()
 HTTP_ROUTE_FIELDS = (
     "name",
     "match",
@@ -70,9 +71,8 @@ def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
     gateways = _gateways(spec)
     applies_to_mesh = not gateways or _MESH_GATEWAY in gateways
     hosts = _hosts(spec, applies_to_mesh=applies_to_mesh)
-    other_routes = any(spec.has(name) for name in VIRTUAL_SERVICE_UNSUPPORTED)  # tcp / tls, reported already
-    if not spec.has("http") and not other_routes:
-        spec.report("http", "required field is missing: a VirtualService needs at least one http route")
+    if not any(spec.has(name) for name in ("http", "tcp", "tls")):
+        spec.report(None, "http, tcp or tls must be provided in virtual service")
     routes = tuple(
         _http_route(route)
         for route in spec.mappings("http", known=HTTP_ROUTE_FIELDS, required=spec.has("http"), message="HTTPRoute")
@@ -82,6 +82,8 @@ def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
         hosts=hosts,
         gateways=gateways,
         http=routes,
+        tls=read_tls_routes(spec, hosts),
+        tcp=read_tcp_routes(spec),
         export_to=export_to(spec, meta.key.namespace, allow_none=False),
     )
 
@@ -135,22 +137,6 @@ def _overlapping_hosts(spec: Fields, hosts: tuple[str, ...]) -> None:
             break
 
 
-def read_destination(parent: Fields, name: str = "destination") -> Destination | None:
-    """An Istio ``Destination``: host (short name, FQDN; no wildcard), subset, port.number."""
-    destination = parent.mapping(name, known=("host", "subset", "port"), required=True, message="Destination")
-    if destination is None:
-        return None
-    host = destination.string("host", required=True) or ""
-    if host:
-        destination.problems.add_if(destination.at("host"), host_error(host, wildcard=False))
-    subset = destination.string("subset") or ""
-    if subset:
-        destination.problems.add_if(destination.at("subset"), dns1123_label_error(subset, "subset name"))
-    port = destination.mapping("port", known=("number",), message="PortSelector")
-    number = port.integer("number", minimum=1, maximum=65535, required=True) if port is not None else None
-    return Destination(host=host, subset=subset, port=number)
-
-
 def _http_route(route: Fields) -> HTTPRoute:
     _check_conflicts(route)
     destinations: list[HTTPRouteDestination] = []
@@ -169,10 +155,7 @@ def _http_route(route: Fields) -> HTTPRoute:
                 headers=read_headers(entry),
             )
         )
-    if len(destinations) > 1:
-        total = sum(d.weight or 0 for d in destinations)
-        if total != 100:
-            route.report("route", f"the weights of {len(destinations)} destinations must add up to 100, got {total}")
+    check_weights(route, [d.weight for d in destinations])
     rewrite = read_rewrite(route)
     headers = read_headers(route)
     if rewrite is not None and rewrite.authority:

@@ -10,10 +10,11 @@ Outbound (the app's connections, redirected to 15001):
   itself goes to ``BlackHoleCluster`` (chain ``virtualOutbound-blackhole``), as in Istio, so it cannot loop.
 - ``0.0.0.0_<port>`` per HTTP port of any visible service: an HTTP connection manager with the route table named
   ``<port>`` (``routes_captured.py``: virtual hosts by Host, a catch-all for hosts outside the registry).
-- ``<vip>_<port>`` per VIP and non-HTTP port (TCP, TLS, HTTPS, MONGO, MySQL, Redis, unknown) of a service:
-  tcp_proxy to ``outbound|<port>||<host>``. A ``resolution: NONE`` service without addresses of its own gets
-  ``0.0.0.0_<port>`` instead (any destination on that port, to its ORIGINAL_DST cluster), unless an HTTP port
-  holds that listener.
+- ``<vip>_<port>`` per VIP and non-HTTP port (TCP, TLS, HTTPS, MONGO, MySQL, Redis, unknown) of a service: the
+  VirtualService's ``tls`` (by SNI) or ``tcp`` route chains, then tcp_proxy to ``outbound|<port>||<host>``
+  (``listeners_l4_routes.py``). A CIDR address (ServiceEntry ``addresses``) gets chains on ``0.0.0.0_<port>``
+  matching its prefix, as in Istio; a ``resolution: NONE`` service without addresses of its own gets a chain there
+  matching any destination (to its ORIGINAL_DST cluster). An HTTP port holding ``0.0.0.0_<port>`` wins over both.
 
 Inbound (connections to the pod, redirected to 15006):
 
@@ -32,6 +33,7 @@ Inbound (connections to the pod, redirected to 15006):
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import structlog
 from envoy.config.core.v3.base_pb2 import TrafficDirection
@@ -63,10 +65,13 @@ from pilot.generate.listeners import (
     build_tcp_proxy,
     prepend_filters,
 )
+from pilot.generate.listeners_l4_routes import L4Target, build_l4_filter_chains, has_sni_chain
+from pilot.generate.route_action import ServicePorts
 from pilot.generate.routes import service_visible
 from pilot.model import effective_mtls_mode
 from pilot.model.mesh_settings import OutboundTrafficPolicy
-from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
+from pilot.model.types import MeshSnapshot, Proxy, Service, ServiceInstance
+from pilot.model.vips import service_cidrs
 
 __all__ = [
     "INBOUND_PASSTHROUGH_CHAIN",
@@ -140,15 +145,19 @@ def build_virtual_outbound_listener(policy: OutboundTrafficPolicy) -> Listener:
     return listener
 
 
-def _service_listener(name: str, address: str, port: int, network: Filter) -> Listener:
-    """A listener that only receives connections virtualOutbound hands over (never binds its address)."""
-    return Listener(
+def _service_listener(name: str, address: str, port: int, chains: Sequence[FilterChain]) -> Listener:
+    """A listener that only receives connections virtualOutbound hands over (never binds its address); the TLS
+    inspector when a chain matches on SNI."""
+    listener = Listener(
         name=name,
         address=socket_address(address, port),
         bind_to_port={"value": False},
         traffic_direction=TrafficDirection.OUTBOUND,
-        filter_chains=[build_filter_chain([network])],
+        filter_chains=list(chains),
     )
+    if has_sni_chain(chains):
+        listener.listener_filters.append(tls_inspector_filter())
+    return listener
 
 
 def build_outbound_http_listener(proxy: Proxy, port: int) -> Listener:
@@ -162,27 +171,47 @@ def build_outbound_http_listener(proxy: Proxy, port: int) -> Listener:
         )
     )
     name = names.inbound_listener_name(WILDCARD_ADDRESS, port)  # Istio's <address>_<port>
-    return _service_listener(name, WILDCARD_ADDRESS, port, network_filter(HTTP_CONNECTION_MANAGER, hcm))
+    chain = build_filter_chain([network_filter(HTTP_CONNECTION_MANAGER, hcm)])
+    return _service_listener(name, WILDCARD_ADDRESS, port, [chain])
 
 
-def build_outbound_tcp_listener(address: str, port: int, host: str) -> Listener:
-    """``<address>_<port>``: tcp_proxy to the service's cluster for connections to ``address:port``."""
-    cluster = names.outbound_cluster_name(port, "", host)
-    return _service_listener(f"{address}_{port}", address, port, _tcp_proxy_filter(cluster))
+def build_outbound_tcp_listener(
+    address: str,
+    port: int,
+    targets: Sequence[L4Target],
+    proxy: Proxy,
+    snapshot: MeshSnapshot,
+    service_ports: ServicePorts | None = None,
+) -> Listener:
+    """``<address>_<port>``: the tcp/tls route chains, then the default tcp_proxy, of the services addressed there
+    (``listeners_l4_routes``); ``service_ports`` of the snapshot, when the caller has them already."""
+    chains = build_l4_filter_chains(targets, proxy, snapshot, service_ports or ServicePorts.of(snapshot))
+    return _service_listener(f"{address}_{port}", address, port, chains)
 
 
-def _tcp_addresses(snapshot: MeshSnapshot, host: str) -> tuple[str, ...]:
-    service = snapshot.services[host]
+def _tcp_binds(snapshot: MeshSnapshot, service: Service) -> tuple[tuple[str, str], ...]:
+    """(listener address, CIDR the chains match) of a service's non-HTTP ports: each VIP; ``0.0.0.0`` matching each
+    CIDR address (Istio: a CIDR listens on the wildcard with a prefix match); ``0.0.0.0`` matching anything for a
+    ``resolution: NONE`` service without addresses (any destination on the port passes through)."""
     if service.resolution is Resolution.NONE and not service.addresses:
-        return (WILDCARD_ADDRESS,)  # Istio: any destination on the port passes through to where it was going
-    return snapshot.vips.get(host, ())
+        return ((WILDCARD_ADDRESS, ""),)
+    vips = tuple((vip, "") for vip in snapshot.vips.get(service.host, ()))
+    return (*vips, *((WILDCARD_ADDRESS, cidr) for cidr in service_cidrs(service)))
+
+
+@dataclass(slots=True)
+class _TcpListener:
+    address: str
+    port: int
+    targets: list[L4Target]
 
 
 def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
-    """One HTTP listener per HTTP port, then one TCP listener per (VIP, other port), of the services visible from
-    the proxy's namespace; the first service (in host order) keeps a contested ``address_port``."""
+    """One HTTP listener per HTTP port, then one TCP listener per (address, other port), of the services visible
+    from the proxy's namespace. A VIP listener belongs to the first service (in host order) that claims it; a
+    wildcard one is shared (its chains match the services' CIDRs)."""
     http_ports: dict[int, str] = {}
-    tcp: dict[str, tuple[str, Listener]] = {}
+    tcp: dict[str, _TcpListener] = {}
     for host in sorted(snapshot.services):
         service = snapshot.services[host]
         if not service_visible(service, proxy.namespace, snapshot):
@@ -200,22 +229,29 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
             if port.protocol.is_http:
                 http_ports.setdefault(port.number, host)
                 continue
-            for address in _tcp_addresses(snapshot, host):
-                listener = build_outbound_tcp_listener(address, port.number, host)
-                first = tcp.setdefault(listener.name, (host, listener))[0]
-                if first != host:
-                    log.warning("outbound_listener_conflict", listener=listener.name, used=first, ignored=host)
+            for address, cidr in _tcp_binds(snapshot, service):
+                name = f"{address}_{port.number}"
+                entry = tcp.setdefault(name, _TcpListener(address, port.number, []))
+                first = entry.targets[0].service.host if entry.targets else host
+                if address != WILDCARD_ADDRESS and first != host:
+                    log.warning("outbound_listener_conflict", listener=name, used=first, ignored=host)
+                    continue
+                entry.targets.append(L4Target(service=service, port=port, cidr=cidr))
     listeners = [build_outbound_http_listener(proxy, port) for port in sorted(http_ports)]
-    for name, (host, listener) in tcp.items():
-        if name in {lis.name for lis in listeners}:
+    http_names = {listener.name for listener in listeners}
+    service_ports = ServicePorts.of(snapshot)
+    for name, entry in tcp.items():
+        if name in http_names:
             log.warning(
                 "outbound_listener_conflict",
                 listener=name,
-                used=f"HTTP {http_ports[listener.address.socket_address.port_value]}",
-                ignored=host,
+                used=f"HTTP {http_ports[entry.port]}",
+                ignored=sorted({target.service.host for target in entry.targets}),
             )
             continue
-        listeners.append(listener)
+        listeners.append(
+            build_outbound_tcp_listener(entry.address, entry.port, entry.targets, proxy, snapshot, service_ports)
+        )
     return listeners
 
 

@@ -54,6 +54,9 @@ POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
 # MeshConfig's outboundTrafficPolicy decides captured sidecars' virtualOutbound default chain (LDS) and the
 # catch-all virtual host of their port route tables (RDS).
 MESH_KINDS = frozenset({MESH_CONFIG_KIND})
+# VirtualService tcp and tls routes decide captured sidecars' outbound TCP listener chains (LDS), as http routes
+# decide the route tables (RDS).
+L4_ROUTE_KINDS = frozenset({"VirtualService"})
 
 
 def _route_scopes(proxy: Proxy) -> list[Scope]:
@@ -133,7 +136,7 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     LISTENER_TYPE: TypeGenerator(
         type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS | MESH_KINDS,
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS | MESH_KINDS | L4_ROUTE_KINDS,
         wildcard=True,
         scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
         build_scope=listeners.build_scope_listeners,

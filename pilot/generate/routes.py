@@ -68,6 +68,7 @@ __all__ = [
     "virtual_host_domains",
     "virtual_service_config_path",
     "visible_virtual_host_inputs",
+    "visible_virtual_services",
 ]
 
 log = structlog.get_logger(__name__)
@@ -185,7 +186,7 @@ def visible_virtual_host_inputs(
     for service in snapshot.services.values():
         if not service_visible(service, namespace, snapshot):
             continue
-        rules = _visible_rules(service.host, namespace, snapshot)
+        rules = visible_virtual_services(service.host, namespace, snapshot)
         out.extend(
             VirtualHostInputs(
                 host=service.host,
@@ -448,7 +449,7 @@ def service_visible(service: Service, namespace: str, snapshot: MeshSnapshot) ->
     return _exported_to(export_to, service.namespace, namespace)
 
 
-def _visible_rules(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
+def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
     """The VirtualServices for ``host`` exported to ``namespace``, the one in force first."""
     return tuple(
         vs

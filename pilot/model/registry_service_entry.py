@@ -8,6 +8,7 @@ the entry (a ``ServiceInstance``). The same host in two ServiceEntries: the firs
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
@@ -119,6 +120,7 @@ def _service_from_entry(
             {number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())}
         ),
         source=entry.meta.key,
+        addresses=tuple(_service_address(address) for address in entry.addresses),
     )
     for workload in selected:
         for port in entry.ports:
@@ -127,3 +129,14 @@ def _service_from_entry(
                 ServiceInstance(service=service, port=port, target_port=target, workload=workload)
             )
     return service
+
+
+def _service_address(address: str) -> str:
+    """A ServiceEntry address as the model holds it (Istio's ``convertServices``): an IP, or a CIDR block in its
+    canonical form; a one-address block (``/32``, ``/128``) is that address."""
+    if "/" not in address:
+        return str(ipaddress.ip_address(address))
+    network = ipaddress.ip_network(address, strict=False)
+    if network.num_addresses == 1:
+        return str(network.network_address)
+    return str(network)

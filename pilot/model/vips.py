@@ -1,7 +1,9 @@
 """Virtual IPs of services: what an app in a pod connects to, and what its sidecar's listeners match.
 
-A service's own addresses (a Kubernetes ClusterIP, a ServiceEntry's ``addresses`` once listeners match them) are its
-VIPs. Every other service with a concrete host gets one address auto-allocated from Istio's range for that,
+A service's own IP addresses (a Kubernetes ClusterIP, a ServiceEntry's ``addresses``) are its VIPs; its own CIDR
+blocks are no VIPs (nothing resolves a name to a range: listeners match them), and a service with addresses of its
+own, even only CIDR blocks, gets none allocated (as Istio allocates only for entries without addresses). Every
+other service with a concrete host gets one address auto-allocated from Istio's range for that,
 ``240.240.0.0/16`` (Istio's DNS auto-allocation, class E: never routed anywhere). The address is picked by a hash
 of the host, so it does not depend on which other services exist and stays the same across restarts of Pilot; two
 hosts hashing to the same address (rare: 65534 addresses) are told apart by probing the next free address, in
@@ -21,7 +23,7 @@ from types import MappingProxyType
 from pilot.config.types import Resolution
 from pilot.model.types import Service
 
-__all__ = ["AUTO_VIP_NETWORK", "allocate_vips"]
+__all__ = ["AUTO_VIP_NETWORK", "allocate_vips", "service_cidrs", "service_ips"]
 
 AUTO_VIP_NETWORK = ipaddress.IPv4Network("240.240.0.0/16")
 _FIRST = int(AUTO_VIP_NETWORK.network_address) + 1  # neither the network address ...
@@ -31,16 +33,27 @@ _COUNT = AUTO_VIP_NETWORK.num_addresses - 2  # ... nor the broadcast address
 def allocate_vips(services: Mapping[str, Service]) -> Mapping[str, tuple[str, ...]]:
     """host -> its VIPs, for every service that has or gets one (see the module's docstring)."""
     vips: dict[str, tuple[str, ...]] = {}
-    taken = {address for service in services.values() for address in service.addresses}
+    taken = {address for service in services.values() for address in service_ips(service)}
     for host in sorted(services):
         service = services[host]
         if service.addresses:
-            vips[host] = service.addresses
+            if own := service_ips(service):
+                vips[host] = own
         elif not host.startswith("*") and service.resolution is not Resolution.NONE:
             address = _free_address(host, taken)
             taken.add(address)
             vips[host] = (address,)
     return MappingProxyType(vips)
+
+
+def service_ips(service: Service) -> tuple[str, ...]:
+    """The service's own addresses that are single IPs (a CIDR block is matched by listeners, never resolved to)."""
+    return tuple(address for address in service.addresses if "/" not in address)
+
+
+def service_cidrs(service: Service) -> tuple[str, ...]:
+    """The service's own addresses that are CIDR blocks (``/32`` ones are IPs already, see the registry)."""
+    return tuple(address for address in service.addresses if "/" in address)
 
 
 def _free_address(host: str, taken: set[str]) -> str:

@@ -1,0 +1,282 @@
+"""VirtualService tcp and tls routes and ServiceEntry addresses on a captured sidecar's outbound TCP listeners,
+from YAML through validation and the model to the Listener protobufs, asserted field by field; the whole sidecar
+checked by ``xdstest`` and ``envoy --mode validate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from envoy.config.listener.v3.listener_components_pb2 import FilterChain
+from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
+
+from meshplane import names
+from meshplane.identity import SDS_NODE_METADATA
+from pilot.config.parse import parse_config_text
+from pilot.generate.listeners_captured import build_captured_listeners
+from pilot.generate.listeners_l4_routes import match_applies
+from pilot.generate.registry import GENERATORS
+from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
+from tests import xdstest
+from tests.sidecar_builders import unpack
+from tests.test_generate_captured import by_name, generated
+from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+
+CAPTURED = {names.INTERCEPTION_MODE_METADATA: "REDIRECT", SDS_NODE_METADATA: "true"}
+ECHO = "tcp-echo.default.svc.cluster.local"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+
+MESH = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  hosts: [tcp-echo.default.svc.cluster.local]
+  ports: [{number: 9000, name: tcp, protocol: TCP}]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  workloadSelector: {labels: {app: tcp-echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: tcp-echo-v1, namespace: default}
+spec: {address: 10.89.0.31, labels: {app: tcp-echo, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: tcp-echo-v2, namespace: default}
+spec: {address: 10.89.0.32, labels: {app: tcp-echo, version: v2}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: productpage, namespace: default}
+spec: {address: 10.89.0.10, labels: {app: productpage}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews, namespace: default}
+spec: {address: 10.89.0.20, labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  host: tcp-echo
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [a.secure.com, b.secure.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: legacy, namespace: default}
+spec:
+  hosts: [legacy.internal]
+  addresses: [10.20.0.0/16]
+  ports: [{number: 5432, name: tcp, protocol: TCP}]
+  resolution: NONE
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: pinned, namespace: default}
+spec:
+  hosts: [pinned.internal]
+  addresses: [10.30.0.5/32]
+  ports: [{number: 6379, name: redis, protocol: REDIS}]
+  resolution: STATIC
+  endpoints: [{address: 10.30.0.5}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.internal]
+  addresses: [10.40.0.1, 10.41.0.0/16]
+  ports: [{number: 80, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.40.0.9}]
+"""
+
+VS_ECHO = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo, namespace: default}
+spec:
+  hosts: [tcp-echo]
+  tcp:
+  - match: [{port: 9000, sourceLabels: {app: productpage}%s}]
+    route:
+    - {destination: {host: tcp-echo, subset: v1}, weight: 80}
+    - {destination: {host: tcp-echo, subset: v2}, weight: 20}
+"""
+
+VS_SECURE = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: secure, namespace: default}
+spec:
+  hosts: [a.secure.com, b.secure.com]
+  tls:
+  - match: [{sniHosts: [a.secure.com]}]
+    route: [{destination: {host: a.secure.com}}]
+  - match: [{sniHosts: [b.secure.com], port: 443}]
+    route: [{destination: {host: tcp-echo, subset: v2, port: {number: 9000}}}]
+  - match: [{sniHosts: [a.secure.com]}]
+    route: [{destination: {host: b.secure.com}}]
+"""
+
+VS_PINNED = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: pinned, namespace: default}
+spec:
+  hosts: [pinned.internal]
+  tcp:
+  - match: [{destinationSubnets: [10.30.0.0/24]}, {sourceNamespace: other}]
+    route: [{destination: {host: tcp-echo.default.svc.cluster.local, subset: v1}}]
+"""
+
+
+def mesh(*documents: str) -> MeshSnapshot:
+    parsed = parse_config_text("\n---\n".join([MESH, *documents]), "mesh.yaml")
+    errors = [str(e) for r in parsed.rejected for e in r.errors]
+    assert not errors, errors
+    return build_snapshot({r.meta.key: r for r in parsed.resources}, version=1)
+
+
+def proxy(snap: MeshSnapshot, workload: str = "productpage", address: str = "10.89.0.10") -> Proxy:
+    node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", CAPTURED)
+    return resolve_proxy(node, snap)
+
+
+def listeners(snap: MeshSnapshot, client: Proxy | None = None) -> dict[str, Listener]:
+    return by_name(build_captured_listeners(client or proxy(snap), snap))
+
+
+def vip(snap: MeshSnapshot, host: str) -> str:
+    [address] = snap.vips[host]
+    return address
+
+
+def tcp_proxy(chain: FilterChain) -> TcpProxy:
+    [network] = chain.filters
+    assert network.name == "envoy.filters.network.tcp_proxy"
+    return unpack(TcpProxy(), network.typed_config)
+
+
+def weighted(chain: FilterChain) -> list[tuple[str, int]]:
+    return [(c.name, c.weight) for c in tcp_proxy(chain).weighted_clusters.clusters]
+
+
+def prefixes(chain: FilterChain) -> list[str]:
+    return [f"{r.address_prefix}/{r.prefix_len.value}" for r in chain.filter_chain_match.prefix_ranges]
+
+
+def test_tcp_weighted_split_to_subsets() -> None:
+    snap = mesh(VS_ECHO % "")
+    listener = listeners(snap)[f"{vip(snap, ECHO)}_9000"]
+    [chain] = listener.filter_chains  # the match has no destinationSubnets: it takes every connection
+    assert not chain.HasField("filter_chain_match")
+    assert weighted(chain) == [(f"outbound|9000|v1|{ECHO}", 80), (f"outbound|9000|v2|{ECHO}", 20)]
+    assert tcp_proxy(chain).stat_prefix == f"outbound|9000||{ECHO}"
+    assert not tcp_proxy(chain).cluster
+    assert list(listener.listener_filters) == []
+
+
+def test_source_labels_pick_the_proxies_a_tcp_route_applies_to() -> None:
+    snap = mesh(VS_ECHO % "")
+    [chain] = listeners(snap, proxy(snap, "reviews", "10.89.0.20"))[f"{vip(snap, ECHO)}_9000"].filter_chains
+    assert tcp_proxy(chain).cluster == f"outbound|9000||{ECHO}"  # the default: reviews is not app=productpage
+    assert not tcp_proxy(chain).HasField("weighted_clusters")
+
+
+def test_match_gateways_mesh_applies_to_sidecars() -> None:
+    snap = mesh(VS_ECHO % ", gateways: [mesh]")
+    assert listeners(snap) == listeners(mesh(VS_ECHO % ""))
+    tcp = snap.virtual_services[ECHO][0].tcp[0]
+    assert tcp.match[0].gateways == ("mesh",)
+    assert match_applies(tcp.match[0], proxy(snap), 9000)
+
+
+def test_tls_routes_match_sni_on_the_tls_port() -> None:
+    snap = mesh(VS_SECURE)
+    listener = listeners(snap)[f"{vip(snap, 'a.secure.com')}_443"]
+    assert [f.name for f in listener.listener_filters] == [TLS_INSPECTOR]
+    # The third route's match repeats the first's SNI: it can never match, and Envoy rejects identical matches.
+    first, second = listener.filter_chains
+    assert list(first.filter_chain_match.server_names) == ["a.secure.com"]
+    assert tcp_proxy(first).cluster == "outbound|443||a.secure.com"
+    assert list(second.filter_chain_match.server_names) == ["b.secure.com"]
+    assert tcp_proxy(second).cluster == f"outbound|9000|v2|{ECHO}"
+    assert prefixes(first) == prefixes(second) == []
+    # The same VirtualService names b.secure.com: its listener gets the same chains.
+    other = listeners(snap)[f"{vip(snap, 'b.secure.com')}_443"]
+    assert [list(c.filter_chain_match.server_names) for c in other.filter_chains] == [
+        ["a.secure.com"],
+        ["b.secure.com"],
+    ]
+
+
+def test_tls_port_without_tls_route_is_opaque_tcp() -> None:
+    snap = mesh()
+    listener = listeners(snap)[f"{vip(snap, 'a.secure.com')}_443"]
+    [chain] = listener.filter_chains
+    assert not chain.HasField("filter_chain_match")
+    assert tcp_proxy(chain).cluster == "outbound|443||a.secure.com"
+    assert list(listener.listener_filters) == []
+
+
+def test_cidr_address_listens_on_the_wildcard_with_a_prefix_match() -> None:
+    snap = mesh()
+    assert "legacy.internal" not in snap.vips  # a range is no address to resolve a name to
+    assert snap.vips["pinned.internal"] == ("10.30.0.5",)  # a /32 is its address
+    by = listeners(snap)
+    listener = by["0.0.0.0_5432"]
+    assert (listener.address.socket_address.address, listener.address.socket_address.port_value) == ("0.0.0.0", 5432)
+    assert not listener.bind_to_port.value
+    [chain] = listener.filter_chains
+    assert prefixes(chain) == ["10.20.0.0/16"]
+    assert tcp_proxy(chain).cluster == "outbound|5432||legacy.internal"
+    [pinned] = by["10.30.0.5_6379"].filter_chains
+    assert tcp_proxy(pinned).cluster == "outbound|6379||pinned.internal"
+
+
+def test_destination_subnets_chain_comes_before_the_default() -> None:
+    snap = mesh(VS_PINNED)
+    subnet, default = listeners(snap)["10.30.0.5_6379"].filter_chains
+    assert prefixes(subnet) == ["10.30.0.0/24"]
+    assert tcp_proxy(subnet).cluster == f"outbound|9000|v1|{ECHO}"
+    assert not default.HasField("filter_chain_match")
+    assert tcp_proxy(default).cluster == "outbound|6379||pinned.internal"
+
+
+def test_http_virtual_host_domains_hold_the_service_entry_ip_not_its_cidr() -> None:
+    snap = mesh()
+    client = proxy(snap)
+    routes = {r.name: r for r in generated(ROUTE_TYPE, client, snap)}
+    [vhost] = [v for v in routes["80"].virtual_hosts if "web.internal" in v.domains]
+    assert list(vhost.domains) == ["web.internal", "web.internal:80", "10.40.0.1", "10.40.0.1:80"]
+
+
+def test_a_full_captured_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None:
+    snap = mesh(VS_ECHO % "", VS_SECURE, VS_PINNED)
+    client = proxy(snap)
+    clusters: list[Any] = generated(CLUSTER_TYPE, client, snap)
+    assignments = generated(ENDPOINT_TYPE, client, snap)
+    all_listeners: list[Listener] = generated(LISTENER_TYPE, client, snap)
+    routes = generated(ROUTE_TYPE, client, snap)
+    xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=all_listeners, routes=routes)
+    xdstest.envoy_validate(
+        tmp_path, clusters=clusters, listeners=all_listeners, routes=routes, load_assignments=assignments
+    )
+
+
+def test_a_virtual_service_change_regenerates_listeners() -> None:
+    # The xDS cache reuses a type's resources when no kind in its affected_by changed: tcp/tls routes live in LDS.
+    assert "VirtualService" in GENERATORS[LISTENER_TYPE].affected_by
