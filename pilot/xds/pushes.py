@@ -81,15 +81,15 @@ class Debouncer:
         at_once = at_once and self._pending.is_set()
         while True:
             await self._pending.wait()
+            first = self._first
+            assert first is not None
             while not at_once:
-                assert self._first is not None
                 now = time.monotonic()
-                deadline = min(self._last + self._quiet, self._first + self._max_delay)
+                deadline = min(self._last + self._quiet, first + self._max_delay)
                 if now >= deadline:
                     break
                 await asyncio.sleep(deadline - now)
             at_once = False
-            first = self._first
             self._first = None
             self._pending.clear()
             try:
