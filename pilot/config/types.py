@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pilot.config.origin import Origin
 
@@ -69,8 +69,11 @@ __all__ = [
     "TrafficPolicy",
     "VirtualService",
     "WorkloadEntry",
+    "key_order",
+    "sorted_by_key",
 ]
 
+_V = TypeVar("_V")
 Labels = Mapping[str, str]
 EMPTY_LABELS: Labels = MappingProxyType({})
 
@@ -101,6 +104,17 @@ class ConfigKey:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def key_order(key: ConfigKey) -> tuple[str, str, str]:
+    """ConfigKey's order as a plain tuple, for ``sorted(..., key=key_order)``: tuples compare in C, the dataclass's
+    generated ``__lt__`` in Python (sorting a large mesh's keys by it took tens of milliseconds per snapshot)."""
+    return (key.kind, key.namespace, key.name)
+
+
+def sorted_by_key(mapping: Mapping[ConfigKey, _V]) -> dict[ConfigKey, _V]:
+    """The entries of ``mapping`` in ConfigKey order."""
+    return {key: mapping[key] for key in sorted(mapping, key=key_order)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
