@@ -15,6 +15,7 @@ from meshplane.serving import stop_on_signals, watch_until_stopped
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
+from pilot.parse_ahead import ParseAhead
 from pilot.xds import DiscoveryServer
 
 __all__ = ["PilotOptions", "run_pilot"]
@@ -34,8 +35,11 @@ class PilotOptions:
     root_namespace: str = DEFAULT_ROOT_NAMESPACE  # a PeerAuthentication without selector here is mesh-wide
 
 
-async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
+async def run_pilot(
+    options: PilotOptions, stop: asyncio.Event | None = None, *, parse_ahead: ParseAhead | None = None
+) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given). ``parse_ahead``: a worker
+    started on ``options.config_dir`` before the imports, whose parses the first load uses."""
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
@@ -53,7 +57,7 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
         server.update_config(store.accepted, change.version)
 
     sink = ConfigSink(store, on_change, on_rejected=server.metrics.rejected_config)
-    sources = SourceGroup([DirectorySource(options.config_dir, sink, name=FILES)])
+    sources = SourceGroup([DirectorySource(options.config_dir, sink, name=FILES, parse_ahead=parse_ahead)])
     await sources.load_initial()  # hands the server what it loaded, through on_change
     if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
         server.update_config(store.accepted, store.version)
