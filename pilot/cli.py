@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pilot.parse_ahead import ParseAhead, config_dir_argument
+from pilot.parse_ahead import ParseAhead, main_with_parse_ahead
 
 __all__ = ["main"]
 
@@ -34,12 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    config_dir = config_dir_argument(sys.argv[1:] if argv is None else argv)
-    parse_ahead = ParseAhead.start(config_dir) if config_dir is not None else ParseAhead(None)
-    try:
-        return _run(argv, parse_ahead)
-    finally:
-        parse_ahead.stop()
+    return main_with_parse_ahead(argv, _run)
 
 
 def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:

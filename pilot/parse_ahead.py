@@ -22,11 +22,11 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MIN_FILES", "SHARE", "ParseAhead", "config_dir_argument"]
+__all__ = ["MIN_FILES", "SHARE", "ParseAhead", "config_dir_argument", "main_with_parse_ahead"]
 
 SHARE = 0.5  # of the config bytes: the worker starts ~0.1 s late (its interpreter) and pickles what it parsed
 MIN_FILES = 200
@@ -97,6 +97,17 @@ def _usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def main_with_parse_ahead(argv: Sequence[str] | None, run: Callable[[Sequence[str] | None, ParseAhead], int]) -> int:
+    """A command's ``main``: start a worker on the command line's ``--config-dir``, then ``run(argv, worker)`` (which
+    imports the command's heavy modules: that is what the worker overlaps); the worker is stopped when it returns."""
+    config_dir = config_dir_argument(sys.argv[1:] if argv is None else argv)
+    parse_ahead = ParseAhead.start(config_dir) if config_dir is not None else ParseAhead(None)
+    try:
+        return run(argv, parse_ahead)
+    finally:
+        parse_ahead.stop()
 
 
 def config_dir_argument(argv: Sequence[str]) -> Path | None:
