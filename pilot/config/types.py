@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pilot.config.origin import Origin
 
@@ -101,9 +101,26 @@ class ConfigKey:
     kind: str
     namespace: str
     name: str
+    # computed once: every index of the store and the snapshot is keyed by ConfigKeys (a large mesh's start hashed
+    # them over a hundred thousand times through the generated __hash__)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.namespace, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        """Pickled without its hash: string hashes differ between processes (``pilot.parse_ahead``)."""
+        return _config_key, (self.kind, self.namespace, self.name)
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def _config_key(kind: str, namespace: str, name: str) -> ConfigKey:
+    return ConfigKey(kind=kind, namespace=namespace, name=name)
 
 
 def key_order(key: ConfigKey) -> tuple[str, str, str]:
