@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from meshplane.serving import tune_gc
 from pilot.config.parse import ParsedFile
 from pilot.config.source_files import FileSignature, ahead_share, read_and_parse, scan_config_files
 
@@ -52,6 +53,7 @@ def dumps(results: dict[str, tuple[FileSignature, ParsedFile]]) -> bytes:
 
 def main(argv: Sequence[str]) -> int:
     config_dir, share, min_files = Path(argv[0]), float(argv[1]), int(argv[2])
+    tune_gc()  # as the command does: the parses are many long-lived objects
     try:
         sys.stdout.buffer.write(dumps(parse_share(config_dir, share, min_files)))
         sys.stdout.buffer.flush()
