@@ -31,8 +31,12 @@ __all__ = ["MIN_FILES", "SHARE", "ParseAhead", "config_dir_argument", "main_with
 SHARE = 0.5  # of the config bytes: the worker starts ~0.1 s late (its interpreter) and pickles what it parsed
 MIN_FILES = 200
 WAIT_SECONDS = 60.0
-# imported by name, not run with -m: what it pickles must refer to pilot.config.parse_worker, not to __main__
-_WORKER = "import sys; from pilot.config.parse_worker import main; sys.exit(main(sys.argv[1:]))"
+# imported by name, not run with -m: what it pickles must refer to pilot.config.parse_worker, not to __main__.
+# Ctrl-C reaches the whole process group: the command stops the worker (``stop``), the worker ignores it.
+_WORKER = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "from pilot.config.parse_worker import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 class ParseAhead:
