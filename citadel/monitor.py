@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
-from meshplane.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
+from meshplane.http_endpoints import (
+    HttpEndpoints,
+    HttpRequest,
+    HttpResponse,
+    json_response,
+    metrics_response,
+    parse_address,
+    ready_response,
+)
 
 if TYPE_CHECKING:
     from citadel.server import CitadelServer
@@ -28,11 +34,11 @@ class CitadelMonitor(HttpEndpoints):
         routes = {"/ready": self._handle_ready, "/metrics": self._handle_metrics, "/debug/sdsz": self._handle_sdsz}
         super().__init__(address, routes, name="citadel")
 
-    async def _handle_ready(self, request: web.Request) -> web.Response:
+    async def _handle_ready(self, request: HttpRequest) -> HttpResponse:
         return ready_response(self._server.ready, "the SDS/CSR server is not serving")
 
-    async def _handle_metrics(self, request: web.Request) -> web.Response:
+    async def _handle_metrics(self, request: HttpRequest) -> HttpResponse:
         return metrics_response(self._server.metrics.exposition())
 
-    async def _handle_sdsz(self, request: web.Request) -> web.Response:
+    async def _handle_sdsz(self, request: HttpRequest) -> HttpResponse:
         return json_response(self._server.sdsz())

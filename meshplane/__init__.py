@@ -5,5 +5,6 @@
 - ``identity``: SPIFFE IDs, SDS resource names, the trust domain, Citadel's server name;
 - ``mixer_names``: Mixer's cluster, node metadata, addresses and access-log tags;
 - ``durations``: Istio's duration syntax;
-- ``serving``, ``logs``, ``http_endpoints``: running a control-plane command, its logging, its monitor address.
+- ``serving``, ``logs``, ``http_endpoints``: running a control-plane command, its logging, its monitor address
+  (served by ``http_server``, a minimal HTTP/1.1 server on asyncio streams).
 """

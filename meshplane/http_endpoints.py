@@ -1,4 +1,4 @@
-"""The small HTTP server behind every component's monitoring address (Pilot, Citadel, Mixer).
+"""The monitoring address of every component (Pilot, Citadel, Mixer): its routes, served over ``http_server``.
 
 Each component lists its routes (``/ready``, ``/metrics``, ``/debug/...``); this module listens, answers and stops.
 Kept free of Pilot's xDS imports so Citadel and Mixer can use it without loading Pilot.
@@ -7,18 +7,26 @@ Kept free of Pilot's xDS imports so Citadel and Mixer can use it without loading
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
-from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-__all__ = ["Handler", "HttpEndpoints", "json_response", "metrics_response", "parse_address", "ready_response"]
+from meshplane.http_server import Handler, HttpRequest, HttpResponse, HttpServer
+
+__all__ = [
+    "Handler",
+    "HttpEndpoints",
+    "HttpRequest",
+    "HttpResponse",
+    "json_response",
+    "metrics_response",
+    "parse_address",
+    "ready_response",
+]
 
 log = structlog.get_logger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -29,21 +37,20 @@ def parse_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def json_response(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        text=json.dumps(payload, indent=2, default=str) + "\n", status=status, content_type="application/json"
-    )
+def json_response(payload: Any, status: int = 200) -> HttpResponse:
+    body = json.dumps(payload, indent=2, default=str) + "\n"
+    return HttpResponse(body=body.encode("utf-8"), status=status, content_type="application/json; charset=utf-8")
 
 
-def metrics_response(exposition: bytes) -> web.Response:
+def metrics_response(exposition: bytes) -> HttpResponse:
     """Prometheus text exposition, with Prometheus's content type."""
-    return web.Response(body=exposition, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return HttpResponse(body=exposition, content_type=CONTENT_TYPE_LATEST)
 
 
-def ready_response(ready: bool, not_ready_reason: str) -> web.Response:
+def ready_response(ready: bool, not_ready_reason: str) -> HttpResponse:
     if ready:
-        return web.Response(text="ready\n")
-    return web.Response(text=f"not ready: {not_ready_reason}\n", status=503)
+        return HttpResponse(body=b"ready\n")
+    return HttpResponse(body=f"not ready: {not_ready_reason}\n".encode(), status=503)
 
 
 class HttpEndpoints:
@@ -52,33 +59,23 @@ class HttpEndpoints:
     def __init__(self, address: str, routes: Mapping[str, Handler], *, name: str) -> None:
         self.host, self.port = parse_address(address)
         self.name = name
-        self._runner: web.AppRunner | None = None
-        self._app = web.Application()
-        for path, handler in routes.items():
-            self._app.router.add_get(path, handler)
+        self._routes = dict(routes)
+        self._http: HttpServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     async def start(self) -> None:
-        if self._runner is not None:
+        if self._http is not None:
             raise RuntimeError(f"{self.name} already started")
-        runner = web.AppRunner(self._app, access_log=None)
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self.port).start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        for bound in runner.addresses:
-            if isinstance(bound, tuple) and len(bound) >= 2:
-                self.port = int(bound[1])
-                break
+        server = HttpServer(self.host, self.port, self._routes)
+        await server.start()
+        self._http, self.port = server, server.port
         log.info("monitor listening", component=self.name, url=self.url)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None

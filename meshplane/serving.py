@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-__all__ = ["Watcher", "run_service", "stop_on_signals", "watch_until_stopped"]
+__all__ = ["GC_THRESHOLDS", "Watcher", "run_service", "stop_on_signals", "tune_gc", "watch_until_stopped"]
+
+# A young collection once 10 000 objects were allocated (CPython's default: 700). A control plane's config and
+# snapshots are many small long-lived objects (a 1000-service mesh: about a million): at 700, loading them runs the
+# collector hundreds of times over everything already loaded, about a tenth of the start.
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 class Watcher(Protocol):
@@ -43,11 +49,21 @@ async def watch_until_stopped(source: Watcher, stop: asyncio.Event) -> None:
                 await task
 
 
+def tune_gc() -> None:
+    """Set up the cyclic garbage collector for a long-running server, once its modules are imported: what the
+    imports made lives as long as the process, so it is moved out of the collector's reach (``gc.freeze``, as
+    CPython recommends before forking or serving), and young collections run every ``GC_THRESHOLDS[0]``
+    allocations. Reference counting frees everything acyclic as before; only cycles wait a little longer."""
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def run_service(
     prog: str, service: Callable[[], Coroutine[Any, Any, None]], *, errors: tuple[type[Exception], ...]
 ) -> int:
     """A command's exit code: run ``service()`` until it returns (0) or Ctrl-C (0); one of ``errors`` (a bad
     directory, a busy address) is printed as ``<prog>: <message>`` with exit code 2, without a traceback."""
+    tune_gc()
     try:
         asyncio.run(service())
     except errors as exc:

@@ -33,6 +33,7 @@ from pilot.model import (
     MeshSnapshot,
     build_snapshot,
 )
+from pilot.parse_ahead import ParseAhead
 
 __all__ = ["MixerOptions", "MixerServer", "run_mixer"]
 
@@ -140,8 +141,11 @@ class MixerServer:
         self.metrics.shutdown()
 
 
-async def run_mixer(options: MixerOptions, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
+async def run_mixer(
+    options: MixerOptions, stop: asyncio.Event | None = None, *, parse_ahead: ParseAhead | None = None
+) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given). ``parse_ahead``: a worker
+    started on ``options.config_dir`` before the imports, whose parses the first load uses."""
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
@@ -152,7 +156,9 @@ async def run_mixer(options: MixerOptions, stop: asyncio.Event | None = None) ->
         log.info("config changed", version=change.version, changed=len(change.changed))
         mixer.update(store)
 
-    sources = SourceGroup([DirectorySource(options.config_dir, ConfigSink(store, on_change), name=FILES)])
+    sources = SourceGroup(
+        [DirectorySource(options.config_dir, ConfigSink(store, on_change), name=FILES, parse_ahead=parse_ahead)]
+    )
     await sources.load_initial()
     await mixer.load(store)  # also for an empty directory, where on_change was not called
     await mixer.start()

@@ -12,19 +12,22 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from meshplane.logs import add_logging_arguments, configure_logging_from_args
 from meshplane.mixer_names import DEFAULT_GRPC_ADDRESS, DEFAULT_MONITOR_ADDRESS
-from meshplane.serving import run_service
-from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES
-from mixer.app import MixerOptions, run_mixer
-from pilot.cli_arguments import add_mesh_arguments, duration_argument
-from pilot.config.mesh_config import MeshConfigError, MeshNames, load_mesh_config
+from pilot.parse_ahead import ParseAhead, main_with_parse_ahead
+
+if TYPE_CHECKING:
+    from pilot.config.mesh_config import MeshNames
 
 __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from meshplane.logs import add_logging_arguments
+    from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES
+    from pilot.cli_arguments import add_mesh_arguments, duration_argument
+
     parser = argparse.ArgumentParser(prog="mixer", description=__doc__)
     parser.add_argument("--config-dir", type=Path, required=True, help="the mesh's config directory (as Pilot's)")
     parser.add_argument(
@@ -61,11 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _mesh_names(args: argparse.Namespace) -> MeshNames:
     """The names from the flags, overridden by the mesh config file's, as Pilot does."""
+    from pilot.config.mesh_config import MeshNames, load_mesh_config
+
     flags = MeshNames(trust_domain=args.trust_domain, root_namespace=args.root_namespace)
     return load_mesh_config(args.mesh_config, defaults=flags).names if args.mesh_config is not None else flags
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return main_with_parse_ahead(argv, _run)
+
+
+def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
+    # imported once the parse worker runs: these imports (grpc, the Envoy protos, Mixer) are what it overlaps
+    from meshplane.logs import configure_logging_from_args
+    from meshplane.serving import run_service
+    from mixer.app import MixerOptions, run_mixer
+    from pilot.config.mesh_config import MeshConfigError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.log_queue < 1:
@@ -88,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         root_namespace=names.root_namespace,
     )
     # RuntimeError: the OTLP exporter cannot be imported (mixer.metrics says how to repair the install)
-    return run_service("mixer", lambda: run_mixer(options), errors=(FileNotFoundError, RuntimeError))
+    return run_service(
+        "mixer", lambda: run_mixer(options, parse_ahead=parse_ahead), errors=(FileNotFoundError, RuntimeError)
+    )
 
 
 if __name__ == "__main__":

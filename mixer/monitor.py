@@ -12,9 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
-from meshplane.http_endpoints import HttpEndpoints, json_response, metrics_response, ready_response
+from meshplane.http_endpoints import (
+    HttpEndpoints,
+    HttpRequest,
+    HttpResponse,
+    json_response,
+    metrics_response,
+    ready_response,
+)
 
 __all__ = ["MixerMonitor"]
 
@@ -41,14 +46,14 @@ class MixerMonitor(HttpEndpoints):
         }
         super().__init__(address, routes, name="mixer")
 
-    async def _handle_ready(self, request: web.Request) -> web.Response:
+    async def _handle_ready(self, request: HttpRequest) -> HttpResponse:
         return ready_response(self._ready(), "the gRPC server is not serving")
 
-    async def _handle_metrics(self, request: web.Request) -> web.Response:
+    async def _handle_metrics(self, request: HttpRequest) -> HttpResponse:
         return metrics_response(self._exposition())
 
-    async def _handle_graph(self, request: web.Request) -> web.Response:
+    async def _handle_graph(self, request: HttpRequest) -> HttpResponse:
         return json_response(self._graph())
 
-    async def _handle_configz(self, request: web.Request) -> web.Response:
+    async def _handle_configz(self, request: HttpRequest) -> HttpResponse:
         return json_response(self._configz())

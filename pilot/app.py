@@ -19,6 +19,7 @@ from pilot.config.mesh_config_file import MeshConfigFile
 from pilot.metrics import PilotMetrics
 from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 from pilot.monitor import MonitorServer
+from pilot.parse_ahead import ParseAhead
 from pilot.xds import DiscoveryServer
 
 __all__ = ["PilotOptions", "run_pilot"]
@@ -39,8 +40,11 @@ class PilotOptions:
     mesh_config: Path | None = None  # Istio's MeshConfig, watched; its rootNamespace/trustDomain win
 
 
-async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given)."""
+async def run_pilot(
+    options: PilotOptions, stop: asyncio.Event | None = None, *, parse_ahead: ParseAhead | None = None
+) -> None:
+    """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given). ``parse_ahead``: a worker
+    started on ``options.config_dir`` before the imports, whose parses the first load uses."""
     if not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
@@ -74,7 +78,7 @@ async def run_pilot(options: PilotOptions, stop: asyncio.Event | None = None) ->
 
     sink = ConfigSink(store, on_change, on_rejected=metrics.rejected_config)
     exclude = (options.mesh_config,) if options.mesh_config is not None else ()
-    directory = DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude)
+    directory = DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude, parse_ahead=parse_ahead)
     await directory.load_initial()  # hands the server what it loaded, through on_change
     if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
         server.update_config(store.accepted, store.version)

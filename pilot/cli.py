@@ -7,16 +7,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from meshplane.logs import add_logging_arguments, configure_logging_from_args
-from meshplane.serving import run_service
-from pilot.app import PilotOptions, run_pilot
-from pilot.cli_arguments import add_mesh_arguments, duration_argument
-from pilot.config.mesh_config import MeshConfigError
+from pilot.parse_ahead import ParseAhead, main_with_parse_ahead
 
 __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from meshplane.logs import add_logging_arguments
+    from pilot.cli_arguments import add_mesh_arguments, duration_argument
+
     parser = argparse.ArgumentParser(prog="pilot", description=__doc__)
     parser.add_argument("--config-dir", type=Path, required=True, help="directory of Istio YAML, watched for changes")
     parser.add_argument("--xds-address", default="127.0.0.1:15010", help="ADS gRPC listen address (Istio: 15010)")
@@ -42,6 +41,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return main_with_parse_ahead(argv, _run)
+
+
+def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
+    # imported once the parse worker runs: these imports (grpc, the Envoy protos, Pilot) are what it overlaps
+    from meshplane.logs import configure_logging_from_args
+    from meshplane.serving import run_service
+    from pilot.app import PilotOptions, run_pilot
+    from pilot.config.mesh_config import MeshConfigError
+
     args = build_parser().parse_args(argv)
     configure_logging_from_args(args)
     options = PilotOptions(
@@ -55,7 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         root_namespace=args.root_namespace,
         mesh_config=args.mesh_config,
     )
-    return run_service("pilot", lambda: run_pilot(options), errors=(FileNotFoundError, MeshConfigError))
+    return run_service(
+        "pilot", lambda: run_pilot(options, parse_ahead=parse_ahead), errors=(FileNotFoundError, MeshConfigError)
+    )
 
 
 if __name__ == "__main__":

@@ -15,9 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
-
-from meshplane.http_endpoints import HttpEndpoints, json_response, metrics_response, parse_address, ready_response
+from meshplane.http_endpoints import (
+    HttpEndpoints,
+    HttpRequest,
+    HttpResponse,
+    json_response,
+    metrics_response,
+    parse_address,
+    ready_response,
+)
 from pilot.xds import DiscoveryServer
 
 __all__ = ["MonitorServer", "parse_address"]
@@ -49,22 +55,22 @@ class MonitorServer(HttpEndpoints):
         }
         super().__init__(address, routes, name="pilot")
 
-    async def _handle_ready(self, request: web.Request) -> web.Response:
+    async def _handle_ready(self, request: HttpRequest) -> HttpResponse:
         return ready_response(self._ready(), "no snapshot served yet")
 
-    async def _handle_metrics(self, request: web.Request) -> web.Response:
+    async def _handle_metrics(self, request: HttpRequest) -> HttpResponse:
         return metrics_response(self._server.metrics.exposition())
 
-    async def _handle_configz(self, request: web.Request) -> web.Response:
+    async def _handle_configz(self, request: HttpRequest) -> HttpResponse:
         return json_response(self._configz())
 
-    async def _handle_mesh(self, request: web.Request) -> web.Response:
+    async def _handle_mesh(self, request: HttpRequest) -> HttpResponse:
         return json_response(self._meshz())
 
-    async def _handle_syncz(self, request: web.Request) -> web.Response:
+    async def _handle_syncz(self, request: HttpRequest) -> HttpResponse:
         return json_response(self._server.syncz())
 
-    async def _handle_config_dump(self, request: web.Request) -> web.Response:
+    async def _handle_config_dump(self, request: HttpRequest) -> HttpResponse:
         node_id = request.query.get("proxy", "")
         if not node_id:
             return json_response({"error": "query parameter 'proxy' (an Envoy node id) is required"}, status=400)

@@ -16,7 +16,7 @@ import pytest
 
 from pilot.analyze import analyze_directory
 from pilot.config.parse import ParsedFile, parse_config_text
-from pilot.config.source_files import _read_and_parse as read_config_file  # the directory source's own reader
+from pilot.config.source_files import read_and_parse as read_config_file  # the directory source's own reader
 from pilot.config.store import ConfigStore
 from pilot.config.types import ConfigKey
 from pilot.config.validate_http_actions import DIRECT_RESPONSE_BODY_MAX_BYTES

@@ -80,6 +80,36 @@ async def test_a_failed_flush_does_not_stop_later_ones() -> None:
 
 
 @pytest.mark.parametrize(
+    ("flush_pending", "trigger_before_start", "at_once"),
+    [(True, True, True), (False, True, False), (True, False, False)],
+    ids=["pending-at-start-flushed-at-once", "pending-at-start-waits-when-not-asked", "later-change-waits"],
+)
+async def test_a_change_pending_at_start_can_skip_the_quiet_period(
+    flush_pending: bool, trigger_before_start: bool, at_once: bool
+) -> None:
+    flushes = Flushes()
+    debouncer = Debouncer(quiet=0.3, max_delay=5.0, flush=flushes)
+    if trigger_before_start:
+        debouncer.trigger()
+    debouncer.start(flush_pending=flush_pending)
+    try:
+        if not trigger_before_start:
+            await asyncio.sleep(0.01)
+            debouncer.trigger()
+        triggered = time.monotonic()
+        await asyncio.wait_for(flushes.event.wait(), 5.0)
+        waited = flushes.at[0] - triggered
+        assert waited < 0.2 if at_once else waited >= 0.3 - 0.005, waited
+        flushes.event.clear()
+        debouncer.trigger()  # the next change waits for its quiet period again
+        triggered = time.monotonic()
+        await asyncio.wait_for(flushes.event.wait(), 5.0)
+        assert flushes.at[1] - triggered >= 0.3 - 0.005
+    finally:
+        await debouncer.stop()
+
+
+@pytest.mark.parametrize(
     ("quiet", "max_delay", "message"),
     [(-1.0, 1.0, "quiet period must be >= 0"), (0.5, 0.1, "must be >= the quiet period")],
     ids=["negative-quiet", "max-below-quiet"],

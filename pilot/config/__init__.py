@@ -5,8 +5,9 @@
 - ``store.ConfigStore`` keeps what is in force across the units (files, objects) of all its sources
   (``apply``, ``accepted``, ``configz``).
 - ``source.ConfigSource`` is what a source is; sources publish to a ``source.ConfigSink``; ``source.SourceGroup``
-  runs several. ``source_files.DirectorySource`` reads a watched directory, ``source_memory.MemorySource`` holds
-  decoded objects in memory.
+  runs several. ``source_files.DirectorySource`` reads a watched directory (its first load can take the parses of
+  a ``parse_worker`` process started by ``pilot.parse_ahead``), ``source_memory.MemorySource`` holds decoded
+  objects in memory.
 
 Errors: ``ConfigError`` values describe problems in config (origin, key, field path); ``ConfigSourceError`` is
 raised when a source cannot run at all.

@@ -33,6 +33,7 @@ from pilot.config.types import (
     TCPRoute,
     TLSRoute,
     VirtualService,
+    sorted_by_key,
 )
 
 __all__ = [
@@ -81,7 +82,7 @@ def build_cross_index(
     """Index in ConfigKey order, the first one winning, as ``pilot.model.build_snapshot`` does."""
     services: dict[str, ServiceEntry] = {}
     rules: dict[str, DestinationRule] = {}
-    for _, resource in sorted(resources.items()):
+    for resource in sorted_by_key(resources).values():
         if isinstance(resource, ServiceEntry):
             for host in resource.hosts:
                 services.setdefault(host, resource)

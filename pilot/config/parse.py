@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from enum import Enum
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -192,40 +193,46 @@ def field_origin(origin: Origin, field_lines: Mapping[FieldPath, int], path: Fie
 
 
 def content_hash(resource: Resource) -> str:
-    """sha256 of the canonical JSON of (kind, namespace, name, labels, validated spec): same config, same hash."""
+    """sha256 of the canonical JSON of (kind, namespace, name, labels, validated spec): same config, same hash.
+
+    The spec is encoded by ``_canonical``: a dataclass as ``[type name, its field values in declaration order]``
+    (its ``meta`` left out), a mapping as an object with sorted keys, a tuple as an array, an enum as its value."""
     key = resource.meta.key
-    canonical = {
-        "kind": key.kind,
-        "namespace": key.namespace,
-        "name": key.name,
-        "labels": dict(resource.meta.labels),
-        "spec": _canonical(resource),
-    }
+    canonical = [key.kind, key.namespace, key.name, dict(resource.meta.labels), _canonical(resource)]
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
 
 
 _JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-_DATACLASS_FIELDS: dict[type, tuple[str, ...]] = {}  # the fields each validated type is hashed by (Pilot's start
-# hashes every resource: looked up once per type, not per value)
+_Encoder = Callable[[Any], Any]
+_ENCODERS: dict[type, _Encoder] = {}  # per type, made once (Pilot's start hashes every resource)
 
 
 def _canonical(value: Any) -> Any:
     kind = type(value)
     if kind in _JSON_SCALARS:
         return value
-    names = _DATACLASS_FIELDS.get(kind)
-    if names is None and is_dataclass(kind):
-        names = _DATACLASS_FIELDS[kind] = tuple(f.name for f in fields(kind) if f.name != "meta")
-    if names is not None:
-        return {name: _canonical(getattr(value, name)) for name in names}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, tuple | list):
-        return [_canonical(v) for v in value]
-    return value
+    encode = _ENCODERS.get(kind)
+    if encode is None:
+        encode = _ENCODERS[kind] = _encoder(kind)
+    return encode(value)
+
+
+def _encoder(kind: type) -> _Encoder:
+    if is_dataclass(kind):
+        name = kind.__name__
+        names = tuple(f.name for f in fields(kind) if f.name != "meta")
+        if len(names) < 2:
+            return lambda v: [name, *(_canonical(getattr(v, n)) for n in names)]
+        values = attrgetter(*names)  # a tuple of the values, in one C call
+        return lambda v: [name, *map(_canonical, values(v))]
+    if issubclass(kind, Enum):
+        return lambda v: _canonical(v.value)
+    if issubclass(kind, Mapping):
+        return lambda v: {str(k): _canonical(item) for k, item in v.items()}
+    if issubclass(kind, tuple | list):
+        return lambda v: [_canonical(item) for item in v]
+    return lambda v: v
 
 
 def _expand_lists(documents: list[YamlDocument]) -> list[YamlDocument]:

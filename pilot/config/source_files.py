@@ -29,10 +29,11 @@ import asyncio
 import codecs
 import contextlib
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR
+from typing import TYPE_CHECKING
 
 import structlog
 from watchfiles import awatch
@@ -47,8 +48,14 @@ from pilot.config.yaml_source import MAX_FILE_BYTES, file_too_large
 __all__ = [
     "DirectorySource",
     "FileSignature",
+    "ahead_share",
     "is_config_file",
+    "read_and_parse",
+    "scan_config_files",
 ]
+
+if TYPE_CHECKING:
+    from pilot.parse_ahead import ParseAhead
 
 log = structlog.get_logger(__name__)
 
@@ -77,6 +84,23 @@ class FileSignature:
         return cls(mtime_ns=stat.st_mtime_ns, size=stat.st_size, inode=stat.st_ino)
 
 
+_Ahead = Mapping[str, tuple[FileSignature, ParsedFile]]  # parses made ahead, with the signature when read
+
+
+def ahead_share(signatures: Mapping[str, FileSignature], share: float) -> set[str]:
+    """The files a parse worker reads (``pilot.parse_ahead``): the last ones in name order that make up ``share``
+    of the bytes."""
+    total = sum(s.size for s in signatures.values())
+    taken: set[str] = set()
+    size = 0
+    for name in sorted(signatures, reverse=True):
+        if size >= share * total:
+            break
+        taken.add(name)
+        size += signatures[name].size
+    return taken
+
+
 @dataclass(frozen=True, slots=True)
 class _Sync:
     """The outcome of one pass over the directory, computed off the event loop."""
@@ -100,7 +124,9 @@ class DirectorySource:
         debounce_ms: int = 1600,
         root_check_ms: int = 1000,
         exclude: Collection[Path] = (),
+        parse_ahead: ParseAhead | None = None,
     ) -> None:
+        """``parse_ahead``: a worker parsing some files for ``load_initial`` (``pilot.parse_ahead``)."""
         self._config_dir = Path(config_dir)
         self._exclude = tuple(Path(path) for path in exclude)
         self._sink = sink
@@ -111,6 +137,7 @@ class DirectorySource:
         self._known: dict[str, FileSignature] = {}  # file (as shown in messages) -> signature when last read
         self._root: tuple[int, int] | None = None  # (device, inode) of the directory last scanned
         self._stop = asyncio.Event()
+        self._parse_ahead = parse_ahead
 
     @property
     def name(self) -> str:
@@ -119,7 +146,12 @@ class DirectorySource:
     async def load_initial(self) -> None:
         """Read every config file once (the sink's ``on_change`` is called if that changed the store)."""
         self._check_dir()
-        await self._sync(reported=frozenset())
+        ahead, self._parse_ahead = self._parse_ahead, None
+        try:
+            await self._sync(reported=frozenset(), ahead=ahead)
+        finally:
+            if ahead is not None:
+                ahead.stop()
         store = self._sink.store
         log.info(
             "config_loaded",
@@ -129,7 +161,10 @@ class DirectorySource:
             resources=len(store.accepted),
             rejected=len(store.rejections),
             version=store.version,
+            parsed_ahead=ahead.taken if ahead is not None else 0,
         )
+        if ahead is not None and ahead.failure:
+            log.warning("config_parse_ahead_failed", reason=ahead.failure)
 
     async def watch(self) -> None:
         """Re-read changed files until cancelled or ``stop()`` is called."""
@@ -195,8 +230,10 @@ class DirectorySource:
         if not self._config_dir.is_dir():
             raise ConfigSourceError(f"config directory {str(self._config_dir)!r} does not exist or is not a directory")
 
-    async def _sync(self, *, reported: frozenset[str]) -> None:
-        sync = await asyncio.to_thread(_scan_and_parse, self._config_dir, dict(self._known), reported, self._exclude)
+    async def _sync(self, *, reported: frozenset[str], ahead: ParseAhead | None = None) -> None:
+        sync = await asyncio.to_thread(
+            _scan_and_parse, self._config_dir, dict(self._known), reported, self._exclude, ahead
+        )
         self._root = sync.root
         self._sink.publish(self._name, sync.parsed, sync.removed)
         for name in sync.removed:
@@ -206,26 +243,34 @@ class DirectorySource:
 
 
 def _scan_and_parse(
-    config_dir: Path, known: dict[str, FileSignature], reported: frozenset[str], exclude: tuple[Path, ...] = ()
+    config_dir: Path,
+    known: dict[str, FileSignature],
+    reported: frozenset[str],
+    exclude: tuple[Path, ...] = (),
+    ahead: ParseAhead | None = None,
 ) -> _Sync:
     """List the config files, then read and parse the new, changed and reported ones (runs in a worker thread).
+    With ``ahead``, the files of its share are parsed last, each only if the worker's parse is not of this very
+    file (same signature) as listed now.
 
     Raises FileNotFoundError when the directory itself is gone: that must not read as "every file was deleted".
     """
     root = _root_identity(config_dir)
     if root is None:
         raise FileNotFoundError(f"config directory {str(config_dir)!r} is gone")
-    signatures = _scan(config_dir, exclude)
-    parsed: list[ParsedFile] = []
-    removed = set(known) - set(signatures)
-    for name, signature in sorted(signatures.items()):
-        if known.get(name) == signature and os.path.abspath(name) not in reported:
-            continue
-        result = _read_and_parse(name)
-        if result is None:
-            removed.add(name)  # deleted between listing and reading
-        else:
-            parsed.append(result)
+    signatures = scan_config_files(config_dir, exclude)
+    wanted = [n for n, s in sorted(signatures.items()) if known.get(n) != s or os.path.abspath(n) in reported]
+    later = ahead_share(signatures, ahead.share) if ahead is not None and ahead.started else set()
+    results = {name: read_and_parse(name) for name in wanted if name not in later}
+    made_ahead: _Ahead = ahead.results() if later and ahead is not None else {}
+    for name in wanted:
+        if name in later:
+            signature, parse = made_ahead.get(name, (None, None))
+            results[name] = parse if parse is not None and signature == signatures[name] else read_and_parse(name)
+    if ahead is not None:
+        ahead.taken = sum(1 for n in later if (made := made_ahead.get(n)) and results.get(n) is made[1])
+    parsed = [result for name in wanted if (result := results[name]) is not None]
+    removed = (set(known) - set(signatures)) | {name for name in wanted if results[name] is None}  # None: deleted
     return _Sync(root=root, signatures=signatures, parsed=parsed, removed=removed & set(known))
 
 
@@ -238,7 +283,9 @@ def _root_identity(config_dir: Path) -> tuple[int, int] | None:
     return (stat.st_dev, stat.st_ino) if S_ISDIR(stat.st_mode) else None
 
 
-def _scan(config_dir: Path, exclude: tuple[Path, ...]) -> dict[str, FileSignature]:
+def scan_config_files(config_dir: Path, exclude: Collection[Path] = ()) -> dict[str, FileSignature]:
+    """Every config file under ``config_dir`` (as its path joined to ``config_dir``), with its signature; files in
+    ``exclude`` (compared by real path: the mesh config file, when it lives there) are left out."""
     excluded = {os.path.realpath(path) for path in exclude}
     signatures: dict[str, FileSignature] = {}
     for directory, subdirectories, files in os.walk(config_dir):
@@ -255,7 +302,7 @@ def _scan(config_dir: Path, exclude: tuple[Path, ...]) -> dict[str, FileSignatur
     return signatures
 
 
-def _read_and_parse(name: str) -> ParsedFile | None:
+def read_and_parse(name: str) -> ParsedFile | None:
     """The parse of one file; a file error if it is too large or not UTF-8; None if it no longer exists."""
     try:
         with open(name, "rb") as file:

@@ -38,7 +38,7 @@ from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, Rejected, field_origin
-from pilot.config.types import ConfigKey, Resource, VirtualService
+from pilot.config.types import ConfigKey, Resource, VirtualService, key_order, sorted_by_key
 
 __all__ = [
     "FILES",
@@ -150,7 +150,7 @@ class ConfigStore:
                 self._file_errors.pop(unit, None)
         previous = self._accepted
         accepted, rejections = self._resolve(previous)
-        self._accepted = MappingProxyType(dict(sorted(accepted.items())))
+        self._accepted = MappingProxyType(sorted_by_key(accepted))
         self._rejections = rejections
         changed = frozenset(
             key
@@ -305,7 +305,7 @@ class ConfigStore:
         while True:
             index = build_cross_index(_without_virtual_services(accepted), self._domain_suffix)
             blamed: dict[ConfigKey, list[Blame]] = {}
-            for key in sorted(k for k, r in accepted.items() if isinstance(r, VirtualService)):
+            for key in sorted((k for k, r in accepted.items() if isinstance(r, VirtualService)), key=key_order):
                 kept = _version_to_keep(accepted[key], previous.get(key), index)
                 if kept is None:
                     continue

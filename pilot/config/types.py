@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from pilot.config.origin import Origin
 
@@ -74,8 +74,11 @@ __all__ = [
     "TrafficPolicy",
     "VirtualService",
     "WorkloadEntry",
+    "key_order",
+    "sorted_by_key",
 ]
 
+_V = TypeVar("_V")
 Labels = Mapping[str, str]
 EMPTY_LABELS: Labels = MappingProxyType({})
 
@@ -103,9 +106,37 @@ class ConfigKey:
     kind: str
     namespace: str
     name: str
+    # computed once: every index of the store and the snapshot is keyed by ConfigKeys (a large mesh's start hashed
+    # them over a hundred thousand times through the generated __hash__)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.kind, self.namespace, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, str]]:
+        """Pickled without its hash: string hashes differ between processes (``pilot.parse_ahead``)."""
+        return _config_key, (self.kind, self.namespace, self.name)
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
+
+
+def _config_key(kind: str, namespace: str, name: str) -> ConfigKey:
+    return ConfigKey(kind=kind, namespace=namespace, name=name)
+
+
+def key_order(key: ConfigKey) -> tuple[str, str, str]:
+    """ConfigKey's order as a plain tuple, for ``sorted(..., key=key_order)``: tuples compare in C, the dataclass's
+    generated ``__lt__`` in Python (sorting a large mesh's keys by it took tens of milliseconds per snapshot)."""
+    return (key.kind, key.namespace, key.name)
+
+
+def sorted_by_key(mapping: Mapping[ConfigKey, _V]) -> dict[ConfigKey, _V]:
+    """The entries of ``mapping`` in ConfigKey order."""
+    return {key: mapping[key] for key in sorted(mapping, key=key_order)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,6 +17,7 @@ from pilot.config.types import (
     RateLimit,
     Resource,
     VirtualService,
+    sorted_by_key,
 )
 from pilot.model.destination_rules import index_destination_rules, visible_destination_rule
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
@@ -161,7 +162,7 @@ def build_snapshot(
     """Index the accepted config and the service registries' states into a snapshot. Deterministic: iteration is in
     ConfigKey order. ``registries`` (in order; see ``pilot.model.registry`` for who wins a host) default to the
     ServiceEntry/WorkloadEntry registry alone."""
-    ordered = dict(sorted(configs.items()))
+    ordered = sorted_by_key(configs)
     registered = aggregate_registries(registries, ordered)
     rules: dict[str, DestinationRule] = {}
     virtual: dict[str, list[VirtualService]] = defaultdict(list)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from pilot.config.types import ConfigKey, Resource, WorkloadEntry
+from pilot.config.types import ConfigKey, Resource, WorkloadEntry, sorted_by_key
 from pilot.model.types import Service, ServiceInstance, ShadowedService
 
 __all__ = [
@@ -113,8 +113,8 @@ def aggregate_registries(
             instances[key].extend(i for i in served if _kept(i, owners) and workloads.get(key) is i.workload)
     return AggregatedRegistries(
         services=MappingProxyType({host: owners[host][0] for host in sorted(owners)}),
-        workloads=MappingProxyType(dict(sorted(workloads.items()))),
-        instances=MappingProxyType({k: tuple(v) for k, v in sorted(instances.items()) if v}),
+        workloads=MappingProxyType(sorted_by_key(workloads)),
+        instances=MappingProxyType({k: tuple(v) for k, v in sorted_by_key(instances).items() if v}),
         shadowed=tuple(shadowed),
         versions=MappingProxyType({registry.name: state.version for registry, state in states}),
     )

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
-from pilot.config.types import ConfigKey, Labels, Resource, ServiceEntry, WorkloadEntry
+from pilot.config.types import ConfigKey, Labels, Resource, ServiceEntry, WorkloadEntry, sorted_by_key
 from pilot.model.registry import SERVICE_ENTRY_PROVIDER, RegistryState
 from pilot.model.types import Endpoint, Service, ServiceInstance
 
@@ -32,7 +32,7 @@ class ServiceEntryRegistry:
     provider = SERVICE_ENTRY_PROVIDER
 
     def state(self, configs: Mapping[ConfigKey, Resource]) -> RegistryState:
-        ordered = [configs[key] for key in sorted(configs)]
+        ordered = list(sorted_by_key(configs).values())
         workloads = [r for r in ordered if isinstance(r, WorkloadEntry)]
         workload_index = _index_workloads(workloads)
         services: dict[str, Service] = {}

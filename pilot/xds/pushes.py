@@ -66,9 +66,11 @@ class Debouncer:
             self._first = self._last
         self._pending.set()
 
-    def start(self) -> None:
+    def start(self, *, flush_pending: bool = False) -> None:
+        """Start flushing. ``flush_pending``: a change triggered before the start is flushed at once, without its
+        quiet period (a server's first config is loaded whole before it starts: there is no burst to wait out)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=self._name)
+            self._task = asyncio.create_task(self._run(at_once=flush_pending), name=self._name)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -77,17 +79,19 @@ class Debouncer:
                 await self._task
             self._task = None
 
-    async def _run(self) -> None:
+    async def _run(self, *, at_once: bool) -> None:
+        at_once = at_once and self._pending.is_set()
         while True:
             await self._pending.wait()
-            while True:
-                assert self._first is not None
+            first = self._first
+            assert first is not None
+            while not at_once:
                 now = time.monotonic()
-                deadline = min(self._last + self._quiet, self._first + self._max_delay)
+                deadline = min(self._last + self._quiet, first + self._max_delay)
                 if now >= deadline:
                     break
                 await asyncio.sleep(deadline - now)
-            first = self._first
+            at_once = False
             self._first = None
             self._pending.clear()
             try:

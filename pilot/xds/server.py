@@ -163,7 +163,7 @@ class DiscoveryServer:
             raise OSError(f"xDS server: cannot listen on {address!r}")
         await server.start()
         self._server = server
-        self._debouncer.start()
+        self._debouncer.start(flush_pending=True)  # the first snapshot is built at once, not after the debounce
         log.info(
             "xDS server listening",
             address=address,
