@@ -26,7 +26,8 @@ $(GENERATED): $(PROTOS) citadel/proto/generate.py | $(STAMP)
 
 venv: $(STAMP) $(GENERATED)
 
-## The demo mesh on loopback: Pilot, three versions of a service, a client, each with a real Envoy sidecar.
+## The demo mesh as pods (needs root: sudo make demo): Pilot, Citadel, Mixer on the host, three versions of a service
+## and a client as pods, each with a real Envoy sidecar and iptables capture.
 demo: $(STAMP) $(GENERATED)
 	$(BIN)/meshplane demo
 

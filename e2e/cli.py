@@ -131,7 +131,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         name="demo",
-        help="Istio's reviews traffic shifting on loopback: Pilot, 3 versions, real Envoy sidecars",
+        help="Istio's reviews traffic shifting as pods (root): Pilot, Citadel, Mixer, 3 versions, real Envoy sidecars",
         add_arguments=_demo_arguments,
         run=_run_demo,
     ),

@@ -1,16 +1,20 @@
-"""``meshplane demo``: Istio's reviews traffic-shifting walkthrough, on loopback, with real Envoy sidecars.
+"""``meshplane demo``: Istio's reviews traffic-shifting walkthrough, with every workload a pod.
 
-Pilot on 127.0.0.1:15010 (monitor :15014), Citadel on :15012, Mixer on :9091 (monitor :42422), three versions of
-``reviews`` and a ``productpage`` client, each with its own sidecar. Three VirtualServices from
-``e2e/demo_config/`` are applied in turn (all to v1; 90/10 v1/v2; ``end-user: jason`` to v2, others to v3) and
-after each one the split is MEASURED: real requests from productpage through its sidecar, counted by the version
-that answered. Then STRICT mutual TLS, then policy (a DENY rule answered 403, a rate limit answered 429), and at
-the end the request counts Mixer recorded per edge.
+Pilot on 127.0.0.1:15010 (monitor :15014), Citadel on :15012, Mixer on :9091 (monitor :42422) on the host; three
+versions of ``reviews`` and a ``productpage`` client as pods on the pod network (``meshplane pod run``: a network
+namespace each, the app and its sidecar Envoy inside, iptables capture, the DNS agent), registered as
+WorkloadEntries with their pod IPs. productpage's app is plain ``urllib`` calling ``http://reviews:9080/`` with no
+proxy settings. Three VirtualServices from ``e2e/demo_config/`` are applied in turn (all to v1; 90/10 v1/v2;
+``end-user: jason`` to v2, others to v3) and after each one the split is MEASURED: real requests from the
+productpage pod, counted by the version that answered. Then STRICT mutual TLS (a plaintext caller from a network
+namespace without a sidecar is refused), then policy (a DENY rule answered 403, a rate limit answered 429 by
+Mixer), the request counts Mixer recorded per edge, and a teardown that leaves nothing on the machine.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import shutil
 import signal
@@ -20,37 +24,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
+from agent.pod_network import PodNetwork, read_pod
+from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.harness import (
     CITADEL_MONITOR_PORT,
     CITADEL_SDS_PORT,
     MIXER_GRPC_PORT,
     MIXER_MONITOR_PORT,
     MONITOR_PORT,
-    PILOT_HOST,
     XDS_PORT,
-    LocalMesh,
     port_free,
 )
 from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
     DEMO_MTLS_FILE,
+    DEMO_POD_HOSTS,
+    DEMO_POD_NETWORK,
     DEMO_POLICY_FILE,
     DEMO_ROUTE_FILES,
-    DEMO_SUBNET,
-    DEMO_URL,
     DEMO_WORKLOADS,
     REVIEWS_PORT,
-    demo_config_text,
+    render_pod_demo,
 )
-from e2e.mtls import caller_identity, plaintext_get
+from e2e.mtls import caller_identity
+from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh
+from e2e.pods import app_server_command, pod_requests, why_pods_cannot_run
 from e2e.telemetry import istio_request_counts
-from e2e.traffic import count_by
+from e2e.traffic import MeshResponse, count_by
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 from meshplane.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
-from meshplane.names import ADMIN_PORT, HTTP_PROXY_PORT
 
-__all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "run_demo"]
+__all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "demo_network_addresses", "run_demo"]
 
 Printer = Callable[[str], None]
 ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
@@ -59,7 +64,8 @@ POLICY_CONFIG_NAME = "reviews-policy"
 GUEST_REQUESTS = 8  # against a limit of 5 per 30s in 05-reviews-policy.yaml
 GUEST_LIMIT = 5
 STEP_COUNT = 5  # the three routing steps, mutual TLS, policy
-OUTSIDER_HOST = 99  # an address with no sidecar, for the plaintext caller of the mTLS step
+CONTROL_PLANE_HOST = "127.0.0.1"  # Pilot, Citadel and Mixer on the host; `pod run` relays them into each pod
+OUTSIDER = "stranger"  # a network namespace on the pod network without a sidecar: the mTLS step's plaintext caller
 DEMO_CLIENT_IDENTITY = spiffe_id(DEFAULT_TRUST_DOMAIN, DEMO_CLIENT.namespace, DEMO_CLIENT.service_account)
 
 
@@ -130,36 +136,67 @@ def _print_rule(out: Printer, path: Path) -> None:
             out(f"    {line}")
 
 
-def _ports_in_use(subnet: str) -> list[str]:
-    control_plane = f"{subnet}.{PILOT_HOST}"
+def _ports_in_use() -> list[str]:
     control_ports = (
-        *(XDS_PORT, MONITOR_PORT),
-        *(CITADEL_SDS_PORT, CITADEL_MONITOR_PORT),
-        *(MIXER_GRPC_PORT, MIXER_MONITOR_PORT),
+        XDS_PORT,
+        MONITOR_PORT,
+        CITADEL_SDS_PORT,
+        CITADEL_MONITOR_PORT,
+        MIXER_GRPC_PORT,
+        MIXER_MONITOR_PORT,
     )
-    wanted = [(control_plane, port) for port in control_ports]
-    for spec in DEMO_WORKLOADS:
-        wanted += [(f"{subnet}.{spec.host}", port) for port in (ADMIN_PORT, HTTP_PROXY_PORT, REVIEWS_PORT)]
-        if spec.service is not None:
-            wanted.append((f"{subnet}.{spec.host}", spec.app_port))
-    return [f"{address}:{port}" for address, port in wanted if not port_free(address, port)]
+    busy = [f"{CONTROL_PLANE_HOST}:{port}" for port in control_ports if not port_free(CONTROL_PLANE_HOST, port)]
+    return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name) is not None]
 
 
-async def _run_step(mesh: LocalMesh, number: int, step: DemoStep, requests: int, out: Printer) -> bool:
-    out("")
-    out(f"Step {number}/{STEP_COUNT}: {step.title}")
-    out(f"  applying {step.config.relative_to(step.config.parents[2])}")
-    _print_rule(out, step.config)
-    await mesh.apply(ROUTE_CONFIG_NAME, demo_config_text(step.config, mesh.subnet))
-    configz = await mesh.wait_synced()
+def demo_network_addresses(network: PodNetwork) -> dict[str, str]:
+    """Each pod's IP on ``network``: host N of the network for the demo files' 10.89.0.N."""
+    return {name: str(network.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
+
+
+def _responses(mesh: PodMesh, count: int, headers: Mapping[str, str] | None = None) -> list[MeshResponse]:
+    """``count`` GETs of http://reviews:9080/ by plain urllib in the productpage pod (no proxy settings)."""
+    found = pod_requests(mesh.client, REVIEWS_URL, count, headers=dict(headers or {}))
+    return [MeshResponse(status=status, headers=h, text=text, body=_app_body(text)) for status, text, h in found]
+
+
+def _app_body(text: str) -> Mapping[str, object] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and "service" in value else None
+
+
+def _answered_by(response: MeshResponse) -> str:
+    return f"reviews-{response.version}" if response.version else f"HTTP {response.status}"
+
+
+async def _apply(mesh: PodMesh, name: str, path: Path, out: Printer, *, mixer: bool = False) -> bool:
+    await mesh.config.apply(name, render_pod_demo(path, mesh.network))
+    configz = await mesh.config.wait_synced()
     if configz.get("rejected"):
         for rejected in configz["rejected"]:
             out(f"  REJECTED {rejected.get('kind')}/{rejected.get('name')}: {'; '.join(rejected.get('errors', ()))}")
         return False
-    out("  Pilot pushed it and every sidecar ACKed.")
+    out(f"  Pilot pushed it{', every sidecar ACKed, and Mixer loaded it.' if mixer else ' and every sidecar ACKed.'}")
+    return True
+
+
+def _print_step(out: Printer, number: int, path: Path) -> None:
+    out("")
+    out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=path, traffic=()).title}")
+    out(f"  applying {path.relative_to(path.parents[2])}")
+    _print_rule(out, path)
+
+
+async def _run_step(mesh: PodMesh, number: int, step: DemoStep, requests: int, out: Printer) -> bool:
+    _print_step(out, number, step.config)
+    if not await _apply(mesh, ROUTE_CONFIG_NAME, step.config, out):
+        return False
     ok = True
     for traffic in step.traffic:
-        responses = await mesh.send_many(DEMO_CLIENT.name, DEMO_URL, requests, headers=traffic.headers)
+        responses = await asyncio.to_thread(_responses, mesh, requests, traffic.headers)
         counts = count_by(responses)
         matches = _split_matches(counts, traffic.expected, requests)
         ok = ok and matches
@@ -171,66 +208,51 @@ async def _run_step(mesh: LocalMesh, number: int, step: DemoStep, requests: int,
     return ok
 
 
-async def _run_mtls_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
+async def _run_mtls_step(mesh: PodMesh, number: int, out: Printer) -> bool:
     """STRICT mesh-wide: a caller without a sidecar is refused, a sidecar's call carries its SPIFFE identity."""
-    out("")
-    out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=DEMO_MTLS_FILE, traffic=()).title}")
-    out(f"  applying {DEMO_MTLS_FILE.relative_to(DEMO_MTLS_FILE.parents[2])}")
-    _print_rule(out, DEMO_MTLS_FILE)
-    await mesh.apply(MTLS_CONFIG_NAME, DEMO_MTLS_FILE.read_text())
-    await mesh.wait_synced()
-    out("  Pilot pushed it and every sidecar ACKed.")
-    inbound = f"http://{mesh.workloads['reviews-v1'].address}:{REVIEWS_PORT}/"
-    outsider = mesh.address(OUTSIDER_HOST)
-    plaintext = await plaintext_get(inbound, source=outsider)
+    _print_step(out, number, DEMO_MTLS_FILE)
+    if not await _apply(mesh, MTLS_CONFIG_NAME, DEMO_MTLS_FILE, out):
+        return False
+    inbound = f"http://{mesh.addresses['reviews-v1']}:{REVIEWS_PORT}/"
+    [(plaintext, error, _)] = await asyncio.to_thread(pod_requests, mesh.pod(OUTSIDER), inbound)
     refused = plaintext != 200
-    out(f"    plaintext from {outsider} (no sidecar) straight to {inbound}:")
-    out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext})")
-    response = await mesh.request(DEMO_CLIENT.name, DEMO_URL)
+    out(f"    plaintext from {mesh.addresses[OUTSIDER]} ({OUTSIDER}: no sidecar) to {inbound}:")
+    out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext or error[:70]})")
+    [response] = await asyncio.to_thread(_responses, mesh, 1)
     identity = caller_identity(response)
-    out(f"    {DEMO_CLIENT.name} through its sidecar: {response.status} from {response.workload}")
+    out(f"    {DEMO_CLIENT.name} calling {REVIEWS_URL}: {response.status} from {_answered_by(response)}")
     out(f"      the reviews app saw the caller as {identity} (x-forwarded-client-cert)")
     ok = refused and response.status == 200 and identity == DEMO_CLIENT_IDENTITY
     out(f"      {'mutual TLS enforced' if ok else 'MUTUAL TLS NOT AS EXPECTED'}")
     return ok
 
 
-async def _run_policy_step(mesh: LocalMesh, number: int, out: Printer) -> bool:
+async def _run_policy_step(mesh: PodMesh, number: int, out: Printer) -> bool:
     """A DENY AuthorizationPolicy (RBAC in the sidecar: 403) and a RateLimit (Mixer through ext_authz: 429)."""
-    out("")
-    out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=DEMO_POLICY_FILE, traffic=()).title}")
-    out(f"  applying {DEMO_POLICY_FILE.relative_to(DEMO_POLICY_FILE.parents[2])}")
-    _print_rule(out, DEMO_POLICY_FILE)
-    await mesh.apply(POLICY_CONFIG_NAME, DEMO_POLICY_FILE.read_text())
-    configz = await mesh.wait_synced()
-    if configz.get("rejected"):
-        for rejected in configz["rejected"]:
-            out(f"  REJECTED {rejected.get('kind')}/{rejected.get('name')}: {'; '.join(rejected.get('errors', ()))}")
+    _print_step(out, number, DEMO_POLICY_FILE)
+    if not await _apply(mesh, POLICY_CONFIG_NAME, DEMO_POLICY_FILE, out, mixer=True):
         return False
-    out("  Pilot pushed it, every sidecar ACKed, and Mixer loaded it.")
     out(f"  (connections opened before the change drain within {DRAIN_TIME_SECONDS}s: Envoy applies a listener change")
     out("   to new connections, and the sidecars ask the old ones to reconnect; waiting for that)")
     await asyncio.sleep(DRAIN_TIME_SECONDS + 0.5)
-    mallory = await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "mallory"})
+    [mallory] = await asyncio.to_thread(_responses, mesh, 1, {"end-user": "mallory"})
     out(f"    end-user: mallory -> {mallory.status} {mallory.text.strip()[:60]!r} (the reviews sidecar's RBAC filter)")
-    guests = [
-        await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "guest"}) for _ in range(GUEST_REQUESTS)
-    ]
+    guests = await asyncio.to_thread(_responses, mesh, GUEST_REQUESTS, {"end-user": "guest"})
     statuses = [response.status for response in guests]
     out(f"    end-user: guest x{GUEST_REQUESTS} -> {' '.join(str(code) for code in statuses)}")
     limited = next((response for response in guests if response.status == 429), None)
     if limited is not None:
         out(f"      429 says: retry-after {limited.headers.get('retry-after')}s, x-mixer-reason:")
         out(f"        {limited.headers.get('x-mixer-reason')}")
-    jason = await mesh.request(DEMO_CLIENT.name, DEMO_URL, headers={"end-user": "jason"})
-    out(f"    end-user: jason -> {jason.status} from {jason.workload} (neither rule applies)")
+    [jason] = await asyncio.to_thread(_responses, mesh, 1, {"end-user": "jason"})
+    out(f"    end-user: jason -> {jason.status} from {_answered_by(jason)} (neither rule applies)")
     expected = [200] * GUEST_LIMIT + [429] * (GUEST_REQUESTS - GUEST_LIMIT)
     ok = mallory.status == 403 and statuses == expected and jason.status == 200
     out(f"      {'policy enforced' if ok else 'POLICY NOT AS EXPECTED'}")
     return ok
 
 
-async def _print_edge_counts(mesh: LocalMesh, out: Printer) -> None:
+async def _print_edge_counts(mesh: PodMesh, out: Printer) -> None:
     """What Mixer recorded from the sidecars' access logs: ``istio_requests_total`` as reported by the
     destination sidecars (the ones a request reached), per edge and response code."""
     assert mesh.mixer is not None
@@ -257,30 +279,41 @@ async def _wait_for_interrupt() -> None:
             loop.remove_signal_handler(sig)
 
 
-def _print_how_to_use(out: Printer, mesh: LocalMesh) -> None:
-    client = mesh.workloads[DEMO_CLIENT.name].address
-    pilot = mesh.address(PILOT_HOST)
+def _print_how_to_use(out: Printer, mesh: PodMesh) -> None:
+    pilot = mesh.pilot.monitor_url
     out("")
-    out("The mesh keeps running. Send requests as productpage does, through its sidecar as HTTP proxy:")
-    out(f"  curl -x http://{client}:{HTTP_PROXY_PORT} http://reviews:{REVIEWS_PORT}/")
-    out(f"  curl -x http://{client}:{HTTP_PROXY_PORT} -H 'end-user: jason' {DEMO_URL}")
-    out(f"Change routing: edit or add Istio YAML in {mesh.config_dir} (Pilot watches it).")
-    out(f"Pilot: curl http://{pilot}:{MONITOR_PORT}/debug/syncz   /debug/configz")
-    out(f"Mixer: curl http://{pilot}:{MIXER_MONITOR_PORT}/metrics   /graph")
-    out(f"Envoy admin: curl http://{client}:{ADMIN_PORT}/config_dump   (each workload's address, port {ADMIN_PORT})")
-    out(f"Logs: {mesh.workdir}")
+    out("The mesh keeps running. Call reviews as productpage's app does, from inside its pod (no proxy settings):")
+    out(f"  sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name} -- curl -s {REVIEWS_URL}")
+    out(f"  sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name} -- curl -s -H 'end-user: jason' {REVIEWS_URL}")
+    out(f"Change routing: edit or add Istio YAML in {mesh.config.config_dir} (Pilot watches it).")
+    out(f"Pilot: curl {pilot}/debug/syncz   /debug/configz")
+    assert mesh.mixer is not None
+    out(f"Mixer: curl {mesh.mixer.monitor_url}/metrics   /graph")
+    out(f"Envoy admin, inside a pod: sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name} -- curl -s 127.0.0.1:15000/")
+    out(f"Logs: {mesh.workdir} and each pod's directory (envoy.log, agent.log, app.log)")
     out("Press Ctrl-C to stop.")
 
 
 async def run_demo(
-    *, requests: int = 200, keep_running: bool = False, workdir: Path | None = None, out: Printer = print
+    *,
+    requests: int = 200,
+    keep_running: bool = False,
+    workdir: Path | None = None,
+    network: PodNetwork = DEMO_POD_NETWORK,
+    out: Printer = print,
 ) -> int:
-    """Run the demo; 0 when every measured split matched its rule, 1 otherwise (also on startup failure)."""
+    """Run the demo; 0 when every measured split matched its rule and nothing was left behind, 1 otherwise (also
+    on startup failure), 2 when pods cannot run here (not root, or a tool missing)."""
     if requests < 1:
         raise ValueError(f"requests: must be >= 1, got {requests}")
-    busy = _ports_in_use(DEMO_SUBNET)
+    missing = why_pods_cannot_run()
+    if missing is not None:
+        out(f"meshplane demo: the demo runs its workloads as pods, and {missing}.")
+        out("  Run it as root: sudo make demo   (or: sudo .venv/bin/meshplane demo)")
+        return 2
+    busy = _ports_in_use()
     if busy:
-        out(f"meshplane demo: addresses already in use: {', '.join(busy)}")
+        out(f"meshplane demo: already in use: {', '.join(busy)}")
         out("Is another demo (or an Istio/Envoy) running on this machine? Stop it and try again.")
         return 1
     own_workdir = workdir is None
@@ -289,7 +322,7 @@ async def run_demo(
     ok = False
     interrupted = True  # until the walkthrough returns or raises an error of its own
     try:
-        ok = await _walkthrough(workdir, requests, keep_running, out, temporary=own_workdir)
+        ok = await _walkthrough(workdir, network, requests, keep_running, out, temporary=own_workdir)
         interrupted = False
     except Exception:
         interrupted = False
@@ -299,28 +332,75 @@ async def run_demo(
         if own_workdir and (ok or interrupted):
             shutil.rmtree(workdir, ignore_errors=True)
     out("")
-    out("All measured splits match their rules." if ok else f"Some measured splits did NOT match; logs in {workdir}")
-    out("Stopped Pilot, Citadel, Mixer and all sidecars.")
+    out("All measured splits match their rules." if ok else f"Some steps did NOT go as expected; logs in {workdir}")
     return 0 if ok else 1
 
 
-async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Printer, *, temporary: bool) -> bool:
-    mesh = LocalMesh(workdir=workdir, subnet=DEMO_SUBNET, debounce="100ms", citadel=True, mixer=True)
+def _demo_mesh(workdir: Path, network: PodNetwork) -> PodMesh:
+    config_dir = workdir / "config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    pilot = PilotProcess(
+        config_dir=config_dir,
+        workdir=workdir,
+        xds_address=f"{CONTROL_PLANE_HOST}:{XDS_PORT}",
+        monitor_address=f"{CONTROL_PLANE_HOST}:{MONITOR_PORT}",
+    )
+    citadel = CitadelProcess(
+        ca_dir=workdir / "ca",
+        workdir=workdir,
+        sds_address=f"{CONTROL_PLANE_HOST}:{CITADEL_SDS_PORT}",
+        monitor_address=f"{CONTROL_PLANE_HOST}:{CITADEL_MONITOR_PORT}",
+    )
+    mixer = MixerProcess(
+        config_dir=config_dir,
+        workdir=workdir,
+        grpc_address=f"{CONTROL_PLANE_HOST}:{MIXER_GRPC_PORT}",
+        monitor_address=f"{CONTROL_PLANE_HOST}:{MIXER_MONITOR_PORT}",
+    )
+    addresses = demo_network_addresses(network)
+    return PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=citadel, mixer=mixer, addresses=addresses)
+
+
+async def _start_pods(mesh: PodMesh, out: Printer) -> None:
+    await mesh.run_plain(OUTSIDER)
+    for spec in DEMO_WORKLOADS:
+        labels = f"app={spec.service or spec.name},version={spec.version}"
+        app = (
+            app_server_command(spec.service, spec.version, REVIEWS_PORT)
+            if spec.service is not None
+            else ["/bin/sleep", "infinity"]
+        )
+        await mesh.run_pod(spec.name, app, service_account=spec.service_account, labels=labels)
+    await mesh.wait_reviews()
+    await mesh.config.wait_synced()
+    out(
+        f"  pods on {mesh.network.cidr} (bridge {mesh.network.bridge}), each: netns + iptables capture + DNS agent"
+        " + Envoy (uid 1337) + app (uid {APP_UID}):"
+    )
+    for spec in DEMO_WORKLOADS:
+        role = f"app: reviews {spec.version} on :{REVIEWS_PORT}" if spec.service else f"app: urllib -> {REVIEWS_URL}"
+        out(f"  {spec.name:<12} {mesh.addresses[spec.name]:<12} {role}")
+    out(f"  {OUTSIDER:<12} {mesh.addresses[OUTSIDER]:<12} no sidecar (outside the mesh)")
+
+
+async def _walkthrough(
+    workdir: Path, network: PodNetwork, requests: int, keep_running: bool, out: Printer, *, temporary: bool
+) -> bool:
+    mesh = _demo_mesh(workdir, network)
     assert mesh.citadel is not None and mesh.mixer is not None
     out(f"meshplane demo: Pilot on {mesh.pilot.xds_address} (monitor {mesh.pilot.monitor_url})")
     out(f"  Citadel on {mesh.citadel.sds_address} (monitor {mesh.citadel.monitor_url}), CA in {mesh.citadel.ca_dir}")
     out(f"  Mixer on {mesh.mixer.grpc_address} (monitor {mesh.mixer.monitor_url})")
     out(f"  config and logs in {workdir}" + (" (removed when the demo ends cleanly)" if temporary else ""))
-    async with mesh:
-        await mesh.apply("reviews-mesh", demo_config_text(DEMO_MESH_FILE, mesh.subnet))
+    ok = False
+    left: list[str] = []
+    try:
+        for component in (mesh.pilot, mesh.citadel, mesh.mixer):
+            await component.start()
+        await mesh.config.apply("reviews-mesh", render_pod_demo(DEMO_MESH_FILE, network))
         out(f"  applied {DEMO_MESH_FILE.name}: ServiceEntry reviews (port {REVIEWS_PORT}, STATIC, app=reviews),")
-        out("    WorkloadEntries reviews-v1/v2/v3 and productpage, DestinationRule reviews (subsets v1 v2 v3)")
-        await mesh.start_workloads(DEMO_WORKLOADS)
-        await mesh.wait_synced()
-        for spec in DEMO_WORKLOADS:
-            workload = mesh.workloads[spec.name]
-            role = f"app :{spec.app_port}, sidecar inbound :{REVIEWS_PORT}" if spec.service else "client"
-            out(f"  {spec.name:<12} {workload.address:<11} {role}; outbound proxy :{HTTP_PROXY_PORT}")
+        out("    WorkloadEntries reviews-v1/v2/v3 and productpage (pod IPs), DestinationRule reviews (v1 v2 v3)")
+        await _start_pods(mesh, out)
         ok = True
         for number, step in enumerate(DEMO_STEPS, start=1):
             ok = await _run_step(mesh, number, step, requests, out) and ok
@@ -331,4 +411,10 @@ async def _walkthrough(workdir: Path, requests: int, keep_running: bool, out: Pr
             _print_how_to_use(out, mesh)
             await _wait_for_interrupt()
             out("Stopping the mesh...")
-    return ok
+    finally:
+        left = await mesh.stop()
+    out("")
+    out("Stopped Pilot, Citadel, Mixer and all pods; " + ("nothing left on the machine." if not left else "LEFT:"))
+    for thing in left:
+        out(f"  {thing}")
+    return ok and not left

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
 import socket
 import sys
@@ -27,12 +26,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-import aiohttp
 import structlog
 
 from citadel.ca_dir import load_or_create_token_key
 from citadel.tokens import issue_token
-from e2e.control_plane import CitadelProcess, ControlPlaneError, MixerProcess, PilotError, PilotProcess
+from e2e.config_sync import ConfigSync, MeshNotSyncedError
+from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.mesh_config import WorkloadSpec, check_subnet, subnet_address
 from e2e.sample_app import SampleApp
 from e2e.traffic import MeshResponse, SidecarClient
@@ -73,10 +72,6 @@ MIXER_MONITOR_PORT = 42422  # Istio Mixer's Prometheus port: /metrics, /graph
 _POLL_INTERVAL_SECONDS = 0.1
 
 
-class MeshNotSyncedError(AssertionError):
-    """Pilot's view did not converge in time; the message says what was still missing."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Workload:
     name: str
@@ -105,17 +100,6 @@ class MeshFactory(Protocol):
 
 
 DemoMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # ``mtls_mesh``, ``mixer_mesh``: the demo topology, ready
-
-
-def _fingerprint(configz: Mapping[str, Any]) -> str:
-    """What Pilot made of the config directory: an accepted change moves ``version``, a rejected one only changes
-    ``rejected``, so a change is seen by comparing the whole document."""
-    return json.dumps(configz, sort_keys=True)
-
-
-def _accepted(configz: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """What a component accepted, by resource and content: Pilot and Mixer count versions on their own."""
-    return sorted((f"{a['kind']}/{a['namespace']}/{a['name']}", a["hash"]) for a in configz.get("accepted", ()))
 
 
 def _is_failure(exc: BaseException) -> bool:
@@ -201,10 +185,12 @@ class LocalMesh:
             )
         self.workloads: dict[str, Workload] = {}
         self._clients: dict[str, SidecarClient] = {}
-        # /debug/configz as it was before the first apply/remove not yet waited for (None: nothing pending, or
-        # Pilot was down so there is nothing to compare with).
-        self._configz_before: str | None = None
-        self._change_pending = False
+        self.config = ConfigSync(
+            config_dir=self.config_dir,
+            pilot=self.pilot,
+            mixer=self.mixer,
+            proxies=lambda: {workload.name: workload.node_id for workload in self.workloads.values()},
+        )
 
     def address(self, host: int) -> str:
         return subnet_address(self.subnet, host)
@@ -291,7 +277,7 @@ class LocalMesh:
     async def restart_pilot(self) -> None:
         """Stop and start Pilot on the same addresses; sidecars reconnect on their own (bootstrap back-off)."""
         await self.pilot.stop()
-        self._configz_before, self._change_pending = None, False  # a new Pilot starts its versions over
+        self.config.forget()  # a new Pilot starts its versions over
         await self.pilot.start()
 
     # ------------------------------------------------------------------------------------------- workloads
@@ -399,30 +385,13 @@ class LocalMesh:
 
     # ------------------------------------------------------------------------------------------- config
 
-    async def _note_change(self) -> None:
-        if self._change_pending or not self.pilot.running:
-            return
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError, PilotError):
-            self._configz_before = _fingerprint(await self.pilot.configz())
-        self._change_pending = True
-
     async def apply(self, name: str, yaml_text: str) -> Path:
         """Write ``<config dir>/<name>.yaml`` atomically (Pilot watches the directory). Replaces an earlier apply
         of the same name. Follow with ``wait_synced()``."""
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"name: a plain file name without '/' or leading '.', got {name!r}")
-        path = self.config_dir / f"{name}.yaml"
-        if path.exists() and path.read_text() == yaml_text:
-            return path  # Pilot would see no change, and its version would not move for wait_synced
-        await self._note_change()
-        temporary = self.config_dir / f".{name}.yaml.tmp"
-        temporary.write_text(yaml_text)
-        temporary.replace(path)
-        return path
+        return await self.config.apply(name, yaml_text)
 
     async def remove(self, name: str) -> None:
-        await self._note_change()
-        (self.config_dir / f"{name}.yaml").unlink()
+        await self.config.remove(name)
 
     async def configz(self) -> dict[str, Any]:
         return await self.pilot.configz()
@@ -430,52 +399,10 @@ class LocalMesh:
     async def syncz(self) -> dict[str, Any]:
         return await self.pilot.syncz()
 
-    def _unsynced(self, configz: Mapping[str, Any], syncz: Mapping[str, Any]) -> list[str]:
-        problems: list[str] = []
-        version = int(configz.get("version", 0))
-        if self._change_pending and self._configz_before == _fingerprint(configz):
-            problems.append(f"Pilot's /debug/configz has not changed since the last apply/remove (version {version})")
-        snapshot_version = int(syncz.get("snapshot_version", -1))
-        if snapshot_version < version:
-            problems.append(f"snapshot version {snapshot_version} behind config version {version}")
-        proxies = {proxy.get("id"): proxy for proxy in syncz.get("proxies", ())}
-        for workload in self.workloads.values():
-            proxy = proxies.get(workload.node_id)
-            if proxy is None:
-                problems.append(f"{workload.name}: sidecar not connected to Pilot")
-            elif not proxy.get("synced"):
-                problems.append(f"{workload.name}: not synced: {proxy.get('types')}")
-        return problems
-
     async def wait_synced(self, timeout: float = 15.0) -> dict[str, Any]:
-        """Until Pilot took in every change made through ``apply``/``remove`` (its ``/debug/configz`` changed: a new
-        version, or only new rejections), its snapshot caught up with that version, and every running sidecar
-        ACKed it. Returns ``/debug/configz`` (assert on its ``rejected`` list). A change that Pilot sees as no
-        change at all (say, a file of comments) never completes: that is reported as a timeout."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        problems = ["Pilot's monitor did not answer"]
-        while True:
-            if not self.pilot.running:
-                raise PilotError(f"pilot is not running; log {self.pilot.log_path}:\n{self.pilot.log_tail()}")
-            try:
-                configz = await self.pilot.configz()
-                syncz = await self.pilot.syncz()
-                mixer_configz = await self.mixer.configz() if self.mixer is not None and self.mixer.running else None
-            except (aiohttp.ClientError, TimeoutError, ControlPlaneError) as exc:
-                problems = [f"monitor: {type(exc).__name__}: {exc}"]
-            else:
-                problems = self._unsynced(configz, syncz)
-                if mixer_configz is not None and (
-                    _accepted(mixer_configz) != _accepted(configz)
-                    or mixer_configz.get("in_force_version") != mixer_configz.get("version")
-                ):
-                    problems.append("Mixer has not put in force the config Pilot accepted")
-                if not problems:
-                    self._change_pending, self._configz_before = False, None
-                    return configz
-            if asyncio.get_running_loop().time() >= deadline:
-                raise MeshNotSyncedError(f"mesh not synced after {timeout:g}s: " + "; ".join(problems))
-            await asyncio.sleep(_POLL_INTERVAL_SECONDS)
+        """Until Pilot took in every change made through ``apply``/``remove``, its snapshot caught up and every
+        running sidecar ACKed it (``e2e.config_sync.ConfigSync.wait_synced``). Returns ``/debug/configz``."""
+        return await self.config.wait_synced(timeout)
 
     # ------------------------------------------------------------------------------------------- traffic
 

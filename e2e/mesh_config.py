@@ -1,8 +1,11 @@
 """The demo mesh's config and topology: the YAML files in ``e2e/demo_config/`` and where each workload lives.
 
-The files are written for the demo's subnet (``127.0.0.x``), so that a reader can apply them as they are.
-Tests run the same mesh on another loopback subnet (so they never collide with a running demo or with each
-other); ``demo_config_text`` rewrites the ``127.0.0.x`` addresses for that.
+The demo runs as pods: ``00-reviews-mesh.yaml`` is written with the pod IPs of the default pod network
+(``10.89.0.x``), so that a reader can apply the files as they are; a test runs the same mesh on a pod network of
+its own, and ``render_pod_demo`` moves the ``10.89.0.x`` addresses there.
+
+The scenarios still on the loopback model (``e2e.harness.LocalMesh``) use ``e2e/loopback_config/`` instead,
+written for ``127.0.0.x`` and moved to another loopback subnet by ``demo_config_text``/``render_demo_mesh``.
 """
 
 from __future__ import annotations
@@ -12,28 +15,35 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.pod_network import PodNetwork
+
 __all__ = [
     "DEMO_CLIENT",
     "DEMO_CONFIG_DIR",
     "DEMO_HOST",
     "DEMO_MESH_FILE",
     "DEMO_MTLS_FILE",
+    "DEMO_POD_HOSTS",
+    "DEMO_POD_NETWORK",
     "DEMO_POLICY_FILE",
     "DEMO_ROUTE_FILES",
     "DEMO_SUBNET",
     "DEMO_URL",
     "DEMO_WORKLOADS",
+    "LOOPBACK_MESH_FILE",
     "REVIEWS_APP_PORT",
     "REVIEWS_PORT",
     "WorkloadSpec",
     "check_subnet",
     "demo_config_text",
     "render_demo_mesh",
+    "render_pod_demo",
     "subnet_address",
 ]
 
 DEMO_CONFIG_DIR = Path(__file__).parent / "demo_config"
-DEMO_MESH_FILE = DEMO_CONFIG_DIR / "00-reviews-mesh.yaml"
+DEMO_MESH_FILE = DEMO_CONFIG_DIR / "00-reviews-mesh.yaml"  # the pod IPs of DEMO_POD_NETWORK
+LOOPBACK_MESH_FILE = Path(__file__).parent / "loopback_config" / "00-reviews-mesh.yaml"
 DEMO_MTLS_FILE = DEMO_CONFIG_DIR / "04-mesh-mtls-strict.yaml"
 DEMO_POLICY_FILE = DEMO_CONFIG_DIR / "05-reviews-policy.yaml"
 DEMO_ROUTE_FILES = (
@@ -48,6 +58,11 @@ REVIEWS_APP_PORT = 19080  # the app behind it (the WorkloadEntry's `ports: {http
 DEMO_URL = f"http://{DEMO_HOST}:{REVIEWS_PORT}/"
 
 _DEMO_ADDRESS = re.compile(r"\b127\.0\.0\.(\d{1,3})\b")
+DEMO_POD_NETWORK = PodNetwork()  # meshplane pod run's defaults: bridge mpbr0, 10.89.0.0/16
+_DEMO_POD_ADDRESS = re.compile(r"\b10\.89\.0\.(\d{1,3})\b(?!/)")  # an address, not the network's CIDR
+# The last octet of each pod's IP in the demo files; ``stranger`` is a network namespace on the pod network without
+# a sidecar (a namespace outside the mesh), the plaintext caller of the mTLS step.
+DEMO_POD_HOSTS = {"productpage": 10, "reviews-v1": 21, "reviews-v2": 22, "reviews-v3": 23, "stranger": 99}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,6 +113,22 @@ def demo_config_text(path: Path, subnet: str = DEMO_SUBNET) -> str:
 
 
 def render_demo_mesh(subnet: str = DEMO_SUBNET) -> str:
-    """The demo's registry and subsets: ServiceEntry reviews, WorkloadEntries reviews-v1..v3 and productpage,
-    DestinationRule reviews with subsets v1, v2, v3."""
-    return demo_config_text(DEMO_MESH_FILE, subnet)
+    """The loopback scenarios' registry and subsets: ServiceEntry reviews, WorkloadEntries reviews-v1..v3 and
+    productpage on ``<subnet>.x``, DestinationRule reviews with subsets v1, v2, v3."""
+    return demo_config_text(LOOPBACK_MESH_FILE, subnet)
+
+
+def render_pod_demo(path: Path, network: PodNetwork = DEMO_POD_NETWORK) -> str:
+    """A demo config file with its pod IPs (``10.89.0.x``) moved to host ``x`` of ``network``."""
+    text = path.read_text()
+    if network.cidr == DEMO_POD_NETWORK.cidr:
+        return text
+    hosts = network.network
+
+    def move(match: re.Match[str]) -> str:
+        host = int(match.group(1))
+        if not 1 <= host < hosts.num_addresses - 1:
+            raise ValueError(f"{path.name}: {match.group(0)} has no host {host} in {network.cidr}")
+        return str(hosts.network_address + host)
+
+    return _DEMO_POD_ADDRESS.sub(move, text)

@@ -34,9 +34,11 @@ from agent.pod_network import (
 )
 from citadel.ca_dir import load_or_create_token_key
 from citadel.tokens import issue_token
-from e2e.control_plane import CitadelProcess, PilotProcess
+from e2e.config_sync import ConfigSync
+from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.harness import find_free_subnet
 from e2e.pods import APP_UID, app_server_command, leftovers, pod_get, random_pod_network
+from envoy_bootstrap.bootstrap import sidecar_node_id
 from envoy_bootstrap.processes import start_logged_process, stop_process
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
 
@@ -134,6 +136,22 @@ class PodMesh:
     pods: dict[str, _Pod] = field(default_factory=dict)
     plain: dict[str, PodAddress] = field(default_factory=dict)
     plain_processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    mixer: MixerProcess | None = None
+    config: ConfigSync = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.config = ConfigSync(
+            config_dir=self.pilot.config_dir, pilot=self.pilot, mixer=self.mixer, proxies=self.node_ids
+        )
+
+    def node_ids(self) -> dict[str, str]:
+        """The node id of every pod's sidecar (Pilot matches it to the WorkloadEntry of the same name)."""
+        return {
+            name: sidecar_node_id(
+                workload=name, namespace=NAMESPACE, address=self.addresses[name], domain_suffix="cluster.local"
+            )
+            for name in self.pods
+        }
 
     @property
     def client(self) -> PodAddress:
@@ -170,14 +188,9 @@ class PodMesh:
             *(sys.executable, "-m", "e2e.cli", "pod", "run", name, "--namespace", NAMESPACE),
             *("--ip", self.addresses[name], "--pilot", self.pilot.xds_address, "--app-uid", str(APP_UID)),
             *("--service-account", service_account, "--labels", labels),
-            *(
-                "--dns-upstream",
-                self.addresses["dns"],
-                "--pod-cidr",
-                self.network.cidr,
-                "--bridge",
-                self.network.bridge,
-            ),
+            *(("--dns-upstream", self.addresses["dns"]) if "dns" in self.addresses else ()),
+            *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge),
+            *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
             *self._token_args(name, service_account),
             "--",
             *app,
@@ -235,8 +248,9 @@ class PodMesh:
             if not pods_left():
                 teardown_network(self.network)
         await self.pilot.stop()
-        if self.citadel is not None:
-            await self.citadel.stop()
+        for component in (self.citadel, self.mixer):
+            if component is not None:
+                await component.stop()
         found = leftovers(self.network, [*self.plain.values(), *(p.address for p in self.pods.values() if p.address)])
         return found + [f"pod exited with {c!r}" for c in codes if c not in (None, 128 + signal.SIGTERM)]
 

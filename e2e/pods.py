@@ -25,6 +25,7 @@ __all__ = [
     "leftovers",
     "pod_get",
     "pod_python",
+    "pod_requests",
     "random_pod_network",
     "why_pods_cannot_run",
 ]
@@ -148,11 +149,11 @@ out = []
 for _ in range(count):
     try:
         with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
-            out.append([response.status, response.read().decode(errors="replace")])
+            out.append([response.status, response.read().decode(errors="replace"), dict(response.headers.items())])
     except urllib.error.HTTPError as error:
-        out.append([error.code, error.read().decode(errors="replace")])
+        out.append([error.code, error.read().decode(errors="replace"), dict(error.headers.items())])
     except OSError as error:
-        out.append([0, repr(error)])
+        out.append([0, repr(error), {}])
 print(json.dumps(out))
 """
 
@@ -169,6 +170,13 @@ def pod_get(
     """``count`` GETs of ``url`` by a plain ``urllib`` app inside the pod (app uid, the pod's resolv.conf, no proxy
     settings: no proxy variables in its environment, and proxies disabled): (status, body) each, status 0 with
     the error for a failed connection."""
+    return [(status, body) for status, body, _ in pod_requests(pod, url, count, headers=headers, timeout=timeout)]
+
+
+def pod_requests(
+    pod: PodAddress, url: str, count: int = 1, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+) -> list[tuple[int, str, dict[str, str]]]:
+    """As ``pod_get``, with each response's headers (lower-case names)."""
     script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(headers or {}), str(timeout)]
     done = subprocess.run(
         in_netns_command(pod.netns, script, uid=pod.app_uid or APP_UID),
@@ -179,7 +187,7 @@ def pod_get(
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
     )
     assert done.returncode == 0, f"client in {pod.name} failed: {done.stderr}"
-    return [(status, body) for status, body in json.loads(done.stdout)]
+    return [(status, body, {k.lower(): v for k, v in found.items()}) for status, body, found in json.loads(done.stdout)]
 
 
 def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:

@@ -8,6 +8,7 @@ ports no client sidecar can reach yet (non-HTTP protocols: the outbound side is 
 
 from __future__ import annotations
 
+import ipaddress
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -265,6 +266,14 @@ def _unreachable_port_findings(entry: ServiceEntry) -> list[Finding]:
     ]
 
 
+
+def _binds_workload_address(address: str) -> bool:
+    """Whether the workload's sidecar binds its address (the loopback model); pods capture instead."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
 def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
     findings: list[Finding] = []
     by_address: dict[str, list[WorkloadEntry]] = defaultdict(list)
@@ -284,7 +293,8 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
         findings.extend(_inbound_port_findings(resource_name, location, instances))
-        for instance in instances:
+        # only the loopback model's sidecar binds the workload's address; a pod's app owns its ports (capture)
+        for instance in instances if _binds_workload_address(workload.address) else ():
             if instance.target_port == instance.port.number:
                 findings.append(
                     Finding(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e.cli import main as meshplane
-from e2e.mesh_config import DEMO_MESH_FILE, DEMO_ROUTE_FILES
+from e2e.mesh_config import DEMO_MESH_FILE, DEMO_ROUTE_FILES, LOOPBACK_MESH_FILE
 from pilot.analyze import Finding, analyze_directory, format_finding
 
 BAD_RULES = """\
@@ -54,7 +54,7 @@ async def test_the_demo_config_is_clean_but_for_the_client_only_workload(tmp_pat
 
 
 async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(tmp_path: Path) -> None:
-    (tmp_path / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text())
+    (tmp_path / "mesh.yaml").write_text(LOOPBACK_MESH_FILE.read_text())
     (tmp_path / "rules.yaml").write_text(BAD_RULES)
 
     findings = await analyze_directory(tmp_path)
@@ -72,7 +72,7 @@ async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(
 
 
 async def test_app_port_equal_to_service_port_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text().replace("http: 19080", "http: 9080", 1))
+    (tmp_path / "mesh.yaml").write_text(LOOPBACK_MESH_FILE.read_text().replace("http: 19080", "http: 9080", 1))
 
     findings = await analyze_directory(tmp_path)
 
@@ -84,7 +84,7 @@ def test_cli_exit_code_says_whether_there_are_errors(tmp_path: Path, capsys: obj
     clean, broken = tmp_path / "clean", tmp_path / "broken"
     clean.mkdir()
     broken.mkdir()
-    (clean / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text())
+    (clean / "mesh.yaml").write_text(LOOPBACK_MESH_FILE.read_text())
     (broken / "rules.yaml").write_text(BAD_RULES)
 
     assert meshplane(["analyze", str(clean)]) == 0
