@@ -48,7 +48,17 @@ NAMESPACE = "default"
 REVIEWS_PORT = 9080
 REVIEWS_URL = f"http://reviews:{REVIEWS_PORT}/"
 OUTSIDE_NAME = "outside.example"
-_HOSTS = {"productpage": 10, "reviews-v1": 21, "reviews-v2": 22, "dns": 53, "outside": 60, "stranger": 70}
+_HOSTS = {
+    "productpage": 10,
+    "reviews-v1": 21,
+    "reviews-v2": 22,
+    "ratings": 30,
+    "dns": 53,
+    "outside": 60,
+    "stranger": 70,
+}
+MIXER_GRPC_PORT = 9091  # as e2e.harness: Istio Mixer's gRPC port (checks and access logs), its Prometheus port
+MIXER_MONITOR_PORT = 42422
 _READY_SECONDS = 40.0
 
 
@@ -92,9 +102,8 @@ spec:
         _workload_entry(f"reviews-{v}", addresses[f"reviews-{v}"], {"app": "reviews", "version": v}, "bookinfo-reviews")
         for v in ("v1", "v2")
     ]
-    entries.append(
-        _workload_entry("productpage", addresses["productpage"], {"app": "productpage"}, "bookinfo-productpage")
-    )
+    for client in ("productpage", "ratings"):  # ratings: a second client pod, started by the scenarios needing it
+        entries.append(_workload_entry(client, addresses[client], {"app": client}, f"bookinfo-{client}"))
     return "---\n".join([service_entry, destination_rule, *entries])
 
 
@@ -133,10 +142,10 @@ class PodMesh:
     pilot: PilotProcess
     citadel: CitadelProcess | None
     addresses: dict[str, str]
+    mixer: MixerProcess | None = None
     pods: dict[str, _Pod] = field(default_factory=dict)
     plain: dict[str, PodAddress] = field(default_factory=dict)
     plain_processes: list[asyncio.subprocess.Process] = field(default_factory=list)
-    mixer: MixerProcess | None = None
     config: ConfigSync = field(init=False)
 
     def __post_init__(self) -> None:
@@ -220,19 +229,22 @@ class PodMesh:
             self.plain_processes.append(await start_logged_process(command, self.workdir / f"plain-{name}.log"))
         return address
 
-    async def wait_reviews(self) -> None:
-        """Until the client reaches reviews through DNS, both sidecars and Pilot's config."""
+    async def wait_reviews(self, status: int = 200, client: str = "productpage") -> None:
+        """Until ``client`` reaches reviews through DNS, both sidecars and Pilot's config (answered ``status``: a
+        policy may deny the client)."""
         deadline = asyncio.get_running_loop().time() + _READY_SECONDS
         last: list[tuple[int, str]] = []
         while asyncio.get_running_loop().time() < deadline:
-            last = await asyncio.to_thread(self.get, REVIEWS_URL, 4)
-            if all(status == 200 for status, _ in last):
+            last = await asyncio.to_thread(pod_get, self.pod(client), REVIEWS_URL, 4)
+            if all(code == status for code, _ in last):
                 return
             await asyncio.sleep(0.5)
-        raise AssertionError(f"reviews not reachable from productpage: {last}\n{self.log_tails()}")
+        raise AssertionError(f"reviews not reachable from {client}: {last}\n{self.log_tails()}")
 
     def log_tails(self) -> str:
         parts = [f"--- pilot\n{self.pilot.log_tail(20)}"]
+        if self.mixer is not None:
+            parts.append(f"--- mixer\n{self.mixer.log_tail(20)}")
         for pod in self.pods.values():
             parts.append(f"--- {pod.name}\n{pod.log.read_text(errors='replace')[-1500:]}")
         return "\n".join(parts)
@@ -257,10 +269,18 @@ class PodMesh:
 
 @contextlib.asynccontextmanager
 async def pod_mesh(
-    workdir: Path, config: str = "", *, citadel: bool = False, mesh_config: str | None = None
+    workdir: Path,
+    config: str = "",
+    *,
+    citadel: bool = False,
+    mixer: bool = False,
+    mesh_config: str | None = None,
+    ready_status: int = 200,
 ) -> AsyncIterator[PodMesh]:
-    """The whole world above, ready (the client reaches reviews); ``config`` is more Istio YAML (routes, policy)
-    and ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``. Teardown asserts nothing is left."""
+    """The whole world above, ready (the client reaches reviews, answered ``ready_status``); ``config`` is more
+    Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
+    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``.
+    Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
     hosts = list(network.network.hosts())
@@ -284,12 +304,22 @@ async def pod_mesh(
             sds_address=f"{subnet}.2:15012",
             monitor_address=f"{subnet}.2:15016",
         )
-    mesh = PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=identity, addresses=addresses)
+    policy = None
+    if mixer:
+        policy = MixerProcess(
+            config_dir=config_dir,
+            workdir=workdir,
+            grpc_address=f"{subnet}.2:{MIXER_GRPC_PORT}",
+            monitor_address=f"{subnet}.2:{MIXER_MONITOR_PORT}",
+        )
+    mesh = PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=identity, addresses=addresses, mixer=policy)
     found: list[str] = []
     try:
         await pilot.start()
         if identity is not None:
             await identity.start()
+        if policy is not None:
+            await policy.start()
         dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
         await mesh.run_plain("dns", [*dns_world, "--record", f"{OUTSIDE_NAME}={addresses['outside']}"], uid=None)
         await mesh.run_plain("outside", app_server_command("outside", "none", REVIEWS_PORT))
@@ -301,7 +331,7 @@ async def pod_mesh(
         await mesh.run_pod(
             "productpage", ["/bin/sleep", "3600"], service_account="bookinfo-productpage", labels="app=productpage"
         )
-        await mesh.wait_reviews()
+        await mesh.wait_reviews(ready_status)
         yield mesh
     finally:
         found = await mesh.stop()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import textwrap
 
-__all__ = ["reviews_policy", "reviews_virtual_service", "weighted_reviews"]
+__all__ = [
+    "ALLOW_PRODUCTPAGE",
+    "DENY_MALLORY",
+    "JASON_TO_V2",
+    "reviews_policy",
+    "reviews_virtual_service",
+    "weighted_reviews",
+]
 
 
 def reviews_virtual_service(http_routes: str, *, name: str = "reviews") -> str:
@@ -41,3 +48,38 @@ def reviews_policy(kind: str, spec: str, *, name: str, api_version: str | None =
         "spec:\n  selector:\n    matchLabels:\n      app: reviews\n"
         f"{body}\n"
     )
+
+
+DENY_MALLORY = reviews_policy(
+    "AuthorizationPolicy",
+    """
+    action: DENY
+    rules:
+    - when:
+      - key: request.headers[end-user]
+        values: ["mallory"]
+    """,
+    name="deny-mallory",
+)
+ALLOW_PRODUCTPAGE = reviews_policy(  # only productpage's identity (with Citadel) may call reviews
+    "AuthorizationPolicy",
+    """
+    action: ALLOW
+    rules:
+    - from:
+      - source:
+          principals: ["cluster.local/ns/default/sa/bookinfo-productpage"]
+    """,
+    name="allow-productpage",
+)
+JASON_TO_V2 = reviews_virtual_service(  # end-user jason to subset v2, everyone else to v1
+    """
+    - match:
+      - headers:
+          end-user: {exact: jason}
+      route:
+      - destination: {host: reviews, subset: v2}
+    - route:
+      - destination: {host: reviews, subset: v1}
+    """
+)

@@ -13,7 +13,7 @@ import pytest
 
 from e2e.pod_mesh import REVIEWS_URL, pod_mesh
 from e2e.pods import why_pods_cannot_run
-from e2e.rules import reviews_virtual_service, weighted_reviews
+from e2e.rules import JASON_TO_V2, weighted_reviews
 from e2e.traffic import binomial_bounds
 
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
@@ -35,16 +35,7 @@ async def test_an_unmodified_app_gets_the_weighted_split(tmp_path: Path) -> None
 
 
 async def test_a_header_match_routes_the_unmodified_apps_request(tmp_path: Path) -> None:
-    jason = """\
-- match:
-  - headers:
-      end-user: {exact: jason}
-  route:
-  - destination: {host: reviews, subset: v2}
-- route:
-  - destination: {host: reviews, subset: v1}
-"""
-    async with pod_mesh(tmp_path, reviews_virtual_service(jason)) as mesh:
+    async with pod_mesh(tmp_path, JASON_TO_V2) as mesh:
         as_jason = mesh.get(REVIEWS_URL, 20, headers={"end-user": "jason"})
         anonymous = mesh.get(REVIEWS_URL, 20)
     assert versions(as_jason) == {"v2": 20}

@@ -9,25 +9,13 @@ from pathlib import Path
 
 from e2e.harness import DemoMeshFactory, LocalMesh
 from e2e.mesh_config import DEMO_CLIENT, DEMO_URL
-from e2e.rules import reviews_policy
+from e2e.rules import ALLOW_PRODUCTPAGE, DENY_MALLORY, reviews_policy
 from e2e.telemetry import counter_total
 from e2e.traffic import MeshResponse
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 
 REVIEWS_PATH_URL = DEMO_URL.rstrip("/")
 RATINGS_HOST = 30  # a second client, with its own identity (service account bookinfo-ratings)
-
-DENY_MALLORY = reviews_policy(
-    "AuthorizationPolicy",
-    """
-    action: DENY
-    rules:
-    - when:
-      - key: request.headers[end-user]
-        values: ["mallory"]
-    """,
-    name="deny-mallory",
-)
 
 
 async def _until_status(mesh: LocalMesh, user: str, status: int, seconds: float = DRAIN_TIME_SECONDS + 1) -> int:
@@ -65,20 +53,7 @@ async def test_deny_policy_answers_403_from_the_sidecar_even_with_mixer_stopped(
 async def test_allow_by_principal_lets_only_that_caller_in(mixer_mesh: DemoMeshFactory) -> None:
     mesh = await mixer_mesh(citadel=True)
     await mesh.start_workload("ratings", host=RATINGS_HOST, service_account="bookinfo-ratings")
-    await mesh.apply(
-        "allow-productpage",
-        reviews_policy(
-            "AuthorizationPolicy",
-            """
-            action: ALLOW
-            rules:
-            - from:
-              - source:
-                  principals: ["cluster.local/ns/default/sa/bookinfo-productpage"]
-            """,
-            name="allow-productpage",
-        ),
-    )
+    await mesh.apply("allow-productpage", ALLOW_PRODUCTPAGE)
     await mesh.wait_synced()
     assert (await _request_as(mesh, "alice")).status == 200
     refused = await _request_as(mesh, "alice", client="ratings")

@@ -7,6 +7,8 @@ side (``destination``: the listener address, the sidecar's own certificate SAN),
 host, scheme, protocol, ``x-request-id`` as ``id``, lower-cased headers) and the TLS session's SNI. As Istio's
 Mixer did with its Kubernetes adapter, the addresses are resolved to workloads and to the service port through
 the mesh snapshot (``mixer.registry``): every workload has its own address, so the peer address names the caller.
+In a pod these are the real addresses: ``source.ip`` the caller's pod IP, ``destination.ip`` and
+``destination.port`` the connection's original destination (the called pod's IP and the port the caller dialled).
 
 Every attribute of the vocabulary (``pilot.config.expressions.ATTRIBUTES``) is always present: what Envoy did not
 send or the registry does not know is ``""``, ``0``, ``{}`` or ``false``; only the entries of the maps (a header, a

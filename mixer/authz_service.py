@@ -11,8 +11,8 @@ it into Istio attributes (``mixer.attributes``), evaluates every Mixer policy of
   ``x-mixer-reason`` header carries it too.
 
 Every denial is logged at info with the attributes that decided it (source address, workload and principal,
-destination workload, method, path), the policy and the value it evaluated; header values other than the one a
-policy evaluated are never logged. Each answer is counted in ``mixer_checks_total{result}`` and timed.
+destination workload, address and port, method, path), the policy and the value it evaluated; header values other
+than the one a policy evaluated are never logged. Each answer is counted in ``mixer_checks_total{result}`` and timed.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def _log_denial(attributes: dict[str, Any], decision: Decision) -> None:
         source_workload=_workload(source["workload"]),
         source_principal=source["principal"],
         destination_workload=_workload(destination["workload"]),
+        destination_ip=destination["ip"],
         destination_port=destination["port"],
         method=request["method"],
         path=request["path"],

@@ -8,18 +8,19 @@ report becomes one request described by the labels of Istio's standard metrics
 
 - ``reporter="destination"`` (inbound): the destination workload is the reporting sidecar's (its node id
   ``sidecar~<ip>~<workload>.<namespace>~...``), the source workload is whoever is at the downstream peer
-  address (sidecars bound with ``--mixer`` connect from their workload's own address), ``destination_service``
-  is the listener's tag (else the service port at the downstream local address). The principals come from the
-  TLS handshake: the peer certificate's URI SAN (``source_principal``), our own (``destination_principal``),
-  without ``spiffe://``; ``connection_security_policy`` is ``mutual_tls`` when the peer presented a SPIFFE
-  certificate, else ``none``.
+  address (the caller's pod IP: a pod's sidecar connects from it; an old-model sidecar bound with ``--mixer``
+  connects from its workload's own address), ``destination_service`` is the listener's or filter chain's tag
+  (else the service port at the downstream local address: in a pod, the original destination). The principals
+  come from the TLS handshake: the peer certificate's URI SAN (``source_principal``), our own
+  (``destination_principal``), without ``spiffe://``; ``connection_security_policy`` is ``mutual_tls`` when the
+  peer presented a SPIFFE certificate, else ``none``.
 - ``reporter="source"`` (outbound): the source workload is the reporting sidecar's, the destination workload is
-  whoever is at the upstream host address, ``destination_service`` the FQDN of the ``outbound|<port>|<subset>|
-  <fqdn>`` cluster (else the request's authority without port; ``unknown`` without either). An access-log entry
-  carries no upstream TLS properties, so ``source_principal``, ``destination_principal`` and
-  ``connection_security_policy`` are ``unknown``: the same value Istio reports on the client side for the
-  connection policy; Istio does fill the principals there, from the peer metadata exchanged over mTLS, which an
-  access log does not carry.
+  whoever is at the upstream host address (the called pod's IP), ``destination_service`` the FQDN of the
+  ``outbound|<port>|<subset>|<fqdn>`` cluster (else the request's authority without port; ``unknown`` without
+  either). An access-log entry carries no upstream TLS properties, so ``source_principal``,
+  ``destination_principal`` and ``connection_security_policy`` are ``unknown``: the same value Istio reports on
+  the client side for the connection policy; Istio does fill the principals there, from the peer metadata
+  exchanged over mTLS, which an access log does not carry.
 
 Istio's conventions: ``unknown`` for anything not known; ``source_app``/``version`` from the workload's ``app`` and
 ``version`` labels; canonical service and revision from ``service.istio.io/canonical-name`` /

@@ -1,9 +1,16 @@
 """Who is at an address: the workloads and service ports of one mesh snapshot, indexed for Mixer's lookups.
 
-Every workload has its own address (a 127.x address on loopback, a pod IP in Kubernetes) and its sidecar binds
-each service port on it, so a connection's peer address names the calling workload and a listener's local
-address and port name the called workload and service. This is how Istio's Mixer resolved ``source.ip`` through
-its Kubernetes adapter; here the registry is Pilot's own snapshot, built from the same config directory.
+Every workload has its own address, the WorkloadEntry's: a pod IP (a sidecar in a pod, traffic captured by
+iptables) or, in the loopback model, a 127.x address its sidecar binds its listeners and upstream connections on.
+Either way a connection's real addresses name the workloads: the downstream peer of an inbound connection is the
+caller's pod IP (a pod's sidecar connects from it; an old-model sidecar binds to its workload's address), the
+local address of an inbound connection (a pod's original destination, restored by virtualInbound) names the
+called workload and service port, and on the outbound side the upstream host is the called pod's IP. This is
+how Istio's Mixer resolved ``source.ip`` through its Kubernetes adapter; here the registry is Pilot's own snapshot,
+built from the same config directory.
+
+A workload is reached on its service ports and, in a pod, on the app's own target ports too (Istio 1.10+ clients
+dial the target port; virtualInbound has chains for both): ``instance_at`` knows both, a service port first.
 """
 
 from __future__ import annotations
@@ -43,6 +50,14 @@ class WorkloadInfo:
         return self.labels.get("version", "")
 
 
+def _service_port(instance: ServiceInstance) -> int:
+    return instance.port.number
+
+
+def _target_port(instance: ServiceInstance) -> int:
+    return instance.target_port
+
+
 class WorkloadRegistry:
     """Read-only indexes over one snapshot; build a new one for each snapshot."""
 
@@ -62,10 +77,11 @@ class WorkloadRegistry:
                 service_account=workload.service_account,
                 principal=principal_of(spiffe_id(snapshot.trust_domain, key.namespace, workload.service_account)),
             )
+        every = [instance for workload_instances in snapshot.instances.values() for instance in workload_instances]
         instances: dict[tuple[str, int], ServiceInstance] = {}
-        for workload_instances in snapshot.instances.values():
-            for instance in workload_instances:
-                instances.setdefault((instance.workload.address, instance.port.number), instance)
+        for port_of in (_service_port, _target_port):  # a target port only where no service port is
+            for instance in every:
+                instances.setdefault((instance.workload.address, port_of(instance)), instance)
         self._workloads = MappingProxyType(by_address)
         self._by_name = MappingProxyType({(info.namespace, info.name): info for info in by_address.values()})
         self._entries = MappingProxyType(entries)
@@ -87,7 +103,8 @@ class WorkloadRegistry:
         return self._by_name.get((namespace, name))
 
     def instance_at(self, address: str, port: int) -> ServiceInstance | None:
-        """The service port a sidecar serves on ``address:port`` (its inbound listener)."""
+        """The service port a sidecar serves on ``address:port`` (its inbound listener or chain): the port a
+        service declares there, else the service port whose target port it is."""
         return self._instances.get((address, port))
 
     def service(self, host: str) -> Service | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
 from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
@@ -104,9 +105,23 @@ def test_empty_request_has_every_attribute(mixer_mesh: MakeMesh) -> None:
     assert attributes["connection"] == {"mtls": False, "requested_server_name": ""}
 
 
-def test_unknown_destination_port_has_no_service(mixer_mesh: MakeMesh, make_check_request: MakeRequest) -> None:
-    attributes = check_attributes(make_check_request(destination_port=7777), WorkloadRegistry(mixer_mesh()))
-    assert attributes["destination"]["service"] == {"host": "", "name": "", "namespace": ""}
+_REVIEWS_SERVICE = {"host": "reviews.default.svc.cluster.local", "name": "reviews", "namespace": "default"}
+
+
+@pytest.mark.parametrize(
+    ("port", "service"),
+    [
+        (9080, _REVIEWS_SERVICE),
+        (19080, _REVIEWS_SERVICE),  # a pod's sidecar also serves the app's own port (clients may dial it)
+        (7777, {"host": "", "name": "", "namespace": ""}),
+    ],
+    ids=["service-port", "target-port", "unknown-port"],
+)
+def test_destination_service_by_destination_port(
+    mixer_mesh: MakeMesh, make_check_request: MakeRequest, port: int, service: dict[str, str]
+) -> None:
+    attributes = check_attributes(make_check_request(destination_port=port), WorkloadRegistry(mixer_mesh()))
+    assert attributes["destination"]["service"] == service
     assert attributes["destination"]["workload"]["name"] == "reviews-v1"
 
 

@@ -19,6 +19,7 @@ from mixer.checks import ALLOWED, Decision, PolicyEngine
 from mixer.metrics import MixerMetrics
 from pilot.config.types import AccessList, ConfigMeta, RateLimit
 from pilot.model import MeshSnapshot
+from tests.conftest import MIXER_REVIEWS_IP
 
 MakeMeta = Callable[..., ConfigMeta]
 MakeRequest = Callable[..., CheckRequest]
@@ -126,6 +127,7 @@ async def test_check_protocol(mixer: MixerUnderTest, make_check_request: MakeReq
             "source_workload": "default/productpage-v1",
             "source_principal": "cluster.local/ns/default/sa/bookinfo-productpage",
             "destination_workload": "default/reviews-v1",
+            "destination_ip": MIXER_REVIEWS_IP,
             "destination_port": 9080,
             "method": "GET",
             "path": "/reviews/7",
