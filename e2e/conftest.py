@@ -10,6 +10,10 @@
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
 ``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error.
+
+After the session, when pods can run here (root, iptables), nothing of meshplane's that the session made is left on
+the machine: no network namespace, veth, bridge, ``/etc/netns`` entry, pod state or host iptables rule (compared
+with what was there before the session, so pods of other runs on the machine are not counted).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 
 from e2e.harness import DemoMeshFactory, LocalMesh, MeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
+from e2e.pods import meshplane_state, why_pods_cannot_run
 from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode
@@ -42,6 +47,18 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
     if report.failed:
         item.stash[_FAILED] = True
     return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_on_the_machine() -> Generator[None, None, None]:
+    """The suite-level teardown check (see the module doc); an error at the last test's teardown names what is left."""
+    if why_pods_cannot_run() is not None:
+        yield
+        return
+    before = meshplane_state()
+    yield
+    left = sorted(meshplane_state() - before)
+    assert left == [], f"the e2e session left these on the machine: {left}"
 
 
 @pytest.fixture(scope="session")

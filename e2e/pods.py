@@ -13,7 +13,7 @@ from pathlib import Path
 
 from agent.netns import in_netns_command, ip
 from agent.pod_dns import NETNS_ETC
-from agent.pod_network import PodAddress, PodNetwork, pod_dir
+from agent.pod_network import STATE_DIR, PodAddress, PodNetwork, pod_dir
 from agent.shared_files import private_dir, write_private
 from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
 
@@ -23,6 +23,7 @@ __all__ = [
     "app_server_command",
     "capture_bootstrap",
     "leftovers",
+    "meshplane_state",
     "pod_get",
     "pod_python",
     "pod_requests",
@@ -209,3 +210,24 @@ def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     found += [f"host rule: {line}" for line in saved.splitlines() if network.bridge in line or "ISTIO_" in line]
     return found
+
+
+def meshplane_state() -> frozenset[str]:
+    """Everything of meshplane's on the machine now: network namespaces ``mp-*`` (a pod's capture rules live and
+    die with its namespace), links ``mp*`` (veths, bridges), ``/etc/netns/mp-*``, pod state directories and the
+    host's iptables rules of the pod network (``meshplane`` comments, ``ISTIO_`` chains, test bridges). Compared
+    before and after a run, the difference is what the run left behind (other runs on the machine keep theirs)."""
+    state = {f"netns {name}" for name in ip("netns", "list").stdout.split() if name.startswith("mp-")}
+    for line in ip("-o", "link").stdout.splitlines():
+        name = line.split(":", 2)[1].strip().split("@")[0] if line.count(":") >= 2 else ""
+        if name.startswith("mp"):
+            state.add(f"link {name}")
+    if NETNS_ETC.is_dir():
+        state |= {f"{NETNS_ETC}/{entry.name}" for entry in NETNS_ETC.iterdir() if entry.name.startswith("mp-")}
+    pods = STATE_DIR / "pods"
+    if pods.is_dir():
+        state |= {f"state {path}" for path in pods.glob("*/*") if path.is_dir()}
+    saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
+    rules = (line for line in saved.splitlines() if not line.startswith(("#", ":")))
+    state |= {f"host rule: {line}" for line in rules if "meshplane" in line or "ISTIO_" in line or " mptb" in line}
+    return frozenset(state)

@@ -247,9 +247,9 @@ def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:
 
 
 def _unreachable_port_findings(entry: ServiceEntry) -> list[Finding]:
-    """Non-HTTP ports: their clusters exist and a workload's sidecar serves them inbound, but the only outbound
-    listener is the HTTP proxy, so no client sidecar reaches them (listeners for TCP ports come with traffic
-    capture)."""
+    """Non-HTTP ports: captured sidecars reach them (``<vip>_<port>`` listeners, ``tcp``/``tls`` routes), and
+    workloads' sidecars serve them inbound, but a loopback HTTP-proxy sidecar's only outbound listener is its HTTP
+    proxy. Which sidecars are captured is known only when they connect, as for MP0213."""
     resource_name, location = _describe(entry.meta)
     return [
         Finding(
@@ -257,9 +257,9 @@ def _unreachable_port_findings(entry: ServiceEntry) -> list[Finding]:
             code="MP0207",
             resource=resource_name,
             location=location,
-            message=f"port {port.name} ({port.protocol.value} {port.number}): no outbound listener reaches "
-            f"{port.protocol.value} ports yet (a client sidecar's only outbound listener is its HTTP proxy); "
-            "workloads' sidecars still serve the port inbound",
+            message=f"port {port.name} ({port.protocol.value} {port.number}): only captured sidecars (node metadata "
+            "INTERCEPTION_MODE: REDIRECT, as `meshplane pod run` starts them) reach "
+            f"{port.protocol.value} ports; a loopback HTTP-proxy sidecar's only outbound listener is its HTTP proxy",
         )
         for port in entry.ports
         if not port.protocol.is_http

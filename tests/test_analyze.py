@@ -106,7 +106,7 @@ spec:
 """
 
 
-async def test_non_http_ports_are_reported_unreachable_until_there_are_tcp_listeners(tmp_path: Path) -> None:
+async def test_non_http_ports_are_reported_as_reached_by_captured_sidecars_only(tmp_path: Path) -> None:
     (tmp_path / "db.yaml").write_text(TCP_SERVICE)
 
     findings = await analyze_directory(tmp_path)
@@ -115,7 +115,8 @@ async def test_non_http_ports_are_reported_unreachable_until_there_are_tcp_liste
         ("Warning", "MP0207", "ServiceEntry default/db", f"{tmp_path / 'db.yaml'}:1", "port tcp-postgres (TCP 5432)"),
         ("Warning", "MP0207", "ServiceEntry default/db", f"{tmp_path / 'db.yaml'}:1", "port https (HTTPS 443)"),
     ]
-    assert "no outbound listener reaches TCP ports yet" in findings[0].message
+    assert "only captured sidecars (node metadata INTERCEPTION_MODE: REDIRECT" in findings[0].message
+    assert "a loopback HTTP-proxy sidecar's only outbound listener is its HTTP proxy" in findings[1].message
 
 
 TCP_ROUTES = """\
