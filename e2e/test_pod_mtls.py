@@ -41,3 +41,12 @@ async def test_permissive_lets_plaintext_from_outside_the_mesh_in(tmp_path: Path
     assert [status for status, _ in meshed] == [200] * 3, meshed
     assert [status for status, _ in plaintext] == [200, 200], plaintext
     assert json.loads(plaintext[0][1])["version"] == "v1"
+
+
+async def test_disable_is_plaintext_between_pods(tmp_path: Path) -> None:
+    async with pod_mesh(tmp_path, peer_authentication("DISABLE"), citadel=True) as mesh:
+        meshed = mesh.get(REVIEWS_URL, 3)
+        plaintext = pod_get(mesh.pod("stranger"), f"http://{mesh.addresses['reviews-v1']}:{REVIEWS_PORT}/", 2)
+    assert [status for status, _ in meshed] == [200] * 3, meshed
+    assert all("x-forwarded-client-cert" not in json.loads(body)["headers"] for _, body in meshed), meshed[0]
+    assert [status for status, _ in plaintext] == [200, 200], plaintext
