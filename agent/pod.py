@@ -42,6 +42,7 @@ from agent.shared_files import private_dir, shared_envoy_binary, write_private
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import (
     BootstrapError,
+    XdsMode,
     bootstrap_to_json,
     build_sidecar_bootstrap,
     parse_host_port,
@@ -68,6 +69,7 @@ class PodSpec:
     app: tuple[str, ...]
     app_uid: int
     pilot: str = "127.0.0.1:15010"
+    xds_mode: XdsMode = "sotw"
     mixer: str | None = None
     citadel: str | None = None
     token_file: Path | None = None
@@ -139,6 +141,7 @@ def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
             domain_suffix=spec.domain_suffix,
             pilot=f"127.0.0.1:{parse_host_port(spec.pilot, argument='--pilot').port}",
             mixer=_local(spec.mixer, "--mixer"),
+            xds_mode=spec.xds_mode,
             interception_mode="REDIRECT",
             admin_address="127.0.0.1",
             service_account=spec.service_account,
