@@ -2,9 +2,9 @@
 installs the capture (with DNS capture unless ``dns`` is off), writes the pod's resolv.conf, relays the control plane
 (Pilot, Citadel, Mixer) into the pod, starts the DNS agent (root, gid 1337, see ``agent.pod_dns``), Envoy (uid 1337)
 bootstrapped for Pilot with ``INTERCEPTION_MODE=REDIRECT`` (and Citadel's SDS with the workload's token and trust
-bundle, copied where uid 1337 reads them) and the app (never uid 1337); on SIGTERM/SIGINT or when one of them exits,
-stops all and removes the namespace, its rules, its resolv.conf and, with the last pod, the pod network. A pod left by
-a crash is cleaned first."""
+bundle, copied where uid 1337 reads them and kept in step with ``--root-cert``, see ``follow_root_cert``) and the
+app (never uid 1337); on SIGTERM/SIGINT or when one of them exits, stops all and removes the namespace, its rules,
+its resolv.conf and, with the last pod, the pod network. A pod left by a crash is cleaned first."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+
+import structlog
 
 from agent.capture import CaptureOptions
 from agent.iptables import install_capture
@@ -40,6 +42,7 @@ from agent.shared_files import private_dir, shared_envoy_binary, write_private
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import (
     BootstrapError,
+    XdsMode,
     bootstrap_to_json,
     build_sidecar_bootstrap,
     parse_host_port,
@@ -51,7 +54,11 @@ from meshplane.names import PROXY_UID
 
 __all__ = ["PodSpec", "exec_in_pod", "run_pod"]
 
+log = structlog.get_logger(__name__)
+
 _STOP_SECONDS = 5.0
+_ROOT_CERT_POLL_SECONDS = 1.0
+_ROOT_CERT_COPY = "root-cert.pem"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +69,7 @@ class PodSpec:
     app: tuple[str, ...]
     app_uid: int
     pilot: str = "127.0.0.1:15010"
+    xds_mode: XdsMode = "sotw"
     mixer: str | None = None
     citadel: str | None = None
     token_file: Path | None = None
@@ -117,7 +125,7 @@ def _citadel_arguments(spec: PodSpec, directory: Path) -> dict[str, object]:
         bundle = spec.root_cert.read_bytes()
     except OSError as exc:
         raise PodNetworkError(f"--root-cert: cannot read {spec.root_cert}: {exc.strerror}") from None
-    root = write_private(directory / "root-cert.pem", bundle, PROXY_UID)
+    root = write_private(directory / _ROOT_CERT_COPY, bundle, PROXY_UID)
     trust = write_citadel_trust(directory / "bootstrap.citadel-trust.json", root)
     os.chown(trust, PROXY_UID, PROXY_UID)
     return {"citadel": _local(spec.citadel, "--citadel"), "token": _read_token(spec.token_file), "citadel_trust": trust}
@@ -133,6 +141,7 @@ def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
             domain_suffix=spec.domain_suffix,
             pilot=f"127.0.0.1:{parse_host_port(spec.pilot, argument='--pilot').port}",
             mixer=_local(spec.mixer, "--mixer"),
+            xds_mode=spec.xds_mode,
             interception_mode="REDIRECT",
             admin_address="127.0.0.1",
             service_account=spec.service_account,
@@ -180,6 +189,31 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
+def _replace_private(path: Path, data: bytes) -> None:
+    """``data`` at ``path`` (0600, uid 1337) by rename, so Envoy's watch on the file never reads half a bundle."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    write_private(temporary, data, PROXY_UID)
+    temporary.replace(path)
+
+
+async def follow_root_cert(source: Path, copy: Path, *, interval: float = _ROOT_CERT_POLL_SECONDS) -> None:
+    """Keep the sidecar's copy of the trust bundle equal to ``source`` (``--root-cert``, which Citadel rewrites
+    during a root rotation, as Kubernetes updates a mounted ``istio-ca-root-cert``): Envoy watches the copy (the
+    file-based SDS secret of ``write_citadel_trust``), so a running pod still verifies Citadel after the old root is
+    retired. An unreadable or empty source leaves the last copy in force. Runs until cancelled."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            bundle = source.read_bytes()
+        except OSError as exc:
+            log.warning("root_cert_unreadable", path=str(source), error=exc.strerror)
+            continue
+        if bundle and bundle != copy.read_bytes():
+            _replace_private(copy, bundle)
+            log.info("root_cert_updated", path=str(copy))
+
+
 async def run_pod(spec: PodSpec) -> int:
     """Run the pod until the app exits or a signal; the app's exit code (128+N for a signal)."""
     if spec.app_uid == PROXY_UID:
@@ -199,6 +233,7 @@ async def run_pod(spec: PodSpec) -> int:
         )
     relay = Relay(pod.netns, [_in_pod(a) for a in (spec.pilot, spec.citadel, spec.mixer) if a is not None])
     processes: list[asyncio.subprocess.Process] = []
+    follower: asyncio.Task[None] | None = None
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
     for number in (signal.SIGTERM, signal.SIGINT):
@@ -207,6 +242,9 @@ async def run_pod(spec: PodSpec) -> int:
         install_capture(dataclasses.replace(spec.capture, redirect_dns=spec.dns), pod.netns)
         await relay.start()
         bootstrap = _write_bootstrap(spec, pod)
+        if spec.root_cert is not None:
+            copy = bootstrap.parent / _ROOT_CERT_COPY
+            follower = asyncio.create_task(follow_root_cert(spec.root_cert, copy))
         logs = pod_dir(spec.namespace, spec.name)
         if spec.dns:
             agent_resolv = _write_resolv_conf(spec, pod)
@@ -229,6 +267,8 @@ async def run_pod(spec: PodSpec) -> int:
             wait.cancel()
         return app.returncode if app.returncode is not None else 128 + signal.SIGTERM
     finally:
+        if follower is not None:
+            follower.cancel()
         for number in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(number)
         for process in reversed(processes):

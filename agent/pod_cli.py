@@ -6,6 +6,7 @@ meshplane capture install [-p 15001] [-z 15006] [-u 1337] [-g 1337] [-m REDIRECT
 meshplane capture remove
 meshplane pod run NAME --namespace NS --ip POD_IP [--service-account SA] [--labels k=v,...] [--pilot HOST:PORT]
                   [--citadel HOST:PORT --token-file FILE --root-cert FILE] [--mixer HOST:PORT] [--app-uid UID]
+                  [--xds-mode sotw|delta]
                   [--dns-upstream IP[:PORT] ...] [--no-dns] [--pod-cidr 10.89.0.0/16] [--bridge mpbr0] -- APP...
 meshplane pod exec NAME [--namespace NS] -- COMMAND...
 """
@@ -28,6 +29,7 @@ from agent.capture import (
 from agent.iptables import IptablesError, install_capture, remove_capture
 from agent.pod import PodSpec, exec_in_pod, run_pod
 from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, PodNetwork, PodNetworkError
+from envoy_bootstrap.bootstrap import XDS_MODES
 
 __all__ = ["capture_arguments", "parse_labels", "pod_arguments", "run_capture", "run_pod_command"]
 
@@ -91,6 +93,7 @@ def pod_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--ip", required=True, help="the pod IP (in --pod-cidr)")
     run.add_argument("--pilot", default="127.0.0.1:15010", help="Pilot's host-side xDS address")
     run.add_argument("--mixer", help="Mixer's host-side gRPC address")
+    run.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="the sidecar's ADS flavour (%(default)s)")
     run.add_argument("--service-account", default="default", help="the workload's service account (node metadata)")
     run.add_argument("--labels", default="", help="k=v,... (node metadata LABELS; Pilot uses the WorkloadEntry's)")
     citadel = run.add_argument_group("identity", "All three or none, as for `envoy-bootstrap run sidecar`.")
@@ -138,6 +141,7 @@ async def run_pod_command(args: argparse.Namespace) -> int:
             app=tuple(args.app),
             app_uid=args.app_uid,
             pilot=args.pilot,
+            xds_mode=args.xds_mode,
             mixer=args.mixer,
             citadel=args.citadel,
             token_file=args.token_file,

@@ -5,7 +5,8 @@
 - ``demo_mesh``: the demo topology ready for traffic (``e2e/demo_config/00-reviews-mesh.yaml`` applied, productpage
   and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet; ``any_mode_demo_mesh``: the same, once
   with SotW and once with delta xDS.
-- ``mtls_mesh``: the demo topology with Citadel; ``mixer_mesh``: with Mixer (and Citadel on request), routed to v1.
+- ``mixer_mesh``: the demo topology with Mixer (and Citadel on request), routed to v1. (Citadel's scenarios run in
+  pods: ``e2e/test_pod_mtls.py``, ``e2e/test_pod_identity.py``.)
 
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
@@ -106,20 +107,6 @@ async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) 
     """``demo_mesh`` once per xDS transport: the test runs against state-of-the-world and delta ADS."""
     xds_mode: XdsMode = request.param
     return await _start_demo_mesh(mesh, xds_mode=xds_mode)
-
-
-@pytest.fixture
-def mtls_mesh(mesh: MeshFactory) -> DemoMeshFactory:
-    """``await mtls_mesh(cert_ttl="20s")``: the demo topology with Citadel; every sidecar has its identity."""
-
-    async def start(
-        *, cert_ttl: str = "24h", citadel_arguments: tuple[str, ...] = (), xds_mode: XdsMode = "sotw"
-    ) -> LocalMesh:
-        return await _start_demo_mesh(
-            mesh, citadel=True, cert_ttl=cert_ttl, citadel_arguments=citadel_arguments, xds_mode=xds_mode
-        )
-
-    return start
 
 
 @pytest.fixture

@@ -99,7 +99,7 @@ class MeshFactory(Protocol):
     ) -> LocalMesh: ...
 
 
-DemoMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # ``mtls_mesh``, ``mixer_mesh``: the demo topology, ready
+DemoMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # ``mixer_mesh``: the demo topology, ready
 
 
 def _is_failure(exc: BaseException) -> bool:

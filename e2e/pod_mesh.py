@@ -38,7 +38,7 @@ from e2e.config_sync import ConfigSync
 from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.harness import find_free_subnet
 from e2e.pods import APP_UID, app_server_command, leftovers, pod_get, random_pod_network
-from envoy_bootstrap.bootstrap import sidecar_node_id
+from envoy_bootstrap.bootstrap import XdsMode, sidecar_node_id
 from envoy_bootstrap.processes import start_logged_process, stop_process
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
 
@@ -143,6 +143,7 @@ class PodMesh:
     citadel: CitadelProcess | None
     addresses: dict[str, str]
     mixer: MixerProcess | None = None
+    xds_mode: XdsMode = "sotw"
     pods: dict[str, _Pod] = field(default_factory=dict)
     plain: dict[str, PodAddress] = field(default_factory=dict)
     plain_processes: list[asyncio.subprocess.Process] = field(default_factory=list)
@@ -176,31 +177,40 @@ class PodMesh:
     def get(self, url: str, count: int = 1, *, headers: dict[str, str] | None = None) -> list[tuple[int, str]]:
         return pod_get(self.client, url, count, headers=headers)
 
-    def _token_args(self, name: str, service_account: str) -> list[str]:
-        if self.citadel is None:
-            return []
+    def workload_token(self, service_account: str) -> str:
+        """A genuine token for ``service_account`` in the mesh's namespace, signed by Citadel's key."""
+        assert self.citadel is not None
         key = load_or_create_token_key(self.citadel.ca_dir)
-        token = issue_token(
+        return issue_token(
             key,
             trust_domain=DEFAULT_TRUST_DOMAIN,
             namespace=NAMESPACE,
             service_account=service_account,
             ttl=timedelta(hours=1),
         )
+
+    def _token_args(self, name: str, service_account: str, token: str | None) -> list[str]:
+        if self.citadel is None:
+            return []
+        token = token if token is not None else self.workload_token(service_account)
         token_file = self.workdir / f"{name}.token"
         token_file.write_text(token)
         root = self.citadel.ca_dir / "trust-bundle.pem"
         return ["--citadel", self.citadel.sds_address, "--token-file", str(token_file), "--root-cert", str(root)]
 
-    async def run_pod(self, name: str, app: Sequence[str], *, service_account: str, labels: str) -> None:
+    async def run_pod(
+        self, name: str, app: Sequence[str], *, service_account: str, labels: str, token: str | None = None
+    ) -> None:
+        """``meshplane pod run`` for ``name`` (its token: a genuine one for ``service_account`` unless given)."""
         argv = [
             *(sys.executable, "-m", "e2e.cli", "pod", "run", name, "--namespace", NAMESPACE),
             *("--ip", self.addresses[name], "--pilot", self.pilot.xds_address, "--app-uid", str(APP_UID)),
+            *("--xds-mode", self.xds_mode),
             *("--service-account", service_account, "--labels", labels),
             *(("--dns-upstream", self.addresses["dns"]) if "dns" in self.addresses else ()),
             *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
-            *self._token_args(name, service_account),
+            *self._token_args(name, service_account, token),
             "--",
             *app,
         ]
@@ -273,13 +283,16 @@ async def pod_mesh(
     config: str = "",
     *,
     citadel: bool = False,
+    citadel_arguments: tuple[str, ...] = (),
     mixer: bool = False,
+    xds_mode: XdsMode = "sotw",
     mesh_config: str | None = None,
     ready_status: int = 200,
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (the client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
-    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``.
+    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
+    ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``xds_mode`` the sidecars' ADS.
     Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
@@ -303,6 +316,7 @@ async def pod_mesh(
             workdir=workdir,
             sds_address=f"{subnet}.2:15012",
             monitor_address=f"{subnet}.2:15016",
+            extra_arguments=citadel_arguments,
         )
     policy = None
     if mixer:
@@ -312,7 +326,15 @@ async def pod_mesh(
             grpc_address=f"{subnet}.2:{MIXER_GRPC_PORT}",
             monitor_address=f"{subnet}.2:{MIXER_MONITOR_PORT}",
         )
-    mesh = PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=identity, addresses=addresses, mixer=policy)
+    mesh = PodMesh(
+        workdir=workdir,
+        network=network,
+        pilot=pilot,
+        citadel=identity,
+        addresses=addresses,
+        mixer=policy,
+        xds_mode=xds_mode,
+    )
     found: list[str] = []
     try:
         await pilot.start()

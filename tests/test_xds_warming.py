@@ -2,7 +2,7 @@
 
 Envoy keeps an updated EDS cluster warming, and holds the CDS ACK, until it receives the cluster's assignment
 again. Found end to end: a DestinationRule ``tls`` change altered every cluster's transport socket but no
-endpoint, and no sidecar ever ACKed the new clusters (e2e/test_mtls.py::test_destination_rule_tls_overrides...).
+endpoint, and no sidecar ever ACKed the new clusters (e2e/test_pod_mtls.py::test_destination_rule_tls_overrides...).
 """
 
 from __future__ import annotations
