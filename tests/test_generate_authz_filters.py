@@ -331,9 +331,9 @@ def test_network_rbac_on_every_mtls_chain(make_meta: MakeMeta) -> None:
     peer = PeerAuthentication(meta=make_meta("PeerAuthentication", "default", "istio-system"), mode="PERMISSIVE")
     snapshot = mesh(make_meta, peer, authz(make_meta, "deny", "DENY", NS_RULE))
     listener = listeners_by_port(proxy_of(snapshot, {"MESHPLANE_SDS": "true"}), snapshot)[5432]
-    assert [[f.name for f in chain.filters] for chain in listener.filter_chains] == [
-        [names.RBAC_NETWORK_FILTER, listeners.TCP_PROXY]
-    ] * 2
+    assert [(chain.name, [f.name for f in chain.filters]) for chain in listener.filter_chains] == [
+        (name, [names.RBAC_NETWORK_FILTER, listeners.TCP_PROXY]) for name in ("mtls", "tls-passthrough", "plaintext")
+    ]  # the app's own TLS passed through is no way around the policy
 
 
 # ------------------------------------------------------------------------------------------------ unchanged

@@ -20,6 +20,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 from meshplane import names
 from meshplane.identity import SDS_NODE_METADATA
 from pilot.config.types import PeerAuthentication, Protocol, Resolution, ServiceEntry, ServicePort
+from pilot.generate.listener_tls import MESH_ALPNS
 from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSettings, MeshSnapshot, OutboundTrafficPolicy, Proxy, parse_node_id, resolve_proxy
 from tests import xdstest
@@ -150,14 +151,24 @@ def test_virtual_inbound_chains_per_port_and_passthrough() -> None:
     assert chains == [
         ("virtualInbound-blackhole", 15006, ""),
         ("inbound_0.0.0.0_3306_mtls", 3306, "tls"),
+        ("inbound_0.0.0.0_3306_tls-passthrough", 3306, "tls"),  # the app's own TLS, from outside the mesh
         ("inbound_0.0.0.0_3306_plaintext", 3306, "raw_buffer"),
         ("inbound_0.0.0.0_9080_mtls", 9080, "tls"),
         ("inbound_0.0.0.0_9080_plaintext", 9080, "raw_buffer"),
         ("inbound_0.0.0.0_19080_mtls", 19080, "tls"),  # the app's own port, as Istio 1.10+ clients dial it
         ("inbound_0.0.0.0_19080_plaintext", 19080, "raw_buffer"),
         ("InboundPassthroughFilterChain_mtls", 0, "tls"),
+        ("InboundPassthroughFilterChain_tls-passthrough", 0, "tls"),
         ("InboundPassthroughFilterChain_plaintext", 0, "raw_buffer"),
     ]
+    alpns = {c.name: list(c.filter_chain_match.application_protocols) for c in lis.filter_chains}
+    assert {name for name, alpn in alpns.items() if alpn == list(MESH_ALPNS)} == {
+        name for name in alpns if name.endswith("_mtls")
+    }
+    assert not any(alpn for name, alpn in alpns.items() if not name.endswith("_mtls"))
+    tls_passthrough = [c for c in lis.filter_chains if c.name.endswith("_tls-passthrough")]
+    assert not any(c.HasField("transport_socket") for c in tls_passthrough)
+    assert [tcp_cluster(c) for c in tls_passthrough] == ["inbound|3306||", names.INBOUND_PASSTHROUGH_CLUSTER]
     assert tcp_cluster(lis.filter_chains[1]) == "inbound|3306||"
     assert tcp_cluster(lis.filter_chains[-1]) == names.INBOUND_PASSTHROUGH_CLUSTER
 

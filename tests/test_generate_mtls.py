@@ -14,6 +14,7 @@ from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
     HttpConnectionManager,
 )
+from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import SdsSecretConfig
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import DownstreamTlsContext, UpstreamTlsContext
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
@@ -29,6 +30,7 @@ from pilot.config.types import (
     TrafficPolicy,
 )
 from pilot.generate import clusters, endpoints, listeners, routes
+from pilot.generate.listener_tls import MESH_ALPNS
 from pilot.generate.registry import GENERATORS, LISTENER_TYPE, NAME_TABLE_TYPE, PUSH_ORDER, ROUTE_TYPE
 from pilot.model import MeshSnapshot, Proxy
 from pilot.xds import DiscoveryServer
@@ -72,7 +74,9 @@ def test_inbound_http_chains_per_mode(make_meta: MakeMeta, mode: MtlsMode) -> No
     else:
         assert (list(chains), inspectors) == (["mtls", "plaintext"], ["envoy.filters.listener.tls_inspector"])
         assert chains["mtls"].filter_chain_match.transport_protocol == "tls"
+        assert list(chains["mtls"].filter_chain_match.application_protocols) == list(MESH_ALPNS)
         assert chains["plaintext"].filter_chain_match.transport_protocol == "raw_buffer"
+        assert list(chains["plaintext"].filter_chain_match.application_protocols) == []
         assert listener.continue_on_listener_filters_timeout
     if "plaintext" in chains:
         plaintext = chains["plaintext"]
@@ -98,6 +102,51 @@ def test_inbound_http_chains_per_mode(make_meta: MakeMeta, mode: MtlsMode) -> No
         assert tls_hcm == plain_hcm
 
 
+TCP_PORT = 5432  # mesh(): reviews' TCP service port (app port 15432)
+HTTP_PORT = 9080
+
+
+@pytest.mark.parametrize(
+    ("mode", "port", "expected"),
+    [
+        ("STRICT", TCP_PORT, [("mtls", "", (), True)]),  # Istio's STRICT matches no ALPN
+        (
+            "PERMISSIVE",
+            TCP_PORT,
+            [
+                ("mtls", "tls", MESH_ALPNS, True),
+                ("tls-passthrough", "tls", (), False),
+                ("plaintext", "raw_buffer", (), False),
+            ],
+        ),
+        ("PERMISSIVE", HTTP_PORT, [("mtls", "tls", MESH_ALPNS, True), ("plaintext", "raw_buffer", (), False)]),
+        ("DISABLE", TCP_PORT, [("plaintext", "", (), False)]),
+    ],
+    ids=["strict-tcp", "permissive-tcp-passes-app-tls", "permissive-http-no-tls-passthrough", "disable-tcp"],
+)
+def test_inbound_chain_matches_per_mode_and_protocol(
+    make_meta: MakeMeta, mode: MtlsMode, port: int, expected: list[tuple[str, str, tuple[str, ...], bool]]
+) -> None:
+    """(chain, transport_protocol, application_protocols, terminates TLS) per mode; a TCP port under PERMISSIVE
+    passes TLS without a mesh ALPN (an app's own TLS from outside the mesh) to the app untouched."""
+    snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, mode)))
+    listener = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, port)
+    got = [
+        (
+            c.name,
+            c.filter_chain_match.transport_protocol,
+            tuple(c.filter_chain_match.application_protocols),
+            c.HasField("transport_socket"),
+        )
+        for c in listener.filter_chains
+    ]
+    assert got == expected
+    if port == TCP_PORT:
+        for chain in listener.filter_chains:
+            assert [f.name for f in chain.filters] == [listeners.TCP_PROXY]
+            assert unpack(TcpProxy(), chain.filters[0].typed_config).cluster == f"inbound|{TCP_PORT}||"
+
+
 def test_inbound_tcp_strict_terminates_tls_before_tcp_proxy(make_meta: MakeMeta) -> None:
     snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, "STRICT")))
     (chain,) = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, 5432).filter_chains
@@ -113,7 +162,7 @@ def test_port_level_modes_are_keyed_by_workload_port(make_meta: MakeMeta) -> Non
     chains = {
         port: [c.name for c in listener_named(proxy, snapshot, port).filter_chains] for port in (9080, 9090, 5432)
     }
-    assert chains == {9080: ["mtls"], 9090: ["plaintext"], 5432: ["mtls", "plaintext"]}
+    assert chains == {9080: ["mtls"], 9090: ["plaintext"], 5432: ["mtls", "tls-passthrough", "plaintext"]}
 
 
 def test_trust_domain_shapes_inbound_and_outbound_identities(make_meta: MakeMeta) -> None:
@@ -245,7 +294,7 @@ def test_envoy_accepts_a_whole_mtls_config_with_the_bootstrap_sds_cluster(tmp_pa
     reviews_policy = TrafficPolicy(
         port_level_settings=(PortTrafficPolicy(port=9090, tls=ClientTLSSettings(mode="ISTIO_MUTUAL")),)
     )
-    per_port = peer_auth(make_meta, "STRICT", namespace="default", ports={19090: "PERMISSIVE", 15432: "DISABLE"})
+    per_port = peer_auth(make_meta, "STRICT", namespace="default", ports={19080: "DISABLE", 15432: "PERMISSIVE"})
     snapshot = snapshot_of(*mesh(make_meta, api_rule, db_rule, per_port, rule_policy=reviews_policy))
     proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
     built_clusters = [*outbound(snapshot).values(), *clusters.build_inbound_clusters(proxy, snapshot)]
@@ -258,7 +307,8 @@ def test_envoy_accepts_a_whole_mtls_config_with_the_bootstrap_sds_cluster(tmp_pa
         *routes.build_inbound_routes(proxy, snapshot),
     ]
     check_resources(clusters=built_clusters, load_assignments=assignments, listeners=built_listeners, routes=tables)
-    assert {len(x.filter_chains) for x in built_listeners} == {1, 2}  # STRICT, DISABLE and PERMISSIVE ports
+    # STRICT (9090) and DISABLE (9080) ports, PERMISSIVE TCP (5432: mTLS by ALPN, TLS passthrough, plaintext)
+    assert {len(x.filter_chains) for x in built_listeners} == {1, 3}
     sds_cluster = build_sds_cluster(
         HostPort(host="127.0.0.1", port=15012),
         token="t0k3n",

@@ -6,12 +6,20 @@ workload's port:
 
 - STRICT: one filter chain terminating mutual TLS: the SDS certificate ``default``, a client certificate required,
   verified against the ``ROOTCA`` bundle and accepted for any SPIFFE ID of the mesh's trust domain;
-- PERMISSIVE: the TLS inspector, then that chain for connections that start with a TLS handshake
-  (``transport_protocol: tls``) and a plaintext chain for the others (``raw_buffer``), on the same port;
+- PERMISSIVE (Istio ``inboundPermissive{HTTP,TCP}FilterChainMatchWithMxcOptions``): the TLS inspector, then that
+  chain for a TLS handshake offering a mesh ALPN (``transport_protocol: tls`` and ``application_protocols``
+  ``MESH_ALPNS``: what mesh clients' sidecars offer), a plaintext chain for the others (``raw_buffer``), and, on
+  a TCP port only, a chain passing any other TLS (the app's own, from a caller outside the mesh) through to the
+  app as TCP: ``transport_protocol: tls`` without ALPN match, the port's tcp_proxy without a transport socket.
+  An HTTP port has no such chain, as in Istio ("explicitly declared as HTTP"): TLS without a mesh ALPN matches
+  no chain there and the connection is closed;
 - DISABLE: one plaintext chain.
 
-ALPN is Istio's server side (``h2``, ``http/1.1``): never ``istio``, which would stand in for HTTP/2 negotiation;
-mesh clients offer ``istio`` (and ``h2`` on HTTP/2 ports), which needs no match here.
+STRICT matches no ALPN, as in Istio: every TLS handshake meets the mTLS chain, one without a mesh certificate fails.
+The TLS inspector reads the ALPN of the ClientHello; no ``http_inspector`` is needed for these matches.
+
+The mTLS chain's own ALPN is Istio's server side (``h2``, ``http/1.1``): never ``istio``, which would stand in for
+HTTP/2 negotiation.
 
 On HTTP ports the TLS chain sets ``x-forwarded-client-cert`` to the verified caller's SPIFFE ID
 (``SANITIZE_SET``, ``URI=spiffe://...``); plaintext chains remove any ``x-forwarded-client-cert`` a caller sent,
@@ -45,9 +53,11 @@ from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
 
 __all__ = [
     "ALPN_DOWNSTREAM",
+    "MESH_ALPNS",
     "MTLS_CHAIN",
     "PLAINTEXT_CHAIN",
     "TLS_INSPECTOR",
+    "TLS_PASSTHROUGH_CHAIN",
     "InboundSecurity",
     "build_inbound_filter_chains",
     "inbound_security",
@@ -59,8 +69,11 @@ log = structlog.get_logger(__name__)
 
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 ALPN_DOWNSTREAM = ("h2", "http/1.1")  # Istio's ALPNHttp / ALPNDownstream
+# Istio's allIstioMtlsALPNs: what a mesh client's sidecar offers (cluster_tls.ALPN_IN_MESH is ``istio``)
+MESH_ALPNS = ("istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2")
 MTLS_CHAIN = "mtls"
 PLAINTEXT_CHAIN = "plaintext"
+TLS_PASSTHROUGH_CHAIN = "tls-passthrough"  # TLS without a mesh ALPN, passed through to the app (TCP ports)
 
 _warned: set[tuple[str, int]] = set()  # (proxy id, port) already warned about STRICT without SDS
 
@@ -113,9 +126,10 @@ def inbound_tls_context(trust_domain: str) -> DownstreamTlsContext:
 
 
 def build_inbound_filter_chains(
-    security: InboundSecurity, network: NetworkFilter
+    security: InboundSecurity, network: NetworkFilter, *, tls_passthrough: bool
 ) -> tuple[list[ListenerFilter], list[FilterChain]]:
-    """The listener filters and filter chains of an inbound port under ``security`` (see the module doc)."""
+    """The listener filters and filter chains of an inbound port under ``security`` (see the module doc);
+    ``tls_passthrough``: the port is TCP, so PERMISSIVE passes TLS without a mesh ALPN to the app."""
     if security.mode == "DISABLE":
         return [], [FilterChain(name=PLAINTEXT_CHAIN, filters=[network(False)])]
     mtls = FilterChain(
@@ -125,13 +139,22 @@ def build_inbound_filter_chains(
     )
     if security.mode == "STRICT":
         return [], [mtls]
-    mtls.filter_chain_match.CopyFrom(FilterChainMatch(transport_protocol="tls"))
+    mtls.filter_chain_match.CopyFrom(FilterChainMatch(transport_protocol="tls", application_protocols=MESH_ALPNS))
+    chains = [mtls]
+    if tls_passthrough:
+        chains.append(
+            FilterChain(
+                name=TLS_PASSTHROUGH_CHAIN,
+                filter_chain_match=FilterChainMatch(transport_protocol="tls"),
+                filters=[network(False)],
+            )
+        )
     plaintext = FilterChain(
         name=PLAINTEXT_CHAIN,
         filter_chain_match=FilterChainMatch(transport_protocol="raw_buffer"),
         filters=[network(False)],
     )
-    return [tls_inspector_filter()], [mtls, plaintext]
+    return [tls_inspector_filter()], [*chains, plaintext]
 
 
 def tls_inspector_filter() -> ListenerFilter:

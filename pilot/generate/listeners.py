@@ -223,7 +223,7 @@ def build_inbound_chains(
 
     if security is None:
         return [], [build_filter_chain([*network_policy, network(False)])]
-    listener_filters, chains = build_inbound_filter_chains(security, network)
+    listener_filters, chains = build_inbound_filter_chains(security, network, tls_passthrough=not port.protocol.is_http)
     if network_policy:  # network RBAC runs before tcp_proxy on every chain, TLS or not
         prepend_filters(chains, network_policy)
     return listener_filters, chains

@@ -285,7 +285,7 @@ def _passthrough_chains(proxy: Proxy, snapshot: MeshSnapshot) -> tuple[list[List
         filters: list[ListenerFilter] = []
         chains = [build_filter_chain([network(False)])]
     else:
-        filters, chains = build_inbound_filter_chains(security, network)
+        filters, chains = build_inbound_filter_chains(security, network, tls_passthrough=True)
     policy = build_network_authz_filters(proxy, None, snapshot)
     if policy:
         prepend_filters(chains, policy)
