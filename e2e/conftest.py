@@ -9,12 +9,13 @@
 
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
-``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error.
+``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error. After the session, nothing may be
+left of the pods and pod networks the session used (``e2e.pods.session_leftovers``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 
 from e2e.harness import DemoMeshFactory, LocalMesh, MeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
+from e2e.pods import session_leftovers
 from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode
@@ -42,6 +44,15 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
     if report.failed:
         item.stash[_FAILED] = True
     return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_after_the_session() -> Iterator[None]:
+    """After the whole session: nothing left of any pod state directory or pod network the session's tests used
+    (found by their names' prefixes, so a pod no test recorded counts too; other runs' pods do not)."""
+    yield
+    found = session_leftovers()
+    assert found == [], f"left on the machine after the e2e session: {found}"
 
 
 @pytest.fixture(scope="session")

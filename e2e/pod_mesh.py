@@ -22,6 +22,7 @@ from pathlib import Path
 
 from agent.netns import in_netns_command
 from agent.pod_network import (
+    DEFAULT_PODS_DIR,
     PodAddress,
     PodNetwork,
     create_pod,
@@ -37,7 +38,7 @@ from citadel.tokens import issue_token
 from e2e.config_sync import ConfigSync
 from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.harness import find_free_subnet
-from e2e.pods import APP_UID, app_server_command, leftovers, pod_get, random_pod_network
+from e2e.pods import APP_UID, app_server_command, leftovers, new_state_dir, pod_get, random_pod_network
 from envoy_bootstrap.bootstrap import sidecar_node_id
 from envoy_bootstrap.processes import start_logged_process, stop_process
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
@@ -114,13 +115,14 @@ class _Pod:
     name: str
     argv: list[str]
     log: Path
+    state_dir: Path
     process: asyncio.subprocess.Process | None = None
     address: PodAddress | None = None
 
     async def start(self) -> None:
         self.process = await start_logged_process(self.argv, self.log)
         for _ in range(100):
-            self.address = read_pod(NAMESPACE, self.name)
+            self.address = read_pod(NAMESPACE, self.name, self.state_dir)
             if self.address is not None:
                 return
             if self.process.returncode is not None:
@@ -143,6 +145,7 @@ class PodMesh:
     citadel: CitadelProcess | None
     addresses: dict[str, str]
     mixer: MixerProcess | None = None
+    state_dir: Path = DEFAULT_PODS_DIR  # the pods' (``pod run --state-dir``); tests use one of their own
     pods: dict[str, _Pod] = field(default_factory=dict)
     plain: dict[str, PodAddress] = field(default_factory=dict)
     plain_processes: list[asyncio.subprocess.Process] = field(default_factory=list)
@@ -198,13 +201,13 @@ class PodMesh:
             *("--ip", self.addresses[name], "--pilot", self.pilot.xds_address, "--app-uid", str(APP_UID)),
             *("--service-account", service_account, "--labels", labels),
             *(("--dns-upstream", self.addresses["dns"]) if "dns" in self.addresses else ()),
-            *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge),
+            *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge, "--state-dir", str(self.state_dir)),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
             *self._token_args(name, service_account),
             "--",
             *app,
         ]
-        pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log")
+        pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log", state_dir=self.state_dir)
         self.pods[name] = pod
         await pod.start()
 
@@ -213,7 +216,7 @@ class PodMesh:
         ``argv`` as ``uid`` when given."""
         with network_lock():
             setup_network(self.network)
-            delete_pod(NAMESPACE, name)
+            delete_pod(NAMESPACE, name, self.state_dir)
             address = create_pod(
                 self.network,
                 name=name,
@@ -222,6 +225,7 @@ class PodMesh:
                 app_uid=APP_UID,
                 app_gid=APP_UID,
                 runner_pid=0,
+                state_dir=self.state_dir,
             )
         self.plain[name] = address
         if argv is not None:
@@ -256,8 +260,8 @@ class PodMesh:
             await stop_process(process, name="plain", timeout=5)
         with network_lock():
             for name in self.plain:
-                delete_pod(NAMESPACE, name)
-            if not pods_left():
+                delete_pod(NAMESPACE, name, self.state_dir)
+            if not pods_left(self.network):
                 teardown_network(self.network)
         await self.pilot.stop()
         for component in (self.citadel, self.mixer):
@@ -312,7 +316,15 @@ async def pod_mesh(
             grpc_address=f"{subnet}.2:{MIXER_GRPC_PORT}",
             monitor_address=f"{subnet}.2:{MIXER_MONITOR_PORT}",
         )
-    mesh = PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=identity, addresses=addresses, mixer=policy)
+    mesh = PodMesh(
+        workdir=workdir,
+        network=network,
+        pilot=pilot,
+        citadel=identity,
+        addresses=addresses,
+        mixer=policy,
+        state_dir=new_state_dir(),
+    )
     found: list[str] = []
     try:
         await pilot.start()

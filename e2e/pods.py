@@ -1,6 +1,13 @@
 """Shared pieces of the pod scenarios: why they cannot run here, a per-test pod network, pods with a static
 capture-only Envoy, apps inside pods (``/usr/bin/python3`` scripts, stdlib only: the venv's interpreter may sit in a
-directory the app's uid cannot read), and the check that nothing of meshplane's is left on the machine."""
+directory the app's uid cannot read), and the checks that nothing of meshplane's is left on the machine.
+
+Every run of the tests keeps its pods' state in directories of its own (``new_state_dir``: under
+``/run/meshplane/e2e/``, passed as ``pod run --state-dir``) and puts them on bridges of its own
+(``random_pod_network``), so the names of its network namespaces and veths carry prefixes no other run (another test
+run, the demo, a user's pods) uses: ``leftovers`` checks one mesh's pods and network, ``session_leftovers`` every
+state directory and network this process handed out, by prefix, so a leak is caught even for a pod nobody
+recorded."""
 
 from __future__ import annotations
 
@@ -9,11 +16,12 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from agent.netns import in_netns_command, ip
 from agent.pod_dns import NETNS_ETC
-from agent.pod_network import PodAddress, PodNetwork, pod_dir
+from agent.pod_network import STATE_DIR, PodAddress, PodNetwork, netns_prefix, veth_prefix
 from agent.shared_files import private_dir, write_private
 from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
 
@@ -23,10 +31,12 @@ __all__ = [
     "app_server_command",
     "capture_bootstrap",
     "leftovers",
+    "new_state_dir",
     "pod_get",
     "pod_python",
     "pod_requests",
     "random_pod_network",
+    "session_leftovers",
     "why_pods_cannot_run",
 ]
 
@@ -47,10 +57,29 @@ def why_pods_cannot_run() -> str | None:
     return None
 
 
+_E2E_STATE_ROOT = STATE_DIR / "e2e"
+_STATE_DIRS: list[Path] = []
+_NETWORKS: list[PodNetwork] = []
+
+
 def random_pod_network() -> PodNetwork:
-    """A bridge and a /24 of 10.90.0.0/16 of the test's own, so tests never share one with a running pod."""
-    third = random.randint(1, 254)
-    return PodNetwork(bridge=f"mptb{third}", cidr=f"10.90.{third}.0/24")
+    """A bridge and a /24 of 10.90.0.0/16 of the test's own (one whose bridge is not on the machine yet), so tests
+    never share one with a running pod."""
+    links = ip("-o", "link").stdout
+    free = [n for n in range(1, 255) if f" mptb{n}:" not in links and all(f"mptb{n}" != x.bridge for x in _NETWORKS)]
+    third = random.choice(free)
+    network = PodNetwork(bridge=f"mptb{third}", cidr=f"10.90.{third}.0/24")
+    _NETWORKS.append(network)
+    return network
+
+
+def new_state_dir() -> Path:
+    """A pods' state directory of the caller's own (``pod run --state-dir``), 0755 as the sidecar's uid needs."""
+    _E2E_STATE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=_E2E_STATE_ROOT))
+    directory.chmod(0o755)
+    _STATE_DIRS.append(directory)
+    return directory
 
 
 def _listener(name: str, port: int, cluster: str) -> dict[str, object]:
@@ -105,7 +134,7 @@ def capture_bootstrap(pod: PodAddress) -> Path:
             ],
         },
     }
-    directory = private_dir(pod_dir(pod.namespace, pod.name) / "sidecar", PROXY_UID)
+    directory = private_dir(pod.directory / "sidecar", PROXY_UID)
     return write_private(directory / "bootstrap.json", json.dumps(bootstrap).encode(), PROXY_UID)
 
 
@@ -200,12 +229,34 @@ def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:
             found.append(f"netns {pod.netns}")
         if f"{pod.veth}@" in links or f" {pod.veth}:" in links:
             found.append(f"veth {pod.veth}")
-        if pod_dir(pod.namespace, pod.name).exists():
-            found.append(f"state {pod_dir(pod.namespace, pod.name)}")
+        if pod.directory.exists():
+            found.append(f"state {pod.directory}")
         if (NETNS_ETC / pod.netns).exists():
             found.append(f"resolv.conf {NETNS_ETC / pod.netns}")
-    if f" {network.bridge}:" in links:
-        found.append(f"bridge {network.bridge}")
+    return found + _network_leftovers(network, links)
+
+
+def _network_leftovers(network: PodNetwork, links: str) -> list[str]:
+    found = [f"bridge {network.bridge}"] if f" {network.bridge}:" in links else []
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    found += [f"host rule: {line}" for line in saved.splitlines() if network.bridge in line or "ISTIO_" in line]
+    return found + [f"host rule: {line}" for line in saved.splitlines() if network.bridge in line or "ISTIO_" in line]
+
+
+def session_leftovers() -> list[str]:
+    """What is left of every state directory and pod network this process handed out (empty: nothing): network
+    namespaces and veths named with a state directory's prefix, state files, bridges and their host rules. The
+    state directories themselves are removed when empty."""
+    namespaces = ip("netns", "list").stdout.split()
+    links = ip("-o", "link").stdout
+    link_names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if line.count(":") >= 2]
+    found: list[str] = []
+    for directory in _STATE_DIRS:
+        left = [f"netns {n}" for n in namespaces if n.startswith(netns_prefix(directory))]
+        left += [f"veth {v}" for v in link_names if v.startswith(veth_prefix(directory))]
+        left += [f"state {path.parent}" for path in sorted(directory.glob("*/*/pod.json"))]
+        if not left:  # kept as evidence otherwise
+            shutil.rmtree(directory, ignore_errors=True)
+        found += left
+    for network in _NETWORKS:
+        found += _network_leftovers(network, links)
     return found
