@@ -40,6 +40,7 @@ from agent.shared_files import private_dir, shared_envoy_binary, write_private
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import (
     BootstrapError,
+    XdsMode,
     bootstrap_to_json,
     build_sidecar_bootstrap,
     parse_host_port,
@@ -74,6 +75,7 @@ class PodSpec:
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     network: PodNetwork = field(default_factory=PodNetwork)
     state_dir: Path = DEFAULT_PODS_DIR
+    xds_mode: XdsMode = "sotw"
 
     def __post_init__(self) -> None:
         given = {"--citadel": self.citadel, "--token-file": self.token_file, "--root-cert": self.root_cert}
@@ -135,6 +137,7 @@ def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
             pilot=f"127.0.0.1:{parse_host_port(spec.pilot, argument='--pilot').port}",
             mixer=_local(spec.mixer, "--mixer"),
             interception_mode="REDIRECT",
+            xds_mode=spec.xds_mode,
             admin_address="127.0.0.1",
             service_account=spec.service_account,
             labels=spec.labels,

@@ -7,7 +7,7 @@ meshplane capture remove
 meshplane pod run NAME --namespace NS --ip POD_IP [--service-account SA] [--labels k=v,...] [--pilot HOST:PORT]
                   [--citadel HOST:PORT --token-file FILE --root-cert FILE] [--mixer HOST:PORT] [--app-uid UID]
                   [--dns-upstream IP[:PORT] ...] [--no-dns] [--pod-cidr 10.89.0.0/16] [--bridge mpbr0]
-                  [--state-dir /run/meshplane/pods] -- APP...
+                  [--state-dir /run/meshplane/pods] [--xds-mode sotw|delta] -- APP...
 meshplane pod exec NAME [--namespace NS] [--state-dir /run/meshplane/pods] -- COMMAND...
 """
 
@@ -29,6 +29,7 @@ from agent.capture import (
 from agent.iptables import IptablesError, install_capture, remove_capture
 from agent.pod import PodSpec, exec_in_pod, run_pod
 from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, DEFAULT_PODS_DIR, PodNetwork, PodNetworkError
+from envoy_bootstrap.bootstrap import XDS_MODES
 
 __all__ = ["capture_arguments", "parse_labels", "pod_arguments", "run_capture", "run_pod_command"]
 
@@ -92,6 +93,7 @@ def pod_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--ip", required=True, help="the pod IP (in --pod-cidr)")
     run.add_argument("--pilot", default="127.0.0.1:15010", help="Pilot's host-side xDS address")
     run.add_argument("--mixer", help="Mixer's host-side gRPC address")
+    run.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="the sidecar's ADS flavour (%(default)s)")
     run.add_argument("--service-account", default="default", help="the workload's service account (node metadata)")
     run.add_argument("--labels", default="", help="k=v,... (node metadata LABELS; Pilot uses the WorkloadEntry's)")
     citadel = run.add_argument_group("identity", "All three or none, as for `envoy-bootstrap run sidecar`.")
@@ -161,6 +163,7 @@ async def run_pod_command(args: argparse.Namespace) -> int:
             dns_upstreams=tuple(args.dns_upstream),
             network=PodNetwork(bridge=args.bridge, cidr=args.pod_cidr),
             state_dir=args.state_dir.absolute(),
+            xds_mode=args.xds_mode,
         )
         return await run_pod(spec)
     except (PodNetworkError, CaptureError, IptablesError) as exc:

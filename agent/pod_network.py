@@ -26,6 +26,7 @@ import ipaddress
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ DEFAULT_PODS_DIR = STATE_DIR / "pods"
 DEFAULT_POD_CIDR = "10.89.0.0/16"
 DEFAULT_BRIDGE = "mpbr0"
 _COMMENT = "meshplane pod network"
+_IPTABLES_ATTEMPTS = 40
 
 
 class PodNetworkError(RuntimeError):
@@ -131,7 +133,15 @@ def _forward_rules(network: PodNetwork) -> list[list[str]]:
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False, timeout=30)
+    """``iptables -w ARGS``, retried while it fails for a reason other than its answer (exit status 1: no such
+    rule, a bad rule): with the nf_tables backend a change made meanwhile by another process (another pod's
+    capture, another network's setup) fails it with "Resource temporarily unavailable"."""
+    for _ in range(_IPTABLES_ATTEMPTS):
+        done = subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True, check=False, timeout=30)
+        if done.returncode in (0, 1) and "temporarily unavailable" not in done.stderr:
+            return done
+        time.sleep(0.05)
+    return done
 
 
 @contextlib.contextmanager
@@ -164,7 +174,9 @@ def teardown_network(network: PodNetwork) -> None:
     """Remove the FORWARD rules and the bridge (nothing else was made)."""
     for rule in _forward_rules(network):
         while _iptables("-C", "FORWARD", *rule).returncode == 0:
-            _iptables("-D", "FORWARD", *rule)
+            done = _iptables("-D", "FORWARD", *rule)
+            if done.returncode != 0:
+                raise PodNetworkError(f"iptables -D FORWARD {' '.join(rule)}: {done.stderr.strip()}")
     ip("link", "del", network.bridge, check=False)
 
 

@@ -3,9 +3,12 @@
 - ``mesh``: a factory; ``await mesh()`` starts a ``LocalMesh`` (Pilot running, no workloads) on a fresh
   ``127.x.y`` subnet under the test's ``tmp_path``; ``await mesh(xds_mode="delta")`` for delta xDS.
 - ``demo_mesh``: the demo topology ready for traffic (``e2e/demo_config/00-reviews-mesh.yaml`` applied, productpage
-  and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet; ``any_mode_demo_mesh``: the same, once
-  with SotW and once with delta xDS.
+  and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet.
 - ``mtls_mesh``: the demo topology with Citadel; ``mixer_mesh``: with Mixer (and Citadel on request), routed to v1.
+- ``pods``: a world of pods (``e2e.pod_mesh``: Pilot, reviews v1/v2/v3, productpage, ...) shared by the tests of one
+  module (worlds take ~10 s to start), reset after each test (every rule a test applied removed, all sidecars
+  synced); ``delta_pods``: the same with delta xDS. Their tests run on the module's event loop: mark the module
+  with ``POD_WORLD_LOOP`` (``pytestmark``).
 
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
@@ -15,14 +18,17 @@ left of the pods and pod networks the session used (``e2e.pods.session_leftovers
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from e2e.harness import DemoMeshFactory, LocalMesh, MeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
+from e2e.pod_mesh import PodMesh, pod_mesh
 from e2e.pods import session_leftovers
 from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
@@ -95,13 +101,6 @@ async def demo_mesh(mesh: MeshFactory) -> LocalMesh:
     return await _start_demo_mesh(mesh)
 
 
-@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
-async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) -> LocalMesh:
-    """``demo_mesh`` once per xDS transport: the test runs against state-of-the-world and delta ADS."""
-    xds_mode: XdsMode = request.param
-    return await _start_demo_mesh(mesh, xds_mode=xds_mode)
-
-
 @pytest.fixture
 def mtls_mesh(mesh: MeshFactory) -> DemoMeshFactory:
     """``await mtls_mesh(cert_ttl="20s")``: the demo topology with Citadel; every sidecar has its identity."""
@@ -126,3 +125,43 @@ def mixer_mesh(mesh: MeshFactory) -> DemoMeshFactory:
         return await _start_demo_mesh(mesh, configs=configs, citadel=citadel, mixer=True, xds_mode=xds_mode)
 
     return start
+
+
+POD_WORLD_LOOP = pytest.mark.asyncio(loop_scope="module")
+_POD_VERSIONS = ("v1", "v2", "v3")
+
+
+async def _pod_world(directory: Path, xds_mode: XdsMode) -> AsyncIterator[PodMesh]:
+    async with pod_mesh(directory, versions=_POD_VERSIONS, xds_mode=xds_mode) as world:
+        yield world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sotw_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
+    async for world in _pod_world(tmp_path_factory.mktemp("pods"), "sotw"):
+        yield world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def delta_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
+    async for world in _pod_world(tmp_path_factory.mktemp("pods-delta"), "delta"):
+        yield world
+
+
+async def _reset_after(request: pytest.FixtureRequest, world: PodMesh) -> AsyncIterator[PodMesh]:
+    yield world
+    if request.node.stash.get(_FAILED, False):
+        print(world.log_tails(), file=sys.stderr)
+    await world.reset()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pods(request: pytest.FixtureRequest, sotw_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
+    async for world in _reset_after(request, sotw_pod_world):
+        yield world
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def delta_pods(request: pytest.FixtureRequest, delta_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
+    async for world in _reset_after(request, delta_pod_world):
+        yield world

@@ -14,7 +14,6 @@ Mixer), the request counts Mixer recorded per edge, and a teardown that leaves n
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import shutil
 import signal
@@ -154,20 +153,6 @@ def demo_network_addresses(network: PodNetwork) -> dict[str, str]:
     return {name: str(network.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
 
 
-def _responses(mesh: PodMesh, count: int, headers: Mapping[str, str] | None = None) -> list[MeshResponse]:
-    """``count`` GETs of http://reviews:9080/ by plain urllib in the productpage pod (no proxy settings)."""
-    found = pod_requests(mesh.client, REVIEWS_URL, count, headers=dict(headers or {}))
-    return [MeshResponse(status=status, headers=h, text=text, body=_app_body(text)) for status, text, h in found]
-
-
-def _app_body(text: str) -> Mapping[str, object] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and "service" in value else None
-
-
 def _answered_by(response: MeshResponse) -> str:
     return f"reviews-{response.version}" if response.version else f"HTTP {response.status}"
 
@@ -196,7 +181,7 @@ async def _run_step(mesh: PodMesh, number: int, step: DemoStep, requests: int, o
         return False
     ok = True
     for traffic in step.traffic:
-        responses = await asyncio.to_thread(_responses, mesh, requests, traffic.headers)
+        responses = await mesh.responses(REVIEWS_URL, requests, headers=traffic.headers)
         counts = count_by(responses)
         matches = _split_matches(counts, traffic.expected, requests)
         ok = ok and matches
@@ -218,7 +203,7 @@ async def _run_mtls_step(mesh: PodMesh, number: int, out: Printer) -> bool:
     refused = plaintext != 200
     out(f"    plaintext from {mesh.addresses[OUTSIDER]} ({OUTSIDER}: no sidecar) to {inbound}:")
     out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext or error[:70]})")
-    [response] = await asyncio.to_thread(_responses, mesh, 1)
+    response = await mesh.request(REVIEWS_URL)
     identity = caller_identity(response)
     out(f"    {DEMO_CLIENT.name} calling {REVIEWS_URL}: {response.status} from {_answered_by(response)}")
     out(f"      the reviews app saw the caller as {identity} (x-forwarded-client-cert)")
@@ -235,16 +220,16 @@ async def _run_policy_step(mesh: PodMesh, number: int, out: Printer) -> bool:
     out(f"  (connections opened before the change drain within {DRAIN_TIME_SECONDS}s: Envoy applies a listener change")
     out("   to new connections, and the sidecars ask the old ones to reconnect; waiting for that)")
     await asyncio.sleep(DRAIN_TIME_SECONDS + 0.5)
-    [mallory] = await asyncio.to_thread(_responses, mesh, 1, {"end-user": "mallory"})
+    mallory = await mesh.request(REVIEWS_URL, headers={"end-user": "mallory"})
     out(f"    end-user: mallory -> {mallory.status} {mallory.text.strip()[:60]!r} (the reviews sidecar's RBAC filter)")
-    guests = await asyncio.to_thread(_responses, mesh, GUEST_REQUESTS, {"end-user": "guest"})
+    guests = await mesh.responses(REVIEWS_URL, GUEST_REQUESTS, headers={"end-user": "guest"})
     statuses = [response.status for response in guests]
     out(f"    end-user: guest x{GUEST_REQUESTS} -> {' '.join(str(code) for code in statuses)}")
     limited = next((response for response in guests if response.status == 429), None)
     if limited is not None:
         out(f"      429 says: retry-after {limited.headers.get('retry-after')}s, x-mixer-reason:")
         out(f"        {limited.headers.get('x-mixer-reason')}")
-    [jason] = await asyncio.to_thread(_responses, mesh, 1, {"end-user": "jason"})
+    jason = await mesh.request(REVIEWS_URL, headers={"end-user": "jason"})
     out(f"    end-user: jason -> {jason.status} from {_answered_by(jason)} (neither rule applies)")
     expected = [200] * GUEST_LIMIT + [429] * (GUEST_REQUESTS - GUEST_LIMIT)
     ok = mallory.status == 403 and statuses == expected and jason.status == 200

@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from agent.netns import in_netns_command, ip
 from agent.pod_dns import NETNS_ETC
 from agent.pod_network import STATE_DIR, PodAddress, PodNetwork, netns_prefix, veth_prefix
 from agent.shared_files import private_dir, write_private
+from e2e import pod_app
 from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
 
 __all__ = [
@@ -63,11 +66,11 @@ _NETWORKS: list[PodNetwork] = []
 
 
 def random_pod_network() -> PodNetwork:
-    """A bridge and a /24 of 10.90.0.0/16 of the test's own (one whose bridge is not on the machine yet), so tests
-    never share one with a running pod."""
-    links = ip("-o", "link").stdout
-    free = [n for n in range(1, 255) if f" mptb{n}:" not in links and all(f"mptb{n}" != x.bridge for x in _NETWORKS)]
-    third = random.choice(free)
+    """A bridge and a /24 of 10.90.0.0/16 of the test's own (a bridge name neither on the machine nor in a host
+    rule yet), so tests never share one with a running pod."""
+    taken = ip("-o", "link").stdout + subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    used = {x.bridge for x in _NETWORKS} | set(re.findall(r"mptb\d+(?!\d)", taken))
+    third = random.choice([n for n in range(1, 255) if f"mptb{n}" not in used])
     network = PodNetwork(bridge=f"mptb{third}", cidr=f"10.90.{third}.0/24")
     _NETWORKS.append(network)
     return network
@@ -151,50 +154,40 @@ def pod_python(pod: PodAddress, script: str, *, uid: int = APP_UID, timeout: flo
     return done.stdout.strip()
 
 
-_APP_SERVER = """
-import json, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-service, version, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = json.dumps({"service": service, "version": version, "path": self.path, "peer": self.client_address[0],
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
-"""
-
 _CLIENT = """
 import json, sys, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
 url, count, headers, timeout = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-out = []
-for _ in range(count):
+method, redirects, concurrency = sys.argv[5], sys.argv[6] == "follow", int(sys.argv[7])
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+handlers = [urllib.request.ProxyHandler({})] + ([] if redirects else [NoRedirect()])
+opener = urllib.request.build_opener(*handlers)
+data = b"" if method in ("POST", "PUT", "PATCH") else None
+def one(_):
     try:
-        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
-            out.append([response.status, response.read().decode(errors="replace"), dict(response.headers.items())])
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        with opener.open(request, timeout=timeout) as response:
+            return [response.status, response.read().decode(errors="replace"), dict(response.headers.items())]
     except urllib.error.HTTPError as error:
-        out.append([error.code, error.read().decode(errors="replace"), dict(error.headers.items())])
+        return [error.code, error.read().decode(errors="replace"), dict(error.headers.items())]
     except OSError as error:
-        out.append([0, repr(error), {}])
-print(json.dumps(out))
+        return [0, repr(error), {}]
+with ThreadPoolExecutor(concurrency) as pool:
+    print(json.dumps(list(pool.map(one, range(count)))))
 """
 
 
-def app_server_command(service: str, version: str, port: int = 9080) -> list[str]:
-    """A stdlib HTTP server on 0.0.0.0:``port`` answering JSON ``{service, version, path, peer, headers}`` (the
-    shape of ``e2e.sample_app``'s answers, so ``e2e.traffic.count_by`` counts them)."""
-    return [PYTHON, "-c", _APP_SERVER, service, version, str(port)]
+def app_server_command(service: str, version: str, port: int = 9080, workload: str | None = None) -> list[str]:
+    """The sample app as a pod's app (``e2e.pod_app``: stdlib only) on 0.0.0.0:``port``; its source is passed to
+    ``python3 -c`` so the app's uid needs to read neither the venv nor the checkout."""
+    source = Path(pod_app.__file__).read_text()
+    return [PYTHON, "-c", source, service, version, str(port), *([workload] if workload else [])]
 
 
 def pod_get(
-    pod: PodAddress, url: str, count: int = 1, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+    pod: PodAddress, url: str, count: int = 1, *, headers: Mapping[str, str] | None = None, timeout: float = 5.0
 ) -> list[tuple[int, str]]:
     """``count`` GETs of ``url`` by a plain ``urllib`` app inside the pod (app uid, the pod's resolv.conf, no proxy
     settings: no proxy variables in its environment, and proxies disabled): (status, body) each, status 0 with
@@ -203,10 +196,22 @@ def pod_get(
 
 
 def pod_requests(
-    pod: PodAddress, url: str, count: int = 1, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+    pod: PodAddress,
+    url: str,
+    count: int = 1,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+    method: str = "GET",
+    follow_redirects: bool = True,
+    concurrency: int = 1,
 ) -> list[tuple[int, str, dict[str, str]]]:
-    """As ``pod_get``, with each response's headers (lower-case names)."""
-    script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(headers or {}), str(timeout)]
+    """As ``pod_get``, with each response's headers (lower-case names); ``method`` (an empty body for POST, PUT,
+    PATCH), redirects followed as urllib does unless ``follow_redirects`` is off (then the 3xx is the answer),
+    ``concurrency`` requests in flight (threads of the app; responses in request order)."""
+    redirects = "follow" if follow_redirects else "stop"
+    options = [str(timeout), method, redirects, str(concurrency)]
+    script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(dict(headers or {})), *options]
     done = subprocess.run(
         in_netns_command(pod.netns, script, uid=pod.app_uid or APP_UID),
         capture_output=True,
@@ -239,7 +244,8 @@ def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:
 def _network_leftovers(network: PodNetwork, links: str) -> list[str]:
     found = [f"bridge {network.bridge}"] if f" {network.bridge}:" in links else []
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    return found + [f"host rule: {line}" for line in saved.splitlines() if network.bridge in line or "ISTIO_" in line]
+    bridge = re.compile(rf"(?<![\w.-]){re.escape(network.bridge)}(?![\w.-])")  # mptb13, not mptb133
+    return found + [f"host rule: {line}" for line in saved.splitlines() if bridge.search(line) or "ISTIO_" in line]
 
 
 def session_leftovers() -> list[str]:
