@@ -7,8 +7,8 @@
 - ``mtls_mesh``: the demo topology with Citadel; ``mixer_mesh``: with Mixer (and Citadel on request), routed to v1.
 - ``pods``: a world of pods (``e2e.pod_mesh``: Pilot, reviews v1/v2/v3, productpage, ...) shared by the tests of one
   module (worlds take ~10 s to start), reset after each test (every rule a test applied removed, all sidecars
-  synced); ``delta_pods``: the same with delta xDS. Their tests run on the module's event loop: mark the module
-  with ``POD_WORLD_LOOP`` (``pytestmark``).
+  synced); ``delta_pods``: the same with delta xDS; ``any_mode_pods``: the test once with each. Their tests run on
+  the module's event loop: mark the module with ``POD_WORLD_LOOP`` (``pytestmark``).
 
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
@@ -165,3 +165,10 @@ async def pods(request: pytest.FixtureRequest, sotw_pod_world: PodMesh) -> Async
 async def delta_pods(request: pytest.FixtureRequest, delta_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
     async for world in _reset_after(request, delta_pod_world):
         yield world
+
+
+@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
+def any_mode_pods(request: pytest.FixtureRequest) -> PodMesh:
+    """The module's world of pods once with state-of-the-world and once with delta ADS sidecars."""
+    world: PodMesh = request.getfixturevalue("pods" if request.param == "sotw" else "delta_pods")
+    return world

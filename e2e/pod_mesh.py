@@ -234,7 +234,10 @@ class PodMesh:
 
     async def reset(self) -> None:
         """Back to the world as started (only the registry and the rules ``pod_mesh`` was given): every other
-        file of the config directory removed, and the mesh synced."""
+        file of the config directory removed, Pilot running (a test may have stopped it), and the mesh synced."""
+        if not self.pilot.running:
+            await self.pilot.start()
+            self.config.forget()
         extra = [p.stem for p in self.pilot.config_dir.glob("*.yaml") if p.name not in self.initial_files]
         for name in extra:
             await self.config.remove(name)

@@ -17,13 +17,6 @@ from e2e.traffic import MeshResponse, count_by
 pytestmark = [pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run())), POD_WORLD_LOOP]
 
 
-@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
-def any_mode_pods(request: pytest.FixtureRequest) -> PodMesh:
-    """The module's world of pods once with state-of-the-world and once with delta ADS sidecars."""
-    world: PodMesh = request.getfixturevalue("pods" if request.param == "sotw" else "delta_pods")
-    return world
-
-
 async def _traffic_until(mesh: PodMesh, stop: asyncio.Event) -> list[MeshResponse]:
     responses: list[MeshResponse] = []
     while not stop.is_set():

@@ -21,13 +21,6 @@ REQUESTS = 600
 CONCURRENCY = 8  # requests in flight, as many apps do (and ~3x faster than one at a time here)
 
 
-@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
-def any_mode_pods(request: pytest.FixtureRequest) -> PodMesh:
-    """The module's world of pods once with state-of-the-world and once with delta ADS sidecars."""
-    world: PodMesh = request.getfixturevalue("pods" if request.param == "sotw" else "delta_pods")
-    return world
-
-
 async def test_all_traffic_goes_to_the_single_weighted_subset(any_mode_pods: PodMesh) -> None:
     await any_mode_pods.config.apply("reviews-vs", weighted_reviews(v1=100))
     await any_mode_pods.config.wait_synced()
