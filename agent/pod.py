@@ -25,13 +25,13 @@ from agent.iptables import install_capture
 from agent.netns import in_netns_command
 from agent.pod_dns import agent_command, resolv_conf, write_pod_resolv_conf
 from agent.pod_network import (
+    DEFAULT_PODS_DIR,
     PodAddress,
     PodNetwork,
     PodNetworkError,
     create_pod,
     delete_pod,
     network_lock,
-    pod_dir,
     pods_left,
     read_pod,
     setup_network,
@@ -81,6 +81,7 @@ class PodSpec:
     dns_upstreams: tuple[str, ...] = ()
     capture: CaptureOptions = field(default_factory=CaptureOptions)
     network: PodNetwork = field(default_factory=PodNetwork)
+    state_dir: Path = DEFAULT_PODS_DIR
 
     def __post_init__(self) -> None:
         given = {"--citadel": self.citadel, "--token-file": self.token_file, "--root-cert": self.root_cert}
@@ -132,7 +133,7 @@ def _citadel_arguments(spec: PodSpec, directory: Path) -> dict[str, object]:
 
 
 def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
-    directory = private_dir(pod_dir(spec.namespace, spec.name) / "sidecar", PROXY_UID)
+    directory = private_dir(pod.directory / "sidecar", PROXY_UID)
     try:
         bootstrap = build_sidecar_bootstrap(
             workload=spec.name,
@@ -158,18 +159,18 @@ def _write_resolv_conf(spec: PodSpec, pod: PodAddress) -> Path:
     write_pod_resolv_conf(
         pod.netns, resolv_conf(spec.namespace, spec.domain_suffix, spec.dns_upstreams, loopback_fallback=True)
     )
-    agent_copy = pod_dir(spec.namespace, spec.name) / "agent-resolv.conf"
+    agent_copy = pod.directory / "agent-resolv.conf"
     agent_copy.write_text(resolv_conf(spec.namespace, spec.domain_suffix, spec.dns_upstreams, loopback_fallback=False))
     return agent_copy
 
 
 def _clean_leftover(spec: PodSpec) -> None:
-    old = read_pod(spec.namespace, spec.name)
+    old = read_pod(spec.namespace, spec.name, spec.state_dir)
     if old is not None and old.runner_pid and old.runner_pid != os.getpid():
         with contextlib.suppress(ProcessLookupError):
             os.kill(old.runner_pid, 0)
             raise PodNetworkError(f"pod {spec.name}.{spec.namespace} is running (pid {old.runner_pid})")
-    delete_pod(spec.namespace, spec.name)
+    delete_pod(spec.namespace, spec.name, spec.state_dir)
 
 
 async def _start(argv: Sequence[str], log: Path) -> asyncio.subprocess.Process:
@@ -230,6 +231,7 @@ async def run_pod(spec: PodSpec) -> int:
             app_uid=spec.app_uid,
             app_gid=spec.app_uid,
             runner_pid=os.getpid(),
+            state_dir=spec.state_dir,
         )
     relay = Relay(pod.netns, [_in_pod(a) for a in (spec.pilot, spec.citadel, spec.mixer) if a is not None])
     processes: list[asyncio.subprocess.Process] = []
@@ -245,7 +247,7 @@ async def run_pod(spec: PodSpec) -> int:
         if spec.root_cert is not None:
             copy = bootstrap.parent / _ROOT_CERT_COPY
             follower = asyncio.create_task(follow_root_cert(spec.root_cert, copy))
-        logs = pod_dir(spec.namespace, spec.name)
+        logs = pod.directory
         if spec.dns:
             agent_resolv = _write_resolv_conf(spec, pod)
             dns_argv = agent_command(
@@ -275,15 +277,15 @@ async def run_pod(spec: PodSpec) -> int:
             await _stop(process)
         await relay.close()
         with network_lock():
-            delete_pod(spec.namespace, spec.name)
-            if not pods_left():
+            delete_pod(spec.namespace, spec.name, spec.state_dir)
+            if not pods_left(spec.network):
                 teardown_network(spec.network)
 
 
-def exec_in_pod(namespace: str, name: str, argv: Sequence[str]) -> None:
-    """Replace this process with ``argv`` inside the pod, as its app's uid."""
-    pod = read_pod(namespace, name)
+def exec_in_pod(namespace: str, name: str, argv: Sequence[str], state_dir: Path = DEFAULT_PODS_DIR) -> None:
+    """Replace this process with ``argv`` inside the pod (of ``state_dir``, as ``pod run``'s), as its app's uid."""
+    pod = read_pod(namespace, name, state_dir)
     if pod is None:
-        raise PodNetworkError(f"no pod {name}.{namespace} is running")
+        raise PodNetworkError(f"no pod {name}.{namespace} is running (state directory {state_dir})")
     command = in_netns_command(pod.netns, argv, uid=pod.app_uid, gid=pod.app_gid)
     os.execvp(command[0], command)

@@ -6,9 +6,9 @@ meshplane capture install [-p 15001] [-z 15006] [-u 1337] [-g 1337] [-m REDIRECT
 meshplane capture remove
 meshplane pod run NAME --namespace NS --ip POD_IP [--service-account SA] [--labels k=v,...] [--pilot HOST:PORT]
                   [--citadel HOST:PORT --token-file FILE --root-cert FILE] [--mixer HOST:PORT] [--app-uid UID]
-                  [--xds-mode sotw|delta]
-                  [--dns-upstream IP[:PORT] ...] [--no-dns] [--pod-cidr 10.89.0.0/16] [--bridge mpbr0] -- APP...
-meshplane pod exec NAME [--namespace NS] -- COMMAND...
+                  [--dns-upstream IP[:PORT] ...] [--no-dns] [--pod-cidr 10.89.0.0/16] [--bridge mpbr0]
+                  [--state-dir /run/meshplane/pods] [--xds-mode sotw|delta] -- APP...
+meshplane pod exec NAME [--namespace NS] [--state-dir /run/meshplane/pods] -- COMMAND...
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from agent.capture import (
 )
 from agent.iptables import IptablesError, install_capture, remove_capture
 from agent.pod import PodSpec, exec_in_pod, run_pod
-from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, PodNetwork, PodNetworkError
+from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, DEFAULT_PODS_DIR, PodNetwork, PodNetworkError
 from envoy_bootstrap.bootstrap import XDS_MODES
 
 __all__ = ["capture_arguments", "parse_labels", "pod_arguments", "run_capture", "run_pod_command"]
@@ -112,11 +112,23 @@ def pod_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--app-uid", type=int, default=int(os.environ.get("SUDO_UID", os.getuid())))
     run.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
     run.add_argument("--bridge", default=DEFAULT_BRIDGE)
+    _state_dir_argument(run)
     run.add_argument("app", nargs="+", help="the app's command (after --)")
     exec_ = actions.add_parser("exec", help="run a command inside a running pod as its app")
     exec_.add_argument("name")
     exec_.add_argument("--namespace", default="default")
+    _state_dir_argument(exec_)
     exec_.add_argument("command", nargs="+")
+
+
+def _state_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_PODS_DIR,
+        help="where pods keep their state; the names of their network namespaces and veths derive from it, so "
+        "runs with state directories of their own never clash (pod exec needs the pod run's)",
+    )
 
 
 def parse_labels(text: str) -> dict[str, str]:
@@ -133,7 +145,7 @@ def parse_labels(text: str) -> dict[str, str]:
 async def run_pod_command(args: argparse.Namespace) -> int:
     try:
         if args.action == "exec":
-            exec_in_pod(args.namespace, args.name, args.command)
+            exec_in_pod(args.namespace, args.name, args.command, args.state_dir.absolute())
         spec = PodSpec(
             name=args.name,
             namespace=args.namespace,
@@ -151,6 +163,7 @@ async def run_pod_command(args: argparse.Namespace) -> int:
             dns=not args.no_dns,
             dns_upstreams=tuple(args.dns_upstream),
             network=PodNetwork(bridge=args.bridge, cidr=args.pod_cidr),
+            state_dir=args.state_dir.absolute(),
         )
         return await run_pod(spec)
     except (PodNetworkError, CaptureError, IptablesError) as exc:

@@ -8,10 +8,14 @@ With Docker's engine installed ``br_netfilter`` is on and the FORWARD policy is 
 goes through iptables' FORWARD chain, so the network adds ``-i BRIDGE -o BRIDGE -j ACCEPT`` (and drops anything
 from the bridge to another interface), each rule tagged with a comment so that teardown removes exactly those.
 
-State lives under ``/run/meshplane/pods/<namespace>/<name>/pod.json``; names of the namespace (``mp-<hash>``) and
-the veth (``mpv<hash>``, under Linux's 15 characters) derive from the pod's namespace and name, so pods of different
-callers never clash; a pod IP used by another pod is refused. Setup is idempotent; everything is serialized by a
-lock file, and the bridge goes away with the last pod."""
+State lives under a state directory (``/run/meshplane/pods`` unless the caller gives one: ``pod run --state-dir``),
+in ``<state-dir>/<namespace>/<name>/pod.json``; the names of the pod's network namespace (``mp-<root>-<pod>``) and
+veth (``mpv<root><pod>``, Linux's 15 characters) derive from a hash of the state directory (``<root>``, 4 hex
+digits) and one of the pod's namespace and name, so runs with state directories of their own (two test runs, a test
+and the demo) never clash even with the same pod names, and what one run left is recognisable by its prefix
+(``netns_prefix``, ``veth_prefix``); a pod IP used by another pod of the same state directory is refused. Setup is
+idempotent; everything is serialized by one machine-wide lock file, and the bridge goes away with the last veth on
+it."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import ipaddress
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +36,7 @@ from agent.pod_dns import remove_pod_etc
 
 __all__ = [
     "DEFAULT_BRIDGE",
+    "DEFAULT_PODS_DIR",
     "DEFAULT_POD_CIDR",
     "STATE_DIR",
     "PodAddress",
@@ -38,17 +44,23 @@ __all__ = [
     "PodNetworkError",
     "create_pod",
     "delete_pod",
+    "netns_prefix",
     "network_lock",
     "pod_dir",
+    "pod_names",
+    "pods_left",
     "read_pod",
     "setup_network",
     "teardown_network",
+    "veth_prefix",
 ]
 
 STATE_DIR = Path("/run/meshplane")
+DEFAULT_PODS_DIR = STATE_DIR / "pods"
 DEFAULT_POD_CIDR = "10.89.0.0/16"
 DEFAULT_BRIDGE = "mpbr0"
 _COMMENT = "meshplane pod network"
+_IPTABLES_ATTEMPTS = 40
 
 
 class PodNetworkError(RuntimeError):
@@ -81,14 +93,35 @@ class PodAddress:
     app_uid: int = 0
     app_gid: int = 0
     runner_pid: int = 0
+    state_dir: str = str(DEFAULT_PODS_DIR)
+
+    @property
+    def directory(self) -> Path:
+        return pod_dir(self.namespace, self.name, Path(self.state_dir))
 
 
-def _key(namespace: str, name: str) -> str:
-    return hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:10]
+def _hex(text: str, digits: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:digits]
 
 
-def pod_dir(namespace: str, name: str) -> Path:
-    return STATE_DIR / "pods" / namespace / name
+def netns_prefix(state_dir: Path = DEFAULT_PODS_DIR) -> str:
+    """The prefix of every network namespace name of the pods of ``state_dir``."""
+    return f"mp-{_hex(str(state_dir.absolute()), 4)}-"
+
+
+def veth_prefix(state_dir: Path = DEFAULT_PODS_DIR) -> str:
+    """The prefix of every host-side veth name of the pods of ``state_dir``."""
+    return f"mpv{_hex(str(state_dir.absolute()), 4)}"
+
+
+def pod_names(state_dir: Path, namespace: str, name: str) -> tuple[str, str]:
+    """The pod's network namespace and veth names."""
+    key = _hex(f"{namespace}/{name}", 8)
+    return f"{netns_prefix(state_dir)}{key}", f"{veth_prefix(state_dir)}{key}"
+
+
+def pod_dir(namespace: str, name: str, state_dir: Path = DEFAULT_PODS_DIR) -> Path:
+    return state_dir / namespace / name
 
 
 def _forward_rules(network: PodNetwork) -> list[list[str]]:
@@ -100,11 +133,20 @@ def _forward_rules(network: PodNetwork) -> list[list[str]]:
 
 
 def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", *args], capture_output=True, text=True, check=False, timeout=30)
+    """``iptables -w ARGS``, retried while it fails for a reason other than its answer (exit status 1: no such
+    rule, a bad rule): with the nf_tables backend a change made meanwhile by another process (another pod's
+    capture, another network's setup) fails it with "Resource temporarily unavailable"."""
+    for _ in range(_IPTABLES_ATTEMPTS):
+        done = subprocess.run(["iptables", "-w", "5", *args], capture_output=True, text=True, check=False, timeout=30)
+        if done.returncode in (0, 1) and "temporarily unavailable" not in done.stderr:
+            return done
+        time.sleep(0.05)
+    return done
 
 
 @contextlib.contextmanager
 def network_lock() -> Iterator[None]:
+    """The machine-wide lock of every pod network and pod change (whatever the state directory)."""
     STATE_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     with open(STATE_DIR / "network.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -132,26 +174,28 @@ def teardown_network(network: PodNetwork) -> None:
     """Remove the FORWARD rules and the bridge (nothing else was made)."""
     for rule in _forward_rules(network):
         while _iptables("-C", "FORWARD", *rule).returncode == 0:
-            _iptables("-D", "FORWARD", *rule)
+            done = _iptables("-D", "FORWARD", *rule)
+            if done.returncode != 0:
+                raise PodNetworkError(f"iptables -D FORWARD {' '.join(rule)}: {done.stderr.strip()}")
     ip("link", "del", network.bridge, check=False)
 
 
-def read_pod(namespace: str, name: str) -> PodAddress | None:
+def read_pod(namespace: str, name: str, state_dir: Path = DEFAULT_PODS_DIR) -> PodAddress | None:
     try:
-        return PodAddress(**json.loads((pod_dir(namespace, name) / "pod.json").read_text()))
+        return PodAddress(**json.loads((pod_dir(namespace, name, state_dir) / "pod.json").read_text()))
     except FileNotFoundError:
         return None
 
 
-def _pods() -> list[PodAddress]:
+def _pods(state_dir: Path) -> list[PodAddress]:
     found = []
-    for path in sorted((STATE_DIR / "pods").glob("*/*/pod.json")):
+    for path in sorted(state_dir.glob("*/*/pod.json")):
         with contextlib.suppress(OSError, ValueError, TypeError):
             found.append(PodAddress(**json.loads(path.read_text())))
     return found
 
 
-def _check_ip(network: PodNetwork, pod_ip: str, namespace: str, name: str) -> str:
+def _check_ip(network: PodNetwork, pod_ip: str, namespace: str, name: str, state_dir: Path) -> str:
     try:
         address = ipaddress.IPv4Address(pod_ip)
     except ValueError:
@@ -159,29 +203,39 @@ def _check_ip(network: PodNetwork, pod_ip: str, namespace: str, name: str) -> st
     net = network.network
     if address not in net or address in (net.network_address, net.broadcast_address) or str(address) == network.gateway:
         raise PodNetworkError(f"--ip: {pod_ip} is not a pod address of {net} (the gateway is {network.gateway})")
-    for other in _pods():
+    for other in _pods(state_dir):
         if other.ip == str(address) and (other.namespace, other.name) != (namespace, name):
             raise PodNetworkError(f"--ip: {pod_ip} is already the address of pod {other.name}.{other.namespace}")
     return str(address)
 
 
 def create_pod(
-    network: PodNetwork, *, name: str, namespace: str, pod_ip: str, app_uid: int, app_gid: int, runner_pid: int
+    network: PodNetwork,
+    *,
+    name: str,
+    namespace: str,
+    pod_ip: str,
+    app_uid: int,
+    app_gid: int,
+    runner_pid: int,
+    state_dir: Path = DEFAULT_PODS_DIR,
 ) -> PodAddress:
-    """The pod's network namespace with ``eth0`` on the bridge at ``pod_ip`` and ``lo`` up, and its state file.
-    Call ``delete_pod`` first for a pod that may be left over."""
-    key = _key(namespace, name)
+    """The pod's network namespace with ``eth0`` on the bridge at ``pod_ip`` and ``lo`` up, and its state file
+    under ``state_dir`` (created 0755: the sidecar's uid must reach its own directory inside). Call ``delete_pod``
+    first for a pod that may be left over."""
+    netns, veth = pod_names(state_dir, namespace, name)
     pod = PodAddress(
         name=name,
         namespace=namespace,
-        ip=_check_ip(network, pod_ip, namespace, name),
-        netns=f"mp-{key}",
-        veth=f"mpv{key}",
+        ip=_check_ip(network, pod_ip, namespace, name, state_dir),
+        netns=netns,
+        veth=veth,
         app_uid=app_uid,
         app_gid=app_gid,
         runner_pid=runner_pid,
+        state_dir=str(state_dir),
     )
-    directory = pod_dir(namespace, name)
+    directory = pod.directory
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
     (directory / "pod.json").write_text(json.dumps(asdict(pod), indent=2) + "\n")
     ip("netns", "add", pod.netns)
@@ -200,11 +254,10 @@ def _kill_namespace_processes(netns: str) -> None:
         subprocess.run(["kill", "-KILL", *pids], capture_output=True, check=False)
 
 
-def delete_pod(namespace: str, name: str) -> bool:
+def delete_pod(namespace: str, name: str, state_dir: Path = DEFAULT_PODS_DIR) -> bool:
     """Kill what still runs in the pod's namespace, delete the namespace (its rules and eth0 go with it), the veth
     its ``/etc/netns/<netns>`` (resolv.conf) and the state directory. True when something was there."""
-    key = _key(namespace, name)
-    netns, veth = f"mp-{key}", f"mpv{key}"
+    netns, veth = pod_names(state_dir, namespace, name)
     found = False
     if (NETNS_DIR / netns).exists():
         found = True
@@ -218,7 +271,7 @@ def delete_pod(namespace: str, name: str) -> bool:
         found = True
         ip("link", "del", veth, check=False)
     found = remove_pod_etc(netns) or found
-    directory = pod_dir(namespace, name)
+    directory = pod_dir(namespace, name, state_dir)
     if directory.exists():
         found = True
         shutil.rmtree(directory)
@@ -228,5 +281,6 @@ def delete_pod(namespace: str, name: str) -> bool:
     return found
 
 
-def pods_left() -> bool:
-    return bool(_pods())
+def pods_left(network: PodNetwork) -> bool:
+    """Whether any pod (of any state directory) is still on ``network``: a veth attached to its bridge."""
+    return bool(ip("-o", "link", "show", "master", network.bridge, check=False).stdout.strip())

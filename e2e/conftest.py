@@ -3,31 +3,33 @@
 - ``mesh``: a factory; ``await mesh()`` starts a ``LocalMesh`` (Pilot running, no workloads) on a fresh
   ``127.x.y`` subnet under the test's ``tmp_path``; ``await mesh(xds_mode="delta")`` for delta xDS.
 - ``demo_mesh``: the demo topology ready for traffic (``e2e/demo_config/00-reviews-mesh.yaml`` applied, productpage
-  and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet; ``any_mode_demo_mesh``: the same, once
-  with SotW and once with delta xDS.
-- ``mixer_mesh``: the demo topology with Mixer (and Citadel on request), routed to v1. (Citadel's scenarios run in
-  pods: ``e2e/test_pod_mtls.py``, ``e2e/test_pod_identity.py``.)
+  and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet.
+- ``mtls_mesh``: the demo topology with Citadel; ``mixer_mesh``: with Mixer (and Citadel on request), routed to v1.
+- ``pods``: a world of pods (``e2e.pod_mesh``: Pilot, reviews v1/v2/v3, productpage, ...) shared by the tests of one
+  module (worlds take ~10 s to start), reset after each test (every rule a test applied removed, all sidecars
+  synced); ``delta_pods``: the same with delta xDS; ``any_mode_pods``: the test once with each. Their tests run on
+  the module's event loop: mark the module with ``POD_WORLD_LOOP`` (``pytestmark``).
 
 Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
 it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
-``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error.
-
-After the session, when pods can run here (root, iptables), nothing of meshplane's that the session made is left on
-the machine: no network namespace, veth, bridge, ``/etc/netns`` entry, pod state or host iptables rule (compared
-with what was there before the session, so pods of other runs on the machine are not counted).
+``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error. After the session, nothing may be
+left of the pods and pod networks the session used (``e2e.pods.session_leftovers``).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Mapping
+import sys
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from e2e.harness import DemoMeshFactory, LocalMesh, MeshFactory, find_free_subnet
 from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
-from e2e.pods import meshplane_state, why_pods_cannot_run
+from e2e.pod_mesh import PodMesh, pod_mesh
+from e2e.pods import session_leftovers
 from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode
@@ -51,15 +53,12 @@ def pytest_runtest_makereport(item: pytest.Item) -> Generator[None, pytest.TestR
 
 
 @pytest.fixture(scope="session", autouse=True)
-def nothing_left_on_the_machine() -> Generator[None, None, None]:
-    """The suite-level teardown check (see the module doc); an error at the last test's teardown names what is left."""
-    if why_pods_cannot_run() is not None:
-        yield
-        return
-    before = meshplane_state()
+def nothing_left_after_the_session() -> Iterator[None]:
+    """After the whole session: nothing left of any pod state directory or pod network the session's tests used
+    (found by their names' prefixes, so a pod no test recorded counts too; other runs' pods do not)."""
     yield
-    left = sorted(meshplane_state() - before)
-    assert left == [], f"the e2e session left these on the machine: {left}"
+    found = session_leftovers()
+    assert found == [], f"left on the machine after the e2e session: {found}"
 
 
 @pytest.fixture(scope="session")
@@ -102,13 +101,6 @@ async def demo_mesh(mesh: MeshFactory) -> LocalMesh:
     return await _start_demo_mesh(mesh)
 
 
-@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
-async def any_mode_demo_mesh(mesh: MeshFactory, request: pytest.FixtureRequest) -> LocalMesh:
-    """``demo_mesh`` once per xDS transport: the test runs against state-of-the-world and delta ADS."""
-    xds_mode: XdsMode = request.param
-    return await _start_demo_mesh(mesh, xds_mode=xds_mode)
-
-
 @pytest.fixture
 def mixer_mesh(mesh: MeshFactory) -> DemoMeshFactory:
     """``await mixer_mesh(citadel=True)``: the demo topology with Mixer (and Citadel when asked), every request
@@ -119,3 +111,50 @@ def mixer_mesh(mesh: MeshFactory) -> DemoMeshFactory:
         return await _start_demo_mesh(mesh, configs=configs, citadel=citadel, mixer=True, xds_mode=xds_mode)
 
     return start
+
+
+POD_WORLD_LOOP = pytest.mark.asyncio(loop_scope="module")
+_POD_VERSIONS = ("v1", "v2", "v3")
+
+
+async def _pod_world(directory: Path, xds_mode: XdsMode) -> AsyncIterator[PodMesh]:
+    async with pod_mesh(directory, versions=_POD_VERSIONS, xds_mode=xds_mode) as world:
+        yield world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sotw_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
+    async for world in _pod_world(tmp_path_factory.mktemp("pods"), "sotw"):
+        yield world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def delta_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
+    async for world in _pod_world(tmp_path_factory.mktemp("pods-delta"), "delta"):
+        yield world
+
+
+async def _reset_after(request: pytest.FixtureRequest, world: PodMesh) -> AsyncIterator[PodMesh]:
+    yield world
+    if request.node.stash.get(_FAILED, False):
+        print(world.log_tails(), file=sys.stderr)
+    await world.reset()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def pods(request: pytest.FixtureRequest, sotw_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
+    async for world in _reset_after(request, sotw_pod_world):
+        yield world
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def delta_pods(request: pytest.FixtureRequest, delta_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
+    async for world in _reset_after(request, delta_pod_world):
+        yield world
+
+
+@pytest.fixture(params=["sotw", "delta"], ids=["sotw", "delta"])
+def any_mode_pods(request: pytest.FixtureRequest) -> PodMesh:
+    """The module's world of pods once with state-of-the-world and once with delta ADS sidecars."""
+    world: PodMesh = request.getfixturevalue("pods" if request.param == "sotw" else "delta_pods")
+    return world

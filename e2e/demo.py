@@ -14,7 +14,6 @@ Mixer), the request counts Mixer recorded per edge, and a teardown that leaves n
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import shutil
 import signal
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from agent.pod_network import PodNetwork, read_pod
+from agent.pod_network import DEFAULT_PODS_DIR, PodNetwork, read_pod
 from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.harness import (
     CITADEL_MONITOR_PORT,
@@ -136,7 +135,7 @@ def _print_rule(out: Printer, path: Path) -> None:
             out(f"    {line}")
 
 
-def _ports_in_use() -> list[str]:
+def _ports_in_use(state_dir: Path) -> list[str]:
     control_ports = (
         XDS_PORT,
         MONITOR_PORT,
@@ -146,26 +145,12 @@ def _ports_in_use() -> list[str]:
         MIXER_MONITOR_PORT,
     )
     busy = [f"{CONTROL_PLANE_HOST}:{port}" for port in control_ports if not port_free(CONTROL_PLANE_HOST, port)]
-    return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name) is not None]
+    return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name, state_dir)]
 
 
 def demo_network_addresses(network: PodNetwork) -> dict[str, str]:
     """Each pod's IP on ``network``: host N of the network for the demo files' 10.89.0.N."""
     return {name: str(network.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
-
-
-def _responses(mesh: PodMesh, count: int, headers: Mapping[str, str] | None = None) -> list[MeshResponse]:
-    """``count`` GETs of http://reviews:9080/ by plain urllib in the productpage pod (no proxy settings)."""
-    found = pod_requests(mesh.client, REVIEWS_URL, count, headers=dict(headers or {}))
-    return [MeshResponse(status=status, headers=h, text=text, body=_app_body(text)) for status, text, h in found]
-
-
-def _app_body(text: str) -> Mapping[str, object] | None:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) and "service" in value else None
 
 
 def _answered_by(response: MeshResponse) -> str:
@@ -196,7 +181,7 @@ async def _run_step(mesh: PodMesh, number: int, step: DemoStep, requests: int, o
         return False
     ok = True
     for traffic in step.traffic:
-        responses = await asyncio.to_thread(_responses, mesh, requests, traffic.headers)
+        responses = await mesh.responses(REVIEWS_URL, requests, headers=traffic.headers)
         counts = count_by(responses)
         matches = _split_matches(counts, traffic.expected, requests)
         ok = ok and matches
@@ -218,7 +203,7 @@ async def _run_mtls_step(mesh: PodMesh, number: int, out: Printer) -> bool:
     refused = plaintext != 200
     out(f"    plaintext from {mesh.addresses[OUTSIDER]} ({OUTSIDER}: no sidecar) to {inbound}:")
     out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext or error[:70]})")
-    [response] = await asyncio.to_thread(_responses, mesh, 1)
+    response = await mesh.request(REVIEWS_URL)
     identity = caller_identity(response)
     out(f"    {DEMO_CLIENT.name} calling {REVIEWS_URL}: {response.status} from {_answered_by(response)}")
     out(f"      the reviews app saw the caller as {identity} (x-forwarded-client-cert)")
@@ -235,16 +220,16 @@ async def _run_policy_step(mesh: PodMesh, number: int, out: Printer) -> bool:
     out(f"  (connections opened before the change drain within {DRAIN_TIME_SECONDS}s: Envoy applies a listener change")
     out("   to new connections, and the sidecars ask the old ones to reconnect; waiting for that)")
     await asyncio.sleep(DRAIN_TIME_SECONDS + 0.5)
-    [mallory] = await asyncio.to_thread(_responses, mesh, 1, {"end-user": "mallory"})
+    mallory = await mesh.request(REVIEWS_URL, headers={"end-user": "mallory"})
     out(f"    end-user: mallory -> {mallory.status} {mallory.text.strip()[:60]!r} (the reviews sidecar's RBAC filter)")
-    guests = await asyncio.to_thread(_responses, mesh, GUEST_REQUESTS, {"end-user": "guest"})
+    guests = await mesh.responses(REVIEWS_URL, GUEST_REQUESTS, headers={"end-user": "guest"})
     statuses = [response.status for response in guests]
     out(f"    end-user: guest x{GUEST_REQUESTS} -> {' '.join(str(code) for code in statuses)}")
     limited = next((response for response in guests if response.status == 429), None)
     if limited is not None:
         out(f"      429 says: retry-after {limited.headers.get('retry-after')}s, x-mixer-reason:")
         out(f"        {limited.headers.get('x-mixer-reason')}")
-    [jason] = await asyncio.to_thread(_responses, mesh, 1, {"end-user": "jason"})
+    jason = await mesh.request(REVIEWS_URL, headers={"end-user": "jason"})
     out(f"    end-user: jason -> {jason.status} from {_answered_by(jason)} (neither rule applies)")
     expected = [200] * GUEST_LIMIT + [429] * (GUEST_REQUESTS - GUEST_LIMIT)
     ok = mallory.status == 403 and statuses == expected and jason.status == 200
@@ -281,15 +266,17 @@ async def _wait_for_interrupt() -> None:
 
 def _print_how_to_use(out: Printer, mesh: PodMesh) -> None:
     pilot = mesh.pilot.monitor_url
+    state = "" if mesh.state_dir == DEFAULT_PODS_DIR else f" --state-dir {mesh.state_dir}"
+    exec_ = f"sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name}{state} --"
     out("")
     out("The mesh keeps running. Call reviews as productpage's app does, from inside its pod (no proxy settings):")
-    out(f"  sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name} -- curl -s {REVIEWS_URL}")
-    out(f"  sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name} -- curl -s -H 'end-user: jason' {REVIEWS_URL}")
+    out(f"  {exec_} curl -s {REVIEWS_URL}")
+    out(f"  {exec_} curl -s -H 'end-user: jason' {REVIEWS_URL}")
     out(f"Change routing: edit or add Istio YAML in {mesh.config.config_dir} (Pilot watches it).")
     out(f"Pilot: curl {pilot}/debug/syncz   /debug/configz")
     assert mesh.mixer is not None
     out(f"Mixer: curl {mesh.mixer.monitor_url}/metrics   /graph")
-    out(f"Envoy admin, inside a pod: sudo .venv/bin/meshplane pod exec {DEMO_CLIENT.name} -- curl -s 127.0.0.1:15000/")
+    out(f"Envoy admin, inside a pod: {exec_} curl -s 127.0.0.1:15000/")
     out(f"Logs: {mesh.workdir} and each pod's directory (envoy.log, agent.log, app.log)")
     out("Press Ctrl-C to stop.")
 
@@ -300,6 +287,7 @@ async def run_demo(
     keep_running: bool = False,
     workdir: Path | None = None,
     network: PodNetwork = DEMO_POD_NETWORK,
+    state_dir: Path = DEFAULT_PODS_DIR,
     out: Printer = print,
 ) -> int:
     """Run the demo; 0 when every measured split matched its rule and nothing was left behind, 1 otherwise (also
@@ -311,7 +299,7 @@ async def run_demo(
         out(f"meshplane demo: the demo runs its workloads as pods, and {missing}.")
         out("  Run it as root: sudo make demo   (or: sudo .venv/bin/meshplane demo)")
         return 2
-    busy = _ports_in_use()
+    busy = _ports_in_use(state_dir)
     if busy:
         out(f"meshplane demo: already in use: {', '.join(busy)}")
         out("Is another demo (or an Istio/Envoy) running on this machine? Stop it and try again.")
@@ -322,7 +310,7 @@ async def run_demo(
     ok = False
     interrupted = True  # until the walkthrough returns or raises an error of its own
     try:
-        ok = await _walkthrough(workdir, network, requests, keep_running, out, temporary=own_workdir)
+        ok = await _walkthrough(workdir, network, state_dir, requests, keep_running, out, temporary=own_workdir)
         interrupted = False
     except Exception:
         interrupted = False
@@ -336,7 +324,7 @@ async def run_demo(
     return 0 if ok else 1
 
 
-def _demo_mesh(workdir: Path, network: PodNetwork) -> PodMesh:
+def _demo_mesh(workdir: Path, network: PodNetwork, state_dir: Path) -> PodMesh:
     config_dir = workdir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     pilot = PilotProcess(
@@ -358,7 +346,15 @@ def _demo_mesh(workdir: Path, network: PodNetwork) -> PodMesh:
         monitor_address=f"{CONTROL_PLANE_HOST}:{MIXER_MONITOR_PORT}",
     )
     addresses = demo_network_addresses(network)
-    return PodMesh(workdir=workdir, network=network, pilot=pilot, citadel=citadel, mixer=mixer, addresses=addresses)
+    return PodMesh(
+        workdir=workdir,
+        network=network,
+        pilot=pilot,
+        citadel=citadel,
+        mixer=mixer,
+        addresses=addresses,
+        state_dir=state_dir,
+    )
 
 
 async def _start_pods(mesh: PodMesh, out: Printer) -> None:
@@ -384,9 +380,16 @@ async def _start_pods(mesh: PodMesh, out: Printer) -> None:
 
 
 async def _walkthrough(
-    workdir: Path, network: PodNetwork, requests: int, keep_running: bool, out: Printer, *, temporary: bool
+    workdir: Path,
+    network: PodNetwork,
+    state_dir: Path,
+    requests: int,
+    keep_running: bool,
+    out: Printer,
+    *,
+    temporary: bool,
 ) -> bool:
-    mesh = _demo_mesh(workdir, network)
+    mesh = _demo_mesh(workdir, network, state_dir)
     assert mesh.citadel is not None and mesh.mixer is not None
     out(f"meshplane demo: Pilot on {mesh.pilot.xds_address} (monitor {mesh.pilot.monitor_url})")
     out(f"  Citadel on {mesh.citadel.sds_address} (monitor {mesh.citadel.monitor_url}), CA in {mesh.citadel.ca_dir}")

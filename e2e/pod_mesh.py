@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from agent.netns import in_netns_command
 from agent.pod_network import (
+    DEFAULT_PODS_DIR,
     PodAddress,
     PodNetwork,
     create_pod,
@@ -37,7 +40,16 @@ from citadel.tokens import issue_token
 from e2e.config_sync import ConfigSync
 from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
 from e2e.harness import find_free_subnet
-from e2e.pods import APP_UID, app_server_command, leftovers, pod_get, random_pod_network
+from e2e.pods import (
+    APP_UID,
+    app_server_command,
+    leftovers,
+    new_state_dir,
+    pod_get,
+    pod_requests,
+    random_pod_network,
+)
+from e2e.traffic import MeshResponse, app_body
 from envoy_bootstrap.bootstrap import XdsMode, sidecar_node_id
 from envoy_bootstrap.processes import start_logged_process, stop_process
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
@@ -52,6 +64,7 @@ _HOSTS = {
     "productpage": 10,
     "reviews-v1": 21,
     "reviews-v2": 22,
+    "reviews-v3": 23,
     "ratings": 30,
     "dns": 53,
     "outside": 60,
@@ -60,6 +73,8 @@ _HOSTS = {
 MIXER_GRPC_PORT = 9091  # as e2e.harness: Istio Mixer's gRPC port (checks and access logs), its Prometheus port
 MIXER_MONITOR_PORT = 42422
 _READY_SECONDS = 40.0
+REVIEWS_VERSIONS = ("v1", "v2")
+REGISTRY_FILE = "00-registry.yaml"
 
 
 def _workload_entry(name: str, address: str, labels: dict[str, str], service_account: str) -> str:
@@ -71,7 +86,7 @@ def _workload_entry(name: str, address: str, labels: dict[str, str], service_acc
     )
 
 
-def registry_yaml(addresses: dict[str, str]) -> str:
+def registry_yaml(addresses: dict[str, str], versions: Sequence[str] = REVIEWS_VERSIONS) -> str:
     service_entry = f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -95,12 +110,10 @@ metadata:
 spec:
   host: reviews
   subsets:
-  - {{name: v1, labels: {{version: v1}}}}
-  - {{name: v2, labels: {{version: v2}}}}
-"""
+""" + "".join(f"  - {{name: {v}, labels: {{version: {v}}}}}\n" for v in versions)
     entries = [
         _workload_entry(f"reviews-{v}", addresses[f"reviews-{v}"], {"app": "reviews", "version": v}, "bookinfo-reviews")
-        for v in ("v1", "v2")
+        for v in versions
     ]
     for client in ("productpage", "ratings"):  # ratings: a second client pod, started by the scenarios needing it
         entries.append(_workload_entry(client, addresses[client], {"app": client}, f"bookinfo-{client}"))
@@ -114,13 +127,14 @@ class _Pod:
     name: str
     argv: list[str]
     log: Path
+    state_dir: Path
     process: asyncio.subprocess.Process | None = None
     address: PodAddress | None = None
 
     async def start(self) -> None:
         self.process = await start_logged_process(self.argv, self.log)
         for _ in range(100):
-            self.address = read_pod(NAMESPACE, self.name)
+            self.address = read_pod(NAMESPACE, self.name, self.state_dir)
             if self.address is not None:
                 return
             if self.process.returncode is not None:
@@ -143,11 +157,13 @@ class PodMesh:
     citadel: CitadelProcess | None
     addresses: dict[str, str]
     mixer: MixerProcess | None = None
+    state_dir: Path = DEFAULT_PODS_DIR  # the pods' (``pod run --state-dir``); tests use one of their own
     xds_mode: XdsMode = "sotw"
     pods: dict[str, _Pod] = field(default_factory=dict)
     plain: dict[str, PodAddress] = field(default_factory=dict)
     plain_processes: list[asyncio.subprocess.Process] = field(default_factory=list)
     config: ConfigSync = field(init=False)
+    initial_files: frozenset[str] = frozenset({REGISTRY_FILE})
 
     def __post_init__(self) -> None:
         self.config = ConfigSync(
@@ -176,6 +192,57 @@ class PodMesh:
 
     def get(self, url: str, count: int = 1, *, headers: dict[str, str] | None = None) -> list[tuple[int, str]]:
         return pod_get(self.client, url, count, headers=headers)
+
+    async def responses(
+        self,
+        url: str,
+        count: int = 1,
+        *,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        follow_redirects: bool = True,
+        client: str = "productpage",
+        concurrency: int = 1,
+    ) -> list[MeshResponse]:
+        """``count`` requests by plain ``urllib`` in ``client``'s pod (no proxy settings), as the app saw them;
+        ``concurrency`` of them in flight."""
+        found = await asyncio.to_thread(
+            pod_requests,
+            self.pod(client),
+            url,
+            count,
+            headers=headers,
+            method=method,
+            follow_redirects=follow_redirects,
+            concurrency=concurrency,
+        )
+        return [MeshResponse(status=code, headers=h, text=text, body=app_body(text)) for code, text, h in found]
+
+    async def request(self, url: str, **options: Any) -> MeshResponse:  # ``responses``' keywords
+        [response] = await self.responses(url, 1, **options)
+        return response
+
+    async def app_requests(self, pod: str, path: str) -> int:
+        """How many requests for ``path`` the app of ``pod`` (``e2e.pod_app``) got, asked inside the pod on
+        127.0.0.1 (not captured: no sidecar, no rule between)."""
+        url = f"http://127.0.0.1:{REVIEWS_PORT}/count{path}"
+        [(status, body)] = await asyncio.to_thread(pod_get, self.pod(pod), url)
+        assert status == 200, (status, body)
+        count = json.loads(body)["count"]
+        assert isinstance(count, int)
+        return count
+
+    async def reset(self) -> None:
+        """Back to the world as started (only the registry and the rules ``pod_mesh`` was given): every other
+        file of the config directory removed, Pilot running (a test may have stopped it), and the mesh synced."""
+        if not self.pilot.running:
+            await self.pilot.start()
+            self.config.forget()
+        extra = [p.stem for p in self.pilot.config_dir.glob("*.yaml") if p.name not in self.initial_files]
+        for name in extra:
+            await self.config.remove(name)
+        if extra:
+            await self.config.wait_synced()
 
     def workload_token(self, service_account: str) -> str:
         """A genuine token for ``service_account`` in the mesh's namespace, signed by Citadel's key."""
@@ -208,13 +275,13 @@ class PodMesh:
             *("--xds-mode", self.xds_mode),
             *("--service-account", service_account, "--labels", labels),
             *(("--dns-upstream", self.addresses["dns"]) if "dns" in self.addresses else ()),
-            *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge),
+            *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge, "--state-dir", str(self.state_dir)),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
             *self._token_args(name, service_account, token),
             "--",
             *app,
         ]
-        pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log")
+        pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log", state_dir=self.state_dir)
         self.pods[name] = pod
         await pod.start()
 
@@ -223,7 +290,7 @@ class PodMesh:
         ``argv`` as ``uid`` when given."""
         with network_lock():
             setup_network(self.network)
-            delete_pod(NAMESPACE, name)
+            delete_pod(NAMESPACE, name, self.state_dir)
             address = create_pod(
                 self.network,
                 name=name,
@@ -232,6 +299,7 @@ class PodMesh:
                 app_uid=APP_UID,
                 app_gid=APP_UID,
                 runner_pid=0,
+                state_dir=self.state_dir,
             )
         self.plain[name] = address
         if argv is not None:
@@ -266,8 +334,8 @@ class PodMesh:
             await stop_process(process, name="plain", timeout=5)
         with network_lock():
             for name in self.plain:
-                delete_pod(NAMESPACE, name)
-            if not pods_left():
+                delete_pod(NAMESPACE, name, self.state_dir)
+            if not pods_left(self.network):
                 teardown_network(self.network)
         await self.pilot.stop()
         for component in (self.citadel, self.mixer):
@@ -288,11 +356,13 @@ async def pod_mesh(
     xds_mode: XdsMode = "sotw",
     mesh_config: str | None = None,
     ready_status: int = 200,
+    versions: Sequence[str] = REVIEWS_VERSIONS,
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (the client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
     ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
-    ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``xds_mode`` the sidecars' ADS.
+    ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
+    (and the DestinationRule's subsets); ``xds_mode`` every sidecar's ADS flavour.
     Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
@@ -300,9 +370,10 @@ async def pod_mesh(
     addresses = {name: str(hosts[number - 1]) for name, number in _HOSTS.items()}
     config_dir = workdir / "config"
     config_dir.mkdir(parents=True)
-    (config_dir / "00-registry.yaml").write_text(registry_yaml(addresses))
+    (config_dir / REGISTRY_FILE).write_text(registry_yaml(addresses, versions))
     if config:
         (config_dir / "10-rules.yaml").write_text(config)
+    initial = frozenset(path.name for path in config_dir.glob("*.yaml"))
     pilot = PilotProcess(
         config_dir=config_dir, workdir=workdir, xds_address=f"{subnet}.2:15010", monitor_address=f"{subnet}.2:15014"
     )
@@ -333,7 +404,9 @@ async def pod_mesh(
         citadel=identity,
         addresses=addresses,
         mixer=policy,
+        state_dir=new_state_dir(),
         xds_mode=xds_mode,
+        initial_files=initial,
     )
     found: list[str] = []
     try:
@@ -346,7 +419,7 @@ async def pod_mesh(
         await mesh.run_plain("dns", [*dns_world, "--record", f"{OUTSIDE_NAME}={addresses['outside']}"], uid=None)
         await mesh.run_plain("outside", app_server_command("outside", "none", REVIEWS_PORT))
         await mesh.run_plain("stranger")
-        for version in ("v1", "v2"):
+        for version in versions:
             app = app_server_command("reviews", version, REVIEWS_PORT)
             labels = f"app=reviews,version={version}"
             await mesh.run_pod(f"reviews-{version}", app, service_account="bookinfo-reviews", labels=labels)

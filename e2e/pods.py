@@ -1,20 +1,31 @@
 """Shared pieces of the pod scenarios: why they cannot run here, a per-test pod network, pods with a static
 capture-only Envoy, apps inside pods (``/usr/bin/python3`` scripts, stdlib only: the venv's interpreter may sit in a
-directory the app's uid cannot read), and the check that nothing of meshplane's is left on the machine."""
+directory the app's uid cannot read), and the checks that nothing of meshplane's is left on the machine.
+
+Every run of the tests keeps its pods' state in directories of its own (``new_state_dir``: under
+``/run/meshplane/e2e/``, passed as ``pod run --state-dir``) and puts them on bridges of its own
+(``random_pod_network``), so the names of its network namespaces and veths carry prefixes no other run (another test
+run, the demo, a user's pods) uses: ``leftovers`` checks one mesh's pods and network, ``session_leftovers`` every
+state directory and network this process handed out, by prefix, so a leak is caught even for a pod nobody
+recorded."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from agent.netns import in_netns_command, ip
 from agent.pod_dns import NETNS_ETC
-from agent.pod_network import STATE_DIR, PodAddress, PodNetwork, pod_dir
+from agent.pod_network import STATE_DIR, PodAddress, PodNetwork, netns_prefix, veth_prefix
 from agent.shared_files import private_dir, write_private
+from e2e import pod_app
 from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
 
 __all__ = [
@@ -23,11 +34,12 @@ __all__ = [
     "app_server_command",
     "capture_bootstrap",
     "leftovers",
-    "meshplane_state",
+    "new_state_dir",
     "pod_get",
     "pod_python",
     "pod_requests",
     "random_pod_network",
+    "session_leftovers",
     "why_pods_cannot_run",
 ]
 
@@ -48,10 +60,29 @@ def why_pods_cannot_run() -> str | None:
     return None
 
 
+_E2E_STATE_ROOT = STATE_DIR / "e2e"
+_STATE_DIRS: list[Path] = []
+_NETWORKS: list[PodNetwork] = []
+
+
 def random_pod_network() -> PodNetwork:
-    """A bridge and a /24 of 10.90.0.0/16 of the test's own, so tests never share one with a running pod."""
-    third = random.randint(1, 254)
-    return PodNetwork(bridge=f"mptb{third}", cidr=f"10.90.{third}.0/24")
+    """A bridge and a /24 of 10.90.0.0/16 of the test's own (a bridge name neither on the machine nor in a host
+    rule yet), so tests never share one with a running pod."""
+    taken = ip("-o", "link").stdout + subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    used = {x.bridge for x in _NETWORKS} | set(re.findall(r"mptb\d+(?!\d)", taken))
+    third = random.choice([n for n in range(1, 255) if f"mptb{n}" not in used])
+    network = PodNetwork(bridge=f"mptb{third}", cidr=f"10.90.{third}.0/24")
+    _NETWORKS.append(network)
+    return network
+
+
+def new_state_dir() -> Path:
+    """A pods' state directory of the caller's own (``pod run --state-dir``), 0755 as the sidecar's uid needs."""
+    _E2E_STATE_ROOT.mkdir(mode=0o755, parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=_E2E_STATE_ROOT))
+    directory.chmod(0o755)
+    _STATE_DIRS.append(directory)
+    return directory
 
 
 def _listener(name: str, port: int, cluster: str) -> dict[str, object]:
@@ -106,7 +137,7 @@ def capture_bootstrap(pod: PodAddress) -> Path:
             ],
         },
     }
-    directory = private_dir(pod_dir(pod.namespace, pod.name) / "sidecar", PROXY_UID)
+    directory = private_dir(pod.directory / "sidecar", PROXY_UID)
     return write_private(directory / "bootstrap.json", json.dumps(bootstrap).encode(), PROXY_UID)
 
 
@@ -123,50 +154,40 @@ def pod_python(pod: PodAddress, script: str, *, uid: int = APP_UID, timeout: flo
     return done.stdout.strip()
 
 
-_APP_SERVER = """
-import json, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-service, version, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = json.dumps({"service": service, "version": version, "path": self.path, "peer": self.client_address[0],
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
-"""
-
 _CLIENT = """
 import json, sys, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor
 url, count, headers, timeout = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), float(sys.argv[4])
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-out = []
-for _ in range(count):
+method, redirects, concurrency = sys.argv[5], sys.argv[6] == "follow", int(sys.argv[7])
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+handlers = [urllib.request.ProxyHandler({})] + ([] if redirects else [NoRedirect()])
+opener = urllib.request.build_opener(*handlers)
+data = b"" if method in ("POST", "PUT", "PATCH") else None
+def one(_):
     try:
-        with opener.open(urllib.request.Request(url, headers=headers), timeout=timeout) as response:
-            out.append([response.status, response.read().decode(errors="replace"), dict(response.headers.items())])
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        with opener.open(request, timeout=timeout) as response:
+            return [response.status, response.read().decode(errors="replace"), dict(response.headers.items())]
     except urllib.error.HTTPError as error:
-        out.append([error.code, error.read().decode(errors="replace"), dict(error.headers.items())])
+        return [error.code, error.read().decode(errors="replace"), dict(error.headers.items())]
     except OSError as error:
-        out.append([0, repr(error), {}])
-print(json.dumps(out))
+        return [0, repr(error), {}]
+with ThreadPoolExecutor(concurrency) as pool:
+    print(json.dumps(list(pool.map(one, range(count)))))
 """
 
 
-def app_server_command(service: str, version: str, port: int = 9080) -> list[str]:
-    """A stdlib HTTP server on 0.0.0.0:``port`` answering JSON ``{service, version, path, peer, headers}`` (the
-    shape of ``e2e.sample_app``'s answers, so ``e2e.traffic.count_by`` counts them)."""
-    return [PYTHON, "-c", _APP_SERVER, service, version, str(port)]
+def app_server_command(service: str, version: str, port: int = 9080, workload: str | None = None) -> list[str]:
+    """The sample app as a pod's app (``e2e.pod_app``: stdlib only) on 0.0.0.0:``port``; its source is passed to
+    ``python3 -c`` so the app's uid needs to read neither the venv nor the checkout."""
+    source = Path(pod_app.__file__).read_text()
+    return [PYTHON, "-c", source, service, version, str(port), *([workload] if workload else [])]
 
 
 def pod_get(
-    pod: PodAddress, url: str, count: int = 1, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+    pod: PodAddress, url: str, count: int = 1, *, headers: Mapping[str, str] | None = None, timeout: float = 5.0
 ) -> list[tuple[int, str]]:
     """``count`` GETs of ``url`` by a plain ``urllib`` app inside the pod (app uid, the pod's resolv.conf, no proxy
     settings: no proxy variables in its environment, and proxies disabled): (status, body) each, status 0 with
@@ -175,10 +196,22 @@ def pod_get(
 
 
 def pod_requests(
-    pod: PodAddress, url: str, count: int = 1, *, headers: dict[str, str] | None = None, timeout: float = 5.0
+    pod: PodAddress,
+    url: str,
+    count: int = 1,
+    *,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 5.0,
+    method: str = "GET",
+    follow_redirects: bool = True,
+    concurrency: int = 1,
 ) -> list[tuple[int, str, dict[str, str]]]:
-    """As ``pod_get``, with each response's headers (lower-case names)."""
-    script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(headers or {}), str(timeout)]
+    """As ``pod_get``, with each response's headers (lower-case names); ``method`` (an empty body for POST, PUT,
+    PATCH), redirects followed as urllib does unless ``follow_redirects`` is off (then the 3xx is the answer),
+    ``concurrency`` requests in flight (threads of the app; responses in request order)."""
+    redirects = "follow" if follow_redirects else "stop"
+    options = [str(timeout), method, redirects, str(concurrency)]
+    script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(dict(headers or {})), *options]
     done = subprocess.run(
         in_netns_command(pod.netns, script, uid=pod.app_uid or APP_UID),
         capture_output=True,
@@ -201,33 +234,38 @@ def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:
             found.append(f"netns {pod.netns}")
         if f"{pod.veth}@" in links or f" {pod.veth}:" in links:
             found.append(f"veth {pod.veth}")
-        if pod_dir(pod.namespace, pod.name).exists():
-            found.append(f"state {pod_dir(pod.namespace, pod.name)}")
+        if pod.directory.exists():
+            found.append(f"state {pod.directory}")
         if (NETNS_ETC / pod.netns).exists():
             found.append(f"resolv.conf {NETNS_ETC / pod.netns}")
-    if f" {network.bridge}:" in links:
-        found.append(f"bridge {network.bridge}")
+    return found + _network_leftovers(network, links)
+
+
+def _network_leftovers(network: PodNetwork, links: str) -> list[str]:
+    found = [f"bridge {network.bridge}"] if f" {network.bridge}:" in links else []
     saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    found += [f"host rule: {line}" for line in saved.splitlines() if network.bridge in line or "ISTIO_" in line]
+    bridge = re.compile(rf"(?<![\w.-]){re.escape(network.bridge)}(?![\w.-])")  # mptb13, not mptb133
+    return found + [f"host rule: {line}" for line in saved.splitlines() if bridge.search(line) or "ISTIO_" in line]
+
+
+def session_leftovers() -> list[str]:
+    """What is left of every state directory and pod network this process handed out (empty: nothing): network
+    namespaces and veths named with a state directory's prefix, state files, bridges and their host rules. The
+    state directories themselves are removed when empty."""
+    namespaces = ip("netns", "list").stdout.split()
+    links = ip("-o", "link").stdout
+    link_names = [line.split(":")[1].strip().split("@")[0] for line in links.splitlines() if line.count(":") >= 2]
+    found: list[str] = []
+    for directory in _STATE_DIRS:
+        left = [f"netns {n}" for n in namespaces if n.startswith(netns_prefix(directory))]
+        left += [f"veth {v}" for v in link_names if v.startswith(veth_prefix(directory))]
+        left += [f"state {path.parent}" for path in sorted(directory.glob("*/*/pod.json"))]
+        if NETNS_ETC.is_dir():  # a pod's resolv.conf for ``ip netns exec``
+            prefix = netns_prefix(directory)
+            left += [f"/etc/netns/{n}" for n in sorted(os.listdir(NETNS_ETC)) if n.startswith(prefix)]
+        if not left:  # kept as evidence otherwise
+            shutil.rmtree(directory, ignore_errors=True)
+        found += left
+    for network in _NETWORKS:
+        found += _network_leftovers(network, links)
     return found
-
-
-def meshplane_state() -> frozenset[str]:
-    """Everything of meshplane's on the machine now: network namespaces ``mp-*`` (a pod's capture rules live and
-    die with its namespace), links ``mp*`` (veths, bridges), ``/etc/netns/mp-*``, pod state directories and the
-    host's iptables rules of the pod network (``meshplane`` comments, ``ISTIO_`` chains, test bridges). Compared
-    before and after a run, the difference is what the run left behind (other runs on the machine keep theirs)."""
-    state = {f"netns {name}" for name in ip("netns", "list").stdout.split() if name.startswith("mp-")}
-    for line in ip("-o", "link").stdout.splitlines():
-        name = line.split(":", 2)[1].strip().split("@")[0] if line.count(":") >= 2 else ""
-        if name.startswith("mp"):
-            state.add(f"link {name}")
-    if NETNS_ETC.is_dir():
-        state |= {f"{NETNS_ETC}/{entry.name}" for entry in NETNS_ETC.iterdir() if entry.name.startswith("mp-")}
-    pods = STATE_DIR / "pods"
-    if pods.is_dir():
-        state |= {f"state {path}" for path in pods.glob("*/*") if path.is_dir()}
-    saved = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
-    rules = (line for line in saved.splitlines() if not line.startswith(("#", ":")))
-    state |= {f"host rule: {line}" for line in rules if "meshplane" in line or "ISTIO_" in line or " mptb" in line}
-    return frozenset(state)

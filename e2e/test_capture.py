@@ -18,7 +18,16 @@ from agent.iptables import install_capture
 from agent.netns import in_netns_command
 from agent.pod_network import PodAddress, PodNetwork, create_pod, delete_pod, setup_network, teardown_network
 from agent.shared_files import shared_envoy_binary
-from e2e.pods import APP_UID, PYTHON, capture_bootstrap, leftovers, pod_python, random_pod_network, why_pods_cannot_run
+from e2e.pods import (
+    APP_UID,
+    PYTHON,
+    capture_bootstrap,
+    leftovers,
+    new_state_dir,
+    pod_python,
+    random_pod_network,
+    why_pods_cannot_run,
+)
 from envoy_bootstrap.binary import find_envoy_binary
 from meshplane.names import PROXY_UID
 
@@ -75,6 +84,7 @@ def _wait_ready(pod: PodAddress) -> None:
 @pytest.fixture(scope="module")
 def pods() -> Iterator[CapturePods]:
     network = random_pod_network()
+    state_dir = new_state_dir()
     hosts = list(network.network.hosts())
     made: list[PodAddress] = []
     processes: list[subprocess.Popen[bytes]] = []
@@ -82,15 +92,16 @@ def pods() -> Iterator[CapturePods]:
     try:
         setup_network(network)
         for name, address in (("client", hosts[1]), ("server", hosts[2])):
-            delete_pod("capture-test", f"{name}-{network.bridge}")
+            delete_pod("capture-test", name, state_dir)
             pod = create_pod(
                 network,
-                name=f"{name}-{network.bridge}",
+                name=name,
                 namespace="capture-test",
                 pod_ip=str(address),
                 app_uid=APP_UID,
                 app_gid=APP_UID,
                 runner_pid=0,
+                state_dir=state_dir,
             )
             made.append(pod)
             install_capture(CaptureOptions(), pod.netns)
@@ -119,7 +130,7 @@ def pods() -> Iterator[CapturePods]:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         for pod in made:
-            delete_pod(pod.namespace, pod.name)
+            delete_pod(pod.namespace, pod.name, state_dir)
         teardown_network(network)
     assert leftovers(network, made) == []
 

@@ -1,6 +1,7 @@
 """README's first command: ``meshplane demo`` runs the walkthrough as pods, measures every step and leaves nothing
 behind (the demo itself checks the machine after its teardown: ``e2e.pods.leftovers``). The test runs it on a pod
-network of its own, so it never shares one with pods of the user's."""
+network and in a pods' state directory of its own, so it never shares one with pods of the user's (a demo running
+meanwhile) or of another test run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from e2e.demo import DEMO_STEPS, run_demo
-from e2e.pods import random_pod_network, why_pods_cannot_run
+from e2e.pods import new_state_dir, random_pod_network, why_pods_cannot_run
 
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
@@ -17,7 +18,13 @@ pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(wh
 async def test_demo_measures_each_step_and_leaves_nothing_running(tmp_path: Path) -> None:
     lines: list[str] = []
 
-    code = await run_demo(requests=60, workdir=tmp_path / "demo", network=random_pod_network(), out=lines.append)
+    code = await run_demo(
+        requests=60,
+        workdir=tmp_path / "demo",
+        network=random_pod_network(),
+        state_dir=new_state_dir(),
+        out=lines.append,
+    )
 
     output = "\n".join(lines)
     assert code == 0, output

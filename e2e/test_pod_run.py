@@ -4,7 +4,6 @@ through the relay into the pod, and whose teardown on SIGTERM leaves no netns, v
 from __future__ import annotations
 
 import asyncio
-import random
 import signal
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 from agent.pod_network import PodAddress, read_pod
 from e2e.control_plane import PilotProcess
 from e2e.harness import find_free_subnet
-from e2e.pods import leftovers, random_pod_network, why_pods_cannot_run
+from e2e.pods import leftovers, new_state_dir, random_pod_network, why_pods_cannot_run
 
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
@@ -29,19 +28,20 @@ async def test_pod_run_connects_envoy_to_pilot_and_leaves_nothing_behind(tmp_pat
     )
     (tmp_path / "config").mkdir()
     network = random_pod_network()
-    name = f"web-{random.randint(0, 99999)}"
+    state_dir = new_state_dir()
+    name = "web"
     pod_ip = str(list(network.network.hosts())[4])
     await pilot.start()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "e2e.cli", "pod", "run", name, "--namespace", "pods", "--ip", pod_ip,
         "--pilot", f"{subnet}.2:15010", "--app-uid", "65534", "--pod-cidr", network.cidr, "--bridge", network.bridge,
-        "--", "/bin/sleep", "600",
+        "--state-dir", str(state_dir), "--", "/bin/sleep", "600",
     )  # fmt: skip
     pod: PodAddress | None = None
     try:
         node_id = f"sidecar~{pod_ip}~{name}.pods~pods.svc.cluster.local"
         for _ in range(150):
-            pod = pod or read_pod("pods", name)
+            pod = pod or read_pod("pods", name, state_dir)
             if node_id in str(await pilot.syncz()):
                 break
             await asyncio.sleep(0.2)

@@ -1,81 +1,86 @@
-"""Retries, timeouts and fault injection from VirtualService rules, through real Envoy."""
+"""Retries, timeouts and fault injection from VirtualService rules, through real Envoy sidecars in pods, for an
+unmodified app (plain ``urllib`` in the productpage pod) calling ``http://reviews:9080/``; what reached the reviews
+app is asked from the app itself (``e2e.pod_app``'s ``/count/<path>``, on 127.0.0.1 inside its pod). One world of
+pods per module (``pods`` in e2e/conftest.py), reset after each test."""
 
 from __future__ import annotations
 
 import time
 import uuid
 
-from e2e.harness import LocalMesh
-from e2e.mesh_config import DEMO_CLIENT, DEMO_URL
+import pytest
+
+from e2e.conftest import POD_WORLD_LOOP
+from e2e.pod_mesh import REVIEWS_URL, PodMesh
+from e2e.pods import why_pods_cannot_run
 from e2e.rules import reviews_virtual_service
+
+pytestmark = [pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run())), POD_WORLD_LOOP]
 
 
 def _only_v1(extra: str) -> str:
     return reviews_virtual_service("- route:\n  - destination: {host: reviews, subset: v1}\n" + extra)
 
 
-async def test_retries_recover_from_a_failing_first_attempt(demo_mesh: LocalMesh) -> None:
-    await demo_mesh.apply(
+async def test_retries_recover_from_a_failing_first_attempt(pods: PodMesh) -> None:
+    await pods.config.apply(
         "reviews-vs", _only_v1("  retries:\n    attempts: 3\n    perTryTimeout: 2s\n    retryOn: 5xx\n")
     )
-    await demo_mesh.wait_synced()
-    app = demo_mesh.app("reviews-v1")
-    app.reset_counts()
+    await pods.config.wait_synced()
+    path = f"/flaky/{uuid.uuid4().hex}"
 
-    response = await demo_mesh.request(DEMO_CLIENT.name, f"{DEMO_URL}flaky/{uuid.uuid4().hex}")
+    response = await pods.request(REVIEWS_URL.rstrip("/") + path)
 
     assert (response.status, response.version) == (200, "v1")
-    assert app.requests_total == 2, "the first attempt failed with 503 and exactly one retry succeeded"
+    assert await pods.app_requests("reviews-v1", path) == 2, "the first attempt got 503, exactly one retry succeeded"
 
 
-async def test_without_retries_the_failure_reaches_the_caller(demo_mesh: LocalMesh) -> None:
-    await demo_mesh.apply("reviews-vs", _only_v1("  retries:\n    attempts: 0\n"))
-    await demo_mesh.wait_synced()
-    app = demo_mesh.app("reviews-v1")
-    app.reset_counts()
+async def test_without_retries_the_failure_reaches_the_caller(pods: PodMesh) -> None:
+    await pods.config.apply("reviews-vs", _only_v1("  retries:\n    attempts: 0\n"))
+    await pods.config.wait_synced()
+    path = f"/flaky/{uuid.uuid4().hex}"
 
-    response = await demo_mesh.request(DEMO_CLIENT.name, f"{DEMO_URL}flaky/{uuid.uuid4().hex}")
+    response = await pods.request(REVIEWS_URL.rstrip("/") + path)
 
     assert response.status == 503
-    assert app.requests_total == 1
+    assert await pods.app_requests("reviews-v1", path) == 1
 
 
-async def test_route_timeout_answers_504(demo_mesh: LocalMesh) -> None:
-    await demo_mesh.apply("reviews-vs", _only_v1("  timeout: 0.3s\n"))
-    await demo_mesh.wait_synced()
+async def test_route_timeout_answers_504(pods: PodMesh) -> None:
+    await pods.config.apply("reviews-vs", _only_v1("  timeout: 0.3s\n"))
+    await pods.config.wait_synced()
 
-    slow = await demo_mesh.request(DEMO_CLIENT.name, f"{DEMO_URL}delay/3000", timeout=10)
-    fast = await demo_mesh.request(DEMO_CLIENT.name, f"{DEMO_URL}delay/10", timeout=10)
+    slow = await pods.request(f"{REVIEWS_URL}delay/3000")
+    fast = await pods.request(f"{REVIEWS_URL}delay/10")
 
     assert slow.status == 504
     assert "upstream request timeout" in slow.text
     assert fast.status == 200
 
 
-async def test_injected_abort_answers_the_configured_status(demo_mesh: LocalMesh) -> None:
-    await demo_mesh.apply(
+async def test_injected_abort_answers_the_configured_status(pods: PodMesh) -> None:
+    await pods.config.apply(
         "reviews-vs", _only_v1("  fault:\n    abort:\n      httpStatus: 503\n      percentage:\n        value: 100\n")
     )
-    await demo_mesh.wait_synced()
-    app = demo_mesh.app("reviews-v1")
-    app.reset_counts()
+    await pods.config.wait_synced()
+    path = f"/aborted/{uuid.uuid4().hex}"
 
-    responses = await demo_mesh.send_many(DEMO_CLIENT.name, DEMO_URL, 20)
+    responses = await pods.responses(REVIEWS_URL.rstrip("/") + path, 20, concurrency=4)
 
     assert [r.status for r in responses] == [503] * 20
     assert all("fault filter abort" in r.text for r in responses)
-    assert app.requests_total == 0, "aborted requests never reach the app"
+    assert await pods.app_requests("reviews-v1", path) == 0, "aborted requests never reach the app"
 
 
-async def test_injected_delay_holds_requests_back(demo_mesh: LocalMesh) -> None:
-    await demo_mesh.apply(
+async def test_injected_delay_holds_requests_back(pods: PodMesh) -> None:
+    await pods.config.apply(
         "reviews-vs",
         _only_v1("  fault:\n    delay:\n      fixedDelay: 0.6s\n      percentage:\n        value: 100\n"),
     )
-    await demo_mesh.wait_synced()
+    await pods.config.wait_synced()
 
     started = time.monotonic()
-    response = await demo_mesh.request(DEMO_CLIENT.name, DEMO_URL, timeout=10)
+    response = await pods.request(REVIEWS_URL)
     elapsed = time.monotonic() - started
 
     assert (response.status, response.version) == (200, "v1")

@@ -19,7 +19,7 @@ import aiohttp
 
 from meshplane.names import HTTP_PROXY_PORT
 
-__all__ = ["MeshResponse", "SidecarClient", "binomial_bounds", "count_by"]
+__all__ = ["MeshResponse", "SidecarClient", "app_body", "binomial_bounds", "count_by"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,7 +50,8 @@ class MeshResponse:
         return value if isinstance(value, dict) else {}
 
 
-def _parse_body(text: str) -> Mapping[str, Any] | None:
+def app_body(text: str) -> Mapping[str, Any] | None:
+    """The sample app's JSON answer in ``text``; None when no sample app answered."""
     try:
         value = json.loads(text)
     except ValueError:
@@ -118,7 +119,7 @@ class SidecarClient:
                 status=response.status,
                 headers={name.lower(): value for name, value in response.headers.items()},
                 text=text,
-                body=_parse_body(text),
+                body=app_body(text),
             )
 
     async def send_many(
