@@ -67,11 +67,11 @@ from pilot.generate.listeners import (
 )
 from pilot.generate.listeners_l4_routes import L4Target, build_l4_filter_chains, has_sni_chain
 from pilot.generate.route_action import ServicePorts
-from pilot.generate.routes import service_visible
 from pilot.model import effective_mtls_mode
 from pilot.model.mesh_settings import OutboundTrafficPolicy
 from pilot.model.types import MeshSnapshot, Proxy, Service, ServiceInstance
 from pilot.model.vips import service_cidrs
+from pilot.model.visibility import service_visible
 
 __all__ = [
     "INBOUND_PASSTHROUGH_CHAIN",

@@ -43,7 +43,8 @@ from pilot.generate.route_action import (
     translate_headers,
 )
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
-from pilot.model import MeshSnapshot, Proxy, Service, virtual_services_for
+from pilot.model import MeshSnapshot, Proxy, virtual_services_for
+from pilot.model.visibility import exported_to, service_visible
 
 __all__ = [
     "DEFAULT_ROUTE_NAME",
@@ -63,7 +64,6 @@ __all__ = [
     "outbound_virtual_host_inputs",
     "route_scopes",
     "scope_source",
-    "service_visible",
     "source_matches",
     "virtual_host_domains",
     "virtual_service_config_path",
@@ -435,26 +435,12 @@ def _config_metadata(vs: VirtualService) -> Metadata:
     return metadata
 
 
-def _exported_to(export_to: Sequence[str], owner_namespace: str, namespace: str) -> bool:
-    """Istio's exportTo: empty or ``*`` is everywhere, ``.`` the owner's namespace, ``~`` nowhere."""
-    if not export_to or "*" in export_to or namespace in export_to:
-        return True
-    return "." in export_to and owner_namespace == namespace
-
-
-def service_visible(service: Service, namespace: str, snapshot: MeshSnapshot) -> bool:
-    """Whether the ServiceEntry behind ``service`` is exported to ``namespace``."""
-    entry = snapshot.configs.get(service.source)
-    export_to: Sequence[str] = getattr(entry, "export_to", ())
-    return _exported_to(export_to, service.namespace, namespace)
-
-
 def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
     """The VirtualServices for ``host`` exported to ``namespace``, the one in force first."""
     return tuple(
         vs
         for vs in virtual_services_for(snapshot, host)
-        if _exported_to(vs.export_to, vs.meta.key.namespace, namespace)
+        if exported_to(vs.export_to, vs.meta.key.namespace, namespace)
     )
 
 
