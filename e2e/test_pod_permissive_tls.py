@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from e2e.l4_apps import make_certificates, tls_hellos, tls_server_command
+from e2e.l4_mesh import TLS_APP_PORT, TLS_PORT, apply, settle, start_pods, tls_services
+from e2e.mtls import peer_authentication
 from e2e.pod_mesh import REVIEWS_PORT, REVIEWS_URL, pod_mesh
 from e2e.pods import why_pods_cannot_run
-from e2e.test_pod_mtls import peer_authentication
-from e2e.test_pod_tcp_tls_routes import TLS_APP_PORT, TLS_PORT, apply, settle, start_pods, tls_services
 
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
@@ -35,7 +35,7 @@ LOGIN = "login.bookinfo.com"
 async def test_permissive_passes_an_apps_own_tls_from_outside_and_keeps_mtls_for_the_mesh(tmp_path: Path) -> None:
     certificates = make_certificates([LOGIN])
     ca = certificates.ca_pem
-    async with pod_mesh(tmp_path, peer_authentication("PERMISSIVE"), citadel=True) as mesh:
+    async with pod_mesh(tmp_path, peer_authentication("PERMISSIVE", namespace="istio-system"), citadel=True) as mesh:
         app = tls_server_command("login", TLS_APP_PORT, *certificates.leaves[LOGIN])
         entries = await start_pods(mesh, {"login": (app, "app=login", "login")})
         apply(mesh, "login", f"{tls_services([LOGIN])}---\n{entries}")

@@ -3,7 +3,7 @@ a memory and a file source on one sink, and every Envoy resource a proxy gets fr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -58,15 +58,23 @@ def memory_and_files(
     return SeamUnderTest(store=store, sink=sink, memory=MemorySource(sink), changes=changes)
 
 
+def generated_type(type_url: str, proxy: Proxy, snapshot: MeshSnapshot) -> list[Message]:
+    """What the xDS registry serves the proxy of one type: its scopes' groups, then its own."""
+    generator = GENERATORS[type_url]
+    return [
+        *(m for scope in generator.scopes(proxy) for m in generator.build_scope(scope, snapshot)),
+        *generator.build_proxy(proxy, snapshot),
+    ]
+
+
 def generated(proxy: Proxy, snapshot: MeshSnapshot) -> dict[str, list[Message]]:
     """Every resource of every type the proxy gets, by type URL, through the generator registry."""
-    return {
-        type_url: [
-            *(m for scope in generator.scopes(proxy) for m in generator.build_scope(scope, snapshot)),
-            *generator.build_proxy(proxy, snapshot),
-        ]
-        for type_url, generator in GENERATORS.items()
-    }
+    return {type_url: generated_type(type_url, proxy, snapshot) for type_url in GENERATORS}
+
+
+def by_name(messages: Sequence[Any]) -> dict[str, Any]:
+    """Named resources (listeners, clusters, route tables) by their name."""
+    return {m.name: m for m in messages}
 
 
 HTTP_9080 = ServicePort(number=9080, name="http", protocol=Protocol.HTTP)

@@ -4,7 +4,6 @@ passthrough clusters, asserted field by field, checked for dangling references a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,11 @@ from meshplane import names
 from meshplane.identity import SDS_NODE_METADATA
 from pilot.config.types import PeerAuthentication, Protocol, Resolution, ServiceEntry, ServicePort
 from pilot.generate.listener_tls import MESH_ALPNS
-from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSettings, MeshSnapshot, OutboundTrafficPolicy, Proxy, parse_node_id, resolve_proxy
 from tests import xdstest
 from tests.route_builders import NS, REVIEWS, meta, port, service_entry, snapshot, workload
 from tests.sidecar_builders import unpack
+from tests.source_builders import by_name, generated_type
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 POD_IP = "10.89.0.21"
@@ -60,19 +59,6 @@ def captured(snap: MeshSnapshot, metadata: dict[str, str] | None = None) -> Prox
     return resolve_proxy(node, snap)
 
 
-def generated(type_url: str, proxy: Proxy, snap: MeshSnapshot) -> list[Any]:
-    """What the xDS registry serves this proxy of one type (its scopes' groups, then its own)."""
-    generator = GENERATORS[type_url]
-    out: list[Any] = []
-    for scope in generator.scopes(proxy):
-        out.extend(generator.build_scope(scope, snap))
-    return [*out, *generator.build_proxy(proxy, snap)]
-
-
-def by_name(messages: Sequence[Any]) -> dict[str, Any]:
-    return {m.name: m for m in messages}
-
-
 def tcp_cluster(listener_chain: Any) -> str:
     [network] = listener_chain.filters[-1:]
     return str(unpack(TcpProxy(), network.typed_config).cluster)
@@ -82,7 +68,7 @@ def test_uncaptured_proxy_keeps_the_http_proxy_listener() -> None:
     snap = mesh()
     proxy = captured(snap, {SDS_NODE_METADATA: "true"})
     assert not proxy.captured
-    assert [lis.name for lis in generated(LISTENER_TYPE, proxy, snap)] == [
+    assert [lis.name for lis in generated_type(LISTENER_TYPE, proxy, snap)] == [
         names.outbound_listener_name(POD_IP),
         f"{POD_IP}_9080",
         # 3306 == target port: skipped on the shared address, as today
@@ -91,7 +77,7 @@ def test_uncaptured_proxy_keeps_the_http_proxy_listener() -> None:
 
 def test_virtual_outbound() -> None:
     snap = mesh()
-    lis = by_name(generated(LISTENER_TYPE, captured(snap), snap))["virtualOutbound"]
+    lis = by_name(generated_type(LISTENER_TYPE, captured(snap), snap))["virtualOutbound"]
     assert lis.address.socket_address.address == "0.0.0.0"
     assert lis.address.socket_address.port_value == names.OUTBOUND_CAPTURE_PORT
     assert lis.use_original_dst.value is True
@@ -113,13 +99,13 @@ def test_virtual_outbound() -> None:
 )
 def test_outbound_policy_decides_the_default_chain(policy: OutboundTrafficPolicy, cluster: str) -> None:
     snap = mesh(policy=policy)
-    lis = by_name(generated(LISTENER_TYPE, captured(snap), snap))["virtualOutbound"]
+    lis = by_name(generated_type(LISTENER_TYPE, captured(snap), snap))["virtualOutbound"]
     assert tcp_cluster(lis.default_filter_chain) == cluster
 
 
 def test_outbound_service_listeners() -> None:
     snap = mesh()
-    listeners = by_name(generated(LISTENER_TYPE, captured(snap), snap))
+    listeners = by_name(generated_type(LISTENER_TYPE, captured(snap), snap))
     [reviews_vip] = snap.vips[REVIEWS]
     assert sorted(listeners) == sorted(
         ["virtualOutbound", "virtualInbound", "0.0.0.0_8080", "0.0.0.0_9080", f"{reviews_vip}_3306", "0.0.0.0_5432"]
@@ -138,7 +124,7 @@ def test_outbound_service_listeners() -> None:
 
 def test_virtual_inbound_chains_per_port_and_passthrough() -> None:
     snap = mesh()
-    lis = by_name(generated(LISTENER_TYPE, captured(snap), snap))["virtualInbound"]
+    lis = by_name(generated_type(LISTENER_TYPE, captured(snap), snap))["virtualInbound"]
     assert lis.address.socket_address.port_value == names.INBOUND_CAPTURE_PORT
     assert [f.name for f in lis.listener_filters] == [
         "envoy.filters.listener.original_dst",
@@ -176,7 +162,7 @@ def test_virtual_inbound_chains_per_port_and_passthrough() -> None:
 def test_strict_applies_to_passthrough() -> None:
     strict = PeerAuthentication(meta=meta("PeerAuthentication", "default", "istio-system"), mode="STRICT")
     snap = mesh(strict)
-    lis = by_name(generated(LISTENER_TYPE, captured(snap), snap))["virtualInbound"]
+    lis = by_name(generated_type(LISTENER_TYPE, captured(snap), snap))["virtualInbound"]
     passthrough = [c for c in lis.filter_chains if c.name.startswith("InboundPassthrough")]
     assert [c.name for c in passthrough] == ["InboundPassthroughFilterChain"]
     assert passthrough[0].transport_socket.name == "envoy.transport_sockets.tls"
@@ -184,7 +170,7 @@ def test_strict_applies_to_passthrough() -> None:
 
 def test_port_route_tables_domains_and_catch_all() -> None:
     snap = mesh()
-    tables = by_name(generated(ROUTE_TYPE, captured(snap), snap))
+    tables = by_name(generated_type(ROUTE_TYPE, captured(snap), snap))
     assert sorted(tables) == ["8080", "9080", "inbound|9080||"]
     table: RouteConfiguration = tables["9080"]
     assert [vh.name for vh in table.virtual_hosts] == [
@@ -205,7 +191,7 @@ def test_port_route_tables_domains_and_catch_all() -> None:
 
 def test_registry_only_blocks_unknown_hosts_with_502() -> None:
     snap = mesh(policy=OutboundTrafficPolicy.REGISTRY_ONLY)
-    table = by_name(generated(ROUTE_TYPE, captured(snap), snap))["9080"]
+    table = by_name(generated_type(ROUTE_TYPE, captured(snap), snap))["9080"]
     block_all = next(vh for vh in table.virtual_hosts if vh.name == "block_all")
     assert list(block_all.domains) == ["*"]
     assert block_all.routes[0].direct_response.status == 502
@@ -213,7 +199,7 @@ def test_registry_only_blocks_unknown_hosts_with_502() -> None:
 
 def test_captured_clusters() -> None:
     snap = mesh()
-    clusters = by_name(generated(CLUSTER_TYPE, captured(snap), snap))
+    clusters = by_name(generated_type(CLUSTER_TYPE, captured(snap), snap))
     passthrough: Cluster = clusters[names.PASSTHROUGH_CLUSTER]
     assert passthrough.type == Cluster.DiscoveryType.ORIGINAL_DST
     assert passthrough.lb_policy == Cluster.LbPolicy.CLUSTER_PROVIDED
@@ -233,7 +219,7 @@ def test_captured_clusters() -> None:
 
 def test_uncaptured_none_cluster_stays_logical_dns() -> None:
     snap = mesh()
-    clusters = by_name(generated(CLUSTER_TYPE, captured(snap, {SDS_NODE_METADATA: "true"}), snap))
+    clusters = by_name(generated_type(CLUSTER_TYPE, captured(snap, {SDS_NODE_METADATA: "true"}), snap))
     assert clusters[f"outbound|5432||{DB}"].type == Cluster.DiscoveryType.LOGICAL_DNS
     assert names.PASSTHROUGH_CLUSTER not in clusters
 
@@ -244,10 +230,10 @@ def test_captured_sidecar_config_is_consistent_and_envoy_accepts_it(
 ) -> None:
     snap = mesh(policy=policy)
     proxy = captured(snap)
-    clusters = generated(CLUSTER_TYPE, proxy, snap)
-    assignments = generated(ENDPOINT_TYPE, proxy, snap)
-    listeners: list[Listener] = generated(LISTENER_TYPE, proxy, snap)
-    routes = generated(ROUTE_TYPE, proxy, snap)
+    clusters = generated_type(CLUSTER_TYPE, proxy, snap)
+    assignments = generated_type(ENDPOINT_TYPE, proxy, snap)
+    listeners: list[Listener] = generated_type(LISTENER_TYPE, proxy, snap)
+    routes = generated_type(ROUTE_TYPE, proxy, snap)
     xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=listeners, routes=routes)
     xdstest.envoy_validate(
         tmp_path, clusters=clusters, listeners=listeners, routes=routes, load_assignments=assignments

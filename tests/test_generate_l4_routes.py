@@ -20,7 +20,7 @@ from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
 from tests import xdstest
 from tests.sidecar_builders import unpack
-from tests.test_generate_captured import by_name, generated
+from tests.source_builders import by_name, generated_type
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 CAPTURED = {names.INTERCEPTION_MODE_METADATA: "REDIRECT", SDS_NODE_METADATA: "true"}
@@ -259,7 +259,7 @@ def test_destination_subnets_chain_comes_before_the_default() -> None:
 def test_http_virtual_host_domains_hold_the_service_entry_ip_not_its_cidr() -> None:
     snap = mesh()
     client = proxy(snap)
-    routes = {r.name: r for r in generated(ROUTE_TYPE, client, snap)}
+    routes = {r.name: r for r in generated_type(ROUTE_TYPE, client, snap)}
     [vhost] = [v for v in routes["80"].virtual_hosts if "web.internal" in v.domains]
     assert list(vhost.domains) == ["web.internal", "web.internal:80", "10.40.0.1", "10.40.0.1:80"]
 
@@ -267,10 +267,10 @@ def test_http_virtual_host_domains_hold_the_service_entry_ip_not_its_cidr() -> N
 def test_a_full_captured_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None:
     snap = mesh(VS_ECHO % "", VS_SECURE, VS_PINNED)
     client = proxy(snap)
-    clusters: list[Any] = generated(CLUSTER_TYPE, client, snap)
-    assignments = generated(ENDPOINT_TYPE, client, snap)
-    all_listeners: list[Listener] = generated(LISTENER_TYPE, client, snap)
-    routes = generated(ROUTE_TYPE, client, snap)
+    clusters: list[Any] = generated_type(CLUSTER_TYPE, client, snap)
+    assignments = generated_type(ENDPOINT_TYPE, client, snap)
+    all_listeners: list[Listener] = generated_type(LISTENER_TYPE, client, snap)
+    routes = generated_type(ROUTE_TYPE, client, snap)
     xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=all_listeners, routes=routes)
     xdstest.envoy_validate(
         tmp_path, clusters=clusters, listeners=all_listeners, routes=routes, load_assignments=assignments

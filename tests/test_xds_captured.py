@@ -25,7 +25,7 @@ from pilot.model import MeshSettings, OutboundTrafficPolicy
 from pilot.xds import DiscoveryServer
 from tests.route_builders import REVIEWS, service_entry, workload
 from tests.sidecar_builders import unpack
-from tests.xds_fakes import AdsStream, configs_of, wait_until
+from tests.xds_fakes import AdsStream, configs_of, serving
 
 POD_IP = "10.89.0.21"
 CAPTURED_NODE = f"sidecar~{POD_IP}~reviews-v1.default~default.svc.cluster.local"
@@ -53,14 +53,8 @@ def _configs() -> dict[Any, Any]:
 @pytest.fixture
 async def server() -> AsyncIterator[DiscoveryServer]:
     """A DiscoveryServer over the real generators (ALLOW_ANY), 10ms debounce."""
-    server = DiscoveryServer(debounce=0.01, debounce_max=0.2)
-    server.update_config(_configs(), 1)
-    await server.start("127.0.0.1:0")
-    try:
-        await wait_until(lambda: server.ready)
+    async with serving(_configs(), debounce=0.01, debounce_max=0.2) as server:
         yield server
-    finally:
-        await server.stop(grace=0)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse, Dis
 from meshplane.nds.v1.nds_pb2 import NameTable
 from pilot.generate.registry import NAME_TABLE_TYPE
 from pilot.xds import DiscoveryServer
-from tests.xds_fakes import PRODUCTPAGE, AdsStream, bookinfo, configs_of, service_entry, wait_until
+from tests.xds_fakes import PRODUCTPAGE, AdsStream, bookinfo, configs_of, service_entry, serving, wait_until
 
 REVIEWS = "reviews.default.svc.cluster.local"
 PRODUCTPAGE_HOST = "productpage.default.svc.cluster.local"
@@ -22,14 +22,8 @@ DETAILS = "details.default.svc.cluster.local"
 @pytest.fixture
 async def nds_server() -> AsyncIterator[DiscoveryServer]:
     """The real generators (``DiscoveryServer()``) serving bookinfo, 10ms debounce."""
-    server = DiscoveryServer(debounce=0.01)
-    server.update_config(bookinfo(), 1)
-    await server.start("127.0.0.1:0")
-    try:
-        await wait_until(lambda: server.ready)
+    async with serving(bookinfo(), debounce=0.01) as server:
         yield server
-    finally:
-        await server.stop(grace=0)
 
 
 @pytest.fixture

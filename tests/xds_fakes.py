@@ -8,9 +8,10 @@ their ``build_scope`` calls to prove that a scope is built once per snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -59,6 +60,7 @@ from pilot.generate.registry import (
     TypeGenerator,
 )
 from pilot.model import MeshSnapshot, Proxy, destination_rule_for, labels_match, virtual_services_for
+from pilot.xds import DiscoveryServer
 
 WAIT = 5.0  # seconds: every wait in these tests is bounded by this
 
@@ -395,3 +397,17 @@ async def wait_until(predicate: Any, timeout: float = WAIT) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.01)
+
+
+@contextlib.asynccontextmanager
+async def serving(configs: Mapping[ConfigKey, Resource], **options: Any) -> AsyncIterator[DiscoveryServer]:
+    """A ``DiscoveryServer(**options)`` (the real generators unless ``generators=`` is given) serving ``configs`` as
+    version 1 on a free loopback port, ready; stopped on exit."""
+    server = DiscoveryServer(**options)
+    server.update_config(configs, 1)
+    await server.start("127.0.0.1:0")
+    try:
+        await wait_until(lambda: server.ready)
+        yield server
+    finally:
+        await server.stop(grace=0)
