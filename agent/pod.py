@@ -220,27 +220,31 @@ async def run_pod(spec: PodSpec) -> int:
     if spec.app_uid == PROXY_UID:
         raise PodNetworkError(f"--app-uid: {PROXY_UID} is the proxy's uid; its traffic would not be captured")
     envoy = shared_envoy_binary(find_envoy_binary())
-    with network_lock():
-        _clean_leftover(spec)
-        setup_network(spec.network)
-        pod = create_pod(
-            spec.network,
-            name=spec.name,
-            namespace=spec.namespace,
-            pod_ip=spec.ip,
-            app_uid=spec.app_uid,
-            app_gid=spec.app_uid,
-            runner_pid=os.getpid(),
-            state_dir=spec.state_dir,
-        )
-    relay = Relay(pod.netns, [_in_pod(a) for a in (spec.pilot, spec.citadel, spec.mixer) if a is not None])
     processes: list[asyncio.subprocess.Process] = []
     follower: asyncio.Task[None] | None = None
+    relay: Relay | None = None
+    owned = False  # once the pod's names are ours to create and remove (not another live run's)
     stopped = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # before anything is created: a SIGTERM during set-up must still run the clean-up below
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stopped.set)
     try:
+        with network_lock():
+            _clean_leftover(spec)
+            owned = True
+            setup_network(spec.network)
+            pod = create_pod(
+                spec.network,
+                name=spec.name,
+                namespace=spec.namespace,
+                pod_ip=spec.ip,
+                app_uid=spec.app_uid,
+                app_gid=spec.app_uid,
+                runner_pid=os.getpid(),
+                state_dir=spec.state_dir,
+            )
+        relay = Relay(pod.netns, [_in_pod(a) for a in (spec.pilot, spec.citadel, spec.mixer) if a is not None])
         install_capture(dataclasses.replace(spec.capture, redirect_dns=spec.dns), pod.netns)
         await relay.start()
         bootstrap = _write_bootstrap(spec, pod)
@@ -261,6 +265,8 @@ async def run_pod(spec: PodSpec) -> int:
             processes.append(await _start(dns_command, logs / "agent.log"))
         envoy_argv = sidecar_command(envoy, bootstrap, concurrency=1, log_level="info")
         processes.append(await _start(in_netns_command(pod.netns, envoy_argv, uid=PROXY_UID), logs / "envoy.log"))
+        if stopped.is_set():  # stopped while setting up: never start the app
+            return 128 + signal.SIGTERM
         app = await _start(in_netns_command(pod.netns, spec.app, uid=spec.app_uid), logs / "app.log")
         processes.append(app)
         waits = [asyncio.ensure_future(p.wait()) for p in processes] + [asyncio.ensure_future(stopped.wait())]
@@ -275,11 +281,13 @@ async def run_pod(spec: PodSpec) -> int:
             loop.remove_signal_handler(number)
         for process in reversed(processes):
             await _stop(process)
-        await relay.close()
-        with network_lock():
-            delete_pod(spec.namespace, spec.name, spec.state_dir)
-            if not pods_left(spec.network):
-                teardown_network(spec.network)
+        if relay is not None:
+            await relay.close()
+        if owned:
+            with network_lock():
+                delete_pod(spec.namespace, spec.name, spec.state_dir)
+                if not pods_left(spec.network):
+                    teardown_network(spec.network)
 
 
 def exec_in_pod(namespace: str, name: str, argv: Sequence[str], state_dir: Path = DEFAULT_PODS_DIR) -> None:

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -180,6 +181,13 @@ def teardown_network(network: PodNetwork) -> None:
     ip("link", "del", network.bridge, check=False)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Readers (``pod exec``, a test waiting for the pod) see the whole file or none of it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def read_pod(namespace: str, name: str, state_dir: Path = DEFAULT_PODS_DIR) -> PodAddress | None:
     try:
         return PodAddress(**json.loads((pod_dir(namespace, name, state_dir) / "pod.json").read_text()))
@@ -237,7 +245,7 @@ def create_pod(
     )
     directory = pod.directory
     directory.mkdir(mode=0o755, parents=True, exist_ok=True)
-    (directory / "pod.json").write_text(json.dumps(asdict(pod), indent=2) + "\n")
+    _write_atomically(directory / "pod.json", json.dumps(asdict(pod), indent=2) + "\n")
     ip("netns", "add", pod.netns)
     ip("link", "add", pod.veth, "type", "veth", "peer", "name", "eth0", "netns", pod.netns)
     ip("link", "set", pod.veth, "master", network.bridge, "up")
