@@ -26,17 +26,17 @@ $(GENERATED): $(PROTOS) citadel/proto/generate.py | $(STAMP)
 
 venv: $(STAMP) $(GENERATED)
 
-## The demo mesh as pods (needs root: sudo make demo): Pilot, Citadel, Mixer on the host, three versions of a service
-## and a client as pods, each with a real Envoy sidecar and iptables capture.
+## The demo mesh as pods: Pilot, Citadel, Mixer, three versions of a service and a client as pods, each with a real
+## Envoy sidecar and iptables capture; as root on the machine, as a normal user inside a user namespace (rootless).
 demo: $(STAMP) $(GENERATED)
 	$(BIN)/meshplane demo
 
 ## What the pod scenarios need from Debian (e2e/test_capture.py, e2e/test_pod_run.py): iptables. Installed when
 ## running as root and missing; without root those scenarios are skipped, saying why.
 system-packages:
-	@if [ "$$(id -u)" = 0 ] && ! command -v iptables-restore >/dev/null; then \
-		echo "installing Debian's iptables for the pod scenarios"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables >/dev/null; \
+	@if [ "$$(id -u)" = 0 ] && ! { command -v iptables-restore && command -v newuidmap; } >/dev/null; then \
+		echo "installing Debian's iptables and uidmap for the pod scenarios (uidmap: the rootless demo)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables uidmap >/dev/null; \
 	fi
 
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy.

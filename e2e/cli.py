@@ -1,6 +1,6 @@
 """``meshplane``: the user-facing command. Each subcommand is a ``Command``: its arguments and an async runner.
 
-    meshplane demo [--keep-running] [--requests 200] [--workdir DIR]
+    meshplane demo [--keep-running] [--requests 200] [--workdir DIR] [--rootless]
     meshplane analyze DIR
     meshplane proxy-status [--pilot-monitor 127.0.0.1:15014]
     meshplane proxy-config cluster|listener|route|endpoint WORKLOAD[.NAMESPACE] [-o json]
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import aiohttp
 import structlog
 
 from agent.pod_cli import capture_arguments, pod_arguments, run_capture, run_pod_command
+from agent.rootless import enter_rootless, in_rootless_namespace, run_rootless, why_rootless_cannot_run
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
 from e2e.harness import MeshNotSyncedError
@@ -57,13 +59,38 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--requests", type=int, default=200, help="requests sent to measure each split (default: %(default)s)"
     )
     parser.add_argument("--workdir", type=Path, help="where config and logs go (default: a temporary directory)")
+    parser.add_argument(
+        "--rootless",
+        action="store_true",
+        help="run the pods inside a user namespace of their own, as without root (the default when not root)",
+    )
 
 
 async def _run_demo(args: argparse.Namespace) -> int:
     if args.requests < 1:
         print("meshplane demo: --requests must be at least 1", file=sys.stderr)
         return 2
+    if (os.geteuid() != 0 or args.rootless) and not in_rootless_namespace():
+        return _run_demo_rootless(args)
+    if in_rootless_namespace():
+        enter_rootless()
     return await run_demo(requests=args.requests, keep_running=args.keep_running, workdir=args.workdir)
+
+
+def _run_demo_rootless(args: argparse.Namespace) -> int:
+    """Without root: the same demo as root of a user namespace of its own (``agent.rootless``), or what is
+    missing for that."""
+    missing = why_rootless_cannot_run()
+    if missing is not None:
+        print("meshplane demo: the demo runs its workloads as pods, which need root or a user namespace, and")
+        print(f"  {missing}.")
+        print("  Run it as root instead: sudo make demo   (or: sudo .venv/bin/meshplane demo)")
+        return 2
+    print("meshplane demo: not root: running the pods inside a user namespace of their own (rootless)", flush=True)
+    demo = ["demo", "--requests", str(args.requests), *(["--keep-running"] if args.keep_running else [])]
+    if args.workdir is not None:
+        demo += ["--workdir", str(args.workdir.resolve())]
+    return run_rootless([sys.executable, "-m", "e2e.cli", *demo])
 
 
 def _analyze_arguments(parser: argparse.ArgumentParser) -> None:

@@ -48,7 +48,7 @@ from e2e.mesh_config import (
 )
 from e2e.mtls import caller_identity
 from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh
-from e2e.pods import app_server_command, pod_requests, why_pods_cannot_run
+from e2e.pods import APP_UID, app_server_command, pod_requests, why_pods_cannot_run
 from e2e.telemetry import istio_request_counts
 from e2e.traffic import MeshResponse, count_by
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
@@ -371,7 +371,7 @@ async def _start_pods(mesh: PodMesh, out: Printer) -> None:
     await mesh.config.wait_synced()
     out(
         f"  pods on {mesh.network.cidr} (bridge {mesh.network.bridge}), each: netns + iptables capture + DNS agent"
-        " + Envoy (uid 1337) + app (uid {APP_UID}):"
+        f" + Envoy (uid 1337) + app (uid {APP_UID}):"
     )
     for spec in DEMO_WORKLOADS:
         role = f"app: reviews {spec.version} on :{REVIEWS_PORT}" if spec.service else f"app: urllib -> {REVIEWS_URL}"
