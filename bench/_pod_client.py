@@ -24,6 +24,7 @@ __all__ = ["LoadAnswers", "LoadGenerator", "admin_counters", "sidecar_pid"]
 
 _ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}  # no proxy variables: the app is unmodified
 _READY_SECONDS = 30.0
+_LINE_LIMIT = 64 * 1024 * 1024  # the answers come as one JSON line: about 40 bytes a request
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,7 +56,12 @@ class LoadGenerator:
         self._log.parent.mkdir(parents=True, exist_ok=True)
         with self._log.open("ab") as log:
             self._process = await asyncio.create_subprocess_exec(
-                *self._argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log, env=_ENV
+                *self._argv,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=_ENV,
+                limit=_LINE_LIMIT,
             )
         ready = await self._line(float(self._plan["warmup"]) + _READY_SECONDS)
         return str(ready["address"])
