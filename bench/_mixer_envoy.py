@@ -28,6 +28,7 @@ health)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -277,9 +278,15 @@ async def run_envoy(
 
 async def _run_in(workdir: Path, *, rate: float, seconds: float, warmup: float, custom_kind: str) -> EnvoyRun:
     config = "---\n".join((routes_yaml(), policies_yaml(custom_kind)))
-    async with pod_mesh(workdir / "mesh", config, mixer=True, versions=tuple(_SUBSETS.values())) as mesh:
-        assert mesh.mixer is not None
-        for component, configz in (("pilot", await mesh.pilot.configz()), ("mixer", await mesh.mixer.configz())):
-            if configz.get("rejected"):
-                raise RuntimeError(f"{component} rejected the benchmark config: {configz['rejected']}")
-        return await _measure(mesh, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
+    state_dir: Path | None = None
+    try:
+        async with pod_mesh(workdir / "mesh", config, mixer=True, versions=tuple(_SUBSETS.values())) as mesh:
+            state_dir = mesh.state_dir
+            assert mesh.mixer is not None
+            for component, configz in (("pilot", await mesh.pilot.configz()), ("mixer", await mesh.mixer.configz())):
+                if configz.get("rejected"):
+                    raise RuntimeError(f"{component} rejected the benchmark config: {configz['rejected']}")
+            return await _measure(mesh, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
+    finally:
+        if state_dir is not None and not any(state_dir.glob("*/*/pod.json")):  # kept as evidence otherwise
+            shutil.rmtree(state_dir, ignore_errors=True)
