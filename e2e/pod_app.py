@@ -38,6 +38,7 @@ def _handler(service: str, version: str, workload: str) -> type[BaseHTTPRequestH
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: Nagle would hold the body for the ACK
 
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)
