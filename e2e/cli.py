@@ -24,9 +24,9 @@ import aiohttp
 import structlog
 
 from agent.pod_cli import capture_arguments, pod_arguments, run_capture, run_pod_command
+from e2e.config_sync import MeshNotSyncedError
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
-from e2e.harness import MeshNotSyncedError
 from envoy_bootstrap.binary import EnvoyNotFoundError
 from envoy_bootstrap.runner import EnvoyError
 from pilot.analyze import analyze_directory, format_finding
