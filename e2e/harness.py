@@ -1,15 +1,17 @@
-"""A whole mesh on loopback: Pilot, workloads (sample app + real Envoy sidecar each), config applied as files.
+"""Host-side helpers of the scenarios and the demo (the control plane's ports, a free loopback subnet for them), and
+``LocalMesh``, the old loopback model: Pilot plus workloads (sample app + real Envoy sidecar each) on one ``/24`` of
+127.0.0.0/8, apps using their sidecar as an HTTP proxy on ``:15001``. No e2e scenario uses ``LocalMesh`` any more
+(they run as pods: ``e2e.pod_mesh``); only the Mixer benchmark (``bench/_mixer_envoy.py``) still does, and it goes
+with it (issue 9, "One model").
 
     async with LocalMesh(workdir=tmp, subnet="127.0.2") as mesh:      # starts Pilot on 127.0.2.1:15010
         await mesh.apply("mesh", render_demo_mesh("127.0.2"))
-        await mesh.start_workloads(DEMO_WORKLOADS)                      # apps + sidecars, ready
-        await mesh.apply("route", demo_config_text(DEMO_ROUTE_FILES[0], "127.0.2"))
+        await mesh.start_workloads(DEMO_WORKLOADS, sample_apps=False)   # sidecars, ready
         await mesh.wait_synced()
-        response = await mesh.request("productpage", DEMO_URL)
 
-Each mesh lives on its own ``/24`` of 127.0.0.0/8 (``subnet``), so tests and the demo (``127.0.0``) never
-collide on ports. Everything is stopped on exit, also when the body failed; then the tail of every process's
-log is printed (the full logs stay in ``workdir``).
+Each mesh lives on its own ``/24`` of 127.0.0.0/8 (``subnet``), so meshes never collide on ports. Everything is
+stopped on exit, also when the body failed; then the tail of every process's log is printed (the full logs stay
+in ``workdir``).
 """
 
 from __future__ import annotations
@@ -19,12 +21,12 @@ import contextlib
 import random
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import structlog
 
@@ -49,9 +51,7 @@ __all__ = [
     "MONITOR_PORT",
     "PILOT_HOST",
     "XDS_PORT",
-    "DemoMeshFactory",
     "LocalMesh",
-    "MeshFactory",
     "MeshNotSyncedError",
     "Workload",
     "find_free_subnet",
@@ -80,26 +80,6 @@ class Workload:
     node_id: str
     envoy: EnvoyProcess
     app: SampleApp | None
-
-
-class MeshFactory(Protocol):
-    """The ``mesh`` fixture (``e2e/conftest.py``): starts a ``LocalMesh`` with Pilot on a free subnet."""
-
-    async def __call__(
-        self,
-        *,
-        xds_mode: XdsMode = "sotw",
-        debounce: str = "50ms",
-        envoy_log_level: str = "info",
-        citadel: bool = False,
-        cert_ttl: str = "24h",
-        citadel_arguments: tuple[str, ...] = (),
-        mixer: bool = False,
-        mixer_arguments: tuple[str, ...] = (),
-    ) -> LocalMesh: ...
-
-
-DemoMeshFactory = Callable[..., Awaitable["LocalMesh"]]  # ``mixer_mesh``: the demo topology, ready
 
 
 def _is_failure(exc: BaseException) -> bool:

@@ -4,8 +4,9 @@ The demo runs as pods: ``00-reviews-mesh.yaml`` is written with the pod IPs of t
 (``10.89.0.x``), so that a reader can apply the files as they are; a test runs the same mesh on a pod network of
 its own, and ``render_pod_demo`` moves the ``10.89.0.x`` addresses there.
 
-The scenarios still on the loopback model (``e2e.harness.LocalMesh``) use ``e2e/loopback_config/`` instead,
-written for ``127.0.0.x`` and moved to another loopback subnet by ``demo_config_text``/``render_demo_mesh``.
+What is left of the loopback model (``e2e.harness.LocalMesh``: only the Mixer benchmark, no e2e scenario) uses
+``e2e/loopback_config/`` instead, written for ``127.0.0.x`` and moved to another loopback subnet by
+``demo_config_text``/``render_demo_mesh``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ __all__ = [
     "DEMO_POLICY_FILE",
     "DEMO_ROUTE_FILES",
     "DEMO_SUBNET",
-    "DEMO_URL",
     "DEMO_WORKLOADS",
     "LOOPBACK_MESH_FILE",
     "REVIEWS_APP_PORT",
@@ -55,7 +55,6 @@ DEMO_SUBNET = "127.0.0"  # the addresses written in the files
 DEMO_HOST = "reviews.default.svc.cluster.local"
 REVIEWS_PORT = 9080  # the service port: each reviews sidecar's inbound listener
 REVIEWS_APP_PORT = 19080  # the app behind it (the WorkloadEntry's `ports: {http: 19080}`)
-DEMO_URL = f"http://{DEMO_HOST}:{REVIEWS_PORT}/"
 
 _DEMO_ADDRESS = re.compile(r"\b127\.0\.0\.(\d{1,3})\b")
 DEMO_POD_NETWORK = PodNetwork()  # meshplane pod run's defaults: bridge mpbr0, 10.89.0.0/16
