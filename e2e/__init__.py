@@ -25,7 +25,7 @@ if TYPE_CHECKING:
         render_demo_mesh,
     )
     from e2e.sample_app import SampleApp
-    from e2e.traffic import MeshResponse, count_by
+    from e2e.traffic import MeshResponse, SidecarClient, count_by
 
 _EXPORTS = {
     "DEMO_CLIENT": "e2e.mesh_config",
@@ -39,6 +39,7 @@ _EXPORTS = {
     "PilotError": "e2e.control_plane",
     "PilotProcess": "e2e.control_plane",
     "SampleApp": "e2e.sample_app",
+    "SidecarClient": "e2e.traffic",
     "Workload": "e2e.harness",
     "WorkloadSpec": "e2e.mesh_config",
     "count_by": "e2e.traffic",
@@ -59,6 +60,7 @@ __all__ = [
     "PilotError",
     "PilotProcess",
     "SampleApp",
+    "SidecarClient",
     "Workload",
     "WorkloadSpec",
     "count_by",
