@@ -34,7 +34,7 @@ from tests.route_builders import (
 )
 
 PRODUCTPAGE = "productpage.default.svc.cluster.local"
-CATCH_ALL = port_routes.ALLOW_ANY_VIRTUAL_HOST  # every port's table ends with Istio's catch-all (see test_generate_sidecar)
+CATCH_ALL = port_routes.ALLOW_ANY_VIRTUAL_HOST  # every port's table has Istio's catch-all
 
 
 def node(namespace: str = NS) -> ProxyNode:
