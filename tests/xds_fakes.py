@@ -200,11 +200,14 @@ def fake_generators(calls: Counter[str] | None = None) -> dict[str, TypeGenerato
         ]
 
     def listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
-        """virtualOutbound, then a virtualInbound that names the ports the workload serves."""
+        """virtualOutbound, then a virtualInbound whose name says the workload's address and served ports (so that a
+        test sees a proxy's own part rebuilt)."""
         ports = "_".join(str(instance.port.number) for instance in proxy.instances)
         return [
             Listener(name="virtualOutbound", address=_address("0.0.0.0", names.OUTBOUND_CAPTURE_PORT)),
-            Listener(name=f"virtualInbound_{ports}", address=_address("0.0.0.0", names.INBOUND_CAPTURE_PORT)),
+            Listener(
+                name=f"virtualInbound_{proxy.address}_{ports}", address=_address("0.0.0.0", names.INBOUND_CAPTURE_PORT)
+            ),
         ]
 
     def route_tables(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[RouteConfiguration]:
