@@ -5,7 +5,6 @@ checked by ``xdstest`` and ``envoy --mode validate``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from envoy.config.listener.v3.listener_components_pb2 import FilterChain
 from envoy.config.listener.v3.listener_pb2 import Listener
@@ -17,10 +16,9 @@ from pilot.generate.listeners import build_listeners
 from pilot.generate.listeners_l4_routes import match_applies
 from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
-from tests import xdstest
 from tests.sidecar_builders import unpack
-from tests.source_builders import by_name, generated_type
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.source_builders import by_name, generated_type, validate_generated
+from xdscore.types import LISTENER_TYPE, ROUTE_TYPE
 
 SDS = {SDS_NODE_METADATA: "true"}
 ECHO = "tcp-echo.default.svc.cluster.local"
@@ -265,15 +263,7 @@ def test_http_virtual_host_domains_hold_the_service_entry_ip_not_its_cidr() -> N
 
 def test_a_full_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None:
     snap = mesh(VS_ECHO % "", VS_SECURE, VS_PINNED)
-    client = proxy(snap)
-    clusters: list[Any] = generated_type(CLUSTER_TYPE, client, snap)
-    assignments = generated_type(ENDPOINT_TYPE, client, snap)
-    all_listeners: list[Listener] = generated_type(LISTENER_TYPE, client, snap)
-    routes = generated_type(ROUTE_TYPE, client, snap)
-    xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=all_listeners, routes=routes)
-    xdstest.envoy_validate(
-        tmp_path, clusters=clusters, listeners=all_listeners, routes=routes, load_assignments=assignments
-    )
+    validate_generated(tmp_path, proxy(snap), snap)
 
 
 def test_a_virtual_service_change_regenerates_listeners() -> None:

@@ -28,9 +28,8 @@ from pilot.config.types import ConfigMeta, Protocol, Resolution, Resource, Servi
 from pilot.generate import filter_chains, listeners
 from pilot.generate._protos import http_filter, network_filter
 from pilot.model import MeshSnapshot, Proxy
-from tests.source_builders import generated
-from tests.xdstest import check_resources, envoy_validate
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.source_builders import validate_generated
+from tests.xdstest import check_resources
 
 MakeMeta = Callable[..., ConfigMeta]
 ADDRESS = "10.89.0.21"
@@ -236,12 +235,4 @@ def test_extension_points_for_filters_and_transport_sockets() -> None:
 
 
 def test_envoy_accepts_a_whole_sidecar(tmp_path: Path, proxy: Proxy, snapshot: MeshSnapshot) -> None:
-    resources = generated(proxy, snapshot)
-    config = {
-        "clusters": resources[CLUSTER_TYPE],
-        "load_assignments": resources[ENDPOINT_TYPE],
-        "listeners": resources[LISTENER_TYPE],
-        "routes": resources[ROUTE_TYPE],
-    }
-    check_resources(**config)
-    envoy_validate(tmp_path, **config)
+    validate_generated(tmp_path, proxy, snapshot)

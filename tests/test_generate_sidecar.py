@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
     HttpConnectionManager,
@@ -30,11 +29,10 @@ from pilot.model import (
     parse_node_id,
     resolve_proxy,
 )
-from tests import xdstest
 from tests.route_builders import NS, REVIEWS, meta, port, service_entry, snapshot, workload
 from tests.sidecar_builders import unpack
-from tests.source_builders import by_name, generated_type
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.source_builders import by_name, generated_type, validate_generated
+from xdscore.types import CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 POD_IP = "10.89.0.21"
 CAPTURED = {names.INTERCEPTION_MODE_METADATA: "REDIRECT", SDS_NODE_METADATA: "true"}
@@ -238,16 +236,6 @@ def test_passthrough_and_inbound_clusters() -> None:
 
 
 @pytest.mark.parametrize("policy", list(OutboundTrafficPolicy), ids=[p.value.lower() for p in OutboundTrafficPolicy])
-def test_sidecar_config_is_consistent_and_envoy_accepts_it(
-    tmp_path: Path, policy: OutboundTrafficPolicy
-) -> None:
+def test_sidecar_config_is_consistent_and_envoy_accepts_it(tmp_path: Path, policy: OutboundTrafficPolicy) -> None:
     snap = mesh(policy=policy)
-    proxy = captured(snap)
-    clusters = generated_type(CLUSTER_TYPE, proxy, snap)
-    assignments = generated_type(ENDPOINT_TYPE, proxy, snap)
-    listeners: list[Listener] = generated_type(LISTENER_TYPE, proxy, snap)
-    routes = generated_type(ROUTE_TYPE, proxy, snap)
-    xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=listeners, routes=routes)
-    xdstest.envoy_validate(
-        tmp_path, clusters=clusters, listeners=listeners, routes=routes, load_assignments=assignments
-    )
+    validate_generated(tmp_path, captured(snap), snap)
