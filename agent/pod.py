@@ -143,8 +143,6 @@ def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
             pilot=f"127.0.0.1:{parse_host_port(spec.pilot, argument='--pilot').port}",
             mixer=_local(spec.mixer, "--mixer"),
             xds_mode=spec.xds_mode,
-            interception_mode="REDIRECT",
-            admin_address="127.0.0.1",
             service_account=spec.service_account,
             labels=spec.labels,
             **_citadel_arguments(spec, directory),  # type: ignore[arg-type]
