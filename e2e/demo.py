@@ -36,8 +36,8 @@ from e2e.harness import (
     XDS_PORT,
     port_free,
 )
-from e2e.l4_apps import TCP_ECHO_PORT, tcp_echo_counts, tcp_echo_replies
-from e2e.l4_mesh import TCP_ECHO_PODS, settle, start_tcp_echo
+from e2e.l4_apps import TCP_ECHO_PORT, TCP_ECHO_WORDS, tcp_echo_counts, tcp_echo_replies
+from e2e.l4_mesh import settle, start_tcp_echo
 from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
@@ -440,8 +440,9 @@ async def _start_pods(mesh: PodMesh, out: Printer) -> None:
     for spec in DEMO_WORKLOADS:
         role = f"app: reviews {spec.version} on :{REVIEWS_PORT}" if spec.service else f"app: urllib -> {REVIEWS_URL}"
         out(f"  {spec.name:<12} {mesh.addresses[spec.name]:<12} {role}")
-    for name in TCP_ECHO_PODS:
-        out(f"  {name:<12} {mesh.addresses[name]:<12} app: tcp-echo-server {name[-2:]} on :{TCP_ECHO_PORT} (TCP)")
+    for version in TCP_ECHO_WORDS:
+        name = f"tcp-echo-{version}"
+        out(f"  {name:<12} {mesh.addresses[name]:<12} app: tcp-echo-server {version} on :{TCP_ECHO_PORT} (TCP)")
     out(f"  {OUTSIDER:<12} {mesh.addresses[OUTSIDER]:<12} no sidecar (outside the mesh)")
 
 
