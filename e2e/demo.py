@@ -8,7 +8,9 @@ proxy settings. Three VirtualServices from ``e2e/demo_config/`` are applied in t
 ``end-user: jason`` to v2, others to v3) and after each one the split is MEASURED: real requests from the
 productpage pod, counted by the version that answered. Then STRICT mutual TLS (a plaintext caller from a network
 namespace without a sidecar is refused), then policy (a DENY rule answered 403, a rate limit answered 429 by
-Mixer), the request counts Mixer recorded per edge, and a teardown that leaves nothing on the machine.
+Mixer), then Istio's TCP traffic-shifting task (``tcp-echo`` v1 and v2 as pods, a ``tcp`` route all to v1, then 80/20:
+each split MEASURED over fresh TCP connections of an unmodified app in the productpage pod), the request counts
+Mixer recorded per edge, and a teardown that leaves nothing on the machine.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from e2e.harness import (
     XDS_PORT,
     port_free,
 )
+from e2e.l4_apps import TCP_ECHO_PORT, TCP_ECHO_WORDS, tcp_echo_counts, tcp_echo_replies
+from e2e.l4_mesh import settle, start_tcp_echo
 from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
@@ -42,6 +46,8 @@ from e2e.mesh_config import (
     DEMO_POD_NETWORK,
     DEMO_POLICY_FILE,
     DEMO_ROUTE_FILES,
+    DEMO_TCP_ROUTE_FILES,
+    DEMO_TCP_SERVICES_FILE,
     DEMO_WORKLOADS,
     REVIEWS_PORT,
     render_pod_demo,
@@ -53,16 +59,19 @@ from e2e.telemetry import istio_request_counts
 from e2e.traffic import MeshResponse, count_by
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 from meshplane.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
+from meshplane.names import PROXY_UID
 
-__all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "demo_network_addresses", "run_demo"]
+__all__ = ["DEMO_STEPS", "DEMO_TCP_STEPS", "DemoStep", "Traffic", "demo_network_addresses", "run_demo"]
 
 Printer = Callable[[str], None]
 ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
 MTLS_CONFIG_NAME = "mesh-peer-authentication"
 POLICY_CONFIG_NAME = "reviews-policy"
+TCP_CONFIG_NAME = "tcp-echo-virtualservice"  # the TCP step's two rules replace each other too
+TCP_ECHO_HOST = "tcp-echo"
 GUEST_REQUESTS = 8  # against a limit of 5 per 30s in 05-reviews-policy.yaml
 GUEST_LIMIT = 5
-STEP_COUNT = 5  # the three routing steps, mutual TLS, policy
+STEP_COUNT = 6  # the three routing steps, mutual TLS, policy, TCP traffic shifting
 CONTROL_PLANE_HOST = "127.0.0.1"  # Pilot, Citadel and Mixer on the host; `pod run` relays them into each pod
 OUTSIDER = "stranger"  # a network namespace on the pod network without a sidecar: the mTLS step's plaintext caller
 DEMO_CLIENT_IDENTITY = spiffe_id(DEFAULT_TRUST_DOMAIN, DEMO_CLIENT.namespace, DEMO_CLIENT.service_account)
@@ -102,6 +111,15 @@ DEMO_STEPS: tuple[DemoStep, ...] = (
 )
 
 
+# Step 6, Istio's TCP traffic shifting: each rule's traffic is fresh TCP connections to tcp-echo:9000
+DEMO_TCP_STEPS: tuple[DemoStep, ...] = (
+    DemoStep(config=DEMO_TCP_ROUTE_FILES[0], traffic=(Traffic(label="all connections", expected={"v1": 1.0}),)),
+    DemoStep(
+        config=DEMO_TCP_ROUTE_FILES[1], traffic=(Traffic(label="all connections", expected={"v1": 0.8, "v2": 0.2}),)
+    ),
+)
+
+
 def _split_matches(counts: Mapping[str, int], expected: Mapping[str, float], total: int) -> bool:
     """Every answer came from an expected version, and each share is within sampling noise of the rule
     (4 standard deviations, at least 10 points) for weighted routes; exact for 0% / 100%."""
@@ -117,10 +135,19 @@ def _split_matches(counts: Mapping[str, int], expected: Mapping[str, float], tot
     return True
 
 
-def _print_split(out: Printer, counts: Mapping[str, int], total: int) -> None:
-    out(f"      {'version':<12}{'requests':>9}{'share':>9}")
+def _print_measured(
+    out: Printer, what: str, unit: str, counts: Mapping[str, int], expected: Mapping[str, float], total: int
+) -> bool:
+    """What was sent (``what``), the split measured over ``total`` ``unit`` (requests, connections) and whether it
+    matches the rule's ``expected`` shares."""
+    matches = _split_matches(counts, expected, total)
+    out(what)
+    out(f"      {'version':<12}{unit:>12}{'share':>9}")
     for version, n in sorted(counts.items()):
-        out(f"      {version:<12}{n:>9}{n / total:>9.1%}")
+        out(f"      {version:<12}{n:>12}{n / total:>9.1%}")
+    promised = ", ".join(f"{v} {share:.0%}" for v, share in expected.items())
+    out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
+    return matches
 
 
 def _print_rule(out: Printer, path: Path) -> None:
@@ -171,6 +198,10 @@ async def _apply(mesh: PodMesh, name: str, path: Path, out: Printer, *, mixer: b
 def _print_step(out: Printer, number: int, path: Path) -> None:
     out("")
     out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=path, traffic=()).title}")
+    _print_applying(out, path)
+
+
+def _print_applying(out: Printer, path: Path) -> None:
     out(f"  applying {path.relative_to(path.parents[2])}")
     _print_rule(out, path)
 
@@ -182,15 +213,45 @@ async def _run_step(mesh: PodMesh, number: int, step: DemoStep, requests: int, o
     ok = True
     for traffic in step.traffic:
         responses = await mesh.responses(REVIEWS_URL, requests, headers=traffic.headers)
-        counts = count_by(responses)
-        matches = _split_matches(counts, traffic.expected, requests)
-        ok = ok and matches
-        promised = ", ".join(f"{v} {share:.0%}" for v, share in traffic.expected.items())
         headers = " ".join(f"-H '{k}: {v}'" for k, v in traffic.headers.items())
-        out(f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip())
-        _print_split(out, counts, requests)
-        out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
+        what = f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip()
+        ok = _print_measured(out, what, "requests", count_by(responses), traffic.expected, requests) and ok
     return ok
+
+
+async def _run_tcp_step(mesh: PodMesh, number: int, connections: int, out: Printer) -> bool:
+    """Istio's TCP traffic shifting: all connections to tcp-echo v1, then 80/20 (``DEMO_TCP_STEPS``)."""
+    ok = True
+    for index, step in enumerate(DEMO_TCP_STEPS):
+        if index == 0:
+            _print_step(out, number, step.config)
+        else:
+            out(f"  then: {step.title}")
+            _print_applying(out, step.config)
+        if not await _apply(mesh, TCP_CONFIG_NAME, step.config, out):
+            return False
+        ok = await _measure_tcp_split(mesh, step.traffic[0], connections, out) and ok
+    return ok
+
+
+def _echo_replies(mesh: PodMesh, count: int) -> list[str]:
+    return tcp_echo_replies(mesh.client, TCP_ECHO_HOST, TCP_ECHO_PORT, count)
+
+
+async def _measure_tcp_split(mesh: PodMesh, traffic: Traffic, connections: int, out: Printer) -> bool:
+    """The split counted over fresh TCP connections (one line each way) of an app in the productpage pod, by the
+    version that echoed the line. Before counting, a few connections show the sidecar's listener has the rule
+    (Envoy hands new connections to a changed listener once it is in place)."""
+    versions = set(traffic.expected)
+    try:
+        await settle(lambda: _echo_replies(mesh, 10), lambda r: set(tcp_echo_counts(r)) == versions, mesh, "tcp")
+    except AssertionError:
+        out(f"    the productpage sidecar did not take the rule: {TCP_ECHO_HOST} is not answered by {sorted(versions)}")
+        return False
+    counts = tcp_echo_counts(await asyncio.to_thread(_echo_replies, mesh, connections))
+    target = f"{TCP_ECHO_HOST}:{TCP_ECHO_PORT}"
+    what = f"    {traffic.label}: {connections} TCP connections from {DEMO_CLIENT.name} to {target}"
+    return _print_measured(out, what, "connections", counts, traffic.expected, connections)
 
 
 async def _run_mtls_step(mesh: PodMesh, number: int, out: Printer) -> bool:
@@ -272,6 +333,8 @@ def _print_how_to_use(out: Printer, mesh: PodMesh) -> None:
     out("The mesh keeps running. Call reviews as productpage's app does, from inside its pod (no proxy settings):")
     out(f"  {exec_} curl -s {REVIEWS_URL}")
     out(f"  {exec_} curl -s -H 'end-user: jason' {REVIEWS_URL}")
+    tcp = f"exec 3<>/dev/tcp/{TCP_ECHO_HOST}/{TCP_ECHO_PORT}; echo hello >&3; head -1 <&3"
+    out(f"  {exec_} bash -c '{tcp}'   # a TCP connection to tcp-echo")
     out(f"Change routing: edit or add Istio YAML in {mesh.config.config_dir} (Pilot watches it).")
     out(f"Pilot: curl {pilot}/debug/syncz   /debug/configz")
     assert mesh.mixer is not None
@@ -367,15 +430,19 @@ async def _start_pods(mesh: PodMesh, out: Printer) -> None:
             else ["/bin/sleep", "infinity"]
         )
         await mesh.run_pod(spec.name, app, service_account=spec.service_account, labels=labels)
+    await start_tcp_echo(mesh)
     await mesh.wait_reviews()
     await mesh.config.wait_synced()
     out(
         f"  pods on {mesh.network.cidr} (bridge {mesh.network.bridge}), each: netns + iptables capture + DNS agent"
-        f" + Envoy (uid 1337) + app (uid {APP_UID}):"
+        f" + Envoy (uid {PROXY_UID}) + app (uid {APP_UID}):"
     )
     for spec in DEMO_WORKLOADS:
         role = f"app: reviews {spec.version} on :{REVIEWS_PORT}" if spec.service else f"app: urllib -> {REVIEWS_URL}"
         out(f"  {spec.name:<12} {mesh.addresses[spec.name]:<12} {role}")
+    for version in TCP_ECHO_WORDS:
+        name = f"tcp-echo-{version}"
+        out(f"  {name:<12} {mesh.addresses[name]:<12} app: tcp-echo-server {version} on :{TCP_ECHO_PORT} (TCP)")
     out(f"  {OUTSIDER:<12} {mesh.addresses[OUTSIDER]:<12} no sidecar (outside the mesh)")
 
 
@@ -403,12 +470,16 @@ async def _walkthrough(
         await mesh.config.apply("reviews-mesh", render_pod_demo(DEMO_MESH_FILE, network))
         out(f"  applied {DEMO_MESH_FILE.name}: ServiceEntry reviews (port {REVIEWS_PORT}, STATIC, app=reviews),")
         out("    WorkloadEntries reviews-v1/v2/v3 and productpage (pod IPs), DestinationRule reviews (v1 v2 v3)")
+        await mesh.config.apply("tcp-echo-services", render_pod_demo(DEMO_TCP_SERVICES_FILE, network))
+        out(f"  applied {DEMO_TCP_SERVICES_FILE.name}: ServiceEntry tcp-echo (port {TCP_ECHO_PORT}, TCP),")
+        out("    WorkloadEntries tcp-echo-v1/v2 (pod IPs), DestinationRule tcp-echo-destination (v1 v2)")
         await _start_pods(mesh, out)
         ok = True
         for number, step in enumerate(DEMO_STEPS, start=1):
             ok = await _run_step(mesh, number, step, requests, out) and ok
         ok = await _run_mtls_step(mesh, len(DEMO_STEPS) + 1, out) and ok
         ok = await _run_policy_step(mesh, len(DEMO_STEPS) + 2, out) and ok
+        ok = await _run_tcp_step(mesh, len(DEMO_STEPS) + 3, requests, out) and ok
         await _print_edge_counts(mesh, out)
         if keep_running:
             _print_how_to_use(out, mesh)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -23,13 +25,19 @@ from agent.pod_network import PodAddress
 from e2e.pods import APP_UID, PYTHON
 
 __all__ = [
+    "TCP_ECHO_PORT",
+    "TCP_ECHO_WORDS",
     "TestCertificates",
     "make_certificates",
+    "tcp_echo_counts",
     "tcp_echo_replies",
     "tcp_echo_server_command",
     "tls_hellos",
     "tls_server_command",
 ]
+
+TCP_ECHO_PORT = 9000
+TCP_ECHO_WORDS = {"v1": "one", "v2": "two"}  # Istio's tcp-echo Deployments: ``tcp-echo-server 9000 one`` / ``two``
 
 _TCP_ECHO_SERVER = """
 import socketserver, sys
@@ -97,7 +105,7 @@ print(json.dumps(out))
 """
 
 
-def tcp_echo_server_command(prefix: str, port: int = 9000) -> list[str]:
+def tcp_echo_server_command(prefix: str, port: int = TCP_ECHO_PORT) -> list[str]:
     """Istio's ``tcp-echo-server`` (``istio/tcp-echo-server``, args ``9000 one``): ``<prefix> <line>`` per line."""
     return [PYTHON, "-c", _TCP_ECHO_SERVER, prefix, str(port)]
 
@@ -126,6 +134,13 @@ def tcp_echo_replies(pod: PodAddress, host: str, port: int, count: int) -> list[
     """``count`` fresh TCP connections from an app in ``pod`` to ``host:port`` (by name), one line each way: the
     reply lines (``error ...`` for a failed connection, ``closed`` for one closed without a reply)."""
     return [str(reply) for reply in _run_json(pod, _TCP_CLIENT, [host, str(port), str(count)], 30 + count * 5)]
+
+
+def tcp_echo_counts(replies: Iterable[str]) -> Counter[str]:
+    """Replies counted by the version that sent them (``v1`` for ``one ...``, ``v2`` for ``two ...``); any other
+    reply by its first word (``error``, ``closed``)."""
+    versions = {word: version for version, word in TCP_ECHO_WORDS.items()}
+    return Counter(versions.get(word, word) for word in (reply.split(" ", 1)[0] for reply in replies))
 
 
 def tls_hellos(pod: PodAddress, host: str, port: int, sni: str, ca_pem: str, count: int = 1) -> list[tuple[str, str]]:

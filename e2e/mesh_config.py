@@ -1,7 +1,8 @@
 """The demo mesh's config and topology: the YAML files in ``e2e/demo_config/`` and where each workload lives.
 
 The demo runs as pods: ``00-reviews-mesh.yaml`` is written with the pod IPs of the default pod network
-(``10.89.0.x``), so that a reader can apply the files as they are; a test runs the same mesh on a pod network of
+(``10.89.0.x``), and so is ``00-tcp-echo-services.yaml`` (Istio's TCP traffic-shifting task's ``tcp-echo`` v1 and v2),
+so that a reader can apply the files as they are; a test runs the same mesh on a pod network of
 its own, and ``render_pod_demo`` moves the ``10.89.0.x`` addresses there.
 
 What is left of the loopback model (``e2e.harness.LocalMesh``: only the Mixer benchmark, no e2e scenario) uses
@@ -29,6 +30,8 @@ __all__ = [
     "DEMO_POLICY_FILE",
     "DEMO_ROUTE_FILES",
     "DEMO_SUBNET",
+    "DEMO_TCP_ROUTE_FILES",
+    "DEMO_TCP_SERVICES_FILE",
     "DEMO_WORKLOADS",
     "LOOPBACK_MESH_FILE",
     "REVIEWS_APP_PORT",
@@ -51,6 +54,11 @@ DEMO_ROUTE_FILES = (
     DEMO_CONFIG_DIR / "02-reviews-90-10.yaml",
     DEMO_CONFIG_DIR / "03-reviews-jason.yaml",
 )
+DEMO_TCP_SERVICES_FILE = DEMO_CONFIG_DIR / "00-tcp-echo-services.yaml"  # tcp-echo v1/v2: ServiceEntry, pods, subsets
+DEMO_TCP_ROUTE_FILES = (  # Istio's tcp-echo-all-v1.yaml and tcp-echo-20-v2.yaml
+    DEMO_CONFIG_DIR / "06-tcp-echo-all-v1.yaml",
+    DEMO_CONFIG_DIR / "07-tcp-echo-20-v2.yaml",
+)
 DEMO_SUBNET = "127.0.0"  # the addresses written in the files
 DEMO_HOST = "reviews.default.svc.cluster.local"
 REVIEWS_PORT = 9080  # the service port: each reviews sidecar's inbound listener
@@ -61,7 +69,15 @@ DEMO_POD_NETWORK = PodNetwork()  # meshplane pod run's defaults: bridge mpbr0, 1
 _DEMO_POD_ADDRESS = re.compile(r"\b10\.89\.0\.(\d{1,3})\b(?!/)")  # an address, not the network's CIDR
 # The last octet of each pod's IP in the demo files; ``stranger`` is a network namespace on the pod network without
 # a sidecar (a namespace outside the mesh), the plaintext caller of the mTLS step.
-DEMO_POD_HOSTS = {"productpage": 10, "reviews-v1": 21, "reviews-v2": 22, "reviews-v3": 23, "stranger": 99}
+DEMO_POD_HOSTS = {
+    "productpage": 10,
+    "reviews-v1": 21,
+    "reviews-v2": 22,
+    "reviews-v3": 23,
+    "tcp-echo-v1": 31,
+    "tcp-echo-v2": 32,
+    "stranger": 99,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
