@@ -2,8 +2,8 @@
 
 ``pod_mesh`` (``e2e.pod_mesh``) runs a mesh of pods (network namespaces with iptables capture, ``meshplane pod run``)
 on a pod network of its own; ``e2e.mesh_config`` holds the demo topology and the YAML in ``e2e/demo_config/``.
-``e2e.harness`` keeps the control plane's ports and ``LocalMesh``, the old loopback model, which only the Mixer
-benchmark still uses.
+``e2e.harness`` holds the control plane's ports (Pilot, Citadel and Mixer share one host address, as in istiod)
+and finds a free loopback ``/24`` for a test's own control plane.
 
 Exports are imported lazily, so that ``python -m e2e.<module>`` does not import its own module twice.
 """

@@ -50,6 +50,7 @@ from e2e.mesh_config import (
     DEMO_TCP_SERVICES_FILE,
     DEMO_WORKLOADS,
     REVIEWS_PORT,
+    demo_pod_addresses,
     render_pod_demo,
 )
 from e2e.mtls import caller_identity
@@ -61,7 +62,7 @@ from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 from meshplane.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
 from meshplane.names import PROXY_UID
 
-__all__ = ["DEMO_STEPS", "DEMO_TCP_STEPS", "DemoStep", "Traffic", "demo_network_addresses", "run_demo"]
+__all__ = ["DEMO_STEPS", "DEMO_TCP_STEPS", "DemoStep", "Traffic", "run_demo"]
 
 Printer = Callable[[str], None]
 ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
@@ -173,11 +174,6 @@ def _ports_in_use(state_dir: Path) -> list[str]:
     )
     busy = [f"{CONTROL_PLANE_HOST}:{port}" for port in control_ports if not port_free(CONTROL_PLANE_HOST, port)]
     return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name, state_dir)]
-
-
-def demo_network_addresses(network: PodNetwork) -> dict[str, str]:
-    """Each pod's IP on ``network``: host N of the network for the demo files' 10.89.0.N."""
-    return {name: str(network.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
 
 
 def _answered_by(response: MeshResponse) -> str:
@@ -408,7 +404,7 @@ def _demo_mesh(workdir: Path, network: PodNetwork, state_dir: Path) -> PodMesh:
         grpc_address=f"{CONTROL_PLANE_HOST}:{MIXER_GRPC_PORT}",
         monitor_address=f"{CONTROL_PLANE_HOST}:{MIXER_MONITOR_PORT}",
     )
-    addresses = demo_network_addresses(network)
+    addresses = demo_pod_addresses(network)
     return PodMesh(
         workdir=workdir,
         network=network,

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from e2e.cli import main as meshplane
-from e2e.mesh_config import DEMO_MESH_FILE, DEMO_ROUTE_FILES, LOOPBACK_MESH_FILE
+from e2e.mesh_config import DEMO_MESH_FILE, DEMO_ROUTE_FILES, demo_pod_addresses
 from pilot.analyze import Finding, analyze_directory, format_finding
 
+REVIEWS_V1_IP = demo_pod_addresses()["reviews-v1"]
 BAD_RULES = """\
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -38,8 +39,8 @@ spec: {}
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: squatter, namespace: default}
-spec: {address: 127.0.0.21}
-"""
+spec: {address: REVIEWS_V1_IP}
+""".replace("REVIEWS_V1_IP", REVIEWS_V1_IP)  # reviews-v1's pod IP in DEMO_MESH_FILE
 
 
 def codes(findings: list[Finding]) -> list[tuple[str, str, str]]:
@@ -56,7 +57,7 @@ async def test_the_demo_config_is_clean_but_for_the_client_only_workload(tmp_pat
 
 
 async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(tmp_path: Path) -> None:
-    (tmp_path / "mesh.yaml").write_text(LOOPBACK_MESH_FILE.read_text())
+    (tmp_path / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text())
     (tmp_path / "rules.yaml").write_text(BAD_RULES)
 
     findings = await analyze_directory(tmp_path)
@@ -70,14 +71,14 @@ async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(
     assert "did you mean 'weight'" in format_finding(next(f for f in errors if "weigth" in f.message))
     assert "Gateway" in by_code["MP0102"].message
     assert by_code["MP0201"].resource == "VirtualService default/ratings"
-    assert "127.0.0.21" in by_code["MP0205"].message and "squatter" in by_code["MP0205"].message
+    assert REVIEWS_V1_IP in by_code["MP0205"].message and "squatter" in by_code["MP0205"].message
 
 
 def test_cli_exit_code_says_whether_there_are_errors(tmp_path: Path, capsys: object) -> None:
     clean, broken = tmp_path / "clean", tmp_path / "broken"
     clean.mkdir()
     broken.mkdir()
-    (clean / "mesh.yaml").write_text(LOOPBACK_MESH_FILE.read_text())
+    (clean / "mesh.yaml").write_text(DEMO_MESH_FILE.read_text())
     (broken / "rules.yaml").write_text(BAD_RULES)
 
     assert meshplane(["analyze", str(clean)]) == 0
@@ -130,7 +131,7 @@ spec:
     [
         ("non-http-ports", TCP_SERVICE),
         ("tcp-and-tls-routes", TCP_ROUTES),
-        ("app-port-is-service-port", LOOPBACK_MESH_FILE.read_text().replace("http: 19080", "http: 9080", 1)),
+        ("app-port-is-service-port", DEMO_MESH_FILE.read_text()),  # no `ports` map: every app on its service port
     ],
     ids=["non-http-ports", "tcp-and-tls-routes", "app-port-is-service-port"],
 )
