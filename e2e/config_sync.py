@@ -1,7 +1,6 @@
 """Config applied as files in Pilot's (and Mixer's) config directory, and the wait until the mesh took it in: Pilot's
 ``/debug/configz`` changed, its snapshot caught up, every expected sidecar ACKed, and Mixer put the same config in
-force. Used by the pod meshes (``e2e.pod_mesh``, the demo's too) and by ``e2e.harness.LocalMesh`` (only the Mixer
-benchmark still runs that)."""
+force. Used by the pod meshes (``e2e.pod_mesh``, the demo's too)."""
 
 from __future__ import annotations
 

@@ -160,7 +160,7 @@ def _check_name(value: str, *, argument: str, dots_allowed: bool) -> str:
 
 
 def sidecar_node_id(*, workload: str, namespace: str, address: str, domain_suffix: str) -> str:
-    """Istio's node id: ``sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local``."""
+    """Istio's node id: ``sidecar~10.89.0.21~reviews-v1.default~default.svc.cluster.local``."""
     return f"sidecar~{address}~{workload}.{namespace}~{namespace}.svc.{domain_suffix}"
 
 
