@@ -64,5 +64,3 @@ def binomial_bounds(n: int, p: float, sigmas: float = 4.5) -> tuple[float, float
     """Counts outside mean +- 4.5 standard deviations happen by chance about once in 150,000 runs."""
     mean, deviation = n * p, math.sqrt(n * p * (1 - p))
     return mean - sigmas * deviation, mean + sigmas * deviation
-
-
