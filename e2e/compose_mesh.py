@@ -31,6 +31,7 @@ from envoy_bootstrap.bootstrap import sidecar_node_id
 
 __all__ = [
     "COMPOSE_CONFIG_DIR",
+    "COMPOSE_FILE",
     "COMPOSE_NETWORK",
     "ComposeMesh",
     "compose_addresses",
