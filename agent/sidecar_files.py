@@ -83,7 +83,6 @@ def write_sidecar_bootstrap(
             pilot=pilot,
             mixer=mixer,
             xds_mode=xds_mode,
-            interception_mode="REDIRECT",
             admin_address="127.0.0.1",
             service_account=service_account,
             labels=labels,

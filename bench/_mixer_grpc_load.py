@@ -3,14 +3,16 @@ access-log entries per second, against a Mixer in its own process (``start_stand
 
 Checks: ``concurrency`` coroutines over ``channels`` gRPC channels, each calling
 ``envoy.service.auth.v3.Authorization/Check`` back to back with a CheckRequest as Envoy's ext_authz filter sends it
-for productpage -> reviews-v1:9080 (peer addresses, HTTP method, path, host, scheme, protocol, request id and the
+for productpage -> reviews-v1:9080 (the peers at the demo's pod IPs, the destination at its original destination
+pod IP:9080 as the inbound capture delivers it; HTTP method, path, host, scheme, protocol, request id and the
 headers Envoy forwards, ``end-user`` among them). The requests are serialized once beforehand, so the client spends
 its CPU on gRPC only. Every check evaluates the AccessList and the RateLimit selecting reviews and is allowed.
 
 Access logs: ``streams`` client streams of ``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs``, each as
 one sidecar's ``http_grpc`` logger (reviews-v1, -v2, -v3 in turn): the identifier (node id, log name) on the first
 message only, then batches of ``batch`` inbound entries (``reporter=destination``, ``destination_service``, the
-downstream peer at productpage's address), written back to back for ``seconds``; the rates are counted between
+downstream peer at productpage's pod IP, the local address and the app at the sidecar's pod IP:9080), written back
+to back for ``seconds``; the rates are counted between
 two scrapes of Mixer's /metrics, then the streams are cancelled. gRPC accepts writes well beyond what Mixer has
 read (it buffers them), so "written" overstates what reached Mixer; "received" (``mixer_log_entries_total``) is
 what Mixer read. Mixer never pushes back on a stream (Envoy's logger never waits either): what its queue cannot
@@ -45,8 +47,10 @@ from google.rpc import code_pb2
 
 from bench._measure import Latencies, cpu_seconds, sample_sum
 from e2e.control_plane import MixerProcess
-from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_SUBNET, DEMO_WORKLOADS, REVIEWS_PORT, subnet_address
+from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_WORKLOADS, REVIEWS_PORT, demo_pod_addresses
+from envoy_bootstrap import sidecar_node_id
 from meshplane.mixer_names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
+from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 
 __all__ = ["AccessLogResult", "CheckResult", "run_access_logs", "run_checks"]
 
@@ -54,7 +58,8 @@ _CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
 _ACCESS_LOG_METHOD = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
 _USERS = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi")
 _REVIEWS = [spec for spec in DEMO_WORKLOADS if spec.service == "reviews"]
-_PRODUCTPAGE_IP = subnet_address(DEMO_SUBNET, DEMO_CLIENT.host)
+_POD_IPS = demo_pod_addresses()  # the demo's pod IPs (10.89.0.x), as the demo mesh's registry has them
+_PRODUCTPAGE_IP = _POD_IPS[DEMO_CLIENT.name]
 _RPC_TIMEOUT_SECONDS = 10.0
 
 
@@ -136,7 +141,7 @@ def check_request(*, index: int, destination_ip: str) -> CheckRequest:
 
 
 async def run_checks(mixer: MixerProcess, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
-    destination = subnet_address(DEMO_SUBNET, _REVIEWS[0].host)
+    destination = _POD_IPS[_REVIEWS[0].name]
     requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
     opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(channels)]
     calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, CheckResponse]] = [
@@ -207,7 +212,7 @@ def _log_entry(index: int, local_ip: str) -> HTTPAccessLogEntry:
         common_properties=AccessLogCommon(
             downstream_remote_address=_address(_PRODUCTPAGE_IP, 40000 + index),
             downstream_local_address=_address(local_ip, REVIEWS_PORT),
-            upstream_remote_address=_address(local_ip, 19080),
+            upstream_remote_address=_address(local_ip, REVIEWS_PORT),  # inbound|9080||: the app at pod IP:9080
             upstream_cluster=f"inbound|{REVIEWS_PORT}||",
             custom_tags={TAG_REPORTER: REPORTER_DESTINATION, TAG_DESTINATION_SERVICE: DEMO_HOST},
             start_time=Timestamp(seconds=int(time.time()), nanos=index * 1000),
@@ -236,13 +241,15 @@ def _log_entry(index: int, local_ip: str) -> HTTPAccessLogEntry:
 def _stream_messages(stream: int, batch: int) -> tuple[bytes, bytes]:
     """The serialized first message (identifier + a batch) and every later one (a batch) of one sidecar's stream."""
     workload = _REVIEWS[stream % len(_REVIEWS)]
-    ip = subnet_address(DEMO_SUBNET, workload.host)
-    node_id = f"sidecar~{ip}~{workload.name}.{workload.namespace}~{workload.namespace}.svc.cluster.local"
+    ip = _POD_IPS[workload.name]
+    node_id = sidecar_node_id(
+        workload=workload.name, namespace=workload.namespace, address=ip, domain_suffix=DEFAULT_DOMAIN_SUFFIX
+    )
     later = StreamAccessLogsMessage()
     later.http_logs.log_entry.extend(_log_entry(i, ip) for i in range(batch))
     first = StreamAccessLogsMessage()
     first.CopyFrom(later)
-    first.identifier.node.CopyFrom(Node(id=node_id, cluster=workload.name))
+    first.identifier.node.CopyFrom(Node(id=node_id, cluster=f"{workload.name}.{workload.namespace}"))
     first.identifier.log_name = ACCESS_LOG_NAME
     return first.SerializeToString(), later.SerializeToString()
 

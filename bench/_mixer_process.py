@@ -2,8 +2,9 @@
 from the load generators in the benchmark process.
 
 ``start_standalone_mixer`` runs ``python -m mixer`` on free loopback ports over a config directory holding the demo
-mesh's registry (``e2e/demo_config/00-reviews-mesh.yaml``: reviews-v1..v3 at 127.0.0.21-23, productpage at 127.0.0.10)
-and the Mixer policies under test; no workload has to run for Mixer to resolve those addresses. It is the harness's
+mesh's registry as the demo applies it (``e2e/demo_config/00-reviews-mesh.yaml``: pods reviews-v1..v3 at 10.89.0.21-23,
+their apps on the service port 9080, productpage at 10.89.0.10) and the Mixer policies under test; no pod has to run
+for Mixer to resolve those addresses. It is the harness's
 ``MixerProcess``, so it starts, waits and stops as in the end-to-end scenarios.
 """
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from bench._measure import free_port
 from e2e.control_plane import MixerProcess
-from e2e.mesh_config import DEMO_SUBNET, render_demo_mesh
+from e2e.mesh_config import DEMO_MESH_FILE, render_pod_demo
 
 __all__ = ["BENCH_MIXER_POLICIES", "start_standalone_mixer"]
 
@@ -55,7 +56,7 @@ async def start_standalone_mixer(workdir: Path) -> MixerProcess:
     registry and ``BENCH_MIXER_POLICIES``; ready, with nothing rejected. Stop it with ``stop()``."""
     config_dir = workdir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
-    (config_dir / "00-reviews-mesh.yaml").write_text(render_demo_mesh(DEMO_SUBNET))
+    (config_dir / DEMO_MESH_FILE.name).write_text(render_pod_demo(DEMO_MESH_FILE))
     (config_dir / "10-bench-policies.yaml").write_text(BENCH_MIXER_POLICIES)
     mixer = MixerProcess(
         config_dir=config_dir,

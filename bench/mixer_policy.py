@@ -6,17 +6,20 @@ per second it ingests.
     python -m bench.mixer_policy --skip-envoy                 # only Mixer's gRPC throughput (no Envoy needed)
     python -m bench.mixer_policy --rate 300 --duration 20     # a longer, heavier latency run
 
-1. Envoy (``bench._mixer_envoy``): a LocalMesh with Pilot, Mixer and the demo topology; reviews-v1 has no policy,
-   reviews-v2 an RBAC policy, reviews-v3 a Mixer check (ext_authz). Requests from productpage's sidecar at a fixed
-   rate (open loop), the three variants interleaved and routed by header; client-side p50/p90/p99 per variant and
-   what the policy adds over no policy.
+1. Envoy (``bench._mixer_envoy``, needs root): pods on a pod network of the run's own (network namespaces, capture
+   rules, Envoy sidecars as uid 1337), Pilot and Mixer on the host; reviews-v1 has no policy, reviews-v2 an RBAC
+   policy, reviews-v3 a Mixer check (ext_authz). A load generator inside the productpage pod, an unmodified app
+   calling ``http://reviews:9080/``, sends at a fixed rate (open loop), the three variants interleaved and routed
+   by header; client-side p50/p90/p99 per variant and what the policy adds over no policy. Without root, part 1
+   is skipped, saying why.
 2. Checks (``bench._mixer_grpc_load``): Mixer in its own process over the demo registry with an AccessList and a
    RateLimit on reviews; ``--concurrency`` Check calls in flight over ``--channels`` channels for
    ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc.
 3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries as fast as they can
    for ``--grpc-duration`` seconds; entries/s sent, received and processed into Istio metrics, and dropped.
 
-Everything runs on this machine's loopback: the load generators share its CPUs with what they measure.
+Everything runs on this machine (part 1 on its pod network, parts 2 and 3 on loopback): the load generators share
+its CPUs with what they measure.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from bench._measure import Latencies
 from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import AccessLogResult, CheckResult, run_access_logs, run_checks
 from bench._mixer_process import start_standalone_mixer
+from e2e.pods import why_pods_cannot_run
 from meshplane.logs import configure_logging
 
 __all__ = ["build_parser", "main"]
@@ -76,8 +80,8 @@ def report_envoy(run: EnvoyRun) -> list[str]:
     none = run.variant("none")
     per_variant = run.rate / 3
     lines = [
-        f"1. Latency through Envoy: productpage -> reviews, {run.rate:g} req/s open loop ({per_variant:.0f}/s per "
-        f"variant), {run.seconds:g} s, variants interleaved",
+        f"1. Latency through Envoy, pods: productpage pod -> http://reviews:9080/ ({run.reviews_address}), "
+        f"{run.rate:g} req/s open loop ({per_variant:.0f}/s per variant), {run.seconds:g} s, variants interleaved",
         "",
     ]
     rows = []
@@ -111,7 +115,7 @@ def report_envoy(run: EnvoyRun) -> list[str]:
         "Envoy authz counters during the window: "
         + ", ".join(f"{name} {count}" for name, count in run.envoy_authz_stats.items())
         + " (each of reviews-v2's two RBAC filters counts a request)",
-        f"client: schedule lag {_lat(run.schedule_lag)}; CPU {run.client_cpu:.2f} s; "
+        f"load generator (in the productpage pod): schedule lag {_lat(run.schedule_lag)}; CPU {run.client_cpu:.2f} s; "
         f"productpage sidecar CPU {run.client_sidecar_cpu:.2f} s",
     ]
     return lines
@@ -248,8 +252,27 @@ async def run(args: argparse.Namespace) -> tuple[EnvoyRun | None, CheckResult | 
     return envoy, checks, logs
 
 
-def report(envoy: EnvoyRun | None, checks: CheckResult | None, logs: AccessLogResult | None) -> str:
+def envoy_skipped_reason() -> str | None:
+    """Why part 1 cannot run here (it runs its workloads as pods: root, ``ip netns``, iptables); None if it can."""
+    missing = why_pods_cannot_run()
+    if missing is None:
+        return None
+    return (
+        f"part 1 (latency through Envoy) skipped: it runs its workloads as pods, and {missing}. Run it as root: "
+        "sudo .venv/bin/python -m bench.mixer_policy (--skip-envoy runs only parts 2 and 3)"
+    )
+
+
+def report(
+    envoy: EnvoyRun | None,
+    checks: CheckResult | None,
+    logs: AccessLogResult | None,
+    *,
+    envoy_skipped: str | None = None,
+) -> str:
     lines = ["Mixer / policy benchmark", "=" * 24, ""]
+    if envoy_skipped is not None:
+        lines += [envoy_skipped, ""]
     for part in (
         report_envoy(envoy) if envoy is not None else None,
         report_checks(checks) if checks is not None else None,
@@ -298,16 +321,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.warmup < 0:
         parser.error("--warmup must be 0 or more")
     configure_logging(level=args.log_level, json=False)
+    envoy_skipped = None if args.skip_envoy else envoy_skipped_reason()
+    if envoy_skipped is not None:
+        print(f"bench.mixer_policy: {envoy_skipped}", file=sys.stderr)
+        args.skip_envoy = True
     envoy, checks, logs = asyncio.run(run(args))
     if args.json:
         result: dict[str, Any] = {
             "envoy": asdict(envoy) if envoy is not None else None,
+            "envoy_skipped": envoy_skipped,
             "checks": asdict(checks) if checks is not None else None,
             "access_logs": asdict(logs) if logs is not None else None,
         }
         print(json.dumps(result, indent=2))
     else:
-        print(report(envoy, checks, logs))
+        print(report(envoy, checks, logs, envoy_skipped=envoy_skipped))
     return 0
 
 

@@ -1,9 +1,11 @@
-"""End-to-end: real Envoy sidecars driven by a real Pilot on loopback, the sample app, and the demo mesh.
+"""End-to-end: a real Pilot, Citadel and Mixer on the host, real Envoy sidecars in pods, and the demo mesh.
 
-``LocalMesh`` (``e2e.harness``) runs a mesh on one 127.x.y.0/24; ``SampleApp`` is the workload behind each
-sidecar; ``e2e.mesh_config`` holds the demo topology and the YAML in ``e2e/demo_config/``.
+``pod_mesh`` (``e2e.pod_mesh``) runs a mesh of pods (network namespaces with iptables capture, ``meshplane pod run``)
+on a pod network of its own; ``e2e.mesh_config`` holds the demo topology and the YAML in ``e2e/demo_config/``.
+``e2e.harness`` holds the control plane's ports (Pilot, Citadel and Mixer share one host address, as in istiod)
+and finds a free loopback ``/24`` for a test's own control plane.
 
-Exports are imported lazily, so that ``python -m e2e.sample_app`` does not import its own module twice.
+Exports are imported lazily, so that ``python -m e2e.<module>`` does not import its own module twice.
 """
 
 from __future__ import annotations
@@ -12,61 +14,45 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from e2e.config_sync import ConfigSync, MeshNotSyncedError
     from e2e.control_plane import PilotError, PilotProcess
-    from e2e.harness import LocalMesh, MeshNotSyncedError, Workload, find_free_subnet
-    from e2e.mesh_config import (
-        DEMO_CLIENT,
-        DEMO_MESH_FILE,
-        DEMO_ROUTE_FILES,
-        DEMO_URL,
-        DEMO_WORKLOADS,
-        WorkloadSpec,
-        demo_config_text,
-        render_demo_mesh,
-    )
-    from e2e.sample_app import SampleApp
-    from e2e.traffic import MeshResponse, SidecarClient, count_by
+    from e2e.harness import find_free_subnet
+    from e2e.mesh_config import DEMO_CLIENT, DEMO_MESH_FILE, DEMO_ROUTE_FILES, DEMO_WORKLOADS, WorkloadSpec
+    from e2e.pod_mesh import PodMesh, pod_mesh
+    from e2e.traffic import MeshResponse, count_by
 
 _EXPORTS = {
+    "ConfigSync": "e2e.config_sync",
     "DEMO_CLIENT": "e2e.mesh_config",
     "DEMO_MESH_FILE": "e2e.mesh_config",
     "DEMO_ROUTE_FILES": "e2e.mesh_config",
-    "DEMO_URL": "e2e.mesh_config",
     "DEMO_WORKLOADS": "e2e.mesh_config",
-    "LocalMesh": "e2e.harness",
-    "MeshNotSyncedError": "e2e.harness",
+    "MeshNotSyncedError": "e2e.config_sync",
     "MeshResponse": "e2e.traffic",
     "PilotError": "e2e.control_plane",
     "PilotProcess": "e2e.control_plane",
-    "SampleApp": "e2e.sample_app",
-    "SidecarClient": "e2e.traffic",
-    "Workload": "e2e.harness",
+    "PodMesh": "e2e.pod_mesh",
     "WorkloadSpec": "e2e.mesh_config",
     "count_by": "e2e.traffic",
-    "demo_config_text": "e2e.mesh_config",
     "find_free_subnet": "e2e.harness",
-    "render_demo_mesh": "e2e.mesh_config",
+    "pod_mesh": "e2e.pod_mesh",
 }
 
 __all__ = [
     "DEMO_CLIENT",
     "DEMO_MESH_FILE",
     "DEMO_ROUTE_FILES",
-    "DEMO_URL",
     "DEMO_WORKLOADS",
-    "LocalMesh",
+    "ConfigSync",
     "MeshNotSyncedError",
     "MeshResponse",
     "PilotError",
     "PilotProcess",
-    "SampleApp",
-    "SidecarClient",
-    "Workload",
+    "PodMesh",
     "WorkloadSpec",
     "count_by",
-    "demo_config_text",
     "find_free_subnet",
-    "render_demo_mesh",
+    "pod_mesh",
 ]
 
 

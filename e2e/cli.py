@@ -28,9 +28,9 @@ import structlog
 from agent.pod_cli import capture_arguments, pod_arguments, run_capture, run_pod_command
 from agent.rootless import enter_rootless, in_rootless_namespace, run_rootless, why_rootless_cannot_run
 from e2e.compose_mesh import COMPOSE_CONFIG_DIR, ComposeMesh, default_project_name, run_compose_demo
+from e2e.config_sync import MeshNotSyncedError
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
-from e2e.harness import MeshNotSyncedError
 from envoy_bootstrap.binary import EnvoyNotFoundError
 from envoy_bootstrap.runner import EnvoyError
 from pilot.analyze import analyze_directory, format_finding

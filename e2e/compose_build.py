@@ -70,8 +70,11 @@ def dependency_wheels() -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".pip-wheel-") as work:
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "-w", work, str(ROOT)], timeout=_PIP_TIMEOUT_SECONDS,
-             what="pip wheel")
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "-w", work, str(ROOT)],
+            timeout=_PIP_TIMEOUT_SECONDS,
+            what="pip wheel",
+        )
         for own in Path(work).glob("meshplane-*.whl"):
             own.unlink()  # built from the working tree on every run instead
         shutil.rmtree(target, ignore_errors=True)

@@ -4,9 +4,10 @@ already up (``docker compose up -d`` or ``docker-compose up -d``).
 The steps' files go into the compose mesh's config directory on the host (bind-mounted into Pilot and Mixer, who
 watch it), the wait for the mesh reads Pilot's and Mixer's monitors on their published ports (127.0.0.1 only), and
 the requests are made inside the containers with ``docker exec``: productpage's app (uid 1000, plain urllib, no
-proxy settings) calls ``http://reviews:9080/`` through its sidecar, and ``stranger`` (no sidecar) makes the mTLS
-step's plaintext call. Containers are found by Compose's labels (project, service), which v1 and v2 both set. The
-files the steps applied are removed at the end: the mesh is back as ``up`` left it.
+proxy settings) calls ``http://reviews:9080/`` through its sidecar and opens the TCP step's connections to
+``tcp-echo:9000`` (plain sockets), and ``stranger`` (no sidecar) makes the mTLS step's plaintext call.
+Containers are found by Compose's labels (project, service), which v1 and v2 both set. The files the steps applied
+are removed at the end: the mesh is back as ``up`` left it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from agent.pod_network import PodNetwork
 from e2e.config_sync import ConfigSync
 from e2e.control_plane import MixerProcess, PilotProcess
 from e2e.demo_steps import OUTSIDER, Printer, run_demo_steps
-from e2e.mesh_config import DEMO_POD_HOSTS, DEMO_WORKLOADS, render_pod_demo
+from e2e.l4_apps import tcp_client_arguments, tcp_client_replies, tcp_client_timeout
+from e2e.mesh_config import DEMO_POD_HOSTS, DEMO_TCP_WORKLOADS, DEMO_WORKLOADS, render_pod_demo
 from e2e.pods import client_arguments, client_responses
 from e2e.traffic import MeshResponse, app_body
 from envoy_bootstrap.bootstrap import sidecar_node_id
@@ -33,6 +35,7 @@ __all__ = [
     "COMPOSE_CONFIG_DIR",
     "COMPOSE_FILE",
     "COMPOSE_NETWORK",
+    "COMPOSE_WORKLOADS",
     "ComposeMesh",
     "compose_addresses",
     "default_project_name",
@@ -42,6 +45,7 @@ __all__ = [
 COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
 COMPOSE_CONFIG_DIR = COMPOSE_FILE.parent / "compose" / "config"
 COMPOSE_NETWORK = PodNetwork(bridge="unused", cidr="10.91.0.0/24")  # docker-compose.yml's network `mesh`
+COMPOSE_WORKLOADS = DEMO_WORKLOADS + DEMO_TCP_WORKLOADS  # each an app + init + sidecar in docker-compose.yml
 APP_USER = "1000:1000"  # the image's app user: never the proxy's 1337, so its traffic is captured
 CLIENT = "productpage"
 _EXEC_TIMEOUT_SECONDS = 120.0
@@ -54,7 +58,7 @@ def default_project_name(directory: Path) -> str:
 
 
 def compose_addresses() -> dict[str, str]:
-    """Each workload's static address on the compose network (as in ``compose/config/00-reviews-mesh.yaml``)."""
+    """Each workload's static address on the compose network (as in the WorkloadEntries of ``compose/config``)."""
     return {name: str(COMPOSE_NETWORK.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
 
 
@@ -106,7 +110,7 @@ class ComposeMesh:
                 address=self.addresses[spec.name],
                 domain_suffix="cluster.local",
             )
-            for spec in DEMO_WORKLOADS
+            for spec in COMPOSE_WORKLOADS
         }
 
     @property
@@ -121,10 +125,13 @@ class ComposeMesh:
             raise RuntimeError(f"compose project {self.project!r}: expected one running {service}, found {len(found)}")
         return found[0]
 
+    def _app_python(self, service: str, arguments: list[str], timeout: float) -> str:
+        """``python3 ARGUMENTS`` as ``service``'s app (its uid, in its network namespace): the output."""
+        return _docker("exec", "-u", APP_USER, self.container(service), "python3", *arguments, timeout=timeout)
+
     def _client(self, service: str, url: str, count: int, headers: Mapping[str, str] | None) -> list[MeshResponse]:
         arguments = client_arguments(url, count, headers, 5.0)
-        command = ("exec", "-u", APP_USER, self.container(service), "python3", *arguments)
-        stdout = _docker(*command, timeout=_EXEC_TIMEOUT_SECONDS + 5 * count)
+        stdout = self._app_python(service, arguments, _EXEC_TIMEOUT_SECONDS + 5 * count)
         return [MeshResponse(status=c, headers=h, text=t, body=app_body(t)) for c, t, h in client_responses(stdout)]
 
     async def apply(self, name: str, path: Path) -> Mapping[str, Any]:
@@ -154,6 +161,11 @@ class ComposeMesh:
         [response] = await asyncio.to_thread(self._client, caller, url, 1, None)
         return response.status, response.text
 
+    async def tcp_replies(self, host: str, port: int, count: int) -> list[str]:
+        arguments = tcp_client_arguments(host, port, count)
+        stdout = await asyncio.to_thread(self._app_python, CLIENT, arguments, tcp_client_timeout(count))
+        return tcp_client_replies(stdout)
+
     async def mixer_metrics(self) -> str:
         return await self._mixer.metrics_text()
 
@@ -162,7 +174,7 @@ async def run_compose_demo(mesh: ComposeMesh, *, requests: int = 200, out: Print
     """The demo's steps against ``mesh``; 0 when every measured result matched its rule, 1 otherwise."""
     out(f"meshplane demo --compose: compose project {mesh.project!r}, config in {mesh.config_dir}")
     out(f"  Pilot's monitor on {mesh.pilot_monitor}, Mixer's on {mesh.mixer_monitor}; requests by docker exec")
-    for spec in DEMO_WORKLOADS:
+    for spec in COMPOSE_WORKLOADS:
         out(f"  {spec.name:<12} {mesh.addresses[spec.name]:<12} containers {spec.name} + {spec.name}-sidecar")
     out(f"  {OUTSIDER:<12} {mesh.addresses[OUTSIDER]:<12} no sidecar (outside the mesh)")
     try:

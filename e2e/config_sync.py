@@ -1,6 +1,6 @@
 """Config applied as files in Pilot's (and Mixer's) config directory, and the wait until the mesh took it in: Pilot's
 ``/debug/configz`` changed, its snapshot caught up, every expected sidecar ACKed, and Mixer put the same config in
-force. Shared by the loopback harness (``e2e.harness.LocalMesh``) and the pod meshes (``e2e.pod_mesh``)."""
+force. Used by the pod meshes (``e2e.pod_mesh``, the demo's too)."""
 
 from __future__ import annotations
 
@@ -93,13 +93,15 @@ class ConfigSync:
         snapshot_version = int(syncz.get("snapshot_version", -1))
         if snapshot_version < version:
             problems.append(f"snapshot version {snapshot_version} behind config version {version}")
-        connected = {proxy.get("id"): proxy for proxy in syncz.get("proxies", ())}
+        streams: dict[str, list[Mapping[str, Any]]] = {}
+        for proxy in syncz.get("proxies", ()):  # a pod's node has two: its Envoy's ADS, its agent's NDS
+            streams.setdefault(proxy.get("id", ""), []).append(proxy)
         for name, node_id in self.proxies().items():
-            proxy = connected.get(node_id)
-            if proxy is None:
+            if node_id not in streams:
                 problems.append(f"{name}: sidecar not connected to Pilot")
-            elif not proxy.get("synced"):
-                problems.append(f"{name}: not synced: {proxy.get('types')}")
+            problems += [
+                f"{name}: not synced: {p.get('types')}" for p in streams.get(node_id, ()) if not p.get("synced")
+            ]
         return problems
 
     async def wait_synced(self, timeout: float = 15.0) -> dict[str, Any]:

@@ -1,36 +1,34 @@
-"""Fixtures for end-to-end scenarios: real Pilot, real Envoy sidecars, sample apps, all on loopback.
+"""Fixtures for end-to-end scenarios: real Pilot, Citadel and Mixer on the host, real Envoy sidecars in pods (network
+namespaces with iptables capture, ``meshplane pod run``), unmodified apps.
 
-- ``mesh``: a factory; ``await mesh()`` starts a ``LocalMesh`` (Pilot running, no workloads) on a fresh
-  ``127.x.y`` subnet under the test's ``tmp_path``; ``await mesh(xds_mode="delta")`` for delta xDS.
-- ``demo_mesh``: the demo topology ready for traffic (``e2e/demo_config/00-reviews-mesh.yaml`` applied, productpage
-  and reviews-v1/v2/v3 with sidecars, all synced), no VirtualService yet.
-- ``mtls_mesh``: the demo topology with Citadel; ``mixer_mesh``: with Mixer (and Citadel on request), routed to v1.
 - ``pods``: a world of pods (``e2e.pod_mesh``: Pilot, reviews v1/v2/v3, productpage, ...) shared by the tests of one
   module (worlds take ~10 s to start), reset after each test (every rule a test applied removed, all sidecars
-  synced); ``delta_pods``: the same with delta xDS; ``any_mode_pods``: the test once with each. Their tests run on
-  the module's event loop: mark the module with ``POD_WORLD_LOOP`` (``pytestmark``).
+  synced); ``delta_pods``: the same with delta xDS; ``any_mode_pods``: the test once with each.
+- ``mixer_pods``: a world with Citadel (every sidecar has its SPIFFE certificate, mTLS between pods) and Mixer
+  (checks and access logs from every sidecar), reviews v1/v2 and two client pods, productpage and ratings (each
+  with an identity of its own); after each test Mixer and Pilot run again if the test stopped them.
+- Tests using these worlds run on the module's event loop: mark the module with ``POD_WORLD_LOOP``
+  (``pytestmark``). A scenario that needs a world of its own (other MeshConfig, short-lived certificates) starts
+  one with ``e2e.pod_mesh.pod_mesh`` under its ``tmp_path``.
 
-Every mesh is stopped at teardown; when the test failed, the tail of every process log is printed (pytest shows
-it under "Captured stderr teardown"), and the full logs stay in ``tmp_path``. Every test under ``e2e/`` gets the
-``e2e`` marker. Nothing is skipped: a missing Envoy binary or Pilot is an error. After the session, nothing may be
-left of the pods and pod networks the session used (``e2e.pods.session_leftovers``).
+Every world is stopped at teardown and asserts nothing is left; when a test failed, the tail of every process log
+is printed (pytest shows it under "Captured stderr teardown"), and the full logs stay in the world's directory.
+Every test under ``e2e/`` gets the ``e2e`` marker. Nothing is skipped but for a machine where pods cannot run
+(``e2e.pods.why_pods_cannot_run``, said in the skip reason): a missing Envoy binary or Pilot is an error. After
+the session, nothing may be left of the pods and pod networks the session used (``e2e.pods.session_leftovers``).
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import pytest_asyncio
 
-from e2e.harness import DemoMeshFactory, LocalMesh, MeshFactory, find_free_subnet
-from e2e.mesh_config import DEMO_WORKLOADS, render_demo_mesh
 from e2e.pod_mesh import PodMesh, pod_mesh
 from e2e.pods import session_leftovers
-from e2e.rules import weighted_reviews
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode
 
@@ -67,52 +65,6 @@ def envoy_binary() -> Path:
     return find_envoy_binary()
 
 
-@pytest.fixture
-async def mesh(request: pytest.FixtureRequest, tmp_path: Path, envoy_binary: Path) -> AsyncIterator[MeshFactory]:
-    meshes: list[LocalMesh] = []
-
-    async def start(**options: Any) -> LocalMesh:  # MeshFactory's keywords, passed on to LocalMesh
-        local_mesh = LocalMesh(workdir=tmp_path / f"mesh-{len(meshes)}", subnet=find_free_subnet(), **options)
-        await local_mesh.__aenter__()
-        meshes.append(local_mesh)
-        return local_mesh
-
-    yield start
-    failed = request.node.stash.get(_FAILED, False)
-    for local_mesh in reversed(meshes):
-        await local_mesh.close(failed=failed)
-
-
-async def _start_demo_mesh(mesh: MeshFactory, *, configs: Mapping[str, str] = {}, **options: Any) -> LocalMesh:
-    """A mesh (``options`` as ``mesh``'s) with the demo registry and ``configs`` (file name -> YAML) applied, its
-    workloads started and synced, nothing rejected."""
-    local_mesh = await mesh(**options)
-    await local_mesh.apply("reviews-mesh", render_demo_mesh(local_mesh.subnet))
-    for name, text in configs.items():
-        await local_mesh.apply(name, text)
-    await local_mesh.start_workloads(DEMO_WORKLOADS)
-    configz = await local_mesh.wait_synced()
-    assert not configz.get("rejected"), f"the demo mesh config was rejected: {configz['rejected']}"
-    return local_mesh
-
-
-@pytest.fixture
-async def demo_mesh(mesh: MeshFactory) -> LocalMesh:
-    return await _start_demo_mesh(mesh)
-
-
-@pytest.fixture
-def mixer_mesh(mesh: MeshFactory) -> DemoMeshFactory:
-    """``await mixer_mesh(citadel=True)``: the demo topology with Mixer (and Citadel when asked), every request
-    to reviews-v1 unless ``route_to_v1=False``."""
-
-    async def start(*, citadel: bool = False, route_to_v1: bool = True, xds_mode: XdsMode = "sotw") -> LocalMesh:
-        configs = {"reviews-vs": weighted_reviews(v1=100)} if route_to_v1 else {}
-        return await _start_demo_mesh(mesh, configs=configs, citadel=citadel, mixer=True, xds_mode=xds_mode)
-
-    return start
-
-
 POD_WORLD_LOOP = pytest.mark.asyncio(loop_scope="module")
 _POD_VERSIONS = ("v1", "v2", "v3")
 
@@ -125,6 +77,13 @@ async def _pod_world(directory: Path, xds_mode: XdsMode) -> AsyncIterator[PodMes
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sotw_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
     async for world in _pod_world(tmp_path_factory.mktemp("pods"), "sotw"):
+        yield world
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def mixer_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
+    directory = tmp_path_factory.mktemp("pods-mixer")
+    async with pod_mesh(directory, citadel=True, mixer=True, clients=("productpage", "ratings")) as world:
         yield world
 
 
@@ -150,6 +109,12 @@ async def pods(request: pytest.FixtureRequest, sotw_pod_world: PodMesh) -> Async
 @pytest_asyncio.fixture(loop_scope="module")
 async def delta_pods(request: pytest.FixtureRequest, delta_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
     async for world in _reset_after(request, delta_pod_world):
+        yield world
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def mixer_pods(request: pytest.FixtureRequest, mixer_pod_world: PodMesh) -> AsyncIterator[PodMesh]:
+    async for world in _reset_after(request, mixer_pod_world):
         yield world
 
 

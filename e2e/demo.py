@@ -8,7 +8,10 @@ proxy settings. Three VirtualServices from ``e2e/demo_config/`` are applied in t
 ``end-user: jason`` to v2, others to v3) and after each one the split is MEASURED: real requests from the
 productpage pod, counted by the version that answered. Then STRICT mutual TLS (a plaintext caller from a network
 namespace without a sidecar is refused), then policy (a DENY rule answered 403, a rate limit answered 429 by
-Mixer), the request counts Mixer recorded per edge, and a teardown that leaves nothing on the machine.
+Mixer), then Istio's TCP traffic-shifting task (``tcp-echo`` v1 and v2 as pods, a ``tcp`` route all to v1, then 80/20:
+each split MEASURED over fresh TCP connections of an unmodified app in the productpage pod), the request counts
+Mixer recorded per edge, and a teardown that leaves nothing on the machine. The steps themselves are
+``e2e.demo_steps`` (shared with ``meshplane demo --compose``).
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ from typing import Any
 
 from agent.pod_network import DEFAULT_PODS_DIR, PodNetwork, read_pod
 from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
-from e2e.demo_steps import DEMO_STEPS, OUTSIDER, DemoStep, Printer, Traffic, run_demo_steps
+from e2e.demo_steps import (
+    DEMO_STEPS,
+    DEMO_TCP_STEPS,
+    OUTSIDER,
+    TCP_ECHO_HOST,
+    DemoStep,
+    Printer,
+    Traffic,
+    run_demo_steps,
+)
 from e2e.harness import (
     CITADEL_MONITOR_PORT,
     CITADEL_SDS_PORT,
@@ -34,20 +46,25 @@ from e2e.harness import (
     XDS_PORT,
     port_free,
 )
+from e2e.l4_apps import TCP_ECHO_PORT, TCP_ECHO_WORDS, tcp_echo_replies
+from e2e.l4_mesh import start_tcp_echo
 from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
     DEMO_POD_HOSTS,
     DEMO_POD_NETWORK,
+    DEMO_TCP_SERVICES_FILE,
     DEMO_WORKLOADS,
     REVIEWS_PORT,
+    demo_pod_addresses,
     render_pod_demo,
 )
 from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh
 from e2e.pods import APP_UID, app_server_command, pod_requests, why_pods_cannot_run
 from e2e.traffic import MeshResponse
+from meshplane.names import PROXY_UID
 
-__all__ = ["DEMO_STEPS", "DemoStep", "Traffic", "demo_network_addresses", "run_demo"]
+__all__ = ["DEMO_STEPS", "DEMO_TCP_STEPS", "DemoStep", "Traffic", "run_demo"]
 
 CONTROL_PLANE_HOST = "127.0.0.1"  # Pilot, Citadel and Mixer on the host; `pod run` relays them into each pod
 
@@ -63,11 +80,6 @@ def _ports_in_use(state_dir: Path) -> list[str]:
     )
     busy = [f"{CONTROL_PLANE_HOST}:{port}" for port in control_ports if not port_free(CONTROL_PLANE_HOST, port)]
     return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name, state_dir)]
-
-
-def demo_network_addresses(network: PodNetwork) -> dict[str, str]:
-    """Each pod's IP on ``network``: host N of the network for the demo files' 10.89.0.N."""
-    return {name: str(network.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +113,9 @@ class _PodDemoMesh:
         [(status, error, _)] = await asyncio.to_thread(pod_requests, self.mesh.pod(caller), url)
         return status, error
 
+    async def tcp_replies(self, host: str, port: int, count: int) -> list[str]:
+        return await asyncio.to_thread(tcp_echo_replies, self.mesh.client, host, port, count)
+
     async def mixer_metrics(self) -> str:
         assert self.mesh.mixer is not None
         return await self.mesh.mixer.metrics_text()
@@ -126,6 +141,8 @@ def _print_how_to_use(out: Printer, mesh: PodMesh) -> None:
     out("The mesh keeps running. Call reviews as productpage's app does, from inside its pod (no proxy settings):")
     out(f"  {exec_} curl -s {REVIEWS_URL}")
     out(f"  {exec_} curl -s -H 'end-user: jason' {REVIEWS_URL}")
+    tcp = f"exec 3<>/dev/tcp/{TCP_ECHO_HOST}/{TCP_ECHO_PORT}; echo hello >&3; head -1 <&3"
+    out(f"  {exec_} bash -c '{tcp}'   # a TCP connection to tcp-echo")
     out(f"Change routing: edit or add Istio YAML in {mesh.config.config_dir} (Pilot watches it).")
     out(f"Pilot: curl {pilot}/debug/syncz   /debug/configz")
     assert mesh.mixer is not None
@@ -199,7 +216,7 @@ def _demo_mesh(workdir: Path, network: PodNetwork, state_dir: Path) -> PodMesh:
         grpc_address=f"{CONTROL_PLANE_HOST}:{MIXER_GRPC_PORT}",
         monitor_address=f"{CONTROL_PLANE_HOST}:{MIXER_MONITOR_PORT}",
     )
-    addresses = demo_network_addresses(network)
+    addresses = demo_pod_addresses(network)
     return PodMesh(
         workdir=workdir,
         network=network,
@@ -221,15 +238,19 @@ async def _start_pods(mesh: PodMesh, out: Printer) -> None:
             else ["/bin/sleep", "infinity"]
         )
         await mesh.run_pod(spec.name, app, service_account=spec.service_account, labels=labels)
+    await start_tcp_echo(mesh)
     await mesh.wait_reviews()
     await mesh.config.wait_synced()
     out(
         f"  pods on {mesh.network.cidr} (bridge {mesh.network.bridge}), each: netns + iptables capture + DNS agent"
-        f" + Envoy (uid 1337) + app (uid {APP_UID}):"
+        f" + Envoy (uid {PROXY_UID}) + app (uid {APP_UID}):"
     )
     for spec in DEMO_WORKLOADS:
         role = f"app: reviews {spec.version} on :{REVIEWS_PORT}" if spec.service else f"app: urllib -> {REVIEWS_URL}"
         out(f"  {spec.name:<12} {mesh.addresses[spec.name]:<12} {role}")
+    for version in TCP_ECHO_WORDS:
+        name = f"tcp-echo-{version}"
+        out(f"  {name:<12} {mesh.addresses[name]:<12} app: tcp-echo-server {version} on :{TCP_ECHO_PORT} (TCP)")
     out(f"  {OUTSIDER:<12} {mesh.addresses[OUTSIDER]:<12} no sidecar (outside the mesh)")
 
 
@@ -257,6 +278,9 @@ async def _walkthrough(
         await mesh.config.apply("reviews-mesh", render_pod_demo(DEMO_MESH_FILE, network))
         out(f"  applied {DEMO_MESH_FILE.name}: ServiceEntry reviews (port {REVIEWS_PORT}, STATIC, app=reviews),")
         out("    WorkloadEntries reviews-v1/v2/v3 and productpage (pod IPs), DestinationRule reviews (v1 v2 v3)")
+        await mesh.config.apply("tcp-echo-services", render_pod_demo(DEMO_TCP_SERVICES_FILE, network))
+        out(f"  applied {DEMO_TCP_SERVICES_FILE.name}: ServiceEntry tcp-echo (port {TCP_ECHO_PORT}, TCP),")
+        out("    WorkloadEntries tcp-echo-v1/v2 (pod IPs), DestinationRule tcp-echo-destination (v1 v2)")
         await _start_pods(mesh, out)
         ok = await run_demo_steps(_PodDemoMesh(mesh), requests, out)
         if keep_running:

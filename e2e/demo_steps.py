@@ -1,7 +1,8 @@
 """The demo's steps, on any mesh that runs the demo's workloads: the three routing steps of Istio's reviews traffic
 shifting, each split MEASURED (requests from productpage's app, counted by the version that answered), STRICT mutual
 TLS (a caller without a sidecar refused, productpage's identity seen by the app), policy (403 from the sidecars'
-RBAC, 429 from Mixer's rate limit) and the request counts Mixer recorded per edge.
+RBAC, 429 from Mixer's rate limit), Istio's TCP traffic shifting (a ``tcp`` route all to tcp-echo v1, then 80/20,
+each split MEASURED over fresh TCP connections of productpage's app) and the request counts Mixer recorded per edge.
 
 ``run_demo_steps`` drives a ``DemoMesh``: ``meshplane demo`` gives it the pods it started on this machine
 (``e2e.demo``), ``meshplane demo --compose`` the containers of a running docker-compose mesh (``e2e.compose_mesh``).
@@ -17,7 +18,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from e2e.mesh_config import DEMO_CLIENT, DEMO_MTLS_FILE, DEMO_POLICY_FILE, DEMO_ROUTE_FILES, REVIEWS_PORT
+from e2e.l4_apps import TCP_ECHO_PORT, tcp_echo_counts
+from e2e.mesh_config import (
+    DEMO_CLIENT,
+    DEMO_MTLS_FILE,
+    DEMO_POLICY_FILE,
+    DEMO_ROUTE_FILES,
+    DEMO_TCP_ROUTE_FILES,
+    REVIEWS_PORT,
+)
 from e2e.mtls import caller_identity
 from e2e.pod_mesh import REVIEWS_URL
 from e2e.telemetry import istio_request_counts
@@ -27,12 +36,16 @@ from meshplane.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
 
 __all__ = [
     "DEMO_STEPS",
+    "DEMO_TCP_STEPS",
     "OUTSIDER",
     "STEP_COUNT",
+    "TCP_ECHO_HOST",
+    "TCP_SPLIT_HEADING",
     "DemoMesh",
     "DemoStep",
     "Printer",
     "Traffic",
+    "measured_splits",
     "run_demo_steps",
 ]
 
@@ -40,9 +53,13 @@ Printer = Callable[[str], None]
 ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
 MTLS_CONFIG_NAME = "mesh-peer-authentication"
 POLICY_CONFIG_NAME = "reviews-policy"
+TCP_CONFIG_NAME = "tcp-echo-virtualservice"  # the TCP step's two rules replace each other too
+TCP_ECHO_HOST = "tcp-echo"
+TCP_SPLIT_HEADING = f"TCP connections from {DEMO_CLIENT.name} to {TCP_ECHO_HOST}:{TCP_ECHO_PORT}"
+TCP_SETTLE_SECONDS = 40.0  # until productpage's sidecar answers a changed tcp route with the rule's versions
 GUEST_REQUESTS = 8  # against a limit of 5 per 30s in 05-reviews-policy.yaml
 GUEST_LIMIT = 5
-STEP_COUNT = 5  # the three routing steps, mutual TLS, policy
+STEP_COUNT = 6  # the three routing steps, mutual TLS, policy, TCP traffic shifting
 OUTSIDER = "stranger"  # a network namespace on the mesh's network without a sidecar: the mTLS step's plaintext caller
 DEMO_CLIENT_IDENTITY = spiffe_id(DEFAULT_TRUST_DOMAIN, DEMO_CLIENT.namespace, DEMO_CLIENT.service_account)
 
@@ -81,6 +98,15 @@ DEMO_STEPS: tuple[DemoStep, ...] = (
 )
 
 
+# Step 6, Istio's TCP traffic shifting: each rule's traffic is fresh TCP connections to tcp-echo:9000
+DEMO_TCP_STEPS: tuple[DemoStep, ...] = (
+    DemoStep(config=DEMO_TCP_ROUTE_FILES[0], traffic=(Traffic(label="all connections", expected={"v1": 1.0}),)),
+    DemoStep(
+        config=DEMO_TCP_ROUTE_FILES[1], traffic=(Traffic(label="all connections", expected={"v1": 0.8, "v2": 0.2}),)
+    ),
+)
+
+
 class DemoMesh(Protocol):
     """What the steps need of a running demo mesh (its workloads named as in ``e2e.mesh_config.DEMO_WORKLOADS``)."""
 
@@ -111,6 +137,11 @@ class DemoMesh(Protocol):
         """A GET from ``caller``, a namespace without a sidecar: (status, error); status 0 when refused."""
         ...
 
+    async def tcp_replies(self, host: str, port: int, count: int) -> list[str]:
+        """``count`` fresh TCP connections by productpage's app to ``host:port`` (by name), one line each way: the
+        reply lines (``e2e.l4_apps.tcp_echo_replies``)."""
+        ...
+
     async def mixer_metrics(self) -> str:
         """Mixer's ``/metrics`` (Prometheus text)."""
         ...
@@ -131,10 +162,30 @@ def _split_matches(counts: Mapping[str, int], expected: Mapping[str, float], tot
     return True
 
 
-def _print_split(out: Printer, counts: Mapping[str, int], total: int) -> None:
-    out(f"      {'version':<12}{'requests':>9}{'share':>9}")
+def _print_measured(
+    out: Printer, what: str, unit: str, counts: Mapping[str, int], expected: Mapping[str, float], total: int
+) -> bool:
+    """What was sent (``what``), the split measured over ``total`` ``unit`` (requests, connections) and whether it
+    matches the rule's ``expected`` shares."""
+    matches = _split_matches(counts, expected, total)
+    out(what)
+    out(f"      {'version':<12}{unit:>12}{'share':>9}")
     for version, n in sorted(counts.items()):
-        out(f"      {version:<12}{n:>9}{n / total:>9.1%}")
+        out(f"      {version:<12}{n:>12}{n / total:>9.1%}")
+    promised = ", ".join(f"{v} {share:.0%}" for v, share in expected.items())
+    out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
+    return matches
+
+
+def measured_splits(lines: list[str], heading: str) -> list[dict[str, int]]:
+    """Each split table printed (``_print_measured``) under a line ending in ``heading``: version -> count."""
+    splits: list[dict[str, int]] = []
+    for index, line in enumerate(lines):
+        if line.endswith(heading):
+            rows = [row.split() for row in lines[index + 2 :]]  # after the table's header
+            table = rows[: next(n for n, row in enumerate(rows) if row[:2] == ["rule", "says"])]
+            splits.append({version: int(count) for version, count, _ in table})
+    return splits
 
 
 def _print_rule(out: Printer, path: Path) -> None:
@@ -166,6 +217,10 @@ async def _apply(mesh: DemoMesh, name: str, path: Path, out: Printer, *, mixer: 
 def _print_step(out: Printer, number: int, path: Path) -> None:
     out("")
     out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=path, traffic=()).title}")
+    _print_applying(out, path)
+
+
+def _print_applying(out: Printer, path: Path) -> None:
     out(f"  applying {path.relative_to(path.parents[2])}")
     _print_rule(out, path)
 
@@ -177,15 +232,49 @@ async def _run_step(mesh: DemoMesh, number: int, step: DemoStep, requests: int, 
     ok = True
     for traffic in step.traffic:
         responses = await mesh.responses(REVIEWS_URL, requests, headers=traffic.headers)
-        counts = count_by(responses)
-        matches = _split_matches(counts, traffic.expected, requests)
-        ok = ok and matches
-        promised = ", ".join(f"{v} {share:.0%}" for v, share in traffic.expected.items())
         headers = " ".join(f"-H '{k}: {v}'" for k, v in traffic.headers.items())
-        out(f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip())
-        _print_split(out, counts, requests)
-        out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
+        what = f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip()
+        ok = _print_measured(out, what, "requests", count_by(responses), traffic.expected, requests) and ok
     return ok
+
+
+async def _run_tcp_step(mesh: DemoMesh, number: int, connections: int, out: Printer) -> bool:
+    """Istio's TCP traffic shifting: all connections to tcp-echo v1, then 80/20 (``DEMO_TCP_STEPS``)."""
+    ok = True
+    for index, step in enumerate(DEMO_TCP_STEPS):
+        if index == 0:
+            _print_step(out, number, step.config)
+        else:
+            out(f"  then: {step.title}")
+            _print_applying(out, step.config)
+        if not await _apply(mesh, TCP_CONFIG_NAME, step.config, out):
+            return False
+        ok = await _measure_tcp_split(mesh, step.traffic[0], connections, out) and ok
+    return ok
+
+
+async def _tcp_rule_taken(mesh: DemoMesh, versions: set[str]) -> bool:
+    """Whether a few connections are answered by exactly ``versions`` within ``TCP_SETTLE_SECONDS`` (Envoy hands
+    new connections to a changed listener once it is in place)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TCP_SETTLE_SECONDS
+    while set(tcp_echo_counts(await mesh.tcp_replies(TCP_ECHO_HOST, TCP_ECHO_PORT, 10))) != versions:
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.5)
+    return True
+
+
+async def _measure_tcp_split(mesh: DemoMesh, traffic: Traffic, connections: int, out: Printer) -> bool:
+    """The split counted over fresh TCP connections (one line each way) of productpage's app, by the version that
+    echoed the line, once a few connections show its sidecar's listener has the rule."""
+    versions = set(traffic.expected)
+    if not await _tcp_rule_taken(mesh, versions):
+        out(f"    the productpage sidecar did not take the rule: {TCP_ECHO_HOST} is not answered by {sorted(versions)}")
+        return False
+    counts = tcp_echo_counts(await mesh.tcp_replies(TCP_ECHO_HOST, TCP_ECHO_PORT, connections))
+    what = f"    {traffic.label}: {connections} {TCP_SPLIT_HEADING}"
+    return _print_measured(out, what, "connections", counts, traffic.expected, connections)
 
 
 async def _run_mtls_step(mesh: DemoMesh, number: int, out: Printer) -> bool:
@@ -253,5 +342,6 @@ async def run_demo_steps(mesh: DemoMesh, requests: int, out: Printer) -> bool:
         ok = await _run_step(mesh, number, step, requests, out) and ok
     ok = await _run_mtls_step(mesh, len(DEMO_STEPS) + 1, out) and ok
     ok = await _run_policy_step(mesh, len(DEMO_STEPS) + 2, out) and ok
+    ok = await _run_tcp_step(mesh, len(DEMO_STEPS) + 3, requests, out) and ok
     await _print_edge_counts(mesh, out)
     return ok

@@ -1,5 +1,6 @@
-"""Pods for the L4 scenarios (``tcp``/``tls`` routes, TLS passthrough) on top of ``e2e.pod_mesh``: their addresses,
-WorkloadEntries and ServiceEntries, writing their config, and waiting until a probe says it reached the sidecars."""
+"""Pods for the L4 scenarios (``tcp``/``tls`` routes, TLS passthrough) and the demo's TCP step, on top of
+``e2e.pod_mesh``: their addresses, WorkloadEntries and ServiceEntries, Istio's ``tcp-echo`` v1 and v2, writing their
+config, and waiting until a probe says it reached the sidecars."""
 
 from __future__ import annotations
 
@@ -7,13 +8,27 @@ import asyncio
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from e2e.l4_apps import TCP_ECHO_PORT, TCP_ECHO_WORDS, tcp_echo_server_command
+from e2e.mesh_config import DEMO_POD_HOSTS
 from e2e.pod_mesh import NAMESPACE, PodMesh
 
-__all__ = ["TLS_APP_PORT", "TLS_PORT", "apply", "settle", "start_pods", "tls_services", "workload_entry"]
+__all__ = [
+    "TCP_ECHO_PODS",
+    "TLS_APP_PORT",
+    "TLS_PORT",
+    "apply",
+    "settle",
+    "start_pods",
+    "start_tcp_echo",
+    "tls_services",
+    "workload_entry",
+]
 
 TLS_PORT = 443
 TLS_APP_PORT = 8443  # the app's uid cannot bind 443; the ServiceEntry's targetPort maps it, as a Service would
-_HOST_NUMBERS = {"tcp-echo-v1": 31, "tcp-echo-v2": 32, "login": 41, "shop": 42}
+TCP_ECHO_PODS = tuple(f"tcp-echo-{version}" for version in TCP_ECHO_WORDS)
+# tcp-echo where the WorkloadEntries of e2e/demo_config/00-tcp-echo-services.yaml put it (host N of the network)
+_HOST_NUMBERS = {**{name: DEMO_POD_HOSTS[name] for name in TCP_ECHO_PODS}, "login": 41, "shop": 42}
 _SETTLE_SECONDS = 40.0
 T = TypeVar("T")
 
@@ -74,6 +89,20 @@ async def start_pods(mesh: PodMesh, pods: dict[str, tuple[list[str], str, str]])
         entries.append(workload_entry(name, mesh.addresses[name], labels, service_account))
         await mesh.run_pod(name, app, service_account=service_account, labels=labels)
     return "---\n".join(entries)
+
+
+async def start_tcp_echo(mesh: PodMesh) -> None:
+    """Istio's ``tcp-echo`` v1 and v2 as pods (labels ``app=tcp-echo,version=vN``, service account ``tcp-echo``,
+    replies prefixed ``one`` / ``two``) at the addresses of ``00-tcp-echo-services.yaml``'s WorkloadEntries."""
+    pods = {
+        f"tcp-echo-{version}": (
+            tcp_echo_server_command(word, TCP_ECHO_PORT),
+            f"app=tcp-echo,version={version}",
+            "tcp-echo",
+        )
+        for version, word in TCP_ECHO_WORDS.items()
+    }
+    await start_pods(mesh, pods)
 
 
 async def settle(probe: Callable[[], T], done: Callable[[T], bool], mesh: PodMesh, what: str) -> T:

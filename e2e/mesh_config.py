@@ -1,16 +1,14 @@
 """The demo mesh's config and topology: the YAML files in ``e2e/demo_config/`` and where each workload lives.
 
 The demo runs as pods: ``00-reviews-mesh.yaml`` is written with the pod IPs of the default pod network
-(``10.89.0.x``), so that a reader can apply the files as they are; a test runs the same mesh on a pod network of
-its own, and ``render_pod_demo`` moves the ``10.89.0.x`` addresses there.
-
-The scenarios still on the loopback model (``e2e.harness.LocalMesh``) use ``e2e/loopback_config/`` instead,
-written for ``127.0.0.x`` and moved to another loopback subnet by ``demo_config_text``/``render_demo_mesh``.
+(``10.89.0.x``), and so is ``00-tcp-echo-services.yaml`` (Istio's TCP traffic-shifting task's ``tcp-echo`` v1 and v2),
+so that a reader can apply the files as they are; a test runs the same mesh on a pod network of
+its own, and ``render_pod_demo`` moves the ``10.89.0.x`` addresses there (``demo_pod_addresses``: each pod's IP on
+a network). Every app listens on its service port (``REVIEWS_PORT``): the WorkloadEntries have no ``ports`` map.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,23 +25,18 @@ __all__ = [
     "DEMO_POD_NETWORK",
     "DEMO_POLICY_FILE",
     "DEMO_ROUTE_FILES",
-    "DEMO_SUBNET",
-    "DEMO_URL",
+    "DEMO_TCP_ROUTE_FILES",
+    "DEMO_TCP_SERVICES_FILE",
+    "DEMO_TCP_WORKLOADS",
     "DEMO_WORKLOADS",
-    "LOOPBACK_MESH_FILE",
-    "REVIEWS_APP_PORT",
     "REVIEWS_PORT",
     "WorkloadSpec",
-    "check_subnet",
-    "demo_config_text",
-    "render_demo_mesh",
+    "demo_pod_addresses",
     "render_pod_demo",
-    "subnet_address",
 ]
 
 DEMO_CONFIG_DIR = Path(__file__).parent / "demo_config"
 DEMO_MESH_FILE = DEMO_CONFIG_DIR / "00-reviews-mesh.yaml"  # the pod IPs of DEMO_POD_NETWORK
-LOOPBACK_MESH_FILE = Path(__file__).parent / "loopback_config" / "00-reviews-mesh.yaml"
 DEMO_MTLS_FILE = DEMO_CONFIG_DIR / "04-mesh-mtls-strict.yaml"
 DEMO_POLICY_FILE = DEMO_CONFIG_DIR / "05-reviews-policy.yaml"
 DEMO_ROUTE_FILES = (
@@ -51,71 +44,58 @@ DEMO_ROUTE_FILES = (
     DEMO_CONFIG_DIR / "02-reviews-90-10.yaml",
     DEMO_CONFIG_DIR / "03-reviews-jason.yaml",
 )
-DEMO_SUBNET = "127.0.0"  # the addresses written in the files
+DEMO_TCP_SERVICES_FILE = DEMO_CONFIG_DIR / "00-tcp-echo-services.yaml"  # tcp-echo v1/v2: ServiceEntry, pods, subsets
+DEMO_TCP_ROUTE_FILES = (  # Istio's tcp-echo-all-v1.yaml and tcp-echo-20-v2.yaml
+    DEMO_CONFIG_DIR / "06-tcp-echo-all-v1.yaml",
+    DEMO_CONFIG_DIR / "07-tcp-echo-20-v2.yaml",
+)
 DEMO_HOST = "reviews.default.svc.cluster.local"
-REVIEWS_PORT = 9080  # the service port: each reviews sidecar's inbound listener
-REVIEWS_APP_PORT = 19080  # the app behind it (the WorkloadEntry's `ports: {http: 19080}`)
-DEMO_URL = f"http://{DEMO_HOST}:{REVIEWS_PORT}/"
+REVIEWS_PORT = 9080  # the service port: the reviews apps listen on it in their pods, captured by the sidecar
 
-_DEMO_ADDRESS = re.compile(r"\b127\.0\.0\.(\d{1,3})\b")
 DEMO_POD_NETWORK = PodNetwork()  # meshplane pod run's defaults: bridge mpbr0, 10.89.0.0/16
 _DEMO_POD_ADDRESS = re.compile(r"\b10\.89\.0\.(\d{1,3})\b(?!/)")  # an address, not the network's CIDR
 # The last octet of each pod's IP in the demo files; ``stranger`` is a network namespace on the pod network without
 # a sidecar (a namespace outside the mesh), the plaintext caller of the mTLS step.
-DEMO_POD_HOSTS = {"productpage": 10, "reviews-v1": 21, "reviews-v2": 22, "reviews-v3": 23, "stranger": 99}
+DEMO_POD_HOSTS = {
+    "productpage": 10,
+    "reviews-v1": 21,
+    "reviews-v2": 22,
+    "reviews-v3": 23,
+    "tcp-echo-v1": 31,
+    "tcp-echo-v2": 32,
+    "stranger": 99,
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadSpec:
-    """A workload of the demo mesh: its WorkloadEntry name, host number in the subnet and sample app (if any)."""
+    """A pod of the demo mesh: its WorkloadEntry name (its IP is host ``DEMO_POD_HOSTS[name]`` of the pod network)
+    and sample app (if any)."""
 
     name: str
-    host: int  # last octet of the workload's address
     service: str | None = None  # the sample app's service; None for a client without an app
     version: str = "v1"
-    app_port: int = REVIEWS_APP_PORT
     namespace: str = "default"
     service_account: str = "default"  # the WorkloadEntry's serviceAccount: the workload's SPIFFE identity
 
 
-DEMO_CLIENT = WorkloadSpec(name="productpage", host=10, service_account="bookinfo-productpage")
+DEMO_CLIENT = WorkloadSpec(name="productpage", service_account="bookinfo-productpage")
 DEMO_WORKLOADS: tuple[WorkloadSpec, ...] = (
     DEMO_CLIENT,
-    WorkloadSpec(name="reviews-v1", host=21, service="reviews", version="v1", service_account="bookinfo-reviews"),
-    WorkloadSpec(name="reviews-v2", host=22, service="reviews", version="v2", service_account="bookinfo-reviews"),
-    WorkloadSpec(name="reviews-v3", host=23, service="reviews", version="v3", service_account="bookinfo-reviews"),
+    WorkloadSpec(name="reviews-v1", service="reviews", version="v1", service_account="bookinfo-reviews"),
+    WorkloadSpec(name="reviews-v2", service="reviews", version="v2", service_account="bookinfo-reviews"),
+    WorkloadSpec(name="reviews-v3", service="reviews", version="v3", service_account="bookinfo-reviews"),
+)
+# Istio's tcp-echo v1 and v2 (the WorkloadEntries of 00-tcp-echo-services.yaml): the TCP step's servers
+DEMO_TCP_WORKLOADS: tuple[WorkloadSpec, ...] = tuple(
+    WorkloadSpec(name=f"tcp-echo-{version}", service="tcp-echo", version=version, service_account="tcp-echo")
+    for version in ("v1", "v2")
 )
 
 
-def check_subnet(subnet: str) -> str:
-    """A loopback /24 written as its first three octets, e.g. ``127.0.2``."""
-    parts = subnet.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"subnet: expected three octets like '127.0.2', got {subnet!r}")
-    address = ipaddress.ip_address(f"{subnet}.1")
-    if not address.is_loopback:
-        raise ValueError(f"subnet: must be inside 127.0.0.0/8 (loopback), got {subnet!r}")
-    return subnet
-
-
-def subnet_address(subnet: str, host: int) -> str:
-    if not 1 <= host <= 254:
-        raise ValueError(f"host: must be 1-254, got {host}")
-    return f"{check_subnet(subnet)}.{host}"
-
-
-def demo_config_text(path: Path, subnet: str = DEMO_SUBNET) -> str:
-    """A demo config file with its ``127.0.0.x`` addresses moved to ``<subnet>.x``."""
-    text = path.read_text()
-    if check_subnet(subnet) == DEMO_SUBNET:
-        return text
-    return _DEMO_ADDRESS.sub(lambda m: f"{subnet}.{m.group(1)}", text)
-
-
-def render_demo_mesh(subnet: str = DEMO_SUBNET) -> str:
-    """The loopback scenarios' registry and subsets: ServiceEntry reviews, WorkloadEntries reviews-v1..v3 and
-    productpage on ``<subnet>.x``, DestinationRule reviews with subsets v1, v2, v3."""
-    return demo_config_text(LOOPBACK_MESH_FILE, subnet)
+def demo_pod_addresses(network: PodNetwork = DEMO_POD_NETWORK) -> dict[str, str]:
+    """Each demo pod's IP on ``network``: host N of the network for the demo files' ``10.89.0.N``."""
+    return {name: str(network.network.network_address + host) for name, host in DEMO_POD_HOSTS.items()}
 
 
 def render_pod_demo(path: Path, network: PodNetwork = DEMO_POD_NETWORK) -> str:

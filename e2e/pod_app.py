@@ -1,13 +1,13 @@
-"""The sample app as a pod's app: ``e2e.sample_app``'s endpoints and JSON answers on the standard library alone, so it
-runs as the app's uid under ``/usr/bin/python3`` (the venv, and a checkout in a 0700 directory, may be unreadable for
-that uid: ``e2e.pods.app_server_command`` hands this file's text to ``python3 -c``, read by root).
+"""The demo's and the scenarios' sample app, run in a pod: HTTP endpoints with JSON answers on the standard
+library alone, so it runs as the app's uid under ``/usr/bin/python3`` (the venv, and a checkout in a 0700
+directory, may be unreadable for that uid: ``e2e.pods.app_server_command`` hands this file's text to
+``python3 -c``, read by root).
 
 Every response is JSON ``{"service", "version", "workload", "path", "method", "peer", "headers"}`` (``peer``: the
 address the connection came from). Endpoints, any method: ``/status/<code>`` answers that status (200-599),
 ``/delay/<ms>`` sleeps then 200, ``/flaky/<key>`` is 503 the first time this process sees ``key`` and 200 after,
 ``/count/<path>`` answers ``{"count": N}``, how many requests for ``/<path>`` (query included) this process got
-(what ``SampleApp.requests_by_path`` tells in-process: ask it from inside the pod, on 127.0.0.1, which is not
-captured), anything else 200.
+(ask it from inside the pod, on 127.0.0.1, which is not captured), anything else 200.
 
     python3 e2e/pod_app.py SERVICE VERSION PORT [WORKLOAD]
 """
@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 __all__ = ["MAX_DELAY_MS", "main"]
 
-MAX_DELAY_MS = 60_000  # as e2e.sample_app
+MAX_DELAY_MS = 60_000  # the longest /delay/<ms>
 _STATUS = re.compile(r"/status/(\d{3})$")
 _DELAY = re.compile(r"/delay/(\d+)$")
 _FLAKY = re.compile(r"/flaky/([^/]+)$")
@@ -38,6 +38,7 @@ def _handler(service: str, version: str, workload: str) -> type[BaseHTTPRequestH
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body are two writes: Nagle would hold the body for the ACK
 
         def _answer(self) -> None:
             length = int(self.headers.get("content-length") or 0)

@@ -234,15 +234,21 @@ class PodMesh:
 
     async def reset(self) -> None:
         """Back to the world as started (only the registry and the rules ``pod_mesh`` was given): every other
-        file of the config directory removed, Pilot running (a test may have stopped it), and the mesh synced."""
+        file of the config directory removed (rules first, then the files they read, e.g. an AccessList's
+        ``entriesFile``), Pilot and Mixer running (a test may have stopped them), and the mesh synced."""
         if not self.pilot.running:
             await self.pilot.start()
             self.config.forget()
-        extra = [p.stem for p in self.pilot.config_dir.glob("*.yaml") if p.name not in self.initial_files]
-        for name in extra:
+        if self.mixer is not None and not self.mixer.running:
+            await self.mixer.start()
+        extra = [p for p in self.pilot.config_dir.iterdir() if p.is_file() and p.name not in self.initial_files]
+        rules = [p.stem for p in extra if p.suffix == ".yaml"]
+        for name in rules:
             await self.config.remove(name)
-        if extra:
+        if rules:
             await self.config.wait_synced()
+        for path in extra:
+            path.unlink(missing_ok=True)
 
     def workload_token(self, service_account: str) -> str:
         """A genuine token for ``service_account`` in the mesh's namespace, signed by Citadel's key."""
@@ -284,6 +290,14 @@ class PodMesh:
         pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log", state_dir=self.state_dir)
         self.pods[name] = pod
         await pod.start()
+
+    async def run_client(self, name: str, *, token: str | None = None) -> None:
+        """A client pod (``productpage`` or ``ratings``: its WorkloadEntry is in the registry) whose app only sleeps:
+        its requests are made by ``responses``/``pod_get`` inside it; identity ``bookinfo-<name>``, label
+        ``app=<name>``."""
+        await self.run_pod(
+            name, ["/bin/sleep", "3600"], service_account=f"bookinfo-{name}", labels=f"app={name}", token=token
+        )
 
     async def run_plain(self, name: str, argv: Sequence[str] | None = None, *, uid: int | None = APP_UID) -> PodAddress:
         """A network namespace on the pod network with no sidecar and no capture (outside the mesh), running
@@ -357,12 +371,14 @@ async def pod_mesh(
     mesh_config: str | None = None,
     ready_status: int = 200,
     versions: Sequence[str] = REVIEWS_VERSIONS,
+    clients: Sequence[str] = ("productpage",),
 ) -> AsyncIterator[PodMesh]:
-    """The whole world above, ready (the client reaches reviews, answered ``ready_status``); ``config`` is more
+    """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
     ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
-    (and the DestinationRule's subsets); ``xds_mode`` every sidecar's ADS flavour.
+    (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
+    for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour.
     Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
@@ -423,10 +439,10 @@ async def pod_mesh(
             app = app_server_command("reviews", version, REVIEWS_PORT)
             labels = f"app=reviews,version={version}"
             await mesh.run_pod(f"reviews-{version}", app, service_account="bookinfo-reviews", labels=labels)
-        await mesh.run_pod(
-            "productpage", ["/bin/sleep", "3600"], service_account="bookinfo-productpage", labels="app=productpage"
-        )
-        await mesh.wait_reviews(ready_status)
+        for client in clients:
+            await mesh.run_client(client)
+        for client in clients:
+            await mesh.wait_reviews(ready_status, client=client)
         yield mesh
     finally:
         found = await mesh.stop()

@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from agent.netns import in_netns_command, ip
@@ -40,6 +40,7 @@ __all__ = [
     "pod_get",
     "pod_python",
     "pod_requests",
+    "pod_resolve",
     "random_pod_network",
     "session_leftovers",
     "why_pods_cannot_run",
@@ -143,10 +144,13 @@ def capture_bootstrap(pod: PodAddress) -> Path:
     return write_private(directory / "bootstrap.json", json.dumps(bootstrap).encode(), PROXY_UID)
 
 
-def pod_python(pod: PodAddress, script: str, *, uid: int = APP_UID, timeout: float = 10.0) -> str:
-    """Run a Python script inside the pod as ``uid``; its stdout (raises on failure, with stderr)."""
+def pod_python(
+    pod: PodAddress, script: str, *, args: Sequence[str] = (), uid: int = APP_UID, timeout: float = 10.0
+) -> str:
+    """Run a Python script (its ``sys.argv[1:]``: ``args``) inside the pod as ``uid``; its stdout (raises on failure,
+    with stderr)."""
     done = subprocess.run(
-        in_netns_command(pod.netns, [PYTHON, "-c", script], uid=uid),
+        in_netns_command(pod.netns, [PYTHON, "-c", script, *args], uid=uid),
         capture_output=True,
         text=True,
         check=False,
@@ -154,6 +158,28 @@ def pod_python(pod: PodAddress, script: str, *, uid: int = APP_UID, timeout: flo
     )
     assert done.returncode == 0, f"script in {pod.name} as uid {uid} failed: {done.stderr}"
     return done.stdout.strip()
+
+
+_RESOLVER = """
+import json, socket, sys
+answers = {}
+for name in sys.argv[1:]:
+    try:
+        found = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
+        answers[name] = sorted({address[4][0] for address in found})
+    except socket.gaierror as error:
+        answers[name] = {socket.EAI_NONAME: "EAI_NONAME", socket.EAI_AGAIN: "EAI_AGAIN"}.get(error.errno, repr(error))
+print(json.dumps(answers))
+"""
+
+
+def pod_resolve(pod: PodAddress, names: Sequence[str]) -> dict[str, list[str] | str]:
+    """Each name resolved by an app inside the pod as any app does (``getaddrinfo`` for IPv4: the pod's
+    resolv.conf, its search list and ndots; UDP 53 captured to the sidecar's DNS agent): its addresses, sorted, or
+    the resolver's error, ``EAI_NONAME`` (no such name: NXDOMAIN) or ``EAI_AGAIN`` (SERVFAIL, no answer)."""
+    answers = json.loads(pod_python(pod, _RESOLVER, args=names))
+    assert isinstance(answers, dict)
+    return answers
 
 
 _CLIENT = """

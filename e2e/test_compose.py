@@ -2,8 +2,9 @@
 image is built offline (``e2e.compose_build``: wheelhouse + ``meshplane-base:bookworm``), ``docker-compose up -d``
 (Compose v1, Debian's 1.29) brings up docker-compose.yml, the test waits until every pod is healthy and
 ``mesh-ready`` got an answer from reviews through productpage's sidecar, runs the demo's steps against the
-containers (``meshplane demo --compose``'s ``run_compose_demo``: measured splits, STRICT mTLS, 403/429, Mixer's
-counts on its published port), and ``down -v`` leaves no container, network or volume of the project.
+containers (``meshplane demo --compose``'s ``run_compose_demo``: measured splits, STRICT mTLS, 403/429, the TCP
+split over real connections from productpage's container to tcp-echo, Mixer's counts on its published port), and
+``down -v`` leaves no container, network or volume of the project.
 
 A project name and published ports of the test's own, and a copy of ``compose/config`` as the config directory, so
 a compose demo of the user's is not touched (only its static subnet 10.91.0.0/24 would clash: then the test fails
@@ -22,6 +23,8 @@ import pytest
 
 from e2e.compose_build import BASE_IMAGE, DEFAULT_TAG, ROOT, build_image
 from e2e.compose_mesh import COMPOSE_CONFIG_DIR, COMPOSE_FILE, ComposeMesh, run_compose_demo
+from e2e.demo_steps import TCP_SPLIT_HEADING, measured_splits
+from e2e.traffic import binomial_bounds
 
 
 def _why_no_engine() -> str | None:
@@ -40,6 +43,7 @@ _NO_ENGINE = _why_no_engine()
 pytestmark = pytest.mark.skipif(_NO_ENGINE is not None, reason=str(_NO_ENGINE))
 
 _UP_TIMEOUT_SECONDS = 300
+REQUESTS = 60  # per measured split, requests or TCP connections
 
 
 def _free_port() -> int:
@@ -101,7 +105,7 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
     try:
         seconds = _up(compose, environment, mesh)
         print(f"compose mesh healthy {seconds:.1f}s after `up -d`")
-        code = await run_compose_demo(mesh, requests=60, out=lines.append)
+        code = await run_compose_demo(mesh, requests=REQUESTS, out=lines.append)
     finally:
         down = subprocess.run(
             [*compose, "down", "-v", "--remove-orphans"], env=environment, capture_output=True, text=True,
@@ -110,7 +114,8 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
 
     output = "\n".join(lines)
     assert code == 0, output
-    assert output.count("measured split matches") == 4, output  # steps 1 and 2, step 3 for jason and others
+    # steps 1 and 2 once, step 3 for jason and others, step 6 (TCP) for all-v1 and 80/20
+    assert output.count("measured split matches") == 6, output
     assert "mutual TLS enforced" in output
     assert "end-user: mallory -> 403" in output
     assert "end-user: guest x8 -> 200 200 200 200 200 429 429 429" in output
@@ -118,7 +123,13 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
     counted = {(edge[1], edge[2]): int(edge[3]) for edge in edges}
     assert counted.get(("reviews-v3", "403")) == 1, output  # mallory, step 3's rule sends others to v3
     assert counted.get(("reviews-v3", "429")) == 3, output
-    assert sum(n for (_, status), n in counted.items() if status == "200") >= 4 * 60 + 1 + 5 + 1, output
-    assert sorted(path.name for path in config_dir.iterdir()) == ["00-reviews-mesh.yaml"]  # the steps' files removed
+    assert sum(n for (_, status), n in counted.items() if status == "200") >= 4 * REQUESTS + 1 + 5 + 1, output
+    all_v1, shifted = measured_splits(lines, TCP_SPLIT_HEADING)  # step 6: tcp-echo-all-v1, then tcp-echo-20-v2
+    assert all_v1 == {"v1": REQUESTS}, output
+    low, high = binomial_bounds(REQUESTS, 0.20)
+    assert set(shifted) == {"v1", "v2"} and sum(shifted.values()) == REQUESTS, output
+    assert low <= shifted["v2"] <= high, output
+    registry = sorted(path.name for path in COMPOSE_CONFIG_DIR.iterdir())
+    assert sorted(path.name for path in config_dir.iterdir()) == registry  # the steps' files removed
     assert down.returncode == 0, down.stdout + down.stderr
     assert _project_resources(project) == []

@@ -10,92 +10,41 @@ these scenarios, ``e2e.l4_apps``' apps):
   dials, and an SNI no route names is closed, as in Istio.
 
 The YAML is written as Istio's docs write it, with ServiceEntries and WorkloadEntries for the Kubernetes Services
-and Deployments (the VirtualService's ``tcp`` match has no ``port`` here: Istio's task matches the ingress gateway's
-31400, and meshplane has no Gateways yet)."""
+and Deployments; the tcp-echo files are the demo's (``e2e/demo_config/00-tcp-echo-services.yaml``,
+``06-tcp-echo-all-v1.yaml``, ``07-tcp-echo-20-v2.yaml``: the VirtualService's ``tcp`` match has no ``port`` there:
+Istio's task matches the ingress gateway's 31400, and meshplane has no Gateways yet)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from e2e.l4_apps import make_certificates, tcp_echo_replies, tcp_echo_server_command, tls_hellos, tls_server_command
-from e2e.l4_mesh import TLS_APP_PORT, TLS_PORT, apply, settle, start_pods, tls_services
-from e2e.pod_mesh import NAMESPACE, pod_mesh
+from e2e.l4_apps import (
+    TCP_ECHO_PORT,
+    make_certificates,
+    tcp_echo_counts,
+    tcp_echo_replies,
+    tls_hellos,
+    tls_server_command,
+)
+from e2e.l4_mesh import TLS_APP_PORT, TLS_PORT, apply, settle, start_pods, start_tcp_echo, tls_services
+from e2e.mesh_config import DEMO_TCP_ROUTE_FILES, DEMO_TCP_SERVICES_FILE, render_pod_demo
+from e2e.pod_mesh import NAMESPACE, PodMesh, pod_mesh
 from e2e.pods import why_pods_cannot_run
 from e2e.traffic import binomial_bounds
 
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
 CONNECTIONS = 200
-ECHO_PORT = 9000
 
 
-TCP_ECHO_SERVICE = f"""\
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata:
-  name: tcp-echo
-  namespace: {NAMESPACE}
-spec:
-  hosts:
-  - tcp-echo.{NAMESPACE}.svc.cluster.local
-  location: MESH_INTERNAL
-  ports:
-  - number: {ECHO_PORT}
-    name: tcp
-    protocol: TCP
-  resolution: STATIC
-  workloadSelector:
-    labels:
-      app: tcp-echo
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: tcp-echo-destination
-  namespace: {NAMESPACE}
-spec:
-  host: tcp-echo
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
-"""
-
-
-def tcp_echo_virtual_service(v1: int, v2: int) -> str:
-    """Istio's ``tcp-echo-all-v1.yaml`` (``v2=0``) and ``tcp-echo-20-v2.yaml`` (80/20), for the mesh."""
-    routes = [("v1", v1), ("v2", v2)] if v2 else [("v1", 0)]
-    destinations = "".join(
-        f"""\
-    - destination:
-        host: tcp-echo
-        port:
-          number: {ECHO_PORT}
-        subset: {subset}
-"""
-        + (f"      weight: {weight}\n" if v2 else "")
-        for subset, weight in routes
-    )
-    return f"""\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: tcp-echo
-  namespace: {NAMESPACE}
-spec:
-  hosts:
-  - tcp-echo
-  tcp:
-  - route:
-{destinations}"""
+def tcp_echo_config(mesh: PodMesh, route_file: Path) -> str:
+    """The demo's tcp-echo registry and one of its VirtualServices (Istio's task's files, for the mesh), with the
+    pod IPs moved to the test's network."""
+    return "---\n".join(render_pod_demo(path, mesh.network) for path in (DEMO_TCP_SERVICES_FILE, route_file))
 
 
 SNI_VIRTUAL_SERVICE = f"""\
@@ -126,38 +75,26 @@ spec:
 """
 
 
-def words(replies: list[str]) -> Counter[str]:
-    """Replies counted by their first word (``one``, ``two``, ``error``, ``closed``)."""
-    return Counter(reply.split(" ", 1)[0] for reply in replies)
-
-
 async def test_tcp_traffic_shifting_moves_20_percent_of_connections_to_v2(tmp_path: Path) -> None:
+    all_v1_file, split_file = DEMO_TCP_ROUTE_FILES
     async with pod_mesh(tmp_path) as mesh:
-        pods = {
-            f"tcp-echo-{version}": (
-                tcp_echo_server_command(word, ECHO_PORT),
-                f"app=tcp-echo,version={version}",
-                "tcp-echo",
-            )
-            for version, word in (("v1", "one"), ("v2", "two"))
-        }
-        entries = await start_pods(mesh, pods)
-        apply(mesh, "tcp-echo", f"{TCP_ECHO_SERVICE}---\n{entries}---\n{tcp_echo_virtual_service(100, 0)}")
+        await start_tcp_echo(mesh)
+        apply(mesh, "tcp-echo", tcp_echo_config(mesh, all_v1_file))
 
         def echo(count: int) -> Callable[[], list[str]]:
-            return lambda: tcp_echo_replies(mesh.client, "tcp-echo", ECHO_PORT, count)
+            return lambda: tcp_echo_replies(mesh.client, "tcp-echo", TCP_ECHO_PORT, count)
 
-        await settle(echo(5), lambda r: words(r) == {"one": 5}, mesh, "tcp-echo v1 not reachable")
+        await settle(echo(5), lambda r: tcp_echo_counts(r) == {"v1": 5}, mesh, "tcp-echo v1 not reachable")
         all_v1 = await asyncio.to_thread(echo(50))
-        apply(mesh, "tcp-echo", f"{TCP_ECHO_SERVICE}---\n{entries}---\n{tcp_echo_virtual_service(80, 20)}")
-        await settle(echo(10), lambda r: "two" in words(r), mesh, "the 80/20 split did not reach the sidecar")
+        apply(mesh, "tcp-echo", tcp_echo_config(mesh, split_file))
+        await settle(echo(10), lambda r: "v2" in tcp_echo_counts(r), mesh, "the 80/20 split did not reach the sidecar")
         split = await asyncio.to_thread(echo(CONNECTIONS))
-    assert words(all_v1) == {"one": 50}, all_v1
+    assert tcp_echo_counts(all_v1) == {"v1": 50}, all_v1
     assert all(reply.startswith(("one hello", "two hello")) for reply in split), split
-    counts = words(split)
+    counts = tcp_echo_counts(split)
     low, high = binomial_bounds(CONNECTIONS, 0.20)
-    assert set(counts) == {"one", "two"}, counts
-    assert low <= counts["two"] <= high, counts
+    assert set(counts) == {"v1", "v2"}, counts
+    assert low <= counts["v2"] <= high, counts
 
 
 TLS_HOSTS = ("login.bookinfo.com", "shop.bookinfo.com")

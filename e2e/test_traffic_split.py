@@ -1,19 +1,27 @@
 """Weighted routing between subsets, measured with real requests of an unmodified app: plain ``urllib`` in the
 productpage pod (no proxy settings) calls ``http://reviews:9080/``; the name resolves through the pod's DNS agent to
 the service's VIP, iptables sends the connection to the sidecar's virtualOutbound (15001), the ``0.0.0.0_9080``
-listener's route picks a reviews pod, whose capture hands it to virtualInbound (15006) and its app. Real Pilot,
+listener's route picks a reviews pod, whose capture hands it to virtualInbound (15006) and its app. And the names
+such an app resolves (``getaddrinfo`` in the pod, its UDP 53 captured to the sidecar's DNS agent): the service's
+names to its VIP, and a ServiceEntry's host following the config directory within seconds (address changed, host
+added, renamed, removed: then forwarded to the upstream resolver, which answers or says NXDOMAIN). Real Pilot,
 Envoy, iptables and network namespaces; one world of pods per module (``pods``, ``delta_pods`` in e2e/conftest.py),
 reset after each test."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+from collections.abc import Sequence
+
 import pytest
 
 from e2e.conftest import POD_WORLD_LOOP
-from e2e.pod_mesh import REVIEWS_URL, PodMesh
-from e2e.pods import why_pods_cannot_run
+from e2e.pod_mesh import OUTSIDE_NAME, REVIEWS_URL, PodMesh
+from e2e.pods import pod_resolve, why_pods_cannot_run
 from e2e.rules import weighted_reviews
 from e2e.traffic import binomial_bounds, count_by
+from pilot.model.vips import AUTO_VIP_NETWORK
 
 pytestmark = [pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run())), POD_WORLD_LOOP]
 
@@ -75,3 +83,108 @@ async def test_a_name_outside_the_registry_and_upstream_dns_does_not_resolve(pod
 
     assert response.status == 0
     assert "Name or service not known" in response.text or "No address associated" in response.text, response.text
+
+
+async def test_the_services_names_resolve_to_its_vip_inside_the_pod(pods: PodMesh) -> None:
+    names = ["reviews", "reviews.default", "reviews.default.svc", "reviews.default.svc.cluster.local"]
+
+    answers = await asyncio.to_thread(pod_resolve, pods.client, names)
+
+    vips = answers["reviews"]
+    assert isinstance(vips, list) and len(vips) == 1, answers
+    assert ipaddress.ip_address(vips[0]) in AUTO_VIP_NETWORK, answers  # no addresses in the ServiceEntry: allocated
+    assert answers == {name: vips for name in names}
+
+
+NAME_CHANGE_SECONDS = 5.0  # from the config file written to the pod's changed answer
+NOT_FOUND = "EAI_NONAME"  # getaddrinfo's answer to NXDOMAIN: the upstream resolver does not know the name
+UPSTREAMS_ANSWER = "the upstream resolver's answer"  # ``outside.example``'s address in the test world's DNS
+
+
+def external_service(hosts: Sequence[str], addresses: Sequence[str]) -> str:
+    """A ServiceEntry ``database`` for ``hosts`` with these VIPs (``resolution: NONE``: the app's destination is
+    kept, as for a database outside the mesh)."""
+    return f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: database
+  namespace: default
+spec:
+  hosts: [{", ".join(hosts)}]
+  addresses: [{", ".join(addresses)}]
+  location: MESH_EXTERNAL
+  ports: [{{number: 5432, name: tcp-postgres, protocol: TCP}}]
+  resolution: NONE
+"""
+
+
+DB = "db.example.internal"
+
+
+async def resolved_within(pods: PodMesh, expected: dict[str, list[str] | str], seconds: float) -> float:
+    """Resolve the names inside the client pod until it answers ``expected``, within ``seconds``: how long it took."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    names = list(expected)
+    while (answers := await asyncio.to_thread(pod_resolve, pods.client, names)) != expected:
+        assert loop.time() - start < seconds, f"after {seconds:g}s the pod answers {answers}, not {expected}"
+        await asyncio.sleep(0.1)
+    return loop.time() - start
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "answers"),
+    [
+        (
+            external_service([DB], ["192.0.2.10"]),
+            external_service([DB], ["192.0.2.20"]),
+            {DB: (["192.0.2.10"], ["192.0.2.20"])},
+        ),
+        (
+            external_service([DB], ["192.0.2.10"]),
+            external_service([DB, "cache.example.internal"], ["192.0.2.10"]),
+            {DB: (["192.0.2.10"], ["192.0.2.10"]), "cache.example.internal": (NOT_FOUND, ["192.0.2.10"])},
+        ),
+        (
+            external_service([DB], ["192.0.2.10"]),
+            external_service(["database.example.internal"], ["192.0.2.10"]),
+            {DB: (["192.0.2.10"], NOT_FOUND), "database.example.internal": (NOT_FOUND, ["192.0.2.10"])},
+        ),
+        (external_service([DB], ["192.0.2.10"]), None, {DB: (["192.0.2.10"], NOT_FOUND)}),
+        (
+            external_service([OUTSIDE_NAME], ["192.0.2.10"]),
+            None,
+            {OUTSIDE_NAME: (["192.0.2.10"], UPSTREAMS_ANSWER)},
+        ),
+    ],
+    ids=[
+        "address-changed",
+        "host-added",
+        "host-renamed",
+        "removed-name-nxdomain-upstream",
+        "removed-name-forwarded-upstream",
+    ],
+)
+async def test_a_name_change_in_config_reaches_the_pods_answers_within_seconds(
+    pods: PodMesh,
+    before: str,
+    after: str | None,
+    answers: dict[str, tuple[list[str] | str, list[str] | str]],
+) -> None:
+    def expected(index: int) -> dict[str, list[str] | str]:
+        upstream = [pods.addresses["outside"]]
+        return {name: upstream if pair[index] == UPSTREAMS_ANSWER else pair[index] for name, pair in answers.items()}
+
+    await pods.config.apply("database", before)
+    await pods.config.wait_synced()
+    await resolved_within(pods, expected(0), NAME_CHANGE_SECONDS)
+
+    if after is None:
+        await pods.config.remove("database")
+    else:
+        await pods.config.apply("database", after)
+    seconds = await resolved_within(pods, expected(1), NAME_CHANGE_SECONDS)
+    await pods.config.wait_synced()  # and the sidecars have it too, before the next test
+
+    assert seconds < NAME_CHANGE_SECONDS

@@ -1,5 +1,9 @@
 """The Envoy bootstrap of a meshplane sidecar: who it is, where its admin listens, and how it reaches Pilot.
 
+The sidecar runs in a pod whose traffic iptables captures (``agent``'s ``meshplane pod run``): its node metadata
+says ``INTERCEPTION_MODE: REDIRECT``, as Istio's injector writes it, and its admin listens on the pod's
+127.0.0.1:15000, unreachable from outside the pod.
+
 Everything else (listeners, routes, clusters, endpoints) comes from Pilot over ADS. The bootstrap is built
 one piece per function (``build_node``, ``build_admin``, ``build_xds_cluster``, ...) so that later clusters
 (Citadel's SDS, Mixer's policy and telemetry) are one more function each and one more argument to
@@ -16,17 +20,13 @@ filter: Pilot's SDS references stay token-free and the same for every proxy). Th
 
 With Mixer (``mixer``), the bootstrap adds the static cluster ``mixer`` (HTTP/2, gRPC) and says
 ``MESHPLANE_MIXER: "true"`` in the node metadata, so that Pilot points ext_authz filters and gRPC access loggers at
-it. It also binds every upstream connection of the sidecar to the workload's own address
-(``cluster_manager.upstream_bind_config``, port 0): in the local mesh each workload has its own loopback address but
-Envoy would otherwise connect from the kernel's default (127.0.0.1), so the address a destination sidecar sees, and
-reports to Mixer, would be the same for every caller. Bound, the peer address IS the calling workload's address, and
-Mixer resolves source workloads by IP (as Istio's Mixer did with pod IPs). Caveat of the loopback topology: a
-workload on a 127.x address cannot reach non-loopback destinations from that source address.
+it. A pod's connections leave from its own IP, so the peer address a destination sidecar sees, and reports to
+Mixer, names the calling workload (Mixer resolves workloads by pod IP, as Istio's Mixer did).
 
 The token is embedded in the bootstrap (Envoy has no file-based way to put a header on a gRPC service that its own
 gRPC client understands), so a bootstrap file is a secret: write it 0600. Envoy's admin ``/config_dump`` shows it
-too, and the local mesh binds admin on the workload's loopback address, reachable by any local user: on a shared
-machine that is a way to borrow an identity (in a pod, admin belongs on 127.0.0.1, as Istio does). A new token
+too, which is why admin belongs on the pod's 127.0.0.1 (as Istio does) and nowhere another workload can reach. A new
+token
 needs a new bootstrap and a restart. Citadel's trust follows its bundle file through a file-based SDS secret
 (``write_citadel_trust``), so a root rotation needs no restart; workload certificates and the mesh trust bundle
 (``ROOTCA``) rotate over SDS.
@@ -60,12 +60,13 @@ from google.protobuf import any_pb2, json_format, struct_pb2
 
 from meshplane.identity import CITADEL_SERVER_NAME, SDS_CLUSTER, SDS_NODE_METADATA
 from meshplane.mixer_names import MIXER_CLUSTER, MIXER_NODE_METADATA
-from meshplane.names import ADMIN_PORT, INTERCEPTION_MODE_METADATA, XDS_CLUSTER
+from meshplane.names import ADMIN_PORT, INTERCEPTION_MODE_METADATA, INTERCEPTION_REDIRECT, XDS_CLUSTER
 
 CITADEL_TRUST_SECRET = "citadel-trust-bundle"  # the file-based SDS secret a sidecar verifies Citadel with
 
 __all__ = [
     "CITADEL_TRUST_SECRET",
+    "DEFAULT_ADMIN_ADDRESS",
     "DEFAULT_PILOT_ADDRESS",
     "XDS_MODES",
     "BootstrapError",
@@ -79,7 +80,6 @@ __all__ = [
     "build_overload_manager",
     "build_sds_cluster",
     "build_sidecar_bootstrap",
-    "build_upstream_bind_config",
     "build_xds_cluster",
     "parse_host_port",
     "sidecar_node_id",
@@ -89,6 +89,7 @@ __all__ = [
 XdsMode = Literal["sotw", "delta"]
 XDS_MODES: tuple[XdsMode, ...] = get_args(XdsMode)
 DEFAULT_PILOT_ADDRESS = "127.0.0.1:15010"
+DEFAULT_ADMIN_ADDRESS = "127.0.0.1"  # inside the pod: Istio's admin address
 
 XDS_CONNECT_TIMEOUT_SECONDS = 1.0  # Pilot is local: fail fast and retry
 XDS_RETRY_BASE_SECONDS = 0.2  # Envoy's default is 1 s base, 10 s max: far too slow when Pilot restarts
@@ -144,11 +145,11 @@ def parse_host_port(value: str, *, argument: str) -> HostPort:
     return HostPort(host=host, port=port)
 
 
-def _check_address(address: str) -> str:
+def _check_address(address: str, *, argument: str = "address", what: str = "the workload's IP address") -> str:
     try:
         return str(ipaddress.ip_address(address))
     except ValueError:
-        raise BootstrapError(f"address: expected the workload's IP address, got {address!r}") from None
+        raise BootstrapError(f"{argument}: expected {what}, got {address!r}") from None
 
 
 def _check_name(value: str, *, argument: str, dots_allowed: bool) -> str:
@@ -159,7 +160,7 @@ def _check_name(value: str, *, argument: str, dots_allowed: bool) -> str:
 
 
 def sidecar_node_id(*, workload: str, namespace: str, address: str, domain_suffix: str) -> str:
-    """Istio's node id: ``sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local``."""
+    """Istio's node id: ``sidecar~10.89.0.21~reviews-v1.default~default.svc.cluster.local``."""
     return f"sidecar~{address}~{workload}.{namespace}~{namespace}.svc.{domain_suffix}"
 
 
@@ -178,15 +179,13 @@ def build_node(
     domain_suffix: str,
     sds: bool = False,
     mixer: bool = False,
-    interception_mode: str | None = None,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
     ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
-    (``MESHPLANE_MIXER: "true"``); ``interception_mode``: ``REDIRECT`` for a sidecar in a pod whose traffic
-    iptables captures (Istio's ``INTERCEPTION_MODE``: Pilot then builds virtualOutbound/virtualInbound for it);
+    (``MESHPLANE_MIXER: "true"``); ``INTERCEPTION_MODE`` is always ``REDIRECT`` (the pod's iptables capture);
     ``service_account`` and ``labels``: Istio's ``SERVICE_ACCOUNT`` and ``LABELS``, informational (Pilot takes a
     workload's identity and labels from its WorkloadEntry, as Istio does for a VM)."""
     node = base_pb2.Node(
@@ -206,8 +205,7 @@ def build_node(
         node.metadata.update({SDS_NODE_METADATA: "true"})
     if mixer:
         node.metadata.update({MIXER_NODE_METADATA: "true"})
-    if interception_mode is not None:
-        node.metadata.update({INTERCEPTION_MODE_METADATA: interception_mode})
+    node.metadata.update({INTERCEPTION_MODE_METADATA: INTERCEPTION_REDIRECT})
     if service_account is not None:
         node.metadata.update({"SERVICE_ACCOUNT": service_account})
     if labels:
@@ -219,8 +217,8 @@ def _socket_address(host: str, port: int) -> address_pb2.Address:
     return address_pb2.Address(socket_address=address_pb2.SocketAddress(address=host, port_value=port))
 
 
-def build_admin(*, address: str, port: int = ADMIN_PORT) -> bootstrap_pb2.Admin:
-    """Envoy's admin on the workload's own address (each sidecar has its own loopback IP, so :15000 is free)."""
+def build_admin(*, address: str = DEFAULT_ADMIN_ADDRESS, port: int = ADMIN_PORT) -> bootstrap_pb2.Admin:
+    """Envoy's admin, on the pod's loopback by default (see the module doc)."""
     return bootstrap_pb2.Admin(address=_socket_address(address, port))
 
 
@@ -260,11 +258,6 @@ def build_xds_cluster(pilot: HostPort) -> cluster_pb2.Cluster:
 def build_mixer_cluster(mixer: HostPort) -> cluster_pb2.Cluster:
     """``mixer``: HTTP/2 (gRPC: ext_authz checks and access-log streams) to Mixer, plaintext like ``xds-grpc``."""
     return _grpc_cluster(MIXER_CLUSTER, mixer, connect_timeout=MIXER_CONNECT_TIMEOUT_SECONDS)
-
-
-def build_upstream_bind_config(address: str) -> address_pb2.BindConfig:
-    """Every upstream connection from the workload's own address, any port (see the module doc)."""
-    return address_pb2.BindConfig(source_address=address_pb2.SocketAddress(address=address, port_value=0))
 
 
 def _check_token(token: str) -> str:
@@ -437,25 +430,19 @@ def build_sidecar_bootstrap(
     token: str | None = None,
     citadel_trust: Path | None = None,
     mixer: str | None = None,
-    interception_mode: str | None = None,
-    admin_address: str | None = None,
+    admin_address: str = DEFAULT_ADMIN_ADDRESS,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
 ) -> bootstrap_pb2.Bootstrap:
-    """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) at ``address``, fed by ``pilot``.
+    """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) in the pod at ``address``, fed by
+    ``pilot``.
 
     ``citadel`` (Citadel's SDS address), ``token`` (the workload's Citadel token) and ``citadel_trust`` (the
     document ``write_citadel_trust`` wrote for the bundle Citadel's serving certificate chains to, e.g.
     ``<ca-dir>/trust-bundle.pem``) go together: with them the sidecar gets its identity over SDS and Pilot
-    configures mutual TLS for it. ``mixer``: Mixer's gRPC address; the sidecar gets the ``mixer`` cluster, says so
-    in its node metadata and binds its upstream connections to ``address`` (see the module doc), except in a pod.
-    ``interception_mode="REDIRECT"``: the sidecar of a pod (traffic captured by iptables, real source addresses,
-    so no bind); ``admin_address``: where admin listens when not on ``address`` (a pod's 127.0.0.1);
-    ``service_account``, ``labels``: node metadata (see ``build_node``)."""
-    if interception_mode not in (None, "REDIRECT"):
-        raise BootstrapError(
-            f"interception_mode: REDIRECT is the one mode meshplane supports; got {interception_mode!r}"
-        )
+    configures mutual TLS for it. ``mixer``: Mixer's gRPC address; the sidecar gets the ``mixer`` cluster and says
+    so in its node metadata. ``admin_address``: where admin listens (the pod's 127.0.0.1); ``service_account``,
+    ``labels``: node metadata (see ``build_node``)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -479,7 +466,7 @@ def build_sidecar_bootstrap(
     sds = len(clusters) > 1
     if mixer is not None:
         clusters.append(build_mixer_cluster(parse_host_port(mixer, argument="mixer")))
-    bootstrap = bootstrap_pb2.Bootstrap(
+    return bootstrap_pb2.Bootstrap(
         node=build_node(
             workload=workload,
             namespace=namespace,
@@ -487,19 +474,17 @@ def build_sidecar_bootstrap(
             domain_suffix=domain_suffix,
             sds=sds,
             mixer=mixer is not None,
-            interception_mode=interception_mode,
             service_account=service_account,
             labels=labels,
         ),
-        admin=build_admin(address=_check_address(admin_address) if admin_address else address, port=admin_port),
+        admin=build_admin(
+            address=_check_address(admin_address, argument="admin_address", what="an IP address"), port=admin_port
+        ),
         static_resources=bootstrap_pb2.Bootstrap.StaticResources(clusters=clusters),
         dynamic_resources=build_dynamic_resources(xds_mode),
         layered_runtime=_build_layered_runtime(),
         overload_manager=build_overload_manager(),
     )
-    if mixer is not None and interception_mode is None:
-        bootstrap.cluster_manager.upstream_bind_config.CopyFrom(build_upstream_bind_config(address))
-    return bootstrap
 
 
 def bootstrap_to_json(bootstrap: bootstrap_pb2.Bootstrap) -> str:

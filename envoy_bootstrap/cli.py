@@ -1,7 +1,10 @@
 """``envoy-bootstrap``: write a sidecar's Envoy bootstrap, or write it and exec Envoy on it.
 
-    envoy-bootstrap sidecar --workload reviews-v1 --address 127.0.0.21 [--output FILE]
-    envoy-bootstrap run sidecar --workload reviews-v1 --address 127.0.0.21 [--log-level info] [-- ENVOY ARGS]
+    envoy-bootstrap sidecar --workload reviews-v1 --address 10.89.0.21 [--output FILE]
+    envoy-bootstrap run sidecar --workload reviews-v1 --address 10.89.0.21 [--log-level info] [-- ENVOY ARGS]
+
+The sidecar is a pod's, whose traffic iptables captures (``meshplane pod run`` writes its bootstrap through the same
+``build_sidecar_bootstrap``): ``--address`` is the pod IP, admin listens on the pod's 127.0.0.1.
 
 ``run`` replaces itself with Envoy (``os.execv``), so a supervisor's signals reach Envoy directly.
 
@@ -9,8 +12,7 @@ With ``--citadel HOST:PORT --token-file FILE --root-cert FILE`` the sidecar gets
 SDS (mutual TLS). The token is read once, now, and embedded in the bootstrap: bootstrap files are written with
 mode 0600, and the token is never printed in messages (it is in the JSON written to stdout, if you ask for that).
 
-With ``--mixer HOST:PORT`` the sidecar gets the ``mixer`` cluster (policy checks and telemetry) and binds its
-upstream connections to the workload address, so that Mixer can tell callers apart by address.
+With ``--mixer HOST:PORT`` the sidecar gets the ``mixer`` cluster (policy checks and telemetry).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from envoy_bootstrap.binary import EnvoyNotFoundError, find_envoy_binary
 from envoy_bootstrap.bootstrap import (
+    DEFAULT_ADMIN_ADDRESS,
     DEFAULT_PILOT_ADDRESS,
     XDS_MODES,
     BootstrapError,
@@ -45,7 +48,7 @@ ENVOY_LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "o
 def _add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workload", required=True, help="the WorkloadEntry name of this sidecar's workload")
     parser.add_argument("--namespace", default="default", help="the workload's namespace (default: %(default)s)")
-    parser.add_argument("--address", default="127.0.0.1", help="the workload's IP (default: %(default)s)")
+    parser.add_argument("--address", default="127.0.0.1", help="the workload's pod IP (default: %(default)s)")
     parser.add_argument("--pilot", default=DEFAULT_PILOT_ADDRESS, help="Pilot's xDS address (default: %(default)s)")
     parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="ADS flavour (default: %(default)s)")
     parser.add_argument("--domain-suffix", default="cluster.local", help="the mesh's DNS suffix (default: %(default)s)")
@@ -53,15 +56,11 @@ def _add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mixer",
         metavar="HOST:PORT",
-        help="Mixer's gRPC address, e.g. 127.0.0.1:9091: policy checks (ext_authz) and telemetry (access logs); "
-        "upstream connections are then made from --address",
+        help="Mixer's gRPC address, e.g. 127.0.0.1:9091: policy checks (ext_authz) and telemetry (access logs)",
     )
     parser.add_argument(
-        "--interception-mode",
-        choices=["REDIRECT"],
-        help="the sidecar of a pod whose traffic iptables captures (node metadata INTERCEPTION_MODE)",
+        "--admin-address", default=DEFAULT_ADMIN_ADDRESS, help="Envoy admin's address (default: %(default)s)"
     )
-    parser.add_argument("--admin-address", help="admin's address when not --address (a pod's 127.0.0.1)")
     citadel = parser.add_argument_group(
         "identity from Citadel (mutual TLS)",
         "All three or none. The token ends up inside the bootstrap JSON (Envoy has to send it): treat the bootstrap "
@@ -162,7 +161,6 @@ def _bootstrap_json(args: argparse.Namespace) -> str:
             domain_suffix=args.domain_suffix,
             admin_port=args.admin_port,
             mixer=_mixer_address(args),
-            interception_mode=args.interception_mode,
             admin_address=args.admin_address,
             **_citadel_arguments(args, _bootstrap_path(args)),
         )

@@ -8,10 +8,9 @@ report becomes one request described by the labels of Istio's standard metrics
 
 - ``reporter="destination"`` (inbound): the destination workload is the reporting sidecar's (its node id
   ``sidecar~<ip>~<workload>.<namespace>~...``), the source workload is whoever is at the downstream peer
-  address (the caller's pod IP: a pod's sidecar connects from it; an old-model sidecar bound with ``--mixer``
-  connects from its workload's own address), ``destination_service`` is the listener's or filter chain's tag
-  (else the service port at the downstream local address: in a pod, the original destination). The principals
-  come from the TLS handshake: the peer certificate's URI SAN (``source_principal``), our own
+  address (the caller's pod IP: a pod's sidecar connects from it), ``destination_service`` is the listener's or
+  filter chain's tag (else the service port at the downstream local address: the pod's original destination). The
+  principals come from the TLS handshake: the peer certificate's URI SAN (``source_principal``), our own
   (``destination_principal``), without ``spiffe://``; ``connection_security_policy`` is ``mutual_tls`` when the
   peer presented a SPIFFE certificate, else ``none``.
 - ``reporter="source"`` (outbound): the source workload is the reporting sidecar's, the destination workload is

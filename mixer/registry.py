@@ -1,11 +1,10 @@
 """Who is at an address: the workloads and service ports of one mesh snapshot, indexed for Mixer's lookups.
 
-Every workload has its own address, the WorkloadEntry's: a pod IP (a sidecar in a pod, traffic captured by
-iptables) or, in the loopback model, a 127.x address its sidecar binds its listeners and upstream connections on.
-Either way a connection's real addresses name the workloads: the downstream peer of an inbound connection is the
-caller's pod IP (a pod's sidecar connects from it; an old-model sidecar binds to its workload's address), the
-local address of an inbound connection (a pod's original destination, restored by virtualInbound) names the
-called workload and service port, and on the outbound side the upstream host is the called pod's IP. This is
+Every workload has its own address, the WorkloadEntry's: its pod IP (a sidecar in a pod, traffic captured by
+iptables). A connection's real addresses name the workloads: the downstream peer of an inbound connection is the
+caller's pod IP (a pod's sidecar connects from it), the local address of an inbound connection (a pod's original
+destination, restored by virtualInbound) names the called workload and service port, and on the outbound side the
+upstream host is the called pod's IP. This is
 how Istio's Mixer resolved ``source.ip`` through its Kubernetes adapter; here the registry is Pilot's own snapshot,
 built from the same config directory.
 

@@ -1,14 +1,15 @@
 """``meshplane analyze DIR``: check a config directory offline, the way Pilot would read it (istioctl analyze).
 
 Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
-that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, a sidecar
-and its app wanting the same address and port, an AccessList whose entries file Mixer cannot read, ServiceEntry
-ports no client sidecar can reach yet (non-HTTP protocols: the outbound side is an HTTP proxy).
+that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, service ports the
+sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read.
+
+Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
+address and port limits, MP0213 its lack of tcp/tls routes).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Literal
 
 from meshplane import names
 from pilot.config import ConfigSink, ConfigStore, DirectorySource
-from pilot.config.types import AccessList, ConfigMeta, DestinationRule, ServiceEntry, VirtualService, WorkloadEntry
+from pilot.config.types import AccessList, ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
 from pilot.model import build_snapshot, host_matches, resolve_host
 from pilot.model.types import MeshSnapshot, ServiceInstance
 
@@ -76,7 +77,6 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     for resource in snapshot.configs.values():
         resource_name, location = _describe(resource.meta)
         if isinstance(resource, VirtualService):
-            findings.extend(_l4_route_findings(resource))
             for host in resource.hosts:
                 fqdn = resolve_host(host, resource.meta.key.namespace, snapshot.domain_suffix)
                 if not served(fqdn):
@@ -101,8 +101,6 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                         message=f"host {resource.host!r} ({fqdn}) matches no ServiceEntry host",
                     )
                 )
-        elif isinstance(resource, ServiceEntry):
-            findings.extend(_unreachable_port_findings(resource))
         elif (
             isinstance(resource, AccessList)
             and resource.entries_file is not None
@@ -123,26 +121,6 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
     return findings
-
-
-def _l4_route_findings(service: VirtualService) -> list[Finding]:
-    """``tcp`` and ``tls`` routes reach only captured sidecars (Istio's listener model); a loopback HTTP-proxy
-    sidecar has no TCP listener to apply them to. Which sidecars are captured is known only when they connect."""
-    kinds = [kind for kind, routes in (("tcp", service.tcp), ("tls", service.tls)) if routes]
-    if not kinds:
-        return []
-    resource_name, location = _describe(service.meta)
-    return [
-        Finding(
-            level="Warning",
-            code="MP0213",
-            resource=resource_name,
-            location=location,
-            message=f"{' and '.join(kinds)} routes apply only to captured sidecars (node metadata INTERCEPTION_MODE: "
-            "REDIRECT, as `meshplane pod run` starts them): a loopback HTTP-proxy sidecar has no TCP listener and "
-            "does not apply them",
-        )
-    ]
 
 
 def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
@@ -171,9 +149,9 @@ def _inbound_port_findings(resource_name: str, location: str, instances: Sequenc
     first: dict[int, ServiceInstance] = {}
     for instance in instances:
         port = instance.port
-        if port.number in (names.HTTP_PROXY_PORT, names.ADMIN_PORT):
-            message = f"service {instance.service.host} port {port.number} is reserved by the sidecar (its HTTP "
-            message += "proxy or Envoy's admin): the workload gets no inbound listener on it"
+        if port.number in names.SIDECAR_PORTS:
+            message = f"service {instance.service.host} port {port.number} is reserved by the sidecar (Envoy's admin "
+            message += "15000, capture ports 15001 and 15006, DNS 15053): the workload is not served on it"
             findings.append(
                 Finding(level="Error", code="MP0208", resource=resource_name, location=location, message=message)
             )
@@ -246,34 +224,6 @@ def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:
     return findings
 
 
-def _unreachable_port_findings(entry: ServiceEntry) -> list[Finding]:
-    """Non-HTTP ports: captured sidecars reach them (``<vip>_<port>`` listeners, ``tcp``/``tls`` routes), and
-    workloads' sidecars serve them inbound, but a loopback HTTP-proxy sidecar's only outbound listener is its HTTP
-    proxy. Which sidecars are captured is known only when they connect, as for MP0213."""
-    resource_name, location = _describe(entry.meta)
-    return [
-        Finding(
-            level="Warning",
-            code="MP0207",
-            resource=resource_name,
-            location=location,
-            message=f"port {port.name} ({port.protocol.value} {port.number}): only captured sidecars (node metadata "
-            "INTERCEPTION_MODE: REDIRECT, as `meshplane pod run` starts them) reach "
-            f"{port.protocol.value} ports; a loopback HTTP-proxy sidecar's only outbound listener is its HTTP proxy",
-        )
-        for port in entry.ports
-        if not port.protocol.is_http
-    ]
-
-
-
-def _binds_workload_address(address: str) -> bool:
-    """Whether the workload's sidecar binds its address (the loopback model); pods capture instead."""
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
-
 def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
     findings: list[Finding] = []
     by_address: dict[str, list[WorkloadEntry]] = defaultdict(list)
@@ -288,25 +238,11 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                     code="MP0203",
                     resource=resource_name,
                     location=location,
-                    message="no ServiceEntry selects this workload: its sidecar gets no inbound listener "
+                    message="no ServiceEntry selects this workload: its sidecar serves no service port "
                     "(fine for a client-only workload)",
                 )
             )
         findings.extend(_inbound_port_findings(resource_name, location, instances))
-        # only the loopback model's sidecar binds the workload's address; a pod's app owns its ports (capture)
-        for instance in instances if _binds_workload_address(workload.address) else ():
-            if instance.target_port == instance.port.number:
-                findings.append(
-                    Finding(
-                        level="Error",
-                        code="MP0204",
-                        resource=resource_name,
-                        location=location,
-                        message=f"service {instance.service.host} port {instance.port.number}: the app's target "
-                        f"port is the service port; the sidecar binds {workload.address}:{instance.port.number} "
-                        f"itself, so set `ports: {{{instance.port.name}: <app port>}}` to another port",
-                    )
-                )
     for address, workloads in sorted(by_address.items()):
         if len(workloads) > 1:
             names = ", ".join(str(w.meta.key) for w in workloads)
@@ -316,8 +252,8 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                     code="MP0205",
                     resource="",
                     location="",
-                    message=f"address {address} is used by several workloads ({names}): each sidecar binds its "
-                    "workload's address, so they would collide",
+                    message=f"address {address} is used by several workloads ({names}): a pod IP is one pod's: "
+                    "Mixer resolves callers and callees by address and takes the first of them",
                 )
             )
     return findings

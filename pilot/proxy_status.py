@@ -16,6 +16,7 @@ __all__ = [
     "PROXY_CONFIG_TYPES",
     "fetch_json",
     "find_proxy",
+    "proxies_by_node",
     "render_proxy_config",
     "render_proxy_status",
     "type_status",
@@ -54,10 +55,28 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
+def proxies_by_node(syncz: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One entry per node id, in ``/debug/syncz`` order: a pod's Envoy (CDS, LDS, EDS, RDS) and its agent (NDS)
+    hold a stream each under the same node id, and istioctl shows such a proxy as one (Istio's agent carries both
+    on one connection). ``types`` are merged, the later stream's where two have the same type (an Envoy that
+    reconnected); the other fields are those of the stream with Envoy's types (else the first)."""
+    streams: dict[str, list[Mapping[str, Any]]] = {}
+    for proxy in syncz.get("proxies", ()):
+        streams.setdefault(proxy["id"], []).append(proxy)
+    merged: list[dict[str, Any]] = []
+    for same_node in streams.values():
+        envoy = next((p for p in same_node if set(p.get("types", {})) & set(_TYPES)), same_node[0])
+        types: dict[str, Any] = {}
+        for proxy in same_node:
+            types.update(proxy.get("types", {}))
+        merged.append({**envoy, "types": types})
+    return merged
+
+
 def render_proxy_status(syncz: Mapping[str, Any]) -> str:
     rows: list[list[str]] = [["NAME", "ADDRESS", "MODE", "CDS", "LDS", "EDS", "RDS", "SNAPSHOT"]]
     nacks: list[str] = []
-    for proxy in syncz.get("proxies", ()):
+    for proxy in proxies_by_node(syncz):
         name = f"{proxy.get('workload') or proxy['id']}.{proxy.get('namespace', '')}"
         types = proxy.get("types", {})
         rows.append(
@@ -82,14 +101,15 @@ def render_proxy_status(syncz: Mapping[str, Any]) -> str:
 def find_proxy(syncz: Mapping[str, Any], name: str) -> str:
     """The node id of ``name`` (``workload``, ``workload.namespace`` or a full node id) among connected proxies."""
     workload, _, namespace = name.partition(".")
+    proxies = proxies_by_node(syncz)
     matches = [
         proxy["id"]
-        for proxy in syncz.get("proxies", ())
+        for proxy in proxies
         if proxy["id"] == name
         or (proxy.get("workload") == workload and (not namespace or proxy.get("namespace") == namespace))
     ]
     if not matches:
-        known = ", ".join(f"{p.get('workload')}.{p.get('namespace')}" for p in syncz.get("proxies", ())) or "none"
+        known = ", ".join(f"{p.get('workload')}.{p.get('namespace')}" for p in proxies) or "none"
         raise LookupError(f"no connected proxy {name!r}; connected: {known}")
     return str(matches[-1])
 

@@ -35,8 +35,9 @@ from pilot.config.types import (
     TrafficPolicy,
     WorkloadEntry,
 )
-from pilot.generate import clusters, listeners
+from pilot.generate import clusters
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
+from tests.sidecar_builders import inbound_listener
 
 MakeMeta = Callable[..., ConfigMeta]
 REVIEWS = "reviews.default.svc.cluster.local"
@@ -135,8 +136,8 @@ def unpack(message: Any, packed: Any) -> Any:
 
 
 def listener_named(proxy: Proxy, snapshot: MeshSnapshot, port: int) -> Listener:
-    (listener,) = [x for x in listeners.build_listeners(proxy, snapshot) if x.name == f"{proxy.address}_{port}"]
-    return listener
+    """What the sidecar serves on inbound ``port`` (virtualInbound's chains for it)."""
+    return inbound_listener(proxy, snapshot, port)
 
 
 def hcm_of(chain: Any) -> HttpConnectionManager:

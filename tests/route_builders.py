@@ -24,7 +24,8 @@ from pilot.config.types import (
     VirtualService,
     WorkloadEntry,
 )
-from pilot.generate import routes
+from pilot.generate import port_routes
+from pilot.generate.registry import GENERATORS, ROUTE_TYPE
 from pilot.model import MeshSnapshot, build_snapshot
 
 NS = "default"
@@ -111,9 +112,17 @@ def snapshot(*configs: Resource) -> MeshSnapshot:
     return build_snapshot({c.meta.key: c for c in configs}, version=1)
 
 
-def route_table(snap: MeshSnapshot, namespace: str = NS) -> RouteConfiguration:
-    [table] = routes.build_scope_routes(("http_proxy", namespace), snap)
-    return table
+def route_tables(snap: MeshSnapshot, namespace: str = NS) -> dict[str, RouteConfiguration]:
+    """The outbound route tables of ``namespace``'s sidecars by name (the port: ``"9080"``), as RDS serves them."""
+    tables = GENERATORS[ROUTE_TYPE].build_scope((port_routes.OUTBOUND_HTTP_SCOPE, namespace), snap)
+    return {table.name: table for table in tables}
+
+
+def route_table(snap: MeshSnapshot, namespace: str = NS, port: int = 9080) -> RouteConfiguration:
+    """The outbound route table of ``port`` (Istio's RDS name ``"9080"``) of ``namespace``'s sidecars."""
+    tables = route_tables(snap, namespace)
+    assert str(port) in tables, f"no route table {port} in {sorted(tables)}"
+    return tables[str(port)]
 
 
 def vhost(table: RouteConfiguration, name: str) -> VirtualHost:
@@ -134,4 +143,4 @@ def reviews_routes(*http: HTTPRoute, extra: tuple[Resource, ...] = (), vhost_por
         virtual_service("reviews", ("reviews",), *http),
         *extra,
     )
-    return list(vhost(route_table(snapshot(*configs)), f"{REVIEWS}:{vhost_port}").routes)
+    return list(vhost(route_table(snapshot(*configs), port=vhost_port), f"{REVIEWS}:{vhost_port}").routes)

@@ -17,7 +17,7 @@ from pilot.config.types import ConfigMeta, Protocol, Resolution, ServiceEntry, S
 from pilot.generate import listeners
 from pilot.model import MeshSnapshot, Proxy, parse_node_id, resolve_proxy
 
-__all__ = ["MIXER", "inbound_service", "listeners_by_port", "only_hcm", "sidecar", "unpack"]
+__all__ = ["MIXER", "inbound_listener", "inbound_service", "listeners_by_port", "only_hcm", "sidecar", "unpack"]
 
 MIXER = {"MESHPLANE_MIXER": "true"}  # the node metadata of a sidecar bootstrapped with --mixer
 
@@ -43,8 +43,25 @@ def sidecar(snapshot: MeshSnapshot, workload: str, address: str, metadata: dict[
     return resolve_proxy(node, snapshot)
 
 
-def listeners_by_port(proxy: Proxy, snapshot: MeshSnapshot) -> dict[int, Listener]:
-    return {lis.address.socket_address.port_value: lis for lis in listeners.build_listeners(proxy, snapshot)}
+def inbound_listener(proxy: Proxy, snapshot: MeshSnapshot, port: int) -> Listener:
+    """virtualInbound with only the chains matching destination ``port`` (and its listener filters): what the
+    sidecar serves on that port."""
+    [virtual_inbound] = [x for x in listeners.build_listeners(proxy, snapshot) if x.name == listeners.VIRTUAL_INBOUND]
+    chains = [c for c in virtual_inbound.filter_chains if c.filter_chain_match.destination_port.value == port]
+    del virtual_inbound.filter_chains[:]
+    virtual_inbound.filter_chains.extend(chains)
+    return virtual_inbound
+
+
+def listeners_by_port(proxy: Proxy, snapshot: MeshSnapshot) -> dict[str, Listener]:
+    """``"outbound:<port>"``: the outbound ``0.0.0.0_<port>`` listener; ``"inbound:<port>"``: what virtualInbound
+    serves on that destination port (``inbound_listener``)."""
+    built = listeners.build_listeners(proxy, snapshot)
+    out = {f"outbound:{x.address.socket_address.port_value}": x for x in built if x.name.startswith("0.0.0.0_")}
+    [virtual_inbound] = [x for x in built if x.name == listeners.VIRTUAL_INBOUND]
+    for port in sorted({c.filter_chain_match.destination_port.value for c in virtual_inbound.filter_chains}):
+        out[f"inbound:{port}"] = inbound_listener(proxy, snapshot, port)
+    return out
 
 
 def unpack(message: Any, packed: Any) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -12,8 +13,9 @@ from google.protobuf.message import Message
 
 from pilot.config import FILES, MEMORY, ConfigSink, ConfigStore, MemorySource, StoreChange, object_reference
 from pilot.config.types import ConfigKey, ConfigMeta, Protocol, Resolution, ServicePort, WorkloadEntry
-from pilot.generate.registry import GENERATORS
+from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, GENERATORS, LISTENER_TYPE, ROUTE_TYPE
 from pilot.model import Endpoint, MemoryRegistry, MeshSnapshot, Proxy, RegistryState, Service, ServiceInstance
+from tests import xdstest
 
 
 def config_object(
@@ -70,6 +72,20 @@ def generated_type(type_url: str, proxy: Proxy, snapshot: MeshSnapshot) -> list[
 def generated(proxy: Proxy, snapshot: MeshSnapshot) -> dict[str, list[Message]]:
     """Every resource of every type the proxy gets, by type URL, through the generator registry."""
     return {type_url: generated_type(type_url, proxy, snapshot) for type_url in GENERATORS}
+
+
+def validate_generated(tmp_path: Path, proxy: Proxy, snapshot: MeshSnapshot) -> dict[str, list[Message]]:
+    """Everything the proxy gets, checked by ``xdstest`` (names, references) and by ``envoy --mode validate``."""
+    resources = generated(proxy, snapshot)
+    config = {
+        "clusters": resources[CLUSTER_TYPE],
+        "load_assignments": resources[ENDPOINT_TYPE],
+        "listeners": resources[LISTENER_TYPE],
+        "routes": resources[ROUTE_TYPE],
+    }
+    xdstest.check_resources(**config)
+    xdstest.envoy_validate(tmp_path, **config)
+    return resources
 
 
 def by_name(messages: Sequence[Any]) -> dict[str, Any]:

@@ -70,30 +70,27 @@ def test_node_is_istio_shaped_and_parses_back(
     assert parsed.dns_domain == f"{namespace}.svc.{suffix}"
 
 
-def test_admin_binds_the_workload_address() -> None:
-    admin = _sidecar(address="127.0.0.22", admin_port=15099).admin
+@pytest.mark.parametrize(
+    ("arguments", "admin"),
+    [({}, ("127.0.0.1", 15000)), ({"admin_address": "127.0.0.2", "admin_port": 15099}, ("127.0.0.2", 15099))],
+    ids=["pod-loopback-by-default", "given"],
+)
+def test_admin_listens_inside_the_pod(arguments: dict[str, Any], admin: tuple[str, int]) -> None:
+    address = _sidecar(address="10.89.0.5", **arguments).admin.address.socket_address
 
-    assert admin.address.socket_address.address == "127.0.0.22"
-    assert admin.address.socket_address.port_value == 15099
+    assert (address.address, address.port_value) == admin
 
 
-def test_a_pods_sidecar_says_redirect_and_keeps_admin_on_loopback() -> None:
-    bootstrap = _sidecar(
-        address="10.89.0.5", interception_mode="REDIRECT", admin_address="127.0.0.1", mixer="127.0.0.1:9091"
-    )
+def test_every_sidecar_says_redirect_and_binds_nothing() -> None:
+    bootstrap = _sidecar(address="10.89.0.5", mixer="127.0.0.1:9091")
 
     assert bootstrap.node.metadata.fields["INTERCEPTION_MODE"].string_value == "REDIRECT"
-    assert bootstrap.admin.address.socket_address.address == "127.0.0.1"
-    assert not bootstrap.cluster_manager.HasField("upstream_bind_config")  # captured: real source addresses
+    assert not bootstrap.HasField("cluster_manager")  # no upstream_bind_config: a pod's connections leave from its IP
 
 
-def test_a_sidecar_outside_a_pod_has_no_interception_mode() -> None:
-    assert "INTERCEPTION_MODE" not in _sidecar(address="127.0.0.22").node.metadata.fields
-
-
-def test_only_redirect_interception_is_supported() -> None:
-    with pytest.raises(BootstrapError, match="interception_mode: REDIRECT is the one mode meshplane supports"):
-        _sidecar(address="10.89.0.5", interception_mode="TPROXY")
+def test_a_bad_admin_address_is_named() -> None:
+    with pytest.raises(BootstrapError, match="admin_address: expected an IP address, got 'localhost'"):
+        _sidecar(admin_address="localhost")
 
 
 def _xds_cluster(bootstrap: bootstrap_pb2.Bootstrap) -> cluster_pb2.Cluster:
@@ -529,12 +526,6 @@ def test_mixer_adds_its_cluster_and_node_metadata(address: str, cluster_type: in
     assert not mixer.HasField("transport_socket")
 
 
-def test_mixer_binds_upstream_connections_to_the_workload_address() -> None:
-    bind = _sidecar(mixer=MIXER_ADDRESS).cluster_manager.upstream_bind_config
-
-    assert (bind.source_address.address, bind.source_address.port_value) == ("127.0.0.21", 0)
-
-
 def test_without_mixer_the_bootstrap_is_unchanged() -> None:
     bootstrap = _sidecar()
 
@@ -542,10 +533,9 @@ def test_without_mixer_the_bootstrap_is_unchanged() -> None:
     assert not bootstrap.HasField("cluster_manager")
     assert bootstrap == _sidecar(mixer=None)
     with_mixer = _sidecar(mixer=MIXER_ADDRESS)
-    with_mixer.ClearField("cluster_manager")
     with_mixer.static_resources.clusters.pop()
     del with_mixer.node.metadata["MESHPLANE_MIXER"]
-    assert with_mixer == bootstrap  # --mixer adds exactly the cluster, the metadata and the bind config
+    assert with_mixer == bootstrap  # --mixer adds exactly the cluster and the metadata
 
 
 def test_mixer_and_citadel_together(trust: Path) -> None:

@@ -20,7 +20,8 @@ from pilot.config.source_files import read_and_parse as read_config_file  # the 
 from pilot.config.store import ConfigStore
 from pilot.config.types import ConfigKey
 from pilot.config.validate_http_actions import DIRECT_RESPONSE_BODY_MAX_BYTES
-from pilot.generate import clusters, endpoints, listeners, routes
+from pilot.generate import clusters, endpoints, listeners
+from pilot.generate.registry import ROUTE_TYPE
 from pilot.generate.routes import MAX_DIRECT_RESPONSE_BODY_BYTES
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
 from tests import xdstest
@@ -37,6 +38,7 @@ from tests.config_corpus import (
     mutation_cases,
     render,
 )
+from tests.source_builders import generated_type
 
 CASES = [*mutation_cases(), *HAND_WRITTEN]
 FILE = "case.yaml"
@@ -156,8 +158,7 @@ def test_envoy_accepts_the_valid_mesh_and_every_valid_looking_case(tmp_path: Pat
     assert not parsed.rejected, [str(e) for r in parsed.rejected for e in r.errors]
     snap = build_snapshot({r.meta.key: r for r in parsed.resources}, version=1)
     proxy = resolve_proxy(parse_node_id("sidecar~127.0.0.21~reviews-v1.default~default.svc.cluster.local"), snap)
-    [scope] = routes.route_scopes(proxy)
-    route_tables = routes.build_scope_routes(scope, snap) + routes.build_inbound_routes(proxy, snap)
+    route_tables = generated_type(ROUTE_TYPE, proxy, snap)
     [cluster_scope] = clusters.cluster_scopes(proxy)
     [endpoint_scope] = endpoints.endpoint_scopes(proxy)
     all_clusters = clusters.build_scope_clusters(cluster_scope, snap) + clusters.build_inbound_clusters(proxy, snap)

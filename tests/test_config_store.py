@@ -85,7 +85,7 @@ def test_invalid_version_keeps_last_good_across_applies() -> None:
     assert entry_["line"] == 2
     assert entry_["errors"] == [
         "a.yaml:8: WorkloadEntry bookinfo/web: spec.address: 'not-an-ip' is not an IP address: a hostname address "
-        "is not supported by meshplane yet (the workload's sidecar binds this address)"
+        "is not supported by meshplane yet (a WorkloadEntry's address is its pod IP)"
     ]
     # still invalid on the next apply: the last good version is still the one in force
     assert store.apply(files(a_yaml=workload("web", "still bad"))) is None

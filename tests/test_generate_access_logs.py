@@ -14,7 +14,7 @@ from envoy.type.tracing.v3.custom_tag_pb2 import CustomTag
 
 from meshplane import names
 from pilot.config.types import ConfigMeta, Protocol, WorkloadEntry
-from pilot.generate import access_logs, listeners
+from pilot.generate import access_logs, filter_chains
 from pilot.model import MeshSnapshot, build_snapshot
 from tests.sidecar_builders import MIXER, inbound_service, listeners_by_port, only_hcm, sidecar
 
@@ -64,23 +64,23 @@ def test_logger_config_streams_to_mixer() -> None:
 def test_inbound_and_outbound_hcms_log_to_mixer(make_meta: MakeMeta) -> None:
     snapshot = mesh(make_meta)
     built = listeners_by_port(sidecar(snapshot, "a", "127.0.0.21", MIXER), snapshot)
-    [outbound] = only_hcm(built[15001]).access_log
+    [outbound] = only_hcm(built["outbound:9080"]).access_log
     assert tags(config_of(outbound)) == {"reporter": "source"}
-    [inbound] = only_hcm(built[9080]).access_log
+    [inbound] = only_hcm(built["inbound:9080"]).access_log
     assert tags(config_of(inbound)) == {
         "reporter": "destination",
         "destination_service": "web.default.svc.cluster.local",
     }
     assert config_of(inbound) == access_logs.build_access_log_config("destination", "web.default.svc.cluster.local")
-    [tcp] = built[5432].filter_chains
-    assert [f.name for f in tcp.filters] == [listeners.TCP_PROXY]  # telemetry is for HTTP connection managers
+    [tcp] = built["inbound:5432"].filter_chains
+    assert [f.name for f in tcp.filters] == [filter_chains.TCP_PROXY]  # telemetry is for HTTP connection managers
 
 
 def test_no_logger_without_the_mixer_cluster(make_meta: MakeMeta) -> None:
     snapshot = mesh(make_meta)
     for metadata in (None, {"MESHPLANE_MIXER": "false"}):
         built = listeners_by_port(sidecar(snapshot, "a", "127.0.0.21", metadata), snapshot)
-        assert [len(only_hcm(built[port]).access_log) for port in (15001, 9080)] == [0, 0]
+        assert [len(only_hcm(built[port]).access_log) for port in ("outbound:9080", "inbound:9080")] == [0, 0]
 
 
 def test_every_proxy_gets_the_same_logger_bytes(make_meta: MakeMeta, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -97,7 +97,7 @@ def test_every_proxy_gets_the_same_logger_bytes(make_meta: MakeMeta, monkeypatch
     snapshot = mesh(make_meta)
     a = listeners_by_port(sidecar(snapshot, "a", "127.0.0.21", MIXER), snapshot)
     b = listeners_by_port(sidecar(snapshot, "b", "127.0.0.22", MIXER), snapshot)
-    for port in (15001, 9080):
+    for port in ("outbound:9080", "inbound:9080"):
         [first], [second] = only_hcm(a[port]).access_log, only_hcm(b[port]).access_log
         assert first.SerializeToString(deterministic=True) == second.SerializeToString(deterministic=True)
     assert sorted(built_configs) == [("destination", "web.default.svc.cluster.local"), ("source", "")]

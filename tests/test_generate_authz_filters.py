@@ -37,11 +37,12 @@ from pilot.config.types import (
     Resource,
     WorkloadEntry,
 )
-from pilot.generate import authz_filters, clusters, endpoints, listeners, routes
+from pilot.generate import authz_filters, clusters, endpoints, filter_chains, listeners
 from pilot.generate.rbac import build_rbac
-from pilot.generate.registry import GENERATORS, LISTENER_TYPE
+from pilot.generate.registry import GENERATORS, LISTENER_TYPE, ROUTE_TYPE
 from pilot.model import MeshSnapshot, Proxy, build_snapshot
 from tests.sidecar_builders import MIXER, inbound_service, listeners_by_port, only_hcm, sidecar, unpack
+from tests.source_builders import generated_type
 from tests.xdstest import check_resources, envoy_validate
 
 MakeMeta = Callable[..., ConfigMeta]
@@ -114,7 +115,7 @@ NS_RULE = AuthorizationRule(sources=(AuthorizationSource(namespaces=("default",)
 
 def http_filters(proxy: Proxy, snapshot: MeshSnapshot, port: int = 9080) -> list[tuple[str, Any]]:
     """(name, unpacked config) of the port's HTTP filters before fault and router."""
-    filters = list(only_hcm(listeners_by_port(proxy, snapshot)[port]).http_filters)
+    filters = list(only_hcm(listeners_by_port(proxy, snapshot)[f"inbound:{port}"]).http_filters)
     assert [f.name for f in filters[-2:]] == [names.FAULT_FILTER, names.ROUTER_FILTER]
     types = {names.RBAC_FILTER: HttpRBAC, names.EXT_AUTHZ_FILTER: ExtAuthz}
     return [(f.name, unpack(types[f.name](), f.typed_config)) for f in filters[:-2]]
@@ -287,8 +288,8 @@ def test_mixer_policies_without_mixer_cluster(make_meta: MakeMeta, fail_open: bo
 
 
 def tcp_filters(proxy: Proxy, snapshot: MeshSnapshot) -> list[NetworkRBAC]:
-    [chain] = listeners_by_port(proxy, snapshot)[5432].filter_chains
-    assert [f.name for f in chain.filters][-1] == listeners.TCP_PROXY
+    [chain] = listeners_by_port(proxy, snapshot)["inbound:5432"].filter_chains
+    assert [f.name for f in chain.filters][-1] == filter_chains.TCP_PROXY
     assert {f.name for f in chain.filters[:-1]} <= {names.RBAC_NETWORK_FILTER}
     return [unpack(NetworkRBAC(), f.typed_config) for f in chain.filters[:-1]]
 
@@ -330,9 +331,10 @@ def test_tcp_port_fails_closed_for_custom_and_mixer_policies(
 def test_network_rbac_on_every_mtls_chain(make_meta: MakeMeta) -> None:
     peer = PeerAuthentication(meta=make_meta("PeerAuthentication", "default", "istio-system"), mode="PERMISSIVE")
     snapshot = mesh(make_meta, peer, authz(make_meta, "deny", "DENY", NS_RULE))
-    listener = listeners_by_port(proxy_of(snapshot, {"MESHPLANE_SDS": "true"}), snapshot)[5432]
+    listener = listeners_by_port(proxy_of(snapshot, {"MESHPLANE_SDS": "true"}), snapshot)["inbound:5432"]
     assert [(chain.name, [f.name for f in chain.filters]) for chain in listener.filter_chains] == [
-        (name, [names.RBAC_NETWORK_FILTER, listeners.TCP_PROXY]) for name in ("mtls", "tls-passthrough", "plaintext")
+        (f"inbound_0.0.0.0_5432_{name}", [names.RBAC_NETWORK_FILTER, filter_chains.TCP_PROXY])
+        for name in ("mtls", "tls-passthrough", "plaintext")
     ]  # the app's own TLS passed through is no way around the policy
 
 
@@ -340,26 +342,17 @@ def test_network_rbac_on_every_mtls_chain(make_meta: MakeMeta) -> None:
 
 
 def test_listeners_without_policies_or_mixer_are_unchanged(make_meta: MakeMeta) -> None:
-    """Byte for byte the listeners built without the policy code paths (no snapshot to read policies from): checked
-    once against the previous release's listener generator on this mesh, same bytes."""
+    """Byte for byte the listeners of a mesh without policies, when the policies there select other workloads;
+    neither has a Mixer or RBAC filter."""
     plain = mesh(make_meta)
     others = mesh(
         make_meta,
         authz(make_meta, "for-other", "DENY", NS_RULE, selector={"app": "other"}),
         access_list(make_meta, app="other"),
     )
-    for snapshot in (plain, others):
-        proxy = proxy_of(snapshot)
-        without = [
-            listeners.build_outbound_listener(proxy),
-            *(
-                listener
-                for instance in clusters.inbound_instances(proxy)
-                if (listener := listeners.build_inbound_listener(proxy, instance)) is not None
-            ),
-        ]
-        assert serialized(listeners.build_listeners(proxy, snapshot)) == serialized(without)
-        assert b"mixer" not in b"".join(serialized(without)) and b"rbac" not in b"".join(serialized(without))
+    without = serialized(listeners.build_listeners(proxy_of(plain), plain))
+    assert serialized(listeners.build_listeners(proxy_of(others), others)) == without
+    assert b"mixer" not in b"".join(without) and b"rbac" not in b"".join(without)
 
 
 def serialized(messages: Sequence[Any]) -> list[bytes]:
@@ -375,7 +368,7 @@ def test_listeners_are_regenerated_when_policies_change() -> None:
 
 @pytest.mark.parametrize("mixer", [True, False], ids=["mixer", "no-mixer"])
 def test_envoy_accepts_a_sidecar_with_policies_and_telemetry(tmp_path: Path, make_meta: MakeMeta, mixer: bool) -> None:
-    """The whole sidecar bootstrap (--mixer: mixer cluster, upstream bind config) with its listeners, clusters and
+    """The whole sidecar bootstrap (--mixer: mixer cluster) with its listeners, clusters and
     routes inlined as static resources: RBAC on HTTP and TCP, ext_authz, gRPC access logs."""
     every_field = AuthorizationRule(
         sources=(
@@ -426,10 +419,7 @@ def test_envoy_accepts_a_sidecar_with_policies_and_telemetry(tmp_path: Path, mak
         *(c for s in clusters.cluster_scopes(proxy) for c in clusters.build_scope_clusters(s, snapshot)),
         *clusters.build_inbound_clusters(proxy, snapshot),
     ]
-    tables = [
-        *(t for s in routes.route_scopes(proxy) for t in routes.build_scope_routes(s, snapshot)),
-        *routes.build_inbound_routes(proxy, snapshot),
-    ]
+    tables = generated_type(ROUTE_TYPE, proxy, snapshot)
     check_resources(clusters=built_clusters, listeners=built_listeners, routes=tables)
     text = b"".join(serialized(built_listeners))
     assert (b"envoy.filters.http.ext_authz" in text, b"http_grpc" in text) == (mixer, mixer)

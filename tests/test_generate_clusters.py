@@ -12,6 +12,7 @@ from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 
+from meshplane import names
 from pilot.config.types import (
     ConfigMeta,
     ConnectionPool,
@@ -168,6 +169,8 @@ def test_outbound_clusters_cover_every_port_and_subset(outbound: dict[str, Clust
         f"outbound|9090|v2|{REVIEWS}",
         "outbound|8000||rr.example.com",
         "BlackHoleCluster",
+        "PassthroughCluster",
+        "InboundPassthroughCluster",
     ]
     check_resources(clusters=list(outbound.values()))
 
@@ -185,7 +188,7 @@ def test_outbound_clusters_cover_every_port_and_subset(outbound: dict[str, Clust
         ("outbound|5432|replica|db.example.com", Cluster.DiscoveryType.STRICT_DNS, ["db-b.example.com:5432"]),
         ("outbound|5432|none|db.example.com", Cluster.DiscoveryType.STATIC, []),
         ("outbound|8000||rr.example.com", Cluster.DiscoveryType.LOGICAL_DNS, ["rr.example.com:8000"]),
-        ("outbound|443||api.example.com", Cluster.DiscoveryType.LOGICAL_DNS, ["api.example.com:443"]),
+        ("outbound|443||api.example.com", Cluster.DiscoveryType.ORIGINAL_DST, []),  # wherever the app connected
         ("BlackHoleCluster", Cluster.DiscoveryType.STATIC, []),
     ],
     ids=[
@@ -567,9 +570,8 @@ def test_envoy_validate_rejects_what_envoy_rejects(tmp_path: Path) -> None:
         envoy_validate(tmp_path, clusters=[two_addresses])
 
 
-def test_only_services_outside_the_mesh_bind_to_any_address(outbound: dict[str, Cluster]) -> None:
-    """Sidecars with Mixer bind upstream connections to their loopback workload address (bootstrap); an external
-    service's cluster overrides that with 0.0.0.0:0 so it stays reachable."""
-    external = outbound["outbound|443||api.example.com"].upstream_bind_config.source_address
-    assert (external.address, external.port_value) == ("0.0.0.0", 0)
-    assert not outbound[f"outbound|9080||{REVIEWS}"].HasField("upstream_bind_config")  # MESH_INTERNAL
+def test_no_outbound_cluster_binds_a_source_address(outbound: dict[str, Cluster]) -> None:
+    """A pod's connections leave from its own IP: only InboundPassthroughCluster binds (127.0.0.6, see
+    test_generate_sidecar)."""
+    bound = [name for name, cluster in outbound.items() if cluster.HasField("upstream_bind_config")]
+    assert bound == [names.INBOUND_PASSTHROUGH_CLUSTER]

@@ -1,29 +1,26 @@
-"""VirtualService tcp and tls routes and ServiceEntry addresses on a captured sidecar's outbound TCP listeners,
+"""VirtualService tcp and tls routes and ServiceEntry addresses on a sidecar's outbound TCP listeners,
 from YAML through validation and the model to the Listener protobufs, asserted field by field; the whole sidecar
 checked by ``xdstest`` and ``envoy --mode validate``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from envoy.config.listener.v3.listener_components_pb2 import FilterChain
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
-from meshplane import names
 from meshplane.identity import SDS_NODE_METADATA
 from pilot.config.parse import parse_config_text
-from pilot.generate.listeners_captured import build_captured_listeners
+from pilot.generate.listeners import build_listeners
 from pilot.generate.listeners_l4_routes import match_applies
 from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
-from tests import xdstest
 from tests.sidecar_builders import unpack
-from tests.source_builders import by_name, generated_type
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.source_builders import by_name, generated_type, validate_generated
+from xdscore.types import LISTENER_TYPE, ROUTE_TYPE
 
-CAPTURED = {names.INTERCEPTION_MODE_METADATA: "REDIRECT", SDS_NODE_METADATA: "true"}
+SDS = {SDS_NODE_METADATA: "true"}
 ECHO = "tcp-echo.default.svc.cluster.local"
 TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 
@@ -151,12 +148,12 @@ def mesh(*documents: str) -> MeshSnapshot:
 
 
 def proxy(snap: MeshSnapshot, workload: str = "productpage", address: str = "10.89.0.10") -> Proxy:
-    node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", CAPTURED)
+    node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", SDS)
     return resolve_proxy(node, snap)
 
 
 def listeners(snap: MeshSnapshot, client: Proxy | None = None) -> dict[str, Listener]:
-    return by_name(build_captured_listeners(client or proxy(snap), snap))
+    return by_name(build_listeners(client or proxy(snap), snap))
 
 
 def vip(snap: MeshSnapshot, host: str) -> str:
@@ -264,17 +261,9 @@ def test_http_virtual_host_domains_hold_the_service_entry_ip_not_its_cidr() -> N
     assert list(vhost.domains) == ["web.internal", "web.internal:80", "10.40.0.1", "10.40.0.1:80"]
 
 
-def test_a_full_captured_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None:
+def test_a_full_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None:
     snap = mesh(VS_ECHO % "", VS_SECURE, VS_PINNED)
-    client = proxy(snap)
-    clusters: list[Any] = generated_type(CLUSTER_TYPE, client, snap)
-    assignments = generated_type(ENDPOINT_TYPE, client, snap)
-    all_listeners: list[Listener] = generated_type(LISTENER_TYPE, client, snap)
-    routes = generated_type(ROUTE_TYPE, client, snap)
-    xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=all_listeners, routes=routes)
-    xdstest.envoy_validate(
-        tmp_path, clusters=clusters, listeners=all_listeners, routes=routes, load_assignments=assignments
-    )
+    validate_generated(tmp_path, proxy(snap), snap)
 
 
 def test_a_virtual_service_change_regenerates_listeners() -> None:

@@ -4,12 +4,14 @@ unchanged, and real ``envoy --mode validate`` over a whole mTLS config with the 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 import structlog
+from envoy.config.listener.v3.listener_components_pb2 import FilterChain
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
     HttpConnectionManager,
@@ -29,7 +31,7 @@ from pilot.config.types import (
     PortTrafficPolicy,
     TrafficPolicy,
 )
-from pilot.generate import clusters, endpoints, listeners, routes
+from pilot.generate import clusters, endpoints, filter_chains, listeners
 from pilot.generate.listener_tls import MESH_ALPNS
 from pilot.generate.registry import GENERATORS, LISTENER_TYPE, NAME_TABLE_TYPE, PUSH_ORDER, ROUTE_TYPE
 from pilot.model import MeshSnapshot, Proxy
@@ -53,26 +55,41 @@ from tests.mtls_builders import (
     upstream_tls,
     write_test_pki,
 )
+from tests.source_builders import generated_type
 from tests.xds_fakes import AdsStream, wait_until
 from tests.xdstest import check_resources, envoy_validate
 
 # ------------------------------------------------------------------------------------------------ inbound
 
 
+ORIGINAL_DST = "envoy.filters.listener.original_dst"
+
+
+def kind(chain: FilterChain, port: int) -> str:
+    """``mtls``, ``tls-passthrough`` or ``plaintext``: a chain of virtualInbound for ``port`` is named
+    ``inbound_0.0.0.0_<port>[_<kind>]``, the kind said only when the port has several chains."""
+    prefix = f"inbound_0.0.0.0_{port}"
+    assert chain.name.startswith(prefix) and chain.filter_chain_match.destination_port.value == port, chain.name
+    said = chain.name.removeprefix(prefix).lstrip("_")
+    return said or ("mtls" if chain.HasField("transport_socket") else "plaintext")
+
+
 @pytest.mark.parametrize("mode", ["STRICT", "PERMISSIVE", "DISABLE"])
 def test_inbound_http_chains_per_mode(make_meta: MakeMeta, mode: MtlsMode) -> None:
     snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, mode)))
     listener = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, 9080)
-    chains = {chain.name: chain for chain in listener.filter_chains}
+    chains = {kind(chain, 9080): chain for chain in listener.filter_chains}
     inspectors = [f.name for f in listener.listener_filters]
 
     if mode == "DISABLE":
-        assert (list(chains), inspectors) == (["plaintext"], [])
+        assert (list(chains), inspectors) == (["plaintext"], [ORIGINAL_DST])
     elif mode == "STRICT":
-        assert (list(chains), inspectors) == (["mtls"], [])
-        assert not chains["mtls"].HasField("filter_chain_match")
+        assert (list(chains), inspectors) == (["mtls"], [ORIGINAL_DST])
+        match = chains["mtls"].filter_chain_match
+        assert (match.transport_protocol, list(match.application_protocols)) == ("", [])
     else:
-        assert (list(chains), inspectors) == (["mtls", "plaintext"], ["envoy.filters.listener.tls_inspector"])
+        assert list(chains) == ["mtls", "plaintext"]
+        assert inspectors == [ORIGINAL_DST, "envoy.filters.listener.tls_inspector"]
         assert chains["mtls"].filter_chain_match.transport_protocol == "tls"
         assert list(chains["mtls"].filter_chain_match.application_protocols) == list(MESH_ALPNS)
         assert chains["plaintext"].filter_chain_match.transport_protocol == "raw_buffer"
@@ -133,7 +150,7 @@ def test_inbound_chain_matches_per_mode_and_protocol(
     listener = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, port)
     got = [
         (
-            c.name,
+            kind(c, port),
             c.filter_chain_match.transport_protocol,
             tuple(c.filter_chain_match.application_protocols),
             c.HasField("transport_socket"),
@@ -143,15 +160,18 @@ def test_inbound_chain_matches_per_mode_and_protocol(
     assert got == expected
     if port == TCP_PORT:
         for chain in listener.filter_chains:
-            assert [f.name for f in chain.filters] == [listeners.TCP_PROXY]
+            assert [f.name for f in chain.filters] == [filter_chains.TCP_PROXY]
             assert unpack(TcpProxy(), chain.filters[0].typed_config).cluster == f"inbound|{TCP_PORT}||"
 
 
 def test_inbound_tcp_strict_terminates_tls_before_tcp_proxy(make_meta: MakeMeta) -> None:
     snapshot = snapshot_of(*mesh(make_meta, peer_auth(make_meta, "STRICT")))
     (chain,) = listener_named(proxy_of(snapshot, "reviews-v1", "127.0.0.21"), snapshot, 5432).filter_chains
-    assert [f.name for f in chain.filters] == [listeners.TCP_PROXY]
+    assert [f.name for f in chain.filters] == [filter_chains.TCP_PROXY]
     assert unpack(DownstreamTlsContext(), chain.transport_socket.typed_config).require_client_certificate.value
+
+
+PORTS = (9080, 9090, 5432)
 
 
 def test_port_level_modes_are_keyed_by_workload_port(make_meta: MakeMeta) -> None:
@@ -159,9 +179,7 @@ def test_port_level_modes_are_keyed_by_workload_port(make_meta: MakeMeta) -> Non
     policy = peer_auth(make_meta, "STRICT", namespace="default", ports={19090: "DISABLE", 15432: "PERMISSIVE"})
     snapshot = snapshot_of(*mesh(make_meta, policy))
     proxy = proxy_of(snapshot, "reviews-v1", "127.0.0.21")
-    chains = {
-        port: [c.name for c in listener_named(proxy, snapshot, port).filter_chains] for port in (9080, 9090, 5432)
-    }
+    chains = {port: [kind(c, port) for c in listener_named(proxy, snapshot, port).filter_chains] for port in PORTS}
     assert chains == {9080: ["mtls"], 9090: ["plaintext"], 5432: ["mtls", "tls-passthrough", "plaintext"]}
 
 
@@ -302,13 +320,13 @@ def test_envoy_accepts_a_whole_mtls_config_with_the_bootstrap_sds_cluster(tmp_pa
         endpoints.endpoint_scope(sds=True, namespace="default"), snapshot
     )
     built_listeners = listeners.build_listeners(proxy, snapshot)
-    tables = [
-        *(t for s in routes.route_scopes(proxy) for t in routes.build_scope_routes(s, snapshot)),
-        *routes.build_inbound_routes(proxy, snapshot),
-    ]
+    tables = generated_type(ROUTE_TYPE, proxy, snapshot)
     check_resources(clusters=built_clusters, load_assignments=assignments, listeners=built_listeners, routes=tables)
     # STRICT (9090) and DISABLE (9080) ports, PERMISSIVE TCP (5432: mTLS by ALPN, TLS passthrough, plaintext)
-    assert {len(x.filter_chains) for x in built_listeners} == {1, 3}
+    inbound = {lis.name: lis for lis in built_listeners}["virtualInbound"]
+    assert Counter(c.filter_chain_match.destination_port.value for c in inbound.filter_chains) == {
+        15006: 1, 9080: 1, 19080: 1, 9090: 1, 19090: 1, 5432: 3, 15432: 3, 0: 1
+    }  # fmt: skip
     sds_cluster = build_sds_cluster(
         HostPort(host="127.0.0.1", port=15012),
         token="t0k3n",
@@ -343,8 +361,9 @@ async def test_node_metadata_from_envoy_selects_the_mtls_config(make_meta: MakeM
                 await stream.send(request)
                 response = await stream.recv()
                 by_name = {x.name: x for x in (unpack(Listener(), r) for r in response.resources)}
-                chains[sds] = [c.name for c in by_name["127.0.0.21_9080"].filter_chains]
+                inbound = by_name["virtualInbound"].filter_chains
+                chains[sds] = [kind(c, 9080) for c in inbound if c.filter_chain_match.destination_port.value == 9080]
                 await stream.close()
     finally:
         await server.stop(grace=0)
-    assert chains == {True: ["mtls"], False: [""]}
+    assert chains == {True: ["mtls"], False: ["plaintext"]}

@@ -1,5 +1,5 @@
-"""RDS entry points: the namespace's HTTP-proxy table (virtual hosts, domains, which VirtualService routes a
-host, default routes) and the inbound tables."""
+"""RDS entry points: the namespace's outbound tables, one per port (virtual hosts, domains, which VirtualService
+routes a host, default routes), and the inbound tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from google.protobuf.json_format import MessageToDict
 
 from meshplane import names
 from pilot.config.types import HTTPMatchRequest, HTTPRoute, Protocol
-from pilot.generate import routes
+from pilot.generate import port_routes, routes
+from pilot.generate.registry import GENERATORS, ROUTE_TYPE
 from pilot.generate.route_action import default_retry_policy
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
 from pilot.model.types import Proxy, ProxyNode
@@ -23,6 +24,7 @@ from tests.route_builders import (
     prefix,
     reviews_routes,
     route_table,
+    route_tables,
     service_entry,
     snapshot,
     to,
@@ -32,6 +34,7 @@ from tests.route_builders import (
 )
 
 PRODUCTPAGE = "productpage.default.svc.cluster.local"
+CATCH_ALL = port_routes.ALLOW_ANY_VIRTUAL_HOST  # every port's table has Istio's catch-all
 
 
 def node(namespace: str = NS) -> ProxyNode:
@@ -39,65 +42,60 @@ def node(namespace: str = NS) -> ProxyNode:
 
 
 def test_route_scopes_are_per_namespace() -> None:
-    assert routes.route_scopes(Proxy(node=node("shop"), workload=None)) == [("http_proxy", "shop")]
+    assert GENERATORS[ROUTE_TYPE].scopes(Proxy(node=node("shop"), workload=None)) == [("outbound_http", "shop")]
 
 
-@pytest.mark.parametrize("scope", [("outbound",), ("http_proxy", ""), ("http_proxy", "a", "b"), ("x", "default")])
+@pytest.mark.parametrize(
+    "scope",
+    [("outbound",), ("outbound_http", ""), ("outbound_http", "a", "b"), ("x", "default")],
+    ids=["other-kind", "no-namespace", "labels-not-pairs", "unknown-kind"],
+)
 def test_bad_scope_is_rejected(scope: tuple[str, ...]) -> None:
-    with pytest.raises(ValueError, match="scope must be"):
-        routes.build_scope_routes(scope, snapshot())
+    with pytest.raises(ValueError, match="unknown route scope"):
+        GENERATORS[ROUTE_TYPE].build_scope(scope, snapshot())
 
 
 def test_table_shape() -> None:
-    table = route_table(snapshot(service_entry("reviews", REVIEWS)))
-    assert table.name == names.http_proxy_route_name(NS) == "15001.default"
+    tables = route_tables(snapshot(service_entry("reviews", REVIEWS, (port(9080), port(9090)))))
+    assert sorted(tables) == ["9080", "9090"]  # Istio's RDS names: one table per port
+    table = tables["9080"]
     assert table.HasField("validate_clusters") and table.validate_clusters.value is False
     assert table.max_direct_response_body_size_bytes.value == 1024 * 1024
-    [vh] = table.virtual_hosts
-    assert vh.name == f"{REVIEWS}:9080"
-    assert vh.include_request_attempt_count
+    assert [vh.name for vh in table.virtual_hosts] == [CATCH_ALL, f"{REVIEWS}:9080"]
+    assert table.virtual_hosts[1].include_request_attempt_count
 
 
 # -- virtual hosts and domains ---------------------------------------------------------------------------------
 
 DOMAIN_CASES: list[tuple[str, str, int, str, list[str]]] = [
     (
-        "same-namespace-other-port",
+        "same-namespace",
         REVIEWS,
         9080,
         "default",
-        [f"{REVIEWS}:9080", "reviews:9080", "reviews.default:9080", "reviews.default.svc:9080"],
+        [REVIEWS, "reviews", "reviews.default", "reviews.default.svc"],
     ),
+    ("other-namespace-no-short-name", REVIEWS, 9080, "shop", [REVIEWS, "reviews.default", "reviews.default.svc"]),
     (
-        "other-namespace-no-short-name",
-        REVIEWS,
-        9080,
-        "shop",
-        [f"{REVIEWS}:9080", "reviews.default:9080", "reviews.default.svc:9080"],
-    ),
-    (
-        "port-80-also-bare",
+        "port-80",
         PRODUCTPAGE,
         80,
         "default",
-        [
-            *(PRODUCTPAGE, f"{PRODUCTPAGE}:80"),
-            *("productpage", "productpage:80"),
-            *("productpage.default", "productpage.default:80"),
-            *("productpage.default.svc", "productpage.default.svc:80"),
-        ],
+        [PRODUCTPAGE, "productpage", "productpage.default", "productpage.default.svc"],
     ),
-    ("external-host-only-its-name", "api.example.com", 443, "default", ["api.example.com:443"]),
-    ("external-host-port-80", "httpbin.org", 80, "default", ["httpbin.org", "httpbin.org:80"]),
+    ("external-host-only-its-name", "api.example.com", 443, "default", ["api.example.com"]),
 ]
 
 
 @pytest.mark.parametrize(
-    ("host", "port_number", "namespace", "domains"), [c[1:] for c in DOMAIN_CASES], ids=[c[0] for c in DOMAIN_CASES]
+    ("host", "port_number", "namespace", "names_"), [c[1:] for c in DOMAIN_CASES], ids=[c[0] for c in DOMAIN_CASES]
 )
-def test_virtual_host_domains(host: str, port_number: int, namespace: str, domains: list[str]) -> None:
-    table = route_table(snapshot(service_entry("svc", host, (port(port_number),))), namespace)
-    assert list(vhost(table, f"{host}:{port_number}").domains) == domains
+def test_virtual_host_domains(host: str, port_number: int, namespace: str, names_: list[str]) -> None:
+    """Istio's domains: each name of the host, then its VIP, bare and with the port."""
+    snap = snapshot(service_entry("svc", host, (port(port_number),)))
+    [vip] = snap.vips[host]
+    domains = [domain for name in (*names_, vip) for domain in (name, f"{name}:{port_number}")]
+    assert list(vhost(route_table(snap, namespace, port_number), f"{host}:{port_number}").domains) == domains
 
 
 def test_one_virtual_host_per_http_port_sorted() -> None:
@@ -106,12 +104,12 @@ def test_one_virtual_host_per_http_port_sorted() -> None:
         service_entry("db", "db.default.svc.cluster.local", (port(5432, Protocol.TCP), port(8080))),
         service_entry("amqp", "amqp.default.svc.cluster.local", (port(5672, Protocol.TCP),)),
     )
-    assert [vh.name for vh in route_table(snap).virtual_hosts] == [
-        "db.default.svc.cluster.local:8080",
-        f"{REVIEWS}:9080",
-        f"{REVIEWS}:9090",
-        f"{REVIEWS}:9091",
-    ]
+    assert {name: [vh.name for vh in table.virtual_hosts] for name, table in route_tables(snap).items()} == {
+        "8080": [CATCH_ALL, "db.default.svc.cluster.local:8080"],
+        "9080": [CATCH_ALL, f"{REVIEWS}:9080"],
+        "9090": [CATCH_ALL, f"{REVIEWS}:9090"],
+        "9091": [CATCH_ALL, f"{REVIEWS}:9091"],
+    }  # TCP ports get TCP listeners, no table
 
 
 def test_no_duplicate_domains_a_hosts_own_name_wins() -> None:
@@ -119,15 +117,21 @@ def test_no_duplicate_domains_a_hosts_own_name_wins() -> None:
     snap = snapshot(service_entry("reviews", REVIEWS), service_entry("odd", "reviews.default"))
     with structlog.testing.capture_logs() as logs:
         table = route_table(snap)
-    assert list(vhost(table, "reviews.default:9080").domains) == ["reviews.default:9080"]
+    [odd_vip], [reviews_vip] = snap.vips["reviews.default"], snap.vips[REVIEWS]
+    assert list(vhost(table, "reviews.default:9080").domains) == [
+        *("reviews.default", "reviews.default:9080"),
+        *(odd_vip, f"{odd_vip}:9080"),
+    ]
     assert list(vhost(table, f"{REVIEWS}:9080").domains) == [
-        f"{REVIEWS}:9080",
-        "reviews:9080",
-        "reviews.default.svc:9080",
+        *(REVIEWS, f"{REVIEWS}:9080"),
+        *("reviews", "reviews:9080"),
+        *("reviews.default.svc", "reviews.default.svc:9080"),
+        *(reviews_vip, f"{reviews_vip}:9080"),
     ]
     every_domain = [d for vh in table.virtual_hosts for d in vh.domains]
     assert [d for d, n in Counter(every_domain).items() if n > 1] == []
-    assert {"event": "domain_conflict", "domain": "reviews.default:9080"}.items() <= logs[0].items()
+    conflicts = [e["domain"] for e in logs if e["event"] == "domain_conflict"]
+    assert conflicts == ["reviews.default", "reviews.default:9080"]
 
 
 def test_not_exported_service_has_no_virtual_host_elsewhere() -> None:
@@ -135,9 +139,12 @@ def test_not_exported_service_has_no_virtual_host_elsewhere() -> None:
         service_entry("reviews", REVIEWS, export_to=(".",)),
         service_entry("ratings", "ratings.default.svc.cluster.local", export_to=("shop",)),
     )
-    assert [vh.name for vh in route_table(snap, "default").virtual_hosts] == [f"{REVIEWS}:9080"]
-    assert [vh.name for vh in route_table(snap, "shop").virtual_hosts] == ["ratings.default.svc.cluster.local:9080"]
-    assert [vh.name for vh in route_table(snap, "other").virtual_hosts] == []
+    assert [vh.name for vh in route_table(snap, "default").virtual_hosts] == [CATCH_ALL, f"{REVIEWS}:9080"]
+    assert [vh.name for vh in route_table(snap, "shop").virtual_hosts] == [
+        CATCH_ALL,
+        "ratings.default.svc.cluster.local:9080",
+    ]
+    assert route_tables(snap, "other") == {}  # no visible HTTP port: no table
 
 
 # -- which routes a virtual host gets --------------------------------------------------------------------------
@@ -259,10 +266,9 @@ def test_wildcard_virtual_service_host() -> None:
         service_entry("api", "api.example.com", (port(80),)),
         virtual_service("ext", ("*.example.com",), HTTPRoute(route=(to("api.example.com", "v1"),))),
     )
-    table = route_table(snap)
-    [api] = vhost(table, "api.example.com:80").routes
+    [api] = vhost(route_table(snap, port=80), "api.example.com:80").routes
     assert api.route.cluster == "outbound|80|v1|api.example.com"
-    [reviews] = vhost(table, f"{REVIEWS}:9080").routes
+    [reviews] = vhost(route_table(snap), f"{REVIEWS}:9080").routes
     assert reviews.name == "default"
 
 

@@ -21,6 +21,8 @@ from pilot.config.types import (
 from pilot.generate import clusters
 from pilot.model import build_snapshot, destination_rule_for
 
+PASSTHROUGH = ["BlackHoleCluster", "InboundPassthroughCluster", "PassthroughCluster"]  # every sidecar's
+
 HOST = "reviews.apps.svc.cluster.local"
 MakeMeta = Callable[..., ConfigMeta]
 
@@ -87,6 +89,6 @@ def test_outbound_clusters_of_a_namespace_follow_the_rules_it_sees() -> None:
         for namespace in ("apps", "web")
     }
     assert names == {
-        "apps": ["BlackHoleCluster", f"outbound|9080|v1|{HOST}", f"outbound|9080||{HOST}"],
-        "web": ["BlackHoleCluster", f"outbound|9080||{HOST}"],
+        "apps": [*PASSTHROUGH, f"outbound|9080|v1|{HOST}", f"outbound|9080||{HOST}"],
+        "web": [*PASSTHROUGH, f"outbound|9080||{HOST}"],
     }

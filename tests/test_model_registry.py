@@ -9,7 +9,7 @@ from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
-from meshplane.names import http_proxy_route_name, outbound_cluster_name
+from meshplane.names import outbound_cluster_name
 from pilot.analyze import analyze_snapshot
 from pilot.config import Origin
 from pilot.config.types import ConfigKey, Protocol, ServicePort
@@ -155,9 +155,10 @@ def test_memory_source_and_memory_registry_end_to_end_into_envoy_resources() -> 
         "127.0.0.21"
     ]
     # the inbound side of reviews-v1 serves its ServiceEntry port, from the memory source's WorkloadEntry
-    bound = sorted((x.address.socket_address.address, x.address.socket_address.port_value) for x in listeners)
-    assert bound == [("127.0.0.21", 9080), ("127.0.0.21", 15001)]
-    (table,) = [r for r in routes if r.name == http_proxy_route_name("default")]
+    (inbound,) = [x for x in listeners if x.name == "virtualInbound"]
+    served = [c.filter_chain_match.destination_port.value for c in inbound.filter_chains if c.name[:7] == "inbound"]
+    assert served == [9080, 19080]  # the service port, and the app's own (Istio 1.10+ clients dial it)
+    (table,) = [r for r in routes if r.name == "9080"]
     (host,) = [v for v in table.virtual_hosts if f"{REVIEWS}:9080" in v.domains]
     (route,) = host.routes
     weighted = [(w.name, w.weight.value) for w in route.route.weighted_clusters.clusters]

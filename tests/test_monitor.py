@@ -9,7 +9,7 @@ import aiohttp
 import grpc
 import pytest
 
-from pilot.generate.registry import CLUSTER_TYPE
+from pilot.generate.registry import CLUSTER_TYPE, LISTENER_TYPE
 from pilot.monitor import MonitorServer, parse_address
 from pilot.xds import DiscoveryServer
 from tests.xds_fakes import PRODUCTPAGE, REVIEWS_CLUSTER, AdsStream, fake_generators, wait_until
@@ -105,6 +105,25 @@ async def test_debug_config_dump(monitor: MonitorServer, ads_channel: grpc.aio.C
     assert (await _json(monitor, "/debug/config_dump", status=400))["error"].startswith("query parameter 'proxy'")
     missing = await _json(monitor, "/debug/config_dump?proxy=nobody", status=404)
     assert missing["connected"] == [PRODUCTPAGE]
+
+
+async def test_config_dump_merges_the_streams_of_one_node(
+    monitor: MonitorServer, ads_channel: grpc.aio.Channel
+) -> None:
+    """A pod's Envoy and its agent each hold a stream under the same node id (here: one asks for CDS, the other for
+    LDS); the dump of that node has what both were sent."""
+    clusters, listeners = AdsStream(ads_channel), AdsStream(ads_channel)
+    await clusters.request(CLUSTER_TYPE, node=PRODUCTPAGE)
+    sent_clusters = await clusters.recv()
+    await listeners.request(LISTENER_TYPE, node=PRODUCTPAGE)
+    sent_listeners = await listeners.recv()
+
+    dump = await _json(monitor, "/debug/config_dump?proxy=" + PRODUCTPAGE)
+
+    assert dump["id"] == PRODUCTPAGE and set(dump["types"]) == {"cds", "lds"}
+    assert dump["types"]["cds"]["version"] == sent_clusters.version_info
+    assert dump["types"]["lds"]["version"] == sent_listeners.version_info
+    assert len(dump["types"]["lds"]["resources"]) == len(sent_listeners.resources) > 0
 
 
 async def test_syncz_lists_a_proxy_until_it_disconnects(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pilot.proxy_status import find_proxy, render_proxy_config, render_proxy_status, type_status
+from pilot.proxy_status import find_proxy, proxies_by_node, render_proxy_config, render_proxy_status, type_status
 
 SYNCZ: dict[str, Any] = {
     "snapshot_version": 7,
@@ -72,6 +72,41 @@ def test_find_proxy_by_workload_or_node_id(name: str) -> None:
 def test_find_proxy_lists_what_is_connected() -> None:
     with pytest.raises(LookupError, match=r"connected: reviews-v1\.default"):
         find_proxy(SYNCZ, "ratings")
+
+
+POD_NODE = "sidecar~10.89.0.10~productpage.default~default.svc.cluster.local"
+SYNCED = {"sent": "a", "acked": "a", "last_nack": None}
+ENVOY_STREAM = {  # a pod's Envoy and its agent: a stream each, the same node id
+    "id": POD_NODE,
+    "workload": "productpage",
+    "namespace": "default",
+    "address": "10.89.0.10",
+    "mode": "delta",
+    "snapshot_version": 7,
+    "types": {"cds": SYNCED, "lds": SYNCED, "eds": SYNCED, "rds": SYNCED},
+}
+AGENT_STREAM = {
+    **ENVOY_STREAM,
+    "mode": "sotw",
+    "types": {"nds": {"sent": "n", "acked": "m", "last_nack": {"version": "n", "error": "bad table"}}},
+}
+
+
+@pytest.mark.parametrize(
+    "streams", [[ENVOY_STREAM, AGENT_STREAM], [AGENT_STREAM, ENVOY_STREAM]], ids=["envoy-first", "agent-first"]
+)
+def test_a_pods_envoy_and_agent_streams_are_one_proxy(streams: list[dict[str, Any]]) -> None:
+    syncz = {"snapshot_version": 7, "proxies": streams}
+
+    [proxy] = proxies_by_node(syncz)
+    _, row, *rest = render_proxy_status(syncz).splitlines()
+
+    assert proxy["mode"] == "delta" and set(proxy["types"]) == {"cds", "lds", "eds", "rds", "nds"}
+    assert row.split() == ["productpage.default", "10.89.0.10", "delta", "SYNCED", "SYNCED", "SYNCED", "SYNCED", "7/7"]
+    assert "  productpage.default NDS rejected version n: bad table" in rest
+    assert find_proxy(syncz, "productpage") == POD_NODE
+    with pytest.raises(LookupError, match=r"connected: productpage\.default$"):
+        find_proxy(syncz, "ratings")
 
 
 def test_proxy_config_summaries() -> None:

@@ -69,7 +69,8 @@ def test_a_reused_type_rebuilds_proxies_own_parts_when_proxy_resolution_may_diff
     second = ResourceCache(build_snapshot(moved, 2, previous=first.snapshot), generators, previous=first)
     assert {LISTENER_TYPE, ROUTE_TYPE} <= second.reused_types
     productpage, reviews = NODES[0], NODES[1]
-    assert sorted(second.view(LISTENER_TYPE, productpage).resources) == ["127.0.0.22_15001", "127.0.0.22_9080"]
+    moved_listeners = sorted(second.view(LISTENER_TYPE, productpage).resources)
+    assert moved_listeners == ["virtualInbound_127.0.0.22_9080", "virtualOutbound"]
     unmoved, before = second.view(LISTENER_TYPE, reviews), first.view(LISTENER_TYPE, reviews)
     assert unmoved is not before and unmoved.version == before.version
     routes, routes_before = second.view(ROUTE_TYPE, reviews), first.view(ROUTE_TYPE, reviews)

@@ -1,5 +1,5 @@
-"""The resource cache memoizes route tables (Istio's XdsCache): a virtual host is rebuilt when an input it is built
-from changes, and reused, down to the table's bytes, when nothing it reads changed."""
+"""The resource cache memoizes route tables (Istio's XdsCache): a port's table is rebuilt when an input of one of
+its virtual hosts changes, and reused, down to the table's bytes, when nothing it reads changed."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from google.protobuf.any_pb2 import Any as AnyProto
 
 from pilot.config.parse import content_hash
 from pilot.config.types import HTTPRoute, Resource
-from pilot.generate import routes
+from pilot.generate import port_routes, routes
 from pilot.generate.registry import GENERATORS, ROUTE_TYPE, ScopeParts, TypeGenerator
 from pilot.generate.route_action import ServicePorts
 from pilot.model import build_snapshot
@@ -22,9 +22,8 @@ from tests.xds_fakes import destination_rule, workload_entry
 
 RATINGS = "ratings.default.svc.cluster.local"
 REVIEWS = "reviews.default.svc.cluster.local"
-SCOPE = ("http_proxy", "default")
+SCOPE = (port_routes.OUTBOUND_HTTP_SCOPE, "default")
 R = TypeVar("R", bound=Resource)
-TABLE = "15001.default"
 
 
 def _stored(resource: R) -> R:
@@ -42,7 +41,7 @@ MESH: tuple[Resource, ...] = (REVIEWS_SE, RATINGS_SE, TO_V1)
 
 
 class Built:
-    """The route generator with its virtual-host builder counted: which hosts a snapshot built."""
+    """The route generator with its table builder counted: the virtual hosts of the tables a snapshot built."""
 
     def __init__(self) -> None:
         self.hosts: list[str] = []
@@ -52,8 +51,8 @@ class Built:
         self.generators: dict[str, TypeGenerator] = {**GENERATORS, ROUTE_TYPE: replace(original, parts=parts)}
         self._original: ScopeParts = original.parts
 
-    def _build(self, inputs: routes.VirtualHostInputs) -> object:
-        self.hosts.append(f"{inputs.host}:{inputs.port}")
+    def _build(self, inputs: port_routes.PortRoutesInputs) -> object:
+        self.hosts.extend(f"{vhost.host}:{vhost.port}" for vhost in inputs.virtual_hosts)
         return self._original.build(inputs)
 
     def cache(self, configs: tuple[Resource, ...], previous: ResourceCache | None = None) -> ResourceCache:
@@ -65,19 +64,22 @@ class Built:
         return cache
 
 
-def _table_bytes(cache: ResourceCache) -> bytes:
-    return cache.scope_group(ROUTE_TYPE, SCOPE).resources[TABLE].any_bytes
+def _table_bytes(cache: ResourceCache) -> dict[str, bytes]:
+    """Each port's table's bytes, by name."""
+    return {name: r.any_bytes for name, r in cache.scope_group(ROUTE_TYPE, SCOPE).resources.items()}
 
 
-def _table(cache: ResourceCache) -> RouteConfiguration:
-    [table] = cache.scope_group(ROUTE_TYPE, SCOPE).resources.values()
-    return RouteConfiguration.FromString(AnyProto.FromString(table.any_bytes).value)
+def _tables(cache: ResourceCache) -> dict[str, RouteConfiguration]:
+    return {
+        name: RouteConfiguration.FromString(AnyProto.FromString(data).value)
+        for name, data in _table_bytes(cache).items()
+    }
 
 
-def _fresh(configs: tuple[Resource, ...]) -> RouteConfiguration:
-    """The table built by the pure builder, with nothing remembered."""
-    [table] = routes.build_scope_routes(SCOPE, build_snapshot({c.meta.key: c for c in configs}, 1))
-    return table
+def _fresh(configs: tuple[Resource, ...]) -> dict[str, RouteConfiguration]:
+    """The tables built by the pure builder, with nothing remembered."""
+    tables = GENERATORS[ROUTE_TYPE].build_scope(SCOPE, build_snapshot({c.meta.key: c for c in configs}, 1))
+    return {table.name: table for table in tables}
 
 
 def _with(*replacements: Resource) -> tuple[Resource, ...]:
@@ -114,7 +116,7 @@ def test_a_change_of_an_input_rebuilds_what_reads_it(changed: tuple[Resource, ..
 
     assert sorted(built.hosts) == rebuilt
     assert _table_bytes(second) != before
-    assert _table(second) == _fresh(changed), "the cache's table is the pure builder's"
+    assert _tables(second) == _fresh(changed), "the cache's tables are the pure builder's"
 
 
 @pytest.mark.parametrize(
@@ -132,7 +134,9 @@ def test_an_unrelated_change_reuses_the_table_bytes(unrelated: Resource) -> None
 
     assert ROUTE_TYPE not in second.reused_types, "the type was regenerated, not carried over"
     assert built.hosts == []
-    assert _table_bytes(second) is before, "the same bytes object: nothing to compare or push"
+    after = _table_bytes(second)
+    assert after.keys() == before.keys()
+    assert all(after[name] is before[name] for name in before), "the same bytes objects: nothing to compare or push"
 
 
 def test_parts_are_remembered_past_a_snapshot_that_reused_the_whole_table() -> None:
@@ -142,12 +146,13 @@ def test_parts_are_remembered_past_a_snapshot_that_reused_the_whole_table() -> N
     third = built.cache((REVIEWS_SE, RATINGS_SE, TO_RATINGS, WORKLOAD), second)
 
     assert built.hosts == [f"{REVIEWS}:9080"], "ratings' virtual host came through the snapshot in between"
-    assert vhost(_table(third), f"{REVIEWS}:9080").routes[0].route.cluster == f"outbound|8080||{RATINGS}"
+    assert vhost(_tables(third)["9080"], f"{REVIEWS}:9080").routes[0].route.cluster == f"outbound|8080||{RATINGS}"
 
 
 def test_the_pure_builder_remembers_nothing() -> None:
     assert _fresh(_with(TO_RATINGS)) == _fresh(_with(TO_RATINGS))
-    assert not [name for name in vars(routes) if name.isupper() and isinstance(getattr(routes, name), dict)]
+    for module in (routes, port_routes):
+        assert not [name for name in vars(module) if name.isupper() and isinstance(getattr(module, name), dict)]
 
 
 @pytest.mark.parametrize(

@@ -66,7 +66,7 @@ async def test_initial_state_wildcard_and_named(ads_channel: grpc.aio.Channel, x
         [REVIEWS_CLUSTER, REVIEWS_V1_CLUSTER, REVIEWS_V2_CLUSTER, PRODUCTPAGE_CLUSTER, "inbound|9080||"]
     )
     assert _names(got[ENDPOINT_TYPE]) == [REVIEWS_V1_CLUSTER]  # the requested names that exist
-    assert sorted(_names(got[LISTENER_TYPE])) == ["127.0.0.21_15001", "127.0.0.21_9080"]
+    assert sorted(_names(got[LISTENER_TYPE])) == ["virtualInbound_127.0.0.21_9080", "virtualOutbound"]
     assert sorted(_names(got[ROUTE_TYPE])) == [DEFAULT_ROUTES, "inbound|9080||"]
     assert unpack_route(got[ROUTE_TYPE], DEFAULT_ROUTES).virtual_hosts[1].routes[0].route.cluster == REVIEWS_V1_CLUSTER
     nonces = [r.nonce for r in got.values()]
@@ -258,7 +258,7 @@ async def test_default_server_serves_the_real_generators() -> None:
             assert sorted(_names(eds)) == eds_names
             await stream.request(LISTENER_TYPE)
             lds = await stream.recv()
-            assert "127.0.0.21_15001" in _names(lds)
+            assert {"virtualOutbound", "0.0.0.0_9080", "virtualInbound"} <= set(_names(lds))
             await stream.request(ROUTE_TYPE, [DEFAULT_ROUTES])
             assert _names(await stream.recv()) == [DEFAULT_ROUTES]
     finally:

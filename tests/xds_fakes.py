@@ -142,7 +142,7 @@ REVIEWS_HOST = "reviews.default.svc.cluster.local"
 REVIEWS_CLUSTER = names.outbound_cluster_name(9080, "", REVIEWS_HOST)
 REVIEWS_V1_CLUSTER = names.outbound_cluster_name(9080, "v1", REVIEWS_HOST)
 REVIEWS_V2_CLUSTER = names.outbound_cluster_name(9080, "v2", REVIEWS_HOST)
-DEFAULT_ROUTES = names.http_proxy_route_name("default")
+DEFAULT_ROUTES = "9080"  # the outbound route table of port 9080 (Istio's name), every bookinfo service's port
 
 
 # ------------------------------------------------------------------------------------------ fake generators
@@ -200,31 +200,33 @@ def fake_generators(calls: Counter[str] | None = None) -> dict[str, TypeGenerato
         ]
 
     def listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
-        out = [Listener(name=names.outbound_listener_name(proxy.address), address=_address(proxy.address, 15001))]
-        for instance in proxy.instances:
-            port = instance.port.number
-            out.append(
-                Listener(name=names.inbound_listener_name(proxy.address, port), address=_address(proxy.address, port))
-            )
-        return out
+        """virtualOutbound, then a virtualInbound whose name says the workload's address and served ports (so that a
+        test sees a proxy's own part rebuilt)."""
+        ports = "_".join(str(instance.port.number) for instance in proxy.instances)
+        return [
+            Listener(name="virtualOutbound", address=_address("0.0.0.0", names.OUTBOUND_CAPTURE_PORT)),
+            Listener(
+                name=f"virtualInbound_{proxy.address}_{ports}", address=_address("0.0.0.0", names.INBOUND_CAPTURE_PORT)
+            ),
+        ]
 
     def route_tables(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[RouteConfiguration]:
+        """One table per port (``9080``): the virtual hosts of every service with that port."""
         counter["rds"] += 1
-        namespace = str(scope[1])
-        vhosts = []
+        vhosts: dict[int, list[VirtualHost]] = {}
         for service in snapshot.services.values():
             rules = virtual_services_for(snapshot, service.host)
             subset = rules[0].http[0].route[0].destination.subset if rules else ""
             for port in service.ports:
                 cluster = names.outbound_cluster_name(port.number, subset, service.host)
-                vhosts.append(
+                vhosts.setdefault(port.number, []).append(
                     VirtualHost(
                         name=f"{service.host}:{port.number}",
-                        domains=[f"{service.host}:{port.number}"],
+                        domains=[service.host],
                         routes=[Route(match=RouteMatch(prefix="/"), route=RouteAction(cluster=cluster))],
                     )
                 )
-        return [RouteConfiguration(name=names.http_proxy_route_name(namespace), virtual_hosts=vhosts)]
+        return [RouteConfiguration(name=str(port), virtual_hosts=hosts) for port, hosts in sorted(vhosts.items())]
 
     def inbound_routes(proxy: Proxy, snapshot: MeshSnapshot) -> list[RouteConfiguration]:
         return [RouteConfiguration(name=names.inbound_route_name(i.port.number)) for i in proxy.instances]
@@ -264,7 +266,7 @@ def fake_generators(calls: Counter[str] | None = None) -> dict[str, TypeGenerato
             type_url=ROUTE_TYPE,
             affected_by=REGISTRY_KINDS | {"VirtualService", "DestinationRule"},
             wildcard=False,
-            scopes=lambda proxy: [("http_proxy", proxy.namespace)],
+            scopes=lambda proxy: [("outbound_http", proxy.namespace)],
             build_scope=route_tables,
             build_proxy=inbound_routes,
         ),

@@ -223,7 +223,8 @@ class ServiceEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadEntry:
-    """A workload with a meshplane sidecar. Its sidecar binds ``address`` on every service port it serves."""
+    """A workload with a meshplane sidecar: a pod, ``address`` its pod IP (where peers reach its sidecar's inbound
+    capture on every service port it serves)."""
 
     meta: ConfigMeta
     address: str

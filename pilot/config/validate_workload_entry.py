@@ -1,8 +1,8 @@
 """Validate a WorkloadEntry spec (``networking.istio.io`` WorkloadEntry) into ``types.WorkloadEntry``.
 
 The same message shape is a ServiceEntry's inline endpoint, so ``read_workload_fields`` is shared with
-``validate_service_entry``; only the address rules differ (a WorkloadEntry is a meshplane sidecar, which binds its
-address, so it must be an IP; an endpoint of a DNS ServiceEntry may be a hostname).
+``validate_service_entry``; only the address rules differ (a WorkloadEntry is a pod with a meshplane sidecar, its
+address the pod IP, so it must be an IP; an endpoint of a DNS ServiceEntry may be a hostname).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def workload_address_error(address: str, *, hostname_allowed: bool) -> str | Non
     if not hostname_allowed:
         return (
             f"{quote(address)} is not an IP address: a hostname address is not supported by meshplane yet "
-            "(the workload's sidecar binds this address)"
+            "(a WorkloadEntry's address is its pod IP)"
         )
     if host_error(address, wildcard=False) is not None:
         return f"{quote(address)} is neither an IP address nor a valid hostname"

@@ -16,10 +16,11 @@ workload says ``failOpen`` (and no CUSTOM policy), 403 when Mixer cannot answer,
 peer's SPIFFE ID is in the CheckRequest anyway).
 
 Ports: an AuthorizationPolicy's ``ports`` (and ``destination.port``) are workload ports, as in Istio, where the
-inbound listener sees the app's own port. Our sidecar binds the *service* port on the workload address and forwards
-to the app's target port, so Envoy's ``destination_port`` is the service port: a policy port equal to the
-instance's target port is translated to the listener's service port (a policy port equal to the service port already
-matches it and is kept).
+inbound listener sees the app's own port. Mesh clients dial the pod IP at the *service* port (the EDS endpoint is
+``address:service-port``), and virtualInbound's chain for that port forwards to the app's target port, so Envoy's
+``destination_port`` there is the service port: on that chain a policy port equal to the instance's target port is
+translated to the service port (a policy port equal to the service port already matches it and is kept). The
+chain for the app's own port (clients that dial it) matches policy ports as written.
 
 Missing Mixer: a sidecar whose bootstrap has no ``mixer`` cluster (node metadata ``MESHPLANE_MIXER`` not "true")
 cannot call it; a reference to the cluster would be rejected. As Istio with an unknown CUSTOM provider, the port

@@ -7,23 +7,20 @@ subset of the service's DestinationRule. The cluster type follows the ServiceEnt
 - STATIC: EDS over ADS (the endpoints come from ``endpoints.py``, one ClusterLoadAssignment per EDS cluster);
 - DNS: STRICT_DNS over the endpoints' addresses, or the host itself when the entry lists none;
 - DNS_ROUND_ROBIN: LOGICAL_DNS (one address, connections spread by DNS);
-- NONE: for a captured sidecar (pod), Istio's ORIGINAL_DST "passthrough" cluster: it connects wherever iptables
-  captured the app's connection to. For a loopback HTTP-proxy sidecar (no capture), LOGICAL_DNS to the host at the
-  service port: apps send requests to the sidecar as their HTTP proxy, so passing through means connecting to the
-  requested name.
+- NONE: Istio's ORIGINAL_DST "passthrough" cluster: it connects wherever iptables captured the app's connection to.
 
-Captured sidecars also get Istio's ``PassthroughCluster`` (ORIGINAL_DST: outbound to a destination outside the
-registry under ALLOW_ANY) and ``InboundPassthroughCluster`` (ORIGINAL_DST bound to 127.0.0.6: inbound to a port no
-service declares); every sidecar gets ``BlackHoleCluster``.
+Every sidecar also gets Istio's ``PassthroughCluster`` (ORIGINAL_DST: outbound to a destination outside the
+registry under ALLOW_ANY), ``InboundPassthroughCluster`` (ORIGINAL_DST bound to 127.0.0.6: inbound to a port no
+service declares) and ``BlackHoleCluster``.
 
 Inbound: ``inbound|<port>||`` per service port the proxy's workload serves, one STATIC endpoint at the app
-(``<workload address>:<target port>``). A captured sidecar connects to the app at its pod IP from 127.0.0.6
-(``INBOUND_SOURCE_ADDRESS``): the capture rules let Envoy's own connections over ``lo`` to the pod IP go to
-virtualInbound again, except those from 127.0.0.6 (Istio's ``-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN``).
+(``<pod IP>:<target port>``). The sidecar connects to the app from 127.0.0.6 (``INBOUND_SOURCE_ADDRESS``): the
+capture rules let Envoy's own connections over ``lo`` to the pod IP go to virtualInbound again, except those from
+127.0.0.6 (Istio's ``-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN``).
 
 TLS (``cluster_tls.py``): outbound clusters come in two shared sets, one for proxies without SDS (plaintext and
 DestinationRule SIMPLE/MUTUAL only, as before mTLS existed) and one for proxies whose bootstrap wired Citadel's
-SDS (auto mTLS and ISTIO_MUTUAL besides). Inbound clusters are plaintext to the app on the same address.
+SDS (auto mTLS and ISTIO_MUTUAL besides). Inbound clusters are plaintext to the app in the same pod.
 """
 
 from __future__ import annotations
@@ -60,7 +57,6 @@ from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceIns
 __all__ = [
     "BLACK_HOLE_CLUSTER",
     "INBOUND_SOURCE_ADDRESS",
-    "OUTBOUND_CAPTURED_SCOPES",
     "OUTBOUND_SCOPE",
     "OUTBOUND_SDS_SCOPE",
     "OutboundClusterKey",
@@ -71,7 +67,6 @@ __all__ = [
     "build_passthrough_cluster",
     "build_scope_clusters",
     "cluster_scopes",
-    "dns_endpoints",
     "inbound_instances",
     "outbound_cluster_keys",
     "outbound_scope",
@@ -84,11 +79,7 @@ log = structlog.get_logger(__name__)
 
 OUTBOUND_SCOPE: tuple[Hashable, ...] = ("outbound",)  # proxies without SDS: no Citadel secrets
 OUTBOUND_SDS_SCOPE: tuple[Hashable, ...] = ("outbound", "sds")  # proxies with SDS: auto mTLS, ISTIO_MUTUAL
-OUTBOUND_CAPTURED_SCOPES: tuple[tuple[Hashable, ...], ...] = (  # the same for captured sidecars (pods)
-    ("outbound", "captured"),
-    ("outbound", "sds", "captured"),
-)
-_SCOPE_PREFIXES = (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE, *OUTBOUND_CAPTURED_SCOPES)
+_SCOPE_PREFIXES = (OUTBOUND_SCOPE, OUTBOUND_SDS_SCOPE)
 BLACK_HOLE_CLUSTER = names.BLACKHOLE_CLUSTER  # Istio's cluster with no endpoints: traffic sent to it fails fast
 INBOUND_SOURCE_ADDRESS = "127.0.0.6"  # Istio's InboundPassthroughBindIpv4: exempt from the capture rules on lo
 
@@ -141,17 +132,15 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     return tuple(e for e in endpoints if labels_match(selector, e.labels))
 
 
-def outbound_scope(*, sds: bool, namespace: str, captured: bool = False) -> tuple[Hashable, ...]:
-    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS, captured (pods)
-    or not."""
-    return (*_SCOPE_PREFIXES[sds + 2 * captured], namespace)
+def outbound_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
+    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS."""
+    return (*_SCOPE_PREFIXES[sds], namespace)
 
 
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
     """The sidecars of one namespace get the same outbound clusters (no Sidecar resource to narrow them yet: the
-    namespace decides which DestinationRules apply), in one of four versions: with Citadel's SDS or without,
-    captured or not."""
-    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace, captured=proxy.captured)]
+    namespace decides which DestinationRules apply), in one of two versions: with Citadel's SDS or without."""
+    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
 
 
 def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str]:
@@ -164,15 +153,9 @@ def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ..
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
     which, namespace = parse_scope(scope, _SCOPE_PREFIXES)
-    sds, captured = bool(which % 2), which >= 2
-    clusters = [
-        build_outbound_cluster(key, snapshot, sds=sds, captured=captured)
-        for key in outbound_cluster_keys(snapshot, namespace)
-    ]
-    clusters.append(build_black_hole_cluster())
-    if captured:
-        clusters += [build_passthrough_cluster(), build_inbound_passthrough_cluster()]
-    return clusters
+    sds = bool(which)
+    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot, namespace)]
+    return [*clusters, build_black_hole_cluster(), build_passthrough_cluster(), build_inbound_passthrough_cluster()]
 
 
 def build_passthrough_cluster() -> Cluster:
@@ -228,18 +211,16 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
     return None
 
 
-def build_outbound_cluster(
-    key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False, captured: bool = False
-) -> Cluster:
-    """One outbound cluster: discovery by resolution (``captured``: for sidecars in pods), TLS (``sds``: for proxies
-    with Citadel's SDS), then the DestinationRule's policy for its port and subset."""
+def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
+    """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
+    DestinationRule's policy for its port and subset."""
     policy = key.rule.traffic_policy if key.rule is not None else None
     if key.subset is None:
         resolved = port_traffic_policy(policy, key.port.number)
     else:
         resolved = merge_subset_traffic_policy(policy, key.subset.traffic_policy, key.port.number)
     cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
-    original_destination = captured and key.service.resolution is Resolution.NONE
+    original_destination = key.service.resolution is Resolution.NONE
     if original_destination:
         cluster.type = Cluster.DiscoveryType.ORIGINAL_DST  # Istio: wherever the app connected to
     else:
@@ -257,21 +238,16 @@ def build_outbound_cluster(
     )
     if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
         mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
-    if not key.service.mesh_internal and not captured:
-        # Sidecars with Mixer bind upstream connections to their workload's loopback address (bootstrap
-        # cluster_manager.upstream_bind_config), which cannot reach beyond the machine: a service outside the mesh
-        # is reached from whatever address the kernel picks, as without Mixer.
-        cluster.upstream_bind_config.source_address.CopyFrom(SocketAddress(address="0.0.0.0", port_value=0))
     _finish(cluster, key.port.protocol, resolved, outbound=True)
     if original_destination:
         cluster.lb_policy = Cluster.LbPolicy.CLUSTER_PROVIDED  # the only policy Envoy takes for ORIGINAL_DST
     return cluster
 
 
-def dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
-    """The addresses a DNS or NONE cluster connects to (EDS clusters get theirs from ``endpoints.py``)."""
+def _dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
+    """The addresses a DNS cluster connects to (EDS clusters get theirs from ``endpoints.py``)."""
     service, port = key.service, key.port
-    if service.resolution is not Resolution.NONE and service.endpoints.get(port.number):
+    if service.endpoints.get(port.number):
         return subset_endpoints(key)
     if service.host.startswith("*"):
         # Only a DNS entry whose workloadSelector selects no workload gets here (validation rejects a wildcard host
@@ -279,10 +255,6 @@ def dns_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
         # reaching whatever name a request carries would take Envoy's dynamic forward proxy.
         log.warning("wildcard_host_not_routable", cluster=key.name, host=service.host)
         return ()
-    if service.resolution is Resolution.NONE:
-        # No capture, so no original destination: "passthrough" connects to the requested name (see module doc).
-        # Subsets cannot narrow anything here: the name is all there is.
-        return (Endpoint(address=service.host, port=port.number),)
     # A DNS entry without endpoints resolves its own host (Istio's ServiceEntry conversion does the same).
     # The host has no labels, so a subset that selects labels matches nothing.
     host = Endpoint(address=service.host, port=port.target_port or port.number)
@@ -295,7 +267,7 @@ def _set_discovery(cluster: Cluster, key: OutboundClusterKey) -> None:
         cluster.eds_cluster_config.service_name = key.name
         cluster.eds_cluster_config.eds_config.CopyFrom(ads_config_source())
         return
-    endpoints = dns_endpoints(key)
+    endpoints = _dns_endpoints(key)
     if not endpoints:
         # Istio omits such a cluster; routes may still name it, so it exists, empty: requests fail with 503.
         log.info("cluster_without_endpoints", cluster=key.name, resolution=str(key.service.resolution))
@@ -307,7 +279,7 @@ def _set_discovery(cluster: Cluster, key: OutboundClusterKey) -> None:
     else:
         cluster.type = Cluster.DiscoveryType.LOGICAL_DNS
         # Envoy accepts exactly one address for LOGICAL_DNS. Unreachable: validation allows DNS_ROUND_ROBIN at
-        # most one endpoint and no workloadSelector, and NONE no endpoints.
+        # most one endpoint and no workloadSelector.
         if len(endpoints) > 1:
             log.warning(
                 "logical_dns_extra_endpoints_ignored",
@@ -316,7 +288,8 @@ def _set_discovery(cluster: Cluster, key: OutboundClusterKey) -> None:
                 ignored=len(endpoints) - 1,
             )
             endpoints = endpoints[:1]
-    # Every sidecar binds an IPv4 loopback address; a shared cluster cannot follow each proxy's IP family.
+    # Pods on the pod network are IPv4 only (Istio: V4_ONLY for an IPv4 proxy); a shared cluster cannot follow each
+    # proxy's IP family.
     cluster.dns_lookup_family = Cluster.DnsLookupFamily.V4_ONLY
     cluster.load_assignment.CopyFrom(load_assignment(key.name, endpoints))
 
@@ -369,8 +342,7 @@ def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster
             common_lb_config=Cluster.CommonLbConfig(),
             load_assignment=load_assignment(name, (app,)),
         )
-        if proxy.captured:
-            _bind_inbound_source(cluster)
+        _bind_inbound_source(cluster)
         rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
         policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
         inbound_policy = ClusterTrafficPolicy(connection_pool=policy.connection_pool) if policy else None

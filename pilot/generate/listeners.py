@@ -1,96 +1,111 @@
-"""LDS: a sidecar's listeners, all bound to its workload's own loopback address (Istio ``listener*.go``).
+"""LDS: a sidecar's listeners, Istio's (``listener.go``, ``listener_builder.go``, ``listenertest``'s names). Every
+sidecar runs in a pod whose traffic iptables sends through Envoy (Istio's ``INTERCEPTION_MODE: REDIRECT``, the
+default; Pilot refuses proxies that ask for another mode, see ``pilot.model.build.parse_node_id``).
 
-- Outbound: an HTTP-proxy listener on ``<address>:15001`` that apps use as ``HTTP_PROXY`` (Istio's
-  ``proxyHttpPort`` listener); requests are routed by Host with the namespace's route table over RDS.
-- Inbound: one listener per service port the workload serves, on ``<address>:<service port>``: HTTP ports go
-  through an HTTP connection manager and the port's inbound route table, other protocols through tcp_proxy,
-  to the app at ``<address>:<target port>``.
+Outbound (the app's connections, redirected to 15001):
 
-Each listener is built from one filter chain whose filters come from :func:`build_http_connection_manager` or
-:func:`build_tcp_proxy`; transport sockets (mTLS), extra HTTP filters (RBAC, ext_authz) and access logs plug in
-through :class:`HttpListenerOptions` and :func:`build_filter_chain` arguments. For proxies with Citadel's SDS, an
-inbound port's chains follow its PeerAuthentication mode (``listener_tls.py``): mTLS only, mTLS and plaintext
-side by side, or plaintext.
+- ``virtualOutbound`` on ``0.0.0.0:15001`` with ``use_original_dst``: Envoy hands each connection to the listener
+  bound (``bind_to_port: false``) to its original destination ``ip:port``, else ``0.0.0.0:port``, else keeps it
+  on the default chain ``PassthroughFilterChain``: tcp_proxy to ``PassthroughCluster`` (ALLOW_ANY) or
+  ``BlackHoleCluster`` (REGISTRY_ONLY, MeshConfig ``outboundTrafficPolicy``). A connection straight to 15001
+  itself goes to ``BlackHoleCluster`` (chain ``virtualOutbound-blackhole``), as in Istio, so it cannot loop.
+- ``0.0.0.0_<port>`` per HTTP port of any visible service: an HTTP connection manager with the route table named
+  ``<port>`` (``port_routes.py``: virtual hosts by Host, a catch-all for hosts outside the registry).
+- ``<vip>_<port>`` per VIP and non-HTTP port (TCP, TLS, HTTPS, MONGO, MySQL, Redis, unknown) of a service: the
+  VirtualService's ``tls`` (by SNI) or ``tcp`` route chains, then tcp_proxy to ``outbound|<port>||<host>``
+  (``listeners_l4_routes.py``). A CIDR address (ServiceEntry ``addresses``) gets chains on ``0.0.0.0_<port>``
+  matching its prefix, as in Istio; a ``resolution: NONE`` service without addresses of its own gets a chain there
+  matching any destination (to its ORIGINAL_DST cluster). An HTTP port holding ``0.0.0.0_<port>`` wins over both.
 
-Policy and telemetry: an inbound HTTP port's HCM runs the workload's authorization filters (CUSTOM/Mixer ext_authz,
-RBAC AUDIT, DENY, ALLOW: ``authz_filters.py``) before fault injection and the router; an inbound TCP port runs the
-network RBAC filters before tcp_proxy. Sidecars bootstrapped with ``--mixer`` log every request of their inbound
-and outbound HCMs to Mixer (``access_logs.py``). A proxy without policies and without Mixer gets exactly the
-listeners it had before these existed.
+Inbound (connections to the pod, redirected to 15006):
+
+- ``virtualInbound`` on ``0.0.0.0:15006`` with the ``original_dst`` listener filter (chains match the original
+  destination) and the TLS inspector when some chain tells mTLS from plaintext; one group of chains per
+  destination port the workload serves: its service ports (where clients' endpoints point) and, when it differs,
+  the app's own target port (Istio 1.10+ clients dial it; its authorization policies see the port as written).
+  Each group is the port's chains of ``filter_chains.build_inbound_chains`` (mTLS per PeerAuthentication, RBAC,
+  ext_authz, access logs) matched on ``destination_port``, forwarding to ``inbound|<port>||`` (the app at the pod
+  IP and target port, from 127.0.0.6). Every other port goes to ``InboundPassthroughCluster`` under the workload's
+  mTLS mode and network RBAC (chains ``InboundPassthroughFilterChain``); 15006 itself to ``BlackHoleCluster``.
+  No ``http_inspector``: no chain matches on the application protocol (passthrough is TCP), and the inspector
+  would hold back server-first protocols.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 import structlog
-from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
-from envoy.config.core.v3.base_pb2 import TrafficDirection, TransportSocket
-from envoy.config.core.v3.protocol_pb2 import Http2ProtocolOptions
+from envoy.config.core.v3.base_pb2 import TrafficDirection
 from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain, ListenerFilter
 from envoy.config.listener.v3.listener_pb2 import Listener
-from envoy.extensions.filters.http.fault.v3.fault_pb2 import HTTPFault
-from envoy.extensions.filters.http.router.v3.router_pb2 import Router
-from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
-    HttpConnectionManager,
-    HttpFilter,
-    Rds,
-)
-from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
+from envoy.extensions.filters.listener.original_dst.v3.original_dst_pb2 import OriginalDst
 
 from meshplane import names
-from pilot.generate._protos import ads_config_source, duration, http_filter, network_filter, socket_address
-from pilot.generate.access_logs import build_inbound_access_logs, build_outbound_access_logs
-from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters
+from pilot.config.types import Resolution
+from pilot.generate._protos import network_filter, socket_address
+from pilot.generate._tls import has_sds
+from pilot.generate.access_logs import build_outbound_access_logs
+from pilot.generate.authz_filters import build_network_authz_filters
 from pilot.generate.clusters import inbound_instances
-from pilot.generate.listener_tls import InboundSecurity, build_inbound_filter_chains, inbound_security
-from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
+from pilot.generate.filter_chains import (
+    HTTP_CONNECTION_MANAGER,
+    TCP_PROXY,
+    HttpListenerOptions,
+    build_filter_chain,
+    build_http_connection_manager,
+    build_inbound_chains,
+    build_tcp_proxy,
+    prepend_filters,
+)
+from pilot.generate.listener_tls import (
+    InboundSecurity,
+    build_inbound_filter_chains,
+    inbound_security,
+    tls_inspector_filter,
+)
+from pilot.generate.listeners_l4_routes import L4Target, build_l4_filter_chains, has_sni_chain
+from pilot.generate.route_action import ServicePorts
+from pilot.model import effective_mtls_mode
+from pilot.model.mesh_settings import OutboundTrafficPolicy
+from pilot.model.types import MeshSnapshot, Proxy, Service, ServiceInstance
+from pilot.model.vips import service_cidrs
+from pilot.model.visibility import service_visible
 
 __all__ = [
-    "HTTP_CONNECTION_MANAGER",
-    "TCP_PROXY",
-    "HttpListenerOptions",
-    "build_filter_chain",
-    "build_http_connection_manager",
-    "build_http_filters",
-    "build_inbound_chains",
-    "build_inbound_listener",
+    "INBOUND_PASSTHROUGH_CHAIN",
+    "ORIGINAL_DST_FILTER",
+    "PASSTHROUGH_CHAIN",
+    "RESERVED_PORTS",
+    "VIRTUAL_INBOUND",
+    "VIRTUAL_OUTBOUND",
+    "WILDCARD_ADDRESS",
     "build_listeners",
-    "build_outbound_listener",
+    "build_outbound_http_listener",
+    "build_outbound_service_listeners",
+    "build_outbound_tcp_listener",
     "build_scope_listeners",
-    "build_tcp_proxy",
-    "http_filter",
+    "build_virtual_inbound_listener",
+    "build_virtual_outbound_listener",
     "listener_scopes",
-    "network_filter",
-    "prepend_filters",
+    "outbound_default_cluster",
 ]
 
 log = structlog.get_logger(__name__)
 
-HTTP_CONNECTION_MANAGER = "envoy.filters.network.http_connection_manager"
-TCP_PROXY = "envoy.filters.network.tcp_proxy"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpListenerOptions:
-    """What differs between the HTTP connection managers of one direction and another (Istio httpListenerOpts)."""
-
-    stat_prefix: str
-    route_name: str  # fetched over RDS
-    use_remote_address: bool
-    allow_absolute_url: bool = False  # the outbound HTTP proxy receives absolute-form requests (curl -x)
-    http2: bool = False  # the port speaks HTTP/2 (HTTP2/GRPC): the codec gets explicit HTTP/2 options
-    forward_client_cert: bool = False  # inbound: pass the peer certificate's identity on to the app (XFCC)
-    # inbound chain terminating mTLS: XFCC is replaced by the verified caller's URI SAN (SANITIZE_SET); wins over
-    # ``forward_client_cert``. With neither, XFCC is removed (SANITIZE, Envoy's default).
-    verified_client_cert: bool = False
-    http_filters: tuple[HttpFilter, ...] = ()  # run before fault injection and the router (authn/authz)
-    access_logs: tuple[AccessLog, ...] = ()
+VIRTUAL_OUTBOUND = "virtualOutbound"
+VIRTUAL_INBOUND = "virtualInbound"
+PASSTHROUGH_CHAIN = "PassthroughFilterChain"
+INBOUND_PASSTHROUGH_CHAIN = "InboundPassthroughFilterChain"
+ORIGINAL_DST_FILTER = "envoy.filters.listener.original_dst"
+WILDCARD_ADDRESS = "0.0.0.0"
+RESERVED_PORTS = names.SIDECAR_PORTS  # no listener for a service port among them (Istio skips them too)
 
 
 def listener_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """Every listener is bound to the proxy's own address, so none is shared between proxies."""
+    """None shared: every listener is built per proxy, as Istio builds LDS (virtualInbound is the workload's own;
+    the outbound ones depend on the proxy's namespace and on whether it logs to Mixer)."""
     return []
 
 
@@ -100,196 +115,243 @@ def build_scope_listeners(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> 
 
 
 def build_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
-    """The proxy's outbound HTTP-proxy listener, then one inbound listener per service port it can serve (a captured
-    sidecar, in a pod, gets ``listeners_captured.py``'s instead)."""
-    listeners = [build_outbound_listener(proxy)]
-    for instance in inbound_instances(proxy):
-        listener = build_inbound_listener(
-            proxy, instance, inbound_security(proxy, instance, snapshot), snapshot=snapshot
-        )
-        if listener is not None:
-            listeners.append(listener)
-    return listeners
-
-
-def build_outbound_listener(proxy: Proxy) -> Listener:
-    port = names.HTTP_PROXY_PORT
-    hcm = build_http_connection_manager(
-        HttpListenerOptions(
-            stat_prefix=f"outbound_{proxy.address}_{port}",
-            route_name=names.http_proxy_route_name(proxy.namespace),
-            use_remote_address=False,
-            allow_absolute_url=True,
-            access_logs=build_outbound_access_logs(proxy),
-        )
-    )
-    return Listener(
-        name=names.outbound_listener_name(proxy.address),
-        address=socket_address(proxy.address, port),
-        traffic_direction=TrafficDirection.OUTBOUND,
-        filter_chains=[build_filter_chain([network_filter(HTTP_CONNECTION_MANAGER, hcm)])],
-    )
-
-
-def build_inbound_listener(
-    proxy: Proxy,
-    instance: ServiceInstance,
-    security: InboundSecurity | None = None,
-    *,
-    snapshot: MeshSnapshot | None = None,
-) -> Listener | None:
-    """The listener in front of the app for one service port; None when the port cannot be bound.
-    ``security``: the port's mTLS mode (proxies with SDS); None: plaintext, client certificates appended to XFCC
-    (what a sidecar without SDS always had). ``snapshot``: where the workload's authorization policies come from
-    (None: no authorization filters)."""
-    port = instance.port
-    if port.number == instance.target_port:
-        # The sidecar would bind the very address:port the app listens on: one of them would fail to start.
-        log.warning(
-            "inbound_listener_skipped",
-            reason="target port equals service port on the same address",
-            proxy=proxy.node.id,
-            address=proxy.address,
-            port=port.number,
-            service=instance.service.host,
-        )
-        return None
-    if port.number in (names.HTTP_PROXY_PORT, names.ADMIN_PORT):
-        log.warning(
-            "inbound_listener_skipped",
-            reason="port is reserved by the sidecar",
-            proxy=proxy.node.id,
-            address=proxy.address,
-            port=port.number,
-            service=instance.service.host,
-        )
-        return None
-    listener = Listener(
-        name=names.inbound_listener_name(proxy.address, port.number),
-        address=socket_address(proxy.address, port.number),
-        traffic_direction=TrafficDirection.INBOUND,
-    )
-    listener_filters, chains = build_inbound_chains(
-        proxy, instance, security, snapshot, stat_prefix=f"inbound_{proxy.address}_{port.number}"
-    )
-    listener.listener_filters.extend(listener_filters)
-    listener.filter_chains.extend(chains)
-    if listener_filters:
-        # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
-        listener.continue_on_listener_filters_timeout = True
-    return listener
-
-
-def build_inbound_chains(
-    proxy: Proxy,
-    instance: ServiceInstance,
-    security: InboundSecurity | None,
-    snapshot: MeshSnapshot | None,
-    *,
-    stat_prefix: str,
-    policy_ports: dict[int, int] | None = None,
-) -> tuple[list[ListenerFilter], list[FilterChain]]:
-    """The listener filters and filter chains in front of the app for one service port (see
-    :func:`build_inbound_listener`); ``policy_ports``: how authorization policies' ports map to the port Envoy sees
-    (default: the instance's target port is the service port)."""
-    port = instance.port
-    cluster = names.inbound_cluster_name(port.number)
-    http_filters: tuple[HttpFilter, ...] = ()
-    access_logs: tuple[AccessLog, ...] = ()
-    network_policy: tuple[Filter, ...] = ()
-    if port.protocol.is_http:
-        if snapshot is not None:
-            http_filters = tuple(build_http_authz_filters(proxy, instance, snapshot, ports=policy_ports))
-        access_logs = build_inbound_access_logs(proxy, instance)
-    elif snapshot is not None:
-        network_policy = tuple(build_network_authz_filters(proxy, instance, snapshot, ports=policy_ports))
-
-    def network(terminates_mtls: bool) -> Filter:
-        if not port.protocol.is_http:
-            return network_filter(TCP_PROXY, build_tcp_proxy(stat_prefix=cluster, cluster=cluster))
-        hcm = build_http_connection_manager(
-            HttpListenerOptions(
-                stat_prefix=stat_prefix,
-                route_name=names.inbound_route_name(port.number),
-                use_remote_address=True,
-                http2=port.protocol.is_http2,
-                forward_client_cert=security is None,
-                verified_client_cert=terminates_mtls,
-                http_filters=http_filters,
-                access_logs=access_logs,
-            )
-        )
-        return network_filter(HTTP_CONNECTION_MANAGER, hcm)
-
-    if security is None:
-        return [], [build_filter_chain([*network_policy, network(False)])]
-    listener_filters, chains = build_inbound_filter_chains(security, network, tls_passthrough=not port.protocol.is_http)
-    if network_policy:  # network RBAC runs before tcp_proxy on every chain, TLS or not
-        prepend_filters(chains, network_policy)
-    return listener_filters, chains
-
-
-def prepend_filters(chains: Sequence[FilterChain], filters: Sequence[Filter]) -> None:
-    """Put ``filters`` before every chain's own filters (network RBAC before tcp_proxy)."""
-    for chain in chains:
-        proxying = list(chain.filters)
-        del chain.filters[:]
-        chain.filters.extend([*filters, *proxying])
-
-
-def build_filter_chain(
-    filters: Sequence[Filter],
-    *,
-    name: str = "",
-    transport_socket: TransportSocket | None = None,
-) -> FilterChain:
-    """A filter chain; ``transport_socket`` is where a downstream TLS context goes."""
-    chain = FilterChain(name=name, filters=list(filters))
-    if transport_socket is not None:
-        chain.transport_socket.CopyFrom(transport_socket)
-    return chain
-
-
-def build_http_filters(extra: Sequence[HttpFilter] = ()) -> list[HttpFilter]:
-    """``extra`` filters, then fault injection (configured per route, via typed_per_filter_config, by the routes
-    of a VirtualService with ``fault``), then the router, which must be last."""
+    """Everything a sidecar listens with (see the module doc)."""
     return [
-        *extra,
-        http_filter(names.FAULT_FILTER, HTTPFault()),
-        http_filter(names.ROUTER_FILTER, Router()),
+        build_virtual_outbound_listener(snapshot.mesh.outbound_traffic_policy),
+        *build_outbound_service_listeners(proxy, snapshot),
+        build_virtual_inbound_listener(proxy, snapshot),
     ]
 
 
-def build_http_connection_manager(options: HttpListenerOptions) -> HttpConnectionManager:
-    """Istio ``buildHTTPConnectionManager`` with the sidecar defaults: codec auto-detection, path normalization
-    (escaped slashes left as they are), websocket upgrades, no stream idle timeout, routes over ADS."""
-    hcm = HttpConnectionManager(
-        codec_type=HttpConnectionManager.CodecType.AUTO,
-        stat_prefix=options.stat_prefix,
-        rds=Rds(route_config_name=options.route_name, config_source=ads_config_source()),
-        http_filters=build_http_filters(options.http_filters),
-        access_log=list(options.access_logs),
-        use_remote_address={"value": options.use_remote_address},
-        normalize_path={"value": True},
-        path_with_escaped_slashes_action=HttpConnectionManager.PathWithEscapedSlashesAction.KEEP_UNCHANGED,
-        upgrade_configs=[HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
-        stream_idle_timeout=duration(0),
+def outbound_default_cluster(policy: OutboundTrafficPolicy) -> str:
+    """Where outbound traffic to a destination outside the registry goes."""
+    return names.PASSTHROUGH_CLUSTER if policy is OutboundTrafficPolicy.ALLOW_ANY else names.BLACKHOLE_CLUSTER
+
+
+def _tcp_proxy_filter(cluster: str) -> Filter:
+    return network_filter(TCP_PROXY, build_tcp_proxy(stat_prefix=cluster, cluster=cluster))
+
+
+def _blackhole_chain(name: str, port: int) -> FilterChain:
+    chain = build_filter_chain([_tcp_proxy_filter(names.BLACKHOLE_CLUSTER)], name=name)
+    chain.filter_chain_match.destination_port.value = port
+    return chain
+
+
+def build_virtual_outbound_listener(policy: OutboundTrafficPolicy) -> Listener:
+    listener = Listener(
+        name=VIRTUAL_OUTBOUND,
+        address=socket_address(WILDCARD_ADDRESS, names.OUTBOUND_CAPTURE_PORT),
+        traffic_direction=TrafficDirection.OUTBOUND,
+        use_original_dst={"value": True},
+        filter_chains=[_blackhole_chain(f"{VIRTUAL_OUTBOUND}-blackhole", names.OUTBOUND_CAPTURE_PORT)],
     )
-    if options.allow_absolute_url:
-        # Envoy's default is already true; said explicitly (as Istio does) because the proxy depends on it.
-        hcm.http_protocol_options.allow_absolute_url.value = True
-    if options.http2:
-        hcm.http2_protocol_options.CopyFrom(Http2ProtocolOptions())
-    if options.verified_client_cert:
-        hcm.forward_client_cert_details = HttpConnectionManager.ForwardClientCertDetails.SANITIZE_SET
-        hcm.set_current_client_cert_details.CopyFrom(HttpConnectionManager.SetCurrentClientCertDetails(uri=True))
-    elif options.forward_client_cert:
-        hcm.forward_client_cert_details = HttpConnectionManager.ForwardClientCertDetails.APPEND_FORWARD
-        hcm.set_current_client_cert_details.CopyFrom(
-            HttpConnectionManager.SetCurrentClientCertDetails(subject={"value": True}, uri=True, dns=True)
+    listener.default_filter_chain.CopyFrom(
+        build_filter_chain([_tcp_proxy_filter(outbound_default_cluster(policy))], name=PASSTHROUGH_CHAIN)
+    )
+    return listener
+
+
+def _service_listener(name: str, address: str, port: int, chains: Sequence[FilterChain]) -> Listener:
+    """A listener that only receives connections virtualOutbound hands over (never binds its address); the TLS
+    inspector when a chain matches on SNI."""
+    listener = Listener(
+        name=name,
+        address=socket_address(address, port),
+        bind_to_port={"value": False},
+        traffic_direction=TrafficDirection.OUTBOUND,
+        filter_chains=list(chains),
+    )
+    if has_sni_chain(chains):
+        listener.listener_filters.append(tls_inspector_filter())
+    return listener
+
+
+def build_outbound_http_listener(proxy: Proxy, port: int) -> Listener:
+    """``0.0.0.0_<port>``: HTTP to any destination on ``port``, routed by Host with the route table ``<port>``."""
+    hcm = build_http_connection_manager(
+        HttpListenerOptions(
+            stat_prefix=f"outbound_{WILDCARD_ADDRESS}_{port}",
+            route_name=str(port),
+            use_remote_address=False,
+            access_logs=build_outbound_access_logs(proxy),
         )
-    return hcm
+    )
+    name = names.listener_name(WILDCARD_ADDRESS, port)
+    chain = build_filter_chain([network_filter(HTTP_CONNECTION_MANAGER, hcm)])
+    return _service_listener(name, WILDCARD_ADDRESS, port, [chain])
 
 
-def build_tcp_proxy(*, stat_prefix: str, cluster: str, access_logs: Sequence[AccessLog] = ()) -> TcpProxy:
-    return TcpProxy(stat_prefix=stat_prefix, cluster=cluster, access_log=list(access_logs))
+def build_outbound_tcp_listener(
+    address: str,
+    port: int,
+    targets: Sequence[L4Target],
+    proxy: Proxy,
+    snapshot: MeshSnapshot,
+    service_ports: ServicePorts | None = None,
+) -> Listener:
+    """``<address>_<port>``: the tcp/tls route chains, then the default tcp_proxy, of the services addressed there
+    (``listeners_l4_routes``); ``service_ports`` of the snapshot, when the caller has them already."""
+    chains = build_l4_filter_chains(targets, proxy, snapshot, service_ports or ServicePorts.of(snapshot))
+    return _service_listener(names.listener_name(address, port), address, port, chains)
+
+
+def _tcp_binds(snapshot: MeshSnapshot, service: Service) -> tuple[tuple[str, str], ...]:
+    """(listener address, CIDR the chains match) of a service's non-HTTP ports: each VIP; ``0.0.0.0`` matching each
+    CIDR address (Istio: a CIDR listens on the wildcard with a prefix match); ``0.0.0.0`` matching anything for a
+    ``resolution: NONE`` service without addresses (any destination on the port passes through)."""
+    if service.resolution is Resolution.NONE and not service.addresses:
+        return ((WILDCARD_ADDRESS, ""),)
+    vips = tuple((vip, "") for vip in snapshot.vips.get(service.host, ()))
+    return (*vips, *((WILDCARD_ADDRESS, cidr) for cidr in service_cidrs(service)))
+
+
+@dataclass(slots=True)
+class _TcpListener:
+    address: str
+    port: int
+    targets: list[L4Target]
+
+
+def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
+    """One HTTP listener per HTTP port, then one TCP listener per (address, other port), of the services visible
+    from the proxy's namespace. A VIP listener belongs to the first service (in host order) that claims it; a
+    wildcard one is shared (its chains match the services' CIDRs)."""
+    http_ports: dict[int, str] = {}
+    tcp: dict[str, _TcpListener] = {}
+    for host in sorted(snapshot.services):
+        service = snapshot.services[host]
+        if not service_visible(service, proxy.namespace, snapshot):
+            continue
+        for port in service.ports:
+            if port.number in RESERVED_PORTS:
+                log.warning(
+                    "outbound_listener_skipped",
+                    reason="port is reserved by the sidecar",
+                    port=port.number,
+                    service=host,
+                    proxy=proxy.node.id,
+                )
+                continue
+            if port.protocol.is_http:
+                http_ports.setdefault(port.number, host)
+                continue
+            for address, cidr in _tcp_binds(snapshot, service):
+                name = names.listener_name(address, port.number)
+                entry = tcp.setdefault(name, _TcpListener(address, port.number, []))
+                first = entry.targets[0].service.host if entry.targets else host
+                if address != WILDCARD_ADDRESS and first != host:
+                    log.warning("outbound_listener_conflict", listener=name, used=first, ignored=host)
+                    continue
+                entry.targets.append(L4Target(service=service, port=port, cidr=cidr))
+    listeners = [build_outbound_http_listener(proxy, port) for port in sorted(http_ports)]
+    http_names = {listener.name for listener in listeners}
+    service_ports = ServicePorts.of(snapshot)
+    for name, entry in tcp.items():
+        if name in http_names:
+            log.warning(
+                "outbound_listener_conflict",
+                listener=name,
+                used=f"HTTP {http_ports[entry.port]}",
+                ignored=sorted({target.service.host for target in entry.targets}),
+            )
+            continue
+        listeners.append(
+            build_outbound_tcp_listener(entry.address, entry.port, entry.targets, proxy, snapshot, service_ports)
+        )
+    return listeners
+
+
+def _destination_ports(
+    instance: ServiceInstance, service_ports: set[int]
+) -> Iterator[tuple[int, dict[int, int] | None]]:
+    """(destination port, how policy ports map to it) for the chains of one instance: its service port (a policy's
+    target port seen as the service port), and the app's own port when no service port claims it."""
+    yield instance.port.number, None
+    target = instance.target_port
+    if target != instance.port.number and target not in service_ports and target not in RESERVED_PORTS:
+        yield target, {}
+
+
+def _match_port(chains: Sequence[FilterChain], port: int, name: str) -> None:
+    for chain in chains:
+        chain.name = f"{name}_{chain.name}" if chain.name and len(chains) > 1 else name
+        chain.filter_chain_match.destination_port.value = port
+
+
+def _passthrough_chains(proxy: Proxy, snapshot: MeshSnapshot) -> tuple[list[ListenerFilter], list[FilterChain]]:
+    """Ports no service declares: the workload's mTLS mode (without port-level settings), its network RBAC, then
+    the app at the original destination."""
+
+    def network(terminates_mtls: bool) -> Filter:
+        del terminates_mtls
+        return _tcp_proxy_filter(names.INBOUND_PASSTHROUGH_CLUSTER)
+
+    security = _workload_security(proxy, snapshot)
+    if security is None:
+        filters: list[ListenerFilter] = []
+        chains = [build_filter_chain([network(False)])]
+    else:
+        filters, chains = build_inbound_filter_chains(security, network, tls_passthrough=True)
+    policy = build_network_authz_filters(proxy, None, snapshot)
+    if policy:
+        prepend_filters(chains, policy)
+    for chain in chains:
+        chain.name = f"{INBOUND_PASSTHROUGH_CHAIN}_{chain.name}" if len(chains) > 1 else INBOUND_PASSTHROUGH_CHAIN
+    return filters, chains
+
+
+def _workload_security(proxy: Proxy, snapshot: MeshSnapshot) -> InboundSecurity | None:
+    if proxy.workload is None:
+        return None
+    mode = effective_mtls_mode(snapshot, proxy.workload, None)
+    if not has_sds(proxy):
+        return None
+    return InboundSecurity(mode=mode, trust_domain=snapshot.trust_domain)
+
+
+def build_virtual_inbound_listener(proxy: Proxy, snapshot: MeshSnapshot) -> Listener:
+    chains = [_blackhole_chain(f"{VIRTUAL_INBOUND}-blackhole", names.INBOUND_CAPTURE_PORT)]
+    inspect = False
+    instances = inbound_instances(proxy)
+    service_ports = {instance.port.number for instance in instances}
+    for instance in instances:
+        if instance.port.number in RESERVED_PORTS:
+            log.warning(
+                "inbound_chain_skipped",
+                reason="port is reserved by the sidecar",
+                port=instance.port.number,
+                service=instance.service.host,
+                proxy=proxy.node.id,
+            )
+            continue
+        security = inbound_security(proxy, instance, snapshot)
+        for port, policy_ports in _destination_ports(instance, service_ports):
+            filters, port_chains = build_inbound_chains(
+                proxy,
+                instance,
+                security,
+                snapshot,
+                stat_prefix=f"inbound_{WILDCARD_ADDRESS}_{port}",
+                policy_ports=policy_ports,
+            )
+            _match_port(port_chains, port, f"inbound_{WILDCARD_ADDRESS}_{port}")
+            inspect = inspect or bool(filters)
+            chains.extend(port_chains)
+    filters, passthrough = _passthrough_chains(proxy, snapshot)
+    inspect = inspect or bool(filters)
+    chains.extend(passthrough)
+    listener = Listener(
+        name=VIRTUAL_INBOUND,
+        address=socket_address(WILDCARD_ADDRESS, names.INBOUND_CAPTURE_PORT),
+        traffic_direction=TrafficDirection.INBOUND,
+        filter_chains=chains,
+    )
+    original_dst = ListenerFilter(name=ORIGINAL_DST_FILTER)
+    original_dst.typed_config.Pack(OriginalDst())
+    listener.listener_filters.append(original_dst)
+    if inspect:
+        listener.listener_filters.append(tls_inspector_filter())
+        # A client that waits for the server to speak first gets the plaintext chain when the inspector gives up.
+        listener.continue_on_listener_filters_timeout = True
+    return listener

@@ -1,4 +1,4 @@
-"""The filter chains of a captured sidecar's outbound TCP listeners: VirtualService ``tls`` and ``tcp`` routes
+"""The filter chains of a sidecar's outbound TCP listeners: VirtualService ``tls`` and ``tcp`` routes
 (Istio ``networking/core`` ``buildSidecarOutboundTLSFilterChainOpts`` and ``buildSidecarOutboundTCPFilterChainOpts``).
 
 One service port on one listener (its VIP's ``<vip>_<port>``, or ``0.0.0.0_<port>`` for a CIDR address, matched by
@@ -34,7 +34,7 @@ from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 from meshplane import names
 from pilot.config.types import L4MatchAttributes, Protocol, RouteDestination, ServicePort, VirtualService
 from pilot.generate._protos import network_filter
-from pilot.generate.listeners import TCP_PROXY, build_filter_chain
+from pilot.generate.filter_chains import TCP_PROXY, build_filter_chain
 from pilot.generate.route_action import RouteContext, ServicePorts, destination_cluster
 from pilot.generate.routes import visible_virtual_services
 from pilot.model.types import MeshSnapshot, Proxy, Service

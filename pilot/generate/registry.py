@@ -4,7 +4,8 @@ A generator produces a proxy's resources of one type in two parts, so that the x
 shared resource once per snapshot and hand the same bytes to every proxy that needs it:
 
 - ``scopes(proxy)``: the keys of the shared resource groups this proxy needs (e.g. ``("outbound", "default")`` for
-  the outbound clusters of a namespace's sidecars, or ``("http_proxy", "default")`` for a namespace's route table);
+  the outbound clusters of a namespace's sidecars, or ``("outbound_http", "default")`` for a namespace's route
+  tables, one per HTTP port);
 - ``build_scope(scope, snapshot)``: the resources of one group; pure, called at most once per scope and snapshot;
 - ``build_proxy(proxy, snapshot)``: the resources that are the proxy's own (its inbound side); pure.
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from pilot.generate import clusters, endpoints, listeners, listeners_captured, name_table, routes, routes_captured
+from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.types import MeshSnapshot, Proxy
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
@@ -51,48 +52,34 @@ REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
 MTLS_KINDS = frozenset({"PeerAuthentication"})
 # Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters (LDS only).
 POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
-# MeshConfig's outboundTrafficPolicy decides captured sidecars' virtualOutbound default chain (LDS) and the
-# catch-all virtual host of their port route tables (RDS).
+# MeshConfig's outboundTrafficPolicy decides sidecars' virtualOutbound default chain (LDS) and the catch-all virtual
+# host of their port route tables (RDS).
 MESH_KINDS = frozenset({MESH_CONFIG_KIND})
-# VirtualService tcp and tls routes decide captured sidecars' outbound TCP listener chains (LDS), as http routes
+# VirtualService tcp and tls routes decide sidecars' outbound TCP listener chains (LDS), as http routes
 # decide the route tables (RDS).
 L4_ROUTE_KINDS = frozenset({"VirtualService"})
 
 
 def _route_scopes(proxy: Proxy) -> list[Scope]:
-    """The namespace's HTTP-proxy table, or for a captured sidecar its namespace's per-port tables."""
-    return [routes_captured.captured_route_scope(proxy)] if proxy.captured else routes.route_scopes(proxy)
+    """The per-port tables of the proxy's namespace (and source labels)."""
+    return [port_routes.port_route_scope(proxy)]
 
 
-def _captured_source(scope: Scope) -> tuple[str, routes.SourceLabels] | None:
-    return routes.scope_source(scope, routes_captured.CAPTURED_HTTP_SCOPE)
-
-
-def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> Sequence[Hashable]:
-    source = _captured_source(scope)
-    if source is not None:
-        namespace, source_labels = source
-        return routes_captured.captured_route_inputs(namespace, snapshot, source_labels)
-    return routes.outbound_virtual_host_inputs(scope, snapshot)
-
-
-def _route_part(inputs: Any) -> Message:
-    part: Message
-    if isinstance(inputs, routes_captured.PortRoutesInputs):
-        part = routes_captured.build_port_route_table(inputs)
-    else:
-        part = routes.build_outbound_virtual_host(inputs)
-    return part
+def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> list[port_routes.PortRoutesInputs]:
+    source = routes.scope_source(scope, port_routes.OUTBOUND_HTTP_SCOPE)
+    if source is None:
+        expected = f"({port_routes.OUTBOUND_HTTP_SCOPE!r}, <namespace>[, <source labels>])"
+        raise ValueError(f"unknown route scope {scope!r}: expected {expected}")
+    namespace, source_labels = source
+    return port_routes.port_route_inputs(namespace, snapshot, source_labels)
 
 
 def _assemble_routes(scope: Scope, parts: Sequence[Any]) -> Sequence[Message]:
-    if _captured_source(scope) is not None:
-        return list(parts)  # each part is a whole table
-    return routes.assemble_scope_routes(scope, parts)
+    return list(parts)  # each part is a whole table
 
 
 def _scope_routes(scope: Scope, snapshot: MeshSnapshot) -> Sequence[Message]:
-    return _assemble_routes(scope, [_route_part(inputs) for inputs in _route_inputs(scope, snapshot)])
+    return [port_routes.build_port_route_table(inputs) for inputs in _route_inputs(scope, snapshot)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,7 +127,7 @@ GENERATORS: dict[str, TypeGenerator] = {
         wildcard=True,
         scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
         build_scope=listeners.build_scope_listeners,
-        build_proxy=listeners_captured.build_sidecar_listeners,
+        build_proxy=listeners.build_listeners,
     ),
     ROUTE_TYPE: TypeGenerator(
         type_url=ROUTE_TYPE,
@@ -149,7 +136,7 @@ GENERATORS: dict[str, TypeGenerator] = {
         scopes=_route_scopes,
         build_scope=_scope_routes,
         build_proxy=routes.build_inbound_routes,
-        parts=ScopeParts(inputs=_route_inputs, build=_route_part, assemble=_assemble_routes),
+        parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
     ),
     # Istio's NDS, for the sidecar agent's DNS proxy: one unnamed NameTable per proxy (its namespace's hosts and VIPs)
     NAME_TABLE_TYPE: TypeGenerator(

@@ -1,9 +1,9 @@
-"""RDS: the route tables of a sidecar (Istio's sidecar ``httproute.go`` over ``route.go``).
+"""RDS: the virtual hosts and route tables of a sidecar (Istio's sidecar ``httproute.go`` over ``route.go``).
 
-- ``build_scope_routes(("http_proxy", namespace), snapshot)``: the outbound table of the HTTP-proxy listener, one
-  per namespace (short host names depend on it), shared by every proxy in that namespace. One virtual host per
-  (service host, HTTP/HTTP2/GRPC port), routed by the VirtualService for that host when there is one, else by
-  Istio's default route (``/`` -> ``outbound|<port>||<host>`` with the default retry policy).
+- ``build_outbound_virtual_host(inputs)``: one virtual host per (visible service host, HTTP/HTTP2/GRPC port), with
+  Istio's domains, routed by the VirtualService for that host when there is one, else by Istio's default route
+  (``/`` -> ``outbound|<port>||<host>`` with the default retry policy); ``port_routes.py`` gathers them into one
+  table per port for the ``0.0.0.0_<port>`` listeners.
 - ``build_inbound_routes(proxy, snapshot)``: one table per HTTP service port the proxy's workload serves,
   sending everything to the local app.
 
@@ -11,9 +11,6 @@ HTTP matches with ``sourceLabels`` / ``sourceNamespace`` apply only to proxies w
 that namespace (Istio's ``sourceMatchHTTP``: other proxies' tables leave the match out). Tables are shared per
 namespace and per ``Proxy.source_labels`` (the proxy's labels that some sourceLabels names; the scope's third element
 when not empty), and a virtual host's inputs hold only the labels its own rule's sourceLabels name.
-
-The HTTP-proxy listener's port (15001) is never a service port, so, as Istio does for a listener port that differs
-from the service port, every host name is matched with its ``:<port>``, and also bare only for port 80.
 """
 
 from __future__ import annotations
@@ -48,21 +45,16 @@ from pilot.model.visibility import exported_to, service_visible
 
 __all__ = [
     "DEFAULT_ROUTE_NAME",
-    "HTTP_PROXY_SCOPE",
     "MAX_DIRECT_RESPONSE_BODY_BYTES",
     "SourceLabels",
     "VirtualHostInputs",
     "alt_host_names",
-    "assemble_scope_routes",
     "build_http_routes",
     "build_inbound_routes",
     "build_outbound_virtual_host",
     "build_route_table",
-    "build_scope_routes",
-    "captured_virtual_host_domains",
     "default_outbound_route",
-    "outbound_virtual_host_inputs",
-    "route_scopes",
+    "route_scope",
     "scope_source",
     "source_matches",
     "virtual_host_domains",
@@ -73,7 +65,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-HTTP_PROXY_SCOPE = "http_proxy"
 DEFAULT_ROUTE_NAME = "default"  # Istio's name for the route of a host without a VirtualService
 MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024  # Istio's limit (its validation's), instead of Envoy's 4 KiB
 
@@ -81,13 +72,10 @@ MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024  # Istio's limit (its validation's)
 SourceLabels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 
 
-def route_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    return [(HTTP_PROXY_SCOPE, proxy.namespace, *_source_part(proxy.source_labels))]
-
-
-def _source_part(source_labels: SourceLabels) -> tuple[SourceLabels, ...]:
-    """A scope's optional third element: the proxy's source labels, when it has any (else the scope stays 2 long)."""
-    return (source_labels,) if source_labels else ()
+def route_scope(kind: str, proxy: Proxy) -> tuple[Hashable, ...]:
+    """``(kind, namespace[, source labels])``: the tables shared by the proxies of a namespace with the same source
+    labels (the third element only when the proxy has any)."""
+    return (kind, proxy.namespace, *((proxy.source_labels,) if proxy.source_labels else ()))
 
 
 def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels] | None:
@@ -135,10 +123,7 @@ class VirtualHostInputs:
     domain_suffix: str
     rules: tuple[VirtualService, ...]  # the VirtualServices for the host visible from ``namespace``, in force first
     service_ports: ServicePorts  # destinations without a port take their service's only one
-    # Captured sidecars (pods): the listener port is the service port, so the host's names match bare and with the
-    # port, and so do its VIPs (Istio's domains); otherwise the HTTP-proxy listener's domains.
-    captured: bool = False
-    vips: tuple[str, ...] = ()
+    vips: tuple[str, ...] = ()  # the host's VIPs: Host values of the virtual host too
     # The clients' labels that the rule's sourceLabels name (``_rule_source_labels``): which source matches apply.
     source_labels: SourceLabels = ()
 
@@ -149,7 +134,6 @@ class VirtualHostInputs:
             self.namespace,
             self.domain_suffix,
             self.service_ports,
-            self.captured,
             self.vips,
             self.source_labels,
             *map(id, self.rules),
@@ -164,23 +148,11 @@ class VirtualHostInputs:
         return hash(self._key())
 
 
-def build_scope_routes(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[RouteConfiguration]:
-    """The HTTP-proxy route table of the namespace named by ``scope`` (``("http_proxy", namespace)``)."""
-    vhosts = [build_outbound_virtual_host(inputs) for inputs in outbound_virtual_host_inputs(scope, snapshot)]
-    return assemble_scope_routes(scope, vhosts)
-
-
-def outbound_virtual_host_inputs(scope: tuple[Hashable, ...], snapshot: MeshSnapshot) -> list[VirtualHostInputs]:
-    """One entry per (visible service host, HTTP port) of the HTTP-proxy table of ``scope``'s namespace."""
-    namespace, source_labels = _scope_source(scope)
-    return visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels)
-
-
 def visible_virtual_host_inputs(
-    namespace: str, snapshot: MeshSnapshot, *, captured: bool = False, source_labels: SourceLabels = ()
+    namespace: str, snapshot: MeshSnapshot, *, source_labels: SourceLabels = ()
 ) -> list[VirtualHostInputs]:
-    """One entry per (service host visible from ``namespace``, HTTP port); ``captured``: for captured sidecars
-    (Istio's domains, VIPs; no port the sidecar uses itself); ``source_labels``: the clients' (``Proxy``)."""
+    """One entry per (service host visible from ``namespace``, HTTP port other than the sidecar's own ports);
+    ``source_labels``: the clients' (``Proxy``)."""
     service_ports = ServicePorts.of(snapshot)
     out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
@@ -195,35 +167,23 @@ def visible_virtual_host_inputs(
                 domain_suffix=snapshot.domain_suffix,
                 rules=rules,
                 service_ports=service_ports,
-                captured=captured,
-                vips=snapshot.vips.get(service.host, ()) if captured else (),
+                vips=snapshot.vips.get(service.host, ()),
                 source_labels=_rule_source_labels(rules, source_labels),
             )
             for port in service.ports
-            if port.protocol.is_http and not (captured and port.number in names.CAPTURED_SIDECAR_PORTS)
+            if port.protocol.is_http and port.number not in names.SIDECAR_PORTS
         )
     return out
 
 
 def build_outbound_virtual_host(inputs: VirtualHostInputs) -> VirtualHost:
     """The virtual host of ``inputs.host:inputs.port``: its VirtualService's routes, else Istio's default route."""
-    if inputs.captured:
-        domains = captured_virtual_host_domains(
-            inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix, inputs.vips
-        )
-    else:
-        domains = virtual_host_domains(inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix)
     return VirtualHost(
         name=f"{inputs.host}:{inputs.port}",
-        domains=domains,
+        domains=virtual_host_domains(inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix, inputs.vips),
         routes=_service_routes(inputs),
         include_request_attempt_count=True,
     )
-
-
-def assemble_scope_routes(scope: tuple[Hashable, ...], vhosts: Sequence[VirtualHost]) -> list[RouteConfiguration]:
-    """The HTTP-proxy table of ``scope``'s namespace from its virtual hosts (which are not modified)."""
-    return [build_route_table(names.http_proxy_route_name(_scope_source(scope)[0]), vhosts)]
 
 
 def build_route_table(name: str, vhosts: Sequence[VirtualHost]) -> RouteConfiguration:
@@ -235,13 +195,6 @@ def build_route_table(name: str, vhosts: Sequence[VirtualHost]) -> RouteConfigur
     table.validate_clusters.value = False
     table.max_direct_response_body_size_bytes.value = MAX_DIRECT_RESPONSE_BODY_BYTES
     return table
-
-
-def _scope_source(scope: tuple[Hashable, ...]) -> tuple[str, SourceLabels]:
-    found = scope_source(scope, HTTP_PROXY_SCOPE)
-    if found is None:
-        raise ValueError(f"scope must be ({HTTP_PROXY_SCOPE!r}, <namespace>[, <source labels>]), got {scope!r}")
-    return found
 
 
 def build_inbound_routes(proxy: Proxy, snapshot: MeshSnapshot) -> list[RouteConfiguration]:
@@ -287,21 +240,10 @@ def alt_host_names(host: str, namespace: str, domain_suffix: str) -> tuple[str, 
     return (*short, f"{name}.{host_namespace}", f"{name}.{host_namespace}.svc")
 
 
-def virtual_host_domains(host: str, port: int, namespace: str, domain_suffix: str) -> tuple[str, ...]:
-    """Host header values that reach ``host:port`` through the HTTP-proxy listener: each name with ``:<port>``,
-    and bare too for port 80 (a client omits the default port)."""
-    out: list[str] = []
-    for name in (host, *alt_host_names(host, namespace, domain_suffix)):
-        if port == 80:
-            out.append(name)
-        out.append(f"{name}:{port}")
-    return tuple(out)
-
-
-def captured_virtual_host_domains(
-    host: str, port: int, namespace: str, domain_suffix: str, vips: Sequence[str]
+def virtual_host_domains(
+    host: str, port: int, namespace: str, domain_suffix: str, vips: Sequence[str] = ()
 ) -> tuple[str, ...]:
-    """Host header values that reach ``host:port`` through a captured sidecar's ``0.0.0.0_<port>`` listener
+    """Host header values that reach ``host:port`` through the sidecar's ``0.0.0.0_<port>`` listener
     (Istio's ``generateVirtualHostDomains``): the host, its other names and its VIPs, each bare and with ``:<port>``."""
     return tuple(
         domain
@@ -501,5 +443,5 @@ def _without_duplicate_domains(vhosts: Sequence[VirtualHost]) -> list[VirtualHos
 
 
 def _own_domains(vhost: VirtualHost) -> tuple[str, ...]:
-    host, _, port = vhost.name.rpartition(":")
-    return (vhost.name, host) if port == "80" else (vhost.name,)
+    """``host:port`` and ``host`` (a table is one port's: the bare host is that port's too)."""
+    return (vhost.name, vhost.name.rpartition(":")[0])

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+from meshplane.names import INTERCEPTION_MODE_METADATA, INTERCEPTION_MODES, INTERCEPTION_REDIRECT
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
 from pilot.config.types import (
     AccessList,
@@ -48,11 +49,30 @@ __all__ = [
 
 
 class NodeIdError(ValueError):
-    """An Envoy node id that is not in Istio's ``type~ip~workload.namespace~domain`` form."""
+    """An Envoy node Pilot cannot serve: an id not in Istio's ``type~ip~workload.namespace~domain`` form, or node
+    metadata asking for what meshplane does not implement."""
+
+
+def _check_interception_mode(node_id: str, metadata: Mapping[str, str]) -> None:
+    """Istio's ``INTERCEPTION_MODE``: REDIRECT when absent (Istio's default). TPROXY and NONE are Istio's other modes,
+    whose listeners meshplane does not build: refused rather than given REDIRECT's listeners, which would not work."""
+    mode = metadata.get(INTERCEPTION_MODE_METADATA, INTERCEPTION_REDIRECT)
+    if mode == INTERCEPTION_REDIRECT:
+        return
+    if mode in INTERCEPTION_MODES:
+        raise NodeIdError(
+            f"node {node_id!r}: metadata {INTERCEPTION_MODE_METADATA} {mode} is not supported by meshplane yet "
+            f"(its sidecars capture traffic with iptables {INTERCEPTION_REDIRECT})"
+        )
+    raise NodeIdError(
+        f"node {node_id!r}: metadata {INTERCEPTION_MODE_METADATA} must be one of Istio's modes "
+        f"{', '.join(INTERCEPTION_MODES)}, got {mode!r}"
+    )
 
 
 def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] | None = None) -> ProxyNode:
-    """The ProxyNode of an Envoy node id; ``metadata``: the string values of the node's metadata."""
+    """The ProxyNode of an Envoy node id; ``metadata``: the string values of the node's metadata (an
+    ``INTERCEPTION_MODE`` other than REDIRECT is refused)."""
     parts = node_id.split("~")
     if len(parts) != 4 or not all(parts):
         raise NodeIdError(
@@ -64,6 +84,7 @@ def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] |
         raise NodeIdError(f"node id {node_id!r}: third part must be <workload>.<namespace>, got {workload_ns!r}")
     if kind not in ("sidecar", "router"):
         raise NodeIdError(f"node id {node_id!r}: proxy type must be 'sidecar' or 'router', got {kind!r}")
+    _check_interception_mode(node_id, metadata or EMPTY_METADATA)
     return ProxyNode(
         id=node_id,
         type=kind,

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from meshplane import names
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX  # shared with the config layer
 from pilot.config.types import (
@@ -31,7 +30,6 @@ __all__ = [
     "DEFAULT_ROOT_NAMESPACE",
     "DEFAULT_TRUST_DOMAIN",
     "EMPTY_METADATA",
-    "INTERCEPTION_REDIRECT",
     "Endpoint",
     "MeshSnapshot",
     "Proxy",
@@ -43,7 +41,6 @@ __all__ = [
 
 DEFAULT_ROOT_NAMESPACE = "istio-system"  # Istio's root namespace: mesh-wide policies live there
 EMPTY_METADATA: Mapping[str, str] = MappingProxyType({})
-INTERCEPTION_REDIRECT = "REDIRECT"  # node metadata INTERCEPTION_MODE of a sidecar whose pod's traffic iptables captures
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,12 +110,6 @@ class ProxyNode:
     # differ only in metadata are different proxies (their config may differ) that share a hash bucket.
     metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY_METADATA, hash=False)
 
-    @property
-    def interception_mode(self) -> str:
-        """Istio's ``INTERCEPTION_MODE`` node metadata: ``REDIRECT`` for a sidecar in a pod whose traffic iptables
-        captures; empty for the loopback HTTP-proxy sidecars (no capture)."""
-        return self.metadata.get(names.INTERCEPTION_MODE_METADATA, "")
-
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Proxy:
@@ -142,12 +133,6 @@ class Proxy:
     @property
     def labels(self) -> Labels:
         return self.workload.labels if self.workload is not None else EMPTY_LABELS
-
-    @property
-    def captured(self) -> bool:
-        """Whether iptables sends the pod's traffic through this sidecar (Istio's listener model: virtualOutbound
-        on 15001, virtualInbound on 15006) rather than the app using it as its HTTP proxy."""
-        return self.node.interception_mode == INTERCEPTION_REDIRECT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

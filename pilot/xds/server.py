@@ -193,11 +193,16 @@ class DiscoveryServer:
         }
 
     def config_dump(self, node_id: str) -> dict[str, Any] | None:
-        """What the proxy connected as ``node_id`` was sent (newest stream if several), as JSON; None if unknown."""
-        for connection in reversed(self._connections):
-            if connection.node.id == node_id:
-                return connection.config_dump()
-        return None
+        """What the proxy connected as ``node_id`` was sent, as JSON; None if unknown. Every stream of that node
+        counts (a pod's Envoy asks for CDS/LDS/EDS/RDS, its agent for NDS on a stream of its own): their types
+        are merged, the newest stream's where two have the same type (an Envoy that reconnected)."""
+        dumps = [connection.config_dump() for connection in self._connections if connection.node.id == node_id]
+        if not dumps:
+            return None
+        types: dict[str, Any] = {}
+        for dump in dumps:
+            types.update(dump["types"])
+        return {**dumps[-1], "types": types}
 
     # ------------------------------------------------------------------------------------------ pushes
 

@@ -1,6 +1,6 @@
-"""ADS over real gRPC with the real generators for a captured sidecar (INTERCEPTION_MODE=REDIRECT): Istio's listener
-model arrives, and a MeshConfig change (outboundTrafficPolicy, same config version) is pushed as new LDS and RDS only,
-while an old-model sidecar on the same server gets nothing."""
+"""ADS over real gRPC with the real generators for pod sidecars: Istio's listener model arrives (INTERCEPTION_MODE
+REDIRECT said, or unsaid: Istio's default), a MeshConfig change (outboundTrafficPolicy, same config version) is pushed
+as new LDS and RDS only, and a sidecar asking for another interception mode is refused."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from tests.xds_fakes import AdsStream, configs_of, serving
 
 POD_IP = "10.89.0.21"
 CAPTURED_NODE = f"sidecar~{POD_IP}~reviews-v1.default~default.svc.cluster.local"
-OLD_MODEL_NODE = "sidecar~127.0.0.9~ratings-v1.default~default.svc.cluster.local"
+UNSAID_NODE = "sidecar~10.89.0.9~ratings-v1.default~default.svc.cluster.local"  # no INTERCEPTION_MODE metadata
 REGISTRY_ONLY = MeshSettings(outbound_traffic_policy=OutboundTrafficPolicy.REGISTRY_ONLY)
 
 
@@ -46,7 +46,7 @@ def _configs() -> dict[Any, Any]:
     return configs_of(
         reviews,
         workload("reviews-v1", POD_IP, {"app": "reviews"}),
-        workload("ratings-v1", "127.0.0.9", {"app": "ratings"}),
+        workload("ratings-v1", "10.89.0.9", {"app": "ratings"}),
     )
 
 
@@ -118,12 +118,23 @@ def _catch_all(table: RouteConfiguration) -> tuple[str, str]:
     return vhost.name, route.route.cluster if route.HasField("route") else str(route.direct_response.status)
 
 
-async def test_captured_sidecar_gets_istios_listener_model_and_follows_the_mesh_config(
+async def _policy_pushed(stream: AdsStream) -> tuple[DiscoveryResponse, DiscoveryResponse]:
+    """The LDS then RDS push of a mesh-config change, each ACKed."""
+    lds = await stream.recv()
+    assert lds.type_url == LISTENER_TYPE
+    await stream.ack(lds)
+    rds = await stream.recv()
+    assert rds.type_url == ROUTE_TYPE
+    await stream.ack(rds, _route_names(lds))
+    return lds, rds
+
+
+async def test_sidecar_gets_istios_listener_model_and_follows_the_mesh_config(
     server: DiscoveryServer, channel: grpc.aio.Channel
 ) -> None:
-    captured, old_model = AdsStream(channel), AdsStream(channel)
+    captured, unsaid = AdsStream(channel), AdsStream(channel)
     got = await _connect(captured, CAPTURED_NODE, {names.INTERCEPTION_MODE_METADATA: "REDIRECT"})
-    old = await _connect(old_model, OLD_MODEL_NODE, {})
+    other = await _connect(unsaid, UNSAID_NODE, {})
 
     clusters = _messages(got[CLUSTER_TYPE], Cluster)
     for passthrough in (names.PASSTHROUGH_CLUSTER, names.BLACKHOLE_CLUSTER, names.INBOUND_PASSTHROUGH_CLUSTER):
@@ -136,28 +147,34 @@ async def test_captured_sidecar_gets_istios_listener_model_and_follows_the_mesh_
     tables = _messages(got[ROUTE_TYPE], RouteConfiguration)
     assert "9080" in tables
     assert _catch_all(tables["9080"]) == ("allow_any", names.PASSTHROUGH_CLUSTER)
-    assert names.PASSTHROUGH_CLUSTER not in _messages(old[CLUSTER_TYPE], Cluster)
-    assert "virtualOutbound" not in _messages(old[LISTENER_TYPE], Listener)
+    assert set(_messages(other[LISTENER_TYPE], Listener)) == set(listeners)  # Istio's default: REDIRECT
+    outbound = {name for name in clusters if not name.startswith("inbound|")}  # ratings-v1 serves no service
+    assert set(_messages(other[CLUSTER_TYPE], Cluster)) == outbound
 
     server.update_mesh(REGISTRY_ONLY)  # a mesh-only change: the config version stays 1
-    lds = await captured.recv()
-    assert lds.type_url == LISTENER_TYPE and lds.version_info != got[LISTENER_TYPE].version_info
-    assert _default_cluster(_messages(lds, Listener)["virtualOutbound"]) == names.BLACKHOLE_CLUSTER
-    await captured.ack(lds)
-    rds = await captured.recv()
-    assert rds.type_url == ROUTE_TYPE
-    assert _catch_all(_messages(rds, RouteConfiguration)["9080"]) == ("block_all", "502")
-    await captured.ack(rds, _route_names(lds))
-    await captured.assert_silent()  # CDS and EDS do not depend on the policy
-    await old_model.assert_silent()  # the old-model sidecar's resources are the same bytes: nothing is pushed
+    for stream, before in ((captured, got), (unsaid, other)):
+        lds, rds = await _policy_pushed(stream)
+        assert lds.version_info != before[LISTENER_TYPE].version_info
+        assert _default_cluster(_messages(lds, Listener)["virtualOutbound"]) == names.BLACKHOLE_CLUSTER
+        assert _catch_all(_messages(rds, RouteConfiguration)["9080"]) == ("block_all", "502")
+        await stream.assert_silent()  # CDS and EDS do not depend on the policy
     assert server.snapshot is not None and server.snapshot.version == 1
 
     server.update_mesh(MeshSettings())  # and back
-    lds = await captured.recv()
+    lds, rds = await _policy_pushed(captured)
     assert _default_cluster(_messages(lds, Listener)["virtualOutbound"]) == names.PASSTHROUGH_CLUSTER
-    await captured.ack(lds)
-    rds = await captured.recv()
     assert _catch_all(_messages(rds, RouteConfiguration)["9080"]) == ("allow_any", names.PASSTHROUGH_CLUSTER)
-    await old_model.assert_silent()
     await captured.close()
-    await old_model.close()
+    await unsaid.close()
+
+
+async def test_a_sidecar_asking_for_tproxy_is_refused(channel: grpc.aio.Channel) -> None:
+    stream = AdsStream(channel)
+    request = DiscoveryRequest(type_url=CLUSTER_TYPE)
+    request.node.id = CAPTURED_NODE
+    request.node.metadata.fields[names.INTERCEPTION_MODE_METADATA].string_value = "TPROXY"
+    await stream.send(request)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stream.recv()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "INTERCEPTION_MODE TPROXY is not supported by meshplane yet" in str(refused.value.details())

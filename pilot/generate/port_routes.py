@@ -1,5 +1,5 @@
-"""RDS for captured sidecars (pods): one route table per outbound HTTP port, named by the port (``9080``, Istio's
-name), fetched by the ``0.0.0.0_<port>`` listener (``listeners_captured.py``).
+"""RDS of the outbound side: one route table per HTTP port, named by the port (``9080``, Istio's name), fetched by
+the sidecar's ``0.0.0.0_<port>`` listener (``listeners.py``).
 
 A table holds one virtual host per visible service with an HTTP port of that number, with Istio's domains (short
 name in the proxy's namespace, ``name.ns``, ``name.ns.svc``, the FQDN and the VIPs, each bare and with ``:<port>``)
@@ -8,7 +8,7 @@ Host, per MeshConfig ``outboundTrafficPolicy``: ``allow_any`` (on to the origina
 or ``block_all`` (502).
 
 Tables depend on the proxy's namespace (short names, exportTo) and source labels (sourceLabels matches, see
-``routes``), so they are shared per scope ``("captured_http", namespace[, source labels])``. Each table is one cached
+``routes``), so they are shared per scope ``("outbound_http", namespace[, source labels])``. Each table is one cached
 part (``PortRoutesInputs``); its virtual hosts' inputs are ``routes.VirtualHostInputs``, so the cache key covers every
 input.
 """
@@ -30,6 +30,7 @@ from pilot.generate.routes import (
     VirtualHostInputs,
     build_outbound_virtual_host,
     build_route_table,
+    route_scope,
     visible_virtual_host_inputs,
 )
 from pilot.model.mesh_settings import OutboundTrafficPolicy
@@ -38,15 +39,15 @@ from pilot.model.types import MeshSnapshot, Proxy
 __all__ = [
     "ALLOW_ANY_VIRTUAL_HOST",
     "BLOCK_ALL_VIRTUAL_HOST",
-    "CAPTURED_HTTP_SCOPE",
+    "OUTBOUND_HTTP_SCOPE",
     "PortRoutesInputs",
     "build_catch_all_virtual_host",
     "build_port_route_table",
-    "captured_route_inputs",
-    "captured_route_scope",
+    "port_route_inputs",
+    "port_route_scope",
 ]
 
-CAPTURED_HTTP_SCOPE = "captured_http"
+OUTBOUND_HTTP_SCOPE = "outbound_http"
 ALLOW_ANY_VIRTUAL_HOST = "allow_any"  # Istio's names
 BLOCK_ALL_VIRTUAL_HOST = "block_all"
 
@@ -60,16 +61,16 @@ class PortRoutesInputs:
     policy: OutboundTrafficPolicy
 
 
-def captured_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
-    return (CAPTURED_HTTP_SCOPE, proxy.namespace, *((proxy.source_labels,) if proxy.source_labels else ()))
+def port_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
+    return route_scope(OUTBOUND_HTTP_SCOPE, proxy)
 
 
-def captured_route_inputs(
+def port_route_inputs(
     namespace: str, snapshot: MeshSnapshot, source_labels: SourceLabels = ()
 ) -> list[PortRoutesInputs]:
     """One entry per HTTP port of the services visible from ``namespace``, by port number."""
     by_port: dict[int, list[VirtualHostInputs]] = defaultdict(list)
-    for inputs in visible_virtual_host_inputs(namespace, snapshot, captured=True, source_labels=source_labels):
+    for inputs in visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels):
         by_port[inputs.port].append(inputs)
     policy = snapshot.mesh.outbound_traffic_policy
     return [PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy) for port in sorted(by_port)]

@@ -1,5 +1,6 @@
-"""Captured sidecars (node metadata INTERCEPTION_MODE=REDIRECT): Istio's listeners, per-port route tables and
-passthrough clusters, asserted field by field, checked for dangling references and by ``envoy --mode validate``."""
+"""A sidecar in a pod (Istio's INTERCEPTION_MODE REDIRECT, the default and the one mode): Istio's listeners, per-port
+route tables and passthrough clusters, asserted field by field, checked for dangling references and by
+``envoy --mode validate``; other interception modes refused."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 
 import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
-from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
     HttpConnectionManager,
@@ -20,15 +20,23 @@ from meshplane import names
 from meshplane.identity import SDS_NODE_METADATA
 from pilot.config.types import PeerAuthentication, Protocol, Resolution, ServiceEntry, ServicePort
 from pilot.generate.listener_tls import MESH_ALPNS
-from pilot.model import MeshSettings, MeshSnapshot, OutboundTrafficPolicy, Proxy, parse_node_id, resolve_proxy
-from tests import xdstest
+from pilot.model import (
+    MeshSettings,
+    MeshSnapshot,
+    NodeIdError,
+    OutboundTrafficPolicy,
+    Proxy,
+    parse_node_id,
+    resolve_proxy,
+)
 from tests.route_builders import NS, REVIEWS, meta, port, service_entry, snapshot, workload
 from tests.sidecar_builders import unpack
-from tests.source_builders import by_name, generated_type
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from tests.source_builders import by_name, generated_type, validate_generated
+from xdscore.types import CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE
 
 POD_IP = "10.89.0.21"
 CAPTURED = {names.INTERCEPTION_MODE_METADATA: "REDIRECT", SDS_NODE_METADATA: "true"}
+NODE_ID = f"sidecar~{POD_IP}~reviews-v1.{NS}~{NS}.svc.cluster.local"
 DB = "db.example.com"
 
 
@@ -55,7 +63,7 @@ def mesh(*extra: Any, policy: OutboundTrafficPolicy = OutboundTrafficPolicy.ALLO
 
 
 def captured(snap: MeshSnapshot, metadata: dict[str, str] | None = None) -> Proxy:
-    node = parse_node_id(f"sidecar~{POD_IP}~reviews-v1.{NS}~{NS}.svc.cluster.local", "", metadata or CAPTURED)
+    node = parse_node_id(NODE_ID, "", CAPTURED if metadata is None else metadata)
     return resolve_proxy(node, snap)
 
 
@@ -64,15 +72,25 @@ def tcp_cluster(listener_chain: Any) -> str:
     return str(unpack(TcpProxy(), network.typed_config).cluster)
 
 
-def test_uncaptured_proxy_keeps_the_http_proxy_listener() -> None:
+def test_a_proxy_without_interception_mode_is_redirect_as_in_istio() -> None:
     snap = mesh()
-    proxy = captured(snap, {SDS_NODE_METADATA: "true"})
-    assert not proxy.captured
-    assert [lis.name for lis in generated_type(LISTENER_TYPE, proxy, snap)] == [
-        names.outbound_listener_name(POD_IP),
-        f"{POD_IP}_9080",
-        # 3306 == target port: skipped on the shared address, as today
-    ]
+    for type_url in (LISTENER_TYPE, ROUTE_TYPE, CLUSTER_TYPE):
+        unsaid = generated_type(type_url, captured(snap, {SDS_NODE_METADATA: "true"}), snap)
+        assert unsaid == generated_type(type_url, captured(snap), snap), type_url
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("TPROXY", "metadata INTERCEPTION_MODE TPROXY is not supported by meshplane yet"),
+        ("NONE", "metadata INTERCEPTION_MODE NONE is not supported by meshplane yet"),
+        ("redirect", "must be one of Istio's modes REDIRECT, TPROXY, NONE, got 'redirect'"),
+    ],
+    ids=["tproxy", "none", "unknown"],
+)
+def test_other_interception_modes_are_refused(mode: str, message: str) -> None:
+    with pytest.raises(NodeIdError, match=message):
+        parse_node_id(NODE_ID, "", {names.INTERCEPTION_MODE_METADATA: mode})
 
 
 def test_virtual_outbound() -> None:
@@ -197,7 +215,7 @@ def test_registry_only_blocks_unknown_hosts_with_502() -> None:
     assert block_all.routes[0].direct_response.status == 502
 
 
-def test_captured_clusters() -> None:
+def test_passthrough_and_inbound_clusters() -> None:
     snap = mesh()
     clusters = by_name(generated_type(CLUSTER_TYPE, captured(snap), snap))
     passthrough: Cluster = clusters[names.PASSTHROUGH_CLUSTER]
@@ -217,24 +235,7 @@ def test_captured_clusters() -> None:
     assert inbound.upstream_bind_config.source_address.address == "127.0.0.6"
 
 
-def test_uncaptured_none_cluster_stays_logical_dns() -> None:
-    snap = mesh()
-    clusters = by_name(generated_type(CLUSTER_TYPE, captured(snap, {SDS_NODE_METADATA: "true"}), snap))
-    assert clusters[f"outbound|5432||{DB}"].type == Cluster.DiscoveryType.LOGICAL_DNS
-    assert names.PASSTHROUGH_CLUSTER not in clusters
-
-
 @pytest.mark.parametrize("policy", list(OutboundTrafficPolicy), ids=[p.value.lower() for p in OutboundTrafficPolicy])
-def test_captured_sidecar_config_is_consistent_and_envoy_accepts_it(
-    tmp_path: Path, policy: OutboundTrafficPolicy
-) -> None:
+def test_sidecar_config_is_consistent_and_envoy_accepts_it(tmp_path: Path, policy: OutboundTrafficPolicy) -> None:
     snap = mesh(policy=policy)
-    proxy = captured(snap)
-    clusters = generated_type(CLUSTER_TYPE, proxy, snap)
-    assignments = generated_type(ENDPOINT_TYPE, proxy, snap)
-    listeners: list[Listener] = generated_type(LISTENER_TYPE, proxy, snap)
-    routes = generated_type(ROUTE_TYPE, proxy, snap)
-    xdstest.check_resources(clusters=clusters, load_assignments=assignments, listeners=listeners, routes=routes)
-    xdstest.envoy_validate(
-        tmp_path, clusters=clusters, listeners=listeners, routes=routes, load_assignments=assignments
-    )
+    validate_generated(tmp_path, captured(snap), snap)
