@@ -113,6 +113,7 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
         )  # fmt: skip
 
     output = "\n".join(lines)
+    print(output)  # the demo's measured results (shown with -s)
     assert code == 0, output
     # steps 1 and 2 once, step 3 for jason and others, step 6 (TCP) for all-v1 and 80/20
     assert output.count("measured split matches") == 6, output
