@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find citadel/proto meshplane/proto -name '*.proto')
 GENERATED := citadel/v1/ca_pb2.py meshplane/nds/v1/nds_pb2.py
 
-.PHONY: demo test unit e2e lint typecheck bench venv clean system-packages
+.PHONY: demo test unit e2e lint typecheck bench venv clean system-packages docker-engine image
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,14 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables uidmap >/dev/null; \
 	fi
 
+## The docker-compose mesh (README, "docker-compose"): a Docker engine and the offline base image (root; idempotent),
+## then meshplane's image built from the host's wheelhouse on it, without network (cached in ~/.cache/meshplane).
+docker-engine:
+	.ci/docker-engine.sh
+
+image: $(STAMP) $(GENERATED)
+	$(BIN)/python -m e2e.compose_build
+
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy.
 test: system-packages $(STAMP) $(GENERATED)
 	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
@@ -65,4 +73,4 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds .wheelhouse

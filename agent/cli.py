@@ -1,6 +1,8 @@
 """``meshplane-agent``: the commands that run in a pod beside the sidecar's Envoy (a small dispatcher).
 
 meshplane-agent dns --pilot HOST:PORT --node-id ID [--listen 127.0.0.1:15053] [--upstream IP:PORT ...]
+meshplane-agent sidecar --workload NAME --ip IP --pilot HOST:PORT [--mixer HOST:PORT]
+                        [--citadel HOST:PORT --token-file FILE --root-cert FILE] ...   (a container's sidecar)
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from agent import dns_agent
+from agent import container_sidecar, dns_agent
 from meshplane.logs import add_logging_arguments, configure_logging_from_args
 from meshplane.serving import run_service
 
@@ -24,10 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
     dns_agent.add_dns_arguments(dns)
     add_logging_arguments(dns)
     dns.set_defaults(run=dns_agent.run_dns)
+    sidecar = commands.add_parser("sidecar", help="a container's sidecar: bootstrap, DNS agent and Envoy (uid 1337)")
+    container_sidecar.add_sidecar_arguments(sidecar)
+    add_logging_arguments(sidecar)
+    sidecar.set_defaults(run=container_sidecar.run_sidecar)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging_from_args(args)
-    return run_service(PROG, lambda: args.run(args), errors=(dns_agent.AgentError, OSError))
+    errors = (dns_agent.AgentError, container_sidecar.SidecarError, OSError)
+    return run_service(PROG, lambda: args.run(args), errors=errors)

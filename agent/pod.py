@@ -38,17 +38,10 @@ from agent.pod_network import (
     teardown_network,
 )
 from agent.relay import Relay
-from agent.shared_files import private_dir, shared_envoy_binary, write_private
+from agent.shared_files import shared_envoy_binary, write_private
+from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, write_sidecar_bootstrap
 from envoy_bootstrap.binary import find_envoy_binary
-from envoy_bootstrap.bootstrap import (
-    BootstrapError,
-    XdsMode,
-    bootstrap_to_json,
-    build_sidecar_bootstrap,
-    parse_host_port,
-    sidecar_node_id,
-    write_citadel_trust,
-)
+from envoy_bootstrap.bootstrap import XdsMode, parse_host_port, sidecar_node_id
 from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import PROXY_UID
 
@@ -58,7 +51,6 @@ log = structlog.get_logger(__name__)
 
 _STOP_SECONDS = 5.0
 _ROOT_CERT_POLL_SECONDS = 1.0
-_ROOT_CERT_COPY = "root-cert.pem"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,35 +99,11 @@ def _local(address: str | None, flag: str) -> str | None:
     return None if address is None else f"127.0.0.1:{parse_host_port(address, argument=flag).port}"
 
 
-def _read_token(path: Path) -> str:
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise PodNetworkError(f"--token-file: cannot read {path}: {exc.strerror}") from None
-    if not token:
-        raise PodNetworkError(f"--token-file: {path} is empty")
-    return token
-
-
-def _citadel_arguments(spec: PodSpec, directory: Path) -> dict[str, object]:
-    """Citadel's relayed address, the token and the trust document for the bootstrap; {} without Citadel. The
-    root certificate is copied into the sidecar's own directory: the caller's may not be readable by uid 1337."""
-    if spec.citadel is None or spec.token_file is None or spec.root_cert is None:
-        return {}
-    try:
-        bundle = spec.root_cert.read_bytes()
-    except OSError as exc:
-        raise PodNetworkError(f"--root-cert: cannot read {spec.root_cert}: {exc.strerror}") from None
-    root = write_private(directory / _ROOT_CERT_COPY, bundle, PROXY_UID)
-    trust = write_citadel_trust(directory / "bootstrap.citadel-trust.json", root)
-    os.chown(trust, PROXY_UID, PROXY_UID)
-    return {"citadel": _local(spec.citadel, "--citadel"), "token": _read_token(spec.token_file), "citadel_trust": trust}
-
-
 def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
-    directory = private_dir(pod.directory / "sidecar", PROXY_UID)
+    """The pod's sidecar bootstrap: the control plane at its relayed in-pod addresses."""
     try:
-        bootstrap = build_sidecar_bootstrap(
+        return write_sidecar_bootstrap(
+            pod.directory / "sidecar",
             workload=spec.name,
             namespace=spec.namespace,
             address=pod.ip,
@@ -145,11 +113,12 @@ def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
             xds_mode=spec.xds_mode,
             service_account=spec.service_account,
             labels=spec.labels,
-            **_citadel_arguments(spec, directory),  # type: ignore[arg-type]
+            citadel=_local(spec.citadel, "--citadel"),
+            token_file=spec.token_file,
+            root_cert=spec.root_cert,
         )
-    except BootstrapError as exc:
+    except SidecarFilesError as exc:
         raise PodNetworkError(str(exc)) from None
-    return write_private(directory / "bootstrap.json", bootstrap_to_json(bootstrap).encode(), PROXY_UID)
 
 
 def _write_resolv_conf(spec: PodSpec, pod: PodAddress) -> Path:
@@ -247,7 +216,7 @@ async def run_pod(spec: PodSpec) -> int:
         await relay.start()
         bootstrap = _write_bootstrap(spec, pod)
         if spec.root_cert is not None:
-            copy = bootstrap.parent / _ROOT_CERT_COPY
+            copy = bootstrap.parent / ROOT_CERT_COPY
             follower = asyncio.create_task(follow_root_cert(spec.root_cert, copy))
         logs = pod.directory
         if spec.dns:

@@ -1,6 +1,7 @@
 """``meshplane``: the user-facing command. Each subcommand is a ``Command``: its arguments and an async runner.
 
     meshplane demo [--keep-running] [--requests 200] [--workdir DIR] [--rootless]
+    meshplane demo --compose [--project NAME] [--config-dir compose/config] [--requests 200]
     meshplane analyze DIR
     meshplane proxy-status [--pilot-monitor 127.0.0.1:15014]
     meshplane proxy-config cluster|listener|route|endpoint WORKLOAD[.NAMESPACE] [-o json]
@@ -26,6 +27,7 @@ import structlog
 
 from agent.pod_cli import capture_arguments, pod_arguments, run_capture, run_pod_command
 from agent.rootless import enter_rootless, in_rootless_namespace, run_rootless, why_rootless_cannot_run
+from e2e.compose_mesh import COMPOSE_CONFIG_DIR, ComposeMesh, default_project_name, run_compose_demo
 from e2e.config_sync import MeshNotSyncedError
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
@@ -64,17 +66,37 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the pods inside a user namespace of their own, as without root (the default when not root)",
     )
+    compose = parser.add_argument_group("compose", "the steps against the running mesh of docker-compose.yml")
+    compose.add_argument("--compose", action="store_true", help="run the steps against `docker compose up -d`'s mesh")
+    compose.add_argument("--project", help="the compose project (default: as Compose names it, from this directory)")
+    compose.add_argument(
+        "--config-dir", type=Path, help="the mesh's config directory (default: $MESHPLANE_CONFIG_DIR or compose/config)"
+    )
 
 
 async def _run_demo(args: argparse.Namespace) -> int:
     if args.requests < 1:
         print("meshplane demo: --requests must be at least 1", file=sys.stderr)
         return 2
+    if args.compose:
+        return await _run_compose_demo(args)
     if (os.geteuid() != 0 or args.rootless) and not in_rootless_namespace():
         return _run_demo_rootless(args)
     if in_rootless_namespace():
         enter_rootless()
     return await run_demo(requests=args.requests, keep_running=args.keep_running, workdir=args.workdir)
+
+
+async def _run_compose_demo(args: argparse.Namespace) -> int:
+    """The steps against a compose mesh that is up (docker-compose.yml), as the compose file's defaults have it."""
+    config_dir = args.config_dir or Path(os.environ.get("MESHPLANE_CONFIG_DIR", COMPOSE_CONFIG_DIR))
+    mesh = ComposeMesh(
+        project=args.project or default_project_name(Path.cwd()),
+        config_dir=config_dir,
+        pilot_monitor=f"127.0.0.1:{os.environ.get('MESHPLANE_PILOT_MONITOR_PORT', '15014')}",
+        mixer_monitor=f"127.0.0.1:{os.environ.get('MESHPLANE_MIXER_METRICS_PORT', '42422')}",
+    )
+    return await run_compose_demo(mesh, requests=args.requests)
 
 
 def _run_demo_rootless(args: argparse.Namespace) -> int:

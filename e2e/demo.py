@@ -10,23 +10,33 @@ productpage pod, counted by the version that answered. Then STRICT mutual TLS (a
 namespace without a sidecar is refused), then policy (a DENY rule answered 403, a rate limit answered 429 by
 Mixer), then Istio's TCP traffic-shifting task (``tcp-echo`` v1 and v2 as pods, a ``tcp`` route all to v1, then 80/20:
 each split MEASURED over fresh TCP connections of an unmodified app in the productpage pod), the request counts
-Mixer recorded per edge, and a teardown that leaves nothing on the machine.
+Mixer recorded per edge, and a teardown that leaves nothing on the machine. The steps themselves are
+``e2e.demo_steps`` (shared with ``meshplane demo --compose``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
+from typing import Any
 
 from agent.pod_network import DEFAULT_PODS_DIR, PodNetwork, read_pod
 from e2e.control_plane import CitadelProcess, MixerProcess, PilotProcess
+from e2e.demo_steps import (
+    DEMO_STEPS,
+    DEMO_TCP_STEPS,
+    OUTSIDER,
+    TCP_ECHO_HOST,
+    DemoStep,
+    Printer,
+    Traffic,
+    run_demo_steps,
+)
 from e2e.harness import (
     CITADEL_MONITOR_PORT,
     CITADEL_SDS_PORT,
@@ -36,131 +46,27 @@ from e2e.harness import (
     XDS_PORT,
     port_free,
 )
-from e2e.l4_apps import TCP_ECHO_PORT, TCP_ECHO_WORDS, tcp_echo_counts, tcp_echo_replies
-from e2e.l4_mesh import settle, start_tcp_echo
+from e2e.l4_apps import TCP_ECHO_PORT, TCP_ECHO_WORDS, tcp_echo_replies
+from e2e.l4_mesh import start_tcp_echo
 from e2e.mesh_config import (
     DEMO_CLIENT,
     DEMO_MESH_FILE,
-    DEMO_MTLS_FILE,
     DEMO_POD_HOSTS,
     DEMO_POD_NETWORK,
-    DEMO_POLICY_FILE,
-    DEMO_ROUTE_FILES,
-    DEMO_TCP_ROUTE_FILES,
     DEMO_TCP_SERVICES_FILE,
     DEMO_WORKLOADS,
     REVIEWS_PORT,
     demo_pod_addresses,
     render_pod_demo,
 )
-from e2e.mtls import caller_identity
 from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh
 from e2e.pods import APP_UID, app_server_command, pod_requests, why_pods_cannot_run
-from e2e.telemetry import istio_request_counts
-from e2e.traffic import MeshResponse, count_by
-from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
-from meshplane.identity import DEFAULT_TRUST_DOMAIN, spiffe_id
+from e2e.traffic import MeshResponse
 from meshplane.names import PROXY_UID
 
 __all__ = ["DEMO_STEPS", "DEMO_TCP_STEPS", "DemoStep", "Traffic", "run_demo"]
 
-Printer = Callable[[str], None]
-ROUTE_CONFIG_NAME = "reviews-virtualservice"  # every step replaces the same file: one VirtualService at a time
-MTLS_CONFIG_NAME = "mesh-peer-authentication"
-POLICY_CONFIG_NAME = "reviews-policy"
-TCP_CONFIG_NAME = "tcp-echo-virtualservice"  # the TCP step's two rules replace each other too
-TCP_ECHO_HOST = "tcp-echo"
-GUEST_REQUESTS = 8  # against a limit of 5 per 30s in 05-reviews-policy.yaml
-GUEST_LIMIT = 5
-STEP_COUNT = 6  # the three routing steps, mutual TLS, policy, TCP traffic shifting
 CONTROL_PLANE_HOST = "127.0.0.1"  # Pilot, Citadel and Mixer on the host; `pod run` relays them into each pod
-OUTSIDER = "stranger"  # a network namespace on the pod network without a sidecar: the mTLS step's plaintext caller
-DEMO_CLIENT_IDENTITY = spiffe_id(DEFAULT_TRUST_DOMAIN, DEMO_CLIENT.namespace, DEMO_CLIENT.service_account)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Traffic:
-    """One kind of request sent after a step, and the share of each version the rule promises."""
-
-    label: str
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    expected: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DemoStep:
-    config: Path
-    traffic: tuple[Traffic, ...]
-
-    @property
-    def title(self) -> str:
-        """The file's first comment line without its ``# Step N:`` prefix."""
-        first = self.config.read_text().splitlines()[0].lstrip("# ")
-        return first.split(":", 1)[1].strip() if first.lower().startswith("step") else first
-
-
-DEMO_STEPS: tuple[DemoStep, ...] = (
-    DemoStep(config=DEMO_ROUTE_FILES[0], traffic=(Traffic(label="all requests", expected={"v1": 1.0}),)),
-    DemoStep(config=DEMO_ROUTE_FILES[1], traffic=(Traffic(label="all requests", expected={"v1": 0.9, "v2": 0.1}),)),
-    DemoStep(
-        config=DEMO_ROUTE_FILES[2],
-        traffic=(
-            Traffic(label="end-user: jason", headers={"end-user": "jason"}, expected={"v2": 1.0}),
-            Traffic(label="other users", headers={"end-user": "alice"}, expected={"v3": 1.0}),
-        ),
-    ),
-)
-
-
-# Step 6, Istio's TCP traffic shifting: each rule's traffic is fresh TCP connections to tcp-echo:9000
-DEMO_TCP_STEPS: tuple[DemoStep, ...] = (
-    DemoStep(config=DEMO_TCP_ROUTE_FILES[0], traffic=(Traffic(label="all connections", expected={"v1": 1.0}),)),
-    DemoStep(
-        config=DEMO_TCP_ROUTE_FILES[1], traffic=(Traffic(label="all connections", expected={"v1": 0.8, "v2": 0.2}),)
-    ),
-)
-
-
-def _split_matches(counts: Mapping[str, int], expected: Mapping[str, float], total: int) -> bool:
-    """Every answer came from an expected version, and each share is within sampling noise of the rule
-    (4 standard deviations, at least 10 points) for weighted routes; exact for 0% / 100%."""
-    if total == 0 or any(version not in expected for version in counts):
-        return False
-    for version, share in expected.items():
-        measured = counts.get(version, 0) / total
-        if share in (0.0, 1.0):
-            if measured != share:
-                return False
-        elif abs(measured - share) > max(0.1, 4 * math.sqrt(share * (1 - share) / total)):
-            return False
-    return True
-
-
-def _print_measured(
-    out: Printer, what: str, unit: str, counts: Mapping[str, int], expected: Mapping[str, float], total: int
-) -> bool:
-    """What was sent (``what``), the split measured over ``total`` ``unit`` (requests, connections) and whether it
-    matches the rule's ``expected`` shares."""
-    matches = _split_matches(counts, expected, total)
-    out(what)
-    out(f"      {'version':<12}{unit:>12}{'share':>9}")
-    for version, n in sorted(counts.items()):
-        out(f"      {version:<12}{n:>12}{n / total:>9.1%}")
-    promised = ", ".join(f"{v} {share:.0%}" for v, share in expected.items())
-    out(f"      rule says {promised}: {'measured split matches' if matches else 'MEASURED SPLIT DOES NOT MATCH'}")
-    return matches
-
-
-def _print_rule(out: Printer, path: Path) -> None:
-    """Each resource of the file as ``Kind name:`` and its spec, as written (comments and metadata left out)."""
-    for document in path.read_text().split("\n---\n"):
-        lines = [line for line in document.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        kind = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("kind:")), "resource")
-        name = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("  name:")), "")
-        out(f"    {kind} {name}:")
-        start = lines.index("spec:") + 1 if "spec:" in lines else 0
-        for line in lines[start:]:
-            out(f"    {line}")
 
 
 def _ports_in_use(state_dir: Path) -> list[str]:
@@ -176,137 +82,43 @@ def _ports_in_use(state_dir: Path) -> list[str]:
     return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name, state_dir)]
 
 
-def _answered_by(response: MeshResponse) -> str:
-    return f"reviews-{response.version}" if response.version else f"HTTP {response.status}"
+@dataclass(frozen=True, slots=True)
+class _PodDemoMesh:
+    """The demo's steps' view (``e2e.demo_steps.DemoMesh``) of the pods this demo started."""
 
+    mesh: PodMesh
 
-async def _apply(mesh: PodMesh, name: str, path: Path, out: Printer, *, mixer: bool = False) -> bool:
-    await mesh.config.apply(name, render_pod_demo(path, mesh.network))
-    configz = await mesh.config.wait_synced()
-    if configz.get("rejected"):
-        for rejected in configz["rejected"]:
-            out(f"  REJECTED {rejected.get('kind')}/{rejected.get('name')}: {'; '.join(rejected.get('errors', ()))}")
-        return False
-    out(f"  Pilot pushed it{', every sidecar ACKed, and Mixer loaded it.' if mixer else ' and every sidecar ACKed.'}")
-    return True
+    @property
+    def addresses(self) -> Mapping[str, str]:
+        return self.mesh.addresses
 
+    @property
+    def mixer_url(self) -> str:
+        assert self.mesh.mixer is not None
+        return self.mesh.mixer.monitor_url
 
-def _print_step(out: Printer, number: int, path: Path) -> None:
-    out("")
-    out(f"Step {number}/{STEP_COUNT}: {DemoStep(config=path, traffic=()).title}")
-    _print_applying(out, path)
+    async def apply(self, name: str, path: Path) -> Mapping[str, Any]:
+        await self.mesh.config.apply(name, render_pod_demo(path, self.mesh.network))
+        return await self.mesh.config.wait_synced()
 
+    async def responses(
+        self, url: str, count: int = 1, *, headers: Mapping[str, str] | None = None
+    ) -> list[MeshResponse]:
+        return await self.mesh.responses(url, count, headers=headers)
 
-def _print_applying(out: Printer, path: Path) -> None:
-    out(f"  applying {path.relative_to(path.parents[2])}")
-    _print_rule(out, path)
+    async def request(self, url: str, *, headers: Mapping[str, str] | None = None) -> MeshResponse:
+        return await self.mesh.request(url, headers=headers)
 
+    async def plaintext_request(self, caller: str, url: str) -> tuple[int, str]:
+        [(status, error, _)] = await asyncio.to_thread(pod_requests, self.mesh.pod(caller), url)
+        return status, error
 
-async def _run_step(mesh: PodMesh, number: int, step: DemoStep, requests: int, out: Printer) -> bool:
-    _print_step(out, number, step.config)
-    if not await _apply(mesh, ROUTE_CONFIG_NAME, step.config, out):
-        return False
-    ok = True
-    for traffic in step.traffic:
-        responses = await mesh.responses(REVIEWS_URL, requests, headers=traffic.headers)
-        headers = " ".join(f"-H '{k}: {v}'" for k, v in traffic.headers.items())
-        what = f"    {traffic.label}: {requests} requests from {DEMO_CLIENT.name} {headers}".rstrip()
-        ok = _print_measured(out, what, "requests", count_by(responses), traffic.expected, requests) and ok
-    return ok
+    async def tcp_replies(self, host: str, port: int, count: int) -> list[str]:
+        return await asyncio.to_thread(tcp_echo_replies, self.mesh.client, host, port, count)
 
-
-async def _run_tcp_step(mesh: PodMesh, number: int, connections: int, out: Printer) -> bool:
-    """Istio's TCP traffic shifting: all connections to tcp-echo v1, then 80/20 (``DEMO_TCP_STEPS``)."""
-    ok = True
-    for index, step in enumerate(DEMO_TCP_STEPS):
-        if index == 0:
-            _print_step(out, number, step.config)
-        else:
-            out(f"  then: {step.title}")
-            _print_applying(out, step.config)
-        if not await _apply(mesh, TCP_CONFIG_NAME, step.config, out):
-            return False
-        ok = await _measure_tcp_split(mesh, step.traffic[0], connections, out) and ok
-    return ok
-
-
-def _echo_replies(mesh: PodMesh, count: int) -> list[str]:
-    return tcp_echo_replies(mesh.client, TCP_ECHO_HOST, TCP_ECHO_PORT, count)
-
-
-async def _measure_tcp_split(mesh: PodMesh, traffic: Traffic, connections: int, out: Printer) -> bool:
-    """The split counted over fresh TCP connections (one line each way) of an app in the productpage pod, by the
-    version that echoed the line. Before counting, a few connections show the sidecar's listener has the rule
-    (Envoy hands new connections to a changed listener once it is in place)."""
-    versions = set(traffic.expected)
-    try:
-        await settle(lambda: _echo_replies(mesh, 10), lambda r: set(tcp_echo_counts(r)) == versions, mesh, "tcp")
-    except AssertionError:
-        out(f"    the productpage sidecar did not take the rule: {TCP_ECHO_HOST} is not answered by {sorted(versions)}")
-        return False
-    counts = tcp_echo_counts(await asyncio.to_thread(_echo_replies, mesh, connections))
-    target = f"{TCP_ECHO_HOST}:{TCP_ECHO_PORT}"
-    what = f"    {traffic.label}: {connections} TCP connections from {DEMO_CLIENT.name} to {target}"
-    return _print_measured(out, what, "connections", counts, traffic.expected, connections)
-
-
-async def _run_mtls_step(mesh: PodMesh, number: int, out: Printer) -> bool:
-    """STRICT mesh-wide: a caller without a sidecar is refused, a sidecar's call carries its SPIFFE identity."""
-    _print_step(out, number, DEMO_MTLS_FILE)
-    if not await _apply(mesh, MTLS_CONFIG_NAME, DEMO_MTLS_FILE, out):
-        return False
-    inbound = f"http://{mesh.addresses['reviews-v1']}:{REVIEWS_PORT}/"
-    [(plaintext, error, _)] = await asyncio.to_thread(pod_requests, mesh.pod(OUTSIDER), inbound)
-    refused = plaintext != 200
-    out(f"    plaintext from {mesh.addresses[OUTSIDER]} ({OUTSIDER}: no sidecar) to {inbound}:")
-    out(f"      {'refused' if refused else 'ANSWERED'} ({plaintext or error[:70]})")
-    response = await mesh.request(REVIEWS_URL)
-    identity = caller_identity(response)
-    out(f"    {DEMO_CLIENT.name} calling {REVIEWS_URL}: {response.status} from {_answered_by(response)}")
-    out(f"      the reviews app saw the caller as {identity} (x-forwarded-client-cert)")
-    ok = refused and response.status == 200 and identity == DEMO_CLIENT_IDENTITY
-    out(f"      {'mutual TLS enforced' if ok else 'MUTUAL TLS NOT AS EXPECTED'}")
-    return ok
-
-
-async def _run_policy_step(mesh: PodMesh, number: int, out: Printer) -> bool:
-    """A DENY AuthorizationPolicy (RBAC in the sidecar: 403) and a RateLimit (Mixer through ext_authz: 429)."""
-    _print_step(out, number, DEMO_POLICY_FILE)
-    if not await _apply(mesh, POLICY_CONFIG_NAME, DEMO_POLICY_FILE, out, mixer=True):
-        return False
-    out(f"  (connections opened before the change drain within {DRAIN_TIME_SECONDS}s: Envoy applies a listener change")
-    out("   to new connections, and the sidecars ask the old ones to reconnect; waiting for that)")
-    await asyncio.sleep(DRAIN_TIME_SECONDS + 0.5)
-    mallory = await mesh.request(REVIEWS_URL, headers={"end-user": "mallory"})
-    out(f"    end-user: mallory -> {mallory.status} {mallory.text.strip()[:60]!r} (the reviews sidecar's RBAC filter)")
-    guests = await mesh.responses(REVIEWS_URL, GUEST_REQUESTS, headers={"end-user": "guest"})
-    statuses = [response.status for response in guests]
-    out(f"    end-user: guest x{GUEST_REQUESTS} -> {' '.join(str(code) for code in statuses)}")
-    limited = next((response for response in guests if response.status == 429), None)
-    if limited is not None:
-        out(f"      429 says: retry-after {limited.headers.get('retry-after')}s, x-mixer-reason:")
-        out(f"        {limited.headers.get('x-mixer-reason')}")
-    jason = await mesh.request(REVIEWS_URL, headers={"end-user": "jason"})
-    out(f"    end-user: jason -> {jason.status} from {_answered_by(jason)} (neither rule applies)")
-    expected = [200] * GUEST_LIMIT + [429] * (GUEST_REQUESTS - GUEST_LIMIT)
-    ok = mallory.status == 403 and statuses == expected and jason.status == 200
-    out(f"      {'policy enforced' if ok else 'POLICY NOT AS EXPECTED'}")
-    return ok
-
-
-async def _print_edge_counts(mesh: PodMesh, out: Printer) -> None:
-    """What Mixer recorded from the sidecars' access logs: ``istio_requests_total`` as reported by the
-    destination sidecars (the ones a request reached), per edge and response code."""
-    assert mesh.mixer is not None
-    await asyncio.sleep(0.6)  # sidecars flush their access logs to Mixer every 250ms
-    counts = istio_request_counts(await mesh.mixer.metrics_text())
-    out("")
-    out(f"Requests Mixer recorded per edge (istio_requests_total, reporter=destination; {mesh.mixer.monitor_url}):")
-    out(f"  {'source':<14}{'destination':<14}{'code':>6}{'requests':>10}")
-    for key, count in sorted(counts.items()):
-        if key.reporter == "destination":
-            out(f"  {key.source_workload:<14}{key.destination_workload:<14}{key.response_code:>6}{count:>10}")
-    out(f"  (the whole graph, with rates and latencies: curl {mesh.mixer.monitor_url}/graph)")
+    async def mixer_metrics(self) -> str:
+        assert self.mesh.mixer is not None
+        return await self.mesh.mixer.metrics_text()
 
 
 async def _wait_for_interrupt() -> None:
@@ -470,13 +282,7 @@ async def _walkthrough(
         out(f"  applied {DEMO_TCP_SERVICES_FILE.name}: ServiceEntry tcp-echo (port {TCP_ECHO_PORT}, TCP),")
         out("    WorkloadEntries tcp-echo-v1/v2 (pod IPs), DestinationRule tcp-echo-destination (v1 v2)")
         await _start_pods(mesh, out)
-        ok = True
-        for number, step in enumerate(DEMO_STEPS, start=1):
-            ok = await _run_step(mesh, number, step, requests, out) and ok
-        ok = await _run_mtls_step(mesh, len(DEMO_STEPS) + 1, out) and ok
-        ok = await _run_policy_step(mesh, len(DEMO_STEPS) + 2, out) and ok
-        ok = await _run_tcp_step(mesh, len(DEMO_STEPS) + 3, requests, out) and ok
-        await _print_edge_counts(mesh, out)
+        ok = await run_demo_steps(_PodDemoMesh(mesh), requests, out)
         if keep_running:
             _print_how_to_use(out, mesh)
             await _wait_for_interrupt()

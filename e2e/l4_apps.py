@@ -14,6 +14,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -22,6 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.netns import in_netns_command
 from agent.pod_network import PodAddress
+from e2e import tcp_echo_server
 from e2e.pods import APP_UID, PYTHON
 
 __all__ = [
@@ -29,6 +31,9 @@ __all__ = [
     "TCP_ECHO_WORDS",
     "TestCertificates",
     "make_certificates",
+    "tcp_client_arguments",
+    "tcp_client_replies",
+    "tcp_client_timeout",
     "tcp_echo_counts",
     "tcp_echo_replies",
     "tcp_echo_server_command",
@@ -38,17 +43,6 @@ __all__ = [
 
 TCP_ECHO_PORT = 9000
 TCP_ECHO_WORDS = {"v1": "one", "v2": "two"}  # Istio's tcp-echo Deployments: ``tcp-echo-server 9000 one`` / ``two``
-
-_TCP_ECHO_SERVER = """
-import socketserver, sys
-prefix, port = sys.argv[1], int(sys.argv[2])
-class Handler(socketserver.StreamRequestHandler):
-    def handle(self):
-        for line in self.rfile:
-            self.wfile.write(prefix.encode() + b" " + line)
-socketserver.ThreadingTCPServer.allow_reuse_address = True
-socketserver.ThreadingTCPServer(("0.0.0.0", port), Handler).serve_forever()
-"""
 
 _TLS_SERVER = """
 import os, socketserver, ssl, sys, tempfile
@@ -106,8 +100,9 @@ print(json.dumps(out))
 
 
 def tcp_echo_server_command(prefix: str, port: int = TCP_ECHO_PORT) -> list[str]:
-    """Istio's ``tcp-echo-server`` (``istio/tcp-echo-server``, args ``9000 one``): ``<prefix> <line>`` per line."""
-    return [PYTHON, "-c", _TCP_ECHO_SERVER, prefix, str(port)]
+    """Istio's ``tcp-echo-server`` (``istio/tcp-echo-server``, args ``9000 one``): ``<prefix> <line>`` per line
+    (``e2e.tcp_echo_server``, its source handed to ``python3 -c``)."""
+    return [PYTHON, "-c", Path(tcp_echo_server.__file__).read_text(), prefix, str(port)]
 
 
 def tls_server_command(name: str, port: int, cert_pem: str, key_pem: str) -> list[str]:
@@ -133,7 +128,26 @@ def _run_json(pod: PodAddress, script: str, args: list[str], timeout: float) -> 
 def tcp_echo_replies(pod: PodAddress, host: str, port: int, count: int) -> list[str]:
     """``count`` fresh TCP connections from an app in ``pod`` to ``host:port`` (by name), one line each way: the
     reply lines (``error ...`` for a failed connection, ``closed`` for one closed without a reply)."""
-    return [str(reply) for reply in _run_json(pod, _TCP_CLIENT, [host, str(port), str(count)], 30 + count * 5)]
+    replies = _run_json(pod, _TCP_CLIENT, [host, str(port), str(count)], tcp_client_timeout(count))
+    return [str(reply) for reply in replies]
+
+
+def tcp_client_arguments(host: str, port: int, count: int) -> list[str]:
+    """The arguments after a Python interpreter of ``tcp_echo_replies``' client (stdlib sockets), for any place an
+    app runs: a pod's network namespace, a container (``docker exec``); ``tcp_client_replies`` reads its output."""
+    return ["-c", _TCP_CLIENT, host, str(port), str(count)]
+
+
+def tcp_client_replies(stdout: str) -> list[str]:
+    """The reply lines of the client's connections, from its output."""
+    replies = json.loads(stdout)
+    assert isinstance(replies, list), stdout
+    return [str(reply) for reply in replies]
+
+
+def tcp_client_timeout(count: int) -> float:
+    """Seconds the client of ``count`` connections may take (5 s a connection at most, and start-up)."""
+    return 30.0 + count * 5
 
 
 def tcp_echo_counts(replies: Iterable[str]) -> Counter[str]:

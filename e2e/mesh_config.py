@@ -27,6 +27,7 @@ __all__ = [
     "DEMO_ROUTE_FILES",
     "DEMO_TCP_ROUTE_FILES",
     "DEMO_TCP_SERVICES_FILE",
+    "DEMO_TCP_WORKLOADS",
     "DEMO_WORKLOADS",
     "REVIEWS_PORT",
     "WorkloadSpec",
@@ -84,6 +85,11 @@ DEMO_WORKLOADS: tuple[WorkloadSpec, ...] = (
     WorkloadSpec(name="reviews-v1", service="reviews", version="v1", service_account="bookinfo-reviews"),
     WorkloadSpec(name="reviews-v2", service="reviews", version="v2", service_account="bookinfo-reviews"),
     WorkloadSpec(name="reviews-v3", service="reviews", version="v3", service_account="bookinfo-reviews"),
+)
+# Istio's tcp-echo v1 and v2 (the WorkloadEntries of 00-tcp-echo-services.yaml): the TCP step's servers
+DEMO_TCP_WORKLOADS: tuple[WorkloadSpec, ...] = tuple(
+    WorkloadSpec(name=f"tcp-echo-{version}", service="tcp-echo", version=version, service_account="tcp-echo")
+    for version in ("v1", "v2")
 )
 
 

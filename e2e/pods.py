@@ -33,6 +33,8 @@ __all__ = [
     "PYTHON",
     "app_server_command",
     "capture_bootstrap",
+    "client_arguments",
+    "client_responses",
     "leftovers",
     "new_state_dir",
     "pod_get",
@@ -235,9 +237,7 @@ def pod_requests(
     """As ``pod_get``, with each response's headers (lower-case names); ``method`` (an empty body for POST, PUT,
     PATCH), redirects followed as urllib does unless ``follow_redirects`` is off (then the 3xx is the answer),
     ``concurrency`` requests in flight (threads of the app; responses in request order)."""
-    redirects = "follow" if follow_redirects else "stop"
-    options = [str(timeout), method, redirects, str(concurrency)]
-    script = [PYTHON, "-c", _CLIENT, url, str(count), json.dumps(dict(headers or {})), *options]
+    script = [PYTHON, *client_arguments(url, count, headers, timeout, method, follow_redirects, concurrency)]
     done = subprocess.run(
         in_netns_command(pod.netns, script, uid=pod.app_uid or APP_UID),
         capture_output=True,
@@ -247,7 +247,28 @@ def pod_requests(
         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
     )
     assert done.returncode == 0, f"client in {pod.name} failed: {done.stderr}"
-    return [(status, body, {k.lower(): v for k, v in found.items()}) for status, body, found in json.loads(done.stdout)]
+    return client_responses(done.stdout)
+
+
+def client_arguments(
+    url: str,
+    count: int,
+    headers: Mapping[str, str] | None,
+    timeout: float,
+    method: str = "GET",
+    follow_redirects: bool = True,
+    concurrency: int = 1,
+) -> list[str]:
+    """The arguments after a Python interpreter of ``pod_requests``' client (stdlib urllib, no proxy settings),
+    for any place an app runs: a pod's network namespace, a container (``docker exec``)."""
+    redirects = "follow" if follow_redirects else "stop"
+    options = [str(timeout), method, redirects, str(concurrency)]
+    return ["-c", _CLIENT, url, str(count), json.dumps(dict(headers or {})), *options]
+
+
+def client_responses(stdout: str) -> list[tuple[int, str, dict[str, str]]]:
+    """(status, body, headers with lower-case names) of each request, from the client's output."""
+    return [(status, body, {k.lower(): v for k, v in found.items()}) for status, body, found in json.loads(stdout)]
 
 
 def leftovers(network: PodNetwork, pods: list[PodAddress]) -> list[str]:

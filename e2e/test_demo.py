@@ -10,24 +10,13 @@ from pathlib import Path
 import pytest
 
 from e2e.demo import DEMO_STEPS, run_demo
+from e2e.demo_steps import TCP_SPLIT_HEADING, measured_splits
 from e2e.pods import new_state_dir, random_pod_network, why_pods_cannot_run
 from e2e.traffic import binomial_bounds
 
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
 REQUESTS = 60  # per measured split, requests or TCP connections
-TCP_SPLIT = "TCP connections from productpage to tcp-echo:9000"
-
-
-def measured_splits(lines: list[str], heading: str) -> list[dict[str, int]]:
-    """Each table printed under a line ending in ``heading``: version -> count."""
-    splits: list[dict[str, int]] = []
-    for index, line in enumerate(lines):
-        if line.endswith(heading):
-            rows = [row.split() for row in lines[index + 2 :]]  # after the table's header
-            table = rows[: next(n for n, row in enumerate(rows) if row[:2] == ["rule", "says"])]
-            splits.append({version: int(count) for version, count, _ in table})
-    return splits
 
 
 async def test_demo_measures_each_step_and_leaves_nothing_running(tmp_path: Path) -> None:
@@ -52,7 +41,7 @@ async def test_demo_measures_each_step_and_leaves_nothing_running(tmp_path: Path
     assert "Requests Mixer recorded per edge" in output
     assert "Stopped Pilot, Citadel, Mixer and all pods; nothing left on the machine." in output
     assert len([line for line in lines if line.startswith("Step ")]) == len(DEMO_STEPS) + 3
-    all_v1, shifted = measured_splits(lines, TCP_SPLIT)  # step 6: tcp-echo-all-v1, then tcp-echo-20-v2
+    all_v1, shifted = measured_splits(lines, TCP_SPLIT_HEADING)  # step 6: tcp-echo-all-v1, then tcp-echo-20-v2
     assert all_v1 == {"v1": REQUESTS}, output
     low, high = binomial_bounds(REQUESTS, 0.20)
     assert set(shifted) == {"v1", "v2"} and sum(shifted.values()) == REQUESTS, output

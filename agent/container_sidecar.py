@@ -1,0 +1,139 @@
+"""``meshplane-agent sidecar``: a pod's sidecar as a container of its own (docker-compose), in the network namespace
+of its app's container (``network_mode: "service:<app>"``), after an init container installed the capture
+(``meshplane capture install --redirect-dns``, the only step with NET_ADMIN, as Istio's ``istio-init``).
+
+Runs as the proxy's uid (1337), which the capture excludes: writes the bootstrap (``agent.sidecar_files``: Pilot,
+Mixer and Citadel at their own addresses on the compose network, no relay), starts the DNS agent (``meshplane-agent
+dns`` on 127.0.0.1:15053, names outside the mesh to ``--dns-upstream``, Docker's resolver 127.0.0.11 by default)
+and Envoy, and keeps the sidecar's copy of the trust bundle in step with ``--root-cert`` (``follow_root_cert``). When
+one of them exits, or on SIGTERM, it stops the other and exits: Docker sees the sidecar end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from pathlib import Path
+
+import structlog
+
+from agent.pod import follow_root_cert
+from agent.pod_cli import parse_labels
+from agent.pod_dns import agent_command, resolv_conf
+from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, write_sidecar_bootstrap
+from envoy_bootstrap.binary import find_envoy_binary
+from envoy_bootstrap.bootstrap import XDS_MODES, sidecar_node_id
+from envoy_bootstrap.processes import stop_process
+from envoy_bootstrap.runner import sidecar_command
+from meshplane.names import PROXY_UID
+from meshplane.serving import stop_on_signals
+
+__all__ = ["DOCKER_RESOLVER", "SidecarError", "add_sidecar_arguments", "run_sidecar"]
+
+log = structlog.get_logger(__name__)
+
+DOCKER_RESOLVER = "127.0.0.11"  # Docker's embedded DNS on a user-defined network
+DEFAULT_WORK_DIR = Path("/var/lib/istio/proxy")
+
+
+class SidecarError(RuntimeError):
+    """A bad flag, a file the sidecar cannot read, or Envoy/the DNS agent exited; the message says which."""
+
+
+def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workload", required=True, help="the WorkloadEntry's name (the sidecar's node id)")
+    parser.add_argument("--namespace", default="default", help="the workload's namespace (%(default)s)")
+    parser.add_argument("--ip", required=True, help="the workload's address (the WorkloadEntry's)")
+    parser.add_argument("--service-account", default="default", help="the workload's service account")
+    parser.add_argument("--labels", default="", help="the workload's labels, k=v,...")
+    parser.add_argument("--pilot", required=True, metavar="HOST:PORT", help="Pilot's xDS address")
+    parser.add_argument("--mixer", metavar="HOST:PORT", help="Mixer's gRPC address (ext_authz, access logs)")
+    parser.add_argument("--citadel", metavar="HOST:PORT", help="Citadel's SDS address (with the next two)")
+    parser.add_argument("--token-file", type=Path, help="the workload's token (from `citadel token`)")
+    parser.add_argument("--root-cert", type=Path, help="Citadel's trust bundle, followed when it changes")
+    parser.add_argument("--domain-suffix", default="cluster.local", help="(%(default)s)")
+    parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="(%(default)s)")
+    parser.add_argument(
+        "--dns-upstream", action="append", default=None, metavar="IP[:PORT]",
+        help=f"a resolver for names outside the mesh (repeatable; default {DOCKER_RESOLVER}, Docker's)",
+    )  # fmt: skip
+    parser.add_argument("--no-dns", action="store_true", help="no DNS agent (the capture was installed without DNS)")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="bootstrap and copies (%(default)s)")
+    parser.add_argument("--envoy-log-level", default="info", help="(%(default)s)")
+
+
+def _check(args: argparse.Namespace) -> None:
+    if os.getuid() != PROXY_UID:
+        raise SidecarError(f"runs as uid {PROXY_UID} (the capture lets only its traffic out), not {os.getuid()}")
+    given = {"--citadel": args.citadel, "--token-file": args.token_file, "--root-cert": args.root_cert}
+    missing = [flag for flag, value in given.items() if value is None]
+    if 0 < len(missing) < len(given):
+        raise SidecarError(f"{', '.join(missing)}: --citadel, --token-file and --root-cert go together")
+
+
+def _bootstrap(args: argparse.Namespace) -> Path:
+    try:
+        return write_sidecar_bootstrap(
+            args.work_dir,
+            workload=args.workload,
+            namespace=args.namespace,
+            address=args.ip,
+            domain_suffix=args.domain_suffix,
+            pilot=args.pilot,
+            mixer=args.mixer,
+            xds_mode=args.xds_mode,
+            service_account=args.service_account,
+            labels=parse_labels(args.labels),
+            citadel=args.citadel,
+            token_file=args.token_file,
+            root_cert=args.root_cert,
+        )
+    except SidecarFilesError as exc:
+        raise SidecarError(str(exc)) from None
+
+
+def _dns_command(args: argparse.Namespace) -> list[str]:
+    upstreams = args.dns_upstream or [DOCKER_RESOLVER]
+    agent_resolv = args.work_dir / "agent-resolv.conf"  # the search list and the real upstreams only
+    agent_resolv.write_text(resolv_conf(args.namespace, args.domain_suffix, upstreams, loopback_fallback=False))
+    node_id = sidecar_node_id(
+        workload=args.workload, namespace=args.namespace, address=args.ip, domain_suffix=args.domain_suffix
+    )
+    return agent_command(pilot=args.pilot, node_id=node_id, resolv=agent_resolv, upstreams=upstreams)
+
+
+async def _start(name: str, argv: list[str]) -> tuple[str, asyncio.subprocess.Process]:
+    """A child with the container's stdout and stderr (``docker logs``), in a session of its own."""
+    process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+    log.info("sidecar_process_started", process=name, pid=process.pid)
+    return name, process
+
+
+async def run_sidecar(args: argparse.Namespace) -> None:
+    """Until SIGTERM (returns) or until Envoy or the DNS agent exits (raises ``SidecarError``)."""
+    _check(args)
+    stop = stop_on_signals()
+    bootstrap = _bootstrap(args)
+    children: list[tuple[str, asyncio.subprocess.Process]] = []
+    follower = None
+    if args.root_cert is not None:
+        follower = asyncio.create_task(follow_root_cert(args.root_cert, bootstrap.parent / ROOT_CERT_COPY))
+    try:
+        if not args.no_dns:
+            children.append(await _start("dns-agent", _dns_command(args)))
+        envoy = sidecar_command(find_envoy_binary(), bootstrap, concurrency=1, log_level=args.envoy_log_level)
+        children.append(await _start("envoy", envoy))
+        waits = {asyncio.ensure_future(process.wait()): name for name, process in children}
+        stopped = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([*waits, stopped], return_when=asyncio.FIRST_COMPLETED)
+        for wait in [*waits, stopped]:
+            wait.cancel()
+        exited = [f"{waits[wait]} exited with code {wait.result()}" for wait in done if wait in waits]
+        if exited and not stop.is_set():
+            raise SidecarError("; ".join(exited))
+    finally:
+        if follower is not None:
+            follower.cancel()
+        for name, process in reversed(children):
+            await stop_process(process, name=name)
