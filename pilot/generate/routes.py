@@ -380,9 +380,7 @@ def _config_metadata(vs: VirtualService) -> Metadata:
 def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
     """The VirtualServices for ``host`` exported to ``namespace``, the one in force first."""
     return tuple(
-        vs
-        for vs in virtual_services_for(snapshot, host)
-        if exported_to(vs.export_to, vs.meta.key.namespace, namespace)
+        vs for vs in virtual_services_for(snapshot, host) if exported_to(vs.export_to, vs.meta.key.namespace, namespace)
     )
 
 
