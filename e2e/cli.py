@@ -27,7 +27,7 @@ import structlog
 
 from agent.pod_cli import capture_arguments, pod_arguments, run_capture, run_pod_command
 from agent.rootless import enter_rootless, in_rootless_namespace, run_rootless, why_rootless_cannot_run
-from e2e.compose_mesh import COMPOSE_CONFIG_DIR, ComposeMesh, default_project_name, run_compose_demo
+from e2e.compose_mesh import COMPOSE_CONFIG_DIR, ComposeError, ComposeMesh, default_project_name, run_compose_demo
 from e2e.config_sync import MeshNotSyncedError
 from e2e.control_plane import PilotError
 from e2e.demo import run_demo
@@ -74,9 +74,24 @@ def _demo_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _demo_flags_problem(args: argparse.Namespace) -> str | None:
+    """Flags of one demo given to the other (the pods' to ``--compose``, the compose mesh's without it)."""
+    if args.compose:
+        pods_only = {"--rootless": args.rootless, "--keep-running": args.keep_running, "--workdir": args.workdir}
+        given = [flag for flag, value in pods_only.items() if value]
+        return f"{', '.join(given)}: only without --compose (the pods' demo)" if given else None
+    compose_only = {"--project": args.project, "--config-dir": args.config_dir}
+    given = [flag for flag, value in compose_only.items() if value is not None]
+    return f"{', '.join(given)}: only with --compose" if given else None
+
+
 async def _run_demo(args: argparse.Namespace) -> int:
     if args.requests < 1:
         print("meshplane demo: --requests must be at least 1", file=sys.stderr)
+        return 2
+    problem = _demo_flags_problem(args)
+    if problem is not None:
+        print(f"meshplane demo: {problem}", file=sys.stderr)
         return 2
     if args.compose:
         return await _run_compose_demo(args)
@@ -104,9 +119,9 @@ def _run_demo_rootless(args: argparse.Namespace) -> int:
     missing for that."""
     missing = why_rootless_cannot_run()
     if missing is not None:
-        print("meshplane demo: the demo runs its workloads as pods, which need root or a user namespace, and")
-        print(f"  {missing}.")
-        print("  Run it as root instead: sudo make demo   (or: sudo .venv/bin/meshplane demo)")
+        why = "the demo runs its workloads as pods, which need root or a user namespace, and"
+        run_as_root = "Run it as root instead: sudo make demo   (or: sudo .venv/bin/meshplane demo)"
+        print(f"meshplane demo: {why}\n  {missing}.\n  {run_as_root}", file=sys.stderr)
         return 2
     print("meshplane demo: not root: running the pods inside a user namespace of their own (rootless)", flush=True)
     demo = ["demo", "--requests", str(args.requests), *(["--keep-running"] if args.keep_running else [])]
@@ -180,7 +195,7 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         name="demo",
-        help="Istio's reviews traffic shifting as pods (root): Pilot, Citadel, Mixer, 3 versions, real Envoy sidecars",
+        help="Istio's reviews traffic shifting as pods (root, or rootless) or against the compose mesh (--compose)",
         add_arguments=_demo_arguments,
         run=_run_demo,
     ),
@@ -216,6 +231,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# what a command's failure may raise: printed as `meshplane COMMAND: message`, exit code 1, no traceback
+_COMMAND_ERRORS = (
+    EnvoyNotFoundError,
+    EnvoyError,
+    PilotError,
+    MeshNotSyncedError,
+    ComposeError,
+    OSError,
+    aiohttp.ClientError,
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # analyze reports every rejection as a finding: its own log lines would say each one twice
@@ -228,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"meshplane {args.command}: interrupted; everything was stopped", file=sys.stderr)
         return 130
-    except (EnvoyNotFoundError, EnvoyError, PilotError, MeshNotSyncedError, OSError, aiohttp.ClientError) as exc:
+    except _COMMAND_ERRORS as exc:
         print(f"meshplane {args.command}: {exc}", file=sys.stderr)
         return 1
 

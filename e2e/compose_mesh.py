@@ -36,6 +36,7 @@ __all__ = [
     "COMPOSE_FILE",
     "COMPOSE_NETWORK",
     "COMPOSE_WORKLOADS",
+    "ComposeError",
     "ComposeMesh",
     "compose_addresses",
     "default_project_name",
@@ -76,10 +77,17 @@ class _ComposeMixer(MixerProcess):
         return True
 
 
+class ComposeError(RuntimeError):
+    """A ``docker`` command failed or timed out, or a service of the project is not running; the message says which."""
+
+
 def _docker(*args: str, timeout: float = 30.0) -> str:
-    done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=timeout)
+    try:
+        done = subprocess.run(["docker", *args], capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ComposeError(f"docker {' '.join(args[:3])}... did not finish within {timeout:.0f}s") from None
     if done.returncode != 0:
-        raise RuntimeError(f"docker {' '.join(args[:3])}... failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+        raise ComposeError(f"docker {' '.join(args[:3])}... failed ({done.returncode}): {done.stderr.strip()[-500:]}")
     return done.stdout
 
 
@@ -122,7 +130,7 @@ class ComposeMesh:
         labels = (f"label=com.docker.compose.project={self.project}", f"label=com.docker.compose.service={service}")
         found = _docker("ps", "-q", "--filter", labels[0], "--filter", labels[1]).split()
         if len(found) != 1:
-            raise RuntimeError(f"compose project {self.project!r}: expected one running {service}, found {len(found)}")
+            raise ComposeError(f"compose project {self.project!r}: expected one running {service}, found {len(found)}")
         return found[0]
 
     def _app_python(self, service: str, arguments: list[str], timeout: float) -> str:
