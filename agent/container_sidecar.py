@@ -21,7 +21,7 @@ import structlog
 from agent.pod import follow_root_cert
 from agent.pod_cli import parse_labels
 from agent.pod_dns import agent_command, resolv_conf
-from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, write_sidecar_bootstrap
+from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XDS_MODES, sidecar_node_id
 from envoy_bootstrap.processes import stop_process
@@ -66,10 +66,9 @@ def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace) -> None:
     if os.getuid() != PROXY_UID:
         raise SidecarError(f"runs as uid {PROXY_UID} (the capture lets only its traffic out), not {os.getuid()}")
-    given = {"--citadel": args.citadel, "--token-file": args.token_file, "--root-cert": args.root_cert}
-    missing = [flag for flag, value in given.items() if value is None]
-    if 0 < len(missing) < len(given):
-        raise SidecarError(f"{', '.join(missing)}: --citadel, --token-file and --root-cert go together")
+    problem = citadel_flags_problem(args.citadel, args.token_file, args.root_cert)
+    if problem is not None:
+        raise SidecarError(problem)
 
 
 def _bootstrap(args: argparse.Namespace) -> Path:

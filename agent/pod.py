@@ -39,7 +39,7 @@ from agent.pod_network import (
 )
 from agent.relay import Relay
 from agent.shared_files import shared_envoy_binary, write_private
-from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, write_sidecar_bootstrap
+from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode, parse_host_port, sidecar_node_id
 from envoy_bootstrap.runner import sidecar_command
@@ -76,10 +76,9 @@ class PodSpec:
     state_dir: Path = DEFAULT_PODS_DIR
 
     def __post_init__(self) -> None:
-        given = {"--citadel": self.citadel, "--token-file": self.token_file, "--root-cert": self.root_cert}
-        missing = [flag for flag, value in given.items() if value is None]
-        if 0 < len(missing) < len(given):
-            raise PodNetworkError(f"{', '.join(missing)}: --citadel, --token-file and --root-cert go together")
+        problem = citadel_flags_problem(self.citadel, self.token_file, self.root_cert)
+        if problem is not None:
+            raise PodNetworkError(problem)
 
     @property
     def node_id(self) -> str:

@@ -19,13 +19,23 @@ from envoy_bootstrap.bootstrap import (
 )
 from meshplane.names import PROXY_UID
 
-__all__ = ["ROOT_CERT_COPY", "SidecarFilesError", "write_sidecar_bootstrap"]
+__all__ = ["ROOT_CERT_COPY", "SidecarFilesError", "citadel_flags_problem", "write_sidecar_bootstrap"]
 
 ROOT_CERT_COPY = "root-cert.pem"  # the sidecar's copy of --root-cert, next to its bootstrap
 
 
 class SidecarFilesError(RuntimeError):
     """A file the sidecar starts from is missing or bad; the message names the flag."""
+
+
+def citadel_flags_problem(citadel: str | None, token_file: Path | None, root_cert: Path | None) -> str | None:
+    """None when ``--citadel``, ``--token-file`` and ``--root-cert`` are all given or none is; else which are missing
+    (a sidecar never starts without the identity half of its flags asked for)."""
+    given = {"--citadel": citadel, "--token-file": token_file, "--root-cert": root_cert}
+    missing = [flag for flag, value in given.items() if value is None]
+    if 0 < len(missing) < len(given):
+        return f"{', '.join(missing)}: --citadel, --token-file and --root-cert go together"
+    return None
 
 
 def _read_token(path: Path) -> str:
@@ -43,6 +53,9 @@ def _citadel_arguments(
 ) -> dict[str, object]:
     """Citadel's address, the token and the trust document for the bootstrap; {} without Citadel. The root
     certificate is copied into the sidecar's own directory: the caller's may not be readable by uid 1337."""
+    problem = citadel_flags_problem(citadel, token_file, root_cert)
+    if problem is not None:
+        raise SidecarFilesError(problem)
     if citadel is None or token_file is None or root_cert is None:
         return {}
     try:
