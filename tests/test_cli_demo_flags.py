@@ -13,7 +13,10 @@ from e2e.cli import main
     [
         (["--compose", "--rootless"], "--rootless: only without --compose (the pods' demo)"),
         (["--compose", "--keep-running"], "--keep-running: only without --compose (the pods' demo)"),
-        (["--compose", "--workdir", "/tmp/x", "--rootless"], "--rootless, --workdir: only without --compose (the pods' demo)"),
+        (
+            ["--compose", "--workdir", "/tmp/x", "--rootless"],
+            "--rootless, --workdir: only without --compose (the pods' demo)",
+        ),
         (["--project", "mesh"], "--project: only with --compose"),
         (["--config-dir", "compose/config"], "--config-dir: only with --compose"),
     ],
