@@ -131,14 +131,13 @@ def run_rootless(argv: Sequence[str], *, subuid: Path = Path("/etc/subuid"), sub
             time.sleep(0.01)
         _map_ids(process.pid, "newuidmap", uid, uid_start)
         _map_ids(process.pid, "newgidmap", gid, gid_start)
-        while True:
-            try:
-                return process.wait()
-            except KeyboardInterrupt:  # Ctrl-C reached the demo too: it stops its pods; wait for it
-                continue
+        try:
+            return process.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the demo too: it stops its pods; wait for that, once
+            return process.wait()
     finally:
-        if process.poll() is None:
-            process.terminate()
+        if process.poll() is None:  # a second Ctrl-C: the namespaces go with their last process
+            process.kill()
             process.wait()
 
 

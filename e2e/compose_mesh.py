@@ -43,7 +43,9 @@ __all__ = [
     "run_compose_demo",
 ]
 
-COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+# the clone's (``meshplane demo --compose`` runs in it); from an installed package, the current directory's
+_CLONE_COMPOSE_FILE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
+COMPOSE_FILE = _CLONE_COMPOSE_FILE if _CLONE_COMPOSE_FILE.exists() else Path.cwd() / "docker-compose.yml"
 COMPOSE_CONFIG_DIR = COMPOSE_FILE.parent / "compose" / "config"
 COMPOSE_NETWORK = PodNetwork(bridge="unused", cidr="10.91.0.0/24")  # docker-compose.yml's network `mesh`
 COMPOSE_WORKLOADS = DEMO_WORKLOADS + DEMO_TCP_WORKLOADS  # each an app + init + sidecar in docker-compose.yml
