@@ -11,6 +11,12 @@ The rules are Istio's (``tools/istio-iptables/pkg/capture``, REDIRECT mode, IPv4
   over loopback is sent to 15006 (app -> sidecar -> its own inbound -> app), other loopback traffic of the app
   returns (the app calling itself), the proxy's own traffic returns (no loop); DNS capture; 127.0.0.1 returns;
   excluded CIDRs return; included ports, then included CIDRs (``*``: everything) go to 15001.
+- with DNS capture, ``raw`` table conntrack zones (Istio's): the proxy's queries to resolvers and their answers in
+  zone 1, the app's queries and the agent's answers in zone 2. A resolver inside the pod's network namespace (Docker's
+  embedded DNS 127.0.0.11, a loopback ``dns_servers`` entry) answers through raw ``OUTPUT``, not ``PREROUTING``, so
+  its answers are put in zone 1 there (``_local_resolver_rules``): Docker DNATs 127.0.0.11:53 to a random port of
+  its resolver, and only an answer in the query's zone is translated back to 127.0.0.11:53 (in zone 0 it reached the
+  agent from the random port and was dropped as an unexpected source).
 
 ``capture_rules`` builds the text; ``removal_rules`` builds, from ``iptables-save`` output, the text that removes
 exactly meshplane's (Istio's) chains and the jumps to them and nothing else. ``agent.iptables`` runs them.
@@ -28,6 +34,7 @@ from meshplane.names import DNS_CAPTURE_PORT, INBOUND_CAPTURE_PORT, OUTBOUND_CAP
 __all__ = [
     "CHAINS",
     "DEFAULT_EXCLUDE_INBOUND_PORTS",
+    "DOCKER_RESOLVER",
     "HBONE_PORT",
     "INBOUND_PASSTHROUGH_SOURCE",
     "CaptureError",
@@ -39,6 +46,7 @@ __all__ = [
     "removal_rules",
 ]
 
+DOCKER_RESOLVER = ipaddress.IPv4Address("127.0.0.11")  # Docker's embedded DNS (user-defined networks), DNAT-ed
 HBONE_PORT = 15008  # Istio's tunnel port: never captured
 INBOUND_PASSTHROUGH_SOURCE = "127.0.0.6"  # InboundPassthroughCluster binds its upstream connections here
 # What Istio's injector passes as -d: Envoy's Prometheus port, the health port and the agent's status port.
@@ -178,12 +186,20 @@ def _dns_nat_rules(options: CaptureOptions) -> list[str]:
     return rules
 
 
+def _local_resolver_rules(options: CaptureOptions) -> list[str]:
+    """Answers of resolvers in the pod's own namespace (Docker's, loopback ``dns_servers``) to the proxy's zone 1;
+    they leave through raw OUTPUT (first CT target wins: the agent's answers, from 127.0.0.1:15053, are zone 2)."""
+    local = dict.fromkeys([DOCKER_RESOLVER, *(server for server in options.dns_servers if server.is_loopback)])
+    return [f"-A {OUTPUT_DNS} -o lo -p udp -s {server}/32 -j CT --zone 1" for server in local]
+
+
 def _dns_raw_rules(options: CaptureOptions) -> list[str]:
     """Istio's conntrack zones: the app's and the proxy's DNS flows to the same server must not share entries."""
     rules = [f"-N {OUTPUT_DNS}", f"-N {INBOUND}", f"-A OUTPUT -j {OUTPUT_DNS}"]
     for flag, owner in _owners(options):
         rules.append(f"-A {OUTPUT_DNS} -p udp --dport 53 -m owner {flag} {owner} -j CT --zone 1")
         rules.append(f"-A {OUTPUT_DNS} -p udp --sport {options.dns_port} -m owner {flag} {owner} -j CT --zone 2")
+    rules += _local_resolver_rules(options)
     rules.append(f"-A PREROUTING -j {INBOUND}")
     for destination in _dns_destinations(options):
         rules.append(f"-A {OUTPUT_DNS} -p udp --dport 53 {destination}-j CT --zone 2")

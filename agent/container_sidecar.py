@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from agent.capture import DOCKER_RESOLVER
 from agent.pod import follow_root_cert
 from agent.pod_cli import parse_labels
 from agent.pod_dns import agent_command, resolv_conf
@@ -29,11 +30,10 @@ from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import PROXY_UID
 from meshplane.serving import stop_on_signals
 
-__all__ = ["DOCKER_RESOLVER", "SidecarError", "add_sidecar_arguments", "run_sidecar"]
+__all__ = ["SidecarError", "add_sidecar_arguments", "run_sidecar"]
 
 log = structlog.get_logger(__name__)
 
-DOCKER_RESOLVER = "127.0.0.11"  # Docker's embedded DNS on a user-defined network
 DEFAULT_WORK_DIR = Path("/var/lib/istio/proxy")
 
 
@@ -93,7 +93,7 @@ def _bootstrap(args: argparse.Namespace) -> Path:
 
 
 def _dns_command(args: argparse.Namespace) -> list[str]:
-    upstreams = args.dns_upstream or [DOCKER_RESOLVER]
+    upstreams = args.dns_upstream or [str(DOCKER_RESOLVER)]
     agent_resolv = args.work_dir / "agent-resolv.conf"  # the search list and the real upstreams only
     agent_resolv.write_text(resolv_conf(args.namespace, args.domain_suffix, upstreams, loopback_fallback=False))
     node_id = sidecar_node_id(

@@ -176,6 +176,11 @@ class ComposeMesh:
         stdout = await asyncio.to_thread(self._app_python, CLIENT, arguments, tcp_client_timeout(count))
         return tcp_client_replies(stdout)
 
+    def resolved(self, service: str, name: str) -> list[str]:
+        """The addresses ``getaddrinfo(name)`` gives ``service``'s app (its resolv.conf, its sidecar's DNS agent)."""
+        code = "import socket,sys; print(*sorted({a[4][0] for a in socket.getaddrinfo(sys.argv[1], 80)}))"
+        return self._app_python(service, ["-c", code, name], _EXEC_TIMEOUT_SECONDS).split()
+
     async def mixer_metrics(self) -> str:
         return await self._mixer.metrics_text()
 

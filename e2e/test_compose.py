@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from e2e.compose_build import BASE_IMAGE, DEFAULT_TAG, ROOT, build_image
-from e2e.compose_mesh import COMPOSE_CONFIG_DIR, COMPOSE_FILE, ComposeMesh, run_compose_demo
+from e2e.compose_mesh import CLIENT, COMPOSE_CONFIG_DIR, COMPOSE_FILE, ComposeMesh, run_compose_demo
 from e2e.demo_steps import TCP_SPLIT_HEADING, measured_splits
 from e2e.traffic import binomial_bounds
 
@@ -65,6 +65,12 @@ def _project_resources(project: str) -> list[str]:
     return found
 
 
+def _address(container: str) -> str:
+    template = "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"
+    inspect = ["docker", "inspect", "-f", template, container]
+    return subprocess.run(inspect, capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
 def _up(compose: list[str], environment: dict[str, str], mesh: ComposeMesh) -> float:
     """``up -d`` and the wait for ``mesh-ready`` (exit 0: reviews answered productpage's app); seconds taken."""
     started = time.monotonic()
@@ -105,6 +111,12 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
     try:
         seconds = _up(compose, environment, mesh)
         print(f"compose mesh healthy {seconds:.1f}s after `up -d`")
+        # A name outside the mesh, on Docker's DNS only (the compose service pilot): productpage's agent forwards it
+        # to 127.0.0.11 (UDP, DNAT-ed by Docker; the capture's conntrack zones must let the answer back). As an
+        # FQDN: the search list's cluster.local forms would each wait for Docker's upstreams, unreachable here.
+        outside_mesh = mesh.resolved(CLIENT, "pilot.")
+        pilot_address = _address(mesh.container("pilot"))
+        mesh_name = mesh.resolved(CLIENT, "reviews")
         code = await run_compose_demo(mesh, requests=REQUESTS, out=lines.append)
     finally:
         down = subprocess.run(
@@ -112,6 +124,8 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
             check=False, timeout=180,
         )  # fmt: skip
 
+    assert outside_mesh == [pilot_address], outside_mesh  # Docker's answer: pilot's address on the network
+    assert len(mesh_name) == 1 and mesh_name[0].startswith("240.240."), mesh_name  # a mesh VIP, from Pilot's table
     output = "\n".join(lines)
     print(output)  # the demo's measured results (shown with -s)
     assert code == 0, output

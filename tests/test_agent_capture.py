@@ -184,6 +184,7 @@ def test_dns_capture_rules() -> None:
         "* raw\n-N ISTIO_OUTPUT_DNS\n-N ISTIO_INBOUND\n-A OUTPUT -j ISTIO_OUTPUT_DNS\n"
         "-A ISTIO_OUTPUT_DNS -p udp --dport 53 -m owner --uid-owner 1337 -j CT --zone 1\n"
         "-A ISTIO_OUTPUT_DNS -p udp --sport 15053 -m owner --uid-owner 1337 -j CT --zone 2\n"
+        "-A ISTIO_OUTPUT_DNS -o lo -p udp -s 127.0.0.11/32 -j CT --zone 1\n"
         "-A PREROUTING -j ISTIO_INBOUND\n"
         "-A ISTIO_OUTPUT_DNS -p udp --dport 53 -j CT --zone 2\n"
         "-A ISTIO_INBOUND -p udp --sport 53 -j CT --zone 1\nCOMMIT\n"
@@ -195,6 +196,34 @@ def test_dns_capture_of_named_servers_only() -> None:
     assert "-A ISTIO_OUTPUT_DNS -p udp --dport 53 -d 10.89.0.1/32 -j REDIRECT --to-port 15053\n" in text
     assert "-A ISTIO_OUTPUT_DNS -p tcp --dport 53 -d 10.89.0.1/32 -j REDIRECT --to-ports 15053\n" in text
     assert "-A ISTIO_INBOUND -p udp --sport 53 -s 10.89.0.1/32 -j CT --zone 1\n" in text
+
+
+@pytest.mark.parametrize(
+    ("servers", "local"),
+    [
+        ((), ["127.0.0.11"]),
+        (("10.89.0.1",), ["127.0.0.11"]),
+        (("127.0.0.53", "10.89.0.1"), ["127.0.0.11", "127.0.0.53"]),
+        (("127.0.0.11",), ["127.0.0.11"]),
+    ],
+    ids=["capture-all-docker", "remote-server", "loopback-server", "docker-named"],
+)
+def test_dns_answers_of_resolvers_in_the_pod_join_the_proxys_zone(servers: tuple[str, ...], local: list[str]) -> None:
+    """Docker's embedded DNS answers from inside the pod (raw OUTPUT) and from its DNAT port: in zone 1, the zone of
+    the proxy's query, so that conntrack translates the answer back to 127.0.0.11:53 (issue: zone 0 dropped it)."""
+    options = CaptureOptions(redirect_dns=True, dns_servers=tuple(map(ipaddress.IPv4Address, servers)))
+    raw = capture_rules(options).split("* raw\n")[1].splitlines()
+    zoned = [line for line in raw if line.startswith("-A ISTIO_OUTPUT_DNS -o lo")]
+    assert zoned == [f"-A ISTIO_OUTPUT_DNS -o lo -p udp -s {server}/32 -j CT --zone 1" for server in local]
+    # after the agent's own answers (from 127.0.0.1:15053, zone 2; the first CT target wins), before the app's rules
+    agent_answers = raw.index("-A ISTIO_OUTPUT_DNS -p udp --sport 15053 -m owner --gid-owner 1337 -j CT --zone 2")
+    app_queries = next(i for i, line in enumerate(raw) if "--dport 53 " in line and line.endswith("-j CT --zone 2"))
+    assert "--uid-owner" not in raw[app_queries]
+    assert agent_answers < raw.index(zoned[0]) < app_queries
+
+
+def test_no_resolver_zones_without_dns_capture() -> None:
+    assert "CT --zone" not in capture_rules(CaptureOptions())
 
 
 @pytest.mark.parametrize(
