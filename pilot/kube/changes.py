@@ -77,12 +77,14 @@ def classify_change(old: RegistryState, new: RegistryState) -> RegistryChange:
 
 
 def _identities(service: Service) -> dict[int, frozenset[tuple[str, str, tuple[tuple[str, str], ...]]]]:
-    """Per port: the distinct (workload namespace, service account, labels) of its endpoints: what every subset's
-    SAN check (``cluster_tls.destination_identities``) is computed from."""
+    """Per port: the distinct (workload namespace, service account, labels) of its endpoints that have an identity
+    (a sidecar's, or a service account): what every subset's SAN check (``cluster_tls.destination_identities``) is
+    computed from. Endpoints without one (pods without sidecar) come and go over EDS alone."""
     return {
         number: frozenset(
             (e.workload.namespace if e.workload else "", e.service_account, tuple(sorted(e.labels.items())))
             for e in endpoints
+            if e.workload is not None or e.service_account
         )
         for number, endpoints in service.endpoints.items()
     }

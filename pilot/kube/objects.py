@@ -49,8 +49,8 @@ class KubeObjectError(ValueError):
     """A Kubernetes object the registry cannot read: ``kind namespace/name: field: problem``."""
 
     def __init__(self, key: ConfigKey, path: str, problem: str) -> None:
-        where = f"{key.namespace}/{key.name}" if key.namespace else key.name
-        super().__init__(f"{key.kind} {where or '<unnamed>'}: {path}: {problem}")
+        name = key.name or "<unnamed>"
+        super().__init__(f"{key.kind} {f'{key.namespace}/{name}' if key.namespace else name}: {path}: {problem}")
         self.key = key
         self.path = path
 

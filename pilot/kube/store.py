@@ -73,7 +73,7 @@ class KubernetesRegistry:
         self._problems: dict[ConfigKey, str] = {}
         translation = translate(self._view())
         self._generations = (0, 0)
-        self._state = translation.state
+        self._state = replace(translation.state, version="0.0")
         self._notes = translation.notes
 
     @property
