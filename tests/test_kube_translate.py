@@ -284,4 +284,3 @@ def test_domain_suffix() -> None:
     kube = KubernetesRegistry(domain_suffix="mesh.example")
     kube.replace("Service", [kb.service()])
     assert [s.host for s in kube.state({}).services] == ["reviews.bookinfo.svc.mesh.example"]
-
