@@ -36,6 +36,7 @@ def service(
     selector: dict[str, str] | None = None,
     kind: str = "ClusterIP",
     version: str = "1.27",
+    annotations: dict[str, str] | None = None,
     **spec: Any,
 ) -> Obj:
     """A Service; ``cluster_ip="None"`` for a headless one. ``version="1.20"``: the spec 1.20 prints (no
@@ -54,7 +55,7 @@ def service(
         **spec,
     }
     if version != "1.20":
-        body["internalTrafficPolicy"] = "Cluster"
+        body.setdefault("internalTrafficPolicy", "Cluster")
     if selector == {}:
         del body["selector"]
     return {
@@ -64,7 +65,7 @@ def service(
             name,
             namespace,
             {"app": name, "service": name},
-            annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}\n"},
+            annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}\n", **(annotations or {})},
         ),
         "spec": body,
         "status": {"loadBalancer": {}},

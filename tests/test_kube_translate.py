@@ -269,6 +269,18 @@ def test_slices_of_other_services_and_namespaces_are_not_mixed_in() -> None:
             id="fqdn-slice",
         ),
         pytest.param(
+            [kb.service(internalTrafficPolicy="Local")],
+            "Service bookinfo/reviews: spec.internalTrafficPolicy: Local is not supported by meshplane yet (every "
+            "endpoint of the Service is used, on any node)",
+            id="internal-traffic-policy-local",
+        ),
+        pytest.param(
+            [kb.service(annotations={"networking.istio.io/exportTo": "."})],
+            "Service bookinfo/reviews: metadata.annotations.networking.istio.io/exportTo: not supported by meshplane "
+            "yet (the Service is visible to every namespace)",
+            id="export-to-annotation",
+        ),
+        pytest.param(
             [kb.service(externalIPs=["192.0.2.10"])],
             "Service bookinfo/reviews: spec.externalIPs: not routed by the mesh (as in Istio's sidecars); only the "
             "ClusterIP is a VIP",

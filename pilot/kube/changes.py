@@ -62,6 +62,8 @@ def classify_change(old: RegistryState, new: RegistryState) -> RegistryChange:
     hosts = set()
     for host, service in new_services.items():
         before = old_services[host]
+        if before is service:  # the translator reuses a service whose objects are the same
+            continue
         if replace(before, endpoints=_NO_ENDPOINTS) != replace(service, endpoints=_NO_ENDPOINTS):
             return _SERVICE_CHANGE
         if before.endpoints != service.endpoints:
@@ -95,7 +97,9 @@ def _changed_workloads(old: RegistryState, new: RegistryState) -> frozenset[Conf
     before: dict[ConfigKey, WorkloadEntry] = {w.meta.key: w for w in old.workloads}
     after: dict[ConfigKey, WorkloadEntry] = {w.meta.key: w for w in new.workloads}
     for key in before.keys() & after.keys():
-        if before[key] != after[key] or _instances(old, key) != _instances(new, key):
+        if before[key] is not after[key] and before[key] != after[key]:
+            return None
+        if _instances(old, key) != _instances(new, key):
             return None
     return frozenset(before.keys() ^ after.keys())
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pilot.config.types import ConfigKey, Labels
 
 __all__ = [
+    "EXPORT_TO_ANNOTATION",
     "KINDS",
     "SERVICE_NAME_LABEL",
     "Kind",
@@ -39,6 +40,7 @@ __all__ = [
 Kind = Literal["Service", "EndpointSlice", "Pod", "Namespace", "Node"]
 KINDS: tuple[Kind, ...] = ("Service", "EndpointSlice", "Pod", "Namespace", "Node")
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # an EndpointSlice's Service (set by the slice controller)
+EXPORT_TO_ANNOTATION = "networking.istio.io/exportTo"
 _ZONE = "topology.kubernetes.io/zone"
 _REGION = "topology.kubernetes.io/region"
 _HOSTNAME = "kubernetes.io/hostname"
@@ -75,6 +77,8 @@ class KubeService:
     external_name: str
     external_ips: tuple[str, ...]
     ports: tuple[KubeServicePort, ...]
+    internal_traffic_policy: str  # Cluster (the default) or Local
+    export_to: str | None  # Istio's networking.istio.io/exportTo annotation, when set
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,7 +197,9 @@ def read_object(kind: Kind, obj: Mapping[str, Any]) -> KubeObject:
         raise reader.fail("metadata.namespace", "missing")
     labels = reader.labels(meta.get("labels"), "metadata.labels")
     if kind == "Service":
-        return _read_service(reader, labels, reader.mapping(obj.get("spec"), "spec"))
+        annotations = reader.labels(meta.get("annotations"), "metadata.annotations")
+        spec = reader.mapping(obj.get("spec"), "spec")
+        return _read_service(reader, labels, annotations.get(EXPORT_TO_ANNOTATION), spec)
     if kind == "EndpointSlice":
         return _read_slice(reader, labels, obj)
     if kind == "Pod":
@@ -219,7 +225,7 @@ def _read_port(reader: _Reader, port: Any, path: str, *, service: bool) -> KubeS
     )
 
 
-def _read_service(reader: _Reader, labels: Labels, spec: Mapping[str, Any]) -> KubeService:
+def _read_service(reader: _Reader, labels: Labels, export_to: str | None, spec: Mapping[str, Any]) -> KubeService:
     cluster_ip = reader.string(spec.get("clusterIP"), "spec.clusterIP")
     ips = [
         reader.string(ip, f"spec.clusterIPs[{i}]")
@@ -245,6 +251,10 @@ def _read_service(reader: _Reader, labels: Labels, spec: Mapping[str, Any]) -> K
             _read_port(reader, p, f"spec.ports[{i}]", service=True)
             for i, p in enumerate(reader.items(spec.get("ports"), "spec.ports"))
         ),
+        internal_traffic_policy=reader.string(
+            spec.get("internalTrafficPolicy"), "spec.internalTrafficPolicy", "Cluster"
+        ),
+        export_to=export_to,
     )
 
 

@@ -38,7 +38,7 @@ from pilot.kube.objects import (
     KubeService,
     read_object,
 )
-from pilot.kube.translate import KubeObjects, translate
+from pilot.kube.translate import KubeObjects, Translator
 from pilot.model.registry import KUBERNETES_PROVIDER, RegistryState
 from pilot.model.types import DEFAULT_DOMAIN_SUFFIX
 
@@ -67,11 +67,11 @@ class KubernetesRegistry:
 
     def __init__(self, name: str = "kubernetes", *, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> None:
         self._name = name
-        self._domain_suffix = domain_suffix
         self._lock = threading.Lock()
         self._objects: dict[Kind, dict[ConfigKey, KubeObject]] = {kind: {} for kind in KINDS}
         self._problems: dict[ConfigKey, str] = {}
-        translation = translate(self._view())
+        self._translator = Translator(domain_suffix)
+        translation = self._translator.translate(self._view())
         self._generations = (0, 0)
         self._state = replace(translation.state, version="0.0")
         self._notes = translation.notes
@@ -157,7 +157,7 @@ class KubernetesRegistry:
         )
 
     def _retranslate(self) -> RegistryChange:
-        translation = translate(self._view(), self._domain_suffix)
+        translation = self._translator.translate(self._view())
         change = classify_change(self._state, translation.state)
         services, endpoints = self._generations
         if change.level is ChangeLevel.SERVICES:

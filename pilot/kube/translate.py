@@ -24,8 +24,9 @@
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -40,6 +41,7 @@ from pilot.config.types import (
     WorkloadEntry,
 )
 from pilot.kube.objects import (
+    EXPORT_TO_ANNOTATION,
     KubeEndpoint,
     KubeEndpointSlice,
     KubeNode,
@@ -52,7 +54,7 @@ from pilot.model.registry import RegistryState
 from pilot.model.registry_service_entry import labels_match
 from pilot.model.types import DEFAULT_DOMAIN_SUFFIX, Endpoint, Service, ServiceInstance
 
-__all__ = ["LOCALITY_LABEL", "KubeObjects", "Translation", "locality", "service_host", "translate"]
+__all__ = ["LOCALITY_LABEL", "KubeObjects", "Translation", "Translator", "locality", "service_host", "translate"]
 
 LOCALITY_LABEL = "istio-locality"  # Istio's pod label overriding the node's locality: region.zone.subzone
 SUBZONE_LABEL = "topology.istio.io/subzone"
@@ -102,21 +104,99 @@ def locality(pod: KubePod | None, nodes: Mapping[str, KubeNode], endpoint: KubeE
 
 
 def translate(objects: KubeObjects, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> Translation:
-    notes: list[str] = []
-    workloads = {key: _workload(pod, objects.nodes) for key, pod in objects.pods.items() if _has_sidecar(pod)}
-    slices_by_service: dict[tuple[str, str], list[KubeEndpointSlice]] = defaultdict(list)
-    for key, endpoint_slice in objects.slices.items():
-        if endpoint_slice.service:
-            slices_by_service[(key.namespace, endpoint_slice.service)].append(endpoint_slice)
-    services: list[Service] = []
-    instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
-    for key, kube_service in objects.services.items():
+    """The objects' registry state (see the module's docstring)."""
+    return Translator(domain_suffix).translate(objects)
+
+
+Ports = list[tuple[ServicePort, KubeServicePort]]
+
+
+@dataclass(frozen=True, slots=True)
+class _TranslatedService:
+    inputs: tuple[object, ...]  # every object it was translated from, compared by identity
+    service: Service | None  # None: left out
+    ports: Ports
+    notes: tuple[str, ...]
+
+
+class Translator:
+    """``translate`` that remembers: a Service (or a workload) whose objects are the same objects as last time is
+    the same model object as last time, so that a change costs in proportion to what changed (and comparing two
+    states finds the unchanged parts by identity). Not thread-safe: one per store, called under its lock."""
+
+    def __init__(self, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) -> None:
+        self._domain_suffix = domain_suffix
+        self._workloads: dict[ConfigKey, tuple[KubePod, KubeNode | None, WorkloadEntry]] = {}
+        self._services: dict[ConfigKey, _TranslatedService] = {}
+
+    def translate(self, objects: KubeObjects) -> Translation:
+        workloads = self._translate_workloads(objects)
+        index = _index(workloads.values())
+        slices_by_service: dict[tuple[str, str], list[KubeEndpointSlice]] = defaultdict(list)
+        for key, endpoint_slice in objects.slices.items():
+            if endpoint_slice.service:
+                slices_by_service[(key.namespace, endpoint_slice.service)].append(endpoint_slice)
+        services: list[Service] = []
+        notes: list[str] = []
+        instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
+        translated: dict[ConfigKey, _TranslatedService] = {}
+        for key, kube_service in objects.services.items():
+            slices = slices_by_service.get((key.namespace, key.name), [])
+            done = translated[key] = self._translate_service(kube_service, slices, objects, workloads)
+            notes.extend(done.notes)
+            if done.service is None:
+                continue
+            services.append(done.service)
+            for workload in _selected(kube_service, index):
+                pod_key = workload.meta.key
+                for port, kube_port in done.ports:
+                    target = _target_port(kube_port, objects.pods[pod_key])
+                    if target is not None:
+                        instances[pod_key].append(
+                            ServiceInstance(service=done.service, port=port, target_port=target, workload=workload)
+                        )
+        self._services = translated
+        return Translation(
+            state=RegistryState(
+                services=tuple(services),
+                workloads=tuple(workloads.values()),
+                instances=MappingProxyType({k: tuple(v) for k, v in instances.items()}),
+            ),
+            notes=tuple(notes),
+        )
+
+    def _translate_workloads(self, objects: KubeObjects) -> dict[ConfigKey, WorkloadEntry]:
+        kept: dict[ConfigKey, tuple[KubePod, KubeNode | None, WorkloadEntry]] = {}
+        for key, pod in objects.pods.items():
+            if not _has_sidecar(pod):
+                continue
+            node = objects.nodes.get(pod.node_name)
+            cached = self._workloads.get(key)
+            if cached is not None and cached[0] is pod and cached[1] is node:
+                kept[key] = cached
+            else:
+                kept[key] = (pod, node, _workload(pod, objects.nodes))
+        self._workloads = kept
+        return {key: workload for key, (_, _, workload) in kept.items()}
+
+    def _translate_service(
+        self,
+        kube_service: KubeService,
+        slices: list[KubeEndpointSlice],
+        objects: KubeObjects,
+        workloads: Mapping[ConfigKey, WorkloadEntry],
+    ) -> _TranslatedService:
+        inputs = _service_inputs(kube_service, slices, objects, workloads)
+        cached = self._services.get(kube_service.key)
+        if cached is not None and len(cached.inputs) == len(inputs) and all(map(operator.is_, cached.inputs, inputs)):
+            return cached
+        notes: list[str] = []
         ports = _service_ports(kube_service, notes)
         if ports is None:
-            continue
-        slices = slices_by_service.get((key.namespace, key.name), [])
+            return _TranslatedService(inputs=inputs, service=None, ports=[], notes=tuple(notes))
+        key = kube_service.key
         service = Service(
-            host=service_host(key.name, key.namespace, domain_suffix),
+            host=service_host(key.name, key.namespace, self._domain_suffix),
             namespace=key.namespace,
             ports=tuple(port for port, _ in ports),
             resolution=Resolution.NONE if kube_service.headless else Resolution.STATIC,
@@ -125,23 +205,25 @@ def translate(objects: KubeObjects, domain_suffix: str = DEFAULT_DOMAIN_SUFFIX) 
             source=key,
             addresses=kube_service.cluster_ips,
         )
-        services.append(service)
-        for pod_key, workload in _selected(kube_service, objects.pods, workloads):
-            pod = objects.pods[pod_key]
-            for port, kube_port in ports:
-                target = _target_port(kube_port, pod)
-                if target is not None:
-                    instances[pod_key].append(
-                        ServiceInstance(service=service, port=port, target_port=target, workload=workload)
-                    )
-    return Translation(
-        state=RegistryState(
-            services=tuple(services),
-            workloads=tuple(workloads.values()),
-            instances=MappingProxyType({k: tuple(v) for k, v in instances.items()}),
-        ),
-        notes=tuple(notes),
-    )
+        return _TranslatedService(inputs=inputs, service=service, ports=ports, notes=tuple(notes))
+
+
+def _service_inputs(
+    kube_service: KubeService,
+    slices: list[KubeEndpointSlice],
+    objects: KubeObjects,
+    workloads: Mapping[ConfigKey, WorkloadEntry],
+) -> tuple[object, ...]:
+    """What a Service's translation reads: the Service, its slices, and per endpoint its Pod, its node and whether
+    the pod is a sidecar workload."""
+    inputs: list[object] = [kube_service, *slices]
+    for endpoint_slice in slices:
+        for endpoint in endpoint_slice.endpoints:
+            pod_key = ConfigKey(kind="Pod", namespace=endpoint_slice.key.namespace, name=endpoint.pod or "")
+            pod = objects.pods.get(pod_key) if endpoint.pod else None
+            node_name = pod.node_name if pod is not None and pod.node_name else endpoint.node_name
+            inputs += (pod, objects.nodes.get(node_name), pod_key in workloads)
+    return tuple(inputs)
 
 
 def _where(key: ConfigKey) -> str:
@@ -153,6 +235,16 @@ def _service_ports(service: KubeService, notes: list[str]) -> list[tuple[Service
     if service.type == "ExternalName":
         notes.append(f"{_where(service.key)}: spec.type: ExternalName is not supported by meshplane yet (left out)")
         return None
+    if service.export_to is not None:
+        notes.append(
+            f"{_where(service.key)}: metadata.annotations.{EXPORT_TO_ANNOTATION}: not supported by meshplane yet "
+            "(the Service is visible to every namespace)"
+        )
+    if service.internal_traffic_policy == "Local":
+        notes.append(
+            f"{_where(service.key)}: spec.internalTrafficPolicy: Local is not supported by meshplane yet (every "
+            "endpoint of the Service is used, on any node)"
+        )
     if service.external_ips:
         notes.append(
             f"{_where(service.key)}: spec.externalIPs: not routed by the mesh (as in Istio's sidecars); only the "
@@ -233,16 +325,27 @@ def _workload(pod: KubePod, nodes: Mapping[str, KubeNode]) -> WorkloadEntry:
     )
 
 
-def _selected(
-    service: KubeService, pods: Mapping[ConfigKey, KubePod], workloads: Mapping[ConfigKey, WorkloadEntry]
-) -> Iterable[tuple[ConfigKey, WorkloadEntry]]:
+WorkloadIndex = Mapping[tuple[str, str, str], Sequence[WorkloadEntry]]  # (namespace, label, value) -> workloads
+
+
+def _index(workloads: Iterable[WorkloadEntry]) -> WorkloadIndex:
+    """Workloads by (namespace, label, value), in key order, so that a selector looks only at the workloads
+    carrying its rarest label (1000 Services x 3000 pods on every event otherwise)."""
+    index: dict[tuple[str, str, str], list[WorkloadEntry]] = defaultdict(list)
+    for workload in workloads:
+        for label, value in workload.labels.items():
+            index[(workload.meta.key.namespace, label, value)].append(workload)
+    return index
+
+
+def _selected(service: KubeService, index: WorkloadIndex) -> list[WorkloadEntry]:
     """The sidecar pods a Service's selector picks (a Service without selector, or with ``{}``, picks none)."""
     selector: Labels | None = service.selector
     if not selector:
-        return
-    for key, workload in workloads.items():
-        if key.namespace == service.key.namespace and labels_match(selector, pods[key].labels):
-            yield key, workload
+        return []
+    namespace = service.key.namespace
+    candidates = min((index.get((namespace, k, v), ()) for k, v in selector.items()), key=len)
+    return [w for w in candidates if labels_match(selector, w.labels)]
 
 
 def _target_port(port: KubeServicePort, pod: KubePod) -> int | None:
