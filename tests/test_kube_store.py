@@ -287,3 +287,27 @@ def test_state_is_an_unchanging_snapshot() -> None:
     kube.apply(modified("EndpointSlice", slice_of()))
     assert [e.address for e in before.services[0].endpoints[9080]] == ["10.244.0.12"]
     assert kube.state({}) is not before
+
+
+def test_unchanged_services_and_workloads_are_the_same_objects() -> None:
+    kube = running()
+    kube.apply(added("Service", kb.service("ratings", ports=[{"name": "http", "port": 9080, "protocol": "TCP"}])))
+    before = kube.state({})
+    kube.apply(added("EndpointSlice", kb.endpoint_slice("ratings", [kb.endpoint("10.244.0.20", "ratings-1")])))
+    after = kube.state({})
+    (ratings_before, reviews_before), (ratings_after, reviews_after) = before.services, after.services
+    assert (reviews_after is reviews_before, ratings_after is ratings_before) == (True, False)
+    assert after.workloads[0] is before.workloads[0]
+
+
+def test_a_pod_change_reaches_the_endpoints_of_a_remembered_service() -> None:
+    kube = running()
+    kube.apply(modified("Pod", with_label(kb.pod(V1, "10.244.0.12"), "version", "v9")))
+    (endpoint,) = kube.state({}).services[0].endpoints[9080]
+    assert endpoint.labels["version"] == "v9"
+    kube.apply(modified("Node", kb.node(zone="eu-west-1c")))
+    (endpoint,) = kube.state({}).services[0].endpoints[9080]
+    assert endpoint.locality == "eu-west-1/eu-west-1c"
+    kube.apply(modified("Pod", kb.pod(V1, "10.244.0.12", sidecar=False)))
+    (endpoint,) = kube.state({}).services[0].endpoints[9080]
+    assert endpoint.workload is None

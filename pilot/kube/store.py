@@ -2,11 +2,13 @@
 namespace/name, as a watcher feeds them (``apply`` a watch event, ``replace`` a kind after a list or relist), and
 the ``RegistryState`` they translate to (``pilot.kube.translate``) for the registry seam (``pilot.model.registry``).
 
-Each call that changes objects re-translates them and says what changed for the proxies (a ``RegistryChange``,
-``pilot.kube.changes``): nothing, endpoints only (an EDS push), or services. ``version`` follows it: ``<services
-generation>.<endpoints generation>``, so the seam sees every change (today ``build_snapshot`` treats any registry
-version change as a service-level one: pushing endpoint-only changes as EDS alone needs the seam to tell the two
-apart, see ``RegistryChange``).
+Each call that changes objects re-translates them (``Translator``: what did not change is reused) and says what
+changed for the proxies (a ``RegistryChange``, ``pilot.kube.changes``): nothing, endpoints only (an EDS push), or
+services. ``version`` follows it: ``<services generation>.<endpoints generation>``, so the seam sees every change.
+Today ``build_snapshot`` treats any registry version change as a service-level one (kinds ServiceEntry and
+WorkloadEntry changed: every type is pushed); pushing an endpoint-only change as EDS alone needs the seam to carry
+the endpoints generation apart and EDS's generator to list it. A watcher should hand a burst of events to one
+``apply_all``: each call translates once (about 0.1-0.3 s for 1000 Services and 3000 pods on this machine).
 
 An object that cannot be read (``KubeObjectError``) is not applied: the last good version of it stays, and the
 problem is kept in ``problems`` until the object is read or deleted. What the translation leaves out (UDP ports,
