@@ -33,10 +33,13 @@ def subordinate_ids_for_root() -> Iterator[None]:
     ``usermod`` refuses to change root while root's processes run)."""
     added = [path for path in _ID_FILES if subordinate_start(path, "root", 0) is None]
     for path in added:
+        text = path.read_text() if path.exists() else ""
+        separator = "" if not text or text.endswith("\n") else "\n"  # never glue onto a last line without one
         with path.open("a") as file:
-            file.write(_ROOT_RANGE)
+            file.write(separator + _ROOT_RANGE)
     try:
-        assert why_rootless_cannot_run() is None, why_rootless_cannot_run()
+        missing = why_rootless_cannot_run()
+        assert missing is None, missing
         yield
     finally:
         for path in added:

@@ -5,17 +5,26 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
+import agent.rootless
 from agent.rootless import SUBORDINATE_IDS, rootless_command, subordinate_start, why_rootless_cannot_run
+
+
+def _kernel_answers(monkeypatch: pytest.MonkeyPatch, returncode: int, stderr: str = "") -> None:
+    """The probe ``unshare --user ... true`` answers ``returncode``, whatever this machine's kernel allows."""
+    answer = subprocess.CompletedProcess(args=[], returncode=returncode, stdout="", stderr=stderr)
+    monkeypatch.setattr(agent.rootless.subprocess, "run", lambda *_args, **_kwargs: answer)
 
 
 @pytest.fixture
 def id_tools(monkeypatch: pytest.MonkeyPatch) -> None:
-    """unshare, newuidmap and newgidmap present, whatever this machine has."""
+    """unshare, newuidmap and newgidmap present and user namespaces allowed, whatever this machine has."""
     monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    _kernel_answers(monkeypatch, 0)
 
 
 def _ranges(tmp_path: Path, subuid: str, subgid: str) -> dict[str, Path]:
@@ -50,7 +59,20 @@ def test_a_range_given_by_uid_is_the_users(tmp_path: Path, id_tools: None, monke
 
     reason = why_rootless_cannot_run(user="alice", **ranges)
 
-    assert reason is None or "user namespaces" in reason  # the ranges pass; only this kernel's answer is left
+    assert reason is None
+
+
+def test_a_kernel_refusing_user_namespaces_names_the_sysctls(
+    tmp_path: Path, id_tools: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _kernel_answers(monkeypatch, 1, "unshare: unshare failed: Operation not permitted\n")
+    ranges = _ranges(tmp_path, f"alice:100000:{SUBORDINATE_IDS}\n", f"alice:100000:{SUBORDINATE_IDS}\n")
+
+    reason = why_rootless_cannot_run(user="alice", **ranges)
+
+    assert reason is not None
+    assert "refuses unprivileged user namespaces (unshare: unshare failed: Operation not permitted;" in reason
+    assert "kernel.unprivileged_userns_clone=1" in reason
 
 
 @pytest.mark.parametrize(
