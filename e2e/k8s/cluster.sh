@@ -371,16 +371,24 @@ iptables_cleanup() { # KUBE-* (kubelet, kube-proxy) and CNI-* (portmap) jumps an
 }
 
 down() {
-  local n p ids
+  local n p ids pids=""
+  # the node first (no new pods), then the control plane; all stopping together, killed after 5 s
   for n in kube-proxy kubelet kube-scheduler kube-controller-manager kube-apiserver etcd; do
     p=$(cat "$PIDS/$n.pid" 2>/dev/null) || continue
-    kill "$p" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null; rm -f "$PIDS/$n.pid"
+    kill "$p" 2>/dev/null && pids+=" $p"
   done
+  local alive
+  for _ in $(seq 50); do
+    alive=0; for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break; sleep 0.1
+  done
+  for p in $pids; do kill -9 "$p" 2>/dev/null; done
+  rm -f "$PIDS"/*.pid
+  ts "processes stopped"
   # the pod containers and sandboxes dockershim made carry this label
   ids=$(docker ps -aq --filter label=io.kubernetes.docker.type 2>/dev/null)
   [ -n "$ids" ] && docker rm -f -v $ids >/dev/null
+  ts "pod containers removed"
   [ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1
   iptables_cleanup iptables; iptables_cleanup ip6tables
   iptables -D FORWARD -j MESHK8S-FWD 2>/dev/null; iptables -F MESHK8S-FWD 2>/dev/null; iptables -X MESHK8S-FWD 2>/dev/null
