@@ -16,8 +16,6 @@ is printed (pytest shows it under "Captured stderr teardown"), and the full logs
 Every test under ``e2e/`` gets the ``e2e`` marker. Nothing is skipped but for a machine where pods cannot run
 (``e2e.pods.why_pods_cannot_run``, said in the skip reason): a missing Envoy binary or Pilot is an error. After
 the session, nothing may be left of the pods and pod networks the session used (``e2e.pods.session_leftovers``).
-- ``local_kubernetes``: a real single-node Kubernetes on this machine (``e2e/k8s/cluster.sh``), once per session;
-  skipped, saying why, where it cannot run (not root, no Docker engine, binaries not built).
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from e2e.k8s.local_cluster import LocalCluster, start_cluster, stop_cluster, why_cluster_cannot_start
 from e2e.pod_mesh import PodMesh, pod_mesh
 from e2e.pods import session_leftovers
 from envoy_bootstrap.binary import find_envoy_binary
@@ -126,19 +123,3 @@ def any_mode_pods(request: pytest.FixtureRequest) -> PodMesh:
     """The module's world of pods once with state-of-the-world and once with delta ADS sidecars."""
     world: PodMesh = request.getfixturevalue("pods" if request.param == "sotw" else "delta_pods")
     return world
-
-
-@pytest.fixture(scope="session")
-def local_kubernetes() -> Iterator[LocalCluster]:
-    """A real single-node Kubernetes 1.20.2 on this machine (``e2e/k8s/cluster.sh``), brought up once per session
-    and torn down at its end (every process, pod, iptables rule, device and mount it made). Skipped, with the reason,
-    where it cannot run: not root, no Docker engine, or the binaries not built (``e2e/k8s/cluster.sh build``, once,
-    ~18 min; cached under ~/.cache/meshplane/k8s)."""
-    reason = why_cluster_cannot_start()
-    if reason is not None:
-        pytest.skip(reason)
-    cluster = start_cluster()
-    try:
-        yield cluster
-    finally:
-        stop_cluster()

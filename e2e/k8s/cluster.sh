@@ -16,7 +16,7 @@
 # socket of ours pointing outside the machine.
 #
 # Layout under K8S_HOME (default ~/.cache/meshplane/k8s):
-#   bin/          the five binaries, with bin/RECIPE = the key of the recipe that built them
+#   bin/          the six binaries (kubectl 1.20 too: the tests and `kubectl apply -k manifests/` use it), with bin/RECIPE = the key of the recipe that built them
 #   src/          the Debian source tree and the Go build cache (3.5 GB; kept for incremental rebuilds)
 #   pause/        pause.tar (imported as localhost/pause:3.4.1) and its RECIPE key
 #   run/          the running cluster: PKI (fresh on every `up`), kubeconfigs, logs, pids, etcd, kubelet root
@@ -28,8 +28,8 @@ SRC=$K8S_HOME/src
 RUN=${RUN:-$K8S_HOME/run}
 DEB_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 TREE=kubernetes-1.20.5+really1.20.2
-WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy"
-BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy"
+WHAT="cmd/kube-apiserver cmd/kube-controller-manager cmd/kube-scheduler cmd/kubelet cmd/kube-proxy cmd/kubectl"
+BINARIES="kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl"
 APT_PACKAGES="golang-go etcd-server containernetworking-plugins conntrack socat ipset ethtool
   golang-github-modern-go-reflect2-dev build-essential rsync curl jq openssl iptables iproute2"
 PAUSE_IMAGE=localhost/pause:3.4.1
@@ -122,7 +122,7 @@ build() {
 }
 
 # ---------------------------------------------------------------------------------------------------- up
-k() { kubectl --kubeconfig "$RUN/admin.kubeconfig" --request-timeout=5s "$@"; }
+k() { "$BIN/kubectl" --kubeconfig "$RUN/admin.kubeconfig" --request-timeout=5s "$@"; }
 
 start() { # name cmd...: a background process whose pid `down` kills
   local n=$1; shift
@@ -421,7 +421,6 @@ status() {
 why_not() { # why `up` cannot run here (nothing printed, status 0: it can)
   if [ "$(id -u)" != 0 ]; then echo "the local Kubernetes cluster needs root (network devices, iptables, kubelet)"
   elif ! docker info >/dev/null 2>&1; then echo "the local Kubernetes cluster needs a running Docker engine (docker info fails)"
-  elif ! command -v kubectl >/dev/null; then echo "the local Kubernetes cluster needs kubectl on PATH"
   elif ! built; then echo "the local Kubernetes binaries are not built for recipe $(recipe_key) in $K8S_HOME: run $0 build (~18 min cold, once)"
   else return 0; fi
   return 1

@@ -1,0 +1,41 @@
+"""Fixtures of the scenarios on a real Kubernetes (``e2e/k8s/``).
+
+These run in their own pytest session (``make test`` runs ``pytest e2e/k8s`` after the other end-to-end tests): the
+cluster's kube-proxy and CNI rules live in the host's iptables while it is up, and the pod scenarios elsewhere in
+``e2e/`` check that the host's tables hold nothing but their own.
+
+- ``local_kubernetes``: the cluster the scenarios run on, once per session. With ``MESHPLANE_KUBECONFIG=FILE`` set,
+  the cluster of that kubeconfig (kind's, ``make kind-e2e``; or a local cluster already up, while developing): used,
+  never brought up or down. Otherwise a real single-node Kubernetes on this machine (``e2e/k8s/cluster.sh``), brought
+  up and torn down; skipped, saying why, where it cannot run (not root, no Docker engine, binaries not built).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.k8s.local_cluster import LocalCluster, start_cluster, stop_cluster, why_cluster_cannot_start
+
+
+@pytest.fixture(scope="session")
+def local_kubernetes() -> Iterator[LocalCluster]:
+    """A real single-node Kubernetes 1.20.2 on this machine (``e2e/k8s/cluster.sh``), brought up once per session
+    and torn down at its end (every process, pod, iptables rule, device and mount it made). Skipped, with the reason,
+    where it cannot run: not root, no Docker engine, or the binaries not built (``e2e/k8s/cluster.sh build``, once,
+    ~18 min; cached under ~/.cache/meshplane/k8s)."""
+    given = os.environ.get("MESHPLANE_KUBECONFIG")
+    if given:
+        yield LocalCluster(kubeconfig=Path(given), up_seconds=0.0)
+        return
+    reason = why_cluster_cannot_start()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = start_cluster()
+    try:
+        yield cluster
+    finally:
+        stop_cluster()
