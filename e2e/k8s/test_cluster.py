@@ -7,60 +7,17 @@ this.
 
 from __future__ import annotations
 
-import gc
-import json
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import pytest
-from kubernetes import client, config
-from kubernetes.stream import stream
+from kubernetes import client
 
+from e2e.k8s.kube_support import endpointslices, eventually, exec_in_pod, pod_status
 from e2e.k8s.local_cluster import LocalCluster, localhost_image
 
 T = TypeVar("T")
-# the kubernetes client (37.x) leaves one TLS socket to the apiserver for the garbage collector (found, not yet
-# pinned down: the exec websocket or a pooled connection); only that warning is let through
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <ssl.SSLSocket:pytest.PytestUnraisableExceptionWarning"
-)
 BASE_IMAGE = "meshplane-base:bookworm"
 WEB_LABELS = {"app": "web"}
-# EndpointSlice is discovery.k8s.io/v1beta1 only on 1.20 (v1 from 1.21, as on kind); the client has no API class
-# for v1beta1, so slices are read with raw REST, v1 preferred where the server serves it
-ENDPOINTSLICE_VERSIONS = ("discovery.k8s.io/v1", "discovery.k8s.io/v1beta1")
-
-
-def eventually(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.25)
-
-
-@pytest.fixture
-def api(local_kubernetes: LocalCluster) -> Iterator[client.ApiClient]:
-    api_client: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]  # untyped upstream
-        config_file=str(local_kubernetes.kubeconfig)
-    )
-    with api_client:
-        yield api_client
-    gc.collect()  # the sockets the client left behind are reported now, under this module's warning filter
-
-
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def container(name: str, image: str, command: list[str], port: int | None = None) -> client.V1Container:
@@ -98,31 +55,6 @@ def web_service() -> client.V1Service:
     )
 
 
-def endpointslice_path(api: client.ApiClient) -> str:
-    served = client.ApisApi(api).get_api_versions()
-    versions = {version.group_version for group in served.groups for version in group.versions}
-    group_version = next(v for v in ENDPOINTSLICE_VERSIONS if v in versions)
-    return f"/apis/{group_version}/namespaces/{{namespace}}/endpointslices"
-
-
-def endpointslices(api: client.ApiClient, namespace: str, service: str) -> list[dict[str, Any]]:
-    method, url, headers, _, _ = api.param_serialize(
-        "GET",
-        endpointslice_path(api),
-        path_params={"namespace": namespace},
-        query_params=[("labelSelector", f"kubernetes.io/service-name={service}")],
-        auth_settings=["BearerToken"],
-    )
-    response = api.call_api(method, url, header_params=headers)
-    try:
-        data: bytes = response.response.data  # the urllib3 response's body (RESTResponse.read() is untyped)
-    finally:
-        response.response.release_conn()
-    assert response.status == 200, data
-    items: list[dict[str, Any]] = json.loads(data)["items"]
-    return items
-
-
 def ready_endpoint_ips(slices: list[dict[str, Any]]) -> set[str]:
     return {
         address
@@ -138,32 +70,6 @@ def pod_name(pod: client.V1Pod) -> str:
     return pod.metadata.name
 
 
-def pod_status(pod: client.V1Pod) -> client.V1PodStatus:
-    return pod.status or client.V1PodStatus()
-
-
-def exec_in_pod(api: client.ApiClient, namespace: str, pod: str, command: list[str]) -> str:
-    """``command``'s stdout in the pod's first container (the websocket closed again before returning)."""
-    session = stream(
-        client.CoreV1Api(api).connect_get_namespaced_pod_exec,
-        pod,
-        namespace,
-        command=command,
-        stderr=True,
-        stdin=False,
-        stdout=True,
-        tty=False,
-        _preload_content=False,
-    )
-    try:
-        session.run_forever(timeout=30)
-        stdout: str = session.read_stdout()
-        assert session.returncode == 0, session.read_stderr()
-    finally:
-        session.close()
-    return stdout
-
-
 FETCH_HOSTNAMES = """
 import sys, urllib.request
 for _ in range(int(sys.argv[2])):
@@ -172,9 +78,10 @@ for _ in range(int(sys.argv[2])):
 
 
 def test_deployment_service_endpointslices_and_clusterip_traffic(
-    local_kubernetes: LocalCluster, api: client.ApiClient, namespace: str
+    local_kubernetes: LocalCluster, kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
     image = localhost_image(BASE_IMAGE)
+    api, namespace = kube_api, kube_namespace
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     started = time.monotonic()
     apps.create_namespaced_deployment(namespace, web_deployment(image))
