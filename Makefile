@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find citadel/proto meshplane/proto -name '*.proto')
 GENERATED := citadel/v1/ca_pb2.py meshplane/nds/v1/nds_pb2.py
 
-.PHONY: demo test unit e2e k8s-e2e lint typecheck bench venv clean system-packages docker-engine image k8s-cluster
+.PHONY: demo test unit e2e k8s-e2e kind-e2e lint typecheck bench venv clean system-packages docker-engine image k8s-cluster
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ unit: $(STAMP) $(GENERATED)
 
 e2e: system-packages $(STAMP) $(GENERATED)
 	$(BIN)/pytest e2e --ignore=e2e/k8s
+
+## The same scenarios on a kind cluster, created and deleted around them (needs docker, kind and kubectl on PATH).
+kind-e2e: $(STAMP) $(GENERATED)
+	e2e/k8s/kind-e2e.sh
 
 ## The scenarios on Kubernetes alone; MESHPLANE_KUBECONFIG=FILE runs them on that cluster instead of the local one.
 k8s-e2e: system-packages k8s-cluster $(STAMP) $(GENERATED)
