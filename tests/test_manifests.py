@@ -65,7 +65,6 @@ EXPECTED_OBJECTS = {
     *{("Deployment", NS, f"istio-{c}") for c in ("pilot", "citadel", "mixer")},
     *{("Service", NS, name) for name in ("istio-pilot", "istio-citadel", "istio-policy", "istio-telemetry")},
     ("PodDisruptionBudget", NS, "istio-pilot"),
-    ("PodDisruptionBudget", NS, "istio-mixer"),
 }  # fmt: skip
 
 
@@ -182,7 +181,7 @@ EXPECTED_COMMANDS = {
     "istio-citadel": (1, ["citadel", "--in-cluster", "--ca-dir", "/var/lib/meshplane/citadel",
                           "--trust-domain", "cluster.local", "--sds-address", "0.0.0.0:15012",
                           "--monitor-address", "0.0.0.0:15019"], 15019),
-    "istio-mixer": (2, ["mixer", "--in-cluster", "--grpc-address", "0.0.0.0:9091", "--monitor-address", "0.0.0.0:42422",
+    "istio-mixer": (1, ["mixer", "--in-cluster", "--grpc-address", "0.0.0.0:9091", "--monitor-address", "0.0.0.0:42422",
                         "--mesh-config", "/etc/istio/config/mesh"], 42422),
 }  # fmt: skip
 

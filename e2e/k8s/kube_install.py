@@ -1,7 +1,7 @@
 """meshplane on a cluster, as a user installs it (README, "Kubernetes"), and the demo's workloads beside it:
 
 1. ``kubectl apply -f manifests/crds/`` (Istio's CRDs and meshplane's), until they are established;
-2. ``kubectl apply -k e2e/k8s/overlay`` (``manifests/`` with the image this tree built, ``localhost/meshplane``,
+2. ``kubectl apply -k e2e/k8s/local-install`` (``manifests/`` with the image this tree built, ``localhost/meshplane``,
    never pulled), until every control-plane Deployment is available;
 3. the namespace ``default`` labelled ``istio-injection=enabled``, the demo's workloads (``e2e/k8s/demo/``) applied
    into it, until every pod is Ready: each with the sidecar the injector added.
@@ -24,7 +24,7 @@ __all__ = ["CRDS_DIR", "OVERLAY_DIR", "Installed", "install_mesh", "uninstall_me
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "manifests" / "crds"
-OVERLAY_DIR = Path(__file__).with_name("overlay")
+OVERLAY_DIR = Path(__file__).with_name("local-install")
 DEMO_FILES = ("bookinfo.yaml", "outsider.yaml", "destination-rules.yaml")
 log = structlog.get_logger(__name__)
 
