@@ -63,13 +63,14 @@ class WorkloadRegistry:
     def __init__(self, snapshot: MeshSnapshot) -> None:
         self.snapshot = snapshot
         by_address: dict[str, WorkloadInfo] = {}
+        by_name: dict[tuple[str, str], WorkloadInfo] = {}
         entries: dict[str, WorkloadEntry] = {}
         for key, workload in snapshot.workloads.items():
             if workload.address in by_address:  # two entries on one address: the first (namespace/name) wins
                 continue
             entries[workload.address] = workload
-            by_address[workload.address] = WorkloadInfo(
-                name=key.name,
+            by_address[workload.address] = by_name[(key.namespace, key.name)] = WorkloadInfo(
+                name=workload.workload_name or key.name,  # a pod's: its Deployment's, as Istio's metrics say
                 namespace=key.namespace,
                 address=workload.address,
                 labels=workload.labels,
@@ -82,7 +83,7 @@ class WorkloadRegistry:
             for instance in every:
                 instances.setdefault((instance.workload.address, port_of(instance)), instance)
         self._workloads = MappingProxyType(by_address)
-        self._by_name = MappingProxyType({(info.namespace, info.name): info for info in by_address.values()})
+        self._by_name = MappingProxyType(by_name)  # by the WorkloadEntry's (the pod's) name: a node id's
         self._entries = MappingProxyType(entries)
         self._instances = MappingProxyType(instances)
 

@@ -165,8 +165,9 @@ def pod(
     container_ports: list[Obj] | None = None,
 ) -> Obj:
     """A running pod of a Deployment, with Istio's injected labels and ``istio-proxy`` container when ``sidecar``."""
+    replica_set = name.rsplit("-", 1)[0]  # reviews-v1-7d8f9c6b5-abcde: ReplicaSet reviews-v1-7d8f9c6b5
     all_labels = {
-        "pod-template-hash": "7d8f9c6b5",
+        "pod-template-hash": replica_set.rsplit("-", 1)[-1],
         **(labels if labels is not None else {"app": "reviews", "version": "v1"}),
     }
     containers: list[Obj] = [
@@ -196,8 +197,8 @@ def pod(
             name,
             namespace,
             all_labels,
-            generateName=name.rsplit("-", 1)[0] + "-",
-            ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": name.rsplit("-", 1)[0]}],
+            generateName=replica_set + "-",
+            ownerReferences=[{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": replica_set, "controller": True}],
         ),
         "spec": {
             "containers": containers,

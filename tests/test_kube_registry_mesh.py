@@ -8,6 +8,7 @@ from typing import Any
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 
 from meshplane.identity import SDS_NODE_METADATA
+from mixer.registry import WorkloadRegistry
 from pilot.config.types import ConfigKey
 from pilot.generate import clusters, endpoints, listeners
 from pilot.kube import KINDS, KubernetesRegistry
@@ -107,3 +108,13 @@ def test_eds_marks_the_sidecar_endpoint_for_mutual_tls(istio: IstioDocs) -> None
     assert [m.name for m in cluster.transport_socket_matches] == ["tlsMode-istio", "tlsMode-disabled"]
     headless = built["outbound|9080||ratings.bookinfo.svc.cluster.local"]
     assert headless.type == Cluster.DiscoveryType.ORIGINAL_DST
+
+
+def test_mixer_names_a_pod_by_its_deployment_and_finds_its_sidecar_by_pod_name(istio: IstioDocs) -> None:
+    """Istio's metrics label a pod with its workload (the Deployment's name); a sidecar's node id names the pod."""
+    registry = WorkloadRegistry(snapshot(istio, bookinfo()))
+    by_address = registry.workload_at("10.244.0.12")
+    assert by_address is not None
+    assert (by_address.name, by_address.namespace, by_address.labels["version"]) == ("reviews-v1", "bookinfo", "v1")
+    assert registry.workload_named("bookinfo", V1) is by_address
+    assert registry.workload_named("bookinfo", "reviews-v1") is None

@@ -88,8 +88,12 @@ def test_service_with_ready_endpoint_and_sidecar_pods(version: str) -> None:
             labels=labels(pod),
             locality="eu-west-1/eu-west-1a",
             service_account="bookinfo-reviews",
+            workload_name=workload,  # the Deployment's name, as Istio's metrics name the workload
         )
-        for key, pod, ip in ((POD_V1, v1, "10.244.0.12"), (POD_V2, v2, "10.244.0.13"))
+        for key, pod, ip, workload in (
+            (POD_V1, v1, "10.244.0.12", "reviews-v1"),
+            (POD_V2, v2, "10.244.0.13", "reviews-v2"),
+        )
     )
     # both pods serve the port, ready or not (Istio's proxy service targets follow the selector)
     assert {

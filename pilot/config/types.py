@@ -233,6 +233,9 @@ class WorkloadEntry:
     weight: int | None = None
     locality: str = ""
     service_account: str = ""
+    # not Istio's field: the workload a Kubernetes pod belongs to (its Deployment's name, ``pilot.kube``), which
+    # Istio's metrics call ``source_workload``; "" for a WorkloadEntry, whose workload is its own name
+    workload_name: str = ""
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ whose ``conditions.ready`` is absent is ready, as the API documents.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -118,6 +120,7 @@ class KubePod:
     host_network: bool
     container_ports: tuple[KubeContainerPort, ...]
     deleting: bool  # metadata.deletionTimestamp set
+    workload_name: str = ""  # its controller's name as Istio names the workload (``pod_workload_name``)
 
     def named_port(self, name: str) -> int | None:
         """A container port's number by name (a Service's named targetPort), as the endpoint controller finds it."""
@@ -292,6 +295,32 @@ def _read_slice(reader: _Reader, labels: Labels, obj: Mapping[str, Any]) -> Kube
     )
 
 
+_CRON_JOB_NAME = re.compile(r"^(.+)-\d{8,10}$")  # a Job a CronJob made: <cronjob>-<scheduled time in minutes>
+
+
+def pod_workload_name(reader: _Reader, labels: Labels, meta: Mapping[str, Any]) -> str:
+    """The name of the workload a pod belongs to, as Istio derives it (``kube.GetDeployMetaFromPod``): for a pod
+    whose name was generated, its controller's name, a ReplicaSet's without the ``-<pod-template-hash>`` suffix (its
+    Deployment's), a Job's without a CronJob's ``-<timestamp>``; otherwise the pod's own name. This is
+    ``source_workload``/``destination_workload`` in Istio's metrics."""
+    name = reader.key.name
+    if not reader.string(meta.get("generateName"), "metadata.generateName"):
+        return name
+    for index, raw in enumerate(reader.items(meta.get("ownerReferences"), "metadata.ownerReferences")):
+        owner = reader.mapping(raw, f"metadata.ownerReferences[{index}]")
+        if owner.get("controller") is not True:
+            continue
+        kind = reader.string(owner.get("kind"), f"metadata.ownerReferences[{index}].kind")
+        owner_name = reader.string(owner.get("name"), f"metadata.ownerReferences[{index}].name") or name
+        template_hash = labels.get("pod-template-hash", "")
+        if kind == "ReplicaSet" and template_hash and owner_name.endswith(template_hash):
+            return owner_name.removesuffix(template_hash).removesuffix("-") or owner_name
+        if kind == "Job" and (cron := _CRON_JOB_NAME.match(owner_name)) is not None:
+            return cron.group(1)
+        return owner_name
+    return name
+
+
 def _read_pod(reader: _Reader, labels: Labels, meta: Mapping[str, Any], obj: Mapping[str, Any]) -> KubePod:
     spec = reader.mapping(obj.get("spec"), "spec")
     status = reader.mapping(obj.get("status"), "status")
@@ -321,4 +350,5 @@ def _read_pod(reader: _Reader, labels: Labels, meta: Mapping[str, Any], obj: Map
         host_network=spec.get("hostNetwork") is True,
         container_ports=tuple(ports),
         deleting=meta.get("deletionTimestamp") is not None,
+        workload_name=pod_workload_name(reader, labels, meta),
     )

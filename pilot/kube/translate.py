@@ -322,6 +322,7 @@ def _workload(pod: KubePod, nodes: Mapping[str, KubeNode]) -> WorkloadEntry:
         labels=pod.labels,
         locality=locality(pod, nodes),
         service_account=pod.service_account,
+        workload_name=pod.workload_name,
     )
 
 
