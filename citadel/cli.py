@@ -3,7 +3,7 @@
 citadel --ca-dir DIR [--trust-domain cluster.local] [--sds-address 127.0.0.1:15012]
         [--monitor-address 127.0.0.1:15019] [--cert-ttl 24h] [--rotation-fraction 0.5] [--key-type ecdsa|rsa]
         [--kubeconfig FILE | --in-cluster] [--token-audience istio-ca] [--token-review-cache-ttl 1m]
-        [--no-root-cert-configmaps]
+        [--no-root-cert-configmaps | --namespace-selector LABELS]
 citadel token --ca-dir DIR --namespace NS --service-account SA [--ttl 24h]
 citadel rotate-root --ca-dir DIR
 """
@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="with Kubernetes access, do not keep the istio-ca-root-cert ConfigMap in every namespace",
     )
+    parser.add_argument(
+        "--namespace-selector",
+        default="",
+        metavar="LABELS",
+        help="a label selector (app=x,env!=dev): only these namespaces get istio-ca-root-cert (default: all)",
+    )
     add_logging_arguments(parser)
     return parser
 
@@ -144,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             token_audience=args.token_audience,
             token_review_cache_ttl=timedelta(seconds=args.token_review_cache_ttl),
             root_cert_configmaps=args.root_cert_configmaps,
+            namespace_selector=args.namespace_selector,
         )
         await run_citadel(options)
 

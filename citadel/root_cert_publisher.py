@@ -1,6 +1,7 @@
 """Citadel keeps ``istio-ca-root-cert`` in every namespace (``root_configmaps.py``), as istiod's namespace controller.
 
-Two watches (``kube_watch.py``, each in a daemon thread) feed ``RootCertState`` on the event loop: Namespaces, and
+Two watches (``kube_watch.py``, each in a daemon thread) feed ``RootCertState`` on the event loop: Namespaces (those
+of ``--namespace-selector``, a label selector, when given: as Istio's ``discoverySelectors``), and
 the ConfigMaps named ``istio-ca-root-cert`` in every namespace. Whenever a namespace appears, its ConfigMap is
 deleted or changed, or the authority's trust bundle changes (a root rotation's phases, a new plugged-in CA: polled
 every ``poll`` seconds from ``bundle_generation``), the stale namespaces are written, one by one in a worker thread.
@@ -50,6 +51,7 @@ class RootCertPublisher:
         *,
         authority: Authority,
         metrics: CitadelMetrics | None = None,
+        namespace_selector: str = "",
         poll: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -57,6 +59,7 @@ class RootCertPublisher:
         self._core = core
         self._authority = authority
         self._metrics = metrics
+        self._namespace_selector = namespace_selector
         self._poll = poll
         self._clock = clock
         self._wake = asyncio.Event()
@@ -65,6 +68,7 @@ class RootCertPublisher:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        selected = {"label_selector": self._namespace_selector} if self._namespace_selector else {}
         threads = [
             self._start_watch(
                 loop,
@@ -72,6 +76,7 @@ class RootCertPublisher:
                 self._core.list_namespace,
                 self.state.namespaces_listed,
                 self.state.namespace_changed,
+                **selected,
             ),
             self._start_watch(
                 loop,
@@ -82,7 +87,11 @@ class RootCertPublisher:
                 field_selector=f"metadata.name={ROOT_CERT_CONFIGMAP}",
             ),
         ]
-        log.info("publishing the trust bundle to every namespace", configmap=ROOT_CERT_CONFIGMAP)
+        log.info(
+            "publishing the trust bundle to every namespace",
+            configmap=ROOT_CERT_CONFIGMAP,
+            namespace_selector=self._namespace_selector or None,
+        )
         try:
             while True:
                 with contextlib.suppress(TimeoutError):

@@ -60,6 +60,7 @@ class CitadelOptions:
     token_audience: str = DEFAULT_TOKEN_AUDIENCE
     token_review_cache_ttl: timedelta = DEFAULT_REVIEW_CACHE_TTL
     root_cert_configmaps: bool = True  # with ``kube``: keep istio-ca-root-cert in every namespace
+    namespace_selector: str = ""  # a label selector: only these namespaces get it ("": all)
 
     def __post_init__(self) -> None:
         if not self.token_audience:
@@ -153,7 +154,12 @@ class CitadelServer:
         self._rotation_task = asyncio.create_task(self.rotation.run(), name="root-rotation")
         self._rotation_task.add_done_callback(_log_rotation_end)
         if self._kube_api is not None and options.root_cert_configmaps:
-            publisher = RootCertPublisher(client.CoreV1Api(self._kube_api), authority=authority, metrics=self.metrics)
+            publisher = RootCertPublisher(
+                client.CoreV1Api(self._kube_api),
+                authority=authority,
+                metrics=self.metrics,
+                namespace_selector=options.namespace_selector,
+            )
             self._publisher_task = asyncio.create_task(publisher.run(), name="root-cert-configmaps")
             self._publisher_task.add_done_callback(_log_publisher_end)
         log.info(

@@ -143,7 +143,7 @@ class TokenReviewer:
         self.audience = audience
         self.trust_domain = trust_domain
         self._review = review
-        self._cache = cache or ReviewCache(ttl=DEFAULT_REVIEW_CACHE_TTL)
+        self._cache = cache if cache is not None else ReviewCache(ttl=DEFAULT_REVIEW_CACHE_TTL)
         self._metrics = metrics
         self._pending: dict[str, asyncio.Task[Identity]] = {}
 
