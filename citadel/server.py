@@ -182,7 +182,7 @@ class CitadelServer:
         try:
             self._kube_api = await asyncio.to_thread(new_api_client, options.kube)
         except config.ConfigException as exc:
-            raise OSError(f"citadel: cannot use {options.kube.describe()}: {exc}") from exc
+            raise OSError(f"cannot use {options.kube.describe()}: {exc}") from exc
         return TokenReviewer(
             kube_token_review(self._kube_api),
             trust_domain=options.trust_domain,

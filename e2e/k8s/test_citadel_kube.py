@@ -10,6 +10,7 @@ CSR API (``CreateCertificate``, gRPC over TLS).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -42,6 +43,7 @@ from e2e.k8s.kube_support import eventually
 from e2e.k8s.local_cluster import LocalCluster
 from meshplane.identity import CITADEL_SERVER_NAME
 from tests.citadel_builders import make_csr
+from tests.citadel_sds_client import SdsClient, decode_workload
 
 CREATE_CERTIFICATE = "/meshplane.citadel.v1.CertificateService/CreateCertificate"
 SELECTOR_LABEL = "meshplane-test-citadel"
@@ -254,6 +256,27 @@ def test_a_projected_token_gets_the_spiffe_id_of_its_service_account(
     sans = chain[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sans.get_values_for_type(x509.UniformResourceIdentifier) == [_spiffe(citadel, account)]
     assert token not in citadel.log(), "a token was logged"
+
+
+def test_an_sds_stream_with_a_projected_token_gets_its_certificate_and_the_bundle(
+    citadel: RunningCitadel, core: client.CoreV1Api
+) -> None:
+    account = _account(citadel, core)
+    token = _token(core, citadel.namespace, account, ["istio-ca"])
+
+    async def stream() -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
+        credentials = grpc.ssl_channel_credentials(root_certificates=citadel.bundle())
+        options = (("grpc.ssl_target_name_override", CITADEL_SERVER_NAME),)
+        async with grpc.aio.secure_channel(citadel.address, credentials, options=options) as channel:
+            sds = SdsClient(channel, token=token)
+            sds.subscribe("default", "ROOTCA")
+            secrets = decode_workload(await sds.recv())
+            await sds.close()
+        return secrets.leaf, secrets.roots
+
+    leaf, roots = asyncio.run(stream())
+    assert verify_workload_certificate(leaf, [], roots) == _spiffe(citadel, account)
+    assert roots == tuple(load_certs_pem(citadel.bundle()))
 
 
 def test_a_projected_token_cannot_ask_for_another_service_account(
