@@ -2,7 +2,9 @@
 
 - ``ca``: pure crypto (roots, workload and serving certificates, CSRs, chain verification);
 - ``ca_dir``: the CA on disk (self-signed root or Istio's plug-in ``cacerts`` layout, root rotation);
-- ``tokens``: the tokens workloads prove their identity with;
+- ``tokens``: the tokens workloads prove their identity with; ``kube_tokens`` and ``token_review``: Kubernetes
+  service-account tokens (TokenReview) beside them;
+- ``root_configmaps``, ``root_cert_publisher``: the ``istio-ca-root-cert`` ConfigMap in every namespace;
 - ``server``, ``sds``, ``csr``, ``rotation``: the gRPC endpoints and what keeps certificates fresh.
 """
 
@@ -21,6 +23,7 @@ from citadel.errors import (
     CitadelError,
     CSRError,
     IdentityMismatchError,
+    KubeApiError,
     TokenError,
 )
 from citadel.tokens import Identity, issue_token, verify_token
@@ -33,6 +36,7 @@ __all__ = [
     "CitadelError",
     "Identity",
     "IdentityMismatchError",
+    "KubeApiError",
     "SigningCA",
     "TokenError",
     "issue_token",

@@ -1,9 +1,12 @@
 """Who is calling: the workload token in the gRPC metadata, and how a refusal reaches the caller and the log.
 
 Every Citadel RPC (SDS and CSR) carries ``authorization: Bearer <token>`` (Envoy's bootstrap puts it on the SDS
-gRPC stream). The token is verified with the public half of Citadel's token key; the identity it proves is the
-only one a certificate is issued for. A refusal answers the ``citadel.errors`` status and reason, counts a
-failure and is logged with the peer and the reason, never with the token.
+gRPC stream). Two kinds of token are accepted, told apart by their ``iss`` claim (``kube_tokens.py``): a meshplane
+token (``iss: citadel``) is verified with the public half of Citadel's token key; with Kubernetes access
+(``--kubeconfig``/``--in-cluster``) any other token is a Kubernetes service-account token, verified by a
+TokenReview (``token_review.py``). The identity a token proves is the only one a certificate is issued for. A
+refusal answers the ``citadel.errors`` status and reason, counts a failure and is logged with the peer and the
+reason, never with the token.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from citadel.errors import CitadelError, TokenError
+from citadel.kube_tokens import token_kind
 from citadel.metrics import CitadelMetrics
-from citadel.tokens import Identity, verify_token
+from citadel.token_review import TokenReviewer
+from citadel.tokens import ISSUER, Identity, unverified_jwt, verify_token
 
 __all__ = ["Authenticator", "bearer_token", "refuse"]
 
@@ -42,15 +47,35 @@ def bearer_token(metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
 
 
 class Authenticator:
-    """Verifies workload tokens against Citadel's token key and trust domain."""
+    """Verifies workload tokens: meshplane tokens against Citadel's token key and trust domain, Kubernetes
+    service-account tokens with ``kubernetes`` (None: Citadel has no Kubernetes access, they are refused)."""
 
-    def __init__(self, public_key: ec.EllipticCurvePublicKey, *, trust_domain: str) -> None:
+    def __init__(
+        self,
+        public_key: ec.EllipticCurvePublicKey,
+        *,
+        trust_domain: str,
+        kubernetes: TokenReviewer | None = None,
+    ) -> None:
         self._public_key = public_key
         self.trust_domain = trust_domain
+        self._kubernetes = kubernetes
 
-    def identity(self, metadata: Iterable[tuple[str, str | bytes]] | None, *, now: datetime | None = None) -> Identity:
-        """The identity the caller's token proves; TokenError (UNAUTHENTICATED) otherwise."""
-        return verify_token(self._public_key, bearer_token(metadata), trust_domain=self.trust_domain, now=now)
+    async def identity(
+        self, metadata: Iterable[tuple[str, str | bytes]] | None, *, now: datetime | None = None
+    ) -> Identity:
+        """The identity the caller's token proves; TokenError (UNAUTHENTICATED) otherwise, KubeApiError
+        (UNAVAILABLE) when a Kubernetes token could not be reviewed."""
+        token = bearer_token(metadata)
+        _, claims = unverified_jwt(token)
+        if token_kind(claims) == "meshplane":
+            return verify_token(self._public_key, token, trust_domain=self.trust_domain, now=now)
+        if self._kubernetes is None:
+            raise TokenError(
+                f"not a meshplane token (issuer is not {ISSUER!r}): Kubernetes service-account tokens are accepted "
+                "only by a Citadel started with --kubeconfig or --in-cluster"
+            )
+        return await self._kubernetes.identity(token, claims)
 
 
 async def refuse(

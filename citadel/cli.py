@@ -2,6 +2,8 @@
 
 citadel --ca-dir DIR [--trust-domain cluster.local] [--sds-address 127.0.0.1:15012]
         [--monitor-address 127.0.0.1:15019] [--cert-ttl 24h] [--rotation-fraction 0.5] [--key-type ecdsa|rsa]
+        [--kubeconfig FILE | --in-cluster] [--token-audience istio-ca] [--token-review-cache-ttl 1m]
+        [--no-root-cert-configmaps | --namespace-selector LABELS]
 citadel token --ca-dir DIR --namespace NS --service-account SA [--ttl 24h]
 citadel rotate-root --ca-dir DIR
 """
@@ -18,9 +20,11 @@ from typing import Any, TypeAlias
 
 from citadel.commands import add_rotate_root_arguments, add_token_arguments, run_rotate_root, run_token
 from citadel.errors import CitadelError
+from citadel.kube_tokens import DEFAULT_TOKEN_AUDIENCE
 from citadel.server import CitadelOptions, run_citadel
 from meshplane.durations import parse_duration
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
+from meshplane.kube_api import add_kube_arguments, kube_access_from_arguments
 from meshplane.logs import add_logging_arguments, configure_logging, configure_logging_from_args
 from meshplane.serving import run_service
 
@@ -86,6 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--root-poll-interval", type=_positive_duration, default=1.0, help="how often the CA directory is read (1s)"
     )
+    add_kube_arguments(parser, what="service-account tokens (TokenReview) and namespaces (istio-ca-root-cert)")
+    parser.add_argument(
+        "--token-audience",
+        default=DEFAULT_TOKEN_AUDIENCE,
+        help=f"the audience Kubernetes tokens must have, as Istio's TOKEN_AUDIENCES ({DEFAULT_TOKEN_AUDIENCE})",
+    )
+    parser.add_argument(
+        "--token-review-cache-ttl",
+        type=_duration,
+        default=60.0,
+        help="reuse a successful TokenReview this long, never past the token's exp (1m; 0: review every call)",
+    )
+    parser.add_argument(
+        "--no-root-cert-configmaps",
+        dest="root_cert_configmaps",
+        action="store_false",
+        help="with Kubernetes access, do not keep the istio-ca-root-cert ConfigMap in every namespace",
+    )
+    parser.add_argument(
+        "--namespace-selector",
+        default="",
+        metavar="LABELS",
+        help="a label selector (app=x,env!=dev): only these namespaces get istio-ca-root-cert (default: all)",
+    )
     add_logging_arguments(parser)
     return parser
 
@@ -118,6 +146,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             root_rotation_grace=args.root_rotation_grace,
             root_rotation_ack_timeout=args.root_rotation_timeout,
             root_poll_interval=args.root_poll_interval,
+            kube=kube_access_from_arguments(args),
+            token_audience=args.token_audience,
+            token_review_cache_ttl=timedelta(seconds=args.token_review_cache_ttl),
+            root_cert_configmaps=args.root_cert_configmaps,
+            namespace_selector=args.namespace_selector,
         )
         await run_citadel(options)
 

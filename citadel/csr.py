@@ -60,7 +60,7 @@ class CsrService:
         self, request: ca_pb2.CreateCertificateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> ca_pb2.CreateCertificateResponse:
         try:
-            identity = self._authenticator.identity(context.invocation_metadata())
+            identity = await self._authenticator.identity(context.invocation_metadata())
             validity = _validity(request.validity_seconds)
             csr_pem = request.csr_pem.encode()
             if len(csr_pem) > _MAX_CSR_BYTES:

@@ -9,6 +9,7 @@ and log it. The hierarchy::
       IdentityMismatchError (PERMISSION_DENIED) the CSR asks for another identity than the token proves
       CSRError (INVALID_ARGUMENT)              unparsable CSR, bad signature, wrong SAN count, bad validity
       CertificateVerificationError (UNAUTHENTICATED) a certificate does not chain to the trust bundle
+      KubeApiError (UNAVAILABLE)               the Kubernetes API server could not review a token (retry later)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "CertificateVerificationError",
     "CitadelError",
     "IdentityMismatchError",
+    "KubeApiError",
     "TokenError",
 ]
 
@@ -65,3 +67,10 @@ class CertificateVerificationError(CitadelError):
     """A certificate does not verify up to the given roots, or carries no single SPIFFE ID."""
 
     grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNAUTHENTICATED
+
+
+class KubeApiError(CitadelError):
+    """The Kubernetes API server could not be asked (unreachable, timed out, or Citadel may not create
+    TokenReviews): the token is neither accepted nor judged; the workload retries."""
+
+    grpc_status: ClassVar[grpc.StatusCode] = grpc.StatusCode.UNAVAILABLE

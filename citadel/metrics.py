@@ -12,7 +12,12 @@ Exported (Prometheus names; counters get ``_total`` from the exporter):
 - ``citadel_root_cert_expiry_seconds``: seconds until the current root expires (gauge);
 - ``citadel_oldest_workload_cert_expiry_seconds``: seconds until the first expiry among the workload certificates
   held by connected SDS streams (gauge; absent while there is none);
-- ``citadel_sds_connections``: open SDS streams (gauge).
+- ``citadel_sds_connections``: open SDS streams (gauge);
+- ``citadel_token_reviews_total{result}``: Kubernetes service-account tokens judged: ``authenticated``,
+  ``refused`` (by the API server's answer), ``failed`` (the API server could not be asked) by a TokenReview, or
+  ``cached`` (a recent review's answer reused);
+- ``citadel_root_cert_configmap_writes_total{action}``: ``istio-ca-root-cert`` ConfigMaps ``created`` or
+  ``updated`` (a write that found nothing to change is not one).
 """
 
 from __future__ import annotations
@@ -57,6 +62,14 @@ class CitadelMetrics:
             "citadel_certificate_failures",
             description="Certificate requests refused or failed, by reason (the gRPC status answered).",
         )
+        self._token_reviews = meter.create_counter(
+            "citadel_token_reviews",
+            description="Kubernetes service-account tokens judged, by result (authenticated, refused, failed, cached).",
+        )
+        self._configmap_writes = meter.create_counter(
+            "citadel_root_cert_configmap_writes",
+            description="istio-ca-root-cert ConfigMaps written, by action (created, updated).",
+        )
         self._connections = meter.create_up_down_counter("citadel_sds_connections", description="Open SDS streams.")
         meter.create_observable_gauge(
             "citadel_root_cert_expiry_seconds",
@@ -79,6 +92,12 @@ class CitadelMetrics:
 
     def failed(self, reason: str) -> None:
         self._failures.add(1, {"reason": reason})
+
+    def token_reviewed(self, result: str) -> None:
+        self._token_reviews.add(1, {"result": result})
+
+    def configmap_written(self, action: str) -> None:
+        self._configmap_writes.add(1, {"action": action})
 
     def connection_opened(self) -> None:
         self._connections.add(1)

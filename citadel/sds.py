@@ -136,7 +136,7 @@ class SdsService:
     ) -> None:
         rpc = "StreamSecrets" if mode == "sotw" else "DeltaSecrets"
         try:
-            identity = self._authenticator.identity(context.invocation_metadata())
+            identity = await self._authenticator.identity(context.invocation_metadata())
         except CitadelError as exc:
             await refuse(context, exc, rpc=rpc, metrics=self._metrics)
         first = await first_request(requests)
@@ -171,7 +171,7 @@ class SdsService:
     async def _fetch(self, request: DiscoveryRequest, context: grpc.aio.ServicerContext[Any, bytes]) -> bytes:
         """Unary SDS: the requested secrets now (a new ``default`` certificate on every call)."""
         try:
-            identity = self._authenticator.identity(context.invocation_metadata())
+            identity = await self._authenticator.identity(context.invocation_metadata())
             if request.type_url not in ("", SECRET_TYPE):
                 raise _unsupported_type(request.type_url)
             resources: list[Resource] = []

@@ -2,7 +2,9 @@
 
 ``CitadelServer`` loads (or creates) the CA in ``--ca-dir`` and the token key, issues its serving certificate,
 and serves ``envoy.service.secret.v3.SecretDiscoveryService`` and ``meshplane.citadel.v1.CertificateService`` on
-one ``grpc.aio`` server over TLS; ``RootRotation`` polls the directory. ``run_citadel`` adds the monitor
+one ``grpc.aio`` server over TLS; ``RootRotation`` polls the directory. With Kubernetes access (``kube``), tokens
+other than meshplane's are reviewed by the API server (``token_review.py``) and ``RootCertPublisher`` keeps
+``istio-ca-root-cert`` in every namespace. ``run_citadel`` adds the monitor
 (``/ready``, ``/metrics``, ``/debug/sdsz``) and runs until stopped.
 """
 
@@ -17,18 +19,23 @@ from typing import Any
 
 import grpc
 import structlog
+from kubernetes import client, config
 
 from citadel.authn import Authenticator
 from citadel.authority import Authority, serial_hex
 from citadel.ca import KeyType, certificate_fingerprint
 from citadel.ca_dir import load_or_create_ca, load_or_create_token_key
 from citadel.csr import CsrService
+from citadel.kube_tokens import DEFAULT_TOKEN_AUDIENCE
 from citadel.metrics import CitadelMetrics
 from citadel.monitor import CitadelMonitor, parse_address
+from citadel.root_cert_publisher import RootCertPublisher
 from citadel.rotation import RootRotation
 from citadel.sds import SdsService
 from citadel.serving import SERVING_CERT_TTL, ServingCredentials
+from citadel.token_review import DEFAULT_REVIEW_CACHE_TTL, ReviewCache, TokenReviewer, kube_token_review
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
+from meshplane.kube_api import KubeAccess, new_api_client
 from meshplane.serving import stop_on_signals
 
 __all__ = ["CitadelOptions", "CitadelServer", "run_citadel"]
@@ -49,8 +56,17 @@ class CitadelOptions:
     root_rotation_ack_timeout: float = 30.0  # longest a phase waits for ACKs
     root_poll_interval: float = 1.0
     serving_cert_ttl: timedelta = SERVING_CERT_TTL
+    kube: KubeAccess | None = None  # Kubernetes service-account tokens and the root-cert ConfigMaps
+    token_audience: str = DEFAULT_TOKEN_AUDIENCE
+    token_review_cache_ttl: timedelta = DEFAULT_REVIEW_CACHE_TTL
+    root_cert_configmaps: bool = True  # with ``kube``: keep istio-ca-root-cert in every namespace
+    namespace_selector: str = ""  # a label selector: only these namespaces get it ("": all)
 
     def __post_init__(self) -> None:
+        if not self.token_audience:
+            raise ValueError("token_audience must not be empty")
+        if self.token_review_cache_ttl < timedelta(0):
+            raise ValueError(f"token_review_cache_ttl must not be negative, got {self.token_review_cache_ttl}")
         if self.cert_ttl <= timedelta(0):
             raise ValueError(f"cert_ttl must be positive, got {self.cert_ttl}")
         if not 0.0 < self.rotation_fraction < 1.0:
@@ -72,6 +88,8 @@ class CitadelServer:
         self.serving: ServingCredentials | None = None
         self._server: grpc.aio.Server | None = None
         self._rotation_task: asyncio.Task[None] | None = None
+        self._publisher_task: asyncio.Task[None] | None = None
+        self._kube_api: client.ApiClient | None = None
         self._stopped = False
 
     @property
@@ -97,7 +115,8 @@ class CitadelServer:
             cert_ttl=options.cert_ttl,
             key_type=options.key_type,
         )
-        authenticator = Authenticator(token_key.public_key(), trust_domain=options.trust_domain)
+        reviewer = await self._token_reviewer()
+        authenticator = Authenticator(token_key.public_key(), trust_domain=options.trust_domain, kubernetes=reviewer)
         sds = SdsService(
             authority=authority,
             authenticator=authenticator,
@@ -134,6 +153,15 @@ class CitadelServer:
         )
         self._rotation_task = asyncio.create_task(self.rotation.run(), name="root-rotation")
         self._rotation_task.add_done_callback(_log_rotation_end)
+        if self._kube_api is not None and options.root_cert_configmaps:
+            publisher = RootCertPublisher(
+                client.CoreV1Api(self._kube_api),
+                authority=authority,
+                metrics=self.metrics,
+                namespace_selector=options.namespace_selector,
+            )
+            self._publisher_task = asyncio.create_task(publisher.run(), name="root-cert-configmaps")
+            self._publisher_task.add_done_callback(_log_publisher_end)
         log.info(
             "citadel serving SDS and CSR over TLS",
             address=options.sds_address,
@@ -143,6 +171,24 @@ class CitadelServer:
             trust_domain=options.trust_domain,
             cert_ttl=str(options.cert_ttl),
             key_type=options.key_type,
+            kubernetes=options.kube.describe() if options.kube is not None else None,
+            token_audience=options.token_audience if options.kube is not None else None,
+        )
+
+    async def _token_reviewer(self) -> TokenReviewer | None:
+        options = self.options
+        if options.kube is None:
+            return None
+        try:
+            self._kube_api = await asyncio.to_thread(new_api_client, options.kube)
+        except config.ConfigException as exc:
+            raise OSError(f"cannot use {options.kube.describe()}: {exc}") from exc
+        return TokenReviewer(
+            kube_token_review(self._kube_api),
+            trust_domain=options.trust_domain,
+            audience=options.token_audience,
+            cache=ReviewCache(ttl=options.token_review_cache_ttl),
+            metrics=self.metrics,
         )
 
     async def stop(self, grace: float) -> None:
@@ -150,15 +196,18 @@ class CitadelServer:
         if self._stopped:
             return
         self._stopped = True
-        if self._rotation_task is not None:
-            self._rotation_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._rotation_task
+        for task in (self._rotation_task, self._publisher_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.serving is not None:
             self.serving.close()
         if self._server is not None:
             await self._server.stop(grace)
         self.metrics.shutdown()
+        if self._kube_api is not None:
+            self._kube_api.close()  # type: ignore[no-untyped-call]  # untyped upstream
 
     def sdsz(self) -> dict[str, Any]:
         """``/debug/sdsz``: the CA in use, the rotation phase, and every SDS stream."""
@@ -183,6 +232,11 @@ class CitadelServer:
 def _log_rotation_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("root rotation poller stopped", error=repr(task.exception()))
+
+
+def _log_publisher_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("root-cert ConfigMap publisher stopped", error=repr(task.exception()))
 
 
 async def run_citadel(options: CitadelOptions, stop: asyncio.Event | None = None) -> None:

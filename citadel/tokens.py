@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from citadel.errors import TokenError
 from meshplane.identity import parse_spiffe_id, spiffe_id
 
-__all__ = ["ISSUER", "Identity", "issue_token", "key_id", "verify_token"]
+__all__ = ["ISSUER", "Identity", "issue_token", "key_id", "unverified_jwt", "verify_token"]
 
 ISSUER = "citadel"
 _ALG = "ES256"
@@ -177,12 +177,9 @@ def _time(claims: dict[str, Any], name: str) -> datetime:
         raise TokenError(f"malformed token: claim {name!r} is out of range") from exc
 
 
-def verify_token(
-    public_key: ec.EllipticCurvePublicKey, token: str, *, trust_domain: str, now: datetime | None = None
-) -> Identity:
-    """The identity ``token`` proves, if it is a well-formed ES256 token signed by ``public_key``, unexpired at
-    ``now``, issued by Citadel for ``trust_domain``. TokenError with the precise reason otherwise."""
-    _check_key(public_key)
+def unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a compact JWS, decoded but NOT verified: only to tell what kind of token it is and
+    to refuse early. TokenError when it is empty, too long, or not three base64url JSON parts."""
     token = token.strip()
     if not token:
         raise TokenError("missing token")
@@ -192,10 +189,23 @@ def verify_token(
     if len(parts) != 3:
         raise TokenError("malformed token: expected three base64url parts separated by '.'")
     header = _json_object(parts[0], "header")
+    claims = _json_object(parts[1], "claims")
+    _b64decode(parts[2], "signature")
+    return header, claims
+
+
+def verify_token(
+    public_key: ec.EllipticCurvePublicKey, token: str, *, trust_domain: str, now: datetime | None = None
+) -> Identity:
+    """The identity ``token`` proves, if it is a well-formed ES256 token signed by ``public_key``, unexpired at
+    ``now``, issued by Citadel for ``trust_domain``. TokenError with the precise reason otherwise."""
+    _check_key(public_key)
+    token = token.strip()
+    header, claims = unverified_jwt(token)
     if header.get("alg") != _ALG:
         raise TokenError(f"malformed token: alg must be {_ALG}")
+    parts = token.split(".")
     _verify_signature(public_key, header, f"{parts[0]}.{parts[1]}", parts[2])
-    claims = _json_object(parts[1], "claims")
     if _string(claims, "iss") != ISSUER:
         raise TokenError(f"the token was not issued by {ISSUER}")
     subject = _string(claims, "sub")

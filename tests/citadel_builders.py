@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import structlog
 from cryptography import x509
@@ -20,6 +23,8 @@ __all__ = [
     "WORKLOAD_ID",
     "CAChain",
     "captured_logs",
+    "kube_claims",
+    "kube_jwt",
     "make_csr",
     "make_intermediate",
     "rsa_key",
@@ -161,3 +166,31 @@ def captured_logs() -> Iterator[list[structlog.typing.EventDict]]:
             yield logs
     finally:
         structlog.configure(**saved)
+
+
+KUBE_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+def kube_claims(
+    namespace: str = "bookinfo", service_account: str = "reviews", *, exp: datetime | None = None, **claims: Any
+) -> dict[str, Any]:
+    """The claims of a projected service-account token (TokenRequest, audience istio-ca, an hour from now)."""
+    expires = exp or datetime.now(UTC) + timedelta(hours=1)
+    return {
+        "aud": ["istio-ca"],
+        "exp": int(expires.timestamp()),
+        "iat": int(expires.timestamp()) - 3600,
+        "iss": KUBE_ISSUER,
+        "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": service_account, "uid": "u-1"}},
+        "sub": f"system:serviceaccount:{namespace}:{service_account}",
+    } | claims
+
+
+def kube_jwt(claims: dict[str, Any] | None = None) -> str:
+    """A compact JWS with ``claims`` (``kube_claims()`` by default) and a meaningless RS256 signature: what the API
+    server would judge (only a TokenReview can tell it from a real one)."""
+
+    def part(value: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256', 'kid': 'k'})}.{part(kube_claims() if claims is None else claims)}.{part('sig')}"

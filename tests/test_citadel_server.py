@@ -169,8 +169,10 @@ def test_token_command_prints_a_token_citadel_accepts(tmp_path: Path, capsys: py
         (["--cert-ttl", "soon"], "--cert-ttl"),
         (["--rotation-fraction", "1.5"], "between 0 and 1"),
         (["--key-type", "dsa"], "invalid choice"),
+        (["--token-review-cache-ttl=-1s"], "must not be negative"),
+        (["--kubeconfig", "kc", "--in-cluster"], "not allowed with argument --kubeconfig"),
     ],
-    ids=["bad-duration", "bad-fraction", "bad-key-type"],
+    ids=["bad-duration", "bad-fraction", "bad-key-type", "negative-review-cache", "two-clusters"],
 )
 def test_bad_arguments_are_refused_naming_the_argument(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], message: str

@@ -1,0 +1,169 @@
+"""Citadel keeps ``istio-ca-root-cert`` in every namespace (``root_configmaps.py``), as istiod's namespace controller.
+
+Two watches (``kube_watch.py``, each in a daemon thread) feed ``RootCertState`` on the event loop: Namespaces (those
+of ``--namespace-selector``, a label selector, when given: as Istio's ``discoverySelectors``), and
+the ConfigMaps named ``istio-ca-root-cert`` in every namespace. Whenever a namespace appears, its ConfigMap is
+deleted or changed, or the authority's trust bundle changes (a root rotation's phases, a new plugged-in CA: polled
+every ``poll`` seconds from ``bundle_generation``), the stale namespaces are written, one by one in a worker thread.
+A failed write is logged and retried after a backoff (2 s doubling to 60 s, per namespace).
+
+Several Citadel replicas may run this at once: every write is create-or-update-when-different, so replicas that
+hold the same bundle write nothing twice. Two replicas mid-rotation may hold different bundles for a moment (each
+polls the CA directory); the ConfigMap then follows whichever wrote last until both agree.
+
+RBAC: ``get``, ``list``, ``watch`` on ``namespaces``; ``get``, ``list``, ``watch``, ``create``, ``update`` on
+``configmaps`` (cluster scope: every namespace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from citadel.authority import Authority
+from citadel.kube_watch import watch_forever
+from citadel.metrics import CitadelMetrics
+from citadel.root_configmaps import ROOT_CERT_CONFIGMAP, RootCertState, write_root_cert
+
+__all__ = ["RootCertPublisher"]
+
+log = structlog.get_logger(__name__)
+
+_FIRST_RETRY = 2.0
+_MAX_RETRY = 60.0
+
+
+class RootCertPublisher:
+    """Keeps the ConfigMap of every namespace equal to ``authority``'s trust bundle; ``run`` until cancelled."""
+
+    def __init__(
+        self,
+        core: client.CoreV1Api,
+        *,
+        authority: Authority,
+        metrics: CitadelMetrics | None = None,
+        namespace_selector: str = "",
+        poll: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.state = RootCertState()
+        self._core = core
+        self._authority = authority
+        self._metrics = metrics
+        self._namespace_selector = namespace_selector
+        self._poll = poll
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._retry: dict[str, tuple[float, float]] = {}  # namespace -> (not before, next delay)
+        self._stop = threading.Event()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        selected = {"label_selector": self._namespace_selector} if self._namespace_selector else {}
+        threads = [
+            self._start_watch(
+                loop,
+                "namespaces",
+                self._core.list_namespace,
+                self.state.namespaces_listed,
+                self.state.namespace_changed,
+                **selected,
+            ),
+            self._start_watch(
+                loop,
+                "root-cert configmaps",
+                self._core.list_config_map_for_all_namespaces,
+                self.state.configmaps_listed,
+                self.state.configmap_changed,
+                field_selector=f"metadata.name={ROOT_CERT_CONFIGMAP}",
+            ),
+        ]
+        log.info(
+            "publishing the trust bundle to every namespace",
+            configmap=ROOT_CERT_CONFIGMAP,
+            namespace_selector=self._namespace_selector or None,
+        )
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                self._wake.clear()
+                await self.publish()
+        finally:
+            self._stop.set()
+            for thread in threads:
+                thread.join(timeout=0)  # daemon threads: their watch request ends on its own
+
+    async def publish(self) -> int:
+        """Write every stale namespace whose retry time has come; the number written."""
+        bundle = self._authority.trust_bundle_pem.decode()
+        written = 0
+        for namespace in self.state.stale(bundle):
+            not_before, delay = self._retry.get(namespace, (0.0, _FIRST_RETRY))
+            if self._clock() < not_before:
+                continue
+            try:
+                action = await asyncio.to_thread(write_root_cert, self._core, namespace, bundle)
+            except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
+                reason = f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else type(exc).__name__
+                log.warning(
+                    "writing the root-cert ConfigMap failed", namespace=namespace, reason=reason, retry_in=delay
+                )
+                self._retry[namespace] = (self._clock() + delay, min(delay * 2, _MAX_RETRY))
+                continue
+            self._retry.pop(namespace, None)
+            if action == "gone":
+                self.state.namespaces.discard(namespace)
+                continue
+            self.state.published[namespace] = bundle
+            if action != "unchanged":
+                written += 1
+                if self._metrics is not None:
+                    self._metrics.configmap_written(action)
+                log.info("root-cert ConfigMap written", namespace=namespace, action=action)
+        return written
+
+    def _start_watch(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        what: str,
+        list_function: Callable[..., Any],
+        on_list: Callable[[list[Any]], None],
+        on_event: Callable[[str, Any], None],
+        **selectors: str,
+    ) -> threading.Thread:
+        def listed(items: list[Any]) -> None:
+            self._hop(loop, on_list, items)
+
+        def changed(event: str, item: Any) -> None:
+            self._hop(loop, on_event, event, item)
+
+        thread = threading.Thread(
+            target=watch_forever,
+            args=(list_function,),
+            kwargs={"what": what, "on_list": listed, "on_event": changed, "stop": self._stop, **selectors},
+            name=f"citadel-watch-{what}",
+            daemon=True,
+        )
+        thread.start()
+        return thread
+
+    def _hop(self, loop: asyncio.AbstractEventLoop, change: Callable[..., None], *args: Any) -> None:
+        """From a watch thread: apply ``change`` on the loop (once the loop is closed, stop watching)."""
+        try:
+            loop.call_soon_threadsafe(self._apply, change, *args)
+        except RuntimeError:
+            self._stop.set()
+
+    def _apply(self, change: Callable[..., None], *args: Any) -> None:
+        change(*args)
+        self._wake.set()
