@@ -13,7 +13,6 @@ whose ``conditions.ready`` is absent is ready, as the API documents.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
