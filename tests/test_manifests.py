@@ -332,7 +332,7 @@ EXPECTED_RULES = {
     "Role/istio-pilot-leader-election": _grants("coordination.k8s.io", ["leases"], ("get", "create", "update")),
     "ClusterRole/istio-citadel-istio-system": _grants("authentication.k8s.io", ["tokenreviews"], ("create",))
     | _grants("", ["configmaps"], ("create",))
-    | _grants("", ["configmaps"], ("get", "update"), ("istio-ca-root-cert",))
+    | _grants("", ["configmaps"], ("get", "list", "watch", "update"), ("istio-ca-root-cert",))
     | _grants("", ["namespaces"], _READ),
     "ClusterRole/istio-mixer-istio-system": REGISTRY_GRANTS
     | _crd_grants(["AccessList", "RateLimit", "ServiceEntry", "WorkloadEntry"], _READ),
