@@ -15,9 +15,9 @@ import pytest
 from kubernetes import client
 
 from meshplane.kube_leader import LeaderElector, LeaseClient
-from meshplane.kube_lease import LeaseRecord, format_micro_time, parse_micro_time
+from meshplane.kube_lease import LeaseRecord, LeaseTiming, format_micro_time, parse_micro_time
 
-TIMING = {"lease_duration": 3.0, "renew_deadline": 2.0, "retry_period": 0.5}
+TIMING = LeaseTiming(lease_duration=3.0, renew_deadline=2.0, retry_period=0.5)
 LEASE = "pilot-status"
 
 
@@ -42,7 +42,9 @@ class Candidate:
             identity,
             on_started_leading=lambda: self.events.append("started"),
             on_stopped_leading=lambda: self.events.append("stopped"),
-            **TIMING,
+            lease_duration=TIMING.lease_duration,
+            renew_deadline=TIMING.renew_deadline,
+            retry_period=TIMING.retry_period,
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -89,7 +91,7 @@ async def test_two_candidates_racing_for_one_lease_elect_exactly_one(
 ) -> None:
     async with candidates(kube_api, lease_namespace, "pilot-a", "pilot-b") as (a, b):
         await until("a leader", lambda: a.elector.is_leader or b.elector.is_leader)
-        await asyncio.sleep(4 * TIMING["retry_period"])  # several renewals and tries later: still exactly one
+        await asyncio.sleep(4 * TIMING.retry_period)  # several renewals and tries later: still exactly one
         leaders = [c for c in (a, b) if c.elector.is_leader]
         assert len(leaders) == 1
         leader, other = (a, b) if leaders[0] is a else (b, a)
@@ -114,12 +116,12 @@ async def test_a_stopping_leader_hands_over_within_the_retry_period(
     async with candidates(kube_api, lease_namespace, "pilot-a") as (a,):
         await until("pilot-a leading", lambda: a.elector.is_leader)
         async with candidates(kube_api, lease_namespace, "pilot-b") as (b,):
-            await asyncio.sleep(2 * TIMING["retry_period"])
+            await asyncio.sleep(2 * TIMING.retry_period)
             assert not b.elector.is_leader and b.elector.leader == "pilot-a"
             await a.stop()
             assert a.events == ["started", "stopped"]
             handover = await until("pilot-b leading", lambda: b.elector.is_leader)
-            assert handover < TIMING["retry_period"] + 0.5, f"took {handover:.2f}s"
+            assert handover < TIMING.retry_period + 0.5, f"took {handover:.2f}s"
             record, _ = read_lease(kube_api, lease_namespace)
             assert (record.holder, record.transitions) == ("pilot-b", 1)
 
@@ -138,10 +140,10 @@ async def test_a_leader_whose_lease_someone_else_wrote_steps_down(
         written = lease.replace(intruder, got.body["metadata"]["resourceVersion"], timeout=5)
         assert written.ok, written.reason()
         stepped_down = await until("pilot-a stepping down", lambda: not a.elector.is_leader)
-        assert stepped_down < 2 * TIMING["retry_period"] + 0.5, f"took {stepped_down:.2f}s"
+        assert stepped_down < 2 * TIMING.retry_period + 0.5, f"took {stepped_down:.2f}s"
         assert a.events == ["started", "stopped"]
         assert a.elector.leader == "intruder"
-        await asyncio.sleep(4 * TIMING["retry_period"])  # the intruder's lease is valid for an hour: no retake
+        await asyncio.sleep(4 * TIMING.retry_period)  # the intruder's lease is valid for an hour: no retake
         assert not a.elector.is_leader
         record, _ = read_lease(kube_api, lease_namespace)
         assert (record.holder, record.transitions) == ("intruder", 7)
