@@ -21,7 +21,7 @@ from kubernetes import client
 from e2e.k8s.test_kube_leader import until
 from pilot.config.source import ConfigSink
 from pilot.config.source_memory import MemorySource
-from pilot.config.store import ConfigStore
+from pilot.config.store import ConfigStore, Rejection
 from pilot.kube.status import KubeStatusClient, StatusReconciler
 from pilot.kube.status_writes import StatusWrites, status_writes
 
@@ -66,41 +66,45 @@ class Pilot:
         self.namespace = namespace
         self.store = ConfigStore(sources=(SOURCE,))
         self.source = MemorySource(ConfigSink(self.store, lambda change: None), name=SOURCE)
-        self.reconciler = StatusReconciler(KubeStatusClient(api), lambda: self.store.rejections, batch_delay=0.0)
+        self.reconciler = StatusReconciler(KubeStatusClient(api), self.rejections, batch_delay=0.0)
+
+    def rejections(self) -> tuple[Rejection, ...]:
+        return self.store.rejections
 
     def sync(self) -> None:
         """What a watch would have delivered by now: every object, as the source feeds it."""
         for plural in KINDS.values():
-            listed = self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)
+            listed = as_object(self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural))
             for obj in listed["items"]:
                 obj.setdefault("apiVersion", f"{GROUP}/{VERSION}")
                 self.source.put(obj)
                 self.reconciler.observe(obj)
 
 
+def as_object(answer: object) -> dict[str, Any]:
+    assert isinstance(answer, dict), answer
+    return answer
+
+
 def create(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     namespace, plural = obj["metadata"]["namespace"], KINDS[obj["kind"]]
-    created: dict[str, Any] = client.CustomObjectsApi(api).create_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, obj
+    return as_object(
+        client.CustomObjectsApi(api).create_namespaced_custom_object(GROUP, VERSION, namespace, plural, obj)
     )
-    return created
 
 
 def read(api: client.ApiClient, namespace: str, kind: str = "VirtualService", name: str = "reviews") -> dict[str, Any]:
-    got: dict[str, Any] = client.CustomObjectsApi(api).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, KINDS[kind], name
+    return as_object(
+        client.CustomObjectsApi(api).get_namespaced_custom_object(GROUP, VERSION, namespace, KINDS[kind], name)
     )
-    return got
 
 
 def replace_spec(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     current = read(api, obj["metadata"]["namespace"], obj["kind"], obj["metadata"]["name"])
     current["spec"] = obj["spec"]
     namespace, plural, name = obj["metadata"]["namespace"], KINDS[obj["kind"]], obj["metadata"]["name"]
-    replaced: dict[str, Any] = client.CustomObjectsApi(api).replace_namespaced_custom_object(
-        GROUP, VERSION, namespace, plural, name, current
-    )
-    return replaced
+    api_objects = client.CustomObjectsApi(api)
+    return as_object(api_objects.replace_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, current))
 
 
 async def write(pilot: Pilot) -> int:
@@ -216,9 +220,7 @@ async def test_of_two_pilots_only_the_lease_holder_writes(kube_api: client.ApiCl
     pilots = [Pilot(kube_api, status_namespace) for _ in range(2)]
     replicas: list[StatusWrites] = []
     for index, pilot in enumerate(pilots):
-        writes = status_writes(
-            kube_api, lambda p=pilot: p.store.rejections, lease_namespace=status_namespace, identity=f"pilot-{index}"
-        )
+        writes = status_writes(kube_api, pilot.rejections, lease_namespace=status_namespace, identity=f"pilot-{index}")
         pilot.reconciler = writes.reconciler
         pilot.sync()
         replicas.append(writes)
