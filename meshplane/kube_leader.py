@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 from kubernetes import client
@@ -46,7 +47,7 @@ from meshplane.kube_lease import (
 )
 from meshplane.kube_rest import CONFLICT, NOT_FOUND, KubeResponse, KubeUnavailable, kube_request
 
-__all__ = ["LeaderElector", "LeaseClient", "default_identity"]
+__all__ = ["LeaderElector", "LeaseAccess", "LeaseClient", "default_identity"]
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +65,18 @@ def default_identity() -> str:
     return f"{socket.gethostname()}_{os.getpid()}"
 
 
+class LeaseAccess(Protocol):
+    """Reads and writes one Lease (synchronous: called in worker threads)."""
+
+    def get(self, timeout: float) -> KubeResponse: ...
+
+    def create(self, record: LeaseRecord, timeout: float) -> KubeResponse: ...
+
+    def replace(self, record: LeaseRecord, resource_version: str, timeout: float) -> KubeResponse: ...
+
+
 class LeaseClient:
-    """Reads and writes one Lease (synchronous: call it in a worker thread)."""
+    """``LeaseAccess`` on an API server."""
 
     def __init__(self, api: client.ApiClient, namespace: str, name: str) -> None:
         self.namespace = namespace
@@ -122,7 +133,7 @@ class LeaderElector:
         on_started_leading: Callback | None = None,
         on_stopped_leading: Callback | None = None,
         on_new_leader: Callable[[str], None] | None = None,
-        lease_client: LeaseClient | None = None,
+        lease_client: LeaseAccess | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -133,6 +144,7 @@ class LeaderElector:
             lease_duration=lease_duration, renew_deadline=renew_deadline, retry_period=retry_period
         )
         self._lease = lease_client or LeaseClient(api, namespace, lease_name)
+        self.lease = f"{namespace}/{lease_name}"
         self._on_started = on_started_leading
         self._on_stopped = on_stopped_leading
         self._on_new_leader = on_new_leader
@@ -153,10 +165,6 @@ class LeaderElector:
     def leader(self) -> str:
         """The holder last seen ("" when none or not read yet)."""
         return self._leader
-
-    @property
-    def lease(self) -> str:
-        return f"{self._lease.namespace}/{self._lease.name}"
 
     async def wait_until_leading(self) -> None:
         await self._leading_event.wait()
