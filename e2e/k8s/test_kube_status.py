@@ -107,24 +107,36 @@ def replace_spec(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
     return as_object(api_objects.replace_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, current))
 
 
+@pytest.fixture
+def reviews(kube_api: client.ApiClient, status_namespace: str) -> str:
+    """The namespace, holding DestinationRule reviews (subset v1) and VirtualService reviews routing to subset v3
+    (rejected: IST0101)."""
+    create(kube_api, destination_rule(status_namespace))
+    create(kube_api, virtual_service(status_namespace, subset="v3"))
+    return status_namespace
+
+
+def leading(pilot: Pilot) -> Pilot:
+    """``pilot`` holding the lease, having seen every object."""
+    pilot.reconciler.start_writing()
+    pilot.sync()
+    return pilot
+
+
 async def write(pilot: Pilot) -> int:
     pilot.sync()
     return await pilot.reconciler.write_once()
 
 
 async def test_a_rejected_virtual_service_shows_why_in_status_until_it_is_fixed(
-    kube_api: client.ApiClient, status_namespace: str
+    kube_api: client.ApiClient, reviews: str
 ) -> None:
-    create(kube_api, destination_rule(status_namespace))
-    create(kube_api, virtual_service(status_namespace, subset="v3"))
-    pilot = Pilot(kube_api, status_namespace)
-    pilot.reconciler.start_writing()
-    pilot.sync()
+    pilot = leading(Pilot(kube_api, reviews))
     with structlog.testing.capture_logs() as logs:
         assert await pilot.reconciler.write_once() == 1
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
 
-    obj = read(kube_api, status_namespace)
+    obj = read(kube_api, reviews)
     status = obj["status"]
     assert status["observedGeneration"] == obj["metadata"]["generation"] == 1
     assert status["validationMessages"] == [
@@ -132,7 +144,7 @@ async def test_a_rejected_virtual_service_shows_why_in_status_until_it_is_fixed(
             "level": "ERROR",
             "type": {"code": "IST0101", "name": "ReferencedResourceNotFound"},
             "description": "spec.http[0].route[0].destination.subset: subset 'v3' is not defined in DestinationRule "
-            f"{status_namespace}/reviews (its subsets: v1)",
+            f"{reviews}/reviews (its subsets: v1)",
             "documentationUrl": "https://istio.io/latest/docs/reference/config/analysis/ist0101/",
         }
     ]
@@ -146,53 +158,46 @@ async def test_a_rejected_virtual_service_shows_why_in_status_until_it_is_fixed(
         "observedGeneration": 1,
     }
 
-    # an edit still wrong (now two problems): the new generation's reasons replace the old ones
-    replace_spec(kube_api, virtual_service(status_namespace, subset="v3", timeout="abc"))
+    # an edit wrong in another way: the new generation's reason replaces the old one
+    replace_spec(kube_api, virtual_service(reviews, subset="v3", timeout="abc"))
     assert await write(pilot) == 1
-    status = read(kube_api, status_namespace)["status"]
+    status = read(kube_api, reviews)["status"]
     assert status["observedGeneration"] == 2
     assert [m["type"]["code"] for m in status["validationMessages"]] == ["IST0106"]
     assert status["validationMessages"][0]["description"].startswith("spec.http[0].timeout: invalid duration 'abc'")
     assert status["conditions"][0]["lastTransitionTime"] == condition["lastTransitionTime"]  # still False
 
-    replace_spec(kube_api, virtual_service(status_namespace, subset="v1"))
+    replace_spec(kube_api, virtual_service(reviews, subset="v1"))
     assert await write(pilot) == 1
-    fixed = read(kube_api, status_namespace)
+    fixed = read(kube_api, reviews)
     assert fixed["metadata"]["generation"] == 3
     assert fixed.get("status", {}) == {}
     assert pilot.reconciler.writes == 3
 
 
-async def test_nothing_is_rewritten_when_nothing_changed(kube_api: client.ApiClient, status_namespace: str) -> None:
-    create(kube_api, destination_rule(status_namespace))
-    create(kube_api, virtual_service(status_namespace, subset="v3"))
-    pilot = Pilot(kube_api, status_namespace)
-    pilot.reconciler.start_writing()
+async def test_nothing_is_rewritten_when_nothing_changed(kube_api: client.ApiClient, reviews: str) -> None:
+    pilot = leading(Pilot(kube_api, reviews))
     assert await write(pilot) == 1
-    version = read(kube_api, status_namespace)["metadata"]["resourceVersion"]
+    version = read(kube_api, reviews)["metadata"]["resourceVersion"]
     for _ in range(3):  # the write's own event, re-reads, a new leader starting over: all see the status is right
         assert await write(pilot) == 0
     pilot.reconciler.start_writing()
     assert await write(pilot) == 0
-    other = Pilot(kube_api, status_namespace)  # another replica taking over
+    other = Pilot(kube_api, reviews)  # another replica taking over
     other.reconciler.start_writing()
     assert await write(other) == 0
     assert (pilot.reconciler.writes, other.reconciler.writes) == (1, 0)
-    assert read(kube_api, status_namespace)["metadata"]["resourceVersion"] == version
+    assert read(kube_api, reviews)["metadata"]["resourceVersion"] == version
 
 
 async def test_a_stale_object_is_read_again_and_a_deleted_one_forgotten(
-    kube_api: client.ApiClient, status_namespace: str
+    kube_api: client.ApiClient, reviews: str
 ) -> None:
-    create(kube_api, destination_rule(status_namespace))
-    create(kube_api, virtual_service(status_namespace, subset="v3"))
-    pilot = Pilot(kube_api, status_namespace)
-    pilot.reconciler.start_writing()
-    pilot.sync()
-    labelled = copy.deepcopy(read(kube_api, status_namespace))  # changed behind the reconciler's back: a 409
+    pilot = leading(Pilot(kube_api, reviews))
+    labelled = copy.deepcopy(read(kube_api, reviews))  # changed behind the reconciler's back: a 409
     labelled["metadata"].setdefault("labels", {})["team"] = "reviews"
     client.CustomObjectsApi(kube_api).replace_namespaced_custom_object(
-        GROUP, VERSION, status_namespace, "virtualservices", "reviews", labelled
+        GROUP, VERSION, reviews, "virtualservices", "reviews", labelled
     )
     with structlog.testing.capture_logs() as logs:
         assert await pilot.reconciler.write_once() == 1  # tried: 409, read again
@@ -200,12 +205,12 @@ async def test_a_stale_object_is_read_again_and_a_deleted_one_forgotten(
         assert await pilot.reconciler.write_once() == 1  # planned on the fresh object: written
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == []
     assert pilot.reconciler.writes == 1
-    assert read(kube_api, status_namespace)["status"]["observedGeneration"] == 1
+    assert read(kube_api, reviews)["status"]["observedGeneration"] == 1
 
-    replace_spec(kube_api, virtual_service(status_namespace, subset="v4"))
+    replace_spec(kube_api, virtual_service(reviews, subset="v4"))
     pilot.sync()
     client.CustomObjectsApi(kube_api).delete_namespaced_custom_object(
-        GROUP, VERSION, status_namespace, "virtualservices", "reviews"
+        GROUP, VERSION, reviews, "virtualservices", "reviews"
     )
     with structlog.testing.capture_logs() as logs:
         assert await pilot.reconciler.write_once() == 1  # 404: forgotten
@@ -214,19 +219,17 @@ async def test_a_stale_object_is_read_again_and_a_deleted_one_forgotten(
     assert pilot.reconciler.writes == 1
 
 
-async def test_of_two_pilots_only_the_lease_holder_writes(kube_api: client.ApiClient, status_namespace: str) -> None:
-    create(kube_api, destination_rule(status_namespace))
-    create(kube_api, virtual_service(status_namespace, subset="v3"))
-    pilots = [Pilot(kube_api, status_namespace) for _ in range(2)]
+async def test_of_two_pilots_only_the_lease_holder_writes(kube_api: client.ApiClient, reviews: str) -> None:
+    pilots = [Pilot(kube_api, reviews) for _ in range(2)]
     replicas: list[StatusWrites] = []
     for index, pilot in enumerate(pilots):
-        writes = status_writes(kube_api, pilot.rejections, lease_namespace=status_namespace, identity=f"pilot-{index}")
+        writes = status_writes(kube_api, pilot.rejections, lease_namespace=reviews, identity=f"pilot-{index}")
         pilot.reconciler = writes.reconciler
         pilot.sync()
         replicas.append(writes)
     tasks = [asyncio.create_task(r.run()) for r in replicas]
     try:
-        await until("a status written", lambda: "status" in read(kube_api, status_namespace), timeout=20)
+        await until("a status written", lambda: "status" in read(kube_api, reviews), timeout=20)
         [leader] = [i for i, r in enumerate(replicas) if r.elector.is_leader]
         follower = 1 - leader
         for pilot in pilots:
