@@ -194,8 +194,8 @@ class LeaderElector:
         try:
             if leading and observed is not None:  # renew over what we wrote last, without reading first
                 renewed = self._write(observed, timeout)
-                if renewed is not None:
-                    return renewed
+                if renewed is not None and renewed.held:
+                    return renewed  # else (changed, deleted, refused): read what is there now
             response = self._lease.get(timeout)
             if response.status == NOT_FOUND:
                 return self._create(timeout)

@@ -154,3 +154,19 @@ async def test_a_failing_callback_does_not_stop_the_election() -> None:
     assert [e["event"] for e in logs if e["log_level"] == "error"] == ["leader_callback_failed"]
     elector.stop()
     await task
+
+
+async def test_a_leader_whose_lease_was_deleted_creates_it_again() -> None:
+    lease = MemoryLease()
+    a = Candidate(lease)
+    task = asyncio.create_task(a.elector.run())
+    await a.leading()
+    lease.spec = None  # kubectl delete lease
+    for _ in range(100):
+        if lease.spec is not None:
+            break
+        await asyncio.sleep(RETRY / 5)
+    assert lease.spec is not None and lease.spec["holderIdentity"] == "pilot-a"
+    assert a.events == ["holder=pilot-a", "started"]  # it never stopped leading
+    a.elector.stop()
+    await task

@@ -226,7 +226,9 @@ class StatusReconciler:
         self.changed()
 
     def stop_writing(self) -> None:
+        """Another replica leads (or none): write nothing, retry nothing."""
         self._leading = False
+        self._failures.clear()
 
     async def run(self) -> None:
         """Plan and write until cancelled."""
@@ -257,14 +259,15 @@ class StatusReconciler:
             if failure is not None and failure.retry_at > now:
                 continue
             wanted = self._wanted(tracked, found.get(key))
-            if wanted is None:
-                continue
             written = self._written.get(key)
-            if written is not None and written.wanted == wanted:
-                continue  # written, its event not seen yet
-            patch = status_patch(tracked.target.status, wanted, wall_now)
-            if patch is not None:
-                planned.append((tracked.target, patch))
+            # nothing to write: not yet (the verdict is about another version), or written and its event not seen
+            patch = None
+            if wanted is not None and (written is None or written.wanted != wanted):
+                patch = status_patch(tracked.target.status, wanted, wall_now)
+            if patch is None:
+                self._failures.pop(key, None)  # a failed write that is no longer wanted is not retried
+                continue
+            planned.append((tracked.target, patch))
         return planned
 
     def _wanted(self, tracked: _Tracked, verdict: Verdict | None) -> dict[str, Any] | None:
@@ -282,7 +285,7 @@ class StatusReconciler:
         """Until ``changed()``, a failed write's retry time, or the store's rejections changed (polled)."""
         while not self._wake.is_set():
             timeout = self._poll_interval
-            if self._failures:
+            if self._leading and self._failures:
                 timeout = min(timeout, max(0.0, min(f.retry_at for f in self._failures.values()) - self._clock()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
