@@ -65,8 +65,11 @@ def kube_api(local_kubernetes: LocalCluster) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def kube_namespace(kube_api: client.ApiClient) -> Iterator[str]:
-    name = f"smoke-{uuid.uuid4().hex[:6]}"
+def kube_namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace, deleted after the test: ``<NAMESPACE_PREFIX>-xxxxxx``, the prefix a module may set
+    (``smoke`` otherwise), so that what a test left is traced to its module."""
+    prefix = getattr(request.module, "NAMESPACE_PREFIX", "smoke")
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(kube_api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     yield name

@@ -6,28 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
-import pytest
 from kubernetes import client
 
 from meshplane.kube_leader import LeaderElector, LeaseClient
 from meshplane.kube_lease import LeaseRecord, LeaseTiming, format_micro_time, parse_micro_time
 
+NAMESPACE_PREFIX = "lease"  # kube_namespace's
+
 TIMING = LeaseTiming(lease_duration=3.0, renew_deadline=2.0, retry_period=0.5)
 LEASE = "pilot-status"
-
-
-@pytest.fixture
-def lease_namespace(kube_api: client.ApiClient) -> Iterator[str]:
-    name = f"status-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 class Candidate:
@@ -87,15 +78,15 @@ def read_lease(api: client.ApiClient, namespace: str) -> tuple[LeaseRecord, dict
 
 
 async def test_two_candidates_racing_for_one_lease_elect_exactly_one(
-    kube_api: client.ApiClient, lease_namespace: str
+    kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
-    async with candidates(kube_api, lease_namespace, "pilot-a", "pilot-b") as (a, b):
+    async with candidates(kube_api, kube_namespace, "pilot-a", "pilot-b") as (a, b):
         await until("a leader", lambda: a.elector.is_leader or b.elector.is_leader)
         await asyncio.sleep(4 * TIMING.retry_period)  # several renewals and tries later: still exactly one
         leaders = [c for c in (a, b) if c.elector.is_leader]
         assert len(leaders) == 1
         leader, other = (a, b) if leaders[0] is a else (b, a)
-        record, spec = read_lease(kube_api, lease_namespace)
+        record, spec = read_lease(kube_api, kube_namespace)
         assert record.holder == leader.elector.identity
         assert other.elector.leader == leader.elector.identity
         assert (leader.events, other.events) == (["started"], [])
@@ -111,27 +102,27 @@ async def test_two_candidates_racing_for_one_lease_elect_exactly_one(
 
 
 async def test_a_stopping_leader_hands_over_within_the_retry_period(
-    kube_api: client.ApiClient, lease_namespace: str
+    kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
-    async with candidates(kube_api, lease_namespace, "pilot-a") as (a,):
+    async with candidates(kube_api, kube_namespace, "pilot-a") as (a,):
         await until("pilot-a leading", lambda: a.elector.is_leader)
-        async with candidates(kube_api, lease_namespace, "pilot-b") as (b,):
+        async with candidates(kube_api, kube_namespace, "pilot-b") as (b,):
             await asyncio.sleep(2 * TIMING.retry_period)
             assert not b.elector.is_leader and b.elector.leader == "pilot-a"
             await a.stop()
             assert a.events == ["started", "stopped"]
             handover = await until("pilot-b leading", lambda: b.elector.is_leader)
             assert handover < TIMING.retry_period + 0.5, f"took {handover:.2f}s"
-            record, _ = read_lease(kube_api, lease_namespace)
+            record, _ = read_lease(kube_api, kube_namespace)
             assert (record.holder, record.transitions) == ("pilot-b", 1)
 
 
 async def test_a_leader_whose_lease_someone_else_wrote_steps_down(
-    kube_api: client.ApiClient, lease_namespace: str
+    kube_api: client.ApiClient, kube_namespace: str
 ) -> None:
-    async with candidates(kube_api, lease_namespace, "pilot-a") as (a,):
+    async with candidates(kube_api, kube_namespace, "pilot-a") as (a,):
         await until("pilot-a leading", lambda: a.elector.is_leader)
-        lease = LeaseClient(kube_api, lease_namespace, LEASE)
+        lease = LeaseClient(kube_api, kube_namespace, LEASE)
         got = lease.get(timeout=5)
         now = datetime.now(UTC)
         intruder = LeaseRecord(
@@ -145,5 +136,5 @@ async def test_a_leader_whose_lease_someone_else_wrote_steps_down(
         assert a.elector.leader == "intruder"
         await asyncio.sleep(4 * TIMING.retry_period)  # the intruder's lease is valid for an hour: no retake
         assert not a.elector.is_leader
-        record, _ = read_lease(kube_api, lease_namespace)
+        record, _ = read_lease(kube_api, kube_namespace)
         assert (record.holder, record.transitions) == ("intruder", 7)

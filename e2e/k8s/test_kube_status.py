@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,18 +23,11 @@ from pilot.config.store import ConfigStore, Rejection
 from pilot.kube.status import KubeStatusClient, StatusReconciler
 from pilot.kube.status_writes import StatusWrites, status_writes
 
+NAMESPACE_PREFIX = "status"  # kube_namespace's
+
 GROUP, VERSION = "networking.istio.io", "v1beta1"
 KINDS = {"DestinationRule": "destinationrules", "VirtualService": "virtualservices"}
 SOURCE = "kubernetes"
-
-
-@pytest.fixture
-def status_namespace(kube_api: client.ApiClient) -> Iterator[str]:
-    name = f"status-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
 
 
 def destination_rule(namespace: str) -> dict[str, Any]:
@@ -108,12 +99,12 @@ def replace_spec(api: client.ApiClient, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def reviews(kube_api: client.ApiClient, status_namespace: str) -> str:
+def reviews(kube_api: client.ApiClient, kube_namespace: str) -> str:
     """The namespace, holding DestinationRule reviews (subset v1) and VirtualService reviews routing to subset v3
     (rejected: IST0101)."""
-    create(kube_api, destination_rule(status_namespace))
-    create(kube_api, virtual_service(status_namespace, subset="v3"))
-    return status_namespace
+    create(kube_api, destination_rule(kube_namespace))
+    create(kube_api, virtual_service(kube_namespace, subset="v3"))
+    return kube_namespace
 
 
 def leading(pilot: Pilot) -> Pilot:

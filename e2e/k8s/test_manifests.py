@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
 from e2e.k8s.install_manifests import (
     Manifest,
@@ -30,6 +29,8 @@ from e2e.k8s.install_manifests import (
     relocated,
 )
 from e2e.k8s.local_cluster import LocalCluster
+
+NAMESPACE_PREFIX = "mf"  # kube_namespace's
 
 SAMPLES_DIR = Path(__file__).with_name("istio-samples")
 SAMPLES = [(path.name, obj) for path in sorted(SAMPLES_DIR.glob("*.yaml")) for obj in load_manifests(path.read_text())]
@@ -47,16 +48,6 @@ def _kubectl(cluster: LocalCluster, *args: str, stdin: str | None = None) -> sub
     )
 
 
-@pytest.fixture
-def mf_namespace(kube_api: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace of this helper's tests (``mf-...``), deleted with everything in it afterwards."""
-    name = f"mf-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(kube_api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    core.delete_namespace(name)
-
-
 @pytest.fixture(scope="module")
 def samples_applied(local_kubernetes: LocalCluster) -> Iterator[str]:
     """The Istio samples applied for real into a fresh ``mf-`` namespace (once for the module), then deleted."""
@@ -72,9 +63,9 @@ def samples_applied(local_kubernetes: LocalCluster) -> Iterator[str]:
 
 
 def test_every_object_of_the_install_passes_the_servers_validation(
-    local_kubernetes: LocalCluster, mf_namespace: str
+    local_kubernetes: LocalCluster, kube_namespace: str
 ) -> None:
-    objects = relocated(kustomization_objects(), mf_namespace)
+    objects = relocated(kustomization_objects(), kube_namespace)
     done = _kubectl(
         local_kubernetes, "apply", "--dry-run=server", "-o", "name", "-f", "-", stdin=yaml.safe_dump_all(objects)
     )
@@ -82,7 +73,7 @@ def test_every_object_of_the_install_passes_the_servers_validation(
     applied = sorted(line.split("/", 1)[1] for line in done.stdout.split())
     assert applied == sorted(obj["metadata"]["name"] for obj in objects)
     assert len(objects) == len(by_key(kustomization_objects())) - 1  # everything but the Namespace istio-system
-    pods = _kubectl(local_kubernetes, "get", "deployments,services,configmaps", "-n", mf_namespace, "-o", "name")
+    pods = _kubectl(local_kubernetes, "get", "deployments,services,configmaps", "-n", kube_namespace, "-o", "name")
     assert pods.returncode == 0, pods.stderr
     assert [name for name in pods.stdout.split() if "istio" in name] == []  # a dry run: nothing was created
 
