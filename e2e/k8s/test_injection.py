@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,8 @@ def _namespace(core: client.CoreV1Api, name: str, labels: dict[str, str]) -> Non
 
 def _ca_bundle(admission: client.AdmissionregistrationV1Api, name: str) -> str | None:
     config = admission.read_mutating_webhook_configuration(name)
-    bundles = {hook.client_config.ca_bundle for hook in config.webhooks or ()}
-    return bundles.pop() if len(bundles) == 1 and None not in bundles and "" not in bundles else None
+    bundles = {str(hook.client_config.ca_bundle or "") for hook in config.webhooks or ()}
+    return bundles.pop() if len(bundles) == 1 and "" not in bundles else None
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def injection(local_kubernetes: LocalCluster, kube_api: client.ApiClient, tmp_pa
         )
         url = {"url": f"https://{NODE_ADDRESS}:{port}/inject"}
         body = webhook_configuration(url, name=config_name, namespace_scope={SCOPE_LABEL: scope})
-        admission.create_mutating_webhook_configuration(body)  # caBundle empty: the injector sets it
+        admission.create_mutating_webhook_configuration(body)  # type: ignore[arg-type]  # a dict is sent as is; caBundle empty: the injector sets it
         command = [sys.executable, "-m", "injector", "--ca-dir", str(tmp_path / "ca"), "--image", IMAGE]
         command += ["--kubeconfig", str(local_kubernetes.kubeconfig), "--address", f"{NODE_ADDRESS}:{port}"]
         command += ["--webhook-config", config_name, "--pilot-service", f"pilot.{enabled}:15010"]
@@ -93,20 +93,21 @@ def injection(local_kubernetes: LocalCluster, kube_api: client.ApiClient, tmp_pa
         assert pilot.spec is not None and pilot.spec.cluster_ip
         yield Injection(api=kube_api, enabled=enabled, plain=plain, pilot_ip=pilot.spec.cluster_ip)
     finally:
-        for delete in (
-            lambda: admission.delete_mutating_webhook_configuration(config_name),
-            lambda: core.delete_namespace(enabled),
-            lambda: core.delete_namespace(plain),
-        ):
-            try:
-                delete()
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+        _delete(admission.delete_mutating_webhook_configuration, config_name)
+        _delete(core.delete_namespace, enabled)
+        _delete(core.delete_namespace, plain)
         if process is not None:
             process.terminate()
             process.wait(timeout=10)
             print((tmp_path / "injector.log").read_text()[-3000:])
+
+
+def _delete(delete: Callable[[str], object], name: str) -> None:
+    try:
+        delete(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 def _pod(name: str, *, labels: dict[str, str] | None = None, annotations: dict[str, str] | None = None) -> Any:
@@ -124,7 +125,7 @@ def _pod(name: str, *, labels: dict[str, str] | None = None, annotations: dict[s
 def _create(injection: Injection, namespace: str, pod: Any) -> dict[str, Any]:
     core = client.CoreV1Api(injection.api)
     created = core.create_namespaced_pod(namespace, pod)
-    result: dict[str, Any] = injection.api.sanitize_for_serialization(created)
+    result: dict[str, Any] = injection.api.sanitize_for_serialization(created)  # type: ignore[no-untyped-call]
     return result
 
 
@@ -189,7 +190,7 @@ def test_pod_asking_for_tproxy_is_refused_with_the_reason(injection: Injection) 
             injection, injection.enabled, _pod("tproxy", annotations={"sidecar.istio.io/interceptionMode": "TPROXY"})
         )
     assert refused.value.status == 403
-    message = json.loads(refused.value.body)["message"]
+    message = json.loads(refused.value.body or "{}")["message"]
     assert "sidecar.istio.io/interceptionMode: TPROXY is not supported by meshplane yet (REDIRECT only)" in message
     with pytest.raises(ApiException):
         client.CoreV1Api(injection.api).read_namespaced_pod("tproxy", injection.enabled)
