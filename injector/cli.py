@@ -6,7 +6,7 @@ sidecar-injector --ca-dir DIR --image IMAGE (--kubeconfig FILE | --in-cluster)
                  [--address 0.0.0.0:15017] [--service istio-sidecar-injector.istio-system]
                  [--webhook-config istio-sidecar-injector] [--pilot-service istio-pilot.istio-system:15010]
                  [--citadel-service citadel.istio-system:15012] [--mixer-service istio-telemetry.istio-system:9091]
-                 [--dns-upstream IP ...] [--image-pull-policy IfNotPresent] [--domain-suffix cluster.local]
+                 [--image-pull-policy IfNotPresent] [--domain-suffix cluster.local]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import structlog
 from kubernetes.client.exceptions import ApiException
 
 from citadel.errors import CAError
-from injector.cluster import ClusterFacts, node_resolvers, parse_service_address
+from injector.cluster import ClusterFacts, parse_service_address
 from injector.server import InjectorServer
 from injector.serving import ServingIdentity, service_dns_names
 from injector.settings import InjectorSettings
@@ -56,9 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--citadel-service", default="citadel.istio-system:15012", metavar="NAME.NS:PORT")
     parser.add_argument("--mixer-service", default="istio-telemetry.istio-system:9091", metavar="NAME.NS:PORT",
                         help="Mixer's Service (%(default)s; '' for none)")  # fmt: skip
-    parser.add_argument("--dns-upstream", action="append", default=None, metavar="IP",
-                        help="the resolvers of pods without cluster DNS (repeatable; default: this process's "
-                        "/etc/resolv.conf nameservers, which the kubelet gives pods as well)")  # fmt: skip
     parser.add_argument("--domain-suffix", default="cluster.local")
     parser.add_argument("--ca-poll-interval", type=float, default=5.0, help="seconds between CA directory reads")
     add_kube_arguments(parser, what="namespaces and Services")
@@ -107,7 +104,6 @@ async def _serve(args: argparse.Namespace) -> None:
         citadel=parse_service_address(args.citadel_service, option="--citadel-service"),
         mixer=parse_service_address(args.mixer_service, option="--mixer-service") if args.mixer_service else None,
         domain_suffix=args.domain_suffix,
-        node_dns=tuple(args.dns_upstream) if args.dns_upstream is not None else node_resolvers(),
     )
     server = InjectorServer(settings, facts)
     stop = stop_on_signals()

@@ -1,7 +1,7 @@
 """What the injector asks the API server when a pod is admitted (``AdmissionFacts``): the namespace's labels (to
-re-check what the webhook's namespaceSelector matched), the ClusterIPs of the control plane's Services and of the
-cluster DNS. Services are cached for ``service_ttl`` seconds; namespaces are read each time (a label just set
-counts). The client is synchronous: ``facts()`` runs it in a worker thread, never on the event loop.
+re-check what the webhook's namespaceSelector matched) and the ClusterIPs of the control plane's Services (cached
+for ``service_ttl`` seconds; namespaces are read each time: a label just set counts). The client is synchronous:
+``facts()`` runs it in a worker thread, never on the event loop.
 
 The sidecar gets ClusterIPs, so it reaches Pilot, Mixer and Citadel without cluster DNS (the local 1.20 cluster
 has none); where a Service has no ClusterIP (absent, headless) it gets the Service's DNS name (kind, with cluster
@@ -10,10 +10,8 @@ DNS). Citadel's certificate is verified by name (``citadel.istio-system.svc``) e
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from kubernetes import client
@@ -21,11 +19,9 @@ from kubernetes.client.exceptions import ApiException
 
 from injector.settings import AdmissionFacts, ControlPlane
 
-__all__ = ["ClusterFacts", "ServiceAddress", "node_resolvers", "parse_service_address"]
+__all__ = ["ClusterFacts", "ServiceAddress", "parse_service_address"]
 
 log = structlog.get_logger(__name__)
-
-CLUSTER_DNS_SERVICE = ("kube-system", "kube-dns")  # the Service kubelet's --cluster-dns names (kind, kubeadm)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,23 +46,6 @@ def parse_service_address(text: str, *, option: str) -> ServiceAddress:
     return ServiceAddress(name=name, namespace=namespace, port=int(port))
 
 
-def node_resolvers(resolv_conf: Path = Path("/etc/resolv.conf")) -> tuple[str, ...]:
-    """The nameservers of ``resolv_conf`` (what the kubelet gives a pod without cluster DNS)."""
-    try:
-        lines = resolv_conf.read_text().splitlines()
-    except OSError:
-        return ()
-    servers = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 2 and parts[0] == "nameserver":
-            try:
-                servers.append(str(ipaddress.ip_address(parts[1])))
-            except ValueError:
-                continue
-    return tuple(servers)
-
-
 class ClusterFacts:
     """Reads ``AdmissionFacts`` for a namespace from the API server."""
 
@@ -78,13 +57,11 @@ class ClusterFacts:
         citadel: ServiceAddress,
         mixer: ServiceAddress | None,
         domain_suffix: str,
-        node_dns: tuple[str, ...],
         service_ttl: float = 30.0,
     ) -> None:
         self._core = client.CoreV1Api(api)
         self._pilot, self._citadel, self._mixer = pilot, citadel, mixer
         self._domain_suffix = domain_suffix
-        self._node_dns = node_dns
         self._ttl = service_ttl
         self._services: dict[tuple[str, str], tuple[float, str | None]] = {}
 
@@ -95,7 +72,6 @@ class ClusterFacts:
     def _facts(self, namespace: str) -> AdmissionFacts:
         metadata = self._core.read_namespace(namespace).metadata
         labels = (metadata.labels if metadata is not None else None) or {}
-        dns_ip = self._cluster_ip(*CLUSTER_DNS_SERVICE)
         return AdmissionFacts(
             namespace_labels=dict(labels),
             control_plane=ControlPlane(
@@ -103,8 +79,6 @@ class ClusterFacts:
                 citadel=self._address(self._citadel),
                 mixer=self._address(self._mixer) if self._mixer is not None else None,
             ),
-            cluster_dns=(dns_ip,) if dns_ip else (),
-            node_dns=self._node_dns,
         )
 
     def _address(self, service: ServiceAddress) -> str:
@@ -126,7 +100,7 @@ class ClusterFacts:
             if exc.status != 404:
                 raise
             found = None
-        if found is None and (namespace, name) != CLUSTER_DNS_SERVICE:
+        if found is None:
             log.warning("service has no ClusterIP: the sidecar gets its DNS name", service=f"{name}.{namespace}")
         self._services[(namespace, name)] = (now, found)
         return found

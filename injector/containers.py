@@ -32,6 +32,7 @@ from meshplane.names import ADMIN_PORT, PROXY_UID
 
 __all__ = [
     "HOLD_TIMEOUT_SECONDS",
+    "POD_RESOLV_CONF",
     "TOKEN_EXPIRATION_SECONDS",
     "capture_flags",
     "init_container",
@@ -43,6 +44,7 @@ Obj = dict[str, Any]
 TOKEN_EXPIRATION_SECONDS = 43200  # Istio's: 12 h, renewed by the kubelet
 HOLD_TIMEOUT_SECONDS = 60  # holdApplicationUntilProxyStarts: the longest the app waits for Envoy
 _READY_URL = f"http://127.0.0.1:{ADMIN_PORT}/ready"
+POD_RESOLV_CONF = "/etc/resolv.conf"
 _DOWNWARD = {  # env -> fieldRef
     "POD_NAME": "metadata.name",
     "POD_NAMESPACE": "metadata.namespace",
@@ -98,7 +100,7 @@ def _label_env(labels: Mapping[str, str]) -> tuple[list[Obj], str]:
 
 
 def _sidecar_args(
-    options: SidecarOptions, settings: InjectorSettings, control_plane: ControlPlane, labels: str, dns: Sequence[str]
+    options: SidecarOptions, settings: InjectorSettings, control_plane: ControlPlane, labels: str
 ) -> list[str]:
     args = ["meshplane-agent", "sidecar", "--workload", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"]
     args += ["--ip", "$(INSTANCE_IP)", "--service-account", "$(SERVICE_ACCOUNT)", "--labels", labels]
@@ -107,9 +109,8 @@ def _sidecar_args(
     if control_plane.mixer is not None:
         args += ["--mixer", control_plane.mixer]
     args += ["--domain-suffix", settings.domain_suffix, "--envoy-log-level", options.log_level]
-    for upstream in dns:
-        args += ["--dns-upstream", upstream]
-    return args
+    # names outside the mesh: the resolvers the kubelet wrote for this pod (kube-dns, dnsConfig, or the node's)
+    return [*args, "--dns-upstreams-from", POD_RESOLV_CONF]
 
 
 def _hold_until_ready() -> Obj:
@@ -127,7 +128,6 @@ def sidecar_container(
     control_plane: ControlPlane,
     *,
     labels: Mapping[str, str],
-    dns_upstreams: Sequence[str],
 ) -> Obj:
     """Istio's ``istio-proxy``: ``meshplane-agent sidecar`` as uid/gid 1337, ready when Envoy is."""
     label_env, label_arg = _label_env(labels)
@@ -136,7 +136,7 @@ def sidecar_container(
         "name": PROXY_CONTAINER,
         "image": options.image,
         "imagePullPolicy": settings.image_pull_policy,
-        "args": _sidecar_args(options, settings, control_plane, label_arg, dns_upstreams),
+        "args": _sidecar_args(options, settings, control_plane, label_arg),
         "env": env + label_env,
         "readinessProbe": {
             "exec": {"command": ["python", "-m", "agent.probe", _READY_URL]},

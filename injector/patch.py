@@ -29,7 +29,7 @@ from injector.policy import injection_decision
 from injector.settings import AdmissionFacts, InjectorSettings
 from meshplane.identity import TLS_MODE_LABEL
 
-__all__ = ["DEFAULT_CONTAINER_ANNOTATION", "canonical_labels", "dns_upstreams", "injection_patch"]
+__all__ = ["DEFAULT_CONTAINER_ANNOTATION", "canonical_labels", "injection_patch"]
 
 Obj = dict[str, Any]
 DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
@@ -60,19 +60,6 @@ def canonical_labels(meta: Mapping[str, Any]) -> dict[str, str]:
     name = labels.get(CANONICAL_NAME_LABEL) or labels.get("app.kubernetes.io/name") or labels.get("app")
     revision = labels.get(CANONICAL_REVISION_LABEL) or labels.get("app.kubernetes.io/version") or labels.get("version")
     return {CANONICAL_NAME_LABEL: name or _workload_name(meta), CANONICAL_REVISION_LABEL: revision or "latest"}
-
-
-def dns_upstreams(spec: Mapping[str, Any], facts: AdmissionFacts) -> tuple[str, ...]:
-    """The resolvers the pod's own resolv.conf names, for the DNS agent's names outside the mesh: a ``None``
-    dnsPolicy's ``dnsConfig.nameservers``, a ``ClusterFirst`` pod's cluster DNS, else the node's (a ``Default``
-    pod, or any pod where there is no cluster DNS). The agent's own queries are never captured (uid 1337), so a
-    loopback resolver here cannot loop back to the agent (it listens on 15053, not 53)."""
-    policy = spec.get("dnsPolicy") or "ClusterFirst"
-    if policy == "None":
-        return tuple(str(s) for s in (spec.get("dnsConfig") or {}).get("nameservers") or ())
-    if policy.startswith("ClusterFirst") and facts.cluster_dns:
-        return facts.cluster_dns
-    return facts.node_dns
 
 
 def _status(settings: InjectorSettings) -> str:
@@ -118,9 +105,7 @@ def injection_patch(
     wanted = {**canonical_labels(meta), TLS_MODE_LABEL: "istio"}
     labels = {key: value for key, value in wanted.items() if key not in present}
     all_labels = {**present, **labels}
-    sidecar = sidecar_container(
-        options, settings, facts.control_plane, labels=all_labels, dns_upstreams=dns_upstreams(spec, facts)
-    )
+    sidecar = sidecar_container(options, settings, facts.control_plane, labels=all_labels)
     new_annotations = {STATUS_ANNOTATION: _status(settings)}
     containers = spec.get("containers") or ()
     if DEFAULT_CONTAINER_ANNOTATION not in annotations and containers:

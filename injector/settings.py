@@ -39,13 +39,7 @@ class ControlPlane:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AdmissionFacts:
-    """What the API server said when the pod was admitted.
-
-    ``cluster_dns``: the cluster DNS Service's ClusterIPs (kube-system/kube-dns; empty without cluster DNS), what a
-    ``ClusterFirst`` pod's resolv.conf names. ``node_dns``: the resolvers a pod gets without cluster DNS (the
-    kubelet copies the node's resolv.conf: the injector's own resolv.conf, or its flags)."""
+    """What the API server said when the pod was admitted."""
 
     namespace_labels: Mapping[str, str]
     control_plane: ControlPlane
-    cluster_dns: tuple[str, ...] = ()
-    node_dns: tuple[str, ...] = ()

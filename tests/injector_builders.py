@@ -17,7 +17,7 @@ ENABLED = {"istio-injection": "enabled"}
 
 def facts(namespace_labels: dict[str, str] | None = None, **overrides: Any) -> AdmissionFacts:
     values: Obj = {"namespace_labels": ENABLED if namespace_labels is None else namespace_labels}
-    values |= {"control_plane": CONTROL_PLANE, "cluster_dns": (), "node_dns": ("127.0.0.1",)} | overrides
+    values |= {"control_plane": CONTROL_PLANE} | overrides
     return AdmissionFacts(**values)
 
 

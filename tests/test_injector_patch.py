@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from injector.annotations import InjectionRefused
-from injector.patch import canonical_labels, dns_upstreams, injection_patch
+from injector.patch import canonical_labels, injection_patch
 from injector.review import ReviewError, parse_review
 from injector.server import answer_review
 from injector.settings import AdmissionFacts
@@ -179,24 +179,9 @@ def test_canonical_labels(meta: Obj, expected: tuple[str, str]) -> None:
     assert (labels["service.istio.io/canonical-name"], labels["service.istio.io/canonical-revision"]) == expected
 
 
-DNS = [
-    ("cluster-first-with-cluster-dns", {"dnsPolicy": "ClusterFirst"}, ("10.96.0.10",), ("10.96.0.10",)),
-    ("default-policy-is-cluster-first", {}, ("10.96.0.10",), ("10.96.0.10",)),
-    ("cluster-first-without-cluster-dns", {"dnsPolicy": "ClusterFirst"}, (), ("127.0.0.1",)),
-    ("default-uses-the-node", {"dnsPolicy": "Default"}, ("10.96.0.10",), ("127.0.0.1",)),
-    ("none-uses-dns-config", {"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}}, ("10.96.0.10",),
-     ("1.1.1.1",)),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize(("spec", "cluster_dns", "expected"), [c[1:] for c in DNS], ids=[c[0] for c in DNS])
-def test_dns_upstreams(spec: Obj, cluster_dns: tuple[str, ...], expected: tuple[str, ...]) -> None:
-    assert dns_upstreams(spec, facts(cluster_dns=cluster_dns)) == expected
-
-
-def test_dns_upstreams_reach_the_sidecar() -> None:
-    args = container(injected(pod(), facts(cluster_dns=("10.96.0.10",))), "istio-proxy")["args"]
-    assert [args[i + 1] for i, a in enumerate(args) if a == "--dns-upstream"] == ["10.96.0.10"]
+def test_dns_upstreams_are_the_pods_own_resolvers() -> None:
+    args = container(injected(pod()), "istio-proxy")["args"]
+    assert arg(args, "--dns-upstreams-from") == "/etc/resolv.conf" and "--dns-upstream" not in args
 
 
 def test_hold_application_puts_the_sidecar_first_with_a_post_start_wait() -> None:

@@ -85,7 +85,7 @@ def injection(local_kubernetes: LocalCluster, kube_api: client.ApiClient, tmp_pa
         command += ["--kubeconfig", str(local_kubernetes.kubeconfig), "--address", f"{NODE_ADDRESS}:{port}"]
         command += ["--webhook-config", config_name, "--pilot-service", f"pilot.{enabled}:15010"]
         command += ["--citadel-service", f"citadel.{enabled}:15012", "--mixer-service", ""]
-        command += ["--dns-upstream", "10.0.0.10", "--ca-poll-interval", "0.5"]
+        command += ["--ca-poll-interval", "0.5"]
         with (tmp_path / "injector.log").open("wb") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         bundle = eventually("the injector writing the caBundle", lambda: _ca_bundle(admission, config_name), 20)
@@ -151,7 +151,7 @@ def test_pod_in_an_enabled_namespace_is_injected(injection: Injection) -> None:
     assert args[args.index("--pilot") + 1] == f"{injection.pilot_ip}:15010"  # the ClusterIP: no cluster DNS needed
     assert args[args.index("--citadel") + 1] == f"citadel.{injection.enabled}.svc.cluster.local:15012"  # no Service
     assert "--mixer" not in args
-    assert args[args.index("--dns-upstream") + 1] == "10.0.0.10"
+    assert args[args.index("--dns-upstreams-from") + 1] == "/etc/resolv.conf"  # the kubelet's choice for the pod
     labels = ["app", "security.istio.io/tlsMode", "service.istio.io/canonical-name"]
     labels += ["service.istio.io/canonical-revision", "version"]
     expected_labels = ",".join(f"{key}=$(ISTIO_LABEL_{index})" for index, key in enumerate(labels))
