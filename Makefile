@@ -58,7 +58,7 @@ k8s-cluster:
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy, then the scenarios on a real Kubernetes
 ## (their own session: the cluster's kube-proxy rules must not be in the host's tables while the pod scenarios run).
 test: system-packages k8s-cluster $(STAMP) $(GENERATED)
-	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
+	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent injector e2e tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest tests e2e --ignore=e2e/k8s
 	$(BIN)/pytest e2e/k8s
@@ -78,7 +78,7 @@ k8s-e2e: system-packages k8s-cluster $(STAMP) $(GENERATED)
 	$(BIN)/pytest e2e/k8s
 
 lint: $(STAMP) $(GENERATED)
-	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent e2e tests bench
+	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent injector e2e tests bench
 
 typecheck: $(STAMP) $(GENERATED)
 	$(BIN)/mypy

@@ -19,6 +19,7 @@ from pathlib import Path
 import structlog
 
 from agent.capture import DOCKER_RESOLVER
+from agent.dns_upstream import read_resolv_conf
 from agent.pod import follow_root_cert
 from agent.pod_cli import parse_labels
 from agent.pod_dns import agent_command, resolv_conf
@@ -54,9 +55,15 @@ def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root-cert", type=Path, help="Citadel's trust bundle, followed when it changes")
     parser.add_argument("--domain-suffix", default="cluster.local", help="(%(default)s)")
     parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="(%(default)s)")
-    parser.add_argument(
+    upstreams = parser.add_mutually_exclusive_group()
+    upstreams.add_argument(
         "--dns-upstream", action="append", default=None, metavar="IP[:PORT]",
         help=f"a resolver for names outside the mesh (repeatable; default {DOCKER_RESOLVER}, Docker's)",
+    )  # fmt: skip
+    upstreams.add_argument(
+        "--dns-upstreams-from", type=Path, metavar="RESOLV_CONF",
+        help="the resolvers are the nameservers of this file, read at start (Kubernetes: the pod's own "
+        "/etc/resolv.conf, the cluster DNS or what the kubelet gives without it; none: outside names SERVFAIL)",
     )  # fmt: skip
     parser.add_argument("--no-dns", action="store_true", help="no DNS agent (the capture was installed without DNS)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="bootstrap and copies (%(default)s)")
@@ -92,8 +99,16 @@ def _bootstrap(args: argparse.Namespace) -> Path:
         raise SidecarError(str(exc)) from None
 
 
+def _upstreams(args: argparse.Namespace) -> list[str]:
+    """The DNS agent's resolvers. Its own queries are never captured (uid 1337) and it listens on 15053, so a
+    loopback nameserver of the pod's resolv.conf cannot loop back to it."""
+    if args.dns_upstreams_from is not None:
+        return [str(server) for server in read_resolv_conf(args.dns_upstreams_from).nameservers]
+    return args.dns_upstream or [str(DOCKER_RESOLVER)]
+
+
 def _dns_command(args: argparse.Namespace) -> list[str]:
-    upstreams = args.dns_upstream or [str(DOCKER_RESOLVER)]
+    upstreams = _upstreams(args)
     agent_resolv = args.work_dir / "agent-resolv.conf"  # the search list and the real upstreams only
     agent_resolv.write_text(resolv_conf(args.namespace, args.domain_suffix, upstreams, loopback_fallback=False))
     node_id = sidecar_node_id(

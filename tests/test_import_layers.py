@@ -23,6 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "mixer": {"meshplane", "pilot"},  # Mixer reads config and the mesh model through Pilot's config layer
     "envoy_bootstrap": {"meshplane"},
     "agent": {"meshplane", "xdscore", "envoy_bootstrap"},  # the sidecar agent: capture, pods, DNS proxy
+    "injector": {"meshplane", "agent", "citadel"},  # the webhook: agent's capture flags, a certificate from the CA
 }
 COMPONENTS = set(ALLOWED) | {"e2e", "bench"}
 
