@@ -2,10 +2,11 @@
 ``istio-sidecar-injector``; in istiod it is a part of Pilot, here a command of its own because it signs its serving
 certificate with the mesh's CA, which Pilot never holds: run it beside Citadel, with Citadel's CA directory).
 
-sidecar-injector --ca-dir DIR --image IMAGE (--kubeconfig FILE | --in-cluster)
+sidecar-injector --ca-dir DIR [--image IMAGE] (--kubeconfig FILE | --in-cluster)
                  [--address 0.0.0.0:15017] [--service istio-sidecar-injector.istio-system]
                  [--webhook-config istio-sidecar-injector] [--pilot-service istio-pilot.istio-system:15010]
-                 [--citadel-service citadel.istio-system:15012] [--mixer-service istio-telemetry.istio-system:9091]
+                 [--citadel-service istio-citadel.istio-system:15012]
+                 [--mixer-service istio-telemetry.istio-system:9091]
                  [--image-pull-policy IfNotPresent] [--domain-suffix cluster.local]
 """
 
@@ -23,7 +24,7 @@ import structlog
 from kubernetes.client.exceptions import ApiException
 
 from citadel.errors import CAError
-from injector.cluster import ClusterFacts, parse_service_address
+from injector.cluster import ClusterFacts, own_image, parse_service_address
 from injector.server import InjectorServer
 from injector.serving import ServingIdentity, service_dns_names
 from injector.settings import InjectorSettings
@@ -50,10 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the injector's Service, named in the serving certificate (%(default)s)")  # fmt: skip
     parser.add_argument("--webhook-config", default=WEBHOOK_CONFIGURATION, metavar="NAME",
                         help="the MutatingWebhookConfiguration whose caBundle is kept ('' for none)")  # fmt: skip
-    parser.add_argument("--image", required=True, help="the meshplane image of the injected containers")
+    own = "the injector's own, read from its pod (POD_NAME, POD_NAMESPACE), so that an overlay's `images:` covers it"
+    parser.add_argument("--image", default="", help=f"the meshplane image of the injected containers (default: {own})")
     parser.add_argument("--image-pull-policy", choices=PULL_POLICIES, default="IfNotPresent")
     parser.add_argument("--pilot-service", default="istio-pilot.istio-system:15010", metavar="NAME.NS:PORT")
-    parser.add_argument("--citadel-service", default="citadel.istio-system:15012", metavar="NAME.NS:PORT")
+    parser.add_argument("--citadel-service", default="istio-citadel.istio-system:15012", metavar="NAME.NS:PORT")
     parser.add_argument("--mixer-service", default="istio-telemetry.istio-system:9091", metavar="NAME.NS:PORT",
                         help="Mixer's Service (%(default)s; '' for none)")  # fmt: skip
     parser.add_argument("--domain-suffix", default="cluster.local")
@@ -95,9 +97,8 @@ async def _serve(args: argparse.Namespace) -> None:
     await asyncio.to_thread(identity.refresh)
     identity.apply()
     api = new_api_client(access)
-    settings = InjectorSettings(
-        image=args.image, image_pull_policy=args.image_pull_policy, domain_suffix=args.domain_suffix
-    )
+    image = args.image or await asyncio.to_thread(own_image, api)
+    settings = InjectorSettings(image=image, image_pull_policy=args.image_pull_policy, domain_suffix=args.domain_suffix)
     facts = ClusterFacts(
         api,
         pilot=parse_service_address(args.pilot_service, option="--pilot-service"),

@@ -10,6 +10,7 @@ DNS). Citadel's certificate is verified by name (``citadel.istio-system.svc``) e
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from injector.settings import AdmissionFacts, ControlPlane
 
-__all__ = ["ClusterFacts", "ServiceAddress", "parse_service_address"]
+__all__ = ["ClusterFacts", "ServiceAddress", "own_image", "parse_service_address"]
 
 log = structlog.get_logger(__name__)
 
@@ -104,3 +105,18 @@ class ClusterFacts:
             log.warning("service has no ClusterIP: the sidecar gets its DNS name", service=f"{name}.{namespace}")
         self._services[(namespace, name)] = (now, found)
         return found
+
+
+def own_image(api: client.ApiClient) -> str:
+    """The image of the injector's own container (``POD_NAME``/``POD_NAMESPACE`` from the downward API): the
+    meshplane image the install runs, which the injected containers use too."""
+    pod_name, namespace = os.environ.get("POD_NAME", ""), os.environ.get("POD_NAMESPACE", "")
+    if not pod_name or not namespace:
+        raise ValueError("--image IMAGE, or POD_NAME and POD_NAMESPACE (in a pod) to use the injector's own image")
+    pod = client.CoreV1Api(api).read_namespaced_pod(pod_name, namespace)
+    containers = pod.spec.containers if pod.spec is not None else []
+    images = [c.image for c in containers if c.name == "sidecar-injector"] or [c.image for c in containers]
+    if not images or not images[0]:
+        raise ValueError(f"pod {namespace}/{pod_name} has no container image to inject")
+    image: str = images[0]
+    return image

@@ -63,7 +63,8 @@ EXPECTED_OBJECTS = {
     ("Role", NS, "istio-pilot-leader-election"),
     ("RoleBinding", NS, "istio-pilot-leader-election"),
     *{("Deployment", NS, f"istio-{c}") for c in ("pilot", "citadel", "mixer")},
-    *{("Service", NS, name) for name in ("istio-pilot", "istio-citadel", "istio-policy", "istio-telemetry")},
+    *{("Service", NS, name) for name in ("istio-pilot", "istio-citadel", "istio-sidecar-injector", "istio-policy",
+                                         "istio-telemetry")},
     ("PodDisruptionBudget", NS, "istio-pilot"),
 }  # fmt: skip
 
@@ -168,9 +169,9 @@ SERVICES = _objects("Service")
 COMPONENTS = sorted(DEPLOYMENTS)
 # Service: (selected Deployment, [(port name, port, the pod's port)]), Istio's names and ports
 EXPECTED_SERVICES = {
-    "istio-pilot": ("istio-pilot", [("grpc-xds", 15010, 15010), ("http-monitoring", 15014, 15014),
-                                    ("https-webhook", 443, 15017)]),
+    "istio-pilot": ("istio-pilot", [("grpc-xds", 15010, 15010), ("http-monitoring", 15014, 15014)]),
     "istio-citadel": ("istio-citadel", [("grpc-citadel", 15012, 15012), ("http-monitoring", 15014, 15019)]),
+    "istio-sidecar-injector": ("istio-citadel", [("https-webhook", 443, 15017)]),
     "istio-policy": ("istio-mixer", [("grpc-mixer", 9091, 9091), ("prometheus", 42422, 42422)]),
     "istio-telemetry": ("istio-mixer", [("grpc-mixer", 9091, 9091), ("prometheus", 42422, 42422)]),
 }  # fmt: skip
@@ -192,9 +193,16 @@ def _pod(name: str) -> dict[str, Any]:
 
 
 def _main_container(name: str) -> dict[str, Any]:
+    """The component's own container (Citadel's pod has the sidecar injector's too)."""
     containers: list[dict[str, Any]] = _pod(name)["spec"]["containers"]
-    assert len(containers) == 1
+    assert [c["name"] for c in containers] == (
+        ["citadel", "sidecar-injector"] if name == "istio-citadel" else [containers[0]["name"]]
+    )
     return containers[0]
+
+
+def _pod_ports(name: str) -> set[tuple[str, int]]:
+    return {(p["name"], p["containerPort"]) for c in _pod(name)["spec"]["containers"] for p in c["ports"]}
 
 
 @pytest.mark.parametrize("service", sorted(EXPECTED_SERVICES), ids=sorted(EXPECTED_SERVICES))
@@ -207,8 +215,7 @@ def test_each_service_has_istios_ports_on_the_pods_ports(service: str) -> None:
     pod_labels = _pod(deployment)["metadata"]["labels"]
     assert spec["selector"].items() <= pod_labels.items()
     assert DEPLOYMENTS[deployment]["spec"]["selector"]["matchLabels"] == spec["selector"]
-    container_ports = {(p["name"], p["containerPort"]) for p in _main_container(deployment)["ports"]}
-    assert {(name, target) for name, _, target in ports} <= container_ports
+    assert {(name, target) for name, _, target in ports} <= _pod_ports(deployment)
 
 
 @pytest.mark.parametrize("name", COMPONENTS, ids=COMPONENTS)
@@ -325,15 +332,17 @@ EXPECTED_RULES = {
     "ClusterRole/istio-pilot-istio-system": REGISTRY_GRANTS
     | _grants("", ["nodes"], _READ)
     | _crd_grants(CRD_KINDS, _READ)
-    | _crd_grants(CRD_KINDS, ("update", "patch"), "/status")
-    | _grants(
-        "admissionregistration.k8s.io", ["mutatingwebhookconfigurations"], ("get", "patch"), ("istio-sidecar-injector",)
-    ),
+    | _crd_grants(CRD_KINDS, ("update", "patch"), "/status"),
     "Role/istio-pilot-leader-election": _grants("coordination.k8s.io", ["leases"], ("get", "create", "update")),
     "ClusterRole/istio-citadel-istio-system": _grants("authentication.k8s.io", ["tokenreviews"], ("create",))
     | _grants("", ["configmaps"], ("create",))
     | _grants("", ["configmaps"], ("get", "list", "watch", "update"), ("istio-ca-root-cert",))
-    | _grants("", ["namespaces"], _READ),
+    | _grants("", ["namespaces"], _READ)
+    # the sidecar injector, a container of Citadel's pod
+    | _grants("", ["services", "pods"], ("get",))
+    | _grants(
+        "admissionregistration.k8s.io", ["mutatingwebhookconfigurations"], ("get", "patch"), ("istio-sidecar-injector",)
+    ),
     "ClusterRole/istio-mixer-istio-system": REGISTRY_GRANTS
     | _crd_grants(["AccessList", "RateLimit", "ServiceEntry", "WorkloadEntry"], _READ),
 }  # fmt: skip
@@ -399,13 +408,15 @@ EXPECTED_SELECTORS = {  # webhook: (namespaceSelector, objectSelector) expressio
 
 
 @pytest.mark.parametrize("webhook", sorted(EXPECTED_SELECTORS), ids=sorted(EXPECTED_SELECTORS))
-def test_each_injection_webhook_selects_as_istios_and_calls_pilot(webhook: str) -> None:
+def test_each_injection_webhook_selects_as_istios_and_calls_the_injector(webhook: str) -> None:
     hook = WEBHOOKS[webhook]
     namespaces, objects = EXPECTED_SELECTORS[webhook]
     assert hook["namespaceSelector"] == {"matchExpressions": namespaces}
     assert hook["objectSelector"] == {"matchExpressions": objects}
-    assert hook["clientConfig"] == {"service": {"name": "istio-pilot", "namespace": NS, "path": "/inject", "port": 443}}
-    assert "caBundle" not in hook["clientConfig"]  # Pilot fills it in
+    assert hook["clientConfig"] == {
+        "service": {"name": "istio-sidecar-injector", "namespace": NS, "path": "/inject", "port": 443}
+    }
+    assert "caBundle" not in hook["clientConfig"]  # the injector fills it in
     assert hook["rules"] == [
         {"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]}
     ]
@@ -414,8 +425,13 @@ def test_each_injection_webhook_selects_as_istios_and_calls_pilot(webhook: str) 
         "None",
         ["v1", "v1beta1"],
     )
-    webhook_port = next(p for p in SERVICES["istio-pilot"]["spec"]["ports"] if p["port"] == 443)
-    assert webhook_port["name"] == "https-webhook"
+    [webhook_port] = SERVICES["istio-sidecar-injector"]["spec"]["ports"]
+    injector = next(c for c in _pod("istio-citadel")["spec"]["containers"] if c["name"] == "sidecar-injector")
+    command = injector["command"]
+    # the certificate names the Service the API server calls; the injector listens on the Service's target port
+    assert command[command.index("--service") + 1] == f"istio-sidecar-injector.{NS}"
+    assert command[command.index("--address") + 1] == f"0.0.0.0:{webhook_port['targetPort']}"
+    assert injector["readinessProbe"]["httpGet"] == {"path": "/ready", "port": 15017, "scheme": "HTTPS"}
 
 
 def test_the_webhooks_are_exactly_these() -> None:

@@ -41,7 +41,7 @@ def _port(name: str, port_name: str) -> int:
 
 
 COMPONENT_PORTS = {  # values key: (Deployment, {values port: the container port's name})
-    "pilot": ("istio-pilot", {"xds": "grpc-xds", "monitoring": "http-monitoring", "webhook": "https-webhook"}),
+    "pilot": ("istio-pilot", {"xds": "grpc-xds", "monitoring": "http-monitoring"}),
     "citadel": ("istio-citadel", {"grpc": "grpc-citadel", "monitoring": "http-monitoring"}),
     "mixer": ("istio-mixer", {"grpc": "grpc-mixer", "prometheus": "prometheus"}),
 }
