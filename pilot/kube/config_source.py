@@ -10,9 +10,9 @@ Kinds read (``api_resources.CONFIG_KINDS``): VirtualService, DestinationRule, Se
 the file source's warning for a skipped document, naming it. A CRD not installed is logged once and looked for
 again later; the others are read meanwhile.
 
-With a directory source beside it, the store holds both (``ConfigStore(sources=...)``): ``KUBERNETES`` is listed
-first by Pilot and Mixer, so the cluster's object wins a key defined in both and the file's is rejected as a
-duplicate naming the object (the cluster is what every replica and ``kubectl`` see; a file is one replica's).
+With a directory source beside it, the store holds both (``ConfigStore(sources=sources.store_sources(...))``):
+``KUBERNETES`` first, so the cluster's object wins a key defined in both and the file's is rejected as a duplicate
+naming the object (the cluster is what every replica and ``kubectl`` see; a file is one replica's).
 
 It is a ``ConfigSource`` (``pilot.config.source``); ``load_initial`` returns once every kind was listed (or found
 not served).
@@ -30,15 +30,17 @@ from pilot.config.parse import ParsedFile
 from pilot.config.source import ConfigSink
 from pilot.config.source_memory import object_unit, parse_object_unit
 from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ, ApiKind
+from pilot.kube.sources import KUBERNETES
 from pilot.kube.watch import Changed, Delivery, Listed, WatchOptions
 from pilot.kube.watch_group import WatchGroup
 
-__all__ = ["KUBERNETES", "KubernetesConfigSource"]
+__all__ = ["KUBERNETES", "WATCH_CONNECTIONS", "KubernetesConfigSource"]
 
 log = structlog.get_logger(__name__)
 
-KUBERNETES = "kubernetes"  # the source's name in the store's ``sources``
 KubeDict = Mapping[str, Any]
+# connections an API client needs for Pilot's watches (config and registry kinds, one held open each) and lists
+WATCH_CONNECTIONS = 24
 
 
 class _Batch:
@@ -107,7 +109,8 @@ class KubernetesConfigSource:
         try:
             while await self._consume():
                 pass
-        finally:
+        finally:  # also when cancelled: the threads are stopped, not left behind
+            self._group.stop()
             await self._group.join()
 
     def stop(self) -> None:

@@ -103,7 +103,8 @@ class RegistryFeed:
         try:
             while await self._consume():
                 pass
-        finally:
+        finally:  # also when cancelled: the threads are stopped, not left behind
+            self._group.stop()
             await self._group.join()
 
     def stop(self) -> None:
