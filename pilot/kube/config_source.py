@@ -126,14 +126,17 @@ class KubernetesConfigSource:
         deliveries = await self._group.next_batch()
         if deliveries is None:
             return False
+        self.apply(deliveries)
+        return True
+
+    def apply(self, deliveries: Sequence[Delivery]) -> None:
+        """Publish what a batch of deliveries changed, at once: a listing's difference to what was known (a
+        relist's objects gone are removed), then each event (an object's last parse in the batch wins)."""
         batch = _Batch()
         for delivery in deliveries:
             _collect(batch, delivery)
-        if batch.parsed or batch.removed:
-            self._publish(batch)
-        return True
-
-    def _publish(self, batch: _Batch) -> None:
+        if not batch.parsed and not batch.removed:
+            return
         removed = batch.removed & self._units
         self._units -= removed
         self._units |= batch.parsed.keys()
