@@ -4,6 +4,8 @@ other type; a change that is not endpoint-only still reaches CDS."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -77,59 +79,53 @@ async def _sync(stream: AdsStream) -> dict[str, DiscoveryResponse]:
     return responses
 
 
-async def test_endpoint_slice_change_pushes_only_load_assignments() -> None:
-    kube = _bookinfo()
+@contextlib.asynccontextmanager
+async def _synced(kube: KubernetesRegistry) -> AsyncIterator[tuple[DiscoveryServer, AdsStream, dict[str, Any]]]:
+    """A server with the registry, and a stream of the productpage pod's sidecar that went through the start-up."""
     server = DiscoveryServer(debounce=0.01, registries=(SERVICE_ENTRIES, kube))
     server.update_config({}, 1)
     await server.start("127.0.0.1:0")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
             stream = AdsStream(channel)
-            first = await _sync(stream)
-            assert _addresses(first[ENDPOINT_TYPE]) == {REVIEWS_CLUSTER: ["10.244.0.12"]}
-            built = server.snapshot
-            change = kube.apply(
-                WatchEvent(
-                    type="MODIFIED", kind="EndpointSlice", object=_slice((V1, "10.244.0.12"), (V1_BIS, "10.244.0.13"))
-                )
-            )
-            assert (change.level, change.hosts) == (ChangeLevel.ENDPOINTS, {REVIEWS})
-            server.registries_changed()
-            pushed = await stream.recv()
-            assert pushed.type_url == ENDPOINT_TYPE
-            assert pushed.version_info != first[ENDPOINT_TYPE].version_info
-            assert _addresses(pushed) == {REVIEWS_CLUSTER: ["10.244.0.12", "10.244.0.13"]}
-            await stream.ack(pushed, [REVIEWS_CLUSTER])
-            await stream.assert_silent()  # no CDS, LDS or RDS
-            await wait_until(lambda: server.snapshot is not built)
-            cache = server.cache
-            assert cache is not None and cache.snapshot.changed_kinds == {"Endpoints"}
-            assert cache.reused_types == {CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, NAME_TABLE_TYPE}
+            yield server, stream, await _sync(stream)
             await stream.close()
     finally:
         await server.stop(grace=0)
+
+
+async def test_endpoint_slice_change_pushes_only_load_assignments() -> None:
+    kube = _bookinfo()
+    async with _synced(kube) as (server, stream, first):
+        assert _addresses(first[ENDPOINT_TYPE]) == {REVIEWS_CLUSTER: ["10.244.0.12"]}
+        built = server.snapshot
+        both = _slice((V1, "10.244.0.12"), (V1_BIS, "10.244.0.13"))
+        change = kube.apply(WatchEvent(type="MODIFIED", kind="EndpointSlice", object=both))
+        assert (change.level, change.hosts) == (ChangeLevel.ENDPOINTS, {REVIEWS})
+        server.registries_changed()
+        pushed = await stream.recv()
+        assert pushed.type_url == ENDPOINT_TYPE
+        assert pushed.version_info != first[ENDPOINT_TYPE].version_info
+        assert _addresses(pushed) == {REVIEWS_CLUSTER: ["10.244.0.12", "10.244.0.13"]}
+        await stream.ack(pushed, [REVIEWS_CLUSTER])
+        await stream.assert_silent()  # no CDS, LDS or RDS
+        await wait_until(lambda: server.snapshot is not built)
+        cache = server.cache
+        assert cache is not None and cache.snapshot.changed_kinds == {"Endpoints"}
+        assert cache.reused_types == {CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, NAME_TABLE_TYPE}
 
 
 async def test_a_service_change_still_reaches_clusters() -> None:
     kube = _bookinfo()
-    server = DiscoveryServer(debounce=0.01, registries=(SERVICE_ENTRIES, kube))
-    server.update_config({}, 1)
-    await server.start("127.0.0.1:0")
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            stream = AdsStream(channel)
-            await _sync(stream)
-            details = kb.service("details", cluster_ip="10.96.7.7")
-            assert kube.apply(WatchEvent(type="ADDED", kind="Service", object=details)).level is ChangeLevel.SERVICES
-            server.registries_changed()
-            pushed = await stream.recv()
-            assert pushed.type_url == CLUSTER_TYPE
-            clusters = []
-            for packed in pushed.resources:
-                cluster = Cluster()
-                packed.Unpack(cluster)
-                clusters.append(cluster.name)
-            assert names.outbound_cluster_name(9080, "", "details.bookinfo.svc.cluster.local") in clusters
-            await stream.close()
-    finally:
-        await server.stop(grace=0)
+    async with _synced(kube) as (server, stream, _):
+        details = kb.service("details", cluster_ip="10.96.7.7")
+        assert kube.apply(WatchEvent(type="ADDED", kind="Service", object=details)).level is ChangeLevel.SERVICES
+        server.registries_changed()
+        pushed = await stream.recv()
+        assert pushed.type_url == CLUSTER_TYPE
+        clusters = []
+        for packed in pushed.resources:
+            cluster = Cluster()
+            packed.Unpack(cluster)
+            clusters.append(cluster.name)
+        assert names.outbound_cluster_name(9080, "", "details.bookinfo.svc.cluster.local") in clusters

@@ -14,8 +14,8 @@ With a directory source beside it, the store holds both (``ConfigStore(sources=s
 ``KUBERNETES`` first, so the cluster's object wins a key defined in both and the file's is rejected as a duplicate
 naming the object (the cluster is what every replica and ``kubectl`` see; a file is one replica's).
 
-It is a ``ConfigSource`` (``pilot.config.source``); ``load_initial`` returns once every kind was listed (or found
-not served).
+It is a ``ConfigSource`` (``pilot.config.source``, through ``watch_group.WatchedKinds``); ``load_initial`` returns
+once every kind was listed (or found not served).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pilot.config.source_memory import object_unit, parse_object_unit
 from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ, ApiKind
 from pilot.kube.sources import KUBERNETES
 from pilot.kube.watch import Changed, Delivery, Listed, WatchOptions
-from pilot.kube.watch_group import WatchGroup
+from pilot.kube.watch_group import WatchedKinds
 
 __all__ = ["KUBERNETES", "WATCH_CONNECTIONS", "KubernetesConfigSource"]
 
@@ -61,7 +61,7 @@ class _Batch:
         self.removed.add(unit)
 
 
-class KubernetesConfigSource:
+class KubernetesConfigSource(WatchedKinds):
     """Feeds ``sink`` (as source ``name``) from the API server ``api`` reaches."""
 
     def __init__(
@@ -73,26 +73,16 @@ class KubernetesConfigSource:
         kinds: Sequence[ApiKind] = CONFIG_KINDS + ISTIO_KINDS_NOT_READ,
         options: WatchOptions | None = None,
     ) -> None:
+        super().__init__(api, kinds, options)
         self._sink = sink
         self._name = name
-        self._group = WatchGroup(api, kinds, options)
         self._units: set[str] = set()
-        self._started = False
 
     @property
     def name(self) -> str:
         return self._name
 
-    @property
-    def synced(self) -> bool:
-        return self._group.synced
-
-    async def load_initial(self) -> None:
-        """List every kind and publish it; returns once each was listed or found not served."""
-        self._start()
-        while not self._group.synced:
-            if not await self._consume():
-                return
+    def loaded(self) -> None:
         store = self._sink.store
         log.info(
             "config_loaded",
@@ -103,31 +93,8 @@ class KubernetesConfigSource:
             version=store.version,
         )
 
-    async def watch(self) -> None:
-        """Publish every change until ``stop()``."""
-        self._start()
-        try:
-            while await self._consume():
-                pass
-        finally:  # also when cancelled: the threads are stopped, not left behind
-            self._group.stop()
-            await self._group.join()
-
-    def stop(self) -> None:
-        self._group.stop()
-
-    def _start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._group.start()
-
-    async def _consume(self) -> bool:
-        """Publish one batch; False once stopped."""
-        deliveries = await self._group.next_batch()
-        if deliveries is None:
-            return False
+    async def take(self, deliveries: Sequence[Delivery]) -> None:
         self.apply(deliveries)
-        return True
 
     def apply(self, deliveries: Sequence[Delivery]) -> None:
         """Publish what a batch of deliveries changed, at once: a listing's difference to what was known (a

@@ -22,7 +22,7 @@ from pilot.kube.changes import NO_CHANGE, ChangeLevel, RegistryChange
 from pilot.kube.objects import KINDS, Kind
 from pilot.kube.store import KubernetesRegistry, WatchEvent
 from pilot.kube.watch import Changed, Delivery, Listed, WatchOptions
-from pilot.kube.watch_group import WatchGroup
+from pilot.kube.watch_group import WatchedKinds
 
 __all__ = ["REGISTRY_FEED", "RegistryFeed"]
 
@@ -59,7 +59,7 @@ def apply_deliveries(registry: KubernetesRegistry, deliveries: Sequence[Delivery
     return change.merged(flush())
 
 
-class RegistryFeed:
+class RegistryFeed(WatchedKinds):
     """Watches the registry's kinds into ``registry``; ``on_change`` is called on the loop for each change."""
 
     def __init__(
@@ -71,24 +71,15 @@ class RegistryFeed:
         kinds: Sequence[ApiKind] = tuple(REGISTRY_KINDS.values()),
         options: WatchOptions | None = None,
     ) -> None:
+        super().__init__(api, kinds, options)
         self.registry = registry
         self._on_change = on_change
-        self._group = WatchGroup(api, kinds, options)
-        self._started = False
 
     @property
     def name(self) -> str:
         return REGISTRY_FEED
 
-    @property
-    def synced(self) -> bool:
-        return self._group.synced
-
-    async def load_initial(self) -> None:
-        self._start()
-        while not self._group.synced:
-            if not await self._consume():
-                return
+    def loaded(self) -> None:
         state = self.registry.state({})
         log.info(
             "kube_registry_loaded",
@@ -98,32 +89,12 @@ class RegistryFeed:
             notes=len(self.registry.notes),
         )
 
-    async def watch(self) -> None:
-        self._start()
-        try:
-            while await self._consume():
-                pass
-        finally:  # also when cancelled: the threads are stopped, not left behind
-            self._group.stop()
-            await self._group.join()
-
-    def stop(self) -> None:
-        self._group.stop()
-
-    def _start(self) -> None:
-        if not self._started:
-            self._started = True
-            self._group.start()
-
-    async def _consume(self) -> bool:
-        deliveries = await self._group.next_batch()
-        if deliveries is None:
-            return False
+    async def take(self, deliveries: Sequence[Delivery]) -> None:
         change = await asyncio.to_thread(apply_deliveries, self.registry, deliveries)
-        if change.level is not ChangeLevel.NONE:
-            log.debug("kube_registry_changed", level=change.level.name, hosts=len(change.hosts))
-            try:
-                self._on_change(change)
-            except Exception:  # a failing consumer must not stop the registry from being fed
-                log.exception("kube_registry_on_change_failed")
-        return True
+        if change.level is ChangeLevel.NONE:
+            return
+        log.debug("kube_registry_changed", level=change.level.name, hosts=len(change.hosts))
+        try:
+            self._on_change(change)
+        except Exception:  # a failing consumer must not stop the registry from being fed
+            log.exception("kube_registry_on_change_failed")

@@ -4,12 +4,16 @@ is applied at once (the registry translates once per batch; the config store res
 
 ``synced`` turns true once every kind was listed, or found not served (Istio's informers' ``HasSynced``): a
 process serves only then, so that its first config is the cluster's, not part of it.
+
+``WatchedKinds`` runs a group the way a config source runs (``load_initial``: until synced; ``watch``: until
+``stop()``); the config source and the registry feed say what a batch does (``take``).
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import structlog
 from kubernetes import client
@@ -17,7 +21,7 @@ from kubernetes import client
 from pilot.kube.api_resources import ApiKind
 from pilot.kube.watch import Delivery, Listed, Unavailable, Watcher, WatchOptions, deliver_to_queue
 
-__all__ = ["WatchGroup"]
+__all__ = ["WatchGroup", "WatchedKinds"]
 
 log = structlog.get_logger(__name__)
 
@@ -81,3 +85,56 @@ class WatchGroup:
         ended = await asyncio.to_thread(lambda: all([w.join(_JOIN_SECONDS) for w in self._watchers]))
         if not ended:
             log.warning("kube_watchers_still_running", kinds=[str(w.kind) for w in self._watchers])
+
+
+class WatchedKinds(abc.ABC):
+    """A ``WatchGroup`` run as a source: ``take`` each batch, ``loaded`` once every kind was listed."""
+
+    def __init__(self, api: client.ApiClient, kinds: Iterable[ApiKind], options: WatchOptions | None) -> None:
+        self._group = WatchGroup(api, kinds, options)
+        self._started = False
+
+    @property
+    def synced(self) -> bool:
+        return self._group.synced
+
+    async def load_initial(self) -> None:
+        """Take what arrives until every kind was listed or found not served."""
+        self._start()
+        while not self._group.synced:
+            if not await self._consume():
+                return
+        self.loaded()
+
+    async def watch(self) -> None:
+        """Take every batch until ``stop()``."""
+        self._start()
+        try:
+            while await self._consume():
+                pass
+        finally:  # also when cancelled: the threads are stopped, not left behind
+            self._group.stop()
+            await self._group.join()
+
+    def stop(self) -> None:
+        self._group.stop()
+
+    @abc.abstractmethod
+    async def take(self, deliveries: Sequence[Delivery]) -> None:
+        """Apply one batch of deliveries."""
+
+    @abc.abstractmethod
+    def loaded(self) -> None:
+        """Every kind was listed (log what was loaded)."""
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._group.start()
+
+    async def _consume(self) -> bool:
+        deliveries = await self._group.next_batch()
+        if deliveries is None:
+            return False
+        await self.take(deliveries)
+        return True
