@@ -27,6 +27,7 @@ from pilot.kube.watch_events import (
     Failed,
     ListDiff,
     StreamItem,
+    identity,
     list_diff,
     read_event,
 )
@@ -107,6 +108,16 @@ def test_relist_difference(known: list[Obj], listed: list[Obj], expected: ListDi
     assert [e.type for e in diff.events] == ["DELETED"] * len(expected.deleted) + ["ADDED"] * len(expected.added) + [
         "MODIFIED"
     ] * len(expected.modified)
+
+
+def test_what_a_watcher_keeps_of_an_object() -> None:
+    pod = kb.pod("reviews-v1-7d8f9c6b5-abcde", "10.244.0.12")
+    assert identity(pod) == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "reviews-v1-7d8f9c6b5-abcde", "namespace": "bookinfo", "resourceVersion": "48213"},
+    }
+    assert identity(kb.namespace())["metadata"] == {"name": "bookinfo", "resourceVersion": "48213"}
 
 
 # ------------------------------------------------------------------------------------------------ backoff

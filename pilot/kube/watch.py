@@ -40,6 +40,7 @@ from pilot.kube.watch_events import (
     Failed,
     ListDiff,
     ObjectKey,
+    identity,
     list_diff,
     object_key,
     read_event,
@@ -138,7 +139,7 @@ class Watcher:
         self._response: urllib3.BaseHTTPResponse | None = None
         self._cut = False  # the current watch's connection was cut on purpose (interrupt, stop)
         self._thread: threading.Thread | None = None
-        self._known: dict[ObjectKey, KubeDict] = {}
+        self._known: dict[ObjectKey, KubeDict] = {}  # the identity of each object seen (watch_events.identity)
         self._version: str | None = None  # served API version; None: discover
         self._resource_version: str | None = self.options.resume_from  # None: list first
         self._unavailable_logged = False
@@ -275,7 +276,7 @@ class Watcher:
 
     def _replace(self, objects: tuple[KubeDict, ...], version: str, *, relist: bool) -> None:
         diff = list_diff(self._known, objects)
-        self._known = {object_key(obj): obj for obj in objects}
+        self._known = {object_key(obj): identity(obj) for obj in objects}
         self._resource_version = version or None
         if relist:
             log.info("kube_relisted", kind=str(self.kind), objects=len(objects), **diff.describe())
@@ -342,7 +343,7 @@ class Watcher:
         if item.type == "DELETED":
             self._known.pop(key, None)
         else:
-            self._known[key] = obj
+            self._known[key] = identity(obj)
         if version := resource_version(obj):
             self._resource_version = version
         self._deliver(Changed(kind=self.kind, event=item))

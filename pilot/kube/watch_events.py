@@ -5,7 +5,9 @@
   version watched from is older than the server keeps, a relist is needed) or ``Failed`` (any other ERROR event, or a
   line that is not an event).
 - ``list_diff``: a relist compared to the objects known before it, by namespace/name and ``resourceVersion``: what
-  was added, modified and deleted meanwhile (what the watch would have delivered, had it not expired).
+  was added, modified and deleted meanwhile (what the watch would have delivered, had it not expired). What is
+  known of an object is its ``identity`` (apiVersion, kind, name, namespace, resourceVersion), not the whole of it:
+  a watcher of every pod of a large cluster keeps only that.
 - ``Backoff``: exponential, capped, with jitter (each delay drawn in ``[d/2, d]``, so that many watchers that failed
   together do not retry together), reset after a watch that worked.
 """
@@ -27,6 +29,7 @@ __all__ = [
     "ListDiff",
     "ObjectKey",
     "StreamItem",
+    "identity",
     "list_diff",
     "object_key",
     "read_event",
@@ -80,6 +83,15 @@ def resource_version(obj: KubeDict) -> str:
     return version if isinstance(version, str) else ""
 
 
+def identity(obj: KubeDict) -> KubeDict:
+    """What a watcher keeps of an object: enough to name it (and to deliver its deletion) and tell it changed."""
+    namespace, name = object_key(obj)
+    metadata = {"name": name, "resourceVersion": resource_version(obj)}
+    if namespace:
+        metadata["namespace"] = namespace
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": metadata}
+
+
 def read_event(line: bytes | str) -> StreamItem:
     """One line of a watch response."""
     try:
@@ -101,8 +113,8 @@ def read_event(line: bytes | str) -> StreamItem:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListDiff:
-    """A relist against what was known: each as the watch events that would have said it (deleted objects as last
-    known)."""
+    """A relist against what was known: each as the watch events that would have said it (deleted objects by their
+    last known ``identity``)."""
 
     added: tuple[KubeDict, ...] = ()
     modified: tuple[KubeDict, ...] = ()
@@ -124,7 +136,7 @@ class ListDiff:
 
 
 def list_diff(known: Mapping[ObjectKey, KubeDict], listed: Iterable[KubeDict]) -> ListDiff:
-    """What ``listed`` (a whole listing) changed against ``known`` (key -> last known object)."""
+    """What ``listed`` (a whole listing) changed against ``known`` (key -> last known object, or its identity)."""
     added: list[KubeDict] = []
     modified: list[KubeDict] = []
     seen: set[ObjectKey] = set()
