@@ -23,7 +23,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -94,7 +94,6 @@ class WatchOptions:
     backoff_cap: float = 30.0
     resume_from: str | None = None  # start by watching from this version instead of listing (410: list)
     healthy_after: float = 10.0  # a watch that ran this long (or delivered something) resets the backoff
-    extra: dict[str, str] = field(default_factory=dict)  # more query parameters of lists and watches
 
 
 class _NotServed(Exception):
@@ -109,7 +108,9 @@ class _WatchFailed(Exception):
     pass
 
 
-def deliver_to_queue(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Delivery]) -> Callable[[Delivery], None]:
+def deliver_to_queue(
+    loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Delivery | None]
+) -> Callable[[Delivery], None]:
     """A ``deliver`` for a watch thread: each delivery is put on ``queue`` on ``loop``'s thread, in order."""
 
     def deliver(delivery: Delivery) -> None:
@@ -240,8 +241,7 @@ class Watcher:
         self._stopping.wait(self.options.rediscover_seconds)
 
     def _query(self) -> list[tuple[str, str]]:
-        query = [("labelSelector", self.options.label_selector)] if self.options.label_selector else []
-        return query + list(self.options.extra.items())
+        return [("labelSelector", self.options.label_selector)] if self.options.label_selector else []
 
     def _path(self) -> str:
         assert self._version is not None
@@ -299,7 +299,6 @@ class Watcher:
             ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(self.options.timeout_seconds)),
         ]
-        started, delivered = time.monotonic(), False
         try:
             response = open_stream(self._api, self._path(), query, read_timeout=self.options.timeout_seconds + 30.0)
         except ApiStatusError as exc:
@@ -308,24 +307,35 @@ class Watcher:
             self._response, self._cut = response, False
         self.watches += 1
         try:
-            if self._stopping.is_set():
-                return
-            for line in iter_lines(response):
-                delivered = self._handle(read_event(line)) or delivered
-                if delivered or time.monotonic() - started > self.options.healthy_after:
-                    self._backoff.reset()
-            if time.monotonic() - started > self.options.healthy_after:
-                self._backoff.reset()
+            if not self._stopping.is_set():
+                self._read(response)
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            with self._lock:
-                cut = self._cut
-            if not cut and not self._stopping.is_set():
+            if not self._was_cut():
                 raise _WatchFailed(f"watch connection failed: {exc}") from exc
         finally:
             with self._lock:
                 self._response = None
             response.close()
             response.release_conn()
+
+    def _read(self, response: urllib3.BaseHTTPResponse) -> None:
+        """Handle a watch's events until its stream ends; a watch that worked resets the backoff, one the server
+        ended at once (long before its timeout, nothing in it) counts as a failure."""
+        started, delivered = time.monotonic(), False
+        for line in iter_lines(response):
+            delivered = self._handle(read_event(line)) or delivered
+            if delivered or time.monotonic() - started > self.options.healthy_after:
+                self._backoff.reset()
+        elapsed = time.monotonic() - started
+        if elapsed > self.options.healthy_after:
+            self._backoff.reset()
+        elif not delivered and elapsed < min(1.0, self.options.timeout_seconds / 2) and not self._was_cut():
+            raise _WatchFailed(f"the server ended the watch after {elapsed:.2f}s, long before its timeout")
+
+    def _was_cut(self) -> bool:
+        """The current watch was ended on purpose (``interrupt``, ``stop``): a resume, not a failure."""
+        with self._lock:
+            return self._cut or self._stopping.is_set()
 
     def _handle(self, item: Event | Bookmark | Expired | Failed) -> bool:
         """Apply one stream item; True when it was an event delivered."""

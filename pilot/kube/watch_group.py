@@ -49,7 +49,7 @@ class WatchGroup:
         return tuple(self._watchers)
 
     def start(self) -> None:
-        deliver = deliver_to_queue(asyncio.get_running_loop(), self._queue)  # type: ignore[arg-type]
+        deliver = deliver_to_queue(asyncio.get_running_loop(), self._queue)
         self._watchers = [Watcher(self._api, kind, deliver, self._options) for kind in self.kinds]
         for watcher in self._watchers:
             watcher.start()
