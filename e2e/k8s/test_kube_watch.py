@@ -418,14 +418,31 @@ class _AdsClient:
         self._channel.close()
 
 
+EXTERNAL_ENTRY = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: external-api, namespace: default}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+  location: MESH_EXTERNAL
+"""
+
+
 def test_pilot_serves_a_service_of_the_cluster_over_ads(
     local_kubernetes: LocalCluster, api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
+    """With ``--config-dir`` too: the directory's ServiceEntry and the cluster's Services in one CDS."""
     core = client.CoreV1Api(api)
     core.create_namespaced_service(namespace, _web_service("first"))
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "external.yaml").write_text(EXTERNAL_ENTRY)
     xds = f"127.0.0.1:{_free_port()}"
     log = (tmp_path / "pilot.log").open("w")
     command = [sys.executable, "-m", "pilot", "--kubeconfig", str(local_kubernetes.kubeconfig), "--xds-address", xds]
+    command += ["--config-dir", str(config)]
     command += ["--monitor-address", f"127.0.0.1:{_free_port()}", "--debounce", "50ms"]
     pilot = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     ads: _AdsClient | None = None
@@ -437,6 +454,7 @@ def test_pilot_serves_a_service_of_the_cluster_over_ads(
         _, clusters = ads.next_clusters()
         first = names.outbound_cluster_name(80, "", f"first.{namespace}.svc.cluster.local")
         assert first in clusters, clusters
+        assert names.outbound_cluster_name(443, "", "api.example.com") in clusters, clusters
         core.create_namespaced_service(namespace, _web_service("second"))
         second = names.outbound_cluster_name(80, "", f"second.{namespace}.svc.cluster.local")
         deadline = time.monotonic() + 30
