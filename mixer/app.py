@@ -1,18 +1,22 @@
-"""Mixer as a running process: config directory -> store -> snapshot -> policy engine and workload registry;
+"""Mixer as a running process: config sources -> store -> snapshot -> policy engine and workload registry;
 one gRPC server for ext_authz checks and access logs; the monitor endpoints.
 
 Mixer reads config through Pilot's config layer and its source seam (a ``SourceGroup`` of sources publishing to a
-``ConfigSink`` over a ``ConfigStore``, today one ``DirectorySource``: the same validation, the same last-good
-semantics) and builds the same ``MeshSnapshot``; so Pilot and Mixer agree on which
-workloads a policy selects (``pilot.model.policies``) and on who is at which address.
+``ConfigSink`` over a ``ConfigStore``: a ``DirectorySource``, the cluster's ``KubernetesConfigSource``, or both, as
+Pilot; the same validation, the same last-good semantics) and builds the same ``MeshSnapshot``, with the
+Kubernetes service registry when it reads a cluster (its pods are the workloads policies select and requests come
+from); so Pilot and Mixer agree on which workloads a policy selects (``pilot.model.policies``) and on who is at
+which address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import structlog
@@ -26,14 +30,22 @@ from mixer.graph import ServiceGraph
 from mixer.metrics import MixerMetrics
 from mixer.monitor import MixerMonitor
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
+from pilot.config.source import ConfigSource
+from pilot.kube.sources import load_or_stop, store_sources
 from pilot.model import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
     DEFAULT_TRUST_DOMAIN,
+    SERVICE_ENTRIES,
     MeshSnapshot,
+    ServiceRegistry,
     build_snapshot,
 )
 from pilot.parse_ahead import ParseAhead
+
+if TYPE_CHECKING:
+    from meshplane.kube_api import KubeAccess
+    from pilot.kube.cluster import ClusterReader
 
 __all__ = ["MixerOptions", "MixerServer", "run_mixer"]
 
@@ -42,7 +54,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MixerOptions:
-    config_dir: Path
+    config_dir: Path | None = None  # the mesh's config directory; with ``kube`` or instead of it
+    kube: KubeAccess | None = None  # the cluster whose CRDs and service registry Mixer reads
     grpc_address: str = DEFAULT_GRPC_ADDRESS
     monitor_address: str = DEFAULT_MONITOR_ADDRESS
     otlp_endpoint: str | None = None
@@ -60,8 +73,10 @@ class MixerServer:
     logs keep being answered meanwhile; the engine then switches to it on the event loop. Changes that arrive
     while a snapshot is being built are coalesced into the next one."""
 
-    def __init__(self, options: MixerOptions) -> None:
+    def __init__(self, options: MixerOptions, *, registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,)) -> None:
+        """``registries``: the service registries every snapshot aggregates (as Pilot's)."""
         self.options = options
+        self.registries = tuple(registries)
         self.metrics = MixerMetrics(otlp_endpoint=options.otlp_endpoint)
         self.engine = PolicyEngine()
         self.pipeline = TelemetryPipeline(
@@ -113,6 +128,7 @@ class MixerServer:
                 options.domain_suffix,
                 trust_domain=options.trust_domain,
                 root_namespace=options.root_namespace,
+                registries=self.registries,
             )
             self.engine.update(self._snapshot)
 
@@ -146,20 +162,47 @@ async def run_mixer(
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given). ``parse_ahead``: a worker
     started on ``options.config_dir`` before the imports, whose parses the first load uses."""
-    if not options.config_dir.is_dir():
+    if options.config_dir is not None and not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
-    store = ConfigStore(domain_suffix=options.domain_suffix, sources=(FILES,))
-    mixer = MixerServer(options)
+    store = ConfigStore(
+        domain_suffix=options.domain_suffix,
+        sources=store_sources(kubernetes=options.kube is not None, files=options.config_dir is not None),
+    )
 
     def on_change(change: StoreChange) -> None:
         log.info("config changed", version=change.version, changed=len(change.changed))
         mixer.update(store)
 
-    sources = SourceGroup(
-        [DirectorySource(options.config_dir, ConfigSink(store, on_change), name=FILES, parse_ahead=parse_ahead)]
-    )
-    await sources.load_initial()
+    sink = ConfigSink(store, on_change)
+    sources: list[ConfigSource] = []
+    registries: list[ServiceRegistry] = [SERVICE_ENTRIES]
+    cluster: ClusterReader | None = None
+    if options.kube is not None:
+        from pilot.kube.cluster import read_cluster  # the kubernetes client is imported only when used
+
+        cluster = read_cluster(
+            options.kube, sink, lambda change: mixer.update(store), domain_suffix=options.domain_suffix
+        )
+        sources += cluster.sources
+        registries.append(cluster.registry)
+    if options.config_dir is not None:
+        sources.append(DirectorySource(options.config_dir, sink, name=FILES, parse_ahead=parse_ahead))
+    mixer = MixerServer(options, registries=registries)
+    try:
+        await _serve(mixer, SourceGroup(sources), store, stop)
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+async def _serve(mixer: MixerServer, sources: SourceGroup, store: ConfigStore, stop: asyncio.Event) -> None:
+    options = mixer.options
+    for source in sources.sources:
+        if not await load_or_stop(source, stop):
+            sources.stop()
+            log.info("mixer stopped before it served")
+            return
     await mixer.load(store)  # also for an empty directory, where on_change was not called
     await mixer.start()
     monitor = MixerMonitor(
@@ -176,7 +219,8 @@ async def run_mixer(
         raise
     log.info(
         "mixer serving",
-        config_dir=str(options.config_dir),
+        config_dir=str(options.config_dir) if options.config_dir is not None else None,
+        cluster=options.kube.describe() if options.kube is not None else None,
         grpc=options.grpc_address,
         monitor=options.monitor_address,
         otlp=options.otlp_endpoint or "off",

@@ -1,7 +1,8 @@
 """``mixer``: policy checks (Envoy ext_authz) and telemetry (Envoy gRPC access logs) for every sidecar.
 
 Reads AccessList and RateLimit (``mixer.meshplane.io/v1``) and the registry (ServiceEntry, WorkloadEntry) from the
-same config directory as Pilot; serves ``envoy.service.auth.v3.Authorization`` and
+same config directory as Pilot, from the cluster (``--kubeconfig FILE`` or ``--in-cluster``: the CRDs, and the
+pods of the Kubernetes service registry), or both; serves ``envoy.service.auth.v3.Authorization`` and
 ``envoy.service.accesslog.v3.AccessLogService`` on ``--grpc-address``, and ``/ready``, ``/metrics`` (Istio's
 request metrics) and ``/graph`` on ``--monitor-address``.
 """
@@ -24,12 +25,14 @@ __all__ = ["build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from meshplane.kube_api import add_kube_arguments
     from meshplane.logs import add_logging_arguments
     from mixer.accesslog_service import DEFAULT_QUEUE_ENTRIES
     from pilot.cli_arguments import add_mesh_arguments, duration_argument
 
     parser = argparse.ArgumentParser(prog="mixer", description=__doc__)
-    parser.add_argument("--config-dir", type=Path, required=True, help="the mesh's config directory (as Pilot's)")
+    parser.add_argument("--config-dir", type=Path, default=None, help="the mesh's config directory (as Pilot's)")
+    add_kube_arguments(parser, what="AccessLists, RateLimits, Istio's config and the pods (as Pilot)")
     parser.add_argument(
         "--grpc-address", default=DEFAULT_GRPC_ADDRESS, help="ext_authz + access-log gRPC address (%(default)s)"
     )
@@ -76,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
     # imported once the parse worker runs: these imports (grpc, the Envoy protos, Mixer) are what it overlaps
+    from meshplane.kube_api import kube_access_from_arguments
     from meshplane.logs import configure_logging_from_args
     from meshplane.serving import run_service
     from mixer.app import MixerOptions, run_mixer
@@ -85,6 +89,9 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
     args = parser.parse_args(argv)
     if args.log_queue < 1:
         parser.error("--log-queue must be at least 1")
+    kube = kube_access_from_arguments(args)
+    if args.config_dir is None and kube is None:
+        parser.error("a config source is needed: --config-dir DIR, --kubeconfig FILE or --in-cluster (or both)")
     configure_logging_from_args(args)
     try:
         names = _mesh_names(args)
@@ -93,6 +100,7 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
         return 2
     options = MixerOptions(
         config_dir=args.config_dir,
+        kube=kube,
         grpc_address=args.grpc_address,
         monitor_address=args.monitor_address,
         otlp_endpoint=args.otlp_endpoint,

@@ -1,14 +1,19 @@
 """Pilot as a running process: config sources -> store -> xDS server, plus the monitor endpoints.
 
-Config comes through the source seam (``pilot.config.source``): today one ``DirectorySource``; a Kubernetes
-source joins the ``SourceGroup`` and the store's ``sources`` the same way. The mesh config file (``--mesh-config``)
-is watched beside it (``pilot.config.mesh_config_file``): an edit is pushed as a ``MeshConfig`` change."""
+Config comes through the source seam (``pilot.config.source``): a ``DirectorySource`` (``--config-dir``), a
+``KubernetesConfigSource`` (``--kubeconfig``/``--in-cluster``: Istio's and Mixer's CRDs), or both in one store (the
+cluster's objects win a key both define: ``pilot.kube.config_source``). With a cluster, the Kubernetes service
+registry (``pilot.kube.RegistryFeed``: Services, EndpointSlices, Pods, Namespaces, Nodes) is served beside the
+ServiceEntry registry, and each change of it is pushed (endpoint-only ones as EDS alone). The mesh config file
+(``--mesh-config``) is watched beside them (``pilot.config.mesh_config_file``): an edit is pushed as a
+``MeshConfig`` change. Pilot serves once every source has loaded (every kind of the cluster listed)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -16,11 +21,23 @@ from meshplane.serving import stop_on_signals, watch_until_stopped
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.config.mesh_config import MeshConfig, MeshNames
 from pilot.config.mesh_config_file import MeshConfigFile
+from pilot.config.source import ConfigSource
+from pilot.kube.sources import load_or_stop, store_sources
 from pilot.metrics import PilotMetrics
-from pilot.model import DEFAULT_DOMAIN_SUFFIX, DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
+from pilot.model import (
+    DEFAULT_DOMAIN_SUFFIX,
+    DEFAULT_ROOT_NAMESPACE,
+    DEFAULT_TRUST_DOMAIN,
+    SERVICE_ENTRIES,
+    ServiceRegistry,
+)
 from pilot.monitor import MonitorServer
 from pilot.parse_ahead import ParseAhead
 from pilot.xds import DiscoveryServer
+
+if TYPE_CHECKING:
+    from meshplane.kube_api import KubeAccess
+    from pilot.kube.cluster import ClusterReader
 
 __all__ = ["PilotOptions", "run_pilot"]
 
@@ -29,7 +46,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PilotOptions:
-    config_dir: Path
+    config_dir: Path | None = None  # a directory of Istio YAML; with ``kube`` or instead of it
+    kube: KubeAccess | None = None  # the cluster whose CRDs and service registry Pilot reads
     xds_address: str = "127.0.0.1:15010"
     monitor_address: str = "127.0.0.1:15014"
     debounce: float = 0.1
@@ -45,11 +63,14 @@ async def run_pilot(
 ) -> None:
     """Serve until ``stop`` is set (or SIGINT/SIGTERM arrives when no event is given). ``parse_ahead``: a worker
     started on ``options.config_dir`` before the imports, whose parses the first load uses."""
-    if not options.config_dir.is_dir():
+    if options.config_dir is not None and not options.config_dir.is_dir():
         raise FileNotFoundError(f"--config-dir {options.config_dir} is not a directory")
     stop = stop or stop_on_signals()
     flags = MeshNames(trust_domain=options.trust_domain, root_namespace=options.root_namespace)
-    store = ConfigStore(domain_suffix=options.domain_suffix, sources=(FILES,))
+    store = ConfigStore(
+        domain_suffix=options.domain_suffix,
+        sources=store_sources(kubernetes=options.kube is not None, files=options.config_dir is not None),
+    )
     metrics = PilotMetrics()
     mesh_file = None
     mesh = MeshConfig(names=flags)
@@ -62,6 +83,23 @@ async def run_pilot(
         )
         await mesh_file.load_initial()  # MeshConfigError: Pilot does not start on a bad file
         mesh = mesh_file.current
+    registries: list[ServiceRegistry] = [SERVICE_ENTRIES]
+    sources: list[ConfigSource] = []
+    cluster: ClusterReader | None = None
+
+    def on_change(change: StoreChange) -> None:
+        log.info("config changed", version=change.version, changed=len(change.changed))
+        server.update_config(store.accepted, change.version)
+
+    sink = ConfigSink(store, on_change, on_rejected=metrics.rejected_config)
+    if options.kube is not None:
+        from pilot.kube.cluster import read_cluster  # the kubernetes client is imported only when used
+
+        cluster = read_cluster(
+            options.kube, sink, lambda change: server.registries_changed(), domain_suffix=options.domain_suffix
+        )
+        registries.append(cluster.registry)
+        sources += cluster.sources
     server = DiscoveryServer(
         debounce=options.debounce,
         debounce_max=options.debounce_max,
@@ -70,19 +108,36 @@ async def run_pilot(
         root_namespace=mesh.names.root_namespace,
         mesh=mesh.settings,
         metrics=metrics,
+        registries=registries,
     )
+    if options.config_dir is not None:
+        exclude = (options.mesh_config,) if options.mesh_config is not None else ()
+        sources.append(DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude, parse_ahead=parse_ahead))
+    group = SourceGroup(sources + ([mesh_file] if mesh_file is not None else []))
+    try:
+        await _serve(options, group, store, server, mesh_file, mesh, stop)
+    finally:
+        if cluster is not None:
+            cluster.close()
 
-    def on_change(change: StoreChange) -> None:
-        log.info("config changed", version=change.version, changed=len(change.changed))
-        server.update_config(store.accepted, change.version)
 
-    sink = ConfigSink(store, on_change, on_rejected=metrics.rejected_config)
-    exclude = (options.mesh_config,) if options.mesh_config is not None else ()
-    directory = DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude, parse_ahead=parse_ahead)
-    await directory.load_initial()  # hands the server what it loaded, through on_change
+async def _serve(
+    options: PilotOptions,
+    sources: SourceGroup,
+    store: ConfigStore,
+    server: DiscoveryServer,
+    mesh_file: MeshConfigFile | None,
+    mesh: MeshConfig,
+    stop: asyncio.Event,
+) -> None:
+    """Load every source, serve, watch them until ``stop``."""
+    for source in sources.sources:
+        if source is not mesh_file and not await load_or_stop(source, stop):  # mesh_file: loaded already
+            sources.stop()
+            log.info("pilot stopped before it served")
+            return
     if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
         server.update_config(store.accepted, store.version)
-    sources = SourceGroup([directory] if mesh_file is None else [directory, mesh_file])
     await server.start(options.xds_address)
     meshz = mesh_file.describe if mesh_file is not None else lambda: {"file": None, "in_force": mesh.describe()}
     monitor = MonitorServer(
@@ -91,7 +146,8 @@ async def run_pilot(
     await monitor.start()
     log.info(
         "pilot serving",
-        config_dir=str(options.config_dir),
+        config_dir=str(options.config_dir) if options.config_dir is not None else None,
+        cluster=options.kube.describe() if options.kube is not None else None,
         xds=options.xds_address,
         monitor=options.monitor_address,
         resources=len(store.accepted),

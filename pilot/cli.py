@@ -1,4 +1,6 @@
-"""``pilot``: serve Istio traffic config from a directory to Envoy sidecars over ADS."""
+"""``pilot``: serve Istio traffic config to Envoy sidecars over ADS, from a directory of Istio YAML
+(``--config-dir``), from a Kubernetes cluster (``--kubeconfig FILE`` or ``--in-cluster``: Istio's CRDs and the
+cluster's Services, EndpointSlices and Pods), or both."""
 
 from __future__ import annotations
 
@@ -13,11 +15,13 @@ __all__ = ["main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from meshplane.kube_api import add_kube_arguments
     from meshplane.logs import add_logging_arguments
     from pilot.cli_arguments import add_mesh_arguments, duration_argument
 
     parser = argparse.ArgumentParser(prog="pilot", description=__doc__)
-    parser.add_argument("--config-dir", type=Path, required=True, help="directory of Istio YAML, watched for changes")
+    parser.add_argument("--config-dir", type=Path, default=None, help="directory of Istio YAML, watched for changes")
+    add_kube_arguments(parser, what="Istio's config (CRDs) and the service registry (Services, EndpointSlices, Pods)")
     parser.add_argument("--xds-address", default="127.0.0.1:15010", help="ADS gRPC listen address (Istio: 15010)")
     parser.add_argument(
         "--monitor-address", default="127.0.0.1:15014", help="/ready /metrics /debug/* listen address (Istio: 15014)"
@@ -46,15 +50,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
     # imported once the parse worker runs: these imports (grpc, the Envoy protos, Pilot) are what it overlaps
+    from meshplane.kube_api import kube_access_from_arguments
     from meshplane.logs import configure_logging_from_args
     from meshplane.serving import run_service
     from pilot.app import PilotOptions, run_pilot
     from pilot.config.mesh_config import MeshConfigError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    kube = kube_access_from_arguments(args)
+    if args.config_dir is None and kube is None:
+        parser.error("a config source is needed: --config-dir DIR, --kubeconfig FILE or --in-cluster (or both)")
     configure_logging_from_args(args)
     options = PilotOptions(
         config_dir=args.config_dir,
+        kube=kube,
         xds_address=args.xds_address,
         monitor_address=args.monitor_address,
         debounce=args.debounce,

@@ -103,7 +103,9 @@ def pod(name: str, address: str) -> WorkloadEntry:
     return WorkloadEntry(meta=meta, address=address, labels=MappingProxyType({"app": "ratings"}))
 
 
-def registry(name: str, provider: str, host: str, address: str, version: str = "1") -> MemoryRegistry:
+def registry(
+    name: str, provider: str, host: str, address: str, version: str = "1", endpoints_version: str = ""
+) -> MemoryRegistry:
     """A registry serving ``host`` on port 9080 from one workload at ``address``."""
     workload = pod(f"{name}-{host.split('.')[0]}", address)
     service = Service(
@@ -121,5 +123,6 @@ def registry(name: str, provider: str, host: str, address: str, version: str = "
         workloads=(workload,),
         instances=MappingProxyType({workload.meta.key: (instance,)}),
         version=version,
+        endpoints_version=endpoints_version,
     )
     return MemoryRegistry(name=name, provider=provider, contents=state)

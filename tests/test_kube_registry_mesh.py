@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 
+from envoy_bootstrap.bootstrap import sidecar_node_id
 from meshplane.identity import SDS_NODE_METADATA
 from mixer.registry import WorkloadRegistry
 from pilot.config.types import ConfigKey
@@ -78,6 +80,30 @@ def test_pod_proxy_resolves_to_its_workload(istio: IstioDocs) -> None:
     check_resources(listeners=inbound)
     virtual_inbound = next(listener for listener in inbound if listener.name == "virtualInbound")
     assert 9080 in {chain.filter_chain_match.destination_port.value for chain in virtual_inbound.filter_chains}
+
+
+@pytest.mark.parametrize(
+    ("pod", "address", "namespace", "expected"),
+    [
+        (V1, "10.244.0.12", "bookinfo", V1),
+        (V1, "fd00:10:244::12", "bookinfo", V1),  # a dual-stack pod's sidecar reporting its IPv6 address: by name
+        ("reviews-v1-renamed", "10.244.0.12", "bookinfo", V1),  # not its name: by its address
+        (PLAIN, "10.244.0.40", "bookinfo", None),  # no sidecar: not a workload
+        (V1, "10.244.0.12", "default", None),  # names and addresses count in the proxy's namespace only
+    ],
+    ids=["pod-name-and-ip", "pod-name-other-ip", "pod-ip-only", "pod-without-sidecar", "other-namespace"],
+)
+def test_pod_proxy_found_by_istio_node_id(
+    istio: IstioDocs, pod: str, address: str, namespace: str, expected: str | None
+) -> None:
+    """Istio's sidecar node id (``envoy_bootstrap.bootstrap.sidecar_node_id``) names the pod and its namespace."""
+    snap = snapshot(istio, bookinfo())
+    node_id = sidecar_node_id(workload=pod, namespace=namespace, address=address, domain_suffix="cluster.local")
+    assert node_id == f"sidecar~{address}~{pod}.{namespace}~{namespace}.svc.cluster.local"
+    proxy = resolve_proxy(parse_node_id(node_id), snap)
+    found = proxy.workload.meta.key if proxy.workload is not None else None
+    assert found == (ConfigKey(kind="Pod", namespace="bookinfo", name=expected) if expected else None)
+    assert bool(proxy.instances) == bool(expected)
 
 
 def test_eds_marks_the_sidecar_endpoint_for_mutual_tls(istio: IstioDocs) -> None:

@@ -11,7 +11,9 @@ import pytest
 from mixer import app as mixer_app
 from mixer.app import MixerOptions, MixerServer
 from pilot.config import ConfigStore, parse_config_text
-from pilot.model import MeshSnapshot, build_snapshot
+from pilot.kube import KubernetesRegistry
+from pilot.model import SERVICE_ENTRIES, MeshSnapshot, build_snapshot
+from tests import kube_builders as kb
 
 ENTRY = """\
 apiVersion: networking.istio.io/v1
@@ -49,5 +51,19 @@ async def test_updates_are_applied_off_the_loop_and_coalesced(tmp_path: Path, mo
         assert mixer.in_force_version == store.version == 5
         assert mixer.engine.registry.workload_at("127.0.9.5") is not None
         assert built == [0, 5]  # five changes before the loop ran the update: one build, of the latest
+    finally:
+        await mixer.stop()
+
+
+async def test_the_kubernetes_registry_is_in_mixers_snapshots() -> None:
+    """Mixer with a cluster: its pods are the workloads checks and telemetry find by address and node id."""
+    kube = KubernetesRegistry()
+    kube.replace("Pod", [kb.pod("reviews-v1-7d8f9c6b5-abcde", "10.244.0.12")])
+    mixer = MixerServer(MixerOptions(), registries=(SERVICE_ENTRIES, kube))
+    try:
+        await mixer.load(ConfigStore())
+        workload = mixer.engine.registry.workload_entry_at("10.244.0.12")
+        assert workload is not None and workload.meta.key.kind == "Pod"
+        assert mixer.engine.registry.workload_named("bookinfo", "reviews-v1-7d8f9c6b5-abcde") is not None
     finally:
         await mixer.stop()

@@ -88,12 +88,26 @@ def test_a_kubernetes_service_takes_a_service_entry_host_and_analyze_says_so() -
     )
 
 
-def test_a_registry_version_change_is_a_service_change() -> None:
-    first = build_snapshot({}, 1, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61", "1"),))
-    same = build_snapshot({}, 2, first, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61", "1"),))
-    moved = build_snapshot({}, 3, same, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.62", "2"),))
-    assert (first.registry_versions, same.changed_kinds) == ({"k": "1"}, frozenset())
-    assert moved.changed_kinds == {"ServiceEntry", "WorkloadEntry"}
+@pytest.mark.parametrize(
+    ("address", "version", "endpoints_version", "changed"),
+    [
+        ("127.0.0.61", "1", "1", frozenset()),
+        ("127.0.0.62", "2", "1", {"ServiceEntry", "WorkloadEntry", "Endpoints"}),
+        ("127.0.0.62", "1", "2", {"Endpoints"}),
+        ("127.0.0.62", "2", "2", {"ServiceEntry", "WorkloadEntry", "Endpoints"}),
+    ],
+    ids=["same-versions", "version", "endpoints-version-alone", "both"],
+)
+def test_registry_versions_are_change_kinds(
+    address: str, version: str, endpoints_version: str, changed: frozenset[str]
+) -> None:
+    """A registry's version change is a service change (every type rebuilt), its endpoints version alone an
+    ``Endpoints`` change (EDS alone)."""
+    first = build_snapshot({}, 1, registries=(registry("k", KUBERNETES_PROVIDER, RATINGS, "127.0.0.61", "1", "1"),))
+    after = registry("k", KUBERNETES_PROVIDER, RATINGS, address, version, endpoints_version)
+    second = build_snapshot({}, 2, first, registries=(after,))
+    assert (first.registry_versions, first.registry_endpoints_versions) == ({"k": "1"}, {"k": "1"})
+    assert second.changed_kinds == changed
 
 
 def test_registries_need_distinct_names() -> None:

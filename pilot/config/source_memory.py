@@ -16,7 +16,7 @@ from pilot.config.parse import DEFAULT_NAMESPACE, ParsedFile, Rejected, Skipped,
 from pilot.config.source import ConfigSink
 from pilot.config.types import Resource
 
-__all__ = ["MEMORY", "MemorySource"]
+__all__ = ["MEMORY", "MemorySource", "object_unit", "parse_object_unit"]
 
 MEMORY = "memory"
 
@@ -36,16 +36,8 @@ class MemorySource:
 
     def put(self, obj: Mapping[str, object]) -> Resource | Rejected | Skipped:
         """Add or replace the object with this kind/namespace/name, and publish it; returns what it parsed to."""
-        kind, namespace, name, version = _identity(obj)
-        unit = f"{kind}/{namespace}/{name}"
-        outcome = parse_object(obj, object_reference(kind, namespace, name, version))
-        if isinstance(outcome, Rejected):
-            parsed = ParsedFile(file=unit, rejected=(outcome,))
-        elif isinstance(outcome, Skipped):
-            parsed = ParsedFile(file=unit, warnings=(str(outcome),))
-        else:
-            parsed = ParsedFile(file=unit, resources=(outcome,))
-        self._units.add(unit)
+        parsed, outcome = parse_object_unit(obj)
+        self._units.add(parsed.file)
         self._sink.publish(self._name, [parsed])
         return outcome
 
@@ -64,6 +56,25 @@ class MemorySource:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def object_unit(obj: Mapping[str, object]) -> str:
+    """The unit an object is in a source of objects: ``kind/namespace/name``."""
+    kind, namespace, name, _ = _identity(obj)
+    return f"{kind}/{namespace}/{name}"
+
+
+def parse_object_unit(obj: Mapping[str, object]) -> tuple[ParsedFile, Resource | Rejected | Skipped]:
+    """One object parsed as its own unit (``object_unit``), its origin the object reference with its
+    ``resourceVersion``; and what it parsed to."""
+    kind, namespace, name, version = _identity(obj)
+    unit = f"{kind}/{namespace}/{name}"
+    outcome = parse_object(obj, object_reference(kind, namespace, name, version))
+    if isinstance(outcome, Rejected):
+        return ParsedFile(file=unit, rejected=(outcome,)), outcome
+    if isinstance(outcome, Skipped):
+        return ParsedFile(file=unit, warnings=(str(outcome),)), outcome
+    return ParsedFile(file=unit, resources=(outcome,)), outcome
 
 
 def _identity(obj: Mapping[str, object]) -> tuple[str, str, str, str]:

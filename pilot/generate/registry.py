@@ -23,6 +23,7 @@ from google.protobuf.message import Message
 
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
+from pilot.model.registry import ENDPOINTS_KIND
 from pilot.model.types import MeshSnapshot, Proxy
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
 
@@ -47,6 +48,8 @@ PUSH_ORDER: tuple[str, ...] = (CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE
 Scope = tuple[Hashable, ...]
 
 REGISTRY_KINDS = frozenset({"ServiceEntry", "WorkloadEntry"})
+# A registry whose endpoints alone changed (``pilot.model.registry``): only the ClusterLoadAssignments differ.
+ENDPOINT_KINDS = frozenset({ENDPOINTS_KIND})
 # PeerAuthentication decides inbound listeners' chains (LDS) and which endpoints take auto mTLS (EDS metadata, and
 # the inline endpoints of DNS clusters in CDS).
 MTLS_KINDS = frozenset({"PeerAuthentication"})
@@ -115,7 +118,7 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     ENDPOINT_TYPE: TypeGenerator(
         type_url=ENDPOINT_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | ENDPOINT_KINDS | MTLS_KINDS | {"DestinationRule"},
         wildcard=False,
         scopes=endpoints.endpoint_scopes,
         build_scope=endpoints.build_scope_load_assignments,

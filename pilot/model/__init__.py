@@ -23,6 +23,7 @@ from pilot.model.mtls import (
 )
 from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, policy_selects, workload_policies
 from pilot.model.registry import (
+    ENDPOINTS_KIND,
     KUBERNETES_PROVIDER,
     SERVICE_ENTRY_PROVIDER,
     MemoryRegistry,
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_MESH_SETTINGS",
     "DEFAULT_ROOT_NAMESPACE",
     "DEFAULT_TRUST_DOMAIN",
+    "ENDPOINTS_KIND",
     "KUBERNETES_PROVIDER",
     "MESH_CONFIG_KIND",
     "MIXER_PROVIDER",

@@ -22,7 +22,7 @@ from pilot.config.types import (
 )
 from pilot.model.destination_rules import index_destination_rules, visible_destination_rule
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
-from pilot.model.registry import ServiceRegistry, aggregate_registries
+from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
@@ -97,10 +97,19 @@ def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] |
     )
 
 
+# The kinds of workload a node id's ``<workload>.<namespace>`` names: a WorkloadEntry, or a Kubernetes pod (Istio's
+# sidecar id carries the pod's name: ``sidecar~<pod IP>~<pod name>.<namespace>~<namespace>.svc.<domain>``)
+_WORKLOAD_KINDS = ("WorkloadEntry", "Pod")
+
+
 def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
-    """Find the proxy's WorkloadEntry: by name in its namespace, else by address in its namespace."""
-    key = ConfigKey(kind="WorkloadEntry", namespace=node.namespace, name=node.workload_name)
-    workload = snapshot.workloads.get(key)
+    """Find the proxy's workload: a WorkloadEntry or a pod by name in its namespace, else one by address in its
+    namespace."""
+    workload = None
+    for kind in _WORKLOAD_KINDS:
+        workload = snapshot.workloads.get(ConfigKey(kind=kind, namespace=node.namespace, name=node.workload_name))
+        if workload is not None:
+            break
     if workload is None:
         for candidate in snapshot.workloads.values():
             if candidate.meta.key.namespace == node.namespace and candidate.address == node.ip:
@@ -137,19 +146,26 @@ def virtual_services_for(snapshot: MeshSnapshot, host: str) -> tuple[VirtualServ
     return lookup_host(snapshot.virtual_services, host) or ()
 
 
+def _registries_changed(previous: MeshSnapshot | None, registered: AggregatedRegistries) -> set[str]:
+    """A registry whose version changed counts as a ServiceEntry and WorkloadEntry change (as Istio pushes a
+    Kubernetes service change with kind ServiceEntry); one whose endpoints version alone changed as ``Endpoints``
+    (Istio's EDS update: only ClusterLoadAssignments are rebuilt)."""
+    if previous is None or previous.registry_versions != registered.versions:
+        return {"ServiceEntry", "WorkloadEntry", ENDPOINTS_KIND}
+    if previous.registry_endpoints_versions != registered.endpoints_versions:
+        return {ENDPOINTS_KIND}
+    return set()
+
+
 def _changed_kinds(
     previous: MeshSnapshot | None,
     configs: Mapping[ConfigKey, Resource],
-    registry_versions: Mapping[str, str],
+    registered: AggregatedRegistries,
     mesh: MeshSettings,
 ) -> frozenset[str]:
-    """The config kinds that differ from ``previous``; a registry whose version changed counts as a ServiceEntry
-    and WorkloadEntry change (as Istio pushes a Kubernetes service change with kind ServiceEntry), and changed mesh
+    """The config kinds that differ from ``previous`` (registries: ``_registries_changed``), and changed mesh
     settings as ``MeshConfig``."""
-    if previous is None or previous.registry_versions != registry_versions:
-        registries_changed = {"ServiceEntry", "WorkloadEntry"}
-    else:
-        registries_changed = set()
+    registries_changed = _registries_changed(previous, registered)
     if previous is None:
         return frozenset(key.kind for key in configs) | registries_changed | {MESH_CONFIG_KIND}
     changed = registries_changed
@@ -224,8 +240,9 @@ def build_snapshot(
         peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
-        changed_kinds=_changed_kinds(previous, ordered, registered.versions, mesh),
+        changed_kinds=_changed_kinds(previous, ordered, registered, mesh),
         source_label_keys=_source_label_keys(virtual.values()),
         shadowed_services=registered.shadowed,
         registry_versions=registered.versions,
+        registry_endpoints_versions=registered.endpoints_versions,
     )

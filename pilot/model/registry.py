@@ -24,6 +24,7 @@ from pilot.config.types import ConfigKey, Resource, WorkloadEntry, sorted_by_key
 from pilot.model.types import Service, ServiceInstance, ShadowedService
 
 __all__ = [
+    "ENDPOINTS_KIND",
     "KUBERNETES_PROVIDER",
     "SERVICE_ENTRY_PROVIDER",
     "AggregatedRegistries",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 SERVICE_ENTRY_PROVIDER = "External"  # Istio's provider.External: ServiceEntries and WorkloadEntries
+ENDPOINTS_KIND = "Endpoints"  # the change kind of a registry whose endpoints_version alone changed
 KUBERNETES_PROVIDER = "Kubernetes"  # Istio's provider.Kubernetes: its services win a host over other providers'
 
 
@@ -47,6 +49,10 @@ class RegistryState:
         default_factory=lambda: MappingProxyType({})
     )  # workload key -> the service ports it serves
     version: str = ""  # changes whenever the state does; "" for a registry read from config (config changes tell)
+    # changes instead of ``version`` when only endpoints changed, in a way that leaves every proxy's clusters and
+    # listeners as they are (``pilot.kube.changes``: ENDPOINTS): the snapshot's change kind ``Endpoints``, pushed
+    # as EDS alone
+    endpoints_version: str = ""
 
 
 class ServiceRegistry(Protocol):
@@ -82,6 +88,7 @@ class AggregatedRegistries:
     instances: Mapping[ConfigKey, tuple[ServiceInstance, ...]]
     shadowed: tuple[ShadowedService, ...]
     versions: Mapping[str, str]  # registry name -> its state's version
+    endpoints_versions: Mapping[str, str]  # registry name -> its state's endpoints_version
 
 
 def aggregate_registries(
@@ -117,6 +124,7 @@ def aggregate_registries(
         instances=MappingProxyType({k: tuple(v) for k, v in sorted_by_key(instances).items() if v}),
         shadowed=tuple(shadowed),
         versions=MappingProxyType({registry.name: state.version for registry, state in states}),
+        endpoints_versions=MappingProxyType({registry.name: state.endpoints_version for registry, state in states}),
     )
 
 

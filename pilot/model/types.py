@@ -174,3 +174,5 @@ class MeshSnapshot:
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
     registry_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # name -> version
+    # name -> endpoints_version (``pilot.model.registry.RegistryState``)
+    registry_endpoints_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
