@@ -38,6 +38,7 @@ from pilot.xds import DiscoveryServer
 if TYPE_CHECKING:
     from meshplane.kube_api import KubeAccess
     from pilot.kube.cluster import ClusterReader
+    from pilot.kube.status_writes import StatusWrites
 
 __all__ = ["PilotOptions", "run_pilot"]
 
@@ -56,6 +57,8 @@ class PilotOptions:
     trust_domain: str = DEFAULT_TRUST_DOMAIN  # SPIFFE trust domain of workload identities (as Citadel's)
     root_namespace: str = DEFAULT_ROOT_NAMESPACE  # a PeerAuthentication without selector here is mesh-wide
     mesh_config: Path | None = None  # Istio's MeshConfig, watched; its rootNamespace/trustDomain win
+    # with a cluster: where the Lease of the status writes lives (Pilot's own namespace in a pod); None: no writes
+    status_lease_namespace: str | None = None
 
 
 async def run_pilot(
@@ -87,6 +90,8 @@ async def run_pilot(
     sources: list[ConfigSource] = []
     cluster: ClusterReader | None = None
 
+    status: StatusWrites | None = None
+
     def on_change(change: StoreChange) -> None:
         log.info("config changed", version=change.version, changed=len(change.changed))
         server.update_config(store.accepted, change.version)
@@ -100,6 +105,13 @@ async def run_pilot(
         )
         registries.append(cluster.registry)
         sources += cluster.sources
+        if options.status_lease_namespace is not None:
+            from pilot.kube.status_writes import status_writes
+
+            status = status_writes(
+                cluster.status_api, lambda: store.rejections, lease_namespace=options.status_lease_namespace
+            )
+            cluster.config.observer = status.reconciler
     server = DiscoveryServer(
         debounce=options.debounce,
         debounce_max=options.debounce_max,
@@ -114,9 +126,13 @@ async def run_pilot(
         exclude = (options.mesh_config,) if options.mesh_config is not None else ()
         sources.append(DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude, parse_ahead=parse_ahead))
     group = SourceGroup(sources + ([mesh_file] if mesh_file is not None else []))
+    writing = asyncio.create_task(status.run(), name="pilot-status") if status is not None else None
     try:
         await _serve(options, group, store, server, mesh_file, mesh, stop)
     finally:
+        if writing is not None and status is not None:
+            status.stop()
+            await asyncio.gather(writing, return_exceptions=True)
         if cluster is not None:
             cluster.close()
 

@@ -5,6 +5,7 @@ cluster's Services, EndpointSlices and Pods), or both."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Istio MeshConfig YAML (outboundTrafficPolicy, rootNamespace, trustDomain, enableAutoMtls); its "
         "rootNamespace and trustDomain win over the flags",
     )
+    parser.add_argument(
+        "--status-lease-namespace",
+        default=os.environ.get("POD_NAMESPACE") or "istio-system",
+        metavar="NAMESPACE",
+        help="with a cluster: the namespace of the Lease (meshplane-pilot-status) whose holder, one replica, writes "
+        "each Istio resource's validation result to its status (default: $POD_NAMESPACE, else istio-system)",
+    )
+    parser.add_argument("--no-status-writes", action="store_true", help="with a cluster: never write resources' status")
     add_mesh_arguments(parser)
     add_logging_arguments(parser)
     return parser
@@ -73,6 +82,7 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
         trust_domain=args.trust_domain,
         root_namespace=args.root_namespace,
         mesh_config=args.mesh_config,
+        status_lease_namespace=None if args.no_status_writes else args.status_lease_namespace,
     )
     return run_service(
         "pilot", lambda: run_pilot(options, parse_ahead=parse_ahead), errors=(FileNotFoundError, MeshConfigError)

@@ -8,6 +8,7 @@ cluster's kube-proxy and CNI rules live in the host's iptables while it is up, a
   the cluster of that kubeconfig (kind's, ``make kind-e2e``; or a local cluster already up, while developing): used,
   never brought up or down. Otherwise a real single-node Kubernetes on this machine (``e2e/k8s/cluster.sh``), brought
   up and torn down; skipped, saying why, where it cannot run (not root, no Docker engine, binaries not built).
+  Either way with meshplane's CRDs applied (``manifests/crds/``: Istio's and Mixer's kinds), as a user's first step.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from e2e.k8s.kube_install import apply_crds
+from e2e.k8s.kubectl import Kubectl
 from e2e.k8s.local_cluster import LocalCluster, start_cluster, stop_cluster, why_cluster_cannot_start
 
 # the kubernetes client (37.x) leaves one TLS socket to the apiserver for the garbage collector (found, not yet
@@ -42,13 +45,16 @@ def local_kubernetes() -> Iterator[LocalCluster]:
     ~18 min; cached under ~/.cache/meshplane/k8s)."""
     given = os.environ.get("MESHPLANE_KUBECONFIG")
     if given:
-        yield LocalCluster(kubeconfig=Path(given), up_seconds=0.0)
+        cluster = LocalCluster(kubeconfig=Path(given), up_seconds=0.0)
+        apply_crds(Kubectl(kubeconfig=cluster.kubeconfig))
+        yield cluster
         return
     reason = why_cluster_cannot_start()
     if reason is not None:
         pytest.skip(reason)
     cluster = start_cluster()
     try:
+        apply_crds(Kubectl(kubeconfig=cluster.kubeconfig))
         yield cluster
     finally:
         stop_cluster()

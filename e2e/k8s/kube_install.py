@@ -20,7 +20,7 @@ import structlog
 from e2e.k8s.kube_mesh import APP_NAMESPACE, CONTROL_NAMESPACE, DEMO_APP_DIR, OUTSIDER_NAMESPACE
 from e2e.k8s.kubectl import Kubectl
 
-__all__ = ["CRDS_DIR", "OVERLAY_DIR", "Installed", "install_mesh", "uninstall_mesh"]
+__all__ = ["CRDS_DIR", "OVERLAY_DIR", "Installed", "apply_crds", "install_mesh", "uninstall_mesh"]
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS_DIR = ROOT / "manifests" / "crds"
@@ -48,11 +48,16 @@ def _timed(started: float) -> float:
     return round(time.monotonic() - started, 1)
 
 
+def apply_crds(kubectl: Kubectl) -> None:
+    """``kubectl apply -f manifests/crds/``, until every CRD is established (its kind can be created)."""
+    kubectl.run("apply", "-f", str(CRDS_DIR))
+    kubectl.run("wait", "--for", "condition=established", "--timeout", "60s", "-f", str(CRDS_DIR))
+
+
 def install_mesh(kubectl: Kubectl, *, timeout: float = 180.0) -> Installed:
     """Install meshplane and the demo's workloads; raises KubectlError with kubectl's message on a failure."""
     started = time.monotonic()
-    kubectl.run("apply", "-f", str(CRDS_DIR))
-    kubectl.run("wait", "--for", "condition=established", "--timeout", "60s", "-f", str(CRDS_DIR))
+    apply_crds(kubectl)
     crds = _timed(started)
 
     started = time.monotonic()
@@ -85,10 +90,11 @@ def install_mesh(kubectl: Kubectl, *, timeout: float = 180.0) -> Installed:
 
 
 def uninstall_mesh(kubectl: Kubectl) -> None:
-    """The demo's workloads, the control plane, the CRDs (with every custom resource), the injection label."""
+    """The demo's workloads, the injection label, the control plane (the CRDs with every custom resource too;
+    applied again, empty, for the session's other scenarios)."""
     for name in reversed(DEMO_FILES):
         namespace = () if name == "outsider.yaml" else ("-n", APP_NAMESPACE)
         kubectl.run("delete", *namespace, "-f", str(DEMO_APP_DIR / name), "--ignore-not-found", "--wait=false")
     kubectl.run("label", "namespace", APP_NAMESPACE, "istio-injection-", check=False)
     kubectl.run("delete", "-k", str(OVERLAY_DIR), "--ignore-not-found", timeout=120.0)
-    kubectl.run("delete", "-f", str(CRDS_DIR), "--ignore-not-found", timeout=120.0)
+    apply_crds(kubectl)  # the overlay has the CRDs too: the session's other tests still need them

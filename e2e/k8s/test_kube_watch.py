@@ -15,6 +15,7 @@ would do a few minutes later), and skips, saying why, where neither holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -430,6 +431,31 @@ spec:
 """
 
 
+@contextlib.contextmanager
+def _pilot(kubeconfig: Path, tmp_path: Path, *arguments: str) -> Iterator[str]:
+    """A real ``pilot --kubeconfig`` process (with ``arguments``) until the block ends; its xDS address. It must
+    exit 0 on SIGTERM."""
+    xds = f"127.0.0.1:{_free_port()}"
+    log = (tmp_path / "pilot.log").open("w")
+    command = [sys.executable, "-m", "pilot", "--kubeconfig", str(kubeconfig), "--xds-address", xds, *arguments]
+    command += ["--monitor-address", f"127.0.0.1:{_free_port()}", "--debounce", "50ms"]
+    pilot = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        channel = grpc.insecure_channel(xds)
+        grpc.channel_ready_future(channel).result(timeout=30)
+        channel.close()
+        yield xds
+    finally:
+        pilot.terminate()
+        try:
+            pilot.wait(10)
+        finally:
+            if pilot.poll() is None:
+                pilot.kill()
+            log.close()
+    assert pilot.returncode == 0, (tmp_path / "pilot.log").read_text()[-3000:]
+
+
 def test_pilot_serves_a_service_of_the_cluster_over_ads(
     local_kubernetes: LocalCluster, api: client.ApiClient, namespace: str, tmp_path: Path
 ) -> None:
@@ -439,36 +465,55 @@ def test_pilot_serves_a_service_of_the_cluster_over_ads(
     config = tmp_path / "config"
     config.mkdir()
     (config / "external.yaml").write_text(EXTERNAL_ENTRY)
-    xds = f"127.0.0.1:{_free_port()}"
-    log = (tmp_path / "pilot.log").open("w")
-    command = [sys.executable, "-m", "pilot", "--kubeconfig", str(local_kubernetes.kubeconfig), "--xds-address", xds]
-    command += ["--config-dir", str(config)]
-    command += ["--monitor-address", f"127.0.0.1:{_free_port()}", "--debounce", "50ms"]
-    pilot = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    ads: _AdsClient | None = None
-    try:
-        channel = grpc.insecure_channel(xds)
-        grpc.channel_ready_future(channel).result(timeout=30)
-        channel.close()
+    no_status = "--no-status-writes"
+    with _pilot(local_kubernetes.kubeconfig, tmp_path, "--config-dir", str(config), no_status) as xds:
         ads = _AdsClient(xds, f"sidecar~10.244.0.99~client.{namespace}~{namespace}.svc.cluster.local")
-        _, clusters = ads.next_clusters()
-        first = names.outbound_cluster_name(80, "", f"first.{namespace}.svc.cluster.local")
-        assert first in clusters, clusters
-        assert names.outbound_cluster_name(443, "", "api.example.com") in clusters, clusters
-        core.create_namespaced_service(namespace, _web_service("second"))
-        second = names.outbound_cluster_name(80, "", f"second.{namespace}.svc.cluster.local")
-        deadline = time.monotonic() + 30
-        while second not in clusters:
-            assert time.monotonic() < deadline, f"{second} never pushed; {clusters}"
-            _, clusters = ads.next_clusters()
-    finally:
-        if ads is not None:
-            ads.close()
-        pilot.terminate()
         try:
-            pilot.wait(10)
+            _, clusters = ads.next_clusters()
+            first = names.outbound_cluster_name(80, "", f"first.{namespace}.svc.cluster.local")
+            assert first in clusters, clusters
+            assert names.outbound_cluster_name(443, "", "api.example.com") in clusters, clusters
+            core.create_namespaced_service(namespace, _web_service("second"))
+            second = names.outbound_cluster_name(80, "", f"second.{namespace}.svc.cluster.local")
+            deadline = time.monotonic() + 30
+            while second not in clusters:
+                assert time.monotonic() < deadline, f"{second} never pushed; {clusters}"
+                _, clusters = ads.next_clusters()
         finally:
-            if pilot.poll() is None:
-                pilot.kill()
-            log.close()
-    assert pilot.returncode == 0, (tmp_path / "pilot.log").read_text()[-3000:]
+            ads.close()
+
+
+def test_pilot_writes_a_rejected_virtual_services_reason_to_its_status(
+    local_kubernetes: LocalCluster, api: client.ApiClient, namespace: str, tmp_path: Path
+) -> None:
+    """``kubectl get vs bad -o yaml`` says why it is not in force; fixed, the status is cleared."""
+    custom = client.CustomObjectsApi(api)
+    custom.create_namespaced_custom_object(ISTIO, "v1beta1", namespace, "virtualservices", _virtual_service("bad", -5))
+
+    def read() -> dict[str, Any]:
+        obj = custom.get_namespaced_custom_object(ISTIO, "v1beta1", namespace, "virtualservices", "bad")
+        assert isinstance(obj, dict)
+        return obj
+
+    def status() -> dict[str, Any]:
+        found: dict[str, Any] = read().get("status") or {}
+        return found
+
+    with _pilot(local_kubernetes.kubeconfig, tmp_path, "--status-lease-namespace", namespace):
+        deadline = time.monotonic() + 30
+        while not status().get("validationMessages"):
+            assert time.monotonic() < deadline, f"no status written; {status()}"
+            time.sleep(0.2)
+        [message] = status()["validationMessages"]
+        assert message["level"] == "ERROR"
+        assert "spec.http[0].route[0].weight" in message["description"], message
+        assert status()["observedGeneration"] == 1
+        fixed = read()
+        fixed["spec"] = _virtual_service("bad", 100)["spec"]
+        custom.replace_namespaced_custom_object(ISTIO, "v1beta1", namespace, "virtualservices", "bad", fixed)
+        deadline = time.monotonic() + 30
+        while status().get("validationMessages"):
+            assert time.monotonic() < deadline, f"status not cleared; {status()}"
+            time.sleep(0.2)
+    lease = client.CoordinationV1Api(api).read_namespaced_lease("meshplane-pilot-status", namespace)
+    assert lease.spec is not None and lease.spec.holder_identity in (None, "")  # released on exit

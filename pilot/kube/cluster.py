@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import structlog
 from kubernetes import client
 
-from meshplane.kube_api import KubeAccess
+from meshplane.kube_api import KubeAccess, new_api_client
 from pilot.config.source import ConfigSink
 from pilot.kube.api_requests import watch_api_client
 from pilot.kube.changes import RegistryChange
@@ -33,6 +33,7 @@ class ClusterReader:
     api: client.ApiClient
     config: KubernetesConfigSource
     feed: RegistryFeed
+    status_api: client.ApiClient  # its own pool: status writes and the Lease never wait for a watch's connection
 
     @property
     def registry(self) -> KubernetesRegistry:
@@ -44,6 +45,7 @@ class ClusterReader:
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]  # untyped upstream
+        self.status_api.close()  # type: ignore[no-untyped-call]
 
 
 def read_cluster(
@@ -63,4 +65,5 @@ def read_cluster(
         api=api,
         config=KubernetesConfigSource(api, sink, options=options),
         feed=RegistryFeed(api, registry, on_registry_change, options=options),
+        status_api=new_api_client(access),
     )

@@ -21,7 +21,7 @@ once every kind was listed (or found not served).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from kubernetes import client
@@ -29,12 +29,13 @@ from kubernetes import client
 from pilot.config.parse import ParsedFile
 from pilot.config.source import ConfigSink
 from pilot.config.source_memory import object_unit, parse_object_unit
+from pilot.config.types import ConfigKey
 from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ, ApiKind
 from pilot.kube.sources import KUBERNETES
 from pilot.kube.watch import Changed, Delivery, Listed, WatchOptions
 from pilot.kube.watch_group import WatchedKinds
 
-__all__ = ["KUBERNETES", "WATCH_CONNECTIONS", "KubernetesConfigSource"]
+__all__ = ["KUBERNETES", "WATCH_CONNECTIONS", "KubernetesConfigSource", "ObjectObserver"]
 
 log = structlog.get_logger(__name__)
 
@@ -43,22 +44,40 @@ KubeDict = Mapping[str, Any]
 WATCH_CONNECTIONS = 24
 
 
+class ObjectObserver(Protocol):
+    """Who follows the objects as the watch delivers them, status and all (``pilot.kube.status.StatusReconciler``:
+    the generation and status to write a verdict against)."""
+
+    def observe(self, obj: Mapping[str, Any]) -> None: ...
+
+    def forget(self, key: ConfigKey) -> None: ...
+
+
 class _Batch:
     """What one batch of deliveries changed, by unit: the latest parse of each, and the units gone."""
 
-    def __init__(self) -> None:
+    def __init__(self, observer: ObjectObserver | None) -> None:
         self.parsed: dict[str, ParsedFile] = {}
         self.removed: set[str] = set()
+        self._observer = observer
 
     def put(self, obj: KubeDict) -> None:
         parsed, _ = parse_object_unit(obj)
         self.parsed[parsed.file] = parsed
         self.removed.discard(parsed.file)
+        if self._observer is not None:
+            self._observer.observe(obj)
 
     def delete(self, obj: KubeDict) -> None:
         unit = object_unit(obj)
         self.parsed.pop(unit, None)
         self.removed.add(unit)
+        if self._observer is not None:
+            meta = obj.get("metadata") or {}
+            key = ConfigKey(
+                kind=str(obj.get("kind", "")), namespace=str(meta.get("namespace", "")), name=str(meta.get("name", ""))
+            )
+            self._observer.forget(key)
 
 
 class KubernetesConfigSource(WatchedKinds):
@@ -77,6 +96,7 @@ class KubernetesConfigSource(WatchedKinds):
         self._sink = sink
         self._name = name
         self._units: set[str] = set()
+        self.observer: ObjectObserver | None = None  # set before load_initial to follow every object
 
     @property
     def name(self) -> str:
@@ -99,7 +119,7 @@ class KubernetesConfigSource(WatchedKinds):
     def apply(self, deliveries: Sequence[Delivery]) -> None:
         """Publish what a batch of deliveries changed, at once: a listing's difference to what was known (a
         relist's objects gone are removed), then each event (an object's last parse in the batch wins)."""
-        batch = _Batch()
+        batch = _Batch(self.observer)
         for delivery in deliveries:
             _collect(batch, delivery)
         if not batch.parsed and not batch.removed:
