@@ -5,8 +5,10 @@ of its app's container (``network_mode: "service:<app>"``), after an init contai
 Runs as the proxy's uid (1337), which the capture excludes: writes the bootstrap (``agent.sidecar_files``: Pilot,
 Mixer and Citadel at their own addresses on the compose network, no relay), starts the DNS agent (``meshplane-agent
 dns`` on 127.0.0.1:15053, names outside the mesh to ``--dns-upstream``, Docker's resolver 127.0.0.11 by default)
-and Envoy, and keeps the sidecar's copy of the trust bundle in step with ``--root-cert`` (``follow_root_cert``). When
-one of them exits, or on SIGTERM, it stops the other and exits: Docker sees the sidecar end.
+and Envoy, and keeps the sidecar's copy of the trust bundle in step with ``--root-cert`` (``follow_root_cert``) and
+the token Envoy sends Citadel in step with ``--token-file`` (``agent.token_follower``: a refreshed projected token
+reaches Envoy without a restart). When one of them exits, or on SIGTERM, it stops the other and exits: Docker sees
+the sidecar end.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from agent.pod import follow_root_cert
 from agent.pod_cli import parse_labels
 from agent.pod_dns import agent_command, resolv_conf
 from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
+from agent.token_follower import follow_token
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XDS_MODES, sidecar_node_id
 from envoy_bootstrap.processes import stop_process
@@ -94,6 +97,7 @@ def _bootstrap(args: argparse.Namespace) -> Path:
             citadel=args.citadel,
             token_file=args.token_file,
             root_cert=args.root_cert,
+            follow_token=args.token_file is not None,
         )
     except SidecarFilesError as exc:
         raise SidecarError(str(exc)) from None
@@ -130,9 +134,11 @@ async def run_sidecar(args: argparse.Namespace) -> None:
     stop = stop_on_signals()
     bootstrap = _bootstrap(args)
     children: list[tuple[str, asyncio.subprocess.Process]] = []
-    follower = None
+    followers: list[asyncio.Task[None]] = []
     if args.root_cert is not None:
-        follower = asyncio.create_task(follow_root_cert(args.root_cert, bootstrap.parent / ROOT_CERT_COPY))
+        followers.append(asyncio.create_task(follow_root_cert(args.root_cert, bootstrap.parent / ROOT_CERT_COPY)))
+    if args.token_file is not None:
+        followers.append(asyncio.create_task(follow_token(args.token_file, bootstrap.parent)))
     try:
         if not args.no_dns:
             children.append(await _start("dns-agent", _dns_command(args)))
@@ -147,7 +153,7 @@ async def run_sidecar(args: argparse.Namespace) -> None:
         if exited and not stop.is_set():
             raise SidecarError("; ".join(exited))
     finally:
-        if follower is not None:
+        for follower in followers:
             follower.cancel()
         for name, process in reversed(children):
             await stop_process(process, name=name)

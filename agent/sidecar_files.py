@@ -1,5 +1,6 @@
 """What a sidecar's Envoy starts from, written where the proxy's uid (1337) reads it: the bootstrap, and with Citadel
-the workload token's bytes in it, a private copy of the trust bundle and the file-based SDS document naming that
+the workload token's bytes in it (or in a file-based SDS document of its own, which ``agent.token_follower`` keeps
+equal to the token file), a private copy of the trust bundle and the file-based SDS document naming that
 copy. Shared by a pod's sidecar (``agent.pod``, control plane relayed to 127.0.0.1 in the pod) and a container's
 (``agent.container_sidecar``, control plane reached at its own addresses)."""
 
@@ -16,12 +17,22 @@ from envoy_bootstrap.bootstrap import (
     bootstrap_to_json,
     build_sidecar_bootstrap,
     write_citadel_trust,
+    write_token_secret,
 )
 from meshplane.names import PROXY_UID
 
-__all__ = ["ROOT_CERT_COPY", "SidecarFilesError", "citadel_flags_problem", "write_sidecar_bootstrap"]
+__all__ = [
+    "ROOT_CERT_COPY",
+    "TOKEN_DOCUMENT",
+    "SidecarFilesError",
+    "citadel_flags_problem",
+    "read_token",
+    "write_sidecar_bootstrap",
+    "write_token_document",
+]
 
 ROOT_CERT_COPY = "root-cert.pem"  # the sidecar's copy of --root-cert, next to its bootstrap
+TOKEN_DOCUMENT = "bootstrap.citadel-token.json"  # the token as a file-based SDS secret (``follow_token``)
 
 
 class SidecarFilesError(RuntimeError):
@@ -38,7 +49,8 @@ def citadel_flags_problem(citadel: str | None, token_file: Path | None, root_cer
     return None
 
 
-def _read_token(path: Path) -> str:
+def read_token(path: Path) -> str:
+    """The token in ``path`` (surrounding whitespace dropped); SidecarFilesError when unreadable or empty."""
     try:
         token = path.read_text().strip()
     except OSError as exc:
@@ -48,11 +60,23 @@ def _read_token(path: Path) -> str:
     return token
 
 
+def write_token_document(directory: Path, token: str) -> Path:
+    """``<directory>/bootstrap.citadel-token.json``: the token as the file-based SDS secret Envoy reads it from
+    (``envoy_bootstrap.bootstrap.write_token_secret``), 0600 for uid 1337; replaced whole, so Envoy reloads it."""
+    try:
+        document = write_token_secret(directory / TOKEN_DOCUMENT, token)
+    except BootstrapError as exc:
+        raise SidecarFilesError(f"--token-file: {exc}") from None
+    os.chown(document, PROXY_UID, PROXY_UID)
+    return document
+
+
 def _citadel_arguments(
-    directory: Path, citadel: str | None, token_file: Path | None, root_cert: Path | None
+    directory: Path, citadel: str | None, token_file: Path | None, root_cert: Path | None, follow_token: bool
 ) -> dict[str, object]:
-    """Citadel's address, the token and the trust document for the bootstrap; {} without Citadel. The root
-    certificate is copied into the sidecar's own directory: the caller's may not be readable by uid 1337."""
+    """Citadel's address, the token (or, ``follow_token``, the token's SDS document) and the trust document for the
+    bootstrap; {} without Citadel. The root certificate is copied into the sidecar's own directory: the caller's may
+    not be readable by uid 1337."""
     problem = citadel_flags_problem(citadel, token_file, root_cert)
     if problem is not None:
         raise SidecarFilesError(problem)
@@ -65,7 +89,10 @@ def _citadel_arguments(
     root = write_private(directory / ROOT_CERT_COPY, bundle, PROXY_UID)
     trust = write_citadel_trust(directory / "bootstrap.citadel-trust.json", root)
     os.chown(trust, PROXY_UID, PROXY_UID)
-    return {"citadel": citadel, "token": _read_token(token_file), "citadel_trust": trust}
+    token = read_token(token_file)
+    if follow_token:
+        return {"citadel": citadel, "token_secret": write_token_document(directory, token), "citadel_trust": trust}
+    return {"citadel": citadel, "token": token, "citadel_trust": trust}
 
 
 def write_sidecar_bootstrap(
@@ -83,9 +110,12 @@ def write_sidecar_bootstrap(
     citadel: str | None = None,
     token_file: Path | None = None,
     root_cert: Path | None = None,
+    follow_token: bool = False,
 ) -> Path:
     """``<directory>/bootstrap.json`` (``directory`` made 0700 for uid 1337) of a REDIRECT-captured sidecar with
-    its admin on 127.0.0.1; ``pilot``, ``mixer`` and ``citadel`` are the addresses Envoy connects to."""
+    its admin on 127.0.0.1; ``pilot``, ``mixer`` and ``citadel`` are the addresses Envoy connects to.
+    ``follow_token``: the token goes in ``TOKEN_DOCUMENT`` instead of the bootstrap, for ``follow_token`` to
+    replace when ``token_file`` changes (Envoy reloads it; no restart)."""
     directory = private_dir(directory, PROXY_UID)
     try:
         bootstrap = build_sidecar_bootstrap(
@@ -99,7 +129,7 @@ def write_sidecar_bootstrap(
             admin_address="127.0.0.1",
             service_account=service_account,
             labels=labels,
-            **_citadel_arguments(directory, citadel, token_file, root_cert),  # type: ignore[arg-type]
+            **_citadel_arguments(directory, citadel, token_file, root_cert, follow_token),  # type: ignore[arg-type]
         )
     except BootstrapError as exc:
         raise SidecarFilesError(str(exc)) from None

@@ -2,6 +2,7 @@
 
 - ``ca``: pure crypto (roots, workload and serving certificates, CSRs, chain verification);
 - ``ca_dir``: the CA on disk (self-signed root or Istio's plug-in ``cacerts`` layout, root rotation);
+  ``ca_secret``, ``ca_secret_store``: the self-signed CA kept in a Kubernetes Secret (Istio's ``istio-ca-secret``);
 - ``tokens``: the tokens workloads prove their identity with; ``kube_tokens`` and ``token_review``: Kubernetes
   service-account tokens (TokenReview) beside them;
 - ``root_configmaps``, ``root_cert_publisher``: the ``istio-ca-root-cert`` ConfigMap in every namespace;

@@ -26,6 +26,7 @@ keep its last good state when loading fails.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -74,8 +75,10 @@ __all__ = [
     "load_ca",
     "load_or_create_ca",
     "load_or_create_token_key",
+    "replace_ca_files",
     "retire_previous_root",
     "rotate_root",
+    "state_from_files",
     "write_trust_bundle",
 ]
 
@@ -300,6 +303,12 @@ def _state(ca_dir: Path, files: dict[str, bytes]) -> CAState:
     return _self_signed_state(ca_dir, files)
 
 
+def state_from_files(ca_dir: Path, files: Mapping[str, bytes]) -> CAState:
+    """The CA that ``files`` (file name -> content) would be in ``ca_dir``, checked as :func:`load_ca` checks it
+    (``ca_dir`` only names the files in errors). CAError when absent, incomplete or inconsistent."""
+    return _state(ca_dir, {name: files[name] for name in _STATE_FILES if name in files})
+
+
 def load_ca(ca_dir: Path) -> CAState:
     """Load the CA in ``ca_dir`` without creating anything. CAError if it is absent, incomplete or unsafe."""
     if not ca_dir.is_dir():
@@ -368,6 +377,19 @@ def load_or_create_ca(ca_dir: Path, trust_domain: str) -> CAState:
         log.warning("ca_root_other_trust_domain", root_organization=_root_organization(root), trust_domain=trust_domain)
     _write_bundle_if_stale(ca_dir, state)
     return state
+
+
+def replace_ca_files(ca_dir: Path, files: Mapping[str, bytes]) -> None:
+    """Make ``ca_dir`` hold the self-signed CA of ``files`` (file name -> content, as ``state_from_files`` takes
+    them, and optionally ``token-signing-key.pem``): keys first, then certificates; a previous root ``files`` lacks
+    is removed (its certificate first). CAError when the directory is unusable."""
+    ensure_private_dir(ca_dir)
+    for name in (ROOT_KEY, PREVIOUS_ROOT_KEY, TOKEN_KEY, ROOT_CERT, PREVIOUS_ROOT_CERT):
+        if name in files:
+            replace_file(ca_dir / name, files[name], KEY_MODE if name in _KEY_FILES else CERT_MODE)
+    for name in (PREVIOUS_ROOT_CERT, PREVIOUS_ROOT_KEY):
+        if name not in files:
+            remove_file(ca_dir / name)
 
 
 def rotate_root(ca_dir: Path, trust_domain: str) -> CAState:

@@ -3,7 +3,7 @@
 citadel --ca-dir DIR [--trust-domain cluster.local] [--sds-address 127.0.0.1:15012]
         [--monitor-address 127.0.0.1:15019] [--cert-ttl 24h] [--rotation-fraction 0.5] [--key-type ecdsa|rsa]
         [--kubeconfig FILE | --in-cluster] [--token-audience istio-ca] [--token-review-cache-ttl 1m]
-        [--no-root-cert-configmaps | --namespace-selector LABELS]
+        [--no-root-cert-configmaps | --namespace-selector LABELS] [--ca-secret NAMESPACE/NAME | --no-ca-secret]
 citadel token --ca-dir DIR --namespace NS --service-account SA [--ttl 24h]
 citadel rotate-root --ca-dir DIR
 """
@@ -18,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeAlias
 
+from citadel.ca_secret import DEFAULT_CA_SECRET_NAME, SecretRef, default_ca_secret
 from citadel.commands import add_rotate_root_arguments, add_token_arguments, run_rotate_root, run_token
 from citadel.errors import CitadelError
 from citadel.kube_tokens import DEFAULT_TOKEN_AUDIENCE
@@ -114,8 +115,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LABELS",
         help="a label selector (app=x,env!=dev): only these namespaces get istio-ca-root-cert (default: all)",
     )
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument(
+        "--ca-secret",
+        type=_secret_ref,
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="with Kubernetes access, keep the self-signed CA in this Secret, as istiod keeps istio-ca-secret: "
+        f"loaded at start, created when absent, updated after rotate-root (--in-cluster: <pod namespace>/"
+        f"{DEFAULT_CA_SECRET_NAME}; a plugged-in CA in --ca-dir wins)",
+    )
+    secret.add_argument(
+        "--no-ca-secret", action="store_true", help="--in-cluster: keep the CA in --ca-dir only (lost with the pod)"
+    )
     add_logging_arguments(parser)
     return parser
+
+
+def _secret_ref(text: str) -> SecretRef:
+    try:
+        return SecretRef.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _ca_secret(args: argparse.Namespace) -> SecretRef | None:
+    """The Secret the CA is kept in: ``--ca-secret``, or in a pod its namespace's istio-ca-secret."""
+    if args.no_ca_secret:
+        return None
+    if args.ca_secret is not None:
+        ref: SecretRef = args.ca_secret
+        return ref
+    return default_ca_secret() if args.in_cluster else None
 
 
 def _run_command(name: str, argv: Sequence[str]) -> int:
@@ -131,7 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments and arguments[0] in _COMMANDS:
         return _run_command(arguments[0], arguments[1:])
-    args = build_parser().parse_args(arguments)
+    parser = build_parser()
+    args = parser.parse_args(arguments)
+    if args.ca_secret is not None and args.kubeconfig is None and not args.in_cluster:
+        parser.error("--ca-secret needs Kubernetes access: --kubeconfig FILE or --in-cluster")
     configure_logging_from_args(args)
 
     async def serve() -> None:
@@ -151,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             token_review_cache_ttl=timedelta(seconds=args.token_review_cache_ttl),
             root_cert_configmaps=args.root_cert_configmaps,
             namespace_selector=args.namespace_selector,
+            ca_secret=_ca_secret(args),
         )
         await run_citadel(options)
 

@@ -16,6 +16,9 @@ serve any change of the CA directory (a replaced plugged-in CA: the old signer's
 the re-issue is done); a change that keeps the signer only publishes the new bundle. When the directory cannot be
 loaded (``rotate-root`` half way through its writes) the last good state is kept.
 
+``on_state`` hears of every new state of the directory (the rotated one at once, the retired one when retiring):
+``CASecretSync`` keeps the CA's Kubernetes Secret in step with it.
+
 Workload certificate rotation is per stream (``sds_streams.py``: ``--rotation-fraction`` of its lifetime).
 """
 
@@ -50,6 +53,7 @@ class RootRotation:
         authority: Authority,
         sds: SdsService,
         on_signer_changed: Callable[[], Awaitable[None]],
+        on_state: Callable[[CAState], None] | None = None,
         grace: float = 2.0,
         ack_timeout: float = 30.0,
         poll_interval: float = 1.0,
@@ -66,6 +70,7 @@ class RootRotation:
         self._authority = authority
         self._sds = sds
         self._on_signer_changed = on_signer_changed
+        self._on_state = on_state
         self._grace = grace
         self._ack_timeout = ack_timeout
         self._poll_interval = poll_interval
@@ -114,6 +119,7 @@ class RootRotation:
             signer_changes=signer_changes,
             streams=len(self._sds.streams),
         )
+        self._notify(state)
         try:
             if signer_changes:
                 both = (*state.trust_bundle, *_missing(state.trust_bundle, old_signer_root))
@@ -128,6 +134,10 @@ class RootRotation:
         finally:
             self.phase = "idle"
 
+    def _notify(self, state: CAState) -> None:
+        if self._on_state is not None:
+            self._on_state(state)
+
     async def _retire(self, state: CAState) -> None:
         try:
             retired = await asyncio.to_thread(retire_previous_root, self.ca_dir)
@@ -136,6 +146,7 @@ class RootRotation:
             self._state, self.fingerprint = state, state.fingerprint
             self.phase = "idle"
             return
+        self._notify(retired)
         await self._phase("retire", lambda: self._authority.use_trust_bundle(retired.trust_bundle))
         self._state, self.fingerprint = retired, retired.fingerprint
         self.phase = "idle"

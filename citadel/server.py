@@ -4,14 +4,16 @@
 and serves ``envoy.service.secret.v3.SecretDiscoveryService`` and ``meshplane.citadel.v1.CertificateService`` on
 one ``grpc.aio`` server over TLS; ``RootRotation`` polls the directory. With Kubernetes access (``kube``), tokens
 other than meshplane's are reviewed by the API server (``token_review.py``) and ``RootCertPublisher`` keeps
-``istio-ca-root-cert`` in every namespace. ``run_citadel`` adds the monitor
-(``/ready``, ``/metrics``, ``/debug/sdsz``) and runs until stopped.
+``istio-ca-root-cert`` in every namespace; with ``ca_secret`` the self-signed CA is kept in that Secret
+(``ca_secret_store.py``: loaded at start, stored when new, updated after a root rotation). ``run_citadel`` adds
+the monitor (``/ready``, ``/metrics``, ``/debug/sdsz``) and runs until stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,12 +21,15 @@ from typing import Any
 
 import grpc
 import structlog
+from cryptography.hazmat.primitives.asymmetric import ec
 from kubernetes import client, config
 
 from citadel.authn import Authenticator
 from citadel.authority import Authority, serial_hex
 from citadel.ca import KeyType, certificate_fingerprint
-from citadel.ca_dir import load_or_create_ca, load_or_create_token_key
+from citadel.ca_dir import CAState, load_or_create_ca, load_or_create_token_key
+from citadel.ca_secret import SecretRef
+from citadel.ca_secret_store import CASecretStore, CASecretSync, load_or_create_ca_with_secret
 from citadel.csr import CsrService
 from citadel.kube_tokens import DEFAULT_TOKEN_AUDIENCE
 from citadel.metrics import CitadelMetrics
@@ -61,8 +66,11 @@ class CitadelOptions:
     token_review_cache_ttl: timedelta = DEFAULT_REVIEW_CACHE_TTL
     root_cert_configmaps: bool = True  # with ``kube``: keep istio-ca-root-cert in every namespace
     namespace_selector: str = ""  # a label selector: only these namespaces get it ("": all)
+    ca_secret: SecretRef | None = None  # with ``kube``: the self-signed CA kept in this Secret (istio-ca-secret)
 
     def __post_init__(self) -> None:
+        if self.ca_secret is not None and self.kube is None:
+            raise ValueError("ca_secret needs Kubernetes access (kube)")
         if not self.token_audience:
             raise ValueError("token_audience must not be empty")
         if self.token_review_cache_ttl < timedelta(0):
@@ -89,6 +97,8 @@ class CitadelServer:
         self._server: grpc.aio.Server | None = None
         self._rotation_task: asyncio.Task[None] | None = None
         self._publisher_task: asyncio.Task[None] | None = None
+        self._secret_task: asyncio.Task[None] | None = None
+        self.ca_secret_sync: CASecretSync | None = None
         self._kube_api: client.ApiClient | None = None
         self._stopped = False
 
@@ -105,7 +115,8 @@ class CitadelServer:
         if self._server is not None or self._stopped:
             raise RuntimeError("CitadelServer already started (a stopped server cannot be restarted)")
         options = self.options
-        state = await asyncio.to_thread(load_or_create_ca, options.ca_dir, options.trust_domain)
+        await self._connect_kube()
+        state = await asyncio.to_thread(self._load_ca)
         token_key = await asyncio.to_thread(load_or_create_token_key, options.ca_dir)
         # Restarted in the middle of a root rotation: sign with the previous root (every workload trusts it) while
         # both roots are in the bundle; RootRotation.run then moves to the new root in its ACK-gated phases.
@@ -115,7 +126,7 @@ class CitadelServer:
             cert_ttl=options.cert_ttl,
             key_type=options.key_type,
         )
-        reviewer = await self._token_reviewer()
+        reviewer = self._token_reviewer()
         authenticator = Authenticator(token_key.public_key(), trust_domain=options.trust_domain, kubernetes=reviewer)
         sds = SdsService(
             authority=authority,
@@ -147,6 +158,7 @@ class CitadelServer:
             authority=authority,
             sds=sds,
             on_signer_changed=serving.renew,
+            on_state=self._follow_in_secret(state, token_key),
             grace=options.root_rotation_grace,
             ack_timeout=options.root_rotation_ack_timeout,
             poll_interval=options.root_poll_interval,
@@ -173,16 +185,40 @@ class CitadelServer:
             key_type=options.key_type,
             kubernetes=options.kube.describe() if options.kube is not None else None,
             token_audience=options.token_audience if options.kube is not None else None,
+            ca_secret=str(options.ca_secret) if options.ca_secret is not None and state.mode == "self-signed" else None,
         )
 
-    async def _token_reviewer(self) -> TokenReviewer | None:
-        options = self.options
-        if options.kube is None:
-            return None
+    async def _connect_kube(self) -> None:
+        kube = self.options.kube
+        if kube is None:
+            return
         try:
-            self._kube_api = await asyncio.to_thread(new_api_client, options.kube)
+            self._kube_api = await asyncio.to_thread(new_api_client, kube)
         except config.ConfigException as exc:
-            raise OSError(f"cannot use {options.kube.describe()}: {exc}") from exc
+            raise OSError(f"cannot use {kube.describe()}: {exc}") from exc
+
+    def _load_ca(self) -> CAState:
+        """The CA directory's CA; with ``ca_secret``, kept in (or loaded from) that Secret (ca_secret_store.py)."""
+        options = self.options
+        if options.ca_secret is None or self._kube_api is None:
+            return load_or_create_ca(options.ca_dir, options.trust_domain)
+        store = CASecretStore(self._kube_api, options.ca_secret)
+        return load_or_create_ca_with_secret(options.ca_dir, options.trust_domain, store)
+
+    def _follow_in_secret(self, state: CAState, token_key: ec.EllipticCurvePrivateKey) -> Callable[[CAState], None]:
+        """What RootRotation calls with each new state: the Secret follows (nothing without ``ca_secret``)."""
+        if self.options.ca_secret is None or self._kube_api is None:
+            return lambda _state: None
+        sync = CASecretSync(CASecretStore(self._kube_api, self.options.ca_secret), token_key, state)
+        self.ca_secret_sync = sync
+        self._secret_task = asyncio.create_task(sync.run(), name="ca-secret")
+        self._secret_task.add_done_callback(_log_secret_end)
+        return sync.follow
+
+    def _token_reviewer(self) -> TokenReviewer | None:
+        options = self.options
+        if self._kube_api is None:
+            return None
         return TokenReviewer(
             kube_token_review(self._kube_api),
             trust_domain=options.trust_domain,
@@ -196,7 +232,7 @@ class CitadelServer:
         if self._stopped:
             return
         self._stopped = True
-        for task in (self._rotation_task, self._publisher_task):
+        for task in (self._rotation_task, self._publisher_task, self._secret_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -232,6 +268,11 @@ class CitadelServer:
 def _log_rotation_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("root rotation poller stopped", error=repr(task.exception()))
+
+
+def _log_secret_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("CA Secret writer stopped", error=repr(task.exception()))
 
 
 def _log_publisher_end(task: asyncio.Task[None]) -> None:

@@ -23,13 +23,15 @@ With Mixer (``mixer``), the bootstrap adds the static cluster ``mixer`` (HTTP/2,
 it. A pod's connections leave from its own IP, so the peer address a destination sidecar sees, and reports to
 Mixer, names the calling workload (Mixer resolves workloads by pod IP, as Istio's Mixer did).
 
-The token is embedded in the bootstrap (Envoy has no file-based way to put a header on a gRPC service that its own
-gRPC client understands), so a bootstrap file is a secret: write it 0600. Envoy's admin ``/config_dump`` shows it
-too, which is why admin belongs on the pod's 127.0.0.1 (as Istio does) and nowhere another workload can reach. A new
-token
-needs a new bootstrap and a restart. Citadel's trust follows its bundle file through a file-based SDS secret
-(``write_citadel_trust``), so a root rotation needs no restart; workload certificates and the mesh trust bundle
-(``ROOTCA``) rotate over SDS.
+The token reaches Envoy one of two ways. Embedded in the bootstrap (``token``: a header_mutation filter), so a
+bootstrap file is a secret: write it 0600; Envoy's admin ``/config_dump`` shows it too, which is why admin belongs on
+the pod's 127.0.0.1 (as Istio does) and nowhere another workload can reach; a new token needs a new bootstrap and a
+restart. Or (``token_secret``) in a file-based SDS document of its own (``write_token_secret``) that the
+credential_injector filter reads as a generic secret: Envoy reloads it when the document is replaced, so a projected
+token that the kubelet refreshes reaches Citadel with no restart and no dropped connection (``agent.token_follower``
+rewrites the document), and ``/config_dump`` shows it ``[redacted]``. Citadel's trust follows its bundle file
+through a file-based SDS secret (``write_citadel_trust``), so a root rotation needs no restart; workload
+certificates and the mesh trust bundle (``ROOTCA``) rotate over SDS.
 """
 
 from __future__ import annotations
@@ -50,8 +52,10 @@ from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import address_pb2, backoff_pb2, base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.overload.v3 import overload_pb2
+from envoy.extensions.filters.http.credential_injector.v3 import credential_injector_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.filters.http.upstream_codec.v3 import upstream_codec_pb2
+from envoy.extensions.http.injected_credentials.generic.v3 import generic_pb2
 from envoy.extensions.resource_monitors.downstream_connections.v3 import downstream_connections_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
@@ -68,6 +72,7 @@ __all__ = [
     "CITADEL_TRUST_SECRET",
     "DEFAULT_ADMIN_ADDRESS",
     "DEFAULT_PILOT_ADDRESS",
+    "TOKEN_SECRET",
     "XDS_MODES",
     "BootstrapError",
     "HostPort",
@@ -84,6 +89,7 @@ __all__ = [
     "parse_host_port",
     "sidecar_node_id",
     "write_citadel_trust",
+    "write_token_secret",
 ]
 
 XdsMode = Literal["sotw", "delta"]
@@ -104,6 +110,9 @@ _API_TYPES: dict[XdsMode, config_source_pb2.ApiConfigSource.ApiType.ValueType] =
 }
 _HTTP_PROTOCOL_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _HEADER_MUTATION_FILTER = "envoy.filters.http.header_mutation"
+_CREDENTIAL_INJECTOR_FILTER = "envoy.filters.http.credential_injector"
+_GENERIC_CREDENTIAL = "envoy.http.injected_credentials.generic"
+TOKEN_SECRET = "citadel-token"  # the file-based SDS secret holding ``Bearer <token>`` (``write_token_secret``)
 _UPSTREAM_CODEC_FILTER = "envoy.filters.http.upstream_codec"
 _TLS_TRANSPORT_SOCKET = "envoy.transport_sockets.tls"
 _DOWNSTREAM_CONNECTIONS_MONITOR = "envoy.resource_monitors.global_downstream_max_connections"
@@ -298,11 +307,67 @@ def write_citadel_trust(document: Path, root_cert: Path) -> Path:
     return document
 
 
-def build_sds_cluster(citadel: HostPort, *, token: str, citadel_trust: Path) -> cluster_pb2.Cluster:
+def write_token_secret(document: Path, token: str) -> Path:
+    """Write the file-based SDS document that holds the workload's token: one generic Secret named ``TOKEN_SECRET``
+    whose value is ``Bearer <token>``, written 0600 (it is a credential) by a rename, which Envoy watches for: a
+    sidecar started with ``token_secret`` sends the new token on its next request to Citadel, with no restart.
+    Envoy's admin shows the secret as ``[redacted]``."""
+    _check_token(token)
+    secret = {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        "name": TOKEN_SECRET,
+        "generic_secret": {"secret": {"inline_string": f"Bearer {token}"}},
+    }
+    temporary = document.with_name(f".{document.name}.tmp")
+    temporary.unlink(missing_ok=True)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(json.dumps({"resources": [secret]}) + "\n")
+    temporary.replace(document)
+    return document
+
+
+def _authorization_filter(
+    options: http_protocol_options_pb2.HttpProtocolOptions, token: str | None, token_secret: Path | None
+) -> None:
+    """``authorization: Bearer <token>`` on every request to Citadel: fixed (header_mutation), or from the file-based
+    SDS secret ``token_secret`` (credential_injector, generic credential), which follows the token file."""
+    if token_secret is not None:
+        credential = generic_pb2.Generic(credential=secret_pb2.SdsSecretConfig(name=TOKEN_SECRET))
+        credential.credential.sds_config.path_config_source.path = str(token_secret.resolve())
+        credential.credential.sds_config.resource_api_version = config_source_pb2.ApiVersion.V3
+        injector = credential_injector_pb2.CredentialInjector(overwrite=True)
+        injector.credential.name = _GENERIC_CREDENTIAL
+        injector.credential.typed_config.Pack(credential)
+        options.http_filters.add(name=_CREDENTIAL_INJECTOR_FILTER).typed_config.Pack(injector)
+        return
+    assert token is not None
+    authorization = mutation_rules_pb2.HeaderMutation(
+        append=base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key="authorization", value=f"Bearer {token}"),
+            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+        )
+    )
+    mutation = header_mutation_pb2.HeaderMutation(
+        mutations=header_mutation_pb2.Mutations(request_mutations=[authorization])
+    )
+    options.http_filters.add(name=_HEADER_MUTATION_FILTER).typed_config.Pack(mutation)
+
+
+def build_sds_cluster(
+    citadel: HostPort, *, token: str | None = None, citadel_trust: Path, token_secret: Path | None = None
+) -> cluster_pb2.Cluster:
     """``sds-grpc``: HTTP/2 over TLS to Citadel (its certificate must be for ``citadel.istio-system.svc`` and chain
     to a root of the bundle named by the ``citadel_trust`` document, see ``write_citadel_trust``), sending
-    ``authorization: Bearer <token>`` on every request through the upstream header_mutation filter."""
-    _check_token(token)
+    ``authorization: Bearer <token>`` on every request: ``token`` through the upstream header_mutation filter, or
+    (exactly one of the two) the token in the ``token_secret`` document (``write_token_secret``) through the
+    credential_injector filter, which Envoy reloads when the document is replaced."""
+    if (token is None) == (token_secret is None):
+        raise BootstrapError("token, token_secret: exactly one is needed for Citadel")
+    if token is not None:
+        _check_token(token)
+    if token_secret is not None and not token_secret.is_file():
+        raise BootstrapError(f"token_secret: {token_secret} does not exist (write it with write_token_secret)")
     if not citadel_trust.is_file():
         raise BootstrapError(f"citadel_trust: {citadel_trust} does not exist (write it with write_citadel_trust)")
     cluster = cluster_pb2.Cluster(
@@ -327,18 +392,9 @@ def build_sds_cluster(citadel: HostPort, *, token: str, citadel_trust: Path) -> 
     cluster.connect_timeout.FromNanoseconds(int(XDS_CONNECT_TIMEOUT_SECONDS * 1e9))
     cluster.upstream_connection_options.tcp_keepalive.keepalive_time.value = XDS_KEEPALIVE_TIME_SECONDS
 
-    authorization = mutation_rules_pb2.HeaderMutation(
-        append=base_pb2.HeaderValueOption(
-            header=base_pb2.HeaderValue(key="authorization", value=f"Bearer {token}"),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-        )
-    )
-    mutation = header_mutation_pb2.HeaderMutation(
-        mutations=header_mutation_pb2.Mutations(request_mutations=[authorization])
-    )
     options = http_protocol_options_pb2.HttpProtocolOptions()
     options.explicit_http_config.http2_protocol_options.SetInParent()
-    options.http_filters.add(name=_HEADER_MUTATION_FILTER).typed_config.Pack(mutation)
+    _authorization_filter(options, token, token_secret)
     options.http_filters.add(name=_UPSTREAM_CODEC_FILTER).typed_config.Pack(upstream_codec_pb2.UpstreamCodec())
     cluster.typed_extension_protocol_options[_HTTP_PROTOCOL_OPTIONS].Pack(options)
 
@@ -429,6 +485,7 @@ def build_sidecar_bootstrap(
     citadel: str | None = None,
     token: str | None = None,
     citadel_trust: Path | None = None,
+    token_secret: Path | None = None,
     mixer: str | None = None,
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     service_account: str | None = None,
@@ -439,10 +496,11 @@ def build_sidecar_bootstrap(
 
     ``citadel`` (Citadel's SDS address), ``token`` (the workload's Citadel token) and ``citadel_trust`` (the
     document ``write_citadel_trust`` wrote for the bundle Citadel's serving certificate chains to, e.g.
-    ``<ca-dir>/trust-bundle.pem``) go together: with them the sidecar gets its identity over SDS and Pilot
-    configures mutual TLS for it. ``mixer``: Mixer's gRPC address; the sidecar gets the ``mixer`` cluster and says
-    so in its node metadata. ``admin_address``: where admin listens (the pod's 127.0.0.1); ``service_account``,
-    ``labels``: node metadata (see ``build_node``)."""
+    ``<ca-dir>/trust-bundle.pem``) go together (``token_secret``, the document ``write_token_secret`` wrote, may
+    stand for ``token``: the sidecar then follows that document when the token is refreshed): with them the
+    sidecar gets its identity over SDS and Pilot configures mutual TLS for it. ``mixer``: Mixer's gRPC address;
+    the sidecar gets the ``mixer`` cluster and says so in its node metadata. ``admin_address``: where admin
+    listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -453,16 +511,19 @@ def build_sidecar_bootstrap(
     if not 0 < admin_port < 65536:
         raise BootstrapError(f"admin_port: must be 1-65535, got {admin_port}")
     clusters = [build_xds_cluster(pilot_address)]
-    given = {"citadel": citadel is not None, "token": token is not None, "citadel_trust": citadel_trust is not None}
+    has_token = token is not None or token_secret is not None
+    given = {"citadel": citadel is not None, "token": has_token, "citadel_trust": citadel_trust is not None}
     if any(given.values()):
         missing = [name for name, present in given.items() if not present]
         if missing:
             raise BootstrapError(
                 f"{missing[0]}: citadel, token and citadel_trust go together (missing: {', '.join(missing)})"
             )
-        assert citadel is not None and token is not None and citadel_trust is not None
+        assert citadel is not None and citadel_trust is not None
         citadel_address = parse_host_port(citadel, argument="citadel")
-        clusters.append(build_sds_cluster(citadel_address, token=token, citadel_trust=citadel_trust))
+        clusters.append(
+            build_sds_cluster(citadel_address, token=token, citadel_trust=citadel_trust, token_secret=token_secret)
+        )
     sds = len(clusters) > 1
     if mixer is not None:
         clusters.append(build_mixer_cluster(parse_host_port(mixer, argument="mixer")))

@@ -62,6 +62,8 @@ EXPECTED_OBJECTS = {
                                                                                           "ClusterRoleBinding")},
     ("Role", NS, "istio-pilot-leader-election"),
     ("RoleBinding", NS, "istio-pilot-leader-election"),
+    ("Role", NS, "istio-citadel-ca-secret"),
+    ("RoleBinding", NS, "istio-citadel-ca-secret"),
     *{("Deployment", NS, f"istio-{c}") for c in ("pilot", "citadel", "mixer")},
     *{("Service", NS, name) for name in ("istio-pilot", "istio-citadel", "istio-sidecar-injector", "istio-policy",
                                          "istio-telemetry")},
@@ -343,6 +345,9 @@ EXPECTED_RULES = {
     | _grants(
         "admissionregistration.k8s.io", ["mutatingwebhookconfigurations"], ("get", "patch"), ("istio-sidecar-injector",)
     ),
+    # the self-signed CA's Secret (istio-ca-secret): create cannot be limited to a name, hence a Role in istio-system
+    "Role/istio-citadel-ca-secret": _grants("", ["secrets"], ("create",))
+    | _grants("", ["secrets"], ("get", "update"), ("istio-ca-secret",)),
     "ClusterRole/istio-mixer-istio-system": REGISTRY_GRANTS
     | _crd_grants(["AccessList", "RateLimit", "ServiceEntry", "WorkloadEntry"], _READ),
 }  # fmt: skip
@@ -380,14 +385,17 @@ def test_pilot_reads_and_reports_on_every_istio_kind() -> None:
         assert {(group, f"{plural}/status", verb, "") for verb in ("update", "patch")} <= granted
 
 
-def test_the_leader_election_role_is_bound_in_istio_system_only() -> None:
-    binding = INDEX[("RoleBinding", NS, "istio-pilot-leader-election")]
-    assert binding["roleRef"] == {
-        "apiGroup": "rbac.authorization.k8s.io",
-        "kind": "Role",
-        "name": "istio-pilot-leader-election",
-    }
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "istio-pilot-service-account", "namespace": NS}]
+ROLE_BINDINGS = {  # Role (in istio-system, bound there only) -> the ServiceAccount it is for
+    "istio-pilot-leader-election": "istio-pilot-service-account",
+    "istio-citadel-ca-secret": "istio-citadel-service-account",
+}
+
+
+@pytest.mark.parametrize("role", sorted(ROLE_BINDINGS), ids=sorted(ROLE_BINDINGS))
+def test_each_namespaced_role_is_bound_in_istio_system_only_to_its_component(role: str) -> None:
+    binding = INDEX[("RoleBinding", NS, role)]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": ROLE_BINDINGS[role], "namespace": NS}]
 
 
 # ---- the sidecar injector's webhook configuration ------------------------------------------------------------------
