@@ -85,6 +85,23 @@ async def _sync_bundle(api: object, name: str, bundle: bytes) -> None:
         log.warning("cannot update the webhook's caBundle; retrying", name=name, status=exc.status, reason=exc.reason)
 
 
+async def _first_certificate(identity: ServingIdentity, stop: asyncio.Event, retry: float = 1.0) -> bool:
+    """The first serving certificate, once Citadel's CA directory holds a CA (beside Citadel in its pod, the two
+    start together and Citadel writes the CA first); False when stopped before."""
+    waited = False
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(identity.refresh)
+            return True
+        except CAError as exc:
+            if not waited:
+                log.info("waiting for Citadel's CA", reason=str(exc))
+                waited = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), retry)
+    return False
+
+
 async def _serve(args: argparse.Namespace) -> None:
     access = kube_access_from_arguments(args)
     if access is None:
@@ -94,7 +111,9 @@ async def _serve(args: argparse.Namespace) -> None:
     identity = ServingIdentity(
         args.ca_dir, dns_names=service_dns_names(service.name, service.namespace, args.domain_suffix), ip_addresses=ips
     )
-    await asyncio.to_thread(identity.refresh)
+    stop = stop_on_signals()
+    if not await _first_certificate(identity, stop):
+        return
     identity.apply()
     api = new_api_client(access)
     image = args.image or await asyncio.to_thread(own_image, api)
@@ -107,7 +126,6 @@ async def _serve(args: argparse.Namespace) -> None:
         domain_suffix=args.domain_suffix,
     )
     server = InjectorServer(settings, facts)
-    stop = stop_on_signals()
     await server.start(host, port, identity.ssl_context)
     log.info("sidecar injector serving", address=f"{host}:{server.port}", webhook_config=args.webhook_config)
 
