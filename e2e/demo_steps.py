@@ -328,10 +328,13 @@ async def _print_edge_counts(mesh: DemoMesh, out: Printer) -> None:
     counts = istio_request_counts(await mesh.mixer_metrics())
     out("")
     out(f"Requests Mixer recorded per edge (istio_requests_total, reporter=destination; {mesh.mixer_url}):")
-    out(f"  {'source':<14}{'destination':<14}{'code':>6}{'requests':>10}")
-    for key, count in sorted(counts.items()):
-        if key.reporter == "destination":
-            out(f"  {key.source_workload:<14}{key.destination_workload:<14}{key.response_code:>6}{count:>10}")
+    edges = sorted((key, count) for key, count in counts.items() if key.reporter == "destination")
+    source = max([len("source"), *(len(key.source_workload) for key, _ in edges)]) + 2
+    destination = max([len("destination"), *(len(key.destination_workload) for key, _ in edges)]) + 2
+    out(f"  {'source':<{source}}{'destination':<{destination}}{'code':>6}{'requests':>10}")
+    for key, count in edges:
+        edge = f"{key.source_workload:<{source}}{key.destination_workload:<{destination}}"
+        out(f"  {edge}{key.response_code:>6}{count:>10}")
     out(f"  (the whole graph, with rates and latencies: curl {mesh.mixer_url}/graph)")
 
 
