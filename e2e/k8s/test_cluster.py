@@ -127,13 +127,22 @@ def test_deployment_service_endpointslices_and_clusterip_traffic(
     # kube-proxy has programmed both: its rules can trail the EndpointSlice by a sync)
     answered: set[str] = set()
 
+    refused: list[str] = []
+
     def both_backends_answered() -> bool | None:
         fetch = ["python3", "-c", FETCH_HOSTNAMES, f"http://{cluster_ip}/hostname", "10"]
-        answered.update(exec_in_pod(api, namespace, "client", fetch).split())
+        try:
+            answered.update(exec_in_pod(api, namespace, "client", fetch).split())
+        except AssertionError as exc:  # refused until kube-proxy has the Service's rules
+            refused.append(str(exc).strip().splitlines()[-1])
+            return None
         assert answered <= set(web_pods), answered
         return True if answered == set(web_pods) else None
 
-    eventually("both web pods answering through the ClusterIP", both_backends_answered, timeout=30)
+    try:
+        eventually("both web pods answering through the ClusterIP", both_backends_answered, timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; the last refusal: {refused[-1:]}") from exc
     print(
         f"\nlocal kubernetes: up {local_kubernetes.up_seconds:.1f}s, 2 web pods ready {rollout_seconds:.1f}s "
         f"after create, ClusterIP {cluster_ip} -> {sorted(web_pods)}"
