@@ -24,7 +24,7 @@ from typing import Any
 from agent.pod_network import PodNetwork
 from e2e.config_sync import ConfigSync
 from e2e.control_plane import MixerProcess, PilotProcess
-from e2e.demo_steps import OUTSIDER, Printer, run_demo_steps
+from e2e.demo_steps import OUTSIDER, ExecClientMesh, Printer, run_demo_steps
 from e2e.l4_apps import tcp_client_arguments, tcp_client_replies, tcp_client_timeout
 from e2e.mesh_config import DEMO_POD_HOSTS, DEMO_TCP_WORKLOADS, DEMO_WORKLOADS, render_pod_demo
 from e2e.pods import client_arguments, client_responses
@@ -94,7 +94,7 @@ def _docker(*args: str, timeout: float = 30.0) -> str:
 
 
 @dataclass
-class ComposeMesh:
+class ComposeMesh(ExecClientMesh):
     """A running compose mesh, as ``e2e.demo_steps.DemoMesh``."""
 
     project: str
@@ -139,7 +139,9 @@ class ComposeMesh:
         """``python3 ARGUMENTS`` as ``service``'s app (its uid, in its network namespace): the output."""
         return _docker("exec", "-u", APP_USER, self.container(service), "python3", *arguments, timeout=timeout)
 
-    def _client(self, service: str, url: str, count: int, headers: Mapping[str, str] | None) -> list[MeshResponse]:
+    def client_responses(
+        self, service: str, url: str, count: int, headers: Mapping[str, str] | None
+    ) -> list[MeshResponse]:
         arguments = client_arguments(url, count, headers, 5.0)
         stdout = self._app_python(service, arguments, _EXEC_TIMEOUT_SECONDS + 5 * count)
         return [MeshResponse(status=c, headers=h, text=t, body=app_body(t)) for c, t, h in client_responses(stdout)]
@@ -157,19 +159,6 @@ class ComposeMesh:
         if self.applied:
             self.applied.clear()
             await self.config.wait_synced(timeout=30.0)
-
-    async def responses(
-        self, url: str, count: int = 1, *, headers: Mapping[str, str] | None = None
-    ) -> list[MeshResponse]:
-        return await asyncio.to_thread(self._client, CLIENT, url, count, headers)
-
-    async def request(self, url: str, *, headers: Mapping[str, str] | None = None) -> MeshResponse:
-        [response] = await self.responses(url, 1, headers=headers)
-        return response
-
-    async def plaintext_request(self, caller: str, url: str) -> tuple[int, str]:
-        [response] = await asyncio.to_thread(self._client, caller, url, 1, None)
-        return response.status, response.text
 
     async def tcp_replies(self, host: str, port: int, count: int) -> list[str]:
         arguments = tcp_client_arguments(host, port, count)

@@ -43,6 +43,7 @@ __all__ = [
     "TCP_SPLIT_HEADING",
     "DemoMesh",
     "DemoStep",
+    "ExecClientMesh",
     "Printer",
     "Traffic",
     "measured_splits",
@@ -145,6 +146,29 @@ class DemoMesh(Protocol):
     async def mixer_metrics(self) -> str:
         """Mixer's ``/metrics`` (Prometheus text)."""
         ...
+
+
+class ExecClientMesh:
+    """A ``DemoMesh``'s requests made by running the standard-library client in a workload's app (``docker exec``,
+    ``kubectl exec``): the subclass says how (``client_responses``, blocking: run in a thread)."""
+
+    def client_responses(
+        self, workload: str, url: str, count: int, headers: Mapping[str, str] | None
+    ) -> list[MeshResponse]:
+        raise NotImplementedError
+
+    async def responses(
+        self, url: str, count: int = 1, *, headers: Mapping[str, str] | None = None
+    ) -> list[MeshResponse]:
+        return await asyncio.to_thread(self.client_responses, DEMO_CLIENT.name, url, count, headers)
+
+    async def request(self, url: str, *, headers: Mapping[str, str] | None = None) -> MeshResponse:
+        [response] = await self.responses(url, 1, headers=headers)
+        return response
+
+    async def plaintext_request(self, caller: str, url: str) -> tuple[int, str]:
+        [response] = await asyncio.to_thread(self.client_responses, caller, url, 1, None)
+        return response.status, response.text
 
 
 def _split_matches(counts: Mapping[str, int], expected: Mapping[str, float], total: int) -> bool:

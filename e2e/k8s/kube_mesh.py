@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from e2e.demo_steps import OUTSIDER
+from e2e.demo_steps import OUTSIDER, ExecClientMesh
 from e2e.k8s.kubectl import Kubectl, KubectlError
 from e2e.l4_apps import tcp_client_arguments, tcp_client_replies, tcp_client_timeout
 from e2e.pods import client_arguments, client_responses
@@ -77,7 +77,7 @@ def _accepted(configz: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 @dataclass
-class KubeMesh:
+class KubeMesh(ExecClientMesh):
     """The demo mesh on the cluster of ``kubectl``'s kubeconfig (installed and deployed by the caller: see
     ``e2e.k8s.kube_install``)."""
 
@@ -237,7 +237,9 @@ class KubeMesh:
         return problems
 
     # ------------------------------------------------------------------------------------------------ traffic
-    def _client(self, workload: str, url: str, count: int, headers: Mapping[str, str] | None) -> list[MeshResponse]:
+    def client_responses(
+        self, workload: str, url: str, count: int, headers: Mapping[str, str] | None
+    ) -> list[MeshResponse]:
         pod = self.workload_pod(workload)
         container = pod["spec"]["containers"][0]["name"]  # the app's: the injector appends the sidecar
         stdout = self.kubectl.exec_python(
@@ -248,19 +250,6 @@ class KubeMesh:
             timeout=_EXEC_SECONDS + 5 * count,
         )
         return [MeshResponse(status=c, headers=h, text=t, body=app_body(t)) for c, t, h in client_responses(stdout)]
-
-    async def responses(
-        self, url: str, count: int = 1, *, headers: Mapping[str, str] | None = None
-    ) -> list[MeshResponse]:
-        return await asyncio.to_thread(self._client, "productpage", url, count, headers)
-
-    async def request(self, url: str, *, headers: Mapping[str, str] | None = None) -> MeshResponse:
-        [response] = await self.responses(url, 1, headers=headers)
-        return response
-
-    async def plaintext_request(self, caller: str, url: str) -> tuple[int, str]:
-        [response] = await asyncio.to_thread(self._client, caller, url, 1, None)
-        return response.status, response.text
 
     async def tcp_replies(self, host: str, port: int, count: int) -> list[str]:
         pod = self.workload_pod("productpage")
