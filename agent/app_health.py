@@ -196,7 +196,7 @@ async def _grpc_probe(prober: AppProber, target: ProbeTarget, incoming: Mapping[
     agent = incoming.get("user-agent")
     options = [("grpc.primary_user_agent", agent)] if agent else []
     async with grpc.aio.insecure_channel(f"{target.grpc_address}:{prober.port}", options=options) as channel:
-        check = channel.unary_unary("/grpc.health.v1.Health/Check")
+        check: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary("/grpc.health.v1.Health/Check")
         try:
             response: bytes = await check(_health_request(prober.service), timeout=prober.timeout_seconds)
         except grpc.aio.AioRpcError as exc:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from agent import container_sidecar, dns_agent, status_server
 from agent.app_probers import AppProbersError
-from meshplane.names import ADMIN_PORT
 from meshplane.logs import add_logging_arguments, configure_logging_from_args
+from meshplane.names import ADMIN_PORT
 from meshplane.serving import run_service
 
 __all__ = ["build_parser", "main"]

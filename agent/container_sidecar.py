@@ -8,8 +8,8 @@ dns`` on 127.0.0.1:15053, names outside the mesh to ``--dns-upstream``, Docker's
 and Envoy, and keeps the sidecar's copy of the trust bundle in step with ``--root-cert`` (``follow_root_cert``) and
 the token Envoy sends Citadel in step with ``--token-file`` (``agent.token_follower``: a refreshed projected token
 reaches Envoy without a restart), and serves the status port (``agent.status_server``, 15020: the app's probes the
-injector rewrote, from ``$ISTIO_KUBE_APP_PROBERS``, performed on the pod's ``--ip``; ``/healthz/ready``). When one of them exits, or on SIGTERM, it stops the other and exits: Docker sees
-the sidecar end.
+injector rewrote, from ``$ISTIO_KUBE_APP_PROBERS``, performed on the pod's ``--ip``; ``/healthz/ready``). When
+Envoy or the DNS agent exits, or on SIGTERM, it stops the rest and exits: Docker sees the sidecar end.
 """
 
 from __future__ import annotations

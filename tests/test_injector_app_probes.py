@@ -155,7 +155,10 @@ def test_sidecar_first_keeps_the_probes_on_their_containers() -> None:
 
 
 def test_rewrite_is_idempotent() -> None:
-    probes = {"readinessProbe": {"httpGet": {"path": "/", "port": 9080}}, "livenessProbe": {"tcpSocket": {"port": 9080}}}
+    probes = {
+        "readinessProbe": {"httpGet": {"path": "/", "port": 9080}},
+        "livenessProbe": {"tcpSocket": {"port": 9080}},
+    }
     once = containers(injected(pod(containers=[app(**probes)])))
     assert rewrite_app_probes(list(once.values()), CaptureOptions()) == ([], None)
     again, _ = injection_patch(injected(pod(containers=[app(**probes)])), "bookinfo", SETTINGS, facts())
