@@ -7,8 +7,9 @@ Mixer and Citadel at their own addresses on the compose network, no relay), star
 dns`` on 127.0.0.1:15053, names outside the mesh to ``--dns-upstream``, Docker's resolver 127.0.0.11 by default)
 and Envoy, and keeps the sidecar's copy of the trust bundle in step with ``--root-cert`` (``follow_root_cert``) and
 the token Envoy sends Citadel in step with ``--token-file`` (``agent.token_follower``: a refreshed projected token
-reaches Envoy without a restart). When one of them exits, or on SIGTERM, it stops the other and exits: Docker sees
-the sidecar end.
+reaches Envoy without a restart), and serves the status port (``agent.status_server``, 15020: the app's probes the
+injector rewrote, from ``$ISTIO_KUBE_APP_PROBERS``, performed on the pod's ``--ip``; ``/healthz/ready``). When
+Envoy or the DNS agent exits, or on SIGTERM, it stops the rest and exits: Docker sees the sidecar end.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from pathlib import Path
 
 import structlog
 
+from agent.app_health import ProbeTarget
+from agent.app_probers import AppProbersError
 from agent.capture import DOCKER_RESOLVER
 from agent.dns_upstream import read_resolv_conf
 from agent.pod import follow_root_cert
 from agent.pod_cli import parse_labels
 from agent.pod_dns import agent_command, resolv_conf
 from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
+from agent.status_server import StatusServer, add_status_arguments, probers_from_arguments
 from agent.token_follower import follow_token
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XDS_MODES, sidecar_node_id
@@ -71,6 +75,7 @@ def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-dns", action="store_true", help="no DNS agent (the capture was installed without DNS)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="bootstrap and copies (%(default)s)")
     parser.add_argument("--envoy-log-level", default="info", help="(%(default)s)")
+    add_status_arguments(parser)
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -79,6 +84,17 @@ def _check(args: argparse.Namespace) -> None:
     problem = citadel_flags_problem(args.citadel, args.token_file, args.root_cert)
     if problem is not None:
         raise SidecarError(problem)
+
+
+def _status_server(args: argparse.Namespace) -> StatusServer | None:
+    """The status port, or None with ``--status-port 0`` (and no probers)."""
+    try:
+        probers = probers_from_arguments(args)
+    except AppProbersError as exc:
+        raise SidecarError(str(exc)) from None
+    if not args.status_port:
+        return None
+    return StatusServer(probers, ProbeTarget(address=args.ip), port=args.status_port)
 
 
 def _bootstrap(args: argparse.Namespace) -> Path:
@@ -131,6 +147,7 @@ async def _start(name: str, argv: list[str]) -> tuple[str, asyncio.subprocess.Pr
 async def run_sidecar(args: argparse.Namespace) -> None:
     """Until SIGTERM (returns) or until Envoy or the DNS agent exits (raises ``SidecarError``)."""
     _check(args)
+    status = _status_server(args)
     stop = stop_on_signals()
     bootstrap = _bootstrap(args)
     children: list[tuple[str, asyncio.subprocess.Process]] = []
@@ -140,6 +157,8 @@ async def run_sidecar(args: argparse.Namespace) -> None:
     if args.token_file is not None:
         followers.append(asyncio.create_task(follow_token(args.token_file, bootstrap.parent)))
     try:
+        if status is not None:
+            await status.start()
         if not args.no_dns:
             children.append(await _start("dns-agent", _dns_command(args)))
         envoy = sidecar_command(find_envoy_binary(), bootstrap, concurrency=1, log_level=args.envoy_log_level)
@@ -157,3 +176,5 @@ async def run_sidecar(args: argparse.Namespace) -> None:
             follower.cancel()
         for name, process in reversed(children):
             await stop_process(process, name=name)
+        if status is not None:
+            await status.stop()

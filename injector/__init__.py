@@ -2,7 +2,8 @@
 capture init container and sidecar container to the pods Istio would inject.
 
 - ``policy``: which pods (Istio's rules); ``annotations``, ``proxy_config``: the pod's Istio annotations as options,
-  refused when meshplane cannot honour them; ``containers``: what is added; ``patch``: the JSON Patch (pure);
+  refused when meshplane cannot honour them; ``containers``: what is added; ``app_probes``: the app's probes
+  rewritten to the agent's status port (Istio's probe rewrite); ``patch``: the JSON Patch (pure);
 - ``review``: AdmissionReview v1/v1beta1; ``server``: ``POST /inject`` over HTTPS; ``cluster``: what the API server
   says at admission; ``serving``: the serving certificate from the mesh's CA; ``webhook_config``: the
   MutatingWebhookConfiguration and its caBundle; ``cli``: the ``sidecar-injector`` command.

@@ -9,7 +9,8 @@ annotation it does not know, which hides typos and settings that silently do not
 - ``sidecar.istio.io/interceptionMode``: ``REDIRECT`` (Pilot and the capture implement no other);
 - ``sidecar.istio.io/proxyCPU``, ``proxyMemory``, ``proxyCPULimit``, ``proxyMemoryLimit``: the sidecar's resources;
 - ``sidecar.istio.io/logLevel``: Envoy's log level; ``sidecar.istio.io/proxyImage``: the image of both containers;
-- ``sidecar.istio.io/rewriteAppHTTPProbers: "false"`` (meshplane does not rewrite probes: ``"true"`` is refused);
+- ``sidecar.istio.io/rewriteAppHTTPProbers``: the app's probes are rewritten to the agent's status port
+  (``injector.app_probes``) unless it is false (Go's ``strconv.ParseBool`` spellings, as Istio reads it);
 - ``sidecar.istio.io/inject`` (``injector.policy``) and ``proxy.istio.io/config`` (``injector.proxy_config``).
 """
 
@@ -51,6 +52,7 @@ SUPPORTED_ANNOTATIONS = (
 _ISTIO_PREFIXES = (SIDECAR_PREFIX, TRAFFIC_PREFIX, "proxy.istio.io/", "status.sidecar.istio.io/",
                    "readiness.status.sidecar.istio.io/")  # fmt: skip
 _LOG_LEVELS = ("trace", "debug", "info", "warning", "error", "critical", "off")  # Istio's validation
+_TRUE, _FALSE = ("1", "t", "T", "TRUE", "true", "True"), ("0", "f", "F", "FALSE", "false", "False")  # ParseBool
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 
 
@@ -67,6 +69,7 @@ class SidecarOptions:
     log_level: str = "info"
     image: str
     hold_application: bool = False
+    rewrite_probes: bool = True
 
 
 def _unknown(annotations: Mapping[str, str]) -> list[str]:
@@ -100,12 +103,9 @@ def _single_value_problems(annotations: Mapping[str, str]) -> list[str]:
     level = annotations.get(LOG_LEVEL_ANNOTATION, "info")
     if level not in _LOG_LEVELS:
         problems.append(f"{LOG_LEVEL_ANNOTATION}: {level!r} is not one of {', '.join(_LOG_LEVELS)}")
-    rewrite = annotations.get(REWRITE_PROBERS_ANNOTATION, "false").lower()
-    if rewrite not in ("false", "true"):
+    rewrite = annotations.get(REWRITE_PROBERS_ANNOTATION, "true")
+    if rewrite not in _TRUE + _FALSE:
         problems.append(f"{REWRITE_PROBERS_ANNOTATION}: expected true or false, got {rewrite!r}")
-    elif rewrite == "true":
-        problems.append(f"{REWRITE_PROBERS_ANNOTATION}: true is not supported by meshplane yet (probes reach the app "
-                        "through the capture, unchanged; set it to false)")  # fmt: skip
     if not annotations.get(PROXY_IMAGE_ANNOTATION, "x").strip():
         problems.append(f"{PROXY_IMAGE_ANNOTATION}: empty")
     return problems
@@ -136,4 +136,5 @@ def sidecar_options(annotations: Mapping[str, str], settings: InjectorSettings) 
         log_level=annotations.get(LOG_LEVEL_ANNOTATION, "info"),
         image=annotations.get(PROXY_IMAGE_ANNOTATION, settings.image).strip(),
         hold_application=proxy_config.hold_application,
+        rewrite_probes=annotations.get(REWRITE_PROBERS_ANNOTATION, "true") not in _FALSE,
     )

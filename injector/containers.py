@@ -4,13 +4,18 @@ runs per pod (``<app>-init``: ``meshplane capture install --redirect-dns`` with 
 
 The sidecar's identity comes from the downward API at container start (``$(VAR)`` in its args: the pod's name,
 namespace, IP, service account and label values), not from the admission request: a pod made from ``generateName``
-has no name yet when it is admitted."""
+has no name yet when it is admitted.
+
+The sidecar serves the agent's status port (``agent.status_server``, 15020, excluded from the inbound capture by
+``-d``): its own readiness probe is Istio's ``/healthz/ready`` there, and the app's probes the injector rewrote
+(``injector.app_probes``) are passed to it in ``ISTIO_KUBE_APP_PROBERS``, as Istio's injector does."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from agent.app_probers import APP_PROBERS_ENV, READY_PATH, STATUS_PORT
 from agent.capture import CaptureOptions
 from injector.annotations import SidecarOptions
 from injector.names import (
@@ -128,10 +133,14 @@ def sidecar_container(
     control_plane: ControlPlane,
     *,
     labels: Mapping[str, str],
+    app_probers: str | None = None,
 ) -> Obj:
-    """Istio's ``istio-proxy``: ``meshplane-agent sidecar`` as uid/gid 1337, ready when Envoy is."""
+    """Istio's ``istio-proxy``: ``meshplane-agent sidecar`` as uid/gid 1337, ready when Envoy is; ``app_probers``:
+    the JSON of the app's rewritten probes."""
     label_env, label_arg = _label_env(labels)
     env = [{"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}} for name, path in _DOWNWARD.items()]
+    if app_probers is not None:
+        label_env.append({"name": APP_PROBERS_ENV, "value": app_probers})
     container: Obj = {
         "name": PROXY_CONTAINER,
         "image": options.image,
@@ -139,7 +148,7 @@ def sidecar_container(
         "args": _sidecar_args(options, settings, control_plane, label_arg),
         "env": env + label_env,
         "readinessProbe": {
-            "exec": {"command": ["python", "-m", "agent.probe", _READY_URL]},
+            "httpGet": {"path": READY_PATH, "port": STATUS_PORT, "scheme": "HTTP"},
             "initialDelaySeconds": 1,
             "periodSeconds": 2,
             "timeoutSeconds": 3,

@@ -5,7 +5,9 @@ Besides the containers and volumes (``injector.containers``) it sets what Istio'
 ``sidecar.istio.io/status`` annotation (what was added; an injected pod is never injected again), the
 ``security.istio.io/tlsMode: istio`` label (Pilot's registry sends auto-mTLS only to endpoints with it) and the
 ``service.istio.io/canonical-name``/``-revision`` labels (Istio's telemetry names), and
-``kubectl.kubernetes.io/default-container`` (kubectl exec and logs go to the app, not the sidecar)."""
+``kubectl.kubernetes.io/default-container`` (kubectl exec and logs go to the app, not the sidecar); and it rewrites
+the app's probes to the agent's status port (``injector.app_probes``) unless the pod says
+``sidecar.istio.io/rewriteAppHTTPProbers: "false"``."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from injector.annotations import sidecar_options
+from injector.app_probes import rewrite_app_probes
 from injector.containers import init_container, injected_volumes, sidecar_container
 from injector.names import (
     CANONICAL_NAME_LABEL,
@@ -105,12 +108,17 @@ def injection_patch(
     wanted = {**canonical_labels(meta), TLS_MODE_LABEL: "istio"}
     labels = {key: value for key, value in wanted.items() if key not in present}
     all_labels = {**present, **labels}
-    sidecar = sidecar_container(options, settings, facts.control_plane, labels=all_labels)
-    new_annotations = {STATUS_ANNOTATION: _status(settings)}
     containers = spec.get("containers") or ()
+    probes, app_probers = rewrite_app_probes(containers, options.capture) if options.rewrite_probes else ([], None)
+    sidecar = sidecar_container(options, settings, facts.control_plane, labels=all_labels, app_probers=app_probers)
+    new_annotations = {STATUS_ANNOTATION: _status(settings)}
     if DEFAULT_CONTAINER_ANNOTATION not in annotations and containers:
         new_annotations[DEFAULT_CONTAINER_ANNOTATION] = str(containers[0].get("name", ""))
-    ops: list[Obj] = []
+    # before the sidecar is added: with holdApplicationUntilProxyStarts it goes first, shifting the indexes
+    ops: list[Obj] = [
+        {"op": "replace", "path": _pointer("spec", "containers", str(index), field), "value": probe}
+        for index, field, probe in probes
+    ]
     _add_list_items(ops, spec, "initContainers", [init_container(options, settings)])
     _add_list_items(ops, spec, "containers", [sidecar], first=options.hold_application)
     _add_list_items(ops, spec, "volumes", injected_volumes())

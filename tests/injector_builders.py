@@ -66,15 +66,19 @@ def _unescape(part: str) -> str:
 
 
 def apply_patch(document: Obj, ops: list[Obj]) -> Obj:
-    """``document`` with the JSON Patch ``ops`` applied (``add`` only: all the injector writes)."""
+    """``document`` with the JSON Patch ``ops`` applied (``add`` and ``replace``: all the injector writes; a
+    ``replace`` of a missing member fails, as RFC 6902 says)."""
     result = copy.deepcopy(document)
     for op in ops:
-        assert op["op"] == "add", op
+        assert op["op"] in ("add", "replace"), op
         *parents, last = [_unescape(p) for p in op["path"].split("/")[1:]]
         target: Any = result
         for part in parents:
             target = target[int(part)] if isinstance(target, list) else target[part]
-        if isinstance(target, list):
+        if op["op"] == "replace":
+            assert (int(last) < len(target)) if isinstance(target, list) else (last in target), op
+            target[int(last) if isinstance(target, list) else last] = op["value"]
+        elif isinstance(target, list):
             target.insert(len(target) if last == "-" else int(last), op["value"])
         else:
             target[last] = op["value"]

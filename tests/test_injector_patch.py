@@ -99,12 +99,13 @@ def test_sidecar_container_control_plane_token_and_root() -> None:
     context = sidecar["securityContext"]
     assert (context["runAsUser"], context["runAsGroup"], context["runAsNonRoot"]) == (1337, 1337, True)
     assert context["capabilities"] == {"drop": ["ALL"]}
-    assert sidecar["readinessProbe"]["exec"]["command"] == [
-        "python",
-        "-m",
-        "agent.probe",
-        "http://127.0.0.1:15000/ready",
-    ]
+    assert sidecar["readinessProbe"] == {  # Istio's: the agent's /healthz/ready (Envoy's /ready), never captured
+        "httpGet": {"path": "/healthz/ready", "port": 15020, "scheme": "HTTP"},
+        "initialDelaySeconds": 1,
+        "periodSeconds": 2,
+        "timeoutSeconds": 3,
+        "failureThreshold": 30,
+    }
     assert sidecar["resources"] == {
         "requests": {"cpu": "100m", "memory": "128Mi"},
         "limits": {"cpu": "2000m", "memory": "1024Mi"},
