@@ -348,7 +348,9 @@ EXPECTED_RULES = {
     # the self-signed CA's Secret (istio-ca-secret): create cannot be limited to a name, hence a Role in istio-system
     "Role/istio-citadel-ca-secret": _grants("", ["secrets"], ("create",))
     | _grants("", ["secrets"], ("get", "update"), ("istio-ca-secret",)),
-    "ClusterRole/istio-mixer-istio-system": REGISTRY_GRANTS | _grants("", ["nodes"], _READ) | _crd_grants(CRD_KINDS, _READ),
+    "ClusterRole/istio-mixer-istio-system": REGISTRY_GRANTS
+    | _grants("", ["nodes"], _READ)
+    | _crd_grants(CRD_KINDS, _READ),
 }  # fmt: skip
 ROLES = {f"{kind}/{name}": obj for (kind, _, name), obj in INDEX.items() if kind in ("ClusterRole", "Role")}
 
