@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kubernetes import client
 
-from pilot.kube.api_resources import ApiKind
-from pilot.kube.watch import Changed, Delivery, Listed, Watcher, WatchOptions
-from pilot.kube.watch_events import ListDiff, identity
+from meshplane.kube_kinds import core_kind
+from meshplane.kube_watch import Changed, Delivery, Listed, Watcher, WatchOptions
+from meshplane.kube_watch_events import ListDiff, identity
 
-CONFIG_MAPS = ApiKind(kind="ConfigMap", group="", plural="configmaps", versions=("v1",))
+CONFIG_MAPS = core_kind("ConfigMap", "configmaps")
 Obj = dict[str, Any]
 
 
