@@ -213,3 +213,32 @@ def test_http_410_on_a_resumed_watch_lists(serve: Callable[[FakeApi], client.Api
         assert fake.watch_versions() == ["2", "10"]
     finally:
         _stop_promptly(watcher)
+
+
+@pytest.mark.parametrize(
+    ("options", "selectors"),
+    [
+        (WatchOptions(), {}),
+        (WatchOptions(label_selector="team=a"), {"labelSelector": "team=a"}),
+        (WatchOptions(field_selector="metadata.name=x"), {"fieldSelector": "metadata.name=x"}),
+        (
+            WatchOptions(label_selector="team=a", field_selector="metadata.name=x"),
+            {"labelSelector": "team=a", "fieldSelector": "metadata.name=x"},
+        ),
+    ],
+    ids=["none", "label", "field", "label-and-field"],
+)
+def test_selectors_go_on_the_list_and_every_watch(
+    serve: Callable[[FakeApi], client.ApiClient], options: WatchOptions, selectors: dict[str, str]
+) -> None:
+    fake = FakeApi(lists=[[([cm("a", "3")], "10", "")]], watches=[[event("ADDED", typed(cm("b", "11")))], None])
+    watcher, delivered = _collect(serve(fake), options)
+    try:
+        assert isinstance(_next(delivered), Listed)
+        assert isinstance(_next(delivered), Changed)
+        time.sleep(0.2)  # the second watch is open
+        reads = [r for r in fake.requests if r["path"] == "/api/v1/configmaps"]
+        assert len(reads) == 3  # the list and two watches
+        assert [{k: r[k] for k in ("labelSelector", "fieldSelector") if k in r} for r in reads] == [selectors] * 3
+    finally:
+        _stop_promptly(watcher)
