@@ -98,7 +98,7 @@ def kube_request(
     if body is not None:
         headers["Content-Type"] = content_type
     try:
-        status, data = _exchange(api, method, path, query=query, headers=headers, body=body, timeout=timeout)
+        status, data = _read_whole(_send(api, method, path, query=query, headers=headers, body=body, timeout=timeout))
     except (urllib3.exceptions.HTTPError, client.ApiException, OSError) as error:  # ApiException: TLS (status 0)
         raise KubeUnavailable(f"{method} {path}: {error}") from error
     return KubeResponse(status=status, body=_decoded(data))
@@ -106,7 +106,7 @@ def kube_request(
 
 def get_json(api: client.ApiClient, path: str, query: Query = ()) -> Mapping[str, Any]:
     """One GET, its JSON body; ``ApiStatusError`` on an error status."""
-    status, data = _exchange(api, "GET", path, query=query, headers={"Accept": JSON}, timeout=_LIST_TIMEOUT)
+    status, data = _read_whole(_send(api, "GET", path, query=query, headers={"Accept": JSON}, timeout=_LIST_TIMEOUT))
     if status != 200:
         raise ApiStatusError(status, path, data)
     decoded: Mapping[str, Any] = json.loads(data)
@@ -163,7 +163,7 @@ def _send(
     body: Mapping[str, Any] | None = None,
     timeout: Timeout,
 ) -> urllib3.BaseHTTPResponse:
-    """The request sent, its response not read yet (the caller reads it and releases the connection)."""
+    """The request sent, its response not read yet (``_read_whole`` reads it, or a watch streams it)."""
     method, url, headers, _, _ = api.param_serialize(
         method, path, query_params=list(query), header_params=dict(headers), auth_settings=["BearerToken"]
     )
@@ -173,18 +173,8 @@ def _send(
     return response
 
 
-def _exchange(
-    api: client.ApiClient,
-    method: str,
-    path: str,
-    *,
-    query: Query,
-    headers: Mapping[str, str],
-    body: Mapping[str, Any] | None = None,
-    timeout: Timeout,
-) -> tuple[int, bytes]:
-    """The request sent and its whole response read: (status, body)."""
-    response = _send(api, method, path, query=query, headers=headers, body=body, timeout=timeout)
+def _read_whole(response: urllib3.BaseHTTPResponse) -> tuple[int, bytes]:
+    """A sent request's whole response, its connection released: (status, body)."""
     try:
         return int(response.status), response.data
     finally:
