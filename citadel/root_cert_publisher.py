@@ -1,8 +1,9 @@
 """Citadel keeps ``istio-ca-root-cert`` in every namespace (``root_configmaps.py``), as istiod's namespace controller.
 
-Two watches (``kube_watch.py``, each in a daemon thread) feed ``RootCertState`` on the event loop: Namespaces (those
-of ``--namespace-selector``, a label selector, when given: as Istio's ``discoverySelectors``), and
-the ConfigMaps named ``istio-ca-root-cert`` in every namespace. Whenever a namespace appears, its ConfigMap is
+Two watches (``meshplane.kube_watch.Watcher``, each in a daemon thread: list, watch from the last version seen,
+relist on ``410 Gone`` as a replace, jittered backoff) feed ``RootCertState`` on the event loop: Namespaces (those
+of ``--namespace-selector``, a label selector, when given: as Istio's ``discoverySelectors``), and the ConfigMaps
+named ``istio-ca-root-cert`` in every namespace (a field selector). Whenever a namespace appears, its ConfigMap is
 deleted or changed, or the authority's trust bundle changes (a root rotation's phases, a new plugged-in CA: polled
 every ``poll`` seconds from ``bundle_generation``), the stale namespaces are written, one by one in a worker thread.
 A failed write is logged and retried after a backoff (2 s doubling to 60 s, per namespace).
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import structlog
 import urllib3
@@ -30,16 +29,20 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from citadel.authority import Authority
-from citadel.kube_watch import watch_forever
 from citadel.metrics import CitadelMetrics
-from citadel.root_configmaps import ROOT_CERT_CONFIGMAP, RootCertState, write_root_cert
+from citadel.root_configmaps import ROOT_CERT_CONFIGMAP, KubeDict, RootCertState, write_root_cert
+from meshplane.kube_kinds import core_kind
+from meshplane.kube_watch import Delivery, Listed, Unavailable, Watcher, WatchOptions, deliver_on_loop
 
-__all__ = ["RootCertPublisher"]
+__all__ = ["NAMESPACES", "ROOT_CERT_CONFIGMAPS", "RootCertPublisher"]
 
 log = structlog.get_logger(__name__)
 
 _FIRST_RETRY = 2.0
 _MAX_RETRY = 60.0
+
+NAMESPACES = core_kind("Namespace", "namespaces", namespaced=False)
+ROOT_CERT_CONFIGMAPS = core_kind("ConfigMap", "configmaps")  # watched by name: istio-ca-root-cert
 
 
 class RootCertPublisher:
@@ -64,29 +67,21 @@ class RootCertPublisher:
         self._clock = clock
         self._wake = asyncio.Event()
         self._retry: dict[str, tuple[float, float]] = {}  # namespace -> (not before, next delay)
-        self._stop = threading.Event()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
-        selected = {"label_selector": self._namespace_selector} if self._namespace_selector else {}
-        threads = [
-            self._start_watch(
-                loop,
-                "namespaces",
-                self._core.list_namespace,
-                self.state.namespaces_listed,
-                self.state.namespace_changed,
-                **selected,
+        deliver = deliver_on_loop(asyncio.get_running_loop(), self.apply)
+        api = self._core.api_client
+        watchers = (
+            Watcher(api, NAMESPACES, deliver, WatchOptions(label_selector=self._namespace_selector or None)),
+            Watcher(
+                api,
+                ROOT_CERT_CONFIGMAPS,
+                deliver,
+                WatchOptions(field_selector=f"metadata.name={ROOT_CERT_CONFIGMAP}"),
             ),
-            self._start_watch(
-                loop,
-                "root-cert configmaps",
-                self._core.list_config_map_for_all_namespaces,
-                self.state.configmaps_listed,
-                self.state.configmap_changed,
-                field_selector=f"metadata.name={ROOT_CERT_CONFIGMAP}",
-            ),
-        ]
+        )
+        for watcher in watchers:
+            watcher.start()
         log.info(
             "publishing the trust bundle to every namespace",
             configmap=ROOT_CERT_CONFIGMAP,
@@ -99,9 +94,24 @@ class RootCertPublisher:
                 self._wake.clear()
                 await self.publish()
         finally:
-            self._stop.set()
-            for thread in threads:
-                thread.join(timeout=0)  # daemon threads: their watch request ends on its own
+            for watcher in watchers:
+                watcher.stop()  # its connection is shut down; its daemon thread ends soon after
+
+    def apply(self, delivery: Delivery) -> None:
+        """One delivery of the watches (on the loop): the state follows it, then the stale namespaces are written."""
+        if isinstance(delivery, Unavailable):  # the watcher logged it and tries again
+            return
+        listed: Callable[[Iterable[KubeDict]], None]
+        changed: Callable[[str, KubeDict], None]
+        if delivery.kind == NAMESPACES:
+            listed, changed = self.state.namespaces_listed, self.state.namespace_changed
+        else:
+            listed, changed = self.state.configmaps_listed, self.state.configmap_changed
+        if isinstance(delivery, Listed):
+            listed(delivery.objects)
+        else:
+            changed(delivery.event.type, delivery.event.object)
+        self._wake.set()
 
     async def publish(self) -> int:
         """Write every stale namespace whose retry time has come; the number written."""
@@ -131,39 +141,3 @@ class RootCertPublisher:
                     self._metrics.configmap_written(action)
                 log.info("root-cert ConfigMap written", namespace=namespace, action=action)
         return written
-
-    def _start_watch(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        what: str,
-        list_function: Callable[..., Any],
-        on_list: Callable[[list[Any]], None],
-        on_event: Callable[[str, Any], None],
-        **selectors: str,
-    ) -> threading.Thread:
-        def listed(items: list[Any]) -> None:
-            self._hop(loop, on_list, items)
-
-        def changed(event: str, item: Any) -> None:
-            self._hop(loop, on_event, event, item)
-
-        thread = threading.Thread(
-            target=watch_forever,
-            args=(list_function,),
-            kwargs={"what": what, "on_list": listed, "on_event": changed, "stop": self._stop, **selectors},
-            name=f"citadel-watch-{what}",
-            daemon=True,
-        )
-        thread.start()
-        return thread
-
-    def _hop(self, loop: asyncio.AbstractEventLoop, change: Callable[..., None], *args: Any) -> None:
-        """From a watch thread: apply ``change`` on the loop (once the loop is closed, stop watching)."""
-        try:
-            loop.call_soon_threadsafe(self._apply, change, *args)
-        except RuntimeError:
-            self._stop.set()
-
-    def _apply(self, change: Callable[..., None], *args: Any) -> None:
-        change(*args)
-        self._wake.set()

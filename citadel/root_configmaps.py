@@ -2,17 +2,19 @@
 bundle sidecars verify peers (and Citadel) with, the same bytes as the CA directory's ``trust-bundle.pem`` and SDS's
 ``ROOTCA``. Injected pods mount it at ``/var/run/secrets/istio/root-cert.pem``.
 
-``RootCertState`` is what the watches saw (namespaces, the bundle each ConfigMap holds) and which namespaces are
-stale for a bundle (pure). ``write_root_cert`` makes one namespace's ConfigMap right: create, or update only when
-its ``root-cert.pem`` or label differs, with the read ``resourceVersion`` (a conflict re-reads): idempotent, so
-two Citadel replicas writing the same bundle are harmless; other keys and labels are kept. Namespaces Istio skips
+``RootCertState`` is what the watches saw (namespaces, the bundle each ConfigMap holds; the API's plain objects, as
+``meshplane.kube_watch`` delivers them) and which namespaces are stale for a bundle (pure). ``write_root_cert``
+makes one namespace's ConfigMap right: create, or update only when its ``root-cert.pem`` or label differs, with the
+read ``resourceVersion`` (a conflict re-reads): idempotent, so two Citadel replicas writing the same bundle are
+harmless; other keys and labels are kept. Namespaces Istio skips
 (``kube-system``, ``kube-public``, ``kube-node-lease``, ``local-path-storage``) and terminating ones get none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -35,29 +37,31 @@ IGNORED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease",
 _CONFLICT_RETRIES = 3
 
 WriteAction = Literal["created", "updated", "unchanged", "gone"]
+KubeDict = Mapping[str, Any]  # an object as the API sends it (``kubectl get -o json``)
 
 
-def publishes_to(namespace: client.V1Namespace) -> bool:
+def _field(obj: KubeDict, *path: str) -> Any:
+    value: Any = obj
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _text(obj: KubeDict, *path: str) -> str:
+    value = _field(obj, *path)
+    return value if isinstance(value, str) else ""
+
+
+def publishes_to(namespace: KubeDict) -> bool:
     """Whether ``namespace`` gets the ConfigMap: not one Istio skips, not terminating."""
-    metadata = namespace.metadata
-    if metadata is None or not metadata.name or metadata.deletion_timestamp is not None:
+    name = _text(namespace, "metadata", "name")
+    if not name or _field(namespace, "metadata", "deletionTimestamp") is not None:
         return False
-    return metadata.name not in IGNORED_NAMESPACES and (
-        namespace.status is None or namespace.status.phase != "Terminating"
-    )
+    return name not in IGNORED_NAMESPACES and _text(namespace, "status", "phase") != "Terminating"
 
 
-def _name(item: client.V1Namespace) -> str:
-    return (item.metadata.name if item.metadata is not None else None) or ""
-
-
-def _namespace(item: client.V1ConfigMap) -> str:
-    return (item.metadata.namespace if item.metadata is not None else None) or ""
-
-
-def _published_bundle(configmap: client.V1ConfigMap) -> str | None:
-    data = configmap.data or {}
-    value = data.get(ROOT_CERT_KEY)
+def _bundle_in(data: Mapping[str, Any] | None) -> str | None:
+    value = (data or {}).get(ROOT_CERT_KEY)
     return value if isinstance(value, str) else None
 
 
@@ -69,12 +73,12 @@ class RootCertState:
     published: dict[str, str | None] = field(default_factory=dict)  # namespace -> its ConfigMap's root-cert.pem
     listed: set[str] = field(default_factory=set)  # which of "namespaces", "configmaps" were listed once
 
-    def namespaces_listed(self, items: list[client.V1Namespace]) -> None:
-        self.namespaces = {_name(item) for item in items if publishes_to(item)}
+    def namespaces_listed(self, items: Iterable[KubeDict]) -> None:
+        self.namespaces = {_text(item, "metadata", "name") for item in items if publishes_to(item)}
         self.listed.add("namespaces")
 
-    def namespace_changed(self, event: str, item: client.V1Namespace) -> None:
-        name = _name(item)
+    def namespace_changed(self, event: str, item: KubeDict) -> None:
+        name = _text(item, "metadata", "name")
         if not name:
             return
         if event != "DELETED" and publishes_to(item):
@@ -83,18 +87,22 @@ class RootCertState:
             self.namespaces.discard(name)
             self.published.pop(name, None)
 
-    def configmaps_listed(self, items: list[client.V1ConfigMap]) -> None:
-        self.published = {_namespace(item): _published_bundle(item) for item in items if _namespace(item)}
+    def configmaps_listed(self, items: Iterable[KubeDict]) -> None:
+        self.published = {
+            namespace: _bundle_in(_field(item, "data"))
+            for item in items
+            if (namespace := _text(item, "metadata", "namespace"))
+        }
         self.listed.add("configmaps")
 
-    def configmap_changed(self, event: str, item: client.V1ConfigMap) -> None:
-        namespace = _namespace(item)
+    def configmap_changed(self, event: str, item: KubeDict) -> None:
+        namespace = _text(item, "metadata", "namespace")
         if not namespace:
             return
         if event == "DELETED":
             self.published.pop(namespace, None)
         else:
-            self.published[namespace] = _published_bundle(item)
+            self.published[namespace] = _bundle_in(_field(item, "data"))
 
     def stale(self, bundle: str) -> list[str]:
         """The namespaces whose ConfigMap is missing or holds another bundle, sorted; none before both lists."""
@@ -112,7 +120,7 @@ def _desired(namespace: str, bundle: str) -> client.V1ConfigMap:
 
 def _up_to_date(configmap: client.V1ConfigMap, bundle: str) -> bool:
     labels = (configmap.metadata.labels if configmap.metadata is not None else None) or {}
-    return _published_bundle(configmap) == bundle and all(labels.get(k) == v for k, v in ROOT_CERT_LABELS.items())
+    return _bundle_in(configmap.data) == bundle and all(labels.get(k) == v for k, v in ROOT_CERT_LABELS.items())
 
 
 def _updated(configmap: client.V1ConfigMap, bundle: str) -> client.V1ConfigMap:

@@ -10,12 +10,13 @@ the event loop.
 from __future__ import annotations
 
 import argparse
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes import client, config
 
-__all__ = ["KubeAccess", "add_kube_arguments", "kube_access_from_arguments", "new_api_client"]
+__all__ = ["KubeAccess", "add_kube_arguments", "kube_access_from_arguments", "new_api_client", "watch_api_client"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ def new_api_client(access: KubeAccess) -> client.ApiClient:
         config_file=str(access.kubeconfig)
     )
     return api
+
+
+def watch_api_client(access: KubeAccess, connections: int) -> client.ApiClient:
+    """An API client whose pool keeps ``connections`` connections: one per watch held open, plus lists."""
+    configuration = copy.copy(new_api_client(access).configuration)
+    configuration.connection_pool_maxsize = max(connections, configuration.connection_pool_maxsize)
+    return client.ApiClient(configuration)
 
 
 def add_kube_arguments(parser: argparse.ArgumentParser, *, what: str) -> None:

@@ -1,5 +1,6 @@
 """citadel.root_configmaps and root_cert_publisher: which namespaces are stale, the idempotent write against a fake
-API (create, update only when different, conflicts, terminating namespaces), and the publisher's retries."""
+API (create, update only when different, conflicts, terminating namespaces), the publisher's retries and what it
+makes of the watches' deliveries. The watch itself (``meshplane.kube_watch``): tests/test_kube_watcher.py."""
 
 from __future__ import annotations
 
@@ -15,16 +16,27 @@ from kubernetes.client.exceptions import ApiException
 from citadel.authority import Authority
 from citadel.ca import SigningCA, create_root
 from citadel.metrics import CitadelMetrics
-from citadel.root_cert_publisher import RootCertPublisher
-from citadel.root_configmaps import ROOT_CERT_CONFIGMAP, RootCertState, publishes_to, write_root_cert
+from citadel.root_cert_publisher import NAMESPACES, ROOT_CERT_CONFIGMAPS, RootCertPublisher
+from citadel.root_configmaps import ROOT_CERT_CONFIGMAP, KubeDict, RootCertState, publishes_to, write_root_cert
+from meshplane.kube_kinds import ApiKind
+from meshplane.kube_watch import Changed, Delivery, Listed, Unavailable
+from meshplane.kube_watch_events import Event, ListDiff
 
 BUNDLE = "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n"
 
 
-def namespace(name: str, *, phase: str = "Active", deleting: bool = False) -> client.V1Namespace:
-    return client.V1Namespace(
-        metadata=client.V1ObjectMeta(name=name, deletion_timestamp=datetime.now(UTC) if deleting else None),
-        status=client.V1NamespaceStatus(phase=phase),
+def watched(obj: Any) -> KubeDict:
+    """A typed object as a watch delivers it: the API's JSON (camelCase keys, timestamps as text)."""
+    plain: KubeDict = client.ApiClient().sanitize_for_serialization(obj)
+    return plain
+
+
+def namespace(name: str, *, phase: str = "Active", deleting: bool = False) -> KubeDict:
+    return watched(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, deletion_timestamp=datetime.now(UTC) if deleting else None),
+            status=client.V1NamespaceStatus(phase=phase),
+        )
     )
 
 
@@ -61,16 +73,14 @@ def configmap(ns: str, bundle: str | None = BUNDLE, **extra: str) -> client.V1Co
         "being-deleted",
     ],
 )
-def test_namespaces_istio_skips_and_terminating_ones_get_no_configmap(
-    item: client.V1Namespace, published: bool
-) -> None:
+def test_namespaces_istio_skips_and_terminating_ones_get_no_configmap(item: KubeDict, published: bool) -> None:
     assert publishes_to(item) is published
 
 
 def listed_state(namespaces: list[str], configmaps: list[client.V1ConfigMap]) -> RootCertState:
     state = RootCertState()
     state.namespaces_listed([namespace(n) for n in namespaces])
-    state.configmaps_listed(configmaps)
+    state.configmaps_listed([watched(c) for c in configmaps])
     return state
 
 
@@ -89,10 +99,13 @@ def test_nothing_is_stale_before_both_lists_arrived() -> None:
         ([("namespace", "ADDED", namespace("new"))], ["new", "no-configmap", "old-bundle"]),
         ([("namespace", "DELETED", namespace("no-configmap"))], ["old-bundle"]),
         ([("namespace", "MODIFIED", namespace("no-configmap", phase="Terminating"))], ["old-bundle"]),
-        ([("configmap", "DELETED", configmap("current"))], ["current", "no-configmap", "old-bundle"]),
-        ([("configmap", "MODIFIED", configmap("current", "tampered"))], ["current", "no-configmap", "old-bundle"]),
-        ([("configmap", "ADDED", configmap("no-configmap"))], ["old-bundle"]),
-        ([("configmap", "ADDED", configmap("kube-system"))], ["no-configmap", "old-bundle"]),
+        ([("configmap", "DELETED", watched(configmap("current")))], ["current", "no-configmap", "old-bundle"]),
+        (
+            [("configmap", "MODIFIED", watched(configmap("current", "tampered")))],
+            ["current", "no-configmap", "old-bundle"],
+        ),
+        ([("configmap", "ADDED", watched(configmap("no-configmap")))], ["old-bundle"]),
+        ([("configmap", "ADDED", watched(configmap("kube-system")))], ["no-configmap", "old-bundle"]),
     ],
     ids=[
         "listed",
@@ -253,3 +266,38 @@ async def test_a_new_trust_bundle_makes_every_namespace_stale() -> None:
     ca.use_trust_bundle([new_root, *ca.trust_bundle])
     assert await publisher.publish() == 2
     assert {c.data["root-cert.pem"] for c in api.configmaps.values()} == {ca.trust_bundle_pem.decode()}
+
+
+def listed(kind: ApiKind, *objects: KubeDict) -> Listed:
+    return Listed(kind=kind, objects=objects, diff=ListDiff(added=objects), relist=False, resource_version="1")
+
+
+@pytest.mark.parametrize(
+    ("deliveries", "namespaces", "published"),
+    [
+        ([listed(NAMESPACES, namespace("a"), namespace("kube-system"))], {"a"}, {}),
+        (
+            [listed(ROOT_CERT_CONFIGMAPS, watched(configmap("a")))],
+            set(),
+            {"a": BUNDLE},
+        ),
+        (
+            [
+                listed(NAMESPACES, namespace("a"), namespace("b")),
+                Changed(kind=NAMESPACES, event=Event("DELETED", namespace("b"))),
+                Changed(kind=ROOT_CERT_CONFIGMAPS, event=Event("ADDED", watched(configmap("a", "old")))),
+            ],
+            {"a"},
+            {"a": "old"},
+        ),
+        ([Unavailable(kind=NAMESPACES, reason="not served")], set(), {}),
+    ],
+    ids=["namespaces-listed", "configmaps-listed", "events", "unavailable-ignored"],
+)
+async def test_the_publisher_applies_each_kind_s_deliveries_to_its_state(
+    deliveries: list[Delivery], namespaces: set[str], published: dict[str, str]
+) -> None:
+    publisher = RootCertPublisher(FakeCoreApi(), authority=authority())  # type: ignore[arg-type]
+    for delivery in deliveries:
+        publisher.apply(delivery)
+    assert (publisher.state.namespaces, publisher.state.published) == (namespaces, published)

@@ -1,4 +1,4 @@
-"""The pure parts of the Kubernetes list+watch (``pilot.kube.watch_events``, ``api_resources``) and what its
+"""The pure parts of the Kubernetes list+watch (``meshplane.kube_watch_events``, ``meshplane.kube_kinds``) and what its
 consumers make of deliveries: the config source's units (relist as a replace, events, duplicates with files) and
 the registry feed's batches. The watch itself against a real API server: ``e2e/k8s/test_kube_watch.py``."""
 
@@ -11,15 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from pilot.config import FILES, ConfigSink, ConfigStore, StoreChange, parse_config_text
-from pilot.config.types import ConfigKey
-from pilot.kube import ChangeLevel, KubernetesRegistry
-from pilot.kube.api_resources import CONFIG_KINDS, REGISTRY_KINDS, ApiKind, choose_version
-from pilot.kube.config_source import KubernetesConfigSource
-from pilot.kube.registry_feed import apply_deliveries
-from pilot.kube.sources import KUBERNETES, store_sources
-from pilot.kube.watch import Changed, Delivery, Listed
-from pilot.kube.watch_events import (
+from meshplane.kube_kinds import ApiKind, choose_version
+from meshplane.kube_watch import Changed, Delivery, Listed
+from meshplane.kube_watch_events import (
     Backoff,
     Bookmark,
     Event,
@@ -31,6 +25,13 @@ from pilot.kube.watch_events import (
     list_diff,
     read_event,
 )
+from pilot.config import FILES, ConfigSink, ConfigStore, StoreChange, parse_config_text
+from pilot.config.types import ConfigKey
+from pilot.kube import ChangeLevel, KubernetesRegistry
+from pilot.kube.api_resources import CONFIG_KINDS, REGISTRY_KINDS
+from pilot.kube.config_source import KubernetesConfigSource
+from pilot.kube.registry_feed import apply_deliveries
+from pilot.kube.sources import KUBERNETES, store_sources
 from tests import kube_builders as kb
 from tests.source_builders import config_object
 
@@ -100,7 +101,7 @@ def test_lines_that_are_not_events_fail_the_watch(line: bytes) -> None:
     ids=["first-list", "nothing-changed", "modified", "deleted-meanwhile", "same-name-other-namespace", "all-at-once"],
 )
 def test_relist_difference(known: list[Obj], listed: list[Obj], expected: ListDiff) -> None:
-    from pilot.kube.watch_events import object_key
+    from meshplane.kube_watch_events import object_key
 
     diff = list_diff({object_key(obj): obj for obj in known}, listed)
     assert diff == expected

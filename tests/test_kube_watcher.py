@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from kubernetes import client
 
-from pilot.kube.api_resources import ApiKind
-from pilot.kube.watch import Changed, Delivery, Listed, Watcher, WatchOptions
-from pilot.kube.watch_events import ListDiff, identity
+from meshplane.kube_kinds import core_kind
+from meshplane.kube_watch import Changed, Delivery, Listed, Watcher, WatchOptions
+from meshplane.kube_watch_events import ListDiff, identity
 
-CONFIG_MAPS = ApiKind(kind="ConfigMap", group="", plural="configmaps", versions=("v1",))
+CONFIG_MAPS = core_kind("ConfigMap", "configmaps")
 Obj = dict[str, Any]
 
 
@@ -211,5 +211,34 @@ def test_http_410_on_a_resumed_watch_lists(serve: Callable[[FakeApi], client.Api
         assert listed.diff.added == (typed(cm("a", "3")),)
         time.sleep(0.2)
         assert fake.watch_versions() == ["2", "10"]
+    finally:
+        _stop_promptly(watcher)
+
+
+@pytest.mark.parametrize(
+    ("options", "selectors"),
+    [
+        (WatchOptions(), {}),
+        (WatchOptions(label_selector="team=a"), {"labelSelector": "team=a"}),
+        (WatchOptions(field_selector="metadata.name=x"), {"fieldSelector": "metadata.name=x"}),
+        (
+            WatchOptions(label_selector="team=a", field_selector="metadata.name=x"),
+            {"labelSelector": "team=a", "fieldSelector": "metadata.name=x"},
+        ),
+    ],
+    ids=["none", "label", "field", "label-and-field"],
+)
+def test_selectors_go_on_the_list_and_every_watch(
+    serve: Callable[[FakeApi], client.ApiClient], options: WatchOptions, selectors: dict[str, str]
+) -> None:
+    fake = FakeApi(lists=[[([cm("a", "3")], "10", "")]], watches=[[event("ADDED", typed(cm("b", "11")))], None])
+    watcher, delivered = _collect(serve(fake), options)
+    try:
+        assert isinstance(_next(delivered), Listed)
+        assert isinstance(_next(delivered), Changed)
+        time.sleep(0.2)  # the second watch is open
+        reads = [r for r in fake.requests if r["path"] == "/api/v1/configmaps"]
+        assert len(reads) == 3  # the list and two watches
+        assert [{k: r[k] for k in ("labelSelector", "fieldSelector") if k in r} for r in reads] == [selectors] * 3
     finally:
         _stop_promptly(watcher)

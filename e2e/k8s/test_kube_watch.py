@@ -1,4 +1,4 @@
-"""The list+watch of ``pilot.kube.watch`` against a real API server (Kubernetes 1.20 here, any with
+"""The list+watch of ``meshplane.kube_watch`` against a real API server (Kubernetes 1.20 here, any with
 ``MESHPLANE_KUBECONFIG``): relist on ``410 Gone``, reconnects that lose no event, bookmarks that advance the
 version, a kind not served; and what Pilot makes of it: a VirtualService created with the client in Pilot's
 config store (an invalid one rejected naming the object), a Service, Pod and EndpointSlice in the Kubernetes
@@ -39,20 +39,20 @@ from kubernetes import client
 from e2e.k8s.kube_support import eventually
 from e2e.k8s.local_cluster import LocalCluster
 from meshplane import names
-from meshplane.kube_api import KubeAccess
+from meshplane.kube_api import KubeAccess, watch_api_client
+from meshplane.kube_kinds import ApiKind, core_kind
+from meshplane.kube_watch import Changed, Delivery, Listed, Unavailable, Watcher, WatchOptions
 from pilot.config import ConfigSink, ConfigStore, StoreChange
 from pilot.config.types import ConfigKey
 from pilot.generate.registry import CLUSTER_TYPE
 from pilot.kube import KubernetesRegistry
-from pilot.kube.api_requests import watch_api_client
-from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ, REGISTRY_KINDS, ApiKind
+from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ, REGISTRY_KINDS
 from pilot.kube.config_source import KubernetesConfigSource
 from pilot.kube.registry_feed import RegistryFeed
 from pilot.kube.sources import store_sources
-from pilot.kube.watch import Changed, Delivery, Listed, Unavailable, Watcher, WatchOptions
 
-CONFIG_MAPS = ApiKind(kind="ConfigMap", group="", plural="configmaps", versions=("v1",))
-EVENTS = ApiKind(kind="Event", group="", plural="events", versions=("v1",))
+CONFIG_MAPS = core_kind("ConfigMap", "configmaps")
+EVENTS = core_kind("Event", "events")
 ETCD_GATEWAY = "http://127.0.0.1:2379"
 ISTIO = "networking.istio.io"
 

@@ -4,8 +4,9 @@ instances, and served through the registry seam (``pilot.model.registry``); and 
 Layered above the model: config and model never import it.
 
 - ``store``, ``translate``, ``changes``, ``objects``, ``protocols``: the registry, fed plain API objects; no client.
-- ``watch`` (``watch_events``, ``api_resources``, ``api_requests``): list+watch of one kind on the official
-  ``kubernetes`` client, in a thread; ``watch_group``: several kinds, consumed on the event loop in batches.
+- ``api_resources``: the kinds Pilot watches, on ``meshplane.kube_watch`` (list+watch of one kind on the official
+  ``kubernetes`` client, in a thread, shared with Citadel); ``watch_group``: several kinds, consumed on the event
+  loop in batches.
 - ``registry_feed.RegistryFeed``: the registry's kinds watched into a ``KubernetesRegistry``;
   ``config_source.KubernetesConfigSource``: Istio's and Mixer's CRDs into a config store; ``cluster.read_cluster``:
   both, on one client, as Pilot and Mixer run them; ``sources``: the store's source names (no client imported).

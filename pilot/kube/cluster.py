@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import structlog
 from kubernetes import client
 
-from meshplane.kube_api import KubeAccess, new_api_client
+from meshplane.kube_api import KubeAccess, new_api_client, watch_api_client
+from meshplane.kube_watch import WatchOptions
 from pilot.config.source import ConfigSink
-from pilot.kube.api_requests import watch_api_client
 from pilot.kube.changes import RegistryChange
 from pilot.kube.config_source import WATCH_CONNECTIONS, KubernetesConfigSource
 from pilot.kube.registry_feed import RegistryFeed
 from pilot.kube.store import KubernetesRegistry
-from pilot.kube.watch import WatchOptions
 from pilot.model.types import DEFAULT_DOMAIN_SUFFIX
 
 __all__ = ["ClusterReader", "read_cluster"]

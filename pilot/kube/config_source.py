@@ -1,4 +1,4 @@
-"""Config from the Kubernetes API server: Istio's CRDs and Mixer's, listed and watched (``pilot.kube.watch``),
+"""Config from the Kubernetes API server: Istio's CRDs and Mixer's, listed and watched (``meshplane.kube_watch``),
 each object validated like a file's document (``pilot.config.parse.parse_object``) and published to the store as a
 unit of its own, ``kind/namespace/name``, its origin the object reference ``kind/namespace/name@resourceVersion``
 (``pilot.config.origin``): every message names the object and the version that was read.
@@ -26,13 +26,14 @@ from typing import Any, Protocol
 import structlog
 from kubernetes import client
 
+from meshplane.kube_kinds import ApiKind
+from meshplane.kube_watch import Changed, Delivery, Listed, WatchOptions
 from pilot.config.parse import ParsedFile
 from pilot.config.source import ConfigSink
 from pilot.config.source_memory import object_unit, parse_object_unit
 from pilot.config.types import ConfigKey
-from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ, ApiKind
+from pilot.kube.api_resources import CONFIG_KINDS, ISTIO_KINDS_NOT_READ
 from pilot.kube.sources import KUBERNETES
-from pilot.kube.watch import Changed, Delivery, Listed, WatchOptions
 from pilot.kube.watch_group import WatchedKinds
 
 __all__ = ["KUBERNETES", "WATCH_CONNECTIONS", "KubernetesConfigSource", "ObjectObserver"]

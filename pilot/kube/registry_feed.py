@@ -1,5 +1,5 @@
 """The Kubernetes service registry fed from the API server: Services, EndpointSlices (``discovery.k8s.io/v1``, or
-``v1beta1`` where only that is served), Pods, Namespaces and Nodes listed and watched (``pilot.kube.watch``) into a
+``v1beta1`` where only that is served), Pods, Namespaces and Nodes listed and watched (``meshplane.kube_watch``) into a
 ``KubernetesRegistry``. Each batch of deliveries is applied in one call, off the event loop (a translation of a
 large cluster takes a few hundred milliseconds), in order: a listing replaces its kind, the watch events between
 two listings go to one ``apply_all``. ``on_change`` hears every change that matters to the proxies (a
@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 import structlog
 from kubernetes import client
 
-from pilot.kube.api_resources import REGISTRY_KINDS, ApiKind
+from meshplane.kube_kinds import ApiKind
+from meshplane.kube_watch import Changed, Delivery, Listed, WatchOptions
+from pilot.kube.api_resources import REGISTRY_KINDS
 from pilot.kube.changes import NO_CHANGE, ChangeLevel, RegistryChange
 from pilot.kube.objects import KINDS, Kind
 from pilot.kube.store import KubernetesRegistry, WatchEvent
-from pilot.kube.watch import Changed, Delivery, Listed, WatchOptions
 from pilot.kube.watch_group import WatchedKinds
 
 __all__ = ["REGISTRY_FEED", "RegistryFeed"]

@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 import structlog
 from kubernetes import client
 
-from pilot.kube.api_resources import ApiKind
-from pilot.kube.watch import Delivery, Listed, Unavailable, Watcher, WatchOptions, deliver_to_queue
+from meshplane.kube_kinds import ApiKind
+from meshplane.kube_watch import Delivery, Listed, Unavailable, Watcher, WatchOptions, deliver_to_queue
 
 __all__ = ["WatchGroup", "WatchedKinds"]
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "GONE",
     "Backoff",
     "Bookmark",
     "Event",

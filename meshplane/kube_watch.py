@@ -1,19 +1,23 @@
 """List+watch of one kind (client-go's reflector), on the official client in a thread of its own.
 
-The thread finds the version to read by discovery (``api_resources.choose_version``), lists the kind (in pages;
+The thread finds the version to read by discovery (``kube_kinds.choose_version``), lists the kind (in pages;
 the listing's ``resourceVersion`` is where the watch starts), then watches from the last version it has seen, with
 ``allowWatchBookmarks`` and a server-side ``timeoutSeconds``: when the server ends a watch, or the connection is
 cut (``interrupt``), or an error ends it, the next watch starts from the last version seen (an event's or a
 bookmark's), so no event is lost or repeated. When that version is too old for the server (HTTP 410, or an ERROR
 event with code 410), the kind is listed again and delivered as a replace, with its difference to what was known
-(``watch_events.list_diff``). Errors back off (capped exponential, with jitter); a watch that worked resets it.
+(``kube_watch_events.list_diff``). Errors back off (capped exponential, with jitter); a watch that worked resets it.
 
 A kind not served (a CRD not installed, or deleted) is logged once and delivered as ``Unavailable`` (after a
 replace by nothing if it had objects); discovery is tried again every ``rediscover_seconds``.
 
 What the thread sees goes to ``deliver`` (``Listed``, ``Changed``, ``Unavailable``), called on the watch thread
-in order: ``deliver_to_queue`` hands each to an asyncio queue on the loop (``call_soon_threadsafe``). ``stop()``
-ends the watch at once (the connection is shut down) and the thread soon after.
+in order: ``deliver_on_loop`` applies each on the event loop (``call_soon_threadsafe``), ``deliver_to_queue`` puts
+each on an asyncio queue there. ``stop()`` ends the watch at once (the connection is shut down) and the thread soon
+after.
+
+Used by Pilot (``pilot.kube``: the registry's kinds and Istio's CRDs) and Citadel (``root_cert_publisher``:
+Namespaces and the root-cert ConfigMaps).
 """
 
 from __future__ import annotations
@@ -30,9 +34,10 @@ import structlog
 import urllib3
 from kubernetes import client
 
-from pilot.kube.api_requests import ApiStatusError, get_json, iter_lines, open_stream, served_resources
-from pilot.kube.api_resources import ApiKind, choose_version
-from pilot.kube.watch_events import (
+from meshplane.kube_kinds import ApiKind, choose_version
+from meshplane.kube_rest import NOT_FOUND, ApiStatusError, get_json, iter_lines, open_stream, served_resources
+from meshplane.kube_watch_events import (
+    GONE,
     Backoff,
     Bookmark,
     Event,
@@ -47,12 +52,20 @@ from pilot.kube.watch_events import (
     resource_version,
 )
 
-__all__ = ["Changed", "Delivery", "Listed", "Unavailable", "WatchOptions", "Watcher", "deliver_to_queue"]
+__all__ = [
+    "Changed",
+    "Delivery",
+    "Listed",
+    "Unavailable",
+    "WatchOptions",
+    "Watcher",
+    "deliver_on_loop",
+    "deliver_to_queue",
+]
 
 log = structlog.get_logger(__name__)
 
 KubeDict = Mapping[str, Any]
-_GONE, _NOT_FOUND = 410, 404
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +103,7 @@ class WatchOptions:
     rediscover_seconds: float = 30.0
     namespace: str | None = None  # None: every namespace
     label_selector: str | None = None
+    field_selector: str | None = None  # e.g. metadata.name=istio-ca-root-cert
     backoff_initial: float = 0.5
     backoff_cap: float = 30.0
     resume_from: str | None = None  # start by watching from this version instead of listing (410: list)
@@ -108,16 +122,21 @@ class _WatchFailed(Exception):
     pass
 
 
+def deliver_on_loop(loop: asyncio.AbstractEventLoop, apply: Callable[[Delivery], object]) -> Callable[[Delivery], None]:
+    """A ``deliver`` for a watch thread: ``apply`` is called with each delivery on ``loop``'s thread, in order."""
+
+    def deliver(delivery: Delivery) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
+            loop.call_soon_threadsafe(apply, delivery)
+
+    return deliver
+
+
 def deliver_to_queue(
     loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Delivery | None]
 ) -> Callable[[Delivery], None]:
     """A ``deliver`` for a watch thread: each delivery is put on ``queue`` on ``loop``'s thread, in order."""
-
-    def deliver(delivery: Delivery) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-            loop.call_soon_threadsafe(queue.put_nowait, delivery)
-
-    return deliver
+    return deliver_on_loop(loop, queue.put_nowait)
 
 
 class Watcher:
@@ -140,7 +159,7 @@ class Watcher:
         self._response: urllib3.BaseHTTPResponse | None = None
         self._cut = False  # the current watch's connection was cut on purpose (interrupt, stop)
         self._thread: threading.Thread | None = None
-        self._known: dict[ObjectKey, KubeDict] = {}  # the identity of each object seen (watch_events.identity)
+        self._known: dict[ObjectKey, KubeDict] = {}  # the identity of each object seen (kube_watch_events.identity)
         self._version: str | None = None  # served API version; None: discover
         self._resource_version: str | None = self.options.resume_from  # None: list first
         self._unavailable_logged = False
@@ -241,7 +260,8 @@ class Watcher:
         self._stopping.wait(self.options.rediscover_seconds)
 
     def _query(self) -> list[tuple[str, str]]:
-        return [("labelSelector", self.options.label_selector)] if self.options.label_selector else []
+        selectors = (("labelSelector", self.options.label_selector), ("fieldSelector", self.options.field_selector))
+        return [(name, value) for name, value in selectors if value]
 
     def _path(self) -> str:
         assert self._version is not None
@@ -256,7 +276,7 @@ class Watcher:
             try:
                 page = get_json(self._api, self._path(), query)
             except ApiStatusError as exc:
-                if exc.status == _GONE and token:
+                if exc.status == GONE and token:
                     items, token = [], ""
                     continue
                 raise self._status_error(exc) from exc
@@ -283,9 +303,9 @@ class Watcher:
         self._deliver(Listed(kind=self.kind, objects=objects, diff=diff, relist=relist, resource_version=version))
 
     def _status_error(self, exc: ApiStatusError) -> Exception:
-        if exc.status == _GONE:
+        if exc.status == GONE:
             return _Gone(exc.message)
-        if exc.status == _NOT_FOUND:
+        if exc.status == NOT_FOUND:
             return _NotServed(exc.message)
         return exc
 
