@@ -85,3 +85,30 @@ async def test_injected_delay_holds_requests_back(pods: PodMesh) -> None:
 
     assert (response.status, response.version) == (200, "v1")
     assert elapsed >= 0.6, f"answered after {elapsed:.3f}s, before the injected 0.6s delay"
+
+
+async def test_retries_back_off_between_attempts(pods: PodMesh) -> None:
+    """``backoff: 1s``: Envoy waits a random time under 1s before the first retry and under 3s before the second
+    (fully jittered, base interval 1s), instead of its default 25ms; a flaky upstream still recovers."""
+    await pods.config.apply(
+        "reviews-vs",
+        _only_v1(
+            "  retries:\n    attempts: 2\n    retryOn: 5xx\n    backoff: 1s\n    retryIgnorePreviousHosts: false\n"
+        ),
+    )
+    await pods.config.wait_synced()
+    flaky = f"/flaky/{uuid.uuid4().hex}"
+    failing = f"/status/503?run={uuid.uuid4().hex}"
+
+    recovered = await pods.request(REVIEWS_URL.rstrip("/") + flaky)
+    started = time.monotonic()
+    exhausted = await pods.responses(REVIEWS_URL.rstrip("/") + failing, 3)
+    elapsed = time.monotonic() - started
+
+    assert (recovered.status, recovered.version) == (200, "v1")
+    assert await pods.app_requests("reviews-v1", flaky) == 2, "the first attempt got 503, one retry succeeded"
+    assert [r.status for r in exhausted] == [503] * 3
+    assert await pods.app_requests("reviews-v1", failing) == 9, "every request tried three times"
+    # Six back-offs, each uniform in [0, 1s) or [0, 3s): under 1.5s together about once in 50000 runs; with
+    # Envoy's default 25ms base interval they take under 0.3s (0.07s seen with backoff: 1ms).
+    assert elapsed >= 1.5, f"3 requests with 2 retries each took {elapsed:.2f}s: no back-off between attempts"

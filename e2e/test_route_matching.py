@@ -4,6 +4,8 @@ One world of pods per module (``pods`` in e2e/conftest.py), reset after each tes
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from e2e.conftest import POD_WORLD_LOOP
@@ -131,3 +133,54 @@ async def test_rewrite_redirect_and_direct_response(pods: PodMesh) -> None:
     assert redirected.status == 308
     assert redirected.headers["location"] == "http://reviews:9080/elsewhere"
     assert (teapot.status, teapot.text) == (418, "short and stout")
+
+
+CORS = """
+- corsPolicy:
+    allowOrigins:
+    - exact: https://shop.example.com
+    - prefix: https://admin.
+    allowMethods: [GET, POST]
+    allowHeaders: [x-client]
+    exposeHeaders: [x-served-by]
+    maxAge: 24h
+    allowCredentials: true
+  route:
+  - destination: {host: reviews, subset: v1}
+"""
+
+
+def _preflight(origin: str) -> dict[str, str]:
+    return {"origin": origin, "access-control-request-method": "POST", "access-control-request-headers": "x-client"}
+
+
+async def test_cors_preflight_is_answered_for_allowed_origins_only(pods: PodMesh) -> None:
+    """Istio's CORS task: the sidecar answers a preflight from an allowed origin itself with the policy's
+    Access-Control-Allow-* headers; one from another origin gets none (and goes on to the app: FORWARD, Istio's
+    default for unmatched preflights); a simple request from an allowed origin gets Allow-Origin and Expose."""
+    await pods.config.apply("reviews-vs", reviews_virtual_service(CORS))
+    await pods.config.wait_synced()
+    allowed_path, other_path = f"/cors/{uuid.uuid4().hex}", f"/cors/{uuid.uuid4().hex}"
+
+    allowed = await pods.request(BASE + allowed_path, method="OPTIONS", headers=_preflight("https://shop.example.com"))
+    by_prefix = await pods.request(BASE + "/", method="OPTIONS", headers=_preflight("https://admin.example.com"))
+    other = await pods.request(BASE + other_path, method="OPTIONS", headers=_preflight("https://evil.example.com"))
+    simple = await pods.request(BASE + "/", headers={"origin": "https://shop.example.com"})
+
+    assert allowed.status == 200 and allowed.body is None, "Envoy answered the preflight, not the app"
+    assert {k: v for k, v in allowed.headers.items() if k.startswith("access-control-")} == {
+        "access-control-allow-origin": "https://shop.example.com",
+        "access-control-allow-methods": "GET,POST",
+        "access-control-allow-headers": "x-client",
+        "access-control-max-age": "86400",
+        "access-control-allow-credentials": "true",
+        "access-control-expose-headers": "x-served-by",  # Envoy adds it to its own answer too
+    }
+    assert await pods.app_requests("reviews-v1", allowed_path) == 0
+    assert by_prefix.headers.get("access-control-allow-origin") == "https://admin.example.com"
+    assert (other.status, other.version) == (200, "v1"), "forwarded to the app"
+    assert not [k for k in other.headers if k.startswith("access-control-")], other.headers
+    assert await pods.app_requests("reviews-v1", other_path) == 1
+    assert (simple.status, simple.version) == (200, "v1")
+    assert simple.headers.get("access-control-allow-origin") == "https://shop.example.com"
+    assert simple.headers.get("access-control-expose-headers") == "x-served-by"

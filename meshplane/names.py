@@ -6,6 +6,7 @@ from __future__ import annotations
 __all__ = [
     "ADMIN_PORT",
     "BLACKHOLE_CLUSTER",
+    "CORS_FILTER",
     "DNS_CAPTURE_PORT",
     "EXT_AUTHZ_FILTER",
     "FAULT_FILTER",
@@ -45,6 +46,7 @@ ADMIN_PORT = 15000  # Envoy's admin, on the pod's 127.0.0.1
 XDS_CLUSTER = "xds-grpc"  # the bootstrap cluster that points at Pilot
 
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"  # Istio's wellknown.CORS
 ROUTER_FILTER = "envoy.filters.http.router"
 RBAC_FILTER = "envoy.filters.http.rbac"  # Istio's wellknown.HTTPRoleBasedAccessControl
 RBAC_NETWORK_FILTER = "envoy.filters.network.rbac"  # Istio's wellknown.RoleBasedAccessControl

@@ -753,9 +753,9 @@ HAND_WRITTEN: tuple[Case, ...] = (
         message="not a compatible subset",
     ),
     Case(
-        id="vs-cors-not-supported",
-        document=_vs("broken", [{"route": _ROUTE, "corsPolicy": {"allowOrigins": [{"exact": "*"}]}}]),
-        path="spec.http[0].corsPolicy",
+        id="vs-mirror-percent-not-supported",
+        document=_vs("broken", [{"route": _ROUTE, "mirror": {"host": "reviews"}, "mirrorPercent": 5}]),
+        path="spec.http[0].mirrorPercent",
         message="not supported by meshplane yet",
     ),
     Case(

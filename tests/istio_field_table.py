@@ -218,6 +218,7 @@ SITES: dict[str, Site] = {
         ("rewrite", "uriRegexRewrite"), {"match": "^/a", "rewrite": "/b"}, {**ROUTE_V1, "rewrite": {}}
     ),
     "HTTPRetry": vs_site(("retries",), {"attempts": 2}),
+    "CorsPolicy": vs_site(("corsPolicy",), {"allowOrigins": [{"exact": "https://a.example.com"}]}),
     "HTTPFaultInjection": vs_site(("fault",), {"abort": {"httpStatus": 503}}),
     "HTTPFaultInjection.Delay": vs_site(("fault", "delay"), {"fixedDelay": "1s"}, {**ROUTE_V1, "fault": {}}),
     "HTTPFaultInjection.Abort": vs_site(("fault", "abort"), {"httpStatus": 503}, {**ROUTE_V1, "fault": {}}),
@@ -328,7 +329,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "mirrors": T([{"destination": {"host": "reviews", "subset": "v2"}}]),
         "mirrorPercent": R(50),
         "mirrorPercentage": T({"value": 50}, context={"mirror": {"host": "reviews", "subset": "v2"}}),
-        "corsPolicy": R(),
+        "corsPolicy": T({"allowOrigins": [{"exact": "https://a.example.com"}]}),
         "headers": T({"request": {"set": {"x-a": "1"}}}),
         "websocketUpgrade": X(True),
         "appendHeaders": X({"x-a": "1"}),
@@ -410,8 +411,18 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "perTryTimeout": T("1s"),
         "retryOn": T("5xx"),
         "retryRemoteLocalities": T(True),
-        "retryIgnorePreviousHosts": R(True),
-        "backoff": R("1s"),
+        "retryIgnorePreviousHosts": T(False),  # true is Istio's default: the previous_hosts predicate
+        "backoff": T("1s"),
+    },
+    "CorsPolicy": {
+        "allowOrigin": T(["https://b.example.com"], drop=("allowOrigins",)),
+        "allowOrigins": T([{"prefix": "https://b."}]),
+        "allowMethods": T(["GET", "POST"]),
+        "allowHeaders": T(["x-a"]),
+        "exposeHeaders": T(["x-b"]),
+        "maxAge": T("24h"),
+        "allowCredentials": T(True),
+        "unmatchedPreflights": T("IGNORE"),
     },
     "HTTPFaultInjection": {
         "delay": T({"fixedDelay": "1s"}),

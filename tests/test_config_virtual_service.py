@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pilot.config.types import StringMatch, VirtualService
+from pilot.config.types import CorsPolicy, StringMatch, VirtualService
 
 if TYPE_CHECKING:
     from tests.conftest import IstioDocs
@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 Expected = list[tuple[int, str, str]]  # (line in the spec body, field path, part of the message)
 
 ROUTE = "hosts: [reviews]\nhttp:\n- route:\n  - destination: {host: reviews}\n"  # lines 1-4; a route's fields follow
+CORS = ROUTE + "  corsPolicy:\n"  # line 5; the policy's fields follow
 
 CASES: list[tuple[str, str, Expected]] = [
     # hosts and gateways
@@ -76,9 +77,89 @@ CASES: list[tuple[str, str, Expected]] = [
     ),
     ("delegate", ROUTE + "  delegate: {name: x}\n", [(5, "spec.http[0].delegate", "not supported by meshplane yet")]),
     (
-        "cors",
-        ROUTE + "  corsPolicy: {allowOrigins: []}\n",
-        [(5, "spec.http[0].corsPolicy", "not supported by meshplane yet")],
+        "three-unsupported-fields-at-once",
+        ROUTE + "  delegate: {name: x}\n  mirror: {host: a}\n  mirrorPercent: 5\n  match:\n  - statPrefix: s\n",
+        [
+            (5, "spec.http[0].delegate", "not supported by meshplane yet"),
+            (7, "spec.http[0].mirrorPercent", "not supported by meshplane yet"),
+            (9, "spec.http[0].match[0].statPrefix", "not supported by meshplane yet"),
+        ],
+    ),
+    # corsPolicy
+    (
+        "cors-origin-empty-match",
+        CORS + "    allowOrigins:\n    - {}\n",
+        [(7, "spec.http[0].corsPolicy.allowOrigins[0]", "one of exact, prefix, regex is required")],
+    ),
+    (
+        "cors-origin-exact-empty",
+        CORS + "    allowOrigins:\n    - {exact: ''}\n",
+        [(7, "spec.http[0].corsPolicy.allowOrigins[0]", "'' is not a valid match type for CORS allow origins")],
+    ),
+    (
+        "cors-origin-prefix-empty",
+        CORS + "    allowOrigins:\n    - {prefix: ''}\n",
+        [(7, "spec.http[0].corsPolicy.allowOrigins[0].prefix", "a prefix match must not be empty")],
+    ),
+    (
+        "cors-origin-regex-invalid",
+        CORS + "    allowOrigins:\n    - {regex: 'https://(a'}\n",
+        [(7, "spec.http[0].corsPolicy.allowOrigins[0].regex", "invalid regex 'https://(a'")],
+    ),
+    (
+        "cors-origins-not-a-list",
+        CORS + "    allowOrigins: {exact: https://a.example.com}\n",
+        [(6, "spec.http[0].corsPolicy.allowOrigins", "expected a list of string matches")],
+    ),
+    (
+        "cors-origin-and-legacy-origin",
+        CORS + "    allowOrigins: [{exact: https://a.example.com}]\n    allowOrigin: [https://b.example.com]\n",
+        [(7, "spec.http[0].corsPolicy.allowOrigin", "cannot be combined with allowOrigins")],
+    ),
+    (
+        "cors-legacy-origin-empty",
+        CORS + "    allowOrigin: ['']\n",
+        [(6, "spec.http[0].corsPolicy.allowOrigin[0]", "an origin must not be empty")],
+    ),
+    (
+        "cors-methods",
+        CORS + "    allowMethods: [GET, post, FETCH]\n",
+        [
+            (6, "spec.http[0].corsPolicy.allowMethods[1]", "'post' is not a supported HTTP method (write 'POST')"),
+            (6, "spec.http[0].corsPolicy.allowMethods[2]", "'FETCH' is not a supported HTTP method"),
+        ],
+    ),
+    (
+        "cors-headers",
+        CORS + "    allowHeaders: [x-a, 'x b']\n    exposeHeaders: [':path', '']\n",
+        [
+            (6, "spec.http[0].corsPolicy.allowHeaders[1]", "'x b' is not a valid HTTP header name"),
+            (7, "spec.http[0].corsPolicy.exposeHeaders[0]", "':path' is not a valid HTTP header name"),
+            (7, "spec.http[0].corsPolicy.exposeHeaders[1]", "header name must not be empty"),
+        ],
+    ),
+    (
+        "cors-max-age-fraction",
+        CORS + "    maxAge: 1500ms\n",
+        [(6, "spec.http[0].corsPolicy.maxAge", "accurate only to seconds precision")],
+    ),
+    (
+        "cors-max-age-short",
+        CORS + "    maxAge: 100us\n",
+        [(6, "spec.http[0].corsPolicy.maxAge", "it must be at least 1ms")],
+    ),
+    (
+        "cors-credentials-and-preflights",
+        CORS + "    allowCredentials: 'yes'\n    unmatchedPreflights: DROP\n",
+        [
+            (6, "spec.http[0].corsPolicy.allowCredentials", "expected a boolean"),
+            (7, "spec.http[0].corsPolicy.unmatchedPreflights", "expected one of UNSPECIFIED, FORWARD, IGNORE"),
+        ],
+    ),
+    (
+        "cors-unknown-field",
+        CORS + "    allowOrigns: [{exact: https://a.example.com}]\n",
+        [(6, "spec.http[0].corsPolicy.allowOrigns", "unknown field 'allowOrigns' (did you mean 'allowOrigins'?)")],
     ),
     # destinations
     (
@@ -258,9 +339,19 @@ CASES: list[tuple[str, str, Expected]] = [
         [(7, "spec.http[0].retries.perTryTimeout", "expected a duration string")],
     ),
     (
-        "retry-backoff",
-        ROUTE + "  retries:\n    attempts: 3\n    backoff: 1s\n",
-        [(7, "spec.http[0].retries.backoff", "not supported by meshplane yet")],
+        "retry-backoff-short",
+        ROUTE + "  retries:\n    attempts: 3\n    backoff: 100us\n",
+        [(7, "spec.http[0].retries.backoff", "it must be at least 1ms")],
+    ),
+    (
+        "retry-ignore-previous-hosts-type",
+        ROUTE + "  retries:\n    attempts: 3\n    retryIgnorePreviousHosts: 'no'\n",
+        [(7, "spec.http[0].retries.retryIgnorePreviousHosts", "expected a boolean")],
+    ),
+    (
+        "retries-zero-with-backoff",
+        ROUTE + "  retries:\n    attempts: 0\n    backoff: 1s\n",
+        [(6, "spec.http[0].retries.attempts", "retries disabled")],
     ),
     # fault
     ("fault-empty", ROUTE + "  fault: {}\n", [(5, "spec.http[0].fault", "must set delay, abort or both")]),
@@ -441,6 +532,16 @@ VALID = [
     ("percent-escaped", ROUTE + "  headers:\n    response:\n      set: {x-ratio: 50%%}\n"),
     ("authority-via-header", ROUTE + "  headers:\n    request:\n      set: {':authority': b.example.com}\n"),
     ("regex-re2-syntax", ROUTE + "  match:\n  - uri: {regex: '^/api/v[0-9]+\\z'}\n"),  # \z: RE2, not Python re
+    (
+        "cors-istio-docs",
+        CORS + "    allowOrigins:\n    - exact: https://example.com\n    allowMethods: [POST, GET]\n"
+        "    allowCredentials: false\n    allowHeaders: [X-Foo-Bar]\n    maxAge: 24h\n",
+    ),
+    ("cors-legacy-origin", CORS + "    allowOrigin: ['*']\n    allowMethods: ['*']\n    allowHeaders: ['*']\n"),
+    (
+        "cors-on-redirect",
+        "hosts: [a]\nhttp:\n- redirect: {uri: /x}\n  corsPolicy: {allowOrigins: [{prefix: https://}]}\n",
+    ),
     ("regex-program-size-at-limit", ROUTE + "  match:\n  - uri: {regex: '[a-z]{96}'}\n"),  # RE2 program size 100
 ]
 
@@ -560,3 +661,32 @@ def test_retry_on_is_normalized(istio: IstioDocs) -> None:
     service = istio.accepted("VirtualService", ROUTE + "  retries: {attempts: 2, retryOn: 'gateway-error, 503 ,reset'}")
     assert isinstance(service, VirtualService) and service.http[0].retries is not None
     assert service.http[0].retries.retry_on == "gateway-error,503,reset"
+
+
+def test_cors_policy_and_retry_fields_are_converted(istio: IstioDocs) -> None:
+    service = istio.accepted(
+        "VirtualService",
+        CORS + "    allowOrigins: [{exact: https://a.example.com}, {prefix: https://b.}, {regex: 'https://.*\\.c'}]\n"
+        "    allowMethods: [GET, POST]\n    allowHeaders: [x-a]\n    exposeHeaders: [x-b, x-c]\n    maxAge: 2m\n"
+        "    allowCredentials: true\n    unmatchedPreflights: IGNORE\n"
+        "  retries: {attempts: 3, backoff: 250ms, retryIgnorePreviousHosts: false}\n"
+        "- route:\n  - destination: {host: reviews}\n  corsPolicy: {allowOrigin: [https://d.example.com]}\n",
+    )
+    assert isinstance(service, VirtualService)
+    first, second = service.http
+    assert first.cors_policy == CorsPolicy(
+        allow_origins=(
+            StringMatch(exact="https://a.example.com"),
+            StringMatch(prefix="https://b."),
+            StringMatch(regex="https://.*\\.c"),
+        ),
+        allow_methods=("GET", "POST"),
+        allow_headers=("x-a",),
+        expose_headers=("x-b", "x-c"),
+        max_age=120,
+        allow_credentials=True,
+        unmatched_preflights="IGNORE",
+    )
+    assert first.retries is not None
+    assert (first.retries.backoff, first.retries.retry_ignore_previous_hosts) == (0.25, False)
+    assert second.cors_policy == CorsPolicy(allow_origins=(StringMatch(exact="https://d.example.com"),))

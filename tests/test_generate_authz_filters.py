@@ -114,11 +114,11 @@ NS_RULE = AuthorizationRule(sources=(AuthorizationSource(namespaces=("default",)
 
 
 def http_filters(proxy: Proxy, snapshot: MeshSnapshot, port: int = 9080) -> list[tuple[str, Any]]:
-    """(name, unpacked config) of the port's HTTP filters before fault and router."""
+    """(name, unpacked config) of the port's HTTP filters before fault, CORS and router."""
     filters = list(only_hcm(listeners_by_port(proxy, snapshot)[f"inbound:{port}"]).http_filters)
-    assert [f.name for f in filters[-2:]] == [names.FAULT_FILTER, names.ROUTER_FILTER]
+    assert [f.name for f in filters[-3:]] == [names.FAULT_FILTER, names.CORS_FILTER, names.ROUTER_FILTER]
     types = {names.RBAC_FILTER: HttpRBAC, names.EXT_AUTHZ_FILTER: ExtAuthz}
-    return [(f.name, unpack(types[f.name](), f.typed_config)) for f in filters[:-2]]
+    return [(f.name, unpack(types[f.name](), f.typed_config)) for f in filters[:-3]]
 
 
 def deny_all(name: str = authz_filters.MIXER_DENY_ALL_POLICY) -> RBAC:
@@ -131,7 +131,7 @@ def deny_all(name: str = authz_filters.MIXER_DENY_ALL_POLICY) -> RBAC:
 
 
 def test_http_filters_in_istio_order(make_meta: MakeMeta) -> None:
-    """CUSTOM (shadow RBAC + ext_authz), AUDIT, DENY, ALLOW; then fault and router."""
+    """CUSTOM (shadow RBAC + ext_authz), AUDIT, DENY, ALLOW; then fault, CORS and router."""
     snapshot = mesh(
         make_meta,
         authz(make_meta, "allow", "ALLOW", NS_RULE),

@@ -14,6 +14,7 @@ from envoy.config.core.v3.base_pb2 import TrafficDirection, TransportSocket
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
 from envoy.config.listener.v3.listener_components_pb2 import FilterChain
 from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.extensions.filters.http.cors.v3.cors_pb2 import Cors
 from envoy.extensions.filters.http.fault.v3.fault_pb2 import HTTPFault
 from envoy.extensions.filters.http.rbac.v3.rbac_pb2 import RBAC
 from envoy.extensions.filters.http.router.v3.router_pb2 import Router
@@ -128,15 +129,16 @@ def test_outbound_http_listener(built: dict[str, Listener]) -> None:
     assert hcm.forward_client_cert_details == HttpConnectionManager.ForwardClientCertDetails.SANITIZE
 
 
-def test_http_filters_fault_then_router(built: dict[str, Listener]) -> None:
+def test_http_filters_fault_then_cors_then_router(built: dict[str, Listener]) -> None:
     chains = [*built["0.0.0.0_9080"].filter_chains, *inbound_chains(built, 9080), *inbound_chains(built, 9090)]
     assert len(chains) == 3
     for chain in chains:
         filters = hcm_of(chain).http_filters
-        assert [f.name for f in filters] == [names.FAULT_FILTER, names.ROUTER_FILTER], chain.name
-        fault, router = HTTPFault(), Router()
+        assert [f.name for f in filters] == [names.FAULT_FILTER, names.CORS_FILTER, names.ROUTER_FILTER], chain.name
+        fault, cors, router = HTTPFault(), Cors(), Router()
         assert filters[0].typed_config.Unpack(fault) and fault == HTTPFault()  # configured per route
-        assert filters[1].typed_config.Unpack(router)
+        assert filters[1].typed_config.Unpack(cors) and cors == Cors()  # configured per route
+        assert filters[2].typed_config.Unpack(router)
 
 
 @pytest.mark.parametrize(
@@ -225,7 +227,12 @@ def test_extension_points_for_filters_and_transport_sockets() -> None:
             stat_prefix="p", route_name="r", use_remote_address=True, http_filters=(authz,)
         )
     )
-    assert [f.name for f in hcm.http_filters] == [authz.name, names.FAULT_FILTER, names.ROUTER_FILTER]
+    assert [f.name for f in hcm.http_filters] == [
+        authz.name,
+        names.FAULT_FILTER,
+        names.CORS_FILTER,
+        names.ROUTER_FILTER,
+    ]
     socket = TransportSocket(name="envoy.transport_sockets.raw_buffer")
     socket.typed_config.Pack(RawBuffer())
     chain = filter_chains.build_filter_chain(

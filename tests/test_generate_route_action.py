@@ -209,6 +209,40 @@ def test_retry_per_try_timeout_and_remote_localities() -> None:
     assert config.update_frequency == 2
 
 
+PREVIOUS_HOSTS = ["envoy.retry_host_predicates.previous_hosts"]
+HOSTS_AND_BACKOFF_CASES: list[tuple[str, HTTPRetry, list[str], dict[str, Any] | None]] = [
+    ("unset-avoids-previous-hosts-envoy-backoff", HTTPRetry(attempts=2), PREVIOUS_HOSTS, None),
+    ("ignore-previous-hosts-true", HTTPRetry(attempts=2, retry_ignore_previous_hosts=True), PREVIOUS_HOSTS, None),
+    ("ignore-previous-hosts-false", HTTPRetry(attempts=2, retry_ignore_previous_hosts=False), [], None),
+    ("backoff", HTTPRetry(attempts=2, backoff=0.1), PREVIOUS_HOSTS, {"baseInterval": "0.100s"}),
+    (
+        "backoff-without-previous-hosts",
+        HTTPRetry(attempts=3, backoff=2, retry_ignore_previous_hosts=False),
+        [],
+        {"baseInterval": "2s"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("retries", "predicates", "back_off"),
+    [c[1:] for c in HOSTS_AND_BACKOFF_CASES],
+    ids=[c[0] for c in HOSTS_AND_BACKOFF_CASES],
+)
+def test_retry_previous_hosts_and_backoff(
+    retries: HTTPRetry, predicates: list[str], back_off: dict[str, Any] | None
+) -> None:
+    """Istio's ConvertPolicy: the previous_hosts predicate unless retryIgnorePreviousHosts is false; backoff is the
+    base interval only (Envoy's max interval is 10 times it)."""
+    policy = convert_retry_policy(retries)
+    assert policy is not None
+    assert [p.name for p in policy.retry_host_predicate] == predicates
+    assert policy.host_selection_retry_max_attempts == 5
+    assert policy.HasField("retry_back_off") == (back_off is not None)
+    if back_off is not None:
+        assert MessageToDict(policy.retry_back_off) == back_off
+
+
 def test_retries_on_routes() -> None:
     unset, disabled, custom = reviews_routes(
         HTTPRoute(match=(HTTPMatchRequest(uri=prefix("/a")),), route=(to("reviews"),)),

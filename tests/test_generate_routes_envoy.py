@@ -10,6 +10,7 @@ import pytest
 
 from pilot.config.types import (
     Abort,
+    CorsPolicy,
     Delay,
     Destination,
     DestinationRule,
@@ -93,7 +94,23 @@ EVERY_FEATURE: tuple[HTTPRoute, ...] = (
             ),
         ),
         timeout=2.5,
-        retries=HTTPRetry(attempts=3, per_try_timeout=0.5, retry_on="gateway-error,503", retry_remote_localities=True),
+        retries=HTTPRetry(
+            attempts=3,
+            per_try_timeout=0.5,
+            retry_on="gateway-error,503",
+            retry_remote_localities=True,
+            backoff=0.05,
+            retry_ignore_previous_hosts=False,
+        ),
+        cors_policy=CorsPolicy(
+            allow_origins=(exact("https://a.example.com"), prefix("https://b."), regex(r"https://[a-z]+\.c\.com")),
+            allow_methods=("GET", "POST", "*"),
+            allow_headers=("x-a", "*"),
+            expose_headers=("x-b",),
+            max_age=86400,
+            allow_credentials=True,
+            unmatched_preflights="FORWARD",
+        ),
         fault=Fault(delay=Delay(fixed_delay=0.1, percentage=0.5), abort=Abort(http_status=503, percentage=1.25)),
         mirrors=(
             Mirror(destination=Destination(host="ratings"), percentage=10.5),
@@ -137,7 +154,13 @@ EVERY_FEATURE: tuple[HTTPRoute, ...] = (
         match=(HTTPMatchRequest(uri=prefix("/maintenance")),),
         direct_response=HTTPDirectResponse(status=503, body="down for maintenance"),
     ),
-    HTTPRoute(name="rest", route=(to("reviews", "v1"),), fault=Fault(delay=Delay(fixed_delay=1))),
+    HTTPRoute(
+        name="rest",
+        route=(to("reviews", "v1"),),
+        fault=Fault(delay=Delay(fixed_delay=1)),
+        retries=HTTPRetry(attempts=1, backoff=1, retry_ignore_previous_hosts=True),
+        cors_policy=CorsPolicy(allow_origins=(exact("*"),), unmatched_preflights="IGNORE"),
+    ),
 )
 
 

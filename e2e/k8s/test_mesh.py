@@ -42,8 +42,8 @@ spec:
   http:
   - route:
     - destination: {host: reviews, subset: v1}
-    corsPolicy:
-      allowOrigins: [{exact: "https://example.com"}]
+    mirror: {host: reviews, subset: v2}
+    mirrorPercent: 5
 """
 
 
@@ -104,7 +104,7 @@ async def test_rejected_virtual_service_has_its_reason_in_status(kube_mesh: Kube
         return messages or None
 
     messages = await asyncio.to_thread(eventually, "the VirtualService's status", status_messages, 60.0)
-    assert any("corsPolicy" in m and "not supported by meshplane yet" in m for m in messages), messages
+    assert any("mirrorPercent" in m and "not supported by meshplane yet" in m for m in messages), messages
     # the last good rule stays in force: reviews still answers
     assert (await kube_mesh.request(REVIEWS_URL)).status == 200
 

@@ -2,8 +2,8 @@
 
 Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
 and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
-(the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``corsPolicy``,
-``delegate``, ``consistentHash``, ...) are listed only as the field that holds them.
+(the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
+``consistentHash``, ...) are listed only as the field that holds them.
 
 Validation reads it (``Fields.open(..., message=...)``): a field Istio has that the validator does not read is
 "not supported by meshplane yet", a field Istio removed says so and what replaces it, and only a name that is in
@@ -67,6 +67,16 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "HTTPRewrite": ("uri", "authority", "uriRegexRewrite"),
         "RegexRewrite": ("match", "rewrite"),
         "StringMatch": ("exact", "prefix", "regex"),
+        "CorsPolicy": (
+            "allowOrigin",
+            "allowOrigins",
+            "allowMethods",
+            "allowHeaders",
+            "exposeHeaders",
+            "maxAge",
+            "allowCredentials",
+            "unmatchedPreflights",
+        ),
         "HTTPRetry": (
             "attempts",
             "perTryTimeout",

@@ -33,6 +33,7 @@ __all__ = [
     "ConfigKey",
     "ConfigMeta",
     "ConnectionPool",
+    "CorsPolicy",
     "Delay",
     "Destination",
     "DestinationRule",
@@ -426,6 +427,8 @@ class HTTPRetry:
     per_try_timeout: float | None = None
     retry_on: str | None = None  # as written: comma-separated Envoy retry policies and/or HTTP status codes
     retry_remote_localities: bool | None = None
+    backoff: float | None = None  # seconds: Envoy's base interval between retries (None: Envoy's 25ms)
+    retry_ignore_previous_hosts: bool | None = None  # None: Istio's default, which is to avoid them (true)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -476,6 +479,20 @@ class Mirror:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CorsPolicy:
+    """Istio's ``CorsPolicy``: which origins may call, with which methods and headers (``allow_origins`` holds the
+    deprecated ``allowOrigin`` strings as exact matches too)."""
+
+    allow_origins: tuple[StringMatch, ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None  # whole seconds
+    allow_credentials: bool | None = None
+    unmatched_preflights: Literal["UNSPECIFIED", "FORWARD", "IGNORE"] = "UNSPECIFIED"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPRoute:
     name: str = ""
     match: tuple[HTTPMatchRequest, ...] = ()  # empty: matches every request
@@ -487,6 +504,7 @@ class HTTPRoute:
     retries: HTTPRetry | None = None
     fault: Fault | None = None
     mirrors: tuple[Mirror, ...] = ()  # `mirror` + `mirrorPercentage` and `mirrors` both land here
+    cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
 
 

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Literal, cast
 
 from pilot.config.errors import quote
+from pilot.config.istio_api import ISTIO_MESSAGES
 from pilot.config.types import (
     GRPC_STATUS_NAMES,
     Abort,
@@ -78,6 +79,7 @@ DIRECT_RESPONSE_BODY_MAX_BYTES = 1024 * 1024  # = pilot.generate.routes.MAX_DIRE
 _REDIRECT_SCHEMES = ("http", "https")
 _MIN_PERCENTAGE = 0.0001  # Istio: a percentage is 0, or 0.0001 to 100
 _REDIRECT_CODES = (301, 302, 303, 307, 308)  # what Envoy's RedirectAction.response_code can express
+_RETRY_SETTINGS = ("perTryTimeout", "retryOn", "retryRemoteLocalities", "backoff", "retryIgnorePreviousHosts")
 _ENVOY_COMMAND = re.compile(r"%%|%[A-Z][A-Z0-9_]*(?:\([^)%]*\))?(?::[0-9]+)?%")
 
 
@@ -178,11 +180,7 @@ def read_direct_response(route: Fields) -> HTTPDirectResponse | None:
 
 
 def read_retries(route: Fields) -> HTTPRetry | None:
-    retries = route.mapping(
-        "retries",
-        known=("attempts", "perTryTimeout", "retryOn", "retryRemoteLocalities"),
-        message="HTTPRetry",
-    )
+    retries = route.mapping("retries", known=ISTIO_MESSAGES["HTTPRetry"], message="HTTPRetry")
     if retries is None:
         return None
     attempts = retries.integer("attempts", minimum=0, maximum=INT32_MAX, required=True)
@@ -193,13 +191,17 @@ def read_retries(route: Fields) -> HTTPRetry | None:
             if policy not in RETRY_ON_POLICIES and not (policy.isdigit() and int(policy) in HTTP_STATUS_CODES):
                 retries.report("retryOn", f"{quote(policy)} is not a retry policy Envoy knows, nor an HTTP status code")
         retry_on = ",".join(policies)  # normalized: no spaces around the commas
-    if attempts == 0 and any(retries.has(n) for n in ("perTryTimeout", "retryOn", "retryRemoteLocalities")):
+    # Istio checks perTryTimeout, retryOn and retryRemoteLocalities; backoff and retryIgnorePreviousHosts would be
+    # as silently ignored, so they count too.
+    if attempts == 0 and any(retries.has(n) for n in _RETRY_SETTINGS):
         retries.report("attempts", "is 0 (retries disabled) but other retry settings are given")
     return HTTPRetry(
         attempts=attempts or 0,
         per_try_timeout=retries.timeout("perTryTimeout"),
         retry_on=retry_on,
         retry_remote_localities=retries.boolean("retryRemoteLocalities"),
+        backoff=retries.timeout("backoff"),
+        retry_ignore_previous_hosts=retries.boolean("retryIgnorePreviousHosts"),
     )
 
 

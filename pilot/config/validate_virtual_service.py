@@ -1,7 +1,7 @@
 """Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
 
 Routes for sidecars: ``http`` here, ``tcp`` and ``tls`` in ``validate_tcp_tls_routes`` (captured sidecars apply
-them). Delegation, CORS and ``gateways`` other than ``mesh`` are reported as "not supported by meshplane yet"
+them). Delegation and ``gateways`` other than ``mesh`` are reported as "not supported by meshplane yet"
 (a VirtualService bound only to Gateways would otherwise vanish without a word: Gateway resources are skipped).
 Checks that need other resources (does the subset exist? is the port one of the service's?) are not here: they run
 in the store over the whole set of resources about to be accepted.
@@ -20,6 +20,7 @@ from pilot.config.types import (
     VirtualService,
 )
 from pilot.config.validate_common import Fields
+from pilot.config.validate_cors import read_cors_policy
 from pilot.config.validate_http_actions import (
     read_direct_response,
     read_fault,
@@ -57,6 +58,7 @@ HTTP_ROUTE_FIELDS = (
     "mirror",
     "mirrorPercentage",
     "mirrors",
+    "corsPolicy",
     "headers",
 )
 _MESH_GATEWAY = "mesh"
@@ -173,6 +175,7 @@ def _http_route(route: Fields) -> HTTPRoute:
         retries=read_retries(route),
         fault=read_fault(route),
         mirrors=_mirrors(route),
+        cors_policy=read_cors_policy(route),
         headers=headers,
     )
 

@@ -9,7 +9,7 @@ port's chains follow its PeerAuthentication mode (``listener_tls.py``): mTLS onl
 or plaintext.
 
 Policy and telemetry: an inbound HTTP port's HCM runs the workload's authorization filters (CUSTOM/Mixer ext_authz,
-RBAC AUDIT, DENY, ALLOW: ``authz_filters.py``) before fault injection and the router; an inbound TCP port runs the
+RBAC AUDIT, DENY, ALLOW: ``authz_filters.py``) before fault injection, CORS and the router; an inbound TCP port runs the
 network RBAC filters before tcp_proxy. Sidecars bootstrapped with ``--mixer`` log every request of their inbound
 and outbound HCMs to Mixer (``access_logs.py``).
 """
@@ -23,6 +23,7 @@ from envoy.config.accesslog.v3.accesslog_pb2 import AccessLog
 from envoy.config.core.v3.base_pb2 import TransportSocket
 from envoy.config.core.v3.protocol_pb2 import Http2ProtocolOptions
 from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain, ListenerFilter
+from envoy.extensions.filters.http.cors.v3.cors_pb2 import Cors
 from envoy.extensions.filters.http.fault.v3.fault_pb2 import HTTPFault
 from envoy.extensions.filters.http.router.v3.router_pb2 import Router
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
@@ -143,11 +144,13 @@ def build_filter_chain(
 
 
 def build_http_filters(extra: Sequence[HttpFilter] = ()) -> list[HttpFilter]:
-    """``extra`` filters, then fault injection (configured per route, via typed_per_filter_config, by the routes
-    of a VirtualService with ``fault``), then the router, which must be last."""
+    """``extra`` filters, then fault injection and CORS (both configured per route, via typed_per_filter_config,
+    by the routes of a VirtualService with ``fault`` / ``corsPolicy``; without one they do nothing), then the
+    router, which must be last: Istio's order."""
     return [
         *extra,
         http_filter(names.FAULT_FILTER, HTTPFault()),
+        http_filter(names.CORS_FILTER, Cors()),
         http_filter(names.ROUTER_FILTER, Router()),
     ]
 

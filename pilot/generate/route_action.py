@@ -232,7 +232,9 @@ def _parse_retry_on(retry_on: str) -> tuple[str, list[int]]:
 
 def convert_retry_policy(retries: HTTPRetry | None) -> RetryPolicy | None:
     """Istio's ``retry.ConvertPolicy``: no ``retries`` -> the default policy; ``attempts: 0`` -> no retries at all;
-    otherwise the default policy with the VirtualService's attempts, conditions, codes and per-try timeout."""
+    otherwise the default policy with the VirtualService's attempts, conditions, codes, per-try timeout, backoff
+    (``retry_back_off.base_interval``) and, with ``retryIgnorePreviousHosts: false``, without the predicate that
+    makes a retry prefer hosts not tried yet."""
     policy = default_retry_policy()
     if retries is None:
         return policy
@@ -252,6 +254,10 @@ def convert_retry_policy(retries: HTTPRetry | None) -> RetryPolicy | None:
         priority = policy.retry_priority
         priority.name = PREVIOUS_PRIORITIES
         priority.typed_config.Pack(PreviousPrioritiesConfig(update_frequency=2))
+    if retries.retry_ignore_previous_hosts is False:  # unset or true: the default policy's previous_hosts predicate
+        del policy.retry_host_predicate[:]
+    if retries.backoff is not None:  # Envoy's max_interval defaults to 10 times the base interval
+        set_duration(policy.retry_back_off.base_interval, retries.backoff)
     return policy
 
 

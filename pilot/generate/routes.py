@@ -39,6 +39,7 @@ from pilot.generate.route_action import (
     translate_fault,
     translate_headers,
 )
+from pilot.generate.route_cors import translate_cors_policy
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
 from pilot.model.visibility import exported_to, service_visible
@@ -342,6 +343,8 @@ def _translate_route(
         fault = translate_fault(http.fault)
         if fault is not None:
             route.typed_per_filter_config[names.FAULT_FILTER].Pack(fault)
+    if http.cors_policy is not None:
+        route.typed_per_filter_config[names.CORS_FILTER].Pack(translate_cors_policy(http.cors_policy))
     return route
 
 
