@@ -127,12 +127,15 @@ class ComposeMesh(ExecClientMesh):
     def mixer_url(self) -> str:
         return self._mixer.monitor_url
 
-    def container(self, service: str) -> str:
-        """The running container of ``service`` in this project."""
+    def container(self, service: str, *, exited_too: bool = False) -> str:
+        """The running container of ``service`` in this project (``exited_too``: or the one that already ran to its
+        end: a one-shot service such as ``mesh-ready`` may be done before it is looked for)."""
         labels = (f"label=com.docker.compose.project={self.project}", f"label=com.docker.compose.service={service}")
-        found = _docker("ps", "-q", "--filter", labels[0], "--filter", labels[1]).split()
+        every = ("-a",) if exited_too else ()
+        found = _docker("ps", *every, "-q", "--filter", labels[0], "--filter", labels[1]).split()
         if len(found) != 1:
-            raise ComposeError(f"compose project {self.project!r}: expected one running {service}, found {len(found)}")
+            state = "" if exited_too else "running "
+            raise ComposeError(f"compose project {self.project!r}: expected one {state}{service}, found {len(found)}")
         return found[0]
 
     def _app_python(self, service: str, arguments: list[str], timeout: float) -> str:

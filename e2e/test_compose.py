@@ -79,9 +79,8 @@ def _up(compose: list[str], environment: dict[str, str], mesh: ComposeMesh) -> f
         check=False, timeout=_UP_TIMEOUT_SECONDS,
     )  # fmt: skip
     assert up.returncode == 0, up.stdout + up.stderr
-    ready = subprocess.run(
-        ["docker", "wait", mesh.container("mesh-ready")], capture_output=True, text=True, check=True, timeout=90
-    )
+    ready_container = mesh.container("mesh-ready", exited_too=True)  # it may have answered already
+    ready = subprocess.run(["docker", "wait", ready_container], capture_output=True, text=True, check=True, timeout=90)
     logs = subprocess.run([*compose, "logs", "--tail", "30"], env=environment, capture_output=True, text=True)
     assert ready.stdout.strip() == "0", logs.stdout
     return time.monotonic() - started
