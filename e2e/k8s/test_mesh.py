@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 
 from e2e.compose_build import DEFAULT_TAG, build_image
-from e2e.demo_steps import run_demo_steps
+from e2e.demo_steps import ROUTE_CONFIG_NAME, run_demo_steps
 from e2e.k8s.kube_install import install_mesh, uninstall_mesh
 from e2e.k8s.kube_mesh import APP_NAMESPACE, CONTROL_NAMESPACE, KubeMesh
 from e2e.k8s.kube_support import eventually
 from e2e.k8s.kubectl import Kubectl
 from e2e.k8s.local_cluster import LocalCluster, localhost_image
+from e2e.mesh_config import DEMO_ROUTE_FILES
 from e2e.pod_mesh import REVIEWS_URL
 from e2e.telemetry import RequestKey, istio_request_counts
 
@@ -107,6 +108,11 @@ async def test_rejected_virtual_service_has_its_reason_in_status(kube_mesh: Kube
     assert any("mirrorPercent" in m and "not supported by meshplane yet" in m for m in messages), messages
     # the last good rule stays in force: reviews still answers
     assert (await kube_mesh.request(REVIEWS_URL)).status == 200
+    # fixed again (the demo's last rule): the status is cleared. And a replica started while the object is invalid
+    # would have no last good version of it: only the processes that read the good one keep it (see the note in
+    # README's "Not done yet on Kubernetes"), so the scenarios after this one start from a valid object again.
+    await kube_mesh.apply(ROUTE_CONFIG_NAME, DEMO_ROUTE_FILES[-1])
+    await asyncio.to_thread(eventually, "the status cleared", lambda: None if status_messages() else True, 60.0)
 
 
 async def test_pilot_replica_deleted_under_traffic_fails_no_request(kube_mesh: KubeMesh) -> None:
