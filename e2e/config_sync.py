@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import aiohttp
 
 from e2e.control_plane import ControlPlaneError, MixerProcess, PilotError, PilotProcess
 
-__all__ = ["ConfigSync", "MeshNotSyncedError"]
+__all__ = ["ConfigSync", "MeshNotSyncedError", "mixer_in_step", "sidecar_problems"]
 
 _POLL_INTERVAL_SECONDS = 0.1
 
@@ -33,6 +33,27 @@ def _fingerprint(configz: Mapping[str, Any]) -> str:
 def _accepted(configz: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What a component accepted, by resource and content: Pilot and Mixer count versions on their own."""
     return sorted((f"{a['kind']}/{a['namespace']}/{a['name']}", a["hash"]) for a in configz.get("accepted", ()))
+
+
+def mixer_in_step(mixer_configz: Mapping[str, Any], pilot_configz: Mapping[str, Any]) -> bool:
+    """Whether Mixer accepted what Pilot accepted (by resource and content) and put it in force."""
+    return _accepted(mixer_configz) == _accepted(pilot_configz) and mixer_configz.get(
+        "in_force_version"
+    ) == mixer_configz.get("version")
+
+
+def sidecar_problems(proxies: Iterable[Mapping[str, Any]], expected: Mapping[str, str]) -> list[str]:
+    """What keeps the sidecars ``expected`` (workload or pod name -> node id) from being in step, given the streams
+    Pilot (or every replica of it) lists in ``/debug/syncz``: a node has two, its Envoy's ADS and its agent's NDS."""
+    streams: dict[str, list[Mapping[str, Any]]] = {}
+    for proxy in proxies:
+        streams.setdefault(proxy.get("id", ""), []).append(proxy)
+    problems: list[str] = []
+    for name, node_id in expected.items():
+        if node_id not in streams:
+            problems.append(f"{name}: sidecar not connected to Pilot")
+        problems += [f"{name}: not synced: {p.get('types')}" for p in streams.get(node_id, ()) if not p.get("synced")]
+    return problems
 
 
 class ConfigSync:
@@ -93,16 +114,7 @@ class ConfigSync:
         snapshot_version = int(syncz.get("snapshot_version", -1))
         if snapshot_version < version:
             problems.append(f"snapshot version {snapshot_version} behind config version {version}")
-        streams: dict[str, list[Mapping[str, Any]]] = {}
-        for proxy in syncz.get("proxies", ()):  # a pod's node has two: its Envoy's ADS, its agent's NDS
-            streams.setdefault(proxy.get("id", ""), []).append(proxy)
-        for name, node_id in self.proxies().items():
-            if node_id not in streams:
-                problems.append(f"{name}: sidecar not connected to Pilot")
-            problems += [
-                f"{name}: not synced: {p.get('types')}" for p in streams.get(node_id, ()) if not p.get("synced")
-            ]
-        return problems
+        return problems + sidecar_problems(syncz.get("proxies", ()), self.proxies())
 
     async def wait_synced(self, timeout: float = 15.0) -> dict[str, Any]:
         """Until Pilot took in every change made through ``apply``/``remove`` (its ``/debug/configz`` changed: a new
@@ -122,10 +134,7 @@ class ConfigSync:
                 problems = [f"monitor: {type(exc).__name__}: {exc}"]
             else:
                 problems = self._unsynced(configz, syncz)
-                if mixer_configz is not None and (
-                    _accepted(mixer_configz) != _accepted(configz)
-                    or mixer_configz.get("in_force_version") != mixer_configz.get("version")
-                ):
+                if mixer_configz is not None and not mixer_in_step(mixer_configz, configz):
                     problems.append("Mixer has not put in force the config Pilot accepted")
                 if not problems:
                     self.forget()

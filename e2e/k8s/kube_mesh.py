@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from e2e.config_sync import mixer_in_step, sidecar_problems
 from e2e.demo_steps import OUTSIDER, ExecClientMesh
 from e2e.k8s.kubectl import Kubectl, KubectlError
 from e2e.l4_apps import tcp_client_arguments, tcp_client_replies, tcp_client_timeout
@@ -70,10 +71,6 @@ def _resources(path: Path) -> set[tuple[str, str, str]]:
             metadata = document.get("metadata") or {}
             found.add((str(document["kind"]), str(metadata.get("namespace", APP_NAMESPACE)), str(metadata["name"])))
     return found
-
-
-def _accepted(configz: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return sorted((f"{a['kind']}/{a['namespace']}/{a['name']}", a["hash"]) for a in configz.get("accepted", ()))
 
 
 @dataclass
@@ -210,7 +207,7 @@ class KubeMesh(ExecClientMesh):
         if not views:
             return ["no Pilot replica is running"]
         problems: list[str] = []
-        connected: dict[str, list[Mapping[str, Any]]] = {}
+        streams: list[Mapping[str, Any]] = []  # every replica's: a sidecar may be connected to any of them
         for index, (configz, syncz) in enumerate(views):
             if changed_from and json.dumps(configz, sort_keys=True) in changed_from:
                 problems.append(f"Pilot replica {index}: /debug/configz has not changed")
@@ -223,16 +220,9 @@ class KubeMesh(ExecClientMesh):
                 problems.append(f"Pilot replica {index} has not read {sorted(missing)}")
             if int(syncz.get("snapshot_version", -1)) < int(configz.get("version", 0)):
                 problems.append(f"Pilot replica {index}: snapshot behind its config")
-            for proxy in syncz.get("proxies", ()):
-                connected.setdefault(proxy.get("id", ""), []).append(proxy)
-        for pod, node_id in (await asyncio.to_thread(self.node_ids)).items():
-            if node_id not in connected:
-                problems.append(f"{pod}: sidecar not connected to any Pilot replica")
-            problems += [
-                f"{pod}: not synced: {p.get('types')}" for p in connected.get(node_id, ()) if not p.get("synced")
-            ]
-        mixer = await self.mixer_configz()
-        if _accepted(mixer) != _accepted(views[0][0]) or mixer.get("in_force_version") != mixer.get("version"):
+            streams += syncz.get("proxies", ())
+        problems += sidecar_problems(streams, await asyncio.to_thread(self.node_ids))
+        if not mixer_in_step(await self.mixer_configz(), views[0][0]):
             problems.append("Mixer has not put in force the config Pilot accepted")
         return problems
 
