@@ -195,6 +195,7 @@ AP_WHEN = {"action": "DENY", "rules": [{"when": [{"key": "source.ip", "values": 
 REDIRECT_ROUTE = {"redirect": {"uri": "/r"}}
 DIRECT_ROUTE = {"directResponse": {"status": 503}}
 MUTUAL = {"mode": "MUTUAL", "clientCertificate": "/a.pem", "privateKey": "/a-key.pem"}
+DISTRIBUTE = {"from": "*", "to": {"eu/*": 100}}  # the mesh's endpoints have no locality: they lose their traffic
 
 SITES: dict[str, Site] = {
     "VirtualService": Site("VirtualService", "reviews", (), VS_REVIEWS),
@@ -242,6 +243,35 @@ SITES: dict[str, Site] = {
     ),
     "Subset": dr_site(("subsets",), DR_REVIEWS["subsets"]),
     "LoadBalancerSettings": dr_site(("trafficPolicy",), {"loadBalancer": {"simple": "RANDOM"}}),
+    "LoadBalancerSettings.ConsistentHashLB": dr_site(
+        ("trafficPolicy",), {"loadBalancer": {"consistentHash": {"httpHeaderName": "x-user"}}}
+    ),
+    "LoadBalancerSettings.ConsistentHashLB.HTTPCookie": dr_site(
+        ("trafficPolicy",), {"loadBalancer": {"consistentHash": {"httpCookie": {"name": "u", "ttl": "10s"}}}}
+    ),
+    "LoadBalancerSettings.ConsistentHashLB.RingHash": dr_site(
+        ("trafficPolicy",),
+        {"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "ringHash": {"minimumRingSize": 2048}}}},
+    ),
+    "LoadBalancerSettings.ConsistentHashLB.MagLev": dr_site(
+        ("trafficPolicy",),
+        {"loadBalancer": {"consistentHash": {"httpHeaderName": "x", "maglev": {"tableSize": 65537}}}},
+    ),
+    "LocalityLoadBalancerSetting": dr_site(
+        ("trafficPolicy",),
+        {"loadBalancer": {"localityLbSetting": {"enabled": True}}, "outlierDetection": {"consecutive5xxErrors": 3}},
+    ),
+    "LocalityLoadBalancerSetting.Distribute": dr_site(
+        ("trafficPolicy",), {"loadBalancer": {"localityLbSetting": {"distribute": [DISTRIBUTE]}}}
+    ),
+    "LocalityLoadBalancerSetting.Failover": dr_site(
+        ("trafficPolicy",),
+        {
+            "loadBalancer": {"localityLbSetting": {"failover": [{"from": "eu", "to": "us"}]}},
+            "outlierDetection": {"consecutive5xxErrors": 3},
+        },
+    ),
+    "WarmupConfiguration": dr_site(("trafficPolicy",), {"loadBalancer": {"warmup": {"duration": "10s"}}}),
     "ConnectionPoolSettings": dr_site(("trafficPolicy",), {"connectionPool": {"tcp": {"maxConnections": 5}}}),
     "ConnectionPoolSettings.TCPSettings": dr_site(
         ("trafficPolicy",), {"connectionPool": {"tcp": {"maxConnections": 5}}}
@@ -281,6 +311,19 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "TrafficPolicy.PortTrafficPolicy": ("trafficPolicy", "portLevelSettings", 0),
     "Subset": ("subsets", 0),
     "LoadBalancerSettings": ("trafficPolicy", "loadBalancer"),
+    "LoadBalancerSettings.ConsistentHashLB": ("trafficPolicy", "loadBalancer", "consistentHash"),
+    "LoadBalancerSettings.ConsistentHashLB.HTTPCookie": (
+        "trafficPolicy",
+        "loadBalancer",
+        "consistentHash",
+        "httpCookie",
+    ),
+    "LoadBalancerSettings.ConsistentHashLB.RingHash": ("trafficPolicy", "loadBalancer", "consistentHash", "ringHash"),
+    "LoadBalancerSettings.ConsistentHashLB.MagLev": ("trafficPolicy", "loadBalancer", "consistentHash", "maglev"),
+    "LocalityLoadBalancerSetting": ("trafficPolicy", "loadBalancer", "localityLbSetting"),
+    "LocalityLoadBalancerSetting.Distribute": ("trafficPolicy", "loadBalancer", "localityLbSetting", "distribute", 0),
+    "LocalityLoadBalancerSetting.Failover": ("trafficPolicy", "loadBalancer", "localityLbSetting", "failover", 0),
+    "WarmupConfiguration": ("trafficPolicy", "loadBalancer", "warmup"),
     "ConnectionPoolSettings": ("trafficPolicy", "connectionPool"),
     "ConnectionPoolSettings.TCPSettings": ("trafficPolicy", "connectionPool", "tcp"),
     "ConnectionPoolSettings.TCPSettings.TcpKeepalive": ("trafficPolicy", "connectionPool", "tcp", "tcpKeepalive"),
@@ -301,6 +344,7 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
 }
 
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
+LOCALITY_TEST = "tests/test_generate_locality_lb.py"
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
@@ -478,7 +522,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "trafficPolicy": T({"loadBalancer": {"simple": "RANDOM"}}),
         "subsets": T([{"name": "v1", "labels": {"version": "v2"}}]),
         "exportTo": T(["."]),  # the client in namespace other loses the subsets
-        "workloadSelector": R({"matchLabels": {"app": "reviews"}}),
+        "workloadSelector": T({"matchLabels": {"app": "productpage"}}),  # the reviews sidecars lose the subsets
     },
     "TrafficPolicy": {
         "loadBalancer": T({"simple": "ROUND_ROBIN"}),
@@ -504,11 +548,36 @@ TABLE: dict[str, dict[str, FieldUse]] = {
     },
     "LoadBalancerSettings": {
         "simple": T("ROUND_ROBIN"),
-        "consistentHash": R({"httpHeaderName": "x-user"}),
-        "localityLbSetting": R(),
-        "warmupDurationSecs": R("10s"),
-        "warmup": R(),
+        "consistentHash": T({"httpHeaderName": "x-user"}, drop=("simple",)),
+        "localityLbSetting": T({"distribute": [DISTRIBUTE]}),
+        "warmupDurationSecs": T("10s", drop=("simple",)),
+        "warmup": T({"duration": "10s"}, drop=("simple",)),
     },
+    "LoadBalancerSettings.ConsistentHashLB": {
+        "httpHeaderName": T("x-other"),
+        "httpCookie": T({"name": "u", "ttl": "10s"}, drop=("httpHeaderName",)),
+        "useSourceIp": T(True, drop=("httpHeaderName",)),
+        "httpQueryParameterName": T("u", drop=("httpHeaderName",)),
+        "ringHash": T({"minimumRingSize": 2048}),  # instead of the deprecated field's default, 1024
+        "maglev": T({"tableSize": 65537}),
+        "minimumRingSize": T(2048),
+    },
+    "LoadBalancerSettings.ConsistentHashLB.HTTPCookie": {"name": T("v"), "path": T("/x"), "ttl": T("20s")},
+    "LoadBalancerSettings.ConsistentHashLB.RingHash": {"minimumRingSize": T(4096)},
+    "LoadBalancerSettings.ConsistentHashLB.MagLev": {"tableSize": T(7)},
+    "LocalityLoadBalancerSetting": {
+        "distribute": T([DISTRIBUTE]),
+        # the mesh's endpoints have no locality: every one is at priority 0 whatever the failover says
+        "failover": P(f"{LOCALITY_TEST}::test_failover_priorities"),
+        "failoverPriority": T(["version=v2"]),  # v2 first, v1 next
+        "enabled": T(False),  # no locality weighting with outlier detection any more
+    },
+    "LocalityLoadBalancerSetting.Distribute": {"from": T("eu/*"), "to": T({"*": 100})},
+    "LocalityLoadBalancerSetting.Failover": {
+        "from": P(f"{LOCALITY_TEST}::test_failover_priorities"),
+        "to": P(f"{LOCALITY_TEST}::test_failover_priorities"),
+    },
+    "WarmupConfiguration": {"duration": T("20s"), "minimumPercent": T(20), "aggression": T(2)},
     "ConnectionPoolSettings": {
         "tcp": T({"maxConnections": 6}),
         "http": T({"http2MaxRequests": 10}),

@@ -42,29 +42,9 @@ CASES: list[tuple[str, str, Expected]] = [
         [(4, "spec.trafficPolicy.loadBalancer.simple", "did you mean 'ROUND_ROBIN'?")],
     ),
     (
-        "lb-consistent-hash",
-        "host: reviews\ntrafficPolicy:\n  loadBalancer:\n    consistentHash: {httpHeaderName: x-user}\n",
-        [(4, "spec.trafficPolicy.loadBalancer.consistentHash", "not supported by meshplane yet")],
-    ),
-    (
-        "lb-locality",
-        "host: reviews\ntrafficPolicy:\n  loadBalancer:\n    localityLbSetting: {enabled: true}\n",
-        [(4, "spec.trafficPolicy.loadBalancer.localityLbSetting", "not supported by meshplane yet")],
-    ),
-    (
-        "lb-warmup",
-        "host: reviews\ntrafficPolicy:\n  loadBalancer:\n    simple: ROUND_ROBIN\n    warmupDurationSecs: 10s\n",
-        [(5, "spec.trafficPolicy.loadBalancer.warmupDurationSecs", "not supported by meshplane yet")],
-    ),
-    (
         "tls-credential-name",
         "host: reviews\ntrafficPolicy:\n  tls: {mode: SIMPLE, credentialName: reviews-ca}\n",
         [(3, "spec.trafficPolicy.tls.credentialName", "not supported by meshplane yet")],
-    ),
-    (
-        "workload-selector",
-        "host: reviews\nworkloadSelector: {matchLabels: {a: b}}\n",
-        [(2, "spec.workloadSelector", "not supported by meshplane yet")],
     ),
     (
         "policy-empty",

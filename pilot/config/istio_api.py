@@ -3,7 +3,7 @@
 Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
 and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
 (the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
-``consistentHash``, ...) are listed only as the field that holds them.
+``tunnel``, ...) are listed only as the field that holds them.
 
 Validation reads it (``Fields.open(..., message=...)``): a field Istio has that the validator does not read is
 "not supported by meshplane yet", a field Istio removed says so and what replaces it, and only a name that is in
@@ -117,6 +117,22 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "TrafficPolicy.PortTrafficPolicy": ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls"),
         "Subset": ("name", "labels", "trafficPolicy"),
         "LoadBalancerSettings": ("simple", "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"),
+        "LoadBalancerSettings.ConsistentHashLB": (
+            "httpHeaderName",
+            "httpCookie",
+            "useSourceIp",
+            "httpQueryParameterName",
+            "ringHash",
+            "maglev",
+            "minimumRingSize",
+        ),
+        "LoadBalancerSettings.ConsistentHashLB.HTTPCookie": ("name", "path", "ttl"),
+        "LoadBalancerSettings.ConsistentHashLB.RingHash": ("minimumRingSize",),
+        "LoadBalancerSettings.ConsistentHashLB.MagLev": ("tableSize",),
+        "LocalityLoadBalancerSetting": ("distribute", "failover", "failoverPriority", "enabled"),
+        "LocalityLoadBalancerSetting.Distribute": ("from", "to"),
+        "LocalityLoadBalancerSetting.Failover": ("from", "to"),
+        "WarmupConfiguration": ("duration", "minimumPercent", "aggression"),
         "ConnectionPoolSettings": ("tcp", "http"),
         "ConnectionPoolSettings.TCPSettings": (
             "maxConnections",

@@ -33,6 +33,7 @@ __all__ = [
     "ConfigKey",
     "ConfigMeta",
     "ConnectionPool",
+    "ConsistentHash",
     "CorsPolicy",
     "Delay",
     "Destination",
@@ -47,9 +48,13 @@ __all__ = [
     "HTTPRouteDestination",
     "HeaderOperations",
     "Headers",
+    "HttpCookie",
     "Kind",
     "L4MatchAttributes",
     "LoadBalancer",
+    "LocalityDistribute",
+    "LocalityFailover",
+    "LocalityLbSetting",
     "Mirror",
     "MixerPolicy",
     "MtlsMode",
@@ -74,6 +79,7 @@ __all__ = [
     "TlsMode",
     "TrafficPolicy",
     "VirtualService",
+    "Warmup",
     "WorkloadEntry",
     "key_order",
     "sorted_by_key",
@@ -245,10 +251,67 @@ class WorkloadEntry:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HttpCookie:
+    """ConsistentHashLB.HTTPCookie: hash on a cookie; Envoy generates it (with ``ttl``) when the request has none."""
+
+    name: str
+    path: str = ""
+    ttl: float = 0.0  # seconds; Istio requires it (0s: a session cookie)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConsistentHash:
+    """LoadBalancerSettings.ConsistentHashLB: the hash key (at most one of the four) and the hash algorithm."""
+
+    http_header_name: str = ""
+    http_cookie: HttpCookie | None = None
+    use_source_ip: bool = False
+    http_query_parameter_name: str = ""
+    algorithm: Literal["RING_HASH", "MAGLEV"] = "RING_HASH"
+    minimum_ring_size: int = 0  # ringHash.minimumRingSize or the deprecated top-level one; 0: not set
+    table_size: int = 0  # maglev.tableSize (a prime)
+    deprecated_ring_size: bool = False  # set through the deprecated top-level minimumRingSize (Istio's 1024 default)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalityDistribute:
+    """LocalityLoadBalancerSetting.Distribute: clients in ``from_`` send ``to`` (locality -> percent) of traffic."""
+
+    from_: str
+    to: tuple[tuple[str, int], ...]  # in the order written (Istio matches wildcards in that order)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalityFailover:
+    from_: str  # a region
+    to: str  # a region
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalityLbSetting:
+    distribute: tuple[LocalityDistribute, ...] = ()
+    failover: tuple[LocalityFailover, ...] = ()
+    failover_priority: tuple[str, ...] = ()  # label names, or ``label=value`` overrides
+    enabled: bool | None = None  # None: not given (enabled)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Warmup:
+    """Envoy's slow start (``warmupDurationSecs``, or ``warmup`` with its ramp settings)."""
+
+    duration: float
+    minimum_percent: float | None = None
+    aggression: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoadBalancer:
     simple: Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"] = (
         "UNSPECIFIED"
     )
+    consistent_hash: ConsistentHash | None = None
+    locality_lb_setting: LocalityLbSetting | None = None
+    warmup: Warmup | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -332,6 +395,8 @@ class DestinationRule:
     traffic_policy: TrafficPolicy | None = None
     subsets: tuple[Subset, ...] = ()
     export_to: tuple[str, ...] = ()
+    # workloadSelector.matchLabels (Istio 1.13+): the rule applies to these client workloads of its namespace only
+    workload_selector: Labels | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------

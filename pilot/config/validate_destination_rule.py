@@ -1,9 +1,9 @@
 """Validate a DestinationRule spec into ``types.DestinationRule`` (Istio's ``ValidateDestinationRule`` rules).
 
-Istio fields that meshplane does not implement yet (consistent hashing, locality load balancing, warmup, tunnels,
-TLS credentials from secrets, ...) are reported as "not supported by meshplane yet" rather than silently ignored: a
+Istio fields that meshplane does not implement yet (tunnels, proxy protocol, retry budgets, TLS credentials from
+secrets, ...) are reported as "not supported by meshplane yet" rather than silently ignored: a
 rule that seems to apply but does not is worse than a clear rejection. ``tls`` (top level, per port and per subset)
-is read by ``validate_client_tls``.
+is read by ``validate_client_tls``, ``loadBalancer`` by ``validate_load_balancer``.
 
 Integer settings that are plain ``int32`` in Istio's protos (connection pool limits, maxEjectionPercent) treat 0 as
 "not set", as proto3 does; they come out as ``None`` so that builders apply Istio's defaults.
@@ -11,13 +11,11 @@ Integer settings that are plain ``int32`` in Istio's protos (connection pool lim
 
 from __future__ import annotations
 
-from typing import Literal, cast
-
 from pilot.config.types import (
     ConfigMeta,
     ConnectionPool,
     DestinationRule,
-    LoadBalancer,
+    Labels,
     OutlierDetection,
     PortTrafficPolicy,
     Subset,
@@ -26,6 +24,7 @@ from pilot.config.types import (
 )
 from pilot.config.validate_client_tls import read_client_tls
 from pilot.config.validate_common import INT32_MAX, UINT32_MAX, Fields
+from pilot.config.validate_load_balancer import LOAD_BALANCER_POLICIES, read_load_balancer
 from pilot.config.validate_names import dns1123_label_error, export_to, host_error
 
 __all__ = [
@@ -36,9 +35,8 @@ __all__ = [
     "validate_destination_rule",
 ]
 
-DESTINATION_RULE_FIELDS = ("host", "trafficPolicy", "subsets", "exportTo")
-DESTINATION_RULE_UNSUPPORTED = ("workloadSelector",)
-LOAD_BALANCER_POLICIES = ("UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH")
+DESTINATION_RULE_FIELDS = ("host", "trafficPolicy", "subsets", "exportTo", "workloadSelector")
+DESTINATION_RULE_UNSUPPORTED: tuple[str, ...] = ()
 
 _POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "portLevelSettings", "tls")
 _PORT_POLICY_FIELDS = ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls")
@@ -62,8 +60,6 @@ _OUTLIER_FIELDS = (
     "maxEjectionPercent",
     "minHealthPercent",
 )
-
-_SimpleLB = Literal["UNSPECIFIED", "ROUND_ROBIN", "LEAST_REQUEST", "LEAST_CONN", "RANDOM", "PASSTHROUGH"]
 
 
 def validate_destination_rule(spec: Fields, meta: ConfigMeta) -> DestinationRule:
@@ -93,7 +89,18 @@ def validate_destination_rule(spec: Fields, meta: ConfigMeta) -> DestinationRule
         traffic_policy=read_traffic_policy(spec, "trafficPolicy"),
         subsets=tuple(subsets),
         export_to=export_to(spec, meta.key.namespace, allow_none=False),
+        workload_selector=_workload_selector(spec),
     )
+
+
+def _workload_selector(spec: Fields) -> Labels | None:
+    """``workloadSelector.matchLabels``: the client workloads of the rule's namespace it applies to (Istio 1.13+).
+    An empty selector selects every workload of the namespace, but the rule stays a selector rule (Istio: never
+    seen from other namespaces)."""
+    selector = spec.mapping("workloadSelector", known=("matchLabels",), message="type.WorkloadSelector")
+    if selector is None:
+        return None
+    return frozen_labels(selector.labels("matchLabels") or {})
 
 
 def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
@@ -103,7 +110,7 @@ def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
     if not policy.node:
         policy.report(None, "a traffic policy must set at least one field")
     return TrafficPolicy(
-        load_balancer=_load_balancer(policy),
+        load_balancer=read_load_balancer(policy, has_outlier_detection=policy.has("outlierDetection")),
         connection_pool=_connection_pool(policy),
         outlier_detection=_outlier_detection(policy),
         port_level_settings=_port_level_settings(policy),
@@ -130,27 +137,13 @@ def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
         settings.append(
             PortTrafficPolicy(
                 port=number or 0,
-                load_balancer=_load_balancer(entry),
+                load_balancer=read_load_balancer(entry, has_outlier_detection=entry.has("outlierDetection")),
                 connection_pool=_connection_pool(entry),
                 outlier_detection=_outlier_detection(entry),
                 tls=read_client_tls(entry),
             )
         )
     return tuple(settings)
-
-
-def _load_balancer(policy: Fields) -> LoadBalancer | None:
-    balancer = policy.mapping("loadBalancer", known=("simple",), message="LoadBalancerSettings")
-    if balancer is None:
-        return None
-    simple = balancer.enum("simple", LOAD_BALANCER_POLICIES) or "UNSPECIFIED"
-    if simple == "PASSTHROUGH":
-        balancer.report(
-            "simple",
-            "PASSTHROUGH is not supported by meshplane yet: it forwards to the original destination of a captured "
-            "connection (Envoy ORIGINAL_DST), and meshplane captures none (apps call the sidecar as an HTTP proxy)",
-        )
-    return LoadBalancer(simple=cast(_SimpleLB, simple))
 
 
 def _connection_pool(policy: Fields) -> ConnectionPool | None:

@@ -17,6 +17,7 @@ from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpPro
 
 from pilot.config.types import ConnectionPool, LoadBalancer, OutlierDetection, TrafficPolicy
 from pilot.generate._protos import UINT32_MAX, duration
+from pilot.generate.cluster_load_balancer import apply_load_balancer
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT",
@@ -104,7 +105,7 @@ def apply_traffic_policy(
     http_options = apply_connection_pool(cluster, policy.connection_pool or ConnectionPool(), http_options)
     if outbound:
         apply_outlier_detection(cluster, policy.outlier_detection)
-        apply_load_balancer(cluster, policy.load_balancer)
+        apply_load_balancer(cluster, policy.load_balancer, has_outlier_detection=policy.outlier_detection is not None)
     return http_options
 
 
@@ -200,22 +201,3 @@ def apply_outlier_detection(cluster: Cluster, outlier: OutlierDetection | None) 
         out.enforcing_local_origin_success_rate.value = 0
     cluster.outlier_detection.CopyFrom(out)
     cluster.common_lb_config.healthy_panic_threshold.value = float(outlier.min_health_percent or 0)
-
-
-_LB_POLICIES = {
-    "ROUND_ROBIN": Cluster.LbPolicy.ROUND_ROBIN,
-    "LEAST_REQUEST": Cluster.LbPolicy.LEAST_REQUEST,
-    "LEAST_CONN": Cluster.LbPolicy.LEAST_REQUEST,  # deprecated Istio alias of LEAST_REQUEST
-    "RANDOM": Cluster.LbPolicy.RANDOM,
-}
-
-
-def apply_load_balancer(cluster: Cluster, load_balancer: LoadBalancer | None) -> None:
-    """Istio ``applyLoadBalancer`` for ``simple``; unset means Istio's default, LEAST_REQUEST.
-
-    PASSTHROUGH (Istio: an ORIGINAL_DST cluster with CLUSTER_PROVIDED balancing, connecting to the address the
-    app dialled before capture) is rejected by validation: meshplane captures nothing, so there is no original
-    destination to pass through to.
-    """
-    simple = load_balancer.simple if load_balancer is not None else "UNSPECIFIED"
-    cluster.lb_policy = _LB_POLICIES.get(simple, Cluster.LbPolicy.LEAST_REQUEST)

@@ -51,7 +51,9 @@ from pilot.generate.cluster_traffic_policy import (
     merge_subset_traffic_policy,
     port_traffic_policy,
 )
+from pilot.generate.locality_lb import apply_locality_load_balancing
 from pilot.model import destination_rule_for, labels_match
+from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceInstance
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "build_scope_clusters",
     "cluster_scopes",
     "inbound_instances",
+    "key_traffic_policy",
     "outbound_cluster_keys",
     "outbound_scope",
     "parse_scope",
@@ -93,6 +96,7 @@ class OutboundClusterKey:
     port: ServicePort
     rule: DestinationRule | None = None  # the service's DestinationRule, if any
     subset: Subset | None = None  # one of ``rule``'s subsets
+    view: ClientView = EMPTY_VIEW  # the clients': their locality decides endpoint priorities (``locality_lb``)
 
     @property
     def eds(self) -> bool:
@@ -100,18 +104,25 @@ class OutboundClusterKey:
         return self.service.resolution is Resolution.STATIC
 
 
-def outbound_cluster_keys(snapshot: MeshSnapshot, namespace: str) -> Iterator[OutboundClusterKey]:
-    """Every outbound cluster a proxy of ``namespace`` gets, in a stable order: host, port number, then
-    DestinationRule order; each service with the DestinationRule that namespace sees (Istio's ``exportTo``).
+def outbound_cluster_keys(
+    snapshot: MeshSnapshot, namespace: str, view: ClientView = EMPTY_VIEW
+) -> Iterator[OutboundClusterKey]:
+    """Every outbound cluster a proxy of ``namespace`` (and ``view``) gets, in a stable order: host, port number,
+    then DestinationRule order; each service with the DestinationRule that proxy sees (Istio's ``exportTo``, and
+    ``workloadSelector``).
 
     CDS builds one cluster per key and EDS one load assignment per EDS key, so the two always agree.
     """
     for service in snapshot.services.values():
-        rule = destination_rule_for(snapshot, service.host, namespace)
+        rule = destination_rule_for(snapshot, service.host, namespace, view)
         subsets = rule.subsets if rule is not None else ()
         for port in sorted(service.ports, key=lambda p: p.number):
             yield OutboundClusterKey(
-                name=names.outbound_cluster_name(port.number, "", service.host), service=service, port=port, rule=rule
+                name=names.outbound_cluster_name(port.number, "", service.host),
+                service=service,
+                port=port,
+                rule=rule,
+                view=view,
             )
             for subset in subsets:
                 yield OutboundClusterKey(
@@ -120,7 +131,16 @@ def outbound_cluster_keys(snapshot: MeshSnapshot, namespace: str) -> Iterator[Ou
                     port=port,
                     rule=rule,
                     subset=subset,
+                    view=view,
                 )
+
+
+def key_traffic_policy(key: OutboundClusterKey) -> ClusterTrafficPolicy | None:
+    """The policy of the key's cluster: its port's, with its subset's merged in (Istio ``MergeSubsetTrafficPolicy``)."""
+    policy = key.rule.traffic_policy if key.rule is not None else None
+    if key.subset is None:
+        return port_traffic_policy(policy, key.port.number)
+    return merge_subset_traffic_policy(policy, key.subset.traffic_policy, key.port.number)
 
 
 def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
@@ -132,29 +152,41 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     return tuple(e for e in endpoints if labels_match(selector, e.labels))
 
 
-def outbound_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
-    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS."""
-    return (*_SCOPE_PREFIXES[sds], namespace)
+def outbound_scope(*, sds: bool, namespace: str, view: ClientView = EMPTY_VIEW) -> tuple[Hashable, ...]:
+    """The shared outbound clusters of the proxies of ``namespace`` (and ``view``, when not empty) with (or without)
+    Citadel's SDS."""
+    return (*_SCOPE_PREFIXES[sds], namespace, *((view,) if view != EMPTY_VIEW else ()))
 
 
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
     """The sidecars of one namespace get the same outbound clusters (no Sidecar resource to narrow them yet: the
-    namespace decides which DestinationRules apply), in one of two versions: with Citadel's SDS or without."""
-    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
+    namespace decides which DestinationRules apply, and the proxy's ``ClientView`` which selector rules and
+    locality), in one of two versions: with Citadel's SDS or without."""
+    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace, view=proxy.view)]
 
 
-def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str]:
-    """(which of ``prefixes``, namespace) of a scope ``(*prefix, namespace)``; ValueError for anything else."""
-    *prefix, namespace = scope if scope else ("",)
+def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str, ClientView]:
+    """(which of ``prefixes``, namespace, view) of a scope ``(*prefix, namespace[, view])``; ValueError for anything
+    else."""
+    parts = tuple(scope)
+    view = EMPTY_VIEW
+    last = parts[-1] if parts else None
+    if isinstance(last, ClientView):
+        view = last
+        parts = parts[:-1]
+    *prefix, namespace = parts if parts else ("",)
     if tuple(prefix) in prefixes and isinstance(namespace, str) and namespace:
-        return prefixes.index(tuple(prefix)), namespace
-    raise ValueError(f"unknown scope {tuple(scope)!r}: expected one of {list(prefixes)!r} followed by a namespace")
+        return prefixes.index(tuple(prefix)), namespace, view
+    raise ValueError(
+        f"unknown scope {tuple(scope)!r}: expected one of {list(prefixes)!r} followed by a namespace [and a view]"
+    )
 
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
-    which, namespace = parse_scope(scope, _SCOPE_PREFIXES)
+    which, namespace, view = parse_scope(scope, _SCOPE_PREFIXES)
     sds = bool(which)
-    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot, namespace)]
+    keys = outbound_cluster_keys(snapshot, namespace, view)
+    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in keys]
     return [*clusters, build_black_hole_cluster(), build_passthrough_cluster(), build_inbound_passthrough_cluster()]
 
 
@@ -214,11 +246,7 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
 def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
     """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
     DestinationRule's policy for its port and subset."""
-    policy = key.rule.traffic_policy if key.rule is not None else None
-    if key.subset is None:
-        resolved = port_traffic_policy(policy, key.port.number)
-    else:
-        resolved = merge_subset_traffic_policy(policy, key.subset.traffic_policy, key.port.number)
+    resolved = key_traffic_policy(key)
     cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
     original_destination = key.service.resolution is Resolution.NONE
     if original_destination:
@@ -241,6 +269,11 @@ def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, s
     _finish(cluster, key.port.protocol, resolved, outbound=True)
     if original_destination:
         cluster.lb_policy = Cluster.LbPolicy.CLUSTER_PROVIDED  # the only policy Envoy takes for ORIGINAL_DST
+        cluster.ClearField("lb_config")
+        cluster.common_lb_config.ClearField("locality_weighted_lb_config")
+    elif resolved is not None and key.view.locality is not None:
+        # DNS clusters carry their endpoints inline: Istio applies the locality priorities there too
+        apply_locality_load_balancing(cluster, resolved, key.view, members)
     return cluster
 
 

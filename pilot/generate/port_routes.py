@@ -33,6 +33,7 @@ from pilot.generate.routes import (
     route_scope,
     visible_virtual_host_inputs,
 )
+from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.mesh_settings import OutboundTrafficPolicy
 from pilot.model.types import MeshSnapshot, Proxy
 
@@ -66,11 +67,12 @@ def port_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
 
 
 def port_route_inputs(
-    namespace: str, snapshot: MeshSnapshot, source_labels: SourceLabels = ()
+    namespace: str, snapshot: MeshSnapshot, source_labels: SourceLabels = (), view: ClientView = EMPTY_VIEW
 ) -> list[PortRoutesInputs]:
-    """One entry per HTTP port of the services visible from ``namespace``, by port number."""
+    """One entry per HTTP port of the services visible from ``namespace`` (for clients with ``source_labels`` and
+    ``view``), by port number."""
     by_port: dict[int, list[VirtualHostInputs]] = defaultdict(list)
-    for inputs in visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels):
+    for inputs in visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels, view=view):
         by_port[inputs.port].append(inputs)
     policy = snapshot.mesh.outbound_traffic_policy
     return [PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy) for port in sorted(by_port)]

@@ -74,7 +74,7 @@ def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> list[port_routes.Port
         expected = f"({port_routes.OUTBOUND_HTTP_SCOPE!r}, <namespace>[, <source labels>])"
         raise ValueError(f"unknown route scope {scope!r}: expected {expected}")
     namespace, source_labels = source
-    return port_routes.port_route_inputs(namespace, snapshot, source_labels)
+    return port_routes.port_route_inputs(namespace, snapshot, source_labels, routes.scope_view(scope))
 
 
 def _assemble_routes(scope: Scope, parts: Sequence[Any]) -> Sequence[Message]:

@@ -40,8 +40,10 @@ from pilot.generate.route_action import (
     translate_headers,
 )
 from pilot.generate.route_cors import translate_cors_policy
+from pilot.generate.route_hash_policy import HashPolicies, apply_hash_policies, virtual_host_hash_policies
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
+from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.visibility import exported_to, service_visible
 
 __all__ = [
@@ -56,7 +58,9 @@ __all__ = [
     "build_route_table",
     "default_outbound_route",
     "route_scope",
+    "route_view",
     "scope_source",
+    "scope_view",
     "source_matches",
     "virtual_host_domains",
     "virtual_service_config_path",
@@ -73,14 +77,35 @@ MAX_DIRECT_RESPONSE_BODY_BYTES = 1024 * 1024  # Istio's limit (its validation's)
 SourceLabels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 
 
+def route_view(proxy: Proxy) -> ClientView:
+    """What of the proxy's ``ClientView`` its routes depend on: the workloadSelector rules (their consistent hashes),
+    not its locality."""
+    selected = proxy.view.selected_rules
+    return ClientView(selected_rules=selected) if selected else EMPTY_VIEW
+
+
 def route_scope(kind: str, proxy: Proxy) -> tuple[Hashable, ...]:
-    """``(kind, namespace[, source labels])``: the tables shared by the proxies of a namespace with the same source
-    labels (the third element only when the proxy has any)."""
-    return (kind, proxy.namespace, *((proxy.source_labels,) if proxy.source_labels else ()))
+    """``(kind, namespace[, source labels][, view])``: the tables shared by the proxies of a namespace with the same
+    source labels (only when the proxy has any) and the same workloadSelector DestinationRules (``route_view``)."""
+    view = route_view(proxy)
+    return (
+        kind,
+        proxy.namespace,
+        *((proxy.source_labels,) if proxy.source_labels else ()),
+        *((view,) if view != EMPTY_VIEW else ()),
+    )
+
+
+def scope_view(scope: tuple[Hashable, ...]) -> ClientView:
+    """The view a route scope ends with, else the empty view."""
+    return scope[-1] if scope and isinstance(scope[-1], ClientView) else EMPTY_VIEW
 
 
 def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels] | None:
-    """(namespace, source labels) of a route scope ``(kind, namespace[, source labels])``; None for another scope."""
+    """(namespace, source labels) of a route scope ``(kind, namespace[, source labels][, view])``; None for another
+    scope."""
+    if scope and isinstance(scope[-1], ClientView):
+        scope = scope[:-1]
     if len(scope) not in (2, 3) or scope[0] != kind or not isinstance(scope[1], str) or not scope[1]:
         return None
     if len(scope) == 2:
@@ -127,6 +152,8 @@ class VirtualHostInputs:
     vips: tuple[str, ...] = ()  # the host's VIPs: Host values of the virtual host too
     # The clients' labels that the rule's sourceLabels name (``_rule_source_labels``): which source matches apply.
     source_labels: SourceLabels = ()
+    # The consistent hash of each cluster the routes send to (``route_hash_policy``): their hash_policy.
+    hash_policies: HashPolicies = ()
 
     def _key(self) -> tuple[object, ...]:
         return (
@@ -137,6 +164,7 @@ class VirtualHostInputs:
             self.service_ports,
             self.vips,
             self.source_labels,
+            self.hash_policies,
             *map(id, self.rules),
         )
 
@@ -150,10 +178,10 @@ class VirtualHostInputs:
 
 
 def visible_virtual_host_inputs(
-    namespace: str, snapshot: MeshSnapshot, *, source_labels: SourceLabels = ()
+    namespace: str, snapshot: MeshSnapshot, *, source_labels: SourceLabels = (), view: ClientView = EMPTY_VIEW
 ) -> list[VirtualHostInputs]:
     """One entry per (service host visible from ``namespace``, HTTP port other than the sidecar's own ports);
-    ``source_labels``: the clients' (``Proxy``)."""
+    ``source_labels`` and ``view``: the clients' (``Proxy``, ``route_view``)."""
     service_ports = ServicePorts.of(snapshot)
     out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
@@ -170,6 +198,15 @@ def visible_virtual_host_inputs(
                 service_ports=service_ports,
                 vips=snapshot.vips.get(service.host, ()),
                 source_labels=_rule_source_labels(rules, source_labels),
+                hash_policies=virtual_host_hash_policies(
+                    snapshot,
+                    host=service.host,
+                    port=port.number,
+                    rules=rules,
+                    namespace=namespace,
+                    view=view,
+                    service_ports=service_ports,
+                ),
             )
             for port in service.ports
             if port.protocol.is_http and port.number not in names.SIDECAR_PORTS
@@ -388,6 +425,12 @@ def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) 
 
 
 def _service_routes(inputs: VirtualHostInputs) -> list[Route]:
+    routes = _unhashed_service_routes(inputs)
+    apply_hash_policies(routes, inputs.hash_policies)
+    return routes
+
+
+def _unhashed_service_routes(inputs: VirtualHostInputs) -> list[Route]:
     rules = inputs.rules
     if rules:
         if len(rules) > 1:

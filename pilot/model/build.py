@@ -9,10 +9,12 @@ from types import MappingProxyType
 from meshplane.names import INTERCEPTION_MODE_METADATA, INTERCEPTION_MODES, INTERCEPTION_REDIRECT
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
 from pilot.config.types import (
+    EMPTY_LABELS,
     AccessList,
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    Labels,
     MixerPolicy,
     PeerAuthentication,
     RateLimit,
@@ -20,7 +22,12 @@ from pilot.config.types import (
     VirtualService,
     sorted_by_key,
 )
-from pilot.model.destination_rules import index_destination_rules, visible_destination_rule
+from pilot.model.client_view import EMPTY_VIEW, ClientView, locality_needs, topology_labels
+from pilot.model.destination_rules import (
+    index_destination_rules,
+    selected_destination_rules,
+    visible_destination_rule,
+)
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
@@ -38,6 +45,7 @@ from pilot.model.vips import allocate_vips
 __all__ = [
     "NodeIdError",
     "build_snapshot",
+    "client_view",
     "destination_rule_for",
     "host_matches",
     "labels_match",
@@ -116,20 +124,39 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
                 workload = candidate
                 break
     if workload is None:
-        return Proxy(node=node, workload=None)
+        return Proxy(node=node, workload=None, view=client_view(snapshot, node.namespace, EMPTY_LABELS, ""))
     keys = snapshot.source_label_keys
     return Proxy(
         node=node,
         workload=workload,
         instances=snapshot.instances.get(workload.meta.key, ()),
         source_labels=tuple(sorted((k, v) for k, v in workload.labels.items() if k in keys)),
+        view=client_view(snapshot, node.namespace, workload.labels, workload.locality),
     )
 
 
-def destination_rule_for(snapshot: MeshSnapshot, host: str, namespace: str | None = None) -> DestinationRule | None:
-    """The DestinationRule a proxy of ``namespace`` applies to a service host, with Istio's ``exportTo``
-    visibility (``pilot.model.destination_rules``); an exact host match, else the most specific wildcard.
-    Without a namespace: the first rule for the host in any namespace."""
+def client_view(snapshot: MeshSnapshot, namespace: str, labels: Labels, locality: str) -> ClientView:
+    """The proxy's ``ClientView``: only what some rule of the snapshot makes matter."""
+    needs = snapshot.locality_needs
+    if not needs.locality and not snapshot.destination_rule_index.local.get(namespace):
+        return EMPTY_VIEW
+    selected = selected_destination_rules(snapshot.destination_rule_index, namespace, labels)
+    if not needs.locality:
+        return ClientView(selected_rules=selected) if selected else EMPTY_VIEW
+    known = topology_labels(labels, locality)
+    return ClientView(
+        selected_rules=selected,
+        locality=locality,
+        failover_labels=tuple(sorted((k, v) for k, v in known.items() if k in needs.label_keys)),
+    )
+
+
+def destination_rule_for(
+    snapshot: MeshSnapshot, host: str, namespace: str | None = None, view: ClientView = EMPTY_VIEW
+) -> DestinationRule | None:
+    """The DestinationRule a proxy of ``namespace`` (with ``view``: which workloadSelector rules select it) applies to
+    a service host, with Istio's ``exportTo`` visibility (``pilot.model.destination_rules``); an exact host match,
+    else the most specific wildcard. Without a namespace: the first rule for the host in any namespace."""
     if namespace is None:
         return lookup_host(snapshot.destination_rules, host)
     service = snapshot.services.get(host)
@@ -138,6 +165,7 @@ def destination_rule_for(snapshot: MeshSnapshot, host: str, namespace: str | Non
         host,
         service_namespace=service.namespace if service is not None else namespace,
         proxy_namespace=namespace,
+        selected=view.selected_rules,
     )
 
 
@@ -213,7 +241,7 @@ def build_snapshot(
             authorization_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, AccessList | RateLimit):
             mixer_policies[resource.meta.key.namespace].append(resource)
-        elif isinstance(resource, DestinationRule):
+        elif isinstance(resource, DestinationRule) and resource.workload_selector is None:
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
         elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
             # Sidecars get the rules bound to the reserved "mesh" gateway (the default when none are listed).
@@ -242,6 +270,12 @@ def build_snapshot(
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
         changed_kinds=_changed_kinds(previous, ordered, registered, mesh),
         source_label_keys=_source_label_keys(virtual.values()),
+        locality_needs=locality_needs(
+            (r for r in ordered.values() if isinstance(r, DestinationRule)),
+            endpoint_localities=any(
+                e.locality for service in registered.services.values() for es in service.endpoints.values() for e in es
+            ),
+        ),
         shadowed_services=registered.shadowed,
         registry_versions=registered.versions,
         registry_endpoints_versions=registered.endpoints_versions,

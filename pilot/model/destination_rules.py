@@ -10,6 +10,12 @@ namespace), ``.`` (its own namespace), or namespace names. For a proxy in namesp
 3. else at the rules the root namespace exports, likewise.
 
 Within one namespace the first rule in name order wins for a host (Istio merges them; meshplane does not yet).
+
+A rule with a ``workloadSelector`` (Istio 1.13+) applies only to the client workloads of its own namespace whose
+labels it selects, and beats that namespace's rule without selector for them; it is never seen from another
+namespace. As in Istio (``SidecarScope.DestinationRule``), a proxy whose namespace has rules for the host, none of
+which applies to it (every one selects other workloads), gets no rule: the lookup does not fall back to the service's
+or the root namespace's rules.
 """
 
 from __future__ import annotations
@@ -19,11 +25,26 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from pilot.config.hosts import lookup_host, resolve_host
-from pilot.config.types import DestinationRule
+from pilot.config.types import ConfigKey, DestinationRule, Labels
 
-__all__ = ["DestinationRuleIndex", "index_destination_rules", "visible_destination_rule"]
+__all__ = [
+    "DestinationRuleIndex",
+    "HostRules",
+    "index_destination_rules",
+    "selected_destination_rules",
+    "visible_destination_rule",
+]
 
-_HostRules = Mapping[str, DestinationRule]  # resolved host (or wildcard) -> rule
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostRules:
+    """The rules of one namespace for one host: the one without selector in force, and those with a selector."""
+
+    catch_all: DestinationRule | None = None
+    selected: tuple[DestinationRule, ...] = ()  # ConfigKey order: the first that selects a workload wins
+
+
+_HostRules = Mapping[str, HostRules]  # resolved host (or wildcard) -> rules
 _EMPTY: _HostRules = MappingProxyType({})
 
 
@@ -50,44 +71,86 @@ def _exported_to(rule: DestinationRule, namespace: str) -> bool:
     return not rule.export_to or "*" in rule.export_to or namespace in rule.export_to
 
 
+def _add(index: dict[str, dict[str, HostRules]], namespace: str, host: str, rule: DestinationRule) -> None:
+    rules = index.setdefault(namespace, {}).get(host, HostRules())
+    if rule.workload_selector is not None:
+        rules = HostRules(catch_all=rules.catch_all, selected=(*rules.selected, rule))
+    elif rules.catch_all is None:
+        rules = HostRules(catch_all=rule, selected=rules.selected)
+    index[namespace][host] = rules
+
+
+def _frozen(index: dict[str, dict[str, HostRules]]) -> Mapping[str, _HostRules]:
+    return MappingProxyType({ns: MappingProxyType(rules) for ns, rules in index.items()})
+
+
 def index_destination_rules(
     rules: Iterable[DestinationRule], *, root_namespace: str, domain_suffix: str
 ) -> DestinationRuleIndex:
     """Index ``rules`` (in ConfigKey order: the first for a host in a namespace wins)."""
-    local: dict[str, dict[str, DestinationRule]] = {}
-    exported: dict[str, dict[str, DestinationRule]] = {}
-    root_private: dict[str, DestinationRule] = {}
+    local: dict[str, dict[str, HostRules]] = {}
+    exported: dict[str, dict[str, HostRules]] = {}
+    root_private: dict[str, dict[str, HostRules]] = {}
     for rule in rules:
         namespace = rule.meta.key.namespace
         host = resolve_host(rule.host, namespace, domain_suffix)
+        if rule.workload_selector is not None:
+            _add(local, namespace, host, rule)  # its own namespace's clients only, whatever its exportTo
+            if namespace == root_namespace:
+                _add(root_private, namespace, host, rule)
+            continue
         if _applies_in_own_namespace(rule):
-            local.setdefault(namespace, {}).setdefault(host, rule)
+            _add(local, namespace, host, rule)
         if not _private_only(rule):
-            exported.setdefault(namespace, {}).setdefault(host, rule)
+            _add(exported, namespace, host, rule)
         elif namespace == root_namespace:
-            root_private.setdefault(host, rule)
+            _add(root_private, namespace, host, rule)
     return DestinationRuleIndex(
         root_namespace=root_namespace,
-        local=MappingProxyType({ns: MappingProxyType(r) for ns, r in local.items()}),
-        exported=MappingProxyType({ns: MappingProxyType(r) for ns, r in exported.items()}),
-        root_private=MappingProxyType(root_private),
+        local=_frozen(local),
+        exported=_frozen(exported),
+        root_private=MappingProxyType(root_private.get(root_namespace, {})),
     )
 
 
+def selected_destination_rules(index: DestinationRuleIndex, namespace: str, labels: Labels) -> tuple[ConfigKey, ...]:
+    """The keys of the rules with a workloadSelector of ``namespace`` that select a workload with ``labels``
+    (sorted): with the namespace, all that decides which rules a client proxy applies."""
+    pool = index.root_private if namespace == index.root_namespace else index.local.get(namespace, _EMPTY)
+    keys = {
+        rule.meta.key
+        for rules in pool.values()
+        for rule in rules.selected
+        if rule.workload_selector is not None
+        and all(labels.get(key) == value for key, value in rule.workload_selector.items())
+    }
+    return tuple(sorted(keys, key=lambda key: (key.kind, key.namespace, key.name)))
+
+
 def _exported_from(index: DestinationRuleIndex, owner: str, host: str, proxy_namespace: str) -> DestinationRule | None:
-    rule = lookup_host(index.exported.get(owner, _EMPTY), host)
+    rules = lookup_host(index.exported.get(owner, _EMPTY), host)
+    rule = rules.catch_all if rules is not None else None
     return rule if rule is not None and _exported_to(rule, proxy_namespace) else None
 
 
 def visible_destination_rule(
-    index: DestinationRuleIndex, host: str, *, service_namespace: str, proxy_namespace: str
+    index: DestinationRuleIndex,
+    host: str,
+    *,
+    service_namespace: str,
+    proxy_namespace: str,
+    selected: tuple[ConfigKey, ...] = (),
 ) -> DestinationRule | None:
-    """The rule a proxy of ``proxy_namespace`` applies to ``host`` (a service of ``service_namespace``)."""
+    """The rule a proxy of ``proxy_namespace`` applies to ``host`` (a service of ``service_namespace``);
+    ``selected``: the rules with a workloadSelector that select the proxy (``selected_destination_rules``)."""
     own = index.root_private if proxy_namespace == index.root_namespace else index.local.get(proxy_namespace, _EMPTY)
-    rule = lookup_host(own, host)
-    if rule is not None:
-        return rule
-    rule = _exported_from(index, service_namespace, host, proxy_namespace)
-    if rule is not None:
-        return rule
+    rules = lookup_host(own, host)
+    if rules is not None:
+        for candidate in rules.selected:
+            if candidate.meta.key in selected:
+                return candidate
+        return rules.catch_all
+    exported = _exported_from(index, service_namespace, host, proxy_namespace)
+    if exported is not None:
+        return exported
     return _exported_from(index, index.root_namespace, host, proxy_namespace)

@@ -22,6 +22,7 @@ from pilot.config.types import (
     VirtualService,
     WorkloadEntry,
 )
+from pilot.model.client_view import EMPTY_VIEW, NO_LOCALITY_NEEDS, ClientView, LocalityNeeds
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
 
@@ -121,6 +122,9 @@ class Proxy:
     # The workload's labels that some VirtualService's HTTP ``sourceLabels`` names (``MeshSnapshot.source_label_keys``),
     # sorted: the only labels the proxy's route tables depend on, so proxies that agree on them share the tables.
     source_labels: tuple[tuple[str, str], ...] = ()
+    # Which workloadSelector DestinationRules select it, and its locality when some rule balances by locality: with
+    # the namespace, what its outbound clusters, endpoints and routes depend on (``pilot.model.client_view``).
+    view: ClientView = EMPTY_VIEW
 
     @property
     def namespace(self) -> str:
@@ -172,6 +176,7 @@ class MeshSnapshot:
     )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
+    locality_needs: LocalityNeeds = NO_LOCALITY_NEEDS  # whether proxies' views carry their locality (client_view)
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
     registry_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # name -> version
     # name -> endpoints_version (``pilot.model.registry.RegistryState``)
