@@ -77,16 +77,22 @@ REVIEWS_VERSIONS = ("v1", "v2")
 REGISTRY_FILE = "00-registry.yaml"
 
 
-def _workload_entry(name: str, address: str, labels: dict[str, str], service_account: str) -> str:
+def _workload_entry(name: str, address: str, labels: dict[str, str], service_account: str, locality: str = "") -> str:
     label_lines = "".join(f"    {key}: {value}\n" for key, value in labels.items())
     return (
         "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
         f"metadata:\n  name: {name}\n  namespace: {NAMESPACE}\n"
-        f"spec:\n  serviceAccount: {service_account}\n  address: {address}\n  labels:\n{label_lines}"
+        f"spec:\n  serviceAccount: {service_account}\n  address: {address}\n"
+        + (f"  locality: {locality}\n" if locality else "")
+        + f"  labels:\n{label_lines}"
     )
 
 
-def registry_yaml(addresses: dict[str, str], versions: Sequence[str] = REVIEWS_VERSIONS) -> str:
+def registry_yaml(
+    addresses: dict[str, str], versions: Sequence[str] = REVIEWS_VERSIONS, localities: Mapping[str, str] | None = None
+) -> str:
+    """The registry; ``localities``: workload name -> ``region/zone[/subzone]`` of its WorkloadEntry."""
+    localities = localities or {}
     service_entry = f"""\
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -112,11 +118,21 @@ spec:
   subsets:
 """ + "".join(f"  - {{name: {v}, labels: {{version: {v}}}}}\n" for v in versions)
     entries = [
-        _workload_entry(f"reviews-{v}", addresses[f"reviews-{v}"], {"app": "reviews", "version": v}, "bookinfo-reviews")
+        _workload_entry(
+            f"reviews-{v}",
+            addresses[f"reviews-{v}"],
+            {"app": "reviews", "version": v},
+            "bookinfo-reviews",
+            localities.get(f"reviews-{v}", ""),
+        )
         for v in versions
     ]
     for client in ("productpage", "ratings"):  # ratings: a second client pod, started by the scenarios needing it
-        entries.append(_workload_entry(client, addresses[client], {"app": client}, f"bookinfo-{client}"))
+        entries.append(
+            _workload_entry(
+                client, addresses[client], {"app": client}, f"bookinfo-{client}", localities.get(client, "")
+            )
+        )
     return "---\n".join([service_entry, destination_rule, *entries])
 
 
@@ -372,21 +388,22 @@ async def pod_mesh(
     ready_status: int = 200,
     versions: Sequence[str] = REVIEWS_VERSIONS,
     clients: Sequence[str] = ("productpage",),
+    localities: Mapping[str, str] | None = None,
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
     ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
-    for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour.
-    Teardown asserts nothing is left."""
+    for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
+    ``localities`` the WorkloadEntries' (workload name -> ``region/zone``). Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
     hosts = list(network.network.hosts())
     addresses = {name: str(hosts[number - 1]) for name, number in _HOSTS.items()}
     config_dir = workdir / "config"
     config_dir.mkdir(parents=True)
-    (config_dir / REGISTRY_FILE).write_text(registry_yaml(addresses, versions))
+    (config_dir / REGISTRY_FILE).write_text(registry_yaml(addresses, versions, localities))
     if config:
         (config_dir / "10-rules.yaml").write_text(config)
     initial = frozenset(path.name for path in config_dir.glob("*.yaml"))
