@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.jwt_builders import signing_key
+
 __all__ = [
     "CAPTURED_NODES",
     "MESH",
@@ -189,6 +191,9 @@ def ap_site(path: tuple[str | int, ...], content: Any, spec: Mapping[str, Any]) 
 
 
 PA = {"mtls": {"mode": "STRICT"}}
+JWKS = signing_key("table").jwks
+JWT_RULE = {"issuer": "testing@secure.istio.io", "jwks": JWKS}
+RA = {"jwtRules": [JWT_RULE]}
 AP = {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]}
 AP_FROM = {"action": "DENY", "rules": [{"from": [{"source": {"namespaces": ["default"]}}]}]}
 AP_WHEN = {"action": "DENY", "rules": [{"when": [{"key": "source.ip", "values": ["10.0.0.1"]}]}]}
@@ -273,6 +278,17 @@ SITES: dict[str, Site] = {
     "Source": Site("AuthorizationPolicy", "ap", (), AP_FROM),
     "Operation": Site("AuthorizationPolicy", "ap", (), AP),
     "Condition": Site("AuthorizationPolicy", "ap", (), AP_WHEN),
+    "RequestAuthentication": Site("RequestAuthentication", "ra", (), RA),
+    "JWTRule": Site("RequestAuthentication", "ra", ("jwtRules", 0), RA),
+    "JWTHeader": Site(
+        "RequestAuthentication", "ra", ("jwtRules", 0), {"jwtRules": [{**JWT_RULE, "fromHeaders": [{"name": "x-jwt"}]}]}
+    ),
+    "ClaimToHeader": Site(
+        "RequestAuthentication",
+        "ra",
+        ("jwtRules", 0),
+        {"jwtRules": [{**JWT_RULE, "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}]}]},
+    ),
 }
 
 # Where, under the site's spec, the message itself is (when it is not the site's ``path``).
@@ -298,9 +314,12 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "Source": ("rules", 0, "from", 0, "source"),
     "Operation": ("rules", 0, "to", 0, "operation"),
     "Condition": ("rules", 0, "when", 0),
+    "JWTHeader": ("jwtRules", 0, "fromHeaders", 0),
+    "ClaimToHeader": ("jwtRules", 0, "outputClaimToHeaders", 0),
 }
 
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
+JWKS_TIMEOUT_TEST = "tests/test_generate_jwt_authn.py::test_jwks_uri_is_fetched_by_envoy_through_the_outbound_cluster"
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
@@ -616,8 +635,8 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "notRequestPrincipals": T(["iss/sub"]),
         "namespaces": T(["other"]),
         "notNamespaces": T(["other"]),
-        "serviceAccounts": R(["default/x"]),
-        "notServiceAccounts": R(["default/x"]),
+        "serviceAccounts": T(["default/x"], drop=("namespaces",)),
+        "notServiceAccounts": T(["default/x"], drop=("namespaces",)),
         "ipBlocks": T(["10.0.0.0/8"]),
         "notIpBlocks": T(["10.0.0.0/8"]),
         "remoteIpBlocks": T(["10.0.0.0/8"]),
@@ -638,4 +657,26 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "values": T(["10.0.0.2"]),
         "notValues": T(["10.0.0.3"]),
     },
+    "RequestAuthentication": {
+        "selector": T({"matchLabels": {"version": "v2"}}),
+        "targetRef": R({"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}),
+        "targetRefs": R([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]),
+        "jwtRules": T([{"issuer": "other", "jwks": JWKS}]),
+    },
+    "JWTRule": {
+        "issuer": T("other"),
+        "audiences": T(["bookinfo"]),
+        "jwksUri": T(f"http://{REVIEWS}:9080/jwks.json", drop=("jwks",)),
+        "jwks": T(signing_key("table-other").jwks),
+        "fromHeaders": T([{"name": "x-jwt-assertion", "prefix": "Bearer "}]),
+        "fromParams": T(["my_token"]),
+        "outputPayloadToHeader": T("x-jwt-payload"),
+        "fromCookies": T(["session"]),
+        "forwardOriginalToken": T(True),
+        "outputClaimToHeaders": T([{"header": "x-jwt-sub", "claim": "sub"}]),
+        "timeout": P(JWKS_TIMEOUT_TEST),
+        "spaceDelimitedClaims": T(["roles"]),
+    },
+    "JWTHeader": {"name": T("x-token"), "prefix": T("Bearer ")},
+    "ClaimToHeader": {"header": T("x-jwt-iss"), "claim": T("iss")},
 }

@@ -1,7 +1,8 @@
 """The fields of Istio's API messages that meshplane reads, as their JSON (YAML) names.
 
 Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
-and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
+and ``security/v1beta1/{peer_authentication,authorization_policy,request_authentication,jwt}.proto`` and
+``type/v1beta1/selector.proto``
 (the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
 ``consistentHash``, ...) are listed only as the field that holds them.
 
@@ -198,6 +199,24 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "Operation": ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"),
         "Condition": ("key", "values", "notValues"),
+        # security/v1beta1/request_authentication.proto, jwt.proto
+        "RequestAuthentication": ("selector", "targetRef", "targetRefs", "jwtRules"),
+        "JWTRule": (
+            "issuer",
+            "audiences",
+            "jwksUri",
+            "jwks",
+            "fromHeaders",
+            "fromParams",
+            "outputPayloadToHeader",
+            "fromCookies",
+            "forwardOriginalToken",
+            "outputClaimToHeaders",
+            "timeout",
+            "spaceDelimitedClaims",
+        ),
+        "JWTHeader": ("name", "prefix"),
+        "ClaimToHeader": ("header", "claim"),
     }
 )
 
@@ -215,8 +234,16 @@ REMOVED_FIELDS: Mapping[tuple[str, str], str] = MappingProxyType(
 )
 
 # Why a field is not supported yet, where there is more to say than "not supported by meshplane yet".
+_TARGET_REF = (
+    "it attaches a policy to Gateway API gateways or waypoint Services, which meshplane does not have; select the "
+    "workloads with `selector` instead"
+)
 UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
     {
+        ("AuthorizationPolicy", "targetRef"): _TARGET_REF,
+        ("AuthorizationPolicy", "targetRefs"): _TARGET_REF,
+        ("RequestAuthentication", "targetRef"): _TARGET_REF,
+        ("RequestAuthentication", "targetRefs"): _TARGET_REF,
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
         ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "

@@ -29,6 +29,7 @@ __all__ = [
     "AuthorizationPolicy",
     "AuthorizationRule",
     "AuthorizationSource",
+    "ClaimToHeader",
     "ClientTLSSettings",
     "ConfigKey",
     "ConfigMeta",
@@ -47,6 +48,8 @@ __all__ = [
     "HTTPRouteDestination",
     "HeaderOperations",
     "Headers",
+    "JwtHeader",
+    "JwtRule",
     "Kind",
     "L4MatchAttributes",
     "LoadBalancer",
@@ -60,6 +63,7 @@ __all__ = [
     "RateLimit",
     "RateLimitOverride",
     "RegexRewrite",
+    "RequestAuthentication",
     "Resolution",
     "Resource",
     "RouteDestination",
@@ -96,6 +100,7 @@ class Kind(StrEnum):
     VIRTUAL_SERVICE = "VirtualService"
     PEER_AUTHENTICATION = "PeerAuthentication"
     AUTHORIZATION_POLICY = "AuthorizationPolicy"
+    REQUEST_AUTHENTICATION = "RequestAuthentication"
     ACCESS_LIST = "AccessList"  # mixer.meshplane.io
     RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
 
@@ -603,6 +608,8 @@ class AuthorizationSource:
     not_ip_blocks: tuple[str, ...] = ()
     remote_ip_blocks: tuple[str, ...] = ()  # matched against the original client address (X-Forwarded-For)
     not_remote_ip_blocks: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] = ()  # ``<sa>`` (the policy's namespace) or ``<namespace>/<sa>``, no wildcards
+    not_service_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -650,6 +657,58 @@ class AuthorizationPolicy:
     action: AuthorizationAction = "ALLOW"
     provider: str | None = None  # CUSTOM only
     rules: tuple[AuthorizationRule, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# RequestAuthentication (security.istio.io)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtHeader:
+    """``jwtRules.fromHeaders``: a header carrying the token, after ``prefix`` (e.g. ``Bearer ``)."""
+
+    name: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimToHeader:
+    """``jwtRules.outputClaimToHeaders``: copy ``claim`` (``a.b`` for nested claims) of a valid token to ``header``."""
+
+    header: str
+    claim: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtRule:
+    """One issuer's tokens: where they are found, the keys that sign them (``jwks_uri``, fetched by Envoy, or the
+    inline ``jwks``), and what a valid token passes on. Empty locations: Istio's defaults (``Authorization:
+    Bearer`` and ``access_token``)."""
+
+    issuer: str
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str = ""
+    jwks: str = ""
+    from_headers: tuple[JwtHeader, ...] = ()
+    from_params: tuple[str, ...] = ()
+    from_cookies: tuple[str, ...] = ()
+    output_payload_to_header: str = ""
+    output_claim_to_headers: tuple[ClaimToHeader, ...] = ()
+    forward_original_token: bool = False
+    timeout: float | None = None  # seconds, for fetching ``jwks_uri``; None: Istio's 5 s
+    space_delimited_claims: tuple[str, ...] = ()  # besides Istio's ``scope`` and ``permission``
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestAuthentication:
+    """Istio's RequestAuthentication: a request with an invalid token (for any rule) is rejected (401); one without
+    a token passes, and is left to AuthorizationPolicy (``requestPrincipals``, ``request.auth.*``). Selection as
+    AuthorizationPolicy's."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None
+    jwt_rules: tuple[JwtRule, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -709,6 +768,7 @@ Resource = (
     | VirtualService
     | PeerAuthentication
     | AuthorizationPolicy
+    | RequestAuthentication
     | AccessList
     | RateLimit
 )

@@ -53,8 +53,9 @@ ENDPOINT_KINDS = frozenset({ENDPOINTS_KIND})
 # PeerAuthentication decides inbound listeners' chains (LDS) and which endpoints take auto mTLS (EDS metadata, and
 # the inline endpoints of DNS clusters in CDS).
 MTLS_KINDS = frozenset({"PeerAuthentication"})
-# Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters (LDS only).
-POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
+# Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters, and
+# RequestAuthentications their jwt_authn filter (LDS only).
+POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit", "RequestAuthentication"})
 # MeshConfig's outboundTrafficPolicy decides sidecars' virtualOutbound default chain (LDS) and the catch-all virtual
 # host of their port route tables (RDS).
 MESH_KINDS = frozenset({MESH_CONFIG_KIND})

@@ -16,6 +16,7 @@ from pilot.config.types import (
     MixerPolicy,
     PeerAuthentication,
     RateLimit,
+    RequestAuthentication,
     Resource,
     VirtualService,
     sorted_by_key,
@@ -206,6 +207,7 @@ def build_snapshot(
     peer_authentications: dict[str, list[PeerAuthentication]] = defaultdict(list)
     authorization_policies: dict[str, list[AuthorizationPolicy]] = defaultdict(list)
     mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
+    request_authentications: dict[str, list[RequestAuthentication]] = defaultdict(list)
     for resource in ordered.values():
         if isinstance(resource, PeerAuthentication):
             peer_authentications[resource.meta.key.namespace].append(resource)
@@ -213,6 +215,8 @@ def build_snapshot(
             authorization_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, AccessList | RateLimit):
             mixer_policies[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, RequestAuthentication):
+            request_authentications[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, DestinationRule):
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
         elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
@@ -240,6 +244,7 @@ def build_snapshot(
         peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
+        request_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(request_authentications.items())}),
         changed_kinds=_changed_kinds(previous, ordered, registered, mesh),
         source_label_keys=_source_label_keys(virtual.values()),
         shadowed_services=registered.shadowed,

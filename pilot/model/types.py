@@ -16,6 +16,7 @@ from pilot.config.types import (
     Labels,
     MixerPolicy,
     PeerAuthentication,
+    RequestAuthentication,
     Resolution,
     Resource,
     ServicePort,
@@ -170,6 +171,9 @@ class MeshSnapshot:
     mixer_policies: Mapping[str, tuple[MixerPolicy, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
+    request_authentications: Mapping[str, tuple[RequestAuthentication, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # namespace -> its RequestAuthentications in ConfigKey order; see pilot.model.request_authn
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
