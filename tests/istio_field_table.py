@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.jwt_builders import signing_key
+from e2e.jwt_tokens import signing_key
 
 __all__ = [
     "CAPTURED_NODES",

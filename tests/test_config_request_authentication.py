@@ -8,9 +8,9 @@ import json
 
 import pytest
 
+from e2e.jwt_tokens import signing_key
 from pilot.config.types import ClaimToHeader, JwtHeader, JwtRule, RequestAuthentication, frozen_labels
 from tests.conftest import ApiGroupDocs, assert_rejected_with
-from tests.jwt_builders import signing_key
 
 KIND = "RequestAuthentication"
 JWKS = signing_key("validation").jwks

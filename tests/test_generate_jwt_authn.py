@@ -21,13 +21,13 @@ from envoy.extensions.filters.http.jwt_authn.v3.config_pb2 import (
 from envoy.extensions.filters.http.rbac.v3.rbac_pb2 import RBAC as HttpRBAC
 from google.protobuf.empty_pb2 import Empty
 
+from e2e.jwt_tokens import signing_key
 from envoy_bootstrap.bootstrap import build_sidecar_bootstrap
 from meshplane import names
 from pilot.config.parse import parse_config_text
 from pilot.generate import clusters, endpoints, jwt_authn, listeners
 from pilot.generate.registry import ROUTE_TYPE
 from pilot.model import MeshSnapshot, Proxy, build_snapshot
-from tests.jwt_builders import signing_key
 from tests.sidecar_builders import listeners_by_port, only_hcm, sidecar, unpack
 from tests.source_builders import generated_type
 from tests.xdstest import check_resources, envoy_validate

@@ -14,7 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-__all__ = ["SigningKey", "b64url", "signing_key"]
+__all__ = ["SigningKey", "b64url", "new_signing_key", "signing_key"]
 
 
 def b64url(data: bytes) -> str:
