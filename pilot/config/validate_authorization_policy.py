@@ -22,9 +22,8 @@ Istio's checks, each problem at the field it is about:
 - ``serviceAccounts`` / ``notServiceAccounts`` (Istio 1.23+): ``<name>`` (in the policy's namespace) or
   ``<namespace>/<name>``, no wildcards, and not together with ``principals`` / ``namespaces`` (or their ``not*``),
   as Istio's validation says.
-- ``provider.name``: any non-empty name; which providers exist is MeshConfig's ``extensionProviders`` (and Mixer's
-  ``mixer``), known only when the policy is compiled: a CUSTOM policy naming an unknown provider fails closed there
-  (``pilot.generate.authz_filters``), as in Istio.
+- ``provider.name``: meshplane knows one provider, ``mixer`` (Mixer's ext_authz server); MeshConfig
+  ``extensionProviders`` are not read yet, so any other name is rejected here rather than left to fail closed.
 
 Not supported by meshplane yet (rejected with that message): ``targetRef`` / ``targetRefs`` (Gateway API gateways
 and waypoints, which meshplane does not have), and Istio's path templates (``/{*}/info``, ``/api/{**}``).
@@ -38,6 +37,7 @@ from typing import cast, get_args
 
 from pilot.config.authz_conditions import CONDITION_KEYS, ConditionKind, parse_condition_key
 from pilot.config.types import (
+    MIXER_PROVIDER,
     AuthorizationAction,
     AuthorizationCondition,
     AuthorizationOperation,
@@ -53,6 +53,7 @@ __all__ = [
     "AUTHORIZATION_ACTIONS",
     "AUTHORIZATION_POLICY_FIELDS",
     "AUTHORIZATION_POLICY_UNSUPPORTED",
+    "AUTHORIZATION_PROVIDERS",
     "CONDITION_KEYS",
     "ip_block_error",
     "service_account_error",
@@ -62,6 +63,7 @@ __all__ = [
 AUTHORIZATION_POLICY_FIELDS = ("selector", "action", "provider", "rules")
 AUTHORIZATION_POLICY_UNSUPPORTED: tuple[str, ...] = ()  # targetRef(s): istio_api.UNSUPPORTED_REASONS says why
 AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
+AUTHORIZATION_PROVIDERS = (MIXER_PROVIDER,)  # CUSTOM providers meshplane can call
 
 _IP_KINDS = frozenset({ConditionKind.SOURCE_IP, ConditionKind.REMOTE_IP, ConditionKind.DESTINATION_IP})
 
@@ -137,7 +139,14 @@ def _provider(spec: Fields, action: str) -> str | None:
         return None
     if action != "CUSTOM":
         spec.report("provider", f"only allowed with action CUSTOM, got action {action}")
-    return provider.string("name", required=True)
+    name = provider.string("name", required=True)
+    if name is not None and name not in AUTHORIZATION_PROVIDERS:
+        provider.report(
+            "name",
+            f"unknown provider {name!r}: meshplane knows only {', '.join(AUTHORIZATION_PROVIDERS)} "
+            "(Mixer's ext_authz server); MeshConfig extensionProviders are not supported by meshplane yet",
+        )
+    return name
 
 
 def _rule(rule: Fields, action: str) -> AuthorizationRule:
