@@ -320,7 +320,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "route": T(OTHER_ROUTE),
         "redirect": T({"uri": "/x"}, drop=("route",)),
         "directResponse": T({"status": 503}, drop=("route",)),
-        "delegate": R(),
+        "delegate": P("tests/test_model_virtual_service_merge.py::test_sidecar_routes_of_a_root_with_its_delegate"),
         "rewrite": T({"uri": "/x"}),
         "timeout": T("3s"),
         "retries": T({"attempts": 5}),
@@ -352,7 +352,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "ignoreUriCase": T(True),
         "withoutHeaders": T({"x-a": {"exact": "1"}}),
         "sourceNamespace": T("elsewhere"),  # no proxy is in that namespace: its tables leave the match out
-        "statPrefix": R("x"),
+        "statPrefix": T("reviews-api", context={"uri": {"prefix": "/"}}),
     },
     "StringMatch": {
         "exact": T("/a", drop=("prefix",)),

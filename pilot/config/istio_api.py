@@ -224,6 +224,13 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
+        # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not
+        # supported yet"); Envoy's fault filter has neither
+        ("HTTPFaultInjection.Delay", "exponentialDelay"): "Envoy's fault filter delays by a fixed duration only "
+        "(Istio rejects exponentialDelay too): use fixedDelay",
+        ("HTTPFaultInjection.Abort", "http2Error"): "Envoy's fault filter aborts with an HTTP or gRPC status, it "
+        "cannot reset the stream with an HTTP/2 error code (Istio rejects http2Error too): use httpStatus or "
+        "grpcStatus",
     }
 )
 

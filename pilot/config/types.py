@@ -35,6 +35,7 @@ __all__ = [
     "ConnectionPool",
     "CorsPolicy",
     "Delay",
+    "Delegate",
     "Destination",
     "DestinationRule",
     "Fault",
@@ -363,6 +364,7 @@ class HTTPMatchRequest:
     # Istio: the match applies only to proxies whose workload has these labels / is in this namespace
     source_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source_namespace: str = ""
+    stat_prefix: str = ""  # Envoy's Route.stat_prefix: per-route stats for this match
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -493,6 +495,15 @@ class CorsPolicy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Delegate:
+    """Istio's ``Delegate``: the VirtualService (one without hosts) whose routes replace this HTTP route; its
+    namespace is the root's when not given (validation fills it in)."""
+
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPRoute:
     name: str = ""
     match: tuple[HTTPMatchRequest, ...] = ()  # empty: matches every request
@@ -506,6 +517,7 @@ class HTTPRoute:
     mirrors: tuple[Mirror, ...] = ()  # `mirror` + `mirrorPercentage` and `mirrors` both land here
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
+    delegate: Delegate | None = None  # a root VirtualService's route handed to a delegate (no route of its own)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -551,12 +563,22 @@ class TLSRoute:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VirtualService:
     meta: ConfigMeta
-    hosts: tuple[str, ...]  # as written (short names allowed)
+    hosts: tuple[str, ...]  # as written (short names allowed); empty: a delegate (Istio 1.6+), see ``is_delegate``
     gateways: tuple[str, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
     tls: tuple[TLSRoute, ...] = ()  # captured sidecars only (TLS/HTTPS ports' listeners)
     tcp: tuple[TCPRoute, ...] = ()  # captured sidecars only (non-HTTP, non-TLS ports' listeners)
     export_to: tuple[str, ...] = ()
+
+    @property
+    def is_delegate(self) -> bool:
+        """A VirtualService without hosts: only the root VirtualServices that delegate to it use its routes."""
+        return not self.hosts
+
+    @property
+    def is_root(self) -> bool:
+        """A VirtualService with an HTTP route that delegates (``pilot.model.virtual_service_merge``)."""
+        return any(route.delegate is not None for route in self.http)
 
 
 # --------------------------------------------------------------------------------------------------------------
