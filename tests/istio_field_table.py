@@ -96,8 +96,10 @@ TLS_ROUTE = {"match": [{"sniHosts": ["secure"]}], "route": [{"destination": {"ho
 VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 
 # (kind, name) -> spec; every resource in namespace default
+WG = {"metadata": {"labels": {"app": "vm"}}, "template": {"ports": {"http": 8080}}}
 MESH: dict[tuple[str, str], Mapping[str, Any]] = {
     ("ServiceEntry", "reviews"): SE_REVIEWS,
+    ("WorkloadGroup", "vm"): WG,
     ("WorkloadEntry", "reviews-v1"): WE_V1,
     ("WorkloadEntry", "reviews-v2"): {"address": "127.0.0.22", "labels": {"app": "reviews", "version": "v2"}},
     ("ServiceEntry", "productpage"): {
@@ -258,6 +260,8 @@ SITES: dict[str, Site] = {
     "ServicePort": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
     "WorkloadSelector": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
     "WorkloadEntry": Site("WorkloadEntry", "reviews-v1", (), WE_V1),
+    "WorkloadGroup": Site("WorkloadGroup", "vm", (), WG),
+    "WorkloadGroup.ObjectMeta": Site("WorkloadGroup", "vm", ("metadata",), WG),
     "PeerAuthentication": Site("PeerAuthentication", "pa", (), PA),
     "PeerAuthentication.MutualTLS": Site("PeerAuthentication", "pa", (), PA),
     "type.WorkloadSelector": Site(
@@ -304,6 +308,8 @@ T, P, R, X = Translated, ProvenBy, Rejected, Removed
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
+AUTOREGISTRATION = "tests/test_autoregistration.py"
+AUTOREGISTERED = "test_a_connecting_proxy_gets_a_workload_entry_until_the_grace_period_after_it_leaves"
 
 TABLE: dict[str, dict[str, FieldUse]] = {
     "VirtualService": {
@@ -583,6 +589,16 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "locality": T("eu/zone-1"),
         "weight": T(3),
         "serviceAccount": T("other"),
+    },
+    # a WorkloadGroup changes nothing until a proxy connects with AUTO_REGISTER_GROUP
+    "WorkloadGroup": {
+        "metadata": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "template": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "probe": R({"httpGet": {"port": 8080}}),
+    },
+    "WorkloadGroup.ObjectMeta": {
+        "labels": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "annotations": P(f"{AUTOREGISTRATION}::test_workload_group_is_read"),
     },
     "PeerAuthentication": {
         "selector": T({"matchLabels": {"version": "v2"}}),

@@ -173,6 +173,9 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ServicePort": ("number", "protocol", "name", "targetPort"),
         "WorkloadSelector": ("labels",),
         "WorkloadEntry": ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount"),
+        # networking/v1alpha3/workload_group.proto
+        "WorkloadGroup": ("metadata", "template", "probe"),
+        "WorkloadGroup.ObjectMeta": ("labels", "annotations"),
         # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
         "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
         "PeerAuthentication.MutualTLS": ("mode",),
@@ -219,6 +222,8 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
     {
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
+        ("WorkloadGroup", "probe"): "the health of auto-registered workloads is not checked: a connected proxy's "
+        "WorkloadEntry is an endpoint until it disconnects",
         ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
         "caCertificates), not from Kubernetes secrets",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",

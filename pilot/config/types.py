@@ -76,6 +76,7 @@ __all__ = [
     "TrafficPolicy",
     "VirtualService",
     "WorkloadEntry",
+    "WorkloadGroup",
     "key_order",
     "sorted_by_key",
 ]
@@ -93,6 +94,7 @@ def frozen_labels(labels: Mapping[str, str] | None) -> Labels:
 class Kind(StrEnum):
     SERVICE_ENTRY = "ServiceEntry"
     WORKLOAD_ENTRY = "WorkloadEntry"
+    WORKLOAD_GROUP = "WorkloadGroup"
     DESTINATION_RULE = "DestinationRule"
     VIRTUAL_SERVICE = "VirtualService"
     PEER_AUTHENTICATION = "PeerAuthentication"
@@ -238,6 +240,21 @@ class WorkloadEntry:
     # not Istio's field: the workload a Kubernetes pod belongs to (its Deployment's name, ``pilot.kube``), which
     # Istio's metrics call ``source_workload``; "" for a WorkloadEntry, whose workload is its own name
     workload_name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadGroup:
+    """Istio's WorkloadGroup: the template of the WorkloadEntry created for each proxy that connects with node
+    metadata ``AUTO_REGISTER_GROUP: <name>`` in the group's namespace (``pilot.autoregistration``)."""
+
+    meta: ConfigMeta
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))  # metadata.labels: over the template's
+    annotations: Labels = field(default_factory=lambda: MappingProxyType({}))  # metadata.annotations
+    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # template.ports
+    template_labels: Labels = field(default_factory=lambda: MappingProxyType({}))
+    weight: int | None = None
+    locality: str = ""
+    service_account: str = ""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -727,6 +744,7 @@ MixerPolicy = AccessList | RateLimit
 Resource = (
     ServiceEntry
     | WorkloadEntry
+    | WorkloadGroup
     | DestinationRule
     | VirtualService
     | PeerAuthentication
