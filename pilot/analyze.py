@@ -117,7 +117,6 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
     findings.extend(_workload_findings(snapshot))
-    findings.extend(_shadowed_virtual_service_findings(snapshot))
     findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
     return findings
@@ -166,41 +165,6 @@ def _inbound_port_findings(resource_name: str, location: str, instances: Sequenc
                 Finding(level="Error", code="MP0209", resource=resource_name, location=location, message=message)
             )
     return findings
-
-
-def _visible_in(service: VirtualService, namespace: str) -> bool:
-    export_to = service.export_to
-    return (
-        not export_to
-        or "*" in export_to
-        or namespace in export_to
-        or ("." in export_to and service.meta.key.namespace == namespace)
-    )
-
-
-def _shadowed_virtual_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
-    """Several VirtualServices for one host visible in one namespace: its sidecars apply the first (namespace/name
-    order), as Pilot logs; meshplane does not merge them."""
-    namespaces = sorted({key.namespace for key in snapshot.configs})
-    findings: dict[tuple[str, str], Finding] = {}
-    for host, rules in snapshot.virtual_services.items():
-        for namespace in namespaces:
-            visible = [vs for vs in rules if _visible_in(vs, namespace)]
-            for shadowed in visible[1:]:
-                resource_name, location = _describe(shadowed.meta)
-                used = visible[0].meta.key
-                findings.setdefault(
-                    (host, resource_name),
-                    Finding(
-                        level="Warning",
-                        code="MP0210",
-                        resource=resource_name,
-                        location=location,
-                        message=f"host {host} already has VirtualService {used.namespace}/{used.name}, which sidecars "
-                        f"in {namespace} apply instead of this one (meshplane does not merge VirtualServices)",
-                    ),
-                )
-    return list(findings.values())
 
 
 def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from meshplane.serving import stop_on_signals, watch_until_stopped
+from pilot.autoregistration import AutoRegistration
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.config.mesh_config import MeshConfig, MeshNames
 from pilot.config.mesh_config_file import MeshConfigFile
 from pilot.config.source import ConfigSource
+from pilot.config.source_memory import MemorySource
 from pilot.kube.sources import load_or_stop, store_sources
 from pilot.metrics import PilotMetrics
 from pilot.model import (
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PilotOptions", "run_pilot"]
 
+AUTO = "autoregistration"  # the config source of auto-registered WorkloadEntries
 log = structlog.get_logger(__name__)
 
 
@@ -72,7 +75,8 @@ async def run_pilot(
     flags = MeshNames(trust_domain=options.trust_domain, root_namespace=options.root_namespace)
     store = ConfigStore(
         domain_suffix=options.domain_suffix,
-        sources=store_sources(kubernetes=options.kube is not None, files=options.config_dir is not None),
+        # auto-registered WorkloadEntries (pilot.autoregistration) come last: a configured one of that name wins
+        sources=(*store_sources(kubernetes=options.kube is not None, files=options.config_dir is not None), AUTO),
     )
     metrics = PilotMetrics()
     mesh_file = None
@@ -122,6 +126,9 @@ async def run_pilot(
         metrics=metrics,
         registries=registries,
     )
+    registration = MemorySource(sink, name=AUTO)
+    server.proxy_listeners.append(AutoRegistration(registration, lambda: store.accepted))
+    sources.append(registration)
     if options.config_dir is not None:
         exclude = (options.mesh_config,) if options.mesh_config is not None else ()
         sources.append(DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude, parse_ahead=parse_ahead))

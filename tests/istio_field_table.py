@@ -98,8 +98,10 @@ TLS_ROUTE = {"match": [{"sniHosts": ["secure"]}], "route": [{"destination": {"ho
 VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 
 # (kind, name) -> spec; every resource in namespace default
+WG = {"metadata": {"labels": {"app": "vm"}}, "template": {"ports": {"http": 8080}}}
 MESH: dict[tuple[str, str], Mapping[str, Any]] = {
     ("ServiceEntry", "reviews"): SE_REVIEWS,
+    ("WorkloadGroup", "vm"): WG,
     ("WorkloadEntry", "reviews-v1"): WE_V1,
     ("WorkloadEntry", "reviews-v2"): {"address": "127.0.0.22", "labels": {"app": "reviews", "version": "v2"}},
     ("ServiceEntry", "productpage"): {
@@ -263,6 +265,8 @@ SITES: dict[str, Site] = {
     "ServicePort": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
     "WorkloadSelector": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
     "WorkloadEntry": Site("WorkloadEntry", "reviews-v1", (), WE_V1),
+    "WorkloadGroup": Site("WorkloadGroup", "vm", (), WG),
+    "WorkloadGroup.ObjectMeta": Site("WorkloadGroup", "vm", ("metadata",), WG),
     "PeerAuthentication": Site("PeerAuthentication", "pa", (), PA),
     "PeerAuthentication.MutualTLS": Site("PeerAuthentication", "pa", (), PA),
     "type.WorkloadSelector": Site(
@@ -323,6 +327,8 @@ JWKS_TIMEOUT_TEST = "tests/test_generate_jwt_authn.py::test_jwks_uri_is_fetched_
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
+AUTOREGISTRATION = "tests/test_autoregistration.py"
+AUTOREGISTERED = "test_a_connecting_proxy_gets_a_workload_entry_until_the_grace_period_after_it_leaves"
 
 TABLE: dict[str, dict[str, FieldUse]] = {
     "VirtualService": {
@@ -339,7 +345,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "route": T(OTHER_ROUTE),
         "redirect": T({"uri": "/x"}, drop=("route",)),
         "directResponse": T({"status": 503}, drop=("route",)),
-        "delegate": R(),
+        "delegate": P("tests/test_model_virtual_service_merge.py::test_sidecar_routes_of_a_root_with_its_delegate"),
         "rewrite": T({"uri": "/x"}),
         "timeout": T("3s"),
         "retries": T({"attempts": 5}),
@@ -371,7 +377,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "ignoreUriCase": T(True),
         "withoutHeaders": T({"x-a": {"exact": "1"}}),
         "sourceNamespace": T("elsewhere"),  # no proxy is in that namespace: its tables leave the match out
-        "statPrefix": R("x"),
+        "statPrefix": T("reviews-api", context={"uri": {"prefix": "/"}}),
     },
     "StringMatch": {
         "exact": T("/a", drop=("prefix",)),
@@ -602,6 +608,16 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "locality": T("eu/zone-1"),
         "weight": T(3),
         "serviceAccount": T("other"),
+    },
+    # a WorkloadGroup changes nothing until a proxy connects with AUTO_REGISTER_GROUP
+    "WorkloadGroup": {
+        "metadata": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "template": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "probe": R({"httpGet": {"port": 8080}}),
+    },
+    "WorkloadGroup.ObjectMeta": {
+        "labels": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "annotations": P(f"{AUTOREGISTRATION}::test_workload_group_is_read"),
     },
     "PeerAuthentication": {
         "selector": T({"matchLabels": {"version": "v2"}}),

@@ -174,6 +174,9 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ServicePort": ("number", "protocol", "name", "targetPort"),
         "WorkloadSelector": ("labels",),
         "WorkloadEntry": ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount"),
+        # networking/v1alpha3/workload_group.proto
+        "WorkloadGroup": ("metadata", "template", "probe"),
+        "WorkloadGroup.ObjectMeta": ("labels", "annotations"),
         # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
         "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
         "PeerAuthentication.MutualTLS": ("mode",),
@@ -246,11 +249,20 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("RequestAuthentication", "targetRefs"): _TARGET_REF,
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
+        ("WorkloadGroup", "probe"): "the health of auto-registered workloads is not checked: a connected proxy's "
+        "WorkloadEntry is an endpoint until it disconnects",
         ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
         "caCertificates), not from Kubernetes secrets",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
+        # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not
+        # supported yet"); Envoy's fault filter has neither
+        ("HTTPFaultInjection.Delay", "exponentialDelay"): "Envoy's fault filter delays by a fixed duration only "
+        "(Istio rejects exponentialDelay too): use fixedDelay",
+        ("HTTPFaultInjection.Abort", "http2Error"): "Envoy's fault filter aborts with an HTTP or gRPC status, it "
+        "cannot reset the stream with an HTTP/2 error code (Istio rejects http2Error too): use httpStatus or "
+        "grpcStatus",
     }
 )
 

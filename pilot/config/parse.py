@@ -59,6 +59,7 @@ from pilot.config.validate_virtual_service import (
     validate_virtual_service,
 )
 from pilot.config.validate_workload_entry import WORKLOAD_FIELDS, validate_workload_entry
+from pilot.config.validate_workload_group import WORKLOAD_GROUP_FIELDS, validate_workload_group
 from pilot.config.yaml_source import YamlDocument, YamlSyntaxError, line_of, load_documents
 
 __all__ = [
@@ -85,6 +86,7 @@ _Validator = Callable[[Fields, ConfigMeta], Resource]
 _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str, ...]]] = {
     Kind.SERVICE_ENTRY: (SERVICE_ENTRY_FIELDS, (), validate_service_entry, API_VERSIONS),
     Kind.WORKLOAD_ENTRY: (WORKLOAD_FIELDS, (), validate_workload_entry, API_VERSIONS),
+    Kind.WORKLOAD_GROUP: (WORKLOAD_GROUP_FIELDS, (), validate_workload_group, API_VERSIONS),
     Kind.DESTINATION_RULE: (
         DESTINATION_RULE_FIELDS,
         DESTINATION_RULE_UNSUPPORTED,

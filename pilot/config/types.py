@@ -36,6 +36,7 @@ __all__ = [
     "ConnectionPool",
     "CorsPolicy",
     "Delay",
+    "Delegate",
     "Destination",
     "DestinationRule",
     "Fault",
@@ -79,6 +80,7 @@ __all__ = [
     "TrafficPolicy",
     "VirtualService",
     "WorkloadEntry",
+    "WorkloadGroup",
     "key_order",
     "sorted_by_key",
 ]
@@ -96,6 +98,7 @@ def frozen_labels(labels: Mapping[str, str] | None) -> Labels:
 class Kind(StrEnum):
     SERVICE_ENTRY = "ServiceEntry"
     WORKLOAD_ENTRY = "WorkloadEntry"
+    WORKLOAD_GROUP = "WorkloadGroup"
     DESTINATION_RULE = "DestinationRule"
     VIRTUAL_SERVICE = "VirtualService"
     PEER_AUTHENTICATION = "PeerAuthentication"
@@ -244,6 +247,21 @@ class WorkloadEntry:
     workload_name: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadGroup:
+    """Istio's WorkloadGroup: the template of the WorkloadEntry created for each proxy that connects with node
+    metadata ``AUTO_REGISTER_GROUP: <name>`` in the group's namespace (``pilot.autoregistration``)."""
+
+    meta: ConfigMeta
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))  # metadata.labels: over the template's
+    annotations: Labels = field(default_factory=lambda: MappingProxyType({}))  # metadata.annotations
+    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # template.ports
+    template_labels: Labels = field(default_factory=lambda: MappingProxyType({}))
+    weight: int | None = None
+    locality: str = ""
+    service_account: str = ""
+
+
 # --------------------------------------------------------------------------------------------------------------
 # DestinationRule
 # --------------------------------------------------------------------------------------------------------------
@@ -368,6 +386,7 @@ class HTTPMatchRequest:
     # Istio: the match applies only to proxies whose workload has these labels / is in this namespace
     source_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source_namespace: str = ""
+    stat_prefix: str = ""  # Envoy's Route.stat_prefix: per-route stats for this match
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -498,6 +517,15 @@ class CorsPolicy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Delegate:
+    """Istio's ``Delegate``: the VirtualService (one without hosts) whose routes replace this HTTP route; its
+    namespace is the root's when not given (validation fills it in)."""
+
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPRoute:
     name: str = ""
     match: tuple[HTTPMatchRequest, ...] = ()  # empty: matches every request
@@ -511,6 +539,7 @@ class HTTPRoute:
     mirrors: tuple[Mirror, ...] = ()  # `mirror` + `mirrorPercentage` and `mirrors` both land here
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
+    delegate: Delegate | None = None  # a root VirtualService's route handed to a delegate (no route of its own)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -556,12 +585,22 @@ class TLSRoute:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VirtualService:
     meta: ConfigMeta
-    hosts: tuple[str, ...]  # as written (short names allowed)
+    hosts: tuple[str, ...]  # as written (short names allowed); empty: a delegate (Istio 1.6+), see ``is_delegate``
     gateways: tuple[str, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
     tls: tuple[TLSRoute, ...] = ()  # captured sidecars only (TLS/HTTPS ports' listeners)
     tcp: tuple[TCPRoute, ...] = ()  # captured sidecars only (non-HTTP, non-TLS ports' listeners)
     export_to: tuple[str, ...] = ()
+
+    @property
+    def is_delegate(self) -> bool:
+        """A VirtualService without hosts: only the root VirtualServices that delegate to it use its routes."""
+        return not self.hosts
+
+    @property
+    def is_root(self) -> bool:
+        """A VirtualService with an HTTP route that delegates (``pilot.model.virtual_service_merge``)."""
+        return any(route.delegate is not None for route in self.http)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -764,6 +803,7 @@ MixerPolicy = AccessList | RateLimit
 Resource = (
     ServiceEntry
     | WorkloadEntry
+    | WorkloadGroup
     | DestinationRule
     | VirtualService
     | PeerAuthentication

@@ -31,7 +31,7 @@ __all__ = [
     "regex_error",
 ]
 
-MATCH_FIELDS = fields_except("HTTPMatchRequest", "gateways", "statPrefix")
+MATCH_FIELDS = fields_except("HTTPMatchRequest", "gateways")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
@@ -104,9 +104,19 @@ def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
                 ignore_uri_case=match.boolean("ignoreUriCase") or False,
                 source_labels=MappingProxyType(dict(sorted((match.labels("sourceLabels") or {}).items()))),
                 source_namespace=_source_namespace(match),
+                stat_prefix=_stat_prefix(match),
             )
         )
     return tuple(matches)
+
+
+def _stat_prefix(match: Fields) -> str:
+    """Istio's ``statPrefix``: Envoy's ``Route.stat_prefix`` (stats under ``vhost.<vhost>.route.<prefix>.``). Envoy
+    takes any string, but a dot in it splits the stat name into more segments (as in Istio, it is passed on)."""
+    prefix = match.string("statPrefix") or ""
+    if prefix and not prefix.isprintable():
+        match.report("statPrefix", f"statPrefix {quote(prefix)} must be printable text")
+    return prefix
 
 
 def _source_namespace(match: Fields) -> str:

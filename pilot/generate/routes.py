@@ -1,7 +1,8 @@
 """RDS: the virtual hosts and route tables of a sidecar (Istio's sidecar ``httproute.go`` over ``route.go``).
 
 - ``build_outbound_virtual_host(inputs)``: one virtual host per (visible service host, HTTP/HTTP2/GRPC port), with
-  Istio's domains, routed by the VirtualService for that host when there is one, else by Istio's default route
+  Istio's domains, routed by the VirtualServices for that host when there are any (their routes merged in order, as
+  Istio merges them on gateways only: ``pilot.model.virtual_service_merge``), else by Istio's default route
   (``/`` -> ``outbound|<port>||<host>`` with the default retry policy); ``port_routes.py`` gathers them into one
   table per port for the ``0.0.0.0_<port>`` listeners.
 - ``build_inbound_routes(proxy, snapshot)``: one table per HTTP service port the proxy's workload serves,
@@ -42,6 +43,7 @@ from pilot.generate.route_action import (
 from pilot.generate.route_cors import translate_cors_policy
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
+from pilot.model.virtual_service_merge import merged_http_routes
 from pilot.model.visibility import exported_to, service_visible
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "alt_host_names",
     "build_http_routes",
     "build_inbound_routes",
+    "build_merged_http_routes",
     "build_outbound_virtual_host",
     "build_route_table",
     "default_outbound_route",
@@ -104,10 +107,10 @@ def source_matches(match: HTTPMatchRequest, labels: SourceLabels, namespace: str
 
 
 def _rule_source_labels(rules: tuple[VirtualService, ...], labels: SourceLabels) -> SourceLabels:
-    """The labels among ``labels`` that the rule in force names in a sourceLabels (what its routes depend on)."""
+    """The labels among ``labels`` that the host's rules name in a sourceLabels (what its routes depend on)."""
     if not rules or not labels:
         return ()
-    keys = {key for http in rules[0].http for match in http.match for key in match.source_labels}
+    keys = {key for vs in rules for http in vs.http for match in http.match for key in match.source_labels}
     return tuple(pair for pair in labels if pair[0] in keys)
 
 
@@ -284,36 +287,71 @@ def build_http_routes(
     """Istio's ``BuildHTTPRoutesForVirtualService`` for a sidecar: one Envoy route per (HTTPRoute, match) in order,
     skipping matches for another port or for other clients (``source_matches``: the proxy's source labels and
     namespace), and stopping after a catch-all (nothing after it can match)."""
-    key = vs.meta.key
-    ctx = RouteContext(
-        vs_namespace=key.namespace,
-        vs_name=key.name,
-        port=port,
+    return build_merged_http_routes(
+        (vs,),
+        port,
         domain_suffix=domain_suffix,
         service_ports=service_ports,
+        source_labels=source_labels,
+        source_namespace=source_namespace,
     )
+
+
+def build_merged_http_routes(
+    rules: Sequence[VirtualService],
+    port: int,
+    *,
+    domain_suffix: str,
+    service_ports: ServicePorts,
+    source_labels: SourceLabels = (),
+    source_namespace: str = "",
+) -> list[Route]:
+    """``build_http_routes`` over the routes of several VirtualServices for one host, in order
+    (``pilot.model.virtual_service_merge.merged_http_routes``): each route keeps its VirtualService's metadata; nothing
+    after a catch-all."""
+    contexts: dict[int, RouteContext] = {}
     out: list[Route] = []
-    for http in vs.http:
+    for sourced in merged_http_routes(rules):
+        vs, http = sourced.virtual_service, sourced.route
+        ctx = contexts.get(id(vs))
+        if ctx is None:
+            ctx = contexts[id(vs)] = RouteContext(
+                vs_namespace=vs.meta.key.namespace,
+                vs_name=vs.meta.key.name,
+                port=port,
+                domain_suffix=domain_suffix,
+                service_ports=service_ports,
+            )
         if not http.match:
             route = _translate_route(vs, http, None, ctx)
             if route is not None:
                 out.append(route)
             break
-        catch_all = False
-        for match in http.match:
-            if match.port is not None and match.port != port:
-                continue
-            if not source_matches(match, source_labels, source_namespace):
-                continue
-            route = _translate_route(vs, http, match, ctx)
-            if route is not None:
-                out.append(route)
-                if is_catch_all_match(route.match):
-                    catch_all = True
-                    break
-        if catch_all:
+        if _translate_matches(vs, http, ctx, out, source_labels, source_namespace):
             break
     return out
+
+
+def _translate_matches(
+    vs: VirtualService,
+    http: HTTPRoute,
+    ctx: RouteContext,
+    out: list[Route],
+    source_labels: SourceLabels,
+    source_namespace: str,
+) -> bool:
+    """Append one route per match of ``http`` that applies to this port and these clients; True after a catch-all."""
+    for match in http.match:
+        if match.port is not None and match.port != ctx.port:
+            continue
+        if not source_matches(match, source_labels, source_namespace):
+            continue
+        route = _translate_route(vs, http, match, ctx)
+        if route is not None:
+            out.append(route)
+            if is_catch_all_match(route.match):
+                return True
+    return False
 
 
 def _translate_route(
@@ -321,6 +359,8 @@ def _translate_route(
 ) -> Route | None:
     name = f"{http.name}.{match.name}" if match is not None and match.name else http.name
     route = Route(name=name, match=translate_route_match(match))
+    if match is not None and match.stat_prefix:
+        route.stat_prefix = match.stat_prefix
     route.metadata.CopyFrom(_config_metadata(vs))
     mutations = translate_headers(http.headers)
     if http.redirect is not None:
@@ -390,17 +430,8 @@ def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) 
 def _service_routes(inputs: VirtualHostInputs) -> list[Route]:
     rules = inputs.rules
     if rules:
-        if len(rules) > 1:
-            log.warning(
-                "virtual_service_shadowed",
-                host=inputs.host,
-                port=inputs.port,
-                namespace=inputs.namespace,
-                used=str(rules[0].meta.key),
-                shadowed=[str(vs.meta.key) for vs in rules[1:]],
-            )
-        routes = build_http_routes(
-            rules[0],
+        routes = build_merged_http_routes(
+            rules,
             inputs.port,
             domain_suffix=inputs.domain_suffix,
             service_ports=inputs.service_ports,

@@ -35,6 +35,7 @@ from pilot.model.types import (
     ProxyNode,
 )
 from pilot.model.vips import allocate_vips
+from pilot.model.virtual_service_merge import resolve_delegates
 
 __all__ = [
     "NodeIdError",
@@ -186,6 +187,14 @@ def _source_label_keys(rules: Iterable[list[VirtualService]]) -> frozenset[str]:
     )
 
 
+def _virtual_services(
+    ordered: Mapping[ConfigKey, Resource], previous: MeshSnapshot | None
+) -> dict[ConfigKey, VirtualService]:
+    """The VirtualServices with hosts, roots merged with their delegates (``pilot.model.virtual_service_merge``)."""
+    before = previous.resolved_virtual_services if previous is not None else None
+    return resolve_delegates((r for r in ordered.values() if isinstance(r, VirtualService)), before)
+
+
 def build_snapshot(
     configs: Mapping[ConfigKey, Resource],
     version: int,
@@ -219,7 +228,9 @@ def build_snapshot(
             request_authentications[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, DestinationRule):
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
-        elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
+    resolved = _virtual_services(ordered, previous)
+    for resource in resolved.values():
+        if not resource.gateways or "mesh" in resource.gateways:
             # Sidecars get the rules bound to the reserved "mesh" gateway (the default when none are listed).
             for host in resource.hosts:
                 virtual[resolve_host(host, resource.meta.key.namespace, domain_suffix)].append(resource)
@@ -236,6 +247,7 @@ def build_snapshot(
             domain_suffix=domain_suffix,
         ),
         virtual_services=MappingProxyType({h: tuple(v) for h, v in sorted(virtual.items())}),
+        resolved_virtual_services=MappingProxyType(resolved),
         workloads=registered.workloads,
         instances=registered.instances,
         trust_domain=trust_domain,

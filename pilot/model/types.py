@@ -158,6 +158,9 @@ class MeshSnapshot:
     virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # FQDN host (or wildcard host) -> VirtualServices naming it, oldest rule first (namespace/name order)
+    # every VirtualService with hosts (sidecar- and gateway-bound), roots merged with their delegates
+    # (``pilot.model.virtual_service_merge.resolve_delegates``), in ConfigKey order
+    resolved_virtual_services: Mapping[ConfigKey, VirtualService] = field(default_factory=lambda: MappingProxyType({}))
     workloads: Mapping[ConfigKey, WorkloadEntry] = field(default_factory=lambda: MappingProxyType({}))
     instances: Mapping[ConfigKey, tuple[ServiceInstance, ...]] = field(
         default_factory=lambda: MappingProxyType({})

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import structlog
@@ -55,6 +55,14 @@ def _string_metadata(metadata: Struct) -> dict[str, str]:
     return {key: value.string_value for key, value in metadata.fields.items() if value.HasField("string_value")}
 
 
+class ProxyListener(Protocol):
+    """Something that follows which proxies are connected (``pilot.autoregistration.AutoRegistration``)."""
+
+    def connected(self, node: ProxyNode) -> None: ...
+
+    def disconnected(self, node: ProxyNode) -> None: ...
+
+
 class DiscoveryServer:
     """Aggregated Discovery Service for Envoy sidecars, SotW (``StreamAggregatedResources``) and delta."""
 
@@ -80,6 +88,8 @@ class DiscoveryServer:
         if max_concurrent_pushes < 1:
             raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
         self.generators = generators
+        # told of every stream's proxy when it opens and closes (WorkloadGroup auto-registration)
+        self.proxy_listeners: list[ProxyListener] = []
         self.domain_suffix = domain_suffix
         self.trust_domain = trust_domain
         self.root_namespace = root_namespace
@@ -275,12 +285,16 @@ class DiscoveryServer:
         self._connections[connection] = None
         self.metrics.connection_opened()
         log.info("proxy connected", proxy=node.id, mode=mode, peer=context.peer())
+        for listener in self.proxy_listeners:
+            listener.connected(node)
         try:
             await connection.serve(first, requests)
         finally:
             del self._connections[connection]
             self.metrics.connection_closed()
             log.info("proxy disconnected", proxy=node.id, mode=mode)
+            for listener in self.proxy_listeners:
+                listener.disconnected(node)
 
     async def _node(self, first: Request, context: grpc.aio.ServicerContext[Any, bytes]) -> ProxyNode:
         if not first.node.id:
