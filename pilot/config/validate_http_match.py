@@ -21,6 +21,7 @@ from pilot.config.istio_api import fields_except
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
 from pilot.config.validate_envoy_strings import header_name_error, query_parameter_name_error
+from pilot.config.validate_gateway_refs import read_gateway_names
 from pilot.config.validate_names import dns1123_label_error
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "regex_error",
 ]
 
-MATCH_FIELDS = fields_except("HTTPMatchRequest", "gateways", "statPrefix")
+MATCH_FIELDS = fields_except("HTTPMatchRequest", "statPrefix")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
@@ -104,6 +105,7 @@ def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
                 ignore_uri_case=match.boolean("ignoreUriCase") or False,
                 source_labels=MappingProxyType(dict(sorted((match.labels("sourceLabels") or {}).items()))),
                 source_namespace=_source_namespace(match),
+                gateways=read_gateway_names(match),
             )
         )
     return tuple(matches)

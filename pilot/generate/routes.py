@@ -25,6 +25,7 @@ from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane import names
 from pilot.config.types import HTTPMatchRequest, HTTPRoute, VirtualService
+from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate.clusters import inbound_instances
 from pilot.generate.route_action import (
     HeaderMutations,
@@ -42,6 +43,7 @@ from pilot.generate.route_action import (
 from pilot.generate.route_cors import translate_cors_policy
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
+from pilot.model.gateways import match_gateway_applies
 from pilot.model.visibility import exported_to, service_visible
 
 __all__ = [
@@ -280,10 +282,12 @@ def build_http_routes(
     service_ports: ServicePorts,
     source_labels: SourceLabels = (),
     source_namespace: str = "",
+    gateway: str = MESH_GATEWAY,
 ) -> list[Route]:
-    """Istio's ``BuildHTTPRoutesForVirtualService`` for a sidecar: one Envoy route per (HTTPRoute, match) in order,
-    skipping matches for another port or for other clients (``source_matches``: the proxy's source labels and
-    namespace), and stopping after a catch-all (nothing after it can match)."""
+    """Istio's ``BuildHTTPRoutesForVirtualService``: one Envoy route per (HTTPRoute, match) in order, skipping
+    matches for another port, for other clients (``source_matches``: the proxy's source labels and namespace) or
+    for other gateways than ``gateway`` (``mesh``: sidecars; else a Gateway's ``<namespace>/<name>``), and stopping
+    after a catch-all (nothing after it can match)."""
     key = vs.meta.key
     ctx = RouteContext(
         vs_namespace=key.namespace,
@@ -304,6 +308,8 @@ def build_http_routes(
             if match.port is not None and match.port != port:
                 continue
             if not source_matches(match, source_labels, source_namespace):
+                continue
+            if not match_gateway_applies(match.gateways, vs, gateway):
                 continue
             route = _translate_route(vs, http, match, ctx)
             if route is not None:
