@@ -7,7 +7,8 @@ and exported to the proxy's namespace, each of its hosts that a server host matc
 virtual host named for the more specific of the two, with Istio's domains (``host`` and ``host:*``; a wildcard host
 keeps the port). Several VirtualServices for one host are merged as Istio merges them on gateways: their routes in
 VirtualService order, catch-all routes moved last (``SortVHostRoutes``). ``httpsRedirect`` sets ``require_tls``
-(Envoy answers 301 to https). No virtual host: Istio's ``blackhole:<port>`` (every request 404).
+(Envoy answers 301 to https) on every host of the server, VirtualService or not. No virtual host: Istio's
+``blackhole:<port>`` (every request 404).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pilot.generate.gateway_ports import gateway_ports, https_route_name, plaint
 from pilot.generate.route_action import ServicePorts
 from pilot.generate.route_match import is_catch_all_match
 from pilot.generate.routes import build_http_routes, build_route_table
-from pilot.model.gateways import GatewayPortKind, SelectedServer, gateway_labels
+from pilot.model.gateways import GatewayPortKind, SelectedServer, gateway_labels, gateway_server_hosts
 from pilot.model.types import MeshSnapshot, Proxy
 from pilot.model.visibility import exported_to
 
@@ -107,6 +108,11 @@ def build_gateway_virtual_hosts(
     service_ports = ServicePorts.of(snapshot)
     labels = tuple(sorted(gateway_labels(proxy).items()))
     for server in servers:
+        tls = server.server.tls
+        if tls is not None and tls.https_redirect:  # redirected even when no VirtualService is bound (Istio)
+            for host in gateway_server_hosts(server.server):
+                routes.setdefault(host, [])
+                redirect.add(host)
         for vs in server_virtual_services(server, proxy, snapshot):
             namespace = vs.meta.key.namespace
             resolved = [resolve_host(host, namespace, snapshot.domain_suffix) for host in vs.hosts]
@@ -122,7 +128,6 @@ def build_gateway_virtual_hosts(
                 source_namespace=proxy.namespace,
                 gateway=server.gateway,
             )
-            tls = server.server.tls
             for host in hosts:
                 routes.setdefault(host, []).extend(built)
                 if tls is not None and tls.https_redirect:
