@@ -3,9 +3,9 @@
 
 What Istio only warns about and then ignores (certificates given to a PASSTHROUGH server, unknown or duplicate
 cipher suites, ``httpsRedirect`` on a non-HTTP server, TLS settings on a plaintext port) is an error here: meshplane
-never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, ``caCrl``,
-``credentialNames``, ``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix socket) are "not
-supported by meshplane yet", every one of them at once.
+never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, a server's ``name``,
+``caCrl``, ``credentialNames``, ``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix
+socket, ``AUTO_PASSTHROUGH``) are "not supported by meshplane yet", every one of them at once.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 GATEWAY_FIELDS = fields_except("Gateway")
-_SERVER_FIELDS = fields_except("Server", "defaultEndpoint")
+_SERVER_FIELDS = fields_except("Server", "defaultEndpoint", "name")
 _PORT_FIELDS = fields_except("Port")
 _TLS_FIELDS = fields_except(
     "ServerTLSSettings", "caCrl", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"
@@ -132,7 +132,6 @@ def _server(server: Fields) -> GatewayServer:
         hosts=hosts,
         bind=bind,
         tls=tls,
-        name=server.string("name") or "",
     )
 
 
