@@ -69,6 +69,8 @@ _HOSTS = {
     "dns": 53,
     "outside": 60,
     "stranger": 70,
+    "ingressgateway": 80,  # e2e.pod_gateway: gateways, plain namespaces running `envoy-bootstrap run gateway`
+    "egressgateway": 81,
 }
 MIXER_GRPC_PORT = 9091  # as e2e.harness: Istio Mixer's gRPC port (checks and access logs), its Prometheus port
 MIXER_MONITOR_PORT = 42422

@@ -76,6 +76,7 @@ __all__ = [
     "XDS_MODES",
     "BootstrapError",
     "HostPort",
+    "ProxyType",
     "XdsMode",
     "bootstrap_to_json",
     "build_admin",
@@ -93,6 +94,7 @@ __all__ = [
 ]
 
 XdsMode = Literal["sotw", "delta"]
+ProxyType = Literal["sidecar", "router"]  # Istio's node types: a pod's sidecar, a gateway
 XDS_MODES: tuple[XdsMode, ...] = get_args(XdsMode)
 DEFAULT_PILOT_ADDRESS = "127.0.0.1:15010"
 DEFAULT_ADMIN_ADDRESS = "127.0.0.1"  # inside the pod: Istio's admin address
@@ -168,9 +170,12 @@ def _check_name(value: str, *, argument: str, dots_allowed: bool) -> str:
     return value
 
 
-def sidecar_node_id(*, workload: str, namespace: str, address: str, domain_suffix: str) -> str:
-    """Istio's node id: ``sidecar~10.89.0.21~reviews-v1.default~default.svc.cluster.local``."""
-    return f"sidecar~{address}~{workload}.{namespace}~{namespace}.svc.{domain_suffix}"
+def sidecar_node_id(
+    *, workload: str, namespace: str, address: str, domain_suffix: str, proxy_type: ProxyType = "sidecar"
+) -> str:
+    """Istio's node id: ``sidecar~10.89.0.21~reviews-v1.default~default.svc.cluster.local``; a gateway's has the
+    type ``router``."""
+    return f"{proxy_type}~{address}~{workload}.{namespace}~{namespace}.svc.{domain_suffix}"
 
 
 def _meshplane_version() -> str:
@@ -190,15 +195,24 @@ def build_node(
     mixer: bool = False,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
+    proxy_type: ProxyType = "sidecar",
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
     ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
     (``MESHPLANE_MIXER: "true"``); ``INTERCEPTION_MODE`` is always ``REDIRECT`` (the pod's iptables capture);
     ``service_account`` and ``labels``: Istio's ``SERVICE_ACCOUNT`` and ``LABELS``, informational (Pilot takes a
-    workload's identity and labels from its WorkloadEntry, as Istio does for a VM)."""
+    workload's identity and labels from its WorkloadEntry, as Istio does for a VM); ``proxy_type`` ``router``: a
+    gateway, no traffic capture (no ``INTERCEPTION_MODE``), selected by Gateways through ``LABELS`` when it has no
+    workload in the registry."""
     node = base_pb2.Node(
-        id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
+        id=sidecar_node_id(
+            workload=workload,
+            namespace=namespace,
+            address=address,
+            domain_suffix=domain_suffix,
+            proxy_type=proxy_type,
+        ),
         cluster=f"{workload}.{namespace}",
     )
     node.metadata.update(
@@ -214,7 +228,8 @@ def build_node(
         node.metadata.update({SDS_NODE_METADATA: "true"})
     if mixer:
         node.metadata.update({MIXER_NODE_METADATA: "true"})
-    node.metadata.update({INTERCEPTION_MODE_METADATA: INTERCEPTION_REDIRECT})
+    if proxy_type == "sidecar":
+        node.metadata.update({INTERCEPTION_MODE_METADATA: INTERCEPTION_REDIRECT})
     if service_account is not None:
         node.metadata.update({"SERVICE_ACCOUNT": service_account})
     if labels:
@@ -490,6 +505,7 @@ def build_sidecar_bootstrap(
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
+    proxy_type: ProxyType = "sidecar",
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) in the pod at ``address``, fed by
     ``pilot``.
@@ -500,7 +516,8 @@ def build_sidecar_bootstrap(
     stand for ``token``: the sidecar then follows that document when the token is refreshed): with them the
     sidecar gets its identity over SDS and Pilot configures mutual TLS for it. ``mixer``: Mixer's gRPC address;
     the sidecar gets the ``mixer`` cluster and says so in its node metadata. ``admin_address``: where admin
-    listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``)."""
+    listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``);
+    ``proxy_type`` ``router``: a gateway's bootstrap (Pilot gives it the listeners of the Gateways selecting it)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -537,6 +554,7 @@ def build_sidecar_bootstrap(
             mixer=mixer is not None,
             service_account=service_account,
             labels=labels,
+            proxy_type=proxy_type,
         ),
         admin=build_admin(
             address=_check_address(admin_address, argument="admin_address", what="an IP address"), port=admin_port

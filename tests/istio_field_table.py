@@ -203,7 +203,23 @@ REDIRECT_ROUTE = {"redirect": {"uri": "/r"}}
 DIRECT_ROUTE = {"directResponse": {"status": 503}}
 MUTUAL = {"mode": "MUTUAL", "clientCertificate": "/a.pem", "privateKey": "/a-key.pem"}
 
+GW = {
+    "selector": {"istio": "ingressgateway"},
+    "servers": [
+        {
+            "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+            "hosts": ["a.example.com"],
+            "tls": {"mode": "SIMPLE", "serverCertificate": "/c.pem", "privateKey": "/k.pem"},
+        }
+    ],
+}
+GATEWAY_TEST = "tests/test_generate_gateway.py"
+
 SITES: dict[str, Site] = {
+    "Gateway": Site("Gateway", "gw", (), GW),
+    "Server": Site("Gateway", "gw", ("servers", 0), GW),
+    "Port": Site("Gateway", "gw", ("servers", 0, "port"), GW),
+    "ServerTLSSettings": Site("Gateway", "gw", ("servers", 0, "tls"), GW),
     "VirtualService": Site("VirtualService", "reviews", (), VS_REVIEWS),
     "HTTPRoute": vs_site((), ROUTE_V1),
     "HTTPMatchRequest": vs_site(("match", 0), {"uri": {"prefix": "/"}}),
@@ -331,6 +347,41 @@ AUTOREGISTRATION = "tests/test_autoregistration.py"
 AUTOREGISTERED = "test_a_connecting_proxy_gets_a_workload_entry_until_the_grace_period_after_it_leaves"
 
 TABLE: dict[str, dict[str, FieldUse]] = {
+    "Gateway": {
+        "servers": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
+        "selector": P(f"{GATEWAY_TEST}::test_gateways_select_by_labels_and_sidecars_keep_their_own_listeners"),
+    },
+    "Server": {
+        "port": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
+        "bind": P(f"{GATEWAY_TEST}::test_bound_server_listens_on_its_address_only"),
+        "hosts": P(f"{GATEWAY_TEST}::test_virtual_host_has_istio_gateway_domains_and_the_bound_routes"),
+        "tls": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "defaultEndpoint": R("127.0.0.1:8080"),
+        "name": R("secure"),
+    },
+    "Port": {
+        "number": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
+        "protocol": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "name": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),  # in the HTTPS route table's name
+        "targetPort": P("tests/test_config_gateway.py::test_gateway_rejections"),  # Istio's own rejection
+    },
+    "ServerTLSSettings": {
+        "httpsRedirect": P(f"{GATEWAY_TEST}::test_https_redirect_requires_tls_on_the_server_hosts"),
+        "mode": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "serverCertificate": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "privateKey": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "caCertificates": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "caCrl": R("/crl.pem"),
+        "credentialName": P(f"{GATEWAY_TEST}::test_credential_name_references_citadel_sds_secrets"),
+        "credentialNames": R(["a"]),
+        "tlsCertificates": R([]),
+        "subjectAltNames": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "verifyCertificateSpki": R(["x"]),
+        "verifyCertificateHash": R(["x"]),
+        "minProtocolVersion": P(f"{GATEWAY_TEST}::test_tls_versions_and_cipher_suites"),
+        "maxProtocolVersion": P(f"{GATEWAY_TEST}::test_tls_versions_and_cipher_suites"),
+        "cipherSuites": P(f"{GATEWAY_TEST}::test_tls_versions_and_cipher_suites"),
+    },
     "VirtualService": {
         "hosts": T(["productpage"]),
         "gateways": P("tests/test_config_virtual_service.py::test_virtual_service_rejections"),  # only mesh
@@ -372,7 +423,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "headers": T({"x-a": {"exact": "1"}}),
         "port": T(9081),  # a match for another port: this port's route table no longer has the route
         "sourceLabels": T({"app": "no-such-client"}),  # no proxy has the label: its tables leave the match out
-        "gateways": R(["mesh"]),
+        "gateways": P(f"{GATEWAY_TEST}::test_match_gateways_pick_where_a_route_applies"),
         "queryParams": T({"q": {"exact": "1"}}),
         "ignoreUriCase": T(True),
         "withoutHeaders": T({"x-a": {"exact": "1"}}),

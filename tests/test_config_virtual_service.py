@@ -52,12 +52,12 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "host-star-mesh-listed",
         "hosts: ['*']\ngateways: [mesh, gw]\nhttp:\n- route:\n  - destination: {host: a}\n",
-        [(1, "spec.hosts[0]", "not allowed for the mesh"), (2, "spec.gateways[1]", "not supported by meshplane yet")],
+        [(1, "spec.hosts[0]", "not allowed for the mesh")],
     ),
     (
-        "gateway-only",
-        "hosts: [a.example.com]\ngateways: [istio-system/ingress]\nhttp:\n- route:\n  - destination: {host: a}\n",
-        [(2, "spec.gateways[0]", "gateway 'istio-system/ingress': Gateways are not supported by meshplane yet")],
+        "gateway-name-empty",
+        "hosts: [a.example.com]\ngateways: [istio-system/]\nhttp:\n- route:\n  - destination: {host: a}\n",
+        [(2, "spec.gateways[0]", "config namespace and gateway name cannot be empty")],
     ),
     (
         "host-invalid",
@@ -72,7 +72,7 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "gateway-invalid",
         "hosts: [a.example.com]\ngateways: [Bad/gw]\nhttp:\n- route:\n  - destination: {host: a}\n",
-        [(2, "spec.gateways[0]", "invalid gateway namespace 'Bad'")],
+        [(2, "spec.gateways[0]", "invalid value for namespace: 'Bad'")],
     ),
     ("http-missing", "hosts: [reviews]\n", [(0, "spec", "http, tcp or tls must be provided in virtual service")]),
     ("http-empty", "hosts: [reviews]\nhttp: []\n", [(2, "spec.http", "must have at least one entry")]),
@@ -114,11 +114,11 @@ CASES: list[tuple[str, str, Expected]] = [
     ),
     (
         "three-unsupported-fields-at-once",
-        ROUTE + "  mirror: {host: a}\n  mirrorPercent: 5\n  match:\n  - gateways: [mesh]\n  fault:\n    abort:\n"
-        "      http2Error: REFUSED_STREAM\n",
+        ROUTE + "  mirror: {host: a}\n  mirrorPercent: 5\n  fault:\n    delay:\n      exponentialDelay: 1s\n"
+        "    abort:\n      http2Error: REFUSED_STREAM\n",
         [
             (6, "spec.http[0].mirrorPercent", "not supported by meshplane yet"),
-            (8, "spec.http[0].match[0].gateways", "not supported by meshplane yet"),
+            (9, "spec.http[0].fault.delay.exponentialDelay", "not supported by meshplane yet"),
             (11, "spec.http[0].fault.abort.http2Error", "cannot reset the stream with an HTTP/2 error code"),
         ],
     ),
@@ -319,8 +319,8 @@ CASES: list[tuple[str, str, Expected]] = [
     ),
     (
         "match-gateways",
-        ROUTE + "  match:\n  - gateways: [mesh]\n",
-        [(6, "spec.http[0].match[0].gateways", "not supported by meshplane yet")],
+        ROUTE + "  match:\n  - gateways: [Ingress]\n",
+        [(6, "spec.http[0].match[0].gateways[0]", "invalid gateway name 'Ingress'")],
     ),
     (
         "match-source-labels-syntax",
@@ -584,6 +584,12 @@ VALID = [
         "cors-on-redirect",
         "hosts: [a]\nhttp:\n- redirect: {uri: /x}\n  corsPolicy: {allowOrigins: [{prefix: https://}]}\n",
     ),
+    ("gateway-only", "hosts: ['*']\ngateways: [istio-system/ingress]\nhttp:\n- route:\n  - destination: {host: a}\n"),
+    (
+        "gateway-short-and-mesh",
+        "hosts: [a.example.com]\ngateways: [ingress, mesh]\nhttp:\n- route:\n  - destination: {host: a}\n",
+    ),
+    ("match-gateways", ROUTE + "  match:\n  - gateways: [mesh, istio-system/ingress]\n"),
     ("regex-program-size-at-limit", ROUTE + "  match:\n  - uri: {regex: '[a-z]{96}'}\n"),  # RE2 program size 100
     ("stat-prefix", ROUTE + "  match:\n  - uri: {prefix: /api}\n    statPrefix: reviews-api\n"),
     # Istio's request-routing delegate example: the root hands /productpage to a delegate in another namespace

@@ -450,7 +450,7 @@ def test_the_webhooks_are_exactly_these() -> None:
 # ---- the Istio samples e2e/k8s applies -----------------------------------------------------------------------------
 
 SAMPLES = sorted(SAMPLES_DIR.glob("*.yaml"))
-ACCEPTED_SAMPLES = [path for path in SAMPLES if path.name not in ("bookinfo-gateway.yaml", "rejected-field-typo.yaml")]
+ACCEPTED_SAMPLES = [path for path in SAMPLES if path.name != "rejected-field-typo.yaml"]
 
 
 @pytest.mark.parametrize("path", ACCEPTED_SAMPLES, ids=[path.name for path in ACCEPTED_SAMPLES])
@@ -463,10 +463,9 @@ def test_each_istio_sample_is_accepted_by_meshplane(path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "path", "message"),
     [
-        ("bookinfo-gateway.yaml", "spec.gateways[0]", "Gateways are not supported by meshplane yet"),
         ("rejected-field-typo.yaml", "spec.http[0].routes", "unknown field 'routes' (did you mean 'route'?)"),
     ],
-    ids=["gateway-not-supported", "field-typo"],
+    ids=["field-typo"],
 )
 def test_the_istio_samples_meshplane_rejects_say_why(name: str, path: str, message: str) -> None:
     parsed = parse_config_text((SAMPLES_DIR / name).read_text(), name)

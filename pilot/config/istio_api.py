@@ -103,6 +103,27 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "sourceNamespace",
         ),
         "RouteDestination": ("destination", "weight"),
+        # networking/v1alpha3/gateway.proto
+        "Gateway": ("servers", "selector"),
+        "Server": ("port", "bind", "hosts", "tls", "defaultEndpoint", "name"),
+        "Port": ("number", "protocol", "name", "targetPort"),
+        "ServerTLSSettings": (
+            "httpsRedirect",
+            "mode",
+            "serverCertificate",
+            "privateKey",
+            "caCertificates",
+            "caCrl",
+            "credentialName",
+            "credentialNames",
+            "tlsCertificates",
+            "subjectAltNames",
+            "verifyCertificateSpki",
+            "verifyCertificateHash",
+            "minProtocolVersion",
+            "maxProtocolVersion",
+            "cipherSuites",
+        ),
         # networking/v1alpha3/destination_rule.proto
         "DestinationRule": ("host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"),
         "TrafficPolicy": (

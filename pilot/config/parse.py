@@ -6,11 +6,11 @@ field when ``field_lines`` are known, else at the origin alone), or, for a kind 
 ``parse_config_text(text, file)`` is the YAML reader: it decodes the file and parses each document with it.
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
-is reported at once. The kinds read: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService
-(``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication (``security.istio.io``),
-and Mixer's AccessList
-and RateLimit (``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (Gateway, Sidecar,
-ConfigMaps, ...) are skipped with a warning. A ``kind: List`` document (``kubectl get -o
+is reported at once. The kinds read: ServiceEntry, WorkloadEntry, WorkloadGroup, DestinationRule, VirtualService,
+Gateway (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication
+(``security.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
+group's versions. Other kinds (Sidecar, Telemetry, EnvoyFilter, ConfigMaps, ...) are skipped with a warning. A
+``kind: List`` document (``kubectl get -o
 yaml``) is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
 """
 
@@ -40,6 +40,7 @@ from pilot.config.validate_destination_rule import (
     DESTINATION_RULE_UNSUPPORTED,
     validate_destination_rule,
 )
+from pilot.config.validate_gateway import GATEWAY_FIELDS, validate_gateway
 from pilot.config.validate_mixer_policy import (
     ACCESS_LIST_FIELDS,
     RATE_LIMIT_FIELDS,
@@ -114,6 +115,7 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
     ),
     Kind.ACCESS_LIST: (ACCESS_LIST_FIELDS, (), validate_access_list, MIXER_API_VERSIONS),
     Kind.RATE_LIMIT: (RATE_LIMIT_FIELDS, (), validate_rate_limit, MIXER_API_VERSIONS),
+    Kind.GATEWAY: (GATEWAY_FIELDS, (), validate_gateway, API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")
@@ -144,7 +146,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Skipped:
-    """A document of a kind meshplane does not read (a Gateway, a ConfigMap, ...): a warning, not an error."""
+    """A document of a kind meshplane does not read (a Sidecar, a ConfigMap, ...): a warning, not an error."""
 
     origin: Origin
     kind: str

@@ -40,6 +40,10 @@ __all__ = [
     "Destination",
     "DestinationRule",
     "Fault",
+    "Gateway",
+    "GatewayPort",
+    "GatewayServer",
+    "GatewayTlsMode",
     "HTTPDirectResponse",
     "HTTPMatchRequest",
     "HTTPRedirect",
@@ -68,6 +72,7 @@ __all__ = [
     "Resolution",
     "Resource",
     "RouteDestination",
+    "ServerTLSSettings",
     "ServiceEntry",
     "ServiceEntryEndpoint",
     "ServicePort",
@@ -106,6 +111,7 @@ class Kind(StrEnum):
     REQUEST_AUTHENTICATION = "RequestAuthentication"
     ACCESS_LIST = "AccessList"  # mixer.meshplane.io
     RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
+    GATEWAY = "Gateway"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -387,6 +393,7 @@ class HTTPMatchRequest:
     source_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source_namespace: str = ""
     stat_prefix: str = ""  # Envoy's Route.stat_prefix: per-route stats for this match
+    gateways: tuple[str, ...] = ()  # Istio: the match applies only on these gateways (overrides the VS's list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -551,7 +558,7 @@ class L4MatchAttributes:
     port: int | None = None
     source_labels: Labels = field(default_factory=lambda: MappingProxyType({}))  # the client proxy's labels
     source_namespace: str = ""  # the client proxy's namespace
-    gateways: tuple[str, ...] = ()  # only "mesh" is accepted
+    gateways: tuple[str, ...] = ()  # the match applies only on these gateways ("mesh": sidecars)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -800,6 +807,58 @@ class RateLimit:
 
 MixerPolicy = AccessList | RateLimit
 
+
+# --------------------------------------------------------------------------------------------------------------
+# Gateway (networking.istio.io): servers of gateway proxies (node type router)
+# --------------------------------------------------------------------------------------------------------------
+
+GatewayTlsMode = Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"]
+TlsProtocolVersion = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayPort:
+    number: int
+    protocol: Protocol  # HTTP, HTTPS, HTTP2, GRPC, TCP or TLS
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerTLSSettings:
+    """Istio's ServerTLSSettings: how a gateway server terminates (or passes through) TLS. File paths are read by
+    the gateway's Envoy; ``credential_name`` is an SDS secret ``kubernetes://<name>`` from Citadel."""
+
+    https_redirect: bool = False
+    mode: GatewayTlsMode = "PASSTHROUGH"  # Istio's default (the enum's zero value)
+    server_certificate: str = ""
+    private_key: str = ""
+    ca_certificates: str = ""
+    credential_name: str = ""
+    subject_alt_names: tuple[str, ...] = ()  # accepted client SANs (MUTUAL)
+    min_protocol_version: TlsProtocolVersion = "TLS_AUTO"
+    max_protocol_version: TlsProtocolVersion = "TLS_AUTO"
+    cipher_suites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayServer:
+    port: GatewayPort
+    hosts: tuple[str, ...]  # as written: ``[namespace/]host``, namespace ``*``, ``.`` or a name
+    bind: str = ""  # an IP address of the gateway's to listen on ("": every address)
+    tls: ServerTLSSettings | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gateway:
+    """Istio's Gateway: the servers (ports, hosts, TLS) of the gateway proxies its ``selector`` picks, in any
+    namespace (Istio's default)."""
+
+    meta: ConfigMeta
+    selector: Labels = field(default_factory=lambda: MappingProxyType({}))  # empty: every gateway proxy
+    servers: tuple[GatewayServer, ...] = ()
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
@@ -811,4 +870,5 @@ Resource = (
     | RequestAuthentication
     | AccessList
     | RateLimit
+    | Gateway
 )

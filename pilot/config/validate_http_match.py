@@ -21,6 +21,7 @@ from pilot.config.istio_api import fields_except
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
 from pilot.config.validate_envoy_strings import header_name_error, query_parameter_name_error
+from pilot.config.validate_gateway_refs import read_gateway_names
 from pilot.config.validate_names import dns1123_label_error
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "regex_error",
 ]
 
-MATCH_FIELDS = fields_except("HTTPMatchRequest", "gateways")
+MATCH_FIELDS = fields_except("HTTPMatchRequest")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
@@ -105,6 +106,7 @@ def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
                 source_labels=MappingProxyType(dict(sorted((match.labels("sourceLabels") or {}).items()))),
                 source_namespace=_source_namespace(match),
                 stat_prefix=_stat_prefix(match),
+                gateways=read_gateway_names(match),
             )
         )
     return tuple(matches)

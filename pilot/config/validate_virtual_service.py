@@ -1,12 +1,12 @@
 """Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
 
-Routes for sidecars: ``http`` here, ``tcp`` and ``tls`` in ``validate_tcp_tls_routes`` (captured sidecars apply
-them). ``gateways`` other than ``mesh`` are reported as "not supported by meshplane yet" (a VirtualService bound only
-to Gateways would otherwise vanish without a word: Gateway resources are skipped).
+Routes: ``http`` here, ``tcp`` and ``tls`` in ``validate_tcp_tls_routes``. ``gateways`` binds the VirtualService
+to Gateways (``validate_gateway_refs``) and, with ``mesh`` or when empty, to the sidecars.
 
 Delegation (Istio 1.6+): a VirtualService without ``hosts`` is a delegate; it has only ``http`` routes, no
 ``gateways``, and none of its routes delegates again (one level). A root's route with ``delegate`` has no route,
 redirect or direct response of its own. The merge itself is ``pilot.model.virtual_service_merge``.
+
 Checks that need other resources (does the subset exist? is the port one of the service's?) are not here: they run
 in the store over the whole set of resources about to be accepted.
 """
@@ -26,6 +26,7 @@ from pilot.config.types import (
 )
 from pilot.config.validate_common import Fields
 from pilot.config.validate_cors import read_cors_policy
+from pilot.config.validate_gateway_refs import MESH_GATEWAY, read_gateway_names
 from pilot.config.validate_http_actions import (
     read_direct_response,
     read_fault,
@@ -40,7 +41,6 @@ from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_e
 from pilot.config.validate_tcp_tls_routes import check_weights, read_destination, read_tcp_routes, read_tls_routes
 
 __all__ = [
-    "GATEWAY_UNSUPPORTED",
     "HTTP_ROUTE_FIELDS",
     "VIRTUAL_SERVICE_FIELDS",
     "VIRTUAL_SERVICE_UNSUPPORTED",
@@ -70,17 +70,12 @@ HTTP_ROUTE_FIELDS = (
 _DELEGATE_FIELDS = ("name", "namespace")
 # Istio takes these from the root's match (they pick the proxies, which the root's gateways and hosts decide)
 _ROOT_ONLY_MATCH_FIELDS = ("sourceLabels", "sourceNamespace")
-_MESH_GATEWAY = "mesh"
-GATEWAY_UNSUPPORTED = (
-    "gateway {gateway!r}: Gateways are not supported by meshplane yet (it configures sidecars only): list only "
-    "'mesh', or leave gateways out, so that the rules apply to sidecars"
-)
 
 
 def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
     """Check a VirtualService spec (opened with ``VIRTUAL_SERVICE_FIELDS``); problems go to ``spec.problems``."""
-    gateways = _gateways(spec)
-    applies_to_mesh = not gateways or _MESH_GATEWAY in gateways
+    gateways = read_gateway_names(spec)
+    applies_to_mesh = not gateways or MESH_GATEWAY in gateways
     hosts = _hosts(spec, applies_to_mesh=applies_to_mesh)
     is_delegate = not hosts
     if is_delegate:
@@ -143,21 +138,6 @@ def _check_delegate_matches(route: Fields) -> None:
                     f"{name} in a delegate VirtualService's match would be ignored (Istio takes it from the root's "
                     "match): set it on the root VirtualService's route",
                 )
-
-
-def _gateways(spec: Fields) -> tuple[str, ...]:
-    gateways = spec.strings("gateways") or ()
-    for index, gateway in enumerate(gateways):
-        path = spec.at("gateways", index)
-        if gateway == _MESH_GATEWAY:
-            continue
-        namespace, slash, name = gateway.rpartition("/")
-        if slash:
-            error = dns1123_label_error(namespace, "gateway namespace") or dns1123_label_error(name, "gateway name")
-        else:
-            error = dns1123_subdomain_error(gateway, "gateway name")
-        spec.problems.add(path, error or GATEWAY_UNSUPPORTED.format(gateway=gateway))
-    return gateways
 
 
 def _hosts(spec: Fields, *, applies_to_mesh: bool) -> tuple[str, ...]:

@@ -22,6 +22,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
+from pilot.generate.gateway_listeners import build_gateway_listeners
+from pilot.generate.gateway_routes import build_gateway_routes
+from pilot.model.gateways import is_router
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.registry import ENDPOINTS_KIND
 from pilot.model.types import MeshSnapshot, Proxy
@@ -64,9 +67,28 @@ MESH_KINDS = frozenset({MESH_CONFIG_KIND})
 L4_ROUTE_KINDS = frozenset({"VirtualService"})
 
 
+# Gateways decide a gateway proxy's listeners (LDS) and route tables (RDS); VirtualServices bound to them too.
+GATEWAY_KINDS = frozenset({"Gateway"})
+
+
 def _route_scopes(proxy: Proxy) -> list[Scope]:
-    """The per-port tables of the proxy's namespace (and source labels)."""
-    return [port_routes.port_route_scope(proxy)]
+    """The per-port tables of the proxy's namespace (and source labels); a gateway's tables are its own."""
+    return [] if is_router(proxy) else [port_routes.port_route_scope(proxy)]
+
+
+def _proxy_routes(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
+    """A gateway's tables (``gateway_routes``), a sidecar's inbound ones."""
+    return build_gateway_routes(proxy, snapshot) if is_router(proxy) else routes.build_inbound_routes(proxy, snapshot)
+
+
+def _proxy_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
+    """A gateway's listeners (``gateway_listeners``: its servers' ports), a sidecar's (``listeners``)."""
+    return build_gateway_listeners(proxy, snapshot) if is_router(proxy) else listeners.build_listeners(proxy, snapshot)
+
+
+def _proxy_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
+    """A gateway has no inbound clusters (no app behind it): only the outbound ones of its namespace's scope."""
+    return [] if is_router(proxy) else clusters.build_inbound_clusters(proxy, snapshot)
 
 
 def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> list[port_routes.PortRoutesInputs]:
@@ -115,7 +137,7 @@ GENERATORS: dict[str, TypeGenerator] = {
         wildcard=True,
         scopes=clusters.cluster_scopes,
         build_scope=clusters.build_scope_clusters,
-        build_proxy=clusters.build_inbound_clusters,
+        build_proxy=_proxy_clusters,
     ),
     ENDPOINT_TYPE: TypeGenerator(
         type_url=ENDPOINT_TYPE,
@@ -127,19 +149,19 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     LISTENER_TYPE: TypeGenerator(
         type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS | MESH_KINDS | L4_ROUTE_KINDS,
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS | MESH_KINDS | L4_ROUTE_KINDS | GATEWAY_KINDS,
         wildcard=True,
         scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
         build_scope=listeners.build_scope_listeners,
-        build_proxy=listeners.build_listeners,
+        build_proxy=_proxy_listeners,
     ),
     ROUTE_TYPE: TypeGenerator(
         type_url=ROUTE_TYPE,
-        affected_by=REGISTRY_KINDS | MESH_KINDS | {"VirtualService", "DestinationRule"},
+        affected_by=REGISTRY_KINDS | MESH_KINDS | GATEWAY_KINDS | {"VirtualService", "DestinationRule"},
         wildcard=False,
         scopes=_route_scopes,
         build_scope=_scope_routes,
-        build_proxy=routes.build_inbound_routes,
+        build_proxy=_proxy_routes,
         parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
     ),
     # Istio's NDS, for the sidecar agent's DNS proxy: one unnamed NameTable per proxy (its namespace's hosts and VIPs)

@@ -26,6 +26,7 @@ from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane import names
 from pilot.config.types import HTTPMatchRequest, HTTPRoute, VirtualService
+from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate.clusters import inbound_instances
 from pilot.generate.route_action import (
     HeaderMutations,
@@ -43,6 +44,7 @@ from pilot.generate.route_action import (
 from pilot.generate.route_cors import translate_cors_policy
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
+from pilot.model.gateways import match_gateway_applies
 from pilot.model.virtual_service_merge import merged_http_routes
 from pilot.model.visibility import exported_to, service_visible
 
@@ -283,10 +285,12 @@ def build_http_routes(
     service_ports: ServicePorts,
     source_labels: SourceLabels = (),
     source_namespace: str = "",
+    gateway: str = MESH_GATEWAY,
 ) -> list[Route]:
-    """Istio's ``BuildHTTPRoutesForVirtualService`` for a sidecar: one Envoy route per (HTTPRoute, match) in order,
-    skipping matches for another port or for other clients (``source_matches``: the proxy's source labels and
-    namespace), and stopping after a catch-all (nothing after it can match)."""
+    """Istio's ``BuildHTTPRoutesForVirtualService``: one Envoy route per (HTTPRoute, match) in order, skipping
+    matches for another port, for other clients (``source_matches``: the proxy's source labels and namespace) or
+    for other gateways than ``gateway`` (``mesh``: sidecars; else a Gateway's ``<namespace>/<name>``), and stopping
+    after a catch-all (nothing after it can match)."""
     return build_merged_http_routes(
         (vs,),
         port,
@@ -294,6 +298,7 @@ def build_http_routes(
         service_ports=service_ports,
         source_labels=source_labels,
         source_namespace=source_namespace,
+        gateway=gateway,
     )
 
 
@@ -305,6 +310,7 @@ def build_merged_http_routes(
     service_ports: ServicePorts,
     source_labels: SourceLabels = (),
     source_namespace: str = "",
+    gateway: str = MESH_GATEWAY,
 ) -> list[Route]:
     """``build_http_routes`` over the routes of several VirtualServices for one host, in order
     (``pilot.model.virtual_service_merge.merged_http_routes``): each route keeps its VirtualService's metadata; nothing
@@ -327,7 +333,7 @@ def build_merged_http_routes(
             if route is not None:
                 out.append(route)
             break
-        if _translate_matches(vs, http, ctx, out, source_labels, source_namespace):
+        if _translate_matches(vs, http, ctx, out, source_labels, source_namespace, gateway):
             break
     return out
 
@@ -339,12 +345,16 @@ def _translate_matches(
     out: list[Route],
     source_labels: SourceLabels,
     source_namespace: str,
+    gateway: str,
 ) -> bool:
-    """Append one route per match of ``http`` that applies to this port and these clients; True after a catch-all."""
+    """Append one route per match of ``http`` that applies to this port, these clients and this gateway; True after
+    a catch-all."""
     for match in http.match:
         if match.port is not None and match.port != ctx.port:
             continue
         if not source_matches(match, source_labels, source_namespace):
+            continue
+        if not match_gateway_applies(match.gateways, vs, gateway):
             continue
         route = _translate_route(vs, http, match, ctx)
         if route is not None:

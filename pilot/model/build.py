@@ -9,19 +9,23 @@ from types import MappingProxyType
 from meshplane.names import INTERCEPTION_MODE_METADATA, INTERCEPTION_MODES, INTERCEPTION_REDIRECT
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
 from pilot.config.types import (
+    EMPTY_LABELS,
     AccessList,
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    Gateway,
     MixerPolicy,
     PeerAuthentication,
     RateLimit,
     RequestAuthentication,
     Resource,
     VirtualService,
+    frozen_labels,
     sorted_by_key,
 )
 from pilot.model.destination_rules import index_destination_rules, visible_destination_rule
+from pilot.model.gateways import index_gateway_virtual_services
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
@@ -72,9 +76,14 @@ def _check_interception_mode(node_id: str, metadata: Mapping[str, str]) -> None:
     )
 
 
-def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] | None = None) -> ProxyNode:
+def parse_node_id(
+    node_id: str,
+    cluster: str = "",
+    metadata: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> ProxyNode:
     """The ProxyNode of an Envoy node id; ``metadata``: the string values of the node's metadata (an
-    ``INTERCEPTION_MODE`` other than REDIRECT is refused)."""
+    ``INTERCEPTION_MODE`` other than REDIRECT is refused); ``labels``: its ``LABELS`` metadata."""
     parts = node_id.split("~")
     if len(parts) != 4 or not all(parts):
         raise NodeIdError(
@@ -96,6 +105,7 @@ def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] |
         dns_domain=domain,
         cluster=cluster,
         metadata=MappingProxyType(dict(sorted(metadata.items()))) if metadata else EMPTY_METADATA,
+        labels=frozen_labels(labels) if labels else EMPTY_LABELS,
     )
 
 
@@ -217,6 +227,7 @@ def build_snapshot(
     authorization_policies: dict[str, list[AuthorizationPolicy]] = defaultdict(list)
     mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
     request_authentications: dict[str, list[RequestAuthentication]] = defaultdict(list)
+    gateways = tuple(r for r in ordered.values() if isinstance(r, Gateway))
     for resource in ordered.values():
         if isinstance(resource, PeerAuthentication):
             peer_authentications[resource.meta.key.namespace].append(resource)
@@ -257,6 +268,10 @@ def build_snapshot(
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
         request_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(request_authentications.items())}),
+        gateways=gateways,
+        gateway_virtual_services=MappingProxyType(
+            dict(index_gateway_virtual_services(resolved.values()))  # delegates merged into their roots
+        ),
         changed_kinds=_changed_kinds(previous, ordered, registered, mesh),
         source_label_keys=_source_label_keys(virtual.values()),
         shadowed_services=registered.shadowed,

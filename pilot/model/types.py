@@ -13,6 +13,7 @@ from pilot.config.types import (
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    Gateway,
     Labels,
     MixerPolicy,
     PeerAuthentication,
@@ -101,7 +102,7 @@ class ProxyNode:
     """What an Envoy says about itself, from its node id ``sidecar~<ip>~<workload>.<namespace>~<ns>.svc.<suffix>``."""
 
     id: str
-    type: str  # "sidecar" (later: "router" for gateways)
+    type: str  # "sidecar", or "router" for gateways
     ip: str
     workload_name: str
     namespace: str
@@ -110,6 +111,9 @@ class ProxyNode:
     # The string values of Envoy's node.metadata (e.g. ``MESHPLANE_SDS``). Compared but not hashed: nodes that
     # differ only in metadata are different proxies (their config may differ) that share a hash bucket.
     metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY_METADATA, hash=False)
+    # Istio's node metadata ``LABELS`` (a struct of strings): the labels Gateways select a router by when it has no
+    # workload in the registry (``pilot.model.gateways.gateway_labels``). Compared, not hashed, as ``metadata``.
+    labels: Labels = field(default_factory=lambda: EMPTY_LABELS, hash=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,6 +181,11 @@ class MeshSnapshot:
     request_authentications: Mapping[str, tuple[RequestAuthentication, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its RequestAuthentications in ConfigKey order; see pilot.model.request_authn
+    gateways: tuple[Gateway, ...] = ()  # every Gateway, in ConfigKey order; see pilot.model.gateways
+    # Gateway ``<namespace>/<name>`` -> the VirtualServices bound to it (top-level or match ``gateways``), key order
+    gateway_virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry

@@ -63,6 +63,15 @@ class ProxyListener(Protocol):
     def disconnected(self, node: ProxyNode) -> None: ...
 
 
+def _node_labels(metadata: Struct) -> dict[str, str]:
+    """Istio's ``LABELS`` node metadata (a struct of strings; other values are not labels)."""
+    labels = metadata.fields.get("LABELS")
+    if labels is None or not labels.HasField("struct_value"):
+        return {}
+    fields = labels.struct_value.fields
+    return {key: value.string_value for key, value in fields.items() if value.HasField("string_value")}
+
+
 class DiscoveryServer:
     """Aggregated Discovery Service for Envoy sidecars, SotW (``StreamAggregatedResources``) and delta."""
 
@@ -301,7 +310,10 @@ class DiscoveryServer:
             message = "the first request on an ADS stream must carry node.id (Istio's sidecar~<ip>~<workload>.<ns>~...)"
         else:
             try:
-                return parse_node_id(first.node.id, first.node.cluster, _string_metadata(first.node.metadata))
+                metadata = first.node.metadata
+                return parse_node_id(
+                    first.node.id, first.node.cluster, _string_metadata(metadata), _node_labels(metadata)
+                )
             except NodeIdError as exc:
                 message = str(exc)
         log.warning("ADS stream rejected", reason=message, peer=context.peer())
