@@ -1,7 +1,8 @@
 """The fields of Istio's API messages that meshplane reads, as their JSON (YAML) names.
 
-Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
-and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
+Taken from istio/api
+``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry,sidecar}.proto`` and
+``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
 (the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
 ``consistentHash``, ...) are listed only as the field that holds them.
 
@@ -173,6 +174,11 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ServicePort": ("number", "protocol", "name", "targetPort"),
         "WorkloadSelector": ("labels",),
         "WorkloadEntry": ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount"),
+        # networking/v1alpha3/sidecar.proto (``ingress`` and ``inboundConnectionPool`` are rejected whole)
+        "Sidecar": ("workloadSelector", "ingress", "egress", "inboundConnectionPool", "outboundTrafficPolicy"),
+        "IstioEgressListener": ("port", "bind", "captureMode", "hosts"),
+        "SidecarPort": ("number", "protocol", "name", "targetPort"),
+        "OutboundTrafficPolicy": ("mode", "egressProxy"),
         # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
         "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
         "PeerAuthentication.MutualTLS": ("mode",),
@@ -222,6 +228,11 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
         "caCertificates), not from Kubernetes secrets",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
+        ("IstioEgressListener", "bind"): "egress listeners are reached through iptables capture, not bound to an "
+        "address",
+        ("OutboundTrafficPolicy", "egressProxy"): "outbound traffic to unknown hosts goes to PassthroughCluster "
+        "(ALLOW_ANY) or nowhere (REGISTRY_ONLY)",
+        ("Sidecar", "ingress"): "the inbound ports are those of the workload's services",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
     }

@@ -115,7 +115,7 @@ def _filter_chain(chain: _Chain) -> FilterChain:
 
 
 def _target_chains(target: L4Target, proxy: Proxy, snapshot: MeshSnapshot, service_ports: ServicePorts) -> list[_Chain]:
-    rules = visible_virtual_services(target.service.host, proxy.namespace, snapshot)[:1]
+    rules = visible_virtual_services(target.service.host, proxy.namespace, snapshot, proxy.sidecar)[:1]
     if target.port.protocol in _TLS_PROTOCOLS:
         return _tls_chains(target, rules, proxy, snapshot, service_ports)
     return _tcp_chains(target, rules, proxy, snapshot, service_ports)

@@ -24,6 +24,7 @@ from pilot.config.types import (
 )
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
+from pilot.model.sidecar_index import SidecarIndex
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
@@ -121,6 +122,9 @@ class Proxy:
     # The workload's labels that some VirtualService's HTTP ``sourceLabels`` names (``MeshSnapshot.source_label_keys``),
     # sorted: the only labels the proxy's route tables depend on, so proxies that agree on them share the tables.
     source_labels: tuple[tuple[str, str], ...] = ()
+    # The Sidecar that applies to it (``pilot.model.sidecar_index``); None: none does. With the namespace, the key of
+    # its outbound scopes (``pilot.model.sidecar_scope``): proxies under one Sidecar share their outbound config.
+    sidecar: ConfigKey | None = None
 
     @property
     def namespace(self) -> str:
@@ -170,6 +174,7 @@ class MeshSnapshot:
     mixer_policies: Mapping[str, tuple[MixerPolicy, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
+    sidecars: SidecarIndex = field(default_factory=SidecarIndex)  # see pilot.model.sidecar_index
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
