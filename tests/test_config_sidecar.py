@@ -21,7 +21,9 @@ def accepted(istio: IstioDocs, body: str) -> Sidecar:
 
 @pytest.mark.parametrize("api_version", API_VERSIONS)
 def test_every_networking_api_version_is_read(api_version: str) -> None:
-    text = f"apiVersion: {api_version}\nkind: Sidecar\nmetadata: {{name: default}}\nspec:\n  egress:\n  - hosts: ['./*']\n"
+    text = (
+        f"apiVersion: {api_version}\nkind: Sidecar\nmetadata: {{name: default}}\nspec:\n  egress:\n  - hosts: ['./*']\n"
+    )
     (resource,) = parse_config_text(text, "sc.yaml").resources
     assert isinstance(resource, Sidecar)
 

@@ -127,7 +127,9 @@ def _port(item: Fields) -> SidecarPort | None:
     if name:
         port.problems.add_if(port.at("name"), dns1123_label_error(name, "port name"))
     if port.has("targetPort"):
-        port.report("targetPort", "not supported by meshplane yet: targetPort has no impact on Sidecars (Istio rejects it)")
+        port.report(
+            "targetPort", "not supported by meshplane yet: targetPort has no impact on Sidecars (Istio rejects it)"
+        )
     if number is None or protocol is None:
         return None
     return SidecarPort(number=number, protocol=Protocol(protocol), name=name)
