@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from meshplane import names
+from pilot.analyze import analyze_snapshot
 from pilot.config.parse import parse_config_text
 from pilot.config.types import ConfigKey
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes
@@ -276,3 +277,9 @@ def test_a_sidecar_change_regenerates_every_type_and_a_virtual_service_change_th
     assert SIDECAR_SCOPE_KIND not in unscoped.changed_kinds
     cache = ResourceCache(changed, GENERATORS, previous=ResourceCache(scoped, GENERATORS))
     assert CLUSTER_TYPE not in cache.reused_types
+
+
+def test_analyze_reports_two_namespace_defaults() -> None:
+    snapshot = _snapshot(*BASE, ISOLATE_A, _sidecar("zz-second", "a", {"egress": [{"hosts": ["*/*"]}]}))
+    findings = [f for f in analyze_snapshot(snapshot) if f.code == "MP0214"]
+    assert [(f.level, f.message) for f in findings] == [("Error", snapshot.sidecars.conflicts[0])]
