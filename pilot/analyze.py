@@ -220,4 +220,6 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                     "Mixer resolves callers and callees by address and takes the first of them",
                 )
             )
+    for conflict in snapshot.sidecars.conflicts:  # Istio's analyzer: MultipleSidecarsWithoutSelectors
+        findings.append(Finding(level="Error", code="MP0214", resource="Sidecar", location="", message=conflict))
     return findings

@@ -97,6 +97,12 @@ TCP_ROUTE = {"match": [{"port": 3306}], "route": [{"destination": {"host": "db",
 TLS_ROUTE = {"match": [{"sniHosts": ["secure"]}], "route": [{"destination": {"host": "secure"}}]}
 VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 
+# A Sidecar for namespace default's proxies: reviews alone (what each Sidecar field is compared against)
+SC = {"egress": [{"hosts": ["./reviews.default.svc.cluster.local"]}]}
+SC_PORT = {"egress": [{"port": {"number": 9080, "protocol": "HTTP"}, "hosts": ["./reviews.default.svc.cluster.local"]}]}
+SC_POLICY = {**SC, "outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}
+SIDECAR_TEST = "tests/test_generate_sidecar_scope.py"
+
 # (kind, name) -> spec; every resource in namespace default
 WG = {"metadata": {"labels": {"app": "vm"}}, "template": {"ports": {"http": 8080}}}
 MESH: dict[tuple[str, str], Mapping[str, Any]] = {
@@ -309,6 +315,10 @@ SITES: dict[str, Site] = {
         ("jwtRules", 0),
         {"jwtRules": [{**JWT_RULE, "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}]}]},
     ),
+    "Sidecar": Site("Sidecar", "sc", (), SC),
+    "IstioEgressListener": Site("Sidecar", "sc", ("egress", 0), SC),
+    "SidecarPort": Site("Sidecar", "sc", ("egress", 0, "port"), SC_PORT),
+    "OutboundTrafficPolicy": Site("Sidecar", "sc", ("outboundTrafficPolicy",), SC_POLICY),
 }
 
 # Where, under the site's spec, the message itself is (when it is not the site's ``path``).
@@ -336,6 +346,9 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "Condition": ("rules", 0, "when", 0),
     "JWTHeader": ("jwtRules", 0, "fromHeaders", 0),
     "ClaimToHeader": ("jwtRules", 0, "outputClaimToHeaders", 0),
+    "IstioEgressListener": ("egress", 0),
+    "SidecarPort": ("egress", 0, "port"),
+    "OutboundTrafficPolicy": ("outboundTrafficPolicy",),
 }
 
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
@@ -718,6 +731,29 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "notMethods": T(["GET"]),
         "paths": T(["/b"]),
         "notPaths": T(["/b"]),
+    },
+    "Sidecar": {
+        "workloadSelector": T({"labels": {"app": "reviews"}}),  # productpage then sees every service
+        "ingress": R([{"port": {"number": 9080, "protocol": "HTTP"}}]),
+        "egress": T([{"hosts": ["~/*"]}]),
+        "inboundConnectionPool": R({"tcp": {"maxConnections": 5}}),
+        "outboundTrafficPolicy": T({"mode": "REGISTRY_ONLY"}),
+    },
+    "IstioEgressListener": {
+        "port": T({"number": 9081, "protocol": "HTTP"}),
+        "bind": R("127.0.0.1"),
+        "captureMode": P(f"{SIDECAR_TEST}::test_capture_mode_default_and_iptables_are_how_pods_capture"),
+        "hosts": T(["*/*"]),
+    },
+    "SidecarPort": {
+        "number": T(9081),
+        "protocol": T("HTTP2"),  # reviews' 9080 is HTTP: a listener of another protocol admits none of it
+        "name": P(f"{SIDECAR_TEST}::test_egress_port_name_is_checked_and_names_nothing_generated"),
+        "targetPort": R(9090),
+    },
+    "OutboundTrafficPolicy": {
+        "mode": T("REGISTRY_ONLY"),
+        "egressProxy": R({"host": "egress.example.com", "port": {"number": 80}}),
     },
     "Condition": {
         "key": T("remote.ip"),

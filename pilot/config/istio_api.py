@@ -1,6 +1,7 @@
 """The fields of Istio's API messages that meshplane reads, as their JSON (YAML) names.
 
-Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
+Taken from istio/api
+``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry,workload_group,gateway,sidecar}.proto``
 and ``security/v1beta1/{peer_authentication,authorization_policy,request_authentication,jwt}.proto`` and
 ``type/v1beta1/selector.proto``
 (the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
@@ -198,6 +199,11 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         # networking/v1alpha3/workload_group.proto
         "WorkloadGroup": ("metadata", "template", "probe"),
         "WorkloadGroup.ObjectMeta": ("labels", "annotations"),
+        # networking/v1alpha3/sidecar.proto (``ingress`` and ``inboundConnectionPool`` are rejected whole)
+        "Sidecar": ("workloadSelector", "ingress", "egress", "inboundConnectionPool", "outboundTrafficPolicy"),
+        "IstioEgressListener": ("port", "bind", "captureMode", "hosts"),
+        "SidecarPort": ("number", "protocol", "name", "targetPort"),
+        "OutboundTrafficPolicy": ("mode", "egressProxy"),
         # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
         "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
         "PeerAuthentication.MutualTLS": ("mode",),
@@ -275,6 +281,11 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
         "caCertificates), not from Kubernetes secrets",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
+        ("IstioEgressListener", "bind"): "egress listeners are reached through iptables capture, not bound to an "
+        "address",
+        ("OutboundTrafficPolicy", "egressProxy"): "outbound traffic to unknown hosts goes to PassthroughCluster "
+        "(ALLOW_ANY) or nowhere (REGISTRY_ONLY)",
+        ("Sidecar", "ingress"): "the inbound ports are those of the workload's services",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
         # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not

@@ -76,6 +76,12 @@ __all__ = [
     "ServiceEntry",
     "ServiceEntryEndpoint",
     "ServicePort",
+    "Sidecar",
+    "SidecarEgressListener",
+    "SidecarHost",
+    "SidecarIngressListener",
+    "SidecarOutboundMode",
+    "SidecarPort",
     "StringMatch",
     "Subset",
     "TCPRoute",
@@ -112,6 +118,7 @@ class Kind(StrEnum):
     ACCESS_LIST = "AccessList"  # mixer.meshplane.io
     RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
     GATEWAY = "Gateway"
+    SIDECAR = "Sidecar"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -807,7 +814,6 @@ class RateLimit:
 
 MixerPolicy = AccessList | RateLimit
 
-
 # --------------------------------------------------------------------------------------------------------------
 # Gateway (networking.istio.io): servers of gateway proxies (node type router)
 # --------------------------------------------------------------------------------------------------------------
@@ -859,6 +865,64 @@ class Gateway:
     servers: tuple[GatewayServer, ...] = ()
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Sidecar (networking.istio.io)
+# --------------------------------------------------------------------------------------------------------------
+
+SidecarOutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]  # Istio OutboundTrafficPolicy.Mode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarPort:
+    """A Sidecar listener's ``port``: its number, protocol and (optional) name."""
+
+    number: int
+    protocol: Protocol
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarHost:
+    """One ``egress.hosts`` entry ``<namespace>/<dnsName>``: ``namespace`` is ``*`` (any), ``.`` (the Sidecar's
+    own namespace; for the root namespace's mesh default, the proxy's), ``~`` (none) or a namespace name;
+    ``host`` is ``*``, a ``*.suffix`` wildcard or a host name (FQDN, or short: resolved in ``namespace``)."""
+
+    namespace: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarEgressListener:
+    """An ``egress`` entry: the hosts a proxy sees, on ``port`` only (when set) or on every port (the catch-all
+    listener, at most one, last)."""
+
+    port: SidecarPort | None = None
+    hosts: tuple[SidecarHost, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarIngressListener:
+    """An ``ingress`` entry: the workload accepts ``port`` and forwards it to ``default_endpoint`` (address, port)
+    in its pod: ``127.0.0.1`` (loopback) or ``0.0.0.0`` (the pod's IP, Istio's meaning of it); None: the pod's IP
+    on the same port."""
+
+    port: SidecarPort
+    default_endpoint: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sidecar:
+    """What the sidecars of a namespace (or, with ``workload_selector``, of some workloads) are given: the outbound
+    hosts they see (``egress``), the inbound ports they accept (``ingress``) and where traffic to a host outside
+    the registry goes (``outbound_traffic_policy``, else MeshConfig's). Selection and precedence: ``pilot.model``."""
+
+    meta: ConfigMeta
+    workload_selector: Labels | None = None  # None: the namespace's default (root namespace: the mesh's)
+    egress: tuple[SidecarEgressListener, ...] = ()  # empty: every host, as without a Sidecar
+    ingress: tuple[SidecarIngressListener, ...] = ()  # empty: the ports of the workload's services
+    outbound_traffic_policy: SidecarOutboundMode | None = None
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
@@ -871,4 +935,5 @@ Resource = (
     | AccessList
     | RateLimit
     | Gateway
+    | Sidecar
 )

@@ -35,7 +35,7 @@ from envoy.config.core.v3.protocol_pb2 import Http1ProtocolOptions, Http2Protoco
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 
 from meshplane import names
-from pilot.config.types import DestinationRule, Protocol, Resolution, ServicePort, Subset
+from pilot.config.types import ConfigKey, DestinationRule, Protocol, Resolution, ServicePort, Subset
 from pilot.generate._protos import (
     HTTP_PROTOCOL_OPTIONS_KEY,
     ads_config_source,
@@ -52,6 +52,7 @@ from pilot.generate.cluster_traffic_policy import (
     port_traffic_policy,
 )
 from pilot.model import destination_rule_for, labels_match
+from pilot.model.sidecar_scope import egress_scope
 from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceInstance
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "outbound_cluster_keys",
     "outbound_scope",
     "parse_scope",
+    "sidecar_part",
     "subset_endpoints",
     "upstream_http_options",
 ]
@@ -100,13 +102,19 @@ class OutboundClusterKey:
         return self.service.resolution is Resolution.STATIC
 
 
-def outbound_cluster_keys(snapshot: MeshSnapshot, namespace: str) -> Iterator[OutboundClusterKey]:
-    """Every outbound cluster a proxy of ``namespace`` gets, in a stable order: host, port number, then
-    DestinationRule order; each service with the DestinationRule that namespace sees (Istio's ``exportTo``).
+def outbound_cluster_keys(
+    snapshot: MeshSnapshot, namespace: str, sidecar: ConfigKey | None = None
+) -> Iterator[OutboundClusterKey]:
+    """Every outbound cluster a proxy of ``namespace`` under ``sidecar`` gets (the services in its Sidecar's scope,
+    ``pilot.model.sidecar_scope``), in a stable order: host, port number, then DestinationRule order; each service
+    with the DestinationRule that namespace sees (Istio's ``exportTo``).
 
     CDS builds one cluster per key and EDS one load assignment per EDS key, so the two always agree.
     """
+    scope = egress_scope(snapshot, (namespace, sidecar))
     for service in snapshot.services.values():
+        if not scope.sees_service(service.host):
+            continue
         rule = destination_rule_for(snapshot, service.host, namespace)
         subsets = rule.subsets if rule is not None else ()
         for port in sorted(service.ports, key=lambda p: p.number):
@@ -132,29 +140,46 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     return tuple(e for e in endpoints if labels_match(selector, e.labels))
 
 
-def outbound_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
-    """The shared outbound clusters of the proxies of ``namespace`` with (or without) Citadel's SDS."""
-    return (*_SCOPE_PREFIXES[sds], namespace)
+def outbound_scope(*, sds: bool, namespace: str, sidecar: ConfigKey | None = None) -> tuple[Hashable, ...]:
+    """The shared outbound clusters of the proxies of ``namespace`` under ``sidecar`` (the Sidecar that applies to
+    them, if any) with (or without) Citadel's SDS; ``(*prefix, namespace[, sidecar])``, the Sidecar only when one
+    applies."""
+    return (*_SCOPE_PREFIXES[sds], namespace, *sidecar_part(sidecar))
+
+
+def sidecar_part(sidecar: ConfigKey | None) -> tuple[ConfigKey, ...]:
+    """What a scope key holds of the Sidecar in force: nothing when none applies (the scopes of a mesh without
+    Sidecars are as they were before Sidecars existed), else its key."""
+    return (sidecar,) if sidecar is not None else ()
 
 
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """The sidecars of one namespace get the same outbound clusters (no Sidecar resource to narrow them yet: the
-    namespace decides which DestinationRules apply), in one of two versions: with Citadel's SDS or without."""
-    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
+    """The sidecars of one namespace under one Sidecar get the same outbound clusters (the Sidecar decides which
+    services, the namespace which DestinationRules apply), in one of two versions: with Citadel's SDS or without."""
+    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace, sidecar=proxy.sidecar)]
 
 
-def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str]:
-    """(which of ``prefixes``, namespace) of a scope ``(*prefix, namespace)``; ValueError for anything else."""
-    *prefix, namespace = scope if scope else ("",)
+def parse_scope(
+    scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]
+) -> tuple[int, str, ConfigKey | None]:
+    """(which of ``prefixes``, namespace, Sidecar) of a scope ``(*prefix, namespace[, sidecar])`` (``sidecar``: the
+    key of the Sidecar in force; absent or None: none); ValueError for anything else."""
+    parts = tuple(scope)
+    sidecar: Hashable = None
+    if parts and (parts[-1] is None or isinstance(parts[-1], ConfigKey)):
+        parts, sidecar = parts[:-1], parts[-1]
+    *prefix, namespace = parts if parts else ("",)
     if tuple(prefix) in prefixes and isinstance(namespace, str) and namespace:
-        return prefixes.index(tuple(prefix)), namespace
-    raise ValueError(f"unknown scope {tuple(scope)!r}: expected one of {list(prefixes)!r} followed by a namespace")
+        return prefixes.index(tuple(prefix)), namespace, sidecar if isinstance(sidecar, ConfigKey) else None
+    expected = f"one of {list(prefixes)!r} followed by a namespace (and a Sidecar key or None)"
+    raise ValueError(f"unknown scope {tuple(scope)!r}: expected {expected}")
 
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
-    which, namespace = parse_scope(scope, _SCOPE_PREFIXES)
+    which, namespace, sidecar = parse_scope(scope, _SCOPE_PREFIXES)
     sds = bool(which)
-    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in outbound_cluster_keys(snapshot, namespace)]
+    keys = outbound_cluster_keys(snapshot, namespace, sidecar)
+    clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in keys]
     return [*clusters, build_black_hole_cluster(), build_passthrough_cluster(), build_inbound_passthrough_cluster()]
 
 

@@ -14,10 +14,11 @@ from collections.abc import Hashable, Sequence
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
+from pilot.config.types import ConfigKey
 from pilot.generate._protos import load_assignment
 from pilot.generate._tls import has_sds
 from pilot.generate.cluster_tls import mark_istio_endpoints
-from pilot.generate.clusters import outbound_cluster_keys, parse_scope, subset_endpoints
+from pilot.generate.clusters import outbound_cluster_keys, parse_scope, sidecar_part, subset_endpoints
 from pilot.model.types import MeshSnapshot, Proxy
 
 __all__ = [
@@ -33,24 +34,25 @@ EDS_SCOPE: tuple[Hashable, ...] = ("eds",)
 EDS_SDS_SCOPE: tuple[Hashable, ...] = ("eds", "sds")  # with auto mTLS endpoint metadata
 
 
-def endpoint_scope(*, sds: bool, namespace: str) -> tuple[Hashable, ...]:
-    """The shared assignments of the proxies of ``namespace`` with (or without) Citadel's SDS."""
-    return (*(EDS_SDS_SCOPE if sds else EDS_SCOPE), namespace)
+def endpoint_scope(*, sds: bool, namespace: str, sidecar: ConfigKey | None = None) -> tuple[Hashable, ...]:
+    """The shared assignments of the proxies of ``namespace`` under ``sidecar`` with (or without) Citadel's SDS."""
+    return (*(EDS_SDS_SCOPE if sds else EDS_SCOPE), namespace, *sidecar_part(sidecar))
 
 
 def endpoint_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
     """A sidecar may ask for any of its outbound clusters' endpoints; the assignments are shared by the proxies of
-    one namespace (its DestinationRules decide the subsets) with SDS, and by those without."""
-    return [endpoint_scope(sds=has_sds(proxy), namespace=proxy.namespace)]
+    one namespace (its DestinationRules decide the subsets) under one Sidecar (it decides the services) with SDS,
+    and by those without."""
+    return [endpoint_scope(sds=has_sds(proxy), namespace=proxy.namespace, sidecar=proxy.sidecar)]
 
 
 def build_scope_load_assignments(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[ClusterLoadAssignment]:
     """The assignment of every EDS cluster, named like it; subset clusters get the endpoints whose labels match
     the subset's. Ordering is the clusters' order, endpoints grouped by locality then by (address, port)."""
-    which, namespace = parse_scope(scope, (EDS_SCOPE, EDS_SDS_SCOPE))
+    which, namespace, sidecar = parse_scope(scope, (EDS_SCOPE, EDS_SDS_SCOPE))
     sds = which == 1
     assignments: list[ClusterLoadAssignment] = []
-    for key in outbound_cluster_keys(snapshot, namespace):
+    for key in outbound_cluster_keys(snapshot, namespace, sidecar):
         if not key.eds:
             continue
         members = subset_endpoints(key)

@@ -119,7 +119,7 @@ def _filter_chain(chain: _Chain) -> FilterChain:
 def _target_chains(target: L4Target, proxy: Proxy, snapshot: MeshSnapshot, service_ports: ServicePorts) -> list[_Chain]:
     # several VirtualServices for the host: their routes in order (two with tcp, or with tls, routes are a conflict
     # that validation rejects: pilot.config.virtual_service_conflicts)
-    rules = visible_virtual_services(target.service.host, proxy.namespace, snapshot)
+    rules = visible_virtual_services(target.service.host, proxy.namespace, snapshot, proxy.sidecar)
     if target.port.protocol in _TLS_PROTOCOLS:
         return _tls_chains(target, rules, proxy, snapshot, service_ports)
     return _tcp_chains(target, rules, proxy, snapshot, service_ports)

@@ -10,8 +10,9 @@
 
 HTTP matches with ``sourceLabels`` / ``sourceNamespace`` apply only to proxies whose workload has those labels / is in
 that namespace (Istio's ``sourceMatchHTTP``: other proxies' tables leave the match out). Tables are shared per
-namespace and per ``Proxy.source_labels`` (the proxy's labels that some sourceLabels names; the scope's third element
-when not empty), and a virtual host's inputs hold only the labels its own rule's sourceLabels name.
+namespace and Sidecar (``Proxy.sidecar``: it decides which hosts and VirtualServices the tables hold) and per
+``Proxy.source_labels`` (the proxy's labels that some sourceLabels names; the scope's last element when not
+empty), and a virtual host's inputs hold only the labels its own rule's sourceLabels name.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from envoy.config.route.v3.route_components_pb2 import Decorator, Route, RouteAc
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane import names
-from pilot.config.types import HTTPMatchRequest, HTTPRoute, VirtualService
+from pilot.config.types import ConfigKey, HTTPMatchRequest, HTTPRoute, VirtualService
 from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate.clusters import inbound_instances
 from pilot.generate.route_action import (
@@ -45,6 +46,7 @@ from pilot.generate.route_cors import translate_cors_policy
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
 from pilot.model.gateways import match_gateway_applies
+from pilot.model.sidecar_scope import egress_scope
 from pilot.model.virtual_service_merge import merged_http_routes
 from pilot.model.visibility import exported_to, service_visible
 
@@ -79,21 +81,28 @@ SourceLabels = tuple[tuple[str, str], ...]  # sorted (key, value) pairs
 
 
 def route_scope(kind: str, proxy: Proxy) -> tuple[Hashable, ...]:
-    """``(kind, namespace[, source labels])``: the tables shared by the proxies of a namespace with the same source
-    labels (the third element only when the proxy has any)."""
-    return (kind, proxy.namespace, *((proxy.source_labels,) if proxy.source_labels else ()))
+    """``(kind, namespace[, sidecar][, source labels])``: the tables shared by the proxies of a namespace under one
+    Sidecar (``Proxy.sidecar``, there only when one applies) with the same source labels (there only when the proxy
+    has any)."""
+    sidecar = (proxy.sidecar,) if proxy.sidecar is not None else ()
+    labels = (proxy.source_labels,) if proxy.source_labels else ()
+    return (kind, proxy.namespace, *sidecar, *labels)
 
 
-def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels] | None:
-    """(namespace, source labels) of a route scope ``(kind, namespace[, source labels])``; None for another scope."""
-    if len(scope) not in (2, 3) or scope[0] != kind or not isinstance(scope[1], str) or not scope[1]:
+def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels, ConfigKey | None] | None:
+    """(namespace, source labels, Sidecar) of a route scope ``(kind, namespace[, sidecar][, source labels])``; None
+    for another scope."""
+    if len(scope) < 2 or scope[0] != kind or not isinstance(scope[1], str) or not scope[1]:
         return None
-    if len(scope) == 2:
-        return scope[1], ()
-    labels = scope[2]
-    if not isinstance(labels, tuple) or not labels or not all(_is_label_pair(pair) for pair in labels):
+    rest = scope[2:]
+    sidecar = rest[0] if rest and isinstance(rest[0], ConfigKey) else None
+    rest = rest[1:] if sidecar is not None else rest
+    if not rest:
+        return scope[1], (), sidecar
+    labels = rest[0]
+    if len(rest) > 1 or not isinstance(labels, tuple) or not labels or not all(map(_is_label_pair, labels)):
         return None
-    return scope[1], labels
+    return scope[1], labels, sidecar
 
 
 def _is_label_pair(pair: object) -> bool:
@@ -155,16 +164,17 @@ class VirtualHostInputs:
 
 
 def visible_virtual_host_inputs(
-    namespace: str, snapshot: MeshSnapshot, *, source_labels: SourceLabels = ()
+    namespace: str, snapshot: MeshSnapshot, *, source_labels: SourceLabels = (), sidecar: ConfigKey | None = None
 ) -> list[VirtualHostInputs]:
-    """One entry per (service host visible from ``namespace``, HTTP port other than the sidecar's own ports);
-    ``source_labels``: the clients' (``Proxy``)."""
+    """One entry per (service host visible from ``namespace``, HTTP port other than the sidecar's own ports) that
+    the ``sidecar`` in force admits (``pilot.model.sidecar_scope``); ``source_labels``: the clients' (``Proxy``)."""
     service_ports = ServicePorts.of(snapshot)
+    scope = egress_scope(snapshot, (namespace, sidecar))
     out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
-        if not service_visible(service, namespace, snapshot):
+        if not service_visible(service, namespace, snapshot) or not scope.sees_service(service.host):
             continue
-        rules = visible_virtual_services(service.host, namespace, snapshot)
+        rules = visible_virtual_services(service.host, namespace, snapshot, sidecar)
         out.extend(
             VirtualHostInputs(
                 host=service.host,
@@ -177,7 +187,7 @@ def visible_virtual_host_inputs(
                 source_labels=_rule_source_labels(rules, source_labels),
             )
             for port in service.ports
-            if port.protocol.is_http and port.number not in names.SIDECAR_PORTS
+            if port.protocol.is_http and port.number not in names.SIDECAR_PORTS and scope.sees_port(service.host, port)
         )
     return out
 
@@ -430,10 +440,16 @@ def _config_metadata(vs: VirtualService) -> Metadata:
     return metadata
 
 
-def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
-    """The VirtualServices for ``host`` exported to ``namespace``, the one in force first."""
+def visible_virtual_services(
+    host: str, namespace: str, snapshot: MeshSnapshot, sidecar: ConfigKey | None = None
+) -> tuple[VirtualService, ...]:
+    """The VirtualServices for ``host`` exported to ``namespace`` and admitted by the ``sidecar`` in force, the one
+    in force first."""
+    scope = egress_scope(snapshot, (namespace, sidecar))
     return tuple(
-        vs for vs in virtual_services_for(snapshot, host) if exported_to(vs.export_to, vs.meta.key.namespace, namespace)
+        vs
+        for vs in virtual_services_for(snapshot, host)
+        if exported_to(vs.export_to, vs.meta.key.namespace, namespace) and scope.sees_virtual_service(vs)
     )
 
 

@@ -43,6 +43,7 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("ServiceEntry", "serviceentries"),
     _istio("WorkloadEntry", "workloadentries"),
     _istio("Gateway", "gateways"),
+    _istio("Sidecar", "sidecars"),
     _istio("PeerAuthentication", "peerauthentications", "security.istio.io", _SECURITY),
     _istio("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", _SECURITY),
     _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
@@ -51,7 +52,6 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
 )
 
 ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (
-    _istio("Sidecar", "sidecars"),
     _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
     _istio("WorkloadGroup", "workloadgroups"),
     _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),

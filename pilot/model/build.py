@@ -15,11 +15,13 @@ from pilot.config.types import (
     ConfigKey,
     DestinationRule,
     Gateway,
+    Labels,
     MixerPolicy,
     PeerAuthentication,
     RateLimit,
     RequestAuthentication,
     Resource,
+    Sidecar,
     VirtualService,
     frozen_labels,
     sorted_by_key,
@@ -29,6 +31,7 @@ from pilot.model.gateways import index_gateway_virtual_services
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
+from pilot.model.sidecar_index import SIDECAR_SCOPE_KIND, index_sidecars, scopes_changed, sidecar_for
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
@@ -128,14 +131,20 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
                 workload = candidate
                 break
     if workload is None:
-        return Proxy(node=node, workload=None)
+        return Proxy(node=node, workload=None, sidecar=_sidecar_key(snapshot, node.namespace, EMPTY_LABELS))
     keys = snapshot.source_label_keys
     return Proxy(
         node=node,
         workload=workload,
         instances=snapshot.instances.get(workload.meta.key, ()),
         source_labels=tuple(sorted((k, v) for k, v in workload.labels.items() if k in keys)),
+        sidecar=_sidecar_key(snapshot, node.namespace, workload.labels),
     )
+
+
+def _sidecar_key(snapshot: MeshSnapshot, namespace: str, labels: Labels) -> ConfigKey | None:
+    sidecar = sidecar_for(snapshot.sidecars, namespace, labels)
+    return sidecar.meta.key if sidecar is not None else None
 
 
 def destination_rule_for(snapshot: MeshSnapshot, host: str, namespace: str | None = None) -> DestinationRule | None:
@@ -245,6 +254,9 @@ def build_snapshot(
             # Sidecars get the rules bound to the reserved "mesh" gateway (the default when none are listed).
             for host in resource.hosts:
                 virtual[resolve_host(host, resource.meta.key.namespace, domain_suffix)].append(resource)
+    sidecars = index_sidecars((r for r in ordered.values() if isinstance(r, Sidecar)), root_namespace)
+    changed = _changed_kinds(previous, ordered, registered, mesh)
+    before = previous.sidecars if previous is not None else None
     return MeshSnapshot(
         version=version,
         domain_suffix=domain_suffix,
@@ -272,7 +284,8 @@ def build_snapshot(
         gateway_virtual_services=MappingProxyType(
             dict(index_gateway_virtual_services(resolved.values()))  # delegates merged into their roots
         ),
-        changed_kinds=_changed_kinds(previous, ordered, registered, mesh),
+        sidecars=sidecars,
+        changed_kinds=changed | ({SIDECAR_SCOPE_KIND} if scopes_changed(changed, sidecars, before) else set()),
         source_label_keys=_source_label_keys(virtual.values()),
         shadowed_services=registered.shadowed,
         registry_versions=registered.versions,

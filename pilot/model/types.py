@@ -26,6 +26,7 @@ from pilot.config.types import (
 )
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
+from pilot.model.sidecar_index import SidecarIndex
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
@@ -126,6 +127,9 @@ class Proxy:
     # The workload's labels that some VirtualService's HTTP ``sourceLabels`` names (``MeshSnapshot.source_label_keys``),
     # sorted: the only labels the proxy's route tables depend on, so proxies that agree on them share the tables.
     source_labels: tuple[tuple[str, str], ...] = ()
+    # The Sidecar that applies to it (``pilot.model.sidecar_index``); None: none does. With the namespace, the key of
+    # its outbound scopes (``pilot.model.sidecar_scope``): proxies under one Sidecar share their outbound config.
+    sidecar: ConfigKey | None = None
 
     @property
     def namespace(self) -> str:
@@ -186,6 +190,7 @@ class MeshSnapshot:
     gateway_virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    sidecars: SidecarIndex = field(default_factory=SidecarIndex)  # see pilot.model.sidecar_index
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     shadowed_services: tuple[ShadowedService, ...] = ()  # see pilot.model.registry
