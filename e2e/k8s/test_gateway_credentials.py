@@ -57,7 +57,7 @@ def citadel_kubeconfig(kube_api: client.ApiClient, kube_namespace: str, tmp_path
 def _tls_secret(name: str, files: dict[str, bytes]) -> client.V1Secret:
     """What ``kubectl create secret tls <name> --cert --key`` makes."""
     return client.V1Secret(
-        metadata=client.V1ObjectMeta(name=name), type="kubernetes.io/tls", data=secret_data_b64(files)
+        metadata=client.V1ObjectMeta(name=name), type="kubernetes.io/tls", data={**secret_data_b64(files)}
     )
 
 
@@ -79,7 +79,7 @@ async def test_a_tls_secret_is_served_and_its_update_rotates_the_certificate(
         assert leaf == first.leaf and response.startswith("HTTP/1.1 200")
 
         rotated = ca.issue([HOST])
-        secret.data = secret_data_b64(rotated.files(ca=False))
+        secret.data = {**secret_data_b64(rotated.files(ca=False))}
         await asyncio.to_thread(core.replace_namespaced_secret, "mycred", kube_namespace, secret)
         leaf, _ = await wait_served(gateway.port, server_name=HOST, ca_pem=ca.pem, serial=rotated.leaf.serial_number)
         assert leaf == rotated.leaf
