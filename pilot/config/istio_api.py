@@ -219,8 +219,6 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
     {
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
-        ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
-        "caCertificates), not from Kubernetes secrets",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
