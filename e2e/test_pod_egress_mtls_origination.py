@@ -5,9 +5,11 @@ the operator's CA. The ServiceEntry and DestinationRule are Istio's docs' (``e2e
 ``tls.mode: MUTUAL`` with ``credentialName: client-credential``, the Secret given to Citadel as
 ``--credentials-dir DIR/default/client-credential/{tls.crt,tls.key,ca.crt}`` and served to the sidecar over SDS.
 
-Proven: the server sees the client certificate's CN (so the sidecar originated mutual TLS with the credential);
-once the credential is replaced by a certificate of another CA, the server refuses the handshake and the app gets
-503; a client with no certificate at all (the plain ``stranger`` namespace) is refused by the server."""
+Proven: the mesh starts while the Secret does not exist yet (the sidecars do not wait for it) and the requests
+fail until it is written; then the server sees the client certificate's CN (so the sidecar originated mutual TLS
+with the credential); once the credential is replaced by a certificate of another CA, the server refuses the
+handshake and the app gets 503; a client with no certificate at all (the plain ``stranger`` namespace) is refused
+by the server."""
 
 from __future__ import annotations
 
@@ -72,8 +74,8 @@ async def test_a_sidecar_originates_mutual_tls_with_the_credential_citadel_serve
     for name, data in {"cert.pem": server.chain_pem, "key.pem": server.key_pem, "ca.pem": ca.pem}.items():
         (server_dir / name).write_bytes(data)
     credentials = tmp_path / "credentials"
+    credentials.mkdir()
     client = ca.issue(["client.example.com"], client=True)
-    write_credential(credentials, "default", "client-credential", client.files())
     server_argv = [
         *(PYTHON, "-c", Path(mtls_https_server.__file__).read_text(), str(PORT)),
         *(str(server_dir / "cert.pem"), str(server_dir / "key.pem"), str(server_dir / "ca.pem")),
@@ -85,7 +87,10 @@ async def test_a_sidecar_originates_mutual_tls_with_the_credential_citadel_serve
         citadel_arguments=("--credentials-dir", str(credentials)),
         dns_names={NGINX: "external"},
     ) as mesh:
+        # the mesh got ready with no Secret yet: the sidecars started; the requests fail, never in plaintext
         await mesh.run_plain("external", server_argv, uid=None)
+        await until_status(mesh, 503)
+        write_credential(credentials, "default", "client-credential", client.files())
         answered = await until_status(mesh, 200)
         assert [json.loads(body) for _, body in answered] == [{"client": "client.example.com", "path": "/"}] * 3
 

@@ -16,6 +16,7 @@ from envoy_bootstrap.bootstrap import HostPort, build_sds_cluster, write_citadel
 from meshplane.identity import SDS_CLUSTER
 from pilot.config.types import ClientTLSSettings, DestinationRule, PortTrafficPolicy, Subset, TrafficPolicy
 from pilot.generate import clusters, endpoints
+from pilot.generate.cluster_credential_tls import CREDENTIAL_FETCH_TIMEOUT
 from tests.mtls_builders import (
     API,
     DNS,
@@ -104,7 +105,8 @@ def assert_sds(config: SdsSecretConfig, name: str) -> None:
     (grpc,) = source.api_config_source.grpc_services
     assert grpc.envoy_grpc.cluster_name == SDS_CLUSTER
     assert source.api_config_source.api_type == source.api_config_source.ApiType.GRPC
-    assert source.initial_fetch_timeout.ToSeconds() == 0  # wait for the secret, never start without it
+    # not forever: a sidecar whose namespace lacks the Secret must still start (its connections then fail)
+    assert source.initial_fetch_timeout.ToSeconds() == CREDENTIAL_FETCH_TIMEOUT > 0
 
 
 @pytest.mark.parametrize(("policy", "port", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -9,6 +9,12 @@ namespace, which Citadel serves over the proxy's ``sds-grpc`` cluster, instead o
   same auto SAN validation as with files);
 - SNI: ``sni``, else the service host.
 
+The SDS references have an initial fetch timeout (:data:`CREDENTIAL_FETCH_TIMEOUT`), unlike the workload
+certificate's: a sidecar in a namespace without the Secret would otherwise never finish warming its clusters, and
+Envoy starts no listener before they are (Istio avoids it by applying ``credentialName`` on sidecars only with a
+``workloadSelector``). After the timeout the cluster is up without the secret, and Envoy fails its connections
+("Secret is not supplied by SDS") until Citadel sends it: closed, never plaintext.
+
 The names carry no namespace: Citadel resolves them in the namespace of the proxy that asks, so the cluster's bytes
 are the same for every proxy that shares it. Without SDS (no Citadel in the proxy's bootstrap) the secrets cannot
 be fetched, and sending the request without the client certificate, or unverified, would be weaker than the rule:
@@ -22,6 +28,7 @@ from collections.abc import Sequence
 import structlog
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.extensions.transport_sockets.tls.v3.common_pb2 import CertificateValidationContext
+from envoy.extensions.transport_sockets.tls.v3.secret_pb2 import SdsSecretConfig
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import CommonTlsContext, UpstreamTlsContext
 
 from meshplane.credential_names import credential_sds_name
@@ -30,7 +37,9 @@ from pilot.generate._protos import duration, load_assignment
 from pilot.generate._tls import sds_secret_config, sidecar_tls_params, typed_sans
 from pilot.generate.cluster_traffic_policy import DEFAULT_CONNECT_TIMEOUT
 
-__all__ = ["credential_tls_context", "credential_unavailable_cluster"]
+__all__ = ["CREDENTIAL_FETCH_TIMEOUT", "credential_tls_context", "credential_unavailable_cluster"]
+
+CREDENTIAL_FETCH_TIMEOUT = 5.0  # seconds a cluster waits for a credential before it starts without it
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +54,7 @@ def credential_tls_context(
     if http2:
         common.alpn_protocols.append("h2")
     if tls.mode == "MUTUAL":
-        common.tls_certificate_sds_secret_configs.append(sds_secret_config(credential_sds_name(tls.credential_name)))
+        common.tls_certificate_sds_secret_configs.append(_credential_secret(credential_sds_name(tls.credential_name)))
     if not tls.insecure_skip_verify:
         sans = tls.subject_alt_names or default_sans or (tls.sni or sni,)
         combined = common.combined_validation_context
@@ -53,9 +62,13 @@ def credential_tls_context(
             CertificateValidationContext(match_typed_subject_alt_names=typed_sans(sans))
         )
         combined.validation_context_sds_secret_config.CopyFrom(
-            sds_secret_config(credential_sds_name(tls.credential_name, ca=True))
+            _credential_secret(credential_sds_name(tls.credential_name, ca=True))
         )
     return UpstreamTlsContext(common_tls_context=common, sni=tls.sni or sni)
+
+
+def _credential_secret(name: str) -> SdsSecretConfig:
+    return sds_secret_config(name, initial_fetch_timeout=CREDENTIAL_FETCH_TIMEOUT)
 
 
 def credential_unavailable_cluster(name: str, credential_name: str) -> Cluster:
