@@ -71,6 +71,7 @@ _HOSTS = {
     "stranger": 70,
     "ingressgateway": 80,  # e2e.pod_gateway: gateways, plain namespaces running `envoy-bootstrap run gateway`
     "egressgateway": 81,
+    "external": 82,  # a server outside the mesh a scenario starts itself (``run_plain("external", ...)``)
 }
 MIXER_GRPC_PORT = 9091  # as e2e.harness: Istio Mixer's gRPC port (checks and access logs), its Prometheus port
 MIXER_MONITOR_PORT = 42422
@@ -374,13 +375,15 @@ async def pod_mesh(
     ready_status: int = 200,
     versions: Sequence[str] = REVIEWS_VERSIONS,
     clients: Sequence[str] = ("productpage",),
+    dns_names: Mapping[str, str] | None = None,
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
     ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
-    for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour.
+    for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
+    ``dns_names`` more names the upstream DNS knows (name -> which of the mesh's hosts, e.g. ``"external"``).
     Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
@@ -434,7 +437,10 @@ async def pod_mesh(
         if policy is not None:
             await policy.start()
         dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
-        await mesh.run_plain("dns", [*dns_world, "--record", f"{OUTSIDE_NAME}={addresses['outside']}"], uid=None)
+        records = {OUTSIDE_NAME: "outside", **(dns_names or {})}
+        for name, host in records.items():
+            dns_world += ["--record", f"{name}={addresses[host]}"]
+        await mesh.run_plain("dns", dns_world, uid=None)
         await mesh.run_plain("outside", app_server_command("outside", "none", REVIEWS_PORT))
         await mesh.run_plain("stranger")
         for version in versions:

@@ -640,7 +640,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "clientCertificate": T("/c.pem", context=MUTUAL),
         "privateKey": T("/k.pem", context=MUTUAL),
         "caCertificates": T("/ca.pem"),
-        "credentialName": R("secret"),
+        "credentialName": T("client-credential"),  # the CAs of kubernetes://client-credential-cacert over SDS
         "subjectAltNames": T(["a.example.com"]),
         "sni": T("s.example.com"),
         "insecureSkipVerify": T(True),

@@ -57,11 +57,6 @@ CASES: list[tuple[str, str, Expected]] = [
         [(5, "spec.trafficPolicy.loadBalancer.warmupDurationSecs", "not supported by meshplane yet")],
     ),
     (
-        "tls-credential-name",
-        "host: reviews\ntrafficPolicy:\n  tls: {mode: SIMPLE, credentialName: reviews-ca}\n",
-        [(3, "spec.trafficPolicy.tls.credentialName", "not supported by meshplane yet")],
-    ),
-    (
         "workload-selector",
         "host: reviews\nworkloadSelector: {matchLabels: {a: b}}\n",
         [(2, "spec.workloadSelector", "not supported by meshplane yet")],

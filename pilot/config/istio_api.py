@@ -278,8 +278,6 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         "directly); leave network out",
         ("WorkloadGroup", "probe"): "the health of auto-registered workloads is not checked: a connected proxy's "
         "WorkloadEntry is an endpoint until it disconnects",
-        ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
-        "caCertificates), not from Kubernetes secrets",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
         ("IstioEgressListener", "bind"): "egress listeners are reached through iptables capture, not bound to an "
         "address",

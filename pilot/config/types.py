@@ -323,7 +323,8 @@ TlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
 class ClientTLSSettings:
     """Istio's ClientTLSSettings (DestinationRule ``tls``): how a sidecar originates TLS to the destination.
 
-    File paths are read by the client's Envoy. ``credentialName`` is rejected by validation (not supported yet).
+    File paths are read by the client's Envoy; ``credential_name`` (instead of the files) is a Secret of the client
+    proxy's namespace that Citadel serves over SDS.
     """
 
     mode: TlsMode
@@ -334,6 +335,7 @@ class ClientTLSSettings:
     subject_alt_names: tuple[str, ...] = ()  # accepted server SANs (ISTIO_MUTUAL: replaces the service accounts)
     sni: str = ""
     insecure_skip_verify: bool = False  # SIMPLE/MUTUAL: do not verify the server certificate at all
+    credential_name: str = ""  # SIMPLE/MUTUAL: the Secret with the client certificate, key and CAs (no files)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

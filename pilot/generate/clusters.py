@@ -43,7 +43,8 @@ from pilot.generate._protos import (
     load_assignment,
 )
 from pilot.generate._tls import has_sds
-from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints
+from pilot.generate.cluster_credential_tls import credential_unavailable_cluster
+from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints, required_credential
 from pilot.generate.cluster_traffic_policy import (
     DEFAULT_CONNECT_TIMEOUT,
     ClusterTrafficPolicy,
@@ -239,6 +240,8 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
 def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
     """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
     DestinationRule's policy for its port and subset."""
+    if not sds and (credential := required_credential(key.rule, key.subset, key.port.number)):
+        return credential_unavailable_cluster(key.name, credential)
     policy = key.rule.traffic_policy if key.rule is not None else None
     if key.subset is None:
         resolved = port_traffic_policy(policy, key.port.number)
