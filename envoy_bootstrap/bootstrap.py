@@ -180,6 +180,10 @@ def _meshplane_version() -> str:
         return "dev"
 
 
+# keys build_node sets depending on its arguments (so also refused as extra metadata when not set this time)
+_MESHPLANE_METADATA = frozenset({SDS_NODE_METADATA, MIXER_NODE_METADATA, "SERVICE_ACCOUNT", "LABELS"})
+
+
 def build_node(
     *,
     workload: str,
@@ -190,13 +194,16 @@ def build_node(
     mixer: bool = False,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
+    extra_metadata: Mapping[str, str] | None = None,
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
     ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
     (``MESHPLANE_MIXER: "true"``); ``INTERCEPTION_MODE`` is always ``REDIRECT`` (the pod's iptables capture);
     ``service_account`` and ``labels``: Istio's ``SERVICE_ACCOUNT`` and ``LABELS``, informational (Pilot takes a
-    workload's identity and labels from its WorkloadEntry, as Istio does for a VM)."""
+    workload's identity and labels from its WorkloadEntry, as Istio does for a VM); ``extra_metadata``: more
+    string metadata, as Istio's ``ISTIO_META_<KEY>`` variables give it (e.g. ``AUTO_REGISTER_GROUP``), never a key
+    set here (BootstrapError)."""
     node = base_pb2.Node(
         id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
         cluster=f"{workload}.{namespace}",
@@ -219,6 +226,10 @@ def build_node(
         node.metadata.update({"SERVICE_ACCOUNT": service_account})
     if labels:
         node.metadata.update({"LABELS": dict(sorted(labels.items()))})
+    for key, value in sorted((extra_metadata or {}).items()):
+        if not key or key in node.metadata.fields or key in _MESHPLANE_METADATA:
+            raise BootstrapError(f"node metadata {key!r}: meshplane sets that key itself; choose another")
+        node.metadata.update({key: value})
     return node
 
 
@@ -490,6 +501,7 @@ def build_sidecar_bootstrap(
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
+    node_metadata: Mapping[str, str] | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) in the pod at ``address``, fed by
     ``pilot``.
@@ -500,7 +512,8 @@ def build_sidecar_bootstrap(
     stand for ``token``: the sidecar then follows that document when the token is refreshed): with them the
     sidecar gets its identity over SDS and Pilot configures mutual TLS for it. ``mixer``: Mixer's gRPC address;
     the sidecar gets the ``mixer`` cluster and says so in its node metadata. ``admin_address``: where admin
-    listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``)."""
+    listens (the pod's 127.0.0.1); ``service_account``, ``labels``, ``node_metadata``: node metadata (see
+    ``build_node``)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -537,6 +550,7 @@ def build_sidecar_bootstrap(
             mixer=mixer is not None,
             service_account=service_account,
             labels=labels,
+            extra_metadata=node_metadata,
         ),
         admin=build_admin(
             address=_check_address(admin_address, argument="admin_address", what="an IP address"), port=admin_port
