@@ -66,6 +66,7 @@ _HOSTS = {
     "reviews-v2": 22,
     "reviews-v3": 23,
     "ratings": 30,
+    "details": 40,  # no WorkloadEntry: for a scenario's own workload (auto-registered from a WorkloadGroup)
     "dns": 53,
     "outside": 60,
     "stranger": 70,
@@ -275,9 +276,17 @@ class PodMesh:
         return ["--citadel", self.citadel.sds_address, "--token-file", str(token_file), "--root-cert", str(root)]
 
     async def run_pod(
-        self, name: str, app: Sequence[str], *, service_account: str, labels: str, token: str | None = None
+        self,
+        name: str,
+        app: Sequence[str],
+        *,
+        service_account: str,
+        labels: str,
+        token: str | None = None,
+        node_metadata: Mapping[str, str] | None = None,
     ) -> None:
-        """``meshplane pod run`` for ``name`` (its token: a genuine one for ``service_account`` unless given)."""
+        """``meshplane pod run`` for ``name`` (its token: a genuine one for ``service_account`` unless given;
+        ``node_metadata``: more sidecar node metadata, ``--node-metadata``)."""
         argv = [
             *(sys.executable, "-m", "e2e.cli", "pod", "run", name, "--namespace", NAMESPACE),
             *("--ip", self.addresses[name], "--pilot", self.pilot.xds_address, "--app-uid", str(APP_UID)),
@@ -287,6 +296,7 @@ class PodMesh:
             *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge, "--state-dir", str(self.state_dir)),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
             *self._token_args(name, service_account, token),
+            *(f"--node-metadata={key}={value}" for key, value in (node_metadata or {}).items()),
             "--",
             *app,
         ]
@@ -376,6 +386,7 @@ async def pod_mesh(
     versions: Sequence[str] = REVIEWS_VERSIONS,
     clients: Sequence[str] = ("productpage",),
     dns_names: Mapping[str, str] | None = None,
+    pilot_arguments: Sequence[str] = (),
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
@@ -384,6 +395,7 @@ async def pod_mesh(
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
     for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
     ``dns_names`` more names the upstream DNS knows (name -> which of the mesh's hosts, e.g. ``"external"``).
+    ``pilot_arguments``: more ``pilot`` flags (``--workload-entry-grace-period 2s``).
     Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
@@ -401,6 +413,7 @@ async def pod_mesh(
     if mesh_config is not None:
         (workdir / "mesh.yaml").write_text(mesh_config)
         pilot.arguments += ["--mesh-config", str(workdir / "mesh.yaml")]
+    pilot.arguments += pilot_arguments
     identity = None
     if citadel:
         identity = CitadelProcess(

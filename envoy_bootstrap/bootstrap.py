@@ -185,6 +185,10 @@ def _meshplane_version() -> str:
         return "dev"
 
 
+# keys build_node sets depending on its arguments (so also refused as extra metadata when not set this time)
+_MESHPLANE_METADATA = frozenset({SDS_NODE_METADATA, MIXER_NODE_METADATA, "SERVICE_ACCOUNT", "LABELS"})
+
+
 def build_node(
     *,
     workload: str,
@@ -196,6 +200,7 @@ def build_node(
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
     proxy_type: ProxyType = "sidecar",
+    extra_metadata: Mapping[str, str] | None = None,
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
@@ -204,7 +209,8 @@ def build_node(
     ``service_account`` and ``labels``: Istio's ``SERVICE_ACCOUNT`` and ``LABELS``, informational (Pilot takes a
     workload's identity and labels from its WorkloadEntry, as Istio does for a VM); ``proxy_type`` ``router``: a
     gateway, no traffic capture (no ``INTERCEPTION_MODE``), selected by Gateways through ``LABELS`` when it has no
-    workload in the registry."""
+    workload in the registry; ``extra_metadata``: more string metadata, as Istio's ``ISTIO_META_<KEY>`` variables
+    give it (e.g. ``AUTO_REGISTER_GROUP``), never a key set here (BootstrapError)."""
     node = base_pb2.Node(
         id=sidecar_node_id(
             workload=workload,
@@ -234,6 +240,10 @@ def build_node(
         node.metadata.update({"SERVICE_ACCOUNT": service_account})
     if labels:
         node.metadata.update({"LABELS": dict(sorted(labels.items()))})
+    for key, value in sorted((extra_metadata or {}).items()):
+        if not key or key in node.metadata.fields or key in _MESHPLANE_METADATA:
+            raise BootstrapError(f"node metadata {key!r}: meshplane sets that key itself; choose another")
+        node.metadata.update({key: value})
     return node
 
 
@@ -506,6 +516,7 @@ def build_sidecar_bootstrap(
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
     proxy_type: ProxyType = "sidecar",
+    node_metadata: Mapping[str, str] | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) in the pod at ``address``, fed by
     ``pilot``.
@@ -517,7 +528,8 @@ def build_sidecar_bootstrap(
     sidecar gets its identity over SDS and Pilot configures mutual TLS for it. ``mixer``: Mixer's gRPC address;
     the sidecar gets the ``mixer`` cluster and says so in its node metadata. ``admin_address``: where admin
     listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``);
-    ``proxy_type`` ``router``: a gateway's bootstrap (Pilot gives it the listeners of the Gateways selecting it)."""
+    ``proxy_type`` ``router``: a gateway's bootstrap (Pilot gives it the listeners of the Gateways selecting it).
+    ``node_metadata``: more node metadata (see ``build_node``)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -555,6 +567,7 @@ def build_sidecar_bootstrap(
             service_account=service_account,
             labels=labels,
             proxy_type=proxy_type,
+            extra_metadata=node_metadata,
         ),
         admin=build_admin(
             address=_check_address(admin_address, argument="admin_address", what="an IP address"), port=admin_port

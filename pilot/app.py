@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from meshplane.serving import stop_on_signals, watch_until_stopped
-from pilot.autoregistration import AutoRegistration
+from pilot.autoregistration import DEFAULT_GRACE_PERIOD, AutoRegistration
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.config.mesh_config import MeshConfig, MeshNames
 from pilot.config.mesh_config_file import MeshConfigFile
@@ -62,6 +62,8 @@ class PilotOptions:
     mesh_config: Path | None = None  # Istio's MeshConfig, watched; its rootNamespace/trustDomain win
     # with a cluster: where the Lease of the status writes lives (Pilot's own namespace in a pod); None: no writes
     status_lease_namespace: str | None = None
+    # how long an auto-registered WorkloadEntry outlives its proxy's last stream (pilot.autoregistration)
+    workload_entry_grace_period: float = DEFAULT_GRACE_PERIOD
 
 
 async def run_pilot(
@@ -127,7 +129,9 @@ async def run_pilot(
         registries=registries,
     )
     registration = MemorySource(sink, name=AUTO)
-    server.proxy_listeners.append(AutoRegistration(registration, lambda: store.accepted))
+    server.proxy_listeners.append(
+        AutoRegistration(registration, lambda: store.accepted, grace_period=options.workload_entry_grace_period)
+    )
     sources.append(registration)
     if options.config_dir is not None:
         exclude = (options.mesh_config,) if options.mesh_config is not None else ()

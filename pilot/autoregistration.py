@@ -22,6 +22,7 @@ from pilot.model.types import ProxyNode
 __all__ = [
     "AUTO_REGISTER_GROUP_METADATA",
     "AUTO_REGISTRATION_GROUP_ANNOTATION",
+    "DEFAULT_GRACE_PERIOD",
     "AutoRegistration",
     "entry_name",
     "workload_entry_for",

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pilot.autoregistration import AutoRegistration
+from pilot.autoregistration import DEFAULT_GRACE_PERIOD, AutoRegistration
+from pilot.cli import build_parser
 from pilot.config.parse import ParsedFile
 from pilot.config.source_memory import MemorySource
 from pilot.config.types import ConfigKey, Resource, WorkloadEntry, WorkloadGroup
@@ -88,3 +89,13 @@ def test_proxy_without_the_metadata_or_with_an_unknown_group_registers_nothing()
         parse_node_id("sidecar~10.1.2.3~vm-1.ns~ns.svc.cluster.local", metadata={"AUTO_REGISTER_GROUP": "none"})
     )
     assert sink.published == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "seconds"),
+    [([], DEFAULT_GRACE_PERIOD), (["--workload-entry-grace-period", "1.5s"], 1.5)],
+    ids=["default-istio-10s", "given"],
+)
+def test_pilot_takes_the_grace_period_from_its_flag(argv: list[str], seconds: float) -> None:
+    args = build_parser().parse_args(["--config-dir", "cfg", *argv])
+    assert args.workload_entry_grace_period == seconds
