@@ -354,6 +354,7 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
 JWKS_TIMEOUT_TEST = "tests/test_generate_jwt_authn.py::test_jwks_uri_is_fetched_by_envoy_through_the_outbound_cluster"
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
+EXTENSION_PROVIDER_TEST = "tests/test_generate_ext_authz.py::test_custom_policy_calls_its_provider"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
 AUTOREGISTRATION = "tests/test_autoregistration.py"
@@ -699,7 +700,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "provider": P(CUSTOM_TEST),
     },
     "AuthorizationPolicy.ExtensionProvider": {
-        "name": P(CUSTOM_TEST),
+        "name": P(EXTENSION_PROVIDER_TEST),
     },
     "Rule": {
         "from": T([{"source": {"namespaces": ["default"]}}]),

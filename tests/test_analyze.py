@@ -216,3 +216,105 @@ async def test_what_pilot_would_leave_out_at_push_time_is_reported(tmp_path: Pat
         ("Error", "MP0209", "WorkloadEntry default/web-1"),
         ("Warning", "MP0211", "PeerAuthentication default/b"),
     ]
+
+
+EXT_AUTHZ_MESH = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext-authz, namespace: foo}
+spec:
+  hosts: [ext-authz.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: ext-authz}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ext-authz, namespace: foo}
+spec: {address: 10.1.0.2, labels: {app: ext-authz}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: foo}
+spec:
+  hosts: [httpbin.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: httpbin}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin, namespace: foo}
+spec: {address: 10.1.0.3, labels: {app: httpbin}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-authz, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: CUSTOM
+  provider: {name: PROVIDER}
+  rules: [{to: [{operation: {paths: [/headers]}}]}]
+"""
+PROVIDERS = """\
+extensionProviders:
+- name: "sample-ext-authz-http"
+  envoyExtAuthzHttp:
+    service: "ext-authz.foo.svc.cluster.local"
+    port: "8000"
+"""
+
+
+@pytest.mark.parametrize(
+    ("provider", "mesh_config", "expected"),
+    [
+        ("sample-ext-authz-http", PROVIDERS, []),
+        ("mixer", None, []),
+        (
+            "sample-ext-authz-grpc",
+            PROVIDERS,
+            [
+                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "'sample-ext-authz-grpc' cannot be called for WorkloadEntry foo/httpbin: extension provider "
+                "sample-ext-authz-grpc not found, available providers are ['sample-ext-authz-http']; the policy fails "
+                "closed (what it would send to the provider is denied)"
+            ],
+        ),
+        (
+            "sample-ext-authz-http",
+            PROVIDERS.replace('"8000"', '"9000"'),
+            [
+                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "'sample-ext-authz-http' cannot be called for WorkloadEntry foo/httpbin: service "
+                "ext-authz.foo.svc.cluster.local has no port 9000; the policy fails closed (what it would send to the "
+                "provider is denied)"
+            ],
+        ),
+        (
+            "sample-ext-authz-http",
+            "extensionProviders: [{name: x, envoyExtAuthzHttp: {service: a.b, port: 0}}]\n",
+            [
+                "Error [MP0103] (MeshConfig mesh.yaml:1) extensionProviders[0].envoyExtAuthzHttp.port: port must be in "
+                "the range [1, 65535], found: 0",
+                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "'sample-ext-authz-http' cannot be called for WorkloadEntry foo/httpbin: extension provider "
+                "sample-ext-authz-http not found, available providers are []; the policy fails closed (what it would "
+                "send to the provider is denied)",
+            ],
+        ),
+    ],
+    ids=["provider-in-mesh-config", "mixer", "provider-not-in-mesh-config", "provider-port-not-served", "bad-mesh"],
+)
+async def test_custom_providers_are_checked_against_the_mesh_config(
+    tmp_path: Path, provider: str, mesh_config: str | None, expected: list[str]
+) -> None:
+    (tmp_path / "rules.yaml").write_text(EXT_AUTHZ_MESH.replace("PROVIDER", provider))
+    mesh_file = None
+    if mesh_config is not None:
+        mesh_file = tmp_path / "mesh.yaml"  # inside the directory: read as the mesh config, not as resources
+        mesh_file.write_text(mesh_config)
+    findings = await analyze_directory(tmp_path, mesh_file)
+    formatted = [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code != "MP0203"]
+    assert formatted == expected

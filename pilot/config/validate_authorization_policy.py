@@ -22,8 +22,12 @@ Istio's checks, each problem at the field it is about:
 - ``serviceAccounts`` / ``notServiceAccounts`` (Istio 1.23+): ``<name>`` (in the policy's namespace) or
   ``<namespace>/<name>``, no wildcards, and not together with ``principals`` / ``namespaces`` (or their ``not*``),
   as Istio's validation says.
-- ``provider.name``: meshplane knows one provider, ``mixer`` (Mixer's ext_authz server); MeshConfig
-  ``extensionProviders`` are not read yet, so any other name is rejected here rather than left to fail closed.
+- ``provider.name``: any non-empty name. The providers are ``mixer`` (Mixer's ext_authz server) and MeshConfig's
+  ``extensionProviders`` (``pilot.config.mesh_extension_providers``), and a policy is validated alone, without the
+  mesh config (which also changes on its own), so, as in Istio, the name is checked when the policy is compiled: a
+  CUSTOM policy naming a provider MeshConfig does not have fails closed there (what it would send to the provider
+  is denied, with a warning: ``pilot.generate.authz_filters``), and ``meshplane analyze --mesh-config`` reports it
+  (MP0214).
 
 Not supported by meshplane yet (rejected with that message): ``targetRef`` / ``targetRefs`` (Gateway API gateways
 and waypoints, which meshplane does not have), and Istio's path templates (``/{*}/info``, ``/api/{**}``).
@@ -37,7 +41,6 @@ from typing import cast, get_args
 
 from pilot.config.authz_conditions import CONDITION_KEYS, ConditionKind, parse_condition_key
 from pilot.config.types import (
-    MIXER_PROVIDER,
     AuthorizationAction,
     AuthorizationCondition,
     AuthorizationOperation,
@@ -53,7 +56,6 @@ __all__ = [
     "AUTHORIZATION_ACTIONS",
     "AUTHORIZATION_POLICY_FIELDS",
     "AUTHORIZATION_POLICY_UNSUPPORTED",
-    "AUTHORIZATION_PROVIDERS",
     "CONDITION_KEYS",
     "ip_block_error",
     "service_account_error",
@@ -63,7 +65,6 @@ __all__ = [
 AUTHORIZATION_POLICY_FIELDS = ("selector", "action", "provider", "rules")
 AUTHORIZATION_POLICY_UNSUPPORTED: tuple[str, ...] = ()  # targetRef(s): istio_api.UNSUPPORTED_REASONS says why
 AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
-AUTHORIZATION_PROVIDERS = (MIXER_PROVIDER,)  # CUSTOM providers meshplane can call
 
 _IP_KINDS = frozenset({ConditionKind.SOURCE_IP, ConditionKind.REMOTE_IP, ConditionKind.DESTINATION_IP})
 
@@ -140,12 +141,8 @@ def _provider(spec: Fields, action: str) -> str | None:
     if action != "CUSTOM":
         spec.report("provider", f"only allowed with action CUSTOM, got action {action}")
     name = provider.string("name", required=True)
-    if name is not None and name not in AUTHORIZATION_PROVIDERS:
-        provider.report(
-            "name",
-            f"unknown provider {name!r}: meshplane knows only {', '.join(AUTHORIZATION_PROVIDERS)} "
-            "(Mixer's ext_authz server); MeshConfig extensionProviders are not supported by meshplane yet",
-        )
+    if name == "":
+        provider.report("name", "must not be empty: name the provider, e.g. `mixer` or an extensionProviders entry")
     return name
 
 
