@@ -68,6 +68,7 @@ class PodSpec:
     root_cert: Path | None = None
     service_account: str = "default"
     labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    node_metadata: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # e.g. AUTO_REGISTER_GROUP
     domain_suffix: str = "cluster.local"
     dns: bool = True
     dns_upstreams: tuple[str, ...] = ()
@@ -112,6 +113,7 @@ def _write_bootstrap(spec: PodSpec, pod: PodAddress) -> Path:
             xds_mode=spec.xds_mode,
             service_account=spec.service_account,
             labels=spec.labels,
+            node_metadata=spec.node_metadata,
             citadel=_local(spec.citadel, "--citadel"),
             token_file=spec.token_file,
             root_cert=spec.root_cert,

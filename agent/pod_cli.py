@@ -7,7 +7,7 @@ meshplane capture remove
 meshplane pod run NAME --namespace NS --ip POD_IP [--service-account SA] [--labels k=v,...] [--pilot HOST:PORT]
                   [--citadel HOST:PORT --token-file FILE --root-cert FILE] [--mixer HOST:PORT] [--app-uid UID]
                   [--dns-upstream IP[:PORT] ...] [--no-dns] [--pod-cidr 10.89.0.0/16] [--bridge mpbr0]
-                  [--state-dir /run/meshplane/pods] [--xds-mode sotw|delta] -- APP...
+                  [--state-dir /run/meshplane/pods] [--xds-mode sotw|delta] [--node-metadata KEY=VALUE ...] -- APP...
 meshplane pod exec NAME [--namespace NS] [--state-dir /run/meshplane/pods] -- COMMAND...
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from agent.capture import (
@@ -31,7 +32,14 @@ from agent.pod import PodSpec, exec_in_pod, run_pod
 from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, DEFAULT_PODS_DIR, PodNetwork, PodNetworkError
 from envoy_bootstrap.bootstrap import XDS_MODES
 
-__all__ = ["capture_arguments", "parse_labels", "pod_arguments", "run_capture", "run_pod_command"]
+__all__ = [
+    "capture_arguments",
+    "parse_labels",
+    "parse_node_metadata",
+    "pod_arguments",
+    "run_capture",
+    "run_pod_command",
+]
 
 
 def capture_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +104,14 @@ def pod_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="the sidecar's ADS flavour (%(default)s)")
     run.add_argument("--service-account", default="default", help="the workload's service account (node metadata)")
     run.add_argument("--labels", default="", help="k=v,... (node metadata LABELS; Pilot uses the WorkloadEntry's)")
+    run.add_argument(
+        "--node-metadata",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="more sidecar node metadata, as Istio's ISTIO_META_<KEY> (repeatable; e.g. AUTO_REGISTER_GROUP=GROUP "
+        "for WorkloadGroup auto-registration)",
+    )
     citadel = run.add_argument_group("identity", "All three or none, as for `envoy-bootstrap run sidecar`.")
     citadel.add_argument("--citadel", metavar="HOST:PORT", help="Citadel's host-side SDS address")
     citadel.add_argument("--token-file", type=Path, help="the workload's token (from `citadel token`)")
@@ -131,6 +147,17 @@ def _state_dir_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_node_metadata(items: Sequence[str]) -> dict[str, str]:
+    """``["AUTO_REGISTER_GROUP=reviews"]`` -> {"AUTO_REGISTER_GROUP": "reviews"}."""
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise PodNetworkError(f"--node-metadata: expected KEY=VALUE, got {item!r}")
+        metadata[key.strip()] = value
+    return metadata
+
+
 def parse_labels(text: str) -> dict[str, str]:
     """``"app=reviews,version=v1"`` -> {"app": "reviews", "version": "v1"}."""
     labels: dict[str, str] = {}
@@ -160,6 +187,7 @@ async def run_pod_command(args: argparse.Namespace) -> int:
             root_cert=args.root_cert,
             service_account=args.service_account,
             labels=parse_labels(args.labels),
+            node_metadata=parse_node_metadata(args.node_metadata),
             dns=not args.no_dns,
             dns_upstreams=tuple(args.dns_upstream),
             network=PodNetwork(bridge=args.bridge, cidr=args.pod_cidr),

@@ -111,11 +111,13 @@ def write_sidecar_bootstrap(
     token_file: Path | None = None,
     root_cert: Path | None = None,
     follow_token: bool = False,
+    node_metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """``<directory>/bootstrap.json`` (``directory`` made 0700 for uid 1337) of a REDIRECT-captured sidecar with
     its admin on 127.0.0.1; ``pilot``, ``mixer`` and ``citadel`` are the addresses Envoy connects to.
     ``follow_token``: the token goes in ``TOKEN_DOCUMENT`` instead of the bootstrap, for ``follow_token`` to
-    replace when ``token_file`` changes (Envoy reloads it; no restart)."""
+    replace when ``token_file`` changes (Envoy reloads it; no restart). ``node_metadata``: more node metadata
+    (``build_node``'s ``extra_metadata``)."""
     directory = private_dir(directory, PROXY_UID)
     try:
         bootstrap = build_sidecar_bootstrap(
@@ -129,6 +131,7 @@ def write_sidecar_bootstrap(
             admin_address="127.0.0.1",
             service_account=service_account,
             labels=labels,
+            node_metadata=node_metadata,
             **_citadel_arguments(directory, citadel, token_file, root_cert, follow_token),  # type: ignore[arg-type]
         )
     except BootstrapError as exc:

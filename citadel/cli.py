@@ -4,6 +4,7 @@ citadel --ca-dir DIR [--trust-domain cluster.local] [--sds-address 127.0.0.1:150
         [--monitor-address 127.0.0.1:15019] [--cert-ttl 24h] [--rotation-fraction 0.5] [--key-type ecdsa|rsa]
         [--kubeconfig FILE | --in-cluster] [--token-audience istio-ca] [--token-review-cache-ttl 1m]
         [--no-root-cert-configmaps | --namespace-selector LABELS] [--ca-secret NAMESPACE/NAME | --no-ca-secret]
+        [--credentials-dir DIR | --no-credential-secrets]
 citadel token --ca-dir DIR --namespace NS --service-account SA [--ttl 24h]
 citadel rotate-root --ca-dir DIR
 """
@@ -128,6 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     secret.add_argument(
         "--no-ca-secret", action="store_true", help="--in-cluster: keep the CA in --ca-dir only (lost with the pod)"
     )
+    credentials = parser.add_mutually_exclusive_group()
+    credentials.add_argument(
+        "--credentials-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="gateway credentials (Gateway tls.credentialName over SDS) from DIR/<namespace>/<name>/{tls.crt,tls.key,"
+        "ca.crt}, followed as it changes (default with Kubernetes access: the Secrets of every namespace)",
+    )
+    credentials.add_argument(
+        "--no-credential-secrets",
+        dest="credential_secrets",
+        action="store_false",
+        help="with Kubernetes access, do not read gateway credentials from Secrets (gateways get none)",
+    )
     add_logging_arguments(parser)
     return parser
 
@@ -186,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             root_cert_configmaps=args.root_cert_configmaps,
             namespace_selector=args.namespace_selector,
             ca_secret=_ca_secret(args),
+            credentials_dir=args.credentials_dir,
+            credential_secrets=args.credential_secrets,
         )
         await run_citadel(options)
 

@@ -1,7 +1,9 @@
 """Envoy's SecretDiscoveryService: ``StreamSecrets`` (state of the world), ``DeltaSecrets`` and ``FetchSecrets``.
 
 Every call is authenticated by its workload token (``authn.py``); the identity it proves is the SPIFFE ID of the
-``default`` certificate the stream gets, with a key Citadel makes (``--key-type``). ``ROOTCA`` is the trust bundle,
+``default`` certificate the stream gets, with a key Citadel makes (``--key-type``); gateway credentials
+(``kubernetes://<name>``, ``credential_store.py``) are served from that identity's namespace only, pushed when they
+change, and not sent at all while missing (Envoy's listener keeps warming). ``ROOTCA`` is the trust bundle,
 one resource shared by every stream until the bundle changes. The service keeps the open streams, so that a root
 rotation can push to all of them and wait for their ACKs (``notify_all``, ``caught_up``), and the monitor can show
 them (``sdsz``).
@@ -20,6 +22,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 
 from citadel.authn import Authenticator, refuse
 from citadel.authority import Authority
+from citadel.credential_store import CredentialStore, NotServed
 from citadel.errors import CitadelError
 from citadel.metrics import CitadelMetrics
 from citadel.sds_resources import CONTROL_PLANE_ID, SECRET_TYPE, root_ca_secret, workload_secret
@@ -55,13 +58,19 @@ class SdsService:
         metrics: CitadelMetrics,
         rotation_fraction: float = 0.5,
         send_timeout: float = 20.0,
+        credentials: CredentialStore | None = None,
     ) -> None:
+        """``credentials``: the gateway credentials served (``kubernetes://<name>``); a change pushes to the
+        streams of its namespace. None: no credential is served (their listeners keep warming)."""
         if not 0.0 < rotation_fraction < 1.0:
             raise ValueError(f"rotation_fraction must be between 0 and 1 (exclusive), got {rotation_fraction}")
         self.authority = authority
         self._authenticator = authenticator
         self._metrics = metrics
         self._rotation_fraction = rotation_fraction
+        self.credentials = credentials
+        if credentials is not None:
+            credentials.subscribe(self.credentials_changed)
         self._streams: dict[SdsStream, None] = {}  # insertion-ordered set
         self._root_ca: tuple[int, Resource] | None = None
         self._nonces = Nonces()
@@ -96,6 +105,12 @@ class SdsService:
         """The authority's bundle or signer changed: every stream pushes what differs for it."""
         for stream in self._streams:
             stream.notify()
+
+    def credentials_changed(self, namespace: str) -> None:
+        """A credential of ``namespace`` changed: that namespace's streams push what differs for them."""
+        for stream in self._streams:
+            if stream.identity.namespace == namespace:
+                stream.notify()
 
     def lagging(self) -> list[SdsStream]:
         """Streams that have not yet pushed the authority's current state, or not had it ACKed."""
@@ -152,6 +167,7 @@ class SdsService:
             metrics=self._metrics,
             settings=self._stream_settings,
             rotation_fraction=self._rotation_fraction,
+            credentials=self.credentials,
         )
         self._streams[stream] = None
         self._metrics.connection_opened()
@@ -183,6 +199,14 @@ class SdsService:
                     resources.append(workload_secret(workload.chain_pem, workload.key_pem))
                 elif name == SDS_ROOT_CA:
                     resources.append(self.root_ca())
+                elif self.credentials is not None:
+                    found = self.credentials.resource(name, identity.namespace)
+                    if isinstance(found, NotServed):
+                        log.warning(
+                            "secret not served", resource=name, spiffe_id=identity.spiffe_id, reason=found.reason
+                        )
+                    else:
+                        resources.append(found)
         except CitadelError as exc:
             await refuse(context, exc, rpc="FetchSecrets", metrics=self._metrics)
         return unary_payload(resources, type_url=SECRET_TYPE, nonce=self._nonces(), control_plane=CONTROL_PLANE_ID)

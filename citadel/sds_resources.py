@@ -1,4 +1,5 @@
-"""What Citadel's SDS serves: the two secrets Istio names (``meshplane.identity``), and a stream's resources.
+"""What Citadel's SDS serves: the two secrets Istio names (``meshplane.identity``), gateway credentials
+(``credential_store.py``), and a stream's resources.
 
 ``default`` is the workload's certificate chain and private key (``tls_certificate``), ``ROOTCA`` the trust bundle
 (``validation_context.trusted_ca``), both inline. Each is an ``xdscore`` resource: serialized once, versioned by the
@@ -22,6 +23,7 @@ from xdscore.types import SECRET_TYPE
 __all__ = ["CONTROL_PLANE_ID", "SECRET_TYPE", "SecretProducer", "root_ca_secret", "workload_secret"]
 
 CONTROL_PLANE_ID = "meshplane-citadel"
+_OWN_NAMES = frozenset((SDS_WORKLOAD_CERT, SDS_ROOT_CA))
 
 
 def workload_secret(certificate_chain: bytes, private_key: bytes) -> Resource:
@@ -55,9 +57,17 @@ class SecretProducer:
     wildcard = False
     every_watched = True
 
-    def __init__(self, *, workload: Callable[[], Awaitable[Resource]], root_ca: Callable[[], Resource]) -> None:
+    def __init__(
+        self,
+        *,
+        workload: Callable[[], Awaitable[Resource]],
+        root_ca: Callable[[], Resource],
+        credential: Callable[[str], Resource | None] = lambda _name: None,
+    ) -> None:
+        """``credential``: any other watched name (a gateway's ``kubernetes://<name>``), None when not served."""
         self._workload = workload
         self._root_ca = root_ca
+        self._credential = credential
         self._last: tuple[tuple[Resource, ...], ProxyResources] | None = None
 
     async def resources(self, watch: WatchedResource) -> ProxyResources:
@@ -66,10 +76,13 @@ class SecretProducer:
             secrets.append(await self._workload())
         if SDS_ROOT_CA in watch.names:
             secrets.append(self._root_ca())
+        for name in sorted(watch.names - _OWN_NAMES):
+            if (credential := self._credential(name)) is not None:
+                secrets.append(credential)
         return self._set_of(secrets)
 
     def changes(self, since: ProxyResources, current: ProxyResources) -> ResourceChanges | None:
-        return None  # two secrets: comparing them is the cheap way
+        return None  # a few secrets: comparing them is the cheap way
 
     def _set_of(self, secrets: Sequence[Resource]) -> ProxyResources:
         key = tuple(secrets)

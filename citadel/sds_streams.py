@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 
 from citadel.authority import Authority, WorkloadCertificate
+from citadel.credential_store import CredentialStore, NotServed
 from citadel.errors import TokenError
 from citadel.metrics import CitadelMetrics
 from citadel.sds_resources import SECRET_TYPE, SecretProducer, workload_secret
@@ -51,8 +52,10 @@ class SdsStream:
         metrics: CitadelMetrics,
         settings: StreamSettings,
         rotation_fraction: float,
+        credentials: CredentialStore | None = None,
     ) -> None:
-        """``settings``: the SDS service's, shared by its streams (their nonces, Citadel's control-plane id)."""
+        """``settings``: the SDS service's, shared by its streams (their nonces, Citadel's control-plane id).
+        ``credentials``: the gateway credentials this stream may read (its identity's namespace's); None: none."""
         self.identity = identity
         self.peer = peer
         self.mode: Mode = mode
@@ -67,7 +70,10 @@ class SdsStream:
         self._default: Resource | None = None
         self._rotation_due = False
         self._rotation_timer: asyncio.TimerHandle | None = None
-        producers = {SECRET_TYPE: SecretProducer(workload=self._workload_resource, root_ca=root_ca)}
+        self._credentials = credentials
+        self._not_served: dict[str, str] = {}  # SDS name -> why it is not served (logged once per reason)
+        producer = SecretProducer(workload=self._workload_resource, root_ca=root_ca, credential=self._credential)
+        producers = {SECRET_TYPE: producer}
         context = {"spiffe_id": identity.spiffe_id, "peer": peer}
         self._stream = XdsStream(
             mode=mode, producers=producers, write=write, owner=self, settings=settings, log_context=context
@@ -143,6 +149,28 @@ class SdsStream:
             rotate_at=workload.rotate_at(self._rotation_fraction).isoformat(),
         )
         return self._default
+
+    def _credential(self, name: str) -> Resource | None:
+        """A gateway credential this stream watches, when it is served (why not is logged once per reason)."""
+        if self._credentials is None:
+            found: Resource | NotServed = NotServed(
+                "Citadel serves no gateway credentials (start it with --kubeconfig/--in-cluster or --credentials-dir)"
+            )
+        else:
+            found = self._credentials.resource(name, self.identity.namespace)
+        if isinstance(found, NotServed):
+            if self._not_served.get(name) != found.reason:
+                self._not_served[name] = found.reason
+                log.warning(
+                    "secret not served, the listener that uses it waits for it",
+                    resource=name,
+                    spiffe_id=self.spiffe_id,
+                    reason=found.reason,
+                )
+            return None
+        if self._not_served.pop(name, None) is not None:
+            log.info("secret now served", resource=name, spiffe_id=self.spiffe_id)
+        return found
 
     def _schedule_rotation(self, workload: WorkloadCertificate) -> None:
         if self._rotation_timer is not None:

@@ -5,7 +5,9 @@ and serves ``envoy.service.secret.v3.SecretDiscoveryService`` and ``meshplane.ci
 one ``grpc.aio`` server over TLS; ``RootRotation`` polls the directory. With Kubernetes access (``kube``), tokens
 other than meshplane's are reviewed by the API server (``token_review.py``) and ``RootCertPublisher`` keeps
 ``istio-ca-root-cert`` in every namespace; with ``ca_secret`` the self-signed CA is kept in that Secret
-(``ca_secret_store.py``: loaded at start, stored when new, updated after a root rotation). ``run_citadel`` adds
+(``ca_secret_store.py``: loaded at start, stored when new, updated after a root rotation). Gateway credentials
+(``kubernetes://<credentialName>`` over SDS) come from ``credentials_dir`` or, with Kubernetes access, from the
+Secrets of every namespace (``credential_store.py``). ``run_citadel`` adds
 the monitor (``/ready``, ``/metrics``, ``/debug/sdsz``) and runs until stopped.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +32,9 @@ from citadel.ca import KeyType, certificate_fingerprint
 from citadel.ca_dir import CAState, load_or_create_ca, load_or_create_token_key
 from citadel.ca_secret import SecretRef
 from citadel.ca_secret_store import CASecretStore, CASecretSync, load_or_create_ca_with_secret
+from citadel.credential_dir import CredentialDir
+from citadel.credential_secrets import KubeCredentials
+from citadel.credential_store import CredentialStore
 from citadel.csr import CsrService
 from citadel.kube_tokens import DEFAULT_TOKEN_AUDIENCE
 from citadel.metrics import CitadelMetrics
@@ -67,10 +72,15 @@ class CitadelOptions:
     root_cert_configmaps: bool = True  # with ``kube``: keep istio-ca-root-cert in every namespace
     namespace_selector: str = ""  # a label selector: only these namespaces get it ("": all)
     ca_secret: SecretRef | None = None  # with ``kube``: the self-signed CA kept in this Secret (istio-ca-secret)
+    credentials_dir: Path | None = None  # gateway credentials from DIR/<namespace>/<name>/ (instead of Secrets)
+    credential_secrets: bool = True  # with ``kube`` and no credentials_dir: gateway credentials from Secrets
+    credentials_poll_interval: float = 1.0  # how often credentials_dir is read
 
     def __post_init__(self) -> None:
         if self.ca_secret is not None and self.kube is None:
             raise ValueError("ca_secret needs Kubernetes access (kube)")
+        if self.credentials_poll_interval <= 0:
+            raise ValueError(f"credentials_poll_interval must be positive, got {self.credentials_poll_interval}")
         if not self.token_audience:
             raise ValueError("token_audience must not be empty")
         if self.token_review_cache_ttl < timedelta(0):
@@ -98,6 +108,8 @@ class CitadelServer:
         self._rotation_task: asyncio.Task[None] | None = None
         self._publisher_task: asyncio.Task[None] | None = None
         self._secret_task: asyncio.Task[None] | None = None
+        self._credentials_task: asyncio.Task[None] | None = None
+        self.credentials: CredentialStore | None = None
         self.ca_secret_sync: CASecretSync | None = None
         self._kube_api: client.ApiClient | None = None
         self._stopped = False
@@ -128,11 +140,13 @@ class CitadelServer:
         )
         reviewer = self._token_reviewer()
         authenticator = Authenticator(token_key.public_key(), trust_domain=options.trust_domain, kubernetes=reviewer)
+        gateway_credentials, credentials_source = self._credential_source()
         sds = SdsService(
             authority=authority,
             authenticator=authenticator,
             metrics=self.metrics,
             rotation_fraction=options.rotation_fraction,
+            credentials=gateway_credentials,
         )
         csr = CsrService(authority=authority, authenticator=authenticator, metrics=self.metrics)
         serving = ServingCredentials(authority, host=self.host, ttl=options.serving_cert_ttl)
@@ -165,6 +179,10 @@ class CitadelServer:
         )
         self._rotation_task = asyncio.create_task(self.rotation.run(), name="root-rotation")
         self._rotation_task.add_done_callback(_log_rotation_end)
+        if credentials_source is not None:
+            self.credentials = gateway_credentials
+            self._credentials_task = asyncio.create_task(credentials_source, name="gateway-credentials")
+            self._credentials_task.add_done_callback(_log_credentials_end)
         if self._kube_api is not None and options.root_cert_configmaps:
             publisher = RootCertPublisher(
                 client.CoreV1Api(self._kube_api),
@@ -186,6 +204,7 @@ class CitadelServer:
             kubernetes=options.kube.describe() if options.kube is not None else None,
             token_audience=options.token_audience if options.kube is not None else None,
             ca_secret=str(options.ca_secret) if options.ca_secret is not None and state.mode == "self-signed" else None,
+            gateway_credentials=gateway_credentials.source if gateway_credentials is not None else None,
         )
 
     async def _connect_kube(self) -> None:
@@ -215,6 +234,20 @@ class CitadelServer:
         self._secret_task.add_done_callback(_log_secret_end)
         return sync.follow
 
+    def _credential_source(self) -> tuple[CredentialStore | None, Coroutine[Any, Any, None] | None]:
+        """The gateway credentials' store and the task that fills it: the credentials directory, else with
+        Kubernetes access the Secrets of every namespace, else none."""
+        options = self.options
+        if options.credentials_dir is not None:
+            store = CredentialStore(source=f"directory {options.credentials_dir}")
+            source = CredentialDir(options.credentials_dir, store, poll=options.credentials_poll_interval)
+            source.read_once()  # served from the first stream on
+            return store, source.run()
+        if self._kube_api is not None and options.credential_secrets:
+            store = CredentialStore(source="Kubernetes Secrets")
+            return store, KubeCredentials(self._kube_api, store).run()
+        return None, None
+
     def _token_reviewer(self) -> TokenReviewer | None:
         options = self.options
         if self._kube_api is None:
@@ -232,7 +265,7 @@ class CitadelServer:
         if self._stopped:
             return
         self._stopped = True
-        for task in (self._rotation_task, self._publisher_task, self._secret_task):
+        for task in (self._rotation_task, self._publisher_task, self._secret_task, self._credentials_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -273,6 +306,11 @@ def _log_rotation_end(task: asyncio.Task[None]) -> None:
 def _log_secret_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("CA Secret writer stopped", error=repr(task.exception()))
+
+
+def _log_credentials_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("gateway credentials source stopped", error=repr(task.exception()))
 
 
 def _log_publisher_end(task: asyncio.Task[None]) -> None:

@@ -2,7 +2,7 @@
 
     meshplane demo [--keep-running] [--requests 200] [--workdir DIR] [--rootless]
     meshplane demo --compose [--project NAME] [--config-dir compose/config] [--requests 200]
-    meshplane analyze DIR
+    meshplane analyze DIR [--mesh-config FILE]
     meshplane proxy-status [--pilot-monitor 127.0.0.1:15014]
     meshplane proxy-config cluster|listener|route|endpoint WORKLOAD[.NAMESPACE] [-o json]
 
@@ -132,13 +132,16 @@ def _run_demo_rootless(args: argparse.Namespace) -> int:
 
 def _analyze_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config_dir", type=Path, help="directory of Istio YAML, read as Pilot reads --config-dir")
+    parser.add_argument(
+        "--mesh-config", type=Path, default=None, help="Istio MeshConfig file, read as Pilot reads --mesh-config"
+    )
 
 
 async def _run_analyze(args: argparse.Namespace) -> int:
     if not args.config_dir.is_dir():
         print(f"meshplane analyze: {args.config_dir} is not a directory", file=sys.stderr)
         return 2
-    findings = await analyze_directory(args.config_dir)
+    findings = await analyze_directory(args.config_dir, args.mesh_config)
     for finding in findings:
         print(format_finding(finding))
     errors = sum(1 for f in findings if f.level == "Error")

@@ -66,9 +66,13 @@ _HOSTS = {
     "reviews-v2": 22,
     "reviews-v3": 23,
     "ratings": 30,
+    "details": 40,  # no WorkloadEntry: for a scenario's own workload (auto-registered from a WorkloadGroup)
     "dns": 53,
     "outside": 60,
     "stranger": 70,
+    "ingressgateway": 80,  # e2e.pod_gateway: gateways, plain namespaces running `envoy-bootstrap run gateway`
+    "egressgateway": 81,
+    "external": 82,  # a server outside the mesh a scenario starts itself (``run_plain("external", ...)``)
 }
 MIXER_GRPC_PORT = 9091  # as e2e.harness: Istio Mixer's gRPC port (checks and access logs), its Prometheus port
 MIXER_MONITOR_PORT = 42422
@@ -288,9 +292,17 @@ class PodMesh:
         return ["--citadel", self.citadel.sds_address, "--token-file", str(token_file), "--root-cert", str(root)]
 
     async def run_pod(
-        self, name: str, app: Sequence[str], *, service_account: str, labels: str, token: str | None = None
+        self,
+        name: str,
+        app: Sequence[str],
+        *,
+        service_account: str,
+        labels: str,
+        token: str | None = None,
+        node_metadata: Mapping[str, str] | None = None,
     ) -> None:
-        """``meshplane pod run`` for ``name`` (its token: a genuine one for ``service_account`` unless given)."""
+        """``meshplane pod run`` for ``name`` (its token: a genuine one for ``service_account`` unless given;
+        ``node_metadata``: more sidecar node metadata, ``--node-metadata``)."""
         argv = [
             *(sys.executable, "-m", "e2e.cli", "pod", "run", name, "--namespace", NAMESPACE),
             *("--ip", self.addresses[name], "--pilot", self.pilot.xds_address, "--app-uid", str(APP_UID)),
@@ -300,6 +312,7 @@ class PodMesh:
             *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge, "--state-dir", str(self.state_dir)),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
             *self._token_args(name, service_account, token),
+            *(f"--node-metadata={key}={value}" for key, value in (node_metadata or {}).items()),
             "--",
             *app,
         ]
@@ -389,6 +402,8 @@ async def pod_mesh(
     versions: Sequence[str] = REVIEWS_VERSIONS,
     clients: Sequence[str] = ("productpage",),
     localities: Mapping[str, str] | None = None,
+    dns_names: Mapping[str, str] | None = None,
+    pilot_arguments: Sequence[str] = (),
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
@@ -396,7 +411,10 @@ async def pod_mesh(
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
     for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
-    ``localities`` the WorkloadEntries' (workload name -> ``region/zone``). Teardown asserts nothing is left."""
+    ``localities`` the WorkloadEntries' (workload name -> ``region/zone``);
+    ``dns_names`` more names the upstream DNS knows (name -> which of the mesh's hosts, e.g. ``"external"``).
+    ``pilot_arguments``: more ``pilot`` flags (``--workload-entry-grace-period 2s``).
+    Teardown asserts nothing is left."""
     subnet = find_free_subnet()
     network = random_pod_network()
     hosts = list(network.network.hosts())
@@ -413,6 +431,7 @@ async def pod_mesh(
     if mesh_config is not None:
         (workdir / "mesh.yaml").write_text(mesh_config)
         pilot.arguments += ["--mesh-config", str(workdir / "mesh.yaml")]
+    pilot.arguments += pilot_arguments
     identity = None
     if citadel:
         identity = CitadelProcess(
@@ -449,7 +468,10 @@ async def pod_mesh(
         if policy is not None:
             await policy.start()
         dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
-        await mesh.run_plain("dns", [*dns_world, "--record", f"{OUTSIDE_NAME}={addresses['outside']}"], uid=None)
+        records = {OUTSIDE_NAME: "outside", **(dns_names or {})}
+        for name, host in records.items():
+            dns_world += ["--record", f"{name}={addresses[host]}"]
+        await mesh.run_plain("dns", dns_world, uid=None)
         await mesh.run_plain("outside", app_server_command("outside", "none", REVIEWS_PORT))
         await mesh.run_plain("stranger")
         for version in versions:

@@ -76,6 +76,7 @@ __all__ = [
     "XDS_MODES",
     "BootstrapError",
     "HostPort",
+    "ProxyType",
     "XdsMode",
     "bootstrap_to_json",
     "build_admin",
@@ -93,6 +94,7 @@ __all__ = [
 ]
 
 XdsMode = Literal["sotw", "delta"]
+ProxyType = Literal["sidecar", "router"]  # Istio's node types: a pod's sidecar, a gateway
 XDS_MODES: tuple[XdsMode, ...] = get_args(XdsMode)
 DEFAULT_PILOT_ADDRESS = "127.0.0.1:15010"
 DEFAULT_ADMIN_ADDRESS = "127.0.0.1"  # inside the pod: Istio's admin address
@@ -168,9 +170,12 @@ def _check_name(value: str, *, argument: str, dots_allowed: bool) -> str:
     return value
 
 
-def sidecar_node_id(*, workload: str, namespace: str, address: str, domain_suffix: str) -> str:
-    """Istio's node id: ``sidecar~10.89.0.21~reviews-v1.default~default.svc.cluster.local``."""
-    return f"sidecar~{address}~{workload}.{namespace}~{namespace}.svc.{domain_suffix}"
+def sidecar_node_id(
+    *, workload: str, namespace: str, address: str, domain_suffix: str, proxy_type: ProxyType = "sidecar"
+) -> str:
+    """Istio's node id: ``sidecar~10.89.0.21~reviews-v1.default~default.svc.cluster.local``; a gateway's has the
+    type ``router``."""
+    return f"{proxy_type}~{address}~{workload}.{namespace}~{namespace}.svc.{domain_suffix}"
 
 
 def _meshplane_version() -> str:
@@ -178,6 +183,10 @@ def _meshplane_version() -> str:
         return metadata.version("meshplane")
     except metadata.PackageNotFoundError:
         return "dev"
+
+
+# keys build_node sets depending on its arguments (so also refused as extra metadata when not set this time)
+_MESHPLANE_METADATA = frozenset({SDS_NODE_METADATA, MIXER_NODE_METADATA, "SERVICE_ACCOUNT", "LABELS"})
 
 
 def build_node(
@@ -190,15 +199,26 @@ def build_node(
     mixer: bool = False,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
+    proxy_type: ProxyType = "sidecar",
+    extra_metadata: Mapping[str, str] | None = None,
 ) -> base_pb2.Node:
     """The node Envoy announces on its first xDS request. Metadata uses Istio's keys (``NAMESPACE``, ...);
     ``ISTIO_VERSION`` carries the meshplane release that wrote the bootstrap; ``sds``: the bootstrap has the
     ``sds-grpc`` cluster (``MESHPLANE_SDS: "true"``); ``mixer``: it has the ``mixer`` cluster
     (``MESHPLANE_MIXER: "true"``); ``INTERCEPTION_MODE`` is always ``REDIRECT`` (the pod's iptables capture);
     ``service_account`` and ``labels``: Istio's ``SERVICE_ACCOUNT`` and ``LABELS``, informational (Pilot takes a
-    workload's identity and labels from its WorkloadEntry, as Istio does for a VM)."""
+    workload's identity and labels from its WorkloadEntry, as Istio does for a VM); ``proxy_type`` ``router``: a
+    gateway, no traffic capture (no ``INTERCEPTION_MODE``), selected by Gateways through ``LABELS`` when it has no
+    workload in the registry; ``extra_metadata``: more string metadata, as Istio's ``ISTIO_META_<KEY>`` variables
+    give it (e.g. ``AUTO_REGISTER_GROUP``), never a key set here (BootstrapError)."""
     node = base_pb2.Node(
-        id=sidecar_node_id(workload=workload, namespace=namespace, address=address, domain_suffix=domain_suffix),
+        id=sidecar_node_id(
+            workload=workload,
+            namespace=namespace,
+            address=address,
+            domain_suffix=domain_suffix,
+            proxy_type=proxy_type,
+        ),
         cluster=f"{workload}.{namespace}",
     )
     node.metadata.update(
@@ -214,11 +234,16 @@ def build_node(
         node.metadata.update({SDS_NODE_METADATA: "true"})
     if mixer:
         node.metadata.update({MIXER_NODE_METADATA: "true"})
-    node.metadata.update({INTERCEPTION_MODE_METADATA: INTERCEPTION_REDIRECT})
+    if proxy_type == "sidecar":
+        node.metadata.update({INTERCEPTION_MODE_METADATA: INTERCEPTION_REDIRECT})
     if service_account is not None:
         node.metadata.update({"SERVICE_ACCOUNT": service_account})
     if labels:
         node.metadata.update({"LABELS": dict(sorted(labels.items()))})
+    for key, value in sorted((extra_metadata or {}).items()):
+        if not key or key in node.metadata.fields or key in _MESHPLANE_METADATA:
+            raise BootstrapError(f"node metadata {key!r}: meshplane sets that key itself; choose another")
+        node.metadata.update({key: value})
     return node
 
 
@@ -490,6 +515,8 @@ def build_sidecar_bootstrap(
     admin_address: str = DEFAULT_ADMIN_ADDRESS,
     service_account: str | None = None,
     labels: Mapping[str, str] | None = None,
+    proxy_type: ProxyType = "sidecar",
+    node_metadata: Mapping[str, str] | None = None,
 ) -> bootstrap_pb2.Bootstrap:
     """The bootstrap of the sidecar of ``workload`` (a WorkloadEntry name) in the pod at ``address``, fed by
     ``pilot``.
@@ -500,7 +527,9 @@ def build_sidecar_bootstrap(
     stand for ``token``: the sidecar then follows that document when the token is refreshed): with them the
     sidecar gets its identity over SDS and Pilot configures mutual TLS for it. ``mixer``: Mixer's gRPC address;
     the sidecar gets the ``mixer`` cluster and says so in its node metadata. ``admin_address``: where admin
-    listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``)."""
+    listens (the pod's 127.0.0.1); ``service_account``, ``labels``: node metadata (see ``build_node``);
+    ``proxy_type`` ``router``: a gateway's bootstrap (Pilot gives it the listeners of the Gateways selecting it).
+    ``node_metadata``: more node metadata (see ``build_node``)."""
     _check_name(workload, argument="workload", dots_allowed=False)
     _check_name(namespace, argument="namespace", dots_allowed=False)
     _check_name(domain_suffix, argument="domain_suffix", dots_allowed=True)
@@ -537,6 +566,8 @@ def build_sidecar_bootstrap(
             mixer=mixer is not None,
             service_account=service_account,
             labels=labels,
+            proxy_type=proxy_type,
+            extra_metadata=node_metadata,
         ),
         admin=build_admin(
             address=_check_address(admin_address, argument="admin_address", what="an IP address"), port=admin_port

@@ -1,7 +1,14 @@
-"""``envoy-bootstrap``: write a sidecar's Envoy bootstrap, or write it and exec Envoy on it.
+"""``envoy-bootstrap``: write a sidecar's or a gateway's Envoy bootstrap, or write it and exec Envoy on it.
 
     envoy-bootstrap sidecar --workload reviews-v1 --address 10.89.0.21 [--output FILE]
     envoy-bootstrap run sidecar --workload reviews-v1 --address 10.89.0.21 [--log-level info] [-- ENVOY ARGS]
+    envoy-bootstrap run gateway --workload istio-ingressgateway --namespace istio-system --address 10.89.0.80 \
+        --label istio=ingressgateway
+
+A gateway (Istio's node type ``router``) takes the same flags, plus ``--label KEY=VALUE`` (repeatable): its labels,
+which Gateways' ``selector`` matches when the registry has no workload of that name (node metadata ``LABELS``). It
+captures nothing: Envoy listens on the real ports of the Gateways' servers, on every address of its host or
+network namespace (ports below 1024 need root or ``CAP_NET_BIND_SERVICE``).
 
 The sidecar is a pod's, whose traffic iptables captures (``meshplane pod run`` writes its bootstrap through the same
 ``build_sidecar_bootstrap``): ``--address`` is the pod IP, admin listens on the pod's 127.0.0.1.
@@ -78,6 +85,27 @@ def _add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_sidecar_arguments(parser)
+    parser.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of the gateway (repeatable), e.g. istio=ingressgateway: what Gateways' selectors match",
+    )
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--bootstrap-file", help="where to write the bootstrap (default: a per-workload file in the temp directory)"
+    )
+    parser.add_argument("--log-level", choices=ENVOY_LOG_LEVELS, default="info", help="(default: %(default)s)")
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help=f"Envoy worker threads; {what} (default: %(default)s)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="envoy-bootstrap", description="Envoy bootstraps for meshplane sidecars (Envoy gets the rest from Pilot)."
@@ -87,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     sidecar = commands.add_parser("sidecar", help="write a sidecar bootstrap as JSON")
     _add_sidecar_arguments(sidecar)
     sidecar.add_argument("--output", "-o", default="-", help="file to write, '-' for stdout (default)")
+    gateway = commands.add_parser("gateway", help="write a gateway (node type router) bootstrap as JSON")
+    _add_gateway_arguments(gateway)
+    gateway.add_argument("--output", "-o", default="-", help="file to write, '-' for stdout (default)")
 
     run = commands.add_parser(
         "run", help="write a bootstrap and exec Envoy on it", epilog="Arguments after '--' are passed to Envoy."
@@ -94,13 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_kinds = run.add_subparsers(dest="kind", required=True, metavar="KIND")
     run_sidecar = run_kinds.add_parser("sidecar", help="run a sidecar Envoy", epilog=run.epilog)
     _add_sidecar_arguments(run_sidecar)
-    run_sidecar.add_argument(
-        "--bootstrap-file", help="where to write the bootstrap (default: a per-workload file in the temp directory)"
-    )
-    run_sidecar.add_argument("--log-level", choices=ENVOY_LOG_LEVELS, default="info", help="(default: %(default)s)")
-    run_sidecar.add_argument(
-        "--concurrency", type=int, default=1, help="Envoy worker threads; a sidecar needs one (default: %(default)s)"
-    )
+    _add_run_arguments(run_sidecar, "a sidecar needs one")
+    run_gateway = run_kinds.add_parser("gateway", help="run a gateway Envoy (node type router)", epilog=run.epilog)
+    _add_gateway_arguments(run_gateway)
+    _add_run_arguments(run_gateway, "more for a busy gateway")
     return parser
 
 
@@ -137,7 +165,7 @@ def _citadel_arguments(args: argparse.Namespace, bootstrap_path: Path) -> dict[s
 
 def _bootstrap_path(args: argparse.Namespace) -> Path:
     """Where the bootstrap goes (for stdout: where its companion files go, the per-user default place)."""
-    if args.command == "sidecar" and args.output != "-":
+    if args.command in ("sidecar", "gateway") and args.output != "-":
         return Path(args.output)
     if args.command == "run" and args.bootstrap_file:
         return Path(args.bootstrap_file)
@@ -148,6 +176,21 @@ def _mixer_address(args: argparse.Namespace) -> str | None:
     if args.mixer is not None:
         parse_host_port(args.mixer, argument="--mixer")  # the flag's name in the error
     return args.mixer  # type: ignore[no-any-return]
+
+
+def _is_gateway(args: argparse.Namespace) -> bool:
+    return bool(args.command == "gateway" or (args.command == "run" and args.kind == "gateway"))
+
+
+def _labels(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--label KEY=VALUE`` flags (gateways only) as a label map; None when none are given."""
+    labels: dict[str, str] = {}
+    for item in getattr(args, "label", []):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BootstrapError(f"--label: expected KEY=VALUE, got {item!r}")
+        labels[key] = value
+    return labels or None
 
 
 def _bootstrap_json(args: argparse.Namespace) -> str:
@@ -162,6 +205,8 @@ def _bootstrap_json(args: argparse.Namespace) -> str:
             admin_port=args.admin_port,
             mixer=_mixer_address(args),
             admin_address=args.admin_address,
+            labels=_labels(args),
+            proxy_type="router" if _is_gateway(args) else "sidecar",
             **_citadel_arguments(args, _bootstrap_path(args)),
         )
     )
@@ -177,7 +222,8 @@ def _default_bootstrap_file(args: argparse.Namespace) -> Path:
             f"{directory} is not a private directory of this user (owner uid {status.st_uid}, mode "
             f"{stat.S_IMODE(status.st_mode):o}); remove it or pass --bootstrap-file / --output"
         )
-    return directory / f"{args.workload}.{args.namespace}-{args.address}-{args.admin_port}.json"
+    kind = "gateway-" if _is_gateway(args) else ""
+    return directory / f"{kind}{args.workload}.{args.namespace}-{args.address}-{args.admin_port}.json"
 
 
 def _write(path: Path, text: str) -> None:
@@ -209,7 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("arguments after '--' are for Envoy and only valid with 'run'")
     try:
         text = _bootstrap_json(args)
-        if args.command == "sidecar":
+        if args.command in ("sidecar", "gateway"):
             if args.output == "-":
                 sys.stdout.write(text)
             else:

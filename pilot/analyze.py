@@ -2,7 +2,11 @@
 
 Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
 that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, service ports the
-sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read.
+sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read, a CUSTOM
+AuthorizationPolicy whose provider cannot be called (MP0214: not ``mixer`` nor an ``extensionProviders`` entry of the
+mesh config, several providers on one workload, or a provider service the registry lacks; Pilot fails such a
+policy closed). ``mesh_config`` (``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
+(MP0103 when it is rejected) and left out of the directory's resources.
 
 Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
 address and port limits, MP0213 its lack of tcp/tls routes).
@@ -18,8 +22,19 @@ from typing import Literal
 
 from meshplane import names
 from pilot.config import ConfigSink, ConfigStore, DirectorySource
-from pilot.config.types import AccessList, ConfigMeta, DestinationRule, VirtualService, WorkloadEntry
+from pilot.config.mesh_config import DEFAULT_MESH_CONFIG, MeshConfig, MeshConfigError, load_mesh_config
+from pilot.config.types import (
+    MIXER_PROVIDER,
+    AccessList,
+    AuthorizationPolicy,
+    ConfigMeta,
+    DestinationRule,
+    VirtualService,
+    WorkloadEntry,
+)
+from pilot.generate.ext_authz import provider_ext_authz
 from pilot.model import build_snapshot, host_matches, resolve_host
+from pilot.model.policies import workload_policies
 from pilot.model.types import MeshSnapshot, ServiceInstance
 
 __all__ = ["Finding", "analyze_directory", "analyze_snapshot", "format_finding"]
@@ -47,11 +62,30 @@ def _describe(meta: ConfigMeta) -> tuple[str, str]:
     return f"{key.kind} {key.namespace}/{key.name}", str(meta.origin)
 
 
-async def analyze_directory(config_dir: Path) -> list[Finding]:
-    """Load ``config_dir`` exactly as Pilot's directory source does, then analyze what would be in force."""
-    store = ConfigStore()
-    await DirectorySource(config_dir, ConfigSink(store, lambda _change: None)).load_initial()
+def _mesh_config(path: Path | None, findings: list[Finding]) -> MeshConfig:
+    if path is None:
+        return DEFAULT_MESH_CONFIG
+    try:
+        return load_mesh_config(path)
+    except MeshConfigError as exc:
+        for error in exc.errors:
+            message = f"{error.path}: {error.message}" if error.path else error.message
+            findings.append(
+                Finding(
+                    level="Error", code="MP0103", resource="MeshConfig", location=str(error.origin), message=message
+                )
+            )
+        return DEFAULT_MESH_CONFIG
+
+
+async def analyze_directory(config_dir: Path, mesh_config: Path | None = None) -> list[Finding]:
+    """Load ``config_dir`` exactly as Pilot's directory source does (with the ``mesh_config`` file, if given),
+    then analyze what would be in force."""
     findings: list[Finding] = []
+    mesh = _mesh_config(mesh_config, findings)
+    store = ConfigStore()
+    exclude = (mesh_config,) if mesh_config is not None else ()
+    await DirectorySource(config_dir, ConfigSink(store, lambda _change: None), exclude=exclude).load_initial()
     for error in store.file_errors:
         findings.append(Finding(level="Error", code="MP0100", resource="", location="", message=str(error)))
     for rejection in store.rejections:
@@ -62,7 +96,14 @@ async def analyze_directory(config_dir: Path) -> list[Finding]:
             findings.append(Finding(level="Error", code="MP0101", resource=resource, location=location, message=detail))
     for warning in store.warnings:
         findings.append(Finding(level="Warning", code="MP0102", resource="", location="", message=warning))
-    findings.extend(analyze_snapshot(build_snapshot(store.accepted, version=store.version)))
+    snapshot = build_snapshot(
+        store.accepted,
+        version=store.version,
+        trust_domain=mesh.names.trust_domain,
+        root_namespace=mesh.names.root_namespace,
+        mesh=mesh.settings,
+    )
+    findings.extend(analyze_snapshot(snapshot))
     return findings
 
 
@@ -117,10 +158,46 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
                 )
             )
     findings.extend(_workload_findings(snapshot))
-    findings.extend(_shadowed_virtual_service_findings(snapshot))
     findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
+    findings.extend(_custom_provider_findings(snapshot))
     return findings
+
+
+def _custom_provider_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """CUSTOM policies whose provider a workload they select cannot call: Pilot denies what they would send to it
+    (``pilot.generate.authz_filters``). One finding per policy and reason."""
+    findings: dict[tuple[str, str], Finding] = {}
+    for workload in snapshot.workloads.values():
+        custom = workload_policies(snapshot, workload).custom
+        providers = sorted({policy.provider or "" for policy in custom})
+        if not custom or providers == [MIXER_PROVIDER]:
+            continue
+        try:
+            if len(providers) > 1:
+                raise LookupError(f"only 1 provider can be used per workload, found multiple providers: {providers}")
+            provider_ext_authz(providers[0], snapshot)
+        except LookupError as exc:
+            for policy in custom:
+                _add_custom_finding(findings, policy, workload, str(exc))
+    return list(findings.values())
+
+
+def _add_custom_finding(
+    findings: dict[tuple[str, str], Finding], policy: AuthorizationPolicy, workload: WorkloadEntry, reason: str
+) -> None:
+    resource_name, location = _describe(policy.meta)
+    findings.setdefault(
+        (resource_name, reason),
+        Finding(
+            level="Warning",
+            code="MP0214",
+            resource=resource_name,
+            location=location,
+            message=f"CUSTOM provider {policy.provider!r} cannot be called for {_describe(workload.meta)[0]}: "
+            f"{reason}; the policy fails closed (what it would send to the provider is denied)",
+        ),
+    )
 
 
 def _shadowed_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
@@ -166,41 +243,6 @@ def _inbound_port_findings(resource_name: str, location: str, instances: Sequenc
                 Finding(level="Error", code="MP0209", resource=resource_name, location=location, message=message)
             )
     return findings
-
-
-def _visible_in(service: VirtualService, namespace: str) -> bool:
-    export_to = service.export_to
-    return (
-        not export_to
-        or "*" in export_to
-        or namespace in export_to
-        or ("." in export_to and service.meta.key.namespace == namespace)
-    )
-
-
-def _shadowed_virtual_service_findings(snapshot: MeshSnapshot) -> list[Finding]:
-    """Several VirtualServices for one host visible in one namespace: its sidecars apply the first (namespace/name
-    order), as Pilot logs; meshplane does not merge them."""
-    namespaces = sorted({key.namespace for key in snapshot.configs})
-    findings: dict[tuple[str, str], Finding] = {}
-    for host, rules in snapshot.virtual_services.items():
-        for namespace in namespaces:
-            visible = [vs for vs in rules if _visible_in(vs, namespace)]
-            for shadowed in visible[1:]:
-                resource_name, location = _describe(shadowed.meta)
-                used = visible[0].meta.key
-                findings.setdefault(
-                    (host, resource_name),
-                    Finding(
-                        level="Warning",
-                        code="MP0210",
-                        resource=resource_name,
-                        location=location,
-                        message=f"host {host} already has VirtualService {used.namespace}/{used.name}, which sidecars "
-                        f"in {namespace} apply instead of this one (meshplane does not merge VirtualServices)",
-                    ),
-                )
-    return list(findings.values())
 
 
 def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:
@@ -256,4 +298,6 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
                     "Mixer resolves callers and callees by address and takes the first of them",
                 )
             )
+    for conflict in snapshot.sidecars.conflicts:  # Istio's analyzer: MultipleSidecarsWithoutSelectors
+        findings.append(Finding(level="Error", code="MP0214", resource="Sidecar", location="", message=conflict))
     return findings

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING
 import structlog
 
 from meshplane.serving import stop_on_signals, watch_until_stopped
+from pilot.autoregistration import DEFAULT_GRACE_PERIOD, AutoRegistration
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.config.mesh_config import MeshConfig, MeshNames
 from pilot.config.mesh_config_file import MeshConfigFile
 from pilot.config.source import ConfigSource
+from pilot.config.source_memory import MemorySource
 from pilot.kube.sources import load_or_stop, store_sources
 from pilot.metrics import PilotMetrics
 from pilot.model import (
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PilotOptions", "run_pilot"]
 
+AUTO = "autoregistration"  # the config source of auto-registered WorkloadEntries
 log = structlog.get_logger(__name__)
 
 
@@ -59,6 +62,8 @@ class PilotOptions:
     mesh_config: Path | None = None  # Istio's MeshConfig, watched; its rootNamespace/trustDomain win
     # with a cluster: where the Lease of the status writes lives (Pilot's own namespace in a pod); None: no writes
     status_lease_namespace: str | None = None
+    # how long an auto-registered WorkloadEntry outlives its proxy's last stream (pilot.autoregistration)
+    workload_entry_grace_period: float = DEFAULT_GRACE_PERIOD
 
 
 async def run_pilot(
@@ -72,7 +77,8 @@ async def run_pilot(
     flags = MeshNames(trust_domain=options.trust_domain, root_namespace=options.root_namespace)
     store = ConfigStore(
         domain_suffix=options.domain_suffix,
-        sources=store_sources(kubernetes=options.kube is not None, files=options.config_dir is not None),
+        # auto-registered WorkloadEntries (pilot.autoregistration) come last: a configured one of that name wins
+        sources=(*store_sources(kubernetes=options.kube is not None, files=options.config_dir is not None), AUTO),
     )
     metrics = PilotMetrics()
     mesh_file = None
@@ -122,6 +128,11 @@ async def run_pilot(
         metrics=metrics,
         registries=registries,
     )
+    registration = MemorySource(sink, name=AUTO)
+    server.proxy_listeners.append(
+        AutoRegistration(registration, lambda: store.accepted, grace_period=options.workload_entry_grace_period)
+    )
+    sources.append(registration)
     if options.config_dir is not None:
         exclude = (options.mesh_config,) if options.mesh_config is not None else ()
         sources.append(DirectorySource(options.config_dir, sink, name=FILES, exclude=exclude, parse_ahead=parse_ahead))

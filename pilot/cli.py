@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with a cluster: the namespace of the Lease (meshplane-pilot-status) whose holder, one replica, writes "
         "each Istio resource's validation result to its status (default: $POD_NAMESPACE, else istio-system)",
     )
+    parser.add_argument(
+        "--workload-entry-grace-period",
+        type=duration_argument,
+        default=10.0,
+        help="how long an auto-registered WorkloadEntry (WorkloadGroup) outlives its proxy's last connection "
+        "(Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD; default 10s)",
+    )
     parser.add_argument("--no-status-writes", action="store_true", help="with a cluster: never write resources' status")
     add_mesh_arguments(parser)
     add_logging_arguments(parser)
@@ -83,6 +90,7 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
         root_namespace=args.root_namespace,
         mesh_config=args.mesh_config,
         status_lease_namespace=None if args.no_status_writes else args.status_lease_namespace,
+        workload_entry_grace_period=args.workload_entry_grace_period,
     )
     return run_service(
         "pilot", lambda: run_pilot(options, parse_ahead=parse_ahead), errors=(FileNotFoundError, MeshConfigError)

@@ -359,8 +359,7 @@ _REQUIRED: tuple[tuple[int, FieldPath], ...] = (
     (1, ("spec", "address")),
     (3, ("spec", "host")),
     (3, ("spec", "subsets", 0, "name")),
-    (4, ("spec", "hosts")),
-    (4, ("spec", "http")),
+    (4, ("spec", "http")),  # without hosts it is a delegate (Istio 1.6+), which is valid
     (4, ("spec", "http", 0, "route")),
     (4, ("spec", "http", 0, "route", 0, "destination")),
     (4, ("spec", "http", 0, "route", 0, "destination", "host")),
@@ -734,7 +733,18 @@ HAND_WRITTEN: tuple[Case, ...] = (
         message="overlapping",
     ),
     Case(id="vs-host-star-for-mesh", document=_vs("broken", [{"route": _ROUTE}], hosts=("*",)), path="spec.hosts[0]"),
-    Case(id="vs-hosts-empty", document=_vs("broken", [{"route": _ROUTE}], hosts=()), path="spec.hosts"),
+    Case(
+        id="vs-delegate-with-tcp",  # no hosts: a delegate, which has http routes only
+        document=_doc(NET, "VirtualService", "broken", {"tcp": [{"route": [{"destination": {"host": "db"}}]}]}),
+        path="spec.tcp",
+        message="delegate virtual service must have no tcp route specified",
+    ),
+    Case(
+        id="vs-delegate-delegates-again",
+        document=_doc(NET, "VirtualService", "broken", {"http": [{"delegate": {"name": "deeper"}}]}),
+        path="spec.http[0].delegate",
+        message="one level of delegation only",
+    ),
     Case(
         id="vs-tcp-without-route",
         document=_doc(NET, "VirtualService", "broken", {"hosts": ["reviews"], "tcp": [{"match": [{"port": 80}]}]}),

@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from e2e.jwt_tokens import signing_key
+
 __all__ = [
     "CAPTURED_NODES",
     "MESH",
@@ -95,9 +97,17 @@ TCP_ROUTE = {"match": [{"port": 3306}], "route": [{"destination": {"host": "db",
 TLS_ROUTE = {"match": [{"sniHosts": ["secure"]}], "route": [{"destination": {"host": "secure"}}]}
 VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 
+# A Sidecar for namespace default's proxies: reviews alone (what each Sidecar field is compared against)
+SC = {"egress": [{"hosts": ["./reviews.default.svc.cluster.local"]}]}
+SC_PORT = {"egress": [{"port": {"number": 9080, "protocol": "HTTP"}, "hosts": ["./reviews.default.svc.cluster.local"]}]}
+SC_POLICY = {**SC, "outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}
+SIDECAR_TEST = "tests/test_generate_sidecar_scope.py"
+
 # (kind, name) -> spec; every resource in namespace default
+WG = {"metadata": {"labels": {"app": "vm"}}, "template": {"ports": {"http": 8080}}}
 MESH: dict[tuple[str, str], Mapping[str, Any]] = {
     ("ServiceEntry", "reviews"): SE_REVIEWS,
+    ("WorkloadGroup", "vm"): WG,
     ("WorkloadEntry", "reviews-v1"): WE_V1,
     ("WorkloadEntry", "reviews-v2"): {"address": "127.0.0.22", "labels": {"app": "reviews", "version": "v2"}},
     ("ServiceEntry", "productpage"): {
@@ -189,6 +199,9 @@ def ap_site(path: tuple[str | int, ...], content: Any, spec: Mapping[str, Any]) 
 
 
 PA = {"mtls": {"mode": "STRICT"}}
+JWKS = signing_key("table").jwks
+JWT_RULE = {"issuer": "testing@secure.istio.io", "jwks": JWKS}
+RA = {"jwtRules": [JWT_RULE]}
 AP = {"action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin"]}}]}]}
 AP_FROM = {"action": "DENY", "rules": [{"from": [{"source": {"namespaces": ["default"]}}]}]}
 AP_WHEN = {"action": "DENY", "rules": [{"when": [{"key": "source.ip", "values": ["10.0.0.1"]}]}]}
@@ -197,7 +210,23 @@ DIRECT_ROUTE = {"directResponse": {"status": 503}}
 MUTUAL = {"mode": "MUTUAL", "clientCertificate": "/a.pem", "privateKey": "/a-key.pem"}
 DISTRIBUTE = {"from": "*", "to": {"eu/*": 100}}  # the mesh's endpoints have no locality: they lose their traffic
 
+GW = {
+    "selector": {"istio": "ingressgateway"},
+    "servers": [
+        {
+            "port": {"number": 443, "name": "https", "protocol": "HTTPS"},
+            "hosts": ["a.example.com"],
+            "tls": {"mode": "SIMPLE", "serverCertificate": "/c.pem", "privateKey": "/k.pem"},
+        }
+    ],
+}
+GATEWAY_TEST = "tests/test_generate_gateway.py"
+
 SITES: dict[str, Site] = {
+    "Gateway": Site("Gateway", "gw", (), GW),
+    "Server": Site("Gateway", "gw", ("servers", 0), GW),
+    "Port": Site("Gateway", "gw", ("servers", 0, "port"), GW),
+    "ServerTLSSettings": Site("Gateway", "gw", ("servers", 0, "tls"), GW),
     "VirtualService": Site("VirtualService", "reviews", (), VS_REVIEWS),
     "HTTPRoute": vs_site((), ROUTE_V1),
     "HTTPMatchRequest": vs_site(("match", 0), {"uri": {"prefix": "/"}}),
@@ -288,6 +317,8 @@ SITES: dict[str, Site] = {
     "ServicePort": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
     "WorkloadSelector": Site("ServiceEntry", "reviews", (), SE_REVIEWS),
     "WorkloadEntry": Site("WorkloadEntry", "reviews-v1", (), WE_V1),
+    "WorkloadGroup": Site("WorkloadGroup", "vm", (), WG),
+    "WorkloadGroup.ObjectMeta": Site("WorkloadGroup", "vm", ("metadata",), WG),
     "PeerAuthentication": Site("PeerAuthentication", "pa", (), PA),
     "PeerAuthentication.MutualTLS": Site("PeerAuthentication", "pa", (), PA),
     "type.WorkloadSelector": Site(
@@ -303,6 +334,21 @@ SITES: dict[str, Site] = {
     "Source": Site("AuthorizationPolicy", "ap", (), AP_FROM),
     "Operation": Site("AuthorizationPolicy", "ap", (), AP),
     "Condition": Site("AuthorizationPolicy", "ap", (), AP_WHEN),
+    "RequestAuthentication": Site("RequestAuthentication", "ra", (), RA),
+    "JWTRule": Site("RequestAuthentication", "ra", ("jwtRules", 0), RA),
+    "JWTHeader": Site(
+        "RequestAuthentication", "ra", ("jwtRules", 0), {"jwtRules": [{**JWT_RULE, "fromHeaders": [{"name": "x-jwt"}]}]}
+    ),
+    "ClaimToHeader": Site(
+        "RequestAuthentication",
+        "ra",
+        ("jwtRules", 0),
+        {"jwtRules": [{**JWT_RULE, "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}]}]},
+    ),
+    "Sidecar": Site("Sidecar", "sc", (), SC),
+    "IstioEgressListener": Site("Sidecar", "sc", ("egress", 0), SC),
+    "SidecarPort": Site("Sidecar", "sc", ("egress", 0, "port"), SC_PORT),
+    "OutboundTrafficPolicy": Site("Sidecar", "sc", ("outboundTrafficPolicy",), SC_POLICY),
 }
 
 # Where, under the site's spec, the message itself is (when it is not the site's ``path``).
@@ -341,15 +387,59 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "Source": ("rules", 0, "from", 0, "source"),
     "Operation": ("rules", 0, "to", 0, "operation"),
     "Condition": ("rules", 0, "when", 0),
+    "JWTHeader": ("jwtRules", 0, "fromHeaders", 0),
+    "ClaimToHeader": ("jwtRules", 0, "outputClaimToHeaders", 0),
+    "IstioEgressListener": ("egress", 0),
+    "SidecarPort": ("egress", 0, "port"),
+    "OutboundTrafficPolicy": ("outboundTrafficPolicy",),
 }
 
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
 LOCALITY_TEST = "tests/test_generate_locality_lb.py"
+JWKS_TIMEOUT_TEST = "tests/test_generate_jwt_authn.py::test_jwks_uri_is_fetched_by_envoy_through_the_outbound_cluster"
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
+EXTENSION_PROVIDER_TEST = "tests/test_generate_ext_authz.py::test_custom_policy_calls_its_provider"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
+AUTOREGISTRATION = "tests/test_autoregistration.py"
+AUTOREGISTERED = "test_a_connecting_proxy_gets_a_workload_entry_until_the_grace_period_after_it_leaves"
 
 TABLE: dict[str, dict[str, FieldUse]] = {
+    "Gateway": {
+        "servers": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
+        "selector": P(f"{GATEWAY_TEST}::test_gateways_select_by_labels_and_sidecars_keep_their_own_listeners"),
+    },
+    "Server": {
+        "port": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
+        "bind": P(f"{GATEWAY_TEST}::test_bound_server_listens_on_its_address_only"),
+        "hosts": P(f"{GATEWAY_TEST}::test_virtual_host_has_istio_gateway_domains_and_the_bound_routes"),
+        "tls": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "defaultEndpoint": R("127.0.0.1:8080"),
+        "name": R("secure"),
+    },
+    "Port": {
+        "number": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
+        "protocol": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "name": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),  # in the HTTPS route table's name
+        "targetPort": P("tests/test_config_gateway.py::test_gateway_rejections"),  # Istio's own rejection
+    },
+    "ServerTLSSettings": {
+        "httpsRedirect": P(f"{GATEWAY_TEST}::test_https_redirect_requires_tls_on_the_server_hosts"),
+        "mode": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "serverCertificate": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "privateKey": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "caCertificates": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "caCrl": R("/crl.pem"),
+        "credentialName": P(f"{GATEWAY_TEST}::test_credential_name_references_citadel_sds_secrets"),
+        "credentialNames": R(["a"]),
+        "tlsCertificates": R([]),
+        "subjectAltNames": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
+        "verifyCertificateSpki": R(["x"]),
+        "verifyCertificateHash": R(["x"]),
+        "minProtocolVersion": P(f"{GATEWAY_TEST}::test_tls_versions_and_cipher_suites"),
+        "maxProtocolVersion": P(f"{GATEWAY_TEST}::test_tls_versions_and_cipher_suites"),
+        "cipherSuites": P(f"{GATEWAY_TEST}::test_tls_versions_and_cipher_suites"),
+    },
     "VirtualService": {
         "hosts": T(["productpage"]),
         "gateways": P("tests/test_config_virtual_service.py::test_virtual_service_rejections"),  # only mesh
@@ -364,7 +454,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "route": T(OTHER_ROUTE),
         "redirect": T({"uri": "/x"}, drop=("route",)),
         "directResponse": T({"status": 503}, drop=("route",)),
-        "delegate": R(),
+        "delegate": P("tests/test_model_virtual_service_merge.py::test_sidecar_routes_of_a_root_with_its_delegate"),
         "rewrite": T({"uri": "/x"}),
         "timeout": T("3s"),
         "retries": T({"attempts": 5}),
@@ -391,12 +481,12 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "headers": T({"x-a": {"exact": "1"}}),
         "port": T(9081),  # a match for another port: this port's route table no longer has the route
         "sourceLabels": T({"app": "no-such-client"}),  # no proxy has the label: its tables leave the match out
-        "gateways": R(["mesh"]),
+        "gateways": P(f"{GATEWAY_TEST}::test_match_gateways_pick_where_a_route_applies"),
         "queryParams": T({"q": {"exact": "1"}}),
         "ignoreUriCase": T(True),
         "withoutHeaders": T({"x-a": {"exact": "1"}}),
         "sourceNamespace": T("elsewhere"),  # no proxy is in that namespace: its tables leave the match out
-        "statPrefix": R("x"),
+        "statPrefix": T("reviews-api", context={"uri": {"prefix": "/"}}),
     },
     "StringMatch": {
         "exact": T("/a", drop=("prefix",)),
@@ -620,7 +710,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "clientCertificate": T("/c.pem", context=MUTUAL),
         "privateKey": T("/k.pem", context=MUTUAL),
         "caCertificates": T("/ca.pem"),
-        "credentialName": R("secret"),
+        "credentialName": T("client-credential"),  # the CAs of kubernetes://client-credential-cacert over SDS
         "subjectAltNames": T(["a.example.com"]),
         "sni": T("s.example.com"),
         "insecureSkipVerify": T(True),
@@ -653,6 +743,16 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "weight": T(3),
         "serviceAccount": T("other"),
     },
+    # a WorkloadGroup changes nothing until a proxy connects with AUTO_REGISTER_GROUP
+    "WorkloadGroup": {
+        "metadata": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "template": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "probe": R({"httpGet": {"port": 8080}}),
+    },
+    "WorkloadGroup.ObjectMeta": {
+        "labels": P(f"{AUTOREGISTRATION}::{AUTOREGISTERED}"),
+        "annotations": P(f"{AUTOREGISTRATION}::test_workload_group_is_read"),
+    },
     "PeerAuthentication": {
         "selector": T({"matchLabels": {"version": "v2"}}),
         "mtls": T({"mode": "DISABLE"}),
@@ -669,7 +769,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "provider": P(CUSTOM_TEST),
     },
     "AuthorizationPolicy.ExtensionProvider": {
-        "name": P(CUSTOM_TEST),
+        "name": P(EXTENSION_PROVIDER_TEST),
     },
     "Rule": {
         "from": T([{"source": {"namespaces": ["default"]}}]),
@@ -685,8 +785,8 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "notRequestPrincipals": T(["iss/sub"]),
         "namespaces": T(["other"]),
         "notNamespaces": T(["other"]),
-        "serviceAccounts": R(["default/x"]),
-        "notServiceAccounts": R(["default/x"]),
+        "serviceAccounts": T(["default/x"], drop=("namespaces",)),
+        "notServiceAccounts": T(["default/x"], drop=("namespaces",)),
         "ipBlocks": T(["10.0.0.0/8"]),
         "notIpBlocks": T(["10.0.0.0/8"]),
         "remoteIpBlocks": T(["10.0.0.0/8"]),
@@ -702,9 +802,54 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "paths": T(["/b"]),
         "notPaths": T(["/b"]),
     },
+    "Sidecar": {
+        "workloadSelector": T({"labels": {"app": "reviews"}}),  # productpage then sees every service
+        "ingress": R([{"port": {"number": 9080, "protocol": "HTTP"}}]),
+        "egress": T([{"hosts": ["~/*"]}]),
+        "inboundConnectionPool": R({"tcp": {"maxConnections": 5}}),
+        "outboundTrafficPolicy": T({"mode": "REGISTRY_ONLY"}),
+    },
+    "IstioEgressListener": {
+        "port": T({"number": 9081, "protocol": "HTTP"}),
+        "bind": R("127.0.0.1"),
+        "captureMode": P(f"{SIDECAR_TEST}::test_capture_mode_default_and_iptables_are_how_pods_capture"),
+        "hosts": T(["*/*"]),
+    },
+    "SidecarPort": {
+        "number": T(9081),
+        "protocol": T("HTTP2"),  # reviews' 9080 is HTTP: a listener of another protocol admits none of it
+        "name": P(f"{SIDECAR_TEST}::test_egress_port_name_is_checked_and_names_nothing_generated"),
+        "targetPort": R(9090),
+    },
+    "OutboundTrafficPolicy": {
+        "mode": T("REGISTRY_ONLY"),
+        "egressProxy": R({"host": "egress.example.com", "port": {"number": 80}}),
+    },
     "Condition": {
         "key": T("remote.ip"),
         "values": T(["10.0.0.2"]),
         "notValues": T(["10.0.0.3"]),
     },
+    "RequestAuthentication": {
+        "selector": T({"matchLabels": {"version": "v2"}}),
+        "targetRef": R({"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}),
+        "targetRefs": R([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]),
+        "jwtRules": T([{"issuer": "other", "jwks": JWKS}]),
+    },
+    "JWTRule": {
+        "issuer": T("other"),
+        "audiences": T(["bookinfo"]),
+        "jwksUri": T(f"http://{REVIEWS}:9080/jwks.json", drop=("jwks",)),
+        "jwks": T(signing_key("table-other").jwks),
+        "fromHeaders": T([{"name": "x-jwt-assertion", "prefix": "Bearer "}]),
+        "fromParams": T(["my_token"]),
+        "outputPayloadToHeader": T("x-jwt-payload"),
+        "fromCookies": T(["session"]),
+        "forwardOriginalToken": T(True),
+        "outputClaimToHeaders": T([{"header": "x-jwt-sub", "claim": "sub"}]),
+        "timeout": P(JWKS_TIMEOUT_TEST),
+        "spaceDelimitedClaims": T(["roles"]),
+    },
+    "JWTHeader": {"name": T("x-token"), "prefix": T("Bearer ")},
+    "ClaimToHeader": {"header": T("x-jwt-iss"), "claim": T("iss")},
 }

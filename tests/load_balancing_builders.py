@@ -16,9 +16,10 @@ from pilot.config.parse import API_VERSIONS, parse_config_text
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, GENERATORS, ROUTE_TYPE
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
 
-__all__ = ["REVIEWS", "LbMesh", "lb_mesh"]
+__all__ = ["GATEWAY", "REVIEWS", "LbMesh", "lb_mesh"]
 
 REVIEWS = "reviews.default.svc.cluster.local"
+GATEWAY = "gateway@"  # LbMesh.proxy("gateway@us-east/zone1"): the ingress gateway, in that locality
 _WORKLOADS = {  # name -> (address, locality, version)
     "reviews-1": ("127.0.0.21", "us-west/zone1", "v1"),
     "reviews-2": ("127.0.0.22", "us-west/zone2", "v1"),
@@ -51,14 +52,27 @@ class LbMesh:
         self.snapshot = snapshot
 
     def proxy(self, workload: str = "productpage") -> Proxy:
-        address = _WORKLOADS[workload][0]
-        node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", {})
+        """A sidecar of ``workload``, or with ``gateway@<region/zone>`` an ingress gateway (a router of namespace
+        default with no WorkloadEntry: its node's ``LABELS`` and locality)."""
+        if workload.startswith(GATEWAY):
+            node = parse_node_id(
+                "router~127.0.0.40~ingressgateway.default~default.svc.cluster.local",
+                "",
+                {},
+                {"istio": "ingressgateway"},
+                workload.removeprefix(GATEWAY),
+            )
+        else:
+            address = _WORKLOADS[workload][0]
+            node = parse_node_id(f"sidecar~{address}~{workload}.default~default.svc.cluster.local", "", {})
         return resolve_proxy(node, self.snapshot)
 
     def resources(self, type_url: str, workload: str = "productpage") -> list[Message]:
+        """The proxy's shared (scope) resources of the type, then its own."""
         generator = GENERATORS[type_url]
         proxy = self.proxy(workload)
-        return [m for scope in generator.scopes(proxy) for m in generator.build_scope(scope, self.snapshot)]
+        shared = [m for scope in generator.scopes(proxy) for m in generator.build_scope(scope, self.snapshot)]
+        return [*shared, *generator.build_proxy(proxy, self.snapshot)]
 
     def cluster(self, name: str, workload: str = "productpage") -> Cluster:
         found = [c for c in self.resources(CLUSTER_TYPE, workload) if isinstance(c, Cluster) and c.name == name]

@@ -1,4 +1,5 @@
-"""The pod's resolv.conf, its DNS agent's command line and ``--labels`` (pure parts of ``meshplane pod run``)."""
+"""The pod's resolv.conf, its DNS agent's command line, ``--labels`` and ``--node-metadata`` (pure parts of
+``meshplane pod run``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.pod_cli import parse_labels
+from agent.pod_cli import parse_labels, parse_node_metadata
 from agent.pod_dns import agent_command, resolv_conf
 from agent.pod_network import PodNetworkError
-from envoy_bootstrap.bootstrap import build_node
+from envoy_bootstrap.bootstrap import BootstrapError, build_node
 
 SEARCH = "search shop.svc.cluster.local svc.cluster.local cluster.local"
 
@@ -68,3 +69,37 @@ def test_node_metadata_carries_service_account_and_labels() -> None:
     assert node.metadata["SERVICE_ACCOUNT"] == "bookinfo-reviews"
     assert dict(node.metadata["LABELS"]) == {"app": "reviews", "version": "v1"}
     assert "LABELS" not in build_node(workload="a", namespace="b", address="10.0.0.1", domain_suffix="c").metadata
+
+
+@pytest.mark.parametrize(
+    ("items", "metadata"),
+    [
+        ([], {}),
+        (["AUTO_REGISTER_GROUP=reviews"], {"AUTO_REGISTER_GROUP": "reviews"}),
+        (["A=x=y", "B="], {"A": "x=y", "B": ""}),
+    ],
+    ids=["none", "one", "equals-in-value-and-empty"],
+)
+def test_parse_node_metadata_reads_key_value_items(items: list[str], metadata: dict[str, str]) -> None:
+    assert parse_node_metadata(items) == metadata
+
+
+@pytest.mark.parametrize("item", ["AUTO_REGISTER_GROUP", "=reviews"], ids=["no-equals", "no-key"])
+def test_parse_node_metadata_rejects_what_is_not_key_value(item: str) -> None:
+    with pytest.raises(PodNetworkError, match="--node-metadata: expected KEY=VALUE"):
+        parse_node_metadata([item])
+
+
+def test_extra_node_metadata_is_added_as_strings() -> None:
+    node = build_node(
+        workload="details", namespace="default", address="10.0.0.1", domain_suffix="c",
+        extra_metadata={"AUTO_REGISTER_GROUP": "details", "CLUSTER_ID": "east"},
+    )  # fmt: skip
+    assert node.metadata["AUTO_REGISTER_GROUP"] == "details"
+    assert node.metadata["CLUSTER_ID"] == "east"
+
+
+@pytest.mark.parametrize("key", ["NAMESPACE", "INTERCEPTION_MODE", "LABELS", "MESHPLANE_SDS", ""], ids=str)
+def test_extra_node_metadata_never_replaces_what_meshplane_sets(key: str) -> None:
+    with pytest.raises(BootstrapError, match="meshplane sets that key itself"):
+        build_node(workload="a", namespace="b", address="10.0.0.1", domain_suffix="c", extra_metadata={key: "x"})

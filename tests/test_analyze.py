@@ -32,7 +32,7 @@ spec:
   http: [{route: [{destination: {host: ratings}}]}]
 ---
 apiVersion: networking.istio.io/v1
-kind: Gateway
+kind: EnvoyFilter
 metadata: {name: edge}
 spec: {}
 ---
@@ -69,7 +69,7 @@ async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(
         (f"{tmp_path / 'rules.yaml'}:11", "spec.http[0].route[1].weigth"),
     }
     assert "did you mean 'weight'" in format_finding(next(f for f in errors if "weigth" in f.message))
-    assert "Gateway" in by_code["MP0102"].message
+    assert "EnvoyFilter" in by_code["MP0102"].message
     assert by_code["MP0201"].resource == "VirtualService default/ratings"
     assert REVIEWS_V1_IP in by_code["MP0205"].message and "squatter" in by_code["MP0205"].message
 
@@ -143,7 +143,8 @@ async def test_what_only_the_loopback_sidecar_could_not_do_is_no_finding(tmp_pat
     findings = await analyze_directory(tmp_path)
 
     assert [f"{f.code} {f.message}" for f in findings if f.code in ("MP0204", "MP0207", "MP0213")] == []
-    assert {f.code for f in findings} <= {"MP0203", "MP0210"}  # the TCP_ROUTES VirtualServices overlap on purpose
+    # the TCP_ROUTES VirtualServices overlap on purpose: two with tls routes for one host are a conflict (MP0101)
+    assert {f.code for f in findings} <= {"MP0101", "MP0203"}
 
 
 PUSH_TIME_CONFLICTS = """\
@@ -213,7 +214,107 @@ async def test_what_pilot_would_leave_out_at_push_time_is_reported(tmp_path: Pat
         ("Error", "MP0208", "WorkloadEntry default/web-1"),
         ("Error", "MP0208", "WorkloadEntry default/web-1"),
         ("Error", "MP0209", "WorkloadEntry default/web-1"),
-        ("Warning", "MP0210", "VirtualService default/b"),
-        ("Warning", "MP0210", "VirtualService other/private"),  # default/a is exported to other too, and first
         ("Warning", "MP0211", "PeerAuthentication default/b"),
     ]
+
+
+EXT_AUTHZ_MESH = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext-authz, namespace: foo}
+spec:
+  hosts: [ext-authz.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: ext-authz}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ext-authz, namespace: foo}
+spec: {address: 10.1.0.2, labels: {app: ext-authz}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: httpbin, namespace: foo}
+spec:
+  hosts: [httpbin.foo.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 8000, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: httpbin}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: httpbin, namespace: foo}
+spec: {address: 10.1.0.3, labels: {app: httpbin}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext-authz, namespace: foo}
+spec:
+  selector: {matchLabels: {app: httpbin}}
+  action: CUSTOM
+  provider: {name: PROVIDER}
+  rules: [{to: [{operation: {paths: [/headers]}}]}]
+"""
+PROVIDERS = """\
+extensionProviders:
+- name: "sample-ext-authz-http"
+  envoyExtAuthzHttp:
+    service: "ext-authz.foo.svc.cluster.local"
+    port: "8000"
+"""
+
+
+@pytest.mark.parametrize(
+    ("provider", "mesh_config", "expected"),
+    [
+        ("sample-ext-authz-http", PROVIDERS, []),
+        ("mixer", None, []),
+        (
+            "sample-ext-authz-grpc",
+            PROVIDERS,
+            [
+                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "'sample-ext-authz-grpc' cannot be called for WorkloadEntry foo/httpbin: extension provider "
+                "sample-ext-authz-grpc not found, available providers are ['sample-ext-authz-http']; the policy fails "
+                "closed (what it would send to the provider is denied)"
+            ],
+        ),
+        (
+            "sample-ext-authz-http",
+            PROVIDERS.replace('"8000"', '"9000"'),
+            [
+                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "'sample-ext-authz-http' cannot be called for WorkloadEntry foo/httpbin: service "
+                "ext-authz.foo.svc.cluster.local has no port 9000; the policy fails closed (what it would send to the "
+                "provider is denied)"
+            ],
+        ),
+        (
+            "sample-ext-authz-http",
+            "extensionProviders: [{name: x, envoyExtAuthzHttp: {service: a.b, port: 0}}]\n",
+            [
+                "Error [MP0103] (MeshConfig mesh.yaml:1) extensionProviders[0].envoyExtAuthzHttp.port: port must be in "
+                "the range [1, 65535], found: 0",
+                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "'sample-ext-authz-http' cannot be called for WorkloadEntry foo/httpbin: extension provider "
+                "sample-ext-authz-http not found, available providers are []; the policy fails closed (what it would "
+                "send to the provider is denied)",
+            ],
+        ),
+    ],
+    ids=["provider-in-mesh-config", "mixer", "provider-not-in-mesh-config", "provider-port-not-served", "bad-mesh"],
+)
+async def test_custom_providers_are_checked_against_the_mesh_config(
+    tmp_path: Path, provider: str, mesh_config: str | None, expected: list[str]
+) -> None:
+    (tmp_path / "rules.yaml").write_text(EXT_AUTHZ_MESH.replace("PROVIDER", provider))
+    mesh_file = None
+    if mesh_config is not None:
+        mesh_file = tmp_path / "mesh.yaml"  # inside the directory: read as the mesh config, not as resources
+        mesh_file.write_text(mesh_config)
+    findings = await analyze_directory(tmp_path, mesh_file)
+    formatted = [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code != "MP0203"]
+    assert formatted == expected

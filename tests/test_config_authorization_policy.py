@@ -191,6 +191,26 @@ ACCEPTED = [
         (AuthorizationRule(sources=(AuthorizationSource(ip_blocks=("::1", "10.1.2.3/16")),)),),
     ),
     (
+        "custom-provider-from-mesh-config",  # which providers exist is known when the policy is compiled
+        "action: CUSTOM\nprovider: {name: ext-authz-http}\nrules: [{}]",
+        None,
+        "CUSTOM",
+        "ext-authz-http",
+        (AuthorizationRule(),),
+    ),
+    (
+        "service-accounts",
+        "rules: [{from: [{source: {serviceAccounts: [sleep, other/curl], notServiceAccounts: [x]}}]}]",
+        None,
+        "ALLOW",
+        None,
+        (
+            AuthorizationRule(
+                sources=(AuthorizationSource(service_accounts=("sleep", "other/curl"), not_service_accounts=("x",)),)
+            ),
+        ),
+    ),
+    (
         "when-not-values-only",
         "rules: [{when: [{key: connection.sni, notValues: ['*.internal']}]}]",
         None,
@@ -248,9 +268,9 @@ REJECTIONS = [
         [(0, "spec.provider", "required with action CUSTOM: name the authorizer, e.g. `provider: {name: mixer}`")],
     ),
     (
-        "custom-unknown-provider",
-        "action: CUSTOM\nprovider:\n  name: opa\nrules: [{}]",
-        [(3, "spec.provider.name", "unknown provider 'opa': meshplane knows only mixer")],
+        "custom-provider-empty-name",
+        "action: CUSTOM\nprovider:\n  name: ''\nrules: [{}]",
+        [(3, "spec.provider.name", "must not be empty")],
     ),
     (
         "custom-provider-without-name",
@@ -307,9 +327,29 @@ REJECTIONS = [
         ],
     ),
     (
-        "source-service-accounts",
-        "rules:\n- from:\n  - source: {serviceAccounts: [default/sa]}",
-        [(3, "spec.rules[0].from[0].source.serviceAccounts", "not supported by meshplane yet")],
+        "service-account-wildcard",
+        "rules:\n- from:\n  - source: {serviceAccounts: ['default/*']}",
+        [(3, "spec.rules[0].from[0].source.serviceAccounts[0]", "wildcards are not supported in serviceAccounts")],
+    ),
+    (
+        "service-account-three-parts",
+        "rules:\n- from:\n  - source: {notServiceAccounts: [a/b/c]}",
+        [(3, "spec.rules[0].from[0].source.notServiceAccounts[0]", "expected <name> or <namespace>/<name>")],
+    ),
+    (
+        "service-account-bad-namespace",
+        "rules:\n- from:\n  - source: {serviceAccounts: [Default/sa]}",
+        [(3, "spec.rules[0].from[0].source.serviceAccounts[0]", "invalid service account 'Default/sa'")],
+    ),
+    (
+        "service-accounts-with-principals",
+        "rules:\n- from:\n  - source: {serviceAccounts: [sa], principals: [a]}",
+        [(3, "spec.rules[0].from[0].source", "cannot set serviceAccounts with namespaces or principals")],
+    ),
+    (
+        "service-accounts-with-custom",
+        "action: CUSTOM\nprovider: {name: mixer}\nrules:\n- from:\n  - source: {serviceAccounts: [sa]}",
+        [(5, "spec.rules[0].from[0].source.serviceAccounts", "not supported with action CUSTOM")],
     ),
     (
         "empty-principal",
@@ -487,7 +527,11 @@ REJECTIONS = [
         "    values: [a]",
         [(5, "spec.rules[0].when[0].key", "request.auth.claims[iss] is not supported with action CUSTOM")],
     ),
-    ("target-ref", "targetRef: {kind: Gateway, name: gw}", [(1, "spec.targetRef", "not supported by meshplane yet")]),
+    (
+        "target-ref",
+        "targetRef: {kind: Gateway, name: gw}",
+        [(1, "spec.targetRef", "not supported by meshplane yet: it attaches a policy to Gateway API gateways")],
+    ),
     ("target-refs", "targetRefs: []", [(1, "spec.targetRefs", "not supported by meshplane yet")]),
     ("spec-unknown-field", "rule: []", [(1, "spec.rule", "did you mean 'rules'?")]),
     (
@@ -519,7 +563,7 @@ def test_every_problem_is_reported_at_once(security_docs: ApiGroupDocs) -> None:
         provider: {name: ext}
         rules:
         - from:
-          - source: {ipBlocks: [nope]}
+          - source: {ipBlocks: [nope], requestPrincipals: [a]}
           to:
           - operation: {paths: ['/a/*/b']}
           when:
@@ -532,8 +576,8 @@ def test_every_problem_is_reported_at_once(security_docs: ApiGroupDocs) -> None:
         KIND,
         body,
         [
-            (2, "spec.provider.name", "unknown provider 'ext'"),
             (5, "spec.rules[0].from[0].source.ipBlocks[0]", "bad IP address 'nope'"),
+            (5, "spec.rules[0].from[0].source.requestPrincipals", "not supported with action CUSTOM"),
             (7, "spec.rules[0].to[0].operation.paths[0]", "invalid value '/a/*/b'"),
             (9, "spec.rules[0].when[0].key", "unknown attribute 'nope'"),
         ],

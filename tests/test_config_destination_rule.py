@@ -42,11 +42,6 @@ CASES: list[tuple[str, str, Expected]] = [
         [(4, "spec.trafficPolicy.loadBalancer.simple", "did you mean 'ROUND_ROBIN'?")],
     ),
     (
-        "tls-credential-name",
-        "host: reviews\ntrafficPolicy:\n  tls: {mode: SIMPLE, credentialName: reviews-ca}\n",
-        [(3, "spec.trafficPolicy.tls.credentialName", "not supported by meshplane yet")],
-    ),
-    (
         "policy-empty",
         "host: reviews\ntrafficPolicy: {}\n",
         [(2, "spec.trafficPolicy", "must set at least one field")],

@@ -50,6 +50,20 @@ def top_tls(istio: IstioDocs, tls: str) -> ClientTLSSettings | None:
                 mode="MUTUAL", client_certificate="/c.pem", private_key="/k.pem", ca_certificates="/ca.pem"
             ),
         ),
+        (
+            "{mode: MUTUAL, credentialName: client-credential, sni: my-nginx.example, subjectAltNames: [a.example]}",
+            ClientTLSSettings(
+                mode="MUTUAL",
+                credential_name="client-credential",
+                sni="my-nginx.example",
+                subject_alt_names=("a.example",),
+            ),
+        ),
+        (
+            "{mode: MUTUAL, credentialName: client-credential, insecureSkipVerify: true}",
+            ClientTLSSettings(mode="MUTUAL", credential_name="client-credential", insecure_skip_verify=True),
+        ),
+        ("{mode: SIMPLE, credentialName: api-ca}", ClientTLSSettings(mode="SIMPLE", credential_name="api-ca")),
     ],
     ids=[
         "disable",
@@ -60,6 +74,9 @@ def top_tls(istio: IstioDocs, tls: str) -> ClientTLSSettings | None:
         "simple-files",
         "simple-insecure",
         "mutual",
+        "mutual-credential",  # no clientCertificate/privateKey needed: the Secret holds them (Istio)
+        "mutual-credential-insecure",  # Istio: MUTUAL's credential still sends the client certificate
+        "simple-credential",
     ],
 )
 def test_top_level_tls_accepted(istio: IstioDocs, tls: str, expected: ClientTLSSettings) -> None:
@@ -103,9 +120,56 @@ REJECTIONS = [
     ("mode-unknown", TLS + "    mode: MTLS\n", [(4, "spec.trafficPolicy.tls.mode", "expected one of DISABLE")]),
     ("unknown-field", TLS + "    mode: SIMPLE\n    caCert: /ca\n", [(5, "spec.trafficPolicy.tls.caCert", "unknown")]),
     (
-        "credential-name",
-        TLS + "    mode: SIMPLE\n    credentialName: reviews-ca\n",
-        [(5, "spec.trafficPolicy.tls.credentialName", "not supported by meshplane yet")],
+        "credential-with-files",  # Istio: "cannot specify client certificates or CA certificate or CA CRL ..."
+        TLS + "    mode: MUTUAL\n    credentialName: c\n    clientCertificate: /c.pem\n    privateKey: /k.pem\n"
+        "    caCertificates: /ca.pem\n    caCrl: /crl.pem\n",
+        [
+            (6, "spec.trafficPolicy.tls.clientCertificate", "cannot be set with credentialName"),
+            (7, "spec.trafficPolicy.tls.privateKey", "cannot be set with credentialName"),
+            (8, "spec.trafficPolicy.tls.caCertificates", "cannot be set with credentialName"),
+            (9, "spec.trafficPolicy.tls.caCrl", "cannot be set with credentialName"),
+        ],
+    ),
+    (
+        "simple-credential-with-ca",
+        TLS + "    mode: SIMPLE\n    credentialName: c\n    caCertificates: /ca.pem\n",
+        [(6, "spec.trafficPolicy.tls.caCertificates", "cannot be set with credentialName")],
+    ),
+    (
+        "simple-credential-insecure",  # Istio: "cannot specify CaCertificates or CredentialName or SubjectAltNames"
+        TLS + "    mode: SIMPLE\n    credentialName: c\n    insecureSkipVerify: true\n",
+        [(5, "spec.trafficPolicy.tls.credentialName", "cannot be set with insecureSkipVerify: true in mode SIMPLE")],
+    ),
+    (
+        "credential-with-istio-mutual",  # Istio ignores it; meshplane rejects what it would ignore
+        TLS + "    mode: ISTIO_MUTUAL\n    credentialName: c\n",
+        [(5, "spec.trafficPolicy.tls.credentialName", "not used with mode ISTIO_MUTUAL")],
+    ),
+    (
+        "credential-with-disable",
+        TLS + "    mode: DISABLE\n    credentialName: c\n",
+        [(5, "spec.trafficPolicy.tls.credentialName", "not used with mode DISABLE: TLS is disabled")],
+    ),
+    (
+        "credential-empty",
+        TLS + "    mode: MUTUAL\n    credentialName: ''\n",
+        [(5, "spec.trafficPolicy.tls.credentialName", "must name a Secret, got an empty string")],
+    ),
+    (
+        "credential-not-a-secret-name",
+        TLS + "    mode: MUTUAL\n    credentialName: Client_Cred\n",
+        [(5, "spec.trafficPolicy.tls.credentialName", "must be a DNS-1123 subdomain")],
+    ),
+    (
+        "credential-port-level",
+        "host: reviews\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 443}\n"
+        "    tls: {mode: MUTUAL, credentialName: c, privateKey: /k}\n",
+        [(5, "spec.trafficPolicy.portLevelSettings[0].tls.privateKey", "cannot be set with credentialName")],
+    ),
+    (
+        "credential-subset",
+        "host: reviews\nsubsets:\n- name: v1\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL, credentialName: c}\n",
+        [(5, "spec.subsets[0].trafficPolicy.tls.credentialName", "not used with mode ISTIO_MUTUAL")],
     ),
     (
         "disable-with-sni",

@@ -87,8 +87,8 @@ CASES: list[tuple[str, str, Expected]] = [
     ),
     (
         "tcp-match-gateway",
-        TCP_MATCH + "gateways: [istio-system/ingress]\n",
-        [(6, "spec.tcp[0].match[0].gateways[0]", "Gateways are not supported by meshplane yet")],
+        TCP_MATCH + "gateways: [Bad/ingress]\n",
+        [(6, "spec.tcp[0].match[0].gateways[0]", "invalid value for namespace: 'Bad'")],
     ),
     # validateTLSRoute, validateTLSMatch, validateSniHost
     (
@@ -154,6 +154,7 @@ def test_tcp_and_tls_route_rejections(istio: IstioDocs, body: str, expected: Exp
 VALID = [
     ("tcp-no-match", TCP),
     ("tcp-match-mesh", TCP_MATCH + "gateways: [mesh]\n"),
+    ("tcp-match-gateway", TCP_MATCH + "gateways: [istio-system/ingress]\n"),
     ("tls-sni-wildcard-within-wildcard", TLS + "sniHosts: ['*.a.example.com', b.example.com]\n"),
     ("tls-sni-ip", TLS + "sniHosts: [10.0.0.1]\n"),  # Istio: a warning only (most clients send no SNI for an IP)
     ("tls-sni-short-host-as-written", TLS + "sniHosts: [db]\n"),

@@ -19,7 +19,31 @@ CORS = ROUTE + "  corsPolicy:\n"  # line 5; the policy's fields follow
 
 CASES: list[tuple[str, str, Expected]] = [
     # hosts and gateways
-    ("hosts-missing", ROUTE.split("\n", 1)[1], [(0, "spec.hosts", "required field is missing")]),
+    # a VirtualService without hosts is a delegate (Istio 1.6+)
+    (
+        "delegate-with-gateways-tcp-tls",
+        "gateways: [mesh]\ntcp:\n- route:\n  - destination: {host: db}\ntls:\n- match:\n  - sniHosts: [a]\n"
+        "  route:\n  - destination: {host: a}\n",
+        [
+            (1, "spec.gateways", "delegate virtual service must have no gateways specified"),
+            (2, "spec.tcp", "delegate virtual service must have no tcp route specified"),
+            (5, "spec.tls", "delegate virtual service must have no tls route specified"),
+            (7, "spec.tls[0].match[0].sniHosts[0]", "not a compatible subset"),
+        ],
+    ),
+    (
+        "delegate-delegates-again",
+        "http:\n- delegate: {name: deeper}\n",
+        [(2, "spec.http[0].delegate", "one level of delegation only")],
+    ),
+    (
+        "delegate-source-labels",
+        "http:\n- match:\n  - sourceLabels: {app: a}\n    sourceNamespace: ns\n  route:\n  - destination: {host: a}\n",
+        [
+            (3, "spec.http[0].match[0].sourceLabels", "Istio takes it from the root's match"),
+            (4, "spec.http[0].match[0].sourceNamespace", "Istio takes it from the root's match"),
+        ],
+    ),
     (
         "host-star-mesh",
         "hosts: ['*']\nhttp:\n- route:\n  - destination: {host: a}\n",
@@ -28,12 +52,12 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "host-star-mesh-listed",
         "hosts: ['*']\ngateways: [mesh, gw]\nhttp:\n- route:\n  - destination: {host: a}\n",
-        [(1, "spec.hosts[0]", "not allowed for the mesh"), (2, "spec.gateways[1]", "not supported by meshplane yet")],
+        [(1, "spec.hosts[0]", "not allowed for the mesh")],
     ),
     (
-        "gateway-only",
-        "hosts: [a.example.com]\ngateways: [istio-system/ingress]\nhttp:\n- route:\n  - destination: {host: a}\n",
-        [(2, "spec.gateways[0]", "gateway 'istio-system/ingress': Gateways are not supported by meshplane yet")],
+        "gateway-name-empty",
+        "hosts: [a.example.com]\ngateways: [istio-system/]\nhttp:\n- route:\n  - destination: {host: a}\n",
+        [(2, "spec.gateways[0]", "config namespace and gateway name cannot be empty")],
     ),
     (
         "host-invalid",
@@ -48,7 +72,7 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "gateway-invalid",
         "hosts: [a.example.com]\ngateways: [Bad/gw]\nhttp:\n- route:\n  - destination: {host: a}\n",
-        [(2, "spec.gateways[0]", "invalid gateway namespace 'Bad'")],
+        [(2, "spec.gateways[0]", "invalid value for namespace: 'Bad'")],
     ),
     ("http-missing", "hosts: [reviews]\n", [(0, "spec", "http, tcp or tls must be provided in virtual service")]),
     ("http-empty", "hosts: [reviews]\nhttp: []\n", [(2, "spec.http", "must have at least one entry")]),
@@ -58,12 +82,12 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "no-action",
         "hosts: [reviews]\nhttp:\n- name: r\n",
-        [(3, "spec.http[0]", "one of route, redirect, directResponse is required")],
+        [(3, "spec.http[0]", "one of route, redirect, directResponse, delegate is required")],
     ),
     (
         "route-and-redirect",
         ROUTE + "  redirect: {uri: /x}\n",
-        [(3, "spec.http[0]", "only one of route, redirect, directResponse may be set, got route, redirect")],
+        [(3, "spec.http[0]", "only one of route, redirect, directResponse, delegate may be set, got route, redirect")],
     ),
     (
         "redirect-and-fault",
@@ -75,14 +99,27 @@ CASES: list[tuple[str, str, Expected]] = [
         "hosts: [reviews]\nhttp:\n- directResponse: {status: 200}\n  rewrite: {uri: /x}\n",
         [(4, "spec.http[0].rewrite", "cannot be combined with directResponse")],
     ),
-    ("delegate", ROUTE + "  delegate: {name: x}\n", [(5, "spec.http[0].delegate", "not supported by meshplane yet")]),
+    (
+        "route-and-delegate",
+        ROUTE + "  delegate: {name: x}\n",
+        [(3, "spec.http[0]", "only one of route, redirect, directResponse, delegate may be set, got route, delegate")],
+    ),
+    (
+        "delegate-name-missing-namespace-invalid",
+        "hosts: [reviews]\nhttp:\n- delegate: {namespace: Bad}\n",
+        [
+            (3, "spec.http[0].delegate.name", "required field is missing"),
+            (3, "spec.http[0].delegate.namespace", "invalid delegate namespace 'Bad'"),
+        ],
+    ),
     (
         "three-unsupported-fields-at-once",
-        ROUTE + "  delegate: {name: x}\n  mirror: {host: a}\n  mirrorPercent: 5\n  match:\n  - statPrefix: s\n",
+        ROUTE + "  mirror: {host: a}\n  mirrorPercent: 5\n  fault:\n    delay:\n      exponentialDelay: 1s\n"
+        "    abort:\n      http2Error: REFUSED_STREAM\n",
         [
-            (5, "spec.http[0].delegate", "not supported by meshplane yet"),
-            (7, "spec.http[0].mirrorPercent", "not supported by meshplane yet"),
-            (9, "spec.http[0].match[0].statPrefix", "not supported by meshplane yet"),
+            (6, "spec.http[0].mirrorPercent", "not supported by meshplane yet"),
+            (9, "spec.http[0].fault.delay.exponentialDelay", "not supported by meshplane yet"),
+            (11, "spec.http[0].fault.abort.http2Error", "cannot reset the stream with an HTTP/2 error code"),
         ],
     ),
     # corsPolicy
@@ -282,8 +319,8 @@ CASES: list[tuple[str, str, Expected]] = [
     ),
     (
         "match-gateways",
-        ROUTE + "  match:\n  - gateways: [mesh]\n",
-        [(6, "spec.http[0].match[0].gateways", "not supported by meshplane yet")],
+        ROUTE + "  match:\n  - gateways: [Ingress]\n",
+        [(6, "spec.http[0].match[0].gateways[0]", "invalid gateway name 'Ingress'")],
     ),
     (
         "match-source-labels-syntax",
@@ -373,7 +410,7 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "delay-exponential",
         ROUTE + "  fault:\n    delay:\n      exponentialDelay: 1s\n",
-        [(7, "spec.http[0].fault.delay.exponentialDelay", "not supported by meshplane yet")],
+        [(7, "spec.http[0].fault.delay.exponentialDelay", "delays by a fixed duration only (Istio rejects")],
     ),
     (
         "abort-status-range",
@@ -389,6 +426,11 @@ CASES: list[tuple[str, str, Expected]] = [
         "abort-grpc-status",
         ROUTE + "  fault:\n    abort:\n      grpcStatus: UNAVAILBLE\n",
         [(7, "spec.http[0].fault.abort.grpcStatus", "did you mean 'UNAVAILABLE'?")],
+    ),
+    (
+        "match-stat-prefix-control-character",
+        ROUTE + '  match:\n  - statPrefix: "a\\tb"\n',
+        [(6, "spec.http[0].match[0].statPrefix", "must be printable text")],
     ),
     # rewrite, redirect, direct response
     ("rewrite-empty", ROUTE + "  rewrite: {}\n", [(5, "spec.http[0].rewrite", "must set at least one of uri")]),
@@ -542,7 +584,25 @@ VALID = [
         "cors-on-redirect",
         "hosts: [a]\nhttp:\n- redirect: {uri: /x}\n  corsPolicy: {allowOrigins: [{prefix: https://}]}\n",
     ),
+    ("gateway-only", "hosts: ['*']\ngateways: [istio-system/ingress]\nhttp:\n- route:\n  - destination: {host: a}\n"),
+    (
+        "gateway-short-and-mesh",
+        "hosts: [a.example.com]\ngateways: [ingress, mesh]\nhttp:\n- route:\n  - destination: {host: a}\n",
+    ),
+    ("match-gateways", ROUTE + "  match:\n  - gateways: [mesh, istio-system/ingress]\n"),
     ("regex-program-size-at-limit", ROUTE + "  match:\n  - uri: {regex: '[a-z]{96}'}\n"),  # RE2 program size 100
+    ("stat-prefix", ROUTE + "  match:\n  - uri: {prefix: /api}\n    statPrefix: reviews-api\n"),
+    # Istio's request-routing delegate example: the root hands /productpage to a delegate in another namespace
+    (
+        "delegate-root",
+        "hosts: [bookinfo.com]\nhttp:\n- match:\n  - uri: {prefix: /productpage}\n"
+        "  delegate: {name: productpage, namespace: nsa}\n",
+    ),
+    (
+        "delegate-leaf",
+        "http:\n- match:\n  - uri: {prefix: /productpage/v1/}\n  route:\n"
+        "  - destination: {host: productpage-v1.nsa.svc.cluster.local}\n",
+    ),
 ]
 
 

@@ -13,9 +13,10 @@ from envoy.config.route.v3.route_components_pb2 import RouteAction
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from google.protobuf import json_format
 
-from pilot.generate import clusters, port_routes
+from pilot.config.types import ConfigKey
+from pilot.generate import clusters, endpoints, port_routes
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, ROUTE_TYPE
-from tests.load_balancing_builders import REVIEWS, lb_mesh
+from tests.load_balancing_builders import GATEWAY, REVIEWS, lb_mesh
 from tests.xdstest import envoy_validate
 
 CLUSTER = f"outbound|9080||{REVIEWS}"
@@ -173,6 +174,81 @@ def test_workload_selector_rule_applies_to_the_selected_clients_only() -> None:
     assert clusters.cluster_scopes(mesh.proxy("ratings")) == [("outbound", "default")]
     assert clusters.cluster_scopes(mesh.proxy("productpage")) != [("outbound", "default")]
     assert port_routes.port_route_scope(mesh.proxy("ratings")) == ("outbound_http", "default")
+
+
+GATEWAY_RESOURCES: list[tuple[str, str, dict[str, Any]]] = [
+    (
+        "Gateway",
+        "bookinfo-gateway",
+        {
+            "selector": {"istio": "ingressgateway"},
+            "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+        },
+    ),
+    (
+        "VirtualService",
+        "bookinfo",
+        {
+            "hosts": ["*"],
+            "gateways": ["bookinfo-gateway"],
+            "http": [
+                {
+                    "match": [{"uri": {"prefix": "/v1"}}],
+                    "route": [{"destination": {"host": "reviews", "subset": "v1"}}],
+                },
+                {"route": [{"destination": {"host": "reviews", "port": {"number": 9080}}}]},
+            ],
+        },
+    ),
+]
+
+
+def test_gateway_routes_get_their_destinations_hash_policies() -> None:
+    """An ingress gateway routing to a consistentHash destination hashes as a sidecar does (Istio's gateway routes
+    take ``hashForVirtualService`` too)."""
+    mesh = lb_mesh(_subset_rule(), *GATEWAY_RESOURCES)
+    v1, default = mesh.virtual_host("*:80", f"{GATEWAY}us-west/zone1").routes
+    source_ip = RouteAction.HashPolicy()
+    source_ip.connection_properties.source_ip = True
+    header = RouteAction.HashPolicy()
+    header.header.header_name = "x-user"
+    assert (v1.route.cluster, list(v1.route.hash_policy)) == (f"outbound|9080|v1|{REVIEWS}", [source_ip])
+    assert (default.route.cluster, list(default.route.hash_policy)) == (CLUSTER, [header])
+
+
+def test_gateway_routes_without_consistent_hash_have_no_hash_policy() -> None:
+    mesh = lb_mesh(_rule({"simple": "RANDOM"}), *GATEWAY_RESOURCES)
+    assert not any(r.route.hash_policy for r in mesh.virtual_host("*:80", f"{GATEWAY}us-west/zone1").routes)
+
+
+def test_scopes_carry_the_sidecar_and_the_client_view() -> None:
+    """Under a Sidecar, a proxy that a workloadSelector rule selects has scopes keyed by both; one it does not
+    select shares the Sidecar's scopes (``(*prefix, namespace, sidecar[, labels][, view])``)."""
+    selected = (
+        "DestinationRule",
+        "reviews-for-productpage",
+        {
+            "host": "reviews",
+            "workloadSelector": {"matchLabels": {"app": "productpage"}},
+            "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": "x-user"}}},
+        },
+    )
+    sidecar = ("Sidecar", "default", {"egress": [{"hosts": ["./*"]}]})
+    mesh = lb_mesh(_rule({"simple": "RANDOM"}), selected, sidecar)
+    key = ConfigKey(kind="Sidecar", namespace="default", name="default")
+    productpage, ratings = mesh.proxy("productpage"), mesh.proxy("ratings")
+    view = productpage.view
+    assert view.selected_rules == (ConfigKey(kind="DestinationRule", namespace="default", name=selected[1]),)
+    assert clusters.cluster_scopes(productpage) == [("outbound", "default", key, view)]
+    assert clusters.cluster_scopes(ratings) == [("outbound", "default", key)]
+    assert endpoints.endpoint_scopes(productpage) == [("eds", "default", key, view)]
+    assert port_routes.port_route_scope(productpage) == ("outbound_http", "default", key, view)
+    assert port_routes.port_route_scope(ratings) == ("outbound_http", "default", key)
+    assert mesh.cluster(CLUSTER, "productpage").lb_policy == Cluster.LbPolicy.RING_HASH
+    assert mesh.cluster(CLUSTER, "ratings").lb_policy == Cluster.LbPolicy.RANDOM
+    assert [p.header.header_name for p in mesh.virtual_host(VHOST, "productpage").routes[0].route.hash_policy] == [
+        "x-user"
+    ]
 
 
 def test_envoy_accepts_hash_clusters_and_routes(tmp_path: Path) -> None:

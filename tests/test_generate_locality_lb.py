@@ -13,7 +13,7 @@ from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
 from pilot.generate import endpoints
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE
-from tests.load_balancing_builders import REVIEWS, lb_mesh
+from tests.load_balancing_builders import GATEWAY, REVIEWS, lb_mesh
 from tests.xdstest import envoy_validate
 
 CLUSTER = f"outbound|9080||{REVIEWS}"
@@ -189,6 +189,17 @@ def test_endpoints_are_scoped_by_locality_only_when_a_rule_needs_it() -> None:
     (west,) = endpoints.endpoint_scopes(failover.proxy("productpage"))
     (east,) = endpoints.endpoint_scopes(failover.proxy("ratings"))
     assert west != east and west[:2] == east[:2] == ("eds", "default")
+
+
+def test_a_gateway_fails_over_by_its_node_s_locality() -> None:
+    """A router has no WorkloadEntry: Envoy's node.locality is its locality (Istio ``proxy.Locality``); it gets the
+    endpoints a sidecar there gets, and shares them with that sidecar."""
+    mesh = lb_mesh(_rule())
+    assert mesh.priorities(CLUSTER, f"{GATEWAY}us-east/zone1") == mesh.priorities(CLUSTER, "ratings")
+    assert mesh.priorities(CLUSTER, f"{GATEWAY}us-west/zone1") == mesh.priorities(CLUSTER, "productpage")
+    assert endpoints.endpoint_scopes(mesh.proxy(f"{GATEWAY}us-east/zone1")) == endpoints.endpoint_scopes(
+        mesh.proxy("ratings")
+    )
 
 
 def test_subset_outlier_detection_enables_failover_for_the_subset_only() -> None:

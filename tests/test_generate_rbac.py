@@ -15,7 +15,7 @@ from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.path_pb2 import PathMatcher
 from envoy.type.matcher.v3.regex_pb2 import RegexMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
-from envoy.type.matcher.v3.value_pb2 import ListMatcher, ValueMatcher
+from envoy.type.matcher.v3.value_pb2 import ListMatcher, OrMatcher, ValueMatcher
 
 from pilot.config.authz_conditions import ConditionKind
 from pilot.config.parse import parse_config_text
@@ -31,6 +31,7 @@ from pilot.generate import rbac as rbac_module
 from pilot.generate.rbac import RbacAction, build_policy, build_rbac, compiled_condition_kinds, policy_name
 
 MakeMeta = Callable[..., ConfigMeta]
+ISTIO_ISSUER = "testing@secure.istio.io"  # the issuer and subject of the tokens in Istio's JWT tasks
 
 
 def exact(value: str, ignore_case: bool = False) -> StringMatcher:
@@ -65,13 +66,25 @@ def cidr(address: str, length: int) -> Any:
     return {"address_prefix": address, "prefix_len": {"value": length}}
 
 
-def authn(*path: str, value: StringMatcher, as_list: bool = False) -> Principal:
-    matcher = MetadataMatcher(filter="istio_authn", path=[MetadataMatcher.PathSegment(key=k) for k in path])
-    if as_list:
-        matcher.value.list_match.CopyFrom(ListMatcher(one_of=ValueMatcher(string_match=value)))
-    else:
-        matcher.value.string_match.CopyFrom(value)
+def payload(*claims: str, value: ValueMatcher) -> Principal:
+    """A match on the verified JWT payload that jwt_authn put in its dynamic metadata (``payload``)."""
+    path = [MetadataMatcher.PathSegment(key=k) for k in ("payload", *claims)]
+    matcher = MetadataMatcher(filter="envoy.filters.http.jwt_authn", path=path, value=value)
     return Principal(sourced_metadata=SourcedMetadata(metadata_matcher=matcher))
+
+
+def claim(*claims: str, value: StringMatcher) -> Principal:
+    """Istio's extended JWT claim match: the claim is the string, or a list holding it."""
+    string = ValueMatcher(string_match=value)
+    either = OrMatcher(value_matchers=[ValueMatcher(list_match=ListMatcher(one_of=string)), string])
+    return payload(*claims, value=ValueMatcher(or_match=either))
+
+
+def token(iss: StringMatcher, sub: StringMatcher) -> Principal:
+    """Istio's requestPrincipals match: the payload's iss AND its sub."""
+    return and_ids(
+        payload("iss", value=ValueMatcher(string_match=iss)), payload("sub", value=ValueMatcher(string_match=sub))
+    )
 
 
 ANY_PERMISSION = and_rules(Permission(any=True))
@@ -153,15 +166,70 @@ def test_ip_blocks_are_direct_remote_ip_and_remote_ip_blocks_remote_ip() -> None
     )
 
 
-def test_request_principals_match_istio_authn_metadata() -> None:
+def test_request_principals_match_the_jwt_payload_iss_and_sub() -> None:
     principal = only_principal(from_source(request_principals=("issuer/sub", "*"), not_request_principals=("x*",)))
     assert principal == and_ids(
-        any_of_ids(
-            authn("request.auth.principal", value=exact("issuer/sub")),
-            authn("request.auth.principal", value=regex(".+")),
-        ),
-        Principal(not_id=any_of_ids(authn("request.auth.principal", value=StringMatcher(prefix="x")))),
+        any_of_ids(token(exact("issuer"), exact("sub")), token(regex(".+"), regex(".+"))),
+        Principal(not_id=any_of_ids(token(StringMatcher(prefix="x"), regex(".+")))),
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "iss", "sub"),
+    [
+        ("https://accounts.example.com/a/b", exact("https://accounts.example.com/a"), exact("b")),  # last "/"
+        (f"{ISTIO_ISSUER}/{ISTIO_ISSUER}", exact(ISTIO_ISSUER), exact(ISTIO_ISSUER)),
+        ("*", regex(".+"), regex(".+")),
+        ("*/sub", regex(".+"), exact("sub")),
+        ("*.example.com/sub", StringMatcher(suffix=".example.com"), exact("sub")),
+        ("*sub", regex(".+"), StringMatcher(suffix="sub")),
+        ("iss/*", exact("iss"), regex(".+")),
+        ("iss/su*", exact("iss"), StringMatcher(prefix="su")),
+        ("iss*", StringMatcher(prefix="iss"), regex(".+")),
+        ("iss", exact("iss"), exact("")),
+    ],
+    ids=["url-issuer", "istio-task", "any", "any-issuer", "issuer-suffix", "no-slash-suffix", "any-subject",
+         "subject-prefix", "no-slash-prefix", "no-slash"],
+)  # fmt: skip
+def test_request_principal_forms_as_istio_splits_them(value: str, iss: StringMatcher, sub: StringMatcher) -> None:
+    assert rbac_module.request_principal(value) == token(iss, sub)
+
+
+@pytest.mark.parametrize(
+    ("namespace", "value", "expected"),
+    [
+        ("foo", "sleep", r"spiffe://.+/ns/foo/(.+/|)sa/sleep(/.+)?"),
+        ("foo", "bar/curl", r"spiffe://.+/ns/bar/(.+/|)sa/curl(/.+)?"),
+        ("foo", "a.b", r"spiffe://.+/ns/foo/(.+/|)sa/a\.b(/.+)?"),
+    ],
+    ids=["policy-namespace", "own-namespace", "dot-escaped"],
+)
+def test_service_accounts_match_the_peer_spiffe_id(namespace: str, value: str, expected: str) -> None:
+    rule = AuthorizationRule(sources=(AuthorizationSource(service_accounts=(value,), not_service_accounts=("x",)),))
+    policy = build_policy(rule, action="ALLOW", namespace=namespace, for_tcp=True)  # not HTTP only
+    assert list(policy.principals) == [
+        and_ids(
+            any_of_ids(authenticated(regex(expected))),
+            Principal(not_id=any_of_ids(authenticated(regex(rf"spiffe://.+/ns/{namespace}/(.+/|)sa/x(/.+)?")))),
+        )
+    ]
+
+
+def test_service_accounts_of_equal_rules_in_two_namespaces_compile_apart(make_meta: MakeMeta) -> None:
+    rule = AuthorizationRule(sources=(AuthorizationSource(service_accounts=("sleep",)),))
+    policies = [
+        AuthorizationPolicy(meta=make_meta("AuthorizationPolicy", name="p", namespace=ns), rules=(rule,))
+        for ns in ("a", "b")
+    ]
+    rbac = build_rbac(policies, action="ALLOW")
+    regexes = [
+        rbac.policies[policy_name(ns, "p", 0)].principals[0].and_ids.ids[0].or_ids.ids[0].authenticated.principal_name
+        for ns in ("a", "b")
+    ]
+    assert [r.safe_regex.regex for r in regexes] == [
+        r"spiffe://.+/ns/a/(.+/|)sa/sleep(/.+)?",
+        r"spiffe://.+/ns/b/(.+/|)sa/sleep(/.+)?",
+    ]
 
 
 def test_source_fields_are_anded_in_istio_order() -> None:
@@ -290,14 +358,11 @@ def test_several_sources_and_operations_are_alternatives() -> None:
         ("remote.ip", "10.1.2.3", Principal(remote_ip=cidr("10.1.2.3", 32))),
         ("source.namespace", "prod", authenticated(regex(".*/ns/prod/.*"))),
         ("source.principal", "cluster.local/ns/a/sa/b", authenticated(exact("spiffe://cluster.local/ns/a/sa/b"))),
-        ("request.auth.principal", "iss/sub", authn("request.auth.principal", value=exact("iss/sub"))),
-        ("request.auth.audiences", "aud", authn("request.auth.audiences", value=exact("aud"))),
-        ("request.auth.presenter", "p*", authn("request.auth.presenter", value=StringMatcher(prefix="p"))),
-        (
-            "request.auth.claims[groups][inner]",
-            "admin",
-            authn("request.auth.claims", "groups", "inner", value=exact("admin"), as_list=True),
-        ),
+        ("request.auth.principal", "iss/sub", token(exact("iss"), exact("sub"))),
+        ("request.auth.audiences", "aud", claim("aud", value=exact("aud"))),
+        ("request.auth.presenter", "p*", claim("azp", value=StringMatcher(prefix="p"))),
+        ("request.auth.claims[groups]", "group1", claim("groups", value=exact("group1"))),
+        ("request.auth.claims[nested][key1]", "value*", claim("nested", "key1", value=StringMatcher(prefix="value"))),
     ],
 )  # fmt: skip
 def test_when_source_keys_become_principals(key: str, value: str, principal: Principal) -> None:

@@ -214,18 +214,23 @@ def test_virtual_service_for_another_port_only_falls_back_to_default() -> None:
     assert built[0].route.cluster == f"outbound|9080||{REVIEWS}"
 
 
-def test_first_virtual_service_wins_and_others_are_logged() -> None:
+def test_virtual_services_for_one_host_are_merged_in_order() -> None:
+    """Istio merges only on gateways; meshplane's sidecars take the routes of every VirtualService for the host, in
+    namespace/name order, each route keeping its own istio.config metadata."""
     snap = snapshot(
         service_entry("reviews", REVIEWS),
-        virtual_service("a-reviews", ("reviews",), HTTPRoute(route=(to("reviews", "a"),))),
+        virtual_service(
+            "a-reviews",
+            ("reviews",),
+            HTTPRoute(match=(HTTPMatchRequest(uri=prefix("/a")),), route=(to("reviews", "a"),)),
+        ),
         virtual_service("b-reviews", (REVIEWS,), HTTPRoute(route=(to("reviews", "b"),))),
     )
-    with structlog.testing.capture_logs() as logs:
-        [route] = vhost(route_table(snap), f"{REVIEWS}:9080").routes
-    assert route.route.cluster == f"outbound|9080|a|{REVIEWS}"
-    [shadowed] = [e for e in logs if e["event"] == "virtual_service_shadowed"]
-    assert shadowed["used"] == "VirtualService/default/a-reviews"
-    assert shadowed["shadowed"] == ["VirtualService/default/b-reviews"]
+    first, second = vhost(route_table(snap), f"{REVIEWS}:9080").routes
+    assert (first.match.prefix, first.route.cluster) == ("/a", f"outbound|9080|a|{REVIEWS}")
+    assert (second.match.prefix, second.route.cluster) == ("/", f"outbound|9080|b|{REVIEWS}")
+    assert first.metadata.filter_metadata["istio"]["config"].endswith("/virtual-service/a-reviews")
+    assert second.metadata.filter_metadata["istio"]["config"].endswith("/virtual-service/b-reviews")
 
 
 @pytest.mark.parametrize(

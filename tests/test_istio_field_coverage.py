@@ -41,7 +41,7 @@ from tests.istio_field_table import (
 
 NODE_METADATA = {"MESHPLANE_SDS": "true", "MESHPLANE_MIXER": "true"}
 CAPTURED_METADATA = {**NODE_METADATA, names.INTERCEPTION_MODE_METADATA: "REDIRECT"}
-SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy")
+SECURITY_KINDS = ("PeerAuthentication", "AuthorizationPolicy", "RequestAuthentication")
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -68,6 +68,8 @@ EXPECTED_OBJECTS = {
     *{("Service", NS, name) for name in ("istio-pilot", "istio-citadel", "istio-sidecar-injector", "istio-policy",
                                          "istio-telemetry")},
     ("PodDisruptionBudget", NS, "istio-pilot"),
+    *{(kind, NS, f"istio-{g}gateway") for g in ("ingress", "egress") for kind in ("Deployment", "Service")},
+    *{("ServiceAccount", NS, f"istio-{g}gateway-service-account") for g in ("ingress", "egress")},
 }  # fmt: skip
 
 
@@ -168,7 +170,8 @@ def test_every_api_version_meshplane_reads_is_served_by_its_crd(kind: str) -> No
 
 DEPLOYMENTS = _objects("Deployment")
 SERVICES = _objects("Service")
-COMPONENTS = sorted(DEPLOYMENTS)
+GATEWAYS = ["istio-egressgateway", "istio-ingressgateway"]
+COMPONENTS = sorted(set(DEPLOYMENTS) - set(GATEWAYS))  # the control plane
 # Service: (selected Deployment, [(port name, port, the pod's port)]), Istio's names and ports
 EXPECTED_SERVICES = {
     "istio-pilot": ("istio-pilot", [("grpc-xds", 15010, 15010), ("http-monitoring", 15014, 15014)]),
@@ -176,6 +179,9 @@ EXPECTED_SERVICES = {
     "istio-sidecar-injector": ("istio-citadel", [("https-webhook", 443, 15017)]),
     "istio-policy": ("istio-mixer", [("grpc-mixer", 9091, 9091), ("prometheus", 42422, 42422)]),
     "istio-telemetry": ("istio-mixer", [("grpc-mixer", 9091, 9091), ("prometheus", 42422, 42422)]),
+    "istio-ingressgateway": ("istio-ingressgateway", [("status-port", 15021, 15021), ("http2", 80, 8080),
+                                                      ("https", 443, 8443)]),
+    "istio-egressgateway": ("istio-egressgateway", [("http2", 80, 8080), ("https", 443, 8443)]),
 }  # fmt: skip
 # Deployment: (replicas, the command as docker-compose.yml runs it, with --in-cluster), the monitor port
 EXPECTED_COMMANDS = {
@@ -244,7 +250,7 @@ def test_each_component_runs_unprivileged_outside_the_mesh(name: str) -> None:
         assert container["resources"]["requests"] if container in pod["spec"]["containers"] else True
 
 
-@pytest.mark.parametrize("name", COMPONENTS, ids=COMPONENTS)
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS), ids=sorted(DEPLOYMENTS))
 def test_each_component_uses_the_meshplane_image_if_not_present(name: str) -> None:
     spec = _pod(name)["spec"]
     for container in [*spec.get("initContainers", []), *spec["containers"]]:
@@ -272,7 +278,7 @@ def test_an_overlay_replaces_every_image(tmp_path: Path) -> None:
             for key in ("initContainers", "containers")
             for c in obj["spec"]["template"]["spec"].get(key, [])
         ]
-        assert sorted({obj["metadata"]["name"] for obj in rendered}) == COMPONENTS
+        assert sorted({obj["metadata"]["name"] for obj in rendered}) == sorted(DEPLOYMENTS)
         assert images and set(images) == {image}
 
 
@@ -309,6 +315,66 @@ def test_the_mesh_config_is_one_meshplane_accepts_with_citadels_trust_domain() -
     assert citadel[citadel.index("--trust-domain") + 1] == mesh.names.trust_domain
 
 
+# ---- gateways -----------------------------------------------------------------------------------------------------
+
+GATEWAY_LABELS = {  # Istio's
+    "istio-ingressgateway": {"app": "istio-ingressgateway", "istio": "ingressgateway"},
+    "istio-egressgateway": {"app": "istio-egressgateway", "istio": "egressgateway"},
+}
+GATEWAY_SERVICE_TYPES = {"istio-ingressgateway": "LoadBalancer", "istio-egressgateway": "ClusterIP"}
+
+
+def _gateway_args(name: str) -> list[str]:
+    return [
+        *("envoy-bootstrap", "run", "gateway", "--workload", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"),
+        *("--address", "$(POD_IP)", "--pilot", "$(ISTIO_PILOT_SERVICE_HOST):15010"),
+        *("--citadel", "$(ISTIO_CITADEL_SERVICE_HOST):15012", "--mixer", "$(ISTIO_TELEMETRY_SERVICE_HOST):9091"),
+        *("--token-file", "/var/run/secrets/tokens/istio-token", "--root-cert", "/var/run/secrets/istio/root-cert.pem"),
+        *("--domain-suffix", "cluster.local", "--bootstrap-file", "/etc/istio/proxy/envoy-rev.json"),
+    ]
+
+
+@pytest.mark.parametrize("name", GATEWAYS, ids=GATEWAYS)
+def test_each_gateway_is_istios_deployment_running_envoy_bootstrap_gateway(name: str) -> None:
+    pod = _pod(name)
+    [container] = pod["spec"]["containers"]
+    assert DEPLOYMENTS[name]["spec"]["selector"]["matchLabels"] == GATEWAY_LABELS[name]
+    assert GATEWAY_LABELS[name].items() <= pod["metadata"]["labels"].items()
+    assert pod["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+    assert SERVICES[name]["spec"]["type"] == GATEWAY_SERVICE_TYPES[name]
+    assert container["name"] == "istio-proxy"
+    assert container["args"] == _gateway_args(name)
+    assert container["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "POD_IP": "status.podIP",
+                   "SERVICE_ACCOUNT": "spec.serviceAccountName"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", GATEWAYS, ids=GATEWAYS)
+def test_each_gateway_has_the_injected_sidecars_token_and_root_and_runs_unprivileged(name: str) -> None:
+    spec = _pod(name)["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    token = volumes["istio-token"]["projected"]["sources"][0]["serviceAccountToken"]
+    assert token == {"audience": "istio-ca", "expirationSeconds": 43200, "path": "istio-token"}
+    assert volumes["istiod-ca-cert"]["configMap"] == {"name": "istio-ca-root-cert"}
+    mounts = {m["name"]: m["mountPath"] for m in spec["containers"][0]["volumeMounts"]}
+    assert mounts["istio-token"] == "/var/run/secrets/tokens"
+    assert mounts["istiod-ca-cert"] == "/var/run/secrets/istio"
+    assert spec["serviceAccountName"] == f"{name}-service-account"
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] == 1337
+    context = spec["containers"][0]["securityContext"]
+    assert (context["allowPrivilegeEscalation"], context["readOnlyRootFilesystem"]) == (False, True)
+    assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_no_gateway_is_granted_anything() -> None:
+    """Citadel reads the gateways' Secrets and serves them over SDS: a gateway needs no Role."""
+    accounts = {f"{name}-service-account" for name in GATEWAYS}
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        for binding in _objects(kind).values():
+            assert not {s["name"] for s in binding["subjects"]} & accounts
+
+
 # ---- RBAC: least privilege -----------------------------------------------------------------------------------------
 
 _ISTIO_KINDS = {kind: spec for kind, spec in EXPECTED_CRDS.items() if spec[0] != "mixer.meshplane.io"}
@@ -340,6 +406,7 @@ EXPECTED_RULES = {
     | _grants("", ["configmaps"], ("create",))
     | _grants("", ["configmaps"], ("get", "list", "watch", "update"), ("istio-ca-root-cert",))
     | _grants("", ["namespaces"], _READ)
+    | _grants("", ["secrets"], _READ)  # gateway credentials (credentialName), as istiod's ClusterRole
     # the sidecar injector, a container of Citadel's pod
     | _grants("", ["services", "pods"], ("get",))
     | _grants(
@@ -450,7 +517,7 @@ def test_the_webhooks_are_exactly_these() -> None:
 # ---- the Istio samples e2e/k8s applies -----------------------------------------------------------------------------
 
 SAMPLES = sorted(SAMPLES_DIR.glob("*.yaml"))
-ACCEPTED_SAMPLES = [path for path in SAMPLES if path.name not in ("bookinfo-gateway.yaml", "rejected-field-typo.yaml")]
+ACCEPTED_SAMPLES = [path for path in SAMPLES if path.name != "rejected-field-typo.yaml"]
 
 
 @pytest.mark.parametrize("path", ACCEPTED_SAMPLES, ids=[path.name for path in ACCEPTED_SAMPLES])
@@ -463,10 +530,9 @@ def test_each_istio_sample_is_accepted_by_meshplane(path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "path", "message"),
     [
-        ("bookinfo-gateway.yaml", "spec.gateways[0]", "Gateways are not supported by meshplane yet"),
         ("rejected-field-typo.yaml", "spec.http[0].routes", "unknown field 'routes' (did you mean 'route'?)"),
     ],
-    ids=["gateway-not-supported", "field-typo"],
+    ids=["field-typo"],
 )
 def test_the_istio_samples_meshplane_rejects_say_why(name: str, path: str, message: str) -> None:
     parsed = parse_config_text((SAMPLES_DIR / name).read_text(), name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kubernetes import client
@@ -76,3 +77,30 @@ def exec_in_pod(api: client.ApiClient, namespace: str, pod: str, command: list[s
     finally:
         session.close()
     return stdout
+
+
+def service_account_token(core: client.CoreV1Api, namespace: str, account: str, audiences: list[str] | None) -> str:
+    """A TokenRequest token of ``namespace``/``account`` for ``audiences`` (none: the API server's), 1 h."""
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=3600)
+    )
+    answer = core.create_namespaced_service_account_token(account, namespace, request)
+    assert answer.status is not None and answer.status.token
+    return answer.status.token
+
+
+def service_account_kubeconfig(kube_api: client.ApiClient, token: str, path: Path) -> Path:
+    """A kubeconfig that authenticates with a ServiceAccount's ``token`` to ``kube_api``'s API server."""
+    configuration = kube_api.configuration
+    cluster = {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert}
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": "citadel", "user": {"token": token}}],
+        "contexts": [{"name": "citadel", "context": {"cluster": "local", "user": "citadel"}}],
+        "current-context": "citadel",
+    }
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    return path

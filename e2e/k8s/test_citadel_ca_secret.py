@@ -31,16 +31,8 @@ from citadel.ca_secret import SecretRef
 from citadel.ca_secret_store import CASecretStore
 from citadel.errors import KubeApiError
 from e2e.k8s.install_manifests import by_key, kustomization_objects
-from e2e.k8s.kube_support import eventually
-from e2e.k8s.test_citadel_kube import (
-    RunningCitadel,
-    _citadel_kubeconfig,
-    _free_port,
-    _service_account,
-    _stop,
-    _token,
-    _wait_ready,
-)
+from e2e.k8s.kube_support import eventually, service_account_kubeconfig, service_account_token
+from e2e.k8s.test_citadel_kube import RunningCitadel, _free_port, _service_account, _stop, _wait_ready
 from meshplane.kube_api import KubeAccess, new_api_client
 from tests.citadel_builders import CAChain, write_cacerts
 
@@ -131,7 +123,7 @@ def run(kube_api: client.ApiClient, tmp_path: Path) -> Iterator[CitadelSecretRun
                 subjects=[client.RbacV1Subject(kind="ServiceAccount", name="citadel", namespace=namespace)],
             ),
         )
-        _citadel_kubeconfig(kube_api, _token(core, namespace, "citadel", None), runs.kubeconfig)
+        service_account_kubeconfig(kube_api, service_account_token(core, namespace, "citadel", None), runs.kubeconfig)
         yield runs
         for citadel in runs.started:
             assert _stop(citadel.process) == 0, citadel.log()[-3000:]

@@ -39,7 +39,7 @@ from citadel.ca import load_certs_pem, verify_workload_certificate
 from citadel.ca_dir import load_or_create_token_key
 from citadel.tokens import issue_token
 from citadel.v1 import ca_pb2
-from e2e.k8s.kube_support import eventually
+from e2e.k8s.kube_support import eventually, service_account_kubeconfig, service_account_token
 from e2e.k8s.local_cluster import LocalCluster
 from meshplane.identity import CITADEL_SERVER_NAME
 from tests.citadel_builders import make_csr
@@ -116,32 +116,6 @@ def _service_account(core: client.CoreV1Api, namespace: str, name: str) -> None:
     core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=name)))
 
 
-def _token(core: client.CoreV1Api, namespace: str, account: str, audiences: list[str] | None) -> str:
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=audiences or [], expiration_seconds=3600)
-    )
-    answer = core.create_namespaced_service_account_token(account, namespace, request)
-    assert answer.status is not None and answer.status.token
-    return answer.status.token
-
-
-def _citadel_kubeconfig(kube_api: client.ApiClient, token: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as Citadel's ServiceAccount (``token``) to the same API server."""
-    configuration = kube_api.configuration
-    cluster = {"server": configuration.host, "certificate-authority": configuration.ssl_ca_cert}
-    document = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "local", "cluster": cluster}],
-        "users": [{"name": "citadel", "user": {"token": token}}],
-        "contexts": [{"name": "citadel", "context": {"cluster": "local", "user": "citadel"}}],
-        "current-context": "citadel",
-    }
-    path.write_text(json.dumps(document))
-    path.chmod(0o600)
-    return path
-
-
 def _wait_ready(citadel: RunningCitadel) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -194,7 +168,9 @@ def citadel(module_kube_api: client.ApiClient, tmp_path_factory: pytest.TempPath
                 subjects=[client.RbacV1Subject(kind="ServiceAccount", name="citadel", namespace=namespace)],
             )
         )
-        kubeconfig = _citadel_kubeconfig(module_kube_api, _token(core, namespace, "citadel", None), workdir / "kc")
+        kubeconfig = service_account_kubeconfig(
+            module_kube_api, service_account_token(core, namespace, "citadel", None), workdir / "kc"
+        )
         address, monitor = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
         log_path = workdir / "citadel.log"
         with log_path.open("wb") as log_file:
@@ -249,7 +225,7 @@ def test_a_projected_token_gets_the_spiffe_id_of_its_service_account(
     citadel: RunningCitadel, core: client.CoreV1Api
 ) -> None:
     account = _account(citadel, core)
-    token = _token(core, citadel.namespace, account, ["istio-ca"])
+    token = service_account_token(core, citadel.namespace, account, ["istio-ca"])
     chain = citadel.create_certificate(token, _spiffe(citadel, account))
     roots = load_certs_pem(citadel.bundle())
     assert verify_workload_certificate(chain[0], chain[1:-1], roots) == _spiffe(citadel, account)
@@ -262,7 +238,7 @@ def test_an_sds_stream_with_a_projected_token_gets_its_certificate_and_the_bundl
     citadel: RunningCitadel, core: client.CoreV1Api
 ) -> None:
     account = _account(citadel, core)
-    token = _token(core, citadel.namespace, account, ["istio-ca"])
+    token = service_account_token(core, citadel.namespace, account, ["istio-ca"])
 
     async def stream() -> tuple[x509.Certificate, tuple[x509.Certificate, ...]]:
         credentials = grpc.ssl_channel_credentials(root_certificates=citadel.bundle())
@@ -283,13 +259,13 @@ def test_a_projected_token_cannot_ask_for_another_service_account(
     citadel: RunningCitadel, core: client.CoreV1Api
 ) -> None:
     account = _account(citadel, core)
-    token = _token(core, citadel.namespace, account, ["istio-ca"])
+    token = service_account_token(core, citadel.namespace, account, ["istio-ca"])
     refused = _refusal(citadel, token, _spiffe(citadel, "someone-else"))
     assert refused.code() == grpc.StatusCode.PERMISSION_DENIED, refused.details()
 
 
 def _wrong_audience(citadel: RunningCitadel, core: client.CoreV1Api, account: str) -> str:
-    return _token(core, citadel.namespace, account, ["vault"])
+    return service_account_token(core, citadel.namespace, account, ["vault"])
 
 
 def _legacy_secret_token(citadel: RunningCitadel, core: client.CoreV1Api, account: str) -> str:
@@ -302,7 +278,7 @@ def _legacy_secret_token(citadel: RunningCitadel, core: client.CoreV1Api, accoun
 
 
 def _deleted_account(citadel: RunningCitadel, core: client.CoreV1Api, account: str) -> str:
-    token = _token(core, citadel.namespace, account, ["istio-ca"])
+    token = service_account_token(core, citadel.namespace, account, ["istio-ca"])
     core.delete_namespaced_service_account(account, citadel.namespace)
     authentication = client.AuthenticationV1Api(core.api_client)
 
@@ -374,7 +350,7 @@ def test_a_meshplane_token_still_works_beside_kubernetes(citadel: RunningCitadel
 
 def test_a_reconnect_storm_with_one_token_is_reviewed_once(citadel: RunningCitadel, core: client.CoreV1Api) -> None:
     account = _account(citadel, core)
-    token = _token(core, citadel.namespace, account, ["istio-ca"])
+    token = service_account_token(core, citadel.namespace, account, ["istio-ca"])
     before = citadel.metric("citadel_token_reviews_total", result="authenticated")
     with ThreadPoolExecutor(max_workers=10) as pool:
         chains = list(pool.map(lambda _: citadel.create_certificate(token, _spiffe(citadel, account)), range(20)))

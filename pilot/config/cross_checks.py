@@ -16,6 +16,7 @@ When a VirtualService that was in force fails these checks only because a Destin
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -23,6 +24,7 @@ from typing import Literal
 from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX, lookup_host, resolve_host
 from pilot.config.parse import field_origin
+from pilot.config.service_entry_merge import entries_by_host, merged_ports
 from pilot.config.types import (
     ConfigKey,
     Destination,
@@ -47,7 +49,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CrossIndex:
-    """What the checks look up: first ServiceEntry per host, first DestinationRule per resolved host."""
+    """What the checks look up: the ServiceEntry per host (the first, with the ports of all that merge into it),
+    the first DestinationRule per resolved host."""
 
     services: Mapping[str, ServiceEntry]
     rules: Mapping[str, DestinationRule]
@@ -80,15 +83,23 @@ def build_cross_index(
     resources: Mapping[ConfigKey, Resource], domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
 ) -> CrossIndex:
     """Index in ConfigKey order, the first one winning, as ``pilot.model.build_snapshot`` does."""
-    services: dict[str, ServiceEntry] = {}
     rules: dict[str, DestinationRule] = {}
-    for resource in sorted_by_key(resources).values():
-        if isinstance(resource, ServiceEntry):
-            for host in resource.hosts:
-                services.setdefault(host, resource)
-        elif isinstance(resource, DestinationRule):
+    ordered = sorted_by_key(resources).values()
+    services = {
+        host: _merged_entry(entries)
+        for host, entries in entries_by_host(r for r in ordered if isinstance(r, ServiceEntry)).items()
+    }
+    for resource in ordered:
+        if isinstance(resource, DestinationRule):
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
     return CrossIndex(services=services, rules=rules, domain_suffix=domain_suffix)
+
+
+def _merged_entry(entries: Sequence[ServiceEntry]) -> ServiceEntry:
+    """The first entry of a host with the ports of all of them (``service_entry_merge``)."""
+    if len(entries) == 1:
+        return entries[0]
+    return dataclasses.replace(entries[0], ports=merged_ports(entries))
 
 
 def check_virtual_service(

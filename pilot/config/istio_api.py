@@ -1,7 +1,9 @@
 """The fields of Istio's API messages that meshplane reads, as their JSON (YAML) names.
 
-Taken from istio/api ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry}.proto``
-and ``security/v1beta1/{peer_authentication,authorization_policy}.proto`` and ``type/v1beta1/selector.proto``
+Taken from istio/api
+``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry,workload_group,gateway,sidecar}.proto``
+and ``security/v1beta1/{peer_authentication,authorization_policy,request_authentication,jwt}.proto`` and
+``type/v1beta1/selector.proto``
 (the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
 ``tunnel``, ...) are listed only as the field that holds them.
 
@@ -102,6 +104,27 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "sourceNamespace",
         ),
         "RouteDestination": ("destination", "weight"),
+        # networking/v1alpha3/gateway.proto
+        "Gateway": ("servers", "selector"),
+        "Server": ("port", "bind", "hosts", "tls", "defaultEndpoint", "name"),
+        "Port": ("number", "protocol", "name", "targetPort"),
+        "ServerTLSSettings": (
+            "httpsRedirect",
+            "mode",
+            "serverCertificate",
+            "privateKey",
+            "caCertificates",
+            "caCrl",
+            "credentialName",
+            "credentialNames",
+            "tlsCertificates",
+            "subjectAltNames",
+            "verifyCertificateSpki",
+            "verifyCertificateHash",
+            "minProtocolVersion",
+            "maxProtocolVersion",
+            "cipherSuites",
+        ),
         # networking/v1alpha3/destination_rule.proto
         "DestinationRule": ("host", "trafficPolicy", "subsets", "exportTo", "workloadSelector"),
         "TrafficPolicy": (
@@ -189,6 +212,14 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "ServicePort": ("number", "protocol", "name", "targetPort"),
         "WorkloadSelector": ("labels",),
         "WorkloadEntry": ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount"),
+        # networking/v1alpha3/workload_group.proto
+        "WorkloadGroup": ("metadata", "template", "probe"),
+        "WorkloadGroup.ObjectMeta": ("labels", "annotations"),
+        # networking/v1alpha3/sidecar.proto (``ingress`` and ``inboundConnectionPool`` are rejected whole)
+        "Sidecar": ("workloadSelector", "ingress", "egress", "inboundConnectionPool", "outboundTrafficPolicy"),
+        "IstioEgressListener": ("port", "bind", "captureMode", "hosts"),
+        "SidecarPort": ("number", "protocol", "name", "targetPort"),
+        "OutboundTrafficPolicy": ("mode", "egressProxy"),
         # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
         "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
         "PeerAuthentication.MutualTLS": ("mode",),
@@ -214,6 +245,24 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "Operation": ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths"),
         "Condition": ("key", "values", "notValues"),
+        # security/v1beta1/request_authentication.proto, jwt.proto
+        "RequestAuthentication": ("selector", "targetRef", "targetRefs", "jwtRules"),
+        "JWTRule": (
+            "issuer",
+            "audiences",
+            "jwksUri",
+            "jwks",
+            "fromHeaders",
+            "fromParams",
+            "outputPayloadToHeader",
+            "fromCookies",
+            "forwardOriginalToken",
+            "outputClaimToHeaders",
+            "timeout",
+            "spaceDelimitedClaims",
+        ),
+        "JWTHeader": ("name", "prefix"),
+        "ClaimToHeader": ("header", "claim"),
     }
 )
 
@@ -231,15 +280,35 @@ REMOVED_FIELDS: Mapping[tuple[str, str], str] = MappingProxyType(
 )
 
 # Why a field is not supported yet, where there is more to say than "not supported by meshplane yet".
+_TARGET_REF = (
+    "it attaches a policy to Gateway API gateways or waypoint Services, which meshplane does not have; select the "
+    "workloads with `selector` instead"
+)
 UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
     {
+        ("AuthorizationPolicy", "targetRef"): _TARGET_REF,
+        ("AuthorizationPolicy", "targetRefs"): _TARGET_REF,
+        ("RequestAuthentication", "targetRef"): _TARGET_REF,
+        ("RequestAuthentication", "targetRefs"): _TARGET_REF,
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
-        ("ClientTLSSettings", "credentialName"): "certificates come from files (clientCertificate, privateKey, "
-        "caCertificates), not from Kubernetes secrets",
+        ("WorkloadGroup", "probe"): "the health of auto-registered workloads is not checked: a connected proxy's "
+        "WorkloadEntry is an endpoint until it disconnects",
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
+        ("IstioEgressListener", "bind"): "egress listeners are reached through iptables capture, not bound to an "
+        "address",
+        ("OutboundTrafficPolicy", "egressProxy"): "outbound traffic to unknown hosts goes to PassthroughCluster "
+        "(ALLOW_ANY) or nowhere (REGISTRY_ONLY)",
+        ("Sidecar", "ingress"): "the inbound ports are those of the workload's services",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
+        # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not
+        # supported yet"); Envoy's fault filter has neither
+        ("HTTPFaultInjection.Delay", "exponentialDelay"): "Envoy's fault filter delays by a fixed duration only "
+        "(Istio rejects exponentialDelay too): use fixedDelay",
+        ("HTTPFaultInjection.Abort", "http2Error"): "Envoy's fault filter aborts with an HTTP or gRPC status, it "
+        "cannot reset the stream with an HTTP/2 error code (Istio rejects http2Error too): use httpStatus or "
+        "grpcStatus",
     }
 )
 

@@ -1,9 +1,10 @@
 """Istio's MeshConfig from a file (``pilot --mesh-config mesh.yaml``), with Istio's field names.
 
 Implemented: ``outboundTrafficPolicy.mode`` (ALLOW_ANY, REGISTRY_ONLY), ``rootNamespace``, ``trustDomain`` (these two
-win over ``--root-namespace`` / ``--trust-domain`` when the file sets them) and ``enableAutoMtls: true`` (auto mTLS
-is always on). Every other MeshConfig field is rejected with "not supported by meshplane yet" and its file:line;
-a rejected file changes nothing (the last good one stays in force).
+win over ``--root-namespace`` / ``--trust-domain`` when the file sets them), ``enableAutoMtls: true`` (auto mTLS
+is always on) and ``extensionProviders`` (``pilot.config.mesh_extension_providers``: the types it reads). Every
+other MeshConfig field is rejected with "not supported by meshplane yet" and its file:line; a rejected file
+changes nothing (the last good one stays in force).
 
 Watched live by ``pilot.config.mesh_config_file``: ``outboundTrafficPolicy`` changes are pushed; ``trustDomain`` and
 ``rootNamespace`` name the mesh for every component (Citadel's certificates, Mixer's identities), so an edit that
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pilot.config.errors import ConfigError, format_path, quote
+from pilot.config.mesh_extension_providers import read_extension_providers
 from pilot.config.origin import Origin
 from pilot.config.parse import field_origin
 from pilot.config.validate_common import Fields, Problems
@@ -34,12 +36,12 @@ __all__ = [
     "parse_mesh_config",
 ]
 
-_KNOWN = ("outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls")
+_KNOWN = ("outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls", "extensionProviders")
 _UNSUPPORTED = (  # Istio MeshConfig fields meshplane does not implement yet
     "accessLogEncoding", "accessLogFile", "accessLogFormat", "caCertificates", "certificates", "configSources",
     "connectTimeout", "defaultConfig", "defaultDestinationRuleExportTo", "defaultHttpRetryPolicy",
     "defaultProviders", "defaultServiceExportTo", "defaultVirtualServiceExportTo", "discoverySelectors",
-    "dnsRefreshRate", "enableEnvoyAccessLogService", "enablePrometheusMerge", "enableTracing", "extensionProviders",
+    "dnsRefreshRate", "enableEnvoyAccessLogService", "enablePrometheusMerge", "enableTracing",
     "h2UpgradePolicy", "inboundClusterStatName", "inboundTrafficPolicy", "ingressClass", "ingressControllerMode",
     "ingressSelector", "ingressService", "localityLbSetting", "meshMTLS", "outboundClusterStatName",
     "pathNormalization", "protocolDetectionTimeout", "proxyHttpPort", "proxyListenPort", "serviceSettings",
@@ -67,12 +69,17 @@ class MeshConfig:
 
     def describe(self) -> dict[str, object]:
         """The mesh config in force with Istio's field names (``/debug/mesh``)."""
-        return {
+        described: dict[str, object] = {
             "outboundTrafficPolicy": {"mode": self.settings.outbound_traffic_policy.value},
             "rootNamespace": self.names.root_namespace,
             "trustDomain": self.names.trust_domain,
             "enableAutoMtls": True,
         }
+        if self.settings.extension_providers:
+            described["extensionProviders"] = [
+                {"name": provider.name, "type": provider.kind} for provider in self.settings.extension_providers
+            ]
+        return described
 
 
 class MeshConfigError(ValueError):
@@ -141,7 +148,8 @@ def _read(top: Fields, problems: Problems, defaults: MeshNames) -> MeshConfig:
     names = MeshNames(
         trust_domain=trust_domain or defaults.trust_domain, root_namespace=root_namespace or defaults.root_namespace
     )
-    return MeshConfig(settings=MeshSettings(outbound_traffic_policy=policy), names=names)
+    settings = MeshSettings(outbound_traffic_policy=policy, extension_providers=read_extension_providers(top))
+    return MeshConfig(settings=settings, names=names)
 
 
 def _check_running_names(top: Fields, names: MeshNames, running: MeshNames) -> None:

@@ -6,10 +6,11 @@ field when ``field_lines`` are known, else at the origin alone), or, for a kind 
 ``parse_config_text(text, file)`` is the YAML reader: it decodes the file and parses each document with it.
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
-is reported at once. The kinds read: ServiceEntry, WorkloadEntry, DestinationRule, VirtualService
-(``networking.istio.io``), PeerAuthentication, AuthorizationPolicy (``security.istio.io``), and Mixer's AccessList
-and RateLimit (``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (Gateway, Sidecar,
-RequestAuthentication, ConfigMaps, ...) are skipped with a warning. A ``kind: List`` document (``kubectl get -o
+is reported at once. The kinds read: ServiceEntry, WorkloadEntry, WorkloadGroup, DestinationRule, VirtualService,
+Gateway, Sidecar (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication
+(``security.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
+group's versions. Other kinds (Telemetry, EnvoyFilter, ProxyConfig, ConfigMaps, ...) are skipped with a warning. A
+``kind: List`` document (``kubectl get -o
 yaml``) is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
 """
 
@@ -39,6 +40,7 @@ from pilot.config.validate_destination_rule import (
     DESTINATION_RULE_UNSUPPORTED,
     validate_destination_rule,
 )
+from pilot.config.validate_gateway import GATEWAY_FIELDS, validate_gateway
 from pilot.config.validate_mixer_policy import (
     ACCESS_LIST_FIELDS,
     RATE_LIMIT_FIELDS,
@@ -47,13 +49,19 @@ from pilot.config.validate_mixer_policy import (
 )
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error
 from pilot.config.validate_peer_authentication import PEER_AUTHENTICATION_FIELDS, validate_peer_authentication
+from pilot.config.validate_request_authentication import (
+    REQUEST_AUTHENTICATION_FIELDS,
+    validate_request_authentication,
+)
 from pilot.config.validate_service_entry import SERVICE_ENTRY_FIELDS, validate_service_entry
+from pilot.config.validate_sidecar import SIDECAR_FIELDS, SIDECAR_UNSUPPORTED, validate_sidecar
 from pilot.config.validate_virtual_service import (
     VIRTUAL_SERVICE_FIELDS,
     VIRTUAL_SERVICE_UNSUPPORTED,
     validate_virtual_service,
 )
 from pilot.config.validate_workload_entry import WORKLOAD_FIELDS, validate_workload_entry
+from pilot.config.validate_workload_group import WORKLOAD_GROUP_FIELDS, validate_workload_group
 from pilot.config.yaml_source import YamlDocument, YamlSyntaxError, line_of, load_documents
 
 __all__ = [
@@ -80,6 +88,7 @@ _Validator = Callable[[Fields, ConfigMeta], Resource]
 _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str, ...]]] = {
     Kind.SERVICE_ENTRY: (SERVICE_ENTRY_FIELDS, (), validate_service_entry, API_VERSIONS),
     Kind.WORKLOAD_ENTRY: (WORKLOAD_FIELDS, (), validate_workload_entry, API_VERSIONS),
+    Kind.WORKLOAD_GROUP: (WORKLOAD_GROUP_FIELDS, (), validate_workload_group, API_VERSIONS),
     Kind.DESTINATION_RULE: (
         DESTINATION_RULE_FIELDS,
         DESTINATION_RULE_UNSUPPORTED,
@@ -99,8 +108,16 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
         validate_authorization_policy,
         SECURITY_API_VERSIONS,
     ),
+    Kind.REQUEST_AUTHENTICATION: (
+        REQUEST_AUTHENTICATION_FIELDS,
+        (),
+        validate_request_authentication,
+        SECURITY_API_VERSIONS,
+    ),
+    Kind.SIDECAR: (SIDECAR_FIELDS, SIDECAR_UNSUPPORTED, validate_sidecar, API_VERSIONS),
     Kind.ACCESS_LIST: (ACCESS_LIST_FIELDS, (), validate_access_list, MIXER_API_VERSIONS),
     Kind.RATE_LIMIT: (RATE_LIMIT_FIELDS, (), validate_rate_limit, MIXER_API_VERSIONS),
+    Kind.GATEWAY: (GATEWAY_FIELDS, (), validate_gateway, API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")
@@ -131,7 +148,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Skipped:
-    """A document of a kind meshplane does not read (a Gateway, a ConfigMap, ...): a warning, not an error."""
+    """A document of a kind meshplane does not read (a Sidecar, a ConfigMap, ...): a warning, not an error."""
 
     origin: Origin
     kind: str

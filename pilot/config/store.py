@@ -39,6 +39,7 @@ from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, Rejected, field_origin
 from pilot.config.types import ConfigKey, Resource, VirtualService, key_order, sorted_by_key
+from pilot.config.virtual_service_conflicts import virtual_service_conflicts
 
 __all__ = [
     "FILES",
@@ -231,6 +232,7 @@ class ConfigStore:
             key: current[key] if key in current else previous[key] for key in first if key in current or key in previous
         }
         self._check_virtual_services(accepted, current, previous, first, rejected)
+        self._reject_conflicting_virtual_services(accepted, current, previous, first, rejected)
         rejections = tuple(
             Rejection(
                 key=d.key,
@@ -282,6 +284,49 @@ class ConfigStore:
                     )
                     for e in errors
                 )
+
+    def _reject_conflicting_virtual_services(
+        self,
+        accepted: dict[ConfigKey, Resource],
+        current: Mapping[ConfigKey, Resource],
+        previous: Mapping[ConfigKey, Resource],
+        first: Mapping[ConfigKey, _Document],
+        rejected: list[_Document],
+    ) -> None:
+        """Reject one VirtualService of each conflicting pair (``virtual_service_conflicts``): the one that changed
+        (the later one if both or neither did), putting back its last good version if it had one that does not
+        conflict. Repeated until no conflict is left: each round removes or reverts one changed resource."""
+        while True:
+            services = [r for r in accepted.values() if isinstance(r, VirtualService)]
+            conflict = next(virtual_service_conflicts(services, self._domain_suffix), None)
+            if conflict is None:
+                return
+            culprit = conflict.later
+            if _unchanged(culprit, previous) and not _unchanged(conflict.earlier, previous):
+                culprit = conflict.earlier
+            key = culprit.meta.key
+            document = first[key]
+            is_current = culprit is current.get(key)
+            path = conflict.path_in(culprit)
+            message = conflict.message(culprit)
+            if not is_current:
+                message += f" (so the last good version from {culprit.meta.origin} is not kept either)"
+            lines = document.field_lines if is_current else {}
+            document.errors.append(
+                ConfigError(
+                    origin=field_origin(culprit.meta.origin, lines, path),
+                    key=key,
+                    path=format_path(path),
+                    message=message,
+                )
+            )
+            if document not in rejected:
+                rejected.append(document)
+            fallback = previous.get(key)
+            if is_current and isinstance(fallback, VirtualService) and fallback is not culprit:
+                accepted[key] = fallback
+            else:
+                del accepted[key]
 
     def _reject_breaking_changes(
         self,
@@ -342,6 +387,11 @@ def _version_to_keep(resource: Resource, last_good: Resource | None, index: Cros
     if last_good.meta.content_hash == resource.meta.content_hash:
         return resource
     return last_good if check_virtual_service(last_good, index, {}) else None  # it fails too: it must keep working
+
+
+def _unchanged(resource: Resource, previous: Mapping[ConfigKey, Resource]) -> bool:
+    old = previous.get(resource.meta.key)
+    return old is not None and old.meta.content_hash == resource.meta.content_hash
 
 
 def _without_virtual_services(resources: Mapping[ConfigKey, Resource]) -> dict[ConfigKey, Resource]:

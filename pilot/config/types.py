@@ -29,6 +29,7 @@ __all__ = [
     "AuthorizationPolicy",
     "AuthorizationRule",
     "AuthorizationSource",
+    "ClaimToHeader",
     "ClientTLSSettings",
     "ConfigKey",
     "ConfigMeta",
@@ -36,9 +37,14 @@ __all__ = [
     "ConsistentHash",
     "CorsPolicy",
     "Delay",
+    "Delegate",
     "Destination",
     "DestinationRule",
     "Fault",
+    "Gateway",
+    "GatewayPort",
+    "GatewayServer",
+    "GatewayTlsMode",
     "HTTPDirectResponse",
     "HTTPMatchRequest",
     "HTTPRedirect",
@@ -49,6 +55,8 @@ __all__ = [
     "HeaderOperations",
     "Headers",
     "HttpCookie",
+    "JwtHeader",
+    "JwtRule",
     "Kind",
     "L4MatchAttributes",
     "LoadBalancer",
@@ -65,12 +73,20 @@ __all__ = [
     "RateLimit",
     "RateLimitOverride",
     "RegexRewrite",
+    "RequestAuthentication",
     "Resolution",
     "Resource",
     "RouteDestination",
+    "ServerTLSSettings",
     "ServiceEntry",
     "ServiceEntryEndpoint",
     "ServicePort",
+    "Sidecar",
+    "SidecarEgressListener",
+    "SidecarHost",
+    "SidecarIngressListener",
+    "SidecarOutboundMode",
+    "SidecarPort",
     "StringMatch",
     "Subset",
     "TCPRoute",
@@ -81,6 +97,7 @@ __all__ = [
     "VirtualService",
     "Warmup",
     "WorkloadEntry",
+    "WorkloadGroup",
     "key_order",
     "sorted_by_key",
 ]
@@ -98,12 +115,16 @@ def frozen_labels(labels: Mapping[str, str] | None) -> Labels:
 class Kind(StrEnum):
     SERVICE_ENTRY = "ServiceEntry"
     WORKLOAD_ENTRY = "WorkloadEntry"
+    WORKLOAD_GROUP = "WorkloadGroup"
     DESTINATION_RULE = "DestinationRule"
     VIRTUAL_SERVICE = "VirtualService"
     PEER_AUTHENTICATION = "PeerAuthentication"
     AUTHORIZATION_POLICY = "AuthorizationPolicy"
+    REQUEST_AUTHENTICATION = "RequestAuthentication"
     ACCESS_LIST = "AccessList"  # mixer.meshplane.io
     RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
+    GATEWAY = "Gateway"
+    SIDECAR = "Sidecar"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -245,6 +266,21 @@ class WorkloadEntry:
     workload_name: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkloadGroup:
+    """Istio's WorkloadGroup: the template of the WorkloadEntry created for each proxy that connects with node
+    metadata ``AUTO_REGISTER_GROUP: <name>`` in the group's namespace (``pilot.autoregistration``)."""
+
+    meta: ConfigMeta
+    labels: Labels = field(default_factory=lambda: MappingProxyType({}))  # metadata.labels: over the template's
+    annotations: Labels = field(default_factory=lambda: MappingProxyType({}))  # metadata.annotations
+    ports: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))  # template.ports
+    template_labels: Labels = field(default_factory=lambda: MappingProxyType({}))
+    weight: int | None = None
+    locality: str = ""
+    service_account: str = ""
+
+
 # --------------------------------------------------------------------------------------------------------------
 # DestinationRule
 # --------------------------------------------------------------------------------------------------------------
@@ -350,7 +386,8 @@ TlsMode = Literal["DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"]
 class ClientTLSSettings:
     """Istio's ClientTLSSettings (DestinationRule ``tls``): how a sidecar originates TLS to the destination.
 
-    File paths are read by the client's Envoy. ``credentialName`` is rejected by validation (not supported yet).
+    File paths are read by the client's Envoy; ``credential_name`` (instead of the files) is a Secret of the client
+    proxy's namespace that Citadel serves over SDS.
     """
 
     mode: TlsMode
@@ -361,6 +398,7 @@ class ClientTLSSettings:
     subject_alt_names: tuple[str, ...] = ()  # accepted server SANs (ISTIO_MUTUAL: replaces the service accounts)
     sni: str = ""
     insecure_skip_verify: bool = False  # SIMPLE/MUTUAL: do not verify the server certificate at all
+    credential_name: str = ""  # SIMPLE/MUTUAL: the Secret with the client certificate, key and CAs (no files)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -428,6 +466,8 @@ class HTTPMatchRequest:
     # Istio: the match applies only to proxies whose workload has these labels / is in this namespace
     source_labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     source_namespace: str = ""
+    stat_prefix: str = ""  # Envoy's Route.stat_prefix: per-route stats for this match
+    gateways: tuple[str, ...] = ()  # Istio: the match applies only on these gateways (overrides the VS's list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -558,6 +598,15 @@ class CorsPolicy:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Delegate:
+    """Istio's ``Delegate``: the VirtualService (one without hosts) whose routes replace this HTTP route; its
+    namespace is the root's when not given (validation fills it in)."""
+
+    name: str
+    namespace: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HTTPRoute:
     name: str = ""
     match: tuple[HTTPMatchRequest, ...] = ()  # empty: matches every request
@@ -571,6 +620,7 @@ class HTTPRoute:
     mirrors: tuple[Mirror, ...] = ()  # `mirror` + `mirrorPercentage` and `mirrors` both land here
     cors_policy: CorsPolicy | None = None
     headers: Headers | None = None
+    delegate: Delegate | None = None  # a root VirtualService's route handed to a delegate (no route of its own)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -582,7 +632,7 @@ class L4MatchAttributes:
     port: int | None = None
     source_labels: Labels = field(default_factory=lambda: MappingProxyType({}))  # the client proxy's labels
     source_namespace: str = ""  # the client proxy's namespace
-    gateways: tuple[str, ...] = ()  # only "mesh" is accepted
+    gateways: tuple[str, ...] = ()  # the match applies only on these gateways ("mesh": sidecars)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -616,12 +666,22 @@ class TLSRoute:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VirtualService:
     meta: ConfigMeta
-    hosts: tuple[str, ...]  # as written (short names allowed)
+    hosts: tuple[str, ...]  # as written (short names allowed); empty: a delegate (Istio 1.6+), see ``is_delegate``
     gateways: tuple[str, ...] = ()
     http: tuple[HTTPRoute, ...] = ()
     tls: tuple[TLSRoute, ...] = ()  # captured sidecars only (TLS/HTTPS ports' listeners)
     tcp: tuple[TCPRoute, ...] = ()  # captured sidecars only (non-HTTP, non-TLS ports' listeners)
     export_to: tuple[str, ...] = ()
+
+    @property
+    def is_delegate(self) -> bool:
+        """A VirtualService without hosts: only the root VirtualServices that delegate to it use its routes."""
+        return not self.hosts
+
+    @property
+    def is_root(self) -> bool:
+        """A VirtualService with an HTTP route that delegates (``pilot.model.virtual_service_merge``)."""
+        return any(route.delegate is not None for route in self.http)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -668,6 +728,8 @@ class AuthorizationSource:
     not_ip_blocks: tuple[str, ...] = ()
     remote_ip_blocks: tuple[str, ...] = ()  # matched against the original client address (X-Forwarded-For)
     not_remote_ip_blocks: tuple[str, ...] = ()
+    service_accounts: tuple[str, ...] = ()  # ``<sa>`` (the policy's namespace) or ``<namespace>/<sa>``, no wildcards
+    not_service_accounts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -715,6 +777,58 @@ class AuthorizationPolicy:
     action: AuthorizationAction = "ALLOW"
     provider: str | None = None  # CUSTOM only
     rules: tuple[AuthorizationRule, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# RequestAuthentication (security.istio.io)
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtHeader:
+    """``jwtRules.fromHeaders``: a header carrying the token, after ``prefix`` (e.g. ``Bearer ``)."""
+
+    name: str
+    prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimToHeader:
+    """``jwtRules.outputClaimToHeaders``: copy ``claim`` (``a.b`` for nested claims) of a valid token to ``header``."""
+
+    header: str
+    claim: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JwtRule:
+    """One issuer's tokens: where they are found, the keys that sign them (``jwks_uri``, fetched by Envoy, or the
+    inline ``jwks``), and what a valid token passes on. Empty locations: Istio's defaults (``Authorization:
+    Bearer`` and ``access_token``)."""
+
+    issuer: str
+    audiences: tuple[str, ...] = ()
+    jwks_uri: str = ""
+    jwks: str = ""
+    from_headers: tuple[JwtHeader, ...] = ()
+    from_params: tuple[str, ...] = ()
+    from_cookies: tuple[str, ...] = ()
+    output_payload_to_header: str = ""
+    output_claim_to_headers: tuple[ClaimToHeader, ...] = ()
+    forward_original_token: bool = False
+    timeout: float | None = None  # seconds, for fetching ``jwks_uri``; None: Istio's 5 s
+    space_delimited_claims: tuple[str, ...] = ()  # besides Istio's ``scope`` and ``permission``
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestAuthentication:
+    """Istio's RequestAuthentication: a request with an invalid token (for any rule) is rejected (401); one without
+    a token passes, and is left to AuthorizationPolicy (``requestPrincipals``, ``request.auth.*``). Selection as
+    AuthorizationPolicy's."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None
+    jwt_rules: tuple[JwtRule, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -767,13 +881,126 @@ class RateLimit:
 
 MixerPolicy = AccessList | RateLimit
 
+# --------------------------------------------------------------------------------------------------------------
+# Gateway (networking.istio.io): servers of gateway proxies (node type router)
+# --------------------------------------------------------------------------------------------------------------
+
+GatewayTlsMode = Literal["PASSTHROUGH", "SIMPLE", "MUTUAL", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"]
+TlsProtocolVersion = Literal["TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayPort:
+    number: int
+    protocol: Protocol  # HTTP, HTTPS, HTTP2, GRPC, TCP or TLS
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerTLSSettings:
+    """Istio's ServerTLSSettings: how a gateway server terminates (or passes through) TLS. File paths are read by
+    the gateway's Envoy; ``credential_name`` is an SDS secret ``kubernetes://<name>`` from Citadel."""
+
+    https_redirect: bool = False
+    mode: GatewayTlsMode = "PASSTHROUGH"  # Istio's default (the enum's zero value)
+    server_certificate: str = ""
+    private_key: str = ""
+    ca_certificates: str = ""
+    credential_name: str = ""
+    subject_alt_names: tuple[str, ...] = ()  # accepted client SANs (MUTUAL)
+    min_protocol_version: TlsProtocolVersion = "TLS_AUTO"
+    max_protocol_version: TlsProtocolVersion = "TLS_AUTO"
+    cipher_suites: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayServer:
+    port: GatewayPort
+    hosts: tuple[str, ...]  # as written: ``[namespace/]host``, namespace ``*``, ``.`` or a name
+    bind: str = ""  # an IP address of the gateway's to listen on ("": every address)
+    tls: ServerTLSSettings | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gateway:
+    """Istio's Gateway: the servers (ports, hosts, TLS) of the gateway proxies its ``selector`` picks, in any
+    namespace (Istio's default)."""
+
+    meta: ConfigMeta
+    selector: Labels = field(default_factory=lambda: MappingProxyType({}))  # empty: every gateway proxy
+    servers: tuple[GatewayServer, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Sidecar (networking.istio.io)
+# --------------------------------------------------------------------------------------------------------------
+
+SidecarOutboundMode = Literal["ALLOW_ANY", "REGISTRY_ONLY"]  # Istio OutboundTrafficPolicy.Mode
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarPort:
+    """A Sidecar listener's ``port``: its number, protocol and (optional) name."""
+
+    number: int
+    protocol: Protocol
+    name: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarHost:
+    """One ``egress.hosts`` entry ``<namespace>/<dnsName>``: ``namespace`` is ``*`` (any), ``.`` (the Sidecar's
+    own namespace; for the root namespace's mesh default, the proxy's), ``~`` (none) or a namespace name;
+    ``host`` is ``*``, a ``*.suffix`` wildcard or a host name (FQDN, or short: resolved in ``namespace``)."""
+
+    namespace: str
+    host: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarEgressListener:
+    """An ``egress`` entry: the hosts a proxy sees, on ``port`` only (when set) or on every port (the catch-all
+    listener, at most one, last)."""
+
+    port: SidecarPort | None = None
+    hosts: tuple[SidecarHost, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SidecarIngressListener:
+    """An ``ingress`` entry: the workload accepts ``port`` and forwards it to ``default_endpoint`` (address, port)
+    in its pod: ``127.0.0.1`` (loopback) or ``0.0.0.0`` (the pod's IP, Istio's meaning of it); None: the pod's IP
+    on the same port."""
+
+    port: SidecarPort
+    default_endpoint: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sidecar:
+    """What the sidecars of a namespace (or, with ``workload_selector``, of some workloads) are given: the outbound
+    hosts they see (``egress``), the inbound ports they accept (``ingress``) and where traffic to a host outside
+    the registry goes (``outbound_traffic_policy``, else MeshConfig's). Selection and precedence: ``pilot.model``."""
+
+    meta: ConfigMeta
+    workload_selector: Labels | None = None  # None: the namespace's default (root namespace: the mesh's)
+    egress: tuple[SidecarEgressListener, ...] = ()  # empty: every host, as without a Sidecar
+    ingress: tuple[SidecarIngressListener, ...] = ()  # empty: the ports of the workload's services
+    outbound_traffic_policy: SidecarOutboundMode | None = None
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
+    | WorkloadGroup
     | DestinationRule
     | VirtualService
     | PeerAuthentication
     | AuthorizationPolicy
+    | RequestAuthentication
     | AccessList
     | RateLimit
+    | Gateway
+    | Sidecar
 )

@@ -3,9 +3,8 @@
 Istio's checks, each problem at the field it is about:
 
 - ``action``: ALLOW (the default), DENY, AUDIT or CUSTOM. ``provider`` is required with CUSTOM and forbidden with
-  any other action (so AUDIT, as in Istio, has no provider); meshplane knows one provider, ``mixer`` (Mixer's
-  ext_authz server). DENY and CUSTOM need ``rules`` (without them the policy would never trigger; ``- {}`` matches
-  every request).
+  any other action (so AUDIT, as in Istio, has no provider). DENY and CUSTOM need ``rules`` (without them the
+  policy would never trigger; ``- {}`` matches every request).
 - ``rules[].from`` / ``rules[].to``: when present, not empty; each entry has a ``source`` / ``operation`` with at
   least one field set. ``rules[].when``: a ``key`` and at least one of ``values`` / ``notValues``.
 - Values: never the empty string. String values keep Istio's matching forms: ``*`` alone (any value present), or
@@ -20,8 +19,18 @@ Istio's checks, each problem at the field it is about:
 - With CUSTOM, the source identity fields (principals, request principals, namespaces) and the ``when`` keys
   ``source.namespace`` / ``source.principal`` / ``request.auth.*`` are not supported (as in Istio).
 
-Not supported by meshplane yet (rejected with that message): ``targetRef`` / ``targetRefs``, the source fields
-``serviceAccounts`` / ``notServiceAccounts``, and Istio's path templates (``/{*}/info``, ``/api/{**}``).
+- ``serviceAccounts`` / ``notServiceAccounts`` (Istio 1.23+): ``<name>`` (in the policy's namespace) or
+  ``<namespace>/<name>``, no wildcards, and not together with ``principals`` / ``namespaces`` (or their ``not*``),
+  as Istio's validation says.
+- ``provider.name``: any non-empty name. The providers are ``mixer`` (Mixer's ext_authz server) and MeshConfig's
+  ``extensionProviders`` (``pilot.config.mesh_extension_providers``), and a policy is validated alone, without the
+  mesh config (which also changes on its own), so, as in Istio, the name is checked when the policy is compiled: a
+  CUSTOM policy naming a provider MeshConfig does not have fails closed there (what it would send to the provider
+  is denied, with a warning: ``pilot.generate.authz_filters``), and ``meshplane analyze --mesh-config`` reports it
+  (MP0214).
+
+Not supported by meshplane yet (rejected with that message): ``targetRef`` / ``targetRefs`` (Gateway API gateways
+and waypoints, which meshplane does not have), and Istio's path templates (``/{*}/info``, ``/api/{**}``).
 """
 
 from __future__ import annotations
@@ -32,7 +41,6 @@ from typing import cast, get_args
 
 from pilot.config.authz_conditions import CONDITION_KEYS, ConditionKind, parse_condition_key
 from pilot.config.types import (
-    MIXER_PROVIDER,
     AuthorizationAction,
     AuthorizationCondition,
     AuthorizationOperation,
@@ -42,22 +50,21 @@ from pilot.config.types import (
     ConfigMeta,
 )
 from pilot.config.validate_common import Fields, describe, port_number, selector_labels
-from pilot.config.validate_names import cidr_error
+from pilot.config.validate_names import cidr_error, dns1123_label_error, dns1123_subdomain_error
 
 __all__ = [
     "AUTHORIZATION_ACTIONS",
     "AUTHORIZATION_POLICY_FIELDS",
     "AUTHORIZATION_POLICY_UNSUPPORTED",
-    "AUTHORIZATION_PROVIDERS",
     "CONDITION_KEYS",
     "ip_block_error",
+    "service_account_error",
     "validate_authorization_policy",
 ]
 
 AUTHORIZATION_POLICY_FIELDS = ("selector", "action", "provider", "rules")
-AUTHORIZATION_POLICY_UNSUPPORTED = ("targetRef", "targetRefs")
+AUTHORIZATION_POLICY_UNSUPPORTED: tuple[str, ...] = ()  # targetRef(s): istio_api.UNSUPPORTED_REASONS says why
 AUTHORIZATION_ACTIONS: tuple[str, ...] = get_args(AuthorizationAction)
-AUTHORIZATION_PROVIDERS = (MIXER_PROVIDER,)  # CUSTOM providers meshplane can call
 
 _IP_KINDS = frozenset({ConditionKind.SOURCE_IP, ConditionKind.REMOTE_IP, ConditionKind.DESTINATION_IP})
 
@@ -78,8 +85,12 @@ _SOURCE_FIELDS = {
     "notIpBlocks": "not_ip_blocks",
     "remoteIpBlocks": "remote_ip_blocks",
     "notRemoteIpBlocks": "not_remote_ip_blocks",
+    "serviceAccounts": "service_accounts",
+    "notServiceAccounts": "not_service_accounts",
 }
 _SOURCE_IP_FIELDS = frozenset({"ipBlocks", "notIpBlocks", "remoteIpBlocks", "notRemoteIpBlocks"})
+_SERVICE_ACCOUNT_FIELDS = frozenset({"serviceAccounts", "notServiceAccounts"})
+_NOT_WITH_SERVICE_ACCOUNTS = ("principals", "notPrincipals", "namespaces", "notNamespaces")
 _SOURCE_NOT_WITH_CUSTOM = (
     "principals",
     "notPrincipals",
@@ -87,6 +98,8 @@ _SOURCE_NOT_WITH_CUSTOM = (
     "notRequestPrincipals",
     "namespaces",
     "notNamespaces",
+    "serviceAccounts",
+    "notServiceAccounts",
 )
 _OPERATION_FIELDS = ("hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths", "notPaths")
 _PATH_TEMPLATES = ("{*}", "{**}")
@@ -128,12 +141,8 @@ def _provider(spec: Fields, action: str) -> str | None:
     if action != "CUSTOM":
         spec.report("provider", f"only allowed with action CUSTOM, got action {action}")
     name = provider.string("name", required=True)
-    if name is not None and name not in AUTHORIZATION_PROVIDERS:
-        provider.report(
-            "name",
-            f"unknown provider {name!r}: meshplane knows only {', '.join(AUTHORIZATION_PROVIDERS)} "
-            "(Mixer's ext_authz server)",
-        )
+    if name == "":
+        provider.report("name", "must not be empty: name the provider, e.g. `mixer` or an extensionProviders entry")
     return name
 
 
@@ -166,14 +175,37 @@ def _source(entry: Fields, custom: bool) -> AuthorizationSource | None:
         return None
     values: dict[str, tuple[str, ...]] = {}
     for name, attribute in _SOURCE_FIELDS.items():
-        check = ip_block_error if name in _SOURCE_IP_FIELDS else _wildcard_error
-        read = _strings(source, name, check)
+        read = _strings(source, name, _source_value_check(name))
         if read and custom and name in _SOURCE_NOT_WITH_CUSTOM:
             source.report(name, "not supported with action CUSTOM (as in Istio)")
         values[attribute] = read
-    if not _any_set(source, (*_SOURCE_FIELDS, "serviceAccounts", "notServiceAccounts")):
+    if not _any_set(source, _SOURCE_FIELDS):
         source.report(None, f"must set at least one of {', '.join(_SOURCE_FIELDS)}")
+    if _any_set(source, _SERVICE_ACCOUNT_FIELDS) and _any_set(source, _NOT_WITH_SERVICE_ACCOUNTS):
+        source.report(None, "cannot set serviceAccounts with namespaces or principals (as in Istio)")
     return AuthorizationSource(**values)
+
+
+def _source_value_check(name: str) -> Callable[[str], str | None]:
+    if name in _SOURCE_IP_FIELDS:
+        return ip_block_error
+    if name in _SERVICE_ACCOUNT_FIELDS:
+        return service_account_error
+    return _wildcard_error
+
+
+def service_account_error(value: str) -> str | None:
+    """Istio's ``CheckServiceAccount``: ``<name>`` or ``<namespace>/<name>``, Kubernetes names, no wildcards."""
+    if "*" in value:
+        return f"invalid service account {value!r}: wildcards are not supported in serviceAccounts"
+    parts = value.split("/")
+    if len(parts) > 2:
+        return f"invalid service account {value!r}: expected <name> or <namespace>/<name>"
+    if len(parts) == 2:
+        problem = dns1123_label_error(parts[0], "namespace")
+        if problem is not None:
+            return f"invalid service account {value!r}: {problem}"
+    return dns1123_subdomain_error(parts[-1], "service account name")
 
 
 def _operation(entry: Fields) -> AuthorizationOperation | None:

@@ -6,11 +6,20 @@ configure something it does not (e.g. a ``caCertificates`` on ISTIO_MUTUAL, whos
 - DISABLE: nothing else.
 - ISTIO_MUTUAL: ``sni`` and ``subjectAltNames`` (which replace the destination's service accounts) only.
 - SIMPLE: ``caCertificates`` (default: the system's trust store), ``caCrl``, ``sni``, ``subjectAltNames``,
-  ``insecureSkipVerify`` (which excludes ``caCertificates`` and ``subjectAltNames``, as in Istio).
-- MUTUAL: SIMPLE's, plus the required ``clientCertificate`` and ``privateKey``.
+  ``insecureSkipVerify`` (which excludes ``caCertificates`` and ``subjectAltNames``, as in Istio), or
+  ``credentialName`` instead of the files (then the trusted CAs are the Secret's; with ``insecureSkipVerify`` it
+  would be unused, so Istio rejects the pair).
+- MUTUAL: SIMPLE's, plus the required ``clientCertificate`` and ``privateKey``, or ``credentialName`` instead of
+  all the files (the Secret holds the client certificate, its key and the CAs).
 
-``mode`` defaults to DISABLE when left out (proto3: the enum's zero value). ``credentialName`` (certificates from
-a Kubernetes secret) is not supported yet. The files are read by the client sidecar's Envoy, not by Pilot.
+``credentialName`` excludes ``clientCertificate``, ``privateKey``, ``caCertificates`` and ``caCrl`` (Istio's
+``validateTLS``: "cannot specify client certificates or CA certificate or CA CRL If credentialName is set"). It
+names a Secret of the client proxy's own namespace, served by Citadel over SDS (``kubernetes://<name>`` and
+``kubernetes://<name>-cacert``), so a rule that names one needs no per-proxy bytes.
+
+``mode`` defaults to DISABLE when left out (proto3: the enum's zero value). The files are read by the client
+sidecar's Envoy, not by Pilot. Istio accepts and ignores the fields a mode does not use (e.g. ``credentialName``
+with ISTIO_MUTUAL); meshplane rejects them, so that nothing written is silently dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from typing import cast, get_args
 
 from pilot.config.types import ClientTLSSettings, TlsMode
 from pilot.config.validate_common import Fields
+from pilot.config.validate_names import dns1123_subdomain_error
 
 __all__ = [
     "CLIENT_TLS_FIELDS",
@@ -36,13 +46,16 @@ CLIENT_TLS_FIELDS = (
     "subjectAltNames",
     "sni",
     "insecureSkipVerify",
+    "credentialName",
 )
+# The files a credentialName replaces.
+_CREDENTIAL_FILES = ("clientCertificate", "privateKey", "caCertificates", "caCrl")
 
 # The fields each mode may set besides ``mode``.
 _ALLOWED: dict[str, tuple[str, ...]] = {
     "DISABLE": (),
     "ISTIO_MUTUAL": ("subjectAltNames", "sni"),
-    "SIMPLE": ("caCertificates", "caCrl", "subjectAltNames", "sni", "insecureSkipVerify"),
+    "SIMPLE": ("caCertificates", "caCrl", "subjectAltNames", "sni", "insecureSkipVerify", "credentialName"),
     "MUTUAL": CLIENT_TLS_FIELDS[1:],
 }
 _WHY: dict[str, str] = {
@@ -71,8 +84,11 @@ def read_client_tls(parent: Fields, name: str = "tls") -> ClientTLSSettings | No
         subject_alt_names=_subject_alt_names(tls),
         sni=tls.string("sni") or "",
         insecure_skip_verify=tls.boolean("insecureSkipVerify") or False,
+        credential_name=_credential_name(tls),
     )
-    if mode == "MUTUAL":
+    if settings.credential_name or tls.has("credentialName"):
+        _check_credential_alone(tls, settings)
+    elif mode == "MUTUAL":
         for field, value in (("clientCertificate", settings.client_certificate), ("privateKey", settings.private_key)):
             if not value and not tls.has(field):
                 tls.report(field, "required for mode MUTUAL")
@@ -81,6 +97,29 @@ def read_client_tls(parent: Fields, name: str = "tls") -> ClientTLSSettings | No
             if tls.has(field):
                 tls.report(field, "cannot be set with insecureSkipVerify: true (nothing is verified)")
     return settings
+
+
+def _check_credential_alone(tls: Fields, settings: ClientTLSSettings) -> None:
+    for field in _CREDENTIAL_FILES:
+        if tls.has(field) and field in _ALLOWED[settings.mode]:
+            tls.report(field, "cannot be set with credentialName (the Secret holds the certificates and CAs)")
+    if settings.mode == "SIMPLE" and settings.insecure_skip_verify:
+        tls.report(
+            "credentialName",
+            "cannot be set with insecureSkipVerify: true in mode SIMPLE (its CAs would verify nothing)",
+        )
+
+
+def _credential_name(tls: Fields) -> str:
+    """The Secret's name: a Kubernetes object name in the client proxy's namespace."""
+    name = tls.string("credentialName")
+    if name is None:
+        return ""
+    error = dns1123_subdomain_error(name, "Secret name") if name else "must name a Secret, got an empty string"
+    if error is not None:
+        tls.report("credentialName", error)
+        return ""
+    return name
 
 
 def _path(tls: Fields, field: str) -> str:

@@ -21,6 +21,7 @@ from pilot.config.istio_api import fields_except
 from pilot.config.types import HTTPMatchRequest, StringMatch
 from pilot.config.validate_common import Fields, Problems
 from pilot.config.validate_envoy_strings import header_name_error, query_parameter_name_error
+from pilot.config.validate_gateway_refs import read_gateway_names
 from pilot.config.validate_names import dns1123_label_error
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "regex_error",
 ]
 
-MATCH_FIELDS = fields_except("HTTPMatchRequest", "gateways", "statPrefix")
+MATCH_FIELDS = fields_except("HTTPMatchRequest")
 _STRING_MATCH_KINDS = ("exact", "prefix", "regex")
 # Envoy's default for the runtime key re2.max_program_size.error_level: a larger RE2 program is a NACK.
 RE2_MAX_PROGRAM_SIZE = 100
@@ -104,9 +105,20 @@ def read_matches(route: Fields) -> tuple[HTTPMatchRequest, ...]:
                 ignore_uri_case=match.boolean("ignoreUriCase") or False,
                 source_labels=MappingProxyType(dict(sorted((match.labels("sourceLabels") or {}).items()))),
                 source_namespace=_source_namespace(match),
+                stat_prefix=_stat_prefix(match),
+                gateways=read_gateway_names(match),
             )
         )
     return tuple(matches)
+
+
+def _stat_prefix(match: Fields) -> str:
+    """Istio's ``statPrefix``: Envoy's ``Route.stat_prefix`` (stats under ``vhost.<vhost>.route.<prefix>.``). Envoy
+    takes any string, but a dot in it splits the stat name into more segments (as in Istio, it is passed on)."""
+    prefix = match.string("statPrefix") or ""
+    if prefix and not prefix.isprintable():
+        match.report("statPrefix", f"statPrefix {quote(prefix)} must be printable text")
+    return prefix
 
 
 def _source_namespace(match: Fields) -> str:

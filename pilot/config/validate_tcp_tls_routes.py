@@ -7,7 +7,7 @@
   subset of any of the virtual service hosts"); an IP address is accepted as an SNI host, as Istio does (with a
   warning there: most clients send no SNI for an IP).
 - Match fields: ``destinationSubnets`` IPs or CIDRs, ``port`` 1-65535, ``sourceLabels`` label syntax,
-  ``sourceNamespace`` a DNS-1123 label, ``gateways`` only ``mesh`` (meshplane configures sidecars only).
+  ``sourceNamespace`` a DNS-1123 label, ``gateways`` names as ``validate_gateway_refs`` checks them.
 - Destinations as HTTP's (``read_destination``); weights 0-100 that add up to 100 when there are several (the rule
   meshplane applies to HTTP routes too).
 """
@@ -26,6 +26,7 @@ from pilot.config.types import (
     frozen_labels,
 )
 from pilot.config.validate_common import Fields
+from pilot.config.validate_gateway_refs import read_gateway_names
 from pilot.config.validate_names import cidr_error, dns1123_label_error, host_error, ip_error
 
 __all__ = [
@@ -42,7 +43,6 @@ L4_MATCH_FIELDS = ("destinationSubnets", "port", "sourceLabels", "gateways", "so
 TLS_MATCH_FIELDS = ("sniHosts", *L4_MATCH_FIELDS)
 ROUTE_DESTINATION_FIELDS = ("destination", "weight")
 _ROUTE_FIELDS = ("match", "route")
-_MESH_GATEWAY = "mesh"
 
 
 def read_tcp_routes(spec: Fields) -> tuple[TCPRoute, ...]:
@@ -77,14 +77,7 @@ def _l4_fields(match: Fields) -> dict[str, object]:
     namespace = match.string("sourceNamespace") or ""
     if namespace:
         match.problems.add_if(match.at("sourceNamespace"), dns1123_label_error(namespace, "sourceNamespace"))
-    gateways = match.strings("gateways") or ()
-    for index, gateway in enumerate(gateways):
-        if gateway != _MESH_GATEWAY:
-            match.problems.add(
-                match.at("gateways", index),
-                f"gateway {gateway!r}: Gateways are not supported by meshplane yet (it configures sidecars only): "
-                "list only 'mesh', or leave gateways out",
-            )
+    gateways = read_gateway_names(match)
     labels = match.labels("sourceLabels")
     return {
         "destination_subnets": subnets,

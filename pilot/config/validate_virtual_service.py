@@ -1,8 +1,12 @@
 """Validate a VirtualService spec into ``types.VirtualService`` (Istio's ``ValidateVirtualService`` rules).
 
-Routes for sidecars: ``http`` here, ``tcp`` and ``tls`` in ``validate_tcp_tls_routes`` (captured sidecars apply
-them). Delegation and ``gateways`` other than ``mesh`` are reported as "not supported by meshplane yet"
-(a VirtualService bound only to Gateways would otherwise vanish without a word: Gateway resources are skipped).
+Routes: ``http`` here, ``tcp`` and ``tls`` in ``validate_tcp_tls_routes``. ``gateways`` binds the VirtualService
+to Gateways (``validate_gateway_refs``) and, with ``mesh`` or when empty, to the sidecars.
+
+Delegation (Istio 1.6+): a VirtualService without ``hosts`` is a delegate; it has only ``http`` routes, no
+``gateways``, and none of its routes delegates again (one level). A root's route with ``delegate`` has no route,
+redirect or direct response of its own. The merge itself is ``pilot.model.virtual_service_merge``.
+
 Checks that need other resources (does the subset exist? is the port one of the service's?) are not here: they run
 in the store over the whole set of resources about to be accepted.
 """
@@ -13,6 +17,7 @@ from pilot.config.errors import quote
 from pilot.config.hosts import host_matches
 from pilot.config.types import (
     ConfigMeta,
+    Delegate,
     Destination,
     HTTPRoute,
     HTTPRouteDestination,
@@ -21,6 +26,7 @@ from pilot.config.types import (
 )
 from pilot.config.validate_common import Fields
 from pilot.config.validate_cors import read_cors_policy
+from pilot.config.validate_gateway_refs import MESH_GATEWAY, read_gateway_names
 from pilot.config.validate_http_actions import (
     read_direct_response,
     read_fault,
@@ -35,7 +41,6 @@ from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_e
 from pilot.config.validate_tcp_tls_routes import check_weights, read_destination, read_tcp_routes, read_tls_routes
 
 __all__ = [
-    "GATEWAY_UNSUPPORTED",
     "HTTP_ROUTE_FIELDS",
     "VIRTUAL_SERVICE_FIELDS",
     "VIRTUAL_SERVICE_UNSUPPORTED",
@@ -60,23 +65,25 @@ HTTP_ROUTE_FIELDS = (
     "mirrors",
     "corsPolicy",
     "headers",
+    "delegate",
 )
-_MESH_GATEWAY = "mesh"
-GATEWAY_UNSUPPORTED = (
-    "gateway {gateway!r}: Gateways are not supported by meshplane yet (it configures sidecars only): list only "
-    "'mesh', or leave gateways out, so that the rules apply to sidecars"
-)
+_DELEGATE_FIELDS = ("name", "namespace")
+# Istio takes these from the root's match (they pick the proxies, which the root's gateways and hosts decide)
+_ROOT_ONLY_MATCH_FIELDS = ("sourceLabels", "sourceNamespace")
 
 
 def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
     """Check a VirtualService spec (opened with ``VIRTUAL_SERVICE_FIELDS``); problems go to ``spec.problems``."""
-    gateways = _gateways(spec)
-    applies_to_mesh = not gateways or _MESH_GATEWAY in gateways
+    gateways = read_gateway_names(spec)
+    applies_to_mesh = not gateways or MESH_GATEWAY in gateways
     hosts = _hosts(spec, applies_to_mesh=applies_to_mesh)
+    is_delegate = not hosts
+    if is_delegate:
+        _check_delegate(spec)
     if not any(spec.has(name) for name in ("http", "tcp", "tls")):
         spec.report(None, "http, tcp or tls must be provided in virtual service")
     routes = tuple(
-        _http_route(route)
+        _http_route(route, meta.key.namespace, is_delegate=is_delegate)
         for route in spec.mappings("http", known=HTTP_ROUTE_FIELDS, required=spec.has("http"), message="HTTPRoute")
     )
     return VirtualService(
@@ -90,23 +97,51 @@ def validate_virtual_service(spec: Fields, meta: ConfigMeta) -> VirtualService:
     )
 
 
-def _gateways(spec: Fields) -> tuple[str, ...]:
-    gateways = spec.strings("gateways") or ()
-    for index, gateway in enumerate(gateways):
-        path = spec.at("gateways", index)
-        if gateway == _MESH_GATEWAY:
+def _check_delegate(spec: Fields) -> None:
+    """Istio's rules for a delegate (a VirtualService without hosts)."""
+    if spec.has("gateways"):
+        spec.report("gateways", "delegate virtual service must have no gateways specified")
+    for kind in ("tls", "tcp"):
+        if spec.has(kind):
+            spec.report(kind, f"delegate virtual service must have no {kind} route specified")
+
+
+def _delegate(route: Fields, namespace: str, *, is_delegate: bool) -> Delegate | None:
+    delegate = route.mapping("delegate", known=_DELEGATE_FIELDS, message="Delegate")
+    if delegate is None:
+        return None
+    if is_delegate:
+        delegate.report(
+            None,
+            "a delegate VirtualService (one without hosts) cannot delegate again: Istio allows "
+            "one level of delegation only",
+        )
+    name = delegate.string("name", required=True) or ""
+    if name:
+        delegate.problems.add_if(delegate.at("name"), dns1123_subdomain_error(name, "delegate name"))
+    target_namespace = delegate.string("namespace") or ""
+    if target_namespace:
+        delegate.problems.add_if(delegate.at("namespace"), dns1123_label_error(target_namespace, "delegate namespace"))
+    return Delegate(name=name, namespace=target_namespace or namespace)
+
+
+def _check_delegate_matches(route: Fields) -> None:
+    """A delegate's matches are merged into the root's; what only the root's match can say is refused, not
+    ignored."""
+    for index, match in enumerate(route.node.get("match") or ()):
+        if not isinstance(match, dict):
             continue
-        namespace, slash, name = gateway.rpartition("/")
-        if slash:
-            error = dns1123_label_error(namespace, "gateway namespace") or dns1123_label_error(name, "gateway name")
-        else:
-            error = dns1123_subdomain_error(gateway, "gateway name")
-        spec.problems.add(path, error or GATEWAY_UNSUPPORTED.format(gateway=gateway))
-    return gateways
+        for name in _ROOT_ONLY_MATCH_FIELDS:
+            if name in match:
+                route.problems.add(
+                    route.at("match", index, name),
+                    f"{name} in a delegate VirtualService's match would be ignored (Istio takes it from the root's "
+                    "match): set it on the root VirtualService's route",
+                )
 
 
 def _hosts(spec: Fields, *, applies_to_mesh: bool) -> tuple[str, ...]:
-    hosts = spec.strings("hosts", required=True) or ()
+    hosts = spec.strings("hosts") or ()  # none: a delegate
     before = len(spec.problems)
     for index, host in enumerate(hosts):
         path = spec.at("hosts", index)
@@ -139,8 +174,10 @@ def _overlapping_hosts(spec: Fields, hosts: tuple[str, ...]) -> None:
             break
 
 
-def _http_route(route: Fields) -> HTTPRoute:
+def _http_route(route: Fields, namespace: str, *, is_delegate: bool) -> HTTPRoute:
     _check_conflicts(route)
+    if is_delegate:
+        _check_delegate_matches(route)
     destinations: list[HTTPRouteDestination] = []
     # a route list given empty routes nowhere (Istio: "HTTP route or redirect is required")
     for entry in route.mappings(
@@ -177,12 +214,13 @@ def _http_route(route: Fields) -> HTTPRoute:
         mirrors=_mirrors(route),
         cors_policy=read_cors_policy(route),
         headers=headers,
+        delegate=_delegate(route, namespace, is_delegate=is_delegate),
     )
 
 
 def _check_conflicts(route: Fields) -> None:
     """Exactly one of route / redirect / directResponse, and what cannot go with a redirect or a direct response."""
-    action = route.exclusive(("route", "redirect", "directResponse"), required=not route.has("delegate"))
+    action = route.exclusive(("route", "redirect", "directResponse", "delegate"), required=True)
     for other in ("fault", "rewrite"):
         if action in ("redirect", "directResponse") and route.has(other):
             route.report(other, f"cannot be combined with {action}")

@@ -44,9 +44,9 @@ class WorkloadFields:
     service_account: str
 
 
-def read_workload_fields(fields: Fields) -> WorkloadFields:
+def read_workload_fields(fields: Fields, *, address_required: bool = True) -> WorkloadFields:
     """Read the shared fields; the caller checks ``address`` for its own rules (see ``workload_address_error``)."""
-    address = fields.string("address", required=True) or ""
+    address = fields.string("address", required=address_required) or ""
     ports: dict[str, int] = {}
     for name, value, path in fields.entries("ports"):
         fields.problems.add_if(path, dns1123_label_error(name, "port name"))

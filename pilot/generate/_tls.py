@@ -48,10 +48,10 @@ def has_sds(proxy: Proxy) -> bool:
     return proxy.node.metadata.get(SDS_NODE_METADATA) == "true"
 
 
-def sds_secret_config(name: str) -> SdsSecretConfig:
+def sds_secret_config(name: str, *, initial_fetch_timeout: float = 0) -> SdsSecretConfig:
     """Istio ``ConstructSdsSecretConfig``: secret ``name`` over SotW gRPC from the bootstrap's ``sds-grpc``
-    cluster. No initial fetch timeout (Istio's choice): a listener or cluster waits for its certificate instead of
-    starting without one."""
+    cluster. No initial fetch timeout by default (Istio's choice): a listener or cluster waits for its certificate
+    instead of starting without one; ``initial_fetch_timeout`` seconds for a secret that may never come."""
     return SdsSecretConfig(
         name=name,
         sds_config=ConfigSource(
@@ -61,7 +61,7 @@ def sds_secret_config(name: str) -> SdsSecretConfig:
                 grpc_services=[GrpcService(envoy_grpc=GrpcService.EnvoyGrpc(cluster_name=SDS_CLUSTER))],
                 set_node_on_first_message_only=True,
             ),
-            initial_fetch_timeout=duration(0),
+            initial_fetch_timeout=duration(initial_fetch_timeout),
             resource_api_version=ApiVersion.V3,
         ),
     )

@@ -36,6 +36,7 @@ warning once per proxy.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import structlog
@@ -47,15 +48,14 @@ from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import ExtAuthz
 from envoy.extensions.filters.http.rbac.v3.rbac_pb2 import RBAC as HttpRBAC
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import HttpFilter
 from envoy.extensions.filters.network.rbac.v3.rbac_pb2 import RBAC as NetworkRBAC
-from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
-from envoy.type.matcher.v3.string_pb2 import StringMatcher
 from envoy.type.v3.http_status_pb2 import HttpStatus, StatusCode
 
 from meshplane import names
 from meshplane.mixer_names import MIXER_CLUSTER
 from pilot.generate._protos import http_filter, network_filter
 from pilot.generate.access_logs import has_mixer
-from pilot.generate.rbac import EXT_AUTHZ_MATCH_PREFIX, build_rbac
+from pilot.generate.ext_authz import EXT_AUTHZ_SHADOW_PREFIX, custom_rules_matched, provider_ext_authz
+from pilot.generate.rbac import build_rbac
 from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, workload_policies
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
 
@@ -64,6 +64,7 @@ __all__ = [
     "EXT_AUTHZ_SHADOW_PREFIX",
     "EXT_AUTHZ_TIMEOUT_SECONDS",
     "MIXER_DENY_ALL_POLICY",
+    "MIXER_EXT_AUTHZ_FILTER",
     "RBAC_TCP_STAT_PREFIX",
     "build_ext_authz",
     "build_http_authz_filters",
@@ -74,11 +75,10 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 EXT_AUTHZ_TIMEOUT_SECONDS = 0.5
-EXT_AUTHZ_SHADOW_PREFIX = "istio_ext_authz_"  # Istio's RBACExtAuthzShadowRulesStatPrefix (stats and metadata key)
-SHADOW_EFFECTIVE_POLICY_ID = "shadow_effective_policy_id"  # Envoy's RBAC dynamic metadata key (after the prefix)
 RBAC_TCP_STAT_PREFIX = "tcp."  # Istio's RBACTCPFilterStatPrefix
 BAD_CUSTOM_SUFFIX = "-deny-due-to-bad-CUSTOM-action"  # Istio's name for CUSTOM rules denied for want of a provider
 MIXER_DENY_ALL_POLICY = "default-deny-all-due-to-missing-mixer"
+MIXER_EXT_AUTHZ_FILTER = "meshplane.mixer.ext_authz"  # Mixer's ext_authz beside a CUSTOM provider's on one chain
 
 _warned: set[tuple[str, str]] = set()  # (proxy id, reason) already warned about
 
@@ -101,13 +101,7 @@ def build_ext_authz(*, fail_open: bool, every_request: bool) -> ExtAuthz:
         include_peer_certificate=False,
     )
     if not every_request:
-        config.filter_enabled_metadata.CopyFrom(
-            MetadataMatcher(
-                filter=names.RBAC_FILTER,
-                path=[MetadataMatcher.PathSegment(key=EXT_AUTHZ_SHADOW_PREFIX + SHADOW_EFFECTIVE_POLICY_ID)],
-                value={"string_match": StringMatcher(prefix=EXT_AUTHZ_MATCH_PREFIX)},
-            )
-        )
+        config.filter_enabled_metadata.CopyFrom(custom_rules_matched())
     return config
 
 
@@ -138,15 +132,6 @@ def _warn_once(proxy: Proxy, reason: str, **fields: object) -> None:
 
 def _mixer_usable(proxy: Proxy, policies: WorkloadPolicies) -> bool:
     """Whether ext_authz can call Mixer for this proxy; warns (once) when it should but cannot."""
-    providers = sorted({p.provider or "" for p in policies.custom} - {MIXER_PROVIDER})
-    if providers:
-        _warn_once(
-            proxy,
-            "unknown CUSTOM provider",
-            providers=providers,
-            detail=f"only {MIXER_PROVIDER!r} is known: the CUSTOM rules deny instead",
-        )
-        return False
     if not has_mixer(proxy):
         _warn_once(
             proxy,
@@ -177,6 +162,56 @@ def _policies(proxy: Proxy, snapshot: MeshSnapshot) -> WorkloadPolicies | None:
     return None if policies.empty else policies
 
 
+def _shadow_rbac(policies: WorkloadPolicies, ports: dict[int, int]) -> HttpFilter:
+    """The CUSTOM rules as shadow rules: their result tells ext_authz whether to call the provider."""
+    shadow = build_rbac(policies.custom, action="DENY", ports=ports, custom=True)
+    return http_filter(
+        names.RBAC_FILTER, HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX)
+    )
+
+
+def _extension_provider_filters(
+    proxy: Proxy, policies: WorkloadPolicies, snapshot: MeshSnapshot, ports: dict[int, int]
+) -> list[HttpFilter]:
+    """CUSTOM policies naming a MeshConfig extension provider: shadow RBAC + ext_authz calling it; when it cannot
+    be called (several providers, unknown provider or service), the CUSTOM rules deny instead. Mixer policies of
+    the workload then get their own ext_authz to Mixer (``MIXER_EXT_AUTHZ_FILTER``)."""
+    providers = sorted({p.provider or "" for p in policies.custom})
+    try:
+        if len(providers) > 1:
+            raise LookupError(f"only 1 provider can be used per workload, found multiple providers: {providers}")
+        filters = [
+            _shadow_rbac(policies, ports),
+            http_filter(names.EXT_AUTHZ_FILTER, provider_ext_authz(providers[0], snapshot)),
+        ]
+    except LookupError as exc:
+        _warn_once(
+            proxy, "unusable CUSTOM provider", providers=providers, detail=f"{exc}: the CUSTOM rules deny instead"
+        )
+        filters = [
+            http_filter(
+                names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(replace(policies, mixer=()), for_tcp=False, ports=ports))
+            )
+        ]
+    if policies.mixer:
+        filters.extend(_renamed(f) for f in _mixer_filters(proxy, replace(policies, custom=()), ports))
+    return filters
+
+
+def _renamed(mixer_filter: HttpFilter) -> HttpFilter:
+    """Mixer's ext_authz under its own name beside the provider's (one name per filter of a chain)."""
+    if mixer_filter.name != names.EXT_AUTHZ_FILTER:
+        return mixer_filter
+    renamed = HttpFilter()
+    renamed.CopyFrom(mixer_filter)
+    renamed.name = MIXER_EXT_AUTHZ_FILTER
+    return renamed
+
+
+def _uses_extension_provider(policies: WorkloadPolicies) -> bool:
+    return any(p.provider != MIXER_PROVIDER for p in policies.custom)
+
+
 def _mixer_filters(proxy: Proxy, policies: WorkloadPolicies, ports: dict[int, int]) -> list[HttpFilter]:
     """CUSTOM / Mixer: the shadow RBAC of the CUSTOM rules (if any) and ext_authz; when Mixer cannot be called, the
     fail-closed DENY instead (nothing when every Mixer policy fails open)."""
@@ -184,14 +219,7 @@ def _mixer_filters(proxy: Proxy, policies: WorkloadPolicies, ports: dict[int, in
         if policies.mixer_fail_open:
             return []
         return [http_filter(names.RBAC_FILTER, HttpRBAC(rules=_bad_custom(policies, for_tcp=False, ports=ports)))]
-    filters: list[HttpFilter] = []
-    if policies.custom:
-        shadow = build_rbac(policies.custom, action="DENY", ports=ports, custom=True)
-        filters.append(
-            http_filter(
-                names.RBAC_FILTER, HttpRBAC(shadow_rules=shadow, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX)
-            )
-        )
+    filters = [_shadow_rbac(policies, ports)] if policies.custom else []
     ext_authz = build_ext_authz(fail_open=policies.mixer_fail_open, every_request=bool(policies.mixer))
     filters.append(http_filter(names.EXT_AUTHZ_FILTER, ext_authz))
     return filters
@@ -207,7 +235,10 @@ def build_http_authz_filters(
     if policies is None:
         return []
     ports = policy_ports(instance) if ports is None else ports
-    filters = _mixer_filters(proxy, policies, ports) if policies.checks_with_mixer else []
+    if _uses_extension_provider(policies):
+        filters = _extension_provider_filters(proxy, policies, snapshot, ports)
+    else:
+        filters = _mixer_filters(proxy, policies, ports) if policies.checks_with_mixer else []
     filters.extend(
         http_filter(names.RBAC_FILTER, HttpRBAC(rules=rules))
         for rules in _rbac_configs(policies, for_tcp=False, ports=ports)

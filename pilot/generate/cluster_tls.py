@@ -17,10 +17,13 @@ Then (:func:`apply_upstream_tls`, Istio ``buildUpstreamTLSSettings`` + ``applyUp
 - SIMPLE / MUTUAL: TLS origination with files the client's Envoy reads: ``caCertificates`` (else the system's
   trust store, as Istio's default ``VERIFY_CERTIFICATE_AT_CLIENT``), ``subjectAltNames`` (else the ServiceEntry's),
   ``sni`` (else the service host; Istio sets auto_sni, which is the Host header: the same name here, since the
-  outbound proxy routes by Host), ``insecureSkipVerify``; MUTUAL adds ``clientCertificate``/``privateKey``.
+  outbound proxy routes by Host), ``insecureSkipVerify``; MUTUAL adds ``clientCertificate``/``privateKey``;
+- SIMPLE / MUTUAL with ``credentialName``: the same, with the certificates over SDS from Citadel
+  (``cluster_credential_tls.py``).
 
 A proxy without SDS cannot use Citadel's secrets (its bootstrap has no ``sds-grpc`` cluster and Envoy would reject
-the update): it gets no auto mTLS, and an ISTIO_MUTUAL rule is not applied for it (plaintext, with a warning).
+the update): it gets no auto mTLS, and an ISTIO_MUTUAL rule is not applied for it (plaintext, with a warning); a
+cluster whose ``tls`` names a ``credentialName`` has no endpoints for it (:func:`required_credential`).
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from pilot.generate._tls import (
     tls_transport_socket,
     typed_sans,
 )
+from pilot.generate.cluster_credential_tls import credential_tls_context
 from pilot.model import istio_tls_endpoint
 from pilot.model.types import Endpoint, MeshSnapshot, Service
 
@@ -63,6 +67,7 @@ __all__ = [
     "mark_istio_endpoints",
     "mesh_server_sans",
     "outbound_sni",
+    "required_credential",
     "resolve_client_tls",
     "simple_tls_context",
 ]
@@ -99,6 +104,15 @@ def resolve_client_tls(rule: DestinationRule | None, subset: Subset | None, port
         if subset_tls is not None or port_level:
             return subset_tls
     return tls
+
+
+def required_credential(rule: DestinationRule | None, subset: Subset | None, port: int) -> str:
+    """The ``credentialName`` the cluster's TLS origination takes its certificates from ("" when none): only a
+    proxy with SDS can fetch it."""
+    tls = resolve_client_tls(rule, subset, port)
+    if tls is None or tls.mode not in ("SIMPLE", "MUTUAL"):
+        return ""
+    return tls.credential_name
 
 
 def destination_identities(service: Service, endpoints: Iterable[Endpoint], trust_domain: str) -> tuple[str, ...]:
@@ -223,7 +237,8 @@ def apply_upstream_tls(
         context = istio_mutual_tls_context(sni=tls.sni or sni, sans=sans, http2=http2)
     else:
         host_sni = service.host if not service.host.startswith("*") else ""
-        context = simple_tls_context(tls, sni=host_sni, default_sans=entry_sans, http2=http2)
+        build = credential_tls_context if tls.credential_name else simple_tls_context
+        context = build(tls, sni=host_sni, default_sans=entry_sans, http2=http2)
     cluster.transport_socket.CopyFrom(tls_transport_socket(context))
 
 

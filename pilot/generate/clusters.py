@@ -35,7 +35,7 @@ from envoy.config.core.v3.protocol_pb2 import Http1ProtocolOptions, Http2Protoco
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 
 from meshplane import names
-from pilot.config.types import DestinationRule, Protocol, Resolution, ServicePort, Subset
+from pilot.config.types import ConfigKey, DestinationRule, Protocol, Resolution, ServicePort, Subset
 from pilot.generate._protos import (
     HTTP_PROTOCOL_OPTIONS_KEY,
     ads_config_source,
@@ -43,7 +43,8 @@ from pilot.generate._protos import (
     load_assignment,
 )
 from pilot.generate._tls import has_sds
-from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints
+from pilot.generate.cluster_credential_tls import credential_unavailable_cluster
+from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints, required_credential
 from pilot.generate.cluster_traffic_policy import (
     DEFAULT_CONNECT_TIMEOUT,
     ClusterTrafficPolicy,
@@ -54,6 +55,7 @@ from pilot.generate.cluster_traffic_policy import (
 from pilot.generate.locality_lb import apply_locality_load_balancing
 from pilot.model import destination_rule_for, labels_match
 from pilot.model.client_view import EMPTY_VIEW, ClientView
+from pilot.model.sidecar_scope import egress_scope
 from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceInstance
 
 __all__ = [
@@ -74,8 +76,10 @@ __all__ = [
     "outbound_cluster_keys",
     "outbound_scope",
     "parse_scope",
+    "sidecar_part",
     "subset_endpoints",
     "upstream_http_options",
+    "view_part",
 ]
 
 log = structlog.get_logger(__name__)
@@ -105,15 +109,18 @@ class OutboundClusterKey:
 
 
 def outbound_cluster_keys(
-    snapshot: MeshSnapshot, namespace: str, view: ClientView = EMPTY_VIEW
+    snapshot: MeshSnapshot, namespace: str, sidecar: ConfigKey | None = None, view: ClientView = EMPTY_VIEW
 ) -> Iterator[OutboundClusterKey]:
-    """Every outbound cluster a proxy of ``namespace`` (and ``view``) gets, in a stable order: host, port number,
-    then DestinationRule order; each service with the DestinationRule that proxy sees (Istio's ``exportTo``, and
-    ``workloadSelector``).
+    """Every outbound cluster a proxy of ``namespace`` under ``sidecar`` (and with ``view``) gets (the services in
+    its Sidecar's scope, ``pilot.model.sidecar_scope``), in a stable order: host, port number, then DestinationRule
+    order; each service with the DestinationRule that proxy sees (Istio's ``exportTo``, and ``workloadSelector``).
 
     CDS builds one cluster per key and EDS one load assignment per EDS key, so the two always agree.
     """
+    scope = egress_scope(snapshot, (namespace, sidecar))
     for service in snapshot.services.values():
+        if not scope.sees_service(service.host):
+            continue
         rule = destination_rule_for(snapshot, service.host, namespace, view)
         subsets = rule.subsets if rule is not None else ()
         for port in sorted(service.ports, key=lambda p: p.number):
@@ -152,40 +159,60 @@ def subset_endpoints(key: OutboundClusterKey) -> tuple[Endpoint, ...]:
     return tuple(e for e in endpoints if labels_match(selector, e.labels))
 
 
-def outbound_scope(*, sds: bool, namespace: str, view: ClientView = EMPTY_VIEW) -> tuple[Hashable, ...]:
-    """The shared outbound clusters of the proxies of ``namespace`` (and ``view``, when not empty) with (or without)
-    Citadel's SDS."""
-    return (*_SCOPE_PREFIXES[sds], namespace, *((view,) if view != EMPTY_VIEW else ()))
+def outbound_scope(
+    *, sds: bool, namespace: str, sidecar: ConfigKey | None = None, view: ClientView = EMPTY_VIEW
+) -> tuple[Hashable, ...]:
+    """The shared outbound clusters of the proxies of ``namespace`` under ``sidecar`` (the Sidecar that applies to
+    them, if any) and with ``view`` (``pilot.model.client_view``) with (or without) Citadel's SDS;
+    ``(*prefix, namespace[, sidecar][, view])``, the Sidecar only when one applies, the view only when not empty."""
+    return (*_SCOPE_PREFIXES[sds], namespace, *sidecar_part(sidecar), *view_part(view))
+
+
+def sidecar_part(sidecar: ConfigKey | None) -> tuple[ConfigKey, ...]:
+    """What a scope key holds of the Sidecar in force: nothing when none applies (the scopes of a mesh without
+    Sidecars are as they were before Sidecars existed), else its key."""
+    return (sidecar,) if sidecar is not None else ()
+
+
+def view_part(view: ClientView) -> tuple[ClientView, ...]:
+    """What a scope key holds of the proxy's ``ClientView``: nothing when it is empty (a mesh without selector or
+    locality rules shares its scopes as before), else the view."""
+    return (view,) if view != EMPTY_VIEW else ()
 
 
 def cluster_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """The sidecars of one namespace get the same outbound clusters (no Sidecar resource to narrow them yet: the
-    namespace decides which DestinationRules apply, and the proxy's ``ClientView`` which selector rules and
-    locality), in one of two versions: with Citadel's SDS or without."""
-    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace, view=proxy.view)]
+    """The sidecars (and gateways) of one namespace under one Sidecar with one ``ClientView`` get the same outbound
+    clusters (the Sidecar decides which services, the namespace which DestinationRules apply, the view which
+    selector rules and locality), in one of two versions: with Citadel's SDS or without."""
+    return [outbound_scope(sds=has_sds(proxy), namespace=proxy.namespace, sidecar=proxy.sidecar, view=proxy.view)]
 
 
-def parse_scope(scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]) -> tuple[int, str, ClientView]:
-    """(which of ``prefixes``, namespace, view) of a scope ``(*prefix, namespace[, view])``; ValueError for anything
-    else."""
+def parse_scope(
+    scope: Sequence[Hashable], prefixes: Sequence[tuple[Hashable, ...]]
+) -> tuple[int, str, ConfigKey | None, ClientView]:
+    """(which of ``prefixes``, namespace, Sidecar, view) of a scope ``(*prefix, namespace[, sidecar][, view])``
+    (``sidecar``: the key of the Sidecar in force; absent or None: none; ``view``: absent, the empty view);
+    ValueError for anything else."""
     parts = tuple(scope)
-    view = EMPTY_VIEW
     last = parts[-1] if parts else None
+    view = last if isinstance(last, ClientView) else EMPTY_VIEW
     if isinstance(last, ClientView):
-        view = last
         parts = parts[:-1]
+    sidecar: Hashable = None
+    if parts and (parts[-1] is None or isinstance(parts[-1], ConfigKey)):
+        parts, sidecar = parts[:-1], parts[-1]
     *prefix, namespace = parts if parts else ("",)
     if tuple(prefix) in prefixes and isinstance(namespace, str) and namespace:
-        return prefixes.index(tuple(prefix)), namespace, view
-    raise ValueError(
-        f"unknown scope {tuple(scope)!r}: expected one of {list(prefixes)!r} followed by a namespace [and a view]"
-    )
+        found = sidecar if isinstance(sidecar, ConfigKey) else None
+        return prefixes.index(tuple(prefix)), namespace, found, view
+    expected = f"one of {list(prefixes)!r} followed by a namespace (and a Sidecar key or None, and a ClientView)"
+    raise ValueError(f"unknown scope {tuple(scope)!r}: expected {expected}")
 
 
 def build_scope_clusters(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[Cluster]:
-    which, namespace, view = parse_scope(scope, _SCOPE_PREFIXES)
+    which, namespace, sidecar, view = parse_scope(scope, _SCOPE_PREFIXES)
     sds = bool(which)
-    keys = outbound_cluster_keys(snapshot, namespace, view)
+    keys = outbound_cluster_keys(snapshot, namespace, sidecar, view)
     clusters = [build_outbound_cluster(key, snapshot, sds=sds) for key in keys]
     return [*clusters, build_black_hole_cluster(), build_passthrough_cluster(), build_inbound_passthrough_cluster()]
 
@@ -246,6 +273,8 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
 def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
     """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
     DestinationRule's policy for its port and subset."""
+    if not sds and (credential := required_credential(key.rule, key.subset, key.port.number)):
+        return credential_unavailable_cluster(key.name, credential)
     resolved = key_traffic_policy(key)
     cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
     original_destination = key.service.resolution is Resolution.NONE

@@ -14,10 +14,18 @@ from collections.abc import Hashable, Sequence
 
 from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 
+from pilot.config.types import ConfigKey
 from pilot.generate._protos import load_assignment
 from pilot.generate._tls import has_sds
 from pilot.generate.cluster_tls import mark_istio_endpoints
-from pilot.generate.clusters import key_traffic_policy, outbound_cluster_keys, parse_scope, subset_endpoints
+from pilot.generate.clusters import (
+    key_traffic_policy,
+    outbound_cluster_keys,
+    parse_scope,
+    sidecar_part,
+    subset_endpoints,
+    view_part,
+)
 from pilot.generate.locality_lb import apply_locality_to_assignment
 from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.types import MeshSnapshot, Proxy
@@ -35,27 +43,29 @@ EDS_SCOPE: tuple[Hashable, ...] = ("eds",)
 EDS_SDS_SCOPE: tuple[Hashable, ...] = ("eds", "sds")  # with auto mTLS endpoint metadata
 
 
-def endpoint_scope(*, sds: bool, namespace: str, view: ClientView = EMPTY_VIEW) -> tuple[Hashable, ...]:
-    """The shared assignments of the proxies of ``namespace`` (and ``view``, when not empty) with (or without)
-    Citadel's SDS."""
-    return (*(EDS_SDS_SCOPE if sds else EDS_SCOPE), namespace, *((view,) if view != EMPTY_VIEW else ()))
+def endpoint_scope(
+    *, sds: bool, namespace: str, sidecar: ConfigKey | None = None, view: ClientView = EMPTY_VIEW
+) -> tuple[Hashable, ...]:
+    """The shared assignments of the proxies of ``namespace`` under ``sidecar`` and with ``view`` (when not empty)
+    with (or without) Citadel's SDS."""
+    return (*(EDS_SDS_SCOPE if sds else EDS_SCOPE), namespace, *sidecar_part(sidecar), *view_part(view))
 
 
 def endpoint_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
     """A sidecar may ask for any of its outbound clusters' endpoints; the assignments are shared by the proxies of
-    one namespace (its DestinationRules decide the subsets) and view (selector rules, and the locality when some
-    rule balances by locality) with SDS, and by those without."""
-    return [endpoint_scope(sds=has_sds(proxy), namespace=proxy.namespace, view=proxy.view)]
+    one namespace (its DestinationRules decide the subsets) under one Sidecar (it decides the services) and with
+    one view (selector rules, and the locality when some rule balances by locality) with SDS, and by those without."""
+    return [endpoint_scope(sds=has_sds(proxy), namespace=proxy.namespace, sidecar=proxy.sidecar, view=proxy.view)]
 
 
 def build_scope_load_assignments(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[ClusterLoadAssignment]:
     """The assignment of every EDS cluster, named like it; subset clusters get the endpoints whose labels match
     the subset's. Ordering is the clusters' order, endpoints grouped by locality then by (address, port); with a
     locality in the view, each group has its priority (and weight) for clients there (``locality_lb``)."""
-    which, namespace, view = parse_scope(scope, (EDS_SCOPE, EDS_SDS_SCOPE))
+    which, namespace, sidecar, view = parse_scope(scope, (EDS_SCOPE, EDS_SDS_SCOPE))
     sds = which == 1
     assignments: list[ClusterLoadAssignment] = []
-    for key in outbound_cluster_keys(snapshot, namespace, view):
+    for key in outbound_cluster_keys(snapshot, namespace, sidecar, view):
         if not key.eds:
             continue
         members = subset_endpoints(key)

@@ -8,7 +8,8 @@ Transport sockets (mTLS), extra HTTP filters (RBAC, ext_authz) and access logs p
 port's chains follow its PeerAuthentication mode (``listener_tls.py``): mTLS only, mTLS and plaintext side by side,
 or plaintext.
 
-Policy and telemetry: an inbound HTTP port's HCM runs the workload's authorization filters (CUSTOM/Mixer ext_authz,
+Policy and telemetry: an inbound HTTP port's HCM runs the workload's JWT authentication (``jwt_authn.py``) and
+then its authorization filters (CUSTOM/Mixer ext_authz,
 RBAC AUDIT, DENY, ALLOW: ``authz_filters.py``) before fault injection, CORS and the router; an inbound TCP port runs the
 network RBAC filters before tcp_proxy. Sidecars bootstrapped with ``--mixer`` log every request of their inbound
 and outbound HCMs to Mixer (``access_logs.py``).
@@ -37,6 +38,7 @@ from meshplane import names
 from pilot.generate._protos import ads_config_source, duration, http_filter, network_filter
 from pilot.generate.access_logs import build_inbound_access_logs
 from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters
+from pilot.generate.jwt_authn import build_jwt_authn_filters
 from pilot.generate.listener_tls import InboundSecurity, build_inbound_filter_chains
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
 
@@ -92,7 +94,10 @@ def build_inbound_chains(
     access_logs: tuple[AccessLog, ...] = ()
     network_policy: tuple[Filter, ...] = ()
     if port.protocol.is_http:
-        http_filters = tuple(build_http_authz_filters(proxy, instance, snapshot, ports=policy_ports))
+        http_filters = (
+            *build_jwt_authn_filters(proxy, snapshot),  # before RBAC, which reads the tokens it verified
+            *build_http_authz_filters(proxy, instance, snapshot, ports=policy_ports),
+        )
         access_logs = build_inbound_access_logs(proxy, instance)
     else:
         network_policy = tuple(build_network_authz_filters(proxy, instance, snapshot, ports=policy_ports))

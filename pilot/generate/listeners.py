@@ -7,8 +7,9 @@ Outbound (the app's connections, redirected to 15001):
 - ``virtualOutbound`` on ``0.0.0.0:15001`` with ``use_original_dst``: Envoy hands each connection to the listener
   bound (``bind_to_port: false``) to its original destination ``ip:port``, else ``0.0.0.0:port``, else keeps it
   on the default chain ``PassthroughFilterChain``: tcp_proxy to ``PassthroughCluster`` (ALLOW_ANY) or
-  ``BlackHoleCluster`` (REGISTRY_ONLY, MeshConfig ``outboundTrafficPolicy``). A connection straight to 15001
-  itself goes to ``BlackHoleCluster`` (chain ``virtualOutbound-blackhole``), as in Istio, so it cannot loop.
+  ``BlackHoleCluster`` (REGISTRY_ONLY; the proxy's Sidecar's ``outboundTrafficPolicy``, else MeshConfig's). A
+  connection straight to 15001 itself goes to ``BlackHoleCluster`` (chain ``virtualOutbound-blackhole``), as in
+  Istio, so it cannot loop.
 - ``0.0.0.0_<port>`` per HTTP port of any visible service: an HTTP connection manager with the route table named
   ``<port>`` (``port_routes.py``: virtual hosts by Host, a catch-all for hosts outside the registry).
 - ``<vip>_<port>`` per VIP and non-HTTP port (TCP, TLS, HTTPS, MONGO, MySQL, Redis, unknown) of a service: the
@@ -69,6 +70,7 @@ from pilot.generate.listeners_l4_routes import L4Target, build_l4_filter_chains,
 from pilot.generate.route_action import ServicePorts
 from pilot.model import effective_mtls_mode
 from pilot.model.mesh_settings import OutboundTrafficPolicy
+from pilot.model.sidecar_scope import proxy_egress_scope
 from pilot.model.types import MeshSnapshot, Proxy, Service, ServiceInstance
 from pilot.model.vips import service_cidrs
 from pilot.model.visibility import service_visible
@@ -117,7 +119,7 @@ def build_scope_listeners(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> 
 def build_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     """Everything a sidecar listens with (see the module doc)."""
     return [
-        build_virtual_outbound_listener(snapshot.mesh.outbound_traffic_policy),
+        build_virtual_outbound_listener(proxy_egress_scope(proxy, snapshot).outbound_policy),
         *build_outbound_service_listeners(proxy, snapshot),
         build_virtual_inbound_listener(proxy, snapshot),
     ]
@@ -215,15 +217,19 @@ class _TcpListener:
 
 def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     """One HTTP listener per HTTP port, then one TCP listener per (address, other port), of the services visible
-    from the proxy's namespace. A VIP listener belongs to the first service (in host order) that claims it; a
-    wildcard one is shared (its chains match the services' CIDRs)."""
+    from the proxy's namespace that its Sidecar admits (``pilot.model.sidecar_scope``). A VIP listener belongs to
+    the first service (in host order) that claims it; a wildcard one is shared (its chains match the services'
+    CIDRs)."""
     http_ports: dict[int, str] = {}
     tcp: dict[str, _TcpListener] = {}
+    scope = proxy_egress_scope(proxy, snapshot)
     for host in sorted(snapshot.services):
         service = snapshot.services[host]
-        if not service_visible(service, proxy.namespace, snapshot):
+        if not service_visible(service, proxy.namespace, snapshot) or not scope.sees_service(host):
             continue
         for port in service.ports:
+            if not scope.sees_port(host, port):
+                continue
             if port.number in RESERVED_PORTS:
                 log.warning(
                     "outbound_listener_skipped",

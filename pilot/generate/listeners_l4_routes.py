@@ -33,13 +33,14 @@ from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from meshplane import names
 from pilot.config.types import L4MatchAttributes, Protocol, RouteDestination, ServicePort, VirtualService
+from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate._protos import network_filter
 from pilot.generate.filter_chains import TCP_PROXY, build_filter_chain
 from pilot.generate.route_action import RouteContext, ServicePorts, destination_cluster
 from pilot.generate.routes import visible_virtual_services
 from pilot.model.types import MeshSnapshot, Proxy, Service
 
-__all__ = ["L4Target", "build_l4_filter_chains", "has_sni_chain", "match_applies"]
+__all__ = ["L4Target", "build_l4_filter_chains", "has_sni_chain", "l4_routes_filter", "match_applies"]
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,7 @@ def match_applies(match: L4MatchAttributes, proxy: Proxy, port: int) -> bool:
         (match.port is None or match.port == port)
         and all(labels.get(key) == value for key, value in match.source_labels.items())
         and (not match.source_namespace or match.source_namespace == proxy.namespace)
+        and (not match.gateways or MESH_GATEWAY in match.gateways)
     )
 
 
@@ -115,7 +117,9 @@ def _filter_chain(chain: _Chain) -> FilterChain:
 
 
 def _target_chains(target: L4Target, proxy: Proxy, snapshot: MeshSnapshot, service_ports: ServicePorts) -> list[_Chain]:
-    rules = visible_virtual_services(target.service.host, proxy.namespace, snapshot)[:1]
+    # several VirtualServices for the host: their routes in order (two with tcp, or with tls, routes are a conflict
+    # that validation rejects: pilot.config.virtual_service_conflicts)
+    rules = visible_virtual_services(target.service.host, proxy.namespace, snapshot, proxy.sidecar)
     if target.port.protocol in _TLS_PROTOCOLS:
         return _tls_chains(target, rules, proxy, snapshot, service_ports)
     return _tcp_chains(target, rules, proxy, snapshot, service_ports)
@@ -183,19 +187,33 @@ def _routes_filter(
     snapshot: MeshSnapshot,
     service_ports: ServicePorts,
 ) -> Filter:
-    """tcp_proxy to the route's destination, or ``weighted_clusters`` over its weighted destinations."""
+    return l4_routes_filter(
+        vs, routes, target.port.number, _default_cluster(target), snapshot.domain_suffix, service_ports
+    )
+
+
+def l4_routes_filter(
+    vs: VirtualService,
+    routes: Sequence[RouteDestination],
+    port: int,
+    stat_prefix: str,
+    domain_suffix: str,
+    service_ports: ServicePorts,
+) -> Filter:
+    """tcp_proxy to the route's destination, or ``weighted_clusters`` over its weighted destinations
+    (``stat_prefix``: the weighted proxy's, a single destination's is its cluster)."""
     ctx = RouteContext(
         vs_namespace=vs.meta.key.namespace,
         vs_name=vs.meta.key.name,
-        port=target.port.number,
-        domain_suffix=snapshot.domain_suffix,
+        port=port,
+        domain_suffix=domain_suffix,
         service_ports=service_ports,
     )
     weighted = [(destination_cluster(r.destination, ctx), r.weight) for r in routes if r.weight or len(routes) == 1]
     if len(weighted) == 1:
         cluster = weighted[0][0]
         return network_filter(TCP_PROXY, TcpProxy(stat_prefix=cluster, cluster=cluster))
-    proxy_config = TcpProxy(stat_prefix=_default_cluster(target))
+    proxy_config = TcpProxy(stat_prefix=stat_prefix)
     for cluster, weight in weighted:
         proxy_config.weighted_clusters.clusters.add(name=cluster, weight=weight or 0)
     return network_filter(TCP_PROXY, proxy_config)

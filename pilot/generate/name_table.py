@@ -1,6 +1,7 @@
 """The name table a sidecar's DNS proxy answers from (Istio's NDS, ``pkg/dns/server/name_table.go``).
 
-One ``NameTable`` per proxy namespace: every service host the namespace's proxies see (``exportTo``) that has VIPs
+One ``NameTable`` per proxy namespace and Sidecar: every service host the namespace's proxies see (``exportTo``, and the
+Sidecar's egress hosts) that has VIPs
 (``snapshot.vips``: its own addresses, else one auto-allocated), mapped to those VIPs. Wildcard hosts are left out:
 no single name resolves to them, and a VIP cannot stand for a wildcard. A Kubernetes-style host
 ``<name>.<ns>.svc.<domain suffix>`` also carries ``shortname``/``namespace``, so that the agent answers ``name``
@@ -18,7 +19,10 @@ import ipaddress
 from collections.abc import Hashable, Sequence
 
 from meshplane.nds.v1.nds_pb2 import NameTable
+from pilot.config.types import ConfigKey
+from pilot.generate.clusters import sidecar_part
 from pilot.model import KUBERNETES_PROVIDER, SERVICE_ENTRY_PROVIDER, MeshSnapshot, Proxy, Service
+from pilot.model.sidecar_scope import egress_scope
 from pilot.model.visibility import service_visible
 
 __all__ = [
@@ -34,17 +38,21 @@ NAME_TABLE_SCOPE = "name_table"
 
 
 def build_name_table(proxy: Proxy, snapshot: MeshSnapshot) -> NameTable:
-    """The name table of ``proxy`` (the one of its namespace)."""
-    return namespace_name_table(proxy.namespace, snapshot)
+    """The name table of ``proxy`` (the one of its namespace and Sidecar)."""
+    return namespace_name_table(proxy.namespace, snapshot, proxy.sidecar)
 
 
-def namespace_name_table(namespace: str, snapshot: MeshSnapshot) -> NameTable:
-    """Every host the proxies of ``namespace`` see, with its VIPs (see the module's docstring)."""
+def namespace_name_table(namespace: str, snapshot: MeshSnapshot, sidecar: ConfigKey | None = None) -> NameTable:
+    """Every host the proxies of ``namespace`` see (under ``sidecar``: the hosts it admits on some port), with its
+    VIPs (see the module's docstring)."""
+    scope = egress_scope(snapshot, (namespace, sidecar))
     table = NameTable()
     for host in sorted(snapshot.services):
         service = snapshot.services[host]
         ips = [address for address in snapshot.vips.get(host, ()) if _is_ip(address)]
         if host.startswith("*") or not ips or not service_visible(service, namespace, snapshot):
+            continue
+        if not any(scope.sees_port(host, port) for port in service.ports):
             continue
         info = table.table[host]
         info.ips.extend(ips)
@@ -56,14 +64,16 @@ def namespace_name_table(namespace: str, snapshot: MeshSnapshot) -> NameTable:
 
 
 def name_table_scopes(proxy: Proxy) -> list[tuple[Hashable, ...]]:
-    """The proxies of one namespace share one name table."""
-    return [(NAME_TABLE_SCOPE, proxy.namespace)]
+    """The proxies of one namespace under one Sidecar share one name table."""
+    return [(NAME_TABLE_SCOPE, proxy.namespace, *sidecar_part(proxy.sidecar))]
 
 
 def build_scope_name_table(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> list[NameTable]:
     match tuple(scope):
         case (str(prefix), str(namespace)) if prefix == NAME_TABLE_SCOPE and namespace:
             return [namespace_name_table(namespace, snapshot)]
+        case (str(prefix), str(namespace), ConfigKey() as sidecar) if prefix == NAME_TABLE_SCOPE and namespace:
+            return [namespace_name_table(namespace, snapshot, sidecar)]
     raise ValueError(f"not a name table scope: {scope!r}")
 
 

@@ -7,8 +7,9 @@ and the routes of ``routes.py`` (VirtualServices, else Istio's default route), t
 Host, per MeshConfig ``outboundTrafficPolicy``: ``allow_any`` (on to the original destination, PassthroughCluster)
 or ``block_all`` (502).
 
-Tables depend on the proxy's namespace (short names, exportTo) and source labels (sourceLabels matches, see
-``routes``), so they are shared per scope ``("outbound_http", namespace[, source labels])``. Each table is one cached
+Tables depend on the proxy's namespace (short names, exportTo), its Sidecar (hosts, VirtualServices, outbound
+policy: ``pilot.model.sidecar_scope``) and source labels (sourceLabels matches, see ``routes``), so they are shared
+per scope ``("outbound_http", namespace[, sidecar][, source labels])``. Each table is one cached
 part (``PortRoutesInputs``); its virtual hosts' inputs are ``routes.VirtualHostInputs``, so the cache key covers every
 input.
 """
@@ -23,6 +24,7 @@ from envoy.config.route.v3.route_components_pb2 import DirectResponseAction, Rou
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane import names
+from pilot.config.types import ConfigKey
 from pilot.generate.route_action import set_duration
 from pilot.generate.route_match import translate_route_match
 from pilot.generate.routes import (
@@ -35,6 +37,7 @@ from pilot.generate.routes import (
 )
 from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.mesh_settings import OutboundTrafficPolicy
+from pilot.model.sidecar_scope import egress_scope
 from pilot.model.types import MeshSnapshot, Proxy
 
 __all__ = [
@@ -67,14 +70,20 @@ def port_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
 
 
 def port_route_inputs(
-    namespace: str, snapshot: MeshSnapshot, source_labels: SourceLabels = (), view: ClientView = EMPTY_VIEW
+    namespace: str,
+    snapshot: MeshSnapshot,
+    source_labels: SourceLabels = (),
+    sidecar: ConfigKey | None = None,
+    view: ClientView = EMPTY_VIEW,
 ) -> list[PortRoutesInputs]:
-    """One entry per HTTP port of the services visible from ``namespace`` (for clients with ``source_labels`` and
-    ``view``), by port number."""
+    """One entry per HTTP port of the services visible from ``namespace`` under ``sidecar`` (for clients with
+    ``source_labels`` and ``view``), by port number; the catch-all per the Sidecar's ``outboundTrafficPolicy``, else
+    MeshConfig's."""
     by_port: dict[int, list[VirtualHostInputs]] = defaultdict(list)
-    for inputs in visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels, view=view):
+    found = visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels, sidecar=sidecar, view=view)
+    for inputs in found:
         by_port[inputs.port].append(inputs)
-    policy = snapshot.mesh.outbound_traffic_policy
+    policy = egress_scope(snapshot, (namespace, sidecar)).outbound_policy
     return [PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy) for port in sorted(by_port)]
 
 

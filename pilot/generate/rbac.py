@@ -18,15 +18,20 @@ the ``not*`` values become ``not_id``/``not_rule`` of their OR. ``when`` conditi
   ``spiffe://.*abc`` for ``*abc``, and ``.+`` for ``*`` (any authenticated peer, Istio's matcher);
 - ``namespaces``: principal name regex ``.*/ns/<ns>/.*`` (``*`` becomes ``.*``);
 - ``ipBlocks`` / ``remoteIpBlocks``: ``direct_remote_ip`` / ``remote_ip`` CIDR ranges (an address is a /32 or /128);
-- ``requestPrincipals``: dynamic metadata of filter ``istio_authn``, key ``request.auth.principal`` (Istio's matcher,
-  as ``sourced_metadata``; meshplane has no JWT authentication, so nothing sets it: such values never match, as in
-  Istio without JWT);
+- ``serviceAccounts``: principal name regex ``spiffe://.+/ns/<ns>/(.+/|)sa/<sa>(/.+)?`` (Istio's; ``<ns>`` is the
+  policy's namespace when the value has none);
+- ``requestPrincipals``: the verified token's payload in ``envoy.filters.http.jwt_authn``'s dynamic metadata (key
+  ``payload``, written by the RequestAuthentication filter, ``jwt_authn.py``), as Istio generates it with stock
+  Envoy: ``<iss>/<sub>`` split at the last ``/``, an AND of ``payload.iss`` and ``payload.sub`` matchers (as
+  ``sourced_metadata``). Without a valid token there is no payload: such values never match;
 - ``hosts``: the ``:authority`` header, case-insensitive, prefix/suffix forms, ``*`` = present;
 - ``methods``: the ``:method`` header (``*`` = present); ``paths``: ``url_path`` exact/prefix/suffix, ``*`` = any;
 - ``ports``: ``destination_port``, after the caller's port translation (see ``authz_filters``);
 - ``when``: ``request.headers[x]`` -> header ``x``; ``source.ip`` -> ``direct_remote_ip``; ``remote.ip`` ->
   ``remote_ip``; ``source.namespace`` / ``source.principal`` as ``namespaces`` / ``principals``;
-  ``request.auth.principal|audiences|presenter`` and ``request.auth.claims[..]`` -> ``istio_authn`` metadata;
+  ``request.auth.principal`` as ``requestPrincipals``; ``request.auth.audiences`` / ``presenter`` /
+  ``claims[a][b]`` -> the payload's ``aud`` / ``azp`` / ``a.b``, matching a string claim or one value of a list
+  claim (Istio's extended JWT matcher, an ``or_match`` of both);
   ``destination.ip`` -> ``destination_ip``; ``destination.port`` -> ``destination_port``; ``connection.sni`` ->
   ``requested_server_name``. The keys come from ``pilot.config.authz_conditions``, the table validation reads
   them with: every key that passes validation has a generator here (checked at import), so no rule is ever
@@ -42,6 +47,7 @@ cannot pass validation; they would follow the same rule.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -55,32 +61,39 @@ from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.path_pb2 import PathMatcher
 from envoy.type.matcher.v3.regex_pb2 import RegexMatcher
 from envoy.type.matcher.v3.string_pb2 import StringMatcher
-from envoy.type.matcher.v3.value_pb2 import ListMatcher, ValueMatcher
+from envoy.type.matcher.v3.value_pb2 import ListMatcher, OrMatcher, ValueMatcher
 
 from pilot.config.authz_conditions import ConditionKey, ConditionKind, parse_condition_key
 from pilot.config.types import AuthorizationOperation, AuthorizationPolicy, AuthorizationRule, AuthorizationSource
 
 __all__ = [
-    "AUTHN_FILTER",
     "COMPILED_RULES_CACHE_SIZE",
     "EXT_AUTHZ_MATCH_PREFIX",
+    "JWT_AUTHN_FILTER",
+    "JWT_PAYLOAD_METADATA_KEY",
     "RbacAction",
     "build_policy",
     "build_rbac",
     "compiled_condition_kinds",
     "policy_name",
+    "request_principal",
+    "service_account_regex",
     "string_matcher",
 ]
 
 log = structlog.get_logger(__name__)
 
-AUTHN_FILTER = "istio_authn"  # the dynamic metadata namespace Istio's authn filter writes request.auth.* to
+JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"  # its dynamic metadata namespace holds the verified payload
+JWT_PAYLOAD_METADATA_KEY = "payload"  # Istio's EnvoyJwtFilterPayload: the jwt_authn providers' payload_in_metadata
 EXT_AUTHZ_MATCH_PREFIX = "istio-ext-authz"  # CUSTOM policy names start with it; ext_authz is enabled on it
 SPIFFE_PREFIX = "spiffe://"
 COMPILED_RULES_CACHE_SIZE = 4096  # distinct (rule, action, for_tcp, ports) compilations kept (least recently used go)
 
 RbacAction = Literal["ALLOW", "DENY", "LOG"]
 _ACTIONS: dict[RbacAction, RBAC.Action.ValueType] = {"ALLOW": RBAC.ALLOW, "DENY": RBAC.DENY, "LOG": RBAC.LOG}
+
+_ANY_VALUE = StringMatcher(safe_regex=RegexMatcher(regex=".+"))
+_JWT_CLAIM_PATHS = {"request.auth.audiences": ("aud",), "request.auth.presenter": ("azp",)}
 
 _MATCH_NEVER = Policy(
     permissions=[Permission(not_rule=Permission(any=True))],
@@ -131,21 +144,68 @@ def _cidr(value: str) -> CidrRange:
     return CidrRange(address_prefix=str(interface.ip), prefix_len={"value": interface.network.prefixlen})
 
 
-def _authn_metadata(path: Sequence[str], value: StringMatcher, *, list_value: bool = False) -> MetadataMatcher:
-    matcher = MetadataMatcher(filter=AUTHN_FILTER, path=[MetadataMatcher.PathSegment(key=key) for key in path])
-    if list_value:
-        matcher.value.list_match.CopyFrom(ListMatcher(one_of=ValueMatcher(string_match=value)))
-    else:
-        matcher.value.string_match.CopyFrom(value)
-    return matcher
+def _jwt_metadata(path: Sequence[str], value: ValueMatcher) -> MetadataMatcher:
+    """A matcher on the verified token's payload, which ``jwt_authn`` writes to its dynamic metadata under
+    ``payload`` (``payload_in_metadata``): Istio's ``MetadataValueMatcherForJWTClaim``."""
+    segments = [MetadataMatcher.PathSegment(key=key) for key in (JWT_PAYLOAD_METADATA_KEY, *path)]
+    return MetadataMatcher(filter=JWT_AUTHN_FILTER, path=segments, value=value)
 
 
-def _authn_principal(path: Sequence[str], value: StringMatcher, *, list_value: bool = False) -> Principal:
+def _jwt_principal(path: Sequence[str], value: ValueMatcher) -> Principal:
     """A principal on the request's dynamic metadata: ``sourced_metadata`` (source DYNAMIC), Envoy's replacement
     for the deprecated ``Principal.metadata`` that Istio's generator still writes; same match."""
-    return Principal(
-        sourced_metadata=SourcedMetadata(metadata_matcher=_authn_metadata(path, value, list_value=list_value))
+    return Principal(sourced_metadata=SourcedMetadata(metadata_matcher=_jwt_metadata(path, value)))
+
+
+def _claim_principal(path: Sequence[str], value: StringMatcher) -> Principal:
+    """Istio ``MetadataListValueMatcherForJWTClaims`` (extended JWT): a claim that is the string, or a list holding
+    it (``aud``, ``groups``, and ``scope`` split on spaces by ``normalize_payload_in_metadata``)."""
+    string = ValueMatcher(string_match=value)
+    either = ValueMatcher(
+        or_match=OrMatcher(value_matchers=[ValueMatcher(list_match=ListMatcher(one_of=string)), string])
     )
+    return _jwt_principal(path, either)
+
+
+def request_principal(value: str) -> Principal:
+    """Istio ``requestPrincipalGenerator``: ``<iss>/<sub>`` split at the last ``/`` (an issuer may be a URL), each
+    half matched on the payload's ``iss`` and ``sub``; ``*`` alone is any token, ``*x`` / ``x*`` a suffix / prefix
+    on the half that holds the star."""
+    issuer, found, subject = value.rpartition("/")
+    if not found:
+        issuer, subject = value, ""
+    match_issuer, match_subject = _ANY_VALUE, _ANY_VALUE
+    if value == "*":
+        pass
+    elif value.startswith("*"):
+        if found:
+            match_issuer = _ANY_VALUE if issuer == "*" else StringMatcher(suffix=issuer[1:])
+            match_subject = StringMatcher(exact=subject)
+        else:
+            match_subject = StringMatcher(suffix=value[1:])
+    elif value.endswith("*"):
+        if found:
+            match_issuer = StringMatcher(exact=issuer)
+            match_subject = _ANY_VALUE if subject == "*" else StringMatcher(prefix=subject[:-1])
+        else:
+            match_issuer = StringMatcher(prefix=value[:-1])
+    else:
+        match_issuer, match_subject = StringMatcher(exact=issuer), StringMatcher(exact=subject)
+    return Principal(
+        and_ids=Principal.Set(
+            ids=[
+                _jwt_principal(["iss"], ValueMatcher(string_match=match_issuer)),
+                _jwt_principal(["sub"], ValueMatcher(string_match=match_subject)),
+            ]
+        )
+    )
+
+
+def service_account_regex(namespace: str, value: str) -> str:
+    """Istio ``serviceAccountRegex``: ``<sa>`` (in ``namespace``, the policy's) or ``<ns>/<sa>``, matched on the
+    peer's SPIFFE ID with any trust domain and any path segments between and after."""
+    ns, _, name = value.rpartition("/")
+    return f"spiffe://.+/ns/{re.escape(ns or namespace)}/(.+/|)sa/{re.escape(name)}(/.+)?"
 
 
 def _port(value: str | int, ports: Mapping[int, int]) -> int:
@@ -183,6 +243,7 @@ class _Field:
 class _Context:
     for_tcp: bool
     ports: Mapping[int, int]
+    namespace: str = ""  # the policy's: a service account without one is in it
 
 
 def _principal_generators(ctx: _Context) -> dict[str, _Generate]:
@@ -195,10 +256,14 @@ def _principal_generators(ctx: _Context) -> dict[str, _Generate]:
             authenticated=Principal.Authenticated(principal_name=StringMatcher(safe_regex={"regex": regex}))
         )
 
-    def request_auth(key: str) -> _Generate:
+    def request_auth_principal(value: str) -> Principal:
+        _http_only("request.auth.principal", ctx.for_tcp)
+        return request_principal(value)
+
+    def claim(key: str) -> _Generate:
         def generate(value: str) -> Principal:
             _http_only(key, ctx.for_tcp)
-            return _authn_principal([key], string_matcher(value))
+            return _claim_principal(_JWT_CLAIM_PATHS[key], string_matcher(value))
 
         return generate
 
@@ -207,9 +272,9 @@ def _principal_generators(ctx: _Context) -> dict[str, _Generate]:
         "source.namespace": namespace,
         "source.ip": lambda value: Principal(direct_remote_ip=_cidr(value)),
         "remote.ip": lambda value: Principal(remote_ip=_cidr(value)),
-        "request.auth.principal": request_auth("request.auth.principal"),
-        "request.auth.audiences": request_auth("request.auth.audiences"),
-        "request.auth.presenter": request_auth("request.auth.presenter"),
+        "request.auth.principal": request_auth_principal,
+        "request.auth.audiences": claim("request.auth.audiences"),
+        "request.auth.presenter": claim("request.auth.presenter"),
     }
 
 
@@ -251,7 +316,7 @@ def _condition_generators(
     def claims(parsed: ConditionKey) -> tuple[str, _Generate]:
         def generate(value: str) -> Principal:
             _http_only(parsed.kind.value, ctx.for_tcp)
-            return _authn_principal(["request.auth.claims", *parsed.names], string_matcher(value), list_value=True)
+            return _claim_principal(parsed.names, string_matcher(value))
 
         return "principal", generate
 
@@ -308,13 +373,18 @@ def _condition_generator(
 def _source_fields(source: AuthorizationSource, gen: dict[str, _Generate], ctx: _Context) -> list[_Field]:
     """Istio's order: principals, requestPrincipals, namespaces, remoteIpBlocks, ipBlocks."""
 
-    def request_principal(value: str) -> Principal:
+    def request_principal_field(value: str) -> Principal:
         _http_only("requestPrincipals", ctx.for_tcp)
-        return _authn_principal(["request.auth.principal"], string_matcher(value))
+        return request_principal(value)
+
+    def service_account(value: str) -> Principal:
+        regex = StringMatcher(safe_regex=RegexMatcher(regex=service_account_regex(ctx.namespace, value)))
+        return Principal(authenticated=Principal.Authenticated(principal_name=regex))
 
     return [
         _Field("principals", source.principals, source.not_principals, gen["source.principal"]),
-        _Field("requestPrincipals", source.request_principals, source.not_request_principals, request_principal),
+        _Field("serviceAccounts", source.service_accounts, source.not_service_accounts, service_account),
+        _Field("requestPrincipals", source.request_principals, source.not_request_principals, request_principal_field),
         _Field("namespaces", source.namespaces, source.not_namespaces, gen["source.namespace"]),
         _Field("remoteIpBlocks", source.remote_ip_blocks, source.not_remote_ip_blocks, gen["remote.ip"]),
         _Field("ipBlocks", source.ip_blocks, source.not_ip_blocks, gen["source.ip"]),
@@ -366,12 +436,18 @@ def _all_of(kind: Any, fields: Sequence[_Field], action: RbacAction) -> Any:
 
 
 def build_policy(
-    rule: AuthorizationRule, *, action: RbacAction, for_tcp: bool = False, ports: Mapping[int, int] | None = None
+    rule: AuthorizationRule,
+    *,
+    action: RbacAction,
+    for_tcp: bool = False,
+    ports: Mapping[int, int] | None = None,
+    namespace: str = "",
 ) -> Policy:
     """One rule as an Envoy policy (Istio ``Model.Generate``). ``ports`` maps a policy port (a workload port) to the
-    port Envoy sees as ``destination_port``. Raises ValueError when the rule is left out: an unknown ``when`` key,
-    or (ALLOW only) a value that cannot be used here, such as an HTTP-only field on TCP."""
-    ctx = _Context(for_tcp=for_tcp, ports=ports or {})
+    port Envoy sees as ``destination_port``; ``namespace`` is the policy's (for ``serviceAccounts`` without one).
+    Raises ValueError when the rule is left out: an unknown ``when`` key, or (ALLOW only) a value that cannot be
+    used here, such as an HTTP-only field on TCP."""
+    ctx = _Context(for_tcp=for_tcp, ports=ports or {}, namespace=namespace)
     principal_gen = _principal_generators(ctx)
     permission_gen = _permission_generators(ctx)
     base_principal: list[_Field] = []
@@ -395,15 +471,19 @@ def build_policy(
     )
 
 
+def _names_service_accounts(rule: AuthorizationRule) -> bool:
+    return any(source.service_accounts or source.not_service_accounts for source in rule.sources)
+
+
 @lru_cache(maxsize=COMPILED_RULES_CACHE_SIZE)
 def _compiled_rule(
-    rule: AuthorizationRule, action: RbacAction, for_tcp: bool, ports: tuple[tuple[int, int], ...]
+    rule: AuthorizationRule, action: RbacAction, for_tcp: bool, ports: tuple[tuple[int, int], ...], namespace: str
 ) -> bytes | str:
     """``build_policy``, serialized, for a rule and its compile options: keyed by value (rules are frozen tuples), so
     an equal rule in any proxy, port or snapshot gets the same bytes and a changed rule is a different key. A str:
     why an ALLOW rule is left out (an HTTP-only field on TCP)."""
     try:
-        policy = build_policy(rule, action=action, for_tcp=for_tcp, ports=dict(ports))
+        policy = build_policy(rule, action=action, for_tcp=for_tcp, ports=dict(ports), namespace=namespace)
     except _Unusable as exc:
         return str(exc)
     serialized: bytes = policy.SerializeToString(deterministic=True)
@@ -429,7 +509,9 @@ def build_rbac(
         if not policy.rules:
             rbac.policies[policy_name(key.namespace, key.name, 0, custom=custom)].CopyFrom(_MATCH_NEVER)
         for index, rule in enumerate(policy.rules):
-            compiled = _compiled_rule(rule, action, for_tcp, port_pairs)
+            # the namespace is part of the key only where it changes the output (service accounts without one)
+            namespace = key.namespace if _names_service_accounts(rule) else ""
+            compiled = _compiled_rule(rule, action, for_tcp, port_pairs, namespace)
             if isinstance(compiled, bytes):
                 rbac.policies[policy_name(key.namespace, key.name, index, custom=custom)].MergeFromString(compiled)
             else:

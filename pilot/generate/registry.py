@@ -4,8 +4,8 @@ A generator produces a proxy's resources of one type in two parts, so that the x
 shared resource once per snapshot and hand the same bytes to every proxy that needs it:
 
 - ``scopes(proxy)``: the keys of the shared resource groups this proxy needs (e.g. ``("outbound", "default")`` for
-  the outbound clusters of a namespace's sidecars, or ``("outbound_http", "default")`` for a namespace's route
-  tables, one per HTTP port);
+  the outbound clusters of a namespace's sidecars, ``("outbound", "default", <Sidecar key>)`` for those a Sidecar
+  applies to, or ``("outbound_http", "default")`` for a namespace's route tables, one per HTTP port);
 - ``build_scope(scope, snapshot)``: the resources of one group; pure, called at most once per scope and snapshot;
 - ``build_proxy(proxy, snapshot)``: the resources that are the proxy's own (its inbound side); pure.
 
@@ -22,8 +22,12 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
+from pilot.generate.gateway_listeners import build_gateway_listeners
+from pilot.generate.gateway_routes import build_gateway_routes
+from pilot.model.gateways import is_router
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.registry import ENDPOINTS_KIND
+from pilot.model.sidecar_index import SIDECAR_KIND, SIDECAR_SCOPE_KIND
 from pilot.model.types import MeshSnapshot, Proxy
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
 
@@ -53,28 +57,52 @@ ENDPOINT_KINDS = frozenset({ENDPOINTS_KIND})
 # PeerAuthentication decides inbound listeners' chains (LDS) and which endpoints take auto mTLS (EDS metadata, and
 # the inline endpoints of DNS clusters in CDS).
 MTLS_KINDS = frozenset({"PeerAuthentication"})
-# Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters (LDS only).
-POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit"})
+# Authorization policies and Mixer policies decide inbound listeners' RBAC and ext_authz filters, and
+# RequestAuthentications their jwt_authn filter (LDS only).
+POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit", "RequestAuthentication"})
 # MeshConfig's outboundTrafficPolicy decides sidecars' virtualOutbound default chain (LDS) and the catch-all virtual
 # host of their port route tables (RDS).
 MESH_KINDS = frozenset({MESH_CONFIG_KIND})
 # VirtualService tcp and tls routes decide sidecars' outbound TCP listener chains (LDS), as http routes
 # decide the route tables (RDS).
 L4_ROUTE_KINDS = frozenset({"VirtualService"})
+# A Sidecar decides which services, VirtualServices and outbound policy a proxy's outbound side has: every type; a
+# VirtualService change can change what a Sidecar's scope holds (the services its routes send to: SidecarScope).
+SIDECAR_KINDS = frozenset({SIDECAR_KIND, SIDECAR_SCOPE_KIND})
+
+
+# Gateways decide a gateway proxy's listeners (LDS) and route tables (RDS); VirtualServices bound to them too.
+GATEWAY_KINDS = frozenset({"Gateway"})
 
 
 def _route_scopes(proxy: Proxy) -> list[Scope]:
-    """The per-port tables of the proxy's namespace (and source labels)."""
-    return [port_routes.port_route_scope(proxy)]
+    """The per-port tables of the proxy's namespace and Sidecar (and source labels); a gateway's tables are its own."""
+    return [] if is_router(proxy) else [port_routes.port_route_scope(proxy)]
+
+
+def _proxy_routes(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
+    """A gateway's tables (``gateway_routes``), a sidecar's inbound ones."""
+    return build_gateway_routes(proxy, snapshot) if is_router(proxy) else routes.build_inbound_routes(proxy, snapshot)
+
+
+def _proxy_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
+    """A gateway's listeners (``gateway_listeners``: its servers' ports), a sidecar's (``listeners``)."""
+    return build_gateway_listeners(proxy, snapshot) if is_router(proxy) else listeners.build_listeners(proxy, snapshot)
+
+
+def _proxy_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
+    """A gateway has no inbound clusters (no app behind it): only the outbound ones of its namespace's scope."""
+    return [] if is_router(proxy) else clusters.build_inbound_clusters(proxy, snapshot)
 
 
 def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> list[port_routes.PortRoutesInputs]:
     source = routes.scope_source(scope, port_routes.OUTBOUND_HTTP_SCOPE)
     if source is None:
-        expected = f"({port_routes.OUTBOUND_HTTP_SCOPE!r}, <namespace>[, <source labels>])"
+        optional = "[, <Sidecar key>][, <source labels>][, <ClientView>]"
+        expected = f"({port_routes.OUTBOUND_HTTP_SCOPE!r}, <namespace>{optional})"
         raise ValueError(f"unknown route scope {scope!r}: expected {expected}")
-    namespace, source_labels = source
-    return port_routes.port_route_inputs(namespace, snapshot, source_labels, routes.scope_view(scope))
+    namespace, source_labels, sidecar = source
+    return port_routes.port_route_inputs(namespace, snapshot, source_labels, sidecar, routes.scope_view(scope))
 
 
 def _assemble_routes(scope: Scope, parts: Sequence[Any]) -> Sequence[Message]:
@@ -110,15 +138,15 @@ class TypeGenerator:
 GENERATORS: dict[str, TypeGenerator] = {
     CLUSTER_TYPE: TypeGenerator(
         type_url=CLUSTER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | SIDECAR_KINDS | {"DestinationRule"},
         wildcard=True,
         scopes=clusters.cluster_scopes,
         build_scope=clusters.build_scope_clusters,
-        build_proxy=clusters.build_inbound_clusters,
+        build_proxy=_proxy_clusters,
     ),
     ENDPOINT_TYPE: TypeGenerator(
         type_url=ENDPOINT_TYPE,
-        affected_by=REGISTRY_KINDS | ENDPOINT_KINDS | MTLS_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | ENDPOINT_KINDS | MTLS_KINDS | SIDECAR_KINDS | {"DestinationRule"},
         wildcard=False,
         scopes=endpoints.endpoint_scopes,
         build_scope=endpoints.build_scope_load_assignments,
@@ -126,25 +154,31 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     LISTENER_TYPE: TypeGenerator(
         type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | POLICY_KINDS | MESH_KINDS | L4_ROUTE_KINDS,
+        affected_by=REGISTRY_KINDS
+        | MTLS_KINDS
+        | POLICY_KINDS
+        | MESH_KINDS
+        | L4_ROUTE_KINDS
+        | GATEWAY_KINDS
+        | SIDECAR_KINDS,
         wildcard=True,
         scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
         build_scope=listeners.build_scope_listeners,
-        build_proxy=listeners.build_listeners,
+        build_proxy=_proxy_listeners,
     ),
     ROUTE_TYPE: TypeGenerator(
         type_url=ROUTE_TYPE,
-        affected_by=REGISTRY_KINDS | MESH_KINDS | {"VirtualService", "DestinationRule"},
+        affected_by=REGISTRY_KINDS | MESH_KINDS | GATEWAY_KINDS | SIDECAR_KINDS | {"VirtualService", "DestinationRule"},
         wildcard=False,
         scopes=_route_scopes,
         build_scope=_scope_routes,
-        build_proxy=routes.build_inbound_routes,
+        build_proxy=_proxy_routes,
         parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
     ),
     # Istio's NDS, for the sidecar agent's DNS proxy: one unnamed NameTable per proxy (its namespace's hosts and VIPs)
     NAME_TABLE_TYPE: TypeGenerator(
         type_url=NAME_TABLE_TYPE,
-        affected_by=REGISTRY_KINDS,
+        affected_by=REGISTRY_KINDS | SIDECAR_KINDS,
         wildcard=True,
         scopes=name_table.name_table_scopes,
         build_scope=name_table.build_scope_name_table,

@@ -10,7 +10,7 @@ settings, with its subset's merged in (``clusters.key_traffic_policy``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from envoy.config.route.v3.route_components_pb2 import Route, RouteAction
 
@@ -27,6 +27,8 @@ __all__ = [
     "HashPolicies",
     "apply_hash_policies",
     "cluster_consistent_hash",
+    "hash_built_routes",
+    "route_clusters",
     "translate_hash_policy",
     "virtual_host_hash_policies",
 ]
@@ -75,13 +77,19 @@ def cluster_consistent_hash(
     return balancer.consistent_hash if balancer is not None else None
 
 
-def _route_clusters(rules: Sequence[VirtualService], ctx: RouteContext | None) -> Iterable[str]:
-    if not rules or ctx is None:
-        return
+def _route_clusters(rules: Sequence[VirtualService], contexts: Sequence[RouteContext]) -> Iterable[str]:
+    """The clusters the HTTP routes of ``rules`` (all of them: Istio merges a host's VirtualServices, delegates
+    already in their roots) send to, each rule's with its own context."""
     http: HTTPRoute
-    for http in rules[0].http:
-        for destination in http.route:
-            yield destination_cluster(destination.destination, ctx)
+    for rule, ctx in zip(rules, contexts, strict=True):
+        for http in rule.http:
+            for destination in http.route:
+                yield destination_cluster(destination.destination, ctx)
+
+
+def _hash_policies(snapshot: MeshSnapshot, clusters: Iterable[str], namespace: str, view: ClientView) -> HashPolicies:
+    found = ((cluster, cluster_consistent_hash(snapshot, cluster, namespace, view)) for cluster in sorted(clusters))
+    return tuple((cluster, hashing) for cluster, hashing in found if hashing is not None)
 
 
 def virtual_host_hash_policies(
@@ -94,21 +102,38 @@ def virtual_host_hash_policies(
     view: ClientView,
     service_ports: ServicePorts,
 ) -> HashPolicies:
-    """The consistent hashes of the clusters the virtual host's routes (the rule in force's, else the default
+    """The consistent hashes of the clusters the virtual host's routes (the rules' merged routes, and the default
     route) send to, for clients of ``namespace`` and ``view``."""
-    ctx = None
-    if rules:
-        key = rules[0].meta.key
-        ctx = RouteContext(
-            vs_namespace=key.namespace,
-            vs_name=key.name,
+    contexts = [
+        RouteContext(
+            vs_namespace=rule.meta.key.namespace,
+            vs_name=rule.meta.key.name,
             port=port,
             domain_suffix=snapshot.domain_suffix,
             service_ports=service_ports,
         )
-    clusters = {names.outbound_cluster_name(port, "", host), *_route_clusters(rules, ctx)}
-    found = ((cluster, cluster_consistent_hash(snapshot, cluster, namespace, view)) for cluster in sorted(clusters))
-    return tuple((cluster, hashing) for cluster, hashing in found if hashing is not None)
+        for rule in rules
+    ]
+    clusters = {names.outbound_cluster_name(port, "", host), *_route_clusters(rules, contexts)}
+    return _hash_policies(snapshot, clusters, namespace, view)
+
+
+def route_clusters(routes: Iterable[Route]) -> Iterator[str]:
+    """The clusters built routes send to (each weighted cluster with a weight)."""
+    for route in routes:
+        if route.WhichOneof("action") != "route":
+            continue
+        action = route.route
+        if action.WhichOneof("cluster_specifier") == "cluster":
+            yield action.cluster
+        else:
+            yield from (c.name for c in action.weighted_clusters.clusters if c.weight.value > 0)
+
+
+def hash_built_routes(routes: Sequence[Route], snapshot: MeshSnapshot, namespace: str, view: ClientView) -> None:
+    """Add the hash policies of the clusters ``routes`` send to, for clients of ``namespace`` and ``view`` (a
+    gateway's routes: built per proxy, so they read the DestinationRules directly)."""
+    apply_hash_policies(routes, _hash_policies(snapshot, set(route_clusters(routes)), namespace, view))
 
 
 def apply_hash_policies(routes: Iterable[Route], policies: HashPolicies) -> None:
@@ -117,15 +142,8 @@ def apply_hash_policies(routes: Iterable[Route], policies: HashPolicies) -> None
         return
     by_cluster = dict(policies)
     for route in routes:
-        if route.WhichOneof("action") != "route":
-            continue
-        action = route.route
-        if action.WhichOneof("cluster_specifier") == "cluster":
-            targets = [action.cluster]
-        else:
-            targets = [c.name for c in action.weighted_clusters.clusters if c.weight.value > 0]
-        for cluster in targets:
+        for cluster in route_clusters((route,)):
             hashing = by_cluster.get(cluster)
             policy = translate_hash_policy(hashing) if hashing is not None else None
             if policy is not None:
-                action.hash_policy.append(policy)
+                route.route.hash_policy.append(policy)

@@ -1,7 +1,8 @@
 """RDS: the virtual hosts and route tables of a sidecar (Istio's sidecar ``httproute.go`` over ``route.go``).
 
 - ``build_outbound_virtual_host(inputs)``: one virtual host per (visible service host, HTTP/HTTP2/GRPC port), with
-  Istio's domains, routed by the VirtualService for that host when there is one, else by Istio's default route
+  Istio's domains, routed by the VirtualServices for that host when there are any (their routes merged in order, as
+  Istio merges them on gateways only: ``pilot.model.virtual_service_merge``), else by Istio's default route
   (``/`` -> ``outbound|<port>||<host>`` with the default retry policy); ``port_routes.py`` gathers them into one
   table per port for the ``0.0.0.0_<port>`` listeners.
 - ``build_inbound_routes(proxy, snapshot)``: one table per HTTP service port the proxy's workload serves,
@@ -9,8 +10,9 @@
 
 HTTP matches with ``sourceLabels`` / ``sourceNamespace`` apply only to proxies whose workload has those labels / is in
 that namespace (Istio's ``sourceMatchHTTP``: other proxies' tables leave the match out). Tables are shared per
-namespace and per ``Proxy.source_labels`` (the proxy's labels that some sourceLabels names; the scope's third element
-when not empty), and a virtual host's inputs hold only the labels its own rule's sourceLabels name.
+namespace and Sidecar (``Proxy.sidecar``: it decides which hosts and VirtualServices the tables hold) and per
+``Proxy.source_labels`` (the proxy's labels that some sourceLabels names; the scope's last element when not
+empty), and a virtual host's inputs hold only the labels its own rule's sourceLabels name.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from envoy.config.route.v3.route_components_pb2 import Decorator, Route, RouteAc
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane import names
-from pilot.config.types import HTTPMatchRequest, HTTPRoute, VirtualService
+from pilot.config.types import ConfigKey, HTTPMatchRequest, HTTPRoute, VirtualService
+from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate.clusters import inbound_instances
 from pilot.generate.route_action import (
     HeaderMutations,
@@ -44,6 +47,9 @@ from pilot.generate.route_hash_policy import HashPolicies, apply_hash_policies, 
 from pilot.generate.route_match import is_catch_all_match, translate_route_match
 from pilot.model import MeshSnapshot, Proxy, virtual_services_for
 from pilot.model.client_view import EMPTY_VIEW, ClientView
+from pilot.model.gateways import match_gateway_applies
+from pilot.model.sidecar_scope import egress_scope
+from pilot.model.virtual_service_merge import merged_http_routes
 from pilot.model.visibility import exported_to, service_visible
 
 __all__ = [
@@ -54,6 +60,7 @@ __all__ = [
     "alt_host_names",
     "build_http_routes",
     "build_inbound_routes",
+    "build_merged_http_routes",
     "build_outbound_virtual_host",
     "build_route_table",
     "default_outbound_route",
@@ -85,15 +92,13 @@ def route_view(proxy: Proxy) -> ClientView:
 
 
 def route_scope(kind: str, proxy: Proxy) -> tuple[Hashable, ...]:
-    """``(kind, namespace[, source labels][, view])``: the tables shared by the proxies of a namespace with the same
-    source labels (only when the proxy has any) and the same workloadSelector DestinationRules (``route_view``)."""
+    """``(kind, namespace[, sidecar][, source labels][, view])``: the tables shared by the proxies of a namespace
+    under one Sidecar (``Proxy.sidecar``, there only when one applies) with the same source labels (there only when
+    the proxy has any) and the same workloadSelector DestinationRules (``route_view``, there only when not empty)."""
+    sidecar = (proxy.sidecar,) if proxy.sidecar is not None else ()
+    labels = (proxy.source_labels,) if proxy.source_labels else ()
     view = route_view(proxy)
-    return (
-        kind,
-        proxy.namespace,
-        *((proxy.source_labels,) if proxy.source_labels else ()),
-        *((view,) if view != EMPTY_VIEW else ()),
-    )
+    return (kind, proxy.namespace, *sidecar, *labels, *((view,) if view != EMPTY_VIEW else ()))
 
 
 def scope_view(scope: tuple[Hashable, ...]) -> ClientView:
@@ -101,19 +106,22 @@ def scope_view(scope: tuple[Hashable, ...]) -> ClientView:
     return scope[-1] if scope and isinstance(scope[-1], ClientView) else EMPTY_VIEW
 
 
-def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels] | None:
-    """(namespace, source labels) of a route scope ``(kind, namespace[, source labels][, view])``; None for another
-    scope."""
+def scope_source(scope: tuple[Hashable, ...], kind: str) -> tuple[str, SourceLabels, ConfigKey | None] | None:
+    """(namespace, source labels, Sidecar) of a route scope ``(kind, namespace[, sidecar][, source labels][, view])``
+    (``scope_view`` reads the view); None for another scope."""
     if scope and isinstance(scope[-1], ClientView):
         scope = scope[:-1]
-    if len(scope) not in (2, 3) or scope[0] != kind or not isinstance(scope[1], str) or not scope[1]:
+    if len(scope) < 2 or scope[0] != kind or not isinstance(scope[1], str) or not scope[1]:
         return None
-    if len(scope) == 2:
-        return scope[1], ()
-    labels = scope[2]
-    if not isinstance(labels, tuple) or not labels or not all(_is_label_pair(pair) for pair in labels):
+    rest = scope[2:]
+    sidecar = rest[0] if rest and isinstance(rest[0], ConfigKey) else None
+    rest = rest[1:] if sidecar is not None else rest
+    if not rest:
+        return scope[1], (), sidecar
+    labels = rest[0]
+    if len(rest) > 1 or not isinstance(labels, tuple) or not labels or not all(map(_is_label_pair, labels)):
         return None
-    return scope[1], labels
+    return scope[1], labels, sidecar
 
 
 def _is_label_pair(pair: object) -> bool:
@@ -129,10 +137,10 @@ def source_matches(match: HTTPMatchRequest, labels: SourceLabels, namespace: str
 
 
 def _rule_source_labels(rules: tuple[VirtualService, ...], labels: SourceLabels) -> SourceLabels:
-    """The labels among ``labels`` that the rule in force names in a sourceLabels (what its routes depend on)."""
+    """The labels among ``labels`` that the host's rules name in a sourceLabels (what its routes depend on)."""
     if not rules or not labels:
         return ()
-    keys = {key for http in rules[0].http for match in http.match for key in match.source_labels}
+    keys = {key for vs in rules for http in vs.http for match in http.match for key in match.source_labels}
     return tuple(pair for pair in labels if pair[0] in keys)
 
 
@@ -178,16 +186,23 @@ class VirtualHostInputs:
 
 
 def visible_virtual_host_inputs(
-    namespace: str, snapshot: MeshSnapshot, *, source_labels: SourceLabels = (), view: ClientView = EMPTY_VIEW
+    namespace: str,
+    snapshot: MeshSnapshot,
+    *,
+    source_labels: SourceLabels = (),
+    sidecar: ConfigKey | None = None,
+    view: ClientView = EMPTY_VIEW,
 ) -> list[VirtualHostInputs]:
-    """One entry per (service host visible from ``namespace``, HTTP port other than the sidecar's own ports);
-    ``source_labels`` and ``view``: the clients' (``Proxy``, ``route_view``)."""
+    """One entry per (service host visible from ``namespace``, HTTP port other than the sidecar's own ports) that
+    the ``sidecar`` in force admits (``pilot.model.sidecar_scope``); ``source_labels`` and ``view``: the clients'
+    (``Proxy``, ``route_view``)."""
     service_ports = ServicePorts.of(snapshot)
+    scope = egress_scope(snapshot, (namespace, sidecar))
     out: list[VirtualHostInputs] = []
     for service in snapshot.services.values():
-        if not service_visible(service, namespace, snapshot):
+        if not service_visible(service, namespace, snapshot) or not scope.sees_service(service.host):
             continue
-        rules = visible_virtual_services(service.host, namespace, snapshot)
+        rules = visible_virtual_services(service.host, namespace, snapshot, sidecar)
         out.extend(
             VirtualHostInputs(
                 host=service.host,
@@ -209,7 +224,7 @@ def visible_virtual_host_inputs(
                 ),
             )
             for port in service.ports
-            if port.protocol.is_http and port.number not in names.SIDECAR_PORTS
+            if port.protocol.is_http and port.number not in names.SIDECAR_PORTS and scope.sees_port(service.host, port)
         )
     return out
 
@@ -317,40 +332,83 @@ def build_http_routes(
     service_ports: ServicePorts,
     source_labels: SourceLabels = (),
     source_namespace: str = "",
+    gateway: str = MESH_GATEWAY,
 ) -> list[Route]:
-    """Istio's ``BuildHTTPRoutesForVirtualService`` for a sidecar: one Envoy route per (HTTPRoute, match) in order,
-    skipping matches for another port or for other clients (``source_matches``: the proxy's source labels and
-    namespace), and stopping after a catch-all (nothing after it can match)."""
-    key = vs.meta.key
-    ctx = RouteContext(
-        vs_namespace=key.namespace,
-        vs_name=key.name,
-        port=port,
+    """Istio's ``BuildHTTPRoutesForVirtualService``: one Envoy route per (HTTPRoute, match) in order, skipping
+    matches for another port, for other clients (``source_matches``: the proxy's source labels and namespace) or
+    for other gateways than ``gateway`` (``mesh``: sidecars; else a Gateway's ``<namespace>/<name>``), and stopping
+    after a catch-all (nothing after it can match)."""
+    return build_merged_http_routes(
+        (vs,),
+        port,
         domain_suffix=domain_suffix,
         service_ports=service_ports,
+        source_labels=source_labels,
+        source_namespace=source_namespace,
+        gateway=gateway,
     )
+
+
+def build_merged_http_routes(
+    rules: Sequence[VirtualService],
+    port: int,
+    *,
+    domain_suffix: str,
+    service_ports: ServicePorts,
+    source_labels: SourceLabels = (),
+    source_namespace: str = "",
+    gateway: str = MESH_GATEWAY,
+) -> list[Route]:
+    """``build_http_routes`` over the routes of several VirtualServices for one host, in order
+    (``pilot.model.virtual_service_merge.merged_http_routes``): each route keeps its VirtualService's metadata; nothing
+    after a catch-all."""
+    contexts: dict[int, RouteContext] = {}
     out: list[Route] = []
-    for http in vs.http:
+    for sourced in merged_http_routes(rules):
+        vs, http = sourced.virtual_service, sourced.route
+        ctx = contexts.get(id(vs))
+        if ctx is None:
+            ctx = contexts[id(vs)] = RouteContext(
+                vs_namespace=vs.meta.key.namespace,
+                vs_name=vs.meta.key.name,
+                port=port,
+                domain_suffix=domain_suffix,
+                service_ports=service_ports,
+            )
         if not http.match:
             route = _translate_route(vs, http, None, ctx)
             if route is not None:
                 out.append(route)
             break
-        catch_all = False
-        for match in http.match:
-            if match.port is not None and match.port != port:
-                continue
-            if not source_matches(match, source_labels, source_namespace):
-                continue
-            route = _translate_route(vs, http, match, ctx)
-            if route is not None:
-                out.append(route)
-                if is_catch_all_match(route.match):
-                    catch_all = True
-                    break
-        if catch_all:
+        if _translate_matches(vs, http, ctx, out, source_labels, source_namespace, gateway):
             break
     return out
+
+
+def _translate_matches(
+    vs: VirtualService,
+    http: HTTPRoute,
+    ctx: RouteContext,
+    out: list[Route],
+    source_labels: SourceLabels,
+    source_namespace: str,
+    gateway: str,
+) -> bool:
+    """Append one route per match of ``http`` that applies to this port, these clients and this gateway; True after
+    a catch-all."""
+    for match in http.match:
+        if match.port is not None and match.port != ctx.port:
+            continue
+        if not source_matches(match, source_labels, source_namespace):
+            continue
+        if not match_gateway_applies(match.gateways, vs, gateway):
+            continue
+        route = _translate_route(vs, http, match, ctx)
+        if route is not None:
+            out.append(route)
+            if is_catch_all_match(route.match):
+                return True
+    return False
 
 
 def _translate_route(
@@ -358,6 +416,8 @@ def _translate_route(
 ) -> Route | None:
     name = f"{http.name}.{match.name}" if match is not None and match.name else http.name
     route = Route(name=name, match=translate_route_match(match))
+    if match is not None and match.stat_prefix:
+        route.stat_prefix = match.stat_prefix
     route.metadata.CopyFrom(_config_metadata(vs))
     mutations = translate_headers(http.headers)
     if http.redirect is not None:
@@ -417,10 +477,16 @@ def _config_metadata(vs: VirtualService) -> Metadata:
     return metadata
 
 
-def visible_virtual_services(host: str, namespace: str, snapshot: MeshSnapshot) -> tuple[VirtualService, ...]:
-    """The VirtualServices for ``host`` exported to ``namespace``, the one in force first."""
+def visible_virtual_services(
+    host: str, namespace: str, snapshot: MeshSnapshot, sidecar: ConfigKey | None = None
+) -> tuple[VirtualService, ...]:
+    """The VirtualServices for ``host`` exported to ``namespace`` and admitted by the ``sidecar`` in force, the one
+    in force first."""
+    scope = egress_scope(snapshot, (namespace, sidecar))
     return tuple(
-        vs for vs in virtual_services_for(snapshot, host) if exported_to(vs.export_to, vs.meta.key.namespace, namespace)
+        vs
+        for vs in virtual_services_for(snapshot, host)
+        if exported_to(vs.export_to, vs.meta.key.namespace, namespace) and scope.sees_virtual_service(vs)
     )
 
 
@@ -433,17 +499,8 @@ def _service_routes(inputs: VirtualHostInputs) -> list[Route]:
 def _unhashed_service_routes(inputs: VirtualHostInputs) -> list[Route]:
     rules = inputs.rules
     if rules:
-        if len(rules) > 1:
-            log.warning(
-                "virtual_service_shadowed",
-                host=inputs.host,
-                port=inputs.port,
-                namespace=inputs.namespace,
-                used=str(rules[0].meta.key),
-                shadowed=[str(vs.meta.key) for vs in rules[1:]],
-            )
-        routes = build_http_routes(
-            rules[0],
+        routes = build_merged_http_routes(
+            rules,
             inputs.port,
             domain_suffix=inputs.domain_suffix,
             service_ports=inputs.service_ports,

@@ -42,19 +42,19 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("DestinationRule", "destinationrules"),
     _istio("ServiceEntry", "serviceentries"),
     _istio("WorkloadEntry", "workloadentries"),
+    _istio("Gateway", "gateways"),
+    _istio("Sidecar", "sidecars"),
+    _istio("WorkloadGroup", "workloadgroups"),
     _istio("PeerAuthentication", "peerauthentications", "security.istio.io", _SECURITY),
     _istio("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", _SECURITY),
+    _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
     _istio("AccessList", "accesslists", "mixer.meshplane.io", ("v1",)),
     _istio("RateLimit", "ratelimits", "mixer.meshplane.io", ("v1",)),
 )
 
 ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (
-    _istio("Gateway", "gateways"),
-    _istio("Sidecar", "sidecars"),
     _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
-    _istio("WorkloadGroup", "workloadgroups"),
     _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),
-    _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
     _istio("Telemetry", "telemetries", "telemetry.istio.io", ("v1", "v1alpha1")),
     _istio("WasmPlugin", "wasmplugins", "extensions.istio.io", ("v1alpha1",)),
 )

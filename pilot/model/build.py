@@ -14,12 +14,16 @@ from pilot.config.types import (
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    Gateway,
     Labels,
     MixerPolicy,
     PeerAuthentication,
     RateLimit,
+    RequestAuthentication,
     Resource,
+    Sidecar,
     VirtualService,
+    frozen_labels,
     sorted_by_key,
 )
 from pilot.model.client_view import EMPTY_VIEW, ClientView, locality_needs, topology_labels
@@ -28,9 +32,11 @@ from pilot.model.destination_rules import (
     selected_destination_rules,
     visible_destination_rule,
 )
+from pilot.model.gateways import index_gateway_virtual_services
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
+from pilot.model.sidecar_index import SIDECAR_SCOPE_KIND, index_sidecars, scopes_changed, sidecar_for
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
@@ -41,6 +47,7 @@ from pilot.model.types import (
     ProxyNode,
 )
 from pilot.model.vips import allocate_vips
+from pilot.model.virtual_service_merge import resolve_delegates
 
 __all__ = [
     "NodeIdError",
@@ -78,9 +85,16 @@ def _check_interception_mode(node_id: str, metadata: Mapping[str, str]) -> None:
     )
 
 
-def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] | None = None) -> ProxyNode:
+def parse_node_id(
+    node_id: str,
+    cluster: str = "",
+    metadata: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    locality: str = "",
+) -> ProxyNode:
     """The ProxyNode of an Envoy node id; ``metadata``: the string values of the node's metadata (an
-    ``INTERCEPTION_MODE`` other than REDIRECT is refused)."""
+    ``INTERCEPTION_MODE`` other than REDIRECT is refused); ``labels``: its ``LABELS`` metadata; ``locality``: its
+    node.locality as ``region/zone/subzone``."""
     parts = node_id.split("~")
     if len(parts) != 4 or not all(parts):
         raise NodeIdError(
@@ -102,6 +116,8 @@ def parse_node_id(node_id: str, cluster: str = "", metadata: Mapping[str, str] |
         dns_domain=domain,
         cluster=cluster,
         metadata=MappingProxyType(dict(sorted(metadata.items()))) if metadata else EMPTY_METADATA,
+        labels=frozen_labels(labels) if labels else EMPTY_LABELS,
+        locality=locality,
     )
 
 
@@ -124,15 +140,27 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
                 workload = candidate
                 break
     if workload is None:
-        return Proxy(node=node, workload=None, view=client_view(snapshot, node.namespace, EMPTY_LABELS, ""))
+        return Proxy(
+            node=node,
+            workload=None,
+            sidecar=_sidecar_key(snapshot, node.namespace, EMPTY_LABELS),
+            # a gateway: its LABELS metadata (``gateway_labels``) and its node's locality
+            view=client_view(snapshot, node.namespace, node.labels or EMPTY_LABELS, node.locality),
+        )
     keys = snapshot.source_label_keys
     return Proxy(
         node=node,
         workload=workload,
         instances=snapshot.instances.get(workload.meta.key, ()),
         source_labels=tuple(sorted((k, v) for k, v in workload.labels.items() if k in keys)),
+        sidecar=_sidecar_key(snapshot, node.namespace, workload.labels),
         view=client_view(snapshot, node.namespace, workload.labels, workload.locality),
     )
+
+
+def _sidecar_key(snapshot: MeshSnapshot, namespace: str, labels: Labels) -> ConfigKey | None:
+    sidecar = sidecar_for(snapshot.sidecars, namespace, labels)
+    return sidecar.meta.key if sidecar is not None else None
 
 
 def client_view(snapshot: MeshSnapshot, namespace: str, labels: Labels, locality: str) -> ClientView:
@@ -213,6 +241,14 @@ def _source_label_keys(rules: Iterable[list[VirtualService]]) -> frozenset[str]:
     )
 
 
+def _virtual_services(
+    ordered: Mapping[ConfigKey, Resource], previous: MeshSnapshot | None
+) -> dict[ConfigKey, VirtualService]:
+    """The VirtualServices with hosts, roots merged with their delegates (``pilot.model.virtual_service_merge``)."""
+    before = previous.resolved_virtual_services if previous is not None else None
+    return resolve_delegates((r for r in ordered.values() if isinstance(r, VirtualService)), before)
+
+
 def build_snapshot(
     configs: Mapping[ConfigKey, Resource],
     version: int,
@@ -234,6 +270,8 @@ def build_snapshot(
     peer_authentications: dict[str, list[PeerAuthentication]] = defaultdict(list)
     authorization_policies: dict[str, list[AuthorizationPolicy]] = defaultdict(list)
     mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
+    request_authentications: dict[str, list[RequestAuthentication]] = defaultdict(list)
+    gateways = tuple(r for r in ordered.values() if isinstance(r, Gateway))
     for resource in ordered.values():
         if isinstance(resource, PeerAuthentication):
             peer_authentications[resource.meta.key.namespace].append(resource)
@@ -241,12 +279,19 @@ def build_snapshot(
             authorization_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, AccessList | RateLimit):
             mixer_policies[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, RequestAuthentication):
+            request_authentications[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, DestinationRule) and resource.workload_selector is None:
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
-        elif isinstance(resource, VirtualService) and (not resource.gateways or "mesh" in resource.gateways):
+    resolved = _virtual_services(ordered, previous)
+    for resource in resolved.values():
+        if not resource.gateways or "mesh" in resource.gateways:
             # Sidecars get the rules bound to the reserved "mesh" gateway (the default when none are listed).
             for host in resource.hosts:
                 virtual[resolve_host(host, resource.meta.key.namespace, domain_suffix)].append(resource)
+    sidecars = index_sidecars((r for r in ordered.values() if isinstance(r, Sidecar)), root_namespace)
+    changed = _changed_kinds(previous, ordered, registered, mesh)
+    before = previous.sidecars if previous is not None else None
     return MeshSnapshot(
         version=version,
         domain_suffix=domain_suffix,
@@ -260,6 +305,7 @@ def build_snapshot(
             domain_suffix=domain_suffix,
         ),
         virtual_services=MappingProxyType({h: tuple(v) for h, v in sorted(virtual.items())}),
+        resolved_virtual_services=MappingProxyType(resolved),
         workloads=registered.workloads,
         instances=registered.instances,
         trust_domain=trust_domain,
@@ -268,7 +314,13 @@ def build_snapshot(
         peer_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(peer_authentications.items())}),
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
-        changed_kinds=_changed_kinds(previous, ordered, registered, mesh),
+        request_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(request_authentications.items())}),
+        gateways=gateways,
+        gateway_virtual_services=MappingProxyType(
+            dict(index_gateway_virtual_services(resolved.values()))  # delegates merged into their roots
+        ),
+        sidecars=sidecars,
+        changed_kinds=changed | ({SIDECAR_SCOPE_KIND} if scopes_changed(changed, sidecars, before) else set()),
         source_label_keys=_source_label_keys(virtual.values()),
         locality_needs=locality_needs(
             (r for r in ordered.values() if isinstance(r, DestinationRule)),

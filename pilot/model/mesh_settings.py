@@ -9,6 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from pilot.config.mesh_extension_providers import ExtensionProvider, extension_provider
+
 __all__ = ["DEFAULT_MESH_SETTINGS", "MESH_CONFIG_KIND", "MeshSettings", "OutboundTrafficPolicy"]
 
 MESH_CONFIG_KIND = "MeshConfig"  # the "kind" a change of the mesh settings counts as in ``changed_kinds``
@@ -25,6 +27,11 @@ class OutboundTrafficPolicy(enum.StrEnum):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MeshSettings:
     outbound_traffic_policy: OutboundTrafficPolicy = OutboundTrafficPolicy.ALLOW_ANY  # Istio's default
+    extension_providers: tuple[ExtensionProvider, ...] = ()  # MeshConfig extensionProviders, in file order
+
+    def extension_provider(self, name: str) -> ExtensionProvider | None:
+        """The ``extensionProviders`` entry named ``name`` (None: MeshConfig has none of that name)."""
+        return extension_provider(self.extension_providers, name)
 
 
 DEFAULT_MESH_SETTINGS = MeshSettings()

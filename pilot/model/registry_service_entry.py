@@ -3,7 +3,14 @@ the config in force (Istio's ``serviceregistry/serviceentry``).
 
 Each host of a ServiceEntry is a ``Service``; its endpoints are the entry's inline endpoints (connected to at their
 own port) and the selected workloads' sidecars (at the service port); each selected workload serves each port of
-the entry (a ``ServiceInstance``). The same host in two ServiceEntries: the first (namespace/name order) wins.
+the entry (a ``ServiceInstance``).
+
+The same host in several ServiceEntries of one namespace is one service, merged as Istio does (its sidecar scope
+merges the ports of same-host services of one namespace, and its endpoint index collects every entry's instances of
+the host): the ports of all of them (a port number the first one has keeps the first one's name and protocol), the
+endpoints and selected workloads of each on its own ports; resolution, location, addresses and ``exportTo`` are
+the first one's (namespace/name order, as Istio's oldest). An entry for the host in another namespace than the
+first's is not merged: the first namespace's wins the host.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
+from pilot.config.service_entry_merge import entries_by_host, merged_ports
 from pilot.config.types import ConfigKey, Labels, Resource, ServiceEntry, WorkloadEntry, sorted_by_key
 from pilot.model.registry import SERVICE_ENTRY_PROVIDER, RegistryState
 from pilot.model.types import Endpoint, Service, ServiceInstance
@@ -35,13 +43,11 @@ class ServiceEntryRegistry:
         ordered = list(sorted_by_key(configs).values())
         workloads = [r for r in ordered if isinstance(r, WorkloadEntry)]
         workload_index = _index_workloads(workloads)
-        services: dict[str, Service] = {}
         instances: dict[ConfigKey, list[ServiceInstance]] = defaultdict(list)
-        for resource in ordered:
-            if isinstance(resource, ServiceEntry):
-                for host in resource.hosts:
-                    if host not in services:  # the same host in two ServiceEntries: the first one wins
-                        services[host] = _service_from_entry(resource, host, workload_index, instances)
+        services = {
+            host: _service_from_entries(entries, host, workload_index, instances)
+            for host, entries in entries_by_host(r for r in ordered if isinstance(r, ServiceEntry)).items()
+        }
         return RegistryState(
             services=tuple(services.values()),
             workloads=tuple(workloads),
@@ -75,13 +81,53 @@ def _selected_workloads(entry: ServiceEntry, index: WorkloadIndex) -> list[Workl
     return [w for w in candidates if labels_match(selector, w.labels)]
 
 
-def _service_from_entry(
-    entry: ServiceEntry,
+def _service_from_entries(
+    entries: Sequence[ServiceEntry],
     host: str,
     workloads: WorkloadIndex,
     instances: dict[ConfigKey, list[ServiceInstance]],
 ) -> Service:
-    """One host of a ServiceEntry as a Service; records the ports each selected workload serves in ``instances``."""
+    """One host of its ServiceEntries as a Service; records the ports each selected workload serves in
+    ``instances``."""
+    first = entries[0]
+    ports = merged_ports(entries)
+    endpoints: dict[int, dict[tuple[str, int], Endpoint]] = {p.number: {} for p in ports}
+    selected = [(entry, _selected_workloads(entry, workloads)) for entry in entries]
+    for entry, chosen in selected:
+        for number, found in _entry_endpoints(entry, chosen).items():
+            for endpoint in found:
+                endpoints[number].setdefault((endpoint.address, endpoint.port), endpoint)
+    service = Service(
+        host=host,
+        namespace=first.meta.key.namespace,
+        ports=ports,
+        resolution=first.resolution,
+        mesh_internal=first.location == "MESH_INTERNAL",
+        endpoints=MappingProxyType(
+            {
+                number: tuple(sorted(eps.values(), key=lambda e: (e.address, e.port)))
+                for number, eps in sorted(endpoints.items())
+            }
+        ),
+        source=first.meta.key,
+        addresses=tuple(_service_address(address) for address in first.addresses),
+    )
+    served: set[tuple[ConfigKey, int]] = set()
+    for entry, chosen in selected:
+        for workload in chosen:
+            for port in entry.ports:
+                if (workload.meta.key, port.number) in served:
+                    continue
+                served.add((workload.meta.key, port.number))
+                target = workload.ports.get(port.name) or port.target_port or port.number
+                instances[workload.meta.key].append(
+                    ServiceInstance(service=service, port=port, target_port=target, workload=workload)
+                )
+    return service
+
+
+def _entry_endpoints(entry: ServiceEntry, selected: Sequence[WorkloadEntry]) -> dict[int, list[Endpoint]]:
+    """The endpoints one ServiceEntry gives each of its ports: inline ones and its selected workloads' sidecars."""
     endpoints: dict[int, list[Endpoint]] = {p.number: [] for p in entry.ports}
     for ep in entry.endpoints:  # inline endpoints: no sidecar of ours, connect to the endpoint's own port
         for port in entry.ports:
@@ -95,7 +141,6 @@ def _service_from_entry(
                     locality=ep.locality,
                 )
             )
-    selected = _selected_workloads(entry, workloads)
     for workload in selected:
         for port in entry.ports:
             # The workload's sidecar listens on the service port at the workload's address and forwards to the app.
@@ -110,25 +155,7 @@ def _service_from_entry(
                     locality=workload.locality,
                 )
             )
-    service = Service(
-        host=host,
-        namespace=entry.meta.key.namespace,
-        ports=entry.ports,
-        resolution=entry.resolution,
-        mesh_internal=entry.location == "MESH_INTERNAL",
-        endpoints=MappingProxyType(
-            {number: tuple(sorted(eps, key=lambda e: (e.address, e.port))) for number, eps in sorted(endpoints.items())}
-        ),
-        source=entry.meta.key,
-        addresses=tuple(_service_address(address) for address in entry.addresses),
-    )
-    for workload in selected:
-        for port in entry.ports:
-            target = workload.ports.get(port.name) or port.target_port or port.number
-            instances[workload.meta.key].append(
-                ServiceInstance(service=service, port=port, target_port=target, workload=workload)
-            )
-    return service
+    return endpoints
 
 
 def _service_address(address: str) -> str:

@@ -13,9 +13,11 @@ from pilot.config.types import (
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    Gateway,
     Labels,
     MixerPolicy,
     PeerAuthentication,
+    RequestAuthentication,
     Resolution,
     Resource,
     ServicePort,
@@ -25,6 +27,7 @@ from pilot.config.types import (
 from pilot.model.client_view import EMPTY_VIEW, NO_LOCALITY_NEEDS, ClientView, LocalityNeeds
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
+from pilot.model.sidecar_index import SidecarIndex
 
 __all__ = [
     "DEFAULT_DOMAIN_SUFFIX",
@@ -101,7 +104,7 @@ class ProxyNode:
     """What an Envoy says about itself, from its node id ``sidecar~<ip>~<workload>.<namespace>~<ns>.svc.<suffix>``."""
 
     id: str
-    type: str  # "sidecar" (later: "router" for gateways)
+    type: str  # "sidecar", or "router" for gateways
     ip: str
     workload_name: str
     namespace: str
@@ -110,6 +113,12 @@ class ProxyNode:
     # The string values of Envoy's node.metadata (e.g. ``MESHPLANE_SDS``). Compared but not hashed: nodes that
     # differ only in metadata are different proxies (their config may differ) that share a hash bucket.
     metadata: Mapping[str, str] = field(default_factory=lambda: EMPTY_METADATA, hash=False)
+    # Istio's node metadata ``LABELS`` (a struct of strings): the labels Gateways select a router by when it has no
+    # workload in the registry (``pilot.model.gateways.gateway_labels``). Compared, not hashed, as ``metadata``.
+    labels: Labels = field(default_factory=lambda: EMPTY_LABELS, hash=False)
+    # Envoy's node.locality as ``region/zone/subzone`` (empty: not set): the locality of a proxy without a workload
+    # in the registry (a gateway), for locality load balancing (``pilot.model.client_view``).
+    locality: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,6 +134,9 @@ class Proxy:
     # Which workloadSelector DestinationRules select it, and its locality when some rule balances by locality: with
     # the namespace, what its outbound clusters, endpoints and routes depend on (``pilot.model.client_view``).
     view: ClientView = EMPTY_VIEW
+    # The Sidecar that applies to it (``pilot.model.sidecar_index``); None: none does. With the namespace, the key of
+    # its outbound scopes (``pilot.model.sidecar_scope``): proxies under one Sidecar share their outbound config.
+    sidecar: ConfigKey | None = None
 
     @property
     def namespace(self) -> str:
@@ -161,6 +173,9 @@ class MeshSnapshot:
     virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # FQDN host (or wildcard host) -> VirtualServices naming it, oldest rule first (namespace/name order)
+    # every VirtualService with hosts (sidecar- and gateway-bound), roots merged with their delegates
+    # (``pilot.model.virtual_service_merge.resolve_delegates``), in ConfigKey order
+    resolved_virtual_services: Mapping[ConfigKey, VirtualService] = field(default_factory=lambda: MappingProxyType({}))
     workloads: Mapping[ConfigKey, WorkloadEntry] = field(default_factory=lambda: MappingProxyType({}))
     instances: Mapping[ConfigKey, tuple[ServiceInstance, ...]] = field(
         default_factory=lambda: MappingProxyType({})
@@ -174,6 +189,15 @@ class MeshSnapshot:
     mixer_policies: Mapping[str, tuple[MixerPolicy, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its AccessLists and RateLimits in ConfigKey order; see pilot.model.policies
+    request_authentications: Mapping[str, tuple[RequestAuthentication, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # namespace -> its RequestAuthentications in ConfigKey order; see pilot.model.request_authn
+    gateways: tuple[Gateway, ...] = ()  # every Gateway, in ConfigKey order; see pilot.model.gateways
+    # Gateway ``<namespace>/<name>`` -> the VirtualServices bound to it (top-level or match ``gateways``), key order
+    gateway_virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+    sidecars: SidecarIndex = field(default_factory=SidecarIndex)  # see pilot.model.sidecar_index
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     locality_needs: LocalityNeeds = NO_LOCALITY_NEEDS  # whether proxies' views carry their locality (client_view)

@@ -12,10 +12,11 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import structlog
+from envoy.config.core.v3.base_pb2 import Locality
 from google.protobuf.struct_pb2 import Struct
 
 from pilot.config.types import ConfigKey
@@ -55,6 +56,28 @@ def _string_metadata(metadata: Struct) -> dict[str, str]:
     return {key: value.string_value for key, value in metadata.fields.items() if value.HasField("string_value")}
 
 
+class ProxyListener(Protocol):
+    """Something that follows which proxies are connected (``pilot.autoregistration.AutoRegistration``)."""
+
+    def connected(self, node: ProxyNode) -> None: ...
+
+    def disconnected(self, node: ProxyNode) -> None: ...
+
+
+def _node_labels(metadata: Struct) -> dict[str, str]:
+    """Istio's ``LABELS`` node metadata (a struct of strings; other values are not labels)."""
+    labels = metadata.fields.get("LABELS")
+    if labels is None or not labels.HasField("struct_value"):
+        return {}
+    fields = labels.struct_value.fields
+    return {key: value.string_value for key, value in fields.items() if value.HasField("string_value")}
+
+
+def _node_locality(locality: Locality) -> str:
+    """Envoy's node.locality as a workload's ``region/zone/subzone`` (trailing empty parts dropped)."""
+    return "/".join((locality.region, locality.zone, locality.sub_zone)).rstrip("/")
+
+
 class DiscoveryServer:
     """Aggregated Discovery Service for Envoy sidecars, SotW (``StreamAggregatedResources``) and delta."""
 
@@ -80,6 +103,8 @@ class DiscoveryServer:
         if max_concurrent_pushes < 1:
             raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
         self.generators = generators
+        # told of every stream's proxy when it opens and closes (WorkloadGroup auto-registration)
+        self.proxy_listeners: list[ProxyListener] = []
         self.domain_suffix = domain_suffix
         self.trust_domain = trust_domain
         self.root_namespace = root_namespace
@@ -275,19 +300,30 @@ class DiscoveryServer:
         self._connections[connection] = None
         self.metrics.connection_opened()
         log.info("proxy connected", proxy=node.id, mode=mode, peer=context.peer())
+        for listener in self.proxy_listeners:
+            listener.connected(node)
         try:
             await connection.serve(first, requests)
         finally:
             del self._connections[connection]
             self.metrics.connection_closed()
             log.info("proxy disconnected", proxy=node.id, mode=mode)
+            for listener in self.proxy_listeners:
+                listener.disconnected(node)
 
     async def _node(self, first: Request, context: grpc.aio.ServicerContext[Any, bytes]) -> ProxyNode:
         if not first.node.id:
             message = "the first request on an ADS stream must carry node.id (Istio's sidecar~<ip>~<workload>.<ns>~...)"
         else:
             try:
-                return parse_node_id(first.node.id, first.node.cluster, _string_metadata(first.node.metadata))
+                metadata = first.node.metadata
+                return parse_node_id(
+                    first.node.id,
+                    first.node.cluster,
+                    _string_metadata(metadata),
+                    _node_labels(metadata),
+                    _node_locality(first.node.locality),
+                )
             except NodeIdError as exc:
                 message = str(exc)
         log.warning("ADS stream rejected", reason=message, peer=context.peer())

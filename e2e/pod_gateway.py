@@ -1,0 +1,149 @@
+"""Gateways in the pod mesh (``e2e.pod_mesh``): a gateway is a network namespace on the pod network without
+capture, running ``envoy-bootstrap run gateway`` (node type ``router``) as root, so that Envoy binds the Gateways'
+ports (80, 443) on the namespace's address; clients outside the mesh (the ``stranger`` namespace) reach it there.
+
+The Istio docs' YAML of each task is read from ``e2e/istio_docs/<task>/`` (``docs_config``) with the docs' app
+names replaced by the pod mesh's (``httpbin`` port 8000 -> ``reviews`` port 9080: the reviews app answers
+``/status/<code>`` and ``/delay/<ms>`` as httpbin does)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+from agent.netns import in_netns_command
+from agent.pod_network import PodAddress
+from agent.relay import Relay
+from e2e.pod_mesh import PodMesh
+from e2e.pods import pod_python, pod_requests
+from envoy_bootstrap.processes import start_logged_process, stop_process
+
+__all__ = [
+    "DOCS_DIR",
+    "INGRESS_LABELS",
+    "docs_config",
+    "gateway_get",
+    "https_get",
+    "run_gateway",
+    "wait_for",
+]
+
+T = TypeVar("T")
+DOCS_DIR = Path(__file__).with_name("istio_docs")
+INGRESS_LABELS = {"istio": "ingressgateway"}
+GATEWAY_NAMESPACE = "istio-system"
+_SETTLE_SECONDS = 30.0
+_APP_REPLACEMENTS = (("host: httpbin\n", "host: reviews\n"), ("number: 8000\n", "number: 9080\n"))
+
+
+def docs_config(task: str, replacements: tuple[tuple[str, str], ...] = _APP_REPLACEMENTS) -> str:
+    """The YAML files of an Istio docs task, joined, with the docs' app replaced by ours."""
+    text = "\n---\n".join(path.read_text() for path in sorted((DOCS_DIR / task).glob("*.yaml")))
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text
+
+
+@contextlib.asynccontextmanager
+async def run_gateway(
+    mesh: PodMesh,
+    name: str = "ingressgateway",
+    labels: Mapping[str, str] = INGRESS_LABELS,
+    *,
+    workload: str = "istio-ingressgateway",
+) -> AsyncIterator[PodAddress]:
+    """A gateway namespace (address ``mesh.addresses[name]``) running ``envoy-bootstrap run gateway`` for workload
+    ``workload`` in ``istio-system``, with ``labels`` (its node metadata ``LABELS``: no WorkloadEntry), fed by the
+    mesh's Pilot (and Mixer, when the mesh has one) through a relay on the namespace's 127.0.0.1, as a pod's
+    sidecar reaches the control plane (``agent.relay``)."""
+    address = await mesh.run_plain(name)
+    upstreams = [mesh.pilot.xds_address, *((mesh.mixer.grpc_address,) if mesh.mixer is not None else ())]
+    relay = Relay(address.netns, [_relayed(upstream) for upstream in upstreams])
+    await relay.start()
+    pilot = f"127.0.0.1:{_relayed(mesh.pilot.xds_address)[0][1]}"
+    mixer = () if mesh.mixer is None else ("--mixer", f"127.0.0.1:{_relayed(mesh.mixer.grpc_address)[0][1]}")
+    argv = [
+        *(sys.executable, "-m", "envoy_bootstrap.cli", "run", "gateway", "--workload", workload),
+        *("--namespace", GATEWAY_NAMESPACE, "--address", mesh.addresses[name], "--pilot", pilot, *mixer),
+        *(arg for key, value in labels.items() for arg in ("--label", f"{key}={value}")),
+        *("--bootstrap-file", str(mesh.workdir / f"gateway-{name}.json")),
+    ]
+    command = in_netns_command(address.netns, argv)
+    process = await start_logged_process(command, mesh.workdir / f"plain-{name}.log")
+    try:
+        yield address
+    finally:
+        await stop_process(process, name=name, timeout=5)
+        await relay.close()
+
+
+def _relayed(address: str) -> tuple[tuple[str, int], tuple[str, int]]:
+    host, _, port = address.rpartition(":")
+    return ("127.0.0.1", int(port)), (host, int(port))
+
+
+def gateway_get(
+    mesh: PodMesh, url: str, host: str, *, client: str = "stranger", follow_redirects: bool = True
+) -> tuple[int, str, dict[str, str]]:
+    """One GET of ``url`` (at the gateway's address) with ``Host: host`` by a plain client outside the mesh."""
+    [response] = pod_requests(mesh.pod(client), url, headers={"Host": host}, follow_redirects=follow_redirects)
+    return response
+
+
+_HTTPS_CLIENT = """
+import json, os, socket, ssl, sys, tempfile
+host, port, sni, ca, path, cert, key = sys.argv[1:8]
+context = ssl.create_default_context(cadata=ca)
+if cert:
+    directory = tempfile.mkdtemp()
+    chain = os.path.join(directory, "client.pem")
+    with open(chain, "w") as file:
+        file.write(cert + key)
+    context.load_cert_chain(chain)
+try:
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        with context.wrap_socket(raw, server_hostname=sni) as sock:
+            sock.sendall(f"GET {path} HTTP/1.1\\r\\nHost: {sni}\\r\\nConnection: close\\r\\n\\r\\n".encode())
+            data = b""
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    head, _, body = data.partition(b"\\r\\n\\r\\n")
+    print(json.dumps([int(head.split(b" ", 2)[1]), body.decode(errors="replace")]))
+except (OSError, ssl.SSLError, ValueError, IndexError) as error:
+    print(json.dumps([0, repr(error)]))
+"""
+
+
+def https_get(
+    pod: PodAddress, address: str, port: int, sni: str, path: str, ca_pem: str, client: tuple[str, str] | None = None
+) -> tuple[int, str]:
+    """One HTTPS GET from an app in ``pod`` to ``address:port`` with SNI and Host ``sni``, verifying the server
+    against ``ca_pem``; ``client``: (certificate PEM, key PEM) to present. (status, body), or (0, the error)."""
+    cert, key = client if client is not None else ("", "")
+    out = pod_python(pod, _HTTPS_CLIENT, args=[address, str(port), sni, ca_pem, path, cert, key], timeout=30)
+    status, body = json.loads(out)
+    return int(status), str(body)
+
+
+async def wait_for(probe: Callable[[], T], done: Callable[[T], bool], mesh: PodMesh, what: str) -> T:
+    """Probe (in a thread) until ``done`` holds for its result (config reached the gateway), else fail with the
+    last result and the logs."""
+    deadline = asyncio.get_running_loop().time() + _SETTLE_SECONDS
+    last = await asyncio.to_thread(probe)
+    while not done(last):
+        if asyncio.get_running_loop().time() > deadline:
+            logs = [mesh.log_tails()]
+            for log in sorted(mesh.workdir.glob("plain-*gateway*.log")):
+                logs.append(f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}")
+            raise AssertionError(f"{what}: {last}\n" + "\n".join(logs))
+        await asyncio.sleep(0.5)
+        last = await asyncio.to_thread(probe)
+    return last

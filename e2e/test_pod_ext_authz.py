@@ -1,0 +1,124 @@
+"""External authorization end to end in pods: Istio's task "External Authorization" (``e2e/istio_docs/ext-authz/``:
+the mesh config's extensionProviders and the CUSTOM policy, applied as written there but for our apps' names) on
+the reviews pods. The authorizer is Istio's sample ext-authz semantics in a small stdlib HTTP server in a pod of the
+mesh (``ext-authz``, the ``ratings`` workload behind ServiceEntry ``ext-authz.default.svc.cluster.local``): it allows
+a check carrying ``x-ext-authz: allow`` and denies any other with 403. The reviews sidecars call it through their
+outbound cluster ``outbound|8000||ext-authz.default.svc.cluster.local``.
+
+What Istio's task shows: ``/headers`` with ``x-ext-authz: deny`` is denied by the authorizer (its body), with
+``x-ext-authz: allow`` answered by the app; ``/ip`` is not sent to the authorizer (the policy's rules name
+``/headers`` only) and is answered whatever the header. The gRPC provider of the task is not exercised here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from e2e.conftest import POD_WORLD_LOOP
+from e2e.pod_mesh import NAMESPACE, PodMesh, pod_mesh
+from e2e.pods import PYTHON, why_pods_cannot_run
+from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
+
+pytestmark = [pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run())), POD_WORLD_LOOP]
+
+TASK = Path(__file__).parent / "istio_docs" / "ext-authz"
+HEADERS_URL = "http://reviews:9080/headers"
+IP_URL = "http://reviews:9080/ip"
+EXT_AUTHZ_SERVICE = f"""\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata:
+  name: ext-authz
+  namespace: {NAMESPACE}
+spec:
+  hosts: [ext-authz.{NAMESPACE}.svc.cluster.local]
+  location: MESH_INTERNAL
+  ports:
+  - {{number: 8000, name: http, protocol: HTTP}}
+  - {{number: 9000, name: grpc, protocol: GRPC}}
+  resolution: STATIC
+  workloadSelector:
+    labels: {{app: ratings}}
+"""
+# Istio's samples/extauthz HTTP server semantics (stdlib only: it runs as the app's uid).
+EXT_AUTHZ_SERVER = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class Handler(BaseHTTPRequestHandler):
+    def check(self):
+        if self.headers.get("x-ext-authz") == "allow":
+            self.send_response(200)
+            self.send_header("x-ext-authz-check-result", "allowed")
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        body = b"denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+        self.send_response(403)
+        self.send_header("x-ext-authz-check-result", "denied")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = check
+ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+
+def _mesh_config() -> str:
+    return (TASK / "mesh-config.yaml").read_text().replace(".foo.svc.", f".{NAMESPACE}.svc.")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def ext_authz_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
+    async with pod_mesh(
+        tmp_path_factory.mktemp("pod-ext-authz"), EXT_AUTHZ_SERVICE, mesh_config=_mesh_config()
+    ) as mesh:
+        server = [PYTHON, "-c", EXT_AUTHZ_SERVER, "8000"]
+        await mesh.run_pod("ratings", server, service_account="ext-authz", labels="app=ratings")
+        yield mesh
+
+
+async def _statuses(mesh: PodMesh, url: str, decision: str, count: int = 4) -> list[int]:
+    return [r.status for r in await mesh.responses(url, count, headers={"x-ext-authz": decision})]
+
+
+async def _until(mesh: PodMesh, decision: str, status: int, seconds: float = DRAIN_TIME_SECONDS + 10) -> None:
+    deadline = time.monotonic() + seconds
+    while (found := await _statuses(mesh, HEADERS_URL, decision)) != [status] * 4:
+        assert time.monotonic() < deadline, f"still {found}, expected {status}"
+        await asyncio.sleep(0.1)
+
+
+async def test_http_provider_denies_without_allow_header_and_only_for_headers(ext_authz_world: PodMesh) -> None:
+    mesh = ext_authz_world
+    policy = (TASK / "ext-authz.yaml").read_text().replace("name: sample-ext-authz-grpc", "name: sample-ext-authz-http")
+    await mesh.config.apply("task-ext-authz", policy)
+    configz = await mesh.config.wait_synced()
+    assert not configz.get("rejected"), configz["rejected"]
+    await _until(mesh, "deny", 403)
+
+    denied = await mesh.responses(HEADERS_URL, 2, headers={"x-ext-authz": "deny"})
+    without = await mesh.responses(HEADERS_URL, 2)
+    allowed = await mesh.responses(HEADERS_URL, 4, headers={"x-ext-authz": "allow"})
+
+    assert [r.status for r in denied + without] == [403] * 4, denied + without
+    assert denied[0].text.strip() == "denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+    assert [r.status for r in allowed] == [200] * 4, allowed
+    assert await _statuses(mesh, IP_URL, "deny") == [200] * 4  # not a /headers request: no check
+
+
+async def test_provider_not_in_mesh_config_fails_closed(ext_authz_world: PodMesh) -> None:
+    """A CUSTOM policy naming a provider MeshConfig does not have is accepted, and denies what it would check."""
+    mesh = ext_authz_world
+    policy = (TASK / "ext-authz.yaml").read_text().replace("name: sample-ext-authz-grpc", "name: not-in-mesh-config")
+    await mesh.config.apply("task-ext-authz", policy)
+    configz = await mesh.config.wait_synced()
+    assert not configz.get("rejected"), configz["rejected"]
+    await _until(mesh, "allow", 403)
+
+    assert await _statuses(mesh, HEADERS_URL, "allow") == [403] * 4
+    assert await _statuses(mesh, IP_URL, "allow") == [200] * 4
