@@ -153,17 +153,19 @@ def test_no_consistent_hash_no_hash_policy() -> None:
     assert not route.route.hash_policy
 
 
+SELECTOR_RULE = (  # a consistentHash rule for the productpage clients only
+    "DestinationRule",
+    "reviews-for-productpage",
+    {
+        "host": "reviews",
+        "workloadSelector": {"matchLabels": {"app": "productpage"}},
+        "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": "x-user"}}},
+    },
+)
+
+
 def test_workload_selector_rule_applies_to_the_selected_clients_only() -> None:
-    selected = (
-        "DestinationRule",
-        "reviews-for-productpage",
-        {
-            "host": "reviews",
-            "workloadSelector": {"matchLabels": {"app": "productpage"}},
-            "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": "x-user"}}},
-        },
-    )
-    mesh = lb_mesh(_rule({"simple": "RANDOM"}), selected)
+    mesh = lb_mesh(_rule({"simple": "RANDOM"}), SELECTOR_RULE)
     assert mesh.cluster(CLUSTER, "productpage").lb_policy == Cluster.LbPolicy.RING_HASH
     assert mesh.cluster(CLUSTER, "ratings").lb_policy == Cluster.LbPolicy.RANDOM
     assert [p.header.header_name for p in mesh.virtual_host(VHOST, "productpage").routes[0].route.hash_policy] == [
@@ -224,21 +226,12 @@ def test_gateway_routes_without_consistent_hash_have_no_hash_policy() -> None:
 def test_scopes_carry_the_sidecar_and_the_client_view() -> None:
     """Under a Sidecar, a proxy that a workloadSelector rule selects has scopes keyed by both; one it does not
     select shares the Sidecar's scopes (``(*prefix, namespace, sidecar[, labels][, view])``)."""
-    selected = (
-        "DestinationRule",
-        "reviews-for-productpage",
-        {
-            "host": "reviews",
-            "workloadSelector": {"matchLabels": {"app": "productpage"}},
-            "trafficPolicy": {"loadBalancer": {"consistentHash": {"httpHeaderName": "x-user"}}},
-        },
-    )
     sidecar = ("Sidecar", "default", {"egress": [{"hosts": ["./*"]}]})
-    mesh = lb_mesh(_rule({"simple": "RANDOM"}), selected, sidecar)
+    mesh = lb_mesh(_rule({"simple": "RANDOM"}), SELECTOR_RULE, sidecar)
     key = ConfigKey(kind="Sidecar", namespace="default", name="default")
     productpage, ratings = mesh.proxy("productpage"), mesh.proxy("ratings")
     view = productpage.view
-    assert view.selected_rules == (ConfigKey(kind="DestinationRule", namespace="default", name=selected[1]),)
+    assert view.selected_rules == (ConfigKey(kind="DestinationRule", namespace="default", name=SELECTOR_RULE[1]),)
     assert clusters.cluster_scopes(productpage) == [("outbound", "default", key, view)]
     assert clusters.cluster_scopes(ratings) == [("outbound", "default", key)]
     assert endpoints.endpoint_scopes(productpage) == [("eds", "default", key, view)]
