@@ -3,6 +3,8 @@
 meshplane-agent dns --pilot HOST:PORT --node-id ID [--listen 127.0.0.1:15053] [--upstream IP:PORT ...]
 meshplane-agent sidecar --workload NAME --ip IP --pilot HOST:PORT [--mixer HOST:PORT]
                         [--citadel HOST:PORT --token-file FILE --root-cert FILE] ...   (a container's sidecar)
+meshplane-agent gateway --workload POD --namespace NS --ip IP --labels istio=ingressgateway --pilot HOST:PORT ...
+                                                                             (a gateway's proxy, status on 15021)
 meshplane-agent status --ip POD_IP [--status-port 15020] [--app-probers JSON]   (the status port alone)
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from agent import container_sidecar, dns_agent, status_server
+from agent import container_gateway, container_sidecar, dns_agent, status_server
 from agent.app_probers import AppProbersError
 from meshplane.logs import add_logging_arguments, configure_logging_from_args
 from meshplane.names import ADMIN_PORT
@@ -33,6 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
     container_sidecar.add_sidecar_arguments(sidecar)
     add_logging_arguments(sidecar)
     sidecar.set_defaults(run=container_sidecar.run_sidecar)
+    gateway = commands.add_parser(
+        "gateway", help="a gateway's proxy (node type router): bootstrap and Envoy, status 15021"
+    )
+    container_gateway.add_gateway_arguments(gateway)
+    add_logging_arguments(gateway)
+    gateway.set_defaults(run=container_gateway.run_gateway)
     status = commands.add_parser("status", help="the status port alone: the app's rewritten probes, /healthz/ready")
     status.add_argument("--ip", required=True, help="the pod's address (the app's probes are performed on it)")
     status.add_argument("--admin-port", type=int, default=ADMIN_PORT, help="Envoy's admin port (%(default)s)")

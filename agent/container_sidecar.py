@@ -15,32 +15,31 @@ Envoy or the DNS agent exits, or on SIGTERM, it stops the rest and exits: Docker
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 from pathlib import Path
-
-import structlog
 
 from agent.app_health import ProbeTarget
 from agent.app_probers import AppProbersError
 from agent.capture import DOCKER_RESOLVER
 from agent.dns_upstream import read_resolv_conf
-from agent.pod import follow_root_cert
 from agent.pod_cli import parse_labels
 from agent.pod_dns import agent_command, resolv_conf
-from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
+from agent.proxy_supervision import supervise_proxy
+from agent.sidecar_files import SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
 from agent.status_server import StatusServer, add_status_arguments, probers_from_arguments
-from agent.token_follower import follow_token
 from envoy_bootstrap.binary import find_envoy_binary
-from envoy_bootstrap.bootstrap import XDS_MODES, sidecar_node_id
-from envoy_bootstrap.processes import stop_process
+from envoy_bootstrap.bootstrap import XDS_MODES, ProxyType, sidecar_node_id
 from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import PROXY_UID
-from meshplane.serving import stop_on_signals
 
-__all__ = ["SidecarError", "add_sidecar_arguments", "run_sidecar"]
-
-log = structlog.get_logger(__name__)
+__all__ = [
+    "DEFAULT_WORK_DIR",
+    "SidecarError",
+    "add_proxy_arguments",
+    "add_sidecar_arguments",
+    "proxy_bootstrap",
+    "run_sidecar",
+]
 
 DEFAULT_WORK_DIR = Path("/var/lib/istio/proxy")
 
@@ -49,19 +48,26 @@ class SidecarError(RuntimeError):
     """A bad flag, a file the sidecar cannot read, or Envoy/the DNS agent exited; the message says which."""
 
 
-def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--workload", required=True, help="the WorkloadEntry's name (the sidecar's node id)")
+def add_proxy_arguments(parser: argparse.ArgumentParser, *, work_dir: Path = DEFAULT_WORK_DIR) -> None:
+    """The flags a container's sidecar and gateway share: who it is, the control plane, its identity files."""
+    parser.add_argument("--workload", required=True, help="the WorkloadEntry's or pod's name (the node id's)")
     parser.add_argument("--namespace", default="default", help="the workload's namespace (%(default)s)")
-    parser.add_argument("--ip", required=True, help="the workload's address (the WorkloadEntry's)")
+    parser.add_argument("--ip", required=True, help="the workload's address (the WorkloadEntry's or pod's)")
     parser.add_argument("--service-account", default="default", help="the workload's service account")
     parser.add_argument("--labels", default="", help="the workload's labels, k=v,...")
     parser.add_argument("--pilot", required=True, metavar="HOST:PORT", help="Pilot's xDS address")
     parser.add_argument("--mixer", metavar="HOST:PORT", help="Mixer's gRPC address (ext_authz, access logs)")
     parser.add_argument("--citadel", metavar="HOST:PORT", help="Citadel's SDS address (with the next two)")
-    parser.add_argument("--token-file", type=Path, help="the workload's token (from `citadel token`)")
+    parser.add_argument("--token-file", type=Path, help="the workload's token, followed when it is refreshed")
     parser.add_argument("--root-cert", type=Path, help="Citadel's trust bundle, followed when it changes")
     parser.add_argument("--domain-suffix", default="cluster.local", help="(%(default)s)")
     parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="(%(default)s)")
+    parser.add_argument("--work-dir", type=Path, default=work_dir, help="bootstrap and copies (%(default)s)")
+    parser.add_argument("--envoy-log-level", default="info", help="(%(default)s)")
+
+
+def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
+    add_proxy_arguments(parser)
     upstreams = parser.add_mutually_exclusive_group()
     upstreams.add_argument(
         "--dns-upstream", action="append", default=None, metavar="IP[:PORT]",
@@ -73,8 +79,6 @@ def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
         "/etc/resolv.conf, the cluster DNS or what the kubelet gives without it; none: outside names SERVFAIL)",
     )  # fmt: skip
     parser.add_argument("--no-dns", action="store_true", help="no DNS agent (the capture was installed without DNS)")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="bootstrap and copies (%(default)s)")
-    parser.add_argument("--envoy-log-level", default="info", help="(%(default)s)")
     add_status_arguments(parser)
 
 
@@ -97,7 +101,9 @@ def _status_server(args: argparse.Namespace) -> StatusServer | None:
     return StatusServer(probers, ProbeTarget(address=args.ip), port=args.status_port)
 
 
-def _bootstrap(args: argparse.Namespace) -> Path:
+def proxy_bootstrap(args: argparse.Namespace, *, proxy_type: ProxyType = "sidecar") -> Path:
+    """``<work dir>/bootstrap.json`` from the flags of ``add_proxy_arguments``; with ``--token-file`` the token in a
+    document of its own, which ``supervise_proxy`` keeps in step with the file."""
     try:
         return write_sidecar_bootstrap(
             args.work_dir,
@@ -114,6 +120,7 @@ def _bootstrap(args: argparse.Namespace) -> Path:
             token_file=args.token_file,
             root_cert=args.root_cert,
             follow_token=args.token_file is not None,
+            proxy_type=proxy_type,
         )
     except SidecarFilesError as exc:
         raise SidecarError(str(exc)) from None
@@ -137,44 +144,16 @@ def _dns_command(args: argparse.Namespace) -> list[str]:
     return agent_command(pilot=args.pilot, node_id=node_id, resolv=agent_resolv, upstreams=upstreams)
 
 
-async def _start(name: str, argv: list[str]) -> tuple[str, asyncio.subprocess.Process]:
-    """A child with the container's stdout and stderr (``docker logs``), in a session of its own."""
-    process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
-    log.info("sidecar_process_started", process=name, pid=process.pid)
-    return name, process
-
-
 async def run_sidecar(args: argparse.Namespace) -> None:
     """Until SIGTERM (returns) or until Envoy or the DNS agent exits (raises ``SidecarError``)."""
     _check(args)
     status = _status_server(args)
-    stop = stop_on_signals()
-    bootstrap = _bootstrap(args)
-    children: list[tuple[str, asyncio.subprocess.Process]] = []
-    followers: list[asyncio.Task[None]] = []
-    if args.root_cert is not None:
-        followers.append(asyncio.create_task(follow_root_cert(args.root_cert, bootstrap.parent / ROOT_CERT_COPY)))
-    if args.token_file is not None:
-        followers.append(asyncio.create_task(follow_token(args.token_file, bootstrap.parent)))
-    try:
-        if status is not None:
-            await status.start()
-        if not args.no_dns:
-            children.append(await _start("dns-agent", _dns_command(args)))
-        envoy = sidecar_command(find_envoy_binary(), bootstrap, concurrency=1, log_level=args.envoy_log_level)
-        children.append(await _start("envoy", envoy))
-        waits = {asyncio.ensure_future(process.wait()): name for name, process in children}
-        stopped = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait([*waits, stopped], return_when=asyncio.FIRST_COMPLETED)
-        for wait in [*waits, stopped]:
-            wait.cancel()
-        exited = [f"{waits[wait]} exited with code {wait.result()}" for wait in done if wait in waits]
-        if exited and not stop.is_set():
-            raise SidecarError("; ".join(exited))
-    finally:
-        for follower in followers:
-            follower.cancel()
-        for name, process in reversed(children):
-            await stop_process(process, name=name)
-        if status is not None:
-            await status.stop()
+    bootstrap = proxy_bootstrap(args)
+    children = [] if args.no_dns else [("dns-agent", _dns_command(args))]
+    envoy = sidecar_command(find_envoy_binary(), bootstrap, concurrency=1, log_level=args.envoy_log_level)
+    children.append(("envoy", envoy))
+    exited = await supervise_proxy(
+        bootstrap, children, status=status, root_cert=args.root_cert, token_file=args.token_file
+    )
+    if exited:
+        raise SidecarError("; ".join(exited))

@@ -13,6 +13,7 @@ from pathlib import Path
 from agent.shared_files import private_dir, write_private
 from envoy_bootstrap.bootstrap import (
     BootstrapError,
+    ProxyType,
     XdsMode,
     bootstrap_to_json,
     build_sidecar_bootstrap,
@@ -112,12 +113,14 @@ def write_sidecar_bootstrap(
     root_cert: Path | None = None,
     follow_token: bool = False,
     node_metadata: Mapping[str, str] | None = None,
+    proxy_type: ProxyType = "sidecar",
 ) -> Path:
     """``<directory>/bootstrap.json`` (``directory`` made 0700 for uid 1337) of a REDIRECT-captured sidecar with
     its admin on 127.0.0.1; ``pilot``, ``mixer`` and ``citadel`` are the addresses Envoy connects to.
     ``follow_token``: the token goes in ``TOKEN_DOCUMENT`` instead of the bootstrap, for ``follow_token`` to
     replace when ``token_file`` changes (Envoy reloads it; no restart). ``node_metadata``: more node metadata
-    (``build_node``'s ``extra_metadata``)."""
+    (``build_node``'s ``extra_metadata``). ``proxy_type`` ``router``: a gateway's (``agent.container_gateway``;
+    nothing captured, ``labels`` are what Gateways select it by)."""
     directory = private_dir(directory, PROXY_UID)
     try:
         bootstrap = build_sidecar_bootstrap(
@@ -132,6 +135,7 @@ def write_sidecar_bootstrap(
             service_account=service_account,
             labels=labels,
             node_metadata=node_metadata,
+            proxy_type=proxy_type,
             **_citadel_arguments(directory, citadel, token_file, root_cert, follow_token),  # type: ignore[arg-type]
         )
     except BootstrapError as exc:

@@ -80,6 +80,7 @@ def test_service_with_ready_endpoint_and_sidecar_pods(version: str) -> None:
         ),
         source=REVIEWS,
         addresses=("10.96.120.15",),
+        selector=MappingProxyType({"app": "reviews"}),  # which gateway pods it fronts (gateway_target_ports)
     )
     assert got.workloads == tuple(
         WorkloadEntry(

@@ -326,16 +326,18 @@ GATEWAY_SERVICE_TYPES = {"istio-ingressgateway": "LoadBalancer", "istio-egressga
 
 def _gateway_args(name: str) -> list[str]:
     return [
-        *("envoy-bootstrap", "run", "gateway", "--workload", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"),
-        *("--address", "$(POD_IP)", "--pilot", "$(ISTIO_PILOT_SERVICE_HOST):15010"),
-        *("--citadel", "$(ISTIO_CITADEL_SERVICE_HOST):15012", "--mixer", "$(ISTIO_TELEMETRY_SERVICE_HOST):9091"),
+        *("meshplane-agent", "gateway", "--workload", "$(POD_NAME)", "--namespace", "$(POD_NAMESPACE)"),
+        *("--ip", "$(INSTANCE_IP)", "--service-account", "$(SERVICE_ACCOUNT)"),
+        *("--labels", "app=$(ISTIO_LABEL_APP),istio=$(ISTIO_LABEL_ISTIO)"),
+        *("--pilot", "$(ISTIO_PILOT_SERVICE_HOST):15010", "--citadel", "$(ISTIO_CITADEL_SERVICE_HOST):15012"),
+        *("--mixer", "$(ISTIO_TELEMETRY_SERVICE_HOST):9091"),
         *("--token-file", "/var/run/secrets/tokens/istio-token", "--root-cert", "/var/run/secrets/istio/root-cert.pem"),
-        *("--domain-suffix", "cluster.local", "--bootstrap-file", "/etc/istio/proxy/envoy-rev.json"),
+        *("--domain-suffix", "cluster.local", "--work-dir", "/etc/istio/proxy/agent", "--status-port", "15021"),
     ]
 
 
 @pytest.mark.parametrize("name", GATEWAYS, ids=GATEWAYS)
-def test_each_gateway_is_istios_deployment_running_envoy_bootstrap_gateway(name: str) -> None:
+def test_each_gateway_is_istios_deployment_running_the_gateway_agent(name: str) -> None:
     pod = _pod(name)
     [container] = pod["spec"]["containers"]
     assert DEPLOYMENTS[name]["spec"]["selector"]["matchLabels"] == GATEWAY_LABELS[name]
@@ -346,8 +348,12 @@ def test_each_gateway_is_istios_deployment_running_envoy_bootstrap_gateway(name:
     assert container["args"] == _gateway_args(name)
     assert container["readinessProbe"]["httpGet"] == {"path": "/healthz/ready", "port": 15021, "scheme": "HTTP"}
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
-    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "POD_IP": "status.podIP",
-                   "SERVICE_ACCOUNT": "spec.serviceAccountName"}  # fmt: skip
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "INSTANCE_IP": "status.podIP",
+                   "SERVICE_ACCOUNT": "spec.serviceAccountName", "ISTIO_LABEL_APP": "metadata.labels['app']",
+                   "ISTIO_LABEL_ISTIO": "metadata.labels['istio']"}  # fmt: skip
+    # the Service maps the Gateway's ports to the unprivileged ones the listeners bind (gateway_target_ports)
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in SERVICES[name]["spec"]["ports"]}
+    assert (ports["http2"], ports["https"]) == ((80, 8080), (443, 8443))
 
 
 @pytest.mark.parametrize("name", GATEWAYS, ids=GATEWAYS)

@@ -9,6 +9,8 @@ cluster's kube-proxy and CNI rules live in the host's iptables while it is up, a
   never brought up or down. Otherwise a real single-node Kubernetes on this machine (``e2e/k8s/cluster.sh``), brought
   up and torn down; skipped, saying why, where it cannot run (not root, no Docker engine, binaries not built).
   Either way with meshplane's CRDs applied (``manifests/crds/``: Istio's and Mixer's kinds), as a user's first step.
+- ``kube_mesh``: meshplane (control plane and gateways) and the demo's workloads installed (``e2e.k8s.kube_install``),
+  once per session for every scenario that asks for it (test_mesh.py, test_gateway_ingress.py); removed at its end.
 """
 
 from __future__ import annotations
@@ -22,9 +24,17 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from e2e.k8s.kube_install import apply_crds
+from e2e.compose_build import DEFAULT_TAG, build_image
+from e2e.k8s.kube_install import apply_crds, install_mesh, uninstall_mesh
+from e2e.k8s.kube_mesh import KubeMesh
 from e2e.k8s.kubectl import Kubectl
-from e2e.k8s.local_cluster import LocalCluster, start_cluster, stop_cluster, why_cluster_cannot_start
+from e2e.k8s.local_cluster import (
+    LocalCluster,
+    localhost_image,
+    start_cluster,
+    stop_cluster,
+    why_cluster_cannot_start,
+)
 
 # the kubernetes client (37.x) leaves one TLS socket to the apiserver for the garbage collector (found, not yet
 # pinned down: the exec websocket or a pooled connection); only that warning is let through, in these tests only
@@ -58,6 +68,20 @@ def local_kubernetes() -> Iterator[LocalCluster]:
         yield cluster
     finally:
         stop_cluster()
+
+
+@pytest.fixture(scope="session")
+def kube_mesh(local_kubernetes: LocalCluster) -> Iterator[KubeMesh]:
+    """meshplane and the demo's workloads installed on the cluster, once per session; removed at its end."""
+    if not os.environ.get("MESHPLANE_IMAGE_LOADED"):  # kind: e2e/k8s/kind-e2e.sh built and loaded it already
+        build_image()
+        localhost_image(DEFAULT_TAG)
+    kubectl = Kubectl(kubeconfig=local_kubernetes.kubeconfig)
+    install_mesh(kubectl)
+    try:
+        yield KubeMesh(kubectl=kubectl)
+    finally:
+        uninstall_mesh(kubectl)
 
 
 @pytest.fixture

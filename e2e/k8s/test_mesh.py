@@ -14,20 +14,12 @@ and on kind (``make kind-e2e``): it takes only a kubeconfig.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from e2e.compose_build import DEFAULT_TAG, build_image
 from e2e.demo_steps import ROUTE_CONFIG_NAME, run_demo_steps
-from e2e.k8s.kube_install import install_mesh, uninstall_mesh
 from e2e.k8s.kube_mesh import APP_NAMESPACE, CONTROL_NAMESPACE, KubeMesh
 from e2e.k8s.kube_support import eventually
-from e2e.k8s.kubectl import Kubectl
-from e2e.k8s.local_cluster import LocalCluster, localhost_image
 from e2e.mesh_config import DEMO_ROUTE_FILES
 from e2e.pod_mesh import REVIEWS_URL
 from e2e.telemetry import RequestKey, istio_request_counts
@@ -46,20 +38,6 @@ spec:
     mirror: {host: reviews, subset: v2}
     mirrorPercent: 5
 """
-
-
-@pytest.fixture(scope="module")
-def kube_mesh(local_kubernetes: LocalCluster) -> Iterator[KubeMesh]:
-    """meshplane and the demo's workloads installed on the cluster; removed after the module."""
-    if not os.environ.get("MESHPLANE_IMAGE_LOADED"):  # kind: e2e/k8s/kind-e2e.sh built and loaded it already
-        build_image()
-        localhost_image(DEFAULT_TAG)
-    kubectl = Kubectl(kubeconfig=local_kubernetes.kubeconfig)
-    install_mesh(kubectl)
-    try:
-        yield KubeMesh(kubectl=kubectl)
-    finally:
-        uninstall_mesh(kubectl)
 
 
 async def test_demo_steps_on_kubernetes(kube_mesh: KubeMesh) -> None:

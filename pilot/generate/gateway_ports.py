@@ -4,6 +4,7 @@ gateway listener and route builders so that every name a listener references is 
 from __future__ import annotations
 
 from meshplane import names
+from pilot.model.gateway_target_ports import gateway_target_ports
 from pilot.model.gateways import MergedPort, SelectedServer, merge_gateway_servers, selected_gateways
 from pilot.model.types import MeshSnapshot, Proxy
 
@@ -20,8 +21,9 @@ WILDCARD_ADDRESS = "0.0.0.0"
 
 
 def gateway_ports(proxy: Proxy, snapshot: MeshSnapshot) -> tuple[MergedPort, ...]:
-    """The servers of every Gateway selecting the proxy, merged per (bind, port)."""
-    return merge_gateway_servers(selected_gateways(proxy, snapshot))
+    """The servers of every Gateway selecting the proxy, merged per (bind, port the listener binds: the targetPort
+    of a Service fronting the gateway, ``gateway_target_ports``)."""
+    return merge_gateway_servers(selected_gateways(proxy, snapshot), gateway_target_ports(proxy, snapshot))
 
 
 def gateway_listener_address(port: MergedPort) -> str:

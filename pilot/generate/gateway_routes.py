@@ -44,12 +44,13 @@ def build_gateway_routes(proxy: Proxy, snapshot: MeshSnapshot) -> list[RouteConf
     tables: list[RouteConfiguration] = []
     for port in gateway_ports(proxy, snapshot):
         if port.kind is GatewayPortKind.HTTP:
-            vhosts = build_gateway_virtual_hosts(port.servers, port.number, proxy, snapshot)
+            # matches and virtual host names use the Gateway's port (80), not the targetPort the listener binds (8080)
+            vhosts = build_gateway_virtual_hosts(port.servers, port.servers[0].server.port.number, proxy, snapshot)
             tables.append(build_route_table(plaintext_route_name(port), vhosts))
         elif port.kind is GatewayPortKind.TLS:
             for server in port.servers:
                 if server.server.port.protocol.is_http or _terminates_http(server):
-                    vhosts = build_gateway_virtual_hosts((server,), port.number, proxy, snapshot)
+                    vhosts = build_gateway_virtual_hosts((server,), server.server.port.number, proxy, snapshot)
                     tables.append(build_route_table(https_route_name(server), vhosts))
     return tables
 

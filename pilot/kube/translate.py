@@ -204,6 +204,7 @@ class Translator:
             endpoints=_endpoints(ports, slices, objects, workloads, notes),
             source=key,
             addresses=kube_service.cluster_ips,
+            selector=kube_service.selector,
         )
         return _TranslatedService(inputs=inputs, service=service, ports=ports, notes=tuple(notes))
 

@@ -120,8 +120,13 @@ def _sni_names(server: GatewayServer) -> frozenset[str]:
     return frozenset() if "*" in hosts else frozenset(hosts)
 
 
-def merge_gateway_servers(gateways: Iterable[Gateway]) -> tuple[MergedPort, ...]:
-    """Istio's ``MergeGateways`` over the Gateways of one proxy (see the module doc), by (bind, port)."""
+def merge_gateway_servers(
+    gateways: Iterable[Gateway], target_ports: Mapping[int, int] | None = None
+) -> tuple[MergedPort, ...]:
+    """Istio's ``MergeGateways`` over the Gateways of one proxy (see the module doc), by (bind, port): the port the
+    listener binds, a server's own number or, in ``target_ports``, the targetPort its Service maps it to
+    (``pilot.model.gateway_target_ports``)."""
+    target_ports = target_ports or {}
     merged: dict[tuple[str, int], list[SelectedServer]] = {}
     kinds: dict[tuple[str, int], GatewayPortKind] = {}
     for gateway in gateways:
@@ -129,7 +134,7 @@ def merge_gateway_servers(gateways: Iterable[Gateway]) -> tuple[MergedPort, ...]
             selected = SelectedServer(
                 gateway=gateway_key(gateway), namespace=gateway.meta.key.namespace, server=server, index=index
             )
-            where = (server.bind, server.port.number)
+            where = (server.bind, target_ports.get(server.port.number, server.port.number))
             kind = _port_kind(server)
             existing = merged.setdefault(where, [])
             conflict = _conflict(existing, kinds.setdefault(where, kind), selected, kind)

@@ -72,6 +72,9 @@ class Service:
     endpoints: Mapping[int, tuple[Endpoint, ...]]  # service port number -> endpoints, sorted by (address, port)
     source: ConfigKey
     addresses: tuple[str, ...] = ()  # the registry's own VIPs for it (a ClusterIP); else one is allocated (vips.py)
+    # A Kubernetes Service's pod selector (None: none, or not a Kubernetes Service): which gateway pods it fronts,
+    # whose listeners bind its ports' targetPorts (``pilot.model.gateway_target_ports``)
+    selector: Labels | None = None
 
     def port(self, number: int) -> ServicePort | None:
         for p in self.ports:
