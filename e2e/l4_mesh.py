@@ -28,7 +28,7 @@ TLS_PORT = 443
 TLS_APP_PORT = 8443  # the app's uid cannot bind 443; the ServiceEntry's targetPort maps it, as a Service would
 TCP_ECHO_PODS = tuple(f"tcp-echo-{version}" for version in TCP_ECHO_WORDS)
 # tcp-echo where the WorkloadEntries of e2e/demo_config/00-tcp-echo-services.yaml put it (host N of the network)
-_HOST_NUMBERS = {**{name: DEMO_POD_HOSTS[name] for name in TCP_ECHO_PODS}, "login": 41, "shop": 42}
+_HOST_NUMBERS = {**{name: DEMO_POD_HOSTS[name] for name in TCP_ECHO_PODS}, "login": 41, "shop": 42, "my-nginx": 43}
 _SETTLE_SECONDS = 40.0
 T = TypeVar("T")
 

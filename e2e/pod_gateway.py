@@ -17,17 +17,22 @@ from pathlib import Path
 from typing import TypeVar
 
 from agent.netns import in_netns_command
+from agent.pod_dns import resolv_conf, write_pod_resolv_conf
 from agent.pod_network import PodAddress
 from agent.relay import Relay
 from e2e.pod_mesh import PodMesh
-from e2e.pods import pod_python, pod_requests
+from e2e.pods import pod_get, pod_python, pod_requests
 from envoy_bootstrap.processes import start_logged_process, stop_process
+from meshplane.names import ADMIN_PORT
 
 __all__ = [
     "DOCS_DIR",
+    "EGRESS_LABELS",
     "INGRESS_LABELS",
     "docs_config",
     "gateway_get",
+    "gateway_service_yaml",
+    "gateway_stat",
     "https_get",
     "run_gateway",
     "wait_for",
@@ -36,7 +41,9 @@ __all__ = [
 T = TypeVar("T")
 DOCS_DIR = Path(__file__).with_name("istio_docs")
 INGRESS_LABELS = {"istio": "ingressgateway"}
+EGRESS_LABELS = {"istio": "egressgateway"}
 GATEWAY_NAMESPACE = "istio-system"
+DOMAIN_SUFFIX = "cluster.local"
 _SETTLE_SECONDS = 30.0
 _APP_REPLACEMENTS = (("host: httpbin\n", "host: reviews\n"), ("number: 8000\n", "number: 9080\n"))
 
@@ -58,10 +65,14 @@ async def run_gateway(
     workload: str = "istio-ingressgateway",
 ) -> AsyncIterator[PodAddress]:
     """A gateway namespace (address ``mesh.addresses[name]``) running ``envoy-bootstrap run gateway`` for workload
-    ``workload`` in ``istio-system``, with ``labels`` (its node metadata ``LABELS``: no WorkloadEntry), fed by the
-    mesh's Pilot (and Mixer, when the mesh has one) through a relay on the namespace's 127.0.0.1, as a pod's
-    sidecar reaches the control plane (``agent.relay``)."""
+    ``workload`` in ``istio-system``, with ``labels`` (its node metadata ``LABELS``; a WorkloadEntry only when the
+    gateway is also a service's workload, ``gateway_service_yaml``), fed by the mesh's Pilot (and Mixer, when the
+    mesh has one) through a relay on the namespace's 127.0.0.1, as a pod's sidecar reaches the control plane
+    (``agent.relay``). Its resolv.conf names the mesh's upstream DNS, as a gateway pod has the cluster DNS."""
     address = await mesh.run_plain(name)
+    if "dns" in mesh.addresses:  # the cluster DNS a gateway pod has: names outside the mesh for DNS clusters
+        dns = resolv_conf(GATEWAY_NAMESPACE, DOMAIN_SUFFIX, [mesh.addresses["dns"]], loopback_fallback=False)
+        write_pod_resolv_conf(address.netns, dns)
     upstreams = [mesh.pilot.xds_address, *((mesh.mixer.grpc_address,) if mesh.mixer is not None else ())]
     relay = Relay(address.netns, [_relayed(upstream) for upstream in upstreams])
     await relay.start()
@@ -80,6 +91,49 @@ async def run_gateway(
     finally:
         await stop_process(process, name=name, timeout=5)
         await relay.close()
+
+
+def gateway_service_yaml(
+    mesh: PodMesh,
+    name: str = "egressgateway",
+    labels: Mapping[str, str] = EGRESS_LABELS,
+    *,
+    workload: str = "istio-egressgateway",
+    ports: Mapping[str, int] | None = None,
+) -> str:
+    """The gateway ``name`` as the workload of a service in the registry, as Istio's ``istio-egressgateway``
+    Service and its pods: ServiceEntry ``<workload>.istio-system.svc.cluster.local`` (MESH_INTERNAL, STATIC,
+    ``workloadSelector`` ``labels``) with ``ports`` (name -> number, HTTP ``http`` 80 and HTTPS ``https`` 443 by
+    default, the ports of the Service) and a WorkloadEntry at the gateway's address with ``labels``."""
+    ports = ports if ports is not None else {"http": 80, "https": 443}
+    protocols = {"http": "HTTP", "https": "HTTPS", "tls": "TLS", "tcp": "TCP"}
+    port_lines = "".join(
+        f"  - {{number: {number}, name: {port}, protocol: {protocols.get(port.split('-')[0], 'TCP')}}}\n"
+        for port, number in ports.items()
+    )
+    selector = ", ".join(f"{key}: {value}" for key, value in labels.items())
+    label_lines = "".join(f"    {key}: {value}\n" for key, value in labels.items())
+    return (
+        "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+        f"metadata:\n  name: {workload}\n  namespace: {GATEWAY_NAMESPACE}\n"
+        f"spec:\n  hosts: [{workload}.{GATEWAY_NAMESPACE}.svc.{DOMAIN_SUFFIX}]\n  location: MESH_INTERNAL\n"
+        f"  ports:\n{port_lines}  resolution: STATIC\n  workloadSelector:\n    labels: {{{selector}}}\n"
+        "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n"
+        f"metadata:\n  name: {workload}\n  namespace: {GATEWAY_NAMESPACE}\n"
+        f"spec:\n  serviceAccount: {workload}-service-account\n  address: {mesh.addresses[name]}\n"
+        f"  labels:\n{label_lines}"
+    )
+
+
+def gateway_stat(mesh: PodMesh, name: str, stat: str) -> int:
+    """A counter of the gateway ``name``'s Envoy (its admin on the namespace's 127.0.0.1), 0 when absent."""
+    [(status, text)] = pod_get(mesh.pod(name), f"http://127.0.0.1:{ADMIN_PORT}/stats")
+    assert status == 200, (status, text)
+    for line in text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == stat:
+            return int(value)
+    return 0
 
 
 def _relayed(address: str) -> tuple[tuple[str, int], tuple[str, int]]:
