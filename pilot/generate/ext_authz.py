@@ -48,6 +48,7 @@ from pilot.config.mesh_extension_providers import (
     split_provider_service,
 )
 from pilot.generate.rbac import EXT_AUTHZ_MATCH_PREFIX
+from pilot.generate.service_cluster import lookup_cluster
 from pilot.model.types import MeshSnapshot
 
 __all__ = [
@@ -91,13 +92,7 @@ def header_matchers(headers: tuple[str, ...]) -> ListStringMatcher:
 def provider_cluster(provider: ExtAuthzHttpProvider | ExtAuthzGrpcProvider, snapshot: MeshSnapshot) -> str:
     """The outbound cluster of the provider's service and port; ``LookupError`` (the reason) when there is none."""
     namespace, host = split_provider_service(provider.service)
-    service = snapshot.services.get(host)
-    if service is None or (namespace is not None and service.namespace != namespace):
-        where = f" in namespace {namespace}" if namespace is not None else ""
-        raise LookupError(f"could not find service {host}{where} in the service registry")
-    if service.port(provider.port) is None:
-        raise LookupError(f"service {host} has no port {provider.port}")
-    return names.outbound_cluster_name(provider.port, "", host)
+    return lookup_cluster(snapshot, host, provider.port, namespace=namespace)
 
 
 def _body(body: ExtAuthzRequestBody | None) -> BufferSettings | None:

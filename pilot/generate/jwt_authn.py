@@ -51,6 +51,7 @@ from meshplane import names
 from pilot.config.types import JwtRule
 from pilot.generate._protos import duration, http_filter
 from pilot.generate.rbac import JWT_AUTHN_FILTER, JWT_PAYLOAD_METADATA_KEY
+from pilot.generate.service_cluster import lookup_cluster
 from pilot.model.request_authn import workload_jwt_rules
 from pilot.model.types import MeshSnapshot, Proxy
 
@@ -79,10 +80,10 @@ def jwks_cluster(uri: str, snapshot: MeshSnapshot) -> str | None:
     parts = urlsplit(uri)
     host = parts.hostname or ""
     port = parts.port or _SCHEME_PORTS.get(parts.scheme, 0)
-    service = snapshot.services.get(host)
-    if service is None or service.port(port) is None:
+    try:
+        return lookup_cluster(snapshot, host, port)
+    except LookupError:
         return None
-    return names.outbound_cluster_name(port, "", host)
 
 
 def _set_keys(provider: JwtProvider, rule: JwtRule, proxy: Proxy, snapshot: MeshSnapshot) -> None:

@@ -69,8 +69,7 @@ def _node_labels(metadata: Struct) -> dict[str, str]:
     labels = metadata.fields.get("LABELS")
     if labels is None or not labels.HasField("struct_value"):
         return {}
-    fields = labels.struct_value.fields
-    return {key: value.string_value for key, value in fields.items() if value.HasField("string_value")}
+    return _string_metadata(labels.struct_value)
 
 
 def _node_locality(locality: Locality) -> str:
