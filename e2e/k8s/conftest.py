@@ -11,6 +11,9 @@ cluster's kube-proxy and CNI rules live in the host's iptables while it is up, a
   Either way with meshplane's CRDs applied (``manifests/crds/``: Istio's and Mixer's kinds), as a user's first step.
 - ``kube_mesh``: meshplane (control plane and gateways) and the demo's workloads installed (``e2e.k8s.kube_install``),
   once per session for every scenario that asks for it (test_mesh.py, test_gateway_ingress.py); removed at its end.
+  Those scenarios run last: a live mesh writes status to every namespace's rejected objects, publishes
+  ``istio-ca-root-cert`` into every namespace and validates every VirtualService against every other, which the
+  scenarios that start their own Pilot or check an empty namespace must not see.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if Path(__file__).parent in item.path.parents:
             item.add_marker(pytest.mark.filterwarnings(CLIENT_SOCKET_WARNING))
+    items.sort(key=_needs_installed_mesh)  # stable: the scenarios on the installed mesh last, in their own order
+
+
+def _needs_installed_mesh(item: pytest.Item) -> bool:
+    return "kube_mesh" in getattr(item, "fixturenames", ())
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,8 @@ def samples_applied(local_kubernetes: LocalCluster) -> Iterator[str]:
         assert applied.returncode == 0, applied.stderr
         yield namespace
     finally:
-        _kubectl(local_kubernetes, "delete", "namespace", namespace, "--wait=false")
+        # waited for: a mesh installed after this module must not find the samples' VirtualServices still there
+        _kubectl(local_kubernetes, "delete", "namespace", namespace, "--timeout=90s")
 
 
 def test_every_object_of_the_install_passes_the_servers_validation(
