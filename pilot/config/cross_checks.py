@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
+from pilot.config.destination_rule_merge import merge_destination_rules, merged_groups
 from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX, lookup_host, resolve_host
 from pilot.config.parse import field_origin
@@ -55,9 +56,16 @@ class CrossIndex:
     services: Mapping[str, ServiceEntry]
     rules: Mapping[str, DestinationRule]
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
+    # per rule of ``rules`` (by its key): the rules merged into it, itself first (``destination_rule_merge``)
+    merged_from: Mapping[ConfigKey, tuple[DestinationRule, ...]] = field(default_factory=dict)
 
     def rule_for(self, host: str) -> DestinationRule | None:
         return lookup_host(self.rules, host)
+
+    def rules_for(self, host: str) -> tuple[DestinationRule, ...]:
+        """The rules that make up ``rule_for(host)``, as written."""
+        rule = self.rule_for(host)
+        return () if rule is None else self.merged_from.get(rule.meta.key, (rule,))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,10 +97,11 @@ def build_cross_index(
         host: _merged_entry(entries)
         for host, entries in entries_by_host(r for r in ordered if isinstance(r, ServiceEntry)).items()
     }
-    for resource in ordered:
-        if isinstance(resource, DestinationRule):
-            rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
-    return CrossIndex(services=services, rules=rules, domain_suffix=domain_suffix)
+    written = [r for r in ordered if isinstance(r, DestinationRule)]
+    for rule in merge_destination_rules(written, domain_suffix):
+        rules.setdefault(resolve_host(rule.host, rule.meta.key.namespace, domain_suffix), rule)
+    merged_from = {group[0].meta.key: tuple(group) for group in merged_groups(written, domain_suffix)}
+    return CrossIndex(services=services, rules=rules, domain_suffix=domain_suffix, merged_from=merged_from)
 
 
 def _merged_entry(entries: Sequence[ServiceEntry]) -> ServiceEntry:
@@ -134,7 +143,7 @@ def blame_changes(
         now: DestinationRule | ServiceEntry | None
         was: DestinationRule | ServiceEntry | None
         if problem.kind == "subset":
-            now, was = index.rule_for(problem.host), before.rule_for(problem.host)
+            now, was = _subset_owner(problem, index, before, changed)
             here = (("spec", "subsets"), f"subset {problem.subset!r} is still used by {at}")
             there = (("spec", "host"), f"{problem.host} and its subset {problem.subset!r} are still used by {at}")
         else:
@@ -148,6 +157,22 @@ def blame_changes(
             yield Blame(key=now.meta.key, path=here[0], message=here[1])
         if was is not None and (now is None or now.meta.key != was.meta.key) and changed(was.meta.key):
             yield Blame(key=was.meta.key, path=there[0], message=there[1])
+
+
+def _subset_owner(
+    problem: _Problem, index: CrossIndex, before: CrossIndex, changed: Callable[[ConfigKey], bool]
+) -> tuple[DestinationRule | None, DestinationRule | None]:
+    """The rule to blame for a subset gone (now) and the one the host resolved to before: of merged rules, the one
+    that defined the subset before, if it changed, else the first."""
+    was_rules = before.rules_for(problem.host)
+    owner = next((r for r in was_rules if any(s.name == problem.subset for s in r.subsets)), None)
+    now_rules = index.rules_for(problem.host)
+    now_keys = {r.meta.key for r in now_rules}
+    if owner is not None and owner.meta.key in now_keys and changed(owner.meta.key):
+        return next(r for r in now_rules if r.meta.key == owner.meta.key), owner
+    now = now_rules[0] if now_rules else None
+    was = owner if owner is not None and owner.meta.key not in now_keys else (was_rules[0] if was_rules else None)
+    return now, was
 
 
 def _problems(service: VirtualService, index: CrossIndex, field_lines: Mapping[FieldPath, int]) -> Iterator[_Problem]:

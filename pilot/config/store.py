@@ -28,17 +28,18 @@ keys' content changed. ``accepted`` is a new read-only mapping after every apply
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from pilot.config.cross_checks import Blame, CrossIndex, blame_changes, build_cross_index, check_virtual_service
+from pilot.config.destination_rule_merge import destination_rule_conflicts
 from pilot.config.errors import ConfigError, FieldPath, format_path
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, Rejected, field_origin
-from pilot.config.types import ConfigKey, Resource, VirtualService, key_order, sorted_by_key
+from pilot.config.types import ConfigKey, DestinationRule, Resource, VirtualService, key_order, sorted_by_key
 from pilot.config.virtual_service_conflicts import virtual_service_conflicts
 
 __all__ = [
@@ -47,6 +48,21 @@ __all__ = [
     "Rejection",
     "StoreChange",
 ]
+
+_Conflicting = TypeVar("_Conflicting", VirtualService, DestinationRule)
+
+
+class _Conflict(Protocol[_Conflicting]):
+    """Two resources of one kind that cannot both be in force (``virtual_service_conflicts``,
+    ``destination_rule_conflicts``)."""
+
+    @property
+    def earlier(self) -> _Conflicting: ...
+    @property
+    def later(self) -> _Conflicting: ...
+    def message(self, named: _Conflicting, /) -> str: ...
+    def path_in(self, named: _Conflicting, /) -> FieldPath: ...
+
 
 FILES = "files"  # the name of the directory source (the only source of a store made without ``sources``)
 
@@ -231,8 +247,10 @@ class ConfigStore:
         accepted: dict[ConfigKey, Resource] = {
             key: current[key] if key in current else previous[key] for key in first if key in current or key in previous
         }
+        conflict_args = (accepted, current, previous, first, rejected)
+        self._reject_conflicts(DestinationRule, destination_rule_conflicts, *conflict_args)
         self._check_virtual_services(accepted, current, previous, first, rejected)
-        self._reject_conflicting_virtual_services(accepted, current, previous, first, rejected)
+        self._reject_conflicts(VirtualService, virtual_service_conflicts, *conflict_args)
         rejections = tuple(
             Rejection(
                 key=d.key,
@@ -285,20 +303,23 @@ class ConfigStore:
                     for e in errors
                 )
 
-    def _reject_conflicting_virtual_services(
+    def _reject_conflicts(
         self,
+        kind: type[_Conflicting],
+        conflicts: Callable[[Iterable[_Conflicting], str], Iterator[_Conflict[_Conflicting]]],
         accepted: dict[ConfigKey, Resource],
         current: Mapping[ConfigKey, Resource],
         previous: Mapping[ConfigKey, Resource],
         first: Mapping[ConfigKey, _Document],
         rejected: list[_Document],
     ) -> None:
-        """Reject one VirtualService of each conflicting pair (``virtual_service_conflicts``): the one that changed
-        (the later one if both or neither did), putting back its last good version if it had one that does not
-        conflict. Repeated until no conflict is left: each round removes or reverts one changed resource."""
+        """Reject one resource of ``kind`` of each conflicting pair (``conflicts``: VirtualServices for one host,
+        DestinationRules that merge): the one that changed (the later one if both or neither did), putting back its
+        last good version if it had one. Repeated until no conflict is left: each round removes or reverts one
+        changed resource."""
         while True:
-            services = [r for r in accepted.values() if isinstance(r, VirtualService)]
-            conflict = next(virtual_service_conflicts(services, self._domain_suffix), None)
+            candidates = [r for r in accepted.values() if isinstance(r, kind)]
+            conflict = next(conflicts(candidates, self._domain_suffix), None)
             if conflict is None:
                 return
             culprit = conflict.later
@@ -323,7 +344,7 @@ class ConfigStore:
             if document not in rejected:
                 rejected.append(document)
             fallback = previous.get(key)
-            if is_current and isinstance(fallback, VirtualService) and fallback is not culprit:
+            if is_current and isinstance(fallback, kind) and fallback is not culprit:
                 accepted[key] = fallback
             else:
                 del accepted[key]

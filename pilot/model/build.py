@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from meshplane.names import INTERCEPTION_MODE_METADATA, INTERCEPTION_MODES, INTERCEPTION_REDIRECT
+from pilot.config.destination_rule_merge import merge_destination_rules
 from pilot.config.hosts import host_matches, lookup_host, resolve_host
 from pilot.config.types import (
     EMPTY_LABELS,
@@ -272,6 +273,13 @@ def build_snapshot(
     mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
     request_authentications: dict[str, list[RequestAuthentication]] = defaultdict(list)
     gateways = tuple(r for r in ordered.values() if isinstance(r, Gateway))
+    # several rules for one host of a namespace merged into one (``pilot.config.destination_rule_merge``)
+    destination_rules = merge_destination_rules(
+        (r for r in ordered.values() if isinstance(r, DestinationRule)), domain_suffix
+    )
+    for rule in destination_rules:
+        if rule.workload_selector is None:
+            rules.setdefault(resolve_host(rule.host, rule.meta.key.namespace, domain_suffix), rule)
     for resource in ordered.values():
         if isinstance(resource, PeerAuthentication):
             peer_authentications[resource.meta.key.namespace].append(resource)
@@ -281,8 +289,6 @@ def build_snapshot(
             mixer_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, RequestAuthentication):
             request_authentications[resource.meta.key.namespace].append(resource)
-        elif isinstance(resource, DestinationRule) and resource.workload_selector is None:
-            rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
     resolved = _virtual_services(ordered, previous)
     for resource in resolved.values():
         if not resource.gateways or "mesh" in resource.gateways:
@@ -300,7 +306,7 @@ def build_snapshot(
         vips=allocate_vips(registered.services),
         destination_rules=MappingProxyType(rules),
         destination_rule_index=index_destination_rules(
-            (r for r in ordered.values() if isinstance(r, DestinationRule)),
+            destination_rules,
             root_namespace=root_namespace,
             domain_suffix=domain_suffix,
         ),
@@ -323,7 +329,7 @@ def build_snapshot(
         changed_kinds=changed | ({SIDECAR_SCOPE_KIND} if scopes_changed(changed, sidecars, before) else set()),
         source_label_keys=_source_label_keys(virtual.values()),
         locality_needs=locality_needs(
-            (r for r in ordered.values() if isinstance(r, DestinationRule)),
+            destination_rules,
             endpoint_localities=any(
                 e.locality for service in registered.services.values() for es in service.endpoints.values() for e in es
             ),

@@ -9,7 +9,7 @@ namespace), ``.`` (its own namespace), or namespace names. For a proxy in namesp
 2. else at the rules S exports beyond itself, if the most specific match is exported to P;
 3. else at the rules the root namespace exports, likewise.
 
-Within one namespace the first rule in name order wins for a host (Istio merges them; meshplane does not yet).
+Several rules of one namespace for a host come here merged into one (``pilot.config.destination_rule_merge``).
 
 A rule with a ``workloadSelector`` (Istio 1.13+) applies only to the client workloads of its own namespace whose
 labels it selects, and beats that namespace's rule without selector for them; it is never seen from another
