@@ -5,6 +5,9 @@ the operator's CA. The ServiceEntry and DestinationRule are Istio's docs' (``e2e
 ``tls.mode: MUTUAL`` with ``credentialName: client-credential``, the Secret given to Citadel as
 ``--credentials-dir DIR/default/client-credential/{tls.crt,tls.key,ca.crt}`` and served to the sidecar over SDS.
 
+The rule's ``workloadSelector`` selects the client pod: the ``ratings`` client, not selected, gets no TLS
+origination for that host (plain HTTP, refused by the server), as in Istio.
+
 Proven: the mesh starts while the Secret does not exist yet (the sidecars do not wait for it) and the requests
 fail until it is written; then the server sees the client certificate's CN (so the sidecar originated mutual TLS
 with the credential); once the credential is replaced by a certificate of another CA, the server refuses the
@@ -48,10 +51,13 @@ except (OSError, ssl.SSLError) as error:
 
 
 def docs_config() -> str:
-    """The docs' documents, without the DestinationRule's ``workloadSelector`` (not supported by meshplane yet)."""
+    """The docs' documents, the DestinationRule's ``workloadSelector`` selecting the e2e client (``app:
+    productpage``) where the docs' selects their ``sleep`` client."""
     documents: list[dict[str, Any]] = list(yaml.safe_load_all(DOCS.read_text()))
     for document in documents:
-        document["spec"].pop("workloadSelector", None)
+        if "workloadSelector" in document["spec"]:
+            assert document["spec"]["workloadSelector"] == {"matchLabels": {"app": "sleep"}}
+            document["spec"]["workloadSelector"] = {"matchLabels": {"app": "productpage"}}
     return yaml.safe_dump_all(documents, sort_keys=False)
 
 
@@ -86,6 +92,7 @@ async def test_a_sidecar_originates_mutual_tls_with_the_credential_citadel_serve
         citadel=True,
         citadel_arguments=("--credentials-dir", str(credentials)),
         dns_names={NGINX: "external"},
+        clients=("productpage", "ratings"),
     ) as mesh:
         # the mesh got ready with no Secret yet: the sidecars started; the requests fail, never in plaintext
         await mesh.run_plain("external", server_argv, uid=None)
@@ -93,6 +100,9 @@ async def test_a_sidecar_originates_mutual_tls_with_the_credential_citadel_serve
         write_credential(credentials, "default", "client-credential", client.files())
         answered = await until_status(mesh, 200)
         assert [json.loads(body) for _, body in answered] == [{"client": "client.example.com", "path": "/"}] * 3
+        # ratings is not selected by the rule: its sidecar sends plain HTTP, which the TLS server refuses
+        unselected = await mesh.responses(URL, 3, client="ratings")
+        assert all(response.status != 200 for response in unselected), unselected
 
         no_certificate = await asyncio.to_thread(
             pod_python,
