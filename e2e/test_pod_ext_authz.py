@@ -1,17 +1,20 @@
 """External authorization end to end in pods: Istio's task "External Authorization" (``e2e/istio_docs/ext-authz/``:
 the mesh config's extensionProviders and the CUSTOM policy, applied as written there but for our apps' names) on
-the reviews pods. The authorizer is Istio's sample ext-authz semantics in a small stdlib HTTP server in a pod of the
-mesh (``ext-authz``, the ``ratings`` workload behind ServiceEntry ``ext-authz.default.svc.cluster.local``): it allows
-a check carrying ``x-ext-authz: allow`` and denies any other with 403. The reviews sidecars call it through their
-outbound cluster ``outbound|8000||ext-authz.default.svc.cluster.local``.
+the reviews pods. The authorizer is Istio's sample ext-authz (``e2e.ext_authz_sample``: HTTP on 8000, gRPC on 9000)
+in a pod of the mesh (``ext-authz``, the ``ratings`` workload behind ServiceEntry
+``ext-authz.default.svc.cluster.local``): it allows a check carrying ``x-ext-authz: allow`` and denies any other
+with 403. The reviews sidecars call it through their outbound clusters ``outbound|8000||ext-authz...`` (HTTP) and
+``outbound|9000||ext-authz...`` (gRPC, HTTP/2).
 
 What Istio's task shows: ``/headers`` with ``x-ext-authz: deny`` is denied by the authorizer (its body), with
 ``x-ext-authz: allow`` answered by the app; ``/ip`` is not sent to the authorizer (the policy's rules name
-``/headers`` only) and is answered whatever the header. The gRPC provider of the task is not exercised here."""
+``/headers`` only) and is answered whatever the header. Both providers of the task: the policy as the docs write it
+(``sample-ext-authz-grpc``), then with ``sample-ext-authz-http`` as the task's comment suggests."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,8 +23,9 @@ import pytest
 import pytest_asyncio
 
 from e2e.conftest import POD_WORLD_LOOP
+from e2e.ext_authz_sample import SERVED_BY_HEADER
 from e2e.pod_mesh import NAMESPACE, PodMesh, pod_mesh
-from e2e.pods import PYTHON, why_pods_cannot_run
+from e2e.pods import why_pods_cannot_run
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 
 pytestmark = [pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run())), POD_WORLD_LOOP]
@@ -45,27 +49,6 @@ spec:
   workloadSelector:
     labels: {{app: ratings}}
 """
-# Istio's samples/extauthz HTTP server semantics (stdlib only: it runs as the app's uid).
-EXT_AUTHZ_SERVER = """
-import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class Handler(BaseHTTPRequestHandler):
-    def check(self):
-        if self.headers.get("x-ext-authz") == "allow":
-            self.send_response(200)
-            self.send_header("x-ext-authz-check-result", "allowed")
-            self.send_header("content-length", "0")
-            self.end_headers()
-            return
-        body = b"denied by ext_authz for not found header `x-ext-authz: allow` in the request"
-        self.send_response(403)
-        self.send_header("x-ext-authz-check-result", "denied")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = check
-ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Handler).serve_forever()
-"""
 
 
 def _mesh_config() -> str:
@@ -77,7 +60,7 @@ async def ext_authz_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     async with pod_mesh(
         tmp_path_factory.mktemp("pod-ext-authz"), EXT_AUTHZ_SERVICE, mesh_config=_mesh_config()
     ) as mesh:
-        server = [PYTHON, "-c", EXT_AUTHZ_SERVER, "8000"]
+        server = [sys.executable, "-m", "e2e.ext_authz_sample", "8000", "9000"]
         await mesh.run_pod("ratings", server, service_account="ext-authz", labels="app=ratings")
         yield mesh
 
@@ -93,9 +76,12 @@ async def _until(mesh: PodMesh, decision: str, status: int, seconds: float = DRA
         await asyncio.sleep(0.1)
 
 
-async def test_http_provider_denies_without_allow_header_and_only_for_headers(ext_authz_world: PodMesh) -> None:
+@pytest.mark.parametrize("provider", ["sample-ext-authz-grpc", "sample-ext-authz-http"])
+async def test_provider_denies_without_allow_header_and_only_for_headers(
+    ext_authz_world: PodMesh, provider: str
+) -> None:
     mesh = ext_authz_world
-    policy = (TASK / "ext-authz.yaml").read_text().replace("name: sample-ext-authz-grpc", "name: sample-ext-authz-http")
+    policy = (TASK / "ext-authz.yaml").read_text().replace("name: sample-ext-authz-grpc", f"name: {provider}")
     await mesh.config.apply("task-ext-authz", policy)
     configz = await mesh.config.wait_synced()
     assert not configz.get("rejected"), configz["rejected"]
@@ -107,6 +93,7 @@ async def test_http_provider_denies_without_allow_header_and_only_for_headers(ex
 
     assert [r.status for r in denied + without] == [403] * 4, denied + without
     assert denied[0].text.strip() == "denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+    assert [r.headers.get(SERVED_BY_HEADER) for r in denied] == [provider.rsplit("-", 1)[1]] * 2
     assert [r.status for r in allowed] == [200] * 4, allowed
     assert await _statuses(mesh, IP_URL, "deny") == [200] * 4  # not a /headers request: no check
 
