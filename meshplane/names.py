@@ -9,6 +9,7 @@ __all__ = [
     "CORS_FILTER",
     "DNS_CAPTURE_PORT",
     "EXT_AUTHZ_FILTER",
+    "EXT_AUTHZ_NETWORK_FILTER",
     "FAULT_FILTER",
     "HTTP_GRPC_ACCESS_LOGGER",
     "INBOUND_CAPTURE_PORT",
@@ -51,6 +52,7 @@ ROUTER_FILTER = "envoy.filters.http.router"
 RBAC_FILTER = "envoy.filters.http.rbac"  # Istio's wellknown.HTTPRoleBasedAccessControl
 RBAC_NETWORK_FILTER = "envoy.filters.network.rbac"  # Istio's wellknown.RoleBasedAccessControl
 EXT_AUTHZ_FILTER = "envoy.filters.http.ext_authz"  # Istio's wellknown.HTTPExternalAuthorization
+EXT_AUTHZ_NETWORK_FILTER = "envoy.filters.network.ext_authz"  # Istio's wellknown.ExternalAuthorization
 HTTP_GRPC_ACCESS_LOGGER = "envoy.access_loggers.http_grpc"
 
 

@@ -16,6 +16,7 @@ from envoy.config.core.v3.base_pb2 import HeaderValue
 from envoy.config.core.v3.config_source_pb2 import ApiVersion
 from envoy.config.core.v3.grpc_service_pb2 import GrpcService
 from envoy.config.core.v3.http_uri_pb2 import HttpUri
+from envoy.config.rbac.v3.rbac_pb2 import Permission
 from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import (
     AuthorizationRequest,
     AuthorizationResponse,
@@ -24,6 +25,8 @@ from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import (
     HttpService,
 )
 from envoy.extensions.filters.http.rbac.v3.rbac_pb2 import RBAC as HttpRBAC
+from envoy.extensions.filters.network.ext_authz.v3.ext_authz_pb2 import ExtAuthz as NetworkExtAuthz
+from envoy.extensions.filters.network.rbac.v3.rbac_pb2 import RBAC as NetworkRBAC
 from envoy.type.matcher.v3.string_pb2 import ListStringMatcher, StringMatcher
 from envoy.type.v3.http_status_pb2 import HttpStatus, StatusCode
 
@@ -362,3 +365,85 @@ def test_envoy_accepts_a_sidecar_calling_a_provider(tmp_path: Path, make_meta: M
         *endpoints.build_proxy_load_assignments(proxy, snapshot),
     ]
     envoy_validate(tmp_path, built_clusters, built_listeners, tables, assignments, bootstrap=bootstrap)
+
+
+# ------------------------------------------------------------------------------------------------ on TCP ports
+
+PORT_RULE = AuthorizationRule(operations=(AuthorizationOperation(ports=(15432,)),))
+
+
+def tcp_mesh(make_meta: MakeMeta, provider: str) -> MeshSnapshot:
+    """The mesh above, workload ``app`` also serving db (TCP 5432 -> 15432), a CUSTOM policy on that port."""
+    policy = AuthorizationPolicy(
+        meta=make_meta("AuthorizationPolicy", "tcp-ext-authz"),
+        selector=MappingProxyType({"app": "app"}),
+        action="CUSTOM",
+        provider=provider,
+        rules=(PORT_RULE,),
+    )
+    return mesh(make_meta, inbound_service(make_meta, "db", 5432, Protocol.TCP, 15432, app="app"), policy)
+
+
+def tcp_filters(proxy: Proxy, snapshot: MeshSnapshot) -> list[tuple[str, Any]]:
+    """(name, unpacked config) of the db port's network filters before tcp_proxy."""
+    [chain] = listeners_by_port(proxy, snapshot)["inbound:5432"].filter_chains
+    types: dict[str, type[Any]] = {
+        names.RBAC_NETWORK_FILTER: NetworkRBAC,
+        names.EXT_AUTHZ_NETWORK_FILTER: NetworkExtAuthz,
+    }
+    return [(f.name, unpack(types[f.name](), f.typed_config)) for f in chain.filters[:-1]]
+
+
+def test_grpc_provider_checks_tcp_connections(make_meta: MakeMeta) -> None:
+    """Istio's TCP CUSTOM: a shadow network RBAC of the rules, then the network ext_authz gated on its result."""
+    snapshot = tcp_mesh(make_meta, "grpc")
+    [(shadow_name, shadow), (ext_name, ext)] = tcp_filters(sidecar(snapshot, "app", ADDRESS), snapshot)
+    assert (shadow_name, ext_name) == (names.RBAC_NETWORK_FILTER, names.EXT_AUTHZ_NETWORK_FILTER)
+    assert list(shadow.shadow_rules.policies) == ["istio-ext-authz-ns[default]-policy[tcp-ext-authz]-rule[0]"]
+    assert shadow.shadow_rules.action == shadow.shadow_rules.DENY
+    assert not shadow.HasField("rules")
+    assert (shadow.stat_prefix, shadow.shadow_rules_stat_prefix) == ("tcp.", "istio_ext_authz_")
+    [permission] = shadow.shadow_rules.policies["istio-ext-authz-ns[default]-policy[tcp-ext-authz]-rule[0]"].permissions
+    # the policy's workload port 15432 is the service port 5432 on this chain
+    [port] = permission.and_rules.rules[0].or_rules.rules
+    assert port == Permission(destination_port=5432)
+    assert ext == NetworkExtAuthz(
+        stat_prefix="tcp.",
+        grpc_service=GrpcService(
+            envoy_grpc=GrpcService.EnvoyGrpc(cluster_name=GRPC_CLUSTER, authority=GRPC_CLUSTER.replace("|", "_.")),
+            timeout=timedelta(minutes=10),
+        ),
+        failure_mode_allow=False,
+        transport_api_version=ApiVersion.V3,
+        filter_enabled_metadata=custom_rules_matched(names.RBAC_NETWORK_FILTER),
+    )
+    assert ext.filter_enabled_metadata.filter == "envoy.filters.network.rbac"
+
+
+def test_http_provider_on_tcp_denies_what_it_would_check(make_meta: MakeMeta) -> None:
+    """Istio skips the check (an HTTP authorizer cannot check a connection); meshplane denies, with a warning."""
+    snapshot = tcp_mesh(make_meta, "http")
+    with structlog.testing.capture_logs() as logs:
+        [(name, config)] = tcp_filters(sidecar(snapshot, "app", ADDRESS), snapshot)
+    assert name == names.RBAC_NETWORK_FILTER
+    assert sorted(config.rules.policies) == [BAD.format("tcp-ext-authz")]
+    assert config.rules.action == config.rules.DENY
+    [warning] = [e for e in logs if e.get("reason") == "unusable CUSTOM provider on TCP"]
+    assert "envoyExtAuthzHttp provider: it cannot check TCP traffic" in warning["detail"]
+
+
+def test_envoy_accepts_a_tcp_port_calling_a_grpc_provider(tmp_path: Path, make_meta: MakeMeta) -> None:
+    snapshot = tcp_mesh(make_meta, "grpc")
+    proxy = sidecar(snapshot, "app", ADDRESS)
+    built_listeners = listeners.build_listeners(proxy, snapshot)
+    built_clusters = [
+        *(c for s in clusters.cluster_scopes(proxy) for c in clusters.build_scope_clusters(s, snapshot)),
+        *clusters.build_inbound_clusters(proxy, snapshot),
+    ]
+    tables = generated_type(ROUTE_TYPE, proxy, snapshot)
+    assignments = [
+        *(a for s in endpoints.endpoint_scopes(proxy) for a in endpoints.build_scope_load_assignments(s, snapshot)),
+        *endpoints.build_proxy_load_assignments(proxy, snapshot),
+    ]
+    check_resources(clusters=built_clusters, listeners=built_listeners, routes=tables)
+    envoy_validate(tmp_path, built_clusters, built_listeners, tables, assignments)

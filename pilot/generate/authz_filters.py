@@ -29,9 +29,11 @@ fails closed instead: an RBAC DENY of what the CUSTOM rules would have sent to t
 fail open. Logged once per proxy.
 
 TCP ports: network RBAC filters (AUDIT, DENY, ALLOW; stat prefix ``tcp.``) before tcp_proxy, with Istio's TCP rules
-for HTTP-only fields (``rbac.py``). Istio also runs a network ext_authz for CUSTOM gRPC providers; meshplane does
-not (Mixer only answers HTTP checks), so CUSTOM rules and Mixer policies on a TCP port fail closed as above, with a
-warning once per proxy.
+for HTTP-only fields (``rbac.py``). CUSTOM policies naming a MeshConfig gRPC provider get, as in Istio, a shadow
+network RBAC of their rules and Envoy's network ext_authz calling the provider when one matched; an HTTP provider
+cannot check a connection (Istio skips the check; meshplane denies what it would check). Mixer answers HTTP checks
+only, so CUSTOM rules naming ``mixer`` and Mixer policies on a TCP port fail closed as above. Each with a warning
+once per proxy.
 """
 
 from __future__ import annotations
@@ -54,7 +56,12 @@ from meshplane import names
 from meshplane.mixer_names import MIXER_CLUSTER
 from pilot.generate._protos import http_filter, network_filter
 from pilot.generate.access_logs import has_mixer
-from pilot.generate.ext_authz import EXT_AUTHZ_SHADOW_PREFIX, custom_rules_matched, provider_ext_authz
+from pilot.generate.ext_authz import (
+    EXT_AUTHZ_SHADOW_PREFIX,
+    custom_rules_matched,
+    provider_ext_authz,
+    provider_network_ext_authz,
+)
 from pilot.generate.rbac import build_rbac
 from pilot.model.policies import MIXER_PROVIDER, WorkloadPolicies, workload_policies
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
@@ -256,17 +263,55 @@ def build_network_authz_filters(
         return []
     if ports is None:
         ports = policy_ports(instance) if instance is not None else {}
+    filters: list[Filter] = []
+    if _uses_extension_provider(policies):
+        filters.extend(_network_provider_filters(proxy, policies, snapshot, ports))
+        policies = replace(policies, custom=())  # checked by the provider (or denied) above
     configs: list[RBAC] = []
     if policies.checks_with_mixer and not policies.mixer_fail_open:
         _warn_once(
             proxy,
             "Mixer policies on a TCP port",
             port=instance.port.number if instance is not None else "passthrough",
-            detail="meshplane has no TCP ext_authz: what CUSTOM rules or Mixer policies would check is denied",
+            detail="Mixer answers HTTP checks only: what CUSTOM rules or Mixer policies would check is denied",
         )
         configs.append(_bad_custom(policies, for_tcp=True, ports=ports))
     configs.extend(_rbac_configs(policies, for_tcp=True, ports=ports))
-    return [
+    filters.extend(
         network_filter(names.RBAC_NETWORK_FILTER, NetworkRBAC(rules=rules, stat_prefix=RBAC_TCP_STAT_PREFIX))
         for rules in configs
+    )
+    return filters
+
+
+def _network_provider_filters(
+    proxy: Proxy, policies: WorkloadPolicies, snapshot: MeshSnapshot, ports: dict[int, int]
+) -> list[Filter]:
+    """CUSTOM policies naming a MeshConfig gRPC provider on a TCP port: the shadow network RBAC of their rules and
+    the network ext_authz calling the provider (Istio); when it cannot be called (an HTTP provider, several
+    providers, unknown provider or service), the CUSTOM rules deny instead."""
+    custom = replace(policies, mixer=())
+    providers = sorted({p.provider or "" for p in custom.custom})
+    try:
+        if len(providers) > 1:
+            raise LookupError(f"only 1 provider can be used per workload, found multiple providers: {providers}")
+        ext_authz = provider_network_ext_authz(providers[0], snapshot)
+    except LookupError as exc:
+        _warn_once(
+            proxy,
+            "unusable CUSTOM provider on TCP",
+            providers=providers,
+            detail=f"{exc}: the CUSTOM rules deny instead",
+        )
+        denied = _bad_custom(custom, for_tcp=True, ports=ports)
+        return [network_filter(names.RBAC_NETWORK_FILTER, NetworkRBAC(rules=denied, stat_prefix=RBAC_TCP_STAT_PREFIX))]
+    shadow = build_rbac(custom.custom, action="DENY", for_tcp=True, ports=ports, custom=True)
+    return [
+        network_filter(
+            names.RBAC_NETWORK_FILTER,
+            NetworkRBAC(
+                shadow_rules=shadow, stat_prefix=RBAC_TCP_STAT_PREFIX, shadow_rules_stat_prefix=EXT_AUTHZ_SHADOW_PREFIX
+            ),
+        ),
+        network_filter(names.EXT_AUTHZ_NETWORK_FILTER, ext_authz),
     ]

@@ -19,6 +19,11 @@ CUSTOM rules match).
   (``allowed_upstream_headers``, ``allowed_client_headers``, ``allowed_client_headers_on_success``) and the
   filter's ``allowed_headers`` from ``includeRequestHeadersInCheck``. Header patterns: ``*x`` is a suffix match,
   ``x*`` a prefix match, anything else exact; all ignore case.
+
+On TCP ports (``provider_network_ext_authz``), as Istio: a gRPC provider gets Envoy's network ext_authz (stat prefix
+``tcp.``, the same ``grpc_service``, ``failure_mode_allow``, V3, ``filter_enabled_metadata`` on the *network* RBAC
+filter's shadow result); an HTTP provider cannot check a TCP connection. Istio then skips the check; meshplane
+reports it (``LookupError``) and the caller fails closed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from envoy.extensions.filters.http.ext_authz.v3.ext_authz_pb2 import (
     ExtAuthz,
     HttpService,
 )
+from envoy.extensions.filters.network.ext_authz.v3.ext_authz_pb2 import ExtAuthz as NetworkExtAuthz
 from envoy.type.matcher.v3.metadata_pb2 import MetadataMatcher
 from envoy.type.matcher.v3.string_pb2 import ListStringMatcher, StringMatcher
 from envoy.type.v3.http_status_pb2 import HttpStatus
@@ -60,17 +66,21 @@ __all__ = [
     "header_matchers",
     "provider_cluster",
     "provider_ext_authz",
+    "provider_network_ext_authz",
 ]
 
 EXT_AUTHZ_SHADOW_PREFIX = "istio_ext_authz_"  # Istio's RBACExtAuthzShadowRulesStatPrefix (stats and metadata key)
 SHADOW_EFFECTIVE_POLICY_ID = "shadow_effective_policy_id"  # Envoy's RBAC dynamic metadata key (after the prefix)
 
 
-def custom_rules_matched() -> MetadataMatcher:
-    """``filter_enabled_metadata``: the CUSTOM rules' shadow RBAC matched (its policy id starts with
-    ``istio-ext-authz``)."""
+TCP_STAT_PREFIX = "tcp."  # Istio's network ext_authz stat prefix
+
+
+def custom_rules_matched(rbac_filter: str = names.RBAC_FILTER) -> MetadataMatcher:
+    """``filter_enabled_metadata``: the CUSTOM rules' shadow RBAC (``rbac_filter``: the HTTP one, or the network
+    one on TCP ports) matched (its policy id starts with ``istio-ext-authz``)."""
     return MetadataMatcher(
-        filter=names.RBAC_FILTER,
+        filter=rbac_filter,
         path=[MetadataMatcher.PathSegment(key=EXT_AUTHZ_SHADOW_PREFIX + SHADOW_EFFECTIVE_POLICY_ID)],
         value={"string_match": StringMatcher(prefix=EXT_AUTHZ_MATCH_PREFIX)},
     )
@@ -118,15 +128,27 @@ def _common(provider: ExtAuthzHttpProvider | ExtAuthzGrpcProvider) -> ExtAuthz:
     return config
 
 
+def _grpc_service(provider: ExtAuthzGrpcProvider, cluster: str) -> GrpcService:
+    return GrpcService(
+        envoy_grpc=GrpcService.EnvoyGrpc(cluster_name=cluster, authority=cluster.replace("|", "_.")),
+        timeout=timedelta(seconds=provider.timeout),
+    )
+
+
 def build_grpc_provider_ext_authz(provider: ExtAuthzGrpcProvider, cluster: str) -> ExtAuthz:
     config = _common(provider)
-    config.grpc_service.CopyFrom(
-        GrpcService(
-            envoy_grpc=GrpcService.EnvoyGrpc(cluster_name=cluster, authority=cluster.replace("|", "_.")),
-            timeout=timedelta(seconds=provider.timeout),
-        )
-    )
+    config.grpc_service.CopyFrom(_grpc_service(provider, cluster))
     return config
+
+
+def build_grpc_provider_network_ext_authz(provider: ExtAuthzGrpcProvider, cluster: str) -> NetworkExtAuthz:
+    return NetworkExtAuthz(
+        stat_prefix=TCP_STAT_PREFIX,
+        grpc_service=_grpc_service(provider, cluster),
+        failure_mode_allow=provider.fail_open,
+        transport_api_version=ApiVersion.V3,
+        filter_enabled_metadata=custom_rules_matched(names.RBAC_NETWORK_FILTER),
+    )
 
 
 def build_http_provider_ext_authz(provider: ExtAuthzHttpProvider, cluster: str) -> ExtAuthz:
@@ -158,17 +180,31 @@ def build_http_provider_ext_authz(provider: ExtAuthzHttpProvider, cluster: str) 
     return config
 
 
-def provider_ext_authz(name: str, snapshot: MeshSnapshot) -> ExtAuthz:
-    """The ext_authz config calling the extension provider ``name``; ``LookupError`` (the reason) when it cannot."""
+def _ext_authz_provider(name: str, snapshot: MeshSnapshot) -> ExtAuthzGrpcProvider | ExtAuthzHttpProvider:
     provider = snapshot.mesh.extension_provider(name)
     if provider is None:
         known = sorted(p.name for p in snapshot.mesh.extension_providers if isinstance(p, _EXT_AUTHZ_TYPES))
         raise LookupError(f"extension provider {name} not found, available providers are {known}")
+    if not isinstance(provider, _EXT_AUTHZ_TYPES):
+        raise LookupError(f"extension provider {name} is a {provider.kind} provider, not an external authorizer")
+    return provider
+
+
+def provider_ext_authz(name: str, snapshot: MeshSnapshot) -> ExtAuthz:
+    """The ext_authz config calling the extension provider ``name``; ``LookupError`` (the reason) when it cannot."""
+    provider = _ext_authz_provider(name, snapshot)
     if isinstance(provider, ExtAuthzGrpcProvider):
         return build_grpc_provider_ext_authz(provider, provider_cluster(provider, snapshot))
+    return build_http_provider_ext_authz(provider, provider_cluster(provider, snapshot))
+
+
+def provider_network_ext_authz(name: str, snapshot: MeshSnapshot) -> NetworkExtAuthz:
+    """The network ext_authz config calling the gRPC extension provider ``name`` for a TCP port; ``LookupError``
+    (the reason) when it cannot (an HTTP provider cannot check a TCP connection)."""
+    provider = _ext_authz_provider(name, snapshot)
     if isinstance(provider, ExtAuthzHttpProvider):
-        return build_http_provider_ext_authz(provider, provider_cluster(provider, snapshot))
-    raise LookupError(f"extension provider {name} is a {provider.kind} provider, not an external authorizer")
+        raise LookupError(f"extension provider {name} is an envoyExtAuthzHttp provider: it cannot check TCP traffic")
+    return build_grpc_provider_network_ext_authz(provider, provider_cluster(provider, snapshot))
 
 
 _EXT_AUTHZ_TYPES = (ExtAuthzGrpcProvider, ExtAuthzHttpProvider)
