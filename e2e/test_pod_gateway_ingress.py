@@ -4,6 +4,8 @@ node type ``router``, labels ``istio=ingressgateway``) in the pod mesh, called b
 
 - "Ingress Gateways": ``httpbin.example.com`` on port 80, ``/status`` and ``/delay`` routed to the app; another
   path, or another Host, is 404 at the gateway;
+- a Gateway whose server conflicts with one in force (a TCP server on the HTTP port 80) is rejected naming the
+  other, and the gateway goes on routing HTTP as before;
 - ``httpsRedirect``: the plaintext server answers 301 to ``https://``;
 - "Securing Gateways with HTTPS" (file-mounted certificates): SIMPLE on 443 with the server certificate the test
   generates (the client verifies it for ``httpbin.example.com``), then MUTUAL: a client without a certificate is
@@ -45,6 +47,29 @@ spec:
 """
 
 
+# earlier than httpbin-gateway by name: rejected because it is the change, and a TCP proxy to reviews if it were not
+CONFLICTING_GATEWAY = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: a-tcp-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a-tcp}
+spec:
+  hosts: ["*"]
+  gateways: [a-tcp-gateway]
+  tcp:
+  - route:
+    - destination: {host: reviews, port: {number: 9080}}
+"""
+
+
 def _status(mesh: PodMesh, path: str, host: str = HOST) -> int:
     return gateway_get(mesh, f"http://{mesh.addresses['ingressgateway']}{path}", host)[0]
 
@@ -58,6 +83,21 @@ async def test_ingress_routes_outside_requests_by_host_and_path(tmp_path: Path) 
         assert _status(mesh, "/delay/10") == 200
         assert _status(mesh, "/headers") == 404  # no route for the path on the gateway
         assert _status(mesh, "/status/200", host="other.example.com") == 404  # no virtual host for the Host
+
+
+async def test_a_conflicting_gateway_is_rejected_and_the_one_in_force_keeps_routing(tmp_path: Path) -> None:
+    async with pod_mesh(tmp_path, docs_config("ingress-control")) as mesh, run_gateway(mesh):
+        await wait_for(lambda: _status(mesh, "/status/200"), lambda s: s == 200, mesh, "gateway routes /status")
+
+        await mesh.config.apply("20-conflict", CONFLICTING_GATEWAY)
+        configz = await mesh.config.wait_synced()
+        [entry] = [r for r in configz["rejected"] if r["kind"] == "Gateway"]
+        assert entry["name"] == "a-tcp-gateway" and entry["in_force"] is None, entry
+        [error] = entry["errors"]
+        assert "conflicts with Gateway default/httpbin-gateway (" in error, error
+        assert "on port 80: a TCP server cannot share a port with an HTTP server" in error, error
+        assert _status(mesh, "/status/418") == 418  # still HTTP routing by Host and path, not a TCP proxy
+        assert _status(mesh, "/headers") == 404
 
 
 async def test_https_redirect_answers_301_to_https(tmp_path: Path) -> None:

@@ -18,6 +18,10 @@ one wins a duplicate). Rules, per resource key (kind/namespace/name):
   failing the checks (perhaps one relying on a change put back) is rejected like an invalid one (its last good
   version stays, if that one passes). A VirtualService still failing (what it needs was deleted: nothing holds a
   deleted resource) is not kept.
+- Conflicts between resources of one kind that are each valid: VirtualServices for one host
+  (``virtual_service_conflicts``) and Gateway servers on one port (``gateway_conflicts``). Of each pair the one that
+  changed (the later by namespace/name when both or neither did) is rejected with an error naming the other and its
+  origin, its last good version kept if it had one; the other stays in force.
 
 The checks see every source's resources together: a VirtualService from one source is checked against the
 DestinationRules and ServiceEntries of all of them.
@@ -28,17 +32,18 @@ keys' content changed. ``accepted`` is a new read-only mapping after every apply
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from pilot.config.cross_checks import Blame, CrossIndex, blame_changes, build_cross_index, check_virtual_service
 from pilot.config.errors import ConfigError, FieldPath, format_path
+from pilot.config.gateway_conflicts import gateway_conflicts
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, Rejected, field_origin
-from pilot.config.types import ConfigKey, Resource, VirtualService, key_order, sorted_by_key
+from pilot.config.types import ConfigKey, Gateway, Resource, VirtualService, key_order, sorted_by_key
 from pilot.config.virtual_service_conflicts import virtual_service_conflicts
 
 __all__ = [
@@ -49,6 +54,20 @@ __all__ = [
 ]
 
 FILES = "files"  # the name of the directory source (the only source of a store made without ``sources``)
+
+_Conflicting = TypeVar("_Conflicting", VirtualService, Gateway)
+
+
+class _Conflict(Protocol, Generic[_Conflicting]):
+    """A pair of resources of one kind that cannot both be in force (``VirtualServiceConflict``,
+    ``GatewayConflict``)."""
+
+    @property
+    def earlier(self) -> _Conflicting: ...
+    @property
+    def later(self) -> _Conflicting: ...
+    def message(self, named: _Conflicting) -> str: ...
+    def path_in(self, named: _Conflicting) -> FieldPath: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -232,7 +251,8 @@ class ConfigStore:
             key: current[key] if key in current else previous[key] for key in first if key in current or key in previous
         }
         self._check_virtual_services(accepted, current, previous, first, rejected)
-        self._reject_conflicting_virtual_services(accepted, current, previous, first, rejected)
+        self._reject_conflicts(accepted, current, previous, first, rejected, self._virtual_service_conflict)
+        self._reject_conflicts(accepted, current, previous, first, rejected, _gateway_conflict)
         rejections = tuple(
             Rejection(
                 key=d.key,
@@ -285,20 +305,25 @@ class ConfigStore:
                     for e in errors
                 )
 
-    def _reject_conflicting_virtual_services(
+    def _virtual_service_conflict(self, accepted: Mapping[ConfigKey, Resource]) -> _Conflict[VirtualService] | None:
+        services = [r for r in accepted.values() if isinstance(r, VirtualService)]
+        return next(virtual_service_conflicts(services, self._domain_suffix), None)
+
+    def _reject_conflicts(
         self,
         accepted: dict[ConfigKey, Resource],
         current: Mapping[ConfigKey, Resource],
         previous: Mapping[ConfigKey, Resource],
         first: Mapping[ConfigKey, _Document],
         rejected: list[_Document],
+        find: Callable[[Mapping[ConfigKey, Resource]], _Conflict[_Conflicting] | None],
     ) -> None:
-        """Reject one VirtualService of each conflicting pair (``virtual_service_conflicts``): the one that changed
-        (the later one if both or neither did), putting back its last good version if it had one that does not
-        conflict. Repeated until no conflict is left: each round removes or reverts one changed resource."""
+        """Reject one resource of each conflicting pair ``find`` reports (``virtual_service_conflicts``,
+        ``gateway_conflicts``): the one that changed (the later one if both or neither did), putting back its last
+        good version if it had one. Repeated until no conflict is left: each round removes or reverts one changed
+        resource."""
         while True:
-            services = [r for r in accepted.values() if isinstance(r, VirtualService)]
-            conflict = next(virtual_service_conflicts(services, self._domain_suffix), None)
+            conflict = find(accepted)
             if conflict is None:
                 return
             culprit = conflict.later
@@ -323,7 +348,7 @@ class ConfigStore:
             if document not in rejected:
                 rejected.append(document)
             fallback = previous.get(key)
-            if is_current and isinstance(fallback, VirtualService) and fallback is not culprit:
+            if is_current and isinstance(fallback, type(culprit)) and fallback is not culprit:
                 accepted[key] = fallback
             else:
                 del accepted[key]
@@ -392,6 +417,10 @@ def _version_to_keep(resource: Resource, last_good: Resource | None, index: Cros
 def _unchanged(resource: Resource, previous: Mapping[ConfigKey, Resource]) -> bool:
     old = previous.get(resource.meta.key)
     return old is not None and old.meta.content_hash == resource.meta.content_hash
+
+
+def _gateway_conflict(accepted: Mapping[ConfigKey, Resource]) -> _Conflict[Gateway] | None:
+    return next(gateway_conflicts(r for r in accepted.values() if isinstance(r, Gateway)), None)
 
 
 def _without_virtual_services(resources: Mapping[ConfigKey, Resource]) -> dict[ConfigKey, Resource]:

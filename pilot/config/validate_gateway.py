@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import cast
 
 from pilot.config.errors import quote
+from pilot.config.gateway_conflicts import server_conflict
 from pilot.config.istio_api import fields_except
 from pilot.config.types import (
     ConfigMeta,
@@ -85,6 +86,7 @@ def validate_gateway(spec: Fields, meta: ConfigMeta) -> Gateway:
     if not spec.is_set("servers"):
         spec.report("servers", "gateway must have at least one server")
     _unique_port_names(spec, servers)
+    _server_conflicts(spec, servers)
     return Gateway(meta=meta, selector=frozen_labels(selector), servers=servers)
 
 
@@ -98,6 +100,17 @@ def _unique_port_names(spec: Fields, servers: tuple[GatewayServer, ...]) -> None
                 f"port names in servers must be unique: duplicate name {name}",
             )
         seen.add(name)
+
+
+def _server_conflicts(spec: Fields, servers: tuple[GatewayServer, ...]) -> None:
+    """Two servers of this Gateway that cannot share their port (``gateway_conflicts``; across Gateways the store
+    checks)."""
+    for index, server in enumerate(servers):
+        for earlier_index, earlier in enumerate(servers[:index]):
+            reason = server_conflict(earlier, server) if server.port.number else None
+            if reason is not None:
+                spec.problems.add(spec.at("servers", index), f"conflicts with servers[{earlier_index}]: {reason}")
+                break
 
 
 def gateway_host_error(host: str) -> str | None:
