@@ -5,7 +5,7 @@ What Istio only warns about and then ignores (certificates given to a PASSTHROUG
 cipher suites, ``httpsRedirect`` on a non-HTTP server, TLS settings on a plaintext port) is an error here: meshplane
 never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, a server's ``name``,
 ``caCrl``, ``credentialNames``, ``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix
-socket, ``AUTO_PASSTHROUGH``) are "not supported by meshplane yet", every one of them at once.
+socket) are "not supported by meshplane yet", every one of them at once.
 """
 
 from __future__ import annotations
@@ -182,8 +182,6 @@ def _tls(server: Fields) -> ServerTLSSettings | None:
     if tls is None:
         return None
     mode = cast("GatewayTlsMode", tls.enum("mode", GATEWAY_TLS_MODES) or "PASSTHROUGH")
-    if mode == "AUTO_PASSTHROUGH":
-        tls.report("mode", "AUTO_PASSTHROUGH is not supported by meshplane yet (it has no multi-network gateways)")
     files = {name: tls.string(name) or "" for name in _CERTIFICATE_FIELDS}
     settings = ServerTLSSettings(
         https_redirect=tls.boolean("httpsRedirect") or False,

@@ -7,6 +7,7 @@ selecting it, bound to the port on the gateway's own address (no capture, no vir
     server's ``https.<port>...`` table; TLS -> the bound VirtualServices' ``tcp`` routes;
   - PASSTHROUGH: one chain per bound ``tls`` route match (its SNI hosts the server admits), tcp_proxy to the
     route's destinations, nothing decrypted;
+  - AUTO_PASSTHROUGH: one chain per SNI-DNAT cluster (``gateway_sni_dnat``), no VirtualService;
 - TCP: the first bound ``tcp`` route applying to the port.
 
 Matches apply per Gateway (``match.gateways``, else the VirtualService's). A chain whose SNI names an earlier
@@ -43,6 +44,7 @@ from pilot.generate.gateway_ports import (
     plaintext_route_name,
 )
 from pilot.generate.gateway_routes import server_virtual_services
+from pilot.generate.gateway_sni_dnat import auto_passthrough_chains
 from pilot.generate.gateway_tls import build_gateway_tls_context
 from pilot.generate.listener_tls import tls_inspector_filter
 from pilot.generate.listeners_l4_routes import l4_routes_filter
@@ -122,6 +124,8 @@ def _server_chains(proxy: Proxy, port: MergedPort, server: SelectedServer, snaps
         return [build_filter_chain([tcp])] if tcp is not None else []
     if tls.mode == "PASSTHROUGH":
         return _passthrough_chains(proxy, server, snapshot)
+    if tls.mode == "AUTO_PASSTHROUGH":
+        return list(auto_passthrough_chains(proxy, server, snapshot))
     http = server.server.port.protocol is Protocol.HTTPS
     context = build_gateway_tls_context(tls, proxy, snapshot.trust_domain, http=http)
     if context is None:
