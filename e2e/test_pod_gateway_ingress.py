@@ -9,7 +9,8 @@ node type ``router``, labels ``istio=ingressgateway``) in the pod mesh, called b
 - ``httpsRedirect``: the plaintext server answers 301 to ``https://``;
 - "Securing Gateways with HTTPS" (file-mounted certificates): SIMPLE on 443 with the server certificate the test
   generates (the client verifies it for ``httpbin.example.com``), then MUTUAL: a client without a certificate is
-  refused, one with a certificate of the CA gets through.
+  refused, one with a certificate of the CA gets through; with ``caCrl`` naming the CA's revocation list, a client
+  whose certificate it lists is refused while another of the CA still gets through.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from e2e.pods import why_pods_cannot_run
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
 HOST = "httpbin.example.com"
+REVOKED = "revoked.example.com"  # a client whose certificate the CA's CRL lists
 
 REDIRECT_GATEWAY = """\
 apiVersion: networking.istio.io/v1
@@ -111,8 +113,13 @@ async def test_https_redirect_answers_301_to_https(tmp_path: Path) -> None:
 
 
 def _write_pki(directory: Path) -> tuple[dict[str, Path], str, tuple[str, str]]:
-    """The server's files (as the docs' paths name them), the CA (PEM) and a client certificate and key."""
-    certificates = make_certificates([HOST, "client.example.com"])
+    """The server's files (as the docs' paths name them), the CA (PEM) and a client certificate and key; beside
+    them ``revoked.crl``, the CA's revocation list naming the certificate of ``REVOKED`` (``revoked.pem`` and
+    ``revoked.key``)."""
+    certificates = make_certificates([HOST, "client.example.com", REVOKED])
+    (directory / "revoked.crl").write_text(certificates.revocation_list(REVOKED))
+    for name, text in zip(("revoked.pem", "revoked.key"), certificates.leaves[REVOKED], strict=True):
+        (directory / name).write_text(text)
     server_cert, server_key = certificates.leaves[HOST]
     files = {
         "/etc/istio/ingressgateway-certs/tls.crt": directory / "tls.crt",
@@ -148,3 +155,11 @@ async def test_https_simple_then_mutual_tls_with_file_certificates(tmp_path: Pat
         await mesh.config.apply("10-rules", gateway_file + "\n---\n" + virtual_service)
         await wait_for(call, lambda r: r[0] == 0, mesh, "MUTUAL refuses a client without a certificate")
         assert call(client)[0] == 418
+
+        crl = str(tmp_path / "revoked.crl")
+        revoked = ((tmp_path / "revoked.pem").read_text(), (tmp_path / "revoked.key").read_text())
+        assert call(revoked)[0] == 418  # a certificate of the CA: in, until the CRL lists it
+        with_crl = gateway_file.replace("caCertificates: ", f"caCrl: {crl}\n      caCertificates: ")
+        await mesh.config.apply("10-rules", with_crl + "\n---\n" + virtual_service)
+        await wait_for(lambda: call(revoked), lambda r: r[0] == 0, mesh, "caCrl refuses the revoked client")
+        assert call(client)[0] == 418  # not revoked: still in

@@ -42,7 +42,10 @@ CASES: list[tuple[str, str, Expected]] = [
     ("versions-crossed", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    minProtocolVersion: TLSV1_3\n    maxProtocolVersion: TLSV1_2\n", [(9, "spec.servers[0].tls.maxProtocolVersion", "below minProtocolVersion")]),
     ("old-version-without-ciphers", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    minProtocolVersion: TLSV1_0\n", [(4, "spec.servers[0].tls.cipherSuites", "TLS version below TLSV1_2 require setting compatible ciphers")]),
     ("credential-and-files", HTTPS + "    mode: SIMPLE\n    credentialName: cert\n    privateKey: /k\n", [(7, "spec.servers[0].tls.privateKey", "certificates come from credentialName")]),
-    ("untranslated-tls-fields", HTTPS + "    mode: SIMPLE\n    credentialName: c\n    caCrl: /crl\n    verifyCertificateSpki: [x]\n", [(7, "spec.servers[0].tls.caCrl", "not supported by meshplane yet"), (8, "spec.servers[0].tls.verifyCertificateSpki", "not supported by meshplane yet")]),
+    ("untranslated-tls-fields", HTTPS + "    mode: SIMPLE\n    credentialName: c\n    tlsCertificates: []\n    verifyCertificateSpki: [x]\n", [(7, "spec.servers[0].tls.tlsCertificates", "not supported by meshplane yet"), (8, "spec.servers[0].tls.verifyCertificateSpki", "not supported by meshplane yet")]),
+    ("crl-with-credential", HTTPS + "    mode: MUTUAL\n    credentialName: c\n    caCrl: /crl\n", [(7, "spec.servers[0].tls.caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")]),
+    ("crl-with-simple", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    caCrl: /crl\n", [(8, "spec.servers[0].tls.caCrl", "CRL is not supported with SIMPLE TLS")]),
+    ("crl-with-passthrough", HTTPS + "    mode: PASSTHROUGH\n    caCrl: /crl\n", [(6, "spec.servers[0].tls.caCrl", "PASSTHROUGH mode does not use certificates")]),
 ]  # fmt: skip
 
 

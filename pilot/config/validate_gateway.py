@@ -3,9 +3,9 @@
 
 What Istio only warns about and then ignores (certificates given to a PASSTHROUGH server, unknown or duplicate
 cipher suites, ``httpsRedirect`` on a non-HTTP server, TLS settings on a plaintext port) is an error here: meshplane
-never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, a server's ``name``,
-``caCrl``, ``credentialNames``, ``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix
-socket) are "not supported by meshplane yet", every one of them at once.
+never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, ``credentialNames``,
+``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix socket) are "not supported by meshplane
+yet", every one of them at once.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ __all__ = [
 ]
 
 GATEWAY_FIELDS = fields_except("Gateway")
-_SERVER_FIELDS = fields_except("Server", "defaultEndpoint", "name")
+_SERVER_FIELDS = fields_except("Server", "defaultEndpoint")
 _PORT_FIELDS = fields_except("Port")
 _TLS_FIELDS = fields_except(
-    "ServerTLSSettings", "caCrl", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"
+    "ServerTLSSettings", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"
 )
 GATEWAY_PROTOCOLS = ("HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS")
 _ISTIO_ONLY_PROTOCOLS = ("GRPC-WEB", "MONGO", "REDIS", "MYSQL")
@@ -145,6 +145,7 @@ def _server(server: Fields) -> GatewayServer:
         hosts=hosts,
         bind=bind,
         tls=tls,
+        name=server.string("name") or "",
     )
 
 
@@ -189,6 +190,7 @@ def _tls(server: Fields) -> ServerTLSSettings | None:
         server_certificate=files["serverCertificate"],
         private_key=files["privateKey"],
         ca_certificates=files["caCertificates"],
+        ca_crl=tls.string("caCrl") or "",
         credential_name=files["credentialName"],
         subject_alt_names=tls.strings("subjectAltNames") or (),
         min_protocol_version=cast("TlsProtocolVersion", tls.enum("minProtocolVersion", _TLS_VERSIONS) or "TLS_AUTO"),
@@ -203,6 +205,7 @@ def _check_tls_options(tls: Fields, settings: ServerTLSSettings) -> None:
     """Istio's ``validateTLSOptions`` (its warnings are errors: see the module doc)."""
     _check_ciphers(tls, settings)
     _check_versions(tls, settings)
+    _check_crl(tls, settings)
     mode = settings.mode
     given = [name for name in _CERTIFICATE_FIELDS if tls.is_set(name)]
     if mode == "ISTIO_MUTUAL":
@@ -215,7 +218,7 @@ def _check_tls_options(tls: Fields, settings: ServerTLSSettings) -> None:
         for name in given:
             tls.report(name, f"ISTIO_MUTUAL TLS cannot have associated {descriptions[name]}")
     elif mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
-        for name in given:
+        for name in given + (["caCrl"] if settings.ca_crl else []):
             tls.report(name, f"{mode} mode does not use certificates: remove {name}")
         if settings.subject_alt_names:
             tls.report("subjectAltNames", f"{mode} mode does not verify clients: remove subjectAltNames")
@@ -238,6 +241,17 @@ def _check_tls_options(tls: Fields, settings: ServerTLSSettings) -> None:
         for name, what in needed:
             if not tls.is_set(name):
                 tls.report(name, f"MUTUAL TLS requires {what}")
+
+
+def _check_crl(tls: Fields, settings: ServerTLSSettings) -> None:
+    """Istio's checks of ``caCrl``: not with ``credentialName`` (the credential carries its CRL), not with SIMPLE
+    (no client certificate to check)."""
+    if not settings.ca_crl:
+        return
+    if settings.credential_name:
+        tls.report("caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")
+    if settings.mode == "SIMPLE":
+        tls.report("caCrl", "CRL is not supported with SIMPLE TLS")
 
 
 def _check_ciphers(tls: Fields, settings: ServerTLSSettings) -> None:
