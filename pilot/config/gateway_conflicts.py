@@ -47,11 +47,12 @@ class GatewayConflict:
     reason: str  # why later's server cannot join earlier's (``message`` words it for the server it names)
 
     def message(self, named: Gateway) -> str:
-        """The error for ``named`` (``earlier`` or ``later``), naming the other Gateway's server."""
-        mine = self.later.servers[self.later_index]
-        other, index = (self.earlier, self.earlier_index) if named is self.later else (self.later, self.later_index)
-        if named is not self.later:
-            mine = self.earlier.servers[self.earlier_index]
+        """The error for ``named`` (``earlier`` or ``later``), naming the other Gateway's server; the reason is
+        worded from ``named``'s server."""
+        if named is self.later:
+            mine, other, index = self.later.servers[self.later_index], self.earlier, self.earlier_index
+        else:
+            mine, other, index = self.earlier.servers[self.earlier_index], self.later, self.later_index
         key = other.meta.key
         server = other.servers[index]
         where = format_path(("spec", "servers", index))
