@@ -173,6 +173,25 @@ class TestCertificates:
 
     ca_pem: str
     leaves: dict[str, tuple[str, str]]
+    ca_key: ec.EllipticCurvePrivateKey | None = None  # what signs a revocation list (``revocation_list``)
+
+    def revocation_list(self, *revoked: str) -> str:
+        """The CA's CRL (PEM) listing the leaf certificates of ``revoked`` hosts."""
+        assert self.ca_key is not None
+        now = datetime.datetime.now(datetime.UTC)
+        ca = x509.load_pem_x509_certificate(self.ca_pem.encode())
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(ca.subject)
+            .last_update(now - datetime.timedelta(minutes=5))
+            .next_update(now + datetime.timedelta(hours=1))
+        )
+        for host in revoked:
+            serial = x509.load_pem_x509_certificate(self.leaves[host][0].encode()).serial_number
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            )
+        return builder.sign(self.ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _pem(certificate: x509.Certificate) -> str:
@@ -215,4 +234,4 @@ def make_certificates(hosts: list[str]) -> TestCertificates:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ).decode()
         leaves[host] = (_pem(_certificate(host, key, (ca_name, ca_key))), key_pem)
-    return TestCertificates(ca_pem=_pem(ca), leaves=leaves)
+    return TestCertificates(ca_pem=_pem(ca), leaves=leaves, ca_key=ca_key)

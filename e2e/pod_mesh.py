@@ -72,6 +72,7 @@ _HOSTS = {
     "stranger": 70,
     "ingressgateway": 80,  # e2e.pod_gateway: gateways, plain namespaces running `envoy-bootstrap run gateway`
     "egressgateway": 81,
+    "eastwestgateway": 83,  # AUTO_PASSTHROUGH (e2e/test_pod_gateway_auto_passthrough.py)
     "external": 82,  # a server outside the mesh a scenario starts itself (``run_plain("external", ...)``)
 }
 MIXER_GRPC_PORT = 9091  # as e2e.harness: Istio Mixer's gRPC port (checks and access logs), its Prometheus port

@@ -3,8 +3,10 @@ image is built offline (``e2e.compose_build``: wheelhouse + ``meshplane-base:boo
 (Compose v1, Debian's 1.29) brings up docker-compose.yml, the test waits until every pod is healthy and
 ``mesh-ready`` got an answer from reviews through productpage's sidecar, runs the demo's steps against the
 containers (``meshplane demo --compose``'s ``run_compose_demo``: measured splits, STRICT mTLS, 403/429, the TCP
-split over real connections from productpage's container to tcp-echo, Mixer's counts on its published port), and
-``down -v`` leaves no container, network or volume of the project.
+split over real connections from productpage's container to tcp-echo, Mixer's counts on its published port), calls
+reviews from the host through the ingress gateway's published port (``istio-ingressgateway``, the Gateway of
+``compose/config/00-ingress-gateway.yaml``, mutual TLS from the gateway to the reviews sidecars), and ``down -v``
+leaves no container, network or volume of the project.
 
 A project name and published ports of the test's own, and a copy of ``compose/config`` as the config directory, so
 a compose demo of the user's is not touched (only its static subnet 10.91.0.0/24 would clash: then the test fails
@@ -17,6 +19,8 @@ import shutil
 import socket
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,6 +47,7 @@ _NO_ENGINE = _why_no_engine()
 pytestmark = pytest.mark.skipif(_NO_ENGINE is not None, reason=str(_NO_ENGINE))
 
 _UP_TIMEOUT_SECONDS = 300
+_GATEWAY_SETTLE_SECONDS = 30.0
 REQUESTS = 60  # per measured split, requests or TCP connections
 
 
@@ -86,16 +91,33 @@ def _up(compose: list[str], environment: dict[str, str], mesh: ComposeMesh) -> f
     return time.monotonic() - started
 
 
+def _through_gateway(port: int) -> tuple[int, str]:
+    """GET / from the host at the gateway's published port, until it answers 200 (the route reached it)."""
+    deadline = time.monotonic() + _GATEWAY_SETTLE_SECONDS
+    last: tuple[int, str] = (0, "no answer")
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            last = (error.code, error.read().decode(errors="replace"))
+        except OSError as error:
+            last = (0, repr(error))
+        time.sleep(0.5)
+    return last
+
+
 async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path: Path) -> None:
     config_dir = tmp_path / "config"
     shutil.copytree(COMPOSE_CONFIG_DIR, config_dir)
-    pilot_port, mixer_port = _free_port(), _free_port()
+    pilot_port, mixer_port, gateway_port = _free_port(), _free_port(), _free_port()
     project = f"mptest{os.getpid()}"
     environment = {
         **os.environ,
         "MESHPLANE_CONFIG_DIR": str(config_dir),
         "MESHPLANE_PILOT_MONITOR_PORT": str(pilot_port),
         "MESHPLANE_MIXER_METRICS_PORT": str(mixer_port),
+        "MESHPLANE_GATEWAY_PORT": str(gateway_port),
         "MESHPLANE_IMAGE": DEFAULT_TAG,
     }
     compose = ["docker-compose", "-f", str(COMPOSE_FILE), "-p", project]
@@ -116,6 +138,7 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
         outside_mesh = mesh.resolved(CLIENT, "pilot.")
         pilot_address = _address(mesh.container("pilot"))
         mesh_name = mesh.resolved(CLIENT, "reviews")
+        gateway_answer = _through_gateway(gateway_port)
         code = await run_compose_demo(mesh, requests=REQUESTS, out=lines.append)
     finally:
         down = subprocess.run(
@@ -125,6 +148,8 @@ async def test_compose_mesh_runs_the_demo_steps_and_down_leaves_nothing(tmp_path
 
     assert outside_mesh == [pilot_address], outside_mesh  # Docker's answer: pilot's address on the network
     assert len(mesh_name) == 1 and mesh_name[0].startswith("240.240."), mesh_name  # a mesh VIP, from Pilot's table
+    status, body = gateway_answer
+    assert status == 200 and '"service": "reviews"' in body, gateway_answer  # host -> gateway -> a reviews sidecar
     output = "\n".join(lines)
     print(output)  # the demo's measured results (shown with -s)
     assert code == 0, output

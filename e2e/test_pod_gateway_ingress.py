@@ -4,10 +4,13 @@ node type ``router``, labels ``istio=ingressgateway``) in the pod mesh, called b
 
 - "Ingress Gateways": ``httpbin.example.com`` on port 80, ``/status`` and ``/delay`` routed to the app; another
   path, or another Host, is 404 at the gateway;
+- a Gateway whose server conflicts with one in force (a TCP server on the HTTP port 80) is rejected naming the
+  other, and the gateway goes on routing HTTP as before;
 - ``httpsRedirect``: the plaintext server answers 301 to ``https://``;
 - "Securing Gateways with HTTPS" (file-mounted certificates): SIMPLE on 443 with the server certificate the test
   generates (the client verifies it for ``httpbin.example.com``), then MUTUAL: a client without a certificate is
-  refused, one with a certificate of the CA gets through.
+  refused, one with a certificate of the CA gets through; with ``caCrl`` naming the CA's revocation list, a client
+  whose certificate it lists is refused while another of the CA still gets through.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from e2e.pods import why_pods_cannot_run
 pytestmark = pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(why_pods_cannot_run()))
 
 HOST = "httpbin.example.com"
+REVOKED = "revoked.example.com"  # a client whose certificate the CA's CRL lists
 
 REDIRECT_GATEWAY = """\
 apiVersion: networking.istio.io/v1
@@ -45,6 +49,29 @@ spec:
 """
 
 
+# earlier than httpbin-gateway by name: rejected because it is the change, and a TCP proxy to reviews if it were not
+CONFLICTING_GATEWAY = """\
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: a-tcp-gateway}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 80, name: tcp, protocol: TCP}
+    hosts: ["*"]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: a-tcp}
+spec:
+  hosts: ["*"]
+  gateways: [a-tcp-gateway]
+  tcp:
+  - route:
+    - destination: {host: reviews, port: {number: 9080}}
+"""
+
+
 def _status(mesh: PodMesh, path: str, host: str = HOST) -> int:
     return gateway_get(mesh, f"http://{mesh.addresses['ingressgateway']}{path}", host)[0]
 
@@ -60,6 +87,21 @@ async def test_ingress_routes_outside_requests_by_host_and_path(tmp_path: Path) 
         assert _status(mesh, "/status/200", host="other.example.com") == 404  # no virtual host for the Host
 
 
+async def test_a_conflicting_gateway_is_rejected_and_the_one_in_force_keeps_routing(tmp_path: Path) -> None:
+    async with pod_mesh(tmp_path, docs_config("ingress-control")) as mesh, run_gateway(mesh):
+        await wait_for(lambda: _status(mesh, "/status/200"), lambda s: s == 200, mesh, "gateway routes /status")
+
+        await mesh.config.apply("20-conflict", CONFLICTING_GATEWAY)
+        configz = await mesh.config.wait_synced()
+        [entry] = [r for r in configz["rejected"] if r["kind"] == "Gateway"]
+        assert entry["name"] == "a-tcp-gateway" and entry["in_force"] is None, entry
+        [error] = entry["errors"]
+        assert "conflicts with Gateway default/httpbin-gateway (" in error, error
+        assert "on port 80: a TCP server cannot share a port with an HTTP server" in error, error
+        assert _status(mesh, "/status/418") == 418  # still HTTP routing by Host and path, not a TCP proxy
+        assert _status(mesh, "/headers") == 404
+
+
 async def test_https_redirect_answers_301_to_https(tmp_path: Path) -> None:
     config = docs_config("ingress-control") + "\n---\n" + REDIRECT_GATEWAY
     async with pod_mesh(tmp_path, config) as mesh, run_gateway(mesh):
@@ -71,8 +113,13 @@ async def test_https_redirect_answers_301_to_https(tmp_path: Path) -> None:
 
 
 def _write_pki(directory: Path) -> tuple[dict[str, Path], str, tuple[str, str]]:
-    """The server's files (as the docs' paths name them), the CA (PEM) and a client certificate and key."""
-    certificates = make_certificates([HOST, "client.example.com"])
+    """The server's files (as the docs' paths name them), the CA (PEM) and a client certificate and key; beside
+    them ``revoked.crl``, the CA's revocation list naming the certificate of ``REVOKED`` (``revoked.pem`` and
+    ``revoked.key``)."""
+    certificates = make_certificates([HOST, "client.example.com", REVOKED])
+    (directory / "revoked.crl").write_text(certificates.revocation_list(REVOKED))
+    for name, text in zip(("revoked.pem", "revoked.key"), certificates.leaves[REVOKED], strict=True):
+        (directory / name).write_text(text)
     server_cert, server_key = certificates.leaves[HOST]
     files = {
         "/etc/istio/ingressgateway-certs/tls.crt": directory / "tls.crt",
@@ -108,3 +155,11 @@ async def test_https_simple_then_mutual_tls_with_file_certificates(tmp_path: Pat
         await mesh.config.apply("10-rules", gateway_file + "\n---\n" + virtual_service)
         await wait_for(call, lambda r: r[0] == 0, mesh, "MUTUAL refuses a client without a certificate")
         assert call(client)[0] == 418
+
+        crl = str(tmp_path / "revoked.crl")
+        revoked = ((tmp_path / "revoked.pem").read_text(), (tmp_path / "revoked.key").read_text())
+        assert call(revoked)[0] == 418  # a certificate of the CA: in, until the CRL lists it
+        with_crl = gateway_file.replace("caCertificates: ", f"caCrl: {crl}\n      caCertificates: ")
+        await mesh.config.apply("10-rules", with_crl + "\n---\n" + virtual_service)
+        await wait_for(lambda: call(revoked), lambda r: r[0] == 0, mesh, "caCrl refuses the revoked client")
+        assert call(client)[0] == 418  # not revoked: still in

@@ -415,7 +415,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "hosts": P(f"{GATEWAY_TEST}::test_virtual_host_has_istio_gateway_domains_and_the_bound_routes"),
         "tls": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
         "defaultEndpoint": R("127.0.0.1:8080"),
-        "name": R("secure"),
+        "name": P(f"{GATEWAY_TEST}::test_server_name_is_the_https_stat_prefix_as_istio_names_it"),
     },
     "Port": {
         "number": P(f"{GATEWAY_TEST}::test_http_server_listens_on_its_port_with_rds_http_port"),
@@ -429,7 +429,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "serverCertificate": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
         "privateKey": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
         "caCertificates": P(f"{GATEWAY_TEST}::test_mutual_tls_server_with_files"),
-        "caCrl": R("/crl.pem"),
+        "caCrl": P(f"{GATEWAY_TEST}::test_ca_crl_is_the_client_validation_crl"),
         "credentialName": P(f"{GATEWAY_TEST}::test_credential_name_references_citadel_sds_secrets"),
         "credentialNames": R(["a"]),
         "tlsCertificates": R([]),

@@ -172,7 +172,8 @@ def dr_tls(**fields: Any) -> TrafficPolicy:
 
 
 def write_test_pki(directory: Path) -> dict[str, Path]:
-    """A root CA and a client certificate signed by it, as PEM files (what MUTUAL's files would be)."""
+    """A root CA and a client certificate signed by it, as PEM files (what MUTUAL's files would be), and the root's
+    CRL revoking that certificate (``crl``)."""
     now = datetime.now(UTC)
     root_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     root_name = x509.Name([x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "meshplane test root")])
@@ -187,7 +188,14 @@ def write_test_pki(directory: Path) -> dict[str, Path]:
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("client.example")]), critical=True)
         .sign(root_key, hashes.SHA256())
     )  # fmt: skip
+    revoked = x509.RevokedCertificateBuilder().serial_number(2).revocation_date(now).build()
+    crl = (
+        x509.CertificateRevocationListBuilder().issuer_name(root_name).last_update(now - timedelta(minutes=1))
+        .next_update(now + timedelta(days=1)).add_revoked_certificate(revoked).sign(root_key, hashes.SHA256())
+    )  # fmt: skip
     files = {"root": directory / "root.pem", "cert": directory / "cert.pem", "key": directory / "key.pem"}
+    files["crl"] = directory / "revoked.crl"  # the root's CRL, revoking the client certificate
+    files["crl"].write_bytes(crl.public_bytes(serialization.Encoding.PEM))
     files["root"].write_bytes(root.public_bytes(serialization.Encoding.PEM))
     files["cert"].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
     files["key"].write_bytes(

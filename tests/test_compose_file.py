@@ -1,6 +1,7 @@
 """docker-compose.yml and compose/config agree with the demo mesh: every WorkloadEntry's address is its app
 container's static address and its sidecar's --ip, every pod is app + init (NET_ADMIN, capture) + sidecar (uid 1337,
-in the app's network namespace, its service account's token), only Pilot's monitor and Mixer's metrics are
+in the app's network namespace, its service account's token), the ingress gateway is a router with its own identity
+that the compose config's Gateway selects, only Pilot's monitor, Mixer's metrics and the gateway's port 80 are
 published (on 127.0.0.1), and the compose registry files are make demo's moved to the compose network."""
 
 from __future__ import annotations
@@ -81,12 +82,32 @@ def test_each_sidecar_runs_as_the_proxy_in_the_apps_namespace_with_its_identity(
     [
         ("pilot", ["127.0.0.1:${MESHPLANE_PILOT_MONITOR_PORT:-15014}:15014"]),
         ("mixer", ["127.0.0.1:${MESHPLANE_MIXER_METRICS_PORT:-42422}:42422"]),
+        ("istio-ingressgateway", ["127.0.0.1:${MESHPLANE_GATEWAY_PORT:-8080}:80"]),
     ],
-    ids=["pilot-monitor", "mixer-metrics"],
+    ids=["pilot-monitor", "mixer-metrics", "gateway-http"],
 )
-def test_only_pilots_monitor_and_mixers_metrics_are_published_on_loopback(service: str, published: list[str]) -> None:
+def test_only_the_monitors_and_the_gateway_are_published_on_loopback(service: str, published: list[str]) -> None:
     assert SERVICES[service]["ports"] == published
-    assert sorted(name for name, definition in SERVICES.items() if "ports" in definition) == ["mixer", "pilot"]
+    published_by = sorted(name for name, definition in SERVICES.items() if "ports" in definition)
+    assert published_by == ["istio-ingressgateway", "mixer", "pilot"]
+
+
+def test_the_ingress_gateway_is_a_router_with_its_identity_selected_by_the_compose_gateway() -> None:
+    gateway = SERVICES["istio-ingressgateway"]
+    command = gateway["command"]
+    assert command[:3] == ["envoy-bootstrap", "run", "gateway"]
+    assert (_flag(command, "--workload"), _flag(command, "--namespace")) == ("istio-ingressgateway", "istio-system")
+    assert _flag(command, "--address") == gateway["networks"]["mesh"]["ipv4_address"] == "10.91.0.80"
+    assert _flag(command, "--label") == "istio=ingressgateway"
+    assert gateway["user"] == "1337:1337" and "cap_add" not in gateway
+    assert "token-istio-ingressgateway:/var/run/secrets/tokens:ro" in gateway["volumes"]
+    minted = SERVICES["citadel-init"]["command"][2]
+    assert "--namespace istio-system --service-account $$account" in minted
+    assert "account=istio-ingressgateway-service-account" in minted
+    [gateway_doc, virtual_service] = yaml.safe_load_all((COMPOSE_CONFIG_DIR / "00-ingress-gateway.yaml").read_text())
+    assert gateway_doc["spec"]["selector"] == {"istio": "ingressgateway"}
+    assert [s["port"]["number"] for s in gateway_doc["spec"]["servers"]] == [80]
+    assert virtual_service["spec"]["gateways"] == [gateway_doc["metadata"]["name"]]
 
 
 def test_the_network_is_the_compose_network_without_masquerade() -> None:
@@ -97,5 +118,6 @@ def test_the_network_is_the_compose_network_without_masquerade() -> None:
 
 def test_mesh_ready_waits_for_every_sidecar() -> None:
     assert SERVICES["mesh-ready"]["depends_on"] == {
-        f"{spec.name}-sidecar": {"condition": "service_healthy"} for spec in COMPOSE_WORKLOADS
+        **{f"{spec.name}-sidecar": {"condition": "service_healthy"} for spec in COMPOSE_WORKLOADS},
+        "istio-ingressgateway": {"condition": "service_healthy"},
     }

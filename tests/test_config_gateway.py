@@ -36,13 +36,16 @@ CASES: list[tuple[str, str, Expected]] = [
     ("mutual-without-ca", HTTPS + "    mode: MUTUAL\n    serverCertificate: /c\n    privateKey: /k\n", [(4, "spec.servers[0].tls.caCertificates", "MUTUAL TLS requires a client CA bundle")]),
     ("istio-mutual-with-files", HTTPS + "    mode: ISTIO_MUTUAL\n    privateKey: /k\n", [(6, "spec.servers[0].tls.privateKey", "ISTIO_MUTUAL TLS cannot have associated private key")]),
     ("passthrough-with-files", HTTPS + "    mode: PASSTHROUGH\n    serverCertificate: /c\n", [(6, "spec.servers[0].tls.serverCertificate", "PASSTHROUGH mode does not use certificates")]),
-    ("auto-passthrough", HTTPS + "    mode: AUTO_PASSTHROUGH\n", [(5, "spec.servers[0].tls.mode", "AUTO_PASSTHROUGH is not supported by meshplane yet")]),
+    ("auto-passthrough-with-credential", HTTPS + "    mode: AUTO_PASSTHROUGH\n    credentialName: c\n", [(6, "spec.servers[0].tls.credentialName", "AUTO_PASSTHROUGH mode does not use certificates")]),
     ("mode-invalid", HTTPS + "    mode: STRICT\n", [(5, "spec.servers[0].tls.mode", "STRICT")]),
     ("cipher-invalid", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    cipherSuites: [NOPE]\n", [(8, "spec.servers[0].tls.cipherSuites[0]", "invalid cipher suite 'NOPE'")]),
     ("versions-crossed", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    minProtocolVersion: TLSV1_3\n    maxProtocolVersion: TLSV1_2\n", [(9, "spec.servers[0].tls.maxProtocolVersion", "below minProtocolVersion")]),
     ("old-version-without-ciphers", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    minProtocolVersion: TLSV1_0\n", [(4, "spec.servers[0].tls.cipherSuites", "TLS version below TLSV1_2 require setting compatible ciphers")]),
     ("credential-and-files", HTTPS + "    mode: SIMPLE\n    credentialName: cert\n    privateKey: /k\n", [(7, "spec.servers[0].tls.privateKey", "certificates come from credentialName")]),
-    ("untranslated-tls-fields", HTTPS + "    mode: SIMPLE\n    credentialName: c\n    caCrl: /crl\n    verifyCertificateSpki: [x]\n", [(7, "spec.servers[0].tls.caCrl", "not supported by meshplane yet"), (8, "spec.servers[0].tls.verifyCertificateSpki", "not supported by meshplane yet")]),
+    ("untranslated-tls-fields", HTTPS + "    mode: SIMPLE\n    credentialName: c\n    tlsCertificates: []\n    verifyCertificateSpki: [x]\n", [(7, "spec.servers[0].tls.tlsCertificates", "not supported by meshplane yet"), (8, "spec.servers[0].tls.verifyCertificateSpki", "not supported by meshplane yet")]),
+    ("crl-with-credential", HTTPS + "    mode: MUTUAL\n    credentialName: c\n    caCrl: /crl\n", [(7, "spec.servers[0].tls.caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")]),
+    ("crl-with-simple", HTTPS + "    mode: SIMPLE\n    serverCertificate: /c\n    privateKey: /k\n    caCrl: /crl\n", [(8, "spec.servers[0].tls.caCrl", "CRL is not supported with SIMPLE TLS")]),
+    ("crl-with-passthrough", HTTPS + "    mode: PASSTHROUGH\n    caCrl: /crl\n", [(6, "spec.servers[0].tls.caCrl", "PASSTHROUGH mode does not use certificates")]),
 ]  # fmt: skip
 
 
@@ -61,6 +64,10 @@ VALID = [
     ("credential-mutual", HTTPS + "    mode: MUTUAL\n    credentialName: httpbin-credential\n"),
     ("istio-mutual", HTTPS + "    mode: ISTIO_MUTUAL\n"),
     ("passthrough", HTTPS + "    mode: PASSTHROUGH\n"),
+    (
+        "auto-passthrough-east-west",
+        HTTPS.replace("HTTPS}", "TLS}").replace("a.example.com", "'*.local'") + "    mode: AUTO_PASSTHROUGH\n",
+    ),
     ("tls-terminated-tcp", HTTPS.replace("HTTPS}", "TLS}") + "    mode: SIMPLE\n    credentialName: c\n"),
 ]
 

@@ -260,3 +260,41 @@ def test_match_gateways_pick_where_a_route_applies() -> None:
     snapshot = mesh(gateway(HTTP_SERVER), both)
     [vhost] = routes(router(snapshot), snapshot)["http.80"].virtual_hosts
     assert [r.match.prefix for r in vhost.routes] == ["/delay"]  # the /status match is the sidecars' only
+
+
+def test_server_name_is_the_https_stat_prefix_as_istio_names_it(tmp_path: Path) -> None:
+    """Istio uses a server's ``name`` as the stat prefix of a TLS-terminating HTTPS server's HTTP connection
+    manager; a plaintext server keeps ``outbound_<address>_<port>`` whatever its name."""
+    https = (
+        "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [httpbin.example.com]\n    name: secure\n"
+        "    tls: {mode: SIMPLE, serverCertificate: /c.pem, privateKey: /k.pem}\n"
+    )
+    snapshot = mesh(gateway(HTTP_SERVER + "    name: plain\n" + https), HTTPBIN_VS)
+    found = listeners(router(snapshot), snapshot)
+    [chain] = found["0.0.0.0_443"].filter_chains
+    assert unpack(HttpConnectionManager(), chain.filters[0].typed_config).stat_prefix == "secure"
+    [plain] = found["0.0.0.0_80"].filter_chains
+    assert unpack(HttpConnectionManager(), plain.filters[0].typed_config).stat_prefix == "outbound_0.0.0.0_80"
+
+
+def test_ca_crl_is_the_client_validation_crl(tmp_path: Path) -> None:
+    pki = write_test_pki(tmp_path)
+    crl = pki["crl"]
+    servers = (
+        "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [httpbin.example.com]\n"
+        f"    tls: {{mode: MUTUAL, serverCertificate: {pki['cert']}, privateKey: {pki['key']}, "
+        f"caCertificates: {pki['root']}, caCrl: {crl}}}\n"
+        "  - port: {number: 8443, name: mesh, protocol: HTTPS}\n    hosts: [httpbin.example.com]\n"
+        f"    tls: {{mode: ISTIO_MUTUAL, caCrl: {crl}}}\n"
+    )
+    snapshot = mesh(gateway(servers), HTTPBIN_VS)
+    proxy = router(snapshot, sds=True)
+    validate_generated(tmp_path, proxy, snapshot)
+    found = listeners(proxy, snapshot)
+    [files] = found["0.0.0.0_443"].filter_chains
+    common = unpack(DownstreamTlsContext(), files.transport_socket.typed_config).common_tls_context
+    assert common.validation_context.crl.filename == str(crl)
+    assert common.validation_context.trusted_ca.filename == str(pki["root"])
+    [istio] = found["0.0.0.0_8443"].filter_chains
+    combined = unpack(DownstreamTlsContext(), istio.transport_socket.typed_config).common_tls_context
+    assert combined.combined_validation_context.default_validation_context.crl.filename == str(crl)

@@ -55,8 +55,23 @@ def rejection(*errors: ConfigError, source: str = "kubernetes", in_force: str | 
             "MPL0003",
             None,
         ),
+        (
+            error("spec.servers[0]", "conflicts with Gateway b/a (x: spec.servers[0]) on port 80: only one ..."),
+            "IST0145",
+            "ConflictingGateways",
+        ),
     ],
-    ids=["schema", "subset", "port", "port-required", "unsupported", "duplicate", "still-used", "single-port"],
+    ids=[
+        "schema",
+        "subset",
+        "port",
+        "port-required",
+        "unsupported",
+        "duplicate",
+        "still-used",
+        "single-port",
+        "conflicting-gateways",
+    ],
 )
 def test_each_problem_has_an_analysis_message_type(problem: ConfigError, code: str, name: str | None) -> None:
     message = validation_message(problem)

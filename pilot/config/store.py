@@ -18,6 +18,12 @@ one wins a duplicate). Rules, per resource key (kind/namespace/name):
   failing the checks (perhaps one relying on a change put back) is rejected like an invalid one (its last good
   version stays, if that one passes). A VirtualService still failing (what it needs was deleted: nothing holds a
   deleted resource) is not kept.
+- Conflicts between resources of one kind that are each valid: DestinationRules for one host whose merge would drop
+  part of one (``destination_rule_merge``; checked first, as the VirtualService checks read the merged rules),
+  VirtualServices for one host (``virtual_service_conflicts``) and Gateway servers on one port
+  (``gateway_conflicts``). Of each pair the one that
+  changed (the later by namespace/name when both or neither did) is rejected with an error naming the other and its
+  origin, its last good version kept if it had one; the other stays in force.
 
 The checks see every source's resources together: a VirtualService from one source is checked against the
 DestinationRules and ServiceEntries of all of them.
@@ -36,10 +42,19 @@ from typing import Any, Protocol, TypeVar
 from pilot.config.cross_checks import Blame, CrossIndex, blame_changes, build_cross_index, check_virtual_service
 from pilot.config.destination_rule_merge import destination_rule_conflicts
 from pilot.config.errors import ConfigError, FieldPath, format_path
+from pilot.config.gateway_conflicts import GatewayConflict, gateway_conflicts
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, Rejected, field_origin
-from pilot.config.types import ConfigKey, DestinationRule, Resource, VirtualService, key_order, sorted_by_key
+from pilot.config.types import (
+    ConfigKey,
+    DestinationRule,
+    Gateway,
+    Resource,
+    VirtualService,
+    key_order,
+    sorted_by_key,
+)
 from pilot.config.virtual_service_conflicts import virtual_service_conflicts
 
 __all__ = [
@@ -49,12 +64,12 @@ __all__ = [
     "StoreChange",
 ]
 
-_Conflicting = TypeVar("_Conflicting", VirtualService, DestinationRule)
+_Conflicting = TypeVar("_Conflicting", VirtualService, DestinationRule, Gateway)
 
 
 class _Conflict(Protocol[_Conflicting]):
     """Two resources of one kind that cannot both be in force (``virtual_service_conflicts``,
-    ``destination_rule_conflicts``)."""
+    ``destination_rule_conflicts``, ``gateway_conflicts``)."""
 
     @property
     def earlier(self) -> _Conflicting: ...
@@ -251,6 +266,7 @@ class ConfigStore:
         self._reject_conflicts(DestinationRule, destination_rule_conflicts, *conflict_args)
         self._check_virtual_services(accepted, current, previous, first, rejected)
         self._reject_conflicts(VirtualService, virtual_service_conflicts, *conflict_args)
+        self._reject_conflicts(Gateway, _gateway_conflicts, *conflict_args)
         rejections = tuple(
             Rejection(
                 key=d.key,
@@ -314,9 +330,9 @@ class ConfigStore:
         rejected: list[_Document],
     ) -> None:
         """Reject one resource of ``kind`` of each conflicting pair (``conflicts``: VirtualServices for one host,
-        DestinationRules that merge): the one that changed (the later one if both or neither did), putting back its
-        last good version if it had one. Repeated until no conflict is left: each round removes or reverts one
-        changed resource."""
+        DestinationRules that merge, Gateways' servers): the one that changed (the later one if both or neither
+        did), putting back its last good version if it had one. Repeated until no conflict is left: each round
+        removes or reverts one changed resource."""
         while True:
             candidates = [r for r in accepted.values() if isinstance(r, kind)]
             conflict = next(conflicts(candidates, self._domain_suffix), None)
@@ -413,6 +429,10 @@ def _version_to_keep(resource: Resource, last_good: Resource | None, index: Cros
 def _unchanged(resource: Resource, previous: Mapping[ConfigKey, Resource]) -> bool:
     old = previous.get(resource.meta.key)
     return old is not None and old.meta.content_hash == resource.meta.content_hash
+
+
+def _gateway_conflicts(gateways: Iterable[Gateway], _domain_suffix: str) -> Iterator[GatewayConflict]:
+    return gateway_conflicts(gateways)  # a Gateway's hosts are matched as written: no short names to resolve
 
 
 def _without_virtual_services(resources: Mapping[ConfigKey, Resource]) -> dict[ConfigKey, Resource]:

@@ -906,6 +906,7 @@ class ServerTLSSettings:
     server_certificate: str = ""
     private_key: str = ""
     ca_certificates: str = ""
+    ca_crl: str = ""  # mutual modes: a file of revoked client certificates (Envoy's ``crl``)
     credential_name: str = ""
     subject_alt_names: tuple[str, ...] = ()  # accepted client SANs (MUTUAL)
     min_protocol_version: TlsProtocolVersion = "TLS_AUTO"
@@ -919,7 +920,7 @@ class GatewayServer:
     hosts: tuple[str, ...]  # as written: ``[namespace/]host``, namespace ``*``, ``.`` or a name
     bind: str = ""  # an IP address of the gateway's to listen on ("": every address)
     tls: ServerTLSSettings | None = None
-    name: str = ""
+    name: str = ""  # Istio: the stat prefix of a TLS-terminating HTTPS server's HTTP connection manager
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,9 +3,9 @@
 
 What Istio only warns about and then ignores (certificates given to a PASSTHROUGH server, unknown or duplicate
 cipher suites, ``httpsRedirect`` on a non-HTTP server, TLS settings on a plaintext port) is an error here: meshplane
-never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, a server's ``name``,
-``caCrl``, ``credentialNames``, ``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix
-socket, ``AUTO_PASSTHROUGH``) are "not supported by meshplane yet", every one of them at once.
+never accepts what it ignores. Fields meshplane does not translate (``defaultEndpoint``, ``credentialNames``,
+``tlsCertificates``, ``verifyCertificateSpki``/``Hash``, a ``bind`` to a Unix socket) are "not supported by meshplane
+yet", every one of them at once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import cast
 
 from pilot.config.errors import quote
+from pilot.config.gateway_conflicts import server_conflict
 from pilot.config.istio_api import fields_except
 from pilot.config.types import (
     ConfigMeta,
@@ -38,10 +39,10 @@ __all__ = [
 ]
 
 GATEWAY_FIELDS = fields_except("Gateway")
-_SERVER_FIELDS = fields_except("Server", "defaultEndpoint", "name")
+_SERVER_FIELDS = fields_except("Server", "defaultEndpoint")
 _PORT_FIELDS = fields_except("Port")
 _TLS_FIELDS = fields_except(
-    "ServerTLSSettings", "caCrl", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"
+    "ServerTLSSettings", "credentialNames", "tlsCertificates", "verifyCertificateSpki", "verifyCertificateHash"
 )
 GATEWAY_PROTOCOLS = ("HTTP", "HTTPS", "HTTP2", "GRPC", "TCP", "TLS")
 _ISTIO_ONLY_PROTOCOLS = ("GRPC-WEB", "MONGO", "REDIS", "MYSQL")
@@ -85,6 +86,7 @@ def validate_gateway(spec: Fields, meta: ConfigMeta) -> Gateway:
     if not spec.is_set("servers"):
         spec.report("servers", "gateway must have at least one server")
     _unique_port_names(spec, servers)
+    _server_conflicts(spec, servers)
     return Gateway(meta=meta, selector=frozen_labels(selector), servers=servers)
 
 
@@ -98,6 +100,17 @@ def _unique_port_names(spec: Fields, servers: tuple[GatewayServer, ...]) -> None
                 f"port names in servers must be unique: duplicate name {name}",
             )
         seen.add(name)
+
+
+def _server_conflicts(spec: Fields, servers: tuple[GatewayServer, ...]) -> None:
+    """Two servers of this Gateway that cannot share their port (``gateway_conflicts``; across Gateways the store
+    checks)."""
+    for index, server in enumerate(servers):
+        for earlier_index, earlier in enumerate(servers[:index]):
+            reason = server_conflict(earlier, server) if server.port.number else None
+            if reason is not None:
+                spec.problems.add(spec.at("servers", index), f"conflicts with servers[{earlier_index}]: {reason}")
+                break
 
 
 def gateway_host_error(host: str) -> str | None:
@@ -132,6 +145,7 @@ def _server(server: Fields) -> GatewayServer:
         hosts=hosts,
         bind=bind,
         tls=tls,
+        name=server.string("name") or "",
     )
 
 
@@ -169,8 +183,6 @@ def _tls(server: Fields) -> ServerTLSSettings | None:
     if tls is None:
         return None
     mode = cast("GatewayTlsMode", tls.enum("mode", GATEWAY_TLS_MODES) or "PASSTHROUGH")
-    if mode == "AUTO_PASSTHROUGH":
-        tls.report("mode", "AUTO_PASSTHROUGH is not supported by meshplane yet (it has no multi-network gateways)")
     files = {name: tls.string(name) or "" for name in _CERTIFICATE_FIELDS}
     settings = ServerTLSSettings(
         https_redirect=tls.boolean("httpsRedirect") or False,
@@ -178,6 +190,7 @@ def _tls(server: Fields) -> ServerTLSSettings | None:
         server_certificate=files["serverCertificate"],
         private_key=files["privateKey"],
         ca_certificates=files["caCertificates"],
+        ca_crl=tls.string("caCrl") or "",
         credential_name=files["credentialName"],
         subject_alt_names=tls.strings("subjectAltNames") or (),
         min_protocol_version=cast("TlsProtocolVersion", tls.enum("minProtocolVersion", _TLS_VERSIONS) or "TLS_AUTO"),
@@ -192,6 +205,7 @@ def _check_tls_options(tls: Fields, settings: ServerTLSSettings) -> None:
     """Istio's ``validateTLSOptions`` (its warnings are errors: see the module doc)."""
     _check_ciphers(tls, settings)
     _check_versions(tls, settings)
+    _check_crl(tls, settings)
     mode = settings.mode
     given = [name for name in _CERTIFICATE_FIELDS if tls.is_set(name)]
     if mode == "ISTIO_MUTUAL":
@@ -204,7 +218,7 @@ def _check_tls_options(tls: Fields, settings: ServerTLSSettings) -> None:
         for name in given:
             tls.report(name, f"ISTIO_MUTUAL TLS cannot have associated {descriptions[name]}")
     elif mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH"):
-        for name in given:
+        for name in given + (["caCrl"] if settings.ca_crl else []):
             tls.report(name, f"{mode} mode does not use certificates: remove {name}")
         if settings.subject_alt_names:
             tls.report("subjectAltNames", f"{mode} mode does not verify clients: remove subjectAltNames")
@@ -227,6 +241,17 @@ def _check_tls_options(tls: Fields, settings: ServerTLSSettings) -> None:
         for name, what in needed:
             if not tls.is_set(name):
                 tls.report(name, f"MUTUAL TLS requires {what}")
+
+
+def _check_crl(tls: Fields, settings: ServerTLSSettings) -> None:
+    """Istio's checks of ``caCrl``: not with ``credentialName`` (the credential carries its CRL), not with SIMPLE
+    (no client certificate to check)."""
+    if not settings.ca_crl:
+        return
+    if settings.credential_name:
+        tls.report("caCrl", "CRL is not supported with credentialName. CRL has to be specified in the credential")
+    if settings.mode == "SIMPLE":
+        tls.report("caCrl", "CRL is not supported with SIMPLE TLS")
 
 
 def _check_ciphers(tls: Fields, settings: ServerTLSSettings) -> None:

@@ -270,10 +270,13 @@ def upstream_http_options(protocol: Protocol) -> HttpProtocolOptions | None:
     return None
 
 
-def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False) -> Cluster:
-    """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS), then the
+def build_outbound_cluster(
+    key: OutboundClusterKey, snapshot: MeshSnapshot, *, sds: bool = False, upstream_tls: bool = True
+) -> Cluster:
+    """One outbound cluster: discovery by resolution, TLS (``sds``: for proxies with Citadel's SDS; none with
+    ``upstream_tls`` False: a gateway's SNI-DNAT clusters carry their clients' TLS, ``gateway_sni_dnat``), then the
     DestinationRule's policy for its port and subset."""
-    if not sds and (credential := required_credential(key.rule, key.subset, key.port.number)):
+    if upstream_tls and not sds and (credential := required_credential(key.rule, key.subset, key.port.number)):
         return credential_unavailable_cluster(key.name, credential)
     resolved = key_traffic_policy(key)
     cluster = Cluster(name=key.name, common_lb_config=Cluster.CommonLbConfig())
@@ -283,16 +286,17 @@ def build_outbound_cluster(key: OutboundClusterKey, snapshot: MeshSnapshot, *, s
     else:
         _set_discovery(cluster, key)
     members = subset_endpoints(key)
-    apply_upstream_tls(
-        cluster,
-        service=key.service,
-        port=key.port,
-        rule=key.rule,
-        subset=key.subset,
-        endpoints=members,
-        snapshot=snapshot,
-        sds=sds,
-    )
+    if upstream_tls:
+        apply_upstream_tls(
+            cluster,
+            service=key.service,
+            port=key.port,
+            rule=key.rule,
+            subset=key.subset,
+            endpoints=members,
+            snapshot=snapshot,
+            sds=sds,
+        )
     if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
         mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
     _finish(cluster, key.port.protocol, resolved, outbound=True)

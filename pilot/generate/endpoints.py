@@ -26,6 +26,7 @@ from pilot.generate.clusters import (
     subset_endpoints,
     view_part,
 )
+from pilot.generate.gateway_sni_dnat import build_sni_dnat_load_assignments
 from pilot.generate.locality_lb import apply_locality_to_assignment
 from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.types import MeshSnapshot, Proxy
@@ -78,5 +79,6 @@ def build_scope_load_assignments(scope: Sequence[Hashable], snapshot: MeshSnapsh
 
 
 def build_proxy_load_assignments(proxy: Proxy, snapshot: MeshSnapshot) -> list[ClusterLoadAssignment]:
-    """Inbound clusters carry their single endpoint inline: no proxy has assignments of its own."""
-    return []
+    """Inbound clusters carry their single endpoint inline; a gateway's SNI-DNAT clusters (AUTO_PASSTHROUGH
+    servers, ``gateway_sni_dnat``) are its own, and so are their assignments."""
+    return build_sni_dnat_load_assignments(proxy, snapshot)

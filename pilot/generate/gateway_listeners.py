@@ -4,9 +4,11 @@ selecting it, bound to the port on the gateway's own address (no capture, no vir
 - plaintext HTTP: ``0.0.0.0_<port>``, one HTTP connection manager fetching ``http.<port>`` (``gateway_routes``);
 - HTTPS / TLS: one filter chain per server, matched by SNI (its hosts; none for ``*``), behind the TLS inspector:
   - terminating (SIMPLE, MUTUAL, OPTIONAL_MUTUAL, ISTIO_MUTUAL; ``gateway_tls``): HTTPS -> an HCM fetching the
-    server's ``https.<port>...`` table; TLS -> the bound VirtualServices' ``tcp`` routes;
+    server's ``https.<port>...`` table (its stat prefix the server's ``name`` when it has one, as Istio); TLS -> the
+    bound VirtualServices' ``tcp`` routes;
   - PASSTHROUGH: one chain per bound ``tls`` route match (its SNI hosts the server admits), tcp_proxy to the
     route's destinations, nothing decrypted;
+  - AUTO_PASSTHROUGH: one chain per SNI-DNAT cluster (``gateway_sni_dnat``), no VirtualService;
 - TCP: the first bound ``tcp`` route applying to the port.
 
 Matches apply per Gateway (``match.gateways``, else the VirtualService's). A chain whose SNI names an earlier
@@ -43,6 +45,7 @@ from pilot.generate.gateway_ports import (
     plaintext_route_name,
 )
 from pilot.generate.gateway_routes import server_virtual_services
+from pilot.generate.gateway_sni_dnat import auto_passthrough_chains
 from pilot.generate.gateway_tls import build_gateway_tls_context
 from pilot.generate.listener_tls import tls_inspector_filter
 from pilot.generate.listeners_l4_routes import l4_routes_filter
@@ -83,10 +86,13 @@ def build_gateway_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listen
     return listeners
 
 
-def _hcm(proxy: Proxy, port: MergedPort, route_name: str, server: SelectedServer) -> Filter:
+def _hcm(proxy: Proxy, port: MergedPort, route_name: str, server: SelectedServer, *, tls: bool = False) -> Filter:
+    """The HTTP connection manager of a plaintext port or (``tls``) a TLS-terminating HTTPS server, whose ``name``
+    is its stat prefix (Istio's ``statPrefix: server.Name``)."""
+    default = f"outbound_{gateway_listener_address(port)}_{port.number}"
     hcm = build_http_connection_manager(
         HttpListenerOptions(
-            stat_prefix=f"outbound_{gateway_listener_address(port)}_{port.number}",
+            stat_prefix=(server.server.name if tls else "") or default,
             route_name=route_name,
             use_remote_address=True,
             http2=server.server.port.protocol.is_http2,
@@ -122,13 +128,15 @@ def _server_chains(proxy: Proxy, port: MergedPort, server: SelectedServer, snaps
         return [build_filter_chain([tcp])] if tcp is not None else []
     if tls.mode == "PASSTHROUGH":
         return _passthrough_chains(proxy, server, snapshot)
+    if tls.mode == "AUTO_PASSTHROUGH":
+        return list(auto_passthrough_chains(proxy, server, snapshot))
     http = server.server.port.protocol is Protocol.HTTPS
     context = build_gateway_tls_context(tls, proxy, snapshot.trust_domain, http=http)
     if context is None:
         log.warning("gateway_server_skipped", server=str(server), reason="its certificates need SDS: no --citadel")
         return []
     if http:
-        network: Filter | None = _hcm(proxy, port, https_route_name(server), server)
+        network: Filter | None = _hcm(proxy, port, https_route_name(server), server, tls=True)
     else:
         network = _tcp_route_filter(proxy, server, snapshot)
     if network is None:

@@ -7,7 +7,9 @@
 - ISTIO_MUTUAL: the proxy's own workload certificate (``default``) and the mesh root (``ROOTCA``), as a sidecar's
   inbound mTLS, any SPIFFE ID of the trust domain unless ``subjectAltNames`` names them.
 
-``subjectAltNames`` (mutual) become exact SAN matchers (URI, IP or DNS by their form). TLS versions: Istio's
+``subjectAltNames`` (mutual) become exact SAN matchers (URI, IP or DNS by their form); ``caCrl`` (mutual, with files
+or ISTIO_MUTUAL) the validation context's ``crl`` file, read by Envoy: a client certificate it lists is refused (and,
+as Envoy checks CRLs, every CA of the client's chain then needs one in the file). TLS versions: Istio's
 gateway default is TLS 1.2 to 1.3; ``cipherSuites`` as given. HTTPS servers offer ALPN ``h2`` and ``http/1.1``.
 A server whose certificates need SDS on a proxy without it (no ``--citadel``) cannot be built: ``None``.
 """
@@ -66,10 +68,14 @@ def _tls_params(tls: ServerTLSSettings) -> TlsParameters:
 
 def _validation(tls: ServerTLSSettings, trust_domain: str) -> CertificateValidationContext:
     if tls.subject_alt_names:
-        return CertificateValidationContext(match_typed_subject_alt_names=typed_sans(tls.subject_alt_names))
-    if tls.mode == "ISTIO_MUTUAL":
-        return CertificateValidationContext(match_typed_subject_alt_names=[trust_domain_uri_san(trust_domain)])
-    return CertificateValidationContext()
+        validation = CertificateValidationContext(match_typed_subject_alt_names=typed_sans(tls.subject_alt_names))
+    elif tls.mode == "ISTIO_MUTUAL":
+        validation = CertificateValidationContext(match_typed_subject_alt_names=[trust_domain_uri_san(trust_domain)])
+    else:
+        validation = CertificateValidationContext()
+    if tls.ca_crl:
+        validation.crl.filename = tls.ca_crl
+    return validation
 
 
 def build_gateway_tls_context(

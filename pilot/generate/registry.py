@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
 from pilot.generate.gateway_listeners import build_gateway_listeners
 from pilot.generate.gateway_routes import build_gateway_routes
+from pilot.generate.gateway_sni_dnat import build_sni_dnat_clusters
 from pilot.model.gateways import is_router
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.registry import ENDPOINTS_KIND
@@ -71,7 +72,8 @@ L4_ROUTE_KINDS = frozenset({"VirtualService"})
 SIDECAR_KINDS = frozenset({SIDECAR_KIND, SIDECAR_SCOPE_KIND})
 
 
-# Gateways decide a gateway proxy's listeners (LDS) and route tables (RDS); VirtualServices bound to them too.
+# Gateways decide a gateway proxy's listeners (LDS) and route tables (RDS), VirtualServices bound to them too; an
+# AUTO_PASSTHROUGH server its SNI-DNAT clusters (CDS) and their endpoints (EDS).
 GATEWAY_KINDS = frozenset({"Gateway"})
 
 
@@ -91,8 +93,11 @@ def _proxy_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
 
 
 def _proxy_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> Sequence[Message]:
-    """A gateway has no inbound clusters (no app behind it): only the outbound ones of its namespace's scope."""
-    return [] if is_router(proxy) else clusters.build_inbound_clusters(proxy, snapshot)
+    """A gateway has no inbound clusters (no app behind it): the outbound ones of its namespace's scope, and its
+    AUTO_PASSTHROUGH servers' SNI-DNAT clusters (``gateway_sni_dnat``)."""
+    if is_router(proxy):
+        return build_sni_dnat_clusters(proxy, snapshot)
+    return clusters.build_inbound_clusters(proxy, snapshot)
 
 
 def _route_inputs(scope: Scope, snapshot: MeshSnapshot) -> list[port_routes.PortRoutesInputs]:
@@ -138,7 +143,7 @@ class TypeGenerator:
 GENERATORS: dict[str, TypeGenerator] = {
     CLUSTER_TYPE: TypeGenerator(
         type_url=CLUSTER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | SIDECAR_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | MTLS_KINDS | SIDECAR_KINDS | GATEWAY_KINDS | {"DestinationRule"},
         wildcard=True,
         scopes=clusters.cluster_scopes,
         build_scope=clusters.build_scope_clusters,
@@ -146,7 +151,7 @@ GENERATORS: dict[str, TypeGenerator] = {
     ),
     ENDPOINT_TYPE: TypeGenerator(
         type_url=ENDPOINT_TYPE,
-        affected_by=REGISTRY_KINDS | ENDPOINT_KINDS | MTLS_KINDS | SIDECAR_KINDS | {"DestinationRule"},
+        affected_by=REGISTRY_KINDS | ENDPOINT_KINDS | MTLS_KINDS | SIDECAR_KINDS | GATEWAY_KINDS | {"DestinationRule"},
         wildcard=False,
         scopes=endpoints.endpoint_scopes,
         build_scope=endpoints.build_scope_load_assignments,

@@ -24,8 +24,8 @@ it does with istiod's analysis on, plus the reason itself, which Istio leaves ou
 - ``validationMessages``: one per problem, Istio's ``AnalysisMessageBase`` (``level``, ``type.code``/``type.name``,
   ``documentationUrl`` for Istio's codes) with ``description``: the field path and the message, as Pilot logs it.
   Problems Istio has a code for keep it (``IST0106`` SchemaValidationError, ``IST0101``
-  ReferencedResourceNotFound); meshplane's own (a field it does not support yet, a duplicate definition, a change
-  that would break a VirtualService in force) have ``MPL`` codes.
+  ReferencedResourceNotFound, ``IST0145`` ConflictingGateways); meshplane's own (a field it does not support yet, a
+  duplicate definition, a change that would break a VirtualService in force) have ``MPL`` codes.
 - ``conditions``: one condition of type ``Reconciled`` (other writers' conditions are kept), ``False`` with reason
   ``Rejected`` and what is in force instead, its ``observedGeneration`` (Istio 1.24's ``IstioCondition`` has one).
 - ``observedGeneration``: the ``metadata.generation`` that was validated, an integer (Kubernetes' int64, what
@@ -87,6 +87,7 @@ REFERENCED_RESOURCE_NOT_FOUND = MessageType("IST0101", "ReferencedResourceNotFou
 NOT_SUPPORTED = MessageType("MPL0001", "NotSupportedByMeshplane")
 DUPLICATE_DEFINITION = MessageType("MPL0002", "DuplicateDefinition")
 IN_USE_BY_VIRTUAL_SERVICE = MessageType("MPL0003", "InUseByVirtualService")
+CONFLICTING_GATEWAYS = MessageType("IST0145", "ConflictingGateways")
 
 # (what a message of the config layer says, its type): the first match wins; anything else is a schema error
 _MESSAGE_TYPES: tuple[tuple[str, MessageType], ...] = (
@@ -97,6 +98,7 @@ _MESSAGE_TYPES: tuple[tuple[str, MessageType], ...] = (
     ("is not defined", REFERENCED_RESOURCE_NOT_FOUND),  # cross_checks: a subset
     ("is not a port of", REFERENCED_RESOURCE_NOT_FOUND),
     ("port.number is required", REFERENCED_RESOURCE_NOT_FOUND),
+    ("conflicts with Gateway ", CONFLICTING_GATEWAYS),  # the store: servers of two Gateways on one port
 )
 
 

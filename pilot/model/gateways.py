@@ -7,8 +7,10 @@ port (Istio's ``MergeGateways``), and the VirtualServices bound to each Gateway.
   (Istio's default, ``PILOT_SCOPE_GATEWAY_TO_NAMESPACE=false``); an empty selector selects every router.
 - Servers merge per (bind address, port) as Istio does: plaintext HTTP servers share one route table
   ``http.<port>``; TLS servers (HTTPS, TLS) become one filter chain each, told apart by SNI (their hosts); a TCP
-  server owns its port alone. A server that cannot join its port (another protocol there, a TLS server with the
-  same SNI names as one before it, a second TCP server) is left out and logged, naming both servers.
+  server owns its port alone. Servers that cannot share a port (``pilot.config.gateway_conflicts``) are rejected
+  before they get here: by ``validate_gateway`` within a Gateway, by the store across Gateways whose selectors
+  overlap. What is left is a conflict only the proxy shows: two port numbers its Service translates to one
+  targetPort; that server is left out and logged (``gateway_server_conflict``), naming both servers.
 - VirtualServices bind to ``<namespace>/<name>`` names (``resolve_gateway_name``), top-level or in a match.
 """
 
@@ -20,6 +22,7 @@ from enum import StrEnum
 
 import structlog
 
+from pilot.config.gateway_conflicts import merge_conflict
 from pilot.config.types import EMPTY_LABELS, Gateway, GatewayServer, Labels, Protocol, VirtualService
 from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.model.types import MeshSnapshot, Proxy
@@ -115,11 +118,6 @@ def gateway_server_hosts(server: GatewayServer) -> tuple[str, ...]:
     return tuple(host.partition("/")[2] if "/" in host else host for host in server.hosts)
 
 
-def _sni_names(server: GatewayServer) -> frozenset[str]:
-    hosts = gateway_server_hosts(server)
-    return frozenset() if "*" in hosts else frozenset(hosts)
-
-
 def merge_gateway_servers(
     gateways: Iterable[Gateway], target_ports: Mapping[int, int] | None = None
 ) -> tuple[MergedPort, ...]:
@@ -137,7 +135,8 @@ def merge_gateway_servers(
             where = (server.bind, target_ports.get(server.port.number, server.port.number))
             kind = _port_kind(server)
             existing = merged.setdefault(where, [])
-            conflict = _conflict(existing, kinds.setdefault(where, kind), selected, kind)
+            kinds.setdefault(where, kind)
+            conflict = next((other for other in existing if merge_conflict(other.server, server)), None)
             if conflict is not None:
                 log.warning(
                     "gateway_server_conflict",
@@ -145,6 +144,7 @@ def merge_gateway_servers(
                     bind=server.bind,
                     used=str(conflict),
                     ignored=str(selected),
+                    reason=merge_conflict(conflict.server, server),
                 )
                 continue
             existing.append(selected)
@@ -152,23 +152,6 @@ def merge_gateway_servers(
         MergedPort(bind=bind, number=number, kind=kinds[(bind, number)], servers=tuple(servers))
         for (bind, number), servers in sorted(merged.items(), key=lambda item: (item[0][1], item[0][0]))
     )
-
-
-def _conflict(
-    existing: list[SelectedServer], port_kind: GatewayPortKind, new: SelectedServer, kind: GatewayPortKind
-) -> SelectedServer | None:
-    """The server already on the port that ``new`` cannot join, or None."""
-    if not existing:
-        return None
-    if kind is not port_kind or kind is GatewayPortKind.TCP:
-        return existing[0]
-    if kind is GatewayPortKind.HTTP:
-        return None
-    names = _sni_names(new.server)
-    for other in existing:
-        if _sni_names(other.server) == names:
-            return other
-    return None
 
 
 def resolve_gateway_name(name: str, namespace: str) -> str:
