@@ -1,12 +1,14 @@
 """Istio's sample external authorizer (``samples/extauthz``), both its halves, with the sample's semantics: a check
 whose request carries ``x-ext-authz: allow`` is allowed (``x-ext-authz-check-result: allowed``), any other denied
-with 403, the sample's body and ``x-ext-authz-check-result: denied``.
+with 403, the sample's body and ``x-ext-authz-check-result: denied``. A gRPC check of a TCP connection (no HTTP
+request) is allowed when the source principal is the allowed service account's (the sample's
+``--allow_service_account``; here the third argument, none by default).
 
 - HTTP (Envoy's ``envoy_ext_authz_http`` service: the request's method, path and headers sent as a request);
 - gRPC (Envoy's ``envoy.service.auth.v3.Authorization/Check``).
 
 A user's authorizer in a pod of the e2e mesh, not a meshplane part. Run: ``python -m e2e.ext_authz_sample
-HTTP_PORT GRPC_PORT`` (serves both until killed).
+HTTP_PORT GRPC_PORT [ALLOWED_SERVICE_ACCOUNT]`` (serves both until killed).
 """
 
 from __future__ import annotations
@@ -32,8 +34,14 @@ def _header(name: str, value: str) -> HeaderValueOption:
     return HeaderValueOption(header=HeaderValue(key=name, value=value))
 
 
-def check(request: CheckRequest, _context: grpc.ServicerContext) -> CheckResponse:
-    if request.attributes.request.http.headers.get("x-ext-authz") == "allow":
+def _allowed(request: CheckRequest, service_account: str) -> bool:
+    if request.attributes.HasField("request"):  # an HTTP request's check
+        return str(request.attributes.request.http.headers.get("x-ext-authz", "")) == "allow"
+    return bool(service_account) and request.attributes.source.principal.endswith(f"/sa/{service_account}")
+
+
+def check(request: CheckRequest, service_account: str) -> CheckResponse:
+    if _allowed(request, service_account):
         return CheckResponse(
             status=status_pb2.Status(code=code_pb2.OK),
             ok_response=OkHttpResponse(headers=[_header(RESULT_HEADER, "allowed")]),
@@ -65,12 +73,14 @@ class _HttpCheck(BaseHTTPRequestHandler):
         pass
 
 
-def main(http_port: int, grpc_port: int) -> None:
+def main(http_port: int, grpc_port: int, service_account: str = "") -> None:
     http = ThreadingHTTPServer(("0.0.0.0", http_port), _HttpCheck)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     handler = grpc.unary_unary_rpc_method_handler(
-        check, request_deserializer=CheckRequest.FromString, response_serializer=CheckResponse.SerializeToString
+        lambda request, _context: check(request, service_account),
+        request_deserializer=CheckRequest.FromString,
+        response_serializer=CheckResponse.SerializeToString,
     )
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"Check": handler})])
     server.add_insecure_port(f"0.0.0.0:{grpc_port}")
@@ -79,4 +89,4 @@ def main(http_port: int, grpc_port: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]))
+    main(int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:4])

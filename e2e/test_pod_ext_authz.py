@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,6 +25,9 @@ import pytest_asyncio
 
 from e2e.conftest import POD_WORLD_LOOP
 from e2e.ext_authz_sample import SERVED_BY_HEADER
+from e2e.l4_apps import TCP_ECHO_PORT, tcp_echo_counts, tcp_echo_replies
+from e2e.l4_mesh import start_tcp_echo
+from e2e.mesh_config import DEMO_TCP_SERVICES_FILE, render_pod_demo
 from e2e.pod_mesh import NAMESPACE, PodMesh, pod_mesh
 from e2e.pods import why_pods_cannot_run
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
@@ -58,10 +62,14 @@ def _mesh_config() -> str:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def ext_authz_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
     async with pod_mesh(
-        tmp_path_factory.mktemp("pod-ext-authz"), EXT_AUTHZ_SERVICE, mesh_config=_mesh_config()
+        tmp_path_factory.mktemp("pod-ext-authz"), EXT_AUTHZ_SERVICE, mesh_config=_mesh_config(), citadel=True
     ) as mesh:
-        server = [sys.executable, "-m", "e2e.ext_authz_sample", "8000", "9000"]
-        await mesh.run_pod("ratings", server, service_account="ext-authz", labels="app=ratings")
+        # TCP checks (no x-ext-authz header) are allowed for productpage's service account only
+        server = [sys.executable, "-m", "e2e.ext_authz_sample", "8000", "9000", "bookinfo-productpage"]
+        await mesh.run_pod("ratings", server, service_account="bookinfo-ratings", labels="app=ratings")
+        await start_tcp_echo(mesh)
+        await mesh.config.apply("tcp-echo", render_pod_demo(DEMO_TCP_SERVICES_FILE, mesh.network))
+        await mesh.config.wait_synced()
         yield mesh
 
 
@@ -109,3 +117,56 @@ async def test_provider_not_in_mesh_config_fails_closed(ext_authz_world: PodMesh
 
     assert await _statuses(mesh, HEADERS_URL, "allow") == [403] * 4
     assert await _statuses(mesh, IP_URL, "allow") == [200] * 4
+
+
+TCP_POLICY = f"""\
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: ext-authz-tcp
+  namespace: {NAMESPACE}
+spec:
+  selector:
+    matchLabels:
+      app: tcp-echo
+  action: CUSTOM
+  provider:
+    name: sample-ext-authz-grpc
+  rules:
+  - to:
+    - operation:
+        ports: ["{TCP_ECHO_PORT}"]
+"""
+
+
+async def _echo(mesh: PodMesh, client: str, count: int = 4) -> Counter[str]:
+    return tcp_echo_counts(
+        await asyncio.to_thread(tcp_echo_replies, mesh.pod(client), "tcp-echo", TCP_ECHO_PORT, count)
+    )
+
+
+async def test_grpc_provider_checks_each_tcp_connection(ext_authz_world: PodMesh) -> None:
+    """On tcp-echo's TCP port the gRPC provider is asked once per connection (Envoy's network ext_authz): it allows
+    productpage's identity and refuses the ext-authz pod's own (ratings'; the connection is closed); the HTTP provider cannot
+    check a connection, so with it every connection the rule covers is refused (Istio would let them through)."""
+    mesh = ext_authz_world
+    before = await _echo(mesh, "ratings")
+    assert set(before) <= {"v1", "v2"}, before  # without the policy every client reaches tcp-echo
+    await mesh.config.apply("task-ext-authz-tcp", TCP_POLICY)
+    configz = await mesh.config.wait_synced()
+    assert not configz.get("rejected"), configz["rejected"]
+    deadline = time.monotonic() + DRAIN_TIME_SECONDS + 10
+    while set(denied := await _echo(mesh, "ratings")) - {"closed", "error"}:
+        assert time.monotonic() < deadline, f"the ext-authz pod's connections still answered: {denied}"
+        await asyncio.sleep(0.2)
+    allowed = await _echo(mesh, "productpage", 6)
+    assert set(allowed) <= {"v1", "v2"} and sum(allowed.values()) == 6, allowed
+
+    await mesh.config.apply("task-ext-authz-tcp", TCP_POLICY.replace("sample-ext-authz-grpc", "sample-ext-authz-http"))
+    await mesh.config.wait_synced()
+    deadline = time.monotonic() + DRAIN_TIME_SECONDS + 10
+    while set(refused := await _echo(mesh, "productpage")) - {"closed", "error"}:
+        assert time.monotonic() < deadline, f"productpage's connections still answered: {refused}"
+        await asyncio.sleep(0.2)
+    await mesh.config.remove("task-ext-authz-tcp")
+    await mesh.config.wait_synced()
