@@ -147,8 +147,9 @@ async def _echo(mesh: PodMesh, client: str, count: int = 4) -> Counter[str]:
 
 async def test_grpc_provider_checks_each_tcp_connection(ext_authz_world: PodMesh) -> None:
     """On tcp-echo's TCP port the gRPC provider is asked once per connection (Envoy's network ext_authz): it allows
-    productpage's identity and refuses the ext-authz pod's own (ratings'; the connection is closed); the HTTP provider cannot
-    check a connection, so with it every connection the rule covers is refused (Istio would let them through)."""
+    productpage's identity and refuses the ext-authz pod's own (ratings'; the connection is closed); the HTTP
+    provider cannot check a connection, so with it every connection the rule covers is refused (Istio would let
+    them through)."""
     mesh = ext_authz_world
     before = await _echo(mesh, "ratings")
     assert set(before) <= {"v1", "v2"}, before  # without the policy every client reaches tcp-echo
