@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
-from pilot.config.errors import FieldPath, format_path
+from pilot.config.host_conflicts import HostConflict
 from pilot.config.hosts import resolve_host
 from pilot.config.types import DestinationRule, key_order
 
@@ -31,29 +30,7 @@ __all__ = ["DestinationRuleConflict", "destination_rule_conflicts", "merge_desti
 _GroupKey = tuple[str, str, frozenset[tuple[str, str]] | None]  # namespace, resolved host, selector labels
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DestinationRuleConflict:
-    """``later``'s ``path`` conflicts with ``earlier`` (``earlier_path``) for ``host``."""
-
-    earlier: DestinationRule
-    later: DestinationRule
-    host: str
-    path: FieldPath  # in ``later``
-    earlier_path: FieldPath  # in ``earlier``
-    reason: str
-
-    def message(self, named: DestinationRule) -> str:
-        """The error for ``named`` (``earlier`` or ``later``), naming the other DestinationRule."""
-        other, where = (self.earlier, self.earlier_path) if named is self.later else (self.later, self.path)
-        key = other.meta.key
-        return (
-            f"conflicts with DestinationRule {key.namespace}/{key.name} ({other.meta.origin}: {format_path(where)}) "
-            f"for host {self.host}: {self.reason}"
-        )
-
-    def path_in(self, named: DestinationRule) -> FieldPath:
-        """Where the conflict is in ``named``."""
-        return self.path if named is self.later else self.earlier_path
+DestinationRuleConflict = HostConflict[DestinationRule]
 
 
 def _group_key(rule: DestinationRule, domain_suffix: str) -> _GroupKey:

@@ -20,9 +20,8 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
-from pilot.config.errors import FieldPath, format_path
+from pilot.config.host_conflicts import HostConflict
 from pilot.config.hosts import resolve_host
 from pilot.config.types import HTTPMatchRequest, VirtualService, key_order
 
@@ -31,29 +30,7 @@ __all__ = ["VirtualServiceConflict", "virtual_service_conflicts"]
 _MESH = "mesh"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VirtualServiceConflict:
-    """``later``'s ``path`` conflicts with ``earlier`` (``earlier_path``) for ``host``."""
-
-    earlier: VirtualService
-    later: VirtualService
-    host: str
-    path: FieldPath  # in ``later``
-    earlier_path: FieldPath  # in ``earlier``
-    reason: str
-
-    def message(self, named: VirtualService) -> str:
-        """The error for ``named`` (``earlier`` or ``later``), naming the other VirtualService."""
-        other, where = (self.earlier, self.earlier_path) if named is self.later else (self.later, self.path)
-        key = other.meta.key
-        return (
-            f"conflicts with VirtualService {key.namespace}/{key.name} ({other.meta.origin}: {format_path(where)}) "
-            f"for host {self.host}: {self.reason}"
-        )
-
-    def path_in(self, named: VirtualService) -> FieldPath:
-        """Where the conflict is in ``named``."""
-        return self.path if named is self.later else self.earlier_path
+VirtualServiceConflict = HostConflict[VirtualService]
 
 
 def virtual_service_conflicts(
