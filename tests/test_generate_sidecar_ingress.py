@@ -17,6 +17,7 @@ from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.transport_sockets.tls.v3.tls_pb2 import DownstreamTlsContext
 
 from meshplane import names
+from pilot.analyze import analyze_snapshot
 from pilot.config.parse import parse_config_text
 from pilot.generate import clusters, listeners, routes
 from pilot.generate.registry import GENERATORS, ROUTE_TYPE
@@ -319,3 +320,14 @@ def _snapshot_of(*documents: Mapping[str, Any], previous: MeshSnapshot | None = 
     assert not parsed.rejected, [str(e) for r in parsed.rejected for e in r.errors]
     version = previous.version + 1 if previous is not None else 1
     return build_snapshot({r.meta.key: r for r in parsed.resources}, version=version, previous=previous)
+
+
+@pytest.mark.parametrize(("mode", "reported"), [("DISABLE", False), ("PERMISSIVE", True), ("STRICT", True)])
+def test_analyze_warns_of_ingress_tls_that_mtls_overrides(tmp_path: Path, mode: str, reported: bool) -> None:
+    pki = write_test_pki(tmp_path)
+    _, snapshot = _world(_peer_authentication(mode), _tls_ingress(pki))
+    found = [f for f in analyze_snapshot(snapshot) if f.code == "MP0215"]
+    assert bool(found) is reported
+    if reported:
+        assert found[0].level == "Warning" and f"mTLS mode there is {mode}" in found[0].message
+        assert found[0].resource == "Sidecar a/web"
