@@ -7,7 +7,9 @@ outbound cluster ``outbound|8000||ext-authz.default.svc.cluster.local``.
 
 What Istio's task shows: ``/headers`` with ``x-ext-authz: deny`` is denied by the authorizer (its body), with
 ``x-ext-authz: allow`` answered by the app; ``/ip`` is not sent to the authorizer (the policy's rules name
-``/headers`` only) and is answered whatever the header. The gRPC provider of the task is not exercised here."""
+``/headers`` only) and is answered whatever the header. The gRPC provider of the task is not exercised here. Under a
+Sidecar that hides every service from the reviews pods, they still reach the authorizer (the proxy's own filters'
+services stay in scope)."""
 
 from __future__ import annotations
 
@@ -122,3 +124,37 @@ async def test_provider_not_in_mesh_config_fails_closed(ext_authz_world: PodMesh
 
     assert await _statuses(mesh, HEADERS_URL, "allow") == [403] * 4
     assert await _statuses(mesh, IP_URL, "allow") == [200] * 4
+
+
+REVIEWS_SEE_NOTHING = f"""\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: reviews
+  namespace: {NAMESPACE}
+spec:
+  workloadSelector:
+    labels:
+      app: reviews
+  egress:
+  - hosts: ["~/*"]
+"""
+
+
+async def test_a_sidecar_that_hides_the_provider_keeps_its_cluster(ext_authz_world: PodMesh) -> None:
+    """The reviews sidecars see no service (egress ``~/*``), yet still call the authorizer through
+    ``outbound|8000||ext-authz...``: an allowed check is answered by the app, not denied for a missing cluster."""
+    mesh = ext_authz_world
+    policy = (TASK / "ext-authz.yaml").read_text().replace("name: sample-ext-authz-grpc", "name: sample-ext-authz-http")
+    await mesh.config.apply("task-ext-authz", policy)
+    await mesh.config.apply("30-sidecar", REVIEWS_SEE_NOTHING)
+    try:
+        configz = await mesh.config.wait_synced()
+        assert not configz.get("rejected"), configz["rejected"]
+        await _until(mesh, "deny", 403)
+        await _until(mesh, "allow", 200)
+        denied = await mesh.responses(HEADERS_URL, 1, headers={"x-ext-authz": "deny"})
+        assert denied[0].text.strip() == "denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+    finally:
+        await mesh.config.remove("30-sidecar")
+        await mesh.config.wait_synced()
