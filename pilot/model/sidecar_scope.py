@@ -25,7 +25,7 @@ A proxy's outbound config is built for one ``EgressScope``: its namespace and th
   only (no listener, virtual host or name): MeshConfig's ext_authz extension providers' services and the registry
   services of RequestAuthentications' ``jwksUri`` (Envoy fetches the keys through ``outbound|<port>||<host>``).
   Without them a Sidecar would silently break the workload's policy (every CUSTOM check denied, every token
-  rejected); Istio leaves that to the user (add the provider's host to ``egress.hosts``).
+  rejected); Istio fetches JWKS in istiod by default, so its Sidecars cannot hide a JWKS server either.
 
 Scopes are memoized per snapshot (``SidecarIndex.memo``), keyed like the xDS scopes (``scope_key``), so that the
 generators and every proxy under one Sidecar share one computation and one set of bytes.
