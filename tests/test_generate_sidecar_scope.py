@@ -216,6 +216,15 @@ def test_an_egress_proxy_outside_the_registry_sends_nowhere(proxy_destination: d
     snapshot = _snapshot(*BASE, _sidecar("default", "a", spec))
     proxy = _proxy(snapshot, "client", "a", "127.0.0.10")
     assert _default_routes(proxy, snapshot) == ("BlackHoleCluster", "BlackHoleCluster")
+    [finding] = [f for f in analyze_snapshot(snapshot) if f.code == "MP0216"]
+    assert finding.level == "Error" and finding.resource == "Sidecar a/default"
+    assert proxy_destination["host"] in finding.message
+
+
+def test_analyze_is_quiet_about_an_egress_proxy_in_the_registry() -> None:
+    policy = {"egressProxy": {"host": API, "port": {"number": 9080}}}
+    snapshot = _snapshot(*BASE, _sidecar("default", "a", {"outboundTrafficPolicy": policy}))
+    assert [f for f in analyze_snapshot(snapshot) if f.code == "MP0216"] == []
 
 
 def test_a_selecting_sidecar_beats_the_namespace_one_which_beats_the_root_default() -> None:

@@ -74,8 +74,11 @@ class SidecarIndex:
     @property
     def scoping(self) -> bool:
         """Whether some Sidecar narrows what proxies see (has egress listeners)."""
-        every = (*self.namespace_defaults.values(), *(s for found in self.selecting.values() for s in found))
-        return any(sidecar.egress for sidecar in every)
+        return any(sidecar.egress for sidecar in self.all())
+
+    def all(self) -> tuple[Sidecar, ...]:
+        """Every indexed Sidecar (the first namespace default of each namespace, then the selecting ones)."""
+        return (*self.namespace_defaults.values(), *(s for found in self.selecting.values() for s in found))
 
     def get(self, key: ConfigKey | None) -> Sidecar | None:
         """The indexed Sidecar of ``key`` (None for None)."""
