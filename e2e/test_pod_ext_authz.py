@@ -9,7 +9,9 @@ with 403. The reviews sidecars call it through their outbound clusters ``outboun
 What Istio's task shows: ``/headers`` with ``x-ext-authz: deny`` is denied by the authorizer (its body), with
 ``x-ext-authz: allow`` answered by the app; ``/ip`` is not sent to the authorizer (the policy's rules name
 ``/headers`` only) and is answered whatever the header. Both providers of the task: the policy as the docs write it
-(``sample-ext-authz-grpc``), then with ``sample-ext-authz-http`` as the task's comment suggests."""
+(``sample-ext-authz-grpc``), then with ``sample-ext-authz-http`` as the task's comment suggests. Under a Sidecar
+that hides every service from the reviews pods, they still reach the authorizer (the proxy's own filters' services
+stay in scope)."""
 
 from __future__ import annotations
 
@@ -171,3 +173,37 @@ async def test_grpc_provider_checks_each_tcp_connection(ext_authz_world: PodMesh
         await asyncio.sleep(0.2)
     await mesh.config.remove("task-ext-authz-tcp")
     await mesh.config.wait_synced()
+
+
+REVIEWS_SEE_NOTHING = f"""\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: reviews
+  namespace: {NAMESPACE}
+spec:
+  workloadSelector:
+    labels:
+      app: reviews
+  egress:
+  - hosts: ["~/*"]
+"""
+
+
+async def test_a_sidecar_that_hides_the_provider_keeps_its_cluster(ext_authz_world: PodMesh) -> None:
+    """The reviews sidecars see no service (egress ``~/*``), yet still call the authorizer through
+    ``outbound|8000||ext-authz...``: an allowed check is answered by the app, not denied for a missing cluster."""
+    mesh = ext_authz_world
+    policy = (TASK / "ext-authz.yaml").read_text().replace("name: sample-ext-authz-grpc", "name: sample-ext-authz-http")
+    await mesh.config.apply("task-ext-authz", policy)
+    await mesh.config.apply("30-sidecar", REVIEWS_SEE_NOTHING)
+    try:
+        configz = await mesh.config.wait_synced()
+        assert not configz.get("rejected"), configz["rejected"]
+        await _until(mesh, "deny", 403)
+        await _until(mesh, "allow", 200)
+        denied = await mesh.responses(HEADERS_URL, 1, headers={"x-ext-authz": "deny"})
+        assert denied[0].text.strip() == "denied by ext_authz for not found header `x-ext-authz: allow` in the request"
+    finally:
+        await mesh.config.remove("30-sidecar")
+        await mesh.config.wait_synced()

@@ -6,7 +6,8 @@ themselves through their outbound cluster (``remote_jwks``). The caller is plain
 
 What Istio's task shows: without a token 403 (RBAC: no request principal), an invalid token 401 (jwt_authn), a
 valid token 200; with the policy requiring ``request.auth.claims[groups]`` to hold ``group1``, a token whose
-groups hold it 200 and one whose groups do not 403."""
+groups hold it 200 and one whose groups do not 403. Under a Sidecar that hides every service from the reviews pods,
+their Envoys still reach the JWKS service (the proxy's own filters' services stay in scope)."""
 
 from __future__ import annotations
 
@@ -141,3 +142,28 @@ async def test_require_jwt_with_groups_claim_group1(jwt_pods: tuple[PodMesh, Sig
     assert await _statuses(mesh, only_group2) == [403] * 4
     assert await _statuses(mesh, _bearer(_task_token(key))) == [403] * 4  # no groups claim at all
     assert await _statuses(mesh, {}) == [403] * 4
+
+
+REVIEWS_SEE_NOTHING = f"""\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: reviews
+  namespace: {NAMESPACE}
+spec:
+  workloadSelector:
+    labels: {{app: reviews}}
+  egress:
+  - hosts: ["~/*"]
+"""
+
+
+async def test_a_sidecar_that_hides_the_jwks_service_keeps_its_cluster(jwt_pods: tuple[PodMesh, SigningKey]) -> None:
+    """The reviews sidecars see no service (egress ``~/*``), yet their Envoys still fetch the JWKS through
+    ``outbound|8080||jwks...``: the services a proxy's own filters call stay in its CDS under any Sidecar."""
+    mesh, key = jwt_pods
+    await mesh.config.apply("30-sidecar", REVIEWS_SEE_NOTHING)
+    await _apply(mesh, "01-request-authentication.yaml")
+    valid = _bearer(_task_token(key, groups=["group1"]))
+    await _until(mesh, valid, 200)
+    assert await _statuses(mesh, _bearer(_task_token(new_signing_key("meshplane-e2e")))) == [401] * 4

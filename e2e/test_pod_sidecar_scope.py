@@ -4,7 +4,8 @@ namespace isolation Sidecar (``e2e/istio_docs/sidecar/mesh-default.yaml``, egres
 in productpage's namespace) with ``outboundTrafficPolicy: REGISTRY_ONLY`` makes it refused with 502 (Istio's
 ``block_all``) while reviews, in productpage's own namespace, still answers; a Sidecar selecting productpage
 (``namespace-override.yaml`` with a workloadSelector, REGISTRY_ONLY too) beats the namespace one and lets it
-through again."""
+through again. An egress proxy (``outboundTrafficPolicy.egressProxy``: reviews) in a Sidecar selecting productpage
+takes its ALLOW_ANY traffic to the outside server (not in the registry): reviews answers it instead."""
 
 from __future__ import annotations
 
@@ -80,3 +81,26 @@ async def test_namespace_sidecar_isolates_and_a_selecting_sidecar_beats_it(tmp_p
         await mesh.config.wait_synced()
         assert await _statuses(mesh, outsider_url) == [200] * 4  # the selecting Sidecar admits other/*
         assert await _statuses(mesh, REVIEWS_URL) == [200] * 4
+
+
+async def test_an_egress_proxy_takes_traffic_to_hosts_outside_the_registry(tmp_path: Path) -> None:
+    async with pod_mesh(tmp_path, versions=("v1",)) as mesh:
+        outside_url = f"http://{mesh.addresses['outside']}:{REVIEWS_PORT}/"
+        [answer] = await mesh.responses(outside_url)
+        assert answer.body is not None and answer.body["service"] == "outside"  # ALLOW_ANY: the original destination
+
+        egress_proxy = {"host": f"reviews.{NAMESPACE}.svc.cluster.local", "port": {"number": REVIEWS_PORT}}
+        sidecar = {
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "Sidecar",
+            "metadata": {"name": "productpage", "namespace": NAMESPACE},
+            "spec": {
+                "workloadSelector": {"labels": {"app": "productpage"}},
+                "outboundTrafficPolicy": {"mode": "ALLOW_ANY", "egressProxy": egress_proxy},
+            },
+        }
+        await mesh.config.apply("30-sidecar", yaml.safe_dump(sidecar, sort_keys=False))
+        configz = await mesh.config.wait_synced()
+        assert configz["rejected"] == [], configz["rejected"]
+        answers = await mesh.responses(outside_url, 4)
+        assert [(a.status, a.body and a.body["service"]) for a in answers] == [(200, "reviews")] * 4

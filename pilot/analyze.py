@@ -5,7 +5,10 @@ that are valid YAML but cannot work: rules for hosts nobody serves, workloads no
 sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read, a CUSTOM
 AuthorizationPolicy whose provider cannot be called (MP0214: not ``mixer`` nor an ``extensionProviders`` entry of the
 mesh config, several providers on one workload, or a provider service the registry lacks; Pilot fails such a
-policy closed). ``mesh_config`` (``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
+policy closed), a Sidecar ingress listener's ``tls`` on a workload whose PeerAuthentication does not disable mTLS
+on that port (MP0215: Istio then keeps its mTLS chains and does not use the listener's tls), a Sidecar
+``egressProxy`` naming no registry service port or subset (MP0216: that traffic goes nowhere). ``mesh_config``
+(``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
 (MP0103 when it is rejected) and left out of the directory's resources.
 
 Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
@@ -34,7 +37,10 @@ from pilot.config.types import (
 )
 from pilot.generate.ext_authz import provider_ext_authz
 from pilot.model import build_snapshot, host_matches, resolve_host
+from pilot.model.mtls import effective_mtls_mode
 from pilot.model.policies import workload_policies
+from pilot.model.sidecar_index import sidecar_for
+from pilot.model.sidecar_scope import egress_scope
 from pilot.model.types import MeshSnapshot, ServiceInstance
 
 __all__ = ["Finding", "analyze_directory", "analyze_snapshot", "format_finding"]
@@ -161,6 +167,49 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
     findings.extend(_custom_provider_findings(snapshot))
+    findings.extend(_sidecar_ingress_tls_findings(snapshot))
+    findings.extend(_egress_proxy_findings(snapshot))
+    return findings
+
+
+def _egress_proxy_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    findings: list[Finding] = []
+    for sidecar in snapshot.sidecars.all():
+        proxy = sidecar.egress_proxy
+        if proxy is None:
+            continue
+        scope = egress_scope(snapshot, (sidecar.meta.key.namespace, sidecar.meta.key))
+        if scope.egress_proxy_cluster != names.BLACKHOLE_CLUSTER:
+            continue
+        resource_name, location = _describe(sidecar.meta)
+        subset = f" subset {proxy.subset}" if proxy.subset else ""
+        message = (
+            f"egressProxy {proxy.host}{subset} port {proxy.port} is no service port (or subset) of the registry: "
+            "traffic to hosts outside the registry goes nowhere (BlackHoleCluster)"
+        )
+        findings.append(
+            Finding(level="Error", code="MP0216", resource=resource_name, location=location, message=message)
+        )
+    return findings
+
+
+def _sidecar_ingress_tls_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    findings: list[Finding] = []
+    for workload in snapshot.workloads.values():
+        sidecar = sidecar_for(snapshot.sidecars, workload.meta.key.namespace, workload.labels)
+        for listener in sidecar.ingress if sidecar is not None else ():
+            mode = effective_mtls_mode(snapshot, workload, listener.port.number)
+            if listener.tls is None or mode == "DISABLE" or sidecar is None:
+                continue
+            resource_name, location = _describe(sidecar.meta)
+            message = (
+                f"ingress port {listener.port.number}'s tls is not used for {workload.meta.key}: its mTLS mode there "
+                f"is {mode}; Istio terminates a Sidecar ingress listener's tls only where PeerAuthentication "
+                "disables mTLS (mode DISABLE, or portLevelMtls for the port)"
+            )
+            findings.append(
+                Finding(level="Warning", code="MP0215", resource=resource_name, location=location, message=message)
+            )
     return findings
 
 

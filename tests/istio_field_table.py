@@ -101,7 +101,9 @@ VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 SC = {"egress": [{"hosts": ["./reviews.default.svc.cluster.local"]}]}
 SC_PORT = {"egress": [{"port": {"number": 9080, "protocol": "HTTP"}, "hosts": ["./reviews.default.svc.cluster.local"]}]}
 SC_POLICY = {**SC, "outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}
+SC_INGRESS = {"ingress": [{"port": {"number": 9080, "protocol": "HTTP"}}]}
 SIDECAR_TEST = "tests/test_generate_sidecar_scope.py"
+SIDECAR_INGRESS_TEST = "tests/test_generate_sidecar_ingress.py"
 
 # (kind, name) -> spec; every resource in namespace default
 WG = {"metadata": {"labels": {"app": "vm"}}, "template": {"ports": {"http": 8080}}}
@@ -347,6 +349,7 @@ SITES: dict[str, Site] = {
     ),
     "Sidecar": Site("Sidecar", "sc", (), SC),
     "IstioEgressListener": Site("Sidecar", "sc", ("egress", 0), SC),
+    "IstioIngressListener": Site("Sidecar", "sc", ("ingress", 0), SC_INGRESS),
     "SidecarPort": Site("Sidecar", "sc", ("egress", 0, "port"), SC_PORT),
     "OutboundTrafficPolicy": Site("Sidecar", "sc", ("outboundTrafficPolicy",), SC_POLICY),
 }
@@ -390,6 +393,7 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "JWTHeader": ("jwtRules", 0, "fromHeaders", 0),
     "ClaimToHeader": ("jwtRules", 0, "outputClaimToHeaders", 0),
     "IstioEgressListener": ("egress", 0),
+    "IstioIngressListener": ("ingress", 0),
     "SidecarPort": ("egress", 0, "port"),
     "OutboundTrafficPolicy": ("outboundTrafficPolicy",),
 }
@@ -804,9 +808,9 @@ TABLE: dict[str, dict[str, FieldUse]] = {
     },
     "Sidecar": {
         "workloadSelector": T({"labels": {"app": "reviews"}}),  # productpage then sees every service
-        "ingress": R([{"port": {"number": 9080, "protocol": "HTTP"}}]),
+        "ingress": T([{"port": {"number": 9080, "protocol": "HTTP"}, "defaultEndpoint": "127.0.0.1:9090"}]),
         "egress": T([{"hosts": ["~/*"]}]),
-        "inboundConnectionPool": R({"tcp": {"maxConnections": 5}}),
+        "inboundConnectionPool": T({"tcp": {"maxConnections": 5}}),
         "outboundTrafficPolicy": T({"mode": "REGISTRY_ONLY"}),
     },
     "IstioEgressListener": {
@@ -814,6 +818,14 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "bind": R("127.0.0.1"),
         "captureMode": P(f"{SIDECAR_TEST}::test_capture_mode_default_and_iptables_are_how_pods_capture"),
         "hosts": T(["*/*"]),
+    },
+    "IstioIngressListener": {
+        "port": T({"number": 9081, "protocol": "HTTP"}),
+        "bind": R("127.0.0.1"),
+        "captureMode": P(f"{SIDECAR_INGRESS_TEST}::test_capture_mode_default_and_iptables_are_how_pods_capture"),
+        "defaultEndpoint": T("127.0.0.1:9090"),
+        "tls": P(f"{SIDECAR_INGRESS_TEST}::test_ingress_tls_is_terminated_where_peer_authentication_disables_mtls"),
+        "connectionPool": T({"tcp": {"maxConnections": 5}}),
     },
     "SidecarPort": {
         "number": T(9081),
@@ -823,7 +835,7 @@ TABLE: dict[str, dict[str, FieldUse]] = {
     },
     "OutboundTrafficPolicy": {
         "mode": T("REGISTRY_ONLY"),
-        "egressProxy": R({"host": "egress.example.com", "port": {"number": 80}}),
+        "egressProxy": T({"host": "reviews.default.svc.cluster.local", "port": {"number": 9080}}),
     },
     "Condition": {
         "key": T("remote.ip"),

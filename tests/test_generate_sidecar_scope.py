@@ -9,19 +9,23 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from meshplane import names
 from pilot.analyze import analyze_snapshot
+from pilot.config.mesh_extension_providers import ExtAuthzGrpcProvider, ExtAuthzHttpProvider
 from pilot.config.parse import parse_config_text
 from pilot.config.types import ConfigKey
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes
 from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
+from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.sidecar_index import SIDECAR_SCOPE_KIND
 from pilot.xds.cache import ResourceCache
 from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
 
 SUFFIX = "svc.cluster.local"
+_API_VERSIONS = {"RequestAuthentication": "security.istio.io/v1"}
 
 
 def _service(name: str, namespace: str, port: int = 9080, protocol: str = "HTTP") -> dict[str, Any]:
@@ -64,12 +68,16 @@ BASE = [
 ISOLATE_A = _sidecar("default", "a", {"egress": [{"hosts": ["./*", "istio-system/*"]}]})
 
 
-def _snapshot(*documents: Mapping[str, Any], previous: MeshSnapshot | None = None) -> MeshSnapshot:
-    text = "\n---\n".join(json.dumps({"apiVersion": "networking.istio.io/v1", **d}) for d in documents)
+def _snapshot(
+    *documents: Mapping[str, Any], previous: MeshSnapshot | None = None, mesh: MeshSettings = DEFAULT_MESH_SETTINGS
+) -> MeshSnapshot:
+    text = "\n---\n".join(
+        json.dumps({"apiVersion": _API_VERSIONS.get(d["kind"], "networking.istio.io/v1"), **d}) for d in documents
+    )
     parsed = parse_config_text(text, "mesh.yaml")
     assert not parsed.rejected, [str(e) for r in parsed.rejected for e in r.errors]
     version = previous.version + 1 if previous is not None else 1
-    return build_snapshot({r.meta.key: r for r in parsed.resources}, version=version, previous=previous)
+    return build_snapshot({r.meta.key: r for r in parsed.resources}, version=version, previous=previous, mesh=mesh)
 
 
 def _proxy(snapshot: MeshSnapshot, workload: str, namespace: str, ip: str) -> Proxy:
@@ -155,6 +163,68 @@ def test_outbound_traffic_policy_of_the_sidecar(policy: str, mesh_cluster: str, 
     catch_all = table.virtual_hosts[0]  # sorted by name
     assert (catch_all.name, list(catch_all.domains)) == (vhost, ["*"])
     assert catch_all.routes[0].direct_response.status == status
+
+
+def _default_routes(proxy: Proxy, snapshot: MeshSnapshot) -> tuple[str, str]:
+    """(the virtualOutbound default chain's tcp_proxy cluster, the allow_any virtual host's cluster)."""
+    virtual_outbound = listeners.build_listeners(proxy, snapshot)[0]
+    tcp_proxy = TcpProxy()
+    virtual_outbound.default_filter_chain.filters[0].typed_config.Unpack(tcp_proxy)
+    (scope,) = GENERATORS[ROUTE_TYPE].scopes(proxy)
+    tables = GENERATORS[ROUTE_TYPE].build_scope(scope, snapshot)
+    found = {v.routes[0].route.cluster for table in tables for v in table.virtual_hosts if v.domains == ["*"]}
+    [cluster] = found  # every port's table has the same catch-all
+    return tcp_proxy.cluster, cluster
+
+
+@pytest.mark.parametrize("egress", [[{"hosts": ["./*"]}], []], ids=["with-egress-hosts", "policy-only"])
+def test_an_egress_proxy_takes_allow_any_traffic_to_unknown_hosts(egress: list[dict[str, Any]]) -> None:
+    policy = {"mode": "ALLOW_ANY", "egressProxy": {"host": "api.b.svc.cluster.local", "port": {"number": 9080}}}
+    spec: dict[str, Any] = {"outboundTrafficPolicy": policy, **({"egress": egress} if egress else {})}
+    snapshot = _snapshot(*BASE, _sidecar("default", "a", spec))
+    proxy = _proxy(snapshot, "client", "a", "127.0.0.10")
+    assert _default_routes(proxy, snapshot) == (_outbound(API, 9080), _outbound(API, 9080))
+    assert _outbound(API, 9080) in _cluster_names(proxy, snapshot)  # in scope though ./* excludes b
+    other = _proxy(snapshot, "bclient", "b", "127.0.0.20")  # no Sidecar: the original destination
+    assert _default_routes(other, snapshot) == ("PassthroughCluster", "PassthroughCluster")
+
+
+def test_an_egress_proxy_with_a_short_host_and_a_subset() -> None:
+    rule = {
+        "kind": "DestinationRule",
+        "metadata": {"name": "web", "namespace": "a"},
+        "spec": {"host": "web", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]},
+    }
+    policy = {"egressProxy": {"host": "web", "subset": "v1", "port": {"number": 9080}}}
+    snapshot = _snapshot(*BASE, rule, _sidecar("default", "a", {"outboundTrafficPolicy": policy}))
+    proxy = _proxy(snapshot, "client", "a", "127.0.0.10")
+    subset_cluster = names.outbound_cluster_name(9080, "v1", WEB)
+    assert _default_routes(proxy, snapshot) == (subset_cluster, subset_cluster)
+
+
+@pytest.mark.parametrize(
+    "proxy_destination",
+    [
+        {"host": "nowhere.example.com", "port": {"number": 80}},
+        {"host": "api.b.svc.cluster.local", "port": {"number": 81}},
+        {"host": "api.b.svc.cluster.local", "subset": "v9", "port": {"number": 9080}},
+    ],
+    ids=["unknown-host", "unknown-port", "undefined-subset"],
+)
+def test_an_egress_proxy_outside_the_registry_sends_nowhere(proxy_destination: dict[str, Any]) -> None:
+    spec = {"egress": [{"hosts": ["./*"]}], "outboundTrafficPolicy": {"egressProxy": proxy_destination}}
+    snapshot = _snapshot(*BASE, _sidecar("default", "a", spec))
+    proxy = _proxy(snapshot, "client", "a", "127.0.0.10")
+    assert _default_routes(proxy, snapshot) == ("BlackHoleCluster", "BlackHoleCluster")
+    [finding] = [f for f in analyze_snapshot(snapshot) if f.code == "MP0216"]
+    assert finding.level == "Error" and finding.resource == "Sidecar a/default"
+    assert proxy_destination["host"] in finding.message
+
+
+def test_analyze_is_quiet_about_an_egress_proxy_in_the_registry() -> None:
+    policy = {"egressProxy": {"host": API, "port": {"number": 9080}}}
+    snapshot = _snapshot(*BASE, _sidecar("default", "a", {"outboundTrafficPolicy": policy}))
+    assert [f for f in analyze_snapshot(snapshot) if f.code == "MP0216"] == []
 
 
 def test_a_selecting_sidecar_beats_the_namespace_one_which_beats_the_root_default() -> None:
@@ -276,6 +346,47 @@ def test_a_sidecar_change_regenerates_every_type_and_a_virtual_service_change_th
     unscoped = _snapshot(*BASE, vs, previous=first)
     assert SIDECAR_SCOPE_KIND not in unscoped.changed_kinds
     cache = ResourceCache(changed, GENERATORS, previous=ResourceCache(scoped, GENERATORS))
+    assert CLUSTER_TYPE not in cache.reused_types
+
+
+AUTHZ_MESH = MeshSettings(
+    extension_providers=(
+        ExtAuthzHttpProvider(name="http-authz", service=f"c/{OTHER}", port=8080),
+        ExtAuthzGrpcProvider(name="grpc-authz", service=f"b/{OTHER}", port=8080),  # not b's: no such service
+    )
+)
+JWKS_FROM_API = {
+    "kind": "RequestAuthentication",
+    "metadata": {"name": "jwt", "namespace": "a"},
+    "spec": {"jwtRules": [{"issuer": "iss", "jwksUri": f"http://{API}:9080/jwks.json"}]},
+}
+
+
+def test_the_services_a_proxys_own_filters_call_keep_their_clusters_under_a_sidecar() -> None:
+    snapshot = _snapshot(*BASE, ISOLATE_A, JWKS_FROM_API, mesh=AUTHZ_MESH)
+    proxy = _proxy(snapshot, "client", "a", "127.0.0.10")
+    found = _cluster_names(proxy, snapshot)
+    # the ext_authz provider's (other.c) and the JWKS server's (api.b), though ./* and istio-system/* exclude them
+    assert _outbound(OTHER, 8080) in found and _outbound(API, 9080) in found
+    (scope,) = endpoints.endpoint_scopes(proxy)
+    assigned = {a.cluster_name for a in endpoints.build_scope_load_assignments(scope, snapshot)}
+    assert {_outbound(OTHER, 8080), _outbound(API, 9080)} <= assigned
+    # clusters only: no listener, virtual host or name for them
+    ports = {x.address.socket_address.port_value for x in listeners.build_outbound_service_listeners(proxy, snapshot)}
+    assert 8080 not in ports
+    table = name_table.build_name_table(proxy, snapshot)
+    assert not any(OTHER in name or API in name for name in table.table)
+    without = _snapshot(*BASE, ISOLATE_A)
+    assert _outbound(OTHER, 8080) not in _cluster_names(proxy, without)
+
+
+def test_a_request_authentication_or_mesh_config_change_changes_the_scopes() -> None:
+    scoped = _snapshot(*BASE, ISOLATE_A)
+    with_jwt = _snapshot(*BASE, ISOLATE_A, JWKS_FROM_API, previous=scoped)
+    assert SIDECAR_SCOPE_KIND in with_jwt.changed_kinds
+    with_authz = _snapshot(*BASE, ISOLATE_A, JWKS_FROM_API, previous=with_jwt, mesh=AUTHZ_MESH)
+    assert MESH_CONFIG_KIND in with_authz.changed_kinds and SIDECAR_SCOPE_KIND in with_authz.changed_kinds
+    cache = ResourceCache(with_authz, GENERATORS, previous=ResourceCache(with_jwt, GENERATORS))
     assert CLUSTER_TYPE not in cache.reused_types
 
 

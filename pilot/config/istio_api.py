@@ -215,8 +215,9 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         # networking/v1alpha3/workload_group.proto
         "WorkloadGroup": ("metadata", "template", "probe"),
         "WorkloadGroup.ObjectMeta": ("labels", "annotations"),
-        # networking/v1alpha3/sidecar.proto (``ingress`` and ``inboundConnectionPool`` are rejected whole)
+        # networking/v1alpha3/sidecar.proto
         "Sidecar": ("workloadSelector", "ingress", "egress", "inboundConnectionPool", "outboundTrafficPolicy"),
+        "IstioIngressListener": ("port", "bind", "captureMode", "defaultEndpoint", "tls", "connectionPool"),
         "IstioEgressListener": ("port", "bind", "captureMode", "hosts"),
         "SidecarPort": ("number", "protocol", "name", "targetPort"),
         "OutboundTrafficPolicy": ("mode", "egressProxy"),
@@ -297,9 +298,8 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("HTTPRoute", "mirrorPercent"): "deprecated in Istio: use mirrorPercentage",
         ("IstioEgressListener", "bind"): "egress listeners are reached through iptables capture, not bound to an "
         "address",
-        ("OutboundTrafficPolicy", "egressProxy"): "outbound traffic to unknown hosts goes to PassthroughCluster "
-        "(ALLOW_ANY) or nowhere (REGISTRY_ONLY)",
-        ("Sidecar", "ingress"): "the inbound ports are those of the workload's services",
+        ("IstioIngressListener", "bind"): "ingress listeners are reached through iptables capture (chains of "
+        "virtualInbound matched by port, where Istio ignores bind too), not bound to an address",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
         "consecutiveGatewayErrors",
         # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not

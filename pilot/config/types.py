@@ -971,11 +971,17 @@ class SidecarEgressListener:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SidecarIngressListener:
     """An ``ingress`` entry: the workload accepts ``port`` and forwards it to ``default_endpoint`` (address, port)
-    in its pod: ``127.0.0.1`` (loopback) or ``0.0.0.0`` (the pod's IP, Istio's meaning of it); None: the pod's IP
-    on the same port."""
+    in its pod: ``127.0.0.1`` (loopback) or ``0.0.0.0`` (the pod's IP, Istio's meaning of it), or to the unix
+    socket ``default_socket`` (a path, or ``@name`` in Linux's abstract namespace); neither: the connection's
+    original destination (the pod's IP and ``port``). ``connection_pool``: the inbound cluster's, over the
+    DestinationRule's and the Sidecar's ``inboundConnectionPool``."""
 
     port: SidecarPort
     default_endpoint: tuple[str, int] | None = None
+    default_socket: str = ""
+    connection_pool: ConnectionPool | None = None
+    # TLS the sidecar terminates on the port (SIMPLE or MUTUAL, certificate files), when its mTLS mode is DISABLE
+    tls: ServerTLSSettings | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -988,7 +994,11 @@ class Sidecar:
     workload_selector: Labels | None = None  # None: the namespace's default (root namespace: the mesh's)
     egress: tuple[SidecarEgressListener, ...] = ()  # empty: every host, as without a Sidecar
     ingress: tuple[SidecarIngressListener, ...] = ()  # empty: the ports of the workload's services
+    # every inbound cluster's connection pool (Istio 1.22+), over the DestinationRule's; an ingress port's own wins
+    inbound_connection_pool: ConnectionPool | None = None
     outbound_traffic_policy: SidecarOutboundMode | None = None
+    # ALLOW_ANY's destination for traffic to hosts outside the registry, instead of the original destination
+    egress_proxy: Destination | None = None
 
 
 Resource = (

@@ -31,6 +31,7 @@ __all__ = [
     "DESTINATION_RULE_FIELDS",
     "DESTINATION_RULE_UNSUPPORTED",
     "LOAD_BALANCER_POLICIES",
+    "read_connection_pool",
     "read_traffic_policy",
     "validate_destination_rule",
 ]
@@ -111,7 +112,7 @@ def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
         policy.report(None, "a traffic policy must set at least one field")
     return TrafficPolicy(
         load_balancer=read_load_balancer(policy, has_outlier_detection=policy.has("outlierDetection")),
-        connection_pool=_connection_pool(policy),
+        connection_pool=read_connection_pool(policy),
         outlier_detection=_outlier_detection(policy),
         port_level_settings=_port_level_settings(policy),
         tls=read_client_tls(policy),
@@ -138,7 +139,7 @@ def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
             PortTrafficPolicy(
                 port=number or 0,
                 load_balancer=read_load_balancer(entry, has_outlier_detection=entry.has("outlierDetection")),
-                connection_pool=_connection_pool(entry),
+                connection_pool=read_connection_pool(entry),
                 outlier_detection=_outlier_detection(entry),
                 tls=read_client_tls(entry),
             )
@@ -146,8 +147,9 @@ def _port_level_settings(policy: Fields) -> tuple[PortTrafficPolicy, ...]:
     return tuple(settings)
 
 
-def _connection_pool(policy: Fields) -> ConnectionPool | None:
-    pool = policy.mapping("connectionPool", known=("tcp", "http"), message="ConnectionPoolSettings")
+def read_connection_pool(policy: Fields, name: str = "connectionPool") -> ConnectionPool | None:
+    """The ConnectionPoolSettings at ``name`` of ``policy`` (a DestinationRule's, a Sidecar's inbound ones)."""
+    pool = policy.mapping(name, known=("tcp", "http"), message="ConnectionPoolSettings")
     if pool is None:
         return None
     if not pool.has("tcp") and not pool.has("http"):

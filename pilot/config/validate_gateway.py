@@ -35,6 +35,7 @@ __all__ = [
     "GATEWAY_PROTOCOLS",
     "GATEWAY_TLS_MODES",
     "gateway_host_error",
+    "read_server_tls",
     "validate_gateway",
 ]
 
@@ -138,7 +139,7 @@ def _server(server: Fields) -> GatewayServer:
         server.report("bind", "a Unix domain socket is not supported by meshplane yet: bind an IP address")
     elif bind:
         server.problems.add_if(server.at("bind"), ip_error(bind))
-    tls = _tls(server)
+    tls = read_server_tls(server)
     _check_tls_for_protocol(server, port, tls)
     return GatewayServer(
         port=port or GatewayPort(number=0, protocol=Protocol.UNKNOWN, name=""),
@@ -178,7 +179,9 @@ def _port(server: Fields) -> GatewayPort | None:
     return GatewayPort(number=number, protocol=protocol, name=name or "")
 
 
-def _tls(server: Fields) -> ServerTLSSettings | None:
+def read_server_tls(server: Fields) -> ServerTLSSettings | None:
+    """The ServerTLSSettings at ``tls`` (a Gateway server's, a Sidecar ingress listener's), with Istio's
+    ``validateTLSOptions``."""
     tls = server.mapping("tls", known=_TLS_FIELDS, message="ServerTLSSettings")
     if tls is None:
         return None

@@ -9,8 +9,15 @@
   ``port.name`` a port name; ``port.targetPort`` is an error (Istio: "targetPort has no impact on Sidecars").
   ``bind`` and ``captureMode`` other than DEFAULT/IPTABLES (how meshplane's pods capture) are not supported yet.
 - ``outboundTrafficPolicy.mode``: ALLOW_ANY or REGISTRY_ONLY (ALLOW_ANY when absent, as Istio's enum default);
-  ``egressProxy`` is not supported yet.
-- ``ingress`` and ``inboundConnectionPool``: not supported yet.
+  ``egressProxy`` (a Destination: host, optional subset, port required) only with ALLOW_ANY (Istio's
+  ``validateSidecarOutboundTrafficPolicy``).
+- ``ingress[]``: ``port`` required (the same checks as an egress port's), unique; ``defaultEndpoint`` unset,
+  ``127.0.0.1:<port>``, ``0.0.0.0:<port>`` or ``unix://<absolute path or @abstract name>`` (Istio's forms; the
+  IPv6 ones ``[::1]:<port>`` and ``[::]:<port>`` are not supported yet: pods have IPv4 addresses only);
+  ``connectionPool`` as a DestinationRule's (Istio's ``validateConnectionPool``); ``tls`` as a gateway server's
+  (``validateTLSOptions``), SIMPLE or MUTUAL with files, on HTTPS/TLS ports only, without subjectAltNames,
+  httpsRedirect or credentialName (Istio's rules); ``bind`` and ``captureMode: NONE`` are not supported yet.
+- ``inboundConnectionPool``: as a DestinationRule's connection pool.
 - A spec with nothing set is an error (Istio: "sidecar: empty configuration provided").
 
 Which Sidecar applies to a proxy (selector beats namespace default beats the root namespace's) is the model's job
@@ -19,23 +26,30 @@ Which Sidecar applies to a proxy (selector beats namespace default beats the roo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 from pilot.config.errors import quote
 from pilot.config.istio_api import fields_except
 from pilot.config.types import (
     ConfigMeta,
+    Destination,
     Labels,
     Protocol,
+    ServerTLSSettings,
     Sidecar,
     SidecarEgressListener,
     SidecarHost,
+    SidecarIngressListener,
     SidecarOutboundMode,
     SidecarPort,
     frozen_labels,
 )
 from pilot.config.validate_common import Fields
+from pilot.config.validate_destination_rule import read_connection_pool
+from pilot.config.validate_gateway import read_server_tls
 from pilot.config.validate_names import dns1123_label_error, host_error
+from pilot.config.validate_tcp_tls_routes import read_destination
 
 __all__ = [
     "SIDECAR_FIELDS",
@@ -44,11 +58,16 @@ __all__ = [
     "validate_sidecar",
 ]
 
-SIDECAR_UNSUPPORTED: tuple[str, ...] = ()  # ingress, inboundConnectionPool: not read (istio_api says why)
-SIDECAR_FIELDS = fields_except("Sidecar", "ingress", "inboundConnectionPool")
+SIDECAR_UNSUPPORTED: tuple[str, ...] = ()
+SIDECAR_FIELDS = fields_except("Sidecar")
 _EGRESS_FIELDS = fields_except("IstioEgressListener", "bind")
+_INGRESS_FIELDS = fields_except("IstioIngressListener", "bind")
+_INGRESS_TLS_MODES = ("SIMPLE", "MUTUAL")  # Istio: "currently supports only SIMPLE and MUTUAL TLS modes"
+_LOOPBACK, _POD_IP = "127.0.0.1", "0.0.0.0"  # Istio's localhost and "the instance's IP" defaultEndpoint hosts
+_UNIX = "unix://"
+_ENDPOINT_FORM = "127.0.0.1:<port>, 0.0.0.0:<port>, unix://<path> or unset"
 _PORT_FIELDS = ("number", "protocol", "name", "targetPort")
-_POLICY_FIELDS = fields_except("OutboundTrafficPolicy", "egressProxy")
+_POLICY_FIELDS = fields_except("OutboundTrafficPolicy")
 _PROTOCOLS = tuple(p.value for p in Protocol if p is not Protocol.UNKNOWN)
 _CAPTURE_MODES = ("DEFAULT", "IPTABLES", "NONE")
 _CAPTURED = ("DEFAULT", "IPTABLES")  # what meshplane's pods do: iptables REDIRECT to the sidecar
@@ -60,11 +79,15 @@ def validate_sidecar(spec: Fields, meta: ConfigMeta) -> Sidecar:
     """Check a Sidecar spec (opened with ``SIDECAR_FIELDS``); problems go to ``spec.problems``."""
     if not any(spec.has(name) for name in ("egress", "ingress", "outboundTrafficPolicy", "inboundConnectionPool")):
         spec.report(None, "sidecar: empty configuration provided (set egress, ingress or outboundTrafficPolicy)")
+    mode, egress_proxy = _outbound_policy(spec)
     return Sidecar(
         meta=meta,
         workload_selector=_workload_selector(spec),
         egress=_egress(spec),
-        outbound_traffic_policy=_outbound_mode(spec),
+        ingress=_ingress(spec),
+        inbound_connection_pool=read_connection_pool(spec, "inboundConnectionPool"),
+        outbound_traffic_policy=mode,
+        egress_proxy=egress_proxy,
     )
 
 
@@ -115,6 +138,89 @@ def _egress(spec: Fields) -> tuple[SidecarEgressListener, ...]:
     return tuple(listeners)
 
 
+def _ingress(spec: Fields) -> tuple[SidecarIngressListener, ...]:
+    listeners: list[SidecarIngressListener] = []
+    ports: set[int] = set()
+    for item in spec.mappings("ingress", known=_INGRESS_FIELDS, message="IstioIngressListener"):
+        if not item.has("port"):
+            item.report("port", "sidecar: port is required for ingress listeners")
+        port = _port(item) if item.has("port") else None
+        if port is not None:
+            if port.number in ports:
+                item.report("port", "sidecar: ports on IP bound listeners must be unique")
+            ports.add(port.number)
+        _capture_mode(item)
+        endpoint, socket = _default_endpoint(item)
+        pool = read_connection_pool(item)
+        tls = _ingress_tls(item, port)
+        if port is not None:
+            listeners.append(
+                SidecarIngressListener(
+                    port=port, default_endpoint=endpoint, default_socket=socket, connection_pool=pool, tls=tls
+                )
+            )
+    return tuple(listeners)
+
+
+def _ingress_tls(item: Fields, port: SidecarPort | None) -> ServerTLSSettings | None:
+    """Istio's checks of an ingress listener's ``tls`` on top of a gateway server's."""
+    tls = read_server_tls(item)
+    if tls is None:
+        return None
+    if tls.subject_alt_names:
+        item.report("tls", "sidecar: subjectAltNames is not supported in ingress tls")
+    if tls.https_redirect:
+        item.report("tls", "sidecar: httpsRedirect is not supported")
+    if tls.credential_name:
+        item.report("tls", "sidecar: credentialName is not currently supported")
+    if tls.mode in ("ISTIO_MUTUAL", "AUTO_PASSTHROUGH"):
+        item.report("tls", f"configuration is invalid: cannot set mode to {tls.mode} in sidecar ingress tls")
+    elif tls.mode not in _INGRESS_TLS_MODES:
+        item.report(
+            "tls",
+            f"mode {tls.mode} not supported by meshplane yet: Istio's sidecar ingress tls terminates SIMPLE and "
+            "MUTUAL only",
+        )
+    if port is not None and port.protocol not in (Protocol.HTTPS, Protocol.TLS):
+        item.report("tls", "server cannot have TLS settings for non HTTPS/TLS ports")
+    return tls
+
+
+def _default_endpoint(item: Fields) -> tuple[tuple[str, int] | None, str]:
+    """(address, port) or the unix socket of ``defaultEndpoint`` (Istio's forms); (None, "") when unset."""
+    value = item.string("defaultEndpoint") or ""
+    if not value:
+        return None, ""
+    if value.startswith(_UNIX):
+        socket = value.removeprefix(_UNIX)
+        if not socket:
+            item.report("defaultEndpoint", "unix address must not be empty")
+        elif not socket.startswith("@") and (not socket.startswith("/") or socket.endswith("/")):
+            item.report("defaultEndpoint", f"{quote(socket)} is not an absolute path to a file")
+        else:
+            return None, socket
+        return None, ""
+    host, colon, port_text = value.rpartition(":")
+    if host in ("[::1]", "[::]"):
+        item.report(
+            "defaultEndpoint",
+            f"{quote(value)} is not supported by meshplane yet: pods have IPv4 addresses only "
+            f"(use {_LOOPBACK}:<port> or {_POD_IP}:<port>)",
+        )
+        return None, ""
+    if not colon or host not in (_LOOPBACK, _POD_IP):
+        item.report("defaultEndpoint", f"sidecar: defaultEndpoint must be of form {_ENDPOINT_FORM}")
+        return None, ""
+    if not port_text.isdigit():
+        item.report("defaultEndpoint", f"sidecar: defaultEndpoint port ({port_text}) is not a number")
+        return None, ""
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        item.report("defaultEndpoint", f"port number {port} must be in the range 1..65535")
+        return None, ""
+    return (host, port), ""
+
+
 def _port(item: Fields) -> SidecarPort | None:
     port = item.mapping("port", known=_PORT_FIELDS, message="SidecarPort")
     if port is None:
@@ -160,8 +266,23 @@ def _hosts(item: Fields) -> tuple[SidecarHost, ...]:
     return tuple(hosts)
 
 
-def _outbound_mode(spec: Fields) -> SidecarOutboundMode | None:
+def _outbound_policy(spec: Fields) -> tuple[SidecarOutboundMode | None, Destination | None]:
+    """``outboundTrafficPolicy``: its mode and ``egressProxy`` (see the module doc)."""
     policy = spec.mapping("outboundTrafficPolicy", known=_POLICY_FIELDS, message="OutboundTrafficPolicy")
     if policy is None:
-        return None
-    return cast(SidecarOutboundMode, policy.enum("mode", _MODES) or "ALLOW_ANY")
+        return None, None
+    mode = cast(SidecarOutboundMode, policy.enum("mode", _MODES) or "ALLOW_ANY")
+    if not policy.has("egressProxy"):
+        return mode, None
+    if mode != "ALLOW_ANY":
+        policy.report(
+            "egressProxy", "sidecar: egress_proxy must be set only with ALLOW_ANY outbound_traffic_policy mode"
+        )
+        return mode, None
+    proxy = read_destination(policy, "egressProxy")
+    if proxy is not None and proxy.port is None:
+        raw = policy.node.get("egressProxy")
+        if not (isinstance(raw, Mapping) and "port" in raw):
+            policy.report("egressProxy", "sidecar: egress_proxy port must be non-nil")
+        return mode, None
+    return mode, proxy

@@ -13,8 +13,9 @@ Every sidecar also gets Istio's ``PassthroughCluster`` (ORIGINAL_DST: outbound t
 registry under ALLOW_ANY), ``InboundPassthroughCluster`` (ORIGINAL_DST bound to 127.0.0.6: inbound to a port no
 service declares) and ``BlackHoleCluster``.
 
-Inbound: ``inbound|<port>||`` per service port the proxy's workload serves, one STATIC endpoint at the app
-(``<pod IP>:<target port>``). The sidecar connects to the app from 127.0.0.6 (``INBOUND_SOURCE_ADDRESS``): the
+Inbound: ``inbound|<port>||`` per inbound port (``inbound_ports``: the service ports the proxy's workload serves,
+or its Sidecar's ``ingress`` ports), one STATIC endpoint at the app (``<pod IP>:<target port>``, or the ingress
+port's ``defaultEndpoint``). The sidecar connects to the app from 127.0.0.6 (``INBOUND_SOURCE_ADDRESS``): the
 capture rules let Envoy's own connections over ``lo`` to the pod IP go to virtualInbound again, except those from
 127.0.0.6 (Istio's ``-A ISTIO_OUTPUT -s 127.0.0.6/32 -o lo -j RETURN``).
 
@@ -32,6 +33,7 @@ import structlog
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.core.v3.address_pb2 import SocketAddress
 from envoy.config.core.v3.protocol_pb2 import Http1ProtocolOptions, Http2ProtocolOptions
+from envoy.config.endpoint.v3.endpoint_pb2 import ClusterLoadAssignment
 from envoy.extensions.upstreams.http.v3.http_protocol_options_pb2 import HttpProtocolOptions
 
 from meshplane import names
@@ -52,11 +54,12 @@ from pilot.generate.cluster_traffic_policy import (
     merge_subset_traffic_policy,
     port_traffic_policy,
 )
+from pilot.generate.inbound_ports import InboundEndpoint, inbound_ports
 from pilot.generate.locality_lb import apply_locality_load_balancing
 from pilot.model import destination_rule_for, labels_match
 from pilot.model.client_view import EMPTY_VIEW, ClientView
 from pilot.model.sidecar_scope import egress_scope
-from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service, ServiceInstance
+from pilot.model.types import Endpoint, MeshSnapshot, Proxy, Service
 
 __all__ = [
     "BLACK_HOLE_CLUSTER",
@@ -71,7 +74,6 @@ __all__ = [
     "build_passthrough_cluster",
     "build_scope_clusters",
     "cluster_scopes",
-    "inbound_instances",
     "key_traffic_policy",
     "outbound_cluster_keys",
     "outbound_scope",
@@ -373,44 +375,41 @@ def _finish(cluster: Cluster, protocol: Protocol, policy: ClusterTrafficPolicy |
     return cluster
 
 
-def inbound_instances(proxy: Proxy) -> tuple[ServiceInstance, ...]:
-    """One service instance per distinct service port the proxy's workload serves (the first, in model order,
-    wins when several services share a port number: as in Istio, one port has one protocol and one app port)."""
-    chosen: dict[int, ServiceInstance] = {}
-    for instance in proxy.instances:
-        first = chosen.setdefault(instance.port.number, instance)
-        if first is not instance and (
-            first.port.protocol is not instance.port.protocol or first.target_port != instance.target_port
-        ):
-            log.warning(
-                "inbound_port_conflict",
-                proxy=proxy.node.id,
-                port=instance.port.number,
-                used=f"{first.service.host} {first.port.protocol} -> {first.target_port}",
-                ignored=f"{instance.service.host} {instance.port.protocol} -> {instance.target_port}",
-            )
-    return tuple(chosen[number] for number in sorted(chosen))
-
-
 def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster]:
-    """Istio ``buildInboundCluster``: the app behind each inbound port, at ``proxy.address : target_port``.
+    """Istio ``buildInboundCluster``: the app behind each inbound port (``inbound_ports``): STATIC at its address
+    or unix socket, or ORIGINAL_DST for a Sidecar ingress port without ``defaultEndpoint``.
 
-    Only the DestinationRule's connection pool applies (so that the server side has the capacity the rule
-    gives clients), from its top-level or matching port-level policy; subsets do not apply to inbound traffic.
+    Only a connection pool applies (so that the server side has the capacity the rule gives clients): the
+    Sidecar's for the port, else the DestinationRule's top-level or matching port-level one; subsets do not apply
+    to inbound traffic.
     """
     clusters: list[Cluster] = []
-    for instance in inbound_instances(proxy):
-        name = names.inbound_cluster_name(instance.port.number)
-        app = Endpoint(address=proxy.address, port=instance.target_port)
-        cluster = Cluster(
-            name=name,
-            type=Cluster.DiscoveryType.STATIC,
-            common_lb_config=Cluster.CommonLbConfig(),
-            load_assignment=load_assignment(name, (app,)),
-        )
-        _bind_inbound_source(cluster)
-        rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
-        policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
-        inbound_policy = ClusterTrafficPolicy(connection_pool=policy.connection_pool) if policy else None
+    for inbound in inbound_ports(proxy, snapshot):
+        instance = inbound.instance
+        cluster = _inbound_cluster(names.inbound_cluster_name(instance.port.number), inbound.endpoint)
+        pool = inbound.connection_pool
+        if pool is None:
+            rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
+            policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
+            pool = policy.connection_pool if policy is not None else None
+        inbound_policy = ClusterTrafficPolicy(connection_pool=pool) if pool is not None else None
         clusters.append(_finish(cluster, instance.port.protocol, inbound_policy, outbound=False))
     return clusters
+
+
+def _inbound_cluster(name: str, endpoint: InboundEndpoint) -> Cluster:
+    if endpoint.original_destination:
+        cluster = _original_destination_cluster(name)
+    else:
+        cluster = Cluster(name=name, type=Cluster.DiscoveryType.STATIC, common_lb_config=Cluster.CommonLbConfig())
+        if endpoint.socket:
+            assignment = ClusterLoadAssignment(cluster_name=name)
+            lb_endpoint = assignment.endpoints.add().lb_endpoints.add()
+            lb_endpoint.endpoint.address.pipe.path = endpoint.socket
+            cluster.load_assignment.CopyFrom(assignment)
+        else:
+            app = Endpoint(address=endpoint.address, port=endpoint.port)
+            cluster.load_assignment.CopyFrom(load_assignment(name, (app,)))
+    if endpoint.bind_source:
+        _bind_inbound_source(cluster)
+    return cluster

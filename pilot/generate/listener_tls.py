@@ -56,6 +56,7 @@ __all__ = [
     "MESH_ALPNS",
     "MTLS_CHAIN",
     "PLAINTEXT_CHAIN",
+    "SERVER_TLS_CHAIN",
     "TLS_INSPECTOR",
     "TLS_PASSTHROUGH_CHAIN",
     "InboundSecurity",
@@ -73,6 +74,7 @@ ALPN_DOWNSTREAM = ("h2", "http/1.1")  # Istio's ALPNHttp / ALPNDownstream
 MESH_ALPNS = ("istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2")
 MTLS_CHAIN = "mtls"
 PLAINTEXT_CHAIN = "plaintext"
+SERVER_TLS_CHAIN = "tls"  # a Sidecar ingress listener's ``tls`` (Istio's getTLSFilterChainMatchOptions)
 TLS_PASSTHROUGH_CHAIN = "tls-passthrough"  # TLS without a mesh ALPN, passed through to the app (TCP ports)
 
 _warned: set[tuple[str, int]] = set()  # (proxy id, port) already warned about STRICT without SDS
@@ -84,6 +86,8 @@ class InboundSecurity:
 
     mode: EffectiveMtlsMode
     trust_domain: str
+    # a Sidecar ingress listener's own TLS (mode DISABLE only): one chain terminating it, no plaintext
+    server_tls: DownstreamTlsContext | None = None
 
 
 NetworkFilter = Callable[[bool], Filter]  # (terminates mTLS?) -> the chain's network filter (HCM or tcp_proxy)
@@ -130,6 +134,14 @@ def build_inbound_filter_chains(
 ) -> tuple[list[ListenerFilter], list[FilterChain]]:
     """The listener filters and filter chains of an inbound port under ``security`` (see the module doc);
     ``tls_passthrough``: the port is TCP, so PERMISSIVE passes TLS without a mesh ALPN to the app."""
+    if security.server_tls is not None:
+        chain = FilterChain(
+            name=SERVER_TLS_CHAIN,
+            filter_chain_match=FilterChainMatch(transport_protocol="tls"),
+            filters=[network(False)],
+            transport_socket=tls_transport_socket(security.server_tls),
+        )
+        return [tls_inspector_filter()], [chain]
     if security.mode == "DISABLE":
         return [], [FilterChain(name=PLAINTEXT_CHAIN, filters=[network(False)])]
     mtls = FilterChain(

@@ -6,8 +6,9 @@ Outbound (the app's connections, redirected to 15001):
 
 - ``virtualOutbound`` on ``0.0.0.0:15001`` with ``use_original_dst``: Envoy hands each connection to the listener
   bound (``bind_to_port: false``) to its original destination ``ip:port``, else ``0.0.0.0:port``, else keeps it
-  on the default chain ``PassthroughFilterChain``: tcp_proxy to ``PassthroughCluster`` (ALLOW_ANY) or
-  ``BlackHoleCluster`` (REGISTRY_ONLY; the proxy's Sidecar's ``outboundTrafficPolicy``, else MeshConfig's). A
+  on the default chain ``PassthroughFilterChain``: tcp_proxy to ``PassthroughCluster`` (ALLOW_ANY; a Sidecar's
+  ``egressProxy`` cluster when it has one) or ``BlackHoleCluster`` (REGISTRY_ONLY; the proxy's Sidecar's
+  ``outboundTrafficPolicy``, else MeshConfig's). A
   connection straight to 15001 itself goes to ``BlackHoleCluster`` (chain ``virtualOutbound-blackhole``), as in
   Istio, so it cannot loop.
 - ``0.0.0.0_<port>`` per HTTP port of any visible service: an HTTP connection manager with the route table named
@@ -23,7 +24,8 @@ Inbound (connections to the pod, redirected to 15006):
 - ``virtualInbound`` on ``0.0.0.0:15006`` with the ``original_dst`` listener filter (chains match the original
   destination) and the TLS inspector when some chain tells mTLS from plaintext; one group of chains per
   destination port the workload serves: its service ports (where clients' endpoints point) and, when it differs,
-  the app's own target port (Istio 1.10+ clients dial it; its authorization policies see the port as written).
+  the app's own target port (Istio 1.10+ clients dial it; its authorization policies see the port as written) or,
+  under a Sidecar with ``ingress``, exactly those ports (``inbound_ports``).
   Each group is the port's chains of ``filter_chains.build_inbound_chains`` (mTLS per PeerAuthentication, RBAC,
   ext_authz, access logs) matched on ``destination_port``, forwarding to ``inbound|<port>||`` (the app at the pod
   IP and target port, from 127.0.0.6). Every other port goes to ``InboundPassthroughCluster`` under the workload's
@@ -49,7 +51,6 @@ from pilot.generate._protos import network_filter, socket_address
 from pilot.generate._tls import has_sds
 from pilot.generate.access_logs import build_outbound_access_logs
 from pilot.generate.authz_filters import build_network_authz_filters
-from pilot.generate.clusters import inbound_instances
 from pilot.generate.filter_chains import (
     HTTP_CONNECTION_MANAGER,
     TCP_PROXY,
@@ -60,6 +61,8 @@ from pilot.generate.filter_chains import (
     build_tcp_proxy,
     prepend_filters,
 )
+from pilot.generate.gateway_tls import build_gateway_tls_context
+from pilot.generate.inbound_ports import InboundPort, inbound_ports
 from pilot.generate.listener_tls import (
     InboundSecurity,
     build_inbound_filter_chains,
@@ -118,8 +121,9 @@ def build_scope_listeners(scope: Sequence[Hashable], snapshot: MeshSnapshot) -> 
 
 def build_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     """Everything a sidecar listens with (see the module doc)."""
+    scope = proxy_egress_scope(proxy, snapshot)
     return [
-        build_virtual_outbound_listener(proxy_egress_scope(proxy, snapshot).outbound_policy),
+        build_virtual_outbound_listener(scope.outbound_policy, scope.default_cluster),
         *build_outbound_service_listeners(proxy, snapshot),
         build_virtual_inbound_listener(proxy, snapshot),
     ]
@@ -140,7 +144,8 @@ def _blackhole_chain(name: str, port: int) -> FilterChain:
     return chain
 
 
-def build_virtual_outbound_listener(policy: OutboundTrafficPolicy) -> Listener:
+def build_virtual_outbound_listener(policy: OutboundTrafficPolicy, default_cluster: str = "") -> Listener:
+    """``default_cluster``: where the default chain sends (a Sidecar's egress proxy); "": per ``policy``."""
     listener = Listener(
         name=VIRTUAL_OUTBOUND,
         address=socket_address(WILDCARD_ADDRESS, names.OUTBOUND_CAPTURE_PORT),
@@ -149,7 +154,9 @@ def build_virtual_outbound_listener(policy: OutboundTrafficPolicy) -> Listener:
         filter_chains=[_blackhole_chain(f"{VIRTUAL_OUTBOUND}-blackhole", names.OUTBOUND_CAPTURE_PORT)],
     )
     listener.default_filter_chain.CopyFrom(
-        build_filter_chain([_tcp_proxy_filter(outbound_default_cluster(policy))], name=PASSTHROUGH_CHAIN)
+        build_filter_chain(
+            [_tcp_proxy_filter(default_cluster or outbound_default_cluster(policy))], name=PASSTHROUGH_CHAIN
+        )
     )
     return listener
 
@@ -316,12 +323,24 @@ def _workload_security(proxy: Proxy, snapshot: MeshSnapshot) -> InboundSecurity 
     return InboundSecurity(mode=mode, trust_domain=snapshot.trust_domain)
 
 
+def _port_security(proxy: Proxy, inbound: InboundPort, snapshot: MeshSnapshot) -> InboundSecurity | None:
+    """The port's mTLS mode, or its Sidecar ingress ``tls`` (which ``inbound_ports`` keeps only under DISABLE)."""
+    if inbound.tls is None:
+        return inbound_security(proxy, inbound.instance, snapshot)
+    http = inbound.instance.port.protocol.is_http
+    context = build_gateway_tls_context(inbound.tls, proxy, snapshot.trust_domain, http=http)
+    if context is None:  # certificate files need no SDS: validation refuses credentialName
+        return inbound_security(proxy, inbound.instance, snapshot)
+    return InboundSecurity(mode="DISABLE", trust_domain=snapshot.trust_domain, server_tls=context)
+
+
 def build_virtual_inbound_listener(proxy: Proxy, snapshot: MeshSnapshot) -> Listener:
     chains = [_blackhole_chain(f"{VIRTUAL_INBOUND}-blackhole", names.INBOUND_CAPTURE_PORT)]
     inspect = False
-    instances = inbound_instances(proxy)
-    service_ports = {instance.port.number for instance in instances}
-    for instance in instances:
+    ports = inbound_ports(proxy, snapshot)
+    service_ports = {inbound.instance.port.number for inbound in ports}
+    for inbound in ports:
+        instance = inbound.instance
         if instance.port.number in RESERVED_PORTS:
             log.warning(
                 "inbound_chain_skipped",
@@ -331,7 +350,7 @@ def build_virtual_inbound_listener(proxy: Proxy, snapshot: MeshSnapshot) -> List
                 proxy=proxy.node.id,
             )
             continue
-        security = inbound_security(proxy, instance, snapshot)
+        security = _port_security(proxy, inbound, snapshot)
         for port, policy_ports in _destination_ports(instance, service_ports):
             filters, port_chains = build_inbound_chains(
                 proxy,

@@ -63,6 +63,7 @@ class PortRoutesInputs:
     port: int
     virtual_hosts: tuple[VirtualHostInputs, ...]
     policy: OutboundTrafficPolicy
+    default_cluster: str = ""  # the allow_any virtual host's cluster (a Sidecar's egress proxy); "": Passthrough
 
 
 def port_route_scope(proxy: Proxy) -> tuple[Hashable, ...]:
@@ -83,19 +84,25 @@ def port_route_inputs(
     found = visible_virtual_host_inputs(namespace, snapshot, source_labels=source_labels, sidecar=sidecar, view=view)
     for inputs in found:
         by_port[inputs.port].append(inputs)
-    policy = egress_scope(snapshot, (namespace, sidecar)).outbound_policy
-    return [PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy) for port in sorted(by_port)]
+    scope = egress_scope(snapshot, (namespace, sidecar))
+    policy, cluster = scope.outbound_policy, scope.egress_proxy_cluster
+    return [
+        PortRoutesInputs(port=port, virtual_hosts=tuple(by_port[port]), policy=policy, default_cluster=cluster)
+        for port in sorted(by_port)
+    ]
 
 
 def build_port_route_table(inputs: PortRoutesInputs) -> RouteConfiguration:
     vhosts = [build_outbound_virtual_host(vhost) for vhost in inputs.virtual_hosts]
-    return build_route_table(str(inputs.port), [*vhosts, build_catch_all_virtual_host(inputs.policy)])
+    catch_all = build_catch_all_virtual_host(inputs.policy, inputs.default_cluster)
+    return build_route_table(str(inputs.port), [*vhosts, catch_all])
 
 
-def build_catch_all_virtual_host(policy: OutboundTrafficPolicy) -> VirtualHost:
-    """Istio's ``allow_any`` / ``block_all`` virtual host: a Host no service has, on a port some service has."""
+def build_catch_all_virtual_host(policy: OutboundTrafficPolicy, cluster: str = "") -> VirtualHost:
+    """Istio's ``allow_any`` / ``block_all`` virtual host: a Host no service has, on a port some service has;
+    ``cluster``: allow_any's (a Sidecar's egress proxy), else PassthroughCluster."""
     if policy is OutboundTrafficPolicy.ALLOW_ANY:
-        action = RouteAction(cluster=names.PASSTHROUGH_CLUSTER)
+        action = RouteAction(cluster=cluster or names.PASSTHROUGH_CLUSTER)
         set_duration(action.timeout, 0)
         set_duration(action.max_stream_duration.max_stream_duration, 0)
         route = Route(name=ALLOW_ANY_VIRTUAL_HOST, match=translate_route_match(None), route=action)

@@ -28,7 +28,7 @@ from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from meshplane import names
 from pilot.config.types import ConfigKey, HTTPMatchRequest, HTTPRoute, VirtualService
 from pilot.config.validate_gateway_refs import MESH_GATEWAY
-from pilot.generate.clusters import inbound_instances
+from pilot.generate.inbound_ports import inbound_ports
 from pilot.generate.route_action import (
     HeaderMutations,
     RouteContext,
@@ -253,11 +253,11 @@ def build_route_table(name: str, vhosts: Sequence[VirtualHost]) -> RouteConfigur
 def build_inbound_routes(proxy: Proxy, snapshot: MeshSnapshot) -> list[RouteConfiguration]:
     """One table per HTTP service port of the proxy's workload: everything to ``inbound|<port>||`` (Istio's
     ``BuildDefaultHTTPInboundRoute``: no timeout, ``grpc-timeout`` honoured, retry a reset before the request)."""
-    del snapshot  # the proxy's instances were resolved against it already
     out: list[RouteConfiguration] = []
-    # The same choice of instance per port as the inbound clusters and listeners make.
-    for instance in inbound_instances(proxy):
-        if not instance.port.protocol.is_http:
+    # The same ports, and instance per port, as the inbound clusters and listeners have.
+    for inbound in inbound_ports(proxy, snapshot):
+        instance = inbound.instance
+        if not inbound.http_table:
             continue
         port = instance.port.number
         action = RouteAction(cluster=names.inbound_cluster_name(port))

@@ -26,15 +26,17 @@ from typing import Any
 import structlog
 
 from pilot.config.types import ConfigKey, Labels, Sidecar
+from pilot.model.mesh_settings import MESH_CONFIG_KIND
 
 __all__ = ["SIDECAR_KIND", "SIDECAR_SCOPE_KIND", "SidecarIndex", "index_sidecars", "scopes_changed", "sidecar_for"]
 
 log = structlog.get_logger(__name__)
 
 SIDECAR_KIND = "Sidecar"
-# The "kind" of a change of what some Sidecar scope holds without a Sidecar changing: a VirtualService changed while
-# Sidecars with egress hosts exist (a scope holds the VirtualServices it admits and the services they route to).
+# The "kind" of a change of what some Sidecar scope holds without a Sidecar changing: a VirtualService, a
+# RequestAuthentication or MeshConfig changed while Sidecars with egress hosts exist (``scopes_changed``).
 SIDECAR_SCOPE_KIND = "SidecarScope"
+_SCOPE_INPUTS = frozenset({"VirtualService", "RequestAuthentication", MESH_CONFIG_KIND})
 
 _warned: set[tuple[str, ...]] = set()  # conflicts already logged (snapshots are rebuilt on every change)
 
@@ -72,8 +74,11 @@ class SidecarIndex:
     @property
     def scoping(self) -> bool:
         """Whether some Sidecar narrows what proxies see (has egress listeners)."""
-        every = (*self.namespace_defaults.values(), *(s for found in self.selecting.values() for s in found))
-        return any(sidecar.egress for sidecar in every)
+        return any(sidecar.egress for sidecar in self.all())
+
+    def all(self) -> tuple[Sidecar, ...]:
+        """Every indexed Sidecar (the first namespace default of each namespace, then the selecting ones)."""
+        return (*self.namespace_defaults.values(), *(s for found in self.selecting.values() for s in found))
 
     def get(self, key: ConfigKey | None) -> Sidecar | None:
         """The indexed Sidecar of ``key`` (None for None)."""
@@ -112,8 +117,10 @@ def index_sidecars(sidecars: Iterable[Sidecar], root_namespace: str) -> SidecarI
 
 
 def scopes_changed(changed_kinds: frozenset[str], index: SidecarIndex, previous: SidecarIndex | None) -> bool:
-    """Whether a change of ``changed_kinds`` can change a Sidecar scope's content (``SIDECAR_SCOPE_KIND``)."""
-    return "VirtualService" in changed_kinds and (index.scoping or (previous is not None and previous.scoping))
+    """Whether a change of ``changed_kinds`` can change a Sidecar scope's content (``SIDECAR_SCOPE_KIND``): the
+    VirtualServices it admits, the services they route to, and the services the proxies' own filters call
+    (MeshConfig's ext_authz providers, RequestAuthentications' JWKS servers)."""
+    return bool(changed_kinds & _SCOPE_INPUTS) and (index.scoping or (previous is not None and previous.scoping))
 
 
 def sidecar_for(index: SidecarIndex, namespace: str, labels: Labels) -> Sidecar | None:

@@ -15,7 +15,17 @@ A proxy's outbound config is built for one ``EgressScope``: its namespace and th
   whose protocol differs admits none of it);
 - clusters and endpoints: every port of every service in scope (Istio's ``SidecarScope.services``); listeners,
   route tables' virtual hosts and the agent's name table: only what the listeners admit;
-- where traffic to a host outside the registry goes: the Sidecar's ``outboundTrafficPolicy``, else MeshConfig's.
+- where traffic to a host outside the registry goes: the Sidecar's ``outboundTrafficPolicy``, else MeshConfig's;
+  with ALLOW_ANY and an ``egressProxy``, to its cluster ``outbound|<port>|<subset>|<host>`` instead of the original
+  destination (Istio's ``GetDestinationCluster``; a short host is resolved in the Sidecar's namespace), whose
+  service is then in scope for its clusters; an egress proxy that names no registry service port (or an undefined
+  subset) sends that traffic to ``BlackHoleCluster`` (logged ``egress_proxy_unresolved``), as Istio's reference to
+  a missing cluster fails it;
+- the services the proxy's own filters call are in scope whatever the Sidecar says, for their clusters and endpoints
+  only (no listener, virtual host or name): MeshConfig's ext_authz extension providers' services and the registry
+  services of RequestAuthentications' ``jwksUri`` (Envoy fetches the keys through ``outbound|<port>||<host>``).
+  Without them a Sidecar would silently break the workload's policy (every CUSTOM check denied, every token
+  rejected); Istio fetches JWKS in istiod by default, so its Sidecars cannot hide a JWKS server either.
 
 Scopes are memoized per snapshot (``SidecarIndex.memo``), keyed like the xDS scopes (``scope_key``), so that the
 generators and every proxy under one Sidecar share one computation and one set of bytes.
@@ -25,13 +35,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
+import structlog
+
+from meshplane import names
+from meshplane.names import BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER
 from pilot.config.hosts import host_matches, resolve_host
+from pilot.config.mesh_extension_providers import ExtAuthzGrpcProvider, ExtAuthzHttpProvider, split_provider_service
 from pilot.config.types import ConfigKey, ServicePort, Sidecar, SidecarHost, VirtualService
+from pilot.model.build import destination_rule_for
 from pilot.model.mesh_settings import OutboundTrafficPolicy
 from pilot.model.types import MeshSnapshot, Proxy
 
 __all__ = ["EgressScope", "ScopeKey", "egress_scope", "proxy_egress_scope", "scope_key"]
+
+log = structlog.get_logger(__name__)
+_warned: set[tuple[str, str]] = set()
 
 ScopeKey = tuple[str, ConfigKey | None]  # (proxy namespace, the Sidecar in force): part of every outbound xDS scope
 
@@ -43,9 +63,19 @@ class EgressScope:
     namespace: str
     sidecar: Sidecar | None
     outbound_policy: OutboundTrafficPolicy
+    egress_proxy_cluster: str = ""  # ALLOW_ANY's destination instead of PassthroughCluster ("": none)
     all_ports: frozenset[str] = frozenset()  # hosts admitted on every port
+    filter_services: frozenset[str] = frozenset()  # called by the proxy's own filters: clusters only
     by_port: tuple[tuple[int, str, frozenset[str]], ...] = ()  # (port, protocol, hosts) of port listeners
     virtual_services: frozenset[ConfigKey] = frozenset()
+
+    @property
+    def default_cluster(self) -> str:
+        """Where traffic to a destination outside the registry goes (the virtualOutbound default chain, the
+        ``allow_any`` virtual host)."""
+        if self.outbound_policy is not OutboundTrafficPolicy.ALLOW_ANY:
+            return BLACKHOLE_CLUSTER
+        return self.egress_proxy_cluster or PASSTHROUGH_CLUSTER
 
     @property
     def key(self) -> ScopeKey:
@@ -53,7 +83,9 @@ class EgressScope:
 
     def sees_service(self, host: str) -> bool:
         """Whether the service ``host`` is in scope (its clusters and endpoints)."""
-        return self.sidecar is None or host in self.all_ports or any(host in hosts for _, _, hosts in self.by_port)
+        if self.sidecar is None or host in self.all_ports or host in self.filter_services:
+            return True
+        return any(host in hosts for _, _, hosts in self.by_port)
 
     def sees_port(self, host: str, port: ServicePort) -> bool:
         """Whether a listener admits ``host``'s ``port`` (listeners, virtual hosts, names)."""
@@ -90,8 +122,11 @@ def _compute(snapshot: MeshSnapshot, key: ScopeKey) -> EgressScope:
     if sidecar is None:
         return EgressScope(namespace=namespace, sidecar=None, outbound_policy=mesh_policy)
     policy = OutboundTrafficPolicy(sidecar.outbound_traffic_policy) if sidecar.outbound_traffic_policy else mesh_policy
+    proxy_host, proxy_cluster = _egress_proxy(snapshot, sidecar)
     if not sidecar.egress:  # no egress listeners: Istio's default one, every host
-        return EgressScope(namespace=namespace, sidecar=None, outbound_policy=policy)
+        return EgressScope(
+            namespace=namespace, sidecar=None, outbound_policy=policy, egress_proxy_cluster=proxy_cluster
+        )
     catch_all: set[str] = set()
     by_port: list[tuple[int, str, frozenset[str]]] = []
     virtual: set[ConfigKey] = set()
@@ -108,10 +143,56 @@ def _compute(snapshot: MeshSnapshot, key: ScopeKey) -> EgressScope:
         namespace=namespace,
         sidecar=sidecar,
         outbound_policy=policy,
+        egress_proxy_cluster=proxy_cluster,
         all_ports=frozenset(catch_all),
+        filter_services=frozenset([*_filter_services(snapshot), *([proxy_host] if proxy_host else [])]),
         by_port=tuple(by_port),
         virtual_services=frozenset(virtual),
     )
+
+
+def _egress_proxy(snapshot: MeshSnapshot, sidecar: Sidecar) -> tuple[str, str]:
+    """(the egress proxy's service host, its cluster) of the Sidecar; ("", "") without one; ("", BlackHoleCluster)
+    for one that names no registry service port or subset (see the module doc)."""
+    proxy = sidecar.egress_proxy
+    if proxy is None or proxy.port is None:
+        return "", ""
+    namespace = sidecar.meta.key.namespace
+    host = resolve_host(proxy.host, namespace, snapshot.domain_suffix)
+    service = snapshot.services.get(host)
+    problem = ""
+    if service is None or service.port(proxy.port) is None:
+        problem = f"no service {host} with port {proxy.port} in the registry"
+    elif proxy.subset:
+        rule = destination_rule_for(snapshot, host, namespace)
+        if rule is None or all(subset.name != proxy.subset for subset in rule.subsets):
+            problem = f"no DestinationRule defines subset {proxy.subset} of {host}"
+    if problem:
+        _warn_once(str(sidecar.meta.key), problem)
+        return "", BLACKHOLE_CLUSTER
+    return host, names.outbound_cluster_name(proxy.port, proxy.subset, host)
+
+
+def _warn_once(sidecar: str, problem: str) -> None:
+    if (sidecar, problem) not in _warned:
+        _warned.add((sidecar, problem))
+        log.warning("egress_proxy_unresolved", sidecar=sidecar, reason=f"{problem}: its traffic goes nowhere")
+
+
+def _filter_services(snapshot: MeshSnapshot) -> Iterator[str]:
+    """The registry services Envoy's own filters call: ext_authz providers, JWKS servers (see the module doc)."""
+    for provider in snapshot.mesh.extension_providers:
+        if isinstance(provider, ExtAuthzGrpcProvider | ExtAuthzHttpProvider):
+            namespace, host = split_provider_service(provider.service)
+            service = snapshot.services.get(host)
+            if service is not None and namespace in (None, service.namespace):
+                yield host
+    for policies in snapshot.request_authentications.values():
+        for policy in policies:
+            for rule in policy.jwt_rules:
+                jwks_host = urlsplit(rule.jwks_uri).hostname if rule.jwks_uri else None
+                if jwks_host is not None and jwks_host in snapshot.services:
+                    yield jwks_host
 
 
 def _admits(hosts: tuple[SidecarHost, ...], proxy_namespace: str, config_namespace: str, host: str) -> bool:
