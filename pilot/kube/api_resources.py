@@ -50,11 +50,11 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
     _istio("AccessList", "accesslists", "mixer.meshplane.io", ("v1",)),
     _istio("RateLimit", "ratelimits", "mixer.meshplane.io", ("v1",)),
+    _istio("Telemetry", "telemetries", "telemetry.istio.io", ("v1", "v1alpha1")),
 )
 
 ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (
     _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
     _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),
-    _istio("Telemetry", "telemetries", "telemetry.istio.io", ("v1", "v1alpha1")),
     _istio("WasmPlugin", "wasmplugins", "extensions.istio.io", ("v1alpha1",)),
 )

@@ -22,6 +22,7 @@ from pilot.config.types import (
     RequestAuthentication,
     Resource,
     Sidecar,
+    Telemetry,
     VirtualService,
     frozen_labels,
     sorted_by_key,
@@ -271,6 +272,7 @@ def build_snapshot(
     authorization_policies: dict[str, list[AuthorizationPolicy]] = defaultdict(list)
     mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
     request_authentications: dict[str, list[RequestAuthentication]] = defaultdict(list)
+    telemetries: dict[str, list[Telemetry]] = defaultdict(list)
     gateways = tuple(r for r in ordered.values() if isinstance(r, Gateway))
     for resource in ordered.values():
         if isinstance(resource, PeerAuthentication):
@@ -281,6 +283,8 @@ def build_snapshot(
             mixer_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, RequestAuthentication):
             request_authentications[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, Telemetry):
+            telemetries[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, DestinationRule) and resource.workload_selector is None:
             rules.setdefault(resolve_host(resource.host, resource.meta.key.namespace, domain_suffix), resource)
     resolved = _virtual_services(ordered, previous)
@@ -315,6 +319,7 @@ def build_snapshot(
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
         request_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(request_authentications.items())}),
+        telemetries=MappingProxyType({ns: tuple(t) for ns, t in sorted(telemetries.items())}),
         gateways=gateways,
         gateway_virtual_services=MappingProxyType(
             dict(index_gateway_virtual_services(resolved.values()))  # delegates merged into their roots
