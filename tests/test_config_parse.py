@@ -66,7 +66,11 @@ def test_istio_api_versions_are_accepted(api_version: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "api_version"),
-    [("EnvoyFilter", "networking.istio.io/v1alpha3"), ("WasmPlugin", "extensions.istio.io/v1alpha1"), ("ConfigMap", "v1")],
+    [
+        ("EnvoyFilter", "networking.istio.io/v1alpha3"),
+        ("WasmPlugin", "extensions.istio.io/v1alpha1"),
+        ("ConfigMap", "v1"),
+    ],
     ids=["envoy-filter", "wasm-plugin", "configmap"],
 )
 def test_other_kinds_are_skipped_with_a_warning(kind: str, api_version: str) -> None:
