@@ -105,7 +105,7 @@ REJECTIONS = [
     (
         "target-ref",
         "targetRef:\n  kind: Gateway\n  name: g",
-        [(1, "spec.targetRef", "not supported by meshplane yet: it attaches a Telemetry to Gateway API")],
+        [(1, "spec.targetRef", "not supported by meshplane yet: it attaches a policy to Gateway API")],
     ),
     (
         "target-refs",

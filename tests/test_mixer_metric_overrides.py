@@ -127,3 +127,10 @@ def test_no_overrides_no_plan_and_plans_are_compiled_once_per_workload() -> None
     assert overrides.plan(replace(PRODUCTPAGE, name="productpage-v2")) is first
     assert not first.default
     assert compile_plan(metrics_plan(build_snapshot({}, version=1), "d", MappingProxyType({}))).default
+
+
+def test_a_custom_metric_names_a_standard_one(metrics: MixerMetrics) -> None:
+    spec = "  metrics:\n  - overrides:\n    - disabled: true\n      match: {customMetric: requests_total}"
+    found = record(metrics, spec, RECORD, CLIENT_RECORD)
+    assert "istio_requests" not in found
+    assert len(found["istio_request_bytes"]) > 0

@@ -192,3 +192,16 @@ def test_all_metrics_disabled_then_enabled_again(make_meta: MakeMeta) -> None:
     only = telemetry(make_meta, "mesh", "istio-system", metrics=(TelemetryMetrics(overrides=(client_off,)),))
     plan = metrics_plan(mesh(only), "default", APP)
     assert "requests_total" not in plan.client.metrics and "requests_total" in plan.server.metrics
+
+
+def test_tracing_entries_match_a_side(make_meta: MakeMeta) -> None:
+    server_only = telemetry(
+        make_meta,
+        "mesh",
+        "istio-system",
+        tracing=(TelemetryTracing(mode=SERVER, providers=("otel",), random_sampling_percentage=50.0),),
+    )
+    snapshot = mesh(server_only)
+    assert tracing(snapshot, "default", APP, CLIENT) is None
+    chosen = tracing(snapshot, "default", APP, SERVER)
+    assert chosen is not None and chosen.sampling == 50.0

@@ -16,12 +16,16 @@
   ``defaultValue``, ``header.name`` / ``defaultValue``). ``useRequestIdForTraceSampling`` and ``enableIstioTags``
   are rejected (not supported yet).
 
+Every Istio field not read is rejected with its reason from ``istio_api`` (the messages ``Telemetry``, ``Tracing``,
+``Metrics``, ``AccessLogging`` and theirs).
+
 Provider names are resolved against MeshConfig's ``extensionProviders`` when a proxy's config is built
 (``pilot.model.telemetry``): which names exist is not known to a resource alone.
 """
 
 from __future__ import annotations
 
+from pilot.config.istio_api import fields_except
 from pilot.config.telemetry_expressions import StatusCodeComparison, parse_log_filter, parse_tag_value
 from pilot.config.types import (
     ConfigMeta,
@@ -48,7 +52,7 @@ __all__ = [
 ]
 
 TELEMETRY_API_VERSIONS = ("telemetry.istio.io/v1", "telemetry.istio.io/v1alpha1")
-TELEMETRY_FIELDS = ("selector", "accessLogging", "metrics", "tracing", "targetRef", "targetRefs")
+TELEMETRY_FIELDS = ("selector", "accessLogging", "metrics", "tracing")  # targetRef(s): istio_api's reason
 TELEMETRY_UNSUPPORTED: tuple[str, ...] = ()
 METRICS_PROVIDER = "prometheus"  # Istio's built-in Prometheus provider: meshplane's is Mixer's /metrics
 # Istio's MetricSelector.IstioMetric -> the standard (Prometheus) name without ``istio_``, for those Mixer produces
@@ -64,60 +68,46 @@ _OTHER_METRICS = (
 )  # fmt: skip
 _MODES = tuple(mode.value for mode in WorkloadMode)
 _NOT_YET = "not supported by meshplane yet"
-_TARGET_REF = (
-    f"{_NOT_YET}: it attaches a Telemetry to Gateway API gateways or waypoint Services, which meshplane does not "
-    "have; select the workloads with `selector` instead"
-)
-_ACCESS_LOGGING_FIELDS = ("match", "providers", "disabled", "filter")
-_METRICS_FIELDS = ("providers", "overrides", "reportingInterval")
-_OVERRIDE_FIELDS = ("match", "disabled", "tagOverrides")
-_METRIC_SELECTOR_FIELDS = ("metric", "customMetric", "mode")
-_TAG_OVERRIDE_FIELDS = ("operation", "value")
-_TRACING_FIELDS = ("match", "providers", "randomSamplingPercentage", "disableSpanReporting", "customTags")
-_TRACING_UNSUPPORTED = ("useRequestIdForTraceSampling", "enableIstioTags")
-_CUSTOM_TAG_TYPES = ("literal", "environment", "header")
+_ACCESS_LOGGING_FIELDS = fields_except("AccessLogging")
+_METRICS_FIELDS = fields_except("Metrics", "reportingInterval")
+_OVERRIDE_FIELDS = fields_except("MetricsOverrides")
+_METRIC_SELECTOR_FIELDS = fields_except("MetricSelector")
+_TAG_OVERRIDE_FIELDS = fields_except("MetricsOverrides.TagOverride")
+_TRACING_FIELDS = fields_except("Tracing", "useRequestIdForTraceSampling", "enableIstioTags")
+_CUSTOM_TAG_TYPES = fields_except("Tracing.CustomTag")
+_TAG = "Tracing.CustomTag"
 
 
 def validate_telemetry(spec: Fields, meta: ConfigMeta) -> Telemetry:
     """Check a Telemetry spec (opened with ``TELEMETRY_FIELDS``); problems go to ``spec.problems``."""
-    for name in ("targetRef", "targetRefs"):
-        if spec.has(name):
-            spec.report(name, _TARGET_REF)
+    logging = spec.mappings("accessLogging", known=_ACCESS_LOGGING_FIELDS, message="AccessLogging")
     return Telemetry(
         meta=meta,
         selector=selector_labels(spec),
-        access_logging=tuple(
-            _access_logging(entry) for entry in spec.mappings("accessLogging", known=_ACCESS_LOGGING_FIELDS)
-        ),
-        metrics=tuple(
-            _metrics(entry)
-            for entry in spec.mappings("metrics", known=_METRICS_FIELDS[:2], unsupported=_METRICS_FIELDS[2:])
-        ),
-        tracing=tuple(
-            _tracing(entry)
-            for entry in spec.mappings("tracing", known=_TRACING_FIELDS, unsupported=_TRACING_UNSUPPORTED)
-        ),
+        access_logging=tuple(_access_logging(entry) for entry in logging),
+        metrics=tuple(_metrics(entry) for entry in spec.mappings("metrics", known=_METRICS_FIELDS, message="Metrics")),
+        tracing=tuple(_tracing(entry) for entry in spec.mappings("tracing", known=_TRACING_FIELDS, message="Tracing")),
     )
 
 
 def _providers(fields: Fields) -> tuple[str, ...]:
     names: list[str] = []
-    for provider in fields.mappings("providers", known=("name",)):
+    for provider in fields.mappings("providers", known=("name",), message="ProviderRef"):
         name = provider.string("name", required=True)
         if name:
             names.append(name)
     return tuple(names)
 
 
-def _mode(fields: Fields) -> WorkloadMode:
-    match = fields.mapping("match", known=("mode",))
+def _mode(fields: Fields, message: str) -> WorkloadMode:
+    match = fields.mapping("match", known=("mode",), message=message)
     mode = match.enum("mode", _MODES) if match is not None else None
     return WorkloadMode(mode) if mode is not None else WorkloadMode.CLIENT_AND_SERVER
 
 
 def _access_logging(entry: Fields) -> TelemetryAccessLogging:
     log_filter: StatusCodeFilter | None = None
-    filter_fields = entry.mapping("filter", known=("expression",))
+    filter_fields = entry.mapping("filter", known=("expression",), message="AccessLogging.Filter")
     if filter_fields is not None:
         expression = filter_fields.string("expression", required=True)
         if expression:
@@ -127,7 +117,10 @@ def _access_logging(entry: Fields) -> TelemetryAccessLogging:
             else:
                 filter_fields.report("expression", parsed)
     return TelemetryAccessLogging(
-        mode=_mode(entry), providers=_providers(entry), disabled=entry.boolean("disabled"), filter=log_filter
+        mode=_mode(entry, "AccessLogging.LogSelector"),
+        providers=_providers(entry),
+        disabled=entry.boolean("disabled"),
+        filter=log_filter,
     )
 
 
@@ -140,7 +133,9 @@ def _metrics(entry: Fields) -> TelemetryMetrics:
                 f"metrics provider {name!r}: {_NOT_YET}: meshplane's one metrics provider is {METRICS_PROVIDER!r} "
                 "(Mixer's Prometheus exposition)",
             )
-    overrides = tuple(_override(o) for o in entry.mappings("overrides", known=_OVERRIDE_FIELDS))
+    overrides = tuple(
+        _override(o) for o in entry.mappings("overrides", known=_OVERRIDE_FIELDS, message="MetricsOverrides")
+    )
     return TelemetryMetrics(providers=providers, overrides=overrides)
 
 
@@ -168,12 +163,18 @@ def _metric(match: Fields) -> str:
 
 
 def _override(override: Fields) -> MetricsOverride:
-    match = override.mapping("match", known=_METRIC_SELECTOR_FIELDS)
+    match = override.mapping("match", known=_METRIC_SELECTOR_FIELDS, message="MetricSelector")
     metric = _metric(match) if match is not None else "ALL_METRICS"
     mode = match.enum("mode", _MODES) if match is not None else None
     tags: list[MetricTagOverride] = []
     for tag, value, path in override.entries("tagOverrides"):
-        fields = Fields.open(value if value is not None else {}, path, override.problems, known=_TAG_OVERRIDE_FIELDS)
+        fields = Fields.open(
+            value if value is not None else {},
+            path,
+            override.problems,
+            known=_TAG_OVERRIDE_FIELDS,
+            message="MetricsOverrides.TagOverride",
+        )
         if fields is None:
             continue
         if not tag:
@@ -205,13 +206,13 @@ def _tag_override(tag: str, fields: Fields) -> MetricTagOverride:
 
 def _tracing(entry: Fields) -> TelemetryTracing:
     percentage = entry.number("randomSamplingPercentage", minimum=0.0, maximum=100.0)
-    tags = [
-        tag
-        for name, value, path in entry.entries("customTags")
-        if (tag := _custom_tag(name, Fields.open(value, path, entry.problems, known=_CUSTOM_TAG_TYPES))) is not None
-    ]
+    tags: list[TracingCustomTag] = []
+    for name, value, path in entry.entries("customTags"):
+        tag = _custom_tag(name, Fields.open(value, path, entry.problems, known=_CUSTOM_TAG_TYPES, message=_TAG))
+        if tag is not None:
+            tags.append(tag)
     return TelemetryTracing(
-        mode=_mode(entry),
+        mode=_mode(entry, "Tracing.TracingSelector"),
         providers=_providers(entry),
         random_sampling_percentage=percentage,
         disable_span_reporting=entry.boolean("disableSpanReporting"),
@@ -226,11 +227,12 @@ def _custom_tag(tag: str, fields: Fields | None) -> TracingCustomTag | None:
         fields.report(None, "tag name must not be empty")
     kind = fields.exclusive(_CUSTOM_TAG_TYPES, required=True)
     if kind == "literal":
-        literal = fields.mapping("literal", known=("value",))
+        literal = fields.mapping("literal", known=("value",), message="Tracing.Literal")
         value = literal.string("value") if literal is not None else None
         return TracingCustomTag(tag=tag, kind="literal", value=value or "")
     if kind in ("environment", "header"):
-        source = fields.mapping(kind, known=("name", "defaultValue"))
+        message = "Tracing.Environment" if kind == "environment" else "Tracing.RequestHeader"
+        source = fields.mapping(kind, known=("name", "defaultValue"), message=message)
         if source is None:
             return None
         name = source.string("name", required=True) or ""
