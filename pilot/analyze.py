@@ -5,7 +5,8 @@ that are valid YAML but cannot work: rules for hosts nobody serves, workloads no
 sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read, a CUSTOM
 AuthorizationPolicy whose provider cannot be called (MP0214: not ``mixer`` nor an ``extensionProviders`` entry of the
 mesh config, several providers on one workload, or a provider service the registry lacks; Pilot fails such a
-policy closed). ``mesh_config`` (``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
+policy closed), a Telemetry provider that configures nothing (MP0215, ``pilot.analyze_telemetry``).
+``mesh_config`` (``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
 (MP0103 when it is rejected) and left out of the directory's resources.
 
 Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from meshplane import names
+from pilot.analyze_telemetry import telemetry_provider_problems
 from pilot.config import ConfigSink, ConfigStore, DirectorySource
 from pilot.config.mesh_config import DEFAULT_MESH_CONFIG, MeshConfig, MeshConfigError, load_mesh_config
 from pilot.config.types import (
@@ -161,6 +163,26 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     findings.extend(_peer_authentication_findings(snapshot))
     findings.extend(_shadowed_service_findings(snapshot))
     findings.extend(_custom_provider_findings(snapshot))
+    findings.extend(_telemetry_findings(snapshot))
+    return findings
+
+
+def _telemetry_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """Providers a Telemetry names that configure nothing (``pilot.analyze_telemetry``)."""
+    findings: list[Finding] = []
+    for telemetries in snapshot.telemetries.values():
+        for telemetry in telemetries:
+            resource_name, location = _describe(telemetry.meta)
+            findings.extend(
+                Finding(
+                    level="Warning",
+                    code="MP0215",
+                    resource=resource_name,
+                    location=location,
+                    message=f"{problem}: it configures nothing",
+                )
+                for problem in telemetry_provider_problems(snapshot, telemetry)
+            )
     return findings
 
 

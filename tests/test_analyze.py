@@ -318,3 +318,70 @@ async def test_custom_providers_are_checked_against_the_mesh_config(
     findings = await analyze_directory(tmp_path, mesh_file)
     formatted = [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code != "MP0203"]
     assert formatted == expected
+
+
+TELEMETRY = """\
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: LOG}]
+  tracing:
+  - providers: [{name: TRACE}]
+"""
+TRACING_MESH = """\
+extensionProviders:
+- name: otel
+  opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4317}
+"""
+COLLECTOR = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: collector, namespace: observability}
+spec:
+  hosts: [otel-collector.observability.svc.cluster.local]
+  ports: [{number: 4317, name: grpc, protocol: GRPC}]
+  resolution: DNS
+"""
+MP0215 = "Warning [MP0215] (Telemetry istio-system/mesh-default telemetry.yaml:1) "
+
+
+@pytest.mark.parametrize(
+    ("log", "trace", "collector", "expected"),
+    [
+        ("envoy", "otel", True, []),
+        (
+            "nobody",
+            "envoy",
+            True,
+            [
+                f"{MP0215}access log provider 'nobody' is not an extensionProviders entry of the mesh config: it "
+                "configures nothing",
+                f"{MP0215}tracing provider 'envoy' is a envoyFileAccessLog provider, not opentelemetry or zipkin: it "
+                "configures nothing",
+            ],
+        ),
+        (
+            "otel",
+            "otel",
+            False,
+            [
+                f"{MP0215}access log provider 'otel' is a opentelemetry provider, not envoyFileAccessLog: it "
+                "configures nothing",
+                f"{MP0215}tracing provider 'otel': could not find service otel-collector.observability.svc.cluster."
+                "local in the service registry: it configures nothing",
+            ],
+        ),
+    ],
+    ids=["usable", "unknown-and-wrong-type", "no-collector-service"],
+)
+async def test_telemetry_providers_are_checked_against_the_mesh_config(
+    tmp_path: Path, log: str, trace: str, collector: bool, expected: list[str]
+) -> None:
+    (tmp_path / "telemetry.yaml").write_text(TELEMETRY.replace("LOG", log).replace("TRACE", trace))
+    if collector:
+        (tmp_path / "collector.yaml").write_text(COLLECTOR)
+    (tmp_path / "mesh.yaml").write_text(TRACING_MESH)
+    findings = await analyze_directory(tmp_path, tmp_path / "mesh.yaml")
+    assert [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code == "MP0215"] == expected
