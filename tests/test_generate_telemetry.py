@@ -26,7 +26,7 @@ from pilot.config.mesh_config import parse_mesh_config
 from pilot.config.mesh_telemetry_providers import ISTIO_TEXT_LOG_FORMAT
 from pilot.config.parse import parse_config_text
 from pilot.generate.filter_chains import HTTP_CONNECTION_MANAGER
-from pilot.generate.registry import LISTENER_TYPE
+from pilot.generate.registry import CLUSTER_TYPE, LISTENER_TYPE
 from pilot.generate.telemetry_access_logs import CEL_FILTER, FILE_ACCESS_LOGGER
 from pilot.generate.tracing import OPENTELEMETRY_TRACER, ZIPKIN_TRACER
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
@@ -300,6 +300,21 @@ def test_a_collector_outside_the_registry_gives_no_tracing() -> None:
     config = MESH_CONFIG.replace(f"service: {COLLECTOR}", "service: missing.observability.svc.cluster.local")
     snapshot = mesh(telemetry(OTEL_TRACING), mesh_config=config)
     assert not hcms(details(snapshot), snapshot)["outbound"].HasField("tracing")
+
+
+def test_a_collector_outside_the_sidecar_s_egress_scope_gives_no_tracing() -> None:
+    """The proxy has no cluster for it (Envoy would reject the tracer): no tracing rather than a NACK."""
+    sidecar = (
+        "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default, namespace: default}\n"
+        'spec:\n  egress:\n  - hosts: ["./*"]\n'
+    )
+    snapshot = mesh(telemetry(OTEL_TRACING), sidecar)
+    clusters = {c.name for c in generated_type(CLUSTER_TYPE, details(snapshot), snapshot)}
+    assert OTEL_CLUSTER not in clusters
+    assert not any(h.HasField("tracing") for h in hcms(details(snapshot), snapshot).values())
+    with_collector = sidecar.replace('["./*"]', f'["./*", "observability/{COLLECTOR}"]')
+    snapshot = mesh(telemetry(OTEL_TRACING), with_collector)
+    assert all(h.HasField("tracing") for h in hcms(details(snapshot), snapshot).values())
 
 
 # ------------------------------------------------------------------------------------------------ real Envoy

@@ -14,8 +14,9 @@ SERVER: inbound ones):
   ``max_path_tag_length``: the provider's ``maxTagLength`` (256 by default); ``custom_tags``: the Telemetry's
   literal, environment and request-header tags.
 
-A provider whose service is not in the registry (or has not that port) gives no tracing, with a warning: Envoy
-would reject a tracer that points at a cluster the proxy does not have. Istio's own span tags
+A provider whose service is not in the registry (or has not that port), or not in the egress scope of the proxy's
+Sidecar (so that the proxy has no cluster for it), gives no tracing, with a warning: Envoy would reject a tracer
+that points at a cluster the proxy does not have. Istio's own span tags
 (``istio.canonical_service`` and the like, ``enableIstioTags``) are not added.
 """
 
@@ -37,6 +38,7 @@ from pilot.config.mesh_telemetry_providers import OpenTelemetryTracingProvider
 from pilot.config.types import TracingCustomTag, WorkloadMode
 from pilot.generate.service_cluster import lookup_cluster
 from pilot.generate.telemetry_access_logs import proxy_telemetry_labels, typed_config
+from pilot.model.sidecar_scope import proxy_egress_scope
 from pilot.model.telemetry import TracingChoice, TracingProvider, tracing
 from pilot.model.types import MeshSnapshot, Proxy
 
@@ -111,6 +113,8 @@ def build_tracing(proxy: Proxy, snapshot: MeshSnapshot, side: WorkloadMode) -> H
     namespace, host = split_provider_service(choice.provider.service)
     try:
         cluster = lookup_cluster(snapshot, host, choice.provider.port, namespace=namespace)
+        if not proxy_egress_scope(proxy, snapshot).sees_service(host):
+            raise LookupError(f"service {host} is not in the egress scope of the proxy's Sidecar")
     except LookupError as exc:
         log.warning("tracing_provider_unusable", provider=choice.provider.name, reason=str(exc), proxy=proxy.node.id)
         return None
