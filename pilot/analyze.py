@@ -5,8 +5,9 @@ that are valid YAML but cannot work: rules for hosts nobody serves, workloads no
 sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read, a CUSTOM
 AuthorizationPolicy whose provider cannot be called (MP0214: not ``mixer`` nor an ``extensionProviders`` entry of the
 mesh config, several providers on one workload, or a provider service the registry lacks; Pilot fails such a
-policy closed), a Telemetry provider that configures nothing (MP0215, ``pilot.analyze_telemetry``).
-``mesh_config`` (``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
+policy closed), a Telemetry provider that configures nothing (MP0215), several Telemetries without selector in
+one namespace (MP0216; ``pilot.analyze_telemetry``). ``mesh_config`` (``--mesh-config``, istioctl's
+``--meshConfigFile``) is read as Pilot reads it
 (MP0103 when it is rejected) and left out of the directory's resources.
 
 Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from meshplane import names
-from pilot.analyze_telemetry import telemetry_provider_problems
+from pilot.analyze_telemetry import ignored_namespace_wide, telemetry_provider_problems
 from pilot.config import ConfigSink, ConfigStore, DirectorySource
 from pilot.config.mesh_config import DEFAULT_MESH_CONFIG, MeshConfig, MeshConfigError, load_mesh_config
 from pilot.config.types import (
@@ -183,6 +184,18 @@ def _telemetry_findings(snapshot: MeshSnapshot) -> list[Finding]:
                 )
                 for problem in telemetry_provider_problems(snapshot, telemetry)
             )
+    for ignored, applying in ignored_namespace_wide(snapshot):
+        resource_name, location = _describe(ignored.meta)
+        findings.append(
+            Finding(
+                level="Warning",
+                code="MP0216",
+                resource=resource_name,
+                location=location,
+                message=f"namespace {ignored.meta.key.namespace} has several Telemetries without a selector: only "
+                f"{applying.meta.key.name!r} (the first by name) applies, this one does nothing",
+            )
+        )
     return findings
 
 

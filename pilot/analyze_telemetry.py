@@ -1,5 +1,10 @@
-"""``meshplane analyze`` checks of Telemetry resources (MP0215): a provider a Telemetry names that configures
-nothing, as Pilot would treat it (``pilot.model.telemetry``: Istio ignores such a provider too):
+"""``meshplane analyze`` checks of Telemetry resources.
+
+MP0216 (istioctl analyze's ``MultipleTelemetriesWithoutWorkloadSelectors``): several Telemetries without a selector
+in one namespace; only the first by name applies (Istio: the oldest), the others do nothing.
+
+MP0215: a provider a Telemetry names that configures nothing, as Pilot would treat it (``pilot.model.telemetry``:
+Istio ignores such a provider too):
 
 - no ``extensionProviders`` entry of that name (nor Istio's built-in ``envoy`` / ``prometheus``);
 - an entry of a type that section does not use (access logging: ``envoyFileAccessLog``; tracing:
@@ -21,7 +26,7 @@ from pilot.config.types import Telemetry
 from pilot.generate.service_cluster import lookup_cluster
 from pilot.model.types import MeshSnapshot
 
-__all__ = ["telemetry_provider_problems"]
+__all__ = ["ignored_namespace_wide", "telemetry_provider_problems"]
 
 
 def _tracing_problem(snapshot: MeshSnapshot, name: str) -> str | None:
@@ -57,3 +62,11 @@ def telemetry_provider_problems(snapshot: MeshSnapshot, telemetry: Telemetry) ->
     for name in tracing:
         if (problem := _tracing_problem(snapshot, name)) is not None:
             yield problem
+
+
+def ignored_namespace_wide(snapshot: MeshSnapshot) -> Iterator[tuple[Telemetry, Telemetry]]:
+    """(ignored, the one that applies) for each Telemetry without a selector that is not its namespace's first."""
+    for telemetries in snapshot.telemetries.values():
+        wide = [telemetry for telemetry in telemetries if not telemetry.selector]
+        for ignored in wide[1:]:
+            yield ignored, wide[0]

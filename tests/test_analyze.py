@@ -385,3 +385,19 @@ async def test_telemetry_providers_are_checked_against_the_mesh_config(
     (tmp_path / "mesh.yaml").write_text(TRACING_MESH)
     findings = await analyze_directory(tmp_path, tmp_path / "mesh.yaml")
     assert [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code == "MP0215"] == expected
+
+
+async def test_only_the_first_namespace_wide_telemetry_applies(tmp_path: Path) -> None:
+    second = TELEMETRY.replace("LOG", "envoy").replace("  tracing:\n  - providers: [{name: TRACE}]\n", "")
+    (tmp_path / "a.yaml").write_text(second)
+    (tmp_path / "b.yaml").write_text(second.replace("name: mesh-default", "name: another"))
+    (tmp_path / "c.yaml").write_text(
+        second.replace("name: mesh-default", "name: selected").replace(
+            "spec:\n", "spec:\n  selector: {matchLabels: {app: a}}\n"
+        )
+    )
+    findings = await analyze_directory(tmp_path)
+    assert [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code == "MP0216"] == [
+        "Warning [MP0216] (Telemetry istio-system/mesh-default a.yaml:1) namespace istio-system has several "
+        "Telemetries without a selector: only 'another' (the first by name) applies, this one does nothing"
+    ]
