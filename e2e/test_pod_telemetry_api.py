@@ -10,7 +10,9 @@
   ``request_protocol``, then the docs' ``remove-client`` (REQUEST_COUNT off for the client side), as Mixer's
   Prometheus exposition shows them;
 - tracing: sampling 100% sends both sidecars' spans (client and server, with the Telemetry's custom tag) to the
-  collector; sampling 0% sends none.
+  collector; sampling 0% sends none;
+- gateways: a Telemetry selecting the ingress gateway (``e2e.pod_gateway``, Istio's "Ingress Gateways" task) logs
+  its requests on its standard output and sends its spans to the collector.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pytest_asyncio
 
 from e2e.conftest import POD_WORLD_LOOP
 from e2e.otlp_collector import read_spans
+from e2e.pod_gateway import docs_config, gateway_get, run_gateway, wait_for
 from e2e.pod_mesh import REVIEWS_URL, PodMesh, pod_mesh
 from e2e.pods import why_pods_cannot_run
 from e2e.telemetry import requests_where
@@ -47,6 +50,7 @@ extensionProviders:
 SPANS_FILE = "spans.jsonl"
 SPAN_KIND_SERVER, SPAN_KIND_CLIENT = 2, 3
 REQUESTS = 3
+GATEWAY_HOST = "httpbin.example.com"  # Istio's "Ingress Gateways" task (e2e/istio_docs/ingress-control)
 
 
 def collector_entry(address: str) -> str:
@@ -239,3 +243,35 @@ async def test_tracing_sampling_100_reports_both_sidecars_spans_and_0_reports_no
     await get(world, marker, 1)  # flushed after the untraced ones: once it is in, they would have been too
     assert len(await eventually(lambda: spans_for(world, marker), lambda x: len(x) >= 2, timeout=20)) == 2
     assert spans_for(world, untraced) == []
+
+
+# ------------------------------------------------------------------------------------------------ gateways
+
+
+async def test_a_gateway_telemetry_logs_and_traces_the_gateway_s_requests(world: PodMesh) -> None:
+    gateway_telemetry = telemetry(
+        "ingressgateway",
+        "  selector:\n    matchLabels:\n      istio: ingressgateway\n  accessLogging:\n  - providers:\n"
+        "    - name: envoy\n  tracing:\n  - providers:\n    - name: otel-tracing\n    randomSamplingPercentage: 100\n",
+        "istio-system",
+    )
+    await apply(world, ("ingress", docs_config("ingress-control")), ("gateway-telemetry", gateway_telemetry))
+    async with run_gateway(world):
+        url = f"http://{world.addresses['ingressgateway']}"
+        await wait_for(
+            lambda: gateway_get(world, f"{url}/status/200", GATEWAY_HOST)[0], lambda s: s == 200, world, "gateway"
+        )
+        path = f"/status/200?id={uuid.uuid4().hex}"
+        status, body, _ = gateway_get(world, url + path, GATEWAY_HOST)
+        assert status == 200, body
+        log = world.workdir / "plain-ingressgateway.log"
+        lines = await eventually(
+            lambda: [x for x in log.read_text(errors="replace").splitlines() if f'"GET {path} HTTP/1.1" 200' in x],
+            lambda x: len(x) >= 1,
+        )
+        assert len(lines) == 1 and f'"{GATEWAY_HOST}"' in lines[0], lines
+        spans = await eventually(lambda: spans_for(world, path), lambda x: len(x) >= 2, timeout=20)
+        by_service = {s["service"]: s["kind"] for s in spans}
+        # the gateway's span, and the reviews sidecar's (no Telemetry traces the sidecars here: the gateway's
+        # sampled trace context is honoured by the next hop, as Envoy does)
+        assert by_service.get("istio-ingressgateway.istio-system") == SPAN_KIND_CLIENT, spans
