@@ -54,6 +54,7 @@ OPENTELEMETRY_TRACER = "envoy.tracers.opentelemetry"
 ZIPKIN_TRACER = "envoy.tracers.zipkin"
 
 log = structlog.get_logger(__name__)
+_warned: set[tuple[str, str]] = set()  # (proxy id, reason) already warned about
 
 
 def tracing_service_name(proxy: Proxy) -> str:
@@ -116,6 +117,10 @@ def build_tracing(proxy: Proxy, snapshot: MeshSnapshot, side: WorkloadMode) -> H
         if not proxy_egress_scope(proxy, snapshot).sees_service(host):
             raise LookupError(f"service {host} is not in the egress scope of the proxy's Sidecar")
     except LookupError as exc:
-        log.warning("tracing_provider_unusable", provider=choice.provider.name, reason=str(exc), proxy=proxy.node.id)
+        if (proxy.node.id, str(exc)) not in _warned:  # once per proxy and reason, not on every push
+            _warned.add((proxy.node.id, str(exc)))
+            log.warning(
+                "tracing_provider_unusable", provider=choice.provider.name, reason=str(exc), proxy=proxy.node.id
+            )
         return None
     return build_hcm_tracing(choice, cluster, tracing_service_name(proxy))

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+_warned: set[tuple[str, str]] = set()  # (provider, reason) already warned about
 
 TracingProvider = OpenTelemetryTracingProvider | ZipkinTracingProvider
 
@@ -133,9 +134,10 @@ def _provider(
 ) -> ExtensionProvider | None:
     provider = snapshot.mesh.extension_provider(name)
     if provider is None or not isinstance(provider, kinds):
-        log.warning(
-            "telemetry_provider_unusable", provider=name, reason="not found" if provider is None else provider.kind
-        )
+        reason = "not found" if provider is None else f"a {provider.kind} provider"
+        if (name, reason) not in _warned:  # once: every proxy's every push would repeat it
+            _warned.add((name, reason))
+            log.warning("telemetry_provider_unusable", provider=name, reason=reason)
         return None
     return provider
 
