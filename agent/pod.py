@@ -141,6 +141,16 @@ def _clean_leftover(spec: PodSpec) -> None:
     delete_pod(spec.namespace, spec.name, spec.state_dir)
 
 
+def _proxy_writable(log: Path) -> Path:
+    """``log``, created and owned by the proxy's uid when we are root: Envoy's file access loggers open their path
+    themselves, and Istio's ``envoy`` provider writes to ``/dev/stdout``, i.e. Envoy reopens this file (in a
+    container its stdout is a pipe it may always open)."""
+    log.touch()
+    if os.geteuid() == 0:
+        os.chown(log, PROXY_UID, PROXY_UID)
+    return log
+
+
 async def _start(argv: Sequence[str], log: Path) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
         return await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, start_new_session=True)
@@ -232,7 +242,8 @@ async def run_pod(spec: PodSpec) -> int:
             dns_command = in_netns_command(pod.netns, dns_argv, uid=0, gid=PROXY_UID)
             processes.append(await _start(dns_command, logs / "agent.log"))
         envoy_argv = sidecar_command(envoy, bootstrap, concurrency=1, log_level="info")
-        processes.append(await _start(in_netns_command(pod.netns, envoy_argv, uid=PROXY_UID), logs / "envoy.log"))
+        envoy_log = _proxy_writable(logs / "envoy.log")
+        processes.append(await _start(in_netns_command(pod.netns, envoy_argv, uid=PROXY_UID), envoy_log))
         if stopped.is_set():  # stopped while setting up: never start the app
             return 128 + signal.SIGTERM
         app = await _start(in_netns_command(pod.netns, spec.app, uid=spec.app_uid), logs / "app.log")

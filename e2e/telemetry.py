@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["RequestKey", "counter_total", "graph_edge", "istio_request_counts"]
+__all__ = ["RequestKey", "counter_total", "graph_edge", "istio_request_counts", "requests_where"]
 
 
 class RequestKey(NamedTuple):
@@ -40,6 +40,19 @@ def istio_request_counts(metrics_text: str) -> Counter[RequestKey]:
             )
             counts[key] += int(sample.value)
     return counts
+
+
+def requests_where(metrics_text: str, **labels: str) -> int:
+    """``istio_requests_total`` summed over the series whose labels have the given values (a label a series does
+    not have counts as ``""``, as in Prometheus)."""
+    total = 0
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != "istio_requests":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and all(sample.labels.get(k, "") == v for k, v in labels.items()):
+                total += int(sample.value)
+    return total
 
 
 def counter_total(metrics_text: str, name: str) -> float:

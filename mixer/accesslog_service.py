@@ -33,6 +33,7 @@ from envoy.service.accesslog.v3.als_pb2 import StreamAccessLogsMessage, StreamAc
 
 from mixer.graph import ServiceGraph
 from mixer.log_entries import RequestRecord, reporting_workload, request_record
+from mixer.metric_overrides import MetricOverrides
 from mixer.metrics import MixerMetrics
 from mixer.registry import WorkloadInfo, WorkloadRegistry
 from mixer.telemetry import IstioTelemetry
@@ -84,6 +85,7 @@ class TelemetryPipeline:
         self._worker: asyncio.Task[None] | None = None
         self._reporters: dict[str, WorkloadInfo | None] = {}  # node id -> its workload, for _reporters_of
         self._reporters_of: WorkloadRegistry | None = None
+        self._overrides: MetricOverrides | None = None
 
     @property
     def queued_entries(self) -> int:
@@ -123,6 +125,7 @@ class TelemetryPipeline:
         """Record one batch now (what the worker does for each queued batch); the number of entries recorded."""
         registry = self._registry()
         reporter = self._reporter(node, registry)
+        plan = self._overrides_of(registry).plan(reporter)
         records: list[RequestRecord] = []
         for entry in entries:
             try:
@@ -133,8 +136,14 @@ class TelemetryPipeline:
                 continue
             records.append(record)
             self.graph.observe(record)
-        self.telemetry.record_all(records)
+        self.telemetry.record_all(records, plan)
         return len(records)
+
+    def _overrides_of(self, registry: WorkloadRegistry) -> MetricOverrides:
+        """The Telemetry metrics overrides of the registry's snapshot, compiled once per snapshot."""
+        if self._overrides is None or self._overrides.snapshot is not registry.snapshot:
+            self._overrides = MetricOverrides(registry.snapshot)
+        return self._overrides
 
     def _reporter(self, node: ProxyNode | None, registry: WorkloadRegistry) -> WorkloadInfo | None:
         if node is None:

@@ -38,15 +38,17 @@ Istio's stats filter keeps), and the duration is the time to the last byte sent 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from envoy.config.core.v3.address_pb2 import Address
+from envoy.config.core.v3.base_pb2 import RequestMethod
 from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry, ResponseFlags, TLSProperties
 
 from meshplane.mixer_names import REPORTER_DESTINATION, REPORTER_SOURCE, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from meshplane.names import parse_outbound_cluster_name  # the names module only: no generators
 from mixer.attributes import socket_address
 from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
+from pilot.config.types import EMPTY_LABELS, Labels
 from pilot.model.types import ProxyNode
 
 __all__ = [
@@ -97,6 +99,14 @@ _FLAG_NAMES: tuple[tuple[str, str], ...] = (
 )
 
 
+_HTTP_PROTOCOLS = {
+    HTTPAccessLogEntry.HTTP10: "HTTP/1.0",
+    HTTPAccessLogEntry.HTTP11: "HTTP/1.1",
+    HTTPAccessLogEntry.HTTP2: "HTTP/2",
+    HTTPAccessLogEntry.HTTP3: "HTTP/3",
+}
+
+
 class LogEntryError(ValueError):
     """An access-log entry Mixer cannot describe (e.g. without the ``reporter`` tag Pilot sets)."""
 
@@ -135,6 +145,19 @@ class RequestRecord:
     response_bytes: int
     start_time: float  # seconds since the epoch
     mtls: bool
+    # what Telemetry tag overrides may read (mixer.metric_overrides): request attributes ("" when not logged) and
+    # the peers' workload labels; not compared (the labels and measurements above are what a record is)
+    request_method: str = field(default="", compare=False)
+    request_host: str = field(default="", compare=False)
+    request_path: str = field(default="", compare=False)
+    request_url_path: str = field(default="", compare=False)
+    request_scheme: str = field(default="", compare=False)
+    request_useragent: str = field(default="", compare=False)
+    request_id: str = field(default="", compare=False)
+    request_http_protocol: str = field(default="", compare=False)  # HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/3
+    destination_port: str = field(default="", compare=False)
+    source_labels: Labels = field(default_factory=lambda: EMPTY_LABELS, hash=False, compare=False)
+    destination_labels: Labels = field(default_factory=lambda: EMPTY_LABELS, hash=False, compare=False)
 
     @property
     def label_values(self) -> tuple[str, ...]:
@@ -303,6 +326,17 @@ def request_record(
         response_bytes=response.response_headers_bytes + response.response_body_bytes,
         start_time=common.start_time.seconds + common.start_time.nanos / 1_000_000_000.0,
         mtls=policy == "mutual_tls",
+        request_method=RequestMethod.Name(request.request_method) if request.request_method else "",
+        request_host=request.authority,
+        request_path=request.path,
+        request_url_path=request.path.partition("?")[0],
+        request_scheme=request.scheme,
+        request_useragent=request.user_agent,
+        request_id=request.request_id,
+        request_http_protocol=_HTTP_PROTOCOLS.get(entry.protocol_version, ""),
+        destination_port=str(common.downstream_local_address.socket_address.port_value or ""),
+        source_labels=source.labels if source is not None else EMPTY_LABELS,
+        destination_labels=destination.labels if destination is not None else EMPTY_LABELS,
     )
 
 

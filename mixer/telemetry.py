@@ -8,6 +8,9 @@ with every label of a ``RequestRecord`` (``mixer.log_entries.LABEL_NAMES``):
 - ``istio_request_bytes`` and ``istio_response_bytes`` (histograms) with the buckets of Istio Mixer's Prometheus
   handler: ``exponentialBuckets {numFiniteBuckets: 8, scale: 1, growthFactor: 10}``, i.e. 1 byte to 100 MB.
 
+Telemetry ``metrics`` overrides (``mixer.metric_overrides``) turn metrics off per side and change their labels;
+without any, a record's own label tuple is used as it is.
+
 No instrument has a unit: the OpenTelemetry Prometheus exporter would append it to the exported name.
 
 Recording is on the ingestion hot path (thousands of entries a second), so the attribute dict of each distinct
@@ -26,6 +29,15 @@ from collections.abc import Iterable
 from opentelemetry.metrics import Meter
 
 from mixer.log_entries import LABEL_NAMES, RequestRecord
+from mixer.metric_overrides import (
+    DEFAULT_PLAN,
+    DURATION,
+    REQUEST_SIZE,
+    REQUESTS,
+    RESPONSE_SIZE,
+    CompiledPlan,
+    record_side,
+)
 
 __all__ = [
     "BYTES_BUCKETS",
@@ -75,14 +87,19 @@ class IstioTelemetry:
             explicit_bucket_boundaries_advisory=BYTES_BUCKETS,
         )
         self._attributes: dict[tuple[str, ...], Attributes] = {}
+        self._overridden: dict[tuple[tuple[str, ...], tuple[str, ...]], Attributes] = {}
         self._max_cached_series = max_cached_series
 
     def record(self, record: RequestRecord) -> None:
         """Count ``record`` and add its duration and sizes to the distributions of its series."""
         self.record_all((record,))
 
-    def record_all(self, records: Iterable[RequestRecord]) -> None:
-        """``record`` each of ``records``, with one counter addition per distinct series (cheaper in a batch)."""
+    def record_all(self, records: Iterable[RequestRecord], plan: CompiledPlan = DEFAULT_PLAN) -> None:
+        """``record`` each of ``records``, with one counter addition per distinct series (cheaper in a batch);
+        ``plan``: the Telemetry metrics overrides of the workload that reported them (``mixer.metric_overrides``)."""
+        if not plan.default:
+            self._record_overridden(records, plan)
+            return
         counts: dict[tuple[str, ...], int] = {}
         for record in records:
             values = record.label_values
@@ -93,6 +110,32 @@ class IstioTelemetry:
             self._response_bytes.record(record.response_bytes, attributes)
         for values, count in counts.items():
             self._requests.add(count, self._attributes_of(values))
+
+    def _record_overridden(self, records: Iterable[RequestRecord], plan: CompiledPlan) -> None:
+        """Each metric that is on, with its own labels (a metric disabled for the record's side is skipped)."""
+        counts: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
+        for record in records:
+            metrics = record_side(plan, record).metrics
+            if (labels := metrics.get(REQUESTS)) is not None:
+                key = (labels.names, labels.values(record))
+                counts[key] = counts.get(key, 0) + 1
+            if (labels := metrics.get(DURATION)) is not None:
+                self._duration.record(record.duration_ms, self._labelled(labels.names, labels.values(record)))
+            if (labels := metrics.get(REQUEST_SIZE)) is not None:
+                self._request_bytes.record(record.request_bytes, self._labelled(labels.names, labels.values(record)))
+            if (labels := metrics.get(RESPONSE_SIZE)) is not None:
+                self._response_bytes.record(record.response_bytes, self._labelled(labels.names, labels.values(record)))
+        for (names, values), count in counts.items():
+            self._requests.add(count, self._labelled(names, values))
+
+    def _labelled(self, names: tuple[str, ...], values: tuple[str, ...]) -> Attributes:
+        key = (names, values)
+        attributes = self._overridden.get(key)
+        if attributes is None:
+            if len(self._overridden) >= self._max_cached_series:
+                self._overridden.clear()
+            attributes = self._overridden[key] = dict(zip(names, values, strict=True))
+        return attributes
 
     def _attributes_of(self, values: tuple[str, ...]) -> Attributes:
         attributes = self._attributes.get(values)

@@ -7,8 +7,10 @@ AuthorizationPolicy whose provider cannot be called (MP0214: not ``mixer`` nor a
 mesh config, several providers on one workload, or a provider service the registry lacks; Pilot fails such a
 policy closed), a Sidecar ingress listener's ``tls`` on a workload whose PeerAuthentication does not disable mTLS
 on that port (MP0215: Istio then keeps its mTLS chains and does not use the listener's tls), a Sidecar
-``egressProxy`` naming no registry service port or subset (MP0216: that traffic goes nowhere). ``mesh_config``
-(``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot reads it
+``egressProxy`` naming no registry service port or subset (MP0216: that traffic goes nowhere), a Telemetry provider
+that configures nothing (MP0217), several Telemetries without selector in one namespace (MP0218;
+``pilot.analyze_telemetry``). ``mesh_config`` (``--mesh-config``, istioctl's ``--meshConfigFile``) is read as Pilot
+reads it
 (MP0103 when it is rejected) and left out of the directory's resources.
 
 Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from meshplane import names
+from pilot.analyze_telemetry import ignored_namespace_wide, telemetry_provider_problems
 from pilot.config import ConfigSink, ConfigStore, DirectorySource
 from pilot.config.mesh_config import DEFAULT_MESH_CONFIG, MeshConfig, MeshConfigError, load_mesh_config
 from pilot.config.types import (
@@ -169,6 +172,7 @@ def analyze_snapshot(snapshot: MeshSnapshot) -> list[Finding]:
     findings.extend(_custom_provider_findings(snapshot))
     findings.extend(_sidecar_ingress_tls_findings(snapshot))
     findings.extend(_egress_proxy_findings(snapshot))
+    findings.extend(_telemetry_findings(snapshot))
     return findings
 
 
@@ -210,6 +214,37 @@ def _sidecar_ingress_tls_findings(snapshot: MeshSnapshot) -> list[Finding]:
             findings.append(
                 Finding(level="Warning", code="MP0215", resource=resource_name, location=location, message=message)
             )
+    return findings
+
+
+def _telemetry_findings(snapshot: MeshSnapshot) -> list[Finding]:
+    """Providers a Telemetry names that configure nothing (``pilot.analyze_telemetry``)."""
+    findings: list[Finding] = []
+    for telemetries in snapshot.telemetries.values():
+        for telemetry in telemetries:
+            resource_name, location = _describe(telemetry.meta)
+            findings.extend(
+                Finding(
+                    level="Warning",
+                    code="MP0217",
+                    resource=resource_name,
+                    location=location,
+                    message=f"{problem}: it configures nothing",
+                )
+                for problem in telemetry_provider_problems(snapshot, telemetry)
+            )
+    for ignored, applying in ignored_namespace_wide(snapshot):
+        resource_name, location = _describe(ignored.meta)
+        findings.append(
+            Finding(
+                level="Warning",
+                code="MP0218",
+                resource=resource_name,
+                location=location,
+                message=f"namespace {ignored.meta.key.namespace} has several Telemetries without a selector: only "
+                f"{applying.meta.key.name!r} (the first by name) applies, this one does nothing",
+            )
+        )
     return findings
 
 

@@ -224,6 +224,13 @@ GW = {
 }
 GATEWAY_TEST = "tests/test_generate_gateway.py"
 
+TM_LOG = {"accessLogging": [{"providers": [{"name": "envoy"}]}]}  # Istio's built-in provider: no MeshConfig needed
+
+
+def _tracing_tag(kind: str, content: Mapping[str, Any]) -> dict[str, Any]:
+    return {"tracing": [{"customTags": {"t": {kind: dict(content)}}}]}
+
+
 SITES: dict[str, Site] = {
     "Gateway": Site("Gateway", "gw", (), GW),
     "Server": Site("Gateway", "gw", ("servers", 0), GW),
@@ -348,6 +355,41 @@ SITES: dict[str, Site] = {
         {"jwtRules": [{**JWT_RULE, "outputClaimToHeaders": [{"header": "x-sub", "claim": "sub"}]}]},
     ),
     "Sidecar": Site("Sidecar", "sc", (), SC),
+    "Telemetry": Site("Telemetry", "tm", (), TM_LOG),
+    "AccessLogging": Site("Telemetry", "tm", ("accessLogging", 0), TM_LOG),
+    "AccessLogging.LogSelector": Site(
+        "Telemetry", "tm", ("accessLogging", 0, "match"), _at(TM_LOG, ("accessLogging", 0, "match"), {})
+    ),
+    "AccessLogging.Filter": Site(
+        "Telemetry",
+        "tm",
+        ("accessLogging", 0, "filter"),
+        _at(TM_LOG, ("accessLogging", 0, "filter"), {"expression": "response.code >= 400"}),
+    ),
+    "ProviderRef": Site("Telemetry", "tm", ("accessLogging", 0, "providers", 0), TM_LOG),
+    "Metrics": Site("Telemetry", "tm", ("metrics", 0), {"metrics": [{"providers": [{"name": "prometheus"}]}]}),
+    "MetricsOverrides": Site("Telemetry", "tm", ("metrics", 0, "overrides", 0), {"metrics": [{"overrides": [{}]}]}),
+    "MetricSelector": Site(
+        "Telemetry", "tm", ("metrics", 0, "overrides", 0, "match"), {"metrics": [{"overrides": [{"match": {}}]}]}
+    ),
+    "MetricsOverrides.TagOverride": Site(
+        "Telemetry",
+        "tm",
+        ("metrics", 0, "overrides", 0, "tagOverrides", "x"),
+        {"metrics": [{"overrides": [{"tagOverrides": {"x": {"operation": "REMOVE"}}}]}]},
+    ),
+    "Tracing": Site("Telemetry", "tm", ("tracing", 0), {"tracing": [{}]}),
+    "Tracing.TracingSelector": Site("Telemetry", "tm", ("tracing", 0, "match"), {"tracing": [{"match": {}}]}),
+    "Tracing.CustomTag": Site("Telemetry", "tm", ("tracing", 0, "customTags", "t"), _tracing_tag("literal", {})),
+    "Tracing.Literal": Site(
+        "Telemetry", "tm", ("tracing", 0, "customTags", "t", "literal"), _tracing_tag("literal", {})
+    ),
+    "Tracing.Environment": Site(
+        "Telemetry", "tm", ("tracing", 0, "customTags", "t", "environment"), _tracing_tag("environment", {"name": "E"})
+    ),
+    "Tracing.RequestHeader": Site(
+        "Telemetry", "tm", ("tracing", 0, "customTags", "t", "header"), _tracing_tag("header", {"name": "x-h"})
+    ),
     "IstioEgressListener": Site("Sidecar", "sc", ("egress", 0), SC),
     "IstioIngressListener": Site("Sidecar", "sc", ("ingress", 0), SC_INGRESS),
     "SidecarPort": Site("Sidecar", "sc", ("egress", 0, "port"), SC_PORT),
@@ -405,6 +447,8 @@ CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_
 EXTENSION_PROVIDER_TEST = "tests/test_generate_ext_authz.py::test_custom_policy_calls_its_provider"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
+OTEL_TEST = "tests/test_generate_telemetry.py::test_opentelemetry_tracing_on_sidecar_and_gateway_hcms"
+OVERRIDES_TEST = "tests/test_mixer_metric_overrides.py"
 AUTOREGISTRATION = "tests/test_autoregistration.py"
 AUTOREGISTERED = "test_a_connecting_proxy_gets_a_workload_entry_until_the_grace_period_after_it_leaves"
 
@@ -864,4 +908,60 @@ TABLE: dict[str, dict[str, FieldUse]] = {
     },
     "JWTHeader": {"name": T("x-token"), "prefix": T("Bearer ")},
     "ClaimToHeader": {"header": T("x-jwt-iss"), "claim": T("iss")},
+    "Telemetry": {
+        "selector": T({"matchLabels": {"version": "v2"}}),
+        "targetRef": R({"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}),
+        "targetRefs": R([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]),
+        "tracing": P(OTEL_TEST),
+        "metrics": P(
+            f"{OVERRIDES_TEST}::test_the_docs_remove_tags_drops_grpc_response_status_from_requests_total_only"
+        ),
+        "accessLogging": T([{"providers": [{"name": "envoy"}], "match": {"mode": "SERVER"}}]),
+    },
+    "AccessLogging": {
+        "match": T({"mode": "SERVER"}),
+        "providers": T([{"name": "nobody"}]),
+        "disabled": T(True),
+        "filter": T({"expression": "response.code >= 400"}),
+    },
+    "AccessLogging.LogSelector": {"mode": T("CLIENT")},
+    "AccessLogging.Filter": {"expression": T("response.code >= 500")},
+    "ProviderRef": {"name": T("nobody")},
+    "Metrics": {
+        "providers": P(
+            f"{OVERRIDES_TEST}::test_the_docs_remove_tags_drops_grpc_response_status_from_requests_total_only"
+        ),
+        "overrides": P(f"{OVERRIDES_TEST}::test_upserts_of_attributes_literals_and_an_existing_label"),
+        "reportingInterval": R("10s"),
+    },
+    "MetricsOverrides": {
+        "match": P(f"{OVERRIDES_TEST}::test_a_metric_disabled_for_the_client_side_only"),
+        "disabled": P(f"{OVERRIDES_TEST}::test_all_metrics_disabled"),
+        "tagOverrides": P(f"{OVERRIDES_TEST}::test_upserts_of_attributes_literals_and_an_existing_label"),
+    },
+    "MetricSelector": {
+        "metric": P(f"{OVERRIDES_TEST}::test_a_metric_disabled_for_the_client_side_only"),
+        "customMetric": P(f"{OVERRIDES_TEST}::test_a_custom_metric_names_a_standard_one"),
+        "mode": P(f"{OVERRIDES_TEST}::test_the_docs_custom_tags_read_the_peer_each_side_knows"),
+    },
+    "MetricsOverrides.TagOverride": {
+        "operation": P(
+            f"{OVERRIDES_TEST}::test_the_docs_remove_tags_drops_grpc_response_status_from_requests_total_only"
+        ),
+        "value": P(f"{OVERRIDES_TEST}::test_upserts_of_attributes_literals_and_an_existing_label"),
+    },
+    "Tracing": {
+        "match": P("tests/test_model_telemetry.py::test_tracing_entries_match_a_side"),
+        "providers": P(OTEL_TEST),
+        "randomSamplingPercentage": P(OTEL_TEST),
+        "disableSpanReporting": P("tests/test_generate_telemetry.py::test_no_tracing"),
+        "customTags": P(OTEL_TEST),
+        "useRequestIdForTraceSampling": R(False),
+        "enableIstioTags": R(True),
+    },
+    "Tracing.TracingSelector": {"mode": P("tests/test_model_telemetry.py::test_tracing_entries_match_a_side")},
+    "Tracing.CustomTag": {"literal": P(OTEL_TEST), "environment": P(OTEL_TEST), "header": P(OTEL_TEST)},
+    "Tracing.Literal": {"value": P(OTEL_TEST)},
+    "Tracing.Environment": {"name": P(OTEL_TEST), "defaultValue": P(OTEL_TEST)},
+    "Tracing.RequestHeader": {"name": P(OTEL_TEST), "defaultValue": P(OTEL_TEST)},
 }

@@ -318,3 +318,86 @@ async def test_custom_providers_are_checked_against_the_mesh_config(
     findings = await analyze_directory(tmp_path, mesh_file)
     formatted = [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code != "MP0203"]
     assert formatted == expected
+
+
+TELEMETRY = """\
+apiVersion: telemetry.istio.io/v1
+kind: Telemetry
+metadata: {name: mesh-default, namespace: istio-system}
+spec:
+  accessLogging:
+  - providers: [{name: LOG}]
+  tracing:
+  - providers: [{name: TRACE}]
+"""
+TRACING_MESH = """\
+extensionProviders:
+- name: otel
+  opentelemetry: {service: otel-collector.observability.svc.cluster.local, port: 4317}
+"""
+COLLECTOR = """\
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: collector, namespace: observability}
+spec:
+  hosts: [otel-collector.observability.svc.cluster.local]
+  ports: [{number: 4317, name: grpc, protocol: GRPC}]
+  resolution: DNS
+"""
+MP0217 = "Warning [MP0217] (Telemetry istio-system/mesh-default telemetry.yaml:1) "
+
+
+@pytest.mark.parametrize(
+    ("log", "trace", "collector", "expected"),
+    [
+        ("envoy", "otel", True, []),
+        (
+            "nobody",
+            "envoy",
+            True,
+            [
+                f"{MP0217}access log provider 'nobody' is not an extensionProviders entry of the mesh config: it "
+                "configures nothing",
+                f"{MP0217}tracing provider 'envoy' is a envoyFileAccessLog provider, not opentelemetry or zipkin: it "
+                "configures nothing",
+            ],
+        ),
+        (
+            "otel",
+            "otel",
+            False,
+            [
+                f"{MP0217}access log provider 'otel' is a opentelemetry provider, not envoyFileAccessLog: it "
+                "configures nothing",
+                f"{MP0217}tracing provider 'otel': could not find service otel-collector.observability.svc.cluster."
+                "local in the service registry: it configures nothing",
+            ],
+        ),
+    ],
+    ids=["usable", "unknown-and-wrong-type", "no-collector-service"],
+)
+async def test_telemetry_providers_are_checked_against_the_mesh_config(
+    tmp_path: Path, log: str, trace: str, collector: bool, expected: list[str]
+) -> None:
+    (tmp_path / "telemetry.yaml").write_text(TELEMETRY.replace("LOG", log).replace("TRACE", trace))
+    if collector:
+        (tmp_path / "collector.yaml").write_text(COLLECTOR)
+    (tmp_path / "mesh.yaml").write_text(TRACING_MESH)
+    findings = await analyze_directory(tmp_path, tmp_path / "mesh.yaml")
+    assert [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code == "MP0217"] == expected
+
+
+async def test_only_the_first_namespace_wide_telemetry_applies(tmp_path: Path) -> None:
+    second = TELEMETRY.replace("LOG", "envoy").replace("  tracing:\n  - providers: [{name: TRACE}]\n", "")
+    (tmp_path / "a.yaml").write_text(second)
+    (tmp_path / "b.yaml").write_text(second.replace("name: mesh-default", "name: another"))
+    (tmp_path / "c.yaml").write_text(
+        second.replace("name: mesh-default", "name: selected").replace(
+            "spec:\n", "spec:\n  selector: {matchLabels: {app: a}}\n"
+        )
+    )
+    findings = await analyze_directory(tmp_path)
+    assert [format_finding(f).replace(f"{tmp_path}/", "") for f in findings if f.code == "MP0218"] == [
+        "Warning [MP0218] (Telemetry istio-system/mesh-default a.yaml:1) namespace istio-system has several "
+        "Telemetries without a selector: only 'another' (the first by name) applies, this one does nothing"
+    ]

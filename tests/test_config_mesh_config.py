@@ -32,7 +32,7 @@ def test_accepted(text: str, expected: MeshConfig) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("defaultConfig:\n  proxyMetadata: {}\n", ["mesh.yaml:1: defaultConfig: not supported by meshplane yet"]),
+        ("connectTimeout: 1s\n", ["mesh.yaml:1: connectTimeout: not supported by meshplane yet"]),
         (
             "rootNamespace: r\nenableAutoMtls: false\n",
             ["mesh.yaml:2: enableAutoMtls: not supported by meshplane yet: auto mTLS is always on"],

@@ -185,8 +185,8 @@ def http(fields: str) -> str:
             ["mesh.yaml:4: extensionProviders[1].name: extension provider name must be unique, found duplicate: 'p'"],
         ),
         (
-            "extensionProviders:\n- name: zipkin\n  zipkin: {service: z.b, port: 9411}\n",
-            [f"mesh.yaml:3: {P}.zipkin: not supported by meshplane yet"],
+            "extensionProviders:\n- name: sky\n  skywalking: {service: z.b, port: 11800}\n",
+            [f"mesh.yaml:3: {P}.skywalking: not supported by meshplane yet"],
         ),
     ],
     ids=[

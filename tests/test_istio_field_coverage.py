@@ -23,6 +23,7 @@ from meshplane import names
 from pilot.config.errors import format_path
 from pilot.config.istio_api import ISTIO_MESSAGES, REMOVED_FIELDS
 from pilot.config.parse import API_VERSIONS, SECURITY_API_VERSIONS, ParsedFile, parse_config_text
+from pilot.config.validate_telemetry import TELEMETRY_API_VERSIONS
 from pilot.generate.registry import GENERATORS
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
 from tests.istio_field_table import (
@@ -47,6 +48,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _document(kind: str, name: str, spec: Mapping[str, Any]) -> str:
     api_version = SECURITY_API_VERSIONS[0] if kind in SECURITY_KINDS else API_VERSIONS[0]
+    if kind == "Telemetry":
+        api_version = TELEMETRY_API_VERSIONS[0]
     return json.dumps({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec})
 
 

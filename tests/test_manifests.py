@@ -26,6 +26,7 @@ from e2e.k8s.install_manifests import (
 from pilot.config.mesh_config import parse_mesh_config
 from pilot.config.parse import API_VERSIONS, MIXER_API_VERSIONS, SECURITY_API_VERSIONS, parse_config_text
 from pilot.config.types import Kind
+from pilot.config.validate_telemetry import TELEMETRY_API_VERSIONS
 
 OBJECTS = kustomization_objects()
 INDEX = by_key(OBJECTS)
@@ -155,7 +156,11 @@ def test_each_crd_keeps_spec_and_status_whole_for_meshplanes_validation(kind: st
 
 
 PARSED_KINDS = [str(kind) for kind in Kind]
-PARSED_VERSIONS = {"networking.istio.io": API_VERSIONS, "security.istio.io": SECURITY_API_VERSIONS}
+PARSED_VERSIONS = {
+    "networking.istio.io": API_VERSIONS,
+    "security.istio.io": SECURITY_API_VERSIONS,
+    "telemetry.istio.io": TELEMETRY_API_VERSIONS,
+}
 
 
 @pytest.mark.parametrize("kind", PARSED_KINDS, ids=PARSED_KINDS)

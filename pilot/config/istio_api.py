@@ -2,8 +2,8 @@
 
 Taken from istio/api
 ``networking/v1alpha3/{virtual_service,destination_rule,service_entry,workload_entry,workload_group,gateway,sidecar}.proto``
-and ``security/v1beta1/{peer_authentication,authorization_policy,request_authentication,jwt}.proto`` and
-``type/v1beta1/selector.proto``
+and ``security/v1beta1/{peer_authentication,authorization_policy,request_authentication,jwt}.proto``,
+``telemetry/v1alpha1/telemetry.proto`` and ``type/v1beta1/selector.proto``
 (the current API: v1 and v1beta1 are the same messages). Messages meshplane rejects as a whole (``delegate``,
 ``tunnel``, ...) are listed only as the field that holds them.
 
@@ -264,6 +264,30 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "JWTHeader": ("name", "prefix"),
         "ClaimToHeader": ("header", "claim"),
+        # telemetry/v1alpha1/telemetry.proto (v1 is the same message)
+        "Telemetry": ("selector", "targetRef", "targetRefs", "tracing", "metrics", "accessLogging"),
+        "Tracing": (
+            "match",
+            "providers",
+            "randomSamplingPercentage",
+            "disableSpanReporting",
+            "customTags",
+            "useRequestIdForTraceSampling",
+            "enableIstioTags",
+        ),
+        "Tracing.TracingSelector": ("mode",),
+        "Tracing.CustomTag": ("literal", "environment", "header"),
+        "Tracing.Literal": ("value",),
+        "Tracing.Environment": ("name", "defaultValue"),
+        "Tracing.RequestHeader": ("name", "defaultValue"),
+        "ProviderRef": ("name",),
+        "Metrics": ("providers", "overrides", "reportingInterval"),
+        "MetricSelector": ("metric", "customMetric", "mode"),
+        "MetricsOverrides": ("match", "disabled", "tagOverrides"),
+        "MetricsOverrides.TagOverride": ("operation", "value"),
+        "AccessLogging": ("match", "providers", "disabled", "filter"),
+        "AccessLogging.LogSelector": ("mode",),
+        "AccessLogging.Filter": ("expression",),
     }
 )
 
@@ -291,6 +315,14 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("AuthorizationPolicy", "targetRefs"): _TARGET_REF,
         ("RequestAuthentication", "targetRef"): _TARGET_REF,
         ("RequestAuthentication", "targetRefs"): _TARGET_REF,
+        ("Telemetry", "targetRef"): _TARGET_REF,
+        ("Telemetry", "targetRefs"): _TARGET_REF,
+        ("Metrics", "reportingInterval"): "it is the reporting interval of Istio's TCP metrics, and Mixer produces "
+        "no TCP metrics",
+        ("Tracing", "useRequestIdForTraceSampling"): "Envoy's default (true) is used: sampling follows the "
+        "x-request-id",
+        ("Tracing", "enableIstioTags"): "Istio's own span tags (istio.canonical_service, ...) are not added; use "
+        "customTags",
         ("WorkloadEntry", "network"): "there is no multi-network support (every endpoint must be reachable "
         "directly); leave network out",
         ("WorkloadGroup", "probe"): "the health of auto-registered workloads is not checked: a connected proxy's "

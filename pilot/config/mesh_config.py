@@ -2,7 +2,10 @@
 
 Implemented: ``outboundTrafficPolicy.mode`` (ALLOW_ANY, REGISTRY_ONLY), ``rootNamespace``, ``trustDomain`` (these two
 win over ``--root-namespace`` / ``--trust-domain`` when the file sets them), ``enableAutoMtls: true`` (auto mTLS
-is always on) and ``extensionProviders`` (``pilot.config.mesh_extension_providers``: the types it reads). Every
+is always on), ``extensionProviders`` (``pilot.config.mesh_extension_providers`` and ``mesh_telemetry_providers``:
+the types it reads) and the telemetry settings of ``pilot.config.mesh_telemetry`` (``defaultProviders``,
+``accessLogFile``, ``accessLogFormat``, ``accessLogEncoding: TEXT``, ``enableTracing``,
+``defaultConfig.tracing.sampling``). Every
 other MeshConfig field is rejected with "not supported by meshplane yet" and its file:line; a rejected file
 changes nothing (the last good one stays in force).
 
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from pilot.config.errors import ConfigError, format_path, quote
 from pilot.config.mesh_extension_providers import read_extension_providers
+from pilot.config.mesh_telemetry import TELEMETRY_MESH_FIELDS, read_telemetry_settings
 from pilot.config.origin import Origin
 from pilot.config.parse import field_origin
 from pilot.config.validate_common import Fields, Problems
@@ -36,12 +40,15 @@ __all__ = [
     "parse_mesh_config",
 ]
 
-_KNOWN = ("outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls", "extensionProviders")
+_KNOWN = (
+    "outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls", "extensionProviders",
+    *TELEMETRY_MESH_FIELDS,
+)  # fmt: skip
 _UNSUPPORTED = (  # Istio MeshConfig fields meshplane does not implement yet
-    "accessLogEncoding", "accessLogFile", "accessLogFormat", "caCertificates", "certificates", "configSources",
-    "connectTimeout", "defaultConfig", "defaultDestinationRuleExportTo", "defaultHttpRetryPolicy",
-    "defaultProviders", "defaultServiceExportTo", "defaultVirtualServiceExportTo", "discoverySelectors",
-    "dnsRefreshRate", "enableEnvoyAccessLogService", "enablePrometheusMerge", "enableTracing",
+    "caCertificates", "certificates", "configSources",
+    "connectTimeout", "defaultDestinationRuleExportTo", "defaultHttpRetryPolicy",
+    "defaultServiceExportTo", "defaultVirtualServiceExportTo", "discoverySelectors",
+    "dnsRefreshRate", "enableEnvoyAccessLogService", "enablePrometheusMerge",
     "h2UpgradePolicy", "inboundClusterStatName", "inboundTrafficPolicy", "ingressClass", "ingressControllerMode",
     "ingressSelector", "ingressService", "localityLbSetting", "meshMTLS", "outboundClusterStatName",
     "pathNormalization", "protocolDetectionTimeout", "proxyHttpPort", "proxyListenPort", "serviceSettings",
@@ -148,7 +155,11 @@ def _read(top: Fields, problems: Problems, defaults: MeshNames) -> MeshConfig:
     names = MeshNames(
         trust_domain=trust_domain or defaults.trust_domain, root_namespace=root_namespace or defaults.root_namespace
     )
-    settings = MeshSettings(outbound_traffic_policy=policy, extension_providers=read_extension_providers(top))
+    settings = MeshSettings(
+        outbound_traffic_policy=policy,
+        extension_providers=read_extension_providers(top),
+        **read_telemetry_settings(top),
+    )
     return MeshConfig(settings=settings, names=names)
 
 

@@ -41,12 +41,15 @@ __all__ = [
     "ENVOY_EXT_AUTHZ_GRPC",
     "ENVOY_EXT_AUTHZ_HTTP",
     "PROVIDER_READERS",
+    "PROVIDER_UNSUPPORTED",
     "ExtAuthzGrpcProvider",
     "ExtAuthzHttpProvider",
     "ExtAuthzRequestBody",
     "ExtensionProvider",
     "ProviderReader",
     "extension_provider",
+    "provider_port",
+    "provider_service",
     "read_extension_providers",
     "split_provider_service",
 ]
@@ -131,7 +134,7 @@ _HTTP_HEADER_LISTS = (
 _HTTP_FIELDS = (*_GRPC_FIELDS, "pathPrefix", "includeAdditionalHeadersInCheck", *_HTTP_HEADER_LISTS)
 
 
-def _service(fields: Fields) -> str | None:
+def provider_service(fields: Fields) -> str | None:
     """Istio ``validateExtensionProviderService``: ``<host>`` or ``<namespace>/<host>``."""
     service = fields.string("service", required=True)
     if service is None:
@@ -147,7 +150,7 @@ def _service(fields: Fields) -> str | None:
     return service
 
 
-def _port(fields: Fields) -> int | None:
+def provider_port(fields: Fields) -> int | None:
     value = fields.node.get("port")
     if value is None:
         fields.report("port", "required field is missing")
@@ -193,8 +196,8 @@ def _common(fields: Fields) -> dict[str, Any]:
     """The fields both ext_authz types have, as keyword arguments (service and port None when unusable)."""
     timeout = fields.timeout("timeout")
     return {
-        "service": _service(fields),
-        "port": _port(fields),
+        "service": provider_service(fields),
+        "port": provider_port(fields),
         "timeout": DEFAULT_EXT_AUTHZ_TIMEOUT_SECONDS if timeout is None else timeout,
         "fail_open": fields.boolean("failOpen") or False,
         "status_on_error": _status_on_error(fields),
@@ -230,11 +233,13 @@ def _read_http(name: str, fields: Fields) -> ExtensionProvider | None:
     )
 
 
-# type field -> (its known fields, its reader); another provider type adds its entry here
+# type field -> (its known fields, its reader); another provider type adds its entry here (the telemetry types:
+# ``pilot.config.mesh_telemetry_providers``), with its Istio fields it does not read in PROVIDER_UNSUPPORTED
 PROVIDER_READERS: dict[str, tuple[tuple[str, ...], ProviderReader]] = {
     ENVOY_EXT_AUTHZ_HTTP: (_HTTP_FIELDS, _read_http),
     ENVOY_EXT_AUTHZ_GRPC: (_GRPC_FIELDS, _read_grpc),
 }
+PROVIDER_UNSUPPORTED: dict[str, tuple[str, ...]] = {}
 
 
 def _read_entry(entry: Fields, seen: set[str]) -> ExtensionProvider | None:
@@ -249,7 +254,7 @@ def _read_entry(entry: Fields, seen: set[str]) -> ExtensionProvider | None:
     if kind is None or kind not in PROVIDER_READERS or not name:  # an unread type is reported by Fields.open
         return None
     known, reader = PROVIDER_READERS[kind]
-    fields = entry.mapping(kind, known=known)
+    fields = entry.mapping(kind, known=known, unsupported=PROVIDER_UNSUPPORTED.get(kind, ()))
     return reader(name, fields) if fields is not None else None
 
 

@@ -8,8 +8,9 @@ field when ``field_lines`` are known, else at the origin alone), or, for a kind 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
 is reported at once. The kinds read: ServiceEntry, WorkloadEntry, WorkloadGroup, DestinationRule, VirtualService,
 Gateway, Sidecar (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication
-(``security.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
-group's versions. Other kinds (Telemetry, EnvoyFilter, ProxyConfig, ConfigMaps, ...) are skipped with a warning. A
+(``security.istio.io``), Telemetry (``telemetry.istio.io``), and Mixer's AccessList and RateLimit
+(``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (EnvoyFilter, ProxyConfig,
+ConfigMaps, ...) are skipped with a warning. A
 ``kind: List`` document (``kubectl get -o
 yaml``) is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
 """
@@ -55,6 +56,7 @@ from pilot.config.validate_request_authentication import (
 )
 from pilot.config.validate_service_entry import SERVICE_ENTRY_FIELDS, validate_service_entry
 from pilot.config.validate_sidecar import SIDECAR_FIELDS, SIDECAR_UNSUPPORTED, validate_sidecar
+from pilot.config.validate_telemetry import TELEMETRY_API_VERSIONS, TELEMETRY_FIELDS, validate_telemetry
 from pilot.config.validate_virtual_service import (
     VIRTUAL_SERVICE_FIELDS,
     VIRTUAL_SERVICE_UNSUPPORTED,
@@ -118,6 +120,7 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
     Kind.ACCESS_LIST: (ACCESS_LIST_FIELDS, (), validate_access_list, MIXER_API_VERSIONS),
     Kind.RATE_LIMIT: (RATE_LIMIT_FIELDS, (), validate_rate_limit, MIXER_API_VERSIONS),
     Kind.GATEWAY: (GATEWAY_FIELDS, (), validate_gateway, API_VERSIONS),
+    Kind.TELEMETRY: (TELEMETRY_FIELDS, (), validate_telemetry, TELEMETRY_API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")

@@ -63,6 +63,8 @@ __all__ = [
     "LocalityDistribute",
     "LocalityFailover",
     "LocalityLbSetting",
+    "MetricTagOverride",
+    "MetricsOverride",
     "Mirror",
     "MixerPolicy",
     "MtlsMode",
@@ -87,17 +89,24 @@ __all__ = [
     "SidecarIngressListener",
     "SidecarOutboundMode",
     "SidecarPort",
+    "StatusCodeFilter",
     "StringMatch",
     "Subset",
     "TCPRoute",
     "TLSMatchAttributes",
     "TLSRoute",
+    "Telemetry",
+    "TelemetryAccessLogging",
+    "TelemetryMetrics",
+    "TelemetryTracing",
     "TlsMode",
+    "TracingCustomTag",
     "TrafficPolicy",
     "VirtualService",
     "Warmup",
     "WorkloadEntry",
     "WorkloadGroup",
+    "WorkloadMode",
     "key_order",
     "sorted_by_key",
 ]
@@ -125,6 +134,7 @@ class Kind(StrEnum):
     RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
     GATEWAY = "Gateway"
     SIDECAR = "Sidecar"
+    TELEMETRY = "Telemetry"  # telemetry.istio.io
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -1001,6 +1011,95 @@ class Sidecar:
     egress_proxy: Destination | None = None
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Telemetry (telemetry.istio.io): access logs, metrics and tracing per workload (pilot.model.telemetry)
+# --------------------------------------------------------------------------------------------------------------
+
+
+class WorkloadMode(StrEnum):
+    """``match.mode``: which side of a request a rule is for (CLIENT: outbound / gateways, SERVER: inbound)."""
+
+    CLIENT_AND_SERVER = "CLIENT_AND_SERVER"
+    CLIENT = "CLIENT"
+    SERVER = "SERVER"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusCodeFilter:
+    """``accessLogging.filter.expression`` of the form ``response.code <op> <code>`` (the subset meshplane
+    translates exactly, to Envoy's status-code filter); ``op`` one of ``>=``, ``>``, ``<=``, ``<``, ``==``."""
+
+    expression: str
+    op: str
+    code: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetryAccessLogging:
+    mode: WorkloadMode = WorkloadMode.CLIENT_AND_SERVER
+    providers: tuple[str, ...] = ()  # empty: the parent scope's (or MeshConfig defaultProviders.accessLogging)
+    disabled: bool | None = None
+    filter: StatusCodeFilter | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricTagOverride:
+    """``tagOverrides.<tag>``: REMOVE the label, or UPSERT it with the value of ``value`` (an expression of the
+    subset ``mixer.metric_overrides`` evaluates)."""
+
+    tag: str
+    operation: Literal["UPSERT", "REMOVE"] = "UPSERT"
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsOverride:
+    metric: str = "ALL_METRICS"  # Istio's MetricSelector.IstioMetric name, or the standard name a customMetric gave
+    mode: WorkloadMode = WorkloadMode.CLIENT_AND_SERVER
+    disabled: bool | None = None
+    tag_overrides: tuple[MetricTagOverride, ...] = ()  # sorted by tag
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetryMetrics:
+    providers: tuple[str, ...] = ()
+    overrides: tuple[MetricsOverride, ...] = ()  # in order: later ones win
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracingCustomTag:
+    """``customTags.<tag>``: a ``literal`` value, an ``environment`` variable of the proxy, or a request ``header``
+    (``name``: the variable or header; ``default_value`` when it is absent)."""
+
+    tag: str
+    kind: Literal["literal", "environment", "header"]
+    value: str = ""  # the literal's value
+    name: str = ""
+    default_value: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TelemetryTracing:
+    mode: WorkloadMode = WorkloadMode.CLIENT_AND_SERVER
+    providers: tuple[str, ...] = ()
+    random_sampling_percentage: float | None = None
+    disable_span_reporting: bool | None = None
+    custom_tags: tuple[TracingCustomTag, ...] = ()  # sorted by tag
+    use_request_id_for_trace_sampling: bool | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Telemetry:
+    """Istio's Telemetry: mesh-wide (root namespace, no selector), namespace-wide (no selector) or for the
+    workloads ``selector`` picks in its namespace; Istio's precedence and merging in ``pilot.model.telemetry``."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None
+    access_logging: tuple[TelemetryAccessLogging, ...] = ()
+    metrics: tuple[TelemetryMetrics, ...] = ()
+    tracing: tuple[TelemetryTracing, ...] = ()
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
@@ -1014,4 +1113,5 @@ Resource = (
     | RateLimit
     | Gateway
     | Sidecar
+    | Telemetry
 )

@@ -35,9 +35,11 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from meshplane import names
+from pilot.config.types import WorkloadMode
 from pilot.generate._protos import ads_config_source, duration, http_filter, network_filter
 from pilot.generate.access_logs import build_inbound_access_logs
 from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters
+from pilot.generate.hcm_telemetry import build_hcm_telemetry
 from pilot.generate.jwt_authn import build_jwt_authn_filters
 from pilot.generate.listener_tls import InboundSecurity, build_inbound_filter_chains
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
@@ -72,6 +74,7 @@ class HttpListenerOptions:
     verified_client_cert: bool = False
     http_filters: tuple[HttpFilter, ...] = ()  # run before fault injection and the router (authn/authz)
     access_logs: tuple[AccessLog, ...] = ()
+    tracing: HttpConnectionManager.Tracing | None = None  # Telemetry tracing (``tracing.py``)
 
 
 def build_inbound_chains(
@@ -92,13 +95,16 @@ def build_inbound_chains(
     cluster = names.inbound_cluster_name(port.number)
     http_filters: tuple[HttpFilter, ...] = ()
     access_logs: tuple[AccessLog, ...] = ()
+    tracing: HttpConnectionManager.Tracing | None = None
     network_policy: tuple[Filter, ...] = ()
     if port.protocol.is_http:
         http_filters = (
             *build_jwt_authn_filters(proxy, snapshot),  # before RBAC, which reads the tokens it verified
             *build_http_authz_filters(proxy, instance, snapshot, ports=policy_ports),
         )
-        access_logs = build_inbound_access_logs(proxy, instance)
+        telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.SERVER)
+        access_logs = (*build_inbound_access_logs(proxy, instance), *telemetry.access_logs)
+        tracing = telemetry.tracing
     else:
         network_policy = tuple(build_network_authz_filters(proxy, instance, snapshot, ports=policy_ports))
 
@@ -115,6 +121,7 @@ def build_inbound_chains(
                 verified_client_cert=terminates_mtls,
                 http_filters=http_filters,
                 access_logs=access_logs,
+                tracing=tracing,
             )
         )
         return network_filter(HTTP_CONNECTION_MANAGER, hcm)
@@ -175,6 +182,8 @@ def build_http_connection_manager(options: HttpListenerOptions) -> HttpConnectio
         upgrade_configs=[HttpConnectionManager.UpgradeConfig(upgrade_type="websocket")],
         stream_idle_timeout=duration(0),
     )
+    if options.tracing is not None:
+        hcm.tracing.CopyFrom(options.tracing)
     if options.http2:
         hcm.http2_protocol_options.CopyFrom(Http2ProtocolOptions())
     if options.verified_client_cert:

@@ -27,7 +27,7 @@ from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain
 from envoy.config.listener.v3.listener_pb2 import Listener
 
 from pilot.config.hosts import host_matches
-from pilot.config.types import Protocol
+from pilot.config.types import Protocol, WorkloadMode
 from pilot.generate._protos import network_filter, socket_address
 from pilot.generate._tls import tls_transport_socket
 from pilot.generate.access_logs import build_outbound_access_logs
@@ -47,6 +47,7 @@ from pilot.generate.gateway_ports import (
 from pilot.generate.gateway_routes import server_virtual_services
 from pilot.generate.gateway_sni_dnat import auto_passthrough_chains
 from pilot.generate.gateway_tls import build_gateway_tls_context
+from pilot.generate.hcm_telemetry import NO_HCM_TELEMETRY, HcmTelemetry, build_hcm_telemetry
 from pilot.generate.listener_tls import tls_inspector_filter
 from pilot.generate.listeners_l4_routes import l4_routes_filter
 from pilot.generate.route_action import ServicePorts
@@ -66,11 +67,14 @@ log = structlog.get_logger(__name__)
 
 def build_gateway_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     listeners: list[Listener] = []
-    for port in gateway_ports(proxy, snapshot):
+    ports = gateway_ports(proxy, snapshot)
+    telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.CLIENT) if ports else NO_HCM_TELEMETRY
+    for port in ports:
         if port.kind is GatewayPortKind.HTTP:
-            chains = [build_filter_chain([_hcm(proxy, port, plaintext_route_name(port), port.servers[0])])]
+            hcm = _hcm(proxy, port, plaintext_route_name(port), port.servers[0], telemetry)
+            chains = [build_filter_chain([hcm])]
         else:
-            chains = _tls_or_tcp_chains(proxy, port, snapshot)
+            chains = _tls_or_tcp_chains(proxy, port, snapshot, telemetry)
         if not chains:
             log.warning("gateway_listener_skipped", listener=gateway_listener_name(port), reason="no routes")
             continue
@@ -86,9 +90,18 @@ def build_gateway_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listen
     return listeners
 
 
-def _hcm(proxy: Proxy, port: MergedPort, route_name: str, server: SelectedServer, *, tls: bool = False) -> Filter:
+def _hcm(
+    proxy: Proxy,
+    port: MergedPort,
+    route_name: str,
+    server: SelectedServer,
+    telemetry: HcmTelemetry = NO_HCM_TELEMETRY,
+    *,
+    tls: bool = False,
+) -> Filter:
     """The HTTP connection manager of a plaintext port or (``tls``) a TLS-terminating HTTPS server, whose ``name``
-    is its stat prefix (Istio's ``statPrefix: server.Name``)."""
+    is its stat prefix (Istio's ``statPrefix: server.Name``); ``telemetry``: the gateway's Telemetry loggers and
+    tracing (a gateway is a CLIENT)."""
     default = f"outbound_{gateway_listener_address(port)}_{port.number}"
     hcm = build_http_connection_manager(
         HttpListenerOptions(
@@ -96,7 +109,8 @@ def _hcm(proxy: Proxy, port: MergedPort, route_name: str, server: SelectedServer
             route_name=route_name,
             use_remote_address=True,
             http2=server.server.port.protocol.is_http2,
-            access_logs=build_outbound_access_logs(proxy),
+            access_logs=(*build_outbound_access_logs(proxy), *telemetry.access_logs),
+            tracing=telemetry.tracing,
         )
     )
     return network_filter(HTTP_CONNECTION_MANAGER, hcm)
@@ -107,11 +121,13 @@ def _server_names(server: SelectedServer) -> list[str]:
     return [] if "*" in hosts else list(hosts)
 
 
-def _tls_or_tcp_chains(proxy: Proxy, port: MergedPort, snapshot: MeshSnapshot) -> list[FilterChain]:
+def _tls_or_tcp_chains(
+    proxy: Proxy, port: MergedPort, snapshot: MeshSnapshot, telemetry: HcmTelemetry
+) -> list[FilterChain]:
     chains: list[FilterChain] = []
     taken: set[tuple[str, ...]] = set()
     for server in port.servers:
-        for chain in _server_chains(proxy, port, server, snapshot):
+        for chain in _server_chains(proxy, port, server, snapshot, telemetry):
             match = tuple(sorted(chain.filter_chain_match.server_names))
             if match in taken:
                 log.warning("gateway_chain_conflict", listener=gateway_listener_name(port), server_names=match)
@@ -121,7 +137,9 @@ def _tls_or_tcp_chains(proxy: Proxy, port: MergedPort, snapshot: MeshSnapshot) -
     return chains
 
 
-def _server_chains(proxy: Proxy, port: MergedPort, server: SelectedServer, snapshot: MeshSnapshot) -> list[FilterChain]:
+def _server_chains(
+    proxy: Proxy, port: MergedPort, server: SelectedServer, snapshot: MeshSnapshot, telemetry: HcmTelemetry
+) -> list[FilterChain]:
     tls = server.server.tls
     if tls is None:  # TCP
         tcp = _tcp_route_filter(proxy, server, snapshot)
@@ -136,7 +154,7 @@ def _server_chains(proxy: Proxy, port: MergedPort, server: SelectedServer, snaps
         log.warning("gateway_server_skipped", server=str(server), reason="its certificates need SDS: no --citadel")
         return []
     if http:
-        network: Filter | None = _hcm(proxy, port, https_route_name(server), server, tls=True)
+        network: Filter | None = _hcm(proxy, port, https_route_name(server), server, telemetry, tls=True)
     else:
         network = _tcp_route_filter(proxy, server, snapshot)
     if network is None:

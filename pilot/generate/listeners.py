@@ -46,7 +46,7 @@ from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.filters.listener.original_dst.v3.original_dst_pb2 import OriginalDst
 
 from meshplane import names
-from pilot.config.types import Resolution
+from pilot.config.types import Resolution, WorkloadMode
 from pilot.generate._protos import network_filter, socket_address
 from pilot.generate._tls import has_sds
 from pilot.generate.access_logs import build_outbound_access_logs
@@ -62,6 +62,7 @@ from pilot.generate.filter_chains import (
     prepend_filters,
 )
 from pilot.generate.gateway_tls import build_gateway_tls_context
+from pilot.generate.hcm_telemetry import NO_HCM_TELEMETRY, HcmTelemetry, build_hcm_telemetry
 from pilot.generate.inbound_ports import InboundPort, inbound_ports
 from pilot.generate.listener_tls import (
     InboundSecurity,
@@ -176,14 +177,16 @@ def _service_listener(name: str, address: str, port: int, chains: Sequence[Filte
     return listener
 
 
-def build_outbound_http_listener(proxy: Proxy, port: int) -> Listener:
-    """``0.0.0.0_<port>``: HTTP to any destination on ``port``, routed by Host with the route table ``<port>``."""
+def build_outbound_http_listener(proxy: Proxy, port: int, telemetry: HcmTelemetry = NO_HCM_TELEMETRY) -> Listener:
+    """``0.0.0.0_<port>``: HTTP to any destination on ``port``, routed by Host with the route table ``<port>``;
+    ``telemetry``: the proxy's client-side Telemetry loggers and tracing."""
     hcm = build_http_connection_manager(
         HttpListenerOptions(
             stat_prefix=f"outbound_{WILDCARD_ADDRESS}_{port}",
             route_name=str(port),
             use_remote_address=False,
-            access_logs=build_outbound_access_logs(proxy),
+            access_logs=(*build_outbound_access_logs(proxy), *telemetry.access_logs),
+            tracing=telemetry.tracing,
         )
     )
     name = names.listener_name(WILDCARD_ADDRESS, port)
@@ -257,7 +260,8 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
                     log.warning("outbound_listener_conflict", listener=name, used=first, ignored=host)
                     continue
                 entry.targets.append(L4Target(service=service, port=port, cidr=cidr))
-    listeners = [build_outbound_http_listener(proxy, port) for port in sorted(http_ports)]
+    telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.CLIENT) if http_ports else NO_HCM_TELEMETRY
+    listeners = [build_outbound_http_listener(proxy, port, telemetry) for port in sorted(http_ports)]
     http_names = {listener.name for listener in listeners}
     service_ports = ServicePorts.of(snapshot)
     for name, entry in tcp.items():

@@ -75,6 +75,8 @@ SIDECAR_KINDS = frozenset({SIDECAR_KIND, SIDECAR_SCOPE_KIND})
 # Gateways decide a gateway proxy's listeners (LDS) and route tables (RDS), VirtualServices bound to them too; an
 # AUTO_PASSTHROUGH server its SNI-DNAT clusters (CDS) and their endpoints (EDS).
 GATEWAY_KINDS = frozenset({"Gateway"})
+# Telemetry decides the file access loggers and tracing of every HTTP connection manager (LDS only).
+TELEMETRY_KINDS = frozenset({"Telemetry"})
 
 
 def _route_scopes(proxy: Proxy) -> list[Scope]:
@@ -165,6 +167,7 @@ GENERATORS: dict[str, TypeGenerator] = {
         | MESH_KINDS
         | L4_ROUTE_KINDS
         | GATEWAY_KINDS
+        | TELEMETRY_KINDS
         | SIDECAR_KINDS,
         wildcard=True,
         scopes=listeners.listener_scopes,  # none: every listener is the proxy's own

@@ -4,7 +4,8 @@
 ``REGISTRY_KINDS``: the service registry's Services, EndpointSlices (``discovery.k8s.io/v1`` where served, else
 ``v1beta1``: Kubernetes 1.20 has only that), Pods, Namespaces and Nodes. ``CONFIG_KINDS``: Istio's kinds in
 ``networking.istio.io`` ``v1``, ``v1beta1``, ``v1alpha3`` (the newest the CRD serves); ``security.istio.io`` ``v1``,
-``v1beta1``; Mixer's in ``mixer.meshplane.io/v1``: the ones ``pilot.config.parse`` validates.
+``v1beta1``; ``telemetry.istio.io`` ``v1``, ``v1alpha1``; Mixer's in ``mixer.meshplane.io/v1``: the ones
+``pilot.config.parse`` validates.
 ``ISTIO_KINDS_NOT_READ`` are Istio's other kinds, watched only so that each object of them gets the warning the
 file source gives a skipped document.
 """
@@ -50,11 +51,11 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
     _istio("AccessList", "accesslists", "mixer.meshplane.io", ("v1",)),
     _istio("RateLimit", "ratelimits", "mixer.meshplane.io", ("v1",)),
+    _istio("Telemetry", "telemetries", "telemetry.istio.io", ("v1", "v1alpha1")),
 )
 
 ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (
     _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
     _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),
-    _istio("Telemetry", "telemetries", "telemetry.istio.io", ("v1", "v1alpha1")),
     _istio("WasmPlugin", "wasmplugins", "extensions.istio.io", ("v1alpha1",)),
 )

@@ -23,6 +23,7 @@ from pilot.config.types import (
     RequestAuthentication,
     Resource,
     Sidecar,
+    Telemetry,
     VirtualService,
     frozen_labels,
     sorted_by_key,
@@ -272,6 +273,7 @@ def build_snapshot(
     authorization_policies: dict[str, list[AuthorizationPolicy]] = defaultdict(list)
     mixer_policies: dict[str, list[MixerPolicy]] = defaultdict(list)
     request_authentications: dict[str, list[RequestAuthentication]] = defaultdict(list)
+    telemetries: dict[str, list[Telemetry]] = defaultdict(list)
     gateways = tuple(r for r in ordered.values() if isinstance(r, Gateway))
     # several rules for one host of a namespace merged into one (``pilot.config.destination_rule_merge``)
     destination_rules = merge_destination_rules(
@@ -289,6 +291,8 @@ def build_snapshot(
             mixer_policies[resource.meta.key.namespace].append(resource)
         elif isinstance(resource, RequestAuthentication):
             request_authentications[resource.meta.key.namespace].append(resource)
+        elif isinstance(resource, Telemetry):
+            telemetries[resource.meta.key.namespace].append(resource)
     resolved = _virtual_services(ordered, previous)
     for resource in resolved.values():
         if not resource.gateways or "mesh" in resource.gateways:
@@ -321,6 +325,7 @@ def build_snapshot(
         authorization_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(authorization_policies.items())}),
         mixer_policies=MappingProxyType({ns: tuple(p) for ns, p in sorted(mixer_policies.items())}),
         request_authentications=MappingProxyType({ns: tuple(p) for ns, p in sorted(request_authentications.items())}),
+        telemetries=MappingProxyType({ns: tuple(t) for ns, t in sorted(telemetries.items())}),
         gateways=gateways,
         gateway_virtual_services=MappingProxyType(
             dict(index_gateway_virtual_services(resolved.values()))  # delegates merged into their roots

@@ -21,6 +21,7 @@ from pilot.config.types import (
     Resolution,
     Resource,
     ServicePort,
+    Telemetry,
     VirtualService,
     WorkloadEntry,
 )
@@ -195,6 +196,9 @@ class MeshSnapshot:
     request_authentications: Mapping[str, tuple[RequestAuthentication, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )  # namespace -> its RequestAuthentications in ConfigKey order; see pilot.model.request_authn
+    telemetries: Mapping[str, tuple[Telemetry, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # namespace -> its Telemetries in ConfigKey order; see pilot.model.telemetry
     gateways: tuple[Gateway, ...] = ()  # every Gateway, in ConfigKey order; see pilot.model.gateways
     # Gateway ``<namespace>/<name>`` -> the VirtualServices bound to it (top-level or match ``gateways``), key order
     gateway_virtual_services: Mapping[str, tuple[VirtualService, ...]] = field(
