@@ -138,6 +138,8 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "retryBudget",
         ),
         "TrafficPolicy.PortTrafficPolicy": ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls"),
+        "TrafficPolicy.ProxyProtocol": ("version",),
+        "TrafficPolicy.RetryBudget": ("percent", "minRetryConcurrency"),
         "Subset": ("name", "labels", "trafficPolicy"),
         "LoadBalancerSettings": ("simple", "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"),
         "LoadBalancerSettings.ConsistentHashLB": (
@@ -300,8 +302,10 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         ("OutboundTrafficPolicy", "egressProxy"): "outbound traffic to unknown hosts goes to PassthroughCluster "
         "(ALLOW_ANY) or nowhere (REGISTRY_ONLY)",
         ("Sidecar", "ingress"): "the inbound ports are those of the workload's services",
-        ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
-        "consecutiveGatewayErrors",
+        ("TrafficPolicy", "tunnel"): "tunneling TCP through an HTTP CONNECT or POST proxy (Envoy's tcp_proxy "
+        "tunneling_config, which Istio sets on TCP ports only) is not translated yet",
+        ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio, whose outlier detection no longer reads "
+        "it: use consecutive5xxErrors (5xx responses) or consecutiveGatewayErrors (502, 503, 504)",
         # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not
         # supported yet"); Envoy's fault filter has neither
         ("HTTPFaultInjection.Delay", "exponentialDelay"): "Envoy's fault filter delays by a fixed duration only "
