@@ -48,6 +48,7 @@ from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints,
 from pilot.generate.cluster_traffic_policy import (
     DEFAULT_CONNECT_TIMEOUT,
     ClusterTrafficPolicy,
+    apply_proxy_protocol,
     apply_traffic_policy,
     merge_subset_traffic_policy,
     port_traffic_policy,
@@ -300,6 +301,8 @@ def build_outbound_cluster(
     if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
         mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
     _finish(cluster, key.port.protocol, resolved, outbound=True)
+    if upstream_tls and resolved is not None:
+        apply_proxy_protocol(cluster, resolved.proxy_protocol)  # Istio: not on SNI-DNAT clusters
     if original_destination:
         cluster.lb_policy = Cluster.LbPolicy.CLUSTER_PROVIDED  # the only policy Envoy takes for ORIGINAL_DST
         cluster.ClearField("lb_config")
@@ -411,6 +414,10 @@ def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster
         _bind_inbound_source(cluster)
         rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
         policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
-        inbound_policy = ClusterTrafficPolicy(connection_pool=policy.connection_pool) if policy else None
+        inbound_policy = (
+            ClusterTrafficPolicy(connection_pool=policy.connection_pool, retry_budget=policy.retry_budget)
+            if policy
+            else None
+        )
         clusters.append(_finish(cluster, instance.port.protocol, inbound_policy, outbound=False))
     return clusters
