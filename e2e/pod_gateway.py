@@ -21,9 +21,8 @@ from agent.pod_dns import resolv_conf, write_pod_resolv_conf
 from agent.pod_network import PodAddress
 from agent.relay import Relay
 from e2e.pod_mesh import PodMesh
-from e2e.pods import pod_get, pod_python, pod_requests
+from e2e.pods import envoy_stat, pod_python, pod_requests
 from envoy_bootstrap.processes import start_logged_process, stop_process
-from meshplane.names import ADMIN_PORT
 
 __all__ = [
     "DOCS_DIR",
@@ -127,13 +126,7 @@ def gateway_service_yaml(
 
 def gateway_stat(mesh: PodMesh, name: str, stat: str) -> int:
     """A counter of the gateway ``name``'s Envoy (its admin on the namespace's 127.0.0.1), 0 when absent."""
-    [(status, text)] = pod_get(mesh.pod(name), f"http://127.0.0.1:{ADMIN_PORT}/stats")
-    assert status == 200, (status, text)
-    for line in text.splitlines():
-        key, _, value = line.partition(": ")
-        if key == stat:
-            return int(value)
-    return 0
+    return envoy_stat(mesh.pod(name), stat)
 
 
 def _relayed(address: str) -> tuple[tuple[str, int], tuple[str, int]]:

@@ -26,7 +26,7 @@ from agent.pod_dns import NETNS_ETC
 from agent.pod_network import STATE_DIR, PodAddress, PodNetwork, netns_prefix, veth_prefix
 from agent.shared_files import private_dir, write_private
 from e2e import pod_app
-from meshplane.names import INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
+from meshplane.names import ADMIN_PORT, INBOUND_CAPTURE_PORT, OUTBOUND_CAPTURE_PORT, PROXY_UID
 
 __all__ = [
     "APP_UID",
@@ -35,6 +35,7 @@ __all__ = [
     "capture_bootstrap",
     "client_arguments",
     "client_responses",
+    "envoy_stat",
     "leftovers",
     "new_state_dir",
     "pod_get",
@@ -221,6 +222,17 @@ def pod_get(
     settings: no proxy variables in its environment, and proxies disabled): (status, body) each, status 0 with
     the error for a failed connection."""
     return [(status, body) for status, body, _ in pod_requests(pod, url, count, headers=headers, timeout=timeout)]
+
+
+def envoy_stat(pod: PodAddress, stat: str) -> int:
+    """A counter or gauge of the Envoy in ``pod`` (its admin on the pod's 127.0.0.1), 0 when absent."""
+    [(status, text)] = pod_get(pod, f"http://127.0.0.1:{ADMIN_PORT}/stats")
+    assert status == 200, (status, text)
+    for line in text.splitlines():
+        key, _, value = line.partition(": ")
+        if key == stat:
+            return int(value)
+    return 0
 
 
 def pod_requests(

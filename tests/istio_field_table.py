@@ -279,6 +279,8 @@ SITES: dict[str, Site] = {
     "TrafficPolicy.PortTrafficPolicy": dr_site(
         ("trafficPolicy",), {"portLevelSettings": [{"port": {"number": 9080}, "loadBalancer": {"simple": "RANDOM"}}]}
     ),
+    "TrafficPolicy.ProxyProtocol": dr_site(("trafficPolicy",), {"proxyProtocol": {"version": "V1"}}),
+    "TrafficPolicy.RetryBudget": dr_site(("trafficPolicy",), {"retryBudget": {"percent": 20}}),
     "Subset": dr_site(("subsets",), DR_REVIEWS["subsets"]),
     "LoadBalancerSettings": dr_site(("trafficPolicy",), {"loadBalancer": {"simple": "RANDOM"}}),
     "LoadBalancerSettings.ConsistentHashLB": dr_site(
@@ -400,6 +402,8 @@ SITES: dict[str, Site] = {
 MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "TrafficPolicy": ("trafficPolicy",),
     "TrafficPolicy.PortTrafficPolicy": ("trafficPolicy", "portLevelSettings", 0),
+    "TrafficPolicy.ProxyProtocol": ("trafficPolicy", "proxyProtocol"),
+    "TrafficPolicy.RetryBudget": ("trafficPolicy", "retryBudget"),
     "Subset": ("subsets", 0),
     "LoadBalancerSettings": ("trafficPolicy", "loadBalancer"),
     "LoadBalancerSettings.ConsistentHashLB": ("trafficPolicy", "loadBalancer", "consistentHash"),
@@ -669,9 +673,11 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "tls": T({"mode": "ISTIO_MUTUAL"}),
         "portLevelSettings": T([{"port": {"number": 9080}, "loadBalancer": {"simple": "ROUND_ROBIN"}}]),
         "tunnel": R(),
-        "proxyProtocol": R(),
-        "retryBudget": R(),
+        "proxyProtocol": T({"version": "V2"}),
+        "retryBudget": T({"percent": 25}),
     },
+    "TrafficPolicy.ProxyProtocol": {"version": T("V2")},
+    "TrafficPolicy.RetryBudget": {"percent": T(30), "minRetryConcurrency": T(5)},
     "TrafficPolicy.PortTrafficPolicy": {
         "port": T({"number": 9081}),  # no longer this port's
         "loadBalancer": T({"simple": "ROUND_ROBIN"}),
@@ -724,8 +730,8 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "maxConnections": T(6),
         "connectTimeout": T("2s"),
         "tcpKeepalive": T({"time": "10s"}),
-        "maxConnectionDuration": R("1h"),
-        "idleTimeout": R("1h"),
+        "maxConnectionDuration": T("1h"),
+        "idleTimeout": T("1h"),
     },
     "ConnectionPoolSettings.TCPSettings.TcpKeepalive": {
         "probes": T(3),
@@ -738,8 +744,8 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "maxRequestsPerConnection": T(2),
         "maxRetries": T(4),
         "idleTimeout": T("30s"),
-        "h2UpgradePolicy": R("UPGRADE"),
-        "useClientProtocol": R(True),
+        "h2UpgradePolicy": T("UPGRADE"),
+        "useClientProtocol": T(True),
         "maxConcurrentStreams": P("tests/test_generate_clusters.py::test_destination_rule_traffic_policy"),  # HTTP/2
     },
     "OutlierDetection": {

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pilot.config.types import DestinationRule
+from pilot.config.types import DestinationRule, RetryBudget
 
 if TYPE_CHECKING:
     from tests.conftest import IstioDocs
@@ -72,14 +72,56 @@ CASES: list[tuple[str, str, Expected]] = [
         [(5, "spec.trafficPolicy.connectionPool.tcp.tcpKeepalive.time", "must be at least 1s")],
     ),
     (
-        "tcp-unsupported",
-        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    tcp: {maxConnectionDuration: 1h}\n",
-        [(4, "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration", "not supported by meshplane yet")],
+        "max-connection-duration-zero",
+        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    tcp: {maxConnectionDuration: 0s}\n",
+        [(4, "spec.trafficPolicy.connectionPool.tcp.maxConnectionDuration", "must be at least 1ms")],
     ),
     (
-        "http-unsupported",
-        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    http:\n      h2UpgradePolicy: UPGRADE\n",
-        [(5, "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy", "not supported by meshplane yet")],
+        "tcp-idle-timeout-type",
+        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    tcp: {idleTimeout: 30}\n",
+        [(4, "spec.trafficPolicy.connectionPool.tcp.idleTimeout", "expected a duration string")],
+    ),
+    (
+        "h2-upgrade-policy-invalid",
+        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    http:\n      h2UpgradePolicy: UPGRAD\n",
+        [(5, "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy", "did you mean 'UPGRADE'?")],
+    ),
+    (
+        "h2-upgrade-with-client-protocol",
+        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    http:\n      h2UpgradePolicy: UPGRADE\n"
+        "      useClientProtocol: true\n",
+        [(5, "spec.trafficPolicy.connectionPool.http.h2UpgradePolicy", "no effect with useClientProtocol")],
+    ),
+    (
+        "use-client-protocol-type",
+        "host: reviews\ntrafficPolicy:\n  connectionPool:\n    http:\n      useClientProtocol: 'yes'\n",
+        [(5, "spec.trafficPolicy.connectionPool.http.useClientProtocol", "expected a boolean")],
+    ),
+    (
+        "retry-budget-percent",
+        "host: reviews\ntrafficPolicy:\n  retryBudget:\n    percent: 120\n",
+        [(4, "spec.trafficPolicy.retryBudget.percent", "must be between 0 and 100, got 120")],
+    ),
+    (
+        "retry-budget-concurrency",
+        "host: reviews\ntrafficPolicy:\n  retryBudget:\n    minRetryConcurrency: -1\n",
+        [(4, "spec.trafficPolicy.retryBudget.minRetryConcurrency", "must be at least 0, got -1")],
+    ),
+    (
+        "proxy-protocol-version",
+        "host: reviews\ntrafficPolicy:\n  proxyProtocol:\n    version: V3\n",
+        [(4, "spec.trafficPolicy.proxyProtocol.version", "expected one of V1, V2")],
+    ),
+    (
+        "port-level-proxy-protocol",
+        "host: reviews\ntrafficPolicy:\n  portLevelSettings:\n  - port: {number: 80}\n"
+        "    loadBalancer: {simple: RANDOM}\n    proxyProtocol: {}\n",
+        [(6, "spec.trafficPolicy.portLevelSettings[0].proxyProtocol", "unknown field")],  # Istio's has none
+    ),
+    (
+        "tunnel-unsupported",
+        "host: reviews\ntrafficPolicy:\n  tunnel: {protocol: CONNECT, targetHost: a.example.com, targetPort: 80}\n",
+        [(3, "spec.trafficPolicy.tunnel", "not supported by meshplane yet")],
     ),
     (
         "http-idle-timeout-type",
@@ -109,7 +151,7 @@ CASES: list[tuple[str, str, Expected]] = [
     (
         "outlier-consecutive-errors",
         "host: reviews\ntrafficPolicy:\n  outlierDetection:\n    consecutiveErrors: 5\n",
-        [(4, "spec.trafficPolicy.outlierDetection.consecutiveErrors", "not supported by meshplane yet")],
+        [(4, "spec.trafficPolicy.outlierDetection.consecutiveErrors", "not supported by meshplane yet: deprecated")],
     ),
     (
         "outlier-split-type",
@@ -253,3 +295,45 @@ def test_destination_rule_fields_are_converted(istio: IstioDocs) -> None:
     assert subset_policy is not None and subset_policy.load_balancer is not None
     assert subset_policy.load_balancer.simple == "ROUND_ROBIN"
     assert rule.export_to == (".",)
+
+
+def test_destination_rule_new_traffic_policy_fields_are_converted(istio: IstioDocs) -> None:
+    rule = istio.accepted(
+        "DestinationRule",
+        """\
+        host: reviews
+        trafficPolicy:
+          connectionPool:
+            tcp: {maxConnectionDuration: 1h, idleTimeout: 10m}
+            http: {h2UpgradePolicy: UPGRADE}
+          retryBudget: {percent: 12.5, minRetryConcurrency: 0}
+          proxyProtocol: {}
+          portLevelSettings:
+          - port: {number: 9080}
+            connectionPool:
+              http: {useClientProtocol: true, h2UpgradePolicy: DO_NOT_UPGRADE}
+        subsets:
+        - name: v1
+          trafficPolicy:
+            retryBudget: {}
+            proxyProtocol: {version: V2}
+        """,
+    )
+    assert isinstance(rule, DestinationRule)
+    policy = rule.traffic_policy
+    assert policy is not None and policy.connection_pool is not None
+    pool = policy.connection_pool
+    assert (pool.max_connection_duration, pool.tcp_idle_timeout, pool.idle_timeout) == (3600.0, 600.0, None)
+    assert (pool.h2_upgrade_policy, pool.use_client_protocol) == ("UPGRADE", False)
+    assert policy.retry_budget == RetryBudget(percent=12.5, min_retry_concurrency=3)  # 0: not set, Istio's 3
+    assert policy.proxy_protocol == "V1"  # the proto's default version
+    (port_policy,) = policy.port_level_settings
+    assert port_policy.connection_pool is not None
+    assert (port_policy.connection_pool.use_client_protocol, port_policy.connection_pool.h2_upgrade_policy) == (
+        True,
+        "DO_NOT_UPGRADE",
+    )
+    subset_policy = rule.subsets[0].traffic_policy
+    assert subset_policy is not None
+    assert subset_policy.retry_budget == RetryBudget(percent=20.0, min_retry_concurrency=3)
+    assert subset_policy.proxy_protocol == "V2"

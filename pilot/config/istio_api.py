@@ -138,6 +138,8 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
             "retryBudget",
         ),
         "TrafficPolicy.PortTrafficPolicy": ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls"),
+        "TrafficPolicy.ProxyProtocol": ("version",),
+        "TrafficPolicy.RetryBudget": ("percent", "minRetryConcurrency"),
         "Subset": ("name", "labels", "trafficPolicy"),
         "LoadBalancerSettings": ("simple", "consistentHash", "localityLbSetting", "warmupDurationSecs", "warmup"),
         "LoadBalancerSettings.ConsistentHashLB": (
@@ -332,8 +334,10 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         "address",
         ("IstioIngressListener", "bind"): "ingress listeners are reached through iptables capture (chains of "
         "virtualInbound matched by port, where Istio ignores bind too), not bound to an address",
-        ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio: use consecutive5xxErrors or "
-        "consecutiveGatewayErrors",
+        ("TrafficPolicy", "tunnel"): "tunneling TCP through an HTTP CONNECT or POST proxy (Envoy's tcp_proxy "
+        "tunneling_config, which Istio sets on TCP ports only) is not translated yet",
+        ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio, whose outlier detection no longer reads "
+        "it: use consecutive5xxErrors (5xx responses) or consecutiveGatewayErrors (502, 503, 504)",
         # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not
         # supported yet"); Envoy's fault filter has neither
         ("HTTPFaultInjection.Delay", "exponentialDelay"): "Envoy's fault filter delays by a fixed duration only "

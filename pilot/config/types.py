@@ -45,6 +45,7 @@ __all__ = [
     "GatewayPort",
     "GatewayServer",
     "GatewayTlsMode",
+    "H2UpgradePolicy",
     "HTTPDirectResponse",
     "HTTPMatchRequest",
     "HTTPRedirect",
@@ -72,12 +73,14 @@ __all__ = [
     "PeerAuthentication",
     "PortTrafficPolicy",
     "Protocol",
+    "ProxyProtocolVersion",
     "RateLimit",
     "RateLimitOverride",
     "RegexRewrite",
     "RequestAuthentication",
     "Resolution",
     "Resource",
+    "RetryBudget",
     "RouteDestination",
     "ServerTLSSettings",
     "ServiceEntry",
@@ -368,6 +371,8 @@ class ConnectionPool:
     tcp_keepalive_time: float | None = None
     tcp_keepalive_interval: float | None = None
     tcp_keepalive_probes: int | None = None
+    max_connection_duration: float | None = None  # tcp.maxConnectionDuration
+    tcp_idle_timeout: float | None = None  # tcp.idleTimeout (http.idleTimeout wins on the cluster)
     # http
     http1_max_pending_requests: int | None = None
     http2_max_requests: int | None = None
@@ -375,6 +380,22 @@ class ConnectionPool:
     max_retries: int | None = None
     idle_timeout: float | None = None
     max_concurrent_streams: int | None = None
+    h2_upgrade_policy: H2UpgradePolicy = "DEFAULT"
+    use_client_protocol: bool = False
+
+
+H2UpgradePolicy = Literal["DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryBudget:
+    """TrafficPolicy ``retryBudget``: concurrent retries as a share of active requests."""
+
+    percent: float = 20.0  # of active plus pending requests (Istio's documented default)
+    min_retry_concurrency: int = 3
+
+
+ProxyProtocolVersion = Literal["V1", "V2"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -427,6 +448,8 @@ class TrafficPolicy:
     outlier_detection: OutlierDetection | None = None
     port_level_settings: tuple[PortTrafficPolicy, ...] = ()
     tls: ClientTLSSettings | None = None
+    proxy_protocol: ProxyProtocolVersion | None = None  # proxyProtocol.version
+    retry_budget: RetryBudget | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

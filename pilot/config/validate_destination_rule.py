@@ -1,9 +1,9 @@
 """Validate a DestinationRule spec into ``types.DestinationRule`` (Istio's ``ValidateDestinationRule`` rules).
 
-Istio fields that meshplane does not implement yet (tunnels, proxy protocol, retry budgets, TLS credentials from
-secrets, ...) are reported as "not supported by meshplane yet" rather than silently ignored: a
-rule that seems to apply but does not is worse than a clear rejection. ``tls`` (top level, per port and per subset)
-is read by ``validate_client_tls``, ``loadBalancer`` by ``validate_load_balancer``.
+Istio fields that meshplane does not implement yet (``tunnel``, ...) are reported as "not supported by meshplane
+yet" rather than silently ignored: a rule that seems to apply but does not is worse than a clear rejection.
+``tls`` (top level, per port and per subset) is read by ``validate_client_tls``, ``loadBalancer`` by
+``validate_load_balancer``.
 
 Integer settings that are plain ``int32`` in Istio's protos (connection pool limits, maxEjectionPercent) treat 0 as
 "not set", as proto3 does; they come out as ``None`` so that builders apply Istio's defaults.
@@ -11,13 +11,18 @@ Integer settings that are plain ``int32`` in Istio's protos (connection pool lim
 
 from __future__ import annotations
 
+from typing import cast
+
 from pilot.config.types import (
     ConfigMeta,
     ConnectionPool,
     DestinationRule,
+    H2UpgradePolicy,
     Labels,
     OutlierDetection,
     PortTrafficPolicy,
+    ProxyProtocolVersion,
+    RetryBudget,
     Subset,
     TrafficPolicy,
     frozen_labels,
@@ -39,9 +44,17 @@ __all__ = [
 DESTINATION_RULE_FIELDS = ("host", "trafficPolicy", "subsets", "exportTo", "workloadSelector")
 DESTINATION_RULE_UNSUPPORTED: tuple[str, ...] = ()
 
-_POLICY_FIELDS = ("loadBalancer", "connectionPool", "outlierDetection", "portLevelSettings", "tls")
+_POLICY_FIELDS = (
+    "loadBalancer",
+    "connectionPool",
+    "outlierDetection",
+    "portLevelSettings",
+    "tls",
+    "proxyProtocol",
+    "retryBudget",
+)
 _PORT_POLICY_FIELDS = ("port", "loadBalancer", "connectionPool", "outlierDetection", "tls")
-_TCP_FIELDS = ("maxConnections", "connectTimeout", "tcpKeepalive")
+_TCP_FIELDS = ("maxConnections", "connectTimeout", "tcpKeepalive", "maxConnectionDuration", "idleTimeout")
 _KEEPALIVE = "ConnectionPoolSettings.TCPSettings.TcpKeepalive"
 _HTTP_FIELDS = (
     "http1MaxPendingRequests",
@@ -50,7 +63,11 @@ _HTTP_FIELDS = (
     "maxRetries",
     "idleTimeout",
     "maxConcurrentStreams",
+    "h2UpgradePolicy",
+    "useClientProtocol",
 )
+_RETRY_BUDGET_FIELDS = ("percent", "minRetryConcurrency")
+_H2_UPGRADE_POLICIES = ("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE")
 _OUTLIER_FIELDS = (
     "consecutive5xxErrors",
     "consecutiveGatewayErrors",
@@ -116,6 +133,32 @@ def read_traffic_policy(parent: Fields, name: str) -> TrafficPolicy | None:
         outlier_detection=_outlier_detection(policy),
         port_level_settings=_port_level_settings(policy),
         tls=read_client_tls(policy),
+        proxy_protocol=_proxy_protocol(policy),
+        retry_budget=_retry_budget(policy),
+    )
+
+
+def _proxy_protocol(policy: Fields) -> ProxyProtocolVersion | None:
+    """``proxyProtocol``: the PROXY protocol header version sent upstream (V1 when left out, the proto default)."""
+    proxy_protocol = policy.mapping("proxyProtocol", known=("version",), message="TrafficPolicy.ProxyProtocol")
+    if proxy_protocol is None:
+        return None
+    return cast("ProxyProtocolVersion", proxy_protocol.enum("version", ("V1", "V2")) or "V1")
+
+
+def _retry_budget(policy: Fields) -> RetryBudget | None:
+    """``retryBudget``: Istio's defaults (20%, at least 3 concurrent retries) where left out; a
+    ``minRetryConcurrency`` of 0 means "not set" (proto3 uint32)."""
+    budget = policy.mapping(
+        "retryBudget", known=("percent", "minRetryConcurrency"), message="TrafficPolicy.RetryBudget"
+    )
+    if budget is None:
+        return None
+    percent = budget.number("percent", minimum=0, maximum=100)
+    concurrency = budget.integer("minRetryConcurrency", minimum=0, maximum=UINT32_MAX)
+    return RetryBudget(
+        percent=percent if percent is not None else RetryBudget().percent,
+        min_retry_concurrency=concurrency or RetryBudget().min_retry_concurrency,
     )
 
 
@@ -167,13 +210,27 @@ def read_connection_pool(policy: Fields, name: str = "connectionPool") -> Connec
         tcp_keepalive_time=_keepalive_seconds(keepalive, "time"),
         tcp_keepalive_interval=_keepalive_seconds(keepalive, "interval"),
         tcp_keepalive_probes=_limit(keepalive, "probes", maximum=UINT32_MAX),
+        max_connection_duration=tcp.timeout("maxConnectionDuration") if tcp is not None else None,
+        tcp_idle_timeout=tcp.timeout("idleTimeout") if tcp is not None else None,
         http1_max_pending_requests=_limit(http, "http1MaxPendingRequests"),
         http2_max_requests=_limit(http, "http2MaxRequests"),
         max_requests_per_connection=_limit(http, "maxRequestsPerConnection"),
         max_retries=_limit(http, "maxRetries"),
         idle_timeout=http.timeout("idleTimeout") if http is not None else None,
         max_concurrent_streams=_limit(http, "maxConcurrentStreams"),
+        h2_upgrade_policy=_h2_upgrade_policy(http),
+        use_client_protocol=(http.boolean("useClientProtocol") or False) if http is not None else False,
     )
+
+
+def _h2_upgrade_policy(http: Fields | None) -> H2UpgradePolicy:
+    if http is None:
+        return "DEFAULT"
+    policy = cast("H2UpgradePolicy", http.enum("h2UpgradePolicy", _H2_UPGRADE_POLICIES) or "DEFAULT")
+    if policy == "UPGRADE" and http.boolean("useClientProtocol"):
+        # Istio keeps the client's protocol then and drops the upgrade: a policy weaker than written
+        http.report("h2UpgradePolicy", "UPGRADE has no effect with useClientProtocol: true; set one of them")
+    return policy
 
 
 def _limit(fields: Fields | None, name: str, *, maximum: int = INT32_MAX) -> int | None:

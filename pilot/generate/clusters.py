@@ -50,6 +50,7 @@ from pilot.generate.cluster_tls import apply_upstream_tls, mark_istio_endpoints,
 from pilot.generate.cluster_traffic_policy import (
     DEFAULT_CONNECT_TIMEOUT,
     ClusterTrafficPolicy,
+    apply_proxy_protocol,
     apply_traffic_policy,
     merge_subset_traffic_policy,
     port_traffic_policy,
@@ -302,6 +303,8 @@ def build_outbound_cluster(
     if sds and cluster.transport_socket_matches and cluster.HasField("load_assignment"):
         mark_istio_endpoints(cluster.load_assignment, members, snapshot, key.port)  # EDS ones: endpoints.py
     _finish(cluster, key.port.protocol, resolved, outbound=True)
+    if upstream_tls and resolved is not None:
+        apply_proxy_protocol(cluster, resolved.proxy_protocol)  # Istio: not on SNI-DNAT clusters
     if original_destination:
         cluster.lb_policy = Cluster.LbPolicy.CLUSTER_PROVIDED  # the only policy Envoy takes for ORIGINAL_DST
         cluster.ClearField("lb_config")
@@ -387,12 +390,15 @@ def build_inbound_clusters(proxy: Proxy, snapshot: MeshSnapshot) -> list[Cluster
     for inbound in inbound_ports(proxy, snapshot):
         instance = inbound.instance
         cluster = _inbound_cluster(names.inbound_cluster_name(instance.port.number), inbound.endpoint)
-        pool = inbound.connection_pool
-        if pool is None:
-            rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
-            policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
-            pool = policy.connection_pool if policy is not None else None
-        inbound_policy = ClusterTrafficPolicy(connection_pool=pool) if pool is not None else None
+        rule = destination_rule_for(snapshot, instance.service.host, proxy.namespace)
+        policy = port_traffic_policy(rule.traffic_policy if rule is not None else None, instance.port.number)
+        pool = inbound.connection_pool or (policy.connection_pool if policy is not None else None)
+        budget = policy.retry_budget if policy is not None else None
+        inbound_policy = (
+            ClusterTrafficPolicy(connection_pool=pool, retry_budget=budget)
+            if pool is not None or budget is not None
+            else None
+        )
         clusters.append(_finish(cluster, instance.port.protocol, inbound_policy, outbound=False))
     return clusters
 

@@ -51,6 +51,7 @@ from pilot.generate.hcm_telemetry import NO_HCM_TELEMETRY, HcmTelemetry, build_h
 from pilot.generate.listener_tls import tls_inspector_filter
 from pilot.generate.listeners_l4_routes import l4_routes_filter
 from pilot.generate.route_action import ServicePorts
+from pilot.generate.tcp_proxy_limits import rule_lookup
 from pilot.model.gateways import (
     GatewayPortKind,
     MergedPort,
@@ -179,7 +180,15 @@ def _tcp_route_filter(proxy: Proxy, server: SelectedServer, snapshot: MeshSnapsh
                 )
             if applies:
                 stat = f"{vs.meta.key.namespace}.{vs.meta.key.name}"
-                return l4_routes_filter(vs, tcp.route, number, stat, snapshot.domain_suffix, service_ports)
+                return l4_routes_filter(
+                    vs,
+                    tcp.route,
+                    number,
+                    stat,
+                    snapshot.domain_suffix,
+                    service_ports,
+                    rules=rule_lookup(proxy, snapshot),
+                )
     return None
 
 
@@ -203,7 +212,15 @@ def _passthrough_chains(proxy: Proxy, server: SelectedServer, snapshot: MeshSnap
                 if not sni:
                     continue
                 stat = f"{vs.meta.key.namespace}.{vs.meta.key.name}"
-                network = l4_routes_filter(vs, tls_route.route, number, stat, snapshot.domain_suffix, service_ports)
+                network = l4_routes_filter(
+                    vs,
+                    tls_route.route,
+                    number,
+                    stat,
+                    snapshot.domain_suffix,
+                    service_ports,
+                    rules=rule_lookup(proxy, snapshot),
+                )
                 chain = build_filter_chain([network])
                 chain.filter_chain_match.server_names.extend(sni)
                 chains.append(chain)

@@ -36,8 +36,9 @@ from pilot.config.types import L4MatchAttributes, Protocol, RouteDestination, Se
 from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate._protos import network_filter
 from pilot.generate.filter_chains import TCP_PROXY, build_filter_chain
-from pilot.generate.route_action import RouteContext, ServicePorts, destination_cluster
+from pilot.generate.route_action import RouteContext, ServicePorts, destination_cluster, destination_host_port
 from pilot.generate.routes import visible_virtual_services
+from pilot.generate.tcp_proxy_limits import RuleLookup, apply_tcp_proxy_limits, rule_lookup
 from pilot.model.types import MeshSnapshot, Proxy, Service
 
 __all__ = ["L4Target", "build_l4_filter_chains", "has_sni_chain", "l4_routes_filter", "match_applies"]
@@ -138,11 +139,11 @@ def _tls_chains(
         for tls in vs.tls:
             for match in tls.match:
                 if match_applies(match, proxy, target.port.number):
-                    network = _routes_filter(vs, tls.route, target, snapshot, service_ports)
+                    network = _routes_filter(vs, tls.route, target, proxy, snapshot, service_ports)
                     out.append(_Chain(match.sni_hosts, match.destination_subnets or own, network))
     if not out:
         sni = (target.service.host,) if target.cidr else ()
-        out.append(_Chain(sni, own, _default_filter(target)))
+        out.append(_Chain(sni, own, _default_filter(target, proxy, snapshot)))
     return out
 
 
@@ -159,36 +160,48 @@ def _tcp_chains(
         for tcp in vs.tcp:
             applying = [m for m in tcp.match if match_applies(m, proxy, target.port.number)]
             if not tcp.match or any(not m.destination_subnets for m in applying):
-                out.append(_Chain((), own, _routes_filter(vs, tcp.route, target, snapshot, service_ports)))
+                out.append(_Chain((), own, _routes_filter(vs, tcp.route, target, proxy, snapshot, service_ports)))
                 return out  # takes every connection left: nothing after it can match
             subnets = tuple(subnet for m in applying for subnet in m.destination_subnets)
             if subnets:
-                out.append(_Chain((), subnets, _routes_filter(vs, tcp.route, target, snapshot, service_ports)))
-    out.append(_Chain((), own, _default_filter(target)))
+                out.append(_Chain((), subnets, _routes_filter(vs, tcp.route, target, proxy, snapshot, service_ports)))
+    out.append(_Chain((), own, _default_filter(target, proxy, snapshot)))
     return out
 
 
-def _default_cluster(target: L4Target) -> str:
+def _default_port(target: L4Target) -> int:
     """Istio: the service's only port, else the listener's."""
     ports = target.service.ports
-    port = ports[0].number if len(ports) == 1 else target.port.number
-    return names.outbound_cluster_name(port, "", target.service.host)
+    return ports[0].number if len(ports) == 1 else target.port.number
 
 
-def _default_filter(target: L4Target) -> Filter:
+def _default_cluster(target: L4Target) -> str:
+    return names.outbound_cluster_name(_default_port(target), "", target.service.host)
+
+
+def _default_filter(target: L4Target, proxy: Proxy, snapshot: MeshSnapshot) -> Filter:
     cluster = _default_cluster(target)
-    return network_filter(TCP_PROXY, TcpProxy(stat_prefix=cluster, cluster=cluster))
+    tcp_proxy = TcpProxy(stat_prefix=cluster, cluster=cluster)
+    apply_tcp_proxy_limits(tcp_proxy, rule_lookup(proxy, snapshot)(target.service.host), _default_port(target))
+    return network_filter(TCP_PROXY, tcp_proxy)
 
 
 def _routes_filter(
     vs: VirtualService,
     routes: Sequence[RouteDestination],
     target: L4Target,
+    proxy: Proxy,
     snapshot: MeshSnapshot,
     service_ports: ServicePorts,
 ) -> Filter:
     return l4_routes_filter(
-        vs, routes, target.port.number, _default_cluster(target), snapshot.domain_suffix, service_ports
+        vs,
+        routes,
+        target.port.number,
+        _default_cluster(target),
+        snapshot.domain_suffix,
+        service_ports,
+        rules=rule_lookup(proxy, snapshot),
     )
 
 
@@ -199,9 +212,12 @@ def l4_routes_filter(
     stat_prefix: str,
     domain_suffix: str,
     service_ports: ServicePorts,
+    *,
+    rules: RuleLookup | None = None,
 ) -> Filter:
     """tcp_proxy to the route's destination, or ``weighted_clusters`` over its weighted destinations
-    (``stat_prefix``: the weighted proxy's, a single destination's is its cluster)."""
+    (``stat_prefix``: the weighted proxy's, a single destination's is its cluster), with the destination rule's
+    TCP limits (``rules``: the rule the proxy applies to a host; ``tcp_proxy_limits``)."""
     ctx = RouteContext(
         vs_namespace=vs.meta.key.namespace,
         vs_name=vs.meta.key.name,
@@ -209,11 +225,17 @@ def l4_routes_filter(
         domain_suffix=domain_suffix,
         service_ports=service_ports,
     )
-    weighted = [(destination_cluster(r.destination, ctx), r.weight) for r in routes if r.weight or len(routes) == 1]
+    chosen = [r for r in routes if r.weight or len(routes) == 1]
+    weighted = [(destination_cluster(r.destination, ctx), r.weight) for r in chosen]
+    host, destination_port = destination_host_port(chosen[0].destination, ctx) if chosen else ("", port)
+    rule = rules(host) if rules is not None and chosen else None
     if len(weighted) == 1:
         cluster = weighted[0][0]
-        return network_filter(TCP_PROXY, TcpProxy(stat_prefix=cluster, cluster=cluster))
+        proxy_config = TcpProxy(stat_prefix=cluster, cluster=cluster)
+        apply_tcp_proxy_limits(proxy_config, rule, destination_port, chosen[0].destination.subset)
+        return network_filter(TCP_PROXY, proxy_config)
     proxy_config = TcpProxy(stat_prefix=stat_prefix)
     for cluster, weight in weighted:
         proxy_config.weighted_clusters.clusters.add(name=cluster, weight=weight or 0)
+    apply_tcp_proxy_limits(proxy_config, rule, destination_port, weighted=True)
     return network_filter(TCP_PROXY, proxy_config)

@@ -55,6 +55,7 @@ __all__ = [
     "convert_retry_policy",
     "default_retry_policy",
     "destination_cluster",
+    "destination_host_port",
     "percent_to_fraction",
     "set_duration",
     "set_timeout",
@@ -191,6 +192,12 @@ def translate_headers(headers: Headers | None) -> HeaderMutations:
 def destination_cluster(destination: Destination, ctx: RouteContext) -> str:
     """Istio's ``GetDestinationCluster``: the destination's port, else its service's only port, else the port the
     request came in on (the virtual host's)."""
+    host, port = destination_host_port(destination, ctx)
+    return names.outbound_cluster_name(port, destination.subset, host)
+
+
+def destination_host_port(destination: Destination, ctx: RouteContext) -> tuple[str, int]:
+    """The FQDN and service port of :func:`destination_cluster`'s cluster."""
     host = resolve_host(destination.host, ctx.vs_namespace, ctx.domain_suffix)
     port = ctx.port
     if destination.port is not None:
@@ -199,7 +206,7 @@ def destination_cluster(destination: Destination, ctx: RouteContext) -> str:
         ports = ctx.service_ports.get(host)
         if len(ports) == 1:
             port = ports[0]
-    return names.outbound_cluster_name(port, destination.subset, host)
+    return host, port
 
 
 def default_retry_policy() -> RetryPolicy:
