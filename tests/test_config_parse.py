@@ -66,8 +66,8 @@ def test_istio_api_versions_are_accepted(api_version: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "api_version"),
-    [("EnvoyFilter", "networking.istio.io/v1alpha3"), ("Telemetry", "telemetry.istio.io/v1"), ("ConfigMap", "v1")],
-    ids=["envoy-filter", "telemetry", "configmap"],
+    [("ProxyConfig", "networking.istio.io/v1beta1"), ("Telemetry", "telemetry.istio.io/v1"), ("ConfigMap", "v1")],
+    ids=["proxy-config", "telemetry", "configmap"],
 )
 def test_other_kinds_are_skipped_with_a_warning(kind: str, api_version: str) -> None:
     text = f"# header\napiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{whatever: 1}}\n"
