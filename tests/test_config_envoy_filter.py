@@ -176,6 +176,13 @@ REJECTIONS = [
         "missing patch value",
     ),
     (
+        "remove-with-value",
+        "configPatches: [{applyTo: CLUSTER, patch: {operation: REMOVE, value: {name: x}}}]",
+        7,
+        "spec.configPatches[0].patch.value",
+        "REMOVE takes no value",
+    ),
+    (
         "ignored-operation",
         "configPatches: [{applyTo: ROUTE_CONFIGURATION, patch: {operation: ADD, value: {}}}]",
         7,

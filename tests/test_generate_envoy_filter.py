@@ -25,6 +25,7 @@ from pilot.generate.envoy_filter_listeners import patch_listeners
 from pilot.generate.envoy_filter_routes import patch_route_configurations
 from pilot.generate.registry import GENERATORS
 from pilot.model import build_snapshot
+from pilot.xds.cache import ResourceCache
 from tests import xdstest
 from tests.envoy_filter_builders import RATINGS, envoy_filter, mesh, reviews_sidecar, served
 from tests.sidecar_builders import unpack
@@ -468,6 +469,18 @@ def test_proxies_share_scopes_only_when_the_same_patches_apply() -> None:
     assert generator.scopes(tier_a) == generator.scopes(reviews_sidecar(snap, {"TIER": "a", "X": "y"}))
     [scope] = [s for s in generator.scopes(tier_a)]
     assert all(c.connect_timeout.seconds == 7 for c in generator.build_scope(scope, snap))
+
+
+def test_the_cache_serves_proxies_with_the_same_patches_the_same_bytes() -> None:
+    rule = {"configPatches": [patch("CLUSTER", "MERGE", {"connect_timeout": "7s"}, proxy={"metadata": {"TIER": "a"}})]}
+    snap = mesh(envoy_filter(rule))
+    cache = ResourceCache(snap, GENERATORS)
+    nodes = [reviews_sidecar(snap, metadata).node for metadata in ({"TIER": "a"}, {"TIER": "a", "X": "y"}, {})]
+    first, second, plain = (cache.view(CLUSTER_TYPE, node) for node in nodes)
+    assert first.groups[0] is second.groups[0]  # one patched group, serialized once
+    assert plain.groups[0] is not first.groups[0]
+    patched_bytes = first.groups[0].resources[f"outbound|9080||{RATINGS}"]
+    assert patched_bytes != plain.groups[0].resources[f"outbound|9080||{RATINGS}"]
 
 
 def test_an_envoy_filter_change_rebuilds_the_patched_types_only() -> None:

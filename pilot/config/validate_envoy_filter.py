@@ -5,8 +5,9 @@
 - ``configPatches[]``: ``applyTo`` one of LISTENER, FILTER_CHAIN, NETWORK_FILTER, HTTP_FILTER, ROUTE_CONFIGURATION,
   VIRTUAL_HOST, HTTP_ROUTE, CLUSTER (EXTENSION_CONFIG, BOOTSTRAP, LISTENER_FILTER: not supported by meshplane yet);
   ``patch.operation`` one that Istio's patchers apply to that ``applyTo`` (``ALLOWED_OPERATIONS``): Istio ignores
-  the others silently, meshplane rejects them; ``patch.value`` required but for REMOVE, parsed as the Envoy message
-  (``envoy_filter_values``); ``patch.filterClass``: not supported by meshplane yet.
+  the others silently, meshplane rejects them; ``patch.value`` required but for REMOVE (which takes none: Istio
+  ignores it there), parsed as the Envoy message (``envoy_filter_values``); ``patch.filterClass``: not supported
+  by meshplane yet.
 - ``match``: ``context``; ``proxy.proxyVersion`` a regex that compiles, ``proxy.metadata`` strings; one of
   ``listener`` / ``routeConfiguration`` / ``cluster``, and the one that fits ``applyTo`` (Istio's "applyTo for
   listener class objects cannot have non listener match"); ``filterChain.filter.subFilter`` only with applyTo
@@ -108,6 +109,8 @@ def _patch(index: int, item: Fields) -> EnvoyFilterPatch | None:
     value = b""
     if operation != EnvoyFilterOperation.REMOVE:
         value = _value(patch, apply_to)
+    elif patch.has("value"):
+        patch.report("value", "REMOVE takes no value (Istio ignores it): leave value out")
     return EnvoyFilterPatch(
         index=index,
         apply_to=apply_to,
