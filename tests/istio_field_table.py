@@ -231,6 +231,35 @@ def _tracing_tag(kind: str, content: Mapping[str, Any]) -> dict[str, Any]:
     return {"tracing": [{"customTags": {"t": {kind: dict(content)}}}]}
 
 
+# An EnvoyFilter for every proxy of namespace default: port 9080's outbound clusters connect in 7s
+EF_MATCH = {"context": "SIDECAR_OUTBOUND", "cluster": {"portNumber": 9080}}
+EF_PATCH = {"operation": "MERGE", "value": {"connect_timeout": "7s"}}
+EF = {"configPatches": [{"applyTo": "CLUSTER", "match": EF_MATCH, "patch": EF_PATCH}]}
+EF_PROXY = {"configPatches": [{"applyTo": "CLUSTER", "match": {**EF_MATCH, "proxy": {}}, "patch": EF_PATCH}]}
+EF_LISTENER = {
+    "configPatches": [
+        {
+            "applyTo": "LISTENER",
+            "match": {"listener": {"portNumber": 9080}},
+            "patch": {"operation": "MERGE", "value": {"per_connection_buffer_limit_bytes": 4096}},
+        }
+    ]
+}
+EF_PATHS: dict[str, tuple[str | int, ...]] = {
+    "EnvoyFilter": (),
+    "EnvoyFilter.EnvoyConfigObjectPatch": ("configPatches", 0),
+    "EnvoyFilter.EnvoyConfigObjectMatch": ("configPatches", 0, "match"),
+    "EnvoyFilter.ClusterMatch": ("configPatches", 0, "match", "cluster"),
+    "EnvoyFilter.Patch": ("configPatches", 0, "patch"),
+    # proven by the generator tests: the site only carries them
+    "EnvoyFilter.ListenerMatch.FilterChainMatch": ("configPatches", 0, "match"),
+    "EnvoyFilter.ListenerMatch.FilterMatch": ("configPatches", 0, "match"),
+    "EnvoyFilter.ListenerMatch.SubFilterMatch": ("configPatches", 0, "match"),
+    "EnvoyFilter.RouteConfigurationMatch": ("configPatches", 0, "match"),
+    "EnvoyFilter.RouteConfigurationMatch.VirtualHostMatch": ("configPatches", 0, "match"),
+    "EnvoyFilter.RouteConfigurationMatch.RouteMatch": ("configPatches", 0, "match"),
+}
+
 SITES: dict[str, Site] = {
     "Gateway": Site("Gateway", "gw", (), GW),
     "Server": Site("Gateway", "gw", ("servers", 0), GW),
@@ -396,6 +425,9 @@ SITES: dict[str, Site] = {
     "IstioIngressListener": Site("Sidecar", "sc", ("ingress", 0), SC_INGRESS),
     "SidecarPort": Site("Sidecar", "sc", ("egress", 0, "port"), SC_PORT),
     "OutboundTrafficPolicy": Site("Sidecar", "sc", ("outboundTrafficPolicy",), SC_POLICY),
+    **{message: Site("EnvoyFilter", "ef", path, EF) for message, path in EF_PATHS.items()},
+    "EnvoyFilter.ProxyMatch": Site("EnvoyFilter", "ef", ("configPatches", 0, "match", "proxy"), EF_PROXY),
+    "EnvoyFilter.ListenerMatch": Site("EnvoyFilter", "ef", ("configPatches", 0, "match", "listener"), EF_LISTENER),
 }
 
 # Where, under the site's spec, the message itself is (when it is not the site's ``path``).
@@ -448,6 +480,11 @@ T, P, R, X = Translated, ProvenBy, Rejected, Removed
 LOCALITY_TEST = "tests/test_generate_locality_lb.py"
 JWKS_TIMEOUT_TEST = "tests/test_generate_jwt_authn.py::test_jwks_uri_is_fetched_by_envoy_through_the_outbound_cluster"
 CUSTOM_TEST = "tests/test_generate_authz_filters.py::test_ext_authz_calls_mixer_only_for_matching_custom_rules"
+EF_TEST = "tests/test_generate_envoy_filter.py"
+EF_LUA = P(f"{EF_TEST}::test_docs_lua_filter_goes_before_the_router_on_inbound_port_8080_and_its_cluster_is_added")
+EF_CHAIN = P(f"{EF_TEST}::test_filter_chain_merge_remove_and_add_on_virtual_inbound_by_destination_port")
+EF_ROUTE = P(f"{EF_TEST}::test_http_route_merge_insert_and_remove")
+EF_GATEWAY = P(f"{EF_TEST}::test_gateway_route_tables_match_on_port_name_and_gateway")
 EXTENSION_PROVIDER_TEST = "tests/test_generate_ext_authz.py::test_custom_policy_calls_its_provider"
 OTHER_ROUTE = [{"destination": {"host": "reviews", "subset": "v2"}}]
 L4_TEST = "tests/test_generate_l4_routes.py"
@@ -970,4 +1007,70 @@ TABLE: dict[str, dict[str, FieldUse]] = {
     "Tracing.Literal": {"value": P(OTEL_TEST)},
     "Tracing.Environment": {"name": P(OTEL_TEST), "defaultValue": P(OTEL_TEST)},
     "Tracing.RequestHeader": {"name": P(OTEL_TEST), "defaultValue": P(OTEL_TEST)},
+    "EnvoyFilter": {
+        "workloadSelector": T({"labels": {"app": "reviews"}}),  # productpage's clusters are then as generated
+        "configPatches": T(
+            [{"applyTo": "CLUSTER", "patch": {"operation": "MERGE", "value": {"connect_timeout": "8s"}}}]
+        ),
+        "priority": P(f"{EF_TEST}::test_root_namespace_filters_apply_first_then_by_priority"),
+        "targetRefs": R([{"kind": "Gateway", "group": "gateway.networking.k8s.io", "name": "gw"}]),
+    },
+    "EnvoyFilter.EnvoyConfigObjectPatch": {
+        "applyTo": P(f"{EF_TEST}::test_listener_merge_remove_and_add_by_port_and_name"),
+        "match": T({"context": "SIDECAR_INBOUND"}),
+        "patch": T({"operation": "REMOVE"}),
+    },
+    "EnvoyFilter.EnvoyConfigObjectMatch": {
+        "context": T("ANY"),  # the inbound cluster of 9080 too
+        "proxy": T({"metadata": {"TIER": "a"}}),
+        "listener": P(f"{EF_TEST}::test_listener_merge_remove_and_add_by_port_and_name"),
+        "routeConfiguration": P(f"{EF_TEST}::test_route_configuration_merge_by_port_and_name"),
+        "cluster": T({"portNumber": 5432}),
+    },
+    "EnvoyFilter.ProxyMatch": {"proxyVersion": T("^9\\."), "metadata": T({"TIER": "a"})},
+    "EnvoyFilter.ClusterMatch": {
+        "portNumber": T(5432),
+        "service": T(REVIEWS),
+        "subset": T("v1"),
+        "name": T("PassthroughCluster"),
+    },
+    "EnvoyFilter.Patch": {
+        "operation": P(f"{EF_TEST}::test_cluster_remove_and_add"),
+        "value": T({"connect_timeout": "9s"}),
+        "filterClass": R("AUTHZ"),
+    },
+    "EnvoyFilter.ListenerMatch": {
+        "portNumber": EF_LUA,
+        "name": P(f"{EF_TEST}::test_listener_merge_remove_and_add_by_port_and_name"),
+        "filterChain": EF_CHAIN,
+        "listenerFilter": R("envoy.filters.listener.tls_inspector"),
+    },
+    "EnvoyFilter.ListenerMatch.FilterChainMatch": {
+        "name": EF_CHAIN,
+        "sni": P(f"{EF_TEST}::test_docs_hcm_tweaks_merge_the_gateway_hcm_of_its_sni_chain"),
+        "transportProtocol": EF_CHAIN,
+        "applicationProtocols": P(f"{EF_TEST}::test_application_protocols_and_destination_port_match_chains"),
+        "filter": P(f"{EF_TEST}::test_network_filter_operations_relative_to_tcp_proxy"),
+        "destinationPort": P(f"{EF_TEST}::test_application_protocols_and_destination_port_match_chains"),
+    },
+    "EnvoyFilter.ListenerMatch.FilterMatch": {
+        "name": P(f"{EF_TEST}::test_network_filter_operations_relative_to_tcp_proxy"),
+        "subFilter": P(f"{EF_TEST}::test_http_filter_operations_relative_to_the_router"),
+    },
+    "EnvoyFilter.ListenerMatch.SubFilterMatch": {
+        "name": P(f"{EF_TEST}::test_http_filter_operations_relative_to_the_router"),
+    },
+    "EnvoyFilter.RouteConfigurationMatch": {
+        "portNumber": P(f"{EF_TEST}::test_route_configuration_merge_by_port_and_name"),
+        "portName": EF_GATEWAY,
+        "gateway": EF_GATEWAY,
+        "vhost": P(f"{EF_TEST}::test_virtual_host_merge_remove_and_add"),
+        "name": P(f"{EF_TEST}::test_route_configuration_merge_by_port_and_name"),
+    },
+    "EnvoyFilter.RouteConfigurationMatch.VirtualHostMatch": {
+        "name": P(f"{EF_TEST}::test_virtual_host_merge_remove_and_add"),
+        "route": EF_ROUTE,
+        "domainName": P(f"{EF_TEST}::test_virtual_host_merge_remove_and_add"),
+    },
+    "EnvoyFilter.RouteConfigurationMatch.RouteMatch": {"name": EF_ROUTE, "action": EF_ROUTE},
 }

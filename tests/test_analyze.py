@@ -32,7 +32,7 @@ spec:
   http: [{route: [{destination: {host: ratings}}]}]
 ---
 apiVersion: networking.istio.io/v1
-kind: EnvoyFilter
+kind: ProxyConfig
 metadata: {name: edge}
 spec: {}
 ---
@@ -69,7 +69,7 @@ async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(
         (f"{tmp_path / 'rules.yaml'}:11", "spec.http[0].route[1].weigth"),
     }
     assert "did you mean 'weight'" in format_finding(next(f for f in errors if "weigth" in f.message))
-    assert "EnvoyFilter" in by_code["MP0102"].message
+    assert "ProxyConfig" in by_code["MP0102"].message
     assert by_code["MP0201"].resource == "VirtualService default/ratings"
     assert REVIEWS_V1_IP in by_code["MP0205"].message and "squatter" in by_code["MP0205"].message
 

@@ -50,6 +50,8 @@ def _document(kind: str, name: str, spec: Mapping[str, Any]) -> str:
     api_version = SECURITY_API_VERSIONS[0] if kind in SECURITY_KINDS else API_VERSIONS[0]
     if kind == "Telemetry":
         api_version = TELEMETRY_API_VERSIONS[0]
+    if kind == "EnvoyFilter":
+        api_version = "networking.istio.io/v1alpha3"  # its one version, as in Istio
     return json.dumps({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec})
 
 

@@ -213,6 +213,27 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         ),
         "ServicePort": ("number", "protocol", "name", "targetPort"),
         "WorkloadSelector": ("labels",),
+        # networking/v1alpha3/envoy_filter.proto
+        "EnvoyFilter": ("workloadSelector", "configPatches", "priority", "targetRefs"),
+        "EnvoyFilter.EnvoyConfigObjectPatch": ("applyTo", "match", "patch"),
+        "EnvoyFilter.EnvoyConfigObjectMatch": ("context", "proxy", "listener", "routeConfiguration", "cluster"),
+        "EnvoyFilter.ProxyMatch": ("proxyVersion", "metadata"),
+        "EnvoyFilter.ListenerMatch": ("portNumber", "filterChain", "listenerFilter", "name"),
+        "EnvoyFilter.ListenerMatch.FilterChainMatch": (
+            "name",
+            "sni",
+            "transportProtocol",
+            "applicationProtocols",
+            "filter",
+            "destinationPort",
+        ),
+        "EnvoyFilter.ListenerMatch.FilterMatch": ("name", "subFilter"),
+        "EnvoyFilter.ListenerMatch.SubFilterMatch": ("name",),
+        "EnvoyFilter.RouteConfigurationMatch": ("portNumber", "portName", "gateway", "vhost", "name"),
+        "EnvoyFilter.RouteConfigurationMatch.VirtualHostMatch": ("name", "route", "domainName"),
+        "EnvoyFilter.RouteConfigurationMatch.RouteMatch": ("name", "action"),
+        "EnvoyFilter.ClusterMatch": ("portNumber", "service", "subset", "name"),
+        "EnvoyFilter.Patch": ("operation", "value", "filterClass"),
         "WorkloadEntry": ("address", "ports", "labels", "network", "locality", "weight", "serviceAccount"),
         # networking/v1alpha3/workload_group.proto
         "WorkloadGroup": ("metadata", "template", "probe"),
@@ -338,6 +359,12 @@ UNSUPPORTED_REASONS: Mapping[tuple[str, str], str] = MappingProxyType(
         "tunneling_config, which Istio sets on TCP ports only) is not translated yet",
         ("OutlierDetection", "consecutiveErrors"): "deprecated in Istio, whose outlier detection no longer reads "
         "it: use consecutive5xxErrors (5xx responses) or consecutiveGatewayErrors (502, 503, 504)",
+        ("EnvoyFilter", "targetRefs"): _TARGET_REF.replace("a policy", "an EnvoyFilter").replace(
+            "`selector`", "`workloadSelector`"
+        ),
+        ("EnvoyFilter.ListenerMatch", "listenerFilter"): "applyTo LISTENER_FILTER is not supported either",
+        ("EnvoyFilter.Patch", "filterClass"): "place the filter with INSERT_BEFORE / INSERT_AFTER / INSERT_FIRST "
+        "relative to a named filter instead",
         # Istio rejects both as well ("exponentialDelay not supported yet", "HTTP/2 abort fault injection not
         # supported yet"); Envoy's fault filter has neither
         ("HTTPFaultInjection.Delay", "exponentialDelay"): "Envoy's fault filter delays by a fixed duration only "

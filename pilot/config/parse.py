@@ -7,12 +7,12 @@ field when ``field_lines`` are known, else at the origin alone), or, for a kind 
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
 is reported at once. The kinds read: ServiceEntry, WorkloadEntry, WorkloadGroup, DestinationRule, VirtualService,
-Gateway, Sidecar (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication
-(``security.istio.io``), Telemetry (``telemetry.istio.io``), and Mixer's AccessList and RateLimit
-(``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (EnvoyFilter, ProxyConfig,
-ConfigMaps, ...) are skipped with a warning. A
-``kind: List`` document (``kubectl get -o
-yaml``) is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
+Gateway, Sidecar, EnvoyFilter (``networking.istio.io``; EnvoyFilter in v1alpha3 only, as in Istio),
+PeerAuthentication, AuthorizationPolicy, RequestAuthentication (``security.istio.io``), Telemetry
+(``telemetry.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
+group's versions. Other kinds (ProxyConfig, WasmPlugin, ConfigMaps, ...) are skipped with a warning. A ``kind:
+List`` document (``kubectl get -o yaml``) is read item by item. A YAML syntax error makes the whole file unusable:
+``ParsedFile.file_error``.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from pilot.config.validate_destination_rule import (
     DESTINATION_RULE_UNSUPPORTED,
     validate_destination_rule,
 )
+from pilot.config.validate_envoy_filter import ENVOY_FILTER_FIELDS, validate_envoy_filter
 from pilot.config.validate_gateway import GATEWAY_FIELDS, validate_gateway
 from pilot.config.validate_mixer_policy import (
     ACCESS_LIST_FIELDS,
@@ -69,6 +70,7 @@ from pilot.config.yaml_source import YamlDocument, YamlSyntaxError, line_of, loa
 __all__ = [
     "API_VERSIONS",
     "DEFAULT_NAMESPACE",
+    "ENVOY_FILTER_API_VERSIONS",
     "MIXER_API_VERSIONS",
     "SECURITY_API_VERSIONS",
     "ParsedFile",
@@ -83,6 +85,7 @@ __all__ = [
 API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
 SECURITY_API_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 MIXER_API_VERSIONS = ("mixer.meshplane.io/v1",)
+ENVOY_FILTER_API_VERSIONS = ("networking.istio.io/v1alpha3",)  # Istio's one version of EnvoyFilter
 DEFAULT_NAMESPACE = "default"
 
 _Validator = Callable[[Fields, ConfigMeta], Resource]
@@ -121,6 +124,7 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
     Kind.RATE_LIMIT: (RATE_LIMIT_FIELDS, (), validate_rate_limit, MIXER_API_VERSIONS),
     Kind.GATEWAY: (GATEWAY_FIELDS, (), validate_gateway, API_VERSIONS),
     Kind.TELEMETRY: (TELEMETRY_FIELDS, (), validate_telemetry, TELEMETRY_API_VERSIONS),
+    Kind.ENVOY_FILTER: (ENVOY_FILTER_FIELDS, (), validate_envoy_filter, ENVOY_FILTER_API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")
@@ -216,7 +220,8 @@ def content_hash(resource: Resource) -> str:
     """sha256 of the canonical JSON of (kind, namespace, name, labels, validated spec): same config, same hash.
 
     The spec is encoded by ``_canonical``: a dataclass as ``[type name, its field values in declaration order]``
-    (its ``meta`` left out), a mapping as an object with sorted keys, a tuple as an array, an enum as its value."""
+    (its ``meta`` left out), a mapping as an object with sorted keys, a tuple as an array, an enum as its value,
+    bytes as hex."""
     key = resource.meta.key
     canonical = [key.kind, key.namespace, key.name, dict(resource.meta.labels), _canonical(resource)]
     encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -248,6 +253,8 @@ def _encoder(kind: type) -> _Encoder:
         return lambda v: [name, *map(_canonical, values(v))]
     if issubclass(kind, Enum):
         return lambda v: _canonical(v.value)
+    if issubclass(kind, bytes):  # an EnvoyFilter patch value, serialized deterministically
+        return lambda v: v.hex()
     if issubclass(kind, Mapping):
         return lambda v: {str(k): _canonical(item) for k, item in v.items()}
     if issubclass(kind, tuple | list):

@@ -40,6 +40,16 @@ __all__ = [
     "Delegate",
     "Destination",
     "DestinationRule",
+    "EnvoyFilter",
+    "EnvoyFilterApplyTo",
+    "EnvoyFilterClusterMatch",
+    "EnvoyFilterContext",
+    "EnvoyFilterFilterChainMatch",
+    "EnvoyFilterListenerMatch",
+    "EnvoyFilterOperation",
+    "EnvoyFilterPatch",
+    "EnvoyFilterProxyMatch",
+    "EnvoyFilterRouteMatch",
     "Fault",
     "Gateway",
     "GatewayPort",
@@ -138,6 +148,7 @@ class Kind(StrEnum):
     GATEWAY = "Gateway"
     SIDECAR = "Sidecar"
     TELEMETRY = "Telemetry"  # telemetry.istio.io
+    ENVOY_FILTER = "EnvoyFilter"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -1123,6 +1134,119 @@ class Telemetry:
     tracing: tuple[TelemetryTracing, ...] = ()
 
 
+class EnvoyFilterApplyTo(StrEnum):
+    """Where in the generated Envoy config a patch applies (Istio's ``EnvoyFilter.ApplyTo``, those meshplane does)."""
+
+    LISTENER = "LISTENER"
+    FILTER_CHAIN = "FILTER_CHAIN"
+    NETWORK_FILTER = "NETWORK_FILTER"
+    HTTP_FILTER = "HTTP_FILTER"
+    ROUTE_CONFIGURATION = "ROUTE_CONFIGURATION"
+    VIRTUAL_HOST = "VIRTUAL_HOST"
+    HTTP_ROUTE = "HTTP_ROUTE"
+    CLUSTER = "CLUSTER"
+
+
+class EnvoyFilterContext(StrEnum):
+    """Istio's ``EnvoyFilter.PatchContext``: the generation context a patch matches."""
+
+    ANY = "ANY"
+    SIDECAR_INBOUND = "SIDECAR_INBOUND"
+    SIDECAR_OUTBOUND = "SIDECAR_OUTBOUND"
+    GATEWAY = "GATEWAY"
+
+
+class EnvoyFilterOperation(StrEnum):
+    """Istio's ``EnvoyFilter.Patch.Operation``."""
+
+    MERGE = "MERGE"
+    ADD = "ADD"
+    REMOVE = "REMOVE"
+    INSERT_BEFORE = "INSERT_BEFORE"
+    INSERT_AFTER = "INSERT_AFTER"
+    INSERT_FIRST = "INSERT_FIRST"
+    REPLACE = "REPLACE"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilterProxyMatch:
+    """``match.proxy``: a regex (RE2 syntax, matched with Python's ``re.match``) on the node's ``ISTIO_VERSION``
+    metadata, and exact node metadata values."""
+
+    proxy_version: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()  # sorted (hashable: patches key shared config, see pilot.model)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilterFilterChainMatch:
+    """``match.listener.filterChain``: every field set must match the chain (``filter_name`` a network filter in it,
+    ``sub_filter_name`` an HTTP filter of that HTTP connection manager)."""
+
+    name: str | None = None
+    sni: str | None = None
+    transport_protocol: str | None = None
+    application_protocols: tuple[str, ...] = ()
+    destination_port: int | None = None
+    filter_name: str | None = None
+    sub_filter_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilterListenerMatch:
+    port_number: int | None = None
+    name: str | None = None
+    filter_chain: EnvoyFilterFilterChainMatch | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilterRouteMatch:
+    """``match.routeConfiguration`` with its ``vhost`` and ``vhost.route`` flattened."""
+
+    port_number: int | None = None
+    port_name: str | None = None
+    gateway: str | None = None
+    name: str | None = None
+    vhost_name: str | None = None
+    vhost_domain_name: str | None = None
+    route_name: str | None = None
+    route_action: str | None = None  # ANY (None), ROUTE, REDIRECT, DIRECT_RESPONSE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilterClusterMatch:
+    port_number: int | None = None
+    service: str | None = None
+    subset: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilterPatch:
+    """One ``configPatches[]`` entry. ``value`` is the patch value parsed into the Envoy message ``apply_to`` names
+    (``pilot.config.envoy_filter_values``) and serialized (deterministically): empty for REMOVE."""
+
+    index: int  # its position in configPatches (for messages)
+    apply_to: EnvoyFilterApplyTo
+    operation: EnvoyFilterOperation
+    value: bytes = b""
+    context: EnvoyFilterContext = EnvoyFilterContext.ANY
+    proxy: EnvoyFilterProxyMatch | None = None
+    listener: EnvoyFilterListenerMatch | None = None
+    route_configuration: EnvoyFilterRouteMatch | None = None
+    cluster: EnvoyFilterClusterMatch | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvoyFilter:
+    """Istio's EnvoyFilter: patches applied to the generated config of the proxies it selects (``pilot.model``,
+    ``pilot.generate.envoy_filter_patch``)."""
+
+    meta: ConfigMeta
+    workload_selector: Labels | None = None  # None: the namespace's proxies (root namespace: every proxy)
+    priority: int = 0
+    config_patches: tuple[EnvoyFilterPatch, ...] = ()
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
@@ -1137,4 +1261,5 @@ Resource = (
     | Gateway
     | Sidecar
     | Telemetry
+    | EnvoyFilter
 )

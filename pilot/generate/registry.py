@@ -21,7 +21,9 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from pilot.config.types import EnvoyFilterApplyTo
 from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
+from pilot.generate.envoy_filter_scopes import cluster_patcher, listener_patcher, route_patcher, with_envoy_filters
 from pilot.generate.gateway_listeners import build_gateway_listeners
 from pilot.generate.gateway_routes import build_gateway_routes
 from pilot.generate.gateway_sni_dnat import build_sni_dnat_clusters
@@ -77,6 +79,11 @@ SIDECAR_KINDS = frozenset({SIDECAR_KIND, SIDECAR_SCOPE_KIND})
 GATEWAY_KINDS = frozenset({"Gateway"})
 # Telemetry decides the file access loggers and tracing of every HTTP connection manager (LDS only).
 TELEMETRY_KINDS = frozenset({"Telemetry"})
+# EnvoyFilters patch listeners, route tables and clusters (``envoy_filter_scopes``: the last step of those types).
+ENVOY_FILTER_KINDS = frozenset({"EnvoyFilter"})
+_A = EnvoyFilterApplyTo
+_LISTENER_PATCHES = (_A.LISTENER, _A.FILTER_CHAIN, _A.NETWORK_FILTER, _A.HTTP_FILTER)
+_ROUTE_PATCHES = (_A.ROUTE_CONFIGURATION, _A.VIRTUAL_HOST, _A.HTTP_ROUTE)
 
 
 def _route_scopes(proxy: Proxy) -> list[Scope]:
@@ -143,13 +150,22 @@ class TypeGenerator:
 
 
 GENERATORS: dict[str, TypeGenerator] = {
-    CLUSTER_TYPE: TypeGenerator(
-        type_url=CLUSTER_TYPE,
-        affected_by=REGISTRY_KINDS | MTLS_KINDS | SIDECAR_KINDS | GATEWAY_KINDS | {"DestinationRule"},
-        wildcard=True,
-        scopes=clusters.cluster_scopes,
-        build_scope=clusters.build_scope_clusters,
-        build_proxy=_proxy_clusters,
+    CLUSTER_TYPE: with_envoy_filters(
+        TypeGenerator(
+            type_url=CLUSTER_TYPE,
+            affected_by=REGISTRY_KINDS
+            | MTLS_KINDS
+            | SIDECAR_KINDS
+            | GATEWAY_KINDS
+            | ENVOY_FILTER_KINDS
+            | {"DestinationRule"},
+            wildcard=True,
+            scopes=clusters.cluster_scopes,
+            build_scope=clusters.build_scope_clusters,
+            build_proxy=_proxy_clusters,
+        ),
+        (_A.CLUSTER,),
+        cluster_patcher,
     ),
     ENDPOINT_TYPE: TypeGenerator(
         type_url=ENDPOINT_TYPE,
@@ -159,29 +175,43 @@ GENERATORS: dict[str, TypeGenerator] = {
         build_scope=endpoints.build_scope_load_assignments,
         build_proxy=endpoints.build_proxy_load_assignments,
     ),
-    LISTENER_TYPE: TypeGenerator(
-        type_url=LISTENER_TYPE,
-        affected_by=REGISTRY_KINDS
-        | MTLS_KINDS
-        | POLICY_KINDS
-        | MESH_KINDS
-        | L4_ROUTE_KINDS
-        | GATEWAY_KINDS
-        | TELEMETRY_KINDS
-        | SIDECAR_KINDS,
-        wildcard=True,
-        scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
-        build_scope=listeners.build_scope_listeners,
-        build_proxy=_proxy_listeners,
+    LISTENER_TYPE: with_envoy_filters(
+        TypeGenerator(
+            type_url=LISTENER_TYPE,
+            affected_by=REGISTRY_KINDS
+            | MTLS_KINDS
+            | POLICY_KINDS
+            | MESH_KINDS
+            | L4_ROUTE_KINDS
+            | GATEWAY_KINDS
+            | TELEMETRY_KINDS
+            | SIDECAR_KINDS
+            | ENVOY_FILTER_KINDS,
+            wildcard=True,
+            scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
+            build_scope=listeners.build_scope_listeners,
+            build_proxy=_proxy_listeners,
+        ),
+        _LISTENER_PATCHES,
+        listener_patcher,
     ),
-    ROUTE_TYPE: TypeGenerator(
-        type_url=ROUTE_TYPE,
-        affected_by=REGISTRY_KINDS | MESH_KINDS | GATEWAY_KINDS | SIDECAR_KINDS | {"VirtualService", "DestinationRule"},
-        wildcard=False,
-        scopes=_route_scopes,
-        build_scope=_scope_routes,
-        build_proxy=_proxy_routes,
-        parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
+    ROUTE_TYPE: with_envoy_filters(
+        TypeGenerator(
+            type_url=ROUTE_TYPE,
+            affected_by=REGISTRY_KINDS
+            | MESH_KINDS
+            | GATEWAY_KINDS
+            | SIDECAR_KINDS
+            | ENVOY_FILTER_KINDS
+            | {"VirtualService", "DestinationRule"},
+            wildcard=False,
+            scopes=_route_scopes,
+            build_scope=_scope_routes,
+            build_proxy=_proxy_routes,
+            parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
+        ),
+        _ROUTE_PATCHES,
+        route_patcher,
     ),
     # Istio's NDS, for the sidecar agent's DNS proxy: one unnamed NameTable per proxy (its namespace's hosts and VIPs)
     NAME_TABLE_TYPE: TypeGenerator(

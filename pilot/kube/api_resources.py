@@ -45,6 +45,7 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("WorkloadEntry", "workloadentries"),
     _istio("Gateway", "gateways"),
     _istio("Sidecar", "sidecars"),
+    _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
     _istio("WorkloadGroup", "workloadgroups"),
     _istio("PeerAuthentication", "peerauthentications", "security.istio.io", _SECURITY),
     _istio("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", _SECURITY),
@@ -55,7 +56,6 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
 )
 
 ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (
-    _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
     _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),
     _istio("WasmPlugin", "wasmplugins", "extensions.istio.io", ("v1alpha1",)),
 )

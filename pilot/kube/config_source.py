@@ -5,9 +5,9 @@ unit of its own, ``kind/namespace/name``, its origin the object reference ``kind
 
 Kinds read (``api_resources.CONFIG_KINDS``): VirtualService, DestinationRule, ServiceEntry, WorkloadEntry
 (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication (``security.istio.io``),
-Telemetry (``telemetry.istio.io``), AccessList, RateLimit (``mixer.meshplane.io/v1``), each in the newest version the
-server serves. Istio's other kinds
-(``ISTIO_KINDS_NOT_READ``: Sidecar, EnvoyFilter, ...) are watched too, so that each object of them gets
+Telemetry (``telemetry.istio.io``), EnvoyFilter (``networking.istio.io`` v1alpha3), AccessList, RateLimit
+(``mixer.meshplane.io/v1``), each in the newest version the server serves. Istio's other kinds
+(``ISTIO_KINDS_NOT_READ``: ProxyConfig, WasmPlugin, ...) are watched too, so that each object of them gets
 the file source's warning for a skipped document, naming it. A CRD not installed is logged once and looked for
 again later; the others are read meanwhile.
 

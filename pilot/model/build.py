@@ -15,6 +15,7 @@ from pilot.config.types import (
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    EnvoyFilter,
     Gateway,
     Labels,
     MixerPolicy,
@@ -34,6 +35,7 @@ from pilot.model.destination_rules import (
     selected_destination_rules,
     visible_destination_rule,
 )
+from pilot.model.envoy_filters import envoy_filter_patches, index_envoy_filters
 from pilot.model.gateways import index_gateway_virtual_services
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
@@ -148,6 +150,9 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
             sidecar=_sidecar_key(snapshot, node.namespace, EMPTY_LABELS),
             # a gateway: its LABELS metadata (``gateway_labels``) and its node's locality
             view=client_view(snapshot, node.namespace, node.labels or EMPTY_LABELS, node.locality),
+            envoy_filter_patches=envoy_filter_patches(
+                snapshot.envoy_filters, node.namespace, node.labels or EMPTY_LABELS, node.metadata
+            ),
         )
     keys = snapshot.source_label_keys
     return Proxy(
@@ -157,6 +162,9 @@ def resolve_proxy(node: ProxyNode, snapshot: MeshSnapshot) -> Proxy:
         source_labels=tuple(sorted((k, v) for k, v in workload.labels.items() if k in keys)),
         sidecar=_sidecar_key(snapshot, node.namespace, workload.labels),
         view=client_view(snapshot, node.namespace, workload.labels, workload.locality),
+        envoy_filter_patches=envoy_filter_patches(
+            snapshot.envoy_filters, node.namespace, workload.labels, node.metadata
+        ),
     )
 
 
@@ -331,6 +339,7 @@ def build_snapshot(
             dict(index_gateway_virtual_services(resolved.values()))  # delegates merged into their roots
         ),
         sidecars=sidecars,
+        envoy_filters=index_envoy_filters((r for r in ordered.values() if isinstance(r, EnvoyFilter)), root_namespace),
         changed_kinds=changed | ({SIDECAR_SCOPE_KIND} if scopes_changed(changed, sidecars, before) else set()),
         source_label_keys=_source_label_keys(virtual.values()),
         locality_needs=locality_needs(

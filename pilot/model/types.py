@@ -13,6 +13,7 @@ from pilot.config.types import (
     AuthorizationPolicy,
     ConfigKey,
     DestinationRule,
+    EnvoyFilterPatch,
     Gateway,
     Labels,
     MixerPolicy,
@@ -27,6 +28,7 @@ from pilot.config.types import (
 )
 from pilot.model.client_view import EMPTY_VIEW, NO_LOCALITY_NEEDS, ClientView, LocalityNeeds
 from pilot.model.destination_rules import DestinationRuleIndex
+from pilot.model.envoy_filters import EnvoyFilterIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
 from pilot.model.sidecar_index import SidecarIndex
 
@@ -141,6 +143,9 @@ class Proxy:
     # The Sidecar that applies to it (``pilot.model.sidecar_index``); None: none does. With the namespace, the key of
     # its outbound scopes (``pilot.model.sidecar_scope``): proxies under one Sidecar share their outbound config.
     sidecar: ConfigKey | None = None
+    # The EnvoyFilter patches that apply to it, in order (``pilot.model.envoy_filters``): with the rest, the key of
+    # the shared resources they patch (``pilot.generate.registry``).
+    envoy_filter_patches: tuple[EnvoyFilterPatch, ...] = ()
 
     @property
     def namespace(self) -> str:
@@ -205,6 +210,7 @@ class MeshSnapshot:
         default_factory=lambda: MappingProxyType({})
     )
     sidecars: SidecarIndex = field(default_factory=SidecarIndex)  # see pilot.model.sidecar_index
+    envoy_filters: EnvoyFilterIndex = field(default_factory=EnvoyFilterIndex)  # see pilot.model.envoy_filters
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     locality_needs: LocalityNeeds = NO_LOCALITY_NEEDS  # whether proxies' views carry their locality (client_view)

@@ -42,7 +42,8 @@ log = structlog.get_logger(__name__)
 # every node resolves to an equal Proxy, except for ``Proxy.source_labels``, which also follows VirtualServices'
 # sourceLabels; only routes read it, and RDS lists VirtualService in ``affected_by``, so its views are never carried
 # over a VirtualService change (the route scope includes the source labels: see ``routes.route_scopes``).
-RESOLUTION_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", "Sidecar"})  # Sidecar: ``Proxy.sidecar``
+# Sidecar: ``Proxy.sidecar``; EnvoyFilter: ``Proxy.envoy_filter_patches``
+RESOLUTION_KINDS = frozenset({"ServiceEntry", "WorkloadEntry", "Sidecar", "EnvoyFilter"})
 
 
 def _group_of(type_url: str, messages: Sequence[Message], what: str) -> ResourceGroup:
