@@ -80,15 +80,15 @@ def test_docs_lua_filter_goes_before_the_router_on_inbound_port_8080_and_its_clu
     listeners = {m.name: m for m in resources[LISTENER_TYPE]}
     inbound = listeners["virtualInbound"]
     plain = http_filter_names(inbound, "inbound_0.0.0.0_8080_plaintext")
-    assert plain[-2:] == ["envoy.lua", "envoy.filters.http.router"]
-    [lua] = [f for f in hcm_of(inbound, "inbound_0.0.0.0_8080_mtls").http_filters if f.name == "envoy.lua"]
+    assert plain[-2:] == ["envoy.filters.http.lua", "envoy.filters.http.router"]
+    [lua] = [f for f in hcm_of(inbound, "inbound_0.0.0.0_8080_mtls").http_filters if f.name == "envoy.filters.http.lua"]
     assert lua.typed_config.type_url == LUA_TYPE
     assert "lua_cluster" in unpack(Lua(), lua.typed_config).default_source_code.inline_string or "lua_cluster" in (
         unpack(Lua(), lua.typed_config).inline_code
     )
     # port 9080's chains (the service port) and the outbound side are left alone
-    assert "envoy.lua" not in http_filter_names(inbound, "inbound_0.0.0.0_9080_plaintext")
-    assert "envoy.lua" not in [f.name for f in hcm_of(listeners["0.0.0.0_9080"], "").http_filters]
+    assert "envoy.filters.http.lua" not in http_filter_names(inbound, "inbound_0.0.0.0_9080_plaintext")
+    assert "envoy.filters.http.lua" not in [f.name for f in hcm_of(listeners["0.0.0.0_9080"], "").http_filters]
     clusters = {m.name: m for m in resources[CLUSTER_TYPE]}
     lua_cluster = clusters["lua_cluster"]
     assert lua_cluster.type == Cluster.DiscoveryType.STRICT_DNS
