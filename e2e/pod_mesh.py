@@ -54,9 +54,23 @@ from envoy_bootstrap.bootstrap import XdsMode, sidecar_node_id
 from envoy_bootstrap.processes import start_logged_process, stop_process
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
 
-__all__ = ["NAMESPACE", "OUTSIDE_NAME", "REVIEWS_PORT", "REVIEWS_URL", "PodMesh", "pod_mesh"]
+__all__ = ["NAMESPACE", "OUTSIDE_NAME", "REVIEWS_PORT", "REVIEWS_SEE_NOTHING", "REVIEWS_URL", "PodMesh", "pod_mesh"]
 
 NAMESPACE = "default"
+# A Sidecar hiding every service from the reviews pods (egress ``~/*``): what the proxy's own filters call (an
+# ext_authz provider, a JWKS server) must stay reachable under it
+REVIEWS_SEE_NOTHING = f"""\
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata:
+  name: reviews
+  namespace: {NAMESPACE}
+spec:
+  workloadSelector:
+    labels: {{app: reviews}}
+  egress:
+  - hosts: ["~/*"]
+"""
 REVIEWS_PORT = 9080
 REVIEWS_URL = f"http://reviews:{REVIEWS_PORT}/"
 OUTSIDE_NAME = "outside.example"

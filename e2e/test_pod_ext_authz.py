@@ -30,7 +30,7 @@ from e2e.ext_authz_sample import SERVED_BY_HEADER
 from e2e.l4_apps import TCP_ECHO_PORT, tcp_echo_counts, tcp_echo_replies
 from e2e.l4_mesh import start_tcp_echo
 from e2e.mesh_config import DEMO_TCP_SERVICES_FILE, render_pod_demo
-from e2e.pod_mesh import NAMESPACE, PodMesh, pod_mesh
+from e2e.pod_mesh import NAMESPACE, REVIEWS_SEE_NOTHING, PodMesh, pod_mesh
 from e2e.pods import why_pods_cannot_run
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 
@@ -173,21 +173,6 @@ async def test_grpc_provider_checks_each_tcp_connection(ext_authz_world: PodMesh
         await asyncio.sleep(0.2)
     await mesh.config.remove("task-ext-authz-tcp")
     await mesh.config.wait_synced()
-
-
-REVIEWS_SEE_NOTHING = f"""\
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata:
-  name: reviews
-  namespace: {NAMESPACE}
-spec:
-  workloadSelector:
-    labels:
-      app: reviews
-  egress:
-  - hosts: ["~/*"]
-"""
 
 
 async def test_a_sidecar_that_hides_the_provider_keeps_its_cluster(ext_authz_world: PodMesh) -> None:

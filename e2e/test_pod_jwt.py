@@ -21,7 +21,7 @@ import pytest_asyncio
 
 from e2e.conftest import POD_WORLD_LOOP
 from e2e.jwt_tokens import SigningKey, new_signing_key
-from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh, pod_mesh
+from e2e.pod_mesh import NAMESPACE, REVIEWS_SEE_NOTHING, REVIEWS_URL, PodMesh, pod_mesh
 from e2e.pods import PYTHON, why_pods_cannot_run
 from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 
@@ -142,20 +142,6 @@ async def test_require_jwt_with_groups_claim_group1(jwt_pods: tuple[PodMesh, Sig
     assert await _statuses(mesh, only_group2) == [403] * 4
     assert await _statuses(mesh, _bearer(_task_token(key))) == [403] * 4  # no groups claim at all
     assert await _statuses(mesh, {}) == [403] * 4
-
-
-REVIEWS_SEE_NOTHING = f"""\
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata:
-  name: reviews
-  namespace: {NAMESPACE}
-spec:
-  workloadSelector:
-    labels: {{app: reviews}}
-  egress:
-  - hosts: ["~/*"]
-"""
 
 
 async def test_a_sidecar_that_hides_the_jwks_service_keeps_its_cluster(jwt_pods: tuple[PodMesh, SigningKey]) -> None:
