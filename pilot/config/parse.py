@@ -7,10 +7,10 @@ field when ``field_lines`` are known, else at the origin alone), or, for a kind 
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
 is reported at once. The kinds read: ServiceEntry, WorkloadEntry, WorkloadGroup, DestinationRule, VirtualService,
-Gateway, Sidecar (``networking.istio.io``), PeerAuthentication, AuthorizationPolicy, RequestAuthentication
-(``security.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
-group's versions. Other kinds (Telemetry, EnvoyFilter, ProxyConfig, ConfigMaps, ...) are skipped with a warning. A
-``kind: List`` document (``kubectl get -o
+Gateway, Sidecar, ProxyConfig (``networking.istio.io``; ProxyConfig in ``v1beta1`` only), PeerAuthentication,
+AuthorizationPolicy, RequestAuthentication (``security.istio.io``), and Mixer's AccessList and RateLimit
+(``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (Telemetry, EnvoyFilter, ConfigMaps,
+...) are skipped with a warning. A ``kind: List`` document (``kubectl get -o
 yaml``) is read item by item. A YAML syntax error makes the whole file unusable: ``ParsedFile.file_error``.
 """
 
@@ -49,6 +49,7 @@ from pilot.config.validate_mixer_policy import (
 )
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error
 from pilot.config.validate_peer_authentication import PEER_AUTHENTICATION_FIELDS, validate_peer_authentication
+from pilot.config.validate_proxy_config import PROXY_CONFIG_FIELDS, validate_proxy_config
 from pilot.config.validate_request_authentication import (
     REQUEST_AUTHENTICATION_FIELDS,
     validate_request_authentication,
@@ -68,6 +69,7 @@ __all__ = [
     "API_VERSIONS",
     "DEFAULT_NAMESPACE",
     "MIXER_API_VERSIONS",
+    "PROXY_CONFIG_API_VERSIONS",
     "SECURITY_API_VERSIONS",
     "ParsedFile",
     "Rejected",
@@ -81,6 +83,7 @@ __all__ = [
 API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3")
 SECURITY_API_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 MIXER_API_VERSIONS = ("mixer.meshplane.io/v1",)
+PROXY_CONFIG_API_VERSIONS = ("networking.istio.io/v1beta1",)  # Istio serves ProxyConfig in v1beta1 only
 DEFAULT_NAMESPACE = "default"
 
 _Validator = Callable[[Fields, ConfigMeta], Resource]
@@ -118,6 +121,7 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
     Kind.ACCESS_LIST: (ACCESS_LIST_FIELDS, (), validate_access_list, MIXER_API_VERSIONS),
     Kind.RATE_LIMIT: (RATE_LIMIT_FIELDS, (), validate_rate_limit, MIXER_API_VERSIONS),
     Kind.GATEWAY: (GATEWAY_FIELDS, (), validate_gateway, API_VERSIONS),
+    Kind.PROXY_CONFIG: (PROXY_CONFIG_FIELDS, (), validate_proxy_config, PROXY_CONFIG_API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")

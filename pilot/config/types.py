@@ -70,6 +70,7 @@ __all__ = [
     "PeerAuthentication",
     "PortTrafficPolicy",
     "Protocol",
+    "ProxyConfig",
     "RateLimit",
     "RateLimitOverride",
     "RegexRewrite",
@@ -125,6 +126,7 @@ class Kind(StrEnum):
     RATE_LIMIT = "RateLimit"  # mixer.meshplane.io
     GATEWAY = "Gateway"
     SIDECAR = "Sidecar"
+    PROXY_CONFIG = "ProxyConfig"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -991,6 +993,20 @@ class Sidecar:
     outbound_traffic_policy: SidecarOutboundMode | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConfig:
+    """Istio's ProxyConfig (``networking.istio.io/v1beta1``): how the proxies of a namespace (or, with ``selector``,
+    of some workloads; in the root namespace without one, of the mesh) are started. Read by the proxy's launcher when
+    it starts Envoy (``--concurrency``, the process's environment); which one applies: ``pilot.model.proxy_config``."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None  # None: the namespace's (root namespace: the mesh's)
+    concurrency: int | None = None  # worker threads; 0: as many as the machine has cores; None: not set here
+    environment_variables: Labels = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # added to the Envoy process's environment
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
@@ -1004,4 +1020,5 @@ Resource = (
     | RateLimit
     | Gateway
     | Sidecar
+    | ProxyConfig
 )

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from pilot.config.mesh_extension_providers import ExtensionProvider, extension_provider
+from pilot.model.proxy_config import NO_PROXY_DEFAULTS, ProxyDefaults
 
 __all__ = ["DEFAULT_MESH_SETTINGS", "MESH_CONFIG_KIND", "MeshSettings", "OutboundTrafficPolicy"]
 
@@ -28,6 +29,7 @@ class OutboundTrafficPolicy(enum.StrEnum):
 class MeshSettings:
     outbound_traffic_policy: OutboundTrafficPolicy = OutboundTrafficPolicy.ALLOW_ANY  # Istio's default
     extension_providers: tuple[ExtensionProvider, ...] = ()  # MeshConfig extensionProviders, in file order
+    proxy_defaults: ProxyDefaults = NO_PROXY_DEFAULTS  # MeshConfig defaultConfig (what of it meshplane applies)
 
     def extension_provider(self, name: str) -> ExtensionProvider | None:
         """The ``extensionProviders`` entry named ``name`` (None: MeshConfig has none of that name)."""

@@ -27,6 +27,7 @@ from pilot.config.types import (
 from pilot.model.client_view import EMPTY_VIEW, NO_LOCALITY_NEEDS, ClientView, LocalityNeeds
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
+from pilot.model.proxy_config import ProxyConfigIndex
 from pilot.model.sidecar_index import SidecarIndex
 
 __all__ = [
@@ -201,6 +202,7 @@ class MeshSnapshot:
         default_factory=lambda: MappingProxyType({})
     )
     sidecars: SidecarIndex = field(default_factory=SidecarIndex)  # see pilot.model.sidecar_index
+    proxy_configs: ProxyConfigIndex = field(default_factory=ProxyConfigIndex)  # see pilot.model.proxy_config
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     locality_needs: LocalityNeeds = NO_LOCALITY_NEEDS  # whether proxies' views carry their locality (client_view)
