@@ -4,7 +4,7 @@ ProxyConfig before starting Envoy, and the running Envoy has it. The docs' names
 with a variable added, a mesh-wide one (root namespace) and one selecting productpage (``concurrency: 2``): Envoy's
 ``/server_info`` says productpage runs 2 workers and reviews one per core (``concurrency: 0`` leaves Envoy's
 default), and ``/proc/<envoy>/environ`` holds each level's variables, the workload's over the namespace's over the
-mesh's, variable by variable."""
+mesh's over MeshConfig ``defaultConfig``'s, variable by variable."""
 
 from __future__ import annotations
 
@@ -60,6 +60,14 @@ spec:
 ---
 {_namespace_proxy_config()}"""
 
+MESH_CONFIG = """\
+defaultConfig:
+  concurrency: 3
+  proxyMetadata:
+    E2E_LEVEL: defaultConfig
+    E2E_DEFAULT: "yes"
+"""
+
 _SERVER_INFO = f"""
 import json, urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:{ADMIN_PORT}/server_info", timeout=5).read().decode())
@@ -94,9 +102,10 @@ def _envoy_environment(pod: PodAddress) -> dict[str, str]:
 
 
 async def test_envoy_runs_with_its_effective_proxy_config(tmp_path: Path) -> None:
-    async with pod_mesh(tmp_path, CONFIG, versions=("v1",)) as mesh:
+    async with pod_mesh(tmp_path, CONFIG, mesh_config=MESH_CONFIG, versions=("v1",)) as mesh:
         productpage, reviews = mesh.pod("productpage"), mesh.pod("reviews-v1")
         assert _concurrency(productpage) == 2
         assert _concurrency(reviews) == os.cpu_count()  # concurrency 0: Envoy's one worker per hardware thread
-        assert _envoy_environment(productpage) == {"E2E_LEVEL": "workload", "E2E_MESH": "yes", "E2E_NAMESPACE": "yes"}
-        assert _envoy_environment(reviews) == {"E2E_LEVEL": "namespace", "E2E_MESH": "yes", "E2E_NAMESPACE": "yes"}
+        every = {"E2E_DEFAULT": "yes", "E2E_MESH": "yes", "E2E_NAMESPACE": "yes"}
+        assert _envoy_environment(productpage) == {**every, "E2E_LEVEL": "workload"}
+        assert _envoy_environment(reviews) == {**every, "E2E_LEVEL": "namespace"}

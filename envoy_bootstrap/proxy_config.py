@@ -29,6 +29,7 @@ from meshplane.names import PROXY_CONFIG_TYPE
 from meshplane.proxyconfig.v1.proxy_config_pb2 import ProxyConfig
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "LaunchSettings",
     "ProxyConfigError",
     "fetch_launch_settings",
@@ -38,7 +39,7 @@ __all__ = [
     "proxy_config_of",
 ]
 
-DEFAULT_TIMEOUT = 15.0
+DEFAULT_TIMEOUT = 60.0  # a pod can start before Pilot is ready
 
 
 class ProxyConfigError(RuntimeError):

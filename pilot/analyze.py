@@ -300,4 +300,6 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
             )
     for conflict in snapshot.sidecars.conflicts:  # Istio's analyzer: MultipleSidecarsWithoutSelectors
         findings.append(Finding(level="Error", code="MP0214", resource="Sidecar", location="", message=conflict))
+    for conflict in snapshot.proxy_configs.conflicts:  # Istio: "only valid to have a single selector-less" one
+        findings.append(Finding(level="Error", code="MP0214", resource="ProxyConfig", location="", message=conflict))
     return findings

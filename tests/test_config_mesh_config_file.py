@@ -100,7 +100,7 @@ async def test_an_edit_that_changes_nothing_is_not_handed_on(mesh: Watched) -> N
     ("text", "expected"),
     [
         ("outboundTrafficPolicy:\n  mode: ALLOW_SOME\n", ("mesh.yaml", 2, "outboundTrafficPolicy.mode")),
-        (REGISTRY_ONLY + "defaultConfig: {}\n", ("mesh.yaml", 3, "defaultConfig")),
+        (REGISTRY_ONLY + "connectTimeout: 1s\n", ("mesh.yaml", 3, "connectTimeout")),
         (REGISTRY_ONLY + "trustDomain: other.example\n", ("mesh.yaml", 3, "trustDomain")),
         ("outboundTrafficPolicy: [\n", ("mesh.yaml", 2, "")),  # at the end of the file
     ],

@@ -22,7 +22,13 @@ import pytest
 from meshplane import names
 from pilot.config.errors import format_path
 from pilot.config.istio_api import ISTIO_MESSAGES, REMOVED_FIELDS
-from pilot.config.parse import API_VERSIONS, SECURITY_API_VERSIONS, ParsedFile, parse_config_text
+from pilot.config.parse import (
+    API_VERSIONS,
+    PROXY_CONFIG_API_VERSIONS,
+    SECURITY_API_VERSIONS,
+    ParsedFile,
+    parse_config_text,
+)
 from pilot.generate.registry import GENERATORS
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
 from tests.istio_field_table import (
@@ -47,6 +53,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _document(kind: str, name: str, spec: Mapping[str, Any]) -> str:
     api_version = SECURITY_API_VERSIONS[0] if kind in SECURITY_KINDS else API_VERSIONS[0]
+    api_version = PROXY_CONFIG_API_VERSIONS[0] if kind == "ProxyConfig" else api_version
     return json.dumps({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec})
 
 

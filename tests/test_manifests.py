@@ -24,7 +24,13 @@ from e2e.k8s.install_manifests import (
     kustomize,
 )
 from pilot.config.mesh_config import parse_mesh_config
-from pilot.config.parse import API_VERSIONS, MIXER_API_VERSIONS, SECURITY_API_VERSIONS, parse_config_text
+from pilot.config.parse import (
+    API_VERSIONS,
+    MIXER_API_VERSIONS,
+    PROXY_CONFIG_API_VERSIONS,
+    SECURITY_API_VERSIONS,
+    parse_config_text,
+)
 from pilot.config.types import Kind
 
 OBJECTS = kustomization_objects()
@@ -161,7 +167,9 @@ PARSED_VERSIONS = {"networking.istio.io": API_VERSIONS, "security.istio.io": SEC
 @pytest.mark.parametrize("kind", PARSED_KINDS, ids=PARSED_KINDS)
 def test_every_api_version_meshplane_reads_is_served_by_its_crd(kind: str) -> None:
     crd = CRDS[kind]["spec"]
-    versions = PARSED_VERSIONS.get(crd["group"], MIXER_API_VERSIONS)
+    versions = (
+        PROXY_CONFIG_API_VERSIONS if kind == "ProxyConfig" else PARSED_VERSIONS.get(crd["group"], MIXER_API_VERSIONS)
+    )
     served = {f"{crd['group']}/{v['name']}" for v in crd["versions"] if v["served"]}
     assert set(versions) <= served
 

@@ -2,15 +2,17 @@
 (``envoy_bootstrap.proxy_config``): one unnamed resource per proxy, like Istio's NDS name table.
 
 Which ProxyConfigs apply, merged by Istio's precedence: ``pilot.model.proxy_config``. The proxy's labels are its
-workload's (a gateway without one: its node's ``LABELS``, as Gateways select it)."""
+workload's (a gateway without one: its node's ``LABELS``, as Gateways select it); the pod's ``proxy.istio.io/config``
+comes as node metadata (``PROXY_CONFIG_ANNOTATION``), as Istio's agent sends the pod's annotations."""
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
+from meshplane.proxy_environment import PROXY_CONFIG_ANNOTATION_METADATA
 from meshplane.proxyconfig.v1.proxy_config_pb2 import ProxyConfig as ProxyConfigMessage
 from pilot.model.gateways import gateway_labels
-from pilot.model.proxy_config import ProxyDefaults, effective_proxy_config
+from pilot.model.proxy_config import ProxyDefaults, annotation_layer, effective_proxy_config
 from pilot.model.types import MeshSnapshot, Proxy
 
 __all__ = ["build_proxy_config", "build_scope_proxy_config", "proxy_config_message", "proxy_config_scopes"]
@@ -31,6 +33,7 @@ def build_proxy_config(proxy: Proxy, snapshot: MeshSnapshot) -> list[ProxyConfig
         namespace=proxy.namespace,
         labels=gateway_labels(proxy),
         mesh_default=snapshot.mesh.proxy_defaults,
+        annotation=annotation_layer(proxy.node.metadata.get(PROXY_CONFIG_ANNOTATION_METADATA)),
     )
     return [proxy_config_message(config)]
 

@@ -18,10 +18,13 @@ ProxyConfig is read when a proxy starts (Istio: "changes will require restart of
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+import structlog
 
 from pilot.config.types import EMPTY_LABELS, Labels, ProxyConfig, frozen_labels
 
@@ -30,9 +33,12 @@ __all__ = [
     "PROXY_CONFIG_KIND",
     "ProxyConfigIndex",
     "ProxyDefaults",
+    "annotation_layer",
     "effective_proxy_config",
     "index_proxy_configs",
 ]
+
+log = structlog.get_logger(__name__)
 
 PROXY_CONFIG_KIND = "ProxyConfig"
 
@@ -116,3 +122,23 @@ def effective_proxy_config(
         merged = merged.under(_layer(index.namespace_defaults.get(namespace)))
     workload = (annotation or NO_PROXY_DEFAULTS).under(_layer(_selecting(index, namespace, labels)))
     return merged.under(workload)
+
+
+def annotation_layer(text: str | None) -> ProxyDefaults | None:
+    """The ``proxy.istio.io/config`` layer a launcher sent as node metadata (``PROXY_CONFIG_ANNOTATION``: JSON
+    ``{"concurrency": N, "proxyMetadata": {...}}``, the fields the injector validated and passed on). Malformed: no
+    layer, with a warning (as Istio ignores an annotation it cannot read here)."""
+    if not text:
+        return None
+    try:
+        document = json.loads(text)
+        concurrency = document.get("concurrency")
+        variables = document.get("proxyMetadata") or {}
+        if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int)):
+            raise ValueError(f"concurrency: expected an integer, got {concurrency!r}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in variables.items()):
+            raise ValueError("proxyMetadata: expected a mapping of strings")
+    except (ValueError, AttributeError) as exc:
+        log.warning("proxy_config_annotation_ignored", error=str(exc))
+        return None
+    return ProxyDefaults(concurrency=concurrency, environment_variables=frozen_labels(variables))
