@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Citadel's gRPC code and the NDS name table, generated from citadel/proto and meshplane/proto at build time and never
 # committed (see citadel/proto/generate.py)
 PROTOS := $(shell find citadel/proto meshplane/proto -name '*.proto')
-GENERATED := citadel/v1/ca_pb2.py meshplane/nds/v1/nds_pb2.py
+GENERATED := citadel/v1/ca_pb2.py meshplane/nds/v1/nds_pb2.py meshplane/proxyconfig/v1/proxy_config_pb2.py
 
 .PHONY: demo test unit e2e k8s-e2e kind-e2e lint typecheck bench venv clean system-packages docker-engine image k8s-cluster
 
@@ -91,4 +91,4 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds .wheelhouse
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds meshplane/proxyconfig .wheelhouse

@@ -17,9 +17,10 @@ Gateways' ports through the gateway Service's ``targetPort`` mapping, 80 -> 8080
 from __future__ import annotations
 
 import argparse
+import os
 
 from agent.app_health import ProbeTarget
-from agent.container_sidecar import SidecarError, add_proxy_arguments, proxy_bootstrap
+from agent.container_sidecar import SidecarError, add_proxy_arguments, proxy_bootstrap, proxy_launch_settings
 from agent.proxy_supervision import supervise_proxy
 from agent.sidecar_files import citadel_flags_problem
 from agent.status_server import StatusServer
@@ -39,7 +40,9 @@ def add_gateway_arguments(parser: argparse.ArgumentParser) -> None:
         default=GATEWAY_STATUS_PORT,
         help="/healthz/ready, 200 once Envoy is ready (%(default)s; 0 turns it off)",
     )
-    parser.add_argument("--concurrency", type=int, default=2, help="Envoy worker threads (%(default)s)")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="Envoy worker threads unless its ProxyConfig sets them (%(default)s)"
+    )
 
 
 async def run_gateway(args: argparse.Namespace) -> None:
@@ -51,11 +54,17 @@ async def run_gateway(args: argparse.Namespace) -> None:
         raise SidecarError(f"--concurrency: must be >= 1, got {args.concurrency}")
     status = StatusServer({}, ProbeTarget(address=args.ip), port=args.status_port) if args.status_port else None
     bootstrap = proxy_bootstrap(args, proxy_type="router")
+    launch = await proxy_launch_settings(args.pilot, bootstrap, default_concurrency=args.concurrency)
     envoy = sidecar_command(
-        find_envoy_binary(), bootstrap, concurrency=args.concurrency, log_level=args.envoy_log_level
+        find_envoy_binary(), bootstrap, concurrency=launch.concurrency, log_level=args.envoy_log_level
     )
     exited = await supervise_proxy(
-        bootstrap, [("envoy", envoy)], status=status, root_cert=args.root_cert, token_file=args.token_file
+        bootstrap,
+        [("envoy", envoy)],
+        status=status,
+        root_cert=args.root_cert,
+        token_file=args.token_file,
+        environments={"envoy": launch.process_environment(os.environ)},
     )
     if exited:
         raise SidecarError("; ".join(exited))

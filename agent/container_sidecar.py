@@ -4,19 +4,24 @@ of its app's container (``network_mode: "service:<app>"``), after an init contai
 
 Runs as the proxy's uid (1337), which the capture excludes: writes the bootstrap (``agent.sidecar_files``: Pilot,
 Mixer and Citadel at their own addresses on the compose network, no relay), starts the DNS agent (``meshplane-agent
-dns`` on 127.0.0.1:15053, names outside the mesh to ``--dns-upstream``, Docker's resolver 127.0.0.11 by default)
-and Envoy, and keeps the sidecar's copy of the trust bundle in step with ``--root-cert`` (``follow_root_cert``) and
-the token Envoy sends Citadel in step with ``--token-file`` (``agent.token_follower``: a refreshed projected token
-reaches Envoy without a restart), and serves the status port (``agent.status_server``, 15020: the app's probes the
-injector rewrote, from ``$ISTIO_KUBE_APP_PROBERS``, performed on the pod's ``--ip``; ``/healthz/ready``). When
-Envoy or the DNS agent exits, or on SIGTERM, it stops the rest and exits: Docker sees the sidecar end.
+dns`` on 127.0.0.1:15053, names outside the mesh to ``--dns-upstream``, Docker's resolver 127.0.0.11 by default) and
+Envoy (with the concurrency and environment of the ProxyConfig Pilot resolves for it, asked for first:
+``envoy_bootstrap.proxy_config``), and keeps the sidecar's copy of the trust bundle in step with ``--root-cert``
+(``follow_root_cert``) and the token Envoy sends Citadel in step with ``--token-file`` (``agent.token_follower``: a
+refreshed projected token reaches Envoy without a restart), and serves the status port (``agent.status_server``,
+15020: the app's probes the injector rewrote, from ``$ISTIO_KUBE_APP_PROBERS``, performed on the pod's ``--ip``;
+``/healthz/ready``). When Envoy or the DNS agent exits, or on SIGTERM, it stops the rest and exits: Docker sees the
+sidecar end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
+
+import structlog
 
 from agent.app_health import ProbeTarget
 from agent.app_probers import AppProbersError
@@ -29,8 +34,10 @@ from agent.sidecar_files import SidecarFilesError, citadel_flags_problem, write_
 from agent.status_server import StatusServer, add_status_arguments, probers_from_arguments
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XDS_MODES, ProxyType, sidecar_node_id
+from envoy_bootstrap.proxy_config import LaunchSettings, ProxyConfigError, fetch_launch_settings
 from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import PROXY_UID
+from meshplane.proxy_environment import PROXY_CONFIG_ANNOTATION_METADATA
 
 __all__ = [
     "DEFAULT_WORK_DIR",
@@ -38,8 +45,11 @@ __all__ = [
     "add_proxy_arguments",
     "add_sidecar_arguments",
     "proxy_bootstrap",
+    "proxy_launch_settings",
     "run_sidecar",
 ]
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_WORK_DIR = Path("/var/lib/istio/proxy")
 
@@ -64,6 +74,12 @@ def add_proxy_arguments(parser: argparse.ArgumentParser, *, work_dir: Path = DEF
     parser.add_argument("--xds-mode", choices=XDS_MODES, default="sotw", help="(%(default)s)")
     parser.add_argument("--work-dir", type=Path, default=work_dir, help="bootstrap and copies (%(default)s)")
     parser.add_argument("--envoy-log-level", default="info", help="(%(default)s)")
+    parser.add_argument(
+        "--proxy-config",
+        metavar="JSON",
+        help="the pod's proxy.istio.io/config concurrency and proxyMetadata (the injector's), sent to Pilot as node "
+        "metadata: Pilot merges them into the proxy's ProxyConfig as Istio does",
+    )
 
 
 def add_sidecar_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +117,28 @@ def _status_server(args: argparse.Namespace) -> StatusServer | None:
     return StatusServer(probers, ProbeTarget(address=args.ip), port=args.status_port)
 
 
+async def proxy_launch_settings(pilot: str, bootstrap: Path, *, default_concurrency: int) -> LaunchSettings:
+    """The proxy's ProxyConfig from Pilot, as Envoy's concurrency and environment (``SidecarError`` without it)."""
+    try:
+        launch = await fetch_launch_settings(pilot, bootstrap, default_concurrency=default_concurrency)
+    except ProxyConfigError as exc:
+        raise SidecarError(str(exc)) from None
+    log.info("proxy_config", concurrency=launch.concurrency, environment=sorted(launch.environment))
+    return launch
+
+
+def _proxy_config_metadata(text: str | None) -> dict[str, str] | None:
+    if text is None:
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise SidecarError(f"--proxy-config: not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise SidecarError(f"--proxy-config: expected a JSON object, got {text!r:.60}")
+    return {PROXY_CONFIG_ANNOTATION_METADATA: text}
+
+
 def proxy_bootstrap(args: argparse.Namespace, *, proxy_type: ProxyType = "sidecar") -> Path:
     """``<work dir>/bootstrap.json`` from the flags of ``add_proxy_arguments``; with ``--token-file`` the token in a
     document of its own, which ``supervise_proxy`` keeps in step with the file."""
@@ -116,6 +154,7 @@ def proxy_bootstrap(args: argparse.Namespace, *, proxy_type: ProxyType = "sideca
             xds_mode=args.xds_mode,
             service_account=args.service_account,
             labels=parse_labels(args.labels),
+            node_metadata=_proxy_config_metadata(args.proxy_config),
             citadel=args.citadel,
             token_file=args.token_file,
             root_cert=args.root_cert,
@@ -150,10 +189,18 @@ async def run_sidecar(args: argparse.Namespace) -> None:
     status = _status_server(args)
     bootstrap = proxy_bootstrap(args)
     children = [] if args.no_dns else [("dns-agent", _dns_command(args))]
-    envoy = sidecar_command(find_envoy_binary(), bootstrap, concurrency=1, log_level=args.envoy_log_level)
+    launch = await proxy_launch_settings(args.pilot, bootstrap, default_concurrency=1)
+    envoy = sidecar_command(
+        find_envoy_binary(), bootstrap, concurrency=launch.concurrency, log_level=args.envoy_log_level
+    )
     children.append(("envoy", envoy))
     exited = await supervise_proxy(
-        bootstrap, children, status=status, root_cert=args.root_cert, token_file=args.token_file
+        bootstrap,
+        children,
+        status=status,
+        root_cert=args.root_cert,
+        token_file=args.token_file,
+        environments={"envoy": launch.process_environment(os.environ)},
     )
     if exited:
         raise SidecarError("; ".join(exited))

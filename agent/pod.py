@@ -1,10 +1,11 @@
 """``meshplane pod run``: one pod in the foreground. Creates the pod's network namespace on the pod network,
 installs the capture (with DNS capture unless ``dns`` is off), writes the pod's resolv.conf, relays the control plane
-(Pilot, Citadel, Mixer) into the pod, starts the DNS agent (root, gid 1337, see ``agent.pod_dns``), Envoy (uid 1337)
-bootstrapped for Pilot with ``INTERCEPTION_MODE=REDIRECT`` (and Citadel's SDS with the workload's token and trust
-bundle, copied where uid 1337 reads them and kept in step with ``--root-cert``, see ``follow_root_cert``) and the
-app (never uid 1337); on SIGTERM/SIGINT or when one of them exits, stops all and removes the namespace, its rules,
-its resolv.conf and, with the last pod, the pod network. A pod left by a crash is cleaned first."""
+(Pilot, Citadel, Mixer) into the pod, starts the DNS agent (root, gid 1337, see ``agent.pod_dns``), Envoy (uid 1337,
+with the ProxyConfig Pilot resolves for its node: ``envoy_bootstrap.proxy_config``) bootstrapped for Pilot with
+``INTERCEPTION_MODE=REDIRECT`` (and Citadel's SDS with the workload's token and trust bundle, copied where uid
+1337 reads them and kept in step with ``--root-cert``, see ``follow_root_cert``) and the app (never uid 1337); on
+SIGTERM/SIGINT or when one of them exits, stops all and removes the namespace, its rules, its resolv.conf and, with
+the last pod, the pod network. A pod left by a crash is cleaned first."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from agent.shared_files import shared_envoy_binary, write_private
 from agent.sidecar_files import ROOT_CERT_COPY, SidecarFilesError, citadel_flags_problem, write_sidecar_bootstrap
 from envoy_bootstrap.binary import find_envoy_binary
 from envoy_bootstrap.bootstrap import XdsMode, parse_host_port, sidecar_node_id
+from envoy_bootstrap.proxy_config import fetch_launch_settings
 from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import PROXY_UID
 
@@ -151,9 +153,11 @@ def _proxy_writable(log: Path) -> Path:
     return log
 
 
-async def _start(argv: Sequence[str], log: Path) -> asyncio.subprocess.Process:
+async def _start(argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> asyncio.subprocess.Process:
     with log.open("ab") as out:
-        return await asyncio.create_subprocess_exec(*argv, stdout=out, stderr=out, start_new_session=True)
+        return await asyncio.create_subprocess_exec(
+            *argv, stdout=out, stderr=out, start_new_session=True, env=None if env is None else dict(env)
+        )
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
@@ -241,9 +245,14 @@ async def run_pod(spec: PodSpec) -> int:
             # root with the proxy's gid: excluded from capture (--gid-owner), able to read a venv under /root
             dns_command = in_netns_command(pod.netns, dns_argv, uid=0, gid=PROXY_UID)
             processes.append(await _start(dns_command, logs / "agent.log"))
-        envoy_argv = sidecar_command(envoy, bootstrap, concurrency=1, log_level="info")
+        # the pod's ProxyConfig (concurrency, environment), as Pilot resolves it for the sidecar's node
+        launch = await fetch_launch_settings(spec.pilot, bootstrap, default_concurrency=1)
+        log.info("proxy_config", pod=spec.name, concurrency=launch.concurrency, environment=sorted(launch.environment))
+        envoy_argv = sidecar_command(envoy, bootstrap, concurrency=launch.concurrency, log_level="info")
+        envoy_command = in_netns_command(pod.netns, envoy_argv, uid=PROXY_UID)
+        environment = launch.process_environment(os.environ)
         envoy_log = _proxy_writable(logs / "envoy.log")
-        processes.append(await _start(in_netns_command(pod.netns, envoy_argv, uid=PROXY_UID), envoy_log))
+        processes.append(await _start(envoy_command, envoy_log, environment))
         if stopped.is_set():  # stopped while setting up: never start the app
             return 128 + signal.SIGTERM
         app = await _start(in_netns_command(pod.netns, spec.app, uid=spec.app_uid), logs / "app.log")

@@ -31,6 +31,7 @@ from agent.iptables import IptablesError, install_capture, remove_capture
 from agent.pod import PodSpec, exec_in_pod, run_pod
 from agent.pod_network import DEFAULT_BRIDGE, DEFAULT_POD_CIDR, DEFAULT_PODS_DIR, PodNetwork, PodNetworkError
 from envoy_bootstrap.bootstrap import XDS_MODES
+from envoy_bootstrap.proxy_config import ProxyConfigError
 
 __all__ = [
     "capture_arguments",
@@ -194,6 +195,6 @@ async def run_pod_command(args: argparse.Namespace) -> int:
             state_dir=args.state_dir.absolute(),
         )
         return await run_pod(spec)
-    except (PodNetworkError, CaptureError, IptablesError) as exc:
+    except (PodNetworkError, CaptureError, IptablesError, ProxyConfigError) as exc:
         print(f"meshplane pod: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,7 @@ container's stdout and stderr, keep the copy of the trust bundle and the token's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -25,9 +25,14 @@ log = structlog.get_logger(__name__)
 Child = tuple[str, list[str]]  # a name for logs, its argv
 
 
-async def _start(name: str, argv: list[str]) -> tuple[str, asyncio.subprocess.Process]:
-    """A child with the container's stdout and stderr (``docker logs``), in a session of its own."""
-    process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, start_new_session=True)
+async def _start(
+    name: str, argv: list[str], env: Mapping[str, str] | None = None
+) -> tuple[str, asyncio.subprocess.Process]:
+    """A child with the container's stdout and stderr (``docker logs``), in a session of its own; ``env``: its
+    whole environment (None: this process's)."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, start_new_session=True, env=None if env is None else dict(env)
+    )
     log.info("proxy_process_started", process=name, pid=process.pid)
     return name, process
 
@@ -48,8 +53,10 @@ async def supervise_proxy(
     status: StatusServer | None,
     root_cert: Path | None,
     token_file: Path | None,
+    environments: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[str]:
-    """Serve ``status``, follow the files, start ``children`` in order; until SIGTERM (returns []) or until one
+    """Serve ``status``, follow the files, start ``children`` in order (``environments``: the whole environment of
+    the children it names, e.g. Envoy's with its ProxyConfig's variables); until SIGTERM (returns []) or until one
     exits (returns ``"<name> exited with code N"`` for each that did). ``bootstrap``'s directory holds the copies
     the followers keep (written by ``agent.sidecar_files.write_sidecar_bootstrap``)."""
     stop = stop_on_signals()
@@ -59,7 +66,7 @@ async def supervise_proxy(
         if status is not None:
             await status.start()
         for name, argv in children:
-            started.append(await _start(name, argv))
+            started.append(await _start(name, argv, (environments or {}).get(name)))
         waits = {asyncio.ensure_future(process.wait()): name for name, process in started}
         stopped = asyncio.ensure_future(stop.wait())
         done, _ = await asyncio.wait([*waits, stopped], return_when=asyncio.FIRST_COMPLETED)

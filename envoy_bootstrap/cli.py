@@ -13,7 +13,9 @@ network namespace (ports below 1024 need root or ``CAP_NET_BIND_SERVICE``).
 The sidecar is a pod's, whose traffic iptables captures (``meshplane pod run`` writes its bootstrap through the same
 ``build_sidecar_bootstrap``): ``--address`` is the pod IP, admin listens on the pod's 127.0.0.1.
 
-``run`` replaces itself with Envoy (``os.execv``), so a supervisor's signals reach Envoy directly.
+``run`` first asks Pilot for the proxy's ProxyConfig (``envoy_bootstrap.proxy_config``: Envoy's concurrency, more
+environment variables; ``--concurrency`` when it sets none), then replaces itself with Envoy (``os.execve``), so a
+supervisor's signals reach Envoy directly.
 
 With ``--citadel HOST:PORT --token-file FILE --root-cert FILE`` the sidecar gets its identity from Citadel over
 SDS (mutual TLS). The token is read once, now, and embedded in the bootstrap: bootstrap files are written with
@@ -25,6 +27,7 @@ With ``--mixer HOST:PORT`` the sidecar gets the ``mixer`` cluster (policy checks
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import stat
 import sys
@@ -44,6 +47,7 @@ from envoy_bootstrap.bootstrap import (
     parse_host_port,
     write_citadel_trust,
 )
+from envoy_bootstrap.proxy_config import DEFAULT_TIMEOUT, ProxyConfigError, fetch_launch_settings
 from envoy_bootstrap.runner import sidecar_command
 from meshplane.names import ADMIN_PORT
 
@@ -102,7 +106,16 @@ def _add_run_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     )
     parser.add_argument("--log-level", choices=ENVOY_LOG_LEVELS, default="info", help="(default: %(default)s)")
     parser.add_argument(
-        "--concurrency", type=int, default=1, help=f"Envoy worker threads; {what} (default: %(default)s)"
+        "--concurrency",
+        type=int,
+        default=1,
+        help=f"Envoy worker threads unless the proxy's ProxyConfig sets them; {what} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--proxy-config-timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help="seconds to wait for Pilot's answer with the proxy's ProxyConfig before giving up (default: %(default)s)",
     )
 
 
@@ -242,9 +255,13 @@ def _exec_envoy(args: argparse.Namespace, text: str, envoy_args: Sequence[str]) 
     binary = find_envoy_binary()
     path = _bootstrap_path(args)
     _write(path, text)
-    command = sidecar_command(binary, path, concurrency=args.concurrency, log_level=args.log_level, extra=envoy_args)
-    print(f"envoy-bootstrap: exec {' '.join(command)}", file=sys.stderr, flush=True)
-    os.execv(binary, command)
+    launch = asyncio.run(
+        fetch_launch_settings(args.pilot, path, default_concurrency=args.concurrency, timeout=args.proxy_config_timeout)
+    )
+    command = sidecar_command(binary, path, concurrency=launch.concurrency, log_level=args.log_level, extra=envoy_args)
+    added = f" (ProxyConfig environment: {', '.join(launch.environment)})" if launch.environment else ""
+    print(f"envoy-bootstrap: exec {' '.join(command)}{added}", file=sys.stderr, flush=True)
+    os.execve(binary, command, launch.process_environment(os.environ))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -262,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _write(Path(args.output), text)
             return 0
         _exec_envoy(args, text, envoy_args)
-    except (BootstrapError, EnvoyNotFoundError, OSError) as exc:
+    except (BootstrapError, EnvoyNotFoundError, OSError, ProxyConfigError) as exc:
         print(f"envoy-bootstrap: error: {exc}", file=sys.stderr)
         return 2
     return 0  # not reached: execv does not return

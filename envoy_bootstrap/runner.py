@@ -60,14 +60,15 @@ DRAIN_TIME_SECONDS = 5
 def sidecar_command(
     binary: Path, bootstrap: Path, *, concurrency: int, log_level: str, extra: Sequence[str] = ()
 ) -> list[str]:
-    """The command line of a sidecar Envoy (see the module doc for the flags)."""
+    """The command line of a sidecar Envoy (see the module doc for the flags). ``concurrency`` 0: no
+    ``--concurrency``, Envoy's default of one worker per hardware thread (Istio's ``concurrency: 0``)."""
+    workers = ["--concurrency", str(concurrency)] if concurrency else []
     return [
         str(binary),
         "-c",
         str(bootstrap),
         "--disable-hot-restart",
-        "--concurrency",
-        str(concurrency),
+        *workers,
         "--log-level",
         log_level,
         "--drain-strategy",

@@ -70,6 +70,7 @@ class SidecarOptions:
     image: str
     hold_application: bool = False
     rewrite_probes: bool = True
+    proxy_config: str | None = None  # ``proxy.istio.io/config``'s concurrency and proxyMetadata, JSON
 
 
 def _unknown(annotations: Mapping[str, str]) -> list[str]:
@@ -136,5 +137,6 @@ def sidecar_options(annotations: Mapping[str, str], settings: InjectorSettings) 
         log_level=annotations.get(LOG_LEVEL_ANNOTATION, "info"),
         image=annotations.get(PROXY_IMAGE_ANNOTATION, settings.image).strip(),
         hold_application=proxy_config.hold_application,
+        proxy_config=proxy_config.launch_config,
         rewrite_probes=annotations.get(REWRITE_PROBERS_ANNOTATION, "true") not in _FALSE,
     )

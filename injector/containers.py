@@ -114,6 +114,8 @@ def _sidecar_args(
     if control_plane.mixer is not None:
         args += ["--mixer", control_plane.mixer]
     args += ["--domain-suffix", settings.domain_suffix, "--envoy-log-level", options.log_level]
+    if options.proxy_config is not None:  # "$$": a literal "$" where Kubernetes expands $(VAR) references
+        args += ["--proxy-config", options.proxy_config.replace("$", "$$")]
     # names outside the mesh: the resolvers the kubelet wrote for this pod (kube-dns, dnsConfig, or the node's)
     return [*args, "--dns-upstreams-from", POD_RESOLV_CONF]
 

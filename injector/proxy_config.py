@@ -2,12 +2,16 @@
 field and refused, naming it, where it does not: a pod is never injected with a setting silently dropped.
 
 Honoured: ``holdApplicationUntilProxyStarts`` (the sidecar starts first and the app waits for Envoy's ``/ready``),
-``concurrency: 1`` (the sidecar runs Envoy with one worker), ``interceptionMode: REDIRECT``, an empty
-``proxyMetadata``. Every other ProxyConfig field is ``not supported by meshplane yet``; a key ProxyConfig does not
-have is an unknown field."""
+``interceptionMode: REDIRECT``, and ``concurrency`` (>= 0) and ``proxyMetadata`` (variables added to Envoy's
+environment; Istio agent variables such as ``ISTIO_META_*`` refused: ``meshplane.proxy_environment``), which the
+sidecar passes to Pilot as node metadata (``--proxy-config``): Pilot merges them into the proxy's effective
+ProxyConfig under a selecting ProxyConfig resource and over the namespace's and the mesh's, as Istio does
+(``pilot.model.proxy_config``). Every other ProxyConfig field is ``not supported by meshplane yet``; a key
+ProxyConfig does not have is an unknown field."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,28 +19,28 @@ from typing import Any
 import yaml
 
 from injector.names import PROXY_CONFIG_ANNOTATION
+from meshplane.proxy_environment import PROXY_CONFIG_FIELDS, agent_variable_problem, environment_name_error
 
 __all__ = ["ProxyConfigOptions", "parse_proxy_config"]
 
-# ProxyConfig's fields (istio.io/api mesh/v1alpha1/proxy.proto), as YAML spells them
-_PROXY_CONFIG_FIELDS = frozenset(
-    {
-        "configPath", "binaryPath", "serviceCluster", "drainDuration", "parentShutdownDuration", "discoveryAddress",
-        "discoveryRefreshDelay", "zipkinAddress", "statsdUdpAddress", "envoyMetricsServiceAddress", "proxyAdminPort",
-        "availabilityZone", "controlPlaneAuthPolicy", "customConfigFile", "statNameLength", "concurrency",
-        "proxyBootstrapTemplatePath", "interceptionMode", "tracing", "sds", "envoyAccessLogService",
-        "envoyMetricsService", "proxyMetadata", "runtimeValues", "statusPort", "extraStatTags", "gatewayTopology",
-        "terminationDrainDuration", "meshId", "readinessProbe", "proxyStatsMatcher", "holdApplicationUntilProxyStarts",
-        "caCertificatesPem", "image", "privateKeyProvider", "proxyHeaders", "fileFlushInterval", "fileFlushMinSizeKb",
-        "startupProbe",
-    }
-)  # fmt: skip
-_HONOURED = "concurrency (1), holdApplicationUntilProxyStarts, interceptionMode (REDIRECT), proxyMetadata (empty)"
+_HONOURED = "concurrency, holdApplicationUntilProxyStarts, interceptionMode (REDIRECT), proxyMetadata"
+_LAUNCH_FIELDS = ("concurrency", "proxyMetadata")  # what the sidecar sends Pilot
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ProxyConfigOptions:
     hold_application: bool = False
+    # the annotation's concurrency and proxyMetadata as JSON (``--proxy-config`` of the sidecar); None: neither set
+    launch_config: str | None = None
+
+
+def _metadata_problems(where: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return [f"{where}: expected a mapping of strings, got {value!r:.60}"]
+    found = ((name, environment_name_error(name) or agent_variable_problem(name)) for name in value)
+    return [f"{where}.{name}: {problem}" for name, problem in found if problem is not None]
 
 
 def _field_problem(key: str, value: Any) -> str | None:
@@ -47,18 +51,14 @@ def _field_problem(key: str, value: Any) -> str | None:
         case "concurrency":
             if isinstance(value, bool) or not isinstance(value, int):
                 return f"{where}: expected an integer, got {value!r}"
-            if value != 1:
-                return f"{where}: {value} is not supported by meshplane yet (its sidecar runs Envoy with one worker)"
-            return None
+            return f"{where}: must be at least 0, got {value}" if value < 0 else None
         case "interceptionMode":
             if value != "REDIRECT":
                 return f"{where}: {value} is not supported by meshplane yet (REDIRECT only)"
             return None
         case "proxyMetadata":
-            if value in (None, {}):
-                return None
-            return f"{where}: not supported by meshplane yet (its sidecar reads no ISTIO_META_* variables)"
-    if key in _PROXY_CONFIG_FIELDS:
+            return "; ".join(_metadata_problems(where, value)) or None
+    if key in PROXY_CONFIG_FIELDS:
         return f"{where}: not supported by meshplane yet (honoured: {_HONOURED})"
     return f"{where}: unknown field (not a field of Istio's ProxyConfig)"
 
@@ -78,4 +78,11 @@ def parse_proxy_config(text: str) -> tuple[ProxyConfigOptions, list[str]]:
             f"{PROXY_CONFIG_ANNOTATION}: expected a ProxyConfig mapping, got {document!r:.60}"
         ]
     problems = [p for key, value in document.items() if (p := _field_problem(str(key), value)) is not None]
-    return ProxyConfigOptions(hold_application=document.get("holdApplicationUntilProxyStarts") is True), problems
+    launch = {key: document[key] for key in _LAUNCH_FIELDS if document.get(key) not in (None, {})}
+    return (
+        ProxyConfigOptions(
+            hold_application=document.get("holdApplicationUntilProxyStarts") is True,
+            launch_config=json.dumps(launch, sort_keys=True, separators=(",", ":")) if launch else None,
+        ),
+        problems,
+    )

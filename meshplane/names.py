@@ -19,6 +19,7 @@ __all__ = [
     "INTERCEPTION_REDIRECT",
     "OUTBOUND_CAPTURE_PORT",
     "PASSTHROUGH_CLUSTER",
+    "PROXY_CONFIG_TYPE",
     "PROXY_UID",
     "RBAC_FILTER",
     "RBAC_NETWORK_FILTER",
@@ -84,3 +85,7 @@ def listener_name(address: str, port: int) -> str:
 
 # The ports the sidecar uses itself in its pod: no service port among them gets a listener or a route table.
 SIDECAR_PORTS = frozenset({ADMIN_PORT, OUTBOUND_CAPTURE_PORT, INBOUND_CAPTURE_PORT, DNS_CAPTURE_PORT})
+
+# The xDS type of the proxy's effective ProxyConfig, which its launcher (envoy_bootstrap.proxy_config) fetches from
+# Pilot (pilot.generate.proxy_config) before starting Envoy
+PROXY_CONFIG_TYPE = "type.googleapis.com/meshplane.proxyconfig.v1.ProxyConfig"

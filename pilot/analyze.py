@@ -3,7 +3,7 @@
 Reports what Pilot would reject (with file:line and field path), what it would skip, and mesh-level problems
 that are valid YAML but cannot work: rules for hosts nobody serves, workloads no service selects, service ports the
 sidecar keeps for itself, two workloads on one pod IP, an AccessList whose entries file Mixer cannot read, a CUSTOM
-AuthorizationPolicy whose provider cannot be called (MP0214: not ``mixer`` nor an ``extensionProviders`` entry of the
+AuthorizationPolicy whose provider cannot be called (MP0219: not ``mixer`` nor an ``extensionProviders`` entry of the
 mesh config, several providers on one workload, or a provider service the registry lacks; Pilot fails such a
 policy closed), a Sidecar ingress listener's ``tls`` on a workload whose PeerAuthentication does not disable mTLS
 on that port (MP0215: Istio then keeps its mTLS chains and does not use the listener's tls), a Sidecar
@@ -14,7 +14,8 @@ reads it
 (MP0103 when it is rejected) and left out of the directory's resources.
 
 Codes are stable: a check that is gone leaves its number unused (MP0204 and MP0207 were the loopback sidecar's
-address and port limits, MP0213 its lack of tcp/tls routes).
+address and port limits, MP0213 its lack of tcp/tls routes). MP0214 is several selector-less Sidecars (or
+ProxyConfigs) in one namespace; the unusable CUSTOM provider check, which once shared that number, is MP0219.
 """
 
 from __future__ import annotations
@@ -275,7 +276,7 @@ def _add_custom_finding(
         (resource_name, reason),
         Finding(
             level="Warning",
-            code="MP0214",
+            code="MP0219",
             resource=resource_name,
             location=location,
             message=f"CUSTOM provider {policy.provider!r} cannot be called for {_describe(workload.meta)[0]}: "
@@ -384,4 +385,6 @@ def _workload_findings(snapshot: MeshSnapshot) -> list[Finding]:
             )
     for conflict in snapshot.sidecars.conflicts:  # Istio's analyzer: MultipleSidecarsWithoutSelectors
         findings.append(Finding(level="Error", code="MP0214", resource="Sidecar", location="", message=conflict))
+    for conflict in snapshot.proxy_configs.conflicts:  # Istio: "only valid to have a single selector-less" one
+        findings.append(Finding(level="Error", code="MP0214", resource="ProxyConfig", location="", message=conflict))
     return findings

@@ -100,6 +100,8 @@ VS_DB = {"hosts": ["db", "secure"], "tcp": [TCP_ROUTE], "tls": [TLS_ROUTE]}
 # A Sidecar for namespace default's proxies: reviews alone (what each Sidecar field is compared against)
 SC = {"egress": [{"hosts": ["./reviews.default.svc.cluster.local"]}]}
 SC_PORT = {"egress": [{"port": {"number": 9080, "protocol": "HTTP"}, "hosts": ["./reviews.default.svc.cluster.local"]}]}
+PC = {"concurrency": 2}
+PROXY_IMAGE_TEST = "tests/test_config_proxy_config.py::test_image_type_default_is_the_proxy_meshplane_runs"
 SC_POLICY = {**SC, "outboundTrafficPolicy": {"mode": "ALLOW_ANY"}}
 SC_INGRESS = {"ingress": [{"port": {"number": 9080, "protocol": "HTTP"}}]}
 SIDECAR_TEST = "tests/test_generate_sidecar_scope.py"
@@ -428,6 +430,8 @@ SITES: dict[str, Site] = {
     **{message: Site("EnvoyFilter", "ef", path, EF) for message, path in EF_PATHS.items()},
     "EnvoyFilter.ProxyMatch": Site("EnvoyFilter", "ef", ("configPatches", 0, "match", "proxy"), EF_PROXY),
     "EnvoyFilter.ListenerMatch": Site("EnvoyFilter", "ef", ("configPatches", 0, "match", "listener"), EF_LISTENER),
+    "ProxyConfig": Site("ProxyConfig", "pc", (), PC),
+    "ProxyImage": Site("ProxyConfig", "pc", ("image",), {**PC, "image": {"imageType": "default"}}),
 }
 
 # Where, under the site's spec, the message itself is (when it is not the site's ``path``).
@@ -474,6 +478,7 @@ MESSAGE_PATHS: dict[str, tuple[str | int, ...]] = {
     "IstioIngressListener": ("ingress", 0),
     "SidecarPort": ("egress", 0, "port"),
     "OutboundTrafficPolicy": ("outboundTrafficPolicy",),
+    "ProxyImage": ("image",),
 }
 
 T, P, R, X = Translated, ProvenBy, Rejected, Removed
@@ -900,6 +905,13 @@ TABLE: dict[str, dict[str, FieldUse]] = {
         "inboundConnectionPool": T({"tcp": {"maxConnections": 5}}),
         "outboundTrafficPolicy": T({"mode": "REGISTRY_ONLY"}),
     },
+    "ProxyConfig": {
+        "selector": T({"matchLabels": {"app": "reviews"}}),  # productpage's proxy then keeps the default
+        "concurrency": T(4),
+        "environmentVariables": T({"LOG_FORMAT": "json"}),
+        "image": P(PROXY_IMAGE_TEST),
+    },
+    "ProxyImage": {"imageType": P(PROXY_IMAGE_TEST)},
     "IstioEgressListener": {
         "port": T({"number": 9081, "protocol": "HTTP"}),
         "bind": R("127.0.0.1"),

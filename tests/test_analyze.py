@@ -31,8 +31,8 @@ spec:
   hosts: [ratings]
   http: [{route: [{destination: {host: ratings}}]}]
 ---
-apiVersion: networking.istio.io/v1
-kind: ProxyConfig
+apiVersion: extensions.istio.io/v1alpha1
+kind: WasmPlugin
 metadata: {name: edge}
 spec: {}
 ---
@@ -69,7 +69,7 @@ async def test_rejections_skips_and_mesh_problems_are_reported_with_their_place(
         (f"{tmp_path / 'rules.yaml'}:11", "spec.http[0].route[1].weigth"),
     }
     assert "did you mean 'weight'" in format_finding(next(f for f in errors if "weigth" in f.message))
-    assert "ProxyConfig" in by_code["MP0102"].message
+    assert "WasmPlugin" in by_code["MP0102"].message
     assert by_code["MP0201"].resource == "VirtualService default/ratings"
     assert REVIEWS_V1_IP in by_code["MP0205"].message and "squatter" in by_code["MP0205"].message
 
@@ -276,7 +276,7 @@ extensionProviders:
             "sample-ext-authz-grpc",
             PROVIDERS,
             [
-                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "Warning [MP0219] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
                 "'sample-ext-authz-grpc' cannot be called for WorkloadEntry foo/httpbin: extension provider "
                 "sample-ext-authz-grpc not found, available providers are ['sample-ext-authz-http']; the policy fails "
                 "closed (what it would send to the provider is denied)"
@@ -286,7 +286,7 @@ extensionProviders:
             "sample-ext-authz-http",
             PROVIDERS.replace('"8000"', '"9000"'),
             [
-                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "Warning [MP0219] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
                 "'sample-ext-authz-http' cannot be called for WorkloadEntry foo/httpbin: service "
                 "ext-authz.foo.svc.cluster.local has no port 9000; the policy fails closed (what it would send to the "
                 "provider is denied)"
@@ -298,7 +298,7 @@ extensionProviders:
             [
                 "Error [MP0103] (MeshConfig mesh.yaml:1) extensionProviders[0].envoyExtAuthzHttp.port: port must be in "
                 "the range [1, 65535], found: 0",
-                "Warning [MP0214] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
+                "Warning [MP0219] (AuthorizationPolicy foo/ext-authz rules.yaml:31) CUSTOM provider "
                 "'sample-ext-authz-http' cannot be called for WorkloadEntry foo/httpbin: extension provider "
                 "sample-ext-authz-http not found, available providers are []; the policy fails closed (what it would "
                 "send to the provider is denied)",

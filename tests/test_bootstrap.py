@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -29,8 +30,11 @@ from envoy_bootstrap.bootstrap import (
     build_sidecar_bootstrap,
     write_citadel_trust,
 )
+from envoy_bootstrap.proxy_config import LaunchSettings
+from pilot.config.parse import parse_config_text
 from pilot.model.build import parse_node_id
 from tests.mtls_builders import write_test_pki
+from tests.xds_fakes import bookinfo, serving
 
 
 def _sidecar(**overrides: Any) -> bootstrap_pb2.Bootstrap:
@@ -250,28 +254,65 @@ def test_cli_reports_invalid_arguments(capsys: pytest.CaptureFixture[str]) -> No
     assert "pilot: expected HOST:PORT" in capsys.readouterr().err
 
 
-def test_cli_run_execs_envoy_with_the_bootstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(os, "execv", lambda path, args: calls.append((str(path), list(args))))
-    bootstrap_file = tmp_path / "sidecar.json"
+def _exec_without_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run`` tests about the bootstrap: no exec, and no ProxyConfig (as Pilot answers for a proxy without one)."""
+    monkeypatch.setattr(os, "execve", lambda path, args, env: None)
 
-    cli.main(
-        [
-            "run", "sidecar", "--workload", "reviews-v2", "--address", "127.0.0.22",
+    async def no_proxy_config(
+        pilot: str, bootstrap: Path, *, default_concurrency: int, timeout: float
+    ) -> LaunchSettings:
+        return LaunchSettings(concurrency=default_concurrency)
+
+    monkeypatch.setattr(cli, "fetch_launch_settings", no_proxy_config)
+
+
+REVIEWS_V2_PROXY_CONFIG = """\
+apiVersion: networking.istio.io/v1beta1
+kind: ProxyConfig
+metadata: {name: reviews-v2, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews, version: v2}}
+  concurrency: 2
+  environmentVariables: {LOG_FORMAT: json}
+"""
+
+
+async def test_cli_run_execs_envoy_with_the_bootstrap_and_its_proxy_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, list[str], dict[str, str]]] = []
+    monkeypatch.setattr(os, "execve", lambda path, args, env: calls.append((str(path), list(args), dict(env))))
+    bootstrap_file = tmp_path / "sidecar.json"
+    proxy_configs = {r.meta.key: r for r in parse_config_text(REVIEWS_V2_PROXY_CONFIG, "pc.yaml").resources}
+
+    async with serving({**bookinfo(), **proxy_configs}, debounce=0.01) as pilot:
+        arguments = [
+            "run", "sidecar", "--workload", "reviews-v2", "--address", "127.0.0.12",
+            "--pilot", f"127.0.0.1:{pilot.port}",
             "--bootstrap-file", str(bootstrap_file), "--log-level", "debug",
             "--", "--component-log-level", "upstream:debug",
-        ]
-    )  # fmt: skip
+        ]  # fmt: skip
+        assert await asyncio.to_thread(cli.main, arguments) == 0
 
-    ((path, argv),) = calls
+    ((path, argv, env),) = calls
     assert path == str(find_envoy_binary())
     assert argv[1:] == [
-        "-c", str(bootstrap_file), "--disable-hot-restart", "--concurrency", "1", "--log-level", "debug",
+        "-c", str(bootstrap_file), "--disable-hot-restart", "--concurrency", "2", "--log-level", "debug",
         "--drain-strategy", "immediate", "--drain-time-s", "5",
         "--component-log-level", "upstream:debug",
     ]  # fmt: skip
+    assert env == {**os.environ, "LOG_FORMAT": "json"}
     written = json_format.Parse(bootstrap_file.read_text(), bootstrap_pb2.Bootstrap())
-    assert written.node.id == "sidecar~127.0.0.22~reviews-v2.default~default.svc.cluster.local"
+    assert written.node.id == "sidecar~127.0.0.12~reviews-v2.default~default.svc.cluster.local"
+
+
+def test_cli_run_without_pilot_does_not_start_envoy(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arguments = [
+        "run", "sidecar", "--workload", "reviews-v2", "--address", "127.0.0.22", "--pilot", "127.0.0.1:1",
+        "--bootstrap-file", str(tmp_path / "sidecar.json"), "--proxy-config-timeout", "0.3",
+    ]  # fmt: skip
+    assert cli.main(arguments) == 2
+    assert "no ProxyConfig for sidecar~127.0.0.22~reviews-v2" in capsys.readouterr().err
 
 
 def test_cli_envoy_arguments_only_with_run(capsys: pytest.CaptureFixture[str]) -> None:
@@ -442,7 +483,7 @@ def test_cli_citadel_flags_go_together(
 def test_cli_run_never_prints_the_token(
     tmp_path: Path, root_pem: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(os, "execv", lambda path, args: None)
+    _exec_without_pilot(monkeypatch)
     bootstrap_file = tmp_path / "sidecar.json"
 
     citadel = _citadel_files(tmp_path, root_pem)
@@ -563,7 +604,7 @@ def test_real_envoy_validates_the_bootstrap_with_mixer(tmp_path: Path, trust: Pa
 
 @pytest.mark.parametrize("command", [["sidecar"], ["run", "sidecar"]], ids=["sidecar", "run"])
 def test_cli_mixer_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
-    monkeypatch.setattr(os, "execv", lambda path, args: None)
+    _exec_without_pilot(monkeypatch)
     output = tmp_path / "bootstrap.json"
     where = ["-o", str(output)] if command == ["sidecar"] else ["--bootstrap-file", str(output)]
 

@@ -6,6 +6,7 @@ import pytest
 
 from pilot.config.mesh_config import MeshConfig, MeshConfigError, MeshNames, parse_mesh_config
 from pilot.model import MeshSettings, OutboundTrafficPolicy
+from pilot.model.proxy_config import ProxyDefaults
 
 
 @pytest.mark.parametrize(
@@ -29,10 +30,28 @@ def test_accepted(text: str, expected: MeshConfig) -> None:
     assert parse_mesh_config(text, "mesh.yaml") == expected
 
 
+def test_default_config_is_every_proxy_s_lowest_proxy_config_layer() -> None:
+    config = parse_mesh_config("defaultConfig:\n  concurrency: 0\n  proxyMetadata: {LOG: json}\n", "mesh.yaml")
+    assert config.settings.proxy_defaults == ProxyDefaults(concurrency=0, environment_variables={"LOG": "json"})
+    assert config.describe()["defaultConfig"] == {"concurrency": 0, "proxyMetadata": {"LOG": "json"}}
+    assert parse_mesh_config("defaultConfig: {}\n", "mesh.yaml").settings.proxy_defaults == ProxyDefaults()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("connectTimeout: 1s\n", ["mesh.yaml:1: connectTimeout: not supported by meshplane yet"]),
+        (
+            "defaultConfig:\n  drainDuration: 10s\n",
+            ["mesh.yaml:2: defaultConfig.drainDuration: not supported by meshplane yet (defaultConfig: concurrency"],
+        ),
+        (
+            "defaultConfig:\n  concurrency: -1\n  proxyMetadata: {ISTIO_META_X: a}\n",
+            [
+                "mesh.yaml:2: defaultConfig.concurrency: must be at least 0, got -1",
+                "mesh.yaml:3: defaultConfig.proxyMetadata.ISTIO_META_X: not supported by meshplane yet",
+            ],
+        ),
         (
             "rootNamespace: r\nenableAutoMtls: false\n",
             ["mesh.yaml:2: enableAutoMtls: not supported by meshplane yet: auto mTLS is always on"],
@@ -45,7 +64,16 @@ def test_accepted(text: str, expected: MeshConfig) -> None:
         ("a: [\n", ["mesh.yaml:"]),
         ("trustDomain: Example.ORG\n", ["mesh.yaml:1: trustDomain: trustDomain 'Example.ORG' is not a trust domain"]),
     ],
-    ids=["unsupported-field", "auto-mtls-off", "bad-mode", "typo", "yaml-syntax", "bad-trust-domain"],
+    ids=[
+        "unsupported-field",
+        "default-config-field",
+        "default-config-values",
+        "auto-mtls-off",
+        "bad-mode",
+        "typo",
+        "yaml-syntax",
+        "bad-trust-domain",
+    ],
 )
 def test_rejected(text: str, expected: list[str]) -> None:
     with pytest.raises(MeshConfigError) as raised:

@@ -86,8 +86,8 @@ def test_istio_s_built_in_providers_exist_unless_a_name_is_taken() -> None:
             "mesh.yaml:3: defaultConfig.tracing.zipkin: not",
         ),
         (
-            "defaultConfig:\n  concurrency: 2\n",
-            "mesh.yaml:2: defaultConfig.concurrency: not supported by meshplane yet",
+            "defaultConfig:\n  drainDuration: 5s\n",
+            "mesh.yaml:2: defaultConfig.drainDuration: not supported by meshplane yet",
         ),
         (
             "extensionProviders:\n- name: o\n  opentelemetry: {service: c.o, port: 4317, http: {path: /v1}}\n",

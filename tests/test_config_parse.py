@@ -66,12 +66,8 @@ def test_istio_api_versions_are_accepted(api_version: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "api_version"),
-    [
-        ("ProxyConfig", "networking.istio.io/v1beta1"),
-        ("WasmPlugin", "extensions.istio.io/v1alpha1"),
-        ("ConfigMap", "v1"),
-    ],
-    ids=["proxy-config", "wasm-plugin", "configmap"],
+    [("WasmPlugin", "extensions.istio.io/v1alpha1"), ("ConfigMap", "v1")],
+    ids=["wasm-plugin", "configmap"],
 )
 def test_other_kinds_are_skipped_with_a_warning(kind: str, api_version: str) -> None:
     text = f"# header\napiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{whatever: 1}}\n"

@@ -106,9 +106,9 @@ def test_parse_object_accepts_and_keeps_the_origin() -> None:
 
 
 def test_parse_object_skips_kinds_it_does_not_read() -> None:
-    outcome = parse_object(config_object("ProxyConfig", "gw", {}), IN_MEMORY)
+    outcome = parse_object(config_object("WasmPlugin", "gw", {}), IN_MEMORY)
     assert isinstance(outcome, Skipped)
-    assert str(outcome).startswith("WorkloadEntry/default/web@7: skipped ProxyConfig (networking.istio.io/v1): ")
+    assert str(outcome).startswith("WorkloadEntry/default/web@7: skipped WasmPlugin (networking.istio.io/v1): ")
 
 
 def test_parse_object_with_field_lines_places_problems_on_their_lines() -> None:

@@ -45,6 +45,10 @@ TRANSLATED = [
     ("hold-application", {"proxy.istio.io/config": "holdApplicationUntilProxyStarts: true"}, "hold_application", True),
     ("proxy-config-concurrency-1", {"proxy.istio.io/config": "concurrency: 1"}, "hold_application", False),
     ("proxy-config-empty-metadata", {"proxy.istio.io/config": "proxyMetadata: {}"}, "hold_application", False),
+    ("proxy-config-none-for-pilot", {"proxy.istio.io/config": "proxyMetadata: {}"}, "proxy_config", None),
+    ("proxy-config-concurrency-2", {"proxy.istio.io/config": "concurrency: 2"}, "proxy_config", '{"concurrency":2}'),
+    ("proxy-config-metadata", {"proxy.istio.io/config": "proxyMetadata: {LOG_FORMAT: json}\nconcurrency: 0"},
+     "proxy_config", '{"concurrency":0,"proxyMetadata":{"LOG_FORMAT":"json"}}'),
     ("other-prefixes-not-ours", {"prometheus.io/scrape": "true"}, "log_level", "info"),
 ]  # fmt: skip
 
@@ -81,12 +85,14 @@ REFUSED = [
     ("bad-log-level", {"sidecar.istio.io/logLevel": "loud"}, "sidecar.istio.io/logLevel: 'loud' is not one of trace,"),
     ("rewrite-probers-not-bool", {"sidecar.istio.io/rewriteAppHTTPProbers": "yes"},
      "sidecar.istio.io/rewriteAppHTTPProbers: expected true or false, got 'yes'"),
-    ("proxy-config-concurrency", {"proxy.istio.io/config": "concurrency: 2"},
-     "proxy.istio.io/config: concurrency: 2 is not supported by meshplane yet (its sidecar runs Envoy with one "),
+    ("proxy-config-concurrency", {"proxy.istio.io/config": "concurrency: -1"},
+     "proxy.istio.io/config: concurrency: must be at least 0, got -1"),
     ("proxy-config-drain", {"proxy.istio.io/config": "drainDuration: 10s"},
-     "proxy.istio.io/config: drainDuration: not supported by meshplane yet (honoured: concurrency (1),"),
+     "proxy.istio.io/config: drainDuration: not supported by meshplane yet (honoured: concurrency,"),
     ("proxy-config-metadata", {"proxy.istio.io/config": "proxyMetadata: {ISTIO_META_DNS_CAPTURE: 'true'}"},
-     "proxy.istio.io/config: proxyMetadata: not supported by meshplane yet"),
+     "proxy.istio.io/config: proxyMetadata.ISTIO_META_DNS_CAPTURE: not supported by meshplane yet (Istio's agent"),
+    ("proxy-config-metadata-not-strings", {"proxy.istio.io/config": "proxyMetadata: {A: 1}"},
+     "proxy.istio.io/config: proxyMetadata: expected a mapping of strings"),
     ("proxy-config-unknown", {"proxy.istio.io/config": "drainDurations: 10s"},
      "proxy.istio.io/config: drainDurations: unknown field"),
     ("proxy-config-not-yaml", {"proxy.istio.io/config": "a: [1"}, "proxy.istio.io/config: not valid YAML at line 1"),
@@ -105,7 +111,7 @@ def test_annotation_refused(annotations: dict[str, str], message: str) -> None:
 
 def test_every_problem_is_reported_at_once() -> None:
     annotations = {"sidecar.istio.io/interceptionMode": "TPROXY", "sidecar.istio.io/proxyCPU": "x"}
-    annotations["proxy.istio.io/config"] = "drainDuration: 1s\nconcurrency: 4"
+    annotations["proxy.istio.io/config"] = "drainDuration: 1s\nconcurrency: -4"
     with pytest.raises(InjectionRefused) as refused:
         sidecar_options(annotations, SETTINGS)
     assert len(str(refused.value).split("; ")) == 4

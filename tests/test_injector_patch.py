@@ -185,6 +185,14 @@ def test_dns_upstreams_are_the_pods_own_resolvers() -> None:
     assert arg(args, "--dns-upstreams-from") == "/etc/resolv.conf" and "--dns-upstream" not in args
 
 
+def test_proxy_config_concurrency_and_metadata_go_to_the_sidecar_for_pilot() -> None:
+    annotation = "concurrency: 2\nproxyMetadata: {GREETING: 'costs $(HOME)'}"
+    args = container(injected(pod(annotations={"proxy.istio.io/config": annotation})), "istio-proxy")["args"]
+    # "$$": Kubernetes leaves a literal "$(HOME)" in the argument instead of expanding a variable
+    assert arg(args, "--proxy-config") == '{"concurrency":2,"proxyMetadata":{"GREETING":"costs $$(HOME)"}}'
+    assert "--proxy-config" not in container(injected(pod()), "istio-proxy")["args"]
+
+
 def test_hold_application_puts_the_sidecar_first_with_a_post_start_wait() -> None:
     obj = pod(annotations={"proxy.istio.io/config": "holdApplicationUntilProxyStarts: true"})
     result = injected(obj)

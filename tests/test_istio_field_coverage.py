@@ -22,7 +22,13 @@ import pytest
 from meshplane import names
 from pilot.config.errors import format_path
 from pilot.config.istio_api import ISTIO_MESSAGES, REMOVED_FIELDS
-from pilot.config.parse import API_VERSIONS, SECURITY_API_VERSIONS, ParsedFile, parse_config_text
+from pilot.config.parse import (
+    API_VERSIONS,
+    PROXY_CONFIG_API_VERSIONS,
+    SECURITY_API_VERSIONS,
+    ParsedFile,
+    parse_config_text,
+)
 from pilot.config.validate_telemetry import TELEMETRY_API_VERSIONS
 from pilot.generate.registry import GENERATORS
 from pilot.model import build_snapshot, parse_node_id, resolve_proxy
@@ -52,6 +58,7 @@ def _document(kind: str, name: str, spec: Mapping[str, Any]) -> str:
         api_version = TELEMETRY_API_VERSIONS[0]
     if kind == "EnvoyFilter":
         api_version = "networking.istio.io/v1alpha3"  # its one version, as in Istio
+    api_version = PROXY_CONFIG_API_VERSIONS[0] if kind == "ProxyConfig" else api_version
     return json.dumps({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec})
 
 

@@ -276,11 +276,11 @@ def test_invalid_object_is_rejected_with_its_reference(kube_source: _Source) -> 
 
 
 def test_other_istio_kinds_get_a_warning_naming_them(kube_source: _Source) -> None:
-    gateway = config_object("ProxyConfig", "ingress", {"concurrency": 2}, resource_version="31")
+    gateway = config_object("WasmPlugin", "ingress", {"url": "oci://x"}, resource_version="31")
     kube_source.apply(changed(VIRTUAL_SERVICE, "ADDED", gateway))
     assert kube_source.store.accepted == {}
     (warning,) = kube_source.store.warnings
-    assert warning.startswith("ProxyConfig/default/ingress@31: skipped ProxyConfig (networking.istio.io/v1)")
+    assert warning.startswith("WasmPlugin/default/ingress@31: skipped WasmPlugin (networking.istio.io/v1)")
 
 
 def test_the_cluster_wins_a_key_a_file_defines_too(kube_source: _Source) -> None:

@@ -28,6 +28,7 @@ from pilot.config.parse import (
     API_VERSIONS,
     ENVOY_FILTER_API_VERSIONS,
     MIXER_API_VERSIONS,
+    PROXY_CONFIG_API_VERSIONS,
     SECURITY_API_VERSIONS,
     parse_config_text,
 )
@@ -175,6 +176,8 @@ def test_every_api_version_meshplane_reads_is_served_by_its_crd(kind: str) -> No
     versions = PARSED_VERSIONS.get(crd["group"], MIXER_API_VERSIONS)
     if kind == "EnvoyFilter":
         versions = ENVOY_FILTER_API_VERSIONS
+    if kind == "ProxyConfig":
+        versions = PROXY_CONFIG_API_VERSIONS
     served = {f"{crd['group']}/{v['name']}" for v in crd["versions"] if v["served"]}
     assert set(versions) <= served
 

@@ -15,7 +15,14 @@ from envoy.service.discovery.v3.discovery_pb2 import DiscoveryResponse
 
 from envoy_bootstrap.bootstrap import sidecar_node_id
 from meshplane import names
-from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
+from pilot.generate.registry import (
+    CLUSTER_TYPE,
+    ENDPOINT_TYPE,
+    LISTENER_TYPE,
+    NAME_TABLE_TYPE,
+    PROXY_CONFIG_TYPE,
+    ROUTE_TYPE,
+)
 from pilot.kube import ChangeLevel, KubernetesRegistry, WatchEvent
 from pilot.model import SERVICE_ENTRIES
 from pilot.xds import DiscoveryServer
@@ -112,7 +119,7 @@ async def test_endpoint_slice_change_pushes_only_load_assignments() -> None:
         await wait_until(lambda: server.snapshot is not built)
         cache = server.cache
         assert cache is not None and cache.snapshot.changed_kinds == {"Endpoints"}
-        assert cache.reused_types == {CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, NAME_TABLE_TYPE}
+        assert cache.reused_types == {CLUSTER_TYPE, LISTENER_TYPE, ROUTE_TYPE, NAME_TABLE_TYPE, PROXY_CONFIG_TYPE}
 
 
 async def test_a_service_change_still_reaches_clusters() -> None:

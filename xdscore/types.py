@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from meshplane.names import PROXY_CONFIG_TYPE  # the proxy launcher's ProxyConfig
+
 __all__ = [
     "CLUSTER_TYPE",
     "ENDPOINT_TYPE",
     "LISTENER_TYPE",
     "NAME_TABLE_TYPE",
+    "PROXY_CONFIG_TYPE",
     "ROUTE_TYPE",
     "SECRET_TYPE",
     "TYPE_URL_PREFIX",
@@ -32,6 +35,7 @@ _SHORT_TYPES = MappingProxyType(
         ROUTE_TYPE: "rds",
         SECRET_TYPE: "sds",
         NAME_TABLE_TYPE: "nds",
+        PROXY_CONFIG_TYPE: "proxyconfig",
     }
 )
 

@@ -244,6 +244,9 @@ ISTIO_MESSAGES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "IstioEgressListener": ("port", "bind", "captureMode", "hosts"),
         "SidecarPort": ("number", "protocol", "name", "targetPort"),
         "OutboundTrafficPolicy": ("mode", "egressProxy"),
+        # networking/v1beta1/proxy_config.proto
+        "ProxyConfig": ("selector", "concurrency", "environmentVariables", "image"),
+        "ProxyImage": ("imageType",),
         # security/v1beta1/peer_authentication.proto, authorization_policy.proto; type/v1beta1/selector.proto
         "PeerAuthentication": ("selector", "mtls", "portLevelMtls"),
         "PeerAuthentication.MutualTLS": ("mode",),

@@ -3,9 +3,10 @@
 Implemented: ``outboundTrafficPolicy.mode`` (ALLOW_ANY, REGISTRY_ONLY), ``rootNamespace``, ``trustDomain`` (these two
 win over ``--root-namespace`` / ``--trust-domain`` when the file sets them), ``enableAutoMtls: true`` (auto mTLS
 is always on), ``extensionProviders`` (``pilot.config.mesh_extension_providers`` and ``mesh_telemetry_providers``:
-the types it reads) and the telemetry settings of ``pilot.config.mesh_telemetry`` (``defaultProviders``,
+the types it reads), the telemetry settings of ``pilot.config.mesh_telemetry`` (``defaultProviders``,
 ``accessLogFile``, ``accessLogFormat``, ``accessLogEncoding: TEXT``, ``enableTracing``,
-``defaultConfig.tracing.sampling``). Every
+``defaultConfig.tracing.sampling``) and ``defaultConfig``'s ``concurrency`` and ``proxyMetadata`` (the lowest layer
+of every proxy's ProxyConfig, ``pilot.model.proxy_config``; read when a proxy starts). Every
 other MeshConfig field is rejected with "not supported by meshplane yet" and its file:line; a rejected file
 changes nothing (the last good one stays in force).
 
@@ -19,15 +20,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from meshplane.proxy_environment import PROXY_CONFIG_FIELDS, agent_variable_problem, environment_name_error
 from pilot.config.errors import ConfigError, format_path, quote
 from pilot.config.mesh_extension_providers import read_extension_providers
 from pilot.config.mesh_telemetry import TELEMETRY_MESH_FIELDS, read_telemetry_settings
 from pilot.config.origin import Origin
 from pilot.config.parse import field_origin
-from pilot.config.validate_common import Fields, Problems
+from pilot.config.types import frozen_labels
+from pilot.config.validate_common import INT32_MAX, Fields, Problems
 from pilot.config.validate_names import dns1123_label_error, trust_domain_error
 from pilot.config.yaml_source import YamlSyntaxError, load_documents
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings, OutboundTrafficPolicy
+from pilot.model.proxy_config import NO_PROXY_DEFAULTS, ProxyDefaults
 from pilot.model.types import DEFAULT_ROOT_NAMESPACE, DEFAULT_TRUST_DOMAIN
 
 __all__ = [
@@ -41,7 +45,7 @@ __all__ = [
 ]
 
 _KNOWN = (
-    "outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls", "extensionProviders",
+    "outboundTrafficPolicy", "rootNamespace", "trustDomain", "enableAutoMtls", "extensionProviders", "defaultConfig",
     *TELEMETRY_MESH_FIELDS,
 )  # fmt: skip
 _UNSUPPORTED = (  # Istio MeshConfig fields meshplane does not implement yet
@@ -86,6 +90,14 @@ class MeshConfig:
             described["extensionProviders"] = [
                 {"name": provider.name, "type": provider.kind} for provider in self.settings.extension_providers
             ]
+        defaults = self.settings.proxy_defaults
+        default_config: dict[str, object] = {}
+        if defaults.concurrency is not None:
+            default_config["concurrency"] = defaults.concurrency
+        if defaults.environment_variables:
+            default_config["proxyMetadata"] = dict(defaults.environment_variables)
+        if default_config:
+            described["defaultConfig"] = default_config
         return described
 
 
@@ -155,12 +167,39 @@ def _read(top: Fields, problems: Problems, defaults: MeshNames) -> MeshConfig:
     names = MeshNames(
         trust_domain=trust_domain or defaults.trust_domain, root_namespace=root_namespace or defaults.root_namespace
     )
+    default_config = top.mapping("defaultConfig", known=PROXY_CONFIG_FIELDS)
     settings = MeshSettings(
         outbound_traffic_policy=policy,
         extension_providers=read_extension_providers(top),
-        **read_telemetry_settings(top),
+        **read_telemetry_settings(top, default_config),
+        proxy_defaults=_default_config(default_config),
     )
     return MeshConfig(settings=settings, names=names)
+
+
+_DEFAULT_CONFIG_READ = ("concurrency", "proxyMetadata", "tracing")
+_DEFAULT_CONFIG_REASON = (
+    "not supported by meshplane yet (defaultConfig: concurrency, proxyMetadata and tracing.sampling only; on "
+    "Kubernetes a pod's proxy.istio.io/config annotation also takes holdApplicationUntilProxyStarts)"
+)
+
+
+def _default_config(config: Fields | None) -> ProxyDefaults:
+    """``defaultConfig``: the ProxyConfig every proxy starts from (``pilot.model.proxy_config``, the lowest layer);
+    its ``tracing`` is read by ``pilot.config.mesh_telemetry``."""
+    if config is None:
+        return NO_PROXY_DEFAULTS
+    for name in sorted(set(config.node) - set(_DEFAULT_CONFIG_READ)):
+        if name in PROXY_CONFIG_FIELDS:
+            config.report(name, _DEFAULT_CONFIG_REASON)
+    variables = config.string_map("proxyMetadata") or {}
+    for name in variables:
+        problem = environment_name_error(name) or agent_variable_problem(name)
+        config.problems.add_if(config.at("proxyMetadata", name), problem)
+    return ProxyDefaults(
+        concurrency=config.integer("concurrency", minimum=0, maximum=INT32_MAX),
+        environment_variables=frozen_labels(variables),
+    )
 
 
 def _check_running_names(top: Fields, names: MeshNames, running: MeshNames) -> None:

@@ -10,8 +10,9 @@
 - ``enableTracing``: accepted. meshplane has no bootstrap tracer (Istio's legacy ``defaultConfig.tracing.zipkin``
   and the like), so it traces only through Telemetry ``tracing`` providers (or ``defaultProviders.tracing``), which
   is also what Istio does when a Telemetry configures tracing (it then ignores ``enableTracing``).
-- ``defaultConfig``: only ``tracing.sampling`` (the sampling percentage when no Telemetry sets
-  ``randomSamplingPercentage``; Istio's default 1%); every other ProxyConfig field is not supported yet.
+- ``defaultConfig.tracing``: only ``sampling`` (the sampling percentage when no Telemetry sets
+  ``randomSamplingPercentage``; Istio's default 1%); the rest of ``defaultConfig`` is read by
+  ``pilot.config.mesh_config``.
 - ``enableEnvoyAccessLogService`` stays unsupported: meshplane's Envoys always stream their access logs to Mixer,
   which is its telemetry pipeline (``pilot.generate.access_logs``).
 """
@@ -26,17 +27,7 @@ from pilot.model.mesh_settings import DefaultProviders
 __all__ = ["TELEMETRY_MESH_FIELDS", "read_telemetry_settings"]
 
 TELEMETRY_MESH_FIELDS = (
-    "defaultProviders", "accessLogFile", "accessLogFormat", "accessLogEncoding", "enableTracing", "defaultConfig",
-)  # fmt: skip
-_PROXY_CONFIG_FIELDS = ("tracing",)
-_PROXY_CONFIG_UNSUPPORTED = (
-    "configPath", "binaryPath", "serviceCluster", "drainDuration", "discoveryAddress", "discoveryRefreshDelay",
-    "zipkinAddress", "statsdUdpAddress", "proxyAdminPort", "controlPlaneAuthPolicy", "customConfigFile",
-    "statNameLength", "concurrency", "proxyBootstrapTemplatePath", "interceptionMode", "sds", "envoyAccessLogService",
-    "envoyMetricsService", "proxyMetadata", "runtimeValues", "statusPort", "extraStatTags", "gatewayTopology",
-    "terminationDrainDuration", "meshId", "readinessProbe", "proxyStatsMatcher", "holdApplicationUntilProxyStarts",
-    "caCertificatesPem", "image", "privateKeyProvider", "proxyHeaders", "fileFlushInterval", "fileFlushMinSizeKb",
-    "parentShutdownDuration", "tracingServiceName", "startupProbe",
+    "defaultProviders", "accessLogFile", "accessLogFormat", "accessLogEncoding", "enableTracing",
 )  # fmt: skip
 _TRACING_UNSUPPORTED = (
     "zipkin", "lightstep", "datadog", "stackdriver", "openCensusAgent", "customTags", "maxPathTagLength", "tlsSettings",
@@ -44,8 +35,9 @@ _TRACING_UNSUPPORTED = (
 _DEFAULT_SAMPLING = 1.0  # Istio's PILOT_TRACE_SAMPLING default
 
 
-def read_telemetry_settings(top: Fields) -> dict[str, Any]:
-    """The MeshSettings keyword arguments of the telemetry fields of MeshConfig ``top`` (problems on ``top``)."""
+def read_telemetry_settings(top: Fields, default_config: Fields | None) -> dict[str, Any]:
+    """The MeshSettings keyword arguments of the telemetry fields of MeshConfig ``top`` and of its ``defaultConfig``
+    (``default_config``, read by ``pilot.config.mesh_config``: its ``tracing`` is read here); problems on them."""
     encoding = top.enum("accessLogEncoding", ("TEXT", "JSON"))
     if encoding == "JSON":
         top.report("accessLogEncoding", "JSON: not supported by meshplane yet (TEXT is; or use a Telemetry with an "
@@ -55,7 +47,7 @@ def read_telemetry_settings(top: Fields) -> dict[str, Any]:
         "default_providers": _default_providers(top),
         "access_log_file": top.string("accessLogFile") or "",
         "access_log_format": top.string("accessLogFormat") or "",
-        "default_sampling": _default_sampling(top),
+        "default_sampling": _default_sampling(default_config),
     }
 
 
@@ -75,8 +67,7 @@ def _default_providers(top: Fields) -> DefaultProviders:
     )
 
 
-def _default_sampling(top: Fields) -> float:
-    proxy = top.mapping("defaultConfig", known=_PROXY_CONFIG_FIELDS, unsupported=_PROXY_CONFIG_UNSUPPORTED)
+def _default_sampling(proxy: Fields | None) -> float:
     tracing = proxy.mapping("tracing", known=("sampling",), unsupported=_TRACING_UNSUPPORTED) if proxy else None
     sampling = tracing.number("sampling", minimum=0.0, maximum=100.0) if tracing is not None else None
     return sampling if sampling else _DEFAULT_SAMPLING  # Istio: 0 (unset) is the default

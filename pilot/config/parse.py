@@ -7,12 +7,12 @@ field when ``field_lines`` are known, else at the origin alone), or, for a kind 
 
 Every document is validated on its own (one bad resource never affects another) and every problem of a document
 is reported at once. The kinds read: ServiceEntry, WorkloadEntry, WorkloadGroup, DestinationRule, VirtualService,
-Gateway, Sidecar, EnvoyFilter (``networking.istio.io``; EnvoyFilter in v1alpha3 only, as in Istio),
-PeerAuthentication, AuthorizationPolicy, RequestAuthentication (``security.istio.io``), Telemetry
-(``telemetry.istio.io``), and Mixer's AccessList and RateLimit (``mixer.meshplane.io/v1``); each only in its API
-group's versions. Other kinds (ProxyConfig, WasmPlugin, ConfigMaps, ...) are skipped with a warning. A ``kind:
-List`` document (``kubectl get -o yaml``) is read item by item. A YAML syntax error makes the whole file unusable:
-``ParsedFile.file_error``.
+Gateway, Sidecar, EnvoyFilter, ProxyConfig (``networking.istio.io``; EnvoyFilter in v1alpha3 only and ProxyConfig
+in v1beta1 only, as in Istio), PeerAuthentication, AuthorizationPolicy, RequestAuthentication
+(``security.istio.io``), Telemetry (``telemetry.istio.io``), and Mixer's AccessList and RateLimit
+(``mixer.meshplane.io/v1``); each only in its API group's versions. Other kinds (WasmPlugin, ConfigMaps, ...) are
+skipped with a warning. A ``kind: List`` document (``kubectl get -o yaml``) is read item by item. A YAML syntax
+error makes the whole file unusable: ``ParsedFile.file_error``.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from pilot.config.validate_mixer_policy import (
 )
 from pilot.config.validate_names import dns1123_label_error, dns1123_subdomain_error
 from pilot.config.validate_peer_authentication import PEER_AUTHENTICATION_FIELDS, validate_peer_authentication
+from pilot.config.validate_proxy_config import PROXY_CONFIG_FIELDS, validate_proxy_config
 from pilot.config.validate_request_authentication import (
     REQUEST_AUTHENTICATION_FIELDS,
     validate_request_authentication,
@@ -72,6 +73,7 @@ __all__ = [
     "DEFAULT_NAMESPACE",
     "ENVOY_FILTER_API_VERSIONS",
     "MIXER_API_VERSIONS",
+    "PROXY_CONFIG_API_VERSIONS",
     "SECURITY_API_VERSIONS",
     "ParsedFile",
     "Rejected",
@@ -86,6 +88,7 @@ API_VERSIONS = ("networking.istio.io/v1", "networking.istio.io/v1beta1", "networ
 SECURITY_API_VERSIONS = ("security.istio.io/v1", "security.istio.io/v1beta1")
 MIXER_API_VERSIONS = ("mixer.meshplane.io/v1",)
 ENVOY_FILTER_API_VERSIONS = ("networking.istio.io/v1alpha3",)  # Istio's one version of EnvoyFilter
+PROXY_CONFIG_API_VERSIONS = ("networking.istio.io/v1beta1",)  # Istio serves ProxyConfig in v1beta1 only
 DEFAULT_NAMESPACE = "default"
 
 _Validator = Callable[[Fields, ConfigMeta], Resource]
@@ -125,6 +128,7 @@ _KINDS: dict[str, tuple[tuple[str, ...], tuple[str, ...], _Validator, tuple[str,
     Kind.GATEWAY: (GATEWAY_FIELDS, (), validate_gateway, API_VERSIONS),
     Kind.TELEMETRY: (TELEMETRY_FIELDS, (), validate_telemetry, TELEMETRY_API_VERSIONS),
     Kind.ENVOY_FILTER: (ENVOY_FILTER_FIELDS, (), validate_envoy_filter, ENVOY_FILTER_API_VERSIONS),
+    Kind.PROXY_CONFIG: (PROXY_CONFIG_FIELDS, (), validate_proxy_config, PROXY_CONFIG_API_VERSIONS),
 }
 _TOP_FIELDS = ("apiVersion", "kind", "metadata", "spec")
 _METADATA_FIELDS = ("name", "namespace", "labels")

@@ -83,6 +83,7 @@ __all__ = [
     "PeerAuthentication",
     "PortTrafficPolicy",
     "Protocol",
+    "ProxyConfig",
     "ProxyProtocolVersion",
     "RateLimit",
     "RateLimitOverride",
@@ -149,6 +150,7 @@ class Kind(StrEnum):
     SIDECAR = "Sidecar"
     TELEMETRY = "Telemetry"  # telemetry.istio.io
     ENVOY_FILTER = "EnvoyFilter"
+    PROXY_CONFIG = "ProxyConfig"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True, order=True)
@@ -1247,6 +1249,20 @@ class EnvoyFilter:
     config_patches: tuple[EnvoyFilterPatch, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProxyConfig:
+    """Istio's ProxyConfig (``networking.istio.io/v1beta1``): how the proxies of a namespace (or, with ``selector``,
+    of some workloads; in the root namespace without one, of the mesh) are started. Read by the proxy's launcher when
+    it starts Envoy (``--concurrency``, the process's environment); which one applies: ``pilot.model.proxy_config``."""
+
+    meta: ConfigMeta
+    selector: Labels | None = None  # None: the namespace's (root namespace: the mesh's)
+    concurrency: int | None = None  # worker threads; 0: as many as the machine has cores; None: not set here
+    environment_variables: Labels = field(
+        default_factory=lambda: MappingProxyType({})
+    )  # added to the Envoy process's environment
+
+
 Resource = (
     ServiceEntry
     | WorkloadEntry
@@ -1262,4 +1278,5 @@ Resource = (
     | Sidecar
     | Telemetry
     | EnvoyFilter
+    | ProxyConfig
 )

@@ -22,17 +22,18 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pilot.config.types import EnvoyFilterApplyTo
-from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, routes
+from pilot.generate import clusters, endpoints, listeners, name_table, port_routes, proxy_config, routes
 from pilot.generate.envoy_filter_scopes import cluster_patcher, listener_patcher, route_patcher, with_envoy_filters
 from pilot.generate.gateway_listeners import build_gateway_listeners
 from pilot.generate.gateway_routes import build_gateway_routes
 from pilot.generate.gateway_sni_dnat import build_sni_dnat_clusters
 from pilot.model.gateways import is_router
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
+from pilot.model.proxy_config import PROXY_CONFIG_KIND
 from pilot.model.registry import ENDPOINTS_KIND
 from pilot.model.sidecar_index import SIDECAR_KIND, SIDECAR_SCOPE_KIND
 from pilot.model.types import MeshSnapshot, Proxy
-from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, ROUTE_TYPE
+from xdscore.types import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, NAME_TABLE_TYPE, PROXY_CONFIG_TYPE, ROUTE_TYPE
 
 __all__ = [
     "CLUSTER_TYPE",
@@ -40,6 +41,7 @@ __all__ = [
     "GENERATORS",
     "LISTENER_TYPE",
     "NAME_TABLE_TYPE",
+    "PROXY_CONFIG_TYPE",
     "PUSH_ORDER",
     "ROUTE_TYPE",
     "Scope",
@@ -221,5 +223,15 @@ GENERATORS: dict[str, TypeGenerator] = {
         scopes=name_table.name_table_scopes,
         build_scope=name_table.build_scope_name_table,
         build_proxy=name_table.build_proxy_name_table,
+    ),
+    # The proxy's effective ProxyConfig, for its launcher (read once, before Envoy starts): its labels come from the
+    # registry, the mesh's part from MeshConfig defaultConfig
+    PROXY_CONFIG_TYPE: TypeGenerator(
+        type_url=PROXY_CONFIG_TYPE,
+        affected_by=REGISTRY_KINDS | MESH_KINDS | {PROXY_CONFIG_KIND},
+        wildcard=True,
+        scopes=proxy_config.proxy_config_scopes,
+        build_scope=proxy_config.build_scope_proxy_config,
+        build_proxy=proxy_config.build_proxy_config,
     ),
 }

@@ -3,11 +3,11 @@
 
 ``REGISTRY_KINDS``: the service registry's Services, EndpointSlices (``discovery.k8s.io/v1`` where served, else
 ``v1beta1``: Kubernetes 1.20 has only that), Pods, Namespaces and Nodes. ``CONFIG_KINDS``: Istio's kinds in
-``networking.istio.io`` ``v1``, ``v1beta1``, ``v1alpha3`` (the newest the CRD serves); ``security.istio.io`` ``v1``,
-``v1beta1``; ``telemetry.istio.io`` ``v1``, ``v1alpha1``; Mixer's in ``mixer.meshplane.io/v1``: the ones
-``pilot.config.parse`` validates.
-``ISTIO_KINDS_NOT_READ`` are Istio's other kinds, watched only so that each object of them gets the warning the
-file source gives a skipped document.
+``networking.istio.io`` ``v1``, ``v1beta1``, ``v1alpha3`` (the newest the CRD serves; ProxyConfig ``v1beta1``,
+EnvoyFilter ``v1alpha3``); ``security.istio.io`` ``v1``, ``v1beta1``; ``telemetry.istio.io`` ``v1``, ``v1alpha1``;
+Mixer's in ``mixer.meshplane.io/v1``: the ones ``pilot.config.parse`` validates. ``ISTIO_KINDS_NOT_READ`` are
+Istio's other kinds, watched only so that each object of them gets the warning the file source gives a skipped
+document.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("Sidecar", "sidecars"),
     _istio("EnvoyFilter", "envoyfilters", versions=("v1alpha3",)),
     _istio("WorkloadGroup", "workloadgroups"),
+    _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),  # Istio serves it in v1beta1 only
     _istio("PeerAuthentication", "peerauthentications", "security.istio.io", _SECURITY),
     _istio("AuthorizationPolicy", "authorizationpolicies", "security.istio.io", _SECURITY),
     _istio("RequestAuthentication", "requestauthentications", "security.istio.io", _SECURITY),
@@ -55,7 +56,4 @@ CONFIG_KINDS: tuple[ApiKind, ...] = (
     _istio("Telemetry", "telemetries", "telemetry.istio.io", ("v1", "v1alpha1")),
 )
 
-ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (
-    _istio("ProxyConfig", "proxyconfigs", versions=("v1beta1",)),
-    _istio("WasmPlugin", "wasmplugins", "extensions.istio.io", ("v1alpha1",)),
-)
+ISTIO_KINDS_NOT_READ: tuple[ApiKind, ...] = (_istio("WasmPlugin", "wasmplugins", "extensions.istio.io", ("v1alpha1",)),)

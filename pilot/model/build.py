@@ -20,6 +20,7 @@ from pilot.config.types import (
     Labels,
     MixerPolicy,
     PeerAuthentication,
+    ProxyConfig,
     RateLimit,
     RequestAuthentication,
     Resource,
@@ -38,6 +39,7 @@ from pilot.model.destination_rules import (
 from pilot.model.envoy_filters import envoy_filter_patches, index_envoy_filters
 from pilot.model.gateways import index_gateway_virtual_services
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
+from pilot.model.proxy_config import index_proxy_configs
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
 from pilot.model.sidecar_index import SIDECAR_SCOPE_KIND, index_sidecars, scopes_changed, sidecar_for
@@ -340,6 +342,7 @@ def build_snapshot(
         ),
         sidecars=sidecars,
         envoy_filters=index_envoy_filters((r for r in ordered.values() if isinstance(r, EnvoyFilter)), root_namespace),
+        proxy_configs=index_proxy_configs(r for r in ordered.values() if isinstance(r, ProxyConfig)),
         changed_kinds=changed | ({SIDECAR_SCOPE_KIND} if scopes_changed(changed, sidecars, before) else set()),
         source_label_keys=_source_label_keys(virtual.values()),
         locality_needs=locality_needs(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pilot.config.mesh_extension_providers import ExtensionProvider, extension_provider
 from pilot.config.mesh_telemetry_providers import BUILTIN_PROVIDERS
+from pilot.model.proxy_config import NO_PROXY_DEFAULTS, ProxyDefaults
 
 __all__ = ["DEFAULT_MESH_SETTINGS", "MESH_CONFIG_KIND", "DefaultProviders", "MeshSettings", "OutboundTrafficPolicy"]
 
@@ -45,6 +46,7 @@ class MeshSettings:
     access_log_format: str = ""  # empty: Istio's default text format
     # defaultConfig.tracing.sampling: the sampling percentage when no Telemetry sets randomSamplingPercentage
     default_sampling: float = 1.0
+    proxy_defaults: ProxyDefaults = NO_PROXY_DEFAULTS  # MeshConfig defaultConfig (what of it meshplane applies)
 
     def extension_provider(self, name: str) -> ExtensionProvider | None:
         """The ``extensionProviders`` entry named ``name``, else Istio's built-in one of that name

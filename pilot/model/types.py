@@ -30,6 +30,7 @@ from pilot.model.client_view import EMPTY_VIEW, NO_LOCALITY_NEEDS, ClientView, L
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.envoy_filters import EnvoyFilterIndex
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
+from pilot.model.proxy_config import ProxyConfigIndex
 from pilot.model.sidecar_index import SidecarIndex
 
 __all__ = [
@@ -211,6 +212,7 @@ class MeshSnapshot:
     )
     sidecars: SidecarIndex = field(default_factory=SidecarIndex)  # see pilot.model.sidecar_index
     envoy_filters: EnvoyFilterIndex = field(default_factory=EnvoyFilterIndex)  # see pilot.model.envoy_filters
+    proxy_configs: ProxyConfigIndex = field(default_factory=ProxyConfigIndex)  # see pilot.model.proxy_config
     changed_kinds: frozenset[str] = frozenset()
     source_label_keys: frozenset[str] = frozenset()  # the label keys sidecar VirtualServices' sourceLabels name
     locality_needs: LocalityNeeds = NO_LOCALITY_NEEDS  # whether proxies' views carry their locality (client_view)
