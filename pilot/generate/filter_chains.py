@@ -39,7 +39,7 @@ from pilot.config.types import WorkloadMode
 from pilot.generate._protos import ads_config_source, duration, http_filter, network_filter
 from pilot.generate.access_logs import build_inbound_access_logs
 from pilot.generate.authz_filters import build_http_authz_filters, build_network_authz_filters
-from pilot.generate.hcm_telemetry import build_hcm_telemetry
+from pilot.generate.hcm_telemetry import HcmTelemetry, build_hcm_telemetry
 from pilot.generate.jwt_authn import build_jwt_authn_filters
 from pilot.generate.listener_tls import InboundSecurity, build_inbound_filter_chains
 from pilot.model.types import MeshSnapshot, Proxy, ServiceInstance
@@ -85,12 +85,15 @@ def build_inbound_chains(
     *,
     stat_prefix: str,
     policy_ports: dict[int, int] | None = None,
+    telemetry: HcmTelemetry | None = None,
 ) -> tuple[list[ListenerFilter], list[FilterChain]]:
     """The listener filters and filter chains in front of the app for one service port: HTTP through an HTTP
     connection manager and the port's inbound route table, other protocols through tcp_proxy, to
     ``inbound|<port>||``. ``security``: the port's mTLS mode (proxies with SDS); None: plaintext, client
     certificates appended to XFCC. ``policy_ports``: how authorization policies' ports map to the port Envoy sees
-    (default: a policy's workload port, the instance's target port, is seen as its service port)."""
+    (default: a policy's workload port, the instance's target port, is seen as its service port). ``telemetry``:
+    the proxy's server-side Telemetry loggers and tracing, built once per listener by the caller (None: built
+    here)."""
     port = instance.port
     cluster = names.inbound_cluster_name(port.number)
     http_filters: tuple[HttpFilter, ...] = ()
@@ -102,7 +105,8 @@ def build_inbound_chains(
             *build_jwt_authn_filters(proxy, snapshot),  # before RBAC, which reads the tokens it verified
             *build_http_authz_filters(proxy, instance, snapshot, ports=policy_ports),
         )
-        telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.SERVER)
+        if telemetry is None:
+            telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.SERVER)
         access_logs = (*build_inbound_access_logs(proxy, instance), *telemetry.access_logs)
         tracing = telemetry.tracing
     else:

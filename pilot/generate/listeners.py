@@ -343,6 +343,9 @@ def build_virtual_inbound_listener(proxy: Proxy, snapshot: MeshSnapshot) -> List
     inspect = False
     ports = inbound_ports(proxy, snapshot)
     service_ports = {inbound.instance.port.number for inbound in ports}
+    # the server side's Telemetry, the same for every HTTP port: built once
+    http = any(inbound.instance.port.protocol.is_http for inbound in ports)
+    telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.SERVER) if http else NO_HCM_TELEMETRY
     for inbound in ports:
         instance = inbound.instance
         if instance.port.number in RESERVED_PORTS:
@@ -363,6 +366,7 @@ def build_virtual_inbound_listener(proxy: Proxy, snapshot: MeshSnapshot) -> List
                 snapshot,
                 stat_prefix=f"inbound_{WILDCARD_ADDRESS}_{port}",
                 policy_ports=policy_ports,
+                telemetry=telemetry,
             )
             _match_port(port_chains, port, f"inbound_{WILDCARD_ADDRESS}_{port}")
             inspect = inspect or bool(filters)
