@@ -30,7 +30,13 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 from google.protobuf.message import Message
 
 from pilot.config.types import EnvoyFilterApplyTo, EnvoyFilterContext, EnvoyFilterOperation, EnvoyFilterPatch
-from pilot.generate.envoy_filter_merge import canonical_filter_name, context_matches, merge_message, value_of
+from pilot.generate.envoy_filter_merge import (
+    canonical_filter_name,
+    context_matches,
+    merge_message,
+    proxy_contexts,
+    value_of,
+)
 
 __all__ = ["HCM_NAME", "VIRTUAL_LISTENERS", "listener_context", "patch_listeners"]
 
@@ -61,18 +67,11 @@ def patch_listeners(
         if patched is not None:
             out.append(patched)
     if add:
-        proxy_contexts = _proxy_contexts(router)
+        contexts = proxy_contexts(router)
         for patch in relevant:
-            if patch.apply_to is _A.LISTENER and patch.operation is _O.ADD and patch.context in proxy_contexts:
+            if patch.apply_to is _A.LISTENER and patch.operation is _O.ADD and patch.context in contexts:
                 out.append(value_of(patch))
     return out
-
-
-def _proxy_contexts(router: bool) -> frozenset[EnvoyFilterContext]:
-    """The contexts whose ADD patches a proxy gets (once)."""
-    if router:
-        return frozenset({EnvoyFilterContext.ANY, EnvoyFilterContext.GATEWAY})
-    return frozenset(EnvoyFilterContext) - {EnvoyFilterContext.GATEWAY}
 
 
 def _patch_listener(

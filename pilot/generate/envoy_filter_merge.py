@@ -25,6 +25,7 @@ __all__ = [
     "context_matches",
     "merge_message",
     "patches_for",
+    "proxy_contexts",
     "value_of",
 ]
 
@@ -57,6 +58,13 @@ def patches_for(patches: Iterable[EnvoyFilterPatch], *apply_to: EnvoyFilterApply
 def context_matches(patch: EnvoyFilterPatch, context: EnvoyFilterContext) -> bool:
     """Istio's ``commonConditionMatch`` (``match.proxy`` was decided when the proxy was resolved)."""
     return patch.context in (EnvoyFilterContext.ANY, context)
+
+
+def proxy_contexts(router: bool) -> frozenset[EnvoyFilterContext]:
+    """The contexts whose ADD patches a proxy gets (once): a gateway's ANY and GATEWAY, a sidecar's others."""
+    if router:
+        return frozenset({EnvoyFilterContext.ANY, EnvoyFilterContext.GATEWAY})
+    return frozenset(EnvoyFilterContext) - {EnvoyFilterContext.GATEWAY}
 
 
 def is_add(patch: EnvoyFilterPatch) -> bool:

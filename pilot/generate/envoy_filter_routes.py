@@ -26,7 +26,7 @@ from envoy.config.route.v3.route_components_pb2 import Route, VirtualHost
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from pilot.config.types import EnvoyFilterApplyTo, EnvoyFilterContext, EnvoyFilterOperation, EnvoyFilterPatch
-from pilot.generate.envoy_filter_merge import context_matches, merge_message, value_of
+from pilot.generate.envoy_filter_merge import context_matches, merge_message, proxy_contexts, value_of
 
 __all__ = ["patch_clusters", "patch_route_configurations"]
 
@@ -40,12 +40,6 @@ def _context(name: str, router: bool) -> EnvoyFilterContext:
     if router:
         return EnvoyFilterContext.GATEWAY
     return EnvoyFilterContext.SIDECAR_INBOUND if name.startswith("inbound|") else EnvoyFilterContext.SIDECAR_OUTBOUND
-
-
-def _proxy_contexts(router: bool) -> frozenset[EnvoyFilterContext]:
-    if router:
-        return frozenset({EnvoyFilterContext.ANY, EnvoyFilterContext.GATEWAY})
-    return frozenset(EnvoyFilterContext) - {EnvoyFilterContext.GATEWAY}
 
 
 def patch_route_configurations(
@@ -227,6 +221,6 @@ def patch_clusters(
         if not removed:
             out.append(cluster)
     if add:
-        contexts = _proxy_contexts(router)
+        contexts = proxy_contexts(router)
         out.extend(value_of(p) for p in relevant if p.operation is _O.ADD and p.context in contexts)
     return out
