@@ -122,12 +122,19 @@ __all__ = [
     "WorkloadGroup",
     "WorkloadMode",
     "key_order",
+    "labels_match",
     "sorted_by_key",
 ]
 
 _V = TypeVar("_V")
 Labels = Mapping[str, str]
 EMPTY_LABELS: Labels = MappingProxyType({})
+
+
+def labels_match(selector: Labels, labels: Labels) -> bool:
+    """True when every selector label is present with the same value (an empty selector matches all): how a
+    ``selector``/``workloadSelector`` of any kind selects a workload."""
+    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def frozen_labels(labels: Mapping[str, str] | None) -> Labels:

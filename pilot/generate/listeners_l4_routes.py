@@ -32,7 +32,7 @@ from envoy.config.listener.v3.listener_components_pb2 import Filter, FilterChain
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from meshplane import names
-from pilot.config.types import L4MatchAttributes, Protocol, RouteDestination, ServicePort, VirtualService
+from pilot.config.types import L4MatchAttributes, Protocol, RouteDestination, ServicePort, VirtualService, labels_match
 from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.generate._protos import network_filter
 from pilot.generate.filter_chains import TCP_PROXY, build_filter_chain
@@ -99,7 +99,7 @@ def match_applies(match: L4MatchAttributes, proxy: Proxy, port: int) -> bool:
     labels = proxy.labels
     return (
         (match.port is None or match.port == port)
-        and all(labels.get(key) == value for key, value in match.source_labels.items())
+        and labels_match(match.source_labels, labels)
         and (not match.source_namespace or match.source_namespace == proxy.namespace)
         and (not match.gateways or MESH_GATEWAY in match.gateways)
     )

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from pilot.config.hosts import lookup_host, resolve_host
-from pilot.config.types import ConfigKey, DestinationRule, Labels
+from pilot.config.types import ConfigKey, DestinationRule, Labels, labels_match
 
 __all__ = [
     "DestinationRuleIndex",
@@ -121,8 +121,7 @@ def selected_destination_rules(index: DestinationRuleIndex, namespace: str, labe
         rule.meta.key
         for rules in pool.values()
         for rule in rules.selected
-        if rule.workload_selector is not None
-        and all(labels.get(key) == value for key, value in rule.workload_selector.items())
+        if rule.workload_selector is not None and labels_match(rule.workload_selector, labels)
     }
     return tuple(sorted(keys, key=lambda key: (key.kind, key.namespace, key.name)))
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from pilot.config.types import EnvoyFilter, EnvoyFilterPatch, Labels
+from pilot.config.types import EnvoyFilter, EnvoyFilterPatch, Labels, labels_match
 
 __all__ = [
     "ENVOY_FILTER_KIND",
@@ -80,7 +80,7 @@ def envoy_filter_patches(
 
 
 def _selects(selector: Labels | None, labels: Labels) -> bool:
-    return selector is None or all(labels.get(key) == value for key, value in selector.items())
+    return selector is None or labels_match(selector, labels)
 
 
 def _proxy_matches(patch: EnvoyFilterPatch, metadata: Mapping[str, str]) -> bool:

@@ -23,7 +23,7 @@ from enum import StrEnum
 import structlog
 
 from pilot.config.gateway_conflicts import merge_conflict
-from pilot.config.types import EMPTY_LABELS, Gateway, GatewayServer, Labels, Protocol, VirtualService
+from pilot.config.types import EMPTY_LABELS, Gateway, GatewayServer, Labels, Protocol, VirtualService, labels_match
 from pilot.config.validate_gateway_refs import MESH_GATEWAY
 from pilot.model.types import MeshSnapshot, Proxy
 
@@ -97,11 +97,7 @@ def gateway_key(gateway: Gateway) -> str:
 def selected_gateways(proxy: Proxy, snapshot: MeshSnapshot) -> tuple[Gateway, ...]:
     """The Gateways whose selector the proxy's labels satisfy, in namespace/name order."""
     labels = gateway_labels(proxy)
-    return tuple(
-        gateway
-        for gateway in snapshot.gateways
-        if all(labels.get(key) == value for key, value in gateway.selector.items())
-    )
+    return tuple(gateway for gateway in snapshot.gateways if labels_match(gateway.selector, labels))
 
 
 def _port_kind(server: GatewayServer) -> GatewayPortKind:

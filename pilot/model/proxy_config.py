@@ -26,7 +26,7 @@ from types import MappingProxyType
 
 import structlog
 
-from pilot.config.types import EMPTY_LABELS, Labels, ProxyConfig, frozen_labels
+from pilot.config.types import EMPTY_LABELS, Labels, ProxyConfig, frozen_labels, labels_match
 
 __all__ = [
     "NO_PROXY_DEFAULTS",
@@ -102,7 +102,7 @@ def _layer(config: ProxyConfig | None) -> ProxyDefaults | None:
 def _selecting(index: ProxyConfigIndex, namespace: str, labels: Labels) -> ProxyConfig | None:
     for config in index.selecting.get(namespace, ()):
         selector = config.selector or EMPTY_LABELS
-        if all(labels.get(key) == value for key, value in selector.items()):
+        if labels_match(selector, labels):
             return config
     return None
 

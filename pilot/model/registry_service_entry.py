@@ -21,16 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 
 from pilot.config.service_entry_merge import entries_by_host, merged_ports
-from pilot.config.types import ConfigKey, Labels, Resource, ServiceEntry, WorkloadEntry, sorted_by_key
+from pilot.config.types import ConfigKey, Resource, ServiceEntry, WorkloadEntry, labels_match, sorted_by_key
 from pilot.model.registry import SERVICE_ENTRY_PROVIDER, RegistryState
 from pilot.model.types import Endpoint, Service, ServiceInstance
 
 __all__ = ["SERVICE_ENTRIES", "ServiceEntryRegistry", "labels_match"]
-
-
-def labels_match(selector: Labels, labels: Labels) -> bool:
-    """True when every selector label is present with the same value (an empty selector matches all)."""
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 class ServiceEntryRegistry:

@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from pilot.config.types import ConfigKey, Labels, Sidecar
+from pilot.config.types import ConfigKey, Labels, Sidecar, labels_match
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 
 __all__ = ["SIDECAR_KIND", "SIDECAR_SCOPE_KIND", "SidecarIndex", "index_sidecars", "scopes_changed", "sidecar_for"]
@@ -128,7 +128,7 @@ def sidecar_for(index: SidecarIndex, namespace: str, labels: Labels) -> Sidecar 
     matching = [
         s
         for s in index.selecting.get(namespace, ())
-        if s.workload_selector and all(labels.get(k) == v for k, v in s.workload_selector.items())
+        if s.workload_selector and labels_match(s.workload_selector, labels)
     ]
     if matching:
         if len(matching) > 1:
