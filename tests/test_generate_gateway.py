@@ -200,10 +200,12 @@ def test_credential_name_references_citadel_sds_secrets() -> None:
     assert ca.name == "kubernetes://httpbin-credential-cacert"
 
 
-def test_passthrough_server_routes_by_sni_from_tls_routes(tmp_path: Path) -> None:
-    server = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [nginx.example.com]\n"
-    server += "    tls: {mode: PASSTHROUGH}\n"
-    nginx_vs = """\
+# Istio's "Ingress Gateway without TLS Termination": a PASSTHROUGH server and the tls route bound to it
+PASSTHROUGH_SERVER = (
+    "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [nginx.example.com]\n"
+    "    tls: {mode: PASSTHROUGH}\n"
+)
+NGINX_TLS_ROUTE = """\
 apiVersion: networking.istio.io/v1
 kind: VirtualService
 metadata: {name: nginx}
@@ -214,7 +216,10 @@ spec:
   - match: [{port: 443, sniHosts: [nginx.example.com]}]
     route: [{destination: {host: my-nginx, port: {number: 443}}}]
 """
-    snapshot = mesh(gateway(server, "mygateway"), nginx_vs)
+
+
+def test_passthrough_server_routes_by_sni_from_tls_routes(tmp_path: Path) -> None:
+    snapshot = mesh(gateway(PASSTHROUGH_SERVER, "mygateway"), NGINX_TLS_ROUTE)
     proxy = router(snapshot)
     validate_generated(tmp_path, proxy, snapshot)
     [chain] = listeners(proxy, snapshot)["0.0.0.0_443"].filter_chains

@@ -10,7 +10,7 @@ from pathlib import Path
 from pilot.config.parse import parse_config_text
 from pilot.model import MeshSnapshot, build_snapshot
 from tests.source_builders import validate_generated
-from tests.test_generate_gateway import gateway, router
+from tests.test_generate_gateway import NGINX_TLS_ROUTE, PASSTHROUGH_SERVER, gateway, router
 from tests.test_generate_gateway import listeners as gateway_listeners
 from tests.test_generate_gateway import mesh as gateway_mesh
 from tests.test_generate_l4_routes import ECHO, MESH, VS_ECHO, VS_PINNED, listeners, proxy, tcp_proxy, vip
@@ -90,18 +90,9 @@ def test_a_sidecar_with_tcp_limits_is_valid(tmp_path: Path) -> None:
 
 def test_a_gateway_tls_passthrough_route_takes_the_destination_rule_limits(tmp_path: Path) -> None:
     """Istio's gateway TCP and TLS routes build their tcp_proxy as a sidecar's (``buildOutboundNetworkFilters``)."""
-    server = "  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [nginx.example.com]\n"
-    server += "    tls: {mode: PASSTHROUGH}\n"
-    nginx = """\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: nginx}
-spec:
-  hosts: [nginx.example.com]
-  gateways: [mygateway]
-  tls:
-  - match: [{port: 443, sniHosts: [nginx.example.com]}]
-    route: [{destination: {host: my-nginx, port: {number: 443}}}]
+    nginx = (
+        NGINX_TLS_ROUTE
+        + """\
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -111,7 +102,8 @@ spec:
   trafficPolicy:
     connectionPool: {tcp: {idleTimeout: 90s, maxConnectionDuration: 10m}}
 """
-    snap = gateway_mesh(gateway(server, "mygateway"), nginx)
+    )
+    snap = gateway_mesh(gateway(PASSTHROUGH_SERVER, "mygateway"), nginx)
     router_proxy = router(snap)
     validate_generated(tmp_path, router_proxy, snap)
     [chain] = gateway_listeners(router_proxy, snap)["0.0.0.0_443"].filter_chains
