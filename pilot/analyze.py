@@ -72,6 +72,12 @@ def _describe(meta: ConfigMeta) -> tuple[str, str]:
     return f"{key.kind} {key.namespace}/{key.name}", str(meta.origin)
 
 
+def _finding(meta: ConfigMeta, level: Level, code: str, message: str) -> Finding:
+    """A finding about the resource ``meta`` describes, at its origin."""
+    resource_name, location = _describe(meta)
+    return Finding(level=level, code=code, resource=resource_name, location=location, message=message)
+
+
 def _mesh_config(path: Path | None, findings: list[Finding]) -> MeshConfig:
     if path is None:
         return DEFAULT_MESH_CONFIG
@@ -186,15 +192,12 @@ def _egress_proxy_findings(snapshot: MeshSnapshot) -> list[Finding]:
         scope = egress_scope(snapshot, (sidecar.meta.key.namespace, sidecar.meta.key))
         if scope.egress_proxy_cluster != names.BLACKHOLE_CLUSTER:
             continue
-        resource_name, location = _describe(sidecar.meta)
         subset = f" subset {proxy.subset}" if proxy.subset else ""
         message = (
             f"egressProxy {proxy.host}{subset} port {proxy.port} is no service port (or subset) of the registry: "
             "traffic to hosts outside the registry goes nowhere (BlackHoleCluster)"
         )
-        findings.append(
-            Finding(level="Error", code="MP0216", resource=resource_name, location=location, message=message)
-        )
+        findings.append(_finding(sidecar.meta, "Error", "MP0216", message))
     return findings
 
 
@@ -206,15 +209,12 @@ def _sidecar_ingress_tls_findings(snapshot: MeshSnapshot) -> list[Finding]:
             mode = effective_mtls_mode(snapshot, workload, listener.port.number)
             if listener.tls is None or mode == "DISABLE" or sidecar is None:
                 continue
-            resource_name, location = _describe(sidecar.meta)
             message = (
                 f"ingress port {listener.port.number}'s tls is not used for {workload.meta.key}: its mTLS mode there "
                 f"is {mode}; Istio terminates a Sidecar ingress listener's tls only where PeerAuthentication "
                 "disables mTLS (mode DISABLE, or portLevelMtls for the port)"
             )
-            findings.append(
-                Finding(level="Warning", code="MP0215", resource=resource_name, location=location, message=message)
-            )
+            findings.append(_finding(sidecar.meta, "Warning", "MP0215", message))
     return findings
 
 
@@ -223,29 +223,16 @@ def _telemetry_findings(snapshot: MeshSnapshot) -> list[Finding]:
     findings: list[Finding] = []
     for telemetries in snapshot.telemetries.values():
         for telemetry in telemetries:
-            resource_name, location = _describe(telemetry.meta)
             findings.extend(
-                Finding(
-                    level="Warning",
-                    code="MP0217",
-                    resource=resource_name,
-                    location=location,
-                    message=f"{problem}: it configures nothing",
-                )
+                _finding(telemetry.meta, "Warning", "MP0217", f"{problem}: it configures nothing")
                 for problem in telemetry_provider_problems(snapshot, telemetry)
             )
     for ignored, applying in ignored_namespace_wide(snapshot):
-        resource_name, location = _describe(ignored.meta)
-        findings.append(
-            Finding(
-                level="Warning",
-                code="MP0218",
-                resource=resource_name,
-                location=location,
-                message=f"namespace {ignored.meta.key.namespace} has several Telemetries without a selector: only "
-                f"{applying.meta.key.name!r} (the first by name) applies, this one does nothing",
-            )
+        message = (
+            f"namespace {ignored.meta.key.namespace} has several Telemetries without a selector: only "
+            f"{applying.meta.key.name!r} (the first by name) applies, this one does nothing"
         )
+        findings.append(_finding(ignored.meta, "Warning", "MP0218", message))
     return findings
 
 
@@ -337,17 +324,11 @@ def _peer_authentication_findings(snapshot: MeshSnapshot) -> list[Finding]:
         wide = [p for p in policies if p.selector is None]
         level = "mesh-wide" if namespace == snapshot.root_namespace else "namespace-wide"
         for ignored in wide[1:]:
-            resource_name, location = _describe(ignored.meta)
-            findings.append(
-                Finding(
-                    level="Warning",
-                    code="MP0211",
-                    resource=resource_name,
-                    location=location,
-                    message=f"another {level} PeerAuthentication, {namespace}/{wide[0].meta.key.name}, comes first "
-                    "in name order and applies: this one is ignored",
-                )
+            message = (
+                f"another {level} PeerAuthentication, {namespace}/{wide[0].meta.key.name}, comes first "
+                "in name order and applies: this one is ignored"
             )
+            findings.append(_finding(ignored.meta, "Warning", "MP0211", message))
     return findings
 
 
