@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import pstats
 import shutil
 import statistics
 import sys
@@ -39,6 +40,7 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 
 from bench._measure import cpu_seconds, free_port
 from citadel.ca_dir import TRUST_BUNDLE, load_or_create_token_key
+from citadel.profiling import PROFILE_ENV
 from citadel.sds_resources import SECRET_TYPE
 from citadel.tokens import issue_token
 from citadel.v1 import ca_pb2, ca_pb2_grpc
@@ -55,6 +57,7 @@ class Citadel:
 
     def __init__(self, ca_dir: Path, key_type: str) -> None:
         self.ca_dir = ca_dir
+        self.profile_path = ca_dir.parent / "citadel.prof"
         self.process = CitadelProcess(
             ca_dir=ca_dir,
             workdir=ca_dir.parent,
@@ -64,12 +67,34 @@ class Citadel:
             log_level="warning",
         )
 
-    async def start(self, timeout: float = 30.0) -> None:
-        await self.process.start(ready_timeout=timeout)
+    async def start(self, timeout: float = 30.0, *, profile: bool = False) -> None:
+        if profile:
+            os.environ[PROFILE_ENV] = str(self.profile_path)  # inherited by the Citadel process only
+        try:
+            await self.process.start(ready_timeout=timeout)
+        finally:
+            os.environ.pop(PROFILE_ENV, None)
 
     @property
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.process.pid)
+
+    def thread_cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds by thread kind: the event loop (the main thread), gRPC's C threads (named by gRPC), the
+        other Python threads (asyncio.to_thread workers, where keys are made and certificates signed)."""
+        pid = self.process.pid
+        split = {"event loop": 0.0, "grpc threads": 0.0, "worker threads": 0.0}
+        if pid is None:
+            return split
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                name = (task / "comm").read_text().strip()
+            except OSError:
+                continue
+            seconds = cpu_seconds(int(task.name)) if task.name == str(pid) else _task_cpu(task)
+            kind = "event loop" if task.name == str(pid) else "worker threads" if name == "python" else "grpc threads"
+            split[kind] += seconds
+        return split
 
     def channel(self) -> grpc.aio.Channel:
         credentials = grpc.ssl_channel_credentials(root_certificates=(self.ca_dir / TRUST_BUNDLE).read_bytes())
@@ -78,6 +103,14 @@ class Citadel:
 
     async def stop(self) -> None:
         await self.process.stop(timeout=10.0)
+
+
+def _task_cpu(task: Path) -> float:
+    try:
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _tokens(ca_dir: Path, count: int) -> list[tuple[str, str]]:
@@ -191,16 +224,44 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="citadel-bench-"))
     citadel = Citadel(workdir / "ca", args.key_type)
     try:
-        await citadel.start()
+        await citadel.start(profile=args.profile)
         result: dict[str, Any] = {"key_type": args.key_type, "cpus": os.cpu_count()}
         if args.csr:
             result["csr"] = await bench_csr(citadel, args.csr, args.concurrency, args.channels)
         if args.workloads:
             result["sds"] = await bench_sds(citadel, args.workloads, args.channels)
+        result["threads_cpu_s"] = citadel.thread_cpu_seconds()
+        await citadel.stop()
+        if args.profile and citadel.profile_path.exists():
+            result["event_loop_profile"] = _loop_split(citadel.profile_path)
         return result
     finally:
         await citadel.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+_LOOP_PHASES = {  # (file suffix, function) whose cumulative time is one phase of the event loop's profile
+    "token check": ("citadel/authn.py", "identity"),
+    "SDS stream (xDS core, resources)": ("citadel/sds_streams.py", "serve"),
+    "metrics": ("opentelemetry/sdk/metrics/_internal/instrument.py", "add"),
+    "logging": ("structlog/_native.py", "meth"),
+}
+
+
+def _loop_split(path: Path) -> dict[str, float]:
+    """Seconds of the event loop's profile in each phase (cumulative, so nested phases are not additive), with
+    the whole loop and epoll's wait beside them."""
+    stats: Any = pstats.Stats(str(path)).stats  # {(file, line, function): (cc, nc, tottime, cumtime, callers)}
+    split = {name: 0.0 for name in _LOOP_PHASES} | {"epoll wait (idle)": 0.0, "event loop total": 0.0}
+    for (file, _line, function), (_cc, _nc, tottime, cumtime, _callers) in stats.items():
+        for name, (suffix, wanted) in _LOOP_PHASES.items():
+            if file.endswith(suffix) and function == wanted:
+                split[name] += cumtime
+        if function == "<method 'poll' of 'select.epoll' objects>":
+            split["epoll wait (idle)"] += tottime
+        if function == "_run_once":
+            split["event loop total"] += cumtime
+    return split
 
 
 def report(result: dict[str, Any]) -> str:
@@ -219,6 +280,13 @@ def report(result: dict[str, Any]) -> str:
             f"   per stream p50 {sds['p50_ms']:.0f}ms p99 {sds['p99_ms']:.0f}ms"
             f"   Citadel CPU {sds['citadel_cpu_s']:.2f}s"
         )
+    threads = result.get("threads_cpu_s", {})
+    lines.append("  Citadel CPU by thread: " + ", ".join(f"{name} {seconds:.2f}s" for name, seconds in threads.items()))
+    if "event_loop_profile" in result:
+        lines.append(
+            "  event loop profile (cProfile, wall s): "
+            + ", ".join(f"{name} {seconds:.2f}" for name, seconds in result["event_loop_profile"].items())
+        )
     return "\n".join(lines)
 
 
@@ -229,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=50, help="CSR calls in flight")
     parser.add_argument("--channels", type=int, default=8, help="gRPC channels (TLS connections) the clients share")
     parser.add_argument("--key-type", choices=("ecdsa", "rsa"), default="ecdsa", help="keys Citadel makes over SDS")
+    parser.add_argument(
+        "--profile", action="store_true", help="run Citadel's event loop under cProfile (CITADEL_PROFILE) and split it"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     return parser
 

@@ -24,11 +24,16 @@ from citadel.ca import (
     issue_serving_certificate,
     issue_workload_certificate,
     key_pem,
-    load_certs_pem,
     sign_csr,
 )
 
 __all__ = ["Authority", "ServingCertificate", "WorkloadCertificate", "serial_hex"]
+
+
+def _ca_chain_pem(signer: SigningCA) -> tuple[str, ...]:
+    """The PEM certificates above a leaf of ``signer``, the root last."""
+    intermediates = (signer.cert, *signer.chain[:-1]) if signer.chain else ()
+    return tuple(cert_pem(cert).decode() for cert in (*intermediates, signer.root))
 
 
 def serial_hex(cert: x509.Certificate) -> str:
@@ -95,6 +100,7 @@ class Authority:
         # (signer, generation) and (bundle, pem, generation) are replaced whole: a worker thread reading one
         # tuple sees a consistent pair.
         self._signer: tuple[SigningCA, int] = (signer, 0)
+        self._chain_above: tuple[SigningCA, tuple[str, ...]] = (signer, _ca_chain_pem(signer))
         roots = tuple(trust_bundle)
         self._bundle: tuple[tuple[x509.Certificate, ...], bytes, int] = (roots, bundle_pem(roots), 0)
 
@@ -161,8 +167,10 @@ class Authority:
         signer, _ = self._signer
         ttl = self.cert_ttl if validity is None else min(validity, self.cert_ttl)
         leaf = sign_csr(signer, csr_pem, expected_spiffe_id=spiffe_id, ttl=ttl)
-        certificates = [*load_certs_pem(chain_pem(leaf, signer)), signer.root]
-        return tuple(cert_pem(cert).decode() for cert in certificates)
+        above = self._chain_above
+        if above[0] is not signer:  # encoded once per signer
+            above = self._chain_above = (signer, _ca_chain_pem(signer))
+        return (cert_pem(leaf).decode(), *above[1])
 
     def issue_serving(
         self, *, dns_names: Sequence[str], ip_addresses: Sequence[str], ttl: timedelta

@@ -23,6 +23,7 @@ from citadel.ca_secret import DEFAULT_CA_SECRET_NAME, SecretRef, default_ca_secr
 from citadel.commands import add_rotate_root_arguments, add_token_arguments, run_rotate_root, run_token
 from citadel.errors import CitadelError
 from citadel.kube_tokens import DEFAULT_TOKEN_AUDIENCE
+from citadel.profiling import profiled
 from citadel.server import CitadelOptions, run_citadel
 from meshplane.durations import parse_duration
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
@@ -207,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         await run_citadel(options)
 
-    return run_service("citadel", serve, errors=(CitadelError, OSError, ValueError))  # CitadelError: its reason
+    with profiled():  # CITADEL_PROFILE=FILE: a cProfile of the event loop, written at exit
+        return run_service("citadel", serve, errors=(CitadelError, OSError, ValueError))  # CitadelError: its reason
 
 
 if __name__ == "__main__":
