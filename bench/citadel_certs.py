@@ -91,7 +91,7 @@ class Citadel:
                 name = (task / "comm").read_text().strip()
             except OSError:
                 continue
-            seconds = cpu_seconds(int(task.name)) if task.name == str(pid) else _task_cpu(task)
+            seconds = _task_cpu(task)  # /proc/<pid>/stat would be the whole process
             kind = "event loop" if task.name == str(pid) else "worker threads" if name == "python" else "grpc threads"
             split[kind] += seconds
         return split
