@@ -89,6 +89,7 @@ TOOLS ?= ../shared/tools
 bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.startup --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.ads_push $(ARGS)
+	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds meshplane/proxyconfig .wheelhouse

@@ -64,6 +64,10 @@ class PilotOptions:
     status_lease_namespace: str | None = None
     # how long an auto-registered WorkloadEntry outlives its proxy's last stream (pilot.autoregistration)
     workload_entry_grace_period: float = DEFAULT_GRACE_PERIOD
+    send_timeout: float = 20.0  # seconds a response's write holds its push-throttle slot
+    stall_timeout: float = 300.0  # seconds a proxy may read nothing of its stream before the stream is closed
+    new_streams_per_second: float = 100.0  # admission rate of new ADS streams (0: no limit)
+    new_streams_burst: int = 100
 
 
 async def run_pilot(
@@ -127,6 +131,10 @@ async def run_pilot(
         mesh=mesh.settings,
         metrics=metrics,
         registries=registries,
+        send_timeout=options.send_timeout,
+        stall_timeout=options.stall_timeout,
+        new_streams_per_second=options.new_streams_per_second,
+        new_streams_burst=options.new_streams_burst,
     )
     registration = MemorySource(sink, name=AUTO)
     server.proxy_listeners.append(

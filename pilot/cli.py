@@ -54,10 +54,56 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long an auto-registered WorkloadEntry (WorkloadGroup) outlives its proxy's last connection "
         "(Istio's PILOT_WORKLOAD_ENTRY_GRACE_PERIOD; default 10s)",
     )
+    parser.add_argument(
+        "--send-timeout",
+        type=duration_argument,
+        default=20.0,
+        help="how long a response's write holds its push-throttle slot; a slower proxy keeps its stream and is "
+        "waited for outside the throttle (Istio's PILOT_XDS_SEND_TIMEOUT; default 20s)",
+    )
+    parser.add_argument(
+        "--stall-timeout",
+        type=duration_argument,
+        default=300.0,
+        help="how long a proxy may take nothing of its stream before the stream is closed (default 5m)",
+    )
+    parser.add_argument(
+        "--max-new-streams-per-second",
+        type=_non_negative_float,
+        default=100.0,
+        help="how many new ADS streams are admitted a second; others wait their turn, none is refused "
+        "(Istio's PILOT_MAX_REQUESTS_PER_SECOND; 0: no limit; default %(default)g)",
+    )
+    parser.add_argument(
+        "--new-streams-burst",
+        type=_positive_int,
+        default=100,
+        help="how many new ADS streams are admitted at once after a quiet spell (default %(default)s)",
+    )
     parser.add_argument("--no-status-writes", action="store_true", help="with a cluster: never write resources' status")
     add_mesh_arguments(parser)
     add_logging_arguments(parser)
     return parser
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +137,10 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
         mesh_config=args.mesh_config,
         status_lease_namespace=None if args.no_status_writes else args.status_lease_namespace,
         workload_entry_grace_period=args.workload_entry_grace_period,
+        send_timeout=args.send_timeout,
+        stall_timeout=args.stall_timeout,
+        new_streams_per_second=args.max_new_streams_per_second,
+        new_streams_burst=args.new_streams_burst,
     )
     return run_service(
         "pilot", lambda: run_pilot(options, parse_ahead=parse_ahead), errors=(FileNotFoundError, MeshConfigError)

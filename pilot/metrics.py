@@ -63,6 +63,11 @@ class PilotMetrics:
             description="Delays in seconds between config change and a proxy receiving all required configuration.",
             explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
         )
+        self._admission_wait = meter.create_histogram(
+            "pilot_xds_stream_admission_wait_time",
+            description="Seconds a new xDS stream waited for admission (--max-new-streams-per-second).",
+            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        )
         self._build_time = meter.create_histogram(
             "pilot_xds_snapshot_build_time",
             description="Seconds to build a mesh snapshot and generate its resources for the connected proxies.",
@@ -93,6 +98,10 @@ class PilotMetrics:
 
     def converged(self, seconds: float) -> None:
         self._convergence.record(seconds)
+
+    def admission_waited(self, seconds: float) -> None:
+        """A new stream waited ``seconds`` for its admission token."""
+        self._admission_wait.record(seconds)
 
     def snapshot_built(self, seconds: float) -> None:
         self._build_time.record(seconds)

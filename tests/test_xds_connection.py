@@ -41,7 +41,9 @@ class FakeStream:
         while (request := await self.requests.get()) is not None:
             yield request
 
-    def connect(self, cache: ResourceCache, metrics: PilotMetrics, send_timeout: float = 5.0) -> Connection:
+    def connect(
+        self, cache: ResourceCache, metrics: PilotMetrics, send_timeout: float = 5.0, stall_timeout: float = 5.0
+    ) -> Connection:
         return Connection(
             node=self.node,
             mode="sotw",
@@ -52,6 +54,7 @@ class FakeStream:
             settings=StreamSettings(
                 nonce=iter(f"n{i}" for i in range(1, 1000)).__next__,
                 send_timeout=send_timeout,
+                stall_timeout=stall_timeout,
                 throttle=asyncio.Semaphore(10),
             ),
         )
@@ -99,7 +102,7 @@ async def test_a_stalled_proxy_loses_its_stream_and_never_delays_another() -> No
     first = _cache(1, "v1")
     stalled, healthy = FakeStream(PRODUCTPAGE), FakeStream(REVIEWS_V1)
     request = DiscoveryRequest(type_url=ROUTE_TYPE, resource_names=[DEFAULT_ROUTES])
-    slow = stalled.connect(first, metrics, send_timeout=0.3)
+    slow = stalled.connect(first, metrics, send_timeout=0.1, stall_timeout=0.3)
     fast = healthy.connect(first, metrics)
     stalled_serving = asyncio.create_task(slow.serve(request, stalled.incoming()))
     healthy_serving = asyncio.create_task(fast.serve(request, healthy.incoming()))
@@ -110,7 +113,7 @@ async def test_a_stalled_proxy_loses_its_stream_and_never_delays_another() -> No
     fast.notify(second)
     pushed = await asyncio.wait_for(healthy.written.get(), 0.2)  # well before the stalled write times out
     assert route_of(pushed, DEFAULT_ROUTES).virtual_hosts[1].routes[0].route.cluster == REVIEWS_V2_CLUSTER
-    await asyncio.wait_for(stalled_serving, 2.0)  # the send timeout ended the stalled stream
+    await asyncio.wait_for(stalled_serving, 2.0)  # the stall timeout ended the stalled stream
     assert not healthy_serving.done()
     await healthy.requests.put(None)
     await asyncio.wait_for(healthy_serving, 5.0)

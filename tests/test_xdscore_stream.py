@@ -53,7 +53,7 @@ class MemoryProducer:
 class Client:
     """The client side and the stream's owner: requests in, responses out, NACKs and sends observed."""
 
-    def __init__(self, producer: MemoryProducer, *, send_timeout: float = WAIT) -> None:
+    def __init__(self, producer: MemoryProducer, *, send_timeout: float = WAIT, stall_timeout: float = WAIT) -> None:
         self.requests: asyncio.Queue[DiscoveryRequest | None] = asyncio.Queue()
         self.written: asyncio.Queue[DiscoveryResponse] = asyncio.Queue()
         self.gate = asyncio.Event()
@@ -62,7 +62,9 @@ class Client:
         self.sends: list[Sent] = []
         self.notices: list[Hashable] = []
         nonces = iter(f"n{i}" for i in range(1, 100))
-        settings = StreamSettings(nonce=nonces.__next__, send_timeout=send_timeout, default_type_url=NAMED)
+        settings = StreamSettings(
+            nonce=nonces.__next__, send_timeout=send_timeout, stall_timeout=stall_timeout, default_type_url=NAMED
+        )
         self.stream = XdsStream(
             mode="sotw", producers={NAMED: producer}, write=self._write, owner=self, settings=settings
         )
@@ -168,10 +170,33 @@ async def test_equal_notices_coalesce_while_queued() -> None:
 
 async def test_a_client_that_stops_reading_loses_its_stream() -> None:
     producer = MemoryProducer(_resource("a"))
-    client = Client(producer, send_timeout=0.2)
+    client = Client(producer, send_timeout=0.1, stall_timeout=0.2)
     task = client.serve(_request(["a"]))
     await client.recv()
     client.gate.clear()
     producer.set(_resource("a", 2))
     client.stream.notify("changed")
     await asyncio.wait_for(task, WAIT)  # ended by the send timeout, not by the client
+
+
+async def test_a_slow_client_is_waited_for_and_gets_the_latest_state() -> None:
+    producer = MemoryProducer(_resource("a"))
+    client = Client(producer, send_timeout=0.05, stall_timeout=WAIT)
+    task = client.serve(_request(["a"]))
+    await client.recv()
+    client.gate.clear()  # the client stops taking responses for longer than the send timeout
+    producer.set(_resource("a", 2))
+    client.stream.notify("changed")
+    await asyncio.sleep(0.2)
+    for seconds in (3, 4, 5):  # states while its write waits: only the latest is kept
+        producer.set(_resource("a", seconds))
+        client.stream.notify("changed")
+    assert not task.done(), "a slow client keeps its stream"
+    client.gate.set()
+    slowed = await client.recv()
+    latest = await client.recv()
+    await client.silent()
+    assert Cluster.FromString(slowed.resources[0].value).connect_timeout.seconds == 2
+    assert Cluster.FromString(latest.resources[0].value).connect_timeout.seconds == 5
+    assert client.stream.slow_writes == 1
+    await client.close(task)

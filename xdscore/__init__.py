@@ -12,6 +12,7 @@ It knows nothing of what is served (go-control-plane's ``pkg/server`` and ``pkg/
   ``service``: nonces and the gRPC stream methods; ``types``: Envoy's type URLs.
 """
 
+from xdscore.admission import AdmissionRate
 from xdscore.changes import ChangeMemo, ResourceChanges
 from xdscore.payload import response_payload, unary_payload
 from xdscore.plan import DeltaResponse, SotwResponse, forget_sent, plan_delta, plan_sotw
@@ -32,6 +33,7 @@ from xdscore.watch import WILDCARD, Nack, WatchedResource, should_respond, shoul
 
 __all__ = [
     "WILDCARD",
+    "AdmissionRate",
     "ChangeMemo",
     "DeltaResponse",
     "Mode",

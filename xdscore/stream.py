@@ -6,8 +6,11 @@ skips intermediate states and never holds another stream up). Which request need
 ``should_respond``/``should_respond_delta`` (``watch.py``), what a response holds by ``plan_sotw``/``plan_delta``
 (``plan.py``) over what the type's ``ResourceProducer`` supplies, and the response is encoded from the resources'
 cached bytes (``encode.py``). An optional semaphore, shared by a server's streams, bounds how many responses are
-being built and written at once (Istio's push throttle); a response not written within ``send_timeout`` ends the
-stream (Istio's PILOT_XDS_SEND_TIMEOUT): a client that stopped reading reconnects instead of holding a slot.
+being built and written at once (Istio's push throttle). A slow client is slowed, not cut: its stream has at most
+one response being written (HTTP/2 flow control makes the write wait) and its notices coalesce while it writes, so
+what waits for it is the latest state of each type. A write that takes longer than ``send_timeout`` (Istio's
+PILOT_XDS_SEND_TIMEOUT) gives its throttle slot back and goes on waiting; only a client that consumed nothing for
+``stall_timeout`` (it stopped reading) loses its stream, and reconnects.
 
 The stream knows nothing of what it serves (go-control-plane's server and cache against what is served): its owner
 supplies a producer per type URL, and as the stream's ``StreamOwner`` handles its notices (calling ``respond`` for
@@ -57,7 +60,7 @@ _CLOSED = object()  # inbox marker: the client closed its side of the stream
 
 
 class SendTimeoutError(TimeoutError):
-    """A response could not be written within the send timeout: the client stopped reading its stream."""
+    """A response could not be written within the stall timeout: the client stopped reading its stream."""
 
 
 class ResourceProducer(Protocol):
@@ -116,7 +119,8 @@ class StreamSettings:
 
     nonce: Callable[[], str]  # unique per response (``service.Nonces``)
     control_plane: str = ""  # ``control_plane.identifier`` in every response
-    send_timeout: float = 20.0  # seconds a response may take to be written before the stream is closed
+    send_timeout: float = 20.0  # seconds a write holds its throttle slot; a slower one waits outside the throttle
+    stall_timeout: float = 300.0  # seconds a response may take to be written before the stream is closed
     throttle: asyncio.Semaphore | None = None  # bounds the responses built and written at once, across streams
     default_type_url: str = ""  # the type of a request that names none (a non-aggregated service, e.g. SDS)
 
@@ -147,6 +151,7 @@ class XdsStream:
         self._log_context = dict(log_context or {})
         self._inbox: asyncio.Queue[object] = asyncio.Queue()
         self._queued: set[Hashable] = set()
+        self.slow_writes = 0  # responses that took longer than ``send_timeout`` to be written
 
     # ------------------------------------------------------------------------------------------ running
 
@@ -158,7 +163,7 @@ class XdsStream:
 
     async def serve(self, first: Request, requests: AsyncIterator[Request]) -> None:
         """Handle ``first``, every later request and every notice, until the client closes the stream (or stops
-        reading it: a send timeout ends it)."""
+        reading it: the stall timeout ends it)."""
         reader = asyncio.create_task(self._read(requests), name="xds-read")
         self._inbox.put_nowait(first)
         try:
@@ -172,7 +177,7 @@ class XdsStream:
                     self._queued.discard(item)
                     await self._owner.noticed(item)
         except SendTimeoutError as exc:
-            log.warning("client not reading its stream; closing it", reason=str(exc), **self._log_context)
+            log.warning("client stopped reading its stream; closing it", reason=str(exc), **self._log_context)
         finally:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -240,18 +245,35 @@ class XdsStream:
             self._planned_names[type_url] = watch.names
             if payload is None:
                 return False
-            timeout = self._settings.send_timeout
+            writing = asyncio.ensure_future(self._write(payload))
             try:
-                async with asyncio.timeout(timeout):
-                    await self._write(payload)
-            except TimeoutError:
-                raise SendTimeoutError(
-                    f"{short_type(type_url)} response ({len(payload)} bytes) not sent within {timeout:g}s"
-                ) from None
+                await asyncio.wait((writing,), timeout=self._settings.send_timeout)
+            except BaseException:
+                writing.cancel()
+                raise
+        if not writing.done():
+            await self._write_slowly(writing, type_url, len(payload))
+        writing.result()  # a failed write raises here
         seconds = time.perf_counter() - started
         sent = Sent(version=watch.version_sent, nonce=nonce, size=len(payload), seconds=seconds, resources=current)
         self._owner.sent(type_url, sent)
         return True
+
+    async def _write_slowly(self, writing: asyncio.Future[None], type_url: str, size: int) -> None:
+        """Wait, outside the throttle, for a write the client is slow to take; up to ``stall_timeout`` in all."""
+        settings = self._settings
+        self.slow_writes += 1
+        log.info("client reading slowly; waiting for it", type=short_type(type_url), bytes=size, **self._log_context)
+        try:
+            async with asyncio.timeout(max(0.0, settings.stall_timeout - settings.send_timeout)):
+                await asyncio.shield(writing)
+        except TimeoutError:
+            raise SendTimeoutError(
+                f"{short_type(type_url)} response ({size} bytes) not taken within {settings.stall_timeout:g}s"
+            ) from None
+        finally:
+            if not writing.done():
+                writing.cancel()
 
     # ------------------------------------------------------------------------------------------ status
 

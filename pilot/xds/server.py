@@ -40,7 +40,7 @@ from pilot.xds.cache import ResourceCache
 from pilot.xds.connection import Connection, Mode, short_type
 from pilot.xds.consistency import InconsistentSnapshotError
 from pilot.xds.pushes import Debouncer, build_cache
-from xdscore import Nonces, Request, StreamSettings, first_request, stream_methods
+from xdscore import AdmissionRate, Nonces, Request, StreamSettings, first_request, stream_methods
 
 __all__ = ["ADS_SERVICE", "DiscoveryServer"]
 
@@ -91,14 +91,20 @@ class DiscoveryServer:
         root_namespace: str = DEFAULT_ROOT_NAMESPACE,
         max_concurrent_pushes: int = 100,
         send_timeout: float = 20.0,
+        stall_timeout: float = 300.0,
+        new_streams_per_second: float = 100.0,
+        new_streams_burst: int = 100,
         metrics: PilotMetrics | None = None,
         registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
         mesh: MeshSettings = DEFAULT_MESH_SETTINGS,
     ) -> None:
         """``registries``: the service registries every snapshot aggregates, in precedence order (a registry whose
         contents change on their own calls ``registries_changed``). ``max_concurrent_pushes``: responses built and
-        written at once (Istio's push throttle). ``send_timeout``: seconds a response may take to be written before
-        the stream is closed (Istio's PILOT_XDS_SEND_TIMEOUT)."""
+        written at once (Istio's push throttle). ``send_timeout``: seconds a response's write holds its throttle slot
+        (Istio's PILOT_XDS_SEND_TIMEOUT); a slower write goes on outside it. ``stall_timeout``: seconds a client may
+        take nothing of its stream before the stream is closed. ``new_streams_per_second`` and ``new_streams_burst``:
+        how fast new streams are admitted (a token bucket they wait on; Istio's PILOT_MAX_REQUESTS_PER_SECOND); rate
+        0: no limit."""
         if max_concurrent_pushes < 1:
             raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
         self.generators = generators
@@ -113,6 +119,8 @@ class DiscoveryServer:
         self.port: int | None = None
         self._max_concurrent_pushes = max_concurrent_pushes
         self._send_timeout = send_timeout
+        self._stall_timeout = stall_timeout
+        self.admission = AdmissionRate(new_streams_per_second, new_streams_burst)
         self._debouncer = Debouncer(quiet=debounce, max_delay=debounce_max, flush=self._build_and_push, name="xds-push")
         self._config: tuple[Mapping[ConfigKey, ConfigResource], int] | None = None
         self._cache: ResourceCache | None = None
@@ -177,6 +185,7 @@ class DiscoveryServer:
             nonce=Nonces(),
             control_plane=CONTROL_PLANE_ID,
             send_timeout=self._send_timeout,
+            stall_timeout=self._stall_timeout,
             throttle=asyncio.Semaphore(self._max_concurrent_pushes),
         )
         server = grpc.aio.server()
@@ -283,6 +292,9 @@ class DiscoveryServer:
     async def _serve(
         self, requests: AsyncIterator[Request], context: grpc.aio.ServicerContext[Any, bytes], mode: Mode
     ) -> None:
+        waited = await self.admission.admit()
+        if waited > 0:
+            self.metrics.admission_waited(waited)
         first = await first_request(requests)
         if first is None:
             return

@@ -1,0 +1,29 @@
+"""bench.xds_reference reads xds_load's JSON line and sets Pilot's numbers beside the stand-in's."""
+
+from __future__ import annotations
+
+from bench.xds_reference import format_table, value
+
+PILOT = {
+    "proxies": 10,
+    "services": 5,
+    "status": "ok",
+    "pilot": {"startup_s": 3.0, "peak_rss_mb": 300.0, "cpu_s": {"total": 9.0}},
+    "initial": {"streams": 10, "converged": 10, "failed": 0, "since_start_s": {"p99": 2.0}},
+    "change": {"latency_s": {"p50": 0.5, "p99": 0.6}, "mbytes": {"RDS": 4.0, "EDS": 2.0}},
+}
+STANDIN = {"pilot": {"startup_s": 1.5}, "change": {"mbytes": {"RDS": 3.0}}, "initial": {}}
+
+
+def test_values_are_read_scaled_and_summed_by_type() -> None:
+    assert value(PILOT, ("change", "latency_s", "p50"), 1000.0) == 500.0
+    assert value(PILOT, ("change", "mbytes"), 1.0) == 6.0
+    assert value(STANDIN, ("change", "latency_s", "p50"), 1000.0) is None
+
+
+def test_the_table_gives_each_number_beside_the_reference_with_the_ratio() -> None:
+    table = format_table("sotw", PILOT, STANDIN)
+    assert "| listening after (s)            |        3.0 |        1.5 |   2.00x |" in table
+    assert "| MB sent for the change         |        6.0 |        3.0 |   2.00x |" in table
+    assert "| change p50 (ms)                |      500.0 |          - |       - |" in table
+    assert "Pilot: status ok, 10/10 streams converged, 0 failed" in table
