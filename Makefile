@@ -60,7 +60,8 @@ k8s-cluster:
 test: system-packages k8s-cluster $(STAMP) $(GENERATED)
 	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent injector e2e tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest tests e2e --ignore=e2e/k8s
+	$(BIN)/pytest -n auto tests
+	$(BIN)/pytest e2e --ignore=e2e/k8s
 	$(BIN)/pytest e2e/k8s
 
 unit: $(STAMP) $(GENERATED)
