@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pilot.parse_ahead import ParseAhead, main_with_parse_ahead
 
@@ -86,24 +87,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value >= 0:  # NaN too
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+_Number = TypeVar("_Number", int, float)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+def _at_least(convert: Callable[[str], _Number], minimum: _Number) -> Callable[[str], _Number]:
+    """An argparse type: ``text`` converted by ``convert`` (int or float), refused below ``minimum`` (and NaN)."""
+
+    def parse(text: str) -> _Number:
+        try:
+            value = convert(text)
+        except ValueError:
+            kind = "an integer" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
+        if not value >= minimum:  # NaN too
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+_non_negative_float = _at_least(float, 0.0)
+_positive_int = _at_least(int, 1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
