@@ -25,6 +25,7 @@ from tests.xds_fakes import (
     REVIEWS_V1,
     REVIEWS_V1_CLUSTER,
     REVIEWS_V2_CLUSTER,
+    WAIT,
     AdsStream,
     bookinfo,
     configs_of,
@@ -328,5 +329,30 @@ async def test_a_registry_change_is_pushed_to_connected_proxies() -> None:
             pushed = await stream.recv()
             assert pushed.version_info != first.version_info
             assert DETAILS_CLUSTER in [c.name for c in _unpack(pushed, Cluster)]
+    finally:
+        await server.stop(grace=0)
+
+
+async def test_new_streams_wait_for_admission_and_are_not_refused() -> None:
+    """One stream's burst, a rate that gives no second token during the test: the second stream's requests are not
+    read (it waits, counted in ``admission.waiting``) and it is not refused; a stream that closes while waiting
+    leaves the queue."""
+    server = DiscoveryServer(
+        generators=fake_generators(), debounce=0.01, new_streams_per_second=0.001, new_streams_burst=1
+    )
+    server.update_config(bookinfo(), 1)
+    await server.start("127.0.0.1:0")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            first = AdsStream(channel)  # a stream is admitted when its call starts, before its first request
+            await first.request(CLUSTER_TYPE, node=PRODUCTPAGE)
+            assert (await first.recv()).type_url == CLUSTER_TYPE
+            second = AdsStream(channel)
+            await second.request(CLUSTER_TYPE, node=PRODUCTPAGE)
+            await wait_until(lambda: server.admission.waiting == 1, WAIT)
+            await second.assert_silent()
+            assert server.admission.waiting == 1  # still waiting, not refused
+            second.call.cancel()
+            await wait_until(lambda: server.admission.waiting == 0, WAIT)
     finally:
         await server.stop(grace=0)
