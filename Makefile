@@ -84,13 +84,17 @@ lint: $(STAMP) $(GENERATED)
 typecheck: $(STAMP) $(GENERATED)
 	$(BIN)/mypy
 
-## Start-up of Pilot and Mixer against the stand-in on the 1000-service mesh of ../shared/tools (override with
-## TOOLS=DIR), then the ADS push benchmark: 1000 simulated proxies x 1000 services (ARGS="--streams N --services M").
+## Every benchmark, each number beside its reference measured in the same run (README, "Performance"): start-up of
+## Pilot and Mixer against the stand-in on the 1000-service mesh of ../shared/tools (override with TOOLS=DIR), the
+## ADS push benchmark (ARGS="--streams N --services M"), Pilot beside the xds stand-in under xds_load, Mixer's
+## checks and telemetry (part 1 in pods, as root), Citadel's certificates.
 TOOLS ?= ../shared/tools
 bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.startup --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS)
+	$(BIN)/python -m bench.mixer_policy
+	$(BIN)/python -m bench.citadel_certs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds meshplane/proxyconfig .wheelhouse
