@@ -86,6 +86,18 @@ async def _until(mesh: PodMesh, decision: str, status: int, seconds: float = DRA
         await asyncio.sleep(0.1)
 
 
+async def _until_served_by(mesh: PodMesh, server: str, seconds: float = DRAIN_TIME_SECONDS + 10) -> None:
+    """Until every denial comes from ``server``: the previous provider also answers 403, on the listener still
+    draining after the switch."""
+    deadline = time.monotonic() + seconds
+    while True:
+        denied = await mesh.responses(HEADERS_URL, 4, headers={"x-ext-authz": "deny"})
+        if (found := [r.headers.get(SERVED_BY_HEADER) for r in denied]) == [server] * 4:
+            return
+        assert time.monotonic() < deadline, f"denials still served by {found}, expected {server}"
+        await asyncio.sleep(0.1)
+
+
 @pytest.mark.parametrize("provider", ["sample-ext-authz-grpc", "sample-ext-authz-http"])
 async def test_provider_denies_without_allow_header_and_only_for_headers(
     ext_authz_world: PodMesh, provider: str
@@ -96,6 +108,7 @@ async def test_provider_denies_without_allow_header_and_only_for_headers(
     configz = await mesh.config.wait_synced()
     assert not configz.get("rejected"), configz["rejected"]
     await _until(mesh, "deny", 403)
+    await _until_served_by(mesh, provider.rsplit("-", 1)[1])
 
     denied = await mesh.responses(HEADERS_URL, 2, headers={"x-ext-authz": "deny"})
     without = await mesh.responses(HEADERS_URL, 2)
