@@ -36,6 +36,12 @@ from pilot.model import (
 from pilot.monitor import MonitorServer
 from pilot.parse_ahead import ParseAhead
 from pilot.xds import DiscoveryServer
+from xdscore import (
+    DEFAULT_NEW_STREAMS_BURST,
+    DEFAULT_NEW_STREAMS_PER_SECOND,
+    DEFAULT_SEND_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+)
 
 if TYPE_CHECKING:
     from meshplane.kube_api import KubeAccess
@@ -64,10 +70,11 @@ class PilotOptions:
     status_lease_namespace: str | None = None
     # how long an auto-registered WorkloadEntry outlives its proxy's last stream (pilot.autoregistration)
     workload_entry_grace_period: float = DEFAULT_GRACE_PERIOD
-    send_timeout: float = 20.0  # seconds a response's write holds its push-throttle slot
-    stall_timeout: float = 300.0  # seconds a proxy may read nothing of its stream before the stream is closed
-    new_streams_per_second: float = 100.0  # admission rate of new ADS streams (0: no limit)
-    new_streams_burst: int = 100
+    send_timeout: float = DEFAULT_SEND_TIMEOUT  # seconds a response's write holds its push-throttle slot
+    # seconds a proxy may read nothing of its stream before the stream is closed
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
+    new_streams_per_second: float = DEFAULT_NEW_STREAMS_PER_SECOND  # admission rate of new ADS streams (0: no limit)
+    new_streams_burst: int = DEFAULT_NEW_STREAMS_BURST
 
 
 async def run_pilot(

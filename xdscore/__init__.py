@@ -12,13 +12,15 @@ It knows nothing of what is served (go-control-plane's ``pkg/server`` and ``pkg/
   ``service``: nonces and the gRPC stream methods; ``types``: Envoy's type URLs.
 """
 
-from xdscore.admission import AdmissionRate
+from xdscore.admission import DEFAULT_NEW_STREAMS_BURST, DEFAULT_NEW_STREAMS_PER_SECOND, AdmissionRate
 from xdscore.changes import ChangeMemo, ResourceChanges
 from xdscore.payload import response_payload, unary_payload
 from xdscore.plan import DeltaResponse, SotwResponse, forget_sent, plan_delta, plan_sotw
 from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource, resource_name
 from xdscore.service import Nonces, first_request, pass_bytes, stream_methods
 from xdscore.stream import (
+    DEFAULT_SEND_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
     Mode,
     Request,
     ResourceProducer,
@@ -32,6 +34,10 @@ from xdscore.types import short_type
 from xdscore.watch import WILDCARD, Nack, WatchedResource, should_respond, should_respond_delta
 
 __all__ = [
+    "DEFAULT_NEW_STREAMS_BURST",
+    "DEFAULT_NEW_STREAMS_PER_SECOND",
+    "DEFAULT_SEND_TIMEOUT",
+    "DEFAULT_STALL_TIMEOUT",
     "WILDCARD",
     "AdmissionRate",
     "ChangeMemo",

@@ -8,7 +8,10 @@ import asyncio
 import time
 from collections.abc import Callable
 
-__all__ = ["AdmissionRate"]
+__all__ = ["DEFAULT_NEW_STREAMS_BURST", "DEFAULT_NEW_STREAMS_PER_SECOND", "AdmissionRate"]
+
+DEFAULT_NEW_STREAMS_PER_SECOND = 100.0  # the top of Istio's PILOT_MAX_REQUESTS_PER_SECOND range
+DEFAULT_NEW_STREAMS_BURST = 100
 
 
 class AdmissionRate:

@@ -59,6 +59,10 @@ Request: TypeAlias = DiscoveryRequest | DeltaDiscoveryRequest
 _CLOSED = object()  # inbox marker: the client closed its side of the stream
 
 
+DEFAULT_SEND_TIMEOUT = 20.0  # seconds (Istio's PILOT_XDS_SEND_TIMEOUT)
+DEFAULT_STALL_TIMEOUT = 300.0  # seconds
+
+
 class SendTimeoutError(TimeoutError):
     """A response could not be written within the stall timeout: the client stopped reading its stream."""
 
@@ -119,8 +123,10 @@ class StreamSettings:
 
     nonce: Callable[[], str]  # unique per response (``service.Nonces``)
     control_plane: str = ""  # ``control_plane.identifier`` in every response
-    send_timeout: float = 20.0  # seconds a write holds its throttle slot; a slower one waits outside the throttle
-    stall_timeout: float = 300.0  # seconds a response may take to be written before the stream is closed
+    # seconds a write holds its throttle slot; a slower one waits outside the throttle
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
+    # seconds a response may take to be written before the stream is closed
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT
     throttle: asyncio.Semaphore | None = None  # bounds the responses built and written at once, across streams
     default_type_url: str = ""  # the type of a request that names none (a non-aggregated service, e.g. SDS)
 

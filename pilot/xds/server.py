@@ -40,7 +40,18 @@ from pilot.xds.cache import ResourceCache
 from pilot.xds.connection import Connection, Mode, short_type
 from pilot.xds.consistency import InconsistentSnapshotError
 from pilot.xds.pushes import Debouncer, build_cache
-from xdscore import AdmissionRate, Nonces, Request, StreamSettings, first_request, stream_methods
+from xdscore import (
+    DEFAULT_NEW_STREAMS_BURST,
+    DEFAULT_NEW_STREAMS_PER_SECOND,
+    DEFAULT_SEND_TIMEOUT,
+    DEFAULT_STALL_TIMEOUT,
+    AdmissionRate,
+    Nonces,
+    Request,
+    StreamSettings,
+    first_request,
+    stream_methods,
+)
 
 __all__ = ["ADS_SERVICE", "DiscoveryServer"]
 
@@ -90,10 +101,10 @@ class DiscoveryServer:
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
         root_namespace: str = DEFAULT_ROOT_NAMESPACE,
         max_concurrent_pushes: int = 100,
-        send_timeout: float = 20.0,
-        stall_timeout: float = 300.0,
-        new_streams_per_second: float = 100.0,
-        new_streams_burst: int = 100,
+        send_timeout: float = DEFAULT_SEND_TIMEOUT,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT,
+        new_streams_per_second: float = DEFAULT_NEW_STREAMS_PER_SECOND,
+        new_streams_burst: int = DEFAULT_NEW_STREAMS_BURST,
         metrics: PilotMetrics | None = None,
         registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
         mesh: MeshSettings = DEFAULT_MESH_SETTINGS,
