@@ -77,7 +77,8 @@ class TelemetryPipeline:
             raise ValueError(f"queue capacity must be at least 1 entry, got {capacity}")
         self.metrics = metrics
         self.graph = graph if graph is not None else ServiceGraph()
-        self.telemetry = telemetry if telemetry is not None else IstioTelemetry(metrics.meter)
+        self.telemetry = telemetry if telemetry is not None else IstioTelemetry()
+        metrics.add_producer(self.telemetry.metrics)
         self.capacity = capacity
         self._registry = registry
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue()

@@ -244,14 +244,19 @@ def reporting_workload(node: ProxyNode | None, registry: WorkloadRegistry) -> Wo
     return info
 
 
+_FLAG_ORDER = {field: (index, short) for index, (field, short) in enumerate(_FLAG_NAMES)}
+
+
 def response_flags(flags: ResponseFlags) -> str:
-    """Envoy's ``%RESPONSE_FLAGS%``: the short names of the set flags, comma-separated; ``-`` for none."""
-    names = [
-        short
-        for field, short in _FLAG_NAMES
-        if (flags.HasField(field) if field == "unauthorized_details" else getattr(flags, field))
-    ]
-    return ",".join(names) if names else _NO_FLAGS
+    """Envoy's ``%RESPONSE_FLAGS%``: the short names of the set flags, comma-separated; ``-`` for none.
+
+    Only the fields that are set are visited (``ListFields``: a true flag, a present ``unauthorized_details``):
+    most entries have none, and this runs for every entry."""
+    present = flags.ListFields()
+    if not present:
+        return _NO_FLAGS
+    ordered = sorted(_FLAG_ORDER[descriptor.name] for descriptor, _ in present if descriptor.name in _FLAG_ORDER)
+    return ",".join(short for _, short in ordered) if ordered else _NO_FLAGS
 
 
 def request_record(

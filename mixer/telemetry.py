@@ -1,4 +1,5 @@
-"""Istio's standard HTTP request metrics, recorded from ``RequestRecord``s on Mixer's MeterProvider.
+"""Istio's standard HTTP request metrics, accumulated per series from ``RequestRecord``s and exported through
+Mixer's MeterProvider readers (Prometheus ``/metrics`` and, when configured, OTLP).
 
 The four metrics of https://istio.io/latest/docs/reference/config/metrics/ (HTTP, HTTP/2 and gRPC traffic), each
 with every label of a ``RequestRecord`` (``mixer.log_entries.LABEL_NAMES``):
@@ -11,22 +12,39 @@ with every label of a ``RequestRecord`` (``mixer.log_entries.LABEL_NAMES``):
 Telemetry ``metrics`` overrides (``mixer.metric_overrides``) turn metrics off per side and change their labels;
 without any, a record's own label tuple is used as it is.
 
-No instrument has a unit: the OpenTelemetry Prometheus exporter would append it to the exported name.
+Recording is on the ingestion hot path (tens of thousands of entries a second), and the OpenTelemetry SDK costs
+about 50 us per measurement (it validates and hashes the 23 attributes of each one). So no measurement reaches the
+SDK: a batch is grouped by series (label names and values, a tuple key) and added to plain per-series accumulators
+(a count; bucket counts, sum, min and max per histogram, bucketed as the SDK's explicit-bucket aggregation does:
+a value equal to a bound falls in that bound's bucket). ``metrics()`` turns the accumulators into the SDK's own
+cumulative data points when a reader collects (a scrape, an OTLP export), and ``mixer.metrics`` adds them to what
+the SDK collected, so Prometheus and OTLP export them exactly as they would the SDK's own instruments. A lock
+guards the accumulators: the OTLP reader collects from its own thread.
 
-Recording is on the ingestion hot path (thousands of entries a second), so the attribute dict of each distinct
-label tuple is built once and reused, and ``record_all`` adds a batch's requests to the counter once per series
-(the SDK validates and hashes the 23 attributes of every measurement: that, not Mixer, is most of the cost).
-The cache is bounded (cleared when it reaches ``max_cached_series``): a flood of distinct values (an attacker's
-Host headers) must not grow memory beyond what the SDK itself keeps. The SDK's own default cardinality limit
-(2000 series per metric, the rest aggregated into one ``otel_metric_overflow`` series) applies unless Mixer's
-MeterProvider configures a View with a higher ``aggregation_cardinality_limit``.
+Each metric keeps at most ``series_limit`` series (the SDK's default cardinality limit, 2000): past it, requests
+of a new series are added to one ``otel.metric.overflow=true`` series, as the SDK does, so a flood of distinct
+values (an attacker's Host headers) cannot grow memory without bound.
+
+No metric has a unit: the OpenTelemetry Prometheus exporter would append it to the exported name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
-from opentelemetry.metrics import Meter
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    NumberDataPoint,
+    Sum,
+)
+from opentelemetry.util.types import Attributes
 
 from mixer.log_entries import LABEL_NAMES, RequestRecord
 from mixer.metric_overrides import (
@@ -41,7 +59,9 @@ from mixer.metric_overrides import (
 
 __all__ = [
     "BYTES_BUCKETS",
+    "DEFAULT_SERIES_LIMIT",
     "DURATION_MS_BUCKETS",
+    "OVERFLOW_ATTRIBUTES",
     "REQUESTS_TOTAL",
     "REQUEST_BYTES",
     "REQUEST_DURATION_MS",
@@ -49,7 +69,7 @@ __all__ = [
     "IstioTelemetry",
 ]
 
-REQUESTS_TOTAL = "istio_requests_total"  # the exported name (the instrument is the counter "istio_requests")
+REQUESTS_TOTAL = "istio_requests_total"  # the exported name (the counter is "istio_requests")
 REQUEST_DURATION_MS = "istio_request_duration_milliseconds"
 REQUEST_BYTES = "istio_request_bytes"
 RESPONSE_BYTES = "istio_response_bytes"
@@ -59,89 +79,191 @@ DURATION_MS_BUCKETS: tuple[float, ...] = (
 )  # fmt: skip
 BYTES_BUCKETS: tuple[float, ...] = tuple(10**exponent for exponent in range(9))  # 1 .. 100,000,000
 
-_DEFAULT_MAX_CACHED_SERIES = 10_000
+DEFAULT_SERIES_LIMIT = 2000  # the OpenTelemetry SDK's default aggregation cardinality limit
+OVERFLOW_ATTRIBUTES: dict[str, bool] = {"otel.metric.overflow": True}
 
-Attributes = dict[str, str]
+SeriesKey = tuple[tuple[str, ...], tuple[str, ...]]  # (label names, label values)
+_OVERFLOW: SeriesKey = (("otel.metric.overflow",), ("true",))  # compared by identity: see _attributes
+
+
+@dataclass(slots=True)
+class _Distribution:
+    """One histogram series: counts per explicit bucket (the last one above every bound), sum, min and max."""
+
+    bucket_counts: list[int]
+    total: float = 0.0
+    minimum: float = float("inf")
+    maximum: float = float("-inf")
+
+    def add(self, bounds: Sequence[float], value: float) -> None:
+        self.bucket_counts[bisect_left(bounds, value)] += 1
+        self.total += value
+        if value < self.minimum:
+            self.minimum = value
+        if value > self.maximum:
+            self.maximum = value
+
+
+@dataclass(slots=True)
+class _CounterSeries:
+    """A monotonic counter's series, at most ``limit`` of them (the overflow series included)."""
+
+    limit: int
+    values: dict[SeriesKey, int] = field(default_factory=dict)
+
+    def add(self, key: SeriesKey, count: int) -> None:
+        values = self.values
+        if key in values:
+            values[key] += count
+        elif len(values) < self.limit - 1:
+            values[key] = count
+        else:
+            values[_OVERFLOW] = values.get(_OVERFLOW, 0) + count
+
+
+@dataclass(slots=True)
+class _HistogramSeries:
+    """A histogram's series, at most ``limit`` of them (the overflow series included)."""
+
+    bounds: tuple[float, ...]
+    limit: int
+    distributions: dict[SeriesKey, _Distribution] = field(default_factory=dict)
+
+    def series(self, key: SeriesKey) -> _Distribution:
+        """The distribution of ``key``'s series (created if there is room, else the overflow series)."""
+        distributions = self.distributions
+        distribution = distributions.get(key)
+        if distribution is None:
+            if len(distributions) >= self.limit - 1:
+                key = _OVERFLOW
+                distribution = distributions.get(key)
+            if distribution is None:
+                distribution = distributions[key] = _Distribution([0] * (len(self.bounds) + 1))
+        return distribution
+
+    def add(self, key: SeriesKey, value: float) -> None:
+        self.series(key).add(self.bounds, value)
+
+
+def _attributes(key: SeriesKey) -> Attributes:
+    if key is _OVERFLOW:
+        return OVERFLOW_ATTRIBUTES
+    names, values = key
+    return dict(zip(names, values, strict=True))
 
 
 class IstioTelemetry:
-    """Istio's four request metrics on ``meter``; ``record`` adds one request to all four."""
+    """Istio's four request metrics: ``record_all`` adds requests, ``metrics`` reads them as SDK data points."""
 
-    def __init__(self, meter: Meter, *, max_cached_series: int = _DEFAULT_MAX_CACHED_SERIES) -> None:
-        self._requests = meter.create_counter(
-            REQUESTS_TOTAL.removesuffix("_total"), description="Requests handled by an Istio proxy."
-        )
-        self._duration = meter.create_histogram(
-            REQUEST_DURATION_MS,
-            description="Duration of requests, in milliseconds.",
-            explicit_bucket_boundaries_advisory=DURATION_MS_BUCKETS,
-        )
-        self._request_bytes = meter.create_histogram(
-            REQUEST_BYTES,
-            description="HTTP request sizes (headers and body), in bytes.",
-            explicit_bucket_boundaries_advisory=BYTES_BUCKETS,
-        )
-        self._response_bytes = meter.create_histogram(
-            RESPONSE_BYTES,
-            description="HTTP response sizes (headers and body), in bytes.",
-            explicit_bucket_boundaries_advisory=BYTES_BUCKETS,
-        )
-        self._attributes: dict[tuple[str, ...], Attributes] = {}
-        self._overridden: dict[tuple[tuple[str, ...], tuple[str, ...]], Attributes] = {}
-        self._max_cached_series = max_cached_series
+    def __init__(self, *, series_limit: int = DEFAULT_SERIES_LIMIT) -> None:
+        if series_limit < 2:
+            raise ValueError(f"series_limit must leave room for a series and the overflow one, got {series_limit}")
+        self._lock = threading.Lock()
+        self._started_ns = time.time_ns()
+        self._requests = _CounterSeries(series_limit)
+        self._duration = _HistogramSeries(DURATION_MS_BUCKETS, series_limit)
+        self._request_bytes = _HistogramSeries(BYTES_BUCKETS, series_limit)
+        self._response_bytes = _HistogramSeries(BYTES_BUCKETS, series_limit)
 
     def record(self, record: RequestRecord) -> None:
         """Count ``record`` and add its duration and sizes to the distributions of its series."""
         self.record_all((record,))
 
     def record_all(self, records: Iterable[RequestRecord], plan: CompiledPlan = DEFAULT_PLAN) -> None:
-        """``record`` each of ``records``, with one counter addition per distinct series (cheaper in a batch);
-        ``plan``: the Telemetry metrics overrides of the workload that reported them (``mixer.metric_overrides``)."""
-        if not plan.default:
-            self._record_overridden(records, plan)
-            return
-        counts: dict[tuple[str, ...], int] = {}
+        """``record`` each of ``records``; ``plan``: the Telemetry metrics overrides of the workload that reported
+        them (``mixer.metric_overrides``)."""
+        with self._lock:
+            if plan.default:
+                self._record_default(records)
+            else:
+                self._record_overridden(records, plan)
+
+    def _record_default(self, records: Iterable[RequestRecord]) -> None:
+        """Every metric with the record's own labels: grouped by series, each series looked up once a batch."""
+        by_series: dict[tuple[str, ...], list[RequestRecord]] = {}
         for record in records:
             values = record.label_values
-            attributes = self._attributes_of(values)
-            counts[values] = counts.get(values, 0) + 1
-            self._duration.record(record.duration_ms, attributes)
-            self._request_bytes.record(record.request_bytes, attributes)
-            self._response_bytes.record(record.response_bytes, attributes)
-        for values, count in counts.items():
-            self._requests.add(count, self._attributes_of(values))
+            if (group := by_series.get(values)) is None:
+                by_series[values] = [record]
+            else:
+                group.append(record)
+        for values, group in by_series.items():
+            key = (LABEL_NAMES, values)
+            self._requests.add(key, len(group))
+            duration = self._duration.series(key)
+            request_bytes = self._request_bytes.series(key)
+            response_bytes = self._response_bytes.series(key)
+            for record in group:
+                duration.add(DURATION_MS_BUCKETS, record.duration_ms)
+                request_bytes.add(BYTES_BUCKETS, record.request_bytes)
+                response_bytes.add(BYTES_BUCKETS, record.response_bytes)
 
     def _record_overridden(self, records: Iterable[RequestRecord], plan: CompiledPlan) -> None:
         """Each metric that is on, with its own labels (a metric disabled for the record's side is skipped)."""
-        counts: dict[tuple[tuple[str, ...], tuple[str, ...]], int] = {}
         for record in records:
             metrics = record_side(plan, record).metrics
             if (labels := metrics.get(REQUESTS)) is not None:
-                key = (labels.names, labels.values(record))
-                counts[key] = counts.get(key, 0) + 1
+                self._requests.add((labels.names, labels.values(record)), 1)
             if (labels := metrics.get(DURATION)) is not None:
-                self._duration.record(record.duration_ms, self._labelled(labels.names, labels.values(record)))
+                self._duration.add((labels.names, labels.values(record)), record.duration_ms)
             if (labels := metrics.get(REQUEST_SIZE)) is not None:
-                self._request_bytes.record(record.request_bytes, self._labelled(labels.names, labels.values(record)))
+                self._request_bytes.add((labels.names, labels.values(record)), record.request_bytes)
             if (labels := metrics.get(RESPONSE_SIZE)) is not None:
-                self._response_bytes.record(record.response_bytes, self._labelled(labels.names, labels.values(record)))
-        for (names, values), count in counts.items():
-            self._requests.add(count, self._labelled(names, values))
+                self._response_bytes.add((labels.names, labels.values(record)), record.response_bytes)
 
-    def _labelled(self, names: tuple[str, ...], values: tuple[str, ...]) -> Attributes:
-        key = (names, values)
-        attributes = self._overridden.get(key)
-        if attributes is None:
-            if len(self._overridden) >= self._max_cached_series:
-                self._overridden.clear()
-            attributes = self._overridden[key] = dict(zip(names, values, strict=True))
-        return attributes
+    def metrics(self) -> list[Metric]:
+        """The four metrics' cumulative series as the SDK's data points (empty metrics are left out)."""
+        now = time.time_ns()
+        start = self._started_ns
+        with self._lock:
+            requests = list(self._requests.values.items())
+            histograms = [
+                (series, [(key, _copy(d)) for key, d in series.distributions.items()])
+                for series in (self._duration, self._request_bytes, self._response_bytes)
+            ]
+        metrics: list[Metric] = []
+        if requests:
+            points = [NumberDataPoint(_attributes(key), start, now, count) for key, count in requests]
+            data = Sum(points, AggregationTemporality.CUMULATIVE, is_monotonic=True)
+            metrics.append(
+                Metric(REQUESTS_TOTAL.removesuffix("_total"), "Requests handled by an Istio proxy.", "", data)
+            )
+        for (series, distributions), (name, description) in zip(histograms, _HISTOGRAMS, strict=True):
+            if not distributions:
+                continue
+            histogram_points = [
+                HistogramDataPoint(
+                    _attributes(key),
+                    start,
+                    now,
+                    count=sum(d.bucket_counts),
+                    sum=d.total,
+                    bucket_counts=d.bucket_counts,
+                    explicit_bounds=series.bounds,
+                    min=d.minimum,
+                    max=d.maximum,
+                )
+                for key, d in distributions
+            ]
+            metrics.append(
+                Metric(name, description, "", Histogram(histogram_points, AggregationTemporality.CUMULATIVE))
+            )
+        return metrics
 
-    def _attributes_of(self, values: tuple[str, ...]) -> Attributes:
-        attributes = self._attributes.get(values)
-        if attributes is None:
-            if len(self._attributes) >= self._max_cached_series:
-                self._attributes.clear()
-            attributes = dict(zip(LABEL_NAMES, values, strict=True))
-            self._attributes[values] = attributes
-        return attributes
+    def series_count(self) -> int:
+        """Series of ``istio_requests_total`` (the overflow one included)."""
+        with self._lock:
+            return len(self._requests.values)
+
+
+_HISTOGRAMS = (
+    (REQUEST_DURATION_MS, "Duration of requests, in milliseconds."),
+    (REQUEST_BYTES, "HTTP request sizes (headers and body), in bytes."),
+    (RESPONSE_BYTES, "HTTP response sizes (headers and body), in bytes."),
+)
+
+
+def _copy(distribution: _Distribution) -> _Distribution:
+    return _Distribution(
+        list(distribution.bucket_counts), distribution.total, distribution.minimum, distribution.maximum
+    )

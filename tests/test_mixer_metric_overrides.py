@@ -57,7 +57,9 @@ def snapshot(spec: str) -> MeshSnapshot:
 
 def record(metrics: MixerMetrics, spec: str, *records: object) -> dict[str, list[Sample]]:
     plan = MetricOverrides(snapshot(spec)).plan(PRODUCTPAGE)
-    IstioTelemetry(metrics.meter).record_all(records, plan)  # type: ignore[arg-type]
+    telemetry = IstioTelemetry()
+    metrics.add_producer(telemetry.metrics)
+    telemetry.record_all(records, plan)  # type: ignore[arg-type]
     return families(metrics)
 
 

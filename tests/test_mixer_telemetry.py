@@ -22,6 +22,13 @@ def metrics() -> Iterator[MixerMetrics]:
     metrics.shutdown()
 
 
+def exported(metrics: MixerMetrics, **options: int) -> IstioTelemetry:
+    """A new IstioTelemetry whose metrics ``metrics`` exports."""
+    telemetry = IstioTelemetry(**options)
+    metrics.add_producer(telemetry.metrics)
+    return telemetry
+
+
 def samples(metrics: MixerMetrics, family: str) -> list[Sample]:
     text = metrics.exposition().decode()
     for metric in text_string_to_metric_families(text):
@@ -38,7 +45,7 @@ BYTES_LE = ["1", "10", "100", "1000", "10000", "100000", "1000000", "10000000", 
 
 
 def test_requests_are_counted_in_istio_requests_total_with_every_istio_label(metrics: MixerMetrics) -> None:
-    telemetry = IstioTelemetry(metrics.meter)
+    telemetry = exported(metrics)
     telemetry.record(REVIEWS_REPORT)
     telemetry.record(REVIEWS_REPORT)
     telemetry.record(replace(REVIEWS_REPORT, response_code="503", response_flags="UF,URX"))
@@ -56,7 +63,7 @@ def test_requests_are_counted_in_istio_requests_total_with_every_istio_label(met
 
 
 def test_duration_histogram_has_istios_millisecond_buckets(metrics: MixerMetrics) -> None:
-    telemetry = IstioTelemetry(metrics.meter)
+    telemetry = exported(metrics)
     telemetry.record(replace(REVIEWS_REPORT, duration_ms=7.5))
     telemetry.record(replace(REVIEWS_REPORT, duration_ms=240.0))
 
@@ -78,7 +85,7 @@ def test_duration_histogram_has_istios_millisecond_buckets(metrics: MixerMetrics
 
 
 def test_size_histograms_count_headers_and_body_in_powers_of_ten(metrics: MixerMetrics) -> None:
-    telemetry = IstioTelemetry(metrics.meter)
+    telemetry = exported(metrics)
     telemetry.record(REVIEWS_REPORT)  # 120 bytes in, 380 out
 
     for family, size in (("istio_request_bytes", 120.0), ("istio_response_bytes", 380.0)):
@@ -93,7 +100,7 @@ def test_size_histograms_count_headers_and_body_in_powers_of_ten(metrics: MixerM
 
 
 def test_exported_names_are_exactly_istios(metrics: MixerMetrics) -> None:
-    IstioTelemetry(metrics.meter).record(REVIEWS_REPORT)
+    exported(metrics).record(REVIEWS_REPORT)
 
     text = metrics.exposition().decode()
     types = {line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE istio_")}
@@ -105,11 +112,40 @@ def test_exported_names_are_exactly_istios(metrics: MixerMetrics) -> None:
     }
 
 
-def test_the_attribute_cache_is_bounded_and_reused(metrics: MixerMetrics) -> None:
-    telemetry = IstioTelemetry(metrics.meter, max_cached_series=2)
-    for code in ("200", "201", "202", "200"):
-        telemetry.record(replace(REVIEWS_REPORT, response_code=code))
+def test_series_past_the_limit_are_added_to_one_overflow_series(metrics: MixerMetrics) -> None:
+    telemetry = exported(metrics, series_limit=3)  # two series and the overflow one, as the SDK counts
+    for code in ("200", "201", "202", "200", "203", "201"):
+        telemetry.record(replace(REVIEWS_REPORT, response_code=code, duration_ms=float(code) - 199))
+
+    def series(sample: Sample) -> str:  # the exporter gives a family's samples every label, empty if unset
+        return "overflow" if sample.labels["otel_metric_overflow"] == "true" else sample.labels["response_code"]
+
+    counted = {series(s): s.value for s in samples(metrics, "istio_requests")}
+    assert counted == {"200": 2.0, "201": 2.0, "overflow": 2.0}
+    (overflow,) = [s for s in samples(metrics, "istio_requests") if series(s) == "overflow"]
+    assert {name for name, value in overflow.labels.items() if value} == {"otel_metric_overflow"}
+    sums = {
+        series(s): s.value for s in samples(metrics, "istio_request_duration_milliseconds") if s.name.endswith("_sum")
+    }
+    assert sums == {"200": 2.0, "201": 4.0, "overflow": 7.0}
+    assert telemetry.series_count() == 3
+
+
+def test_a_batch_counts_each_record_of_a_series(metrics: MixerMetrics) -> None:
+    telemetry = exported(metrics)
+    batch = [replace(REVIEWS_REPORT, duration_ms=float(ms)) for ms in (0.5, 1, 3, 700)]
+    telemetry.record_all([*batch, replace(REVIEWS_REPORT, response_code="503")])
 
     counted = {s.labels["response_code"]: s.value for s in samples(metrics, "istio_requests")}
-    assert counted == {"200": 2.0, "201": 1.0, "202": 1.0}
-    assert len(telemetry._attributes) <= 2
+    assert counted == {"200": 4.0, "503": 1.0}
+    buckets = {
+        s.labels["le"]: s.value
+        for s in samples(metrics, "istio_request_duration_milliseconds")
+        if s.name.endswith("_bucket") and s.labels["response_code"] == "200"
+    }
+    assert (buckets["0.5"], buckets["1"], buckets["5"], buckets["500"], buckets["1000"]) == (1, 2, 3, 3, 4)
+
+
+def test_series_limit_leaves_room_for_the_overflow_series() -> None:
+    with pytest.raises(ValueError, match="series_limit"):
+        IstioTelemetry(series_limit=1)
