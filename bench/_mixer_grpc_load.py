@@ -6,7 +6,8 @@ Checks: ``concurrency`` coroutines over ``channels`` gRPC channels, each calling
 for productpage -> reviews-v1:9080 (the peers at the demo's pod IPs, the destination at its original destination
 pod IP:9080 as the inbound capture delivers it; HTTP method, path, host, scheme, protocol, request id and the
 headers Envoy forwards, ``end-user`` among them). The requests are serialized once beforehand, so the client spends
-its CPU on gRPC only. Every check evaluates the AccessList and the RateLimit selecting reviews and is allowed.
+its CPU on gRPC only. Every check evaluates the AccessList and the RateLimit selecting reviews and is allowed. The
+same load drives the reference stand-in (any ``CheckServer``), so the two are compared per CPU-second.
 
 Access logs: ``streams`` client streams of ``envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs``, each as
 one sidecar's ``http_grpc`` logger (reviews-v1, -v2, -v3 in turn): the identifier (node id, log name) on the first
@@ -27,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import grpc
 from envoy.config.core.v3.address_pb2 import Address, SocketAddress
@@ -52,7 +54,7 @@ from envoy_bootstrap import sidecar_node_id
 from meshplane.mixer_names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 
-__all__ = ["AccessLogResult", "CheckResult", "run_access_logs", "run_checks"]
+__all__ = ["AccessLogResult", "CheckResult", "CheckServer", "run_access_logs", "run_checks"]
 
 _CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
 _ACCESS_LOG_METHOD = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
@@ -63,6 +65,18 @@ _PRODUCTPAGE_IP = _POD_IPS[DEMO_CLIENT.name]
 _RPC_TIMEOUT_SECONDS = 10.0
 
 
+class CheckServer(Protocol):
+    """What the checks load needs of the server it drives: Mixer (``MixerProcess``) or the stand-in."""
+
+    @property
+    def grpc_address(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    async def metrics_text(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
     channels: int
@@ -71,7 +85,7 @@ class CheckResult:
     checks: int
     outcomes: Mapping[str, int]  # of every check, unloaded ones too: "OK", "PERMISSION_DENIED", or "rpc <code>"
     latencies: Latencies
-    mixer_cpu: float
+    mixer_cpu: float  # the server's CPU seconds while measuring (Mixer's, or the stand-in's)
     client_cpu: float  # this process's CPU seconds while measuring
     mixer_evaluation_mean: float  # seconds, Mixer's own mixer_check_duration_seconds (sum / count)
     unloaded: Latencies  # one check in flight at a time, after the loaded run
@@ -79,6 +93,11 @@ class CheckResult:
     @property
     def per_second(self) -> float:
         return self.checks / self.seconds
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Checks answered per second of the server's CPU: the cost per check, comparable across runs' loads."""
+        return self.checks / self.mixer_cpu if self.mixer_cpu > 0 else float("nan")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,7 +159,7 @@ def check_request(*, index: int, destination_ip: str) -> CheckRequest:
     )
 
 
-async def run_checks(mixer: MixerProcess, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
+async def run_checks(mixer: CheckServer, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
     destination = _POD_IPS[_REVIEWS[0].name]
     requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
     opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(channels)]

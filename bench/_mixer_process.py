@@ -6,17 +6,31 @@ mesh's registry as the demo applies it (``e2e/demo_config/00-reviews-mesh.yaml``
 their apps on the service port 9080, productpage at 10.89.0.10) and the Mixer policies under test; no pod has to run
 for Mixer to resolve those addresses. It is the harness's
 ``MixerProcess``, so it starts, waits and stops as in the end-to-end scenarios.
+
+``start_mixer_standin`` runs the reference beside it: ``mixer_standin.py`` of the shared tools (``--tools-dir``; see
+their README), a grpc.aio server that parses each CheckRequest and answers a constant pre-serialized OK, with no
+policy and no metrics SDK: the ceiling of a Python gRPC server on this machine. The checks part drives it with the
+same load just before Mixer and compares checks per CPU-second.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from bench._measure import free_port
-from e2e.control_plane import MixerProcess
+from e2e.control_plane import ControlPlaneProcess, MixerProcess
 from e2e.mesh_config import DEMO_MESH_FILE, render_pod_demo
 
-__all__ = ["BENCH_MIXER_POLICIES", "start_standalone_mixer"]
+__all__ = [
+    "BENCH_MIXER_POLICIES",
+    "MIXER_STANDIN",
+    "MixerStandinProcess",
+    "start_mixer_standin",
+    "start_standalone_mixer",
+]
+
+MIXER_STANDIN = "mixer_standin.py"  # in the shared tools directory
 
 # An AccessList (deny a user nobody is) and a RateLimit (a limit nobody reaches) on every reviews workload: each
 # check evaluates both, one CEL value lookup and one counter per check, and allows the request.
@@ -71,3 +85,44 @@ async def start_standalone_mixer(workdir: Path) -> MixerProcess:
         await mixer.stop()
         raise RuntimeError(f"mixer rejected the benchmark config: {configz['rejected']}")
     return mixer
+
+
+class MixerStandinProcess(ControlPlaneProcess):
+    """The shared tools' ``mixer_standin.py`` on ``grpc_address``, run like a control-plane process (own session,
+    log in ``<workdir>/mixer_standin.log``, ready when its ``/ready`` answers)."""
+
+    name = "mixer_standin"
+
+    def __init__(self, *, script: Path, workdir: Path, grpc_address: str, monitor_address: str) -> None:
+        self.script = script
+        self.grpc_address = grpc_address
+        arguments = ["--grpc-address", grpc_address, "--monitor-address", monitor_address]
+        super().__init__(workdir=workdir, monitor_address=monitor_address, arguments=arguments)
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(self.script), *self.arguments]
+
+    async def metrics_text(self) -> str:
+        """Its /metrics: ``limit_checks_total`` and ``limit_log_entries_total``."""
+        status, body = await self.get("/metrics")
+        if status != 200:
+            raise self.error(f"/metrics answered {status}: {body[:300]}")
+        return body
+
+
+async def start_mixer_standin(tools_dir: Path, workdir: Path) -> MixerStandinProcess:
+    """``mixer_standin.py`` from ``tools_dir`` on free loopback ports, ready. Stop it with ``stop()``."""
+    script = tools_dir / MIXER_STANDIN
+    if not script.is_file():
+        raise SystemExit(
+            f"bench.mixer_policy: {MIXER_STANDIN} not found in {tools_dir}: the reference tools live in shared/tools "
+            "beside the repository checkout; pass --tools-dir DIR if they are elsewhere (or --skip-reference)"
+        )
+    standin = MixerStandinProcess(
+        script=script,
+        workdir=workdir,
+        grpc_address=f"127.0.0.1:{free_port()}",
+        monitor_address=f"127.0.0.1:{free_port()}",
+    )
+    await standin.start(ready_timeout=30.0)
+    return standin

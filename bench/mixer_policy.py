@@ -5,6 +5,7 @@ per second it ingests.
     python -m bench.mixer_policy                              # all three parts, about a minute
     python -m bench.mixer_policy --skip-envoy                 # only Mixer's gRPC throughput (no Envoy needed)
     python -m bench.mixer_policy --rate 300 --duration 20     # a longer, heavier latency run
+    python -m bench.mixer_policy --tools-dir ../shared/tools  # where mixer_standin.py is (the checks' reference)
 
 1. Envoy (``bench._mixer_envoy``, needs root): pods on a pod network of the run's own (network namespaces, capture
    rules, Envoy sidecars as uid 1337), Pilot and Mixer on the host; reviews-v1 has no policy, reviews-v2 an RBAC
@@ -14,7 +15,10 @@ per second it ingests.
    is skipped, saying why.
 2. Checks (``bench._mixer_grpc_load``): Mixer in its own process over the demo registry with an AccessList and a
    RateLimit on reviews; ``--concurrency`` Check calls in flight over ``--channels`` channels for
-   ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc.
+   ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc. The same
+   load first drives the reference, the shared tools' ``mixer_standin.py`` (a constant OK after parsing: the ceiling
+   of a Python gRPC server here), and both are compared in checks per CPU-second (issue 13's target: Mixer at
+   least 0.8x the stand-in's). ``--skip-reference`` leaves the stand-in out.
 3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries as fast as they can
    for ``--grpc-duration`` seconds; entries/s sent, received and processed into Istio metrics, and dropped.
 
@@ -37,7 +41,8 @@ from typing import Any
 from bench._measure import Latencies
 from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import AccessLogResult, CheckResult, run_access_logs, run_checks
-from bench._mixer_process import start_standalone_mixer
+from bench._mixer_process import start_mixer_standin, start_standalone_mixer
+from bench.startup import DEFAULT_TOOLS_DIR
 from e2e.pods import why_pods_cannot_run
 from meshplane.logs import configure_logging
 
@@ -49,6 +54,7 @@ _POLICY_NAMES = {
     "accesslist": "Mixer check (AccessList)",
     "authorizationpolicy": "Mixer check (CUSTOM policy)",
 }
+CHECKS_TARGET_RATIO = 0.8  # issue 13: Mixer's checks per CPU-second at least 0.8x the stand-in's
 
 
 def _ms(seconds: float) -> str:
@@ -121,9 +127,19 @@ def report_envoy(run: EnvoyRun) -> list[str]:
     return lines
 
 
-def report_checks(result: CheckResult) -> list[str]:
+def _per_cpu_second(result: CheckResult, reference: CheckResult | None) -> str:
+    """Mixer's checks per CPU-second beside the stand-in's and the ratio to the target."""
+    mine = f"Mixer {result.per_cpu_second:.0f}"
+    if reference is None:
+        return mine
+    ratio = result.per_cpu_second / reference.per_cpu_second
+    verdict = "ok" if ratio >= CHECKS_TARGET_RATIO else f"under {CHECKS_TARGET_RATIO}x"
+    return f"{mine}, stand-in {reference.per_cpu_second:.0f}: {ratio:.2f}x ({verdict})"
+
+
+def report_checks(result: CheckResult, reference: CheckResult | None = None) -> list[str]:
     outcomes = ", ".join(f"{name} {count}" for name, count in sorted(result.outcomes.items()))
-    return [
+    lines = [
         f"2. Mixer checks (ext_authz Check, productpage -> reviews-v1:9080, AccessList + RateLimit evaluated): "
         f"{result.concurrency} in flight over {result.channels} channels, {result.seconds:.1f} s",
         "",
@@ -147,6 +163,14 @@ def report_checks(result: CheckResult) -> list[str]:
         f"answers: {outcomes}",
         f"Mixer CPU per check: {result.mixer_cpu / max(1, result.checks) * 1e6:.0f} us",
     ]
+    if reference is not None:
+        lines += [
+            f"stand-in ({reference.concurrency} in flight over {reference.channels} channels, "
+            f"{reference.seconds:.1f} s, just before): {reference.per_second:.0f} checks/s, "
+            f"p50 {_ms(reference.latencies.p50)}, p99 {_ms(reference.latencies.p99)}, CPU {reference.mixer_cpu:.2f} s, "
+            f"{reference.mixer_cpu / max(1, reference.checks) * 1e6:.0f} us per check",
+        ]
+    return [*lines, f"checks per CPU-second: {_per_cpu_second(result, reference)}"]
 
 
 def report_logs(result: AccessLogResult) -> list[str]:
@@ -183,7 +207,12 @@ def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:.0f}" if seconds > 0 else "-"
 
 
-def report_summary(envoy: EnvoyRun | None, checks: CheckResult | None, logs: AccessLogResult | None) -> list[str]:
+def report_summary(
+    envoy: EnvoyRun | None,
+    checks: CheckResult | None,
+    logs: AccessLogResult | None,
+    reference: CheckResult | None = None,
+) -> list[str]:
     rows: list[list[str]] = []
     if envoy is not None:
         none = envoy.variant("none")
@@ -209,6 +238,7 @@ def report_summary(envoy: EnvoyRun | None, checks: CheckResult | None, logs: Acc
                 f"{checks.concurrency} in flight; Mixer CPU {checks.mixer_cpu / checks.seconds:.0%} of a core)",
             ]
         )
+        rows.append(["checks per CPU-second", _per_cpu_second(checks, reference)])
     if logs is not None:
         rows.append(
             [
@@ -221,9 +251,25 @@ def report_summary(envoy: EnvoyRun | None, checks: CheckResult | None, logs: Acc
     return ["Summary", "", *_table(["measure", "result"], rows)]
 
 
-async def _run_grpc(args: argparse.Namespace) -> tuple[CheckResult | None, AccessLogResult | None]:
+async def _run_reference(args: argparse.Namespace, workdir: Path) -> CheckResult:
+    """The checks load against the stand-in, alone on the machine (before Mixer starts)."""
+    standin = await start_mixer_standin(args.tools_dir, workdir)
+    try:
+        return await run_checks(
+            standin, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
+        )
+    finally:
+        await standin.stop()
+
+
+async def _run_grpc(
+    args: argparse.Namespace,
+) -> tuple[CheckResult | None, CheckResult | None, AccessLogResult | None]:
     with tempfile.TemporaryDirectory(prefix="bench-mixer-grpc-") as temporary:
         workdir = args.workdir / "grpc" if args.workdir else Path(temporary)
+        reference = None
+        if not args.skip_checks and not args.skip_reference:
+            reference = await _run_reference(args, workdir / "stand-in")
         mixer = await start_standalone_mixer(workdir)
         checks = logs = None
         try:
@@ -235,10 +281,14 @@ async def _run_grpc(args: argparse.Namespace) -> tuple[CheckResult | None, Acces
                 logs = await run_access_logs(mixer, seconds=args.grpc_duration, streams=args.streams, batch=args.batch)
         finally:
             await mixer.stop()
-        return checks, logs
+        return checks, reference, logs
 
 
-async def run(args: argparse.Namespace) -> tuple[EnvoyRun | None, CheckResult | None, AccessLogResult | None]:
+async def run(
+    args: argparse.Namespace,
+) -> tuple[EnvoyRun | None, CheckResult | None, CheckResult | None, AccessLogResult | None]:
+    """Part 1, then the stand-in and Mixer under the checks load, then access logs: ``(envoy, checks, the stand-in's
+    checks, logs)``, None for what was skipped."""
     envoy = None
     if not args.skip_envoy:
         envoy = await run_envoy(
@@ -248,8 +298,8 @@ async def run(args: argparse.Namespace) -> tuple[EnvoyRun | None, CheckResult | 
             custom_kind=args.custom_kind,
             workdir=args.workdir / "envoy" if args.workdir else None,
         )
-    checks, logs = (None, None) if args.skip_checks and args.skip_logs else await _run_grpc(args)
-    return envoy, checks, logs
+    checks, reference, logs = (None, None, None) if args.skip_checks and args.skip_logs else await _run_grpc(args)
+    return envoy, checks, reference, logs
 
 
 def envoy_skipped_reason() -> str | None:
@@ -269,18 +319,19 @@ def report(
     logs: AccessLogResult | None,
     *,
     envoy_skipped: str | None = None,
+    reference: CheckResult | None = None,
 ) -> str:
     lines = ["Mixer / policy benchmark", "=" * 24, ""]
     if envoy_skipped is not None:
         lines += [envoy_skipped, ""]
     for part in (
         report_envoy(envoy) if envoy is not None else None,
-        report_checks(checks) if checks is not None else None,
+        report_checks(checks, reference) if checks is not None else None,
         report_logs(logs) if logs is not None else None,
     ):
         if part is not None:
             lines += [*part, ""]
-    lines += report_summary(envoy, checks, logs)
+    lines += report_summary(envoy, checks, logs, reference)
     return "\n".join(lines)
 
 
@@ -304,6 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-envoy", action="store_true", help="skip part 1 (latency through Envoy)")
     parser.add_argument("--skip-checks", action="store_true", help="skip part 2 (Mixer checks/s)")
     parser.add_argument("--skip-logs", action="store_true", help="skip part 3 (access-log entries/s)")
+    parser.add_argument(
+        "--skip-reference", action="store_true", help="part 2 without the stand-in (mixer_standin.py) beside Mixer"
+    )
+    parser.add_argument(
+        "--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools, mixer_standin.py (%(default)s)"
+    )
     parser.add_argument("--workdir", type=Path, help="keep logs and config here (default: a temporary directory)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of tables")
     parser.add_argument(
@@ -325,17 +382,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if envoy_skipped is not None:
         print(f"bench.mixer_policy: {envoy_skipped}", file=sys.stderr)
         args.skip_envoy = True
-    envoy, checks, logs = asyncio.run(run(args))
+    envoy, checks, reference, logs = asyncio.run(run(args))
     if args.json:
         result: dict[str, Any] = {
             "envoy": asdict(envoy) if envoy is not None else None,
             "envoy_skipped": envoy_skipped,
             "checks": asdict(checks) if checks is not None else None,
+            "checks_standin": asdict(reference) if reference is not None else None,
+            "checks_per_cpu_second": {
+                "mixer": checks.per_cpu_second if checks is not None else None,
+                "standin": reference.per_cpu_second if reference is not None else None,
+            },
             "access_logs": asdict(logs) if logs is not None else None,
         }
         print(json.dumps(result, indent=2))
     else:
-        print(report(envoy, checks, logs, envoy_skipped=envoy_skipped))
+        print(report(envoy, checks, logs, envoy_skipped=envoy_skipped, reference=reference))
     return 0
 
 
