@@ -13,12 +13,13 @@ Access logs: ``streams`` client streams of ``envoy.service.accesslog.v3.AccessLo
 one sidecar's ``http_grpc`` logger (reviews-v1, -v2, -v3 in turn): the identifier (node id, log name) on the first
 message only, then batches of ``batch`` inbound entries (``reporter=destination``, ``destination_service``, the
 downstream peer at productpage's pod IP, the local address and the app at the sidecar's pod IP:9080), written back
-to back for ``seconds``; the rates are counted between
-two scrapes of Mixer's /metrics, then the streams are cancelled. gRPC accepts writes well beyond what Mixer has
-read (it buffers them), so "written" overstates what reached Mixer; "received" (``mixer_log_entries_total``) is
-what Mixer read. Mixer never pushes back on a stream (Envoy's logger never waits either): what its queue cannot
-hold is dropped and counted, so "received" and "processed" differ when the sender is faster than Mixer's
-pipeline.
+to back (the throughput run) or paced at an offered rate (``offered`` entries/s in all) for ``seconds``; the rates
+are counted between two scrapes of the server's /metrics. gRPC accepts writes well beyond what the server has read
+(it buffers them), so "written" overstates what reached it; "received" (``mixer_log_entries_total``) is what it
+read, and "unread" what it had still not read a second after the senders stopped (Envoy's logger drops entries a
+stream does not take, uncounted). Mixer never pushes back on a stream (Envoy's logger never waits either): what its
+queue cannot hold is dropped and counted, so "received" and "processed" differ when the sender is faster than
+Mixer's pipeline. The same load drives the stand-in (``STANDIN_LOG_COUNTERS``: it only parses and counts).
 """
 
 from __future__ import annotations
@@ -48,13 +49,21 @@ from google.protobuf.wrappers_pb2 import UInt32Value
 from google.rpc import code_pb2
 
 from bench._measure import Latencies, cpu_seconds, sample_sum
-from e2e.control_plane import MixerProcess
 from e2e.mesh_config import DEMO_CLIENT, DEMO_HOST, DEMO_WORKLOADS, REVIEWS_PORT, demo_pod_addresses
 from envoy_bootstrap import sidecar_node_id
 from meshplane.mixer_names import ACCESS_LOG_NAME, REPORTER_DESTINATION, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 
-__all__ = ["AccessLogResult", "CheckResult", "CheckServer", "run_access_logs", "run_checks"]
+__all__ = [
+    "MIXER_LOG_COUNTERS",
+    "STANDIN_LOG_COUNTERS",
+    "AccessLogResult",
+    "CheckResult",
+    "CheckServer",
+    "LogCounters",
+    "run_access_logs",
+    "run_checks",
+]
 
 _CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
 _ACCESS_LOG_METHOD = "/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs"
@@ -101,21 +110,47 @@ class CheckResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LogCounters:
+    """The counters of a log server's /metrics the access-log load reads: entries read off the streams, entries
+    turned into metrics (summed over series) and entries dropped (by ``reason``; empty: it drops none)."""
+
+    received: str
+    processed: str
+    dropped: str = ""
+
+
+MIXER_LOG_COUNTERS = LogCounters(
+    received="mixer_log_entries_total", processed="istio_requests_total", dropped="mixer_log_entries_dropped_total"
+)
+STANDIN_LOG_COUNTERS = LogCounters(received="limit_log_entries_total", processed="limit_log_entries_total")
+_DROP_REASONS = ("queue_full", "unparsable")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccessLogResult:
     streams: int
     batch: int
-    seconds: float  # the measured window, between two scrapes of Mixer's /metrics, the senders busy throughout
+    offered: float | None  # entries/s the senders were paced at; None: as fast as gRPC takes writes
+    seconds: float  # the measured window, between two scrapes of the server's /metrics, the senders busy throughout
     sent: int  # entries whose write returned within the window (gRPC takes writes beyond what Mixer has read)
-    received: int  # mixer_log_entries_total over the window
-    processed: int  # istio_requests_total (summed over its series) over the window
-    dropped: Mapping[str, int]  # mixer_log_entries_dropped_total by reason over the window
-    mixer_cpu: float  # over the window
+    received: int  # read by the server over the window (mixer_log_entries_total)
+    processed: int  # turned into metrics over the window (istio_requests_total, summed over its series)
+    dropped: Mapping[str, int]  # mixer_log_entries_dropped_total by reason, the window and the backlog's time
+    mixer_cpu: float  # the server's CPU seconds over the window
+    unread: int  # written by the senders and never read by the server, once they stopped (Envoy would drop those)
     backlog_seconds: float  # after the window, with the senders stopped: until every received entry was processed
     backlog_complete: bool  # False: still not worked off after the drain timeout
+    processed_total: int  # everything processed by the end of the backlog (the window's entries and its backlog)
+    cpu_total: float  # the server's CPU seconds from the window's start to the backlog's end
 
     @property
     def dropped_total(self) -> int:
         return sum(self.dropped.values())
+
+    @property
+    def per_cpu_second(self) -> float:
+        """Entries turned into metrics per second of the server's CPU, the backlog's work included."""
+        return self.processed_total / self.cpu_total if self.cpu_total > 0 else float("nan")
 
 
 def _address(ip: str, port: int) -> Address:
@@ -273,24 +308,26 @@ def _stream_messages(stream: int, batch: int) -> tuple[bytes, bytes]:
     return first.SerializeToString(), later.SerializeToString()
 
 
-def _dropped_by_reason(text: str, before: str) -> dict[str, int]:
-    reasons = ("queue_full", "unparsable")
-    return {
-        reason: round(
-            sample_sum(text, "mixer_log_entries_dropped_total", reason=reason)
-            - sample_sum(before, "mixer_log_entries_dropped_total", reason=reason)
-        )
-        for reason in reasons
-    }
-
-
 async def run_access_logs(
-    mixer: MixerProcess, *, seconds: float, streams: int, batch: int, drain_timeout: float = 30.0
+    server: CheckServer,
+    *,
+    seconds: float,
+    streams: int,
+    batch: int,
+    offered: float | None = None,
+    counters: LogCounters = MIXER_LOG_COUNTERS,
+    drain_timeout: float = 30.0,
 ) -> AccessLogResult:
+    """``streams`` sidecars' access-log streams against ``server`` for ``seconds``: as fast as gRPC takes writes, or
+    paced at ``offered`` entries/s in all (each stream a batch every ``streams * batch / offered`` seconds, open
+    loop, as Envoy's loggers flush on their own clocks). Then the senders stop, still connected: what the server
+    has not read a second later is ``unread``; the backlog is timed until worked off, and the streams end."""
     messages = [_stream_messages(stream, batch) for stream in range(streams)]
-    opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(streams)]  # one connection per sidecar
+    opened = [grpc.aio.insecure_channel(server.grpc_address) for _ in range(streams)]  # one connection per sidecar
     calls: list[grpc.aio.StreamUnaryCall[bytes, StreamAccessLogsResponse]] = []
     sent_at: list[float] = []  # when each batch's write returned
+    stop_sending = asyncio.Event()
+    interval = streams * batch / offered if offered else 0.0
 
     async def sender(number: int) -> None:
         method: grpc.aio.StreamUnaryMultiCallable[bytes, StreamAccessLogsResponse] = opened[number].stream_unary(
@@ -301,57 +338,74 @@ async def run_access_logs(
         call = method()
         calls.append(call)
         first, later = messages[number]
-        await call.write(first)
-        sent_at.append(time.perf_counter())
-        while True:
-            await call.write(later)
+        message = first
+        due = time.perf_counter() + interval * number / streams  # the streams' flushes spread over an interval
+        while not stop_sending.is_set():
+            if interval:
+                if (wait := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(wait)
+                due += interval
+            await call.write(message)
             sent_at.append(time.perf_counter())
-
-    senders: list[asyncio.Task[None]] = []
-    try:
-        before = await mixer.metrics_text()
-        started, cpu_before = time.perf_counter(), cpu_seconds(mixer.pid)
-        senders = [asyncio.create_task(sender(n)) for n in range(streams)]
-        await asyncio.sleep(seconds)
-        cpu_after = cpu_seconds(mixer.pid)
-        after = await mixer.metrics_text()
-        ended = time.perf_counter()
-    finally:
-        for call in calls:
-            call.cancel()  # as a sidecar going away: what Mixer read is counted, the rest is lost
-        for task in senders:
-            task.cancel()
-        await asyncio.gather(*senders, return_exceptions=True)
-        for channel in opened:
-            await channel.close()
+            message = later
 
     def delta(text: str, name: str, **labels: str) -> int:
         return round(sample_sum(text, name, **labels) - sample_sum(before, name, **labels))
 
     def dropped(text: str) -> dict[str, int]:
-        return {
-            reason: delta(text, "mixer_log_entries_dropped_total", reason=reason)
-            for reason in ("queue_full", "unparsable")
-        }
+        if not counters.dropped:
+            return {}
+        return {reason: delta(text, counters.dropped, reason=reason) for reason in _DROP_REASONS}
 
-    text = after
-    deadline = ended + drain_timeout
-    while (backlog := delta(text, "mixer_log_entries_total") - delta(text, "istio_requests_total")) > sum(
-        dropped(text).values()
-    ):
-        if time.perf_counter() > deadline:
-            break
-        await asyncio.sleep(0.05)
-        text = await mixer.metrics_text()
+    senders: list[asyncio.Task[None]] = []
+    try:
+        before = await server.metrics_text()
+        started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
+        senders = [asyncio.create_task(sender(n)) for n in range(streams)]
+        await asyncio.sleep(seconds)
+        cpu_after = cpu_seconds(server.pid)
+        after = await server.metrics_text()
+        ended = time.perf_counter()
+        stop_sending.set()
+        await asyncio.wait(senders, timeout=5.0)
+        written = len(sent_at) * batch
+        text = after
+        read_by = time.perf_counter() + 1.0
+        while delta(text, counters.received) < written and time.perf_counter() < read_by:
+            await asyncio.sleep(0.05)
+            text = await server.metrics_text()
+        unread = max(0, written - delta(text, counters.received))
+        deadline = ended + drain_timeout
+        while (backlog := delta(text, counters.received) - delta(text, counters.processed)) > sum(
+            dropped(text).values()
+        ):
+            if time.perf_counter() > deadline:
+                break
+            await asyncio.sleep(0.05)
+            text = await server.metrics_text()
+        backlog_seconds = time.perf_counter() - ended
+        cpu_end = cpu_seconds(server.pid)
+    finally:
+        for call in calls:
+            call.cancel()  # as a sidecar going away
+        for task in senders:
+            task.cancel()
+        await asyncio.gather(*senders, return_exceptions=True)
+        for channel in opened:
+            await channel.close()
     return AccessLogResult(
         streams=streams,
         batch=batch,
+        offered=offered,
         seconds=ended - started,
         sent=sum(started <= at <= ended for at in sent_at) * batch,
-        received=delta(after, "mixer_log_entries_total"),
-        processed=delta(after, "istio_requests_total"),
-        dropped=dropped(after),
+        received=delta(after, counters.received),
+        processed=delta(after, counters.processed),
+        dropped=dropped(text),
         mixer_cpu=cpu_after - cpu_before,
-        backlog_seconds=time.perf_counter() - ended,
+        unread=unread,
+        backlog_seconds=backlog_seconds,
         backlog_complete=backlog <= sum(dropped(text).values()),
+        processed_total=delta(text, counters.processed),
+        cpu_total=cpu_end - cpu_before,
     )

@@ -19,8 +19,11 @@ per second it ingests.
    load first drives the reference, the shared tools' ``mixer_standin.py`` (a constant OK after parsing: the ceiling
    of a Python gRPC server here), and both are compared in checks per CPU-second (issue 13's target: Mixer at
    least 0.8x the stand-in's). ``--skip-reference`` leaves the stand-in out.
-3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries as fast as they can
-   for ``--grpc-duration`` seconds; entries/s sent, received and processed into Istio metrics, and dropped.
+3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries for
+   ``--grpc-duration`` seconds, twice: flat out (as fast as gRPC takes writes) and paced at ``--offered`` entries/s
+   (20000, issue 13's rate); entries/s sent, received, processed into Istio metrics, dropped and never read, and
+   entries processed per CPU-second (issue 13's target: at least 20,000). The stand-in takes the same two loads first
+   (it only parses and counts: the ceiling).
 
 Everything runs on this machine (part 1 on its pod network, parts 2 and 3 on loopback): the load generators share
 its CPUs with what they measure.
@@ -33,14 +36,23 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench._measure import Latencies
 from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
-from bench._mixer_grpc_load import AccessLogResult, CheckResult, run_access_logs, run_checks
+from bench._mixer_grpc_load import (
+    MIXER_LOG_COUNTERS,
+    STANDIN_LOG_COUNTERS,
+    AccessLogResult,
+    CheckResult,
+    CheckServer,
+    LogCounters,
+    run_access_logs,
+    run_checks,
+)
 from bench._mixer_process import start_mixer_standin, start_standalone_mixer
 from bench.startup import DEFAULT_TOOLS_DIR
 from e2e.pods import why_pods_cannot_run
@@ -173,34 +185,63 @@ def report_checks(result: CheckResult, reference: CheckResult | None = None) -> 
     return [*lines, f"checks per CPU-second: {_per_cpu_second(result, reference)}"]
 
 
-def report_logs(result: AccessLogResult) -> list[str]:
-    dropped = ", ".join(f"{reason} {count}" for reason, count in result.dropped.items())
-    backlog = "worked off" if result.backlog_complete else "NOT worked off"
-    return [
-        f"3. Access logs (StreamAccessLogs, inbound reviews entries): {result.streams} streams, batches of "
-        f"{result.batch}, sent as fast as gRPC takes them, {result.seconds:.1f} s",
-        "",
-        *_table(
-            ["entries", "in the window", "per second"],
-            [
-                ["written (client writes accepted by gRPC)", str(result.sent), _rate(result.sent, result.seconds)],
-                ["received (mixer_log_entries_total)", str(result.received), _rate(result.received, result.seconds)],
-                ["processed (istio_requests_total)", str(result.processed), _rate(result.processed, result.seconds)],
-                [
-                    "dropped (mixer_log_entries_dropped_total)",
-                    str(result.dropped_total),
-                    _rate(result.dropped_total, result.seconds),
-                ],
-            ],
+@dataclass(frozen=True, slots=True)
+class LogRuns:
+    """Part 3's runs: Mixer and the stand-in, each as fast as gRPC takes writes and at the offered rate (None where
+    skipped)."""
+
+    mixer: AccessLogResult
+    mixer_offered: AccessLogResult | None = None
+    standin: AccessLogResult | None = None
+    standin_offered: AccessLogResult | None = None
+
+
+def report_logs(runs: LogRuns) -> list[str]:
+    first = runs.mixer
+    columns: list[tuple[str, AccessLogResult]] = [("Mixer, flat out", first)]
+    if runs.standin is not None:
+        columns.append(("stand-in, flat out", runs.standin))
+    if runs.mixer_offered is not None:
+        columns.append((f"Mixer, {runs.mixer_offered.offered:.0f}/s offered", runs.mixer_offered))
+    if runs.standin_offered is not None:
+        columns.append((f"stand-in, {runs.standin_offered.offered:.0f}/s offered", runs.standin_offered))
+
+    def row(name: str, value: Callable[[AccessLogResult], str]) -> list[str]:
+        return [name, *(value(result) for _, result in columns)]
+
+    def per_second(count: Callable[[AccessLogResult], int]) -> Callable[[AccessLogResult], str]:
+        return lambda result: f"{count(result)} ({_rate(count(result), result.seconds)}/s)"
+
+    rows = [
+        row("written (client writes accepted by gRPC)", per_second(lambda r: r.sent)),
+        row("received (read off the streams)", per_second(lambda r: r.received)),
+        row("processed (into istio_requests_total)", per_second(lambda r: r.processed)),
+        row("dropped (queue_full, unparsable)", lambda r: f"{r.dropped_total}" if r.dropped else "-"),
+        row("unread 1 s after the senders stopped", lambda r: str(r.unread)),
+        row(
+            "backlog worked off after",
+            lambda r: f"{r.backlog_seconds:.2f} s" if r.backlog_complete else f"NOT in {r.backlog_seconds:.0f} s",
         ),
-        "",
-        f"written but not read by Mixer in the window: {max(0, result.sent - result.received)} entries (gRPC buffers "
-        "what Mixer does not read yet; Envoy's logger would drop those itself)",
-        f"dropped by reason: {dropped} ({result.dropped_total / max(1, result.received):.1%} of received); "
-        f"the queue's backlog {backlog} {result.backlog_seconds:.2f} s after the senders stopped",
-        f"Mixer CPU {result.mixer_cpu:.2f} s ({result.mixer_cpu / result.seconds:.0%} of a core); "
-        f"{result.mixer_cpu / max(1, result.received) * 1e6:.0f} us per received entry",
+        row("server CPU (window, + backlog)", lambda r: f"{r.mixer_cpu:.2f} s, {r.cpu_total:.2f} s"),
+        row("processed per CPU-second", lambda r: f"{r.per_cpu_second:.0f}"),
     ]
+    lines = [
+        f"3. Access logs (StreamAccessLogs, inbound reviews entries): {first.streams} streams, batches of "
+        f"{first.batch}, {first.seconds:.1f} s each run: flat out (as fast as gRPC takes writes) and paced",
+        "",
+        *_table(["entries", *(name for name, _ in columns)], rows),
+        "",
+        "unread: written by a sender and never read by the server (Envoy's logger drops what a stream does not take, "
+        "uncounted); processed per CPU-second counts the backlog's work after the window too",
+    ]
+    if runs.standin is not None:
+        lines.append(f"entries per CPU-second, flat out: {_logs_per_cpu_second(first, runs.standin)}")
+    return lines
+
+
+def _logs_per_cpu_second(result: AccessLogResult, reference: AccessLogResult) -> str:
+    ratio = result.per_cpu_second / reference.per_cpu_second if reference.per_cpu_second > 0 else float("nan")
+    return f"Mixer {result.per_cpu_second:.0f}, stand-in {reference.per_cpu_second:.0f} (Mixer = {ratio:.2f}x)"
 
 
 def _rate(count: int, seconds: float) -> str:
@@ -210,7 +251,7 @@ def _rate(count: int, seconds: float) -> str:
 def report_summary(
     envoy: EnvoyRun | None,
     checks: CheckResult | None,
-    logs: AccessLogResult | None,
+    logs: LogRuns | None,
     reference: CheckResult | None = None,
 ) -> list[str]:
     rows: list[list[str]] = []
@@ -240,36 +281,55 @@ def report_summary(
         )
         rows.append(["checks per CPU-second", _per_cpu_second(checks, reference)])
     if logs is not None:
+        flat = logs.mixer
         rows.append(
             [
-                "access-log entries/s",
-                f"received {_rate(logs.received, logs.seconds)}, processed {_rate(logs.processed, logs.seconds)}, "
-                f"dropped {_rate(logs.dropped_total, logs.seconds)} "
-                f"({logs.dropped_total} of {logs.received} in {logs.seconds:.1f} s)",
+                "access-log entries/s, flat out",
+                f"received {_rate(flat.received, flat.seconds)}, processed {_rate(flat.processed, flat.seconds)}, "
+                f"dropped {_rate(flat.dropped_total, flat.seconds)} "
+                f"({flat.dropped_total} of {flat.received} in {flat.seconds:.1f} s)",
             ]
         )
+        if logs.standin is not None:
+            rows.append(["access-log entries per CPU-second", _logs_per_cpu_second(flat, logs.standin)])
+        if (paced := logs.mixer_offered) is not None:
+            rows.append(
+                [
+                    f"access logs at {paced.offered:.0f}/s offered",
+                    f"processed {_rate(paced.processed, paced.seconds)}/s, dropped {paced.dropped_total}, "
+                    f"unread {paced.unread} of {paced.sent} written",
+                ]
+            )
     return ["Summary", "", *_table(["measure", "result"], rows)]
 
 
-async def _run_reference(args: argparse.Namespace, workdir: Path) -> CheckResult:
-    """The checks load against the stand-in, alone on the machine (before Mixer starts)."""
+async def _run_reference(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[CheckResult | None, tuple[AccessLogResult, AccessLogResult | None] | tuple[()]]:
+    """The checks and access-log loads that are not skipped against the stand-in, alone on the machine (before
+    Mixer starts): its checks and its (flat out, paced) log runs."""
     standin = await start_mixer_standin(args.tools_dir, workdir)
     try:
-        return await run_checks(
-            standin, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
-        )
+        checks = None
+        if not args.skip_checks:
+            checks = await run_checks(
+                standin, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
+            )
+        logs = () if args.skip_logs else await _log_runs(args, standin, STANDIN_LOG_COUNTERS)
+        return checks, logs
     finally:
         await standin.stop()
 
 
 async def _run_grpc(
     args: argparse.Namespace,
-) -> tuple[CheckResult | None, CheckResult | None, AccessLogResult | None]:
+) -> tuple[CheckResult | None, CheckResult | None, LogRuns | None]:
     with tempfile.TemporaryDirectory(prefix="bench-mixer-grpc-") as temporary:
         workdir = args.workdir / "grpc" if args.workdir else Path(temporary)
-        reference = None
-        if not args.skip_checks and not args.skip_reference:
-            reference = await _run_reference(args, workdir / "stand-in")
+        reference: CheckResult | None = None
+        standin_logs: tuple[AccessLogResult, AccessLogResult | None] | tuple[()] = ()
+        if not args.skip_reference:
+            reference, standin_logs = await _run_reference(args, workdir / "stand-in")
         mixer = await start_standalone_mixer(workdir)
         checks = logs = None
         try:
@@ -278,15 +338,26 @@ async def _run_grpc(
                     mixer, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
                 )
             if not args.skip_logs:
-                logs = await run_access_logs(mixer, seconds=args.grpc_duration, streams=args.streams, batch=args.batch)
+                flat, paced = await _log_runs(args, mixer, MIXER_LOG_COUNTERS)
+                logs = LogRuns(flat, paced, *standin_logs)
         finally:
             await mixer.stop()
         return checks, reference, logs
 
 
+async def _log_runs(
+    args: argparse.Namespace, server: CheckServer, counters: LogCounters
+) -> tuple[AccessLogResult, AccessLogResult | None]:
+    """Part 3 against ``server``: flat out, then paced at ``--offered`` entries/s (unless 0)."""
+    load = {"seconds": args.grpc_duration, "streams": args.streams, "batch": args.batch, "counters": counters}
+    flat = await run_access_logs(server, **load)
+    paced = await run_access_logs(server, offered=args.offered, **load) if args.offered else None
+    return flat, paced
+
+
 async def run(
     args: argparse.Namespace,
-) -> tuple[EnvoyRun | None, CheckResult | None, CheckResult | None, AccessLogResult | None]:
+) -> tuple[EnvoyRun | None, CheckResult | None, CheckResult | None, LogRuns | None]:
     """Part 1, then the stand-in and Mixer under the checks load, then access logs: ``(envoy, checks, the stand-in's
     checks, logs)``, None for what was skipped."""
     envoy = None
@@ -316,7 +387,7 @@ def envoy_skipped_reason() -> str | None:
 def report(
     envoy: EnvoyRun | None,
     checks: CheckResult | None,
-    logs: AccessLogResult | None,
+    logs: LogRuns | None,
     *,
     envoy_skipped: str | None = None,
     reference: CheckResult | None = None,
@@ -352,11 +423,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, default=64, help="checks: calls in flight (64)")
     parser.add_argument("--streams", type=int, default=4, help="access logs: concurrent streams (4)")
     parser.add_argument("--batch", type=int, default=100, help="access logs: entries per message (100)")
+    parser.add_argument(
+        "--offered",
+        type=float,
+        default=20000.0,
+        help="access logs: entries/s of the paced run, all streams together (20000; 0: no paced run)",
+    )
     parser.add_argument("--skip-envoy", action="store_true", help="skip part 1 (latency through Envoy)")
     parser.add_argument("--skip-checks", action="store_true", help="skip part 2 (Mixer checks/s)")
     parser.add_argument("--skip-logs", action="store_true", help="skip part 3 (access-log entries/s)")
     parser.add_argument(
-        "--skip-reference", action="store_true", help="part 2 without the stand-in (mixer_standin.py) beside Mixer"
+        "--skip-reference",
+        action="store_true",
+        help="parts 2 and 3 without the stand-in (mixer_standin.py) beside Mixer",
     )
     parser.add_argument(
         "--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools, mixer_standin.py (%(default)s)"
@@ -394,6 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "standin": reference.per_cpu_second if reference is not None else None,
             },
             "access_logs": asdict(logs) if logs is not None else None,
+            "access_log_entries_per_cpu_second": {
+                "mixer": logs.mixer.per_cpu_second if logs is not None else None,
+                "standin": logs.standin.per_cpu_second if logs is not None and logs.standin is not None else None,
+            },
         }
         print(json.dumps(result, indent=2))
     else:
