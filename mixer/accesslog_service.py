@@ -136,7 +136,7 @@ class TelemetryPipeline:
                 log.warning("access-log entry dropped", reason=DROPPED_UNPARSABLE, node=_node_id(node), error=str(exc))
                 continue
             records.append(record)
-            self.graph.observe(record)
+        self.graph.observe_all(records)
         self.telemetry.record_all(records, plan)
         return len(records)
 

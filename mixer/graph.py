@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,14 +96,20 @@ class _Edge:
     target: _Node
     seconds: deque[_Second] = field(default_factory=deque)
 
-    def add(self, second: int, record: RequestRecord) -> None:
+    def add(self, second: int, records: Sequence[RequestRecord]) -> None:
+        """Add ``records`` of one series (the same labels: the same error and mTLS outcome) to ``second``."""
         if not self.seconds or self.seconds[-1].second != second:
             self.seconds.append(_Second(second))
         bucket = self.seconds[-1]
-        bucket.requests += 1
-        bucket.errors += record.is_error
-        bucket.mtls += record.mtls
-        bucket.latency[_latency_bucket(record.duration_ms)] += 1
+        first = records[0]
+        bucket.requests += len(records)
+        if first.is_error:
+            bucket.errors += len(records)
+        if first.mtls:
+            bucket.mtls += len(records)
+        latency = bucket.latency
+        for record in records:
+            latency[_latency_bucket(record.duration_ms)] += 1
 
     def expire(self, oldest: int) -> None:
         while self.seconds and self.seconds[0].second < oldest:
@@ -136,19 +142,34 @@ class ServiceGraph:
 
     def observe(self, record: RequestRecord) -> bool:
         """Add ``record`` to its edges if it is the report that counts; True when it was counted."""
-        if not self.counts(record):
-            return False
+        return self.observe_all((record,)) == 1
+
+    def observe_all(self, records: Iterable[RequestRecord]) -> int:
+        """``observe`` each of ``records``, grouped by series (the labels decide the edges, the error and the mTLS
+        counts: only the latency differs within a series); the number counted."""
+        by_series: dict[tuple[str, ...], list[RequestRecord]] = {}
+        for record in records:
+            if (group := by_series.get(values := record.label_values)) is None:
+                by_series[values] = [record]
+            else:
+                group.append(record)
         second = int(self._clock())
-        service = _Node(
-            id=f"service:{record.destination_service}",
-            kind="service",
-            name=record.destination_service_name,
-            namespace=record.destination_service_namespace,
-        )
-        self._edge(_source_node(record), service, second, record)
-        if record.destination_workload != UNKNOWN:
-            self._edge(service, _destination_node(record), second, record)
-        return True
+        counted = 0
+        for group in by_series.values():
+            record = group[0]
+            if not self.counts(record):
+                continue
+            counted += len(group)
+            service = _Node(
+                id=f"service:{record.destination_service}",
+                kind="service",
+                name=record.destination_service_name,
+                namespace=record.destination_service_namespace,
+            )
+            self._edge(_source_node(record), service, second, group)
+            if record.destination_workload != UNKNOWN:
+                self._edge(service, _destination_node(record), second, group)
+        return counted
 
     def snapshot(self) -> dict[str, Any]:
         """The graph over the window, as JSON-ready data (nodes and edges sorted by id)."""
@@ -185,7 +206,7 @@ class ServiceGraph:
             "edges": edges,
         }
 
-    def _edge(self, source: _Node, target: _Node, second: int, record: RequestRecord) -> None:
+    def _edge(self, source: _Node, target: _Node, second: int, records: Sequence[RequestRecord]) -> None:
         key = (source.id, target.id)
         edge = self._edges.get(key)
         if edge is None:
@@ -207,7 +228,7 @@ class ServiceGraph:
             # node labels (app, version) follow the latest report
             edge.source, edge.target = source, target
             edge.expire(second - self.window_seconds + 1)
-        edge.add(second, record)
+        edge.add(second, records)
 
     def _expire(self, now: int) -> None:
         oldest = now - self.window_seconds + 1

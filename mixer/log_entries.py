@@ -47,7 +47,7 @@ from envoy.data.accesslog.v3.accesslog_pb2 import HTTPAccessLogEntry, ResponseFl
 from meshplane.mixer_names import REPORTER_DESTINATION, REPORTER_SOURCE, TAG_DESTINATION_SERVICE, TAG_REPORTER
 from meshplane.names import parse_outbound_cluster_name  # the names module only: no generators
 from mixer.attributes import socket_address
-from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
+from mixer.registry import UNKNOWN, UNKNOWN_PEER, WorkloadInfo, WorkloadRegistry, principal_of
 from pilot.config.types import EMPTY_LABELS, Labels
 from pilot.model.types import ProxyNode
 
@@ -61,9 +61,7 @@ __all__ = [
     "response_flags",
 ]
 
-UNKNOWN = "unknown"
 _NO_FLAGS = "-"
-_LATEST = "latest"
 _GRPC_CONTENT_TYPE = "application/grpc"
 
 # Envoy's ResponseFlagUtils short strings, in the order Envoy writes them (the order of the proto's fields).
@@ -198,38 +196,6 @@ _FIELD_NAMES = [f.name for f in fields(RequestRecord)]
 LABEL_NAMES: tuple[str, ...] = tuple(_FIELD_NAMES[: _FIELD_NAMES.index("connection_security_policy") + 1])
 
 
-@dataclass(frozen=True, slots=True)
-class _Peer:
-    """The labels of one side of a request."""
-
-    workload: str
-    namespace: str
-    app: str
-    version: str
-    canonical_service: str
-    canonical_revision: str
-
-
-_UNKNOWN_PEER = _Peer(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, _LATEST)
-
-
-def _peer(info: WorkloadInfo | None) -> _Peer:
-    if info is None:
-        return _UNKNOWN_PEER
-    labels = info.labels
-    app = labels.get("app") or UNKNOWN
-    version = labels.get("version") or UNKNOWN
-    canonical_service = (
-        labels.get("service.istio.io/canonical-name") or labels.get("app.kubernetes.io/name") or labels.get("app")
-    )
-    canonical_revision = (
-        labels.get("service.istio.io/canonical-revision")
-        or labels.get("app.kubernetes.io/version")
-        or labels.get("version")
-    )
-    return _Peer(info.name, info.namespace, app, version, canonical_service or info.name, canonical_revision or _LATEST)
-
-
 def reporting_workload(node: ProxyNode | None, registry: WorkloadRegistry) -> WorkloadInfo | None:
     """The workload of the sidecar that sent a stream, found as Pilot finds a proxy's (``resolve_proxy``): by its
     node id's name, else by address in its namespace; a sidecar the registry does not know is still described by
@@ -287,8 +253,8 @@ def request_record(
         raise LogEntryError(f"access-log entry without custom tag {TAG_REPORTER!r} = source|destination: {side!r}")
     service = service or UNKNOWN
     service_name, service_namespace = _service_name_namespace(service, registry)
-    src = _peer(source)
-    dst = _peer(destination)
+    src = source.peer if source is not None else UNKNOWN_PEER
+    dst = destination.peer if destination is not None else UNKNOWN_PEER
     grpc = request.request_headers.get("content-type", "").startswith(_GRPC_CONTENT_TYPE)
     response = entry.response
     response_code = str(response.response_code.value) if response.HasField("response_code") else "0"

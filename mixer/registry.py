@@ -21,7 +21,10 @@ from meshplane.identity import spiffe_id
 from pilot.config.types import EMPTY_LABELS, Labels, WorkloadEntry
 from pilot.model.types import MeshSnapshot, Service, ServiceInstance
 
-__all__ = ["WorkloadInfo", "WorkloadRegistry", "principal_of"]
+__all__ = ["UNKNOWN", "UNKNOWN_PEER", "PeerLabels", "WorkloadInfo", "WorkloadRegistry", "peer_labels", "principal_of"]
+
+UNKNOWN = "unknown"  # Istio's value for anything not known
+_LATEST = "latest"
 
 
 def principal_of(spiffe: str) -> str:
@@ -29,9 +32,48 @@ def principal_of(spiffe: str) -> str:
     return spiffe.removeprefix("spiffe://")
 
 
+@dataclass(frozen=True, slots=True)
+class PeerLabels:
+    """A workload's values of Istio's per-side metric labels (``source_*`` or ``destination_*``)."""
+
+    workload: str
+    namespace: str
+    app: str
+    version: str
+    canonical_service: str
+    canonical_revision: str
+
+
+UNKNOWN_PEER = PeerLabels(UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, UNKNOWN, _LATEST)
+
+
+def peer_labels(name: str, namespace: str, labels: Labels) -> PeerLabels:
+    """Istio's conventions: ``app``/``version`` from the workload's labels (else ``unknown``); canonical service and
+    revision from ``service.istio.io/canonical-name`` / ``app.kubernetes.io/name`` / ``app`` (else the workload
+    name) and ``service.istio.io/canonical-revision`` / ``app.kubernetes.io/version`` / ``version`` (else
+    ``latest``)."""
+    canonical_service = (
+        labels.get("service.istio.io/canonical-name") or labels.get("app.kubernetes.io/name") or labels.get("app")
+    )
+    canonical_revision = (
+        labels.get("service.istio.io/canonical-revision")
+        or labels.get("app.kubernetes.io/version")
+        or labels.get("version")
+    )
+    return PeerLabels(
+        name,
+        namespace,
+        labels.get("app") or UNKNOWN,
+        labels.get("version") or UNKNOWN,
+        canonical_service or name,
+        canonical_revision or _LATEST,
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkloadInfo:
-    """What telemetry and policy need to know of one workload."""
+    """What telemetry and policy need to know of one workload; ``peer``, its metric labels, is computed once (every
+    access-log entry reads it)."""
 
     name: str
     namespace: str
@@ -39,6 +81,10 @@ class WorkloadInfo:
     labels: Labels = field(default_factory=lambda: EMPTY_LABELS)
     service_account: str = ""
     principal: str = ""  # Istio form (no spiffe://), from the service account: what its certificate says
+    peer: PeerLabels = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "peer", peer_labels(self.name, self.namespace, self.labels))
 
     @property
     def app(self) -> str:
