@@ -43,6 +43,7 @@ from pilot.config.types import (
 )
 from pilot.metrics import PilotMetrics
 from pilot.xds import DiscoveryServer
+from xdscore import DEFAULT_NEW_STREAMS_PER_SECOND
 
 __all__ = [
     "CHANGES",
@@ -183,15 +184,33 @@ def usage() -> dict[str, float]:
     }
 
 
-async def serve_pilot(*, services: int, namespaces: int, streams: int, debounce: float, change: str) -> None:
-    """The Pilot side of the benchmark: serve the mesh, obey stdin commands, answer on stdout."""
+async def serve_pilot(
+    *,
+    services: int,
+    namespaces: int,
+    streams: int,
+    debounce: float,
+    change: str,
+    port: int = 0,
+    new_streams_per_second: float | None = None,
+) -> None:
+    """The Pilot side of the benchmark: serve the mesh on 127.0.0.1:``port`` (0: any free port; a port another
+    Pilot serves is shared with it, gRPC sets SO_REUSEPORT), obey stdin commands, answer on stdout.
+    ``new_streams_per_second``: Pilot's admission rate (None: its default; 0: no limit)."""
     configure_logging(level="warning")
     started = time.perf_counter()
     configs = build_mesh(services=services, namespaces=namespaces, streams=streams)
     metrics = RecordingMetrics()
-    server = DiscoveryServer(debounce=debounce, debounce_max=max(1.0, debounce), metrics=metrics)
+    server = DiscoveryServer(
+        debounce=debounce,
+        debounce_max=max(1.0, debounce),
+        metrics=metrics,
+        new_streams_per_second=DEFAULT_NEW_STREAMS_PER_SECOND
+        if new_streams_per_second is None
+        else new_streams_per_second,
+    )
     server.update_config(configs, 1)
-    await server.start("127.0.0.1:0")
+    await server.start(f"127.0.0.1:{port}")
     while not server.ready:
         await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()

@@ -51,6 +51,12 @@ class Pilot:
             f"--debounce={args.debounce}",
             f"--change={args.change}",
             *([f"--profile={args.profile}"] if args.profile else []),
+            *([f"--port={port}"] if (port := getattr(args, "port", 0)) else []),
+            *(
+                [f"--new-streams-per-second={rate}"]
+                if (rate := getattr(args, "new_streams_per_second", None)) is not None
+                else []
+            ),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=2**20,
@@ -220,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     parser.add_argument("--profile", metavar="PATH", help="write a cProfile of Pilot's event loop thread to PATH")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # internal: the Pilot subprocess
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)  # internal: the Pilot's port
+    parser.add_argument("--new-streams-per-second", type=float, help=argparse.SUPPRESS)  # internal: admission
     return parser
 
 
@@ -235,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             streams=args.streams,
             debounce=args.debounce,
             change=args.change,
+            port=args.port,
+            new_streams_per_second=args.new_streams_per_second,
         )
         if args.profile:
             with cProfile.Profile() as profile:
