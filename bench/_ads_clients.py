@@ -77,8 +77,10 @@ class ClientStream:
     def __init__(self, channel: grpc.aio.Channel, node_id: str, *, delta: bool) -> None:
         self.node_id = node_id
         self.delta = delta
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
-        self._call: Any = stub.DeltaAggregatedResources() if delta else stub.StreamAggregatedResources()
+        self._stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+        self._call: Any = self._new_call()
+        self._stopping = False
+        self.retries = 0  # streams that failed and were opened again, as Envoy retries its ADS stream
         self.synced = asyncio.Event()
         self.changed = asyncio.Event()
         self.synced_at = 0.0
@@ -98,13 +100,40 @@ class ClientStream:
     def expect_change(self, type_url: str = ROUTE_TYPE) -> None:
         self._expect_change = type_url
 
+    def _new_call(self) -> Any:
+        return self._stub.DeltaAggregatedResources() if self.delta else self._stub.StreamAggregatedResources()
+
     async def stop(self) -> None:
+        self._stopping = True
         self._call.cancel()
         if self.task is not None:
             with contextlib.suppress(asyncio.CancelledError, grpc.aio.AioRpcError):
                 await self.task
 
     async def _run(self) -> None:
+        """The stream, opened again after a failure (Envoy's ADS client retries with a backoff: 0.5 s, doubling to
+        4 s here) until ``stop``; before it synced, the state starts over, as a new Envoy stream does."""
+        backoff = 0.5
+        while True:
+            try:
+                await self._attempt()
+                return
+            except grpc.aio.AioRpcError:
+                if self._stopping:
+                    raise
+            self.retries += 1
+            await asyncio.sleep(backoff)
+            backoff = min(4.0, backoff * 2)
+            if self._stopping:
+                return
+            self._call = self._new_call()
+            self._acked.clear()
+            self._subscribed = {ENDPOINT_TYPE: (), ROUTE_TYPE: ()}
+            self._delta_names = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}
+            self._sotw_versions.clear()
+            self._last_nonce.clear()
+
+    async def _attempt(self) -> None:
         for type_url in (CLUSTER_TYPE, LISTENER_TYPE):
             await self._request(type_url, node=type_url == CLUSTER_TYPE)
         while (response := await self._call.read()) is not grpc.aio.EOF:

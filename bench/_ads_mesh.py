@@ -224,6 +224,16 @@ async def serve_pilot(
         while command := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
             if command == "usage":
                 reply(usage())
+            elif command.startswith("syncz"):  # "syncz [node id ...]": the server's state, those proxies' in full
+                wanted = set(command.split()[1:])
+                syncz = server.syncz()
+                reply(
+                    {
+                        "connections": len(syncz["proxies"]),
+                        "admission_waiting": server.admission.waiting,
+                        "proxies": [proxy for proxy in syncz["proxies"] if proxy["id"] in wanted],
+                    }
+                )
             elif command == "convergence":
                 reply({"seconds": metrics.convergence, "builds": metrics.builds})
             elif command == "change":
