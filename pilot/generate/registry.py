@@ -28,6 +28,7 @@ from pilot.generate.gateway_listeners import build_gateway_listeners
 from pilot.generate.gateway_routes import build_gateway_routes
 from pilot.generate.gateway_sni_dnat import build_sni_dnat_clusters
 from pilot.model.gateways import is_router
+from pilot.model.l4_routes import L4_ROUTES_KIND
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.proxy_config import PROXY_CONFIG_KIND
 from pilot.model.registry import ENDPOINTS_KIND
@@ -68,9 +69,11 @@ POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit", "Req
 # MeshConfig's outboundTrafficPolicy decides sidecars' virtualOutbound default chain (LDS) and the catch-all virtual
 # host of their port route tables (RDS).
 MESH_KINDS = frozenset({MESH_CONFIG_KIND})
-# VirtualService tcp and tls routes decide sidecars' outbound TCP listener chains (LDS), as http routes
-# decide the route tables (RDS).
-L4_ROUTE_KINDS = frozenset({"VirtualService"})
+# VirtualService tcp and tls routes decide sidecars' outbound TCP listener chains and gateways' TCP and TLS
+# passthrough chains (LDS), as http routes decide the route tables (RDS): a VirtualService change counts for LDS
+# only when some VirtualService's L4 part changed (``pilot.model.l4_routes``), so an HTTP route change leaves the
+# listeners as they are (same objects, nothing rebuilt or compared).
+L4_ROUTE_KINDS = frozenset({L4_ROUTES_KIND})
 # A Sidecar decides which services, VirtualServices and outbound policy a proxy's outbound side has: every type; a
 # VirtualService change can change what a Sidecar's scope holds (the services its routes send to: SidecarScope).
 SIDECAR_KINDS = frozenset({SIDECAR_KIND, SIDECAR_SCOPE_KIND})
