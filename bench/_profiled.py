@@ -1,13 +1,17 @@
-"""Run a control plane and sample it with py-spy from the moment one config file changes until it exits.
+"""Run a control plane and sample it with py-spy from the moment one config file changes until it is stopped.
 
     python -m bench._profiled --output FILE --watch PATH -- COMMAND...
 
 ``bench.xds_reference --profile FILE`` wraps Pilot's command with this: xds_load changes one VirtualService file
-after the initial sync, so sampling from that file's change to Pilot's exit covers the change push only (the
-snapshot, the generation and the sends; idle samples are left out). py-spy runs in its own session, so xds_load,
-which measures and stops the control plane's session, neither counts its CPU nor stops it: it stops by itself when
-Pilot exits, and writes ``FILE`` in py-spy's raw (collapsed stacks) format. The wrapper forwards SIGTERM and SIGINT
-to the command and exits with its status."""
+after the initial sync, so sampling from that file's change until xds_load stops Pilot covers the change push only
+(the snapshot, the generation and the sends; idle samples are left out). Only the thread holding the GIL is sampled
+(``--gil``: where the CPU goes, not where threads wait for it); gRPC's own C code appears as stacks without a Python
+frame or ending in an asyncio ``Handle._run``.
+
+py-spy runs in its own session, so xds_load, which measures and stops the control plane's session, neither counts
+its CPU nor stops it. The command runs in a process group of its own, so that xds_load's SIGTERM reaches the wrapper
+alone: it stops the sampler, which writes ``FILE`` in py-spy's raw (collapsed stacks) format (the profile leaves out
+the shutdown), then forwards the signal to the command, and exits with its status."""
 
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from types import FrameType
 __all__ = ["main"]
 
 POLL_SECONDS = 0.005
-SAMPLES_PER_SECOND = 250
+SAMPLES_PER_SECOND = 1000
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -52,9 +56,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     spy = _py_spy()
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, process_group=0)  # xds_load's SIGTERM to this group reaches only the wrapper
+    sampler: subprocess.Popen[bytes] | None = None
 
     def forward(signum: int, _frame: FrameType | None) -> None:
+        if sampler is not None and sampler.poll() is None:  # stop sampling first: the profile leaves out shutdown
+            sampler.send_signal(signal.SIGINT)
+            sampler.wait()
         child.send_signal(signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -62,9 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = _stamp(args.watch)
     while child.poll() is None and _stamp(args.watch) == before:
         time.sleep(POLL_SECONDS)
-    sampler = None
     if spy is not None and child.poll() is None:
-        argv_spy = [spy, "record", "--pid", str(child.pid), "--rate", str(SAMPLES_PER_SECOND), "--nonblocking"]
+        argv_spy = [spy, "record", "--pid", str(child.pid), "--rate", str(SAMPLES_PER_SECOND), "--nonblocking", "--gil"]
         argv_spy += ["--format", "raw", "--output", os.fspath(args.output)]
         sampler = subprocess.Popen(argv_spy, start_new_session=True, stdout=subprocess.DEVNULL)
     status = child.wait()
