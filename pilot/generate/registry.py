@@ -27,6 +27,7 @@ from pilot.generate.envoy_filter_scopes import cluster_patcher, listener_patcher
 from pilot.generate.gateway_listeners import build_gateway_listeners
 from pilot.generate.gateway_routes import build_gateway_routes
 from pilot.generate.gateway_sni_dnat import build_sni_dnat_clusters
+from pilot.generate.pieces import PieceMemo
 from pilot.model.gateways import is_router
 from pilot.model.l4_routes import L4_ROUTES_KIND
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
@@ -141,6 +142,9 @@ class ScopeParts:
     inputs: Callable[[Scope, MeshSnapshot], Sequence[Hashable]]
     build: Callable[[Any], Message]  # takes one of ``inputs``
     assemble: Callable[[Scope, Sequence[Any]], Sequence[Message]]  # the scope's resources from its built parts
+    # When set, what the cache calls instead of ``build``: the same part, its pieces taken from a ``PieceMemo``
+    # (``pilot.generate.pieces``) so that a part rebuilt for one changed input rebuilds only the pieces it changes.
+    build_from_pieces: Callable[[Any, PieceMemo], Message] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,7 +217,12 @@ GENERATORS: dict[str, TypeGenerator] = {
             scopes=_route_scopes,
             build_scope=_scope_routes,
             build_proxy=_proxy_routes,
-            parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
+            parts=ScopeParts(
+                inputs=_route_inputs,
+                build=port_routes.build_port_route_table,
+                assemble=_assemble_routes,
+                build_from_pieces=port_routes.build_port_route_table,
+            ),
         ),
         _ROUTE_PATCHES,
         route_patcher,
