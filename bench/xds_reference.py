@@ -1,11 +1,17 @@
 """Pilot against the reference stand-in, under the reference load tool, in one run.
 
     python -m bench.xds_reference [--streams 1000] [--services 1000] [--mode sotw|delta|both] [--tools-dir DIR]
+                                  [--profile FILE]
 
 Runs ``../shared/tools/xds_load.py`` (beside the repository; see its README) once against ``xds_standin.py`` (the
 practical limit of a Python gRPC server: precomputed bytes) and once against Pilot, and prints each number with
 the stand-in's beside it and the ratio Pilot/stand-in. The stand-in has no ``/ready``; Pilot is waited for until
-``/ready`` answers."""
+``/ready`` answers.
+
+``--profile FILE`` samples Pilot with py-spy during the change push (``bench._profiled``: from the moment xds_load
+rewrites the VirtualService until Pilot exits; the sampler's CPU is not counted) and writes py-spy's raw collapsed
+stacks to FILE (FILE.sotw and FILE.delta with ``--mode both``). Sampling slows Pilot: read the numbers of a run
+without it."""
 
 from __future__ import annotations
 
@@ -21,12 +27,14 @@ from bench.startup import DEFAULT_TOOLS_DIR
 
 __all__ = ["main"]
 
+CHANGED_FILE = "svc0-vs.yaml"  # the VirtualService xds_load rewrites for the change
 ROWS = (  # (label, path into xds_load's JSON line, scale)
     ("listening after (s)", ("pilot", "startup_s"), 1.0),
     ("initial sync p99 (s)", ("initial", "since_start_s", "p99"), 1.0),
     ("change p50 (ms)", ("change", "latency_s", "p50"), 1000.0),
     ("change p99 (ms)", ("change", "latency_s", "p99"), 1000.0),
     ("MB sent for the change", ("change", "mbytes"), 1.0),
+    ("control plane CPU, change (s)", ("change", "pilot_cpu_s"), 1.0),
     ("peak RSS (MB)", ("pilot", "peak_rss_mb"), 1.0),
     ("control plane CPU, total (s)", ("pilot", "cpu_s", "total"), 1.0),
 )
@@ -77,7 +85,15 @@ def format_table(mode: str, pilot: Mapping[str, Any], standin: Mapping[str, Any]
 
 
 def _number(number: float | None) -> str:
-    return "-" if number is None else f"{number:.1f}"
+    if number is None:
+        return "-"
+    return f"{number:.2f}" if abs(number) < 10 else f"{number:.1f}"  # CPU-seconds of a change are tenths
+
+
+def profiled_command(python: str, command: str, output: Path) -> str:
+    """``command`` (an xds_load ``--pilot-cmd``) sampled by py-spy into ``output`` once the change is written."""
+    watch = f"{{config_dir}}/{CHANGED_FILE}"
+    return f"{python} -m bench._profiled --output {output.resolve()} --watch {watch} -- {command}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -87,6 +103,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("sotw", "delta", "both"), default="sotw")
     parser.add_argument("--timeout", type=float, default=300.0, help="xds_load's limit for every wait (s)")
     parser.add_argument("--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools (%(default)s)")
+    parser.add_argument("--profile", type=Path, help="py-spy's raw stacks of Pilot during the change, to this file")
     return parser.parse_args(argv)
 
 
@@ -97,9 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     standin += "--monitor-address {monitor}"
     pilot = f"{python} -m pilot --config-dir {{config_dir}} --xds-address {{xds}} --monitor-address {{monitor}} "
     pilot += "--debounce 100ms"
-    for mode in ("sotw", "delta") if args.mode == "both" else (args.mode,):
+    modes = ("sotw", "delta") if args.mode == "both" else (args.mode,)
+    for mode in modes:
         reference = run_load(tools, standin, args, mode, ready=False)
-        mine = run_load(tools, pilot, args, mode, ready=True)
+        command = pilot
+        if args.profile is not None:
+            output = args.profile.with_name(f"{args.profile.name}.{mode}") if len(modes) > 1 else args.profile
+            command = profiled_command(python, pilot, output)
+        mine = run_load(tools, command, args, mode, ready=True)
         print(format_table(mode, mine, reference), flush=True)
     return 0
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from bench.xds_reference import format_table, value
+import sys
+from pathlib import Path
+
+from bench import _profiled
+from bench.xds_reference import format_table, profiled_command, value
 
 PILOT = {
     "proxies": 10,
@@ -10,9 +14,9 @@ PILOT = {
     "status": "ok",
     "pilot": {"startup_s": 3.0, "peak_rss_mb": 300.0, "cpu_s": {"total": 9.0}},
     "initial": {"streams": 10, "converged": 10, "failed": 0, "since_start_s": {"p99": 2.0}},
-    "change": {"latency_s": {"p50": 0.5, "p99": 0.6}, "mbytes": {"RDS": 4.0, "EDS": 2.0}},
+    "change": {"latency_s": {"p50": 0.5, "p99": 0.6}, "mbytes": {"RDS": 4.0, "EDS": 2.0}, "pilot_cpu_s": 0.36},
 }
-STANDIN = {"pilot": {"startup_s": 1.5}, "change": {"mbytes": {"RDS": 3.0}}, "initial": {}}
+STANDIN = {"pilot": {"startup_s": 1.5}, "change": {"mbytes": {"RDS": 3.0}, "pilot_cpu_s": 0.12}, "initial": {}}
 
 
 def test_values_are_read_scaled_and_summed_by_type() -> None:
@@ -23,7 +27,23 @@ def test_values_are_read_scaled_and_summed_by_type() -> None:
 
 def test_the_table_gives_each_number_beside_the_reference_with_the_ratio() -> None:
     table = format_table("sotw", PILOT, STANDIN)
-    assert "| listening after (s)            |        3.0 |        1.5 |   2.00x |" in table
-    assert "| MB sent for the change         |        6.0 |        3.0 |   2.00x |" in table
+    assert "| listening after (s)            |       3.00 |       1.50 |   2.00x |" in table
+    assert "| MB sent for the change         |       6.00 |       3.00 |   2.00x |" in table
+    assert "| control plane CPU, change (s)  |       0.36 |       0.12 |   3.00x |" in table
     assert "| change p50 (ms)                |      500.0 |          - |       - |" in table
     assert "Pilot: status ok, 10/10 streams converged, 0 failed" in table
+
+
+def test_a_profiled_command_wraps_pilot_and_watches_the_changed_virtual_service(tmp_path: Path) -> None:
+    command = profiled_command("python", "python -m pilot --config-dir {config_dir}", tmp_path / "out.txt")
+    assert command == (
+        f"python -m bench._profiled --output {tmp_path / 'out.txt'} --watch {{config_dir}}/svc0-vs.yaml "
+        "-- python -m pilot --config-dir {config_dir}"
+    )
+
+
+def test_the_profiling_wrapper_returns_the_command_status_and_samples_nothing_without_a_change(tmp_path: Path) -> None:
+    output = tmp_path / "stacks.txt"
+    argv = ["--output", str(output), "--watch", str(tmp_path / "never.yaml"), "--"]
+    assert _profiled.main([*argv, sys.executable, "-c", "raise SystemExit(3)"]) == 3
+    assert not output.exists()

@@ -6,16 +6,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from envoy.config.listener.v3.listener_components_pb2 import FilterChain
 from envoy.config.listener.v3.listener_pb2 import Listener
 from envoy.extensions.filters.network.tcp_proxy.v3.tcp_proxy_pb2 import TcpProxy
 
 from meshplane.identity import SDS_NODE_METADATA
 from pilot.config.parse import parse_config_text
+from pilot.config.types import ConfigKey
+from pilot.config.types import Resource as ConfigResource
 from pilot.generate.listeners import build_listeners
 from pilot.generate.listeners_l4_routes import match_applies
 from pilot.generate.registry import GENERATORS
 from pilot.model import MeshSnapshot, Proxy, build_snapshot, parse_node_id, resolve_proxy
+from pilot.model.l4_routes import L4_ROUTES_KIND
+from pilot.xds import ResourceCache
 from tests.sidecar_builders import unpack
 from tests.source_builders import by_name, generated_type, validate_generated
 from xdscore.types import LISTENER_TYPE, ROUTE_TYPE
@@ -266,6 +271,78 @@ def test_a_full_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None
     validate_generated(tmp_path, proxy(snap), snap)
 
 
-def test_a_virtual_service_change_regenerates_listeners() -> None:
-    # The xDS cache reuses a type's resources when no kind in its affected_by changed: tcp/tls routes live in LDS.
-    assert "VirtualService" in GENERATORS[LISTENER_TYPE].affected_by
+def test_a_virtual_service_change_regenerates_listeners_only_when_its_l4_routes_change() -> None:
+    # The xDS cache reuses a type's resources when no kind in its affected_by changed: tcp/tls routes live in LDS,
+    # http routes in RDS alone.
+    assert L4_ROUTES_KIND in GENERATORS[LISTENER_TYPE].affected_by
+    assert "VirtualService" not in GENERATORS[LISTENER_TYPE].affected_by
+    assert "VirtualService" in GENERATORS[ROUTE_TYPE].affected_by
+
+
+VS_WEB = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web.internal]
+  http:
+  - route: [{destination: {host: web.internal}, weight: %d}, {destination: {host: tcp-echo}, weight: %d}]
+"""
+# An http-only VirtualService for the TCP service's host: it adds nothing to its listener's chains.
+VS_ECHO_HTTP = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: tcp-echo-http, namespace: default}
+spec:
+  hosts: [tcp-echo]
+  http: [{route: [{destination: {host: tcp-echo, subset: v2}}]}]
+"""
+
+
+def _configs(*documents: str) -> dict[ConfigKey, ConfigResource]:
+    parsed = parse_config_text("\n---\n".join([MESH, *documents]), "mesh.yaml")
+    assert not [str(e) for r in parsed.rejected for e in r.errors]
+    return {r.meta.key: r for r in parsed.resources}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "l4_changed"),
+    [
+        ((VS_ECHO % "", VS_WEB % (90, 10)), (VS_ECHO % "", VS_WEB % (50, 50)), False),
+        ((VS_ECHO % "",), (VS_ECHO % "", VS_ECHO_HTTP), False),
+        ((VS_ECHO % "", VS_ECHO_HTTP), (VS_ECHO % "",), False),
+        ((VS_ECHO % "",), (VS_ECHO % ", sourceNamespace: other",), True),
+        ((VS_ECHO % "", VS_SECURE), (VS_ECHO % "",), True),
+        ((VS_WEB % (90, 10),), (VS_WEB % (90, 10), VS_PINNED), True),
+    ],
+    ids=[
+        "http-weights",
+        "http-only-vs-added-for-a-tcp-host",
+        "http-only-vs-removed",
+        "tcp-match-changed",
+        "tls-vs-removed",
+        "tcp-vs-added",
+    ],
+)
+def test_listeners_are_carried_over_a_change_of_http_routes_and_rebuilt_for_l4_routes(
+    before: tuple[str, ...], after: tuple[str, ...], l4_changed: bool
+) -> None:
+    first_snapshot = build_snapshot(_configs(*before), version=1)
+    second_snapshot = build_snapshot(_configs(*after), version=2, previous=first_snapshot)
+    assert "VirtualService" in second_snapshot.changed_kinds
+    assert (L4_ROUTES_KIND in second_snapshot.changed_kinds) is l4_changed
+    node = proxy(first_snapshot).node
+    first = ResourceCache(first_snapshot, GENERATORS)
+    first.warm([node])
+    second = ResourceCache(second_snapshot, GENERATORS, previous=first)
+    second.warm([node])
+    carried = second.view(LISTENER_TYPE, node)
+    assert (carried is first.view(LISTENER_TYPE, node)) is not l4_changed
+    assert ROUTE_TYPE not in second.reused_types
+    # what a cache without a previous snapshot builds: the carried listeners are exactly those
+    rebuilt = ResourceCache(second_snapshot, GENERATORS).view(LISTENER_TYPE, node)
+    assert {n: r.any_bytes for n, r in carried.resources.items()} == {
+        n: r.any_bytes for n, r in rebuilt.resources.items()
+    }
+    if l4_changed:
+        assert carried.version != first.view(LISTENER_TYPE, node).version

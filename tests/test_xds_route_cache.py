@@ -3,16 +3,19 @@ its virtual hosts changes, and reused, down to the table's bytes, when nothing i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
 import pytest
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.message import Message
 
 from pilot.config.parse import content_hash
 from pilot.config.types import HTTPRoute, Resource
 from pilot.generate import port_routes, routes
+from pilot.generate.pieces import PieceMemo
 from pilot.generate.registry import GENERATORS, ROUTE_TYPE, ScopeParts, TypeGenerator
 from pilot.generate.route_action import ServicePorts
 from pilot.model import build_snapshot
@@ -24,6 +27,7 @@ RATINGS = "ratings.default.svc.cluster.local"
 REVIEWS = "reviews.default.svc.cluster.local"
 SCOPE = (port_routes.OUTBOUND_HTTP_SCOPE, "default")
 R = TypeVar("R", bound=Resource)
+P = TypeVar("P")
 
 
 def _stored(resource: R) -> R:
@@ -40,20 +44,37 @@ WORKLOAD = _stored(workload_entry("reviews", "v1", "10.0.0.1"))  # no port: rati
 MESH: tuple[Resource, ...] = (REVIEWS_SE, RATINGS_SE, TO_V1)
 
 
+class _CountedPieces:
+    """A ``PieceMemo`` whose builds are recorded (the virtual hosts actually built, not looked up)."""
+
+    def __init__(self, pieces: PieceMemo, hosts: list[str]) -> None:
+        self._pieces, self._hosts = pieces, hosts
+
+    def get(self, key: routes.VirtualHostInputs, build: Callable[[routes.VirtualHostInputs], P]) -> P:
+        def counted(inputs: routes.VirtualHostInputs) -> P:
+            self._hosts.append(f"{inputs.host}:{inputs.port}")
+            return build(inputs)
+
+        return self._pieces.get(key, counted)
+
+
 class Built:
-    """The route generator with its table builder counted: the virtual hosts of the tables a snapshot built."""
+    """The route generator with its virtual host builds counted: the virtual hosts a snapshot built."""
 
     def __init__(self) -> None:
         self.hosts: list[str] = []
         original = GENERATORS[ROUTE_TYPE]
         assert original.parts is not None
-        parts = replace(original.parts, build=self._build)
+        parts = replace(original.parts, build=self._build, build_from_pieces=self._build_from_pieces)
         self.generators: dict[str, TypeGenerator] = {**GENERATORS, ROUTE_TYPE: replace(original, parts=parts)}
         self._original: ScopeParts = original.parts
 
     def _build(self, inputs: port_routes.PortRoutesInputs) -> object:
-        self.hosts.extend(f"{vhost.host}:{vhost.port}" for vhost in inputs.virtual_hosts)
-        return self._original.build(inputs)
+        raise AssertionError("the cache builds route tables from pieces")
+
+    def _build_from_pieces(self, inputs: port_routes.PortRoutesInputs, pieces: PieceMemo) -> Message:
+        assert self._original.build_from_pieces is not None
+        return self._original.build_from_pieces(inputs, _CountedPieces(pieces, self.hosts))  # type: ignore[arg-type]
 
     def cache(self, configs: tuple[Resource, ...], previous: ResourceCache | None = None) -> ResourceCache:
         version = previous.version + 1 if previous is not None else 1
@@ -147,6 +168,51 @@ def test_parts_are_remembered_past_a_snapshot_that_reused_the_whole_table() -> N
 
     assert built.hosts == [f"{REVIEWS}:9080"], "ratings' virtual host came through the snapshot in between"
     assert vhost(_tables(third)["9080"], f"{REVIEWS}:9080").routes[0].route.cluster == f"outbound|8080||{RATINGS}"
+
+
+DETAILS = "details.default.svc.cluster.local"
+DETAILS_SE = _stored(service_entry("details", DETAILS))  # on 9080 too: reviews' table has two virtual hosts
+
+
+def test_a_table_rebuilt_for_one_virtual_host_rebuilds_that_one_only() -> None:
+    built = Built()
+    first = built.cache((*MESH, DETAILS_SE))
+    assert sorted(built.hosts) == [f"{DETAILS}:9080", f"{RATINGS}:8080", f"{REVIEWS}:9080"]
+    changed = (REVIEWS_SE, RATINGS_SE, DETAILS_SE, TO_RATINGS)
+
+    second = built.cache(changed, first)
+
+    assert built.hosts == [f"{REVIEWS}:9080"], "details' virtual host is taken as it was"
+    assert _table_bytes(second)["9080"] != _table_bytes(first)["9080"]
+    assert _tables(second) == _fresh(changed), "the cache's tables are the pure builder's"
+
+
+def test_pieces_are_carried_through_a_snapshot_that_kept_the_table() -> None:
+    built = Built()
+    first = built.cache((*MESH, DETAILS_SE))
+    second = built.cache((*MESH, DETAILS_SE, WORKLOAD), first)
+    assert built.hosts == []
+    changed = (REVIEWS_SE, RATINGS_SE, DETAILS_SE, TO_RATINGS, WORKLOAD)
+
+    third = built.cache(changed, second)
+
+    assert built.hosts == [f"{REVIEWS}:9080"], "details' virtual host came through the snapshot in between"
+    assert _tables(third) == _fresh(changed)
+
+
+def test_a_piece_memo_looks_up_this_snapshot_then_the_previous_then_builds() -> None:
+    current: dict[object, object] = {"a": "current a"}
+    memo = PieceMemo(current, {"a": "previous a", "b": "previous b"})
+    built: list[str] = []
+
+    def build(key: str) -> str:
+        built.append(key)
+        return f"built {key}"
+
+    assert [memo.get(key, build) for key in ("a", "b", "c", "c")] == ["current a", "previous b", "built c", "built c"]
+    assert built == ["c"], "built once per key"
+    assert memo.used == ["a", "b", "c", "c"]
+    assert current == {"a": "current a", "b": "previous b", "c": "built c"}, "kept for the next snapshot"
 
 
 def test_the_pure_builder_remembers_nothing() -> None:

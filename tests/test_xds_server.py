@@ -181,7 +181,28 @@ async def test_reconnect_gets_full_state(ads_channel: grpc.aio.Channel, xds_serv
     await second.request(CLUSTER_TYPE, node=PRODUCTPAGE, version=cds.version_info, nonce=cds.nonce)
     again = await second.recv()
     assert again.version_info == cds.version_info and sorted(_names(again)) == sorted(_names(cds))
-    assert again.nonce != cds.nonce
+    # A nonce names one response content in the process (``xdscore.payload.PayloadMemo``): the same response again,
+    # remembered, has the same nonce, so the kept one can only ACK or NACK what it names.
+    assert again.nonce == cds.nonce and again.SerializeToString() == cds.SerializeToString()
+
+
+async def test_a_push_is_one_response_for_every_stream(
+    ads_channel: grpc.aio.Channel, xds_server: DiscoveryServer
+) -> None:
+    streams = [AdsStream(ads_channel) for _ in range(2)]
+    for stream, node in zip(streams, (PRODUCTPAGE, REVIEWS_V1), strict=True):
+        await _sync(stream, node, eds=[REVIEWS_V1_CLUSTER], rds=[DEFAULT_ROUTES])
+    xds_server.update_config(bookinfo("v2"), 2)
+    pushed = [await stream.recv() for stream in streams]
+    assert all(p.type_url == ROUTE_TYPE for p in pushed)
+    assert pushed[0].SerializeToString() == pushed[1].SerializeToString(), "the same bytes, nonce included"
+    assert unpack_route(pushed[1], DEFAULT_ROUTES).virtual_hosts[1].routes[0].route.cluster == REVIEWS_V2_CLUSTER
+    for stream, response in zip(streams, pushed, strict=True):  # each stream ACKs it with the shared nonce
+        await stream.request(ROUTE_TYPE, names=[DEFAULT_ROUTES], version=response.version_info, nonce=response.nonce)
+    for stream in streams:
+        await stream.assert_silent()
+    routes = [proxy["types"]["rds"] for proxy in xds_server.syncz()["proxies"]]
+    assert [(r["acked"], r["nonce_acked"]) for r in routes] == [(pushed[0].version_info, pushed[0].nonce)] * 2
 
 
 @pytest.mark.parametrize(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Hashable
 
+import pytest
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 
 from xdscore import (
     Nack,
+    PayloadMemo,
     ProxyResources,
     Resource,
     ResourceChanges,
@@ -53,17 +55,30 @@ class MemoryProducer:
 class Client:
     """The client side and the stream's owner: requests in, responses out, NACKs and sends observed."""
 
-    def __init__(self, producer: MemoryProducer, *, send_timeout: float = WAIT, stall_timeout: float = WAIT) -> None:
+    def __init__(
+        self,
+        producer: MemoryProducer,
+        *,
+        send_timeout: float = WAIT,
+        stall_timeout: float = WAIT,
+        payloads: PayloadMemo | None = None,
+        nonce_prefix: str = "n",
+    ) -> None:
         self.requests: asyncio.Queue[DiscoveryRequest | None] = asyncio.Queue()
         self.written: asyncio.Queue[DiscoveryResponse] = asyncio.Queue()
+        self.payloads: list[bytes] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.nacks: list[Nack] = []
         self.sends: list[Sent] = []
         self.notices: list[Hashable] = []
-        nonces = iter(f"n{i}" for i in range(1, 100))
+        nonces = iter(f"{nonce_prefix}{i}" for i in range(1, 100))
         settings = StreamSettings(
-            nonce=nonces.__next__, send_timeout=send_timeout, stall_timeout=stall_timeout, default_type_url=NAMED
+            nonce=nonces.__next__,
+            payloads=payloads,
+            send_timeout=send_timeout,
+            stall_timeout=stall_timeout,
+            default_type_url=NAMED,
         )
         self.stream = XdsStream(
             mode="sotw", producers={NAMED: producer}, write=self._write, owner=self, settings=settings
@@ -71,6 +86,7 @@ class Client:
 
     async def _write(self, payload: bytes) -> None:
         await self.gate.wait()
+        self.payloads.append(payload)
         self.written.put_nowait(DiscoveryResponse.FromString(payload))
 
     async def noticed(self, notice: Hashable) -> None:
@@ -136,6 +152,48 @@ async def test_a_request_is_answered_an_ack_is_not_and_a_nack_is_observed_once()
     assert [(n.version, n.error) for n in client.nacks] == [(pushed.version_info, "bad a")] * 2
     assert client.stream.watches[NAMED].last_nack is not None and not client.stream.acked
     await client.close(task)
+
+
+async def test_streams_that_send_an_equal_response_share_its_bytes_and_its_nonce() -> None:
+    producer = MemoryProducer(_resource("a"), _resource("b"))
+    memo = PayloadMemo()
+    one, two = Client(producer, payloads=memo, nonce_prefix="x"), Client(producer, payloads=memo, nonce_prefix="y")
+    tasks = [one.serve(_request(["a"]))]
+    first = await one.recv()
+    tasks.append(two.serve(_request(["a"])))
+    second = await two.recv()
+    assert first.nonce == second.nonce == "x1" and _names(second) == ["a"]
+    assert one.payloads[0] is two.payloads[0], "concatenated once"
+    assert two.stream.watches[NAMED].nonce_sent == "x1"
+    for client, response in ((one, first), (two, second)):
+        await client.requests.put(_request(["a"], response))
+        await client.silent()
+        assert client.stream.acked, "the shared nonce ACKs the response on each stream"
+
+    producer.set(_resource("a", 2), _resource("b"))
+    for client in (one, two):
+        client.stream.notify("changed")
+    pushed = [await one.recv(), await two.recv()]
+    assert pushed[0].nonce == pushed[1].nonce != "x1" and pushed[0].version_info != first.version_info
+    assert one.payloads[1] is two.payloads[1]
+
+    await two.requests.put(_request(["a", "b"], pushed[1]))  # another set of names: another response
+    other = await two.recv()
+    assert _names(other) == ["a", "b"] and other.nonce not in (first.nonce, pushed[1].nonce)
+    assert memo.hits == 2 and len(memo) == 3
+    for client, task in zip((one, two), tasks, strict=True):
+        await client.close(task)
+
+
+def test_a_payload_memo_forgets_the_least_recently_used_first() -> None:
+    memo = PayloadMemo(size=2)
+    memo.put("a", None, b"A", "n1")
+    memo.put("b", None, b"B", "n2")
+    assert memo.get("a") == (b"A", "n1")
+    memo.put("c", None, b"C", "n3")
+    assert memo.get("b") is None and memo.get("a") == (b"A", "n1") and memo.get("c") == (b"C", "n3")
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        PayloadMemo(size=0)
 
 
 async def test_a_request_naming_no_type_is_the_default_type_and_another_type_is_not_answered() -> None:

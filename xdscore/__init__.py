@@ -14,7 +14,7 @@ It knows nothing of what is served (go-control-plane's ``pkg/server`` and ``pkg/
 
 from xdscore.admission import DEFAULT_NEW_STREAMS_BURST, DEFAULT_NEW_STREAMS_PER_SECOND, AdmissionRate
 from xdscore.changes import ChangeMemo, ResourceChanges
-from xdscore.payload import response_payload, unary_payload
+from xdscore.payload import PayloadMemo, response_payload, unary_payload
 from xdscore.plan import DeltaResponse, SotwResponse, forget_sent, plan_delta, plan_sotw
 from xdscore.resources import ProxyResources, Resource, ResourceGroup, make_resource, resource_name
 from xdscore.service import Nonces, first_request, pass_bytes, stream_methods
@@ -45,6 +45,7 @@ __all__ = [
     "Mode",
     "Nack",
     "Nonces",
+    "PayloadMemo",
     "ProxyResources",
     "Request",
     "Resource",

@@ -20,7 +20,8 @@ ServeStream = Callable[[AsyncIterator[Any], "grpc.aio.ServicerContext[Any, bytes
 
 class Nonces:
     """Response nonces unique to one server process: a random prefix, so that a nonce a client kept from an earlier
-    process never matches, and a counter."""
+    process never matches, and a counter. With a ``payload.PayloadMemo``, streams that send an equal response send
+    the first one's nonce: a nonce then names one response content, whichever stream it is on."""
 
     def __init__(self) -> None:
         self._prefix = secrets.token_hex(4)

@@ -27,14 +27,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol, TypeAlias
 
 import structlog
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
 from xdscore.changes import ResourceChanges
-from xdscore.payload import response_payload
+from xdscore.payload import PayloadMemo, shared_payload
 from xdscore.plan import DeltaResponse, SotwResponse, plan_delta, plan_sotw
 from xdscore.resources import ProxyResources
 from xdscore.types import short_type
@@ -122,6 +122,9 @@ class StreamSettings:
     """What every stream of one server shares."""
 
     nonce: Callable[[], str]  # unique per response (``service.Nonces``)
+    # Where streams share equal responses (the same resources, version and type): their wire bytes and their nonce,
+    # which then names one response content across the streams (``payload.PayloadMemo``); None: not shared
+    payloads: PayloadMemo | None = None
     control_plane: str = ""  # ``control_plane.identifier`` in every response
     # seconds a write holds its throttle slot; a slower one waits outside the throttle
     send_timeout: float = DEFAULT_SEND_TIMEOUT
@@ -245,7 +248,17 @@ class XdsStream:
                 )
             else:
                 response, watch = plan_delta(watch, current, nonce=nonce, force=force or first, changes=changes)
-            payload = response_payload(response, current, type_url=type_url, control_plane=self._settings.control_plane)
+            shared = shared_payload(
+                response,
+                current,
+                type_url=type_url,
+                control_plane=self._settings.control_plane,
+                memo=self._settings.payloads,
+            )
+            payload = None if shared is None else shared[0]
+            if shared is not None and shared[1] != nonce:  # another stream's equal response: its bytes and nonce
+                nonce = shared[1]
+                watch = replace(watch, nonce_sent=nonce)
             self.watches[type_url] = watch
             self.planned[type_url] = current
             self._planned_names[type_url] = watch.names

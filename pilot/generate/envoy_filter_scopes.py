@@ -143,4 +143,15 @@ def _patched_parts(parts: Any, wrapping: _Wrapping) -> Any:
         inner = scope[1] if scope and scope[0] == ENVOY_FILTER_SCOPE else scope
         return inner_assemble(inner, built)  # type: ignore[no-any-return]
 
-    return replace(parts, inputs=inputs, build=build, assemble=assemble)
+    inner_from_pieces = parts.build_from_pieces
+    if inner_from_pieces is None:
+        return replace(parts, inputs=inputs, build=build, assemble=assemble)
+
+    def build_from_pieces(part: Any, pieces: Any) -> Message:
+        """The pieces are unpatched: the patches apply to the part built from them (a copy)."""
+        if not isinstance(part, PatchedPart):
+            return inner_from_pieces(part, pieces)  # type: ignore[no-any-return]
+        [patched] = wrapping.patch([inner_from_pieces(part.inner, pieces)], part.patches, part.router, False, None)
+        return patched
+
+    return replace(parts, inputs=inputs, build=build, assemble=assemble, build_from_pieces=build_from_pieces)

@@ -11,7 +11,8 @@ Tables depend on the proxy's namespace (short names, exportTo), its Sidecar (hos
 policy: ``pilot.model.sidecar_scope``) and source labels (sourceLabels matches, see ``routes``), so they are shared
 per scope ``("outbound_http", namespace[, sidecar][, source labels])``. Each table is one cached
 part (``PortRoutesInputs``); its virtual hosts' inputs are ``routes.VirtualHostInputs``, so the cache key covers every
-input.
+input. A table rebuilt because one virtual host's inputs changed takes the others from the cache's ``PieceMemo``
+(``build_route_table`` does not modify the virtual hosts it is given).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from envoy.config.route.v3.route_pb2 import RouteConfiguration
 
 from meshplane import names
 from pilot.config.types import ConfigKey
+from pilot.generate.pieces import PieceMemo
 from pilot.generate.route_action import set_duration
 from pilot.generate.route_match import translate_route_match
 from pilot.generate.routes import (
@@ -92,8 +94,12 @@ def port_route_inputs(
     ]
 
 
-def build_port_route_table(inputs: PortRoutesInputs) -> RouteConfiguration:
-    vhosts = [build_outbound_virtual_host(vhost) for vhost in inputs.virtual_hosts]
+def build_port_route_table(inputs: PortRoutesInputs, pieces: PieceMemo | None = None) -> RouteConfiguration:
+    """``pieces``: where the virtual hosts are looked up by their inputs (built only for inputs not seen)."""
+    if pieces is None:
+        vhosts = [build_outbound_virtual_host(vhost) for vhost in inputs.virtual_hosts]
+    else:
+        vhosts = [pieces.get(vhost, build_outbound_virtual_host) for vhost in inputs.virtual_hosts]
     catch_all = build_catch_all_virtual_host(inputs.policy, inputs.default_cluster)
     return build_route_table(str(inputs.port), [*vhosts, catch_all])
 

@@ -27,7 +27,9 @@ from pilot.generate.envoy_filter_scopes import cluster_patcher, listener_patcher
 from pilot.generate.gateway_listeners import build_gateway_listeners
 from pilot.generate.gateway_routes import build_gateway_routes
 from pilot.generate.gateway_sni_dnat import build_sni_dnat_clusters
+from pilot.generate.pieces import PieceMemo
 from pilot.model.gateways import is_router
+from pilot.model.l4_routes import L4_ROUTES_KIND
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 from pilot.model.proxy_config import PROXY_CONFIG_KIND
 from pilot.model.registry import ENDPOINTS_KIND
@@ -68,9 +70,11 @@ POLICY_KINDS = frozenset({"AuthorizationPolicy", "AccessList", "RateLimit", "Req
 # MeshConfig's outboundTrafficPolicy decides sidecars' virtualOutbound default chain (LDS) and the catch-all virtual
 # host of their port route tables (RDS).
 MESH_KINDS = frozenset({MESH_CONFIG_KIND})
-# VirtualService tcp and tls routes decide sidecars' outbound TCP listener chains (LDS), as http routes
-# decide the route tables (RDS).
-L4_ROUTE_KINDS = frozenset({"VirtualService"})
+# VirtualService tcp and tls routes decide sidecars' outbound TCP listener chains and gateways' TCP and TLS
+# passthrough chains (LDS), as http routes decide the route tables (RDS): a VirtualService change counts for LDS
+# only when some VirtualService's L4 part changed (``pilot.model.l4_routes``), so an HTTP route change leaves the
+# listeners as they are (same objects, nothing rebuilt or compared).
+L4_ROUTE_KINDS = frozenset({L4_ROUTES_KIND})
 # A Sidecar decides which services, VirtualServices and outbound policy a proxy's outbound side has: every type; a
 # VirtualService change can change what a Sidecar's scope holds (the services its routes send to: SidecarScope).
 SIDECAR_KINDS = frozenset({SIDECAR_KIND, SIDECAR_SCOPE_KIND})
@@ -138,6 +142,9 @@ class ScopeParts:
     inputs: Callable[[Scope, MeshSnapshot], Sequence[Hashable]]
     build: Callable[[Any], Message]  # takes one of ``inputs``
     assemble: Callable[[Scope, Sequence[Any]], Sequence[Message]]  # the scope's resources from its built parts
+    # When set, what the cache calls instead of ``build``: the same part, its pieces taken from a ``PieceMemo``
+    # (``pilot.generate.pieces``) so that a part rebuilt for one changed input rebuilds only the pieces it changes.
+    build_from_pieces: Callable[[Any, PieceMemo], Message] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -210,7 +217,12 @@ GENERATORS: dict[str, TypeGenerator] = {
             scopes=_route_scopes,
             build_scope=_scope_routes,
             build_proxy=_proxy_routes,
-            parts=ScopeParts(inputs=_route_inputs, build=port_routes.build_port_route_table, assemble=_assemble_routes),
+            parts=ScopeParts(
+                inputs=_route_inputs,
+                build=port_routes.build_port_route_table,
+                assemble=_assemble_routes,
+                build_from_pieces=port_routes.build_port_route_table,
+            ),
         ),
         _ROUTE_PATCHES,
         route_patcher,

@@ -38,11 +38,12 @@ from pilot.model.destination_rules import (
 )
 from pilot.model.envoy_filters import envoy_filter_patches, index_envoy_filters
 from pilot.model.gateways import index_gateway_virtual_services
+from pilot.model.l4_routes import L4_ROUTES_KIND, l4_routes_changed
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MESH_CONFIG_KIND, MeshSettings
 from pilot.model.proxy_config import index_proxy_configs
 from pilot.model.registry import ENDPOINTS_KIND, AggregatedRegistries, ServiceRegistry, aggregate_registries
 from pilot.model.registry_service_entry import SERVICE_ENTRIES, labels_match
-from pilot.model.sidecar_index import SIDECAR_SCOPE_KIND, index_sidecars, scopes_changed, sidecar_for
+from pilot.model.sidecar_index import SIDECAR_SCOPE_KIND, SidecarIndex, index_sidecars, scopes_changed, sidecar_for
 from pilot.model.types import (
     DEFAULT_DOMAIN_SUFFIX,
     DEFAULT_ROOT_NAMESPACE,
@@ -246,6 +247,23 @@ def _changed_kinds(
     return frozenset(changed)
 
 
+def _derived_kinds(
+    changed: frozenset[str],
+    previous: MeshSnapshot | None,
+    sidecars: SidecarIndex,
+    resolved: Mapping[ConfigKey, VirtualService],
+) -> frozenset[str]:
+    """``changed`` and the kinds derived from it: ``SIDECAR_SCOPE_KIND`` (``scopes_changed``) and
+    ``L4_ROUTES_KIND`` (``pilot.model.l4_routes``)."""
+    derived = set(changed)
+    if scopes_changed(changed, sidecars, previous.sidecars if previous is not None else None):
+        derived.add(SIDECAR_SCOPE_KIND)
+    before = previous.resolved_virtual_services if previous is not None else None
+    if "VirtualService" in changed and l4_routes_changed(before, resolved):
+        derived.add(L4_ROUTES_KIND)
+    return frozenset(derived)
+
+
 def _source_label_keys(rules: Iterable[list[VirtualService]]) -> frozenset[str]:
     """The label keys the sidecar VirtualServices' HTTP sourceLabels name (``Proxy.source_labels``)."""
     return frozenset(
@@ -311,7 +329,6 @@ def build_snapshot(
                 virtual[resolve_host(host, resource.meta.key.namespace, domain_suffix)].append(resource)
     sidecars = index_sidecars((r for r in ordered.values() if isinstance(r, Sidecar)), root_namespace)
     changed = _changed_kinds(previous, ordered, registered, mesh)
-    before = previous.sidecars if previous is not None else None
     return MeshSnapshot(
         version=version,
         domain_suffix=domain_suffix,
@@ -343,7 +360,7 @@ def build_snapshot(
         sidecars=sidecars,
         envoy_filters=index_envoy_filters((r for r in ordered.values() if isinstance(r, EnvoyFilter)), root_namespace),
         proxy_configs=index_proxy_configs(r for r in ordered.values() if isinstance(r, ProxyConfig)),
-        changed_kinds=changed | ({SIDECAR_SCOPE_KIND} if scopes_changed(changed, sidecars, before) else set()),
+        changed_kinds=_derived_kinds(changed, previous, sidecars, resolved),
         source_label_keys=_source_label_keys(virtual.values()),
         locality_needs=locality_needs(
             destination_rules,

@@ -11,6 +11,11 @@ then the same, and so is everything its own part is built from). Comparing versi
 same versions, nothing pushed. The real generators all list the registry kinds in ``affected_by``, so for them a
 type is either regenerated or wholly carried over.
 
+A part built from pieces (``ScopeParts.build_from_pieces``: a route table's virtual hosts) takes each piece from
+this snapshot's or the previous one's pieces by its inputs (``pilot.generate.pieces``): a table rebuilt for one
+changed VirtualService rebuilds that one virtual host. The pieces of the parts a snapshot uses are carried to the
+next; the others are dropped with the previous snapshot.
+
 For the groups that were rebuilt, ``prepare_changes`` (worker thread) computes once which names differ from the
 previous snapshot's group of the same scope (``changes.py``); streams look that up instead of comparing every name.
 ``dangling`` checks that what a proxy's clusters and listeners reference exists (``consistency.py``).
@@ -24,10 +29,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import structlog
 from google.protobuf.message import Message
 
+from pilot.generate.pieces import PieceMemo
 from pilot.generate.registry import Scope, ScopeParts, TypeGenerator
 from pilot.model import MeshSnapshot, Proxy, ProxyNode, resolve_proxy
 from pilot.xds.consistency import REFERENCED_TYPES, Dangling, ReferenceCheck, references
@@ -90,6 +97,12 @@ class ResourceCache:
         }
         self._previous_parts = dict(previous._parts) if previous is not None else {}
         self._previous_assembled = dict(previous._assembled) if previous is not None else {}
+        # Parts built from pieces (``ScopeParts.build_from_pieces``): the pieces by their inputs, and each part's
+        # piece keys, so that a part carried over carries its pieces too (and nothing else stays alive).
+        self._pieces: dict[str, dict[Hashable, Any]] = {t: {} for t in generators}
+        self._part_pieces: dict[str, dict[Hashable, tuple[Hashable, ...]]] = {t: {} for t in generators}
+        self._previous_pieces = dict(previous._pieces) if previous is not None else {}
+        self._previous_part_pieces = dict(previous._part_pieces) if previous is not None else {}
         self._changes = ChangeMemo()
         self._references = ReferenceCheck()
         self._dangling: dict[ProxyNode, Dangling] = {}
@@ -103,6 +116,8 @@ class ResourceCache:
                 self._groups[type_url] = dict(previous._groups[type_url])
                 self._parts[type_url] = dict(previous._parts.get(type_url, {}))
                 self._assembled[type_url] = dict(previous._assembled.get(type_url, {}))
+                self._pieces[type_url] = dict(previous._pieces.get(type_url, {}))
+                self._part_pieces[type_url] = dict(previous._part_pieces.get(type_url, {}))
                 if not same_proxies:
                     continue  # the shared groups are still valid; each proxy's own part is rebuilt
                 carried = {**previous._carried.get(type_url, {}), **previous._views[type_url]}
@@ -154,6 +169,7 @@ class ResourceCache:
         pusher's worker thread, after ``warm``) so that streams only look them up. Releases the previous groups."""
         previous, self._previous_groups = self._previous_groups, {}
         self._previous_parts, self._previous_assembled = {}, {}
+        self._previous_pieces, self._previous_part_pieces = {}, {}
         for type_url, groups in previous.items():
             for scope, group in list(self._groups.get(type_url, {}).items()):
                 old = groups.get(scope)
@@ -215,7 +231,10 @@ class ResourceCache:
         if before is not None and before[0] == inputs:
             group = before[1]
             previous, memo = self._previous_parts.get(type_url, {}), self._parts[type_url]
-            memo.update((part, previous[part]) for part in inputs if part in previous)  # for the next snapshot
+            for part in inputs:  # for the next snapshot
+                if part in previous:
+                    memo[part] = previous[part]
+                    self._carry_pieces(type_url, part)
         else:
             built = [self._part(type_url, parts, part) for part in inputs]
             group = _group_of(type_url, parts.assemble(scope, built), f"scope {scope!r}")
@@ -227,10 +246,27 @@ class ResourceCache:
         built = memo.get(inputs)
         if built is None:
             built = self._previous_parts.get(type_url, {}).get(inputs)
-            if built is None:
+            if built is not None:
+                self._carry_pieces(type_url, inputs)
+            elif parts.build_from_pieces is not None:
+                pieces = PieceMemo(self._pieces[type_url], self._previous_pieces.get(type_url, {}))
+                built = parts.build_from_pieces(inputs, pieces)
+                self._part_pieces[type_url][inputs] = tuple(pieces.used)
+            else:
                 built = parts.build(inputs)
             memo[inputs] = built
         return built
+
+    def _carry_pieces(self, type_url: str, part: Hashable) -> None:
+        """A part of the previous snapshot kept as it is: its pieces stay known for the next rebuild of it."""
+        keys = self._previous_part_pieces.get(type_url, {}).get(part)
+        if keys is None:
+            return
+        previous, current = self._previous_pieces.get(type_url, {}), self._pieces[type_url]
+        for key in keys:
+            if key in previous:
+                current[key] = previous[key]
+        self._part_pieces[type_url][part] = keys
 
     def _build_view(self, type_url: str, node: ProxyNode) -> ProxyResources:
         carried = self._carried.get(type_url, {}).get(node)

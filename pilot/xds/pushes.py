@@ -118,7 +118,7 @@ def build_cache(
 
     Raises ``InconsistentSnapshotError`` when the resources of one of ``nodes`` reference EDS/RDS names that it
     would not be served: such a snapshot must not be served."""
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.thread_time()
     previous_snapshot: MeshSnapshot | None = previous.snapshot if previous is not None else None
     snapshot = build_snapshot(
         configs,
@@ -143,5 +143,6 @@ def build_cache(
         reused_types=sorted(t.rsplit(".", 1)[-1] for t in cache.reused_types),
         proxies=len(nodes),
         seconds=round(time.perf_counter() - started, 4),
+        cpu_seconds=round(time.thread_time() - started_cpu, 4),  # this thread's: less than seconds while it waits
     )
     return cache

@@ -47,6 +47,7 @@ from xdscore import (
     DEFAULT_STALL_TIMEOUT,
     AdmissionRate,
     Nonces,
+    PayloadMemo,
     Request,
     StreamSettings,
     first_request,
@@ -194,6 +195,7 @@ class DiscoveryServer:
         self._loop = asyncio.get_running_loop()
         self._stream_settings = StreamSettings(
             nonce=Nonces(),
+            payloads=PayloadMemo(),  # a push is concatenated once and the same bytes go to every stream
             control_plane=CONTROL_PLANE_ID,
             send_timeout=self._send_timeout,
             stall_timeout=self._stall_timeout,
