@@ -93,6 +93,7 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.startup --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.ads_push $(ARGS)
 	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS)
+	$(BIN)/python -m bench.xds_scale
 	$(BIN)/python -m bench.mixer_policy --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.citadel_certs
 

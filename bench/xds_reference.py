@@ -104,6 +104,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="xds_load's limit for every wait (s)")
     parser.add_argument("--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools (%(default)s)")
     parser.add_argument("--profile", type=Path, help="py-spy's raw stacks of Pilot during the change, to this file")
+    parser.add_argument(
+        "--pilot-args",
+        default="",
+        help="more flags for Pilot, e.g. '--max-new-streams-per-second 0' (the stand-in admits streams unlimited)",
+    )
     return parser.parse_args(argv)
 
 
@@ -113,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     standin = f"{python} {tools / 'xds_standin.py'} --config-dir {{config_dir}} --xds-address {{xds}} "
     standin += "--monitor-address {monitor}"
     pilot = f"{python} -m pilot --config-dir {{config_dir}} --xds-address {{xds}} --monitor-address {{monitor}} "
-    pilot += "--debounce 100ms"
+    pilot += "--debounce 100ms" + (f" {args.pilot_args}" if args.pilot_args else "")
     modes = ("sotw", "delta") if args.mode == "both" else (args.mode,)
     for mode in modes:
         reference = run_load(tools, standin, args, mode, ready=False)
