@@ -100,6 +100,11 @@ class ClientStream:
     def expect_change(self, type_url: str = ROUTE_TYPE) -> None:
         self._expect_change = type_url
 
+    @property
+    def acked(self) -> frozenset[str]:
+        """The type URLs this stream has ACKed a response of."""
+        return frozenset(self._acked)
+
     def _new_call(self) -> Any:
         return self._stub.DeltaAggregatedResources() if self.delta else self._stub.StreamAggregatedResources()
 
