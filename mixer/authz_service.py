@@ -28,10 +28,16 @@ from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.rpc import code_pb2, status_pb2
 
 from mixer.attributes import check_attributes
-from mixer.checks import Decision, PolicyEngine
+from mixer.checks import ALLOWED, Decision, PolicyEngine
 from mixer.metrics import MixerMetrics
 
-__all__ = ["AUTHORIZATION_SERVICE", "AuthorizationService", "add_authorization_service", "check_response"]
+__all__ = [
+    "AUTHORIZATION_SERVICE",
+    "OK_RESPONSE",
+    "AuthorizationService",
+    "add_authorization_service",
+    "check_response",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +65,9 @@ def check_response(decision: Decision) -> CheckResponse:
     )
 
 
+OK_RESPONSE: bytes = check_response(ALLOWED).SerializeToString()
+
+
 class AuthorizationService:
     """The Check handler: attributes, decision, metrics, denial log."""
 
@@ -71,22 +80,23 @@ class AuthorizationService:
         attributes = check_attributes(request, self.engine.registry)
         return attributes, self.engine.check(attributes)
 
-    async def check(
-        self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, CheckResponse]
-    ) -> CheckResponse:
+    async def check(self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, bytes]) -> bytes:
+        """The serialized CheckResponse for ``request``."""
         started = time.perf_counter()
         attributes, decision = self.decide(request)
         self.metrics.check_answered(decision.result, time.perf_counter() - started)
-        if not decision.allowed:
-            _log_denial(attributes, decision)
-        return check_response(decision)
+        if decision.allowed:
+            return OK_RESPONSE
+        _log_denial(attributes, decision)
+        denied: bytes = check_response(decision).SerializeToString()
+        return denied
 
     def handler(self) -> grpc.GenericRpcHandler:
-        handlers = {
+        handlers: dict[str, grpc.RpcMethodHandler[CheckRequest, bytes]] = {
             "Check": grpc.unary_unary_rpc_method_handler(
                 self.check,
                 request_deserializer=CheckRequest.FromString,
-                response_serializer=CheckResponse.SerializeToString,
+                response_serializer=None,  # check answers serialized bytes
             )
         }
         return grpc.method_handlers_generic_handler(AUTHORIZATION_SERVICE, handlers)
