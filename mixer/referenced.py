@@ -17,8 +17,10 @@ A path step written with an escape (``request.headers["a\\"b"]``) is cut off the
 CEL strings, so the map above it is keyed whole instead, which is never wrong, only less shared.
 
 ``DecisionCache`` is the bounded map from such keys to what a policy decided or evaluated; it is emptied when full
-(simple, and bounded memory: ``max_entries`` keys per policy) and never outlives the compiled policy that owns it,
-so a new snapshot starts with empty caches.
+and never outlives the compiled policy that owns it, so a new snapshot starts with empty caches. Memory stays
+bounded against a caller who sends a new value each time (or a header of tens of kilobytes, which Envoy allows):
+at most ``max_entries`` keys per policy, and a key longer than ``max_key_chars`` characters is not cached (that
+request is decided without the cache).
 """
 
 from __future__ import annotations
@@ -27,9 +29,19 @@ import enum
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["ABSENT", "DEFAULT_MAX_ENTRIES", "DecisionCache", "Miss", "ReferencedAttributes", "covering_paths"]
+__all__ = [
+    "ABSENT",
+    "DEFAULT_MAX_ENTRIES",
+    "DEFAULT_MAX_KEY_CHARS",
+    "DecisionCache",
+    "Miss",
+    "ReferencedAttributes",
+    "covering_paths",
+    "key_chars",
+]
 
 DEFAULT_MAX_ENTRIES = 4096
+DEFAULT_MAX_KEY_CHARS = 1024
 V = TypeVar("V")
 
 
@@ -101,15 +113,26 @@ def _value_at(attributes: Mapping[str, Any], path: tuple[str, ...]) -> Hashable:
     return _frozen(value)
 
 
+def key_chars(key: Hashable) -> int:
+    """About how many characters ``key`` holds: its strings' lengths, 1 for any other value."""
+    if isinstance(key, str):
+        return len(key)
+    if isinstance(key, tuple):
+        return sum(key_chars(item) for item in key) + 1
+    return 1
+
+
 class DecisionCache(Generic[V]):
-    """Key -> value, at most ``max_entries`` (emptied when a new key would exceed it); counts hits and misses."""
+    """Key -> value, at most ``max_entries`` (emptied when a new key would exceed it) of keys no longer than
+    ``max_key_chars``; counts hits and misses."""
 
-    __slots__ = ("_entries", "hits", "max_entries", "misses")
+    __slots__ = ("_entries", "hits", "max_entries", "max_key_chars", "misses")
 
-    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, max_key_chars: int = DEFAULT_MAX_KEY_CHARS) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be at least 1, got {max_entries}")
         self.max_entries = max_entries
+        self.max_key_chars = max_key_chars
         self._entries: dict[Hashable, V] = {}
         self.hits = 0
         self.misses = 0
@@ -124,6 +147,9 @@ class DecisionCache(Generic[V]):
         return found
 
     def put(self, key: Hashable, value: V) -> None:
+        """Cache ``value`` for ``key``, unless the key is too long to keep."""
+        if key_chars(key) > self.max_key_chars:
+            return
         if len(self._entries) >= self.max_entries and key not in self._entries:
             self._entries.clear()
         self._entries[key] = value

@@ -88,6 +88,18 @@ def test_decision_cache_is_bounded() -> None:
     assert len(cache) == 1 and cache.get(("a",)) is Miss.MISS
 
 
+def test_long_keys_are_not_cached(make_meta: MakeMeta) -> None:
+    cache: DecisionCache[str] = DecisionCache(max_key_chars=10)
+    cache.put(("x" * 9,), "kept")
+    cache.put(("x" * 11,), "too long")
+    cache.put(((("h", "x" * 9),),), "a frozen map counts its strings")
+    assert len(cache) == 1
+    check = users_list(make_meta, "jason")
+    assert check.check(attributes(user="j" * 5000)) is None
+    assert check.check(attributes(user="j" * 5000)) is None
+    assert len(check.decisions) == 0 and check.decisions.misses == 2
+
+
 def users_list(make_meta: MakeMeta, *entries: str, value: str = 'request.headers["x-user"]') -> AccessListCheck:
     policy = AccessList(meta=make_meta("AccessList", "users"), value=value, entries=entries, mode="deny")
     return AccessListCheck(policy, FixedEntries(compile_entries(entries, "STRINGS")))
