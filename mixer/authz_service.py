@@ -18,6 +18,7 @@ than the one a policy evaluated are never logged. Each answer is counted in ``mi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -27,7 +28,7 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse,
 from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.rpc import code_pb2, status_pb2
 
-from mixer.attributes import check_attributes
+from mixer.attributes import CheckAttributes
 from mixer.checks import ALLOWED, Decision, PolicyEngine
 from mixer.metrics import MixerMetrics
 
@@ -75,10 +76,11 @@ class AuthorizationService:
         self.engine = engine
         self.metrics = metrics
 
-    def decide(self, request: CheckRequest) -> tuple[dict[str, Any], Decision]:
-        """The attributes of ``request`` and the engine's decision on them."""
-        attributes = check_attributes(request, self.engine.registry)
-        return attributes, self.engine.check(attributes)
+    def decide(self, request: CheckRequest) -> tuple[Mapping[str, Any], Decision]:
+        """The attributes of ``request`` (each root built when a policy, or the denial log, reads it) and the
+        engine's decision on them."""
+        attributes = CheckAttributes(request, self.engine.registry)
+        return attributes, self.engine.check(attributes, destination_ip=attributes.destination_ip)
 
     async def check(self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, bytes]) -> bytes:
         """The serialized CheckResponse for ``request``."""
@@ -102,7 +104,7 @@ class AuthorizationService:
         return grpc.method_handlers_generic_handler(AUTHORIZATION_SERVICE, handlers)
 
 
-def _log_denial(attributes: dict[str, Any], decision: Decision) -> None:
+def _log_denial(attributes: Mapping[str, Any], decision: Decision) -> None:
     source, destination, request = attributes["source"], attributes["destination"], attributes["request"]
     log.info(
         "check denied",

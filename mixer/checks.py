@@ -167,9 +167,11 @@ class PolicyEngine:
         compiled.by_destination[destination_ip] = found
         return found
 
-    def check(self, attributes: Mapping[str, Any]) -> Decision:
-        """Evaluate every Mixer policy of the request's destination workload; the first denial decides."""
-        for policy_check in self.policies_for(attributes["destination"]["ip"]):
+    def check(self, attributes: Mapping[str, Any], *, destination_ip: str | None = None) -> Decision:
+        """Evaluate every Mixer policy of the request's destination workload (at ``destination_ip``, by default
+        ``destination.ip``); the first denial decides."""
+        address = attributes["destination"]["ip"] if destination_ip is None else destination_ip
+        for policy_check in self.policies_for(address):
             denial = policy_check.check(attributes)
             if denial is not None:
                 return _decision(policy_check.policy, denial)
