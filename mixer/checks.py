@@ -1,14 +1,14 @@
 """Mixer's policy engine: every AccessList and RateLimit selecting a request's destination workload, evaluated in
 one check, as Istio Mixer's Check call evaluated the rules of the destination service.
 
-The Mixer policies of a snapshot are compiled when the snapshot arrives (``update``): CEL programs, inline
-entries, entries files to watch, quota counters. Checks then only evaluate, and mostly not even that: each
-compiled AccessList caches its decisions and each RateLimit the bucket a request goes to, keyed by the values of the
-attributes its expressions read (``mixer.referenced``, Istio Mixer's referenced-attributes cache); the caches
-belong to the compiled policies, so a new snapshot starts with empty ones, and quota is still taken on every
-request. The destination workload (the address
-the sidecar's inbound listener is bound to) selects the policies with the same rule Pilot uses
-(``pilot.model.policies.workload_policies``); the list is cached per destination address for the snapshot.
+The Mixer policies of a snapshot are compiled when the snapshot arrives (``update``): CEL programs, inline entries,
+entries files to watch, quota counters. Checks then only evaluate, and mostly not even that: each compiled
+AccessList caches its decisions and each RateLimit the bucket a request goes to, keyed by the values of the
+attributes its expressions read (``mixer.referenced``, Istio Mixer's referenced-attributes cache); the caches belong
+to the compiled policies, so a new snapshot starts with empty ones, and quota is still taken on every request. The
+destination workload (the address the sidecar's inbound listener is bound to) selects the policies with the same
+rule Pilot uses (``pilot.model.policies.workload_policies``); the list is cached per destination address for the
+snapshot.
 
 Order: AccessLists first, then RateLimits, each group in policy order (root namespace first, then namespace/name);
 the first denial decides, so a request an AccessList denies consumes no quota. A request whose destination is not
