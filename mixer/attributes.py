@@ -84,8 +84,9 @@ def service_attributes(instance: ServiceInstance | None) -> dict[str, str]:
 def request_headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
     """The request headers with lower-case names: Envoy's ``headers`` map, or its ``header_map`` when the filter
     sends raw headers (``encode_raw_headers``), where repeated headers are joined with ``,`` as HTTP allows."""
-    if http.headers:
-        return {name.lower(): value for name, value in http.headers.items()}
+    sent = http.headers
+    if sent:  # read by key, not items(): upb's map has no items() of its own, the ABC's ItemsView is 3x slower
+        return {name.lower(): sent[name] for name in sent}
     headers: dict[str, str] = {}
     for header in http.header_map.headers:
         name = header.key.lower()
