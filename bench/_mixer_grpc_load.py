@@ -27,8 +27,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import grpc
@@ -63,6 +63,7 @@ __all__ = [
     "LogCounters",
     "run_access_logs",
     "run_checks",
+    "run_checks_in_turn",
 ]
 
 _CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
@@ -194,20 +195,49 @@ def check_request(*, index: int, destination_ip: str) -> CheckRequest:
     )
 
 
-async def run_checks(mixer: CheckServer, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
+@dataclass(slots=True)
+class _CheckSamples:
+    """What the checks load measured of one server, summed over its rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    unloaded: list[float] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    evaluated: float = 0.0  # mixer_check_duration_seconds_count over the windows
+    evaluation_seconds: float = 0.0  # and its sum
+
+    def result(self, *, channels: int, concurrency: int) -> CheckResult:
+        return CheckResult(
+            channels=channels,
+            concurrency=concurrency,
+            seconds=self.seconds,
+            checks=len(self.latencies),
+            outcomes=dict(self.outcomes),
+            latencies=Latencies.of(self.latencies),
+            mixer_cpu=self.server_cpu,
+            client_cpu=self.client_cpu,
+            mixer_evaluation_mean=self.evaluation_seconds / self.evaluated if self.evaluated else float("nan"),
+            unloaded=Latencies.of(self.unloaded),
+        )
+
+
+async def _drive_checks(
+    server: CheckServer, into: _CheckSamples, *, seconds: float, channels: int, concurrency: int, unloaded: bool
+) -> None:
+    """One window of the checks load against ``server`` (after a warm-up), added to ``into``; then, if
+    ``unloaded``, checks one at a time."""
     destination = _POD_IPS[_REVIEWS[0].name]
     requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
-    opened = [grpc.aio.insecure_channel(mixer.grpc_address) for _ in range(channels)]
+    opened = [grpc.aio.insecure_channel(server.grpc_address) for _ in range(channels)]
     calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, CheckResponse]] = [
         channel.unary_unary(_CHECK_METHOD, request_serializer=None, response_deserializer=CheckResponse.FromString)
         for channel in opened
     ]
-    outcomes: Counter[str] = Counter()
-    latencies: list[float] = []
-    unloaded: list[float] = []
 
-    async def worker(number: int, until: float, into: list[float], answers: Counter[str]) -> None:
-        """Checks back to back until ``until``: latencies into ``into``, outcomes counted in ``answers``."""
+    async def worker(number: int, until: float, latencies: list[float], answers: Counter[str]) -> None:
+        """Checks back to back until ``until``: latencies into ``latencies``, outcomes counted in ``answers``."""
         call = calls[number % len(calls)]
         index = number
         while time.perf_counter() < until:
@@ -220,42 +250,61 @@ async def run_checks(mixer: CheckServer, *, seconds: float, channels: int, concu
                 outcome = f"rpc {exc.code().name}"
             else:
                 outcome = code_pb2.Code.Name(response.status.code)
-            into.append(time.perf_counter() - started)
+            latencies.append(time.perf_counter() - started)
             answers[outcome] += 1
 
     try:
         warmup_until = time.perf_counter() + min(1.0, seconds / 5)
         await asyncio.gather(*(worker(n, warmup_until, [], Counter()) for n in range(concurrency)))
-        before_text = await mixer.metrics_text()
-        cpu_before, started = cpu_seconds(mixer.pid), time.perf_counter()
+        before_text = await server.metrics_text()
+        cpu_before, started = cpu_seconds(server.pid), time.perf_counter()
         client_before = time.process_time()
-        await asyncio.gather(*(worker(n, started + seconds, latencies, outcomes) for n in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        mixer_cpu = cpu_seconds(mixer.pid) - cpu_before
-        client_cpu = time.process_time() - client_before
-        after_text = await mixer.metrics_text()
-        await worker(0, time.perf_counter() + min(1.0, seconds / 5), unloaded, outcomes)
+        await asyncio.gather(*(worker(n, started + seconds, into.latencies, into.outcomes) for n in range(concurrency)))
+        into.seconds += time.perf_counter() - started
+        into.server_cpu += cpu_seconds(server.pid) - cpu_before
+        into.client_cpu += time.process_time() - client_before
+        after_text = await server.metrics_text()
+        if unloaded:
+            await worker(0, time.perf_counter() + min(1.0, seconds / 5), into.unloaded, into.outcomes)
     finally:
         for channel in opened:
             await channel.close()
-    evaluated = sample_sum(after_text, "mixer_check_duration_seconds_count") - sample_sum(
-        before_text, "mixer_check_duration_seconds_count"
+    for name in ("count", "sum"):
+        delta = sample_sum(after_text, f"mixer_check_duration_seconds_{name}") - sample_sum(
+            before_text, f"mixer_check_duration_seconds_{name}"
+        )
+        if name == "count":
+            into.evaluated += delta
+        else:
+            into.evaluation_seconds += delta
+
+
+async def run_checks(server: CheckServer, *, seconds: float, channels: int, concurrency: int) -> CheckResult:
+    """The checks load against ``server`` for ``seconds``, then one check at a time."""
+    (result,) = await run_checks_in_turn(
+        (server,), rounds=1, seconds=seconds, channels=channels, concurrency=concurrency
     )
-    evaluation_seconds = sample_sum(after_text, "mixer_check_duration_seconds_sum") - sample_sum(
-        before_text, "mixer_check_duration_seconds_sum"
-    )
-    return CheckResult(
-        channels=channels,
-        concurrency=concurrency,
-        seconds=elapsed,
-        checks=len(latencies),
-        outcomes=dict(outcomes),
-        latencies=Latencies.of(latencies),
-        mixer_cpu=mixer_cpu,
-        client_cpu=client_cpu,
-        mixer_evaluation_mean=evaluation_seconds / evaluated if evaluated else float("nan"),
-        unloaded=Latencies.of(unloaded),
-    )
+    return result
+
+
+async def run_checks_in_turn(
+    servers: Sequence[CheckServer], *, rounds: int, seconds: float, channels: int, concurrency: int
+) -> list[CheckResult]:
+    """The checks load against each of ``servers`` in turn, ``rounds`` times for ``seconds / rounds`` each; each
+    server's result sums its rounds. On a machine shared with other work, a change in that work during the run
+    then falls on every server alike, not on whichever ran at the time (the ratio between them is what counts)."""
+    samples = [_CheckSamples() for _ in servers]
+    for round_ in range(rounds):
+        for server, into in zip(servers, samples, strict=True):
+            await _drive_checks(
+                server,
+                into,
+                seconds=seconds / rounds,
+                channels=channels,
+                concurrency=concurrency,
+                unloaded=round_ == rounds - 1,
+            )
+    return [into.result(channels=channels, concurrency=concurrency) for into in samples]
 
 
 def _log_entry(index: int, local_ip: str) -> HTTPAccessLogEntry:

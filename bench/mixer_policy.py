@@ -16,9 +16,11 @@ per second it ingests.
 2. Checks (``bench._mixer_grpc_load``): Mixer in its own process over the demo registry with an AccessList and a
    RateLimit on reviews; ``--concurrency`` Check calls in flight over ``--channels`` channels for
    ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc. The same
-   load first drives the reference, the shared tools' ``mixer_standin.py`` (a constant OK after parsing: the ceiling
-   of a Python gRPC server here), and both are compared in checks per CPU-second (issue 13's target: Mixer at
-   least 0.8x the stand-in's). ``--skip-reference`` leaves the stand-in out.
+   load drives the reference, the shared tools' ``mixer_standin.py`` (a constant OK after parsing: the ceiling of a
+   Python gRPC server here), and both are compared in checks per CPU-second (issue 13's target: Mixer at least 0.8x
+   the stand-in's). Both run side by side, the load taking turns: ``--check-rounds`` rounds of stand-in then
+   Mixer, ``--grpc-duration / --check-rounds`` seconds each, summed per server, so that other work on the machine
+   weighs on both alike. ``--skip-reference`` leaves the stand-in out.
 3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries for
    ``--grpc-duration`` seconds, twice: flat out (as fast as gRPC takes writes) and paced at ``--offered`` entries/s
    (20000, issue 13's rate); entries/s sent, received, processed into Istio metrics, dropped and never read, and
@@ -51,7 +53,7 @@ from bench._mixer_grpc_load import (
     CheckServer,
     LogCounters,
     run_access_logs,
-    run_checks,
+    run_checks_in_turn,
 )
 from bench._mixer_process import start_mixer_standin, start_standalone_mixer
 from bench.startup import DEFAULT_TOOLS_DIR
@@ -178,7 +180,7 @@ def report_checks(result: CheckResult, reference: CheckResult | None = None) -> 
     if reference is not None:
         lines += [
             f"stand-in ({reference.concurrency} in flight over {reference.channels} channels, "
-            f"{reference.seconds:.1f} s, just before): {reference.per_second:.0f} checks/s, "
+            f"{reference.seconds:.1f} s, in turns with Mixer): {reference.per_second:.0f} checks/s, "
             f"p50 {_ms(reference.latencies.p50)}, p99 {_ms(reference.latencies.p99)}, CPU {reference.mixer_cpu:.2f} s, "
             f"{reference.mixer_cpu / max(1, reference.checks) * 1e6:.0f} us per check",
         ]
@@ -303,20 +305,36 @@ def report_summary(
     return ["Summary", "", *_table(["measure", "result"], rows)]
 
 
-async def _run_reference(
+async def _run_check_part(args: argparse.Namespace, workdir: Path) -> tuple[CheckResult, CheckResult | None]:
+    """Part 2: the stand-in (unless skipped) and Mixer both started, the checks load against each in turn for
+    ``--check-rounds`` rounds: ``(Mixer's, the stand-in's)``."""
+    standin = None if args.skip_reference else await start_mixer_standin(args.tools_dir, workdir / "stand-in")
+    try:
+        mixer = await start_standalone_mixer(workdir / "mixer-checks")
+        try:
+            servers: list[CheckServer] = [mixer] if standin is None else [standin, mixer]
+            *reference, checks = await run_checks_in_turn(
+                servers,
+                rounds=args.check_rounds,
+                seconds=args.grpc_duration,
+                channels=args.channels,
+                concurrency=args.concurrency,
+            )
+        finally:
+            await mixer.stop()
+    finally:
+        if standin is not None:
+            await standin.stop()
+    return checks, reference[0] if reference else None
+
+
+async def _run_reference_logs(
     args: argparse.Namespace, workdir: Path
-) -> tuple[CheckResult | None, tuple[AccessLogResult, AccessLogResult | None] | tuple[()]]:
-    """The checks and access-log loads that are not skipped against the stand-in, alone on the machine (before
-    Mixer starts): its checks and its (flat out, paced) log runs."""
+) -> tuple[AccessLogResult, AccessLogResult | None]:
+    """Part 3 against the stand-in, alone on the machine (before Mixer starts): its (flat out, paced) log runs."""
     standin = await start_mixer_standin(args.tools_dir, workdir)
     try:
-        checks = None
-        if not args.skip_checks:
-            checks = await run_checks(
-                standin, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
-            )
-        logs = () if args.skip_logs else await _log_runs(args, standin, STANDIN_LOG_COUNTERS)
-        return checks, logs
+        return await _log_runs(args, standin, STANDIN_LOG_COUNTERS)
     finally:
         await standin.stop()
 
@@ -326,23 +344,20 @@ async def _run_grpc(
 ) -> tuple[CheckResult | None, CheckResult | None, LogRuns | None]:
     with tempfile.TemporaryDirectory(prefix="bench-mixer-grpc-") as temporary:
         workdir = args.workdir / "grpc" if args.workdir else Path(temporary)
-        reference: CheckResult | None = None
+        checks = reference = None
+        if not args.skip_checks:
+            checks, reference = await _run_check_part(args, workdir)
+        if args.skip_logs:
+            return checks, reference, None
         standin_logs: tuple[AccessLogResult, AccessLogResult | None] | tuple[()] = ()
         if not args.skip_reference:
-            reference, standin_logs = await _run_reference(args, workdir / "stand-in")
+            standin_logs = await _run_reference_logs(args, workdir / "stand-in")
         mixer = await start_standalone_mixer(workdir)
-        checks = logs = None
         try:
-            if not args.skip_checks:
-                checks = await run_checks(
-                    mixer, seconds=args.grpc_duration, channels=args.channels, concurrency=args.concurrency
-                )
-            if not args.skip_logs:
-                flat, paced = await _log_runs(args, mixer, MIXER_LOG_COUNTERS)
-                logs = LogRuns(flat, paced, *standin_logs)
+            flat, paced = await _log_runs(args, mixer, MIXER_LOG_COUNTERS)
         finally:
             await mixer.stop()
-        return checks, reference, logs
+        return checks, reference, LogRuns(flat, paced, *standin_logs)
 
 
 async def _log_runs(
@@ -422,6 +437,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--grpc-duration", type=float, default=5.0, help="checks and access logs: seconds each (5)")
     parser.add_argument("--channels", type=int, default=4, help="checks: gRPC channels (4)")
     parser.add_argument("--concurrency", type=int, default=64, help="checks: calls in flight (64)")
+    parser.add_argument(
+        "--check-rounds",
+        type=int,
+        default=4,
+        help="checks: turns of stand-in then Mixer that share --grpc-duration per server (4)",
+    )
     parser.add_argument("--streams", type=int, default=4, help="access logs: concurrent streams (4)")
     parser.add_argument("--batch", type=int, default=100, help="access logs: entries per message (100)")
     parser.add_argument(
@@ -452,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    for name in ("rate", "duration", "grpc_duration", "channels", "concurrency", "streams", "batch"):
+    for name in ("rate", "duration", "grpc_duration", "channels", "concurrency", "check_rounds", "streams", "batch"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be more than 0")
     if args.warmup < 0:

@@ -15,6 +15,12 @@ listed: a ``deny`` list lets the request through, an ``allow`` list refuses it a
 the expression cannot be evaluated (a type error, a bad function call), or the entries are not available (an
 ``entriesFile`` never read successfully), the request is denied as an evaluation error: a policy that cannot
 decide fails closed, and the reason says why.
+
+Decisions are cached per compiled list (``mixer.referenced``), keyed by the request's values of the attributes the
+expression reads (``request.headers["end-user"]``: that header's value, or its absence), so a value seen before is
+decided without CEL. The cache belongs to the compiled list (a new snapshot compiles new ones, with empty caches)
+and is emptied when the entries change (an entries file reloaded). Evaluation errors are never cached: each is
+decided, and logged, again.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import re2  # type: ignore[import-untyped]  # google-re2 ships no type informati
 import structlog
 
 from mixer.evaluation import Absent, CompiledExpression, evaluation_text, quoted_value
+from mixer.referenced import DecisionCache, Miss
 from pilot.config.types import AccessList, AccessListEntryType, MixerPolicy
 
 __all__ = [
@@ -150,16 +157,34 @@ class FixedEntries:
 
 
 class AccessListCheck:
-    """One AccessList compiled for checks: its CEL program (compiled here, once) and its entries."""
+    """One AccessList compiled for checks: its CEL program (compiled here, once), its entries and the cache of its
+    decisions by referenced attribute values (for the entries ``_cached_for``)."""
 
     def __init__(self, policy: AccessList, source: EntriesSource) -> None:
         self.policy = policy
         self.name = policy_name(policy)
         self.source = source
         self.expression = CompiledExpression(policy.value)
+        self.decisions: DecisionCache[Denial | None] = DecisionCache()
+        self._cached_for: ListEntries | None = None
 
     def check(self, attributes: Mapping[str, Any]) -> Denial | None:
-        """None when the request passes this list; the Denial otherwise."""
+        """None when the request passes this list; the Denial otherwise (the cached one for values seen before)."""
+        entries = self.source.entries
+        if entries is not self._cached_for:  # new entries (a file reloaded): what was decided before may differ
+            self.decisions.clear()
+            self._cached_for = entries
+        key = self.expression.referenced.key(attributes)
+        cached = self.decisions.get(key)
+        if cached is not Miss.MISS:
+            return cached
+        denial = self.decide(attributes, entries)
+        if denial is None or denial.result != "error":
+            self.decisions.put(key, denial)
+        return denial
+
+    def decide(self, attributes: Mapping[str, Any], entries: ListEntries | None) -> Denial | None:
+        """The decision on ``attributes`` with ``entries`` (the source's current ones), without the cache."""
         policy = self.policy
         try:
             result = self.expression.evaluate(attributes)
@@ -168,7 +193,6 @@ class AccessListCheck:
             return self._error(f"expression {policy.value} failed: {type(exc).__name__} {exc}")
         if isinstance(value, Absent):
             return None if policy.mode == "deny" else self._absent(value)
-        entries = self.source.entries
         if entries is None:
             return self._error(self.source.problem, value)
         try:

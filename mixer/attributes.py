@@ -12,7 +12,10 @@ In a pod these are the real addresses: ``source.ip`` the caller's pod IP, ``dest
 
 Every attribute of the vocabulary (``pilot.config.expressions.ATTRIBUTES``) is always present: what Envoy did not
 send or the registry does not know is ``""``, ``0``, ``{}`` or ``false``; only the entries of the maps (a header, a
-label) can be absent. This runs once per request, so it builds plain dicts and converts nothing it does not need.
+label) can be absent. This runs once per request, so it builds plain dicts and converts nothing it does not need:
+``CheckAttributes`` builds each of the four roots only when a check first reads it (an allowed check whose
+policies read only ``request.headers`` never resolves the source and destination workloads), and
+``check_attributes`` is all four at once.
 
 ``socket_address`` is shared with the access-log side (``mixer.log_entries``); a principal is split with Citadel's
 SPIFFE parser (``meshplane.identity.parse_spiffe_id``), the one that wrote it.
@@ -20,7 +23,7 @@ SPIFFE parser (``meshplane.identity.parse_spiffe_id``), the one that wrote it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -33,6 +36,7 @@ from mixer.registry import WorkloadInfo, WorkloadRegistry, principal_of
 from pilot.model.types import ServiceInstance
 
 __all__ = [
+    "CheckAttributes",
     "check_attributes",
     "principal_parts",
     "request_headers",
@@ -80,8 +84,9 @@ def service_attributes(instance: ServiceInstance | None) -> dict[str, str]:
 def request_headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
     """The request headers with lower-case names: Envoy's ``headers`` map, or its ``header_map`` when the filter
     sends raw headers (``encode_raw_headers``), where repeated headers are joined with ``,`` as HTTP allows."""
-    if http.headers:
-        return {name.lower(): value for name, value in http.headers.items()}
+    sent = http.headers
+    if sent:  # read by key, not items(): upb's map has no items() of its own, the ABC's ItemsView is 3x slower
+        return {name.lower(): sent[name] for name in sent}
     headers: dict[str, str] = {}
     for header in http.header_map.headers:
         name = header.key.lower()
@@ -90,53 +95,96 @@ def request_headers(http: AttributeContext.HttpRequest) -> dict[str, str]:
     return headers
 
 
-def check_attributes(request: CheckRequest, registry: WorkloadRegistry) -> dict[str, Any]:
-    """The attributes of ``request``, the source and destination resolved through ``registry``."""
-    context = request.attributes
+class CheckAttributes(Mapping[str, Any]):
+    """The attributes of one CheckRequest as a read-only map of the four roots (``source``, ``destination``,
+    ``request``, ``connection``), each built on first read and kept; ``destination_ip`` without building any."""
+
+    __slots__ = ("_context", "_registry", "_roots", "destination_ip", "destination_port")
+
+    def __init__(self, request: CheckRequest, registry: WorkloadRegistry) -> None:
+        self._context = request.attributes
+        self._registry = registry
+        self._roots: dict[str, dict[str, Any]] = {}
+        self.destination_ip, self.destination_port = socket_address(self._context.destination.address)
+
+    def __getitem__(self, root: str) -> dict[str, Any]:
+        built = self._roots.get(root)
+        if built is None:
+            built = self._roots[root] = _ROOT_BUILDERS[root](self._context, self._registry, self)
+        return built
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_ROOT_BUILDERS)
+
+    def __len__(self) -> int:
+        return len(_ROOT_BUILDERS)
+
+
+def _source(context: AttributeContext, registry: WorkloadRegistry, _: CheckAttributes) -> dict[str, Any]:
     source_ip, source_port = socket_address(context.source.address)
-    destination_ip, destination_port = socket_address(context.destination.address)
     source_principal = principal_of(context.source.principal)
     source_info = registry.workload_at(source_ip) if source_ip else None
-    destination_info = registry.workload_at(destination_ip) if destination_ip else None
     source_workload, source_labels = workload_attributes(source_info)
-    destination_workload, destination_labels = workload_attributes(destination_info)
     if source_info is not None:
         source_namespace, source_account = source_info.namespace, source_info.service_account
     else:
         source_namespace, source_account = principal_parts(source_principal)
+    return {
+        "ip": source_ip,
+        "port": source_port,
+        "principal": source_principal,
+        "namespace": source_namespace,
+        "service_account": source_account,
+        "workload": source_workload,
+        "labels": source_labels,
+    }
+
+
+def _destination(context: AttributeContext, registry: WorkloadRegistry, check: CheckAttributes) -> dict[str, Any]:
+    destination_ip, destination_port = check.destination_ip, check.destination_port
+    destination_info = registry.workload_at(destination_ip) if destination_ip else None
+    destination_workload, destination_labels = workload_attributes(destination_info)
     instance = registry.instance_at(destination_ip, destination_port) if destination_ip else None
+    return {
+        "ip": destination_ip,
+        "port": destination_port,
+        "principal": principal_of(context.destination.principal),
+        "service": service_attributes(instance),
+        "workload": destination_workload,
+        "labels": destination_labels,
+    }
+
+
+def _request(context: AttributeContext, registry: WorkloadRegistry, _: CheckAttributes) -> dict[str, Any]:
     http = context.request.http
     headers = request_headers(http)
     return {
-        "source": {
-            "ip": source_ip,
-            "port": source_port,
-            "principal": source_principal,
-            "namespace": source_namespace,
-            "service_account": source_account,
-            "workload": source_workload,
-            "labels": source_labels,
-        },
-        "destination": {
-            "ip": destination_ip,
-            "port": destination_port,
-            "principal": principal_of(context.destination.principal),
-            "service": service_attributes(instance),
-            "workload": destination_workload,
-            "labels": destination_labels,
-        },
-        "request": {
-            "method": http.method,
-            "path": http.path,
-            "host": http.host or headers.get(":authority", ""),
-            "scheme": http.scheme,
-            "protocol": http.protocol,
-            "id": http.id or headers.get("x-request-id", ""),
-            "useragent": headers.get("user-agent", ""),
-            "headers": headers,
-        },
-        "connection": {
-            "mtls": bool(source_principal or context.source.certificate),
-            "requested_server_name": context.tls_session.sni,
-        },
+        "method": http.method,
+        "path": http.path,
+        "host": http.host or headers.get(":authority", ""),
+        "scheme": http.scheme,
+        "protocol": http.protocol,
+        "id": http.id or headers.get("x-request-id", ""),
+        "useragent": headers.get("user-agent", ""),
+        "headers": headers,
     }
+
+
+def _connection(context: AttributeContext, registry: WorkloadRegistry, _: CheckAttributes) -> dict[str, Any]:
+    return {
+        "mtls": bool(principal_of(context.source.principal) or context.source.certificate),
+        "requested_server_name": context.tls_session.sni,
+    }
+
+
+_ROOT_BUILDERS: dict[str, Callable[[AttributeContext, WorkloadRegistry, CheckAttributes], dict[str, Any]]] = {
+    "source": _source,
+    "destination": _destination,
+    "request": _request,
+    "connection": _connection,
+}
+
+
+def check_attributes(request: CheckRequest, registry: WorkloadRegistry) -> dict[str, Any]:
+    """The attributes of ``request``, the source and destination resolved through ``registry``: all four roots."""
+    return dict(CheckAttributes(request, registry))

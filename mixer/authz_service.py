@@ -18,6 +18,7 @@ than the one a policy evaluated are never logged. Each answer is counted in ``mi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -27,11 +28,17 @@ from envoy.service.auth.v3.external_auth_pb2 import CheckRequest, CheckResponse,
 from envoy.type.v3.http_status_pb2 import HttpStatus
 from google.rpc import code_pb2, status_pb2
 
-from mixer.attributes import check_attributes
-from mixer.checks import Decision, PolicyEngine
+from mixer.attributes import CheckAttributes
+from mixer.checks import ALLOWED, Decision, PolicyEngine
 from mixer.metrics import MixerMetrics
 
-__all__ = ["AUTHORIZATION_SERVICE", "AuthorizationService", "add_authorization_service", "check_response"]
+__all__ = [
+    "AUTHORIZATION_SERVICE",
+    "OK_RESPONSE",
+    "AuthorizationService",
+    "add_authorization_service",
+    "check_response",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +66,9 @@ def check_response(decision: Decision) -> CheckResponse:
     )
 
 
+OK_RESPONSE: bytes = check_response(ALLOWED).SerializeToString()
+
+
 class AuthorizationService:
     """The Check handler: attributes, decision, metrics, denial log."""
 
@@ -66,33 +76,35 @@ class AuthorizationService:
         self.engine = engine
         self.metrics = metrics
 
-    def decide(self, request: CheckRequest) -> tuple[dict[str, Any], Decision]:
-        """The attributes of ``request`` and the engine's decision on them."""
-        attributes = check_attributes(request, self.engine.registry)
-        return attributes, self.engine.check(attributes)
+    def decide(self, request: CheckRequest) -> tuple[Mapping[str, Any], Decision]:
+        """The attributes of ``request`` (each root built when a policy, or the denial log, reads it) and the
+        engine's decision on them."""
+        attributes = CheckAttributes(request, self.engine.registry)
+        return attributes, self.engine.check(attributes, destination_ip=attributes.destination_ip)
 
-    async def check(
-        self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, CheckResponse]
-    ) -> CheckResponse:
+    async def check(self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, bytes]) -> bytes:
+        """The serialized CheckResponse for ``request``."""
         started = time.perf_counter()
         attributes, decision = self.decide(request)
         self.metrics.check_answered(decision.result, time.perf_counter() - started)
-        if not decision.allowed:
-            _log_denial(attributes, decision)
-        return check_response(decision)
+        if decision.allowed:
+            return OK_RESPONSE
+        _log_denial(attributes, decision)
+        denied: bytes = check_response(decision).SerializeToString()
+        return denied
 
     def handler(self) -> grpc.GenericRpcHandler:
-        handlers = {
+        handlers: dict[str, grpc.RpcMethodHandler[CheckRequest, bytes]] = {
             "Check": grpc.unary_unary_rpc_method_handler(
                 self.check,
                 request_deserializer=CheckRequest.FromString,
-                response_serializer=CheckResponse.SerializeToString,
+                response_serializer=None,  # check answers serialized bytes
             )
         }
         return grpc.method_handlers_generic_handler(AUTHORIZATION_SERVICE, handlers)
 
 
-def _log_denial(attributes: dict[str, Any], decision: Decision) -> None:
+def _log_denial(attributes: Mapping[str, Any], decision: Decision) -> None:
     source, destination, request = attributes["source"], attributes["destination"], attributes["request"]
     log.info(
         "check denied",

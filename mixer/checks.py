@@ -1,10 +1,14 @@
 """Mixer's policy engine: every AccessList and RateLimit selecting a request's destination workload, evaluated in
 one check, as Istio Mixer's Check call evaluated the rules of the destination service.
 
-The Mixer policies of a snapshot are compiled when the snapshot arrives (``update``): CEL programs, inline
-entries, entries files to watch, quota counters. Checks then only evaluate. The destination workload (the address
-the sidecar's inbound listener is bound to) selects the policies with the same rule Pilot uses
-(``pilot.model.policies.workload_policies``); the list is cached per destination address for the snapshot.
+The Mixer policies of a snapshot are compiled when the snapshot arrives (``update``): CEL programs, inline entries,
+entries files to watch, quota counters. Checks then only evaluate, and mostly not even that: each compiled
+AccessList caches its decisions and each RateLimit the bucket a request goes to, keyed by the values of the
+attributes its expressions read (``mixer.referenced``, Istio Mixer's referenced-attributes cache); the caches belong
+to the compiled policies, so a new snapshot starts with empty ones, and quota is still taken on every request. The
+destination workload (the address the sidecar's inbound listener is bound to) selects the policies with the same
+rule Pilot uses (``pilot.model.policies.workload_policies``); the list is cached per destination address for the
+snapshot.
 
 Order: AccessLists first, then RateLimits, each group in policy order (root namespace first, then namespace/name);
 the first denial decides, so a request an AccessList denies consumes no quota. A request whose destination is not
@@ -167,9 +171,11 @@ class PolicyEngine:
         compiled.by_destination[destination_ip] = found
         return found
 
-    def check(self, attributes: Mapping[str, Any]) -> Decision:
-        """Evaluate every Mixer policy of the request's destination workload; the first denial decides."""
-        for policy_check in self.policies_for(attributes["destination"]["ip"]):
+    def check(self, attributes: Mapping[str, Any], *, destination_ip: str | None = None) -> Decision:
+        """Evaluate every Mixer policy of the request's destination workload (at ``destination_ip``, by default
+        ``destination.ip``); the first denial decides."""
+        address = attributes["destination"]["ip"] if destination_ip is None else destination_ip
+        for policy_check in self.policies_for(address):
             denial = policy_check.check(attributes)
             if denial is not None:
                 return _decision(policy_check.policy, denial)

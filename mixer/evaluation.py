@@ -27,7 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pilot.config.expressions import ATTRIBUTE_ROOTS, compile_expression
+from mixer.referenced import ReferencedAttributes
+from pilot.config.expressions import ATTRIBUTE_ROOTS, attribute_paths, compile_expression
 
 __all__ = ["Absent", "CompiledExpression", "absent_key", "evaluation_text", "quoted_value"]
 
@@ -52,15 +53,18 @@ def absent_key(error: KeyError) -> str:
 
 
 class CompiledExpression:
-    """A CEL program and the attribute roots it reads. CEL converts every map it is given on each evaluation, so
-    a program is handed only its roots (``request`` for ``request.headers["x-user"]``), not all four."""
+    """A CEL program, the attribute roots it reads and its referenced attributes. CEL converts every map it is
+    given on each evaluation, so a program is handed only its roots (``request`` for ``request.headers["x-user"]``),
+    not all four; ``referenced`` names the values that decide its result (``mixer.referenced``), which the checks'
+    caches key on."""
 
-    __slots__ = ("program", "roots", "source")
+    __slots__ = ("program", "referenced", "roots", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
         self.program: Any = compile_expression(source)
         self.roots = tuple(sorted({name.split(".", 1)[0] for name in self.program.variables()} & set(ATTRIBUTE_ROOTS)))
+        self.referenced = ReferencedAttributes(path for path in attribute_paths(source) if path[0] in ATTRIBUTE_ROOTS)
 
     def evaluate(self, attributes: Mapping[str, Any]) -> Any:
         """The program's result over ``attributes``; ``Absent`` when it needs a value the request does not have;

@@ -10,6 +10,11 @@ request is not counted. A ``key`` that is absent counts in one bucket shared by 
 (not the bucket of the key ``""``), with the policy's ``requests``. A ``match`` or ``key`` that cannot be
 evaluated (a type error, a bad function call) denies the request (403, an evaluation error), as an AccessList does.
 
+What ``match`` and ``key`` evaluate to is cached per compiled RateLimit (``mixer.referenced``), keyed by the
+request's values of the attributes the two expressions read: a request whose values were seen before is counted
+in the bucket found then, without CEL. Only the evaluation is cached, never the decision: every request is counted
+(``QuotaCounters.take``), so the quota is exact. Evaluation errors are not cached.
+
 Counters live in memory, in a ``QuotaStore`` keyed by policy and content hash: a config reload that leaves a
 RateLimit's spec unchanged keeps its counters, a changed spec starts fresh. Expired windows are purged at most
 once per window length, on access, so memory stays bounded by the keys seen in one window.
@@ -26,6 +31,7 @@ import structlog
 
 from mixer.access_list import Denial, policy_name
 from mixer.evaluation import Absent, CompiledExpression, evaluation_text, quoted_value
+from mixer.referenced import DecisionCache, Miss, ReferencedAttributes
 from pilot.config.types import RateLimit
 
 __all__ = ["Clock", "QuotaCounters", "QuotaKey", "QuotaStore", "RateLimitCheck"]
@@ -46,6 +52,7 @@ class _Window:
 
 
 QuotaKey = str | None  # a key's value; None: the key is absent (one bucket for every request without a value)
+_Bucket = tuple[str | Absent, int]  # the key a matched request is counted in, and its limit
 
 
 class QuotaCounters:
@@ -103,7 +110,8 @@ class QuotaStore:
 
 
 class RateLimitCheck:
-    """One RateLimit compiled for checks: its CEL programs (compiled here, once) and its counters."""
+    """One RateLimit compiled for checks: its CEL programs (compiled here, once), its counters and the cache of
+    which bucket requests go to, by the values of the attributes ``match`` and ``key`` read."""
 
     def __init__(self, policy: RateLimit, counters: QuotaCounters) -> None:
         self.policy = policy
@@ -112,9 +120,25 @@ class RateLimitCheck:
         self.match = CompiledExpression(policy.match) if policy.match else None
         self.key = CompiledExpression(policy.key)
         self.overrides: dict[str, int] = {override.key: override.requests for override in policy.overrides}
+        match_paths = self.match.referenced.paths if self.match is not None else ()
+        self.referenced = ReferencedAttributes((*match_paths, *self.key.referenced.paths))
+        self.buckets: DecisionCache[_Bucket | None] = DecisionCache()
 
     def check(self, attributes: Mapping[str, Any]) -> Denial | None:
         """None when the request passes (and was counted, if it matched); the Denial otherwise."""
+        key = self.referenced.key(attributes)
+        bucket = self.buckets.get(key)
+        if bucket is Miss.MISS:
+            evaluated = self.bucket(attributes)
+            if isinstance(evaluated, Denial):
+                return evaluated
+            self.buckets.put(key, evaluated)
+            bucket = evaluated
+        return None if bucket is None else self._take(*bucket)
+
+    def bucket(self, attributes: Mapping[str, Any]) -> _Bucket | Denial | None:
+        """Where ``match`` and ``key`` put the request: its bucket and limit, None when it is not counted, a
+        Denial when they cannot be evaluated."""
         policy = self.policy
         if self.match is not None:
             try:
@@ -133,7 +157,7 @@ class RateLimitCheck:
         except Exception as exc:
             return self._error(f"key {policy.key} failed: {type(exc).__name__} {exc}")
         limit = policy.requests if isinstance(key, Absent) else self.overrides.get(key, policy.requests)
-        return self._take(key, limit)
+        return key, limit
 
     def _take(self, key: str | Absent, limit: int) -> Denial | None:
         """Count the request in ``key``'s bucket (an absent key: the one bucket without a value)."""

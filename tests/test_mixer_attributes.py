@@ -10,8 +10,8 @@ from envoy.config.core.v3.base_pb2 import HeaderMap, HeaderValue
 from envoy.service.auth.v3.attribute_context_pb2 import AttributeContext
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
-from mixer.attributes import check_attributes, principal_parts, request_headers
-from mixer.registry import WorkloadRegistry
+from mixer.attributes import CheckAttributes, check_attributes, principal_parts, request_headers
+from mixer.registry import WorkloadInfo, WorkloadRegistry
 from pilot.config.expressions import ATTRIBUTES, compile_expression
 from pilot.model import MeshSnapshot
 from tests.conftest import MIXER_PRODUCTPAGE_IP, MIXER_RATINGS_IP, MIXER_REVIEWS_IP
@@ -185,3 +185,26 @@ def test_every_check_carries_exactly_the_validated_vocabulary(
     unknown = check_attributes(make_check_request(source_ip="10.9.9.9", principal="", destination_ip=""), registry)
     assert _attribute_kinds(known) == dict(ATTRIBUTES)
     assert _attribute_kinds(unknown) == dict(ATTRIBUTES)  # nothing missing: only map entries can be absent
+
+
+class _CountingRegistry(WorkloadRegistry):
+    """A registry that counts the addresses resolved through it."""
+
+    lookups = 0
+
+    def workload_at(self, address: str) -> WorkloadInfo | None:
+        self.lookups += 1
+        return super().workload_at(address)
+
+
+def test_lazy_attributes_build_a_root_when_read(mixer_mesh: MakeMesh, make_check_request: MakeRequest) -> None:
+    registry = _CountingRegistry(mixer_mesh())
+    request = make_check_request(headers={"x-user": "jason"})
+    attributes = CheckAttributes(request, registry)
+    assert (attributes.destination_ip, attributes.destination_port) == (MIXER_REVIEWS_IP, 9080)
+    assert attributes["request"]["headers"]["x-user"] == "jason"
+    assert registry.lookups == 0  # neither workload resolved for a policy that reads only the request
+    assert attributes["source"] is attributes["source"]
+    assert registry.lookups == 1
+    assert dict(attributes) == check_attributes(request, registry)
+    assert list(attributes) == ["source", "destination", "request", "connection"] and len(attributes) == 4

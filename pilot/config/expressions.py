@@ -28,7 +28,15 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
-__all__ = ["ATTRIBUTES", "ATTRIBUTE_ROOTS", "AttributeKind", "ExpressionError", "attribute_names", "compile_expression"]
+__all__ = [
+    "ATTRIBUTES",
+    "ATTRIBUTE_ROOTS",
+    "AttributeKind",
+    "ExpressionError",
+    "attribute_names",
+    "attribute_paths",
+    "compile_expression",
+]
 
 AttributeKind = Literal["value", "map"]
 ATTRIBUTES: Mapping[str, AttributeKind] = {
@@ -142,6 +150,14 @@ def attribute_names(source: str) -> Iterator[str]:
     index (``request.path`` for ``request.path.startsWith("/a")``, ``request.headers`` for ``request.headers[k]``);
     never inside string literals or comments; Istio's roots meshplane does not produce (``response.code``) included.
     """
+    for path in attribute_paths(source):
+        yield ".".join(path)
+
+
+def attribute_paths(source: str) -> Iterator[tuple[str, ...]]:
+    """``attribute_names`` as paths of names (``("request", "headers", "x.y")`` for ``request.headers["x.y"]``):
+    every read of an attribute starts at one of these, so their values decide the expression's value (Mixer's
+    referenced attributes, ``mixer.referenced``)."""
     tokens = [(match.lastgroup or "", match.group()) for match in _TOKEN.finditer(source) if match.lastgroup]
     for start, (_, token) in enumerate(tokens):
         if token not in _ROOTS or (start and tokens[start - 1][1] == "."):
@@ -153,7 +169,7 @@ def attribute_names(source: str) -> Iterator[str]:
             end += length
         if end < len(tokens) and tokens[end][1] == "(" and len(parts) > 1:
             parts.pop()  # a method: request.path.startsWith(...)
-        yield ".".join(parts)
+        yield tuple(parts)
 
 
 def _selected(tokens: list[tuple[str, str]]) -> tuple[str, int] | None:
