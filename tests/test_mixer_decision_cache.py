@@ -49,6 +49,10 @@ def attributes(*, user: str | None = None, path: str = "/", ip: str = "127.0.0.1
         ('has(request.headers.x) || request.headers["x"] == "a"', [("request", "headers", "x")]),
         ('request.headers.exists(h, h == "x") || request.headers["y"] == ""', [("request", "headers")]),
         ('request.headers["a\\"b"]', [("request", "headers")]),
+        (
+            r"""request.headers["a'"] + request.headers['b"']""",
+            [("request", "headers", "a'"), ("request", "headers", 'b"')],
+        ),
         ("{'a': request}.a.path", [("request",)]),
         ('"source.ip" == request.path', [("request", "path")]),
     ],
@@ -59,6 +63,7 @@ def attributes(*, user: str | None = None, path: str = "/", ip: str = "127.0.0.1
         "repeats-merged",
         "a-map-covers-its-entries",
         "escaped-step-cut-off",
+        "other-quote-kept",
         "a-whole-root",
         "not-inside-a-string",
     ],

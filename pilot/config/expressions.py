@@ -178,8 +178,15 @@ def _selected(tokens: list[tuple[str, str]]) -> tuple[str, int] | None:
     if kinds[:2] == [".", "name"]:
         return tokens[1][1], 2
     if kinds == ["[", "string", "]"]:
-        return tokens[1][1].lstrip("rRbB").strip("\"'"), 3
+        return _literal_text(tokens[1][1]), 3
     return None
+
+
+def _literal_text(token: str) -> str:
+    """The text between a string literal's quotes (``a'`` for ``"a'"``), escapes left as written."""
+    body = token.lstrip("rRbB")
+    quote = body[:3] if body[:3] in ('"""', "'''") else body[:1]
+    return body[len(quote) : len(body) - len(quote)]
 
 
 def _known(name: str) -> bool:
