@@ -154,6 +154,12 @@ class AccessLogResult:
         return self.processed_total / self.cpu_total if self.cpu_total > 0 else float("nan")
 
 
+def server_cpu(server: CheckServer) -> float:
+    """CPU seconds of the server's process, or of all its processes (a ``pids`` attribute: several on one port)."""
+    pids: Sequence[int | None] = getattr(server, "pids", None) or (server.pid,)
+    return sum(cpu_seconds(pid) for pid in pids)
+
+
 def _address(ip: str, port: int) -> Address:
     return Address(socket_address=SocketAddress(address=ip, port_value=port))
 
@@ -257,11 +263,11 @@ async def _drive_checks(
         warmup_until = time.perf_counter() + min(1.0, seconds / 5)
         await asyncio.gather(*(worker(n, warmup_until, [], Counter()) for n in range(concurrency)))
         before_text = await server.metrics_text()
-        cpu_before, started = cpu_seconds(server.pid), time.perf_counter()
+        cpu_before, started = server_cpu(server), time.perf_counter()
         client_before = time.process_time()
         await asyncio.gather(*(worker(n, started + seconds, into.latencies, into.outcomes) for n in range(concurrency)))
         into.seconds += time.perf_counter() - started
-        into.server_cpu += cpu_seconds(server.pid) - cpu_before
+        into.server_cpu += server_cpu(server) - cpu_before
         into.client_cpu += time.process_time() - client_before
         after_text = await server.metrics_text()
         if unloaded:
@@ -409,10 +415,10 @@ async def run_access_logs(
     senders: list[asyncio.Task[None]] = []
     try:
         before = await server.metrics_text()
-        started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
+        started, cpu_before = time.perf_counter(), server_cpu(server)
         senders = [asyncio.create_task(sender(n)) for n in range(streams)]
         await asyncio.sleep(seconds)
-        cpu_after = cpu_seconds(server.pid)
+        cpu_after = server_cpu(server)
         after = await server.metrics_text()
         ended = time.perf_counter()
         stop_sending.set()
@@ -433,7 +439,7 @@ async def run_access_logs(
             await asyncio.sleep(0.05)
             text = await server.metrics_text()
         backlog_seconds = time.perf_counter() - ended
-        cpu_end = cpu_seconds(server.pid)
+        cpu_end = server_cpu(server)
     finally:
         for call in calls:
             call.cancel()  # as a sidecar going away

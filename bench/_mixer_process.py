@@ -16,6 +16,7 @@ same load just before Mixer and compares checks per CPU-second.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench._measure import free_port
@@ -25,7 +26,9 @@ from e2e.mesh_config import DEMO_MESH_FILE, render_pod_demo
 __all__ = [
     "BENCH_MIXER_POLICIES",
     "MIXER_STANDIN",
+    "MixerGroup",
     "MixerStandinProcess",
+    "start_mixer_group",
     "start_mixer_standin",
     "start_standalone_mixer",
 ]
@@ -65,9 +68,10 @@ spec:
 """
 
 
-async def start_standalone_mixer(workdir: Path) -> MixerProcess:
-    """``python -m mixer`` on free loopback ports over a fresh config directory in ``workdir`` holding the demo
-    registry and ``BENCH_MIXER_POLICIES``; ready, with nothing rejected. Stop it with ``stop()``."""
+async def start_standalone_mixer(workdir: Path, *, grpc_address: str | None = None) -> MixerProcess:
+    """``python -m mixer`` on free loopback ports (or on ``grpc_address``, which another Mixer may serve: gRPC sets
+    SO_REUSEPORT, the kernel spreads connections between them) over a fresh config directory in ``workdir`` holding
+    the demo registry and ``BENCH_MIXER_POLICIES``; ready, with nothing rejected. Stop it with ``stop()``."""
     config_dir = workdir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / DEMO_MESH_FILE.name).write_text(render_pod_demo(DEMO_MESH_FILE))
@@ -75,7 +79,7 @@ async def start_standalone_mixer(workdir: Path) -> MixerProcess:
     mixer = MixerProcess(
         config_dir=config_dir,
         workdir=workdir,
-        grpc_address=f"127.0.0.1:{free_port()}",
+        grpc_address=grpc_address or f"127.0.0.1:{free_port()}",
         monitor_address=f"127.0.0.1:{free_port()}",
         log_level="warning",
     )
@@ -85,6 +89,43 @@ async def start_standalone_mixer(workdir: Path) -> MixerProcess:
         await mixer.stop()
         raise RuntimeError(f"mixer rejected the benchmark config: {configz['rejected']}")
     return mixer
+
+
+class MixerGroup:
+    """Several Mixer processes on one gRPC address, driven as one server: their CPU summed (``pids``), their
+    /metrics concatenated (the benchmark sums samples)."""
+
+    def __init__(self, mixers: Sequence[MixerProcess]) -> None:
+        self.mixers = tuple(mixers)
+        self.grpc_address = self.mixers[0].grpc_address
+        self.pid: int | None = None
+
+    @property
+    def pids(self) -> tuple[int | None, ...]:
+        return tuple(mixer.pid for mixer in self.mixers)
+
+    async def metrics_text(self) -> str:
+        return "\n".join([await mixer.metrics_text() for mixer in self.mixers])
+
+    async def each_metrics_text(self) -> list[str]:
+        return [await mixer.metrics_text() for mixer in self.mixers]
+
+    async def stop(self) -> None:
+        for mixer in self.mixers:
+            await mixer.stop()
+
+
+async def start_mixer_group(workdir: Path, processes: int) -> MixerGroup:
+    """``processes`` standalone Mixers (``start_standalone_mixer``) sharing one gRPC address."""
+    first = await start_standalone_mixer(workdir / "mixer-1")
+    mixers = [first]
+    try:
+        for number in range(2, processes + 1):
+            mixers.append(await start_standalone_mixer(workdir / f"mixer-{number}", grpc_address=first.grpc_address))
+    except BaseException:
+        await MixerGroup(mixers).stop()
+        raise
+    return MixerGroup(mixers)
 
 
 class MixerStandinProcess(ControlPlaneProcess):

@@ -20,7 +20,10 @@ per second it ingests.
    Python gRPC server here), and both are compared in checks per CPU-second (issue 13's target: Mixer at least 0.8x
    the stand-in's). Both run side by side, the load taking turns: ``--check-rounds`` rounds of stand-in then
    Mixer, ``--grpc-duration / --check-rounds`` seconds each, summed per server, so that other work on the machine
-   weighs on both alike. ``--skip-reference`` leaves the stand-in out.
+   weighs on both alike. ``--skip-reference`` leaves the stand-in out. With ``--mixers N`` (2 by default), N more
+   Mixer processes share one port (gRPC sets SO_REUSEPORT: the kernel spreads the ``--channels`` connections) and
+   take the same turns: their checks per CPU-second against one Mixer's (issue 13: at least 0.9x), and how the
+   checks split between them. Their RateLimit counters are each process's own: no shared counter store yet.
 3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries for
    ``--grpc-duration`` seconds, twice: flat out (as fast as gRPC takes writes) and paced at ``--offered`` entries/s
    (20000, issue 13's rate); entries/s sent, received, processed into Istio metrics, dropped and never read, and
@@ -43,7 +46,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench._measure import Latencies
+from bench._measure import Latencies, sample_sum
 from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import (
     MIXER_LOG_COUNTERS,
@@ -55,7 +58,7 @@ from bench._mixer_grpc_load import (
     run_access_logs,
     run_checks_in_turn,
 )
-from bench._mixer_process import start_mixer_standin, start_standalone_mixer
+from bench._mixer_process import MixerGroup, start_mixer_group, start_mixer_standin, start_standalone_mixer
 from bench.startup import DEFAULT_TOOLS_DIR
 from e2e.pods import why_pods_cannot_run
 from meshplane.logs import configure_logging
@@ -151,6 +154,23 @@ def _per_cpu_second(result: CheckResult, reference: CheckResult | None) -> str:
     return f"{mine}, stand-in {reference.per_cpu_second:.0f}: {ratio:.2f}x ({verdict})"
 
 
+@dataclass(frozen=True, slots=True)
+class SharedPort:
+    """Part 2 against several Mixer processes on one port (SO_REUSEPORT), in the same turns as one Mixer."""
+
+    result: CheckResult
+    checks_by_process: tuple[int, ...]  # each process's mixer_checks_total over the run
+
+    def line(self, single: CheckResult) -> str:
+        ratio = self.result.per_cpu_second / single.per_cpu_second if single.per_cpu_second > 0 else float("nan")
+        split = " / ".join(str(count) for count in self.checks_by_process)
+        return (
+            f"{len(self.checks_by_process)} Mixer processes on one port: {self.result.per_cpu_second:.0f} checks per "
+            f"CPU-second = {ratio:.2f}x one Mixer's (issue 13: at least 0.9x); checks by process {split}; their "
+            "RateLimit counters are each process's own (no shared counter store yet)"
+        )
+
+
 def report_checks(result: CheckResult, reference: CheckResult | None = None) -> list[str]:
     outcomes = ", ".join(f"{name} {count}" for name, count in sorted(result.outcomes.items()))
     lines = [
@@ -185,6 +205,10 @@ def report_checks(result: CheckResult, reference: CheckResult | None = None) -> 
             f"{reference.mixer_cpu / max(1, reference.checks) * 1e6:.0f} us per check",
         ]
     return [*lines, f"checks per CPU-second: {_per_cpu_second(result, reference)}"]
+
+
+def report_shared_port(shared: SharedPort, single: CheckResult) -> list[str]:
+    return [shared.line(single)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,27 +329,43 @@ def report_summary(
     return ["Summary", "", *_table(["measure", "result"], rows)]
 
 
-async def _run_check_part(args: argparse.Namespace, workdir: Path) -> tuple[CheckResult, CheckResult | None]:
-    """Part 2: the stand-in (unless skipped) and Mixer both started, the checks load against each in turn for
-    ``--check-rounds`` rounds: ``(Mixer's, the stand-in's)``."""
+async def _run_check_part(
+    args: argparse.Namespace, workdir: Path
+) -> tuple[CheckResult, CheckResult | None, SharedPort | None]:
+    """Part 2: the stand-in (unless skipped), Mixer and (``--mixers`` > 1) a group of Mixers on one port all
+    started, the checks load against each in turn for ``--check-rounds`` rounds: ``(Mixer's, the stand-in's, the
+    group's)``."""
     standin = None if args.skip_reference else await start_mixer_standin(args.tools_dir, workdir / "stand-in")
+    group: MixerGroup | None = None
     try:
         mixer = await start_standalone_mixer(workdir / "mixer-checks")
         try:
-            servers: list[CheckServer] = [mixer] if standin is None else [standin, mixer]
-            *reference, checks = await run_checks_in_turn(
+            if args.mixers > 1:
+                group = await start_mixer_group(workdir / "mixer-group", args.mixers)
+                before = [sample_sum(text, "mixer_checks_total") for text in await group.each_metrics_text()]
+            servers: list[CheckServer] = [] if standin is None else [standin]
+            servers += [mixer] if group is None else [mixer, group]
+            results = await run_checks_in_turn(
                 servers,
                 rounds=args.check_rounds,
                 seconds=args.grpc_duration,
                 channels=args.channels,
                 concurrency=args.concurrency,
             )
+            shared = None
+            if group is not None:
+                after = [sample_sum(text, "mixer_checks_total") for text in await group.each_metrics_text()]
+                split = tuple(round(end - start) for start, end in zip(before, after, strict=True))
+                shared = SharedPort(results.pop(), split)
+            checks = results.pop()
         finally:
             await mixer.stop()
+            if group is not None:
+                await group.stop()
     finally:
         if standin is not None:
             await standin.stop()
-    return checks, reference[0] if reference else None
+    return checks, results[0] if results else None, shared
 
 
 async def _run_reference_logs(
@@ -346,7 +386,7 @@ async def _run_grpc(
         workdir = args.workdir / "grpc" if args.workdir else Path(temporary)
         checks = reference = None
         if not args.skip_checks:
-            checks, reference = await _run_check_part(args, workdir)
+            checks, reference, args.shared_port = await _run_check_part(args, workdir)
         if args.skip_logs:
             return checks, reference, None
         standin_logs: tuple[AccessLogResult, AccessLogResult | None] | tuple[()] = ()
@@ -407,6 +447,7 @@ def report(
     *,
     envoy_skipped: str | None = None,
     reference: CheckResult | None = None,
+    shared: SharedPort | None = None,
 ) -> str:
     lines = ["Mixer / policy benchmark", "=" * 24, ""]
     if envoy_skipped is not None:
@@ -414,6 +455,7 @@ def report(
     for part in (
         report_envoy(envoy) if envoy is not None else None,
         report_checks(checks, reference) if checks is not None else None,
+        report_shared_port(shared, checks) if shared is not None and checks is not None else None,
         report_logs(logs) if logs is not None else None,
     ):
         if part is not None:
@@ -442,6 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=4,
         help="checks: turns of stand-in then Mixer that share --grpc-duration per server (4)",
+    )
+    parser.add_argument(
+        "--mixers",
+        type=int,
+        default=2,
+        help="checks: Mixer processes on one port measured beside one Mixer (2; 1: not measured)",
     )
     parser.add_argument("--streams", type=int, default=4, help="access logs: concurrent streams (4)")
     parser.add_argument("--batch", type=int, default=100, help="access logs: entries per message (100)")
@@ -483,6 +531,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if envoy_skipped is not None:
         print(f"bench.mixer_policy: {envoy_skipped}", file=sys.stderr)
         args.skip_envoy = True
+    args.shared_port = None  # part 2's SharedPort, set by the run when --mixers > 1
     envoy, checks, reference, logs = asyncio.run(run(args))
     if args.json:
         result: dict[str, Any] = {
@@ -490,6 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "envoy_skipped": envoy_skipped,
             "checks": asdict(checks) if checks is not None else None,
             "checks_standin": asdict(reference) if reference is not None else None,
+            "checks_shared_port": asdict(args.shared_port) if args.shared_port is not None else None,
             "checks_per_cpu_second": {
                 "mixer": checks.per_cpu_second if checks is not None else None,
                 "standin": reference.per_cpu_second if reference is not None else None,
@@ -502,7 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(json.dumps(result, indent=2))
     else:
-        print(report(envoy, checks, logs, envoy_skipped=envoy_skipped, reference=reference))
+        print(report(envoy, checks, logs, envoy_skipped=envoy_skipped, reference=reference, shared=args.shared_port))
     return 0
 
 
