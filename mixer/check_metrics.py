@@ -15,16 +15,10 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
 
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    NumberDataPoint,
-    Sum,
-)
+from opentelemetry.sdk.metrics.export import Metric
+
+from mixer.accumulators import Distribution, histogram_metric, sum_metric
 
 __all__ = ["CHECK_SECONDS_BUCKETS", "CheckMetrics"]
 
@@ -41,45 +35,25 @@ class CheckMetrics:
         self._lock = threading.Lock()
         self._started_ns = time.time_ns()
         self._by_result: dict[str, int] = {}
-        self._bucket_counts = [0] * (len(bounds) + 1)  # the last: above every bound
-        self._total = 0.0
-        self._minimum = float("inf")
-        self._maximum = float("-inf")
+        self._duration = Distribution.over(bounds)
 
     def answered(self, result: str, seconds: float) -> None:
         """One check answered with ``result`` after ``seconds``."""
         with self._lock:
             self._by_result[result] = self._by_result.get(result, 0) + 1
-            self._bucket_counts[bisect_left(self.bounds, seconds)] += 1
-            self._total += seconds
-            if seconds < self._minimum:
-                self._minimum = seconds
-            if seconds > self._maximum:
-                self._maximum = seconds
+            self._duration.add(self.bounds, seconds)
 
     def metrics(self) -> list[Metric]:
         """Both metrics as cumulative SDK data points; none before the first check (as the SDK's instruments)."""
         now = time.time_ns()
         with self._lock:
             by_result = list(self._by_result.items())
-            bucket_counts = list(self._bucket_counts)
-            total, minimum, maximum = self._total, self._minimum, self._maximum
+            duration = self._duration.copy()
         if not by_result:
             return []
         start = self._started_ns
-        counts = [NumberDataPoint({"result": result}, start, now, count) for result, count in by_result]
-        duration = HistogramDataPoint(
-            {},
-            start,
-            now,
-            count=sum(bucket_counts),
-            sum=total,
-            bucket_counts=bucket_counts,
-            explicit_bounds=self.bounds,
-            min=minimum,
-            max=maximum,
-        )
+        counts = [({"result": result}, count) for result, count in by_result]
         return [
-            Metric(*_CHECKS, "", Sum(counts, AggregationTemporality.CUMULATIVE, is_monotonic=True)),
-            Metric(*_DURATION, "", Histogram([duration], AggregationTemporality.CUMULATIVE)),
+            sum_metric(*_CHECKS, counts, start, now),
+            histogram_metric(*_DURATION, [duration.point({}, self.bounds, start, now)]),
         ]

@@ -32,20 +32,13 @@ from __future__ import annotations
 
 import threading
 import time
-from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
-    Histogram,
-    HistogramDataPoint,
-    Metric,
-    NumberDataPoint,
-    Sum,
-)
+from opentelemetry.sdk.metrics.export import Metric
 from opentelemetry.util.types import Attributes
 
+from mixer.accumulators import Distribution, histogram_metric, sum_metric
 from mixer.log_entries import LABEL_NAMES, RequestRecord
 from mixer.metric_overrides import (
     DEFAULT_PLAN,
@@ -87,24 +80,6 @@ _OVERFLOW: SeriesKey = (("otel.metric.overflow",), ("true",))  # compared by ide
 
 
 @dataclass(slots=True)
-class _Distribution:
-    """One histogram series: counts per explicit bucket (the last one above every bound), sum, min and max."""
-
-    bucket_counts: list[int]
-    total: float = 0.0
-    minimum: float = float("inf")
-    maximum: float = float("-inf")
-
-    def add(self, bounds: Sequence[float], value: float) -> None:
-        self.bucket_counts[bisect_left(bounds, value)] += 1
-        self.total += value
-        if value < self.minimum:
-            self.minimum = value
-        if value > self.maximum:
-            self.maximum = value
-
-
-@dataclass(slots=True)
 class _CounterSeries:
     """A monotonic counter's series, at most ``limit`` of them (the overflow series included)."""
 
@@ -127,9 +102,9 @@ class _HistogramSeries:
 
     bounds: tuple[float, ...]
     limit: int
-    distributions: dict[SeriesKey, _Distribution] = field(default_factory=dict)
+    distributions: dict[SeriesKey, Distribution] = field(default_factory=dict)
 
-    def series(self, key: SeriesKey) -> _Distribution:
+    def series(self, key: SeriesKey) -> Distribution:
         """The distribution of ``key``'s series (created if there is room, else the overflow series)."""
         distributions = self.distributions
         distribution = distributions.get(key)
@@ -138,7 +113,7 @@ class _HistogramSeries:
                 key = _OVERFLOW
                 distribution = distributions.get(key)
             if distribution is None:
-                distribution = distributions[key] = _Distribution([0] * (len(self.bounds) + 1))
+                distribution = distributions[key] = Distribution.over(self.bounds)
         return distribution
 
     def add(self, key: SeriesKey, value: float) -> None:
@@ -218,36 +193,17 @@ class IstioTelemetry:
         with self._lock:
             requests = list(self._requests.values.items())
             histograms = [
-                (series, [(key, _copy(d)) for key, d in series.distributions.items()])
+                (series, [(key, distribution.copy()) for key, distribution in series.distributions.items()])
                 for series in (self._duration, self._request_bytes, self._response_bytes)
             ]
         metrics: list[Metric] = []
         if requests:
-            points = [NumberDataPoint(_attributes(key), start, now, count) for key, count in requests]
-            data = Sum(points, AggregationTemporality.CUMULATIVE, is_monotonic=True)
-            metrics.append(
-                Metric(REQUESTS_TOTAL.removesuffix("_total"), "Requests handled by an Istio proxy.", "", data)
-            )
+            counts = [(_attributes(key), count) for key, count in requests]
+            metrics.append(sum_metric(REQUESTS_TOTAL.removesuffix("_total"), _REQUESTS_DESCRIPTION, counts, start, now))
         for (series, distributions), (name, description) in zip(histograms, _HISTOGRAMS, strict=True):
-            if not distributions:
-                continue
-            histogram_points = [
-                HistogramDataPoint(
-                    _attributes(key),
-                    start,
-                    now,
-                    count=sum(d.bucket_counts),
-                    sum=d.total,
-                    bucket_counts=d.bucket_counts,
-                    explicit_bounds=series.bounds,
-                    min=d.minimum,
-                    max=d.maximum,
-                )
-                for key, d in distributions
-            ]
-            metrics.append(
-                Metric(name, description, "", Histogram(histogram_points, AggregationTemporality.CUMULATIVE))
-            )
+            if distributions:
+                points = [d.point(_attributes(key), series.bounds, start, now) for key, d in distributions]
+                metrics.append(histogram_metric(name, description, points))
         return metrics
 
     def series_count(self) -> int:
@@ -256,14 +212,9 @@ class IstioTelemetry:
             return len(self._requests.values)
 
 
+_REQUESTS_DESCRIPTION = "Requests handled by an Istio proxy."
 _HISTOGRAMS = (
     (REQUEST_DURATION_MS, "Duration of requests, in milliseconds."),
     (REQUEST_BYTES, "HTTP request sizes (headers and body), in bytes."),
     (RESPONSE_BYTES, "HTTP response sizes (headers and body), in bytes."),
 )
-
-
-def _copy(distribution: _Distribution) -> _Distribution:
-    return _Distribution(
-        list(distribution.bucket_counts), distribution.total, distribution.minimum, distribution.maximum
-    )
