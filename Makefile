@@ -38,6 +38,11 @@ system-packages:
 		echo "installing Debian's iptables and uidmap for the pod scenarios (uidmap: the rootless demo)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables uidmap >/dev/null; \
 	fi
+	@if [ "$$(id -u)" = 0 ] && ! command -v redis-server >/dev/null; then \
+		echo "installing Debian's redis-server for Mixer's shared quota store tests (mixer --quota-store)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			redis-server >/dev/null; \
+	fi
 
 ## The docker-compose mesh (README, "docker-compose"): a Docker engine and the offline base image (root; idempotent),
 ## then meshplane's image built from the host's wheelhouse on it, without network (cached in ~/.cache/meshplane).

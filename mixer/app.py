@@ -29,6 +29,8 @@ from mixer.checks import PolicyEngine
 from mixer.graph import ServiceGraph
 from mixer.metrics import MixerMetrics
 from mixer.monitor import MixerMonitor
+from mixer.redis_client import RedisAddress, RedisClient
+from mixer.shared_quota import SharedQuota
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.config.source import ConfigSource
 from pilot.kube.sources import load_or_stop, store_sources
@@ -61,6 +63,7 @@ class MixerOptions:
     otlp_endpoint: str | None = None
     graph_window: float = 60.0  # seconds of /graph's sliding window
     log_queue: int = DEFAULT_QUEUE_ENTRIES  # access-log entries held for processing before dropping
+    quota_store: RedisAddress | None = None  # RateLimit counters in this Redis (shared by Mixers); None: in memory
     domain_suffix: str = DEFAULT_DOMAIN_SUFFIX
     trust_domain: str = DEFAULT_TRUST_DOMAIN
     root_namespace: str = DEFAULT_ROOT_NAMESPACE
@@ -78,7 +81,8 @@ class MixerServer:
         self.options = options
         self.registries = tuple(registries)
         self.metrics = MixerMetrics(otlp_endpoint=options.otlp_endpoint)
-        self.engine = PolicyEngine()
+        quota = SharedQuota(RedisClient(options.quota_store)) if options.quota_store is not None else None
+        self.engine = PolicyEngine(shared_quota=quota)
         self.pipeline = TelemetryPipeline(
             metrics=self.metrics,
             registry=lambda: self.engine.registry,
@@ -154,6 +158,8 @@ class MixerServer:
             await server.stop(grace)
         await self.pipeline.stop()
         await self.engine.stop()
+        if self.engine.shared_quota is not None:
+            await self.engine.shared_quota.close()
         self.metrics.shutdown()
 
 

@@ -85,7 +85,11 @@ class AuthorizationService:
     async def check(self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, bytes]) -> bytes:
         """The serialized CheckResponse for ``request``."""
         started = time.perf_counter()
-        attributes, decision = self.decide(request)
+        if self.engine.shared_quota is None:
+            attributes, decision = self.decide(request)
+        else:  # RateLimits count in Redis: a round trip, awaited
+            attributes = CheckAttributes(request, self.engine.registry)
+            decision = await self.engine.check_shared(attributes, destination_ip=attributes.destination_ip)
         self.metrics.check_answered(decision.result, time.perf_counter() - started)
         if decision.allowed:
             return OK_RESPONSE

@@ -32,6 +32,7 @@ from mixer.access_list import AccessListCheck, Denial, EntriesSource, FixedEntri
 from mixer.entries_files import EntriesFiles
 from mixer.rate_limit import Clock, QuotaStore, RateLimitCheck
 from mixer.registry import WorkloadRegistry
+from mixer.shared_quota import SharedQuota
 from pilot.config.expressions import ExpressionError
 from pilot.config.types import AccessList, AccessListEntryType, ConfigKey, MixerPolicy, RateLimit
 from pilot.model import MeshSnapshot, build_snapshot
@@ -120,9 +121,13 @@ class PolicyEngine:
         *,
         entries_files: EntriesFiles | None = None,
         clock: Clock = time.monotonic,
+        shared_quota: SharedQuota | None = None,
     ) -> None:
+        """``shared_quota``: RateLimits count in it (Redis, shared by several Mixers) instead of in this process;
+        checks are then answered by ``check_shared``."""
         self.entries_files = entries_files or EntriesFiles()
         self.quotas = QuotaStore(clock)
+        self.shared_quota = shared_quota
         self.ready = False
         self._compiled = _Compiled(registry=WorkloadRegistry(build_snapshot({}, 0)), checks={}, by_destination={})
         if snapshot is not None:
@@ -177,6 +182,21 @@ class PolicyEngine:
         address = attributes["destination"]["ip"] if destination_ip is None else destination_ip
         for policy_check in self.policies_for(address):
             denial = policy_check.check(attributes)
+            if denial is not None:
+                return _decision(policy_check.policy, denial)
+        return ALLOWED
+
+    async def check_shared(self, attributes: Mapping[str, Any], *, destination_ip: str | None = None) -> Decision:
+        """``check``, RateLimits counting in ``shared_quota`` (one round trip each)."""
+        quota = self.shared_quota
+        if quota is None:
+            return self.check(attributes, destination_ip=destination_ip)
+        address = attributes["destination"]["ip"] if destination_ip is None else destination_ip
+        for policy_check in self.policies_for(address):
+            if isinstance(policy_check, RateLimitCheck):
+                denial = await policy_check.check_shared(attributes, quota)
+            else:
+                denial = policy_check.check(attributes)
             if denial is not None:
                 return _decision(policy_check.policy, denial)
         return ALLOWED

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="access-log entries held for processing; beyond that they are counted as dropped (%(default)s)",
     )
     parser.add_argument(
+        "--quota-store",
+        metavar="URL",
+        help="keep RateLimit counters in this Redis, shared by every Mixer given the same store (several Mixers on "
+        "one port or behind one Service count each limit once): redis://host[:port][/db]; default: in memory",
+    )
+    parser.add_argument(
         "--mesh-config",
         type=Path,
         default=None,
@@ -89,6 +95,14 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
     args = parser.parse_args(argv)
     if args.log_queue < 1:
         parser.error("--log-queue must be at least 1")
+    quota_store = None
+    if args.quota_store is not None:
+        from mixer.redis_client import parse_redis_url
+
+        try:
+            quota_store = parse_redis_url(args.quota_store)
+        except ValueError as exc:
+            parser.error(f"--quota-store: {exc}")
     kube = kube_access_from_arguments(args)
     if args.config_dir is None and kube is None:
         parser.error("a config source is needed: --config-dir DIR, --kubeconfig FILE or --in-cluster (or both)")
@@ -106,6 +120,7 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
         otlp_endpoint=args.otlp_endpoint,
         graph_window=args.graph_window,
         log_queue=args.log_queue,
+        quota_store=quota_store,
         domain_suffix=args.domain_suffix,
         trust_domain=names.trust_domain,
         root_namespace=names.root_namespace,

@@ -15,7 +15,8 @@ request's values of the attributes the two expressions read: a request whose val
 in the bucket found then, without CEL. Only the evaluation is cached, never the decision: every request is counted
 (``QuotaCounters.take``), so the quota is exact. Evaluation errors are not cached.
 
-Counters live in memory, in a ``QuotaStore`` keyed by policy and content hash: a config reload that leaves a
+Counters live in memory, in a ``QuotaStore`` keyed by policy and content hash (or, with ``--quota-store``, in Redis,
+shared by every Mixer process: ``mixer.shared_quota`` and ``check_shared``): a config reload that leaves a
 RateLimit's spec unchanged keeps its counters, a changed spec starts fresh. Expired windows are purged at most
 once per window length, on access, so memory stays bounded by the keys seen in one window.
 """
@@ -31,7 +32,9 @@ import structlog
 
 from mixer.access_list import Denial, policy_name
 from mixer.evaluation import Absent, CompiledExpression, evaluation_text, quoted_value
+from mixer.redis_client import RedisError
 from mixer.referenced import DecisionCache, Miss, ReferencedAttributes
+from mixer.shared_quota import SharedQuota
 from pilot.config.types import RateLimit
 
 __all__ = ["Clock", "QuotaCounters", "QuotaKey", "QuotaStore", "RateLimitCheck"]
@@ -123,9 +126,18 @@ class RateLimitCheck:
         match_paths = self.match.referenced.paths if self.match is not None else ()
         self.referenced = ReferencedAttributes((*match_paths, *self.key.referenced.paths))
         self.buckets: DecisionCache[_Bucket | None] = DecisionCache()
+        # the counters' name in a shared store: kept across reloads that leave the spec unchanged, as in memory
+        self.identity = f"{policy.meta.key.namespace}/{policy.meta.key.name}|{policy.meta.content_hash}"
 
     def check(self, attributes: Mapping[str, Any]) -> Denial | None:
         """None when the request passes (and was counted, if it matched); the Denial otherwise."""
+        bucket = self._cached_bucket(attributes)
+        if bucket is None or isinstance(bucket, Denial):
+            return bucket
+        return self._take(*bucket)
+
+    def _cached_bucket(self, attributes: Mapping[str, Any]) -> _Bucket | Denial | None:
+        """``bucket``, from the cache when the attributes ``match`` and ``key`` read were seen before."""
         key = self.referenced.key(attributes)
         bucket = self.buckets.get(key)
         if bucket is Miss.MISS:
@@ -133,8 +145,8 @@ class RateLimitCheck:
             if isinstance(evaluated, Denial):
                 return evaluated
             self.buckets.put(key, evaluated)
-            bucket = evaluated
-        return None if bucket is None else self._take(*bucket)
+            return evaluated
+        return bucket
 
     def bucket(self, attributes: Mapping[str, Any]) -> _Bucket | Denial | None:
         """Where ``match`` and ``key`` put the request: its bucket and limit, None when it is not counted, a
@@ -159,11 +171,26 @@ class RateLimitCheck:
         limit = policy.requests if isinstance(key, Absent) else self.overrides.get(key, policy.requests)
         return key, limit
 
+    async def check_shared(self, attributes: Mapping[str, Any], quota: SharedQuota) -> Denial | None:
+        """``check``, counting in the shared store ``quota`` (``mixer.shared_quota``) instead of this process's
+        counters; a store that cannot answer denies (an evaluation error: the limit is never weaker than written)."""
+        bucket = self._cached_bucket(attributes)
+        if bucket is None or isinstance(bucket, Denial):
+            return bucket
+        value, limit = bucket
+        try:
+            wait = await quota.take(self.identity, None if isinstance(value, Absent) else value, limit, self.policy.per)
+        except RedisError as exc:
+            return self._error(f"the shared quota store cannot count the request: {exc}")
+        return None if wait is None else self._denial(value, limit, wait)
+
     def _take(self, key: str | Absent, limit: int) -> Denial | None:
         """Count the request in ``key``'s bucket (an absent key: the one bucket without a value)."""
         wait = self.counters.take(None if isinstance(key, Absent) else key, limit)
-        if wait is None:
-            return None
+        return None if wait is None else self._denial(key, limit, wait)
+
+    def _denial(self, key: str | Absent, limit: int, wait: float) -> Denial:
+        """The 429 of a request over ``limit`` in ``key``'s bucket, ``wait`` seconds before its window ends."""
         retry_after = max(1, math.ceil(wait))
         shown = f"with no value ({key})" if isinstance(key, Absent) else quoted_value(key)
         reason = (
