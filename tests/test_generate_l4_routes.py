@@ -288,7 +288,8 @@ spec:
   http:
   - route: [{destination: {host: web.internal}, weight: %d}, {destination: {host: tcp-echo}, weight: %d}]
 """
-# An http-only VirtualService for the TCP service's host: it adds nothing to its listener's chains.
+# An http-only VirtualService for the TCP service's host: it adds no route to its listener's chains, but being the
+# exact host's it shadows a wildcard VirtualService's tcp routes for that host.
 VS_ECHO_HTTP = """\
 apiVersion: networking.istio.io/v1
 kind: VirtualService
@@ -299,6 +300,18 @@ spec:
 """
 
 
+VS_WILDCARD_TCP = """\
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: wildcard-tcp, namespace: default}
+spec:
+  hosts: ["*.default.svc.cluster.local"]
+  tcp:
+  - route:
+    - {destination: {host: tcp-echo, subset: v1}}
+"""
+
+
 def _configs(*documents: str) -> dict[ConfigKey, ConfigResource]:
     parsed = parse_config_text("\n---\n".join([MESH, *documents]), "mesh.yaml")
     assert not [str(e) for r in parsed.rejected for e in r.errors]
@@ -306,26 +319,38 @@ def _configs(*documents: str) -> dict[ConfigKey, ConfigResource]:
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "l4_changed"),
+    ("before", "after", "l4_changed", "listeners_differ"),
     [
-        ((VS_ECHO % "", VS_WEB % (90, 10)), (VS_ECHO % "", VS_WEB % (50, 50)), False),
-        ((VS_ECHO % "",), (VS_ECHO % "", VS_ECHO_HTTP), False),
-        ((VS_ECHO % "", VS_ECHO_HTTP), (VS_ECHO % "",), False),
-        ((VS_ECHO % "",), (VS_ECHO % ", sourceNamespace: other",), True),
-        ((VS_ECHO % "", VS_SECURE), (VS_ECHO % "",), True),
-        ((VS_WEB % (90, 10),), (VS_WEB % (90, 10), VS_PINNED), True),
+        ((VS_ECHO % "", VS_WEB % (90, 10)), (VS_ECHO % "", VS_WEB % (50, 50)), False, False),
+        (
+            (VS_ECHO % "", VS_ECHO_HTTP),
+            (VS_ECHO % "", VS_ECHO_HTTP.replace("subset: v2", "subset: v1")),
+            False,
+            False,
+        ),
+        # rebuilt (an http-only VirtualService's hosts may shadow another's), the same: VS_ECHO is tcp-echo's own
+        ((VS_ECHO % "",), (VS_ECHO % "", VS_ECHO_HTTP), True, False),
+        ((VS_ECHO % "", VS_ECHO_HTTP), (VS_ECHO % "",), True, False),
+        ((VS_WILDCARD_TCP,), (VS_WILDCARD_TCP, VS_ECHO_HTTP), True, True),
+        ((VS_WILDCARD_TCP, VS_ECHO_HTTP), (VS_WILDCARD_TCP,), True, True),
+        ((VS_ECHO % "",), (VS_ECHO % ", sourceNamespace: other",), True, True),
+        ((VS_ECHO % "", VS_SECURE), (VS_ECHO % "",), True, True),
+        ((VS_WEB % (90, 10),), (VS_WEB % (90, 10), VS_PINNED), True, True),
     ],
     ids=[
         "http-weights",
+        "http-only-vs-routes-changed",
         "http-only-vs-added-for-a-tcp-host",
         "http-only-vs-removed",
+        "http-only-vs-shadows-a-wildcard-tcp-route",
+        "http-only-vs-no-longer-shadows",
         "tcp-match-changed",
         "tls-vs-removed",
         "tcp-vs-added",
     ],
 )
 def test_listeners_are_carried_over_a_change_of_http_routes_and_rebuilt_for_l4_routes(
-    before: tuple[str, ...], after: tuple[str, ...], l4_changed: bool
+    before: tuple[str, ...], after: tuple[str, ...], l4_changed: bool, listeners_differ: bool
 ) -> None:
     first_snapshot = build_snapshot(_configs(*before), version=1)
     second_snapshot = build_snapshot(_configs(*after), version=2, previous=first_snapshot)
@@ -344,5 +369,32 @@ def test_listeners_are_carried_over_a_change_of_http_routes_and_rebuilt_for_l4_r
     assert {n: r.any_bytes for n, r in carried.resources.items()} == {
         n: r.any_bytes for n, r in rebuilt.resources.items()
     }
-    if l4_changed:
-        assert carried.version != first.view(LISTENER_TYPE, node).version
+    assert (carried.version != first.view(LISTENER_TYPE, node).version) is listeners_differ
+
+
+DR_LEGACY_LIMITS = """\
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: legacy-limits, namespace: default}
+spec:
+  host: legacy.internal
+  trafficPolicy: {connectionPool: {tcp: {idleTimeout: %s, maxConnectionDuration: %s}}}
+"""
+
+
+def test_a_destination_rule_change_rebuilds_the_tcp_proxy_limits_of_the_listeners() -> None:
+    first_snapshot = build_snapshot(_configs(DR_LEGACY_LIMITS % ("10s", "20s")), version=1)
+    second_snapshot = build_snapshot(_configs(DR_LEGACY_LIMITS % ("30s", "40s")), version=2, previous=first_snapshot)
+    node = proxy(first_snapshot).node
+    first = ResourceCache(first_snapshot, GENERATORS)
+    first.warm([node])
+    second = ResourceCache(second_snapshot, GENERATORS, previous=first)
+    second.warm([node])
+    carried = {n: r.any_bytes for n, r in second.view(LISTENER_TYPE, node).resources.items()}
+    rebuilt = {
+        n: r.any_bytes
+        for n, r in ResourceCache(second_snapshot, GENERATORS).view(LISTENER_TYPE, node).resources.items()
+    }
+    before = {n: r.any_bytes for n, r in first.view(LISTENER_TYPE, node).resources.items()}
+    assert carried == rebuilt
+    assert carried != before  # the idle timeout and duration in the legacy.internal tcp_proxy changed

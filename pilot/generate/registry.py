@@ -195,7 +195,10 @@ GENERATORS: dict[str, TypeGenerator] = {
             | GATEWAY_KINDS
             | TELEMETRY_KINDS
             | SIDECAR_KINDS
-            | ENVOY_FILTER_KINDS,
+            | ENVOY_FILTER_KINDS
+            # a DestinationRule's connectionPool.tcp idle timeout and max connection duration are written into the
+            # outbound tcp_proxy filters (pilot.generate.tcp_proxy_limits)
+            | {"DestinationRule"},
             wildcard=True,
             scopes=listeners.listener_scopes,  # none: every listener is the proxy's own
             build_scope=listeners.build_scope_listeners,

@@ -4,14 +4,16 @@ VirtualService change does not regenerate listeners.
 Listeners read VirtualServices only through their L4 routes: a sidecar's outbound TCP/TLS chains
 (``pilot.generate.listeners_l4_routes``) and a gateway's TCP and TLS-passthrough chains
 (``pilot.generate.gateway_listeners``) take the ``tcp`` and ``tls`` routes of the VirtualServices for a host (or
-bound to a Gateway) that the proxy's namespace sees; a VirtualService without such routes adds nothing to either.
-What a Sidecar scope holds, which VirtualServices also decide, is its own kind (``SIDECAR_SCOPE_KIND``). So the
-listeners depend on each VirtualService only through its ``l4_part``: its hosts, gateways and ``exportTo`` (who
-sees it, and for what) and its ``tcp`` and ``tls`` routes, and only when it has some (its key, compared too, gives
-its namespace and the name its routes' stats carry). ``build_snapshot`` adds ``L4_ROUTES_KIND`` to
-``changed_kinds`` when a VirtualService changed and some ``l4_part`` of the resolved VirtualServices (delegates
-merged into their roots: what the listener builders read) differs from the previous snapshot's; LDS lists it in
-``affected_by`` instead of ``VirtualService``.
+bound to a Gateway) that the proxy's namespace sees. A VirtualService without such routes still counts: the
+lookup of a host's VirtualServices takes the exact host's before the most specific wildcard's, so an HTTP-only
+VirtualService for ``tcp-echo`` shadows a ``*.default...`` one's tcp routes (its hosts, gateways and existence
+matter, not its http routes). What a Sidecar scope holds, which VirtualServices also decide, is its own kind
+(``SIDECAR_SCOPE_KIND``). So the listeners depend on each VirtualService only through its ``l4_part``: its hosts,
+gateways and ``exportTo`` (who sees it, and for what) and its ``tcp`` and ``tls`` routes (its key, compared too,
+gives its namespace and the name its routes' stats carry); a change of its ``http`` routes alone leaves it equal.
+``build_snapshot`` adds ``L4_ROUTES_KIND`` to ``changed_kinds`` when a VirtualService changed and some ``l4_part``
+of the resolved VirtualServices (delegates merged into their roots: what the listener builders read) differs from
+the previous snapshot's; LDS lists it in ``affected_by`` instead of ``VirtualService``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,8 @@ L4_ROUTES_KIND = "VirtualServiceL4Routes"
 
 
 def l4_part(vs: VirtualService | None) -> tuple[Hashable, ...] | None:
-    """What the listener builders read of one VirtualService; None when it has no ``tcp`` or ``tls`` route (or
-    does not exist): such a VirtualService changes no listener."""
-    if vs is None or not (vs.tcp or vs.tls):
+    """What the listener builders read of one VirtualService (None: it does not exist), its http routes left out."""
+    if vs is None:
         return None
     return (vs.hosts, vs.gateways, vs.export_to, vs.tcp, vs.tls)
 
