@@ -53,6 +53,15 @@ class Distribution:
     def copy(self) -> Distribution:
         return Distribution(list(self.bucket_counts), self.total, self.minimum, self.maximum)
 
+    def merge(self, other: Distribution) -> None:
+        """Add ``other``'s observations (the same bounds) to this one's."""
+        self.bucket_counts = [
+            mine + theirs for mine, theirs in zip(self.bucket_counts, other.bucket_counts, strict=True)
+        ]
+        self.total += other.total
+        self.minimum = min(self.minimum, other.minimum)
+        self.maximum = max(self.maximum, other.maximum)
+
     def point(self, attributes: Attributes, bounds: Sequence[float], start_ns: int, now_ns: int) -> HistogramDataPoint:
         return HistogramDataPoint(
             attributes,

@@ -81,7 +81,7 @@ _OVERFLOW: SeriesKey = (("otel.metric.overflow",), ("true",))  # compared by ide
 
 @dataclass(slots=True)
 class _CounterSeries:
-    """A monotonic counter's series, at most ``limit`` of them (the overflow series included)."""
+    """A monotonic counter's series: at most ``limit`` of them, then one overflow series (as the SDK keeps them)."""
 
     limit: int
     values: dict[SeriesKey, int] = field(default_factory=dict)
@@ -90,7 +90,7 @@ class _CounterSeries:
         values = self.values
         if key in values:
             values[key] += count
-        elif len(values) < self.limit - 1:
+        elif len(values) < self.limit:
             values[key] = count
         else:
             values[_OVERFLOW] = values.get(_OVERFLOW, 0) + count
@@ -98,7 +98,7 @@ class _CounterSeries:
 
 @dataclass(slots=True)
 class _HistogramSeries:
-    """A histogram's series, at most ``limit`` of them (the overflow series included)."""
+    """A histogram's series: at most ``limit`` of them, then one overflow series (as the SDK keeps them)."""
 
     bounds: tuple[float, ...]
     limit: int
@@ -109,7 +109,7 @@ class _HistogramSeries:
         distributions = self.distributions
         distribution = distributions.get(key)
         if distribution is None:
-            if len(distributions) >= self.limit - 1:
+            if len(distributions) >= self.limit:
                 key = _OVERFLOW
                 distribution = distributions.get(key)
             if distribution is None:
@@ -131,8 +131,8 @@ class IstioTelemetry:
     """Istio's four request metrics: ``record_all`` adds requests, ``metrics`` reads them as SDK data points."""
 
     def __init__(self, *, series_limit: int = DEFAULT_SERIES_LIMIT) -> None:
-        if series_limit < 2:
-            raise ValueError(f"series_limit must leave room for a series and the overflow one, got {series_limit}")
+        if series_limit < 1:
+            raise ValueError(f"series_limit must be at least 1, got {series_limit}")
         self._lock = threading.Lock()
         self._started_ns = time.time_ns()
         self._requests = _CounterSeries(series_limit)
@@ -198,11 +198,11 @@ class IstioTelemetry:
             ]
         metrics: list[Metric] = []
         if requests:
-            counts = [(_attributes(key), count) for key, count in requests]
+            counts = _merged_counts(requests)
             metrics.append(sum_metric(REQUESTS_TOTAL.removesuffix("_total"), _REQUESTS_DESCRIPTION, counts, start, now))
         for (series, distributions), (name, description) in zip(histograms, _HISTOGRAMS, strict=True):
             if distributions:
-                points = [d.point(_attributes(key), series.bounds, start, now) for key, d in distributions]
+                points = [d.point(attributes, series.bounds, start, now) for attributes, d in _merged(distributions)]
                 metrics.append(histogram_metric(name, description, points))
         return metrics
 
@@ -210,6 +210,32 @@ class IstioTelemetry:
         """Series of ``istio_requests_total`` (the overflow one included)."""
         with self._lock:
             return len(self._requests.values)
+
+
+def _merged_counts(series: Iterable[tuple[SeriesKey, int]]) -> list[tuple[Attributes, int]]:
+    """Each label set's count: series whose labels are the same set in another order (two workloads' Telemetry
+    overrides naming them differently) are one series, as the SDK keyed them."""
+    merged: dict[frozenset[tuple[str, object]], tuple[Attributes, int]] = {}
+    for key, count in series:
+        attributes = _attributes(key)
+        identity = frozenset(attributes.items()) if attributes else frozenset()
+        found = merged.get(identity)
+        merged[identity] = (attributes, count if found is None else found[1] + count)
+    return list(merged.values())
+
+
+def _merged(series: Iterable[tuple[SeriesKey, Distribution]]) -> list[tuple[Attributes, Distribution]]:
+    """Each label set's distribution (see ``_merged_counts``); the distributions are the caller's copies."""
+    merged: dict[frozenset[tuple[str, object]], tuple[Attributes, Distribution]] = {}
+    for key, distribution in series:
+        attributes = _attributes(key)
+        identity = frozenset(attributes.items()) if attributes else frozenset()
+        found = merged.get(identity)
+        if found is None:
+            merged[identity] = (attributes, distribution)
+        else:
+            found[1].merge(distribution)
+    return list(merged.values())
 
 
 _REQUESTS_DESCRIPTION = "Requests handled by an Istio proxy."

@@ -113,22 +113,22 @@ def test_exported_names_are_exactly_istios(metrics: MixerMetrics) -> None:
 
 
 def test_series_past_the_limit_are_added_to_one_overflow_series(metrics: MixerMetrics) -> None:
-    telemetry = exported(metrics, series_limit=3)  # two series and the overflow one, as the SDK counts
-    for code in ("200", "201", "202", "200", "203", "201"):
+    telemetry = exported(metrics, series_limit=3)  # three series, then the overflow one, as the SDK keeps them
+    for code in ("200", "201", "202", "200", "203", "201", "204"):
         telemetry.record(replace(REVIEWS_REPORT, response_code=code, duration_ms=float(code) - 199))
 
     def series(sample: Sample) -> str:  # the exporter gives a family's samples every label, empty if unset
         return "overflow" if sample.labels["otel_metric_overflow"] == "true" else sample.labels["response_code"]
 
     counted = {series(s): s.value for s in samples(metrics, "istio_requests")}
-    assert counted == {"200": 2.0, "201": 2.0, "overflow": 2.0}
+    assert counted == {"200": 2.0, "201": 2.0, "202": 1.0, "overflow": 2.0}
     (overflow,) = [s for s in samples(metrics, "istio_requests") if series(s) == "overflow"]
     assert {name for name, value in overflow.labels.items() if value} == {"otel_metric_overflow"}
     sums = {
         series(s): s.value for s in samples(metrics, "istio_request_duration_milliseconds") if s.name.endswith("_sum")
     }
-    assert sums == {"200": 2.0, "201": 4.0, "overflow": 7.0}
-    assert telemetry.series_count() == 3
+    assert sums == {"200": 2.0, "201": 4.0, "202": 3.0, "overflow": 9.0}
+    assert telemetry.series_count() == 4
 
 
 def test_a_batch_counts_each_record_of_a_series(metrics: MixerMetrics) -> None:
@@ -146,6 +146,21 @@ def test_a_batch_counts_each_record_of_a_series(metrics: MixerMetrics) -> None:
     assert (buckets["0.5"], buckets["1"], buckets["5"], buckets["500"], buckets["1000"]) == (1, 2, 3, 3, 4)
 
 
-def test_series_limit_leaves_room_for_the_overflow_series() -> None:
+def test_series_limit_is_at_least_one() -> None:
     with pytest.raises(ValueError, match="series_limit"):
-        IstioTelemetry(series_limit=1)
+        IstioTelemetry(series_limit=0)
+
+
+def test_one_label_set_in_two_orders_is_one_series(metrics: MixerMetrics) -> None:
+    # two workloads' Telemetry overrides can name the same labels in another order: the SDK keyed series by the
+    # set, and so does the collection
+    telemetry = exported(metrics)
+    telemetry._requests.add((("a", "b"), ("1", "2")), 1)
+    telemetry._requests.add((("b", "a"), ("2", "1")), 2)
+    telemetry._duration.add((("a", "b"), ("1", "2")), 3.0)
+    telemetry._duration.add((("b", "a"), ("2", "1")), 700.0)
+
+    assert [(s.labels, s.value) for s in samples(metrics, "istio_requests")] == [({"a": "1", "b": "2"}, 3.0)]
+    histogram = samples(metrics, "istio_request_duration_milliseconds")
+    assert [s.value for s in histogram if s.name.endswith("_count")] == [2.0]
+    assert [s.value for s in histogram if s.name.endswith("_sum")] == [703.0]
