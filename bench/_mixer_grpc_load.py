@@ -64,6 +64,7 @@ __all__ = [
     "run_access_logs",
     "run_checks",
     "run_checks_in_turn",
+    "run_quota_exactness",
 ]
 
 _CHECK_METHOD = "/envoy.service.auth.v3.Authorization/Check"
@@ -164,7 +165,7 @@ def _address(ip: str, port: int) -> Address:
     return Address(socket_address=SocketAddress(address=ip, port_value=port))
 
 
-def check_request(*, index: int, destination_ip: str) -> CheckRequest:
+def check_request(*, index: int, destination_ip: str, extra_headers: Mapping[str, str] | None = None) -> CheckRequest:
     """A CheckRequest as the inbound ext_authz filter of reviews' sidecar sends it for productpage's request."""
     user = _USERS[index % len(_USERS)]
     request_id = f"bench-{index:08d}-0000-4000-8000-000000000000"
@@ -180,6 +181,7 @@ def check_request(*, index: int, destination_ip: str) -> CheckRequest:
         "x-forwarded-proto": "http",
         "x-request-id": request_id,
         "x-envoy-expected-rq-timeout-ms": "15000",
+        **(extra_headers or {}),
     }
     return CheckRequest(
         attributes=AttributeContext(
@@ -311,6 +313,40 @@ async def run_checks_in_turn(
                 unloaded=round_ == rounds - 1,
             )
     return [into.result(channels=channels, concurrency=concurrency) for into in samples]
+
+
+async def run_quota_exactness(
+    server: CheckServer, *, header: str, bucket: str, checks: int, channels: int, concurrency: int
+) -> Counter[str]:
+    """``checks`` checks carrying ``header: bucket`` (one RateLimit bucket), ``concurrency`` in flight over
+    ``channels`` connections: the answers by code (``OK``, ``RESOURCE_EXHAUSTED`` for a 429, ...)."""
+    destination = _POD_IPS[_REVIEWS[0].name]
+    requests = [
+        check_request(index=i, destination_ip=destination, extra_headers={header: bucket}).SerializeToString()
+        for i in range(min(checks, 256))
+    ]
+    opened = [grpc.aio.insecure_channel(server.grpc_address) for _ in range(channels)]
+    answers: Counter[str] = Counter()
+    remaining = iter(range(checks))
+
+    async def worker(number: int) -> None:
+        call = opened[number % channels].unary_unary(
+            _CHECK_METHOD, request_serializer=None, response_deserializer=CheckResponse.FromString
+        )
+        for index in remaining:
+            try:
+                response = await call(requests[index % len(requests)], timeout=_RPC_TIMEOUT_SECONDS)
+            except grpc.aio.AioRpcError as exc:
+                answers[f"rpc {exc.code().name}"] += 1
+            else:
+                answers[code_pb2.Code.Name(response.status.code)] += 1
+
+    try:
+        await asyncio.gather(*(worker(number) for number in range(concurrency)))
+    finally:
+        for channel in opened:
+            await channel.close()
+    return answers
 
 
 def _log_entry(index: int, local_ip: str) -> HTTPAccessLogEntry:

@@ -68,20 +68,49 @@ spec:
 """
 
 
-async def start_standalone_mixer(workdir: Path, *, grpc_address: str | None = None) -> MixerProcess:
+# With a shared quota store: a RateLimit only the exactness run's checks are counted in (they carry the header).
+EXACT_QUOTA_HEADER = "x-bench-quota"
+EXACT_QUOTA_REQUESTS = 1000
+EXACT_QUOTA_POLICY = f"""\
+---
+apiVersion: mixer.meshplane.io/v1
+kind: RateLimit
+metadata:
+  name: bench-exact-quota
+  namespace: default
+spec:
+  selector:
+    matchLabels:
+      app: reviews
+  match: '"{EXACT_QUOTA_HEADER}" in request.headers'
+  key: request.headers["{EXACT_QUOTA_HEADER}"]
+  limit:
+    requests: {EXACT_QUOTA_REQUESTS}
+    per: 10m
+"""
+
+
+async def start_standalone_mixer(
+    workdir: Path,
+    *,
+    grpc_address: str | None = None,
+    policies: str = BENCH_MIXER_POLICIES,
+    extra_arguments: tuple[str, ...] = (),
+) -> MixerProcess:
     """``python -m mixer`` on free loopback ports (or on ``grpc_address``, which another Mixer may serve: gRPC sets
     SO_REUSEPORT, the kernel spreads connections between them) over a fresh config directory in ``workdir`` holding
     the demo registry and ``BENCH_MIXER_POLICIES``; ready, with nothing rejected. Stop it with ``stop()``."""
     config_dir = workdir / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / DEMO_MESH_FILE.name).write_text(render_pod_demo(DEMO_MESH_FILE))
-    (config_dir / "10-bench-policies.yaml").write_text(BENCH_MIXER_POLICIES)
+    (config_dir / "10-bench-policies.yaml").write_text(policies)
     mixer = MixerProcess(
         config_dir=config_dir,
         workdir=workdir,
         grpc_address=grpc_address or f"127.0.0.1:{free_port()}",
         monitor_address=f"127.0.0.1:{free_port()}",
         log_level="warning",
+        extra_arguments=extra_arguments,
     )
     await mixer.start(ready_timeout=30.0)
     configz = await mixer.configz()
@@ -99,10 +128,11 @@ class MixerGroup:
         self.mixers = tuple(mixers)
         self.grpc_address = self.mixers[0].grpc_address
         self.pid: int | None = None
+        self.extra_pids: tuple[int, ...] = ()  # processes whose CPU counts as the group's (its Redis)
 
     @property
     def pids(self) -> tuple[int | None, ...]:
-        return tuple(mixer.pid for mixer in self.mixers)
+        return (*(mixer.pid for mixer in self.mixers), *self.extra_pids)
 
     async def metrics_text(self) -> str:
         return "\n".join([await mixer.metrics_text() for mixer in self.mixers])
@@ -115,13 +145,22 @@ class MixerGroup:
             await mixer.stop()
 
 
-async def start_mixer_group(workdir: Path, processes: int) -> MixerGroup:
+async def start_mixer_group(
+    workdir: Path, processes: int, *, policies: str = BENCH_MIXER_POLICIES, extra_arguments: tuple[str, ...] = ()
+) -> MixerGroup:
     """``processes`` standalone Mixers (``start_standalone_mixer``) sharing one gRPC address."""
-    first = await start_standalone_mixer(workdir / "mixer-1")
+    first = await start_standalone_mixer(workdir / "mixer-1", policies=policies, extra_arguments=extra_arguments)
     mixers = [first]
     try:
         for number in range(2, processes + 1):
-            mixers.append(await start_standalone_mixer(workdir / f"mixer-{number}", grpc_address=first.grpc_address))
+            mixers.append(
+                await start_standalone_mixer(
+                    workdir / f"mixer-{number}",
+                    grpc_address=first.grpc_address,
+                    policies=policies,
+                    extra_arguments=extra_arguments,
+                )
+            )
     except BaseException:
         await MixerGroup(mixers).stop()
         raise

@@ -41,6 +41,7 @@ import asyncio
 import json
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -57,8 +58,19 @@ from bench._mixer_grpc_load import (
     LogCounters,
     run_access_logs,
     run_checks_in_turn,
+    run_quota_exactness,
 )
-from bench._mixer_process import MixerGroup, start_mixer_group, start_mixer_standin, start_standalone_mixer
+from bench._mixer_process import (
+    BENCH_MIXER_POLICIES,
+    EXACT_QUOTA_HEADER,
+    EXACT_QUOTA_POLICY,
+    EXACT_QUOTA_REQUESTS,
+    MixerGroup,
+    start_mixer_group,
+    start_mixer_standin,
+    start_standalone_mixer,
+)
+from bench._redis_server import RedisServerProcess, redis_server_missing
 from bench.startup import DEFAULT_TOOLS_DIR
 from e2e.pods import why_pods_cannot_run
 from meshplane.logs import configure_logging
@@ -169,6 +181,37 @@ class SharedPort:
             f"CPU-second = {ratio:.2f}x one Mixer's (issue 13: at least 0.9x); checks by process {split}; their "
             "RateLimit counters are each process's own (no shared counter store yet)"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class SharedQuotaRun:
+    """Mixer processes on one port counting a RateLimit in one Redis (``--quota-store``), against the same
+    processes counting in memory: the checks one bucket let through, and the checks per CPU-second."""
+
+    processes: int
+    limit: int
+    sent: int
+    shared_answers: Mapping[str, int]
+    memory_answers: Mapping[str, int]
+    shared: CheckResult  # the checks load, the Mixers' and redis-server's CPU
+    memory: CheckResult  # the same load on the in-memory group, in the same turns
+
+    def lines(self) -> list[str]:
+        ratio = self.shared.per_cpu_second / self.memory.per_cpu_second if self.memory.per_cpu_second else float("nan")
+        allowed = self.shared_answers.get("OK", 0)
+        verdict = "exact" if allowed == self.limit else f"NOT exact: {allowed - self.limit:+d}"
+        others = {k: v for k, v in self.shared_answers.items() if k not in ("OK", "RESOURCE_EXHAUSTED")}
+        return [
+            f"Shared quota store: {self.processes} Mixer processes on one port with --quota-store (a real "
+            f"redis-server), a RateLimit of {self.limit} per 10 minutes, {self.sent} checks in its one bucket:",
+            f"  allowed {allowed} ({verdict}), answered 429: {self.shared_answers.get('RESOURCE_EXHAUSTED', 0)}, "
+            f"other: {_statuses(others) if others else 'none'}",
+            f"  the same processes counting in memory let {self.memory_answers.get('OK', 0)} through (each its own "
+            f"{self.limit})",
+            f"  checks per CPU-second with the store (the Mixers and redis-server): {self.shared.per_cpu_second:.0f} = "
+            f"{ratio:.2f}x the in-memory group's {self.memory.per_cpu_second:.0f} (every check of the benchmark's "
+            "RateLimit is a round trip to Redis)",
+        ]
 
 
 def report_checks(result: CheckResult, reference: CheckResult | None = None) -> list[str]:
@@ -368,6 +411,50 @@ async def _run_check_part(
     return checks, results[0] if results else None, shared
 
 
+async def _run_shared_quota_part(args: argparse.Namespace, workdir: Path) -> SharedQuotaRun | None:
+    """Part 2, shared counters: ``--mixers`` processes on one port counting in one Redis, and as many in memory."""
+    if (missing := redis_server_missing()) is not None:
+        print(f"bench.mixer_policy: the shared quota store part is skipped: {missing}", file=sys.stderr)
+        return None
+    redis_dir = workdir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    redis = RedisServerProcess(redis_dir)
+    policies = BENCH_MIXER_POLICIES + EXACT_QUOTA_POLICY
+    shared = memory = None
+    try:
+        shared = await start_mixer_group(
+            workdir / "shared-quota", args.mixers, policies=policies, extra_arguments=("--quota-store", redis.url)
+        )
+        shared.extra_pids = (redis.pid,)
+        memory = await start_mixer_group(workdir / "memory-quota", args.mixers, policies=policies)
+        sent = 3 * EXACT_QUOTA_REQUESTS
+        load = {"checks": sent, "channels": args.channels, "concurrency": args.concurrency}
+        bucket = f"run-{time.time_ns()}"
+        shared_answers = await run_quota_exactness(shared, header=EXACT_QUOTA_HEADER, bucket=bucket, **load)
+        memory_answers = await run_quota_exactness(memory, header=EXACT_QUOTA_HEADER, bucket=bucket, **load)
+        memory_result, shared_result = await run_checks_in_turn(
+            [memory, shared],
+            rounds=args.check_rounds,
+            seconds=args.grpc_duration,
+            channels=args.channels,
+            concurrency=args.concurrency,
+        )
+    finally:
+        for group in (shared, memory):
+            if group is not None:
+                await group.stop()
+        redis.stop()
+    return SharedQuotaRun(
+        processes=args.mixers,
+        limit=EXACT_QUOTA_REQUESTS,
+        sent=sent,
+        shared_answers=dict(shared_answers),
+        memory_answers=dict(memory_answers),
+        shared=shared_result,
+        memory=memory_result,
+    )
+
+
 async def _run_reference_logs(
     args: argparse.Namespace, workdir: Path
 ) -> tuple[AccessLogResult, AccessLogResult | None]:
@@ -387,6 +474,8 @@ async def _run_grpc(
         checks = reference = None
         if not args.skip_checks:
             checks, reference, args.shared_port = await _run_check_part(args, workdir)
+            if args.mixers > 1:
+                args.shared_quota = await _run_shared_quota_part(args, workdir)
         if args.skip_logs:
             return checks, reference, None
         standin_logs: tuple[AccessLogResult, AccessLogResult | None] | tuple[()] = ()
@@ -448,6 +537,7 @@ def report(
     envoy_skipped: str | None = None,
     reference: CheckResult | None = None,
     shared: SharedPort | None = None,
+    shared_quota: SharedQuotaRun | None = None,
 ) -> str:
     lines = ["Mixer / policy benchmark", "=" * 24, ""]
     if envoy_skipped is not None:
@@ -456,6 +546,7 @@ def report(
         report_envoy(envoy) if envoy is not None else None,
         report_checks(checks, reference) if checks is not None else None,
         report_shared_port(shared, checks) if shared is not None and checks is not None else None,
+        shared_quota.lines() if shared_quota is not None else None,
         report_logs(logs) if logs is not None else None,
     ):
         if part is not None:
@@ -532,6 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.mixer_policy: {envoy_skipped}", file=sys.stderr)
         args.skip_envoy = True
     args.shared_port = None  # part 2's SharedPort, set by the run when --mixers > 1
+    args.shared_quota = None  # part 2's SharedQuotaRun, likewise (where redis-server is installed)
     envoy, checks, reference, logs = asyncio.run(run(args))
     if args.json:
         result: dict[str, Any] = {
@@ -540,6 +632,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "checks": asdict(checks) if checks is not None else None,
             "checks_standin": asdict(reference) if reference is not None else None,
             "checks_shared_port": asdict(args.shared_port) if args.shared_port is not None else None,
+            "shared_quota": asdict(args.shared_quota) if args.shared_quota is not None else None,
             "checks_per_cpu_second": {
                 "mixer": checks.per_cpu_second if checks is not None else None,
                 "standin": reference.per_cpu_second if reference is not None else None,
@@ -552,7 +645,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         print(json.dumps(result, indent=2))
     else:
-        print(report(envoy, checks, logs, envoy_skipped=envoy_skipped, reference=reference, shared=args.shared_port))
+        print(
+            report(
+                envoy,
+                checks,
+                logs,
+                envoy_skipped=envoy_skipped,
+                reference=reference,
+                shared=args.shared_port,
+                shared_quota=args.shared_quota,
+            )
+        )
     return 0
 
 

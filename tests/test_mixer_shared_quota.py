@@ -10,12 +10,13 @@ import pytest
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
 
 from bench._measure import free_port
+from bench._redis_server import RedisServerProcess
 from mixer.attributes import check_attributes
 from mixer.checks import PolicyEngine
 from mixer.redis_client import RedisAddress, RedisClient, RedisError, parse_redis_url
 from mixer.shared_quota import SharedQuota
 from pilot.model import MeshSnapshot
-from tests.redis_server import RedisServer, redis_server
+from tests.redis_server import redis_server
 from tests.test_mixer_checks import MakeMeta, quota
 
 __all__ = ["redis_server"]
@@ -32,7 +33,7 @@ def test_redis_urls() -> None:
             parse_redis_url(bad)
 
 
-async def test_commands_are_pipelined_on_one_connection_and_errors_raised(redis_server: RedisServer) -> None:
+async def test_commands_are_pipelined_on_one_connection_and_errors_raised(redis_server: RedisServerProcess) -> None:
     client = RedisClient(redis_server.address)
     try:
         assert await client.call("PING") == "PONG"
@@ -47,7 +48,7 @@ async def test_commands_are_pipelined_on_one_connection_and_errors_raised(redis_
         await client.close()
 
 
-async def test_a_restarted_redis_is_reconnected_to_on_the_next_command(redis_server: RedisServer) -> None:
+async def test_a_restarted_redis_is_reconnected_to_on_the_next_command(redis_server: RedisServerProcess) -> None:
     client = RedisClient(redis_server.address)
     try:
         assert await client.call("SET", "k", "v") == "OK"
@@ -63,7 +64,7 @@ async def test_a_store_nobody_listens_on_fails_fast() -> None:
         await client.call("PING")
 
 
-async def test_the_quota_script_counts_a_fixed_window_per_bucket(redis_server: RedisServer) -> None:
+async def test_the_quota_script_counts_a_fixed_window_per_bucket(redis_server: RedisServerProcess) -> None:
     store = SharedQuota(RedisClient(redis_server.address))
     try:
         taken = [await store.take("default/quota|h1", "alice", 3, 60.0) for _ in range(4)]
@@ -82,7 +83,7 @@ async def test_the_quota_script_counts_a_fixed_window_per_bucket(redis_server: R
 
 
 async def test_two_mixers_sharing_a_store_count_one_limit_once(
-    redis_server: RedisServer, make_meta: MakeMeta, mixer_mesh: MakeMesh, make_check_request: MakeRequest
+    redis_server: RedisServerProcess, make_meta: MakeMeta, mixer_mesh: MakeMesh, make_check_request: MakeRequest
 ) -> None:
     snapshot = mixer_mesh(quota(make_meta, requests=5))
     shared = [PolicyEngine(snapshot, shared_quota=SharedQuota(RedisClient(redis_server.address))) for _ in range(2)]
