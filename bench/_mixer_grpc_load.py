@@ -155,6 +155,12 @@ class AccessLogResult:
         return self.processed_total / self.cpu_total if self.cpu_total > 0 else float("nan")
 
 
+def _connection(address: str) -> grpc.aio.Channel:
+    """A channel with a TCP connection of its own: channels to one address share their subchannels (one connection)
+    unless each has its own pool, and connections are what the kernel spreads between processes on one port."""
+    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+
+
 def server_cpu(server: CheckServer) -> float:
     """CPU seconds of the server's process, or of all its processes (a ``pids`` attribute: several on one port)."""
     pids: Sequence[int | None] = getattr(server, "pids", None) or (server.pid,)
@@ -238,7 +244,7 @@ async def _drive_checks(
     ``unloaded``, checks one at a time."""
     destination = _POD_IPS[_REVIEWS[0].name]
     requests = [check_request(index=i, destination_ip=destination).SerializeToString() for i in range(256)]
-    opened = [grpc.aio.insecure_channel(server.grpc_address) for _ in range(channels)]
+    opened = [_connection(server.grpc_address) for _ in range(channels)]
     calls: list[grpc.aio.UnaryUnaryMultiCallable[bytes, CheckResponse]] = [
         channel.unary_unary(_CHECK_METHOD, request_serializer=None, response_deserializer=CheckResponse.FromString)
         for channel in opened
@@ -325,7 +331,7 @@ async def run_quota_exactness(
         check_request(index=i, destination_ip=destination, extra_headers={header: bucket}).SerializeToString()
         for i in range(min(checks, 256))
     ]
-    opened = [grpc.aio.insecure_channel(server.grpc_address) for _ in range(channels)]
+    opened = [_connection(server.grpc_address) for _ in range(channels)]
     answers: Counter[str] = Counter()
     remaining = iter(range(checks))
 
@@ -414,7 +420,7 @@ async def run_access_logs(
     loop, as Envoy's loggers flush on their own clocks). Then the senders stop, still connected: what the server
     has not read a second later is ``unread``; the backlog is timed until worked off, and the streams end."""
     messages = [_stream_messages(stream, batch) for stream in range(streams)]
-    opened = [grpc.aio.insecure_channel(server.grpc_address) for _ in range(streams)]  # one connection per sidecar
+    opened = [_connection(server.grpc_address) for _ in range(streams)]  # one connection per sidecar
     calls: list[grpc.aio.StreamUnaryCall[bytes, StreamAccessLogsResponse]] = []
     sent_at: list[float] = []  # when each batch's write returned
     stop_sending = asyncio.Event()

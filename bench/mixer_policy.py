@@ -23,7 +23,9 @@ per second it ingests.
    weighs on both alike. ``--skip-reference`` leaves the stand-in out. With ``--mixers N`` (2 by default), N more
    Mixer processes share one port (gRPC sets SO_REUSEPORT: the kernel spreads the ``--channels`` connections) and
    take the same turns: their checks per CPU-second against one Mixer's (issue 13: at least 0.9x), and how the
-   checks split between them. Their RateLimit counters are each process's own: no shared counter store yet.
+   checks split between them. Their RateLimit counters are each process's own; then, where Debian's redis-server
+   is installed, as many processes share a real Redis (``--quota-store``): the checks one RateLimit bucket lets
+   through (exactly its limit) and their checks per CPU-second, Redis's CPU counted.
 3. Access logs: ``--streams`` StreamAccessLogs streams sending batches of ``--batch`` entries for
    ``--grpc-duration`` seconds, twice: flat out (as fast as gRPC takes writes) and paced at ``--offered`` entries/s
    (20000, issue 13's rate); entries/s sent, received, processed into Istio metrics, dropped and never read, and
@@ -179,7 +181,7 @@ class SharedPort:
         return (
             f"{len(self.checks_by_process)} Mixer processes on one port: {self.result.per_cpu_second:.0f} checks per "
             f"CPU-second = {ratio:.2f}x one Mixer's (issue 13: at least 0.9x); checks by process {split}; their "
-            "RateLimit counters are each process's own (no shared counter store yet)"
+            "RateLimit counters are each process's own here (with --quota-store they share them: below)"
         )
 
 
