@@ -6,11 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import grpc
 import pytest
 from envoy.service.auth.v3.external_auth_pb2 import CheckRequest
+from envoy.service.auth.v3.external_auth_pb2_grpc import AuthorizationStub
+from google.rpc import code_pb2
 
 from bench._measure import free_port
 from bench._redis_server import RedisServerProcess
+from mixer.app import MixerOptions, MixerServer
 from mixer.attributes import check_attributes
 from mixer.checks import PolicyEngine
 from mixer.redis_client import RedisAddress, RedisClient, RedisError, parse_redis_url
@@ -114,3 +118,26 @@ async def test_a_store_that_cannot_answer_denies(
     assert (decision.allowed, decision.result, decision.status) == (False, "error", 403)
     assert "the shared quota store cannot count the request" in decision.reason
     assert "cannot connect" in decision.reason
+
+
+async def test_two_mixer_servers_given_one_store_answer_checks_over_grpc_within_one_limit(
+    redis_server: RedisServerProcess, make_meta: MakeMeta, mixer_mesh: MakeMesh, make_check_request: MakeRequest
+) -> None:
+    # what `mixer --quota-store URL` wires: the option, the engine's shared store, the Check handler awaiting it
+    snapshot = mixer_mesh(quota(make_meta, requests=4))
+    options = MixerOptions(grpc_address="127.0.0.1:0", quota_store=parse_redis_url(redis_server.url))
+    mixers = [MixerServer(options), MixerServer(options)]
+    codes: list[int] = []
+    try:
+        for mixer in mixers:
+            await mixer.start()
+            mixer.engine.update(snapshot)
+        for number in range(10):
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{mixers[number % 2].port}") as channel:
+                response = await AuthorizationStub(channel).Check(make_check_request())
+            codes.append(response.status.code)
+    finally:
+        for mixer in mixers:
+            await mixer.stop()
+    assert codes.count(code_pb2.OK) == 4
+    assert codes[4:] == [code_pb2.RESOURCE_EXHAUSTED] * 6
