@@ -15,7 +15,7 @@ from envoy.service.accesslog.v3.als_pb2 import StreamAccessLogsMessage, StreamAc
 from prometheus_client.parser import text_string_to_metric_families
 
 from meshplane.mixer_names import ACCESS_LOG_NAME
-from mixer.accesslog_service import ACCESS_LOG_SERVICE, TelemetryPipeline, add_access_log_service
+from mixer.accesslog_service import ACCESS_LOG_SERVICE, SLICE_ENTRIES, TelemetryPipeline, add_access_log_service
 from mixer.graph import ServiceGraph
 from mixer.metrics import MixerMetrics
 from mixer.registry import WorkloadRegistry
@@ -227,3 +227,18 @@ async def test_a_stream_from_a_node_id_that_is_not_istios_still_counts(
 def test_queue_capacity_must_hold_an_entry(metrics: MixerMetrics, registry: WorkloadRegistry) -> None:
     with pytest.raises(ValueError, match="capacity"):
         TelemetryPipeline(metrics=metrics, registry=lambda: registry, capacity=0)
+
+
+async def test_a_large_batch_is_worked_in_slices_with_the_loop_free_between_them(pipeline: TelemetryPipeline) -> None:
+    # Envoy flushes a second's entries at once: checks on the same loop must not wait behind all of them
+    node = parse_node_id(REVIEWS_NODE)
+    assert pipeline.offer(node, [inbound_reviews_entry() for _ in range(2 * SLICE_ENTRIES + 10)])
+    pipeline.start()
+    seen: list[int] = []
+    async with asyncio.timeout(WAIT):
+        while pipeline.queued_entries:
+            await asyncio.sleep(0)  # another task on the loop, as a check would be
+            seen.append(pipeline.queued_entries)
+        await pipeline.drain()
+    assert SLICE_ENTRIES + 10 in seen and 10 in seen  # it ran between the slices
+    assert counter(pipeline.metrics, "istio_requests") == 2 * SLICE_ENTRIES + 10
