@@ -135,7 +135,7 @@ class MixerGroup:
         return (*(mixer.pid for mixer in self.mixers), *self.extra_pids)
 
     async def metrics_text(self) -> str:
-        return "\n".join([await mixer.metrics_text() for mixer in self.mixers])
+        return "\n".join(await self.each_metrics_text())
 
     async def each_metrics_text(self) -> list[str]:
         return [await mixer.metrics_text() for mixer in self.mixers]

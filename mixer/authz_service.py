@@ -76,19 +76,14 @@ class AuthorizationService:
         self.engine = engine
         self.metrics = metrics
 
-    def decide(self, request: CheckRequest) -> tuple[Mapping[str, Any], Decision]:
-        """The attributes of ``request`` (each root built when a policy, or the denial log, reads it) and the
-        engine's decision on them."""
-        attributes = CheckAttributes(request, self.engine.registry)
-        return attributes, self.engine.check(attributes, destination_ip=attributes.destination_ip)
-
     async def check(self, request: CheckRequest, context: grpc.aio.ServicerContext[CheckRequest, bytes]) -> bytes:
-        """The serialized CheckResponse for ``request``."""
+        """The serialized CheckResponse for ``request``: the engine's decision on its attributes (each root built
+        when a policy, or the denial log, reads it); with a shared quota store, RateLimits count in it (awaited)."""
         started = time.perf_counter()
+        attributes = CheckAttributes(request, self.engine.registry)
         if self.engine.shared_quota is None:
-            attributes, decision = self.decide(request)
-        else:  # RateLimits count in Redis: a round trip, awaited
-            attributes = CheckAttributes(request, self.engine.registry)
+            decision = self.engine.check(attributes, destination_ip=attributes.destination_ip)
+        else:
             decision = await self.engine.check_shared(attributes, destination_ip=attributes.destination_ip)
         self.metrics.check_answered(decision.result, time.perf_counter() - started)
         if decision.allowed:

@@ -17,14 +17,20 @@ from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["RedisAddress", "RedisClient", "RedisError", "Reply", "parse_redis_url"]
+__all__ = ["ErrorReply", "RedisAddress", "RedisClient", "RedisError", "Reply", "parse_redis_url"]
 
-Reply = int | bytes | str | list["Reply"] | None
 DEFAULT_PORT = 6379
 
 
 class RedisError(Exception):
     """Redis answered an error, or the connection failed."""
+
+
+class ErrorReply(RedisError):
+    """An error reply (``-ERR ...``): read as a value, so that the replies after it stay in step."""
+
+
+Reply = int | bytes | str | list["Reply"] | ErrorReply | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +69,14 @@ def encode_command(*args: str | bytes | int) -> bytes:
 
 
 async def read_reply(reader: asyncio.StreamReader) -> Reply:
-    """One RESP2 reply; an error reply is returned as a ``RedisError`` instance inside arrays, raised at the top."""
+    """One RESP2 reply, read whole (an error reply, also inside an array, is an ``ErrorReply`` value); RedisError
+    only for bytes that are not RESP (the connection is then out of step and must be dropped)."""
     line = await reader.readuntil(b"\r\n")
     kind, body = line[:1], line[1:-2]
     if kind == b"+":
         return body.decode()
     if kind == b"-":
-        raise RedisError(body.decode(errors="replace"))
+        return ErrorReply(body.decode(errors="replace"))
     if kind == b":":
         return int(body)
     if kind == b"$":
@@ -135,7 +142,10 @@ class RedisClient:
                 )
                 for command in self._handshake():
                     writer.write(encode_command(*command))
-                    await asyncio.wait_for(read_reply(reader), self.timeout)
+                    answer = await asyncio.wait_for(read_reply(reader), self.timeout)
+                    if isinstance(answer, ErrorReply):
+                        writer.close()
+                        raise RedisError(f"{address}: {command[0]} refused: {answer}")
             except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
                 raise RedisError(f"{address}: cannot connect: {exc or type(exc).__name__}") from None
             self._writer, self._waiting = writer, deque()
@@ -157,18 +167,14 @@ class RedisClient:
     ) -> None:
         try:
             while True:
-                try:
-                    reply: Reply = await read_reply(reader)
-                    error: RedisError | None = None
-                except RedisError as exc:
-                    reply, error = None, exc
+                reply = await read_reply(reader)
                 if not waiting:
                     raise RedisError("a reply nobody asked for")
                 waiter = waiting.popleft()
                 if waiter.done():
                     continue
-                if error is not None:
-                    waiter.set_exception(error)
+                if isinstance(reply, ErrorReply):
+                    waiter.set_exception(reply)
                 else:
                     waiter.set_result(reply)
         except (OSError, asyncio.IncompleteReadError, RedisError) as exc:

@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from opentelemetry.sdk.metrics.export import Metric
 from opentelemetry.util.types import Attributes
@@ -76,6 +77,7 @@ DEFAULT_SERIES_LIMIT = 2000  # the OpenTelemetry SDK's default aggregation cardi
 OVERFLOW_ATTRIBUTES: dict[str, bool] = {"otel.metric.overflow": True}
 
 SeriesKey = tuple[tuple[str, ...], tuple[str, ...]]  # (label names, label values)
+_Value = TypeVar("_Value")
 _OVERFLOW: SeriesKey = (("otel.metric.overflow",), ("true",))  # compared by identity: see _attributes
 
 
@@ -198,11 +200,14 @@ class IstioTelemetry:
             ]
         metrics: list[Metric] = []
         if requests:
-            counts = _merged_counts(requests)
+            counts = _merged(requests, _added)
             metrics.append(sum_metric(REQUESTS_TOTAL.removesuffix("_total"), _REQUESTS_DESCRIPTION, counts, start, now))
         for (series, distributions), (name, description) in zip(histograms, _HISTOGRAMS, strict=True):
             if distributions:
-                points = [d.point(attributes, series.bounds, start, now) for attributes, d in _merged(distributions)]
+                points = [
+                    d.point(attributes, series.bounds, start, now)
+                    for attributes, d in _merged(distributions, _combined)
+                ]
                 metrics.append(histogram_metric(name, description, points))
         return metrics
 
@@ -212,30 +217,27 @@ class IstioTelemetry:
             return len(self._requests.values)
 
 
-def _merged_counts(series: Iterable[tuple[SeriesKey, int]]) -> list[tuple[Attributes, int]]:
-    """Each label set's count: series whose labels are the same set in another order (two workloads' Telemetry
-    overrides naming them differently) are one series, as the SDK keyed them."""
-    merged: dict[frozenset[tuple[str, object]], tuple[Attributes, int]] = {}
-    for key, count in series:
+def _merged(
+    series: Iterable[tuple[SeriesKey, _Value]], add: Callable[[_Value, _Value], _Value]
+) -> list[tuple[Attributes, _Value]]:
+    """Each label set's value: series whose labels are the same set in another order (two workloads' Telemetry
+    overrides naming them differently) are one series, as the SDK keyed them; ``add`` combines two values."""
+    merged: dict[frozenset[tuple[str, object]], tuple[Attributes, _Value]] = {}
+    for key, value in series:
         attributes = _attributes(key)
-        identity = frozenset(attributes.items()) if attributes else frozenset()
+        identity = frozenset((attributes or {}).items())
         found = merged.get(identity)
-        merged[identity] = (attributes, count if found is None else found[1] + count)
+        merged[identity] = (attributes, value if found is None else add(found[1], value))
     return list(merged.values())
 
 
-def _merged(series: Iterable[tuple[SeriesKey, Distribution]]) -> list[tuple[Attributes, Distribution]]:
-    """Each label set's distribution (see ``_merged_counts``); the distributions are the caller's copies."""
-    merged: dict[frozenset[tuple[str, object]], tuple[Attributes, Distribution]] = {}
-    for key, distribution in series:
-        attributes = _attributes(key)
-        identity = frozenset(attributes.items()) if attributes else frozenset()
-        found = merged.get(identity)
-        if found is None:
-            merged[identity] = (attributes, distribution)
-        else:
-            found[1].merge(distribution)
-    return list(merged.values())
+def _added(count: int, more: int) -> int:
+    return count + more
+
+
+def _combined(distribution: Distribution, more: Distribution) -> Distribution:
+    distribution.merge(more)  # the caller's copy
+    return distribution
 
 
 _REQUESTS_DESCRIPTION = "Requests handled by an Istio proxy."

@@ -17,7 +17,7 @@ from bench._redis_server import RedisServerProcess
 from mixer.app import MixerOptions, MixerServer
 from mixer.attributes import check_attributes
 from mixer.checks import PolicyEngine
-from mixer.redis_client import RedisAddress, RedisClient, RedisError, parse_redis_url
+from mixer.redis_client import ErrorReply, RedisAddress, RedisClient, RedisError, parse_redis_url
 from mixer.shared_quota import SharedQuota
 from pilot.model import MeshSnapshot
 from tests.redis_server import redis_server
@@ -141,3 +141,35 @@ async def test_two_mixer_servers_given_one_store_answer_checks_over_grpc_within_
             await mixer.stop()
     assert codes.count(code_pb2.OK) == 4
     assert codes[4:] == [code_pb2.RESOURCE_EXHAUSTED] * 6
+
+
+async def test_an_error_inside_a_reply_leaves_the_replies_in_step(redis_server: RedisServerProcess) -> None:
+    client = RedisClient(redis_server.address)
+    try:
+        reply = await client.call("EVAL", "return {1, redis.error_reply('nope'), 3}", 0)
+        assert isinstance(reply, list) and reply[0] == 1 and reply[2] == 3
+        assert isinstance(reply[1], ErrorReply) and str(reply[1]) == "ERR nope"
+        assert await client.call("PING") == "PONG"
+    finally:
+        await client.close()
+
+
+async def test_a_refused_password_is_said_at_connect(redis_server: RedisServerProcess) -> None:
+    address = RedisAddress(redis_server.address.host, redis_server.address.port, 0, "wrong")
+    with pytest.raises(RedisError, match="AUTH refused"):
+        await RedisClient(address).call("PING")
+
+
+async def test_counters_survive_a_reload_that_leaves_the_rate_limit_unchanged(
+    redis_server: RedisServerProcess, make_meta: MakeMeta, mixer_mesh: MakeMesh, make_check_request: MakeRequest
+) -> None:
+    store = SharedQuota(RedisClient(redis_server.address))
+    engine = PolicyEngine(mixer_mesh(quota(make_meta, requests=2), version=1), shared_quota=store)
+    try:
+        for _ in range(2):
+            assert (await engine.check_shared(check_attributes(make_check_request(), engine.registry))).allowed
+        engine.update(mixer_mesh(quota(make_meta, requests=2), version=2))  # the same spec: the same counters
+        decision = await engine.check_shared(check_attributes(make_check_request(), engine.registry))
+        assert decision.result == "rate_limited"
+    finally:
+        await store.close()
