@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from collections.abc import Sequence
 
 import pytest
 
 from e2e.conftest import POD_WORLD_LOOP
 from e2e.pod_mesh import OUTSIDE_NAME, REVIEWS_URL, PodMesh
-from e2e.pods import pod_resolve, why_pods_cannot_run
+from e2e.pods import envoy_stat, pod_get, pod_resolve, why_pods_cannot_run
 from e2e.rules import weighted_reviews
 from e2e.traffic import binomial_bounds, count_by
 from pilot.model.vips import AUTO_VIP_NETWORK
@@ -188,3 +189,31 @@ async def test_a_name_change_in_config_reaches_the_pods_answers_within_seconds(
     await pods.config.wait_synced()  # and the sidecars have it too, before the next test
 
     assert seconds < NAME_CHANGE_SECONDS
+
+
+async def test_a_delta_sidecar_takes_a_route_change_as_one_virtual_host_over_vhds(delta_pods: PodMesh) -> None:
+    """Delta sidecars get their route tables over VHDS (Pilot's default): the table ``9080`` has no virtual hosts of
+    its own and Envoy assembles them from ``9080/<host>`` resources; a VirtualService change reaches Envoy as a VHDS
+    update, the table itself is not sent again, and traffic follows it."""
+    pod = delta_pods.pod("productpage")
+    table_updates = "http.outbound_0.0.0.0_9080.rds.9080.update_success"
+    host_updates = "http.outbound_0.0.0.0_9080.rds.vhds.9080.update_success"
+    await delta_pods.config.apply("reviews-vs", weighted_reviews(v1=100))
+    await delta_pods.config.wait_synced()
+    tables_before = await asyncio.to_thread(envoy_stat, pod, table_updates)
+    hosts_before = await asyncio.to_thread(envoy_stat, pod, host_updates)
+
+    await delta_pods.config.apply("reviews-vs", weighted_reviews(v2=100))
+    await delta_pods.config.wait_synced()
+
+    assert count_by(await delta_pods.responses(REVIEWS_URL, 20, concurrency=4)) == {"v2": 20}
+    assert await asyncio.to_thread(envoy_stat, pod, host_updates) > hosts_before
+    assert await asyncio.to_thread(envoy_stat, pod, table_updates) == tables_before, "the table was not resent"
+    url = "http://127.0.0.1:15000/config_dump?resource=dynamic_route_configs"
+    [(status, body)] = await asyncio.to_thread(pod_get, pod, url)
+    assert status == 200, body
+    [table] = [c["route_config"] for c in json.loads(body)["configs"] if c["route_config"]["name"] == "9080"]
+    assert "vhds" in table
+    hosts = [host["name"] for host in table["virtual_hosts"]]
+    assert "9080/reviews.default.svc.cluster.local:9080" in hosts, hosts
+    assert all(name.startswith("9080/") for name in hosts), hosts

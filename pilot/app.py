@@ -75,6 +75,7 @@ class PilotOptions:
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     new_streams_per_second: float = DEFAULT_NEW_STREAMS_PER_SECOND  # admission rate of new ADS streams (0: no limit)
     new_streams_burst: int = DEFAULT_NEW_STREAMS_BURST
+    vhds: bool = True  # delta streams' route tables over VHDS (``pilot.xds.vhds``)
 
 
 async def run_pilot(
@@ -142,6 +143,7 @@ async def run_pilot(
         stall_timeout=options.stall_timeout,
         new_streams_per_second=options.new_streams_per_second,
         new_streams_burst=options.new_streams_burst,
+        vhds=options.vhds,
     )
     registration = MemorySource(sink, name=AUTO)
     server.proxy_listeners.append(

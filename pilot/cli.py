@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=100,
         help="how many new ADS streams are admitted at once after a quiet spell (default %(default)s)",
     )
+    parser.add_argument(
+        "--vhds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve delta ADS streams' route tables over VHDS, one virtual host per resource, so that a VirtualService "
+        "change sends one virtual host, not a whole table (default: on; SotW streams always get whole tables)",
+    )
     parser.add_argument("--no-status-writes", action="store_true", help="with a cluster: never write resources' status")
     add_mesh_arguments(parser)
     add_logging_arguments(parser)
@@ -145,6 +152,7 @@ def _run(argv: Sequence[str] | None, parse_ahead: ParseAhead) -> int:
         stall_timeout=args.stall_timeout,
         new_streams_per_second=args.max_new_streams_per_second,
         new_streams_burst=args.new_streams_burst,
+        vhds=args.vhds,
     )
     return run_service(
         "pilot", lambda: run_pilot(options, parse_ahead=parse_ahead), errors=(FileNotFoundError, MeshConfigError)

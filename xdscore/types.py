@@ -16,6 +16,7 @@ __all__ = [
     "ROUTE_TYPE",
     "SECRET_TYPE",
     "TYPE_URL_PREFIX",
+    "VIRTUAL_HOST_TYPE",
     "short_type",
 ]
 
@@ -24,6 +25,7 @@ CLUSTER_TYPE = TYPE_URL_PREFIX + "envoy.config.cluster.v3.Cluster"
 ENDPOINT_TYPE = TYPE_URL_PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
 LISTENER_TYPE = TYPE_URL_PREFIX + "envoy.config.listener.v3.Listener"
 ROUTE_TYPE = TYPE_URL_PREFIX + "envoy.config.route.v3.RouteConfiguration"
+VIRTUAL_HOST_TYPE = TYPE_URL_PREFIX + "envoy.config.route.v3.VirtualHost"  # VHDS (delta only)
 SECRET_TYPE = TYPE_URL_PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
 NAME_TABLE_TYPE = TYPE_URL_PREFIX + "istio.networking.nds.v1.NameTable"  # Istio's v3.NameTableType
 
@@ -33,6 +35,7 @@ _SHORT_TYPES = MappingProxyType(
         ENDPOINT_TYPE: "eds",
         LISTENER_TYPE: "lds",
         ROUTE_TYPE: "rds",
+        VIRTUAL_HOST_TYPE: "vhds",
         SECRET_TYPE: "sds",
         NAME_TABLE_TYPE: "nds",
         PROXY_CONFIG_TYPE: "proxyconfig",
@@ -41,6 +44,6 @@ _SHORT_TYPES = MappingProxyType(
 
 
 def short_type(type_url: str) -> str:
-    """``cds``/``eds``/``lds``/``rds``/``sds`` for Envoy's types, ``nds`` for the name table, else the message name
-    in lower case."""
+    """``cds``/``eds``/``lds``/``rds``/``vhds``/``sds`` for Envoy's types, ``nds`` for the name table, else the
+    message name in lower case."""
     return _SHORT_TYPES.get(type_url) or type_url.rsplit(".", 1)[-1].lower()

@@ -26,11 +26,12 @@ import structlog
 from google.protobuf import json_format
 from google.protobuf.any_pb2 import Any as AnyProto
 
-from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, TypeGenerator
+from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, PUSH_ORDER, ROUTE_TYPE, TypeGenerator
 from pilot.metrics import PilotMetrics
 from pilot.model import ProxyNode
 from pilot.xds.cache import ResourceCache
 from pilot.xds.consistency import Dangling
+from pilot.xds.vhds import VhdsSplits, VhdsView
 from xdscore import (
     Mode,
     Nack,
@@ -45,12 +46,14 @@ from xdscore import (
     forget_sent,
     short_type,
 )
+from xdscore.types import VIRTUAL_HOST_TYPE
 
 __all__ = ["Connection", "Mode", "SendTimeoutError", "short_type"]
 
 log = structlog.get_logger(__name__)
 
 _PUSH = "push"  # notice: the latest-snapshot slot changed
+_VIRTUAL_HOSTS = "vhds"  # notice: route tables were sent over a VHDS stream; their virtual hosts follow
 
 
 class _SnapshotProducer:
@@ -65,22 +68,39 @@ class _SnapshotProducer:
 
     async def resources(self, watch: WatchedResource) -> ProxyResources | None:
         del watch  # a proxy's views hold every name; the planner picks the watched ones
-        connection = self._connection
-        cache = connection.cache
-        if cache is None or not await connection.usable(cache):
-            return None
-        current = cache.cached_view(self._type_url, connection.node)
-        if current is None:
-            try:
-                current = await asyncio.to_thread(cache.view, self._type_url, connection.node)
-            except Exception:
-                log.exception("generating resources failed", proxy=connection.node.id, type=short_type(self._type_url))
-                raise
-        return current
+        return await self._connection.view(self._type_url)
 
     def changes(self, since: ProxyResources, current: ProxyResources) -> ResourceChanges | None:
         cache = self._connection.cache
         return cache.changes(since, current) if cache is not None else None
+
+
+class _VhdsRoutesProducer(_SnapshotProducer):
+    """RDS for a stream served over VHDS: the proxy's route tables without their virtual hosts."""
+
+    async def resources(self, watch: WatchedResource) -> ProxyResources | None:
+        view = await self._connection.vhds_view()
+        return view.routes if view is not None else None
+
+
+class _VirtualHostProducer(_SnapshotProducer):
+    """VHDS: the virtual hosts of the route tables the stream has been sent over RDS.
+
+    Envoy subscribes to VHDS by namespace (the table's name) but never sends those names: its VirtualHost requests
+    are a wildcard subscription, and each table's VHDS watch takes the ``<table>/...`` resources. A watch exists
+    once Envoy has applied that table's RDS response, and a resource that arrives before it is dropped for good;
+    so a table's virtual hosts go out only after the table itself (pushed after RDS, and after every RDS response:
+    ``Connection.sent``)."""
+
+    async def resources(self, watch: WatchedResource) -> ProxyResources | None:
+        del watch
+        connection = self._connection
+        view = await connection.vhds_view()
+        if view is None:
+            return None
+        routes = connection.watches.get(ROUTE_TYPE)
+        sent = routes.sent.items() if routes is not None else ()
+        return view.subscribed(frozenset(name for name, version in sent if version))
 
 
 class Connection:
@@ -96,7 +116,11 @@ class Connection:
         cache: ResourceCache | None,
         metrics: PilotMetrics,
         settings: StreamSettings,
+        vhds: VhdsSplits | None = None,
     ) -> None:
+        """``vhds`` (delta streams only): serve route tables over VHDS, split by these (the server's)."""
+        if vhds is not None and mode != "delta":
+            raise ValueError("VHDS needs a delta stream")
         self.node = node
         self.mode: Mode = mode
         self.connected_at = time.time()
@@ -104,9 +128,15 @@ class Connection:
         self._latest = cache  # the newest snapshot the server announced
         self._order = [t for t in PUSH_ORDER if t in generators] + [t for t in generators if t not in PUSH_ORDER]
         self._metrics = metrics
+        self._vhds = vhds
+        self._vhds_view: tuple[ProxyResources, VhdsView] | None = None  # the RDS view it was split from, and it
         self._consistent: ResourceCache | None = None  # the last snapshot found consistent for this proxy
         self._withheld: tuple[int, Dangling] | None = None  # (version, dangling) of a snapshot not used, if any
         producers = {t: _SnapshotProducer(self, t, g.wildcard) for t, g in generators.items()}
+        if vhds is not None and ROUTE_TYPE in generators:
+            producers[ROUTE_TYPE] = _VhdsRoutesProducer(self, ROUTE_TYPE, False)
+            producers[VIRTUAL_HOST_TYPE] = _VirtualHostProducer(self, VIRTUAL_HOST_TYPE, True)
+            self._order.insert(self._order.index(ROUTE_TYPE) + 1, VIRTUAL_HOST_TYPE)
         self._stream = XdsStream(
             mode=mode, producers=producers, write=write, owner=self, settings=settings, log_context={"proxy": node.id}
         )
@@ -127,9 +157,41 @@ class Connection:
         await self._stream.serve(first, requests)
 
     async def noticed(self, notice: Hashable) -> None:
-        """The stream's task got to a "newer snapshot" notice: push the newest snapshot announced."""
-        if self._latest is not None:
+        """The stream's task got to a notice: a newer snapshot (push it), or route tables sent (their VHDS)."""
+        if notice == _VIRTUAL_HOSTS:
+            if VIRTUAL_HOST_TYPE in self.watches:
+                await self._stream.respond(VIRTUAL_HOST_TYPE, requested=False, force=False)
+        elif self._latest is not None:
             await self._push(self._latest)
+
+    async def view(self, type_url: str) -> ProxyResources | None:
+        """The proxy's resources of one type in the snapshot being served (built in a worker thread if need be);
+        None while there is none, or it is withheld from this proxy."""
+        cache = self.cache
+        if cache is None or not await self.usable(cache):
+            return None
+        current = cache.cached_view(type_url, self.node)
+        if current is None:
+            try:
+                current = await asyncio.to_thread(cache.view, type_url, self.node)
+            except Exception:
+                log.exception("generating resources failed", proxy=self.node.id, type=short_type(type_url))
+                raise
+        return current
+
+    async def vhds_view(self) -> VhdsView | None:
+        """The proxy's route tables in VHDS form, from the snapshot being served (split in a worker thread once
+        per RDS view; a table already split, by any stream, is not split again)."""
+        splits = self._vhds
+        routes = await self.view(ROUTE_TYPE)
+        if routes is None or splits is None:
+            return None
+        memo = self._vhds_view
+        if memo is not None and memo[0] is routes:
+            return memo[1]
+        view = await asyncio.to_thread(VhdsView.of, routes, splits)
+        self._vhds_view = (routes, view)
+        return view
 
     async def usable(self, cache: ResourceCache) -> bool:
         """Whether ``cache`` is consistent for this proxy (checked once per snapshot; may generate its resources)."""
@@ -190,6 +252,8 @@ class Connection:
         log.warning("proxy rejected config (NACK)", proxy=self.node.id, type=short_type(type_url), **nack.log_fields())
 
     def sent(self, type_url: str, sent: Sent) -> None:
+        if type_url == ROUTE_TYPE and self._vhds is not None:
+            self._stream.notify(_VIRTUAL_HOSTS)  # e.g. a table the proxy just subscribed to: now its virtual hosts
         self._metrics.pushed(short_type(type_url), sent.seconds)
         log.debug(
             "pushed",

@@ -40,6 +40,7 @@ from pilot.xds.cache import ResourceCache
 from pilot.xds.connection import Connection, Mode, short_type
 from pilot.xds.consistency import InconsistentSnapshotError
 from pilot.xds.pushes import Debouncer, build_cache
+from pilot.xds.vhds import VhdsSplits
 from xdscore import (
     DEFAULT_NEW_STREAMS_BURST,
     DEFAULT_NEW_STREAMS_PER_SECOND,
@@ -106,6 +107,7 @@ class DiscoveryServer:
         stall_timeout: float = DEFAULT_STALL_TIMEOUT,
         new_streams_per_second: float = DEFAULT_NEW_STREAMS_PER_SECOND,
         new_streams_burst: int = DEFAULT_NEW_STREAMS_BURST,
+        vhds: bool = True,
         metrics: PilotMetrics | None = None,
         registries: Sequence[ServiceRegistry] = (SERVICE_ENTRIES,),
         mesh: MeshSettings = DEFAULT_MESH_SETTINGS,
@@ -116,7 +118,7 @@ class DiscoveryServer:
         (Istio's PILOT_XDS_SEND_TIMEOUT); a slower write goes on outside it. ``stall_timeout``: seconds a client may
         take nothing of its stream before the stream is closed. ``new_streams_per_second`` and ``new_streams_burst``:
         how fast new streams are admitted (a token bucket they wait on; Istio's PILOT_MAX_REQUESTS_PER_SECOND); rate
-        0: no limit."""
+        0: no limit. ``vhds``: delta streams get their route tables over VHDS (``pilot.xds.vhds``)."""
         if max_concurrent_pushes < 1:
             raise ValueError(f"max_concurrent_pushes must be >= 1, got {max_concurrent_pushes}")
         self.generators = generators
@@ -133,6 +135,7 @@ class DiscoveryServer:
         self._send_timeout = send_timeout
         self._stall_timeout = stall_timeout
         self.admission = AdmissionRate(new_streams_per_second, new_streams_burst)
+        self._vhds = VhdsSplits() if vhds else None
         self._debouncer = Debouncer(quiet=debounce, max_delay=debounce_max, flush=self._build_and_push, name="xds-push")
         self._config: tuple[Mapping[ConfigKey, ConfigResource], int] | None = None
         self._cache: ResourceCache | None = None
@@ -320,6 +323,7 @@ class DiscoveryServer:
             cache=self._cache,
             metrics=self.metrics,
             settings=self._stream_settings,
+            vhds=self._vhds if mode == "delta" else None,
         )
         self._connections[connection] = None
         self.metrics.connection_opened()

@@ -1,0 +1,151 @@
+"""VHDS over real gRPC (``pilot.xds.vhds``): delta streams get route tables without virtual hosts and each virtual
+host as a ``VirtualHost`` resource named ``<table>/<name>``, after the table; a VirtualService change sends one
+virtual host and no table. SotW streams, and delta ones with ``vhds=False``, get whole tables."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from envoy.config.route.v3.route_components_pb2 import VirtualHost
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
+from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
+
+from pilot.generate.registry import CLUSTER_TYPE, ROUTE_TYPE
+from pilot.xds import DiscoveryServer
+from tests.xds_fakes import (
+    DEFAULT_ROUTES,
+    PRODUCTPAGE,
+    REVIEWS_HOST,
+    REVIEWS_V2_CLUSTER,
+    WAIT,
+    AdsStream,
+    bookinfo,
+    fake_generators,
+    unpack_route,
+    wait_until,
+)
+from xdscore.types import VIRTUAL_HOST_TYPE
+
+REVIEWS_VHOST = f"{DEFAULT_ROUTES}/{REVIEWS_HOST}:9080"
+PRODUCTPAGE_VHOST = f"{DEFAULT_ROUTES}/productpage.default.svc.cluster.local:9080"
+
+
+async def _ack(stream: AdsStream, response: DeltaDiscoveryResponse) -> None:
+    await stream.delta_request(response.type_url, nonce=response.nonce)
+
+
+def _table(response: DeltaDiscoveryResponse) -> RouteConfiguration:
+    [resource] = response.resources
+    table = RouteConfiguration()
+    resource.resource.Unpack(table)
+    return table
+
+
+def _hosts(response: DeltaDiscoveryResponse) -> dict[str, VirtualHost]:
+    hosts = {}
+    for resource in response.resources:
+        host = VirtualHost()
+        assert resource.resource.Unpack(host)
+        assert resource.name == host.name  # Envoy keys VHDS virtual hosts by name and removes them by resource name
+        hosts[resource.name] = host
+    return hosts
+
+
+async def _routes_then_hosts(stream: AdsStream) -> tuple[DeltaDiscoveryResponse, DeltaDiscoveryResponse]:
+    await stream.delta_request(CLUSTER_TYPE, node=PRODUCTPAGE)
+    await _ack(stream, await stream.recv())
+    await stream.delta_request(ROUTE_TYPE, subscribe=[DEFAULT_ROUTES])
+    routes = await stream.recv()
+    assert routes.type_url == ROUTE_TYPE
+    await _ack(stream, routes)
+    await stream.delta_request(VIRTUAL_HOST_TYPE)  # Envoy's VHDS request: no names (it matches by namespace)
+    hosts = await stream.recv()
+    assert hosts.type_url == VIRTUAL_HOST_TYPE
+    await _ack(stream, hosts)
+    return routes, hosts
+
+
+async def test_delta_tables_come_without_virtual_hosts_and_the_hosts_one_by_one(ads_channel: grpc.aio.Channel) -> None:
+    stream = AdsStream(ads_channel, delta=True)
+    routes, hosts = await _routes_then_hosts(stream)
+
+    table = _table(routes)
+    assert table.name == DEFAULT_ROUTES and list(table.virtual_hosts) == []
+    assert table.vhds.config_source.HasField("ads")
+    by_name = _hosts(hosts)
+    assert sorted(by_name) == sorted([PRODUCTPAGE_VHOST, REVIEWS_VHOST])
+    assert list(by_name[REVIEWS_VHOST].domains) == [REVIEWS_HOST]
+    assert list(hosts.removed_resources) == []
+
+
+async def test_a_virtual_service_change_sends_one_virtual_host_and_no_table(
+    ads_channel: grpc.aio.Channel, xds_server: DiscoveryServer
+) -> None:
+    stream = AdsStream(ads_channel, delta=True)
+    await _routes_then_hosts(stream)
+
+    xds_server.update_config(bookinfo(reviews_subset="v2"), 2)
+
+    change = await stream.recv()
+    assert change.type_url == VIRTUAL_HOST_TYPE, "the table did not change, only one of its virtual hosts"
+    [host] = _hosts(change).values()
+    assert host.name == REVIEWS_VHOST and host.routes[0].route.cluster == REVIEWS_V2_CLUSTER
+    await _ack(stream, change)
+    await stream.assert_silent()
+
+
+async def test_a_tables_virtual_hosts_follow_the_table_never_precede_it(ads_channel: grpc.aio.Channel) -> None:
+    """Envoy drops a virtual host whose table's VHDS watch does not exist yet (it exists once the table is applied):
+    asked for virtual hosts before any table, the stream gets none; the table's response brings them after it."""
+    stream = AdsStream(ads_channel, delta=True)
+    await stream.delta_request(CLUSTER_TYPE, node=PRODUCTPAGE)
+    await _ack(stream, await stream.recv())
+    await stream.delta_request(VIRTUAL_HOST_TYPE)
+    empty = await stream.recv()
+    assert empty.type_url == VIRTUAL_HOST_TYPE and list(empty.resources) == []
+    await _ack(stream, empty)
+
+    await stream.delta_request(ROUTE_TYPE, subscribe=[DEFAULT_ROUTES])
+    routes = await stream.recv()
+    hosts = await stream.recv()
+
+    assert routes.type_url == ROUTE_TYPE
+    assert hosts.type_url == VIRTUAL_HOST_TYPE and sorted(_hosts(hosts)) == sorted([PRODUCTPAGE_VHOST, REVIEWS_VHOST])
+
+
+async def test_sotw_streams_get_whole_tables(ads_channel: grpc.aio.Channel) -> None:
+    stream = AdsStream(ads_channel)
+    await stream.request(ROUTE_TYPE, [DEFAULT_ROUTES], node=PRODUCTPAGE)
+
+    table = unpack_route(await stream.recv(), DEFAULT_ROUTES)
+
+    assert not table.HasField("vhds")
+    assert sorted(h.name for h in table.virtual_hosts) == sorted(
+        n.split("/", 1)[1] for n in (REVIEWS_VHOST, PRODUCTPAGE_VHOST)
+    )
+
+
+@pytest.fixture
+async def no_vhds_channel() -> AsyncIterator[grpc.aio.Channel]:
+    server = DiscoveryServer(generators=fake_generators(), debounce=0.01, debounce_max=0.2, vhds=False)
+    server.update_config(bookinfo(), 1)
+    await server.start("127.0.0.1:0")
+    try:
+        await wait_until(lambda: server.ready, WAIT)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield channel
+    finally:
+        await server.stop(grace=0)
+
+
+async def test_without_vhds_delta_streams_get_whole_tables(no_vhds_channel: grpc.aio.Channel) -> None:
+    stream = AdsStream(no_vhds_channel, delta=True)
+    await stream.delta_request(ROUTE_TYPE, node=PRODUCTPAGE, subscribe=[DEFAULT_ROUTES])
+
+    table = _table(await stream.recv())
+
+    assert not table.HasField("vhds") and len(table.virtual_hosts) == 2
+    await stream.delta_request(VIRTUAL_HOST_TYPE)
+    await stream.assert_silent()  # not a type this server serves
