@@ -97,7 +97,8 @@ TOOLS ?= ../shared/tools
 bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.startup --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.ads_push $(ARGS)
-	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS)
+	$(BIN)/python -m bench.ads_push --mode delta $(ARGS)
+	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS) --mode both
 	$(BIN)/python -m bench.xds_scale
 	$(BIN)/python -m bench.mixer_policy --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.citadel_certs

@@ -1,9 +1,10 @@
 """Simulated Envoy sidecars: many ADS streams (SotW or delta) multiplexed over a few gRPC channels.
 
 Each stream behaves like Envoy's ADS client: CDS and LDS as wildcards, EDS for the EDS clusters CDS names, RDS for
-the route tables the listeners name, every response ACKed. Parsing is memoized by the resource bytes (or, for
-delta, by the resource version): the streams receive the same shared resources, so the client side stays cheap and
-the benchmark measures Pilot.
+the route tables the listeners name, every response ACKed; on a delta stream, once a route table names VHDS, the
+VirtualHost type as Envoy asks for it (a request without names: its VHDS watches match by namespace). Parsing is
+memoized by the resource bytes (or, for delta, by the resource version): the streams receive the same shared
+resources, so the client side stays cheap and the benchmark measures Pilot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import grpc
 from envoy.config.cluster.v3.cluster_pb2 import Cluster
 from envoy.config.listener.v3.listener_pb2 import Listener
+from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2 import (
     HttpConnectionManager,
 )
@@ -24,6 +26,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
 from pilot.generate.registry import CLUSTER_TYPE, ENDPOINT_TYPE, LISTENER_TYPE, ROUTE_TYPE
+from xdscore.types import VIRTUAL_HOST_TYPE
 
 __all__ = ["ClientStream", "open_channels"]
 
@@ -37,6 +40,7 @@ class _Names:
     def __init__(self) -> None:
         self._eds: dict[bytes, str] = {}
         self._rds: dict[bytes, tuple[str, ...]] = {}
+        self._vhds: dict[bytes, bool] = {}
 
     def eds_name(self, value: bytes) -> str:
         name = self._eds.get(value)
@@ -59,6 +63,12 @@ class _Names:
             names = self._rds[value] = tuple(found)
         return names
 
+    def uses_vhds(self, value: bytes) -> bool:
+        found = self._vhds.get(value)
+        if found is None:
+            found = self._vhds[value] = RouteConfiguration.FromString(value).HasField("vhds")
+        return found
+
 
 NAMES = _Names()
 _BY_VERSION: dict[tuple[str, str], Any] = {}
@@ -72,7 +82,8 @@ def open_channels(port: int, count: int) -> list[grpc.aio.Channel]:
 
 class ClientStream:
     """One simulated sidecar. ``synced`` is set once every type is ACKed; ``changed_at`` is when it ACKed the
-    first response of the type given to ``expect_change(type_url)`` after that call."""
+    first response of the type given to ``expect_change(type_url)`` after that call (for RDS, over VHDS: the first
+    VirtualHost response); ``change_bytes`` counts the bytes of every response since that call."""
 
     def __init__(self, channel: grpc.aio.Channel, node_id: str, *, delta: bool) -> None:
         self.node_id = node_id
@@ -86,6 +97,8 @@ class ClientStream:
         self.synced_at = 0.0
         self.changed_at = 0.0
         self.responses = 0
+        self.change_bytes = 0
+        self._vhds = False  # asked for the VirtualHost type (a table named VHDS)
         self._acked: set[str] = set()
         self._subscribed: dict[str, tuple[str, ...]] = {ENDPOINT_TYPE: (), ROUTE_TYPE: ()}
         self._delta_names: dict[str, dict[str, Any]] = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}  # name -> derived
@@ -98,7 +111,13 @@ class ClientStream:
         self.task = asyncio.create_task(self._run())
 
     def expect_change(self, type_url: str = ROUTE_TYPE) -> None:
-        self._expect_change = type_url
+        self._expect_change = VIRTUAL_HOST_TYPE if type_url == ROUTE_TYPE and self._vhds else type_url
+        self.change_bytes = 0
+
+    @property
+    def uses_vhds(self) -> bool:
+        """A route table named VHDS, and the stream asked for the VirtualHost type."""
+        return self._vhds
 
     @property
     def acked(self) -> frozenset[str]:
@@ -133,6 +152,7 @@ class ClientStream:
                 return
             self._call = self._new_call()
             self._acked.clear()
+            self._vhds = False
             self._subscribed = {ENDPOINT_TYPE: (), ROUTE_TYPE: ()}
             self._delta_names = {CLUSTER_TYPE: {}, LISTENER_TYPE: {}}
             self._sotw_versions.clear()
@@ -143,6 +163,8 @@ class ClientStream:
             await self._request(type_url, node=type_url == CLUSTER_TYPE)
         while (response := await self._call.read()) is not grpc.aio.EOF:
             self.responses += 1
+            if self._expect_change is not None:
+                self.change_bytes += response.ByteSize()
             await self._on_response(response)
 
     async def _request(self, type_url: str, *, node: bool = False, names: Iterable[str] = ()) -> None:
@@ -173,8 +195,13 @@ class ClientStream:
             )
         if follow is not None:
             await self._resubscribe(*follow)
+        names_vhds = type_url == ROUTE_TYPE and self.delta and not self._vhds
+        if names_vhds and any(NAMES.uses_vhds(item.resource.value) for item in response.resources):
+            self._vhds = True
+            await self._request(VIRTUAL_HOST_TYPE)
         self._acked.add(type_url)
-        if not self.synced.is_set() and self._acked.issuperset(_TYPES):
+        needed = (*_TYPES, VIRTUAL_HOST_TYPE) if self._vhds else _TYPES
+        if not self.synced.is_set() and self._acked.issuperset(needed):
             self.synced_at = time.monotonic()
             self.synced.set()
         if type_url == self._expect_change and not self.changed.is_set():

@@ -193,10 +193,12 @@ async def serve_pilot(
     change: str,
     port: int = 0,
     new_streams_per_second: float | None = None,
+    vhds: bool = True,
 ) -> None:
     """The Pilot side of the benchmark: serve the mesh on 127.0.0.1:``port`` (0: any free port; a port another
     Pilot serves is shared with it, gRPC sets SO_REUSEPORT), obey stdin commands, answer on stdout.
-    ``new_streams_per_second``: Pilot's admission rate (None: its default; 0: no limit)."""
+    ``new_streams_per_second``: Pilot's admission rate (None: its default; 0: no limit). ``vhds``: Pilot's
+    ``--vhds``."""
     configure_logging(level="warning")
     started = time.perf_counter()
     configs = build_mesh(services=services, namespaces=namespaces, streams=streams)
@@ -208,6 +210,7 @@ async def serve_pilot(
         new_streams_per_second=DEFAULT_NEW_STREAMS_PER_SECOND
         if new_streams_per_second is None
         else new_streams_per_second,
+        vhds=vhds,
     )
     server.update_config(configs, 1)
     await server.start(f"127.0.0.1:{port}")

@@ -50,6 +50,7 @@ class Pilot:
             f"--namespaces={args.namespaces}",
             f"--debounce={args.debounce}",
             f"--change={args.change}",
+            "--vhds" if args.vhds else "--no-vhds",
             *([f"--profile={args.profile}"] if args.profile else []),
             *([f"--port={port}"] if (port := getattr(args, "port", 0)) else []),
             *(
@@ -131,6 +132,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         convergence = await pilot.command("convergence")
         written, builds = convergence["seconds"], convergence["builds"]
         latencies = [s.changed_at - changed_at for s in streams]
+        change_bytes = sum(s.change_bytes for s in streams)
     finally:
         for stream in streams:
             await stream.stop()
@@ -149,6 +151,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "push_max": max(latencies),
         "push_min": min(latencies),
         "pilot_cpu_push": after_push["cpu"] - before_push["cpu"],
+        "push_mbytes": change_bytes / 1e6,
         "written_p50": percentile(written, 0.50) if written else float("nan"),
         "written_p99": percentile(written, 0.99) if written else float("nan"),
         "written_max": max(written, default=float("nan")),
@@ -188,6 +191,7 @@ def report(result: dict[str, Any]) -> str:
         ("  p50", f"{result['push_p50'] * 1000:.0f} ms"),
         ("  p99", f"{result['push_p99'] * 1000:.0f} ms"),
         ("  max", f"{result['push_max'] * 1000:.0f} ms (min {result['push_min'] * 1000:.0f} ms)"),
+        ("  bytes received, all streams", f"{result['push_mbytes']:.2f} MB (every response until 0.5 s after)"),
         ("Pilot CPU, push", f"{result['pilot_cpu_push']:.2f} s"),
         ("Pilot: snapshot + generation", f"{result['push_build_seconds'] * 1000:.0f} ms (worker thread)"),
         (
@@ -214,6 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--services", type=int, default=1000, help="services in the mesh, default 1000")
     parser.add_argument("--namespaces", type=int, default=5, help="namespaces the services spread over, default 5")
     parser.add_argument("--mode", choices=("sotw", "delta"), default="sotw", help="xDS variant, default sotw")
+    parser.add_argument(
+        "--vhds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Pilot's --vhds: delta streams' route tables over VHDS (default on; the clients follow either way)",
+    )
     parser.add_argument("--channels", type=int, default=8, help="gRPC channels the streams share, default 8")
     parser.add_argument("--debounce", type=float, default=0.1, help="Pilot's debounce in seconds, default 0.1")
     parser.add_argument(
@@ -245,6 +255,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             change=args.change,
             port=args.port,
             new_streams_per_second=args.new_streams_per_second,
+            vhds=args.vhds,
         )
         if args.profile:
             with cProfile.Profile() as profile:
