@@ -14,6 +14,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
 
 from pilot.generate.registry import CLUSTER_TYPE, ROUTE_TYPE
 from pilot.xds import DiscoveryServer
+from pilot.xds.vhds import VhdsSplits
 from tests.xds_fakes import (
     DEFAULT_ROUTES,
     PRODUCTPAGE,
@@ -26,6 +27,7 @@ from tests.xds_fakes import (
     unpack_route,
     wait_until,
 )
+from xdscore.resources import ResourceGroup, make_resource
 from xdscore.types import VIRTUAL_HOST_TYPE
 
 REVIEWS_VHOST = f"{DEFAULT_ROUTES}/{REVIEWS_HOST}:9080"
@@ -149,3 +151,31 @@ async def test_without_vhds_delta_streams_get_whole_tables(no_vhds_channel: grpc
     assert not table.HasField("vhds") and len(table.virtual_hosts) == 2
     await stream.delta_request(VIRTUAL_HOST_TYPE)
     await stream.assert_silent()  # not a type this server serves
+
+
+def _route_group(*tables: RouteConfiguration) -> ResourceGroup:
+    return ResourceGroup.of(make_resource(table) for table in tables)
+
+
+def _vhost_table(name: str, *hosts: str) -> RouteConfiguration:
+    return RouteConfiguration(name=name, virtual_hosts=[VirtualHost(name=h, domains=[h]) for h in hosts])
+
+
+def test_splits_are_shared_by_content_and_kept_over_two_snapshots() -> None:
+    splits = VhdsSplits()
+    first = splits.group(_route_group(_vhost_table("80", "a", "b"), _vhost_table("9080", "c")))
+
+    again = splits.group(_route_group(_vhost_table("80", "a", "b"), _vhost_table("9080", "c")))
+    assert again is first, "equal content, other objects: the same split"
+    assert sorted(first.routes.resources) == ["80", "9080"]
+    assert sorted(first.virtual_hosts["80"].resources) == ["80/a", "80/b"]
+    assert sorted(first.virtual_hosts["9080"].resources) == ["9080/c"]
+
+    splits.next_snapshot()
+    changed = splits.group(_route_group(_vhost_table("80", "a", "b2"), _vhost_table("9080", "c")))
+    assert changed.virtual_hosts["9080"] is first.virtual_hosts["9080"], "an unchanged table keeps its objects"
+    assert changed.routes.resources["80"].version == first.routes.resources["80"].version  # no hosts in it
+
+    splits.next_snapshot()
+    splits.next_snapshot()  # two snapshots in which nothing asked for it: dropped
+    assert splits.group(_route_group(_vhost_table("80", "a", "b"), _vhost_table("9080", "c"))) is not first

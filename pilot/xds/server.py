@@ -281,6 +281,8 @@ class DiscoveryServer:
             return
         self.metrics.snapshot_built(time.perf_counter() - started)
         self._cache, self._snapshot_error = cache, None
+        if self._vhds is not None:
+            self._vhds.next_snapshot()
         for connection in self._connections:
             connection.notify(cache)
 

@@ -1,7 +1,7 @@
 """A proxy's route tables served over VHDS: the tables without virtual hosts (RDS), the virtual hosts (VHDS).
 
 For a delta stream with VHDS on (Pilot's ``--vhds``, the default), each group of serialized route tables the
-resource cache built is split (``VhdsSplits``, memoized by content for the server's lifetime): its tables in VHDS
+resource cache built is split (``VhdsSplits``, memoized by content over two snapshots): its tables in VHDS
 form, and per table a group of its virtual hosts (``pilot.generate.vhds``). A proxy's VHDS view
 is then the split of each of its RDS groups; what a stream is served of the VirtualHost type is the groups of the
 tables it subscribed to (``VhdsView.subscribed``, shared by every stream with the same subscription), planned by
@@ -12,7 +12,6 @@ differs by that one name, the stripped table not at all, so one virtual host is 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -42,22 +41,32 @@ def split_route_table(resource: Resource) -> tuple[Resource, ResourceGroup]:
     return make_resource(stripped), ResourceGroup.of(make_resource(host) for host in hosts)
 
 
-class VhdsSplits:
-    """Route tables and groups of them in VHDS form, by content (resource versions are content hashes), for the
-    server's lifetime: a table or group that did not change between snapshots gets the very same split objects,
-    so comparing them costs nothing. Bounded (least recently used dropped); safe to use from several threads."""
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
 
-    def __init__(self, *, max_tables: int = 4096, max_groups: int = 1024) -> None:
+
+class VhdsSplits:
+    """Route tables and groups of them in VHDS form, by content (resource versions are content hashes): a table or
+    group that did not change between snapshots gets the very same split objects, so comparing them costs nothing.
+
+    Two generations: what the snapshot being served used, and what the one before it used. ``next_snapshot`` (the
+    server calls it when it serves a new snapshot) makes the current generation the previous one; a split found in
+    the previous generation moves to the current one, so what no stream asked for since the last snapshot but one
+    is dropped. Safe to use from several threads."""
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tables: OrderedDict[str, tuple[Resource, ResourceGroup]] = OrderedDict()
-        self._groups: OrderedDict[tuple[str, ...], RouteGroupSplit] = OrderedDict()
-        self._max_tables = max_tables
-        self._max_groups = max_groups
+        self._tables: tuple[dict[str, tuple[Resource, ResourceGroup]], ...] = ({}, {})  # (current, previous)
+        self._groups: tuple[dict[tuple[str, ...], RouteGroupSplit], ...] = ({}, {})
+
+    def next_snapshot(self) -> None:
+        with self._lock:
+            self._tables = ({}, self._tables[0])
+            self._groups = ({}, self._groups[0])
 
     def group(self, group: ResourceGroup) -> RouteGroupSplit:
         key = tuple(resource.version for resource in group.resources.values())  # sorted by name (ResourceGroup.of)
-        with self._lock:
-            found = _recent(self._groups, key)
+        found = self._find(self._groups, key)
         if found is not None:
             return found
         tables = [self.table(resource) for resource in group.resources.values()]
@@ -65,37 +74,28 @@ class VhdsSplits:
             ResourceGroup.of((stripped for stripped, _ in tables), group.references),
             MappingProxyType({name: hosts for name, (_, hosts) in zip(group.resources, tables, strict=True)}),
         )
-        with self._lock:
-            return _remember(self._groups, key, split, self._max_groups)
+        return self._keep(self._groups, key, split)
 
     def table(self, resource: Resource) -> tuple[Resource, ResourceGroup]:
-        with self._lock:
-            found = _recent(self._tables, resource.version)
+        found = self._find(self._tables, resource.version)
         if found is not None:
             return found
-        split = split_route_table(resource)
+        return self._keep(self._tables, resource.version, split_route_table(resource))
+
+    def _find(self, generations: tuple[dict[_K, _V], ...], key: _K) -> _V | None:
         with self._lock:
-            return _remember(self._tables, resource.version, split, self._max_tables)
+            current, previous = generations
+            found = current.get(key)
+            if found is None:
+                found = previous.get(key)
+                if found is not None:
+                    current[key] = found
+            return found
 
-
-_K = TypeVar("_K", bound=Hashable)
-_V = TypeVar("_V")
-
-
-def _recent(entries: OrderedDict[_K, _V], key: _K) -> _V | None:
-    found = entries.get(key)
-    if found is not None:
-        entries.move_to_end(key)
-    return found
-
-
-def _remember(entries: OrderedDict[_K, _V], key: _K, value: _V, limit: int) -> _V:
-    """Keep ``value`` unless another thread stored one first (then that one: the same content, one object)."""
-    kept = entries.setdefault(key, value)
-    entries.move_to_end(key)
-    while len(entries) > limit:
-        entries.popitem(last=False)
-    return kept
+    def _keep(self, generations: tuple[dict[_K, _V], ...], key: _K, value: _V) -> _V:
+        """Keep ``value`` unless another thread stored one first (then that one: the same content, one object)."""
+        with self._lock:
+            return generations[0].setdefault(key, value)
 
 
 @dataclass(eq=False)
