@@ -50,6 +50,17 @@ def type_status(entry: Mapping[str, Any] | None) -> str:
     return "SYNCED" if entry.get("acked") == entry.get("sent") else "STALE"
 
 
+_SEVERITY = ("SYNCED", "STALE", "NOT SENT", "NACKED")
+
+
+def _column_status(types: Mapping[str, Any], short: str) -> str:
+    """A column's status; RDS over VHDS (delta) is the worse of the tables' and their virtual hosts'."""
+    status = type_status(types.get(short))
+    if short == "rds" and "vhds" in types and status != "NOT SENT":
+        return max(status, type_status(types["vhds"]), key=_SEVERITY.index)
+    return status
+
+
 def _table(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
@@ -84,7 +95,7 @@ def render_proxy_status(syncz: Mapping[str, Any]) -> str:
                 name,
                 str(proxy.get("address", "")),
                 str(proxy.get("mode", "")),
-                *(type_status(types.get(t)) for t in _TYPES),
+                *(_column_status(types, t) for t in _TYPES),
                 f"{proxy.get('snapshot_version')}/{syncz.get('snapshot_version')}",
             ]
         )

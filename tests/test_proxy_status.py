@@ -138,3 +138,19 @@ def test_proxy_config_summaries() -> None:
     assert render_proxy_config(dump, "listener").splitlines()[1].split() == ["l", "1.2.3.4:1"]
     assert render_proxy_config(dump, "endpoint").splitlines()[1].split() == ["outbound|9080||reviews", "a:2"]
     assert render_proxy_config(dump, "route") == "no route resources sent to x"
+
+
+def test_the_rds_column_of_a_vhds_stream_is_the_worse_of_tables_and_virtual_hosts() -> None:
+    synced = {"sent": "a", "acked": "a"}
+    stale = {"sent": "b", "acked": "a"}
+    proxy = {"id": "sidecar~1~p.default~default.svc.cluster.local", "workload": "p", "namespace": "default"}
+    others = {"cds": synced, "lds": synced, "eds": synced}
+
+    def rds_column(types: dict[str, Any]) -> str:
+        entry = {**proxy, "address": "10.0.0.1", "mode": "delta", "types": {**others, **types}}
+        syncz = {"snapshot_version": 1, "proxies": [entry]}
+        return render_proxy_status(syncz).splitlines()[1].split()[6]
+
+    assert rds_column({"rds": synced, "vhds": synced}) == "SYNCED"
+    assert rds_column({"rds": synced, "vhds": stale}) == "STALE"
+    assert rds_column({"rds": synced}) == "SYNCED"

@@ -179,3 +179,18 @@ def test_splits_are_shared_by_content_and_kept_over_two_snapshots() -> None:
     splits.next_snapshot()
     splits.next_snapshot()  # two snapshots in which nothing asked for it: dropped
     assert splits.group(_route_group(_vhost_table("80", "a", "b"), _vhost_table("9080", "c"))) is not first
+
+
+async def test_the_config_dump_shows_each_table_with_the_virtual_hosts_sent_for_it(
+    ads_channel: grpc.aio.Channel, xds_server: DiscoveryServer
+) -> None:
+    stream = AdsStream(ads_channel, delta=True)
+    await _routes_then_hosts(stream)
+
+    dump = xds_server.config_dump(PRODUCTPAGE)
+
+    assert dump is not None
+    [table] = dump["types"]["rds"]["resources"]
+    assert "vhds" in table
+    assert sorted(host["name"] for host in table["virtual_hosts"]) == sorted([PRODUCTPAGE_VHOST, REVIEWS_VHOST])
+    assert len(dump["types"]["vhds"]["resources"]) == 2

@@ -312,7 +312,8 @@ class Connection:
         }
 
     def config_dump(self) -> dict[str, Any]:
-        """The resources this proxy was sent (as of the snapshot it was last pushed), as JSON."""
+        """The resources this proxy was sent (as of the snapshot it was last pushed), as JSON. Over VHDS, each route
+        table also lists the virtual hosts sent for it, as Envoy shows the table it assembled."""
         types: dict[str, Any] = {}
         for type_url in self._order:
             watch = self.watches.get(type_url)
@@ -326,11 +327,23 @@ class Connection:
                     message = AnyProto.FromString(resource.any_bytes)
                     resources.append(json_format.MessageToDict(message, preserving_proto_field_name=True))
             types[short_type(type_url)] = {"version": watch.version_sent, "resources": resources}
+        if "vhds" in types and "rds" in types:
+            _assemble_tables(types["rds"]["resources"], types["vhds"]["resources"])
         return {
             "id": self.node.id,
             "snapshot_version": self.cache.version if self.cache is not None else None,
             "types": types,
         }
+
+
+def _assemble_tables(tables: list[dict[str, Any]], virtual_hosts: list[dict[str, Any]]) -> None:
+    """Each VHDS table as Envoy assembles it (its config_dump shows the same): with the virtual hosts sent under it."""
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for host in virtual_hosts:
+        by_table.setdefault(str(host.get("name", "")).rsplit("/", 1)[0], []).append(host)
+    for table in tables:
+        if "vhds" in table:
+            table["virtual_hosts"] = by_table.get(str(table.get("name", "")), [])
 
 
 def _changed_eds_clusters(
