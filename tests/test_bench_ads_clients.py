@@ -11,21 +11,15 @@ import pytest
 
 from bench._ads_clients import ClientStream
 from pilot.xds import DiscoveryServer
-from tests.xds_fakes import PRODUCTPAGE, WAIT, bookinfo, wait_until
+from tests.xds_fakes import PRODUCTPAGE, WAIT, bookinfo, serving, wait_until
 from xdscore.types import VIRTUAL_HOST_TYPE
 
 
 @pytest.fixture
 async def pilot() -> AsyncIterator[DiscoveryServer]:
     """A DiscoveryServer with the real generators (listeners that name route tables), serving ``bookinfo()``."""
-    server = DiscoveryServer(debounce=0.01, debounce_max=0.2)
-    server.update_config(bookinfo(), 1)
-    await server.start("127.0.0.1:0")
-    try:
-        await wait_until(lambda: server.ready, WAIT)
+    async with serving(bookinfo(), debounce=0.01, debounce_max=0.2) as server:
         yield server
-    finally:
-        await server.stop(grace=0)
 
 
 async def _change_bytes(stream: ClientStream, server: DiscoveryServer, version: int) -> int:

@@ -20,12 +20,11 @@ from tests.xds_fakes import (
     PRODUCTPAGE,
     REVIEWS_HOST,
     REVIEWS_V2_CLUSTER,
-    WAIT,
     AdsStream,
     bookinfo,
     fake_generators,
+    serving,
     unpack_route,
-    wait_until,
 )
 from xdscore.resources import ResourceGroup, make_resource
 from xdscore.types import VIRTUAL_HOST_TYPE
@@ -131,15 +130,11 @@ async def test_sotw_streams_get_whole_tables(ads_channel: grpc.aio.Channel) -> N
 
 @pytest.fixture
 async def no_vhds_channel() -> AsyncIterator[grpc.aio.Channel]:
-    server = DiscoveryServer(generators=fake_generators(), debounce=0.01, debounce_max=0.2, vhds=False)
-    server.update_config(bookinfo(), 1)
-    await server.start("127.0.0.1:0")
-    try:
-        await wait_until(lambda: server.ready, WAIT)
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield channel
-    finally:
-        await server.stop(grace=0)
+    async with (
+        serving(bookinfo(), generators=fake_generators(), debounce=0.01, debounce_max=0.2, vhds=False) as server,
+        grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel,
+    ):
+        yield channel
 
 
 async def test_without_vhds_delta_streams_get_whole_tables(no_vhds_channel: grpc.aio.Channel) -> None:
