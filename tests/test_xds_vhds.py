@@ -26,7 +26,7 @@ from tests.xds_fakes import (
     serving,
     unpack_route,
 )
-from xdscore.resources import ResourceGroup, make_resource
+from xdscore.resources import ProxyResources, ResourceGroup, make_resource
 from xdscore.types import VIRTUAL_HOST_TYPE
 
 REVIEWS_VHOST = f"{DEFAULT_ROUTES}/{REVIEWS_HOST}:9080"
@@ -189,3 +189,16 @@ async def test_the_config_dump_shows_each_table_with_the_virtual_hosts_sent_for_
     assert "vhds" in table
     assert sorted(host["name"] for host in table["virtual_hosts"]) == sorted([PRODUCTPAGE_VHOST, REVIEWS_VHOST])
     assert len(dump["types"]["vhds"]["resources"]) == 2
+
+
+def test_proxies_with_the_same_tables_share_one_view_and_its_subscriptions() -> None:
+    splits = VhdsSplits()
+    one = ProxyResources.of([_route_group(_vhost_table("9080", "a", "b"))])
+    other = ProxyResources.of([_route_group(_vhost_table("9080", "a", "b"))])  # equal content, other objects
+
+    assert splits.cached_view(one) is None, "nothing split yet: the caller splits in a worker thread"
+    view = splits.view(one)
+    assert splits.cached_view(other) is view
+    assert view.subscribed(frozenset({"9080"})) is splits.view(other).subscribed(frozenset({"9080"}))
+    assert sorted(view.subscribed(frozenset({"9080"})).resources) == ["9080/a", "9080/b"]
+    assert list(view.subscribed(frozenset()).resources) == []

@@ -180,8 +180,8 @@ class Connection:
         return current
 
     async def vhds_view(self) -> VhdsView | None:
-        """The proxy's route tables in VHDS form, from the snapshot being served (split in a worker thread once
-        per RDS view; a table already split, by any stream, is not split again)."""
+        """The proxy's route tables in VHDS form, from the snapshot being served (a table already split, by any
+        stream, is not split again; a new one is split in a worker thread)."""
         splits = self._vhds
         routes = await self.view(ROUTE_TYPE)
         if routes is None or splits is None:
@@ -189,7 +189,9 @@ class Connection:
         memo = self._vhds_view
         if memo is not None and memo[0] is routes:
             return memo[1]
-        view = await asyncio.to_thread(VhdsView.of, routes, splits)
+        view = splits.cached_view(routes)
+        if view is None:
+            view = await asyncio.to_thread(splits.view, routes)
         self._vhds_view = (routes, view)
         return view
 

@@ -34,6 +34,10 @@ class RouteGroupSplit:
     virtual_hosts: Mapping[str, ResourceGroup]  # table name -> its virtual hosts
 
 
+def _group_key(group: ResourceGroup) -> tuple[str, ...]:
+    return tuple(resource.version for resource in group.resources.values())  # sorted by name (ResourceGroup.of)
+
+
 def split_route_table(resource: Resource) -> tuple[Resource, ResourceGroup]:
     """One serialized table in VHDS form: parsed once, its parts serialized (CPU work)."""
     table = RouteConfiguration.FromString(AnyProto.FromString(resource.any_bytes).value)
@@ -56,25 +60,52 @@ class VhdsSplits:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._splitting = threading.Lock()  # one split computed at a time: streams asking for it wait, then share it
         self._tables: tuple[dict[str, tuple[Resource, ResourceGroup]], ...] = ({}, {})  # (current, previous)
         self._groups: tuple[dict[tuple[str, ...], RouteGroupSplit], ...] = ({}, {})
+        self._views: tuple[dict[tuple[int, ...], VhdsView], ...] = ({}, {})  # by the identities of their splits
 
     def next_snapshot(self) -> None:
         with self._lock:
             self._tables = ({}, self._tables[0])
             self._groups = ({}, self._groups[0])
+            self._views = ({}, self._views[0])
+
+    def view(self, routes: ProxyResources) -> VhdsView:
+        """The VHDS form of a proxy's RDS view: shared by every proxy whose tables are the same (CPU work when a
+        group was not split yet: call it in a worker thread)."""
+        return self._view([self.group(group) for group in routes.groups])
+
+    def cached_view(self, routes: ProxyResources) -> VhdsView | None:
+        """``view``, if every group is already split (cheap: safe on the event loop); else None."""
+        parts = []
+        for group in routes.groups:
+            part = self._find(self._groups, _group_key(group))
+            if part is None:
+                return None
+            parts.append(part)
+        return self._view(parts)
+
+    def _view(self, parts: list[RouteGroupSplit]) -> VhdsView:
+        key = tuple(map(id, parts))  # the view holds its parts, so their identities stay theirs while it is kept
+        found = self._find(self._views, key)
+        return found if found is not None else self._keep(self._views, key, VhdsView.of(parts))
 
     def group(self, group: ResourceGroup) -> RouteGroupSplit:
-        key = tuple(resource.version for resource in group.resources.values())  # sorted by name (ResourceGroup.of)
+        key = _group_key(group)
         found = self._find(self._groups, key)
         if found is not None:
             return found
-        tables = [self.table(resource) for resource in group.resources.values()]
-        split = RouteGroupSplit(
-            ResourceGroup.of((stripped for stripped, _ in tables), group.references),
-            MappingProxyType({name: hosts for name, (_, hosts) in zip(group.resources, tables, strict=True)}),
-        )
-        return self._keep(self._groups, key, split)
+        with self._splitting:
+            found = self._find(self._groups, key)
+            if found is not None:
+                return found
+            tables = [self.table(resource) for resource in group.resources.values()]
+            split = RouteGroupSplit(
+                ResourceGroup.of((stripped for stripped, _ in tables), group.references),
+                MappingProxyType({name: hosts for name, (_, hosts) in zip(group.resources, tables, strict=True)}),
+            )
+            return self._keep(self._groups, key, split)
 
     def table(self, resource: Resource) -> tuple[Resource, ResourceGroup]:
         found = self._find(self._tables, resource.version)
@@ -100,22 +131,23 @@ class VhdsSplits:
 
 @dataclass(eq=False)
 class VhdsView:
-    """One proxy's route tables in VHDS form, in one snapshot (``ResourceCache.vhds_view``)."""
+    """A proxy's route tables in VHDS form (``VhdsSplits.view``: one object for every proxy with the same tables)."""
 
     routes: ProxyResources
     virtual_hosts: Mapping[str, ResourceGroup]  # every table of the proxy -> its virtual hosts
+    parts: tuple[RouteGroupSplit, ...]  # what it was assembled from (kept alive: ``VhdsSplits`` keys views by them)
     _subscribed: dict[frozenset[str], ProxyResources] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def of(cls, routes: ProxyResources, splits: VhdsSplits) -> VhdsView:
-        """The VHDS form of a proxy's RDS view (its groups split, each once per content)."""
-        parts = [splits.group(group) for group in routes.groups]
+    def of(cls, parts: list[RouteGroupSplit]) -> VhdsView:
+        """A proxy's RDS groups, split (``VhdsSplits.view``)."""
         virtual_hosts: dict[str, ResourceGroup] = {}
         for part in parts:
             for name, hosts in part.virtual_hosts.items():
                 virtual_hosts.setdefault(name, hosts)  # the first group holding a name wins, as in MergedResources
-        return cls(ProxyResources.of(part.routes for part in parts), MappingProxyType(virtual_hosts))
+        routes = ProxyResources.of(part.routes for part in parts)
+        return cls(routes, MappingProxyType(virtual_hosts), tuple(parts))
 
     def subscribed(self, tables: frozenset[str]) -> ProxyResources:
         """The virtual hosts of the subscribed tables (the same object for the same subscription, so that an
