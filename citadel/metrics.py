@@ -20,9 +20,9 @@ Exported (Prometheus names; counters get ``_total`` from the exporter):
   ``updated`` (a write that found nothing to change is not one).
 
 The counts are plain Python numbers that observable instruments hand to the reader when it collects: a
-synchronous OpenTelemetry ``Counter.add`` validates and hashes its attributes on every call, about 40 us, which
-was 4-5% of the event loop's time per certificate (``bench.citadel_certs --profile``; Mixer's checks found the
-same, ``mixer/check_metrics.py``). A label set appears from its first count on, as with ``Counter.add``. Every
+synchronous OpenTelemetry ``Counter.add`` validates and hashes its attributes on every call, 4-5% of the event
+loop's time per certificate (``bench.citadel_certs --profile``; Mixer's checks found ~7 us a call,
+``mixer/check_metrics.py``). A label set appears from its first count on, as with ``Counter.add``. Every
 count is made on the event loop, and the Prometheus reader collects there too (the monitor), so no lock.
 """
 

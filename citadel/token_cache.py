@@ -22,7 +22,7 @@ from citadel.tokens import Identity
 
 __all__ = ["DEFAULT_MAX_TOKENS", "VerifiedTokens"]
 
-DEFAULT_MAX_TOKENS = 20_000  # ~1 KB each with the key and the Identity: a few thousand sidecars reconnecting
+DEFAULT_MAX_TOKENS = 20_000  # a few hundred bytes each (digest, Identity): thousands of sidecars' tokens
 
 
 class VerifiedTokens:
