@@ -6,13 +6,14 @@ token (``iss: citadel``) is verified with the public half of Citadel's token key
 (``--kubeconfig``/``--in-cluster``) any other token is a Kubernetes service-account token, verified by a
 TokenReview (``token_review.py``). The identity a token proves is the only one a certificate is issued for. A
 refusal answers the ``citadel.errors`` status and reason, counts a failure and is logged with the peer and the
-reason, never with the token.
+reason, never with the token. A meshplane token verified once is remembered until it expires
+(``token_cache.py``): an Envoy's several SDS streams and its reconnects send the same token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import grpc
@@ -22,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from citadel.errors import CitadelError, TokenError
 from citadel.kube_tokens import token_kind
 from citadel.metrics import CitadelMetrics
+from citadel.token_cache import VerifiedTokens
 from citadel.token_review import TokenReviewer
-from citadel.tokens import ISSUER, Identity, unverified_jwt, verify_token
+from citadel.tokens import ISSUER, Identity, parse_token, verify_parsed_token
 
 __all__ = ["Authenticator", "bearer_token", "refuse"]
 
@@ -56,10 +58,15 @@ class Authenticator:
         *,
         trust_domain: str,
         kubernetes: TokenReviewer | None = None,
+        verified: VerifiedTokens | None = None,
     ) -> None:
+        """``verified``: the meshplane tokens verified so far (a new, default-sized cache when None)."""
+        if not isinstance(public_key.curve, ec.SECP256R1):
+            raise ValueError(f"the token key must be P-256 (ES256), got curve {public_key.curve.name}")
         self._public_key = public_key
         self.trust_domain = trust_domain
         self._kubernetes = kubernetes
+        self.verified = VerifiedTokens() if verified is None else verified
 
     async def identity(
         self, metadata: Iterable[tuple[str, str | bytes]] | None, *, now: datetime | None = None
@@ -67,9 +74,18 @@ class Authenticator:
         """The identity the caller's token proves; TokenError (UNAUTHENTICATED) otherwise, KubeApiError
         (UNAVAILABLE) when a Kubernetes token could not be reviewed."""
         token = bearer_token(metadata)
-        _, claims = unverified_jwt(token)
+        if now is not None and now.tzinfo is None:
+            raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
+        moment = datetime.now(UTC) if now is None else now
+        known = self.verified.get(token, moment)
+        if known is not None:
+            return known
+        parsed = parse_token(token)
+        claims = parsed.claims
         if token_kind(claims) == "meshplane":
-            return verify_token(self._public_key, token, trust_domain=self.trust_domain, now=now)
+            identity = verify_parsed_token(self._public_key, parsed, trust_domain=self.trust_domain, now=moment)
+            self.verified.put(token, identity)
+            return identity
         if self._kubernetes is None:
             raise TokenError(
                 f"not a meshplane token (issuer is not {ISSUER!r}): Kubernetes service-account tokens are accepted "

@@ -32,6 +32,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from citadel.errors import CAError, CertificateVerificationError, CSRError, IdentityMismatchError
+from citadel.leaf_der import LeafTemplate
 from meshplane.identity import parse_spiffe_id
 
 __all__ = [
@@ -66,6 +67,7 @@ RSA_KEY_SIZE = 2048
 _MIN_RSA_BITS = 2048
 _CURVES: tuple[type[ec.EllipticCurve], ...] = (ec.SECP256R1, ec.SECP384R1, ec.SECP521R1)
 _ACCEPTED_KEYS = "ECDSA P-256, P-384 or P-521, or RSA of at least 2048 bits"
+_WORKLOAD_USAGES = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +80,15 @@ class SigningCA:
     cert: x509.Certificate
     key: PrivateKey = field(repr=False)
     chain: tuple[x509.Certificate, ...] = ()
+    # what its workload certificates share, encoded once (``leaf_der.py``); None for an RSA signer
+    workload_template: LeafTemplate | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.cert.public_key() != self.key.public_key():
             raise CAError("the signing key does not belong to the signing certificate")
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            template = LeafTemplate.for_signer(self.key, self.cert.subject, _workload_extensions(self))
+            object.__setattr__(self, "workload_template", template)
 
     @property
     def root(self) -> x509.Certificate:
@@ -200,7 +207,7 @@ def _sign_leaf(
     now: datetime | None,
 ) -> x509.Certificate:
     not_before, not_after = _validity(ca, ttl, now)
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([]))
         .issuer_name(ca.cert.subject)
@@ -209,13 +216,28 @@ def _sign_leaf(
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(san, critical=True)  # the subject is empty: the SAN must be critical
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True, key_encipherment=True), critical=True)
-        .add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
-        .add_extension(_authority_key_identifier(ca), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .sign(ca.key, _signature_hash(ca.key))
     )
+    for extension in _leaf_extensions(ca, usages):
+        builder = builder.add_extension(extension.value, critical=extension.critical)
+    builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+    return builder.sign(ca.key, _signature_hash(ca.key))
+
+
+def _leaf_extensions(
+    ca: SigningCA, usages: Sequence[x509.ObjectIdentifier]
+) -> tuple[x509.Extension[x509.ExtensionType], ...]:
+    """The extensions of every leaf ``ca`` signs for ``usages``, between the SAN (first) and the SKI (last)."""
+    values: tuple[tuple[x509.ExtensionType, bool], ...] = (
+        (x509.BasicConstraints(ca=False, path_length=None), True),
+        (_key_usage(digital_signature=True, key_encipherment=True), True),
+        (x509.ExtendedKeyUsage(list(usages)), False),
+        (_authority_key_identifier(ca), False),
+    )
+    return tuple(x509.Extension(value.oid, critical, value) for value, critical in values)
+
+
+def _workload_extensions(ca: SigningCA) -> tuple[x509.Extension[x509.ExtensionType], ...]:
+    return _leaf_extensions(ca, _WORKLOAD_USAGES)
 
 
 def issue_workload_certificate(
@@ -231,8 +253,12 @@ def issue_workload_certificate(
         raise CSRError(str(exc)) from exc
     key = _check_public_key(public_key, "the workload's public key")
     san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)])
-    usages = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
-    return _sign_leaf(ca, public_key=key, san=san, usages=usages, ttl=ttl, now=now)
+    template = ca.workload_template
+    if template is None:
+        return _sign_leaf(ca, public_key=key, san=san, usages=_WORKLOAD_USAGES, ttl=ttl, now=now)
+    not_before, not_after = _validity(ca, ttl, now)
+    serial = x509.random_serial_number()
+    return template.sign(serial=serial, not_before=not_before, not_after=not_after, public_key=key, san=san)
 
 
 def sign_csr(

@@ -10,7 +10,6 @@ The request and response classes are generated from ``citadel/proto/citadel/v1/c
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -65,9 +64,7 @@ class CsrService:
             csr_pem = request.csr_pem.encode()
             if len(csr_pem) > _MAX_CSR_BYTES:
                 raise CSRError(f"the CSR is larger than {_MAX_CSR_BYTES} bytes")
-            chain = await asyncio.to_thread(
-                self._authority.sign_csr, csr_pem, spiffe_id=identity.spiffe_id, validity=validity
-            )
+            chain = await self._authority.signed_csr(csr_pem, spiffe_id=identity.spiffe_id, validity=validity)
         except CitadelError as exc:
             await refuse(context, exc, rpc="CreateCertificate", metrics=self._metrics)
         self._metrics.issued("csr")

@@ -18,6 +18,12 @@ Exported (Prometheus names; counters get ``_total`` from the exporter):
   ``cached`` (a recent review's answer reused);
 - ``citadel_root_cert_configmap_writes_total{action}``: ``istio-ca-root-cert`` ConfigMaps ``created`` or
   ``updated`` (a write that found nothing to change is not one).
+
+The counts are plain Python numbers that observable instruments hand to the reader when it collects: a
+synchronous OpenTelemetry ``Counter.add`` validates and hashes its attributes on every call, 4-5% of the event
+loop's time per certificate (``bench.citadel_certs --profile``; Mixer's checks found ~7 us a call,
+``mixer/check_metrics.py``). A label set appears from its first count on, as with ``Counter.add``. Every
+count is made on the event loop, and the Prometheus reader collects there too (the monitor), so no lock.
 """
 
 from __future__ import annotations
@@ -54,23 +60,36 @@ class CitadelMetrics:
         )
         self._root_expiry: ExpirySource = _no_expiry
         self._oldest_workload_expiry: ExpirySource = _no_expiry
+        self._issued: dict[str, int] = {}  # kind -> certificates
+        self._failures: dict[str, int] = {}  # reason -> refusals
+        self._token_reviews: dict[str, int] = {}  # result -> tokens judged
+        self._configmap_writes: dict[str, int] = {}  # action -> writes
+        self._connections = 0
+        self._connections_counted = False  # the gauge appears with the first stream, as an up-down counter's would
         meter = self._provider.get_meter("meshplane.citadel")
-        self._issued = meter.create_counter(
-            "citadel_certificates_issued", description="Workload certificates issued, by kind (sds or csr)."
+        meter.create_observable_counter(
+            "citadel_certificates_issued",
+            callbacks=[_counts(self._issued, "kind")],
+            description="Workload certificates issued, by kind (sds or csr).",
         )
-        self._failures = meter.create_counter(
+        meter.create_observable_counter(
             "citadel_certificate_failures",
+            callbacks=[_counts(self._failures, "reason")],
             description="Certificate requests refused or failed, by reason (the gRPC status answered).",
         )
-        self._token_reviews = meter.create_counter(
+        meter.create_observable_counter(
             "citadel_token_reviews",
+            callbacks=[_counts(self._token_reviews, "result")],
             description="Kubernetes service-account tokens judged, by result (authenticated, refused, failed, cached).",
         )
-        self._configmap_writes = meter.create_counter(
+        meter.create_observable_counter(
             "citadel_root_cert_configmap_writes",
+            callbacks=[_counts(self._configmap_writes, "action")],
             description="istio-ca-root-cert ConfigMaps written, by action (created, updated).",
         )
-        self._connections = meter.create_up_down_counter("citadel_sds_connections", description="Open SDS streams.")
+        meter.create_observable_up_down_counter(
+            "citadel_sds_connections", callbacks=[self._observe_connections], description="Open SDS streams."
+        )
         meter.create_observable_gauge(
             "citadel_root_cert_expiry_seconds",
             callbacks=[self._observe_root],
@@ -88,22 +107,23 @@ class CitadelMetrics:
 
     def issued(self, kind: str) -> None:
         """One workload certificate signed; ``kind`` is ``sds`` or ``csr``."""
-        self._issued.add(1, {"kind": kind})
+        self._issued[kind] = self._issued.get(kind, 0) + 1
 
     def failed(self, reason: str) -> None:
-        self._failures.add(1, {"reason": reason})
+        self._failures[reason] = self._failures.get(reason, 0) + 1
 
     def token_reviewed(self, result: str) -> None:
-        self._token_reviews.add(1, {"result": result})
+        self._token_reviews[result] = self._token_reviews.get(result, 0) + 1
 
     def configmap_written(self, action: str) -> None:
-        self._configmap_writes.add(1, {"action": action})
+        self._configmap_writes[action] = self._configmap_writes.get(action, 0) + 1
 
     def connection_opened(self) -> None:
-        self._connections.add(1)
+        self._connections += 1
+        self._connections_counted = True
 
     def connection_closed(self) -> None:
-        self._connections.add(-1)
+        self._connections -= 1
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every instrument (served by ``metrics_response``)."""
@@ -111,6 +131,9 @@ class CitadelMetrics:
 
     def shutdown(self) -> None:
         self._provider.shutdown()
+
+    def _observe_connections(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(self._connections)] if self._connections_counted else []
 
     def _observe_root(self, options: CallbackOptions) -> Iterable[Observation]:
         return _observation(self._root_expiry())
@@ -121,3 +144,12 @@ class CitadelMetrics:
 
 def _observation(seconds: float | None) -> list[Observation]:
     return [] if seconds is None else [Observation(seconds)]
+
+
+def _counts(counts: dict[str, int], label: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
+    """The observable counter's callback: the running total of each label value counted so far."""
+
+    def observe(options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(count, {label: value}) for value, count in list(counts.items())]
+
+    return observe

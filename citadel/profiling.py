@@ -1,10 +1,10 @@
 """An opt-in profile of Citadel's event loop: ``CITADEL_PROFILE=FILE`` runs the serving thread under cProfile and
 writes its ``pstats`` to FILE when Citadel stops (``python -m bench.citadel_certs --profile`` reads it).
 
-cProfile sees the thread it is enabled in, the event loop's: the gRPC handlers, token checks, SDS streams and
-everything else Python does there. Signing runs in worker threads (``asyncio.to_thread``) and gRPC's transport
-(TLS, HTTP/2) in its C threads; the per-thread CPU times in ``/proc`` and the phase clock (``phase_clock.py``)
-account for those.
+cProfile sees the thread it is enabled in, the event loop's: the gRPC handlers, token checks, SDS streams, ECDSA
+certificates (issued inline, ``authority.py``) and everything else Python does there. RSA keys are made in worker
+threads (``asyncio.to_thread``) and gRPC's transport (TLS, HTTP/2) runs in its C threads; the per-thread CPU times
+in ``/proc`` account for those.
 """
 
 from __future__ import annotations

@@ -193,7 +193,7 @@ class SdsService:
             resources: list[Resource] = []
             for name in sorted(set(request.resource_names)):
                 if name == SDS_WORKLOAD_CERT:
-                    workload = await asyncio.to_thread(self.authority.issue_workload, identity.spiffe_id)
+                    workload = await self.authority.issued_workload(identity.spiffe_id)
                     self._metrics.issued("sds")
                     log.info("workload certificate issued", spiffe_id=identity.spiffe_id, serial=workload.serial)
                     resources.append(workload_secret(workload.chain_pem, workload.key_pem))

@@ -3,8 +3,8 @@
 The protocol (requests, ACK/NACK, SotW and delta planning, the send timeout) is the shared xDS core's
 ``XdsStream``, serving the stream's ``SecretProducer`` (``sds_resources.py``). An SDS stream is its owner: it
 turns its rotation timer ("``--rotation-fraction`` of the certificate's lifetime has passed") and "the authority
-changed" notices from a root rotation (``notify``; coalesced) into pushes. Keys are made and certificates signed in
-a worker thread.
+changed" notices from a root rotation (``notify``; coalesced) into pushes. Keys are made and certificates signed by
+``Authority.issued_workload`` (inline for ECDSA, in a worker thread for RSA keys).
 
 The token was verified when the stream opened; a certificate is re-issued only while it is still unexpired, else
 the stream ends with UNAUTHENTICATED (Envoy keeps the certificate it has until it expires).
@@ -135,7 +135,7 @@ class SdsStream:
         expires_at = self.identity.expires_at
         if expires_at <= datetime.now(UTC):
             raise TokenError(f"the workload token expired at {expires_at.isoformat()}; reconnect with a new token")
-        workload = await asyncio.to_thread(self._authority.issue_workload, self.spiffe_id)
+        workload = await self._authority.issued_workload(self.spiffe_id)
         self._metrics.issued("sds")
         self.workload = workload
         self._default = workload_secret(workload.chain_pem, workload.key_pem)

@@ -29,7 +29,17 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from citadel.errors import TokenError
 from meshplane.identity import parse_spiffe_id, spiffe_id
 
-__all__ = ["ISSUER", "Identity", "issue_token", "key_id", "unverified_jwt", "verify_token"]
+__all__ = [
+    "ISSUER",
+    "Identity",
+    "UnverifiedToken",
+    "issue_token",
+    "key_id",
+    "parse_token",
+    "unverified_jwt",
+    "verify_parsed_token",
+    "verify_token",
+]
 
 ISSUER = "citadel"
 _ALG = "ES256"
@@ -37,6 +47,7 @@ _COORDINATE_BYTES = 32  # P-256
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _MAX_TOKEN_CHARS = 8192
 _CLOCK_SKEW = timedelta(minutes=1)  # a token may be issued this far in the future (another host's clock)
+_ES256 = ec.ECDSA(hashes.SHA256())
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,18 +144,16 @@ def issue_token(
     return f"{signing_input}.{_b64encode(signature)}"
 
 
-def _verify_signature(
-    public_key: ec.EllipticCurvePublicKey, header: dict[str, Any], signing_input: str, sig: str
-) -> None:
-    raw = _b64decode(sig, "signature")
+def _verify_signature(public_key: ec.EllipticCurvePublicKey, token: UnverifiedToken) -> None:
+    raw = token.signature
     if len(raw) != 2 * _COORDINATE_BYTES:
         raise TokenError(f"malformed token: an ES256 signature has 64 bytes, this one {len(raw)}")
     r = int.from_bytes(raw[:_COORDINATE_BYTES], "big")
     s = int.from_bytes(raw[_COORDINATE_BYTES:], "big")
     try:
-        public_key.verify(encode_dss_signature(r, s), signing_input.encode("ascii"), ec.ECDSA(hashes.SHA256()))
+        public_key.verify(encode_dss_signature(r, s), token.signing_input, _ES256)
     except InvalidSignature as exc:
-        kid = header.get("kid")
+        kid = token.header.get("kid")
         other_key = isinstance(kid, str) and kid != key_id(public_key)
         raise TokenError(
             "bad signature: the token was signed by another key than this Citadel's token key"
@@ -177,9 +186,19 @@ def _time(claims: dict[str, Any], name: str) -> datetime:
         raise TokenError(f"malformed token: claim {name!r} is out of range") from exc
 
 
-def unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The header and claims of a compact JWS, decoded but NOT verified: only to tell what kind of token it is and
-    to refuse early. TokenError when it is empty, too long, or not three base64url JSON parts."""
+@dataclass(frozen=True, slots=True)
+class UnverifiedToken:
+    """A compact JWS split and decoded once, NOT verified: what it claims, and what its signature covers."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes  # ``<header>.<claims>`` as sent, the bytes the signature signs
+    signature: bytes
+
+
+def parse_token(token: str) -> UnverifiedToken:
+    """``token`` decoded but NOT verified: to tell what kind of token it is, to refuse early, and to verify without
+    decoding it again. TokenError when it is empty, too long, or not three base64url parts (two JSON objects)."""
     token = token.strip()
     if not token:
         raise TokenError("missing token")
@@ -190,8 +209,16 @@ def unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise TokenError("malformed token: expected three base64url parts separated by '.'")
     header = _json_object(parts[0], "header")
     claims = _json_object(parts[1], "claims")
-    _b64decode(parts[2], "signature")
-    return header, claims
+    signature = _b64decode(parts[2], "signature")
+    signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")  # base64url: ASCII already checked
+    return UnverifiedToken(header=header, claims=claims, signing_input=signing_input, signature=signature)
+
+
+def unverified_jwt(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The header and claims of a compact JWS, decoded but NOT verified (``parse_token``'s, for callers that need
+    nothing else)."""
+    parsed = parse_token(token)
+    return parsed.header, parsed.claims
 
 
 def verify_token(
@@ -200,12 +227,17 @@ def verify_token(
     """The identity ``token`` proves, if it is a well-formed ES256 token signed by ``public_key``, unexpired at
     ``now``, issued by Citadel for ``trust_domain``. TokenError with the precise reason otherwise."""
     _check_key(public_key)
-    token = token.strip()
-    header, claims = unverified_jwt(token)
+    return verify_parsed_token(public_key, parse_token(token), trust_domain=trust_domain, now=now)
+
+
+def verify_parsed_token(
+    public_key: ec.EllipticCurvePublicKey, token: UnverifiedToken, *, trust_domain: str, now: datetime | None = None
+) -> Identity:
+    """``verify_token`` of a token already parsed (``parse_token``); ``public_key`` must be P-256."""
+    header, claims = token.header, token.claims
     if header.get("alg") != _ALG:
         raise TokenError(f"malformed token: alg must be {_ALG}")
-    parts = token.split(".")
-    _verify_signature(public_key, header, f"{parts[0]}.{parts[1]}", parts[2])
+    _verify_signature(public_key, token)
     if _string(claims, "iss") != ISSUER:
         raise TokenError(f"the token was not issued by {ISSUER}")
     subject = _string(claims, "sub")
