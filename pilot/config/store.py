@@ -43,6 +43,8 @@ place.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -241,6 +243,7 @@ class ConfigStore:
         for key in keys:
             self._definitions.get(key, {}).pop(unit, None)
         if parsed is not None:
+            parsed = _kept_identical(parsed, old)
             self._units[unit] = parsed
             found: dict[ConfigKey, list[Resource]] = {r.key: [] for r in parsed.rejected if r.key is not None}
             for resource in parsed.resources:
@@ -533,6 +536,19 @@ class ConfigStore:
                         )
                     )
                 rejected.append(document)
+
+
+def _kept_identical(parsed: ParsedFile, old: ParsedFile | None) -> ParsedFile:
+    """``parsed`` with each resource equal to one of the unit's previous parse (same key, content and origin) replaced
+    by that one: a file re-read for an edit of one of its documents keeps the others as the same objects, and what is
+    derived from them downstream (the model's registry state) is reused."""
+    if old is None or not old.resources:
+        return parsed
+    before = {(r.meta.key, r.meta.content_hash, r.meta.origin): r for r in old.resources}
+    resources = tuple(before.get((r.meta.key, r.meta.content_hash, r.meta.origin), r) for r in parsed.resources)
+    if all(map(operator.is_, resources, parsed.resources)):
+        return parsed
+    return dataclasses.replace(parsed, resources=resources)
 
 
 def _version_to_keep(resource: Resource, last_good: Resource | None, index: CrossIndex) -> VirtualService | None:
