@@ -11,7 +11,15 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-__all__ = ["GC_THRESHOLDS", "Watcher", "run_service", "stop_on_signals", "tune_gc", "watch_until_stopped"]
+__all__ = [
+    "GC_THRESHOLDS",
+    "Watcher",
+    "freeze_loaded",
+    "run_service",
+    "stop_on_signals",
+    "tune_gc",
+    "watch_until_stopped",
+]
 
 # A young collection once 10 000 objects were allocated (CPython's default: 700). A control plane's config and
 # snapshots are many small long-lived objects (a 1000-service mesh: about a million): at 700, loading them runs the
@@ -56,6 +64,15 @@ def tune_gc() -> None:
     allocations. Reference counting frees everything acyclic as before; only cycles wait a little longer."""
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def freeze_loaded() -> None:
+    """Move what the first load of the config made out of the collector's reach (``gc.freeze``), once it is
+    loaded. A 1000-service mesh is about 70 000 tracked objects that every full collection walked again (a full
+    collection of Pilot serving 1000 proxies took 230 ms, landing in whatever push was running). The config is
+    frozen dataclasses and tuples, which hold no reference cycles: when a change replaces a part of it, reference
+    counting frees that part as before, and nothing frozen is kept alive by the freeze."""
+    gc.freeze()
 
 
 def run_service(

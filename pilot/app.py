@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from meshplane.serving import stop_on_signals, watch_until_stopped
+from meshplane.serving import freeze_loaded, stop_on_signals, watch_until_stopped
 from pilot.autoregistration import DEFAULT_GRACE_PERIOD, AutoRegistration
 from pilot.config import FILES, ConfigSink, ConfigStore, DirectorySource, SourceGroup, StoreChange
 from pilot.config.mesh_config import MeshConfig, MeshNames
@@ -182,6 +182,7 @@ async def _serve(
             return
     if store.version == 0:  # nothing accepted (an empty directory): on_change was not called, serve empty config
         server.update_config(store.accepted, store.version)
+    freeze_loaded()
     await server.start(options.xds_address)
     meshz = mesh_file.describe if mesh_file is not None else lambda: {"file": None, "in_force": mesh.describe()}
     monitor = MonitorServer(

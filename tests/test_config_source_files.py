@@ -16,7 +16,7 @@ import structlog
 from pilot.config.errors import ConfigSourceError
 from pilot.config.origin import Origin
 from pilot.config.source import ConfigSink
-from pilot.config.source_files import DirectorySource, is_config_file
+from pilot.config.source_files import DirectorySource, FileSignature, is_config_file, scan_config_files
 from pilot.config.store import ConfigStore, StoreChange
 from pilot.config.types import ConfigKey, WorkloadEntry
 
@@ -107,6 +107,43 @@ async def test_load_initial_reads_config_files_recursively(tmp_path: Path) -> No
     assert set(store.accepted) == {key("a"), key("b")}
     assert store.accepted[key("b")].meta.file == str(tmp_path / "sub" / "b.yml")
     assert [c.version for c in recorder.changes] == [1]
+
+
+def walked(config_dir: Path) -> dict[str, FileSignature]:
+    """What the scan lists, as ``os.walk`` (the scan before it used ``os.scandir``) and ``is_config_file`` say."""
+    found: dict[str, FileSignature] = {}
+    for directory, subdirectories, names in os.walk(config_dir):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
+        for name in names:
+            path = os.path.join(directory, name)
+            if is_config_file(Path(os.path.relpath(path, config_dir))) and os.path.exists(path):
+                found[path] = FileSignature.of(os.stat(path))
+    return found
+
+
+def test_scan_lists_what_a_walk_finds(tmp_path: Path) -> None:
+    """Nested and hidden directories, a ConfigMap's ``..data`` link and the links into it, a link to a directory
+    (listed, not entered), a dangling link, editor leftovers and other files."""
+    (tmp_path / "a.yaml").write_text("a")
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / "sub" / "b.yml").write_text("b")
+    (tmp_path / "sub" / "deeper" / "c.yaml").write_text("c")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "d.yaml").write_text("d")
+    (tmp_path / "..2026_12_03").mkdir()
+    (tmp_path / "..2026_12_03" / "e.yaml").write_text("e")
+    (tmp_path / "..data").symlink_to(tmp_path / "..2026_12_03")
+    (tmp_path / "e.yaml").symlink_to(tmp_path / "..data" / "e.yaml")
+    (tmp_path / "linked.yaml").symlink_to(tmp_path / "sub")  # a directory named like a file: not read
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    for name in ("#f.yaml#", ".#f.yaml", "f.yaml~", ".f.yaml.swp", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    scanned = scan_config_files(tmp_path)
+    assert scanned == walked(tmp_path)
+    assert sorted(scanned) == sorted(str(tmp_path / p) for p in ("a.yaml", "e.yaml", "sub/b.yml", "sub/deeper/c.yaml"))
+    assert scan_config_files(tmp_path, exclude=[tmp_path / "..2026_12_03" / "e.yaml"]).keys() == scanned.keys() - {
+        str(tmp_path / "e.yaml")
+    }
 
 
 async def test_excluded_files_are_not_read_even_through_a_symlink(tmp_path: Path) -> None:

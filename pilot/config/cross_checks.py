@@ -45,6 +45,7 @@ __all__ = [
     "blame_changes",
     "build_cross_index",
     "check_virtual_service",
+    "destination_hosts",
 ]
 
 
@@ -173,6 +174,12 @@ def _subset_owner(
     now = now_rules[0] if now_rules else None
     was = owner if owner is not None and owner.meta.key not in now_keys else (was_rules[0] if was_rules else None)
     return now, was
+
+
+def destination_hosts(service: VirtualService) -> Iterator[str]:
+    """The hosts of every destination of ``service`` as written (routes, mirrors, TLS and TCP routes): what its
+    checks look up (resolved with ``resolve_host``)."""
+    return (destination.host for destination, _ in _destinations(service, {}))
 
 
 def _problems(service: VirtualService, index: CrossIndex, field_lines: Mapping[FieldPath, int]) -> Iterator[_Problem]:

@@ -8,7 +8,10 @@ File events only wake the watcher up. What to re-read is decided by comparing ea
 with what was last read, plus the files the events named; so a ConfigMap mount that swaps a ``..data`` symlink, a
 directory renamed away or an editor's write-to-temp-then-rename are all seen. watchfiles groups events until
 ``step_ms`` pass without any (at most ``debounce_ms``), so a file written in several quick steps is read once
-complete; a file caught half-written either fails YAML parsing (the file keeps what it had in force) or fails
+complete. ``step_ms`` is 30: watchfiles looks every step, so a change waits one to two steps before it is read
+(at 100, 144-171 ms of every change's latency), while the writes of one save (an editor's temp file and rename, a
+``kubectl cp``, a ConfigMap's ``..data`` swap) come within a few milliseconds of each other; a file caught
+half-written either fails YAML parsing (the file keeps what it had in force) or fails
 validation (each key keeps its last good version) until the next write completes it.
 
 The watch follows the config directory by path, not by inode: when an event names the directory itself or the
@@ -120,7 +123,7 @@ class DirectorySource:
         sink: ConfigSink,
         *,
         name: str = FILES,
-        step_ms: int = 100,
+        step_ms: int = 30,
         debounce_ms: int = 1600,
         root_check_ms: int = 1000,
         exclude: Collection[Path] = (),
@@ -285,18 +288,36 @@ def _root_identity(config_dir: Path) -> tuple[int, int] | None:
 
 def scan_config_files(config_dir: Path, exclude: Collection[Path] = ()) -> dict[str, FileSignature]:
     """Every config file under ``config_dir`` (as its path joined to ``config_dir``), with its signature; files in
-    ``exclude`` (compared by real path: the mesh config file, when it lives there) are left out."""
+    ``exclude`` (compared by real path: the mesh config file, when it lives there) are left out.
+
+    It runs on every batch of events, over every file: at 2000 files a walk building a ``Path`` and resolving
+    the real path of each took 70-100 ms, so names are checked as strings (hidden directories are never entered:
+    only a file's own name can make it hidden) and real paths resolved only when something is excluded."""
     excluded = {os.path.realpath(path) for path in exclude}
     signatures: dict[str, FileSignature] = {}
-    for directory, subdirectories, files in os.walk(config_dir):
-        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        for name in files:
-            path = os.path.join(directory, name)
-            if not is_config_file(Path(os.path.relpath(path, config_dir))) or os.path.realpath(path) in excluded:
+    pending = [os.fspath(config_dir)]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
+            path = os.path.join(directory, name)  # as os.walk joins: what messages and ``known`` name
             try:
-                stat = os.stat(path)  # follows symlinks: a swapped ConfigMap ..data link changes the inode
+                if entry.is_dir():  # follows symlinks, as os.walk lists them (it does not descend into them)
+                    if not entry.is_symlink():
+                        pending.append(path)
+                    continue
+                if not name.endswith(_SUFFIXES) or name.startswith("#"):
+                    continue
+                stat = entry.stat()  # follows symlinks: a swapped ConfigMap ..data link changes the inode
             except OSError:
+                continue
+            if excluded and os.path.realpath(path) in excluded:
                 continue
             signatures[path] = FileSignature.of(stat)
     return signatures

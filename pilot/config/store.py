@@ -28,12 +28,23 @@ one wins a duplicate). Rules, per resource key (kind/namespace/name):
 The checks see every source's resources together: a VirtualService from one source is checked against the
 DestinationRules and ServiceEntries of all of them.
 
-``apply`` recomputes the set from every unit's latest parse (cheap: no parsing happens here) and reports which
-keys' content changed. ``accepted`` is a new read-only mapping after every apply, never edited in place.
+``apply`` recomputes what the change can reach from every unit's latest parse (no parsing happens here) and
+reports which keys' content changed. What it can reach (``store_scope``): the keys the changed units define or
+defined, and every key tied to one of them through the hosts the checks compare, transitively; the rules above are
+applied to those keys only, exactly as to the whole set (the others cannot change), with the versions in force
+before as ``previous``. A DestinationRule for a wildcard host, or a change that reaches most keys (the first load),
+makes it resolve everything. As a resolve's decisions depend on what was in force before it (a change put back is
+blamed again, a rejected one's last good version is kept), the keys with a rejection are resolved again on the
+apply after one that replaced a version in force, as a resolve of everything would. At 1000 services one
+VirtualService edit takes about 2 ms instead of 100-250 (``tests/test_config_store_incremental.py`` compares both
+ways on random sequences of edits). ``accepted`` is a new read-only mapping after every apply, never edited in
+place.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -46,6 +57,7 @@ from pilot.config.gateway_conflicts import GatewayConflict, gateway_conflicts
 from pilot.config.hosts import DEFAULT_DOMAIN_SUFFIX
 from pilot.config.origin import Origin
 from pilot.config.parse import ParsedFile, Rejected, field_origin
+from pilot.config.store_scope import CrossScope
 from pilot.config.types import (
     ConfigKey,
     DestinationRule,
@@ -79,6 +91,7 @@ class _Conflict(Protocol[_Conflicting]):
     def path_in(self, named: _Conflicting, /) -> FieldPath: ...
 
 
+_Unit = tuple[int, str]  # (source rank, unit name): a file of a directory source, an object of another
 FILES = "files"  # the name of the directory source (the only source of a store made without ``sources``)
 
 
@@ -126,7 +139,15 @@ class ConfigStore:
             raise ValueError(f"a config store needs distinct source names, got {list(sources)}")
         self._domain_suffix = domain_suffix
         self._sources = tuple(sources)
-        self._units: dict[tuple[int, str], ParsedFile] = {}  # (source rank, unit) -> its latest usable parse
+        self._units: dict[_Unit, ParsedFile] = {}  # (source rank, unit) -> its latest usable parse
+        # key -> the units defining it (in their latest usable parse) -> its valid resources there
+        self._definitions: dict[ConfigKey, dict[_Unit, tuple[Resource, ...]]] = {}
+        self._scope = CrossScope(domain_suffix)
+        # resolve everything when a change reaches more than this share of the keys (0: always; inf: only when
+        # no closure can be taken; the tests compare both)
+        self.whole_above = 0.5
+        # what the next apply resolves again even if no change reaches it (``_unsettled``)
+        self._unsettled: set[ConfigKey] = set()
         self._file_errors: dict[tuple[int, str], ConfigError] = {}
         self._accepted: Mapping[ConfigKey, Resource] = MappingProxyType({})
         self._rejections: tuple[Rejection, ...] = ()
@@ -170,31 +191,123 @@ class ConfigStore:
         if source not in self._sources:
             raise ValueError(f"unknown config source {source!r}: this store reads {', '.join(self._sources)}")
         rank = self._sources.index(source)
+        units: set[_Unit] = set()  # the units whose documents changed
+        keys: set[ConfigKey] = set()  # the keys they define, or defined before
         for name in removed_files:
-            self._units.pop((rank, name), None)
+            units.add((rank, name))
+            keys |= self._set_unit((rank, name), None)
             self._file_errors.pop((rank, name), None)
         for result in parsed:
             unit = (rank, result.file)
             if result.file_error is not None:
                 self._file_errors[unit] = result.file_error  # keep its previous parse, if any
             else:
-                self._units[unit] = result
+                units.add(unit)
+                keys |= self._set_unit(unit, result)
                 self._file_errors.pop(unit, None)
         previous = self._accepted
-        accepted, rejections = self._resolve(previous)
-        self._accepted = MappingProxyType(sorted_by_key(accepted))
-        self._rejections = rejections
-        changed = frozenset(
+        scope = self._scope_of(keys | self._unsettled)
+        accepted, changed = self._resolve_whole(previous) if scope is None else self._resolve_scope(scope, units)
+        self._accepted = MappingProxyType(accepted)
+        resolved = (previous.keys() | accepted.keys() | self._definitions.keys()) if scope is None else scope
+        moved = any(previous.get(key) is not accepted.get(key) for key in resolved)
+        self._unsettled = {r.key for r in self._rejections if r.key is not None} if moved else set()
+        for key in resolved:
+            if self._scope.indexed(key):
+                self._scope.update(key, self._versions(key))
+        if not changed:
+            return None
+        self._version += 1
+        return StoreChange(version=self._version, changed=frozenset(changed))
+
+    def _scope_of(self, keys: set[ConfigKey]) -> set[ConfigKey] | None:
+        """The keys to resolve for a change of ``keys``; None: all of them (most of the set would be resolved,
+        which costs as much, or no closure can be taken)."""
+        limit = self.whole_above * len(self._definitions)
+        if len(keys) > limit:
+            return None
+        for key in keys:  # what the changed keys meet now, besides what they met before
+            if self._scope.indexed(key):
+                self._scope.add(key, self._versions(key))
+        scope = self._scope.closure(keys)
+        return None if scope is None or len(scope) > limit else scope
+
+    def _set_unit(self, unit: _Unit, parsed: ParsedFile | None) -> set[ConfigKey]:
+        """Replace (or, with None, drop) the parse of ``unit``; the keys it defined before or defines now."""
+        keys: set[ConfigKey] = set()
+        old = self._units.pop(unit, None)
+        for parse in (old, parsed):
+            if parse is not None:
+                keys.update(r.meta.key for r in parse.resources)
+                keys.update(r.key for r in parse.rejected if r.key is not None)
+        for key in keys:
+            self._definitions.get(key, {}).pop(unit, None)
+        if parsed is not None:
+            parsed = _kept_identical(parsed, old)
+            self._units[unit] = parsed
+            found: dict[ConfigKey, list[Resource]] = {r.key: [] for r in parsed.rejected if r.key is not None}
+            for resource in parsed.resources:
+                found.setdefault(resource.meta.key, []).append(resource)
+            for key, resources in found.items():
+                self._definitions.setdefault(key, {})[unit] = tuple(resources)
+        for key in keys:
+            if not self._definitions.get(key, True):
+                del self._definitions[key]
+        return keys
+
+    def _versions(self, key: ConfigKey) -> list[Resource]:
+        """Every version of ``key`` that may be in force after the next resolve: each valid definition, and the
+        version in force now (it may be kept as the last good one)."""
+        versions = [r for found in self._definitions.get(key, {}).values() for r in found]
+        if key in self._accepted:
+            versions.append(self._accepted[key])
+        return versions
+
+    def _resolve_whole(
+        self, previous: Mapping[ConfigKey, Resource]
+    ) -> tuple[dict[ConfigKey, Resource], set[ConfigKey]]:
+        """Resolve every key (the first load, or a change that reaches most of them)."""
+        accepted, self._rejections = self._resolve(previous, self._documents())
+        changed = {
             key
             for key in previous.keys() | accepted.keys()
             if key not in previous
             or key not in accepted
             or previous[key].meta.content_hash != accepted[key].meta.content_hash
+        }
+        return sorted_by_key(accepted), changed
+
+    def _resolve_scope(
+        self, scope: set[ConfigKey], units: set[_Unit]
+    ) -> tuple[dict[ConfigKey, Resource], set[ConfigKey]]:
+        """Resolve only the keys of ``scope`` (a closure of ``CrossScope``: nothing outside it can change, nothing
+        inside depends on what is outside) and the keyless documents of ``units``; keep everything else."""
+        previous = self._accepted
+        resolved, rejections = self._resolve(
+            {k: previous[k] for k in scope if k in previous}, self._documents(scope, units)
         )
-        if not changed:
-            return None
-        self._version += 1
-        return StoreChange(version=self._version, changed=changed)
+        accepted = dict(previous)
+        for key in scope:
+            if key in accepted and key not in resolved:
+                del accepted[key]
+        added = any(key not in accepted for key in resolved)
+        accepted.update(resolved)
+        kept = [
+            r
+            for r in self._rejections
+            if (r.key not in scope if r.key is not None else (self._sources.index(r.source), r.unit) not in units)
+        ]
+        self._rejections = tuple(sorted((*kept, *rejections), key=self._rejection_order))
+        changed = {
+            key
+            for key in scope
+            if (key in previous) != (key in resolved)
+            or (key in resolved and previous[key].meta.content_hash != resolved[key].meta.content_hash)
+        }
+        return (sorted_by_key(accepted) if added else accepted), changed
+
+    def _rejection_order(self, rejection: Rejection) -> tuple[int, str, int]:
+        return self._sources.index(rejection.source), rejection.unit, rejection.origin.line
 
     def configz(self) -> dict[str, Any]:
         """The store as JSON-able data for /debug/configz, sorted deterministically."""
@@ -226,27 +339,38 @@ class ConfigStore:
             "warnings": list(self.warnings),
         }
 
-    def _documents(self) -> list[_Document]:
-        """Every document of every unit, in definition order: source rank, unit (file path), then line."""
+    def _documents(self, keys: set[ConfigKey] | None = None, units: set[_Unit] | None = None) -> list[_Document]:
+        """Every document of every unit, in definition order: source rank, unit (file path), then line. With
+        ``keys``: only the documents defining one of them, and the keyless ones of ``units``."""
         documents: list[_Document] = []
-        for unit in sorted(self._units):
+        if keys is None:
+            chosen = sorted(self._units)
+        else:
+            found = {unit for key in keys for unit in self._definitions.get(key, ())}
+            chosen = sorted(found | {unit for unit in units or () if unit in self._units})
+        for unit in chosen:
             source, parsed = self._sources[unit[0]], self._units[unit]
             in_unit = [
                 _Document(key=r.meta.key, source=source, unit=unit[1], origin=r.meta.origin, resource=r)
                 for r in parsed.resources
-            ] + [_rejected_document(r, source, unit[1]) for r in parsed.rejected]
+                if keys is None or r.meta.key in keys
+            ] + [
+                _rejected_document(r, source, unit[1])
+                for r in parsed.rejected
+                if keys is None or (r.key in keys if r.key is not None else unit in (units or ()))
+            ]
             for document in sorted(in_unit, key=lambda d: d.origin.line):
                 document.field_lines = parsed.field_lines.get(document.origin.line, {})
                 documents.append(document)
         return documents
 
     def _resolve(
-        self, previous: Mapping[ConfigKey, Resource]
+        self, previous: Mapping[ConfigKey, Resource], documents: Iterable[_Document]
     ) -> tuple[dict[ConfigKey, Resource], tuple[Rejection, ...]]:
-        """What is in force for every key defined in some source, and every document not in force as written."""
+        """What is in force for every key ``documents`` define, and every one of them not in force as written."""
         first: dict[ConfigKey, _Document] = {}
         rejected: list[_Document] = []
-        for document in self._documents():
+        for document in documents:
             if document.key is None:
                 rejected.append(document)
             elif document.key in first:
@@ -412,6 +536,19 @@ class ConfigStore:
                         )
                     )
                 rejected.append(document)
+
+
+def _kept_identical(parsed: ParsedFile, old: ParsedFile | None) -> ParsedFile:
+    """``parsed`` with each resource equal to one of the unit's previous parse (same key, content and origin) replaced
+    by that one: a file re-read for an edit of one of its documents keeps the others as the same objects, and what is
+    derived from them downstream (the model's registry state) is reused."""
+    if old is None or not old.resources:
+        return parsed
+    before = {(r.meta.key, r.meta.content_hash, r.meta.origin): r for r in old.resources}
+    resources = tuple(before.get((r.meta.key, r.meta.content_hash, r.meta.origin), r) for r in parsed.resources)
+    if all(map(operator.is_, resources, parsed.resources)):
+        return parsed
+    return dataclasses.replace(parsed, resources=resources)
 
 
 def _version_to_keep(resource: Resource, last_good: Resource | None, index: CrossIndex) -> VirtualService | None:

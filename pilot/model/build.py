@@ -334,7 +334,9 @@ def build_snapshot(
         domain_suffix=domain_suffix,
         configs=MappingProxyType(ordered),
         services=registered.services,
-        vips=allocate_vips(registered.services),
+        vips=previous.vips
+        if previous is not None and previous.services is registered.services
+        else allocate_vips(registered.services),
         destination_rules=MappingProxyType(rules),
         destination_rule_index=index_destination_rules(
             destination_rules,

@@ -99,6 +99,26 @@ def aggregate_registries(
     if len(set(names)) != len(names):
         raise ValueError(f"service registries need distinct names, got {names}")
     states = [(registry, registry.state(configs)) for registry in registries]
+    last = _last_aggregated.get("last")
+    if last is not None and _same_states(last[0], states):
+        return last[1]
+    aggregated = _aggregate(states)
+    _last_aggregated["last"] = (states, aggregated)
+    return aggregated
+
+
+# the registries and states of the last aggregate, and that aggregate: the same states (config changes of other
+# kinds) give the same object back, so that the model can reuse what it derived from it (the VIPs)
+_last_aggregated: dict[str, tuple[list[tuple[ServiceRegistry, RegistryState]], AggregatedRegistries]] = {}
+
+
+def _same_states(
+    one: Sequence[tuple[ServiceRegistry, RegistryState]], other: Sequence[tuple[ServiceRegistry, RegistryState]]
+) -> bool:
+    return len(one) == len(other) and all(r is q and s is t for (r, s), (q, t) in zip(one, other, strict=True))
+
+
+def _aggregate(states: Sequence[tuple[ServiceRegistry, RegistryState]]) -> AggregatedRegistries:
     owners: dict[str, tuple[Service, ServiceRegistry]] = {}
     shadowed: list[ShadowedService] = []
     for registry, state in states:

@@ -16,6 +16,7 @@ first's is not merged: the first namespace's wins the host.
 from __future__ import annotations
 
 import ipaddress
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
@@ -34,7 +35,21 @@ class ServiceEntryRegistry:
     name = "serviceentry"
     provider = SERVICE_ENTRY_PROVIDER
 
+    def __init__(self) -> None:
+        # the entries and workloads of the last state, and that state: a snapshot built for a change of other kinds
+        # (a VirtualService edit) gets the very same state back, and the model reuses what it derived from it
+        self._last: tuple[tuple[Resource, ...], RegistryState] | None = None
+
     def state(self, configs: Mapping[ConfigKey, Resource]) -> RegistryState:
+        read = tuple(r for r in configs.values() if isinstance(r, ServiceEntry | WorkloadEntry))
+        last = self._last  # one read: another thread's snapshot may replace it meanwhile
+        if last is not None and len(last[0]) == len(read) and all(map(operator.is_, last[0], read)):
+            return last[1]
+        state = self._state(configs)
+        self._last = (read, state)
+        return state
+
+    def _state(self, configs: Mapping[ConfigKey, Resource]) -> RegistryState:
         ordered = list(sorted_by_key(configs).values())
         workloads = [r for r in ordered if isinstance(r, WorkloadEntry)]
         workload_index = _index_workloads(workloads)
