@@ -47,3 +47,10 @@ def test_each_virtual_host_is_named_table_slash_name_and_otherwise_unchanged() -
     for original, host in zip(table.virtual_hosts, hosts, strict=True):
         host.name = original.name
         assert host == original
+
+
+def test_a_table_without_virtual_hosts_or_with_a_slash_in_a_name_stays_whole() -> None:
+    empty = RouteConfiguration(name="8080")
+    assert vhds_route_table(empty) == (empty, [])
+    slashed = RouteConfiguration(name="9080", virtual_hosts=[VirtualHost(name="a/b", domains=["a"])])
+    assert vhds_route_table(slashed) == (slashed, [])

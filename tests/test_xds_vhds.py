@@ -12,6 +12,7 @@ from envoy.config.route.v3.route_components_pb2 import VirtualHost
 from envoy.config.route.v3.route_pb2 import RouteConfiguration
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryResponse
 
+from pilot.config.types import ConfigKey
 from pilot.generate.registry import CLUSTER_TYPE, ROUTE_TYPE
 from pilot.xds import DiscoveryServer
 from pilot.xds.vhds import VhdsSplits
@@ -25,6 +26,7 @@ from tests.xds_fakes import (
     fake_generators,
     serving,
     unpack_route,
+    wait_until,
 )
 from xdscore.resources import ProxyResources, ResourceGroup, make_resource
 from xdscore.types import VIRTUAL_HOST_TYPE
@@ -99,14 +101,12 @@ async def test_a_virtual_service_change_sends_one_virtual_host_and_no_table(
 
 async def test_a_tables_virtual_hosts_follow_the_table_never_precede_it(ads_channel: grpc.aio.Channel) -> None:
     """Envoy drops a virtual host whose table's VHDS watch does not exist yet (it exists once the table is applied):
-    asked for virtual hosts before any table, the stream gets none; the table's response brings them after it."""
+    asked for virtual hosts before any table, the stream says nothing; the table's response brings them after it."""
     stream = AdsStream(ads_channel, delta=True)
     await stream.delta_request(CLUSTER_TYPE, node=PRODUCTPAGE)
     await _ack(stream, await stream.recv())
     await stream.delta_request(VIRTUAL_HOST_TYPE)
-    empty = await stream.recv()
-    assert empty.type_url == VIRTUAL_HOST_TYPE and list(empty.resources) == []
-    await _ack(stream, empty)
+    await stream.assert_silent()
 
     await stream.delta_request(ROUTE_TYPE, subscribe=[DEFAULT_ROUTES])
     routes = await stream.recv()
@@ -114,6 +114,75 @@ async def test_a_tables_virtual_hosts_follow_the_table_never_precede_it(ads_chan
 
     assert routes.type_url == ROUTE_TYPE
     assert hosts.type_url == VIRTUAL_HOST_TYPE and sorted(_hosts(hosts)) == sorted([PRODUCTPAGE_VHOST, REVIEWS_VHOST])
+
+
+async def test_a_table_subscribed_again_gets_its_virtual_hosts_again(ads_channel: grpc.aio.Channel) -> None:
+    """Envoy unsubscribes a table (its listener drained) and subscribes it again: the new table has a new, empty
+    VHDS watch, so its virtual hosts are sent again although they did not change."""
+    stream = AdsStream(ads_channel, delta=True)
+    await _routes_then_hosts(stream)
+
+    await stream.delta_request(ROUTE_TYPE, unsubscribe=[DEFAULT_ROUTES])
+    await stream.delta_request(ROUTE_TYPE, subscribe=[DEFAULT_ROUTES])
+    routes = await stream.recv()
+    hosts = await stream.recv()
+
+    assert routes.type_url == ROUTE_TYPE and _table(routes).name == DEFAULT_ROUTES
+    assert hosts.type_url == VIRTUAL_HOST_TYPE and sorted(_hosts(hosts)) == sorted([PRODUCTPAGE_VHOST, REVIEWS_VHOST])
+
+
+async def test_a_removed_service_removes_its_virtual_host_and_a_dropped_table_removes_none(
+    ads_channel: grpc.aio.Channel, xds_server: DiscoveryServer
+) -> None:
+    stream = AdsStream(ads_channel, delta=True)
+    await _routes_then_hosts(stream)
+
+    configs = bookinfo()
+    del configs[ConfigKey(kind="ServiceEntry", namespace="default", name="productpage")]
+    xds_server.update_config(configs, 2)
+    removal = None
+    while removal is None or removal.type_url != VIRTUAL_HOST_TYPE:
+        removal = await stream.recv()
+        await _ack(stream, removal)
+    assert list(removal.removed_resources) == [PRODUCTPAGE_VHOST] and list(removal.resources) == []
+
+    # A table the proxy drops (Envoy keeps it while its listener drains): its virtual hosts are not removed.
+    await stream.delta_request(ROUTE_TYPE, unsubscribe=[DEFAULT_ROUTES])
+    xds_server.update_config(bookinfo(reviews_subset="v2"), 3)
+    await wait_until(lambda: xds_server.snapshot is not None and xds_server.snapshot.version == 3)
+    while (response := await _next_or_none(stream)) is not None:
+        assert response.type_url != VIRTUAL_HOST_TYPE, response
+        await _ack(stream, response)
+
+
+async def _next_or_none(stream: AdsStream) -> DeltaDiscoveryResponse | None:
+    try:
+        response: DeltaDiscoveryResponse = await stream.recv(timeout=0.5)
+    except TimeoutError:
+        return None
+    return response
+
+
+async def test_a_reconnecting_envoy_keeps_its_virtual_hosts_when_it_asks_for_them_before_its_tables(
+    ads_channel: grpc.aio.Channel,
+) -> None:
+    first = AdsStream(ads_channel, delta=True)
+    routes, hosts = await _routes_then_hosts(first)
+    await first.close()
+    table_versions = {r.name: r.version for r in routes.resources}
+    host_versions = {r.name: r.version for r in hosts.resources}
+
+    again = AdsStream(ads_channel, delta=True)
+    await again.delta_request(CLUSTER_TYPE, node=PRODUCTPAGE)
+    await _ack(again, await again.recv())
+    await again.delta_request(VIRTUAL_HOST_TYPE, initial=host_versions)
+    await again.delta_request(ROUTE_TYPE, subscribe=[DEFAULT_ROUTES], initial=table_versions)
+    tables = await again.recv()
+    virtual_hosts = await again.recv()
+
+    assert tables.type_url == ROUTE_TYPE and list(tables.resources) == []  # up to date
+    assert virtual_hosts.type_url == VIRTUAL_HOST_TYPE
+    assert list(virtual_hosts.resources) == [] and list(virtual_hosts.removed_resources) == []
 
 
 async def test_sotw_streams_get_whole_tables(ads_channel: grpc.aio.Channel) -> None:

@@ -26,7 +26,12 @@ def vhds_name(table: str, virtual_host: str) -> str:
 
 
 def vhds_route_table(table: RouteConfiguration) -> tuple[RouteConfiguration, list[VirtualHost]]:
-    """``table`` without its virtual hosts and pointing at VHDS over ADS, and the virtual hosts renamed for VHDS."""
+    """``table`` without its virtual hosts and pointing at VHDS over ADS, and the virtual hosts renamed for VHDS.
+
+    A table with no virtual hosts, or one whose name has a ``/`` (an EnvoyFilter's), stays whole (``table`` and no
+    virtual hosts): Envoy's VHDS init waits for a virtual host of the table, and matches them by the last ``/``."""
+    if not table.virtual_hosts or any("/" in host.name for host in table.virtual_hosts):
+        return table, []
     stripped = RouteConfiguration()
     stripped.CopyFrom(table)
     del stripped.virtual_hosts[:]

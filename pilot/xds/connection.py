@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,11 +76,19 @@ class _SnapshotProducer:
 
 
 class _VhdsRoutesProducer(_SnapshotProducer):
-    """RDS for a stream served over VHDS: the proxy's route tables without their virtual hosts."""
+    """RDS for a stream served over VHDS: the proxy's route tables without their virtual hosts. A watched table the
+    proxy is about to be sent (new, changed, or subscribed again after an unsubscribe) starts a new VHDS watch in
+    Envoy when it has none: its virtual hosts are sent again after it (``Connection._reconcile_virtual_hosts``)."""
 
     async def resources(self, watch: WatchedResource) -> ProxyResources | None:
         view = await self._connection.vhds_view()
-        return view.routes if view is not None else None
+        if view is None:
+            return None
+        tables, sent = view.routes.resources, watch.sent
+        self._connection.refresh_tables(
+            name for name in watch.names if (table := tables.get(name)) is not None and sent.get(name) != table.version
+        )
+        return view.routes
 
 
 class _VirtualHostProducer(_SnapshotProducer):
@@ -93,14 +101,14 @@ class _VirtualHostProducer(_SnapshotProducer):
     ``Connection.sent``)."""
 
     async def resources(self, watch: WatchedResource) -> ProxyResources | None:
-        del watch
         connection = self._connection
-        view = await connection.vhds_view()
-        if view is None:
-            return None
         routes = connection.watches.get(ROUTE_TYPE)
-        sent = routes.sent.items() if routes is not None else ()
-        return view.subscribed(frozenset(name for name, version in sent if version))
+        if routes is None or not routes.nonce_sent:
+            return None  # no table yet: nothing to say (not even that what a reconnecting Envoy has is gone)
+        if not watch.nonce_sent:
+            connection.refresh_tables_planned()  # the first response covers every table sent so far
+        view = await connection.vhds_view()
+        return view.subscribed(_tables_sent(routes)) if view is not None else None
 
 
 class Connection:
@@ -130,6 +138,7 @@ class Connection:
         self._metrics = metrics
         self._vhds = vhds
         self._vhds_view: tuple[ProxyResources, VhdsView] | None = None  # the RDS view it was split from, and it
+        self._refresh_tables: set[str] = set()  # tables sent (again) since VHDS was last planned
         self._consistent: ResourceCache | None = None  # the last snapshot found consistent for this proxy
         self._withheld: tuple[int, Dangling] | None = None  # (version, dangling) of a snapshot not used, if any
         producers = {t: _SnapshotProducer(self, t, g.wildcard) for t, g in generators.items()}
@@ -159,8 +168,7 @@ class Connection:
     async def noticed(self, notice: Hashable) -> None:
         """The stream's task got to a notice: a newer snapshot (push it), or route tables sent (their VHDS)."""
         if notice == _VIRTUAL_HOSTS:
-            if VIRTUAL_HOST_TYPE in self.watches:
-                await self._stream.respond(VIRTUAL_HOST_TYPE, requested=False, force=False)
+            await self._respond_virtual_hosts()
         elif self._latest is not None:
             await self._push(self._latest)
 
@@ -239,6 +247,9 @@ class Connection:
                     watches[type_url] = forget_sent(watches[type_url], warming)
                 pushed = await stream.respond(type_url, requested=True, force=True) or pushed
                 continue
+            if type_url == VIRTUAL_HOST_TYPE:
+                pushed = await self._respond_virtual_hosts() or pushed
+                continue
             before = watches[type_url].sent
             sent = await stream.respond(type_url, requested=False, force=False)
             pushed = sent or pushed
@@ -246,6 +257,37 @@ class Connection:
                 warming = _changed_eds_clusters(before, watches[type_url].sent, watches[ENDPOINT_TYPE])
         if pushed and cache.changed_at is not None:
             self._metrics.converged(time.monotonic() - cache.changed_at)
+
+    def refresh_tables(self, tables: Iterable[str]) -> None:
+        """These tables are being sent to the proxy: their virtual hosts follow, even where sent before."""
+        self._refresh_tables.update(tables)
+
+    def refresh_tables_planned(self) -> None:
+        self._refresh_tables.clear()
+
+    async def _respond_virtual_hosts(self) -> bool:
+        """Push VHDS once the proxy's record matches what its Envoy holds (``_reconcile_virtual_hosts``)."""
+        if VIRTUAL_HOST_TYPE not in self.watches:
+            return False
+        forgot = self._reconcile_virtual_hosts()
+        return await self._stream.respond(VIRTUAL_HOST_TYPE, requested=forgot, force=False)
+
+    def _reconcile_virtual_hosts(self) -> bool:
+        """Forget having sent the virtual hosts of tables Envoy's VHDS watch for them does not hold: a table sent
+        again (a new watch in Envoy when it had none, e.g. subscribed again after an unsubscribe), so they are sent
+        again; and a table the proxy no longer has, so they are not removed (Envoy keeps a removed table while its
+        listener drains, as without VHDS). True when something was forgotten."""
+        watch = self.watches[VIRTUAL_HOST_TYPE]
+        routes = self.watches.get(ROUTE_TYPE)
+        kept = _tables_sent(routes) if routes is not None else frozenset()
+        refresh, self._refresh_tables = self._refresh_tables, set()
+        stale = frozenset(
+            name for name in watch.sent if (table := name.rpartition("/")[0]) in refresh or table not in kept
+        )
+        if not stale:
+            return False
+        self.watches[VIRTUAL_HOST_TYPE] = forget_sent(watch, stale)
+        return True
 
     # ------------------------------------------------------------------------------------------ observed
 
@@ -346,6 +388,10 @@ def _assemble_tables(tables: list[dict[str, Any]], virtual_hosts: list[dict[str,
     for table in tables:
         if "vhds" in table:
             table["virtual_hosts"] = by_table.get(str(table.get("name", "")), [])
+
+
+def _tables_sent(routes: WatchedResource) -> frozenset[str]:
+    return frozenset(name for name, version in routes.sent.items() if version)
 
 
 def _changed_eds_clusters(

@@ -60,7 +60,8 @@ class VhdsSplits:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._splitting = threading.Lock()  # one split computed at a time: streams asking for it wait, then share it
+        # a group being split, by key: streams asking for the same one wait and share it (others go on)
+        self._splitting: dict[tuple[str, ...], threading.Lock] = {}
         self._tables: tuple[dict[str, tuple[Resource, ResourceGroup]], ...] = ({}, {})  # (current, previous)
         self._groups: tuple[dict[tuple[str, ...], RouteGroupSplit], ...] = ({}, {})
         self._views: tuple[dict[tuple[int, ...], VhdsView], ...] = ({}, {})  # by the identities of their splits
@@ -96,7 +97,9 @@ class VhdsSplits:
         found = self._find(self._groups, key)
         if found is not None:
             return found
-        with self._splitting:
+        with self._lock:
+            splitting = self._splitting.setdefault(key, threading.Lock())
+        with splitting:
             found = self._find(self._groups, key)
             if found is not None:
                 return found
@@ -105,7 +108,10 @@ class VhdsSplits:
                 ResourceGroup.of((stripped for stripped, _ in tables), group.references),
                 MappingProxyType({name: hosts for name, (_, hosts) in zip(group.resources, tables, strict=True)}),
             )
-            return self._keep(self._groups, key, split)
+            kept = self._keep(self._groups, key, split)
+        with self._lock:
+            self._splitting.pop(key, None)
+        return kept
 
     def table(self, resource: Resource) -> tuple[Resource, ResourceGroup]:
         found = self._find(self._tables, resource.version)
