@@ -1,10 +1,12 @@
 """The latency a policy adds to a request through real Envoy sidecars, for the Mixer benchmark
 (``bench.mixer_policy``): no policy, a native RBAC policy and a Mixer check, measured in one run.
 
-One pod world (``e2e.pod_mesh``, needs root): Pilot and Mixer on the host, each in its own process, and pods on a
-pod network of the run's own, each a network namespace with the capture rules and a real Envoy sidecar (uid 1337):
-productpage (the client) and reviews-v1, -v2, -v3, whose apps are ``e2e.pod_app`` (a stdlib HTTP server). The three
-reviews workloads differ only in their policy:
+One pod world (``e2e.pod_mesh``, needs root): Pilot and Mixer on the host, each in its own process (Mixer on the pod
+network's gateway, where the sidecars connect to it directly: ``pod run --mixer-direct``; or with ``mixer_path``
+``relay`` on the host's loopback, relayed into each pod by its ``pod run``), and pods on a pod network of the run's own,
+each a network namespace with the capture rules and a real Envoy sidecar (uid 1337): productpage (the client) and
+reviews-v1, -v2, -v3, whose apps are ``e2e.pod_app`` (a stdlib HTTP server). The three reviews workloads differ only in
+their policy:
 
 - ``none``   -> reviews-v1: no policy (the sidecar has no authorization filter);
 - ``rbac``   -> reviews-v2: AuthorizationPolicies compiled into Envoy's RBAC filter: a DENY (``end-user: mallory``)
@@ -42,10 +44,11 @@ from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh, pod_mesh
 from e2e.rules import reviews_virtual_service
 from meshplane.mixer_names import REASON_HEADER
 
-__all__ = ["CUSTOM_KINDS", "VARIANTS", "EnvoyRun", "VariantResult", "run_envoy"]
+__all__ = ["CUSTOM_KINDS", "MIXER_PATHS", "VARIANTS", "EnvoyRun", "VariantResult", "run_envoy"]
 
 VARIANTS = ("none", "rbac", "custom")
 CUSTOM_KINDS = ("accesslist", "authorizationpolicy")
+MIXER_PATHS = ("direct", "relay")  # how the sidecars reach Mixer: ``pod run --mixer-direct``, or its relay
 _SUBSETS = {"none": "v1", "rbac": "v2", "custom": "v3"}
 _WORKLOADS = {variant: f"reviews-{subset}" for variant, subset in _SUBSETS.items()}
 _CLIENT = "productpage"
@@ -126,6 +129,7 @@ class EnvoyRun:
     rate: float
     seconds: float  # the measured window (sends scheduled over it; answers may land later)
     custom_kind: str
+    mixer_path: str  # one of MIXER_PATHS
     variants: tuple[VariantResult, ...]
     schedule_lag: Latencies
     verification: tuple[str, ...]
@@ -189,7 +193,9 @@ def _sidecar_cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-async def _measure(mesh: PodMesh, *, rate: float, seconds: float, warmup: float, custom_kind: str) -> EnvoyRun:
+async def _measure(
+    mesh: PodMesh, *, rate: float, seconds: float, warmup: float, custom_kind: str, mixer_path: str
+) -> EnvoyRun:
     assert mesh.mixer is not None
     verification = await _verify(mesh, custom_kind)
     plan = {
@@ -231,6 +237,7 @@ async def _measure(mesh: PodMesh, *, rate: float, seconds: float, warmup: float,
         rate=rate,
         seconds=seconds,
         custom_kind=custom_kind,
+        mixer_path=mixer_path,
         variants=_variant_results(measured, cpu),
         schedule_lag=Latencies.of(measured.lags),
         verification=verification,
@@ -265,28 +272,44 @@ def _variant_results(measured: LoadAnswers, cpu: Mapping[str, float]) -> tuple[V
 
 
 async def run_envoy(
-    *, rate: float, seconds: float, warmup: float, custom_kind: str, workdir: Path | None = None
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    custom_kind: str,
+    mixer_path: str = "direct",
+    workdir: Path | None = None,
 ) -> EnvoyRun:
     """Start the pod world (Pilot, Mixer, four pods with their sidecars) in ``workdir`` (default: a temporary
     directory, removed afterwards), measure, stop everything (``pod_mesh`` checks nothing is left). Needs root
     (``e2e.pods.why_pods_cannot_run``)."""
+    options = {"rate": rate, "seconds": seconds, "warmup": warmup, "custom_kind": custom_kind}
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="bench-mixer-") as temporary:
-            return await _run_in(Path(temporary), rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
-    return await _run_in(workdir, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
+            return await _run_in(Path(temporary), mixer_path=mixer_path, **options)
+    return await _run_in(workdir, mixer_path=mixer_path, **options)
 
 
-async def _run_in(workdir: Path, *, rate: float, seconds: float, warmup: float, custom_kind: str) -> EnvoyRun:
+async def _run_in(
+    workdir: Path, *, rate: float, seconds: float, warmup: float, custom_kind: str, mixer_path: str
+) -> EnvoyRun:
+    if mixer_path not in MIXER_PATHS:
+        raise ValueError(f"mixer_path: one of {', '.join(MIXER_PATHS)}, got {mixer_path!r}")
     config = "---\n".join((routes_yaml(), policies_yaml(custom_kind)))
     state_dir: Path | None = None
+    versions = tuple(_SUBSETS.values())
     try:
-        async with pod_mesh(workdir / "mesh", config, mixer=True, versions=tuple(_SUBSETS.values())) as mesh:
+        async with pod_mesh(
+            workdir / "mesh", config, mixer=True, mixer_direct=mixer_path == "direct", versions=versions
+        ) as mesh:
             state_dir = mesh.state_dir
             assert mesh.mixer is not None
             for component, configz in (("pilot", await mesh.pilot.configz()), ("mixer", await mesh.mixer.configz())):
                 if configz.get("rejected"):
                     raise RuntimeError(f"{component} rejected the benchmark config: {configz['rejected']}")
-            return await _measure(mesh, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
+            return await _measure(
+                mesh, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind, mixer_path=mixer_path
+            )
     finally:
         if state_dir is not None and not any(state_dir.glob("*/*/pod.json")):  # kept as evidence otherwise
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -192,6 +192,7 @@ class PodMesh:
     citadel: CitadelProcess | None
     addresses: dict[str, str]
     mixer: MixerProcess | None = None
+    mixer_direct: bool = False  # every pod's ``--mixer-direct``: Mixer listens on the pod network's gateway
     state_dir: Path = DEFAULT_PODS_DIR  # the pods' (``pod run --state-dir``); tests use one of their own
     xds_mode: XdsMode = "sotw"
     pods: dict[str, _Pod] = field(default_factory=dict)
@@ -326,6 +327,7 @@ class PodMesh:
             *(("--dns-upstream", self.addresses["dns"]) if "dns" in self.addresses else ()),
             *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge, "--state-dir", str(self.state_dir)),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
+            *(("--mixer-direct",) if self.mixer is not None and self.mixer_direct else ()),
             *self._token_args(name, service_account, token),
             *(f"--node-metadata={key}={value}" for key, value in (node_metadata or {}).items()),
             "--",
@@ -411,6 +413,7 @@ async def pod_mesh(
     citadel: bool = False,
     citadel_arguments: tuple[str, ...] = (),
     mixer: bool = False,
+    mixer_direct: bool = True,
     xds_mode: XdsMode = "sotw",
     mesh_config: str | None = None,
     ready_status: int = 200,
@@ -422,7 +425,9 @@ async def pod_mesh(
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
-    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
+    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``: with
+    ``mixer_direct`` (the default) Mixer listens on the pod network's gateway and the sidecars connect to it there
+    (``pod run --mixer-direct``), without it on the host's loopback, relayed into each pod;
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
     for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
@@ -458,10 +463,11 @@ async def pod_mesh(
         )
     policy = None
     if mixer:
+        grpc_host = network.gateway if mixer_direct else f"{subnet}.2"
         policy = MixerProcess(
             config_dir=config_dir,
             workdir=workdir,
-            grpc_address=f"{subnet}.2:{MIXER_GRPC_PORT}",
+            grpc_address=f"{grpc_host}:{MIXER_GRPC_PORT}",
             monitor_address=f"{subnet}.2:{MIXER_MONITOR_PORT}",
         )
     mesh = PodMesh(
@@ -471,6 +477,7 @@ async def pod_mesh(
         citadel=identity,
         addresses=addresses,
         mixer=policy,
+        mixer_direct=mixer_direct,
         state_dir=new_state_dir(),
         xds_mode=xds_mode,
         initial_files=initial,
@@ -481,6 +488,9 @@ async def pod_mesh(
         if identity is not None:
             await identity.start()
         if policy is not None:
+            if mixer_direct:  # the gateway's address exists once the bridge does
+                with network_lock():
+                    setup_network(network)
             await policy.start()
         dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
         records = {OUTSIDE_NAME: "outside", **(dns_names or {})}
