@@ -30,6 +30,7 @@ health)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
@@ -38,13 +39,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._measure import Latencies, cpu_seconds, sample_sum
+from bench._measure import Latencies, cpu_seconds, free_port, sample_sum
+from bench._mixer_process import MixerStandinProcess
 from bench._pod_client import LoadAnswers, LoadGenerator, admin_counters, sidecar_pid
 from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh, pod_mesh
 from e2e.rules import reviews_virtual_service
 from meshplane.mixer_names import REASON_HEADER
 
-__all__ = ["CUSTOM_KINDS", "MIXER_PATHS", "VARIANTS", "EnvoyRun", "VariantResult", "run_envoy"]
+__all__ = ["CUSTOM_KINDS", "MIXER_PATHS", "VARIANTS", "EnvoyRun", "StandinRun", "VariantResult", "run_envoy"]
 
 VARIANTS = ("none", "rbac", "custom")
 CUSTOM_KINDS = ("accesslist", "authorizationpolicy")
@@ -125,6 +127,19 @@ class VariantResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StandinRun:
+    """The same load once more, in the same pods, with the shared tools' ``mixer_standin.py`` serving Mixer's
+    address instead (it parses each CheckRequest and answers OK; its access-log service only counts): what the
+    check costs on this path with nothing but a Python grpc.aio server behind it, the reference of Mixer's."""
+
+    variants: tuple[VariantResult, ...]
+    schedule_lag: Latencies
+
+    def variant(self, name: str) -> VariantResult:
+        return next(result for result in self.variants if result.variant == name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnvoyRun:
     rate: float
     seconds: float  # the measured window (sends scheduled over it; answers may land later)
@@ -140,6 +155,7 @@ class EnvoyRun:
     mixer_checks: Mapping[str, int]  # mixer_checks_total by result over the measured window
     mixer_log_entries: int
     envoy_authz_stats: Mapping[str, int]  # reviews-v2 RBAC and reviews-v3 ext_authz counters over the window
+    standin: StandinRun | None = None  # the same load with the stand-in in Mixer's place (unless not asked)
 
     def variant(self, name: str) -> VariantResult:
         return next(result for result in self.variants if result.variant == name)
@@ -193,12 +209,8 @@ def _sidecar_cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-async def _measure(
-    mesh: PodMesh, *, rate: float, seconds: float, warmup: float, custom_kind: str, mixer_path: str
-) -> EnvoyRun:
-    assert mesh.mixer is not None
-    verification = await _verify(mesh, custom_kind)
-    plan = {
+def _plan(*, rate: float, seconds: float, warmup: float) -> dict[str, object]:
+    return {
         "url": _URL,
         "rate": rate,
         "seconds": seconds,
@@ -207,9 +219,57 @@ async def _measure(
         "headers": {"end-user": _USER},
         "timeout": _REQUEST_TIMEOUT_SECONDS,
     }
-    load = LoadGenerator(
+
+
+def _load_generator(mesh: PodMesh, plan: Mapping[str, object]) -> LoadGenerator:
+    return LoadGenerator(
         name=_CLIENT, namespace=NAMESPACE, state_dir=mesh.state_dir, plan=plan, log=mesh.workdir / "load.log"
     )
+
+
+async def _measure_standin(mesh: PodMesh, plan: Mapping[str, object], script: Path) -> StandinRun:
+    """Mixer stopped, the stand-in on its gRPC address (the sidecars reconnect to it), the same load (warm-up and
+    window), Mixer started again."""
+    assert mesh.mixer is not None
+    pids = {name: sidecar_pid(mesh.pod(name)) for name in _WORKLOADS.values()}
+    await mesh.mixer.stop()
+    standin = MixerStandinProcess(
+        script=script,
+        workdir=mesh.workdir / "stand-in",
+        grpc_address=mesh.mixer.grpc_address,
+        monitor_address=f"127.0.0.1:{free_port()}",
+    )
+    try:
+        await standin.start(ready_timeout=30.0)
+        load = _load_generator(mesh, plan)
+        try:
+            await load.warm()
+            cpu_before = _sidecar_cpu(pids)
+            measured = await load.measure()
+            cpu_after = _sidecar_cpu(pids)
+        finally:
+            await load.stop()
+    finally:
+        await standin.stop()
+        await mesh.mixer.start()
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    return StandinRun(variants=_variant_results(measured, cpu), schedule_lag=Latencies.of(measured.lags))
+
+
+async def _measure(
+    mesh: PodMesh,
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    custom_kind: str,
+    mixer_path: str,
+    standin_script: Path | None,
+) -> EnvoyRun:
+    assert mesh.mixer is not None
+    verification = await _verify(mesh, custom_kind)
+    plan = _plan(rate=rate, seconds=seconds, warmup=warmup)
+    load = _load_generator(mesh, plan)
     pids = {name: sidecar_pid(mesh.pod(name)) for name in (_CLIENT, *_WORKLOADS.values())}
     mixer_pid = mesh.mixer.pid
     try:
@@ -226,6 +286,7 @@ async def _measure(
     finally:
         await load.stop()
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    standin = None if standin_script is None else await _measure_standin(mesh, plan, standin_script)
     checks = {
         result: round(
             sample_sum(metrics_after, "mixer_checks_total", result=result)
@@ -252,6 +313,7 @@ async def _measure(
         envoy_authz_stats={
             name: counters_after.get(name, 0) - counters_before.get(name, 0) for name in sorted(counters_after)
         },
+        standin=standin,
     )
 
 
@@ -278,20 +340,35 @@ async def run_envoy(
     warmup: float,
     custom_kind: str,
     mixer_path: str = "direct",
+    standin_script: Path | None = None,
     workdir: Path | None = None,
 ) -> EnvoyRun:
     """Start the pod world (Pilot, Mixer, four pods with their sidecars) in ``workdir`` (default: a temporary
-    directory, removed afterwards), measure, stop everything (``pod_mesh`` checks nothing is left). Needs root
-    (``e2e.pods.why_pods_cannot_run``)."""
-    options = {"rate": rate, "seconds": seconds, "warmup": warmup, "custom_kind": custom_kind}
-    if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="bench-mixer-") as temporary:
-            return await _run_in(Path(temporary), mixer_path=mixer_path, **options)
-    return await _run_in(workdir, mixer_path=mixer_path, **options)
+    directory, removed afterwards), measure, stop everything (``pod_mesh`` checks nothing is left). With
+    ``standin_script`` (the shared tools' ``mixer_standin.py``), measure once more with it in Mixer's place
+    (``StandinRun``). Needs root (``e2e.pods.why_pods_cannot_run``)."""
+    kept = contextlib.nullcontext(str(workdir)) if workdir is not None else None
+    with kept or tempfile.TemporaryDirectory(prefix="bench-mixer-") as directory:
+        return await _run_in(
+            Path(directory),
+            rate=rate,
+            seconds=seconds,
+            warmup=warmup,
+            custom_kind=custom_kind,
+            mixer_path=mixer_path,
+            standin_script=standin_script,
+        )
 
 
 async def _run_in(
-    workdir: Path, *, rate: float, seconds: float, warmup: float, custom_kind: str, mixer_path: str
+    workdir: Path,
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    custom_kind: str,
+    mixer_path: str,
+    standin_script: Path | None,
 ) -> EnvoyRun:
     if mixer_path not in MIXER_PATHS:
         raise ValueError(f"mixer_path: one of {', '.join(MIXER_PATHS)}, got {mixer_path!r}")
@@ -308,7 +385,13 @@ async def _run_in(
                 if configz.get("rejected"):
                     raise RuntimeError(f"{component} rejected the benchmark config: {configz['rejected']}")
             return await _measure(
-                mesh, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind, mixer_path=mixer_path
+                mesh,
+                rate=rate,
+                seconds=seconds,
+                warmup=warmup,
+                custom_kind=custom_kind,
+                mixer_path=mixer_path,
+                standin_script=standin_script,
             )
     finally:
         if state_dir is not None and not any(state_dir.glob("*/*/pod.json")):  # kept as evidence otherwise

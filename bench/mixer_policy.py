@@ -67,6 +67,7 @@ from bench._mixer_process import (
     EXACT_QUOTA_HEADER,
     EXACT_QUOTA_POLICY,
     EXACT_QUOTA_REQUESTS,
+    MIXER_STANDIN,
     MixerGroup,
     start_mixer_group,
     start_mixer_standin,
@@ -161,7 +162,25 @@ def report_envoy(run: EnvoyRun) -> list[str]:
         f"load generator (in the productpage pod): schedule lag {_lat(run.schedule_lag)}; CPU {run.client_cpu:.2f} s; "
         f"productpage sidecar CPU {run.client_sidecar_cpu:.2f} s",
     ]
-    return lines
+    return lines + (_report_standin(run) if run.standin is not None else [])
+
+
+def _report_standin(run: EnvoyRun) -> list[str]:
+    """The second window, with the stand-in in Mixer's place: its check over RBAC, and Mixer's beside it."""
+    assert run.standin is not None
+    none, rbac, custom = (run.standin.variant(name).latencies for name in ("none", "rbac", "custom"))
+    statuses = "; ".join(f"{r.variant}: {_statuses(r.statuses)}" for r in run.standin.variants)
+    cpu = run.standin.variant("custom")
+    return [
+        "",
+        "The same load again with the shared tools' mixer_standin.py on Mixer's address (it parses each CheckRequest "
+        "and answers OK: a Python grpc.aio server doing nothing else):",
+        f"  no policy p50 {_ms(none.p50)}, p99 {_ms(none.p99)}; RBAC {_delta_ms(rbac.p50 - none.p50)} / "
+        f"{_delta_ms(rbac.p99 - none.p99)}; the stand-in's check over RBAC {_delta_ms(custom.p50 - rbac.p50)} / "
+        f"{_delta_ms(custom.p99 - rbac.p99)} (p50 / p99; dest. sidecar CPU/req "
+        f"{cpu.sidecar_cpu / max(1, custom.count) * 1e6:.0f} us)",
+        f"  statuses: {statuses}; schedule lag {_lat(run.standin.schedule_lag)}",
+    ]
 
 
 def _per_cpu_second(result: CheckResult, reference: CheckResult | None) -> str:
@@ -334,6 +353,16 @@ def _check_over_rbac(envoy: EnvoyRun) -> str:
     return f"p50 {p50:+.2f} ms, p99 {p99:+.2f} ms (issue 13: at most +{target_p50:g} / +{target_p99:g} ms: {verdict})"
 
 
+def _standin_over_rbac(envoy: EnvoyRun) -> str:
+    """The stand-in's check over RBAC in its own window: the floor of a Python gRPC check on this path."""
+    assert envoy.standin is not None
+    custom, rbac = envoy.standin.variant("custom").latencies, envoy.standin.variant("rbac").latencies
+    return (
+        f"p50 {_delta_ms(custom.p50 - rbac.p50)}, p99 {_delta_ms(custom.p99 - rbac.p99)} (mixer_standin.py in "
+        "Mixer's place, a window of its own)"
+    )
+
+
 def report_summary(
     envoy: EnvoyRun | None,
     checks: CheckResult | None,
@@ -355,6 +384,8 @@ def report_summary(
                 ]
             )
         rows.append(["added latency, Mixer check over RBAC", _check_over_rbac(envoy)])
+        if envoy.standin is not None:
+            rows.append(["added latency, stand-in check over RBAC", _standin_over_rbac(envoy)])
         non_200 = sum(variant.non_200 for variant in envoy.variants)
         total = sum(variant.latencies.count for variant in envoy.variants)
         rows.append(["non-200 answers through Envoy", f"{non_200} of {total}"])
@@ -518,6 +549,21 @@ async def _log_runs(
     return flat, paced
 
 
+def _envoy_standin(args: argparse.Namespace) -> Path | None:
+    """The stand-in for part 1's second window; None with ``--skip-reference`` or, said on stderr, when the shared
+    tools are not there (part 1 needs nothing else of them)."""
+    script = args.tools_dir / MIXER_STANDIN
+    if args.skip_reference:
+        return None
+    if not script.is_file():
+        print(
+            f"part 1: no stand-in window: {MIXER_STANDIN} not found in {args.tools_dir} (--tools-dir DIR)",
+            file=sys.stderr,
+        )
+        return None
+    return script  # type: ignore[no-any-return]
+
+
 async def run(
     args: argparse.Namespace,
 ) -> tuple[EnvoyRun | None, CheckResult | None, CheckResult | None, LogRuns | None]:
@@ -531,6 +577,7 @@ async def run(
             warmup=args.warmup,
             custom_kind=args.custom_kind,
             mixer_path=args.mixer_path,
+            standin_script=_envoy_standin(args),
             workdir=args.workdir / "envoy" if args.workdir else None,
         )
     checks, reference, logs = (None, None, None) if args.skip_checks and args.skip_logs else await _run_grpc(args)
@@ -622,7 +669,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-reference",
         action="store_true",
-        help="parts 2 and 3 without the stand-in (mixer_standin.py) beside Mixer",
+        help="without the stand-in (mixer_standin.py): in part 1 in Mixer's place for a second window, in parts 2 "
+        "and 3 beside Mixer",
     )
     parser.add_argument(
         "--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools, mixer_standin.py (%(default)s)"
