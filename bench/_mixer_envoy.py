@@ -46,12 +46,24 @@ from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh, pod_mesh
 from e2e.rules import reviews_virtual_service
 from meshplane.mixer_names import REASON_HEADER
 
-__all__ = ["CUSTOM_KINDS", "MIXER_PATHS", "VARIANTS", "EnvoyRun", "StandinRun", "VariantResult", "run_envoy"]
+__all__ = [
+    "CUSTOM_KINDS",
+    "MIXER_PATHS",
+    "VARIANTS",
+    "EnvoyRun",
+    "StandinRun",
+    "VariantResult",
+    "run_envoy",
+    "variants_of",
+]
 
 VARIANTS = ("none", "rbac", "custom")
+CHECK_VARIANTS = frozenset({"custom", "relay"})  # the variants whose destination asks Mixer
 CUSTOM_KINDS = ("accesslist", "authorizationpolicy")
-MIXER_PATHS = ("direct", "relay")  # how the sidecars reach Mixer: ``pod run --mixer-direct``, or its relay
-_SUBSETS = {"none": "v1", "rbac": "v2", "custom": "v3"}
+# how the sidecars reach Mixer: ``pod run --mixer-direct``, its relay, or both side by side (reviews-v3 directly,
+# reviews-v4 through its pod's relay: variant ``relay``, interleaved with the others in the same window)
+MIXER_PATHS = ("direct", "relay", "both")
+_SUBSETS = {"none": "v1", "rbac": "v2", "custom": "v3", "relay": "v4"}
 _WORKLOADS = {variant: f"reviews-{subset}" for variant, subset in _SUBSETS.items()}
 _CLIENT = "productpage"
 _URL = f"{REVIEWS_URL}reviews/bench"
@@ -70,8 +82,14 @@ def _policy(kind: str, name: str, version: str, spec: str) -> str:
     )
 
 
-def policies_yaml(custom_kind: str) -> str:
-    """The policies of reviews-v2 (RBAC) and reviews-v3 (a Mixer check); reviews-v1 has none."""
+def variants_of(mixer_path: str) -> tuple[str, ...]:
+    """The variants measured on ``mixer_path``: ``VARIANTS``, and ``relay`` with ``both``."""
+    return (*VARIANTS, "relay") if mixer_path == "both" else VARIANTS
+
+
+def policies_yaml(custom_kind: str, variants: tuple[str, ...] = VARIANTS) -> str:
+    """The policies of reviews-v2 (RBAC) and reviews-v3 (a Mixer check; reviews-v4 the same one, named
+    ``...-v4``, when ``relay`` is a variant); reviews-v1 has none."""
     rbac_deny = _policy(
         "AuthorizationPolicy",
         "bench-rbac-deny",
@@ -85,30 +103,35 @@ def policies_yaml(custom_kind: str) -> str:
         "  action: ALLOW\n  rules:\n  - to:\n    - operation:\n        methods: [GET]\n        paths: ['/*']\n"
         "    when:\n    - key: request.headers[x-bench]\n      values: [rbac]\n",
     )
+    checked = [_SUBSETS[variant] for variant in variants if variant in CHECK_VARIANTS]
+    customs = [_custom_policy(custom_kind, version) for version in checked]
+    return "---\n".join((rbac_deny, rbac_allow, *customs))
+
+
+def _custom_policy(custom_kind: str, version: str) -> str:
+    suffix = "" if version == _SUBSETS["custom"] else f"-{version}"
     if custom_kind == "accesslist":
-        custom = _policy(
+        return _policy(
             "AccessList",
-            "bench-blocked-users",
-            "v3",
+            f"bench-blocked-users{suffix}",
+            version,
             '  value: request.headers["end-user"]\n  entries: [mallory]\n  entryType: STRINGS\n  mode: deny\n',
         )
-    else:
-        custom = _policy(
-            "AuthorizationPolicy",
-            "bench-custom",
-            "v3",
-            "  action: CUSTOM\n  provider:\n    name: mixer\n  rules:\n  - to:\n    - operation:\n"
-            "        paths: ['/*']\n",
-        )
-    return "---\n".join((rbac_deny, rbac_allow, custom))
+    return _policy(
+        "AuthorizationPolicy",
+        f"bench-custom{suffix}",
+        version,
+        "  action: CUSTOM\n  provider:\n    name: mixer\n  rules:\n  - to:\n    - operation:\n        paths: ['/*']\n",
+    )
 
 
-def routes_yaml() -> str:
-    """x-bench: rbac -> v2, custom -> v3, anything else -> v1."""
+def routes_yaml(variants: tuple[str, ...] = VARIANTS) -> str:
+    """x-bench: rbac -> v2, custom -> v3, relay -> v4 (when a variant), anything else -> v1."""
     routes = "".join(
         f"- match:\n  - headers:\n      x-bench:\n        exact: {variant}\n"
         f"  route:\n  - destination:\n      host: reviews\n      subset: {_SUBSETS[variant]}\n"
-        for variant in ("rbac", "custom")
+        for variant in variants
+        if variant != "none"
     )
     return reviews_virtual_service(routes + "- route:\n  - destination:\n      host: reviews\n      subset: v1\n")
 
@@ -161,10 +184,10 @@ class EnvoyRun:
         return next(result for result in self.variants if result.variant == name)
 
 
-async def _verify(mesh: PodMesh, custom_kind: str) -> tuple[str, ...]:
+async def _verify(mesh: PodMesh, custom_kind: str, variants: tuple[str, ...]) -> tuple[str, ...]:
     """Every variant reaches its workload; mallory is refused by the policies that refuse her (a policy in force)."""
     lines: list[str] = []
-    for variant in VARIANTS:
+    for variant in variants:
         expected = _WORKLOADS[variant]
         deadline = time.monotonic() + 10.0
         while True:  # the first requests may race the inbound listeners' warm-up
@@ -175,7 +198,7 @@ async def _verify(mesh: PodMesh, custom_kind: str) -> tuple[str, ...]:
                 raise RuntimeError(f"x-bench: {variant}: expected 200 from {expected}, got {response}")
             await asyncio.sleep(0.2)
         refused = await mesh.request(_URL, headers={"x-bench": variant, "end-user": _REFUSED_USER})
-        if variant == "none" or (variant == "custom" and custom_kind == "authorizationpolicy"):
+        if variant == "none" or (variant in CHECK_VARIANTS and custom_kind == "authorizationpolicy"):
             wanted, by = 200, "no policy refuses her"
             ok = refused.status == 200
         elif variant == "rbac":
@@ -209,13 +232,13 @@ def _sidecar_cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-def _plan(*, rate: float, seconds: float, warmup: float) -> dict[str, object]:
+def _plan(*, rate: float, seconds: float, warmup: float, variants: tuple[str, ...]) -> dict[str, object]:
     return {
         "url": _URL,
         "rate": rate,
         "seconds": seconds,
         "warmup": warmup,
-        "variants": list(VARIANTS),
+        "variants": list(variants),
         "headers": {"end-user": _USER},
         "timeout": _REQUEST_TIMEOUT_SECONDS,
     }
@@ -227,11 +250,13 @@ def _load_generator(mesh: PodMesh, plan: Mapping[str, object]) -> LoadGenerator:
     )
 
 
-async def _measure_standin(mesh: PodMesh, plan: Mapping[str, object], script: Path) -> StandinRun:
+async def _measure_standin(
+    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...]
+) -> StandinRun:
     """Mixer stopped, the stand-in on its gRPC address (the sidecars reconnect to it), the same load (warm-up and
     window), Mixer started again."""
     assert mesh.mixer is not None
-    pids = {name: sidecar_pid(mesh.pod(name)) for name in _WORKLOADS.values()}
+    pids = {_WORKLOADS[variant]: sidecar_pid(mesh.pod(_WORKLOADS[variant])) for variant in variants}
     await mesh.mixer.stop()
     standin = MixerStandinProcess(
         script=script,
@@ -253,7 +278,7 @@ async def _measure_standin(mesh: PodMesh, plan: Mapping[str, object], script: Pa
         await standin.stop()
         await mesh.mixer.start()
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
-    return StandinRun(variants=_variant_results(measured, cpu), schedule_lag=Latencies.of(measured.lags))
+    return StandinRun(variants=_variant_results(measured, cpu, variants), schedule_lag=Latencies.of(measured.lags))
 
 
 async def _measure(
@@ -267,10 +292,11 @@ async def _measure(
     standin_script: Path | None,
 ) -> EnvoyRun:
     assert mesh.mixer is not None
-    verification = await _verify(mesh, custom_kind)
-    plan = _plan(rate=rate, seconds=seconds, warmup=warmup)
+    variants = variants_of(mixer_path)
+    verification = await _verify(mesh, custom_kind, variants)
+    plan = _plan(rate=rate, seconds=seconds, warmup=warmup, variants=variants)
     load = _load_generator(mesh, plan)
-    pids = {name: sidecar_pid(mesh.pod(name)) for name in (_CLIENT, *_WORKLOADS.values())}
+    pids = {name: sidecar_pid(mesh.pod(name)) for name in (_CLIENT, *(_WORKLOADS[v] for v in variants))}
     mixer_pid = mesh.mixer.pid
     try:
         reviews_address = await load.warm()
@@ -286,7 +312,7 @@ async def _measure(
     finally:
         await load.stop()
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
-    standin = None if standin_script is None else await _measure_standin(mesh, plan, standin_script)
+    standin = None if standin_script is None else await _measure_standin(mesh, plan, standin_script, variants)
     checks = {
         result: round(
             sample_sum(metrics_after, "mixer_checks_total", result=result)
@@ -299,7 +325,7 @@ async def _measure(
         seconds=seconds,
         custom_kind=custom_kind,
         mixer_path=mixer_path,
-        variants=_variant_results(measured, cpu),
+        variants=_variant_results(measured, cpu, variants),
         schedule_lag=Latencies.of(measured.lags),
         verification=verification,
         reviews_address=reviews_address,
@@ -317,9 +343,11 @@ async def _measure(
     )
 
 
-def _variant_results(measured: LoadAnswers, cpu: Mapping[str, float]) -> tuple[VariantResult, ...]:
+def _variant_results(
+    measured: LoadAnswers, cpu: Mapping[str, float], variants: tuple[str, ...]
+) -> tuple[VariantResult, ...]:
     results = []
-    for variant in VARIANTS:
+    for variant in variants:
         mine = [(status, latency) for name, status, latency in measured.answers if name == variant]
         results.append(
             VariantResult(
@@ -372,12 +400,19 @@ async def _run_in(
 ) -> EnvoyRun:
     if mixer_path not in MIXER_PATHS:
         raise ValueError(f"mixer_path: one of {', '.join(MIXER_PATHS)}, got {mixer_path!r}")
-    config = "---\n".join((routes_yaml(), policies_yaml(custom_kind)))
+    variants = variants_of(mixer_path)
+    config = "---\n".join((routes_yaml(variants), policies_yaml(custom_kind, variants)))
     state_dir: Path | None = None
-    versions = tuple(_SUBSETS.values())
+    versions = tuple(_SUBSETS[variant] for variant in variants)
+    relayed = (_WORKLOADS["relay"],) if "relay" in variants else ()
     try:
         async with pod_mesh(
-            workdir / "mesh", config, mixer=True, mixer_direct=mixer_path == "direct", versions=versions
+            workdir / "mesh",
+            config,
+            mixer=True,
+            mixer_direct=mixer_path != "relay",
+            mixer_relayed=relayed,
+            versions=versions,
         ) as mesh:
             state_dir = mesh.state_dir
             assert mesh.mixer is not None

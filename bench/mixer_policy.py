@@ -11,8 +11,12 @@ per second it ingests.
    rules, Envoy sidecars as uid 1337), Pilot and Mixer on the host; reviews-v1 has no policy, reviews-v2 an RBAC
    policy, reviews-v3 a Mixer check (ext_authz). A load generator inside the productpage pod, an unmodified app
    calling ``http://reviews:9080/``, sends at a fixed rate (open loop), the three variants interleaved and routed
-   by header; client-side p50/p90/p99 per variant and what the policy adds over no policy. Without root, part 1
-   is skipped, saying why.
+   by header; client-side p50/p90/p99 per variant, what the policy adds over no policy and the Mixer check over
+   RBAC (issue 13's target: at most +1 ms p50, +3 ms p99). The sidecars reach Mixer on the pod network's gateway
+   (``pod run --mixer-direct``); ``--mixer-path relay`` through each pod's relay instead, ``both`` adds a fourth
+   variant, ``relay`` (reviews-v4: the same check, relayed), to the same window. Then the same load once more with
+   the shared tools' ``mixer_standin.py`` in Mixer's place (the reference: a Python gRPC server doing nothing but
+   parsing; not with ``--skip-reference``). Without root, part 1 is skipped, saying why.
 2. Checks (``bench._mixer_grpc_load``): Mixer in its own process over the demo registry with an AccessList and a
    RateLimit on reviews; ``--concurrency`` Check calls in flight over ``--channels`` channels for
    ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc. The same
@@ -91,6 +95,8 @@ CHECK_OVER_RBAC_TARGET_MS = (1.0, 3.0)  # issue 13: a Mixer check adds at most +
 _MIXER_PATH_NAMES = {
     "direct": "the sidecars connect to Mixer on the pod network's gateway (pod run --mixer-direct)",
     "relay": "the sidecars reach Mixer through each pod's relay (pod run --mixer, relayed)",
+    "both": "reviews-v3's sidecar connects to Mixer on the pod network's gateway (pod run --mixer-direct), "
+    "reviews-v4's reaches the same address through its pod's relay (variant relay, in the same window)",
 }
 
 
@@ -119,9 +125,15 @@ def _lat(latencies: Latencies) -> str:
     return f"p50 {_ms(latencies.p50)}, p99 {_ms(latencies.p99)}, max {_ms(latencies.max)}"
 
 
+def _policy_name(run: EnvoyRun, variant: str) -> str:
+    if variant == "relay":
+        return f"{_POLICY_NAMES[run.custom_kind]}, relayed"
+    return _POLICY_NAMES[run.custom_kind if variant == "custom" else variant]
+
+
 def report_envoy(run: EnvoyRun) -> list[str]:
     none = run.variant("none")
-    per_variant = run.rate / 3
+    per_variant = run.rate / len(run.variants)
     lines = [
         f"1. Latency through Envoy, pods: productpage pod -> http://reviews:9080/ ({run.reviews_address}), "
         f"{run.rate:g} req/s open loop ({per_variant:.0f}/s per variant), {run.seconds:g} s, variants interleaved",
@@ -130,7 +142,7 @@ def report_envoy(run: EnvoyRun) -> list[str]:
     ]
     rows = []
     for result in run.variants:
-        policy = _POLICY_NAMES[run.custom_kind if result.variant == "custom" else result.variant]
+        policy = _policy_name(run, result.variant)
         lat = result.latencies
         added = result.variant != "none"
         rows.append(
@@ -344,9 +356,9 @@ def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:.0f}" if seconds > 0 else "-"
 
 
-def _check_over_rbac(envoy: EnvoyRun) -> str:
-    """What the Mixer check adds over native RBAC, beside issue 13's target."""
-    custom, rbac = envoy.variant("custom").latencies, envoy.variant("rbac").latencies
+def _check_over_rbac(envoy: EnvoyRun, variant: str = "custom") -> str:
+    """What the Mixer check (of ``variant``) adds over native RBAC, beside issue 13's target."""
+    custom, rbac = envoy.variant(variant).latencies, envoy.variant("rbac").latencies
     p50, p99 = (custom.p50 - rbac.p50) * 1000, (custom.p99 - rbac.p99) * 1000
     target_p50, target_p99 = CHECK_OVER_RBAC_TARGET_MS
     verdict = "met" if p50 <= target_p50 and p99 <= target_p99 else "not met"
@@ -372,9 +384,9 @@ def report_summary(
     rows: list[list[str]] = []
     if envoy is not None:
         none = envoy.variant("none")
-        for name in ("rbac", "custom"):
+        for name in [result.variant for result in envoy.variants if result.variant != "none"]:
             variant = envoy.variant(name)
-            policy = _POLICY_NAMES[envoy.custom_kind if name == "custom" else name]
+            policy = _policy_name(envoy, name)
             rows.append(
                 [
                     f"added latency, {policy}",
@@ -384,6 +396,8 @@ def report_summary(
                 ]
             )
         rows.append(["added latency, Mixer check over RBAC", _check_over_rbac(envoy)])
+        if any(result.variant == "relay" for result in envoy.variants):
+            rows.append(["added latency, relayed Mixer check over RBAC", _check_over_rbac(envoy, "relay")])
         if envoy.standin is not None:
             rows.append(["added latency, stand-in check over RBAC", _standin_over_rbac(envoy)])
         non_200 = sum(variant.non_200 for variant in envoy.variants)
@@ -638,7 +652,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MIXER_PATHS,
         default="direct",
         help="Envoy part: how the sidecars reach Mixer: direct (Mixer on the pod network's gateway, pod run "
-        "--mixer-direct; default) or relay (Mixer on the host's loopback, through each pod's relay)",
+        "--mixer-direct; default), relay (Mixer on the host's loopback, through each pod's relay) or both (a fourth "
+        "variant, relay: reviews-v4 with the same Mixer check through its pod's relay, in the same window)",
     )
     parser.add_argument("--grpc-duration", type=float, default=5.0, help="checks and access logs: seconds each (5)")
     parser.add_argument("--channels", type=int, default=4, help="checks: gRPC channels (4)")

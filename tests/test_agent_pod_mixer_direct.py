@@ -36,11 +36,22 @@ def _spec(mixer: str | None, *, direct: bool) -> PodSpec:
         (GATEWAY_MIXER, True, None),
         ("mixer.example:9091", True, None),
         (None, True, "--mixer-direct: needs --mixer"),
-        (HOST_MIXER, True, "--mixer-direct: --mixer 127.0.0.1:9091 is on loopback"),
-        ("127.0.0.53:9091", True, "--mixer-direct: --mixer 127.0.0.53:9091 is on loopback"),
-        ("[::1]:9091", True, "--mixer-direct: --mixer [::1]:9091 is on loopback"),
+        (HOST_MIXER, True, "--mixer-direct: --mixer 127.0.0.1:9091 is, inside the pod, the pod's own address"),
+        ("127.0.0.53:9091", True, "--mixer-direct: --mixer 127.0.0.53:9091 is, inside the pod, the pod's own"),
+        ("[::1]:9091", True, "--mixer-direct: --mixer [::1]:9091 is, inside the pod, the pod's own address"),
+        ("0.0.0.0:9091", True, "--mixer-direct: --mixer 0.0.0.0:9091 is, inside the pod, the pod's own address"),
     ],
-    ids=["relayed", "no-mixer", "gateway", "name", "direct-without-mixer", "loopback", "loopback-net", "ipv6-lo"],
+    ids=[
+        "relayed",
+        "no-mixer",
+        "gateway",
+        "name",
+        "direct-without-mixer",
+        "loopback",
+        "loopback-net",
+        "ipv6-lo",
+        "unspecified",
+    ],
 )
 def test_mixer_direct_needs_an_address_the_pod_routes_to(mixer: str | None, direct: bool, problem: str | None) -> None:
     found = mixer_direct_problem(mixer, direct)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from bench._measure import Latencies
-from bench._mixer_envoy import EnvoyRun, StandinRun, VariantResult
+from bench._mixer_envoy import VARIANTS, EnvoyRun, StandinRun, VariantResult, policies_yaml, routes_yaml, variants_of
 from bench.mixer_policy import report_envoy, report_summary
 
 
@@ -101,3 +101,19 @@ def test_the_report_says_how_the_sidecars_reach_mixer(mixer_path: str, said: str
         if line.startswith("Mixer path:")
     )
     assert said in path_line
+
+
+@pytest.mark.parametrize(
+    ("mixer_path", "variants", "checked_versions"),
+    [("direct", VARIANTS, ["v3"]), ("relay", VARIANTS, ["v3"]), ("both", (*VARIANTS, "relay"), ["v3", "v4"])],
+    ids=["direct", "relay", "both"],
+)
+def test_both_paths_add_a_relayed_variant_with_the_same_check(
+    mixer_path: str, variants: tuple[str, ...], checked_versions: list[str]
+) -> None:
+    assert variants_of(mixer_path) == variants
+    policies = [doc for doc in policies_yaml("accesslist", variants).split("---\n") if "kind: AccessList" in doc]
+    assert [doc.split("version: ")[1].split("\n")[0] for doc in policies] == checked_versions
+    routes = routes_yaml(variants)
+    assert [variant for variant in ("rbac", "custom", "relay") if f"exact: {variant}" in routes] == list(variants[1:])
+    assert ("subset: v4" in routes) == ("relay" in variants)
