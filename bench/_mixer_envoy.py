@@ -1,10 +1,12 @@
 """The latency a policy adds to a request through real Envoy sidecars, for the Mixer benchmark
 (``bench.mixer_policy``): no policy, a native RBAC policy and a Mixer check, measured in one run.
 
-One pod world (``e2e.pod_mesh``, needs root): Pilot and Mixer on the host, each in its own process, and pods on a
-pod network of the run's own, each a network namespace with the capture rules and a real Envoy sidecar (uid 1337):
-productpage (the client) and reviews-v1, -v2, -v3, whose apps are ``e2e.pod_app`` (a stdlib HTTP server). The three
-reviews workloads differ only in their policy:
+One pod world (``e2e.pod_mesh``, needs root): Pilot and Mixer on the host, each in its own process (Mixer on the pod
+network's gateway, where the sidecars connect to it directly: ``pod run --mixer-direct``; or with ``mixer_path``
+``relay`` on the host's loopback, relayed into each pod by its ``pod run``), and pods on a pod network of the run's own,
+each a network namespace with the capture rules and a real Envoy sidecar (uid 1337): productpage (the client) and
+reviews-v1, -v2, -v3, whose apps are ``e2e.pod_app`` (a stdlib HTTP server). The three reviews workloads differ only in
+their policy:
 
 - ``none``   -> reviews-v1: no policy (the sidecar has no authorization filter);
 - ``rbac``   -> reviews-v2: AuthorizationPolicies compiled into Envoy's RBAC filter: a DENY (``end-user: mallory``)
@@ -28,6 +30,7 @@ health)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import time
@@ -36,17 +39,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench._measure import Latencies, cpu_seconds, sample_sum
+from bench._measure import Latencies, cpu_seconds, free_port, sample_sum
+from bench._mixer_process import MixerStandinProcess
 from bench._pod_client import LoadAnswers, LoadGenerator, admin_counters, sidecar_pid
 from e2e.pod_mesh import NAMESPACE, REVIEWS_URL, PodMesh, pod_mesh
 from e2e.rules import reviews_virtual_service
 from meshplane.mixer_names import REASON_HEADER
 
-__all__ = ["CUSTOM_KINDS", "VARIANTS", "EnvoyRun", "VariantResult", "run_envoy"]
+__all__ = [
+    "CUSTOM_KINDS",
+    "MIXER_PATHS",
+    "VARIANTS",
+    "EnvoyRun",
+    "StandinRun",
+    "VariantResult",
+    "run_envoy",
+    "variants_of",
+]
 
 VARIANTS = ("none", "rbac", "custom")
+CHECK_VARIANTS = frozenset({"custom", "relay"})  # the variants whose destination asks Mixer
 CUSTOM_KINDS = ("accesslist", "authorizationpolicy")
-_SUBSETS = {"none": "v1", "rbac": "v2", "custom": "v3"}
+# how the sidecars reach Mixer: ``pod run --mixer-direct``, its relay, or both side by side (reviews-v3 directly,
+# reviews-v4 through its pod's relay: variant ``relay``, interleaved with the others in the same window)
+MIXER_PATHS = ("direct", "relay", "both")
+_SUBSETS = {"none": "v1", "rbac": "v2", "custom": "v3", "relay": "v4"}
 _WORKLOADS = {variant: f"reviews-{subset}" for variant, subset in _SUBSETS.items()}
 _CLIENT = "productpage"
 _URL = f"{REVIEWS_URL}reviews/bench"
@@ -65,8 +82,14 @@ def _policy(kind: str, name: str, version: str, spec: str) -> str:
     )
 
 
-def policies_yaml(custom_kind: str) -> str:
-    """The policies of reviews-v2 (RBAC) and reviews-v3 (a Mixer check); reviews-v1 has none."""
+def variants_of(mixer_path: str) -> tuple[str, ...]:
+    """The variants measured on ``mixer_path``: ``VARIANTS``, and ``relay`` with ``both``."""
+    return (*VARIANTS, "relay") if mixer_path == "both" else VARIANTS
+
+
+def policies_yaml(custom_kind: str, variants: tuple[str, ...] = VARIANTS) -> str:
+    """The policies of reviews-v2 (RBAC) and reviews-v3 (a Mixer check; reviews-v4 the same one, named
+    ``...-v4``, when ``relay`` is a variant); reviews-v1 has none."""
     rbac_deny = _policy(
         "AuthorizationPolicy",
         "bench-rbac-deny",
@@ -80,30 +103,35 @@ def policies_yaml(custom_kind: str) -> str:
         "  action: ALLOW\n  rules:\n  - to:\n    - operation:\n        methods: [GET]\n        paths: ['/*']\n"
         "    when:\n    - key: request.headers[x-bench]\n      values: [rbac]\n",
     )
+    checked = [_SUBSETS[variant] for variant in variants if variant in CHECK_VARIANTS]
+    customs = [_custom_policy(custom_kind, version) for version in checked]
+    return "---\n".join((rbac_deny, rbac_allow, *customs))
+
+
+def _custom_policy(custom_kind: str, version: str) -> str:
+    suffix = "" if version == _SUBSETS["custom"] else f"-{version}"
     if custom_kind == "accesslist":
-        custom = _policy(
+        return _policy(
             "AccessList",
-            "bench-blocked-users",
-            "v3",
+            f"bench-blocked-users{suffix}",
+            version,
             '  value: request.headers["end-user"]\n  entries: [mallory]\n  entryType: STRINGS\n  mode: deny\n',
         )
-    else:
-        custom = _policy(
-            "AuthorizationPolicy",
-            "bench-custom",
-            "v3",
-            "  action: CUSTOM\n  provider:\n    name: mixer\n  rules:\n  - to:\n    - operation:\n"
-            "        paths: ['/*']\n",
-        )
-    return "---\n".join((rbac_deny, rbac_allow, custom))
+    return _policy(
+        "AuthorizationPolicy",
+        f"bench-custom{suffix}",
+        version,
+        "  action: CUSTOM\n  provider:\n    name: mixer\n  rules:\n  - to:\n    - operation:\n        paths: ['/*']\n",
+    )
 
 
-def routes_yaml() -> str:
-    """x-bench: rbac -> v2, custom -> v3, anything else -> v1."""
+def routes_yaml(variants: tuple[str, ...] = VARIANTS) -> str:
+    """x-bench: rbac -> v2, custom -> v3, relay -> v4 (when a variant), anything else -> v1."""
     routes = "".join(
         f"- match:\n  - headers:\n      x-bench:\n        exact: {variant}\n"
         f"  route:\n  - destination:\n      host: reviews\n      subset: {_SUBSETS[variant]}\n"
-        for variant in ("rbac", "custom")
+        for variant in variants
+        if variant != "none"
     )
     return reviews_virtual_service(routes + "- route:\n  - destination:\n      host: reviews\n      subset: v1\n")
 
@@ -122,10 +150,24 @@ class VariantResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StandinRun:
+    """The same load once more, in the same pods, with the shared tools' ``mixer_standin.py`` serving Mixer's
+    address instead (it parses each CheckRequest and answers OK; its access-log service only counts): what the
+    check costs on this path with nothing but a Python grpc.aio server behind it, the reference of Mixer's."""
+
+    variants: tuple[VariantResult, ...]
+    schedule_lag: Latencies
+
+    def variant(self, name: str) -> VariantResult:
+        return next(result for result in self.variants if result.variant == name)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnvoyRun:
     rate: float
     seconds: float  # the measured window (sends scheduled over it; answers may land later)
     custom_kind: str
+    mixer_path: str  # one of MIXER_PATHS
     variants: tuple[VariantResult, ...]
     schedule_lag: Latencies
     verification: tuple[str, ...]
@@ -136,15 +178,16 @@ class EnvoyRun:
     mixer_checks: Mapping[str, int]  # mixer_checks_total by result over the measured window
     mixer_log_entries: int
     envoy_authz_stats: Mapping[str, int]  # reviews-v2 RBAC and reviews-v3 ext_authz counters over the window
+    standin: StandinRun | None = None  # the same load with the stand-in in Mixer's place (unless not asked)
 
     def variant(self, name: str) -> VariantResult:
         return next(result for result in self.variants if result.variant == name)
 
 
-async def _verify(mesh: PodMesh, custom_kind: str) -> tuple[str, ...]:
+async def _verify(mesh: PodMesh, custom_kind: str, variants: tuple[str, ...]) -> tuple[str, ...]:
     """Every variant reaches its workload; mallory is refused by the policies that refuse her (a policy in force)."""
     lines: list[str] = []
-    for variant in VARIANTS:
+    for variant in variants:
         expected = _WORKLOADS[variant]
         deadline = time.monotonic() + 10.0
         while True:  # the first requests may race the inbound listeners' warm-up
@@ -155,7 +198,7 @@ async def _verify(mesh: PodMesh, custom_kind: str) -> tuple[str, ...]:
                 raise RuntimeError(f"x-bench: {variant}: expected 200 from {expected}, got {response}")
             await asyncio.sleep(0.2)
         refused = await mesh.request(_URL, headers={"x-bench": variant, "end-user": _REFUSED_USER})
-        if variant == "none" or (variant == "custom" and custom_kind == "authorizationpolicy"):
+        if variant == "none" or (variant in CHECK_VARIANTS and custom_kind == "authorizationpolicy"):
             wanted, by = 200, "no policy refuses her"
             ok = refused.status == 200
         elif variant == "rbac":
@@ -189,22 +232,71 @@ def _sidecar_cpu(pids: Mapping[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) for name, pid in pids.items()}
 
 
-async def _measure(mesh: PodMesh, *, rate: float, seconds: float, warmup: float, custom_kind: str) -> EnvoyRun:
-    assert mesh.mixer is not None
-    verification = await _verify(mesh, custom_kind)
-    plan = {
+def _plan(*, rate: float, seconds: float, warmup: float, variants: tuple[str, ...]) -> dict[str, object]:
+    return {
         "url": _URL,
         "rate": rate,
         "seconds": seconds,
         "warmup": warmup,
-        "variants": list(VARIANTS),
+        "variants": list(variants),
         "headers": {"end-user": _USER},
         "timeout": _REQUEST_TIMEOUT_SECONDS,
     }
-    load = LoadGenerator(
+
+
+def _load_generator(mesh: PodMesh, plan: Mapping[str, object]) -> LoadGenerator:
+    return LoadGenerator(
         name=_CLIENT, namespace=NAMESPACE, state_dir=mesh.state_dir, plan=plan, log=mesh.workdir / "load.log"
     )
-    pids = {name: sidecar_pid(mesh.pod(name)) for name in (_CLIENT, *_WORKLOADS.values())}
+
+
+async def _measure_standin(
+    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...]
+) -> StandinRun:
+    """Mixer stopped, the stand-in on its gRPC address (the sidecars reconnect to it), the same load (warm-up and
+    window), Mixer started again."""
+    assert mesh.mixer is not None
+    pids = {_WORKLOADS[variant]: sidecar_pid(mesh.pod(_WORKLOADS[variant])) for variant in variants}
+    await mesh.mixer.stop()
+    standin = MixerStandinProcess(
+        script=script,
+        workdir=mesh.workdir / "stand-in",
+        grpc_address=mesh.mixer.grpc_address,
+        monitor_address=f"127.0.0.1:{free_port()}",
+    )
+    try:
+        await standin.start(ready_timeout=30.0)
+        load = _load_generator(mesh, plan)
+        try:
+            await load.warm()
+            cpu_before = _sidecar_cpu(pids)
+            measured = await load.measure()
+            cpu_after = _sidecar_cpu(pids)
+        finally:
+            await load.stop()
+    finally:
+        await standin.stop()
+        await mesh.mixer.start()
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    return StandinRun(variants=_variant_results(measured, cpu, variants), schedule_lag=Latencies.of(measured.lags))
+
+
+async def _measure(
+    mesh: PodMesh,
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    custom_kind: str,
+    mixer_path: str,
+    standin_script: Path | None,
+) -> EnvoyRun:
+    assert mesh.mixer is not None
+    variants = variants_of(mixer_path)
+    verification = await _verify(mesh, custom_kind, variants)
+    plan = _plan(rate=rate, seconds=seconds, warmup=warmup, variants=variants)
+    load = _load_generator(mesh, plan)
+    pids = {name: sidecar_pid(mesh.pod(name)) for name in (_CLIENT, *(_WORKLOADS[v] for v in variants))}
     mixer_pid = mesh.mixer.pid
     try:
         reviews_address = await load.warm()
@@ -220,6 +312,7 @@ async def _measure(mesh: PodMesh, *, rate: float, seconds: float, warmup: float,
     finally:
         await load.stop()
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    standin = None if standin_script is None else await _measure_standin(mesh, plan, standin_script, variants)
     checks = {
         result: round(
             sample_sum(metrics_after, "mixer_checks_total", result=result)
@@ -231,7 +324,8 @@ async def _measure(mesh: PodMesh, *, rate: float, seconds: float, warmup: float,
         rate=rate,
         seconds=seconds,
         custom_kind=custom_kind,
-        variants=_variant_results(measured, cpu),
+        mixer_path=mixer_path,
+        variants=_variant_results(measured, cpu, variants),
         schedule_lag=Latencies.of(measured.lags),
         verification=verification,
         reviews_address=reviews_address,
@@ -245,12 +339,15 @@ async def _measure(mesh: PodMesh, *, rate: float, seconds: float, warmup: float,
         envoy_authz_stats={
             name: counters_after.get(name, 0) - counters_before.get(name, 0) for name in sorted(counters_after)
         },
+        standin=standin,
     )
 
 
-def _variant_results(measured: LoadAnswers, cpu: Mapping[str, float]) -> tuple[VariantResult, ...]:
+def _variant_results(
+    measured: LoadAnswers, cpu: Mapping[str, float], variants: tuple[str, ...]
+) -> tuple[VariantResult, ...]:
     results = []
-    for variant in VARIANTS:
+    for variant in variants:
         mine = [(status, latency) for name, status, latency in measured.answers if name == variant]
         results.append(
             VariantResult(
@@ -265,28 +362,72 @@ def _variant_results(measured: LoadAnswers, cpu: Mapping[str, float]) -> tuple[V
 
 
 async def run_envoy(
-    *, rate: float, seconds: float, warmup: float, custom_kind: str, workdir: Path | None = None
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    custom_kind: str,
+    mixer_path: str = "direct",
+    standin_script: Path | None = None,
+    workdir: Path | None = None,
 ) -> EnvoyRun:
     """Start the pod world (Pilot, Mixer, four pods with their sidecars) in ``workdir`` (default: a temporary
-    directory, removed afterwards), measure, stop everything (``pod_mesh`` checks nothing is left). Needs root
-    (``e2e.pods.why_pods_cannot_run``)."""
-    if workdir is None:
-        with tempfile.TemporaryDirectory(prefix="bench-mixer-") as temporary:
-            return await _run_in(Path(temporary), rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
-    return await _run_in(workdir, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
+    directory, removed afterwards), measure, stop everything (``pod_mesh`` checks nothing is left). With
+    ``standin_script`` (the shared tools' ``mixer_standin.py``), measure once more with it in Mixer's place
+    (``StandinRun``). Needs root (``e2e.pods.why_pods_cannot_run``)."""
+    kept = contextlib.nullcontext(str(workdir)) if workdir is not None else None
+    with kept or tempfile.TemporaryDirectory(prefix="bench-mixer-") as directory:
+        return await _run_in(
+            Path(directory),
+            rate=rate,
+            seconds=seconds,
+            warmup=warmup,
+            custom_kind=custom_kind,
+            mixer_path=mixer_path,
+            standin_script=standin_script,
+        )
 
 
-async def _run_in(workdir: Path, *, rate: float, seconds: float, warmup: float, custom_kind: str) -> EnvoyRun:
-    config = "---\n".join((routes_yaml(), policies_yaml(custom_kind)))
+async def _run_in(
+    workdir: Path,
+    *,
+    rate: float,
+    seconds: float,
+    warmup: float,
+    custom_kind: str,
+    mixer_path: str,
+    standin_script: Path | None,
+) -> EnvoyRun:
+    if mixer_path not in MIXER_PATHS:
+        raise ValueError(f"mixer_path: one of {', '.join(MIXER_PATHS)}, got {mixer_path!r}")
+    variants = variants_of(mixer_path)
+    config = "---\n".join((routes_yaml(variants), policies_yaml(custom_kind, variants)))
     state_dir: Path | None = None
+    versions = tuple(_SUBSETS[variant] for variant in variants)
+    relayed = (_WORKLOADS["relay"],) if "relay" in variants else ()
     try:
-        async with pod_mesh(workdir / "mesh", config, mixer=True, versions=tuple(_SUBSETS.values())) as mesh:
+        async with pod_mesh(
+            workdir / "mesh",
+            config,
+            mixer=True,
+            mixer_direct=mixer_path != "relay",
+            mixer_relayed=relayed,
+            versions=versions,
+        ) as mesh:
             state_dir = mesh.state_dir
             assert mesh.mixer is not None
             for component, configz in (("pilot", await mesh.pilot.configz()), ("mixer", await mesh.mixer.configz())):
                 if configz.get("rejected"):
                     raise RuntimeError(f"{component} rejected the benchmark config: {configz['rejected']}")
-            return await _measure(mesh, rate=rate, seconds=seconds, warmup=warmup, custom_kind=custom_kind)
+            return await _measure(
+                mesh,
+                rate=rate,
+                seconds=seconds,
+                warmup=warmup,
+                custom_kind=custom_kind,
+                mixer_path=mixer_path,
+                standin_script=standin_script,
+            )
     finally:
         if state_dir is not None and not any(state_dir.glob("*/*/pod.json")):  # kept as evidence otherwise
             shutil.rmtree(state_dir, ignore_errors=True)

@@ -11,8 +11,12 @@ per second it ingests.
    rules, Envoy sidecars as uid 1337), Pilot and Mixer on the host; reviews-v1 has no policy, reviews-v2 an RBAC
    policy, reviews-v3 a Mixer check (ext_authz). A load generator inside the productpage pod, an unmodified app
    calling ``http://reviews:9080/``, sends at a fixed rate (open loop), the three variants interleaved and routed
-   by header; client-side p50/p90/p99 per variant and what the policy adds over no policy. Without root, part 1
-   is skipped, saying why.
+   by header; client-side p50/p90/p99 per variant, what the policy adds over no policy and the Mixer check over
+   RBAC (issue 13's target: at most +1 ms p50, +3 ms p99). The sidecars reach Mixer on the pod network's gateway
+   (``pod run --mixer-direct``); ``--mixer-path relay`` through each pod's relay instead, ``both`` adds a fourth
+   variant, ``relay`` (reviews-v4: the same check, relayed), to the same window. Then the same load once more with
+   the shared tools' ``mixer_standin.py`` in Mixer's place (the reference: a Python gRPC server doing nothing but
+   parsing; not with ``--skip-reference``). Without root, part 1 is skipped, saying why.
 2. Checks (``bench._mixer_grpc_load``): Mixer in its own process over the demo registry with an AccessList and a
    RateLimit on reviews; ``--concurrency`` Check calls in flight over ``--channels`` channels for
    ``--grpc-duration`` seconds; checks/s, latency (also with one call in flight), Mixer's CPU from /proc. The same
@@ -50,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._measure import Latencies, sample_sum
-from bench._mixer_envoy import CUSTOM_KINDS, EnvoyRun, run_envoy
+from bench._mixer_envoy import CUSTOM_KINDS, MIXER_PATHS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import (
     MIXER_LOG_COUNTERS,
     STANDIN_LOG_COUNTERS,
@@ -67,6 +71,7 @@ from bench._mixer_process import (
     EXACT_QUOTA_HEADER,
     EXACT_QUOTA_POLICY,
     EXACT_QUOTA_REQUESTS,
+    MIXER_STANDIN,
     MixerGroup,
     start_mixer_group,
     start_mixer_standin,
@@ -86,6 +91,13 @@ _POLICY_NAMES = {
     "authorizationpolicy": "Mixer check (CUSTOM policy)",
 }
 CHECKS_TARGET_RATIO = 0.8  # issue 13: Mixer's checks per CPU-second at least 0.8x the stand-in's
+CHECK_OVER_RBAC_TARGET_MS = (1.0, 3.0)  # issue 13: a Mixer check adds at most +1 ms p50, +3 ms p99 over RBAC
+_MIXER_PATH_NAMES = {
+    "direct": "the sidecars connect to Mixer on the pod network's gateway (pod run --mixer-direct)",
+    "relay": "the sidecars reach Mixer through each pod's relay (pod run --mixer, relayed)",
+    "both": "reviews-v3's sidecar connects to Mixer on the pod network's gateway (pod run --mixer-direct), "
+    "reviews-v4's reaches the same address through its pod's relay (variant relay, in the same window)",
+}
 
 
 def _ms(seconds: float) -> str:
@@ -113,17 +125,24 @@ def _lat(latencies: Latencies) -> str:
     return f"p50 {_ms(latencies.p50)}, p99 {_ms(latencies.p99)}, max {_ms(latencies.max)}"
 
 
+def _policy_name(run: EnvoyRun, variant: str) -> str:
+    if variant == "relay":
+        return f"{_POLICY_NAMES[run.custom_kind]}, relayed"
+    return _POLICY_NAMES[run.custom_kind if variant == "custom" else variant]
+
+
 def report_envoy(run: EnvoyRun) -> list[str]:
     none = run.variant("none")
-    per_variant = run.rate / 3
+    per_variant = run.rate / len(run.variants)
     lines = [
         f"1. Latency through Envoy, pods: productpage pod -> http://reviews:9080/ ({run.reviews_address}), "
         f"{run.rate:g} req/s open loop ({per_variant:.0f}/s per variant), {run.seconds:g} s, variants interleaved",
+        f"Mixer path: {_MIXER_PATH_NAMES[run.mixer_path]}",
         "",
     ]
     rows = []
     for result in run.variants:
-        policy = _POLICY_NAMES[run.custom_kind if result.variant == "custom" else result.variant]
+        policy = _policy_name(run, result.variant)
         lat = result.latencies
         added = result.variant != "none"
         rows.append(
@@ -155,7 +174,25 @@ def report_envoy(run: EnvoyRun) -> list[str]:
         f"load generator (in the productpage pod): schedule lag {_lat(run.schedule_lag)}; CPU {run.client_cpu:.2f} s; "
         f"productpage sidecar CPU {run.client_sidecar_cpu:.2f} s",
     ]
-    return lines
+    return lines + (_report_standin(run) if run.standin is not None else [])
+
+
+def _report_standin(run: EnvoyRun) -> list[str]:
+    """The second window, with the stand-in in Mixer's place: its check over RBAC, and Mixer's beside it."""
+    assert run.standin is not None
+    none, rbac, custom = (run.standin.variant(name).latencies for name in ("none", "rbac", "custom"))
+    statuses = "; ".join(f"{r.variant}: {_statuses(r.statuses)}" for r in run.standin.variants)
+    cpu = run.standin.variant("custom")
+    return [
+        "",
+        "The same load again with the shared tools' mixer_standin.py on Mixer's address (it parses each CheckRequest "
+        "and answers OK: a Python grpc.aio server doing nothing else):",
+        f"  no policy p50 {_ms(none.p50)}, p99 {_ms(none.p99)}; RBAC {_delta_ms(rbac.p50 - none.p50)} / "
+        f"{_delta_ms(rbac.p99 - none.p99)}; the stand-in's check over RBAC {_delta_ms(custom.p50 - rbac.p50)} / "
+        f"{_delta_ms(custom.p99 - rbac.p99)} (p50 / p99; dest. sidecar CPU/req "
+        f"{cpu.sidecar_cpu / max(1, custom.count) * 1e6:.0f} us)",
+        f"  statuses: {statuses}; schedule lag {_lat(run.standin.schedule_lag)}",
+    ]
 
 
 def _per_cpu_second(result: CheckResult, reference: CheckResult | None) -> str:
@@ -319,6 +356,25 @@ def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:.0f}" if seconds > 0 else "-"
 
 
+def _check_over_rbac(envoy: EnvoyRun, variant: str = "custom") -> str:
+    """What the Mixer check (of ``variant``) adds over native RBAC, beside issue 13's target."""
+    custom, rbac = envoy.variant(variant).latencies, envoy.variant("rbac").latencies
+    p50, p99 = (custom.p50 - rbac.p50) * 1000, (custom.p99 - rbac.p99) * 1000
+    target_p50, target_p99 = CHECK_OVER_RBAC_TARGET_MS
+    verdict = "met" if p50 <= target_p50 and p99 <= target_p99 else "not met"
+    return f"p50 {p50:+.2f} ms, p99 {p99:+.2f} ms (issue 13: at most +{target_p50:g} / +{target_p99:g} ms: {verdict})"
+
+
+def _standin_over_rbac(envoy: EnvoyRun) -> str:
+    """The stand-in's check over RBAC in its own window: the floor of a Python gRPC check on this path."""
+    assert envoy.standin is not None
+    custom, rbac = envoy.standin.variant("custom").latencies, envoy.standin.variant("rbac").latencies
+    return (
+        f"p50 {_delta_ms(custom.p50 - rbac.p50)}, p99 {_delta_ms(custom.p99 - rbac.p99)} (mixer_standin.py in "
+        "Mixer's place, a window of its own)"
+    )
+
+
 def report_summary(
     envoy: EnvoyRun | None,
     checks: CheckResult | None,
@@ -328,9 +384,9 @@ def report_summary(
     rows: list[list[str]] = []
     if envoy is not None:
         none = envoy.variant("none")
-        for name in ("rbac", "custom"):
+        for name in [result.variant for result in envoy.variants if result.variant != "none"]:
             variant = envoy.variant(name)
-            policy = _POLICY_NAMES[envoy.custom_kind if name == "custom" else name]
+            policy = _policy_name(envoy, name)
             rows.append(
                 [
                     f"added latency, {policy}",
@@ -339,6 +395,11 @@ def report_summary(
                     f"(no policy: p50 {_ms(none.latencies.p50)}, p99 {_ms(none.latencies.p99)})",
                 ]
             )
+        rows.append(["added latency, Mixer check over RBAC", _check_over_rbac(envoy)])
+        if any(result.variant == "relay" for result in envoy.variants):
+            rows.append(["added latency, relayed Mixer check over RBAC", _check_over_rbac(envoy, "relay")])
+        if envoy.standin is not None:
+            rows.append(["added latency, stand-in check over RBAC", _standin_over_rbac(envoy)])
         non_200 = sum(variant.non_200 for variant in envoy.variants)
         total = sum(variant.latencies.count for variant in envoy.variants)
         rows.append(["non-200 answers through Envoy", f"{non_200} of {total}"])
@@ -502,6 +563,21 @@ async def _log_runs(
     return flat, paced
 
 
+def _envoy_standin(args: argparse.Namespace) -> Path | None:
+    """The stand-in for part 1's second window; None with ``--skip-reference`` or, said on stderr, when the shared
+    tools are not there (part 1 needs nothing else of them)."""
+    script = args.tools_dir / MIXER_STANDIN
+    if args.skip_reference:
+        return None
+    if not script.is_file():
+        print(
+            f"part 1: no stand-in window: {MIXER_STANDIN} not found in {args.tools_dir} (--tools-dir DIR)",
+            file=sys.stderr,
+        )
+        return None
+    return script  # type: ignore[no-any-return]
+
+
 async def run(
     args: argparse.Namespace,
 ) -> tuple[EnvoyRun | None, CheckResult | None, CheckResult | None, LogRuns | None]:
@@ -514,6 +590,8 @@ async def run(
             seconds=args.duration,
             warmup=args.warmup,
             custom_kind=args.custom_kind,
+            mixer_path=args.mixer_path,
+            standin_script=_envoy_standin(args),
             workdir=args.workdir / "envoy" if args.workdir else None,
         )
     checks, reference, logs = (None, None, None) if args.skip_checks and args.skip_logs else await _run_grpc(args)
@@ -569,6 +647,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="Envoy part: the Mixer check on reviews-v3: an AccessList (ext_authz on every request, default) or an "
         "AuthorizationPolicy CUSTOM with provider mixer (shadow RBAC, then ext_authz)",
     )
+    parser.add_argument(
+        "--mixer-path",
+        choices=MIXER_PATHS,
+        default="direct",
+        help="Envoy part: how the sidecars reach Mixer: direct (Mixer on the pod network's gateway, pod run "
+        "--mixer-direct; default), relay (Mixer on the host's loopback, through each pod's relay) or both (a fourth "
+        "variant, relay: reviews-v4 with the same Mixer check through its pod's relay, in the same window)",
+    )
     parser.add_argument("--grpc-duration", type=float, default=5.0, help="checks and access logs: seconds each (5)")
     parser.add_argument("--channels", type=int, default=4, help="checks: gRPC channels (4)")
     parser.add_argument("--concurrency", type=int, default=64, help="checks: calls in flight (64)")
@@ -598,7 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--skip-reference",
         action="store_true",
-        help="parts 2 and 3 without the stand-in (mixer_standin.py) beside Mixer",
+        help="without the stand-in (mixer_standin.py): in part 1 in Mixer's place for a second window, in parts 2 "
+        "and 3 beside Mixer",
     )
     parser.add_argument(
         "--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools, mixer_standin.py (%(default)s)"

@@ -65,18 +65,25 @@ async def run_gateway(
 ) -> AsyncIterator[PodAddress]:
     """A gateway namespace (address ``mesh.addresses[name]``) running ``envoy-bootstrap run gateway`` for workload
     ``workload`` in ``istio-system``, with ``labels`` (its node metadata ``LABELS``; a WorkloadEntry only when the
-    gateway is also a service's workload, ``gateway_service_yaml``), fed by the mesh's Pilot (and Mixer, when the
-    mesh has one) through a relay on the namespace's 127.0.0.1, as a pod's sidecar reaches the control plane
-    (``agent.relay``). Its resolv.conf names the mesh's upstream DNS, as a gateway pod has the cluster DNS."""
+    gateway is also a service's workload, ``gateway_service_yaml``), fed by the mesh's Pilot (and Mixer, when the mesh
+    has one) through a relay on the namespace's 127.0.0.1, as a pod's sidecar reaches the control plane
+    (``agent.relay``); Mixer directly at its address on the pod network's gateway when the mesh's pods do
+    (``mesh.mixer_direct``, ``pod run --mixer-direct``). Its resolv.conf names the mesh's upstream DNS, as a gateway pod
+    has the cluster DNS."""
     address = await mesh.run_plain(name)
     if "dns" in mesh.addresses:  # the cluster DNS a gateway pod has: names outside the mesh for DNS clusters
         dns = resolv_conf(GATEWAY_NAMESPACE, DOMAIN_SUFFIX, [mesh.addresses["dns"]], loopback_fallback=False)
         write_pod_resolv_conf(address.netns, dns)
-    upstreams = [mesh.pilot.xds_address, *((mesh.mixer.grpc_address,) if mesh.mixer is not None else ())]
+    upstreams = [mesh.pilot.xds_address]
+    mixer: tuple[str, ...] = ()
+    if mesh.mixer is not None and mesh.mixer_direct:
+        mixer = ("--mixer", mesh.mixer.grpc_address)
+    elif mesh.mixer is not None:
+        upstreams.append(mesh.mixer.grpc_address)
+        mixer = ("--mixer", f"127.0.0.1:{_relayed(mesh.mixer.grpc_address)[0][1]}")
     relay = Relay(address.netns, [_relayed(upstream) for upstream in upstreams])
     await relay.start()
     pilot = f"127.0.0.1:{_relayed(mesh.pilot.xds_address)[0][1]}"
-    mixer = () if mesh.mixer is None else ("--mixer", f"127.0.0.1:{_relayed(mesh.mixer.grpc_address)[0][1]}")
     argv = [
         *(sys.executable, "-m", "envoy_bootstrap.cli", "run", "gateway", "--workload", workload),
         *("--namespace", GATEWAY_NAMESPACE, "--address", mesh.addresses[name], "--pilot", pilot, *mixer),

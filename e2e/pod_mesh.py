@@ -79,6 +79,7 @@ _HOSTS = {
     "reviews-v1": 21,
     "reviews-v2": 22,
     "reviews-v3": 23,
+    "reviews-v4": 24,  # bench.mixer_policy --mixer-path both: a second Mixer-checked workload, relayed
     "ratings": 30,
     "details": 40,  # no WorkloadEntry: for a scenario's own workload (auto-registered from a WorkloadGroup)
     "dns": 53,
@@ -192,6 +193,8 @@ class PodMesh:
     citadel: CitadelProcess | None
     addresses: dict[str, str]
     mixer: MixerProcess | None = None
+    mixer_direct: bool = False  # every pod's ``--mixer-direct``: Mixer listens on the pod network's gateway
+    mixer_relayed: frozenset[str] = frozenset()  # pods relaying Mixer even so (they relay its gateway address)
     state_dir: Path = DEFAULT_PODS_DIR  # the pods' (``pod run --state-dir``); tests use one of their own
     xds_mode: XdsMode = "sotw"
     pods: dict[str, _Pod] = field(default_factory=dict)
@@ -326,6 +329,7 @@ class PodMesh:
             *(("--dns-upstream", self.addresses["dns"]) if "dns" in self.addresses else ()),
             *("--pod-cidr", self.network.cidr, "--bridge", self.network.bridge, "--state-dir", str(self.state_dir)),
             *(("--mixer", self.mixer.grpc_address) if self.mixer is not None else ()),
+            *(("--mixer-direct",) if self.mixer is not None and self._mixer_direct(name) else ()),
             *self._token_args(name, service_account, token),
             *(f"--node-metadata={key}={value}" for key, value in (node_metadata or {}).items()),
             "--",
@@ -334,6 +338,9 @@ class PodMesh:
         pod = _Pod(name=name, argv=argv, log=self.workdir / f"pod-{name}.log", state_dir=self.state_dir)
         self.pods[name] = pod
         await pod.start()
+
+    def _mixer_direct(self, pod: str) -> bool:
+        return self.mixer_direct and pod not in self.mixer_relayed
 
     async def run_client(self, name: str, *, token: str | None = None) -> None:
         """A client pod (``productpage`` or ``ratings``: its WorkloadEntry is in the registry) whose app only sleeps:
@@ -411,6 +418,8 @@ async def pod_mesh(
     citadel: bool = False,
     citadel_arguments: tuple[str, ...] = (),
     mixer: bool = False,
+    mixer_direct: bool = True,
+    mixer_relayed: Sequence[str] = (),
     xds_mode: XdsMode = "sotw",
     mesh_config: str | None = None,
     ready_status: int = 200,
@@ -422,7 +431,10 @@ async def pod_mesh(
 ) -> AsyncIterator[PodMesh]:
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
-    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``;
+    ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``: with
+    ``mixer_direct`` (the default) Mixer listens on the pod network's gateway and the sidecars connect to it there
+    (``pod run --mixer-direct``; the pods named in ``mixer_relayed`` relay that address all the same, so that a
+    benchmark compares both paths in one mesh), without it on the host's loopback, relayed into each pod;
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
     for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
@@ -458,10 +470,11 @@ async def pod_mesh(
         )
     policy = None
     if mixer:
+        grpc_host = network.gateway if mixer_direct else f"{subnet}.2"
         policy = MixerProcess(
             config_dir=config_dir,
             workdir=workdir,
-            grpc_address=f"{subnet}.2:{MIXER_GRPC_PORT}",
+            grpc_address=f"{grpc_host}:{MIXER_GRPC_PORT}",
             monitor_address=f"{subnet}.2:{MIXER_MONITOR_PORT}",
         )
     mesh = PodMesh(
@@ -471,6 +484,8 @@ async def pod_mesh(
         citadel=identity,
         addresses=addresses,
         mixer=policy,
+        mixer_direct=mixer_direct,
+        mixer_relayed=frozenset(mixer_relayed),
         state_dir=new_state_dir(),
         xds_mode=xds_mode,
         initial_files=initial,
@@ -481,6 +496,9 @@ async def pod_mesh(
         if identity is not None:
             await identity.start()
         if policy is not None:
+            if mixer_direct:  # the gateway's address exists once the bridge does
+                with network_lock():
+                    setup_network(network)
             await policy.start()
         dns_world = [sys.executable, "-m", "e2e.dns_world", "--address", "0.0.0.0", "--port", "53"]
         records = {OUTSIDE_NAME: "outside", **(dns_names or {})}
