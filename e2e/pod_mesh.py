@@ -418,7 +418,7 @@ async def pod_mesh(
     citadel: bool = False,
     citadel_arguments: tuple[str, ...] = (),
     mixer: bool = False,
-    mixer_direct: bool = True,
+    mixer_direct: bool = False,
     mixer_relayed: Sequence[str] = (),
     xds_mode: XdsMode = "sotw",
     mesh_config: str | None = None,
@@ -432,9 +432,9 @@ async def pod_mesh(
     """The whole world above, ready (every client reaches reviews, answered ``ready_status``); ``config`` is more
     Istio YAML (routes, policy), ``mesh_config`` a MeshConfig file's text for ``pilot --mesh-config``; with
     ``mixer``, Mixer runs on the host (reading the same config directory) and every pod gets ``--mixer``: with
-    ``mixer_direct`` (the default) Mixer listens on the pod network's gateway and the sidecars connect to it there
+    ``mixer_direct`` Mixer listens on the pod network's gateway and the sidecars connect to it there
     (``pod run --mixer-direct``; the pods named in ``mixer_relayed`` relay that address all the same, so that a
-    benchmark compares both paths in one mesh), without it on the host's loopback, relayed into each pod;
+    benchmark compares both paths in one mesh), without it (the default) on the host's loopback, relayed into each pod;
     ``citadel_arguments`` are more ``citadel serve`` flags (``--cert-ttl 20s``); ``versions`` are the reviews pods
     (and the DestinationRule's subsets); ``clients`` the client pods (``run_client``: productpage, and ratings
     for a second caller with an identity of its own), each ready; ``xds_mode`` every sidecar's ADS flavour;
