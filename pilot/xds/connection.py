@@ -105,10 +105,12 @@ class _VirtualHostProducer(_SnapshotProducer):
         routes = connection.watches.get(ROUTE_TYPE)
         if routes is None or not routes.nonce_sent:
             return None  # no table yet: nothing to say (not even that what a reconnecting Envoy has is gone)
-        if not watch.nonce_sent:
-            connection.refresh_tables_planned()  # the first response covers every table sent so far
         view = await connection.vhds_view()
-        return view.subscribed(_tables_sent(routes)) if view is not None else None
+        if view is None:
+            return None
+        tables = _tables_sent(routes)
+        connection.virtual_hosts_planned(tables, first=not watch.nonce_sent)
+        return view.subscribed(tables)
 
 
 class Connection:
@@ -139,6 +141,7 @@ class Connection:
         self._vhds = vhds
         self._vhds_view: tuple[ProxyResources, VhdsView] | None = None  # the RDS view it was split from, and it
         self._refresh_tables: set[str] = set()  # tables sent (again) since VHDS was last planned
+        self._vhds_tables: frozenset[str] = frozenset()  # the tables VHDS was last planned over
         self._consistent: ResourceCache | None = None  # the last snapshot found consistent for this proxy
         self._withheld: tuple[int, Dangling] | None = None  # (version, dangling) of a snapshot not used, if any
         producers = {t: _SnapshotProducer(self, t, g.wildcard) for t, g in generators.items()}
@@ -262,8 +265,12 @@ class Connection:
         """These tables are being sent to the proxy: their virtual hosts follow, even where sent before."""
         self._refresh_tables.update(tables)
 
-    def refresh_tables_planned(self) -> None:
-        self._refresh_tables.clear()
+    def virtual_hosts_planned(self, tables: frozenset[str], *, first: bool) -> None:
+        """VHDS is being planned over these tables' virtual hosts (``first``: the stream's first VHDS response,
+        which covers every table sent so far)."""
+        self._vhds_tables = tables
+        if first:
+            self._refresh_tables.clear()
 
     async def _respond_virtual_hosts(self) -> bool:
         """Push VHDS once the proxy's record matches what its Envoy holds (``_reconcile_virtual_hosts``)."""
@@ -277,13 +284,14 @@ class Connection:
         again (a new watch in Envoy when it had none, e.g. subscribed again after an unsubscribe), so they are sent
         again; and a table the proxy no longer has, so they are not removed (Envoy keeps a removed table while its
         listener drains, as without VHDS). True when something was forgotten."""
-        watch = self.watches[VIRTUAL_HOST_TYPE]
         routes = self.watches.get(ROUTE_TYPE)
         kept = _tables_sent(routes) if routes is not None else frozenset()
         refresh, self._refresh_tables = self._refresh_tables, set()
-        stale = frozenset(
-            name for name in watch.sent if (table := name.rpartition("/")[0]) in refresh or table not in kept
-        )
+        tables = (refresh & self._vhds_tables) | (self._vhds_tables - kept)
+        if not tables:
+            return False  # the usual push: nothing to forget, and no look at every virtual host sent
+        watch = self.watches[VIRTUAL_HOST_TYPE]
+        stale = frozenset(name for name in watch.sent if name.rpartition("/")[0] in tables)
         if not stale:
             return False
         self.watches[VIRTUAL_HOST_TYPE] = forget_sent(watch, stale)
