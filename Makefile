@@ -101,7 +101,7 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS) --mode both
 	$(BIN)/python -m bench.xds_scale
 	$(BIN)/python -m bench.mixer_policy --tools-dir $(TOOLS)
-	$(BIN)/python -m bench.citadel_certs
+	$(BIN)/python -m bench.citadel_certs --reference a2e69333e707c7c8a69ef21998aa7921ef6bec28 --rounds 7
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info citadel/v1 meshplane/nds meshplane/proxyconfig .wheelhouse

@@ -12,6 +12,14 @@ with a fresh CA directory. The clients run in this process on one event loop:
 - SDS: ``--workloads`` SotW streams, each with its own token and identity, all opened at once and each
   subscribing to ``default`` and ``ROOTCA``; measured until every stream has its first certificate (Citadel makes
   the key and signs). Throughput is workloads / that time.
+
+``--reference REV`` (``make bench`` gives the code before issue 13, ``REFERENCE_REVISION``) also runs that revision's
+Citadel (``bench._reference_tree``: ``git archive`` of this checkout's history into a temporary directory, its
+protobuf code built there) under the same clients, alternating with this checkout's for ``--rounds`` rounds (the
+order flips every round), and prints both with the medians' ratio beside issue 13's targets: at least 1.5x the
+reference's ECDSA certificates per CPU-second over the CSR API, and every first certificate within 1 s of
+connecting when 1000 workloads connect at once. Single runs on the shared 2-core machine vary by up to 2x: read
+the medians.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 from envoy.service.secret.v3 import sds_pb2_grpc
 
 from bench._measure import cpu_seconds, free_port
+from bench._reference_tree import ReferenceTree, ReferenceTreeError
 from citadel.ca_dir import TRUST_BUNDLE, load_or_create_token_key
 from citadel.profiling import PROFILE_ENV
 from citadel.sds_resources import SECRET_TYPE
@@ -50,21 +59,38 @@ from meshplane.identity import CITADEL_SERVER_NAME, spiffe_id
 __all__ = ["main"]
 
 TRUST_DOMAIN = "cluster.local"
+REFERENCE_REVISION = "a2e69333e707c7c8a69ef21998aa7921ef6bec28"  # the last commit before issue 13 changed Citadel
+CERTIFICATES_PER_CPU_TARGET = 1.5  # issue 13: x the reference's ECDSA certificates per CPU-second (CSR API)
+FIRST_CERTIFICATES_TARGET_SECONDS = 1.0  # issue 13: every workload's first certificate, 1000 connecting at once
+
+
+class ReferenceCitadelProcess(CitadelProcess):
+    """Citadel of an earlier revision (``bench._reference_tree``), with the same arguments."""
+
+    def __init__(self, tree: ReferenceTree, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tree = tree
+
+    def command(self) -> list[str]:
+        return self.tree.command(self.name, self.arguments)
 
 
 class Citadel:
     """The Citadel subprocess: the harness's ``CitadelProcess`` on free loopback ports, plus client channels."""
 
-    def __init__(self, ca_dir: Path, key_type: str) -> None:
+    def __init__(self, ca_dir: Path, key_type: str, reference: ReferenceTree | None = None) -> None:
         self.ca_dir = ca_dir
         self.profile_path = ca_dir.parent / "citadel.prof"
-        self.process = CitadelProcess(
-            ca_dir=ca_dir,
-            workdir=ca_dir.parent,
-            sds_address=f"127.0.0.1:{free_port()}",
-            monitor_address=f"127.0.0.1:{free_port()}",
-            extra_arguments=("--key-type", key_type),
-            log_level="warning",
+        settings: dict[str, Any] = {
+            "ca_dir": ca_dir,
+            "workdir": ca_dir.parent,
+            "sds_address": f"127.0.0.1:{free_port()}",
+            "monitor_address": f"127.0.0.1:{free_port()}",
+            "extra_arguments": ("--key-type", key_type),
+            "log_level": "warning",
+        }
+        self.process = (
+            CitadelProcess(**settings) if reference is None else ReferenceCitadelProcess(reference, **settings)
         )
 
     async def start(self, timeout: float = 30.0, *, profile: bool = False) -> None:
@@ -222,11 +248,12 @@ async def bench_sds(citadel: Citadel, count: int, channels: int) -> dict[str, An
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, reference: ReferenceTree | None = None) -> dict[str, Any]:
+    """One round: a fresh Citadel (``reference``'s, or this checkout's), the CSR API, then SDS."""
     workdir = Path(tempfile.mkdtemp(prefix="citadel-bench-"))
-    citadel = Citadel(workdir / "ca", args.key_type)
+    citadel = Citadel(workdir / "ca", args.key_type, reference)
     try:
-        await citadel.start(profile=args.profile)
+        await citadel.start(profile=args.profile and reference is None)
         result: dict[str, Any] = {"key_type": args.key_type, "cpus": os.cpu_count()}
         if args.csr:
             result["csr"] = await bench_csr(citadel, args.csr, args.concurrency, args.channels)
@@ -293,6 +320,84 @@ def report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def certificates_per_cpu_second(result: dict[str, Any]) -> float | None:
+    """The CSR API's certificates per second of Citadel's CPU in one round (None without the CSR part)."""
+    csr = result.get("csr")
+    if not csr or csr["citadel_cpu_s"] <= 0:
+        return None
+    return float(csr["certificates"]) / float(csr["citadel_cpu_s"])
+
+
+def first_certificates_seconds(result: dict[str, Any]) -> float | None:
+    """Seconds until every SDS workload of one round had its first certificate (None without the SDS part)."""
+    sds = result.get("sds")
+    return None if not sds else float(sds["seconds_to_all_first_certificates"])
+
+
+async def compare(args: argparse.Namespace, tree: ReferenceTree) -> dict[str, Any]:
+    """``args.rounds`` rounds of the reference's Citadel and this checkout's, the order flipped every round."""
+    rounds: list[dict[str, Any]] = []
+    for index in range(args.rounds):
+        order = ("reference", "current") if index % 2 == 0 else ("current", "reference")
+        results = {side: await run(args, tree if side == "reference" else None) for side in order}
+        rounds.append(results)
+    return {
+        "key_type": args.key_type,
+        "reference": {"revision": tree.revision, "commit": tree.commit},
+        "rounds": rounds,
+    }
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
+def _spread(values: Sequence[float | None], digits: int) -> str:
+    known = [value for value in values if value is not None]
+    if not known:
+        return "-"
+    median = statistics.median(known)
+    return f"{median:.{digits}f} ({min(known):.{digits}f}-{max(known):.{digits}f})"
+
+
+def comparison_report(comparison: dict[str, Any]) -> str:
+    """Both sides' medians (and ranges) over the rounds, the ratio, and issue 13's two targets."""
+    rounds = comparison["rounds"]
+    reference = comparison["reference"]
+    sides = {"reference": f"reference {reference['commit'][:10]}", "current": "this checkout"}
+    per_cpu = {side: [certificates_per_cpu_second(r[side]) for r in rounds] for side in sides}
+    first = {side: [first_certificates_seconds(r[side]) for r in rounds] for side in sides}
+    per_second = {side: [r[side]["csr"]["per_second"] if "csr" in r[side] else None for r in rounds] for side in sides}
+    lines = [
+        f"Citadel ({comparison['key_type']} workload keys), {len(rounds)} alternating rounds of the reference "
+        f"({reference['revision']}) and this checkout",
+        "",
+        "| | CSR API certificates per CPU-second | CSR API certificates/s | SDS: all first certificates (s) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for side, label in sides.items():
+        lines.append(
+            f"| {label} | {_spread(per_cpu[side], 0)} | {_spread(per_second[side], 0)} | {_spread(first[side], 2)} |"
+        )
+    mine, theirs = _median(per_cpu["current"]), _median(per_cpu["reference"])
+    if mine is not None and theirs:
+        ratio = mine / theirs
+        verdict = "met" if ratio >= CERTIFICATES_PER_CPU_TARGET else "not met"
+        lines.append(
+            f"certificates per CPU-second, medians: {ratio:.2f}x the reference "
+            f"(issue 13: at least {CERTIFICATES_PER_CPU_TARGET}x): {verdict}"
+        )
+    within = [seconds for seconds in first["current"] if seconds is not None]
+    if within:
+        inside = sum(seconds <= FIRST_CERTIFICATES_TARGET_SECONDS for seconds in within)
+        lines.append(
+            f"every first certificate within {FIRST_CERTIFICATES_TARGET_SECONDS:g} s of connecting: "
+            f"{inside} of {len(within)} rounds (issue 13: every round)"
+        )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.citadel_certs", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", type=int, default=1000, help="SDS streams opened at once (0: skip SDS)")
@@ -303,16 +408,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--profile", action="store_true", help="run Citadel's event loop under cProfile (CITADEL_PROFILE) and split it"
     )
+    parser.add_argument(
+        "--reference",
+        metavar="REV",
+        help=f"also run REV's Citadel, alternating (make bench: {REFERENCE_REVISION[:10]}, before issue 13)",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds with --reference (5)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.workloads < 0 or args.csr < 0 or args.concurrency < 1 or args.channels < 1:
-        build_parser().error("--workloads/--csr must be >= 0, --concurrency/--channels >= 1")
-    result = asyncio.run(run(args))
-    print(json.dumps(result, indent=2) if args.json else report(result))
+    if args.workloads < 0 or args.csr < 0 or args.concurrency < 1 or args.channels < 1 or args.rounds < 1:
+        build_parser().error("--workloads/--csr must be >= 0, --concurrency/--channels/--rounds >= 1")
+    if args.reference is None:
+        result = asyncio.run(run(args))
+        print(json.dumps(result, indent=2) if args.json else report(result))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="citadel-reference-") as directory:
+        try:
+            tree = ReferenceTree.extract(args.reference, Path(directory))
+            tree.check_imports("citadel")
+        except ReferenceTreeError as exc:
+            print(f"bench.citadel_certs: no reference run: {exc}", file=sys.stderr)
+            return 2
+        comparison = asyncio.run(compare(args, tree))
+    print(json.dumps(comparison, indent=2) if args.json else comparison_report(comparison))
     return 0
 
 
