@@ -1,7 +1,7 @@
 """Pilot against the reference stand-in, under the reference load tool, in one run.
 
     python -m bench.xds_reference [--streams 1000] [--services 1000] [--mode sotw|delta|both] [--tools-dir DIR]
-                                  [--profile FILE]
+                                  [--profile FILE [--profile-phase change|initial]]
 
 Runs ``../shared/tools/xds_load.py`` (beside the repository; see its README) once against ``xds_standin.py`` (the
 practical limit of a Python gRPC server: precomputed bytes) and once against Pilot, and prints each number with
@@ -10,7 +10,8 @@ the stand-in's beside it and the ratio Pilot/stand-in. The stand-in has no ``/re
 
 ``--profile FILE`` samples Pilot with py-spy during the change push (``bench._profiled``: from the moment xds_load
 rewrites the VirtualService until Pilot exits; the sampler's CPU is not counted) and writes py-spy's raw collapsed
-stacks to FILE (FILE.sotw and FILE.delta with ``--mode both``). Sampling slows Pilot: read the numbers of a run
+stacks to FILE (FILE.sotw and FILE.delta with ``--mode both``); ``--profile-phase initial`` samples from Pilot's
+start until that change instead (the start and the initial sync). Sampling slows Pilot: read the numbers of a run
 without it.
 
 Delta runs give Pilot ``--no-vhds``: xds_load's simulated Envoy does not implement VHDS (it subscribes to the route
@@ -94,10 +95,11 @@ def _number(number: float | None) -> str:
     return f"{number:.2f}" if abs(number) < 10 else f"{number:.1f}"  # CPU-seconds of a change are tenths
 
 
-def profiled_command(python: str, command: str, output: Path) -> str:
-    """``command`` (an xds_load ``--pilot-cmd``) sampled by py-spy into ``output`` once the change is written."""
+def profiled_command(python: str, command: str, output: Path, phase: str = "change") -> str:
+    """``command`` (an xds_load ``--pilot-cmd``) sampled by py-spy into ``output``: once the change is written
+    (``phase`` "change"), or from the start until then ("initial": the start and the initial sync)."""
     watch = f"{{config_dir}}/{CHANGED_FILE}"
-    return f"{python} -m bench._profiled --output {output.resolve()} --watch {watch} -- {command}"
+    return f"{python} -m bench._profiled --output {output.resolve()} --watch {watch} --phase {phase} -- {command}"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -108,6 +110,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=300.0, help="xds_load's limit for every wait (s)")
     parser.add_argument("--tools-dir", type=Path, default=DEFAULT_TOOLS_DIR, help="the shared tools (%(default)s)")
     parser.add_argument("--profile", type=Path, help="py-spy's raw stacks of Pilot during the change, to this file")
+    parser.add_argument(
+        "--profile-phase",
+        choices=("change", "initial"),
+        default="change",
+        help="what --profile samples: the change push (default) or the start and the initial sync",
+    )
     parser.add_argument(
         "--pilot-args",
         default="",
@@ -129,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = pilot + (" --no-vhds" if mode == "delta" else "")
         if args.profile is not None:
             output = args.profile.with_name(f"{args.profile.name}.{mode}") if len(modes) > 1 else args.profile
-            command = profiled_command(python, command, output)
+            command = profiled_command(python, command, output, args.profile_phase)
         mine = run_load(tools, command, args, mode, ready=True)
         print(format_table(mode, mine, reference), flush=True)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import _profiled
 from bench.xds_reference import format_table, profiled_command, value
 
@@ -38,8 +40,10 @@ def test_a_profiled_command_wraps_pilot_and_watches_the_changed_virtual_service(
     command = profiled_command("python", "python -m pilot --config-dir {config_dir}", tmp_path / "out.txt")
     assert command == (
         f"python -m bench._profiled --output {tmp_path / 'out.txt'} --watch {{config_dir}}/svc0-vs.yaml "
-        "-- python -m pilot --config-dir {config_dir}"
+        "--phase change -- python -m pilot --config-dir {config_dir}"
     )
+    initial = profiled_command("python", "python -m pilot", tmp_path / "out.txt", "initial")
+    assert " --phase initial -- python -m pilot" in initial
 
 
 def test_the_profiling_wrapper_returns_the_command_status_and_samples_nothing_without_a_change(tmp_path: Path) -> None:
@@ -47,3 +51,21 @@ def test_the_profiling_wrapper_returns_the_command_status_and_samples_nothing_wi
     argv = ["--output", str(output), "--watch", str(tmp_path / "never.yaml"), "--"]
     assert _profiled.main([*argv, sys.executable, "-c", "raise SystemExit(3)"]) == 3
     assert not output.exists()
+
+
+@pytest.mark.skipif(_profiled._py_spy() is None, reason="py-spy is not installed (pip install py-spy)")
+def test_the_initial_phase_samples_from_the_start_until_the_watched_file_changes(tmp_path: Path) -> None:
+    output, watched = tmp_path / "stacks.txt", tmp_path / "svc0-vs.yaml"
+    watched.write_text("before")
+    busy = (  # works in a function of its own until it has changed the watched file, then idles until stopped
+        "import time, pathlib\n"
+        "def initial_sync(deadline):\n"
+        "    while time.monotonic() < deadline: pass\n"
+        "initial_sync(time.monotonic() + 1.5)\n"
+        f"pathlib.Path({str(watched)!r}).write_text('after')\n"
+        "time.sleep(1.0)\n"
+    )
+    argv = ["--output", str(output), "--watch", str(watched), "--phase", "initial", "--"]
+    assert _profiled.main([*argv, sys.executable, "-c", busy]) == 0
+    stacks = output.read_text()
+    assert "initial_sync" in stacks
