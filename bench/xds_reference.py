@@ -36,6 +36,8 @@ CHANGED_FILE = "svc0-vs.yaml"  # the VirtualService xds_load rewrites for the ch
 ROWS = (  # (label, path into xds_load's JSON line, scale)
     ("listening after (s)", ("pilot", "startup_s"), 1.0),
     ("initial sync p99 (s)", ("initial", "since_start_s", "p99"), 1.0),
+    ("MB sent for the initial sync", ("initial", "mbytes"), 1.0),
+    ("control plane CPU, sync (s)", ("initial", "pilot_cpu_s"), 1.0),
     ("change p50 (ms)", ("change", "latency_s", "p50"), 1000.0),
     ("change p99 (ms)", ("change", "latency_s", "p99"), 1000.0),
     ("MB sent for the change", ("change", "mbytes"), 1.0),

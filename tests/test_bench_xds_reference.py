@@ -15,10 +15,21 @@ PILOT = {
     "services": 5,
     "status": "ok",
     "pilot": {"startup_s": 3.0, "peak_rss_mb": 300.0, "cpu_s": {"total": 9.0}},
-    "initial": {"streams": 10, "converged": 10, "failed": 0, "since_start_s": {"p99": 2.0}},
+    "initial": {
+        "streams": 10,
+        "converged": 10,
+        "failed": 0,
+        "since_start_s": {"p99": 2.0},
+        "mbytes": {"CDS": 8.0, "EDS": 4.0},
+        "pilot_cpu_s": 5.0,
+    },
     "change": {"latency_s": {"p50": 0.5, "p99": 0.6}, "mbytes": {"RDS": 4.0, "EDS": 2.0}, "pilot_cpu_s": 0.36},
 }
-STANDIN = {"pilot": {"startup_s": 1.5}, "change": {"mbytes": {"RDS": 3.0}, "pilot_cpu_s": 0.12}, "initial": {}}
+STANDIN = {
+    "pilot": {"startup_s": 1.5},
+    "change": {"mbytes": {"RDS": 3.0}, "pilot_cpu_s": 0.12},
+    "initial": {"mbytes": {"CDS": 3.0, "EDS": 1.0}, "pilot_cpu_s": 2.5},
+}
 
 
 def test_values_are_read_scaled_and_summed_by_type() -> None:
@@ -32,6 +43,8 @@ def test_the_table_gives_each_number_beside_the_reference_with_the_ratio() -> No
     assert "| listening after (s)            |       3.00 |       1.50 |   2.00x |" in table
     assert "| MB sent for the change         |       6.00 |       3.00 |   2.00x |" in table
     assert "| control plane CPU, change (s)  |       0.36 |       0.12 |   3.00x |" in table
+    assert "| MB sent for the initial sync   |       12.0 |       4.00 |   3.00x |" in table
+    assert "| control plane CPU, sync (s)    |       5.00 |       2.50 |   2.00x |" in table
     assert "| change p50 (ms)                |      500.0 |          - |       - |" in table
     assert "Pilot: status ok, 10/10 streams converged, 0 failed" in table
 
