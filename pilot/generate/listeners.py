@@ -74,7 +74,7 @@ from pilot.generate.listeners_l4_routes import L4Target, build_l4_filter_chains,
 from pilot.generate.route_action import ServicePorts
 from pilot.model import effective_mtls_mode
 from pilot.model.mesh_settings import OutboundTrafficPolicy
-from pilot.model.sidecar_scope import proxy_egress_scope
+from pilot.model.sidecar_scope import ScopeKey, egress_scope, proxy_egress_scope, scope_key
 from pilot.model.types import MeshSnapshot, Proxy, Service, ServiceInstance
 from pilot.model.vips import service_cidrs
 from pilot.model.visibility import service_visible
@@ -225,17 +225,38 @@ class _TcpListener:
     targets: list[L4Target]
 
 
+@dataclass(frozen=True, slots=True)
+class _OutboundPorts:
+    """What the outbound service listeners of one egress scope (proxy namespace, Sidecar) listen on: each HTTP port
+    with the first service (host order) that has it, and each TCP listener's (address, port, targets)."""
+
+    http_ports: tuple[tuple[int, str], ...]
+    tcp: tuple[tuple[str, int, tuple[L4Target, ...]], ...]
+
+
 def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> list[Listener]:
     """One HTTP listener per HTTP port, then one TCP listener per (address, other port), of the services visible
     from the proxy's namespace that its Sidecar admits (``pilot.model.sidecar_scope``). A VIP listener belongs to
     the first service (in host order) that claims it; a wildcard one is shared (its chains match the services'
-    CIDRs)."""
+    CIDRs). Which ports and services those are is worked out once per egress scope and snapshot."""
+    key = scope_key(proxy)
+    ports: _OutboundPorts = snapshot.derived.get(("outbound_ports", key), lambda: _outbound_ports(key, snapshot))
+    telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.CLIENT) if ports.http_ports else NO_HCM_TELEMETRY
+    listeners = [build_outbound_http_listener(proxy, port, telemetry) for port, _host in ports.http_ports]
+    service_ports = ServicePorts.of(snapshot)
+    for address, port, targets in ports.tcp:
+        listeners.append(build_outbound_tcp_listener(address, port, targets, proxy, snapshot, service_ports))
+    return listeners
+
+
+def _outbound_ports(key: ScopeKey, snapshot: MeshSnapshot) -> _OutboundPorts:
+    namespace, sidecar = key
     http_ports: dict[int, str] = {}
     tcp: dict[str, _TcpListener] = {}
-    scope = proxy_egress_scope(proxy, snapshot)
+    scope = egress_scope(snapshot, key)
     for host in sorted(snapshot.services):
         service = snapshot.services[host]
-        if not service_visible(service, proxy.namespace, snapshot) or not scope.sees_service(host):
+        if not service_visible(service, namespace, snapshot) or not scope.sees_service(host):
             continue
         for port in service.ports:
             if not scope.sees_port(host, port):
@@ -246,7 +267,8 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
                     reason="port is reserved by the sidecar",
                     port=port.number,
                     service=host,
-                    proxy=proxy.node.id,
+                    namespace=namespace,
+                    sidecar=str(sidecar) if sidecar is not None else None,
                 )
                 continue
             if port.protocol.is_http:
@@ -260,10 +282,8 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
                     log.warning("outbound_listener_conflict", listener=name, used=first, ignored=host)
                     continue
                 entry.targets.append(L4Target(service=service, port=port, cidr=cidr))
-    telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.CLIENT) if http_ports else NO_HCM_TELEMETRY
-    listeners = [build_outbound_http_listener(proxy, port, telemetry) for port in sorted(http_ports)]
-    http_names = {listener.name for listener in listeners}
-    service_ports = ServicePorts.of(snapshot)
+    http_names = {names.listener_name(WILDCARD_ADDRESS, number) for number in http_ports}
+    kept: list[tuple[str, int, tuple[L4Target, ...]]] = []
     for name, entry in tcp.items():
         if name in http_names:
             log.warning(
@@ -273,10 +293,8 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
                 ignored=sorted({target.service.host for target in entry.targets}),
             )
             continue
-        listeners.append(
-            build_outbound_tcp_listener(entry.address, entry.port, entry.targets, proxy, snapshot, service_ports)
-        )
-    return listeners
+        kept.append((entry.address, entry.port, tuple(entry.targets)))
+    return _OutboundPorts(http_ports=tuple(sorted(http_ports.items())), tcp=tuple(kept))
 
 
 def _destination_ports(

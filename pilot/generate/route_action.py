@@ -109,6 +109,12 @@ class ServicePorts:
 
     @classmethod
     def of(cls, snapshot: MeshSnapshot) -> ServicePorts:
+        """The snapshot's (computed once per snapshot: every proxy's listeners and route tables ask)."""
+        ports: ServicePorts = snapshot.derived.get("service_ports", lambda: cls._of(snapshot))
+        return ports
+
+    @classmethod
+    def _of(cls, snapshot: MeshSnapshot) -> ServicePorts:
         return cls({host: tuple(p.number for p in service.ports) for host, service in snapshot.services.items()})
 
     def get(self, host: str) -> tuple[int, ...]:

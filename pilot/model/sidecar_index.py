@@ -16,16 +16,15 @@ The index also memoizes each (proxy namespace, Sidecar) pair's egress scope for 
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 import structlog
 
 from pilot.config.types import ConfigKey, Labels, Sidecar, labels_match
+from pilot.model.memo import SnapshotMemo
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 
 __all__ = ["SIDECAR_KIND", "SIDECAR_SCOPE_KIND", "SidecarIndex", "index_sidecars", "scopes_changed", "sidecar_for"]
@@ -41,25 +40,6 @@ _SCOPE_INPUTS = frozenset({"VirtualService", "RequestAuthentication", MESH_CONFI
 _warned: set[tuple[str, ...]] = set()  # conflicts already logged (snapshots are rebuilt on every change)
 
 
-class _Memo:
-    """A per-snapshot memo (not part of the index's value: equal indexes compare equal whatever they memoized)."""
-
-    __slots__ = ("_lock", "_values")
-
-    def __init__(self) -> None:
-        self._values: dict[Hashable, Any] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, compute: Callable[[], Any]) -> Any:
-        value = self._values.get(key)
-        if value is None:
-            with self._lock:
-                value = self._values.get(key)
-                if value is None:
-                    value = self._values[key] = compute()
-        return value
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SidecarIndex:
     """The Sidecars of a snapshot by the level they apply at."""
@@ -69,7 +49,7 @@ class SidecarIndex:
     root_default: Sidecar | None = None
     # "namespace ns: Sidecars a, b have no workloadSelector; a applies" messages (Istio's analyzer's IST0109)
     conflicts: tuple[str, ...] = ()
-    memo: _Memo = field(default_factory=_Memo, compare=False, hash=False, repr=False)
+    memo: SnapshotMemo = field(default_factory=SnapshotMemo, compare=False, hash=False, repr=False)
 
     @property
     def scoping(self) -> bool:

@@ -29,6 +29,7 @@ from pilot.config.types import (
 from pilot.model.client_view import EMPTY_VIEW, NO_LOCALITY_NEEDS, ClientView, LocalityNeeds
 from pilot.model.destination_rules import DestinationRuleIndex
 from pilot.model.envoy_filters import EnvoyFilterIndex
+from pilot.model.memo import SnapshotMemo
 from pilot.model.mesh_settings import DEFAULT_MESH_SETTINGS, MeshSettings
 from pilot.model.proxy_config import ProxyConfigIndex
 from pilot.model.sidecar_index import SidecarIndex
@@ -220,3 +221,5 @@ class MeshSnapshot:
     registry_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # name -> version
     # name -> endpoints_version (``pilot.model.registry.RegistryState``)
     registry_endpoints_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # what generators derive from this snapshot alone, computed once (``pilot.model.memo``; not part of its value)
+    derived: SnapshotMemo = field(default_factory=SnapshotMemo, compare=False, hash=False, repr=False)
