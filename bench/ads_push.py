@@ -38,9 +38,10 @@ class Pilot:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
 
-    @classmethod
-    async def start(cls, args: argparse.Namespace) -> tuple[Pilot, dict[str, Any]]:
-        process = await asyncio.create_subprocess_exec(
+    @staticmethod
+    def command_line(args: argparse.Namespace) -> list[str]:
+        """The subprocess's command line, from this benchmark's arguments (or another's with the same names)."""
+        return [
             sys.executable,
             "-m",
             "bench.ads_push",
@@ -58,6 +59,12 @@ class Pilot:
                 if (rate := getattr(args, "new_streams_per_second", None)) is not None
                 else []
             ),
+        ]
+
+    @classmethod
+    async def start(cls, args: argparse.Namespace) -> tuple[Pilot, dict[str, Any]]:
+        process = await asyncio.create_subprocess_exec(
+            *cls.command_line(args),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             limit=2**20,

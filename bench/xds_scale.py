@@ -42,7 +42,7 @@ from bench._ads_mesh import node_ids
 from bench.ads_push import Pilot, percentile
 from pilot.generate.registry import ROUTE_TYPE
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "pilot_args"]
 
 _PAGE_MIB = resource.getpagesize() / 2**20
 _SETTLE_SECONDS = 1.0
@@ -114,7 +114,7 @@ class ShareResult:
     peak_rss_mib: float  # every Pilot together
 
 
-def _pilot_args(args: argparse.Namespace, *, port: int = 0) -> argparse.Namespace:
+def pilot_args(args: argparse.Namespace, *, port: int = 0) -> argparse.Namespace:
     """What ``bench.ads_push.Pilot.start`` reads."""
     return argparse.Namespace(
         streams=max(args.steps),
@@ -126,6 +126,7 @@ def _pilot_args(args: argparse.Namespace, *, port: int = 0) -> argparse.Namespac
         timeout=args.timeout,
         port=port,
         new_streams_per_second=args.new_streams_per_second,
+        vhds=args.vhds,
     )
 
 
@@ -169,7 +170,7 @@ async def memory_and_storm(args: argparse.Namespace) -> tuple[float, list[Memory
     """Parts 1 and 2 on one Pilot: (RSS with no stream, the steps, the storm)."""
     nodes = node_ids(services=args.services, namespaces=args.namespaces, streams=max(args.steps))
     delta = args.mode == "delta"
-    pilot, started = await Pilot.start(_pilot_args(args))
+    pilot, started = await Pilot.start(pilot_args(args))
     pid = pilot.process.pid
     channels = open_channels(started["port"], args.channels)
     streams: list[ClientStream] = []
@@ -207,13 +208,13 @@ async def shared_address(args: argparse.Namespace, pilots: int) -> ShareResult:
     """Part 3: the last step's streams at once against ``pilots`` fresh Pilots on one port; then one change."""
     count = max(args.steps)
     nodes = node_ids(services=args.services, namespaces=args.namespaces, streams=count)
-    first, started = await Pilot.start(_pilot_args(args))
+    first, started = await Pilot.start(pilot_args(args))
     running = [first]
     streams: list[ClientStream] = []
     channels: list[Any] = []
     try:
         for _ in range(pilots - 1):
-            running.append((await Pilot.start(_pilot_args(args, port=started["port"])))[0])
+            running.append((await Pilot.start(pilot_args(args, port=started["port"])))[0])
         channels = open_channels(started["port"], args.channels)
         pids = [pilot.process.pid for pilot in running]
         before = [await pilot.command("usage") for pilot in running]
@@ -323,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--services", type=int, default=1000, help="services in the mesh (1000)")
     parser.add_argument("--namespaces", type=int, default=5, help="namespaces the services spread over (5)")
     parser.add_argument("--mode", choices=("sotw", "delta"), default="sotw", help="xDS variant (sotw)")
+    parser.add_argument(
+        "--vhds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Pilot's --vhds: delta streams' route tables over VHDS (default on; the clients follow either way)",
+    )
     parser.add_argument("--channels", type=int, default=50, help="gRPC connections the streams share (50)")
     parser.add_argument("--debounce", type=float, default=0.1, help="Pilot's debounce in seconds (0.1)")
     parser.add_argument(

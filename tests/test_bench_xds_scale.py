@@ -7,7 +7,8 @@ import argparse
 
 import pytest
 
-from bench.xds_scale import MemoryStep, ShareResult, StormResult, _counts, build_parser, report
+from bench.ads_push import Pilot
+from bench.xds_scale import MemoryStep, ShareResult, StormResult, _counts, build_parser, pilot_args, report
 
 
 def test_steps_are_sorted_distinct_counts_of_at_least_one() -> None:
@@ -44,3 +45,13 @@ def test_the_report_states_memory_per_proxy_the_storm_and_the_two_pilots_ratio()
     assert "3 client streams failed to open and were retried" in text
     assert "| 2 Pilots | 10.0 s | 5.0 / 10.0 s | 500 / 1000 ms | 10.0 + 10.0 s | 1000 MiB |" in text
     assert "all synced 2.00x as fast, the change (p99) 2.00x as fast as one" in text
+
+
+def test_pilot_is_started_with_every_argument_its_benchmark_reads() -> None:
+    command = Pilot.command_line(pilot_args(build_parser().parse_args(["--steps", "10,20"]), port=4321))
+    assert command[1:4] == ["-m", "bench.ads_push", "--serve"]
+    assert "--streams=20" in command and "--port=4321" in command and "--vhds" in command
+    assert not any(part.startswith("--new-streams-per-second") for part in command)  # Pilot's default
+    unlimited = ["--mode", "delta", "--no-vhds", "--new-streams-per-second", "0"]
+    delta = Pilot.command_line(pilot_args(build_parser().parse_args(unlimited)))
+    assert "--no-vhds" in delta and "--new-streams-per-second=0.0" in delta
