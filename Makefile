@@ -100,6 +100,7 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.ads_push --mode delta $(ARGS)
 	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS) --mode both
 	$(BIN)/python -m bench.xds_scale
+	$(BIN)/python -m bench.xds_scale --steps 2000 --skip-storm --services 200  # two Pilots where the clients leave room
 	$(BIN)/python -m bench.mixer_policy --tools-dir $(TOOLS)
 	$(BIN)/python -m bench.citadel_certs --reference a2e69333e707c7c8a69ef21998aa7921ef6bec28 --rounds 7
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import resource
 import sys
 import time
@@ -112,6 +113,14 @@ class ShareResult:
     change_p99: float
     pilot_cpu: tuple[float, ...]  # each Pilot's CPU seconds over the sync and the change
     peak_rss_mib: float  # every Pilot together
+    client_cpu: float = 0.0  # this process's (the simulated sidecars') CPU seconds over the same span
+    span_seconds: float = 0.0  # that span: from opening the streams until every stream ACKed the change
+
+    @property
+    def cores_busy(self) -> float:
+        """CPU of the Pilots and the clients together per second of the span: on a machine of N cores, N means
+        that nothing could have gone faster there."""
+        return (sum(self.pilot_cpu) + self.client_cpu) / self.span_seconds if self.span_seconds else 0.0
 
 
 def pilot_args(args: argparse.Namespace, *, port: int = 0) -> argparse.Namespace:
@@ -218,6 +227,7 @@ async def shared_address(args: argparse.Namespace, pilots: int) -> ShareResult:
         channels = open_channels(started["port"], args.channels)
         pids = [pilot.process.pid for pilot in running]
         before = [await pilot.command("usage") for pilot in running]
+        client_before = time.process_time()
         with RssSampler(pids) as sampler:
             opened = time.monotonic()
             streams = _open(channels, nodes, delta=args.mode == "delta")
@@ -230,6 +240,7 @@ async def shared_address(args: argparse.Namespace, pilots: int) -> ShareResult:
             await asyncio.gather(*(pilot.command("change") for pilot in running))
             await asyncio.wait_for(asyncio.gather(*(stream.changed.wait() for stream in streams)), args.timeout)
             change = [stream.changed_at - changed_at for stream in streams]
+            span, client_cpu = time.monotonic() - opened, time.process_time() - client_before
         after = [await pilot.command("usage") for pilot in running]
     finally:
         await _stop(streams)
@@ -247,6 +258,8 @@ async def shared_address(args: argparse.Namespace, pilots: int) -> ShareResult:
         change_p99=percentile(change, 0.99),
         pilot_cpu=tuple(end["cpu"] - start["cpu"] for start, end in zip(before, after, strict=True)),
         peak_rss_mib=sampler.peak,
+        client_cpu=client_cpu,
+        span_seconds=span,
     )
 
 
@@ -284,15 +297,17 @@ def report(
             "",
             f"3. {shares[0].streams} streams opened at once against one Pilot and against two on one port",
             "",
-            "| | all synced | sync p50 / p99 | one VirtualService change p50 / p99 | Pilot CPU | peak RSS |",
-            "| --- | --- | --- | --- | --- | --- |",
+            "| | all synced | sync p50 / p99 | one VirtualService change p50 / p99 | Pilot CPU | peak RSS "
+            f"| clients' CPU | cores busy (of {os.cpu_count()}) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for share in shares:
             cpu = " + ".join(f"{seconds:.1f}" for seconds in share.pilot_cpu)
             lines.append(
                 f"| {share.pilots} Pilot{'s' if share.pilots > 1 else ''} | {share.sync_seconds:.1f} s | "
                 f"{share.sync_p50:.1f} / {share.sync_p99:.1f} s | {share.change_p50 * 1000:.0f} / "
-                f"{share.change_p99 * 1000:.0f} ms | {cpu} s | {share.peak_rss_mib:.0f} MiB |"
+                f"{share.change_p99 * 1000:.0f} ms | {cpu} s | {share.peak_rss_mib:.0f} MiB | "
+                f"{share.client_cpu:.1f} s | {share.cores_busy:.2f} |"
             )
         if len(shares) == 2:
             one, two = shares

@@ -29,6 +29,8 @@ def share(pilots: int, sync: float, change_p99: float) -> ShareResult:
         change_p99=change_p99,
         pilot_cpu=(10.0,) * pilots,
         peak_rss_mib=500.0 * pilots,
+        client_cpu=4.0,
+        span_seconds=sync + change_p99,
     )
 
 
@@ -43,7 +45,7 @@ def test_the_report_states_memory_per_proxy_the_storm_and_the_two_pilots_ratio()
     assert "| 2000 | 400 MiB | 154 KiB | 12.0 s |" in text
     assert "peak during the storm 640 MiB = 1.60x (OVER the 1.5x target)" in text
     assert "3 client streams failed to open and were retried" in text
-    assert "| 2 Pilots | 10.0 s | 5.0 / 10.0 s | 500 / 1000 ms | 10.0 + 10.0 s | 1000 MiB |" in text
+    assert "| 2 Pilots | 10.0 s | 5.0 / 10.0 s | 500 / 1000 ms | 10.0 + 10.0 s | 1000 MiB | 4.0 s | 2.18 |" in text
     assert "all synced 2.00x as fast, the change (p99) 2.00x as fast as one" in text
 
 
