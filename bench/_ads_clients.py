@@ -80,6 +80,9 @@ def open_channels(port: int, count: int) -> list[grpc.aio.Channel]:
     return [grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options) for _ in range(count)]
 
 
+OPEN_TIMEOUT_SECONDS = 30.0  # a stream whose first requests are not written by then is opened again
+
+
 class ClientStream:
     """One simulated sidecar. ``synced`` is set once every type is ACKed; ``changed_at`` is when it ACKed the
     first response of the type given to ``expect_change(type_url)`` after that call (for RDS, over VHDS: the first
@@ -135,14 +138,18 @@ class ClientStream:
                 await self.task
 
     async def _run(self) -> None:
-        """The stream, opened again after a failure (Envoy's ADS client retries with a backoff: 0.5 s, doubling to
-        4 s here) until ``stop``; before it synced, the state starts over, as a new Envoy stream does."""
+        """The stream, opened again after a failure or a close (Envoy's ADS client retries with a backoff: 0.5 s,
+        doubling to 4 s here) until ``stop``; before it synced, the state starts over, as a new Envoy stream does.
+        A stream whose first requests gRPC's client has not written after ``OPEN_TIMEOUT_SECONDS`` is one that
+        failed to open: grpc-python's client has left one of 2000 streams opened at once waiting in its first
+        write for good, with Pilot never seeing it (a stall of the simulated client, which Envoy does not share)."""
         backoff = 0.5
         while True:
             try:
                 await self._attempt()
-                return
-            except grpc.aio.AioRpcError:
+                if self._stopping:
+                    return
+            except (grpc.aio.AioRpcError, TimeoutError):
                 if self._stopping:
                     raise
             self.retries += 1
@@ -150,6 +157,7 @@ class ClientStream:
             backoff = min(4.0, backoff * 2)
             if self._stopping:
                 return
+            self._call.cancel()  # a timed-out open is given up for good
             self._call = self._new_call()
             self._acked.clear()
             self._vhds = False
@@ -159,8 +167,9 @@ class ClientStream:
             self._last_nonce.clear()
 
     async def _attempt(self) -> None:
-        for type_url in (CLUSTER_TYPE, LISTENER_TYPE):
-            await self._request(type_url, node=type_url == CLUSTER_TYPE)
+        async with asyncio.timeout(OPEN_TIMEOUT_SECONDS):
+            for type_url in (CLUSTER_TYPE, LISTENER_TYPE):
+                await self._request(type_url, node=type_url == CLUSTER_TYPE)
         while (response := await self._call.read()) is not grpc.aio.EOF:
             self.responses += 1
             if self._expect_change is not None:

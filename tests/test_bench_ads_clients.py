@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
+from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest, DiscoveryResponse
 
 from bench._ads_clients import ClientStream
 from pilot.xds import DiscoveryServer
 from tests.xds_fakes import PRODUCTPAGE, WAIT, bookinfo, serving, wait_until
 from xdscore.types import VIRTUAL_HOST_TYPE
+
+_ADS = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 
 
 @pytest.fixture
@@ -45,3 +49,36 @@ async def test_a_delta_client_follows_vhds_and_sees_the_change_as_one_virtual_ho
         sotw_bytes = await _change_bytes(ClientStream(channel, PRODUCTPAGE, delta=False), pilot, 4)
 
     assert 0 < vhds_bytes < sotw_bytes, (vhds_bytes, sotw_bytes)  # one virtual host, against the whole table
+
+
+async def test_a_stream_the_server_closes_before_it_synced_is_opened_again_as_envoy_does() -> None:
+    """A control plane that ends the first ADS call with OK (an EOF to the client) gets a second one, with the
+    node again; the client counts it as a retry instead of waiting for a sync that cannot come."""
+    calls: list[str] = []
+
+    async def ads(requests: AsyncIterator[DiscoveryRequest], _context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        first = await anext(aiter(requests))
+        calls.append(first.node.id)
+        if len(calls) > 1:
+            await asyncio.sleep(WAIT)  # the second call stays open, unanswered
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        ads, request_deserializer=DiscoveryRequest.FromString, response_serializer=DiscoveryResponse.SerializeToString
+    )
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(_ADS, {"StreamAggregatedResources": handler}),)
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+    stream = ClientStream(channel, PRODUCTPAGE, delta=False)
+    try:
+        stream.start()
+        await wait_until(lambda: len(calls) == 2)
+        assert calls == [PRODUCTPAGE, PRODUCTPAGE]
+        assert stream.retries == 1 and not stream.synced.is_set()
+    finally:
+        await stream.stop()
+        await channel.close()
+        await server.stop(None)
