@@ -94,7 +94,7 @@ class ClientStream:
         self._stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
         self._call: Any = self._new_call()
         self._stopping = False
-        self.retries = 0  # streams that failed and were opened again, as Envoy retries its ADS stream
+        self.retries = 0  # times the stream failed or was closed and was opened again, as Envoy reopens ADS
         self.synced = asyncio.Event()
         self.changed = asyncio.Event()
         self.synced_at = 0.0
@@ -145,14 +145,13 @@ class ClientStream:
         write for good, with Pilot never seeing it (a stall of the simulated client, which Envoy does not share)."""
         backoff = 0.5
         while True:
-            try:
+            # InvalidStateError: a write on a call the server had already finished
+            with contextlib.suppress(grpc.aio.AioRpcError, TimeoutError, asyncio.InvalidStateError):
                 await self._attempt()
-                if self._stopping:
-                    return
-            except (grpc.aio.AioRpcError, TimeoutError):
-                if self._stopping:
-                    raise
+            if self._stopping:
+                return
             self.retries += 1
+            backoff = 0.5 if self.synced.is_set() else backoff  # a stream that synced starts over, as Envoy's does
             await asyncio.sleep(backoff)
             backoff = min(4.0, backoff * 2)
             if self._stopping:

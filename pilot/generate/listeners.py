@@ -227,10 +227,10 @@ class _TcpListener:
 
 @dataclass(frozen=True, slots=True)
 class _OutboundPorts:
-    """What the outbound service listeners of one egress scope (proxy namespace, Sidecar) listen on: each HTTP port
-    with the first service (host order) that has it, and each TCP listener's (address, port, targets)."""
+    """What the outbound service listeners of one egress scope (proxy namespace, Sidecar) listen on: the HTTP ports,
+    and each TCP listener's (address, port, targets)."""
 
-    http_ports: tuple[tuple[int, str], ...]
+    http_ports: tuple[int, ...]
     tcp: tuple[tuple[str, int, tuple[L4Target, ...]], ...]
 
 
@@ -242,7 +242,7 @@ def build_outbound_service_listeners(proxy: Proxy, snapshot: MeshSnapshot) -> li
     key = scope_key(proxy)
     ports: _OutboundPorts = snapshot.derived.get(("outbound_ports", key), lambda: _outbound_ports(key, snapshot))
     telemetry = build_hcm_telemetry(proxy, snapshot, WorkloadMode.CLIENT) if ports.http_ports else NO_HCM_TELEMETRY
-    listeners = [build_outbound_http_listener(proxy, port, telemetry) for port, _host in ports.http_ports]
+    listeners = [build_outbound_http_listener(proxy, port, telemetry) for port in ports.http_ports]
     service_ports = ServicePorts.of(snapshot)
     for address, port, targets in ports.tcp:
         listeners.append(build_outbound_tcp_listener(address, port, targets, proxy, snapshot, service_ports))
@@ -294,7 +294,7 @@ def _outbound_ports(key: ScopeKey, snapshot: MeshSnapshot) -> _OutboundPorts:
             )
             continue
         kept.append((entry.address, entry.port, tuple(entry.targets)))
-    return _OutboundPorts(http_ports=tuple(sorted(http_ports.items())), tcp=tuple(kept))
+    return _OutboundPorts(http_ports=tuple(sorted(http_ports)), tcp=tuple(kept))
 
 
 def _destination_ports(

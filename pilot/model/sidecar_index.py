@@ -10,8 +10,9 @@ Istio calls more than one candidate at a level undefined behaviour and its analy
 ``SidecarIndex.conflicts`` (namespace defaults, seen in the index) and a warning per workload (selectors).
 A selector in the root namespace selects root-namespace workloads only, as any selector does.
 
-The index also memoizes each (proxy namespace, Sidecar) pair's egress scope for the snapshot it belongs to
-(``pilot.model.sidecar_scope``): a pure function of the snapshot, computed once, read by every generator.
+Each (proxy namespace, Sidecar) pair's egress scope (``pilot.model.sidecar_scope``) is a pure function of the
+whole snapshot, memoized on the snapshot itself (``MeshSnapshot.derived``), not here: a snapshot made from another
+keeps this index but not what was derived from the other's services.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from types import MappingProxyType
 import structlog
 
 from pilot.config.types import ConfigKey, Labels, Sidecar, labels_match
-from pilot.model.memo import SnapshotMemo
 from pilot.model.mesh_settings import MESH_CONFIG_KIND
 
 __all__ = ["SIDECAR_KIND", "SIDECAR_SCOPE_KIND", "SidecarIndex", "index_sidecars", "scopes_changed", "sidecar_for"]
@@ -49,7 +49,6 @@ class SidecarIndex:
     root_default: Sidecar | None = None
     # "namespace ns: Sidecars a, b have no workloadSelector; a applies" messages (Istio's analyzer's IST0109)
     conflicts: tuple[str, ...] = ()
-    memo: SnapshotMemo = field(default_factory=SnapshotMemo, compare=False, hash=False, repr=False)
 
     @property
     def scoping(self) -> bool:

@@ -111,7 +111,7 @@ def proxy_egress_scope(proxy: Proxy, snapshot: MeshSnapshot) -> EgressScope:
 
 def egress_scope(snapshot: MeshSnapshot, key: ScopeKey) -> EgressScope:
     """The egress scope of ``key`` in ``snapshot`` (computed once per snapshot)."""
-    scope: EgressScope = snapshot.sidecars.memo.get(("egress", key), lambda: _compute(snapshot, key))
+    scope: EgressScope = snapshot.derived.get(("egress", key), lambda: _compute(snapshot, key))
     return scope
 
 

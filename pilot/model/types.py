@@ -222,4 +222,4 @@ class MeshSnapshot:
     # name -> endpoints_version (``pilot.model.registry.RegistryState``)
     registry_endpoints_versions: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     # what generators derive from this snapshot alone, computed once (``pilot.model.memo``; not part of its value)
-    derived: SnapshotMemo = field(default_factory=SnapshotMemo, compare=False, hash=False, repr=False)
+    derived: SnapshotMemo = field(default_factory=SnapshotMemo, init=False, compare=False, hash=False, repr=False)
