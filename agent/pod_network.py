@@ -2,7 +2,10 @@
 pod in its own network namespace with ``eth0``, ``lo`` and a default route via the gateway (as a Kubernetes pod has:
 without one, a connection to a service VIP such as 240.240.0.7 fails with "network unreachable" before the capture
 rules see it); the host forwards nothing from the bridge elsewhere (below) and there is no NAT, so pods reach each
-other (and the host's gateway address) by IP and nothing else.
+other (and the host's gateway address) by IP and nothing else. The bridge has a MAC address of its own
+(``bridge_mac``): a Linux bridge without one takes the lowest MAC of its ports, so a pod joining or leaving could
+change the gateway's MAC under pods that had resolved it, whose packets to the gateway (e.g. Mixer's address with
+``pod run --mixer-direct``) the host then drops until their neighbour entry is probed again.
 
 With Docker's engine installed ``br_netfilter`` is on and the FORWARD policy is DROP: bridged traffic between pods
 goes through iptables' FORWARD chain, so the network adds ``-i BRIDGE -o BRIDGE -j ACCEPT`` (and drops anything
@@ -43,6 +46,7 @@ __all__ = [
     "PodAddress",
     "PodNetwork",
     "PodNetworkError",
+    "bridge_mac",
     "create_pod",
     "delete_pod",
     "netns_prefix",
@@ -125,6 +129,13 @@ def pod_dir(namespace: str, name: str, state_dir: Path = DEFAULT_PODS_DIR) -> Pa
     return state_dir / namespace / name
 
 
+def bridge_mac(network: PodNetwork) -> str:
+    """The bridge's own MAC address: ``0a:58`` and the gateway's four IPv4 octets (the Kubernetes CNI bridge's
+    convention), unique per gateway on the machine and the same every time the bridge is made."""
+    octets = ipaddress.IPv4Address(network.gateway).packed
+    return ":".join(f"{byte:02x}" for byte in (0x0A, 0x58, *octets))
+
+
 def _forward_rules(network: PodNetwork) -> list[list[str]]:
     tag = ["-m", "comment", "--comment", _COMMENT]
     return [
@@ -155,11 +166,14 @@ def network_lock() -> Iterator[None]:
 
 
 def setup_network(network: PodNetwork) -> None:
-    """Create the bridge with the gateway address and the FORWARD rules, if they are not there yet."""
+    """Create the bridge (with a MAC address of its own, ``bridge_mac``) with the gateway address and the FORWARD
+    rules, if they are not there yet."""
     if shutil.which("iptables") is None:
         raise PodNetworkError("iptables: not on PATH (Debian: apt-get install -y iptables)")
     if ip("link", "show", network.bridge, check=False).returncode != 0:
-        ip("link", "add", network.bridge, "type", "bridge")
+        # an address of its own: without one the bridge takes the lowest MAC of its ports, and pods that resolved
+        # the gateway would send to a stale MAC (dropped) when a pod with a lower one joins or the lowest one leaves
+        ip("link", "add", network.bridge, "address", bridge_mac(network), "type", "bridge")
     gateway = f"{network.gateway}/{network.network.prefixlen}"
     if gateway not in ip("-o", "addr", "show", "dev", network.bridge).stdout:
         ip("addr", "add", gateway, "dev", network.bridge)

@@ -84,7 +84,7 @@ async def sotw_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
 async def mixer_pod_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
     directory = tmp_path_factory.mktemp("pods-mixer")
     # Mixer on the pod network's gateway, the sidecars straight to it (``pod run --mixer-direct``): the checks and
-    # telemetry scenarios take the path the benchmark measures; the Telemetry API world keeps the relay
+    # telemetry scenarios take the path the benchmark measures (as does the Telemetry API world)
     async with pod_mesh(
         directory, citadel=True, mixer=True, mixer_direct=True, clients=("productpage", "ratings")
     ) as world:

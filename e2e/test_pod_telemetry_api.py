@@ -70,7 +70,9 @@ spec:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def telemetry_world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PodMesh]:
     directory = tmp_path_factory.mktemp("pods-telemetry")
-    async with pod_mesh(directory, citadel=True, mixer=True, mesh_config=MESH_CONFIG, versions=("v1",)) as world:
+    async with pod_mesh(
+        directory, citadel=True, mixer=True, mixer_direct=True, mesh_config=MESH_CONFIG, versions=("v1",)
+    ) as world:
         await world.config.apply("01-collector", collector_entry(world.addresses["external"]))
         await world.config.wait_synced()
         world.initial_files = world.initial_files | {"01-collector.yaml"}

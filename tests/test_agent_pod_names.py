@@ -1,5 +1,6 @@
 """Names of a pod's network namespace and veth, derived from its state directory, namespace and name: runs with
-state directories of their own never clash, and what a run left is found by its prefixes."""
+state directories of their own never clash, and what a run left is found by its prefixes; the bridge's MAC address,
+derived from the gateway's."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.pod_cli import pod_arguments
-from agent.pod_network import DEFAULT_PODS_DIR, netns_prefix, pod_names, veth_prefix
+from agent.pod_network import DEFAULT_PODS_DIR, PodNetwork, bridge_mac, netns_prefix, pod_names, veth_prefix
 
 RUN_A = Path("/run/meshplane/e2e/1-a")
 RUN_B = Path("/run/meshplane/e2e/2-b")
@@ -61,3 +62,14 @@ def test_pod_run_and_exec_take_the_same_state_dir(argv: list[str], state_dir: Pa
     pod_arguments(parser)
 
     assert parser.parse_args(argv).state_dir == state_dir
+
+
+@pytest.mark.parametrize(
+    ("cidr", "mac"),
+    [("10.89.0.0/16", "0a:58:0a:59:00:01"), ("10.90.146.0/24", "0a:58:0a:5a:92:01")],
+    ids=["default-pod-cidr", "an-e2e-network"],
+)
+def test_the_bridge_mac_is_a_locally_administered_unicast_address_of_the_gateway(cidr: str, mac: str) -> None:
+    assert bridge_mac(PodNetwork(bridge="mpbr0", cidr=cidr)) == mac
+    first = int(mac.split(":")[0], 16)
+    assert first & 0b10 and not first & 0b01  # locally administered, unicast
