@@ -69,6 +69,9 @@ __all__ = ["DEMO_STEPS", "DEMO_TCP_STEPS", "DemoStep", "Traffic", "run_demo"]
 CONTROL_PLANE_HOST = "127.0.0.1"  # Pilot, Citadel and Mixer on the host; `pod run` relays them into each pod
 
 
+_PORT_CHECKS, _PORT_CHECK_SECONDS = 6, 0.5  # a port held for up to ~2.5 s is not taken for another demo
+
+
 def _ports_in_use(state_dir: Path) -> list[str]:
     control_ports = (
         XDS_PORT,
@@ -80,6 +83,17 @@ def _ports_in_use(state_dir: Path) -> list[str]:
     )
     busy = [f"{CONTROL_PLANE_HOST}:{port}" for port in control_ports if not port_free(CONTROL_PLANE_HOST, port)]
     return busy + [f"pod {name}.{NAMESPACE}" for name in DEMO_POD_HOSTS if read_pod(NAMESPACE, name, state_dir)]
+
+
+async def _ports_still_in_use(state_dir: Path) -> list[str]:
+    """``_ports_in_use``, looked at again for a few seconds while something is: Mixer's monitor port (Istio's
+    42422) is in Linux's ephemeral range, so a short-lived client connection can hold it for a moment."""
+    for _ in range(_PORT_CHECKS - 1):
+        busy = _ports_in_use(state_dir)
+        if not busy:
+            return busy
+        await asyncio.sleep(_PORT_CHECK_SECONDS)
+    return _ports_in_use(state_dir)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +184,7 @@ async def run_demo(
         out(f"meshplane demo: the demo runs its workloads as pods, and {missing}.")
         out("  Run it as root: sudo make demo   (or: sudo .venv/bin/meshplane demo)")
         return 2
-    busy = _ports_in_use(state_dir)
+    busy = await _ports_still_in_use(state_dir)
     if busy:
         out(f"meshplane demo: already in use: {', '.join(busy)}")
         out("Is another demo (or an Istio/Envoy) running on this machine? Stop it and try again.")
