@@ -58,17 +58,19 @@ class ReferenceTree:
 
     def command(self, module: str, arguments: Sequence[str] = ()) -> list[str]:
         """``module`` of the reference run as ``python -m``; ``env`` execs Python, so the pid is Python's."""
-        variables = [f"{name}={value}" for name, value in self.environment().items()]
-        return ["env", *variables, sys.executable, "-P", "-m", module, *arguments]
+        return [*self._python(), "-m", module, *arguments]
 
     def check_imports(self, package: str) -> Path:
         """Where a process of ``command`` imports ``package`` from; ReferenceTreeError unless it is the tree."""
         probe = f"import {package}, sys; sys.stdout.write({package}.__file__)"
-        variables = [f"{name}={value}" for name, value in self.environment().items()]
-        found = Path(self._run(["env", *variables, sys.executable, "-P", "-c", probe], f"importing {package}"))
+        found = Path(self._run([*self._python(), "-c", probe], f"importing {package}"))
         if not found.resolve().is_relative_to(self.root.resolve()):
             raise ReferenceTreeError(f"the reference imports {package} from {found}, not from {self.root}")
         return found
+
+    def _python(self) -> list[str]:
+        """Python with the tree first on its import path and not the working directory (``-P``)."""
+        return ["env", *(f"{name}={value}" for name, value in self.environment().items()), sys.executable, "-P"]
 
     def _run(self, command: list[str], doing: str) -> str:
         done = subprocess.run(

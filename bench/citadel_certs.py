@@ -355,10 +355,11 @@ def _median(values: Sequence[float | None]) -> float | None:
 
 
 def _spread(values: Sequence[float | None], digits: int) -> str:
-    known = [value for value in values if value is not None]
-    if not known:
+    """The median and the range of the rounds that have the number ("-" when none has)."""
+    median = _median(values)
+    if median is None:
         return "-"
-    median = statistics.median(known)
+    known = [value for value in values if value is not None]
     return f"{median:.{digits}f} ({min(known):.{digits}f}-{max(known):.{digits}f})"
 
 
