@@ -308,15 +308,15 @@ def test_route_configuration_merge_by_port_and_name() -> None:
         patch(
             "ROUTE_CONFIGURATION",
             "MERGE",
-            {"ignore_port_in_host_matching": True},
+            {"most_specific_header_mutations_wins": True},
             routeConfiguration={"name": "inbound|9080||"},
         ),
     )
     tables = served(ROUTE_TYPE, proxy, snap)
     assert tables["9080"].max_direct_response_body_size_bytes.value == 1024
     assert tables["inbound|9080||"].max_direct_response_body_size_bytes.value == 1024  # port 9080 too
-    assert tables["inbound|9080||"].ignore_port_in_host_matching
-    assert not tables["9080"].ignore_port_in_host_matching
+    assert tables["inbound|9080||"].most_specific_header_mutations_wins
+    assert not tables["9080"].most_specific_header_mutations_wins
 
 
 def test_virtual_host_merge_remove_and_add() -> None:

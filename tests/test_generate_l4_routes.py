@@ -263,7 +263,7 @@ def test_http_virtual_host_domains_hold_the_service_entry_ip_not_its_cidr() -> N
     client = proxy(snap)
     routes = {r.name: r for r in generated_type(ROUTE_TYPE, client, snap)}
     [vhost] = [v for v in routes["80"].virtual_hosts if "web.internal" in v.domains]
-    assert list(vhost.domains) == ["web.internal", "web.internal:80", "10.40.0.1", "10.40.0.1:80"]
+    assert list(vhost.domains) == ["web.internal", "10.40.0.1"]
 
 
 def test_a_full_sidecar_with_tcp_and_tls_routes_is_valid(tmp_path: Path) -> None:

@@ -91,11 +91,13 @@ DOMAIN_CASES: list[tuple[str, str, int, str, list[str]]] = [
     ("host", "port_number", "namespace", "names_"), [c[1:] for c in DOMAIN_CASES], ids=[c[0] for c in DOMAIN_CASES]
 )
 def test_virtual_host_domains(host: str, port_number: int, namespace: str, names_: list[str]) -> None:
-    """Istio's domains: each name of the host, then its VIP, bare and with the port."""
+    """Istio's sidecar domains: each name of the host, then its VIP, without the port, in a table that ignores the
+    Host header's port (Istio's ``SidecarIgnorePort``)."""
     snap = snapshot(service_entry("svc", host, (port(port_number),)))
     [vip] = snap.vips[host]
-    domains = [domain for name in (*names_, vip) for domain in (name, f"{name}:{port_number}")]
-    assert list(vhost(route_table(snap, namespace, port_number), f"{host}:{port_number}").domains) == domains
+    table = route_table(snap, namespace, port_number)
+    assert list(vhost(table, f"{host}:{port_number}").domains) == [*names_, vip]
+    assert table.ignore_port_in_host_matching
 
 
 def test_one_virtual_host_per_http_port_sorted() -> None:
@@ -118,20 +120,12 @@ def test_no_duplicate_domains_a_hosts_own_name_wins() -> None:
     with structlog.testing.capture_logs() as logs:
         table = route_table(snap)
     [odd_vip], [reviews_vip] = snap.vips["reviews.default"], snap.vips[REVIEWS]
-    assert list(vhost(table, "reviews.default:9080").domains) == [
-        *("reviews.default", "reviews.default:9080"),
-        *(odd_vip, f"{odd_vip}:9080"),
-    ]
-    assert list(vhost(table, f"{REVIEWS}:9080").domains) == [
-        *(REVIEWS, f"{REVIEWS}:9080"),
-        *("reviews", "reviews:9080"),
-        *("reviews.default.svc", "reviews.default.svc:9080"),
-        *(reviews_vip, f"{reviews_vip}:9080"),
-    ]
+    assert list(vhost(table, "reviews.default:9080").domains) == ["reviews.default", odd_vip]
+    assert list(vhost(table, f"{REVIEWS}:9080").domains) == [REVIEWS, "reviews", "reviews.default.svc", reviews_vip]
     every_domain = [d for vh in table.virtual_hosts for d in vh.domains]
     assert [d for d, n in Counter(every_domain).items() if n > 1] == []
     conflicts = [e["domain"] for e in logs if e["event"] == "domain_conflict"]
-    assert conflicts == ["reviews.default", "reviews.default:9080"]
+    assert conflicts == ["reviews.default"]
 
 
 def test_not_exported_service_has_no_virtual_host_elsewhere() -> None:

@@ -173,11 +173,11 @@ def test_memory_source_and_memory_registry_end_to_end_into_envoy_resources() -> 
     served = [c.filter_chain_match.destination_port.value for c in inbound.filter_chains if c.name[:7] == "inbound"]
     assert served == [9080, 19080]  # the service port, and the app's own (Istio 1.10+ clients dial it)
     (table,) = [r for r in routes if r.name == "9080"]
-    (host,) = [v for v in table.virtual_hosts if f"{REVIEWS}:9080" in v.domains]
+    (host,) = [v for v in table.virtual_hosts if v.name == f"{REVIEWS}:9080"]
     (route,) = host.routes
     weighted = [(w.name, w.weight.value) for w in route.route.weighted_clusters.clusters]
     assert weighted == [(v1, 90), (v2, 10)]
-    (ratings_host,) = [v for v in table.virtual_hosts if f"{RATINGS}:9080" in v.domains]
+    (ratings_host,) = [v for v in table.virtual_hosts if v.name == f"{RATINGS}:9080"]
     assert ratings_host.routes[0].route.cluster == ratings
 
     # a change in the memory source reaches the next snapshot's resources
@@ -185,5 +185,5 @@ def test_memory_source_and_memory_registry_end_to_end_into_envoy_resources() -> 
     after = build_snapshot(seam.store.accepted, seam.store.version, snapshot, registries=(SERVICE_ENTRIES, kube))
     assert after.changed_kinds == {"VirtualService"}
     routes = [r for r in generated(proxy, after)[ROUTE_TYPE] if isinstance(r, RouteConfiguration)]
-    (host,) = [v for r in routes for v in r.virtual_hosts if f"{REVIEWS}:9080" in v.domains]
+    (host,) = [v for r in routes for v in r.virtual_hosts if v.name == f"{REVIEWS}:9080"]
     assert host.routes[0].route.cluster == v1

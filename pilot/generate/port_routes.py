@@ -1,11 +1,11 @@
 """RDS of the outbound side: one route table per HTTP port, named by the port (``9080``, Istio's name), fetched by
 the sidecar's ``0.0.0.0_<port>`` listener (``listeners.py``).
 
-A table holds one virtual host per visible service with an HTTP port of that number, with Istio's domains (short
-name in the proxy's namespace, ``name.ns``, ``name.ns.svc``, the FQDN and the VIPs, each bare and with ``:<port>``)
-and the routes of ``routes.py`` (VirtualServices, else Istio's default route), then Istio's catch-all for any other
-Host, per MeshConfig ``outboundTrafficPolicy``: ``allow_any`` (on to the original destination, PassthroughCluster)
-or ``block_all`` (502).
+A table holds one virtual host per visible service with an HTTP port of that number, with Istio's domains (short name in
+the proxy's namespace, ``name.ns``, ``name.ns.svc``, the FQDN and the VIPs, without a port: the table ignores the Host
+header's port, as Istio's sidecar tables do) and the routes of ``routes.py`` (VirtualServices, else Istio's default
+route), then Istio's catch-all for any other Host, per MeshConfig ``outboundTrafficPolicy``: ``allow_any`` (on to the
+original destination, PassthroughCluster) or ``block_all`` (502).
 
 Tables depend on the proxy's namespace (short names, exportTo), its Sidecar (hosts, VirtualServices, outbound
 policy: ``pilot.model.sidecar_scope``) and source labels (sourceLabels matches, see ``routes``), so they are shared
@@ -101,7 +101,9 @@ def build_port_route_table(inputs: PortRoutesInputs, pieces: PieceMemo | None = 
     else:
         vhosts = [pieces.get(vhost, build_outbound_virtual_host) for vhost in inputs.virtual_hosts]
     catch_all = build_catch_all_virtual_host(inputs.policy, inputs.default_cluster)
-    return build_route_table(str(inputs.port), [*vhosts, catch_all])
+    table = build_route_table(str(inputs.port), [*vhosts, catch_all])
+    table.ignore_port_in_host_matching = True  # the domains have no port (``routes.virtual_host_domains``)
+    return table
 
 
 def build_catch_all_virtual_host(policy: OutboundTrafficPolicy, cluster: str = "") -> VirtualHost:

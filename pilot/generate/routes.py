@@ -233,7 +233,7 @@ def build_outbound_virtual_host(inputs: VirtualHostInputs) -> VirtualHost:
     """The virtual host of ``inputs.host:inputs.port``: its VirtualService's routes, else Istio's default route."""
     return VirtualHost(
         name=f"{inputs.host}:{inputs.port}",
-        domains=virtual_host_domains(inputs.host, inputs.port, inputs.namespace, inputs.domain_suffix, inputs.vips),
+        domains=virtual_host_domains(inputs.host, inputs.namespace, inputs.domain_suffix, inputs.vips),
         routes=_service_routes(inputs),
         include_request_attempt_count=True,
     )
@@ -293,16 +293,12 @@ def alt_host_names(host: str, namespace: str, domain_suffix: str) -> tuple[str, 
     return (*short, f"{name}.{host_namespace}", f"{name}.{host_namespace}.svc")
 
 
-def virtual_host_domains(
-    host: str, port: int, namespace: str, domain_suffix: str, vips: Sequence[str] = ()
-) -> tuple[str, ...]:
-    """Host header values that reach ``host:port`` through the sidecar's ``0.0.0.0_<port>`` listener
-    (Istio's ``generateVirtualHostDomains``): the host, its other names and its VIPs, each bare and with ``:<port>``."""
-    return tuple(
-        domain
-        for name in (host, *alt_host_names(host, namespace, domain_suffix), *vips)
-        for domain in (name, f"{name}:{port}")
-    )
+def virtual_host_domains(host: str, namespace: str, domain_suffix: str, vips: Sequence[str] = ()) -> tuple[str, ...]:
+    """Host header values that reach ``host`` through the sidecar's ``0.0.0.0_<port>`` listener (Istio's
+    ``generateVirtualHostDomains`` for a sidecar): the host, its other names and its VIPs, without a port. The
+    sidecar's tables ignore the Host header's port (``ignore_port_in_host_matching``, Istio's
+    ``SidecarIgnorePort``): the listener has already chosen the port."""
+    return (host, *alt_host_names(host, namespace, domain_suffix), *vips)
 
 
 def virtual_service_config_path(vs: VirtualService) -> str:
