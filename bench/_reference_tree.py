@@ -2,7 +2,8 @@
 same run as the code after it (issue 13's "today's" numbers are those of the code before the issue).
 
 ``ReferenceTree.extract(revision, into)`` writes ``git archive <revision>`` of this checkout into ``into``, builds
-that revision's generated protobuf code there (its own ``citadel/proto/generate.py``, as ``make`` would) and checks
+that revision's generated protobuf code there (its own ``citadel/proto/generate.py``, as ``make`` would) and its
+bytecode (``bench._bytecode``), and checks
 that a process started with ``command()`` imports the reference's packages, not this checkout's. ``command`` runs
 ``python -P -m <module>`` (``-P``: the working directory is not put first on ``sys.path``) with ``PYTHONPATH`` set
 to the tree, so the editable install of this checkout is not what runs. ReferenceTreeError says why a revision
@@ -15,6 +16,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench._bytecode import compile_bytecode
 
 __all__ = ["REPOSITORY", "ReferenceTree", "ReferenceTreeError"]
 
@@ -50,6 +53,10 @@ class ReferenceTree:
         generator = into / "citadel" / "proto" / "generate.py"
         if generator.exists():
             tree._run([sys.executable, str(generator)], "building its protobuf code")
+        try:
+            compile_bytecode(into)  # its starts are timed as this checkout's are
+        except RuntimeError as error:
+            raise ReferenceTreeError(f"revision {revision}: {error}") from error
         return tree
 
     def environment(self) -> dict[str, str]:

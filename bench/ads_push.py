@@ -27,6 +27,7 @@ from typing import Any
 
 from bench._ads_clients import ClientStream, open_channels
 from bench._ads_mesh import CHANGES, node_ids, serve_pilot
+from bench._bytecode import compile_bytecode
 from pilot.generate.registry import ENDPOINT_TYPE, ROUTE_TYPE
 
 __all__ = ["main"]
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    compile_bytecode()
     for name in ("streams", "services", "namespaces", "channels"):
         if getattr(args, name) < 1:
             raise SystemExit(f"ads_push: --{name} must be >= 1")

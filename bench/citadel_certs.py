@@ -47,6 +47,7 @@ from cryptography.x509 import CertificateSigningRequestBuilder, Name, SubjectAlt
 from envoy.service.discovery.v3.discovery_pb2 import DiscoveryRequest
 from envoy.service.secret.v3 import sds_pb2_grpc
 
+from bench._bytecode import compile_bytecode
 from bench._measure import cpu_seconds, free_port
 from bench._reference_tree import ReferenceTree, ReferenceTreeError
 from citadel.ca_dir import TRUST_BUNDLE, load_or_create_token_key
@@ -424,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    compile_bytecode()
     if args.workloads < 0 or args.csr < 0 or args.concurrency < 1 or args.channels < 1 or args.rounds < 1:
         build_parser().error("--workloads/--csr must be >= 0, --concurrency/--channels/--rounds >= 1")
     if args.reference is None:

@@ -53,6 +53,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._bytecode import compile_bytecode
 from bench._measure import Latencies, sample_sum
 from bench._mixer_envoy import CUSTOM_KINDS, MIXER_PATHS, EnvoyRun, run_envoy
 from bench._mixer_grpc_load import (
@@ -701,6 +702,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    compile_bytecode()
     for name in ("rate", "duration", "grpc_duration", "channels", "concurrency", "check_rounds", "streams", "batch"):
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be more than 0")

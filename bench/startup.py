@@ -29,6 +29,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from bench._bytecode import compile_bytecode
+
 __all__ = ["main"]
 
 DEFAULT_TOOLS_DIR = Path(__file__).resolve().parents[2] / "shared" / "tools"
@@ -136,6 +138,7 @@ def format_table(results: Sequence[Startup], files: int) -> str:
 
 async def run(args: argparse.Namespace) -> list[Startup]:
     tool = load_xds_load(args.tools_dir)
+    compile_bytecode()
     planes = [p for p in control_planes(args.tools_dir) if p.name in args.only]
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as scratch:
         config_dir = Path(scratch) / "config"

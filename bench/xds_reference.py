@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench._bytecode import compile_bytecode
 from bench.startup import DEFAULT_TOOLS_DIR
 
 __all__ = ["main"]
@@ -128,6 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    compile_bytecode()
     python, tools = sys.executable, args.tools_dir
     standin = f"{python} {tools / 'xds_standin.py'} --config-dir {{config_dir}} --xds-address {{xds}} "
     standin += "--monitor-address {monitor}"

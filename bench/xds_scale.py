@@ -40,6 +40,7 @@ from typing import Any
 
 from bench._ads_clients import ClientStream, open_channels
 from bench._ads_mesh import node_ids
+from bench._bytecode import compile_bytecode
 from bench.ads_push import Pilot, percentile
 from pilot.generate.registry import ROUTE_TYPE
 
@@ -360,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    compile_bytecode()
     if args.services < 1 or args.namespaces < 1 or args.channels < 1:
         parser.error("--services, --namespaces and --channels must be at least 1")
     result = asyncio.run(run(args))
