@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 from envoy.service.discovery.v3.discovery_pb2 import DeltaDiscoveryRequest, DiscoveryRequest
 
+from xdscore.request_names import RequestNames
 from xdscore.resources import entry_digest
 
 __all__ = [
@@ -89,6 +90,7 @@ class WatchedResource:
 _SHARED_SETS: OrderedDict[frozenset[str], frozenset[str]] = OrderedDict()
 _SHARED_SETS_MAX = 256  # distinct large subscriptions remembered (most recently used)
 _SHARED_SETS_MIN_SIZE = 64
+_REQUEST_NAMES = RequestNames(min_names=_SHARED_SETS_MIN_SIZE)  # SotW ACKs repeat their names: read them once
 
 
 def _names(names: Sequence[str], current: frozenset[str] = frozenset()) -> frozenset[str]:
@@ -137,7 +139,10 @@ def should_respond(
     watch: WatchedResource | None, request: DiscoveryRequest, *, wildcard: bool, now: float
 ) -> tuple[bool, WatchedResource]:
     """State-of-the-world: does ``request`` need a response, and the stream's new state for its type."""
-    names = _names(request.resource_names, watch.names if watch is not None else frozenset())
+    current = watch.names if watch is not None else frozenset()
+    names = _REQUEST_NAMES.of(request, lambda requested: _names(requested, current))
+    if names is None:
+        names = _names(request.resource_names, current)
     nacked = request.HasField("error_detail")
     if watch is None:
         # First request for this type on this stream: a new proxy, or one reconnecting with the version it has.
