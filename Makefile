@@ -101,7 +101,7 @@ bench: $(STAMP) $(GENERATED)
 	$(BIN)/python -m bench.xds_reference --tools-dir $(TOOLS) --mode both
 	$(BIN)/python -m bench.xds_scale
 	$(BIN)/python -m bench.xds_scale --steps 2000 --skip-storm --services 200  # two Pilots where the clients leave room
-	$(BIN)/python -m bench.mixer_policy --tools-dir $(TOOLS)
+	$(BIN)/python -m bench.mixer_policy --tools-dir $(TOOLS) --rate 300 --envoy-rounds 4
 	$(BIN)/python -m bench.citadel_certs --reference --rounds 7  # beside the code before issue 13
 
 clean:

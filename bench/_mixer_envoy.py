@@ -50,6 +50,7 @@ __all__ = [
     "CUSTOM_KINDS",
     "MIXER_PATHS",
     "VARIANTS",
+    "CheckRound",
     "EnvoyRun",
     "StandinRun",
     "VariantResult",
@@ -163,6 +164,16 @@ class StandinRun:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CheckRound:
+    """One more pair of windows after the first (``envoy_rounds``): Mixer's and the stand-in's, in the order run
+    (``standin_first`` on every second round), so that what the machine does meanwhile weighs on both alike."""
+
+    mixer: tuple[VariantResult, ...]
+    standin: tuple[VariantResult, ...]
+    standin_first: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EnvoyRun:
     rate: float
     seconds: float  # the measured window (sends scheduled over it; answers may land later)
@@ -179,9 +190,29 @@ class EnvoyRun:
     mixer_log_entries: int
     envoy_authz_stats: Mapping[str, int]  # reviews-v2 RBAC and reviews-v3 ext_authz counters over the window
     standin: StandinRun | None = None  # the same load with the stand-in in Mixer's place (unless not asked)
+    rounds: tuple[CheckRound, ...] = ()  # the pairs of windows after the first (with a stand-in only)
 
     def variant(self, name: str) -> VariantResult:
         return next(result for result in self.variants if result.variant == name)
+
+    def over_rbac(self, variant: str = "custom") -> tuple[tuple[float, float], ...]:
+        """What ``variant``'s check adds over RBAC, (p50, p99) in seconds, in Mixer's windows: the first, then
+        every later round's."""
+        return tuple(_over_rbac(results, variant) for results in (self.variants, *(r.mixer for r in self.rounds)))
+
+    def standin_over_rbac(self) -> tuple[tuple[float, float], ...]:
+        """The same for the stand-in's windows (none without a stand-in)."""
+        if self.standin is None:
+            return ()
+        return tuple(
+            _over_rbac(results, "custom") for results in (self.standin.variants, *(r.standin for r in self.rounds))
+        )
+
+
+def _over_rbac(results: tuple[VariantResult, ...], variant: str) -> tuple[float, float]:
+    by_name = {result.variant: result.latencies for result in results}
+    custom, rbac = by_name[variant], by_name["rbac"]
+    return custom.p50 - rbac.p50, custom.p99 - rbac.p99
 
 
 async def _verify(mesh: PodMesh, custom_kind: str, variants: tuple[str, ...]) -> tuple[str, ...]:
@@ -250,13 +281,29 @@ def _load_generator(mesh: PodMesh, plan: Mapping[str, object]) -> LoadGenerator:
     )
 
 
+async def _measure_window(
+    mesh: PodMesh, plan: Mapping[str, object], variants: tuple[str, ...]
+) -> tuple[tuple[VariantResult, ...], LoadAnswers]:
+    """The load once more (warm-up and window) against whatever serves Mixer's address now."""
+    pids = {_WORKLOADS[variant]: sidecar_pid(mesh.pod(_WORKLOADS[variant])) for variant in variants}
+    load = _load_generator(mesh, plan)
+    try:
+        await load.warm()
+        cpu_before = _sidecar_cpu(pids)
+        measured = await load.measure()
+        cpu_after = _sidecar_cpu(pids)
+    finally:
+        await load.stop()
+    cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
+    return _variant_results(measured, cpu, variants), measured
+
+
 async def _measure_standin(
     mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...]
 ) -> StandinRun:
     """Mixer stopped, the stand-in on its gRPC address (the sidecars reconnect to it), the same load (warm-up and
     window), Mixer started again."""
     assert mesh.mixer is not None
-    pids = {_WORKLOADS[variant]: sidecar_pid(mesh.pod(_WORKLOADS[variant])) for variant in variants}
     await mesh.mixer.stop()
     standin = MixerStandinProcess(
         script=script,
@@ -266,19 +313,28 @@ async def _measure_standin(
     )
     try:
         await standin.start(ready_timeout=30.0)
-        load = _load_generator(mesh, plan)
-        try:
-            await load.warm()
-            cpu_before = _sidecar_cpu(pids)
-            measured = await load.measure()
-            cpu_after = _sidecar_cpu(pids)
-        finally:
-            await load.stop()
+        results, measured = await _measure_window(mesh, plan, variants)
     finally:
         await standin.stop()
         await mesh.mixer.start()
-    cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
-    return StandinRun(variants=_variant_results(measured, cpu, variants), schedule_lag=Latencies.of(measured.lags))
+    return StandinRun(variants=results, schedule_lag=Latencies.of(measured.lags))
+
+
+async def _measure_rounds(
+    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...], count: int
+) -> tuple[CheckRound, ...]:
+    """``count`` more pairs of windows, Mixer's and the stand-in's, the stand-in first on every other round."""
+    rounds = []
+    for index in range(count):
+        standin_first = index % 2 == 0  # the first pair ran Mixer first
+        if standin_first:
+            standin = await _measure_standin(mesh, plan, script, variants)
+            mixer, _ = await _measure_window(mesh, plan, variants)
+        else:
+            mixer, _ = await _measure_window(mesh, plan, variants)
+            standin = await _measure_standin(mesh, plan, script, variants)
+        rounds.append(CheckRound(mixer=mixer, standin=standin.variants, standin_first=standin_first))
+    return tuple(rounds)
 
 
 async def _measure(
@@ -290,6 +346,7 @@ async def _measure(
     custom_kind: str,
     mixer_path: str,
     standin_script: Path | None,
+    rounds: int = 1,
 ) -> EnvoyRun:
     assert mesh.mixer is not None
     variants = variants_of(mixer_path)
@@ -313,6 +370,7 @@ async def _measure(
         await load.stop()
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
     standin = None if standin_script is None else await _measure_standin(mesh, plan, standin_script, variants)
+    later = () if standin_script is None else await _measure_rounds(mesh, plan, standin_script, variants, rounds - 1)
     checks = {
         result: round(
             sample_sum(metrics_after, "mixer_checks_total", result=result)
@@ -340,6 +398,7 @@ async def _measure(
             name: counters_after.get(name, 0) - counters_before.get(name, 0) for name in sorted(counters_after)
         },
         standin=standin,
+        rounds=later,
     )
 
 
@@ -370,11 +429,13 @@ async def run_envoy(
     mixer_path: str = "direct",
     standin_script: Path | None = None,
     workdir: Path | None = None,
+    rounds: int = 1,
 ) -> EnvoyRun:
     """Start the pod world (Pilot, Mixer, four pods with their sidecars) in ``workdir`` (default: a temporary
     directory, removed afterwards), measure, stop everything (``pod_mesh`` checks nothing is left). With
     ``standin_script`` (the shared tools' ``mixer_standin.py``), measure once more with it in Mixer's place
-    (``StandinRun``). Needs root (``e2e.pods.why_pods_cannot_run``)."""
+    (``StandinRun``), and with ``rounds`` above 1 that many pairs of windows in all, Mixer's and the stand-in's, their
+    order alternating (``CheckRound``). Needs root (``e2e.pods.why_pods_cannot_run``)."""
     kept = contextlib.nullcontext(str(workdir)) if workdir is not None else None
     with kept or tempfile.TemporaryDirectory(prefix="bench-mixer-") as directory:
         return await _run_in(
@@ -385,6 +446,7 @@ async def run_envoy(
             custom_kind=custom_kind,
             mixer_path=mixer_path,
             standin_script=standin_script,
+            rounds=rounds,
         )
 
 
@@ -397,6 +459,7 @@ async def _run_in(
     custom_kind: str,
     mixer_path: str,
     standin_script: Path | None,
+    rounds: int,
 ) -> EnvoyRun:
     if mixer_path not in MIXER_PATHS:
         raise ValueError(f"mixer_path: one of {', '.join(MIXER_PATHS)}, got {mixer_path!r}")
@@ -427,6 +490,7 @@ async def _run_in(
                 custom_kind=custom_kind,
                 mixer_path=mixer_path,
                 standin_script=standin_script,
+                rounds=rounds,
             )
     finally:
         if state_dir is not None and not any(state_dir.glob("*/*/pod.json")):  # kept as evidence otherwise
