@@ -1,10 +1,10 @@
-"""Pilot's metrics: OpenTelemetry instruments exported in Prometheus format, with Istio's metric names.
+"""Pilot's metrics in Prometheus format, with Istio's metric names.
 
-Every ``PilotMetrics`` owns its MeterProvider and its own ``prometheus_client`` registry (never the global ones),
-so several Pilots (tests, benchmarks) can live in one process without duplicate-registration errors. The monitor
-server serves ``exposition()`` on ``/metrics``.
+The instruments are ``meshplane.prometheus_metrics``'s plain accumulators: a push is counted in about 1 us, and
+nothing is built until ``/metrics`` is read. Every ``PilotMetrics`` has its own registry, so several Pilots (tests,
+benchmarks) can live in one process. The monitor server serves ``exposition()`` on ``/metrics``.
 
-Exported (Prometheus names; counters get ``_total`` from the exporter):
+Exported (Prometheus names):
 
 - ``pilot_xds``: connected xDS streams (gauge);
 - ``pilot_xds_pushes_total{type}``: responses sent, by type (cds, eds, lds, rds);
@@ -21,10 +21,7 @@ Exported (Prometheus names; counters get ``_total`` from the exporter):
 
 from __future__ import annotations
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry, generate_latest
+from meshplane.prometheus_metrics import MetricSet
 
 __all__ = ["PilotMetrics"]
 
@@ -36,49 +33,43 @@ class PilotMetrics:
     """The instruments of one Pilot, and the Prometheus registry that exposes them."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._reader = PrometheusMetricReader(registry=self.registry, scope_info_enabled=False)
-        self._provider = MeterProvider(
-            metric_readers=[self._reader],
-            resource=Resource.create({"service.name": "pilot"}),
-            shutdown_on_exit=False,
+        self._set = metrics = MetricSet()
+        self.registry = metrics.registry
+        self._connections = metrics.gauge("pilot_xds", "Number of endpoints connected to this pilot using XDS.")
+        self._pushes = metrics.counter(
+            "pilot_xds_pushes", "xDS responses sent to proxies, by type (cds, eds, lds, rds).", labels=("type",)
         )
-        meter = self._provider.get_meter("meshplane.pilot")
-        self._connections = meter.create_up_down_counter(
-            "pilot_xds", description="Number of endpoints connected to this pilot using XDS."
-        )
-        self._pushes = meter.create_counter(
-            "pilot_xds_pushes", description="xDS responses sent to proxies, by type (cds, eds, lds, rds)."
-        )
-        self._rejects = meter.create_counter(
-            "pilot_total_xds_rejects", description="Total number of XDS responses from pilot rejected by proxy."
-        )
-        self._push_time = meter.create_histogram(
+        self._push_time = metrics.histogram(
             "pilot_xds_push_time",
-            description="Total time in seconds Pilot takes to push lds, rds, cds and eds.",
-            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+            "Total time in seconds Pilot takes to push lds, rds, cds and eds.",
+            _SECONDS_BUCKETS,
+            labels=("type",),
         )
-        self._convergence = meter.create_histogram(
+        self._rejects = metrics.counter(
+            "pilot_total_xds_rejects", "Total number of XDS responses from pilot rejected by proxy.", labels=("type",)
+        )
+        self._convergence = metrics.histogram(
             "pilot_proxy_convergence_time",
-            description="Delays in seconds between config change and a proxy receiving all required configuration.",
-            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+            "Delays in seconds between config change and a proxy receiving all required configuration.",
+            _SECONDS_BUCKETS,
         )
-        self._admission_wait = meter.create_histogram(
-            "pilot_xds_stream_admission_wait_time",
-            description="Seconds a new xDS stream waited for admission (--max-new-streams-per-second).",
-            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
+        self._rejected_configs = metrics.counter(
+            "pilot_total_rejected_configs", "Total number of configs that Pilot had to reject or ignore.", ("kind",)
         )
-        self._build_time = meter.create_histogram(
-            "pilot_xds_snapshot_build_time",
-            description="Seconds to build a mesh snapshot and generate its resources for the connected proxies.",
-            explicit_bucket_boundaries_advisory=_SECONDS_BUCKETS,
-        )
-        self._rejected_configs = meter.create_counter(
-            "pilot_total_rejected_configs", description="Total number of configs that Pilot had to reject or ignore."
-        )
-        self._inconsistent = meter.create_counter(
+        self._inconsistent = metrics.counter(
             "pilot_xds_inconsistent_snapshots",
-            description="Snapshots not served because resources reference EDS/RDS names that do not exist.",
+            "Snapshots not served because resources reference EDS/RDS names that do not exist.",
+            labels=("scope",),
+        )
+        self._build_time = metrics.histogram(
+            "pilot_xds_snapshot_build_time",
+            "Seconds to build a mesh snapshot and generate its resources for the connected proxies.",
+            _SECONDS_BUCKETS,
+        )
+        self._admission_wait = metrics.histogram(
+            "pilot_xds_stream_admission_wait_time",
+            "Seconds a new xDS stream waited for admission (--max-new-streams-per-second).",
+            _SECONDS_BUCKETS,
         )
 
     def connection_opened(self) -> None:
@@ -89,12 +80,12 @@ class PilotMetrics:
 
     def pushed(self, type_short: str, seconds: float) -> None:
         """One response of ``type_short`` (cds, eds, lds, rds) built and written in ``seconds``."""
-        self._pushes.add(1, {"type": type_short})
-        self._push_time.record(seconds, {"type": type_short})
+        self._pushes.add(1, type_short)
+        self._push_time.record(seconds, type_short)
 
     def rejected(self, type_short: str) -> None:
         """A proxy NACKed a response of ``type_short``."""
-        self._rejects.add(1, {"type": type_short})
+        self._rejects.add(1, type_short)
 
     def converged(self, seconds: float) -> None:
         self._convergence.record(seconds)
@@ -108,15 +99,15 @@ class PilotMetrics:
 
     def inconsistent_snapshot(self, scope: str) -> None:
         """A snapshot was not served: ``snapshot`` (rejected whole) or ``proxy`` (withheld from one proxy)."""
-        self._inconsistent.add(1, {"scope": scope})
+        self._inconsistent.add(1, scope)
 
     def rejected_config(self, kind: str, count: int = 1) -> None:
         """Hook for the config layer: ``count`` resources of ``kind`` failed validation and were not accepted."""
-        self._rejected_configs.add(count, {"kind": kind})
+        self._rejected_configs.add(count, kind)
 
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every instrument (served by ``metrics_response``)."""
-        return generate_latest(self.registry)
+        return self._set.exposition()
 
     def shutdown(self) -> None:
-        self._provider.shutdown()
+        """Nothing to flush or stop: the counts live until the object does (kept for the servers' stop path)."""
