@@ -72,6 +72,18 @@ async def test_short_and_qualified_host_names_reach_the_same_service(pods: PodMe
     assert [(r.status, r.version) for r in responses] == [(200, "v3")] * 3, [r.text for r in responses]
 
 
+@pytest.mark.parametrize("host", ["reviews", "reviews:8080", "reviews.default.svc.cluster.local:443"])
+async def test_the_host_headers_port_does_not_choose_the_virtual_host(pods: PodMesh, host: str) -> None:
+    """Istio's sidecar route tables ignore the Host header's port (``ignore_port_in_host_matching``; the listener
+    has chosen the port already): a client that writes another port, or none, still gets the service's routes."""
+    await pods.config.apply("reviews-vs", weighted_reviews(v3=100))
+    await pods.config.wait_synced()
+
+    responses = await pods.responses(REVIEWS_URL, 2, headers={"Host": host})
+
+    assert [(r.status, r.version) for r in responses] == [(200, "v3")] * 2, [r.text for r in responses]
+
+
 async def test_host_without_virtual_service_gets_a_default_route_to_every_endpoint(pods: PodMesh) -> None:
     responses = await pods.responses(REVIEWS_URL, 60, concurrency=CONCURRENCY)
 
