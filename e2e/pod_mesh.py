@@ -16,6 +16,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -43,6 +44,7 @@ from e2e.harness import find_free_subnet
 from e2e.pods import (
     APP_UID,
     app_server_command,
+    envoy_stat,
     leftovers,
     new_state_dir,
     pod_get,
@@ -52,6 +54,7 @@ from e2e.pods import (
 from e2e.traffic import MeshResponse, app_body
 from envoy_bootstrap.bootstrap import XdsMode, sidecar_node_id
 from envoy_bootstrap.processes import start_logged_process, stop_process
+from envoy_bootstrap.runner import DRAIN_TIME_SECONDS
 from meshplane.identity import DEFAULT_TRUST_DOMAIN
 
 __all__ = ["NAMESPACE", "OUTSIDE_NAME", "REVIEWS_PORT", "REVIEWS_SEE_NOTHING", "REVIEWS_URL", "PodMesh", "pod_mesh"]
@@ -255,6 +258,19 @@ class PodMesh:
             concurrency=concurrency,
         )
         return [MeshResponse(status=code, headers=h, text=text, body=app_body(text)) for code, text, h in found]
+
+    async def until_drained(self, *names: str, seconds: float = DRAIN_TIME_SECONDS + 5) -> None:
+        """Until the sidecars of ``names`` drain nothing (Envoy's ``listener_manager.total_filter_chains_draining``
+        and ``total_listeners_draining`` at 0): a connection opened before a listener change is served by the old
+        filter chain until it is drained, so a request on it may still get the previous policy."""
+        deadline = time.monotonic() + seconds
+        stats = ("listener_manager.total_filter_chains_draining", "listener_manager.total_listeners_draining")
+        for name in names:
+            while draining := {
+                stat: n for stat in stats if (n := await asyncio.to_thread(envoy_stat, self.pod(name), stat))
+            }:
+                assert time.monotonic() < deadline, f"{name}'s sidecar still drains: {draining}"
+                await asyncio.sleep(0.1)
 
     async def request(self, url: str, **options: Any) -> MeshResponse:  # ``responses``' keywords
         [response] = await self.responses(url, 1, **options)

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.skipif(why_pods_cannot_run() is not None, reason=str(w
 
 PRIVATE_URL = f"{REVIEWS_URL}private/data"
 _BATCH = 4  # requests in a row that must all show a change: each reviews pod gets some
+REVIEWS_PODS = ("reviews-v1", "reviews-v2")  # the mixer_pods world's servers
 
 
 async def _as(
@@ -47,13 +48,16 @@ async def _in_force(
     batch: int = _BATCH,
     seconds: float = DRAIN_TIME_SECONDS + 1,
 ) -> None:
-    """Until a batch of requests as ``user`` all answer ``status``, for at most ``seconds``. A listener change
-    reaches new connections at once; the upstream connections the client's sidecar opened before reach the old
-    filter chain until Envoy drains them (every response on them closes them, within DRAIN_TIME_SECONDS)."""
+    """Until a batch of requests as ``user`` all answer ``status``, for at most ``seconds``, and the reviews pods'
+    sidecars drain no filter chain. A listener change reaches new connections at once; an upstream connection the
+    client's sidecar opened before reaches the old filter chain until Envoy drains it (a response on it closes it,
+    and what is left is closed after DRAIN_TIME_SECONDS): a batch can pass while such a connection, not used by
+    it, still answers with the previous policy."""
     deadline = time.monotonic() + seconds
     while (found := await _statuses(mesh, user, batch, url=url, client=client)) != [status] * batch:
         assert time.monotonic() < deadline, f"still {found} as {user}, expected {status}"
         await asyncio.sleep(0.05)
+    await mesh.until_drained(*REVIEWS_PODS)
 
 
 async def _checked_by_mixer(mesh: PodMesh, *, url: str = REVIEWS_URL) -> None:
