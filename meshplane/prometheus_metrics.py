@@ -37,38 +37,17 @@ class _Instrument:
         raise NotImplementedError
 
 
-class Counter(_Instrument):
-    """A monotonic sum per label set (``<name>_total``)."""
+class _Sum(_Instrument):
+    """A sum per label set, exposed as ``family`` (a counter's or a gauge's)."""
 
-    def __init__(self, lock: threading.Lock, name: str, description: str, labels: Sequence[str]) -> None:
-        super().__init__(lock, name, description, labels)
-        self._values: dict[LabelValues, float] = {}
-
-    def add(self, amount: float = 1.0, *values: str) -> None:
-        """``values``: one per label, in the order the counter was declared with."""
-        if amount < 0:
-            raise ValueError(f"{self.name}: a counter only goes up, got {amount}")
-        with self._lock:
-            self._values[values] = self._values.get(values, 0.0) + amount
-
-    def families(self) -> Iterator[Metric]:
-        with self._lock:
-            values = dict(self._values)
-        if values:
-            family = CounterMetricFamily(self.name, self.description, labels=self.labels)
-            for labels, value in values.items():
-                family.add_metric(labels, value)
-            yield family
-
-
-class Gauge(_Instrument):
-    """A sum that goes up and down per label set (OpenTelemetry's up-down counter)."""
+    family: type[CounterMetricFamily] | type[GaugeMetricFamily]
 
     def __init__(self, lock: threading.Lock, name: str, description: str, labels: Sequence[str]) -> None:
         super().__init__(lock, name, description, labels)
         self._values: dict[LabelValues, float] = {}
 
     def add(self, amount: float, *values: str) -> None:
+        """``values``: one per label, in the order the instrument was declared with."""
         with self._lock:
             self._values[values] = self._values.get(values, 0.0) + amount
 
@@ -76,10 +55,27 @@ class Gauge(_Instrument):
         with self._lock:
             values = dict(self._values)
         if values:
-            family = GaugeMetricFamily(self.name, self.description, labels=self.labels)
+            family = self.family(self.name, self.description, labels=self.labels)
             for labels, value in values.items():
                 family.add_metric(labels, value)
             yield family
+
+
+class Counter(_Sum):
+    """A monotonic sum per label set (``<name>_total``)."""
+
+    family = CounterMetricFamily
+
+    def add(self, amount: float = 1.0, *values: str) -> None:
+        if amount < 0:
+            raise ValueError(f"{self.name}: a counter only goes up, got {amount}")
+        super().add(amount, *values)
+
+
+class Gauge(_Sum):
+    """A sum that goes up and down per label set (OpenTelemetry's up-down counter)."""
+
+    family = GaugeMetricFamily
 
 
 class Histogram(_Instrument):
