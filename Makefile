@@ -60,20 +60,26 @@ k8s-cluster:
 	if [ "$$(id -u)" = 0 ] && docker info >/dev/null 2>&1; then e2e/k8s/cluster.sh build; \
 	else echo "not building the local Kubernetes cluster: $$reason"; fi
 
+# A test that hangs fails with every thread's stack (pytest-timeout) instead of stalling the run: a unit test takes at
+# most seconds (thread method: it also ends a worker stuck in C, e.g. in gRPC); an e2e test, setup included (a cluster's
+# start, an image build), at most minutes (signal method: its fixtures still clean up).
+UNIT_TIMEOUT := --timeout 120 --timeout-method thread
+E2E_TIMEOUT := --timeout 900 --timeout-method signal
+
 ## Everything: lint, types, unit tests, end-to-end tests with real Envoy, then the scenarios on a real Kubernetes
 ## (their own session: the cluster's kube-proxy rules must not be in the host's tables while the pod scenarios run).
 test: system-packages k8s-cluster $(STAMP) $(GENERATED)
 	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent injector e2e tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -n auto tests
-	$(BIN)/pytest e2e --ignore=e2e/k8s
-	$(BIN)/pytest e2e/k8s
+	$(BIN)/pytest -n auto $(UNIT_TIMEOUT) tests
+	$(BIN)/pytest $(E2E_TIMEOUT) e2e --ignore=e2e/k8s
+	$(BIN)/pytest $(E2E_TIMEOUT) e2e/k8s
 
 unit: $(STAMP) $(GENERATED)
-	$(BIN)/pytest tests
+	$(BIN)/pytest $(UNIT_TIMEOUT) tests
 
 e2e: system-packages $(STAMP) $(GENERATED)
-	$(BIN)/pytest e2e --ignore=e2e/k8s
+	$(BIN)/pytest $(E2E_TIMEOUT) e2e --ignore=e2e/k8s
 
 ## The same scenarios on a kind cluster, created and deleted around them (needs docker, kind and kubectl on PATH).
 kind-e2e: $(STAMP) $(GENERATED)
@@ -81,7 +87,7 @@ kind-e2e: $(STAMP) $(GENERATED)
 
 ## The scenarios on Kubernetes alone; MESHPLANE_KUBECONFIG=FILE runs them on that cluster instead of the local one.
 k8s-e2e: system-packages k8s-cluster $(STAMP) $(GENERATED)
-	$(BIN)/pytest e2e/k8s
+	$(BIN)/pytest $(E2E_TIMEOUT) e2e/k8s
 
 lint: $(STAMP) $(GENERATED)
 	$(BIN)/ruff check meshplane xdscore pilot mixer citadel envoy_bootstrap agent injector e2e tests bench
