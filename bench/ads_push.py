@@ -251,10 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    compile_bytecode()
     for name in ("streams", "services", "namespaces", "channels"):
         if getattr(args, name) < 1:
             raise SystemExit(f"ads_push: --{name} must be >= 1")
+    if not args.serve:  # the driver: the Pilot it starts (--serve) is timed, and reads the bytecode
+        compile_bytecode()
     if args.serve:
         serve = serve_pilot(
             services=args.services,

@@ -429,9 +429,12 @@ def report_summary(
             rows.append(["added latency, relayed Mixer check over RBAC", _check_over_rbac(envoy, "relay")])
         if envoy.standin is not None:
             rows.append(["added latency, stand-in check over RBAC", _standin_over_rbac(envoy)])
-        non_200 = sum(variant.non_200 for variant in envoy.variants)
-        total = sum(variant.latencies.count for variant in envoy.variants)
-        rows.append(["non-200 answers through Envoy", f"{non_200} of {total}"])
+        windows = [envoy.variants, *(r.mixer for r in envoy.rounds), *(r.standin for r in envoy.rounds)]
+        if envoy.standin is not None:
+            windows.append(envoy.standin.variants)
+        non_200 = sum(variant.non_200 for window in windows for variant in window)
+        total = sum(variant.latencies.count for window in windows for variant in window)
+        rows.append(["non-200 answers through Envoy", f"{non_200} of {total} (every window)"])
     if checks is not None:
         rows.append(
             [
@@ -614,13 +617,16 @@ async def run(
     checks, logs)``, None for what was skipped."""
     envoy = None
     if not args.skip_envoy:
+        standin = _envoy_standin(args)
+        if standin is None and args.envoy_rounds > 1:
+            raise SystemExit("--envoy-rounds above 1 needs the stand-in (no --skip-reference, --tools-dir)")
         envoy = await run_envoy(
             rate=args.rate,
             seconds=args.duration,
             warmup=args.warmup,
             custom_kind=args.custom_kind,
             mixer_path=args.mixer_path,
-            standin_script=_envoy_standin(args),
+            standin_script=standin,
             workdir=args.workdir / "envoy" if args.workdir else None,
             rounds=args.envoy_rounds,
         )

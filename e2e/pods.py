@@ -226,7 +226,7 @@ def pod_get(
 
 def envoy_stat(pod: PodAddress, stat: str) -> int:
     """A counter or gauge of the Envoy in ``pod`` (its admin on the pod's 127.0.0.1), 0 when absent."""
-    [(status, text)] = pod_get(pod, f"http://127.0.0.1:{ADMIN_PORT}/stats")
+    [(status, text)] = pod_get(pod, f"http://127.0.0.1:{ADMIN_PORT}/stats?filter=^{re.escape(stat)}$")
     assert status == 200, (status, text)
     for line in text.splitlines():
         key, _, value = line.partition(": ")

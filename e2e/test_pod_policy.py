@@ -48,11 +48,11 @@ async def _in_force(
     batch: int = _BATCH,
     seconds: float = DRAIN_TIME_SECONDS + 1,
 ) -> None:
-    """Until a batch of requests as ``user`` all answer ``status``, for at most ``seconds``, and the reviews pods'
-    sidecars drain no filter chain. A listener change reaches new connections at once; an upstream connection the
-    client's sidecar opened before reaches the old filter chain until Envoy drains it (a response on it closes it,
-    and what is left is closed after DRAIN_TIME_SECONDS): a batch can pass while such a connection, not used by
-    it, still answers with the previous policy."""
+    """Until a batch of requests as ``user`` all answer ``status`` (for at most ``seconds``), and then until the
+    reviews pods' sidecars drain no filter chain (up to the drain time more). A listener change reaches new
+    connections at once; an upstream connection the client's sidecar opened before reaches the old filter chain
+    until Envoy drains it (a response on it closes it, and what is left is closed after DRAIN_TIME_SECONDS): a batch
+    can pass while such a connection, not used by it, still answers with the previous policy."""
     deadline = time.monotonic() + seconds
     while (found := await _statuses(mesh, user, batch, url=url, client=client)) != [status] * batch:
         assert time.monotonic() < deadline, f"still {found} as {user}, expected {status}"
@@ -62,12 +62,13 @@ async def _in_force(
 
 async def _checked_by_mixer(mesh: PodMesh, *, url: str = REVIEWS_URL) -> None:
     """Until Mixer checks every one of a batch of requests (as ``probe``: a key no test counts): the reviews pods'
-    sidecars ask Mixer, on every connection (as ``_in_force``)."""
+    sidecars ask Mixer, on every connection (as ``_in_force``, then until nothing drains)."""
     deadline = time.monotonic() + DRAIN_TIME_SECONDS + 1
     while True:
         before = await _checks_answered(mesh)
         await _statuses(mesh, "probe", _BATCH, url=url)
         if (checked := await _checks_answered(mesh) - before) == _BATCH:
+            await mesh.until_drained(*REVIEWS_PODS)
             return
         assert time.monotonic() < deadline, f"Mixer checked {checked} of {_BATCH} requests to {url}"
         await asyncio.sleep(0.05)

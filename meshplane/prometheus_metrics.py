@@ -36,6 +36,10 @@ class _Instrument:
     def families(self) -> Iterator[Metric]:
         raise NotImplementedError
 
+    def _check(self, values: LabelValues) -> None:
+        if len(values) != len(self.labels):
+            raise ValueError(f"{self.name}: {len(self.labels)} label values ({', '.join(self.labels)}), got {values}")
+
 
 class _Sum(_Instrument):
     """A sum per label set, exposed as ``family`` (a counter's or a gauge's)."""
@@ -48,6 +52,7 @@ class _Sum(_Instrument):
 
     def add(self, amount: float, *values: str) -> None:
         """``values``: one per label, in the order the instrument was declared with."""
+        self._check(values)
         with self._lock:
             self._values[values] = self._values.get(values, 0.0) + amount
 
@@ -91,6 +96,7 @@ class Histogram(_Instrument):
         self._values: dict[LabelValues, tuple[list[int], list[float]]] = {}  # (bucket counts and +Inf, [sum])
 
     def record(self, value: float, *values: str) -> None:
+        self._check(values)
         index = bisect.bisect_left(self._bounds, value)  # the first bound >= value; len(bounds): +Inf
         with self._lock:
             found = self._values.get(values)

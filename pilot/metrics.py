@@ -108,6 +108,3 @@ class PilotMetrics:
     def exposition(self) -> bytes:
         """The Prometheus text exposition of every instrument (served by ``metrics_response``)."""
         return self._set.exposition()
-
-    def shutdown(self) -> None:
-        """Nothing to flush or stop: the counts live until the object does (kept for the servers' stop path)."""

@@ -58,7 +58,6 @@ async def test_not_ready_before_a_snapshot() -> None:
         assert status == 503 and "not ready" in body
     finally:
         await monitor.stop()
-        server.metrics.shutdown()
 
 
 async def test_metrics_use_istio_names(

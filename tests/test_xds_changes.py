@@ -276,4 +276,3 @@ async def test_a_push_hands_the_planner_the_changes_since_the_last_plan(monkeypa
     finally:
         await requests.put(None)
         await asyncio.wait_for(serving, 5)
-        metrics.shutdown()

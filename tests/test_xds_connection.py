@@ -94,7 +94,6 @@ async def test_notices_coalesce_into_the_latest_snapshot() -> None:
     assert connection.cache is fourth and connection.synced(4) is False  # pushed, not yet ACKed
     await proxy.requests.put(None)
     await asyncio.wait_for(serving, 5.0)
-    metrics.shutdown()
 
 
 async def test_a_stalled_proxy_loses_its_stream_and_never_delays_another() -> None:
@@ -117,4 +116,3 @@ async def test_a_stalled_proxy_loses_its_stream_and_never_delays_another() -> No
     assert not healthy_serving.done()
     await healthy.requests.put(None)
     await asyncio.wait_for(healthy_serving, 5.0)
-    metrics.shutdown()

@@ -28,16 +28,20 @@ class _Counting:
         return frozenset(names)
 
 
-def test_the_key_leaves_out_only_the_version_and_the_nonce() -> None:
+def test_the_key_is_the_names_and_only_the_names() -> None:
     assert request_key(_ack(version="v1", nonce="n1")) == request_key(_ack(version="v22", nonce="n333"))
     assert request_key(_ack()) != request_key(_ack([*NAMES[:-1], "outbound|9080||other.default.svc.cluster.local"]))
     assert request_key(_ack()) != request_key(_ack(list(reversed(NAMES))))
     assert request_key(_ack()) != request_key(_ack(NAMES[:-1]))
-    assert request_key(_ack()) != request_key(_ack(type_url="type.googleapis.com/envoy.config.route.v3.Route"))
-    with_node = _ack()
-    with_node.node.id = "sidecar~10.0.0.1~a.default~default.svc.cluster.local"
-    assert request_key(with_node) != request_key(_ack())
-    assert DiscoveryRequest.FromString(request_key(with_node)).node.id == with_node.node.id  # kept, not dropped
+    # what the names do not depend on: the type, the node (a stream's first request), a NACK's error
+    assert request_key(_ack()) == request_key(_ack(type_url="type.googleapis.com/envoy.config.route.v3.Route"))
+    first = _ack()
+    first.node.id = "sidecar~10.0.0.1~a.default~default.svc.cluster.local"
+    first.node.metadata["NAMESPACE"] = "default"
+    nack = _ack()
+    nack.error_detail.message = "rejected"
+    assert request_key(first) == request_key(nack) == request_key(_ack())
+    assert list(DiscoveryRequest.FromString(request_key(first)).resource_names) == NAMES  # the names, kept whole
 
 
 def test_an_equal_request_is_not_read_again() -> None:
@@ -52,13 +56,20 @@ def test_an_equal_request_is_not_read_again() -> None:
 
 
 def test_small_requests_are_read_directly_and_old_keys_are_forgotten() -> None:
-    remembered, make = RequestNames(min_names=64, capacity=2), _Counting()
+    two_keys = len(request_key(_ack(NAMES[:65]))) + len(request_key(_ack(NAMES[:66])))
+    remembered, make = RequestNames(min_names=64, max_bytes=two_keys), _Counting()  # the last two fit
     assert remembered.of(_ack(NAMES[:63]), make) is None and make.calls == 0 and len(remembered) == 0
     for count in (64, 65, 66):
         remembered.of(_ack(NAMES[:count]), make)
     assert len(remembered) == 2 and make.calls == 3
+    assert remembered.held_bytes == two_keys
+    remembered.of(_ack(NAMES[:66]), make)  # the most recent: still there
+    assert make.calls == 3
     remembered.of(_ack(NAMES[:64]), make)  # forgotten: read again
     assert make.calls == 4
+    alone = RequestNames(min_names=64, max_bytes=1)  # one key larger than the bound is still kept
+    alone.of(_ack(), make)
+    assert len(alone) == 1
 
 
 def test_an_ack_that_adds_a_name_among_many_gets_a_response() -> None:

@@ -4,7 +4,8 @@ It knows nothing of what is served (go-control-plane's ``pkg/server`` and ``pkg/
 ``ResourceProducer`` per type URL for each stream, and the core does the rest:
 
 - ``watch``: per-stream, per-type state and ``should_respond``/``should_respond_delta`` (ACK, NACK by
-  ``error_detail``, stale nonces, subscriptions), pure;
+  ``error_detail``, stale nonces, subscriptions), pure but for ``request_names``, the name sets of recent large SotW
+  requests (so that an ACK's names are not read again);
 - ``plan``: what a SotW or delta response holds, pure; ``changes``: what differs between two resource sets;
 - ``resources``: resources serialized once, versioned by content hash, with their response framing;
   ``encode``/``payload``: responses as wire bytes from those cached pieces;

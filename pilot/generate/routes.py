@@ -509,7 +509,7 @@ def _unhashed_service_routes(inputs: VirtualHostInputs) -> list[Route]:
 
 
 def _without_duplicate_domains(vhosts: Sequence[VirtualHost]) -> list[VirtualHost]:
-    """Envoy rejects a table where two virtual hosts share a domain. A host's own name (``host``/``host:port``)
+    """Envoy rejects a table where two virtual hosts share a domain. A host's own name
     is claimed before any alternative name, so that a ServiceEntry host ``reviews.default`` keeps its name
     against the short alias of ``reviews.default.svc.cluster.local``; otherwise the first virtual host (by name)
     keeps the domain. Each conflict is logged."""
@@ -540,5 +540,5 @@ def _without_duplicate_domains(vhosts: Sequence[VirtualHost]) -> list[VirtualHos
 
 
 def _own_domains(vhost: VirtualHost) -> tuple[str, ...]:
-    """``host:port`` and ``host`` (a table is one port's: the bare host is that port's too)."""
-    return (vhost.name, vhost.name.rpartition(":")[0])
+    """The host of a ``<host>:<port>`` virtual host (a table is one port's)."""
+    return (vhost.name.rpartition(":")[0],)

@@ -228,7 +228,6 @@ class DiscoveryServer:
         await self._debouncer.stop()
         if self._server is not None:
             await self._server.stop(grace)
-        self.metrics.shutdown()
 
     def syncz(self) -> dict[str, Any]:
         """Every connected proxy's protocol state, for ``/debug/syncz``; ``snapshot_error`` says why the newest
