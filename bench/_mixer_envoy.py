@@ -299,10 +299,11 @@ async def _measure_window(
 
 
 async def _measure_standin(
-    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...]
+    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...], custom_kind: str
 ) -> StandinRun:
     """Mixer stopped, the stand-in on its gRPC address (the sidecars reconnect to it), the same load (warm-up and
-    window), Mixer started again."""
+    window), Mixer started again and verified as at first (its policies refuse mallory again), so that a window
+    after this one measures Mixer, not a sidecar still failing over."""
     assert mesh.mixer is not None
     await mesh.mixer.stop()
     standin = MixerStandinProcess(
@@ -317,22 +318,23 @@ async def _measure_standin(
     finally:
         await standin.stop()
         await mesh.mixer.start()
+    await _verify(mesh, custom_kind, variants)
     return StandinRun(variants=results, schedule_lag=Latencies.of(measured.lags))
 
 
 async def _measure_rounds(
-    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...], count: int
+    mesh: PodMesh, plan: Mapping[str, object], script: Path, variants: tuple[str, ...], custom_kind: str, count: int
 ) -> tuple[CheckRound, ...]:
     """``count`` more pairs of windows, Mixer's and the stand-in's, the stand-in first on every other round."""
     rounds = []
     for index in range(count):
         standin_first = index % 2 == 0  # the first pair ran Mixer first
         if standin_first:
-            standin = await _measure_standin(mesh, plan, script, variants)
+            standin = await _measure_standin(mesh, plan, script, variants, custom_kind)
             mixer, _ = await _measure_window(mesh, plan, variants)
         else:
             mixer, _ = await _measure_window(mesh, plan, variants)
-            standin = await _measure_standin(mesh, plan, script, variants)
+            standin = await _measure_standin(mesh, plan, script, variants, custom_kind)
         rounds.append(CheckRound(mixer=mixer, standin=standin.variants, standin_first=standin_first))
     return tuple(rounds)
 
@@ -369,8 +371,14 @@ async def _measure(
     finally:
         await load.stop()
     cpu = {name: cpu_after[name] - cpu_before[name] for name in pids}
-    standin = None if standin_script is None else await _measure_standin(mesh, plan, standin_script, variants)
-    later = () if standin_script is None else await _measure_rounds(mesh, plan, standin_script, variants, rounds - 1)
+    standin = (
+        None if standin_script is None else await _measure_standin(mesh, plan, standin_script, variants, custom_kind)
+    )
+    later = (
+        ()
+        if standin_script is None
+        else await _measure_rounds(mesh, plan, standin_script, variants, custom_kind, rounds - 1)
+    )
     checks = {
         result: round(
             sample_sum(metrics_after, "mixer_checks_total", result=result)
