@@ -254,8 +254,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("streams", "services", "namespaces", "channels"):
         if getattr(args, name) < 1:
             raise SystemExit(f"ads_push: --{name} must be >= 1")
-    if not args.serve:  # the driver: the Pilot it starts (--serve) is timed, and reads the bytecode
-        compile_bytecode()
     if args.serve:
         serve = serve_pilot(
             services=args.services,
@@ -274,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             asyncio.run(serve)
         return 0
+    compile_bytecode()  # the driver, before the Pilot it starts (--serve) is timed reading the bytecode
     result = asyncio.run(run(args))
     print(json.dumps(result, indent=2) if args.json else report(result))
     return 0
